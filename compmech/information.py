@@ -1,0 +1,43 @@
+"""Information measures computed from exact word enumeration (bits unless a name says nats)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from compmech.mixed_states import MixedStates, mixed_states
+from hmm_processes import HMM
+
+
+def entropy_bits(p: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Shannon entropy ``-sum p log2 p`` along ``axis`` (0 log 0 = 0)."""
+    p = np.asarray(p, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, -p * np.log2(p), 0.0)
+    return terms.sum(axis=axis)
+
+
+def block_entropies(ms: MixedStates) -> np.ndarray:
+    """Block entropies ``H(L) = H[X_1..X_L]`` for L = 0..depth, in bits. Shape [depth + 1]."""
+    return np.array([entropy_bits(lvl.probs) for lvl in ms.levels])
+
+
+def myopic_entropies(ms: MixedStates) -> np.ndarray:
+    """Myopic entropy rates ``h(L) = H[X_L | X_1..X_{L-1}] = sum_{|w|=L-1} P(w) H[X | eta_w]``.
+
+    Returns h(1)..h(depth + 1) in bits (element k is h(k + 1)), shape [depth + 1]:
+    enumerating words to ``depth`` gives the next-token entropy after each of them.
+    """
+    E = ms.hmm.emission_matrix  # [S, V]
+    return np.array([lvl.probs @ entropy_bits(lvl.beliefs @ E) for lvl in ms.levels])
+
+
+def optimal_loss_by_position(hmm: HMM, context_length: int, *, start_token: bool = False) -> np.ndarray:
+    """The optimal (Bayes) cross-entropy, in nats, at each of a model's ``context_length`` positions.
+
+    Without a start token the model reads x_1..x_n and at position t (0-based) has seen t + 1
+    tokens, so its floor is h(t + 2). With a start token position t has seen t tokens: h(t + 1).
+    """
+    depth = context_length if not start_token else context_length - 1
+    h_bits = myopic_entropies(mixed_states(hmm, depth))  # h(1)..h(depth+1)
+    h = h_bits * np.log(2.0)
+    return h[1:] if not start_token else h

@@ -1,0 +1,150 @@
+"""Exact enumeration of words, their probabilities and the mixed states (beliefs) they induce.
+
+For a word w read from the prior pi, the mixed state is ``eta_w = pi T^(w) / (pi T^(w) 1)`` and
+``P(w) = pi T^(w) 1``. Words are grown one level at a time, all at once with array operations;
+words of probability zero are dropped. Everything is float64.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from hmm_processes import HMM, ProcessError
+
+
+@dataclass(frozen=True, eq=False)
+class WordLevel:
+    """All allowed words of one length with their probabilities and beliefs.
+
+    Words are stored as (parent, last token) links; ``words`` builds the full [N, length] array
+    on first use and caches it.
+    """
+
+    length: int
+    last_token: np.ndarray  # [N] token id of w[-1] (uint8 when V <= 256, else int32)
+    probs: np.ndarray  # [N] float64, P(w); sums to 1
+    beliefs: np.ndarray  # [N, S] float64, eta_w (the belief after reading all of w)
+    parent: np.ndarray  # [N] int64, index of w[:-1] in the previous level (-1 at length 0)
+    previous: "WordLevel | None" = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return int(self.probs.shape[0])
+
+    @cached_property
+    def words(self) -> np.ndarray:
+        """The words themselves, [N, length], in lexicographic order."""
+        if self.previous is None:
+            return np.zeros((len(self), 0), self.last_token.dtype)
+        out = np.empty((len(self), self.length), self.last_token.dtype)
+        out[:, :-1] = self.previous.words[self.parent]
+        out[:, -1] = self.last_token
+        return out
+
+
+@dataclass(frozen=True)
+class MixedStates:
+    """Words of every length 0..depth from the prior, with probabilities and beliefs, level by level."""
+
+    hmm: HMM
+    prior: np.ndarray  # [S] float64
+    levels: tuple[WordLevel, ...]  # levels[L] holds the words of length L
+
+    @property
+    def depth(self) -> int:
+        return len(self.levels) - 1
+
+    def level(self, length: int) -> WordLevel:
+        """The words of the given length (0 is the empty word, whose belief is the prior)."""
+        if not 0 <= length <= self.depth:
+            raise ValueError(f"length must be in 0..{self.depth} (the enumeration depth); got {length}")
+        return self.levels[length]
+
+    def prefix_beliefs(self, length: int) -> np.ndarray:
+        """Beliefs along every word of ``length``: ``out[n, t]`` is the belief after ``words[n, :t+1]``.
+
+        Shape [N, length, S]; this is the probe target with the project's alignment.
+        """
+        lvl = self.level(length)
+        out = np.empty((len(lvl), length, self.prior.shape[0]))
+        idx = np.arange(len(lvl))
+        for t in range(length, 0, -1):
+            out[:, t - 1] = self.levels[t].beliefs[idx]
+            idx = self.levels[t].parent[idx]
+        return out
+
+    def prefix_next_token_probs(self, length: int) -> np.ndarray:
+        """``out[n, t] = P(next token | words[n, :t+1])``, shape [N, length, V]."""
+        return self.prefix_beliefs(length) @ self.hmm.emission_matrix
+
+
+def mixed_states(hmm: HMM, depth: int, prior: np.ndarray | None = None) -> MixedStates:
+    """Enumerate every allowed word of length 0..``depth`` with its probability and belief.
+
+    ``prior`` defaults to the stationary distribution. Cost grows as the number of allowed words
+    (V^depth for Mess3: 3^14 words in well under 2 s, ~0.5 GB).
+    """
+    depth = int(depth)
+    if depth < 0:
+        raise ProcessError(f"mixed_states: depth must be >= 0; got {depth}")
+    pi = hmm.stationary_distribution if prior is None else np.asarray(prior, dtype=np.float64)
+    if pi.shape != (hmm.num_states,) or np.any(pi < 0) or not np.isclose(pi.sum(), 1.0):
+        raise ProcessError(f"mixed_states: prior must be a probability vector over {hmm.num_states} states")
+    V = hmm.vocab_size
+    tok_dtype = np.uint8 if V <= 256 else np.int32
+    level0 = WordLevel(0, np.zeros(1, tok_dtype), np.ones(1), pi[None, :].copy(),
+                       np.full(1, -1, np.int64))
+    levels = [level0]
+    for L in range(1, depth + 1):
+        levels.append(_grow(levels[-1], hmm.T, tok_dtype))
+    return MixedStates(hmm=hmm, prior=pi, levels=tuple(levels))
+
+
+def _grow(prev: WordLevel, T: np.ndarray, tok_dtype: type) -> WordLevel:
+    """All one-token extensions of ``prev`` that have positive probability, in lexicographic order."""
+    N, V = len(prev), T.shape[0]
+    unnorm = np.einsum("ni,xij->nxj", prev.beliefs, T)  # [N, V, S]
+    p_next = unnorm.sum(axis=2)  # [N, V], P(x | w)
+    keep = p_next > 0.0
+    if keep.all():  # every extension allowed (e.g. Mess3): reshapes instead of gathers
+        beliefs = (unnorm / p_next[:, :, None]).reshape(N * V, -1)
+        probs = (prev.probs[:, None] * p_next).reshape(N * V)
+        parent = np.repeat(np.arange(N, dtype=np.int64), V)
+        token = np.tile(np.arange(V, dtype=tok_dtype), N)
+    else:
+        parent, token = np.nonzero(keep)  # parent-major, token-minor
+        pn = p_next[parent, token]
+        beliefs = unnorm[parent, token] / pn[:, None]
+        probs = prev.probs[parent] * pn
+        parent, token = parent.astype(np.int64), token.astype(tok_dtype)
+    return WordLevel(prev.length + 1, token, probs, beliefs, parent, prev)
+
+
+def belief_trajectories(hmm: HMM, words: np.ndarray, prior: np.ndarray | None = None
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Exact beliefs along given words, and each word's log-probability (natural log).
+
+    ``words`` [N, L] -> (beliefs [N, L, S] with ``beliefs[n, t]`` after ``words[n, :t+1]``,
+    log_probs [N]). Disallowed words get log-probability -inf and NaN beliefs from that point on,
+    so callers can drop them; per-step renormalisation keeps long words from underflowing.
+    """
+    words = np.asarray(words)
+    if words.ndim != 2:
+        raise ProcessError(f"belief_trajectories: words must have shape [N, L]; got {words.shape}")
+    if words.size and (words.min() < 0 or words.max() >= hmm.vocab_size):
+        raise ProcessError(f"belief_trajectories: tokens must be in 0..{hmm.vocab_size - 1}")
+    pi = hmm.stationary_distribution if prior is None else np.asarray(prior, dtype=np.float64)
+    N, L = words.shape
+    b = np.broadcast_to(pi, (N, pi.shape[0])).copy()
+    out = np.empty((N, L, pi.shape[0]))
+    logp = np.zeros(N)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for t in range(L):
+            u = np.einsum("ni,nij->nj", b, hmm.T[words[:, t]])  # [N, S]
+            z = u.sum(axis=1)
+            logp += np.log(z)
+            b = u / z[:, None]
+            out[:, t] = b
+    return out, logp

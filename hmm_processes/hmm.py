@@ -1,0 +1,129 @@
+"""The `HMM` type: a hidden Markov process as a labelled transition tensor, validated on creation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from hmm_processes.errors import ProcessError
+
+#: Tolerance for "rows sum to 1" and related checks on user-supplied matrices.
+STOCHASTIC_ATOL = 1e-9
+
+
+@dataclass(frozen=True, eq=False)
+class HMM:
+    """A hidden Markov process: ``T[x, i, j] = P(emit x, go to j | in i)``.
+
+    ``T`` has shape ``[V, S, S]`` (tokens, states, states), is non-negative and finite, and
+    ``T.sum(0)`` is row-stochastic. It is stored as a read-only float64 array.
+    ``name`` and ``params`` record where the process came from (for configs and reports).
+    """
+
+    T: np.ndarray  # [V, S, S]
+    name: str = "hmm"
+    params: dict[str, Any] = field(default_factory=dict)
+    state_names: tuple[str, ...] | None = None
+    token_names: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        T = validate_transition_tensor(self.T, what=self.name)
+        object.__setattr__(self, "T", T)
+        V, S, _ = T.shape
+        if self.state_names is not None and len(self.state_names) != S:
+            raise ProcessError(
+                f"{self.name}: state_names has {len(self.state_names)} entries but T has {S} states"
+            )
+        if self.token_names is not None and len(self.token_names) != V:
+            raise ProcessError(
+                f"{self.name}: token_names has {len(self.token_names)} entries but T has {V} tokens"
+            )
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of tokens V."""
+        return int(self.T.shape[0])
+
+    @property
+    def num_states(self) -> int:
+        """Number of hidden states S."""
+        return int(self.T.shape[1])
+
+    @property
+    def state_transition_matrix(self) -> np.ndarray:
+        """``M[i, j] = P(go to j | in i)``, summed over tokens. Shape [S, S]."""
+        return self.T.sum(axis=0)
+
+    @property
+    def emission_matrix(self) -> np.ndarray:
+        """``E[i, x] = P(emit x | in i)``. Shape [S, V]."""
+        return self.T.sum(axis=2).T
+
+    @property
+    def stationary_distribution(self) -> np.ndarray:
+        """The stationary distribution pi of the state chain (pi M = pi), shape [S]."""
+        return stationary_distribution(self.state_transition_matrix)
+
+    def next_token_probs(self, beliefs: np.ndarray) -> np.ndarray:
+        """Next-token distribution for beliefs ``[..., S]``: ``P(x) = sum_i b_i E[i, x]``, shape ``[..., V]``."""
+        return np.asarray(beliefs, dtype=np.float64) @ self.emission_matrix
+
+    def __repr__(self) -> str:
+        p = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"HMM({self.name}({p}), tokens={self.vocab_size}, states={self.num_states})"
+
+
+def validate_transition_tensor(T: Any, what: str = "process") -> np.ndarray:
+    """Check that ``T`` is a valid ``[V, S, S]`` labelled transition tensor; return it as float64.
+
+    Raises `ProcessError` naming the first problem found and how to fix it.
+    """
+    try:
+        arr = np.array(T, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ProcessError(f"{what}: T must be a numeric array of shape [V, S, S] ({exc})") from None
+    if arr.ndim != 3:
+        raise ProcessError(
+            f"{what}: T must have shape [V, S, S] (tokens, states, states); got shape {arr.shape}"
+        )
+    V, S, S2 = arr.shape
+    if S != S2:
+        raise ProcessError(f"{what}: T[x] must be square [S, S]; got shape {arr.shape}")
+    if V < 1 or S < 1:
+        raise ProcessError(f"{what}: T needs at least one token and one state; got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        x, i, j = np.argwhere(~np.isfinite(arr))[0]
+        raise ProcessError(f"{what}: T[{x}, {i}, {j}] is {arr[x, i, j]}; all entries must be finite")
+    if np.any(arr < 0):
+        x, i, j = np.argwhere(arr < 0)[0]
+        raise ProcessError(
+            f"{what}: T[{x}, {i}, {j}] = {arr[x, i, j]:g} is negative; probabilities must be >= 0"
+        )
+    rows = arr.sum(axis=(0, 2))  # [S]
+    bad = np.flatnonzero(np.abs(rows - 1.0) > STOCHASTIC_ATOL)
+    if bad.size:
+        i = int(bad[0])
+        raise ProcessError(
+            f"{what}: the probabilities out of state {i} (sum over x, j of T[x, {i}, j]) add to "
+            f"{rows[i]:.12g}, not 1; each state's outgoing emission-and-transition probabilities must sum to 1"
+        )
+    arr.setflags(write=False)
+    return arr
+
+
+def stationary_distribution(M: np.ndarray) -> np.ndarray:
+    """Stationary distribution of a row-stochastic matrix ``M`` [S, S]: the left eigenvector for eigenvalue 1.
+
+    For a chain with several recurrent classes this returns one stationary distribution (the
+    null-space solution of least norm, made non-negative and normalised); named processes are ergodic.
+    """
+    S = M.shape[0]
+    # Solve pi (M - I) = 0 with sum(pi) = 1 as one least-squares system.
+    A = np.vstack([(M - np.eye(S)).T, np.ones((1, S))])  # [S + 1, S]
+    b = np.zeros(S + 1)
+    b[-1] = 1.0
+    pi, *_ = np.linalg.lstsq(A, b, rcond=None)
+    pi = np.clip(pi, 0.0, None)
+    return pi / pi.sum()

@@ -1,0 +1,58 @@
+"""Registry of named processes: name -> function returning an `HMM`."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+from hmm_processes.errors import ProcessError
+from hmm_processes.hmm import HMM
+
+ProcessFactory = Callable[..., HMM]
+
+_REGISTRY: dict[str, ProcessFactory] = {}
+
+
+def register_process(name: str, factory: ProcessFactory, *, overwrite: bool = False) -> ProcessFactory:
+    """Add ``factory`` (a function of keyword parameters returning an `HMM`) under ``name``."""
+    if not name.isidentifier() or name != name.lower():
+        raise ProcessError(f"process name {name!r} must be snake_case (lowercase letters, digits, _)")
+    if name in _REGISTRY and not overwrite:
+        raise ProcessError(f"a process named {name!r} is already registered; pass overwrite=True to replace it")
+    _REGISTRY[name] = factory
+    return factory
+
+
+def process_parameters(name: str) -> dict[str, Any]:
+    """The parameters of a registered process with their defaults (``inspect.Parameter.empty`` if none)."""
+    factory = _lookup(name)
+    return {p.name: p.default for p in inspect.signature(factory).parameters.values()}
+
+
+def list_processes() -> dict[str, dict[str, Any]]:
+    """Every registered process name with its parameters and defaults, sorted by name."""
+    return {name: process_parameters(name) for name in sorted(_REGISTRY)}
+
+
+def get_process(name: str, **params: Any) -> HMM:
+    """Build the named process, e.g. ``get_process("mess3", x=0.05, alpha=0.85)``.
+
+    Unknown names and unknown parameters raise `ProcessError` listing what is allowed.
+    """
+    factory = _lookup(name)
+    allowed = process_parameters(name)
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise ProcessError(
+            f"process {name!r} has no parameter {unknown[0]!r}; its parameters are: "
+            + (", ".join(f"{k}={v!r}" for k, v in allowed.items()) or "(none)")
+        )
+    return factory(**params)
+
+
+def _lookup(name: str) -> ProcessFactory:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise ProcessError(f"unknown process {name!r}; known processes: {known}") from None

@@ -1,0 +1,59 @@
+"""Validation of the HMM type, named processes and the registry."""
+
+import numpy as np
+import pytest
+
+import hmm_processes as hp
+from hmm_processes import HMM, ProcessError
+
+
+def test_mess3_matches_definition():
+    h = hp.mess3(x=0.05, alpha=0.85)
+    beta, y, x = 0.075, 0.9, 0.05
+    assert h.T.shape == (3, 3, 3)
+    assert h.T[0, 0, 0] == pytest.approx(0.85 * y)
+    assert h.T[0, 1, 0] == pytest.approx(0.85 * x)
+    assert h.T[2, 1, 0] == pytest.approx(beta * x)
+    np.testing.assert_allclose(h.T.sum(axis=(0, 2)), 1.0)
+    np.testing.assert_allclose(h.stationary_distribution, np.ones(3) / 3)
+
+
+@pytest.mark.parametrize("factory, pi", [(hp.golden_mean, [2 / 3, 1 / 3]), (hp.even, [2 / 3, 1 / 3])])
+def test_stationary_distribution(factory, pi):
+    h = factory(0.5)
+    np.testing.assert_allclose(h.stationary_distribution, pi, atol=1e-12)
+    np.testing.assert_allclose(h.stationary_distribution @ h.state_transition_matrix, h.stationary_distribution)
+
+
+@pytest.mark.parametrize(
+    "T, message",
+    [
+        (np.ones((2, 2)), r"shape \[V, S, S\]"),
+        (np.ones((2, 2, 3)) / 6, "square"),
+        (np.array([[[np.nan]], [[1.0]]]), "finite"),
+        (np.array([[[1.2]], [[-0.2]]]), "negative"),
+        (np.array([[[0.3]], [[0.3]]]), "add to"),
+        ("abc", "numeric"),
+    ],
+)
+def test_invalid_transition_tensors_raise_clear_errors(T, message):
+    with pytest.raises(ProcessError, match=message):
+        HMM(T)
+
+
+def test_hmm_is_read_only():
+    h = hp.golden_mean()
+    with pytest.raises(ValueError):
+        h.T[0, 0, 0] = 0.0
+
+
+def test_registry_get_process_and_errors():
+    h = hp.get_process("mess3", x=0.15, alpha=0.6)
+    assert h.params == {"x": 0.15, "alpha": 0.6}
+    with pytest.raises(ProcessError, match="unknown process 'mess4'.*mess3"):
+        hp.get_process("mess4")
+    with pytest.raises(ProcessError, match="no parameter 'beta'.*alpha"):
+        hp.get_process("mess3", beta=0.1)
+    with pytest.raises(ProcessError, match="alpha must be in"):
+        hp.get_process("mess3", alpha=1.5)
+    assert "alpha" in hp.list_processes()["mess3"]

@@ -1,0 +1,68 @@
+"""The batched sampler: shapes, alignment with exact beliefs, frequencies."""
+
+import jax
+import numpy as np
+import pytest
+
+import hmm_processes as hp
+from compmech import belief_trajectories
+
+
+def test_shapes_and_dtypes():
+    h = hp.mess3()
+    s = hp.sample(h, jax.random.key(0), 7, 5)
+    assert s.tokens.shape == (7, 5) and s.tokens.dtype == np.int32
+    assert s.states.shape == (7, 5) and s.initial_states.shape == (7,)
+    assert s.beliefs.shape == (7, 5, 3) and s.next_token_probs.shape == (7, 5, 3)
+    np.testing.assert_allclose(np.asarray(s.beliefs).sum(-1), 1.0, atol=1e-5)
+
+
+def test_beliefs_match_exact_float64_beliefs():
+    h = hp.mess3()
+    s = hp.sample(h, jax.random.key(1), 256, 12)
+    exact, logp = belief_trajectories(h, np.asarray(s.tokens))
+    assert np.all(np.isfinite(logp))
+    np.testing.assert_allclose(np.asarray(s.beliefs), exact, atol=2e-5)
+    np.testing.assert_allclose(np.asarray(s.next_token_probs), exact @ h.emission_matrix, atol=2e-5)
+
+
+def test_hidden_state_path_is_consistent_with_T():
+    """Every sampled (state, token, next state) triple has positive probability under T."""
+    h = hp.even()
+    s = hp.sample(h, jax.random.key(2), 500, 20)
+    prev = np.concatenate([np.asarray(s.initial_states)[:, None], np.asarray(s.states)[:, :-1]], axis=1)
+    probs = h.T[np.asarray(s.tokens), prev, np.asarray(s.states)]
+    assert np.all(probs > 0)
+
+
+def test_alignment_two_step_hand_computed():
+    """Golden mean at p = 1/2 from pi = (2/3, 1/3): after '0' the belief is (1, 0); after '01' it is (0, 1)."""
+    h = hp.golden_mean(0.5)
+    b, logp = belief_trajectories(h, np.array([[0, 1]]))
+    # P(0) = 2/3 * 1/2 + 1/3 = 2/3; belief after 0: (2/3*1/2 + 1/3, 0) / (2/3) = (1, 0)
+    np.testing.assert_allclose(b[0, 0], [1.0, 0.0])
+    np.testing.assert_allclose(b[0, 1], [0.0, 1.0])
+    np.testing.assert_allclose(np.exp(logp[0]), 2 / 3 * 1 / 2)
+    # The sampler uses the same alignment: find a sampled sequence starting 0, 1.
+    s = hp.sample(h, jax.random.key(3), 2000, 2)
+    tok = np.asarray(s.tokens)
+    hit = np.flatnonzero((tok[:, 0] == 0) & (tok[:, 1] == 1))[0]
+    np.testing.assert_allclose(np.asarray(s.beliefs)[hit], [[1, 0], [0, 1]], atol=1e-6)
+    np.testing.assert_allclose(np.asarray(s.next_token_probs)[hit, 1], [1, 0], atol=1e-6)
+
+
+def test_first_token_frequencies_match_stationary_emission():
+    h = hp.mess3(x=0.15, alpha=0.6)
+    s = hp.sample(h, jax.random.key(4), 60000, 1, with_beliefs=False, with_next_token_probs=False)
+    freq = np.bincount(np.asarray(s.tokens)[:, 0], minlength=3) / 60000
+    np.testing.assert_allclose(freq, h.stationary_distribution @ h.emission_matrix, atol=0.01)
+    assert s.beliefs is None and s.next_token_probs is None
+
+
+def test_same_key_same_samples_and_bad_arguments():
+    h = hp.mess3()
+    a = hp.sample(h, jax.random.key(5), 10, 10)
+    b = hp.sample(h, jax.random.key(5), 10, 10)
+    np.testing.assert_array_equal(np.asarray(a.tokens), np.asarray(b.tokens))
+    with pytest.raises(hp.ProcessError, match="batch and length"):
+        hp.sample(h, jax.random.key(0), 0, 10)
