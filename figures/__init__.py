@@ -1,0 +1,17 @@
+"""Figures for belief-state geometry: simplex fractals, training curves, per-layer probe errors.
+
+Every plotting function returns a `matplotlib.figure.Figure` built without pyplot (no display
+needed); `save_figure` writes it atomically. Plain arrays and dicts in; imports nothing from
+the other compmech packages.
+"""
+
+from figures._common import FigureInputError
+from figures.io import save_figure
+from figures.layers import plot_layer_mse
+from figures.simplex import belief_colors, plot_belief_panels, simplex_coords
+from figures.training import plot_loss_by_position, plot_training_curve
+
+__all__ = [
+    "FigureInputError", "belief_colors", "plot_belief_panels", "plot_layer_mse",
+    "plot_loss_by_position", "plot_training_curve", "save_figure", "simplex_coords",
+]

@@ -1,0 +1,35 @@
+"""Shared pieces of the figure modules: input checks and a display-free Figure factory."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+
+
+class FigureInputError(ValueError):
+    """An argument to a plotting function has the wrong shape or values; the message names it."""
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """A Figure not managed by pyplot (no display, no global state; Agg renders it on save)."""
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def as_array(name: str, value, ndim: int, *, finite: bool = True) -> np.ndarray:
+    """`value` as a float64 array of rank `ndim`, checked for NaN/inf unless finite=False."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise FigureInputError(f"{name} must be a numeric array: {err}") from None
+    if arr.ndim != ndim:
+        raise FigureInputError(f"{name} must be a {ndim}-D array, got shape {arr.shape}")
+    if arr.size == 0:
+        raise FigureInputError(f"{name} is empty")
+    if finite and not np.all(np.isfinite(arr)):
+        raise FigureInputError(f"{name} contains NaN or infinite values")
+    return arr
+
+
+def same_shape(name: str, arr: np.ndarray, ref_name: str, ref: np.ndarray) -> None:
+    if arr.shape != ref.shape:
+        raise FigureInputError(f"{name} has shape {arr.shape} but {ref_name} has {ref.shape}; they must match")

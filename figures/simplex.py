@@ -1,0 +1,181 @@
+"""Belief states in the probability simplex: the paper's fractal figure, true vs probed.
+
+Three hidden states: the 2-simplex drawn as an equilateral triangle with vertices
+state 0 -> (0, 0), state 1 -> (1, 0), state 2 -> (1/2, √3/2), a belief b going to
+
+    x = b1 + b2 / 2,    y = (√3 / 2) b2
+
+and coloured RGB = (b0, b1, b2). Predicted points are coloured by the TRUE belief of their row,
+so a good probe reproduces the colour pattern of the true panel and a bad one smears it.
+
+Other numbers of states: all panels are projected on the first two principal components of the
+true beliefs (one projection for every panel), coloured RGB = the first three principal-component
+scores of the true belief, each rescaled to [0, 1]. Any number of states: pass `labels` (e.g. the
+MSP state of each row) to colour by category instead, one colour per distinct label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+
+from figures._common import FigureInputError, as_array, new_figure, same_shape
+
+SQRT3_2 = np.sqrt(3.0) / 2.0
+_TRIANGLE = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, SQRT3_2], [0.0, 0.0]])
+_DEFAULT_TITLES = ("True beliefs", "Probe predictions", "Shuffled-target control")
+
+
+def simplex_coords(beliefs) -> np.ndarray:
+    """[n, 3] beliefs -> [n, 2] points: x = b1 + b2/2, y = (√3/2) b2."""
+    b = as_array("beliefs", beliefs, 2)
+    if b.shape[1] != 3:
+        raise FigureInputError(f"beliefs must have 3 columns (3 hidden states), got shape {b.shape}")
+    return np.stack([b[:, 1] + 0.5 * b[:, 2], SQRT3_2 * b[:, 2]], axis=1)
+
+
+def belief_colors(beliefs) -> np.ndarray:
+    """[n, 3] beliefs -> [n, 3] RGB = (b0, b1, b2), clipped to [0, 1]."""
+    b = as_array("beliefs", beliefs, 2)
+    if b.shape[1] != 3:
+        raise FigureInputError(f"beliefs must have 3 columns (3 hidden states), got shape {b.shape}")
+    return np.clip(b, 0.0, 1.0)
+
+
+def _pca(true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean [S] and the principal axes [S, m] (m <= 3) of the true beliefs, signs made deterministic."""
+    mean = true.mean(axis=0)
+    _, _, vt = np.linalg.svd(true - mean, full_matrices=False)
+    axes = vt[:3].T  # [S, m]
+    signs = np.sign(axes[np.argmax(np.abs(axes), axis=0), np.arange(axes.shape[1])])
+    return mean, axes * np.where(signs == 0, 1.0, signs)
+
+
+def _label_colors(labels: np.ndarray) -> np.ndarray:
+    _, index = np.unique(labels, return_inverse=True)
+    n = int(index.max()) + 1
+    if n <= 10:
+        palette = colormaps["tab10"](np.arange(n))[:, :3]
+    elif n <= 20:
+        palette = colormaps["tab20"](np.arange(n))[:, :3]
+    else:
+        palette = colormaps["hsv"](np.linspace(0, 1, n, endpoint=False))[:, :3]
+    return palette[index.reshape(-1)]
+
+
+def _default_point_size(n: int) -> float:
+    # marker area in pt²: 1 at 50k points, smaller for more, never below a visible dot
+    return float(np.clip(5e4 / n, 0.15, 12.0))
+
+
+def _default_alpha(n: int) -> float:
+    return float(np.clip(np.sqrt(1e5 / n), 0.35, 1.0))
+
+
+def plot_belief_panels(
+    true_beliefs,  # [n, S]
+    predicted,  # [n, S]
+    shuffled=None,  # [n, S] or None
+    *,
+    titles: Sequence[str] | None = None,
+    suptitle: str | None = None,
+    point_size: float | None = None,
+    labels=None,  # [n] categories to colour by (S != 3 only), or None
+) -> Figure:
+    """Side-by-side panels: true beliefs, probe predictions, and optionally the shuffled control.
+
+    Every panel colours point i by its TRUE belief (see the module docstring), uses the same
+    limits and equal aspect, and has no ticks. Points are drawn small, rasterized and in one
+    fixed random order, so that no colour systematically covers another and 100k+ points stay
+    cheap to save while the fractal's fine structure stays visible.
+    """
+    true = as_array("true_beliefs", true_beliefs, 2)
+    pred = as_array("predicted", predicted, 2)
+    same_shape("predicted", pred, "true_beliefs", true)
+    panels = [true, pred]
+    if shuffled is not None:
+        shuf = as_array("shuffled", shuffled, 2)
+        same_shape("shuffled", shuf, "true_beliefs", true)
+        panels.append(shuf)
+    if titles is None:
+        titles = _DEFAULT_TITLES[: len(panels)]
+    titles = list(titles)
+    if len(titles) != len(panels):
+        raise FigureInputError(f"titles must have {len(panels)} entries (one per panel), got {len(titles)}")
+    n, n_states = true.shape
+    if n_states < 2:
+        raise FigureInputError(f"true_beliefs must have at least 2 columns (states), got {n_states}")
+
+    simplex = n_states == 3
+    if simplex:
+        project = simplex_coords
+        # the triangle plus a margin, widened (by at most 0.2) to keep stray predictions in view
+        pts = [simplex_coords(p) for p in panels]
+        lo = np.minimum(np.min([q.min(axis=0) for q in pts], axis=0), [0.0, 0.0])
+        hi = np.maximum(np.max([q.max(axis=0) for q in pts], axis=0), [1.0, SQRT3_2])
+        lo = np.maximum(lo, [-0.2, -0.2]) - [0.05, 0.09]
+        hi = np.minimum(hi, [1.2, SQRT3_2 + 0.2]) + [0.05, 0.06]
+        xlim, ylim = (lo[0], hi[0]), (lo[1], hi[1])
+    else:
+        mean, axes = _pca(true)
+
+        def project(b: np.ndarray) -> np.ndarray:
+            out = np.zeros((b.shape[0], 2))
+            m = min(2, axes.shape[1])
+            out[:, :m] = (b - mean) @ axes[:, :m]
+            return out
+
+        ref = project(true)
+        lo, hi = ref.min(axis=0), ref.max(axis=0)
+        pad = 0.08 * max(float((hi - lo).max()), 1e-9)
+        xlim, ylim = (lo[0] - pad, hi[0] + pad), (lo[1] - pad, hi[1] + pad)
+
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape != (n,):
+            raise FigureInputError(f"labels must have shape ({n},) (one per point), got {labels.shape}")
+        colors = _label_colors(labels)
+    elif simplex:
+        colors = belief_colors(true)
+    else:
+        scores = (true - mean) @ axes  # [n, m]
+        colors = np.full((n, 3), 0.5)
+        for j in range(scores.shape[1]):
+            lo_j, hi_j = scores[:, j].min(), scores[:, j].max()
+            if hi_j - lo_j > 1e-12:
+                colors[:, j] = (scores[:, j] - lo_j) / (hi_j - lo_j)
+
+    order = np.random.default_rng(0).permutation(n)
+    size = _default_point_size(n) if point_size is None else float(point_size)
+    alpha = _default_alpha(n)
+
+    # panel height from the data's aspect ratio, so wide projections leave no empty bands
+    aspect = (ylim[1] - ylim[0]) / (xlim[1] - xlim[0])
+    fig = new_figure(4.0 * len(panels), float(np.clip(3.6 * aspect, 1.8, 5.0)) + (0.4 if simplex else 0.9))
+    for i, (ax, beliefs, title) in enumerate(zip(fig.subplots(1, len(panels), squeeze=False)[0], panels, titles)):
+        xy = project(beliefs)[order]
+        if simplex:
+            ax.plot(_TRIANGLE[:, 0], _TRIANGLE[:, 1], color="0.35", lw=0.8, zorder=0)
+        if simplex and i == 0:  # vertex names once: predictions may spill over them elsewhere
+            for (x, y), name, dy in zip(_TRIANGLE[:3], ("state 0", "state 1", "state 2"), (-1, -1, 1)):
+                ax.annotate(name, (x, y), xytext=(0, 7 * dy), textcoords="offset points",
+                            ha="center", va="center", fontsize=7, color="0.3")
+        ax.scatter(xy[:, 0], xy[:, 1], s=size, c=colors[order], marker="o", linewidths=0,
+                   alpha=alpha, rasterized=True)
+        ax.set_xlim(*xlim)
+        ax.set_ylim(*ylim)
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(not simplex)
+        if not simplex:
+            ax.set_xlabel("PC 1 of true beliefs")
+            ax.set_ylabel("PC 2 of true beliefs")
+        ax.set_title(title, fontsize=11)
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig

@@ -1,0 +1,16 @@
+"""Linear probes from activations to belief states: OLS fit, probe rows, metrics and controls.
+
+Plain NumPy arrays in and out; imports nothing from the other compmech packages.
+"""
+
+from probes._checks import ProbeInputError
+from probes.evaluation import ProbeResult, concat_features, evaluate_probe, probe_layers
+from probes.linear import LinearProbe, default_rcond
+from probes.metrics import mse, r2
+from probes.rows import ProbeData, distinct_prefix_ids, probe_rows
+
+__all__ = [
+    "LinearProbe", "ProbeData", "ProbeInputError", "ProbeResult", "concat_features",
+    "default_rcond", "distinct_prefix_ids", "evaluate_probe", "mse", "probe_layers",
+    "probe_rows", "r2",
+]
