@@ -1,0 +1,255 @@
+"""Training on a 2-token Markov chain: exact evaluation, learning, determinism, resume, checkpoints."""
+
+import functools
+import itertools
+import json
+import shutil
+
+import jax
+import jax.numpy as jnp
+import msgpack
+import numpy as np
+import pytest
+
+from predictive_models import (ExactEvalSet, TrainConfig, TransformerConfig, exact_eval, load_checkpoint,
+                               load_model, save_checkpoint, train)
+from predictive_models.transformer import init_params
+
+# A 2-token Markov chain: P[i, j] = P(next = j | last = i), stationary pi.
+P = np.array([[0.9, 0.1], [0.4, 0.6]])
+PI = np.array([0.8, 0.2])  # pi P = pi
+T = 6
+MODEL = TransformerConfig(vocab_size=2, context_length=T, n_layers=1, d_model=16, n_heads=2, d_head=4, d_mlp=32)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def markov_data(key: jax.Array, n: int, length: int) -> jax.Array:
+    """n stationary sequences of the chain: x_0 ~ pi, x_{t+1} ~ P[x_t]. int32 [n, length]."""
+    u = jax.random.uniform(key, (length, n))
+    x0 = (u[0] < PI[1]).astype(jnp.int32)
+
+    def step(x, ut):
+        nxt = (ut < jnp.asarray(P[:, 1], jnp.float32)[x]).astype(jnp.int32)
+        return nxt, nxt
+
+    _, rest = jax.lax.scan(step, x0, u[1:])
+    return jnp.concatenate([x0[None], rest]).T
+
+
+def markov_eval_set(length: int = T) -> ExactEvalSet:
+    """Every binary string of ``length`` with its probability; next-token law = P's row of the last token."""
+    tokens = np.array(list(itertools.product(range(2), repeat=length)), np.int32)
+    weights = PI[tokens[:, 0]] * np.prod(P[tokens[:, :-1], tokens[:, 1:]], axis=1)
+    entropy = -(P * np.log(P)).sum(1)
+    return ExactEvalSet(tokens=tokens, weights=weights, next_token_probs=P[tokens],
+                        optimal_loss=np.full(length, PI @ entropy))
+
+
+EVAL = markov_eval_set()
+
+
+def config(**overrides) -> TrainConfig:
+    base = dict(steps=200, batch_size=32, learning_rate=1e-2, warmup_steps=20, steps_per_call=20, eval_every=100,
+                checkpoint_every=100, seed=3)
+    return TrainConfig(**{**base, **overrides})
+
+
+def same_params(a, b) -> bool:
+    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
+    return len(la) == len(lb) and all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(la, lb))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run")
+    tc = config(save_at_tokens=(0, 10_000))
+    return train(MODEL, tc, markov_data, EVAL, run_dir, progress=False), tc, run_dir
+
+
+# ---------------------------------------------------------------------------- data and exact eval
+
+
+def test_markov_data_has_the_chain_statistics():
+    x = np.asarray(markov_data(jax.random.key(0), 20000, 4))
+    assert x.shape == (20000, 4) and x.dtype == np.int32
+    assert abs(x[:, 0].mean() - PI[1]) < 0.01
+    after0 = x[:, 1:][x[:, :-1] == 0]
+    assert abs(after0.mean() - P[0, 1]) < 0.01
+
+
+def test_exact_eval_of_a_perfect_predictor_is_optimal():
+    """Feeding the true log-probabilities through the same formula gives relative loss 1."""
+    log_q = np.log(EVAL.next_token_probs)
+    loss = -np.einsum("n,ntx,ntx->t", EVAL.weights, EVAL.next_token_probs, log_q)
+    np.testing.assert_allclose(loss, EVAL.optimal_loss, rtol=1e-12)
+    assert EVAL.optimal_loss.shape == (T,)
+    # optimal_loss may be left out: it is the weighted entropy of next_token_probs
+    implied = ExactEvalSet(EVAL.tokens, EVAL.weights, EVAL.next_token_probs)
+    np.testing.assert_allclose(implied.optimal_loss, EVAL.optimal_loss, rtol=1e-12)
+
+
+def test_exact_eval_record_and_untrained_model():
+    record = exact_eval(MODEL, init_params(MODEL, 0), EVAL)
+    assert set(record) == {"loss", "loss_by_position", "optimal_loss", "optimal_loss_by_position",
+                           "relative_loss", "relative_loss_by_position"}
+    assert isinstance(record["loss"], float) and len(record["loss_by_position"]) == T
+    assert record["relative_loss"] > 1.0
+    assert abs(record["loss"] - np.log(2)) < 0.05  # an untrained model predicts about uniformly
+
+
+def test_eval_set_validation():
+    with pytest.raises(ValueError, match="weights"):
+        ExactEvalSet(EVAL.tokens, EVAL.weights * 2, EVAL.next_token_probs)
+    with pytest.raises(ValueError, match="next_token_probs"):
+        ExactEvalSet(EVAL.tokens, EVAL.weights, EVAL.next_token_probs[:, :-1])
+    with pytest.raises(ValueError, match="shift by one"):  # an off-by-one optimum is caught
+        ExactEvalSet(EVAL.tokens, EVAL.weights, EVAL.next_token_probs, optimal_loss=EVAL.optimal_loss * 1.1)
+
+
+# ---------------------------------------------------------------------------- configs
+
+
+@pytest.mark.parametrize("field, value", [
+    ("steps", 0), ("batch_size", -1), ("optimizer", "adagrad"), ("learning_rate", 0.0),
+    ("warmup_steps", -5), ("schedule", "linear"), ("final_lr_fraction", 1.5), ("weight_decay", -1.0),
+    ("grad_clip", 0.0), ("steps_per_call", 0), ("eval_every", 30), ("checkpoint_every", 10),
+    ("save_at_tokens", (5, -1)), ("seed", -1), ("steps", 10.0),
+])
+def test_bad_train_config_names_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        config(**{field: value})
+
+
+def test_train_config_round_trip_and_weight_decay_rule():
+    tc = config(save_at_tokens=[300, 100], grad_clip=None)
+    assert tc.save_at_tokens == (100, 300)
+    assert TrainConfig.from_dict(json.loads(json.dumps(tc.to_dict()))) == tc
+    with pytest.raises(ValueError, match="weight_decay"):
+        TrainConfig(optimizer="adam", weight_decay=0.1)
+    TrainConfig(optimizer="adamw", weight_decay=0.1)
+
+
+# ---------------------------------------------------------------------------- training
+
+
+def test_training_approaches_the_optimum(trained):
+    result, tc, _ = trained
+    first, last = result.history[0], result.final
+    assert first["step"] == 0 and last["step"] == tc.steps
+    assert last["loss"] < first["loss"]
+    assert last["relative_loss"] < 1.01, last["relative_loss"]
+    assert [r["step"] for r in result.history] == [0, 100, 200]
+    assert result.resumed_from_step is None and result.wall_seconds > 0
+
+
+def test_metrics_jsonl(trained):
+    result, tc, run_dir = trained
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [0, 100, 200]
+    for key in ("step", "tokens", "loss", "optimal_loss", "relative_loss", "loss_by_position",
+                "relative_loss_by_position", "train_loss", "learning_rate", "elapsed_s"):
+        assert all(key in r for r in lines), key
+    assert lines[1]["tokens"] == 100 * tc.batch_size * T
+    assert lines[0]["train_loss"] is None and lines[1]["train_loss"] > 0
+    assert lines == result.history
+
+
+def test_checkpoint_files(trained):
+    result, tc, run_dir = trained
+    names = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert names == ["final.msgpack", "latest.msgpack", "tokens_0.msgpack", "tokens_10000.msgpack"]
+    assert not list(run_dir.rglob("*.tmp"))
+    # plain msgpack (no pickle anywhere): readable by the msgpack library alone
+    raw = msgpack.unpackb((run_dir / "checkpoints" / "final.msgpack").read_bytes(), strict_map_key=False)
+    assert raw["step"] == tc.steps and raw["model_config"] == MODEL.to_dict()
+    named = load_checkpoint(run_dir / "checkpoints" / "tokens_10000.msgpack")
+    assert named["step"] * tc.batch_size * T >= 10_000 > (named["step"] - tc.steps_per_call) * tc.batch_size * T
+    assert load_checkpoint(run_dir / "checkpoints" / "tokens_0.msgpack")["step"] == 0
+    config_, state = load_model(run_dir / "checkpoints" / "final.msgpack")
+    assert config_ == MODEL and same_params(state, result.params_state)
+    assert exact_eval(config_, state, EVAL)["loss"] == pytest.approx(result.final["loss"], rel=1e-6)
+
+
+def test_checkpoint_round_trip(tmp_path):
+    params = init_params(MODEL, 1)
+    path = save_checkpoint(tmp_path / "a" / "c.msgpack", params=params, opt_state=None, step=7,
+                           model_config=MODEL, train_config=config(), extra={"note": "x"})
+    ckpt = load_checkpoint(path)
+    assert ckpt["step"] == 7 and ckpt["note"] == "x" and TrainConfig.from_dict(ckpt["train_config"]) == config()
+    assert same_params(ckpt["params"], params)
+    with pytest.raises(ValueError, match="shape"):
+        from predictive_models.checkpoint import restore_params
+        restore_params(TransformerConfig(vocab_size=3, context_length=T, n_layers=1, d_model=16, n_heads=2,
+                                         d_head=4, d_mlp=32), ckpt_raw(path)["params"])
+
+
+def ckpt_raw(path):
+    from flax import serialization
+    return serialization.msgpack_restore(path.read_bytes())
+
+
+def test_same_seed_same_params_other_seed_differs(trained):
+    result, tc, _ = trained
+    again = train(MODEL, tc, markov_data, EVAL, progress=False)
+    assert same_params(again.params_state, result.params_state)
+    other = train(MODEL, config(seed=4, save_at_tokens=(0, 10_000)), markov_data, EVAL, progress=False)
+    assert not same_params(other.params_state, result.params_state)
+
+
+def test_interrupted_then_resumed_equals_uninterrupted(trained, tmp_path):
+    result, tc, run_dir = trained
+    calls = []
+
+    def interrupted_data(key, n, length):
+        calls.append(1)
+        if len(calls) == 7:  # Ctrl-C while drawing the data for call 6, i.e. after step 120
+            raise KeyboardInterrupt
+        return markov_data(key, n, length)
+
+    with pytest.raises(KeyboardInterrupt):
+        train(MODEL, tc, interrupted_data, EVAL, tmp_path, progress=False)
+    assert load_checkpoint(tmp_path / "checkpoints" / "latest.msgpack")["step"] == 120
+    assert not (tmp_path / "checkpoints" / "final.msgpack").exists()
+    resumed = train(MODEL, tc, markov_data, EVAL, tmp_path, progress=False)
+    assert resumed.resumed_from_step == 120
+    assert same_params(resumed.params_state, result.params_state)
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [0, 100, 200]  # no duplicates
+    for a, b in zip(lines, result.history):
+        assert {k: v for k, v in a.items() if k != "elapsed_s"} == {k: v for k, v in b.items() if k != "elapsed_s"}
+    # a finished run resumes to itself without training
+    again = train(MODEL, tc, markov_data, EVAL, tmp_path, progress=False)
+    assert again.resumed_from_step == tc.steps and same_params(again.params_state, result.params_state)
+
+
+def test_stop_hook_and_stale_metrics_are_dropped(trained, tmp_path):
+    result, tc, run_dir = trained
+    shutil.copytree(run_dir, tmp_path / "run")
+    # pretend the run was cut at step 100: its checkpoint, and metrics past it that must go
+    stopped = train(MODEL, tc, markov_data, EVAL, tmp_path / "fresh", progress=False, stop_after_steps=100)
+    assert stopped.stopped_early and stopped.final["step"] == 100
+    shutil.copy(tmp_path / "fresh" / "checkpoints" / "latest.msgpack", tmp_path / "run" / "checkpoints")
+    resumed = train(MODEL, tc, markov_data, EVAL, tmp_path / "run", progress=False)
+    assert resumed.resumed_from_step == 100 and same_params(resumed.params_state, result.params_state)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [0, 100, 200]
+
+
+def test_resume_with_other_settings_is_refused(trained, tmp_path):
+    result, tc, run_dir = trained
+    shutil.copytree(run_dir, tmp_path / "run")
+    with pytest.raises(ValueError, match="learning_rate.*new run directory"):
+        train(MODEL, config(save_at_tokens=(0, 10_000), learning_rate=1e-3), markov_data, EVAL, tmp_path / "run",
+              progress=False)
+    bigger = TransformerConfig(**{**MODEL.to_dict(), "d_mlp": 64})
+    with pytest.raises(ValueError, match="d_mlp"):
+        train(bigger, tc, markov_data, EVAL, tmp_path / "run", progress=False)
+
+
+def test_bad_data_fn_is_reported():
+    with pytest.raises(ValueError, match="data_fn"):
+        train(MODEL, config(steps=20, eval_every=20, checkpoint_every=20),
+              lambda key, n, length: jnp.zeros((n, length - 1), jnp.int32), EVAL, progress=False)
+    with pytest.raises(ValueError, match="vocabulary"):
+        train(MODEL, config(steps=20, eval_every=20, checkpoint_every=20),
+              lambda key, n, length: jnp.full((n, length), 2, jnp.int32), EVAL, progress=False)
