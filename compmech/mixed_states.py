@@ -86,6 +86,11 @@ def mixed_states(hmm: HMM, depth: int, prior: np.ndarray | None = None) -> Mixed
     ``prior`` defaults to the stationary distribution. Cost grows as the number of allowed words
     (V^depth for Mess3: 3^14 words in well under 2 s, ~0.5 GB).
     """
+    if not isinstance(hmm, HMM):
+        raise ProcessError(
+            f"mixed_states: {getattr(hmm, 'name', hmm)!r} is a {type(hmm).__name__}; its mixed states are "
+            "quasi-probability vectors, not beliefs: use GeneralizedHMM.word_probabilities for word probabilities"
+        )
     depth = int(depth)
     if depth < 0:
         raise ProcessError(f"mixed_states: depth must be >= 0; got {depth}")

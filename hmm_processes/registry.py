@@ -8,7 +8,8 @@ from typing import Any, Callable
 from hmm_processes.errors import ProcessError
 from hmm_processes.hmm import HMM
 
-ProcessFactory = Callable[..., HMM]
+#: A function of keyword parameters returning an `HMM` or a `GeneralizedHMM`.
+ProcessFactory = Callable[..., Any]
 
 _REGISTRY: dict[str, ProcessFactory] = {}
 

@@ -38,6 +38,11 @@ def sample(hmm: HMM, key: jax.Array, batch: int, length: int, *, with_beliefs: b
     sequences are stationary). Beliefs are computed in float32 with renormalisation at every
     step; for exact float64 beliefs of given words use `compmech.belief_trajectories`.
     """
+    if not isinstance(hmm, HMM):
+        raise ProcessError(
+            f"sample: {getattr(hmm, 'name', hmm)!r} is a {type(hmm).__name__}, not an HMM; a generalized HMM "
+            "has no hidden states to sample (its states carry quasi-probabilities, not probabilities): use sample_words"
+        )
     if int(batch) < 1 or int(length) < 1:
         raise ProcessError(f"sample: batch and length must be >= 1; got batch={batch}, length={length}")
     prior = hmm.stationary_distribution if initial is None else np.asarray(initial, dtype=np.float64)

@@ -1,0 +1,227 @@
+"""Experiment configs: a TOML file -> a validated `ExperimentConfig`, every default filled in.
+
+Unknown keys and bad values raise `ConfigError` with one line naming the file, the key and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from compmech.toml_write import dumps
+from predictive_models import TrainConfig, TransformerConfig
+
+#: Where `compmech run` looks for its default experiment.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO_ROOT / "experiments" / "mess3.toml"
+
+
+class ConfigError(ValueError):
+    """A config file is missing, malformed, or has an unknown key or a bad value."""
+
+
+@dataclass(frozen=True)
+class ProcessSettings:
+    """Which process generates the data: a registered ``name`` with ``params``, or a ``spec`` file."""
+
+    name: str | None = None
+    spec: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if (self.name is None) == (self.spec is None):
+            raise ValueError("give exactly one of name = \"<registered process>\" or spec = \"<file.toml>\"")
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """The linear probe: rows, weighting and controls (defaults are the paper's)."""
+
+    rows: str = "all_strings"  # "all_strings" (paper) | "distinct_contexts"
+    weighting: str = "uniform"  # "uniform" (paper) | "probability"
+    train_fraction: float = 0.2  # held-out check: fit on this fraction of strings, test on the rest
+    n_repeats: int = 5  # random held-out splits averaged
+    include_concat: bool = True  # also probe all layers concatenated
+
+    def __post_init__(self) -> None:
+        if self.rows not in ("all_strings", "distinct_contexts"):
+            raise ValueError(f"rows must be \"all_strings\" or \"distinct_contexts\"; got {self.rows!r}")
+        if self.weighting not in ("uniform", "probability"):
+            raise ValueError(f"weighting must be \"uniform\" or \"probability\"; got {self.weighting!r}")
+        if not 0.0 < self.train_fraction < 1.0:
+            raise ValueError(f"train_fraction must be in (0, 1); got {self.train_fraction!r}")
+        if self.n_repeats < 1:
+            raise ValueError(f"n_repeats must be >= 1; got {self.n_repeats!r}")
+
+
+@dataclass(frozen=True)
+class FigureSettings:
+    """Figure output: file formats and resolution."""
+
+    formats: tuple[str, ...] = ("png",)
+    dpi: int = 150
+
+    def __post_init__(self) -> None:
+        bad = [f for f in self.formats if f not in ("png", "svg", "pdf")]
+        if bad or not self.formats:
+            raise ValueError(f"formats must be a non-empty list of \"png\", \"svg\", \"pdf\"; got {list(self.formats)!r}")
+        if self.dpi < 30:
+            raise ValueError(f"dpi must be >= 30; got {self.dpi!r}")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything one run needs; `to_toml` writes it back out with every default resolved."""
+
+    name: str
+    seed: int
+    process: ProcessSettings
+    model: dict[str, Any]  # TransformerConfig fields except vocab_size (taken from the process)
+    training: dict[str, Any]  # TrainConfig fields except seed (taken from the top level)
+    probe: ProbeSettings
+    figures: FigureSettings
+    source: str = ""
+
+    def transformer_config(self, vocab_size: int) -> TransformerConfig:
+        return TransformerConfig(vocab_size=vocab_size, **self.model)
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(seed=self.seed, **self.training)
+
+    def to_dict(self) -> dict[str, Any]:
+        proc = {k: v for k, v in dataclasses.asdict(self.process).items() if v not in (None, {})}
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "process": proc,
+            "model": dict(self.model),
+            "training": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.training.items()},
+            "probe": dataclasses.asdict(self.probe),
+            "figures": {"formats": list(self.figures.formats), "dpi": self.figures.dpi},
+        }
+
+    def to_toml(self) -> str:
+        return dumps(self.to_dict())
+
+
+_TOP_KEYS = {"name", "seed", "process", "model", "training", "probe", "figures"}
+
+
+def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> ExperimentConfig:
+    """Read and validate a TOML experiment config; ``overrides`` maps "section.key" (or "seed", "name") to values."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist; pass the path of a TOML experiment config") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config {path} is not valid TOML: {exc}") from None
+    for dotted, value in (overrides or {}).items():
+        *tables, key = dotted.split(".")
+        node = raw
+        for t in tables:
+            node = node.setdefault(t, {})
+        node[key] = value
+    return config_from_dict(raw, source=str(path))
+
+
+def config_from_dict(raw: Mapping[str, Any], source: str = "<config>") -> ExperimentConfig:
+    """Validate a parsed config mapping (see `load_config`)."""
+    unknown = sorted(set(raw) - _TOP_KEYS)
+    if unknown:
+        raise ConfigError(f"{source}: unknown top-level key {unknown[0]!r}; allowed: {', '.join(sorted(_TOP_KEYS))}")
+    name = raw.get("name", Path(source).stem if source != "<config>" else "experiment")
+    if not isinstance(name, str) or not name or any(c in name for c in "/\\ "):
+        raise ConfigError(f"{source}: name must be a non-empty string without spaces or slashes; got {name!r}")
+    seed = raw.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError(f"{source}: seed must be a non-negative integer; got {seed!r}")
+    if "process" not in raw:
+        raise ConfigError(f"{source}: missing [process] table; add e.g. [process] name = \"mess3\"")
+
+    process = _section(ProcessSettings, raw["process"], "process", source)
+    if not isinstance(process.params, dict):
+        raise ConfigError(f"{source}: [process] params must be a table, e.g. params = {{ x = 0.05 }}")
+    model = _fields_of(TransformerConfig, raw.get("model", {}), "model", source, exclude={"vocab_size"})
+    training = _fields_of(TrainConfig, raw.get("training", {}), "training", source, exclude={"seed"})
+    probe = _section(ProbeSettings, raw.get("probe", {}), "probe", source)
+    figures = _section(FigureSettings, raw.get("figures", {}), "figures", source)
+    cfg = ExperimentConfig(name=name, seed=seed, process=process, model=model, training=training,
+                           probe=probe, figures=figures, source=source)
+    # Build the library configs once so that their own checks run now, not mid-experiment.
+    try:
+        cfg.transformer_config(vocab_size=2)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: [model] {exc}") from None
+    try:
+        cfg.train_config()
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: [training] {exc}") from None
+    return cfg
+
+
+def _check_types(cls: type, table: Any, section: str, source: str, exclude: set[str]) -> dict[str, Any]:
+    """Unknown keys and values whose type differs from the field default's are errors."""
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{source}: [{section}] must be a table of key = value pairs")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in exclude}
+    for key, value in table.items():
+        if key not in fields:
+            raise ConfigError(f"{source}: unknown key [{section}] {key!r}; allowed: {', '.join(fields)}")
+        f = fields[key]
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)  # type: ignore[misc]
+        if not _type_ok(default, value):
+            want = "a number" if isinstance(default, float) else type(default).__name__
+            if isinstance(default, tuple):
+                want = "a list"
+            raise ConfigError(f"{source}: [{section}] {key} must be {want}; got {value!r}")
+    out = {}
+    for key, value in table.items():
+        default = fields[key].default
+        out[key] = tuple(value) if isinstance(default, tuple) else (
+            float(value) if isinstance(default, float) and not isinstance(value, bool) else value)
+    return out
+
+
+def _type_ok(default: Any, value: Any) -> bool:
+    if default is None:  # optional field (e.g. grad_clip): number or the field's own check
+        return not isinstance(value, bool)
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, (tuple, list)):
+        return isinstance(value, list)
+    return isinstance(value, type(default))
+
+
+def _fields_of(cls: type, table: Any, section: str, source: str, exclude: set[str]) -> dict[str, Any]:
+    """The keys of ``table`` checked against ``cls``'s fields; defaults filled in from ``cls``."""
+    given = _check_types(cls, table, section, source, exclude)
+    resolved = {}
+    for f in dataclasses.fields(cls):
+        if f.name in exclude:
+            continue
+        if f.name in given:
+            resolved[f.name] = given[f.name]
+        elif f.default is not dataclasses.MISSING:
+            resolved[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            resolved[f.name] = f.default_factory()  # type: ignore[misc]
+        else:
+            raise ConfigError(f"{source}: [{section}] {f.name} is required")
+    return resolved
+
+
+def _section(cls: type, table: Any, section: str, source: str) -> Any:
+    values = _check_types(cls, table, section, source, exclude=set())
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: [{section}] {exc}") from None

@@ -1,0 +1,218 @@
+"""Run one experiment end to end: process -> exact theory -> training -> probes -> figures -> summary.
+
+This is the only module (with the CLI over it) that ties the packages together; each step
+below hands plain arrays to the next.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from compmech.config import ConfigError, ExperimentConfig
+from compmech.files import write_json_atomic, write_text_atomic
+from compmech.information import optimal_loss_by_position
+from compmech.mixed_states import mixed_states
+from compmech.paper import PAPER_RESULTS
+from compmech.processes import build_process
+from hmm_processes import HMM, sample
+
+
+@dataclass(frozen=True)
+class ContextSet:
+    """Every allowed string of the model's context length, with its exact theory."""
+
+    tokens: np.ndarray  # [N, T] int32
+    probs: np.ndarray  # [N] float64
+    beliefs: np.ndarray  # [N, T, S] float64, belief after tokens[:, :t+1]
+    next_token_probs: np.ndarray  # [N, T, V] float64
+    optimal_loss: np.ndarray  # [T] nats, Bayes-optimal cross-entropy by position
+
+
+def context_set(hmm: HMM, context_length: int) -> ContextSet:
+    """All allowed length-``context_length`` strings with probabilities, beliefs and optimal loss."""
+    ms = mixed_states(hmm, context_length)
+    beliefs = ms.prefix_beliefs(context_length)
+    return ContextSet(
+        tokens=ms.level(context_length).words.astype(np.int32),
+        probs=ms.level(context_length).probs,
+        beliefs=beliefs,
+        next_token_probs=beliefs @ hmm.emission_matrix,
+        optimal_loss=optimal_loss_by_position(hmm, context_length),
+    )
+
+
+def make_data_fn(hmm: HMM):
+    """A pure function (key, n, length) -> tokens [n, length] int32 sampling the stationary process."""
+
+    def data_fn(key, n: int, length: int):
+        return sample(hmm, key, n, length, with_beliefs=False, with_next_token_probs=False).tokens
+
+    return data_fn
+
+
+def prepare_run_dir(run_dir: Path, cfg: ExperimentConfig) -> None:
+    """Create ``run_dir`` or check that an existing one belongs to this very config (then it resumes).
+
+    The summary (the mark of a finished run) is removed first, so an interrupted re-run is never
+    mistaken for a complete one.
+    """
+    config_path = run_dir / "config.toml"
+    if config_path.exists():
+        try:
+            old = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError:
+            old = None
+        new = tomllib.loads(cfg.to_toml())
+        if old != new:
+            diff = _first_difference(old or {}, new)
+            raise ConfigError(
+                f"run directory {run_dir} holds a run with a different config ({diff}); "
+                "pass --out DIR for a new run directory, or delete the old one"
+            )
+    elif run_dir.exists() and any(run_dir.iterdir()):
+        raise ConfigError(f"{run_dir} exists and is not a compmech run directory; pass --out DIR")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "summary.json").unlink(missing_ok=True)
+    write_text_atomic(config_path, cfg.to_toml())
+
+
+def _first_difference(old: dict, new: dict, prefix: str = "") -> str:
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            d = _first_difference(a, b, f"{prefix}{key}.")
+            if d:
+                return d
+        elif a != b:
+            return f"{prefix}{key}: {a!r} there, {b!r} here"
+    return ""
+
+
+def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, progress: bool = True,
+                   command: str | None = None) -> dict[str, Any]:
+    """Train, probe and plot as ``cfg`` says; write the run directory; return the summary."""
+    from predictive_models import ExactEvalSet, train
+
+    start = time.time()
+    run_dir = Path(out_dir) if out_dir is not None else Path("runs") / cfg.name
+    hmm = build_process(cfg.process, base_dir=Path(cfg.source).parent if cfg.source else None)
+    model_cfg = cfg.transformer_config(hmm.vocab_size)
+    prepare_run_dir(run_dir, cfg)
+
+    ctx = context_set(hmm, model_cfg.context_length)
+    eval_set = ExactEvalSet(tokens=ctx.tokens, weights=ctx.probs, next_token_probs=ctx.next_token_probs,
+                            optimal_loss=ctx.optimal_loss)
+    result = train(model_cfg, cfg.train_config(), make_data_fn(hmm), eval_set, run_dir, progress=progress)
+
+    _log(progress, "probing the residual stream ...")
+    probe = probe_model(cfg, model_cfg, result.params_state, ctx)
+    write_json_atomic(run_dir / "probe.json", probe["json"])
+
+    _log(progress, "drawing figures ...")
+    figure_paths = make_figures(cfg, run_dir, hmm, ctx, result.history, probe)
+
+    final = result.history[-1]
+    layer = probe["json"]["probe_layer"]
+    summary = {
+        "name": cfg.name,
+        "process": {"name": hmm.name, "params": hmm.params},
+        "command": command or f"compmech run {cfg.source}",
+        "steps": final["step"],
+        "tokens": final["tokens"],
+        "final_loss": final["loss"],
+        "optimal_loss": final["optimal_loss"],
+        "relative_loss": final["relative_loss"],
+        "probe_layer": layer,
+        "probe": probe["json"]["layers"][layer],
+        "paper": PAPER_RESULTS.get(hmm.name, {}),
+        "figures": [str(p.relative_to(run_dir)) for p in figure_paths],
+        "wall_seconds": time.time() - start,
+        "train_wall_seconds": result.wall_seconds,
+    }
+    write_json_atomic(run_dir / "summary.json", summary)
+    return summary
+
+
+def _log(progress: bool, message: str) -> None:
+    if progress:
+        print(message, file=sys.stderr, flush=True)
+
+
+def probe_model(cfg: ExperimentConfig, model_cfg, params_state, ctx: ContextSet) -> dict[str, Any]:
+    """Probe every residual-stream layer (and all of them concatenated) for the beliefs.
+
+    Returns ``{"json": <probe.json content>, "data": ProbeData of the probe layer,
+    "predictions": {layer: [R, S]}, "shuffled": [R, S] predictions of the shuffled control}``.
+    """
+    from predictive_models import compute_activations, probe_layer_name
+    from probes import LinearProbe, probe_layers, probe_rows
+
+    acts = compute_activations(model_cfg, params_state, ctx.tokens)  # name -> [N, T, d_model]
+    rows = {name: probe_rows(a, ctx.beliefs, ctx.tokens, ctx.probs, rows=cfg.probe.rows,
+                             weighting=cfg.probe.weighting) for name, a in acts.items()}
+    del acts
+    first = next(iter(rows.values()))
+    results, predictions = probe_layers(
+        {name: r.X for name, r in rows.items()}, first.Y, first.groups, sample_weight=first.weights,
+        include_concat=cfg.probe.include_concat, train_fraction=cfg.probe.train_fraction,
+        n_repeats=cfg.probe.n_repeats, seed=cfg.seed)
+    layer = probe_layer_name(model_cfg)
+    data = rows[layer]
+    # The shuffled control's predictions, for the figure: same probe, targets permuted across rows.
+    perm = np.random.default_rng(cfg.seed).permutation(data.n_rows)
+    shuffled = LinearProbe().fit(data.X, data.Y[perm], sample_weight=data.weights).predict(data.X)
+    probe_json = {
+        "layers": {name: res.to_dict() for name, res in results.items()},
+        "probe_layer": layer,
+        "rows": cfg.probe.rows,
+        "weighting": cfg.probe.weighting,
+        "n_strings": int(ctx.tokens.shape[0]),
+        "n_rows": int(data.n_rows),
+        "train_fraction": cfg.probe.train_fraction,
+        "n_repeats": cfg.probe.n_repeats,
+    }
+    return {"json": probe_json, "data": data, "predictions": predictions, "shuffled": shuffled}
+
+
+def make_figures(cfg: ExperimentConfig, run_dir: Path, hmm: HMM, ctx: ContextSet,
+                 history: list[dict], probe: dict[str, Any]) -> list[Path]:
+    """The paper's panel (true / probed / shuffled beliefs), loss by position, training curve, MSE by layer."""
+    from figures import (plot_belief_panels, plot_layer_mse, plot_loss_by_position,
+                         plot_training_curve, save_figure)
+
+    data = probe["data"]
+    layer = probe["json"]["probe_layer"]
+    _, first = np.unique(data.context_ids, return_index=True)  # each distinct context once
+    pretty = ", ".join(f"{k} = {v:g}" for k, v in hmm.params.items())
+    res = probe["json"]["layers"][layer]
+    curve = [h for h in history if h["tokens"] > 0]  # the step-0 record has no place on a log axis
+    figs = {  # stem -> a function drawing the figure (save_figure releases it, so one draw per format)
+        "belief_fractal": lambda: plot_belief_panels(
+            data.Y[first], probe["predictions"][layer][first], probe["shuffled"][first],
+            titles=["true beliefs (exact)", f"probe of {layer}: MSE {res['mse']:.2g}, R$^2$ {res['r2']:.4f}",
+                    f"shuffled-target control: MSE {res['mse_shuffled']:.2g}"],
+            suptitle=f"{hmm.name} ({pretty}): belief geometry in the residual stream"),
+        "loss_by_position": lambda: plot_loss_by_position(
+            np.asarray(history[-1]["loss_by_position"]), ctx.optimal_loss,
+            title=f"{hmm.name}: loss by context position after {history[-1]['tokens']:.3g} tokens"),
+        "training_curve": lambda: plot_training_curve(
+            np.array([h["tokens"] for h in curve]), np.array([h["relative_loss"] for h in curve]),
+            loss=np.array([h["loss"] for h in curve]), optimal_loss=history[-1]["optimal_loss"],
+            title=f"{hmm.name}: exact validation loss over training"),
+        "probe_layers": lambda: plot_layer_mse(
+            probe["json"]["layers"], paper=PAPER_RESULTS.get(hmm.name, {}).get("layer_mse"),
+            title=f"{hmm.name}: belief probe MSE by layer"),
+    }
+    paths = []
+    for stem, draw in figs.items():
+        for fmt in cfg.figures.formats:
+            paths.append(save_figure(draw(), run_dir / "figures" / f"{stem}.{fmt}", dpi=cfg.figures.dpi))
+    return paths

@@ -1,0 +1,86 @@
+"""End to end: `compmech run` on a tiny config writes a complete, reproducible run directory."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from compmech.cli import main
+
+TINY = str(Path(__file__).parents[1] / "data" / "tiny_mess3.toml")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    assert main(["run", TINY, "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+def test_run_directory_is_complete(tiny_run):
+    for name in ["config.toml", "metrics.jsonl", "probe.json", "summary.json", "checkpoints/final.msgpack",
+                 "figures/belief_fractal.png", "figures/loss_by_position.png", "figures/training_curve.png",
+                 "figures/probe_layers.png"]:
+        assert (tiny_run / name).is_file(), name
+        assert (tiny_run / name).stat().st_size > 0, name
+    assert not list(tiny_run.rglob("*.tmp")), "no temporary files left behind"
+
+
+def test_probe_json_schema_and_controls(tiny_run):
+    probe = json.loads((tiny_run / "probe.json").read_text())
+    assert probe["probe_layer"] == "block_2"
+    assert set(probe["layers"]) == {"embedding", "block_1", "block_2", "final_ln", "concat"}
+    for res in probe["layers"].values():
+        assert {"mse", "r2", "mse_heldout", "mse_shuffled"} <= set(res)
+    best = probe["layers"]["block_2"]
+    # Even a 300-step model carries most of the belief geometry; the shuffled control carries none.
+    assert best["mse"] < 0.3 * best["mse_shuffled"]
+    assert best["mse_shuffled"] == pytest.approx(0.11, abs=0.02)
+    assert best["mse_heldout"] < 1.5 * best["mse"]
+    assert probe["n_rows"] == 3**6 * 6
+
+
+def test_metrics_and_summary(tiny_run):
+    lines = [json.loads(line) for line in (tiny_run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in lines] == [0, 100, 200, 300]
+    for m in lines:
+        assert {"step", "tokens", "loss", "optimal_loss", "relative_loss", "loss_by_position"} <= set(m)
+        assert len(m["loss_by_position"]) == 6
+    assert lines[-1]["loss"] < lines[0]["loss"]
+    assert lines[-1]["relative_loss"] == pytest.approx(lines[-1]["loss"] / lines[-1]["optimal_loss"])
+    summary = json.loads((tiny_run / "summary.json").read_text())
+    assert summary["relative_loss"] == lines[-1]["relative_loss"]
+    assert summary["probe"] == json.loads((tiny_run / "probe.json").read_text())["layers"]["block_2"]
+    assert summary["wall_seconds"] > 0
+
+
+def test_same_config_and_seed_reproduce_the_numbers(tiny_run, tmp_path):
+    again = tmp_path / "again"
+    assert main(["run", TINY, "--out", str(again), "--no-progress"]) == 0
+    assert (again / "metrics.jsonl").read_text().splitlines()[-1].split('"elapsed_s"')[0] == \
+        (tiny_run / "metrics.jsonl").read_text().splitlines()[-1].split('"elapsed_s"')[0]
+    a = json.loads((tiny_run / "probe.json").read_text())
+    b = json.loads((again / "probe.json").read_text())
+    assert a == b
+
+
+def test_rerun_with_other_config_into_same_directory_is_refused(tiny_run, capsys):
+    assert main(["run", TINY, "--out", str(tiny_run), "--seed", "4", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "different config" in err and "seed" in err and "\n" not in err
+    assert (tiny_run / "summary.json").exists(), "the finished run is left untouched"
+
+
+def test_bad_config_is_one_line_exit_2(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[process]\nname = "mess3"\n[training]\nsteps = 10\nlr = 0.1\n')
+    assert main(["run", str(bad), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("compmech: error:") and "lr" in err and "\n" not in err
+    assert not (tmp_path / "r").exists()
+    assert main(["run", str(tmp_path / "missing.toml")]) == 2
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text('[process]\nname = "mess9"\n')
+    assert main(["run", str(unknown), "--out", str(tmp_path / "r2")]) == 2
+    assert "unknown process 'mess9'" in capsys.readouterr().err
