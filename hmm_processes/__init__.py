@@ -1,17 +1,31 @@
-"""Hidden Markov processes: the `HMM` type, named processes, a registry and a batched sampler."""
+"""Hidden Markov processes: the `HMM` type, named processes, a registry and a batched sampler.
 
+Also generalized HMMs (`GeneralizedHMM`, quasi-probability presentations), compositions
+(`mixture`, `product`) and TOML spec files (`load_spec`).
+"""
+
+from hmm_processes.compose import mixture, product
 from hmm_processes.errors import ProcessError
+from hmm_processes.generalized import GeneralizedHMM, is_generalized, process_vectors, sample_words
 from hmm_processes.hmm import HMM, stationary_distribution, validate_transition_tensor
-from hmm_processes.named import even, golden_mean, mess3
+from hmm_processes.named import (coin, days_of_week, even, fanizza, golden_mean, leaky_rrxor, matching_parens,
+                                 mess3, nond, post_quantum, rrxor, sns, tom_quantum, z1r)
 from hmm_processes.registry import get_process, list_processes, process_parameters, register_process
 from hmm_processes.sampling import Samples, sample
+from hmm_processes.spec import load_spec, parse_spec
 
-for _factory in (mess3, golden_mean, even):
+#: Every named process, registered under its function name.
+ZOO = (mess3, golden_mean, even, rrxor, z1r, coin, sns, nond, days_of_week, leaky_rrxor, matching_parens,
+       fanizza, tom_quantum, post_quantum)
+
+for _factory in ZOO:
     register_process(_factory.__name__, _factory)
 del _factory
 
 __all__ = [
-    "HMM", "ProcessError", "Samples", "even", "get_process", "golden_mean", "list_processes",
-    "mess3", "process_parameters", "register_process", "sample", "stationary_distribution",
-    "validate_transition_tensor",
+    "HMM", "GeneralizedHMM", "ProcessError", "Samples", "ZOO", "coin", "days_of_week", "even", "fanizza",
+    "get_process", "golden_mean", "is_generalized", "leaky_rrxor", "list_processes", "load_spec",
+    "matching_parens", "mess3", "mixture", "nond", "parse_spec", "post_quantum", "process_parameters",
+    "process_vectors", "product", "register_process", "rrxor", "sample", "sample_words", "sns",
+    "stationary_distribution", "tom_quantum", "validate_transition_tensor", "z1r",
 ]

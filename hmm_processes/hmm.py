@@ -20,6 +20,12 @@ class HMM:
     ``T`` has shape ``[V, S, S]`` (tokens, states, states), is non-negative and finite, and
     ``T.sum(0)`` is row-stochastic. It is stored as a read-only float64 array.
     ``name`` and ``params`` record where the process came from (for configs and reports).
+
+    ``prior`` (optional, shape [S]) fixes the distribution over states at time 0. It must be a
+    stationary probability vector (``prior @ T.sum(0) == prior``); it is needed when the state
+    chain has several recurrent classes (e.g. a non-ergodic `mixture`), where the stationary
+    distribution is not unique. When given, `stationary_distribution` returns it, so sampling and
+    enumeration start from it.
     """
 
     T: np.ndarray  # [V, S, S]
@@ -27,6 +33,7 @@ class HMM:
     params: dict[str, Any] = field(default_factory=dict)
     state_names: tuple[str, ...] | None = None
     token_names: tuple[str, ...] | None = None
+    prior: np.ndarray | None = None  # [S], optional explicit stationary distribution
 
     def __post_init__(self) -> None:
         T = validate_transition_tensor(self.T, what=self.name)
@@ -40,6 +47,8 @@ class HMM:
             raise ProcessError(
                 f"{self.name}: token_names has {len(self.token_names)} entries but T has {V} tokens"
             )
+        if self.prior is not None:
+            object.__setattr__(self, "prior", _validate_prior(self.prior, T, self.name))
 
     @property
     def vocab_size(self) -> int:
@@ -63,7 +72,12 @@ class HMM:
 
     @property
     def stationary_distribution(self) -> np.ndarray:
-        """The stationary distribution pi of the state chain (pi M = pi), shape [S]."""
+        """The stationary distribution pi of the state chain (pi M = pi), shape [S].
+
+        This is ``prior`` when one was given (needed for non-ergodic chains), else computed from M.
+        """
+        if self.prior is not None:
+            return self.prior.copy()
         return stationary_distribution(self.state_transition_matrix)
 
     def next_token_probs(self, beliefs: np.ndarray) -> np.ndarray:
@@ -111,6 +125,31 @@ def validate_transition_tensor(T: Any, what: str = "process") -> np.ndarray:
         )
     arr.setflags(write=False)
     return arr
+
+
+def _validate_prior(prior: Any, T: np.ndarray, what: str) -> np.ndarray:
+    """Check that ``prior`` is a stationary probability vector for ``T``; return it read-only float64."""
+    S = T.shape[1]
+    try:
+        p = np.array(prior, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ProcessError(f"{what}: prior must be a numeric vector of {S} probabilities; got {prior!r}") from None
+    if p.shape != (S,):
+        raise ProcessError(f"{what}: prior must have shape [{S}] (one entry per state); got shape {p.shape}")
+    if not np.all(np.isfinite(p)) or np.any(p < 0):
+        i = int(np.flatnonzero(~(np.isfinite(p) & (p >= 0)))[0])
+        raise ProcessError(f"{what}: prior[{i}] = {p[i]!r}; prior entries must be finite and >= 0")
+    if abs(p.sum() - 1.0) > STOCHASTIC_ATOL:
+        raise ProcessError(f"{what}: prior sums to {p.sum():.12g}, not 1")
+    drift = np.abs(p @ T.sum(axis=0) - p)
+    if drift.max() > 1e-9:
+        i = int(np.argmax(drift))
+        raise ProcessError(
+            f"{what}: prior is not stationary (prior @ T.sum(0) differs from prior by {drift[i]:.3g} at "
+            f"state {i}); pass a stationary distribution, or use sample(..., initial=...) for a non-stationary start"
+        )
+    p.setflags(write=False)
+    return p
 
 
 def stationary_distribution(M: np.ndarray) -> np.ndarray:

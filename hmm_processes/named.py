@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from hmm_processes.errors import ProcessError
+from hmm_processes.generalized import GeneralizedHMM
 from hmm_processes.hmm import HMM
 
 
@@ -74,3 +75,238 @@ def even(p: float = 0.5) -> HMM:
     T[1, 0, 1] = p
     T[1, 1, 0] = 1.0
     return HMM(T, name="even", params={"p": p}, state_names=("A", "B"))
+
+
+# --- the zoo ---------------------------------------------------------------------------------------
+# Every function below returns a fresh process; its docstring gives the definition and its source.
+# Convention: T[x, i, j] = P(emit x, go to j | in i).
+
+
+def rrxor(p1: float = 0.5, p2: float = 0.5) -> HMM:
+    """Random-Random-XOR (Crutchfield & Feldman 2003; Shai et al. 2024): two random bits, then their XOR.
+
+    States S, 0, 1, T, F; tokens 0, 1. S emits 0 (prob p1) -> state 0, or 1 -> state 1; state 0
+    emits 0 (p2) -> F or 1 -> T; state 1 emits 0 (p2) -> T or 1 -> F; T emits 1 -> S; F emits
+    0 -> S. Stationary [2, 1, 1, 1, 1] / 6. Its MSP has 36 states. At p1 = p2 = 1/2:
+    h_mu = 2/3, C_mu = E = log2(3) + 2/3.
+    """
+    p1 = check_probability("p1", p1, "rrxor")
+    p2 = check_probability("p2", p2, "rrxor")
+    S, Z, O, Tr, F = range(5)
+    T = np.zeros((2, 5, 5))
+    T[0, S, Z], T[1, S, O] = p1, 1.0 - p1
+    T[0, Z, F], T[1, Z, Tr] = p2, 1.0 - p2
+    T[0, O, Tr], T[1, O, F] = p2, 1.0 - p2
+    T[1, Tr, S] = 1.0
+    T[0, F, S] = 1.0
+    return HMM(T, name="rrxor", params={"p1": p1, "p2": p2}, state_names=("S", "0", "1", "T", "F"))
+
+
+def z1r(p: float = 0.5) -> HMM:
+    """Zero-One-Random (Z1R) process (Crutchfield & Feldman 2003): 0, 1, then a random bit, repeated.
+
+    States A, B, C; tokens 0, 1. A emits 0 -> B; B emits 1 -> C; C emits 1 (prob p) or 0, -> A.
+    At p = 1/2: h_mu = 1/3, C_mu = E = log2(3).
+    """
+    p = check_probability("p", p, "z1r")
+    T = np.zeros((2, 3, 3))
+    T[0, 0, 1] = 1.0
+    T[1, 1, 2] = 1.0
+    T[1, 2, 0] = p
+    T[0, 2, 0] = 1.0 - p
+    return HMM(T, name="z1r", params={"p": p}, state_names=("A", "B", "C"))
+
+
+def coin(p: float = 0.5) -> HMM:
+    """A biased coin: i.i.d. tokens, 1 with probability ``p`` and 0 otherwise; one state.
+
+    The simplest process: h_mu = H(p), C_mu = E = 0 (a standard baseline, e.g. Crutchfield & Feldman 2003).
+    """
+    p = check_probability("p", p, "coin")
+    T = np.array([[[1.0 - p]], [[p]]])
+    return HMM(T, name="coin", params={"p": p}, state_names=("A",))
+
+
+def sns(p: float = 0.5, q: float = 0.5) -> HMM:
+    """Simple nonunifilar source (Marzen & Crutchfield 2017, "Nearly maximally predictive features
+    and their dimensions", Phys. Rev. E 95, 051301, Fig. 2).
+
+    States A, B; tokens 0, 1. A emits 0 and stays (prob 1 - p) or emits 0 and goes to B (p);
+    B emits 0 and stays (1 - q) or emits 1 and returns to A (q). A emits 0 on both edges, so the
+    presentation is nonunifilar; the process is a renewal process (1s separate i.i.d. runs of 0s)
+    whose causal states ("number of 0s since the last 1") are countably infinite.
+    """
+    p = check_probability("p", p, "sns", open_low=True)
+    q = check_probability("q", q, "sns", open_low=True)
+    T = np.zeros((2, 2, 2))
+    T[0, 0, 0], T[0, 0, 1] = 1.0 - p, p
+    T[0, 1, 1], T[1, 1, 0] = 1.0 - q, q
+    return HMM(T, name="sns", params={"p": p, "q": q}, state_names=("A", "B"))
+
+
+def nond() -> HMM:
+    """The "nond" nonunifilar process of Marzen & Crutchfield 2017 (Phys. Rev. E 95, 051301), as
+    written in Shai et al.'s epsilon-transformers code.
+
+    States A, B, C; tokens 0, 1. A emits 0 -> C; B emits 1 -> A or B (1/2 each); C emits 1 -> A,
+    B or C (1/3 each). No parameters. Its mixed-state presentation is countably infinite.
+    """
+    T = np.zeros((2, 3, 3))
+    T[0, 0, 2] = 1.0
+    T[1, 1, 0] = T[1, 1, 1] = 0.5
+    T[1, 2, :] = 1.0 / 3.0
+    return HMM(T, name="nond", params={}, state_names=("A", "B", "C"))
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def days_of_week() -> HMM:
+    """The "days of the week" process (as defined in the Astera ``simplexity`` library): 7 states, 11 tokens.
+
+    States are the days Mon..Sun. Tokens: the 7 day names, then "tomorrow", "yesterday",
+    "weekend", "weekday". From day d, weights (normalised by their total 15): emit the name of the
+    next day and go there (5); emit any other day's name and go to that day (1 each, 6 in all);
+    emit "tomorrow" and go to the next day (1); "yesterday" and go to the previous day (1);
+    "weekend" and go to Sat or Sun (1/2 each); "weekday" and go to one of Mon..Fri (1/5 each).
+    No parameters. Nonunifilar (weekend/weekday), with a finite MSP.
+    """
+    T = np.zeros((11, 7, 7))
+    tmrw, yest, wknd, wkdy = 7, 8, 9, 10
+    for d in range(7):
+        nxt, prv = (d + 1) % 7, (d - 1) % 7
+        for e in range(7):
+            T[e, d, e] = 5.0 if e == nxt else 1.0
+        T[tmrw, d, nxt] = 1.0
+        T[yest, d, prv] = 1.0
+        T[wknd, d, 5:7] = 1.0 / 2.0
+        T[wkdy, d, 0:5] = 1.0 / 5.0
+    T /= T.sum(axis=(0, 2), keepdims=True)
+    return HMM(T, name="days_of_week", params={}, state_names=_DAYS,
+               token_names=_DAYS + ("tomorrow", "yesterday", "weekend", "weekday"))
+
+
+def leaky_rrxor(p1: float = 0.5, p2: float = 0.5, epsilon: float = 0.05) -> HMM:
+    """RRXOR with leaks (as in the ``simplexity`` library): ``(1 - epsilon) T_rrxor + epsilon / 10``.
+
+    Every (token, next state) pair out of every state gets extra weight epsilon / 10 (2 tokens x 5
+    states = 10 pairs, so rows still sum to 1). For epsilon > 0 every word is allowed and the MSP
+    is infinite; epsilon = 0 is `rrxor`.
+    """
+    epsilon = check_probability("epsilon", epsilon, "leaky_rrxor")
+    base = rrxor(p1, p2)
+    T = (1.0 - epsilon) * base.T + epsilon / 10.0
+    return HMM(T, name="leaky_rrxor", params={"p1": base.params["p1"], "p2": base.params["p2"], "epsilon": epsilon},
+               state_names=base.state_names)
+
+
+def matching_parens(p: float = 0.5, q: float = 0.5, max_depth: int = 4) -> HMM:
+    """Balanced parentheses of bounded nesting depth (definition as in the ``simplexity`` library).
+
+    States are the current depth 0..max_depth; tokens ".", "(", ")". At depth 0: emit "(" and go to
+    depth 1 (prob p) or emit "." and stay (1 - p). At depth 1..max_depth-1: "(" deeper (q) or ")"
+    back up (1 - q). At max_depth: ")" (prob 1). So every prefix is a prefix of a balanced string
+    whose nesting never exceeds ``max_depth``. Unifilar, so its recurrent MSP is this machine.
+    """
+    p = check_probability("p", p, "matching_parens", open_low=True)
+    q = check_probability("q", q, "matching_parens")
+    if isinstance(max_depth, bool) or not isinstance(max_depth, (int, np.integer)) or max_depth < 1:
+        raise ProcessError(f"matching_parens: parameter max_depth must be an integer >= 1; got {max_depth!r}")
+    n = int(max_depth)
+    T = np.zeros((3, n + 1, n + 1))
+    T[0, 0, 0], T[1, 0, 1] = 1.0 - p, p
+    for d in range(1, n):
+        T[1, d, d + 1] = q
+        T[2, d, d - 1] = 1.0 - q
+    T[2, n, n - 1] = 1.0
+    return HMM(T, name="matching_parens", params={"p": p, "q": q, "max_depth": n},
+               state_names=tuple(str(d) for d in range(n + 1)), token_names=(".", "(", ")"))
+
+
+# --- generalized HMMs (quasi-probability presentations) -----------------------------------------
+
+
+def fanizza(alpha: float = 2000.0, lamb: float = 0.49) -> GeneralizedHMM:
+    """A GHMM with no finite quantum (hence no finite HMM) presentation: Fanizza, Lumbreras & Winter,
+    "Quantum theory in finite dimension cannot explain every general process with finite memory",
+    Commun. Math. Phys. 405 (2024); matrices as used by Riechers, Elliott & Shai 2025
+    (arXiv:2507.07432) and the ``simplexity`` library (defaults alpha = 2000, lamb = 0.49 there).
+
+    4 dimensions, tokens a = 0, b = 1. ``T[b] = lamb * diag(0, 1, R(alpha))`` with R a rotation by
+    angle alpha (radians); ``T[a] = w pi0^T`` (rank one, a "reset"), with w and pi0 chosen so that
+    ``T.sum(0) @ 1 = 1``. 0 < lamb < 1 damps the rotation.
+    """
+    try:
+        alpha, lamb = float(alpha), float(lamb)
+    except (TypeError, ValueError):
+        raise ProcessError(f"fanizza: alpha and lamb must be numbers; got alpha={alpha!r}, lamb={lamb!r}") from None
+    if not (np.isfinite(alpha) and 0.0 < lamb < 1.0):
+        raise ProcessError(f"fanizza: need a finite angle alpha and 0 < lamb < 1; got alpha={alpha!r}, lamb={lamb!r}")
+    c, s = np.cos(alpha), np.sin(alpha)
+    den = 1.0 - 2.0 * lamb * c + lamb**2
+    a_l = (1.0 - lamb * c + lamb * s) / den
+    b_l = (1.0 - lamb * c - lamb * s) / den
+    pi0 = np.array([1.0 - (2.0 / (1.0 - lamb) - a_l - b_l) / 4.0, 1.0 / (2.0 * (1.0 - lamb)), -a_l / 4.0, -b_l / 4.0])
+    w = np.array([1.0, 1.0 - lamb, 1.0 + lamb * (s - c), 1.0 - lamb * (s + c)])
+    Ta = np.outer(w, pi0)
+    Tb = lamb * np.array([[0, 0, 0, 0], [0, 1, 0, 0], [0, 0, c, -s], [0, 0, s, c]], dtype=np.float64)
+    return GeneralizedHMM(np.stack([Ta, Tb]), name="fanizza", params={"alpha": alpha, "lamb": lamb},
+                          token_names=("a", "b"))
+
+
+def tom_quantum(alpha: float = 1.0, beta: float = 1.0) -> GeneralizedHMM:
+    """A qubit measured repeatedly with a 4-outcome instrument, written as a 3-dimensional GHMM
+    (Riechers, Elliott & Shai 2025, "Neural networks leverage nominally quantum and post-quantum
+    representations", arXiv:2507.07432; matrices as in the ``simplexity`` library).
+
+    With g = 1 / (4 (alpha^2 + beta^2)), c = 1/4, m = (alpha^2 - beta^2) g, o = 2 alpha beta g:
+    T[0], T[1] = [[c, 0, +-o], [0, m, 0], [+-o, 0, c]] and T[2], T[3] = [[c, +-o, 0], [+-o, c, 0],
+    [0, 0, m]]. The vector is (1, Bloch coordinates), so tau = pi = (1, 0, 0).
+    """
+    try:
+        alpha, beta = float(alpha), float(beta)
+    except (TypeError, ValueError):
+        raise ProcessError(f"tom_quantum: alpha and beta must be numbers; got {alpha!r}, {beta!r}") from None
+    if not (np.isfinite(alpha) and np.isfinite(beta)) or alpha**2 + beta**2 == 0:
+        raise ProcessError(f"tom_quantum: alpha and beta must be finite and not both 0; got {alpha!r}, {beta!r}")
+    g = 1.0 / (4.0 * (alpha**2 + beta**2))
+    c, m, o = 0.25, (alpha**2 - beta**2) * g, 2.0 * alpha * beta * g
+    T = np.array([
+        [[c, 0, o], [0, m, 0], [o, 0, c]],
+        [[c, 0, -o], [0, m, 0], [-o, 0, c]],
+        [[c, o, 0], [o, c, 0], [0, 0, m]],
+        [[c, -o, 0], [-o, c, 0], [0, 0, m]],
+    ])
+    return GeneralizedHMM(T, name="tom_quantum", params={"alpha": alpha, "beta": beta})
+
+
+def post_quantum(log_alpha: float = 1.0, beta: float = 0.5) -> GeneralizedHMM:
+    """A "post-quantum" 3-dimensional GHMM (Riechers, Elliott & Shai 2025, arXiv:2507.07432;
+    matrices as in the ``simplexity`` library): its belief geometry is not a quantum state space.
+
+    With alpha = exp(log_alpha) and D(v) = [[v, 0, 0], [0, 1, 0], [0, ln v, 1]]:
+    T[0] = (1, 1, 0)^T (1, -1, -1), T[1] = D(alpha), T[2] = D(beta), all divided by the spectral
+    radius of their sum. Requires alpha > 1 > beta > 0, alpha + beta != 2, and ln(alpha)/ln(beta)
+    irrational (checked against fractions with denominator <= 12).
+    """
+    from fractions import Fraction
+
+    try:
+        log_alpha, beta = float(log_alpha), float(beta)
+    except (TypeError, ValueError):
+        raise ProcessError(f"post_quantum: log_alpha and beta must be numbers; got {log_alpha!r}, {beta!r}") from None
+    alpha = float(np.exp(log_alpha))
+    if not (np.isfinite(alpha) and alpha > 1.0 > beta > 0.0):
+        raise ProcessError(f"post_quantum: need alpha = exp(log_alpha) > 1 > beta > 0; got alpha={alpha!r}, beta={beta!r}")
+    if abs(alpha + beta - 2.0) < 1e-12:
+        raise ProcessError("post_quantum: need alpha + beta != 2")
+    ratio = np.log(alpha) / np.log(beta)
+    if abs(ratio - float(Fraction(ratio).limit_denominator(12))) < 1e-9:
+        raise ProcessError(f"post_quantum: ln(alpha)/ln(beta) = {ratio:.6g} must be irrational")
+
+    def D(v: float) -> np.ndarray:
+        return np.array([[v, 0, 0], [0, 1, 0], [0, np.log(v), 1]], dtype=np.float64)
+
+    T = np.stack([np.outer([1.0, 1.0, 0.0], [1.0, -1.0, -1.0]), D(alpha), D(beta)])
+    T /= np.max(np.abs(np.linalg.eigvals(T.sum(axis=0))))
+    return GeneralizedHMM(T, name="post_quantum", params={"log_alpha": log_alpha, "beta": beta})

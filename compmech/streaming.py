@@ -1,0 +1,218 @@
+"""Bounded-memory deep enumeration: the distribution over beliefs level by level, merging equal beliefs.
+
+Block and myopic entropies need only the distribution of beliefs at each depth, not the words:
+``h(L + 1) = sum_{|w| = L} P(w) H[X | eta_w]`` and ``H(L) = h(1) + ... + h(L)``. So words with
+equal beliefs can be merged (their probabilities added) without changing any h(L). A process with
+a finite MSP never keeps more beliefs per level than it has mixed states, however deep.
+
+When the beliefs at a level still outnumber ``max_states`` (Mess3: 3^L distinct beliefs), they are
+merged on a coarser grid: beliefs in one grid cell become one, at their probability-weighted mean.
+That is exact for the future token statistics (beliefs update linearly before normalisation) but,
+because entropy is concave, each merged level's h(L) is an upper bound on the true one; the
+result records the grid used (``resolution``) and whether any merge was lossy (``exact``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+from hmm_processes import HMM, GeneralizedHMM, ProcessError, process_vectors
+
+#: Default grid for merging beliefs: equal up to rounding.
+EXACT_RESOLUTION = 1e-12
+#: Default cap on the beliefs kept per level.
+MAX_STATES = 100_000
+#: Largest number of float64 entries in one chunk of children (bounds peak memory).
+CHUNK_ENTRIES = 1 << 21
+
+
+@dataclass(frozen=True, eq=False)
+class StreamResult:
+    """Entropies to a depth from level-by-level enumeration with merging.
+
+    ``block_entropies[L] = H(L)`` for L = 0..depth; ``myopic_entropies[k] = h(k + 1)`` for
+    k = 0..depth (so h(1)..h(depth + 1), the convention of `compmech.myopic_entropies`);
+    ``n_states[L]`` beliefs kept at depth L, merged on the grid ``resolution[L]``. ``exact`` is
+    True when no level needed a grid coarser than the exact one. ``beliefs``/``probs`` are the
+    last level's; ``levels`` holds every level's (beliefs, probs) when ``keep_levels`` was set.
+    """
+
+    process: HMM | GeneralizedHMM
+    block_entropies: np.ndarray  # [depth + 1]
+    myopic_entropies: np.ndarray  # [depth + 1]
+    n_states: np.ndarray  # [depth + 1] int64
+    resolution: np.ndarray  # [depth + 1]
+    exact: bool
+    beliefs: np.ndarray  # [N, S]
+    probs: np.ndarray  # [N]
+    levels: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list, repr=False)
+
+    @property
+    def depth(self) -> int:
+        return int(self.block_entropies.shape[0] - 1)
+
+
+def stream_entropies(process: HMM | GeneralizedHMM, depth: int, *, max_states: int = MAX_STATES,
+                     resolution: float = EXACT_RESOLUTION, keep_levels: bool = False,
+                     prior: np.ndarray | None = None) -> StreamResult:
+    """H(L) and h(L) for L up to ``depth`` (h to depth + 1) keeping at most ``max_states`` beliefs per level.
+
+    Memory is bounded by ``max_states * vocab_size * num_states`` floats (children are made in
+    chunks of `CHUNK_ENTRIES` entries), whatever the depth. Works for HMMs and GHMMs.
+    """
+    depth = int(depth)
+    if depth < 0:
+        raise ProcessError(f"stream_entropies: depth must be >= 0; got {depth}")
+    T, _, tau = process_vectors(process)
+    E = (T @ tau).T  # [S, V]
+    H, h, n_states, grid, levels = [0.0], [], [], [], []
+    for L, b, p, res in iter_levels(process, max_states=max_states, resolution=resolution, prior=prior):
+        h.append(float(p @ next_token_entropies(b, E)))
+        if L:
+            H.append(H[-1] + h[-2])
+        n_states.append(b.shape[0])
+        grid.append(res)
+        if keep_levels:
+            levels.append((b, p))
+        if L == depth:
+            break
+    return StreamResult(process=process, block_entropies=np.array(H), myopic_entropies=np.array(h),
+                        n_states=np.array(n_states, np.int64), resolution=np.array(grid),
+                        exact=bool(grid[-1] <= resolution), beliefs=b, probs=p, levels=levels)
+
+
+def iter_levels(process: HMM | GeneralizedHMM, *, max_states: int = MAX_STATES,
+                resolution: float = EXACT_RESOLUTION, prior: np.ndarray | None = None
+                ) -> Iterator[tuple[int, np.ndarray, np.ndarray, float]]:
+    """Yield ``(L, beliefs [N, S], probs [N], grid)`` for L = 0, 1, 2, ... without end (the caller stops).
+
+    ``probs`` sum to 1: the probability of the words of length L whose belief merged into each
+    row. Beliefs are merged on the grid ``grid`` (``resolution`` unless coarsened to keep at
+    most ``max_states`` rows; the grid never becomes finer again).
+    """
+    if max_states < 1 or not resolution > 0:
+        raise ProcessError(f"iter_levels: need max_states >= 1 and resolution > 0; got {max_states}, {resolution}")
+    T, pi, tau = process_vectors(process)
+    if prior is not None:
+        pi = np.asarray(prior, dtype=np.float64)
+        pi = pi / (pi @ tau)
+    min_prob = 1e-12 if isinstance(process, GeneralizedHMM) else 0.0
+    b = pi[None, :].copy()
+    p = np.ones(1)
+    res = float(resolution)
+    L = 0
+    while True:
+        yield L, b, p, res
+        b, p = _children(b, p, T, tau, min_prob, res)
+        b, p, res = _merge_to_cap(b, p, res, max_states)
+        L += 1
+
+
+def next_token_entropies(beliefs: np.ndarray, emission: np.ndarray) -> np.ndarray:
+    """Entropy (bits) of the next-token distribution ``beliefs @ emission`` for each belief row."""
+    return _next_entropy(beliefs, emission)
+
+
+def _next_entropy(b: np.ndarray, E: np.ndarray) -> np.ndarray:
+    """Entropy (bits) of the next-token distribution for each belief row."""
+    q = np.clip(b @ E, 0.0, None)
+    q /= q.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(q > 0, -q * np.log2(q), 0.0).sum(axis=1)
+
+
+def _children(b: np.ndarray, p: np.ndarray, T: np.ndarray, tau: np.ndarray, min_prob: float,
+              res: float) -> tuple[np.ndarray, np.ndarray]:
+    """All one-token extensions, made in chunks and merged on the grid ``res`` chunk by chunk."""
+    V, S, _ = T.shape
+    chunk = max(1, CHUNK_ENTRIES // (V * S))
+    parts_b, parts_p = [], []
+    for lo in range(0, b.shape[0], chunk):
+        U = np.einsum("ni,xij->nxj", b[lo:lo + chunk], T)  # [n, V, S]
+        P = U @ tau  # [n, V]
+        keep = P > min_prob
+        n_idx, x_idx = np.nonzero(keep)
+        pn = P[n_idx, x_idx]
+        cb = U[n_idx, x_idx] / pn[:, None]
+        cp = p[lo:lo + chunk][n_idx] * pn
+        cb, cp = _merge(cb, cp, res)
+        parts_b.append(cb)
+        parts_p.append(cp)
+    cb, cp = np.concatenate(parts_b), np.concatenate(parts_p)
+    if len(parts_b) > 1:
+        cb, cp = _merge(cb, cp, res)
+    return cb, cp
+
+
+def _merge(b: np.ndarray, p: np.ndarray, res: float) -> tuple[np.ndarray, np.ndarray]:
+    """Merge beliefs in the same grid cell of side ``res`` into their probability-weighted mean."""
+    inv, n = _group(_cell_keys(b, res))
+    if n == b.shape[0]:
+        return b, p
+    pg = np.bincount(inv, weights=p, minlength=n)
+    bg = np.empty((n, b.shape[1]))
+    for s in range(b.shape[1]):
+        bg[:, s] = np.bincount(inv, weights=p * b[:, s], minlength=n)
+    bg /= pg[:, None]
+    return bg, pg
+
+
+def _cell_keys(b: np.ndarray, res: float) -> np.ndarray:
+    return np.floor(b / res + 0.5).astype(np.int64)
+
+
+_MULT = np.random.default_rng(12345).integers(1, 2**63 - 1, size=4096, dtype=np.int64) | 1
+
+
+def _group(keys: np.ndarray) -> tuple[np.ndarray, int]:
+    """Group equal rows of ``keys``: (group index per row, number of groups).
+
+    Rows are hashed to one int64 (a fixed random linear hash, wrapping) and grouped by a 1-D
+    sort; a hash collision between different rows is detected and falls back to a row sort.
+    """
+    S = keys.shape[1]
+    if S > _MULT.size:
+        _, inv = np.unique(keys, axis=0, return_inverse=True)
+        inv = inv.ravel()
+        return inv, int(inv.max()) + 1 if inv.size else 0
+    with np.errstate(over="ignore"):
+        h = (keys * _MULT[:S]).sum(axis=1)
+    uniq, first, inv = np.unique(h, return_index=True, return_inverse=True)
+    inv = inv.ravel()
+    if not np.array_equal(keys, keys[first[inv]]):  # a collision: exact (slower) grouping
+        _, inv = np.unique(keys, axis=0, return_inverse=True)
+        inv = inv.ravel()
+        return inv, int(inv.max()) + 1
+    return inv, int(uniq.size)
+
+
+def _merge_to_cap(b: np.ndarray, p: np.ndarray, res: float, max_states: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """Coarsen the grid (never refining it again) until at most ``max_states`` beliefs remain."""
+    if b.shape[0] <= max_states:
+        return b, p, res
+    dim = max(1, b.shape[1] - 1)
+    n = _count_cells(b, res)
+    if n > max_states and n > 0.5 * b.shape[0]:
+        # far from the cap's scale (typically the first coarsening): bisect on log10(resolution)
+        lo, hi = np.log10(res), 1.0
+        while hi - lo > 0.05:
+            mid = 0.5 * (lo + hi)
+            if _count_cells(b, 10.0**mid) > max_states:
+                lo = mid
+            else:
+                hi = mid
+        res = 10.0**hi
+    else:
+        # close to the cap: grow the cell side by the factor the count exceeds it (cells ~ res^-dim)
+        while n > max_states:
+            res *= max(1.05, (n / max_states) ** (1.0 / dim))
+            n = _count_cells(b, res)
+    mb, mp = _merge(b, p, res)
+    return mb, mp, res
+
+
+def _count_cells(b: np.ndarray, res: float) -> int:
+    return _group(_cell_keys(b, res))[1]

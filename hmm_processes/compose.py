@@ -1,0 +1,126 @@
+"""Compositions of processes: non-ergodic mixtures (one component per sequence) and independent products.
+
+Both work on `HMM` and `GeneralizedHMM`; the result is a GHMM if any component is one.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from hmm_processes.errors import ProcessError
+from hmm_processes.generalized import GeneralizedHMM, process_vectors
+from hmm_processes.hmm import HMM
+
+Process = HMM | GeneralizedHMM
+
+
+def mixture(processes: Sequence[Process], weights: Sequence[float] | None = None, *,
+            name: str | None = None) -> Process:
+    """Non-ergodic mixture: each sequence comes from component k, chosen once with probability ``weights[k]``.
+
+    As an HMM: block-diagonal ``T[x] = diag(T_1[x], ..., T_K[x])`` (states of component 1 first)
+    and prior ``concat(weights[k] * pi_k)``. That prior is a stationary distribution of the block
+    chain but not the only one, so it is stored explicitly (`HMM.prior`). All components must have
+    the same number of tokens; ``weights`` default to uniform.
+    """
+    procs = _check_processes(processes, "mixture")
+    V = procs[0].vocab_size
+    for k, p in enumerate(procs):
+        if p.vocab_size != V:
+            raise ProcessError(
+                f"mixture: component {k} ({p.name}) has {p.vocab_size} tokens but component 0 has {V}; "
+                "mixed processes must share one token alphabet"
+            )
+    K = len(procs)
+    w = np.full(K, 1.0 / K) if weights is None else _check_weights(weights, K)
+    sizes = [p.num_states for p in procs]
+    S = sum(sizes)
+    T = np.zeros((V, S, S))
+    pi = np.zeros(S)
+    tau = np.zeros(S)
+    off = 0
+    for p, wk, n in zip(procs, w, sizes):
+        Tk, pik, tauk = process_vectors(p)
+        T[:, off:off + n, off:off + n] = Tk
+        pi[off:off + n] = wk * pik
+        tau[off:off + n] = tauk
+        off += n
+    label = name or "mixture(" + ", ".join(p.name for p in procs) + ")"
+    params = {"components": [_describe(p) for p in procs], "weights": w.tolist()}
+    state_names = tuple(f"{k}:{s}" for k, p in enumerate(procs) for s in _state_names(p))
+    if any(isinstance(p, GeneralizedHMM) for p in procs):
+        return GeneralizedHMM(T, name=label, params=params, state_names=state_names,
+                              token_names=procs[0].token_names, normalizer=tau, prior=pi)
+    return HMM(T, name=label, params=params, state_names=state_names, token_names=procs[0].token_names,
+               prior=pi)
+
+
+def product(processes: Sequence[Process], *, name: str | None = None) -> Process:
+    """Independent product: at each step every component emits one token; the emitted token is the tuple.
+
+    Token and state indices are row-major over the components: for two components with V2 tokens
+    and S2 states, token ``(x1, x2)`` is ``x1 * V2 + x2`` and state ``(i1, i2)`` is ``i1 * S2 + i2``.
+    ``T[(x1, x2)] = kron(T_1[x1], T_2[x2])``; the prior is the Kronecker product of the components'.
+    """
+    procs = _check_processes(processes, "product")
+    T, pi, tau = process_vectors(procs[0])
+    for p in procs[1:]:
+        T2, pi2, tau2 = process_vectors(p)
+        V1, S1, _ = T.shape
+        V2, S2, _ = T2.shape
+        T = np.einsum("aij,bkl->abikjl", T, T2).reshape(V1 * V2, S1 * S2, S1 * S2)
+        pi = np.kron(pi, pi2)
+        tau = np.kron(tau, tau2)
+    label = name or "product(" + ", ".join(p.name for p in procs) + ")"
+    params = {"components": [_describe(p) for p in procs]}
+    tok = _product_names([_token_names(p) for p in procs])
+    st = _product_names([_state_names(p) for p in procs])
+    if any(isinstance(p, GeneralizedHMM) for p in procs):
+        return GeneralizedHMM(T, name=label, params=params, state_names=st, token_names=tok,
+                              normalizer=tau, prior=pi)
+    # The product of periodic chains can have several recurrent classes, so the product of the
+    # components' stationary distributions is stored explicitly.
+    return HMM(T, name=label, params=params, state_names=st, token_names=tok, prior=pi)
+
+
+def _check_processes(processes: Sequence[Process], what: str) -> list[Process]:
+    procs = list(processes)
+    if not procs:
+        raise ProcessError(f"{what}: needs at least one process")
+    for k, p in enumerate(procs):
+        if not isinstance(p, (HMM, GeneralizedHMM)):
+            raise ProcessError(f"{what}: component {k} is a {type(p).__name__}, not an HMM or GeneralizedHMM")
+    return procs
+
+
+def _check_weights(weights: Sequence[float], K: int) -> np.ndarray:
+    try:
+        w = np.array(weights, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ProcessError(f"mixture: weights must be {K} numbers; got {weights!r}") from None
+    if w.shape != (K,):
+        raise ProcessError(f"mixture: weights must have one entry per component ({K}); got {len(w.ravel())}")
+    if not np.all(np.isfinite(w)) or np.any(w < 0) or abs(w.sum() - 1.0) > 1e-9:
+        raise ProcessError(f"mixture: weights must be >= 0 and sum to 1; got {w.tolist()}")
+    return w
+
+
+def _describe(p: Process) -> dict:
+    return {"name": p.name, **{k: v for k, v in p.params.items()}}
+
+
+def _state_names(p: Process) -> tuple[str, ...]:
+    return p.state_names if p.state_names is not None else tuple(str(i) for i in range(p.num_states))
+
+
+def _token_names(p: Process) -> tuple[str, ...]:
+    return p.token_names if p.token_names is not None else tuple(str(i) for i in range(p.vocab_size))
+
+
+def _product_names(parts: list[tuple[str, ...]]) -> tuple[str, ...]:
+    names: list[str] = [""]
+    for k, part in enumerate(parts):
+        names = [f"{a},{b}" if k else b for a in names for b in part]
+    return tuple(f"({n})" for n in names)

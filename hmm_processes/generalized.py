@@ -1,0 +1,315 @@
+"""Generalized hidden Markov models (GHMMs): linear presentations whose matrices may be negative.
+
+A GHMM has labelled matrices ``T[x]`` (shape [V, S, S], any sign), a right vector ``tau`` with
+``T.sum(0) @ tau = tau`` and a left vector ``pi`` with ``pi @ T.sum(0) = pi`` and ``pi @ tau = 1``.
+Word probabilities are ``P(w) = pi T^(w1) ... T^(wn) tau``; they must be >= 0 for every word,
+which is checked for all words up to a depth (`GeneralizedHMM.checked_depth`).
+
+The "belief" after a word, ``eta_w = pi T^(w) / (pi T^(w) tau)``, is a quasi-probability vector:
+its entries can be negative and need not sum to 1 (``eta_w @ tau == 1`` instead). It still
+predicts the future exactly (``P(x | w) = eta_w T[x] tau``), but there are no hidden states to
+sample: `sample_words` draws tokens from exact next-token probabilities instead, and asking a GHMM
+for a `stationary_distribution` (what `hmm_processes.sample` and `compmech.mixed_states` start
+from) raises `ProcessError`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from hmm_processes.errors import ProcessError
+from hmm_processes.hmm import HMM
+
+#: Eigenvalue / normalisation tolerance.
+GHMM_ATOL = 1e-9
+#: A word probability below ``-NEGATIVITY_ATOL`` makes the matrices invalid.
+NEGATIVITY_ATOL = 1e-12
+#: Largest number of words enumerated (over all checked lengths) when validating.
+CHECK_WORD_BUDGET = 1 << 18
+
+
+@dataclass(frozen=True, eq=False)
+class GeneralizedHMM:
+    """A generalized HMM: ``P(w) = pi T^(w) tau`` with real (possibly negative) ``T [V, S, S]``.
+
+    ``normalizer`` (tau, [S]) defaults to the all-ones vector when ``T.sum(0)`` is row-stochastic,
+    else to the right eigenvector of ``T.sum(0)`` for eigenvalue 1. ``prior`` (pi, [S]) defaults to
+    the left eigenvector for eigenvalue 1, scaled so ``pi @ tau = 1``. Validation (in this order):
+    shape and finiteness; eigenvalue 1 present and no eigenvalue of modulus > 1; tau and pi are
+    eigenvectors with ``pi @ tau = 1``; every word up to ``check_depth`` tokens (fewer if that
+    would exceed `CHECK_WORD_BUDGET` words) has probability >= 0.
+    """
+
+    T: np.ndarray  # [V, S, S]
+    name: str = "ghmm"
+    params: dict[str, Any] = field(default_factory=dict)
+    state_names: tuple[str, ...] | None = None
+    token_names: tuple[str, ...] | None = None
+    normalizer: np.ndarray | None = None  # tau [S]
+    prior: np.ndarray | None = None  # pi [S]
+    check_depth: int = 8
+
+    def __post_init__(self) -> None:
+        what = self.name
+        T = _as_tensor(self.T, what)
+        V, S, _ = T.shape
+        M = T.sum(axis=0)
+        eig = np.linalg.eigvals(M)
+        rho = float(np.max(np.abs(eig)))
+        if rho > 1.0 + 1e-7:
+            raise ProcessError(
+                f"{what}: T.sum(0) has an eigenvalue of modulus {rho:.6g} > 1, so word probabilities "
+                "would grow without bound; scale the matrices so the leading eigenvalue is 1"
+            )
+        if np.min(np.abs(eig - 1.0)) > 1e-7:
+            raise ProcessError(
+                f"{what}: T.sum(0) has no eigenvalue 1 (eigenvalues {np.round(eig, 6).tolist()}); "
+                "a GHMM needs T.sum(0) @ tau = tau for a normalising vector tau"
+            )
+        tau = _right_vector(M, self.normalizer, what)
+        pi = _left_vector(M, tau, self.prior, what)
+        for arr in (T, tau, pi):
+            arr.setflags(write=False)
+        object.__setattr__(self, "T", T)
+        object.__setattr__(self, "normalizer", tau)
+        object.__setattr__(self, "prior", pi)
+        if self.state_names is not None and len(self.state_names) != S:
+            raise ProcessError(f"{what}: state_names has {len(self.state_names)} entries but T has {S} states")
+        if self.token_names is not None and len(self.token_names) != V:
+            raise ProcessError(f"{what}: token_names has {len(self.token_names)} entries but T has {V} tokens")
+        depth = int(self.check_depth)
+        if depth < 1:
+            raise ProcessError(f"{what}: check_depth must be >= 1; got {self.check_depth!r}")
+        object.__setattr__(self, "_checked_depth", _check_word_probabilities(T, pi, tau, depth, what))
+
+    # --- shape ---------------------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        """Number of tokens V."""
+        return int(self.T.shape[0])
+
+    @property
+    def num_states(self) -> int:
+        """Dimension S of the (quasi-)state vector."""
+        return int(self.T.shape[1])
+
+    @property
+    def checked_depth(self) -> int:
+        """Word length up to which every word probability was checked to be >= 0."""
+        return int(self._checked_depth)  # type: ignore[attr-defined]
+
+    # --- linear algebra --------------------------------------------------------------------------
+    @property
+    def state_transition_matrix(self) -> np.ndarray:
+        """``M = T.sum(0)``, shape [S, S]; not a stochastic matrix in general."""
+        return self.T.sum(axis=0)
+
+    @property
+    def stationary_vector(self) -> np.ndarray:
+        """pi: the left eigenvector of ``T.sum(0)`` for eigenvalue 1 with ``pi @ tau = 1`` (quasi-probabilities)."""
+        return np.array(self.prior)
+
+    @property
+    def stationary_distribution(self) -> np.ndarray:
+        """Refused: a GHMM has no probability distribution over hidden states.
+
+        Raises `ProcessError`; use `stationary_vector` for the quasi-probability vector pi, and
+        `sample_words` to sample tokens.
+        """
+        raise ProcessError(
+            f"{self.name} is a generalized HMM: its state vectors are quasi-probabilities (entries may be "
+            "negative), so it has no stationary distribution over hidden states and hidden states cannot be "
+            "sampled. Use .stationary_vector for pi, hmm_processes.sample_words(...) to sample tokens, and "
+            "compmech's msp/measures/streaming functions (which accept GHMMs) for theory."
+        )
+
+    @property
+    def emission_matrix(self) -> np.ndarray:
+        """``E[i, x] = sum_j T[x, i, j] tau_j``, shape [S, V]; ``P(x | eta) = eta @ E`` when ``eta @ tau = 1``."""
+        return (self.T @ self.normalizer).T
+
+    def next_token_probs(self, beliefs: np.ndarray) -> np.ndarray:
+        """Next-token distribution for quasi-beliefs ``[..., S]``: ``eta T[x] tau / (eta tau)``, shape ``[..., V]``."""
+        b = np.asarray(beliefs, dtype=np.float64)
+        return (b @ self.emission_matrix) / (b @ self.normalizer)[..., None]
+
+    def word_probabilities(self, words: np.ndarray) -> np.ndarray:
+        """``P(w) = pi T^(w) tau`` for each row of ``words`` [N, L]; returns [N] float64."""
+        words = np.asarray(words)
+        if words.ndim != 2:
+            raise ProcessError(f"{self.name}: words must have shape [N, L]; got {words.shape}")
+        if words.size and (words.min() < 0 or words.max() >= self.vocab_size):
+            raise ProcessError(f"{self.name}: tokens must be in 0..{self.vocab_size - 1}")
+        v = np.broadcast_to(self.prior, (words.shape[0], self.num_states)).copy()
+        for t in range(words.shape[1]):
+            v = np.einsum("ni,nij->nj", v, self.T[words[:, t]])
+        return v @ self.normalizer
+
+    # --- conversions -------------------------------------------------------------------------------
+    @classmethod
+    def from_hmm(cls, hmm: HMM) -> "GeneralizedHMM":
+        """The same process as a GHMM (tau = 1, pi = the HMM's stationary distribution)."""
+        return cls(np.array(hmm.T), name=hmm.name, params=dict(hmm.params), state_names=hmm.state_names,
+                   token_names=hmm.token_names, normalizer=np.ones(hmm.num_states),
+                   prior=hmm.stationary_distribution)
+
+    def to_hmm(self) -> HMM:
+        """This GHMM as an `HMM`, if its matrices are non-negative and tau is constant; else `ProcessError`."""
+        tau = self.normalizer
+        if np.any(self.T < 0) or np.any(self.prior < -GHMM_ATOL) or not np.allclose(tau, tau[0], atol=GHMM_ATOL):
+            raise ProcessError(
+                f"{self.name}: this GHMM is not an HMM as given (it has negative entries or a non-constant tau)"
+            )
+        scale = tau[0]
+        return HMM(np.array(self.T), name=self.name, params=dict(self.params), state_names=self.state_names,
+                   token_names=self.token_names, prior=np.clip(self.prior * scale, 0, None))
+
+    def __repr__(self) -> str:
+        p = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"GeneralizedHMM({self.name}({p}), tokens={self.vocab_size}, states={self.num_states})"
+
+
+def is_generalized(process: Any) -> bool:
+    """True for a `GeneralizedHMM`, False for an `HMM`."""
+    return isinstance(process, GeneralizedHMM)
+
+
+def process_vectors(process: HMM | GeneralizedHMM) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(T [V, S, S], pi [S], tau [S])`` for either type, so ``P(w) = pi T^(w) tau`` (tau = 1 for an HMM)."""
+    if isinstance(process, GeneralizedHMM):
+        return process.T, np.array(process.prior), np.array(process.normalizer)
+    if isinstance(process, HMM):
+        return process.T, process.stationary_distribution, np.ones(process.num_states)
+    raise ProcessError(f"expected an HMM or GeneralizedHMM; got {type(process).__name__}")
+
+
+def sample_words(process: HMM | GeneralizedHMM, key: Any, batch: int, length: int) -> np.ndarray:
+    """Sample ``batch`` words of ``length`` tokens from the exact word distribution; returns int32 [batch, length].
+
+    Tokens are drawn one at a time from ``P(x_t | x_<t) = eta T[x] tau`` (the chain rule of the
+    exact word probabilities), so this works for GHMMs, whose hidden states cannot be sampled.
+    ``key`` is a `jax.random` key or an integer seed (it seeds a NumPy generator).
+    """
+    batch, length = int(batch), int(length)
+    if batch < 1 or length < 1:
+        raise ProcessError(f"sample_words: batch and length must be >= 1; got batch={batch}, length={length}")
+    rng = _numpy_rng(key)
+    T, pi, tau = process_vectors(process)
+    E = (T @ tau).T  # [S, V]
+    b = np.broadcast_to(pi, (batch, pi.shape[0])).copy()  # [B, S]
+    out = np.empty((batch, length), np.int32)
+    u = rng.random((length, batch))
+    for t in range(length):
+        p = np.clip(b @ E, 0.0, None)  # [B, V]; tiny negative rounding clipped
+        cdf = np.cumsum(p, axis=1)
+        cdf /= cdf[:, -1:]
+        x = np.minimum((u[t][:, None] >= cdf).sum(axis=1), T.shape[0] - 1)
+        # never pick a token of probability zero because of rounding at the top of the cdf
+        zero = p[np.arange(batch), x] <= 0
+        if np.any(zero):
+            x[zero] = np.argmax(p[zero] > 0, axis=1)
+        out[:, t] = x
+        b = np.einsum("bi,bij->bj", b, T[x])
+        b /= (b @ tau)[:, None]
+    return out
+
+
+def _numpy_rng(key: Any) -> np.random.Generator:
+    if isinstance(key, (int, np.integer)):
+        return np.random.default_rng(int(key))
+    try:
+        import jax
+
+        data = np.asarray(jax.random.key_data(key)) if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) \
+            else np.asarray(key)
+    except Exception as exc:  # noqa: BLE001 - any non-key input gets one clear message
+        raise ProcessError(f"sample_words: key must be a jax.random key or an int seed; got {key!r}") from exc
+    return np.random.default_rng(data.astype(np.uint64).ravel().tolist())
+
+
+def _as_tensor(T: Any, what: str) -> np.ndarray:
+    try:
+        arr = np.array(T, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ProcessError(f"{what}: T must be a numeric array of shape [V, S, S] ({exc})") from None
+    if arr.ndim != 3 or arr.shape[1] != arr.shape[2] or arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ProcessError(f"{what}: T must have shape [V, S, S] (tokens, states, states); got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        x, i, j = np.argwhere(~np.isfinite(arr))[0]
+        raise ProcessError(f"{what}: T[{x}, {i}, {j}] is {arr[x, i, j]}; all entries must be finite")
+    return arr
+
+
+def _right_vector(M: np.ndarray, given: Any, what: str) -> np.ndarray:
+    S = M.shape[0]
+    if given is not None:
+        tau = np.array(given, dtype=np.float64)
+        if tau.shape != (S,) or not np.all(np.isfinite(tau)):
+            raise ProcessError(f"{what}: normalizer (tau) must be a finite vector of shape [{S}]")
+    elif np.allclose(M.sum(axis=1), 1.0, atol=GHMM_ATOL, rtol=0):
+        tau = np.ones(S)
+    else:
+        w, vr = np.linalg.eig(M)
+        close = np.flatnonzero(np.abs(w - 1.0) < 1e-7)
+        if close.size != 1:
+            raise ProcessError(f"{what}: eigenvalue 1 of T.sum(0) is repeated; pass normalizer (tau) and prior (pi)")
+        tau = vr[:, close[0]].real
+        tau = tau / tau[np.argmax(np.abs(tau))]
+    if np.max(np.abs(M @ tau - tau)) > GHMM_ATOL * max(1.0, np.max(np.abs(tau))) * 10:
+        raise ProcessError(f"{what}: normalizer (tau) is not a right eigenvector of T.sum(0) for eigenvalue 1")
+    return tau
+
+
+def _left_vector(M: np.ndarray, tau: np.ndarray, given: Any, what: str) -> np.ndarray:
+    S = M.shape[0]
+    if given is not None:
+        pi = np.array(given, dtype=np.float64)
+        if pi.shape != (S,) or not np.all(np.isfinite(pi)):
+            raise ProcessError(f"{what}: prior (pi) must be a finite vector of shape [{S}]")
+    else:
+        w, vl = np.linalg.eig(M.T)
+        close = np.flatnonzero(np.abs(w - 1.0) < 1e-7)
+        if close.size != 1:
+            raise ProcessError(f"{what}: eigenvalue 1 of T.sum(0) is repeated; pass prior (pi) explicitly")
+        pi = vl[:, close[0]].real
+    norm = pi @ tau
+    if abs(norm) < 1e-12:
+        raise ProcessError(f"{what}: pi @ tau = 0, so no word probabilities can be normalised")
+    pi = pi / norm
+    if np.max(np.abs(pi @ M - pi)) > 1e-8 * max(1.0, np.max(np.abs(pi))):
+        raise ProcessError(f"{what}: prior (pi) is not stationary: pi @ T.sum(0) != pi")
+    return pi
+
+
+def _check_word_probabilities(T: np.ndarray, pi: np.ndarray, tau: np.ndarray, depth: int, what: str) -> int:
+    """Check ``P(w) >= 0`` for all words up to ``depth`` (within the word budget); return the depth checked."""
+    V = T.shape[0]
+    fronts = pi[None, :]  # [N, S], unnormalised pi T^(w) for the words of the current length
+    total = 0
+    checked = 0
+    for L in range(1, depth + 1):
+        n_next = fronts.shape[0] * V
+        if total + n_next > CHECK_WORD_BUDGET:
+            break
+        fronts = np.einsum("ni,xij->nxj", fronts, T).reshape(n_next, -1)
+        probs = fronts @ tau
+        total += n_next
+        bad = np.flatnonzero(probs < -NEGATIVITY_ATOL)
+        if bad.size:
+            k = int(bad[np.argmin(probs[bad])])
+            word = np.unravel_index(k, (V,) * L)
+            raise ProcessError(
+                f"{what}: word {tuple(int(t) for t in word)} gets probability {probs[k]:.3g} < 0, so these "
+                "matrices do not define a stochastic process (a GHMM needs pi T^(w) tau >= 0 for every word)"
+            )
+        checked = L
+    return checked
+
+
+def all_words(vocab_size: int, length: int) -> np.ndarray:
+    """Every word of ``length`` tokens in lexicographic order, shape [V^length, length]."""
+    return np.array(list(itertools.product(range(vocab_size), repeat=length)), dtype=np.int64).reshape(-1, length)

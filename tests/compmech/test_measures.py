@@ -1,0 +1,206 @@
+"""Information measures: textbook values, identities between measures, and estimates for infinite MSPs."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+import hmm_processes as hp
+from compmech import block_entropies, mixed_states, myopic_entropies
+from compmech.information import entropy_bits
+from compmech.measures import (blackwell_entropy_rate, block_entropy, cryptic_order, crypticity, entropy_rate,
+                               epsilon_machine, excess_entropy, markov_order, myopic_entropy,
+                               myopic_entropy_sequence, process_info, statistical_complexity,
+                               synchronization_information, transient_information)
+from compmech.msp import InfiniteMSPError, build_msp
+
+LOG3 = math.log2(3)
+H23 = -(2 / 3) * math.log2(2 / 3) - (1 / 3) * math.log2(1 / 3)  # H(2/3, 1/3) = 0.918296
+
+# REFERENCE.md textbook values at p = 1/2: (h_mu, C_mu, E)
+TEXTBOOK = {
+    "golden_mean": (2 / 3, H23, LOG3 - 4 / 3),
+    "even": (2 / 3, H23, H23),
+    "rrxor": (2 / 3, LOG3 + 2 / 3, LOG3 + 2 / 3),
+    "z1r": (1 / 3, LOG3, LOG3),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TEXTBOOK))
+def test_textbook_values(name):
+    h, C, E = TEXTBOOK[name]
+    proc = hp.get_process(name)
+    assert entropy_rate(proc) == pytest.approx(h, abs=1e-6)
+    assert statistical_complexity(proc) == pytest.approx(C, abs=1e-6)
+    assert excess_entropy(proc) == pytest.approx(E, abs=1e-6)
+    assert crypticity(proc) == pytest.approx(C - E, abs=1e-6)
+    info = process_info(proc)
+    assert (info.h_mu, info.C_mu, info.E) == pytest.approx((h, C, E), abs=1e-6)
+    assert info.h_mu_stderr is None and info.estimated == []
+
+
+def test_textbook_numbers_as_printed():
+    assert TEXTBOOK["golden_mean"][1] == pytest.approx(0.918296, abs=1e-6)
+    assert TEXTBOOK["golden_mean"][2] == pytest.approx(0.251629, abs=1e-6)
+    assert TEXTBOOK["rrxor"][1] == pytest.approx(2.251629, abs=1e-6)
+    assert TEXTBOOK["z1r"][1] == pytest.approx(1.584963, abs=1e-6)
+
+
+def test_coin_has_no_structure():
+    c = hp.coin(0.3)
+    assert entropy_rate(c) == pytest.approx(entropy_bits(np.array([0.3, 0.7])))
+    for f in (statistical_complexity, excess_entropy, transient_information, synchronization_information):
+        assert f(c) == pytest.approx(0.0, abs=1e-12)
+    assert markov_order(c) == 0 and cryptic_order(c) == 0
+
+
+def test_orders():
+    assert markov_order(hp.golden_mean()) == 1
+    assert markov_order(hp.even()) is None  # infinite: 1^n never synchronises
+    assert markov_order(hp.z1r()) == 3
+    assert markov_order(hp.rrxor()) is None
+    assert cryptic_order(hp.golden_mean()) == 1
+    for name in ("even", "rrxor", "z1r"):
+        assert cryptic_order(hp.get_process(name)) == 0  # chi = 0 <=> cryptic order 0
+    assert cryptic_order(hp.days_of_week()) is None
+
+
+def test_markov_order_means_block_entropies_are_linear_from_there():
+    """For Markov order R: H(L) = E + L h_mu for all L >= R (checked against exact enumeration)."""
+    for name, R in (("golden_mean", 1), ("z1r", 3)):
+        proc = hp.get_process(name)
+        H = block_entropies(mixed_states(proc, 10))
+        E, h = excess_entropy(proc), entropy_rate(proc)
+        for L in range(R, 11):
+            assert H[L] == pytest.approx(E + L * h, abs=1e-10)
+        assert H[R - 1] < E + (R - 1) * h - 1e-6  # H(L) approaches E + L h_mu from below
+
+
+def test_myopic_sequence_matches_exact_enumeration():
+    for name, depth in (("rrxor", 10), ("even", 10), ("days_of_week", 4)):
+        proc = hp.get_process(name)
+        exact = myopic_entropies(mixed_states(proc, depth))
+        seq = myopic_entropy_sequence(proc)
+        n = min(len(exact), len(seq))
+        np.testing.assert_allclose(seq[:n], exact[:n], atol=1e-12)
+
+
+def test_transient_and_synchronization_information():
+    # order-1 Markov (golden mean): T = E and S = C_mu
+    gm = hp.golden_mean()
+    assert transient_information(gm) == pytest.approx(LOG3 - 4 / 3, abs=1e-9)
+    assert synchronization_information(gm) == pytest.approx(H23, abs=1e-9)
+    # T = S + sum_{L < k} (H[S_0 | X_0..X_L, S_L] - chi): S = T when k = 0, S = T + chi when k = 1
+    for name in ("even", "rrxor", "z1r", "golden_mean", "tom_quantum"):
+        proc = hp.get_process(name)
+        k, T, S, chi = (cryptic_order(proc), transient_information(proc), synchronization_information(proc),
+                        crypticity(proc))
+        assert k in (0, 1)
+        assert S == pytest.approx(T + (chi if k == 1 else 0.0), abs=1e-9), name
+    assert transient_information(hp.even()) == pytest.approx(math.log2(9), abs=1e-9)
+
+
+def test_non_ergodic_mixture_measures():
+    w = np.array([0.3, 0.7])
+    mix = hp.mixture([hp.golden_mean(), hp.even()], w)
+    Hw = entropy_bits(w)
+    assert entropy_rate(mix) == pytest.approx(2 / 3, abs=1e-12)
+    assert statistical_complexity(mix) == pytest.approx(Hw + H23, abs=1e-9)
+    assert excess_entropy(mix) == pytest.approx(Hw + 0.3 * (LOG3 - 4 / 3) + 0.7 * H23, abs=1e-9)
+
+
+def test_independent_product_adds_measures():
+    a, b = hp.golden_mean(), hp.z1r()
+    p = hp.product([a, b])
+    assert entropy_rate(p) == pytest.approx(entropy_rate(a) + entropy_rate(b), abs=1e-9)
+    assert excess_entropy(p) == pytest.approx(excess_entropy(a) + excess_entropy(b), abs=1e-9)
+    assert statistical_complexity(p) == pytest.approx(statistical_complexity(a) + statistical_complexity(b),
+                                                      abs=1e-9)
+
+
+def test_exact_measures_refuse_infinite_msps():
+    with pytest.raises(InfiniteMSPError, match="not unifilar"):
+        entropy_rate(hp.mess3())
+    with pytest.raises(InfiniteMSPError):
+        statistical_complexity(hp.sns(), max_states=500)
+
+
+def test_unifilar_presentation_with_infinite_transient_msp():
+    mp = hp.matching_parens()
+    assert not build_msp(mp).finite
+    eps = epsilon_machine(mp)
+    assert eps.num_states == 5
+    info = process_info(mp)
+    assert info.h_mu_stderr is None and info.n_mixed_states is None and info.n_causal_states == 5
+    assert info.C_mu == pytest.approx(entropy_bits(mp.stationary_distribution), abs=1e-12)
+    assert info.cryptic_order == 0
+    assert info.E == pytest.approx(info.C_mu, abs=1e-6)  # cryptic order 0: E = C_mu
+    assert info.S == pytest.approx(info.T, abs=1e-6)
+
+
+def test_block_and_myopic_entropy_any_process():
+    m3 = hp.mess3()
+    ms = mixed_states(m3, 8)
+    assert block_entropy(m3, 8) == pytest.approx(block_entropies(ms)[8], abs=1e-10)
+    assert myopic_entropy(m3, 9) == pytest.approx(myopic_entropies(ms)[8], abs=1e-10)
+    # a GHMM: H(L) from exact word probabilities
+    from hmm_processes.generalized import all_words
+
+    tq = hp.tom_quantum(1.0, 0.5)
+    P = tq.word_probabilities(all_words(4, 5))
+    assert block_entropy(tq, 5) == pytest.approx(entropy_bits(np.clip(P, 0, None)), abs=1e-9)
+    with pytest.raises(hp.ProcessError):
+        myopic_entropy(m3, 0)
+
+
+def test_blackwell_estimate_agrees_with_exact_values():
+    for proc, exact in ((hp.golden_mean(), 2 / 3), (hp.rrxor(), 2 / 3)):
+        est = blackwell_entropy_rate(proc, n_steps=200_000, seed=1)
+        assert abs(est.value - exact) < 5 * est.stderr + 1e-9
+    # Mess3: h(L) decreases to h_mu; h(13) is within 1e-7 of the limit
+    m3 = hp.mess3()
+    hL = myopic_entropies(mixed_states(m3, 12))[-1]
+    est = blackwell_entropy_rate(m3, n_steps=400_000, seed=2)
+    assert 0 < est.stderr < 1e-3
+    assert abs(est.value - hL) < 5 * est.stderr
+
+
+def test_process_info_for_an_infinite_msp():
+    info = process_info(hp.mess3(), n_steps=200_000, lyapunov_steps=50_000)
+    assert info.n_mixed_states is None and info.C_mu is None and info.chi is None
+    assert info.h_mu_stderr is not None and "h_mu" in info.estimated
+    assert info.E == pytest.approx(0.5708, abs=2e-3)
+    assert 0 < info.lyapunov_dimension < 2
+    d = info.to_dict()
+    for key in ("h_mu", "C_mu", "E", "T", "S", "chi", "markov_order", "cryptic_order", "n_mixed_states",
+                "lyapunov_dimension"):
+        assert key in d
+    json.loads(json.dumps(d, allow_nan=False))
+
+
+def test_process_info_for_a_ghmm():
+    info = process_info(hp.tom_quantum())
+    assert info.kind == "ghmm" and info.n_mixed_states == 5 and info.lyapunov_dimension is None
+    assert info.h_mu == pytest.approx(1.5, abs=1e-12) and info.C_mu == pytest.approx(2.0, abs=1e-12)
+    info = process_info(hp.post_quantum(), n_steps=100_000, lyapunov_steps=20_000)
+    assert info.lyapunov_dimension == 0.0  # countable belief set (the reset token)
+    assert "C_mu" in info.estimated and info.C_mu > 0 and info.n_mixed_states is None
+
+
+def test_countable_mixed_states_give_a_finite_complexity_estimate():
+    """SNS: causal states = number of 0s since the last 1; C_mu = H(P(n)), P(n) = P(1) P(0^n | A)."""
+    sns = hp.sns()
+    T, pi = sns.T, sns.stationary_distribution
+    p1 = pi @ T[1] @ np.ones(2)
+    v, P = np.array([1.0, 0.0]), []
+    for _ in range(400):
+        P.append(p1 * v.sum())
+        v = v @ T[0]
+    info = process_info(sns, n_steps=100_000, lyapunov_steps=20_000)
+    assert info.C_mu == pytest.approx(entropy_bits(np.array(P)), abs=1e-8)
+    assert "C_mu" in info.estimated and "markov_order" in info.infinite
+    assert info.lyapunov_dimension == 0.0
+    assert info.chi == pytest.approx(info.C_mu - info.E)

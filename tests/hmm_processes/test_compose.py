@@ -1,0 +1,130 @@
+"""Mixtures and products of processes, and the HMM's explicit prior."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+import hmm_processes as hp
+from hmm_processes import GeneralizedHMM, HMM, ProcessError
+from hmm_processes.generalized import all_words
+
+from scipy import stats
+
+
+def word_probabilities(process, length: int) -> np.ndarray:
+    """Exact P(w) = pi T^(w) tau for all words of ``length``, in lexicographic order."""
+    T, pi, tau = hp.process_vectors(process)
+    v = pi[None, :]
+    for _ in range(length):
+        v = np.einsum("ni,xij->nxj", v, T).reshape(-1, T.shape[1])
+    return v @ tau
+
+
+def chi_square_pvalue(words: np.ndarray, V: int, expected_probs: np.ndarray) -> float:
+    """Pearson chi-square of word counts against exact probabilities (bins with expected < 5 pooled)."""
+    index = np.zeros(words.shape[0], np.int64)
+    for t in range(words.shape[1]):
+        index = index * V + words[:, t]
+    observed = np.bincount(index, minlength=V ** words.shape[1]).astype(np.float64)
+    expected = expected_probs * words.shape[0]
+    assert observed[expected_probs <= 1e-15].sum() == 0
+    small = expected < 5
+    obs = np.append(observed[~small], observed[small].sum())
+    exp = np.append(expected[~small], expected[small].sum())
+    if exp[-1] == 0:
+        obs, exp = obs[:-1], exp[:-1]
+    return float(stats.chisquare(obs, exp * obs.sum() / exp.sum()).pvalue)
+
+
+def test_mixture_is_block_diagonal_with_weighted_prior():
+    gm, ev = hp.golden_mean(), hp.even()
+    m = hp.mixture([gm, ev], [0.3, 0.7])
+    assert isinstance(m, HMM) and m.num_states == 4 and m.vocab_size == 2
+    np.testing.assert_allclose(m.T[:, :2, :2], gm.T)
+    np.testing.assert_allclose(m.T[:, 2:, 2:], ev.T)
+    assert np.all(m.T[:, :2, 2:] == 0) and np.all(m.T[:, 2:, :2] == 0)
+    np.testing.assert_allclose(m.stationary_distribution,
+                               np.concatenate([0.3 * gm.stationary_distribution, 0.7 * ev.stationary_distribution]))
+    for L in range(1, 6):
+        np.testing.assert_allclose(word_probabilities(m, L),
+                                   0.3 * word_probabilities(gm, L) + 0.7 * word_probabilities(ev, L), atol=1e-14)
+
+
+def test_mixture_default_weights_and_errors():
+    m = hp.mixture([hp.coin(0.1), hp.coin(0.9)])
+    np.testing.assert_allclose(m.stationary_distribution, [0.5, 0.5])
+    with pytest.raises(ProcessError, match="token alphabet"):
+        hp.mixture([hp.coin(), hp.mess3()])
+    with pytest.raises(ProcessError, match="sum to 1"):
+        hp.mixture([hp.coin(), hp.even()], [0.5, 0.6])
+    with pytest.raises(ProcessError, match="one entry per component"):
+        hp.mixture([hp.coin(), hp.even()], [1.0])
+    with pytest.raises(ProcessError):
+        hp.mixture([])
+    with pytest.raises(ProcessError):
+        hp.mixture([hp.coin(), "even"])
+
+
+def test_mixture_samples_one_component_per_sequence():
+    m = hp.mixture([hp.coin(0.0), hp.coin(1.0)], [0.25, 0.75])
+    tok = np.asarray(hp.sample(m, jax.random.PRNGKey(0), 4000, 20).tokens)
+    assert np.all((tok.min(axis=1) == tok.max(axis=1)))  # all 0s or all 1s
+    assert tok[:, 0].mean() == pytest.approx(0.75, abs=0.03)
+    mix = hp.mixture([hp.golden_mean(), hp.even(0.3), hp.z1r()], [0.2, 0.5, 0.3])
+    words = np.asarray(hp.sample(mix, jax.random.PRNGKey(5), 40_000, 4, with_beliefs=False).tokens)
+    assert chi_square_pvalue(words, 2, word_probabilities(mix, 4)) > 1e-3
+
+
+def test_mixture_with_a_ghmm_is_a_ghmm():
+    m = hp.mixture([hp.tom_quantum(), hp.tom_quantum(1.0, 0.5)], [0.5, 0.5])
+    assert isinstance(m, GeneralizedHMM)
+    w = all_words(4, 3)
+    np.testing.assert_allclose(m.word_probabilities(w), 0.5 * hp.tom_quantum().word_probabilities(w)
+                               + 0.5 * hp.tom_quantum(1.0, 0.5).word_probabilities(w), atol=1e-14)
+
+
+def test_product_tokens_are_row_major_tuples():
+    a, b = hp.golden_mean(), hp.mess3()
+    p = hp.product([a, b])
+    assert p.vocab_size == 6 and p.num_states == 6
+    assert p.token_names[1 * 3 + 2] == "(1,2)"
+    for L in (1, 2, 3):
+        P = word_probabilities(p, L).reshape((6,) * L)
+        Pa = word_probabilities(a, L).reshape((2,) * L)
+        Pb = word_probabilities(b, L).reshape((3,) * L)
+        # index of the joint word: token_t = x1_t * 3 + x2_t
+        for wa in np.ndindex(*(2,) * L):
+            for wb in np.ndindex(*(3,) * L):
+                joint = tuple(x1 * 3 + x2 for x1, x2 in zip(wa, wb))
+                assert P[joint] == pytest.approx(Pa[wa] * Pb[wb], abs=1e-14)
+
+
+def test_product_of_periodic_processes_keeps_the_stationary_prior():
+    p = hp.product([hp.z1r(), hp.z1r()])  # period-3 chains: the product chain is not irreducible
+    np.testing.assert_allclose(p.stationary_distribution, np.full(9, 1 / 9))
+    words = np.asarray(hp.sample(p, jax.random.PRNGKey(2), 40_000, 3, with_beliefs=False).tokens)
+    assert chi_square_pvalue(words, 4, word_probabilities(p, 3)) > 1e-3
+
+
+def test_product_with_a_ghmm_is_a_ghmm_and_three_factors_work():
+    p = hp.product([hp.coin(0.3), hp.tom_quantum()])
+    assert isinstance(p, GeneralizedHMM) and p.vocab_size == 8
+    q = hp.product([hp.coin(0.3), hp.coin(0.6), hp.coin(0.5)])
+    np.testing.assert_allclose(word_probabilities(q, 1), np.kron(np.kron([0.7, 0.3], [0.4, 0.6]), [0.5, 0.5]))
+
+
+def test_hmm_prior_is_validated():
+    T = hp.even().T
+    with pytest.raises(ProcessError, match="not stationary"):
+        HMM(T, prior=[0.5, 0.5])
+    with pytest.raises(ProcessError, match="shape"):
+        HMM(T, prior=[1.0])
+    with pytest.raises(ProcessError, match=">= 0"):
+        HMM(T, prior=[1.5, -0.5])
+    with pytest.raises(ProcessError, match="sums to"):
+        HMM(T, prior=[0.6, 0.3])
+    h = HMM(T, prior=[2 / 3, 1 / 3])
+    np.testing.assert_allclose(h.stationary_distribution, [2 / 3, 1 / 3])
+    assert hp.even().prior is None  # unchanged default
