@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 from compmech.config import DEFAULT_CONFIG, load_config
+from compmech.report import add_report_command
+from compmech.theory_commands import add_theory_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,12 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bar or stage messages")
     run.set_defaults(func=_cmd_run)
 
-    try:
-        from compmech.theory_commands import add_theory_commands
-    except ImportError:  # the theory commands arrive with the process zoo
-        pass
-    else:
-        add_theory_commands(sub)
+    add_theory_commands(sub)
+    add_report_command(sub)
     return parser
 
 

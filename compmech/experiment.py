@@ -138,6 +138,9 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, 
         "train_wall_seconds": result.wall_seconds,
     }
     write_json_atomic(run_dir / "summary.json", summary)
+    from compmech.report import build_report  # the page reads the finished run directory
+
+    build_report(run_dir)
     return summary
 
 

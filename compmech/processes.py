@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hmm_processes import HMM, ProcessError, get_process
+from hmm_processes import HMM, ProcessError, get_process, load_spec
 
 
 def build_process(settings, base_dir: str | Path | None = None) -> HMM:
@@ -15,10 +15,6 @@ def build_process(settings, base_dir: str | Path | None = None) -> HMM:
     """
     if settings.name is not None:
         return get_process(settings.name, **settings.params)
-    try:
-        from hmm_processes import load_spec
-    except ImportError:  # pragma: no cover - spec files arrive with the process zoo
-        raise ProcessError("spec files are not supported by this version; use [process] name = ...") from None
     spec = Path(settings.spec)
     if not spec.is_absolute() and base_dir is not None and (Path(base_dir) / spec).exists():
         spec = Path(base_dir) / spec

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 from matplotlib.figure import Figure
 
@@ -23,21 +24,28 @@ def save_figure(fig: Figure, path, dpi: int = 150) -> Path:
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise FigureInputError(f"path must end in one of {sorted(FORMATS)}, got {str(path)!r}")
+    try:
+        return write_atomic(path, lambda handle: fig.savefig(handle, format=fmt, dpi=dpi))
+    finally:
+        _close(fig)
+
+
+def write_atomic(path, write: Callable[[BinaryIO], None]) -> Path:
+    """Create ``path`` (and its folders) by calling ``write`` on a temp file beside it, then ``os.replace``.
+
+    Readers see the old file or the complete new one, never a part; on error nothing is left behind.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            fig.savefig(handle, format=fmt, dpi=dpi)
+            write(handle)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        Path(tmp).unlink(missing_ok=True)
         raise
-    finally:
-        _close(fig)
     return path
 
 
