@@ -1,4 +1,4 @@
-"""The `compmech` command line: `compmech run [CONFIG]` and the theory commands."""
+"""The `compmech` command line: run, reproduce and report experiments; process theory (processes, info, msp)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 from compmech.config import DEFAULT_CONFIG, load_config
 from compmech.report import add_report_command
+from compmech.reproduce import add_reproduce_command
 from compmech.theory_commands import add_theory_commands
 
 
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_theory_commands(sub)
     add_report_command(sub)
+    add_reproduce_command(sub)
     return parser
 
 

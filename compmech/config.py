@@ -45,6 +45,9 @@ class ProbeSettings:
     train_fraction: float = 0.2  # held-out check: fit on this fraction of strings, test on the rest
     n_repeats: int = 5  # random held-out splits averaged
     include_concat: bool = True  # also probe all layers concatenated
+    # The layer drawn in the figures, used for the distance geometry and refitted over training:
+    # "" = the paper's probe layer (after the last block, before the final LayerNorm); "concat" = all layers.
+    figure_layer: str = ""
 
     def __post_init__(self) -> None:
         if self.rows not in ("all_strings", "distinct_contexts"):

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from compmech.analysis import (MAX_STATES_FOR_PCA, distinct_rows, geometry_analysis, public,
+                               training_evolution)
 from compmech.config import ConfigError, ExperimentConfig
 from compmech.files import write_json_atomic, write_text_atomic
 from compmech.information import optimal_loss_by_position
@@ -112,15 +114,27 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, 
                             optimal_loss=ctx.optimal_loss)
     result = train(model_cfg, cfg.train_config(), make_data_fn(hmm), eval_set, run_dir, progress=progress)
 
+    layer = analysis_layer(cfg, model_cfg)
     _log(progress, "probing the residual stream ...")
-    probe = probe_model(cfg, model_cfg, result.params_state, ctx)
+    probe = probe_model(cfg, model_cfg, result.params_state, ctx, layer)
     write_json_atomic(run_dir / "probe.json", probe["json"])
 
+    _log(progress, f"distance geometry and training evolution on {layer} ...")
+    geometry = geometry_analysis(hmm, probe, layer, cfg.seed)
+    evolution = training_evolution(run_dir, model_cfg, ctx, eval_set, layer, cfg.probe, cfg.seed)
+    final_probe = probe["json"]["layers"][layer]
+    evolution.append({"tokens": result.history[-1]["tokens"], "step": result.history[-1]["step"],
+                      "relative_loss": result.history[-1]["relative_loss"],
+                      **{k: final_probe[k] for k in ("mse", "r2", "mse_heldout", "mse_shuffled")},
+                      "_snapshot": (geometry["_beliefs"], geometry["_probed"])})
+    write_json_atomic(run_dir / "analysis.json", {"layer": layer, "geometry": public(geometry),
+                                                   "evolution": [public(e) for e in evolution]})
+
     _log(progress, "drawing figures ...")
-    figure_paths = make_figures(cfg, run_dir, hmm, ctx, result.history, probe)
+    figure_paths = make_figures(cfg, run_dir, hmm, ctx, result.history, probe, layer)
+    figure_paths += analysis_figures(cfg, run_dir, hmm, geometry, evolution, probe["json"]["probe_layer"])
 
     final = result.history[-1]
-    layer = probe["json"]["probe_layer"]
     summary = {
         "name": cfg.name,
         "process": {"name": hmm.name, "params": hmm.params},
@@ -130,8 +144,11 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, 
         "final_loss": final["loss"],
         "optimal_loss": final["optimal_loss"],
         "relative_loss": final["relative_loss"],
-        "probe_layer": layer,
-        "probe": probe["json"]["layers"][layer],
+        "probe_layer": probe["json"]["probe_layer"],
+        "probe": probe["json"]["layers"][probe["json"]["probe_layer"]],
+        "analysis_layer": layer,
+        "geometry": public(geometry),
+        "evolution": [public(e) for e in evolution],
         "paper": PAPER_RESULTS.get(hmm.name, {}),
         "figures": [str(p.relative_to(run_dir)) for p in figure_paths],
         "wall_seconds": time.time() - start,
@@ -149,14 +166,27 @@ def _log(progress: bool, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-def probe_model(cfg: ExperimentConfig, model_cfg, params_state, ctx: ContextSet) -> dict[str, Any]:
+def analysis_layer(cfg: ExperimentConfig, model_cfg) -> str:
+    """The layer the figures, the distance geometry and the training evolution use."""
+    from predictive_models import layer_names, probe_layer_name
+
+    layer = cfg.probe.figure_layer or probe_layer_name(model_cfg)
+    allowed = layer_names(model_cfg) + (["concat"] if cfg.probe.include_concat else [])
+    if layer not in allowed:
+        raise ConfigError(f"{cfg.source}: [probe] figure_layer = {layer!r} is not a probed layer; "
+                          f"use one of {', '.join(allowed)} (or \"\" for the paper's)")
+    return layer
+
+
+def probe_model(cfg: ExperimentConfig, model_cfg, params_state, ctx: ContextSet, figure_layer: str
+                ) -> dict[str, Any]:
     """Probe every residual-stream layer (and all of them concatenated) for the beliefs.
 
-    Returns ``{"json": <probe.json content>, "data": ProbeData of the probe layer,
-    "predictions": {layer: [R, S]}, "shuffled": [R, S] predictions of the shuffled control}``.
+    Returns ``{"json": <probe.json content>, "data": ProbeData (rows are the same for every layer),
+    "predictions": {layer: [R, S]}, "shuffled": [R, S] shuffled-control predictions of figure_layer}``.
     """
     from predictive_models import compute_activations, probe_layer_name
-    from probes import LinearProbe, probe_layers, probe_rows
+    from probes import LinearProbe, concat_features, probe_layers, probe_rows
 
     acts = compute_activations(model_cfg, params_state, ctx.tokens)  # name -> [N, T, d_model]
     rows = {name: probe_rows(a, ctx.beliefs, ctx.tokens, ctx.probs, rows=cfg.probe.rows,
@@ -170,8 +200,10 @@ def probe_model(cfg: ExperimentConfig, model_cfg, params_state, ctx: ContextSet)
     layer = probe_layer_name(model_cfg)
     data = rows[layer]
     # The shuffled control's predictions, for the figure: same probe, targets permuted across rows.
+    X = concat_features({k: r.X for k, r in rows.items()}) if figure_layer == "concat" else rows[figure_layer].X
     perm = np.random.default_rng(cfg.seed).permutation(data.n_rows)
-    shuffled = LinearProbe().fit(data.X, data.Y[perm], sample_weight=data.weights).predict(data.X)
+    shuffled = LinearProbe().fit(X, data.Y[perm], sample_weight=data.weights).predict(X)
+    del X
     probe_json = {
         "layers": {name: res.to_dict() for name, res in results.items()},
         "probe_layer": layer,
@@ -186,14 +218,13 @@ def probe_model(cfg: ExperimentConfig, model_cfg, params_state, ctx: ContextSet)
 
 
 def make_figures(cfg: ExperimentConfig, run_dir: Path, hmm: HMM, ctx: ContextSet,
-                 history: list[dict], probe: dict[str, Any]) -> list[Path]:
+                 history: list[dict], probe: dict[str, Any], layer: str) -> list[Path]:
     """The paper's panel (true / probed / shuffled beliefs), loss by position, training curve, MSE by layer."""
     from figures import (plot_belief_panels, plot_layer_mse, plot_loss_by_position,
                          plot_training_curve, save_figure)
 
     data = probe["data"]
-    layer = probe["json"]["probe_layer"]
-    _, first = np.unique(data.context_ids, return_index=True)  # each distinct context once
+    first = distinct_rows(data.context_ids)  # each distinct context once
     pretty = ", ".join(f"{k} = {v:g}" for k, v in hmm.params.items())
     res = probe["json"]["layers"][layer]
     curve = [h for h in history if h["tokens"] > 0]  # the step-0 record has no place on a log axis
@@ -214,6 +245,46 @@ def make_figures(cfg: ExperimentConfig, run_dir: Path, hmm: HMM, ctx: ContextSet
             probe["json"]["layers"], paper=PAPER_RESULTS.get(hmm.name, {}).get("layer_mse"),
             title=f"{hmm.name}: belief probe MSE by layer"),
     }
+    paths = []
+    for stem, draw in figs.items():
+        for fmt in cfg.figures.formats:
+            paths.append(save_figure(draw(), run_dir / "figures" / f"{stem}.{fmt}", dpi=cfg.figures.dpi))
+    return paths
+
+
+def analysis_figures(cfg: ExperimentConfig, run_dir: Path, hmm: HMM, geometry: dict[str, Any],
+                     evolution: list[dict[str, Any]], probe_layer: str) -> list[Path]:
+    """Distance scatter, mixed-state PCA (when the states are few), belief geometry over training."""
+    from figures import (plot_belief_evolution, plot_distance_scatter, plot_probe_over_training,
+                         plot_state_pca, save_figure)
+
+    layer = geometry["layer"]
+    paper = PAPER_RESULTS.get(hmm.name, {})
+    d = geometry["_distances"]
+    figs = {
+        "distance_geometry": lambda: plot_distance_scatter(
+            d["probed"], d["beliefs"], d["next_token"], r2_beliefs=geometry["distance_r2_beliefs"],
+            r2_next=geometry["distance_r2_next_token"],
+            paper={"beliefs": paper["distance_r2_beliefs"], "next_token": paper["distance_r2_next_token"]}
+            if "distance_r2_beliefs" in paper else None,
+            title=f"{hmm.name}: pairwise distances between probed beliefs ({layer})"),
+    }
+    if geometry["n_belief_states"] <= MAX_STATES_FOR_PCA:
+        figs["mixed_state_pca"] = lambda: plot_state_pca(
+            geometry["_beliefs"], geometry["_probed"], geometry["_labels"],
+            title=f"{hmm.name}: the {geometry['n_belief_states']} mixed states and their probed images ({layer})")
+    if len(evolution) > 1:
+        snapshots = [(f"{e['tokens']:.3g} tokens", *e["_snapshot"]) for e in evolution]
+        over = paper.get("probe_mse_over_training", {}) if layer == probe_layer else {}
+        figs["belief_evolution"] = lambda: plot_belief_evolution(
+            snapshots, labels=None if hmm.num_states == 3 else geometry["_labels"],
+            title=f"{hmm.name}: probed belief geometry ({layer}) over training")
+        figs["probe_over_training"] = lambda: plot_probe_over_training(
+            np.array([e["tokens"] for e in evolution]), np.array([e["mse"] for e in evolution]),
+            np.array([e["relative_loss"] for e in evolution]),
+            paper_tokens=np.array(list(over), dtype=float) if over else None,
+            paper_mse=np.array(list(over.values())) if over else None,
+            title=f"{hmm.name}: probe MSE ({layer}) and loss over training")
     paths = []
     for stem, draw in figs.items():
         for fmt in cfg.figures.formats:

@@ -1,4 +1,8 @@
-"""Numbers reported by Shai et al. (NeurIPS 2024), to print beside ours. Keyed by process name."""
+"""Numbers reported by Shai et al. (NeurIPS 2024), to print beside ours. Keyed by process name.
+
+Unlabelled probe numbers refer to the paper's probe layer: the residual stream after the last
+block, before the final LayerNorm (``probe_layer`` in probe.json).
+"""
 
 PAPER_RESULTS: dict[str, dict] = {
     "mess3": {

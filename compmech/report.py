@@ -29,6 +29,14 @@ CAPTIONS = {
                         "(the entropy of the next token given the context).",
     "training_curve": "Exact validation loss over training, relative to the optimum (1 = optimal).",
     "probe_layers": "Belief probe MSE by layer: fit, held-out and shuffled control (paper values where given).",
+    "distance_geometry": "Pairwise distances between probed beliefs (distinct contexts) against distances "
+                         "between the true beliefs (left) and between the optimal next-token distributions "
+                         "(right). The residual stream keeps the belief geometry, not just the next-token one.",
+    "mixed_state_pca": "The mixed states (distinct beliefs) projected on their first two principal components, "
+                       "and the probe's predictions projected the same way, one colour per state.",
+    "belief_evolution": "The probed belief geometry at checkpoints over training (coloured by the true belief), "
+                        "and the true beliefs (last panel).",
+    "probe_over_training": "Probe MSE and relative loss at each checkpoint (paper values where given).",
 }
 
 
@@ -79,16 +87,31 @@ def _figures(run_dir: Path, summary: dict) -> list[tuple[str, bytes, str]]:
 
 
 def _extra_tables(summary: dict) -> list[tuple[str, list[str], list[list]]]:
-    """The paper's probe MSE over training, with this run's final probe at its token count."""
-    over = (summary.get("paper") or {}).get("probe_mse_over_training")
-    if not over:
-        return []
-    rows: dict[int, list] = {int(float(t)): [int(float(t)), mse, None] for t, mse in over.items()}
-    tokens, mse = summary.get("tokens"), (summary.get("probe") or {}).get("mse")
-    if isinstance(tokens, (int, float)) and mse is not None:
-        rows.setdefault(int(tokens), [int(tokens), None, None])[2] = mse
-    return [("Probe MSE over training (tokens seen)", ["tokens", "paper MSE", "this run's MSE"],
-             [rows[t] for t in sorted(rows)])]
+    """The distance geometry and the probe over training, beside the paper's numbers where it has them."""
+    paper = summary.get("paper") or {}
+    tables = []
+    geo = summary.get("geometry")
+    if geo:
+        rows = [["distances between true beliefs", geo["distance_r2_beliefs"], paper.get("distance_r2_beliefs")],
+                ["distances between next-token distributions", geo["distance_r2_next_token"],
+                 paper.get("distance_r2_next_token")]]
+        tables.append((f"Distance geometry of the probed beliefs ({geo['layer']}; {geo['n_contexts']} distinct "
+                       f"contexts, {geo['n_belief_states']} distinct beliefs, {geo['n_pairs']} pairs): R\u00b2 of "
+                       "pairwise distances between probed beliefs against ...", ["against", "R\u00b2 (ours)",
+                                                                                 "R\u00b2 (paper)"], rows))
+    over = {int(float(t)): v for t, v in (paper.get("probe_mse_over_training") or {}).items()}
+    evolution = summary.get("evolution") or []
+    same_layer = summary.get("analysis_layer") == summary.get("probe_layer")
+    if len(evolution) > 1 or over:
+        rows = []
+        for e in evolution:
+            asked = e.get("tokens_requested", e["tokens"])
+            rows.append([e["tokens"], e["relative_loss"], e["mse"], e["mse_heldout"], e["mse_shuffled"],
+                         over.get(int(asked)) if same_layer else None])
+        layer = summary.get("analysis_layer", summary.get("probe_layer", "?"))
+        tables.append((f"Probe ({layer}) over training: refitted at checkpoints",
+                       ["tokens", "relative loss", "probe MSE", "held-out MSE", "shuffled MSE", "paper MSE"], rows))
+    return tables
 
 
 def _read_text(path: Path) -> str:

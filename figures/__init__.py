@@ -15,3 +15,8 @@ __all__ = [
     "FigureInputError", "belief_colors", "plot_belief_panels", "plot_layer_mse",
     "plot_loss_by_position", "plot_training_curve", "save_figure", "simplex_coords",
 ]
+
+from figures.evolution import plot_belief_evolution, plot_probe_over_training  # noqa: E402
+from figures.geometry import plot_distance_scatter, plot_state_pca  # noqa: E402
+
+__all__ += ["plot_belief_evolution", "plot_distance_scatter", "plot_probe_over_training", "plot_state_pca"]

@@ -14,3 +14,7 @@ __all__ = [
     "default_rcond", "distinct_prefix_ids", "evaluate_probe", "mse", "probe_layers",
     "probe_rows", "r2",
 ]
+
+from probes.geometry import distance_geometry, distance_r2, pairwise_distances, state_labels  # noqa: E402
+
+__all__ += ["distance_geometry", "distance_r2", "pairwise_distances", "state_labels"]

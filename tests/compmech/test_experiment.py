@@ -21,7 +21,9 @@ def tiny_run(tmp_path_factory):
 def test_run_directory_is_complete(tiny_run):
     for name in ["config.toml", "metrics.jsonl", "probe.json", "summary.json", "checkpoints/final.msgpack",
                  "figures/belief_fractal.png", "figures/loss_by_position.png", "figures/training_curve.png",
-                 "figures/probe_layers.png"]:
+                 "figures/probe_layers.png", "figures/distance_geometry.png", "figures/belief_evolution.png",
+                 "figures/probe_over_training.png", "analysis.json", "report.html",
+                 "checkpoints/tokens_9600.msgpack", "checkpoints/tokens_28800.msgpack"]:
         assert (tiny_run / name).is_file(), name
         assert (tiny_run / name).stat().st_size > 0, name
     assert not list(tiny_run.rglob("*.tmp")), "no temporary files left behind"
@@ -84,3 +86,20 @@ def test_bad_config_is_one_line_exit_2(tmp_path, capsys):
     unknown.write_text('[process]\nname = "mess9"\n')
     assert main(["run", str(unknown), "--out", str(tmp_path / "r2")]) == 2
     assert "unknown process 'mess9'" in capsys.readouterr().err
+
+
+def test_geometry_and_training_evolution(tiny_run):
+    analysis = json.loads((tiny_run / "analysis.json").read_text())
+    assert analysis["layer"] == "block_2"
+    geo = analysis["geometry"]
+    # Mess3's emission matrix is symmetric circulant: on the simplex it scales every difference of
+    # beliefs by one eigenvalue, so next-token distances are belief distances up to scale.
+    assert geo["distance_r2_next_token"] == pytest.approx(geo["distance_r2_beliefs"], abs=1e-9)
+    assert 0.5 < geo["distance_r2_beliefs"] <= 1.0
+    assert geo["n_contexts"] == sum(3**k for k in range(1, 7))
+    evo = analysis["evolution"]
+    assert [e["tokens"] for e in evo] == [9600, 28800, 57600]
+    assert evo[-1]["mse"] == json.loads((tiny_run / "probe.json").read_text())["layers"]["block_2"]["mse"]
+    assert evo[0]["mse"] > evo[-1]["mse"], "the probe improves as the model trains"
+    for e in evo:
+        assert e["mse"] < e["mse_shuffled"]

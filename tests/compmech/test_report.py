@@ -18,7 +18,15 @@ SUMMARY = {
     "command": "compmech run tests/data/tiny_mess3.toml", "steps": 300, "tokens": 57600, "final_loss": 0.8166,
     "optimal_loss": 0.8085, "relative_loss": 1.00997, "probe_layer": "block_2", "probe": LAYER,
     "paper": {"relative_loss": 1.0002, "probe_mse": 0.00039,
-              "probe_mse_over_training": {"64000": 0.0118, "3200000": 0.0025}},
+              "probe_mse_over_training": {"64000": 0.0118, "3200000": 0.0025},
+              "distance_r2_beliefs": 0.95, "distance_r2_next_token": 0.31},
+    "analysis_layer": "block_2",
+    "geometry": {"layer": "block_2", "n_contexts": 12, "n_belief_states": 12, "n_pairs": 66,
+                 "distance_r2_beliefs": 0.875, "distance_r2_next_token": 0.125},
+    "evolution": [{"tokens": 64000, "tokens_requested": 64000, "step": 100, "relative_loss": 1.02,
+                   "mse": 0.0111, "r2": 0.9, "mse_heldout": 0.0112, "mse_shuffled": 0.112},
+                  {"tokens": 3200000, "step": 300, "relative_loss": 1.00997, "mse": 0.0062, "r2": 0.94,
+                   "mse_heldout": 0.0064, "mse_shuffled": 0.112}],
     "figures": ["figures/training_curve.png", "figures/belief_fractal.png", "figures/belief_fractal.svg"],
     "wall_seconds": 18.0, "train_wall_seconds": 13.9,
 }
@@ -75,8 +83,10 @@ def test_report_from_a_run_directory(run_dir):
     order = [page.index(CAPTIONS["training_curve"]), page.index(CAPTIONS["belief_fractal"][:40]),
              page.index("extra panel"), page.index("only svg")]
     assert order == sorted(order)
-    # The paper's probe MSE over training, with this run's point at its token count.
-    assert "Probe MSE over training" in page and "57,600" in page and "3,200,000" in page
+    # The probe over training beside the paper's values, and the distance geometry.
+    assert "over training" in page and "64,000" in page and "3,200,000" in page
+    assert "0.0118" in page and "0.0025" in page and "0.0111" in page
+    assert "Distance geometry" in page and "0.875" in page and "0.31" in page
     assert not list(run_dir.glob(".*.tmp"))
 
 

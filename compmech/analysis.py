@@ -1,0 +1,107 @@
+"""Analyses beyond the headline probe: belief vs next-token geometry, mixed-state clusters, and
+the geometry over training (the probe refitted at checkpoints saved at chosen token counts).
+
+Like the experiment runner, this module ties the packages together; each step hands plain
+arrays on.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hmm_processes import HMM
+
+#: Above this many distinct beliefs the mixed states are not drawn one colour each.
+MAX_STATES_FOR_PCA = 64
+
+
+def distinct_rows(context_ids: np.ndarray) -> np.ndarray:
+    """Indices of the first row of each distinct context (the prefix the row ends with)."""
+    _, first = np.unique(context_ids, return_index=True)
+    return first
+
+
+def geometry_analysis(hmm: HMM, probe: dict[str, Any], layer: str, seed: int) -> dict[str, Any]:
+    """How the probed beliefs of ``layer`` relate to the true beliefs and to next-token distributions.
+
+    Over distinct contexts: R^2 of pairwise distances between probed beliefs against distances
+    between true beliefs, and against distances between the optimal next-token distributions
+    (Shai et al. 2024 for RRXOR: 0.95 and 0.31); and the mixed states as clusters.
+    """
+    from probes import distance_geometry, state_labels
+
+    data = probe["data"]
+    first = distinct_rows(data.context_ids)
+    beliefs = data.Y[first]  # [n, S]
+    probed = probe["predictions"][layer][first]  # [n, S]
+    next_token = beliefs @ hmm.emission_matrix  # [n, V]
+    geo = distance_geometry(probed, beliefs, next_token, seed=seed)
+    labels, centres = state_labels(beliefs)
+    return {
+        "layer": layer,
+        "n_contexts": int(first.shape[0]),
+        "n_belief_states": int(centres.shape[0]),
+        "distance_r2_beliefs": float(geo["beliefs"]["r2"]),
+        "distance_r2_next_token": float(geo["next_token"]["r2"]),
+        "n_pairs": int(geo["beliefs"]["n_pairs"]),
+        "_distances": geo["distances"],
+        "_labels": labels,
+        "_beliefs": beliefs,
+        "_probed": probed,
+    }
+
+
+def checkpoint_tokens(path: Path) -> int:
+    """The requested token count in a ``tokens_<N>.msgpack`` checkpoint name."""
+    match = re.fullmatch(r"tokens_(\d+)\.msgpack", path.name)
+    if match is None:
+        raise ValueError(f"{path} is not a tokens_<N>.msgpack checkpoint")
+    return int(match.group(1))
+
+
+def training_evolution(run_dir: Path, model_cfg, ctx, eval_set, layer: str, probe_settings,
+                       seed: int) -> list[dict[str, Any]]:
+    """Refit the probe of ``layer`` at every ``tokens_<N>`` checkpoint of the run, oldest first.
+
+    Each record: tokens (actually seen), step, relative_loss (exact), and the probe's mse, r2,
+    mse_heldout, mse_shuffled; plus, under "_snapshot", the distinct contexts' true and probed
+    beliefs for the figure.
+    """
+    from predictive_models import compute_activations, exact_eval, load_checkpoint
+    from probes import concat_features, evaluate_probe, probe_rows
+
+    records = []
+    paths = sorted((run_dir / "checkpoints").glob("tokens_*.msgpack"), key=checkpoint_tokens)
+    T = model_cfg.context_length
+    for path in paths:
+        ckpt = load_checkpoint(path)
+        params, step = ckpt["params"], int(ckpt["step"])
+        acts = compute_activations(model_cfg, params, ctx.tokens)  # name -> [N, T, d]
+        x = concat_features({k: a.reshape(-1, a.shape[-1]) for k, a in acts.items()}) \
+            if layer == "concat" else acts[layer]
+        del acts
+        data = probe_rows(x.reshape(ctx.tokens.shape[0], T, -1), ctx.beliefs, ctx.tokens, ctx.probs,
+                          rows=probe_settings.rows, weighting=probe_settings.weighting)
+        result, predictions = evaluate_probe(
+            data.X, data.Y, data.groups, sample_weight=data.weights,
+            train_fraction=probe_settings.train_fraction, n_repeats=probe_settings.n_repeats, seed=seed)
+        ev = exact_eval(model_cfg, params, eval_set)
+        first = distinct_rows(data.context_ids)
+        records.append({
+            "tokens": step * int(ckpt["train_config"]["batch_size"]) * T,
+            "tokens_requested": checkpoint_tokens(path),
+            "step": step,
+            "relative_loss": float(ev["relative_loss"]),
+            **{k: v for k, v in result.to_dict().items() if k in ("mse", "r2", "mse_heldout", "mse_shuffled")},
+            "_snapshot": (data.Y[first], predictions[first]),
+        })
+    return records
+
+
+def public(record: dict[str, Any]) -> dict[str, Any]:
+    """The JSON part of an analysis record (keys starting with "_" hold arrays for figures)."""
+    return {k: v for k, v in record.items() if not k.startswith("_")}

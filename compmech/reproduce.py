@@ -1,0 +1,123 @@
+"""`compmech reproduce`: run the paper's experiments in turn and set every number it reports beside ours.
+
+Writes ``<out>/<experiment>/`` run directories and ``<out>/reproduce.md`` + ``reproduce.json``: one
+row per paper number (experiment, quantity, paper, ours, ours / paper).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from compmech.config import REPO_ROOT, ConfigError, load_config
+from compmech.files import write_json_atomic, write_text_atomic
+from compmech.paper import PAPER_RESULTS
+
+#: The paper's experiments (Z1R is a bonus with no paper numbers), in the order they run.
+EXPERIMENTS: dict[str, Path] = {name: REPO_ROOT / "experiments" / f"{name}.toml"
+                                for name in ("mess3", "rrxor", "z1r")}
+
+#: ``--quick`` trains for this fraction of each config's steps (figures then show an earlier model).
+QUICK_FRACTION = 0.1
+
+
+def comparison_rows(name: str, summary: dict[str, Any], probe: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per number the paper reports for this experiment (or our headline numbers if it has none)."""
+    paper = PAPER_RESULTS.get(name, {})
+    layers = probe["layers"]
+    rows: list[tuple[str, float | None, float | None]] = []
+    if "relative_loss" in paper or not paper:
+        rows.append(("relative loss (CE / optimum)", paper.get("relative_loss"), summary["relative_loss"]))
+    headline = summary["probe_layer"]  # the paper's choice: after the last block, before the final LayerNorm
+    if "probe_mse" in paper or not paper:
+        rows.append((f"probe MSE ({headline})", paper.get("probe_mse"), layers[headline]["mse"]))
+        rows.append((f"held-out probe MSE ({headline})", paper.get("probe_mse_heldout"),
+                     layers[headline]["mse_heldout"]))
+        rows.append((f"shuffled-control MSE ({headline})", paper.get("probe_mse_shuffled"),
+                     layers[headline]["mse_shuffled"]))
+    if summary.get("analysis_layer") == headline:
+        seen = {int(e.get("tokens_requested", e["tokens"])): e["mse"] for e in summary.get("evolution", [])}
+        for tokens, mse in (paper.get("probe_mse_over_training") or {}).items():
+            rows.append((f"probe MSE after {tokens:.2g} tokens", mse, seen.get(int(tokens))))
+    for layer, mse in (paper.get("layer_mse") or {}).items():
+        rows.append((f"probe MSE, {layer}", mse, layers.get(layer, {}).get("mse")))
+    geo = summary.get("geometry") or {}
+    if "distance_r2_beliefs" in paper or (not paper and geo):
+        rows.append(("distance R^2 vs beliefs", paper.get("distance_r2_beliefs"), geo.get("distance_r2_beliefs")))
+        rows.append(("distance R^2 vs next-token", paper.get("distance_r2_next_token"),
+                     geo.get("distance_r2_next_token")))
+    return [{"experiment": name, "quantity": q, "paper": p, "ours": o,
+             "ratio": (o / p if p and o is not None else None)} for q, p, o in rows]
+
+
+def format_markdown(rows: list[dict[str, Any]], header: str) -> str:
+    """The rows as a Markdown table."""
+    def num(v: float | None) -> str:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return "–"
+        return f"{v:.6g}"
+
+    lines = [header, "", "| experiment | quantity | paper | ours | ours / paper |", "|---|---|---:|---:|---:|"]
+    for r in rows:
+        ratio = "–" if r["ratio"] is None else f"{r['ratio']:.4g}×"
+        lines.append(f"| {r['experiment']} | {r['quantity']} | {num(r['paper'])} | {num(r['ours'])} | {ratio} |")
+    return "\n".join(lines) + "\n"
+
+
+def reproduce(out_root: Path, *, quick: bool = False, only: list[str] | None = None, progress: bool = True,
+              experiments: dict[str, Path] | None = None) -> list[dict[str, Any]]:
+    """Run each experiment (resuming any finished or interrupted run) and write the comparison table."""
+    from compmech.experiment import run_experiment
+
+    experiments = experiments or EXPERIMENTS
+    names = only or list(experiments)
+    unknown = [n for n in names if n not in experiments]
+    if unknown:
+        raise ConfigError(f"unknown experiment {unknown[0]!r}; choose from {', '.join(experiments)}")
+    rows: list[dict[str, Any]] = []
+    runs = {}
+    for name in names:
+        cfg = load_config(experiments[name])
+        if quick:
+            steps = max(cfg.training["steps"] * QUICK_FRACTION, cfg.training["steps_per_call"])
+            cfg = load_config(experiments[name], {"training.steps": int(steps)})
+        if progress:
+            print(f"== {name}: {experiments[name]} ({cfg.training['steps']} steps)", file=sys.stderr, flush=True)
+        run_dir = out_root / name
+        summary = run_experiment(cfg, run_dir, progress=progress,
+                                 command=f"compmech reproduce{' --quick' if quick else ''} --only {name}")
+        probe = json.loads((run_dir / "probe.json").read_text())
+        rows += comparison_rows(name, summary, probe)
+        runs[name] = {"run_dir": str(run_dir), "wall_seconds": summary["wall_seconds"],
+                      "tokens": summary["tokens"]}
+    budget = f"quick budget ({QUICK_FRACTION:g} of each config's steps)" if quick else "full budget"
+    header = (f"# Shai et al. (2024) reproduced: {', '.join(names)} ({budget})\n\n"
+              + "\n".join(f"- {n}: {r['tokens']:.3g} tokens, {r['wall_seconds']:.0f} s, run directory `{r['run_dir']}`"
+                          for n, r in runs.items()))
+    write_text_atomic(out_root / "reproduce.md", format_markdown(rows, header))
+    write_json_atomic(out_root / "reproduce.json", {"quick": quick, "runs": runs, "rows": rows})
+    return rows
+
+
+def add_reproduce_command(subparsers: Any) -> None:
+    """Add ``reproduce [--quick] [--only NAME ...] [--out DIR]`` to the CLI."""
+    p = subparsers.add_parser("reproduce", help="run the paper's experiments (Mess3, RRXOR, Z1R) and compare",
+                              description=__doc__)
+    p.add_argument("--quick", action="store_true",
+                   help=f"train for {QUICK_FRACTION:g} of each config's steps (minutes, not the full budget)")
+    p.add_argument("--only", nargs="+", metavar="NAME", help=f"run only these ({', '.join(EXPERIMENTS)})")
+    p.add_argument("--out", type=Path, default=None,
+                   help="where the runs and the table go (default: runs/reproduce, or runs/reproduce-quick)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars or stage messages")
+    p.set_defaults(func=_cmd_reproduce)
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    out = args.out or Path("runs") / ("reproduce-quick" if args.quick else "reproduce")
+    rows = reproduce(out, quick=args.quick, only=args.only, progress=not args.no_progress)
+    print(format_markdown(rows, f"# written to {out / 'reproduce.md'}"))
+    return 0

@@ -1,0 +1,218 @@
+"""The probed geometry over training: snapshots of the probe's predictions, and probe error vs tokens.
+
+The paper (Mess3): the fractal sharpens as training proceeds — probe MSE 0.0118 / 0.0084 /
+0.0025 after 6.4e4 / 6.4e5 / 3.2e6 tokens and 0.00039 at the end (~6.4e8 tokens).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from figures._common import FigureInputError, as_array, new_figure, same_shape
+from figures.simplex import (
+    SQRT3_2,
+    _TRIANGLE,
+    _default_alpha,
+    _default_point_size,
+    _label_colors,
+    _pca,
+    belief_colors,
+    simplex_coords,
+)
+
+
+def _snapshots(snapshots) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    if isinstance(snapshots, (str, bytes)) or not isinstance(snapshots, Sequence) or len(snapshots) == 0:
+        raise FigureInputError("snapshots must be a non-empty list of (caption, true_beliefs, predicted) tuples")
+    out = []
+    for i, item in enumerate(snapshots):
+        if not isinstance(item, (tuple, list)) or len(item) != 3:
+            raise FigureInputError(f"snapshots[{i}] must be a (caption, true_beliefs, predicted) tuple")
+        caption, true, pred = item
+        true = as_array(f"snapshots[{i}] true_beliefs", true, 2)
+        pred = as_array(f"snapshots[{i}] predicted", pred, 2)
+        same_shape(f"snapshots[{i}] predicted", pred, f"snapshots[{i}] true_beliefs", true)
+        if out and true.shape[1] != out[0][1].shape[1]:
+            raise FigureInputError(
+                f"snapshots[{i}] true_beliefs has {true.shape[1]} states but snapshots[0] has "
+                f"{out[0][1].shape[1]}; every snapshot must be over the same process"
+            )
+        out.append((str(caption), true, pred))
+    if out[0][1].shape[1] < 2:
+        raise FigureInputError(
+            f"snapshots[0] true_beliefs must have at least 2 columns (states), got shape {out[0][1].shape}"
+        )
+    return out
+
+
+def _pca_colors(true: np.ndarray, mean: np.ndarray, axes: np.ndarray) -> np.ndarray:
+    """RGB = the first three principal-component scores of the true belief, each rescaled to [0, 1]."""
+    scores = (true - mean) @ axes
+    colors = np.full((true.shape[0], 3), 0.5)
+    for j in range(scores.shape[1]):
+        lo, hi = scores[:, j].min(), scores[:, j].max()
+        if hi - lo > 1e-12:
+            colors[:, j] = (scores[:, j] - lo) / (hi - lo)
+    return colors
+
+
+def plot_belief_evolution(
+    snapshots: Sequence[tuple[str, np.ndarray, np.ndarray]],  # (caption, true [n, S], predicted [n, S])
+    *,
+    title: str | None = None,
+    labels=None,  # [n] categories to colour by, or None
+) -> Figure:
+    """One row of panels: each snapshot's probe predictions, then the true beliefs of the last snapshot.
+
+    Every point is coloured by its TRUE belief, so a converging probe shows the colour pattern of
+    the last panel emerging. Three states: the 2-simplex (x = b1 + b2/2, y = (√3/2) b2,
+    RGB = belief; see figures.simplex). Other counts: the first two principal components of the
+    last snapshot's true beliefs, one projection for every panel, coloured by `labels` (one
+    colour per distinct label; then every snapshot must have n rows) or else by the PC scores.
+    All panels share their limits; each snapshot's title adds its MSE (mean over rows and states).
+    """
+    snaps = _snapshots(snapshots)
+    ref = snaps[-1][1]
+    n_states = ref.shape[1]
+    if labels is not None:
+        labels = np.asarray(labels)
+        for i, (_, true, _) in enumerate(snaps):
+            if labels.shape != (true.shape[0],):
+                raise FigureInputError(
+                    f"labels must have shape ({true.shape[0]},) (one per row of snapshots[{i}]), "
+                    f"got {labels.shape}"
+                )
+
+    simplex = n_states == 3
+    if simplex:
+        project = simplex_coords
+        pts = [simplex_coords(p) for _, _, p in snaps] + [simplex_coords(ref)]
+        lo = np.minimum(np.min([q.min(axis=0) for q in pts], axis=0), [0.0, 0.0])
+        hi = np.maximum(np.max([q.max(axis=0) for q in pts], axis=0), [1.0, SQRT3_2])
+        lo = np.maximum(lo, [-0.2, -0.2]) - [0.05, 0.09]  # stray predictions widen the view by 0.2 at most
+        hi = np.minimum(hi, [1.2, SQRT3_2 + 0.2]) + [0.05, 0.06]
+        colour_of = belief_colors
+    else:
+        mean, axes = _pca(ref)
+        m = min(2, axes.shape[1])
+
+        def project(b: np.ndarray) -> np.ndarray:
+            out = np.zeros((b.shape[0], 2))
+            out[:, :m] = (b - mean) @ axes[:, :m]
+            return out
+
+        true_xy = project(ref)
+        lo, hi = true_xy.min(axis=0), true_xy.max(axis=0)
+        span = max(float((hi - lo).max()), 1e-9)
+        # widen toward the predictions' bulk, by at most a quarter of the true span each way
+        bulk = [np.percentile(project(p), [1, 99], axis=0) for _, _, p in snaps]
+        lo = np.maximum(np.minimum(lo, np.min([b[0] for b in bulk], axis=0)), lo - 0.25 * span) - 0.06 * span
+        hi = np.minimum(np.maximum(hi, np.max([b[1] for b in bulk], axis=0)), hi + 0.25 * span) + 0.06 * span
+
+        def colour_of(true: np.ndarray) -> np.ndarray:
+            return _pca_colors(true, mean, axes)
+
+    if labels is not None:
+        label_colors = _label_colors(labels)
+
+    panels = [(f"{cap}\nprobe MSE {np.mean(np.square(p - t)):.2g}", t, p) for cap, t, p in snaps]
+    panels.append(("True beliefs", ref, ref))
+    n_panels = len(panels)
+    aspect = (hi[1] - lo[1]) / (hi[0] - lo[0])
+    width = 3.2
+    fig = new_figure(width * n_panels, float(np.clip(width * aspect, 1.0, 4.5)) + (0.9 if simplex else 1.3))
+    for i, (ax, (caption, true, points)) in enumerate(zip(fig.subplots(1, n_panels, squeeze=False)[0], panels)):
+        n = true.shape[0]
+        colors = label_colors if labels is not None else colour_of(true)
+        order = np.random.default_rng(0).permutation(n)
+        xy = project(points)[order]
+        if simplex:
+            ax.plot(_TRIANGLE[:, 0], _TRIANGLE[:, 1], color="0.35", lw=0.8, zorder=0)
+        ax.scatter(xy[:, 0], xy[:, 1], s=_default_point_size(n), c=colors[order], linewidths=0,
+                   alpha=_default_alpha(n), rasterized=True)
+        ax.set_xlim(lo[0], hi[0])
+        ax.set_ylim(lo[1], hi[1])
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(not simplex)
+        if not simplex:
+            ax.set_xlabel("PC 1 of true beliefs")
+            if i == 0:
+                ax.set_ylabel("PC 2 of true beliefs")
+        ax.set_title(caption, fontsize=10)
+    fig.suptitle(title or "Probe predictions over training, coloured by the true belief")
+    return fig
+
+
+def plot_probe_over_training(
+    tokens,  # [m] tokens seen at each checkpoint
+    probe_mse,  # [m]
+    relative_loss,  # [m] CE / optimal CE
+    *,
+    paper_tokens=None,  # [p] or None
+    paper_mse=None,  # [p] or None
+    title: str | None = None,
+) -> Figure:
+    """Two log-log panels against tokens seen: the probe's MSE (with the paper's points if given),
+    and the excess loss CE / optimal CE - 1. Non-positive excess (evaluation noise below the
+    optimum) is left out of its log panel and counted in the panel's legend.
+    """
+    tok = as_array("tokens", tokens, 1)
+    err = as_array("probe_mse", probe_mse, 1)
+    rel = as_array("relative_loss", relative_loss, 1)
+    same_shape("probe_mse", err, "tokens", tok)
+    same_shape("relative_loss", rel, "tokens", tok)
+    if np.any(tok <= 0):
+        raise FigureInputError("tokens must be positive (they are plotted on a log axis)")
+    if np.any(err <= 0):
+        raise FigureInputError("probe_mse must be positive (it is plotted on a log axis)")
+    if (paper_tokens is None) != (paper_mse is None):
+        raise FigureInputError("paper_tokens and paper_mse go together: pass both or neither")
+    if paper_tokens is not None:
+        p_tok = as_array("paper_tokens", paper_tokens, 1)
+        p_mse = as_array("paper_mse", paper_mse, 1)
+        same_shape("paper_mse", p_mse, "paper_tokens", p_tok)
+        if np.any(p_tok <= 0) or np.any(p_mse <= 0):
+            raise FigureInputError("paper_tokens and paper_mse must be positive (log axes)")
+
+    order = np.argsort(tok, kind="stable")
+    tok, err, rel = tok[order], err[order], rel[order]
+    marker = "o" if tok.size <= 40 else None
+    fig = new_figure(10.0, 4.2)
+    left, right = fig.subplots(1, 2, sharex=True)
+
+    left.plot(tok, err, color="C0", marker=marker, ms=4, label="this run")
+    if paper_tokens is not None:
+        left.plot(p_tok, p_mse, ls="", marker="s", ms=7, mfc="none", mec="k", mew=1.4,
+                  label="paper (Shai et al. 2024)")
+    left.set_xscale("log")
+    left.set_yscale("log")
+    left.set_xlabel("tokens seen")
+    left.set_ylabel("probe MSE (beliefs)")
+    left.set_title("Probe error over training")
+    left.legend()
+    left.grid(alpha=0.3)
+    left.grid(alpha=0.1, which="minor")
+
+    excess = rel - 1.0
+    ok = excess > 0
+    label = "this run" if ok.all() else f"this run ({(~ok).sum()} points at or below the optimum not shown)"
+    right.plot(tok[ok], excess[ok], color="C1", marker=marker, ms=4, label=label)
+    right.set_xscale("log")
+    if ok.any():
+        right.set_yscale("log")
+    right.set_xlabel("tokens seen")
+    right.set_ylabel("excess loss (CE / optimal CE − 1)")
+    right.set_title("Loss over the optimum")
+    right.legend(fontsize=8)
+    right.grid(alpha=0.3)
+    right.grid(alpha=0.1, which="minor")
+    right.tick_params(labelbottom=True)
+
+    fig.suptitle(title or "Probe error and loss against tokens seen")
+    return fig
