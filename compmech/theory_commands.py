@@ -11,7 +11,6 @@ import argparse
 import inspect
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -327,19 +326,17 @@ def _check_plot_path(path: str) -> tuple[Path, str]:
 
 def _save(fig, path: str) -> None:
     """Write a figure atomically (temporary file in the same folder, then rename)."""
-    import matplotlib.pyplot as plt
+    from figures.io import save_figure
 
     try:
-        target, ext = _check_plot_path(path)
+        target, _ = _check_plot_path(path)
     except ProcessError:
-        plt.close(fig)
+        _close_figure(fig)
         raise
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=f".{ext}.tmp")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format=ext, dpi=150)
-        os.replace(tmp, target)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    save_figure(fig, target, dpi=150)
+
+
+def _close_figure(fig) -> None:
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)

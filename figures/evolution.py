@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from figures._common import FigureInputError, as_array, new_figure, same_shape
 from figures.simplex import (
     SQRT3_2,
+    style_belief_panel,
     _TRIANGLE,
     _default_alpha,
     _default_point_size,
@@ -133,17 +134,7 @@ def plot_belief_evolution(
             ax.plot(_TRIANGLE[:, 0], _TRIANGLE[:, 1], color="0.35", lw=0.8, zorder=0)
         ax.scatter(xy[:, 0], xy[:, 1], s=_default_point_size(n), c=colors[order], linewidths=0,
                    alpha=_default_alpha(n), rasterized=True)
-        ax.set_xlim(lo[0], hi[0])
-        ax.set_ylim(lo[1], hi[1])
-        ax.set_aspect("equal")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        for spine in ax.spines.values():
-            spine.set_visible(not simplex)
-        if not simplex:
-            ax.set_xlabel("PC 1 of true beliefs")
-            if i == 0:
-                ax.set_ylabel("PC 2 of true beliefs")
+        style_belief_panel(ax, (lo[0], hi[0]), (lo[1], hi[1]), simplex, ylabel=i == 0)
         ax.set_title(caption, fontsize=10)
     fig.suptitle(title or "Probe predictions over training, coloured by the true belief")
     return fig

@@ -165,17 +165,23 @@ def plot_belief_panels(
                             ha="center", va="center", fontsize=7, color="0.3")
         ax.scatter(xy[:, 0], xy[:, 1], s=size, c=colors[order], marker="o", linewidths=0,
                    alpha=alpha, rasterized=True)
-        ax.set_xlim(*xlim)
-        ax.set_ylim(*ylim)
-        ax.set_aspect("equal")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        for spine in ax.spines.values():
-            spine.set_visible(not simplex)
-        if not simplex:
-            ax.set_xlabel("PC 1 of true beliefs")
-            ax.set_ylabel("PC 2 of true beliefs")
+        style_belief_panel(ax, xlim, ylim, simplex)
         ax.set_title(title, fontsize=11)
     if suptitle:
         fig.suptitle(suptitle)
     return fig
+
+
+def style_belief_panel(ax, xlim, ylim, simplex: bool, *, ylabel: bool = True) -> None:
+    """Limits, equal aspect, no ticks; a bare triangle for the simplex, PC axis labels for a PCA view."""
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(not simplex)
+    if not simplex:
+        ax.set_xlabel("PC 1 of true beliefs")
+        if ylabel:
+            ax.set_ylabel("PC 2 of true beliefs")

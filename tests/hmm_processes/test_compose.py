@@ -7,35 +7,10 @@ import numpy as np
 import pytest
 
 import hmm_processes as hp
+from word_stats import chi_square_pvalue, word_probabilities
 from hmm_processes import GeneralizedHMM, HMM, ProcessError
 from hmm_processes.generalized import all_words
 
-from scipy import stats
-
-
-def word_probabilities(process, length: int) -> np.ndarray:
-    """Exact P(w) = pi T^(w) tau for all words of ``length``, in lexicographic order."""
-    T, pi, tau = hp.process_vectors(process)
-    v = pi[None, :]
-    for _ in range(length):
-        v = np.einsum("ni,xij->nxj", v, T).reshape(-1, T.shape[1])
-    return v @ tau
-
-
-def chi_square_pvalue(words: np.ndarray, V: int, expected_probs: np.ndarray) -> float:
-    """Pearson chi-square of word counts against exact probabilities (bins with expected < 5 pooled)."""
-    index = np.zeros(words.shape[0], np.int64)
-    for t in range(words.shape[1]):
-        index = index * V + words[:, t]
-    observed = np.bincount(index, minlength=V ** words.shape[1]).astype(np.float64)
-    expected = expected_probs * words.shape[0]
-    assert observed[expected_probs <= 1e-15].sum() == 0
-    small = expected < 5
-    obs = np.append(observed[~small], observed[small].sum())
-    exp = np.append(expected[~small], expected[small].sum())
-    if exp[-1] == 0:
-        obs, exp = obs[:-1], exp[:-1]
-    return float(stats.chisquare(obs, exp * obs.sum() / exp.sum()).pvalue)
 
 
 def test_mixture_is_block_diagonal_with_weighted_prior():
