@@ -274,7 +274,7 @@ def analysis_figures(cfg: ExperimentConfig, run_dir: Path, hmm: HMM, geometry: d
             geometry["_beliefs"], geometry["_probed"], geometry["_labels"],
             title=f"{hmm.name}: the {geometry['n_belief_states']} mixed states and their probed images ({layer})")
     if len(evolution) > 1:
-        snapshots = [(f"{e['tokens']:.3g} tokens", *e["_snapshot"]) for e in evolution]
+        snapshots = [(f"{e['tokens']:.3g} tokens\nprobe MSE {e['mse']:.2g}", *e["_snapshot"]) for e in evolution]
         over = paper.get("probe_mse_over_training", {}) if layer == probe_layer else {}
         figs["belief_evolution"] = lambda: plot_belief_evolution(
             snapshots, labels=None if hmm.num_states == 3 else geometry["_labels"],

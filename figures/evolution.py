@@ -119,7 +119,7 @@ def plot_belief_evolution(
     if labels is not None:
         label_colors = _label_colors(labels)
 
-    panels = [(f"{cap}\nprobe MSE {np.mean(np.square(p - t)):.2g}", t, p) for cap, t, p in snaps]
+    panels = [(cap, t, p) for cap, t, p in snaps]  # captions carry what the caller measured
     panels.append(("True beliefs", ref, ref))
     n_panels = len(panels)
     aspect = (hi[1] - lo[1]) / (hi[0] - lo[0])

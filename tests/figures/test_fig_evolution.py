@@ -20,7 +20,7 @@ def test_simplex_evolution(tmp_path):
     assert isinstance(fig, Figure)
     assert len(fig.axes) == 4  # three snapshots + the true beliefs
     titles = [ax.get_title() for ax in fig.axes]
-    assert titles[0].startswith("1e+04 tokens\nprobe MSE") and titles[-1] == "True beliefs"
+    assert titles[0] == snaps[0][0] and titles[-1] == "True beliefs"  # captions as given
     assert fig._suptitle.get_text() == "Mess3"
     limits = {(ax.get_xlim(), ax.get_ylim()) for ax in fig.axes}
     assert len(limits) == 1  # the same view everywhere
@@ -29,8 +29,6 @@ def test_simplex_evolution(tmp_path):
     # every panel colours point i by its TRUE belief: same colours as the true panel
     true_colours = fig.axes[-1].collections[0].get_facecolors()
     np.testing.assert_array_equal(fig.axes[0].collections[0].get_facecolors(), true_colours)
-    mse = float(titles[2].split()[-1])
-    assert mse == pytest.approx(np.mean(np.square(snaps[2][2] - snaps[2][1])), rel=0.05)
     save_figure(fig, tmp_path / "evolution.png", dpi=40)
 
 
