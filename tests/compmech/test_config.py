@@ -1,6 +1,9 @@
 """Experiment configs: defaults resolved, unknown keys and bad values rejected in one line."""
 
 import tomllib
+from pathlib import Path
+
+import numpy as np
 
 import pytest
 
@@ -53,3 +56,19 @@ def test_missing_and_malformed_files(tmp_path):
     bad.write_text("name = [unclosed\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad)
+
+
+def test_a_config_can_name_a_spec_file_relative_to_itself(tmp_path):
+    from compmech.processes import build_process
+    from hmm_processes import ProcessError, golden_mean
+
+    spec_src = Path(__file__).parents[2] / "examples" / "processes" / "golden_mean.toml"
+    (tmp_path / "procs").mkdir()
+    (tmp_path / "procs" / "gm.toml").write_text(spec_src.read_text())
+    cfg_path = tmp_path / "exp.toml"
+    cfg_path.write_text('[process]\nspec = "procs/gm.toml"\n')
+    cfg = load_config(cfg_path)
+    hmm = build_process(cfg.process, base_dir=cfg_path.parent)
+    np.testing.assert_allclose(hmm.T, golden_mean(0.5).T)
+    with pytest.raises(ProcessError, match="params cannot be combined with spec"):
+        build_process(load_config(cfg_path, {"process.params": {"p": 0.3}}).process, base_dir=tmp_path)
