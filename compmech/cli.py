@@ -59,10 +59,20 @@ def format_summary(summary: dict) -> str:
         ("held-out probe MSE", probe["mse_heldout"], paper.get("probe_mse_heldout")),
         ("shuffled-control MSE", probe["mse_shuffled"], paper.get("probe_mse_shuffled")),
     ]
+    by_layer = summary.get("probe_mse_by_layer", {})
+    if "concat" in by_layer:
+        rows.append(("probe MSE (all layers, concat)", by_layer["concat"],
+                     paper.get("layer_mse", {}).get("concat")))
+    geo = summary.get("geometry")
+    if geo:
+        rows.append((f"distance R^2 vs beliefs ({geo['layer']})", geo["distance_r2_beliefs"],
+                     paper.get("distance_r2_beliefs")))
+        rows.append((f"distance R^2 vs next-token ({geo['layer']})", geo["distance_r2_next_token"],
+                     paper.get("distance_r2_next_token")))
     lines = [f"run {summary['name']}: {summary['steps']} steps, {summary['tokens']:.3g} tokens, "
-             f"{summary['wall_seconds']:.0f} s", f"{'':32s} {'ours':>10s} {'paper':>10s}"]
+             f"{summary['wall_seconds']:.0f} s", f"{'':40s} {'ours':>10s} {'paper':>10s}"]
     for label, ours, theirs in rows:
-        lines.append(f"{label:32s} {ours:10.5f} {theirs if theirs is not None else '':>10}")
+        lines.append(f"{label:40s} {ours:10.5f} {theirs if theirs is not None else '':>10}")
     return "\n".join(lines)
 
 

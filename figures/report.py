@@ -24,7 +24,7 @@ MIME_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
 
 # Paper keys shown in the results table (the rest are listed as "not measured by this run").
 _PAPER_KEYS_USED = {"relative_loss", "probe_mse", "probe_r2", "probe_mse_heldout", "probe_mse_shuffled",
-                    "layer_mse", "probe_mse_over_training"}
+                    "layer_mse", "probe_mse_over_training", "distance_r2_beliefs", "distance_r2_next_token"}
 
 
 def render_report(*, title: str, config_toml: str, summary: Mapping[str, Any], metrics: Sequence[Mapping],
@@ -118,6 +118,12 @@ def _results_table(summary: Mapping, probe: Mapping) -> str:
         ("shuffled-target control MSE", res.get("mse_shuffled"), _fmt(res.get("mse_shuffled"), ".3g"),
          paper.get("probe_mse_shuffled"), ".3g"),
     ]
+    geo = summary.get("geometry") or {}
+    for key, label in (("distance_r2_beliefs", "vs true beliefs"), ("distance_r2_next_token", "vs next-token")):
+        if key in geo or key in paper:
+            where = f" ({geo['layer']})" if "layer" in geo else ""
+            rows.append((f"distance R² {label}{where}", geo.get(key),
+                         _fmt(geo.get(key), ".3f"), paper.get(key), ".3f"))
     body = []
     for label, ours, ours_text, theirs, spec in rows:
         ratio = _ratio(ours, theirs)

@@ -149,7 +149,7 @@ def test_results_beside_the_paper_with_ratios():
     assert rows.row("probe R²")[1:] == ["0.9445", "—", "—"]
     assert rows.row("held-out probe MSE")[1:] == ["0.0064 ± 8e-05", "0.0004", "16×"]
     assert rows.row("shuffled-target control MSE")[1:] == ["0.112", "0.11", "1.0164×"]
-    assert rows.row("distance r2 beliefs (not measured here)")[1:] == ["—", "0.95", "—"]
+    assert rows.row("distance R² vs true beliefs")[1:] == ["—", "0.950", "—"]  # paper number, no run value
 
 
 def test_no_paper_numbers():
