@@ -6,7 +6,6 @@ below hands plain arrays to the next.
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 import tomllib

@@ -12,10 +12,9 @@ import dataclasses
 import functools
 import json
 import math
-import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,7 +26,7 @@ from flax import nnx, serialization
 
 from predictive_models.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
 from predictive_models.transformer import (TransformerConfig, compute_log_probs, graphdef, init_params,
-                                           pure_params, to_state)
+                                           to_state)
 
 DataFn = Callable[[jax.Array, int, int], jax.Array]
 """(key, n_sequences, length) -> tokens [n_sequences, length] int32. Must be a pure function of the key."""

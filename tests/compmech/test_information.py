@@ -17,34 +17,21 @@ def test_golden_mean_myopic_entropy_closed_form():
 
 
 def test_even_myopic_entropy_closed_form():
-    """Even process (p = 1/2): h(L) - 2/3 = H(2/3,1/3) - 2/3 halves with every two extra symbols.
+    """Even process (p = 1/2): only the all-ones context stays unsynchronised, which gives a closed form.
 
-    Closed form: the only context that has not synchronised after L-1 symbols is the all-ones
-    word, with P(1^n) = (2/3) 2^-ceil(n/2); its uncertainty is what keeps h(L) above h_mu.
-    For L >= 1: h(L) = 2/3 + P(1^(L-1)) (H(b) - 2/3 b_A ...) -- checked here numerically via the
-    exact recursion of that single unsynchronised branch.
+    Reading 1^n from pi = (2/3, 1/3): for n = 2m, P(1^n) = 2^-m with belief (2/3, 1/3); for n = 2m + 1,
+    P(1^n) = (2/3) 2^-m with belief (1/2, 1/2). Every other context is synchronised and contributes
+    1 bit when in A, 0 in B. Hence, with h(L) = H[X_L | X_1..X_{L-1}] and n = L - 1:
+      n = 2m:      h(L) = 2/3 + 2^-m (H(1/3) - 2/3)
+      n = 2m + 1:  h(L) = 2/3 + 2^-m (2/3) (H(3/4) - 1/2)
     """
-    p = 0.5
-    h = myopic_entropies(mixed_states(hp.even(p), 12))
-    # Unsynchronised branch: after 1^n, belief over (A, B) is a_n; every other context is synchronised
-    # to a state (entropy of next token: H(1/2) = 1 in A, 0 in B) and the synchronised part contributes
-    # P(in A and synchronised) * 1 bit.
-    expected = []
-    a = np.array([2 / 3, 1 / 3])
-    P1n = 1.0
-    for L in range(1, 14):
-        n = L - 1
-        # joint distribution of (state after n symbols) is stationary; the part not in branch 1^n
-        # is synchronised, so h = [pi_A - P(1^n) a_n[A]] * 1 + P(1^n) H(next | a_n)
-        q1 = a[0] * p + a[1] * 1.0  # P(next = 1 | a_n)
-        expected.append((2 / 3 - P1n * a[0]) * 1.0 + P1n * entropy_bits(np.array([q1, 1 - q1])))
-        # update the branch: read one more 1
-        v = np.array([a[1] * 1.0, a[0] * p])  # to A from B via 1, to B from A via 1
-        P1n *= v.sum()
-        a = v / v.sum()
+    h = myopic_entropies(mixed_states(hp.even(0.5), 13))
+    H34 = entropy_bits(np.array([0.75, 0.25]))
+    expected = [2 / 3 + 2.0 ** -(n // 2) * ((H23 - 2 / 3) if n % 2 == 0 else (2 / 3) * (H34 - 0.5))
+                for n in range(14)]
     np.testing.assert_allclose(h, expected, atol=1e-12)
     assert h[0] == pytest.approx(H23, abs=1e-12)
-    assert h[-1] == pytest.approx(2 / 3, abs=1e-2) and np.all(np.diff(h) <= 1e-12)
+    assert np.all(np.diff(h) < 0) and h[-1] - 2 / 3 < 0.01
 
 
 def test_block_entropy_is_cumulative_myopic_entropy():
