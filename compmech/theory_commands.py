@@ -281,36 +281,65 @@ def plot_beliefs(proc: Process, beliefs: np.ndarray, *, title: str = ""):
 
 
 def plot_msp_graph(msp: MSP):
-    """The finite MSP as a graph: nodes at their belief positions, arrows labelled token|probability."""
+    """The finite MSP as a graph, arrows coloured by token.
+
+    With 3 states the nodes sit at their beliefs in the 2-simplex. Otherwise the layout is layered:
+    one row per breadth-first depth from the prior (top), the recurrent states (the epsilon-machine)
+    in the bottom row, and nodes ordered within a row by the first principal component of their beliefs.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     proc = msp.process
     xy, col, proj = _layout(proc, msp.beliefs)
-    if proj != "2-simplex":  # spread nodes that project onto one point, by depth
-        xy = xy + np.stack([np.zeros(msp.num_states), 0.05 * msp.depth], axis=1) * (np.ptp(xy[:, 0]) or 1.0)
     rec = msp.recurrent
+    if proj != "2-simplex":
+        xy, proj = _layered_layout(xy[:, 0], msp.depth, rec), "rows by depth from the prior; recurrent states last"
     tok = proc.token_names or tuple(str(x) for x in range(proc.vocab_size))
-    fig, ax = plt.subplots(figsize=(6.5, 6))
+    palette = plt.get_cmap("tab10")
+    width = 6.5 if proj == "2-simplex" else max(6.5, 0.55 * max(np.bincount(msp.depth[~rec]).max(), rec.sum()))
+    fig, ax = plt.subplots(figsize=(width, 6))
+    rad = 0.12  # arc curvature; the label sits on the arc, so opposite edges get separate labels
+    loops = np.zeros(msp.num_states, int)
     for i, x, j, p in msp.transitions():
-        if i == j:
+        color = palette(x % 10)
+        if i == j:  # a self-loop: written beside the node
+            ax.annotate(f"\u21ba {tok[x]}|{p:.2g}", xy[i], xytext=(0, 8 + 8 * loops[i]),
+                        textcoords="offset points", ha="center", fontsize=6, color=color)
+            loops[i] += 1
             continue
         ax.annotate("", xy=xy[j], xytext=xy[i],
-                    arrowprops=dict(arrowstyle="->", color="0.55", lw=0.6, shrinkA=6, shrinkB=6,
-                                    connectionstyle="arc3,rad=0.15"))
-        if msp.num_states <= 40:
-            mid = 0.5 * (xy[i] + xy[j])
-            ax.text(mid[0], mid[1], f"{tok[x]}|{p:.2g}", fontsize=6, color="0.3")
+                    arrowprops=dict(arrowstyle="->", color=color, lw=0.7, alpha=0.75, shrinkA=6,
+                                    shrinkB=6, connectionstyle=f"arc3,rad={rad}"))
+        if msp.num_states <= 20:
+            (dx, dy) = xy[j] - xy[i]
+            on_arc = 0.5 * (xy[i] + xy[j]) + 0.5 * rad * np.array([dy, -dx])
+            ax.text(on_arc[0], on_arc[1], f"{p:.2g}", fontsize=6, color=color, ha="center", va="center")
     ax.scatter(xy[:, 0], xy[:, 1], c=col, s=np.where(rec, 90, 35), edgecolors=np.where(rec, "k", "0.6"),
                linewidths=0.8, zorder=3)
-    ax.set_title(f"{proc.name}: MSP, {msp.num_states} states ({int(rec.sum())} recurrent, outlined); "
+    ax.legend(handles=[Line2D([], [], color=palette(x % 10), label=f"token {tok[x]}") for x in range(len(tok))],
+              loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(tok), 6), fontsize=7, frameon=False)
+    ax.set_title(f"{proc.name}: MSP, {msp.num_states} states ({int(rec.sum())} recurrent, outlined)\n"
                  f"layout: {proj}", fontsize=8)
     ax.set_aspect("equal" if proj == "2-simplex" else "auto")
     ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def _layered_layout(order_key: np.ndarray, depth: np.ndarray, recurrent: np.ndarray) -> np.ndarray:
+    """Node positions [n, 2]: transient states in rows by depth, recurrent states in one row below."""
+    row = np.where(recurrent, (depth[~recurrent].max() + 1) if (~recurrent).any() else 0, depth)
+    xy = np.zeros((row.shape[0], 2))
+    for r in np.unique(row):
+        members = np.flatnonzero(row == r)
+        members = members[np.argsort(order_key[members], kind="stable")]
+        xy[members, 0] = np.arange(members.size) - (members.size - 1) / 2
+        xy[members, 1] = -r
+    return xy
 
 
 def _check_plot_path(path: str) -> tuple[Path, str]:
