@@ -13,6 +13,7 @@ from functools import cached_property
 import numpy as np
 
 from hmm_processes import HMM, ProcessError
+from hmm_processes.hmm import LOOSE_SUM_ATOL, check_probability_vector
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,9 +95,8 @@ def mixed_states(hmm: HMM, depth: int, prior: np.ndarray | None = None) -> Mixed
     depth = int(depth)
     if depth < 0:
         raise ProcessError(f"mixed_states: depth must be >= 0; got {depth}")
-    pi = hmm.stationary_distribution if prior is None else np.asarray(prior, dtype=np.float64)
-    if pi.shape != (hmm.num_states,) or np.any(pi < 0) or not np.isclose(pi.sum(), 1.0):
-        raise ProcessError(f"mixed_states: prior must be a probability vector over {hmm.num_states} states")
+    pi = hmm.stationary_distribution if prior is None else check_probability_vector(
+        prior, hmm.num_states, "mixed_states: prior", atol=LOOSE_SUM_ATOL)
     V = hmm.vocab_size
     tok_dtype = np.uint8 if V <= 256 else np.int32
     level0 = WordLevel(0, np.zeros(1, tok_dtype), np.ones(1), pi[None, :].copy(),

@@ -11,7 +11,7 @@ import numpy as np
 
 from hmm_processes.errors import ProcessError
 from hmm_processes.generalized import GeneralizedHMM, process_vectors
-from hmm_processes.hmm import HMM
+from hmm_processes.hmm import HMM, check_probability_vector
 
 Process = HMM | GeneralizedHMM
 
@@ -96,15 +96,7 @@ def _check_processes(processes: Sequence[Process], what: str) -> list[Process]:
 
 
 def _check_weights(weights: Sequence[float], K: int) -> np.ndarray:
-    try:
-        w = np.array(weights, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ProcessError(f"mixture: weights must be {K} numbers; got {weights!r}") from None
-    if w.shape != (K,):
-        raise ProcessError(f"mixture: weights must have one entry per component ({K}); got {len(w.ravel())}")
-    if not np.all(np.isfinite(w)) or np.any(w < 0) or abs(w.sum() - 1.0) > 1e-9:
-        raise ProcessError(f"mixture: weights must be >= 0 and sum to 1; got {w.tolist()}")
-    return w
+    return check_probability_vector(weights, K, "mixture: weights", unit="component")
 
 
 def _describe(p: Process) -> dict:

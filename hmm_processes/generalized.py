@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from hmm_processes.errors import ProcessError
-from hmm_processes.hmm import HMM
+from hmm_processes.hmm import HMM, check_names
 
 #: Eigenvalue / normalisation tolerance.
 GHMM_ATOL = 1e-9
@@ -77,10 +77,7 @@ class GeneralizedHMM:
         object.__setattr__(self, "T", T)
         object.__setattr__(self, "normalizer", tau)
         object.__setattr__(self, "prior", pi)
-        if self.state_names is not None and len(self.state_names) != S:
-            raise ProcessError(f"{what}: state_names has {len(self.state_names)} entries but T has {S} states")
-        if self.token_names is not None and len(self.token_names) != V:
-            raise ProcessError(f"{what}: token_names has {len(self.token_names)} entries but T has {V} tokens")
+        check_names(self.state_names, self.token_names, V, S, what)
         depth = int(self.check_depth)
         if depth < 1:
             raise ProcessError(f"{what}: check_depth must be >= 1; got {self.check_depth!r}")

@@ -11,6 +11,9 @@ from hmm_processes.errors import ProcessError
 
 #: Tolerance for "rows sum to 1" and related checks on user-supplied matrices.
 STOCHASTIC_ATOL = 1e-9
+#: Looser tolerance for start distributions handed to sample / mixed_states (np.isclose's default
+#: at 1, so float32 vectors pass).
+LOOSE_SUM_ATOL = 1e-5 + 1e-8
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,14 +42,7 @@ class HMM:
         T = validate_transition_tensor(self.T, what=self.name)
         object.__setattr__(self, "T", T)
         V, S, _ = T.shape
-        if self.state_names is not None and len(self.state_names) != S:
-            raise ProcessError(
-                f"{self.name}: state_names has {len(self.state_names)} entries but T has {S} states"
-            )
-        if self.token_names is not None and len(self.token_names) != V:
-            raise ProcessError(
-                f"{self.name}: token_names has {len(self.token_names)} entries but T has {V} tokens"
-            )
+        check_names(self.state_names, self.token_names, V, S, self.name)
         if self.prior is not None:
             object.__setattr__(self, "prior", _validate_prior(self.prior, T, self.name))
 
@@ -127,20 +123,31 @@ def validate_transition_tensor(T: Any, what: str = "process") -> np.ndarray:
     return arr
 
 
+def check_probability_vector(value: Any, size: int, what: str, *, unit: str = "state",
+                             atol: float = STOCHASTIC_ATOL) -> np.ndarray:
+    """``value`` as a float64 probability vector of length ``size`` (finite, >= 0, summing to 1 within ``atol``).
+
+    Raises `ProcessError` naming ``what`` (e.g. "mixture: weights"), the offending entry, and what
+    each entry stands for (``unit``: one entry per state, per component, ...).
+    """
+    try:
+        p = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ProcessError(f"{what} must be a numeric vector of {size} probabilities; got {value!r}") from None
+    if p.shape != (size,):
+        raise ProcessError(f"{what} must have one entry per {unit} ({size}); got shape {p.shape}")
+    bad = ~(np.isfinite(p) & (p >= 0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ProcessError(f"{what}[{i}] = {p[i]!r}; entries must be finite and >= 0")
+    if abs(p.sum() - 1.0) > atol:
+        raise ProcessError(f"{what} sums to {p.sum():.12g}; the entries must sum to 1")
+    return p
+
+
 def _validate_prior(prior: Any, T: np.ndarray, what: str) -> np.ndarray:
     """Check that ``prior`` is a stationary probability vector for ``T``; return it read-only float64."""
-    S = T.shape[1]
-    try:
-        p = np.array(prior, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ProcessError(f"{what}: prior must be a numeric vector of {S} probabilities; got {prior!r}") from None
-    if p.shape != (S,):
-        raise ProcessError(f"{what}: prior must have shape [{S}] (one entry per state); got shape {p.shape}")
-    if not np.all(np.isfinite(p)) or np.any(p < 0):
-        i = int(np.flatnonzero(~(np.isfinite(p) & (p >= 0)))[0])
-        raise ProcessError(f"{what}: prior[{i}] = {p[i]!r}; prior entries must be finite and >= 0")
-    if abs(p.sum() - 1.0) > STOCHASTIC_ATOL:
-        raise ProcessError(f"{what}: prior sums to {p.sum():.12g}, not 1")
+    p = check_probability_vector(prior, T.shape[1], f"{what}: prior")
     drift = np.abs(p @ T.sum(axis=0) - p)
     if drift.max() > 1e-9:
         i = int(np.argmax(drift))
@@ -150,6 +157,14 @@ def _validate_prior(prior: Any, T: np.ndarray, what: str) -> np.ndarray:
         )
     p.setflags(write=False)
     return p
+
+
+def check_names(state_names: Any, token_names: Any, V: int, S: int, what: str) -> None:
+    """State and token names, where given, must have one entry per state and per token."""
+    if state_names is not None and len(state_names) != S:
+        raise ProcessError(f"{what}: state_names has {len(state_names)} entries but T has {S} states")
+    if token_names is not None and len(token_names) != V:
+        raise ProcessError(f"{what}: token_names has {len(token_names)} entries but T has {V} tokens")
 
 
 def stationary_distribution(M: np.ndarray) -> np.ndarray:

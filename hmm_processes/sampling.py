@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hmm_processes.errors import ProcessError
-from hmm_processes.hmm import HMM
+from hmm_processes.hmm import HMM, LOOSE_SUM_ATOL, check_probability_vector
 
 
 class Samples(NamedTuple):
@@ -45,11 +45,8 @@ def sample(hmm: HMM, key: jax.Array, batch: int, length: int, *, with_beliefs: b
         )
     if int(batch) < 1 or int(length) < 1:
         raise ProcessError(f"sample: batch and length must be >= 1; got batch={batch}, length={length}")
-    prior = hmm.stationary_distribution if initial is None else np.asarray(initial, dtype=np.float64)
-    if prior.shape != (hmm.num_states,) or np.any(prior < 0) or not np.isclose(prior.sum(), 1.0):
-        raise ProcessError(
-            f"sample: initial must be a probability vector over the {hmm.num_states} states; got {initial!r}"
-        )
+    prior = hmm.stationary_distribution if initial is None else check_probability_vector(
+        initial, hmm.num_states, "sample: initial", atol=LOOSE_SUM_ATOL)
     tables = _sampling_tables(hmm.T)
     return _sample(*tables, jnp.asarray(prior, jnp.float32), key, int(batch), int(length),
                    bool(with_beliefs), bool(with_next_token_probs))

@@ -57,3 +57,30 @@ def test_registry_get_process_and_errors():
     with pytest.raises(ProcessError, match="alpha must be in"):
         hp.get_process("mess3", alpha=1.5)
     assert "alpha" in hp.list_processes()["mess3"]
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [([0.5, 0.5, 0.1], "sum to 1"), ([1.0], r"one entry per state \(3\)"), ([np.nan, 0.5, 0.5], r"start\[0\]"),
+     ([1.2, -0.2, 0.0], r"start\[1\] = .*>= 0"), ("abc", "numeric")],
+)
+def test_probability_vector_check_names_the_problem(value, message):
+    from hmm_processes.hmm import check_probability_vector
+
+    with pytest.raises(ProcessError, match=message):
+        check_probability_vector(value, 3, "start")
+
+
+def test_sample_and_mixed_states_share_the_start_distribution_check():
+    import jax
+
+    from compmech import mixed_states
+
+    h = hp.mess3()
+    float32_start = np.float32([0.3, 0.3, 0.4])  # sums to 1 only within float32 rounding
+    assert hp.sample(h, jax.random.key(0), 2, 2, initial=float32_start).tokens.shape == (2, 2)
+    assert mixed_states(h, 1, prior=float32_start).level(1).probs.sum() == pytest.approx(1.0)
+    with pytest.raises(ProcessError, match="sample: initial sums to 1.2"):
+        hp.sample(h, jax.random.key(0), 2, 2, initial=[0.5, 0.6, 0.1])
+    with pytest.raises(ProcessError, match=r"mixed_states: prior\[0\]"):
+        mixed_states(h, 2, prior=[-0.1, 0.6, 0.5])
