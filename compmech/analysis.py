@@ -17,6 +17,13 @@ from hmm_processes import HMM
 
 #: Above this many distinct beliefs the mixed states are not drawn one colour each.
 MAX_STATES_FOR_PCA = 64
+#: The probe numbers recorded at each point of the training evolution.
+PROBE_FIELDS = ("mse", "r2", "mse_heldout", "mse_shuffled")
+
+
+def probe_fields(result: dict[str, Any]) -> dict[str, Any]:
+    """The `PROBE_FIELDS` of a probe result dict (as in probe.json)."""
+    return {k: result[k] for k in PROBE_FIELDS}
 
 
 def distinct_rows(context_ids: np.ndarray) -> np.ndarray:
@@ -96,7 +103,7 @@ def training_evolution(run_dir: Path, model_cfg, ctx, eval_set, layer: str, prob
             "tokens_requested": checkpoint_tokens(path),
             "step": step,
             "relative_loss": float(ev["relative_loss"]),
-            **{k: v for k, v in result.to_dict().items() if k in ("mse", "r2", "mse_heldout", "mse_shuffled")},
+            **probe_fields(result.to_dict()),
             "_snapshot": (data.Y[first], predictions[first]),
         })
     return records

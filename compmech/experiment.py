@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from compmech.analysis import (MAX_STATES_FOR_PCA, distinct_rows, geometry_analysis, public,
+from compmech.analysis import (MAX_STATES_FOR_PCA, distinct_rows, geometry_analysis, probe_fields, public,
                                training_evolution)
 from compmech.config import ConfigError, ExperimentConfig
 from compmech.files import write_json_atomic, write_text_atomic
@@ -46,7 +46,7 @@ def context_set(hmm: HMM, context_length: int) -> ContextSet:
         probs=ms.level(context_length).probs,
         beliefs=beliefs,
         next_token_probs=beliefs @ hmm.emission_matrix,
-        optimal_loss=optimal_loss_by_position(hmm, context_length),
+        optimal_loss=optimal_loss_by_position(hmm, context_length, ms=ms),
     )
 
 
@@ -124,7 +124,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, 
     final_probe = probe["json"]["layers"][layer]
     evolution.append({"tokens": result.history[-1]["tokens"], "step": result.history[-1]["step"],
                       "relative_loss": result.history[-1]["relative_loss"],
-                      **{k: final_probe[k] for k in ("mse", "r2", "mse_heldout", "mse_shuffled")},
+                      **probe_fields(final_probe),
                       "_snapshot": (geometry["_beliefs"], geometry["_probed"])})
     write_json_atomic(run_dir / "analysis.json", {"layer": layer, "geometry": public(geometry),
                                                    "evolution": [public(e) for e in evolution]})
@@ -220,15 +220,14 @@ def probe_model(cfg: ExperimentConfig, model_cfg, params_state, ctx: ContextSet,
 def make_figures(cfg: ExperimentConfig, run_dir: Path, hmm: HMM, ctx: ContextSet,
                  history: list[dict], probe: dict[str, Any], layer: str) -> list[Path]:
     """The paper's panel (true / probed / shuffled beliefs), loss by position, training curve, MSE by layer."""
-    from figures import (plot_belief_panels, plot_layer_mse, plot_loss_by_position,
-                         plot_training_curve, save_figure)
+    from figures import plot_belief_panels, plot_layer_mse, plot_loss_by_position, plot_training_curve
 
     data = probe["data"]
     first = distinct_rows(data.context_ids)  # each distinct context once
     pretty = ", ".join(f"{k} = {v:g}" for k, v in hmm.params.items())
     res = probe["json"]["layers"][layer]
     curve = [h for h in history if h["tokens"] > 0]  # the step-0 record has no place on a log axis
-    figs = {  # stem -> a function drawing the figure (save_figure releases it, so one draw per format)
+    figs = {  # stem -> a function drawing the figure
         "belief_fractal": lambda: plot_belief_panels(
             data.Y[first], probe["predictions"][layer][first], probe["shuffled"][first],
             titles=["true beliefs (exact)", f"probe of {layer}: MSE {res['mse']:.2g}, R$^2$ {res['r2']:.4f}",
@@ -245,18 +244,13 @@ def make_figures(cfg: ExperimentConfig, run_dir: Path, hmm: HMM, ctx: ContextSet
             probe["json"]["layers"], paper=PAPER_RESULTS.get(hmm.name, {}).get("layer_mse"),
             title=f"{hmm.name}: belief probe MSE by layer"),
     }
-    paths = []
-    for stem, draw in figs.items():
-        for fmt in cfg.figures.formats:
-            paths.append(save_figure(draw(), run_dir / "figures" / f"{stem}.{fmt}", dpi=cfg.figures.dpi))
-    return paths
+    return save_figures(cfg, run_dir, figs)
 
 
 def analysis_figures(cfg: ExperimentConfig, run_dir: Path, hmm: HMM, geometry: dict[str, Any],
                      evolution: list[dict[str, Any]], probe_layer: str) -> list[Path]:
     """Distance scatter, mixed-state PCA (when the states are few), belief geometry over training."""
-    from figures import (plot_belief_evolution, plot_distance_scatter, plot_probe_over_training,
-                         plot_state_pca, save_figure)
+    from figures import plot_belief_evolution, plot_distance_scatter, plot_probe_over_training, plot_state_pca
 
     layer = geometry["layer"]
     paper = PAPER_RESULTS.get(hmm.name, {})
@@ -285,8 +279,15 @@ def analysis_figures(cfg: ExperimentConfig, run_dir: Path, hmm: HMM, geometry: d
             paper_tokens=np.array(list(over), dtype=float) if over else None,
             paper_mse=np.array(list(over.values())) if over else None,
             title=f"{hmm.name}: probe MSE ({layer}) and loss over training")
-    paths = []
-    for stem, draw in figs.items():
-        for fmt in cfg.figures.formats:
-            paths.append(save_figure(draw(), run_dir / "figures" / f"{stem}.{fmt}", dpi=cfg.figures.dpi))
-    return paths
+    return save_figures(cfg, run_dir, figs)
+
+
+def save_figures(cfg: ExperimentConfig, run_dir: Path, figs: dict[str, Any]) -> list[Path]:
+    """Draw and save each figure (stem -> drawing function) once per configured format.
+
+    ``save_figure`` releases a figure after writing it, so each format gets a fresh draw.
+    """
+    from figures import save_figure
+
+    return [save_figure(draw(), run_dir / "figures" / f"{stem}.{fmt}", dpi=cfg.figures.dpi)
+            for stem, draw in figs.items() for fmt in cfg.figures.formats]

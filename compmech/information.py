@@ -31,13 +31,17 @@ def myopic_entropies(ms: MixedStates) -> np.ndarray:
     return np.array([lvl.probs @ entropy_bits(lvl.beliefs @ E) for lvl in ms.levels])
 
 
-def optimal_loss_by_position(hmm: HMM, context_length: int, *, start_token: bool = False) -> np.ndarray:
+def optimal_loss_by_position(hmm: HMM, context_length: int, *, start_token: bool = False,
+                             ms: MixedStates | None = None) -> np.ndarray:
     """The optimal (Bayes) cross-entropy, in nats, at each of a model's ``context_length`` positions.
 
     Without a start token the model reads x_1..x_n and at position t (0-based) has seen t + 1
     tokens, so its floor is h(t + 2). With a start token position t has seen t tokens: h(t + 1).
+    ``ms``: an enumeration of ``hmm`` from its stationary distribution that the caller already has
+    (deep enough), to reuse instead of enumerating again.
     """
     depth = context_length if not start_token else context_length - 1
-    h_bits = myopic_entropies(mixed_states(hmm, depth))  # h(1)..h(depth+1)
-    h = h_bits * np.log(2.0)
+    if ms is None or ms.depth < depth:
+        ms = mixed_states(hmm, depth)
+    h = myopic_entropies(ms)[: depth + 1] * np.log(2.0)  # h(1)..h(depth+1) in nats
     return h[1:] if not start_token else h

@@ -51,3 +51,13 @@ def test_mess3_optimal_loss_floor_matches_paper_setup():
     with_start = optimal_loss_by_position(hp.mess3(), 10, start_token=True)
     assert with_start[0] == pytest.approx(np.log(3))
     np.testing.assert_allclose(with_start[1:], floor[:-1])
+
+
+def test_optimal_loss_reuses_a_deeper_enumeration_exactly():
+    h = hp.mess3()
+    ms = mixed_states(h, 12)
+    np.testing.assert_array_equal(optimal_loss_by_position(h, 10, ms=ms), optimal_loss_by_position(h, 10))
+    np.testing.assert_array_equal(optimal_loss_by_position(h, 10, start_token=True, ms=ms),
+                                  optimal_loss_by_position(h, 10, start_token=True))
+    shallow = mixed_states(h, 4)  # too shallow: enumerated afresh
+    assert optimal_loss_by_position(h, 10, ms=shallow).shape == (10,)
