@@ -20,11 +20,13 @@ where lambda_1 >= lambda_2 >= ... and k is the largest index with h_mu + lambda_
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 from scipy.linalg import null_space
 from scipy.spatial import cKDTree
 
+from compmech.information import entropy_bits, next_token_distribution
 from hmm_processes import HMM, GeneralizedHMM, ProcessError, process_vectors
 
 
@@ -76,35 +78,28 @@ def lyapunov_spectrum(process: HMM | GeneralizedHMM, *, n_steps: int = 200_000, 
     if n_chains < 2 or burn_in < 0:
         raise ProcessError(f"lyapunov_spectrum: need n_chains >= 2 and burn_in >= 0; got {n_chains}, {burn_in}")
     d = S - 1
-    rng = np.random.default_rng(seed)
-    Emat = (T @ tau).T  # [S, V]
     B = null_space(tau[None, :]).T  # [d, S], orthonormal rows spanning {v : v tau = 0}
-    eta = np.broadcast_to(pi, (n_chains, S)).copy()
     Q = np.broadcast_to(np.eye(d), (n_chains, d, d)).copy()
     logs = np.zeros((n_chains, d))
     ent = np.zeros(n_chains)
+    steps_iter = belief_chaos_game(T, pi, tau, n_chains, burn_in + steps, np.random.default_rng(seed))
     with np.errstate(divide="ignore", invalid="ignore"):
-        for t in range(burn_in + steps):
-            p = np.clip(eta @ Emat, 0.0, None)
-            p /= p.sum(axis=1, keepdims=True)
-            x = _draw(p, rng)
-            A = T[x]  # [C, S, S]
-            u = np.einsum("ci,cij->cj", eta, A)
-            z = u @ tau
-            f = u / z[:, None]
-            if t >= burn_in:
-                ent += np.where(p > 0, -p * np.log2(p), 0.0).sum(axis=1)
-                if d:
-                    # d f = (dv A / z)(I - tau f): J = (A - (A tau) f) / z acting on row vectors
-                    J = (A - (A @ tau)[:, :, None] * f[:, None, :]) / z[:, None, None]
-                    K = B @ J @ B.T  # [C, d, d], row-vector action c -> c K
-                    Y = np.swapaxes(K, 1, 2) @ Q  # column form
-                    Q, R = np.linalg.qr(Y)
-                    diag = np.abs(np.diagonal(R, axis1=1, axis2=2))
-                    logs += np.log2(diag)
-                    sign = np.sign(np.diagonal(R, axis1=1, axis2=2))
-                    Q = Q * np.where(sign == 0, 1.0, sign)[:, None, :]
-            eta = f
+        for t, (eta, p, x, u, z) in enumerate(steps_iter):
+            if t < burn_in:
+                continue
+            ent += entropy_bits(p)
+            if d:
+                A = T[x]  # [C, S, S]
+                f = u / z[:, None]
+                # d f = (dv A / z)(I - tau f): J = (A - (A tau) f) / z acting on row vectors
+                J = (A - (A @ tau)[:, :, None] * f[:, None, :]) / z[:, None, None]
+                K = B @ J @ B.T  # [C, d, d], row-vector action c -> c K
+                Y = np.swapaxes(K, 1, 2) @ Q  # column form
+                Q, R = np.linalg.qr(Y)
+                diag = np.abs(np.diagonal(R, axis1=1, axis2=2))
+                logs += np.log2(diag)
+                sign = np.sign(np.diagonal(R, axis1=1, axis2=2))
+                Q = Q * np.where(sign == 0, 1.0, sign)[:, None, :]
     per_chain = logs / steps  # [C, d]
     h_chain = ent / steps
     lam = per_chain.mean(axis=0)
@@ -123,21 +118,34 @@ def chaos_game(process: HMM | GeneralizedHMM, n_points: int, *, burn_in: int = 2
                seed: int = 0) -> np.ndarray:
     """Beliefs along chaos-game trajectories (samples of the Blackwell measure), shape [n_points, S]."""
     T, pi, tau = process_vectors(process)
-    rng = np.random.default_rng(seed)
-    Emat = (T @ tau).T
     n_chains = max(1, min(int(n_chains), int(n_points)))
     steps = -(-int(n_points) // n_chains)
-    eta = np.broadcast_to(pi, (n_chains, pi.shape[0])).copy()
     out = np.empty((steps, n_chains, pi.shape[0]))
-    for t in range(burn_in + steps):
-        p = np.clip(eta @ Emat, 0.0, None)
-        p /= p.sum(axis=1, keepdims=True)
+    steps_iter = belief_chaos_game(T, pi, tau, n_chains, burn_in + steps, np.random.default_rng(seed))
+    for t, (_, _, _, u, z) in enumerate(steps_iter):
+        if t >= burn_in:
+            out[t - burn_in] = u / z[:, None]
+    return out.reshape(-1, pi.shape[0])[: int(n_points)]
+
+
+def belief_chaos_game(T: np.ndarray, pi: np.ndarray, tau: np.ndarray, n_chains: int, n_steps: int,
+                      rng: np.random.Generator) -> Iterator[tuple[np.ndarray, ...]]:
+    """The belief dynamics ``eta -> eta T[x] / (eta T[x] tau)``, x drawn with probability ``eta T[x] tau``.
+
+    Runs ``n_chains`` chains from ``pi`` for ``n_steps`` steps and yields, at each step, the beliefs
+    eta [C, S], their next-token distributions p [C, V], the drawn tokens x [C], and the
+    unnormalised update u = eta T[x] [C, S] with z = u tau [C] (the next beliefs are u / z).
+    The one place the chaos game is written; its samples follow the Blackwell measure.
+    """
+    E = (T @ tau).T  # [S, V]
+    eta = np.broadcast_to(pi, (n_chains, pi.shape[0])).copy()
+    for _ in range(n_steps):
+        p = next_token_distribution(eta, E)
         x = _draw(p, rng)
         u = np.einsum("ci,cij->cj", eta, T[x])
-        eta = u / (u @ tau)[:, None]
-        if t >= burn_in:
-            out[t - burn_in] = eta
-    return out.reshape(-1, pi.shape[0])[: int(n_points)]
+        z = u @ tau
+        yield eta, p, x, u, z
+        eta = u / z[:, None]
 
 
 def _draw(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -16,6 +16,16 @@ def entropy_bits(p: np.ndarray, axis: int = -1) -> np.ndarray:
     return terms.sum(axis=axis)
 
 
+def next_token_distribution(beliefs: np.ndarray, emission: np.ndarray) -> np.ndarray:
+    """``P(x | eta) = eta @ E`` for belief rows [..., S] -> [..., V], clipped at 0 and renormalised.
+
+    The clip and renormalisation only matter for quasi-beliefs of generalized HMMs (rounding can
+    push a zero probability slightly negative); for HMM beliefs they change nothing.
+    """
+    q = np.clip(np.asarray(beliefs) @ emission, 0.0, None)
+    return q / q.sum(axis=-1, keepdims=True)
+
+
 def block_entropies(ms: MixedStates) -> np.ndarray:
     """Block entropies ``H(L) = H[X_1..X_L]`` for L = 0..depth, in bits. Shape [depth + 1]."""
     return np.array([entropy_bits(lvl.probs) for lvl in ms.levels])

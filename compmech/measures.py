@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from compmech.fractal import belief_chaos_game
 from compmech.information import entropy_bits
 from compmech.msp import MAX_STATES, MSP, InfiniteMSPError, _refine, build_msp
 from compmech.streaming import iter_levels, next_token_entropies
@@ -121,24 +122,12 @@ def blackwell_entropy_rate(process: Process, *, n_steps: int = 400_000, n_chains
     steps = max(1, int(n_steps) // n_chains)
     if n_chains < 2 or burn_in < 0:
         raise ProcessError(f"blackwell_entropy_rate: need n_chains >= 2 and burn_in >= 0; got {n_chains}, {burn_in}")
-    rng = np.random.default_rng(seed)
-    E = (T @ tau).T
-    eta = np.broadcast_to(pi, (n_chains, pi.shape[0])).copy()
     acc = np.zeros(n_chains)
-    u_all = rng.random((burn_in + steps, n_chains))
-    for t in range(burn_in + steps):
-        p = np.clip(eta @ E, 0.0, None)
-        p /= p.sum(axis=1, keepdims=True)
-        if t >= burn_in:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                acc += np.where(p > 0, -p * np.log2(p), 0.0).sum(axis=1)
-        cdf = np.cumsum(p, axis=1)
-        x = np.minimum((u_all[t][:, None] >= cdf).sum(axis=1), p.shape[1] - 1)
-        bad = p[np.arange(n_chains), x] <= 0
-        if np.any(bad):
-            x[bad] = p.shape[1] - 1 - np.argmax(p[bad][:, ::-1] > 0, axis=1)
-        v = np.einsum("ci,cij->cj", eta, T[x])
-        eta = v / (v @ tau)[:, None]
+    steps_iter = belief_chaos_game(T, pi, tau, n_chains, burn_in + steps, np.random.default_rng(seed))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for t, (_, p, _, _, _) in enumerate(steps_iter):
+            if t >= burn_in:
+                acc += entropy_bits(p)
     means = acc / steps
     return BlackwellEstimate(value=float(means.mean()), stderr=float(means.std(ddof=1) / math.sqrt(n_chains)),
                              n_steps=steps * n_chains, n_chains=n_chains)

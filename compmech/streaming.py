@@ -19,6 +19,7 @@ from typing import Iterator
 
 import numpy as np
 
+from compmech.information import entropy_bits, next_token_distribution
 from hmm_processes import HMM, GeneralizedHMM, ProcessError, process_vectors
 
 #: Default grid for merging beliefs: equal up to rounding.
@@ -118,10 +119,7 @@ def next_token_entropies(beliefs: np.ndarray, emission: np.ndarray) -> np.ndarra
 
 def _next_entropy(b: np.ndarray, E: np.ndarray) -> np.ndarray:
     """Entropy (bits) of the next-token distribution for each belief row."""
-    q = np.clip(b @ E, 0.0, None)
-    q /= q.sum(axis=1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(q > 0, -q * np.log2(q), 0.0).sum(axis=1)
+    return entropy_bits(next_token_distribution(b, E))
 
 
 def _children(b: np.ndarray, p: np.ndarray, T: np.ndarray, tau: np.ndarray, min_prob: float,

@@ -61,3 +61,13 @@ def test_optimal_loss_reuses_a_deeper_enumeration_exactly():
                                   optimal_loss_by_position(h, 10, start_token=True))
     shallow = mixed_states(h, 4)  # too shallow: enumerated afresh
     assert optimal_loss_by_position(h, 10, ms=shallow).shape == (10,)
+
+
+def test_next_token_distribution_clips_and_renormalises():
+    from compmech.information import next_token_distribution
+
+    E = hp.mess3().emission_matrix
+    b = np.array([[0.2, 0.3, 0.5], [1.0, 0.0, 0.0]])
+    np.testing.assert_allclose(next_token_distribution(b, E), b @ E, atol=1e-15)  # beliefs: unchanged
+    q = next_token_distribution(np.array([[1.0, 0.0]]), np.array([[1.2, -0.2], [0.5, 0.5]]))  # negative entry
+    np.testing.assert_allclose(q, [[1.0, 0.0]])
