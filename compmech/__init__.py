@@ -1,28 +1,41 @@
 """Exact computational mechanics: mixed states, word probabilities, information measures, fractal geometry.
 
 The experiment runner (`compmech.experiment`) and the CLI (`compmech.cli`) also live here; they
-are the only modules that tie the packages together.
+are the only modules that tie the packages together. `load_run` opens a finished run directory
+in a notebook (config, process, trained model, history, activations, probes).
+
+Every name below is imported on first use (PEP 562), so ``import compmech.cli`` stays fast and
+never imports JAX unless a command needs it.
 """
 
-from compmech.fractal import (DimensionEstimate, LyapunovSpectrum, box_counting_dimension, chaos_game,
-                              correlation_dimension, lyapunov_dimension, lyapunov_spectrum)
-from compmech.information import (block_entropies, entropy_bits, myopic_entropies,
-                                  optimal_loss_by_position)
-from compmech.measures import (BlackwellEstimate, ProcessInfo, blackwell_entropy_rate, block_entropy,
-                               cryptic_order, crypticity, entropy_rate, epsilon_machine, excess_entropy,
-                               markov_order, myopic_entropy, myopic_entropy_sequence, process_info,
-                               statistical_complexity, synchronization_information, transient_information)
-from compmech.mixed_states import MixedStates, WordLevel, belief_trajectories, mixed_states
-from compmech.msp import MSP, InfiniteMSPError, build_msp, finite_msp
-from compmech.streaming import StreamResult, iter_levels, stream_entropies
+import importlib
 
-__all__ = [
-    "MSP", "BlackwellEstimate", "DimensionEstimate", "InfiniteMSPError", "LyapunovSpectrum",
-    "MixedStates", "ProcessInfo", "StreamResult", "WordLevel", "belief_trajectories",
-    "blackwell_entropy_rate", "block_entropies", "block_entropy", "box_counting_dimension", "build_msp",
-    "chaos_game", "correlation_dimension", "cryptic_order", "crypticity", "entropy_bits", "entropy_rate",
-    "epsilon_machine", "excess_entropy", "finite_msp", "iter_levels", "lyapunov_dimension",
-    "lyapunov_spectrum", "markov_order", "mixed_states", "myopic_entropies", "myopic_entropy",
-    "myopic_entropy_sequence", "optimal_loss_by_position", "process_info", "statistical_complexity",
-    "stream_entropies", "synchronization_information", "transient_information",
-]
+_LAZY = {
+    "compmech.fractal": ("DimensionEstimate", "LyapunovSpectrum", "box_counting_dimension", "chaos_game",
+                         "correlation_dimension", "lyapunov_dimension", "lyapunov_spectrum"),
+    "compmech.information": ("block_entropies", "entropy_bits", "myopic_entropies", "optimal_loss_by_position"),
+    "compmech.measures": ("BlackwellEstimate", "ProcessInfo", "blackwell_entropy_rate", "block_entropy",
+                          "cryptic_order", "crypticity", "entropy_rate", "epsilon_machine", "excess_entropy",
+                          "markov_order", "myopic_entropy", "myopic_entropy_sequence", "process_info",
+                          "statistical_complexity", "synchronization_information", "transient_information"),
+    "compmech.mixed_states": ("MixedStates", "WordLevel", "belief_trajectories", "mixed_states"),
+    "compmech.msp": ("MSP", "InfiniteMSPError", "build_msp", "finite_msp"),
+    "compmech.streaming": ("StreamResult", "iter_levels", "stream_entropies"),
+    "compmech.run_dir": ("Run", "RunDirError", "load_run"),
+}
+_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'compmech' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_MODULE_OF))

@@ -9,14 +9,21 @@ import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from compmech.toml_write import dumps
-from predictive_models import TrainConfig, TransformerConfig
+
+if TYPE_CHECKING:  # the model packages import JAX; config.py imports them only when a config is checked
+    from predictive_models import TrainConfig, TransformerConfig
 
 #: Where `compmech run` looks for its default experiment.
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "experiments" / "mess3.toml"
+
+
+#: Largest figure resolution accepted: print quality is 300-600 dpi; a 12 x 4 inch figure at 1200 dpi
+#: is already ~280 MB of pixels, and 100000 dpi would need terabytes.
+MAX_DPI = 1200
 
 
 class ConfigError(ValueError):
@@ -25,15 +32,33 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ProcessSettings:
-    """Which process generates the data: a registered ``name`` with ``params``, or a ``spec`` file."""
+    """Which process generates the data: a registered ``name`` with ``params``, or a ``spec`` file.
+
+    ``module`` (optional, with ``name``): a Python module imported before ``name`` is looked up, so
+    that a process it registers with `hmm_processes.register_process` can be named, e.g.
+    ``module = "my_package.my_processes"``. It is searched in ``module_path`` (a directory, relative
+    to the config file), then next to the config file, then in the working directory, then on the
+    usual import path. A run directory's resolved config.toml writes ``module_path`` out as the
+    absolute directory the module was found in, so it reruns from any directory.
+    """
 
     name: str | None = None
     spec: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    module: str | None = None
+    module_path: str | None = None
 
     def __post_init__(self) -> None:
         if (self.name is None) == (self.spec is None):
             raise ValueError("give exactly one of name = \"<registered process>\" or spec = \"<file.toml>\"")
+        if self.module is not None:
+            if self.spec is not None:
+                raise ValueError("module is for a process registered in Python (with name = ...), not with spec")
+            if not self.module or not all(part.isidentifier() for part in self.module.split(".")):
+                raise ValueError(f"module must be a dotted Python module name like \"my_package.my_processes\"; "
+                                 f"got {self.module!r}")
+        if self.module_path is not None and self.module is None:
+            raise ValueError("module_path is the directory of a module; give module = \"...\" with it")
 
 
 @dataclass(frozen=True)
@@ -71,8 +96,9 @@ class FigureSettings:
         bad = [f for f in self.formats if f not in ("png", "svg", "pdf")]
         if bad or not self.formats:
             raise ValueError(f"formats must be a non-empty list of \"png\", \"svg\", \"pdf\"; got {list(self.formats)!r}")
-        if self.dpi < 30:
-            raise ValueError(f"dpi must be >= 30; got {self.dpi!r}")
+        if not 30 <= self.dpi <= MAX_DPI:
+            raise ValueError(f"dpi must be between 30 and {MAX_DPI} (150 is the default, 300 print quality); "
+                             f"got {self.dpi!r}")
 
 
 @dataclass(frozen=True)
@@ -89,10 +115,19 @@ class ExperimentConfig:
     source: str = ""
 
     def transformer_config(self, vocab_size: int) -> TransformerConfig:
+        from predictive_models import TransformerConfig
+
         return TransformerConfig(vocab_size=vocab_size, **self.model)
 
     def train_config(self) -> TrainConfig:
+        from predictive_models import TrainConfig
+
         return TrainConfig(seed=self.seed, **self.training)
+
+    @property
+    def base_dir(self) -> Path | None:
+        """The directory of the config file (relative paths in it start there); None if not from a file."""
+        return Path(self.source).parent if self.source and self.source != "<config>" else None
 
     def to_dict(self) -> dict[str, Any]:
         proc = {k: v for k, v in dataclasses.asdict(self.process).items() if v not in (None, {})}
@@ -116,12 +151,7 @@ _TOP_KEYS = {"name", "seed", "process", "model", "training", "probe", "figures"}
 def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> ExperimentConfig:
     """Read and validate a TOML experiment config; ``overrides`` maps "section.key" (or "seed", "name") to values."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist; pass the path of a TOML experiment config") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config {path} is not valid TOML: {exc}") from None
+    raw = read_toml(path, "config")
     for dotted, value in (overrides or {}).items():
         *tables, key = dotted.split(".")
         node = raw
@@ -129,6 +159,27 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
             node = node.setdefault(t, {})
         node[key] = value
     return config_from_dict(raw, source=str(path))
+
+
+def read_toml(path: Path, what: str = "config") -> dict[str, Any]:
+    """Parse a TOML file; every way it can fail is one `ConfigError` naming the file and the fix."""
+    hint = "pass the path of a TOML experiment config, e.g. experiments/mess3.toml"
+    try:
+        text = path.read_bytes().decode("utf-8")
+        return tomllib.loads(text)
+    except FileNotFoundError:
+        raise ConfigError(f"{what} file {path} does not exist; {hint}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} {path} is a directory, not a file; {hint}") from None
+    except PermissionError:
+        raise ConfigError(f"{what} {path} cannot be read (permission denied); fix its permissions") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} {path} is not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x}); "
+                          "save it as UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{what} {path} is not valid TOML: {exc}; fix the file") from None
+    except OSError as exc:
+        raise ConfigError(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
 
 
 def config_from_dict(raw: Mapping[str, Any], source: str = "<config>") -> ExperimentConfig:
@@ -140,10 +191,12 @@ def config_from_dict(raw: Mapping[str, Any], source: str = "<config>") -> Experi
     if not isinstance(name, str) or not name or any(c in name for c in "/\\ "):
         raise ConfigError(f"{source}: name must be a non-empty string without spaces or slashes; got {name!r}")
     seed = raw.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ConfigError(f"{source}: seed must be a non-negative integer; got {seed!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        raise ConfigError(f"{source}: seed must be an integer in [0, 2**32); got {seed!r}")
     if "process" not in raw:
         raise ConfigError(f"{source}: missing [process] table; add e.g. [process] name = \"mess3\"")
+
+    from predictive_models import TrainConfig, TransformerConfig
 
     process = _section(ProcessSettings, raw["process"], "process", source)
     if not isinstance(process.params, dict):
@@ -177,10 +230,12 @@ def _check_types(cls: type, table: Any, section: str, source: str, exclude: set[
         f = fields[key]
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None)  # type: ignore[misc]
-        if not _type_ok(default, value):
+        if not _type_ok(default, value, str(f.type)):
             want = "a number" if isinstance(default, float) else type(default).__name__
             if isinstance(default, tuple):
                 want = "a list"
+            if default is None:
+                want = "a string" if "str" in str(f.type) else "a number"
             raise ConfigError(f"{source}: [{section}] {key} must be {want}; got {value!r}")
     out = {}
     for key, value in table.items():
@@ -190,9 +245,12 @@ def _check_types(cls: type, table: Any, section: str, source: str, exclude: set[
     return out
 
 
-def _type_ok(default: Any, value: Any) -> bool:
-    if default is None:  # optional field (e.g. grad_clip): number or the field's own check
-        return not isinstance(value, bool)
+def _type_ok(default: Any, value: Any, annotation: str) -> bool:
+    """Whether ``value`` from TOML has the type of the field (its default, or its annotation if None)."""
+    if default is None:  # optional field: a string (e.g. [process] spec) or a number (e.g. grad_clip)
+        if "str" in annotation:
+            return isinstance(value, str)
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
     if isinstance(default, bool):
         return isinstance(value, bool)
     if isinstance(default, int):
@@ -201,6 +259,8 @@ def _type_ok(default: Any, value: Any) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if isinstance(default, (tuple, list)):
         return isinstance(value, list)
+    if isinstance(default, str):
+        return isinstance(value, str)
     return isinstance(value, type(default))
 
 

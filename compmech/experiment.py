@@ -6,6 +6,9 @@ below hands plain arrays to the next.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import shutil
 import sys
 import time
 import tomllib
@@ -17,13 +20,17 @@ import numpy as np
 
 from compmech.analysis import (MAX_STATES_FOR_PCA, distinct_rows, geometry_analysis, probe_fields, public,
                                training_evolution)
-from compmech.config import ConfigError, ExperimentConfig
-from compmech.files import write_json_atomic, write_text_atomic
+from compmech.config import ConfigError, ExperimentConfig, read_toml
+from compmech.files import (mark_complete, mark_unfinished, remove_stale_temp_files, write_bytes_atomic,
+                            write_json_atomic, write_text_atomic)
 from compmech.information import optimal_loss_by_position
 from compmech.mixed_states import mixed_states
 from compmech.paper import PAPER_RESULTS
-from compmech.processes import build_process
-from hmm_processes import HMM, sample
+from compmech.preflight import MemoryEstimate, RunDirError, check_memory, check_output_dir, estimate_memory
+from compmech.processes import (PROCESS_JSON, SPEC_COPY, build_process, import_process_module, process_record,
+                                spec_path)
+from compmech.progress import PhaseTimes, phase
+from hmm_processes import HMM, GeneralizedHMM, sample
 
 
 @dataclass(frozen=True)
@@ -59,30 +66,99 @@ def make_data_fn(hmm: HMM):
     return data_fn
 
 
-def prepare_run_dir(run_dir: Path, cfg: ExperimentConfig) -> None:
-    """Create ``run_dir`` or check that an existing one belongs to this very config (then it resumes).
+@dataclass(frozen=True)
+class RunPlan:
+    """A validated run, before anything is written: the config as it will be saved, the built process,
+    the model and training configs, the analysis layer and the memory estimate."""
 
-    The summary (the mark of a finished run) is removed first, so an interrupted re-run is never
-    mistaken for a complete one.
+    cfg: ExperimentConfig  # as written to the run directory (spec -> its copy, module_path resolved)
+    process: HMM | GeneralizedHMM
+    model_cfg: Any  # predictive_models.TransformerConfig
+    train_cfg: Any  # predictive_models.TrainConfig
+    layer: str  # the analysis (figure) layer
+    memory: MemoryEstimate
+    run_dir: Path
+    spec_source: Path | None  # the spec file copied into the run directory, if any
+
+
+def plan_run(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, available: int | None = None) -> RunPlan:
+    """Check everything a run needs before it starts: the process builds, the model and training configs
+    hold, the figure layer exists, the memory fits (``available`` bytes, default: this machine's) and
+    the output directory can be written. Raises `ConfigError`/`ProcessError`; creates nothing."""
+    run_dir = Path(out_dir) if out_dir is not None else Path("runs") / cfg.name
+    base_dir = cfg.base_dir
+    process = build_process(cfg.process, base_dir=base_dir)
+    try:
+        model_cfg = cfg.transformer_config(process.vocab_size)
+        train_cfg = cfg.train_config()
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{cfg.source}: {exc}") from None
+    layer = analysis_layer(cfg, model_cfg)
+    memory = estimate_memory(cfg.model, cfg.training, process.num_states, process.vocab_size,
+                             include_concat=cfg.probe.include_concat)
+    check_memory(memory, cfg.source, available)
+    check_output_dir(run_dir)
+    settings, spec_source = cfg.process, None
+    if settings.spec is not None:
+        spec_source = spec_path(settings, base_dir)
+        settings = dataclasses.replace(settings, spec=SPEC_COPY)
+    elif settings.module is not None:
+        found = import_process_module(settings.module, settings.module_path, base_dir)
+        if found is not None:
+            settings = dataclasses.replace(settings, module_path=str(found))
+    return RunPlan(cfg=dataclasses.replace(cfg, process=settings), process=process, model_cfg=model_cfg,
+                   train_cfg=train_cfg, layer=layer, memory=memory, run_dir=run_dir, spec_source=spec_source)
+
+
+def prepare_run_dir(plan: RunPlan) -> None:
+    """Create the run directory, or check that an existing one belongs to this very run (then it resumes).
+
+    The completion mark and the summary are removed first, so an interrupted re-run is never
+    mistaken for a complete one, and temp files a killed run left behind are deleted. A new
+    directory whose first files cannot be written is removed again.
     """
+    run_dir, cfg = plan.run_dir, plan.cfg
     config_path = run_dir / "config.toml"
+    record = process_record(plan.process, SPEC_COPY if plan.spec_source is not None else None).to_json()
     if config_path.exists():
         try:
-            old = tomllib.loads(config_path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError:
-            old = None
+            old = read_toml(config_path, "the run's config")
+        except ConfigError as exc:
+            raise ConfigError(f"run directory {run_dir} is damaged: {exc}; delete {run_dir} to start again, "
+                              "or pass --out DIR for a new run directory") from None
         new = tomllib.loads(cfg.to_toml())
         if old != new:
-            diff = _first_difference(old or {}, new)
+            diff = _first_difference(old, new)
             raise ConfigError(
                 f"run directory {run_dir} holds a run with a different config ({diff}); "
                 "pass --out DIR for a new run directory, or delete the old one"
             )
+        old_record = _read_json_or_none(run_dir / PROCESS_JSON)
+        if old_record is not None and old_record.get("T") != record["T"]:
+            raise ConfigError(f"run directory {run_dir} holds a run of a different process (its {PROCESS_JSON} "
+                              "has other matrices); pass --out DIR for a new run directory, or delete the old one")
     elif run_dir.exists() and any(run_dir.iterdir()):
-        raise ConfigError(f"{run_dir} exists and is not a compmech run directory; pass --out DIR")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "summary.json").unlink(missing_ok=True)
-    write_text_atomic(config_path, cfg.to_toml())
+        raise RunDirError(f"{run_dir} exists and is not a compmech run directory; pass --out DIR")
+    created = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        mark_unfinished(run_dir)
+        remove_stale_temp_files(run_dir)
+        if plan.spec_source is not None and plan.spec_source.resolve() != (run_dir / SPEC_COPY).resolve():
+            write_bytes_atomic(run_dir / SPEC_COPY, plan.spec_source.read_bytes())
+        write_json_atomic(run_dir / PROCESS_JSON, record)
+        write_text_atomic(config_path, cfg.to_toml())
+    except BaseException:
+        if created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def _read_json_or_none(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def _first_difference(old: dict, new: dict, prefix: str = "") -> str:
@@ -99,28 +175,34 @@ def _first_difference(old: dict, new: dict, prefix: str = "") -> str:
 
 def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, progress: bool = True,
                    command: str | None = None) -> dict[str, Any]:
-    """Train, probe and plot as ``cfg`` says; write the run directory; return the summary."""
+    """Train, probe and plot as ``cfg`` says; write the run directory; return the summary.
+
+    Everything is checked (`plan_run`) before the directory is created. The run is finished when
+    ``complete.json`` exists: it is written last, after summary.json and report.html.
+    """
     from predictive_models import ExactEvalSet, train
 
     start = time.time()
-    run_dir = Path(out_dir) if out_dir is not None else Path("runs") / cfg.name
-    hmm = build_process(cfg.process, base_dir=Path(cfg.source).parent if cfg.source else None)
-    model_cfg = cfg.transformer_config(hmm.vocab_size)
-    prepare_run_dir(run_dir, cfg)
+    plan = plan_run(cfg, out_dir)
+    hmm, model_cfg, layer, run_dir = plan.process, plan.model_cfg, plan.layer, plan.run_dir
+    prepare_run_dir(plan)
+    times = PhaseTimes()
 
-    ctx = context_set(hmm, model_cfg.context_length)
-    eval_set = ExactEvalSet(tokens=ctx.tokens, weights=ctx.probs, next_token_probs=ctx.next_token_probs,
-                            optimal_loss=ctx.optimal_loss)
-    result = train(model_cfg, cfg.train_config(), make_data_fn(hmm), eval_set, run_dir, progress=progress)
+    with phase("context set", enabled=progress, times=times):
+        ctx = context_set(hmm, model_cfg.context_length)
+        eval_set = ExactEvalSet(tokens=ctx.tokens, weights=ctx.probs, next_token_probs=ctx.next_token_probs,
+                                optimal_loss=ctx.optimal_loss)
+    with phase("train", enabled=False, times=times):  # train draws its own bar
+        result = train(model_cfg, plan.train_cfg, make_data_fn(hmm), eval_set, run_dir, progress=progress)
 
-    layer = analysis_layer(cfg, model_cfg)
-    _log(progress, "probing the residual stream ...")
-    probe = probe_model(cfg, model_cfg, result.params_state, ctx, layer)
-    write_json_atomic(run_dir / "probe.json", probe["json"])
+    with phase("probe", enabled=progress, times=times):
+        probe = probe_model(cfg, model_cfg, result.params_state, ctx, layer)
+        write_json_atomic(run_dir / "probe.json", probe["json"])
 
-    _log(progress, f"distance geometry and training evolution on {layer} ...")
-    geometry = geometry_analysis(hmm, probe, layer, cfg.seed)
-    evolution = training_evolution(run_dir, model_cfg, ctx, eval_set, layer, cfg.probe, cfg.seed)
+    with phase("geometry", enabled=progress, times=times):
+        geometry = geometry_analysis(hmm, probe, layer, cfg.seed)
+    with phase("evolution", enabled=progress, times=times):
+        evolution = training_evolution(run_dir, model_cfg, ctx, eval_set, layer, cfg.probe, cfg.seed)
     final_probe = probe["json"]["layers"][layer]
     evolution.append({"tokens": result.history[-1]["tokens"], "step": result.history[-1]["step"],
                       "relative_loss": result.history[-1]["relative_loss"],
@@ -129,9 +211,9 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, 
     write_json_atomic(run_dir / "analysis.json", {"layer": layer, "geometry": public(geometry),
                                                    "evolution": [public(e) for e in evolution]})
 
-    _log(progress, "drawing figures ...")
-    figure_paths = make_figures(cfg, run_dir, hmm, ctx, result.history, probe, layer)
-    figure_paths += analysis_figures(cfg, run_dir, hmm, geometry, evolution, probe["json"]["probe_layer"])
+    with phase("figures", enabled=progress, times=times):
+        figure_paths = make_figures(cfg, run_dir, hmm, ctx, result.history, probe, layer)
+        figure_paths += analysis_figures(cfg, run_dir, hmm, geometry, evolution, probe["json"]["probe_layer"])
 
     final = result.history[-1]
     summary = {
@@ -151,19 +233,18 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, 
         "evolution": [public(e) for e in evolution],
         "paper": PAPER_RESULTS.get(hmm.name, {}),
         "figures": [str(p.relative_to(run_dir)) for p in figure_paths],
+        "memory_estimate_bytes": plan.memory.peak,
+        "phase_seconds": dict(times.seconds),
         "wall_seconds": time.time() - start,
         "train_wall_seconds": result.wall_seconds,
     }
     write_json_atomic(run_dir / "summary.json", summary)
     from compmech.report import build_report  # the page reads the finished run directory
 
-    build_report(run_dir)
+    with phase("report", enabled=progress, times=times):
+        build_report(run_dir)
+    mark_complete(run_dir, phase_seconds=dict(times.seconds), wall_seconds=time.time() - start)
     return summary
-
-
-def _log(progress: bool, message: str) -> None:
-    if progress:
-        print(message, file=sys.stderr, flush=True)
 
 
 def analysis_layer(cfg: ExperimentConfig, model_cfg) -> str:

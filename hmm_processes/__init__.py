@@ -11,7 +11,6 @@ from hmm_processes.hmm import HMM, stationary_distribution, validate_transition_
 from hmm_processes.named import (coin, days_of_week, even, fanizza, golden_mean, leaky_rrxor, matching_parens,
                                  mess3, nond, post_quantum, rrxor, sns, tom_quantum, z1r)
 from hmm_processes.registry import get_process, list_processes, process_parameters, register_process
-from hmm_processes.sampling import Samples, sample
 from hmm_processes.spec import load_spec, parse_spec
 
 #: Every named process, registered under its function name.
@@ -21,6 +20,21 @@ ZOO = (mess3, golden_mean, even, rrxor, z1r, coin, sns, nond, days_of_week, leak
 for _factory in ZOO:
     register_process(_factory.__name__, _factory)
 del _factory
+
+# The sampler imports JAX (a second or more); it is loaded on first use, so that the theory and the
+# CLI's quick commands (`compmech processes`, `compmech info`) start without it (PEP 562).
+_LAZY = {"Samples": "hmm_processes.sampling", "sample": "hmm_processes.sampling"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'hmm_processes' has no attribute {name!r}")
+
 
 __all__ = [
     "HMM", "GeneralizedHMM", "ProcessError", "Samples", "ZOO", "coin", "days_of_week", "even", "fanizza",

@@ -1,17 +1,33 @@
 """Small JAX transformers trained on token sequences: the model, a fast training loop, checkpoints.
 
-Works on arrays and plain callables only; imports none of the project's other packages.
+Works on arrays and plain callables only; imports none of the project's other packages. The
+submodules import JAX (a second or more), so the names below are loaded on first use (PEP 562):
+``import predictive_models`` alone is instant.
 """
 
-from predictive_models.checkpoint import load_checkpoint, load_model, save_checkpoint
-from predictive_models.training import (DataFn, ExactEvalSet, TrainConfig, TrainResult, exact_eval,
-                                        learning_rate_schedule, make_optimizer, train)
-from predictive_models.transformer import (Transformer, TransformerConfig, compute_activations, compute_log_probs,
-                                           compute_logits, layer_names, probe_layer_name)
+import importlib
 
-__all__ = [
-    "DataFn", "ExactEvalSet", "TrainConfig", "TrainResult", "Transformer", "TransformerConfig",
-    "compute_activations", "compute_log_probs", "compute_logits", "exact_eval", "layer_names",
-    "learning_rate_schedule", "load_checkpoint", "load_model", "make_optimizer", "probe_layer_name",
-    "save_checkpoint", "train",
-]
+_LAZY = {
+    "load_checkpoint": "checkpoint", "load_model": "checkpoint", "save_checkpoint": "checkpoint",
+    "CheckpointError": "checkpoint",
+    "DataFn": "training", "ExactEvalSet": "training", "TrainConfig": "training", "TrainResult": "training",
+    "exact_eval": "training", "learning_rate_schedule": "training", "make_optimizer": "training",
+    "train": "training",
+    "Transformer": "transformer", "TransformerConfig": "transformer", "compute_activations": "transformer",
+    "compute_log_probs": "transformer", "compute_logits": "transformer", "layer_names": "transformer",
+    "probe_layer_name": "transformer",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"predictive_models.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'predictive_models' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -23,6 +23,10 @@ from predictive_models.transformer import TransformerConfig, abstract_params, pu
 FORMAT = "compmech.predictive_models.checkpoint/1"
 
 
+class CheckpointError(ValueError):
+    """A checkpoint file is damaged, truncated, or not a checkpoint of this package."""
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` via a temp file in the same directory and ``os.replace``."""
     path = Path(path)
@@ -83,11 +87,20 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    payload = serialization.msgpack_restore(path.read_bytes())
+    fix = (f"delete {path} (a run directory's latest.msgpack: the run then restarts from the beginning; "
+           "a tokens_<N>.msgpack: that snapshot is skipped)")
+    try:
+        payload = serialization.msgpack_restore(path.read_bytes())
+    except Exception as exc:  # msgpack raises several types for truncated or garbled bytes
+        raise CheckpointError(f"checkpoint {path} is damaged (cannot be decoded: {type(exc).__name__}); {fix}") \
+            from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a predictive_models checkpoint (format {FORMAT!r}).")
-    config = TransformerConfig.from_dict(payload["model_config"])
-    payload["params"] = restore_params(config, payload["params"])
+        raise CheckpointError(f"{path} is not a predictive_models checkpoint (format {FORMAT!r}); {fix}")
+    try:
+        config = TransformerConfig.from_dict(payload["model_config"])
+        payload["params"] = restore_params(config, payload["params"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {path} is damaged ({type(exc).__name__}: {exc}); {fix}") from None
     return payload
 
 

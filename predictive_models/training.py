@@ -24,7 +24,7 @@ import numpy as np
 import optax
 from flax import nnx, serialization
 
-from predictive_models.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
+from predictive_models.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint, save_checkpoint
 from predictive_models.transformer import (TransformerConfig, compute_log_probs, graphdef, init_params,
                                            to_state)
 
@@ -362,12 +362,16 @@ def train(model_config: TransformerConfig, train_config: TrainConfig, data_fn: D
         if problem:
             raise ValueError(f"{run_dir} holds a run with different settings ({problem}); use a new run "
                              f"directory (or delete this one) to train with these settings.")
-        params = jax.tree.map(jnp.asarray, ckpt["params"])
-        opt_state = serialization.from_state_dict(opt_state, ckpt["opt_state"])
-        opt_state = jax.tree.map(jnp.asarray, opt_state)
-        step, resumed_from = int(ckpt["step"]), int(ckpt["step"])
-        loss_sum, loss_count = float(ckpt.get("train_loss_sum", 0.0)), int(ckpt.get("train_loss_count", 0))
-        elapsed_before = float(ckpt.get("elapsed_s", 0.0))
+        try:
+            params = jax.tree.map(jnp.asarray, ckpt["params"])
+            opt_state = serialization.from_state_dict(opt_state, ckpt["opt_state"])
+            opt_state = jax.tree.map(jnp.asarray, opt_state)
+            step, resumed_from = int(ckpt["step"]), int(ckpt["step"])
+            loss_sum, loss_count = float(ckpt.get("train_loss_sum", 0.0)), int(ckpt.get("train_loss_count", 0))
+            elapsed_before = float(ckpt.get("elapsed_s", 0.0))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"checkpoint {ckpt_dir / 'latest.msgpack'} is damaged ({type(exc).__name__}: "
+                                  f"{exc}); delete it to train this run from the beginning") from None
     if metrics_path is not None:  # keep only records up to the resume step (none when fresh)
         history = _read_metrics(metrics_path, step if resumed_from is not None else -1)
         atomic_write_bytes(metrics_path, "".join(json.dumps(r) + "\n" for r in history).encode())
@@ -381,15 +385,18 @@ def train(model_config: TransformerConfig, train_config: TrainConfig, data_fn: D
                                "train_loss_count": loss_count, "elapsed_s": elapsed()})
 
     def evaluate() -> dict[str, Any]:
+        # The record is written before the running mean is reset: a Ctrl-C before the write leaves
+        # the sum intact (the resumed run evaluates this step again and writes the same record), and
+        # a resumed run whose metrics already hold this step restarts the sum from zero (below).
         nonlocal loss_sum, loss_count
         record = {"step": step, "tokens": step * tokens_per_step, **exact_eval(mc, params, eval_set),
                   "train_loss": loss_sum / loss_count if loss_count else None,
                   "learning_rate": float(schedule(step)), "elapsed_s": elapsed()}
-        loss_sum, loss_count = 0.0, 0
-        history.append(record)
         if metrics_path is not None:
             with open(metrics_path, "a") as f:
                 f.write(json.dumps(record) + "\n")
+        history.append(record)
+        loss_sum, loss_count = 0.0, 0
         return record
 
     pending_tokens = [n for n in tc.save_at_tokens if n > step * tokens_per_step or (step == 0 and n == 0)]
@@ -400,29 +407,43 @@ def train(model_config: TransformerConfig, train_config: TrainConfig, data_fn: D
                 save(ckpt_dir / f"tokens_{pending_tokens[0]}.msgpack")
             pending_tokens.pop(0)
 
-    bar = _progress_bar(tc.steps, step, progress)
+    is_eval_step = step % tc.eval_every == 0 or step == tc.steps
+    if resumed_from is not None and history and history[-1]["step"] == step:
+        loss_sum, loss_count = 0.0, 0  # this step was evaluated before the interruption: the mean restarts
+    # The bar starts after the first jitted call, so its rate and ETA leave out the compile time.
+    bar = _NullBar()
+    optimal = float(np.mean(eval_set.optimal_loss))
     stopped_early = False
     try:
-        if resumed_from is None:
-            bar.set_postfix_str(_postfix(step, tokens_per_step, None, evaluate()))
-            save_named()
+        if progress and step < tc.steps:
+            print(f"train: compiling the model and the training step (the first call takes a few seconds; "
+                  f"optimal loss {optimal:.4f} nats) ...", file=sys.stderr, flush=True)
+        if resumed_from is None or (is_eval_step and (not history or history[-1]["step"] < step)):
+            evaluate()  # step 0, or the evaluation an interruption cut short
+            if resumed_from is None:
+                save_named()
         call, first = step // k, True  # data for call c comes from fold_in(data_key, c) only
         while step < tc.steps:
             n = min(k, tc.steps - step)
             batches = _draw(data_fn, jax.random.fold_in(data_key, call), k, B, T + 1, mc.vocab_size, check=first)
-            # one statement, so Ctrl-C never separates the new parameters from their step count
-            params, opt_state, losses, step, call, first = (*chunk(params, opt_state, batches[:n]),
-                                                            step + n, call + 1, False)
+            new_params, new_opt_state, losses = chunk(params, opt_state, batches[:n])
             losses = np.asarray(losses, np.float64)
-            loss_sum, loss_count = loss_sum + float(losses.sum()), loss_count + n
-            last_train = float(losses[-n:].mean())
+            # one statement, so Ctrl-C never separates the new parameters from their step count and loss sum
+            params, opt_state, step, call, loss_sum, loss_count, last_train, was_first = (
+                new_params, new_opt_state, step + n, call + 1, loss_sum + float(losses.sum()), loss_count + n,
+                float(losses.mean()), first)
+            first = False
             if step % tc.eval_every == 0 or step == tc.steps:
                 evaluate()
             if ckpt_dir is not None and (step % tc.checkpoint_every == 0 or step == tc.steps):
                 save(ckpt_dir / "latest.msgpack")
             save_named()
-            bar.update(n)
-            bar.set_postfix_str(_postfix(step, tokens_per_step, last_train, history[-1] if history else None))
+            if was_first:  # the rate (and ETA) count from here: the compile is behind us
+                bar = _progress_bar(tc.steps, step, progress)
+            else:
+                bar.update(n)
+            bar.set_postfix_str(_postfix(step, tokens_per_step, last_train, optimal,
+                                         history[-1] if history else None))
             if stop_after_steps is not None and step >= stop_after_steps and step < tc.steps:
                 if ckpt_dir is not None:
                     save(ckpt_dir / "latest.msgpack")
@@ -465,10 +486,24 @@ def _progress_bar(total: int, initial: int, enabled: bool):
                 dynamic_ncols=True, desc="train")
 
 
-def _postfix(step: int, tokens_per_step: int, train_loss: float | None, record: dict | None) -> str:
+class _NullBar:
+    """Stands in for the bar until the first jitted call has returned (nothing to show yet)."""
+
+    def update(self, n: int) -> None:
+        pass
+
+    def set_postfix_str(self, s: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _postfix(step: int, tokens_per_step: int, train_loss: float | None, optimal: float, record: dict | None) -> str:
+    """tokens seen, training loss beside the optimal loss (nats), last exact relative loss @ its step."""
     parts = [f"tokens={_format_tokens(step * tokens_per_step)}"]
     if train_loss is not None:
-        parts.append(f"loss={train_loss:.4f}")
+        parts.append(f"loss={train_loss:.4f} (optimal {optimal:.4f})")
     if record is not None:
         parts.append(f"rel={record['relative_loss']:.5f}@{record['step']}")
     return " ".join(parts)

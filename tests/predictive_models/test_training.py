@@ -253,3 +253,75 @@ def test_bad_data_fn_is_reported():
     with pytest.raises(ValueError, match="vocabulary"):
         train(MODEL, config(steps=20, eval_every=20, checkpoint_every=20),
               lambda key, n, length: jnp.full((n, length), 2, jnp.int32), EVAL, progress=False)
+
+
+
+def _without_elapsed(records):
+    return [{k: v for k, v in r.items() if k != "elapsed_s"} for r in records]
+
+
+class _InterruptAfterClose:
+    """A metrics file whose ``with`` block raises KeyboardInterrupt once the step-100 record is written."""
+
+    def __init__(self, handle):
+        self.handle, self.text = handle, ""
+
+    def __enter__(self):
+        return self
+
+    def write(self, text):
+        self.text += text
+        return self.handle.write(text)
+
+    def __exit__(self, *exc):
+        self.handle.close()
+        if '"step": 100,' in self.text:
+            raise KeyboardInterrupt
+        return False
+
+
+@pytest.mark.parametrize("cut", ["before_write", "after_write"])
+def test_interrupt_during_an_evaluation_resumes_to_identical_metrics(trained, tmp_path, monkeypatch, cut):
+    """Ctrl-C inside the step-100 evaluation (before or after its record is written): every line of the
+    resumed metrics.jsonl, training loss included, equals the uninterrupted run's."""
+    import builtins
+
+    import predictive_models.training as training
+
+    result, tc, _ = trained
+    real_eval, calls = training.exact_eval, []
+
+    def interrupted_eval(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # the step-100 evaluation
+            raise KeyboardInterrupt
+        return real_eval(*args, **kwargs)
+
+    if cut == "before_write":
+        monkeypatch.setattr(training, "exact_eval", interrupted_eval)
+    else:
+        monkeypatch.setattr(training, "open", lambda *a, **k: _InterruptAfterClose(builtins.open(*a, **k)),
+                            raising=False)
+    with pytest.raises(KeyboardInterrupt):
+        train(MODEL, tc, markov_data, EVAL, tmp_path, progress=False)
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path / "checkpoints" / "latest.msgpack")["step"] == 100
+    resumed = train(MODEL, tc, markov_data, EVAL, tmp_path, progress=False)
+    assert resumed.resumed_from_step == 100
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [0, 100, 200]
+    assert _without_elapsed(lines) == _without_elapsed(result.history)
+    assert same_params(resumed.params_state, result.params_state)
+
+
+@pytest.mark.parametrize("damage", [b"", b"\x00garbage\xff", "truncate"])
+def test_a_damaged_checkpoint_is_named_with_the_fix(trained, tmp_path, damage):
+    from predictive_models.checkpoint import CheckpointError
+
+    _, tc, run_dir = trained
+    shutil.copytree(run_dir, tmp_path / "run")
+    latest = tmp_path / "run" / "checkpoints" / "latest.msgpack"
+    latest.write_bytes(latest.read_bytes()[:200] if damage == "truncate" else damage)
+    with pytest.raises(CheckpointError, match="latest.msgpack is damaged.*delete") as info:
+        train(MODEL, tc, markov_data, EVAL, tmp_path / "run", progress=False)
+    assert str(latest) in str(info.value) and "\n" not in str(info.value)

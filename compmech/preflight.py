@@ -1,0 +1,126 @@
+"""Checks before a run starts: the memory it will need, and whether its output directory can be written.
+
+`compmech run` calls these after the config is validated and before any directory is created or
+any work starts, so an absurd config (a batch of a billion, a d_model of a million, a context whose
+V^L strings cannot be enumerated) is refused in a second with the estimate, instead of running
+until the kernel kills it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from compmech.config import ConfigError
+
+#: Bytes JAX, XLA and the Python process take before any array of ours (measured ~0.2-0.5 GB).
+RUNTIME_BYTES = 500 * 2**20
+#: Run only if the estimate is at most this fraction of the available memory (the estimate is rough).
+MEMORY_HEADROOM = 0.9
+
+
+class RunDirError(ConfigError):
+    """The output directory cannot hold a run (a file, under a file, not writable)."""
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Peak memory of a run by part, in bytes (the phases run in turn: the peak is the largest phase
+    plus what every phase keeps: the context set and the runtime)."""
+
+    n_strings: int  # V^L: an upper bound on the allowed strings of the context length
+    model: int  # parameters + gradients + Adam's two moments, float32
+    training_batch: int  # one fused call's data and one step's activations kept for the backward pass
+    context_set: int  # every string with its beliefs and next-token distributions, float64
+    probe: int  # activations of every layer for every string (float32), and their concatenation
+    runtime: int = RUNTIME_BYTES
+
+    @property
+    def peak(self) -> int:
+        return self.runtime + self.context_set + self.model + max(self.training_batch, self.probe)
+
+    def describe(self) -> str:
+        gib = lambda b: f"{b / 2**30:.3g} GiB"  # noqa: E731
+        return (f"~{gib(self.peak)} (model + Adam {gib(self.model)}, training batch {gib(self.training_batch)}, "
+                f"{self.n_strings:.3g} context strings {gib(self.context_set)}, probe activations "
+                f"{gib(self.probe)}, runtime {gib(self.runtime)})")
+
+
+def estimate_memory(model: dict, training: dict, num_states: int, vocab_size: int, include_concat: bool = True
+                    ) -> MemoryEstimate:
+    """Estimate a run's peak memory from its [model] and [training] sections and the process's S and V.
+
+    Exact Python integers throughout, so V^L of any size is an estimate, never an overflow.
+    """
+    L, n_layers, d, H, dh, d_mlp = (int(model[k]) for k in
+                                    ("context_length", "n_layers", "d_model", "n_heads", "d_head", "d_mlp"))
+    V, S, B, k = int(vocab_size), int(num_states), int(training["batch_size"]), int(training["steps_per_call"])
+    per_block = 2 * d + d * 3 * H * dh + 3 * H * dh + H * dh * d + d + 2 * d + d * d_mlp + d_mlp + d_mlp * d + d
+    n_params = V * d + L * d + n_layers * per_block + 2 * d + d * V + V
+    model_bytes = 4 * 4 * n_params  # params, grads, Adam m and v
+    # Per step, the backward pass keeps each block's LayerNorm inputs, q/k/v, attention weights, MLP
+    # hidden units and the residual stream, plus the logits and their softmax.
+    per_token = n_layers * (4 * d + 3 * H * dh + 2 * H * L + 2 * d_mlp) + 3 * V
+    batch_bytes = 4 * B * L * per_token + 4 * k * B * (L + 1) * (S + 2)  # + the sampled block and its states
+    n_strings = V**L
+    context_bytes = n_strings * L * (8 * (S + V) + 4) + n_strings * 8 * (S + 2)  # + probabilities and levels
+    layers = n_layers + 2  # embedding, each block, final LayerNorm
+    probe_bytes = 4 * n_strings * L * d * layers * (2 if include_concat else 1)
+    return MemoryEstimate(n_strings=n_strings, model=model_bytes, training_batch=batch_bytes,
+                          context_set=context_bytes, probe=probe_bytes)
+
+
+def available_memory() -> int:
+    """Bytes this process can still allocate: MemAvailable, capped by a cgroup limit if there is one."""
+    available = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                available = int(line.split()[1]) * 1024
+                break
+    except OSError:
+        pass
+    if available is None:
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            available = 2**63
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            limit = Path(limit_file).read_text().strip()
+            if limit.isdigit():
+                available = min(available, int(limit) - int(Path(usage_file).read_text().strip()))
+            break
+        except (OSError, ValueError):
+            continue
+    return available
+
+
+def check_memory(estimate: MemoryEstimate, source: str, available: int | None = None) -> None:
+    """Refuse a run whose estimated peak exceeds the machine's available memory (with both in the message)."""
+    available = available_memory() if available is None else available
+    if estimate.peak > MEMORY_HEADROOM * available:
+        raise ConfigError(
+            f"{source}: this run would need {estimate.describe()}, but this machine has "
+            f"{available / 2**30:.3g} GiB available; make it smaller ([model] context_length, d_model, "
+            "n_layers, [training] batch_size, steps_per_call, or [probe] include_concat = false)")
+
+
+def check_output_dir(run_dir: Path) -> None:
+    """Refuse an output path that is a file, lies under a file, or cannot be created or written."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"output {run_dir} is a file, not a directory; pass --out DIR with a new directory name")
+    existing = run_dir
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise RunDirError(f"output {run_dir} would lie under {existing}, which is a file; pass --out DIR elsewhere")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RunDirError(f"output {run_dir} cannot be written ({existing} is not writable); pass --out DIR "
+                          "in a writable place")
