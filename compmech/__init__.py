@@ -21,7 +21,7 @@ _LAZY = {
     "compmech.mixed_states": ("MixedStates", "WordLevel", "belief_trajectories", "mixed_states"),
     "compmech.msp": ("MSP", "InfiniteMSPError", "build_msp", "finite_msp"),
     "compmech.streaming": ("StreamResult", "iter_levels", "stream_entropies"),
-    "compmech.run_dir": ("Run", "RunDirError", "load_run"),
+    "compmech.run_dir": ("ProbeFit", "Run", "RunDirError", "load_run"),
 }
 _MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
 

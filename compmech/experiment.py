@@ -21,7 +21,7 @@ import numpy as np
 from compmech.analysis import (MAX_STATES_FOR_PCA, distinct_rows, geometry_analysis, probe_fields, public,
                                training_evolution)
 from compmech.config import ConfigError, ExperimentConfig, read_toml
-from compmech.files import (mark_complete, mark_unfinished, remove_stale_temp_files, write_bytes_atomic,
+from compmech.files import (is_complete, mark_complete, mark_unfinished, remove_stale_temp_files, write_bytes_atomic,
                             write_json_atomic, write_text_atomic)
 from compmech.information import optimal_loss_by_position
 from compmech.mixed_states import mixed_states
@@ -152,6 +152,20 @@ def prepare_run_dir(plan: RunPlan) -> None:
         if created:
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
+
+
+def finished_summary(cfg: ExperimentConfig, out_dir: str | Path | None = None) -> dict[str, Any] | None:
+    """The summary of a finished run (its completion mark written) of this very config in ``out_dir``, else None."""
+    plan = plan_run(cfg, out_dir)
+    if not is_complete(plan.run_dir):
+        return None
+    try:
+        old = read_toml(plan.run_dir / "config.toml", "the run's config")
+    except ConfigError:
+        return None
+    if old != tomllib.loads(plan.cfg.to_toml()):
+        return None
+    return _read_json_or_none(plan.run_dir / "summary.json")
 
 
 def _read_json_or_none(path: Path) -> Any:

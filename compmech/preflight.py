@@ -21,7 +21,8 @@ MEMORY_HEADROOM = 0.9
 
 
 class RunDirError(ConfigError):
-    """The output directory cannot hold a run (a file, under a file, not writable)."""
+    """A run directory cannot be used: the output path is a file, under a file or not writable, or a
+    directory to load is not a finished run or has a damaged file."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,9 @@ def check_memory(estimate: MemoryEstimate, source: str, available: int | None = 
         raise ConfigError(
             f"{source}: this run would need {estimate.describe()}, but this machine has "
             f"{available / 2**30:.3g} GiB available; make it smaller ([model] context_length, d_model, "
-            "n_layers, [training] batch_size, steps_per_call, or [probe] include_concat = false)")
+            "n_layers, [training] batch_size, steps_per_call, or [probe] include_concat = false)"
+            + ("; the exact regime enumerates every one of the V^L strings of the context length"
+               if estimate.context_set + estimate.probe > estimate.training_batch + estimate.model else ""))
 
 
 def check_output_dir(run_dir: Path) -> None:

@@ -70,8 +70,8 @@ def format_markdown(rows: list[dict[str, Any]], header: str) -> str:
 
 def reproduce(out_root: Path, *, quick: bool = False, only: list[str] | None = None, progress: bool = True,
               experiments: dict[str, Path] | None = None) -> list[dict[str, Any]]:
-    """Run each experiment (resuming any finished or interrupted run) and write the comparison table."""
-    from compmech.experiment import run_experiment
+    """Run each experiment (reusing a finished run, resuming an interrupted one) and write the comparison table."""
+    from compmech.experiment import finished_summary, run_experiment
 
     experiments = experiments or EXPERIMENTS
     names = only or list(experiments)
@@ -88,8 +88,12 @@ def reproduce(out_root: Path, *, quick: bool = False, only: list[str] | None = N
         if progress:
             print(f"== {name}: {experiments[name]} ({cfg.training['steps']} steps)", file=sys.stderr, flush=True)
         run_dir = out_root / name
-        summary = run_experiment(cfg, run_dir, progress=progress,
-                                 command=f"compmech reproduce{' --quick' if quick else ''} --only {name}")
+        summary = finished_summary(cfg, run_dir)  # a finished run (completion mark) of this config is reused
+        if summary is not None and progress:
+            print(f"   {run_dir} is finished already: its results are reused", file=sys.stderr, flush=True)
+        if summary is None:
+            summary = run_experiment(cfg, run_dir, progress=progress,
+                                     command=f"compmech reproduce{' --quick' if quick else ''} --only {name}")
         probe = json.loads((run_dir / "probe.json").read_text())
         rows += comparison_rows(name, summary, probe)
         runs[name] = {"run_dir": str(run_dir), "wall_seconds": summary["wall_seconds"],

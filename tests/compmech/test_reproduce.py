@@ -11,7 +11,7 @@ from compmech.reproduce import comparison_rows, format_markdown, reproduce
 TINY = Path(__file__).parents[1] / "data" / "tiny_mess3.toml"
 
 
-def test_reproduce_writes_the_comparison_table(tmp_path):
+def test_reproduce_writes_the_comparison_table_and_reuses_finished_runs(tmp_path, monkeypatch):
     rows = reproduce(tmp_path, experiments={"mess3": TINY}, progress=False)
     table = (tmp_path / "reproduce.md").read_text()
     record = json.loads((tmp_path / "reproduce.json").read_text())
@@ -27,6 +27,19 @@ def test_reproduce_writes_the_comparison_table(tmp_path):
     late = [r for r in rows if r["quantity"] == "probe MSE after 3.2e+06 tokens"][0]
     assert late["paper"] == 0.0025 and late["ours"] is None and late["ratio"] is None
     assert (tmp_path / "mess3" / "summary.json").exists()
+    assert (tmp_path / "mess3" / "complete.json").exists()
+
+    import compmech.experiment as experiment
+
+    real_run = experiment.run_experiment
+    monkeypatch.setattr(experiment, "run_experiment", lambda *a, **k: pytest.fail("a finished run was rerun"))
+    assert reproduce(tmp_path, experiments={"mess3": TINY}, progress=False) == rows
+    # Without its completion mark (e.g. killed before report.html), the run is finished again, not reused.
+    (tmp_path / "mess3" / "complete.json").unlink()
+    calls = []
+    monkeypatch.setattr(experiment, "run_experiment", lambda *a, **k: calls.append(1) or real_run(*a, **k))
+    assert reproduce(tmp_path, experiments={"mess3": TINY}, progress=False) == rows
+    assert calls == [1] and (tmp_path / "mess3" / "complete.json").exists()
 
 
 def test_rows_for_a_process_without_paper_numbers():

@@ -1,0 +1,170 @@
+"""A finished run directory in a notebook: `load_run(path)` -> `Run` (config, process, trained model,
+history), with activations by layer name for any tokens and a belief probe in one call each.
+
+    run = compmech.load_run("runs/mess3")
+    acts = run.activations(run.contexts.tokens)           # {layer: float32 [N, T, d_model]}
+    fit = run.fit_probe("block_4")                        # OLS onto the exact beliefs, as in probe.json
+    fit.result.mse, fit.predictions                       # [R, S]
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from compmech.config import ExperimentConfig, load_config
+from compmech.files import COMPLETE_MARK, is_complete
+from compmech.preflight import RunDirError
+from compmech.processes import build_process
+from hmm_processes import HMM, GeneralizedHMM
+
+
+@dataclass(frozen=True, eq=False)
+class ProbeFit:
+    """A probe fitted by `Run.fit_probe`: the fitted map, its rows, predictions and errors."""
+
+    layer: str
+    probe: Any  # probes.LinearProbe, fitted
+    data: Any  # probes.ProbeData: X [R, d], Y [R, S] (exact beliefs), weights, groups, positions
+    predictions: np.ndarray  # [R, S] float64, in-sample
+    result: Any  # probes.ProbeResult: mse, r2, mse_heldout, mse_shuffled, ...
+
+
+@dataclass(eq=False)
+class Run:
+    """A finished run, loaded: what `compmech run` wrote, ready for analysis."""
+
+    path: Path
+    config: ExperimentConfig  # the resolved config.toml
+    process: HMM | GeneralizedHMM  # rebuilt from the config (its spec copy, or name + params)
+    model_config: Any  # predictive_models.TransformerConfig
+    params: Any  # flax nnx.State of the final model
+    history: list[dict[str, Any]]  # metrics.jsonl: one record per evaluation
+    summary: dict[str, Any]  # summary.json
+    probe_results: dict[str, Any]  # probe.json
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def layer_names(self) -> list[str]:
+        """Residual-stream layers by name, input to output (embedding, block_1 .. block_L, final_ln)."""
+        from predictive_models import layer_names
+
+        return layer_names(self.model_config)
+
+    def model(self):
+        """The trained `predictive_models.Transformer` (an nnx module: ``model(tokens)`` -> logits)."""
+        from predictive_models.transformer import to_model
+
+        return to_model(self.model_config, self.params)
+
+    def activations(self, tokens: np.ndarray, layers: list[str] | str | None = None) -> dict[str, np.ndarray]:
+        """Residual stream for ``tokens`` [N, T] (T <= context length): {layer: float32 [N, T, d_model]}."""
+        from predictive_models import compute_activations
+
+        tokens = np.asarray(tokens)
+        if tokens.ndim == 1:
+            tokens = tokens[None]
+        if tokens.ndim != 2 or not np.issubdtype(tokens.dtype, np.integer):
+            raise RunDirError(f"tokens must be an integer array [N, T]; got {tokens.dtype} {tokens.shape}")
+        V, L = self.model_config.vocab_size, self.model_config.context_length
+        if tokens.shape[1] > L or tokens.size and (tokens.min() < 0 or tokens.max() >= V):
+            raise RunDirError(f"tokens must have at most {L} positions with values in [0, {V}); "
+                              f"got shape {tokens.shape}, values in [{tokens.min()}, {tokens.max()}]")
+        wanted = [layers] if isinstance(layers, str) else list(layers or self.layer_names)
+        unknown = [n for n in wanted if n not in self.layer_names]
+        if unknown:
+            raise RunDirError(f"no layer {unknown[0]!r}; the layers are {', '.join(self.layer_names)}")
+        acts = compute_activations(self.model_config, self.params, tokens.astype(np.int32))
+        return {name: acts[name] for name in wanted}
+
+    @property
+    def contexts(self):
+        """Every allowed string of the context length with its exact theory (`experiment.ContextSet`)."""
+        if "contexts" not in self._cache:
+            from compmech.experiment import context_set
+
+            self._cache["contexts"] = context_set(self.process, self.model_config.context_length)
+        return self._cache["contexts"]
+
+    def fit_probe(self, layer: str | None = None, *, rows: str | None = None, weighting: str | None = None
+                  ) -> ProbeFit:
+        """Fit the belief probe of ``layer`` (default: the paper's layer) on every context, as the run did.
+
+        ``rows`` and ``weighting`` default to the run's [probe] settings; the held-out split and the
+        shuffled control use the run's seed, so the numbers equal probe.json's for that layer.
+        """
+        from predictive_models import probe_layer_name
+        from probes import evaluate_probe, probe_rows
+
+        layer = layer or probe_layer_name(self.model_config)
+        settings = self.config.probe
+        ctx = self.contexts
+        acts = self.activations(ctx.tokens, layer)[layer]
+        data = probe_rows(acts, ctx.beliefs, ctx.tokens, ctx.probs, rows=rows or settings.rows,
+                          weighting=weighting or settings.weighting)
+        result, predictions = evaluate_probe(data.X, data.Y, data.groups, sample_weight=data.weights,
+                                             train_fraction=settings.train_fraction,
+                                             n_repeats=settings.n_repeats, seed=self.config.seed)
+        from probes import LinearProbe
+
+        probe = LinearProbe().fit(data.X, data.Y, sample_weight=data.weights)
+        return ProbeFit(layer=layer, probe=probe, data=data, predictions=predictions, result=result)
+
+
+def load_run(path: str | Path) -> Run:
+    """Load a finished run directory (as written by `compmech run`): config, process, model, history.
+
+    Raises `RunDirError` naming the file when the directory is not a finished run or a file is damaged.
+    """
+    from predictive_models import load_model
+    from predictive_models.checkpoint import CheckpointError
+
+    path = Path(path)
+    if not path.is_dir():
+        raise RunDirError(f"run directory {path} does not exist; pass the folder `compmech run` wrote "
+                          "(runs/<name>, or its --out DIR)")
+    if not is_complete(path):
+        what = "an unfinished run" if (path / "config.toml").is_file() else "not a compmech run directory"
+        raise RunDirError(f"{path} has no {COMPLETE_MARK} ({what}); finish it with "
+                          f"compmech run {path / 'config.toml'} --out {path} (the same command resumes it)")
+    config = load_config(path / "config.toml")
+    process = build_process(config.process, base_dir=path)
+    try:
+        model_config, params = load_model(path / "checkpoints" / "final.msgpack")
+    except FileNotFoundError:
+        raise RunDirError(f"{path / 'checkpoints' / 'final.msgpack'} is missing; rerun the run to write it") \
+            from None
+    except CheckpointError as exc:
+        raise RunDirError(str(exc)) from None
+    return Run(path=path, config=config, process=process, model_config=model_config, params=params,
+               history=_read_jsonl(path / "metrics.jsonl"), summary=_read_json(path / "summary.json"),
+               probe_results=_read_json(path / "probe.json"))
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunDirError(f"{path} is missing; rerun the run to write it") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunDirError(f"{path} is damaged ({exc}); rerun the run into a new directory") from None
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RunDirError(f"{path} is missing; rerun the run to write it") from None
+    except UnicodeDecodeError as exc:
+        raise RunDirError(f"{path} is damaged ({exc}); rerun the run into a new directory") from None
+    records = []
+    for n, line in enumerate(text.splitlines(), 1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise RunDirError(f"{path} line {n} is damaged ({exc}); rerun the run into a new directory") from None
+    return records

@@ -1,0 +1,167 @@
+"""Faults and absurd input to `compmech run`: one line on stderr, a non-zero exit, no traceback, nothing
+written, within seconds (everything is checked before a directory is created or work starts)."""
+
+import errno
+import time
+from pathlib import Path
+
+import pytest
+
+from compmech.cli import main
+from compmech.config import load_config
+from compmech.experiment import plan_run
+from compmech.preflight import check_memory, estimate_memory
+
+TINY = Path(__file__).parents[1] / "data" / "tiny_mess3.toml"
+
+
+def tiny_with(tmp_path: Path, extra: str, replace: tuple[str, str] | None = None) -> Path:
+    """The tiny config with ``replace`` applied and ``extra`` TOML lines appended, written to tmp_path."""
+    text = TINY.read_text()
+    if replace:
+        assert replace[0] in text
+        text = text.replace(*replace)
+    path = tmp_path / "exp.toml"
+    path.write_text(text + "\n" + extra)
+    return path
+
+
+def refused(argv: list[str], capsys, *, code: int = 2) -> str:
+    """Run the CLI, check it fails fast with one line and no traceback; return the line."""
+    start = time.perf_counter()
+    assert main(argv) == code
+    err = capsys.readouterr().err.strip()
+    assert time.perf_counter() - start < 30, "refused within seconds, not after work"
+    assert err.startswith("compmech: error:") and "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("replace, needle", [
+    (("batch_size = 32", "batch_size = 1_000_000_000"), "would need"),
+    (("d_model = 16", "d_model = 1_000_000"), "would need"),
+    (("context_length = 6", "context_length = 40"), "context strings"),
+])
+def test_absurd_sizes_are_refused_with_the_estimate(tmp_path, capsys, replace, needle):
+    out = tmp_path / "run"
+    err = refused(["run", str(tiny_with(tmp_path, "", replace)), "--out", str(out)], capsys)
+    assert needle in err and "GiB available" in err and "make it smaller" in err
+    assert not out.exists()
+
+
+def test_memory_estimate_of_the_paper_run_and_the_refusal_message():
+    cfg = load_config(Path(__file__).parents[2] / "experiments" / "mess3.toml")
+    est = estimate_memory(cfg.model, cfg.training, num_states=3, vocab_size=3)
+    assert est.n_strings == 3**10
+    # 3^10 strings x 10 positions x 64 dims x 6 layers x float32, twice (layers + concat): 1.8 GB
+    assert est.probe == 2 * 4 * 3**10 * 10 * 64 * 6
+    assert 1.5 * 2**30 < est.peak < 4 * 2**30  # measured 2-2.5 GB resident for this run (JAX-ON-CPU.md)
+    check_memory(est, "mess3.toml", available=16 * 2**30)
+    with pytest.raises(ValueError, match=r"would need ~2.* GiB.*has 1 GiB available"):
+        check_memory(est, "mess3.toml", available=2**30)
+
+
+def test_param_count_in_the_estimate_is_the_model_s():
+    import jax
+
+    from predictive_models import TransformerConfig
+    from predictive_models.transformer import abstract_params
+
+    model = dict(context_length=7, n_layers=3, d_model=24, n_heads=2, d_head=5, d_mlp=40)
+    est = estimate_memory(model, {"batch_size": 1, "steps_per_call": 1}, num_states=3, vocab_size=4)
+    n_params = sum(x.size for x in jax.tree.leaves(abstract_params(TransformerConfig(vocab_size=4, **model))))
+    assert est.model == 16 * n_params
+
+
+@pytest.mark.parametrize("extra, replace, needle", [
+    ("[figures]\ndpi = 100000\n", None, "dpi must be between 30 and 1200"),
+    ("", ("[probe]", "[probe]\nfigure_layer = \"block_9\""), "figure_layer = 'block_9' is not a probed layer"),
+    ("", ("[probe]", "[probe]\ntrain_fraction = \"0.2\""), "train_fraction must be a number"),
+    ("", ("[probe]", "[probe]\ninclude_concat = 1"), "include_concat must be bool"),
+    ("", ("n_repeats = 2", "n_repeats = 2.5"), "n_repeats must be int"),
+    ("", ('name = "mess3"', 'name = 3'), "name must be a string"),
+    ("", ('name = "mess3"', 'name = "mess3"\nmodule = 5'), "module must be a string"),
+    ("", ("x = 0.05", "x = 1e400"), "x must be in"),
+    ("", ("seed = 3", "seed = 99999999999999999999"), "seed must be an integer"),
+])
+def test_bad_values_are_refused_before_anything_is_created(tmp_path, capsys, extra, replace, needle):
+    out = tmp_path / "run"
+    err = refused(["run", str(tiny_with(tmp_path, extra, replace)), "--out", str(out)], capsys)
+    assert needle in err
+    assert not out.exists(), "nothing created: the fixed config can use the same --out"
+
+
+def test_config_path_that_is_a_directory_or_not_utf8(tmp_path, capsys):
+    assert "is a directory" in refused(["run", str(tmp_path)], capsys)
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes('name = "caf\u00e9"\n'.encode("latin-1"))
+    err = refused(["run", str(bad)], capsys)
+    assert str(bad) in err and "not UTF-8" in err
+
+
+def test_output_that_is_a_file_or_under_a_file(tmp_path, capsys):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    assert "is a file" in refused(["run", str(TINY), "--out", str(a_file)], capsys)
+    err = refused(["run", str(TINY), "--out", str(a_file / "sub" / "run")], capsys)
+    assert "which is a file" in err and str(a_file) in err
+    assert a_file.read_text() == "x"
+
+
+def test_unwritable_output(tmp_path, capsys, monkeypatch):
+    import compmech.preflight as preflight
+
+    # The tests may run as root (who may write anywhere), so the permission check is simulated.
+    monkeypatch.setattr(preflight.os, "access", lambda path, mode: False)
+    err = refused(["run", str(TINY), "--out", str(tmp_path / "run")], capsys)
+    assert "cannot be written" in err and "writable place" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_full_disk_at_the_start_leaves_nothing(tmp_path, capsys, monkeypatch):
+    import figures.io
+
+    def full(path, write):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(figures.io, "write_atomic", full)
+    err = refused(["run", str(TINY), "--out", str(tmp_path / "run")], capsys, code=1)
+    assert "disk is full" in err and "run the same command again" in err
+    assert not (tmp_path / "run").exists(), "the half-made run directory is removed"
+
+
+def test_damaged_run_config_is_named_not_called_different(tmp_path, capsys):
+    cfg = load_config(TINY)
+    from compmech.experiment import prepare_run_dir
+
+    plan = plan_run(cfg, tmp_path / "run")
+    prepare_run_dir(plan)
+    assert (tmp_path / "run" / "process.json").is_file()
+    (tmp_path / "run" / "config.toml").write_bytes(b"name = [\xff\n")
+    err = refused(["run", str(TINY), "--out", str(tmp_path / "run")], capsys)
+    assert "damaged" in err and "config.toml" in err and "different config" not in err
+
+
+def test_killed_before_the_report_is_not_finished_and_a_rerun_completes_it(tmp_path, capsys, monkeypatch):
+    """A full disk while writing report.html: summary.json exists but the run is not finished (no
+    complete.json); the rerun deletes the stale temp file, finishes, and writes the mark last."""
+    import figures.report
+
+    from compmech.files import is_complete
+
+    out = tmp_path / "run"
+    cfg = tiny_with(tmp_path, "", ("steps = 300", "steps = 100"))
+
+    def full(path, write):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(figures.report, "write_atomic", full)
+    assert main(["run", str(cfg), "--out", str(out), "--no-progress"]) == 1
+    assert "disk is full" in capsys.readouterr().err
+    assert (out / "summary.json").is_file() and not is_complete(out) and not (out / "report.html").exists()
+    monkeypatch.undo()
+    stale = out / "figures" / ".belief_fractal.png.abc123.tmp"
+    stale.write_bytes(b"half a png")
+    assert main(["run", str(cfg), "--out", str(out), "--no-progress"]) == 0
+    assert is_complete(out) and (out / "report.html").is_file()
+    assert not stale.exists() and not list(out.rglob("*.tmp"))
+    assert (out / "complete.json").stat().st_mtime_ns >= (out / "report.html").stat().st_mtime_ns
