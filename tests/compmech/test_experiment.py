@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+import numpy as np
+
 import pytest
 
 from compmech.cli import main
@@ -22,7 +24,8 @@ def test_run_directory_is_complete(tiny_run):
                  "figures/belief_fractal.png", "figures/loss_by_position.png", "figures/training_curve.png",
                  "figures/probe_layers.png", "figures/distance_geometry.png", "figures/belief_evolution.png",
                  "figures/probe_over_training.png", "analysis.json", "report.html",
-                 "checkpoints/tokens_9600.msgpack", "checkpoints/tokens_28800.msgpack"]:
+                 "checkpoints/tokens_9600.msgpack", "checkpoints/tokens_28800.msgpack", "process.json",
+                 "complete.json"]:
         assert (tiny_run / name).is_file(), name
         assert (tiny_run / name).stat().st_size > 0, name
     assert not list(tiny_run.rglob("*.tmp")), "no temporary files left behind"
@@ -70,7 +73,8 @@ def test_rerun_with_other_config_into_same_directory_is_refused(tiny_run, capsys
     assert main(["run", TINY, "--out", str(tiny_run), "--seed", "4", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert "different config" in err and "seed" in err and "\n" not in err
-    assert (tiny_run / "summary.json").exists(), "the finished run is left untouched"
+    assert (tiny_run / "summary.json").exists() and (tiny_run / "complete.json").exists(), \
+        "the finished run is left untouched"
 
 
 def test_bad_config_is_one_line_exit_2(tmp_path, capsys):
@@ -102,3 +106,48 @@ def test_geometry_and_training_evolution(tiny_run):
     assert evo[0]["mse"] > evo[-1]["mse"], "the probe improves as the model trains"
     for e in evo:
         assert e["mse"] < e["mse_shuffled"]
+
+
+def test_phases_are_timed_and_the_completion_mark_is_last(tiny_run):
+    summary = json.loads((tiny_run / "summary.json").read_text())
+    assert list(summary["phase_seconds"]) == ["context set", "train", "probe", "geometry", "evolution", "figures"]
+    assert all(s >= 0 for s in summary["phase_seconds"].values())
+    assert summary["phase_seconds"]["train"] <= summary["wall_seconds"]
+    mark = json.loads((tiny_run / "complete.json").read_text())
+    assert mark["complete"] is True and "report" in mark["phase_seconds"]
+    assert (tiny_run / "complete.json").stat().st_mtime_ns >= (tiny_run / "report.html").stat().st_mtime_ns
+
+
+def test_process_json_holds_the_matrices(tiny_run):
+    from hmm_processes import mess3
+
+    record = json.loads((tiny_run / "process.json").read_text())
+    assert set(record) == {"name", "params", "token_names", "state_names", "T", "kind", "spec_file"}
+    assert record["name"] == "mess3" and record["params"] == {"x": 0.05, "alpha": 0.85}
+    assert record["kind"] == "HMM" and record["spec_file"] is None
+    np.testing.assert_array_equal(np.array(record["T"]), mess3(x=0.05, alpha=0.85).T)
+
+
+def test_load_run_gives_config_model_history_activations_and_the_same_probe(tiny_run, tmp_path):
+    import shutil
+
+    import compmech
+
+    run = compmech.load_run(tiny_run)
+    assert run.config.name == "tiny_mess3" and run.process.name == "mess3"
+    assert [r["step"] for r in run.history] == [0, 100, 200, 300]
+    assert run.layer_names == ["embedding", "block_1", "block_2", "final_ln"]
+    acts = run.activations(np.array([[0, 1, 2], [2, 2, 2]]), ["block_2"])
+    assert list(acts) == ["block_2"] and acts["block_2"].shape == (2, 3, 16)
+    fit = run.fit_probe()  # the paper's layer, with the run's own settings and seed
+    assert fit.layer == "block_2" and fit.predictions.shape == (3**6 * 6, 3)
+    probe = json.loads((tiny_run / "probe.json").read_text())["layers"]["block_2"]
+    assert fit.result.to_dict()["mse"] == pytest.approx(probe["mse"], rel=1e-9)
+    assert fit.result.to_dict()["mse_heldout"] == pytest.approx(probe["mse_heldout"], rel=1e-9)
+    with pytest.raises(compmech.RunDirError, match="no layer 'block_7'"):
+        run.activations(np.zeros((1, 6), np.int64), "block_7")
+    # An unfinished run (no completion mark) is named as such, with the command that finishes it.
+    shutil.copytree(tiny_run, tmp_path / "cut")
+    (tmp_path / "cut" / "complete.json").unlink()
+    with pytest.raises(compmech.RunDirError, match="unfinished run.*compmech run"):
+        compmech.load_run(tmp_path / "cut")

@@ -1,0 +1,59 @@
+"""The CLI starts fast (no JAX for --help and the theory commands) and names override runs after them."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from compmech import cli
+
+ROOT = Path(__file__).parents[2]
+
+
+def modules_loaded_by(code: str) -> set[str]:
+    """The top-level modules a fresh interpreter has imported after running ``code``."""
+    out = subprocess.run([sys.executable, "-c", code + "\nimport sys; print(' '.join(sorted(sys.modules)))"],
+                         cwd=ROOT, capture_output=True, text=True, check=True, env={"MPLBACKEND": "Agg",
+                                                                                    "PATH": "/usr/bin:/bin"})
+    return {name.split(".")[0] for name in out.stdout.split()}
+
+
+def test_importing_the_cli_imports_no_jax():
+    loaded = modules_loaded_by("import compmech.cli")
+    assert "jax" not in loaded and "flax" not in loaded and "matplotlib" not in loaded
+
+
+def test_help_and_theory_commands_import_no_jax():
+    loaded = modules_loaded_by("import contextlib, io\nfrom compmech.cli import main\n"
+                               "with contextlib.redirect_stdout(io.StringIO()):\n"
+                               "    main(['processes']); main(['info', 'golden_mean'])\n"
+                               "    try:\n        main(['--help'])\n    except SystemExit:\n        pass")
+    assert "jax" not in loaded and "flax" not in loaded, "the theory commands need NumPy and SciPy only"
+    assert "compmech" in loaded and "hmm_processes" in loaded
+
+
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    for name in cli.COMMANDS:
+        assert name in out
+
+
+def test_override_runs_get_their_own_directory(tmp_path, monkeypatch):
+    import compmech.experiment as experiment
+
+    seen = {}
+
+    def fake_run(cfg, out, **kwargs):
+        seen["out"], seen["steps"], seen["seed"] = out, cfg.training["steps"], cfg.seed
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(experiment, "run_experiment", fake_run)
+    assert cli.main(["run", str(ROOT / "experiments" / "mess3.toml"), "--steps", "5000"]) == 2
+    assert seen == {"out": Path("runs/mess3-steps5000"), "steps": 5000, "seed": 0}
+    assert cli.main(["run", "--steps", "5000", "--seed", "4"]) == 2
+    assert seen["out"] == Path("runs/mess3-steps5000-seed4")
+    assert cli.main(["run"]) == 2 and seen["out"] == Path("runs/mess3")
+    assert cli.main(["run", "--seed", "4", "--out", str(tmp_path)]) == 2 and seen["out"] == tmp_path
