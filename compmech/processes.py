@@ -123,7 +123,11 @@ def build_process(settings, base_dir: str | Path | None = None) -> HMM | General
     else:
         if settings.params:
             raise ProcessError("[process] params cannot be combined with spec; put parameters in the spec file")
-        process = load_spec(spec_path(settings, base_dir))
+        path = spec_path(settings, base_dir)
+        try:
+            process = load_spec(path)
+        except UnicodeDecodeError as exc:
+            raise ProcessError(f"spec file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     T = np.asarray(process.T)
     if not np.all(np.isfinite(T)) or (T.size and not math.isfinite(float(np.abs(T).max()))):
         raise ProcessError(f"process {process.name!r} has non-finite transition probabilities; check its parameters")

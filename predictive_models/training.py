@@ -301,7 +301,12 @@ def _config_mismatch(saved: dict, current: dict, what: str) -> str | None:
 def _read_metrics(path: Path, up_to_step: int) -> list[dict[str, Any]]:
     records = []
     if path.exists():
-        for line in path.read_text().splitlines():
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{path} is damaged (not UTF-8 text at byte {exc.start}); delete it and "
+                             "checkpoints/latest.msgpack to train this run from the beginning") from None
+        for line in text.splitlines():
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:  # a line cut short by a crash

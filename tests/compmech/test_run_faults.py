@@ -165,3 +165,12 @@ def test_killed_before_the_report_is_not_finished_and_a_rerun_completes_it(tmp_p
     assert is_complete(out) and (out / "report.html").is_file()
     assert not stale.exists() and not list(out.rglob("*.tmp"))
     assert (out / "complete.json").stat().st_mtime_ns >= (out / "report.html").stat().st_mtime_ns
+
+
+def test_a_non_utf8_spec_file_is_named(tmp_path, capsys):
+    spec = tmp_path / "p.toml"
+    spec.write_bytes(b'name = "caf\xe9"\n')
+    cfg = tmp_path / "exp.toml"
+    cfg.write_text('[process]\nspec = "p.toml"\n')
+    err = refused(["run", str(cfg), "--out", str(tmp_path / "run")], capsys)
+    assert str(spec) in err and "not UTF-8" in err

@@ -325,3 +325,11 @@ def test_a_damaged_checkpoint_is_named_with_the_fix(trained, tmp_path, damage):
     with pytest.raises(CheckpointError, match="latest.msgpack is damaged.*delete") as info:
         train(MODEL, tc, markov_data, EVAL, tmp_path / "run", progress=False)
     assert str(latest) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_non_utf8_metrics_file_is_named(trained, tmp_path):
+    _, tc, run_dir = trained
+    shutil.copytree(run_dir, tmp_path / "run")
+    (tmp_path / "run" / "metrics.jsonl").write_bytes(b'{"step": 0}\n\xff\xfe\n')
+    with pytest.raises(ValueError, match="metrics.jsonl is damaged.*not UTF-8.*delete it"):
+        train(MODEL, tc, markov_data, EVAL, tmp_path / "run", progress=False)
