@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -160,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         print("compmech: error: out of memory; make the run smaller ([model] context_length, d_model, "
               "[training] batch_size)", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader of stdout went away (e.g. `compmech msp ... | head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as exc:
         print(f"compmech: error: {os_error_message(exc)}", file=sys.stderr)
         return 1

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import sys
 import time
 import tomllib
 from dataclasses import dataclass
