@@ -10,6 +10,10 @@ never imports JAX unless a command needs it.
 
 import importlib
 
+# Imported now, not lazily: the function `mixed_states` shares its name with its module, and only an
+# eager import keeps the package attribute bound to the function (NumPy only, no JAX: cheap).
+from compmech.mixed_states import MixedStates, WordLevel, belief_trajectories, mixed_states
+
 _LAZY = {
     "compmech.fractal": ("DimensionEstimate", "LyapunovSpectrum", "box_counting_dimension", "chaos_game",
                          "correlation_dimension", "lyapunov_dimension", "lyapunov_spectrum"),
@@ -18,14 +22,13 @@ _LAZY = {
                           "cryptic_order", "crypticity", "entropy_rate", "epsilon_machine", "excess_entropy",
                           "markov_order", "myopic_entropy", "myopic_entropy_sequence", "process_info",
                           "statistical_complexity", "synchronization_information", "transient_information"),
-    "compmech.mixed_states": ("MixedStates", "WordLevel", "belief_trajectories", "mixed_states"),
     "compmech.msp": ("MSP", "InfiniteMSPError", "build_msp", "finite_msp"),
     "compmech.streaming": ("StreamResult", "iter_levels", "stream_entropies"),
     "compmech.run_dir": ("ProbeFit", "Run", "RunDirError", "load_run"),
 }
 _MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
 
-__all__ = sorted(_MODULE_OF)
+__all__ = sorted([*_MODULE_OF, "MixedStates", "WordLevel", "belief_trajectories", "mixed_states"])
 
 
 def __getattr__(name: str):

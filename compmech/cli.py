@@ -35,12 +35,13 @@ HOW_TO_READ = ("'ours' is this run, 'paper' Shai et al. (2024) where it reports 
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The CLI's parser; with ``command``, only that command's module is imported (the others are listed)."""
+    """The CLI's parser: every command in full (``command=None``), or only ``command``'s module
+    imported and the other commands listed by name and help (what `main` uses, to start fast)."""
     parser = argparse.ArgumentParser(prog="compmech", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    if command in COMMANDS:
-        module, adder, _ = COMMANDS[command]
-        getattr(importlib.import_module(module), adder)(sub)
+    for name, (module, adder, _) in COMMANDS.items():
+        if (command is None or name == command) and name not in sub.choices:
+            getattr(importlib.import_module(module), adder)(sub)
     for name, (_, _, help_text) in COMMANDS.items():
         if name not in sub.choices:  # listed in --help; choosing it rebuilds the parser with its module
             sub.add_parser(name, help=help_text)
@@ -146,11 +147,7 @@ def os_error_message(exc: OSError) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser(_command_of(argv))
-    args = parser.parse_args(argv)
-    if not hasattr(args, "func"):  # a listed command whose module was not loaded (cannot happen via argv)
-        parser = build_parser(args.command)
-        args = parser.parse_args(argv)
+    args = build_parser(_command_of(argv) or "").parse_args(argv)
     args.argv = argv  # the command as typed, recorded in the run's summary
     try:
         return int(args.func(args) or 0)

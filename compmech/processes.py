@@ -7,7 +7,6 @@ run is self-contained) and ``process.json`` (its matrices, for the report and fo
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import math
 import sys
 from dataclasses import dataclass
@@ -100,8 +99,6 @@ def import_process_module(module: str, module_path: str | None, base_dir: str | 
     except Exception as exc:  # the user's module itself failed while importing: say so in one line
         raise ProcessError(f"[process] module {module!r} failed while importing: {type(exc).__name__}: {exc}") \
             from None
-    if found_in is None and importlib.util.find_spec(top) is None:
-        return None
     return found_in
 
 

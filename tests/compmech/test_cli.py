@@ -57,3 +57,10 @@ def test_override_runs_get_their_own_directory(tmp_path, monkeypatch):
     assert seen["out"] == Path("runs/mess3-steps5000-seed4")
     assert cli.main(["run"]) == 2 and seen["out"] == Path("runs/mess3")
     assert cli.main(["run", "--seed", "4", "--out", str(tmp_path)]) == 2 and seen["out"] == tmp_path
+
+
+def test_the_full_parser_has_every_command_s_arguments():
+    args = cli.build_parser().parse_args(["report", "some/run"])
+    assert callable(args.func)
+    args = cli.build_parser().parse_args(["run", "x.toml", "--steps", "5"])
+    assert args.steps == 5 and callable(args.func)
