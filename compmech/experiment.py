@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import sys
 import time
 import tomllib
 from dataclasses import dataclass
@@ -199,6 +200,9 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, 
     plan = plan_run(cfg, out_dir)
     hmm, model_cfg, layer, run_dir = plan.process, plan.model_cfg, plan.layer, plan.run_dir
     prepare_run_dir(plan)
+    if progress:
+        print(f"compmech run {cfg.name}: {hmm.name} -> {run_dir} ({plan.memory.n_strings:,} context strings at most; "
+              f"estimated peak memory {plan.memory.peak / 2**30:.2g} GiB)", file=sys.stderr, flush=True)
     times = PhaseTimes()
 
     with phase("context set", enabled=progress, times=times):
