@@ -36,6 +36,10 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'hmm_processes' has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = [
     "HMM", "GeneralizedHMM", "ProcessError", "Samples", "ZOO", "coin", "days_of_week", "even", "fanizza",
     "get_process", "golden_mean", "is_generalized", "leaky_rrxor", "list_processes", "load_spec",
