@@ -404,7 +404,13 @@ def train(model_config: TransformerConfig, train_config: TrainConfig, data_fn: D
         loss_sum, loss_count = 0.0, 0
         return record
 
-    pending_tokens = [n for n in tc.save_at_tokens if n > step * tokens_per_step or (step == 0 and n == 0)]
+    # A named checkpoint is saved right after the fused call that reaches its token count. One that an
+    # interruption cut short (its call being the last one done) is saved on resume, from the same parameters.
+    last_call_start = max(step - k, 0) if resumed_from is not None else step
+    pending_tokens = [n for n in tc.save_at_tokens if n > last_call_start * tokens_per_step or (step == 0 and n == 0)]
+    if ckpt_dir is not None:
+        pending_tokens = [n for n in pending_tokens
+                          if n > step * tokens_per_step or not (ckpt_dir / f"tokens_{n}.msgpack").exists()]
 
     def save_named() -> None:
         while pending_tokens and step * tokens_per_step >= pending_tokens[0]:
@@ -425,8 +431,7 @@ def train(model_config: TransformerConfig, train_config: TrainConfig, data_fn: D
                   f"optimal loss {optimal:.4f} nats) ...", file=sys.stderr, flush=True)
         if resumed_from is None or (is_eval_step and (not history or history[-1]["step"] < step)):
             evaluate()  # step 0, or the evaluation an interruption cut short
-            if resumed_from is None:
-                save_named()
+        save_named()  # step 0's, or one an interruption cut short
         call, first = step // k, True  # data for call c comes from fold_in(data_key, c) only
         while step < tc.steps:
             n = min(k, tc.steps - step)

@@ -333,3 +333,25 @@ def test_a_non_utf8_metrics_file_is_named(trained, tmp_path):
     (tmp_path / "run" / "metrics.jsonl").write_bytes(b'{"step": 0}\n\xff\xfe\n')
     with pytest.raises(ValueError, match="metrics.jsonl is damaged.*not UTF-8.*delete it"):
         train(MODEL, tc, markov_data, EVAL, tmp_path / "run", progress=False)
+
+
+def test_a_named_checkpoint_cut_short_by_an_interrupt_is_saved_on_resume(trained, tmp_path, monkeypatch):
+    import predictive_models.training as training
+
+    result, tc, run_dir = trained
+    real_save = training.save_checkpoint
+
+    def interrupted_save(path, **kwargs):
+        if path.name == "tokens_10000.msgpack":  # reached after the call ending at step 60
+            raise KeyboardInterrupt
+        return real_save(path, **kwargs)
+
+    monkeypatch.setattr(training, "save_checkpoint", interrupted_save)
+    with pytest.raises(KeyboardInterrupt):
+        train(MODEL, tc, markov_data, EVAL, tmp_path, progress=False)
+    monkeypatch.undo()
+    assert not (tmp_path / "checkpoints" / "tokens_10000.msgpack").exists()
+    assert train(MODEL, tc, markov_data, EVAL, tmp_path, progress=False).resumed_from_step == 60
+    saved, reference = (load_checkpoint(d / "checkpoints" / "tokens_10000.msgpack") for d in (tmp_path, run_dir))
+    assert saved["step"] == reference["step"] == 60
+    assert same_params(saved["params"], reference["params"])
