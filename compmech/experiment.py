@@ -237,6 +237,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, 
         "name": cfg.name,
         "process": {"name": hmm.name, "params": hmm.params},
         "command": command or f"compmech run {cfg.source}",
+        "cwd": str(Path.cwd()),  # the command's paths are relative to this directory
         "steps": final["step"],
         "tokens": final["tokens"],
         "final_loss": final["loss"],
