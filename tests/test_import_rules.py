@@ -17,7 +17,7 @@ ALLOWED = {
     "compmech": {"hmm_processes"},
 }
 RUNNER_MODULES = {"experiment.py", "analysis.py", "cli.py", "config.py", "report.py", "reproduce.py",
-                  "processes.py", "files.py", "theory_commands.py"}
+                  "processes.py", "files.py", "theory_commands.py", "run_figures.py"}
 ARRAY_ONLY = {"probes", "figures"}  # plain NumPy: no jax or flax either
 
 
