@@ -95,9 +95,11 @@ def plot_layer_mse(
         bar_x[key] = xs
         ax.bar(xs, np.nan_to_num(vals), width, yerr=err, color=color, label=label, capsize=2,
                error_kw=dict(lw=0.8), edgecolor="white", linewidth=0.5)
-        for xi, v in zip(xs, vals):
-            if np.isfinite(v) and v > 0:
-                ax.annotate(f"{v:.2g}", (xi, v), xytext=(0, 3), textcoords="offset points", ha="center",
+        marks = _paper_points("paper" if key == "mse" else "paper_heldout",
+                              paper if key == "mse" else paper_heldout if key == "mse_heldout" else None, names)
+        for name, xi, v in zip(names, xs, vals):
+            if np.isfinite(v) and v > 0:  # the value above the bar, and above the paper's marker on it
+                ax.annotate(f"{v:.2g}", (xi, max(v, marks.get(name, 0.0))), xytext=(0, 3), textcoords="offset points", ha="center",
                             va="bottom", fontsize=6.5, rotation=90 if len(shown) > 2 else 0)
             else:  # withheld (e.g. underdetermined): say so where the bar would be
                 ax.annotate("–", (xi, 0), xytext=(0, 3), textcoords="offset points", xycoords=("data", "axes fraction"),

@@ -29,7 +29,7 @@ def plot_loss_by_position(loss_by_position, optimal_by_position, *, title: str |
         raise FigureInputError("optimal_by_position must be positive (a cross-entropy in nats)")
     pos = np.arange(1, loss.size + 1)
 
-    fig = new_figure(6.0, 5.0)
+    fig = new_figure(7.5, 5.4)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[1, 2.2])
     top.plot(pos, opt, "s-", color="k", ms=4, mfc="none", label="optimum (Bayes: entropy of the next token)")
     top.plot(pos, loss, "o", color="C0", ms=3, label="model")
@@ -86,7 +86,7 @@ def plot_training_curve(
 
     order = np.argsort(tok, kind="stable")
     tok, rel = tok[order], rel[order]
-    fig = new_figure(6.4, 4.2)
+    fig = new_figure(7.8, 4.6)
     ax = fig.subplots()
     if train is not None:
         train = train[order]
