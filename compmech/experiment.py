@@ -18,8 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from compmech.analysis import (MAX_STATES_FOR_PCA, distinct_rows, geometry_analysis, probe_fields, public,
-                               training_evolution)
+from compmech.analysis import geometry_analysis, probe_fields, public, training_evolution
 from compmech.config import ConfigError, ExperimentConfig, read_toml
 from compmech.files import (is_complete, mark_complete, mark_unfinished, remove_stale_temp_files, write_bytes_atomic,
                             write_json_atomic, write_text_atomic)
@@ -30,6 +29,7 @@ from compmech.preflight import MemoryEstimate, RunDirError, check_memory, check_
 from compmech.processes import (PROCESS_JSON, SPEC_COPY, build_process, import_process_module, process_record,
                                 spec_path)
 from compmech.progress import PhaseTimes, phase
+from compmech.run_figures import analysis_figures, make_figures
 from hmm_processes import HMM, GeneralizedHMM, sample
 
 
@@ -314,79 +314,3 @@ def probe_model(cfg: ExperimentConfig, model_cfg, params_state, ctx: ContextSet,
         "n_repeats": cfg.probe.n_repeats,
     }
     return {"json": probe_json, "data": data, "predictions": predictions, "shuffled": shuffled}
-
-
-def make_figures(cfg: ExperimentConfig, run_dir: Path, hmm: HMM, ctx: ContextSet,
-                 history: list[dict], probe: dict[str, Any], layer: str) -> list[Path]:
-    """The paper's panel (true / probed / shuffled beliefs), loss by position, training curve, MSE by layer."""
-    from figures import plot_belief_panels, plot_layer_mse, plot_loss_by_position, plot_training_curve
-
-    data = probe["data"]
-    first = distinct_rows(data.context_ids)  # each distinct context once
-    pretty = ", ".join(f"{k} = {v:g}" for k, v in hmm.params.items())
-    res = probe["json"]["layers"][layer]
-    curve = [h for h in history if h["tokens"] > 0]  # the step-0 record has no place on a log axis
-    figs = {  # stem -> a function drawing the figure
-        "belief_fractal": lambda: plot_belief_panels(
-            data.Y[first], probe["predictions"][layer][first], probe["shuffled"][first],
-            titles=["true beliefs (exact)", f"probe of {layer}: MSE {res['mse']:.2g}, R$^2$ {res['r2']:.4f}",
-                    f"shuffled-target control: MSE {res['mse_shuffled']:.2g}"],
-            suptitle=f"{hmm.name} ({pretty}): belief geometry in the residual stream"),
-        "loss_by_position": lambda: plot_loss_by_position(
-            np.asarray(history[-1]["loss_by_position"]), ctx.optimal_loss,
-            title=f"{hmm.name}: loss by context position after {history[-1]['tokens']:.3g} tokens"),
-        "training_curve": lambda: plot_training_curve(
-            np.array([h["tokens"] for h in curve]), np.array([h["relative_loss"] for h in curve]),
-            loss=np.array([h["loss"] for h in curve]), optimal_loss=history[-1]["optimal_loss"],
-            title=f"{hmm.name}: exact validation loss over training"),
-        "probe_layers": lambda: plot_layer_mse(
-            probe["json"]["layers"], paper=PAPER_RESULTS.get(hmm.name, {}).get("layer_mse"),
-            title=f"{hmm.name}: belief probe MSE by layer"),
-    }
-    return save_figures(cfg, run_dir, figs)
-
-
-def analysis_figures(cfg: ExperimentConfig, run_dir: Path, hmm: HMM, geometry: dict[str, Any],
-                     evolution: list[dict[str, Any]], probe_layer: str) -> list[Path]:
-    """Distance scatter, mixed-state PCA (when the states are few), belief geometry over training."""
-    from figures import plot_belief_evolution, plot_distance_scatter, plot_probe_over_training, plot_state_pca
-
-    layer = geometry["layer"]
-    paper = PAPER_RESULTS.get(hmm.name, {})
-    d = geometry["_distances"]
-    figs = {
-        "distance_geometry": lambda: plot_distance_scatter(
-            d["probed"], d["beliefs"], d["next_token"], r2_beliefs=geometry["distance_r2_beliefs"],
-            r2_next=geometry["distance_r2_next_token"],
-            paper={"beliefs": paper["distance_r2_beliefs"], "next_token": paper["distance_r2_next_token"]}
-            if "distance_r2_beliefs" in paper else None,
-            title=f"{hmm.name}: pairwise distances between probed beliefs ({layer})"),
-    }
-    if geometry["n_belief_states"] <= MAX_STATES_FOR_PCA:
-        figs["mixed_state_pca"] = lambda: plot_state_pca(
-            geometry["_beliefs"], geometry["_probed"], geometry["_labels"],
-            title=f"{hmm.name}: the {geometry['n_belief_states']} mixed states and their probed images ({layer})")
-    if len(evolution) > 1:
-        snapshots = [(f"{e['tokens']:.3g} tokens\nprobe MSE {e['mse']:.2g}", *e["_snapshot"]) for e in evolution]
-        over = paper.get("probe_mse_over_training", {}) if layer == probe_layer else {}
-        figs["belief_evolution"] = lambda: plot_belief_evolution(
-            snapshots, labels=None if hmm.num_states == 3 else geometry["_labels"],
-            title=f"{hmm.name}: probed belief geometry ({layer}) over training")
-        figs["probe_over_training"] = lambda: plot_probe_over_training(
-            np.array([e["tokens"] for e in evolution]), np.array([e["mse"] for e in evolution]),
-            np.array([e["relative_loss"] for e in evolution]),
-            paper_tokens=np.array(list(over), dtype=float) if over else None,
-            paper_mse=np.array(list(over.values())) if over else None,
-            title=f"{hmm.name}: probe MSE ({layer}) and loss over training")
-    return save_figures(cfg, run_dir, figs)
-
-
-def save_figures(cfg: ExperimentConfig, run_dir: Path, figs: dict[str, Any]) -> list[Path]:
-    """Draw and save each figure (stem -> drawing function) once per configured format.
-
-    ``save_figure`` releases a figure after writing it, so each format gets a fresh draw.
-    """
-    from figures import save_figure
-
-    return [save_figure(draw(), run_dir / "figures" / f"{stem}.{fmt}", dpi=cfg.figures.dpi)
-            for stem, draw in figs.items() for fmt in cfg.figures.formats]

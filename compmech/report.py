@@ -1,7 +1,8 @@
 """`compmech report RUN`: the run directory's results on one self-contained HTML page.
 
 `build_report` reads a finished run directory (config.toml, metrics.jsonl, probe.json,
-summary.json, figures/) and writes ``report.html`` beside them; the page itself is drawn by
+summary.json, figures/, and process.json when the runner wrote one) and writes ``report.html``
+beside them; the page itself is drawn by
 `figures.report.render_report` from plain records. `add_report_command` adds the subcommand
 to the CLI.
 """
@@ -9,12 +10,18 @@ to the CLI.
 from __future__ import annotations
 
 import argparse
+import datetime
+import importlib.metadata
 import json
+import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
 from compmech.config import ConfigError
-from figures.report import render_report, write_report
+from figures import sci
+from figures.report import (SAME_GEOMETRY_NOTE, Provenance, fmt_number, paper_number, process_label, render_report,
+                            same_distance_geometry, write_report)
 
 REPORT_NAME = "report.html"
 EMBEDDABLE = (".png", ".svg")  # formats a browser shows in <img>; PDFs are left out
@@ -22,13 +29,17 @@ EMBEDDABLE = (".png", ".svg")  # formats a browser shows in <img>; PDFs are left
 # Captions of the figures `compmech run` draws, by file stem; others get their stem as caption.
 CAPTIONS = {
     "belief_fractal": "Belief-state geometry. Left: the exact beliefs of every distinct context, in the "
-                      "probability simplex (colour = belief). Middle: the linear probe's prediction from the "
-                      "residual stream of the probe layer. Right: the same probe fit to shuffled beliefs "
-                      "(the control: no geometry).",
-    "loss_by_position": "Validation cross-entropy by context position after training, beside the optimum "
-                        "(the entropy of the next token given the context).",
-    "training_curve": "Exact validation loss over training, relative to the optimum (1 = optimal).",
-    "probe_layers": "Belief probe MSE by layer: fit, held-out and shuffled control (paper values where given).",
+                      "probability simplex (corners: the hidden states; colour = belief). Middle: the linear "
+                      "probe's prediction from the residual stream of the probe layer, coloured by the true "
+                      "belief. Right, small: the same probe fit to shuffled beliefs (the control: no geometry).",
+    "loss_by_position": "Validation cross-entropy by context position after training beside the optimum (the "
+                        "entropy of the next token given the context), and the excess loss, model − optimum.",
+    "training_curve": "Relative loss − 1 (CE / optimal CE − 1, log scale; 0 would be optimal) over training, "
+                      "from the evaluation before the first step: exact validation loss, and the training "
+                      "batches' loss as a light line.",
+    "probe_layers": "Belief probe MSE by layer: in-sample, held-out on contexts the fit never saw, and held out "
+                    "by the paper's string split; the paper's values in black where it gives them; the "
+                    "shuffled-target control in its own panel.",
     "distance_geometry": "Pairwise distances between probed beliefs (distinct contexts) against distances "
                          "between the true beliefs (left) and between the optimal next-token distributions "
                          "(right). The residual stream keeps the belief geometry, not just the next-token one.",
@@ -40,44 +51,113 @@ CAPTIONS = {
 }
 
 
+class RunDirectoryError(ConfigError):
+    """A run directory's file is missing, unreadable, or not what `compmech run` writes; the message names it."""
+
+
 def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write ``run_dir/report.html`` (or ``out``) from a finished run directory; return its path.
 
-    Raises `ConfigError` naming the path if ``run_dir`` is not a finished run.
+    Only files inside ``run_dir`` are embedded. Raises `RunDirectoryError` (a `ConfigError`)
+    naming the file if ``run_dir`` is not a finished run or one of its files is damaged.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise ConfigError(f"run directory {run_dir} does not exist; pass the folder `compmech run` wrote "
-                          "(runs/<name>, or its --out DIR)")
+        raise RunDirectoryError(f"run directory {run_dir} does not exist; pass the folder `compmech run` wrote "
+                                "(runs/<name>, or its --out DIR)")
     if not (run_dir / "summary.json").is_file():
         what = "an unfinished run" if (run_dir / "config.toml").is_file() else "not a compmech run directory"
-        raise ConfigError(f"{run_dir} has no summary.json ({what}); finish the run first: "
-                          f"compmech run CONFIG --out {run_dir} (the same command resumes it)")
-    summary = _read_json(run_dir / "summary.json")
-    probe = _read_json(run_dir / "probe.json")
+        raise RunDirectoryError(f"{run_dir} has no summary.json ({what}); finish the run first: "
+                                f"compmech run CONFIG --out {run_dir} (the same command resumes it)")
+    summary = _read_object(run_dir / "summary.json", SUMMARY_KEYS)
+    probe = _read_object(run_dir / "probe.json", PROBE_KEYS)
+    _check_probe(run_dir / "probe.json", probe)
     metrics = _read_jsonl(run_dir / "metrics.jsonl")
     config_toml = _read_text(run_dir / "config.toml")
+    process = None
+    if (run_dir / "process.json").is_file():
+        process = _read_object(run_dir / "process.json", PROCESS_KEYS)
+        _check_process(run_dir / "process.json", process)
 
-    process = summary.get("process") or {}
-    name = summary.get("name") or run_dir.name
     html = render_report(
-        title=f"compmech run {name}: {process.get('name', '?')}",
+        title=report_title(summary, config_toml, run_dir),
         config_toml=config_toml, summary=summary, metrics=metrics, probe=probe,
-        figures=_figures(run_dir, summary), extra_tables=_extra_tables(summary))
+        figures=_figures(run_dir, summary), extra_tables=_extra_tables(summary), process=process,
+        provenance=provenance())
     return write_report(Path(out) if out is not None else run_dir / REPORT_NAME, html)
+
+
+#: The keys each file must have, and the JSON type of each (as a Python type or tuple of types).
+SUMMARY_KEYS = {"process": dict, "steps": int, "tokens": (int, float)}
+PROBE_KEYS = {"layers": dict}
+METRIC_KEYS = {"step": int, "tokens": (int, float)}
+PROCESS_KEYS = {"name": str, "T": list}
+
+
+def report_title(summary: dict, config_toml: str, run_dir: Path) -> str:
+    """What was run, in one line: 'mess3 (x = 0.05, alpha = 0.85): 4-layer transformer, 400 steps, 2.6e5 tokens'."""
+    try:
+        model = tomllib.loads(config_toml).get("model") or {}
+    except tomllib.TOMLDecodeError:
+        model = {}
+    what = process_label(summary.get("process") or {})
+    parts = []
+    if model.get("n_layers") is not None:
+        parts.append(f"{model['n_layers']}-layer transformer")
+    parts.append(f"{summary.get('steps', '?')} steps")
+    if isinstance(summary.get("tokens"), (int, float)):
+        parts.append(f"{sci(summary['tokens'])} tokens")
+    name = summary.get("name") or run_dir.name
+    return f"{what}: {', '.join(parts)} (run {name})"
+
+
+def provenance() -> Provenance:
+    """compmech's version, the git commit of the checkout it runs from (None outside one), and the date now (UTC)."""
+    try:
+        version = importlib.metadata.version("compmech")
+    except importlib.metadata.PackageNotFoundError:
+        version = None
+    commit = None
+    root = Path(__file__).resolve().parents[1]
+    try:
+        done = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                              text=True, timeout=5, check=False)
+        if done.returncode == 0 and done.stdout.strip():
+            commit = done.stdout.strip()
+            dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                   capture_output=True, text=True, timeout=5, check=False)
+            if dirty.returncode == 0 and dirty.stdout.strip():
+                commit += " (with uncommitted changes)"
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return Provenance(version=version, commit=commit, date=date)
+
+
+def _inside(run_dir: Path, path: Path) -> bool:
+    """True if ``path`` (links followed) lies inside ``run_dir``."""
+    try:
+        return path.resolve().is_relative_to(run_dir.resolve())
+    except OSError:
+        return False
 
 
 def _figures(run_dir: Path, summary: dict) -> list[tuple[str, bytes, str]]:
     """The run's figures: those the summary lists, in its order, then any others in figures/.
 
-    A figure saved in several formats is shown once (PNG preferred: a fractal's SVG can be huge).
+    Only files inside ``run_dir`` are shown: a listed path that leads outside it (``..``, an
+    absolute path, a symbolic link) is skipped. A figure saved in several formats is shown once
+    (PNG preferred: a fractal's SVG can be huge).
     """
-    listed = [run_dir / p for p in summary.get("figures", [])]
+    listed = summary.get("figures", [])
+    if not isinstance(listed, list) or not all(isinstance(p, str) for p in listed):
+        raise RunDirectoryError(f"{run_dir / 'summary.json'}: \"figures\" must be a list of paths (strings) "
+                                "inside the run directory; re-run the experiment to rewrite it")
     found = sorted((run_dir / "figures").glob("*")) if (run_dir / "figures").is_dir() else []
     by_stem: dict[str, Path] = {}
-    for path in [*listed, *found]:
+    for path in [*(run_dir / p for p in listed), *found]:
         suffix = path.suffix.lower()
-        if suffix not in EMBEDDABLE or not path.is_file():
+        if suffix not in EMBEDDABLE or not path.is_file() or not _inside(run_dir, path):
             continue
         current = by_stem.get(path.stem)
         if current is None or (current.suffix.lower() != ".png" and suffix == ".png"):
@@ -86,47 +166,119 @@ def _figures(run_dir: Path, summary: dict) -> list[tuple[str, bytes, str]]:
             for stem, path in by_stem.items()]
 
 
-def _extra_tables(summary: dict) -> list[tuple[str, list[str], list[list]]]:
+def _extra_tables(summary: dict) -> list[tuple]:
     """The distance geometry and the probe over training, beside the paper's numbers where it has them."""
-    paper = summary.get("paper") or {}
+    paper = summary.get("paper") if isinstance(summary.get("paper"), dict) else {}
     tables = []
     geo = summary.get("geometry")
-    if geo:
-        rows = [["distances between true beliefs", geo["distance_r2_beliefs"], paper.get("distance_r2_beliefs")],
-                ["distances between next-token distributions", geo["distance_r2_next_token"],
-                 paper.get("distance_r2_next_token")]]
-        tables.append((f"Distance geometry of the probed beliefs ({geo['layer']}; {geo['n_contexts']} distinct "
-                       f"contexts, {geo['n_belief_states']} distinct beliefs, {geo['n_pairs']} pairs): R\u00b2 of "
-                       "pairwise distances between probed beliefs against ...", ["against", "R\u00b2 (ours)",
-                                                                                 "R\u00b2 (paper)"], rows))
+    if isinstance(geo, dict) and geo:
+        same = same_distance_geometry(geo)
+        rows = [["distances between true beliefs", fmt_number(geo.get("distance_r2_beliefs"), 3),
+                 paper_number(paper.get("distance_r2_beliefs"))],
+                ["distances between next-token distributions" + (" †" if same else ""),
+                 fmt_number(geo.get("distance_r2_next_token"), 3), paper_number(paper.get("distance_r2_next_token"))]]
+        headers = ["against", "R\u00b2 (ours)"] + (["R\u00b2 (paper)"] if "distance_r2_beliefs" in paper else [])
+        rows = [r[:len(headers)] for r in rows]
+        tables.append((f"Distance geometry of the probed beliefs ({geo.get('layer', '?')})", headers, rows,
+                       f"R\u00b2 of pairwise distances between probed beliefs against the distances named, over "
+                       f"{_count(geo.get('n_contexts'))} distinct contexts ({_count(geo.get('n_belief_states'))} "
+                       f"distinct beliefs, {_count(geo.get('n_pairs'))} pairs)."
+                       + (" † " + SAME_GEOMETRY_NOTE if same else "")))
     over = {int(float(t)): v for t, v in (paper.get("probe_mse_over_training") or {}).items()}
     evolution = summary.get("evolution") or []
     same_layer = summary.get("analysis_layer") == summary.get("probe_layer")
     if len(evolution) > 1 or over:
+        contexts = any("mse_heldout_contexts" in e for e in evolution)
         rows = []
         for e in evolution:
-            asked = e.get("tokens_requested", e["tokens"])
-            rows.append([e["tokens"], e["relative_loss"], e["mse"], e["mse_heldout"], e["mse_shuffled"],
-                         over.get(int(asked)) if same_layer else None])
+            asked = e.get("tokens_requested", e.get("tokens"))
+            row = [e.get("tokens"), e.get("relative_loss")]
+            if contexts:
+                row.append(e.get("mse_heldout_contexts"))
+            row += [e.get("mse"), e.get("mse_heldout"), e.get("mse_shuffled")]
+            if over:
+                row.append(paper_number(over.get(int(asked)) if same_layer and asked is not None else None))
+            rows.append(row)
+        headers = ["tokens", "relative loss"] + (["held-out MSE, unseen contexts"] if contexts else []) + [
+            "probe MSE (in-sample)", "held-out MSE (string split)", "shuffled MSE"] + (["paper MSE"] if over else [])
         layer = summary.get("analysis_layer", summary.get("probe_layer", "?"))
-        tables.append((f"Probe ({layer}) over training: refitted at checkpoints",
-                       ["tokens", "relative loss", "probe MSE", "held-out MSE", "shuffled MSE", "paper MSE"], rows))
+        tables.append((f"Probe ({layer}) over training: refitted at checkpoints", headers, rows))
     return tables
+
+
+def _count(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) else "?"
 
 
 def _read_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_bytes().decode("utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path} is missing: the run directory is incomplete; "
-                          f"re-run compmech run CONFIG --out {path.parent}") from None
+        raise RunDirectoryError(f"{path} is missing: the run directory is incomplete; "
+                                f"re-run compmech run CONFIG --out {path.parent}") from None
+    except UnicodeDecodeError as err:
+        raise RunDirectoryError(f"{path} is not UTF-8 text (byte {err.start}: {err.reason}); the file is damaged, "
+                                "re-run the experiment to rewrite it") from None
+    except OSError as err:
+        raise RunDirectoryError(f"{path} cannot be read ({err.strerror or err})") from None
 
 
-def _read_json(path: Path) -> Any:
+def _json_type(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null",
+            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+
+
+def _check_keys(path: Path, record: Any, keys: dict, where: str = "") -> None:
+    """``record`` must be a JSON object with every key in ``keys`` of the type given."""
+    if not isinstance(record, dict):
+        raise RunDirectoryError(f"{path}{where} must hold a JSON object, got {_json_type(record)}; "
+                                "re-run the experiment to rewrite it")
+    for key, kind in keys.items():
+        if key not in record:
+            raise RunDirectoryError(f"{path}{where} has no \"{key}\" key; re-run the experiment to rewrite it")
+        value = record[key]
+        if isinstance(value, bool) or not isinstance(value, kind):
+            want = _json_type(kind[0]() if isinstance(kind, tuple) else kind())
+            raise RunDirectoryError(f"{path}{where}: \"{key}\" must be {want}, got {_json_type(value)}; "
+                                    "re-run the experiment to rewrite it")
+
+
+def _read_object(path: Path, keys: dict) -> dict:
     try:
-        return json.loads(_read_text(path))
+        record = json.loads(_read_text(path))
     except json.JSONDecodeError as err:
-        raise ConfigError(f"{path} is not valid JSON ({err}); re-run the experiment to rewrite it") from None
+        raise RunDirectoryError(f"{path} is not valid JSON ({err}); re-run the experiment to rewrite it") from None
+    _check_keys(path, record, keys)
+    return record
+
+
+def _check_probe(path: Path, probe: dict) -> None:
+    for name, res in probe["layers"].items():
+        if not isinstance(res, dict):
+            raise RunDirectoryError(f"{path}: layers[\"{name}\"] must be an object of probe metrics, got "
+                                    f"{_json_type(res)}; re-run the experiment to rewrite it")
+        for key, value in res.items():
+            if key.startswith(("mse", "r2")) and value is not None and (
+                    isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise RunDirectoryError(f"{path}: layers[\"{name}\"][\"{key}\"] must be a number or null, got "
+                                        f"{_json_type(value)}; re-run the experiment to rewrite it")
+
+
+def _check_process(path: Path, process: dict) -> None:
+    """T must be a [V][S][S] nested list of numbers; names, when given, lists of the right length."""
+    T = process["T"]
+    ok = bool(T) and all(isinstance(m, list) for m in T)
+    S = len(T[0]) if ok else 0
+    ok = ok and S > 0 and all(len(m) == S and all(isinstance(r, list) and len(r) == S and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in r) for r in m) for m in T)
+    if not ok:
+        raise RunDirectoryError(f"{path}: \"T\" must be a V x S x S nested list of numbers (T[x][i][j] = "
+                                "P(emit x, go to j | in i)); re-run the experiment to rewrite it")
+    for key, n in (("state_names", S), ("token_names", len(T))):
+        names = process.get(key)
+        if names is not None and (not isinstance(names, list) or len(names) != n):
+            raise RunDirectoryError(f"{path}: \"{key}\" must be null or a list of {n} names; "
+                                    "re-run the experiment to rewrite it")
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -135,10 +287,12 @@ def _read_jsonl(path: Path) -> list[dict]:
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError as err:
-            raise ConfigError(f"{path} line {number} is not valid JSON ({err}); "
-                              "re-run the experiment to rewrite it") from None
+            raise RunDirectoryError(f"{path} line {number} is not valid JSON ({err}); "
+                                    "re-run the experiment to rewrite it") from None
+        _check_keys(path, record, METRIC_KEYS, f" line {number}")
+        records.append(record)
     return records
 
 

@@ -231,115 +231,31 @@ def _msp_summary(msp: MSP, edges: bool = True) -> str:
 
 
 def simplex_coordinates(beliefs: np.ndarray) -> np.ndarray:
-    """2-simplex coordinates of 3-state beliefs: x = b1 + b2 / 2, y = sqrt(3) / 2 b2. Shape [N, 2]."""
-    b = np.asarray(beliefs, dtype=np.float64)
-    return np.stack([b[:, 1] + b[:, 2] / 2.0, np.sqrt(3.0) / 2.0 * b[:, 2]], axis=1)
+    """2-simplex coordinates of 3-state beliefs [N, 3] -> [N, 2] (figures.simplex_coords)."""
+    from figures import simplex_coords
 
-
-def _layout(proc: Process, beliefs: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
-    """2-D positions and RGB colours for beliefs, and the name of the projection."""
-    S = beliefs.shape[1]
-    if S == 3 and isinstance(proc, HMM):
-        return simplex_coordinates(beliefs), np.clip(beliefs, 0, 1), "2-simplex"
-    if S == 1:
-        return np.zeros((beliefs.shape[0], 2)), np.full((beliefs.shape[0], 3), 0.3), "single state"
-    if S == 2 and isinstance(proc, HMM):
-        xy = np.stack([beliefs[:, 1], np.zeros(beliefs.shape[0])], axis=1)
-        col = np.stack([beliefs[:, 0], np.zeros(beliefs.shape[0]), beliefs[:, 1]], axis=1)
-        return xy, np.clip(col, 0, 1), "P(state 1)"
-    X = beliefs - beliefs.mean(axis=0)
-    _, _, Vt = np.linalg.svd(X, full_matrices=False)
-    k = min(3, Vt.shape[0])
-    Z = X @ Vt[:k].T
-    if k < 3:
-        Z = np.concatenate([Z, np.zeros((Z.shape[0], 3 - k))], axis=1)
-    span = Z.max(axis=0) - Z.min(axis=0)
-    col = (Z - Z.min(axis=0)) / np.where(span > 0, span, 1.0)
-    return Z[:, :2], col, "PCA"
+    return simplex_coords(beliefs)
 
 
 def plot_beliefs(proc: Process, beliefs: np.ndarray, *, title: str = ""):
-    """Scatter of beliefs: 2-simplex with RGB = belief for 3 states, else PCA (colour = first 3 PCs)."""
-    import matplotlib
+    """Scatter of beliefs [N, S] (figures.msp_graph.plot_beliefs): simplex corners named by the process's states."""
+    from figures.msp_graph import plot_beliefs as draw
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    xy, col, proj = _layout(proc, beliefs)
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    ax.scatter(xy[:, 0], xy[:, 1], c=col, s=2, linewidths=0)
-    if proj == "2-simplex":
-        ax.plot([0, 1, 0.5, 0], [0, 0, np.sqrt(3) / 2, 0], color="0.6", lw=0.8)
-        ax.set_aspect("equal")
-        ax.axis("off")
-    else:
-        ax.set_xlabel(f"{proj} 1" if proj == "PCA" else proj)
-        ax.set_ylabel("PCA 2" if proj == "PCA" else "")
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    return fig
+    # a generalized HMM's "beliefs" are quasi-probabilities: never drawn as points of a simplex
+    return draw(beliefs, state_names=proc.state_names, simplex=None if isinstance(proc, HMM) else False,
+                title=title or None)
 
 
 def plot_msp_graph(msp: MSP):
-    """The finite MSP as a graph, arrows coloured by token.
-
-    With 3 states the nodes sit at their beliefs in the 2-simplex. Otherwise the layout is layered:
-    one row per breadth-first depth from the prior (top), the recurrent states (the epsilon-machine)
-    in the bottom row, and nodes ordered within a row by the first principal component of their beliefs.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
+    """The finite MSP as a graph (figures.msp_graph.plot_msp_graph), named by the process's states and tokens."""
+    from figures import process_title
+    from figures.msp_graph import plot_msp_graph as draw
 
     proc = msp.process
-    xy, col, proj = _layout(proc, msp.beliefs)
-    rec = msp.recurrent
-    if proj != "2-simplex":
-        xy, proj = _layered_layout(xy[:, 0], msp.depth, rec), "rows by depth from the prior; recurrent states last"
-    tok = proc.token_names or tuple(str(x) for x in range(proc.vocab_size))
-    palette = plt.get_cmap("tab10")
-    width = 6.5 if proj == "2-simplex" else max(6.5, 0.55 * max(np.bincount(msp.depth[~rec]).max(), rec.sum()))
-    fig, ax = plt.subplots(figsize=(width, 6))
-    rad = 0.12  # arc curvature; the label sits on the arc, so opposite edges get separate labels
-    loops = np.zeros(msp.num_states, int)
-    for i, x, j, p in msp.transitions():
-        color = palette(x % 10)
-        if i == j:  # a self-loop: written beside the node
-            ax.annotate(f"\u21ba {tok[x]}|{p:.2g}", xy[i], xytext=(0, 8 + 8 * loops[i]),
-                        textcoords="offset points", ha="center", fontsize=6, color=color)
-            loops[i] += 1
-            continue
-        ax.annotate("", xy=xy[j], xytext=xy[i],
-                    arrowprops=dict(arrowstyle="->", color=color, lw=0.7, alpha=0.75, shrinkA=6,
-                                    shrinkB=6, connectionstyle=f"arc3,rad={rad}"))
-        if msp.num_states <= 20:
-            (dx, dy) = xy[j] - xy[i]
-            on_arc = 0.5 * (xy[i] + xy[j]) + 0.5 * rad * np.array([dy, -dx])
-            ax.text(on_arc[0], on_arc[1], f"{p:.2g}", fontsize=6, color=color, ha="center", va="center")
-    ax.scatter(xy[:, 0], xy[:, 1], c=col, s=np.where(rec, 90, 35), edgecolors=np.where(rec, "k", "0.6"),
-               linewidths=0.8, zorder=3)
-    ax.legend(handles=[Line2D([], [], color=palette(x % 10), label=f"token {tok[x]}") for x in range(len(tok))],
-              loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(tok), 6), fontsize=7, frameon=False)
-    ax.set_title(f"{proc.name}: MSP, {msp.num_states} states ({int(rec.sum())} recurrent, outlined)\n"
-                 f"layout: {proj}", fontsize=8)
-    ax.set_aspect("equal" if proj == "2-simplex" else "auto")
-    ax.axis("off")
-    fig.tight_layout()
-    return fig
-
-
-def _layered_layout(order_key: np.ndarray, depth: np.ndarray, recurrent: np.ndarray) -> np.ndarray:
-    """Node positions [n, 2]: transient states in rows by depth, recurrent states in one row below."""
-    row = np.where(recurrent, (depth[~recurrent].max() + 1) if (~recurrent).any() else 0, depth)
-    xy = np.zeros((row.shape[0], 2))
-    for r in np.unique(row):
-        members = np.flatnonzero(row == r)
-        members = members[np.argsort(order_key[members], kind="stable")]
-        xy[members, 0] = np.arange(members.size) - (members.size - 1) / 2
-        xy[members, 1] = -r
-    return xy
+    return draw(msp.beliefs, msp.next_state, msp.token_probs, msp.depth, msp.recurrent,
+                token_names=proc.token_names, state_names=proc.state_names,
+                simplex=proc.num_states == 3 and isinstance(proc, HMM),
+                title=f"{process_title(proc.name, proc.params)}: mixed-state presentation")
 
 
 def _check_plot_path(path: str) -> tuple[Path, str]:

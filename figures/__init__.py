@@ -5,7 +5,7 @@ needed); `save_figure` writes it atomically. Plain arrays and dicts in; imports 
 the other compmech packages.
 """
 
-from figures._common import FigureInputError
+from figures._common import FigureInputError, process_title, sci
 from figures.io import save_figure
 from figures.layers import plot_layer_mse
 from figures.simplex import belief_colors, plot_belief_panels, simplex_coords
@@ -13,7 +13,7 @@ from figures.training import plot_loss_by_position, plot_training_curve
 
 __all__ = [
     "FigureInputError", "belief_colors", "plot_belief_panels", "plot_layer_mse",
-    "plot_loss_by_position", "plot_training_curve", "save_figure", "simplex_coords",
+    "plot_loss_by_position", "plot_training_curve", "process_title", "save_figure", "sci", "simplex_coords",
 ]
 
 from figures.evolution import plot_belief_evolution, plot_probe_over_training  # noqa: E402

@@ -33,3 +33,19 @@ def as_array(name: str, value, ndim: int, *, finite: bool = True) -> np.ndarray:
 def same_shape(name: str, arr: np.ndarray, ref_name: str, ref: np.ndarray) -> None:
     if arr.shape != ref.shape:
         raise FigureInputError(f"{name} has shape {arr.shape} but {ref_name} has {ref.shape}; they must match")
+
+
+def sci(value: float) -> str:
+    """A count in short scientific notation for labels: 64000 -> '6.4e4', 1000 -> '1e3', 12 -> '12'."""
+    value = float(value)
+    if value == 0 or (abs(value) < 1000 and value.is_integer()):
+        return f"{value:g}"
+    mantissa, exponent = f"{value:.1e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+def process_title(name: str, params: dict | None = None) -> str:
+    """'mess3 (x = 0.05, alpha = 0.85)', or just 'golden_mean' for a process without parameters."""
+    pretty = ", ".join(f"{k} = {v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else f"{k} = {v}"
+                       for k, v in (params or {}).items())
+    return f"{name} ({pretty})" if pretty else str(name)

@@ -13,15 +13,17 @@ from matplotlib.figure import Figure
 
 from figures._common import FigureInputError, as_array, new_figure, same_shape
 from figures.simplex import (
-    SQRT3_2,
-    style_belief_panel,
-    _TRIANGLE,
+    SIMPLEX_FRAME,
     _default_alpha,
     _default_point_size,
     _label_colors,
     _pca,
     belief_colors,
+    corner_names,
+    draw_simplex,
+    outside_frame,
     simplex_coords,
+    style_belief_panel,
 )
 
 
@@ -65,12 +67,14 @@ def plot_belief_evolution(
     *,
     title: str | None = None,
     labels=None,  # [n] categories to colour by, or None
+    state_names: Sequence[str] | None = None,  # [S] hidden-state names for the simplex corners (3 states)
 ) -> Figure:
     """One row of panels: each snapshot's probe predictions, then the true beliefs of the last snapshot.
 
     Every point is coloured by its TRUE belief, so a converging probe shows the colour pattern of
     the last panel emerging. Three states: the 2-simplex (x = b1 + b2/2, y = (√3/2) b2,
-    RGB = belief; see figures.simplex). Other counts: the first two principal components of the
+    RGB = belief; see figures.simplex) in its fixed frame, outline above the points, corners
+    named (`state_names`, else "state i") on the last panel. Other counts: the first two principal components of the
     last snapshot's true beliefs, one projection for every panel, coloured by `labels` (one
     colour per distinct label; then every snapshot must have n rows) or else by the PC scores.
     All panels share their limits; each snapshot's title adds its MSE (mean over rows and states).
@@ -90,11 +94,9 @@ def plot_belief_evolution(
     simplex = n_states == 3
     if simplex:
         project = simplex_coords
-        pts = [simplex_coords(p) for _, _, p in snaps] + [simplex_coords(ref)]
-        lo = np.minimum(np.min([q.min(axis=0) for q in pts], axis=0), [0.0, 0.0])
-        hi = np.maximum(np.max([q.max(axis=0) for q in pts], axis=0), [1.0, SQRT3_2])
-        lo = np.maximum(lo, [-0.2, -0.2]) - [0.05, 0.09]  # stray predictions widen the view by 0.2 at most
-        hi = np.minimum(hi, [1.2, SQRT3_2 + 0.2]) + [0.05, 0.06]
+        names = corner_names(3, state_names)
+        (lo0, hi0), (lo1, hi1) = SIMPLEX_FRAME
+        lo, hi = np.array([lo0, lo1]), np.array([hi0, hi1])
         colour_of = belief_colors
     else:
         mean, axes = _pca(ref)
@@ -123,20 +125,25 @@ def plot_belief_evolution(
     panels.append(("True beliefs", ref, ref))
     n_panels = len(panels)
     aspect = (hi[1] - lo[1]) / (hi[0] - lo[0])
-    width = 3.2
-    fig = new_figure(width * n_panels, float(np.clip(width * aspect, 1.0, 4.5)) + (0.9 if simplex else 1.3))
+    width = 3.0
+    # height: the panel's own (equal-aspect) height plus room for two title lines, and the suptitle
+    fig = new_figure(width * n_panels, float(np.clip(width * aspect, 1.0, 4.5)) + (0.85 if simplex else 1.25))
     for i, (ax, (caption, true, points)) in enumerate(zip(fig.subplots(1, n_panels, squeeze=False)[0], panels)):
         n = true.shape[0]
         colors = label_colors if labels is not None else colour_of(true)
         order = np.random.default_rng(0).permutation(n)
         xy = project(points)[order]
-        if simplex:
-            ax.plot(_TRIANGLE[:, 0], _TRIANGLE[:, 1], color="0.35", lw=0.8, zorder=0)
         ax.scatter(xy[:, 0], xy[:, 1], s=_default_point_size(n), c=colors[order], linewidths=0,
-                   alpha=_default_alpha(n), rasterized=True)
+                   alpha=_default_alpha(n), rasterized=True, zorder=2)
         style_belief_panel(ax, (lo[0], hi[0]), (lo[1], hi[1]), simplex, ylabel=i == 0)
-        ax.set_title(caption, fontsize=10)
-    fig.suptitle(title or "Probe predictions over training, coloured by the true belief")
+        if simplex:
+            draw_simplex(ax, names if i == n_panels - 1 else None, fontsize=7)
+            beyond = int(outside_frame(xy).sum())
+            if beyond:
+                ax.text(0.99, 0.99, f"{beyond:,} beyond\nthe frame", transform=ax.transAxes, ha="right",
+                        va="top", fontsize=6.5, color="0.3")
+        ax.set_title(caption, fontsize=9)
+    fig.suptitle(title or "Probe predictions over training, coloured by the true belief", fontsize=11)
     return fig
 
 

@@ -18,6 +18,10 @@ from figures._common import FigureInputError, as_array, new_figure, same_shape
 
 _HEXBIN_ABOVE = 5000  # more pairs than this: a 2-D histogram instead of single points
 _PAPER_KEYS = ("beliefs", "next_token")
+#: Why the two R² can be one number (written under the figure and beside the number in the report).
+SAME_GEOMETRY_NOTE = ("The two R² are equal, not a copy: for this process the next-token distribution is an "
+                      "affine image of the belief that scales every distance by one factor (e.g. Mess3, whose "
+                      "emission matrix is circulant), so next-token geometry and belief geometry coincide.")
 
 
 def _r2_value(name: str, value) -> float:
@@ -52,6 +56,7 @@ def plot_distance_scatter(
     r2_beliefs: float,
     r2_next: float,
     paper: Mapping[str, float] | None = None,
+    same_geometry: bool = False,
     title: str | None = None,
 ) -> Figure:
     """Two panels over the same pairs of contexts: probed distance (x) against true-belief distance
@@ -60,6 +65,9 @@ def plot_distance_scatter(
     `paper` (e.g. {"beliefs": 0.95, "next_token": 0.31}) adds the paper's R² to the titles.
     Up to a few thousand pairs are drawn as points; more as a hexagonal 2-D histogram with a
     log colour scale (pairs per bin), so that 2M pairs stay readable and cheap to save.
+    `same_geometry` (the next-token distributions are an affine image of the beliefs that scales
+    every distance by one factor, as for Mess3's circulant emission matrix) writes under the
+    figure why the two R² are the same number.
     """
     x = as_array("d_probed", d_probed, 1)
     ys = {"d_beliefs": as_array("d_beliefs", d_beliefs, 1), "d_next": as_array("d_next", d_next, 1)}
@@ -111,6 +119,8 @@ def plot_distance_scatter(
         ax.legend(loc="upper left", fontsize=8, framealpha=0.85)
         ax.grid(alpha=0.3)
     fig.suptitle(title or f"Pairwise distances over {x.size:,} pairs of contexts")
+    if same_geometry:
+        fig.supxlabel(SAME_GEOMETRY_NOTE.replace(", so ", ",\nso "), fontsize=8, color="0.25")
     return fig
 
 

@@ -3,6 +3,10 @@
 `render_report` works on plain records — the run's summary, metrics and probe results as dicts,
 figures as bytes — and imports nothing from the other compmech packages. `write_report` writes
 the page atomically.
+
+Numbers: one format throughout (`fmt_number`): significant digits, plain decimals between 1e-4
+and 1e6, short scientific notation (8e-5) outside; integers with thousands separators; a missing
+value (null) is "–", with the reason in a note under its table when the record gives one.
 """
 
 from __future__ import annotations
@@ -11,9 +15,11 @@ import base64
 import html
 import math
 import os
+import re
 import struct
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,22 +27,54 @@ from figures.io import write_atomic
 from figures._common import FigureInputError
 
 MIME_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
+MISSING = "\u2013"  # en dash: a value the run does not have
+#: Transition matrices with more states than this are not printed (a table of 400 cells is the limit of use).
+MAX_STATES_SHOWN = 20
+#: The width every figure is shown at (CSS px, or the page's width if narrower): one width for all.
+FIGURE_WIDTH_PX = 860
 
 # Paper keys shown in the results table (the rest are listed as "not measured by this run").
 _PAPER_KEYS_USED = {"relative_loss", "probe_mse", "probe_r2", "probe_mse_heldout", "probe_mse_shuffled",
                     "layer_mse", "probe_mse_over_training", "distance_r2_beliefs", "distance_r2_next_token"}
+SAME_R2 = 1e-9  # two distance R² closer than this are one number (see `same_distance_geometry`)
+SAME_GEOMETRY_NOTE = ("The two distance R² are equal, not a copy: for this process the next-token distribution "
+                      "is an affine image of the belief that scales every distance by one factor (e.g. Mess3, "
+                      "whose emission matrix is circulant), so next-token and belief geometry coincide.")
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What produced the page: the package version, the git commit (None outside a checkout), the date."""
+
+    version: str | None = None
+    commit: str | None = None
+    date: str | None = None  # e.g. "2026-12-01 11:05 UTC"
+
+
+Table = tuple  # (title, headers, rows) or (title, headers, rows, note)
+
+
+def same_distance_geometry(geometry: Mapping[str, Any]) -> bool:
+    """True when the run says (or the two R² show to 1e-9) that next-token distances are scaled belief distances."""
+    flag = geometry.get("next_token_is_affine_image_of_belief")
+    if flag is not None:
+        return bool(flag)
+    a, b = geometry.get("distance_r2_beliefs"), geometry.get("distance_r2_next_token")
+    return _is_number(a) and _is_number(b) and abs(a - b) <= SAME_R2
 
 
 def render_report(*, title: str, config_toml: str, summary: Mapping[str, Any], metrics: Sequence[Mapping],
                   probe: Mapping[str, Any], figures: Sequence[tuple[str, bytes, str]],
-                  extra_tables: Iterable[tuple[str, Sequence[str], Sequence[Sequence]]] = ()) -> str:
+                  extra_tables: Iterable[Table] = (), process: Mapping[str, Any] | None = None,
+                  provenance: Provenance | None = None) -> str:
     """One self-contained HTML page describing a run.
 
     ``summary``, ``metrics`` (one record per evaluation) and ``probe`` are the run directory's
     summary.json, metrics.jsonl and probe.json; ``config_toml`` the resolved config's text;
     ``figures`` a list of ``(caption, file bytes, suffix)`` with suffix ``png`` or ``svg``;
-    ``extra_tables`` a list of ``(title, column headers, rows)`` appended after the results.
-    Every piece of text is HTML-escaped.
+    ``extra_tables`` a list of ``(title, column headers, rows[, note])`` shown after the results;
+    ``process`` the run's process.json (its transition matrices are shown), ``provenance`` the
+    version, commit and date for the header. Every piece of text is HTML-escaped.
     """
     images = [_figure_html(i, caption, data, suffix) for i, (caption, data, suffix) in enumerate(figures)]
     try:
@@ -44,16 +82,21 @@ def render_report(*, title: str, config_toml: str, summary: Mapping[str, Any], m
     except tomllib.TOMLDecodeError:
         config = {}
     sections = [
-        _header(title, summary, config, probe),
         _results_table(summary, probe),
         _layer_table(summary, probe),
         _position_table(metrics),
-        *(_table_section(t, headers, rows) for t, headers, rows in extra_tables),
+        *(_table_section(*t) for t in extra_tables),
+        _process_section(process),
         _history_section(metrics),
-        _section("Figures", "\n".join(images) if images else "<p class=note>No figures in this run.</p>"),
-        _section("Resolved config", f"<pre class=config>{_e(config_toml)}</pre>"),
+        ("Figures", "\n".join(images) if images else "<p class=note>No figures in this run.</p>"),
+        ("Resolved config", f"<pre class=config>{_e(config_toml)}</pre>"),
     ]
-    body = "\n".join(s for s in sections if s)
+    sections = [s for s in sections if s]
+    ids = [_slug(t, i) for i, (t, _) in enumerate(sections)]
+    toc = "".join(f"<li><a href=\"#{i}\">{_e(t)}</a></li>" for i, (t, _) in zip(ids, sections))
+    body = "\n".join([_header(title, summary, config, probe, provenance),
+                      f"<nav class=toc aria-label=Contents><p class=label>Contents</p><ol>{toc}</ol></nav>",
+                      *(_section(i, t, content) for i, (t, content) in zip(ids, sections))])
     return (f"<!DOCTYPE html>\n<html lang=en>\n<head>\n<meta charset=utf-8>\n"
             f"<meta name=viewport content=\"width=device-width, initial-scale=1\">\n"
             f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n<main>\n{body}\n"
@@ -66,12 +109,18 @@ def write_report(path: str | os.PathLike, html_text: str) -> Path:
     return write_atomic(path, lambda handle: handle.write(data))
 
 
-# --- sections ----------------------------------------------------------------------------------------
+# --- sections: each returns (title, html) or None -------------------------------------------------
 
 
-def _header(title: str, summary: Mapping, config: Mapping, probe: Mapping) -> str:
-    process = summary.get("process") or {}
-    proc = f"{process.get('name', '?')}({_params(process.get('params') or {})})"
+def process_label(process: Mapping) -> str:
+    """'mess3 (x = 0.05, alpha = 0.85)', or the bare name for a process without parameters."""
+    params = process.get("params") or {}
+    name = str(process.get("name", "?"))
+    return f"{name} ({_params(params)})" if isinstance(params, Mapping) and params else name
+
+
+def _header(title: str, summary: Mapping, config: Mapping, probe: Mapping, provenance: Provenance | None) -> str:
+    proc = process_label(summary.get("process") or {})
     model = config.get("model") or {}
     if model:
         model_text = (f"{model.get('n_layers', '?')}-layer transformer, d_model {model.get('d_model', '?')}, "
@@ -95,90 +144,163 @@ def _header(title: str, summary: Mapping, config: Mapping, probe: Mapping) -> st
              ("probe", probe_text), ("seed", config.get("seed"))]
     rows = "".join(f"<tr><th scope=row>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts if v is not None)
     command = summary.get("command") or ""
-    return (f"<header>\n<h1>{_e(title)}</h1>\n<table class=facts>{rows}</table>\n"
+    made = ""
+    if provenance is not None:
+        parts = [f"compmech {provenance.version}" if provenance.version else None,
+                 f"commit {provenance.commit}" if provenance.commit else "not a git checkout",
+                 f"report written {provenance.date}" if provenance.date else None]
+        made = f"<p class=provenance>{_e(' · '.join(p for p in parts if p))}</p>\n"
+    return (f"<header>\n<h1>{_e(title)}</h1>\n{made}{_headline(summary, probe)}"
+            f"<div class=scroll><table class=facts>{rows}</table></div>\n"
             f"<p class=label>Reproduce with</p>\n<pre class=command><code>{_e(command)}</code></pre>\n"
             f"</header>")
 
 
-def _results_table(summary: Mapping, probe: Mapping) -> str:
-    paper = summary.get("paper") or {}
+def _probe_result(summary: Mapping, probe: Mapping) -> tuple[str | None, Mapping]:
     layer = summary.get("probe_layer") or probe.get("probe_layer")
-    res = summary.get("probe") or (probe.get("layers") or {}).get(layer) or {}
-    heldout = _fmt(res.get("mse_heldout"), ".3g")
-    if res.get("mse_heldout_std") is not None:
-        heldout += f" ± {_fmt(res['mse_heldout_std'], '.2g')}"
-    rows = [
-        ("relative loss (CE / optimal CE)", summary.get("relative_loss"), _fmt(summary.get("relative_loss"), ".5f"),
-         paper.get("relative_loss"), ".5f"),
-        ("final loss / optimal loss (nats)", None,
-         f"{_fmt(summary.get('final_loss'), '.5f')} / {_fmt(summary.get('optimal_loss'), '.5f')}", None, ""),
-        (f"probe MSE ({layer})", res.get("mse"), _fmt(res.get("mse"), ".3g"), paper.get("probe_mse"), ".3g"),
-        ("probe R²", res.get("r2"), _fmt(res.get("r2"), ".4f"), paper.get("probe_r2"), ".4f"),
-        ("held-out probe MSE", res.get("mse_heldout"), heldout, paper.get("probe_mse_heldout"), ".3g"),
-        ("shuffled-target control MSE", res.get("mse_shuffled"), _fmt(res.get("mse_shuffled"), ".3g"),
-         paper.get("probe_mse_shuffled"), ".3g"),
+    layers = probe.get("layers") if isinstance(probe.get("layers"), Mapping) else {}
+    res = summary.get("probe") or layers.get(layer) or {}
+    return layer, res if isinstance(res, Mapping) else {}
+
+
+def _headline(summary: Mapping, probe: Mapping) -> str:
+    """One sentence that leads the page: the probe's error on contexts it never saw, then the rest."""
+    layer, res = _probe_result(summary, probe)
+    if not res:
+        return ""
+    parts = []
+    if "mse_heldout_contexts" in res:
+        if res.get("mse_heldout_contexts") is not None:
+            text = f"held-out MSE {_pm(res, 'mse_heldout_contexts')} on contexts never seen in the fit"
+            if res.get("r2_heldout_contexts") is not None:
+                text += f" (R² {fmt_number(res['r2_heldout_contexts'], 4)})"
+            parts.append(text)
+        else:
+            parts.append(f"held-out MSE on unseen contexts {MISSING} ({res.get('heldout_contexts_note') or 'withheld'})")
+    parts.append(f"in-sample MSE {fmt_number(res.get('mse'))}")
+    if res.get("mse_shuffled") is not None:
+        parts.append(f"shuffled-target control {fmt_number(res['mse_shuffled'])}")
+    rel = summary.get("relative_loss")
+    tail = f"; relative loss {fmt_number(rel, 6)}" if _is_number(rel) else ""
+    return f"<p class=headline>Belief probe ({_e(layer or '?')}): {_e('; '.join(parts))}{_e(tail)}.</p>\n"
+
+
+def _results_table(summary: Mapping, probe: Mapping) -> tuple[str, str]:
+    paper = summary.get("paper") if isinstance(summary.get("paper"), Mapping) else {}
+    layer, res = _probe_result(summary, probe)
+    notes = []
+    rows = [("relative loss (CE / optimal CE)", summary.get("relative_loss"), fmt_number(summary.get("relative_loss"), 6),
+             paper.get("relative_loss"), 6),
+            ("final loss / optimal loss (nats)", None,
+             f"{fmt_number(summary.get('final_loss'), 5)} / {fmt_number(summary.get('optimal_loss'), 5)}", None, 3)]
+    if "mse_heldout_contexts" in res:
+        cell = _pm(res, "mse_heldout_contexts")
+        if res.get("mse_heldout_contexts") is None and res.get("heldout_contexts_note"):
+            notes.append(f"Held-out contexts withheld: {res['heldout_contexts_note']}.")
+        rows.append((f"held-out probe MSE, unseen contexts ({layer})", res.get("mse_heldout_contexts"), cell, None, 3))
+        if "r2_heldout_contexts" in res:
+            rows.append(("held-out R², unseen contexts", res.get("r2_heldout_contexts"),
+                         fmt_number(res.get("r2_heldout_contexts"), 4), None, 4))
+    rows += [
+        (f"probe MSE, in-sample ({layer})", res.get("mse"), fmt_number(res.get("mse")), paper.get("probe_mse"), 3),
+        ("probe R², in-sample", res.get("r2"), fmt_number(res.get("r2"), 4), paper.get("probe_r2"), 4),
+        ("held-out probe MSE (paper's protocol: string split)", res.get("mse_heldout"), _pm(res, "mse_heldout"),
+         paper.get("probe_mse_heldout"), 3),
+        ("shuffled-target control MSE", res.get("mse_shuffled"), fmt_number(res.get("mse_shuffled")),
+         paper.get("probe_mse_shuffled"), 3),
     ]
-    geo = summary.get("geometry") or {}
-    for key, label in (("distance_r2_beliefs", "vs true beliefs"), ("distance_r2_next_token", "vs next-token")):
+    if res.get("mse_heldout") is None and res.get("heldout_note"):
+        notes.append(f"Held-out strings withheld: {res['heldout_note']}.")
+    geo = summary.get("geometry") if isinstance(summary.get("geometry"), Mapping) else {}
+    same = bool(geo) and same_distance_geometry(geo)
+    for key, label in (("distance_r2_beliefs", "distance R² vs true beliefs"),
+                       ("distance_r2_next_token", "distance R² vs next-token")):
         if key in geo or key in paper:
             where = f" ({geo['layer']})" if "layer" in geo else ""
-            rows.append((f"distance R² {label}{where}", geo.get(key),
-                         _fmt(geo.get(key), ".3f"), paper.get(key), ".3f"))
+            mark = " †" if same and key == "distance_r2_next_token" else ""
+            rows.append((f"{label}{where}{mark}", geo.get(key), fmt_number(geo.get(key), 3), paper.get(key), 3))
+    if same:
+        notes.append("† " + SAME_GEOMETRY_NOTE)
+    has_paper = any(k not in ("probe_mse_over_training",) for k in paper)
     body = []
-    for label, ours, ours_text, theirs, spec in rows:
-        ratio = _ratio(ours, theirs)
-        body.append(f"<tr><th scope=row>{_e(label)}</th><td class=num>{_e(ours_text)}</td>"
-                    f"<td class=num>{_e(_fmt(theirs, spec) if theirs is not None else '—')}</td>"
-                    f"<td class=num>{_e(ratio)}</td></tr>")
-    for key, value in paper.items():  # the paper's other numbers, so none is silently dropped
-        if key in _PAPER_KEYS_USED or isinstance(value, (dict, list)):
-            continue
-        body.append(f"<tr class=other><th scope=row>{_e(key.replace('_', ' '))} (not measured here)</th>"
-                    f"<td class=num>—</td><td class=num>{_e(_fmt(value, '.4g'))}</td><td class=num>—</td></tr>")
-    note = ("Paper: Shai et al. 2024, same process. Ratio = ours / paper. The shuffled control fits the same "
-            "probe to beliefs permuted across rows: its MSE is what a probe that found no belief geometry scores."
-            if paper else "The paper reports no numbers for this process.")
-    return _section("Results vs the paper",
-                    "<table><thead><tr><th>quantity</th><th class=num>ours</th><th class=num>paper</th>"
-                    "<th class=num>ours / paper</th></tr>"
-                    f"</thead><tbody>{''.join(body)}</tbody></table>\n<p class=note>{_e(note)}</p>")
+    for label, ours, ours_text, theirs, digits in rows:
+        cells = [ours_text]
+        if has_paper:
+            cells += [paper_number(theirs), _ratio(ours, theirs)]
+        body.append(f"<tr><th scope=row>{_e(label)}</th>" + "".join(f"<td class=num>{_e(c)}</td>" for c in cells)
+                    + "</tr>")
+    if has_paper:
+        for key, value in paper.items():  # the paper's other numbers, so none is silently dropped
+            if key in _PAPER_KEYS_USED or isinstance(value, (dict, list)):
+                continue
+            body.append(f"<tr class=other><th scope=row>{_e(key.replace('_', ' '))} (not measured here)</th>"
+                        f"<td class=num>{MISSING}</td><td class=num>{_e(paper_number(value))}</td>"
+                        f"<td class=num>{MISSING}</td></tr>")
+        head = ("<tr><th>quantity</th><th class=num>ours</th><th class=num>paper</th>"
+                "<th class=num>ours / paper</th></tr>")
+        notes.insert(0, "Paper: Shai et al. 2024, same process. Ratio = ours / paper. The shuffled control fits the "
+                        "same probe to beliefs permuted across rows: its MSE is what a probe that found no belief "
+                        "geometry scores.")
+        title = "Results vs the paper"
+    else:
+        head = "<tr><th>quantity</th><th class=num>this run</th></tr>"
+        notes.insert(0, "The paper reports no numbers for this process. The shuffled control fits the same probe to "
+                        "beliefs permuted across rows: its MSE is what a probe that found no belief geometry scores.")
+        title = "Results"
+    return title, (f"<div class=scroll><table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table></div>\n"
+                   + "".join(f"<p class=note>{_e(n)}</p>" for n in notes))
 
 
-def _layer_table(summary: Mapping, probe: Mapping) -> str:
-    layers = probe.get("layers") or {}
+def _layer_table(summary: Mapping, probe: Mapping) -> tuple[str, str] | None:
+    layers = probe.get("layers") if isinstance(probe.get("layers"), Mapping) else {}
     if not layers:
-        return ""
+        return None
     chosen = probe.get("probe_layer") or summary.get("probe_layer")
-    paper_layers = (summary.get("paper") or {}).get("layer_mse") or {}
-    headers = ["layer", "features", "MSE", "R²", "held-out MSE", "shuffled MSE", "shuffled / MSE"]
+    paper = summary.get("paper") if isinstance(summary.get("paper"), Mapping) else {}
+    paper_layers = paper.get("layer_mse") or {}
+    contexts = any("mse_heldout_contexts" in (r or {}) for r in layers.values())
+    headers = ["layer", "features"]
+    if contexts:
+        headers += ["held-out MSE, unseen contexts", "held-out R²"]
+    headers += ["MSE in-sample", "R² in-sample", "held-out MSE (string split)", "shuffled MSE", "shuffled / MSE"]
     if paper_layers:
         headers.append("paper MSE")
-    body = []
+    body, notes = [], []
     for name, res in layers.items():
-        heldout = _fmt(res.get("mse_heldout"), ".3g")
-        if res.get("mse_heldout_std") is not None:
-            heldout += f" ± {_fmt(res['mse_heldout_std'], '.2g')}"
+        res = res if isinstance(res, Mapping) else {}
         mse, shuffled = res.get("mse"), res.get("mse_shuffled")
-        cells = [_fmt(res.get("n_features"), "d"), _fmt(mse, ".3g"), _fmt(res.get("r2"), ".4f"), heldout,
-                 _fmt(shuffled, ".3g"), _ratio(shuffled, mse)]
+        cells = [_int(res.get("n_features"))]
+        if contexts:
+            cells += [_pm(res, "mse_heldout_contexts"), fmt_number(res.get("r2_heldout_contexts"), 4)]
+            if res.get("mse_heldout_contexts") is None and res.get("heldout_contexts_note"):
+                notes.append(f"{name}, unseen contexts: {res['heldout_contexts_note']}")
+        cells += [fmt_number(mse), fmt_number(res.get("r2"), 4), _pm(res, "mse_heldout"), fmt_number(shuffled),
+                  _ratio(shuffled, mse)]
+        if res.get("mse_heldout") is None and res.get("heldout_note"):
+            notes.append(f"{name}, string split: {res['heldout_note']}")
         if paper_layers:
-            cells.append(_fmt(paper_layers.get(name), ".3g") if name in paper_layers else "—")
+            cells.append(paper_number(paper_layers.get(name)))
         is_chosen = name == chosen
         label = _e(name) + (" <span class=tag>probe layer</span>" if is_chosen else "")
         body.append(f"<tr{' class=chosen' if is_chosen else ''}><th scope=row>{label}</th>"
                     + "".join(f"<td class=num>{_e(c)}</td>" for c in cells) + "</tr>")
     head = "".join(f"<th{'' if i == 0 else ' class=num'}>{_e(h)}</th>" for i, h in enumerate(headers))
     note = ("block_k is the residual stream after block k; embedding: before the first block; final_ln: after "
-            "the final LayerNorm; concat: all layers side by side. Held-out: probe fit on a random part of the "
-            "strings, scored on the rest (mean ± std over repeats). The shuffled control fits beliefs permuted "
-            "across rows. The highlighted row is the layer compared with the paper.")
-    return _section("Probe by layer", f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody>"
-                                      f"</table>\n<p class=note>{_e(note)}</p>")
+            "the final LayerNorm; concat: all layers side by side. "
+            + ("Held-out, unseen contexts: the probe is fit on some distinct contexts and scored on the others, "
+               "so no test row's context was in the fit. " if contexts else "")
+            + "Held-out, string split (the paper's protocol): fit on a random part of the strings, scored on the "
+            "rest, all positions pooled, so most test contexts (every short prefix) were also fit rows; mean ± "
+            "std over repeats. The shuffled control fits beliefs permuted across rows. The highlighted row is "
+            "the layer compared with the paper. " + MISSING + ": not available.")
+    notes_html = "".join(f"<p class=note>{_e(n)}</p>" for n in [note, *(f"Withheld — {n}." for n in notes)])
+    return "Probe by layer", (f"<div class=scroll><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}"
+                              f"</tbody></table></div>\n{notes_html}")
 
 
-def _position_table(metrics: Sequence[Mapping]) -> str:
+def _position_table(metrics: Sequence[Mapping]) -> tuple[str, str] | None:
     if not metrics or not metrics[-1].get("loss_by_position"):
-        return ""
+        return None
     last = metrics[-1]
     loss = list(last["loss_by_position"])
     optimum = last.get("optimal_loss_by_position")
@@ -189,39 +311,85 @@ def _position_table(metrics: Sequence[Mapping]) -> str:
         relative = [lo / o if o else None for lo, o in zip(loss, optimum)]
     optimum = optimum or [None] * len(loss)
     relative = relative or [None] * len(loss)
+    excess = [1e3 * (lo - o) if _is_number(lo) and _is_number(o) else None for lo, o in zip(loss, optimum)]
     body = "".join(
-        f"<tr><td class=num>{t + 1}</td><td class=num>{_e(_fmt(lo, '.4f'))}</td>"
-        f"<td class=num>{_e(_fmt(o, '.4f'))}</td><td class=num>{_e(_fmt(r, '.4f'))}</td></tr>"
-        for t, (lo, o, r) in enumerate(zip(loss, optimum, relative)))
+        f"<tr><td class=num>{t + 1}</td><td class=num>{_e(fmt_number(lo, 5))}</td>"
+        f"<td class=num>{_e(fmt_number(o, 5))}</td><td class=num>{_e(fmt_number(x, 3))}</td>"
+        f"<td class=num>{_e(fmt_number(r, 6))}</td></tr>"
+        for t, (lo, o, x, r) in enumerate(zip(loss, optimum, excess, relative)))
     note = (f"After {_int(last.get('tokens'))} tokens (step {_int(last.get('step'))}). Position t predicts "
-            "token t+1 from the first t tokens; the optimum is the entropy of the next token given them.")
-    return _section("Loss by context position (nats)",
-                    "<table class=compact><thead><tr><th class=num>position</th><th class=num>loss</th>"
-                    f"<th class=num>optimum</th><th class=num>loss / optimum</th></tr></thead><tbody>{body}</tbody></table>\n"
-                    f"<p class=note>{_e(note)}</p>")
+            "token t+1 from the first t tokens; the optimum is the entropy of the next token given them. "
+            "Excess = loss − optimum in millinats (1e-3 nats).")
+    return "Loss by context position", (
+        "<div class=scroll><table class=compact><thead><tr><th class=num>position</th><th class=num>loss (nats)</th>"
+        "<th class=num>optimum (nats)</th><th class=num>excess (millinats)</th><th class=num>loss / optimum</th>"
+        f"</tr></thead><tbody>{body}</tbody></table></div>\n<p class=note>{_e(note)}</p>")
 
 
-def _history_section(metrics: Sequence[Mapping]) -> str:
+def _history_section(metrics: Sequence[Mapping]) -> tuple[str, str] | None:
     if not metrics:
-        return ""
-    cols = [("step", "step", "d"), ("tokens", "tokens", "d"), ("loss", "loss (nats)", ".5f"),
-            ("relative_loss", "relative loss", ".5f"), ("train_loss", "train loss", ".5f"),
-            ("learning_rate", "learning rate", ".3g"), ("elapsed_s", "elapsed (s)", ".1f")]
+        return None
+    cols = [("step", "step", 0), ("tokens", "tokens", 0), ("loss", "loss (nats)", 5),
+            ("relative_loss", "relative loss", 6), ("train_loss", "train loss", 5),
+            ("learning_rate", "learning rate", 3), ("elapsed_s", "elapsed (s)", 3)]
     cols = [c for c in cols if any(m.get(c[0]) is not None for m in metrics)]
     head = "".join(f"<th class=num>{_e(label)}</th>" for _, label, _ in cols)
-    body = "".join("<tr>" + "".join(f"<td class=num>{_e(_fmt(m.get(key), spec))}</td>" for key, _, spec in cols)
-                   + "</tr>" for m in metrics)
-    return _section("Training history",
-                    f"<details><summary>{len(metrics)} evaluations (exact loss over all contexts)</summary>"
-                    f"<table class=compact><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-                    "</details>")
+    body = "".join("<tr>" + "".join(f"<td class=num>{_e(fmt_number(m.get(key), d) if d else _int(m.get(key)))}</td>"
+                                    for key, _, d in cols) + "</tr>" for m in metrics)
+    return "Training history", (
+        f"<details><summary>{len(metrics)} evaluations (exact loss over all contexts)</summary>"
+        f"<div class=scroll><table class=compact><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+        "</details>")
 
 
-def _table_section(title: str, headers: Sequence[str], rows: Sequence[Sequence]) -> str:
-    head = "".join(f"<th class=num>{_e(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td class=num>{_e(_fmt(v, '.4g'))}</td>" for v in row) + "</tr>"
-                   for row in rows)
-    return _section(title, f"<table class=compact><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+def _table_section(title: str, headers: Sequence[str], rows: Sequence[Sequence], note: str | None = None
+                   ) -> tuple[str, str]:
+    head = "".join(f"<th{' class=num' if i else ''}>{_e(h)}</th>" for i, h in enumerate(headers))
+    body = "".join("<tr>" + "".join(f"<td{' class=num' if i else ''}>{_e(fmt_number(v, 4))}</td>"
+                                    for i, v in enumerate(row)) + "</tr>" for row in rows)
+    notes = f"\n<p class=note>{_e(note)}</p>" if note else ""
+    return title, (f"<div class=scroll><table class=compact><thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
+                   f"</table></div>{notes}")
+
+
+def _process_section(process: Mapping[str, Any] | None) -> tuple[str, str] | None:
+    """The process's labelled transition matrices T[x][i, j] = P(emit x, go to j | in i), one table per token."""
+    if not process:
+        return None
+    T = process.get("T") or []
+    V = len(T)
+    S = len(T[0]) if V else 0
+    states = list(process.get("state_names") or [str(i) for i in range(S)])
+    tokens = list(process.get("token_names") or [str(x) for x in range(V)])
+    kind = process.get("kind") or "HMM"
+    facts = f"{process_label(process)}: {kind}, {S} hidden states, {V} tokens"
+    if process.get("spec_file"):
+        facts += f"; defined in {process['spec_file']} (copied into the run directory)"
+    parts = [f"<p>{_e(facts)}.</p>"]
+    if S > MAX_STATES_SHOWN:
+        parts.append(f"<p class=note>{S} states: too large to show here (the limit is {MAX_STATES_SHOWN}); the "
+                     "full tensor is in process.json.</p>")
+    else:
+        for x, matrix in enumerate(T):
+            head = "<th>from \\ to</th>" + "".join(f"<th class=num>{_e(s)}</th>" for s in states)
+            body = "".join(f"<tr><th scope=row>{_e(states[i])}</th>"
+                           + "".join(f"<td class=num>{_e(_matrix_entry(v))}</td>" for v in row) + "</tr>"
+                           for i, row in enumerate(matrix))
+            parts.append(f"<div class=matrix><p class=label>token {_e(tokens[x])}: T[{_e(tokens[x])}]</p>"
+                         f"<div class=scroll><table class=compact><thead><tr>{head}</tr></thead><tbody>{body}"
+                         "</tbody></table></div></div>")
+        what = ("probability of emitting the token and moving to the column's state, from the row's state; "
+                "the matrices summed over tokens are row-stochastic" if kind == "HMM" else
+                "a generalized HMM: entries may be negative (quasi-probabilities); the word probabilities they "
+                "give are non-negative")
+        parts.append(f"<p class=note>{_e('Entry (i, j) of T[x]: ' + what + '. Blank: 0.')}</p>")
+    return "Process: transition matrices", "<div class=matrices>" + "".join(parts) + "</div>"
+
+
+def _matrix_entry(value: Any) -> str:
+    if _is_number(value) and value == 0:
+        return ""
+    return fmt_number(value, 4)
 
 
 def _figure_html(index: int, caption: str, data: bytes, suffix: str) -> str:
@@ -267,8 +435,12 @@ def _png_css_size(data: bytes) -> tuple[int, int] | None:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def _section(title: str, content: str) -> str:
-    return f"<section>\n<h2>{_e(title)}</h2>\n{content}\n</section>"
+def _section(anchor: str, title: str, content: str) -> str:
+    return f"<section id={anchor}>\n<h2>{_e(title)}</h2>\n{content}\n</section>"
+
+
+def _slug(title: str, index: int) -> str:
+    return f"s{index + 1}-" + re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
 
 
 # --- formatting ----------------------------------------------------------------------------------------
@@ -278,43 +450,80 @@ def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def _fmt(value: Any, spec: str) -> str:
-    """A number for a table cell; '—' for missing, text passed through."""
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def fmt_number(value: Any, digits: int = 3) -> str:
+    """The page's one number format: `digits` significant digits; "–" for missing; text passed through.
+
+    Integers get thousands separators; floats are plain decimals for 1e-4 <= |v| < 1e6, else short
+    scientific notation ("8e-5", "1.2e7"). Non-finite floats are written as they are ("nan", "inf").
+    """
     if value is None:
-        return "—"
+        return MISSING
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if spec == "d":
-        return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
-    if isinstance(value, int) and spec.endswith("g") and abs(value) >= 1e4:
+    if isinstance(value, int):
         return f"{value:,}"
-    return format(value, spec)
+    if not math.isfinite(value):
+        return str(value)
+    if value == 0:
+        return "0"
+    magnitude = math.floor(math.log10(abs(value)))
+    if -4 <= magnitude < 6:
+        decimals = max(0, digits - 1 - magnitude)
+        text = f"{value:,.{decimals}f}"
+        if decimals and float(text.replace(",", "")) and abs(float(text.replace(",", ""))) >= 10 ** (magnitude + 1):
+            text = f"{value:,.{max(0, decimals - 1)}f}"  # rounding carried into the next power of ten
+        return text
+    mantissa, exponent = f"{value:.{max(0, digits - 1)}e}".split("e")
+    if "." in mantissa:
+        mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def paper_number(value: Any) -> str:
+    """A number quoted from a paper, with the digits it was published with (0.00039, 1.0002), or "–"."""
+    if not _is_number(value):
+        return MISSING if value is None else str(value)
+    text = repr(float(value))
+    return text if "e" not in text else fmt_number(value, len(text.split("e")[0].replace(".", "").lstrip("0-")))
+
+
+def _pm(res: Mapping, key: str) -> str:
+    """``res[key]`` ± ``res[key + "_std"]`` (the std to 2 significant digits), or "–"."""
+    text = fmt_number(res.get(key))
+    std = res.get(f"{key}_std")
+    if res.get(key) is not None and _is_number(std):
+        text += f" ± {fmt_number(std, 2)}"
+    return text
 
 
 def _ratio(ours: Any, theirs: Any) -> str:
-    if not isinstance(ours, (int, float)) or not isinstance(theirs, (int, float)) or not theirs:
-        return "—"
+    if not _is_number(ours) or not _is_number(theirs) or not theirs:
+        return MISSING
     r = ours / theirs
-    return f"{r:.4f}×" if 0.9 < r < 1.1 else f"{r:.3g}×"
+    return f"{fmt_number(r, 5 if 0.9 < r < 1.1 else 3)}×"
 
 
 def _int(value: Any) -> str:
-    return _fmt(value, "d")
+    if _is_number(value) and float(value).is_integer():
+        return f"{int(value):,}"
+    return fmt_number(value)
 
 
 def _pct(value: Any) -> str:
-    return f"{value:.0%}" if isinstance(value, (int, float)) else "?"
+    return f"{value:.0%}" if _is_number(value) else "?"
 
 
 def _params(params: Mapping) -> str:
-    return ", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in params.items())
+    return ", ".join(f"{k} = {v:g}" if _is_number(v) else f"{k} = {v}" for k, v in params.items())
 
 
 def _duration(seconds: Any) -> str:
-    if not isinstance(seconds, (int, float)):
-        return "—"
+    if not _is_number(seconds):
+        return MISSING
     if seconds < 120:
         return f"{seconds:.1f} s"
     minutes, sec = divmod(round(seconds), 60)
@@ -328,19 +537,22 @@ _CSS = """
 * { box-sizing: border-box; }
 body { margin: 0; background: #fff; color: var(--fg);
        font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", "Liberation Sans", sans-serif; }
-main { max-width: 1240px; margin: 0 auto; padding: 24px 28px 48px; }
-h1 { font-size: 1.55rem; margin: 0 0 12px; }
+main { max-width: 1000px; margin: 0 auto; padding: 24px 20px 48px; }
+h1 { font-size: 1.5rem; margin: 0 0 6px; overflow-wrap: anywhere; }
 h2 { font-size: 1.2rem; margin: 32px 0 10px; padding-bottom: 4px; border-bottom: 2px solid var(--line); }
+.provenance { color: var(--muted); margin: 0 0 10px; font-size: 0.9rem; }
+.headline { font-size: 1.02rem; margin: 8px 0 12px; padding: 8px 12px; background: var(--band);
+            border-left: 4px solid var(--accent); max-width: 90ch; }
+.scroll { max-width: 100%; overflow-x: auto; }
 table { border-collapse: collapse; margin: 6px 0; font-variant-numeric: tabular-nums; }
 th, td { padding: 5px 12px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
 thead th.num { text-align: right; }
-thead th { background: var(--band); border-bottom: 2px solid var(--line); font-weight: 600; white-space: nowrap; }
-tbody th { font-weight: 500; white-space: nowrap; }
+thead th { background: var(--band); border-bottom: 2px solid var(--line); font-weight: 600; }
+tbody th { font-weight: 500; }
 td.num { text-align: right; white-space: nowrap; font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace;
          font-size: 0.92em; }
 table.facts th { color: var(--muted); font-weight: 500; padding-left: 0; width: 7em; }
-table.facts td { border-bottom: none; }
-table.facts th { border-bottom: none; }
+table.facts td, table.facts th { border-bottom: none; }
 table.compact th, table.compact td { padding: 3px 10px; }
 tr.chosen th, tr.chosen td { background: var(--hi); font-weight: 700; }
 tr.chosen th:first-child { box-shadow: inset 4px 0 0 var(--hi-line); }
@@ -348,12 +560,20 @@ tr.other th, tr.other td { color: var(--muted); }
 .tag { display: inline-block; margin-left: 6px; padding: 0 6px; border-radius: 8px; background: var(--hi-line);
        color: #fff; font-size: 0.75em; font-weight: 600; vertical-align: 1px; }
 .label { margin: 14px 0 4px; color: var(--muted); }
+nav.toc { margin: 18px 0 0; }
+nav.toc ol { margin: 0; padding-left: 1.6em; columns: 2 16em; }
+nav.toc a { color: var(--accent); text-decoration: none; }
+nav.toc a:hover { text-decoration: underline; }
 pre { background: var(--band); border: 1px solid var(--line); border-radius: 4px; padding: 10px 14px;
       overflow-x: auto; font: 13px/1.45 ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; }
 pre.command { border-left: 4px solid var(--accent); white-space: pre-wrap; word-break: break-all; }
-.note { color: var(--muted); font-size: 0.88rem; max-width: 80ch; margin: 6px 0 0; }
+.note { color: var(--muted); font-size: 0.88rem; max-width: 90ch; margin: 6px 0 0; }
+.matrices { display: flex; flex-wrap: wrap; gap: 4px 28px; }
+.matrices > p { flex-basis: 100%; }
+.matrix { max-width: 100%; }
 details summary { cursor: pointer; color: var(--accent); margin: 4px 0; }
-figure { margin: 18px 0 26px; }
-figure img { display: block; max-width: 100%; height: auto; border: 1px solid var(--line); }
-figcaption { color: var(--muted); font-size: 0.9rem; margin-top: 6px; max-width: 90ch; }
-"""
+figure { margin: 18px auto 30px; text-align: center; }
+figure img { display: block; margin: 0 auto; width: FIGURE_WIDTHpx; max-width: 100%; height: auto;
+             border: 1px solid var(--line); }
+figcaption { color: var(--muted); font-size: 0.9rem; margin: 6px auto 0; max-width: 90ch; text-align: left; }
+""".replace("FIGURE_WIDTH", str(FIGURE_WIDTH_PX))

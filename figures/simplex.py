@@ -75,6 +75,40 @@ def _default_alpha(n: int) -> float:
     return float(np.clip(np.sqrt(1e5 / n), 0.35, 1.0))
 
 
+#: The fixed view of the 2-simplex in every belief panel: the triangle and a margin for corner labels
+#: and for probed points that leave the simplex. Points beyond it are not drawn; their number is noted.
+SIMPLEX_FRAME = ((-0.16, 1.16), (-0.13, SQRT3_2 + 0.1))
+
+
+def corner_names(n_states: int, state_names: Sequence[str] | None) -> list[str]:
+    """The names of the simplex corners: the process's state names when given, else "state 0", "state 1", ..."""
+    if state_names is None:
+        return [f"state {i}" for i in range(n_states)]
+    names = [str(n) for n in state_names]
+    if len(names) != n_states:
+        raise FigureInputError(f"state_names has {len(names)} entries but the beliefs have {n_states} states")
+    return names
+
+
+def draw_simplex(ax, state_names: Sequence[str] | None = None, *, fontsize: float = 8, lw: float = 0.9,
+                 zorder: float = 4, color: str = "0.2") -> None:
+    """The triangle outline, by default above the points (a dense fractal never hides it), and its corner names."""
+    ax.plot(_TRIANGLE[:, 0], _TRIANGLE[:, 1], color=color, lw=lw, zorder=zorder)
+    if state_names is None:
+        return
+    for (x, y), name, (dx, dy), ha in zip(_TRIANGLE[:3], state_names, ((-3, -6), (3, -6), (0, 6)),
+                                          ("right", "left", "center")):
+        ax.annotate(name, (x, y), xytext=(dx, dy), textcoords="offset points", ha=ha,
+                    va="top" if dy < 0 else "bottom", fontsize=fontsize, color="0.1", zorder=5,
+                    bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.75))
+
+
+def outside_frame(xy: np.ndarray, frame=SIMPLEX_FRAME) -> np.ndarray:
+    """[n] True for points [n, 2] beyond the fixed simplex frame."""
+    (x0, x1), (y0, y1) = frame
+    return (xy[:, 0] < x0) | (xy[:, 0] > x1) | (xy[:, 1] < y0) | (xy[:, 1] > y1)
+
+
 def plot_belief_panels(
     true_beliefs,  # [n, S]
     predicted,  # [n, S]
@@ -84,13 +118,17 @@ def plot_belief_panels(
     suptitle: str | None = None,
     point_size: float | None = None,
     labels=None,  # [n] categories to colour by (S != 3 only), or None
+    state_names: Sequence[str] | None = None,  # [S] names of the hidden states (simplex corners)
 ) -> Figure:
-    """Side-by-side panels: true beliefs, probe predictions, and optionally the shuffled control.
+    """Side-by-side panels: true beliefs and probe predictions, and optionally a smaller shuffled control.
 
-    Every panel colours point i by its TRUE belief (see the module docstring), uses the same
-    limits and equal aspect, and has no ticks. Points are drawn small, rasterized and in one
-    fixed random order, so that no colour systematically covers another and 100k+ points stay
-    cheap to save while the fractal's fine structure stays visible.
+    Every panel colours point i by its TRUE belief (see the module docstring) and has no ticks.
+    Three states: the simplex in one fixed frame (`SIMPLEX_FRAME`), corners named by
+    `state_names` (else "state i"), outline on top; probed points that leave the simplex stay
+    visible up to the frame, and the number beyond it is written in the panel. The shuffled
+    control, which collapses to about one point (the mean belief), gets a panel less than half
+    as wide. Points are drawn small, rasterized and in one fixed random order, so that no colour
+    systematically covers another and 100k+ points stay cheap to save.
     """
     true = as_array("true_beliefs", true_beliefs, 2)
     pred = as_array("predicted", predicted, 2)
@@ -111,14 +149,9 @@ def plot_belief_panels(
 
     simplex = n_states == 3
     if simplex:
+        names = corner_names(3, state_names)
         project = simplex_coords
-        # the triangle plus a margin, widened (by at most 0.2) to keep stray predictions in view
-        pts = [simplex_coords(p) for p in panels]
-        lo = np.minimum(np.min([q.min(axis=0) for q in pts], axis=0), [0.0, 0.0])
-        hi = np.maximum(np.max([q.max(axis=0) for q in pts], axis=0), [1.0, SQRT3_2])
-        lo = np.maximum(lo, [-0.2, -0.2]) - [0.05, 0.09]
-        hi = np.minimum(hi, [1.2, SQRT3_2 + 0.2]) + [0.05, 0.06]
-        xlim, ylim = (lo[0], hi[0]), (lo[1], hi[1])
+        xlim, ylim = SIMPLEX_FRAME
     else:
         mean, axes = _pca(true)
 
@@ -130,8 +163,12 @@ def plot_belief_panels(
 
         ref = project(true)
         lo, hi = ref.min(axis=0), ref.max(axis=0)
-        pad = 0.08 * max(float((hi - lo).max()), 1e-9)
-        xlim, ylim = (lo[0] - pad, hi[0] + pad), (lo[1] - pad, hi[1] + pad)
+        span = max(float((hi - lo).max()), 1e-9)
+        # widen toward the predictions' bulk (1-99%), by at most a quarter of the true span each way
+        bulk = np.percentile(project(pred), [1, 99], axis=0)
+        lo = np.maximum(np.minimum(lo, bulk[0]), lo - 0.25 * span) - 0.06 * span
+        hi = np.minimum(np.maximum(hi, bulk[1]), hi + 0.25 * span) + 0.06 * span
+        xlim, ylim = (lo[0], hi[0]), (lo[1], hi[1])
 
     if labels is not None:
         labels = np.asarray(labels)
@@ -154,21 +191,28 @@ def plot_belief_panels(
 
     # panel height from the data's aspect ratio, so wide projections leave no empty bands
     aspect = (ylim[1] - ylim[0]) / (xlim[1] - xlim[0])
-    fig = new_figure(4.0 * len(panels), float(np.clip(3.6 * aspect, 1.8, 5.0)) + (0.4 if simplex else 0.9))
-    for i, (ax, beliefs, title) in enumerate(zip(fig.subplots(1, len(panels), squeeze=False)[0], panels, titles)):
+    ratios = [1.0, 1.0, 0.42][: len(panels)]
+    panel_w = 4.0
+    fig = new_figure(panel_w * sum(ratios) + 0.2,
+                     float(np.clip(panel_w * aspect, 1.8, 5.0)) + (0.75 if suptitle else 0.45))
+    axs = fig.subplots(1, len(panels), squeeze=False, width_ratios=ratios)[0]
+    for i, (ax, beliefs, title) in enumerate(zip(axs, panels, titles)):
         xy = project(beliefs)[order]
+        small = i == 2
+        ax.scatter(xy[:, 0], xy[:, 1], s=size * (2.0 if small and simplex else 1.0), c=colors[order], marker="o",
+                   linewidths=0, alpha=alpha, rasterized=True, zorder=2)
+        style_belief_panel(ax, xlim, ylim, simplex, ylabel=i == 0)
         if simplex:
-            ax.plot(_TRIANGLE[:, 0], _TRIANGLE[:, 1], color="0.35", lw=0.8, zorder=0)
-        if simplex and i == 0:  # vertex names once: predictions may spill over them elsewhere
-            for (x, y), name, dy in zip(_TRIANGLE[:3], ("state 0", "state 1", "state 2"), (-1, -1, 1)):
-                ax.annotate(name, (x, y), xytext=(0, 7 * dy), textcoords="offset points",
-                            ha="center", va="center", fontsize=7, color="0.3")
-        ax.scatter(xy[:, 0], xy[:, 1], s=size, c=colors[order], marker="o", linewidths=0,
-                   alpha=alpha, rasterized=True)
-        style_belief_panel(ax, xlim, ylim, simplex)
-        ax.set_title(title, fontsize=11)
+            draw_simplex(ax, None if small else names, lw=0.6 if small else 0.9)
+            beyond = int(outside_frame(xy).sum())
+            if beyond:
+                ax.text(0.99, 0.99, f"{beyond:,} of {n:,} points\nbeyond the frame", transform=ax.transAxes,
+                        ha="right", va="top", fontsize=7, color="0.3")
+        ax.set_title(title, fontsize=8 if small else 10)
+        if small and not simplex:
+            ax.set_xlabel(ax.get_xlabel(), fontsize=7)
     if suptitle:
-        fig.suptitle(suptitle)
+        fig.suptitle(suptitle, fontsize=11)
     return fig
 
 

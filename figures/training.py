@@ -1,21 +1,26 @@
-"""Training figures: loss per context position against the optimum, and loss over training.
+"""Training figures: the excess loss per context position, and the loss over training.
 
-Losses are cross-entropies in nats; relative loss = model CE / optimal CE (1.0 is Bayes-optimal).
+Losses are cross-entropies in nats; relative loss = model CE / optimal CE (1.0 is Bayes-optimal),
+excess = CE − optimal CE. Near convergence model and optimum agree to a part in a thousand, so
+the figures show the difference, which is where the information is.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
-from figures._common import FigureInputError, as_array, new_figure, same_shape
+from figures._common import FigureInputError, as_array, new_figure, same_shape, sci
 
 
 def plot_loss_by_position(loss_by_position, optimal_by_position, *, title: str | None = None) -> Figure:
     """Two stacked panels over context positions 1..T (tokens seen before the predicted one).
 
-    Top: the model's cross-entropy and the optimal one (nats). Bottom: their ratio, with the
-    optimum at 1. Position 1 is the hardest: one token says little about the hidden state.
+    Top (small): the model's and the optimal cross-entropy in nats, the scale the excess is
+    judged against (they coincide near convergence). Bottom: the excess loss, model − optimum,
+    in millinats (1e-3 nats); 0 is Bayes-optimal. Position 1 is the hardest
+    for the optimum: one token says little about the hidden state.
     """
     loss = as_array("loss_by_position", loss_by_position, 1)
     opt = as_array("optimal_by_position", optimal_by_position, 1)
@@ -24,91 +29,87 @@ def plot_loss_by_position(loss_by_position, optimal_by_position, *, title: str |
         raise FigureInputError("optimal_by_position must be positive (a cross-entropy in nats)")
     pos = np.arange(1, loss.size + 1)
 
-    fig = new_figure(6.0, 5.5)
-    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
-    top.plot(pos, loss, "o-", color="C0", label="model")
-    top.plot(pos, opt, "s--", color="k", mfc="none", label="optimal (Bayes)")
-    top.set_ylabel("cross-entropy (nats)")
-    top.set_title(title or "Loss by context position")
-    top.legend()
+    fig = new_figure(7.5, 5.4)
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[1, 2.2])
+    top.plot(pos, opt, "s-", color="k", ms=4, mfc="none", label="optimum (Bayes: entropy of the next token)")
+    top.plot(pos, loss, "o", color="C0", ms=3, label="model")
+    top.set_ylabel("CE (nats)")
+    top.set_title(title or "Loss by context position", fontsize=10)
+    top.legend(fontsize=8, loc="upper right")
     top.grid(alpha=0.3)
 
-    rel = loss / opt
-    bottom.axhline(1.0, color="k", ls="--", lw=1)
-    bottom.plot(pos, rel, "o-", color="C0")
-    bottom.set_ylabel("relative loss (model / optimal)")
+    excess = 1e3 * (loss - opt)  # [T] millinats
+    bottom.axhline(0.0, color="k", ls="--", lw=1, label="optimum")
+    bottom.plot(pos, excess, "o-", color="C0", label="model − optimum")
+    bottom.set_ylabel("excess loss (millinats)")
     bottom.set_xlabel("context position (tokens seen)")
     bottom.set_xticks(pos if pos.size <= 20 else np.linspace(1, pos.size, 11).round())
     bottom.grid(alpha=0.3)
-    bottom.ticklabel_format(axis="y", useOffset=False)
+    bottom.legend(fontsize=8, loc="best")
     return fig
 
 
+def _symlog_tokens(ax, first_positive: float) -> None:
+    """x axis: linear from 0 to the first positive token count, logarithmic above (0 = before training)."""
+    ax.set_xscale("symlog", linthresh=first_positive, linscale=0.4)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: "0" if v == 0 else sci(v)))
+    ax.set_xlim(left=0.0)
+
+
 def plot_training_curve(
-    tokens,  # [m] tokens seen at each evaluation
-    relative_loss,  # [m]
+    tokens,  # [m] tokens seen at each evaluation (0 allowed: the evaluation before training)
+    relative_loss,  # [m] exact validation CE / optimal CE
     *,
-    loss=None,  # [m] or None, nats
-    optimal_loss: float | None = None,  # nats
+    train_relative=None,  # [m] or None: the training batches' loss / optimal CE, drawn as a light line
     title: str | None = None,
 ) -> Figure:
-    """Relative loss against tokens seen (log x), with the optimum at 1.0.
+    """One panel: the excess relative loss (CE / optimal CE − 1) on a log axis against tokens seen.
 
-    Panels: relative loss; the excess CE/optimal - 1 on log-log axes (where the last factor of
-    ten of convergence is visible); and, if `loss` is given, the loss in nats with the optimum.
-    Non-positive excess (evaluation noise below the optimum) is left out of the log panel.
+    The x axis is logarithmic in tokens, with the evaluation before training (0 tokens) at its
+    left end, so early training and the last factor of ten of convergence are both visible. The
+    training loss (noisy, sampled batches) is a light line; its points at or below the optimum
+    cannot sit on a log axis and are left out (their number is in the legend).
     """
     tok = as_array("tokens", tokens, 1)
     rel = as_array("relative_loss", relative_loss, 1)
     same_shape("relative_loss", rel, "tokens", tok)
-    if np.any(tok <= 0):
-        raise FigureInputError("tokens must be positive (they are plotted on a log axis)")
-    nats = None
-    if loss is not None:
-        nats = as_array("loss", loss, 1)
-        same_shape("loss", nats, "tokens", tok)
-    if optimal_loss is not None and not (np.isfinite(optimal_loss) and optimal_loss > 0):
-        raise FigureInputError(f"optimal_loss must be a positive number of nats, got {optimal_loss}")
+    if np.any(tok < 0):
+        raise FigureInputError("tokens must be non-negative (tokens seen at each evaluation)")
+    if not np.any(tok > 0):
+        raise FigureInputError("tokens must include an evaluation after training started (tokens > 0)")
+    if np.any(rel <= 0):
+        raise FigureInputError("relative_loss must be positive (CE / optimal CE)")
+    train = None
+    if train_relative is not None:
+        train = as_array("train_relative", train_relative, 1, finite=False)
+        same_shape("train_relative", train, "tokens", tok)
 
-    n_panels = 2 if nats is None else 3
-    fig = new_figure(4.6 * n_panels, 4.0)
-    axes = fig.subplots(1, n_panels)
-
-    ax = axes[0]
-    ax.axhline(1.0, color="k", ls="--", lw=1, label="optimal")
-    ax.plot(tok, rel, color="C0", label="model")
-    ax.set_xscale("log")
-    ax.set_xlabel("tokens seen")
-    ax.set_ylabel("relative loss (CE / optimal CE)")
-    ax.set_title("Relative loss")
-    ax.annotate(f"final {rel[-1]:.5f}", xy=(0.97, 0.95), xycoords="axes fraction", ha="right", va="top")
-    ax.legend(loc="center right")
-    ax.grid(alpha=0.3, which="both")
-
-    ax = axes[1]
+    order = np.argsort(tok, kind="stable")
+    tok, rel = tok[order], rel[order]
+    fig = new_figure(7.8, 4.6)
+    ax = fig.subplots()
+    if train is not None:
+        train = train[order]
+        ok = np.isfinite(train) & (train > 1.0)
+        dropped = int((np.isfinite(train) & (train <= 1.0)).sum())
+        label = "training batches" + (f" ({dropped} at or below the optimum not shown)" if dropped else "")
+        if ok.any():
+            ax.plot(tok[ok], train[ok] - 1.0, color="C0", alpha=0.35, lw=1, label=label,
+                    marker="." if ok.sum() < 30 else None)
     excess = rel - 1.0
     ok = excess > 0
-    ax.plot(tok[ok], excess[ok], color="C0", marker="." if ok.sum() < 50 else None)
-    ax.set_xscale("log")
-    if ok.any():
-        ax.set_yscale("log")
+    marker = "o" if tok.size <= 60 else None
+    below = int((~ok).sum())
+    ax.plot(tok[ok], excess[ok], color="C0", marker=marker, ms=3, lw=1.6,
+            label="exact validation loss" + (f" ({below} at or below the optimum not shown)" if below else ""))
+    _symlog_tokens(ax, float(tok[tok > 0].min()))
+    ax.set_yscale("log")
     ax.set_xlabel("tokens seen")
-    ax.set_ylabel("excess loss (CE / optimal CE − 1)")
-    ax.set_title("Excess over the optimum (log scale)")
-    ax.grid(alpha=0.3, which="both")
-
-    if nats is not None:
-        ax = axes[2]
-        ax.plot(tok, nats, color="C0", label="model")
-        if optimal_loss is not None:
-            ax.axhline(optimal_loss, color="k", ls="--", lw=1, label=f"optimal {optimal_loss:.4f}")
-        ax.set_xscale("log")
-        ax.set_xlabel("tokens seen")
-        ax.set_ylabel("cross-entropy (nats)")
-        ax.set_title("Loss")
-        ax.legend()
-        ax.grid(alpha=0.3, which="both")
-
-    if title:
-        fig.suptitle(title)
+    ax.set_ylabel("relative loss − 1   (CE / optimal CE − 1)")
+    ax.set_title(title or "Loss over training")
+    ax.annotate(f"final relative loss {rel[-1]:.5f}", xy=(0.98, 0.97), xycoords="axes fraction",
+                ha="right", va="top", fontsize=9)
+    ax.legend(loc="lower left", fontsize=8)
+    ax.grid(alpha=0.3, which="major")
+    ax.grid(alpha=0.1, which="minor", axis="y")
     return fig

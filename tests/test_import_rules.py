@@ -17,7 +17,8 @@ ALLOWED = {
     "compmech": {"hmm_processes"},
 }
 RUNNER_MODULES = {"experiment.py", "analysis.py", "cli.py", "config.py", "report.py", "reproduce.py",
-                  "processes.py", "files.py", "theory_commands.py", "preflight.py", "run_dir.py"}
+                  "processes.py", "files.py", "theory_commands.py", "preflight.py", "run_dir.py",
+                  "run_figures.py"}
 ARRAY_ONLY = {"probes", "figures"}  # plain NumPy: no jax or flax either
 
 

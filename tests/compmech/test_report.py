@@ -2,6 +2,7 @@
 
 import argparse
 import base64
+import html
 import io
 import json
 
@@ -9,7 +10,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from compmech.config import ConfigError
-from compmech.report import CAPTIONS, add_report_command, build_report
+from compmech.report import CAPTIONS, RunDirectoryError, add_report_command, build_report, provenance
 
 LAYER = {"mse": 0.0062, "r2": 0.94, "mse_heldout": 0.0064, "mse_heldout_std": 8e-5, "mse_shuffled": 0.112,
          "n_rows": 18, "n_features": 16}
@@ -74,19 +75,22 @@ def test_report_from_a_run_directory(run_dir):
     path = build_report(run_dir)
     assert path == run_dir / "report.html"
     page = path.read_text(encoding="utf-8")
-    assert "compmech run tiny: mess3" in page and "compmech run tests/data/tiny_mess3.toml" in page
+    # the title says what was run
+    assert "<h1>mess3 (x = 0.05, alpha = 0.85): 2-layer transformer, 300 steps, 5.8e4 tokens (run tiny)</h1>" in page
+    assert "compmech run tests/data/tiny_mess3.toml" in page
     # The summary's figures in its order, each once (PNG over SVG), then the others; no PDF.
     srcs = _images(page)
     assert len(srcs) == 4
     assert [s.split(";")[0] for s in srcs] == ["data:image/png"] * 3 + ["data:image/svg+xml"]
     assert base64.b64decode(srcs[3].split(",", 1)[1]) == SVG
-    order = [page.index(CAPTIONS["training_curve"]), page.index(CAPTIONS["belief_fractal"][:40]),
+    order = [page.index(html.escape(CAPTIONS["training_curve"])), page.index(CAPTIONS["belief_fractal"][:40]),
              page.index("extra panel"), page.index("only svg")]
     assert order == sorted(order)
     # The probe over training beside the paper's values, and the distance geometry.
     assert "over training" in page and "64,000" in page and "3,200,000" in page
-    assert "0.0118" in page and "0.0025" in page and "0.0111" in page
+    assert "0.0118" in page and "0.0025" in page and "0.01110" in page
     assert "Distance geometry" in page and "0.875" in page and "0.31" in page
+    assert "compmech 0.1.0 · commit " in page and " UTC" in page
     assert not list(run_dir.glob(".*.tmp"))
 
 
@@ -115,6 +119,78 @@ def test_broken_files_are_named(run_dir):
     (run_dir / "probe.json").unlink()
     with pytest.raises(ConfigError, match=r"probe.json is missing"):
         build_report(run_dir)
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("summary.json", b'{"name": "tiny", "process": \xff}', r"summary.json is not UTF-8 text \(byte 28"),
+    ("probe.json", b"\xfe\xff{}", r"probe.json is not UTF-8 text"),
+    ("config.toml", b'name = "\xe9"', r"config.toml is not UTF-8 text"),
+    ("summary.json", b'{"name": "tiny",', r"summary.json is not valid JSON"),
+    ("summary.json", b"[1, 2]", r"summary.json must hold a JSON object, got a list"),
+    ("probe.json", b'"layers"', r"probe.json must hold a JSON object, got a string"),
+    ("metrics.jsonl", b'{"step": 0, "tokens": 0}\n[0]\n', r"metrics.jsonl line 2 must hold a JSON object, got a list"),
+    ("summary.json", json.dumps({k: v for k, v in SUMMARY.items() if k != "process"}).encode(),
+     r"summary.json has no \"process\" key"),
+    ("probe.json", json.dumps({"probe_layer": "block_2"}).encode(), r"probe.json has no \"layers\" key"),
+    ("metrics.jsonl", b'{"step": 3}\n', r"metrics.jsonl line 1 has no \"tokens\" key"),
+    ("summary.json", json.dumps({**SUMMARY, "process": "mess3"}).encode(),
+     r"summary.json: \"process\" must be an object, got a string"),
+    ("summary.json", json.dumps({**SUMMARY, "steps": "300"}).encode(), r"\"steps\" must be a number, got a string"),
+    ("probe.json", json.dumps({**PROBE, "layers": []}).encode(), r"\"layers\" must be an object, got a list"),
+    ("probe.json", json.dumps({**PROBE, "layers": {"block_2": {**LAYER, "mse": "low"}}}).encode(),
+     r"layers\[\"block_2\"\]\[\"mse\"\] must be a number or null, got a string"),
+    ("summary.json", json.dumps({**SUMMARY, "figures": "figures/a.png"}).encode(), r"\"figures\" must be a list"),
+    ("process.json", b'{"name": "x", "T": [[[1.0]], [[0.5, 0.5]]]}', r"process.json: \"T\" must be a V x S x S"),
+    ("process.json", b'{"name": "x", "T": [[[1.0]]], "state_names": ["a", "b"]}',
+     r"\"state_names\" must be null or a list of 1 names"),
+    ("process.json", b'{"T": [[[1.0]]]}', r"process.json has no \"name\" key"),
+])
+def test_damaged_files_get_one_clear_error(run_dir, name, content, message):
+    (run_dir / name).write_bytes(content)
+    with pytest.raises(RunDirectoryError, match=message) as info:
+        build_report(run_dir)
+    assert str(run_dir / name) in str(info.value) and "\n" not in str(info.value)
+    assert isinstance(info.value, ValueError)
+    assert not (run_dir / "report.html").exists()
+
+
+def test_a_damaged_file_through_the_cli_exits_2_on_one_line(run_dir, capsys):
+    from compmech import cli
+
+    (run_dir / "probe.json").write_bytes(b"[]")
+    assert cli.main(["report", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("compmech: error: ") and "probe.json must hold a JSON object" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_only_files_inside_the_run_directory_are_embedded(run_dir, tmp_path):
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(_png() + b"SECRET-OUTSIDE")
+    (run_dir / "figures" / "linked.png").symlink_to(secret)
+    summary = {**SUMMARY, "figures": [str(secret), "../secret.png", "figures/linked.png", "figures/training_curve.png"]}
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    page = build_report(run_dir).read_text(encoding="utf-8")
+    secret_b64 = base64.b64encode(secret.read_bytes()).decode()
+    assert secret_b64 not in page
+    assert len(_images(page)) == 4  # the four figures inside (training_curve, belief_fractal, extra_panel, only_svg)
+
+
+def test_the_process_matrices_from_process_json(run_dir):
+    process = {"name": "mess3", "params": {"x": 0.05, "alpha": 0.85}, "token_names": None,
+               "state_names": ["A", "B", "C"], "T": [[[0.765, 0.00375, 0.00375], [0.0425, 0.0675, 0.00375],
+                                                      [0.0425, 0.00375, 0.0675]]] * 3, "kind": "HMM",
+               "spec_file": None}
+    (run_dir / "process.json").write_text(json.dumps(process))
+    page = build_report(run_dir).read_text(encoding="utf-8")
+    assert "Process: transition matrices" in page and "token 2: T[2]" in page and "0.7650" in page
+
+
+def test_provenance_names_the_version_commit_and_date():
+    made = provenance()
+    assert made.version == "0.1.0"
+    assert made.commit is None or len(made.commit.split()[0]) == 12
+    assert made.date.endswith(" UTC") and made.date[:2] == "20"
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -26,6 +26,14 @@ def test_simplex_evolution(tmp_path):
     assert len(limits) == 1  # the same view everywhere
     for ax in fig.axes:
         assert len(ax.lines) == 1 and len(ax.collections) == 1  # triangle, points
+        assert ax.lines[0].get_zorder() > ax.collections[0].get_zorder()  # the outline above the points
+    assert [t.get_text() for t in fig.axes[-1].texts] == ["state 0", "state 1", "state 2"]
+    named = plot_belief_evolution(snaps, state_names=["A", "B", "C"])
+    assert [t.get_text() for t in named.axes[-1].texts] == ["A", "B", "C"]
+    # no empty band: the figure is about as tall as one (equal-aspect) panel plus its titles
+    width, height = fig.get_size_inches()
+    panel = width / len(fig.axes)
+    assert height < panel * 1.3
     # every panel colours point i by its TRUE belief: same colours as the true panel
     true_colours = fig.axes[-1].collections[0].get_facecolors()
     np.testing.assert_array_equal(fig.axes[0].collections[0].get_facecolors(), true_colours)

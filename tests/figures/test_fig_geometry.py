@@ -47,6 +47,14 @@ def test_distance_scatter_points(tmp_path):
     assert out.read_bytes().startswith(b"\x89PNG")
 
 
+def test_equal_r2_are_explained_under_the_figure():
+    d, db, _ = distances()
+    fig = plot_distance_scatter(d, db, 0.5 * db, r2_beliefs=0.923, r2_next=0.923, same_geometry=True)
+    assert "not a copy" in fig._supxlabel.get_text() and "circulant" in fig._supxlabel.get_text()
+    plain = plot_distance_scatter(d, db, 0.5 * db, r2_beliefs=0.923, r2_next=0.923)
+    assert plain._supxlabel is None
+
+
 def test_distance_scatter_many_pairs_uses_hexbin(tmp_path):
     d, db, dn = distances(20000)
     fig = plot_distance_scatter(d, db, dn, r2_beliefs=float("nan"), r2_next=0.2)

@@ -56,3 +56,23 @@ def test_closes_pyplot_figures(tmp_path):
     fig = plt.figure()
     save_figure(fig, tmp_path / "fig.png")
     assert not plt.fignum_exists(fig.number)
+
+
+def test_an_absurd_dpi_is_refused_before_rendering(tmp_path):
+    from figures.io import MAX_PIXELS
+
+    class Counting(Figure):
+        saved = 0
+
+        def savefig(self, *args, **kwargs):
+            Counting.saved += 1
+            return super().savefig(*args, **kwargs)
+
+    fig = Counting(figsize=(10, 4))
+    with pytest.raises(ValueError, match=r"dpi 100000 .* megapixels.*dpi of 72-300"):
+        save_figure(fig, tmp_path / "fig.png", dpi=100000)
+    assert Counting.saved == 0 and os.listdir(tmp_path) == []
+    with pytest.raises(ValueError, match="dpi must be a positive number"):
+        save_figure(small_figure(), tmp_path / "fig.png", dpi=0)
+    # the budget is generous: the largest figure a run draws, at dpi 300, fits many times over
+    assert 14 * 300 * 12 * 300 * 10 < MAX_PIXELS

@@ -1,5 +1,6 @@
-"""Per-layer probe MSE bars."""
+"""Per-layer probe MSE bars, the paper's markers and the shuffled control in its own panel."""
 
+import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
@@ -8,7 +9,14 @@ from figures import plot_layer_mse
 RESULTS = {
     "embed": {"mse": 0.07, "mse_heldout": 0.071, "mse_heldout_std": 0.001, "mse_shuffled": 0.11, "r2": 0.3},
     "block1": {"mse": 0.042, "mse_heldout": 0.043, "mse_shuffled": 0.11},
-    "concat": {"mse": 0.004, "mse_heldout": 0.005, "mse_shuffled": 0.11},
+    "concat": {"mse": 0.004, "mse_heldout": 0.005, "mse_shuffled": 0.105},
+}
+# with the context-disjoint held-out error (probe.json after issue 7); concat's is withheld
+CONTEXTS = {
+    "embed": {**RESULTS["embed"], "mse_heldout_contexts": 0.075, "mse_heldout_contexts_std": 0.002},
+    "block1": {**RESULTS["block1"], "mse_heldout_contexts": 0.05, "mse_heldout_contexts_std": 0.001},
+    "concat": {**RESULTS["concat"], "mse_heldout_contexts": None,
+               "heldout_contexts_note": "underdetermined: 52 fit rows < 129 parameters"},
 }
 
 
@@ -17,23 +25,50 @@ class Record:  # anything with to_dict(), like probes.ProbeResult
         return {"mse": 0.01, "mse_heldout": 0.02, "mse_shuffled": 0.1}
 
 
-def test_bars_per_layer():
+def legend_texts(fig):
+    return [t.get_text() for t in fig.legends[0].get_texts()]
+
+
+def test_bars_per_layer_and_the_shuffled_control_apart():
     fig = plot_layer_mse(RESULTS, title="RRXOR")
     assert isinstance(fig, Figure)
-    (ax,) = fig.axes
-    assert ax.get_title() == "RRXOR" and ax.get_yscale() == "log"
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["embed", "block1", "concat"]
-    assert len(ax.patches) == 9
-    assert fig.legends
+    bars, side = fig.axes
+    assert bars.get_title() == "RRXOR" and bars.get_yscale() == "log"
+    assert [t.get_text() for t in bars.get_xticklabels()] == ["embed", "block1", "concat"]
+    assert len(bars.patches) == 6  # in-sample and held-out, per layer: the control is not a bar
+    # the control's own panel: one marker per layer, at its value, on a linear axis that starts near it
+    np.testing.assert_allclose(side.lines[0].get_xdata(), [0.11, 0.11, 0.105])
+    assert side.get_xscale() == "linear" and side.get_xlim()[0] > 0.05
+    # the bars' axis is not stretched up to the control: its top is a few times the largest bar
+    assert bars.get_ylim()[1] < 0.11 * 4
+    assert "held-out strings (paper's protocol)" in legend_texts(fig)
+    # every bar carries its value
+    assert {t.get_text() for t in bars.texts} >= {"0.07", "0.071", "0.004", "0.005"}
+
+
+def test_context_held_out_bars_come_first_and_withheld_ones_are_marked():
+    fig = plot_layer_mse(CONTEXTS)
+    bars = fig.axes[0]
+    assert len(bars.patches) == 9
+    labels = legend_texts(fig)
+    assert labels.index("held-out contexts (never seen in the fit)") < labels.index("held-out strings (paper's protocol)")
+    heights = [p.get_height() for p in bars.patches]
+    assert heights[3:6] == [0.075, 0.05, 0.0]  # the contexts bars; concat's withheld (no bar) ...
+    assert "–" in [t.get_text() for t in bars.texts]  # ... and marked where it would be
 
 
 def test_paper_markers_and_records():
-    fig = plot_layer_mse(RESULTS, paper={"embed": 0.070, "concat": 0.004, "not_here": 1.0})
-    (ax,) = fig.axes
-    assert len(ax.collections[-1].get_offsets()) == 2
-    assert "paper" in [t.get_text() for t in fig.legends[0].get_texts()][0]
+    fig = plot_layer_mse(RESULTS, paper={"embed": 0.070, "concat": 0.004, "not_here": 1.0},
+                         paper_heldout={"concat": 0.0045})
+    bars = fig.axes[0]
+    in_sample, held = bars.collections[-2:]
+    assert len(in_sample.get_offsets()) == 2 and len(held.get_offsets()) == 1
+    np.testing.assert_allclose(in_sample.get_offsets()[:, 1], [0.070, 0.004])
+    # the held-out marker sits on the held-out bar of concat, right of its in-sample bar
+    assert held.get_offsets()[0, 0] > in_sample.get_offsets()[1, 0]
+    assert {"paper (in-sample)", "paper (held-out strings)"} <= set(legend_texts(fig))
     fig = plot_layer_mse({"last": Record()})
-    assert len(fig.axes[0].patches) == 3
+    assert len(fig.axes[0].patches) == 2
 
 
 def test_bad_input():
@@ -41,3 +76,7 @@ def test_bad_input():
         plot_layer_mse({})
     with pytest.raises(ValueError, match="results"):
         plot_layer_mse({"a": 0.1})
+    with pytest.raises(ValueError, match="negative"):
+        plot_layer_mse({"a": {"mse": -0.1}})
+    with pytest.raises(ValueError, match="paper"):
+        plot_layer_mse(RESULTS, paper={"embed": 0.0})

@@ -10,7 +10,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from figures import FigureInputError
-from figures.report import render_report, write_report
+from figures.report import MAX_STATES_SHOWN, Provenance, fmt_number, paper_number, render_report, write_report
 
 CONFIG = """name = "tiny"
 seed = 3
@@ -123,9 +123,9 @@ def test_page_is_self_contained_with_figures_embedded():
     assert len(imgs) == 2
     assert imgs[0]["src"] == "data:image/png;base64," + base64.b64encode(png).decode()
     assert imgs[1]["src"] == "data:image/svg+xml;base64," + base64.b64encode(SVG).decode()
-    for tag, attrs in tags:  # nothing fetched from anywhere
+    for tag, attrs in tags:  # nothing fetched from anywhere (links only to the page's own sections)
         for key in ("src", "href"):
-            assert not attrs.get(key) or attrs[key].startswith("data:"), (tag, attrs)
+            assert not attrs.get(key) or attrs[key].startswith(("data:", "#")), (tag, attrs)
     assert "a PNG figure" in page and "an SVG figure" in page
 
 
@@ -136,34 +136,103 @@ def test_png_is_shown_at_the_size_it_was_drawn():
 
 
 def test_header_says_what_was_run_and_how_to_reproduce_it():
-    page = render()
-    for text in ["mess3(x=0.05, alpha=0.85)", "2-layer transformer, d_model 16", "300 steps, 57,600 tokens",
-                 "18.0 s in all, 13.9 s training", "compmech run tests/data/tiny_mess3.toml --out /tmp/run"]:
+    page = render(provenance=Provenance(version="0.1.0", commit="ca1d51f600b2", date="2026-12-01 11:05 UTC"))
+    for text in ["mess3 (x = 0.05, alpha = 0.85)", "2-layer transformer, d_model 16", "300 steps, 57,600 tokens",
+                 "18.0 s in all, 13.9 s training", "compmech run tests/data/tiny_mess3.toml --out /tmp/run",
+                 "compmech 0.1.0 · commit ca1d51f600b2 · report written 2026-12-01 11:05 UTC"]:
         assert text in page, text
+    assert "not a git checkout" in render(provenance=Provenance(version="0.1.0", commit=None, date="d"))
+
+
+def test_a_process_without_parameters_is_named_without_empty_brackets():
+    page = render(summary={**SUMMARY, "process": {"name": "golden_mean", "params": {}}})
+    assert Elements(page).row("process")[1] == "golden_mean"
+
+
+def test_table_of_contents_links_every_section():
+    page = render()
+    tags = Elements(page).tags
+    links = [a["href"][1:] for t, a in tags if t == "a"]
+    sections = [a["id"] for t, a in tags if t == "section"]
+    assert links == sections and len(sections) >= 6
+    assert page.index("<nav") < page.index("<section")
 
 
 def test_results_beside_the_paper_with_ratios():
     rows = Elements(render())
-    assert rows.row("relative loss (CE / optimal CE)") [1:] == ["1.00997", "1.00020", "1.0098×"]
-    assert rows.row("probe MSE (block_2)")[1:] == ["0.0062", "0.00039", "15.9×"]
-    assert rows.row("probe R²")[1:] == ["0.9445", "—", "—"]
-    assert rows.row("held-out probe MSE")[1:] == ["0.0064 ± 8e-05", "0.0004", "16×"]
+    assert rows.row("relative loss (CE / optimal CE)")[1:] == ["1.00997", "1.0002", "1.0098×"]
+    assert rows.row("probe MSE, in-sample (block_2)")[1:] == ["0.00620", "0.00039", "15.9×"]
+    assert rows.row("probe R², in-sample")[1:] == ["0.9445", "–", "–"]
+    assert rows.row("held-out probe MSE (paper's protocol: string split)")[1:] == ["0.00640 ± 8e-5", "0.0004",
+                                                                                    "16.0×"]
     assert rows.row("shuffled-target control MSE")[1:] == ["0.112", "0.11", "1.0164×"]
-    assert rows.row("distance R² vs true beliefs")[1:] == ["—", "0.950", "—"]  # paper number, no run value
+    assert rows.row("distance R² vs true beliefs")[1:] == ["–", "0.95", "–"]  # paper number, no run value
 
 
-def test_no_paper_numbers():
+def test_no_paper_numbers_no_paper_columns():
     page = render(summary={**SUMMARY, "paper": {}})
     assert "The paper reports no numbers for this process." in page
-    assert Elements(page).row("probe MSE (block_2)")[1:] == ["0.0062", "—", "—"]
+    assert "Results vs the paper" not in page and ">paper<" not in page
+    assert Elements(page).row("probe MSE, in-sample (block_2)")[1:] == ["0.00620"]
+
+
+CONTEXT_FIELDS = {"mse_heldout_contexts": 0.0071, "mse_heldout_contexts_std": 0.0004, "r2_heldout_contexts": 0.9321,
+                  "heldout_contexts_note": None}
+WITHHELD = {"mse_heldout_contexts": None, "mse_heldout_contexts_std": None, "r2_heldout_contexts": None,
+            "heldout_contexts_note": "underdetermined: 52 fit rows < 129 parameters"}
+
+
+def test_the_context_disjoint_held_out_error_leads():
+    layers = {name: {**res, **CONTEXT_FIELDS} for name, res in LAYERS.items()}
+    layers["concat"] = {**LAYERS["concat"], **WITHHELD}
+    summary = {**SUMMARY, "probe": layers["block_2"]}
+    page = render(summary=summary, probe={**PROBE, "layers": layers})
+    elements = Elements(page)
+    # the headline, before any table, names the unseen-contexts error first
+    headline = page[page.index("<p class=headline>"):page.index("<table")]
+    assert "held-out MSE 0.00710 ± 0.00040 on contexts never seen in the fit (R² 0.9321)" in headline
+    assert headline.index("held-out MSE") < headline.index("in-sample MSE")
+    # the results table lists it before the in-sample and the paper's string-split numbers
+    labels = [cells[0].strip() for _, cells in elements.rows]
+    first = labels.index("held-out probe MSE, unseen contexts (block_2)")
+    assert first < labels.index("probe MSE, in-sample (block_2)") < labels.index(
+        "held-out probe MSE (paper's protocol: string split)")
+    assert elements.row("held-out probe MSE, unseen contexts (block_2)")[1] == "0.00710 ± 0.00040"
+    # by layer: the contexts columns come first; a withheld number is "–" with its reason under the table
+    header = elements.row("layer")
+    assert header.index("held-out MSE, unseen contexts") < header.index("MSE in-sample")
+    assert elements.row("concat")[2:4] == ["–", "–"]
+    assert "concat, unseen contexts: underdetermined: 52 fit rows &lt; 129 parameters" in page
+
+
+def test_a_withheld_headline_number_says_why():
+    summary = {**SUMMARY, "probe": {**LAYERS["block_2"], **WITHHELD}}
+    page = render(summary=summary)
+    headline = page[page.index("<p class=headline>"):page.index("<table")]
+    assert "unseen contexts – (underdetermined: 52 fit rows &lt; 129 parameters)" in headline
+    assert "Held-out contexts withheld: underdetermined" in page
+
+
+@pytest.mark.parametrize("geometry, same", [
+    ({"distance_r2_beliefs": 0.923114, "distance_r2_next_token": 0.923114}, True),  # before the probes' flag
+    ({"distance_r2_beliefs": 0.9, "distance_r2_next_token": 0.9, "next_token_is_affine_image_of_belief": False},
+     False),  # the flag wins over the coincidence
+    ({"distance_r2_beliefs": 0.76, "distance_r2_next_token": 0.27}, False),
+    ({"distance_r2_beliefs": 0.76, "distance_r2_next_token": 0.27, "next_token_is_affine_image_of_belief": True},
+     True),
+])
+def test_equal_distance_r2_are_explained(geometry, same):
+    page = render(summary={**SUMMARY, "geometry": {"layer": "block_2", **geometry}})
+    assert ("not a copy" in page) == same
+    assert ("distance R² vs next-token (block_2) †" in [c[0].strip() for _, c in Elements(page).rows]) == same
 
 
 def test_every_layer_with_controls_and_the_probe_layer_highlighted():
     elements = Elements(render())
     for name, res in LAYERS.items():
         cells = elements.row(name + (" probe layer" if name == "block_2" else ""))
-        assert cells[2] == f"{res['mse']:.3g}" and cells[5] == f"{res['mse_shuffled']:.3g}"
-        assert cells[4].startswith(f"{res['mse_heldout']:.3g} ± ")
+        assert cells[2] == fmt_number(res["mse"]) and cells[5] == fmt_number(res["mse_shuffled"])
+        assert cells[4].startswith(fmt_number(res["mse_heldout"]) + " ± ")
     chosen = [cells for attrs, cells in elements.rows if attrs.get("class") == "chosen"]
     assert len(chosen) == 1 and chosen[0][0].startswith("block_2")
 
@@ -172,24 +241,52 @@ def test_paper_layer_column_when_the_paper_gives_one():
     page = render(summary={**SUMMARY, "paper": {"layer_mse": {"embedding": 0.07, "concat": 0.004}}})
     elements = Elements(page)
     assert elements.row("embedding")[-1] == "0.07"
-    assert elements.row("block_1")[-1] == "—"
+    assert elements.row("block_1")[-1] == "–"
     assert elements.row("concat")[-1] == "0.004"
 
 
 def test_loss_by_position_against_the_optimum():
     elements = Elements(render())
-    assert elements.row("1") == ["1", "0.8656", "0.8577", "1.0092"]
-    assert elements.row("3") == ["3", "0.8028", "0.7981", "1.0058"]
+    assert elements.row("1") == ["1", "0.86560", "0.85770", "7.90", "1.00920"]
+    assert elements.row("3") == ["3", "0.80280", "0.79810", "4.70", "1.00580"]
     # Older metrics without the optimum per position: derived from the relative loss.
     last = {k: v for k, v in METRICS[-1].items() if k != "optimal_loss_by_position"}
-    assert Elements(render(metrics=[last])).row("1")[2] == "0.8577"
+    assert Elements(render(metrics=[last])).row("1")[2] == fmt_number(0.8656 / 1.0092, 5) == "0.85771"
+
+
+PROCESS = {"name": "golden_mean", "params": {"p": 0.5}, "token_names": ["zero", "one"], "state_names": ["A", "B"],
+           "T": [[[0.5, 0.0], [1.0, 0.0]], [[0.0, 0.5], [0.0, 0.0]]], "kind": "HMM", "spec_file": None}
+
+
+def test_the_transition_matrices_are_shown_labelled():
+    page = render(process=PROCESS)
+    assert "golden_mean (p = 0.5): HMM, 2 hidden states, 2 tokens." in page
+    assert "token zero: T[zero]" in page and "token one: T[one]" in page
+    rows = [cells for _, cells in Elements(page).rows if cells and cells[0].strip() in ("A", "B")]
+    assert [[c.strip() for c in r] for r in rows] == [["A", "0.5000", ""], ["B", "1.000", ""],
+                                                      ["A", "", "0.5000"], ["B", "", ""]]
+
+
+def test_matrices_too_large_to_show_are_named():
+    S = MAX_STATES_SHOWN + 1
+    big = {**PROCESS, "state_names": None, "T": [[[1.0 / S] * S for _ in range(S)]], "token_names": None}
+    page = render(process=big)
+    assert f"{S} states: too large to show here" in page
+    assert "from \\ to" not in page
+
+
+def test_one_number_format():
+    assert [fmt_number(v) for v in (0.000390, 0.0062, 0.112, 3.0, 12345.678, 8e-5, 1.234e7, 0, None, 57600)] == \
+        ["0.000390", "0.00620", "0.112", "3.00", "12,346", "8e-5", "1.23e7", "0", "–", "57,600"]
+    assert fmt_number(1.009824863, 6) == "1.00982" and fmt_number(0.99996, 3) == "1.00"
+    assert [paper_number(v) for v in (0.00039, 1.0002, 0.11, None)] == ["0.00039", "1.0002", "0.11", "–"]
 
 
 def test_extra_tables_and_config():
     page = render(extra_tables=[("Over training", ["tokens", "MSE"], [[64000, 0.0118], [3200000, None]])])
     elements = Elements(page)
-    assert elements.row("64,000") == ["64,000", "0.0118"]
-    assert elements.row("3,200,000") == ["3,200,000", "—"]
+    assert elements.row("64,000") == ["64,000", "0.01180"]
+    assert elements.row("3,200,000") == ["3,200,000", "–"]
     assert "[process]\nname = &quot;mess3&quot;" in page  # the config verbatim, escaped
 
 

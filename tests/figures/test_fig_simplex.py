@@ -37,10 +37,42 @@ def test_three_panels():
         assert ax.get_xticks().size == 0 and ax.get_aspect() == 1.0
         assert len(ax.collections) == 1 and ax.collections[0].get_rasterized()
         assert len(ax.lines) == 1  # the triangle
+        assert ax.lines[0].get_zorder() > ax.collections[0].get_zorder()  # the outline above the points
     # predicted points are coloured by the TRUE beliefs, in the same order as the true panel
     np.testing.assert_array_equal(
         fig.axes[0].collections[0].get_facecolors()[:, :3], fig.axes[1].collections[0].get_facecolors()[:, :3]
     )
+    # the shuffled control (one blob) gets a panel less than half as wide as the others
+    widths = [ax.get_position().width for ax in fig.axes]
+    assert widths[2] < 0.5 * widths[1]
+
+
+def test_corners_are_named_by_the_process_states():
+    b = beliefs()
+    fig = plot_belief_panels(b, b, state_names=("A", "B", "C"))
+    for ax in fig.axes:
+        assert [t.get_text() for t in ax.texts] == ["A", "B", "C"]
+    unnamed = plot_belief_panels(b, b)
+    assert [t.get_text() for t in unnamed.axes[0].texts] == ["state 0", "state 1", "state 2"]
+    with pytest.raises(ValueError, match="state_names"):
+        plot_belief_panels(b, b, state_names=("A", "B"))
+
+
+def test_a_fixed_frame_keeps_stray_predictions_in_view_and_counts_the_rest():
+    b = beliefs()
+    near = b + np.array([0.08, -0.04, -0.04])  # leaves the simplex a little: visible
+    far = near.copy()
+    far[:7] += np.array([5.0, -2.5, -2.5])  # 7 points far outside: beyond the frame
+    fig_near = plot_belief_panels(b, near)
+    fig_far = plot_belief_panels(b, far)
+    frames = {(ax.get_xlim(), ax.get_ylim()) for fig in (fig_near, fig_far) for ax in fig.axes}
+    assert len(frames) == 1  # one fixed frame, whatever the predictions do
+    (xlim, ylim), = frames
+    xy = simplex_coords(near)
+    assert xlim[0] < xy[:, 0].min() and xy[:, 0].max() < xlim[1] and ylim[0] < xy[:, 1].min()
+    assert not [t for t in fig_near.axes[1].texts if "beyond" in t.get_text()]
+    (note,) = [t.get_text() for t in fig_far.axes[1].texts if "beyond" in t.get_text()]
+    assert note.startswith("7 of 500 points")
 
 
 def test_two_panels_custom_titles():

@@ -62,6 +62,7 @@ class PageReport:
     errors: list[str]  # console errors, uncaught exceptions, failed loads
     requests: list[str]  # every URL the page asked for (data: URIs cut to their first 60 characters)
     height: int  # CSS px of the whole page
+    layout: dict  # page and viewport widths, each image's box, each scrolling table box's widths
     screenshot: bytes | None = None
 
 
@@ -146,13 +147,15 @@ class Chromium:
 
     # --- what the tests need ---
 
-    def open(self, path: Path, *, screenshot: bool = False) -> PageReport:
-        """Load ``path``, wait for the load event, and report its images, errors and requests."""
+    def open(self, path: Path, *, screenshot: bool = False, width: int = 1200) -> PageReport:
+        """Load ``path`` in a window ``width`` CSS px wide; report its images, errors, requests and layout."""
         targets = self.call("Target.getTargets")["targetInfos"]
         page = next(t["targetId"] for t in targets if t["type"] == "page")
         session = self.call("Target.attachToTarget", {"targetId": page, "flatten": True})["sessionId"]
         for domain in ("Page", "Runtime", "Log", "Network"):  # before navigating: catch everything
             self.call(f"{domain}.enable", session=session)
+        self.call("Emulation.setDeviceMetricsOverride",
+                  {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False}, session=session)
         self._events.clear()
         nav = self.call("Page.navigate", {"url": path.resolve().as_uri()}, session=session)
         assert "errorText" not in nav, nav
@@ -161,6 +164,12 @@ class Chromium:
             src: img.getAttribute('src').slice(0, 30), complete: img.complete,
             naturalWidth: img.naturalWidth, naturalHeight: img.naturalHeight}))""")
         height = self._evaluate(session, "document.documentElement.scrollHeight")
+        layout = self._evaluate(session, """({
+            page: document.documentElement.scrollWidth, viewport: window.innerWidth,
+            images: Array.from(document.images).map(img => {
+                const r = img.getBoundingClientRect(); return {left: r.left, right: r.right, width: r.width}; }),
+            scrollers: Array.from(document.querySelectorAll('.scroll')).map(d => ({
+                client: d.clientWidth, scroll: d.scrollWidth, right: d.getBoundingClientRect().right}))})""")
         self.call("Runtime.evaluate", {"expression": "0"}, session=session)  # flush events already sent
         errors, requests = [], []
         for event in self._events:
@@ -181,7 +190,8 @@ class Chromium:
         if screenshot:
             shot = self._screenshot(session, height)
         self.call("Target.detachFromTarget", {"sessionId": session})
-        return PageReport(images=images, errors=errors, requests=requests, height=height, screenshot=shot)
+        return PageReport(images=images, errors=errors, requests=requests, height=height, layout=layout,
+                          screenshot=shot)
 
     def _evaluate(self, session: str, expression: str):
         result = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=session)
@@ -227,6 +237,8 @@ def _svg(fig: Figure) -> bytes:
 
 
 LAYERS = {name: {"mse": mse, "r2": 1 - mse / 0.11, "mse_heldout": mse * 1.05, "mse_heldout_std": mse / 50,
+                 "mse_heldout_contexts": mse * 1.3, "mse_heldout_contexts_std": mse / 40,
+                 "r2_heldout_contexts": 1 - 1.3 * mse / 0.11, "heldout_contexts_note": None,
                  "mse_shuffled": 0.11, "n_rows": 4374, "n_features": 64 if name == "concat" else 16}
           for name, mse in [("embedding", 0.028), ("block_1", 0.0069), ("block_2", 0.0062),
                             ("final_ln", 0.0056), ("concat", 0.0026)]}
@@ -258,8 +270,13 @@ def report_page(tmp_path: Path) -> tuple[Path, int]:
              "n_strings": 729, "n_rows": 4374, "train_fraction": 0.2, "n_repeats": 2}
     config = ('name = "tiny_mess3"\nseed = 3\n\n[process]\nname = "mess3"\nparams = { x = 0.05, alpha = 0.85 }\n\n'
               "[model]\ncontext_length = 6\nn_layers = 2\nd_model = 16\nn_heads = 2\nd_head = 4\nd_mlp = 32\n")
+    # a 12-state process: its transition matrices are wider than a 900-px window
+    rng = np.random.default_rng(0)
+    T = rng.dirichlet(np.ones(24), size=12).reshape(12, 2, 12).transpose(1, 0, 2)  # [V, S, S], rows sum to 1
+    process = {"name": "wide", "params": {}, "token_names": None, "state_names": [f"state_{i}" for i in range(12)],
+               "T": T.tolist(), "kind": "HMM", "spec_file": None}
     page = render_report(title="compmech run tiny_mess3: mess3", config_toml=config, summary=summary,
-                         metrics=metrics, probe=probe, figures=figures,
+                         metrics=metrics, probe=probe, figures=figures, process=process,
                          extra_tables=[("Probe MSE over training", ["tokens", "paper MSE", "this run's MSE"],
                                         [[57600, None, 0.0062], [64000, 0.0118, None]])])
     return write_report(tmp_path / "report.html", page), len(figures)
@@ -295,3 +312,24 @@ def test_the_harness_sees_broken_images_and_console_errors(browser, tmp_path):
     assert any("undefinedFunction" in e for e in page.errors)
     assert any("Failed to load resource" in e for e in page.errors)
     assert "http://127.0.0.1:9/x.png" in page.requests
+
+
+@pytest.mark.parametrize("width", [900, 1400])
+def test_report_fits_the_window_tables_scroll_inside(browser, tmp_path, width):
+    """At 900 and 1400 px the page never scrolls sideways; a table too wide scrolls in its own box; every
+    figure is shown at one width, centred."""
+    path, n_figures = report_page(tmp_path)
+    page = browser.open(path, screenshot=width == 900, width=width)
+    layout = page.layout
+    assert layout["viewport"] == width
+    assert layout["page"] <= width, "the page scrolls sideways"
+    assert all(box["right"] <= width for box in layout["scrollers"])
+    if width == 900:  # the 12-state matrices are wider than the window: they scroll in their own box
+        assert any(box["scroll"] > box["client"] for box in layout["scrollers"])
+    widths = {round(img["width"]) for img in layout["images"]}
+    assert len(widths) == 1, f"figures at several widths: {widths}"
+    for img in layout["images"]:
+        assert abs(img["left"] - (width - img["right"])) <= 24, "figure not centred"  # the scrollbar aside
+    assert page.errors == []
+    if page.screenshot:
+        (tmp_path / f"screenshot-{width}.png").write_bytes(page.screenshot)

@@ -1,0 +1,125 @@
+"""The figures of a run: drawn from the runner's arrays and records, saved into run_dir/figures.
+
+Part of the runner (it knows the config, the process and the probe records); the drawing itself
+is `figures`' array-in functions. `make_figures` draws the headline figures, `analysis_figures`
+those of the distance geometry and the training evolution; `save_figures` writes each once per
+configured format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from compmech.analysis import MAX_STATES_FOR_PCA, distinct_rows
+from compmech.paper import PAPER_RESULTS
+from figures import process_title, sci
+from hmm_processes import HMM
+
+#: Two R² closer than this are "the same number" (see `next_token_is_affine_image`).
+SAME_R2 = 1e-9
+
+
+def next_token_is_affine_image(geometry: Mapping[str, Any]) -> bool:
+    """True when the next-token distributions are an affine image of the beliefs that scales all distances alike.
+
+    Then the distance R² against beliefs and against next-token distributions are one number
+    (Mess3: its emission matrix is circulant, so on the simplex it multiplies every belief
+    difference by one factor). Read from the probes' flag
+    ``geometry["next_token_is_affine_image_of_belief"]`` when present, else the two R² agreeing
+    to `SAME_R2`.
+    """
+    flag = geometry.get("next_token_is_affine_image_of_belief")
+    if flag is not None:
+        return bool(flag)
+    a, b = geometry.get("distance_r2_beliefs"), geometry.get("distance_r2_next_token")
+    return isinstance(a, (int, float)) and isinstance(b, (int, float)) and abs(a - b) <= SAME_R2
+
+
+def make_figures(cfg, run_dir: Path, hmm: HMM, ctx, history: list[dict], probe: dict[str, Any],
+                 layer: str) -> list[Path]:
+    """The paper's panel (true / probed beliefs, shuffled control), loss by position, training curve, MSE by layer."""
+    from figures import plot_belief_panels, plot_layer_mse, plot_loss_by_position, plot_training_curve
+
+    data = probe["data"]
+    first = distinct_rows(data.context_ids)  # each distinct context once
+    name = process_title(hmm.name, hmm.params)
+    res = probe["json"]["layers"][layer]
+    probe_layer = probe["json"]["probe_layer"]
+    paper = PAPER_RESULTS.get(hmm.name, {})
+    if "layer_mse" in paper:
+        paper_mse = paper["layer_mse"]
+    else:  # unlabelled paper numbers are for the paper's probe layer
+        paper_mse = {probe_layer: paper["probe_mse"]} if "probe_mse" in paper else None
+    paper_heldout = {probe_layer: paper["probe_mse_heldout"]} if "probe_mse_heldout" in paper else None
+    optimum = history[-1]["optimal_loss"]
+    figs = {  # stem -> a function drawing the figure
+        "belief_fractal": lambda: plot_belief_panels(
+            data.Y[first], probe["predictions"][layer][first], probe["shuffled"][first],
+            titles=["True beliefs (exact)", f"Probe of {layer}: MSE {res['mse']:.2g}, R$^2$ {res['r2']:.4f}",
+                    f"Shuffled control\nMSE {res['mse_shuffled']:.2g}"],
+            state_names=hmm.state_names, suptitle=f"{name}: belief geometry in the residual stream"),
+        "loss_by_position": lambda: plot_loss_by_position(
+            np.asarray(history[-1]["loss_by_position"]), ctx.optimal_loss,
+            title=f"{name}\nloss by context position after {sci(history[-1]['tokens'])} tokens"),
+        "training_curve": lambda: plot_training_curve(
+            np.array([h["tokens"] for h in history]), np.array([h["relative_loss"] for h in history]),
+            train_relative=np.array([np.nan if h.get("train_loss") is None else h["train_loss"] / optimum
+                                     for h in history]),
+            title=f"{name}: loss over training"),
+        "probe_layers": lambda: plot_layer_mse(
+            probe["json"]["layers"], paper=paper_mse, paper_heldout=paper_heldout,
+            title=f"{name}: belief probe MSE by layer"),
+    }
+    return save_figures(cfg, run_dir, figs)
+
+
+def analysis_figures(cfg, run_dir: Path, hmm: HMM, geometry: dict[str, Any], evolution: list[dict[str, Any]],
+                     probe_layer: str) -> list[Path]:
+    """Distance scatter, mixed-state PCA (when the states are few), belief geometry over training."""
+    from figures import plot_belief_evolution, plot_distance_scatter, plot_probe_over_training, plot_state_pca
+
+    layer = geometry["layer"]
+    name = process_title(hmm.name, hmm.params)
+    paper = PAPER_RESULTS.get(hmm.name, {})
+    d = geometry["_distances"]
+    figs = {
+        "distance_geometry": lambda: plot_distance_scatter(
+            d["probed"], d["beliefs"], d["next_token"], r2_beliefs=geometry["distance_r2_beliefs"],
+            r2_next=geometry["distance_r2_next_token"],
+            paper={"beliefs": paper["distance_r2_beliefs"], "next_token": paper["distance_r2_next_token"]}
+            if "distance_r2_beliefs" in paper else None,
+            same_geometry=next_token_is_affine_image(geometry),
+            title=f"{name}: pairwise distances between probed beliefs ({layer})"),
+    }
+    if geometry["n_belief_states"] <= MAX_STATES_FOR_PCA:
+        figs["mixed_state_pca"] = lambda: plot_state_pca(
+            geometry["_beliefs"], geometry["_probed"], geometry["_labels"],
+            title=f"{name}: the {geometry['n_belief_states']} mixed states and their probed images ({layer})")
+    if len(evolution) > 1:
+        snapshots = [(f"{sci(e['tokens'])} tokens\nProbe MSE {e['mse']:.2g}", *e["_snapshot"]) for e in evolution]
+        over = paper.get("probe_mse_over_training", {}) if layer == probe_layer else {}
+        figs["belief_evolution"] = lambda: plot_belief_evolution(
+            snapshots, labels=None if hmm.num_states == 3 else geometry["_labels"], state_names=hmm.state_names,
+            title=f"{name}: probed belief geometry ({layer}) over training")
+        figs["probe_over_training"] = lambda: plot_probe_over_training(
+            np.array([e["tokens"] for e in evolution]), np.array([e["mse"] for e in evolution]),
+            np.array([e["relative_loss"] for e in evolution]),
+            paper_tokens=np.array(list(over), dtype=float) if over else None,
+            paper_mse=np.array(list(over.values())) if over else None,
+            title=f"{name}: probe MSE ({layer}) and loss over training")
+    return save_figures(cfg, run_dir, figs)
+
+
+def save_figures(cfg, run_dir: Path, figs: dict[str, Callable[[], Any]]) -> list[Path]:
+    """Draw and save each figure (stem -> drawing function) once per configured format.
+
+    ``save_figure`` releases a figure after writing it, so each format gets a fresh draw.
+    """
+    from figures import save_figure
+
+    return [save_figure(draw(), run_dir / "figures" / f"{stem}.{fmt}", dpi=cfg.figures.dpi)
+            for stem, draw in figs.items() for fmt in cfg.figures.formats]
