@@ -11,12 +11,13 @@ import argparse
 import inspect
 import json
 import os
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from compmech.measures import ProcessInfo, process_info
+from compmech.measures import Measure, ProcessInfo, process_info
 from compmech.msp import MAX_STATES, MSP, build_msp
 from compmech.streaming import stream_entropies
 from hmm_processes import GeneralizedHMM, HMM, ProcessError, get_process, list_processes, load_spec
@@ -104,19 +105,28 @@ def resolve_process(spec: str, params: dict[str, Any] | None = None) -> Process:
 
 
 def cmd_processes(args: argparse.Namespace) -> int:
-    """Print every named process: name, parameters with defaults, type and size, first docstring line."""
+    """Print every named process: name, parameters with defaults, type and size, and its description
+    (the docstring's first paragraph, whole, in plain text)."""
     rows = []
     for name, params in list_processes().items():
         proc = get_process(name)
         sig = ", ".join(f"{k}={v!r}" for k, v in params.items() if v is not inspect.Parameter.empty)
         kind = "GHMM" if isinstance(proc, GeneralizedHMM) else "HMM"
-        doc = (inspect.getdoc(_factory(name)) or "").split("\n")[0]
-        rows.append((f"{name}({sig})", f"{kind}, {proc.num_states} states, {proc.vocab_size} tokens", doc))
-    w0 = max(len(r[0]) for r in rows)
-    w1 = max(len(r[1]) for r in rows)
-    for a, b, c in rows:
-        print(f"{a:<{w0}}  {b:<{w1}}  {c}")
+        rows.append((f"{name}({sig})", f"{kind}, {proc.num_states} states, {proc.vocab_size} tokens",
+                     describe(_factory(name))))
+    for head, size, doc in rows:
+        print(f"{head}  [{size}]")
+        for line in textwrap.wrap(doc, width=96, initial_indent="    ", subsequent_indent="    "):
+            print(line)
     return 0
+
+
+def describe(obj: Any) -> str:
+    """The first paragraph of ``obj``'s docstring on one line, with reST markup (``code``, `names`) removed."""
+    doc = inspect.getdoc(obj) or ""
+    para = doc.split("\n\n")[0]
+    text = " ".join(para.split())
+    return text.replace("``", "").replace("`", "")
 
 
 def _factory(name: str):
@@ -128,16 +138,12 @@ def _factory(name: str):
 # --- info ----------------------------------------------------------------------------------------------
 
 
-INFO_KEYS = ("h_mu", "C_mu", "E", "T", "S", "chi", "markov_order", "cryptic_order", "n_mixed_states",
-             "lyapunov_dimension")
-
-
 def cmd_info(args: argparse.Namespace) -> int:
     """Print the information measures of one process (table, or one JSON object with --json)."""
     proc = resolve_process(args.process, parse_params(args.param))
     info = process_info(proc, seed=args.seed)
     if args.json:
-        print(json.dumps(info.to_dict()))
+        print(json.dumps(info.to_dict(), allow_nan=False))
     else:
         print(format_info(info))
     return 0
@@ -158,26 +164,30 @@ _LABELS = {
 }
 
 
+def _measure_text(m: Measure, unit: str) -> str:
+    """``value +- error unit  [method]`` for one measure."""
+    if m.value is None:
+        return m.method
+    if isinstance(m.value, float):
+        text = f"{m.value:.8f}" if m.error is None or m.error < 1e-7 else f"{m.value:.6f}"
+        if m.error is not None and m.method != "exact":
+            sym = "+-" if m.error_kind == "stderr" else "within"
+            text += f" {sym} {m.error:.1e}"
+    else:
+        text = str(m.value)
+    text = f"{text} {unit}".rstrip()
+    return text if m.method == "exact" else f"{text}  [{m.method}{', standard error' if m.error_kind == 'stderr' else ''}]"
+
+
 def format_info(info: ProcessInfo) -> str:
-    """A plain-text table of `ProcessInfo`."""
+    """A plain-text table of `ProcessInfo`: each measure with its error and method."""
     params = ", ".join(f"{k}={v!r}" for k, v in info.params.items())
     lines = [f"{info.name}({params})  [{info.kind.upper()}]"]
     for key, (label, unit) in _LABELS.items():
-        v = getattr(info, key)
-        if v is None:
-            infinite = key in info.infinite or (key in ("n_mixed_states", "n_causal_states") and
-                                                ("C_mu" in info.infinite or key == "n_mixed_states"))
-            text = "infinite" if infinite else "-"
-        elif isinstance(v, float):
-            text = f"{v:.6f}"
-            if key == "h_mu" and info.h_mu_stderr is not None:
-                text += f" +- {info.h_mu_stderr:.6f}"
-        else:
-            text = str(v)
-        tag = " (estimate)" if key in info.estimated else ""
-        if v is None:
-            unit = ""
-        lines.append(f"  {label:<32} {text} {unit}".rstrip() + tag)
+        lines.append(f"  {label:<32} {_measure_text(getattr(info, key), unit)}")
+    for i, m in enumerate(info.lyapunov_exponents):
+        lines.append(f"  {f'Lyapunov exponent {i + 1}':<32} {_measure_text(m, 'bits/token')}")
+    lines.append("  (\"within e\": a convergence bound; \"+- e\": a standard error; exact values to rounding)")
     for note in info.notes:
         lines.append(f"  note: {note}")
     return "\n".join(lines)

@@ -26,8 +26,7 @@ def test_exact_when_under_the_cap(name, depth):
 
 
 def test_finite_msp_never_grows_past_its_states():
-    for name in ("rrxor", "z1r", "golden_mean", "tom_quantum"):
-        proc = hp.get_process(name)
+    for proc in (hp.rrxor(), hp.z1r(), hp.golden_mean(), hp.tom_quantum(1.0, 1.0)):
         n = build_msp(proc).num_states
         res = stream_entropies(proc, 40)
         assert res.exact and res.n_states.max() <= n
