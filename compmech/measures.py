@@ -330,16 +330,18 @@ def block_entropy(process: Process, length: int, *, max_states: int = 100_000) -
     """
     from compmech.streaming import stream_entropies
 
-    return float(stream_entropies(process, int(length), max_states=max_states).block_entropies[-1])
+    return float(stream_entropies(process, length, max_states=max_states).block_entropies[-1])
 
 
 def myopic_entropy(process: Process, length: int, *, max_states: int = 100_000) -> float:
     """Myopic entropy rate ``h(L) = H(L) - H(L-1) = H[X_L | X_1..X_{L-1}]`` (bits), L >= 1."""
     from compmech.streaming import stream_entropies
 
-    if int(length) < 1:
+    from compmech.mixed_states import check_depth
+
+    if check_depth(length, "myopic_entropy") < 1:
         raise ProcessError(f"myopic_entropy: length must be >= 1; got {length}")
-    return float(stream_entropies(process, int(length) - 1, max_states=max_states).myopic_entropies[-1])
+    return float(stream_entropies(process, length - 1, max_states=max_states).myopic_entropies[-1])
 
 
 # --- convergence of h(L) ------------------------------------------------------------------------------

@@ -68,9 +68,9 @@ def stream_entropies(process: HMM | GeneralizedHMM, depth: int, *, max_states: i
     Memory is bounded by ``max_states * vocab_size * num_states`` floats (children are made in
     chunks of `CHUNK_ENTRIES` entries), whatever the depth. Works for HMMs and GHMMs.
     """
-    depth = int(depth)
-    if depth < 0:
-        raise ProcessError(f"stream_entropies: depth must be >= 0; got {depth}")
+    from compmech.mixed_states import check_depth
+
+    depth = check_depth(depth, "stream_entropies")
     T, _, tau = process_vectors(process)
     E = (T @ tau).T  # [S, V]
     H, h, n_states, grid, levels = [0.0], [], [], [], []

@@ -200,9 +200,13 @@ def cmd_msp(args: argparse.Namespace) -> int:
     """Summarise the MSP; with --plot draw its graph (finite) or its beliefs to a depth (fractal)."""
     if args.depth is not None and args.depth < 0:
         raise ProcessError(f"--depth must be >= 0; got {args.depth}")
+    if not 1 <= args.max_states <= MAX_MSP_STATES:
+        raise ProcessError(f"--max-states must be in 1..{MAX_MSP_STATES}; got {args.max_states}")
     if args.plot:
         _check_plot_path(args.plot)
     proc = resolve_process(args.process, parse_params(args.param))
+    if args.depth is not None:
+        check_belief_depth(proc, args.depth)
     msp = build_msp(proc, max_states=args.max_states)
     graph_mode = args.depth is None and msp.finite
     if graph_mode:
@@ -215,7 +219,7 @@ def cmd_msp(args: argparse.Namespace) -> int:
             print(_msp_summary(msp, edges=False))
         else:
             print(f"{proc.name}: MSP looks infinite ({msp.reason})")
-        res = stream_entropies(proc, depth, keep_levels=True, max_states=200_000)
+        res = stream_entropies(proc, depth, keep_levels=True, max_states=BELIEFS_PER_LEVEL)
         B = np.concatenate([b for b, _ in res.levels])
         print(f"beliefs per length 0..{depth}: {res.n_states.tolist()}"
               + ("" if res.exact else " (beliefs merged on a coarse grid at some lengths)"))
@@ -224,6 +228,31 @@ def cmd_msp(args: argparse.Namespace) -> int:
     if args.plot:
         print(f"wrote {args.plot}")
     return 0
+
+
+#: `msp`: beliefs kept per word length (more are merged on a coarser grid), and in all.
+BELIEFS_PER_LEVEL = 200_000
+MAX_BELIEF_POINTS = 2_000_000
+#: `msp --max-states` at most this (the search holds every state's belief and successors).
+MAX_MSP_STATES = 1_000_000
+
+
+def check_belief_depth(proc: Process, depth: int) -> None:
+    """`ProcessError` when the beliefs of all words up to ``depth`` would be more than `MAX_BELIEF_POINTS`
+    points (at most `BELIEFS_PER_LEVEL` per length), with the largest depth that fits."""
+    from compmech.mixed_states import _iter_word_counts
+
+    total = 0.0
+    for L, n in enumerate(_iter_word_counts(proc)):
+        total += min(n, BELIEFS_PER_LEVEL)
+        if total > MAX_BELIEF_POINTS:
+            if L <= depth:
+                raise ProcessError(
+                    f"--depth {depth}: the beliefs of {proc.name} up to that length would be about {total:.3g} points "
+                    f"or more (at most {MAX_BELIEF_POINTS} are drawn); use --depth {max(L - 1, 0)} or less")
+            return
+        if L >= depth:
+            return
 
 
 def _msp_summary(msp: MSP, edges: bool = True) -> str:
