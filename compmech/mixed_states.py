@@ -91,12 +91,12 @@ def enumeration_bytes(process: HMM | GeneralizedHMM, depth: int) -> int:
 def check_enumerable(process: HMM | GeneralizedHMM, depth: int, max_bytes: int = MAX_ENUMERATION_BYTES) -> int:
     """Refuse (`ProcessError`, with the estimate) an enumeration of every word up to ``depth`` that would
     need more than ``max_bytes``; else return the estimate. Call it before allocating."""
-    depth = _check_reachable(depth, "check_enumerable")
+    depth = check_depth(depth, "check_enumerable")
     for L, b in enumerate(_iter_enumeration_bytes(process)):
         if b > max_bytes:
             if L > depth:
                 break
-            need = enumeration_bytes(process, depth)
+            need = enumeration_bytes(process, min(depth, MAX_DEPTH))
             raise ProcessError(
                 f"enumerating every word of {process.name} up to length {depth} needs about {_human(need)}, more "
                 f"than the {_human(max_bytes)} allowed; use a length of at most {L - 1}, or sampled (not exact) "
@@ -104,7 +104,9 @@ def check_enumerable(process: HMM | GeneralizedHMM, depth: int, max_bytes: int =
             )
         if L == depth:
             return int(b)
-    return enumeration_bytes(process, depth)
+        if L >= MAX_DEPTH:
+            _check_reachable(depth, "check_enumerable")
+    return enumeration_bytes(process, depth)  # pragma: no cover
 
 
 def _human(n: float) -> str:
