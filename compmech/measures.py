@@ -565,13 +565,20 @@ def process_info(process: Process, *, max_states: int = MAX_STATES, n_steps: int
       dimension is positive.
     - Lyapunov exponents and dimension: `compmech.fractal.lyapunov_spectrum` with ``lyapunov_steps``
       steps and the h_mu above, each with its standard error.
+
+    ``word_budget`` and ``lyapunov_steps`` are sized for Mess3 (V = S = 3: depth 14 and three stable
+    decimals in seconds); for a larger process they are scaled down by 9 / (V S) and 12 / (V (S-1)^2),
+    the ratio of the work per step, so ``info`` stays within seconds to a minute.
     """
     from compmech.fractal import lyapunov_spectrum
     from compmech.streaming import exact_myopic_entropies
 
     kind = "ghmm" if isinstance(process, GeneralizedHMM) else "hmm"
     notes: list[str] = []
-    V = process.vocab_size
+    V, S = process.vocab_size, process.num_states
+    # budgets are in Mess3-sized work (V = S = 3); a bigger process gets proportionally fewer steps
+    budget = word_budget * min(1.0, 9.0 / (V * S))
+    lyapunov_steps = int(lyapunov_steps * min(1.0, 12.0 / (V * max(S - 1, 1) ** 2)))
     msp = build_msp(process, max_states=max_states)
     try:
         eps = epsilon_machine(msp)
@@ -601,7 +608,7 @@ def process_info(process: Process, *, max_states: int = MAX_STATES, n_steps: int
             notes.append("markov_order: infinite (some words never synchronise)")
         if not msp.finite:
             out["n_mixed_states"] = INFINITE
-            ex = exact_myopic_entropies(process, sync_depth, max_words=word_budget, settled=SETTLED)
+            ex = exact_myopic_entropies(process, sync_depth, max_words=budget, settled=SETTLED)
             lim = entropy_limit(ex.myopic_entropies, h_mu=h_exact)
             depth_used = lim.depth
             out.update(E=_limit_measure(lim.E, lim.E_bound), T=_limit_measure(lim.T, lim.T_bound))
@@ -616,7 +623,7 @@ def process_info(process: Process, *, max_states: int = MAX_STATES, n_steps: int
         out["markov_order"] = INFINITE  # a finite Markov order would make the epsilon-machine finite
         out["n_mixed_states"] = INFINITE
         notes.append(f"MSP looks infinite ({msp.reason}); S and the cryptic order are not computed")
-        ex = exact_myopic_entropies(process, max_depth, max_words=word_budget, settled=SETTLED)
+        ex = exact_myopic_entropies(process, max_depth, max_words=budget, settled=SETTLED)
         lim = entropy_limit(ex.myopic_entropies)
         depth_used = lim.depth
         if lim.method != "not converged":

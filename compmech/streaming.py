@@ -114,8 +114,9 @@ def exact_myopic_entropies(process: HMM | GeneralizedHMM, depth: int, *, max_wor
     Level by level while the beliefs are few (at most `MERGE_SEARCH_LIMIT`), merging beliefs that
     are equal up to rounding (same cell of side ``resolution``), which keeps finite and countable
     presentations small; once a level is large and merging no longer shrinks it, the rest is
-    enumerated depth first in blocks of `DFS_BLOCK` rows with no merging at all, so nothing is
-    approximated and memory stays at about ``depth * DFS_BLOCK * V * S`` floats. Time grows with
+    enumerated depth first in blocks of at most `DFS_BLOCK` rows (fewer when V * S is large) with
+    no merging at all, so nothing is approximated and memory stays at about ``depth * CHUNK_ENTRIES``
+    floats. Time grows with
     the number of allowed words (Mess3: 3^14 words, h(1)..h(15), in a few seconds on one core).
     ``max_words`` caps the work: the enumeration stops at the deepest level that keeps the number of
     beliefs updated within it (the result's ``depth`` may then be below ``depth``). ``settled`` > 0
@@ -129,6 +130,7 @@ def exact_myopic_entropies(process: HMM | GeneralizedHMM, depth: int, *, max_wor
     E = (T @ tau).T  # [S, V]
     Tcat = np.ascontiguousarray(T.transpose(1, 0, 2).reshape(S, V * S))  # b @ Tcat = [b T[0], ..., b T[V-1]]
     min_prob = 1e-12 if isinstance(process, GeneralizedHMM) else 0.0
+    block = max(64, min(DFS_BLOCK, CHUNK_ENTRIES // (V * S)))  # rows whose children fit one chunk
     h = np.zeros(depth + 1)
     counts = np.zeros(depth + 1, np.int64)
     words = [0]
@@ -152,8 +154,8 @@ def exact_myopic_entropies(process: HMM | GeneralizedHMM, depth: int, *, max_wor
         if L == depth:
             return
         cb, cp = children(b, p)
-        for lo in range(0, cb.shape[0], DFS_BLOCK):
-            descend(cb[lo:lo + DFS_BLOCK], cp[lo:lo + DFS_BLOCK], L + 1)
+        for lo in range(0, cb.shape[0], block):
+            descend(cb[lo:lo + block], cp[lo:lo + block], L + 1)
 
     b, p = pi[None, :].copy(), np.ones(1)
     L = 0
@@ -175,8 +177,8 @@ def exact_myopic_entropies(process: HMM | GeneralizedHMM, depth: int, *, max_wor
                     level_words *= growth
                 depth = stop
                 if depth > L:
-                    for lo in range(0, cb.shape[0], DFS_BLOCK):
-                        descend(cb[lo:lo + DFS_BLOCK], cp[lo:lo + DFS_BLOCK], L + 1)
+                    for lo in range(0, cb.shape[0], block):
+                        descend(cb[lo:lo + block], cp[lo:lo + block], L + 1)
                 break
             cb, cp = mb, mp
         else:
