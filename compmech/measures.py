@@ -559,10 +559,12 @@ def process_info(process: Process, *, max_states: int = MAX_STATES, n_steps: int
       steps, standard error) and E, T are partial sums.
     - a finite epsilon-machine with an infinite MSP (a unifilar presentation that never synchronises
       on some words): h_mu, C_mu and the cryptic order exact; E, T, S from sums to ``sync_depth`` levels.
-    - C_mu of a countable MSP: entropy of the distribution over distinct beliefs at depth L, once it
-      has converged in L and agrees when the merging grid ``merge_resolution`` is made 100x finer;
-      else a lower bound (distinct beliefs merged at the coarser grid). Infinite when the Lyapunov
-      dimension is positive.
+    - C_mu of a countable MSP: where the process gives exact state labels (`reset_labels`: tokens
+      that reset the belief, the others commuting), the entropy of their stationary distribution,
+      with no merging at all. Otherwise the entropy of the distribution over distinct beliefs at
+      depth L, once it has converged in L and agrees when the merging grid ``merge_resolution`` is
+      made 100x finer; else a lower bound (distinct beliefs merged at the coarser grid). Infinite
+      when the Lyapunov dimension is positive.
     - Lyapunov exponents and dimension: `compmech.fractal.lyapunov_spectrum` with ``lyapunov_steps``
       steps and the h_mu above, each with its standard error.
 
@@ -638,8 +640,22 @@ def process_info(process: Process, *, max_states: int = MAX_STATES, n_steps: int
                        E=Measure(max(part.E, 0.0), None, "partial sum"), T=Measure(max(part.T, 0.0), None, "partial sum"))
             notes.append(f"h(L) not converged by depth {lim.depth} (h({lim.depth}) = {ex.myopic_entropies[-1]:.10f} "
                          f"is an upper bound on h_mu); h_mu from {bw.n_steps} chaos-game steps; E, T partial sums")
-        C = _countable_complexity(process, sync_depth, merge_resolution)
-        if C is not None:
+        labelled = reset_labels(process)
+        C = None
+        by_labels = labelled is not None and labelled.missing < 1e-9
+        if by_labels:
+            n_lab = len(labelled.labels)
+            # the unlisted mass m adds at most m (64 - log2 m) bits (fewer than 2^64 unlisted labels), + rounding
+            err = labelled.missing * (64.0 - math.log2(max(labelled.missing, 1e-300))) + 1e-12
+            C = Measure(float(entropy_bits(labelled.probs)), err, "countable MSP limit", "bound")
+            out["C_mu"] = C
+            notes.append(f"C_mu: entropy of the {n_lab} exact causal-state labels (last reset token "
+                         f"{list(labelled.reset_tokens)}, then counts of the commuting tokens "
+                         f"{list(labelled.other_tokens)}); no belief merging, assuming distinct labels are "
+                         "distinct states")
+        else:
+            C = _countable_complexity(process, sync_depth, merge_resolution)
+        if C is not None and not by_labels:
             out["C_mu"] = C
             notes.append("C_mu: entropy of the distribution of distinct beliefs" + (
                 f", converged in depth and unchanged with a 100x finer merging grid" if C.method != "lower bound"
@@ -702,6 +718,80 @@ def _in_range(name: str, m: Measure, V: int, notes: list[str]) -> Measure:
         return Measure(min(max(m.value, lo), hi), m.error, m.method, m.error_kind)
     notes.append(f"{name}: the estimate {m.value:.6g} ({m.method}) is outside [{lo:g}, {hi:g}]; not reported")
     return NOT_COMPUTED
+
+
+@dataclass(frozen=True)
+class ResetLabels:
+    """Exact causal-state labels of a process whose tokens either reset the belief or commute.
+
+    Tokens with a rank-one matrix (``reset_tokens``) send every belief to one fixed vector; when the
+    other tokens' matrices all commute, the belief after a reset depends only on which reset came
+    last and how many of each other token followed, in any order. ``probs[k]`` is the stationary
+    probability of label ``labels[k]`` = (reset token, counts of the other tokens): the multinomial
+    number of orderings times ``pi T[reset] prod_o T[o]^count_o tau``. ``missing`` is the mass of the
+    labels not listed (longer runs without a reset).
+    """
+
+    reset_tokens: tuple[int, ...]
+    other_tokens: tuple[int, ...]
+    labels: list[tuple[int, tuple[int, ...]]]
+    probs: np.ndarray  # [K]
+    missing: float
+
+
+def reset_labels(process: Process, *, max_labels: int = 1_000_000, tail: float = 1e-15) -> ResetLabels | None:
+    """The `ResetLabels` of ``process``, or None when it lacks that structure (no rank-one token, or
+    two other tokens whose matrices do not commute). Labels are listed by run length since the last
+    reset until the mass left is below ``tail`` (or ``max_labels`` labels)."""
+    from math import comb
+
+    T, pi, tau = process_vectors(process)
+    V = T.shape[0]
+    sv = [np.linalg.svd(T[x], compute_uv=False) for x in range(V)]
+    resets = tuple(x for x in range(V) if sv[x][0] > 0 and sv[x][1] <= 1e-12 * sv[x][0])
+    others = tuple(x for x in range(V) if x not in resets and sv[x][0] > 0)
+    if not resets or not others:
+        return None
+    for a in others:
+        for b in others:
+            if a < b and np.abs(T[a] @ T[b] - T[b] @ T[a]).max() > 1e-12 * max(1.0, np.abs(T[a]).max() * np.abs(T[b]).max()):
+                return None
+    labels: list[tuple[int, tuple[int, ...]]] = []
+    probs: list[float] = []
+    n = len(others)
+    total = 0.0
+    for r in resets:
+        level = {(0,) * n: pi @ T[r]}  # counts -> pi T[r] prod T[o]^c (one ordering)
+        k = 0
+        while level and len(labels) < max_labels:
+            mass_k = 0.0
+            for c, v in level.items():
+                multi = comb(k, c[0]) if n == 2 else _multinomial(c)
+                pr = float(multi * (v @ tau))
+                labels.append((r, c))
+                probs.append(pr)
+                mass_k += pr
+            total += mass_k
+            if mass_k < tail * 1e-3 and k > 0 or k > 100_000:
+                break
+            nxt: dict[tuple[int, ...], np.ndarray] = {}
+            for c, v in level.items():
+                for i, o in enumerate(others):
+                    c2 = c[:i] + (c[i] + 1,) + c[i + 1:]
+                    if c2 not in nxt:
+                        nxt[c2] = v @ T[o]
+            level, k = nxt, k + 1
+    p = np.clip(np.array(probs), 0.0, None)
+    return ResetLabels(resets, others, labels, p, max(0.0, 1.0 - float(p.sum())))
+
+
+def _multinomial(c: tuple[int, ...]) -> int:
+    from math import factorial
+
+    out = factorial(sum(c))
+    for x in c:
+        out //= factorial(x)
+    return out
 
 
 def _countable_complexity(process: Process, depth: int, resolution: float) -> Measure | None:

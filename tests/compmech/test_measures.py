@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -222,9 +223,37 @@ def test_process_info_for_a_ghmm():
     info = process_info(hp.post_quantum(), lyapunov_steps=20_000)
     assert info.lyapunov_dimension.value == 0.0  # countable belief set (the reset token)
     assert info.h_mu.method == "h(L) limit" and info.h_mu.error < 1e-10
-    # its distinct beliefs come closer than the merging grid: C_mu is only a lower bound
-    assert info.C_mu.method == "lower bound" and info.C_mu.value > 5 and info.C_mu.error is None
-    assert info.chi.method == "lower bound"
+    assert info.C_mu.method == "countable MSP limit" and info.C_mu.error < 1e-9
+    # its distinct beliefs come closer than any merging grid: merged beliefs give only lower bounds,
+    # which the exact labels respect
+    from compmech.measures import _countable_complexity
+
+    coarse = _countable_complexity(hp.post_quantum(), 1000, 1e-12)
+    assert coarse.method == "lower bound" and coarse.value < info.C_mu.value < coarse.value + 0.02
+
+
+def test_reset_labels_are_the_causal_states_of_post_quantum():
+    """post_quantum: token 0 is a rank-one reset and tokens 1, 2 commute, so the state is (counts of 1 and 2
+    since the last 0). A label's probability, summed over its orderings by brute force, is the multinomial
+    formula; SNS labels give the closed-form C_mu of the test below."""
+    from compmech.measures import reset_labels
+
+    pq = hp.post_quantum()
+    lab = reset_labels(pq)
+    assert lab.reset_tokens == (0,) and lab.other_tokens == (1, 2) and lab.missing < 1e-12
+    T, pi, tau = hp.process_vectors(pq)
+    probs = dict(zip(lab.labels, lab.probs))
+    for counts in [(0, 0), (2, 1), (1, 3)]:
+        brute = 0.0
+        for order in itertools.product((1, 2), repeat=sum(counts)):
+            if (order.count(1), order.count(2)) == counts:
+                v = pi @ T[0]
+                for x in order:
+                    v = v @ T[x]
+                brute += v @ tau
+        assert probs[(0, counts)] == pytest.approx(brute, rel=1e-12, abs=1e-15)
+    assert reset_labels(hp.mess3()) is None  # no reset token
+    assert entropy_bits(reset_labels(hp.sns()).probs) == pytest.approx(2.7114687242, abs=1e-9)
 
 
 def test_countable_mixed_states_give_a_converged_complexity():
@@ -237,15 +266,20 @@ def test_countable_mixed_states_give_a_converged_complexity():
         P.append(p1 * v.sum())
         v = v @ T[0]
     info = process_info(sns, lyapunov_steps=20_000)
-    assert info.C_mu.value == pytest.approx(entropy_bits(np.array(P)), abs=1e-8)
+    assert info.C_mu.value == pytest.approx(entropy_bits(np.array(P)), abs=1e-10)
     assert info.C_mu.method == "countable MSP limit" and info.C_mu.error < 1e-8
     assert info.markov_order.method == "infinite"
     assert info.lyapunov_dimension.value == 0.0
     assert info.chi.value == pytest.approx(info.C_mu.value - info.E.value)
-    # converged for real: the same value when the merging grid is 100x finer
-    finer = process_info(sns, merge_resolution=1e-14, lyapunov_steps=20_000)
-    assert finer.C_mu.value == pytest.approx(info.C_mu.value, abs=1e-10)
-    assert finer.C_mu.method == "countable MSP limit"
+    # without the labels, from merged beliefs: converged for real, the same value with a 100x finer grid
+    from compmech.measures import _countable_complexity
+
+    for proc in (sns, hp.nond()):
+        a = _countable_complexity(proc, 1000, 1e-12)
+        b = _countable_complexity(proc, 1000, 1e-14)
+        assert a.method == b.method == "countable MSP limit"
+        assert a.value == pytest.approx(b.value, abs=1e-10)
+        assert a.value == pytest.approx(process_info(proc, lyapunov_steps=10_000).C_mu.value, abs=1e-9)
 
 
 def test_measures_stay_in_range_and_bad_processes_are_refused():
