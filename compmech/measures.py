@@ -400,8 +400,10 @@ def entropy_limit(h: np.ndarray, h_mu: float | None = None) -> EntropyLimit:
     if D >= 4 and np.all(np.abs(d[-3:]) <= SETTLED):
         limit = float(h[-1]) if h_mu is None else float(h_mu)
         E, T = sums(limit)
-        return EntropyLimit(limit, 0.0 if h_mu is not None else SETTLED, E, rounding + D * SETTLED, T,
-                            D * rounding + D * D * SETTLED, D, "settled")
+        # what is left after three steps below SETTLED is at most 20 SETTLED for any ratio up to MAX_RATIO
+        left = 20 * SETTLED
+        return EntropyLimit(limit, 0.0 if h_mu is not None else left, E, rounding + D * left, T,
+                            D * rounding + D * D * left, D, "settled")
     if D >= 8:
         if h_mu is None:
             seq = d  # decrements

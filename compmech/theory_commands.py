@@ -186,7 +186,9 @@ def format_info(info: ProcessInfo) -> str:
     for key, (label, unit) in _LABELS.items():
         lines.append(f"  {label:<32} {_measure_text(getattr(info, key), unit)}")
     for i, m in enumerate(info.lyapunov_exponents):
-        lines.append(f"  {f'Lyapunov exponent {i + 1}':<32} {_measure_text(m, 'bits/token')}")
+        text = "-infinite (a token collapses this direction)" if m.method == "infinite" else _measure_text(
+            m, "bits/token")
+        lines.append(f"  {f'Lyapunov exponent {i + 1}':<32} {text}")
     lines.append("  (\"within e\": a convergence bound; \"+- e\": a standard error; exact values to rounding)")
     for note in info.notes:
         lines.append(f"  note: {note}")
