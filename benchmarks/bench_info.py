@@ -20,15 +20,21 @@ from compmech.streaming import stream_entropies  # noqa: E402
 
 
 def bench_info() -> None:
-    print(f"{'process':<16} {'seconds':>8}  {'h_mu':>10} {'C_mu':>10} {'E':>10}  MSP")
+    """Time `process_info` for every named process; print h_mu, C_mu, E with their error and method."""
+    print(f"{'process':<16} {'seconds':>8}  {'h_mu':>26} {'C_mu':>26} {'E':>26}")
+
+    def fmt(m) -> str:
+        if m.value is None:
+            return m.method
+        err = "" if m.error is None else f"+-{m.error:.0e}"
+        return f"{m.value:.6f}{err} {m.method[:8]}"
+
     for name in hp.list_processes():
         proc = hp.get_process(name)
         t0 = time.perf_counter()
         info = process_info(proc)
         dt = time.perf_counter() - t0
-        fmt = lambda v: "inf" if v is None else f"{v:.6f}"  # noqa: E731
-        msp = "infinite" if info.n_mixed_states is None else f"{info.n_mixed_states} states"
-        print(f"{name:<16} {dt:8.3f}  {fmt(info.h_mu):>10} {fmt(info.C_mu):>10} {fmt(info.E):>10}  {msp}")
+        print(f"{name:<16} {dt:8.3f}  {fmt(info.h_mu):>26} {fmt(info.C_mu):>26} {fmt(info.E):>26}")
 
 
 def bench_streaming(depth: int, max_states: int) -> None:

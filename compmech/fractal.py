@@ -30,16 +30,21 @@ from compmech.information import entropy_bits, next_token_distribution
 from hmm_processes import HMM, GeneralizedHMM, ProcessError, process_vectors
 
 
+#: A tangent growth below this fraction of the Jacobian's norm is rounding of an exact 0 (a collapsed direction).
+COLLAPSE_RTOL = 1e-12
+
+
 @dataclass(frozen=True)
 class LyapunovSpectrum:
-    """Lyapunov exponents of the belief IFS (bits per token, descending), with standard errors over
-    independent chains, the entropy rate measured on the same trajectories, and the Lyapunov dimension."""
+    """Lyapunov exponents of the belief IFS (bits per token, descending) with standard errors over
+    independent chains, the entropy rate used, and the Lyapunov dimension with its standard error."""
 
     exponents: np.ndarray  # [S - 1]
     stderr: np.ndarray  # [S - 1]
     entropy_rate: float
-    entropy_rate_stderr: float
+    entropy_rate_stderr: float  # 0 when the caller supplied an (exact enough) entropy rate
     dimension: float
+    dimension_stderr: float  # jackknife over chains
     n_steps: int
     n_chains: int
 
@@ -62,14 +67,18 @@ def lyapunov_dimension(exponents: np.ndarray, entropy_rate: float) -> float:
     return float(lam.size)
 
 
-def lyapunov_spectrum(process: HMM | GeneralizedHMM, *, n_steps: int = 200_000, n_chains: int = 32,
-                      burn_in: int = 500, seed: int = 0) -> LyapunovSpectrum:
+def lyapunov_spectrum(process: HMM | GeneralizedHMM, *, n_steps: int = 1_000_000, n_chains: int = 512,
+                      burn_in: int = 200, seed: int = 0, entropy_rate: float | None = None) -> LyapunovSpectrum:
     """Lyapunov spectrum of the belief maps along ``n_chains`` independent chaos-game trajectories.
 
     Each chain starts at the stationary prior, runs ``burn_in`` steps, then ``n_steps / n_chains``
-    steps during which tangent vectors (an orthonormal frame of the (S-1)-dimensional tangent
-    space, re-orthonormalised by QR every step) accumulate log growth. The exponent estimate is the
-    mean over chains; its standard error is their standard deviation / sqrt(n_chains).
+    steps carrying an orthonormal frame of the (S-1)-dimensional tangent space. At each step the
+    log growth of the frame (QR) is averaged over every possible next token, weighted by its
+    probability, before one token is drawn to move on (a Rao-Blackwellised estimator: same mean
+    as the sampled log growth, several times smaller variance). The exponent estimate is the mean
+    over chains; its standard error is their standard deviation / sqrt(n_chains). The dimension
+    uses ``entropy_rate`` when given (an accurate h_mu, e.g. the limit of the exact h(L)), else
+    the mean next-token entropy along the same chains; its standard error is a jackknife over chains.
     """
     T, pi, tau = process_vectors(process)
     V, S, _ = T.shape
@@ -82,36 +91,68 @@ def lyapunov_spectrum(process: HMM | GeneralizedHMM, *, n_steps: int = 200_000, 
     Q = np.broadcast_to(np.eye(d), (n_chains, d, d)).copy()
     logs = np.zeros((n_chains, d))
     ent = np.zeros(n_chains)
+    BTB = np.einsum("ds,xst,et->xde", B, T, B)  # [V, d, d]: B T[x] B^T
+    BAt = np.einsum("ds,xs->xd", B, T @ tau)  # [V, d]: B (T[x] tau)
+    rows = np.arange(n_chains)
     steps_iter = belief_chaos_game(T, pi, tau, n_chains, burn_in + steps, np.random.default_rng(seed))
     with np.errstate(divide="ignore", invalid="ignore"):
-        for t, (eta, p, x, u, z) in enumerate(steps_iter):
+        for t, (eta, p, x, U, Z) in enumerate(steps_iter):
             if t < burn_in:
                 continue
             ent += entropy_bits(p)
             if d:
-                A = T[x]  # [C, S, S]
-                f = u / z[:, None]
-                # d f = (dv A / z)(I - tau f): J = (A - (A tau) f) / z acting on row vectors
-                J = (A - (A @ tau)[:, :, None] * f[:, None, :]) / z[:, None, None]
-                K = B @ J @ B.T  # [C, d, d], row-vector action c -> c K
-                Y = np.swapaxes(K, 1, 2) @ Q  # column form
-                Q, R = np.linalg.qr(Y)
-                diag = np.abs(np.diagonal(R, axis1=1, axis2=2))
-                logs += np.log2(diag)
-                sign = np.sign(np.diagonal(R, axis1=1, axis2=2))
-                Q = Q * np.where(sign == 0, 1.0, sign)[:, None, :]
+                z = np.where(Z > 0, Z, 1.0)  # [C, V]; impossible tokens get weight 0 below
+                fB = np.einsum("cxs,ds->cxd", U, B) / z[:, :, None]  # [C, V, d]: next belief, projected
+                # d f = (dv A / z)(I - tau f) for A = T[x]: in the basis B, K = (B A B^T - (B A tau)(f B^T)) / z
+                K = (BTB[None] - BAt[None, :, :, None] * fB[:, :, None, :]) / z[:, :, None, None]  # [C, V, d, d]
+                Y = np.einsum("cxed,cef->cxdf", K, Q)  # column form K^T Q, [C, V, d, d]
+                Qn, r = _gram_schmidt(Y)  # r: [C, V, d], the positive diagonal of R
+                # growth lost to cancellation (a map that collapses directions, e.g. a rank-one reset) is 0
+                scale = ((np.linalg.norm(BTB, axis=(1, 2))[None] + np.linalg.norm(BAt, axis=1)[None]
+                          * np.linalg.norm(fB, axis=2)) / z)[:, :, None]  # [C, V, 1]: size of K's two terms
+                r = np.where(r <= COLLAPSE_RTOL * scale, 0.0, r)
+                g = np.where(p[:, :, None] > 0, p[:, :, None] * np.log2(r), 0.0)  # -inf: a collapsed direction
+                logs += g.sum(axis=1)
+                Q = Qn[rows, x]
     per_chain = logs / steps  # [C, d]
     h_chain = ent / steps
     lam = per_chain.mean(axis=0)
     order = np.argsort(-lam)
-    lam = lam[order]
+    lam, per_chain = lam[order], per_chain[:, order]
     with np.errstate(invalid="ignore"):
-        se = per_chain.std(axis=0, ddof=1)[order] / np.sqrt(n_chains)
-    h = float(h_chain.mean())
-    h_se = float(h_chain.std(ddof=1) / np.sqrt(n_chains))
+        se = per_chain.std(axis=0, ddof=1) / np.sqrt(n_chains)
+    if entropy_rate is None:
+        h, h_se = float(h_chain.mean()), float(h_chain.std(ddof=1) / np.sqrt(n_chains))
+    else:
+        h, h_se = float(entropy_rate), 0.0
+    dim = lyapunov_dimension(lam, max(h, 0.0))
+    # jackknife over chains: each chain left out in turn
+    tot_h = h_chain.sum()
+    jack = np.empty(n_chains)
+    for c in range(n_chains):
+        lam_c = np.delete(per_chain, c, axis=0).mean(axis=0)  # (-inf stays -inf; no inf - inf)
+        h_c = h if entropy_rate is not None else (tot_h - h_chain[c]) / (n_chains - 1)
+        jack[c] = lyapunov_dimension(lam_c, max(h_c, 0.0))
+    dim_se = float(np.sqrt((n_chains - 1) / n_chains * np.sum((jack - jack.mean()) ** 2))) if np.all(
+        np.isfinite(jack)) else float("nan")
     return LyapunovSpectrum(exponents=lam, stderr=se, entropy_rate=h, entropy_rate_stderr=h_se,
-                            dimension=lyapunov_dimension(lam, max(h, 0.0)), n_steps=steps * n_chains,
-                            n_chains=n_chains)
+                            dimension=dim, dimension_stderr=dim_se, n_steps=steps * n_chains, n_chains=n_chains)
+
+
+def _gram_schmidt(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """QR of a batch of small square matrices [..., d, d] by modified Gram-Schmidt (vectorised over the
+    batch, far faster than one LAPACK call per matrix): (Q, the diagonal of R, made >= 0)."""
+    d = Y.shape[-1]
+    Q = np.empty_like(Y)
+    r = np.empty(Y.shape[:-1])
+    for k in range(d):
+        v = Y[..., :, k].copy()
+        for j in range(k):
+            v -= np.sum(Q[..., :, j] * v, axis=-1, keepdims=True) * Q[..., :, j]
+        n = np.sqrt(np.sum(v * v, axis=-1))
+        r[..., k] = n
+        Q[..., :, k] = v / np.where(n > 0, n, 1.0)[..., None]
+    return Q, r
 
 
 def chaos_game(process: HMM | GeneralizedHMM, n_points: int, *, burn_in: int = 200, n_chains: int = 64,
@@ -122,9 +163,10 @@ def chaos_game(process: HMM | GeneralizedHMM, n_points: int, *, burn_in: int = 2
     steps = -(-int(n_points) // n_chains)
     out = np.empty((steps, n_chains, pi.shape[0]))
     steps_iter = belief_chaos_game(T, pi, tau, n_chains, burn_in + steps, np.random.default_rng(seed))
-    for t, (_, _, _, u, z) in enumerate(steps_iter):
+    rows = np.arange(n_chains)
+    for t, (_, _, x, U, Z) in enumerate(steps_iter):
         if t >= burn_in:
-            out[t - burn_in] = u / z[:, None]
+            out[t - burn_in] = U[rows, x] / Z[rows, x][:, None]
     return out.reshape(-1, pi.shape[0])[: int(n_points)]
 
 
@@ -134,18 +176,20 @@ def belief_chaos_game(T: np.ndarray, pi: np.ndarray, tau: np.ndarray, n_chains: 
 
     Runs ``n_chains`` chains from ``pi`` for ``n_steps`` steps and yields, at each step, the beliefs
     eta [C, S], their next-token distributions p [C, V], the drawn tokens x [C], and the
-    unnormalised update u = eta T[x] [C, S] with z = u tau [C] (the next beliefs are u / z).
-    The one place the chaos game is written; its samples follow the Blackwell measure.
+    unnormalised updates for every token, U[c, x] = eta_c T[x] [C, V, S] with Z = U tau [C, V]
+    (the next beliefs are U[c, x_c] / Z[c, x_c]). The one place the chaos game is written; its
+    samples follow the Blackwell measure.
     """
     E = (T @ tau).T  # [S, V]
     eta = np.broadcast_to(pi, (n_chains, pi.shape[0])).copy()
+    rows = np.arange(n_chains)
     for _ in range(n_steps):
         p = next_token_distribution(eta, E)
         x = _draw(p, rng)
-        u = np.einsum("ci,cij->cj", eta, T[x])
-        z = u @ tau
-        yield eta, p, x, u, z
-        eta = u / z[:, None]
+        U = np.einsum("ci,xij->cxj", eta, T)  # [C, V, S]
+        Z = np.einsum("cxj,j->cx", U, tau)  # [C, V]
+        yield eta, p, x, U, Z
+        eta = U[rows, x] / Z[rows, x][:, None]
 
 
 def _draw(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -330,52 +330,205 @@ def block_entropy(process: Process, length: int, *, max_states: int = 100_000) -
     """
     from compmech.streaming import stream_entropies
 
-    return float(stream_entropies(process, int(length), max_states=max_states).block_entropies[-1])
+    return float(stream_entropies(process, length, max_states=max_states).block_entropies[-1])
 
 
 def myopic_entropy(process: Process, length: int, *, max_states: int = 100_000) -> float:
     """Myopic entropy rate ``h(L) = H(L) - H(L-1) = H[X_L | X_1..X_{L-1}]`` (bits), L >= 1."""
     from compmech.streaming import stream_entropies
 
-    if int(length) < 1:
+    from compmech.mixed_states import check_depth
+
+    if check_depth(length, "myopic_entropy") < 1:
         raise ProcessError(f"myopic_entropy: length must be >= 1; got {length}")
-    return float(stream_entropies(process, int(length) - 1, max_states=max_states).myopic_entropies[-1])
+    return float(stream_entropies(process, length - 1, max_states=max_states).myopic_entropies[-1])
+
+
+# --- convergence of h(L) ------------------------------------------------------------------------------
+
+#: Successive h(L) closer than this are equal (the sequence has reached its limit, to rounding).
+SETTLED = 1e-13
+#: Rounding allowance per term of a sum of h(L) values (bits).
+ROUND_TERM = 1e-14
+#: Largest ratio of successive h(L) decrements taken as geometric convergence.
+MAX_RATIO = 0.95
+#: Geometric convergence: the last five ratios of decrements agree within this fraction of 1 - rho.
+GEOMETRIC_SPREAD = 0.01
+
+
+@dataclass(frozen=True)
+class EntropyLimit:
+    """h_mu, E and T from exact h(1)..h(D), each with a convergence bound (absolute, bits).
+
+    ``method``: "settled" (h(L) stopped changing, to rounding, by depth D), "geometric" (the
+    decrements d_L = h(L-1) - h(L) shrink by a steady ratio rho over the last five steps, so the
+    tail is summed in closed form and the bound covers every ratio in the observed range widened
+    by its spread on each side) or
+    "not converged" (the values are partial sums and the bounds are None).
+    """
+
+    h_mu: float
+    h_mu_bound: float | None
+    E: float
+    E_bound: float | None
+    T: float
+    T_bound: float | None
+    depth: int
+    method: str
+    ratio: float | None = None
+
+
+def entropy_limit(h: np.ndarray, h_mu: float | None = None) -> EntropyLimit:
+    """The limit of the myopic entropies ``h`` = [h(1), ..., h(D)] and the sums E, T over them.
+
+    ``E = sum_{L>=1} (h(L) - h_mu)`` and ``T = sum_{L>=1} L (h(L) - h_mu)``. When h_mu is known
+    (``h_mu``, e.g. exact from an epsilon-machine) only the tails are extrapolated. For geometric
+    convergence with ratio rho the residual after depth D is ``r_D = d_D rho / (1 - rho)``, so
+    ``h_mu = h(D) - r_D``, the E tail is ``r_D rho / (1 - rho)`` and the T tail is
+    ``r_D (D rho / (1 - rho) + rho / (1 - rho)^2)``.
+    """
+    h = np.asarray(h, dtype=np.float64)
+    D = int(h.size)
+    L = np.arange(1, D + 1)
+    d = -np.diff(h)  # [D - 1], d[k] = h(k + 1) - h(k + 2)
+    rounding = D * ROUND_TERM
+
+    def sums(limit: float) -> tuple[float, float]:
+        r = h - limit
+        return float(r.sum()), float((L * r).sum())
+
+    if D >= 4 and np.all(np.abs(d[-3:]) <= SETTLED):
+        limit = float(h[-1]) if h_mu is None else float(h_mu)
+        E, T = sums(limit)
+        # what is left after three steps below SETTLED is at most 20 SETTLED for any ratio up to MAX_RATIO
+        left = 20 * SETTLED
+        return EntropyLimit(limit, 0.0 if h_mu is not None else left, E, rounding + D * left, T,
+                            D * rounding + D * D * left, D, "settled")
+    if D >= 8:
+        if h_mu is None:
+            seq = d  # decrements
+        else:
+            seq = h - h_mu  # residuals decay like the decrements
+        last = seq[-6:]
+        if np.all(last > 0):
+            ratios = last[1:] / last[:-1]
+            lo, hi = float(ratios.min()), float(ratios.max())
+            pad = max(hi - lo, 1e-3 * hi)
+            # geometric: five successive ratios agree to 1% of 1 - rho (a power law's ratios creep up to 1
+            # by about (1 - rho) / L per step, so it fails this until L is in the hundreds)
+            if hi < MAX_RATIO and lo > 0 and hi - lo <= GEOMETRIC_SPREAD * (1.0 - hi):
+                rho = float(ratios[-1])
+
+                def at(r: float) -> tuple[float, float, float]:
+                    g = r / (1.0 - r)
+                    if h_mu is None:
+                        res = d[-1] * g
+                        limit = float(h[-1] - res)
+                    else:
+                        limit = float(h_mu)
+                        res = float(h[-1] - h_mu)
+                    E, T = sums(limit)
+                    return limit, E + res * g, T + res * (D * g + g / (1.0 - r))
+
+                mid = at(rho)
+                ends = [at(max(lo - pad, 0.0)), at(min(hi + pad, 0.99))]
+                dev = [max(abs(e[k] - mid[k]) for e in ends) for k in range(3)]
+                h_bound = 0.0 if h_mu is not None else dev[0] + SETTLED
+                return EntropyLimit(mid[0], h_bound, mid[1], dev[1] + rounding, mid[2], dev[2] + D * rounding, D,
+                                    "geometric", rho)
+    limit = float(h[-1]) if h_mu is None else float(h_mu)
+    E, T = sums(limit)
+    return EntropyLimit(limit, None, E, None, T, None, D, "not converged")
 
 
 # --- everything at once ----------------------------------------------------------------------------
 
+#: How a value in `ProcessInfo` was obtained.
+METHODS = {
+    "exact": "computed exactly from a finite presentation (error: rounding)",
+    "h(L) limit": "limit of the exact myopic entropies h(L) (error: convergence bound)",
+    "Blackwell": "average next-token entropy along chaos-game trajectories (error: standard error)",
+    "chaos game": "average along chaos-game trajectories (error: standard error)",
+    "countable MSP limit": "entropy of the distinct beliefs at depth L, converged in L and in the merging "
+                           "tolerance (error: the largest change seen)",
+    "lower bound": "a lower bound (no error)",
+    "partial sum": "sum to the depth reached, h(L) not converged (no error known)",
+    "infinite": "the quantity is infinite",
+    "not computed": "not available for this process (see notes)",
+}
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One reported quantity: value, an error (a bound or a standard error, see ``error_kind``) and the method.
+
+    ``value`` is None when ``method`` is "infinite" or "not computed"; ``error`` is None when no
+    error is known (method "lower bound" / "partial sum") or it does not apply.
+    """
+
+    value: float | int | None
+    error: float | None
+    method: str
+    error_kind: str | None = None  # "bound", "stderr" or None
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"Measure: unknown method {self.method!r}; one of {sorted(METHODS)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"value", "error", "error_kind", "method"}`` with non-finite numbers as None."""
+        return {"value": _json_ready(self.value), "error": _json_ready(self.error), "error_kind": self.error_kind,
+                "method": self.method}
+
+
+def _exact(v: float | int | None, rounding: float = 0.0) -> Measure:
+    return Measure(v, rounding if isinstance(v, float) else 0, "exact", "bound")
+
+
+INFINITE = Measure(None, None, "infinite")
+NOT_COMPUTED = Measure(None, None, "not computed")
+
 
 @dataclass
 class ProcessInfo:
-    """Every measure of one process. ``None`` means infinite (listed in ``infinite``) or not
-    computed (``notes`` say why); ``estimated`` lists the measures that are estimates, not exact."""
+    """Every measure of one process, each a `Measure` (value, error, method); ``notes`` say why where
+    something is an estimate, a bound or missing. ``depth`` is how deep the exact h(L) went (None
+    when a finite presentation gave everything exactly)."""
 
     name: str
     params: dict[str, Any]
     kind: str  # "hmm" or "ghmm"
-    h_mu: float
-    h_mu_stderr: float | None
-    C_mu: float | None
-    E: float | None
-    T: float | None
-    S: float | None
-    chi: float | None
-    markov_order: int | None
-    cryptic_order: int | None
-    n_mixed_states: int | None
-    n_causal_states: int | None
-    lyapunov_dimension: float | None
-    lyapunov_exponents: list[float] | None = None
-    estimated: list[str] = field(default_factory=list)
-    infinite: list[str] = field(default_factory=list)
+    h_mu: Measure
+    C_mu: Measure
+    E: Measure
+    T: Measure
+    S: Measure
+    chi: Measure
+    markov_order: Measure
+    cryptic_order: Measure
+    n_mixed_states: Measure
+    n_causal_states: Measure
+    lyapunov_dimension: Measure
+    lyapunov_exponents: tuple[Measure, ...] = ()
+    depth: int | None = None
     notes: list[str] = field(default_factory=list)
 
+    def measures(self) -> dict[str, Measure]:
+        """The scalar measures by name, in display order."""
+        return {k: getattr(self, k) for k in MEASURE_NAMES}
+
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (non-finite numbers become None)."""
-        out: dict[str, Any] = {}
-        for k, v in self.__dict__.items():
-            out[k] = _json_ready(v)
+        """A JSON-ready dict: each measure as ``{"value", "error", "error_kind", "method"}``."""
+        out: dict[str, Any] = {"name": self.name, "params": _json_ready(self.params), "kind": self.kind}
+        out.update({k: m.to_dict() for k, m in self.measures().items()})
+        out["lyapunov_exponents"] = [m.to_dict() for m in self.lyapunov_exponents]
+        out["depth"] = self.depth
+        out["notes"] = list(self.notes)
         return out
+
+
+MEASURE_NAMES = ("h_mu", "C_mu", "E", "T", "S", "chi", "markov_order", "cryptic_order", "n_mixed_states",
+                 "n_causal_states", "lyapunov_dimension")
 
 
 def _json_ready(v: Any) -> Any:
@@ -390,185 +543,310 @@ def _json_ready(v: Any) -> Any:
     return v
 
 
-def process_info(process: Process, *, max_states: int = MAX_STATES, n_steps: int = 1_000_000, seed: int = 0,
-                 stream_depth: int = 40, stream_max_states: int = 10_000, lyapunov_steps: int = 100_000,
-                 sync_depth: int = 1000) -> ProcessInfo:
-    """All measures of ``process``: exact where a finite MSP / epsilon-machine allows, else estimates.
+#: Exact h(L) enumeration budget of `process_info` (beliefs updated): Mess3 reaches depth 14.
+WORD_BUDGET = 8_000_000
 
-    - finite MSP: everything exact; ``lyapunov_dimension`` is None (the belief set is finite).
-    - finite epsilon-machine but infinite MSP (a unifilar presentation whose transient beliefs
-      never synchronise on some words): h_mu, C_mu and the cryptic order exact; E, T and S from
-      level-by-level sums continued until their terms are below 1e-13 (at most ``sync_depth``
-      levels), reported as estimates.
-    - otherwise: h_mu from `blackwell_entropy_rate` (with standard error); E and T from block
-      entropies (`compmech.streaming`, at most ``stream_max_states`` beliefs per level) with h_mu
-      taken as the extrapolated limit of h(L) when that converged; Markov order infinite;
-      ``lyapunov_dimension`` from `compmech.fractal.lyapunov_spectrum`. C_mu is estimated as the
-      entropy of the level-L distribution over distinct beliefs when the beliefs are countable
-      (that entropy converges while no coarse merging is needed, e.g. SNS); it is infinite when the
-      Lyapunov dimension is positive; otherwise not computed. S and the cryptic order: None.
+
+def process_info(process: Process, *, max_states: int = MAX_STATES, n_steps: int = 1_000_000, seed: int = 0,
+                 max_depth: int = 400, word_budget: float = WORD_BUDGET, lyapunov_steps: int = 1_000_000,
+                 sync_depth: int = 1000, merge_resolution: float = 1e-12) -> ProcessInfo:
+    """All measures of ``process``, each with its error and method: exact where a finite MSP /
+    epsilon-machine allows, else the most accurate estimate available.
+
+    - finite MSP: everything exact; the Lyapunov quantities are "not computed" (a finite belief set).
+    - otherwise h(1), h(2), ... are enumerated exactly (`exact_myopic_entropies`, at most
+      ``max_depth`` levels and ``word_budget`` belief updates; equal beliefs merged). Where they
+      converge, h_mu is their limit with a convergence bound, and E and T the sums with their tails
+      (`entropy_limit`); where they do not, h_mu is the Blackwell estimate (``n_steps`` chaos-game
+      steps, standard error) and E, T are partial sums.
+    - a finite epsilon-machine with an infinite MSP (a unifilar presentation that never synchronises
+      on some words): h_mu, C_mu and the cryptic order exact; E, T, S from sums to ``sync_depth`` levels.
+    - C_mu of a countable MSP: where the process gives exact state labels (`reset_labels`: tokens
+      that reset the belief, the others commuting), the entropy of their stationary distribution,
+      with no merging at all. Otherwise the entropy of the distribution over distinct beliefs at
+      depth L, once it has converged in L and agrees when the merging grid ``merge_resolution`` is
+      made 100x finer; else a lower bound (distinct beliefs merged at the coarser grid). Infinite
+      when the Lyapunov dimension is positive.
+    - Lyapunov exponents and dimension: `compmech.fractal.lyapunov_spectrum` with ``lyapunov_steps``
+      steps and the h_mu above, each with its standard error.
+
+    ``word_budget`` and ``lyapunov_steps`` are sized for Mess3 (V = S = 3: depth 14 and three stable
+    decimals in seconds); for a larger process they are scaled down by 9 / (V S) and 12 / (V (S-1)^2),
+    the ratio of the work per step, so ``info`` stays within seconds to a minute.
     """
     from compmech.fractal import lyapunov_spectrum
+    from compmech.streaming import exact_myopic_entropies
 
     kind = "ghmm" if isinstance(process, GeneralizedHMM) else "hmm"
     notes: list[str] = []
-    estimated: list[str] = []
-    infinite: list[str] = []
+    V, S = process.vocab_size, process.num_states
+    # budgets are in Mess3-sized work (V = S = 3); a bigger process gets proportionally fewer steps
+    budget = word_budget * min(1.0, 9.0 / (V * S))
+    lyapunov_steps = int(lyapunov_steps * min(1.0, 12.0 / (V * max(S - 1, 1) ** 2)))
     msp = build_msp(process, max_states=max_states)
     try:
         eps = epsilon_machine(msp)
     except InfiniteMSPError:
         eps = None
-    h_mu_se: float | None = None
-    C_mu = chi = S = None
-    R = k = None
-    lyap_dim = None
-    lyap_exp = None
-    n_causal = None
-    if eps is not None:
-        h_mu = float(eps.stationary_distribution @ entropy_bits(eps.emission_matrix))
-        C_mu = float(entropy_bits(eps.stationary_distribution))
-        n_causal = eps.num_states
-        k = cryptic_order(eps)
-        R = markov_order(eps, max_states=max_states)
-        if R is None:
-            infinite.append("markov_order")
-            notes.append("markov_order: infinite (some words never synchronise)")
-        if k is None:
-            infinite.append("cryptic_order")
-    else:
-        bw = blackwell_entropy_rate(process, n_steps=n_steps, seed=seed)
-        h_mu, h_mu_se = bw.value, bw.stderr
-        estimated.append("h_mu")
-        infinite.append("markov_order")  # a finite Markov order would make the epsilon-machine finite
-        notes.append(f"MSP looks infinite ({msp.reason}); S and the cryptic order are not computed")
-        C_mu, depth_c = _countable_complexity(process, sync_depth, stream_max_states)
-        if C_mu is not None:
-            estimated.append("C_mu")
-            notes.append(f"C_mu: entropy of the distribution of distinct beliefs, converged by depth {depth_c} "
-                         "(a countable set of mixed states)")
+    out: dict[str, Any] = {k: NOT_COMPUTED for k in MEASURE_NAMES}
+    lyap: tuple[Measure, ...] = ()
+    depth_used: int | None = None
 
     if msp.finite:
+        h_exact = float(eps.stationary_distribution @ entropy_bits(eps.emission_matrix))
         h = myopic_entropy_sequence(msp)
-        E = float(np.sum(h - h_mu))
-        T = float(np.sum(np.arange(1, h.size + 1) * (h - h_mu)))
-    else:
-        h, converged, exact = _stream_h(process, sync_depth if eps is not None else stream_depth,
-                                        stream_max_states, h_mu if eps is not None else None)
-        target = h_mu
-        if eps is None and converged:
-            target = _extrapolate(h)
-            notes.append(f"E, T use h_mu = {target:.10f}, the limit of h(L) extrapolated from depth {h.size}")
-        E, T = _sums_with_tail(h, target)
-        estimated += ["E", "T"]
-        if not converged:
-            notes.append(f"E, T: h(L) not converged by depth {h.size} (sums truncated there)")
-        if not exact:
-            notes.append("E, T: beliefs merged on a coarse grid at some depths (h(L) slightly overestimated)")
-    if eps is None and C_mu is not None and E is not None:
-        chi = C_mu - E
-        estimated.append("chi")
+        E = float(np.sum(h - h_exact))
+        T = float(np.sum(np.arange(1, h.size + 1) * (h - h_exact)))
+        rnd = h.size * ROUND_TERM
+        out.update(h_mu=_exact(h_exact, 1e-15), E=_exact(E, rnd), T=_exact(T, h.size * rnd),
+                   n_mixed_states=_exact(msp.num_states))
     if eps is not None:
+        h_exact = float(eps.stationary_distribution @ entropy_bits(eps.emission_matrix))
+        C = float(entropy_bits(eps.stationary_distribution))
+        k = cryptic_order(eps)
+        R = markov_order(eps, max_states=max_states)
+        out.update(h_mu=_exact(h_exact, 1e-15), C_mu=_exact(C, 1e-15), n_causal_states=_exact(eps.num_states),
+                   cryptic_order=_exact(k) if k is not None else INFINITE,
+                   markov_order=_exact(R) if R is not None else INFINITE)
+        if R is None:
+            notes.append("markov_order: infinite (some words never synchronise)")
+        if not msp.finite:
+            out["n_mixed_states"] = INFINITE
+            ex = exact_myopic_entropies(process, sync_depth, max_words=budget, settled=SETTLED)
+            lim = entropy_limit(ex.myopic_entropies, h_mu=h_exact)
+            depth_used = lim.depth
+            out.update(E=_limit_measure(lim.E, lim.E_bound), T=_limit_measure(lim.T, lim.T_bound))
+            notes.append(f"E, T: sums of the exact h(L) - h_mu to depth {lim.depth} ({lim.method})")
         try:
-            S = synchronization_information(eps, max_states=max_states)
+            out["S"] = _exact(synchronization_information(eps, max_states=max_states), 1e-12)
         except InfiniteMSPError:
-            S = _stream_sync(eps, sync_depth, stream_max_states)
-            estimated.append("S")
-        chi = C_mu - E if E is not None else None
-        if chi is not None and abs(chi) < 1e-12:
-            chi = 0.0
-        if "E" in estimated:
-            estimated.append("chi")
-    if not msp.finite:
-        spec = lyapunov_spectrum(process, n_steps=lyapunov_steps, seed=seed)
-        lyap_dim = spec.dimension
-        lyap_exp = [float(x) for x in spec.exponents]
-        estimated.append("lyapunov_dimension")
-        if eps is None and C_mu is None:
-            if lyap_dim > 0:
-                infinite += ["C_mu", "chi"]
+            S = _stream_sync(eps, sync_depth, 100_000)
+            out["S"] = Measure(S.value, S.error, "h(L) limit" if S.error is not None else "partial sum",
+                               "bound" if S.error is not None else None)
+    else:
+        out["markov_order"] = INFINITE  # a finite Markov order would make the epsilon-machine finite
+        out["n_mixed_states"] = INFINITE
+        notes.append(f"MSP looks infinite ({msp.reason}); S and the cryptic order are not computed")
+        ex = exact_myopic_entropies(process, max_depth, max_words=budget, settled=SETTLED)
+        lim = entropy_limit(ex.myopic_entropies)
+        depth_used = lim.depth
+        if lim.method != "not converged":
+            out.update(h_mu=Measure(lim.h_mu, lim.h_mu_bound, "h(L) limit", "bound"),
+                       E=_limit_measure(lim.E, lim.E_bound), T=_limit_measure(lim.T, lim.T_bound))
+            notes.append(f"h_mu, E, T: exact h(L) to depth {lim.depth} ({ex.n_words} beliefs), {lim.method}"
+                         + (f" convergence, ratio {lim.ratio:.4f}" if lim.ratio is not None else ""))
+        else:
+            bw = blackwell_entropy_rate(process, n_steps=n_steps, seed=seed)
+            part = entropy_limit(ex.myopic_entropies, h_mu=bw.value)
+            out.update(h_mu=Measure(bw.value, bw.stderr, "Blackwell", "stderr"),
+                       E=Measure(max(part.E, 0.0), None, "partial sum"), T=Measure(max(part.T, 0.0), None, "partial sum"))
+            notes.append(f"h(L) not converged by depth {lim.depth} (h({lim.depth}) = {ex.myopic_entropies[-1]:.10f} "
+                         f"is an upper bound on h_mu); h_mu from {bw.n_steps} chaos-game steps; E, T partial sums")
+        labelled = reset_labels(process)
+        C = None
+        by_labels = labelled is not None and labelled.missing < 1e-9
+        if by_labels:
+            n_lab = len(labelled.labels)
+            # the unlisted mass m adds at most m (64 - log2 m) bits (fewer than 2^64 unlisted labels), + rounding
+            err = labelled.missing * (64.0 - math.log2(max(labelled.missing, 1e-300))) + 1e-12
+            C = Measure(float(entropy_bits(labelled.probs)), err, "countable MSP limit", "bound")
+            out["C_mu"] = C
+            notes.append(f"C_mu: entropy of the {n_lab} exact causal-state labels (last reset token "
+                         f"{list(labelled.reset_tokens)}, then counts of the commuting tokens "
+                         f"{list(labelled.other_tokens)}); no belief merging, assuming distinct labels are "
+                         "distinct states")
+        else:
+            C = _countable_complexity(process, sync_depth, merge_resolution)
+        if C is not None and not by_labels:
+            out["C_mu"] = C
+            notes.append("C_mu: entropy of the distribution of distinct beliefs" + (
+                f", converged in depth and unchanged with a 100x finer merging grid" if C.method != "lower bound"
+                else f" at depth {sync_depth}: depends on the merging grid ({merge_resolution:g}), so a lower bound"))
+        spec = lyapunov_spectrum(process, n_steps=lyapunov_steps, seed=seed, entropy_rate=out["h_mu"].value)
+        lyap = tuple(Measure(float(x), float(e), "chaos game", "stderr") if np.isfinite(x) else INFINITE
+                     for x, e in zip(spec.exponents, spec.stderr))  # -inf: a direction collapsed by some token
+        out["lyapunov_dimension"] = Measure(spec.dimension, spec.dimension_stderr, "chaos game", "stderr")
+        if C is None:
+            if spec.dimension > 0:
+                out["C_mu"] = INFINITE
                 notes.append("C_mu: infinite (the beliefs fill a set of positive dimension)")
             else:
-                notes.append("C_mu: not computed (the distinct beliefs outgrow the enumeration cap)")
-    return ProcessInfo(name=process.name, params=dict(process.params), kind=kind, h_mu=h_mu, h_mu_stderr=h_mu_se,
-                       C_mu=C_mu, E=E, T=T, S=S, chi=chi, markov_order=R, cryptic_order=k,
-                       n_mixed_states=msp.num_states if msp.finite else None, n_causal_states=n_causal,
-                       lyapunov_dimension=lyap_dim, lyapunov_exponents=lyap_exp, estimated=estimated,
-                       infinite=infinite, notes=notes)
+                notes.append("C_mu: not computed (the distinct beliefs outgrow the enumeration)")
+    if msp.finite or eps is not None:
+        notes.append("lyapunov: not computed (finite set of causal states)" if msp.finite else
+                     "lyapunov: not computed (a finite epsilon-machine)")
+    out["chi"] = _difference(out["C_mu"], out["E"])
+    if out["chi"].value is not None and abs(out["chi"].value) < 1e-12:
+        out["chi"] = Measure(0.0, out["chi"].error, out["chi"].method, out["chi"].error_kind)
+    out = {k: _in_range(k, m, V, notes) for k, m in out.items()}
+    return ProcessInfo(name=process.name, params=dict(process.params), kind=kind, lyapunov_exponents=lyap,
+                       depth=depth_used, notes=notes, **out)
 
 
-def _countable_complexity(process: Process, depth: int, max_states: int) -> tuple[float | None, int]:
-    """Entropy of the distribution over distinct mixed states at depth L, if it converges (change below
-    1e-10 twice) before the beliefs must be merged coarsely or ``depth`` is reached; else None.
+def _limit_measure(value: float, bound: float | None) -> Measure:
+    if bound is None:
+        return Measure(max(value, 0.0), None, "partial sum")
+    return Measure(value, bound, "h(L) limit", "bound")
 
-    For a countable set of mixed states whose distribution tends to the stationary one over causal
-    states, this tends to C_mu (assuming distinct mixed states have distinct futures)."""
+
+def _difference(a: Measure, b: Measure) -> Measure:
+    """``a - b`` with the errors added; "lower bound" when a is one and b is not infinite, etc."""
+    if a.value is None or b.value is None:
+        return INFINITE if a.method == "infinite" and b.value is not None else NOT_COMPUTED
+    if a.method == "lower bound" or b.error is None:
+        return Measure(a.value - b.value, None, "lower bound" if a.method == "lower bound" else "partial sum")
+    if a.method == "exact" and b.method == "exact":
+        return _exact(a.value - b.value, (a.error or 0.0) + (b.error or 0.0))
+    err = (a.error or 0.0) + (b.error or 0.0)
+    return Measure(a.value - b.value, err, "h(L) limit" if "limit" in (a.method + b.method) else a.method, "bound")
+
+
+#: Possible range of each measure, given the number of tokens V.
+def _range(name: str, V: int) -> tuple[float, float]:
+    if name == "h_mu":
+        return 0.0, math.log2(V) if V > 1 else 0.0
+    if name == "lyapunov_dimension":
+        return 0.0, math.inf
+    return 0.0, math.inf
+
+
+def _in_range(name: str, m: Measure, V: int, notes: list[str]) -> Measure:
+    """Clip rounding just outside a measure's possible range; refuse (as "not computed") anything further out."""
+    if not isinstance(m.value, float):
+        return m
+    lo, hi = _range(name, V)
+    slack = max(1e-9, 3 * (m.error or 0.0))
+    if lo - slack <= m.value <= hi + slack:
+        return Measure(min(max(m.value, lo), hi), m.error, m.method, m.error_kind)
+    notes.append(f"{name}: the estimate {m.value:.6g} ({m.method}) is outside [{lo:g}, {hi:g}]; not reported")
+    return NOT_COMPUTED
+
+
+@dataclass(frozen=True)
+class ResetLabels:
+    """Exact causal-state labels of a process whose tokens either reset the belief or commute.
+
+    Tokens with a rank-one matrix (``reset_tokens``) send every belief to one fixed vector; when the
+    other tokens' matrices all commute, the belief after a reset depends only on which reset came
+    last and how many of each other token followed, in any order. ``probs[k]`` is the stationary
+    probability of label ``labels[k]`` = (reset token, counts of the other tokens): the multinomial
+    number of orderings times ``pi T[reset] prod_o T[o]^count_o tau``. ``missing`` is the mass of the
+    labels not listed (longer runs without a reset).
+    """
+
+    reset_tokens: tuple[int, ...]
+    other_tokens: tuple[int, ...]
+    labels: list[tuple[int, tuple[int, ...]]]
+    probs: np.ndarray  # [K]
+    missing: float
+
+
+def reset_labels(process: Process, *, max_labels: int = 1_000_000, tail: float = 1e-15) -> ResetLabels | None:
+    """The `ResetLabels` of ``process``, or None when it lacks that structure (no rank-one token, or
+    two other tokens whose matrices do not commute). Labels are listed by run length since the last
+    reset until the mass left is below ``tail`` (or ``max_labels`` labels)."""
+    from math import comb
+
+    T, pi, tau = process_vectors(process)
+    V = T.shape[0]
+    sv = [np.linalg.svd(T[x], compute_uv=False) for x in range(V)]
+    resets = tuple(x for x in range(V) if sv[x][0] > 0 and sv[x][1] <= 1e-12 * sv[x][0])
+    others = tuple(x for x in range(V) if x not in resets and sv[x][0] > 0)
+    if not resets or not others:
+        return None
+    for a in others:
+        for b in others:
+            if a < b and np.abs(T[a] @ T[b] - T[b] @ T[a]).max() > 1e-12 * max(1.0, np.abs(T[a]).max() * np.abs(T[b]).max()):
+                return None
+    labels: list[tuple[int, tuple[int, ...]]] = []
+    probs: list[float] = []
+    n = len(others)
+    total = 0.0
+    for r in resets:
+        level = {(0,) * n: pi @ T[r]}  # counts -> pi T[r] prod T[o]^c (one ordering)
+        k = 0
+        while level and len(labels) < max_labels:
+            mass_k = 0.0
+            for c, v in level.items():
+                multi = comb(k, c[0]) if n == 2 else _multinomial(c)
+                pr = float(multi * (v @ tau))
+                labels.append((r, c))
+                probs.append(pr)
+                mass_k += pr
+            total += mass_k
+            if mass_k < tail * 1e-3 and k > 0 or k > 100_000:
+                break
+            nxt: dict[tuple[int, ...], np.ndarray] = {}
+            for c, v in level.items():
+                for i, o in enumerate(others):
+                    c2 = c[:i] + (c[i] + 1,) + c[i + 1:]
+                    if c2 not in nxt:
+                        nxt[c2] = v @ T[o]
+            level, k = nxt, k + 1
+    p = np.clip(np.array(probs), 0.0, None)
+    return ResetLabels(resets, others, labels, p, max(0.0, 1.0 - float(p.sum())))
+
+
+def _multinomial(c: tuple[int, ...]) -> int:
+    from math import factorial
+
+    out = factorial(sum(c))
+    for x in c:
+        out //= factorial(x)
+    return out
+
+
+def _countable_complexity(process: Process, depth: int, resolution: float) -> Measure | None:
+    """C_mu of a countable MSP as the entropy of the distribution over distinct beliefs at depth L.
+
+    Converged when that entropy changes by less than 1e-10 over three levels before ``depth``, with
+    beliefs merged only on the grid ``resolution``, and the same holds with a 100x finer grid and
+    the two values agree within 1e-8: "countable MSP limit" with the larger change as the error.
+    If both converge in depth but disagree, the coarser value (more distinct beliefs merged) is
+    returned as a "lower bound". None when the beliefs do not settle into a countable set (a
+    coarse cap is needed or ``depth`` is reached without convergence).
+    """
+    a = _complexity_at(process, depth, resolution)
+    if a is None:
+        return None
+    b = _complexity_at(process, depth, resolution / 100.0)
+    if b is None:
+        return Measure(a[0], None, "lower bound")
+    change = max(a[1], b[1], abs(a[0] - b[0]))
+    if abs(a[0] - b[0]) <= 1e-8:
+        return Measure(a[0], change, "countable MSP limit", "bound")
+    return Measure(min(a[0], b[0]), None, "lower bound")
+
+
+def _complexity_at(process: Process, depth: int, resolution: float, max_states: int = 200_000
+                   ) -> tuple[float, float] | None:
+    """(entropy of the distinct-belief distribution once converged, its last change), or None."""
     C: list[float] = []
-    for L, b, p, res in iter_levels(process, max_states=max_states):
-        if res > 1e-12:
-            return None, L
+    for L, b, p, res in iter_levels(process, max_states=max_states, resolution=resolution):
+        if res > resolution:
+            return None
         C.append(float(entropy_bits(p)))
-        if len(C) >= 3 and abs(C[-1] - C[-2]) < 1e-10 and abs(C[-2] - C[-3]) < 1e-10:
-            return C[-1], L
+        if len(C) >= 4 and max(abs(C[-1] - C[-2]), abs(C[-2] - C[-3]), abs(C[-3] - C[-4])) < 1e-10:
+            return C[-1], max(abs(C[-1] - C[-2]), 1e-12)
         if L >= depth:
-            return None, L
-    return None, 0  # pragma: no cover
+            return None
+    return None  # pragma: no cover
 
 
-def _stream_h(process: Process, depth: int, max_states: int, h_mu: float | None = None
-              ) -> tuple[np.ndarray, bool, bool]:
-    """h(1), h(2), ... from streaming until h(L) - h_mu < 1e-13 (h_mu known) or two successive changes
-    are below 1e-10 (h_mu unknown), or ``depth`` levels. Returns (h, converged, exact)."""
-    T, _, tau = process_vectors(process)
-    E = (T @ tau).T
-    h: list[float] = []
-    exact = True
-    converged = False
-    for L, b, p, res in iter_levels(process, max_states=max_states):
-        h.append(float(p @ next_token_entropies(b, E)))
-        exact &= res <= 1e-12
-        if h_mu is not None and h[-1] - h_mu < 1e-13:
-            converged = True
-            break
-        if h_mu is None and len(h) >= 3 and abs(h[-1] - h[-2]) < 1e-10 and abs(h[-2] - h[-3]) < 1e-10:
-            converged = True
-            break
-        if L >= depth:
-            break
-    return np.array(h), converged, exact
+@dataclass(frozen=True)
+class _Sum:
+    value: float
+    error: float | None
 
 
-def _extrapolate(h: np.ndarray) -> float:
-    """Limit of a geometrically converging sequence (Aitken's delta-squared on the last three terms)."""
-    if h.size < 3:
-        return float(h[-1])
-    a, b, c = h[-3], h[-2], h[-1]
-    den = (c - b) - (b - a)
-    if den == 0 or not np.isfinite(den):
-        return float(c)
-    lim = c - (c - b) ** 2 / den
-    return float(lim) if abs(lim - c) <= abs(c - a) + 1e-15 else float(c)
-
-
-def _sums_with_tail(h: np.ndarray, h_mu: float) -> tuple[float, float]:
-    """E = sum (h(L) - h_mu) and T = sum L (h(L) - h_mu), with a geometric tail when the residuals decay."""
-    r = h - h_mu
-    L = np.arange(1, h.size + 1)
-    E, T = float(r.sum()), float((L * r).sum())
-    if h.size >= 3 and r[-1] > 0 and r[-2] > r[-1]:
-        rho = r[-1] / r[-2]
-        D = h.size
-        E += r[-1] * rho / (1 - rho)
-        T += r[-1] * (D * rho / (1 - rho) + rho / (1 - rho) ** 2)
-    return E, T
-
-
-def _stream_sync(eps: HMM, depth: int, max_states: int) -> float:
-    """sum_L E[H(belief over causal states)] from streaming, until the term is below 1e-12 (or ``depth``)."""
+def _stream_sync(eps: HMM, depth: int, max_states: int) -> _Sum:
+    """sum_L E[H(belief over causal states)] from streaming, until the term is below 1e-13 (or ``depth``)."""
     total = 0.0
     for L, b, p, _ in iter_levels(eps, max_states=max_states):
         term = float(p @ entropy_bits(np.clip(b, 0, None)))
         total += term
-        if term < 1e-13 or L >= depth:
+        if term < 1e-13:
+            return _Sum(total, (L + 1) * ROUND_TERM + 1e-12)
+        if L >= depth:
             break
-    return total
+    return _Sum(total, None)

@@ -12,8 +12,110 @@ from functools import cached_property
 
 import numpy as np
 
-from hmm_processes import HMM, ProcessError
+from hmm_processes import HMM, GeneralizedHMM, ProcessError
 from hmm_processes.hmm import LOOSE_SUM_ATOL, check_probability_vector
+
+#: Default memory budget of one enumeration (bytes); `check_enumerable` refuses larger ones.
+MAX_ENUMERATION_BYTES = 4 << 30
+#: No exact enumeration goes deeper than this many tokens, whatever the process.
+MAX_DEPTH = 100_000
+
+
+def check_depth(depth: object, what: str) -> int:
+    """``depth`` as an int >= 0, or `ProcessError` naming ``what`` (floats and bools are refused, not truncated)."""
+    if isinstance(depth, (bool, np.bool_)) or not isinstance(depth, (int, np.integer)):
+        raise ProcessError(f"{what}: depth must be a whole number >= 0 (an int); got {depth!r} "
+                           f"({type(depth).__name__})")
+    if depth < 0:
+        raise ProcessError(f"{what}: depth must be >= 0; got {depth}")
+    return int(depth)
+
+
+def _check_reachable(depth: object, what: str) -> int:
+    depth = check_depth(depth, what)
+    if depth > MAX_DEPTH:
+        raise ProcessError(f"{what}: depth {depth} is out of reach for exact enumeration (at most {MAX_DEPTH}); "
+                           "use a smaller depth")
+    return depth
+
+
+def word_counts(process: HMM | GeneralizedHMM, depth: int) -> np.ndarray:
+    """Upper bounds on the number of allowed words of each length 0..``depth``, shape [depth + 1] (float64).
+
+    A word of non-zero probability needs a path of non-zero transitions from some state, so
+    ``N_L <= min(V^L, 1 A^L 1)`` with ``A[i, j]`` the number of tokens x with ``T[x, i, j] != 0``
+    (any prior). Counted in floats (inf when astronomically large).
+    """
+    depth = _check_reachable(depth, "word_counts")
+    counts = _iter_word_counts(process)
+    return np.array([next(counts) for _ in range(depth + 1)])
+
+
+def _iter_word_counts(process: HMM | GeneralizedHMM):
+    """N_0, N_1, ... of `word_counts`, without end; inf from the first overflow on."""
+    T = process.T
+    A = (T != 0).sum(axis=0).astype(np.float64)  # [S, S]
+    v = np.ones(T.shape[1])
+    V = float(T.shape[0])
+    L = 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        while True:
+            n = min(V**L if L * np.log10(max(V, 2.0)) < 300 else np.inf, float(v.sum()))
+            yield n if np.isfinite(n) else np.inf
+            v = v @ A
+            L += 1
+
+
+def _iter_enumeration_bytes(process: HMM | GeneralizedHMM):
+    """Estimated peak bytes of `mixed_states` to depth 0, 1, 2, ... (see `enumeration_bytes`)."""
+    S, V = process.num_states, process.vocab_size
+    per_word = 8 * S + 8 + 8 + (1 if V <= 256 else 4)  # belief, probability, parent, token
+    stored, prev = 0.0, 0.0
+    for n in _iter_word_counts(process):
+        stored += n * per_word
+        yield min(stored + 2 * prev * V * (8 * S + 8), 2.0**62)  # + temporaries of growing the last level
+        # (2**62 stands for "astronomical")
+        prev = n
+
+
+def enumeration_bytes(process: HMM | GeneralizedHMM, depth: int) -> int:
+    """Estimated peak memory (bytes) of ``mixed_states(process, depth)``: every level's beliefs, probabilities
+    and links, plus the temporaries of growing the last level. An upper bound (from `word_counts`)."""
+    depth = _check_reachable(depth, "enumeration_bytes")
+    for L, b in enumerate(_iter_enumeration_bytes(process)):
+        if L == depth or b >= 2.0**62:
+            return int(b)
+    raise AssertionError  # pragma: no cover
+
+
+def check_enumerable(process: HMM | GeneralizedHMM, depth: int, max_bytes: int = MAX_ENUMERATION_BYTES) -> int:
+    """Refuse (`ProcessError`, with the estimate) an enumeration of every word up to ``depth`` that would
+    need more than ``max_bytes``; else return the estimate. Call it before allocating."""
+    depth = check_depth(depth, "check_enumerable")
+    for L, b in enumerate(_iter_enumeration_bytes(process)):
+        if b > max_bytes:
+            if L > depth:
+                break
+            need = enumeration_bytes(process, min(depth, MAX_DEPTH))
+            raise ProcessError(
+                f"enumerating every word of {process.name} up to length {depth} needs about {_human(need)}, more "
+                f"than the {_human(max_bytes)} allowed; use a length of at most {L - 1}, or sampled (not exact) "
+                "targets"
+            )
+        if L == depth:
+            return int(b)
+        if L >= MAX_DEPTH:
+            _check_reachable(depth, "check_enumerable")
+    return enumeration_bytes(process, depth)  # pragma: no cover
+
+
+def _human(n: float) -> str:
+    """A byte count as text, e.g. ``1.5 GB``."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024:
+            return f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} PB"
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,20 +183,21 @@ class MixedStates:
         return self.prefix_beliefs(length) @ self.hmm.emission_matrix
 
 
-def mixed_states(hmm: HMM, depth: int, prior: np.ndarray | None = None) -> MixedStates:
+def mixed_states(hmm: HMM, depth: int, prior: np.ndarray | None = None, *,
+                 max_bytes: int = MAX_ENUMERATION_BYTES) -> MixedStates:
     """Enumerate every allowed word of length 0..``depth`` with its probability and belief.
 
     ``prior`` defaults to the stationary distribution. Cost grows as the number of allowed words
-    (V^depth for Mess3: 3^14 words in well under 2 s, ~0.5 GB).
+    (V^depth for Mess3: 3^14 words in a few seconds, ~0.6 GB); an enumeration estimated to need
+    more than ``max_bytes`` is refused before anything is allocated (`check_enumerable`).
     """
     if not isinstance(hmm, HMM):
         raise ProcessError(
             f"mixed_states: {getattr(hmm, 'name', hmm)!r} is a {type(hmm).__name__}; its mixed states are "
             "quasi-probability vectors, not beliefs: use GeneralizedHMM.word_probabilities for word probabilities"
         )
-    depth = int(depth)
-    if depth < 0:
-        raise ProcessError(f"mixed_states: depth must be >= 0; got {depth}")
+    depth = check_depth(depth, "mixed_states")
+    check_enumerable(hmm, depth, max_bytes)
     pi = hmm.stationary_distribution if prior is None else check_probability_vector(
         prior, hmm.num_states, "mixed_states: prior", atol=LOOSE_SUM_ATOL)
     V = hmm.vocab_size

@@ -28,6 +28,10 @@ EXACT_RESOLUTION = 1e-12
 MAX_STATES = 100_000
 #: Largest number of float64 entries in one chunk of children (bounds peak memory).
 CHUNK_ENTRIES = 1 << 21
+#: `exact_myopic_entropies`: beliefs per level up to which equal beliefs are looked for and merged.
+MERGE_SEARCH_LIMIT = 1 << 15
+#: `exact_myopic_entropies`: rows per block in the depth-first phase (bounds its memory).
+DFS_BLOCK = 1 << 16
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,9 +68,9 @@ def stream_entropies(process: HMM | GeneralizedHMM, depth: int, *, max_states: i
     Memory is bounded by ``max_states * vocab_size * num_states`` floats (children are made in
     chunks of `CHUNK_ENTRIES` entries), whatever the depth. Works for HMMs and GHMMs.
     """
-    depth = int(depth)
-    if depth < 0:
-        raise ProcessError(f"stream_entropies: depth must be >= 0; got {depth}")
+    from compmech.mixed_states import check_depth
+
+    depth = check_depth(depth, "stream_entropies")
     T, _, tau = process_vectors(process)
     E = (T @ tau).T  # [S, V]
     H, h, n_states, grid, levels = [0.0], [], [], [], []
@@ -83,6 +87,109 @@ def stream_entropies(process: HMM | GeneralizedHMM, depth: int, *, max_states: i
     return StreamResult(process=process, block_entropies=np.array(H), myopic_entropies=np.array(h),
                         n_states=np.array(n_states, np.int64), resolution=np.array(grid),
                         exact=bool(grid[-1] <= resolution), beliefs=b, probs=p, levels=levels)
+
+
+@dataclass(frozen=True, eq=False)
+class ExactEntropies:
+    """Myopic entropies ``h(1)..h(depth + 1)`` (bits) from every allowed word, none merged unless equal.
+
+    ``n_beliefs[L]`` beliefs were carried at depth L (distinct beliefs while they are few enough
+    to look for repeats, words after that); ``n_words`` is the total number of beliefs updated.
+    """
+
+    process: HMM | GeneralizedHMM
+    myopic_entropies: np.ndarray  # [depth + 1]
+    n_beliefs: np.ndarray  # [depth + 1] int64
+    n_words: int
+
+    @property
+    def depth(self) -> int:
+        return int(self.myopic_entropies.shape[0] - 1)
+
+
+def exact_myopic_entropies(process: HMM | GeneralizedHMM, depth: int, *, max_words: float = np.inf,
+                           settled: float = 0.0, resolution: float = EXACT_RESOLUTION) -> ExactEntropies:
+    """``h(L + 1) = sum_{|w| = L} P(w) H[X | eta_w]`` for L = 0..``depth``, exactly, in bounded memory.
+
+    Level by level while the beliefs are few (at most `MERGE_SEARCH_LIMIT`), merging beliefs that
+    are equal up to rounding (same cell of side ``resolution``), which keeps finite and countable
+    presentations small; once a level is large and merging no longer shrinks it, the rest is
+    enumerated depth first in blocks of at most `DFS_BLOCK` rows (fewer when V * S is large) with
+    no merging at all, so nothing is approximated and memory stays at about ``depth * CHUNK_ENTRIES``
+    floats. Time grows with
+    the number of allowed words (Mess3: 3^14 words, h(1)..h(15), in a few seconds on one core).
+    ``max_words`` caps the work: the enumeration stops at the deepest level that keeps the number of
+    beliefs updated within it (the result's ``depth`` may then be below ``depth``). ``settled`` > 0
+    also stops the level-by-level phase once three successive h(L) differ by at most that much.
+    """
+    from compmech.mixed_states import check_depth
+
+    depth = check_depth(depth, "exact_myopic_entropies")
+    T, pi, tau = process_vectors(process)
+    V, S, _ = T.shape
+    E = (T @ tau).T  # [S, V]
+    Tcat = np.ascontiguousarray(T.transpose(1, 0, 2).reshape(S, V * S))  # b @ Tcat = [b T[0], ..., b T[V-1]]
+    min_prob = 1e-12 if isinstance(process, GeneralizedHMM) else 0.0
+    block = max(64, min(DFS_BLOCK, CHUNK_ENTRIES // (V * S)))  # rows whose children fit one chunk
+    h = np.zeros(depth + 1)
+    counts = np.zeros(depth + 1, np.int64)
+    words = [0]
+
+    def children(b: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        U = np.einsum("ni,ij->nj", b, Tcat).reshape(b.shape[0], V, S)  # [n, V, S] (einsum: faster than @ here)
+        P = np.einsum("nxj,j->nx", U, tau)  # [n, V]
+        if min_prob == 0.0 and np.all(P > 0):
+            return (U / P[:, :, None]).reshape(-1, S), (p[:, None] * P).reshape(-1)
+        n_idx, x_idx = np.nonzero(P > min_prob)
+        pn = P[n_idx, x_idx]
+        return U[n_idx, x_idx] / pn[:, None], p[n_idx] * pn
+
+    def visit(b: np.ndarray, p: np.ndarray, L: int) -> None:
+        h[L] += float(p @ entropy_bits(next_token_distribution(b, E)))
+        counts[L] += b.shape[0]
+        words[0] += b.shape[0]
+
+    def descend(b: np.ndarray, p: np.ndarray, L: int) -> None:
+        visit(b, p, L)
+        if L == depth:
+            return
+        cb, cp = children(b, p)
+        for lo in range(0, cb.shape[0], block):
+            descend(cb[lo:lo + block], cp[lo:lo + block], L + 1)
+
+    b, p = pi[None, :].copy(), np.ones(1)
+    L = 0
+    while True:
+        visit(b, p, L)
+        if L == depth:
+            break
+        cb, cp = children(b, p)
+        if cb.shape[0] > MERGE_SEARCH_LIMIT:
+            mb, mp = _merge(cb, cp, resolution)
+            if mb.shape[0] > 0.9 * cb.shape[0]:  # repeats are rare: go depth first, unmerged
+                growth = cb.shape[0] / b.shape[0]  # words per word and level, from here on (an estimate)
+                level_words, total, stop = float(cb.shape[0]), float(words[0]), depth
+                for k in range(L + 1, depth + 1):
+                    total += level_words
+                    if total > max_words:
+                        stop = k - 1
+                        break
+                    level_words *= growth
+                depth = stop
+                if depth > L:
+                    for lo in range(0, cb.shape[0], block):
+                        descend(cb[lo:lo + block], cp[lo:lo + block], L + 1)
+                break
+            cb, cp = mb, mp
+        else:
+            cb, cp = _merge(cb, cp, resolution)
+        if words[0] + cb.shape[0] > max_words or (
+                settled > 0 and L >= 3 and np.all(np.abs(np.diff(h[L - 3:L + 1])) <= settled)):
+            depth = L
+            break
+        b, p, L = cb, cp, L + 1
+    return ExactEntropies(process=process, myopic_entropies=h[:depth + 1].copy(),
+                          n_beliefs=counts[:depth + 1].copy(), n_words=int(words[0]))
 
 
 def iter_levels(process: HMM | GeneralizedHMM, *, max_states: int = MAX_STATES,

@@ -11,12 +11,13 @@ import argparse
 import inspect
 import json
 import os
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from compmech.measures import ProcessInfo, process_info
+from compmech.measures import Measure, ProcessInfo, process_info
 from compmech.msp import MAX_STATES, MSP, build_msp
 from compmech.streaming import stream_entropies
 from hmm_processes import GeneralizedHMM, HMM, ProcessError, get_process, list_processes, load_spec
@@ -104,19 +105,28 @@ def resolve_process(spec: str, params: dict[str, Any] | None = None) -> Process:
 
 
 def cmd_processes(args: argparse.Namespace) -> int:
-    """Print every named process: name, parameters with defaults, type and size, first docstring line."""
+    """Print every named process: name, parameters with defaults, type and size, and its description
+    (the docstring's first paragraph, whole, in plain text)."""
     rows = []
     for name, params in list_processes().items():
         proc = get_process(name)
         sig = ", ".join(f"{k}={v!r}" for k, v in params.items() if v is not inspect.Parameter.empty)
         kind = "GHMM" if isinstance(proc, GeneralizedHMM) else "HMM"
-        doc = (inspect.getdoc(_factory(name)) or "").split("\n")[0]
-        rows.append((f"{name}({sig})", f"{kind}, {proc.num_states} states, {proc.vocab_size} tokens", doc))
-    w0 = max(len(r[0]) for r in rows)
-    w1 = max(len(r[1]) for r in rows)
-    for a, b, c in rows:
-        print(f"{a:<{w0}}  {b:<{w1}}  {c}")
+        rows.append((f"{name}({sig})", f"{kind}, {proc.num_states} states, {proc.vocab_size} tokens",
+                     describe(_factory(name))))
+    for head, size, doc in rows:
+        print(f"{head}  [{size}]")
+        for line in textwrap.wrap(doc, width=96, initial_indent="    ", subsequent_indent="    "):
+            print(line)
     return 0
+
+
+def describe(obj: Any) -> str:
+    """The first paragraph of ``obj``'s docstring on one line, with reST markup (``code``, `names`) removed."""
+    doc = inspect.getdoc(obj) or ""
+    para = doc.split("\n\n")[0]
+    text = " ".join(para.split())
+    return text.replace("``", "").replace("`", "")
 
 
 def _factory(name: str):
@@ -128,16 +138,12 @@ def _factory(name: str):
 # --- info ----------------------------------------------------------------------------------------------
 
 
-INFO_KEYS = ("h_mu", "C_mu", "E", "T", "S", "chi", "markov_order", "cryptic_order", "n_mixed_states",
-             "lyapunov_dimension")
-
-
 def cmd_info(args: argparse.Namespace) -> int:
     """Print the information measures of one process (table, or one JSON object with --json)."""
     proc = resolve_process(args.process, parse_params(args.param))
     info = process_info(proc, seed=args.seed)
     if args.json:
-        print(json.dumps(info.to_dict()))
+        print(json.dumps(info.to_dict(), allow_nan=False))
     else:
         print(format_info(info))
     return 0
@@ -158,26 +164,32 @@ _LABELS = {
 }
 
 
+def _measure_text(m: Measure, unit: str) -> str:
+    """``value +- error unit  [method]`` for one measure."""
+    if m.value is None:
+        return m.method
+    if isinstance(m.value, float):
+        text = f"{m.value:.8f}" if m.error is None or m.error < 1e-7 else f"{m.value:.6f}"
+        if m.error is not None and m.method != "exact":
+            sym = "+-" if m.error_kind == "stderr" else "within"
+            text += f" {sym} {m.error:.1e}"
+    else:
+        text = str(m.value)
+    text = f"{text} {unit}".rstrip()
+    return text if m.method == "exact" else f"{text}  [{m.method}{', standard error' if m.error_kind == 'stderr' else ''}]"
+
+
 def format_info(info: ProcessInfo) -> str:
-    """A plain-text table of `ProcessInfo`."""
+    """A plain-text table of `ProcessInfo`: each measure with its error and method."""
     params = ", ".join(f"{k}={v!r}" for k, v in info.params.items())
     lines = [f"{info.name}({params})  [{info.kind.upper()}]"]
     for key, (label, unit) in _LABELS.items():
-        v = getattr(info, key)
-        if v is None:
-            infinite = key in info.infinite or (key in ("n_mixed_states", "n_causal_states") and
-                                                ("C_mu" in info.infinite or key == "n_mixed_states"))
-            text = "infinite" if infinite else "-"
-        elif isinstance(v, float):
-            text = f"{v:.6f}"
-            if key == "h_mu" and info.h_mu_stderr is not None:
-                text += f" +- {info.h_mu_stderr:.6f}"
-        else:
-            text = str(v)
-        tag = " (estimate)" if key in info.estimated else ""
-        if v is None:
-            unit = ""
-        lines.append(f"  {label:<32} {text} {unit}".rstrip() + tag)
+        lines.append(f"  {label:<32} {_measure_text(getattr(info, key), unit)}")
+    for i, m in enumerate(info.lyapunov_exponents):
+        text = "-infinite (a token collapses this direction)" if m.method == "infinite" else _measure_text(
+            m, "bits/token")
+        lines.append(f"  {f'Lyapunov exponent {i + 1}':<32} {text}")
+    lines.append("  (\"within e\": a convergence bound; \"+- e\": a standard error; exact values to rounding)")
     for note in info.notes:
         lines.append(f"  note: {note}")
     return "\n".join(lines)
@@ -190,9 +202,13 @@ def cmd_msp(args: argparse.Namespace) -> int:
     """Summarise the MSP; with --plot draw its graph (finite) or its beliefs to a depth (fractal)."""
     if args.depth is not None and args.depth < 0:
         raise ProcessError(f"--depth must be >= 0; got {args.depth}")
+    if not 1 <= args.max_states <= MAX_MSP_STATES:
+        raise ProcessError(f"--max-states must be in 1..{MAX_MSP_STATES}; got {args.max_states}")
     if args.plot:
         _check_plot_path(args.plot)
     proc = resolve_process(args.process, parse_params(args.param))
+    if args.depth is not None:
+        check_belief_depth(proc, args.depth)
     msp = build_msp(proc, max_states=args.max_states)
     graph_mode = args.depth is None and msp.finite
     if graph_mode:
@@ -205,7 +221,7 @@ def cmd_msp(args: argparse.Namespace) -> int:
             print(_msp_summary(msp, edges=False))
         else:
             print(f"{proc.name}: MSP looks infinite ({msp.reason})")
-        res = stream_entropies(proc, depth, keep_levels=True, max_states=200_000)
+        res = stream_entropies(proc, depth, keep_levels=True, max_states=BELIEFS_PER_LEVEL)
         B = np.concatenate([b for b, _ in res.levels])
         print(f"beliefs per length 0..{depth}: {res.n_states.tolist()}"
               + ("" if res.exact else " (beliefs merged on a coarse grid at some lengths)"))
@@ -214,6 +230,31 @@ def cmd_msp(args: argparse.Namespace) -> int:
     if args.plot:
         print(f"wrote {args.plot}")
     return 0
+
+
+#: `msp`: beliefs kept per word length (more are merged on a coarser grid), and in all.
+BELIEFS_PER_LEVEL = 200_000
+MAX_BELIEF_POINTS = 2_000_000
+#: `msp --max-states` at most this (the search holds every state's belief and successors).
+MAX_MSP_STATES = 1_000_000
+
+
+def check_belief_depth(proc: Process, depth: int) -> None:
+    """`ProcessError` when the beliefs of all words up to ``depth`` would be more than `MAX_BELIEF_POINTS`
+    points (at most `BELIEFS_PER_LEVEL` per length), with the largest depth that fits."""
+    from compmech.mixed_states import _iter_word_counts
+
+    total = 0.0
+    for L, n in enumerate(_iter_word_counts(proc)):
+        total += min(n, BELIEFS_PER_LEVEL)
+        if total > MAX_BELIEF_POINTS:
+            if L <= depth:
+                raise ProcessError(
+                    f"--depth {depth}: the beliefs of {proc.name} up to that length would be about {total:.3g} points "
+                    f"or more (at most {MAX_BELIEF_POINTS} are drawn); use --depth {max(L - 1, 0)} or less")
+            return
+        if L >= depth:
+            return
 
 
 def _msp_summary(msp: MSP, edges: bool = True) -> str:

@@ -307,6 +307,18 @@ def _check_word_probabilities(T: np.ndarray, pi: np.ndarray, tau: np.ndarray, de
     return checked
 
 
+#: `all_words` refuses to list more words than this (8 bytes per token: 2^24 words of length 16 is 2 GiB).
+MAX_LISTED_WORDS = 1 << 24
+
+
 def all_words(vocab_size: int, length: int) -> np.ndarray:
-    """Every word of ``length`` tokens in lexicographic order, shape [V^length, length]."""
+    """Every word of ``length`` tokens in lexicographic order, shape [V^length, length].
+
+    Refuses (`ProcessError`) more than `MAX_LISTED_WORDS` words, and lengths that are not whole numbers.
+    """
+    if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 0:
+        raise ProcessError(f"all_words: length must be a whole number >= 0; got {length!r}")
+    if length * np.log2(max(int(vocab_size), 1)) > np.log2(MAX_LISTED_WORDS):
+        raise ProcessError(f"all_words: {vocab_size}^{length} words are more than the {MAX_LISTED_WORDS} that can be "
+                           "listed; use a shorter length")
     return np.array(list(itertools.product(range(vocab_size), repeat=length)), dtype=np.int64).reshape(-1, length)

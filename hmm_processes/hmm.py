@@ -45,6 +45,8 @@ class HMM:
         check_names(self.state_names, self.token_names, V, S, self.name)
         if self.prior is not None:
             object.__setattr__(self, "prior", _validate_prior(self.prior, T, self.name))
+        else:
+            check_unique_stationary(T.sum(axis=0), self.name)
 
     @property
     def vocab_size(self) -> int:
@@ -157,6 +159,41 @@ def _validate_prior(prior: Any, T: np.ndarray, what: str) -> np.ndarray:
         )
     p.setflags(write=False)
     return p
+
+
+def closed_classes(M: np.ndarray) -> list[np.ndarray]:
+    """The closed communicating classes of the chain with transition matrix ``M`` [S, S] (each a sorted
+    array of states): the sets a chain can enter and never leave. One class = one stationary distribution."""
+    S = M.shape[0]
+    R = (M > 0) | np.eye(S, dtype=bool)  # reachability, closed under squaring
+    while True:
+        R2 = (R.astype(np.float64) @ R.astype(np.float64)) > 0
+        if np.array_equal(R2, R):
+            break
+        R = R2
+    recurrent = np.all(~R | R.T, axis=1)  # every state reachable from i reaches i back
+    classes, seen = [], np.zeros(S, bool)
+    for i in np.flatnonzero(recurrent):
+        if not seen[i]:
+            members = np.flatnonzero(R[i] & R[:, i])
+            seen[members] = True
+            classes.append(members)
+    return classes
+
+
+def check_unique_stationary(M: np.ndarray, what: str) -> None:
+    """`ProcessError` unless the chain ``M`` has one closed class (so one stationary distribution)."""
+    if M.shape[0] > 4096:
+        return  # too large to check cheaply; such chains come from compositions that pass a prior
+    classes = closed_classes(M)
+    if len(classes) > 1:
+        shown = "; ".join("{" + ", ".join(str(int(i)) for i in c[:6]) + (", ..." if c.size > 6 else "") + "}"
+                          for c in classes[:4])
+        raise ProcessError(
+            f"{what}: the state chain has {len(classes)} closed classes of states ({shown}), so its stationary "
+            "distribution is not unique (a non-ergodic process); add a prior (a stationary distribution over "
+            "the states, e.g. prior = [...] in a spec file) to say how often each part occurs"
+        )
 
 
 def check_names(state_names: Any, token_names: Any, V: int, S: int, what: str) -> None:

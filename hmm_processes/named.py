@@ -9,13 +9,35 @@ from hmm_processes.generalized import GeneralizedHMM
 from hmm_processes.hmm import HMM
 
 
+#: Largest number of states a named process family may be asked for (bounds memory: T has V S^2 entries).
+MAX_NAMED_STATES = 2048
+
+
+def check_number(name: str, value: object, process: str) -> float:
+    """``value`` as a finite float; `ProcessError` naming the parameter for bools, strings and other non-numbers
+    (``True`` is not 1.0 and ``"0.05"`` is not 0.05 here: a config or --param that says so is a mistake)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ProcessError(f"{process}: parameter {name} must be a number; got {value!r} ({type(value).__name__})"
+                           + ("; write it without quotes" if isinstance(value, str) else ""))
+    try:
+        v = float(value)
+    except OverflowError:
+        raise ProcessError(f"{process}: parameter {name} = {value!r} is too large for a float") from None
+    if not np.isfinite(v):
+        raise ProcessError(f"{process}: parameter {name} must be finite; got {value!r}")
+    return v
+
+
 def check_probability(name: str, value: float, process: str, *, open_low: bool = False,
                       open_high: bool = False) -> float:
     """Return ``value`` as float if it is a probability in [0, 1] (optionally open at either end)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ProcessError(f"{process}: parameter {name} must be a number in [0, 1]; got {value!r} "
+                           f"({type(value).__name__})" + ("; write it without quotes" if isinstance(value, str) else ""))
     try:
         v = float(value)
-    except (TypeError, ValueError):
-        raise ProcessError(f"{process}: parameter {name} must be a number in [0, 1]; got {value!r}") from None
+    except OverflowError:
+        raise ProcessError(f"{process}: parameter {name} must be in [0, 1]; got {value!r}") from None
     lo_ok = v > 0 if open_low else v >= 0
     hi_ok = v < 1 if open_high else v <= 1
     if not (np.isfinite(v) and lo_ok and hi_ok):
@@ -201,17 +223,24 @@ def leaky_rrxor(p1: float = 0.5, p2: float = 0.5, epsilon: float = 0.05) -> HMM:
 
 
 def matching_parens(p: float = 0.5, q: float = 0.5, max_depth: int = 4) -> HMM:
-    """Balanced parentheses of bounded nesting depth (definition as in the ``simplexity`` library).
+    """Balanced parentheses of bounded nesting depth, with a filler token "." between balanced groups.
 
     States are the current depth 0..max_depth; tokens ".", "(", ")". At depth 0: emit "(" and go to
     depth 1 (prob p) or emit "." and stay (1 - p). At depth 1..max_depth-1: "(" deeper (q) or ")"
     back up (1 - q). At max_depth: ")" (prob 1). So every prefix is a prefix of a balanced string
     whose nesting never exceeds ``max_depth``. Unifilar, so its recurrent MSP is this machine.
+
+    Where it comes from: this project's variant of the bounded Dyck language. It is not the
+    ``matching_parens`` of the ``simplexity`` library, which has only the tokens "(" and ")", one
+    opening probability per depth, and always opens at depth 0; with p = 1 this process is that one
+    with opening probabilities (1, q, ..., q, 0) (and a "." token that never occurs).
     """
     p = check_probability("p", p, "matching_parens", open_low=True)
     q = check_probability("q", q, "matching_parens")
-    if isinstance(max_depth, bool) or not isinstance(max_depth, (int, np.integer)) or max_depth < 1:
-        raise ProcessError(f"matching_parens: parameter max_depth must be an integer >= 1; got {max_depth!r}")
+    if isinstance(max_depth, bool) or not isinstance(max_depth, (int, np.integer)) or not (
+            1 <= max_depth < MAX_NAMED_STATES):
+        raise ProcessError(f"matching_parens: parameter max_depth must be an integer in 1..{MAX_NAMED_STATES - 1}; "
+                           f"got {max_depth!r}")
     n = int(max_depth)
     T = np.zeros((3, n + 1, n + 1))
     T[0, 0, 0], T[1, 0, 1] = 1.0 - p, p
@@ -236,10 +265,7 @@ def fanizza(alpha: float = 2000.0, lamb: float = 0.49) -> GeneralizedHMM:
     angle alpha (radians); ``T[a] = w pi0^T`` (rank one, a "reset"), with w and pi0 chosen so that
     ``T.sum(0) @ 1 = 1``. 0 < lamb < 1 damps the rotation.
     """
-    try:
-        alpha, lamb = float(alpha), float(lamb)
-    except (TypeError, ValueError):
-        raise ProcessError(f"fanizza: alpha and lamb must be numbers; got alpha={alpha!r}, lamb={lamb!r}") from None
+    alpha, lamb = check_number("alpha", alpha, "fanizza"), check_number("lamb", lamb, "fanizza")
     if not (np.isfinite(alpha) and 0.0 < lamb < 1.0):
         raise ProcessError(f"fanizza: need a finite angle alpha and 0 < lamb < 1; got alpha={alpha!r}, lamb={lamb!r}")
     c, s = np.cos(alpha), np.sin(alpha)
@@ -254,23 +280,26 @@ def fanizza(alpha: float = 2000.0, lamb: float = 0.49) -> GeneralizedHMM:
                           token_names=("a", "b"))
 
 
-def tom_quantum(alpha: float = 1.0, beta: float = 1.0) -> GeneralizedHMM:
+def tom_quantum(alpha: float = 1.0, beta: float = 4.3) -> GeneralizedHMM:
     """A qubit measured repeatedly with a 4-outcome instrument, written as a 3-dimensional GHMM
     (Riechers, Elliott & Shai 2025, "Neural networks leverage nominally quantum and post-quantum
     representations", arXiv:2507.07432; matrices as in the ``simplexity`` library).
 
     With g = 1 / (4 (alpha^2 + beta^2)), c = 1/4, m = (alpha^2 - beta^2) g, o = 2 alpha beta g:
     T[0], T[1] = [[c, 0, +-o], [0, m, 0], [+-o, 0, c]] and T[2], T[3] = [[c, +-o, 0], [+-o, c, 0],
-    [0, 0, m]]. The vector is (1, Bloch coordinates), so tau = pi = (1, 0, 0).
+    [0, 0, m]]. The vector is (1, Bloch coordinates), so tau = pi = (1, 0, 0). Only beta / alpha
+    matters. The default (1, 4.3) is the first setting trained on by the paper's authors; its MSP is
+    infinite and its beliefs fill a disc of the Bloch ball. alpha = beta (o = 1/4, m = 0) is
+    degenerate: a finite 5-state MSP and no quantum geometry.
     """
-    try:
-        alpha, beta = float(alpha), float(beta)
-    except (TypeError, ValueError):
-        raise ProcessError(f"tom_quantum: alpha and beta must be numbers; got {alpha!r}, {beta!r}") from None
-    if not (np.isfinite(alpha) and np.isfinite(beta)) or alpha**2 + beta**2 == 0:
-        raise ProcessError(f"tom_quantum: alpha and beta must be finite and not both 0; got {alpha!r}, {beta!r}")
-    g = 1.0 / (4.0 * (alpha**2 + beta**2))
-    c, m, o = 0.25, (alpha**2 - beta**2) * g, 2.0 * alpha * beta * g
+    alpha, beta = check_number("alpha", alpha, "tom_quantum"), check_number("beta", beta, "tom_quantum")
+    if alpha == 0 and beta == 0:
+        raise ProcessError("tom_quantum: alpha and beta must not both be 0")
+    # only the ratio matters: scale so the larger is 1 (alpha**2 cannot overflow)
+    scale = max(abs(alpha), abs(beta))
+    a, b = alpha / scale, beta / scale
+    g = 1.0 / (4.0 * (a**2 + b**2))
+    c, m, o = 0.25, (a**2 - b**2) * g, 2.0 * a * b * g
     T = np.array([
         [[c, 0, o], [0, m, 0], [o, 0, c]],
         [[c, 0, -o], [0, m, 0], [-o, 0, c]],
@@ -291,10 +320,10 @@ def post_quantum(log_alpha: float = 1.0, beta: float = 0.5) -> GeneralizedHMM:
     """
     from fractions import Fraction
 
-    try:
-        log_alpha, beta = float(log_alpha), float(beta)
-    except (TypeError, ValueError):
-        raise ProcessError(f"post_quantum: log_alpha and beta must be numbers; got {log_alpha!r}, {beta!r}") from None
+    log_alpha, beta = check_number("log_alpha", log_alpha, "post_quantum"), check_number("beta", beta, "post_quantum")
+    if not 0.0 < log_alpha < 700.0:
+        raise ProcessError(f"post_quantum: need 0 < log_alpha < 700 (alpha = exp(log_alpha) > 1 and finite); "
+                           f"got {log_alpha!r}")
     alpha = float(np.exp(log_alpha))
     if not (np.isfinite(alpha) and alpha > 1.0 > beta > 0.0):
         raise ProcessError(f"post_quantum: need alpha = exp(log_alpha) > 1 > beta > 0; got alpha={alpha!r}, beta={beta!r}")

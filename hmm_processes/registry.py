@@ -38,7 +38,8 @@ def list_processes() -> dict[str, dict[str, Any]]:
 def get_process(name: str, **params: Any) -> HMM:
     """Build the named process, e.g. ``get_process("mess3", x=0.05, alpha=0.85)``.
 
-    Unknown names and unknown parameters raise `ProcessError` listing what is allowed.
+    Unknown names and unknown parameters raise `ProcessError` listing what is allowed; so does a bool,
+    a string or None given for a parameter whose default is a number (``True`` is not 1.0).
     """
     factory = _lookup(name)
     allowed = process_parameters(name)
@@ -48,6 +49,14 @@ def get_process(name: str, **params: Any) -> HMM:
             f"process {name!r} has no parameter {unknown[0]!r}; its parameters are: "
             + (", ".join(f"{k}={v!r}" for k, v in allowed.items()) or "(none)")
         )
+    for key, value in params.items():
+        default = allowed[key]
+        numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+        if numeric and (isinstance(value, (bool, str)) or value is None):
+            raise ProcessError(
+                f"process {name!r}: parameter {key} must be a number (default {default!r}); got {value!r} "
+                f"({type(value).__name__})" + ("; write it without quotes" if isinstance(value, str) else "")
+            )
     return factory(**params)
 
 

@@ -95,3 +95,15 @@ def test_dimension_input_errors():
         correlation_dimension(np.zeros((5, 2)))
     with pytest.raises(ValueError, match="coincide"):
         box_counting_dimension(np.zeros((100, 2)))
+
+
+@pytest.mark.parametrize("params, h_mu, dim", [((0.05, 0.85), 1.1447172664, 0.5196), ((0.15, 0.6), 1.5709336191, 1.3500)])
+def test_mess3_lyapunov_dimension_has_three_stable_decimals(params, h_mu, dim):
+    """With the exact h_mu and the default steps, two seeds agree to the third decimal, within 4 stderr."""
+    a = lyapunov_spectrum(hp.mess3(*params), seed=0, entropy_rate=h_mu)
+    b = lyapunov_spectrum(hp.mess3(*params), seed=1, entropy_rate=h_mu)
+    for s in (a, b):
+        assert 0 < s.dimension_stderr < 2e-4
+        assert s.dimension == pytest.approx(dim, abs=1e-3)
+    assert abs(a.dimension - b.dimension) < 4 * np.hypot(a.dimension_stderr, b.dimension_stderr)
+    assert round(a.dimension, 3) == pytest.approx(round(b.dimension, 3), abs=1e-3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -15,6 +16,7 @@ from compmech.measures import (blackwell_entropy_rate, block_entropy, cryptic_or
                                epsilon_machine, excess_entropy, markov_order, myopic_entropy,
                                myopic_entropy_sequence, process_info, statistical_complexity,
                                synchronization_information, transient_information)
+from compmech.measures import entropy_limit
 from compmech.msp import InfiniteMSPError, build_msp
 
 LOG3 = math.log2(3)
@@ -38,8 +40,9 @@ def test_textbook_values(name):
     assert excess_entropy(proc) == pytest.approx(E, abs=1e-6)
     assert crypticity(proc) == pytest.approx(C - E, abs=1e-6)
     info = process_info(proc)
-    assert (info.h_mu, info.C_mu, info.E) == pytest.approx((h, C, E), abs=1e-6)
-    assert info.h_mu_stderr is None and info.estimated == []
+    assert (info.h_mu.value, info.C_mu.value, info.E.value) == pytest.approx((h, C, E), abs=1e-6)
+    assert all(m.method in ("exact", "infinite", "not computed") for m in info.measures().values())
+    assert info.h_mu.error <= 1e-12 and info.E.error <= 1e-9
 
 
 def test_textbook_numbers_as_printed():
@@ -94,8 +97,8 @@ def test_transient_and_synchronization_information():
     assert transient_information(gm) == pytest.approx(LOG3 - 4 / 3, abs=1e-9)
     assert synchronization_information(gm) == pytest.approx(H23, abs=1e-9)
     # T = S + sum_{L < k} (H[S_0 | X_0..X_L, S_L] - chi): S = T when k = 0, S = T + chi when k = 1
-    for name in ("even", "rrxor", "z1r", "golden_mean", "tom_quantum"):
-        proc = hp.get_process(name)
+    for proc in (hp.even(), hp.rrxor(), hp.z1r(), hp.golden_mean(), hp.tom_quantum(1.0, 1.0)):
+        name = proc.name
         k, T, S, chi = (cryptic_order(proc), transient_information(proc), synchronization_information(proc),
                         crypticity(proc))
         assert k in (0, 1)
@@ -134,11 +137,13 @@ def test_unifilar_presentation_with_infinite_transient_msp():
     eps = epsilon_machine(mp)
     assert eps.num_states == 5
     info = process_info(mp)
-    assert info.h_mu_stderr is None and info.n_mixed_states is None and info.n_causal_states == 5
-    assert info.C_mu == pytest.approx(entropy_bits(mp.stationary_distribution), abs=1e-12)
-    assert info.cryptic_order == 0
-    assert info.E == pytest.approx(info.C_mu, abs=1e-6)  # cryptic order 0: E = C_mu
-    assert info.S == pytest.approx(info.T, abs=1e-6)
+    assert info.h_mu.method == "exact" and info.n_mixed_states.method == "infinite"
+    assert info.n_causal_states.value == 5
+    assert info.C_mu.value == pytest.approx(entropy_bits(mp.stationary_distribution), abs=1e-12)
+    assert info.cryptic_order.value == 0
+    assert info.E.value == pytest.approx(info.C_mu.value, abs=1e-9)  # cryptic order 0: E = C_mu
+    assert info.S.value == pytest.approx(info.T.value, abs=1e-6)
+    assert info.E.error < 1e-9 and info.E.method == "h(L) limit"
 
 
 def test_block_and_myopic_entropy_any_process():
@@ -169,28 +174,89 @@ def test_blackwell_estimate_agrees_with_exact_values():
 
 
 def test_process_info_for_an_infinite_msp():
-    info = process_info(hp.mess3(), n_steps=200_000, lyapunov_steps=50_000)
-    assert info.n_mixed_states is None and info.C_mu is None and info.chi is None
-    assert info.h_mu_stderr is not None and "h_mu" in info.estimated
-    assert info.E == pytest.approx(0.5708, abs=2e-3)
-    assert 0 < info.lyapunov_dimension < 2
+    """Mess3 (0.05, 0.85): h_mu, E, T from the limit of the exact h(L), each with a convergence bound."""
+    info = process_info(hp.mess3(), lyapunov_steps=100_000)
+    assert info.n_mixed_states.method == "infinite" and info.C_mu.method == "infinite"
+    for key in ("h_mu", "E", "T"):
+        m = getattr(info, key)
+        assert m.method == "h(L) limit" and m.error_kind == "bound" and 0 < m.error < 1e-8, key
+    # brute force: the partial sums of the exact h(L) to depth 13 already pin E to ~1e-6 from below
+    h = myopic_entropies(mixed_states(hp.mess3(), 12))  # h(1)..h(13)
+    assert h[-1] > info.h_mu.value > h[-1] - 1e-7  # h(L) decreases to h_mu
+    partial = float(np.sum(h - info.h_mu.value))
+    assert 0 < info.E.value - partial < 2e-7
+    # the bound is honest: a shallower enumeration lands within its own bound of the deep value
+    shallow = process_info(hp.mess3(), word_budget=3**11 * 1.6, lyapunov_steps=20_000)
+    assert shallow.depth < info.depth
+    for key in ("h_mu", "E", "T"):
+        a, b = getattr(shallow, key), getattr(info, key)
+        assert abs(a.value - b.value) <= a.error + b.error, key
+    assert 0 < info.lyapunov_dimension.value < 1 and info.lyapunov_dimension.error_kind == "stderr"
+    assert len(info.lyapunov_exponents) == 2
     d = info.to_dict()
     for key in ("h_mu", "C_mu", "E", "T", "S", "chi", "markov_order", "cryptic_order", "n_mixed_states",
                 "lyapunov_dimension"):
-        assert key in d
+        assert set(d[key]) == {"value", "error", "error_kind", "method"}
     json.loads(json.dumps(d, allow_nan=False))
 
 
+def test_entropy_limit_of_a_geometric_sequence():
+    """h(L) = h + c rho^L: limit, E and T in closed form, and bounds that contain them."""
+    h_inf, c, rho = 0.9, 0.3, 0.4
+    L = np.arange(1, 21)
+    lim = entropy_limit(h_inf + c * rho**L)
+    assert lim.method == "geometric" and lim.ratio == pytest.approx(rho)
+    assert abs(lim.h_mu - h_inf) <= lim.h_mu_bound and lim.h_mu_bound < 1e-10
+    E = c * rho / (1 - rho)
+    T = c * rho / (1 - rho) ** 2
+    assert abs(lim.E - E) <= lim.E_bound and abs(lim.T - T) <= lim.T_bound
+    assert lim.E == pytest.approx(E, abs=1e-12) and lim.T == pytest.approx(T, abs=1e-11)
+    # a sequence that has not converged is said so
+    assert entropy_limit(1.0 + 1.0 / L).method == "not converged"
+
+
 def test_process_info_for_a_ghmm():
-    info = process_info(hp.tom_quantum())
-    assert info.kind == "ghmm" and info.n_mixed_states == 5 and info.lyapunov_dimension is None
-    assert info.h_mu == pytest.approx(1.5, abs=1e-12) and info.C_mu == pytest.approx(2.0, abs=1e-12)
-    info = process_info(hp.post_quantum(), n_steps=100_000, lyapunov_steps=20_000)
-    assert info.lyapunov_dimension == 0.0  # countable belief set (the reset token)
-    assert "C_mu" in info.estimated and info.C_mu > 0 and info.n_mixed_states is None
+    info = process_info(hp.tom_quantum(1.0, 1.0))
+    assert info.kind == "ghmm" and info.n_mixed_states.value == 5
+    assert info.lyapunov_dimension.method == "not computed"
+    assert info.h_mu.value == pytest.approx(1.5, abs=1e-12) and info.C_mu.value == pytest.approx(2.0, abs=1e-12)
+    info = process_info(hp.post_quantum(), lyapunov_steps=20_000)
+    assert info.lyapunov_dimension.value == 0.0  # countable belief set (the reset token)
+    assert info.h_mu.method == "h(L) limit" and info.h_mu.error < 1e-10
+    assert info.C_mu.method == "countable MSP limit" and info.C_mu.error < 1e-9
+    # its distinct beliefs come closer than any merging grid: merged beliefs give only lower bounds,
+    # which the exact labels respect
+    from compmech.measures import _countable_complexity
+
+    coarse = _countable_complexity(hp.post_quantum(), 1000, 1e-12)
+    assert coarse.method == "lower bound" and coarse.value < info.C_mu.value < coarse.value + 0.02
 
 
-def test_countable_mixed_states_give_a_finite_complexity_estimate():
+def test_reset_labels_are_the_causal_states_of_post_quantum():
+    """post_quantum: token 0 is a rank-one reset and tokens 1, 2 commute, so the state is (counts of 1 and 2
+    since the last 0). A label's probability, summed over its orderings by brute force, is the multinomial
+    formula; SNS labels give the closed-form C_mu of the test below."""
+    from compmech.measures import reset_labels
+
+    pq = hp.post_quantum()
+    lab = reset_labels(pq)
+    assert lab.reset_tokens == (0,) and lab.other_tokens == (1, 2) and lab.missing < 1e-12
+    T, pi, tau = hp.process_vectors(pq)
+    probs = dict(zip(lab.labels, lab.probs))
+    for counts in [(0, 0), (2, 1), (1, 3)]:
+        brute = 0.0
+        for order in itertools.product((1, 2), repeat=sum(counts)):
+            if (order.count(1), order.count(2)) == counts:
+                v = pi @ T[0]
+                for x in order:
+                    v = v @ T[x]
+                brute += v @ tau
+        assert probs[(0, counts)] == pytest.approx(brute, rel=1e-12, abs=1e-15)
+    assert reset_labels(hp.mess3()) is None  # no reset token
+    assert entropy_bits(reset_labels(hp.sns()).probs) == pytest.approx(2.7114687242, abs=1e-9)
+
+
+def test_countable_mixed_states_give_a_converged_complexity():
     """SNS: causal states = number of 0s since the last 1; C_mu = H(P(n)), P(n) = P(1) P(0^n | A)."""
     sns = hp.sns()
     T, pi = sns.T, sns.stationary_distribution
@@ -199,8 +265,30 @@ def test_countable_mixed_states_give_a_finite_complexity_estimate():
     for _ in range(400):
         P.append(p1 * v.sum())
         v = v @ T[0]
-    info = process_info(sns, n_steps=100_000, lyapunov_steps=20_000)
-    assert info.C_mu == pytest.approx(entropy_bits(np.array(P)), abs=1e-8)
-    assert "C_mu" in info.estimated and "markov_order" in info.infinite
-    assert info.lyapunov_dimension == 0.0
-    assert info.chi == pytest.approx(info.C_mu - info.E)
+    info = process_info(sns, lyapunov_steps=20_000)
+    assert info.C_mu.value == pytest.approx(entropy_bits(np.array(P)), abs=1e-10)
+    assert info.C_mu.method == "countable MSP limit" and info.C_mu.error < 1e-8
+    assert info.markov_order.method == "infinite"
+    assert info.lyapunov_dimension.value == 0.0
+    assert info.chi.value == pytest.approx(info.C_mu.value - info.E.value)
+    # without the labels, from merged beliefs: converged for real, the same value with a 100x finer grid
+    from compmech.measures import _countable_complexity
+
+    for proc in (sns, hp.nond()):
+        a = _countable_complexity(proc, 1000, 1e-12)
+        b = _countable_complexity(proc, 1000, 1e-14)
+        assert a.method == b.method == "countable MSP limit"
+        assert a.value == pytest.approx(b.value, abs=1e-10)
+        assert a.value == pytest.approx(process_info(proc, lyapunov_steps=10_000).C_mu.value, abs=1e-9)
+
+
+def test_measures_stay_in_range_and_bad_processes_are_refused():
+    with pytest.raises(hp.ProcessError, match="add a prior"):
+        hp.HMM(np.stack([np.eye(2) * 0.5, np.eye(2) * 0.5]))  # two closed classes, no prior
+    for proc in (hp.coin(0.0), hp.golden_mean(0.999), hp.nond()):
+        info = process_info(proc, lyapunov_steps=10_000)
+        V = proc.vocab_size
+        assert 0 <= info.h_mu.value <= math.log2(V)
+        for key in ("C_mu", "E", "T", "S"):
+            m = getattr(info, key)
+            assert m.value is None or m.value >= 0, key

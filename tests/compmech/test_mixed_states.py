@@ -54,3 +54,37 @@ def test_prefix_beliefs_follow_the_alignment():
 def test_bad_depth():
     with pytest.raises(hp.ProcessError, match="depth"):
         mixed_states(hp.mess3(), -1)
+
+
+def test_depths_must_be_whole_numbers():
+    from compmech.streaming import stream_entropies
+
+    for bad in (3.0, True, "3", None):
+        with pytest.raises(hp.ProcessError, match="whole number"):
+            mixed_states(hp.mess3(), bad)
+        with pytest.raises(hp.ProcessError, match="whole number"):
+            stream_entropies(hp.mess3(), bad)
+    assert mixed_states(hp.mess3(), np.int64(2)).depth == 2
+
+
+def test_enumeration_memory_is_estimated_and_refused_before_allocating():
+    import time
+
+    from compmech.mixed_states import check_enumerable, enumeration_bytes, word_counts
+
+    # an upper bound: exact for Mess3 (every word allowed); for the golden mean (F(L+2) words) the
+    # paths from both states give F(L+3)
+    assert word_counts(hp.mess3(), 5).tolist() == [3.0**L for L in range(6)]
+    fib = [2, 3, 5, 8, 13, 21, 34]
+    assert word_counts(hp.golden_mean(), 6)[1:].tolist() == [2, 4] + fib[3:7]  # min(2^L, F(L+3))
+    assert [len(mixed_states(hp.golden_mean(), 6).level(L)) for L in range(1, 7)] == fib[:6]
+    assert enumeration_bytes(hp.mess3(), 12) > 3**12 * 3 * 8  # at least the last level's beliefs
+    t0 = time.perf_counter()
+    for depth in (40, 10**9):
+        with pytest.raises(hp.ProcessError, match="use a length of at most 15") as err:
+            mixed_states(hp.mess3(), depth)
+        assert "\n" not in str(err.value) and "needs about" in str(err.value)
+    assert time.perf_counter() - t0 < 2.0
+    with pytest.raises(hp.ProcessError, match="at most 6,"):
+        check_enumerable(hp.mess3(), 8, max_bytes=100_000)
+    assert check_enumerable(hp.mess3(), 6, max_bytes=100_000) <= 100_000 < enumeration_bytes(hp.mess3(), 7)

@@ -26,8 +26,7 @@ def test_exact_when_under_the_cap(name, depth):
 
 
 def test_finite_msp_never_grows_past_its_states():
-    for name in ("rrxor", "z1r", "golden_mean", "tom_quantum"):
-        proc = hp.get_process(name)
+    for proc in (hp.rrxor(), hp.z1r(), hp.golden_mean(), hp.tom_quantum(1.0, 1.0)):
         n = build_msp(proc).num_states
         res = stream_entropies(proc, 40)
         assert res.exact and res.n_states.max() <= n
@@ -71,3 +70,36 @@ def test_iter_levels_and_errors():
         stream_entropies(hp.even(), -1)
     with pytest.raises(hp.ProcessError):
         stream_entropies(hp.even(), 3, max_states=0)
+
+
+@pytest.mark.parametrize("name, depth", [("mess3", 11), ("rrxor", 14), ("sns", 14), ("post_quantum", 9),
+                                         ("leaky_rrxor", 12)])
+def test_exact_myopic_entropies_match_brute_force(name, depth, monkeypatch):
+    """The merged-then-depth-first enumeration gives every h(L) of brute-force enumeration, to rounding."""
+    import compmech.streaming as streaming
+    from compmech.streaming import exact_myopic_entropies
+    from hmm_processes.generalized import all_words
+
+    proc = hp.get_process(name)
+    monkeypatch.setattr(streaming, "MERGE_SEARCH_LIMIT", 64)  # reach the depth-first phase early
+    monkeypatch.setattr(streaming, "DFS_BLOCK", 100)  # and split it into many blocks
+    res = exact_myopic_entropies(proc, depth)
+    if isinstance(proc, hp.GeneralizedHMM):
+        H = [0.0]
+        for L in range(1, depth + 2):
+            P = np.clip(proc.word_probabilities(all_words(proc.vocab_size, L)), 0, None)
+            H.append(float(-(P[P > 0] * np.log2(P[P > 0])).sum()))
+        ref = np.diff(H)
+    else:
+        ref = myopic_entropies(mixed_states(proc, depth))
+    np.testing.assert_allclose(res.myopic_entropies, ref, atol=1e-12)
+    assert res.depth == depth
+
+
+def test_exact_myopic_entropies_respect_the_word_budget():
+    from compmech.streaming import exact_myopic_entropies
+
+    res = exact_myopic_entropies(hp.mess3(), 30, max_words=3**9)
+    assert res.depth < 30 and res.n_words <= 3**9
+    np.testing.assert_allclose(res.myopic_entropies, myopic_entropies(mixed_states(hp.mess3(), res.depth)),
+                               atol=1e-12)

@@ -108,7 +108,16 @@ def test_sample_words_is_reproducible_and_accepts_jax_keys():
 
 
 def test_sampled_ghmm_words_have_positive_probability():
-    tq = hp.tom_quantum()  # some words have probability exactly 0
+    tq = hp.tom_quantum(1.0, 1.0)  # some words have probability exactly 0
     words = hp.sample_words(tq, 0, 5000, 6)
     assert np.all(tq.word_probabilities(words) > 1e-12)
     assert np.any(tq.word_probabilities(all_words(4, 2)) < 1e-12)
+
+
+def test_all_words_refuses_lists_out_of_reach():
+    from hmm_processes.generalized import all_words
+
+    assert all_words(3, 2).shape == (9, 2)
+    for length in (40, 2.0, True):
+        with pytest.raises(ProcessError, match="all_words"):
+            all_words(3, length)

@@ -84,6 +84,69 @@ def test_matching_parens_is_a_bounded_dyck_language():
             assert (seg == 1).sum() == (seg == 2).sum()
 
 
+def test_matching_parens_word_probabilities_by_hand():
+    """P(w) of every word of length 3 against an enumeration written out by hand.
+
+    max_depth = 2, p = 0.4, q = 0.7. The chain on depths 0, 1, 2 has M = [[0.6, 0.4, 0], [0.3, 0, 0.7],
+    [0, 1, 0]]; its stationary distribution solves pi0 = 0.6 pi0 + 0.3 pi1, pi2 = 0.7 pi1, so
+    pi ∝ (3, 4, 2.8) / 9.8. A word's probability sums, over start depths, pi(d) times the product of
+    the step probabilities along the one path it forces ("." only at 0, "(" 0.4 at 0 and 0.7 at 1,
+    ")" 0.3 at 1 and 1 at 2).
+    """
+    pi = np.array([3.0, 4.0, 2.8]) / 9.8
+    step = {(0, "."): (0.6, 0), (0, "("): (0.4, 1), (1, "("): (0.7, 2), (1, ")"): (0.3, 0), (2, ")"): (1.0, 1)}
+
+    def by_hand(word: str) -> float:
+        total = 0.0
+        for d0 in range(3):
+            prob, d = pi[d0], d0
+            for ch in word:
+                if (d, ch) not in step:
+                    prob = 0.0
+                    break
+                pr, d = step[(d, ch)]
+                prob *= pr
+            total += prob
+        return total
+
+    mp = hp.matching_parens(p=0.4, q=0.7, max_depth=2)
+    np.testing.assert_allclose(mp.stationary_distribution, pi, atol=1e-12)
+    words = ["".join(w) for w in itertools.product(".()", repeat=3)]  # lexicographic in token order . ( )
+    expected = np.array([by_hand(w) for w in words])
+    np.testing.assert_allclose(word_probabilities(mp, 3), expected, atol=1e-15)
+    assert by_hand("...") == pytest.approx(pi[0] * 0.6**3)  # the hand rules themselves
+    assert by_hand("(((") == 0.0 and expected.sum() == pytest.approx(1.0)
+
+
+def test_tom_quantum_default_has_an_infinite_bloch_msp():
+    from compmech.msp import build_msp
+
+    assert hp.tom_quantum().params == {"alpha": 1.0, "beta": 4.3}
+    assert not build_msp(hp.tom_quantum(), max_states=2000).finite
+    assert build_msp(hp.tom_quantum(1.0, 1.0)).num_states == 5  # the degenerate case
+
+
+@pytest.mark.parametrize("name, params, match", [
+    ("mess3", {"x": True}, "parameter x must be a number"),
+    ("mess3", {"x": "0.05"}, "without quotes"),
+    ("tom_quantum", {"beta": None}, "parameter beta must be a number"),
+    ("post_quantum", {"log_alpha": 1e6}, "log_alpha"),
+    ("fanizza", {"alpha": float("inf")}, "alpha must be finite"),
+    ("matching_parens", {"max_depth": 10**9}, "max_depth"),
+])
+def test_get_process_refuses_non_numbers_and_overflow(name, params, match):
+    with pytest.raises(ProcessError, match=match) as err:
+        hp.get_process(name, **params)
+    assert "\n" not in str(err.value)
+
+
+def test_named_factories_refuse_bools_and_strings_directly():
+    for call in (lambda: hp.mess3(x=True), lambda: hp.golden_mean("0.5"), lambda: hp.tom_quantum(alpha="1"),
+                 lambda: hp.fanizza(lamb=False)):
+        with pytest.raises(ProcessError, match="must be a number"):
+            call()
+
+
 @pytest.mark.parametrize("call", [
     lambda: hp.rrxor(p1=1.5), lambda: hp.z1r(p=-0.1), lambda: hp.coin(p="x"), lambda: hp.sns(p=0.0),
     lambda: hp.leaky_rrxor(epsilon=2.0), lambda: hp.matching_parens(max_depth=0),
