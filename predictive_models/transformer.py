@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -335,7 +336,7 @@ def _prefix_tree(tokens: np.ndarray, vocab_size: int) -> list[tuple[np.ndarray, 
 
 
 def _run_prefix(config: TransformerConfig, params: dict, tokens: np.ndarray, batch_size: int, what: str,
-                levels: list, out: np.ndarray) -> None:
+                levels: list, out: np.ndarray, on_step: Callable[[int], None]) -> None:
     c = config
     T = tokens.shape[1]
     fn = _jitted_step(c, what)
@@ -371,10 +372,11 @@ def _run_prefix(config: TransformerConfig, params: dict, tokens: np.ndarray, bat
                 out[:, i, t] = np.take(res[:, i], inverse, axis=0)
         else:
             out[:, t] = res[inverse]
+        on_step(1)
 
 
 def _run_full(config: TransformerConfig, params: dict, tokens: np.ndarray, batch_size: int, what: str,
-              out: np.ndarray) -> None:
+              out: np.ndarray, on_step: Callable[[int], None]) -> None:
     fn = _jitted_full(config, what)
     N = tokens.shape[0]
     rows = min(batch_size, N)
@@ -382,10 +384,11 @@ def _run_full(config: TransformerConfig, params: dict, tokens: np.ndarray, batch
         stop = min(start + rows, N)
         res = jax.device_get(fn(params, _pad_rows(tokens[start:stop], rows)))
         out[start:stop] = res[: stop - start]
+    on_step(tokens.shape[1])
 
 
 def _batched(config: TransformerConfig, params_state: Any, tokens: np.ndarray, batch_size: int,
-             what: str, method: str = "auto") -> np.ndarray:
+             what: str, method: str = "auto", on_step: Callable[[int], None] | None = None) -> np.ndarray:
     tokens = np.asarray(tokens)
     if tokens.ndim != 2:
         raise ValueError(f"tokens must be a 2-D integer array [N, T]; got shape {tokens.shape}.")
@@ -412,23 +415,26 @@ def _batched(config: TransformerConfig, params_state: Any, tokens: np.ndarray, b
     tokens = tokens.astype(np.int32)
     params = jax.tree.map(jnp.asarray, pure_params(params_state))
     levels = _prefix_tree(tokens, config.vocab_size) if method != "full" else None
+    step = on_step or (lambda n: None)
     if method == "prefix" or (method == "auto" and sum(len(lv[1]) for lv in levels) <= 0.5 * N * T):
-        _run_prefix(config, params, tokens, int(batch_size), what, levels, out)
+        _run_prefix(config, params, tokens, int(batch_size), what, levels, out, step)
     else:
-        _run_full(config, params, tokens, int(batch_size), what, out)
+        _run_full(config, params, tokens, int(batch_size), what, out, step)
     return store
 
 
 def compute_activations(config: TransformerConfig, params_state: Any, tokens: np.ndarray, *,
-                        batch_size: int = 4096, method: str = "auto") -> dict[str, np.ndarray]:
+                        batch_size: int = 4096, method: str = "auto",
+                        on_step: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
     """Residual stream of every sequence: tokens [N, T] -> {layer name: float32 [N, T, d_model]}.
 
     Jitted and batched. ``method="prefix"`` computes each distinct prefix once with a KV cache
     (several times faster when rows share prefixes, e.g. every string of a length); ``"full"``
     runs the whole sequence; ``"auto"`` picks prefix when it at least halves the work.
     Keys are in `layer_names` order; each array is C-contiguous (a slice of one [L+2, N, T, d] block).
+    ``on_step(n)`` (for a progress bar) is told each time n more of the T positions are done.
     """
-    acts = _batched(config, params_state, tokens, batch_size, "activations", method)
+    acts = _batched(config, params_state, tokens, batch_size, "activations", method, on_step)
     return {name: acts[i] for i, name in enumerate(layer_names(config))}
 
 
