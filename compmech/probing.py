@@ -16,9 +16,9 @@ if TYPE_CHECKING:  # the ContextSet type only; importing the runner here would b
 
 #: What the two held-out numbers of probe.json measure (written into probe.json beside the settings).
 HELDOUT_CONTEXTS_TEXT = (
-    "context-disjoint: at each position, a fraction of the distinct contexts (prefixes) is held out; the probe "
-    "is fitted on the rows of the other contexts and scored on the rows of the held-out ones (rows weighted as "
-    "in the in-sample fit), so no context is in both splits")
+    "context-disjoint: at each position, floor(test_fraction * n) of its n distinct contexts (prefixes) are held "
+    "out (none where n < 1 / test_fraction); the probe is fitted on the rows of the other contexts and scored on "
+    "the rows of the held-out ones (rows weighted as in the in-sample fit), so no context is in both splits")
 HELDOUT_STRINGS_TEXT = (
     "the paper's protocol: strings split at random, fitted on train_fraction of them and scored on the rest; "
     "with all positions pooled most test rows' contexts (every short prefix) are also fit rows")

@@ -3,9 +3,10 @@
 Every reported probe comes with three checks beside its in-sample error:
 
 - held-out MSE over **distinct contexts** (`mse_heldout_contexts`, the honest one): at every
-  position separately, the distinct contexts (prefixes) of that length are split at random, a
-  fraction `context_test_fraction` of them held out; the probe is fitted on the rows of the other
-  contexts and scored on the rows of the held-out ones. No context has rows on both sides, so a
+  position separately, the distinct contexts (prefixes) of that length are split at random,
+  floor(`context_test_fraction` * n) of its n held out (none where n < 1 / fraction, e.g. Mess3's
+  three one-token contexts); the probe is fitted on the rows of the other contexts and scored on the
+  rows of the held-out ones. No context has rows on both sides, so a
   probe that memorises contexts (more features than contexts, random features) fails it. Rows keep
   the weighting of the in-sample fit (with the paper's all-strings rows a context counts once per
   string that contains it, on both sides), so the held-out and in-sample numbers weigh positions
@@ -37,7 +38,6 @@ import numpy as np
 from probes._checks import ProbeInputError, as_float_array, as_sample_weight, check_rows, require_finite
 from probes.linear import (_moments, _Moments, _predict, _solve, _targets, _weighted_mean, default_rcond,
                            one_blas_thread)
-from probes.metrics import mse, r2
 
 CONCAT = "concat"
 #: Default fraction of each position's distinct contexts held out in the context-disjoint split.
@@ -86,44 +86,75 @@ class ProbeEvaluation:
 
 
 @dataclass(frozen=True, eq=False)
+class _Rows:
+    """A weighted set of rows, summed per context: all a fit or an error on that set needs, [U]-sized.
+
+    With row weights v (zero outside the set): c_u = Σ v, S_u = Σ v y, Q_u = Σ v ||y||² over the rows of
+    context u. The squared error of predictions ŷ_u (one per context) on the set is then exactly
+
+        SSE = Σ_u (Q_u - 2 ŷ_u · S_u + c_u ||ŷ_u||²)
+
+    so no error needs a pass over the rows.
+    """
+
+    c: np.ndarray  # [U]
+    S: np.ndarray  # [U, k]
+    Q: np.ndarray  # [U]
+
+    @classmethod
+    def of(cls, inverse: np.ndarray, n_contexts: int, v: np.ndarray, Y: np.ndarray) -> "_Rows":
+        """Per-context sums (bincount, in row order) of the rows weighted by v [R]."""
+        def total(values):
+            return np.bincount(inverse, weights=values, minlength=n_contexts)
+
+        S = np.stack([total(v * Y[:, j]) for j in range(Y.shape[1])], axis=1).reshape(n_contexts, Y.shape[1])
+        return cls(total(v), S, total(v * np.square(Y).sum(axis=1)))
+
+    def subset(self, index: np.ndarray) -> "_Rows":
+        return _Rows(self.c[index], self.S[index], self.Q[index])
+
+    def sse(self, pred: np.ndarray) -> float:  # pred [U, k] (or [len(subset), k])
+        """Σ v ||y - ŷ||² over the set's rows (numpy's sums, not BLAS: the same bits on any thread count)."""
+        return float(np.sum(self.Q) - 2.0 * np.sum(pred * self.S) + np.sum(self.c * np.square(pred).sum(axis=1)))
+
+    def mse(self, pred: np.ndarray) -> float:
+        """SSE / (k Σ v), as `probes.metrics.mse` on the rows."""
+        return self.sse(pred) / (self.S.shape[1] * float(np.sum(self.c)))
+
+    def r2(self, pred: np.ndarray) -> float:
+        """Pooled R² = 1 - SSE / SST on the set's rows, SST around the set's own mean (`probes.metrics.r2`)."""
+        W = float(np.sum(self.c))
+        sst = float(np.sum(self.Q) - np.square(self.S.sum(axis=0)).sum() / W)
+        return float("nan") if not sst > 0 else 1.0 - self.sse(pred) / sst
+
+
+@dataclass(frozen=True, eq=False)
 class _Design:
     """The rows grouped by context, and every split, drawn once and shared by all layers."""
 
     first: np.ndarray  # [U] row index of each context's first row
     inverse: np.ndarray  # [R] context index of each row
-    Y: np.ndarray  # [R, k] float64 targets
-    w: np.ndarray  # [R] float64 row weights (ones when uniform)
-    perm: np.ndarray  # [R] the shuffled control's permutation of Y's rows
-    full: tuple[np.ndarray, np.ndarray]  # per context: weight [U] and weighted sums [U, 2k] of Y, Y[perm]
-    string_splits: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]  # fit contexts, c [U], S [U, k], test w [R]
-    context_splits: list[tuple[np.ndarray, np.ndarray]]  # test contexts (sorted) [u_test], test row weights [R]
+    all_rows: _Rows  # every row, targets Y
+    shuffled_rows: _Rows  # every row, targets Y[perm] (the shuffled control)
+    # fit contexts [u_fit], fit rows [U], test rows and their contexts [u_test] (only those with test rows)
+    string_splits: list[tuple[np.ndarray, _Rows, _Rows, np.ndarray]]
+    context_splits: list[np.ndarray]  # held-out contexts (sorted) [u_test]; fit = the others
     y_1d: bool
-
-    @property
-    def n_fits(self) -> int:
-        return 1 + len(self.string_splits) + len(self.context_splits)
-
-
-def _per_context(inverse: np.ndarray, n_contexts: int, weights: np.ndarray, Y: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Σ weights and Σ weights * Y over the rows of each context: [U] and [U, k] (bincount, row order)."""
-    c = np.bincount(inverse, weights=weights, minlength=n_contexts)
-    S = np.stack([np.bincount(inverse, weights=weights * Y[:, j], minlength=n_contexts)
-                  for j in range(Y.shape[1])], axis=1).reshape(n_contexts, Y.shape[1])
-    return c, S
 
 
 def _context_test_sets(position: np.ndarray, test_fraction: float, rng: np.random.Generator) -> np.ndarray:
-    """Held-out contexts [u_test] (sorted): at each position round(f * n) of its n contexts, at least 1
-    and at most n - 1; a position with a single context keeps it in the fit split."""
-    chosen = []
+    """Held-out contexts [u_test] (sorted): at each position floor(f * n) of its n contexts, drawn at random.
+
+    A position with fewer than 1/f contexts (Mess3 at f = 0.2: the 3 one-token contexts) holds none
+    out: there, one held-out context would carry a whole position's weight, and predicting it from
+    the other one or two would measure extrapolation to a separate cluster, not memorisation.
+    """
+    chosen = [np.zeros(0, np.int64)]
     for p in np.unique(position):
         members = np.flatnonzero(position == p)
-        n = members.size
-        if n < 2:
-            continue
-        n_test = int(np.clip(round(test_fraction * n), 1, n - 1))
-        chosen.append(members[rng.permutation(n)[:n_test]])
+        n_test = int(np.floor(test_fraction * members.size))  # at most n - 1, as f < 1
+        if n_test:
+            chosen.append(members[rng.permutation(members.size)[:n_test]])
     return np.sort(np.concatenate(chosen))
 
 
@@ -177,7 +208,8 @@ def _design(
 
     rng = np.random.default_rng(seed)
     perm = rng.permutation(n_rows)  # the shuffled control (drawn first, as it always was)
-    c_all, S_all = _per_context(inverse, n_contexts, w, np.hstack([Y2, Y2[perm]]))
+    all_rows = _Rows.of(inverse, n_contexts, w, Y2)
+    shuffled_rows = _Rows.of(inverse, n_contexts, w, Y2[perm])
 
     n_train = int(np.clip(round(train_fraction * n_groups), 1, n_groups - 1))
     string_splits = []
@@ -185,19 +217,20 @@ def _design(
         train_group = np.zeros(n_groups, dtype=bool)
         train_group[rng.permutation(n_groups)[:n_train]] = True
         is_train = train_group[group_index]  # [R]
-        c, S = _per_context(inverse, n_contexts, w * is_train, Y2)
-        string_splits.append((np.flatnonzero(c > 0), c, S, w * ~is_train))
+        fit = _Rows.of(inverse, n_contexts, w * is_train, Y2)
+        test = _Rows.of(inverse, n_contexts, w * ~is_train, Y2)
+        test_contexts = np.flatnonzero(test.c > 0)
+        string_splits.append((np.flatnonzero(fit.c > 0), fit, test.subset(test_contexts), test_contexts))
 
     context_splits = []
     for _ in range(int(n_repeats)):
         test = _context_test_sets(position, context_test_fraction, rng)
         if test.size == 0:
-            raise ProbeInputError("cannot hold out contexts: every position has a single distinct context; "
-                                  "pass more strings (or positions=None to pool positions)")
-        is_test = np.zeros(n_contexts, dtype=bool)
-        is_test[test] = True
-        context_splits.append((test, w * is_test[inverse]))
-    return _Design(first, inverse, Y2, w, perm, (c_all, S_all), string_splits, context_splits, y_1d)
+            raise ProbeInputError(
+                f"cannot hold out contexts: no position has {int(np.ceil(1 / context_test_fraction))} or more "
+                "distinct contexts; pass more strings, a larger context_test_fraction, or positions=None")
+        context_splits.append(test)
+    return _Design(first, inverse, all_rows, shuffled_rows, string_splits, context_splits, y_1d)
 
 
 def _underdetermined(n_fit_contexts: int, n_features: int) -> str | None:
@@ -225,45 +258,42 @@ def _evaluate(
 def _evaluate_fits(Xc: np.ndarray, design: _Design, on_fit: Callable[[], None] | None) -> ProbeEvaluation:
     n_contexts, n_features = Xc.shape
     rcond = default_rcond(n_features, Xc.dtype)
-    k = design.Y.shape[1]
-    Y, w, inv = design.Y, design.w, design.inverse
+    everything, shuffled_rows = design.all_rows, design.shuffled_rows
+    k = everything.S.shape[1]
     tick = on_fit or (lambda: None)
 
-    c_all, S_all = design.full
-    x0 = _weighted_mean(Xc, c_all)  # [d] the shift every split's moments share
-    all_moments = _moments(Xc, c_all, S_all, x0)  # P [d, 2k]: Y and Y[perm] side by side
-    coef, intercept, _ = _solve(all_moments.stats(), rcond)  # [d, 2k], [2k]
-    both = _predict(Xc, coef, intercept)[inv]  # [R, 2k]
-    pred, shuffled = both[:, :k], both[:, k:]
+    x0 = _weighted_mean(Xc, everything.c)  # [d] the shift every split's moments share
+    both = _moments(Xc, everything.c, np.hstack([everything.S, shuffled_rows.S]), x0)  # P [d, 2k]: Y, Y[perm]
+    coef, intercept, _ = _solve(both.stats(), rcond)  # [d, 2k], [2k]
+    pred_both = _predict(Xc, coef, intercept)  # [U, 2k]
+    pred, shuffled = pred_both[:, :k], pred_both[:, k:]
     tick()
 
-    def y_part(m: _Moments, cols: slice) -> _Moments:
-        return _Moments(m.x0, m.weight, m.s, m.M, m.P[:, cols], m.sy[cols], m.n_rows)
-
     held, held_fit = [], []
-    for fit_contexts, c, S, test_w in design.string_splits:
-        m = _moments(Xc, c, S, x0, fit_contexts)
+    for fit_contexts, fit, test, test_contexts in design.string_splits:
+        m = _moments(Xc, fit.c, fit.S, x0, fit_contexts)
         held_fit.append(m.n_rows)
         cf, ic, _ = _solve(m.stats(), rcond)
-        held.append(mse(Y, _predict(Xc, cf, ic)[inv], test_w))
+        held.append(test.mse(_predict(Xc, cf, ic, test_contexts)))
         tick()
 
     ctx_mse, ctx_r2, ctx_fit = [], [], []
-    full_y = y_part(all_moments, slice(0, k))
-    for test, test_w in design.context_splits:
-        m = full_y - _moments(Xc, c_all, S_all[:, :k], x0, test)
+    full = _Moments(both.x0, both.weight, both.s, both.M, both.P[:, :k], both.sy[:k], both.n_rows)
+    for test in design.context_splits:
+        m = full - _moments(Xc, everything.c, everything.S, x0, test)  # fit = every context but the test ones
         ctx_fit.append(m.n_rows)
         cf, ic, _ = _solve(m.stats(), rcond)
-        p = _predict(Xc, cf, ic)[inv]
-        ctx_mse.append(mse(Y, p, test_w))
-        ctx_r2.append(r2(Y, p, test_w))
+        p = _predict(Xc, cf, ic, test)  # [u_test, k]
+        rows = everything.subset(test)
+        ctx_mse.append(rows.mse(p))
+        ctx_r2.append(rows.r2(p))
         tick()
 
     heldout_note = _underdetermined(min(held_fit), n_features)
     contexts_note = _underdetermined(min(ctx_fit), n_features)
     result = ProbeResult(
-        mse=mse(Y, pred, w),
-        r2=r2(Y, pred, w),
+        mse=everything.mse(pred),
+        r2=everything.r2(pred),
         mse_heldout_contexts=None if contexts_note else float(np.mean(ctx_mse)),
         mse_heldout_contexts_std=None if contexts_note else float(np.std(ctx_mse)),
         r2_heldout_contexts=None if contexts_note else float(np.mean(ctx_r2)),
@@ -271,11 +301,12 @@ def _evaluate_fits(Xc: np.ndarray, design: _Design, on_fit: Callable[[], None] |
         mse_heldout=None if heldout_note else float(np.mean(held)),
         mse_heldout_std=None if heldout_note else float(np.std(held)),
         heldout_note=heldout_note,
-        mse_shuffled=mse(Y[design.perm], shuffled, w),
-        n_rows=int(Y.shape[0]),
+        mse_shuffled=shuffled_rows.mse(shuffled),
+        n_rows=int(design.inverse.size),
         n_features=int(n_features),
         n_contexts=int(n_contexts),
     )
+    pred, shuffled = pred[design.inverse], shuffled[design.inverse]  # [R, k]: row by row
     if design.y_1d:
         pred, shuffled = pred[:, 0], shuffled[:, 0]
     return ProbeEvaluation(result, pred, shuffled)

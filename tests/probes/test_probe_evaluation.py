@@ -52,9 +52,8 @@ def test_string_splits_are_by_group():
     design = evaluation_mod._design(Y, len(X), groups, None, None, None, 0.2, 3, 0.2, 0)
     assert len(design.string_splits) == 3
     fits = []
-    for fit_rows, c, _, test_w in design.string_splits:  # rows are their own contexts here
-        train, test = np.flatnonzero(c > 0), np.flatnonzero(test_w > 0)
-        assert np.array_equal(train, fit_rows)
+    for train, fit, test_rows, test in design.string_splits:  # rows are their own contexts here
+        assert np.array_equal(train, np.flatnonzero(fit.c > 0)) and np.all(test_rows.c > 0)
         assert len(train) + len(test) == len(X)
         assert not set(groups[train]) & set(groups[test])
         assert len(set(groups[train])) == 10  # 20% of 50 strings

@@ -59,13 +59,10 @@ def test_papers_string_split_tests_mostly_seen_contexts_and_the_context_split_no
     data = prefix_data(d=4, signal=True)
     design = evaluation_mod._design(data.Y, data.n_rows, data.groups, data.context_ids, data.positions, None,
                                     0.2, 2, 0.2, 0)
-    for _, c, _, test_w in design.string_splits:
-        test_rows = test_w > 0
-        seen = c[design.inverse] > 0  # [R] the row's context has fit rows
-        assert np.mean(seen[test_rows]) > 0.6  # ~73% here: every short prefix is shared
-    for test, test_w in design.context_splits:
-        fit_contexts = np.setdiff1d(np.arange(N_CONTEXTS), test)
-        assert not np.isin(design.inverse[test_w > 0], fit_contexts).any()
+    for _, fit, test_rows, test_contexts in design.string_splits:
+        seen = fit.c[test_contexts] > 0  # the test rows' context also has fit rows
+        assert np.sum(test_rows.c[seen]) / np.sum(test_rows.c) > 0.6  # ~73% here: every short prefix is shared
+        assert np.sum(test_rows.c) == pytest.approx(np.sum(design.all_rows.c) - np.sum(fit.c))
 
 
 def test_more_features_than_contexts_withholds_the_heldout_numbers():
@@ -108,14 +105,14 @@ def test_context_splits_are_disjoint_and_stratified_by_position():
                                     0.2, 3, 0.2, 0)
     context_position = data.positions[design.first]  # [U]
     seen = []
-    for test, test_w in design.context_splits:
-        test_rows = np.flatnonzero(test_w > 0)
-        fit_rows = np.flatnonzero(test_w == 0)
-        assert not set(data.context_ids[test_rows]) & set(data.context_ids[fit_rows])
-        np.testing.assert_array_equal(np.unique(design.inverse[test_rows]), test)
+    for test in design.context_splits:
+        is_test_row = np.isin(design.inverse, test)
+        assert not set(data.context_ids[is_test_row]) & set(data.context_ids[~is_test_row])
+        # a context at position t is on 3^(T-1-t) rows
+        assert is_test_row.sum() == sum(int(0.2 * V ** (t + 1)) * V ** (T - 1 - t) for t in range(T))
         for t in range(T):
             n_t = V ** (t + 1)
-            assert np.sum(context_position[test] == t) == np.clip(round(0.2 * n_t), 1, n_t - 1)
+            assert np.sum(context_position[test] == t) == int(0.2 * n_t)  # none of the 3 one-token contexts
         seen.append(test)
     assert not np.array_equal(seen[0], seen[1])
 
@@ -133,3 +130,7 @@ def test_rows_of_one_context_must_agree():
         evaluate_probe(data.X, data.Y, data.groups, contexts=data.context_ids, positions=wrong)
     with pytest.raises(ProbeInputError, match="context_test_fraction"):
         evaluate(data, context_test_fraction=0.0)
+    with pytest.raises(ProbeInputError, match="no position has 5 or more distinct contexts"):
+        few = data.positions < 1  # only the 3 one-token contexts
+        evaluate_probe(data.X[few], data.Y[few], data.groups[few], contexts=data.context_ids[few],
+                       positions=data.positions[few])
