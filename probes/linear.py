@@ -10,6 +10,11 @@ equations on centred data need only d x d numbers, summed chunk by chunk in floa
 G⁺ is the pseudo-inverse from an eigendecomposition with a relative cutoff, so rank-deficient
 inputs (LayerNorm outputs lie on an affine hyperplane; duplicated features) give the
 minimum-norm least-squares solution instead of noise-amplified coefficients.
+
+G and C are computed from additive sums around a fixed shift x0 (`_Moments`), so the statistics
+of a subset follow from those of the whole and of its complement, and a row may stand for many
+identical rows (a weight = its count): `probes.evaluation` fits every split from one row per
+distinct context this way. BLAS runs on one thread in the fits (`one_blas_thread`).
 """
 
 from __future__ import annotations
