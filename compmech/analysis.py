@@ -105,7 +105,8 @@ def training_evolution(run_dir: Path, model_cfg, ctx, eval_set, layer: str, prob
         for path in paths:
             ckpt = load_checkpoint(path)
             params, step = ckpt["params"], int(ckpt["step"])
-            acts = compute_activations(model_cfg, params, ctx.tokens, on_step=tick)  # name -> [N, T, d]
+            acts = compute_activations(model_cfg, params, ctx.tokens, on_step=tick,  # name -> [N, T, d]
+                                       names=None if layer == "concat" else [layer])
             rows = {name: probe_rows(a, ctx.beliefs, ctx.tokens, ctx.probs, rows=probe_settings.rows,
                                      weighting=probe_settings.weighting) for name, a in acts.items()}
             del acts
