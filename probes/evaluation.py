@@ -89,17 +89,21 @@ class ProbeEvaluation:
 class _Rows:
     """A weighted set of rows, summed per context: all a fit or an error on that set needs, [U]-sized.
 
-    With row weights v (zero outside the set): c_u = Σ v, S_u = Σ v y, Q_u = Σ v ||y||² over the rows of
-    context u. The squared error of predictions ŷ_u (one per context) on the set is then exactly
+    With row weights v (zero outside the set), over the rows of context u: c_u = Σ v, S_u = Σ v y,
+    the weighted mean ȳ_u = S_u / c_u and the scatter around it q_u = Σ v ||y - ȳ_u||² (zero when
+    the rows share one target, as beliefs do). The squared error of predictions ŷ_u (one per
+    context) on the set is then exactly
 
-        SSE = Σ_u (Q_u - 2 ŷ_u · S_u + c_u ||ŷ_u||²)
+        SSE = Σ_u (c_u ||ȳ_u - ŷ_u||² + q_u)
 
-    so no error needs a pass over the rows.
+    so no error needs a pass over the rows, and a small error is not lost to cancellation.
     """
 
     c: np.ndarray  # [U]
     S: np.ndarray  # [U, k]
-    Q: np.ndarray  # [U]
+    y_mean: np.ndarray  # [U, k] (0 where c = 0)
+    scatter: np.ndarray  # [U]
+    Q: float  # Σ v ||y||² over the set (for the total sum of squares)
 
     @classmethod
     def of(cls, inverse: np.ndarray, n_contexts: int, v: np.ndarray, Y: np.ndarray) -> "_Rows":
@@ -107,15 +111,21 @@ class _Rows:
         def total(values):
             return np.bincount(inverse, weights=values, minlength=n_contexts)
 
+        c = total(v)
         S = np.stack([total(v * Y[:, j]) for j in range(Y.shape[1])], axis=1).reshape(n_contexts, Y.shape[1])
-        return cls(total(v), S, total(v * np.square(Y).sum(axis=1)))
+        y_mean = np.divide(S, c[:, None], out=np.zeros_like(S), where=c[:, None] > 0)
+        Q = total(v * np.square(Y).sum(axis=1))  # [U]
+        scatter = np.maximum(Q - c * np.square(y_mean).sum(axis=1), 0.0)  # rounding can dip below 0
+        return cls(c, S, y_mean, scatter, float(np.sum(Q)))
 
     def subset(self, index: np.ndarray) -> "_Rows":
-        return _Rows(self.c[index], self.S[index], self.Q[index])
+        y_mean, c = self.y_mean[index], self.c[index]
+        Q = float(np.sum(self.scatter[index]) + np.sum(c * np.square(y_mean).sum(axis=1)))
+        return _Rows(c, self.S[index], y_mean, self.scatter[index], Q)
 
     def sse(self, pred: np.ndarray) -> float:  # pred [U, k] (or [len(subset), k])
         """Σ v ||y - ŷ||² over the set's rows (numpy's sums, not BLAS: the same bits on any thread count)."""
-        return float(np.sum(self.Q) - 2.0 * np.sum(pred * self.S) + np.sum(self.c * np.square(pred).sum(axis=1)))
+        return float(np.sum(self.c * np.square(self.y_mean - pred).sum(axis=1)) + np.sum(self.scatter))
 
     def mse(self, pred: np.ndarray) -> float:
         """SSE / (k Σ v), as `probes.metrics.mse` on the rows."""
@@ -124,7 +134,7 @@ class _Rows:
     def r2(self, pred: np.ndarray) -> float:
         """Pooled R² = 1 - SSE / SST on the set's rows, SST around the set's own mean (`probes.metrics.r2`)."""
         W = float(np.sum(self.c))
-        sst = float(np.sum(self.Q) - np.square(self.S.sum(axis=0)).sum() / W)
+        sst = self.Q - float(np.square(self.S.sum(axis=0)).sum()) / W
         return float("nan") if not sst > 0 else 1.0 - self.sse(pred) / sst
 
 
