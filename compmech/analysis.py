@@ -13,12 +13,13 @@ from typing import Any
 
 import numpy as np
 
+from compmech.progress import PhaseTimes, phase
 from hmm_processes import HMM
 
 #: Above this many distinct beliefs the mixed states are not drawn one colour each.
 MAX_STATES_FOR_PCA = 64
 #: The probe numbers recorded at each point of the training evolution.
-PROBE_FIELDS = ("mse", "r2", "mse_heldout", "mse_shuffled")
+PROBE_FIELDS = ("mse", "r2", "mse_heldout_contexts", "mse_heldout", "mse_shuffled")
 
 
 def probe_fields(result: dict[str, Any]) -> dict[str, Any]:
@@ -38,8 +39,11 @@ def geometry_analysis(hmm: HMM, probe: dict[str, Any], layer: str, seed: int) ->
     Over distinct contexts: R^2 of pairwise distances between probed beliefs against distances
     between true beliefs, and against distances between the optimal next-token distributions
     (Shai et al. 2024 for RRXOR: 0.95 and 0.31); and the mixed states as clusters.
+    ``next_token_distances_proportional_to_beliefs`` says whether the process's emission matrix
+    scales every belief distance by one factor (``next_token_distance_scale``), which makes the two
+    R² equal by construction (Mess3); ``next_token_geometry_note`` says so in words.
     """
-    from probes import distance_geometry, state_labels
+    from probes import distance_geometry, distance_scale, state_labels
 
     data = probe["data"]
     first = distinct_rows(data.context_ids)
@@ -48,6 +52,14 @@ def geometry_analysis(hmm: HMM, probe: dict[str, Any], layer: str, seed: int) ->
     next_token = beliefs @ hmm.emission_matrix  # [n, V]
     geo = distance_geometry(probed, beliefs, next_token, seed=seed)
     labels, centres = state_labels(beliefs)
+    scale = distance_scale(hmm.emission_matrix)
+    if scale is None:
+        note = ("the emission matrix does not scale belief distances uniformly, so the two R² can differ: "
+                "a gap shows the probe carries belief geometry beyond the next-token distribution")
+    else:
+        note = (f"the emission matrix scales every belief distance by {scale:.4g}, so next-token distances are "
+                "belief distances up to scale and the two R² are equal by construction: this process cannot "
+                "tell belief geometry from next-token geometry")
     return {
         "layer": layer,
         "n_contexts": int(first.shape[0]),
@@ -55,6 +67,9 @@ def geometry_analysis(hmm: HMM, probe: dict[str, Any], layer: str, seed: int) ->
         "distance_r2_beliefs": float(geo["beliefs"]["r2"]),
         "distance_r2_next_token": float(geo["next_token"]["r2"]),
         "n_pairs": int(geo["beliefs"]["n_pairs"]),
+        "next_token_distances_proportional_to_beliefs": scale is not None,
+        "next_token_distance_scale": scale,
+        "next_token_geometry_note": note,
         "_distances": geo["distances"],
         "_labels": labels,
         "_beliefs": beliefs,
@@ -71,41 +86,49 @@ def checkpoint_tokens(path: Path) -> int:
 
 
 def training_evolution(run_dir: Path, model_cfg, ctx, eval_set, layer: str, probe_settings,
-                       seed: int) -> list[dict[str, Any]]:
+                       seed: int, *, progress: bool = False, times: PhaseTimes | None = None
+                       ) -> list[dict[str, Any]]:
     """Refit the probe of ``layer`` at every ``tokens_<N>`` checkpoint of the run, oldest first.
 
-    Each record: tokens (actually seen), step, relative_loss (exact), and the probe's mse, r2,
-    mse_heldout, mse_shuffled; plus, under "_snapshot", the distinct contexts' true and probed
-    beliefs for the figure.
+    Each record: tokens (actually seen), step, relative_loss (exact), and the probe's `PROBE_FIELDS`
+    (the same protocol as probe.json: context-aggregated rows, both held-out splits, shuffled
+    control); plus, under "_snapshot", the distinct contexts' true and probed beliefs for the figure.
     """
     from predictive_models import compute_activations, exact_eval, load_checkpoint
-    from probes import concat_features, evaluate_probe, probe_rows
+    from probes import CONTEXT_TEST_FRACTION, probe_fits, probe_layers, probe_rows
 
     records = []
     paths = sorted((run_dir / "checkpoints").glob("tokens_*.msgpack"), key=checkpoint_tokens)
     T = model_cfg.context_length
-    for path in paths:
-        ckpt = load_checkpoint(path)
-        params, step = ckpt["params"], int(ckpt["step"])
-        acts = compute_activations(model_cfg, params, ctx.tokens)  # name -> [N, T, d]
-        x = concat_features({k: a.reshape(-1, a.shape[-1]) for k, a in acts.items()}) \
-            if layer == "concat" else acts[layer]
-        del acts
-        data = probe_rows(x.reshape(ctx.tokens.shape[0], T, -1), ctx.beliefs, ctx.tokens, ctx.probs,
-                          rows=probe_settings.rows, weighting=probe_settings.weighting)
-        result, predictions = evaluate_probe(
-            data.X, data.Y, data.groups, sample_weight=data.weights,
-            train_fraction=probe_settings.train_fraction, n_repeats=probe_settings.n_repeats, seed=seed)
-        ev = exact_eval(model_cfg, params, eval_set)
-        first = distinct_rows(data.context_ids)
-        records.append({
-            "tokens": step * int(ckpt["train_config"]["batch_size"]) * T,
-            "tokens_requested": checkpoint_tokens(path),
-            "step": step,
-            "relative_loss": float(ev["relative_loss"]),
-            **probe_fields(result.to_dict()),
-            "_snapshot": (data.Y[first], predictions[first]),
-        })
+    per_checkpoint = T + probe_fits(probe_settings.n_repeats, 1, include_concat=False) + 1
+    with phase("training evolution", total=per_checkpoint * len(paths), enabled=progress, times=times) as tick:
+        for path in paths:
+            ckpt = load_checkpoint(path)
+            params, step = ckpt["params"], int(ckpt["step"])
+            acts = compute_activations(model_cfg, params, ctx.tokens, on_step=tick,  # name -> [N, T, d]
+                                       names=None if layer == "concat" else [layer])
+            rows = {name: probe_rows(a, ctx.beliefs, ctx.tokens, ctx.probs, rows=probe_settings.rows,
+                                     weighting=probe_settings.weighting) for name, a in acts.items()}
+            del acts
+            data = next(iter(rows.values()))
+            fit = {name: r.X for name, r in rows.items()} if layer == "concat" else {layer: rows[layer].X}
+            evaluation = probe_layers(
+                fit, data.Y, data.groups, contexts=data.context_ids, positions=data.positions,
+                sample_weight=data.weights, include_concat=layer == "concat", only_concat=layer == "concat",
+                train_fraction=probe_settings.train_fraction, n_repeats=probe_settings.n_repeats,
+                context_test_fraction=CONTEXT_TEST_FRACTION, seed=seed, on_fit=tick)[layer]
+            del rows, fit
+            ev = exact_eval(model_cfg, params, eval_set)
+            tick()
+            first = distinct_rows(data.context_ids)
+            records.append({
+                "tokens": step * int(ckpt["train_config"]["batch_size"]) * T,
+                "tokens_requested": checkpoint_tokens(path),
+                "step": step,
+                "relative_loss": float(ev["relative_loss"]),
+                **probe_fields(evaluation.result.to_dict()),
+                "_snapshot": (data.Y[first], evaluation.predictions[first]),
+            })
     return records
 
 

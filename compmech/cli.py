@@ -103,7 +103,8 @@ def format_summary(summary: dict) -> str:
         ("relative loss (CE / optimum)", summary["relative_loss"], paper.get("relative_loss")),
         (f"probe MSE ({summary['probe_layer']})", probe["mse"], paper.get("probe_mse")),
         ("probe R^2", probe["r2"], None),
-        ("held-out probe MSE", probe["mse_heldout"], paper.get("probe_mse_heldout")),
+        ("held-out MSE, unseen contexts", probe.get("mse_heldout_contexts"), None),
+        ("held-out MSE, paper's string split", probe.get("mse_heldout"), paper.get("probe_mse_heldout")),
         ("shuffled-control MSE", probe["mse_shuffled"], paper.get("probe_mse_shuffled")),
     ]
     by_layer = summary.get("probe_mse_by_layer", {})
@@ -119,7 +120,12 @@ def format_summary(summary: dict) -> str:
     lines = [f"run {summary['name']}: {summary['steps']} steps, {summary['tokens']:.3g} tokens, "
              f"{summary['wall_seconds']:.0f} s", f"{'':40s} {'ours':>10s} {'paper':>10s}"]
     for label, ours, theirs in rows:
-        lines.append(f"{label:40s} {ours:10.5f} {theirs if theirs is not None else '':>10}")
+        shown = f"{ours:10.5f}" if ours is not None else f"{'n/a':>10}"  # null: withheld (see probe.json's note)
+        lines.append(f"{label:40s} {shown} {theirs if theirs is not None else '':>10}")
+    for label, note in (("unseen contexts", probe.get("heldout_contexts_note")),
+                        ("paper's split", probe.get("heldout_note"))):
+        if note:
+            lines.append(f"held-out MSE ({label}) withheld: {note}")
     phases = summary.get("phase_seconds")
     if phases:
         lines.append("time by phase: " + ", ".join(f"{k} {v:.1f} s" for k, v in phases.items()))

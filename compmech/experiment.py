@@ -26,6 +26,7 @@ from compmech.information import optimal_loss_by_position
 from compmech.mixed_states import mixed_states
 from compmech.paper import PAPER_RESULTS
 from compmech.preflight import MemoryEstimate, RunDirError, check_memory, check_output_dir, estimate_memory
+from compmech.probing import probe_model
 from compmech.processes import (PROCESS_JSON, SPEC_COPY, build_process, import_process_module, process_record,
                                 spec_path)
 from compmech.progress import PhaseTimes, phase
@@ -212,14 +213,16 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, 
     with phase("train", enabled=False, times=times):  # train draws its own bar
         result = train(model_cfg, plan.train_cfg, make_data_fn(hmm), eval_set, run_dir, progress=progress)
 
-    with phase("probe", enabled=progress, times=times):
-        probe = probe_model(cfg, model_cfg, result.params_state, ctx, layer)
+    # the probe and evolution steps draw their own bars (activations, fits); these phases only time them
+    with phase("probe", enabled=False, times=times):
+        probe = probe_model(cfg, model_cfg, result.params_state, ctx, layer, progress=progress)
         write_json_atomic(run_dir / "probe.json", probe["json"])
 
     with phase("geometry", enabled=progress, times=times):
         geometry = geometry_analysis(hmm, probe, layer, cfg.seed)
-    with phase("evolution", enabled=progress, times=times):
-        evolution = training_evolution(run_dir, model_cfg, ctx, eval_set, layer, cfg.probe, cfg.seed)
+    with phase("evolution", enabled=False, times=times):
+        evolution = training_evolution(run_dir, model_cfg, ctx, eval_set, layer, cfg.probe, cfg.seed,
+                                       progress=progress)
     final_probe = probe["json"]["layers"][layer]
     evolution.append({"tokens": result.history[-1]["tokens"], "step": result.history[-1]["step"],
                       "relative_loss": result.history[-1]["relative_loss"],
@@ -277,40 +280,3 @@ def analysis_layer(cfg: ExperimentConfig, model_cfg) -> str:
     return layer
 
 
-def probe_model(cfg: ExperimentConfig, model_cfg, params_state, ctx: ContextSet, figure_layer: str
-                ) -> dict[str, Any]:
-    """Probe every residual-stream layer (and all of them concatenated) for the beliefs.
-
-    Returns ``{"json": <probe.json content>, "data": ProbeData (rows are the same for every layer),
-    "predictions": {layer: [R, S]}, "shuffled": [R, S] shuffled-control predictions of figure_layer}``.
-    """
-    from predictive_models import compute_activations, probe_layer_name
-    from probes import LinearProbe, concat_features, probe_layers, probe_rows
-
-    acts = compute_activations(model_cfg, params_state, ctx.tokens)  # name -> [N, T, d_model]
-    rows = {name: probe_rows(a, ctx.beliefs, ctx.tokens, ctx.probs, rows=cfg.probe.rows,
-                             weighting=cfg.probe.weighting) for name, a in acts.items()}
-    del acts
-    first = next(iter(rows.values()))
-    results, predictions = probe_layers(
-        {name: r.X for name, r in rows.items()}, first.Y, first.groups, sample_weight=first.weights,
-        include_concat=cfg.probe.include_concat, train_fraction=cfg.probe.train_fraction,
-        n_repeats=cfg.probe.n_repeats, seed=cfg.seed)
-    layer = probe_layer_name(model_cfg)
-    data = rows[layer]
-    # The shuffled control's predictions, for the figure: same probe, targets permuted across rows.
-    X = concat_features({k: r.X for k, r in rows.items()}) if figure_layer == "concat" else rows[figure_layer].X
-    perm = np.random.default_rng(cfg.seed).permutation(data.n_rows)
-    shuffled = LinearProbe().fit(X, data.Y[perm], sample_weight=data.weights).predict(X)
-    del X
-    probe_json = {
-        "layers": {name: res.to_dict() for name, res in results.items()},
-        "probe_layer": layer,
-        "rows": cfg.probe.rows,
-        "weighting": cfg.probe.weighting,
-        "n_strings": int(ctx.tokens.shape[0]),
-        "n_rows": int(data.n_rows),
-        "train_fraction": cfg.probe.train_fraction,
-        "n_repeats": cfg.probe.n_repeats,
-    }
-    return {"json": probe_json, "data": data, "predictions": predictions, "shuffled": shuffled}

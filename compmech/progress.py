@@ -28,15 +28,29 @@ class PhaseTimes:
 @contextmanager
 def phase(name: str, total: int | None = None, *, enabled: bool = True, unit: str = "it",
           times: PhaseTimes | None = None) -> Iterator[Callable[[int], None]]:
-    """A progress bar for one phase; yields ``tick(n=1)`` to advance it by ``n`` of ``total``.
+    """Progress for one phase; yields ``tick(n=1)`` to advance it by ``n`` of ``total``.
 
-    ``total=None`` shows a counter with elapsed time instead of a bar with an ETA. With
+    With a ``total``, a bar with an ETA. With ``total=None`` (a phase with no natural count), one
+    line ``name ...`` when it starts and ``name: done in 1.2 s`` when it ends. With
     ``enabled=False`` nothing is printed (``tick`` still works). The phase's wall time is added to
     ``times`` when given.
     """
+    start = time.perf_counter()
+    if total is None:
+        if enabled:
+            print(f"{name} ...", file=sys.stderr, flush=True)
+        try:
+            yield lambda n=1: None
+        finally:
+            seconds = time.perf_counter() - start
+            if times is not None:
+                times.add(name, seconds)
+        if enabled:  # only after success: a failed phase says nothing more than its error
+            print(f"{name}: done in {seconds:.1f} s", file=sys.stderr, flush=True)
+        return
+
     from tqdm import tqdm
 
-    start = time.perf_counter()
     bar = tqdm(total=total, desc=name, unit=unit, file=sys.stderr, disable=not enabled, dynamic_ncols=True,
                leave=True, mininterval=0.5)
 

@@ -106,11 +106,13 @@ class Run:
         acts = self.activations(ctx.tokens, layer)[layer]
         data = probe_rows(acts, ctx.beliefs, ctx.tokens, ctx.probs, rows=rows or settings.rows,
                           weighting=weighting or settings.weighting)
-        result, predictions = evaluate_probe(data.X, data.Y, data.groups, sample_weight=data.weights,
-                                             train_fraction=settings.train_fraction,
-                                             n_repeats=settings.n_repeats, seed=self.config.seed)
-        from probes import LinearProbe
+        from probes import CONTEXT_TEST_FRACTION, LinearProbe
 
+        evaluation = evaluate_probe(data.X, data.Y, data.groups, contexts=data.context_ids, positions=data.positions,
+                                    sample_weight=data.weights, train_fraction=settings.train_fraction,
+                                    n_repeats=settings.n_repeats, context_test_fraction=CONTEXT_TEST_FRACTION,
+                                    seed=self.config.seed)
+        result, predictions = evaluation.result, evaluation.predictions
         probe = LinearProbe().fit(data.X, data.Y, sample_weight=data.weights)
         return ProbeFit(layer=layer, probe=probe, data=data, predictions=predictions, result=result)
 

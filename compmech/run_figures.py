@@ -8,7 +8,7 @@ configured format.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,27 +17,8 @@ import numpy as np
 from compmech.analysis import MAX_STATES_FOR_PCA, distinct_rows
 from compmech.paper import PAPER_RESULTS
 from figures import process_title, sci
+from figures.report import same_distance_geometry
 from hmm_processes import HMM
-
-#: Two R² closer than this are "the same number" (see `next_token_is_affine_image`).
-SAME_R2 = 1e-9
-
-
-def next_token_is_affine_image(geometry: Mapping[str, Any]) -> bool:
-    """True when the next-token distributions are an affine image of the beliefs that scales all distances alike.
-
-    Then the distance R² against beliefs and against next-token distributions are one number
-    (Mess3: its emission matrix is circulant, so on the simplex it multiplies every belief
-    difference by one factor). Read from the probes' flag
-    ``geometry["next_token_is_affine_image_of_belief"]`` when present, else the two R² agreeing
-    to `SAME_R2`.
-    """
-    flag = geometry.get("next_token_is_affine_image_of_belief")
-    if flag is not None:
-        return bool(flag)
-    a, b = geometry.get("distance_r2_beliefs"), geometry.get("distance_r2_next_token")
-    return isinstance(a, (int, float)) and isinstance(b, (int, float)) and abs(a - b) <= SAME_R2
-
 
 def make_figures(cfg, run_dir: Path, hmm: HMM, ctx, history: list[dict], probe: dict[str, Any],
                  layer: str) -> list[Path]:
@@ -92,7 +73,7 @@ def analysis_figures(cfg, run_dir: Path, hmm: HMM, geometry: dict[str, Any], evo
             r2_next=geometry["distance_r2_next_token"],
             paper={"beliefs": paper["distance_r2_beliefs"], "next_token": paper["distance_r2_next_token"]}
             if "distance_r2_beliefs" in paper else None,
-            same_geometry=next_token_is_affine_image(geometry),
+            same_geometry=same_distance_geometry(geometry),
             title=f"{name}: pairwise distances between probed beliefs ({layer})"),
     }
     if geometry["n_belief_states"] <= MAX_STATES_FOR_PCA:

@@ -56,7 +56,7 @@ Table = tuple  # (title, headers, rows) or (title, headers, rows, note)
 
 def same_distance_geometry(geometry: Mapping[str, Any]) -> bool:
     """True when the run says (or the two R² show to 1e-9) that next-token distances are scaled belief distances."""
-    flag = geometry.get("next_token_is_affine_image_of_belief")
+    flag = geometry.get("next_token_distances_proportional_to_beliefs")
     if flag is not None:
         return bool(flag)
     a, b = geometry.get("distance_r2_beliefs"), geometry.get("distance_r2_next_token")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -286,16 +287,18 @@ def to_model(config: TransformerConfig, params: Any) -> Transformer:
 # sharing go through the plain full forward.
 
 
-def _outputs(config: TransformerConfig, what: str, logits: jax.Array, stream: dict[str, jax.Array]):
-    if what == "activations":
-        return jnp.stack([stream[name] for name in layer_names(config)], axis=1)  # [B, L+2, (T,) d]
+# ``what`` is "logits", "log_probs", or a tuple of layer names (activations of those layers only).
+def _outputs(config: TransformerConfig, what: str | tuple[str, ...], logits: jax.Array,
+             stream: dict[str, jax.Array]):
+    if isinstance(what, tuple):
+        return jnp.stack([stream[name] for name in what], axis=1)  # [B, n_names, (T,) d]
     if what == "log_probs":
         return jax.nn.log_softmax(logits, axis=-1)
     return logits
 
 
 @functools.lru_cache(maxsize=None)
-def _jitted_full(config: TransformerConfig, what: str):
+def _jitted_full(config: TransformerConfig, what: str | tuple[str, ...]):
     gdef = graphdef(config)
 
     def run(params: dict, tokens: jax.Array) -> jax.Array:  # tokens [B, T]
@@ -306,7 +309,7 @@ def _jitted_full(config: TransformerConfig, what: str):
 
 
 @functools.lru_cache(maxsize=None)
-def _jitted_step(config: TransformerConfig, what: str):
+def _jitted_step(config: TransformerConfig, what: str | tuple[str, ...]):
     gdef = graphdef(config)
 
     def run(params: dict, tokens_t: jax.Array, t: jax.Array, k_past: jax.Array, v_past: jax.Array):
@@ -334,8 +337,9 @@ def _prefix_tree(tokens: np.ndarray, vocab_size: int) -> list[tuple[np.ndarray, 
     return levels
 
 
-def _run_prefix(config: TransformerConfig, params: dict, tokens: np.ndarray, batch_size: int, what: str,
-                levels: list, out: np.ndarray) -> None:
+def _run_prefix(config: TransformerConfig, params: dict, tokens: np.ndarray, batch_size: int,
+                what: str | tuple[str, ...],
+                levels: list, out: np.ndarray, on_step: Callable[[int], None]) -> None:
     c = config
     T = tokens.shape[1]
     fn = _jitted_step(c, what)
@@ -366,15 +370,17 @@ def _run_prefix(config: TransformerConfig, params: dict, tokens: np.ndarray, bat
             res[start:stop], k_new[start:stop], v_new[start:stop] = o[: stop - start], k[: stop - start], v[: stop - start]
         keys.append(k_new)
         values.append(v_new)
-        if what == "activations":  # out [N, L+2, T, d], a view of the layer-major store
+        if isinstance(what, tuple):  # out [N, n_names, T, d], a view of the layer-major store
             for i in range(res.shape[1]):
                 out[:, i, t] = np.take(res[:, i], inverse, axis=0)
         else:
             out[:, t] = res[inverse]
+        on_step(1)
 
 
-def _run_full(config: TransformerConfig, params: dict, tokens: np.ndarray, batch_size: int, what: str,
-              out: np.ndarray) -> None:
+def _run_full(config: TransformerConfig, params: dict, tokens: np.ndarray, batch_size: int,
+              what: str | tuple[str, ...],
+              out: np.ndarray, on_step: Callable[[int], None]) -> None:
     fn = _jitted_full(config, what)
     N = tokens.shape[0]
     rows = min(batch_size, N)
@@ -382,10 +388,12 @@ def _run_full(config: TransformerConfig, params: dict, tokens: np.ndarray, batch
         stop = min(start + rows, N)
         res = jax.device_get(fn(params, _pad_rows(tokens[start:stop], rows)))
         out[start:stop] = res[: stop - start]
+    on_step(tokens.shape[1])
 
 
 def _batched(config: TransformerConfig, params_state: Any, tokens: np.ndarray, batch_size: int,
-             what: str, method: str = "auto") -> np.ndarray:
+             what: str | tuple[str, ...], method: str = "auto", on_step: Callable[[int], None] | None = None
+             ) -> np.ndarray:
     tokens = np.asarray(tokens)
     if tokens.ndim != 2:
         raise ValueError(f"tokens must be a 2-D integer array [N, T]; got shape {tokens.shape}.")
@@ -402,8 +410,8 @@ def _batched(config: TransformerConfig, params_state: Any, tokens: np.ndarray, b
         raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
     if method not in ("auto", "prefix", "full"):
         raise ValueError(f"method must be 'auto', 'prefix' or 'full'; got {method!r}.")
-    if what == "activations":  # layer-major, so each layer's [N, T, d_model] block is contiguous
-        store = np.empty((len(layer_names(config)), N, T, config.d_model), np.float32)
+    if isinstance(what, tuple):  # layer-major, so each layer's [N, T, d_model] block is contiguous
+        store = np.empty((len(what), N, T, config.d_model), np.float32)
         out = store.transpose(1, 0, 2, 3)  # a view [N, L+2, T, d], rows first like the outputs
     else:
         store = out = np.empty((N, T, config.vocab_size), np.float32)
@@ -412,24 +420,34 @@ def _batched(config: TransformerConfig, params_state: Any, tokens: np.ndarray, b
     tokens = tokens.astype(np.int32)
     params = jax.tree.map(jnp.asarray, pure_params(params_state))
     levels = _prefix_tree(tokens, config.vocab_size) if method != "full" else None
+    step = on_step or (lambda n: None)
     if method == "prefix" or (method == "auto" and sum(len(lv[1]) for lv in levels) <= 0.5 * N * T):
-        _run_prefix(config, params, tokens, int(batch_size), what, levels, out)
+        _run_prefix(config, params, tokens, int(batch_size), what, levels, out, step)
     else:
-        _run_full(config, params, tokens, int(batch_size), what, out)
+        _run_full(config, params, tokens, int(batch_size), what, out, step)
     return store
 
 
 def compute_activations(config: TransformerConfig, params_state: Any, tokens: np.ndarray, *,
-                        batch_size: int = 4096, method: str = "auto") -> dict[str, np.ndarray]:
+                        batch_size: int = 4096, method: str = "auto", names: Sequence[str] | None = None,
+                        on_step: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
     """Residual stream of every sequence: tokens [N, T] -> {layer name: float32 [N, T, d_model]}.
 
     Jitted and batched. ``method="prefix"`` computes each distinct prefix once with a KV cache
     (several times faster when rows share prefixes, e.g. every string of a length); ``"full"``
     runs the whole sequence; ``"auto"`` picks prefix when it at least halves the work.
-    Keys are in `layer_names` order; each array is C-contiguous (a slice of one [L+2, N, T, d] block).
+    ``names`` (default: every `layer_names` entry) are the layers returned; only those are copied
+    out per row. Keys are in the order asked; each array is C-contiguous (a slice of one
+    [n_names, N, T, d] block). ``on_step(n)`` (for a progress bar) is told each time n more of the
+    T positions are done.
     """
-    acts = _batched(config, params_state, tokens, batch_size, "activations", method)
-    return {name: acts[i] for i, name in enumerate(layer_names(config))}
+    allowed = layer_names(config)
+    wanted = tuple(allowed if names is None else names)
+    unknown = [n for n in wanted if n not in allowed]
+    if unknown or not wanted or len(set(wanted)) != len(wanted):
+        raise ValueError(f"names must be distinct layer names from {allowed}; got {list(wanted)}.")
+    acts = _batched(config, params_state, tokens, batch_size, wanted, method, on_step)
+    return {name: acts[i] for i, name in enumerate(wanted)}
 
 
 def compute_logits(config: TransformerConfig, params_state: Any, tokens: np.ndarray, *,

@@ -4,17 +4,19 @@ Plain NumPy arrays in and out; imports nothing from the other compmech packages.
 """
 
 from probes._checks import ProbeInputError
-from probes.evaluation import ProbeResult, concat_features, evaluate_probe, probe_layers
+from probes.evaluation import (CONTEXT_TEST_FRACTION, ProbeEvaluation, ProbeResult, concat_features, evaluate_probe,
+                               probe_fits, probe_layers)
 from probes.linear import LinearProbe, default_rcond
 from probes.metrics import mse, r2
 from probes.rows import ProbeData, distinct_prefix_ids, probe_rows
 
 __all__ = [
-    "LinearProbe", "ProbeData", "ProbeInputError", "ProbeResult", "concat_features",
-    "default_rcond", "distinct_prefix_ids", "evaluate_probe", "mse", "probe_layers",
-    "probe_rows", "r2",
+    "CONTEXT_TEST_FRACTION", "LinearProbe", "ProbeData", "ProbeEvaluation", "ProbeInputError", "ProbeResult",
+    "concat_features", "default_rcond", "distinct_prefix_ids", "evaluate_probe", "mse", "probe_fits",
+    "probe_layers", "probe_rows", "r2",
 ]
 
-from probes.geometry import distance_geometry, distance_r2, pairwise_distances, state_labels  # noqa: E402
+from probes.geometry import (distance_geometry, distance_r2, distance_scale, pairwise_distances,  # noqa: E402
+                             state_labels)
 
-__all__ += ["distance_geometry", "distance_r2", "pairwise_distances", "state_labels"]
+__all__ += ["distance_geometry", "distance_r2", "distance_scale", "pairwise_distances", "state_labels"]

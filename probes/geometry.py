@@ -149,6 +149,33 @@ def distance_geometry(
     }
 
 
+def distance_scale(
+    matrix,  # [S, V] a linear map of belief (row) vectors, e.g. the emission matrix P(token | state)
+    *,
+    rtol: float = 1e-9,
+) -> float | None:
+    """The factor c with ||(a - b) @ matrix|| = c ||a - b|| for every two beliefs a, b, or None if there is none.
+
+    Belief differences d lie in the simplex's tangent space {d : Σ d = 0}. With Q [S, S-1] an
+    orthonormal basis of it and A = Qᵀ matrix, ||(Q z) @ matrix||² = zᵀ A Aᵀ z, so all distances
+    scale by one factor iff A Aᵀ = c² I (to relative tolerance `rtol`). Then the distance R² of any
+    point set against the mapped points (e.g. the next-token distributions) equals its R² against the
+    beliefs exactly: Mess3's circulant emission matrix is such a case (c is its non-unit eigenvalue).
+    """
+    E = _points("matrix", matrix).astype(np.float64)
+    S = E.shape[0]
+    if S < 2:
+        raise ProbeInputError(f"matrix must have at least 2 rows (states), got shape {E.shape}")
+    # orthonormal basis of {d : Σ d = 0}: the last S-1 left singular vectors of the all-ones column
+    q, _ = np.linalg.qr(np.hstack([np.ones((S, 1)), np.eye(S)[:, : S - 1]]))
+    A = q[:, 1:].T @ E  # [S-1, V]
+    gram = A @ A.T  # [S-1, S-1]
+    c2 = float(np.trace(gram)) / (S - 1)
+    if np.abs(gram - c2 * np.eye(S - 1)).max() > rtol * max(c2, np.finfo(np.float64).tiny):
+        return None
+    return float(np.sqrt(c2))
+
+
 def state_labels(
     beliefs,  # [n, S]
     *,

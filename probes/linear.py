@@ -10,6 +10,11 @@ equations on centred data need only d x d numbers, summed chunk by chunk in floa
 G⁺ is the pseudo-inverse from an eigendecomposition with a relative cutoff, so rank-deficient
 inputs (LayerNorm outputs lie on an affine hyperplane; duplicated features) give the
 minimum-norm least-squares solution instead of noise-amplified coefficients.
+
+G and C are computed from additive sums around a fixed shift x0 (`_Moments`), so the statistics
+of a subset follow from those of the whole and of its complement, and a row may stand for many
+identical rows (a weight = its count): `probes.evaluation` fits every split from one row per
+distinct context this way. BLAS runs on one thread in the fits (`one_blas_thread`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from probes._checks import (
     ProbeInputError,
@@ -44,6 +50,17 @@ def _take(X: np.ndarray, rows: np.ndarray | None, start: int, stop: int) -> np.n
     return X[start:stop] if rows is None else X[rows[start:stop]]
 
 
+def one_blas_thread():
+    """A context in which BLAS and LAPACK run on one thread: the same bits whatever the thread count.
+
+    OpenBLAS splits some sums between threads (matrix-vector products, the tridiagonal reduction
+    inside the eigensolver), so with 1 and 2 threads the same probe fit differed in its last bits
+    (measured on a 60,000 x 384 problem). Inside this context the fits are bit-identical under any
+    OMP_NUM_THREADS; on a loaded 2-core machine one BLAS thread is also no slower.
+    """
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def default_rcond(n_features: int, dtype) -> float:
     """Relative eigenvalue cutoff for the Gram matrix.
 
@@ -67,54 +84,93 @@ class _Stats:
     weight_sum: float
 
 
+@dataclass
+class _Moments:
+    """Weighted sums over a set of rows of X (shifted by a fixed point x0) and of Y.
+
+    With row weights c_i, shifted rows z_i = x_i - x0 and weighted targets s_i = c_i y_i:
+
+        W = Σ c_i,   s = Σ c_i z_i,   M = Σ c_i z_i z_iᵀ,   P = Σ z_i s_iᵀ,   Sy = Σ s_i
+
+    Every entry is a plain sum over rows, so the moments of disjoint row sets add (and subtract):
+    one pass over all rows and one over a test subset give the moments of its complement. Rows may
+    stand for many identical rows: a context seen n times is one row with weight n and s = Σ w y.
+    """
+
+    x0: np.ndarray  # [d] the shift
+    weight: float  # W
+    s: np.ndarray  # [d]
+    M: np.ndarray  # [d, d]
+    P: np.ndarray  # [d, k]
+    sy: np.ndarray  # [k]
+    n_rows: int  # rows with positive weight (distinct contexts, when rows are contexts)
+
+    def __sub__(self, other: "_Moments") -> "_Moments":
+        return _Moments(self.x0, self.weight - other.weight, self.s - other.s, self.M - other.M,
+                        self.P - other.P, self.sy - other.sy, self.n_rows - other.n_rows)
+
+    def stats(self) -> _Stats:
+        """The centred statistics: x̄ = x0 + s/W, G = M - s sᵀ/W, C = P - s ȳᵀ, ȳ = Sy/W."""
+        if not self.weight > 0:
+            raise ProbeInputError("sample_weight is zero on every row being fitted")
+        shift = self.s / self.weight  # [d] x̄ - x0
+        y_mean = self.sy / self.weight  # [k]
+        gram = self.M - np.outer(self.s, shift)
+        gram = (gram + gram.T) / 2  # exactly symmetric for eigh
+        return _Stats(self.x0 + shift, y_mean, gram, self.P - np.outer(self.s, y_mean), self.weight)
+
+
+def _moments(
+    X: np.ndarray,  # [n, d] float32 or float64
+    c: np.ndarray,  # [n] float64 row weights (counts)
+    S: np.ndarray,  # [n, k] float64 weighted target sums per row (c * y for single rows)
+    x0: np.ndarray,  # [d] shift
+    rows: np.ndarray | None = None,  # sorted row indices to use, or None for all
+) -> _Moments:
+    """`_Moments` of X[rows] in float64, chunk by chunk in a fixed order (one chunk alive at a time)."""
+    n = X.shape[0] if rows is None else rows.shape[0]
+    d, k = X.shape[1], S.shape[1]
+    cr = c if rows is None else c[rows]
+    Sr = S if rows is None else S[rows]
+    M, P, s = np.zeros((d, d)), np.zeros((d, k)), np.zeros(d)
+    for a, b in _chunks(n, _chunk_rows(d)):
+        z = _take(X, rows, a, b).astype(np.float64)  # [chunk, d], a fresh float64 copy
+        z -= x0
+        s += cr[a:b] @ z
+        P += z.T @ Sr[a:b]
+        z *= np.sqrt(cr[a:b])[:, None]
+        M += z.T @ z  # numpy uses BLAS syrk for this symmetric product
+        del z
+    if not (np.all(np.isfinite(M)) and np.all(np.isfinite(P))):
+        raise ProbeInputError("X contains NaN or infinite values; drop or fix those rows")
+    return _Moments(x0, float(cr.sum()), s, M, P, Sr.sum(axis=0), int(np.count_nonzero(cr)))
+
+
+def _weighted_mean(X: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Σ c_i x_i / Σ c_i [d] in float64, chunk by chunk."""
+    total = np.zeros(X.shape[1])
+    for a, b in _chunks(X.shape[0], _chunk_rows(X.shape[1])):
+        total += c[a:b] @ X[a:b].astype(np.float64, copy=False)
+    if not np.all(np.isfinite(total)):
+        raise ProbeInputError("X contains NaN or infinite values; drop or fix those rows")
+    return total / c.sum()
+
+
 def _fit_stats(
     X: np.ndarray,  # [n, d] float32 or float64
     Y: np.ndarray,  # [n, k] float64
     w: np.ndarray | None,  # [n] or None
-    rows: np.ndarray | None = None,  # sorted row indices to use, or None for all
     fit_intercept: bool = True,
 ) -> _Stats:
-    """Two passes over X in float64 chunks: the (weighted) means, then G and C around them."""
-    n = X.shape[0] if rows is None else rows.shape[0]
-    d, k = X.shape[1], Y.shape[1]
-    size = _chunk_rows(d)
-    wr = None if w is None else (w if rows is None else w[rows])
-    Yr = Y if rows is None else Y[rows]
-    weight_sum = float(n if wr is None else wr.sum())
-    if weight_sum <= 0:
+    """The statistics of one fit: moments around the weighted mean (or around 0 without intercept)."""
+    c = np.ones(X.shape[0]) if w is None else w
+    if not c.sum() > 0:
         raise ProbeInputError("sample_weight is zero on every row being fitted")
-
-    x_mean = np.zeros(d)
-    y_mean = np.zeros(k)
+    x0 = _weighted_mean(X, c) if fit_intercept else np.zeros(X.shape[1])
+    m = _moments(X, c, c[:, None] * Y, x0)
     if fit_intercept:
-        for a, b in _chunks(n, size):
-            chunk = _take(X, rows, a, b)
-            if wr is None:
-                x_mean += np.add.reduce(chunk, axis=0, dtype=np.float64)
-            else:
-                x_mean += wr[a:b] @ chunk.astype(np.float64, copy=False)
-        x_mean /= weight_sum
-        y_mean = (Yr.sum(axis=0) if wr is None else wr @ Yr) / weight_sum
-        if not np.all(np.isfinite(x_mean)):
-            raise ProbeInputError("X contains NaN or infinite values; drop or fix those rows")
-
-    gram = np.zeros((d, d))
-    xty = np.zeros((d, k))
-    for a, b in _chunks(n, size):
-        c = _take(X, rows, a, b).astype(np.float64)  # [chunk, d], a fresh float64 copy
-        yc = Yr[a:b] - y_mean  # [chunk, k]
-        if fit_intercept:
-            c -= x_mean
-        if wr is not None:
-            sw = np.sqrt(wr[a:b])[:, None]
-            c *= sw
-            yc *= sw
-        gram += c.T @ c  # numpy uses BLAS syrk for this symmetric product
-        xty += c.T @ yc
-        del c, yc  # free this chunk before the next is made: one chunk alive at a time
-    if not (np.all(np.isfinite(gram)) and np.all(np.isfinite(xty))):
-        raise ProbeInputError("X contains NaN or infinite values; drop or fix those rows")
-    return _Stats(x_mean, y_mean, gram, xty, weight_sum)
+        return m.stats()
+    return _Stats(np.zeros(X.shape[1]), np.zeros(Y.shape[1]), m.M, m.P, m.weight)
 
 
 def _solve(stats: _Stats, rcond: float) -> tuple[np.ndarray, np.ndarray, int]:
@@ -166,8 +222,9 @@ class LinearProbe:
         if X.shape[0] == 0:
             raise ProbeInputError("X has no rows")
         rcond = default_rcond(X.shape[1], X.dtype) if self.rcond is None else float(self.rcond)
-        stats = _fit_stats(X, Y2, w, None, self.fit_intercept)
-        self.coef_, self.intercept_, self.rank_ = _solve(stats, rcond)
+        with one_blas_thread():
+            stats = _fit_stats(X, Y2, w, self.fit_intercept)
+            self.coef_, self.intercept_, self.rank_ = _solve(stats, rcond)
         self.n_features_in_ = X.shape[1]
         return self
 
@@ -180,7 +237,8 @@ class LinearProbe:
             raise ProbeInputError(
                 f"X has {X.shape[1]} features but the probe was fitted on {self.n_features_in_}"
             )
-        out = _predict(X, self.coef_, self.intercept_)
+        with one_blas_thread():
+            out = _predict(X, self.coef_, self.intercept_)
         if not np.all(np.isfinite(out)):
             raise ProbeInputError("X contains NaN or infinite values; drop or fix those rows")
         return out[:, 0] if self._y_1d else out

@@ -30,7 +30,8 @@ def mse(Y, Yhat, sample_weight=None) -> float:
     Y, Yhat = _pair(Y, Yhat)
     w = as_sample_weight(sample_weight, Y.shape[0])
     sq = np.square(Y - Yhat).mean(axis=1)  # [n]
-    return float(np.mean(sq) if w is None else np.dot(w, sq) / w.sum())
+    # numpy's own (pairwise) sums, not BLAS dot: the same bits whatever the BLAS thread count
+    return float(np.mean(sq) if w is None else np.sum(w * sq) / w.sum())
 
 
 def r2(Y, Yhat, sample_weight=None) -> float:
@@ -46,9 +47,10 @@ def r2(Y, Yhat, sample_weight=None) -> float:
     w = as_sample_weight(sample_weight, Y.shape[0])
     if w is None:
         w = np.ones(Y.shape[0])
-    ybar = (w @ Y) / w.sum()  # [k]
-    sse = float(w @ np.square(Y - Yhat).sum(axis=1))
-    sst = float(w @ np.square(Y - ybar).sum(axis=1))
+    # numpy's own sums, not BLAS products: the same bits whatever the BLAS thread count
+    ybar = np.sum(w[:, None] * Y, axis=0) / w.sum()  # [k]
+    sse = float(np.sum(w * np.square(Y - Yhat).sum(axis=1)))
+    sst = float(np.sum(w * np.square(Y - ybar).sum(axis=1)))
     if sst == 0.0:
         return float("nan")
     return 1.0 - sse / sst

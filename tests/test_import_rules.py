@@ -16,7 +16,7 @@ ALLOWED = {
     # compmech's theory modules use processes only; the runner, the CLI and its commands tie everything together
     "compmech": {"hmm_processes"},
 }
-RUNNER_MODULES = {"experiment.py", "analysis.py", "cli.py", "config.py", "report.py", "reproduce.py",
+RUNNER_MODULES = {"experiment.py", "analysis.py", "probing.py", "cli.py", "config.py", "report.py", "reproduce.py",
                   "processes.py", "files.py", "theory_commands.py", "preflight.py", "run_dir.py",
                   "run_figures.py"}
 ARRAY_ONLY = {"probes", "figures"}  # plain NumPy: no jax or flax either

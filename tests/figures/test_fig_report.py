@@ -215,10 +215,10 @@ def test_a_withheld_headline_number_says_why():
 
 @pytest.mark.parametrize("geometry, same", [
     ({"distance_r2_beliefs": 0.923114, "distance_r2_next_token": 0.923114}, True),  # before the probes' flag
-    ({"distance_r2_beliefs": 0.9, "distance_r2_next_token": 0.9, "next_token_is_affine_image_of_belief": False},
+    ({"distance_r2_beliefs": 0.9, "distance_r2_next_token": 0.9, "next_token_distances_proportional_to_beliefs": False},
      False),  # the flag wins over the coincidence
     ({"distance_r2_beliefs": 0.76, "distance_r2_next_token": 0.27}, False),
-    ({"distance_r2_beliefs": 0.76, "distance_r2_next_token": 0.27, "next_token_is_affine_image_of_belief": True},
+    ({"distance_r2_beliefs": 0.76, "distance_r2_next_token": 0.27, "next_token_distances_proportional_to_beliefs": True},
      True),
 ])
 def test_equal_distance_r2_are_explained(geometry, same):

@@ -96,7 +96,13 @@ def test_batched_inference_matches_model(model, forward):
     tokens = all_strings(3, 6)  # 729 strings that share prefixes: the prefix (KV cache) path
     logits, stream = forward(jnp.asarray(tokens))
     for method in ("prefix", "full"):  # batch 256: one compiled shape per path
-        acts = compute_activations(TINY, state, tokens, batch_size=256, method=method)
+        done = []
+        acts = compute_activations(TINY, state, tokens, batch_size=256, method=method, on_step=done.append)
+        assert sum(done) == 6 and (method == "full" or done == [1] * 6)  # positions finished, for progress
+        some = compute_activations(TINY, state, tokens, batch_size=256, method=method, names=["final_ln", "embedding"])
+        assert list(some) == ["final_ln", "embedding"]
+        for name, x in some.items():
+            np.testing.assert_array_equal(x, acts[name])
         assert list(acts) == layer_names(TINY)
         for name, x in acts.items():
             assert x.shape == (729, 6, 16) and x.dtype == np.float32 and x.flags["C_CONTIGUOUS"]
@@ -120,3 +126,5 @@ def test_batched_inference_rejects_bad_tokens(model):
         compute_logits(TINY, model, np.zeros((2, 7), np.int32))
     with pytest.raises(ValueError, match="2-D"):
         compute_logits(TINY, model, np.zeros(6, np.int32))
+    with pytest.raises(ValueError, match="names must be distinct layer names"):
+        compute_activations(TINY, model, np.zeros((2, 6), np.int32), names=["block_9"])

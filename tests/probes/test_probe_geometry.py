@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from probes import ProbeInputError, distance_geometry, distance_r2, pairwise_distances, state_labels
+from probes import ProbeInputError, distance_geometry, distance_r2, distance_scale, pairwise_distances, state_labels
 
 
 def points(n=50, k=4, seed=0):
@@ -117,3 +117,22 @@ def test_state_labels_hand_example():
 def test_bad_input(call, name):
     with pytest.raises(ProbeInputError, match=name):
         call()
+
+
+def test_distance_scale_of_a_circulant_map_and_of_a_generic_one():
+    rng = np.random.default_rng(3)
+    # a symmetric circulant stochastic matrix scales every difference of beliefs by its non-unit eigenvalue
+    E = np.array([[0.7, 0.2, 0.1], [0.1, 0.7, 0.2], [0.2, 0.1, 0.7]])
+    E = (E + E.T) / 2
+    c = distance_scale(E)
+    assert c == pytest.approx(0.7 - 0.15)
+    a, b = rng.dirichlet(np.ones(3), size=(2, 50))
+    np.testing.assert_allclose(np.linalg.norm((a - b) @ E, axis=1), c * np.linalg.norm(a - b, axis=1), rtol=1e-12)
+    beliefs = rng.dirichlet(np.ones(3), size=40)
+    geo = distance_geometry(beliefs + 0.01 * rng.standard_normal((40, 3)), beliefs, beliefs @ E)
+    assert geo["beliefs"]["r2"] == pytest.approx(geo["next_token"]["r2"], abs=1e-12)
+    # a generic emission matrix does not, and neither does a map to fewer tokens than states
+    assert distance_scale(rng.dirichlet(np.ones(3), size=3)) is None
+    assert distance_scale(rng.dirichlet(np.ones(2), size=5)) is None
+    with pytest.raises(ProbeInputError, match="matrix"):
+        distance_scale(np.ones((1, 3)))
