@@ -34,9 +34,11 @@ def comparison_rows(name: str, summary: dict[str, Any], probe: dict[str, Any]) -
         rows.append(("relative loss (CE / optimum)", paper.get("relative_loss"), summary["relative_loss"]))
     headline = summary["probe_layer"]  # the paper's choice: after the last block, before the final LayerNorm
     if "probe_mse" in paper or not paper:
+        rows.append((f"held-out MSE on unseen contexts ({headline})", None,
+                     layers[headline].get("mse_heldout_contexts")))
         rows.append((f"probe MSE ({headline})", paper.get("probe_mse"), layers[headline]["mse"]))
-        rows.append((f"held-out probe MSE ({headline})", paper.get("probe_mse_heldout"),
-                     layers[headline]["mse_heldout"]))
+        rows.append((f"held-out probe MSE, paper's string split ({headline})", paper.get("probe_mse_heldout"),
+                     layers[headline].get("mse_heldout")))
         rows.append((f"shuffled-control MSE ({headline})", paper.get("probe_mse_shuffled"),
                      layers[headline]["mse_shuffled"]))
     if summary.get("analysis_layer") == headline:
@@ -45,6 +47,8 @@ def comparison_rows(name: str, summary: dict[str, Any], probe: dict[str, Any]) -
             rows.append((f"probe MSE after {tokens:.2g} tokens", mse, seen.get(int(tokens))))
     for layer, mse in (paper.get("layer_mse") or {}).items():
         rows.append((f"probe MSE, {layer}", mse, layers.get(layer, {}).get("mse")))
+        rows.append((f"held-out MSE on unseen contexts, {layer}", None,
+                     layers.get(layer, {}).get("mse_heldout_contexts")))
     geo = summary.get("geometry") or {}
     if "distance_r2_beliefs" in paper or (not paper and geo):
         rows.append(("distance R^2 vs beliefs", paper.get("distance_r2_beliefs"), geo.get("distance_r2_beliefs")))

@@ -193,7 +193,7 @@ def plot_msp_graph(
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6), fontsize=7.5, frameon=False)
     head = title or "Mixed-state presentation"
     arrows = "arrow labels: P(token | state)" if label_probs else "too many states to label each arrow"
-    ax.set_title(f"{head}\n{n} states ({int(rec.sum())} recurrent)\nlayout: {layout}; {arrows}", fontsize=9)
+    fig.suptitle(f"{head}\n{n} states ({int(rec.sum())} recurrent)\nlayout: {layout}; {arrows}", fontsize=9)
     return fig
 
 

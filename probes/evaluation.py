@@ -195,22 +195,14 @@ def _design(
     if contexts is None:
         first, inverse = np.arange(n_rows), np.arange(n_rows)
     else:
-        contexts = np.asarray(contexts)
-        if contexts.ndim != 1 or contexts.dtype.kind not in "iu":
-            raise ProbeInputError(
-                f"contexts must be a 1-D integer array (one context id per row), got {contexts.dtype} {contexts.shape}")
-        check_rows("contexts", contexts, n_rows)
+        contexts = _row_ids("contexts", contexts, n_rows, "one context id per row")
         _, first, inverse = np.unique(contexts, return_index=True, return_inverse=True)
         inverse = inverse.reshape(-1)
     n_contexts = first.size
     if positions is None:
         position = np.zeros(n_contexts, np.int64)
     else:
-        positions = np.asarray(positions)
-        if positions.ndim != 1 or positions.dtype.kind not in "iu":
-            raise ProbeInputError(
-                f"positions must be a 1-D integer array (one position per row), got {positions.dtype} {positions.shape}")
-        check_rows("positions", positions, n_rows)
+        positions = _row_ids("positions", positions, n_rows, "one position per row")
         position = positions[first]
         if not np.array_equal(position[inverse], positions):
             raise ProbeInputError("positions differ between rows of the same context; a context (prefix) "
@@ -338,6 +330,15 @@ def _context_rows(name: str, X: np.ndarray, design: _Design) -> np.ndarray:
                 f"{int(design.first[design.inverse[row]])}); a causal model gives one activation per prefix: "
                 "compute activations once per distinct prefix, or pass contexts=None to treat each row alone")
     return Xc
+
+
+def _row_ids(name: str, ids, n_rows: int, what: str) -> np.ndarray:
+    """``ids`` as a 1-D integer array with one entry per row, or a `ProbeInputError` naming ``name``."""
+    ids = np.asarray(ids)
+    if ids.ndim != 1 or ids.dtype.kind not in "iu":
+        raise ProbeInputError(f"{name} must be a 1-D integer array ({what}), got {ids.dtype} {ids.shape}")
+    check_rows(name, ids, n_rows)
+    return ids
 
 
 def evaluate_probe(

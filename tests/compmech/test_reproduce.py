@@ -49,7 +49,19 @@ def test_rows_for_a_process_without_paper_numbers():
     rows = comparison_rows("z1r", summary, probe)
     assert all(r["paper"] is None and r["ratio"] is None for r in rows)
     assert {r["quantity"] for r in rows} >= {"relative loss (CE / optimum)", "distance R^2 vs beliefs"}
-    assert "| z1r | probe MSE (block_4) | – | 0.01 | – |" in format_markdown(rows, "# t")
+    table = format_markdown(rows, "# t")
+    assert "| z1r | probe MSE (block_4) | – | 0.01 | – |" in table
+    assert "| z1r | held-out MSE on unseen contexts (block_4) | – | – | – |" in table  # absent: shown as –
+
+
+def test_rows_lead_with_the_held_out_error_on_unseen_contexts():
+    summary = {"relative_loss": 1.0002, "probe_layer": "block_4", "analysis_layer": "block_4", "geometry": {}}
+    probe = {"layers": {"block_4": {"mse": 0.00046, "mse_heldout": 0.00046, "mse_heldout_contexts": 0.00061,
+                                    "mse_shuffled": 0.11}}}
+    quantities = [r["quantity"] for r in comparison_rows("mess3", summary, probe)]
+    first = quantities.index("held-out MSE on unseen contexts (block_4)")
+    assert first < quantities.index("probe MSE (block_4)") < quantities.index(
+        "held-out probe MSE, paper's string split (block_4)")
 
 
 def test_unknown_experiment_is_a_clear_error(tmp_path):

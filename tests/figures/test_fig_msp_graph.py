@@ -31,7 +31,7 @@ def test_nodes_are_numbered_and_arrows_carry_their_probabilities():
     assert any(t.startswith("\u21ba 0 0.5") for t in labels)  # A's self-loop on token 0
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend == ["token 0", "token 1", "recurrent state", "transient state"]
-    assert fig.axes[0].get_title().startswith("golden_mean (p = 0.5)\n3 states (2 recurrent)")
+    assert fig.get_suptitle().startswith("golden_mean (p = 0.5)\n3 states (2 recurrent)")
 
 
 def test_token_names_in_the_legend_and_self_loops():
