@@ -18,7 +18,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from compmech.config import ConfigError
+from compmech.preflight import RunDirError
 from figures import sci
 from figures.report import (SAME_GEOMETRY_NOTE, Provenance, fmt_number, paper_number, process_label, render_report,
                             same_distance_geometry, write_report)
@@ -51,8 +51,8 @@ CAPTIONS = {
 }
 
 
-class RunDirectoryError(ConfigError):
-    """A run directory's file is missing, unreadable, or not what `compmech run` writes; the message names it."""
+#: A run directory's file is missing, unreadable, or not what `compmech run` writes (one error type with load_run).
+RunDirectoryError = RunDirError
 
 
 def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
@@ -69,14 +69,14 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         what = "an unfinished run" if (run_dir / "config.toml").is_file() else "not a compmech run directory"
         raise RunDirectoryError(f"{run_dir} has no summary.json ({what}); finish the run first: "
                                 f"compmech run CONFIG --out {run_dir} (the same command resumes it)")
-    summary = _read_object(run_dir / "summary.json", SUMMARY_KEYS)
-    probe = _read_object(run_dir / "probe.json", PROBE_KEYS)
+    summary = read_run_json(run_dir / "summary.json", SUMMARY_KEYS)
+    probe = read_run_json(run_dir / "probe.json", PROBE_KEYS)
     _check_probe(run_dir / "probe.json", probe)
-    metrics = _read_jsonl(run_dir / "metrics.jsonl")
+    metrics = read_run_jsonl(run_dir / "metrics.jsonl")
     config_toml = _read_text(run_dir / "config.toml")
     process = None
     if (run_dir / "process.json").is_file():
-        process = _read_object(run_dir / "process.json", PROCESS_KEYS)
+        process = read_run_json(run_dir / "process.json", PROCESS_KEYS)
         _check_process(run_dir / "process.json", process)
 
     html = render_report(
@@ -243,12 +243,13 @@ def _check_keys(path: Path, record: Any, keys: dict, where: str = "") -> None:
                                     "re-run the experiment to rewrite it")
 
 
-def _read_object(path: Path, keys: dict) -> dict:
+def read_run_json(path: Path, keys: dict | None = None) -> dict:
+    """A run directory's JSON object file, with ``keys`` (name -> type) checked; `RunDirError` naming it otherwise."""
     try:
         record = json.loads(_read_text(path))
     except json.JSONDecodeError as err:
         raise RunDirectoryError(f"{path} is not valid JSON ({err}); re-run the experiment to rewrite it") from None
-    _check_keys(path, record, keys)
+    _check_keys(path, record, keys or {})
     return record
 
 
@@ -281,7 +282,8 @@ def _check_process(path: Path, process: dict) -> None:
                                     "re-run the experiment to rewrite it")
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+def read_run_jsonl(path: Path) -> list[dict]:
+    """A run's metrics.jsonl, each record checked for the metric keys; `RunDirError` naming the line otherwise."""
     records = []
     for number, line in enumerate(_read_text(path).splitlines(), start=1):
         if not line.strip():

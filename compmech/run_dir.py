@@ -9,7 +9,6 @@ history), with activations by layer name for any tokens and a belief probe in on
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,6 +121,7 @@ def load_run(path: str | Path) -> Run:
 
     Raises `RunDirError` naming the file when the directory is not a finished run or a file is damaged.
     """
+    from compmech.report import read_run_json, read_run_jsonl  # one reader of run files, with the report
     from predictive_models import load_model
     from predictive_models.checkpoint import CheckpointError
 
@@ -143,30 +143,5 @@ def load_run(path: str | Path) -> Run:
     except CheckpointError as exc:
         raise RunDirError(str(exc)) from None
     return Run(path=path, config=config, process=process, model_config=model_config, params=params,
-               history=_read_jsonl(path / "metrics.jsonl"), summary=_read_json(path / "summary.json"),
-               probe_results=_read_json(path / "probe.json"))
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RunDirError(f"{path} is missing; rerun the run to write it") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunDirError(f"{path} is damaged ({exc}); rerun the run into a new directory") from None
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RunDirError(f"{path} is missing; rerun the run to write it") from None
-    except UnicodeDecodeError as exc:
-        raise RunDirError(f"{path} is damaged ({exc}); rerun the run into a new directory") from None
-    records = []
-    for n, line in enumerate(text.splitlines(), 1):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise RunDirError(f"{path} line {n} is damaged ({exc}); rerun the run into a new directory") from None
-    return records
+               history=read_run_jsonl(path / "metrics.jsonl"), summary=read_run_json(path / "summary.json"),
+               probe_results=read_run_json(path / "probe.json"))
