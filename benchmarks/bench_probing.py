@@ -11,11 +11,11 @@ import argparse
 import json
 import time
 
-from compmech.analysis import geometry_analysis
-from compmech.config import load_config
-from compmech.experiment import analysis_layer, context_set
-from compmech.probing import probe_model
-from compmech.processes import build_process
+from compmech.runs.analysis import geometry_analysis
+from compmech.runs.config import load_config
+from compmech.runs.experiment import analysis_layer, context_set
+from compmech.runs.probing import probe_model
+from compmech.runs.processes import build_process
 from predictive_models import compute_activations
 from predictive_models.transformer import init_params
 from probes import CONTEXT_TEST_FRACTION, probe_layers, probe_rows

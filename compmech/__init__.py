@@ -1,10 +1,10 @@
 """Exact computational mechanics: mixed states, word probabilities, information measures, fractal geometry.
 
-The experiment runner (`compmech.experiment`) and the CLI (`compmech.cli`) also live here; they
-are the only modules that tie the packages together. `load_run` opens a finished run directory
+The experiment runner and the CLI live in the subpackage `compmech.runs`, the only code that ties
+the packages together; the theory modules here import `hmm_processes` only. `load_run` opens a finished run directory
 in a notebook (config, process, trained model, history, activations, probes).
 
-Every name below is imported on first use (PEP 562), so ``import compmech.cli`` stays fast and
+Every name below is imported on first use (PEP 562), so ``import compmech.runs.cli`` stays fast and
 never imports JAX unless a command needs it.
 """
 
@@ -24,7 +24,7 @@ _LAZY = {
                           "statistical_complexity", "synchronization_information", "transient_information"),
     "compmech.msp": ("MSP", "InfiniteMSPError", "build_msp", "finite_msp"),
     "compmech.streaming": ("StreamResult", "iter_levels", "stream_entropies"),
-    "compmech.run_dir": ("ProbeFit", "Run", "RunDirError", "load_run"),
+    "compmech.runs.run_dir": ("ProbeFit", "Run", "RunDirError", "load_run"),
 }
 _MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compmech.cli import main
-from compmech.config import load_config
-from compmech.experiment import plan_run, prepare_run_dir
+from compmech.runs.cli import main
+from compmech.runs.config import load_config
+from compmech.runs.experiment import plan_run, prepare_run_dir
 
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 SMALL = """
 seed = 1
 [process]
@@ -97,7 +97,7 @@ def test_a_process_registered_in_a_python_module_can_be_named(tmp_path, monkeypa
     assert plan.cfg.process.module_path == str(tmp_path.resolve())
     prepare_run_dir(plan)
     # From any directory, in a fresh interpreter, the run's own config finds and builds the process.
-    code = ("from compmech.config import load_config; from compmech.experiment import plan_run; "
+    code = ("from compmech.runs.config import load_config; from compmech.runs.experiment import plan_run; "
             f"print(plan_run(load_config({str(tmp_path / 'run' / 'config.toml')!r}), 'x').process.params)")
     out = subprocess.run([sys.executable, "-c", code], cwd="/", capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})

@@ -1,6 +1,6 @@
 """Probe a trained model's residual stream for the beliefs: activations, rows, every layer's probe.
 
-The runner's probing phase. Like `compmech.experiment`, it ties the packages together and hands
+The runner's probing phase. Like `compmech.runs.experiment`, it ties the packages together and hands
 plain arrays on: `predictive_models` computes the activations (each distinct prefix once), `probes`
 fits and scores the probes on context-aggregated rows (see `probes.evaluation`).
 """
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from compmech.progress import PhaseTimes, phase
+from compmech.runs.progress import PhaseTimes, phase
 
 if TYPE_CHECKING:  # the ContextSet type only; importing the runner here would be circular
-    from compmech.experiment import ContextSet
+    from compmech.runs.experiment import ContextSet
 
 #: What the two held-out numbers of probe.json measure (written into probe.json beside the settings).
 HELDOUT_CONTEXTS_TEXT = (

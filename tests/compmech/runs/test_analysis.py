@@ -1,16 +1,16 @@
-"""compmech.analysis: the geometry record says when next-token geometry is belief geometry up to scale."""
+"""compmech.runs.analysis: the geometry record says when next-token geometry is belief geometry up to scale."""
 
 import numpy as np
 import pytest
 
-from compmech.analysis import PROBE_FIELDS, geometry_analysis, probe_fields
+from compmech.runs.analysis import PROBE_FIELDS, geometry_analysis, probe_fields
 from compmech.mixed_states import mixed_states
 from hmm_processes.named import mess3, rrxor
 from probes import probe_rows
 
 
 def probe_of(hmm, length: int, noise: float = 0.02):
-    """A probe dict as `compmech.probing.probe_model` returns it, with noisy beliefs as the predictions."""
+    """A probe dict as `compmech.runs.probing.probe_model` returns it, with noisy beliefs as the predictions."""
     ms = mixed_states(hmm, length)
     tokens = ms.level(length).words
     beliefs = ms.prefix_beliefs(length)  # [N, T, S]

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from compmech.cli import main
-from compmech.config import load_config
-from compmech.experiment import plan_run
-from compmech.preflight import check_memory, estimate_memory
+from compmech.runs.cli import main
+from compmech.runs.config import load_config
+from compmech.runs.experiment import plan_run
+from compmech.runs.preflight import check_memory, estimate_memory
 
-TINY = Path(__file__).parents[1] / "data" / "tiny_mess3.toml"
+TINY = Path(__file__).parents[2] / "data" / "tiny_mess3.toml"
 
 
 def tiny_with(tmp_path: Path, extra: str, replace: tuple[str, str] | None = None) -> Path:
@@ -49,7 +49,7 @@ def test_absurd_sizes_are_refused_with_the_estimate(tmp_path, capsys, replace, n
 
 
 def test_memory_estimate_of_the_paper_run_and_the_refusal_message():
-    cfg = load_config(Path(__file__).parents[2] / "experiments" / "mess3.toml")
+    cfg = load_config(Path(__file__).parents[3] / "experiments" / "mess3.toml")
     est = estimate_memory(cfg.model, cfg.training, num_states=3, vocab_size=3)
     assert est.n_strings == 3**10
     # 3^10 strings x 10 positions x 64 dims x 6 layers x float32, twice (layers + concat): 1.8 GB
@@ -108,7 +108,7 @@ def test_output_that_is_a_file_or_under_a_file(tmp_path, capsys):
 
 
 def test_unwritable_output(tmp_path, capsys, monkeypatch):
-    import compmech.preflight as preflight
+    import compmech.runs.preflight as preflight
 
     # The tests may run as root (who may write anywhere), so the permission check is simulated.
     monkeypatch.setattr(preflight.os, "access", lambda path, mode: False)
@@ -131,7 +131,7 @@ def test_full_disk_at_the_start_leaves_nothing(tmp_path, capsys, monkeypatch):
 
 def test_damaged_run_config_is_named_not_called_different(tmp_path, capsys):
     cfg = load_config(TINY)
-    from compmech.experiment import prepare_run_dir
+    from compmech.runs.experiment import prepare_run_dir
 
     plan = plan_run(cfg, tmp_path / "run")
     prepare_run_dir(plan)
@@ -146,7 +146,7 @@ def test_killed_before_the_report_is_not_finished_and_a_rerun_completes_it(tmp_p
     complete.json); the rerun deletes the stale temp file, finishes, and writes the mark last."""
     import figures.report
 
-    from compmech.files import is_complete
+    from compmech.runs.files import is_complete
 
     out = tmp_path / "run"
     cfg = tiny_with(tmp_path, "", ("steps = 300", "steps = 100"))

@@ -7,7 +7,7 @@ import numpy as np
 
 import pytest
 
-from compmech.config import DEFAULT_CONFIG, ConfigError, config_from_dict, load_config
+from compmech.runs.config import DEFAULT_CONFIG, ConfigError, config_from_dict, load_config
 
 
 def test_default_config_is_the_paper_setup():
@@ -59,10 +59,10 @@ def test_missing_and_malformed_files(tmp_path):
 
 
 def test_a_config_can_name_a_spec_file_relative_to_itself(tmp_path):
-    from compmech.processes import build_process
+    from compmech.runs.processes import build_process
     from hmm_processes import ProcessError, golden_mean
 
-    spec_src = Path(__file__).parents[2] / "examples" / "processes" / "golden_mean.toml"
+    spec_src = Path(__file__).parents[3] / "examples" / "processes" / "golden_mean.toml"
     (tmp_path / "procs").mkdir()
     (tmp_path / "procs" / "gm.toml").write_text(spec_src.read_text())
     cfg_path = tmp_path / "exp.toml"

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 import hmm_processes as hp
-from compmech.theory_commands import add_theory_commands, parse_params, resolve_process, simplex_coordinates
+from compmech.runs.theory_commands import add_theory_commands, parse_params, resolve_process, simplex_coordinates
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "processes" / "golden_mean.toml"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "processes" / "golden_mean.toml"
 
 
 def run(argv: list[str]) -> int:

@@ -9,8 +9,8 @@ import json
 import pytest
 from matplotlib.figure import Figure
 
-from compmech.config import ConfigError
-from compmech.report import CAPTIONS, RunDirectoryError, add_report_command, build_report, provenance
+from compmech.runs.config import ConfigError
+from compmech.runs.report import CAPTIONS, RunDirectoryError, add_report_command, build_report, provenance
 
 LAYER = {"mse": 0.0062, "r2": 0.94, "mse_heldout": 0.0064, "mse_heldout_std": 8e-5, "mse_shuffled": 0.112,
          "n_rows": 18, "n_features": 16}
@@ -155,7 +155,7 @@ def test_damaged_files_get_one_clear_error(run_dir, name, content, message):
 
 
 def test_a_damaged_file_through_the_cli_exits_2_on_one_line(run_dir, capsys):
-    from compmech import cli
+    from compmech.runs import cli
 
     (run_dir / "probe.json").write_bytes(b"[]")
     assert cli.main(["report", str(run_dir)]) == 2
@@ -208,13 +208,13 @@ def test_report_subcommand(run_dir, tmp_path, capsys):
 
 
 def test_report_subcommand_through_the_main_cli(run_dir, capsys, monkeypatch):
-    """Once compmech.cli adds the command, `compmech report RUN` works and errors exit 2 on one line."""
-    from compmech import cli
+    """Once compmech.runs.cli adds the command, `compmech report RUN` works and errors exit 2 on one line."""
+    from compmech.runs import cli
 
     try:
         cli.build_parser().parse_args(["report", str(run_dir)])
     except SystemExit:
-        pytest.skip("compmech.cli does not add the report command yet")
+        pytest.skip("compmech.runs.cli does not add the report command yet")
     capsys.readouterr()
     assert cli.main(["report", str(run_dir)]) == 0
     (run_dir / "summary.json").unlink()

@@ -14,17 +14,17 @@ from pathlib import Path
 #: command being run is imported, so `compmech --help` and the theory commands never import JAX
 #: (or matplotlib) for nothing.
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "run": ("compmech.cli", "add_run_command",
+    "run": ("compmech.runs.cli", "add_run_command",
             "run an experiment end to end (default: the paper's Mess3 experiment)"),
-    "reproduce": ("compmech.reproduce", "add_reproduce_command",
+    "reproduce": ("compmech.runs.reproduce", "add_reproduce_command",
                   "run the paper's experiments (Mess3, RRXOR, Z1R) and compare"),
-    "report": ("compmech.report", "add_report_command",
+    "report": ("compmech.runs.report", "add_report_command",
                "write a run's results as one self-contained HTML page (RUN/report.html)"),
-    "processes": ("compmech.theory_commands", "add_theory_commands",
+    "processes": ("compmech.runs.theory_commands", "add_theory_commands",
                   "list every named process with its parameters and defaults"),
-    "info": ("compmech.theory_commands", "add_theory_commands",
+    "info": ("compmech.runs.theory_commands", "add_theory_commands",
              "information measures of a process (h_mu, C_mu, E, T, S, chi, orders, dimension)"),
-    "msp": ("compmech.theory_commands", "add_theory_commands",
+    "msp": ("compmech.runs.theory_commands", "add_theory_commands",
             "the mixed-state presentation: summary, and a plot of beliefs or of the MSP graph"),
 }
 
@@ -50,7 +50,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def add_run_command(sub) -> None:
     """Add ``run [CONFIG] [--steps N] [--seed S] [--out DIR] [--no-progress]``."""
-    from compmech.config import DEFAULT_CONFIG
+    from compmech.runs.config import DEFAULT_CONFIG
 
     run = sub.add_parser("run", help=COMMANDS["run"][2])
     run.add_argument("config", nargs="?", default=None,
@@ -74,8 +74,8 @@ def default_run_dir(name: str, steps: int | None = None, seed: int | None = None
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from compmech.config import DEFAULT_CONFIG, load_config
-    from compmech.experiment import run_experiment
+    from compmech.runs.config import DEFAULT_CONFIG, load_config
+    from compmech.runs.experiment import run_experiment
 
     path = Path(args.config) if args.config else DEFAULT_CONFIG
     overrides = {}

@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from compmech.config import REPO_ROOT, ConfigError, load_config
-from compmech.files import write_json_atomic, write_text_atomic
-from compmech.paper import PAPER_RESULTS
+from compmech.runs.config import REPO_ROOT, ConfigError, load_config
+from compmech.runs.files import write_json_atomic, write_text_atomic
+from compmech.runs.paper import PAPER_RESULTS
 
 #: The paper's experiments (Z1R is a bonus with no paper numbers), in the order they run.
 EXPERIMENTS: dict[str, Path] = {name: REPO_ROOT / "experiments" / f"{name}.toml"
@@ -75,7 +75,7 @@ def format_markdown(rows: list[dict[str, Any]], header: str) -> str:
 def reproduce(out_root: Path, *, quick: bool = False, only: list[str] | None = None, progress: bool = True,
               experiments: dict[str, Path] | None = None) -> list[dict[str, Any]]:
     """Run each experiment (reusing a finished run, resuming an interrupted one) and write the comparison table."""
-    from compmech.experiment import finished_summary, run_experiment
+    from compmech.runs.experiment import finished_summary, run_experiment
 
     experiments = experiments or EXPERIMENTS
     names = only or list(experiments)

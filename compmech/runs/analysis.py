@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from compmech.progress import PhaseTimes, phase
+from compmech.runs.progress import PhaseTimes, phase
 from hmm_processes import HMM
 
 #: Above this many distinct beliefs the mixed states are not drawn one colour each.

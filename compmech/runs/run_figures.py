@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from compmech.analysis import MAX_STATES_FOR_PCA, distinct_rows
-from compmech.paper import PAPER_RESULTS
+from compmech.runs.analysis import MAX_STATES_FOR_PCA, distinct_rows
+from compmech.runs.paper import PAPER_RESULTS
 from figures import process_title, sci
 from figures.report import same_distance_geometry
 from hmm_processes import HMM

@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from compmech.toml_write import dumps
+from compmech.runs.toml_write import dumps
 
 if TYPE_CHECKING:  # the model packages import JAX; config.py imports them only when a config is checked
     from predictive_models import TrainConfig, TransformerConfig
 
 #: Where `compmech run` looks for its default experiment.
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO_ROOT / "experiments" / "mess3.toml"
 
 

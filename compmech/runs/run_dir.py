@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from compmech.config import ExperimentConfig, load_config
-from compmech.files import COMPLETE_MARK, is_complete
-from compmech.preflight import RunDirError
-from compmech.processes import build_process
+from compmech.runs.config import ExperimentConfig, load_config
+from compmech.runs.files import COMPLETE_MARK, is_complete
+from compmech.runs.preflight import RunDirError
+from compmech.runs.processes import build_process
 from hmm_processes import HMM, GeneralizedHMM
 
 
@@ -84,7 +84,7 @@ class Run:
     def contexts(self):
         """Every allowed string of the context length with its exact theory (`experiment.ContextSet`)."""
         if "contexts" not in self._cache:
-            from compmech.experiment import context_set
+            from compmech.runs.experiment import context_set
 
             self._cache["contexts"] = context_set(self.process, self.model_config.context_length)
         return self._cache["contexts"]
@@ -121,7 +121,7 @@ def load_run(path: str | Path) -> Run:
 
     Raises `RunDirError` naming the file when the directory is not a finished run or a file is damaged.
     """
-    from compmech.report import read_run_json, read_run_jsonl  # one reader of run files, with the report
+    from compmech.runs.report import read_run_json, read_run_jsonl  # one reader of run files, with the report
     from predictive_models import load_model
     from predictive_models.checkpoint import CheckpointError
 

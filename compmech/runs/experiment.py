@@ -18,19 +18,19 @@ from typing import Any
 
 import numpy as np
 
-from compmech.analysis import geometry_analysis, probe_fields, public, training_evolution
-from compmech.config import ConfigError, ExperimentConfig, read_toml
-from compmech.files import (is_complete, mark_complete, mark_unfinished, remove_stale_temp_files, write_bytes_atomic,
+from compmech.runs.analysis import geometry_analysis, probe_fields, public, training_evolution
+from compmech.runs.config import ConfigError, ExperimentConfig, read_toml
+from compmech.runs.files import (is_complete, mark_complete, mark_unfinished, remove_stale_temp_files, write_bytes_atomic,
                             write_json_atomic, write_text_atomic)
 from compmech.information import optimal_loss_by_position
 from compmech.mixed_states import mixed_states
-from compmech.paper import PAPER_RESULTS
-from compmech.preflight import MemoryEstimate, RunDirError, check_memory, check_output_dir, estimate_memory
-from compmech.probing import probe_model
-from compmech.processes import (PROCESS_JSON, SPEC_COPY, build_process, import_process_module, process_record,
+from compmech.runs.paper import PAPER_RESULTS
+from compmech.runs.preflight import MemoryEstimate, RunDirError, check_memory, check_output_dir, estimate_memory
+from compmech.runs.probing import probe_model
+from compmech.runs.processes import (PROCESS_JSON, SPEC_COPY, build_process, import_process_module, process_record,
                                 spec_path)
-from compmech.progress import PhaseTimes, phase
-from compmech.run_figures import analysis_figures, make_figures
+from compmech.runs.progress import PhaseTimes, phase
+from compmech.runs.run_figures import analysis_figures, make_figures
 from hmm_processes import HMM, GeneralizedHMM, sample
 
 
@@ -260,7 +260,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, 
         "train_wall_seconds": result.wall_seconds,
     }
     write_json_atomic(run_dir / "summary.json", summary)
-    from compmech.report import build_report  # the page reads the finished run directory
+    from compmech.runs.report import build_report  # the page reads the finished run directory
 
     with phase("report", enabled=progress, times=times):
         build_report(run_dir)

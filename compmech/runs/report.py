@@ -18,7 +18,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from compmech.preflight import RunDirError
+from compmech.runs.preflight import RunDirError
 from figures import sci
 from figures.report import (SAME_GEOMETRY_NOTE, Provenance, fmt_number, paper_number, process_label, render_report,
                             same_distance_geometry, write_report)
@@ -118,7 +118,7 @@ def provenance() -> Provenance:
     except importlib.metadata.PackageNotFoundError:
         version = None
     commit = None
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     try:
         done = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
                               text=True, timeout=5, check=False)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from compmech import cli
+from compmech.runs import cli
 
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 
 
 def modules_loaded_by(code: str) -> set[str]:
@@ -20,12 +20,12 @@ def modules_loaded_by(code: str) -> set[str]:
 
 
 def test_importing_the_cli_imports_no_jax():
-    loaded = modules_loaded_by("import compmech.cli")
+    loaded = modules_loaded_by("import compmech.runs.cli")
     assert "jax" not in loaded and "flax" not in loaded and "matplotlib" not in loaded
 
 
 def test_help_and_theory_commands_import_no_jax():
-    loaded = modules_loaded_by("import contextlib, io\nfrom compmech.cli import main\n"
+    loaded = modules_loaded_by("import contextlib, io\nfrom compmech.runs.cli import main\n"
                                "with contextlib.redirect_stdout(io.StringIO()):\n"
                                "    main(['processes']); main(['info', 'golden_mean'])\n"
                                "    try:\n        main(['--help'])\n    except SystemExit:\n        pass")
@@ -42,7 +42,7 @@ def test_help_lists_every_command(capsys):
 
 
 def test_override_runs_get_their_own_directory(tmp_path, monkeypatch):
-    import compmech.experiment as experiment
+    import compmech.runs.experiment as experiment
 
     seen = {}
 

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from compmech.paper import PAPER_RESULTS
-from compmech.reproduce import comparison_rows, format_markdown, reproduce
+from compmech.runs.paper import PAPER_RESULTS
+from compmech.runs.reproduce import comparison_rows, format_markdown, reproduce
 
-TINY = Path(__file__).parents[1] / "data" / "tiny_mess3.toml"
+TINY = Path(__file__).parents[2] / "data" / "tiny_mess3.toml"
 
 
 def test_reproduce_writes_the_comparison_table_and_reuses_finished_runs(tmp_path, monkeypatch):
@@ -29,7 +29,7 @@ def test_reproduce_writes_the_comparison_table_and_reuses_finished_runs(tmp_path
     assert (tmp_path / "mess3" / "summary.json").exists()
     assert (tmp_path / "mess3" / "complete.json").exists()
 
-    import compmech.experiment as experiment
+    import compmech.runs.experiment as experiment
 
     real_run = experiment.run_experiment
     monkeypatch.setattr(experiment, "run_experiment", lambda *a, **k: pytest.fail("a finished run was rerun"))

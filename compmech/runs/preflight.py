@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from compmech.config import ConfigError
+from compmech.runs.config import ConfigError
 
 #: Bytes JAX, XLA and the Python process take before any array of ours (measured ~0.2-0.5 GB).
 RUNTIME_BYTES = 500 * 2**20

@@ -1,4 +1,4 @@
-"""compmech.probing.probe_model: probe.json's fields, and the same probe.json whatever the thread counts."""
+"""compmech.runs.probing.probe_model: probe.json's fields, and the same probe.json whatever the thread counts."""
 
 import json
 import os
@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TINY = ROOT / "tests" / "data" / "tiny_mess3.toml"
 # probe_model on an untrained 4-layer d_model 64 model (concat: 384 features) over all 3^6 strings
 SCRIPT = f"""
 import json
-from compmech.config import load_config
-from compmech.experiment import context_set
-from compmech.probing import probe_model
-from compmech.processes import build_process
+from compmech.runs.config import load_config
+from compmech.runs.experiment import context_set
+from compmech.runs.probing import probe_model
+from compmech.runs.processes import build_process
 from predictive_models.transformer import init_params
 cfg = load_config({str(TINY)!r}, {{"model.n_layers": 4, "model.d_model": 64, "model.d_mlp": 128}})
 hmm = build_process(cfg.process)

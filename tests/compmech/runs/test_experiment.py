@@ -7,9 +7,9 @@ import numpy as np
 
 import pytest
 
-from compmech.cli import main
+from compmech.runs.cli import main
 
-TINY = str(Path(__file__).parents[1] / "data" / "tiny_mess3.toml")
+TINY = str(Path(__file__).parents[2] / "data" / "tiny_mess3.toml")
 
 
 @pytest.fixture(scope="module")
