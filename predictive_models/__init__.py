@@ -11,9 +11,11 @@ _LAZY = {
     "load_checkpoint": "checkpoint", "load_model": "checkpoint", "save_checkpoint": "checkpoint",
     "CheckpointError": "checkpoint",
     "DataFn": "training", "ExactEvalSet": "training", "TrainConfig": "training", "TrainResult": "training",
-    "exact_eval": "training", "learning_rate_schedule": "training", "make_optimizer": "training",
+    "SampledEvalSet": "training", "evaluate_model": "training", "exact_eval": "training",
+    "sampled_eval": "training", "learning_rate_schedule": "training", "make_optimizer": "training",
     "train": "training",
     "Transformer": "transformer", "TransformerConfig": "transformer", "compute_activations": "transformer",
+    "iter_activations": "transformer",
     "compute_log_probs": "transformer", "compute_logits": "transformer", "layer_names": "transformer",
     "probe_layer_name": "transformer",
 }

@@ -1,4 +1,4 @@
-"""Training loop: fresh sequences every step, fused jitted steps, exact evaluation, resumable runs.
+"""Training loop: fresh sequences every step, fused jitted steps, exact (or sampled) evaluation, resumable runs.
 
 One loop you can read in a minute (`train`): draw a block of batches, run ``steps_per_call``
 optimizer steps in one jitted ``lax.scan``, evaluate the exact expected loss every
@@ -196,6 +196,96 @@ def exact_eval(config: TransformerConfig, params_state: Any, eval_set: ExactEval
     }
 
 
+@dataclass(frozen=True, eq=False)
+class SampledEvalSet:
+    """A fixed held-out sample of sequences with their exact next-token laws: for contexts too many to enumerate.
+
+    The loss at position t is the mean over the N sequences of the cross-entropy of the model against
+    the exact next-token law, -Σ_x p[n, t, x] log q[n, t, x], an unbiased estimate of the expected loss
+    (the sequences being drawn from the process), reported with its standard error std_n / sqrt(N).
+    ``optimal_loss`` is the exact Bayes-optimal loss by position (the myopic entropy, from theory), not
+    estimated from the sample, so relative loss = loss / optimal has the sample's error only.
+    """
+
+    tokens: np.ndarray  # [N, T] int, sampled sequences (held out: not drawn from the training stream)
+    next_token_probs: np.ndarray  # [N, T, V] float64, true P(next token | tokens[:, :t+1])
+    optimal_loss: np.ndarray  # [T] nats, exact Bayes-optimal CE by position
+
+    def __post_init__(self) -> None:
+        tokens = np.asarray(self.tokens)
+        probs = np.asarray(self.next_token_probs, np.float64)
+        optimal = np.asarray(self.optimal_loss, np.float64)
+        if tokens.ndim != 2 or not np.issubdtype(tokens.dtype, np.integer):
+            raise ValueError(f"SampledEvalSet.tokens must be an integer array [N, T]; got {tokens.dtype} "
+                             f"{tokens.shape}.")
+        N, T = tokens.shape
+        if N < 2:
+            raise ValueError(f"SampledEvalSet needs at least 2 sequences for a standard error; got {N}.")
+        if probs.ndim != 3 or probs.shape[:2] != (N, T):
+            raise ValueError(f"SampledEvalSet.next_token_probs must have shape [N, T, V] = ({N}, {T}, V); "
+                             f"got {probs.shape}.")
+        if np.any(probs < 0) or not np.allclose(probs.sum(-1), 1.0, atol=1e-5):
+            raise ValueError("SampledEvalSet.next_token_probs rows must be probability vectors over the vocabulary.")
+        if tokens.min() < 0 or tokens.max() >= probs.shape[2]:
+            raise ValueError(f"SampledEvalSet.tokens must lie in [0, {probs.shape[2]}) (V from next_token_probs).")
+        if optimal.shape != (T,) or not np.all(np.isfinite(optimal)) or np.any(optimal <= 0):
+            raise ValueError(f"SampledEvalSet.optimal_loss must be positive finite nats of shape [T] = ({T},); "
+                             f"got shape {optimal.shape}.")
+        object.__setattr__(self, "tokens", tokens)
+        object.__setattr__(self, "next_token_probs", probs)
+        object.__setattr__(self, "optimal_loss", optimal)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.next_token_probs.shape[2])
+
+
+def sampled_eval(config: TransformerConfig, params_state: Any, eval_set: SampledEvalSet,
+                 batch_size: int = 1024) -> dict[str, Any]:
+    """Next-token cross-entropy on a fixed sample (nats), by position, with standard errors.
+
+    The keys of `exact_eval`, plus ``loss_stderr``, ``loss_by_position_stderr``, ``relative_loss_stderr``,
+    ``relative_loss_by_position_stderr`` and ``n_sequences``. The mean over positions is taken per
+    sequence first, so its standard error counts the correlation between positions.
+    """
+    if eval_set.vocab_size != config.vocab_size:
+        raise ValueError(f"eval_set has vocabulary {eval_set.vocab_size}, the model {config.vocab_size}.")
+    N = eval_set.tokens.shape[0]
+    ce = np.empty(eval_set.tokens.shape)  # [N, T] per-sequence cross-entropy against the exact law
+    for a in range(0, N, batch_size):
+        log_q = compute_log_probs(config, params_state, eval_set.tokens[a:a + batch_size], method="full")
+        ce[a:a + batch_size] = -np.einsum("ntx,ntx->nt", eval_set.next_token_probs[a:a + batch_size],
+                                          log_q.astype(np.float64))
+    loss = ce.mean(axis=0)  # [T]
+    stderr = ce.std(axis=0, ddof=1) / np.sqrt(N)  # [T]
+    per_seq = ce.mean(axis=1)  # [N]
+    mean_stderr = float(per_seq.std(ddof=1) / np.sqrt(N))
+    optimal = eval_set.optimal_loss
+    return {
+        "loss": float(loss.mean()),
+        "loss_by_position": [float(x) for x in loss],
+        "optimal_loss": float(optimal.mean()),
+        "optimal_loss_by_position": [float(x) for x in optimal],
+        "relative_loss": float(loss.mean() / optimal.mean()),
+        "relative_loss_by_position": [float(x) for x in loss / optimal],
+        "loss_stderr": mean_stderr,
+        "loss_by_position_stderr": [float(x) for x in stderr],
+        "relative_loss_stderr": mean_stderr / float(optimal.mean()),
+        "relative_loss_by_position_stderr": [float(x) for x in stderr / optimal],
+        "n_sequences": int(N),
+    }
+
+
+def evaluate_model(config: TransformerConfig, params_state: Any, eval_set: "ExactEvalSet | SampledEvalSet"
+             ) -> dict[str, Any]:
+    """`exact_eval` or `sampled_eval`, whichever the eval set is for."""
+    if isinstance(eval_set, SampledEvalSet):
+        return sampled_eval(config, params_state, eval_set)
+    if isinstance(eval_set, ExactEvalSet):
+        return exact_eval(config, params_state, eval_set)
+    raise TypeError(f"eval_set must be an ExactEvalSet or a SampledEvalSet; got {type(eval_set).__name__}.")
+
+
 # ---------------------------------------------------------------------------- optimizer and step
 
 
@@ -323,10 +413,14 @@ def _format_tokens(n: int) -> str:
     return str(n)
 
 
-def train(model_config: TransformerConfig, train_config: TrainConfig, data_fn: DataFn, eval_set: ExactEvalSet,
+def train(model_config: TransformerConfig, train_config: TrainConfig, data_fn: DataFn,
+          eval_set: ExactEvalSet | SampledEvalSet,
           run_dir: str | Path | None = None, *, progress: bool = True,
           stop_after_steps: int | None = None) -> TrainResult:
-    """Train a `Transformer` on fresh sequences from ``data_fn``, evaluating exactly on ``eval_set``.
+    """Train a `Transformer` on fresh sequences from ``data_fn``, evaluating on ``eval_set``.
+
+    ``eval_set``: an `ExactEvalSet` (exact expected loss) or a `SampledEvalSet` (a fixed held-out
+    sample: the same metrics.jsonl keys plus the standard errors, see `sampled_eval`).
 
     With ``run_dir``: appends evaluations to ``metrics.jsonl``, keeps ``checkpoints/latest.msgpack``
     (every ``checkpoint_every`` steps, at the end, and on Ctrl-C), ``final.msgpack`` and
@@ -336,6 +430,8 @@ def train(model_config: TransformerConfig, train_config: TrainConfig, data_fn: D
     mc, tc = model_config, train_config
     if not isinstance(mc, TransformerConfig) or not isinstance(tc, TrainConfig):
         raise TypeError("train(model_config: TransformerConfig, train_config: TrainConfig, ...)")
+    if not isinstance(eval_set, (ExactEvalSet, SampledEvalSet)):
+        raise TypeError(f"eval_set must be an ExactEvalSet or a SampledEvalSet; got {type(eval_set).__name__}.")
     if eval_set.vocab_size != mc.vocab_size:
         raise ValueError(f"eval_set has vocabulary {eval_set.vocab_size} but model_config.vocab_size is "
                          f"{mc.vocab_size}; build both from the same process.")
@@ -394,7 +490,7 @@ def train(model_config: TransformerConfig, train_config: TrainConfig, data_fn: D
         # the sum intact (the resumed run evaluates this step again and writes the same record), and
         # a resumed run whose metrics already hold this step restarts the sum from zero (below).
         nonlocal loss_sum, loss_count
-        record = {"step": step, "tokens": step * tokens_per_step, **exact_eval(mc, params, eval_set),
+        record = {"step": step, "tokens": step * tokens_per_step, **evaluate_model(mc, params, eval_set),
                   "train_loss": loss_sum / loss_count if loss_count else None,
                   "learning_rate": float(schedule(step)), "elapsed_s": elapsed()}
         if metrics_path is not None:
