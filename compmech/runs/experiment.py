@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from compmech.runs.analysis import geometry_analysis, probe_fields, public, training_evolution
+from compmech.runs.analysis import geometry_analysis, training_evolution
 from compmech.runs.config import ConfigError, ExperimentConfig, read_toml
 from compmech.runs.files import (is_complete, mark_complete, mark_unfinished, remove_stale_temp_files, write_bytes_atomic,
                             write_json_atomic, write_text_atomic)
@@ -30,6 +30,7 @@ from compmech.runs.probing import probe_model
 from compmech.runs.processes import (PROCESS_JSON, SPEC_COPY, build_process, import_process_module, process_record,
                                 spec_path)
 from compmech.runs.progress import PhaseTimes, phase
+from compmech.runs.records import EvolutionPoint, probe_fields
 from compmech.runs.run_figures import analysis_figures, make_figures
 from hmm_processes import HMM, GeneralizedHMM, sample
 
@@ -214,26 +215,28 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, 
         result = train(model_cfg, plan.train_cfg, make_data_fn(hmm), eval_set, run_dir, progress=progress)
 
     # the probe and evolution steps draw their own bars (activations, fits); these phases only time them
+    from predictive_models import initial_params
+
     with phase("probe", enabled=False, times=times):
-        probe = probe_model(cfg, model_cfg, result.params_state, ctx, layer, progress=progress)
-        write_json_atomic(run_dir / "probe.json", probe["json"])
+        probe = probe_model(cfg, model_cfg, result.params_state, ctx, layer, progress=progress,
+                            untrained_params=initial_params(model_cfg, plan.train_cfg))
+        write_json_atomic(run_dir / "probe.json", probe.to_json())
 
     with phase("geometry", enabled=progress, times=times):
         geometry = geometry_analysis(hmm, probe, layer, cfg.seed)
     with phase("evolution", enabled=False, times=times):
         evolution = training_evolution(run_dir, model_cfg, ctx, eval_set, layer, cfg.probe, cfg.seed,
                                        progress=progress)
-    final_probe = probe["json"]["layers"][layer]
-    evolution.append({"tokens": result.history[-1]["tokens"], "step": result.history[-1]["step"],
-                      "relative_loss": result.history[-1]["relative_loss"],
-                      **probe_fields(final_probe),
-                      "_snapshot": (geometry["_beliefs"], geometry["_probed"])})
-    write_json_atomic(run_dir / "analysis.json", {"layer": layer, "geometry": public(geometry),
-                                                   "evolution": [public(e) for e in evolution]})
+    last = result.history[-1]
+    evolution.append(EvolutionPoint(tokens=last["tokens"], step=last["step"], relative_loss=last["relative_loss"],
+                                    probe=probe_fields(probe.results[layer].to_dict()), beliefs=geometry.beliefs,
+                                    probed=geometry.probed))
+    write_json_atomic(run_dir / "analysis.json", {"layer": layer, "geometry": geometry.to_json(),
+                                                   "evolution": [e.to_json() for e in evolution]})
 
     with phase("figures", enabled=progress, times=times):
         figure_paths = make_figures(cfg, run_dir, hmm, ctx, result.history, probe, layer)
-        figure_paths += analysis_figures(cfg, run_dir, hmm, geometry, evolution, probe["json"]["probe_layer"])
+        figure_paths += analysis_figures(cfg, run_dir, hmm, geometry, evolution, probe.probe_layer)
 
     final = result.history[-1]
     summary = {
@@ -246,12 +249,13 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, 
         "final_loss": final["loss"],
         "optimal_loss": final["optimal_loss"],
         "relative_loss": final["relative_loss"],
-        "probe_layer": probe["json"]["probe_layer"],
-        "probe": probe["json"]["layers"][probe["json"]["probe_layer"]],
-        "probe_mse_by_layer": {name: res["mse"] for name, res in probe["json"]["layers"].items()},
+        "probe_layer": probe.probe_layer,
+        "probe": probe.final,
+        "probe_untrained": probe.to_json()["untrained"],
+        "probe_mse_by_layer": {name: res.mse for name, res in probe.results.items()},
         "analysis_layer": layer,
-        "geometry": public(geometry),
-        "evolution": [public(e) for e in evolution],
+        "geometry": geometry.to_json(),
+        "evolution": [e.to_json() for e in evolution],
         "paper": PAPER_RESULTS.get(hmm.name, {}),
         "figures": [str(p.relative_to(run_dir)) for p in figure_paths],
         "memory_estimate_bytes": plan.memory.peak,
