@@ -69,6 +69,7 @@ def probe_model(cfg, model_cfg, params_state, ctx: "ContextSet", figure_layer: s
         "rows": settings.rows,
         "weighting": settings.weighting,
         "n_strings": int(ctx.tokens.shape[0]),
+        "bos": bool(ctx.bos),  # with a start token, position 0's rows are one context whose belief is the prior
         "n_rows": int(first.n_rows),
         "n_contexts": int(evaluations[layer].result.n_contexts),
         "train_fraction": settings.train_fraction,

@@ -46,7 +46,7 @@ def make_figures(cfg, run_dir: Path, hmm: HMM, ctx, history: list[dict], probe: 
             state_names=hmm.state_names, suptitle=f"{name}: belief geometry in the residual stream"),
         "loss_by_position": lambda: plot_loss_by_position(
             np.asarray(history[-1]["loss_by_position"]), ctx.optimal_loss,
-            title=f"{name}\nloss by context position after {sci(history[-1]['tokens'])} tokens"),
+            title=f"{name}\nloss by context position after {sci(history[-1]['tokens'])} tokens", start_token=ctx.bos),
         "training_curve": lambda: plot_training_curve(
             np.array([h["tokens"] for h in history]), np.array([h["relative_loss"] for h in history]),
             train_relative=np.array([np.nan if h.get("train_loss") is None else h["train_loss"] / optimum
