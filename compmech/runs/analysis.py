@@ -72,11 +72,11 @@ def training_evolution(run_dir: Path, model_cfg, ctx, eval_set, layer: str, prob
                        ) -> list[EvolutionPoint]:
     """Refit the probe of ``layer`` at every ``tokens_<N>`` checkpoint of the run, oldest first.
 
-    Each point: tokens (actually seen), step, relative_loss (exact), the probe's `PROBE_FIELDS` (the
+    Each point: tokens (actually seen), step, relative_loss (exact, or on the sampled regime's validation sample), the probe's `PROBE_FIELDS` (the
     same protocol as probe.json: context-aggregated rows, both held-out splits, shuffled control) and
     the distinct contexts' true and probed beliefs for the figure.
     """
-    from predictive_models import compute_activations, exact_eval, load_checkpoint
+    from predictive_models import compute_activations, evaluate_model, load_checkpoint
     from probes import CONTEXT_TEST_FRACTION, probe_fits, probe_layers, probe_rows
 
     records = []
@@ -100,7 +100,7 @@ def training_evolution(run_dir: Path, model_cfg, ctx, eval_set, layer: str, prob
                 train_fraction=probe_settings.train_fraction, n_repeats=probe_settings.n_repeats,
                 context_test_fraction=CONTEXT_TEST_FRACTION, seed=seed, on_fit=tick)[layer]
             del rows, fit
-            ev = exact_eval(model_cfg, params, eval_set)
+            ev = evaluate_model(model_cfg, params, eval_set)
             tick()
             first = distinct_rows(data.context_ids)
             records.append(EvolutionPoint(

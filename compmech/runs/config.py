@@ -61,6 +61,10 @@ class ProcessSettings:
             raise ValueError("module_path is the directory of a module; give module = \"...\" with it")
 
 
+#: The run regimes a config can ask for ([data] regime).
+REGIMES = ("auto", "exact", "sampled")
+
+
 @dataclass(frozen=True)
 class DataSettings:
     """How sequences reach the model.
@@ -69,9 +73,33 @@ class DataSettings:
     then also predicts the first token (its optimum at position 0 is H[X1], the prior's next-token
     entropy), its vocabulary is V + 1, and the start token's position has the prior as its belief
     (the probe target there). Without it (the paper's setup) the model reads x1..xT and predicts x2..xT+1.
+
+    The other keys choose between the exact and the sampled regime and size the sampled one (each
+    documented at its field); `compmech.runs.sampled.choose_regime` applies them.
     """
 
     bos: bool = False
+    # Which regime runs. "exact" enumerates every allowed string of the context length (theory, validation
+    # and probe rows over all of them); "sampled" draws sequences instead (validation on a fixed held-out
+    # sample with its standard error, probe rows from sampled sequences accumulated in chunks); "auto"
+    # picks "exact" when the bound on the allowed strings (`compmech.mixed_states.word_counts`, at most
+    # V^L) is at most max_exact_strings, else "sampled".
+    regime: str = "auto"
+    # The largest number of context strings the exact regime enumerates under "auto". The default keeps
+    # the exact regime's activations of every string (strings x positions x d_model x layers, float32)
+    # to ~1-3 GB for the paper's model: Mess3 at context 10 is 59,049 strings; at 12, 531,441 would not be.
+    max_exact_strings: int = 200_000
+    validation_sequences: int = 2000  # sampled regime: held-out sequences of the validation loss (its SE ~ 1/sqrt)
+    probe_sequences: int = 20_000  # sampled regime: sampled sequences whose every position is a probe row
+    chunk_rows: int = 65_536  # sampled regime: probe rows (sequences x positions) per chunk; bounds the memory
+
+    def __post_init__(self) -> None:
+        if self.regime not in REGIMES:
+            raise ValueError(f"regime must be one of {', '.join(repr(r) for r in REGIMES)}; got {self.regime!r}")
+        for name, low in (("max_exact_strings", 1), ("validation_sequences", 2), ("probe_sequences", 2),
+                          ("chunk_rows", 1)):
+            if getattr(self, name) < low:
+                raise ValueError(f"{name} must be an integer >= {low}; got {getattr(self, name)!r}")
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from compmech.runs.processes import (PROCESS_JSON, SPEC_COPY, build_process, imp
 from compmech.runs.progress import PhaseTimes, phase
 from compmech.runs.records import EvolutionPoint, probe_fields
 from compmech.runs.run_figures import analysis_figures, make_figures
+from compmech.runs.sampled import RegimeChoice, choose_regime
 from hmm_processes import HMM, GeneralizedHMM, sample
 
 
@@ -98,6 +99,7 @@ class RunPlan:
     memory: MemoryEstimate
     run_dir: Path
     spec_source: Path | None  # the spec file copied into the run directory, if any
+    regime: RegimeChoice | None = None  # exact or sampled (`compmech.runs.sampled.choose_regime`)
 
 
 def plan_run(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, available: int | None = None) -> RunPlan:
@@ -113,8 +115,9 @@ def plan_run(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, availa
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{cfg.source}: {exc}") from None
     layer = analysis_layer(cfg, model_cfg)
+    regime = choose_regime(cfg, process, model_cfg.context_length)
     memory = estimate_memory(cfg.model, cfg.training, process.num_states, process.vocab_size,
-                             include_concat=cfg.probe.include_concat, bos=cfg.data.bos)
+                             include_concat=cfg.probe.include_concat, bos=cfg.data.bos, regime=regime)
     check_memory(memory, cfg.source, available)
     check_output_dir(run_dir)
     settings, spec_source = cfg.process, None
@@ -126,7 +129,8 @@ def plan_run(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, availa
         if found is not None:
             settings = dataclasses.replace(settings, module_path=str(found))
     return RunPlan(cfg=dataclasses.replace(cfg, process=settings), process=process, model_cfg=model_cfg,
-                   train_cfg=train_cfg, layer=layer, memory=memory, run_dir=run_dir, spec_source=spec_source)
+                   train_cfg=train_cfg, layer=layer, memory=memory, run_dir=run_dir, spec_source=spec_source,
+                   regime=regime)
 
 
 def prepare_run_dir(plan: RunPlan) -> None:
@@ -219,24 +223,40 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, 
     plan = plan_run(cfg, out_dir)
     hmm, model_cfg, layer, run_dir = plan.process, plan.model_cfg, plan.layer, plan.run_dir
     prepare_run_dir(plan)
+    regime = plan.regime
     if progress:
-        print(f"compmech run {cfg.name}: {hmm.name} -> {run_dir} ({plan.memory.n_strings:,} context strings at most; "
-              f"estimated peak memory {plan.memory.peak / 2**30:.2g} GiB)", file=sys.stderr, flush=True)
+        print(f"compmech run {cfg.name}: {hmm.name} -> {run_dir} ({plan.memory.n_strings:,} context strings at most: "
+              f"{regime.name} regime; estimated peak memory {plan.memory.peak / 2**30:.2g} GiB)", file=sys.stderr,
+              flush=True)
     times = PhaseTimes()
 
-    with phase("context set", enabled=progress, times=times):
-        ctx = context_set(hmm, model_cfg.context_length, bos=cfg.data.bos)
-        eval_set = ExactEvalSet(tokens=ctx.tokens, weights=ctx.probs, next_token_probs=ctx.next_token_probs,
-                                optimal_loss=ctx.optimal_loss)
+    exact_depth = None
+    if regime.sampled:  # a fixed held-out sample instead of every string (compmech.runs.sampled)
+        from compmech.runs import sampled
+
+        with phase("validation sample", enabled=progress, times=times):
+            eval_set, exact_depth = sampled.validation_set(cfg, hmm, model_cfg, regime)
+    else:
+        with phase("context set", enabled=progress, times=times):
+            ctx = context_set(hmm, model_cfg.context_length, bos=cfg.data.bos)
+            eval_set = ExactEvalSet(tokens=ctx.tokens, weights=ctx.probs, next_token_probs=ctx.next_token_probs,
+                                    optimal_loss=ctx.optimal_loss)
     with phase("train", enabled=False, times=times):  # train draws its own bar
         result = train(model_cfg, plan.train_cfg, make_data_fn(hmm, bos=cfg.data.bos), eval_set, run_dir, progress=progress)
 
     # the probe and evolution steps draw their own bars (activations, fits); these phases only time them
     from predictive_models import initial_params
 
+    regime_json = {**regime.to_json(), "optimal_loss_exact_depth": exact_depth}
     with phase("probe", enabled=False, times=times):
-        probe = probe_model(cfg, model_cfg, result.params_state, ctx, layer, progress=progress,
-                            untrained_params=initial_params(model_cfg, plan.train_cfg))
+        if regime.sampled:  # ctx: the kept probe sequences, for the figures and the training evolution
+            probe, ctx = sampled.probe_model_sampled(cfg, model_cfg, result.params_state, hmm, regime, layer,
+                                                     eval_set.optimal_loss, progress=progress,
+                                                     untrained_params=initial_params(model_cfg, plan.train_cfg))
+        else:
+            probe = probe_model(cfg, model_cfg, result.params_state, ctx, layer, progress=progress,
+                                untrained_params=initial_params(model_cfg, plan.train_cfg))
+        probe = dataclasses.replace(probe, info={**probe.info, "regime": regime.name, "regime_sizes": regime_json})
         write_json_atomic(run_dir / "probe.json", probe.to_json())
 
     with phase("geometry", enabled=progress, times=times):
@@ -266,6 +286,9 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, 
         "final_loss": final["loss"],
         "optimal_loss": final["optimal_loss"],
         "relative_loss": final["relative_loss"],
+        "relative_loss_stderr": final.get("relative_loss_stderr"),  # sampled regime; None when exact
+        "regime": regime.name,
+        "regime_sizes": regime_json,
         "probe_layer": probe.probe_layer,
         "probe": probe.final,
         "probe_untrained": probe.to_json()["untrained"],

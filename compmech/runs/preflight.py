@@ -12,7 +12,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from compmech.runs.config import ConfigError
+
+if TYPE_CHECKING:
+    from compmech.runs.sampled import RegimeChoice
 
 #: Bytes JAX, XLA and the Python process take before any array of ours (measured ~0.2-0.5 GB).
 RUNTIME_BYTES = 500 * 2**20
@@ -49,9 +54,13 @@ class MemoryEstimate:
 
 
 def estimate_memory(model: dict, training: dict, num_states: int, vocab_size: int, include_concat: bool = True,
-                    bos: bool = False) -> MemoryEstimate:
+                    bos: bool = False, regime: "RegimeChoice | None" = None) -> MemoryEstimate:
     """Estimate a run's peak memory from its [model] and [training] sections and the process's S and V
     (with a start token, ``bos``: the model has V + 1 tokens and the strings are V^(L - 1)).
+
+    ``regime`` (`compmech.runs.sampled.RegimeChoice`; None: exact): the sampled regime enumerates no
+    strings; its context set is the validation sample and the kept figure sequences, its probe one
+    chunk's activations plus the accumulator (`compmech.runs.sampled.sampled_memory_parts`).
 
     Exact Python integers throughout, so V^L of any size is an estimate, never an overflow.
     """
@@ -70,6 +79,11 @@ def estimate_memory(model: dict, training: dict, num_states: int, vocab_size: in
     context_bytes = n_strings * L * (8 * (S + V) + 4) + n_strings * 8 * (S + 2)  # + probabilities and levels
     layers = n_layers + 2  # embedding, each block, final LayerNorm
     probe_bytes = 4 * n_strings * L * d * layers * (2 if include_concat else 1)
+    if regime is not None and regime.sampled:
+        from compmech.runs.sampled import sampled_memory_parts
+
+        context_bytes, probe_bytes = sampled_memory_parts(model, num_states, vocab_size, regime, include_concat,
+                                                          bos)
     return MemoryEstimate(n_strings=n_strings, model=model_bytes, training_batch=batch_bytes,
                           context_set=context_bytes, probe=probe_bytes)
 
@@ -110,7 +124,8 @@ def check_memory(estimate: MemoryEstimate, source: str, available: int | None = 
             f"{source}: this run would need {estimate.describe()}, but this machine has "
             f"{available / 2**30:.3g} GiB available; make it smaller ([model] context_length, d_model, "
             "n_layers, [training] batch_size, steps_per_call, or [probe] include_concat = false)"
-            + ("; the exact regime enumerates every one of the V^L strings of the context length"
+            + ("; the exact regime enumerates every one of the V^L strings of the context length (or use "
+               "[data] regime = \"sampled\")"
                if estimate.context_set + estimate.probe > estimate.training_batch + estimate.model else ""))
 
 

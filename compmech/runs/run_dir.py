@@ -85,6 +85,13 @@ class Run:
         """Every allowed string of the context length with its exact theory (`experiment.ContextSet`)."""
         if "contexts" not in self._cache:
             from compmech.runs.experiment import context_set
+            from compmech.runs.sampled import choose_regime
+
+            regime = choose_regime(self.config, self.process, self.model_config.context_length)
+            if regime.sampled:
+                raise RunDirError(f"{self.path} ran in the sampled regime (at most {regime.strings_bound:.3g} "
+                                  "context strings, above [data] max_exact_strings): its contexts are too many "
+                                  "to enumerate; sample sequences with hmm_processes.sample instead")
 
             self._cache["contexts"] = context_set(self.process, self.model_config.context_length,
                                                   bos=self.config.data.bos)
