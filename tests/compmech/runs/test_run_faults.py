@@ -36,14 +36,15 @@ def refused(argv: list[str], capsys, *, code: int = 2) -> str:
     return err
 
 
-@pytest.mark.parametrize("replace, needle", [
-    (("batch_size = 32", "batch_size = 1_000_000_000"), "would need"),
-    (("d_model = 16", "d_model = 1_000_000"), "would need"),
-    (("context_length = 6", "context_length = 40"), "context strings"),
+@pytest.mark.parametrize("replace, needle, extra", [
+    (("batch_size = 32", "batch_size = 1_000_000_000"), "would need", ""),
+    (("d_model = 16", "d_model = 1_000_000"), "would need", ""),
+    # 3^40 strings: refused when the exact regime is asked for (under "auto" the run is sampled instead)
+    (("context_length = 6", "context_length = 40"), "context strings", '[data]\nregime = "exact"\n'),
 ])
-def test_absurd_sizes_are_refused_with_the_estimate(tmp_path, capsys, replace, needle):
+def test_absurd_sizes_are_refused_with_the_estimate(tmp_path, capsys, replace, needle, extra):
     out = tmp_path / "run"
-    err = refused(["run", str(tiny_with(tmp_path, "", replace)), "--out", str(out)], capsys)
+    err = refused(["run", str(tiny_with(tmp_path, extra, replace)), "--out", str(out)], capsys)
     assert needle in err and "GiB available" in err and "make it smaller" in err
     assert not out.exists()
 
