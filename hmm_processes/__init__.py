@@ -4,6 +4,7 @@ Also generalized HMMs (`GeneralizedHMM`, quasi-probability presentations), compo
 (`mixture`, `product`) and TOML spec files (`load_spec`).
 """
 
+from hmm_processes.beliefs import GHMM_MIN_PROB, extend_beliefs, min_probability, update_beliefs
 from hmm_processes.compose import mixture, product
 from hmm_processes.errors import ProcessError
 from hmm_processes.generalized import GeneralizedHMM, is_generalized, process_vectors, sample_words
@@ -41,7 +42,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "HMM", "GeneralizedHMM", "ProcessError", "Samples", "ZOO", "coin", "days_of_week", "even", "fanizza",
+    "GHMM_MIN_PROB", "HMM", "GeneralizedHMM", "ProcessError", "extend_beliefs", "min_probability",
+    "update_beliefs", "Samples", "ZOO", "coin", "days_of_week", "even", "fanizza",
     "get_process", "golden_mean", "is_generalized", "leaky_rrxor", "list_processes", "load_spec",
     "matching_parens", "mess3", "mixture", "nond", "parse_spec", "post_quantum", "process_parameters",
     "process_vectors", "product", "register_process", "rrxor", "sample", "sample_words", "sns",
