@@ -49,7 +49,7 @@ def main() -> None:
                      positions=data.positions, include_concat=layer == "concat", only_concat=layer == "concat",
                      n_repeats=cfg.probe.n_repeats, context_test_fraction=CONTEXT_TEST_FRACTION, seed=cfg.seed)
     print(f"evolution refits, {args.checkpoints} checkpoints: {time.perf_counter() - t:.1f} s")
-    print(f"{layer} (untrained):", json.dumps(probe["json"]["layers"][layer]))
+    print(f"{layer} (untrained):", json.dumps(probe.results[layer].to_dict()))
 
 
 if __name__ == "__main__":

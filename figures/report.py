@@ -180,6 +180,9 @@ def _headline(summary: Mapping, probe: Mapping) -> str:
     parts.append(f"in-sample MSE {fmt_number(res.get('mse'))}")
     if res.get("mse_shuffled") is not None:
         parts.append(f"shuffled-target control {fmt_number(res['mse_shuffled'])}")
+    untrained = summary.get("probe_untrained")
+    if isinstance(untrained, Mapping) and untrained.get("mse_heldout_contexts") is not None:
+        parts.append(f"untrained model {fmt_number(untrained['mse_heldout_contexts'])} held out")
     rel = summary.get("relative_loss")
     tail = f"; relative loss {fmt_number(rel, 6)}" if _is_number(rel) else ""
     return f"<p class=headline>Belief probe ({_e(layer or '?')}): {_e('; '.join(parts))}{_e(tail)}.</p>\n"
@@ -211,6 +214,12 @@ def _results_table(summary: Mapping, probe: Mapping) -> tuple[str, str]:
     ]
     if res.get("mse_heldout") is None and res.get("heldout_note"):
         notes.append(f"Held-out strings withheld: {res['heldout_note']}.")
+    untrained = summary.get("probe_untrained") if isinstance(summary.get("probe_untrained"), Mapping) else None
+    if untrained:
+        rows.append((f"untrained model: held-out MSE, unseen contexts ({untrained.get('layer', layer)})",
+                     untrained.get("mse_heldout_contexts"), _pm(untrained, "mse_heldout_contexts"), None, 3))
+        notes.append("The untrained-model control fits the same probe, with the same rows and splits, to the same "
+                     "model at initialisation: what random features of the context carry before any training.")
     geo = summary.get("geometry") if isinstance(summary.get("geometry"), Mapping) else {}
     same = bool(geo) and same_distance_geometry(geo)
     for key, label in (("distance_r2_beliefs", "distance R² vs true beliefs"),

@@ -14,8 +14,10 @@ from matplotlib.ticker import FuncFormatter
 from figures._common import FigureInputError, as_array, new_figure, same_shape, sci
 
 
-def plot_loss_by_position(loss_by_position, optimal_by_position, *, title: str | None = None) -> Figure:
-    """Two stacked panels over context positions 1..T (tokens seen before the predicted one).
+def plot_loss_by_position(loss_by_position, optimal_by_position, *, title: str | None = None,
+                          start_token: bool = False) -> Figure:
+    """Two stacked panels over context positions 1..T (tokens seen before the predicted one; 0..T-1
+    with a ``start_token``, whose position has seen none and predicts the first token).
 
     Top (small): the model's and the optimal cross-entropy in nats, the scale the excess is
     judged against (they coincide near convergence). Bottom: the excess loss, model − optimum,
@@ -27,7 +29,7 @@ def plot_loss_by_position(loss_by_position, optimal_by_position, *, title: str |
     same_shape("optimal_by_position", opt, "loss_by_position", loss)
     if np.any(opt <= 0):
         raise FigureInputError("optimal_by_position must be positive (a cross-entropy in nats)")
-    pos = np.arange(1, loss.size + 1)
+    pos = np.arange(loss.size) + (0 if start_token else 1)
 
     fig = new_figure(7.5, 5.4)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[1, 2.2])
@@ -42,8 +44,9 @@ def plot_loss_by_position(loss_by_position, optimal_by_position, *, title: str |
     bottom.axhline(0.0, color="k", ls="--", lw=1, label="optimum")
     bottom.plot(pos, excess, "o-", color="C0", label="model − optimum")
     bottom.set_ylabel("excess loss (millinats)")
-    bottom.set_xlabel("context position (tokens seen)")
-    bottom.set_xticks(pos if pos.size <= 20 else np.linspace(1, pos.size, 11).round())
+    bottom.set_xlabel("context position (tokens seen; 0 = only the start token)" if start_token
+                      else "context position (tokens seen)")
+    bottom.set_xticks(pos if pos.size <= 20 else np.linspace(pos[0], pos[-1], 11).round())
     bottom.grid(alpha=0.3)
     bottom.legend(fontsize=8, loc="best")
     return fig

@@ -323,6 +323,17 @@ def _format_tokens(n: int) -> str:
     return str(n)
 
 
+def _keys(train_config: TrainConfig) -> tuple[jax.Array, jax.Array]:
+    """(initialisation key, data key), both split from the config's one seed."""
+    init_key, data_key = jax.random.split(jax.random.key(train_config.seed))
+    return init_key, data_key
+
+
+def initial_params(model_config: TransformerConfig, train_config: TrainConfig) -> dict:
+    """The parameters `train` starts from (same seed, before any step): the untrained-model control."""
+    return init_params(model_config, _keys(train_config)[0])
+
+
 def train(model_config: TransformerConfig, train_config: TrainConfig, data_fn: DataFn, eval_set: ExactEvalSet,
           run_dir: str | Path | None = None, *, progress: bool = True,
           stop_after_steps: int | None = None) -> TrainResult:
@@ -345,8 +356,7 @@ def train(model_config: TransformerConfig, train_config: TrainConfig, data_fn: D
     t_start = time.perf_counter()
     T, B, k = mc.context_length, tc.batch_size, tc.steps_per_call
     tokens_per_step = B * T
-    root = jax.random.key(tc.seed)
-    init_key, data_key = jax.random.split(root)
+    init_key, data_key = _keys(tc)
     tx, chunk = _optimizer_and_chunk(mc, _optimizer_settings(tc))
     schedule = learning_rate_schedule(tc)
 
@@ -355,7 +365,7 @@ def train(model_config: TransformerConfig, train_config: TrainConfig, data_fn: D
     metrics_path = run_dir / "metrics.jsonl" if run_dir is not None else None
 
     # ---- start fresh or resume
-    params = jax.tree.map(jnp.asarray, init_params(mc, init_key))
+    params = jax.tree.map(jnp.asarray, init_params(mc, init_key))  # = initial_params(mc, tc)
     opt_state = tx.init(params)
     step, loss_sum, loss_count, elapsed_before, resumed_from = 0, 0.0, 0, 0.0, None
     history: list[dict[str, Any]] = []

@@ -9,31 +9,22 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from compmech.runs.progress import PhaseTimes, phase
+from compmech.runs.records import PROBE_FIELDS, EvolutionPoint, GeometryResult, ProbeOutcome, probe_fields  # noqa: F401
 from hmm_processes import HMM
 
 #: Above this many distinct beliefs the mixed states are not drawn one colour each.
 MAX_STATES_FOR_PCA = 64
-#: The probe numbers recorded at each point of the training evolution.
-PROBE_FIELDS = ("mse", "r2", "mse_heldout_contexts", "mse_heldout", "mse_shuffled")
-
-
-def probe_fields(result: dict[str, Any]) -> dict[str, Any]:
-    """The `PROBE_FIELDS` of a probe result dict (as in probe.json)."""
-    return {k: result[k] for k in PROBE_FIELDS}
-
-
 def distinct_rows(context_ids: np.ndarray) -> np.ndarray:
     """Indices of the first row of each distinct context (the prefix the row ends with)."""
     _, first = np.unique(context_ids, return_index=True)
     return first
 
 
-def geometry_analysis(hmm: HMM, probe: dict[str, Any], layer: str, seed: int) -> dict[str, Any]:
+def geometry_analysis(hmm: HMM, probe: ProbeOutcome, layer: str, seed: int) -> GeometryResult:
     """How the probed beliefs of ``layer`` relate to the true beliefs and to next-token distributions.
 
     Over distinct contexts: R^2 of pairwise distances between probed beliefs against distances
@@ -45,10 +36,10 @@ def geometry_analysis(hmm: HMM, probe: dict[str, Any], layer: str, seed: int) ->
     """
     from probes import distance_geometry, distance_scale, state_labels
 
-    data = probe["data"]
+    data = probe.data
     first = distinct_rows(data.context_ids)
     beliefs = data.Y[first]  # [n, S]
-    probed = probe["predictions"][layer][first]  # [n, S]
+    probed = probe.predictions[layer][first]  # [n, S]
     next_token = beliefs @ hmm.emission_matrix  # [n, V]
     geo = distance_geometry(probed, beliefs, next_token, seed=seed)
     labels, centres = state_labels(beliefs)
@@ -60,21 +51,12 @@ def geometry_analysis(hmm: HMM, probe: dict[str, Any], layer: str, seed: int) ->
         note = (f"the emission matrix scales every belief distance by {scale:.4g}, so next-token distances are "
                 "belief distances up to scale and the two R² are equal by construction: this process cannot "
                 "tell belief geometry from next-token geometry")
-    return {
-        "layer": layer,
-        "n_contexts": int(first.shape[0]),
-        "n_belief_states": int(centres.shape[0]),
-        "distance_r2_beliefs": float(geo["beliefs"]["r2"]),
-        "distance_r2_next_token": float(geo["next_token"]["r2"]),
-        "n_pairs": int(geo["beliefs"]["n_pairs"]),
-        "next_token_distances_proportional_to_beliefs": scale is not None,
-        "next_token_distance_scale": scale,
-        "next_token_geometry_note": note,
-        "_distances": geo["distances"],
-        "_labels": labels,
-        "_beliefs": beliefs,
-        "_probed": probed,
-    }
+    return GeometryResult(
+        layer=layer, n_contexts=int(first.shape[0]), n_belief_states=int(centres.shape[0]),
+        distance_r2_beliefs=float(geo["beliefs"]["r2"]), distance_r2_next_token=float(geo["next_token"]["r2"]),
+        n_pairs=int(geo["beliefs"]["n_pairs"]), next_token_distances_proportional_to_beliefs=scale is not None,
+        next_token_distance_scale=scale, next_token_geometry_note=note, distances=geo["distances"],
+        labels=labels, beliefs=beliefs, probed=probed)
 
 
 def checkpoint_tokens(path: Path) -> int:
@@ -87,12 +69,12 @@ def checkpoint_tokens(path: Path) -> int:
 
 def training_evolution(run_dir: Path, model_cfg, ctx, eval_set, layer: str, probe_settings,
                        seed: int, *, progress: bool = False, times: PhaseTimes | None = None
-                       ) -> list[dict[str, Any]]:
+                       ) -> list[EvolutionPoint]:
     """Refit the probe of ``layer`` at every ``tokens_<N>`` checkpoint of the run, oldest first.
 
-    Each record: tokens (actually seen), step, relative_loss (exact), and the probe's `PROBE_FIELDS`
-    (the same protocol as probe.json: context-aggregated rows, both held-out splits, shuffled
-    control); plus, under "_snapshot", the distinct contexts' true and probed beliefs for the figure.
+    Each point: tokens (actually seen), step, relative_loss (exact), the probe's `PROBE_FIELDS` (the
+    same protocol as probe.json: context-aggregated rows, both held-out splits, shuffled control) and
+    the distinct contexts' true and probed beliefs for the figure.
     """
     from predictive_models import compute_activations, exact_eval, load_checkpoint
     from probes import CONTEXT_TEST_FRACTION, probe_fits, probe_layers, probe_rows
@@ -121,17 +103,8 @@ def training_evolution(run_dir: Path, model_cfg, ctx, eval_set, layer: str, prob
             ev = exact_eval(model_cfg, params, eval_set)
             tick()
             first = distinct_rows(data.context_ids)
-            records.append({
-                "tokens": step * int(ckpt["train_config"]["batch_size"]) * T,
-                "tokens_requested": checkpoint_tokens(path),
-                "step": step,
-                "relative_loss": float(ev["relative_loss"]),
-                **probe_fields(evaluation.result.to_dict()),
-                "_snapshot": (data.Y[first], evaluation.predictions[first]),
-            })
+            records.append(EvolutionPoint(
+                tokens=step * int(ckpt["train_config"]["batch_size"]) * T, tokens_requested=checkpoint_tokens(path),
+                step=step, relative_loss=float(ev["relative_loss"]), probe=probe_fields(evaluation.result.to_dict()),
+                beliefs=data.Y[first], probed=evaluation.predictions[first]))
     return records
-
-
-def public(record: dict[str, Any]) -> dict[str, Any]:
-    """The JSON part of an analysis record (keys starting with "_" hold arrays for figures)."""
-    return {k: v for k, v in record.items() if not k.startswith("_")}

@@ -107,6 +107,9 @@ def format_summary(summary: dict) -> str:
         ("held-out MSE, paper's string split", probe.get("mse_heldout"), paper.get("probe_mse_heldout")),
         ("shuffled-control MSE", probe["mse_shuffled"], paper.get("probe_mse_shuffled")),
     ]
+    untrained = summary.get("probe_untrained")
+    if untrained:
+        rows.append(("untrained model, held-out unseen contexts", untrained.get("mse_heldout_contexts"), None))
     by_layer = summary.get("probe_mse_by_layer", {})
     if "concat" in by_layer:
         rows.append(("probe MSE (all layers, concat)", by_layer["concat"],

@@ -62,6 +62,19 @@ class ProcessSettings:
 
 
 @dataclass(frozen=True)
+class DataSettings:
+    """How sequences reach the model.
+
+    ``bos``: begin every sequence with a start token (id V, one past the process's tokens). The model
+    then also predicts the first token (its optimum at position 0 is H[X1], the prior's next-token
+    entropy), its vocabulary is V + 1, and the start token's position has the prior as its belief
+    (the probe target there). Without it (the paper's setup) the model reads x1..xT and predicts x2..xT+1.
+    """
+
+    bos: bool = False
+
+
+@dataclass(frozen=True)
 class ProbeSettings:
     """The linear probe: rows, weighting and controls (defaults are the paper's)."""
 
@@ -108,11 +121,12 @@ class ExperimentConfig:
     name: str
     seed: int
     process: ProcessSettings
-    model: dict[str, Any]  # TransformerConfig fields except vocab_size (taken from the process)
+    model: dict[str, Any]  # TransformerConfig fields except vocab_size (taken from the process, + 1 with bos)
     training: dict[str, Any]  # TrainConfig fields except seed (taken from the top level)
     probe: ProbeSettings
     figures: FigureSettings
     source: str = ""
+    data: DataSettings = field(default_factory=DataSettings)
 
     def transformer_config(self, vocab_size: int) -> TransformerConfig:
         from predictive_models import TransformerConfig
@@ -137,6 +151,7 @@ class ExperimentConfig:
             "process": proc,
             "model": dict(self.model),
             "training": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.training.items()},
+            "data": dataclasses.asdict(self.data),
             "probe": dataclasses.asdict(self.probe),
             "figures": {"formats": list(self.figures.formats), "dpi": self.figures.dpi},
         }
@@ -145,7 +160,7 @@ class ExperimentConfig:
         return dumps(self.to_dict())
 
 
-_TOP_KEYS = {"name", "seed", "process", "model", "training", "probe", "figures"}
+_TOP_KEYS = {"name", "seed", "process", "data", "model", "training", "probe", "figures"}
 
 
 def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> ExperimentConfig:
@@ -203,10 +218,11 @@ def config_from_dict(raw: Mapping[str, Any], source: str = "<config>") -> Experi
         raise ConfigError(f"{source}: [process] params must be a table, e.g. params = {{ x = 0.05 }}")
     model = _fields_of(TransformerConfig, raw.get("model", {}), "model", source, exclude={"vocab_size"})
     training = _fields_of(TrainConfig, raw.get("training", {}), "training", source, exclude={"seed"})
+    data = _section(DataSettings, raw.get("data", {}), "data", source)
     probe = _section(ProbeSettings, raw.get("probe", {}), "probe", source)
     figures = _section(FigureSettings, raw.get("figures", {}), "figures", source)
     cfg = ExperimentConfig(name=name, seed=seed, process=process, model=model, training=training,
-                           probe=probe, figures=figures, source=source)
+                           probe=probe, figures=figures, source=source, data=data)
     # Build the library configs once so that their own checks run now, not mid-experiment.
     try:
         cfg.transformer_config(vocab_size=2)

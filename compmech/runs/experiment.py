@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from compmech.runs.analysis import geometry_analysis, probe_fields, public, training_evolution
+from compmech.runs.analysis import geometry_analysis, training_evolution
 from compmech.runs.config import ConfigError, ExperimentConfig, read_toml
 from compmech.runs.files import (is_complete, mark_complete, mark_unfinished, remove_stale_temp_files, write_bytes_atomic,
                             write_json_atomic, write_text_atomic)
@@ -30,39 +30,57 @@ from compmech.runs.probing import probe_model
 from compmech.runs.processes import (PROCESS_JSON, SPEC_COPY, build_process, import_process_module, process_record,
                                 spec_path)
 from compmech.runs.progress import PhaseTimes, phase
+from compmech.runs.records import EvolutionPoint, probe_fields
 from compmech.runs.run_figures import analysis_figures, make_figures
 from hmm_processes import HMM, GeneralizedHMM, sample
 
 
 @dataclass(frozen=True)
 class ContextSet:
-    """Every allowed string of the model's context length, with its exact theory."""
+    """Every allowed string of the model's context length, with its exact theory.
+
+    With a start token (``bos``) every string begins with it (token id V) and is followed by every
+    allowed word of length T - 1; ``beliefs[:, 0]`` is then the prior and ``next_token_probs[:, 0]``
+    the law of the first token. ``next_token_probs`` covers the model's vocabulary (the start token,
+    never emitted, gets probability 0).
+    """
 
     tokens: np.ndarray  # [N, T] int32
     probs: np.ndarray  # [N] float64
-    beliefs: np.ndarray  # [N, T, S] float64, belief after tokens[:, :t+1]
-    next_token_probs: np.ndarray  # [N, T, V] float64
+    beliefs: np.ndarray  # [N, T, S] float64, belief after tokens[:, :t+1] (the start token: the prior)
+    next_token_probs: np.ndarray  # [N, T, V (+1 with bos)] float64
     optimal_loss: np.ndarray  # [T] nats, Bayes-optimal cross-entropy by position
+    bos: bool = False
 
 
-def context_set(hmm: HMM, context_length: int) -> ContextSet:
+def context_set(hmm: HMM | GeneralizedHMM, context_length: int, *, bos: bool = False) -> ContextSet:
     """All allowed length-``context_length`` strings with probabilities, beliefs and optimal loss."""
-    ms = mixed_states(hmm, context_length)
-    beliefs = ms.prefix_beliefs(context_length)
-    return ContextSet(
-        tokens=ms.level(context_length).words.astype(np.int32),
-        probs=ms.level(context_length).probs,
-        beliefs=beliefs,
-        next_token_probs=beliefs @ hmm.emission_matrix,
-        optimal_loss=optimal_loss_by_position(hmm, context_length, ms=ms),
-    )
+    depth = context_length - 1 if bos else context_length
+    ms = mixed_states(hmm, depth)
+    beliefs = ms.prefix_beliefs(depth)  # [N, depth, S]
+    words = ms.level(depth).words.astype(np.int32)  # [N, depth]
+    if bos:
+        N = words.shape[0]
+        words = np.concatenate([np.full((N, 1), hmm.vocab_size, np.int32), words], axis=1)
+        beliefs = np.concatenate([np.broadcast_to(ms.prior, (N, 1, ms.prior.shape[0])), beliefs], axis=1)
+    next_token = beliefs @ hmm.emission_matrix  # [N, T, V]
+    if bos:
+        next_token = np.concatenate([next_token, np.zeros(next_token.shape[:2] + (1,))], axis=2)
+    return ContextSet(tokens=words, probs=ms.level(depth).probs, beliefs=beliefs, next_token_probs=next_token,
+                      optimal_loss=optimal_loss_by_position(hmm, context_length, start_token=bos, ms=ms), bos=bos)
 
 
-def make_data_fn(hmm: HMM):
-    """A pure function (key, n, length) -> tokens [n, length] int32 sampling the stationary process."""
+def make_data_fn(hmm: HMM | GeneralizedHMM, *, bos: bool = False):
+    """A pure function (key, n, length) -> tokens [n, length] int32 sampling the stationary process
+    (with ``bos``: the start token, id V, then length - 1 sampled tokens)."""
 
     def data_fn(key, n: int, length: int):
-        return sample(hmm, key, n, length, with_beliefs=False, with_next_token_probs=False).tokens
+        if not bos:
+            return sample(hmm, key, n, length, with_beliefs=False, with_next_token_probs=False).tokens
+        import jax.numpy as jnp
+
+        body = sample(hmm, key, n, length - 1, with_beliefs=False, with_next_token_probs=False).tokens
+        return jnp.concatenate([jnp.full((n, 1), hmm.vocab_size, body.dtype), body], axis=1)
 
     return data_fn
 
@@ -90,13 +108,13 @@ def plan_run(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, availa
     base_dir = cfg.base_dir
     process = build_process(cfg.process, base_dir=base_dir)
     try:
-        model_cfg = cfg.transformer_config(process.vocab_size)
+        model_cfg = cfg.transformer_config(model_vocab_size(cfg, process))
         train_cfg = cfg.train_config()
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{cfg.source}: {exc}") from None
     layer = analysis_layer(cfg, model_cfg)
     memory = estimate_memory(cfg.model, cfg.training, process.num_states, process.vocab_size,
-                             include_concat=cfg.probe.include_concat)
+                             include_concat=cfg.probe.include_concat, bos=cfg.data.bos)
     check_memory(memory, cfg.source, available)
     check_output_dir(run_dir)
     settings, spec_source = cfg.process, None
@@ -207,33 +225,35 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, 
     times = PhaseTimes()
 
     with phase("context set", enabled=progress, times=times):
-        ctx = context_set(hmm, model_cfg.context_length)
+        ctx = context_set(hmm, model_cfg.context_length, bos=cfg.data.bos)
         eval_set = ExactEvalSet(tokens=ctx.tokens, weights=ctx.probs, next_token_probs=ctx.next_token_probs,
                                 optimal_loss=ctx.optimal_loss)
     with phase("train", enabled=False, times=times):  # train draws its own bar
-        result = train(model_cfg, plan.train_cfg, make_data_fn(hmm), eval_set, run_dir, progress=progress)
+        result = train(model_cfg, plan.train_cfg, make_data_fn(hmm, bos=cfg.data.bos), eval_set, run_dir, progress=progress)
 
     # the probe and evolution steps draw their own bars (activations, fits); these phases only time them
+    from predictive_models import initial_params
+
     with phase("probe", enabled=False, times=times):
-        probe = probe_model(cfg, model_cfg, result.params_state, ctx, layer, progress=progress)
-        write_json_atomic(run_dir / "probe.json", probe["json"])
+        probe = probe_model(cfg, model_cfg, result.params_state, ctx, layer, progress=progress,
+                            untrained_params=initial_params(model_cfg, plan.train_cfg))
+        write_json_atomic(run_dir / "probe.json", probe.to_json())
 
     with phase("geometry", enabled=progress, times=times):
         geometry = geometry_analysis(hmm, probe, layer, cfg.seed)
     with phase("evolution", enabled=False, times=times):
         evolution = training_evolution(run_dir, model_cfg, ctx, eval_set, layer, cfg.probe, cfg.seed,
                                        progress=progress)
-    final_probe = probe["json"]["layers"][layer]
-    evolution.append({"tokens": result.history[-1]["tokens"], "step": result.history[-1]["step"],
-                      "relative_loss": result.history[-1]["relative_loss"],
-                      **probe_fields(final_probe),
-                      "_snapshot": (geometry["_beliefs"], geometry["_probed"])})
-    write_json_atomic(run_dir / "analysis.json", {"layer": layer, "geometry": public(geometry),
-                                                   "evolution": [public(e) for e in evolution]})
+    last = result.history[-1]
+    evolution.append(EvolutionPoint(tokens=last["tokens"], step=last["step"], relative_loss=last["relative_loss"],
+                                    probe=probe_fields(probe.results[layer].to_dict()), beliefs=geometry.beliefs,
+                                    probed=geometry.probed))
+    write_json_atomic(run_dir / "analysis.json", {"layer": layer, "geometry": geometry.to_json(),
+                                                   "evolution": [e.to_json() for e in evolution]})
 
     with phase("figures", enabled=progress, times=times):
         figure_paths = make_figures(cfg, run_dir, hmm, ctx, result.history, probe, layer)
-        figure_paths += analysis_figures(cfg, run_dir, hmm, geometry, evolution, probe["json"]["probe_layer"])
+        figure_paths += analysis_figures(cfg, run_dir, hmm, geometry, evolution, probe.probe_layer)
 
     final = result.history[-1]
     summary = {
@@ -246,12 +266,13 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, 
         "final_loss": final["loss"],
         "optimal_loss": final["optimal_loss"],
         "relative_loss": final["relative_loss"],
-        "probe_layer": probe["json"]["probe_layer"],
-        "probe": probe["json"]["layers"][probe["json"]["probe_layer"]],
-        "probe_mse_by_layer": {name: res["mse"] for name, res in probe["json"]["layers"].items()},
+        "probe_layer": probe.probe_layer,
+        "probe": probe.final,
+        "probe_untrained": probe.to_json()["untrained"],
+        "probe_mse_by_layer": {name: res.mse for name, res in probe.results.items()},
         "analysis_layer": layer,
-        "geometry": public(geometry),
-        "evolution": [public(e) for e in evolution],
+        "geometry": geometry.to_json(),
+        "evolution": [e.to_json() for e in evolution],
         "paper": PAPER_RESULTS.get(hmm.name, {}),
         "figures": [str(p.relative_to(run_dir)) for p in figure_paths],
         "memory_estimate_bytes": plan.memory.peak,
@@ -266,6 +287,11 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, 
         build_report(run_dir)
     mark_complete(run_dir, phase_seconds=dict(times.seconds), wall_seconds=time.time() - start)
     return summary
+
+
+def model_vocab_size(cfg: ExperimentConfig, process: HMM | GeneralizedHMM) -> int:
+    """The model's vocabulary: the process's tokens, plus the start token when [data] bos is set."""
+    return process.vocab_size + (1 if cfg.data.bos else 0)
 
 
 def analysis_layer(cfg: ExperimentConfig, model_cfg) -> str:

@@ -48,15 +48,18 @@ class MemoryEstimate:
                 f"{gib(self.probe)}, runtime {gib(self.runtime)})")
 
 
-def estimate_memory(model: dict, training: dict, num_states: int, vocab_size: int, include_concat: bool = True
-                    ) -> MemoryEstimate:
-    """Estimate a run's peak memory from its [model] and [training] sections and the process's S and V.
+def estimate_memory(model: dict, training: dict, num_states: int, vocab_size: int, include_concat: bool = True,
+                    bos: bool = False) -> MemoryEstimate:
+    """Estimate a run's peak memory from its [model] and [training] sections and the process's S and V
+    (with a start token, ``bos``: the model has V + 1 tokens and the strings are V^(L - 1)).
 
     Exact Python integers throughout, so V^L of any size is an estimate, never an overflow.
     """
     L, n_layers, d, H, dh, d_mlp = (int(model[k]) for k in
                                     ("context_length", "n_layers", "d_model", "n_heads", "d_head", "d_mlp"))
     V, S, B, k = int(vocab_size), int(num_states), int(training["batch_size"]), int(training["steps_per_call"])
+    n_strings = V ** (L - 1) if bos else V**L
+    V += 1 if bos else 0  # the model's vocabulary
     per_block = 2 * d + d * 3 * H * dh + 3 * H * dh + H * dh * d + d + 2 * d + d * d_mlp + d_mlp + d_mlp * d + d
     n_params = V * d + L * d + n_layers * per_block + 2 * d + d * V + V
     model_bytes = 4 * 4 * n_params  # params, grads, Adam m and v
@@ -64,7 +67,6 @@ def estimate_memory(model: dict, training: dict, num_states: int, vocab_size: in
     # hidden units and the residual stream, plus the logits and their softmax.
     per_token = n_layers * (4 * d + 3 * H * dh + 2 * H * L + 2 * d_mlp) + 3 * V
     batch_bytes = 4 * B * L * per_token + 4 * k * B * (L + 1) * (S + 2)  # + the sampled block and its states
-    n_strings = V**L
     context_bytes = n_strings * L * (8 * (S + V) + 4) + n_strings * 8 * (S + 2)  # + probabilities and levels
     layers = n_layers + 2  # embedding, each block, final LayerNorm
     probe_bytes = 4 * n_strings * L * d * layers * (2 if include_concat else 1)

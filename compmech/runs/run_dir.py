@@ -86,7 +86,8 @@ class Run:
         if "contexts" not in self._cache:
             from compmech.runs.experiment import context_set
 
-            self._cache["contexts"] = context_set(self.process, self.model_config.context_length)
+            self._cache["contexts"] = context_set(self.process, self.model_config.context_length,
+                                                  bos=self.config.data.bos)
         return self._cache["contexts"]
 
     def fit_probe(self, layer: str | None = None, *, rows: str | None = None, weighting: str | None = None

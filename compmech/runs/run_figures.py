@@ -16,20 +16,21 @@ import numpy as np
 
 from compmech.runs.analysis import MAX_STATES_FOR_PCA, distinct_rows
 from compmech.runs.paper import PAPER_RESULTS
+from compmech.runs.records import EvolutionPoint, GeometryResult, ProbeOutcome
 from figures import process_title, sci
 from figures.report import same_distance_geometry
 from hmm_processes import HMM
 
-def make_figures(cfg, run_dir: Path, hmm: HMM, ctx, history: list[dict], probe: dict[str, Any],
+def make_figures(cfg, run_dir: Path, hmm: HMM, ctx, history: list[dict], probe: ProbeOutcome,
                  layer: str) -> list[Path]:
     """The paper's panel (true / probed beliefs, shuffled control), loss by position, training curve, MSE by layer."""
     from figures import plot_belief_panels, plot_layer_mse, plot_loss_by_position, plot_training_curve
 
-    data = probe["data"]
+    data = probe.data
     first = distinct_rows(data.context_ids)  # each distinct context once
     name = process_title(hmm.name, hmm.params)
-    res = probe["json"]["layers"][layer]
-    probe_layer = probe["json"]["probe_layer"]
+    res = probe.results[layer].to_dict()
+    probe_layer = probe.probe_layer
     paper = PAPER_RESULTS.get(hmm.name, {})
     if "layer_mse" in paper:
         paper_mse = paper["layer_mse"]
@@ -39,56 +40,57 @@ def make_figures(cfg, run_dir: Path, hmm: HMM, ctx, history: list[dict], probe: 
     optimum = history[-1]["optimal_loss"]
     figs = {  # stem -> a function drawing the figure
         "belief_fractal": lambda: plot_belief_panels(
-            data.Y[first], probe["predictions"][layer][first], probe["shuffled"][first],
+            data.Y[first], probe.predictions[layer][first], probe.shuffled[first],
             titles=["True beliefs (exact)", f"Probe of {layer}: MSE {res['mse']:.2g}, R$^2$ {res['r2']:.4f}",
                     f"Shuffled control\nMSE {res['mse_shuffled']:.2g}"],
             state_names=hmm.state_names, suptitle=f"{name}: belief geometry in the residual stream"),
         "loss_by_position": lambda: plot_loss_by_position(
             np.asarray(history[-1]["loss_by_position"]), ctx.optimal_loss,
-            title=f"{name}\nloss by context position after {sci(history[-1]['tokens'])} tokens"),
+            title=f"{name}\nloss by context position after {sci(history[-1]['tokens'])} tokens", start_token=ctx.bos),
         "training_curve": lambda: plot_training_curve(
             np.array([h["tokens"] for h in history]), np.array([h["relative_loss"] for h in history]),
             train_relative=np.array([np.nan if h.get("train_loss") is None else h["train_loss"] / optimum
                                      for h in history]),
             title=f"{name}: loss over training"),
         "probe_layers": lambda: plot_layer_mse(
-            probe["json"]["layers"], paper=paper_mse, paper_heldout=paper_heldout,
+            probe.to_json()["layers"], paper=paper_mse, paper_heldout=paper_heldout,
             title=f"{name}: belief probe MSE by layer"),
     }
     return save_figures(cfg, run_dir, figs)
 
 
-def analysis_figures(cfg, run_dir: Path, hmm: HMM, geometry: dict[str, Any], evolution: list[dict[str, Any]],
+def analysis_figures(cfg, run_dir: Path, hmm: HMM, geometry: GeometryResult, evolution: list[EvolutionPoint],
                      probe_layer: str) -> list[Path]:
     """Distance scatter, mixed-state PCA (when the states are few), belief geometry over training."""
     from figures import plot_belief_evolution, plot_distance_scatter, plot_probe_over_training, plot_state_pca
 
-    layer = geometry["layer"]
+    layer = geometry.layer
     name = process_title(hmm.name, hmm.params)
     paper = PAPER_RESULTS.get(hmm.name, {})
-    d = geometry["_distances"]
+    d = geometry.distances
     figs = {
         "distance_geometry": lambda: plot_distance_scatter(
-            d["probed"], d["beliefs"], d["next_token"], r2_beliefs=geometry["distance_r2_beliefs"],
-            r2_next=geometry["distance_r2_next_token"],
+            d["probed"], d["beliefs"], d["next_token"], r2_beliefs=geometry.distance_r2_beliefs,
+            r2_next=geometry.distance_r2_next_token,
             paper={"beliefs": paper["distance_r2_beliefs"], "next_token": paper["distance_r2_next_token"]}
             if "distance_r2_beliefs" in paper else None,
-            same_geometry=same_distance_geometry(geometry),
+            same_geometry=same_distance_geometry(geometry.to_json()),
             title=f"{name}: pairwise distances between probed beliefs ({layer})"),
     }
-    if geometry["n_belief_states"] <= MAX_STATES_FOR_PCA:
+    if geometry.n_belief_states <= MAX_STATES_FOR_PCA:
         figs["mixed_state_pca"] = lambda: plot_state_pca(
-            geometry["_beliefs"], geometry["_probed"], geometry["_labels"],
-            title=f"{name}: the {geometry['n_belief_states']} mixed states and their probed images ({layer})")
+            geometry.beliefs, geometry.probed, geometry.labels,
+            title=f"{name}: the {geometry.n_belief_states} mixed states and their probed images ({layer})")
     if len(evolution) > 1:
-        snapshots = [(f"{sci(e['tokens'])} tokens\nProbe MSE {e['mse']:.2g}", *e["_snapshot"]) for e in evolution]
+        snapshots = [(f"{sci(e.tokens)} tokens\nProbe MSE {e.probe['mse']:.2g}", e.beliefs, e.probed)
+                     for e in evolution]
         over = paper.get("probe_mse_over_training", {}) if layer == probe_layer else {}
         figs["belief_evolution"] = lambda: plot_belief_evolution(
-            snapshots, labels=None if hmm.num_states == 3 else geometry["_labels"], state_names=hmm.state_names,
+            snapshots, labels=None if hmm.num_states == 3 else geometry.labels, state_names=hmm.state_names,
             title=f"{name}: probed belief geometry ({layer}) over training")
         figs["probe_over_training"] = lambda: plot_probe_over_training(
-            np.array([e["tokens"] for e in evolution]), np.array([e["mse"] for e in evolution]),
-            np.array([e["relative_loss"] for e in evolution]),
+            np.array([e.tokens for e in evolution]), np.array([e.probe["mse"] for e in evolution]),
+            np.array([e.relative_loss for e in evolution]),
             paper_tokens=np.array(list(over), dtype=float) if over else None,
             paper_mse=np.array(list(over.values())) if over else None,
             title=f"{name}: probe MSE ({layer}) and loss over training")

@@ -43,6 +43,10 @@ def test_probe_json_schema_and_controls(tiny_run):
     assert best["mse_shuffled"] == pytest.approx(0.11, abs=0.02)
     assert best["mse_heldout"] < 1.5 * best["mse"]
     assert probe["n_rows"] == 3**6 * 6
+    # the untrained-model control: the same probe, rows and splits on the model at initialisation
+    untrained = probe["untrained"]
+    assert untrained["layer"] == "block_2" and untrained["n_rows"] == best["n_rows"]
+    assert best["mse_heldout_contexts"] < 0.5 * untrained["mse_heldout_contexts"]
 
 
 def test_metrics_and_summary(tiny_run):

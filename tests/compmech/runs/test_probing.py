@@ -22,7 +22,7 @@ cfg = load_config({str(TINY)!r}, {{"model.n_layers": 4, "model.d_model": 64, "mo
 hmm = build_process(cfg.process)
 mc = cfg.transformer_config(hmm.vocab_size)
 probe = probe_model(cfg, mc, init_params(mc, 0), context_set(hmm, mc.context_length), "concat")
-print(json.dumps(probe["json"], sort_keys=True))
+print(json.dumps(probe.to_json(), sort_keys=True))
 """
 
 
