@@ -192,8 +192,10 @@ class MixedStates:
         return out
 
     def prefix_next_token_probs(self, length: int) -> np.ndarray:
-        """``out[n, t] = P(next token | words[n, :t+1])``, shape [N, length, V]."""
-        return self.prefix_beliefs(length) @ self.process.emission_matrix
+        """``out[n, t] = P(next token | words[n, :t+1])``, shape [N, length, V] (a GHMM's rounding below 0 clipped)."""
+        from compmech.information import next_token_distribution
+
+        return next_token_distribution(self.prefix_beliefs(length), self.process.emission_matrix)
 
 
 def mixed_states(process: HMM | GeneralizedHMM, depth: int, prior: np.ndarray | None = None, *,

@@ -22,7 +22,7 @@ from compmech.runs.analysis import geometry_analysis, training_evolution
 from compmech.runs.config import ConfigError, ExperimentConfig, read_toml
 from compmech.runs.files import (is_complete, mark_complete, mark_unfinished, remove_stale_temp_files, write_bytes_atomic,
                             write_json_atomic, write_text_atomic)
-from compmech.information import optimal_loss_by_position
+from compmech.information import next_token_distribution, optimal_loss_by_position
 from compmech.mixed_states import mixed_states
 from compmech.runs.paper import PAPER_RESULTS
 from compmech.runs.preflight import MemoryEstimate, RunDirError, check_memory, check_output_dir, estimate_memory
@@ -63,7 +63,7 @@ def context_set(hmm: HMM | GeneralizedHMM, context_length: int, *, bos: bool = F
         N = words.shape[0]
         words = np.concatenate([np.full((N, 1), hmm.vocab_size, np.int32), words], axis=1)
         beliefs = np.concatenate([np.broadcast_to(ms.prior, (N, 1, ms.prior.shape[0])), beliefs], axis=1)
-    next_token = beliefs @ hmm.emission_matrix  # [N, T, V]
+    next_token = next_token_distribution(beliefs, hmm.emission_matrix)  # [N, T, V] (a GHMM's rounding clipped)
     if bos:
         next_token = np.concatenate([next_token, np.zeros(next_token.shape[:2] + (1,))], axis=2)
     return ContextSet(tokens=words, probs=ms.level(depth).probs, beliefs=beliefs, next_token_probs=next_token,
