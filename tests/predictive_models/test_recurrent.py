@@ -1,6 +1,7 @@
 """Recurrent models: config validation, activation names, the recurrence against NumPy, subsets,
 determinism, and a short training run on Mess3 that approaches the Bayes-optimal loss."""
 
+import itertools
 import math
 
 import jax
@@ -66,7 +67,7 @@ def test_bad_names_and_tokens():
     with pytest.raises(ValueError, match=r"\[0, 5\)"):
         compute_logits(c, p, tokens() + 5)
     with pytest.raises(ValueError, match="method"):
-        compute_log_probs(c, p, tokens(), method="prefix")
+        compute_log_probs(c, p, tokens(), method="kv")
 
 
 # ---------------------------------------------------------------------------- names
@@ -175,6 +176,29 @@ def test_causal_and_batching_does_not_change_results(kind):
         np.testing.assert_allclose(small[name], one[name], atol=1e-6)
     # shorter sequences are prefixes of the longer run
     np.testing.assert_allclose(compute_logits(c, p, toks[:, :3]), a[:, :3], atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_prefix_sharing_equals_the_full_forward(kind):
+    """Every string of a length (rows share prefixes): each prefix computed once = the whole run."""
+    c = tiny(kind, vocab_size=3, context_length=5)
+    p = init_params(c, 2)
+    words = np.array(list(itertools.product(range(3), repeat=5)), np.int32)[::-1].copy()  # order does not matter
+    steps = []
+    for names, what in ((activation_names(c), "log_probs"), (["layers.0.hidden"], None)):
+        full = run_batched(c, p, words, names, what, method="full")
+        prefix = run_batched(c, p, words, names, what, method="prefix", batch_size=100, on_step=steps.append)
+        assert list(prefix[1]) == list(names)
+        for name in names:
+            np.testing.assert_allclose(prefix[1][name], full[1][name], atol=2e-6, err_msg=name)
+        if what:
+            np.testing.assert_allclose(prefix[0], full[0], atol=2e-5)
+        else:
+            assert prefix[0] is None
+    assert steps == [1] * 5 * 2  # the prefix method reports each position
+    auto_steps = []
+    activations(c, p, words, ["layers.0.hidden"], batch_size=100, on_step=auto_steps.append)
+    assert auto_steps == [1] * 5  # "auto" took the prefix method: 363 distinct prefixes < half of 243 x 5
 
 
 # ---------------------------------------------------------------------------- subsets
