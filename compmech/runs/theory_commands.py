@@ -99,7 +99,7 @@ def resolve_process(spec: str, params: dict[str, Any] | None = None) -> Process:
     params = params or {}
     if spec.endswith(".toml") or os.sep in spec or Path(spec).is_file():
         if params:
-            raise ProcessError(f"--param applies to named processes, not to the file {spec!r}; "
+            raise ProcessError(f"--param applies to named processes, not to the spec file or config {spec!r}; "
                                "edit the file instead")
         table = _process_table(Path(spec))
         if table is not None:
