@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from compmech.mixed_states import MixedStates, mixed_states
-from hmm_processes import HMM
+from hmm_processes import HMM, GeneralizedHMM
 
 
 def entropy_bits(p: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -36,19 +36,19 @@ def myopic_entropies(ms: MixedStates) -> np.ndarray:
     """Myopic entropy rates ``h(L) = H[X_L | X_1..X_{L-1}] = sum_{|w|=L-1} P(w) H[X | eta_w]``.
 
     Returns h(1)..h(depth + 1) in bits (element k is h(k + 1)), shape [depth + 1]:
-    enumerating words to ``depth`` gives the next-token entropy after each of them.
+    enumerating words to ``depth`` gives the next-token entropy after each of them. For HMMs and GHMMs.
     """
-    E = ms.hmm.emission_matrix  # [S, V]
-    return np.array([lvl.probs @ entropy_bits(lvl.beliefs @ E) for lvl in ms.levels])
+    E = ms.process.emission_matrix  # [S, V]
+    return np.array([lvl.probs @ entropy_bits(next_token_distribution(lvl.beliefs, E)) for lvl in ms.levels])
 
 
-def optimal_loss_by_position(hmm: HMM, context_length: int, *, start_token: bool = False,
+def optimal_loss_by_position(hmm: HMM | GeneralizedHMM, context_length: int, *, start_token: bool = False,
                              ms: MixedStates | None = None) -> np.ndarray:
     """The optimal (Bayes) cross-entropy, in nats, at each of a model's ``context_length`` positions.
 
     Without a start token the model reads x_1..x_n and at position t (0-based) has seen t + 1
     tokens, so its floor is h(t + 2). With a start token position t has seen t tokens: h(t + 1).
-    ``ms``: an enumeration of ``hmm`` from its stationary distribution that the caller already has
+    ``hmm``: an HMM or a GHMM. ``ms``: an enumeration of ``hmm`` from its stationary distribution that the caller already has
     (deep enough), to reuse instead of enumerating again.
     """
     depth = context_length if not start_token else context_length - 1

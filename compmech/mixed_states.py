@@ -1,8 +1,11 @@
 """Exact enumeration of words, their probabilities and the mixed states (beliefs) they induce.
 
-For a word w read from the prior pi, the mixed state is ``eta_w = pi T^(w) / (pi T^(w) 1)`` and
-``P(w) = pi T^(w) 1``. Words are grown one level at a time, all at once with array operations;
-words of probability zero are dropped. Everything is float64.
+For a word w read from the prior pi, the mixed state is ``eta_w = pi T^(w) / (pi T^(w) tau)`` and
+``P(w) = pi T^(w) tau`` (tau = ones for an HMM; see `hmm_processes.beliefs`, where the update is
+written). Works for HMMs and generalized HMMs alike: a GHMM's mixed states are quasi-probability
+vectors with ``eta @ tau = 1``. Words are grown one level at a time, all at once with array
+operations; words of probability zero (for a GHMM: at most `GHMM_MIN_PROB`) are dropped, so no
+belief is ever NaN. Everything is float64.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ from functools import cached_property
 
 import numpy as np
 
-from hmm_processes import HMM, GeneralizedHMM, ProcessError
+from hmm_processes import HMM, GeneralizedHMM, ProcessError, process_vectors
+from hmm_processes.beliefs import GHMM_MIN_PROB, extend_beliefs, min_probability, update_beliefs
 from hmm_processes.hmm import LOOSE_SUM_ATOL, check_probability_vector
+
 
 #: Default memory budget of one enumeration (bytes); `check_enumerable` refuses larger ones.
 MAX_ENUMERATION_BYTES = 4 << 30
@@ -128,8 +133,8 @@ class WordLevel:
 
     length: int
     last_token: np.ndarray  # [N] token id of w[-1] (uint8 when V <= 256, else int32)
-    probs: np.ndarray  # [N] float64, P(w); sums to 1
-    beliefs: np.ndarray  # [N, S] float64, eta_w (the belief after reading all of w)
+    probs: np.ndarray  # [N] float64, P(w); sums to 1 (for a GHMM: up to the dropped words of P <= GHMM_MIN_PROB)
+    beliefs: np.ndarray  # [N, S] float64, eta_w (the belief after reading all of w); eta_w @ tau = 1
     parent: np.ndarray  # [N] int64, index of w[:-1] in the previous level (-1 at length 0)
     previous: "WordLevel | None" = field(default=None, repr=False)
 
@@ -149,11 +154,19 @@ class WordLevel:
 
 @dataclass(frozen=True)
 class MixedStates:
-    """Words of every length 0..depth from the prior, with probabilities and beliefs, level by level."""
+    """Words of every length 0..depth from the prior, with probabilities and beliefs, level by level.
 
-    hmm: HMM
-    prior: np.ndarray  # [S] float64
+    ``process`` is an `HMM` or a `GeneralizedHMM` (``hmm`` is an alias kept for older code).
+    """
+
+    process: HMM | GeneralizedHMM
+    prior: np.ndarray  # [S] float64, with prior @ tau = 1
     levels: tuple[WordLevel, ...]  # levels[L] holds the words of length L
+
+    @property
+    def hmm(self) -> HMM | GeneralizedHMM:
+        """Alias of `process` (the name before GHMMs were accepted)."""
+        return self.process
 
     @property
     def depth(self) -> int:
@@ -179,80 +192,89 @@ class MixedStates:
         return out
 
     def prefix_next_token_probs(self, length: int) -> np.ndarray:
-        """``out[n, t] = P(next token | words[n, :t+1])``, shape [N, length, V]."""
-        return self.prefix_beliefs(length) @ self.hmm.emission_matrix
+        """``out[n, t] = P(next token | words[n, :t+1])``, shape [N, length, V] (a GHMM's rounding below 0 clipped)."""
+        from compmech.information import next_token_distribution
+
+        return next_token_distribution(self.prefix_beliefs(length), self.process.emission_matrix)
 
 
-def mixed_states(hmm: HMM, depth: int, prior: np.ndarray | None = None, *,
+def mixed_states(process: HMM | GeneralizedHMM, depth: int, prior: np.ndarray | None = None, *,
                  max_bytes: int = MAX_ENUMERATION_BYTES) -> MixedStates:
     """Enumerate every allowed word of length 0..``depth`` with its probability and belief.
 
-    ``prior`` defaults to the stationary distribution. Cost grows as the number of allowed words
-    (V^depth for Mess3: 3^14 words in a few seconds, ~0.6 GB); an enumeration estimated to need
-    more than ``max_bytes`` is refused before anything is allocated (`check_enumerable`).
+    ``process``: an HMM or a GHMM. ``prior`` defaults to the stationary distribution (for a GHMM, its
+    stationary vector pi); a given prior must be a probability vector for an HMM, and a finite vector
+    with ``prior @ tau = 1`` for a GHMM. Cost grows as the number of allowed words (V^depth for Mess3:
+    3^14 words in a few seconds, ~0.6 GB); an enumeration estimated to need more than ``max_bytes`` is
+    refused before anything is allocated (`check_enumerable`).
     """
-    if not isinstance(hmm, HMM):
-        raise ProcessError(
-            f"mixed_states: {getattr(hmm, 'name', hmm)!r} is a {type(hmm).__name__}; its mixed states are "
-            "quasi-probability vectors, not beliefs: use GeneralizedHMM.word_probabilities for word probabilities"
-        )
+    if not isinstance(process, (HMM, GeneralizedHMM)):
+        raise ProcessError(f"mixed_states: expected an HMM or GeneralizedHMM; got {type(process).__name__}")
     depth = check_depth(depth, "mixed_states")
-    check_enumerable(hmm, depth, max_bytes)
-    pi = hmm.stationary_distribution if prior is None else check_probability_vector(
-        prior, hmm.num_states, "mixed_states: prior", atol=LOOSE_SUM_ATOL)
-    V = hmm.vocab_size
-    tok_dtype = np.uint8 if V <= 256 else np.int32
+    check_enumerable(process, depth, max_bytes)
+    T, _, tau = process_vectors(process)
+    pi = check_prior(process, prior, "mixed_states")
+    min_prob = min_probability(process)
+    tok_dtype = np.uint8 if process.vocab_size <= 256 else np.int32
     level0 = WordLevel(0, np.zeros(1, tok_dtype), np.ones(1), pi[None, :].copy(),
                        np.full(1, -1, np.int64))
     levels = [level0]
-    for L in range(1, depth + 1):
-        levels.append(_grow(levels[-1], hmm.T, tok_dtype))
-    return MixedStates(hmm=hmm, prior=pi, levels=tuple(levels))
+    for _ in range(depth):
+        prev = levels[-1]
+        parent, token, beliefs, p_next = extend_beliefs(prev.beliefs, T, tau, min_prob)
+        levels.append(WordLevel(prev.length + 1, token.astype(tok_dtype), prev.probs[parent] * p_next, beliefs,
+                                parent, prev))
+    return MixedStates(process=process, prior=pi, levels=tuple(levels))
 
 
-def _grow(prev: WordLevel, T: np.ndarray, tok_dtype: type) -> WordLevel:
-    """All one-token extensions of ``prev`` that have positive probability, in lexicographic order."""
-    N, V = len(prev), T.shape[0]
-    unnorm = np.einsum("ni,xij->nxj", prev.beliefs, T)  # [N, V, S]
-    p_next = unnorm.sum(axis=2)  # [N, V], P(x | w)
-    keep = p_next > 0.0
-    if keep.all():  # every extension allowed (e.g. Mess3): reshapes instead of gathers
-        beliefs = (unnorm / p_next[:, :, None]).reshape(N * V, -1)
-        probs = (prev.probs[:, None] * p_next).reshape(N * V)
-        parent = np.repeat(np.arange(N, dtype=np.int64), V)
-        token = np.tile(np.arange(V, dtype=tok_dtype), N)
-    else:
-        parent, token = np.nonzero(keep)  # parent-major, token-minor
-        pn = p_next[parent, token]
-        beliefs = unnorm[parent, token] / pn[:, None]
-        probs = prev.probs[parent] * pn
-        parent, token = parent.astype(np.int64), token.astype(tok_dtype)
-    return WordLevel(prev.length + 1, token, probs, beliefs, parent, prev)
+def check_prior(process: HMM | GeneralizedHMM, prior: np.ndarray | None, what: str) -> np.ndarray:
+    """The prior to start from, float64 [S]: ``process``'s stationary one when ``prior`` is None.
+
+    An HMM's prior must be a probability vector; a GHMM's a finite vector with ``prior @ tau = 1``
+    (within `LOOSE_SUM_ATOL`; it is then rescaled to exactly 1). Else `ProcessError` naming ``what``.
+    """
+    _, pi, tau = process_vectors(process)
+    if prior is None:
+        return np.array(pi, dtype=np.float64)
+    if isinstance(process, HMM):
+        return check_probability_vector(prior, process.num_states, f"{what}: prior", atol=LOOSE_SUM_ATOL)
+    v = np.asarray(prior, dtype=np.float64)
+    if v.shape != tau.shape or not np.all(np.isfinite(v)):
+        raise ProcessError(f"{what}: prior must be a finite vector of shape [{tau.shape[0]}]; got shape {v.shape}")
+    norm = float(v @ tau)
+    if abs(norm - 1.0) > LOOSE_SUM_ATOL:
+        raise ProcessError(f"{what}: a GHMM prior needs prior @ tau = 1 (tau = the process's normalizer); "
+                           f"got {norm:.6g}: divide the prior by prior @ tau")
+    return v / norm
 
 
-def belief_trajectories(hmm: HMM, words: np.ndarray, prior: np.ndarray | None = None
+def belief_trajectories(process: HMM | GeneralizedHMM, words: np.ndarray, prior: np.ndarray | None = None
                         ) -> tuple[np.ndarray, np.ndarray]:
     """Exact beliefs along given words, and each word's log-probability (natural log).
 
     ``words`` [N, L] -> (beliefs [N, L, S] with ``beliefs[n, t]`` after ``words[n, :t+1]``,
-    log_probs [N]). Disallowed words get log-probability -inf and NaN beliefs from that point on,
-    so callers can drop them; per-step renormalisation keeps long words from underflowing.
+    log_probs [N]). Works for HMMs and GHMMs (``prior`` as in `mixed_states`). Disallowed words (a
+    token of probability 0, for a GHMM at most `GHMM_MIN_PROB`) get log-probability -inf and NaN
+    beliefs from that point on, so callers can drop them; per-step renormalisation keeps long words
+    from underflowing.
     """
     words = np.asarray(words)
     if words.ndim != 2:
         raise ProcessError(f"belief_trajectories: words must have shape [N, L]; got {words.shape}")
-    if words.size and (words.min() < 0 or words.max() >= hmm.vocab_size):
-        raise ProcessError(f"belief_trajectories: tokens must be in 0..{hmm.vocab_size - 1}")
-    pi = hmm.stationary_distribution if prior is None else np.asarray(prior, dtype=np.float64)
+    if words.size and (words.min() < 0 or words.max() >= process.vocab_size):
+        raise ProcessError(f"belief_trajectories: tokens must be in 0..{process.vocab_size - 1}")
+    T, _, tau = process_vectors(process)
+    pi = check_prior(process, prior, "belief_trajectories")
+    min_prob = min_probability(process)
     N, L = words.shape
     b = np.broadcast_to(pi, (N, pi.shape[0])).copy()
     out = np.empty((N, L, pi.shape[0]))
     logp = np.zeros(N)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for t in range(L):
-            u = np.einsum("ni,nij->nj", b, hmm.T[words[:, t]])  # [N, S]
-            z = u.sum(axis=1)
-            logp += np.log(z)
-            b = u / z[:, None]
-            out[:, t] = b
+    for t in range(L):
+        b, p = update_beliefs(b, T[words[:, t]], tau)
+        dead = ~(p > min_prob)
+        b[dead] = np.nan
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logp += np.where(dead, -np.inf, np.log(np.where(dead, 1.0, p)))
+        out[:, t] = b
     return out, logp

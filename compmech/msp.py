@@ -28,6 +28,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from hmm_processes import HMM, GeneralizedHMM, ProcessError, process_vectors
+from hmm_processes.beliefs import extend_beliefs, min_probability
 
 #: Default cap on the number of MSP states before declaring "looks infinite".
 MAX_STATES = 5000
@@ -225,7 +226,7 @@ def build_msp(process: HMM | GeneralizedHMM, *, max_states: int = MAX_STATES, to
         pi = np.asarray(prior, dtype=np.float64)
         pi = pi / (pi @ tau)
     V, S, _ = T.shape
-    min_prob = 1e-12 if isinstance(process, GeneralizedHMM) else 0.0
+    min_prob = min_probability(process)
 
     store = np.empty((64, S))  # beliefs found so far, rows 0..n-1 (grown by doubling)
     store[0] = pi
@@ -240,12 +241,10 @@ def build_msp(process: HMM | GeneralizedHMM, *, max_states: int = MAX_STATES, to
         level += 1
         n_before = n
         B = store[frontier]  # [F, S]
-        U = np.einsum("fi,xij->fxj", B, T)  # [F, V, S]
-        P = U @ tau  # [F, V]
-        P = np.where(P > min_prob, P, 0.0)
+        f_idx, x_idx, cand, pk = extend_beliefs(B, T, tau, min_prob)  # cand [K, S]
+        P = np.zeros((frontier.size, V))  # [F, V]
+        P[f_idx, x_idx] = pk
         nxt = np.full((frontier.size, V), -1, np.int64)
-        f_idx, x_idx = np.nonzero(P > 0)
-        cand = U[f_idx, x_idx] / P[f_idx, x_idx][:, None]  # [K, S]
         dist, hit = _nearest(cand, store[:n], tol)
         matched = np.isfinite(dist)
         if matched.any():

@@ -21,6 +21,7 @@ import numpy as np
 
 from compmech.information import entropy_bits, next_token_distribution
 from hmm_processes import HMM, GeneralizedHMM, ProcessError, process_vectors
+from hmm_processes.beliefs import extend_beliefs, min_probability
 
 #: Default grid for merging beliefs: equal up to rounding.
 EXACT_RESOLUTION = 1e-12
@@ -128,21 +129,15 @@ def exact_myopic_entropies(process: HMM | GeneralizedHMM, depth: int, *, max_wor
     T, pi, tau = process_vectors(process)
     V, S, _ = T.shape
     E = (T @ tau).T  # [S, V]
-    Tcat = np.ascontiguousarray(T.transpose(1, 0, 2).reshape(S, V * S))  # b @ Tcat = [b T[0], ..., b T[V-1]]
-    min_prob = 1e-12 if isinstance(process, GeneralizedHMM) else 0.0
+    min_prob = min_probability(process)
     block = max(64, min(DFS_BLOCK, CHUNK_ENTRIES // (V * S)))  # rows whose children fit one chunk
     h = np.zeros(depth + 1)
     counts = np.zeros(depth + 1, np.int64)
     words = [0]
 
     def children(b: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        U = np.einsum("ni,ij->nj", b, Tcat).reshape(b.shape[0], V, S)  # [n, V, S] (einsum: faster than @ here)
-        P = np.einsum("nxj,j->nx", U, tau)  # [n, V]
-        if min_prob == 0.0 and np.all(P > 0):
-            return (U / P[:, :, None]).reshape(-1, S), (p[:, None] * P).reshape(-1)
-        n_idx, x_idx = np.nonzero(P > min_prob)
-        pn = P[n_idx, x_idx]
-        return U[n_idx, x_idx] / pn[:, None], p[n_idx] * pn
+        parent, _, cb, pn = extend_beliefs(b, T, tau, min_prob)
+        return cb, p[parent] * pn
 
     def visit(b: np.ndarray, p: np.ndarray, L: int) -> None:
         h[L] += float(p @ entropy_bits(next_token_distribution(b, E)))
@@ -207,7 +202,7 @@ def iter_levels(process: HMM | GeneralizedHMM, *, max_states: int = MAX_STATES,
     if prior is not None:
         pi = np.asarray(prior, dtype=np.float64)
         pi = pi / (pi @ tau)
-    min_prob = 1e-12 if isinstance(process, GeneralizedHMM) else 0.0
+    min_prob = min_probability(process)
     b = pi[None, :].copy()
     p = np.ones(1)
     res = float(resolution)
@@ -236,13 +231,8 @@ def _children(b: np.ndarray, p: np.ndarray, T: np.ndarray, tau: np.ndarray, min_
     chunk = max(1, CHUNK_ENTRIES // (V * S))
     parts_b, parts_p = [], []
     for lo in range(0, b.shape[0], chunk):
-        U = np.einsum("ni,xij->nxj", b[lo:lo + chunk], T)  # [n, V, S]
-        P = U @ tau  # [n, V]
-        keep = P > min_prob
-        n_idx, x_idx = np.nonzero(keep)
-        pn = P[n_idx, x_idx]
-        cb = U[n_idx, x_idx] / pn[:, None]
-        cp = p[lo:lo + chunk][n_idx] * pn
+        parent, _, cb, pn = extend_beliefs(b[lo:lo + chunk], T, tau, min_prob)
+        cp = p[lo:lo + chunk][parent] * pn
         cb, cp = _merge(cb, cp, res)
         parts_b.append(cb)
         parts_p.append(cp)

@@ -6,13 +6,14 @@ the other compmech packages.
 """
 
 from figures._common import FigureInputError, process_title, sci
+from figures.belief_frame import UNIT_CIRCLE, BeliefFrame, belief_frame
 from figures.io import save_figure
 from figures.layers import plot_layer_mse
 from figures.simplex import belief_colors, plot_belief_panels, simplex_coords
 from figures.training import plot_loss_by_position, plot_training_curve
 
 __all__ = [
-    "FigureInputError", "belief_colors", "plot_belief_panels", "plot_layer_mse",
+    "BeliefFrame", "FigureInputError", "UNIT_CIRCLE", "belief_colors", "belief_frame", "plot_belief_panels", "plot_layer_mse",
     "plot_loss_by_position", "plot_training_curve", "process_title", "save_figure", "sci", "simplex_coords",
 ]
 

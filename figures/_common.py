@@ -45,7 +45,29 @@ def sci(value: float) -> str:
 
 
 def process_title(name: str, params: dict | None = None) -> str:
-    """'mess3 (x = 0.05, alpha = 0.85)', or just 'golden_mean' for a process without parameters."""
-    pretty = ", ".join(f"{k} = {v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else f"{k} = {v}"
-                       for k, v in (params or {}).items())
+    """'mess3 (x = 0.05, alpha = 0.85)', or just 'golden_mean' for a process without parameters.
+
+    A composed process (params with a list of ``components``, each a table with its ``name``, as
+    `hmm_processes.mixture` / `product` record them) reads 'mixture: 0.5 mess3 (x = 0.05) + 0.5 mess3
+    (x = 0.15)' or 'product: mess3 (...) x coin (p = 0.2)', nested compositions in brackets.
+    """
+    params = params or {}
+    components = params.get("components")
+    if isinstance(components, list) and components and all(isinstance(c, dict) for c in components):
+        parts = [_component_title(c) for c in components]
+        weights = params.get("weights")
+        if isinstance(weights, list) and len(weights) == len(parts):
+            return "mixture: " + " + ".join(f"{_number(w)} {p}" for w, p in zip(weights, parts))
+        return "product: " + " x ".join(parts)
+    pretty = ", ".join(f"{k} = {_number(v)}" for k, v in params.items())
     return f"{name} ({pretty})" if pretty else str(name)
+
+
+def _component_title(component: dict) -> str:
+    rest = {k: v for k, v in component.items() if k != "name"}
+    title = process_title(str(component.get("name", "?")), rest)
+    return f"[{title}]" if isinstance(rest.get("components"), list) else title
+
+
+def _number(v) -> str:
+    return f"{v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)

@@ -12,17 +12,16 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from figures._common import FigureInputError, as_array, new_figure, same_shape
+from figures.belief_frame import BeliefFrame, belief_frame
 from figures.simplex import (
     SIMPLEX_FRAME,
     _default_alpha,
     _default_point_size,
     _label_colors,
-    _pca,
-    belief_colors,
     corner_names,
     draw_simplex,
+    frame_limits,
     outside_frame,
-    simplex_coords,
     style_belief_panel,
 )
 
@@ -51,32 +50,24 @@ def _snapshots(snapshots) -> list[tuple[str, np.ndarray, np.ndarray]]:
     return out
 
 
-def _pca_colors(true: np.ndarray, mean: np.ndarray, axes: np.ndarray) -> np.ndarray:
-    """RGB = the first three principal-component scores of the true belief, each rescaled to [0, 1]."""
-    scores = (true - mean) @ axes
-    colors = np.full((true.shape[0], 3), 0.5)
-    for j in range(scores.shape[1]):
-        lo, hi = scores[:, j].min(), scores[:, j].max()
-        if hi - lo > 1e-12:
-            colors[:, j] = (scores[:, j] - lo) / (hi - lo)
-    return colors
-
-
 def plot_belief_evolution(
     snapshots: Sequence[tuple[str, np.ndarray, np.ndarray]],  # (caption, true [n, S], predicted [n, S])
     *,
     title: str | None = None,
     labels=None,  # [n] categories to colour by, or None
     state_names: Sequence[str] | None = None,  # [S] hidden-state names for the simplex corners (3 states)
+    frame: BeliefFrame | None = None,  # the frame of every panel; default belief_frame(last true beliefs)
 ) -> Figure:
     """One row of panels: each snapshot's probe predictions, then the true beliefs of the last snapshot.
 
     Every point is coloured by its TRUE belief, so a converging probe shows the colour pattern of
-    the last panel emerging. Three states: the 2-simplex (x = b1 + b2/2, y = (√3/2) b2,
-    RGB = belief; see figures.simplex) in its fixed frame, outline above the points, corners
-    named (`state_names`, else "state i") on the last panel. Other counts: the first two principal components of the
-    last snapshot's true beliefs, one projection for every panel, coloured by `labels` (one
-    colour per distinct label; then every snapshot must have n rows) or else by the PC scores.
+    the last panel emerging. One frame (`figures.belief_frame`, fitted on the last snapshot's true
+    beliefs unless ``frame`` is given) for every panel. Three-state probability vectors: the 2-simplex
+    (x = b1 + b2/2, y = (√3/2) b2, RGB = belief; see figures.simplex) in its fixed frame, outline above
+    the points, corners named (`state_names`, else "state i") on the last panel. Otherwise the
+    frame's axes (principal axes of the belief set, or named coordinates such as the Bloch disk),
+    coloured by `labels` (one colour per distinct label; then every snapshot must have n rows) or
+    else by the true belief's scores in the frame.
     All panels share their limits; each snapshot's title adds its MSE (mean over rows and states).
     """
     snaps = _snapshots(snapshots)
@@ -91,32 +82,18 @@ def plot_belief_evolution(
                     f"got {labels.shape}"
                 )
 
-    simplex = n_states == 3
+    if frame is None:
+        frame = belief_frame(ref)
+    simplex = frame.simplex
+    project = frame.apply
+    colour_of = frame.colors
     if simplex:
-        project = simplex_coords
         names = corner_names(3, state_names)
         (lo0, hi0), (lo1, hi1) = SIMPLEX_FRAME
         lo, hi = np.array([lo0, lo1]), np.array([hi0, hi1])
-        colour_of = belief_colors
     else:
-        mean, axes = _pca(ref)
-        m = min(2, axes.shape[1])
-
-        def project(b: np.ndarray) -> np.ndarray:
-            out = np.zeros((b.shape[0], 2))
-            out[:, :m] = (b - mean) @ axes[:, :m]
-            return out
-
-        true_xy = project(ref)
-        lo, hi = true_xy.min(axis=0), true_xy.max(axis=0)
-        span = max(float((hi - lo).max()), 1e-9)
-        # widen toward the predictions' bulk, by at most a quarter of the true span each way
-        bulk = [np.percentile(project(p), [1, 99], axis=0) for _, _, p in snaps]
-        lo = np.maximum(np.minimum(lo, np.min([b[0] for b in bulk], axis=0)), lo - 0.25 * span) - 0.06 * span
-        hi = np.minimum(np.maximum(hi, np.max([b[1] for b in bulk], axis=0)), hi + 0.25 * span) + 0.06 * span
-
-        def colour_of(true: np.ndarray) -> np.ndarray:
-            return _pca_colors(true, mean, axes)
+        (lo0, hi0), (lo1, hi1) = frame_limits(project(ref), [project(p) for _, _, p in snaps], frame)
+        lo, hi = np.array([lo0, lo1]), np.array([hi0, hi1])
 
     if labels is not None:
         label_colors = _label_colors(labels)
@@ -135,7 +112,9 @@ def plot_belief_evolution(
         xy = project(points)[order]
         ax.scatter(xy[:, 0], xy[:, 1], s=_default_point_size(n), c=colors[order], linewidths=0,
                    alpha=_default_alpha(n), rasterized=True, zorder=2)
-        style_belief_panel(ax, (lo[0], hi[0]), (lo[1], hi[1]), simplex, ylabel=i == 0)
+        style_belief_panel(ax, (lo[0], hi[0]), (lo[1], hi[1]), frame, ylabel=i == 0)
+        if frame.outline is not None:
+            ax.plot(frame.outline[:, 0], frame.outline[:, 1], color="0.35", lw=0.7, zorder=3)
         if simplex:
             draw_simplex(ax, names if i == n_panels - 1 else None, fontsize=7)
             beyond = int(outside_frame(xy).sum())

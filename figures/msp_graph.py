@@ -201,11 +201,17 @@ def belief_layout(beliefs, *, simplex: bool | None = None) -> tuple[np.ndarray, 
     """2-D positions [n, 2], RGB colours [n, 3] and the projection's name for beliefs [n, S].
 
     Three states (and `simplex` not False): the 2-simplex, RGB = belief. One state: a point.
-    Two: P(state 1) on a line, red to blue. Otherwise the first two principal components,
+    Two: P(state 1) on a line, red to blue. ``simplex=None`` (the default) uses the simplex and the
+    line only for probability vectors (`figures.belief_frame.is_probability_set`): the
+    quasi-probability beliefs of a generalized HMM get the principal axes. Otherwise the first two principal components,
     coloured by the first three PC scores rescaled to [0, 1].
     """
     b = as_array("beliefs", beliefs, 2)
     n, S = b.shape
+    if simplex is None:
+        from figures.belief_frame import is_probability_set
+
+        simplex = is_probability_set(b)
     if S == 3 and simplex is not False:
         return simplex_coords(b), np.clip(b, 0, 1), "2-simplex"
     if S == 1:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from figures.io import write_atomic
-from figures._common import FigureInputError
+from figures._common import FigureInputError, process_title
 
 MIME_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
 MISSING = "\u2013"  # en dash: a value the run does not have
@@ -113,10 +113,11 @@ def write_report(path: str | os.PathLike, html_text: str) -> Path:
 
 
 def process_label(process: Mapping) -> str:
-    """'mess3 (x = 0.05, alpha = 0.85)', or the bare name for a process without parameters."""
+    """'mess3 (x = 0.05, alpha = 0.85)', or the bare name for a process without parameters (a composed
+    process as `figures.process_title` writes it)."""
     params = process.get("params") or {}
     name = str(process.get("name", "?"))
-    return f"{name} ({_params(params)})" if isinstance(params, Mapping) and params else name
+    return process_title(name, dict(params)) if isinstance(params, Mapping) else name
 
 
 def _header(title: str, summary: Mapping, config: Mapping, probe: Mapping, provenance: Provenance | None) -> str:
@@ -524,10 +525,6 @@ def _int(value: Any) -> str:
 
 def _pct(value: Any) -> str:
     return f"{value:.0%}" if _is_number(value) else "?"
-
-
-def _params(params: Mapping) -> str:
-    return ", ".join(f"{k} = {v:g}" if _is_number(v) else f"{k} = {v}" for k, v in params.items())
 
 
 def _duration(seconds: Any) -> str:

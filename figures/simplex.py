@@ -8,10 +8,12 @@ state 0 -> (0, 0), state 1 -> (1, 0), state 2 -> (1/2, √3/2), a belief b going
 and coloured RGB = (b0, b1, b2). Predicted points are coloured by the TRUE belief of their row,
 so a good probe reproduces the colour pattern of the true panel and a bad one smears it.
 
-Other numbers of states: all panels are projected on the first two principal components of the
-true beliefs (one projection for every panel), coloured RGB = the first three principal-component
-scores of the true belief, each rescaled to [0, 1]. Any number of states: pass `labels` (e.g. the
-MSP state of each row) to colour by category instead, one colour per distinct label.
+The panels use one frame fitted on the true beliefs (`figures.belief_frame`): the simplex above
+for three-state probability vectors; otherwise (quasi-probability beliefs of a generalized HMM,
+other numbers of states) the first two principal axes of the true belief set, or coordinates the
+caller names (the Bloch disk of "tom quantum"), coloured by the true belief's scores in the frame.
+Any number of states: pass `labels` (e.g. the MSP state of each row) to colour by category
+instead, one colour per distinct label.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from figures._common import FigureInputError, as_array, new_figure, same_shape
+from figures.belief_frame import BeliefFrame, belief_frame
 
 SQRT3_2 = np.sqrt(3.0) / 2.0
 _TRIANGLE = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, SQRT3_2], [0.0, 0.0]])
@@ -43,15 +46,6 @@ def belief_colors(beliefs) -> np.ndarray:
     if b.shape[1] != 3:
         raise FigureInputError(f"beliefs must have 3 columns (3 hidden states), got shape {b.shape}")
     return np.clip(b, 0.0, 1.0)
-
-
-def _pca(true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean [S] and the principal axes [S, m] (m <= 3) of the true beliefs, signs made deterministic."""
-    mean = true.mean(axis=0)
-    _, _, vt = np.linalg.svd(true - mean, full_matrices=False)
-    axes = vt[:3].T  # [S, m]
-    signs = np.sign(axes[np.argmax(np.abs(axes), axis=0), np.arange(axes.shape[1])])
-    return mean, axes * np.where(signs == 0, 1.0, signs)
 
 
 def _label_colors(labels: np.ndarray) -> np.ndarray:
@@ -119,6 +113,7 @@ def plot_belief_panels(
     point_size: float | None = None,
     labels=None,  # [n] categories to colour by (S != 3 only), or None
     state_names: Sequence[str] | None = None,  # [S] names of the hidden states (simplex corners)
+    frame: BeliefFrame | None = None,  # the frame of every panel; default belief_frame(true_beliefs)
 ) -> Figure:
     """Side-by-side panels: true beliefs and probe predictions, and optionally a smaller shuffled control.
 
@@ -147,43 +142,23 @@ def plot_belief_panels(
     if n_states < 2:
         raise FigureInputError(f"true_beliefs must have at least 2 columns (states), got {n_states}")
 
-    simplex = n_states == 3
+    if frame is None:
+        frame = belief_frame(true)
+    simplex = frame.simplex
+    project = frame.apply
     if simplex:
         names = corner_names(3, state_names)
-        project = simplex_coords
         xlim, ylim = SIMPLEX_FRAME
     else:
-        mean, axes = _pca(true)
-
-        def project(b: np.ndarray) -> np.ndarray:
-            out = np.zeros((b.shape[0], 2))
-            m = min(2, axes.shape[1])
-            out[:, :m] = (b - mean) @ axes[:, :m]
-            return out
-
-        ref = project(true)
-        lo, hi = ref.min(axis=0), ref.max(axis=0)
-        span = max(float((hi - lo).max()), 1e-9)
-        # widen toward the predictions' bulk (1-99%), by at most a quarter of the true span each way
-        bulk = np.percentile(project(pred), [1, 99], axis=0)
-        lo = np.maximum(np.minimum(lo, bulk[0]), lo - 0.25 * span) - 0.06 * span
-        hi = np.minimum(np.maximum(hi, bulk[1]), hi + 0.25 * span) + 0.06 * span
-        xlim, ylim = (lo[0], hi[0]), (lo[1], hi[1])
+        xlim, ylim = frame_limits(project(true), [project(pred)], frame)
 
     if labels is not None:
         labels = np.asarray(labels)
         if labels.shape != (n,):
             raise FigureInputError(f"labels must have shape ({n},) (one per point), got {labels.shape}")
         colors = _label_colors(labels)
-    elif simplex:
-        colors = belief_colors(true)
     else:
-        scores = (true - mean) @ axes  # [n, m]
-        colors = np.full((n, 3), 0.5)
-        for j in range(scores.shape[1]):
-            lo_j, hi_j = scores[:, j].min(), scores[:, j].max()
-            if hi_j - lo_j > 1e-12:
-                colors[:, j] = (scores[:, j] - lo_j) / (hi_j - lo_j)
+        colors = frame.colors(true)
 
     order = np.random.default_rng(0).permutation(n)
     size = _default_point_size(n) if point_size is None else float(point_size)
@@ -201,7 +176,9 @@ def plot_belief_panels(
         small = i == 2
         ax.scatter(xy[:, 0], xy[:, 1], s=size * (2.0 if small and simplex else 1.0), c=colors[order], marker="o",
                    linewidths=0, alpha=alpha, rasterized=True, zorder=2)
-        style_belief_panel(ax, xlim, ylim, simplex, ylabel=i == 0)
+        style_belief_panel(ax, xlim, ylim, frame, ylabel=i == 0)
+        if frame.outline is not None:
+            ax.plot(frame.outline[:, 0], frame.outline[:, 1], color="0.35", lw=0.6 if small else 0.8, zorder=3)
         if simplex:
             draw_simplex(ax, None if small else names, lw=0.6 if small else 0.9)
             beyond = int(outside_frame(xy).sum())
@@ -216,16 +193,31 @@ def plot_belief_panels(
     return fig
 
 
-def style_belief_panel(ax, xlim, ylim, simplex: bool, *, ylabel: bool = True) -> None:
-    """Limits, equal aspect, no ticks; a bare triangle for the simplex, PC axis labels for a PCA view."""
+def frame_limits(true_xy: np.ndarray, others: Sequence[np.ndarray], frame: BeliefFrame
+                 ) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Axis limits of a non-simplex panel: the true points [n, 2] (and the outline), widened toward the
+    bulk (1-99%) of the other point sets by at most a quarter of the true span each way."""
+    ref = true_xy if frame.outline is None else np.concatenate([true_xy, frame.outline])
+    lo, hi = ref.min(axis=0), ref.max(axis=0)
+    span = max(float((hi - lo).max()), 1e-9)
+    if others:
+        bulk = [np.percentile(o, [1, 99], axis=0) for o in others]
+        lo = np.maximum(np.minimum(lo, np.min([b[0] for b in bulk], axis=0)), lo - 0.25 * span)
+        hi = np.minimum(np.maximum(hi, np.max([b[1] for b in bulk], axis=0)), hi + 0.25 * span)
+    lo, hi = lo - 0.06 * span, hi + 0.06 * span
+    return (float(lo[0]), float(hi[0])), (float(lo[1]), float(hi[1]))
+
+
+def style_belief_panel(ax, xlim, ylim, frame: BeliefFrame, *, ylabel: bool = True) -> None:
+    """Limits, equal aspect, no ticks; a bare triangle for the simplex, the frame's axis names otherwise."""
     ax.set_xlim(*xlim)
     ax.set_ylim(*ylim)
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
     for spine in ax.spines.values():
-        spine.set_visible(not simplex)
-    if not simplex:
-        ax.set_xlabel("PC 1 of true beliefs")
+        spine.set_visible(not frame.simplex)
+    if not frame.simplex:
+        ax.set_xlabel(frame.axis_labels[0])
         if ylabel:
-            ax.set_ylabel("PC 2 of true beliefs")
+            ax.set_ylabel(frame.axis_labels[1])

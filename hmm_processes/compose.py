@@ -22,8 +22,14 @@ def mixture(processes: Sequence[Process], weights: Sequence[float] | None = None
 
     As an HMM: block-diagonal ``T[x] = diag(T_1[x], ..., T_K[x])`` (states of component 1 first)
     and prior ``concat(weights[k] * pi_k)``. That prior is a stationary distribution of the block
-    chain but not the only one, so it is stored explicitly (`HMM.prior`). All components must have
-    the same number of tokens; ``weights`` default to uniform.
+    chain but not the only one, so it is stored explicitly (`HMM.prior`): sampling and the exact
+    theory (mixed states, optimal loss by position) start from it, so a belief carries the
+    posterior over components (`component_posterior`). All components must have the same number of
+    tokens; ``weights`` default to uniform.
+
+    ``params`` records ``components`` (each component's name and parameters), ``weights`` and
+    ``component_states`` (the number of states of each component, i.e. the sizes of the diagonal
+    blocks, in order), which `component_posterior` reads.
     """
     procs = _check_processes(processes, "mixture")
     V = procs[0].vocab_size
@@ -48,13 +54,36 @@ def mixture(processes: Sequence[Process], weights: Sequence[float] | None = None
         tau[off:off + n] = tauk
         off += n
     label = name or "mixture(" + ", ".join(p.name for p in procs) + ")"
-    params = {"components": [_describe(p) for p in procs], "weights": w.tolist()}
+    params = {"components": [_describe(p) for p in procs], "weights": w.tolist(), "component_states": sizes}
     state_names = tuple(f"{k}:{s}" for k, p in enumerate(procs) for s in _state_names(p))
     if any(isinstance(p, GeneralizedHMM) for p in procs):
         return GeneralizedHMM(T, name=label, params=params, state_names=state_names,
                               token_names=procs[0].token_names, normalizer=tau, prior=pi)
     return HMM(T, name=label, params=params, state_names=state_names, token_names=procs[0].token_names,
                prior=pi)
+
+
+def component_posterior(process: Process, beliefs: np.ndarray) -> np.ndarray:
+    """The posterior over a `mixture`'s components given beliefs over its states: ``[..., S] -> [..., K]``.
+
+    The mixture's state space is the union of its components' (block ``k`` holds component ``k``'s
+    states), so ``P(component k | w) = sum over i in block k of eta_w[i] tau[i]``, with ``tau`` the
+    mixture's normalizer (all ones for an HMM; for a GHMM ``eta_w @ tau = 1``). At the empty
+    context it is ``weights``; it sharpens as the context identifies the component (in-context
+    learning). Raises `ProcessError` if ``process`` is not a mixture or ``beliefs`` have the wrong size.
+    """
+    sizes = process.params.get("component_states") if isinstance(process.params, dict) else None
+    if sizes is None:
+        raise ProcessError(f"component_posterior: {process.name!r} is not a mixture (its params have no "
+                           "component_states); build it with hmm_processes.mixture")
+    b = np.asarray(beliefs, dtype=np.float64)  # [..., S]
+    S = process.num_states
+    if b.ndim < 1 or b.shape[-1] != S or sum(sizes) != S:
+        raise ProcessError(f"component_posterior: beliefs must have shape [..., {S}] (one entry per state of "
+                           f"{process.name!r}); got shape {b.shape}")
+    _, _, tau = process_vectors(process)  # [S]
+    edges = np.cumsum([0, *sizes])
+    return np.stack([(b[..., a:z] * tau[a:z]).sum(axis=-1) for a, z in zip(edges[:-1], edges[1:])], axis=-1)
 
 
 def product(processes: Sequence[Process], *, name: str | None = None) -> Process:

@@ -7,10 +7,10 @@ which is checked for all words up to a depth (`GeneralizedHMM.checked_depth`).
 
 The "belief" after a word, ``eta_w = pi T^(w) / (pi T^(w) tau)``, is a quasi-probability vector:
 its entries can be negative and need not sum to 1 (``eta_w @ tau == 1`` instead). It still
-predicts the future exactly (``P(x | w) = eta_w T[x] tau``), but there are no hidden states to
-sample: `sample_words` draws tokens from exact next-token probabilities instead, and asking a GHMM
-for a `stationary_distribution` (what `hmm_processes.sample` and `compmech.mixed_states` start
-from) raises `ProcessError`.
+predicts the future exactly (``P(x | w) = eta_w T[x] tau``; the update is written once, in
+`hmm_processes.beliefs`), but there are no hidden states to sample: `hmm_processes.sample` draws
+tokens from the exact next-token probabilities instead (its samples have no ``states``), and
+asking a GHMM for a `stationary_distribution` raises `ProcessError` (use `stationary_vector`).
 """
 
 from __future__ import annotations
@@ -120,8 +120,8 @@ class GeneralizedHMM:
         raise ProcessError(
             f"{self.name} is a generalized HMM: its state vectors are quasi-probabilities (entries may be "
             "negative), so it has no stationary distribution over hidden states and hidden states cannot be "
-            "sampled. Use .stationary_vector for pi, hmm_processes.sample_words(...) to sample tokens, and "
-            "compmech's msp/measures/streaming functions (which accept GHMMs) for theory."
+            "sampled. Use .stationary_vector for pi; hmm_processes.sample(...) samples its tokens and beliefs, and "
+            "compmech's theory (mixed_states, msp, measures, streaming) accepts GHMMs."
         )
 
     @property
@@ -130,7 +130,9 @@ class GeneralizedHMM:
         return (self.T @ self.normalizer).T
 
     def next_token_probs(self, beliefs: np.ndarray) -> np.ndarray:
-        """Next-token distribution for quasi-beliefs ``[..., S]``: ``eta T[x] tau / (eta tau)``, shape ``[..., V]``."""
+        """Next-token distribution for quasi-beliefs ``[..., S]``: ``eta T[x] tau / (eta tau)``, shape ``[..., V]``.
+
+        (The ``/ (eta tau)`` lets unnormalised vectors ``pi T^(w)`` in; see `hmm_processes.beliefs`.)"""
         b = np.asarray(beliefs, dtype=np.float64)
         return (b @ self.emission_matrix) / (b @ self.normalizer)[..., None]
 
@@ -187,45 +189,22 @@ def process_vectors(process: HMM | GeneralizedHMM) -> tuple[np.ndarray, np.ndarr
 def sample_words(process: HMM | GeneralizedHMM, key: Any, batch: int, length: int) -> np.ndarray:
     """Sample ``batch`` words of ``length`` tokens from the exact word distribution; returns int32 [batch, length].
 
-    Tokens are drawn one at a time from ``P(x_t | x_<t) = eta T[x] tau`` (the chain rule of the
-    exact word probabilities), so this works for GHMMs, whose hidden states cannot be sampled.
-    ``key`` is a `jax.random` key or an integer seed (it seeds a NumPy generator).
+    The tokens of `hmm_processes.sample` (for a GHMM drawn from ``P(x_t | x_<t) = eta T[x] tau``),
+    without beliefs. ``key`` is a `jax.random` key or an integer seed.
     """
     batch, length = int(batch), int(length)
     if batch < 1 or length < 1:
         raise ProcessError(f"sample_words: batch and length must be >= 1; got batch={batch}, length={length}")
-    rng = _numpy_rng(key)
-    T, pi, tau = process_vectors(process)
-    E = (T @ tau).T  # [S, V]
-    b = np.broadcast_to(pi, (batch, pi.shape[0])).copy()  # [B, S]
-    out = np.empty((batch, length), np.int32)
-    u = rng.random((length, batch))
-    for t in range(length):
-        p = np.clip(b @ E, 0.0, None)  # [B, V]; tiny negative rounding clipped
-        cdf = np.cumsum(p, axis=1)
-        cdf /= cdf[:, -1:]
-        x = np.minimum((u[t][:, None] >= cdf).sum(axis=1), T.shape[0] - 1)
-        # never pick a token of probability zero because of rounding at the top of the cdf
-        zero = p[np.arange(batch), x] <= 0
-        if np.any(zero):
-            x[zero] = np.argmax(p[zero] > 0, axis=1)
-        out[:, t] = x
-        b = np.einsum("bi,bij->bj", b, T[x])
-        b /= (b @ tau)[:, None]
-    return out
+    import jax
 
+    from hmm_processes.sampling import sample
 
-def _numpy_rng(key: Any) -> np.random.Generator:
-    if isinstance(key, (int, np.integer)):
-        return np.random.default_rng(int(key))
-    try:
-        import jax
-
-        data = np.asarray(jax.random.key_data(key)) if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) \
-            else np.asarray(key)
-    except Exception as exc:  # noqa: BLE001 - any non-key input gets one clear message
-        raise ProcessError(f"sample_words: key must be a jax.random key or an int seed; got {key!r}") from exc
-    return np.random.default_rng(data.astype(np.uint64).ravel().tolist())
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        key = jax.random.key(int(key))
+    elif not isinstance(key, jax.Array):
+        raise ProcessError(f"sample_words: key must be a jax.random key or an int seed; got {key!r}")
+    s = sample(process, key, batch, length, with_beliefs=False, with_next_token_probs=False)
+    return np.asarray(s.tokens, dtype=np.int32)
 
 
 def _as_tensor(T: Any, what: str) -> np.ndarray:

@@ -1,9 +1,15 @@
-"""Fast batched sampling: tokens, hidden states, the true beliefs and next-token probabilities.
+"""Fast batched sampling: tokens, hidden states (HMMs only), the true beliefs and next-token probabilities.
 
-Alignment (used everywhere in the project): ``beliefs[:, t]`` is the belief over
-``states[:, t]``, the hidden state after emitting ``tokens[:, t]``, given ``tokens[:, : t + 1]``;
-it is the probe target for the activation at position ``t``. ``next_token_probs[:, t]`` is
-``P(tokens[:, t + 1] | tokens[:, : t + 1])``. The prior (empty context) is ``Samples.prior``.
+Alignment (used everywhere in the project): ``beliefs[:, t]`` is the belief after
+``tokens[:, : t + 1]`` (for an HMM, over ``states[:, t]``, the hidden state after emitting
+``tokens[:, t]``); it is the probe target for the activation at position ``t``.
+``next_token_probs[:, t]`` is ``P(tokens[:, t + 1] | tokens[:, : t + 1])``. The prior (empty
+context) is ``Samples.prior``.
+
+An HMM is sampled through its hidden states. A generalized HMM has no hidden states (its state
+vectors are quasi-probabilities), so its tokens are drawn from the exact next-token law
+``P(x | eta) = eta T[x] tau`` and the belief is updated as in `hmm_processes.beliefs`; its
+``states`` and ``initial_states`` are None (``Samples.has_hidden_states`` is False).
 """
 
 from __future__ import annotations
@@ -16,40 +22,115 @@ import jax.numpy as jnp
 import numpy as np
 
 from hmm_processes.errors import ProcessError
+from hmm_processes.generalized import GeneralizedHMM
 from hmm_processes.hmm import HMM, LOOSE_SUM_ATOL, check_probability_vector
+
+#: In the float32 GHMM sampler a token whose next-token probability is at most this fraction of the
+#: total counts as impossible (float32 rounding of cancelling quasi-probabilities is ~1e-7 relative),
+#: so a token of exact probability 0 is never drawn; real probabilities this small are not drawn either.
+GHMM_SAMPLING_MIN_PROB = 1e-6
 
 
 class Samples(NamedTuple):
     """A batch of sequences from a process, with everything the optimal predictor knows along them."""
 
     tokens: jax.Array  # [batch, length] int32
-    states: jax.Array  # [batch, length] int32, hidden state after emitting tokens[:, t]
-    initial_states: jax.Array  # [batch] int32, hidden state before the first token
-    beliefs: jax.Array | None  # [batch, length, S] float32, P(states[:, t] | tokens[:, :t+1])
+    states: jax.Array | None  # [batch, length] int32, hidden state after emitting tokens[:, t]; None for a GHMM
+    initial_states: jax.Array | None  # [batch] int32, hidden state before the first token; None for a GHMM
+    beliefs: jax.Array | None  # [batch, length, S] float32, the belief after tokens[:, :t+1] (eta @ tau = 1)
     next_token_probs: jax.Array | None  # [batch, length, V] float32, P(tokens[:, t+1] | tokens[:, :t+1])
-    prior: jax.Array  # [S] float32, belief before any token (the stationary distribution)
+    prior: jax.Array  # [S] float32, belief before any token (the stationary distribution / vector)
+
+    @property
+    def has_hidden_states(self) -> bool:
+        """True for an HMM's samples; False for a GHMM's, which have no hidden states (``states`` is None)."""
+        return self.states is not None
 
 
-def sample(hmm: HMM, key: jax.Array, batch: int, length: int, *, with_beliefs: bool = True,
+def sample(process: HMM | GeneralizedHMM, key: jax.Array, batch: int, length: int, *, with_beliefs: bool = True,
            with_next_token_probs: bool = True, initial: np.ndarray | None = None) -> Samples:
-    """Sample ``batch`` sequences of ``length`` tokens from ``hmm`` in one jit-compiled scan.
+    """Sample ``batch`` sequences of ``length`` tokens from ``process`` in one jit-compiled scan.
 
-    Starts from ``initial`` (a distribution over states; default the stationary distribution, so
-    sequences are stationary). Beliefs are computed in float32 with renormalisation at every
-    step; for exact float64 beliefs of given words use `compmech.belief_trajectories`.
+    Starts from ``initial`` (default the stationary distribution, so sequences are stationary; for
+    an HMM a distribution over states, for a GHMM a quasi-probability vector with
+    ``initial @ tau = 1``). Beliefs are computed in float32 with renormalisation at every step;
+    for exact float64 beliefs of given words use `compmech.belief_trajectories`. A GHMM's tokens
+    are drawn from the exact next-token law (see the module docstring); its samples carry no
+    hidden states.
     """
-    if not isinstance(hmm, HMM):
-        raise ProcessError(
-            f"sample: {getattr(hmm, 'name', hmm)!r} is a {type(hmm).__name__}, not an HMM; a generalized HMM "
-            "has no hidden states to sample (its states carry quasi-probabilities, not probabilities): use sample_words"
-        )
     if int(batch) < 1 or int(length) < 1:
         raise ProcessError(f"sample: batch and length must be >= 1; got batch={batch}, length={length}")
+    if isinstance(process, GeneralizedHMM):
+        tau = process.normalizer
+        prior = process.stationary_vector if initial is None else _ghmm_initial(initial, tau)
+        return _sample_ghmm(jnp.asarray(process.T, jnp.float32), jnp.asarray(tau, jnp.float32),
+                            jnp.asarray(prior, jnp.float32), key, int(batch), int(length),
+                            bool(with_beliefs), bool(with_next_token_probs))
+    if not isinstance(process, HMM):
+        raise ProcessError(f"sample: expected an HMM or GeneralizedHMM; got {type(process).__name__}")
+    hmm = process
     prior = hmm.stationary_distribution if initial is None else check_probability_vector(
         initial, hmm.num_states, "sample: initial", atol=LOOSE_SUM_ATOL)
     tables = _sampling_tables(hmm.T)
     return _sample(*tables, jnp.asarray(prior, jnp.float32), key, int(batch), int(length),
                    bool(with_beliefs), bool(with_next_token_probs))
+
+
+def _ghmm_initial(initial: np.ndarray, tau: np.ndarray) -> np.ndarray:
+    v = np.asarray(initial, dtype=np.float64)
+    if v.shape != tau.shape or not np.all(np.isfinite(v)):
+        raise ProcessError(f"sample: initial must be a finite vector of shape [{tau.shape[0]}]; got shape {v.shape}")
+    norm = float(v @ tau)
+    if abs(norm - 1.0) > LOOSE_SUM_ATOL:
+        raise ProcessError(f"sample: a GHMM's initial vector needs initial @ tau = 1; got {norm:.6g} "
+                           "(divide it by initial @ tau)")
+    return v / norm
+
+
+def _next_token_law(b: jax.Array, E: jax.Array) -> jax.Array:
+    """``P(x | eta) = eta T[x] tau = eta @ E`` for beliefs [B, S], float32 rounding clipped: [B, V], rows sum to 1."""
+    p = jnp.maximum(b @ E, 0.0)  # [B, V]
+    total = p.sum(axis=1, keepdims=True)
+    p = jnp.where(p > GHMM_SAMPLING_MIN_PROB * total, p, 0.0)
+    return p / jnp.maximum(p.sum(axis=1, keepdims=True), jnp.finfo(p.dtype).tiny)
+
+
+@partial(jax.jit, static_argnames=("batch", "length", "with_beliefs", "with_next"))
+def _sample_ghmm(T: jax.Array, tau: jax.Array, prior: jax.Array, key: jax.Array, batch: int, length: int,
+                 with_beliefs: bool, with_next: bool) -> Samples:
+    """Token by token from the exact next-token law; the belief update of `hmm_processes.beliefs` in float32."""
+    V, S, _ = T.shape
+    E = (T @ tau).T  # [S, V]
+    u = jax.random.uniform(key, (length, batch), dtype=jnp.float32)  # [L, B]
+    b0 = jnp.broadcast_to(prior, (batch, S))  # [B, S]
+    p0 = _next_token_law(b0, E)  # [B, V]
+
+    def step(carry, u_t):
+        b, p = carry
+        cdf = jnp.cumsum(p, axis=1)  # [B, V]
+        last = (V - 1) - jnp.argmax((p > 0)[:, ::-1], axis=1)  # [B], the last possible token
+        # the token whose cdf interval holds u (zero-probability tokens have empty intervals);
+        # rounding at the top of the cdf falls back to the last possible token
+        x = jnp.minimum(jnp.sum(u_t[:, None] >= cdf, axis=1), last).astype(jnp.int32)  # [B]
+        u_new = jnp.einsum("bi,bij->bj", b, T[x])  # [B, S], eta T[x]
+        b_new = u_new / (u_new @ tau)[:, None]  # renormalised so that eta @ tau = 1
+        p_new = _next_token_law(b_new, E)
+        out = {"x": x}
+        if with_beliefs:
+            out["b"] = b_new
+        if with_next:
+            out["p"] = p_new
+        return (b_new, p_new), out
+
+    _, out = jax.lax.scan(step, (b0, p0), u)
+    return Samples(
+        tokens=out["x"].T,
+        states=None,
+        initial_states=None,
+        beliefs=jnp.swapaxes(out["b"], 0, 1) if with_beliefs else None,
+        next_token_probs=jnp.swapaxes(out["p"], 0, 1) if with_next else None,
+        prior=prior,
+    )
 
 
 def _sampling_tables(T: np.ndarray) -> tuple[jax.Array, jax.Array, jax.Array]:

@@ -6,6 +6,7 @@ Unknown keys and bad values raise `ConfigError` with one line naming the file, t
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,16 +31,31 @@ class ConfigError(ValueError):
     """A config file is missing, malformed, or has an unknown key or a bad value."""
 
 
+#: The kinds of composed process a [process] table can describe (see `ProcessSettings`).
+PROCESS_KINDS = ("mixture", "product")
+#: Tolerance on "mixture weights sum to 1" (the library's, `hmm_processes.hmm.STOCHASTIC_ATOL`).
+WEIGHTS_ATOL = 1e-9
+
+
 @dataclass(frozen=True)
 class ProcessSettings:
-    """Which process generates the data: a registered ``name`` with ``params``, or a ``spec`` file.
+    """Which process generates the data: a registered ``name`` with ``params``, a ``spec`` file, or a
+    composition (``kind``) of such processes.
 
-    ``module`` (optional, with ``name``): a Python module imported before ``name`` is looked up, so
-    that a process it registers with `hmm_processes.register_process` can be named, e.g.
-    ``module = "my_package.my_processes"``. It is searched in ``module_path`` (a directory, relative
-    to the config file), then next to the config file, then in the working directory, then on the
-    usual import path. A run directory's resolved config.toml writes ``module_path`` out as the
-    absolute directory the module was found in, so it reruns from any directory.
+    One process: ``name`` (+ ``params``) or ``spec``. ``module`` (optional, with ``name``): a Python
+    module imported before ``name`` is looked up, so that a process it registers with
+    `hmm_processes.register_process` can be named, e.g. ``module = "my_package.my_processes"``. It
+    is searched in ``module_path`` (a directory, relative to the config file), then next to the
+    config file, then in the working directory, then on the usual import path. A run directory's
+    resolved config.toml writes ``module_path`` out as the absolute directory the module was found
+    in, so it reruns from any directory.
+
+    A composition: ``kind = "mixture"`` (one component per sequence, drawn with probability
+    ``weights[k]``; the components must share one vocabulary; weights default to uniform) or
+    ``kind = "product"`` (every component emits a token at each step; the token is the tuple), with
+    ``components``: a list of `ProcessSettings`, each one process or itself a composition. In TOML
+    each component is a ``[[process.components]]`` table (a nested one a
+    ``[[process.components.components]]``); the resolved config writes them as inline tables.
     """
 
     name: str | None = None
@@ -47,10 +63,20 @@ class ProcessSettings:
     params: dict[str, Any] = field(default_factory=dict)
     module: str | None = None
     module_path: str | None = None
+    kind: str | None = None  # None: one process | "mixture" | "product"
+    weights: tuple[float, ...] | None = None  # [K] mixture weights, summing to 1 (uniform if not given)
+    components: tuple["ProcessSettings", ...] = ()  # [K] the composed processes, in order
 
     def __post_init__(self) -> None:
+        if self.kind is not None:
+            self._check_composition()
+            return
+        if self.components or self.weights is not None:
+            key = "components" if self.components else "weights"
+            raise ValueError(f"{key} describe a composition: add kind = \"mixture\" or kind = \"product\"")
         if (self.name is None) == (self.spec is None):
-            raise ValueError("give exactly one of name = \"<registered process>\" or spec = \"<file.toml>\"")
+            raise ValueError("give exactly one of name = \"<registered process>\" or spec = \"<file.toml>\" "
+                             "(or kind = \"mixture\" | \"product\" with [[process.components]])")
         if self.module is not None:
             if self.spec is not None:
                 raise ValueError("module is for a process registered in Python (with name = ...), not with spec")
@@ -59,6 +85,93 @@ class ProcessSettings:
                                  f"got {self.module!r}")
         if self.module_path is not None and self.module is None:
             raise ValueError("module_path is the directory of a module; give module = \"...\" with it")
+
+    def _check_composition(self) -> None:
+        if self.kind not in PROCESS_KINDS:
+            raise ValueError(f"kind must be \"mixture\" or \"product\" (or left out for one process); "
+                             f"got {self.kind!r}")
+        beside = [k for k in ("name", "spec", "module", "module_path") if getattr(self, k) is not None]
+        if self.params:
+            beside.insert(0, "params")
+        if beside:
+            raise ValueError(f"{beside[0]} cannot stand beside kind = \"{self.kind}\": it belongs to a component; "
+                             "move it into a [[process.components]] table")
+        if not self.components:
+            raise ValueError(f"kind = \"{self.kind}\" needs components: add one [[process.components]] table "
+                             "per component (name = ... with params, spec = ..., or a nested kind)")
+        if not all(isinstance(c, ProcessSettings) for c in self.components):
+            raise ValueError("components must be ProcessSettings (in TOML: [[process.components]] tables)")
+        K = len(self.components)
+        if self.kind == "product":
+            if self.weights is not None:
+                raise ValueError("weights are for kind = \"mixture\"; a product has none: remove weights")
+            return
+        if self.weights is None:
+            object.__setattr__(self, "weights", tuple(1.0 / K for _ in range(K)))
+            return
+        w = tuple(self.weights)
+        if len(w) != K:
+            raise ValueError(f"weights has {len(w)} entries but there are {K} components; give one weight per "
+                             "[[process.components]] table, in order")
+        bad = [i for i, x in enumerate(w) if isinstance(x, bool) or not isinstance(x, (int, float))
+               or not math.isfinite(x) or x < 0]
+        if bad:
+            raise ValueError(f"weights[{bad[0]}] = {w[bad[0]]!r}; weights must be finite numbers >= 0")
+        if abs(sum(w) - 1.0) > WEIGHTS_ATOL:
+            raise ValueError(f"weights sum to {sum(w):.12g}, not 1; rescale them (or leave weights out for "
+                             "uniform weights)")
+        object.__setattr__(self, "weights", tuple(float(x) for x in w))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The table as written to a resolved config.toml (components as inline tables; unset keys left out)."""
+        if self.kind is not None:
+            out: dict[str, Any] = {"kind": self.kind}
+            if self.weights is not None:
+                out["weights"] = list(self.weights)
+            out["components"] = [c.to_dict() for c in self.components]
+            return out
+        return {k: v for k, v in (("name", self.name), ("spec", self.spec), ("params", dict(self.params)),
+                                  ("module", self.module), ("module_path", self.module_path))
+                if v not in (None, {})}
+
+
+_PROCESS_KEYS = ("name", "spec", "params", "module", "module_path", "kind", "weights", "components")
+
+
+def process_settings(table: Any, where: str = "[process]") -> ProcessSettings:
+    """A [process] table (or one of its ``components``) as `ProcessSettings`, components parsed recursively.
+
+    Raises `ConfigError` whose message starts with ``where`` (e.g. ``[process] components[1]``,
+    counting from 0) and names the key and the fix.
+    """
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{where} must be a table of key = value pairs")
+    for key, value in table.items():
+        if key not in _PROCESS_KEYS:
+            raise ConfigError(f"unknown key {where} {key!r}; allowed: {', '.join(_PROCESS_KEYS)}")
+        if key == "params":
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{where} params must be a table, e.g. params = {{ x = 0.05 }}")
+        elif key == "weights":
+            if not isinstance(value, list):
+                raise ConfigError(f"{where} weights must be a list of numbers, e.g. weights = [0.5, 0.5]")
+        elif key == "components":
+            if not isinstance(value, list) or not all(isinstance(c, Mapping) for c in value):
+                raise ConfigError(f"{where} components must be [[process.components]] tables (or a list of "
+                                  "inline tables), one per component")
+        elif not isinstance(value, str):
+            raise ConfigError(f"{where} {key} must be a string; got {value!r}")
+    components = tuple(process_settings(c, f"{where} components[{i}]")
+                       for i, c in enumerate(table.get("components", ())))
+    values = {k: v for k, v in table.items() if k != "components"}
+    if "weights" in values:
+        values["weights"] = tuple(values["weights"])
+    if "params" in values:
+        values["params"] = dict(values["params"])
+    try:
+        return ProcessSettings(**values, components=components)
+    except ValueError as exc:
+        raise ConfigError(f"{where} {exc}") from None
 
 
 #: The run regimes a config can ask for ([data] regime).
@@ -172,7 +285,7 @@ class ExperimentConfig:
         return Path(self.source).parent if self.source and self.source != "<config>" else None
 
     def to_dict(self) -> dict[str, Any]:
-        proc = {k: v for k, v in dataclasses.asdict(self.process).items() if v not in (None, {})}
+        proc = self.process.to_dict()
         return {
             "name": self.name,
             "seed": self.seed,
@@ -241,9 +354,10 @@ def config_from_dict(raw: Mapping[str, Any], source: str = "<config>") -> Experi
 
     from predictive_models import TrainConfig, TransformerConfig
 
-    process = _section(ProcessSettings, raw["process"], "process", source)
-    if not isinstance(process.params, dict):
-        raise ConfigError(f"{source}: [process] params must be a table, e.g. params = {{ x = 0.05 }}")
+    try:
+        process = process_settings(raw["process"])
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     model = _fields_of(TransformerConfig, raw.get("model", {}), "model", source, exclude={"vocab_size"})
     training = _fields_of(TrainConfig, raw.get("training", {}), "training", source, exclude={"seed"})
     data = _section(DataSettings, raw.get("data", {}), "data", source)

@@ -22,13 +22,12 @@ from compmech.runs.analysis import geometry_analysis, training_evolution
 from compmech.runs.config import ConfigError, ExperimentConfig, read_toml
 from compmech.runs.files import (is_complete, mark_complete, mark_unfinished, remove_stale_temp_files, write_bytes_atomic,
                             write_json_atomic, write_text_atomic)
-from compmech.information import optimal_loss_by_position
+from compmech.information import next_token_distribution, optimal_loss_by_position
 from compmech.mixed_states import mixed_states
 from compmech.runs.paper import PAPER_RESULTS
 from compmech.runs.preflight import MemoryEstimate, RunDirError, check_memory, check_output_dir, estimate_memory
 from compmech.runs.probing import probe_model
-from compmech.runs.processes import (PROCESS_JSON, SPEC_COPY, build_process, import_process_module, process_record,
-                                spec_path)
+from compmech.runs.processes import PROCESS_JSON, SPEC_COPY, SpecCopy, build_process, localize_process, process_record
 from compmech.runs.progress import PhaseTimes, phase
 from compmech.runs.records import EvolutionPoint, probe_fields
 from compmech.runs.run_figures import analysis_figures, make_figures
@@ -64,7 +63,7 @@ def context_set(hmm: HMM | GeneralizedHMM, context_length: int, *, bos: bool = F
         N = words.shape[0]
         words = np.concatenate([np.full((N, 1), hmm.vocab_size, np.int32), words], axis=1)
         beliefs = np.concatenate([np.broadcast_to(ms.prior, (N, 1, ms.prior.shape[0])), beliefs], axis=1)
-    next_token = beliefs @ hmm.emission_matrix  # [N, T, V]
+    next_token = next_token_distribution(beliefs, hmm.emission_matrix)  # [N, T, V] (a GHMM's rounding clipped)
     if bos:
         next_token = np.concatenate([next_token, np.zeros(next_token.shape[:2] + (1,))], axis=2)
     return ContextSet(tokens=words, probs=ms.level(depth).probs, beliefs=beliefs, next_token_probs=next_token,
@@ -98,7 +97,7 @@ class RunPlan:
     layer: str  # the analysis (figure) layer
     memory: MemoryEstimate
     run_dir: Path
-    spec_source: Path | None  # the spec file copied into the run directory, if any
+    spec_copies: tuple[SpecCopy, ...] = ()  # the spec files copied into the run directory (components' too)
     regime: RegimeChoice | None = None  # exact or sampled (`compmech.runs.sampled.choose_regime`)
 
 
@@ -120,16 +119,9 @@ def plan_run(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, availa
                              include_concat=cfg.probe.include_concat, bos=cfg.data.bos, regime=regime)
     check_memory(memory, cfg.source, available)
     check_output_dir(run_dir)
-    settings, spec_source = cfg.process, None
-    if settings.spec is not None:
-        spec_source = spec_path(settings, base_dir)
-        settings = dataclasses.replace(settings, spec=SPEC_COPY)
-    elif settings.module is not None:
-        found = import_process_module(settings.module, settings.module_path, base_dir)
-        if found is not None:
-            settings = dataclasses.replace(settings, module_path=str(found))
+    settings, spec_copies = localize_process(cfg.process, base_dir)
     return RunPlan(cfg=dataclasses.replace(cfg, process=settings), process=process, model_cfg=model_cfg,
-                   train_cfg=train_cfg, layer=layer, memory=memory, run_dir=run_dir, spec_source=spec_source,
+                   train_cfg=train_cfg, layer=layer, memory=memory, run_dir=run_dir, spec_copies=spec_copies,
                    regime=regime)
 
 
@@ -142,7 +134,9 @@ def prepare_run_dir(plan: RunPlan) -> None:
     """
     run_dir, cfg = plan.run_dir, plan.cfg
     config_path = run_dir / "config.toml"
-    record = process_record(plan.process, SPEC_COPY if plan.spec_source is not None else None).to_json()
+    record = process_record(plan.process, SPEC_COPY if cfg.process.spec is not None else None,
+                            composition=cfg.process.kind,
+                            spec_files=tuple(c.copy for c in plan.spec_copies)).to_json()
     if config_path.exists():
         try:
             old = read_toml(config_path, "the run's config")
@@ -167,8 +161,9 @@ def prepare_run_dir(plan: RunPlan) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
         mark_unfinished(run_dir)
         remove_stale_temp_files(run_dir)
-        if plan.spec_source is not None and plan.spec_source.resolve() != (run_dir / SPEC_COPY).resolve():
-            write_bytes_atomic(run_dir / SPEC_COPY, plan.spec_source.read_bytes())
+        for spec in plan.spec_copies:
+            if spec.source.resolve() != (run_dir / spec.copy).resolve():
+                write_bytes_atomic(run_dir / spec.copy, spec.source.read_bytes())
         write_json_atomic(run_dir / PROCESS_JSON, record)
         write_text_atomic(config_path, cfg.to_toml())
     except BaseException:

@@ -1,11 +1,14 @@
-"""Build the data-generating process an experiment config names (registry name, Python module, or spec file).
+"""Build the data-generating process an experiment config names (registry name, Python module, spec file,
+or a mixture / product of such processes, nested).
 
 Also the run directory's copy of the process: ``process_spec.toml`` (the spec file, copied so the
-run is self-contained) and ``process.json`` (its matrices, for the report and for notebooks).
+run is self-contained; a composition's spec files become ``process_spec.components.<i>[.<j>...].toml``)
+and ``process.json`` (its matrices, for the report and for notebooks).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import math
 import sys
@@ -15,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from hmm_processes import HMM, GeneralizedHMM, ProcessError, get_process, load_spec
+from hmm_processes import HMM, GeneralizedHMM, ProcessError, get_process, load_spec, mixture, product
 
 #: The spec file's name inside a run directory; the resolved config.toml points at it.
 SPEC_COPY = "process_spec.toml"
@@ -34,30 +37,76 @@ class ProcessRecord:
     T: list  # [V][S][S] nested lists of floats, T[x][i][j] = P(emit x, go to j | in i) (quasi-probabilities for a GHMM)
     kind: str  # "HMM" | "GeneralizedHMM"
     spec_file: str | None  # SPEC_COPY when the process came from a spec file, else None
+    # A composed process: "mixture" | "product" (its params hold "components", and a mixture's
+    # "weights" and "component_states"); None for one process.
+    composition: str | None = None
+    # Every spec file's copy in the run directory (the composition's components' too), in config order.
+    spec_files: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "params": self.params, "token_names": self.token_names,
-                "state_names": self.state_names, "T": self.T, "kind": self.kind, "spec_file": self.spec_file}
+                "state_names": self.state_names, "T": self.T, "kind": self.kind, "spec_file": self.spec_file,
+                "composition": self.composition, "spec_files": list(self.spec_files)}
 
 
-def process_record(process: HMM | GeneralizedHMM, spec_file: str | None) -> ProcessRecord:
-    """The `ProcessRecord` of a built process (``spec_file``: the name of its copy in the run directory)."""
+def process_record(process: HMM | GeneralizedHMM, spec_file: str | None, *, composition: str | None = None,
+                   spec_files: tuple[str, ...] = ()) -> ProcessRecord:
+    """The `ProcessRecord` of a built process (``spec_file``: the name of its copy in the run directory;
+    ``composition``: the config's ``kind``; ``spec_files``: every spec copy, see `localize_process`)."""
     T = np.asarray(process.T, np.float64)  # [V, S, S]
     return ProcessRecord(
         name=process.name, params={k: _plain(v) for k, v in process.params.items()},
         token_names=list(process.token_names) if process.token_names is not None else None,
         state_names=list(process.state_names) if process.state_names is not None else None,
         T=T.tolist(), kind="GeneralizedHMM" if isinstance(process, GeneralizedHMM) else "HMM",
-        spec_file=spec_file)
+        spec_file=spec_file, composition=composition,
+        spec_files=tuple(spec_files) if spec_files else ((spec_file,) if spec_file else ()))
 
 
 def _plain(value: Any) -> Any:
-    """A parameter as a JSON value (NumPy scalars and arrays become numbers and lists)."""
+    """A parameter as a JSON value (NumPy scalars and arrays become numbers and lists, also inside
+    the lists and tables of a composed process's parameters)."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
         return value.tolist()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
     return value
+
+
+@dataclass(frozen=True)
+class SpecCopy:
+    """A spec file a [process] table names, and the name of its copy inside the run directory."""
+
+    source: Path  # the file as found (next to the config, or from the working directory)
+    copy: str  # file name in the run directory: SPEC_COPY, or process_spec.components.<i>...toml
+
+
+def localize_process(settings, base_dir: str | Path | None, *, _where: tuple[int, ...] = ()):
+    """``settings`` as a run directory's config.toml records them, and the spec files to copy there.
+
+    Every ``spec`` (also inside components) is renamed to its copy in the run directory (`SpecCopy`),
+    and every ``module``'s ``module_path`` is resolved to the absolute directory it was found in, so
+    the run's config reruns from any directory. Returns ``(settings, spec_copies)``.
+    """
+    if settings.kind is not None:
+        parts, copies = [], []
+        for i, c in enumerate(settings.components):
+            new, more = localize_process(c, base_dir, _where=(*_where, i))
+            parts.append(new)
+            copies.extend(more)
+        return dataclasses.replace(settings, components=tuple(parts)), tuple(copies)
+    if settings.spec is not None:
+        copy = SPEC_COPY if not _where else "process_spec.components." + ".".join(map(str, _where)) + ".toml"
+        return dataclasses.replace(settings, spec=copy), (SpecCopy(spec_path(settings, base_dir), copy),)
+    if settings.module is not None:
+        found = import_process_module(settings.module, settings.module_path, base_dir)
+        if found is not None:
+            return dataclasses.replace(settings, module_path=str(found)), ()
+    return settings, ()
 
 
 def spec_path(settings, base_dir: str | Path | None) -> Path:
@@ -102,13 +151,38 @@ def import_process_module(module: str, module_path: str | None, base_dir: str | 
     return found_in
 
 
-def build_process(settings, base_dir: str | Path | None = None) -> HMM | GeneralizedHMM:
+def build_process(settings, base_dir: str | Path | None = None, *, _where: str = "[process]") -> HMM | GeneralizedHMM:
     """The process for a config's [process] table: ``name`` + ``params`` from the registry (after
-    importing ``module`` if given), or a ``spec`` file.
+    importing ``module`` if given), a ``spec`` file, or a ``kind = "mixture"`` / ``"product"`` of
+    its ``components`` (built the same way, recursively) via `hmm_processes.mixture` / `product`.
 
     A relative spec path is looked up next to the config file first (``base_dir``), then in the
-    working directory. Parameters of the wrong type or out of range raise `ProcessError`.
+    working directory. Parameters of the wrong type or out of range, and components that cannot be
+    composed (a mixture's components with different vocabularies), raise `ProcessError` naming the
+    component (``[process] components[1]``, counting from 0).
     """
+    if settings.kind is not None:
+        parts = []
+        for i, c in enumerate(settings.components):
+            where = f"{_where} components[{i}]"
+            try:
+                parts.append(build_process(c, base_dir, _where=where))
+            except ProcessError as exc:
+                if where in str(exc):
+                    raise
+                raise ProcessError(f"{where}: {exc}") from None
+        vocab = [p.vocab_size for p in parts]
+        if settings.kind == "mixture" and len(set(vocab)) > 1:
+            k = next(i for i, v in enumerate(vocab) if v != vocab[0])
+            raise ProcessError(f"{_where} components[{k}] ({parts[k].name}) has {vocab[k]} tokens but components[0] "
+                               f"({parts[0].name}) has {vocab[0]}; a mixture's components must share one vocabulary "
+                               "(use kind = \"product\" to combine different alphabets)")
+        try:
+            if settings.kind == "mixture":
+                return mixture(parts, settings.weights)
+            return product(parts)
+        except ProcessError as exc:
+            raise ProcessError(f"{_where}: {exc}") from None
     if settings.name is not None:
         if settings.module is not None:
             import_process_module(settings.module, settings.module_path, base_dir)
@@ -116,10 +190,10 @@ def build_process(settings, base_dir: str | Path | None = None) -> HMM | General
             process = get_process(settings.name, **settings.params)
         except (TypeError, OverflowError, ZeroDivisionError, FloatingPointError) as exc:
             raise ProcessError(f"process {settings.name!r} cannot be built from params {settings.params!r}: "
-                               f"{exc}; check the [process] params") from None
+                               f"{exc}; check the {_where} params") from None
     else:
         if settings.params:
-            raise ProcessError("[process] params cannot be combined with spec; put parameters in the spec file")
+            raise ProcessError(f"{_where} params cannot be combined with spec; put parameters in the spec file")
         path = spec_path(settings, base_dir)
         try:
             process = load_spec(path)

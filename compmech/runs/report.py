@@ -29,7 +29,9 @@ EMBEDDABLE = (".png", ".svg")  # formats a browser shows in <img>; PDFs are left
 # Captions of the figures `compmech run` draws, by file stem; others get their stem as caption.
 CAPTIONS = {
     "belief_fractal": "Belief-state geometry. Left: the exact beliefs of every distinct context, in the "
-                      "probability simplex (corners: the hidden states; colour = belief). Middle: the linear "
+                      "belief set's own frame: the probability simplex for an HMM's beliefs (corners: the hidden "
+                      "states; colour = belief), otherwise the axes named on the panel (the principal axes of "
+                      "the belief set, or the Bloch disk of a qubit's states). Middle: the linear "
                       "probe's prediction from the residual stream of the probe layer, coloured by the true "
                       "belief. Right, small: the same probe fit to shuffled beliefs (the control: no geometry).",
     "loss_by_position": "Validation cross-entropy by context position after training beside the optimum (the "

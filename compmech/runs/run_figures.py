@@ -19,9 +19,30 @@ from compmech.runs.paper import PAPER_RESULTS
 from compmech.runs.records import EvolutionPoint, GeometryResult, ProbeOutcome
 from figures import process_title, sci
 from figures.report import same_distance_geometry
-from hmm_processes import HMM
+from hmm_processes import HMM, GeneralizedHMM
 
-def make_figures(cfg, run_dir: Path, hmm: HMM, ctx, history: list[dict], probe: ProbeOutcome,
+#: Named processes whose belief vector holds coordinates with a name: (entries drawn, their names, outline).
+#: tom_quantum's belief is (1, Bloch coordinates) of a qubit confined to a disc of the Bloch ball.
+NAMED_BELIEF_COORDINATES = {
+    "tom_quantum": ((1, 2), ("Bloch coordinate 1 (belief entry 1)", "Bloch coordinate 2 (belief entry 2)"),
+                    "unit_circle"),
+}
+
+
+def belief_frame_of(process: HMM | GeneralizedHMM, true_beliefs: np.ndarray):
+    """The frame every belief panel of a run uses, fitted on the true beliefs [n, S] (`figures.belief_frame`):
+    the simplex for HMM beliefs over 3 states, named coordinates for the processes in
+    `NAMED_BELIEF_COORDINATES` (the Bloch disk of tom_quantum), else the belief set's principal axes."""
+    from figures import UNIT_CIRCLE, belief_frame
+
+    named = NAMED_BELIEF_COORDINATES.get(process.name) if isinstance(process, GeneralizedHMM) else None
+    if named is not None and true_beliefs.shape[1] > max(named[0]):
+        idx, names, outline = named
+        return belief_frame(true_beliefs, coordinates=idx, coordinate_names=names,
+                            outline=UNIT_CIRCLE if outline == "unit_circle" else None)
+    return belief_frame(true_beliefs)
+
+def make_figures(cfg, run_dir: Path, hmm: HMM | GeneralizedHMM, ctx, history: list[dict], probe: ProbeOutcome,
                  layer: str) -> list[Path]:
     """The paper's panel (true / probed beliefs, shuffled control), loss by position, training curve, MSE by layer."""
     from figures import plot_belief_panels, plot_layer_mse, plot_loss_by_position, plot_training_curve
@@ -43,7 +64,8 @@ def make_figures(cfg, run_dir: Path, hmm: HMM, ctx, history: list[dict], probe: 
             data.Y[first], probe.predictions[layer][first], probe.shuffled[first],
             titles=["True beliefs (exact)", f"Probe of {layer}: MSE {res['mse']:.2g}, R$^2$ {res['r2']:.4f}",
                     f"Shuffled control\nMSE {res['mse_shuffled']:.2g}"],
-            state_names=hmm.state_names, suptitle=f"{name}: belief geometry in the residual stream"),
+            state_names=hmm.state_names, suptitle=f"{name}: belief geometry in the residual stream",
+            frame=belief_frame_of(hmm, data.Y[first])),
         "loss_by_position": lambda: plot_loss_by_position(
             np.asarray(history[-1]["loss_by_position"]), ctx.optimal_loss,
             title=f"{name}\nloss by context position after {sci(history[-1]['tokens'])} tokens", start_token=ctx.bos),
@@ -59,7 +81,7 @@ def make_figures(cfg, run_dir: Path, hmm: HMM, ctx, history: list[dict], probe: 
     return save_figures(cfg, run_dir, figs)
 
 
-def analysis_figures(cfg, run_dir: Path, hmm: HMM, geometry: GeometryResult, evolution: list[EvolutionPoint],
+def analysis_figures(cfg, run_dir: Path, hmm: HMM | GeneralizedHMM, geometry: GeometryResult, evolution: list[EvolutionPoint],
                      probe_layer: str) -> list[Path]:
     """Distance scatter, mixed-state PCA (when the states are few), belief geometry over training."""
     from figures import plot_belief_evolution, plot_distance_scatter, plot_probe_over_training, plot_state_pca
@@ -87,6 +109,7 @@ def analysis_figures(cfg, run_dir: Path, hmm: HMM, geometry: GeometryResult, evo
         over = paper.get("probe_mse_over_training", {}) if layer == probe_layer else {}
         figs["belief_evolution"] = lambda: plot_belief_evolution(
             snapshots, labels=None if hmm.num_states == 3 else geometry.labels, state_names=hmm.state_names,
+            frame=belief_frame_of(hmm, evolution[-1].beliefs),
             title=f"{name}: probed belief geometry ({layer}) over training")
         figs["probe_over_training"] = lambda: plot_probe_over_training(
             np.array([e.tokens for e in evolution]), np.array([e.probe["mse"] for e in evolution]),

@@ -12,6 +12,7 @@ import inspect
 import json
 import os
 import textwrap
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,8 @@ def add_theory_commands(subparsers: Any) -> None:
 
 
 def _process_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("process", metavar="NAME|SPEC", help="a named process (see `processes`) or a .toml spec file")
+    p.add_argument("process", metavar="NAME|SPEC", help="a named process (see `processes`), a .toml spec file, "
+                   "or an experiment config (its [process], also a mixture or product)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a process parameter, e.g. --param x=0.15 (repeatable)")
 
@@ -91,14 +93,36 @@ def _parse_value(raw: str) -> Any:
 
 
 def resolve_process(spec: str, params: dict[str, Any] | None = None) -> Process:
-    """A named process built with ``params``, or the process in a TOML spec file (a path ending in .toml)."""
+    """A named process built with ``params``, the process in a TOML spec file (a path ending in .toml),
+    or the [process] of an experiment config (a .toml file with a [process] table: one process, or a
+    mixture / product of them, built as `compmech run` builds it)."""
     params = params or {}
     if spec.endswith(".toml") or os.sep in spec or Path(spec).is_file():
         if params:
-            raise ProcessError(f"--param applies to named processes, not to the spec file {spec!r}; "
+            raise ProcessError(f"--param applies to named processes, not to the spec file or config {spec!r}; "
                                "edit the file instead")
+        table = _process_table(Path(spec))
+        if table is not None:
+            from compmech.runs.config import ConfigError, process_settings
+            from compmech.runs.processes import build_process
+
+            try:
+                settings = process_settings(table)
+            except ConfigError as exc:
+                raise ProcessError(f"{spec}: {exc}") from None
+            return build_process(settings, base_dir=Path(spec).parent)
         return load_spec(spec)
     return get_process(spec, **params)
+
+
+def _process_table(path: Path) -> Any:
+    """The [process] table of an experiment config at ``path``; None for a spec file (or an unreadable
+    file, which `load_spec` then reports)."""
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    return doc.get("process") if isinstance(doc.get("process"), dict) else None
 
 
 # --- processes -------------------------------------------------------------------------------------

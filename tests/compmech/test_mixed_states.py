@@ -88,3 +88,63 @@ def test_enumeration_memory_is_estimated_and_refused_before_allocating():
     with pytest.raises(hp.ProcessError, match="at most 6,"):
         check_enumerable(hp.mess3(), 8, max_bytes=100_000)
     assert check_enumerable(hp.mess3(), 6, max_bytes=100_000) <= 100_000 < enumeration_bytes(hp.mess3(), 7)
+
+
+GHMMS = {"tom_quantum": hp.tom_quantum, "post_quantum": hp.post_quantum, "fanizza": hp.fanizza,
+         "tom_quantum_degenerate": lambda: hp.tom_quantum(1.0, 1.0)}
+
+
+@pytest.mark.parametrize("name", GHMMS)
+def test_mixed_states_of_a_ghmm(name):
+    """Quasi-beliefs with eta @ tau = 1, probabilities summing to 1, both equal to direct matrix products."""
+    g = GHMMS[name]()
+    T, pi, tau = hp.process_vectors(g)
+    ms = mixed_states(g, 6)
+    assert ms.process is g and ms.hmm is g
+    np.testing.assert_allclose(ms.prior, pi)
+    for L in range(7):
+        lvl = ms.level(L)
+        assert lvl.probs.sum() == pytest.approx(1.0, abs=1e-10)
+        assert np.all(lvl.probs > hp.GHMM_MIN_PROB) and np.all(np.isfinite(lvl.beliefs))
+        np.testing.assert_allclose(lvl.beliefs @ tau, 1.0, atol=1e-10)
+    lvl = ms.level(6)
+    for n in range(0, len(lvl), max(1, len(lvl) // 25)):
+        v = pi.copy()
+        for x in lvl.words[n]:
+            v = v @ T[x]
+        assert lvl.probs[n] == pytest.approx(v @ tau, rel=1e-9)
+        np.testing.assert_allclose(lvl.beliefs[n], v / (v @ tau), atol=1e-9)
+    # the words left out are exactly those of probability (numerically) zero
+    from hmm_processes.generalized import all_words
+
+    every = all_words(g.vocab_size, 4)
+    p_all = g.word_probabilities(every)
+    assert len(ms.level(4)) == int(np.sum(p_all > hp.GHMM_MIN_PROB))
+    # prefix beliefs agree with belief_trajectories along the same words
+    words = ms.level(5).words
+    b, logp = belief_trajectories(g, words)
+    np.testing.assert_allclose(ms.prefix_beliefs(5), b, atol=1e-10)
+    np.testing.assert_allclose(np.exp(logp), ms.level(5).probs, rtol=1e-9)
+
+
+def test_ghmm_entropies_and_optimal_loss_agree_with_streaming():
+    from compmech.information import block_entropies, myopic_entropies, optimal_loss_by_position
+    from compmech.streaming import exact_myopic_entropies
+
+    g = hp.tom_quantum()
+    ms = mixed_states(g, 6)
+    h = myopic_entropies(ms)
+    np.testing.assert_allclose(h, exact_myopic_entropies(g, 6).myopic_entropies, atol=1e-10)
+    H = block_entropies(ms)
+    np.testing.assert_allclose(np.diff(H), h[:-1], atol=1e-10)  # H(L) - H(L-1) = h(L)
+    assert np.all(np.diff(h) <= 1e-12) and h[0] == pytest.approx(2.0)  # 4 equiprobable first tokens
+    np.testing.assert_allclose(optimal_loss_by_position(g, 5), h[1:6] * np.log(2.0), atol=1e-12)
+
+
+def test_ghmm_prior_must_be_normalised_by_tau():
+    g = hp.tom_quantum()
+    with pytest.raises(hp.ProcessError, match="prior @ tau"):
+        mixed_states(g, 2, prior=2 * g.stationary_vector)
+    other = np.array([1.0, 0.3, -0.2])  # a Bloch vector inside the disc
+    ms = mixed_states(g, 2, prior=other)
+    np.testing.assert_allclose(ms.level(0).beliefs[0], other)

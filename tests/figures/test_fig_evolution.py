@@ -45,7 +45,7 @@ def test_pca_evolution_with_labels(tmp_path):
     labels = np.arange(120) % 9
     fig = plot_belief_evolution(snaps, labels=labels)
     assert len(fig.axes) == 4
-    assert fig.axes[0].get_xlabel() == "PC 1 of true beliefs"
+    assert fig.axes[0].get_xlabel() == "principal axis 1 of the belief set"
     assert all(len(ax.lines) == 0 for ax in fig.axes)
     assert len(np.unique(fig.axes[0].collections[0].get_facecolors()[:, :3], axis=0)) == 9
     assert len({(ax.get_xlim(), ax.get_ylim()) for ax in fig.axes}) == 1

@@ -87,7 +87,7 @@ def test_other_state_counts_use_pca(s):
     b = beliefs(s=s)
     fig = plot_belief_panels(b, b, b)
     assert len(fig.axes) == 3
-    assert fig.axes[0].get_xlabel().startswith("PC 1")
+    assert fig.axes[0].get_xlabel() == "principal axis 1 of the belief set"
     assert all(len(ax.lines) == 0 for ax in fig.axes)  # no triangle
     labelled = plot_belief_panels(b, b, labels=np.arange(len(b)) % 7)
     colours = labelled.axes[0].collections[0].get_facecolors()

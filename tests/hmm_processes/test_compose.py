@@ -103,3 +103,68 @@ def test_hmm_prior_is_validated():
     h = HMM(T, prior=[2 / 3, 1 / 3])
     np.testing.assert_allclose(h.stationary_distribution, [2 / 3, 1 / 3])
     assert hp.even().prior is None  # unchanged default
+
+
+def _bayes_posterior(components, weights, word):
+    """P(component k | word) by Bayes' rule from each component's own P_k(word) = pi_k T_k^(word) tau_k."""
+    likelihood = []
+    for p in components:
+        T, pi, tau = hp.process_vectors(p)
+        v = pi
+        for x in word:
+            v = v @ T[x]
+        likelihood.append(v @ tau)
+    joint = np.asarray(weights) * np.asarray(likelihood)
+    return joint / joint.sum()
+
+
+def word_probabilities_of(process, word):
+    """P(word) = pi T^(word) tau."""
+    T, pi, tau = hp.process_vectors(process)
+    v = pi
+    for x in word:
+        v = v @ T[x]
+    return float(v @ tau)
+
+
+def _belief(process, word):
+    """eta_w = pi T^(w) / (pi T^(w) tau), by brute-force matrix products."""
+    T, pi, tau = hp.process_vectors(process)
+    v = pi
+    for x in word:
+        v = v @ T[x]
+    return v / (v @ tau)
+
+
+@pytest.mark.parametrize("components, weights", [
+    ([hp.mess3(0.05, 0.85), hp.mess3(0.15, 0.6)], [0.5, 0.5]),
+    ([hp.golden_mean(), hp.even(0.3), hp.coin(0.7)], [0.2, 0.5, 0.3]),
+    ([hp.tom_quantum(), hp.tom_quantum(1.0, 0.5)], [0.4, 0.6]),  # GHMM blocks: weighted by tau
+])
+def test_component_posterior_is_bayes_rule(components, weights):
+    mix = hp.mixture(components, weights)
+    assert mix.params["component_states"] == [p.num_states for p in components]
+    words = all_words(mix.vocab_size, 4)[::5]  # [N, 4], a spread of words
+    checked = 0
+    for word in words:
+        for t in range(len(word) + 1):
+            prefix = word[:t]
+            if word_probabilities_of(mix, prefix) <= 0:
+                continue  # a word of probability zero has no posterior
+            joint = _bayes_posterior(components, weights, prefix)
+            checked += 1
+            post = hp.component_posterior(mix, _belief(mix, prefix))
+            np.testing.assert_allclose(post, joint, atol=1e-12)
+    assert checked >= 15
+    # at the empty context the posterior is the weights; a batch of beliefs keeps its leading shape
+    batch = np.stack([_belief(mix, []), _belief(mix, []) ])[None]  # [1, 2, S]
+    np.testing.assert_allclose(hp.component_posterior(mix, batch), np.broadcast_to(weights, (1, 2, len(weights))),
+                               atol=1e-12)
+
+
+def test_component_posterior_needs_a_mixture_and_matching_beliefs():
+    with pytest.raises(ProcessError, match="not a mixture"):
+        hp.component_posterior(hp.mess3(), np.ones(3) / 3)
+    mix = hp.mixture([hp.coin(0.2), hp.coin(0.8)])
+    with pytest.raises(ProcessError, match=r"shape \[\.\.\., 2\]"):
+        hp.component_posterior(mix, np.ones(3) / 3)

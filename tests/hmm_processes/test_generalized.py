@@ -54,11 +54,13 @@ def test_hidden_states_of_a_ghmm_cannot_be_sampled():
     tq = hp.tom_quantum()
     with pytest.raises(ProcessError, match="quasi-probabilities"):
         tq.stationary_distribution
-    with pytest.raises(ProcessError, match="quasi-probabilities"):
-        hp.sample(tq, jax.random.PRNGKey(0), 4, 5)
-    # also when a start distribution is given, which bypasses stationary_distribution
-    with pytest.raises(ProcessError, match="quasi-probabilities"):
-        hp.sample(tq, jax.random.PRNGKey(0), 4, 5, initial=np.ones(tq.T.shape[1]) / tq.T.shape[1])
+    # the sampler draws its tokens and beliefs instead, and says there are no hidden states
+    s = hp.sample(tq, jax.random.PRNGKey(0), 4, 5)
+    assert not s.has_hidden_states and s.states is None and s.initial_states is None
+    assert s.tokens.shape == (4, 5) and s.beliefs.shape == (4, 5, tq.num_states)
+    assert hp.sample(hp.mess3(), jax.random.PRNGKey(0), 4, 5).has_hidden_states
+    with pytest.raises(ProcessError, match="initial @ tau"):
+        hp.sample(tq, jax.random.PRNGKey(0), 4, 5, initial=2 * tq.stationary_vector)
 
 
 def test_ghmm_via_registry_and_round_trip_with_hmm():

@@ -66,3 +66,33 @@ def test_same_key_same_samples_and_bad_arguments():
     np.testing.assert_array_equal(np.asarray(a.tokens), np.asarray(b.tokens))
     with pytest.raises(hp.ProcessError, match="batch and length"):
         hp.sample(h, jax.random.key(0), 0, 10)
+
+
+GHMMS = {"tom_quantum": hp.tom_quantum, "post_quantum": hp.post_quantum, "fanizza": hp.fanizza,
+         "tom_quantum_degenerate": lambda: hp.tom_quantum(1.0, 1.0)}
+
+
+@pytest.mark.parametrize("name", GHMMS)
+def test_ghmm_word_frequencies_match_exact_probabilities(name):
+    """Chi-square of sampled words of length 4 (3 for the 4-token processes) against pi T^(w) tau."""
+    from word_stats import chi_square_pvalue, word_probabilities
+
+    g = GHMMS[name]()
+    L = 3 if g.vocab_size > 3 else 4
+    s = hp.sample(g, jax.random.key(11), 40000, L, with_beliefs=False, with_next_token_probs=False)
+    assert not s.has_hidden_states
+    assert chi_square_pvalue(np.asarray(s.tokens), g.vocab_size, word_probabilities(g, L)) > 1e-3
+
+
+@pytest.mark.parametrize("name", GHMMS)
+def test_ghmm_sampler_beliefs_match_exact_beliefs(name):
+    g = GHMMS[name]()
+    s = hp.sample(g, jax.random.key(12), 512, 10)
+    exact, logp = belief_trajectories(g, np.asarray(s.tokens))
+    assert np.all(np.isfinite(logp)), "the sampler drew a word of probability zero"
+    np.testing.assert_allclose(np.asarray(s.beliefs), exact, atol=5e-4)
+    np.testing.assert_allclose(np.asarray(s.beliefs) @ g.normalizer, 1.0, atol=1e-5)
+    nxt = np.asarray(s.next_token_probs)
+    assert nxt.min() >= 0 and np.allclose(nxt.sum(-1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(nxt, exact @ g.emission_matrix, atol=5e-4)
+    np.testing.assert_allclose(np.asarray(s.prior), g.stationary_vector, atol=1e-7)

@@ -126,9 +126,11 @@ def test_process_json_holds_the_matrices(tiny_run):
     from hmm_processes import mess3
 
     record = json.loads((tiny_run / "process.json").read_text())
-    assert set(record) == {"name", "params", "token_names", "state_names", "T", "kind", "spec_file"}
+    assert set(record) == {"name", "params", "token_names", "state_names", "T", "kind", "spec_file", "composition",
+                           "spec_files"}
     assert record["name"] == "mess3" and record["params"] == {"x": 0.05, "alpha": 0.85}
     assert record["kind"] == "HMM" and record["spec_file"] is None
+    assert record["composition"] is None and record["spec_files"] == []
     np.testing.assert_array_equal(np.array(record["T"]), mess3(x=0.05, alpha=0.85).T)
 
 

@@ -134,3 +134,26 @@ def test_helpers():
     assert resolve_process("matching_parens", {"max_depth": 2}).num_states == 3
     xy = simplex_coordinates([[1, 0, 0], [0, 1, 0], [0, 0, 1]])
     assert xy.ravel().tolist() == pytest.approx([0, 0, 1, 0, 0.5, 3**0.5 / 2])
+
+
+def test_info_and_msp_of_an_experiment_configs_composed_process(tmp_path, capsys):
+    import math
+
+    product = tmp_path / "product.toml"
+    product.write_text('[process]\nkind = "product"\n[[process.components]]\nname = "golden_mean"\n'
+                       '[[process.components]]\nname = "coin"\nparams = { p = 0.2 }\n')
+    assert run(["info", str(product), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    h_coin = -(0.2 * math.log2(0.2) + 0.8 * math.log2(0.8))
+    assert d["h_mu"]["method"] == "exact" and d["h_mu"]["value"] == pytest.approx(2 / 3 + h_coin, abs=1e-9)
+    mixture = tmp_path / "mixture.toml"
+    mixture.write_text('name = "m"\n[process]\nkind = "mixture"\nweights = [0.25, 0.75]\n'
+                       'components = [{ name = "coin", params = { p = 0.2 } }, { name = "coin", params = { p = 0.8 } }]\n')
+    proc = resolve_process(str(mixture))
+    assert proc.num_states == 2 and list(proc.prior) == [0.25, 0.75]
+    assert run(["msp", str(mixture), "--depth", "3"]) == 0
+    assert "[1, 2, 3, 4]" in capsys.readouterr().out  # k ones in n tokens: n + 1 posteriors at depth n
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[process]\nkind = "mixture"\nweights = [0.5, 0.6]\ncomponents = [{ name = "coin" }, { name = "coin" }]\n')
+    with pytest.raises(ValueError, match=r"bad.toml: \[process\] weights sum to 1.1"):
+        resolve_process(str(bad))
