@@ -15,6 +15,19 @@ def new_figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), layout="constrained")
 
 
+def set_suptitle(fig: Figure, text: str, fontsize: float = 11) -> None:
+    """The figure's title, broken into lines that fit its width (a long process name would be clipped);
+    each extra line makes the figure taller by its height, so the panels keep their size."""
+    import textwrap
+
+    chars = max(20, int(fig.get_figwidth() * 72 / (0.58 * fontsize)))  # ~0.58 em per character
+    wrapped = "\n".join(textwrap.fill(line, chars) for line in text.split("\n"))
+    extra = wrapped.count("\n") - text.count("\n")
+    if extra > 0:
+        fig.set_figheight(fig.get_figheight() + extra * 1.25 * fontsize / 72)
+    fig.suptitle(wrapped, fontsize=fontsize)
+
+
 def as_array(name: str, value, ndim: int, *, finite: bool = True) -> np.ndarray:
     """`value` as a float64 array of rank `ndim`, checked for NaN/inf unless finite=False."""
     try:

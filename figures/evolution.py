@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from figures._common import FigureInputError, as_array, new_figure, same_shape
+from figures._common import FigureInputError, as_array, new_figure, same_shape, set_suptitle
 from figures.belief_frame import BeliefFrame, belief_frame
 from figures.simplex import (
     SIMPLEX_FRAME,
@@ -122,7 +122,7 @@ def plot_belief_evolution(
                 ax.text(0.99, 0.99, f"{beyond:,} beyond\nthe frame", transform=ax.transAxes, ha="right",
                         va="top", fontsize=6.5, color="0.3")
         ax.set_title(caption, fontsize=9)
-    fig.suptitle(title or "Probe predictions over training, coloured by the true belief", fontsize=11)
+    set_suptitle(fig, title or "Probe predictions over training, coloured by the true belief", 11)
     return fig
 
 
@@ -191,5 +191,5 @@ def plot_probe_over_training(
     right.grid(alpha=0.1, which="minor")
     right.tick_params(labelbottom=True)
 
-    fig.suptitle(title or "Probe error and loss against tokens seen")
+    set_suptitle(fig, title or "Probe error and loss against tokens seen", 12)
     return fig

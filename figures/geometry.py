@@ -14,7 +14,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from figures._common import FigureInputError, as_array, new_figure, same_shape
+from figures._common import FigureInputError, as_array, new_figure, same_shape, set_suptitle
 
 _HEXBIN_ABOVE = 5000  # more pairs than this: a 2-D histogram instead of single points
 _PAPER_KEYS = ("beliefs", "next_token")
@@ -118,7 +118,7 @@ def plot_distance_scatter(
         ax.set_title(f"{head}\n{subtitle}")
         ax.legend(loc="upper left", fontsize=8, framealpha=0.85)
         ax.grid(alpha=0.3)
-    fig.suptitle(title or f"Pairwise distances over {x.size:,} pairs of contexts")
+    set_suptitle(fig, title or f"Pairwise distances over {x.size:,} pairs of contexts", 12)
     if same_geometry:
         fig.supxlabel(SAME_GEOMETRY_NOTE.replace(", so ", ",\nso "), fontsize=8, color="0.25")
     return fig
@@ -233,5 +233,5 @@ def plot_state_pca(
         ax.set_xlabel(f"PC 1 ({100 * var[0]:.1f}% of variance)")
         ax.grid(alpha=0.3)
         ax.set_ylabel(f"PC 2 ({100 * var[1]:.1f}% of variance)")
-    fig.suptitle(title or "Mixed states in the principal components of the true beliefs; one colour per state")
+    set_suptitle(fig, title or "Mixed states in the principal components of the true beliefs; one colour per state", 12)
     return fig

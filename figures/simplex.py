@@ -24,7 +24,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from figures._common import FigureInputError, as_array, new_figure, same_shape
+from figures._common import FigureInputError, as_array, new_figure, same_shape, set_suptitle
 from figures.belief_frame import BeliefFrame, belief_frame
 
 SQRT3_2 = np.sqrt(3.0) / 2.0
@@ -189,7 +189,7 @@ def plot_belief_panels(
         if small and not simplex:
             ax.set_xlabel(ax.get_xlabel(), fontsize=7)
     if suptitle:
-        fig.suptitle(suptitle, fontsize=11)
+        set_suptitle(fig, suptitle, 11)
     return fig
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from compmech.runs.config import ConfigError, ExperimentConfig
 from compmech.runs.progress import PhaseTimes, phase
 from compmech.runs.records import ProbeOutcome
-from hmm_processes import HMM, GeneralizedHMM, ProcessError, get_process, sample
+from hmm_processes import HMM, GeneralizedHMM, ProcessError, get_process, process_vectors, sample
 
 #: Probe sequences kept, with their activations, for the belief figures and the geometry (the first ones).
 FIGURE_SEQUENCES = 1000
@@ -83,10 +83,6 @@ def choose_regime(cfg: ExperimentConfig, process: HMM | GeneralizedHMM, context_
     name = data.regime if data.regime != "auto" else ("exact" if bound <= data.max_exact_strings else "sampled")
     if name == "exact":
         return RegimeChoice("exact", bound, data.max_exact_strings, data.regime)
-    if not isinstance(process, HMM):
-        raise ConfigError(f"{cfg.source}: the sampled regime needs sequences sampled from the process, and "
-                          f"{process.name!r} is a generalized HMM, which hmm_processes.sample cannot sample yet; "
-                          "use [data] regime = \"exact\" with a smaller [model] context_length")
     return RegimeChoice("sampled", bound, data.max_exact_strings, data.regime,
                         validation_sequences=data.validation_sequences, probe_sequences=data.probe_sequences,
                         chunk_rows=data.chunk_rows, n_folds=N_FOLDS,
@@ -154,7 +150,7 @@ class SampledBlock:
     next_token_probs: np.ndarray  # [n, T, V (+1 with bos)] float64
 
 
-def sample_block(process: HMM, key, n: int, context_length: int, bos: bool = False) -> SampledBlock:
+def sample_block(process: HMM | GeneralizedHMM, key, n: int, context_length: int, bos: bool = False) -> SampledBlock:
     """``n`` stationary sequences of the model's context length from one key, with beliefs and next-token laws."""
     L = context_length - 1 if bos else context_length
     s = sample(process, key, n, max(L, 1))
@@ -168,7 +164,9 @@ def sample_block(process: HMM, key, n: int, context_length: int, bos: bool = Fal
         beliefs = np.concatenate([np.broadcast_to(prior, (n, 1, prior.size)), beliefs], axis=1)[:, :context_length]
         nxt = np.concatenate([np.broadcast_to(first_law, (n, 1, first_law.size)), nxt], axis=1)[:, :context_length]
         nxt = np.concatenate([nxt, np.zeros(nxt.shape[:2] + (1,))], axis=2)  # the start token is never next
-    beliefs = beliefs / beliefs.sum(axis=2, keepdims=True)  # the sampler's float32 renormalised in float64
+    tau = process_vectors(process)[2]  # [S]: ones for an HMM
+    beliefs = beliefs / (beliefs @ tau)[..., None]  # the sampler's float32 renormalised in float64: eta @ tau = 1
+    nxt = np.clip(nxt, 0.0, None)
     nxt = nxt / nxt.sum(axis=2, keepdims=True)
     return SampledBlock(tokens, beliefs, nxt)
 

@@ -81,6 +81,20 @@ def test_sampled_blocks_carry_beliefs_and_next_token_laws_aligned_with_the_posit
     np.testing.assert_allclose(bos.beliefs[:, 1:], block.beliefs[:, :4], atol=1e-6)  # same key: same body
 
 
+@pytest.mark.parametrize("name", ["tom_quantum", "post_quantum"])
+def test_sampled_blocks_of_a_generalized_hmm_are_its_exact_quasi_beliefs(name):
+    import jax
+
+    ghmm = get_process(name)
+    block = sample_block(ghmm, jax.random.key(1), 40, 5)
+    ctx = context_set(ghmm, 5)
+    index = {tuple(t): i for i, t in enumerate(ctx.tokens.tolist())}
+    rows = [index[tuple(t)] for t in block.tokens.tolist()]  # every sampled word is an allowed one
+    np.testing.assert_allclose(block.beliefs @ ghmm.normalizer, 1.0, atol=1e-12)  # eta @ tau = 1
+    np.testing.assert_allclose(block.beliefs, ctx.beliefs[rows], atol=1e-4)
+    np.testing.assert_allclose(block.next_token_probs, ctx.next_token_probs[rows], atol=1e-4)
+
+
 def test_sampled_probe_numbers_agree_with_the_exact_regime_within_sampling_error():
     """Mess3 at context 6 is small enough for both: the sampled regime's rows are drawn from the process, so it
     estimates the exact regime's probability-weighted probe on every string."""
