@@ -123,6 +123,20 @@ class TrainConfig:
 # ---------------------------------------------------------------------------- exact evaluation
 
 
+def _check_eval_arrays(what: str, tokens: np.ndarray, probs: np.ndarray) -> tuple[int, int]:
+    """An eval set's tokens [N, T] (integers in the vocabulary) and next-token laws [N, T, V]; returns (N, T)."""
+    if tokens.ndim != 2 or not np.issubdtype(tokens.dtype, np.integer):
+        raise ValueError(f"{what}.tokens must be an integer array [N, T]; got {tokens.dtype} {tokens.shape}.")
+    N, T = tokens.shape
+    if probs.ndim != 3 or probs.shape[:2] != (N, T):
+        raise ValueError(f"{what}.next_token_probs must have shape [N, T, V] = ({N}, {T}, V); got {probs.shape}.")
+    if np.any(probs < 0) or not np.allclose(probs.sum(-1), 1.0, atol=1e-5):
+        raise ValueError(f"{what}.next_token_probs rows must be probability vectors over the vocabulary.")
+    if tokens.size and (tokens.min() < 0 or tokens.max() >= probs.shape[2]):
+        raise ValueError(f"{what}.tokens must lie in [0, {probs.shape[2]}) (V from next_token_probs).")
+    return N, T
+
+
 @dataclass(frozen=True, eq=False)
 class ExactEvalSet:
     """Every context of the model's length, weighted by its probability: exact expected cross-entropy."""
@@ -136,20 +150,11 @@ class ExactEvalSet:
         tokens = np.asarray(self.tokens)
         weights = np.asarray(self.weights, np.float64)
         probs = np.asarray(self.next_token_probs, np.float64)
-        if tokens.ndim != 2 or not np.issubdtype(tokens.dtype, np.integer):
-            raise ValueError(f"ExactEvalSet.tokens must be an integer array [N, T]; got {tokens.dtype} {tokens.shape}.")
-        N, T = tokens.shape
+        N, T = _check_eval_arrays("ExactEvalSet", tokens, probs)
         if weights.shape != (N,):
             raise ValueError(f"ExactEvalSet.weights must have shape [N] = ({N},); got {weights.shape}.")
         if np.any(weights < 0) or not np.isclose(weights.sum(), 1.0, atol=1e-6):
             raise ValueError(f"ExactEvalSet.weights must be probabilities summing to 1; sum is {weights.sum()!r}.")
-        if probs.ndim != 3 or probs.shape[:2] != (N, T):
-            raise ValueError(f"ExactEvalSet.next_token_probs must have shape [N, T, V] = ({N}, {T}, V); "
-                             f"got {probs.shape}.")
-        if np.any(probs < 0) or not np.allclose(probs.sum(-1), 1.0, atol=1e-5):
-            raise ValueError("ExactEvalSet.next_token_probs rows must be probability vectors over the vocabulary.")
-        if tokens.min() < 0 or tokens.max() >= probs.shape[2]:
-            raise ValueError(f"ExactEvalSet.tokens must lie in [0, {probs.shape[2]}) (V from next_token_probs).")
         # Bayes-optimal CE at position t: E over contexts of the entropy of the true next-token law.
         entropy = -np.sum(np.where(probs > 0, probs * np.log(np.where(probs > 0, probs, 1.0)), 0.0), axis=-1)
         implied = weights @ entropy  # [T] nats
@@ -215,19 +220,9 @@ class SampledEvalSet:
         tokens = np.asarray(self.tokens)
         probs = np.asarray(self.next_token_probs, np.float64)
         optimal = np.asarray(self.optimal_loss, np.float64)
-        if tokens.ndim != 2 or not np.issubdtype(tokens.dtype, np.integer):
-            raise ValueError(f"SampledEvalSet.tokens must be an integer array [N, T]; got {tokens.dtype} "
-                             f"{tokens.shape}.")
-        N, T = tokens.shape
+        N, T = _check_eval_arrays("SampledEvalSet", tokens, probs)
         if N < 2:
             raise ValueError(f"SampledEvalSet needs at least 2 sequences for a standard error; got {N}.")
-        if probs.ndim != 3 or probs.shape[:2] != (N, T):
-            raise ValueError(f"SampledEvalSet.next_token_probs must have shape [N, T, V] = ({N}, {T}, V); "
-                             f"got {probs.shape}.")
-        if np.any(probs < 0) or not np.allclose(probs.sum(-1), 1.0, atol=1e-5):
-            raise ValueError("SampledEvalSet.next_token_probs rows must be probability vectors over the vocabulary.")
-        if tokens.min() < 0 or tokens.max() >= probs.shape[2]:
-            raise ValueError(f"SampledEvalSet.tokens must lie in [0, {probs.shape[2]}) (V from next_token_probs).")
         if optimal.shape != (T,) or not np.all(np.isfinite(optimal)) or np.any(optimal <= 0):
             raise ValueError(f"SampledEvalSet.optimal_loss must be positive finite nats of shape [T] = ({T},); "
                              f"got shape {optimal.shape}.")
