@@ -137,10 +137,16 @@ def _header(title: str, summary: Mapping, config: Mapping, probe: Mapping, prove
     wall = _duration(summary.get("wall_seconds"))
     if summary.get("train_wall_seconds") is not None:
         wall += f" in all, {_duration(summary['train_wall_seconds'])} training"
-    probe_text = (f"linear probe (least squares with intercept) on {_int(probe.get('n_rows'))} rows "
-                  f"from {_int(probe.get('n_strings'))} strings; rows: {probe.get('rows', '?')}, "
-                  f"weighting: {probe.get('weighting', '?')}; held out: "
-                  f"{_pct(probe.get('train_fraction'))} train / rest test, {probe.get('n_repeats', '?')} repeats")
+    if probe.get("regime") == "sampled":
+        folds = (probe.get("regime_sizes") or {}).get("n_folds", "?")
+        probe_text = (f"linear probe (least squares with intercept) on {_int(probe.get('n_rows'))} rows from "
+                      f"{_int(probe.get('n_strings'))} sampled sequences (sampled regime: normal equations "
+                      f"accumulated in chunks); held out: {folds}-fold by sequence and by context")
+    else:
+        probe_text = (f"linear probe (least squares with intercept) on {_int(probe.get('n_rows'))} rows "
+                      f"from {_int(probe.get('n_strings'))} strings; rows: {probe.get('rows', '?')}, "
+                      f"weighting: {probe.get('weighting', '?')}; held out: "
+                      f"{_pct(probe.get('train_fraction'))} train / rest test, {probe.get('n_repeats', '?')} repeats")
     facts = [("process", proc), ("model", model_text), ("training", train_text), ("wall time", wall),
              ("probe", probe_text), ("seed", config.get("seed"))]
     rows = "".join(f"<tr><th scope=row>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts if v is not None)
@@ -193,7 +199,10 @@ def _results_table(summary: Mapping, probe: Mapping) -> tuple[str, str]:
     paper = summary.get("paper") if isinstance(summary.get("paper"), Mapping) else {}
     layer, res = _probe_result(summary, probe)
     notes = []
-    rows = [("relative loss (CE / optimal CE)", summary.get("relative_loss"), fmt_number(summary.get("relative_loss"), 6),
+    rel_text = fmt_number(summary.get("relative_loss"), 6)
+    if _is_number(summary.get("relative_loss_stderr")):  # sampled regime: a validation sample's estimate
+        rel_text += f" ± {fmt_number(summary['relative_loss_stderr'], 2)}"
+    rows = [("relative loss (CE / optimal CE)", summary.get("relative_loss"), rel_text,
              paper.get("relative_loss"), 6),
             ("final loss / optimal loss (nats)", None,
              f"{fmt_number(summary.get('final_loss'), 5)} / {fmt_number(summary.get('optimal_loss'), 5)}", None, 3)]
@@ -208,7 +217,8 @@ def _results_table(summary: Mapping, probe: Mapping) -> tuple[str, str]:
     rows += [
         (f"probe MSE, in-sample ({layer})", res.get("mse"), fmt_number(res.get("mse")), paper.get("probe_mse"), 3),
         ("probe R², in-sample", res.get("r2"), fmt_number(res.get("r2"), 4), paper.get("probe_r2"), 4),
-        ("held-out probe MSE (paper's protocol: string split)", res.get("mse_heldout"), _pm(res, "mse_heldout"),
+        ("held-out probe MSE (sampled sequences, K-fold)" if probe.get("regime") == "sampled"
+         else "held-out probe MSE (paper's protocol: string split)", res.get("mse_heldout"), _pm(res, "mse_heldout"),
          paper.get("probe_mse_heldout"), 3),
         ("shuffled-target control MSE", res.get("mse_shuffled"), fmt_number(res.get("mse_shuffled")),
          paper.get("probe_mse_shuffled"), 3),
@@ -272,7 +282,9 @@ def _layer_table(summary: Mapping, probe: Mapping) -> tuple[str, str] | None:
     headers = ["layer", "features"]
     if contexts:
         headers += ["held-out MSE, unseen contexts", "held-out R²"]
-    headers += ["MSE in-sample", "R² in-sample", "held-out MSE (string split)", "shuffled MSE", "shuffled / MSE"]
+    sampled = probe.get("regime") == "sampled"
+    headers += ["MSE in-sample", "R² in-sample", "held-out MSE (by sequence)" if sampled else "held-out MSE (string split)",
+                "shuffled MSE", "shuffled / MSE"]
     if paper_layers:
         headers.append("paper MSE")
     body, notes = [], []
@@ -299,9 +311,12 @@ def _layer_table(summary: Mapping, probe: Mapping) -> tuple[str, str] | None:
             "the final LayerNorm; concat: all layers side by side. "
             + ("Held-out, unseen contexts: the probe is fit on some distinct contexts and scored on the others, "
                "so no test row's context was in the fit. " if contexts else "")
-            + "Held-out, string split (the paper's protocol): fit on a random part of the strings, scored on the "
-            "rest, all positions pooled, so most test contexts (every short prefix) were also fit rows; mean ± "
-            "std over repeats. The shuffled control fits beliefs permuted across rows. The highlighted row is "
+            + ("Sampled regime: rows are sampled sequences, each fold's rows scored by the probe fitted on the "
+               "other folds (by a hash of the sequence, or of the context); mean ± std over folds. " if sampled else
+               "Held-out, string split (the paper's protocol): fit on a random part of the strings, scored on the "
+               "rest, all positions pooled, so most test contexts (every short prefix) were also fit rows; mean ± "
+               "std over repeats. ")
+            + "The shuffled control fits beliefs permuted across rows. The highlighted row is "
             "the layer compared with the paper. " + MISSING + ": not available.")
     notes_html = "".join(f"<p class=note>{_e(n)}</p>" for n in [note, *(f"Withheld — {n}." for n in notes)])
     return "Probe by layer", (f"<div class=scroll><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}"
