@@ -40,6 +40,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from predictive_models import nnx_params
+
 from predictive_models.transformer import _prefix_tree  # distinct prefixes level by level (model-agnostic)
 
 DTYPE = jnp.float32
@@ -267,19 +269,14 @@ class RecurrentModel(nnx.Module):
 # The same functions, with the same signatures, as predictive_models.transformer offers.
 
 
-@functools.lru_cache(maxsize=None)
-def _abstract_split(config: RecurrentConfig) -> tuple[nnx.GraphDef, nnx.State]:
-    return nnx.split(nnx.eval_shape(lambda: RecurrentModel(config, rngs=nnx.Rngs(0))))
-
-
 def graphdef(config: RecurrentConfig) -> nnx.GraphDef:
     """The model's graph definition (structure without values), built without allocating params."""
-    return _abstract_split(config)[0]
+    return nnx_params.abstract_split(RecurrentModel, config)[0]
 
 
 def abstract_params(config: RecurrentConfig) -> dict:
     """The parameters' pure-dict structure with ``jax.ShapeDtypeStruct`` leaves (nothing allocated)."""
-    return nnx.to_pure_dict(_abstract_split(config)[1])
+    return nnx.to_pure_dict(nnx_params.abstract_split(RecurrentModel, config)[1])
 
 
 def n_params(config: RecurrentConfig) -> int:
@@ -292,25 +289,10 @@ def init_params(config: RecurrentConfig, seed: int | jax.Array = 0) -> dict:
 
     ``seed``: an int or a ``jax.random.key``. Jitted (eager NNX initialisation is slow on CPU).
     """
-    key = jax.random.key(int(seed)) if isinstance(seed, (int, np.integer)) else seed
-    return _jitted_init(config)(key)
+    return nnx_params.init_params(RecurrentModel, config, seed)
 
 
-@functools.lru_cache(maxsize=None)
-def _jitted_init(config: RecurrentConfig):
-    return jax.jit(lambda key: nnx.to_pure_dict(nnx.split(RecurrentModel(config, rngs=nnx.Rngs(params=key)))[1]))
-
-
-def pure_params(params_state: Any) -> dict:
-    """A model, an ``nnx.State`` or a pure dict of parameters -> the pure nested dict of arrays."""
-    if isinstance(params_state, nnx.Module):
-        params_state = nnx.split(params_state)[1]
-    if isinstance(params_state, nnx.State):
-        return nnx.to_pure_dict(params_state)
-    if isinstance(params_state, dict):
-        return params_state
-    raise TypeError(f"params_state must be an nnx.State (from nnx.split), a RecurrentModel or a pure "
-                    f"dict of arrays; got {type(params_state).__name__}.")
+pure_params = nnx_params.pure_params
 
 
 def to_state(config: RecurrentConfig, params: Any) -> nnx.State:

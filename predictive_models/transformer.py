@@ -24,6 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from predictive_models import nnx_params
+
 DTYPE = jnp.float32
 
 
@@ -227,19 +229,14 @@ def probe_layer_name(config: TransformerConfig) -> str:
 # ---------------------------------------------------------------------------- params plumbing
 
 
-@functools.lru_cache(maxsize=None)
-def _abstract_split(config: TransformerConfig) -> tuple[nnx.GraphDef, nnx.State]:
-    return nnx.split(nnx.eval_shape(lambda: Transformer(config, rngs=nnx.Rngs(0))))
-
-
 def graphdef(config: TransformerConfig) -> nnx.GraphDef:
     """The model's graph definition (structure without values), built without allocating params."""
-    return _abstract_split(config)[0]
+    return nnx_params.abstract_split(Transformer, config)[0]
 
 
 def abstract_params(config: TransformerConfig) -> dict:
     """The parameters' pure-dict structure with ``jax.ShapeDtypeStruct`` leaves (nothing allocated)."""
-    return nnx.to_pure_dict(_abstract_split(config)[1])
+    return nnx.to_pure_dict(nnx_params.abstract_split(Transformer, config)[1])
 
 
 def init_params(config: TransformerConfig, seed: int | jax.Array = 0) -> dict:
@@ -247,25 +244,10 @@ def init_params(config: TransformerConfig, seed: int | jax.Array = 0) -> dict:
 
     ``seed``: an int or a ``jax.random.key``. Jitted (eager NNX initialisation is slow on CPU).
     """
-    key = jax.random.key(int(seed)) if isinstance(seed, (int, np.integer)) else seed
-    return _jitted_init(config)(key)
+    return nnx_params.init_params(Transformer, config, seed)
 
 
-@functools.lru_cache(maxsize=None)
-def _jitted_init(config: TransformerConfig):
-    return jax.jit(lambda key: nnx.to_pure_dict(nnx.split(Transformer(config, rngs=nnx.Rngs(params=key)))[1]))
-
-
-def pure_params(params_state: Any) -> dict:
-    """A model, an ``nnx.State`` or a pure dict of parameters -> the pure nested dict of arrays."""
-    if isinstance(params_state, nnx.Module):
-        params_state = nnx.split(params_state)[1]
-    if isinstance(params_state, nnx.State):
-        return nnx.to_pure_dict(params_state)
-    if isinstance(params_state, dict):
-        return params_state
-    raise TypeError(f"params_state must be an nnx.State (from nnx.split), a Transformer or a pure "
-                    f"dict of arrays; got {type(params_state).__name__}.")
+pure_params = nnx_params.pure_params
 
 
 def to_state(config: TransformerConfig, params: Any) -> nnx.State:

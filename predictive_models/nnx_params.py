@@ -1,0 +1,44 @@
+"""Parameter plumbing shared by every model family: one NNX module class <-> a pure dict of arrays.
+
+Each family (transformer, recurrent) keeps its own thin `graphdef` / `init_params` / `to_state` /
+`to_model` with its config type; the work is done here once, keyed by the module class and config.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import numpy as np
+from flax import nnx
+
+
+@functools.lru_cache(maxsize=None)
+def abstract_split(module_cls: type, config: Any) -> tuple[nnx.GraphDef, nnx.State]:
+    """The module's graph definition and abstract state (``jax.ShapeDtypeStruct`` leaves), nothing allocated."""
+    return nnx.split(nnx.eval_shape(lambda: module_cls(config, rngs=nnx.Rngs(0))))
+
+
+def init_params(module_cls: type, config: Any, seed: int | jax.Array = 0) -> dict:
+    """Fresh parameters of ``module_cls(config)`` as a pure nested dict of arrays; ``seed`` an int or a
+    ``jax.random.key``. Jitted once per (class, config): eager NNX initialisation is slow on CPU."""
+    key = jax.random.key(int(seed)) if isinstance(seed, (int, np.integer)) else seed
+    return _jitted_init(module_cls, config)(key)
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted_init(module_cls: type, config: Any):
+    return jax.jit(lambda key: nnx.to_pure_dict(nnx.split(module_cls(config, rngs=nnx.Rngs(params=key)))[1]))
+
+
+def pure_params(params_state: Any) -> dict:
+    """A model, an ``nnx.State`` or a pure dict of parameters -> the pure nested dict of arrays."""
+    if isinstance(params_state, nnx.Module):
+        params_state = nnx.split(params_state)[1]
+    if isinstance(params_state, nnx.State):
+        return nnx.to_pure_dict(params_state)
+    if isinstance(params_state, dict):
+        return params_state
+    raise TypeError(f"params_state must be an nnx.State (from nnx.split), a model (nnx.Module) or a pure "
+                    f"dict of arrays; got {type(params_state).__name__}.")
