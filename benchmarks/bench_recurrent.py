@@ -24,12 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-import optax  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from hmm_processes import get_process, sample  # noqa: E402
 from predictive_models import recurrent, transformer  # noqa: E402
-from predictive_models.training import TrainConfig, make_optimizer  # noqa: E402
+from predictive_models.training import TrainConfig, make_optimizer, train_chunk  # noqa: E402
 
 
 def matched_config(kind: str, n_layers: int, target: int, vocab_size: int, context_length: int
@@ -46,29 +45,10 @@ def matched_config(kind: str, n_layers: int, target: int, vocab_size: int, conte
     return min((config(d) for d in (max(lo - 1, 1), lo)), key=lambda c: abs(recurrent.n_params(c) - target))
 
 
-def chunk_fn(forward, tx: optax.GradientTransformation):
-    """jit of k optimizer steps in one lax.scan: (params, opt_state, batches [k, B, T+1]) -> (.., losses [k])."""
-    def loss_fn(params, batch):
-        return optax.softmax_cross_entropy_with_integer_labels(forward(params, batch[:, :-1]), batch[:, 1:]).mean()
-
-    def step(carry, batch):
-        params, opt_state = carry
-        loss, grads = jax.value_and_grad(loss_fn)(params, batch)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), loss
-
-    @jax.jit
-    def chunk(params, opt_state, batches):
-        (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), batches)
-        return params, opt_state, losses
-
-    return chunk
-
-
 def steps_per_second(forward, params: dict, tc: TrainConfig, pool: jax.Array, seconds: float) -> tuple[float, float]:
     """(steady-state optimizer steps/s, compile + first call seconds) cycling over ``pool`` [n, k, B, T+1]."""
     tx = make_optimizer(tc)
-    chunk = chunk_fn(forward, tx)
+    chunk = train_chunk(forward, tx)
     params = jax.tree.map(jnp.asarray, params)
     opt_state = tx.init(params)
     t = time.perf_counter()

@@ -179,6 +179,19 @@ class ExactEvalSet:
         return int(self.next_token_probs.shape[2])
 
 
+def loss_record(loss: np.ndarray, optimal: np.ndarray) -> dict[str, Any]:
+    """The metrics.jsonl fields of a loss by position [T] (nats) against the optimal loss [T]: means,
+    per-position lists, and relative loss = loss / optimal (1 is Bayes-optimal). Plain floats."""
+    return {
+        "loss": float(loss.mean()),
+        "loss_by_position": [float(x) for x in loss],
+        "optimal_loss": float(optimal.mean()),
+        "optimal_loss_by_position": [float(x) for x in optimal],
+        "relative_loss": float(loss.mean() / optimal.mean()),
+        "relative_loss_by_position": [float(x) for x in loss / optimal],
+    }
+
+
 def exact_eval(config: TransformerConfig, params_state: Any, eval_set: ExactEvalSet) -> dict[str, Any]:
     """Exact expected next-token cross-entropy of the model over every context, in nats.
 
@@ -190,15 +203,7 @@ def exact_eval(config: TransformerConfig, params_state: Any, eval_set: ExactEval
         raise ValueError(f"eval_set has vocabulary {eval_set.vocab_size}, the model {config.vocab_size}.")
     log_q = compute_log_probs(config, params_state, eval_set.tokens)  # [N, T, V] float32
     loss = -np.einsum("n,ntx,ntx->t", eval_set.weights, eval_set.next_token_probs, log_q.astype(np.float64))
-    optimal = eval_set.optimal_loss
-    return {
-        "loss": float(loss.mean()),
-        "loss_by_position": [float(x) for x in loss],
-        "optimal_loss": float(optimal.mean()),
-        "optimal_loss_by_position": [float(x) for x in optimal],
-        "relative_loss": float(loss.mean() / optimal.mean()),
-        "relative_loss_by_position": [float(x) for x in loss / optimal],
-    }
+    return loss_record(loss, eval_set.optimal_loss)
 
 
 @dataclass(frozen=True, eq=False)
@@ -257,12 +262,7 @@ def sampled_eval(config: TransformerConfig, params_state: Any, eval_set: Sampled
     mean_stderr = float(per_seq.std(ddof=1) / np.sqrt(N))
     optimal = eval_set.optimal_loss
     return {
-        "loss": float(loss.mean()),
-        "loss_by_position": [float(x) for x in loss],
-        "optimal_loss": float(optimal.mean()),
-        "optimal_loss_by_position": [float(x) for x in optimal],
-        "relative_loss": float(loss.mean() / optimal.mean()),
-        "relative_loss_by_position": [float(x) for x in loss / optimal],
+        **loss_record(loss, optimal),
         "loss_stderr": mean_stderr,
         "loss_by_position_stderr": [float(x) for x in stderr],
         "relative_loss_stderr": mean_stderr / float(optimal.mean()),
@@ -313,15 +313,14 @@ def make_optimizer(tc: TrainConfig) -> optax.GradientTransformation:
     return optax.chain(*parts)
 
 
-def make_train_chunk(config: TransformerConfig, tx: optax.GradientTransformation):
+def train_chunk(forward: Callable[[dict, jax.Array], jax.Array], tx: optax.GradientTransformation):
     """A jitted pure function (params, opt_state, batches [k, B, T+1]) -> (params, opt_state, losses [k]).
 
-    Runs k optimizer steps in one ``lax.scan``; the model reads x_1..x_T and predicts x_2..x_{T+1}.
+    Runs k optimizer steps in one ``lax.scan`` on the next-token cross-entropy of any model given as
+    ``forward(params, tokens [B, T]) -> logits [B, T, V]``: it reads x_1..x_T and predicts x_2..x_{T+1}.
     """
-    gdef = graphdef(config)
-
     def loss_fn(params: dict, batch: jax.Array) -> jax.Array:  # batch [B, T+1]
-        logits = nnx.merge(gdef, params)(batch[:, :-1])  # [B, T, V]
+        logits = forward(params, batch[:, :-1])  # [B, T, V]
         return optax.softmax_cross_entropy_with_integer_labels(logits, batch[:, 1:]).mean()
 
     def step(carry, batch):
@@ -336,6 +335,12 @@ def make_train_chunk(config: TransformerConfig, tx: optax.GradientTransformation
         return params, opt_state, losses
 
     return chunk
+
+
+def make_train_chunk(config: TransformerConfig, tx: optax.GradientTransformation):
+    """`train_chunk` of a `Transformer` of ``config``."""
+    gdef = graphdef(config)
+    return train_chunk(lambda params, tokens: nnx.merge(gdef, params)(tokens), tx)
 
 
 def _optimizer_settings(tc: TrainConfig) -> TrainConfig:

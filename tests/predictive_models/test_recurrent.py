@@ -16,6 +16,7 @@ from predictive_models.recurrent import (KINDS, RecurrentConfig, activation_name
                                          compute_activations, compute_log_probs, compute_logits, init_params,
                                          layer_names, logits_fn, n_params, probe_layer_name, run_batched, to_model,
                                          to_state, _jitted_forward)
+from predictive_models.training import train_chunk
 
 
 def tiny(kind: str, **kw) -> RecurrentConfig:
@@ -287,18 +288,10 @@ def test_training_on_mess3_approaches_the_optimal_loss(kind):
     forward = logits_fn(c)
     tx = optax.adam(1e-2)
 
-    def loss_fn(params, batch):  # batch [B, T+1]: read x_1..x_T, predict x_2..x_{T+1}
-        return optax.softmax_cross_entropy_with_integer_labels(forward(params, batch[:, :-1]), batch[:, 1:]).mean()
+    chunk = train_chunk(forward, tx)  # the training loop's k steps in one jitted lax.scan
 
-    def step(carry, batch):
-        params, opt_state = carry
-        loss, grads = jax.value_and_grad(loss_fn)(params, batch)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), loss
-
-    @jax.jit
     def train(params, batches):
-        (params, _), losses = jax.lax.scan(step, (params, tx.init(params)), batches)
+        params, _, losses = chunk(params, tx.init(params), batches)
         return params, losses
 
     batches = sample(hmm, jax.random.key(0), steps * B, T + 1, with_beliefs=False,
