@@ -16,7 +16,8 @@ from functools import cached_property
 import numpy as np
 
 from hmm_processes import HMM, GeneralizedHMM, ProcessError, process_vectors
-from hmm_processes.beliefs import GHMM_MIN_PROB, extend_beliefs, min_probability, update_beliefs
+from hmm_processes.beliefs import (GHMM_MIN_PROB, check_start_vector, extend_beliefs, min_probability,
+                                    update_beliefs)
 from hmm_processes.hmm import LOOSE_SUM_ATOL, check_probability_vector
 
 
@@ -238,14 +239,7 @@ def check_prior(process: HMM | GeneralizedHMM, prior: np.ndarray | None, what: s
         return np.array(pi, dtype=np.float64)
     if isinstance(process, HMM):
         return check_probability_vector(prior, process.num_states, f"{what}: prior", atol=LOOSE_SUM_ATOL)
-    v = np.asarray(prior, dtype=np.float64)
-    if v.shape != tau.shape or not np.all(np.isfinite(v)):
-        raise ProcessError(f"{what}: prior must be a finite vector of shape [{tau.shape[0]}]; got shape {v.shape}")
-    norm = float(v @ tau)
-    if abs(norm - 1.0) > LOOSE_SUM_ATOL:
-        raise ProcessError(f"{what}: a GHMM prior needs prior @ tau = 1 (tau = the process's normalizer); "
-                           f"got {norm:.6g}: divide the prior by prior @ tau")
-    return v / norm
+    return check_start_vector(prior, tau, what, "prior")
 
 
 def belief_trajectories(process: HMM | GeneralizedHMM, words: np.ndarray, prior: np.ndarray | None = None

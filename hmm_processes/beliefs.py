@@ -19,10 +19,26 @@ from typing import Any
 
 import numpy as np
 
+from hmm_processes.errors import ProcessError
+from hmm_processes.hmm import LOOSE_SUM_ATOL
+
 #: Next-token probabilities of a GHMM at or below this count as zero: cancelling quasi-probabilities
 #: leave rounding residue of order 1e-16 where the exact probability is 0, and such words are dropped
 #: (never carried with a near-0/0 belief). For HMMs only exact zeros are dropped.
 GHMM_MIN_PROB = 1e-12
+
+
+def check_start_vector(value: Any, tau: np.ndarray, what: str, name: str) -> np.ndarray:
+    """A GHMM's start vector (``name``: "prior", "initial"), float64 [S]: finite, of tau's shape, with
+    ``value @ tau = 1`` within `LOOSE_SUM_ATOL` (then rescaled to exactly 1); else `ProcessError` naming ``what``."""
+    v = np.asarray(value, dtype=np.float64)
+    if v.shape != tau.shape or not np.all(np.isfinite(v)):
+        raise ProcessError(f"{what}: {name} must be a finite vector of shape [{tau.shape[0]}]; got shape {v.shape}")
+    norm = float(v @ tau)
+    if abs(norm - 1.0) > LOOSE_SUM_ATOL:
+        raise ProcessError(f"{what}: a GHMM's {name} vector needs {name} @ tau = 1 (tau = the process's "
+                           f"normalizer); got {norm:.6g}: divide it by {name} @ tau")
+    return v / norm
 
 
 def min_probability(process: Any) -> float:

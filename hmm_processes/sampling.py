@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hmm_processes.beliefs import check_start_vector
 from hmm_processes.errors import ProcessError
 from hmm_processes.generalized import GeneralizedHMM
 from hmm_processes.hmm import HMM, LOOSE_SUM_ATOL, check_probability_vector
@@ -62,7 +63,8 @@ def sample(process: HMM | GeneralizedHMM, key: jax.Array, batch: int, length: in
         raise ProcessError(f"sample: batch and length must be >= 1; got batch={batch}, length={length}")
     if isinstance(process, GeneralizedHMM):
         tau = process.normalizer
-        prior = process.stationary_vector if initial is None else _ghmm_initial(initial, tau)
+        prior = (process.stationary_vector if initial is None
+                 else check_start_vector(initial, tau, "sample", "initial"))
         return _sample_ghmm(jnp.asarray(process.T, jnp.float32), jnp.asarray(tau, jnp.float32),
                             jnp.asarray(prior, jnp.float32), key, int(batch), int(length),
                             bool(with_beliefs), bool(with_next_token_probs))
@@ -74,17 +76,6 @@ def sample(process: HMM | GeneralizedHMM, key: jax.Array, batch: int, length: in
     tables = _sampling_tables(hmm.T)
     return _sample(*tables, jnp.asarray(prior, jnp.float32), key, int(batch), int(length),
                    bool(with_beliefs), bool(with_next_token_probs))
-
-
-def _ghmm_initial(initial: np.ndarray, tau: np.ndarray) -> np.ndarray:
-    v = np.asarray(initial, dtype=np.float64)
-    if v.shape != tau.shape or not np.all(np.isfinite(v)):
-        raise ProcessError(f"sample: initial must be a finite vector of shape [{tau.shape[0]}]; got shape {v.shape}")
-    norm = float(v @ tau)
-    if abs(norm - 1.0) > LOOSE_SUM_ATOL:
-        raise ProcessError(f"sample: a GHMM's initial vector needs initial @ tau = 1; got {norm:.6g} "
-                           "(divide it by initial @ tau)")
-    return v / norm
 
 
 def _next_token_law(b: jax.Array, E: jax.Array) -> jax.Array:
