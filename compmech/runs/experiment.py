@@ -237,20 +237,22 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, 
             eval_set = ExactEvalSet(tokens=ctx.tokens, weights=ctx.probs, next_token_probs=ctx.next_token_probs,
                                     optimal_loss=ctx.optimal_loss)
     with phase("train", enabled=False, times=times):  # train draws its own bar
-        result = train(model_cfg, plan.train_cfg, make_data_fn(hmm, bos=cfg.data.bos), eval_set, run_dir, progress=progress)
+        result = train(model_cfg, plan.train_cfg, make_data_fn(hmm, bos=cfg.data.bos), eval_set, run_dir,
+                       progress=progress)
 
     # the probe and evolution steps draw their own bars (activations, fits); these phases only time them
     from predictive_models import initial_params
 
     regime_json = {**regime.to_json(), "optimal_loss_exact_depth": exact_depth}
+    untrained = initial_params(model_cfg, plan.train_cfg)  # the untrained-model control's parameters
     with phase("probe", enabled=False, times=times):
         if regime.sampled:  # ctx: the kept probe sequences, for the figures and the training evolution
             probe, ctx = sampled.probe_model_sampled(cfg, model_cfg, result.params_state, hmm, regime, layer,
                                                      eval_set.optimal_loss, progress=progress,
-                                                     untrained_params=initial_params(model_cfg, plan.train_cfg))
+                                                     untrained_params=untrained)
         else:
             probe = probe_model(cfg, model_cfg, result.params_state, ctx, layer, progress=progress,
-                                untrained_params=initial_params(model_cfg, plan.train_cfg))
+                                untrained_params=untrained)
         probe = dataclasses.replace(probe, info={**probe.info, "regime": regime.name, "regime_sizes": regime_json})
         write_json_atomic(run_dir / "probe.json", probe.to_json())
 
@@ -286,7 +288,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, 
         "regime_sizes": regime_json,
         "probe_layer": probe.probe_layer,
         "probe": probe.final,
-        "probe_untrained": probe.to_json()["untrained"],
+        "probe_untrained": probe.untrained_json,
         "probe_mse_by_layer": {name: res.mse for name, res in probe.results.items()},
         "analysis_layer": layer,
         "geometry": geometry.to_json(),

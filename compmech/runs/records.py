@@ -42,13 +42,17 @@ class ProbeOutcome:
         """The probe layer's result as a JSON dict (summary.json's ``probe``)."""
         return self.results[self.probe_layer].to_dict()
 
+    @property
+    def untrained_json(self) -> dict[str, Any] | None:
+        """The untrained-model control as a JSON dict with its layer (probe.json's ``untrained``), or None."""
+        return None if self.untrained is None else {"layer": self.probe_layer, **self.untrained.to_dict()}
+
     def to_json(self) -> dict[str, Any]:
         """probe.json: results by layer, the probe layer, the untrained control and the settings."""
         return {
             "layers": {name: res.to_dict() for name, res in self.results.items()},
             "probe_layer": self.probe_layer,
-            "untrained": None if self.untrained is None else {"layer": self.probe_layer,
-                                                             **self.untrained.to_dict()},
+            "untrained": self.untrained_json,
             **self.info,
         }
 
