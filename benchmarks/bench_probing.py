@@ -28,7 +28,7 @@ def main() -> None:
     args = ap.parse_args()
     cfg = load_config(args.config)
     hmm = build_process(cfg.process)
-    mc = cfg.transformer_config(hmm.vocab_size)
+    mc = cfg.model_config(hmm.vocab_size)
     ctx = context_set(hmm, mc.context_length)
     layer = analysis_layer(cfg, mc)
 

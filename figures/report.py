@@ -120,15 +120,32 @@ def process_label(process: Mapping) -> str:
     return process_title(name, dict(params)) if isinstance(params, Mapping) else name
 
 
+def model_description(model: Mapping, n_params: int | None = None) -> str:
+    """One line for a [model] section of any kind: '4-layer transformer, d_model 64, 1 head of 8, MLP 256, ...'
+    or '1-layer GRU, hidden 64, ...', with the parameter count when known."""
+    kind = str(model.get("kind", "transformer"))
+    ctx = f"context {model.get('context_length', '?')} tokens"
+    count = f", {n_params:,} parameters" if n_params else ""
+    if kind != "transformer":
+        embed = f", embedding {model['d_embed']}" if model.get("d_embed") not in (None, model.get("d_hidden")) else ""
+        return (f"{model.get('n_layers', '?')}-layer {kind.upper() if kind != 'rnn' else 'tanh RNN'}, hidden "
+                f"{model.get('d_hidden', '?')}{embed}, {ctx}{count}")
+    heads = model.get("n_heads", "?")
+    variant = [text for key, text, on in (("attn_only", "attention-only", True), ("layer_norm", "no LayerNorm", False))
+               if model.get(key, not on) == on]
+    if model.get("positional", "learned") == "none":
+        variant.append("no position embedding")
+    mlp = "" if model.get("attn_only") else f", MLP {model.get('d_mlp', '?')}"
+    return (f"{model.get('n_layers', '?')}-layer {' '.join(['transformer'] if not variant else [*variant, 'transformer'])}"
+            f", d_model {model.get('d_model', '?')}, {heads} head{'' if heads == 1 else 's'} of {model.get('d_head', '?')}"
+            f"{mlp}, {ctx}{count}")
+
+
 def _header(title: str, summary: Mapping, config: Mapping, probe: Mapping, provenance: Provenance | None) -> str:
     proc = process_label(summary.get("process") or {})
     model = config.get("model") or {}
-    if model:
-        model_text = (f"{model.get('n_layers', '?')}-layer transformer, d_model {model.get('d_model', '?')}, "
-                      f"{model.get('n_heads', '?')} head{'' if model.get('n_heads') == 1 else 's'} of {model.get('d_head', '?')}, "
-                      f"MLP {model.get('d_mlp', '?')}, context {model.get('context_length', '?')} tokens")
-    else:
-        model_text = "see the resolved config below"
+    model_text = model_description(model, (summary.get("model") or {}).get("n_params")) if model else \
+        "see the resolved config below"
     training = config.get("training") or {}
     train_text = f"{_int(summary.get('steps'))} steps, {_int(summary.get('tokens'))} tokens"
     if training.get("batch_size") is not None:

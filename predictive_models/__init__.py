@@ -1,4 +1,5 @@
-"""Small JAX transformers trained on token sequences: the model, a fast training loop, checkpoints.
+"""Small JAX sequence models (transformers, RNN/GRU/LSTM) trained on tokens: the models, one activation API,
+a fast training loop, checkpoints.
 
 Works on arrays and plain callables only; imports none of the project's other packages. The
 submodules import JAX (a second or more), so the names below are loaded on first use (PEP 562):
@@ -15,13 +16,14 @@ _LAZY = {
     "initial_params": "training", "sampled_eval": "training", "learning_rate_schedule": "training",
     "make_optimizer": "training",
     "train": "training",
-    "Transformer": "transformer", "TransformerConfig": "transformer", "compute_activations": "transformer",
-    "iter_activations": "transformer",
-    "compute_log_probs": "transformer", "compute_logits": "transformer", "layer_names": "transformer",
-    "probe_layer_name": "transformer",
-    # recurrent families (issue 9, in progress): their activations/activation_names live in
-    # predictive_models.recurrent until one activation API dispatches on the config type
+    "Transformer": "transformer", "TransformerConfig": "transformer",
     "RecurrentConfig": "recurrent", "RecurrentModel": "recurrent",
+    # one set of functions for every model family (they dispatch on the config's type)
+    "KINDS": "models", "ModelConfig": "models", "activations": "models", "activation_names": "models",
+    "compute_activations": "models", "compute_log_probs": "models", "compute_logits": "models",
+    "config_from_dict": "models", "config_to_dict": "models", "iter_activations": "models",
+    "kind_of": "models", "layer_names": "models", "make_config": "models", "n_params": "models",
+    "probe_layer_name": "models", "to_model": "models",
 }
 
 __all__ = sorted(_LAZY)

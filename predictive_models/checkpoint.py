@@ -18,7 +18,8 @@ import jax
 import numpy as np
 from flax import nnx, serialization
 
-from predictive_models.transformer import TransformerConfig, abstract_params, pure_params, to_state
+from predictive_models.models import ModelConfig, abstract_params, config_from_dict, config_to_dict, to_state
+from predictive_models.nnx_params import pure_params
 
 FORMAT = "compmech.predictive_models.checkpoint/1"
 
@@ -53,14 +54,14 @@ def _to_numpy(tree: Any) -> Any:
 
 
 def save_checkpoint(path: str | Path, *, params: Any, opt_state: Any, step: int,
-                    model_config: TransformerConfig | dict, train_config: Any,
+                    model_config: ModelConfig | dict, train_config: Any,
                     extra: dict[str, Any] | None = None) -> Path:
     """Save a resumable checkpoint to ``path`` (atomically). Returns the path.
 
     ``params``: an ``nnx.State``, a model or a pure dict; ``opt_state``: any optax state (or None);
     ``train_config``: a dataclass with ``to_dict`` or a plain dict; ``extra``: more plain values.
     """
-    mc = model_config.to_dict() if hasattr(model_config, "to_dict") else dict(model_config)
+    mc = config_to_dict(model_config) if hasattr(model_config, "to_dict") else dict(model_config)
     tc = train_config.to_dict() if hasattr(train_config, "to_dict") else dict(train_config or {})
     payload = {
         "format": FORMAT,
@@ -97,14 +98,14 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a predictive_models checkpoint (format {FORMAT!r}); {fix}")
     try:
-        config = TransformerConfig.from_dict(payload["model_config"])
+        config = config_from_dict(payload["model_config"])
         payload["params"] = restore_params(config, payload["params"])
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {path} is damaged ({type(exc).__name__}: {exc}); {fix}") from None
     return payload
 
 
-def restore_params(config: TransformerConfig, state_dict: dict) -> dict:
+def restore_params(config: ModelConfig, state_dict: dict) -> dict:
     """A saved parameter state dict -> the model's pure dict, with every shape checked."""
     template = abstract_params(config)
     params = serialization.from_state_dict(template, state_dict)
@@ -115,8 +116,9 @@ def restore_params(config: TransformerConfig, state_dict: dict) -> dict:
     return jax.tree.map(lambda x: np.asarray(x, np.float32), params)
 
 
-def load_model(path: str | Path) -> tuple[TransformerConfig, nnx.State]:
-    """The model config and parameters (an ``nnx.State``) of a checkpoint, for analysis."""
+def load_model(path: str | Path) -> tuple[ModelConfig, nnx.State]:
+    """The model config (a `TransformerConfig` or a `RecurrentConfig`) and parameters (an ``nnx.State``) of a
+    checkpoint, for analysis."""
     ckpt = load_checkpoint(path)
-    config = TransformerConfig.from_dict(ckpt["model_config"])
+    config = config_from_dict(ckpt["model_config"])
     return config, to_state(config, ckpt["params"])

@@ -25,8 +25,10 @@ import optax
 from flax import nnx, serialization
 
 from predictive_models.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint, save_checkpoint
-from predictive_models.transformer import (TransformerConfig, compute_log_probs, graphdef, init_params,
-                                           to_state)
+from predictive_models.models import (ModelConfig, compute_log_probs, config_from_dict, config_to_dict, graphdef,
+                                      init_params, logits_fn, to_state)
+from predictive_models.recurrent import RecurrentConfig
+from predictive_models.transformer import TransformerConfig
 
 DataFn = Callable[[jax.Array, int, int], jax.Array]
 """(key, n_sequences, length) -> tokens [n_sequences, length] int32. Must be a pure function of the key."""
@@ -192,7 +194,7 @@ def loss_record(loss: np.ndarray, optimal: np.ndarray) -> dict[str, Any]:
     }
 
 
-def exact_eval(config: TransformerConfig, params_state: Any, eval_set: ExactEvalSet) -> dict[str, Any]:
+def exact_eval(config: ModelConfig, params_state: Any, eval_set: ExactEvalSet) -> dict[str, Any]:
     """Exact expected next-token cross-entropy of the model over every context, in nats.
 
     loss_by_position[t] = sum_n w_n sum_x p[n, t, x] * (-log softmax(logits[n, t])[x]);
@@ -240,7 +242,7 @@ class SampledEvalSet:
         return int(self.next_token_probs.shape[2])
 
 
-def sampled_eval(config: TransformerConfig, params_state: Any, eval_set: SampledEvalSet,
+def sampled_eval(config: ModelConfig, params_state: Any, eval_set: SampledEvalSet,
                  batch_size: int = 1024) -> dict[str, Any]:
     """Next-token cross-entropy on a fixed sample (nats), by position, with standard errors.
 
@@ -271,7 +273,7 @@ def sampled_eval(config: TransformerConfig, params_state: Any, eval_set: Sampled
     }
 
 
-def evaluate_model(config: TransformerConfig, params_state: Any, eval_set: "ExactEvalSet | SampledEvalSet"
+def evaluate_model(config: ModelConfig, params_state: Any, eval_set: "ExactEvalSet | SampledEvalSet"
              ) -> dict[str, Any]:
     """`exact_eval` or `sampled_eval`, whichever the eval set is for."""
     if isinstance(eval_set, SampledEvalSet):
@@ -337,10 +339,9 @@ def train_chunk(forward: Callable[[dict, jax.Array], jax.Array], tx: optax.Gradi
     return chunk
 
 
-def make_train_chunk(config: TransformerConfig, tx: optax.GradientTransformation):
-    """`train_chunk` of a `Transformer` of ``config``."""
-    gdef = graphdef(config)
-    return train_chunk(lambda params, tokens: nnx.merge(gdef, params)(tokens), tx)
+def make_train_chunk(config: ModelConfig, tx: optax.GradientTransformation):
+    """`train_chunk` of the model of ``config`` (any family)."""
+    return train_chunk(logits_fn(config), tx)
 
 
 def _optimizer_settings(tc: TrainConfig) -> TrainConfig:
@@ -353,7 +354,7 @@ def _optimizer_settings(tc: TrainConfig) -> TrainConfig:
 
 
 @functools.lru_cache(maxsize=16)
-def _optimizer_and_chunk(config: TransformerConfig, settings: TrainConfig):
+def _optimizer_and_chunk(config: ModelConfig, settings: TrainConfig):
     """One optimizer and compiled step function per (model, optimizer settings): no recompiling
     when `train` is called again in the same process (a resume, a test, a sweep over seeds)."""
     tx = make_optimizer(settings)
@@ -365,7 +366,7 @@ def _optimizer_and_chunk(config: TransformerConfig, settings: TrainConfig):
 
 @dataclass
 class TrainResult:
-    model_config: TransformerConfig
+    model_config: ModelConfig
     params_state: nnx.State  # the trained model's nnx.State
     history: list[dict[str, Any]]  # every evaluation record (as in metrics.jsonl), resumed ones included
     final: dict[str, Any]  # the last evaluation record
@@ -376,7 +377,7 @@ class TrainResult:
     stopped_early: bool = False  # True when stopped by ``stop_after_steps``
 
     def model(self):
-        """The trained `Transformer`."""
+        """The trained model (a `Transformer` or a `RecurrentModel`)."""
         return nnx.merge(graphdef(self.model_config), self.params_state)
 
 
@@ -419,16 +420,18 @@ def _keys(train_config: TrainConfig) -> tuple[jax.Array, jax.Array]:
     return init_key, data_key
 
 
-def initial_params(model_config: TransformerConfig, train_config: TrainConfig) -> dict:
+def initial_params(model_config: ModelConfig, train_config: TrainConfig) -> dict:
     """The parameters `train` starts from (same seed, before any step): the untrained-model control."""
     return init_params(model_config, _keys(train_config)[0])
 
 
-def train(model_config: TransformerConfig, train_config: TrainConfig, data_fn: DataFn,
+def train(model_config: ModelConfig, train_config: TrainConfig, data_fn: DataFn,
           eval_set: ExactEvalSet | SampledEvalSet,
           run_dir: str | Path | None = None, *, progress: bool = True,
           stop_after_steps: int | None = None) -> TrainResult:
-    """Train a `Transformer` on fresh sequences from ``data_fn``, evaluating on ``eval_set``.
+    """Train a model of any family (a `TransformerConfig` or a `RecurrentConfig`) on fresh sequences from
+    ``data_fn``, evaluating on ``eval_set``. Every family trains through the same loop, checkpoints and resumes
+    the same way.
 
     ``eval_set``: an `ExactEvalSet` (exact expected loss) or a `SampledEvalSet` (a fixed held-out
     sample: the same metrics.jsonl keys plus the standard errors, see `sampled_eval`).
@@ -439,8 +442,8 @@ def train(model_config: TransformerConfig, train_config: TrainConfig, data_fn: D
     ``stop_after_steps`` (for tests): stop, checkpointing, after the first call that reaches it.
     """
     mc, tc = model_config, train_config
-    if not isinstance(mc, TransformerConfig) or not isinstance(tc, TrainConfig):
-        raise TypeError("train(model_config: TransformerConfig, train_config: TrainConfig, ...)")
+    if not isinstance(mc, (TransformerConfig, RecurrentConfig)) or not isinstance(tc, TrainConfig):
+        raise TypeError("train(model_config: TransformerConfig | RecurrentConfig, train_config: TrainConfig, ...)")
     if not isinstance(eval_set, (ExactEvalSet, SampledEvalSet)):
         raise TypeError(f"eval_set must be an ExactEvalSet or a SampledEvalSet; got {type(eval_set).__name__}.")
     if eval_set.vocab_size != mc.vocab_size:
@@ -467,7 +470,8 @@ def train(model_config: TransformerConfig, train_config: TrainConfig, data_fn: D
     history: list[dict[str, Any]] = []
     if ckpt_dir is not None and (ckpt_dir / "latest.msgpack").exists():
         ckpt = load_checkpoint(ckpt_dir / "latest.msgpack")
-        problem = (_config_mismatch(ckpt["model_config"], mc.to_dict(), "model_config")
+        problem = (_config_mismatch(config_to_dict(config_from_dict(ckpt["model_config"])), config_to_dict(mc),
+                                    "model_config")
                    or _config_mismatch(TrainConfig.from_dict(ckpt["train_config"]).to_dict(), tc.to_dict(),
                                        "train_config"))
         if problem:

@@ -76,6 +76,7 @@ def training_evolution(run_dir: Path, model_cfg, ctx, eval_set, layer: str, prob
     same protocol as probe.json: context-aggregated rows, both held-out splits, shuffled control) and
     the distinct contexts' true and probed beliefs for the figure.
     """
+    from compmech.runs.probing import probed_layers
     from predictive_models import compute_activations, evaluate_model, load_checkpoint
     from probes import CONTEXT_TEST_FRACTION, probe_fits, probe_layers, probe_rows
 
@@ -88,7 +89,7 @@ def training_evolution(run_dir: Path, model_cfg, ctx, eval_set, layer: str, prob
             ckpt = load_checkpoint(path)
             params, step = ckpt["params"], int(ckpt["step"])
             acts = compute_activations(model_cfg, params, ctx.tokens, on_step=tick,  # name -> [N, T, d]
-                                       names=None if layer == "concat" else [layer])
+                                       names=probed_layers(probe_settings, model_cfg) if layer == "concat" else [layer])
             rows = {name: probe_rows(a, ctx.beliefs, ctx.tokens, ctx.probs, rows=probe_settings.rows,
                                      weighting=probe_settings.weighting) for name, a in acts.items()}
             del acts

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from compmech.runs.toml_write import dumps
 
 if TYPE_CHECKING:  # the model packages import JAX; config.py imports them only when a config is checked
-    from predictive_models import TrainConfig, TransformerConfig
+    from predictive_models import ModelConfig, TrainConfig
 
 #: Where `compmech run` looks for its default experiment.
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -224,6 +224,11 @@ class ProbeSettings:
     train_fraction: float = 0.2  # held-out check: fit on this fraction of strings, test on the rest
     n_repeats: int = 5  # random held-out splits averaged
     include_concat: bool = True  # also probe all layers concatenated
+    # The activations probed, by name (`predictive_models.activation_names`: e.g. "block_2",
+    # "blocks.1.hook_resid_mid", "layers.0.hidden", "layers.0.cell"); empty = the default set, every residual-stream
+    # read-out of a transformer (embedding, block_1..block_L, final_ln) or every hidden state of a recurrent model.
+    # The paper's probe layer (`predictive_models.probe_layer_name`) is always probed (added if not listed).
+    layers: tuple[str, ...] = ()
     # The layer drawn in the figures, used for the distance geometry and refitted over training:
     # "" = the paper's probe layer (after the last block, before the final LayerNorm); "concat" = all layers.
     figure_layer: str = ""
@@ -237,6 +242,10 @@ class ProbeSettings:
             raise ValueError(f"train_fraction must be in (0, 1); got {self.train_fraction!r}")
         if self.n_repeats < 1:
             raise ValueError(f"n_repeats must be >= 1; got {self.n_repeats!r}")
+        if not all(isinstance(n, str) and n and n != "concat" for n in self.layers) or \
+                len(set(self.layers)) != len(self.layers):
+            raise ValueError(f"layers must be a list of distinct activation names (\"concat\" is include_concat's); "
+                             f"got {list(self.layers)!r}")
 
 
 @dataclass(frozen=True)
@@ -262,17 +271,21 @@ class ExperimentConfig:
     name: str
     seed: int
     process: ProcessSettings
-    model: dict[str, Any]  # TransformerConfig fields except vocab_size (taken from the process, + 1 with bos)
+    # [model]: ``kind`` ("transformer" | "rnn" | "gru" | "lstm") and that family's config fields (TransformerConfig or
+    # RecurrentConfig) except vocab_size, which is taken from the process (+ 1 with a start token)
+    model: dict[str, Any]
     training: dict[str, Any]  # TrainConfig fields except seed (taken from the top level)
     probe: ProbeSettings
     figures: FigureSettings
     source: str = ""
     data: DataSettings = field(default_factory=DataSettings)
 
-    def transformer_config(self, vocab_size: int) -> TransformerConfig:
-        from predictive_models import TransformerConfig
+    def model_config(self, vocab_size: int) -> ModelConfig:
+        """The model's config (a `TransformerConfig` or a `RecurrentConfig`, by [model] kind)."""
+        from predictive_models import make_config
 
-        return TransformerConfig(vocab_size=vocab_size, **self.model)
+        fields = dict(self.model)
+        return make_config(fields.pop("kind", "transformer"), vocab_size, **fields)
 
     def train_config(self) -> TrainConfig:
         from predictive_models import TrainConfig
@@ -352,13 +365,13 @@ def config_from_dict(raw: Mapping[str, Any], source: str = "<config>") -> Experi
     if "process" not in raw:
         raise ConfigError(f"{source}: missing [process] table; add e.g. [process] name = \"mess3\"")
 
-    from predictive_models import TrainConfig, TransformerConfig
+    from predictive_models import TrainConfig
 
     try:
         process = process_settings(raw["process"])
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
-    model = _fields_of(TransformerConfig, raw.get("model", {}), "model", source, exclude={"vocab_size"})
+    model = _model_fields(raw.get("model", {}), source)
     training = _fields_of(TrainConfig, raw.get("training", {}), "training", source, exclude={"seed"})
     data = _section(DataSettings, raw.get("data", {}), "data", source)
     probe = _section(ProbeSettings, raw.get("probe", {}), "probe", source)
@@ -367,7 +380,7 @@ def config_from_dict(raw: Mapping[str, Any], source: str = "<config>") -> Experi
                            probe=probe, figures=figures, source=source, data=data)
     # Build the library configs once so that their own checks run now, not mid-experiment.
     try:
-        cfg.transformer_config(vocab_size=2)
+        cfg.model_config(vocab_size=2)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: [model] {exc}") from None
     try:
@@ -375,6 +388,20 @@ def config_from_dict(raw: Mapping[str, Any], source: str = "<config>") -> Experi
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: [training] {exc}") from None
     return cfg
+
+
+def _model_fields(table: Any, source: str) -> dict[str, Any]:
+    """[model]: its ``kind`` (default "transformer") and the fields of that family's config, defaults filled in."""
+    from predictive_models import KINDS
+    from predictive_models.models import config_class
+
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{source}: [model] must be a table of key = value pairs")
+    kind = table.get("kind", "transformer")
+    if kind not in KINDS:
+        raise ConfigError(f"{source}: [model] kind must be one of {', '.join(repr(k) for k in KINDS)}; got {kind!r}")
+    rest = {k: v for k, v in table.items() if k != "kind"}
+    return {"kind": kind, **_fields_of(config_class(kind), rest, "model", source, exclude={"vocab_size", "kind"})}
 
 
 def _check_types(cls: type, table: Any, section: str, source: str, exclude: set[str]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from compmech.information import next_token_distribution, optimal_loss_by_positi
 from compmech.mixed_states import mixed_states
 from compmech.runs.paper import PAPER_RESULTS
 from compmech.runs.preflight import MemoryEstimate, RunDirError, check_memory, check_output_dir, estimate_memory
-from compmech.runs.probing import probe_model
+from compmech.runs.probing import probe_model, probed_layers
 from compmech.runs.processes import PROCESS_JSON, SPEC_COPY, SpecCopy, build_process, localize_process, process_record
 from compmech.runs.progress import PhaseTimes, phase
 from compmech.runs.records import EvolutionPoint, probe_fields
@@ -92,7 +92,7 @@ class RunPlan:
 
     cfg: ExperimentConfig  # as written to the run directory (spec -> its copy, module_path resolved)
     process: HMM | GeneralizedHMM
-    model_cfg: Any  # predictive_models.TransformerConfig
+    model_cfg: Any  # predictive_models.ModelConfig (a TransformerConfig or a RecurrentConfig)
     train_cfg: Any  # predictive_models.TrainConfig
     layer: str  # the analysis (figure) layer
     memory: MemoryEstimate
@@ -109,7 +109,7 @@ def plan_run(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, availa
     base_dir = cfg.base_dir
     process = build_process(cfg.process, base_dir=base_dir)
     try:
-        model_cfg = cfg.transformer_config(model_vocab_size(cfg, process))
+        model_cfg = cfg.model_config(model_vocab_size(cfg, process))
         train_cfg = cfg.train_config()
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{cfg.source}: {exc}") from None
@@ -241,7 +241,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, 
                        progress=progress)
 
     # the probe and evolution steps draw their own bars (activations, fits); these phases only time them
-    from predictive_models import initial_params
+    from predictive_models import initial_params, kind_of, n_params
 
     regime_json = {**regime.to_json(), "optimal_loss_exact_depth": exact_depth}
     untrained = initial_params(model_cfg, plan.train_cfg)  # the untrained-model control's parameters
@@ -278,6 +278,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, 
         "process": {"name": hmm.name, "params": hmm.params},
         "command": command or f"compmech run {cfg.source}",
         "cwd": str(Path.cwd()),  # the command's paths are relative to this directory
+        "model": {"kind": kind_of(model_cfg), "n_params": n_params(model_cfg)},
         "steps": final["step"],
         "tokens": final["tokens"],
         "final_loss": final["loss"],
@@ -315,14 +316,17 @@ def model_vocab_size(cfg: ExperimentConfig, process: HMM | GeneralizedHMM) -> in
 
 
 def analysis_layer(cfg: ExperimentConfig, model_cfg) -> str:
-    """The layer the figures, the distance geometry and the training evolution use."""
-    from predictive_models import layer_names, probe_layer_name
+    """The layer the figures, the distance geometry and the training evolution use (one of the probed layers,
+    or "concat"). Raises `ConfigError` when [probe] layers or figure_layer name no probed activation."""
+    from predictive_models import probe_layer_name
 
+    try:
+        probed = probed_layers(cfg.probe, model_cfg)
+    except ValueError as exc:
+        raise ConfigError(f"{cfg.source}: {exc}") from None
     layer = cfg.probe.figure_layer or probe_layer_name(model_cfg)
-    allowed = layer_names(model_cfg) + (["concat"] if cfg.probe.include_concat else [])
+    allowed = probed + (["concat"] if cfg.probe.include_concat else [])
     if layer not in allowed:
         raise ConfigError(f"{cfg.source}: [probe] figure_layer = {layer!r} is not a probed layer; "
                           f"use one of {', '.join(allowed)} (or \"\" for the paper's)")
     return layer
-
-

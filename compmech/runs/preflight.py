@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from compmech.runs.config import ConfigError
 
@@ -64,21 +64,15 @@ def estimate_memory(model: dict, training: dict, num_states: int, vocab_size: in
 
     Exact Python integers throughout, so V^L of any size is an estimate, never an overflow.
     """
-    L, n_layers, d, H, dh, d_mlp = (int(model[k]) for k in
-                                    ("context_length", "n_layers", "d_model", "n_heads", "d_head", "d_mlp"))
+    L = int(model["context_length"])
     V, S, B, k = int(vocab_size), int(num_states), int(training["batch_size"]), int(training["steps_per_call"])
     n_strings = V ** (L - 1) if bos else V**L
     V += 1 if bos else 0  # the model's vocabulary
-    per_block = 2 * d + d * 3 * H * dh + 3 * H * dh + H * dh * d + d + 2 * d + d * d_mlp + d_mlp + d_mlp * d + d
-    n_params = V * d + L * d + n_layers * per_block + 2 * d + d * V + V
+    n_params, _, width, per_token = model_sizes(model, V)
     model_bytes = 4 * 4 * n_params  # params, grads, Adam m and v
-    # Per step, the backward pass keeps each block's LayerNorm inputs, q/k/v, attention weights, MLP
-    # hidden units and the residual stream, plus the logits and their softmax.
-    per_token = n_layers * (4 * d + 3 * H * dh + 2 * H * L + 2 * d_mlp) + 3 * V
     batch_bytes = 4 * B * L * per_token + 4 * k * B * (L + 1) * (S + 2)  # + the sampled block and its states
     context_bytes = n_strings * L * (8 * (S + V) + 4) + n_strings * 8 * (S + 2)  # + probabilities and levels
-    layers = n_layers + 2  # embedding, each block, final LayerNorm
-    probe_bytes = 4 * n_strings * L * d * layers * (2 if include_concat else 1)
+    probe_bytes = 4 * n_strings * L * width * (2 if include_concat else 1)
     if regime is not None and regime.sampled:
         from compmech.runs.sampled import sampled_memory_parts
 
@@ -86,6 +80,47 @@ def estimate_memory(model: dict, training: dict, num_states: int, vocab_size: in
                                                           bos)
     return MemoryEstimate(n_strings=n_strings, model=model_bytes, training_batch=batch_bytes,
                           context_set=context_bytes, probe=probe_bytes)
+
+
+class ModelSizes(NamedTuple):
+    """What the memory estimate needs of a model."""
+
+    n_params: int
+    n_probed: int  # default probed layers
+    width: int  # their summed width
+    per_token: int  # float32 values kept per token for the backward pass
+
+
+def model_sizes(model: dict, vocab_size: int) -> ModelSizes:
+    """The `ModelSizes` of a [model] section (any kind) with the model's vocabulary ``vocab_size``;
+    arithmetic only.
+
+    Transformer: each block keeps its LayerNorm inputs, q/k/v, attention weights, MLP hidden units and the
+    residual stream; a recurrent layer keeps its gate pre-activations and states; both keep the logits and
+    their softmax.
+    """
+    V, L, n_layers = int(vocab_size), int(model["context_length"]), int(model["n_layers"])
+    kind = model.get("kind", "transformer")
+    if kind == "transformer":
+        d, H, dh = int(model["d_model"]), int(model["n_heads"]), int(model["d_head"])
+        d_mlp = 0 if model.get("attn_only") else int(model["d_mlp"])
+        ln = 2 * d if model.get("layer_norm", True) else 0
+        per_block = ln * (1 if model.get("attn_only") else 2) + d * 3 * H * dh + 3 * H * dh + H * dh * d + d + d * d_mlp + d_mlp + d_mlp * d + (d if d_mlp else 0)
+        pos = L * d if model.get("positional", "learned") == "learned" else 0
+        n_params = V * d + pos + n_layers * per_block + ln + d * V + V
+        n_probed = n_layers + (2 if ln else 1)  # embedding, each block, final LayerNorm
+        width = d * n_probed
+        per_token = n_layers * (4 * d + 3 * H * dh + 2 * H * L + 2 * d_mlp) + 3 * V
+    else:
+        from predictive_models.recurrent import GATES
+
+        g, h = GATES[kind], int(model["d_hidden"])
+        e = int(model.get("d_embed") or h)
+        n_params = V * e + g * h * (e + h + 1) + (n_layers - 1) * g * h * (2 * h + 1) + n_layers * g * h * (kind == "gru") \
+            + h * V + V
+        n_probed, width = n_layers, h * n_layers
+        per_token = e + n_layers * (3 * g * h + 2 * h) + 3 * V
+    return ModelSizes(n_params, n_probed, width, per_token)
 
 
 def available_memory() -> int:

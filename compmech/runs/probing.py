@@ -25,52 +25,69 @@ HELDOUT_STRINGS_TEXT = (
     "with all positions pooled most test rows' contexts (every short prefix) are also fit rows")
 
 
+def probed_layers(settings, model_cfg) -> list[str]:
+    """The activation names a run probes: [probe] layers (default `predictive_models.layer_names`), with the
+    paper's probe layer added when missing. Raises ValueError naming the model's activations if one is
+    unknown or is not one vector per position (an attention pattern)."""
+    from predictive_models import activation_names, layer_names, probe_layer_name
+
+    names = list(settings.layers) or layer_names(model_cfg)
+    allowed = activation_names(model_cfg)
+    known = set(allowed) | set(layer_names(model_cfg))  # the transformer's short aliases are its default names
+    bad = [n for n in names if n not in known or n.endswith("hook_pattern")]
+    if bad:
+        raise ValueError(f"[probe] layers: {bad[0]!r} is not a probe-able activation of this model (attention "
+                         f"patterns are not vectors); use names from {', '.join(n for n in allowed if not n.endswith('hook_pattern'))}")
+    layer = probe_layer_name(model_cfg)
+    return names if layer in names else [*names, layer]
+
+
 def probe_model(cfg, model_cfg, params_state, ctx: "ContextSet", figure_layer: str, *, progress: bool = False,
                 times: PhaseTimes | None = None, untrained_params: Any = None) -> ProbeOutcome:
-    """Probe every residual-stream layer (and all of them concatenated) for the beliefs.
+    """Probe every layer of `probed_layers` (and all of them concatenated) for the beliefs.
 
     ``cfg`` is the `ExperimentConfig` (its ``probe`` settings and ``seed`` are used), ``model_cfg`` the
-    model's `TransformerConfig`, ``ctx`` the `ContextSet` of every allowed string. With
-    ``untrained_params`` (the model at initialisation), the paper's probe layer is also probed there,
-    with the same rows, splits and seed: the untrained-model control. The shuffled predictions are those
+    model's config (any family), ``ctx`` the `ContextSet` of every allowed string. With
+    ``untrained_params`` (the model at initialisation), every probed layer is also probed there, with the
+    same rows, splits and seed: the untrained-model control. The shuffled predictions are those
     of the control `evaluate_probe` fitted, not a refit.
     """
-    from predictive_models import compute_activations, layer_names, probe_layer_name
+    from predictive_models import compute_activations, probe_layer_name
     from probes import CONTEXT_TEST_FRACTION, probe_fits, probe_layers, probe_rows
 
     settings = cfg.probe
     T = ctx.tokens.shape[1]
     layer = probe_layer_name(model_cfg)
-    with phase("activations", total=T, enabled=progress, unit="position", times=times) as tick:
-        acts = compute_activations(model_cfg, params_state, ctx.tokens, on_step=tick)  # name -> [N, T, d_model]
-    rows = {name: probe_rows(a, ctx.beliefs, ctx.tokens, ctx.probs, rows=settings.rows,
-                             weighting=settings.weighting) for name, a in acts.items()}
-    del acts
-    first = next(iter(rows.values()))
-    n_fits = probe_fits(settings.n_repeats, len(layer_names(model_cfg)), settings.include_concat)
-    if untrained_params is not None:
-        n_fits += probe_fits(settings.n_repeats, 1, include_concat=False)
-    fit_args = dict(contexts=first.context_ids, positions=first.positions, sample_weight=first.weights,
-                    train_fraction=settings.train_fraction, n_repeats=settings.n_repeats,
-                    context_test_fraction=CONTEXT_TEST_FRACTION, seed=cfg.seed)
-    with phase("probe fits", total=n_fits, enabled=progress, unit="fit", times=times) as tick:
-        evaluations = probe_layers({name: r.X for name, r in rows.items()}, first.Y, first.groups,
-                                   include_concat=settings.include_concat, on_fit=tick, **fit_args)
-        data = rows[layer]  # the rows (X of the probe layer, Y, ids) for the figures and the geometry
+    names = probed_layers(settings, model_cfg)
+    untrained = None
+    for params, control in ((params_state, False), (untrained_params, True)):
+        if params is None:
+            continue
+        which = " (untrained model)" if control else ""
+        with phase("activations" + which, total=T, enabled=progress, unit="position", times=times) as tick:
+            acts = compute_activations(model_cfg, params, ctx.tokens, on_step=tick, names=names)  # [N, T, width]
+        rows = {name: probe_rows(a, ctx.beliefs, ctx.tokens, ctx.probs, rows=settings.rows,
+                                 weighting=settings.weighting) for name, a in acts.items()}
+        del acts
+        head = next(iter(rows.values()))
+        concat = settings.include_concat and not control
+        with phase("probe fits" + which, total=probe_fits(settings.n_repeats, len(names), concat), enabled=progress,
+                   unit="fit", times=times) as tick:
+            found = probe_layers({name: r.X for name, r in rows.items()}, head.Y, head.groups, include_concat=concat,
+                                 contexts=head.context_ids, positions=head.positions, sample_weight=head.weights,
+                                 train_fraction=settings.train_fraction, n_repeats=settings.n_repeats,
+                                 context_test_fraction=CONTEXT_TEST_FRACTION, seed=cfg.seed, on_fit=tick)
+        if control:
+            untrained = {name: ev.result for name, ev in found.items()}
+        else:
+            evaluations, data = found, rows[layer]  # the probe layer's rows (X, Y, ids) for the figures
         del rows
-        untrained = None
-        if untrained_params is not None:
-            x0 = compute_activations(model_cfg, untrained_params, ctx.tokens, names=[layer])[layer]
-            r0 = probe_rows(x0, ctx.beliefs, ctx.tokens, ctx.probs, rows=settings.rows, weighting=settings.weighting)
-            del x0
-            untrained = probe_layers({layer: r0.X}, r0.Y, r0.groups, include_concat=False, on_fit=tick,
-                                     **fit_args)[layer].result
     info = {
         "rows": settings.rows,
         "weighting": settings.weighting,
         "n_strings": int(ctx.tokens.shape[0]),
         "bos": bool(ctx.bos),  # with a start token, position 0's rows are one context whose belief is the prior
-        "n_rows": int(first.n_rows),
+        "n_rows": int(data.n_rows),
         "n_contexts": int(evaluations[layer].result.n_contexts),
         "train_fraction": settings.train_fraction,
         "n_repeats": settings.n_repeats,

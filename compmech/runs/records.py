@@ -23,9 +23,9 @@ class ProbeOutcome:
     ``results`` are `probes.ProbeResult` by layer (input to output, "concat" last); ``data`` the rows
     (`probes.ProbeData`: targets ``Y [R, S]``, context ids, positions; the same for every layer);
     ``predictions[layer]`` the in-sample predictions ``[R, S]``; ``shuffled`` the shuffled-control
-    predictions ``[R, S]`` of the figure layer. ``untrained`` is the probe of ``probe_layer`` in the
-    same model at initialisation (the same seed, before any step): the control that says how much of
-    the belief geometry training put there. ``info`` holds the settings and sizes written beside the
+    predictions ``[R, S]`` of the figure layer. ``untrained`` holds the probe of every probed layer
+    ("concat" aside) in the same model at initialisation (the same seed, before any step, the same rows and
+    splits): the control that says how much of the belief geometry training put there. ``info`` holds the settings and sizes written beside the
     results in probe.json (rows, weighting, held-out protocols, regime, ...).
     """
 
@@ -34,7 +34,7 @@ class ProbeOutcome:
     data: Any  # probes.ProbeData
     predictions: dict[str, np.ndarray]  # layer -> [R, S]
     shuffled: np.ndarray  # [R, S]
-    untrained: Any | None  # probes.ProbeResult of probe_layer at initialisation, or None
+    untrained: dict[str, Any] | None  # layer -> probes.ProbeResult at initialisation, or None
     info: dict[str, Any]
 
     @property
@@ -44,8 +44,11 @@ class ProbeOutcome:
 
     @property
     def untrained_json(self) -> dict[str, Any] | None:
-        """The untrained-model control as a JSON dict with its layer (probe.json's ``untrained``), or None."""
-        return None if self.untrained is None else {"layer": self.probe_layer, **self.untrained.to_dict()}
+        """The untrained-model control of the probe layer as a JSON dict with its layer (probe.json's
+        ``untrained``), or None."""
+        if self.untrained is None:
+            return None
+        return {"layer": self.probe_layer, **self.untrained[self.probe_layer].to_dict()}
 
     def to_json(self) -> dict[str, Any]:
         """probe.json: results by layer, the probe layer, the untrained control and the settings."""
@@ -53,6 +56,8 @@ class ProbeOutcome:
             "layers": {name: res.to_dict() for name, res in self.results.items()},
             "probe_layer": self.probe_layer,
             "untrained": self.untrained_json,
+            "untrained_by_layer": None if self.untrained is None else {
+                name: res.to_dict() for name, res in self.untrained.items()},
             **self.info,
         }
 

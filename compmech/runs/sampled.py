@@ -221,18 +221,21 @@ def probe_model_sampled(cfg: ExperimentConfig, model_cfg, params_state, process:
     """
     import jax
 
-    from predictive_models import iter_activations, layer_names, probe_layer_name
+    from compmech.runs.probing import probed_layers
+    from predictive_models import iter_activations, probe_layer_name
+    from predictive_models.models import activation_width
     from probes import ChunkedProbe, prefix_hashes, probe_rows
 
-    T, d, S = model_cfg.context_length, model_cfg.d_model, process.num_states
-    names = layer_names(model_cfg)
+    T, S = model_cfg.context_length, process.num_states
+    names = probed_layers(cfg.probe, model_cfg)
+    width = {name: activation_width(model_cfg, name) for name in names}
     layer = probe_layer_name(model_cfg)
     n_seq = int(regime.probe_sequences)
     per_chunk = max(1, min(n_seq, int(regime.chunk_rows) // T))
     n_chunks = -(-n_seq // per_chunk)
-    probe = ChunkedProbe({name: d for name in names}, S, n_folds=regime.n_folds,
+    probe = ChunkedProbe(width, S, n_folds=regime.n_folds,
                          include_concat=cfg.probe.include_concat, seed=cfg.seed)
-    control = None if untrained_params is None else ChunkedProbe({layer: d}, S, n_folds=regime.n_folds,
+    control = None if untrained_params is None else ChunkedProbe(width, S, n_folds=regime.n_folds,
                                                                   include_concat=False, seed=cfg.seed)
     hold = holdable_positions(process, T, cfg.data.bos, regime.n_folds)  # [T]
     n_keep = int(regime.figure_sequences)
@@ -252,7 +255,7 @@ def probe_model_sampled(cfg: ExperimentConfig, model_cfg, params_state, process:
             for _, _, acts in iter_activations(model_cfg, params_state, block.tokens, chunk_sequences=per_chunk,
                                                names=names):
                 acts = {name: a[:n] for name, a in acts.items()}  # [n, T, d]
-                probe.add({name: a.reshape(n * T, d) for name, a in acts.items()}, Y, seq, ctx, holdout=holdout)
+                probe.add({name: a.reshape(n * T, -1) for name, a in acts.items()}, Y, seq, ctx, holdout=holdout)
                 start = c * per_chunk
                 if start < n_keep:
                     m = min(n, n_keep - start)
@@ -262,15 +265,16 @@ def probe_model_sampled(cfg: ExperimentConfig, model_cfg, params_state, process:
                 del acts
             if control is not None:
                 for _, _, acts in iter_activations(model_cfg, untrained_params, block.tokens,
-                                                   chunk_sequences=per_chunk, names=[layer]):
-                    control.add({layer: acts[layer][:n].reshape(n * T, d)}, Y, seq, ctx, holdout=holdout)
+                                                   chunk_sequences=per_chunk, names=names):
+                    control.add({name: a[:n].reshape(n * T, -1) for name, a in acts.items()}, Y, seq, ctx,
+                                holdout=holdout)
             tick()
     kept = SampledBlock(*(np.concatenate([getattr(b, f) for b in kept_blocks])
                           for f in ("tokens", "beliefs", "next_token_probs")))
     acts = {name: np.concatenate(parts) for name, parts in kept_acts.items()}  # [n_keep, T, d]
     del kept_acts
     rows = probe_rows(acts[layer], kept.beliefs, kept.tokens)  # the kept rows (all positions), ids and positions
-    evaluations = probe.evaluations({name: a.reshape(-1, d) for name, a in acts.items()})
+    evaluations = probe.evaluations({name: a.reshape(-1, a.shape[-1]) for name, a in acts.items()})
     info = {
         "rows": "sampled_sequences",
         "weighting": "sampled",  # rows drawn from the process: each string weighted by its probability
@@ -288,7 +292,7 @@ def probe_model_sampled(cfg: ExperimentConfig, model_cfg, params_state, process:
     outcome = ProbeOutcome(results={name: ev.result for name, ev in evaluations.items()}, probe_layer=layer,
                            data=rows, predictions={name: ev.predictions for name, ev in evaluations.items()},
                            shuffled=evaluations[figure_layer].shuffled,
-                           untrained=None if control is None else control.results()[layer], info=info)
+                           untrained=None if control is None else control.results(), info=info)
     return outcome, figure_context_set(kept, optimal_loss, cfg.data.bos)
 
 
@@ -304,16 +308,17 @@ def sampled_memory_parts(model: dict, num_states: int, vocab_size: int, regime: 
     concatenation), the accumulator's K(K+1) cells of D x D sums, the kept sequences' activations, and
     the distinct context ids (8 + K + 1 bytes each, at most the rows).
     """
-    L, n_layers, d = int(model["context_length"]), int(model["n_layers"]), int(model["d_model"])
-    V, S = int(vocab_size) + (1 if bos else 0), int(num_states)
+    from compmech.runs.preflight import model_sizes
+
+    L, V, S = int(model["context_length"]), int(vocab_size) + (1 if bos else 0), int(num_states)
     K = int(regime.n_folds)
-    layers = n_layers + 2
-    D = d * layers
+    sizes = model_sizes(model, V)
+    D, layers = sizes.width, sizes.n_probed  # every probed layer's summed width, their number
     per_seq = L * (4 + 8 * (V + S))
     context_bytes = (int(regime.validation_sequences) + int(regime.figure_sequences)) * per_seq
     chunk = min(int(regime.chunk_rows), int(regime.probe_sequences) * L)
     chunk_bytes = 4 * chunk * D * (3 if include_concat else 2) + 8 * chunk * (3 * S + 4)
-    accumulator = 8 * K * (K + 1) * (D * D + 2 * D * S + D)
+    accumulator = 2 * 8 * K * (K + 1) * (D * D + 2 * D * S + D)  # the trained model's and the untrained control's
     kept = 4 * int(regime.figure_sequences) * L * D * 2 + 8 * int(regime.figure_sequences) * L * S * (layers + 2)
     ids = (8 + K + 1) * int(regime.probe_sequences) * L
     return context_bytes, chunk_bytes + accumulator + kept + ids

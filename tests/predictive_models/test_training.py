@@ -161,7 +161,7 @@ def test_checkpoint_files(trained):
     assert not list(run_dir.rglob("*.tmp"))
     # plain msgpack (no pickle anywhere): readable by the msgpack library alone
     raw = msgpack.unpackb((run_dir / "checkpoints" / "final.msgpack").read_bytes(), strict_map_key=False)
-    assert raw["step"] == tc.steps and raw["model_config"] == MODEL.to_dict()
+    assert raw["step"] == tc.steps and raw["model_config"] == {"kind": "transformer", **MODEL.to_dict()}
     named = load_checkpoint(run_dir / "checkpoints" / "tokens_10000.msgpack")
     assert named["step"] * tc.batch_size * T >= 10_000 > (named["step"] - tc.steps_per_call) * tc.batch_size * T
     assert load_checkpoint(run_dir / "checkpoints" / "tokens_0.msgpack")["step"] == 0

@@ -13,7 +13,7 @@ from compmech.runs.config import DEFAULT_CONFIG, ConfigError, config_from_dict, 
 def test_default_config_is_the_paper_setup():
     cfg = load_config(DEFAULT_CONFIG)
     assert cfg.process.name == "mess3" and cfg.process.params == {"x": 0.05, "alpha": 0.85}
-    m = cfg.transformer_config(vocab_size=3)
+    m = cfg.model_config(vocab_size=3)
     assert (m.n_layers, m.d_model, m.n_heads, m.d_head, m.d_mlp, m.context_length) == (4, 64, 1, 8, 256, 10)
     assert cfg.probe.rows == "all_strings" and cfg.probe.weighting == "uniform"
 

@@ -20,7 +20,7 @@ from compmech.runs.processes import build_process
 from predictive_models.transformer import init_params
 cfg = load_config({str(TINY)!r}, {{"model.n_layers": 4, "model.d_model": 64, "model.d_mlp": 128}})
 hmm = build_process(cfg.process)
-mc = cfg.transformer_config(hmm.vocab_size)
+mc = cfg.model_config(hmm.vocab_size)
 probe = probe_model(cfg, mc, init_params(mc, 0), context_set(hmm, mc.context_length), "concat")
 print(json.dumps(probe.to_json(), sort_keys=True))
 """
