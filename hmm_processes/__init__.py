@@ -5,7 +5,8 @@ Also generalized HMMs (`GeneralizedHMM`, quasi-probability presentations), compo
 """
 
 from hmm_processes.beliefs import GHMM_MIN_PROB, extend_beliefs, min_probability, update_beliefs
-from hmm_processes.compose import component_posterior, mixture, product
+from hmm_processes.compose import (component_posterior, coupled_product, factor_beliefs, mixture, product,
+                                   shift_coupled)
 from hmm_processes.errors import ProcessError
 from hmm_processes.generalized import GeneralizedHMM, is_generalized, process_vectors, sample_words
 from hmm_processes.hmm import HMM, stationary_distribution, validate_transition_tensor
@@ -42,10 +43,10 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "GHMM_MIN_PROB", "HMM", "GeneralizedHMM", "ProcessError", "Samples", "ZOO", "coin", "component_posterior",
-    "days_of_week", "even", "extend_beliefs", "fanizza", "min_probability", "update_beliefs",
+    "GHMM_MIN_PROB", "HMM", "GeneralizedHMM", "ProcessError", "Samples", "ZOO", "coin", "component_posterior", "coupled_product",
+    "days_of_week", "even", "extend_beliefs", "factor_beliefs", "fanizza", "min_probability", "update_beliefs",
     "get_process", "golden_mean", "is_generalized", "leaky_rrxor", "list_processes", "load_spec",
     "matching_parens", "mess3", "mixture", "nond", "parse_spec", "post_quantum", "process_parameters",
     "process_vectors", "product", "register_process", "rrxor", "sample", "sample_words", "sns",
-    "stationary_distribution", "tom_quantum", "validate_transition_tensor", "z1r",
+    "shift_coupled", "stationary_distribution", "tom_quantum", "validate_transition_tensor", "z1r",
 ]

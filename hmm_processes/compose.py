@@ -1,6 +1,7 @@
-"""Compositions of processes: non-ergodic mixtures (one component per sequence) and independent products.
+"""Compositions of processes: non-ergodic mixtures (one component per sequence), independent products, and
+products whose second factor depends on the first's hidden state (coupled products).
 
-Both work on `HMM` and `GeneralizedHMM`; the result is a GHMM if any component is one.
+All work on `HMM` and `GeneralizedHMM`; the result is a GHMM if any component is one.
 """
 
 from __future__ import annotations
@@ -112,6 +113,101 @@ def product(processes: Sequence[Process], *, name: str | None = None) -> Process
     # The product of periodic chains can have several recurrent classes, so the product of the
     # components' stationary distributions is stored explicitly.
     return HMM(T, name=label, params=params, state_names=st, token_names=tok, prior=pi)
+
+
+def factor_beliefs(beliefs: np.ndarray, factors: Sequence[Process]) -> list[np.ndarray]:
+    """Each factor's belief from beliefs over a product's states: ``[..., prod S_k] -> [[..., S_k] per factor]``.
+
+    The product's states are row-major over the factors (see `product`), so factor ``k``'s marginal is the
+    joint belief reshaped to ``[..., S_1, ..., S_K]`` with every other axis ``j`` contracted with that factor's
+    normalizer ``tau_j`` (a sum for an HMM factor): ``eta_k = sum_{i_j, j != k} eta[i_1..i_K] prod_j tau_j[i_j]``.
+    For an independent product the joint belief is the Kronecker product of the factors' beliefs and this
+    returns each factor's own belief given its own tokens; for a coupled product it is still the factor's
+    marginal (its rows then depend on the other factors' tokens too).
+    """
+    procs = _check_processes(factors, "factor_beliefs")
+    sizes = [p.num_states for p in procs]
+    b = np.asarray(beliefs, dtype=np.float64)
+    if b.ndim < 1 or b.shape[-1] != int(np.prod(sizes)):
+        raise ProcessError(f"factor_beliefs: beliefs must have shape [..., {int(np.prod(sizes))}] (the product of "
+                           f"the factors' state counts {sizes}); got shape {b.shape}")
+    taus = [process_vectors(p)[2] for p in procs]
+    joint = b.reshape(*b.shape[:-1], *sizes)  # [..., S_1, ..., S_K]
+    lead = b.ndim - 1
+    out = []
+    for k in range(len(procs)):
+        m = joint
+        for j in reversed(range(len(procs))):  # contract from the last axis so the axis numbers stay valid
+            if j != k:
+                m = np.tensordot(m, taus[j], axes=([lead + j], [0]))
+        out.append(m)
+    return out
+
+
+def coupled_product(first: HMM, second_by_state: Sequence[Process], *, name: str | None = None,
+                    params: dict | None = None) -> Process:
+    """A product whose second factor's dynamics depend on the first factor's hidden state: a hidden dependence.
+
+    ``second_by_state[i]`` is the second factor's process (the same tokens, states and normalizer for every
+    ``i``) used at a step where the first factor is in state ``i``:
+    ``T[(a, b)][(i1, i2), (j1, j2)] = T_1[a][i1, j1] * T_2^(i1)[b][i2, j2]``. When every entry is the same
+    process this is exactly `product([first, second])`. The dependence goes through a hidden state, so given
+    the tokens the two factors' states are no longer independent (a dependence through the first factor's
+    tokens alone would keep them so: both are then functions of what was observed). The first factor must be
+    an HMM (a GHMM's quasi-states have no such meaning); the prior is the joint chain's stationary vector.
+    """
+    if not isinstance(first, HMM):
+        raise ProcessError(f"coupled_product: the first factor must be an HMM (got {type(first).__name__}); its "
+                           "hidden state drives the second factor")
+    seconds = _check_processes(second_by_state, "coupled_product")
+    if len(seconds) != first.num_states:
+        raise ProcessError(f"coupled_product: second_by_state needs one process per state of the first factor "
+                           f"({first.num_states}); got {len(seconds)}")
+    T2s, _, tau2 = zip(*(process_vectors(p) for p in seconds))
+    if len({t.shape for t in T2s}) != 1 or any(not np.allclose(t, tau2[0]) for t in tau2):
+        raise ProcessError("coupled_product: every process of second_by_state must have the same tokens, states "
+                           "and normalizer (one factor whose parameters depend on the first factor's state)")
+    T1 = first.T
+    V1, S1, _ = T1.shape
+    V2, S2, _ = T2s[0].shape
+    T2 = np.stack(T2s)  # [S1, V2, S2, S2]
+    T = np.einsum("aij,ibkl->abikjl", T1, T2).reshape(V1 * V2, S1 * S2, S1 * S2)
+    label = name or f"coupled_product({first.name}, {seconds[0].name})"
+    info = {"components": [_describe(first), _describe(seconds[0])], **(params or {})}
+    tok = _product_names([_token_names(first), _token_names(seconds[0])])
+    st = _product_names([_state_names(first), _state_names(seconds[0])])
+    if isinstance(seconds[0], GeneralizedHMM):
+        tau = np.kron(np.ones(S1), tau2[0])
+        values, vectors = np.linalg.eig(T.sum(0).T)  # the stationary vector: pi M = pi, pi tau = 1
+        pi = np.real(vectors[:, np.argmin(np.abs(values - 1.0))])
+        return GeneralizedHMM(T, name=label, params=info, state_names=st, token_names=tok,
+                              normalizer=tau, prior=pi / (pi @ tau))
+    return HMM(T, name=label, params=info, state_names=st, token_names=tok)
+
+
+def shift_coupled(first: HMM, second: HMM, epsilon: float, *, name: str | None = None) -> HMM:
+    """`coupled_product` with a hidden dependence of strength ``epsilon`` in [0, 1]: after each step, with
+    probability ``epsilon`` the second factor's hidden state is moved on cyclically by the first factor's state
+    ``i``, ``T_2^(i)[b] = T_2[b] @ ((1 - epsilon) I + epsilon P^i)`` with ``P`` the cyclic shift of the second
+    factor's states (state s -> s + 1 mod S_2). Every ``T_2^(i)`` is a valid HMM; ``epsilon = 0`` is the
+    independent product (identical word probabilities); as ``epsilon`` grows the second factor's state depends
+    on the first's hidden state, so the joint belief stops being the product of the factors' beliefs. Both
+    factors must be HMMs (a cyclic shift of a GHMM's quasi-states would not keep its normalizer).
+    """
+    for which, proc in (("first", first), ("second", second)):
+        if not isinstance(proc, HMM):
+            raise ProcessError(f"shift_coupled: the {which} factor must be an HMM (got {type(proc).__name__})")
+    e = float(epsilon)
+    if not 0.0 <= e <= 1.0:
+        raise ProcessError(f"shift_coupled: epsilon must be in [0, 1]; got {epsilon!r}")
+    S2 = second.num_states
+    shift = np.roll(np.eye(S2), 1, axis=1)  # P[s, s + 1] = 1
+    seconds = [HMM(np.einsum("bij,jk->bik", second.T, (1.0 - e) * np.eye(S2) + e * np.linalg.matrix_power(shift, i)),
+                   name=second.name, params=second.params, state_names=second.state_names,
+                   token_names=second.token_names)
+               for i in range(first.num_states)]
+    return coupled_product(first, seconds, name=name or f"shift_coupled({first.name}, {second.name}, {e:g})",
+                           params={"epsilon": e})
 
 
 def _check_processes(processes: Sequence[Process], what: str) -> list[Process]:

@@ -168,3 +168,70 @@ def test_component_posterior_needs_a_mixture_and_matching_beliefs():
     mix = hp.mixture([hp.coin(0.2), hp.coin(0.8)])
     with pytest.raises(ProcessError, match=r"shape \[\.\.\., 2\]"):
         hp.component_posterior(mix, np.ones(3) / 3)
+
+
+# ---------------------------------------------------------------------------- factors and coupled products
+
+
+def _filter(process, tokens: np.ndarray) -> np.ndarray:
+    """Beliefs after each token of every row, by the one belief update: tokens [N, L] -> [N, L, S]."""
+    T, pi, tau = hp.process_vectors(process)
+    eta = np.repeat(pi[None], tokens.shape[0], axis=0)
+    out = []
+    for t in range(tokens.shape[1]):
+        eta, _ = hp.update_beliefs(eta, T[tokens[:, t]], tau)
+        out.append(eta)
+    return np.stack(out, axis=1)
+
+
+def test_factor_beliefs_are_the_factors_own_beliefs():
+    factors = [hp.mess3(x=0.05, alpha=0.85), hp.tom_quantum(alpha=1.0, beta=2.25), hp.mess3(x=0.15, alpha=0.6)]
+    joint = hp.product(factors)
+    rng = np.random.default_rng(0)
+    tokens = hp.sample_words(joint, 3, 40, 6)  # [N, L] joint tokens, row-major over the factors
+    sizes = [f.vocab_size for f in factors]
+    parts = np.stack(np.unravel_index(tokens, sizes), axis=0)  # [K, N, L]: each factor's own tokens
+    got = hp.factor_beliefs(_filter(joint, tokens), factors)
+    for k, f in enumerate(factors):
+        assert got[k].shape == (40, 6, f.num_states)
+        np.testing.assert_allclose(got[k], _filter(f, parts[k]), atol=1e-10)
+    with pytest.raises(ProcessError, match="product of the factors' state counts"):
+        hp.factor_beliefs(rng.random((4, 5)), factors)
+
+
+def test_shift_coupling_at_zero_is_the_independent_product():
+    a, b = hp.mess3(x=0.05, alpha=0.85), hp.mess3(x=0.15, alpha=0.6)
+    zero = hp.shift_coupled(a, b, 0.0)
+    np.testing.assert_array_equal(zero.T, hp.product([a, b]).T)
+    np.testing.assert_allclose(word_probabilities(zero, 4), word_probabilities(hp.product([a, b]), 4), atol=1e-15)
+    # a GHMM second factor (coupled_product with one process for every state): the same
+    q = hp.tom_quantum(alpha=1.0, beta=2.25)
+    np.testing.assert_allclose(word_probabilities(hp.coupled_product(a, [q, q, q]), 3),
+                               word_probabilities(hp.product([a, q]), 3), atol=1e-12)
+
+
+def test_shift_coupling_makes_the_factors_dependent():
+    a, b = hp.mess3(x=0.05, alpha=0.85), hp.mess3(x=0.15, alpha=0.6)
+    for eps in (0.3, 1.0):
+        c = hp.shift_coupled(a, b, eps)
+        assert isinstance(c, HMM) and np.allclose(c.T.sum(0).sum(1), 1.0)
+        assert c.params["epsilon"] == eps
+        tokens = hp.sample_words(c, 1, 300, 8)
+        eta = _filter(c, tokens)  # [N, L, 9]
+        fa, fb = hp.factor_beliefs(eta, [a, b])
+        # the first factor's own process is untouched: its tokens alone have its word probabilities
+        joint = word_probabilities(c, 3).reshape(3, 3, 3, 3, 3, 3)  # [a1, b1, a2, b2, a3, b3]
+        np.testing.assert_allclose(joint.sum(axis=(1, 3, 5)).reshape(-1), word_probabilities(a, 3), atol=1e-14)
+        # the second factor's tokens now tell about the first's state: its belief is not its own filter
+        assert np.abs(fa - _filter(a, tokens // 3)).max() > 0.005
+        # but the joint belief is no longer the product of the marginals
+        gap = np.abs(eta - np.einsum("nti,ntj->ntij", fa, fb).reshape(eta.shape)).max()
+        assert gap > 0.01
+    with pytest.raises(ProcessError, match="epsilon must be in"):
+        hp.shift_coupled(a, b, 1.5)
+    with pytest.raises(ProcessError, match="second factor must be an HMM"):
+        hp.shift_coupled(a, hp.tom_quantum(alpha=1.0, beta=2.25), 0.1)
+    with pytest.raises(ProcessError, match="first factor must be an HMM"):
+        hp.coupled_product(hp.tom_quantum(alpha=1.0, beta=2.25), [b, b, b])
+    with pytest.raises(ProcessError, match="one process per state"):
+        hp.coupled_product(a, [b, b])

@@ -1,0 +1,125 @@
+"""How many dimensions a set of activations uses, and how subspaces sit relative to each other.
+
+For the factored-representation question (does a network trained on a product of processes hold the joint
+belief, dimension prod(d_k) - 1, or each factor's belief in its own subspace, dimension sum(d_k - 1)?):
+the explained-variance spectrum of the activations, the components needed for a share of the variance,
+the participation ratio and the effective rank; the subspace of activation space that a belief (or any
+target) is embedded in; and the principal angles between two such subspaces. NumPy (and SciPy) only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import scipy.linalg
+
+from probes._checks import ProbeInputError, as_float_array, as_sample_weight, require_finite
+
+#: The variance shares whose component counts `variance_spectrum` reports by default.
+THRESHOLDS = (0.8, 0.9, 0.95, 0.99)
+
+
+@dataclass(frozen=True)
+class VarianceSpectrum:
+    """The principal-component variances of a set of rows, largest first, and the dimension measures.
+
+    ``explained[k]`` is component k's share of the total variance, ``cumulative[k]`` the share of the first
+    k + 1. ``components[q]`` is the smallest number of components whose cumulative share reaches q. The
+    participation ratio is ``(sum lambda)^2 / sum lambda^2`` and the effective rank ``exp(H(lambda / sum
+    lambda))`` (Roy & Vetterli 2007); both are D for isotropic data and 1 for data on a line.
+    """
+
+    variances: np.ndarray  # [D'] float64, eigenvalues of the (weighted) covariance, descending, D' = min(N, D)
+    explained: np.ndarray  # [D'] float64, variances / their sum
+    cumulative: np.ndarray  # [D'] float64
+    components: dict[float, int]  # variance share -> components needed
+    participation_ratio: float
+    effective_rank: float
+
+    def to_dict(self, keep: int = 64) -> dict:
+        """Plain JSON values; the spectrum cut to its first ``keep`` components."""
+        return {"explained": [float(v) for v in self.explained[:keep]],
+                "cumulative": [float(v) for v in self.cumulative[:keep]],
+                "components": {f"{q:g}": int(k) for q, k in self.components.items()},
+                "participation_ratio": float(self.participation_ratio),
+                "effective_rank": float(self.effective_rank)}
+
+
+def variance_spectrum(X: np.ndarray, sample_weight: np.ndarray | None = None,
+                      thresholds: Sequence[float] = THRESHOLDS) -> VarianceSpectrum:
+    """The explained-variance spectrum of rows ``X [N, D]``, uniformly weighted or by ``sample_weight [N]``
+    (e.g. the contexts' probabilities), centred on the (weighted) mean. Computed in float64 from the
+    singular values of the centred, weight-scaled rows, so float32 activations lose nothing."""
+    X = as_float_array("X", X, 2)
+    require_finite("X", X)
+    N = X.shape[0]
+    if N < 2:
+        raise ProbeInputError(f"X needs at least 2 rows for a variance; got {N}")
+    qs = [float(q) for q in thresholds]
+    if any(not 0.0 < q <= 1.0 for q in qs):
+        raise ProbeInputError(f"thresholds must be shares in (0, 1]; got {list(thresholds)}")
+    w = as_sample_weight(sample_weight, N)
+    w = np.full(N, 1.0 / N) if w is None else w / w.sum()
+    Xc = X.astype(np.float64) - w @ X
+    s = np.linalg.svd(Xc * np.sqrt(w)[:, None], compute_uv=False)  # [min(N, D)]
+    lam = s**2  # the covariance's eigenvalues, descending
+    total = lam.sum()
+    if not total > 0:
+        raise ProbeInputError("X has zero variance (every row the same); nothing to measure")
+    explained = lam / total
+    cumulative = np.cumsum(explained)
+    components = {q: int(np.searchsorted(cumulative, q - 1e-12) + 1) for q in qs}
+    p = explained[explained > 0]
+    return VarianceSpectrum(variances=lam, explained=explained, cumulative=cumulative, components=components,
+                            participation_ratio=float(total**2 / np.sum(lam**2)),
+                            effective_rank=float(np.exp(-np.sum(p * np.log(p)))))
+
+
+def belief_subspace(X: np.ndarray, Y: np.ndarray, sample_weight: np.ndarray | None = None,
+                    rank: int | None = None, others: np.ndarray | None = None) -> np.ndarray:
+    """An orthonormal basis ``[D, r]`` of the directions along which the targets ``Y [N, S]`` are embedded in
+    the activations ``X [N, D]``.
+
+    Regress the activations on the targets, ``X ~ Y A + Z C + c`` (weighted least squares, centred; ``Z =
+    others [N, S']``, e.g. the other factors' beliefs, whose share of X is then not attributed to Y): the
+    columns of ``A^T`` [D, S] are where each unit of target moves the activations, and their span is the
+    target's subspace. Beliefs sum to a constant, so their centred values span at most S - 1 dimensions:
+    ``rank`` (default: the numerical rank of the centred targets) keeps that many leading singular directions.
+    """
+    X = as_float_array("X", X, 2)
+    Y = as_float_array("Y", Y, 2)
+    require_finite("X", X)
+    require_finite("Y", Y)
+    if X.shape[0] != Y.shape[0]:
+        raise ProbeInputError(f"X and Y must have the same rows; got {X.shape[0]} and {Y.shape[0]}")
+    w = as_sample_weight(sample_weight, X.shape[0])
+    w = np.full(X.shape[0], 1.0 / X.shape[0]) if w is None else w / w.sum()
+    sw = np.sqrt(w)[:, None]
+    Xc = (X.astype(np.float64) - w @ X) * sw
+    Yc = (Y.astype(np.float64) - w @ Y) * sw
+    sy = np.linalg.svd(Yc, compute_uv=False)
+    r = int(np.sum(sy > sy[0] * 1e-8)) if rank is None and sy.size and sy[0] > 0 else int(rank or 0)
+    if r < 1:
+        raise ProbeInputError("Y has no variance to locate in X; pass targets that vary")
+    design = Yc
+    if others is not None:
+        Z = as_float_array("others", others, 2)
+        require_finite("others", Z)
+        if Z.shape[0] != X.shape[0]:
+            raise ProbeInputError(f"others must have the rows of X ({X.shape[0]}); got {Z.shape[0]}")
+        design = np.concatenate([Yc, (Z.astype(np.float64) - w @ Z) * sw], axis=1)
+    coef, *_ = np.linalg.lstsq(design, Xc, rcond=None)  # [S (+ S'), D]: X ~ Y A (+ Z C)
+    U, _, _ = np.linalg.svd(coef[: Y.shape[1]].T, full_matrices=False)  # [D, S]
+    return U[:, :r]
+
+
+def principal_angles(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """The principal angles, in degrees and ascending, between the column spaces of ``A [D, p]`` and
+    ``B [D, q]`` (min(p, q) of them): 0 for a shared direction, 90 for orthogonal subspaces."""
+    A = as_float_array("A", A, 2)
+    B = as_float_array("B", B, 2)
+    if A.shape[0] != B.shape[0]:
+        raise ProbeInputError(f"A and B must live in the same space (rows); got {A.shape[0]} and {B.shape[0]}")
+    return np.sort(np.degrees(scipy.linalg.subspace_angles(A.astype(np.float64), B.astype(np.float64))))
