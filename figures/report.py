@@ -120,6 +120,11 @@ def process_label(process: Mapping) -> str:
     return process_title(name, dict(params)) if isinstance(params, Mapping) else name
 
 
+def model_kind_label(kind: str) -> str:
+    """'transformer', 'LSTM', 'GRU' or 'tanh RNN' for a [model] kind."""
+    return {"rnn": "tanh RNN", "gru": "GRU", "lstm": "LSTM"}.get(str(kind), str(kind))
+
+
 def model_description(model: Mapping, n_params: int | None = None) -> str:
     """One line for a [model] section of any kind: '4-layer transformer, d_model 64, 1 head of 8, MLP 256, ...'
     or '1-layer GRU, hidden 64, ...', with the parameter count when known."""
@@ -128,7 +133,7 @@ def model_description(model: Mapping, n_params: int | None = None) -> str:
     count = f", {n_params:,} parameters" if n_params else ""
     if kind != "transformer":
         embed = f", embedding {model['d_embed']}" if model.get("d_embed") not in (None, model.get("d_hidden")) else ""
-        return (f"{model.get('n_layers', '?')}-layer {kind.upper() if kind != 'rnn' else 'tanh RNN'}, hidden "
+        return (f"{model.get('n_layers', '?')}-layer {model_kind_label(kind)}, hidden "
                 f"{model.get('d_hidden', '?')}{embed}, {ctx}{count}")
     heads = model.get("n_heads", "?")
     variant = [text for key, text, on in (("attn_only", "attention-only", True), ("layer_norm", "no LayerNorm", False))

@@ -32,7 +32,7 @@ class ConfigError(ValueError):
 
 
 #: The kinds of composed process a [process] table can describe (see `ProcessSettings`).
-PROCESS_KINDS = ("mixture", "product")
+PROCESS_KINDS = ("mixture", "product", "coupled")
 #: Tolerance on "mixture weights sum to 1" (the library's, `hmm_processes.hmm.STOCHASTIC_ATOL`).
 WEIGHTS_ATOL = 1e-9
 
@@ -52,7 +52,10 @@ class ProcessSettings:
 
     A composition: ``kind = "mixture"`` (one component per sequence, drawn with probability
     ``weights[k]``; the components must share one vocabulary; weights default to uniform) or
-    ``kind = "product"`` (every component emits a token at each step; the token is the tuple), with
+    ``kind = "product"`` (every component emits a token at each step; the token is the tuple), or
+    ``kind = "coupled"`` (a product of two HMM components whose second one's hidden state is moved on by the
+    first's hidden state with probability ``coupling`` = epsilon in [0, 1] after each step,
+    `hmm_processes.shift_coupled`; 0 is the independent product), with
     ``components``: a list of `ProcessSettings`, each one process or itself a composition. In TOML
     each component is a ``[[process.components]]`` table (a nested one a
     ``[[process.components.components]]``); the resolved config writes them as inline tables.
@@ -66,6 +69,7 @@ class ProcessSettings:
     kind: str | None = None  # None: one process | "mixture" | "product"
     weights: tuple[float, ...] | None = None  # [K] mixture weights, summing to 1 (uniform if not given)
     components: tuple["ProcessSettings", ...] = ()  # [K] the composed processes, in order
+    coupling: float | None = None  # kind = "coupled": epsilon in [0, 1], the strength of the hidden dependence
 
     def __post_init__(self) -> None:
         if self.kind is not None:
@@ -96,15 +100,26 @@ class ProcessSettings:
         if beside:
             raise ValueError(f"{beside[0]} cannot stand beside kind = \"{self.kind}\": it belongs to a component; "
                              "move it into a [[process.components]] table")
+        if (self.coupling is not None) != (self.kind == "coupled"):
+            raise ValueError("kind = \"coupled\" needs coupling = <epsilon in [0, 1]>" if self.coupling is None else
+                             f"coupling is for kind = \"coupled\", not kind = \"{self.kind}\": remove it")
+        if self.kind == "coupled":
+            c = self.coupling
+            if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0.0 <= c <= 1.0:
+                raise ValueError(f"coupling must be a number in [0, 1] (0: independent factors); got {c!r}")
+            object.__setattr__(self, "coupling", float(c))
+            if len(self.components) != 2:
+                raise ValueError(f"kind = \"coupled\" takes exactly two [[process.components]] (the driving factor "
+                                 f"first); got {len(self.components)}")
         if not self.components:
             raise ValueError(f"kind = \"{self.kind}\" needs components: add one [[process.components]] table "
                              "per component (name = ... with params, spec = ..., or a nested kind)")
         if not all(isinstance(c, ProcessSettings) for c in self.components):
             raise ValueError("components must be ProcessSettings (in TOML: [[process.components]] tables)")
         K = len(self.components)
-        if self.kind == "product":
+        if self.kind in ("product", "coupled"):
             if self.weights is not None:
-                raise ValueError("weights are for kind = \"mixture\"; a product has none: remove weights")
+                raise ValueError(f"weights are for kind = \"mixture\"; a {self.kind} product has none: remove weights")
             return
         if self.weights is None:
             object.__setattr__(self, "weights", tuple(1.0 / K for _ in range(K)))
@@ -128,6 +143,8 @@ class ProcessSettings:
             out: dict[str, Any] = {"kind": self.kind}
             if self.weights is not None:
                 out["weights"] = list(self.weights)
+            if self.coupling is not None:
+                out["coupling"] = self.coupling
             out["components"] = [c.to_dict() for c in self.components]
             return out
         return {k: v for k, v in (("name", self.name), ("spec", self.spec), ("params", dict(self.params)),
@@ -135,7 +152,7 @@ class ProcessSettings:
                 if v not in (None, {})}
 
 
-_PROCESS_KEYS = ("name", "spec", "params", "module", "module_path", "kind", "weights", "components")
+_PROCESS_KEYS = ("name", "spec", "params", "module", "module_path", "kind", "weights", "components", "coupling")
 
 
 def process_settings(table: Any, where: str = "[process]") -> ProcessSettings:
@@ -155,6 +172,9 @@ def process_settings(table: Any, where: str = "[process]") -> ProcessSettings:
         elif key == "weights":
             if not isinstance(value, list):
                 raise ConfigError(f"{where} weights must be a list of numbers, e.g. weights = [0.5, 0.5]")
+        elif key == "coupling":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{where} coupling must be a number in [0, 1], e.g. coupling = 0.1")
         elif key == "components":
             if not isinstance(value, list) or not all(isinstance(c, Mapping) for c in value):
                 raise ConfigError(f"{where} components must be [[process.components]] tables (or a list of "
@@ -279,6 +299,8 @@ class ExperimentConfig:
     figures: FigureSettings
     source: str = ""
     data: DataSettings = field(default_factory=DataSettings)
+    # [studies.<name>] tables: the analyses run after the probe (`compmech.runs.studies`), name -> its Settings
+    studies: dict[str, Any] = field(default_factory=dict)
 
     def model_config(self, vocab_size: int) -> ModelConfig:
         """The model's config (a `TransformerConfig` or a `RecurrentConfig`, by [model] kind)."""
@@ -306,15 +328,18 @@ class ExperimentConfig:
             "model": dict(self.model),
             "training": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.training.items()},
             "data": dataclasses.asdict(self.data),
-            "probe": dataclasses.asdict(self.probe),
+            "probe": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self.probe).items()},
             "figures": {"formats": list(self.figures.formats), "dpi": self.figures.dpi},
+            **({"studies": {name: {k: (list(v) if isinstance(v, tuple) else v)
+                                   for k, v in dataclasses.asdict(st).items()} for name, st in self.studies.items()}}
+               if self.studies else {}),
         }
 
     def to_toml(self) -> str:
         return dumps(self.to_dict())
 
 
-_TOP_KEYS = {"name", "seed", "process", "data", "model", "training", "probe", "figures"}
+_TOP_KEYS = {"name", "seed", "process", "data", "model", "training", "probe", "figures", "studies"}
 
 
 def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> ExperimentConfig:
@@ -376,8 +401,9 @@ def config_from_dict(raw: Mapping[str, Any], source: str = "<config>") -> Experi
     data = _section(DataSettings, raw.get("data", {}), "data", source)
     probe = _section(ProbeSettings, raw.get("probe", {}), "probe", source)
     figures = _section(FigureSettings, raw.get("figures", {}), "figures", source)
+    studies = _studies(raw.get("studies", {}), source)
     cfg = ExperimentConfig(name=name, seed=seed, process=process, model=model, training=training,
-                           probe=probe, figures=figures, source=source, data=data)
+                           probe=probe, figures=figures, source=source, data=data, studies=studies)
     # Build the library configs once so that their own checks run now, not mid-experiment.
     try:
         cfg.model_config(vocab_size=2)
@@ -388,6 +414,21 @@ def config_from_dict(raw: Mapping[str, Any], source: str = "<config>") -> Experi
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: [training] {exc}") from None
     return cfg
+
+
+def _studies(table: Any, source: str) -> dict[str, Any]:
+    """[studies.<name>] tables -> {name: that study's Settings}, in the order written."""
+    from compmech.runs.studies import study_settings
+
+    if not isinstance(table, Mapping) or not all(isinstance(v, Mapping) for v in table.values()):
+        raise ConfigError(f"{source}: [studies] must hold one table per study, e.g. [studies.factored]")
+    out = {}
+    for name, sub in table.items():
+        try:
+            out[name] = study_settings(name, sub)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{source}: [studies.{name}] {exc}") from None
+    return out
 
 
 def _model_fields(table: Any, source: str) -> dict[str, Any]:

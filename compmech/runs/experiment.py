@@ -32,6 +32,7 @@ from compmech.runs.progress import PhaseTimes, phase
 from compmech.runs.records import EvolutionPoint, probe_fields
 from compmech.runs.run_figures import analysis_figures, make_figures
 from compmech.runs.sampled import RegimeChoice, choose_regime
+from compmech.runs.studies import StudyInputs, check_studies, run_studies
 from hmm_processes import HMM, GeneralizedHMM, sample
 
 
@@ -114,6 +115,10 @@ def plan_run(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, availa
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{cfg.source}: {exc}") from None
     layer = analysis_layer(cfg, model_cfg)
+    try:
+        check_studies(cfg, process, model_cfg)
+    except ValueError as exc:
+        raise ConfigError(f"{cfg.source}: {exc}") from None
     regime = choose_regime(cfg, process, model_cfg.context_length)
     memory = estimate_memory(cfg.model, cfg.training, process.num_states, process.vocab_size,
                              include_concat=cfg.probe.include_concat, bos=cfg.data.bos, regime=regime)
@@ -271,6 +276,11 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, 
     with phase("figures", enabled=progress, times=times):
         figure_paths = make_figures(cfg, run_dir, hmm, ctx, result.history, probe, layer)
         figure_paths += analysis_figures(cfg, run_dir, hmm, geometry, evolution, probe.probe_layer)
+    studies = run_studies(StudyInputs(cfg=cfg, process=hmm, model_cfg=model_cfg, params_state=result.params_state,
+                                      untrained_params=untrained, ctx=ctx, probe=probe, run_dir=run_dir,
+                                      regime=regime.name, progress=progress))
+    for study in studies:
+        figure_paths += list(study.figures)
 
     final = result.history[-1]
     summary = {
@@ -296,6 +306,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, 
         "evolution": [e.to_json() for e in evolution],
         "paper": PAPER_RESULTS.get(hmm.name, {}),
         "figures": [str(p.relative_to(run_dir)) for p in figure_paths],
+        "studies": {study.name: study.to_json(run_dir) for study in studies},
         "memory_estimate_bytes": plan.memory.peak,
         "phase_seconds": dict(times.seconds),
         "wall_seconds": time.time() - start,

@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from hmm_processes import HMM, GeneralizedHMM, ProcessError, get_process, load_spec, mixture, product
+from hmm_processes import (HMM, GeneralizedHMM, ProcessError, get_process, load_spec, mixture, product,
+                           shift_coupled)
 
 #: The spec file's name inside a run directory; the resolved config.toml points at it.
 SPEC_COPY = "process_spec.toml"
@@ -154,7 +155,8 @@ def import_process_module(module: str, module_path: str | None, base_dir: str | 
 def build_process(settings, base_dir: str | Path | None = None, *, _where: str = "[process]") -> HMM | GeneralizedHMM:
     """The process for a config's [process] table: ``name`` + ``params`` from the registry (after
     importing ``module`` if given), a ``spec`` file, or a ``kind = "mixture"`` / ``"product"`` of
-    its ``components`` (built the same way, recursively) via `hmm_processes.mixture` / `product`.
+    its ``components`` (built the same way, recursively) via `hmm_processes.mixture` / `product`, or the
+    ``kind = "coupled"`` product of two (`hmm_processes.shift_coupled` with ``coupling``).
 
     A relative spec path is looked up next to the config file first (``base_dir``), then in the
     working directory. Parameters of the wrong type or out of range, and components that cannot be
@@ -180,6 +182,8 @@ def build_process(settings, base_dir: str | Path | None = None, *, _where: str =
         try:
             if settings.kind == "mixture":
                 return mixture(parts, settings.weights)
+            if settings.kind == "coupled":
+                return shift_coupled(parts[0], parts[1], settings.coupling)
             return product(parts)
         except ProcessError as exc:
             raise ProcessError(f"{_where}: {exc}") from None

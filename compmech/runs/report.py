@@ -20,8 +20,8 @@ from typing import Any
 
 from compmech.runs.preflight import RunDirError
 from figures import sci
-from figures.report import (SAME_GEOMETRY_NOTE, Provenance, fmt_number, paper_number, process_label, render_report,
-                            same_distance_geometry, write_report)
+from figures.report import (SAME_GEOMETRY_NOTE, Provenance, fmt_number, model_kind_label, paper_number, process_label,
+                            render_report, same_distance_geometry, write_report)
 
 REPORT_NAME = "report.html"
 EMBEDDABLE = (".png", ".svg")  # formats a browser shows in <img>; PDFs are left out
@@ -105,7 +105,7 @@ def report_title(summary: dict, config_toml: str, run_dir: Path) -> str:
     what = process_label(summary.get("process") or {})
     parts = []
     if model.get("n_layers") is not None:
-        parts.append(f"{model['n_layers']}-layer transformer")
+        parts.append(f"{model['n_layers']}-layer {model_kind_label(model.get('kind', 'transformer'))}")
     parts.append(f"{summary.get('steps', '?')} steps")
     if isinstance(summary.get("tokens"), (int, float)):
         parts.append(f"{sci(summary['tokens'])} tokens")
@@ -164,14 +164,19 @@ def _figures(run_dir: Path, summary: dict) -> list[tuple[str, bytes, str]]:
         current = by_stem.get(path.stem)
         if current is None or (current.suffix.lower() != ".png" and suffix == ".png"):
             by_stem[path.stem] = path
-    return [(CAPTIONS.get(stem, stem.replace("_", " ")), path.read_bytes(), path.suffix.lower())
+    captions = dict(CAPTIONS)
+    for study in (summary.get("studies") or {}).values():  # each study captions its own figures
+        if isinstance(study, dict) and isinstance(study.get("captions"), dict):
+            captions.update({str(k): str(v) for k, v in study["captions"].items()})
+    return [(captions.get(stem, stem.replace("_", " ")), path.read_bytes(), path.suffix.lower())
             for stem, path in by_stem.items()]
 
 
 def _extra_tables(summary: dict) -> list[tuple]:
     """The distance geometry and the probe over training, beside the paper's numbers where it has them."""
     paper = summary.get("paper") if isinstance(summary.get("paper"), dict) else {}
-    tables = []
+    tables = [tuple(t) for study in (summary.get("studies") or {}).values() if isinstance(study, dict)
+              for t in study.get("tables", []) if isinstance(t, list) and len(t) == 4]
     geo = summary.get("geometry")
     if isinstance(geo, dict) and geo:
         same = same_distance_geometry(geo)

@@ -1,0 +1,69 @@
+"""Factored geometry: the cumulative explained variance of a set of activations against the two predicted dimensions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib as mpl
+import numpy as np
+from matplotlib.figure import Figure
+
+from figures._common import FigureInputError, as_array, new_figure, set_suptitle
+
+
+def plot_explained_variance(
+    curves: Sequence[np.ndarray],  # each [D_i] cumulative explained variance (checkpoints first, final last)
+    labels: Sequence[str],  # one per curve
+    *,
+    dim_factored: int,  # sum(d_k - 1)
+    dim_joint: int,  # prod(d_k) - 1
+    untrained: np.ndarray | None = None,  # [D] the untrained model's curve
+    truth: np.ndarray | None = None,  # [D] the true joint beliefs' curve
+    title: str | None = None,
+    max_components: int | None = None,
+) -> Figure:
+    """Cumulative explained variance against the number of principal components, one curve per checkpoint
+    (light to dark, the last bold), with the factored and joint dimensions marked (the two hypotheses: a
+    factored representation needs ``dim_factored`` components, a joint one ``dim_joint``) and 95% as a guide."""
+    if not curves or len(curves) != len(labels):
+        raise FigureInputError("curves and labels must be non-empty lists of the same length")
+    arrays = [as_array(f"curves[{i}]", c, 1) for i, c in enumerate(curves)]
+    for extra, name in ((untrained, "untrained"), (truth, "truth")):
+        if extra is not None:
+            as_array(name, extra, 1)
+    if int(dim_factored) < 1 or int(dim_joint) < int(dim_factored):
+        raise FigureInputError(f"need 1 <= dim_factored <= dim_joint; got {dim_factored}, {dim_joint}")
+    top = max_components or int(min(max(len(a) for a in arrays), max(2 * dim_joint, dim_factored + 6, 12)))
+    fig = new_figure(7.2, 4.4 if title else 4.0)
+    ax = fig.subplots()
+    cmap = mpl.colormaps["viridis"]
+    n = len(arrays)
+    for i, (c, label) in enumerate(zip(arrays, labels)):
+        last = i == n - 1
+        k = np.arange(1, min(len(c), top) + 1)
+        ax.plot(k, c[: len(k)], color=cmap(0.15 + 0.7 * i / max(n - 1, 1)) if not last else "black",
+                lw=2.2 if last else 1.1, marker="o" if last else None, ms=3, label=label, zorder=3 if last else 2)
+    if untrained is not None:
+        k = np.arange(1, min(len(untrained), top) + 1)
+        ax.plot(k, np.asarray(untrained)[: len(k)], color="0.6", lw=1.4, label="untrained model")
+    if truth is not None:
+        k = np.arange(1, min(len(truth), top) + 1)
+        ax.plot(k, np.asarray(truth)[: len(k)], color="tab:red", lw=1.2, ls=":", label="true joint beliefs")
+    for dim, text, color in ((dim_factored, "factored", "tab:blue"), (dim_joint, "joint", "tab:red")):
+        if dim <= top:
+            ax.axvline(dim, color=color, ls="--", lw=1.0)
+            ax.text(dim, 0.02, f" {text}: {dim}", color=color, fontsize=8, rotation=90, va="bottom", ha="right",
+                    transform=ax.get_xaxis_transform())
+        else:
+            ax.text(0.99, 0.03, f"{text} dimension {dim} (off the axis)", color=color, fontsize=8, ha="right",
+                    transform=ax.transAxes)
+    ax.axhline(0.95, color="0.5", lw=0.7, ls=":")
+    ax.set_xlim(0.5, top + 0.5)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("principal components")
+    ax.set_ylabel("cumulative explained variance")
+    ax.grid(alpha=0.25)
+    ax.legend(fontsize=7, loc="lower right", ncol=2 if n > 5 else 1, framealpha=0.9)
+    if title:
+        set_suptitle(fig, title, 11)
+    return fig
