@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
             "run an experiment end to end (default: the paper's Mess3 experiment)"),
     "reproduce": ("compmech.runs.reproduce", "add_reproduce_command",
                   "run the paper's experiments (Mess3, RRXOR, Z1R) and compare"),
+    "sweep": ("compmech.runs.sweep", "add_sweep_command",
+              "run one config over a grid of values of its keys (one run per point) and tabulate the results"),
     "report": ("compmech.runs.report", "add_report_command",
                "write a run's results as one self-contained HTML page (RUN/report.html)"),
     "processes": ("compmech.runs.theory_commands", "add_theory_commands",

@@ -1,0 +1,91 @@
+"""`compmech sweep`: a grid over config keys, one run per point, the table, figure and page; finished points reused."""
+
+import json
+
+import pytest
+
+from compmech.runs.cli import main
+from compmech.runs.config import ConfigError
+from compmech.runs.sweep import load_sweep, metric
+
+BASE = """
+name = "tiny_sweep"
+seed = 0
+[process]
+name = "mess3"
+[model]
+context_length = 4
+n_layers = 1
+d_model = 16
+n_heads = 2
+d_head = 4
+d_mlp = 32
+[training]
+steps = 400
+batch_size = 32
+learning_rate = 1e-2
+warmup_steps = 10
+steps_per_call = 50
+eval_every = 50
+checkpoint_every = 50
+[probe]
+n_repeats = 2
+include_concat = false
+"""
+
+SWEEP = BASE + """
+[sweep]
+grid = { "process.params.x" = [0.05, 0.15], "seed" = [0] }
+quick = { "training.steps" = 100 }
+"""
+
+
+def test_the_grid_expands_to_checked_configs(tmp_path):
+    (tmp_path / "s.toml").write_text(SWEEP)
+    sweep = load_sweep(tmp_path / "s.toml")
+    assert sweep.keys == ("process.params.x", "seed")
+    assert [p.name for p in sweep.points] == ["tiny_sweep-x=0.05,seed=0", "tiny_sweep-x=0.15,seed=0"]
+    assert [p.cfg.process.params["x"] for p in sweep.points] == [0.05, 0.15]
+    assert {p.cfg.training["steps"] for p in sweep.points} == {400}
+    assert {p.cfg.training["steps"] for p in load_sweep(tmp_path / "s.toml", quick=True).points} == {100}
+
+
+@pytest.mark.parametrize("text, match", [
+    (BASE, "needs a \\[sweep\\] table"),
+    (BASE + "[sweep]\ngrid = {}\n", "grid must map config keys to non-empty lists"),
+    (BASE + "[sweep]\ngrid = { seed = [0] }\nfoo = 1\n", "unknown key \\[sweep\\] 'foo'"),
+    (BASE + "[sweep]\ngrid = { \"training.steps\" = [0] }\n", "sweep point training.steps = 0"),
+    (BASE + "[sweep]\ngrid = { \"model.widht\" = [3] }\n", "unknown key \\[model\\] 'widht'"),
+])
+def test_bad_sweep_files_are_one_config_error(tmp_path, text, match):
+    (tmp_path / "s.toml").write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        load_sweep(tmp_path / "s.toml")
+
+
+def test_metric_paths_may_hold_keys_with_dots():
+    summary = {"probe": {"mse": 0.1}, "studies": {"factored": {"components": {"0.95": 5}}}}
+    assert metric(summary, "probe.mse") == 0.1
+    assert metric(summary, "studies.factored.components.0.95") == 5
+    assert metric(summary, "probe.nothing") is None and metric(summary, "probe.mse.deeper") is None
+
+
+def test_a_sweep_runs_every_point_writes_its_table_and_reuses_finished_points(tmp_path, capsys):
+    (tmp_path / "s.toml").write_text(SWEEP)
+    out = tmp_path / "out"
+    assert main(["sweep", str(tmp_path / "s.toml"), "--quick", "--out", str(out), "--no-progress"]) == 0
+    table = json.loads((out / "sweep.json").read_text())
+    assert table["keys"] == ["process.params.x", "seed"] and len(table["rows"]) == 2
+    for row in table["rows"]:
+        assert (out / row["run_dir"] / "complete.json").is_file()
+        assert row["relative_loss"] > 1.0 and row["probe.mse_heldout_contexts"] < row["probe.mse_shuffled"]
+    for name in ("sweep.md", "sweep.csv", "sweep.png", "sweep.html"):
+        assert (out / name).stat().st_size > 0
+    page = (out / "sweep.html").read_text()
+    assert 'href="tiny_sweep-x=0.05,seed=0/report.html"' in page
+    assert (out / "sweep.csv").read_text().splitlines()[0].startswith("point,process.params.x,seed,relative_loss")
+    before = (out / "tiny_sweep-x=0.05,seed=0" / "summary.json").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(["sweep", str(tmp_path / "s.toml"), "--quick", "--out", str(out)]) == 0
+    assert "finished already" in capsys.readouterr().err
+    assert (out / "tiny_sweep-x=0.05,seed=0" / "summary.json").stat().st_mtime_ns == before
