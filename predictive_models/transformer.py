@@ -1,10 +1,19 @@
-"""The paper's small decoder-only transformer (Flax NNX), and fast batched activations and logits.
+"""The paper's small decoder-only transformer and its variants (Flax NNX), with named activations.
 
 Architecture (Shai et al. 2024, as in TransformerLens): token embedding plus learned absolute
 position embedding; ``n_layers`` pre-LayerNorm blocks, each causal multi-head attention
 (``n_heads`` x ``d_head``, output projection) then a ReLU MLP of width ``d_mlp``, both added to the
 residual stream; a final LayerNorm; an untied unembedding. All parameters are float32 with
 explicit dtypes, so a global ``jax_enable_x64`` never turns the model into float64.
+
+Variants (`TransformerConfig` fields; the defaults are the model above, whose parameter tree they
+leave unchanged): ``attn_only`` (blocks without MLP and without ln2), ``layer_norm = False`` (no
+LayerNorm anywhere: ln1, ln2 and ln_final are identities with no parameters) and
+``positional = "none"`` (no position embedding: the causal mask is the only source of order).
+
+Activations by name, TransformerLens style (the one list is `activation_names`; the short names of
+earlier versions are `aliases`). `activations` / `compute_activations` / `run_batched` return
+exactly the names asked and compute only what they need.
 
 ``params_state`` arguments below accept the ``nnx.State`` from ``nnx.split(model)`` (what
 `predictive_models.train` and `predictive_models.load_model` return), the model itself, or the
@@ -27,11 +36,22 @@ from flax import nnx
 from predictive_models import nnx_params
 
 DTYPE = jnp.float32
+POSITIONAL = ("learned", "none")
+_BOOL_FIELDS = ("attn_only", "layer_norm")
 
 
 @dataclass(frozen=True)
 class TransformerConfig:
-    """Size of the model. Defaults are the paper's Mess3 model except ``vocab_size`` (pass it)."""
+    """Size and variant of the model. Defaults are the paper's Mess3 model except ``vocab_size`` (pass it).
+
+    vocab_size: tokens 0..vocab_size-1. context_length: the longest input (and the number of learned
+    positions). n_layers: blocks. d_model: residual-stream width. n_heads x d_head: attention heads
+    and their width. d_mlp: hidden width of each block's ReLU MLP (unused when ``attn_only``).
+    attn_only: True drops every block's MLP (and its LayerNorm ln2): an attention-only transformer.
+    layer_norm: False removes every LayerNorm (ln1, ln2, ln_final become identities, with no
+    parameters). positional: "learned" (a learned absolute position embedding added to the token
+    embedding) or "none" (no position embedding, no ``pos_embed`` parameter).
+    """
 
     vocab_size: int
     context_length: int = 10
@@ -40,10 +60,24 @@ class TransformerConfig:
     n_heads: int = 1
     d_head: int = 8
     d_mlp: int = 256
+    attn_only: bool = False
+    layer_norm: bool = True
+    positional: str = "learned"
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
+            if field.name in _BOOL_FIELDS:
+                if not isinstance(value, (bool, np.bool_)):
+                    raise ValueError(f"TransformerConfig.{field.name} must be a bool; got {value!r} "
+                                     f"({type(value).__name__}). Pass true or false.")
+                object.__setattr__(self, field.name, bool(value))
+                continue
+            if field.name == "positional":
+                if not isinstance(value, str) or value not in POSITIONAL:
+                    raise ValueError(f"TransformerConfig.positional must be one of {list(POSITIONAL)}; got "
+                                     f"{value!r}. Pass \"learned\" (learned absolute positions) or \"none\".")
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise ValueError(f"TransformerConfig.{field.name} must be an int; got {value!r} "
                                  f"({type(value).__name__}). Pass a positive integer.")
@@ -52,11 +86,12 @@ class TransformerConfig:
                                  f"Pass a positive integer.")
             object.__setattr__(self, field.name, int(value))
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TransformerConfig":
+        """The config of a `to_dict` dict; a dict from before the variants existed gives the default variant."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -65,8 +100,133 @@ class TransformerConfig:
         return cls(**d)
 
 
+# ---------------------------------------------------------------------------- names
+
+
+def activation_names(config: TransformerConfig) -> list[str]:
+    """Every activation the model exposes, in forward order (TransformerLens names, layers from 0).
+
+    Each is float32 [B, T, d_model] unless said:
+
+    - ``hook_embed``: the token embedding.
+    - ``hook_pos_embed`` (only with positional = "learned"): the position embedding, broadcast to
+      [B, T, d_model].
+    - per block l = 0..n_layers-1:
+      ``blocks.{l}.hook_resid_pre``: the residual stream entering block l (block 0: embedding + positions);
+      ``blocks.{l}.attn.hook_pattern``: [B, n_heads, T, T], the softmax attention weights of query t
+      over keys s (zero for s > t, each row sums to 1);
+      ``blocks.{l}.hook_attn_out``: the attention output added to the stream;
+      ``blocks.{l}.hook_resid_mid`` (not with attn_only): the stream after attention, before the MLP;
+      ``blocks.{l}.hook_mlp_out`` (not with attn_only): the MLP output added to the stream;
+      ``blocks.{l}.hook_resid_post``: the stream leaving block l (= resid_pre of block l+1).
+    - ``ln_final.hook_normalized`` (only with layer_norm): the final LayerNorm's output, what the
+      unembedding reads.
+    """
+    names = ["hook_embed"]
+    if config.positional == "learned":
+        names.append("hook_pos_embed")
+    for l in range(config.n_layers):
+        b = f"blocks.{l}."
+        names += [b + "hook_resid_pre", b + "attn.hook_pattern", b + "hook_attn_out"]
+        if not config.attn_only:
+            names += [b + "hook_resid_mid", b + "hook_mlp_out"]
+        names.append(b + "hook_resid_post")
+    if config.layer_norm:
+        names.append("ln_final.hook_normalized")
+    return names
+
+
+def aliases(config: TransformerConfig) -> dict[str, str]:
+    """The short residual-stream names (used by probe.json, figures and the report) -> canonical names:
+    ``embedding`` = ``blocks.0.hook_resid_pre``, ``block_{l+1}`` = ``blocks.{l}.hook_resid_post``,
+    ``final_ln`` = ``ln_final.hook_normalized`` (only with layer_norm)."""
+    out = {"embedding": "blocks.0.hook_resid_pre"}
+    out.update({f"block_{l + 1}": f"blocks.{l}.hook_resid_post" for l in range(config.n_layers)})
+    if config.layer_norm:
+        out["final_ln"] = "ln_final.hook_normalized"
+    return out
+
+
+def layer_names(config: TransformerConfig) -> list[str]:
+    """The default probed set, residual-stream read-outs in order: embedding, block_1..block_L,
+    final_ln (not with layer_norm = False). Aliases: see `aliases`."""
+    return list(aliases(config))
+
+
+def probe_layer_name(config: TransformerConfig) -> str:
+    """The layer the paper probes: the residual stream after the last block, before the final LN."""
+    return f"block_{config.n_layers}"
+
+
+def is_pattern(name: str) -> bool:
+    """Whether a canonical activation name is an attention pattern ([B, n_heads, T, T])."""
+    return name.endswith(".attn.hook_pattern")
+
+
+def activation_shape(config: TransformerConfig, name: str, batch: int, length: int) -> tuple[int, ...]:
+    """The shape of activation ``name`` (canonical or alias) for ``batch`` sequences of ``length`` tokens."""
+    name = _canonical(config, (name,))[0]
+    if is_pattern(name):
+        return (batch, config.n_heads, length, length)
+    return (batch, length, config.d_model)
+
+
+def _canonical(config: TransformerConfig, names: Sequence[str]) -> tuple[str, ...]:
+    """Validate ``names`` (canonical names or aliases, distinct) -> their canonical names, in order."""
+    allowed = activation_names(config)
+    alias = aliases(config)
+    names = (names,) if isinstance(names, str) else tuple(names)
+    unknown = [n for n in names if n not in alias and n not in allowed]
+    if unknown or len(set(names)) != len(names):
+        raise ValueError(f"names must be distinct layer names (activation names {allowed} or their aliases "
+                         f"{list(alias)}) of this transformer; got {list(names)}"
+                         + (f" ({unknown} unknown)" if unknown else " (repeated)") + ".")
+    return tuple(alias.get(n, n) for n in names)
+
+
+def _stage(config: TransformerConfig, canonical: Sequence[str], logits: bool) -> int:
+    """How far the forward must run, in half-blocks: 2l + 1 = block l's attention done, 2l + 2 = its
+    MLP done too. Logits and the final LayerNorm need all 2 n_layers; nothing above the highest
+    activation asked is run."""
+    full = 2 * config.n_layers
+    if logits or "ln_final.hook_normalized" in canonical:
+        return full
+    stage = 0
+    for name in canonical:
+        if not name.startswith("blocks."):
+            continue
+        _, l, hook = name.split(".", 2)
+        l = int(l)
+        if hook == "hook_resid_pre":
+            stage = max(stage, 2 * l)
+        elif hook in ("attn.hook_pattern", "hook_attn_out", "hook_resid_mid"):
+            stage = max(stage, 2 * l + 1)
+        else:  # hook_mlp_out, hook_resid_post
+            stage = max(stage, 2 * l + 2 if not config.attn_only else 2 * l + 1)
+    return stage
+
+
+def _blocks_run(stage: int) -> int:
+    """Blocks that run (at least their attention) to reach ``stage``."""
+    return (stage + 1) // 2
+
+
+# ---------------------------------------------------------------------------- the modules
+
+
 def _normal(std: float) -> nnx.Initializer:
     return nnx.initializers.normal(stddev=std)
+
+
+def _layer_norm(config: TransformerConfig, rngs: nnx.Rngs) -> nnx.LayerNorm | None:
+    """A LayerNorm of width d_model (epsilon 1e-5), or None (the identity) when layer_norm is off."""
+    if not config.layer_norm:
+        return None
+    return nnx.LayerNorm(config.d_model, epsilon=1e-5, dtype=DTYPE, param_dtype=DTYPE, rngs=rngs)
+
+
+def _apply(ln: nnx.LayerNorm | None, x: jax.Array) -> jax.Array:
+    return x if ln is None else ln(x)
 
 
 class Attention(nnx.Module):
@@ -87,13 +247,19 @@ class Attention(nnx.Module):
         qkv = self.qkv(x).reshape(*x.shape[:-1], 3, self.n_heads, self.d_head)
         return qkv[..., 0, :, :], qkv[..., 1, :, :], qkv[..., 2, :, :]
 
-    def attend(self, q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
-        """q [B, Tq, H, Dh], k and v [B, Tk, H, Dh], mask [Tq, Tk] bool (True = may attend)."""
+    def attend_with_pattern(self, q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array
+                            ) -> tuple[jax.Array, jax.Array]:
+        """q [B, Tq, H, Dh], k and v [B, Tk, H, Dh], mask [Tq, Tk] bool (True = may attend) ->
+        the output [B, Tq, d_model] and the attention weights [B, H, Tq, Tk] (masked entries exactly 0)."""
         scores = jnp.einsum("bthd,bshd->bhts", q, k) / np.float32(np.sqrt(self.d_head))
         scores = jnp.where(mask, scores, jnp.finfo(DTYPE).min)
         pattern = jax.nn.softmax(scores, axis=-1)  # [B, H, Tq, Tk]
         z = jnp.einsum("bhts,bshd->bthd", pattern, v)
-        return self.out(z.reshape(*z.shape[:2], self.n_heads * self.d_head))  # [B, Tq, d_model]
+        return self.out(z.reshape(*z.shape[:2], self.n_heads * self.d_head)), pattern
+
+    def attend(self, q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
+        """`attend_with_pattern`'s output only: [B, Tq, d_model]."""
+        return self.attend_with_pattern(q, k, v, mask)[0]
 
     def __call__(self, x: jax.Array) -> jax.Array:  # [B, T, d_model] -> [B, T, d_model]
         T = x.shape[1]
@@ -116,18 +282,52 @@ class MLP(nnx.Module):
 
 
 class Block(nnx.Module):
-    """Pre-LayerNorm block: x + attn(ln1(x)), then + mlp(ln2(x))."""
+    """Pre-LayerNorm block: x + attn(ln1(x)), then + mlp(ln2(x)) (no MLP and no ln2 when attn_only;
+    ln1 and ln2 are identities when layer_norm is off)."""
 
     def __init__(self, config: TransformerConfig, *, rngs: nnx.Rngs):
-        d = config.d_model
-        self.ln1 = nnx.LayerNorm(d, epsilon=1e-5, dtype=DTYPE, param_dtype=DTYPE, rngs=rngs)
+        self.ln1 = _layer_norm(config, rngs)
         self.attn = Attention(config, rngs=rngs)
-        self.ln2 = nnx.LayerNorm(d, epsilon=1e-5, dtype=DTYPE, param_dtype=DTYPE, rngs=rngs)
-        self.mlp = MLP(config, rngs=rngs)
+        self.ln2 = None if config.attn_only else _layer_norm(config, rngs)
+        self.mlp = None if config.attn_only else MLP(config, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = x + self.attn(self.ln1(x))
-        return x + self.mlp(self.ln2(x))
+        return self.forward(x)[0]
+
+    def _rest(self, x: jax.Array, attn_out: jax.Array, want: frozenset[str], prefix: str, mlp: bool,
+              cache: dict[str, jax.Array]) -> jax.Array:
+        """The block after attention: add attn_out to x ([..., d_model]), then the MLP (when there is
+        one and ``mlp``), recording the hooks named ``prefix + hook`` that are in ``want``."""
+        if prefix + "hook_attn_out" in want:
+            cache[prefix + "hook_attn_out"] = attn_out
+        x = x + attn_out
+        if self.mlp is None:
+            if prefix + "hook_resid_post" in want:
+                cache[prefix + "hook_resid_post"] = x
+            return x
+        if prefix + "hook_resid_mid" in want:
+            cache[prefix + "hook_resid_mid"] = x
+        if not mlp:
+            return x
+        m = self.mlp(_apply(self.ln2, x))
+        if prefix + "hook_mlp_out" in want:
+            cache[prefix + "hook_mlp_out"] = m
+        x = x + m
+        if prefix + "hook_resid_post" in want:
+            cache[prefix + "hook_resid_post"] = x
+        return x
+
+    def forward(self, x: jax.Array, want: frozenset[str] = frozenset(), prefix: str = "", mlp: bool = True
+                ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """x [B, T, d_model] -> the new stream [B, T, d_model] (after attention only when ``mlp`` is
+        False) and the hooks ``prefix + hook`` in ``want`` (the pattern only if asked for)."""
+        T = x.shape[1]
+        causal = jnp.tril(jnp.ones((T, T), dtype=bool))  # query t sees keys s <= t
+        a, pattern = self.attn.attend_with_pattern(*self.attn.heads(_apply(self.ln1, x)), causal)
+        cache: dict[str, jax.Array] = {}
+        if prefix + "attn.hook_pattern" in want:
+            cache[prefix + "attn.hook_pattern"] = pattern  # [B, H, T, T]
+        return self._rest(x, a, want, prefix, mlp, cache), cache
 
     def step(self, x: jax.Array, k_past: jax.Array, v_past: jax.Array, t: jax.Array
              ) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -136,19 +336,29 @@ class Block(nnx.Module):
         x [B, d_model]; k_past, v_past [B, T_max, H, Dh] (entries at positions >= t are ignored).
         Returns the new residual [B, d_model] and this position's key and value [B, H, Dh].
         """
-        q, k, v = self.attn.heads(self.ln1(x))
+        x, k, v, _ = self.step_hooks(x, k_past, v_past, t)
+        return x, k, v
+
+    def step_hooks(self, x: jax.Array, k_past: jax.Array, v_past: jax.Array, t: jax.Array,
+                   want: frozenset[str] = frozenset(), prefix: str = "", mlp: bool = True
+                   ) -> tuple[jax.Array, jax.Array, jax.Array, dict[str, jax.Array]]:
+        """`step` that also records the hooks ``prefix + hook`` in ``want`` at this position (each
+        [B, d_model]; no attention pattern) and runs the MLP only when ``mlp``."""
+        q, k, v = self.attn.heads(_apply(self.ln1, x))
         positions = jnp.arange(k_past.shape[1])
         here = (positions == t)[None, :, None, None]
         keys = jnp.where(here, k[:, None], k_past)
         values = jnp.where(here, v[:, None], v_past)
-        x = x + self.attn.attend(q[:, None], keys, values, (positions <= t)[None, :])[:, 0]
-        return x + self.mlp(self.ln2(x)), k, v
+        a = self.attn.attend(q[:, None], keys, values, (positions <= t)[None, :])[:, 0]
+        cache: dict[str, jax.Array] = {}
+        return self._rest(x, a, want, prefix, mlp, cache), k, v, cache
 
 
 class Transformer(nnx.Module):
     """Paper architecture: token embedding + learned absolute positions, pre-LayerNorm blocks
     (attention with causal mask, n_heads x d_head, output projection; ReLU MLP d_mlp), final
-    LayerNorm, untied unembedding. float32 params with explicit dtypes.
+    LayerNorm, untied unembedding. float32 params with explicit dtypes. The variants of
+    `TransformerConfig` drop the MLPs, the LayerNorms or the position embedding (and their parameters).
 
     Initialisation as GPT-2: weights and embeddings normal(0.02), the projections that write
     into the residual stream (attention output, MLP down) normal(0.02 / sqrt(2 n_layers)), biases 0,
@@ -160,37 +370,111 @@ class Transformer(nnx.Module):
         self.config = c
         self.embed = nnx.Embed(c.vocab_size, c.d_model, embedding_init=_normal(0.02),
                                dtype=DTYPE, param_dtype=DTYPE, rngs=rngs)
-        self.pos_embed = nnx.Param(_normal(0.02)(rngs.params(), (c.context_length, c.d_model), DTYPE))
+        self.pos_embed = (nnx.Param(_normal(0.02)(rngs.params(), (c.context_length, c.d_model), DTYPE))
+                          if c.positional == "learned" else None)
         self.blocks = nnx.List([Block(c, rngs=rngs) for _ in range(c.n_layers)])
-        self.ln_final = nnx.LayerNorm(c.d_model, epsilon=1e-5, dtype=DTYPE, param_dtype=DTYPE, rngs=rngs)
+        self.ln_final = _layer_norm(c, rngs)
         self.unembed = nnx.Linear(c.d_model, c.vocab_size, kernel_init=_normal(0.02),
                                   dtype=DTYPE, param_dtype=DTYPE, rngs=rngs)
 
     def __call__(self, tokens: jax.Array) -> jax.Array:
         """tokens [B, T] int, T <= context_length -> logits [B, T, vocab_size]."""
-        return self._forward(tokens, collect=False)[0]
+        return self.forward(tokens, (), logits=True)[0]
 
     def residual_stream(self, tokens: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
         """Logits and the residual stream by layer name (see `layer_names`), each [B, T, d_model]."""
-        return self._forward(tokens, collect=True)
+        return self.forward(tokens, layer_names(self.config), logits=True)
 
-    def _forward(self, tokens: jax.Array, collect: bool) -> tuple[jax.Array, dict[str, jax.Array]]:
+    def forward(self, tokens: jax.Array, names: Sequence[str] = (), logits: bool = True
+                ) -> tuple[jax.Array | None, dict[str, jax.Array]]:
+        """Logits [B, T, V] (None when ``logits`` is False) and the activations named in ``names``
+        (canonical names or aliases, see `activation_names`), keyed as asked, in that order. Only
+        what is needed runs: no block (or MLP) above the highest activation asked, and no
+        unembedding without logits."""
+        c = self.config
         T = tokens.shape[-1]
-        if T > self.config.context_length:
-            raise ValueError(f"tokens have length {T} > context_length {self.config.context_length}; "
+        if T > c.context_length:
+            raise ValueError(f"tokens have length {T} > context_length {c.context_length}; "
                              f"pass at most context_length tokens per sequence.")
-        stream: dict[str, jax.Array] = {}
-        x = self.embed(tokens) + self.pos_embed[...][:T]  # [B, T, d_model]
-        if collect:
-            stream["embedding"] = x
-        for i, block in enumerate(self.blocks):
-            x = block(x)
-            if collect:
-                stream[f"block_{i + 1}"] = x
-        x = self.ln_final(x)
-        if collect:
-            stream["final_ln"] = x
-        return self.unembed(x), stream  # logits [B, T, V]
+        canonical = _canonical(c, names)
+        want = frozenset(canonical)
+        stage = _stage(c, canonical, logits)
+        cache: dict[str, jax.Array] = {}
+        x = self.embed(tokens)  # [B, T, d_model]
+        if "hook_embed" in want:
+            cache["hook_embed"] = x
+        if self.pos_embed is not None:
+            pos = self.pos_embed[...][:T]  # [T, d_model]
+            if "hook_pos_embed" in want:
+                cache["hook_pos_embed"] = jnp.broadcast_to(pos, x.shape)
+            x = x + pos
+        for l, block in enumerate(self.blocks):
+            if f"blocks.{l}.hook_resid_pre" in want:
+                cache[f"blocks.{l}.hook_resid_pre"] = x
+            if stage <= 2 * l:
+                break
+            x, hooks = block.forward(x, want, f"blocks.{l}.", mlp=stage > 2 * l + 1)
+            cache.update(hooks)
+        out = None
+        if stage == 2 * c.n_layers:
+            x = _apply(self.ln_final, x)
+            if "ln_final.hook_normalized" in want:
+                cache["ln_final.hook_normalized"] = x
+            out = self.unembed(x) if logits else None  # [B, T, V]
+        return out, {n: cache[k] for n, k in zip(names if not isinstance(names, str) else (names,), canonical)}
+
+    def step(self, tokens_t: jax.Array, t: jax.Array, k_past: jax.Array, v_past: jax.Array,
+             names: Sequence[str] = (), logits: bool = True
+             ) -> tuple[jax.Array | None, dict[str, jax.Array], jax.Array, jax.Array]:
+        """The model at one position t from the KV cache of the earlier positions (see `decode_step`).
+
+        tokens_t [B] int; k_past, v_past [B, n, T_max, H, Dh] for blocks 0..n-1 (positions >= t
+        ignored), n = the blocks needed: every block when logits or ``ln_final.hook_normalized`` are
+        asked, else up to the highest block named. Returns logits [B, V] (or None), the named
+        activations at t ([B, d_model], keyed as asked; attention patterns are not available here:
+        use the full forward) and this position's keys and values [B, n, H, Dh].
+        """
+        c = self.config
+        canonical = _canonical(c, names)
+        if any(is_pattern(n) for n in canonical):
+            raise ValueError("attention patterns come from the full forward only (Transformer.forward, or "
+                             "method='full'); the one-position KV-cache step does not produce them.")
+        want = frozenset(canonical)
+        stage = _stage(c, canonical, logits)
+        n = _blocks_run(stage)
+        if k_past.shape[1] != n:
+            raise ValueError(f"k_past holds {k_past.shape[1]} blocks; these names and logits={logits} need {n}.")
+        cache: dict[str, jax.Array] = {}
+        x = self.embed(tokens_t)  # [B, d_model]
+        if "hook_embed" in want:
+            cache["hook_embed"] = x
+        if self.pos_embed is not None:
+            pos = self.pos_embed[...][t]  # [d_model]
+            if "hook_pos_embed" in want:
+                cache["hook_pos_embed"] = jnp.broadcast_to(pos, x.shape)
+            x = x + pos
+        ks, vs = [], []
+        for l in range(c.n_layers):
+            if f"blocks.{l}.hook_resid_pre" in want:
+                cache[f"blocks.{l}.hook_resid_pre"] = x
+            if l >= n:
+                break
+            x, k, v, hooks = self.blocks[l].step_hooks(x, k_past[:, l], v_past[:, l], t, want, f"blocks.{l}.",
+                                                       mlp=stage > 2 * l + 1)
+            cache.update(hooks)
+            ks.append(k)
+            vs.append(v)
+        out = None
+        if stage == 2 * c.n_layers:
+            x = _apply(self.ln_final, x)
+            if "ln_final.hook_normalized" in want:
+                cache["ln_final.hook_normalized"] = x
+            out = self.unembed(x) if logits else None  # [B, V]
+        shape = (tokens_t.shape[0], 0, c.n_heads, c.d_head)
+        k_new = jnp.stack(ks, axis=1) if ks else jnp.zeros(shape, DTYPE)
+        v_new = jnp.stack(vs, axis=1) if vs else jnp.zeros(shape, DTYPE)
+        names = (names,) if isinstance(names, str) else tuple(names)
+        return out, {a: cache[k] for a, k in zip(names, canonical)}, k_new, v_new
 
 
 def decode_step(model: Transformer, tokens_t: jax.Array, t: jax.Array, k_past: jax.Array,
@@ -198,32 +482,12 @@ def decode_step(model: Transformer, tokens_t: jax.Array, t: jax.Array, k_past: j
     """The model at one position t, given the cached keys/values of the earlier positions.
 
     tokens_t [B] int; k_past, v_past [B, n_layers, T_max, H, Dh] (positions >= t ignored).
-    Returns logits [B, V], the residual stream by layer name (each [B, d_model]) and this
-    position's keys and values [B, n_layers, H, Dh]. Equals the full forward at position t
+    Returns logits [B, V], the residual stream by layer name (`layer_names`, each [B, d_model]) and
+    this position's keys and values [B, n_layers, H, Dh]. Equals the full forward at position t
     (the model is causal), so a set of sequences that share prefixes is computed once per prefix.
+    Every variant is handled. `Transformer.step` is the same with any activation names.
     """
-    stream: dict[str, jax.Array] = {}
-    x = model.embed(tokens_t) + model.pos_embed[...][t]  # [B, d_model]
-    stream["embedding"] = x
-    ks, vs = [], []
-    for i, block in enumerate(model.blocks):
-        x, k, v = block.step(x, k_past[:, i], v_past[:, i], t)
-        stream[f"block_{i + 1}"] = x
-        ks.append(k)
-        vs.append(v)
-    x = model.ln_final(x)
-    stream["final_ln"] = x
-    return model.unembed(x), stream, jnp.stack(ks, axis=1), jnp.stack(vs, axis=1)
-
-
-def layer_names(config: TransformerConfig) -> list[str]:
-    """Names of the residual-stream read-outs, in order: embedding, block_1..block_L, final_ln."""
-    return ["embedding", *[f"block_{i + 1}" for i in range(config.n_layers)], "final_ln"]
-
-
-def probe_layer_name(config: TransformerConfig) -> str:
-    """The layer the paper probes: the residual stream after the last block, before the final LN."""
-    return f"block_{config.n_layers}"
+    return model.step(tokens_t, t, k_past, v_past, layer_names(model.config), logits=True)
 
 
 # ---------------------------------------------------------------------------- params plumbing
@@ -237,6 +501,11 @@ def graphdef(config: TransformerConfig) -> nnx.GraphDef:
 def abstract_params(config: TransformerConfig) -> dict:
     """The parameters' pure-dict structure with ``jax.ShapeDtypeStruct`` leaves (nothing allocated)."""
     return nnx.to_pure_dict(nnx_params.abstract_split(Transformer, config)[1])
+
+
+def n_params(config: TransformerConfig) -> int:
+    """Number of scalar parameters of a model of ``config``."""
+    return int(sum(np.prod(leaf.shape) for leaf in jax.tree.leaves(abstract_params(config))))
 
 
 def init_params(config: TransformerConfig, seed: int | jax.Array = 0) -> dict:
@@ -260,43 +529,55 @@ def to_model(config: TransformerConfig, params: Any) -> Transformer:
     return nnx.merge(graphdef(config), pure_params(params))
 
 
+def logits_fn(config: TransformerConfig) -> Callable[[dict, jax.Array], jax.Array]:
+    """The pure function (params dict, tokens [B, T]) -> logits [B, T, V] a training loss
+    differentiates (``jax.value_and_grad`` of a function of it; not jitted here, so it fuses into
+    the caller's jit). Equals ``nnx.merge(graphdef(config), params)(tokens)``."""
+    gdef = graphdef(config)
+    return lambda params, tokens: nnx.merge(gdef, params)(tokens)
+
+
 # ---------------------------------------------------------------------------- batched inference
 #
 # Many analysis sets (every length-T string, an exact evaluation set) share prefixes, and the model
 # is causal: its output at position t depends on tokens[:, :t+1] only. So we compute each distinct
-# prefix once, position by position, with a KV cache of its ancestors (`decode_step`): for all 3^10
-# strings of length 10 that is 88,572 token computations instead of 590,490. Sets without much
-# sharing go through the plain full forward.
+# prefix once, position by position, with a KV cache of its ancestors (`Transformer.step`): for all
+# 3^10 strings of length 10 that is 88,572 token computations instead of 590,490. Sets without much
+# sharing go through the plain full forward. Attention patterns always come from the full forward.
+#
+# The jitted functions below take the canonical residual names (each [.., d_model]) ``res`` and
+# pattern names ``pats`` to return, and ``what``: "logits", "log_probs" or None (no unembedding).
 
 
-# ``what`` is "logits", "log_probs", or a tuple of layer names (activations of those layers only).
-def _outputs(config: TransformerConfig, what: str | tuple[str, ...], logits: jax.Array,
-             stream: dict[str, jax.Array]):
-    if isinstance(what, tuple):
-        return jnp.stack([stream[name] for name in what], axis=1)  # [B, n_names, (T,) d]
-    if what == "log_probs":
-        return jax.nn.log_softmax(logits, axis=-1)
-    return logits
+def _head(logits: jax.Array | None, what: str | None) -> jax.Array | None:
+    return jax.nn.log_softmax(logits, axis=-1) if what == "log_probs" else logits
 
 
 @functools.lru_cache(maxsize=None)
-def _jitted_full(config: TransformerConfig, what: str | tuple[str, ...]):
+def _jitted_full(config: TransformerConfig, res: tuple[str, ...], pats: tuple[str, ...], what: str | None):
+    """jit of (params, tokens [B, T]) -> (logits / log-probs [B, T, V] or None,
+    residual names stacked [B, len(res), T, d_model] or None, tuple of patterns [B, H, T, T])."""
     gdef = graphdef(config)
 
-    def run(params: dict, tokens: jax.Array) -> jax.Array:  # tokens [B, T]
-        logits, stream = nnx.merge(gdef, params).residual_stream(tokens)
-        return _outputs(config, what, logits, stream)  # [B, T, V] or [B, L+2, T, d]
+    def run(params: dict, tokens: jax.Array):
+        logits, cache = nnx.merge(gdef, params).forward(tokens, res + pats, logits=what is not None)
+        stacked = jnp.stack([cache[n] for n in res], axis=1) if res else None
+        return _head(logits, what), stacked, tuple(cache[n] for n in pats)
 
     return jax.jit(run)
 
 
 @functools.lru_cache(maxsize=None)
-def _jitted_step(config: TransformerConfig, what: str | tuple[str, ...]):
+def _jitted_step(config: TransformerConfig, res: tuple[str, ...], what: str | None):
+    """jit of (params, tokens_t [B], t, k_past, v_past [B, n, T, H, Dh]) -> (logits / log-probs
+    [B, V] or None, residual names stacked [B, len(res), d_model] or None, keys, values [B, n, H, Dh])."""
     gdef = graphdef(config)
 
     def run(params: dict, tokens_t: jax.Array, t: jax.Array, k_past: jax.Array, v_past: jax.Array):
-        logits, stream, k, v = decode_step(nnx.merge(gdef, params), tokens_t, t, k_past, v_past)
-        return _outputs(config, what, logits, stream), k, v  # [B, ...], [B, L, H, Dh] x 2
+        logits, cache, k, v = nnx.merge(gdef, params).step(tokens_t, t, k_past, v_past, res,
+                                                           logits=what is not None)
+        stacked = jnp.stack([cache[n] for n in res], axis=1) if res else None
+        return _head(logits, what), stacked, k, v
 
     return jax.jit(run)
 
@@ -320,12 +601,15 @@ def _prefix_tree(tokens: np.ndarray, vocab_size: int) -> list[tuple[np.ndarray, 
 
 
 def _run_prefix(config: TransformerConfig, params: dict, tokens: np.ndarray, batch_size: int,
-                what: str | tuple[str, ...],
-                levels: list, out: np.ndarray, on_step: Callable[[int], None]) -> None:
+                res_names: tuple[str, ...], what: str | None, levels: list,
+                out: np.ndarray | None, res_out: np.ndarray | None, on_step: Callable[[int], None]) -> None:
+    """Each distinct prefix once, position by position. ``out`` [N, T, V] (logits) and ``res_out``
+    [N, len(res_names), T, d_model] (a view of the name-major store) are filled in place."""
     c = config
     T = tokens.shape[1]
-    fn = _jitted_step(c, what)
-    keys: list[np.ndarray] = []  # per level s: [u_s, L, H, Dh] keys of each distinct prefix's last position
+    n_blocks = _blocks_run(_stage(c, res_names, what is not None))
+    fn = _jitted_step(c, res_names, what)
+    keys: list[np.ndarray] = []  # per level s: [u_s, n, H, Dh] keys of each distinct prefix's last position
     values: list[np.ndarray] = []
     ancestors = np.zeros((1, 0), np.int64)  # [u_{t-1}, t-1]: ids of a prefix's own prefixes at levels < t-1
     # two padded shapes (two compilations): one for small levels, one for full batches
@@ -334,48 +618,55 @@ def _run_prefix(config: TransformerConfig, params: dict, tokens: np.ndarray, bat
     for t, (parent, last, inverse) in enumerate(levels):
         ancestors = np.concatenate([ancestors[parent], parent[:, None]], axis=1) if t else np.zeros((len(last), 0), np.int64)
         u = len(last)
-        res, k_new, v_new = None, np.empty((u, c.n_layers, c.n_heads, c.d_head), np.float32), None
+        lg = np.empty((u, c.vocab_size), np.float32) if out is not None else None
+        rs = np.empty((u, len(res_names), c.d_model), np.float32) if res_out is not None else None
+        k_new = np.empty((u, n_blocks, c.n_heads, c.d_head), np.float32)
         v_new = np.empty_like(k_new)
         for start in range(0, u, big):
             stop = min(start + big, u)
             rows = small if stop - start <= small else big
-            k_past = np.zeros((rows, c.n_layers, T, c.n_heads, c.d_head), np.float32)
+            k_past = np.zeros((rows, n_blocks, T, c.n_heads, c.d_head), np.float32)
             v_past = np.zeros_like(k_past)
             for s in range(t):
                 idx = ancestors[start:stop, s]
                 k_past[: stop - start, :, s] = keys[s][idx]
                 v_past[: stop - start, :, s] = values[s][idx]
-            o, k, v = jax.device_get(fn(params, _pad_rows(last[start:stop].astype(np.int32), rows),
-                                        np.int32(t), k_past, v_past))
-            if res is None:
-                res = np.empty((u, *o.shape[1:]), np.float32)
-            res[start:stop], k_new[start:stop], v_new[start:stop] = o[: stop - start], k[: stop - start], v[: stop - start]
+            o, r, k, v = jax.device_get(fn(params, _pad_rows(last[start:stop].astype(np.int32), rows),
+                                           np.int32(t), k_past, v_past))
+            k_new[start:stop], v_new[start:stop] = k[: stop - start], v[: stop - start]
+            if lg is not None:
+                lg[start:stop] = o[: stop - start]
+            if rs is not None:
+                rs[start:stop] = r[: stop - start]
         keys.append(k_new)
         values.append(v_new)
-        if isinstance(what, tuple):  # out [N, n_names, T, d], a view of the layer-major store
-            for i in range(res.shape[1]):
-                out[:, i, t] = np.take(res[:, i], inverse, axis=0)
-        else:
-            out[:, t] = res[inverse]
+        if res_out is not None:
+            for i in range(rs.shape[1]):
+                res_out[:, i, t] = np.take(rs[:, i], inverse, axis=0)
+        if out is not None:
+            out[:, t] = lg[inverse]
         on_step(1)
 
 
 def _run_full(config: TransformerConfig, params: dict, tokens: np.ndarray, batch_size: int,
-              what: str | tuple[str, ...],
-              out: np.ndarray, on_step: Callable[[int], None]) -> None:
-    fn = _jitted_full(config, what)
+              res_names: tuple[str, ...], pat_names: tuple[str, ...], what: str | None,
+              out: np.ndarray | None, res_out: np.ndarray | None, pat_out: list[np.ndarray]) -> None:
+    """Whole sequences, ``batch_size`` rows per jitted call (the last padded: one shape)."""
+    fn = _jitted_full(config, res_names, pat_names, what)
     N = tokens.shape[0]
     rows = min(batch_size, N)
     for start in range(0, N, rows):
         stop = min(start + rows, N)
-        res = jax.device_get(fn(params, _pad_rows(tokens[start:stop], rows)))
-        out[start:stop] = res[: stop - start]
-    on_step(tokens.shape[1])
+        o, r, ps = jax.device_get(fn(params, _pad_rows(tokens[start:stop], rows)))
+        if out is not None:
+            out[start:stop] = o[: stop - start]
+        if res_out is not None:
+            res_out[start:stop] = r[: stop - start]
+        for store, p in zip(pat_out, ps):
+            store[start:stop] = p[: stop - start]
 
 
-def _batched(config: TransformerConfig, params_state: Any, tokens: np.ndarray, batch_size: int,
-             what: str | tuple[str, ...], method: str = "auto", on_step: Callable[[int], None] | None = None
-             ) -> np.ndarray:
+def _check_tokens(config: TransformerConfig, tokens: np.ndarray, batch_size: int) -> np.ndarray:
     tokens = np.asarray(tokens)
     if tokens.ndim != 2:
         raise ValueError(f"tokens must be a 2-D integer array [N, T]; got shape {tokens.shape}.")
@@ -385,57 +676,96 @@ def _batched(config: TransformerConfig, params_state: Any, tokens: np.ndarray, b
     if T > config.context_length:
         raise ValueError(f"tokens have length {T} > context_length {config.context_length}; "
                          f"pass at most context_length tokens per sequence.")
-    if N and (tokens.min() < 0 or tokens.max() >= config.vocab_size):
+    if N and T and (tokens.min() < 0 or tokens.max() >= config.vocab_size):
         raise ValueError(f"tokens must lie in [0, {config.vocab_size}); got values in "
                          f"[{tokens.min()}, {tokens.max()}].")
-    if int(batch_size) < 1:
+    if isinstance(batch_size, bool) or int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
+    return tokens.astype(np.int32)
+
+
+def run_batched(config: TransformerConfig, params: Any, tokens: np.ndarray, names: Sequence[str] | None = (),
+                what: str | None = "logits", *, batch_size: int = 4096, method: str = "auto",
+                on_step: Callable[[int], None] | None = None) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+    """The forward pass over many rows: tokens [N, T] -> (float32 [N, T, V] logits
+    (``what="logits"``), log-probabilities (``"log_probs"``) or None (``None``: the unembedding is
+    not run), and {name: float32 array} for exactly the ``names`` asked (canonical or aliases, see
+    `activation_names` and `aliases`; None: `layer_names`), keyed as asked, in that order; shapes
+    as `activation_shape`).
+
+    ``method="full"`` runs whole sequences, ``batch_size`` rows per jitted call; ``"prefix"``
+    computes each distinct prefix once with a KV cache (several times less work when rows share
+    prefixes, e.g. every string of a length); ``"auto"`` picks prefix when it at least halves the
+    work. Both give the same numbers (to float32 rounding). Attention patterns always come from a
+    full forward (with ``"prefix"``, one extra full pass that outputs the patterns only), and are
+    only materialised when asked. The residual-stream arrays are C-contiguous slices of one
+    [n_names, N, T, d_model] block (a name and its alias share one array). ``on_step(n)`` (for a
+    progress bar) is told each time n more of the T positions are done.
+    """
+    if what not in ("logits", "log_probs", None):
+        raise ValueError(f"what must be 'logits', 'log_probs' or None; got {what!r}.")
     if method not in ("auto", "prefix", "full"):
         raise ValueError(f"method must be 'auto', 'prefix' or 'full'; got {method!r}.")
-    if isinstance(what, tuple):  # layer-major, so each layer's [N, T, d_model] block is contiguous
-        store = np.empty((len(what), N, T, config.d_model), np.float32)
-        out = store.transpose(1, 0, 2, 3)  # a view [N, L+2, T, d], rows first like the outputs
-    else:
-        store = out = np.empty((N, T, config.vocab_size), np.float32)
+    asked = tuple(layer_names(config) if names is None else ((names,) if isinstance(names, str) else names))
+    canonical = _canonical(config, asked)
+    distinct = tuple(dict.fromkeys(canonical))
+    res_names = tuple(n for n in distinct if not is_pattern(n))
+    pat_names = tuple(n for n in distinct if is_pattern(n))
+    tokens = _check_tokens(config, tokens, batch_size)
+    N, T = tokens.shape
+    out = np.empty((N, T, config.vocab_size), np.float32) if what else None
+    # name-major, so each name's [N, T, d_model] block is contiguous; res_out is its row-major view
+    res_store = np.empty((len(res_names), N, T, config.d_model), np.float32) if res_names else None
+    res_out = res_store.transpose(1, 0, 2, 3) if res_names else None  # [N, n_res, T, d_model]
+    pat_out = [np.empty((N, config.n_heads, T, T), np.float32) for _ in pat_names]
+    arrays = {n: res_store[i] for i, n in enumerate(res_names)} | dict(zip(pat_names, pat_out))
+    result = {a: arrays[c] for a, c in zip(asked, canonical)}
     if N == 0 or T == 0:
-        return store
-    tokens = tokens.astype(np.int32)
-    params = jax.tree.map(jnp.asarray, pure_params(params_state))
-    levels = _prefix_tree(tokens, config.vocab_size) if method != "full" else None
+        return out, result
+    params = jax.tree.map(jnp.asarray, pure_params(params))
     step = on_step or (lambda n: None)
-    if method == "prefix" or (method == "auto" and sum(len(lv[1]) for lv in levels) <= 0.5 * N * T):
-        _run_prefix(config, params, tokens, int(batch_size), what, levels, out, step)
+    levels = _prefix_tree(tokens, config.vocab_size) if method != "full" else None
+    prefix = method == "prefix" or (method == "auto" and sum(len(lv[1]) for lv in levels) <= 0.5 * N * T)
+    if prefix and (what is not None or res_names):
+        _run_prefix(config, params, tokens, int(batch_size), res_names, what, levels, out, res_out, step)
+        if pat_names:
+            _run_full(config, params, tokens, int(batch_size), (), pat_names, None, None, None, pat_out)
     else:
-        _run_full(config, params, tokens, int(batch_size), what, out, step)
-    return store
+        _run_full(config, params, tokens, int(batch_size), res_names, pat_names, what, out, res_out, pat_out)
+        step(T)
+    return out, result
+
+
+def activations(config: TransformerConfig, params: Any, tokens: np.ndarray, names: Sequence[str] | None = None, *,
+                batch_size: int = 4096, method: str = "auto",
+                on_step: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+    """Exactly the activations named (canonical names or aliases, see `activation_names`; None:
+    `layer_names`): tokens [N, T] -> {name: float32 array (`activation_shape`)} in the order asked.
+    Batched over rows (``method`` as in `run_batched`); no block above the highest name asked is
+    run, the unembedding never is, and attention patterns are only materialised when asked."""
+    return run_batched(config, params, tokens, names, None, batch_size=batch_size, method=method,
+                       on_step=on_step)[1]
 
 
 def compute_activations(config: TransformerConfig, params_state: Any, tokens: np.ndarray, *,
                         batch_size: int = 4096, method: str = "auto", names: Sequence[str] | None = None,
                         on_step: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
-    """Residual stream of every sequence: tokens [N, T] -> {layer name: float32 [N, T, d_model]}.
+    """Activations of every sequence: tokens [N, T] -> {name: float32 [N, T, d_model] (patterns
+    [N, H, T, T])}; `activations` with ``names`` as a keyword (default: every `layer_names` entry).
 
     Jitted and batched. ``method="prefix"`` computes each distinct prefix once with a KV cache
     (several times faster when rows share prefixes, e.g. every string of a length); ``"full"``
-    runs the whole sequence; ``"auto"`` picks prefix when it at least halves the work.
-    ``names`` (default: every `layer_names` entry) are the layers returned; only those are copied
-    out per row. Keys are in the order asked; each array is C-contiguous (a slice of one
-    [n_names, N, T, d] block). ``on_step(n)`` (for a progress bar) is told each time n more of the
-    T positions are done.
+    runs the whole sequence; ``"auto"`` picks prefix when it at least halves the work. Keys are
+    in the order asked; each residual array is C-contiguous (a slice of one [n_names, N, T, d]
+    block). ``on_step(n)`` (for a progress bar) is told each time n more of the T positions are done.
     """
-    allowed = layer_names(config)
-    wanted = tuple(allowed if names is None else names)
-    unknown = [n for n in wanted if n not in allowed]
-    if unknown or not wanted or len(set(wanted)) != len(wanted):
-        raise ValueError(f"names must be distinct layer names from {allowed}; got {list(wanted)}.")
-    acts = _batched(config, params_state, tokens, batch_size, wanted, method, on_step)
-    return {name: acts[i] for i, name in enumerate(wanted)}
+    return activations(config, params_state, tokens, names, batch_size=batch_size, method=method, on_step=on_step)
 
 
 def iter_activations(config: TransformerConfig, params_state: Any, tokens: np.ndarray, *,
                      chunk_sequences: int = 1024, names: Sequence[str] | None = None, batch_size: int = 4096,
                      method: str = "full") -> Iterator[tuple[int, int, dict[str, np.ndarray]]]:
-    """`compute_activations` in blocks of sequences: yields (start, stop, {name: float32 [stop - start, T, d]}).
+    """`compute_activations` in blocks of sequences: yields (start, stop, {name: float32 [stop - start, ...]}).
 
     Only the layers in ``names`` are computed and copied out, one block at a time, so memory does not
     grow with the number of sequences (the sampled regime: sampled sequences rarely share prefixes, so
@@ -458,10 +788,10 @@ def iter_activations(config: TransformerConfig, params_state: Any, tokens: np.nd
 def compute_logits(config: TransformerConfig, params_state: Any, tokens: np.ndarray, *,
                    batch_size: int = 4096, method: str = "auto") -> np.ndarray:
     """Logits of every sequence: tokens [N, T] -> float32 [N, T, vocab_size]. Jitted, batched."""
-    return _batched(config, params_state, tokens, batch_size, "logits", method)
+    return run_batched(config, params_state, tokens, (), "logits", batch_size=batch_size, method=method)[0]
 
 
 def compute_log_probs(config: TransformerConfig, params_state: Any, tokens: np.ndarray, *,
                       batch_size: int = 4096, method: str = "auto") -> np.ndarray:
     """Next-token log-probabilities (log-softmax of the logits): float32 [N, T, vocab_size]."""
-    return _batched(config, params_state, tokens, batch_size, "log_probs", method)
+    return run_batched(config, params_state, tokens, (), "log_probs", batch_size=batch_size, method=method)[0]
