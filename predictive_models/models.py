@@ -111,8 +111,7 @@ def logits_fn(config: ModelConfig) -> Callable[[dict, jax.Array], jax.Array]:
 
 def activation_names(config: ModelConfig) -> list[str]:
     """Every activation the model exposes by name (documented in its family's `activation_names`)."""
-    fam = family(config)
-    return fam.activation_names(config) if hasattr(fam, "activation_names") else fam.layer_names(config)  # TODO(merge)
+    return family(config).activation_names(config)
 
 
 def layer_names(config: ModelConfig) -> list[str]:
@@ -126,10 +125,8 @@ def probe_layer_name(config: ModelConfig) -> str:
 
 
 def activation_width(config: ModelConfig, name: str) -> int:
-    """The last-axis width of the activation ``name`` (an attention pattern's is the context length)."""
-    if family(config) is recurrent:
-        return config.d_embed if name == "embed" else config.d_hidden
-    return config.context_length if name.endswith("hook_pattern") else config.d_model
+    """The last-axis width of the activation ``name`` (an attention pattern's is the number of keys, T)."""
+    return family(config).activation_shape(config, name, 1, config.context_length)[-1]
 
 
 def compute_activations(config: ModelConfig, params_state: Any, tokens: np.ndarray, *, batch_size: int = 4096,

@@ -347,8 +347,10 @@ def _check_tokens(config: RecurrentConfig, tokens: np.ndarray, batch_size: int) 
     return tokens.astype(np.int32)
 
 
-def _width(config: RecurrentConfig, name: str) -> int:
-    return config.d_embed if name == "embed" else config.d_hidden
+def activation_shape(config: RecurrentConfig, name: str, batch: int, length: int) -> tuple[int, ...]:
+    """The shape of activation ``name`` for ``batch`` sequences of ``length`` tokens: [batch, length, width]."""
+    _check_names(config, [name])
+    return (batch, length, config.d_embed if name == "embed" else config.d_hidden)
 
 
 def _run_full(fn, params: dict, tokens: np.ndarray, batch_size: int, out: np.ndarray | None,
@@ -443,7 +445,7 @@ def run_batched(config: RecurrentConfig, params: Any, tokens: np.ndarray, names:
     tokens = _check_tokens(config, tokens, batch_size)
     N, T = tokens.shape
     out = np.empty((N, T, config.vocab_size), np.float32) if what else None
-    cache = {n: np.empty((N, T, _width(config, n)), np.float32) for n in names}
+    cache = {n: np.empty(activation_shape(config, n, N, T), np.float32) for n in names}
     step = on_step or (lambda n: None)
     if N == 0 or T == 0:
         return out, cache

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -760,29 +760,6 @@ def compute_activations(config: TransformerConfig, params_state: Any, tokens: np
     block). ``on_step(n)`` (for a progress bar) is told each time n more of the T positions are done.
     """
     return activations(config, params_state, tokens, names, batch_size=batch_size, method=method, on_step=on_step)
-
-
-def iter_activations(config: TransformerConfig, params_state: Any, tokens: np.ndarray, *,
-                     chunk_sequences: int = 1024, names: Sequence[str] | None = None, batch_size: int = 4096,
-                     method: str = "full") -> Iterator[tuple[int, int, dict[str, np.ndarray]]]:
-    """`compute_activations` in blocks of sequences: yields (start, stop, {name: float32 [stop - start, ...]}).
-
-    Only the layers in ``names`` are computed and copied out, one block at a time, so memory does not
-    grow with the number of sequences (the sampled regime: sampled sequences rarely share prefixes, so
-    ``method="full"`` is the default). The blocks are those of ``compute_activations`` on
-    ``tokens[start:stop]``, in order.
-    """
-    tokens = np.asarray(tokens)
-    if int(chunk_sequences) != chunk_sequences or chunk_sequences < 1:
-        raise ValueError(f"chunk_sequences must be a positive integer; got {chunk_sequences!r}.")
-    if tokens.ndim != 2:
-        raise ValueError(f"tokens must be a 2-D integer array [N, T]; got shape {tokens.shape}.")
-    size = min(int(chunk_sequences), tokens.shape[0])
-    for start in range(0, tokens.shape[0], size):
-        stop = min(start + size, tokens.shape[0])
-        block = _pad_rows(tokens[start:stop], size)  # one shape for every block: one compilation
-        acts = compute_activations(config, params_state, block, batch_size=batch_size, method=method, names=names)
-        yield start, stop, {name: a[: stop - start] for name, a in acts.items()}
 
 
 def compute_logits(config: TransformerConfig, params_state: Any, tokens: np.ndarray, *,

@@ -56,9 +56,13 @@ def test_model_kind_and_probe_layers_are_checked(tmp_path):
         config_from_dict({**raw, "probe": {"layers": ["block_1", "block_1"]}})
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_the_memory_estimate_counts_each_kinds_parameters(kind):
-    fields = {"context_length": 8, "n_layers": 2}
+VARIANTS = [{}, {"attn_only": True}, {"layer_norm": False}, {"positional": "none"},
+            {"attn_only": True, "layer_norm": False, "positional": "none"}]
+
+
+@pytest.mark.parametrize("kind, variant", [(k, {}) for k in KINDS] + [("transformer", v) for v in VARIANTS[1:]])
+def test_the_memory_estimate_counts_each_kinds_parameters(kind, variant):
+    fields = {"context_length": 8, "n_layers": 2, **variant}
     fields.update({"d_model": 32, "n_heads": 2, "d_head": 8, "d_mlp": 64} if kind == "transformer" else
                   {"d_hidden": 24, "d_embed": 5})
     cfg = make_config(kind, 7, **fields)
