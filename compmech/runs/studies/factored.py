@@ -231,9 +231,11 @@ def run(inputs: StudyInputs, settings: Settings) -> StudyOutput:
                                   f"from {layer}." for k in range(len(factors))},
     }
     headline = {"dim_joint": dim_joint, "dim_factored": dim_factored, "components": comp,
+                "true_joint_components": truth["components"],
                 "participation_ratio": final["participation_ratio"],
                 "min_principal_angle": min((min(a) for a in final["principal_angles"].values()), default=None),
-                "factor_r2_heldout_contexts": [r["r2_heldout_contexts"] for r in final["factors"]]}
+                "factor_r2_heldout_contexts": [r["r2_heldout_contexts"] for r in final["factors"]],
+                "min_factor_r2_heldout_contexts": min(r["r2_heldout_contexts"] for r in final["factors"])}
     return StudyOutput(name="factored", json_file="factored.json", figures=tuple(figs), captions=captions,
                        tables=tables, headline=headline)
 
