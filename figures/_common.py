@@ -15,13 +15,18 @@ def new_figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), layout="constrained")
 
 
+def wrap_title(fig: Figure, text: str, fontsize: float = 11) -> str:
+    """``text`` broken into lines that fit the figure's width at ``fontsize`` (~0.58 em per character)."""
+    import textwrap
+
+    chars = max(20, int(fig.get_figwidth() * 72 / (0.58 * fontsize)))
+    return "\n".join(textwrap.fill(line, chars) for line in text.split("\n"))
+
+
 def set_suptitle(fig: Figure, text: str, fontsize: float = 11) -> None:
     """The figure's title, broken into lines that fit its width (a long process name would be clipped);
     each extra line makes the figure taller by its height, so the panels keep their size."""
-    import textwrap
-
-    chars = max(20, int(fig.get_figwidth() * 72 / (0.58 * fontsize)))  # ~0.58 em per character
-    wrapped = "\n".join(textwrap.fill(line, chars) for line in text.split("\n"))
+    wrapped = wrap_title(fig, text, fontsize)
     extra = wrapped.count("\n") - text.count("\n")
     if extra > 0:
         fig.set_figheight(fig.get_figheight() + extra * 1.25 * fontsize / 72)

@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from figures._common import FigureInputError, as_array, new_figure, same_shape, sci
+from figures._common import FigureInputError, as_array, new_figure, same_shape, sci, wrap_title
 
 
 def plot_loss_by_position(loss_by_position, optimal_by_position, *, title: str | None = None,
@@ -36,7 +36,7 @@ def plot_loss_by_position(loss_by_position, optimal_by_position, *, title: str |
     top.plot(pos, opt, "s-", color="k", ms=4, mfc="none", label="optimum (Bayes: entropy of the next token)")
     top.plot(pos, loss, "o", color="C0", ms=3, label="model")
     top.set_ylabel("CE (nats)")
-    top.set_title(title or "Loss by context position", fontsize=10)
+    top.set_title(wrap_title(fig, title or "Loss by context position", 10), fontsize=10)
     top.legend(fontsize=8, loc="upper right")
     top.grid(alpha=0.3)
 
@@ -109,7 +109,7 @@ def plot_training_curve(
     ax.set_yscale("log")
     ax.set_xlabel("tokens seen")
     ax.set_ylabel("relative loss − 1   (CE / optimal CE − 1)")
-    ax.set_title(title or "Loss over training")
+    ax.set_title(wrap_title(fig, title or "Loss over training", 12))
     ax.annotate(f"final relative loss {rel[-1]:.5f}", xy=(0.98, 0.97), xycoords="axes fraction",
                 ha="right", va="top", fontsize=9)
     ax.legend(loc="lower left", fontsize=8)
