@@ -104,3 +104,15 @@ def test_bad_study_configs_are_config_errors(tmp_path):
         {"name": "mess3"}, {"name": "mess3", "params": {"x": 0.15, "alpha": 0.6}}]}})
     assert plan_run(coupled, tmp_path / "y").process.params["epsilon"] == 0.2
     assert "coupling = 0.2" in coupled.to_toml()
+
+
+def test_the_reproduce_table_reads_each_runs_factored_json(factored_run):
+    from compmech.runs.factored_reproduce import format_markdown, row
+
+    r = row("tiny", factored_run)
+    d = json.loads((factored_run / "factored.json").read_text())
+    assert r["components"] == d["components"] and (r["dim_factored"], r["dim_joint"]) == (4, 8)
+    assert len(r["factor_r2_heldout_contexts"]) == 2 and len(r["over_training"]) == 1
+    text = format_markdown([r], quick=True)
+    c = d["components"]
+    assert f"| tiny | {r['relative_loss']:.4f} | {c['0.8']} / {c['0.9']} / {c['0.95']} / {c['0.99']} | 4 | 8 |" in text
