@@ -39,12 +39,12 @@ def test_kinds_round_trip_through_plain_dicts():
 
 def test_dispatch_reaches_each_family():
     tokens = np.array([[0, 1, 1, 0, 1, 0], [1, 1, 1, 0, 0, 0]], np.int32)
-    for kind in KINDS:
+    for kind in ("transformer", "gru"):  # one of each family (the recurrent kinds share every code path here)
         cfg = tiny(kind)
         params = init_params(cfg, 1)
         assert n_params(cfg) == sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
         log_q = compute_log_probs(cfg, params, tokens)
-        direct = jax.nn.log_softmax(logits_fn(cfg)(params, tokens), axis=-1)
+        direct = jax.nn.log_softmax(jax.jit(logits_fn(cfg))(params, tokens), axis=-1)
         np.testing.assert_allclose(log_q, direct, atol=2e-5)
         model = to_model(cfg, params)
         acts = activations(model, tokens)
@@ -58,15 +58,15 @@ def test_dispatch_reaches_each_family():
 @pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])
 def test_each_recurrent_kind_trains_checkpoints_and_resumes_exactly(kind, tmp_path):
     mc = tiny(kind)
-    tc = TrainConfig(steps=200, batch_size=32, learning_rate=1e-2, warmup_steps=20, steps_per_call=20,
-                     eval_every=100, checkpoint_every=100, seed=5)
+    tc = TrainConfig(steps=120, batch_size=32, learning_rate=1e-2, warmup_steps=20, steps_per_call=20,
+                     eval_every=60, checkpoint_every=60, seed=5)
     full = train(mc, tc, markov_data, EVAL, tmp_path / "full", progress=False)
     rel = [r["relative_loss"] for r in full.history]
     assert rel[-1] < 1.02 < rel[0]  # learns the chain
-    stopped = train(mc, tc, markov_data, EVAL, tmp_path / "cut", progress=False, stop_after_steps=100)
+    stopped = train(mc, tc, markov_data, EVAL, tmp_path / "cut", progress=False, stop_after_steps=60)
     assert stopped.stopped_early
     resumed = train(mc, tc, markov_data, EVAL, tmp_path / "cut", progress=False)
-    assert resumed.resumed_from_step == 100 and same_params(resumed.params_state, full.params_state)
+    assert resumed.resumed_from_step == 60 and same_params(resumed.params_state, full.params_state)
     assert [r["loss"] for r in resumed.history] == [r["loss"] for r in full.history]
     config_, state = load_model(tmp_path / "full" / "checkpoints" / "final.msgpack")
     assert isinstance(config_, RecurrentConfig) and config_ == mc
