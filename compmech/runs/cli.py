@@ -17,7 +17,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("compmech.runs.cli", "add_run_command",
             "run an experiment end to end (default: the paper's Mess3 experiment)"),
     "reproduce": ("compmech.runs.reproduce", "add_reproduce_command",
-                  "run the paper's experiments (Mess3, RRXOR, Z1R) and compare"),
+                  "run the paper's experiments (Mess3, RRXOR, Z1R) and compare; "
+                  "--only architectures: the RNN/LSTM/GRU study"),
     "report": ("compmech.runs.report", "add_report_command",
                "write a run's results as one self-contained HTML page (RUN/report.html)"),
     "processes": ("compmech.runs.theory_commands", "add_theory_commands",

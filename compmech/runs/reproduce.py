@@ -21,6 +21,9 @@ from compmech.runs.paper import PAPER_RESULTS
 EXPERIMENTS: dict[str, Path] = {name: REPO_ROOT / "experiments" / f"{name}.toml"
                                 for name in ("mess3", "rrxor", "z1r")}
 
+#: Studies beyond the paper that ``--only`` also accepts (never run without it; compmech.runs.architectures).
+STUDIES: tuple[str, ...] = ("architectures",)
+
 #: ``--quick`` trains for this fraction of each config's steps (figures then show an earlier model).
 QUICK_FRACTION = 0.1
 
@@ -81,7 +84,8 @@ def reproduce(out_root: Path, *, quick: bool = False, only: list[str] | None = N
     names = only or list(experiments)
     unknown = [n for n in names if n not in experiments]
     if unknown:
-        raise ConfigError(f"unknown experiment {unknown[0]!r}; choose from {', '.join(experiments)}")
+        raise ConfigError(f"unknown experiment {unknown[0]!r}; choose from {', '.join(experiments)}"
+                          + (f" (or the study {', '.join(STUDIES)})" if experiments is EXPERIMENTS else ""))
     rows: list[dict[str, Any]] = []
     runs = {}
     for name in names:
@@ -113,11 +117,16 @@ def reproduce(out_root: Path, *, quick: bool = False, only: list[str] | None = N
 
 def add_reproduce_command(subparsers: Any) -> None:
     """Add ``reproduce [--quick] [--only NAME ...] [--out DIR]`` to the CLI."""
-    p = subparsers.add_parser("reproduce", help="run the paper's experiments (Mess3, RRXOR, Z1R) and compare",
+    p = subparsers.add_parser("reproduce", help="run the paper's experiments (Mess3, RRXOR, Z1R) and compare; "
+                              "--only architectures: the RNN/LSTM/GRU study",
                               description=__doc__)
     p.add_argument("--quick", action="store_true",
                    help=f"train for {QUICK_FRACTION:g} of each config's steps (minutes, not the full budget)")
-    p.add_argument("--only", nargs="+", metavar="NAME", help=f"run only these ({', '.join(EXPERIMENTS)})")
+    p.add_argument("--only", nargs="+", metavar="NAME",
+                   help=f"run only these ({', '.join(EXPERIMENTS)}), or the study 'architectures' (not run by "
+                        "default): transformer, LSTM, GRU and RNN on Mess3, RRXOR, tom_quantum and fanizza "
+                        "(experiments/architectures.toml), written to --out DIR (default: runs/reproduce"
+                        "[-quick]/architectures)")
     p.add_argument("--out", type=Path, default=None,
                    help="where the runs and the table go (default: runs/reproduce, or runs/reproduce-quick)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars or stage messages")
@@ -126,6 +135,18 @@ def add_reproduce_command(subparsers: Any) -> None:
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / ("reproduce-quick" if args.quick else "reproduce")
-    rows = reproduce(out, quick=args.quick, only=args.only, progress=not args.no_progress)
-    print(format_markdown(rows, f"# written to {out / 'reproduce.md'}"))
+    studies = [n for n in args.only or [] if n in STUDIES]
+    paper = [n for n in args.only or [] if n not in STUDIES]
+    if not studies or paper:  # no --only: the paper's experiments, as always
+        rows = reproduce(out, quick=args.quick, only=paper or None, progress=not args.no_progress)
+        print(format_markdown(rows, f"# written to {out / 'reproduce.md'}"))
+    if "architectures" in studies:
+        from compmech.runs import architectures
+
+        # --out DIR with only the study: DIR itself; else a subfolder beside the paper's experiments
+        where = args.out if args.out is not None and not paper else out / "architectures"
+        study = architectures.load_study(architectures.STUDY_FILE, quick=args.quick)
+        rows = architectures.run_study(study, where, progress=not args.no_progress)
+        print(architectures.format_markdown(rows, study))
+        print(f"written to {where} (architectures.md, architectures.json, architectures.png)")
     return 0
