@@ -28,12 +28,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
 from compmech.runs.config import REPO_ROOT, ConfigError, ExperimentConfig, config_from_dict, read_toml
 from compmech.runs.files import write_bytes_atomic, write_json_atomic, write_text_atomic
+from compmech.runs.progress import phase
 
 #: The study `compmech reproduce --only architectures` runs.
 STUDY_FILE = REPO_ROOT / "experiments" / "architectures.toml"
@@ -249,8 +251,10 @@ def format_markdown(rows: list[ArchitectureRow], study: Study, wall_seconds: flo
     """The table and, per process, which architectures found the geometry."""
     budget = "quick budget" if study.quick else "full budget"
     lines = [f"# Architecture independence of the belief geometry ({study.name}, {budget})", "",
-             f"Study file `{study.source}`; one run directory per process and architecture."
-             + (f" Wall time of this call: {wall_seconds / 60:.1f} min." if wall_seconds is not None else ""), "",
+             f"Study file `{study.source}`; one run directory per process and architecture. The runs' own wall "
+             f"times sum to {sum(r.wall_seconds for r in rows if r.choice != 'concat') / 60:.1f} min"
+             + (f"; this call took {wall_seconds / 60:.1f} min (finished runs are reused)." if wall_seconds is not None
+                else "."), "",
              "Held out = context-disjoint held-out probe MSE (no context in both fit and test); the best single "
              "layer is chosen by that same number (slightly optimistic). Shuffled = the shuffled-target control; "
              "untrained = the same layer of the model at initialisation, held out (not probed for concat). "
@@ -325,9 +329,10 @@ def cached_geometry(run_dir: Path, layer: str, cache: Path) -> tuple[np.ndarray,
 
 
 def write_figure(study: Study, summaries: dict[str, dict[str, Any]], probes: dict[str, dict[str, Any]],
-                 out: Path) -> Path:
+                 out: Path, on_run: Callable[[int], None] | None = None) -> Path:
     """``<out>/architectures.png``: each run's figure layer (the run's analysis layer: its probe layer unless
-    [probe] figure_layer says otherwise), probed beside the exact beliefs, in the process's belief frame."""
+    [probe] figure_layer says otherwise), probed beside the exact beliefs, in the process's belief frame.
+    ``on_run(1)`` is called after each run's arrays are ready (a progress bar's tick)."""
     from compmech.runs.processes import build_process
     from compmech.runs.run_figures import belief_frame_of
     from figures import process_title, save_figure
@@ -345,6 +350,8 @@ def write_figure(study: Study, summaries: dict[str, dict[str, Any]], probes: dic
                 continue
             layer = summary["analysis_layer"]
             t, probed = cached_geometry(out / run.name, layer, out / "geometry" / f"{run.name}.npz")
+            if on_run is not None:
+                on_run(1)
             if true is None:
                 true = t
             elif t.shape != true.shape or not np.allclose(t, true):
@@ -412,8 +419,9 @@ def run_study(study: Study, out: str | Path, *, progress: bool = True, command: 
         say(f"{head}: {summary['model']['n_params']:,} params, relative loss {summary['relative_loss']:.4f}, "
             f"best layer {best.layer} held out {_pct(best.heldout_over_shuffled)} of shuffled")
     write_json_atomic(out / "architectures.json", [r.to_json() for r in rows])
-    say("architectures: drawing the grid figure (refits each run's figure-layer probe once, then cached)")
-    write_figure(study, summaries, probes, out)
+    # the figure's arrays: each run's figure-layer probe refitted once (then cached in <out>/geometry)
+    with phase("grid figure", total=len(summaries), enabled=progress, unit="run") as tick:
+        write_figure(study, summaries, probes, out, on_run=tick)
     write_text_atomic(out / "architectures.md", format_markdown(rows, study, time.time() - start)
                       + "\n![belief geometry by architecture](architectures.png)\n")
     return rows
