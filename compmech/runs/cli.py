@@ -17,7 +17,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("compmech.runs.cli", "add_run_command",
             "run an experiment end to end (default: the paper's Mess3 experiment)"),
     "reproduce": ("compmech.runs.reproduce", "add_reproduce_command",
-                  "run the paper's experiments (Mess3, RRXOR, Z1R) and compare"),
+                  "run the paper's experiments (Mess3, RRXOR, Z1R) and compare; "
+                  "--only architectures | factored: the studies beyond the paper"),
     "sweep": ("compmech.runs.sweep", "add_sweep_command",
               "run one config over a grid of values of its keys (one run per point) and tabulate the results"),
     "report": ("compmech.runs.report", "add_report_command",

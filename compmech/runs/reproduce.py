@@ -21,6 +21,27 @@ from compmech.runs.paper import PAPER_RESULTS
 EXPERIMENTS: dict[str, Path] = {name: REPO_ROOT / "experiments" / f"{name}.toml"
                                 for name in ("mess3", "rrxor", "z1r")}
 
+#: Studies beyond the paper that ``--only`` also accepts (never run without it), with what each writes.
+EXTRA_STUDIES: dict[str, str] = {
+    "architectures": "transformer, LSTM, GRU and RNN on Mess3, RRXOR, tom_quantum and fanizza "
+                     "(experiments/architectures.toml; compmech.runs.architectures): architectures.md/.json/.png",
+    "factored": "the factored-geometry study: experiments/factored.toml and the coupled sweep "
+                "experiments/factored_coupled.toml (compmech.runs.factored_reproduce): factored.md/.json and figures",
+}
+
+
+def run_study(name: str, where: Path, *, quick: bool, progress: bool) -> str:
+    """Run study ``name`` (a key of `EXTRA_STUDIES`) into ``where``; returns its Markdown table."""
+    if name == "architectures":
+        from compmech.runs import architectures
+
+        study = architectures.load_study(architectures.STUDY_FILE, quick=quick)
+        return architectures.format_markdown(architectures.run_study(study, where, progress=progress), study)
+    from compmech.runs import factored_reproduce
+
+    return factored_reproduce.format_markdown(factored_reproduce.run_factored(where, quick=quick, progress=progress),
+                                              quick)
+
 #: ``--quick`` trains for this fraction of each config's steps (figures then show an earlier model).
 QUICK_FRACTION = 0.1
 
@@ -81,7 +102,8 @@ def reproduce(out_root: Path, *, quick: bool = False, only: list[str] | None = N
     names = only or list(experiments)
     unknown = [n for n in names if n not in experiments]
     if unknown:
-        raise ConfigError(f"unknown experiment {unknown[0]!r}; choose from {', '.join(experiments)}")
+        raise ConfigError(f"unknown experiment {unknown[0]!r}; choose from {', '.join(experiments)}"
+                          + (f" (or the study {', '.join(EXTRA_STUDIES)})" if experiments is EXPERIMENTS else ""))
     rows: list[dict[str, Any]] = []
     runs = {}
     for name in names:
@@ -113,11 +135,15 @@ def reproduce(out_root: Path, *, quick: bool = False, only: list[str] | None = N
 
 def add_reproduce_command(subparsers: Any) -> None:
     """Add ``reproduce [--quick] [--only NAME ...] [--out DIR]`` to the CLI."""
-    p = subparsers.add_parser("reproduce", help="run the paper's experiments (Mess3, RRXOR, Z1R) and compare",
+    p = subparsers.add_parser("reproduce", help="run the paper's experiments (Mess3, RRXOR, Z1R) and compare; "
+                              "--only architectures | factored: the studies beyond the paper",
                               description=__doc__)
     p.add_argument("--quick", action="store_true",
                    help=f"train for {QUICK_FRACTION:g} of each config's steps (minutes, not the full budget)")
-    p.add_argument("--only", nargs="+", metavar="NAME", help=f"run only these ({', '.join(EXPERIMENTS)})")
+    p.add_argument("--only", nargs="+", metavar="NAME",
+                   help=f"run only these ({', '.join(EXPERIMENTS)}), or a study (not run by default): "
+                        + "; ".join(f"'{k}': {v}" for k, v in EXTRA_STUDIES.items())
+                        + ". A study alone writes into --out DIR (default: runs/reproduce[-quick]/<study>)")
     p.add_argument("--out", type=Path, default=None,
                    help="where the runs and the table go (default: runs/reproduce, or runs/reproduce-quick)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars or stage messages")
@@ -126,6 +152,14 @@ def add_reproduce_command(subparsers: Any) -> None:
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / ("reproduce-quick" if args.quick else "reproduce")
-    rows = reproduce(out, quick=args.quick, only=args.only, progress=not args.no_progress)
-    print(format_markdown(rows, f"# written to {out / 'reproduce.md'}"))
+    studies = [n for n in args.only or [] if n in EXTRA_STUDIES]
+    paper = [n for n in args.only or [] if n not in EXTRA_STUDIES]
+    if not studies or paper:  # no --only: the paper's experiments, as always
+        rows = reproduce(out, quick=args.quick, only=paper or None, progress=not args.no_progress)
+        print(format_markdown(rows, f"# written to {out / 'reproduce.md'}"))
+    for name in studies:
+        # --out DIR with one study alone: DIR itself; else a subfolder per study beside the paper's experiments
+        where = args.out if args.out is not None and not paper and len(studies) == 1 else out / name
+        print(run_study(name, where, quick=args.quick, progress=not args.no_progress))
+        print(f"written to {where / (name + '.md')} (and {name}.json, figures, one run directory per run)")
     return 0
