@@ -401,13 +401,7 @@ class Transformer(nnx.Module):
         stage = _stage(c, canonical, logits)
         cache: dict[str, jax.Array] = {}
         x = self.embed(tokens)  # [B, T, d_model]
-        if "hook_embed" in want:
-            cache["hook_embed"] = x
-        if self.pos_embed is not None:
-            pos = self.pos_embed[...][:T]  # [T, d_model]
-            if "hook_pos_embed" in want:
-                cache["hook_pos_embed"] = jnp.broadcast_to(pos, x.shape)
-            x = x + pos
+        x = self._add_positions(x, self.pos_embed[...][:T] if self.pos_embed is not None else None, want, cache)
         for l, block in enumerate(self.blocks):
             if f"blocks.{l}.hook_resid_pre" in want:
                 cache[f"blocks.{l}.hook_resid_pre"] = x
@@ -415,13 +409,26 @@ class Transformer(nnx.Module):
                 break
             x, hooks = block.forward(x, want, f"blocks.{l}.", mlp=stage > 2 * l + 1)
             cache.update(hooks)
-        out = None
-        if stage == 2 * c.n_layers:
-            x = _apply(self.ln_final, x)
-            if "ln_final.hook_normalized" in want:
-                cache["ln_final.hook_normalized"] = x
-            out = self.unembed(x) if logits else None  # [B, T, V]
+        out = self._head(x, want, cache, logits) if stage == 2 * c.n_layers else None  # [B, T, V]
         return out, {n: cache[k] for n, k in zip(names if not isinstance(names, str) else (names,), canonical)}
+
+    @staticmethod
+    def _add_positions(x: jax.Array, pos: jax.Array | None, want: frozenset, cache: dict) -> jax.Array:
+        """The token embedding x ([B, T, d] or [B, d]) plus the position embedding (None: none), caching both."""
+        if "hook_embed" in want:
+            cache["hook_embed"] = x
+        if pos is None:
+            return x
+        if "hook_pos_embed" in want:
+            cache["hook_pos_embed"] = jnp.broadcast_to(pos, x.shape)
+        return x + pos
+
+    def _head(self, x: jax.Array, want: frozenset, cache: dict, logits: bool) -> jax.Array | None:
+        """The final LayerNorm (cached as ``ln_final.hook_normalized``) and the unembedding if ``logits``."""
+        x = _apply(self.ln_final, x)
+        if "ln_final.hook_normalized" in want:
+            cache["ln_final.hook_normalized"] = x
+        return self.unembed(x) if logits else None
 
     def step(self, tokens_t: jax.Array, t: jax.Array, k_past: jax.Array, v_past: jax.Array,
              names: Sequence[str] = (), logits: bool = True
@@ -446,13 +453,7 @@ class Transformer(nnx.Module):
             raise ValueError(f"k_past holds {k_past.shape[1]} blocks; these names and logits={logits} need {n}.")
         cache: dict[str, jax.Array] = {}
         x = self.embed(tokens_t)  # [B, d_model]
-        if "hook_embed" in want:
-            cache["hook_embed"] = x
-        if self.pos_embed is not None:
-            pos = self.pos_embed[...][t]  # [d_model]
-            if "hook_pos_embed" in want:
-                cache["hook_pos_embed"] = jnp.broadcast_to(pos, x.shape)
-            x = x + pos
+        x = self._add_positions(x, self.pos_embed[...][t] if self.pos_embed is not None else None, want, cache)
         ks, vs = [], []
         for l in range(c.n_layers):
             if f"blocks.{l}.hook_resid_pre" in want:
@@ -464,12 +465,7 @@ class Transformer(nnx.Module):
             cache.update(hooks)
             ks.append(k)
             vs.append(v)
-        out = None
-        if stage == 2 * c.n_layers:
-            x = _apply(self.ln_final, x)
-            if "ln_final.hook_normalized" in want:
-                cache["ln_final.hook_normalized"] = x
-            out = self.unembed(x) if logits else None  # [B, V]
+        out = self._head(x, want, cache, logits) if stage == 2 * c.n_layers else None  # [B, V]
         shape = (tokens_t.shape[0], 0, c.n_heads, c.d_head)
         k_new = jnp.stack(ks, axis=1) if ks else jnp.zeros(shape, DTYPE)
         v_new = jnp.stack(vs, axis=1) if vs else jnp.zeros(shape, DTYPE)
