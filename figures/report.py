@@ -539,10 +539,11 @@ def paper_number(value: Any) -> str:
 
 
 def _pm(res: Mapping, key: str) -> str:
-    """``res[key]`` ± ``res[key + "_std"]`` (the std to 2 significant digits), or "–"."""
+    """``res[key]`` ± ``res[key + "_std"]`` (the std to 2 significant digits), or "–". A std of exactly 0 is
+    that of a single split (n_repeats = 1), not a measured spread, and is left out."""
     text = fmt_number(res.get(key))
     std = res.get(f"{key}_std")
-    if res.get(key) is not None and _is_number(std):
+    if res.get(key) is not None and _is_number(std) and std != 0:
         text += f" ± {fmt_number(std, 2)}"
     return text
 

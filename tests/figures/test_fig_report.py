@@ -336,3 +336,10 @@ def test_write_report_is_atomic(tmp_path, monkeypatch):
     assert target.read_text() == "two"
     assert sorted(p.name for p in target.parent.iterdir()) == ["report.html"]
     assert re.fullmatch(r"0o6[46][46]", oct(target.stat().st_mode & 0o777))
+
+
+def test_a_single_split_has_no_spread_to_show():
+    from figures.report import _pm
+
+    assert _pm({"mse_heldout": 0.0021, "mse_heldout_std": 0.0}, "mse_heldout") == "0.00210"
+    assert _pm({"mse_heldout": 0.0021, "mse_heldout_std": 0.0003}, "mse_heldout") == "0.00210 ± 0.00030"
