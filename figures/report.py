@@ -286,7 +286,11 @@ def _results_table(summary: Mapping, probe: Mapping) -> tuple[str, str]:
         title = "Results vs the paper"
     else:
         head = "<tr><th>quantity</th><th class=num>this run</th></tr>"
-        notes.insert(0, "The paper reports no numbers for this process. The shuffled control fits the same probe to "
+        kind = (summary.get("model") or {}).get("kind", "transformer")
+        whose = ("this process" if kind == "transformer" else
+                 f"this model (the paper trained transformers; this run trained "
+                 f"{'an' if model_kind_label(kind)[0] in 'AEFHILMNORSX' else 'a'} {model_kind_label(kind)})")
+        notes.insert(0, f"The paper reports no numbers for {whose}. The shuffled control fits the same probe to "
                         "beliefs permuted across rows: its MSE is what a probe that found no belief geometry scores.")
         title = "Results"
     return title, (f"<div class=scroll><table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table></div>\n"

@@ -24,7 +24,7 @@ from compmech.runs.files import (is_complete, mark_complete, mark_unfinished, re
                             write_json_atomic, write_text_atomic)
 from compmech.information import next_token_distribution, optimal_loss_by_position
 from compmech.mixed_states import mixed_states
-from compmech.runs.paper import PAPER_RESULTS
+from compmech.runs.paper import paper_results
 from compmech.runs.preflight import MemoryEstimate, RunDirError, check_memory, check_output_dir, estimate_memory
 from compmech.runs.probing import probe_model, probed_layers
 from compmech.runs.processes import PROCESS_JSON, SPEC_COPY, SpecCopy, build_process, localize_process, process_record
@@ -304,7 +304,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, 
         "analysis_layer": layer,
         "geometry": geometry.to_json(),
         "evolution": [e.to_json() for e in evolution],
-        "paper": PAPER_RESULTS.get(hmm.name, {}),
+        "paper": paper_results(hmm.name, kind_of(model_cfg)),
         "figures": [str(p.relative_to(run_dir)) for p in figure_paths],
         "studies": {study.name: study.to_json(run_dir) for study in studies},
         "memory_estimate_bytes": plan.memory.peak,

@@ -21,3 +21,9 @@ PAPER_RESULTS: dict[str, dict] = {
         "distance_r2_next_token": 0.31,
     },
 }
+
+
+def paper_results(process_name: str, model_kind: str = "transformer") -> dict:
+    """The paper's numbers for this process, to set beside a run's: only for a transformer (the paper trained
+    one architecture; a recurrent model's numbers are not comparable to them). {} when there are none."""
+    return PAPER_RESULTS.get(process_name, {}) if model_kind == "transformer" else {}

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from compmech.runs.analysis import MAX_STATES_FOR_PCA, distinct_rows
-from compmech.runs.paper import PAPER_RESULTS
+from compmech.runs.paper import paper_results
 from compmech.runs.records import EvolutionPoint, GeometryResult, ProbeOutcome
 from figures import process_title, sci
 from figures.report import same_distance_geometry
@@ -52,7 +52,7 @@ def make_figures(cfg, run_dir: Path, hmm: HMM | GeneralizedHMM, ctx, history: li
     name = process_title(hmm.name, hmm.params)
     res = probe.results[layer].to_dict()
     probe_layer = probe.probe_layer
-    paper = PAPER_RESULTS.get(hmm.name, {})
+    paper = paper_results(hmm.name, cfg.model.get("kind", "transformer"))
     if "layer_mse" in paper:
         paper_mse = paper["layer_mse"]
     else:  # unlabelled paper numbers are for the paper's probe layer
@@ -88,7 +88,7 @@ def analysis_figures(cfg, run_dir: Path, hmm: HMM | GeneralizedHMM, geometry: Ge
 
     layer = geometry.layer
     name = process_title(hmm.name, hmm.params)
-    paper = PAPER_RESULTS.get(hmm.name, {})
+    paper = paper_results(hmm.name, cfg.model.get("kind", "transformer"))
     d = geometry.distances
     figs = {
         "distance_geometry": lambda: plot_distance_scatter(
