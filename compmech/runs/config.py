@@ -379,6 +379,8 @@ def read_toml(path: Path, what: str = "config") -> dict[str, Any]:
 def config_from_dict(raw: Mapping[str, Any], source: str = "<config>") -> ExperimentConfig:
     """Validate a parsed config mapping (see `load_config`)."""
     unknown = sorted(set(raw) - _TOP_KEYS)
+    if "sweep" in unknown:
+        raise ConfigError(f"{source}: its [sweep] table makes this a sweep file: run it with compmech sweep {source}")
     if unknown:
         raise ConfigError(f"{source}: unknown top-level key {unknown[0]!r}; allowed: {', '.join(sorted(_TOP_KEYS))}")
     name = raw.get("name", Path(source).stem if source != "<config>" else "experiment")

@@ -89,3 +89,9 @@ def test_a_sweep_runs_every_point_writes_its_table_and_reuses_finished_points(tm
     assert main(["sweep", str(tmp_path / "s.toml"), "--quick", "--out", str(out)]) == 0
     assert "finished already" in capsys.readouterr().err
     assert (out / "tiny_sweep-x=0.05,seed=0" / "summary.json").stat().st_mtime_ns == before
+
+
+def test_compmech_run_on_a_sweep_file_says_to_use_compmech_sweep(tmp_path, capsys):
+    (tmp_path / "s.toml").write_text(SWEEP)
+    assert main(["run", str(tmp_path / "s.toml")]) == 2
+    assert "run it with compmech sweep" in capsys.readouterr().err
