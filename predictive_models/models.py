@@ -85,7 +85,7 @@ def abstract_params(config: ModelConfig) -> dict:
 
 def n_params(config: ModelConfig) -> int:
     """Number of scalar parameters."""
-    return int(sum(np.prod(leaf.shape) for leaf in jax.tree.leaves(abstract_params(config))))
+    return family(config).n_params(config)
 
 
 def init_params(config: ModelConfig, seed: int | jax.Array = 0) -> dict:
@@ -105,8 +105,7 @@ def to_model(config: ModelConfig, params: Any) -> nnx.Module:
 
 def logits_fn(config: ModelConfig) -> Callable[[dict, jax.Array], jax.Array]:
     """The pure function (params, tokens [B, T]) -> logits [B, T, V], for a training loss (not jitted)."""
-    gdef = graphdef(config)
-    return lambda params, tokens: nnx.merge(gdef, params)(tokens)
+    return family(config).logits_fn(config)
 
 
 def activation_names(config: ModelConfig) -> list[str]:

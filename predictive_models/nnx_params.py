@@ -7,6 +7,7 @@ Each family (transformer, recurrent) keeps its own thin `graphdef` / `init_param
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -18,6 +19,18 @@ from flax import nnx
 def abstract_split(module_cls: type, config: Any) -> tuple[nnx.GraphDef, nnx.State]:
     """The module's graph definition and abstract state (``jax.ShapeDtypeStruct`` leaves), nothing allocated."""
     return nnx.split(nnx.eval_shape(lambda: module_cls(config, rngs=nnx.Rngs(0))))
+
+
+def n_params(module_cls: type, config: Any) -> int:
+    """Number of scalar parameters of ``module_cls(config)``, from its abstract state (nothing allocated)."""
+    return int(sum(np.prod(leaf.shape) for leaf in jax.tree.leaves(abstract_split(module_cls, config)[1])))
+
+
+def logits_fn(module_cls: type, config: Any) -> Callable[[dict, jax.Array], jax.Array]:
+    """The pure function (params dict, tokens [B, T]) -> logits [B, T, V] of ``module_cls(config)``, for a
+    training loss to differentiate (not jitted here, so it fuses into the caller's jit)."""
+    gdef = abstract_split(module_cls, config)[0]
+    return lambda params, tokens: nnx.merge(gdef, params)(tokens)
 
 
 def init_params(module_cls: type, config: Any, seed: int | jax.Array = 0) -> dict:

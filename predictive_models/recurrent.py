@@ -281,7 +281,7 @@ def abstract_params(config: RecurrentConfig) -> dict:
 
 def n_params(config: RecurrentConfig) -> int:
     """Number of scalar parameters of a model of ``config``."""
-    return int(sum(np.prod(leaf.shape) for leaf in jax.tree.leaves(abstract_params(config))))
+    return nnx_params.n_params(RecurrentModel, config)
 
 
 def init_params(config: RecurrentConfig, seed: int | jax.Array = 0) -> dict:
@@ -309,8 +309,7 @@ def logits_fn(config: RecurrentConfig) -> Callable[[dict, jax.Array], jax.Array]
     """The pure function (params dict, tokens [B, T]) -> logits [B, T, V] a training loss
     differentiates (``jax.value_and_grad`` of a function of it; not jitted here, so it fuses into
     the caller's jit). Equals ``nnx.merge(graphdef(config), params)(tokens)``."""
-    gdef = graphdef(config)
-    return lambda params, tokens: nnx.merge(gdef, params)(tokens)
+    return nnx_params.logits_fn(RecurrentModel, config)
 
 
 # ---------------------------------------------------------------------------- batched inference

@@ -347,12 +347,20 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
     path = Path(path)
     raw = read_toml(path, "config")
     for dotted, value in (overrides or {}).items():
-        *tables, key = dotted.split(".")
-        node = raw
-        for t in tables:
-            node = node.setdefault(t, {})
-        node[key] = value
+        set_dotted(raw, dotted, value)
     return config_from_dict(raw, source=str(path))
+
+
+def set_dotted(raw: dict, dotted: str, value: Any) -> None:
+    """Set ``raw["a"]["b"]["c"] = value`` for ``dotted = "a.b.c"``, creating the tables on the way."""
+    *tables, key = dotted.split(".")
+    node = raw
+    for t in tables:
+        nxt = node.setdefault(t, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"{dotted}: {t} is not a table")
+        node = nxt
+    node[key] = value
 
 
 def read_toml(path: Path, what: str = "config") -> dict[str, Any]:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from compmech.runs.config import ConfigError, ExperimentConfig, config_from_dict, read_toml
+from compmech.runs.config import ConfigError, ExperimentConfig, config_from_dict, read_toml, set_dotted
 from compmech.runs.files import write_json_atomic, write_text_atomic
 
 #: What a sweep tabulates when its file names no metrics.
@@ -53,17 +53,6 @@ class Sweep:
     points: tuple[SweepPoint, ...]
     metrics: tuple[str, ...]
     source: str
-
-
-def _set(raw: dict, dotted: str, value: Any) -> None:
-    *tables, key = dotted.split(".")
-    node = raw
-    for t in tables:
-        nxt = node.setdefault(t, {})
-        if not isinstance(nxt, dict):
-            raise ConfigError(f"{dotted}: {t} is not a table")
-        node = nxt
-    node[key] = value
 
 
 def _label(value: Any) -> str:
@@ -100,10 +89,10 @@ def load_sweep(path: str | Path, *, quick: bool = False) -> Sweep:
     for combo in itertools.product(*(grid[k] for k in keys)):
         point = copy.deepcopy(raw)
         for key, value in zip(keys, combo):
-            _set(point, key, value)
+            set_dotted(point, key, value)
         if quick:
             for key, value in quick_values.items():
-                _set(point, key, value)
+                set_dotted(point, key, value)
         name = base_name + "-" + ",".join(f"{k.split('.')[-1]}={_label(v)}" for k, v in zip(keys, combo))
         point["name"] = name
         try:
