@@ -157,10 +157,18 @@ def os_error_message(exc: OSError) -> str:
     return f"file operation failed on{where or ' a file'}: {exc.strerror or exc}"
 
 
+#: The commands that train models: the persistent XLA compilation cache is on for them.
+TRAINING_COMMANDS = ("run", "reproduce", "sweep")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(_command_of(argv) or "").parse_args(argv)
     args.argv = argv  # the command as typed, recorded in the run's summary
+    if _command_of(argv) in TRAINING_COMMANDS:
+        from compmech.runs.compiles import enable_persistent_cache
+
+        enable_persistent_cache()  # before anything compiles: a repeated run loads its XLA programs from disk
     try:
         return int(args.func(args) or 0)
     except ValueError as exc:  # ConfigError, ProcessError and the libraries' own input checks

@@ -217,6 +217,14 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, 
     Everything is checked (`plan_run`) before the directory is created. The run is finished when
     ``complete.json`` exists: it is written last, after summary.json and report.html.
     """
+    from compmech.runs.compiles import CompileCount
+
+    with CompileCount() as compiles:
+        return _run_experiment(cfg, out_dir, progress=progress, command=command, compiles=compiles)
+
+
+def _run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None, *, progress: bool, command: str | None,
+                    compiles) -> dict[str, Any]:
     from predictive_models import ExactEvalSet, train
 
     start = time.time()
@@ -311,6 +319,8 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, 
         "phase_seconds": dict(times.seconds),
         "wall_seconds": time.time() - start,
         "train_wall_seconds": result.wall_seconds,
+        # XLA programs compiled (or loaded from the persistent cache: compmech.runs.compiles) up to here
+        "compiles": compiles.stats.to_json(),
     }
     write_json_atomic(run_dir / "summary.json", summary)
     from compmech.runs.report import build_report  # the page reads the finished run directory
