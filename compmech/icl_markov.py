@@ -88,6 +88,49 @@ def markov_icl_curve(source: RandomMarkovChains, n_positions: int, *, n_samples:
                     n_samples=n_samples)
 
 
+def unigram_predictive(source: RandomMarkovChains, tokens) -> np.ndarray:
+    """[N, L, k] float64: the in-context unigram predictor, (alpha + n_j) / (k alpha + t + 1) with n_j the count of
+    token j in tokens[:, : t + 1] (Bayes for i.i.d. tokens with a Dirichlet(alpha) law: blind to the order).
+
+    The sub-optimal strategy models pass through before the bigram (induction-head) solution (Edelman et al.
+    2024); its loss is where a training curve's plateau sits.
+    """
+    t = np.asarray(tokens)
+    k, a = source.n_states, source.concentration
+    onehot = np.eye(k)[t]  # [N, L, k]
+    counts = np.cumsum(onehot, axis=1)
+    return (a + counts) / (k * a + np.arange(1, t.shape[1] + 1)[None, :, None])
+
+
+def markov_unigram_loss(source: RandomMarkovChains, n_positions: int, *, n_samples: int = 20_000, seed: int = 0
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Expected loss (nats) [P] of the in-context unigram predictor at positions 0..P-1, and its standard error [P].
+
+    Monte Carlo over chains, Rao-Blackwellised: per sampled context, the cross-entropy of the unigram law
+    against the exact next-token law (the Dirichlet predictive), -sum_j P(j | context) log u_j.
+    """
+    P = _check_positions(n_positions)
+    if isinstance(n_samples, bool) or int(n_samples) < 2:
+        raise ProcessError(f"n_samples must be an integer >= 2 (for a standard error); got {n_samples!r}")
+    n_samples = int(n_samples)
+    rng = np.random.default_rng(seed)
+    total, sq = np.zeros(P), np.zeros(P)
+    done = 0
+    while done < n_samples:
+        n = min(MC_CHUNK, n_samples - done)
+        tokens = sample_chains(source, rng, n, max(P - 1, 1)).tokens[:, : P - 1]
+        loss = np.full((n, P), np.log(source.n_states))
+        if P > 1:
+            loss[:, 1:] = -(bayes_predictive(source, tokens) * np.log(unigram_predictive(source, tokens))).sum(-1)
+        total += loss.sum(0)
+        sq += (loss ** 2).sum(0)
+        done += n
+    mean = total / n_samples
+    se = np.sqrt(np.maximum(sq / n_samples - mean ** 2, 0.0) / (n_samples - 1))
+    se[0] = 0.0
+    return mean, se
+
+
 def all_words(k: int, length: int) -> np.ndarray:
     """[k^length, length] int64: every string of ``length`` tokens over 0..k-1, in lexicographic order."""
     grids = np.indices((k,) * length).reshape(length, -1).T

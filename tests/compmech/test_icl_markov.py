@@ -7,7 +7,7 @@ import pytest
 from scipy.special import digamma
 
 from compmech.icl_markov import (TOLD_LABEL, all_words, markov_icl_curve, markov_icl_curve_exact,
-                                 markov_source_posterior)
+                                 markov_source_posterior, markov_unigram_loss, unigram_predictive)
 from hmm_processes import ProcessError, RandomMarkovChains, log_marginal_probability, posterior_mean
 
 
@@ -63,3 +63,18 @@ def test_the_probe_target_is_the_posterior_mean():
     assert target.shape == (2, 5, 9)
     np.testing.assert_array_equal(target, posterior_mean(source, tokens))
     np.testing.assert_allclose(target.reshape(2, 5, 3, 3).sum(axis=3), 1.0)
+
+
+def test_the_unigram_strategy_loses_more_than_the_optimum_and_counts_tokens():
+    source = RandomMarkovChains(3)
+    np.testing.assert_allclose(unigram_predictive(source, np.array([[0, 0, 2]]))[0],
+                               [[2 / 4, 1 / 4, 1 / 4], [3 / 5, 1 / 5, 1 / 5], [3 / 6, 1 / 6, 2 / 6]])
+    exact = markov_icl_curve_exact(RandomMarkovChains(2), 10).optimal
+    uni, se = markov_unigram_loss(RandomMarkovChains(2), 10, n_samples=4000, seed=0)
+    assert uni[0] == pytest.approx(math.log(2)) and se[0] == 0
+    assert np.all(uni[2:] > exact[2:] + 2 * se[2:])  # the order of the tokens carries information
+    curve = markov_icl_curve(source, 24, n_samples=4000, seed=0)
+    uni3, se3 = markov_unigram_loss(source, 24, n_samples=4000, seed=0)  # same chains: paired
+    assert np.all(uni3[3:] > curve.optimal[3:])
+    # after one token the next is uniform, the unigram law (2/4, 1/4, 1/4): cross-entropy by hand, exactly
+    assert uni3[1] == pytest.approx(-(math.log(1 / 2) + 2 * math.log(1 / 4)) / 3) and se3[1] < 1e-6

@@ -80,6 +80,13 @@ def test_the_validation_floor_is_the_dirichlet_optimum():
     assert np.all(np.abs(eval_set.optimal_loss - exact) <= 4 * np.maximum(optimal_se, 1e-12) + 1e-12)
 
 
+def test_the_cli_lists_the_family_and_says_info_has_no_measures_for_it(capsys):
+    assert main(["processes"]) == 0
+    assert "random_markov(n_states, concentration=1.0)" in capsys.readouterr().out
+    assert main(["info", "random_markov"]) == 2
+    assert "not one HMM" in capsys.readouterr().err
+
+
 @pytest.fixture(scope="module")
 def markov_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "tiny_markov"
