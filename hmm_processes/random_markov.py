@@ -179,7 +179,7 @@ def sample_chains(source: RandomMarkovChains, seed, n: int, length: int, *, with
     ``seed``: anything `numpy.random.default_rng` takes (an int, a sequence of ints such as a JAX key's
     ``key_data``) or a ``Generator``; the same seed gives the same matrices and tokens. The matrices come
     first from the stream, then the first tokens, then one uniform per step; vectorised over the batch,
-    one NumPy step per position (no compilation: ~1 ms for 4096 x 64 tokens on one core).
+    one NumPy step per position (no compilation; measured ~25 ms for 4096 sequences of 65 tokens).
     """
     if isinstance(n, bool) or isinstance(length, bool) or int(n) < 1 or int(length) < 1:
         raise ProcessError(f"random_markov: n and length must be integers >= 1; got n={n!r}, length={length!r}")

@@ -225,12 +225,12 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, 
               flush=True)
     times = PhaseTimes()
 
-    exact_depth, optimal_se = None, None
+    floor = None  # the sampled regime's `OptimalLossRecord`
     if regime.sampled:  # a fixed held-out sample instead of every string (compmech.runs.sampled)
         from compmech.runs import sampled
 
         with phase("validation sample", enabled=progress, times=times):
-            eval_set, exact_depth, optimal_se = sampled.validation_set(cfg, hmm, model_cfg, regime)
+            eval_set, floor = sampled.validation_set(cfg, hmm, model_cfg, regime)
     else:
         with phase("context set", enabled=progress, times=times):
             ctx = context_set(hmm, model_cfg.context_length, bos=cfg.data.bos)
@@ -244,10 +244,8 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, 
     from predictive_models import initial_params, kind_of, n_params
 
     traits = source_traits(hmm)
-    regime_json = {**regime.to_json(), "optimal_loss_exact_depth": exact_depth,
-                   "optimal_loss_method": traits.optimal_loss_method}
-    if traits.optimal_loss_method == "monte_carlo":  # the floor's own error, beside the validation sample's
-        regime_json["optimal_loss_stderr_by_position"] = [float(x) for x in optimal_se]
+    regime_json = {**regime.to_json(), **(floor.to_json() if floor is not None else
+                                          {"optimal_loss_exact_depth": None, "optimal_loss_method": "exact"})}
     untrained = initial_params(model_cfg, plan.train_cfg)  # the untrained-model control's parameters
     with phase("probe", enabled=False, times=times):
         if regime.sampled:  # ctx: the kept probe sequences, for the figures and the training evolution
@@ -295,6 +293,9 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, 
         "optimal_loss": final["optimal_loss"],
         "relative_loss": final["relative_loss"],
         "relative_loss_stderr": final.get("relative_loss_stderr"),  # sampled regime; None when exact
+        # a Monte-Carlo floor: the final loss over the validation sample's own Bayes loss (paired; >= 1)
+        "relative_loss_paired": None if floor is None or floor.sample_optimal is None else
+        float(np.mean(final["loss_by_position"]) / np.mean(floor.sample_optimal)),
         "regime": regime.name,
         "regime_sizes": regime_json,
         "probe_layer": probe.probe_layer,

@@ -189,10 +189,29 @@ def sample_block(process: Source, key, n: int, context_length: int, bos: bool = 
     return SampledBlock(tokens, beliefs, nxt)
 
 
+@dataclass(frozen=True, eq=False)
+class OptimalLossRecord:
+    """How the sampled regime's optimal loss by position was obtained, for probe.json's ``regime_sizes``."""
+
+    method: str  # "exact" (myopic entropies, streaming enumeration) | "monte_carlo" (over the source's prior)
+    exact_depth: int | None  # tokens enumerated exactly (None for a Monte-Carlo floor)
+    stderr: np.ndarray  # [T] the floor's standard error by position (zeros when exact)
+    # [T] Monte-Carlo floors only: the validation sample's own Bayes loss by position (the mean entropy of its
+    # exact next-token laws), so that model loss / this is a paired estimate of the relative loss (its noise
+    # from the sample's contexts cancels); None otherwise
+    sample_optimal: np.ndarray | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"optimal_loss_exact_depth": self.exact_depth, "optimal_loss_method": self.method}
+        if self.method == "monte_carlo":
+            out["optimal_loss_stderr_by_position"] = [float(x) for x in self.stderr]
+            out["validation_sample_optimal_loss_by_position"] = [float(x) for x in self.sample_optimal]
+        return out
+
+
 def validation_set(cfg: ExperimentConfig, process: Source, model_cfg, regime: RegimeChoice):
     """The fixed held-out validation sample (its own key stream) as a `predictive_models.SampledEvalSet`,
-    the exact depth of its optimal loss (None when it is a Monte-Carlo estimate) and the optimum's standard
-    error by position [T] (zeros when exact).
+    and the `OptimalLossRecord` of its optimal loss.
 
     The optimum: the myopic entropies of an HMM; for random Markov chains the Monte-Carlo expected loss of
     the Dirichlet predictive (`compmech.runs.sources.chain_optimal_loss`), the sample's next-token laws
@@ -202,16 +221,18 @@ def validation_set(cfg: ExperimentConfig, process: Source, model_cfg, regime: Re
 
     from predictive_models import SampledEvalSet
 
-    if is_chain_family(process):
-        optimal, optimal_se, _ = chain_optimal_loss(process, model_cfg.context_length, cfg.data.bos)
-        exact_depth = None
-    else:
-        optimal, exact_depth = optimal_loss_by_position(process, model_cfg.context_length, cfg.data.bos)
-        optimal_se = np.zeros_like(optimal)
     key = jax.random.fold_in(jax.random.key(cfg.seed), VALIDATION_STREAM)
     block = sample_block(process, key, int(regime.validation_sequences), model_cfg.context_length, cfg.data.bos)
+    if is_chain_family(process):
+        optimal, optimal_se, _ = chain_optimal_loss(process, model_cfg.context_length, cfg.data.bos)
+        p = block.next_token_probs  # [n, T, V]
+        own = -(p * np.log(np.where(p > 0, p, 1.0))).sum(axis=2).mean(axis=0)  # [T] the sample's Bayes loss
+        record = OptimalLossRecord("monte_carlo", None, optimal_se, own)
+    else:
+        optimal, exact_depth = optimal_loss_by_position(process, model_cfg.context_length, cfg.data.bos)
+        record = OptimalLossRecord("exact", exact_depth, np.zeros_like(optimal))
     return SampledEvalSet(tokens=block.tokens, next_token_probs=block.next_token_probs,
-                          optimal_loss=optimal), exact_depth, optimal_se
+                          optimal_loss=optimal), record
 
 
 def figure_context_set(block: SampledBlock, optimal_loss: np.ndarray, bos: bool):

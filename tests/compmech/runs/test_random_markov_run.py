@@ -74,8 +74,13 @@ def test_the_validation_floor_is_the_dirichlet_optimum():
     cfg = load_config(TINY_MARKOV, {"process.concentration": 1.0, "process.n_states": 2})
     source = build_process(cfg.process)
     plan = plan_run(cfg, "/tmp/compmech-never-written")
-    eval_set, exact_depth, optimal_se = validation_set(cfg, source, plan.model_cfg, plan.regime)
-    assert exact_depth is None and optimal_se.shape == (8,) and np.all(optimal_se[1:] > 0)
+    eval_set, floor = validation_set(cfg, source, plan.model_cfg, plan.regime)
+    optimal_se = floor.stderr
+    assert floor.method == "monte_carlo" and floor.exact_depth is None
+    assert optimal_se.shape == (8,) and np.all(optimal_se[1:] > 0)
+    # the sample's own Bayes loss: the mean entropy of its Dirichlet predictive
+    p = eval_set.next_token_probs
+    np.testing.assert_allclose(floor.sample_optimal, -(p * np.log(p)).sum(axis=2).mean(axis=0))
     exact = markov_icl_curve_exact(source, 9).optimal[1:]  # position t has seen t + 1 tokens
     assert np.all(np.abs(eval_set.optimal_loss - exact) <= 4 * np.maximum(optimal_se, 1e-12) + 1e-12)
 
@@ -105,6 +110,7 @@ def test_a_random_markov_run_trains_and_probes_the_posterior_mean(markov_run):
     assert summary["regime"] == "sampled" and summary["source"]["belief_size"] == 9
     assert summary["source"]["optimal_loss_method"] == "monte_carlo"
     assert 1.0 < summary["relative_loss"] < 1.3 and summary["relative_loss_stderr"] > 0
+    assert 1.0 < summary["relative_loss_paired"] < 1.3
     probe = json.loads((markov_run / "probe.json").read_text())
     assert probe["n_rows"] == 300 * 8 and len(probe["regime_sizes"]["optimal_loss_stderr_by_position"]) == 8
     best = probe["layers"][summary["probe_layer"]]
@@ -115,4 +121,5 @@ def test_a_random_markov_run_trains_and_probes_the_posterior_mean(markov_run):
     assert np.all(np.diff(floor) < 0)  # the chain is learned in context
     # the run's config reruns as it was written
     assert load_config(markov_run / "config.toml").process.n_states == 3
-    assert "random_markov (n_states = 3" in (markov_run / "report.html").read_text()
+    page = (markov_run / "report.html").read_text()
+    assert "random_markov (n_states = 3" in page and "probe target: posterior mean of the transition matrix" in page
