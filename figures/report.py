@@ -169,6 +169,11 @@ def _header(title: str, summary: Mapping, config: Mapping, probe: Mapping, prove
                       f"from {_int(probe.get('n_strings'))} strings; rows: {probe.get('rows', '?')}, "
                       f"weighting: {probe.get('weighting', '?')}; held out: "
                       f"{_pct(probe.get('train_fraction'))} train / rest test, {probe.get('n_repeats', '?')} repeats")
+    source = summary.get("source") if isinstance(summary.get("source"), Mapping) else {}
+    if source.get("kind") not in (None, "HMM", "GeneralizedHMM") and source.get("belief_label"):
+        probe_text += f"; probe target: {source['belief_label']}"  # a source whose 'belief' is no state belief
+    if source.get("optimal_loss_method") == "monte_carlo":
+        proc += " (optimal loss: Monte Carlo over the source's prior)"
     facts = [("process", proc), ("model", model_text), ("training", train_text), ("wall time", wall),
              ("probe", probe_text), ("seed", config.get("seed"))]
     rows = "".join(f"<tr><th scope=row>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts if v is not None)

@@ -1,7 +1,8 @@
 """Hidden Markov processes: the `HMM` type, named processes, a registry and a batched sampler.
 
 Also generalized HMMs (`GeneralizedHMM`, quasi-probability presentations), compositions
-(`mixture`, `product`) and TOML spec files (`load_spec`).
+(`mixture`, `product`), TOML spec files (`load_spec`), and a continuous family that is not an HMM:
+random Markov chains (`RandomMarkovChains`, one Dirichlet-drawn transition matrix per sequence).
 """
 
 from hmm_processes.beliefs import GHMM_MIN_PROB, extend_beliefs, min_probability, update_beliefs
@@ -12,6 +13,9 @@ from hmm_processes.generalized import GeneralizedHMM, is_generalized, process_ve
 from hmm_processes.hmm import HMM, stationary_distribution, validate_transition_tensor
 from hmm_processes.named import (coin, days_of_week, even, fanizza, golden_mean, leaky_rrxor, matching_parens,
                                  mess3, nond, post_quantum, rrxor, sns, tom_quantum, z1r)
+from hmm_processes.random_markov import (RANDOM_MARKOV, ChainSamples, RandomMarkovChains, bayes_predictive,
+                                          log_marginal_probability, posterior_mean, sample_chains,
+                                          transition_counts, true_predictive)
 from hmm_processes.registry import get_process, list_processes, process_parameters, register_process
 from hmm_processes.spec import load_spec, parse_spec
 
@@ -43,7 +47,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "GHMM_MIN_PROB", "HMM", "GeneralizedHMM", "ProcessError", "Samples", "ZOO", "coin", "component_posterior", "coupled_product",
+    "GHMM_MIN_PROB", "HMM", "RANDOM_MARKOV", "ChainSamples", "RandomMarkovChains", "bayes_predictive",
+    "log_marginal_probability", "posterior_mean", "sample_chains", "transition_counts", "true_predictive", "GeneralizedHMM", "ProcessError", "Samples", "ZOO", "coin", "component_posterior", "coupled_product",
     "days_of_week", "even", "extend_beliefs", "factor_beliefs", "fanizza", "min_probability", "update_beliefs",
     "get_process", "golden_mean", "is_generalized", "leaky_rrxor", "list_processes", "load_spec",
     "matching_parens", "mess3", "mixture", "nond", "parse_spec", "post_quantum", "process_parameters",

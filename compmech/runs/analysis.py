@@ -14,7 +14,7 @@ import numpy as np
 
 from compmech.runs.progress import PhaseTimes, phase
 from compmech.runs.records import PROBE_FIELDS, EvolutionPoint, GeometryResult, ProbeOutcome, probe_fields  # noqa: F401
-from hmm_processes import HMM
+from compmech.runs.sources import Source, is_chain_family, next_token_laws
 
 #: Above this many distinct beliefs the mixed states are not drawn one colour each.
 MAX_STATES_FOR_PCA = 64
@@ -24,7 +24,8 @@ def distinct_rows(context_ids: np.ndarray) -> np.ndarray:
     return first
 
 
-def geometry_analysis(hmm: HMM, probe: ProbeOutcome, layer: str, seed: int) -> GeometryResult:
+def geometry_analysis(hmm: Source, probe: ProbeOutcome, layer: str, seed: int, *, tokens: np.ndarray | None = None
+                      ) -> GeometryResult:
     """How the probed beliefs of ``layer`` relate to the true beliefs and to next-token distributions.
 
     Over distinct contexts: R^2 of pairwise distances between probed beliefs against distances
@@ -32,7 +33,9 @@ def geometry_analysis(hmm: HMM, probe: ProbeOutcome, layer: str, seed: int) -> G
     (Shai et al. 2024 for RRXOR: 0.95 and 0.31); and the mixed states as clusters.
     ``next_token_distances_proportional_to_beliefs`` says whether the process's emission matrix
     scales every belief distance by one factor (``next_token_distance_scale``), which makes the two
-    R² equal by construction (Mess3); ``next_token_geometry_note`` says so in words.
+    R² equal by construction (Mess3); ``next_token_geometry_note`` says so in words. ``tokens`` [N, T]: the
+    strings the probe rows came from (``probe.data.groups`` index them), for sources whose next-token law
+    needs the context's last token (`compmech.runs.sources.next_token_laws`).
     """
     from probes import distance_geometry, distance_scale, state_labels
 
@@ -40,10 +43,12 @@ def geometry_analysis(hmm: HMM, probe: ProbeOutcome, layer: str, seed: int) -> G
     first = distinct_rows(data.context_ids)
     beliefs = data.Y[first]  # [n, S]
     probed = probe.predictions[layer][first]  # [n, S]
-    next_token = beliefs @ hmm.emission_matrix  # [n, V]
+    last = None if tokens is None else np.asarray(tokens)[data.groups[first], data.positions[first]]  # [n]
+    next_token = next_token_laws(hmm, beliefs, last)  # [n, V]
     geo = distance_geometry(probed, beliefs, next_token, seed=seed)
     labels, centres = state_labels(beliefs)
-    scale = distance_scale(hmm.emission_matrix)
+    # the next-token law of a chain's posterior mean is one of its rows, not a linear map of the whole belief
+    scale = None if is_chain_family(hmm) else distance_scale(hmm.emission_matrix)
     if scale is None:
         note = ("the emission matrix does not scale belief distances uniformly, so the two R² can differ: "
                 "a gap shows the probe carries belief geometry beyond the next-token distribution")

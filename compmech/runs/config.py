@@ -33,6 +33,10 @@ class ConfigError(ValueError):
 
 #: The kinds of composed process a [process] table can describe (see `ProcessSettings`).
 PROCESS_KINDS = ("mixture", "product", "coupled")
+#: Continuous families of sources a [process] table can name by ``kind`` (no HMM; `hmm_processes.RandomMarkovChains`).
+FAMILY_KINDS = ("random_markov",)
+#: The keys of a ``kind = "random_markov"`` table besides ``kind``.
+RANDOM_MARKOV_KEYS = ("n_states", "concentration")
 #: Tolerance on "mixture weights sum to 1" (the library's, `hmm_processes.hmm.STOCHASTIC_ATOL`).
 WEIGHTS_ATOL = 1e-9
 
@@ -59,6 +63,11 @@ class ProcessSettings:
     ``components``: a list of `ProcessSettings`, each one process or itself a composition. In TOML
     each component is a ``[[process.components]]`` table (a nested one a
     ``[[process.components.components]]``); the resolved config writes them as inline tables.
+
+    A continuous family: ``kind = "random_markov"`` with ``n_states`` = k >= 2 (the tokens, which are the
+    chain's states) and ``concentration`` = alpha > 0 (default 1): every sequence draws its k x k transition
+    matrix, row by row, from a symmetric Dirichlet(alpha) prior (`hmm_processes.RandomMarkovChains`). It is
+    not an HMM: only the sampled regime runs, and the probe target is the posterior mean of the matrix.
     """
 
     name: str | None = None
@@ -70,8 +79,17 @@ class ProcessSettings:
     weights: tuple[float, ...] | None = None  # [K] mixture weights, summing to 1 (uniform if not given)
     components: tuple["ProcessSettings", ...] = ()  # [K] the composed processes, in order
     coupling: float | None = None  # kind = "coupled": epsilon in [0, 1], the strength of the hidden dependence
+    n_states: int | None = None  # kind = "random_markov": k >= 2, the chain's states (= tokens)
+    concentration: float | None = None  # kind = "random_markov": alpha > 0 of the Dirichlet prior (default 1.0)
 
     def __post_init__(self) -> None:
+        if self.kind in FAMILY_KINDS:
+            self._check_family()
+            return
+        if self.n_states is not None or self.concentration is not None:
+            key = "n_states" if self.n_states is not None else "concentration"
+            raise ValueError(f"{key} is for kind = \"random_markov\" (random Markov chains): add that kind or "
+                             f"remove {key}")
         if self.kind is not None:
             self._check_composition()
             return
@@ -90,10 +108,36 @@ class ProcessSettings:
         if self.module_path is not None and self.module is None:
             raise ValueError("module_path is the directory of a module; give module = \"...\" with it")
 
+    def _check_family(self) -> None:
+        beside = [k for k in ("name", "spec", "module", "module_path", "weights", "coupling")
+                  if getattr(self, k) is not None]
+        if self.params:
+            beside.insert(0, "params")
+        if self.components:
+            beside.insert(0, "components")
+        if beside:
+            raise ValueError(f"{beside[0]} cannot stand beside kind = \"{self.kind}\"; its keys are "
+                             f"{', '.join(RANDOM_MARKOV_KEYS)}")
+        k = self.n_states
+        if k is None:
+            raise ValueError(f"kind = \"{self.kind}\" needs n_states = <number of states = tokens, >= 2>, "
+                             "e.g. n_states = 3")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 2:
+            raise ValueError(f"n_states must be an integer >= 2 (the chain's states, which are the tokens); got {k!r}")
+        a = 1.0 if self.concentration is None else self.concentration
+        if isinstance(a, bool) or not isinstance(a, (int, float)) or not math.isfinite(a) or a <= 0:
+            raise ValueError(f"concentration must be a finite number > 0 (the Dirichlet prior's alpha; 1 = uniform "
+                             f"rows); got {a!r}")
+        object.__setattr__(self, "concentration", float(a))
+
     def _check_composition(self) -> None:
         if self.kind not in PROCESS_KINDS:
-            raise ValueError(f"kind must be \"mixture\" or \"product\" (or left out for one process); "
-                             f"got {self.kind!r}")
+            raise ValueError(f"kind must be \"mixture\" or \"product\" (or \"coupled\", \"random_markov\"; or left "
+                             f"out for one process); got {self.kind!r}")
+        family = [i for i, c in enumerate(self.components) if isinstance(c, ProcessSettings) and c.kind in FAMILY_KINDS]
+        if family:
+            raise ValueError(f"components[{family[0]}]: kind = \"{self.components[family[0]].kind}\" cannot be a "
+                             f"component of a {self.kind} (it is not an HMM); run it as the [process] itself")
         beside = [k for k in ("name", "spec", "module", "module_path") if getattr(self, k) is not None]
         if self.params:
             beside.insert(0, "params")
@@ -139,6 +183,8 @@ class ProcessSettings:
 
     def to_dict(self) -> dict[str, Any]:
         """The table as written to a resolved config.toml (components as inline tables; unset keys left out)."""
+        if self.kind in FAMILY_KINDS:
+            return {"kind": self.kind, "n_states": self.n_states, "concentration": self.concentration}
         if self.kind is not None:
             out: dict[str, Any] = {"kind": self.kind}
             if self.weights is not None:
@@ -152,7 +198,8 @@ class ProcessSettings:
                 if v not in (None, {})}
 
 
-_PROCESS_KEYS = ("name", "spec", "params", "module", "module_path", "kind", "weights", "components", "coupling")
+_PROCESS_KEYS = ("name", "spec", "params", "module", "module_path", "kind", "weights", "components", "coupling",
+                 *RANDOM_MARKOV_KEYS)
 
 
 def process_settings(table: Any, where: str = "[process]") -> ProcessSettings:
@@ -175,6 +222,13 @@ def process_settings(table: Any, where: str = "[process]") -> ProcessSettings:
         elif key == "coupling":
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"{where} coupling must be a number in [0, 1], e.g. coupling = 0.1")
+        elif key == "n_states":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{where} n_states must be an integer >= 2, e.g. n_states = 3; got {value!r}")
+        elif key == "concentration":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{where} concentration must be a number > 0, e.g. concentration = 1.0; "
+                                  f"got {value!r}")
         elif key == "components":
             if not isinstance(value, list) or not all(isinstance(c, Mapping) for c in value):
                 raise ConfigError(f"{where} components must be [[process.components]] tables (or a list of "

@@ -33,7 +33,9 @@ from compmech.runs.records import EvolutionPoint, probe_fields
 from compmech.runs.run_figures import analysis_figures, make_figures
 from compmech.runs.sampled import RegimeChoice, choose_regime
 from compmech.runs.studies import StudyInputs, check_studies, run_studies
-from hmm_processes import HMM, GeneralizedHMM, sample
+from compmech.runs.sources import Source, source_traits
+from compmech.runs.sources import data_fn as source_data_fn
+from hmm_processes import HMM, GeneralizedHMM
 
 
 @dataclass(frozen=True)
@@ -71,19 +73,10 @@ def context_set(hmm: HMM | GeneralizedHMM, context_length: int, *, bos: bool = F
                       optimal_loss=optimal_loss_by_position(hmm, context_length, start_token=bos, ms=ms), bos=bos)
 
 
-def make_data_fn(hmm: HMM | GeneralizedHMM, *, bos: bool = False):
+def make_data_fn(hmm: Source, *, bos: bool = False):
     """A pure function (key, n, length) -> tokens [n, length] int32 sampling the stationary process
-    (with ``bos``: the start token, id V, then length - 1 sampled tokens)."""
-
-    def data_fn(key, n: int, length: int):
-        if not bos:
-            return sample(hmm, key, n, length, with_beliefs=False, with_next_token_probs=False).tokens
-        import jax.numpy as jnp
-
-        body = sample(hmm, key, n, length - 1, with_beliefs=False, with_next_token_probs=False).tokens
-        return jnp.concatenate([jnp.full((n, 1), hmm.vocab_size, body.dtype), body], axis=1)
-
-    return data_fn
+    (with ``bos``: the start token, id V, then length - 1 sampled tokens); `compmech.runs.sources.data_fn`."""
+    return source_data_fn(hmm, bos=bos)
 
 
 @dataclass(frozen=True)
@@ -92,7 +85,7 @@ class RunPlan:
     the model and training configs, the analysis layer and the memory estimate."""
 
     cfg: ExperimentConfig  # as written to the run directory (spec -> its copy, module_path resolved)
-    process: HMM | GeneralizedHMM
+    process: Source  # an HMM, a GeneralizedHMM or a continuous family (`compmech.runs.sources`)
     model_cfg: Any  # predictive_models.ModelConfig (a TransformerConfig or a RecurrentConfig)
     train_cfg: Any  # predictive_models.TrainConfig
     layer: str  # the analysis (figure) layer
@@ -120,7 +113,7 @@ def plan_run(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, availa
     except ValueError as exc:
         raise ConfigError(f"{cfg.source}: {exc}") from None
     regime = choose_regime(cfg, process, model_cfg.context_length)
-    memory = estimate_memory(cfg.model, cfg.training, process.num_states, process.vocab_size,
+    memory = estimate_memory(cfg.model, cfg.training, source_traits(process).belief_size, process.vocab_size,
                              include_concat=cfg.probe.include_concat, bos=cfg.data.bos, regime=regime)
     check_memory(memory, cfg.source, available)
     check_output_dir(run_dir)
@@ -139,9 +132,10 @@ def prepare_run_dir(plan: RunPlan) -> None:
     """
     run_dir, cfg = plan.run_dir, plan.cfg
     config_path = run_dir / "config.toml"
-    record = process_record(plan.process, SPEC_COPY if cfg.process.spec is not None else None,
-                            composition=cfg.process.kind,
-                            spec_files=tuple(c.copy for c in plan.spec_copies)).to_json()
+    # process.json holds an HMM's matrices; a continuous family has none (its parameters are in config.toml)
+    record = None if not source_traits(plan.process).exact_regime else process_record(
+        plan.process, SPEC_COPY if cfg.process.spec is not None else None, composition=cfg.process.kind,
+        spec_files=tuple(c.copy for c in plan.spec_copies)).to_json()
     if config_path.exists():
         try:
             old = read_toml(config_path, "the run's config")
@@ -156,7 +150,7 @@ def prepare_run_dir(plan: RunPlan) -> None:
                 "pass --out DIR for a new run directory, or delete the old one"
             )
         old_record = _read_json_or_none(run_dir / PROCESS_JSON)
-        if old_record is not None and old_record.get("T") != record["T"]:
+        if old_record is not None and (record is None or old_record.get("T") != record["T"]):
             raise ConfigError(f"run directory {run_dir} holds a run of a different process (its {PROCESS_JSON} "
                               "has other matrices); pass --out DIR for a new run directory, or delete the old one")
     elif run_dir.exists() and any(run_dir.iterdir()):
@@ -169,7 +163,8 @@ def prepare_run_dir(plan: RunPlan) -> None:
         for spec in plan.spec_copies:
             if spec.source.resolve() != (run_dir / spec.copy).resolve():
                 write_bytes_atomic(run_dir / spec.copy, spec.source.read_bytes())
-        write_json_atomic(run_dir / PROCESS_JSON, record)
+        if record is not None:
+            write_json_atomic(run_dir / PROCESS_JSON, record)
         write_text_atomic(config_path, cfg.to_toml())
     except BaseException:
         if created:
@@ -238,12 +233,12 @@ def _run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None, *, progre
               flush=True)
     times = PhaseTimes()
 
-    exact_depth = None
+    floor = None  # the sampled regime's `OptimalLossRecord`
     if regime.sampled:  # a fixed held-out sample instead of every string (compmech.runs.sampled)
         from compmech.runs import sampled
 
         with phase("validation sample", enabled=progress, times=times):
-            eval_set, exact_depth = sampled.validation_set(cfg, hmm, model_cfg, regime)
+            eval_set, floor = sampled.validation_set(cfg, hmm, model_cfg, regime)
     else:
         with phase("context set", enabled=progress, times=times):
             ctx = context_set(hmm, model_cfg.context_length, bos=cfg.data.bos)
@@ -256,7 +251,9 @@ def _run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None, *, progre
     # the probe and evolution steps draw their own bars (activations, fits); these phases only time them
     from predictive_models import initial_params, kind_of, n_params
 
-    regime_json = {**regime.to_json(), "optimal_loss_exact_depth": exact_depth}
+    traits = source_traits(hmm)
+    regime_json = {**regime.to_json(), **(floor.to_json() if floor is not None else
+                                          {"optimal_loss_exact_depth": None, "optimal_loss_method": "exact"})}
     untrained = initial_params(model_cfg, plan.train_cfg)  # the untrained-model control's parameters
     with phase("probe", enabled=False, times=times):
         if regime.sampled:  # ctx: the kept probe sequences, for the figures and the training evolution
@@ -270,7 +267,7 @@ def _run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None, *, progre
         write_json_atomic(run_dir / "probe.json", probe.to_json())
 
     with phase("geometry", enabled=progress, times=times):
-        geometry = geometry_analysis(hmm, probe, layer, cfg.seed)
+        geometry = geometry_analysis(hmm, probe, layer, cfg.seed, tokens=ctx.tokens)
     with phase("evolution", enabled=False, times=times):
         evolution = training_evolution(run_dir, model_cfg, ctx, eval_set, layer, cfg.probe, cfg.seed,
                                        progress=progress)
@@ -294,6 +291,7 @@ def _run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None, *, progre
     summary = {
         "name": cfg.name,
         "process": {"name": hmm.name, "params": hmm.params},
+        "source": traits.to_json(),
         "command": command or f"compmech run {cfg.source}",
         "cwd": str(Path.cwd()),  # the command's paths are relative to this directory
         "model": {"kind": kind_of(model_cfg), "n_params": n_params(model_cfg)},
@@ -303,6 +301,9 @@ def _run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None, *, progre
         "optimal_loss": final["optimal_loss"],
         "relative_loss": final["relative_loss"],
         "relative_loss_stderr": final.get("relative_loss_stderr"),  # sampled regime; None when exact
+        # a Monte-Carlo floor: the final loss over the validation sample's own Bayes loss (paired; >= 1)
+        "relative_loss_paired": None if floor is None or floor.sample_optimal is None else
+        float(np.mean(final["loss_by_position"]) / np.mean(floor.sample_optimal)),
         "regime": regime.name,
         "regime_sizes": regime_json,
         "probe_layer": probe.probe_layer,

@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from hmm_processes import (HMM, GeneralizedHMM, ProcessError, get_process, load_spec, mixture, product,
-                           shift_coupled)
+from compmech.runs.config import FAMILY_KINDS
+from hmm_processes import (HMM, GeneralizedHMM, ProcessError, RandomMarkovChains, get_process, load_spec, mixture,
+                           product, shift_coupled)
 
 #: The spec file's name inside a run directory; the resolved config.toml points at it.
 SPEC_COPY = "process_spec.toml"
@@ -93,6 +94,8 @@ def localize_process(settings, base_dir: str | Path | None, *, _where: tuple[int
     and every ``module``'s ``module_path`` is resolved to the absolute directory it was found in, so
     the run's config reruns from any directory. Returns ``(settings, spec_copies)``.
     """
+    if settings.kind in FAMILY_KINDS:
+        return settings, ()
     if settings.kind is not None:
         parts, copies = [], []
         for i, c in enumerate(settings.components):
@@ -152,7 +155,8 @@ def import_process_module(module: str, module_path: str | None, base_dir: str | 
     return found_in
 
 
-def build_process(settings, base_dir: str | Path | None = None, *, _where: str = "[process]") -> HMM | GeneralizedHMM:
+def build_process(settings, base_dir: str | Path | None = None, *, _where: str = "[process]"
+                  ) -> HMM | GeneralizedHMM | RandomMarkovChains:
     """The process for a config's [process] table: ``name`` + ``params`` from the registry (after
     importing ``module`` if given), a ``spec`` file, or a ``kind = "mixture"`` / ``"product"`` of
     its ``components`` (built the same way, recursively) via `hmm_processes.mixture` / `product`, or the
@@ -162,7 +166,11 @@ def build_process(settings, base_dir: str | Path | None = None, *, _where: str =
     working directory. Parameters of the wrong type or out of range, and components that cannot be
     composed (a mixture's components with different vocabularies), raise `ProcessError` naming the
     component (``[process] components[1]``, counting from 0).
+
+    ``kind = "random_markov"`` builds the continuous family `hmm_processes.RandomMarkovChains` (no HMM).
     """
+    if settings.kind in FAMILY_KINDS:
+        return RandomMarkovChains(settings.n_states, settings.concentration)
     if settings.kind is not None:
         parts = []
         for i, c in enumerate(settings.components):

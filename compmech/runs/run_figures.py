@@ -19,7 +19,8 @@ from compmech.runs.paper import paper_results
 from compmech.runs.records import EvolutionPoint, GeometryResult, ProbeOutcome
 from figures import process_title, sci
 from figures.report import same_distance_geometry
-from hmm_processes import HMM, GeneralizedHMM
+from compmech.runs.sources import Source, source_traits
+from hmm_processes import GeneralizedHMM
 
 #: Named processes whose belief vector holds coordinates with a name: (entries drawn, their names, outline).
 #: tom_quantum's belief is (1, Bloch coordinates) of a qubit confined to a disc of the Bloch ball.
@@ -29,7 +30,22 @@ NAMED_BELIEF_COORDINATES = {
 }
 
 
-def belief_frame_of(process: HMM | GeneralizedHMM, true_beliefs: np.ndarray):
+def figure_view(process: Source, beliefs: np.ndarray) -> np.ndarray:
+    """[n, S] -> the entries the belief figures draw (`SourceTraits.figure_columns`: row 0 of a random
+    Markov chain's posterior mean, a point of the (k-1)-simplex; every entry otherwise)."""
+    cols = source_traits(process).figure_columns
+    return beliefs if cols is None else np.asarray(beliefs)[:, list(cols)]
+
+
+def figure_names(process: Source) -> tuple[str, ...] | None:
+    """Names of the entries `figure_view` keeps (the simplex corners' labels)."""
+    traits = source_traits(process)
+    if traits.figure_columns is None or traits.belief_names is None:
+        return traits.belief_names
+    return tuple(traits.belief_names[i] for i in traits.figure_columns)
+
+
+def belief_frame_of(process: Source, true_beliefs: np.ndarray):
     """The frame every belief panel of a run uses, fitted on the true beliefs [n, S] (`figures.belief_frame`):
     the simplex for HMM beliefs over 3 states, named coordinates for the processes in
     `NAMED_BELIEF_COORDINATES` (the Bloch disk of tom_quantum), else the belief set's principal axes."""
@@ -42,7 +58,7 @@ def belief_frame_of(process: HMM | GeneralizedHMM, true_beliefs: np.ndarray):
                             outline=UNIT_CIRCLE if outline == "unit_circle" else None)
     return belief_frame(true_beliefs)
 
-def make_figures(cfg, run_dir: Path, hmm: HMM | GeneralizedHMM, ctx, history: list[dict], probe: ProbeOutcome,
+def make_figures(cfg, run_dir: Path, hmm: Source, ctx, history: list[dict], probe: ProbeOutcome,
                  layer: str) -> list[Path]:
     """The paper's panel (true / probed beliefs, shuffled control), loss by position, training curve, MSE by layer."""
     from figures import plot_belief_panels, plot_layer_mse, plot_loss_by_position, plot_training_curve
@@ -59,13 +75,16 @@ def make_figures(cfg, run_dir: Path, hmm: HMM | GeneralizedHMM, ctx, history: li
         paper_mse = {probe_layer: paper["probe_mse"]} if "probe_mse" in paper else None
     paper_heldout = {probe_layer: paper["probe_mse_heldout"]} if "probe_mse_heldout" in paper else None
     optimum = history[-1]["optimal_loss"]
+    part = source_traits(hmm).figure_label
+    true = figure_view(hmm, data.Y[first])
     figs = {  # stem -> a function drawing the figure
         "belief_fractal": lambda: plot_belief_panels(
-            data.Y[first], probe.predictions[layer][first], probe.shuffled[first],
+            true, figure_view(hmm, probe.predictions[layer][first]), figure_view(hmm, probe.shuffled[first]),
             titles=["True beliefs (exact)", f"Probe of {layer}: MSE {res['mse']:.2g}, R$^2$ {res['r2']:.4f}",
                     f"Shuffled control\nMSE {res['mse_shuffled']:.2g}"],
-            state_names=hmm.state_names, suptitle=f"{name}: belief geometry in the residual stream",
-            frame=belief_frame_of(hmm, data.Y[first])),
+            state_names=figure_names(hmm),
+            suptitle=f"{name}: belief geometry in the residual stream" + (f"\n({part})" if part else ""),
+            frame=belief_frame_of(hmm, true)),
         "loss_by_position": lambda: plot_loss_by_position(
             np.asarray(history[-1]["loss_by_position"]), ctx.optimal_loss,
             title=f"{name}\nloss by context position after {sci(history[-1]['tokens'])} tokens", start_token=ctx.bos),
@@ -81,7 +100,7 @@ def make_figures(cfg, run_dir: Path, hmm: HMM | GeneralizedHMM, ctx, history: li
     return save_figures(cfg, run_dir, figs)
 
 
-def analysis_figures(cfg, run_dir: Path, hmm: HMM | GeneralizedHMM, geometry: GeometryResult, evolution: list[EvolutionPoint],
+def analysis_figures(cfg, run_dir: Path, hmm: Source, geometry: GeometryResult, evolution: list[EvolutionPoint],
                      probe_layer: str) -> list[Path]:
     """Distance scatter, mixed-state PCA (when the states are few), belief geometry over training."""
     from figures import plot_belief_evolution, plot_distance_scatter, plot_probe_over_training, plot_state_pca
@@ -104,12 +123,13 @@ def analysis_figures(cfg, run_dir: Path, hmm: HMM | GeneralizedHMM, geometry: Ge
             geometry.beliefs, geometry.probed, geometry.labels,
             title=f"{name}: the {geometry.n_belief_states} mixed states and their probed images ({layer})")
     if len(evolution) > 1:
-        snapshots = [(f"{sci(e.tokens)} tokens\nProbe MSE {e.probe['mse']:.2g}", e.beliefs, e.probed)
-                     for e in evolution]
+        snapshots = [(f"{sci(e.tokens)} tokens\nProbe MSE {e.probe['mse']:.2g}", figure_view(hmm, e.beliefs),
+                      figure_view(hmm, e.probed)) for e in evolution]
         over = paper.get("probe_mse_over_training", {}) if layer == probe_layer else {}
         figs["belief_evolution"] = lambda: plot_belief_evolution(
-            snapshots, labels=None if hmm.num_states == 3 else geometry.labels, state_names=hmm.state_names,
-            frame=belief_frame_of(hmm, evolution[-1].beliefs),
+            snapshots, labels=None if source_traits(hmm).belief_size == 3 or source_traits(hmm).figure_columns
+            else geometry.labels,
+            state_names=figure_names(hmm), frame=belief_frame_of(hmm, figure_view(hmm, evolution[-1].beliefs)),
             title=f"{name}: probed belief geometry ({layer}) over training")
         figs["probe_over_training"] = lambda: plot_probe_over_training(
             np.array([e.tokens for e in evolution]), np.array([e.probe["mse"] for e in evolution]),

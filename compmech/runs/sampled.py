@@ -27,6 +27,8 @@ import numpy as np
 from compmech.runs.config import ConfigError, ExperimentConfig
 from compmech.runs.progress import PhaseTimes, phase
 from compmech.runs.records import ProbeOutcome
+from compmech.runs.sources import (Source, chain_block, chain_optimal_loss, chain_strings_bound, is_chain_family,
+                                   source_traits)
 from hmm_processes import HMM, GeneralizedHMM, ProcessError, get_process, process_vectors, sample
 
 #: Probe sequences kept, with their activations, for the belief figures and the geometry (the first ones).
@@ -64,9 +66,12 @@ class RegimeChoice:
                 "figure_sequences": self.figure_sequences}
 
 
-def strings_bound(process: HMM | GeneralizedHMM, length: int) -> float:
+def strings_bound(process: Source, length: int) -> float:
     """Upper bound on the allowed words of ``length`` (`compmech.mixed_states.word_counts`, at most V^L)."""
     from compmech.mixed_states import word_counts
+
+    if is_chain_family(process):
+        return chain_strings_bound(process, length)
 
     try:
         return float(word_counts(process, length)[-1])
@@ -74,13 +79,23 @@ def strings_bound(process: HMM | GeneralizedHMM, length: int) -> float:
         return float(process.vocab_size) ** length if length * math.log10(process.vocab_size) < 300 else math.inf
 
 
-def choose_regime(cfg: ExperimentConfig, process: HMM | GeneralizedHMM, context_length: int) -> RegimeChoice:
-    """The regime of a run: [data] regime, or under "auto" exact iff the strings' bound <= max_exact_strings."""
+def choose_regime(cfg: ExperimentConfig, process: Source, context_length: int) -> RegimeChoice:
+    """The regime of a run: [data] regime, or under "auto" exact iff the strings' bound <= max_exact_strings.
+
+    A source without an exact theory of every context (random Markov chains: `SourceTraits.exact_regime`)
+    runs sampled; asking for "exact" raises `ConfigError`.
+    """
     from probes import N_FOLDS
 
     data = cfg.data
     bound = strings_bound(process, context_length - 1 if data.bos else context_length)
     name = data.regime if data.regime != "auto" else ("exact" if bound <= data.max_exact_strings else "sampled")
+    if not source_traits(process).exact_regime:
+        if data.regime == "exact":
+            raise ConfigError(f"{cfg.source}: [data] regime = \"exact\" enumerates every context with the mixed-state "
+                              f"theory of an HMM; {process.name} is no HMM (its Bayes predictor is closed-form): "
+                              "use regime = \"sampled\" or \"auto\"")
+        name = "sampled"
     if name == "exact":
         return RegimeChoice("exact", bound, data.max_exact_strings, data.regime)
     return RegimeChoice("sampled", bound, data.max_exact_strings, data.regime,
@@ -150,8 +165,11 @@ class SampledBlock:
     next_token_probs: np.ndarray  # [n, T, V (+1 with bos)] float64
 
 
-def sample_block(process: HMM | GeneralizedHMM, key, n: int, context_length: int, bos: bool = False) -> SampledBlock:
-    """``n`` stationary sequences of the model's context length from one key, with beliefs and next-token laws."""
+def sample_block(process: Source, key, n: int, context_length: int, bos: bool = False) -> SampledBlock:
+    """``n`` stationary sequences of the model's context length from one key, with beliefs and next-token laws
+    (random Markov chains: `compmech.runs.sources.chain_block`, the posterior means and the Dirichlet predictive)."""
+    if is_chain_family(process):
+        return SampledBlock(*chain_block(process, key, n, context_length, bos))
     L = context_length - 1 if bos else context_length
     s = sample(process, key, n, max(L, 1))
     tokens = np.asarray(s.tokens, np.int32)[:, :L]
@@ -171,18 +189,50 @@ def sample_block(process: HMM | GeneralizedHMM, key, n: int, context_length: int
     return SampledBlock(tokens, beliefs, nxt)
 
 
-def validation_set(cfg: ExperimentConfig, process: HMM, model_cfg, regime: RegimeChoice):
+@dataclass(frozen=True, eq=False)
+class OptimalLossRecord:
+    """How the sampled regime's optimal loss by position was obtained, for probe.json's ``regime_sizes``."""
+
+    method: str  # "exact" (myopic entropies, streaming enumeration) | "monte_carlo" (over the source's prior)
+    exact_depth: int | None  # tokens enumerated exactly (None for a Monte-Carlo floor)
+    stderr: np.ndarray  # [T] the floor's standard error by position (zeros when exact)
+    # [T] Monte-Carlo floors only: the validation sample's own Bayes loss by position (the mean entropy of its
+    # exact next-token laws), so that model loss / this is a paired estimate of the relative loss (its noise
+    # from the sample's contexts cancels); None otherwise
+    sample_optimal: np.ndarray | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"optimal_loss_exact_depth": self.exact_depth, "optimal_loss_method": self.method}
+        if self.method == "monte_carlo":
+            out["optimal_loss_stderr_by_position"] = [float(x) for x in self.stderr]
+            out["validation_sample_optimal_loss_by_position"] = [float(x) for x in self.sample_optimal]
+        return out
+
+
+def validation_set(cfg: ExperimentConfig, process: Source, model_cfg, regime: RegimeChoice):
     """The fixed held-out validation sample (its own key stream) as a `predictive_models.SampledEvalSet`,
-    and the exact depth of its optimal loss."""
+    and the `OptimalLossRecord` of its optimal loss.
+
+    The optimum: the myopic entropies of an HMM; for random Markov chains the Monte-Carlo expected loss of
+    the Dirichlet predictive (`compmech.runs.sources.chain_optimal_loss`), the sample's next-token laws
+    being that predictive too.
+    """
     import jax
 
     from predictive_models import SampledEvalSet
 
-    optimal, exact_depth = optimal_loss_by_position(process, model_cfg.context_length, cfg.data.bos)
     key = jax.random.fold_in(jax.random.key(cfg.seed), VALIDATION_STREAM)
     block = sample_block(process, key, int(regime.validation_sequences), model_cfg.context_length, cfg.data.bos)
+    if is_chain_family(process):
+        optimal, optimal_se, _ = chain_optimal_loss(process, model_cfg.context_length, cfg.data.bos)
+        p = block.next_token_probs  # [n, T, V]
+        own = -(p * np.log(np.where(p > 0, p, 1.0))).sum(axis=2).mean(axis=0)  # [T] the sample's Bayes loss
+        record = OptimalLossRecord("monte_carlo", None, optimal_se, own)
+    else:
+        optimal, exact_depth = optimal_loss_by_position(process, model_cfg.context_length, cfg.data.bos)
+        record = OptimalLossRecord("exact", exact_depth, np.zeros_like(optimal))
     return SampledEvalSet(tokens=block.tokens, next_token_probs=block.next_token_probs,
-                          optimal_loss=optimal), exact_depth
+                          optimal_loss=optimal), record
 
 
 def figure_context_set(block: SampledBlock, optimal_loss: np.ndarray, bos: bool):
@@ -205,13 +255,13 @@ HELDOUT_CONTEXTS_SAMPLED_TEXT = (
     "never scored; fitted on the other folds' rows, scored on the fold's rows (mean and std over folds)")
 
 
-def holdable_positions(process: HMM, context_length: int, bos: bool, n_folds: int) -> np.ndarray:
+def holdable_positions(process: Source, context_length: int, bos: bool, n_folds: int) -> np.ndarray:
     """[T] bool: positions with at least ``n_folds`` allowed contexts (the others are never held out)."""
     counts = np.array([strings_bound(process, t + (0 if bos else 1)) for t in range(context_length)])
     return counts >= n_folds
 
 
-def probe_model_sampled(cfg: ExperimentConfig, model_cfg, params_state, process: HMM, regime: RegimeChoice,
+def probe_model_sampled(cfg: ExperimentConfig, model_cfg, params_state, process: Source, regime: RegimeChoice,
                         figure_layer: str, optimal_loss: np.ndarray, *, progress: bool = False,
                         times: PhaseTimes | None = None, untrained_params: Any = None):
     """Probe every layer (and "concat") on sampled sequences, chunk by chunk; returns (ProbeOutcome, ContextSet).
@@ -226,7 +276,7 @@ def probe_model_sampled(cfg: ExperimentConfig, model_cfg, params_state, process:
     from predictive_models.models import activation_width
     from probes import ChunkedProbe, prefix_hashes, probe_rows
 
-    T, S = model_cfg.context_length, process.num_states
+    T, S = model_cfg.context_length, source_traits(process).belief_size
     names = probed_layers(cfg.probe, model_cfg)
     width = {name: activation_width(model_cfg, name) for name in names}
     layer = probe_layer_name(model_cfg)

@@ -21,7 +21,8 @@ import numpy as np
 from compmech.measures import Measure, ProcessInfo, process_info
 from compmech.msp import MAX_STATES, MSP, build_msp
 from compmech.streaming import stream_entropies
-from hmm_processes import GeneralizedHMM, HMM, ProcessError, get_process, list_processes, load_spec
+from hmm_processes import (RANDOM_MARKOV, GeneralizedHMM, HMM, ProcessError, RandomMarkovChains, get_process,
+                           list_processes, load_spec)
 
 Process = HMM | GeneralizedHMM
 
@@ -138,6 +139,10 @@ def cmd_processes(args: argparse.Namespace) -> int:
         kind = "GHMM" if isinstance(proc, GeneralizedHMM) else "HMM"
         rows.append((f"{name}({sig})", f"{kind}, {proc.num_states} states, {proc.vocab_size} tokens",
                      describe(_factory(name))))
+    # the continuous family a config names by kind (not in the registry: it is no HMM)
+    rows.append(("random_markov(n_states, concentration=1.0)",
+                 'Markov-chain family, no HMM, n_states tokens; a config names it with kind = "random_markov"',
+                 describe(RandomMarkovChains)))
     for head, size, doc in rows:
         print(f"{head}  [{size}]")
         for line in textwrap.wrap(doc, width=96, initial_indent="    ", subsequent_indent="    "):
@@ -164,6 +169,11 @@ def _factory(name: str):
 
 def cmd_info(args: argparse.Namespace) -> int:
     """Print the information measures of one process (table, or one JSON object with --json)."""
+    if args.process == RANDOM_MARKOV:
+        raise ProcessError(f"{RANDOM_MARKOV} is a family of Markov chains (one drawn per sequence), not one HMM: "
+                           "info has no measures for it; its in-context learning curve is "
+                           "compmech.icl_markov.markov_icl_curve, and a config runs it with [process] kind = "
+                           f"\"{RANDOM_MARKOV}\"")
     proc = resolve_process(args.process, parse_params(args.param))
     info = process_info(proc, seed=args.seed)
     if args.json:
