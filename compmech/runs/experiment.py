@@ -71,19 +71,41 @@ def context_set(hmm: HMM | GeneralizedHMM, context_length: int, *, bos: bool = F
                       optimal_loss=optimal_loss_by_position(hmm, context_length, start_token=bos, ms=ms), bos=bos)
 
 
-def make_data_fn(hmm: HMM | GeneralizedHMM, *, bos: bool = False):
-    """A pure function (key, n, length) -> tokens [n, length] int32 sampling the stationary process
-    (with ``bos``: the start token, id V, then length - 1 sampled tokens)."""
+@dataclass(frozen=True, eq=False)
+class ProcessData:
+    """The training data of a process: a pure function (key, n, length) -> tokens [n, length] int32 sampling the
+    stationary process (with ``bos``: the start token, id V, then length - 1 sampled tokens).
 
-    def data_fn(key, n: int, length: int):
-        if not bos:
-            return sample(hmm, key, n, length, with_beliefs=False, with_next_token_probs=False).tokens
+    Two of them compare equal when they sample the same process the same way, so the trainer's jitted draw
+    (cached per data function) compiles once per process, not once per run."""
+
+    process: HMM | GeneralizedHMM
+    bos: bool = False
+
+    def _identity(self) -> tuple:
+        arrays = [self.process.T] + ([self.process.normalizer] if isinstance(self.process, GeneralizedHMM) else [])
+        return (type(self.process).__name__, self.bos,
+                tuple((np.asarray(a).shape, np.asarray(a, np.float64).tobytes()) for a in arrays))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ProcessData) and self._identity() == other._identity()
+
+    def __hash__(self) -> int:
+        return hash(self._identity())
+
+    def __call__(self, key, n: int, length: int):
+        if not self.bos:
+            return sample(self.process, key, n, length, with_beliefs=False, with_next_token_probs=False).tokens
         import jax.numpy as jnp
 
-        body = sample(hmm, key, n, length - 1, with_beliefs=False, with_next_token_probs=False).tokens
-        return jnp.concatenate([jnp.full((n, 1), hmm.vocab_size, body.dtype), body], axis=1)
+        body = sample(self.process, key, n, length - 1, with_beliefs=False, with_next_token_probs=False).tokens
+        return jnp.concatenate([jnp.full((n, 1), self.process.vocab_size, body.dtype), body], axis=1)
 
-    return data_fn
+
+def make_data_fn(hmm: HMM | GeneralizedHMM, *, bos: bool = False) -> ProcessData:
+    """A pure function (key, n, length) -> tokens [n, length] int32 sampling the stationary process
+    (with ``bos``: the start token, id V, then length - 1 sampled tokens); see `ProcessData`."""
+    return ProcessData(hmm, bos)
 
 
 @dataclass(frozen=True)
