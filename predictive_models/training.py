@@ -529,7 +529,7 @@ class _Member:
         return self.run_dir / "metrics.jsonl" if self.run_dir is not None else None
 
 
-def _check_group(mc: ModelConfig, tcs: list[TrainConfig], eval_set: Any, run_dirs: list[Path | None]) -> None:
+def _check_group(mc: ModelConfig, tcs: list[TrainConfig], eval_sets: list[Any], run_dirs: list[Path | None]) -> None:
     if not isinstance(mc, (TransformerConfig, RecurrentConfig)) or not tcs or \
             not all(isinstance(tc, TrainConfig) for tc in tcs):
         raise TypeError("train_seeds(model_config: TransformerConfig | RecurrentConfig, train_configs: "
@@ -543,14 +543,18 @@ def _check_group(mc: ModelConfig, tcs: list[TrainConfig], eval_set: Any, run_dir
     named = [d.resolve() for d in run_dirs if d is not None]
     if len(set(named)) != len(named):
         raise ValueError("train_seeds: every seed needs its own run directory; two are the same.")
-    if not isinstance(eval_set, (ExactEvalSet, SampledEvalSet)):
-        raise TypeError(f"eval_set must be an ExactEvalSet or a SampledEvalSet; got {type(eval_set).__name__}.")
-    if eval_set.vocab_size != mc.vocab_size:
-        raise ValueError(f"eval_set has vocabulary {eval_set.vocab_size} but model_config.vocab_size is "
-                         f"{mc.vocab_size}; build both from the same process.")
-    if eval_set.tokens.shape[1] > mc.context_length:
-        raise ValueError(f"eval_set contexts have length {eval_set.tokens.shape[1]} > model_config.context_length "
-                         f"{mc.context_length}.")
+    if len(eval_sets) != len(tcs):
+        raise ValueError(f"train_seeds: {len(tcs)} train configs but {len(eval_sets)} eval sets; pass one eval set "
+                         "(shared) or one per seed.")
+    for eval_set in eval_sets:
+        if not isinstance(eval_set, (ExactEvalSet, SampledEvalSet)):
+            raise TypeError(f"eval_set must be an ExactEvalSet or a SampledEvalSet; got {type(eval_set).__name__}.")
+        if eval_set.vocab_size != mc.vocab_size:
+            raise ValueError(f"eval_set has vocabulary {eval_set.vocab_size} but model_config.vocab_size is "
+                             f"{mc.vocab_size}; build both from the same process.")
+        if eval_set.tokens.shape[1] > mc.context_length:
+            raise ValueError(f"eval_set contexts have length {eval_set.tokens.shape[1]} > "
+                             f"model_config.context_length {mc.context_length}.")
 
 
 def _stack(trees: list[Any]) -> Any:
@@ -564,7 +568,7 @@ def _member_tree(tree: Any, s: int) -> Any:
 
 
 def train_seeds(model_config: ModelConfig, train_configs: list[TrainConfig], data_fn: DataFn,
-                eval_set: ExactEvalSet | SampledEvalSet, run_dirs: list[str | Path | None] | None = None, *,
+                eval_set: ExactEvalSet | SampledEvalSet | list[ExactEvalSet | SampledEvalSet], run_dirs: list[str | Path | None] | None = None, *,
                 progress: bool = True, stop_after_steps: int | None = None) -> list[TrainResult]:
     """Train S models that differ only in seed together: parameters and optimizer states stacked on a leading
     axis, the fused step vmapped over it, one jitted call per ``steps_per_call`` steps for all S, on the mesh
@@ -573,14 +577,16 @@ def train_seeds(model_config: ModelConfig, train_configs: list[TrainConfig], dat
     Seed s's initial parameters and data come from its own seed exactly as a lone `train` draws them, and
     ``run_dirs[s]`` is an ordinary run directory (metrics.jsonl, checkpoints, resume), so each result equals
     that of the seed trained alone up to float32 rounding of the batched arithmetic. Every seed must resume
-    from the same step (or all start fresh). One progress bar for the group. Under `jax.distributed`
+    from the same step (or all start fresh). ``eval_set``: one for every seed, or a list of one per seed (a
+    sampled regime's held-out sample is drawn from the seed). One progress bar for the group. Under `jax.distributed`
     every process runs this with the same arguments; process 0 alone writes files and shows progress.
     """
     mc, tcs = model_config, list(train_configs)
     run_dirs = [Path(d) if d is not None else None for d in (run_dirs or [None] * len(tcs))]
     if len(run_dirs) != len(tcs):
         raise ValueError(f"train_seeds: {len(tcs)} train configs but {len(run_dirs)} run directories.")
-    _check_group(mc, tcs, eval_set, run_dirs)
+    eval_sets = list(eval_set) if isinstance(eval_set, (list, tuple)) else [eval_set] * len(tcs)
+    _check_group(mc, tcs, eval_sets, run_dirs)
     t_start = time.perf_counter()
     tc0, S = tcs[0], len(tcs)
     T, B, k = mc.context_length, tc0.batch_size, tc0.steps_per_call
@@ -644,7 +650,7 @@ def train_seeds(model_config: ModelConfig, train_configs: list[TrainConfig], dat
         # a resumed run whose metrics already hold this step restarts the sum from zero (below).
         p_host, _ = host_state()
         record = {"step": step, "tokens": step * tokens_per_step,
-                  **evaluate_model(mc, _member_tree(p_host, s), eval_set),
+                  **evaluate_model(mc, _member_tree(p_host, s), eval_sets[s]),
                   "train_loss": member.loss_sum / member.loss_count if member.loss_count else None,
                   "learning_rate": float(schedule(step)), "elapsed_s": elapsed(member)}
         if member.metrics_path is not None and writer:
@@ -678,7 +684,7 @@ def train_seeds(model_config: ModelConfig, train_configs: list[TrainConfig], dat
     # The bar starts after the first jitted call, so its rate and ETA leave out the compile time.
     bar = _NullBar()
     show = progress and writer
-    optimal = float(np.mean(eval_set.optimal_loss))
+    optimal = float(np.mean(eval_sets[0].optimal_loss))
     stopped_early = False
     try:
         if show and step < tc0.steps:
