@@ -4,6 +4,10 @@ One loop you can read in a minute (`train`): draw a block of batches, run ``step
 optimizer steps in one jitted ``lax.scan``, evaluate the exact expected loss every
 ``eval_every`` steps, checkpoint every ``checkpoint_every`` steps. Data for call ``c`` depends only
 on ``(seed, c)``, so a resumed run is bit-identical to an uninterrupted one.
+
+`train` is `train_seeds` with one seed: S models that differ only in seed train in one vmapped jitted call,
+on a device mesh (`predictive_models.parallel`: seeds and batch split over the devices of ``devices``, every
+device drawing its own shard of the same global batch), each seed with its own run directory.
 """
 
 from __future__ import annotations

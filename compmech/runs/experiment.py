@@ -20,6 +20,7 @@ import numpy as np
 
 from compmech.runs.analysis import geometry_analysis, training_evolution
 from compmech.runs.config import ConfigError, ExperimentConfig, read_toml
+from compmech.runs.distributed import is_lead_process
 from compmech.runs.files import (is_complete, mark_complete, mark_unfinished, remove_stale_temp_files, write_bytes_atomic,
                             write_json_atomic, write_text_atomic)
 from compmech.information import next_token_distribution, optimal_loss_by_position
@@ -242,7 +243,8 @@ def _first_difference(old: dict, new: dict, prefix: str = "") -> str:
 
 def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, progress: bool = True,
                    command: str | None = None) -> dict[str, Any]:
-    """Train, probe and plot as ``cfg`` says; write the run directory; return the summary.
+    """Train, probe and plot as ``cfg`` says; write the run directory; return the summary. Under `jax.distributed`
+    every process trains; process 0 alone writes the run directory (the others return {} after training).
 
     Everything is checked (`plan_run`) before the directory is created. The run is finished when
     ``complete.json`` exists: it is written last, after summary.json and report.html.
@@ -252,7 +254,10 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, 
     start = time.time()
     plan = plan_run(cfg, out_dir)
     hmm, model_cfg, layer, run_dir = plan.process, plan.model_cfg, plan.layer, plan.run_dir
-    prepare_run_dir(plan)
+    lead = is_lead_process()  # under jax.distributed, process 0 writes; the others only train with it
+    progress = progress and lead
+    if lead:
+        prepare_run_dir(plan)
     regime = plan.regime
     if progress:
         print(f"compmech run {cfg.name}: {hmm.name} -> {run_dir} ({plan.memory.n_strings:,} context strings at most: "
@@ -264,6 +269,8 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, 
     with phase("train", enabled=False, times=times):  # train draws its own bar
         result = train(model_cfg, plan.train_cfg, make_data_fn(hmm, bos=cfg.data.bos), eval_set, run_dir,
                        progress=progress)
+    if not lead:
+        return {}  # the lead process probes, plots and writes the summary
 
     # the probe and evolution steps draw their own bars (activations, fits); these phases only time them
     from predictive_models import initial_params, kind_of, n_params
@@ -378,11 +385,13 @@ def train_together(cfgs: list[ExperimentConfig], out_dirs: list[str | Path], *, 
     """
     from predictive_models import train_seeds
 
+    progress = progress and is_lead_process()
     if len({seedless(cfg) for cfg in cfgs}) > 1:
         raise ValueError("train_together: the configs must differ only in seed (and name)")
     plans = [plan_run(cfg, d) for cfg, d in zip(cfgs, out_dirs)]
     for plan in plans:
-        prepare_run_dir(plan)
+        if is_lead_process():
+            prepare_run_dir(plan)
     by_step: dict[int, list[RunPlan]] = {}
     for plan in plans:
         by_step.setdefault(_checkpoint_step(plan.run_dir), []).append(plan)

@@ -132,8 +132,10 @@ def run_sweep(sweep: Sweep, out_root: str | Path, *, progress: bool = True, quic
     train_together`: one vmapped, jitted step for the whole group, one progress bar); then each point's
     pipeline (probe, figures, summary, report) runs on its own, its training found finished.
     """
+    from compmech.runs.distributed import is_lead_process
     from compmech.runs.experiment import finished_summary, run_experiment, seedless, train_together
 
+    progress = progress and is_lead_process()  # under jax.distributed, process 0 shows progress
     out_root = Path(out_root)
     summaries: dict[str, dict] = {}
     for point in sweep.points:
@@ -166,7 +168,8 @@ def run_sweep(sweep: Sweep, out_root: str | Path, *, progress: bool = True, quic
         rows.append({"point": point.name, **{k: v for k, v in point.values},
                      **{m: metric(summary, m) for m in sweep.metrics}, "wall_seconds": summary.get("wall_seconds"),
                      "run_dir": point.name})
-    write_table(sweep, rows, out_root, quick=quick)
+    if is_lead_process():  # under jax.distributed the other processes only train
+        write_table(sweep, rows, out_root, quick=quick)
     return rows
 
 
@@ -244,6 +247,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     sweep = load_sweep(args.sweep, quick=args.quick)
     out = args.out or Path("runs") / (sweep.name + ("-quick" if args.quick else ""))
     rows = run_sweep(sweep, out, progress=not args.no_progress, quick=args.quick)
+    from compmech.runs.distributed import is_lead_process
+
+    if not is_lead_process():  # a helper process of a jax.distributed run: process 0 reports
+        return 0
     print(markdown_table(sweep, rows))
     print(f"written to {out / 'sweep.html'}")
     return 0
