@@ -60,7 +60,8 @@ class Mess3Data:
 
 
 def throughput(mc, tc: TrainConfig, data_fn, n_seeds: int, groups: int, seconds: float) -> tuple[float, float]:
-    """(tokens/s, compile seconds) of ``groups`` groups of ``n_seeds`` models each, trained in turn, on ``tc.devices``."""
+    """(tokens/s, compile seconds) of ``groups`` groups of ``n_seeds`` models each, trained in turn, on
+    ``tc.devices``."""
     mesh = training_mesh(tc.devices, tc.batch_size, n_seeds)
     tx, chunk = _optimizer_and_chunk(mc, _optimizer_settings(tc), mesh)
     k, B, T = tc.steps_per_call, tc.batch_size, mc.context_length

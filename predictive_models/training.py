@@ -572,8 +572,9 @@ def _member_tree(tree: Any, s: int) -> Any:
 
 
 def train_seeds(model_config: ModelConfig, train_configs: list[TrainConfig], data_fn: DataFn,
-                eval_set: ExactEvalSet | SampledEvalSet | list[ExactEvalSet | SampledEvalSet], run_dirs: list[str | Path | None] | None = None, *,
-                progress: bool = True, stop_after_steps: int | None = None) -> list[TrainResult]:
+                eval_set: ExactEvalSet | SampledEvalSet | list[ExactEvalSet | SampledEvalSet],
+                run_dirs: list[str | Path | None] | None = None, *, progress: bool = True,
+                stop_after_steps: int | None = None) -> list[TrainResult]:
     """Train S models that differ only in seed together: parameters and optimizer states stacked on a leading
     axis, the fused step vmapped over it, one jitted call per ``steps_per_call`` steps for all S, on the mesh
     of ``devices`` (`predictive_models.parallel.training_mesh`: seeds and batch split over the devices).
@@ -582,8 +583,9 @@ def train_seeds(model_config: ModelConfig, train_configs: list[TrainConfig], dat
     ``run_dirs[s]`` is an ordinary run directory (metrics.jsonl, checkpoints, resume), so each result equals
     that of the seed trained alone up to float32 rounding of the batched arithmetic. Every seed must resume
     from the same step (or all start fresh). ``eval_set``: one for every seed, or a list of one per seed (a
-    sampled regime's held-out sample is drawn from the seed). One progress bar for the group. Under `jax.distributed`
-    every process runs this with the same arguments; process 0 alone writes files and shows progress.
+    sampled regime's held-out sample is drawn from the seed). One progress bar for the group. Under
+    `jax.distributed` every process runs this with the same arguments; process 0 alone writes files and shows
+    progress.
     """
     mc, tcs = model_config, list(train_configs)
     run_dirs = [Path(d) if d is not None else None for d in (run_dirs or [None] * len(tcs))]
@@ -773,7 +775,8 @@ def _resume(member: _Member, mc: ModelConfig, tx: optax.GradientTransformation, 
         opt_state = jax.tree.map(np.asarray, serialization.from_state_dict(opt_state, ckpt["opt_state"]))
         step = int(ckpt["step"])
         member.resumed_from = step
-        member.loss_sum, member.loss_count = float(ckpt.get("train_loss_sum", 0.0)), int(ckpt.get("train_loss_count", 0))
+        member.loss_sum = float(ckpt.get("train_loss_sum", 0.0))
+        member.loss_count = int(ckpt.get("train_loss_count", 0))
         member.elapsed_before = float(ckpt.get("elapsed_s", 0.0))
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {path} is damaged ({type(exc).__name__}: {exc}); delete it to train "
