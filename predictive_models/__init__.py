@@ -15,7 +15,7 @@ _LAZY = {
     "SampledEvalSet": "training", "evaluate_model": "training", "exact_eval": "training",
     "initial_params": "training", "sampled_eval": "training", "learning_rate_schedule": "training",
     "make_optimizer": "training",
-    "train": "training",
+    "train": "training", "train_seeds": "training",
     "Transformer": "transformer", "TransformerConfig": "transformer",
     "RecurrentConfig": "recurrent", "RecurrentModel": "recurrent",
     # one set of functions for every model family (they dispatch on the config's type)

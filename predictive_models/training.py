@@ -4,6 +4,10 @@ One loop you can read in a minute (`train`): draw a block of batches, run ``step
 optimizer steps in one jitted ``lax.scan``, evaluate the exact expected loss every
 ``eval_every`` steps, checkpoint every ``checkpoint_every`` steps. Data for call ``c`` depends only
 on ``(seed, c)``, so a resumed run is bit-identical to an uninterrupted one.
+
+`train` is `train_seeds` with one seed: S models that differ only in seed train in one vmapped jitted call,
+on a device mesh (`predictive_models.parallel`: seeds and batch split over the devices of ``devices``, every
+device drawing its own shard of the same global batch), each seed with its own run directory.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import optax
 from flax import nnx, serialization
 
 from predictive_models.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint, save_checkpoint
+from predictive_models.parallel import TrainingMesh, check_devices, put, to_host, training_mesh
 from predictive_models.models import (ModelConfig, compute_log_probs, config_from_dict, config_to_dict, graphdef,
                                       init_params, logits_fn, to_state)
 from predictive_models.recurrent import RecurrentConfig
@@ -61,6 +66,12 @@ class TrainConfig:
     checkpoint_every: int = 2000  # steps between resumable checkpoints (plus the last step)
     save_at_tokens: tuple[int, ...] = ()  # extra named checkpoints: tokens_{N}.msgpack
     seed: int = 0
+    # Where the step runs: "all" visible devices (every process's under jax.distributed; in one process the
+    # most of them the batch divides over) or N (the first N). The batch is split over the devices on a
+    # mesh axis "data" (`predictive_models.parallel`); the global batch, and so the run, is the same on any
+    # number of devices up to float32 reduction order. Not part of a run's identity: a checkpoint written
+    # on N devices resumes on M.
+    devices: int | str = "all"
 
     def __post_init__(self) -> None:
         def fail(name: str, fix: str) -> None:
@@ -104,6 +115,9 @@ class TrainConfig:
             object.__setattr__(self, name, float(getattr(self, name)))
         if self.grad_clip is not None:
             object.__setattr__(self, "grad_clip", float(self.grad_clip))
+        check_devices(self.devices)
+        if not isinstance(self.devices, str):
+            object.__setattr__(self, "devices", int(self.devices))
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -315,12 +329,10 @@ def make_optimizer(tc: TrainConfig) -> optax.GradientTransformation:
     return optax.chain(*parts)
 
 
-def train_chunk(forward: Callable[[dict, jax.Array], jax.Array], tx: optax.GradientTransformation):
-    """A jitted pure function (params, opt_state, batches [k, B, T+1]) -> (params, opt_state, losses [k]).
-
-    Runs k optimizer steps in one ``lax.scan`` on the next-token cross-entropy of any model given as
-    ``forward(params, tokens [B, T]) -> logits [B, T, V]``: it reads x_1..x_T and predicts x_2..x_{T+1}.
-    """
+def _chunk_fn(forward: Callable[[dict, jax.Array], jax.Array], tx: optax.GradientTransformation):
+    """The pure function (params, opt_state, batches [k, B, T+1]) -> (params, opt_state, losses [k]): k optimizer
+    steps in one ``lax.scan`` on the next-token cross-entropy of ``forward(params, tokens [B, T]) -> logits
+    [B, T, V]`` (it reads x_1..x_T and predicts x_2..x_{T+1}). Not jitted: `train_chunk` and `group_chunk` jit it."""
     def loss_fn(params: dict, batch: jax.Array) -> jax.Array:  # batch [B, T+1]
         logits = forward(params, batch[:, :-1])  # [B, T, V]
         return optax.softmax_cross_entropy_with_integer_labels(logits, batch[:, 1:]).mean()
@@ -331,7 +343,6 @@ def train_chunk(forward: Callable[[dict, jax.Array], jax.Array], tx: optax.Gradi
         updates, opt_state = tx.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), loss
 
-    @jax.jit
     def chunk(params: dict, opt_state: Any, batches: jax.Array):
         (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), batches)
         return params, opt_state, losses
@@ -339,9 +350,32 @@ def train_chunk(forward: Callable[[dict, jax.Array], jax.Array], tx: optax.Gradi
     return chunk
 
 
+def train_chunk(forward: Callable[[dict, jax.Array], jax.Array], tx: optax.GradientTransformation):
+    """A jitted pure function (params, opt_state, batches [k, B, T+1]) -> (params, opt_state, losses [k]) for one
+    model on the default device (see `_chunk_fn`); `train` uses `group_chunk`, its vmapped and sharded form."""
+    return jax.jit(_chunk_fn(forward, tx))
+
+
 def make_train_chunk(config: ModelConfig, tx: optax.GradientTransformation):
     """`train_chunk` of the model of ``config`` (any family)."""
     return train_chunk(logits_fn(config), tx)
+
+
+def group_chunk(config: ModelConfig, tx: optax.GradientTransformation, mesh: TrainingMesh):
+    """`_chunk_fn` vmapped over S models and jitted on ``mesh``: (params [S, ...], opt_state [S, ...], batches
+    [S, k, B, T+1]) -> (params, opt_state, losses [S, k]). The seed axis is split over the mesh's ``seeds``
+    axis, each batch over ``data``; the gradient's mean over the batch is then an all-reduce over ``data``.
+    With S = 1 the step is the unbatched one, wrapped to take and give the same stacked arrays."""
+    one = _chunk_fn(logits_fn(config), tx)
+    if mesh.n_seeds == 1:  # a lone run: the unbatched step (vmap over one model costs ~20% more compile time)
+        def fn(params, opt_state, batches):
+            squeeze = functools.partial(jax.tree.map, lambda x: x[0])
+            out = one(squeeze(params), squeeze(opt_state), batches[0])
+            return jax.tree.map(lambda x: x[None], out)
+    else:
+        fn = jax.vmap(one)
+    return jax.jit(fn, in_shardings=(mesh.stacked, mesh.stacked, mesh.batches),
+                   out_shardings=(mesh.stacked, mesh.stacked, mesh.replicated))
 
 
 def _optimizer_settings(tc: TrainConfig) -> TrainConfig:
@@ -354,11 +388,43 @@ def _optimizer_settings(tc: TrainConfig) -> TrainConfig:
 
 
 @functools.lru_cache(maxsize=16)
-def _optimizer_and_chunk(config: ModelConfig, settings: TrainConfig):
-    """One optimizer and compiled step function per (model, optimizer settings): no recompiling
-    when `train` is called again in the same process (a resume, a test, a sweep over seeds)."""
+def _optimizer_and_chunk(config: ModelConfig, settings: TrainConfig, mesh: TrainingMesh):
+    """One optimizer and compiled group step per (model, optimizer settings, mesh): no recompiling when `train`
+    is called again in the same process (a resume, a test, a sweep over seeds)."""
     tx = make_optimizer(settings)
-    return tx, make_train_chunk(config, tx)
+    return tx, group_chunk(config, tx, mesh)
+
+
+@functools.lru_cache(maxsize=16)
+def group_draw(data_fn: DataFn, k: int, B: int, length: int, mesh: TrainingMesh, n: int | None = None):
+    """A jitted function (data key data [S, 2] uint32, call) -> tokens [S, n, B, length] int32 laid out as
+    ``mesh.batches``: seed s's batches of fused call ``call`` are ``data_fn(fold_in(key_s, call), k * B, length)``
+    as [k, B, length], the first ``n`` of them (default all k; fewer in a last, shorter call), exactly what a
+    lone run of that seed draws. Each device computes only its own shard: the sampler runs
+    elementwise over sequences, and JAX's partitionable threefry gives every random number the same value
+    however the array is split, so the global batch is the same on any number of devices by construction.
+    Cached per (data_fn, shapes, mesh): a data function that compares equal (a process's sampler, say)
+    compiles once per process."""
+    def one(key_data: jax.Array, call: jax.Array) -> jax.Array:
+        key = jax.random.fold_in(jax.random.wrap_key_data(key_data), call)
+        return jnp.asarray(data_fn(key, k * B, length), jnp.int32).reshape(k, B, length)[:n]
+
+    return jax.jit(jax.vmap(one, in_axes=(0, None)), in_shardings=(mesh.replicated, mesh.replicated),
+                   out_shardings=mesh.batches)
+
+
+def _check_data_fn(data_fn: DataFn, key: jax.Array, n: int, length: int) -> None:
+    """``data_fn(key, n, length)`` must be traceable and give integer tokens [n, length] (checked abstractly)."""
+    try:
+        out = jax.eval_shape(lambda kk: data_fn(kk, n, length), key)
+    except Exception as exc:  # noqa: BLE001 - any failure to trace is the data function's
+        raise ValueError(f"data_fn(key, {n}, {length}) must be a JAX-traceable pure function of the key "
+                         f"(it is jitted and vmapped over seeds); tracing it failed: {type(exc).__name__}: {exc}") \
+            from None
+    shape, dtype = tuple(getattr(out, "shape", ())), getattr(out, "dtype", None)
+    if shape != (n, length) or dtype is None or not np.issubdtype(dtype, np.integer):
+        raise ValueError(f"data_fn(key, {n}, {length}) must return integer tokens of shape ({n}, {length}); "
+                         f"got {dtype} {shape}.")
 
 
 # ---------------------------------------------------------------------------- the loop
@@ -431,7 +497,7 @@ def train(model_config: ModelConfig, train_config: TrainConfig, data_fn: DataFn,
           stop_after_steps: int | None = None) -> TrainResult:
     """Train a model of any family (a `TransformerConfig` or a `RecurrentConfig`) on fresh sequences from
     ``data_fn``, evaluating on ``eval_set``. Every family trains through the same loop, checkpoints and resumes
-    the same way.
+    the same way: this is `train_seeds` with one seed.
 
     ``eval_set``: an `ExactEvalSet` (exact expected loss) or a `SampledEvalSet` (a fixed held-out
     sample: the same metrics.jsonl keys plus the standard errors, see `sampled_eval`).
@@ -441,152 +507,293 @@ def train(model_config: ModelConfig, train_config: TrainConfig, data_fn: DataFn,
     ``tokens_{N}.msgpack``; and resumes from ``latest.msgpack`` if it exists with the same configs.
     ``stop_after_steps`` (for tests): stop, checkpointing, after the first call that reaches it.
     """
-    mc, tc = model_config, train_config
-    if not isinstance(mc, (TransformerConfig, RecurrentConfig)) or not isinstance(tc, TrainConfig):
-        raise TypeError("train(model_config: TransformerConfig | RecurrentConfig, train_config: TrainConfig, ...)")
-    if not isinstance(eval_set, (ExactEvalSet, SampledEvalSet)):
-        raise TypeError(f"eval_set must be an ExactEvalSet or a SampledEvalSet; got {type(eval_set).__name__}.")
-    if eval_set.vocab_size != mc.vocab_size:
-        raise ValueError(f"eval_set has vocabulary {eval_set.vocab_size} but model_config.vocab_size is "
-                         f"{mc.vocab_size}; build both from the same process.")
-    if eval_set.tokens.shape[1] > mc.context_length:
-        raise ValueError(f"eval_set contexts have length {eval_set.tokens.shape[1]} > model_config.context_length "
-                         f"{mc.context_length}.")
-    t_start = time.perf_counter()
-    T, B, k = mc.context_length, tc.batch_size, tc.steps_per_call
-    tokens_per_step = B * T
-    init_key, data_key = _keys(tc)
-    tx, chunk = _optimizer_and_chunk(mc, _optimizer_settings(tc))
-    schedule = learning_rate_schedule(tc)
+    return train_seeds(model_config, [train_config], data_fn, eval_set, [run_dir], progress=progress,
+                       stop_after_steps=stop_after_steps)[0]
 
-    run_dir = Path(run_dir) if run_dir is not None else None
-    ckpt_dir = run_dir / "checkpoints" if run_dir is not None else None
-    metrics_path = run_dir / "metrics.jsonl" if run_dir is not None else None
 
-    # ---- start fresh or resume
-    params = jax.tree.map(jnp.asarray, init_params(mc, init_key))  # = initial_params(mc, tc)
-    opt_state = tx.init(params)
-    step, loss_sum, loss_count, elapsed_before, resumed_from = 0, 0.0, 0, 0.0, None
-    history: list[dict[str, Any]] = []
-    if ckpt_dir is not None and (ckpt_dir / "latest.msgpack").exists():
-        ckpt = load_checkpoint(ckpt_dir / "latest.msgpack")
-        problem = (_config_mismatch(config_to_dict(config_from_dict(ckpt["model_config"])), config_to_dict(mc),
-                                    "model_config")
-                   or _config_mismatch(TrainConfig.from_dict(ckpt["train_config"]).to_dict(), tc.to_dict(),
-                                       "train_config"))
+@dataclass
+class _Member:
+    """One seed of a group: its config, files and running sums (the group shares the step count)."""
+
+    tc: TrainConfig
+    run_dir: Path | None
+    history: list[dict[str, Any]]
+    loss_sum: float = 0.0
+    loss_count: int = 0
+    elapsed_before: float = 0.0
+    resumed_from: int | None = None
+    pending_tokens: list[int] = dataclasses.field(default_factory=list)
+
+    @property
+    def ckpt_dir(self) -> Path | None:
+        return self.run_dir / "checkpoints" if self.run_dir is not None else None
+
+    @property
+    def metrics_path(self) -> Path | None:
+        return self.run_dir / "metrics.jsonl" if self.run_dir is not None else None
+
+
+def _check_group(mc: ModelConfig, tcs: list[TrainConfig], eval_sets: list[Any], run_dirs: list[Path | None]) -> None:
+    if not isinstance(mc, (TransformerConfig, RecurrentConfig)) or not tcs or \
+            not all(isinstance(tc, TrainConfig) for tc in tcs):
+        raise TypeError("train_seeds(model_config: TransformerConfig | RecurrentConfig, train_configs: "
+                        "[TrainConfig, ...], ...)")
+    for tc in tcs[1:]:
+        problem = _config_mismatch(dataclasses.replace(tcs[0], seed=0).to_dict(),
+                                   dataclasses.replace(tc, seed=0).to_dict(), "train_config")
         if problem:
-            raise ValueError(f"{run_dir} holds a run with different settings ({problem}); use a new run "
-                             f"directory (or delete this one) to train with these settings.")
-        try:
-            params = jax.tree.map(jnp.asarray, ckpt["params"])
-            opt_state = serialization.from_state_dict(opt_state, ckpt["opt_state"])
-            opt_state = jax.tree.map(jnp.asarray, opt_state)
-            step, resumed_from = int(ckpt["step"]), int(ckpt["step"])
-            loss_sum, loss_count = float(ckpt.get("train_loss_sum", 0.0)), int(ckpt.get("train_loss_count", 0))
-            elapsed_before = float(ckpt.get("elapsed_s", 0.0))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"checkpoint {ckpt_dir / 'latest.msgpack'} is damaged ({type(exc).__name__}: "
-                                  f"{exc}); delete it to train this run from the beginning") from None
-    if metrics_path is not None:  # keep only records up to the resume step (none when fresh)
-        history = _read_metrics(metrics_path, step if resumed_from is not None else -1)
-        atomic_write_bytes(metrics_path, "".join(json.dumps(r) + "\n" for r in history).encode())
+            raise ValueError(f"train_seeds trains models that differ only in seed; {problem} (seed "
+                             f"{tc.seed}) vs seed {tcs[0].seed}: train them in separate groups.")
+    named = [d.resolve() for d in run_dirs if d is not None]
+    if len(set(named)) != len(named):
+        raise ValueError("train_seeds: every seed needs its own run directory; two are the same.")
+    if len(eval_sets) != len(tcs):
+        raise ValueError(f"train_seeds: {len(tcs)} train configs but {len(eval_sets)} eval sets; pass one eval set "
+                         "(shared) or one per seed.")
+    for eval_set in eval_sets:
+        if not isinstance(eval_set, (ExactEvalSet, SampledEvalSet)):
+            raise TypeError(f"eval_set must be an ExactEvalSet or a SampledEvalSet; got {type(eval_set).__name__}.")
+        if eval_set.vocab_size != mc.vocab_size:
+            raise ValueError(f"eval_set has vocabulary {eval_set.vocab_size} but model_config.vocab_size is "
+                             f"{mc.vocab_size}; build both from the same process.")
+        if eval_set.tokens.shape[1] > mc.context_length:
+            raise ValueError(f"eval_set contexts have length {eval_set.tokens.shape[1]} > "
+                             f"model_config.context_length {mc.context_length}.")
 
-    def elapsed() -> float:
-        return elapsed_before + time.perf_counter() - t_start
 
-    def save(path: Path) -> None:
-        save_checkpoint(path, params=params, opt_state=opt_state, step=step, model_config=mc, train_config=tc,
-                        extra={"tokens": step * tokens_per_step, "train_loss_sum": loss_sum,
-                               "train_loss_count": loss_count, "elapsed_s": elapsed()})
+def _stack(trees: list[Any]) -> Any:
+    """Trees of equal structure -> one tree whose leaves have a new leading axis [S, ...] (NumPy)."""
+    return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *trees)
 
-    def evaluate() -> dict[str, Any]:
+
+def _member_tree(tree: Any, s: int) -> Any:
+    """Seed s's slice of a stacked host tree."""
+    return jax.tree.map(lambda x: x[s], tree)
+
+
+def train_seeds(model_config: ModelConfig, train_configs: list[TrainConfig], data_fn: DataFn,
+                eval_set: ExactEvalSet | SampledEvalSet | list[ExactEvalSet | SampledEvalSet],
+                run_dirs: list[str | Path | None] | None = None, *, progress: bool = True,
+                stop_after_steps: int | None = None) -> list[TrainResult]:
+    """Train S models that differ only in seed together: parameters and optimizer states stacked on a leading
+    axis, the fused step vmapped over it, one jitted call per ``steps_per_call`` steps for all S, on the mesh
+    of ``devices`` (`predictive_models.parallel.training_mesh`: seeds and batch split over the devices).
+
+    Seed s's initial parameters and data come from its own seed exactly as a lone `train` draws them, and
+    ``run_dirs[s]`` is an ordinary run directory (metrics.jsonl, checkpoints, resume), so each result equals
+    that of the seed trained alone up to float32 rounding of the batched arithmetic. Every seed must resume
+    from the same step (or all start fresh). ``eval_set``: one for every seed, or a list of one per seed (a
+    sampled regime's held-out sample is drawn from the seed). One progress bar for the group. Under
+    `jax.distributed` every process runs this with the same arguments; process 0 alone writes files and shows
+    progress.
+    """
+    mc, tcs = model_config, list(train_configs)
+    run_dirs = [Path(d) if d is not None else None for d in (run_dirs or [None] * len(tcs))]
+    if len(run_dirs) != len(tcs):
+        raise ValueError(f"train_seeds: {len(tcs)} train configs but {len(run_dirs)} run directories.")
+    eval_sets = list(eval_set) if isinstance(eval_set, (list, tuple)) else [eval_set] * len(tcs)
+    _check_group(mc, tcs, eval_sets, run_dirs)
+    t_start = time.perf_counter()
+    tc0, S = tcs[0], len(tcs)
+    T, B, k = mc.context_length, tc0.batch_size, tc0.steps_per_call
+    tokens_per_step = B * T
+    mesh = training_mesh(tc0.devices, B, S)
+    writer = jax.process_index() == 0
+    tx, chunk = _optimizer_and_chunk(mc, _optimizer_settings(tc0), mesh)
+    schedule = learning_rate_schedule(tc0)
+    keys = [_keys(tc) for tc in tcs]
+
+    # ---- start fresh or resume, seed by seed
+    members = [_Member(tc=tc, run_dir=d, history=[]) for tc, d in zip(tcs, run_dirs)]
+    params_list, opt_list, steps = [], [], []
+    for member, (init_key, _) in zip(members, keys):
+        params = jax.tree.map(np.asarray, init_params(mc, init_key))  # = initial_params(mc, tc)
+        opt_state = jax.tree.map(np.asarray, tx.init(params))
+        step = 0
+        ckpt_dir = member.ckpt_dir
+        if ckpt_dir is not None and (ckpt_dir / "latest.msgpack").exists():
+            params, opt_state, step = _resume(member, mc, tx, params, opt_state)
+        steps.append(step)
+        params_list.append(params)
+        opt_list.append(opt_state)
+    if len(set(steps)) != 1:
+        raise ValueError(f"train_seeds: the seeds' run directories are at different steps ({steps}); a group "
+                         "resumes together, so train these seeds separately (or as groups at the same step).")
+    step = steps[0]
+    for member in members:
+        if member.metrics_path is not None:  # keep only records up to the resume step (none when fresh)
+            member.history = _read_metrics(member.metrics_path, step if member.resumed_from is not None else -1)
+            if writer:
+                atomic_write_bytes(member.metrics_path,
+                                   "".join(json.dumps(r) + "\n" for r in member.history).encode())
+    params = put(_stack(params_list), mesh.stacked)  # [S, ...] on the mesh
+    opt_state = put(_stack(opt_list), mesh.stacked)
+    data_keys = put(np.stack([np.asarray(jax.random.key_data(dk)) for _, dk in keys]), mesh.replicated)  # [S, 2]
+    draws: dict[int, Any] = {}  # n steps -> its jitted draw (k, and a last shorter call's n)
+    host: dict[str, Any] = {}  # the host copy of the stacked parameters and state at the current step
+
+    def host_state() -> tuple[Any, Any]:
+        if host.get("step") != step:
+            host.update(step=step, params=to_host(params, mesh.replicated), opt=to_host(opt_state, mesh.replicated))
+        return host["params"], host["opt"]
+
+    def elapsed(member: _Member) -> float:
+        return member.elapsed_before + time.perf_counter() - t_start
+
+    def save(name: str, which: list[_Member] | None = None) -> None:
+        p_host, o_host = host_state()
+        for s, member in enumerate(members):
+            if member.ckpt_dir is None or not writer or (which is not None and member not in which):
+                continue
+            save_checkpoint(member.ckpt_dir / name, params=_member_tree(p_host, s), opt_state=_member_tree(o_host, s),
+                            step=step, model_config=mc, train_config=member.tc,
+                            extra={"tokens": step * tokens_per_step, "train_loss_sum": member.loss_sum,
+                                   "train_loss_count": member.loss_count, "elapsed_s": elapsed(member)})
+
+    def evaluate(member: _Member, s: int) -> dict[str, Any]:
         # The record is written before the running mean is reset: a Ctrl-C before the write leaves
         # the sum intact (the resumed run evaluates this step again and writes the same record), and
         # a resumed run whose metrics already hold this step restarts the sum from zero (below).
-        nonlocal loss_sum, loss_count
-        record = {"step": step, "tokens": step * tokens_per_step, **evaluate_model(mc, params, eval_set),
-                  "train_loss": loss_sum / loss_count if loss_count else None,
-                  "learning_rate": float(schedule(step)), "elapsed_s": elapsed()}
-        if metrics_path is not None:
-            with open(metrics_path, "a") as f:
+        p_host, _ = host_state()
+        record = {"step": step, "tokens": step * tokens_per_step,
+                  **evaluate_model(mc, _member_tree(p_host, s), eval_sets[s]),
+                  "train_loss": member.loss_sum / member.loss_count if member.loss_count else None,
+                  "learning_rate": float(schedule(step)), "elapsed_s": elapsed(member)}
+        if member.metrics_path is not None and writer:
+            with open(member.metrics_path, "a") as f:
                 f.write(json.dumps(record) + "\n")
-        history.append(record)
-        loss_sum, loss_count = 0.0, 0
+        member.history.append(record)
+        member.loss_sum, member.loss_count = 0.0, 0
         return record
 
     # A named checkpoint is saved right after the fused call that reaches its token count. One that an
     # interruption cut short (its call being the last one done) is saved on resume, from the same parameters.
-    last_call_start = max(step - k, 0) if resumed_from is not None else step
-    pending_tokens = [n for n in tc.save_at_tokens if n > last_call_start * tokens_per_step or (step == 0 and n == 0)]
-    if ckpt_dir is not None:
-        pending_tokens = [n for n in pending_tokens
-                          if n > step * tokens_per_step or not (ckpt_dir / f"tokens_{n}.msgpack").exists()]
+    resumed = members[0].resumed_from is not None
+    last_call_start = max(step - k, 0) if resumed else step
+    for member in members:
+        pending = [n for n in tc0.save_at_tokens if n > last_call_start * tokens_per_step or (step == 0 and n == 0)]
+        if member.ckpt_dir is not None:
+            pending = [n for n in pending
+                       if n > step * tokens_per_step or not (member.ckpt_dir / f"tokens_{n}.msgpack").exists()]
+        member.pending_tokens = pending
 
     def save_named() -> None:
-        while pending_tokens and step * tokens_per_step >= pending_tokens[0]:
-            if ckpt_dir is not None:
-                save(ckpt_dir / f"tokens_{pending_tokens[0]}.msgpack")
-            pending_tokens.pop(0)
+        for member in members:
+            while member.pending_tokens and step * tokens_per_step >= member.pending_tokens[0]:
+                save(f"tokens_{member.pending_tokens[0]}.msgpack", [member])
+                member.pending_tokens.pop(0)
 
-    is_eval_step = step % tc.eval_every == 0 or step == tc.steps
-    if resumed_from is not None and history and history[-1]["step"] == step:
-        loss_sum, loss_count = 0.0, 0  # this step was evaluated before the interruption: the mean restarts
+    is_eval_step = step % tc0.eval_every == 0 or step == tc0.steps
+    for member in members:
+        if member.resumed_from is not None and member.history and member.history[-1]["step"] == step:
+            member.loss_sum, member.loss_count = 0.0, 0  # evaluated before the interruption: the mean restarts
     # The bar starts after the first jitted call, so its rate and ETA leave out the compile time.
     bar = _NullBar()
-    optimal = float(np.mean(eval_set.optimal_loss))
+    show = progress and writer
+    optimal = float(np.mean(eval_sets[0].optimal_loss))
     stopped_early = False
     try:
-        if progress and step < tc.steps:
-            print(f"train: compiling the model and the training step (the first call takes a few seconds; "
+        if show and step < tc0.steps:
+            what = "the model and the training step" if S == 1 else f"the training step of {S} seeds together"
+            print(f"train: compiling {what} on {mesh.describe()} (the first call takes a few seconds; "
                   f"optimal loss {optimal:.4f} nats) ...", file=sys.stderr, flush=True)
-        if resumed_from is None or (is_eval_step and (not history or history[-1]["step"] < step)):
-            evaluate()  # step 0, or the evaluation an interruption cut short
+        for s, member in enumerate(members):
+            if member.resumed_from is None or (is_eval_step and (not member.history
+                                                                 or member.history[-1]["step"] < step)):
+                evaluate(member, s)  # step 0, or the evaluation an interruption cut short
         save_named()  # step 0's, or one an interruption cut short
         call, first = step // k, True  # data for call c comes from fold_in(data_key, c) only
-        while step < tc.steps:
-            n = min(k, tc.steps - step)
-            batches = _draw(data_fn, jax.random.fold_in(data_key, call), k, B, T + 1, mc.vocab_size, check=first)
-            new_params, new_opt_state, losses = chunk(params, opt_state, batches[:n])
-            losses = np.asarray(losses, np.float64)
-            # one statement, so Ctrl-C never separates the new parameters from their step count and loss sum
-            params, opt_state, step, call, loss_sum, loss_count, last_train, was_first = (
-                new_params, new_opt_state, step + n, call + 1, loss_sum + float(losses.sum()), loss_count + n,
-                float(losses.mean()), first)
+        if step < tc0.steps:
+            _check_data_fn(data_fn, keys[0][1], k * B, T + 1)
+        while step < tc0.steps:
+            n = min(k, tc0.steps - step)
+            if n not in draws:
+                draws[n] = group_draw(data_fn, k, B, T + 1, mesh, n)
+            batches = draws[n](data_keys, np.int32(call))  # [S, n, B, T+1]
+            if first:
+                _check_tokens(batches, mc.vocab_size, mesh)
+            new_params, new_opt_state, losses = chunk(params, opt_state, batches)
+            losses = np.asarray(losses.addressable_data(0), np.float64)  # [S, n], replicated
+            # one statement, so Ctrl-C never separates the new parameters from their step count and loss sums
+            params, opt_state, step, call, last_train, was_first = (
+                new_params, new_opt_state, step + n, call + 1, losses.mean(axis=1), first)
+            for s, member in enumerate(members):
+                member.loss_sum, member.loss_count = member.loss_sum + float(losses[s].sum()), member.loss_count + n
             first = False
-            if step % tc.eval_every == 0 or step == tc.steps:
-                evaluate()
-            if ckpt_dir is not None and (step % tc.checkpoint_every == 0 or step == tc.steps):
-                save(ckpt_dir / "latest.msgpack")
+            if step % tc0.eval_every == 0 or step == tc0.steps:
+                for s, member in enumerate(members):
+                    evaluate(member, s)
+            if step % tc0.checkpoint_every == 0 or step == tc0.steps:
+                save("latest.msgpack")
             save_named()
             if was_first:  # the rate (and ETA) count from here: the compile is behind us
-                bar = _progress_bar(tc.steps, step, progress)
+                bar = _progress_bar(tc0.steps, step, show, S)
             else:
                 bar.update(n)
-            bar.set_postfix_str(_postfix(step, tokens_per_step, last_train, optimal,
-                                         history[-1] if history else None))
-            if stop_after_steps is not None and step >= stop_after_steps and step < tc.steps:
-                if ckpt_dir is not None:
-                    save(ckpt_dir / "latest.msgpack")
+            bar.set_postfix_str(_postfix(step, tokens_per_step, float(last_train.mean()), optimal,
+                                         [m.history[-1] for m in members if m.history]))
+            if stop_after_steps is not None and step >= stop_after_steps and step < tc0.steps:
+                save("latest.msgpack")
                 stopped_early = True
                 break
     except KeyboardInterrupt:
-        if ckpt_dir is not None:
-            save(ckpt_dir / "latest.msgpack")
-            print(f"\ninterrupted at step {step}: saved {ckpt_dir / 'latest.msgpack'}; run again to resume.",
-                  file=sys.stderr)
+        if any(m.ckpt_dir is not None for m in members):
+            save("latest.msgpack")
+            if writer:
+                where = ", ".join(str(m.ckpt_dir / "latest.msgpack") for m in members if m.ckpt_dir is not None)
+                print(f"\ninterrupted at step {step}: saved {where}; run again to resume.", file=sys.stderr)
         raise
     finally:
         bar.close()
-    if ckpt_dir is not None and not stopped_early:
-        save(ckpt_dir / "final.msgpack")
-    return TrainResult(model_config=mc, params_state=to_state(mc, params), history=history,
-                       final=history[-1] if history else {}, wall_seconds=time.perf_counter() - t_start,
-                       resumed_from_step=resumed_from, train_config=tc, run_dir=run_dir,
-                       stopped_early=stopped_early)
+    if not stopped_early:
+        save("final.msgpack")
+    p_host, _ = host_state()
+    wall = time.perf_counter() - t_start
+    return [TrainResult(model_config=mc, params_state=to_state(mc, _member_tree(p_host, s)), history=m.history,
+                        final=m.history[-1] if m.history else {}, wall_seconds=wall,
+                        resumed_from_step=m.resumed_from, train_config=m.tc, run_dir=m.run_dir,
+                        stopped_early=stopped_early) for s, m in enumerate(members)]
+
+
+def _resume(member: _Member, mc: ModelConfig, tx: optax.GradientTransformation, params: Any, opt_state: Any
+            ) -> tuple[Any, Any, int]:
+    """Seed ``member``'s parameters, optimizer state and step from its ``latest.msgpack`` (configs checked);
+    sets its running sums and resume step."""
+    path = member.ckpt_dir / "latest.msgpack"  # type: ignore[operator]
+    ckpt = load_checkpoint(path)
+    saved_tc = TrainConfig.from_dict(ckpt["train_config"]).to_dict()
+    here = member.tc.to_dict()
+    saved_tc.pop("devices", None), here.pop("devices", None)  # a run moves between device counts
+    problem = (_config_mismatch(config_to_dict(config_from_dict(ckpt["model_config"])), config_to_dict(mc),
+                                "model_config")
+               or _config_mismatch(saved_tc, here, "train_config"))
+    if problem:
+        raise ValueError(f"{member.run_dir} holds a run with different settings ({problem}); use a new run "
+                         f"directory (or delete this one) to train with these settings.")
+    try:
+        params = jax.tree.map(np.asarray, ckpt["params"])
+        opt_state = jax.tree.map(np.asarray, serialization.from_state_dict(opt_state, ckpt["opt_state"]))
+        step = int(ckpt["step"])
+        member.resumed_from = step
+        member.loss_sum = float(ckpt.get("train_loss_sum", 0.0))
+        member.loss_count = int(ckpt.get("train_loss_count", 0))
+        member.elapsed_before = float(ckpt.get("elapsed_s", 0.0))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {path} is damaged ({type(exc).__name__}: {exc}); delete it to train "
+                              "this run from the beginning") from None
+    return params, opt_state, step
+
+
+def _check_tokens(batches: jax.Array, vocab_size: int, mesh: TrainingMesh) -> None:
+    """The first call's tokens must lie in the model's vocabulary."""
+    lo, hi = (int(x) for x in to_host((jnp.min(batches), jnp.max(batches)), mesh.replicated))
+    if lo < 0 or hi >= vocab_size:
+        raise ValueError(f"data_fn returned tokens in [{lo}, {hi}]; the model's vocabulary is [0, {vocab_size}).")
 
 
 def _draw(data_fn: DataFn, key: jax.Array, k: int, B: int, length: int, vocab_size: int, check: bool) -> jax.Array:
-    """Data for one fused call: ``data_fn(key, k * B, length)`` as [k, B, length] int32."""
+    """Data for one fused call of one model on the default device: ``data_fn(key, k * B, length)`` as
+    [k, B, length] int32 (the benchmarks' lone step; `train` draws with `group_draw`)."""
     tokens = data_fn(key, k * B, length)
     if check:
         shape, dtype = tuple(np.shape(tokens)), np.asarray(tokens[:1]).dtype
@@ -599,11 +806,11 @@ def _draw(data_fn: DataFn, key: jax.Array, k: int, B: int, length: int, vocab_si
     return jnp.asarray(tokens, jnp.int32).reshape(k, B, length)
 
 
-def _progress_bar(total: int, initial: int, enabled: bool):
+def _progress_bar(total: int, initial: int, enabled: bool, n_seeds: int = 1):
     from tqdm import tqdm
 
     return tqdm(total=total, initial=initial, unit="step", file=sys.stderr, disable=not enabled,
-                dynamic_ncols=True, desc="train")
+                dynamic_ncols=True, desc="train" if n_seeds == 1 else f"train {n_seeds} seeds")
 
 
 class _NullBar:
@@ -619,11 +826,15 @@ class _NullBar:
         pass
 
 
-def _postfix(step: int, tokens_per_step: int, train_loss: float | None, optimal: float, record: dict | None) -> str:
-    """tokens seen, training loss beside the optimal loss (nats), last exact relative loss @ its step."""
+def _postfix(step: int, tokens_per_step: int, train_loss: float | None, optimal: float,
+             records: list[dict]) -> str:
+    """tokens seen, training loss beside the optimal loss (nats; the mean over a group's seeds), last exact
+    relative loss @ its step (a group's: the range over its seeds)."""
     parts = [f"tokens={_format_tokens(step * tokens_per_step)}"]
     if train_loss is not None:
         parts.append(f"loss={train_loss:.4f} (optimal {optimal:.4f})")
-    if record is not None:
-        parts.append(f"rel={record['relative_loss']:.5f}@{record['step']}")
+    if records:
+        rel = [r["relative_loss"] for r in records]
+        text = f"{rel[0]:.5f}" if len(rel) == 1 else f"{min(rel):.5f}..{max(rel):.5f}"
+        parts.append(f"rel={text}@{records[0]['step']}")
     return " ".join(parts)

@@ -91,6 +91,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     argv = getattr(args, "argv", None) or ["run", *([str(path)] if args.config else [])]
     command = "compmech " + " ".join(shlex.quote(a) for a in argv)
     summary = run_experiment(cfg, out, progress=not args.no_progress, command=command)
+    if not summary:  # a helper process of a jax.distributed run: process 0 reports
+        return 0
     print(format_summary(summary))
     print(HOW_TO_READ)
     print(f"run directory: {out}")
@@ -170,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
 
         enable_persistent_cache()  # before anything compiles: a repeated run loads its XLA programs from disk
     try:
+        if args.command in ("run", "sweep", "reproduce"):  # one process per host: join them (from the environment)
+            from compmech.runs.distributed import initialize_from_environment
+
+            initialize_from_environment()
         return int(args.func(args) or 0)
     except ValueError as exc:  # ConfigError, ProcessError and the libraries' own input checks
         print(f"compmech: error: {_one_line(exc)}", file=sys.stderr)

@@ -522,6 +522,8 @@ def _check_types(cls: type, table: Any, section: str, source: str, exclude: set[
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None)  # type: ignore[misc]
         if not _type_ok(default, value, str(f.type)):
             want = "a number" if isinstance(default, float) else type(default).__name__
+            if "int | str" in str(f.type):
+                want = "a string or an integer"
             if isinstance(default, tuple):
                 want = "a list"
             if default is None:
@@ -537,6 +539,8 @@ def _check_types(cls: type, table: Any, section: str, source: str, exclude: set[
 
 def _type_ok(default: Any, value: Any, annotation: str) -> bool:
     """Whether ``value`` from TOML has the type of the field (its default, or its annotation if None)."""
+    if "int | str" in annotation:  # e.g. [training] devices = "all" | N
+        return isinstance(value, (int, str)) and not isinstance(value, bool)
     if default is None:  # optional field: a string (e.g. [process] spec) or a number (e.g. grad_clip)
         if "str" in annotation:
             return isinstance(value, str)

@@ -20,6 +20,7 @@ import numpy as np
 
 from compmech.runs.analysis import geometry_analysis, training_evolution
 from compmech.runs.config import ConfigError, ExperimentConfig, read_toml
+from compmech.runs.distributed import is_lead_process
 from compmech.runs.files import (is_complete, mark_complete, mark_unfinished, remove_stale_temp_files, write_bytes_atomic,
                             write_json_atomic, write_text_atomic)
 from compmech.information import next_token_distribution, optimal_loss_by_position
@@ -74,8 +75,8 @@ def context_set(hmm: HMM | GeneralizedHMM, context_length: int, *, bos: bool = F
 
 
 def make_data_fn(hmm: Source, *, bos: bool = False):
-    """A pure function (key, n, length) -> tokens [n, length] int32 sampling the stationary process
-    (with ``bos``: the start token, id V, then length - 1 sampled tokens); `compmech.runs.sources.data_fn`."""
+    """A pure, JAX-traceable function (key, n, length) -> tokens [n, length] int32 sampling the source (with
+    ``bos``: the start token, id V, then length - 1 sampled tokens); `compmech.runs.sources.data_fn`."""
     return source_data_fn(hmm, bos=bos)
 
 
@@ -143,7 +144,7 @@ def prepare_run_dir(plan: RunPlan) -> None:
             raise ConfigError(f"run directory {run_dir} is damaged: {exc}; delete {run_dir} to start again, "
                               "or pass --out DIR for a new run directory") from None
         new = tomllib.loads(cfg.to_toml())
-        if old != new:
+        if _run_identity(old) != _run_identity(new):
             diff = _first_difference(old, new)
             raise ConfigError(
                 f"run directory {run_dir} holds a run with a different config ({diff}); "
@@ -181,9 +182,17 @@ def finished_summary(cfg: ExperimentConfig, out_dir: str | Path | None = None) -
         old = read_toml(plan.run_dir / "config.toml", "the run's config")
     except ConfigError:
         return None
-    if old != tomllib.loads(plan.cfg.to_toml()):
+    if _run_identity(old) != _run_identity(tomllib.loads(plan.cfg.to_toml())):
         return None
     return _read_json_or_none(plan.run_dir / "summary.json")
+
+
+def _run_identity(config: dict[str, Any]) -> dict[str, Any]:
+    """A parsed config.toml without the keys that do not change a run's numbers beyond float32 reduction order
+    ([training] devices): a run trained on N devices resumes, and counts as finished, on M."""
+    config = {**config, "training": dict(config.get("training", {}))}
+    config["training"].pop("devices", None)
+    return config
 
 
 def _read_json_or_none(path: Path) -> Any:
@@ -207,7 +216,8 @@ def _first_difference(old: dict, new: dict, prefix: str = "") -> str:
 
 def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, progress: bool = True,
                    command: str | None = None) -> dict[str, Any]:
-    """Train, probe and plot as ``cfg`` says; write the run directory; return the summary.
+    """Train, probe and plot as ``cfg`` says; write the run directory; return the summary. Under `jax.distributed`
+    every process trains; process 0 alone writes the run directory (the others return {} after training).
 
     Everything is checked (`plan_run`) before the directory is created. The run is finished when
     ``complete.json`` exists: it is written last, after summary.json and report.html.
@@ -220,12 +230,15 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, 
 
 def _run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None, *, progress: bool, command: str | None,
                     compiles) -> dict[str, Any]:
-    from predictive_models import ExactEvalSet, train
+    from predictive_models import train
 
     start = time.time()
     plan = plan_run(cfg, out_dir)
     hmm, model_cfg, layer, run_dir = plan.process, plan.model_cfg, plan.layer, plan.run_dir
-    prepare_run_dir(plan)
+    lead = is_lead_process()  # under jax.distributed, process 0 writes; the others only train with it
+    progress = progress and lead
+    if lead:
+        prepare_run_dir(plan)
     regime = plan.regime
     if progress:
         print(f"compmech run {cfg.name}: {hmm.name} -> {run_dir} ({plan.memory.n_strings:,} context strings at most: "
@@ -233,20 +246,12 @@ def _run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None, *, progre
               flush=True)
     times = PhaseTimes()
 
-    floor = None  # the sampled regime's `OptimalLossRecord`
-    if regime.sampled:  # a fixed held-out sample instead of every string (compmech.runs.sampled)
-        from compmech.runs import sampled
-
-        with phase("validation sample", enabled=progress, times=times):
-            eval_set, floor = sampled.validation_set(cfg, hmm, model_cfg, regime)
-    else:
-        with phase("context set", enabled=progress, times=times):
-            ctx = context_set(hmm, model_cfg.context_length, bos=cfg.data.bos)
-            eval_set = ExactEvalSet(tokens=ctx.tokens, weights=ctx.probs, next_token_probs=ctx.next_token_probs,
-                                    optimal_loss=ctx.optimal_loss)
+    eval_set, ctx, floor = evaluation_set(plan, progress=progress, times=times)
     with phase("train", enabled=False, times=times):  # train draws its own bar
         result = train(model_cfg, plan.train_cfg, make_data_fn(hmm, bos=cfg.data.bos), eval_set, run_dir,
                        progress=progress)
+    if not lead:
+        return {}  # the lead process probes, plots and writes the summary
 
     # the probe and evolution steps draw their own bars (activations, fits); these phases only time them
     from predictive_models import initial_params, kind_of, n_params
@@ -257,6 +262,8 @@ def _run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None, *, progre
     untrained = initial_params(model_cfg, plan.train_cfg)  # the untrained-model control's parameters
     with phase("probe", enabled=False, times=times):
         if regime.sampled:  # ctx: the kept probe sequences, for the figures and the training evolution
+            from compmech.runs import sampled
+
             probe, ctx = sampled.probe_model_sampled(cfg, model_cfg, result.params_state, hmm, regime, layer,
                                                      eval_set.optimal_loss, progress=progress,
                                                      untrained_params=untrained)
@@ -330,6 +337,77 @@ def _run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None, *, progre
         build_report(run_dir)
     mark_complete(run_dir, phase_seconds=dict(times.seconds), wall_seconds=time.time() - start)
     return summary
+
+
+def evaluation_set(plan: RunPlan, *, progress: bool = True, times: PhaseTimes | None = None):
+    """(eval set, context set or None, the sampled regime's `sampled.OptimalLossRecord` or None) of a planned run:
+    every context string with its exact theory (exact regime), or the fixed held-out sample drawn from the seed
+    (sampled)."""
+    from predictive_models import ExactEvalSet
+
+    cfg, hmm, model_cfg = plan.cfg, plan.process, plan.model_cfg
+    if plan.regime.sampled:  # a fixed held-out sample instead of every string (compmech.runs.sampled)
+        from compmech.runs import sampled
+
+        with phase("validation sample", enabled=progress, times=times):
+            eval_set, floor = sampled.validation_set(cfg, hmm, model_cfg, plan.regime)
+        return eval_set, None, floor
+    with phase("context set", enabled=progress, times=times):
+        ctx = context_set(hmm, model_cfg.context_length, bos=cfg.data.bos)
+        eval_set = ExactEvalSet(tokens=ctx.tokens, weights=ctx.probs, next_token_probs=ctx.next_token_probs,
+                                optimal_loss=ctx.optimal_loss)
+    return eval_set, ctx, None
+
+
+def seedless(cfg: ExperimentConfig) -> str:
+    """The config as TOML with its name and seed blanked: runs with equal ones differ only in seed (same array
+    shapes, same process), so they can train together (`train_together`)."""
+    return dataclasses.replace(cfg, name="_", seed=0).to_toml()
+
+
+def train_together(cfgs: list[ExperimentConfig], out_dirs: list[str | Path], *, progress: bool = True) -> None:
+    """Train runs that differ only in seed as groups of `predictive_models.train_seeds` (one jitted, vmapped step
+    for all, on every device of [training] devices), each into its own run directory.
+
+    Only the training: `run_experiment` on each afterwards finds its training finished (a resume at the last
+    step) and runs the probe, figures, summary and report as usual. Runs whose directories stand at different
+    steps (an interrupted sweep) train in one group per step.
+    """
+    from predictive_models import train_seeds
+
+    progress = progress and is_lead_process()
+    if len({seedless(cfg) for cfg in cfgs}) > 1:
+        raise ValueError("train_together: the configs must differ only in seed (and name)")
+    plans = [plan_run(cfg, d) for cfg, d in zip(cfgs, out_dirs)]
+    for plan in plans:
+        if is_lead_process():
+            prepare_run_dir(plan)
+    by_step: dict[int, list[RunPlan]] = {}
+    for plan in plans:
+        by_step.setdefault(_checkpoint_step(plan.run_dir), []).append(plan)
+    for step, group in sorted(by_step.items()):
+        if step >= group[0].train_cfg.steps:
+            continue  # trained already
+        eval_sets = []
+        for plan in group:  # one per seed: a sampled regime's held-out sample is drawn from the seed
+            if eval_sets and not plan.regime.sampled:
+                eval_sets.append(eval_sets[0])  # every context string: the same for every seed
+            else:
+                eval_sets.append(evaluation_set(plan, progress=progress)[0])
+        if progress:
+            print(f"train together: {len(group)} runs (seeds {', '.join(str(p.cfg.seed) for p in group)}) "
+                  f"{'from step ' + str(step) if step else 'from the start'}", file=sys.stderr, flush=True)
+        first = group[0]
+        train_seeds(first.model_cfg, [p.train_cfg for p in group], make_data_fn(first.process, bos=first.cfg.data.bos),
+                    eval_sets, [p.run_dir for p in group], progress=progress)
+
+
+def _checkpoint_step(run_dir: Path) -> int:
+    """The step of a run directory's latest checkpoint (0 when it has none)."""
+    from predictive_models import load_checkpoint
+
+    path = run_dir / "checkpoints" / "latest.msgpack"
+    return int(load_checkpoint(path)["step"]) if path.exists() else 0
 
 
 def model_vocab_size(cfg: ExperimentConfig, process: HMM | GeneralizedHMM) -> int:

@@ -84,28 +84,75 @@ def _seed_of(key) -> np.ndarray:
     return np.asarray(jax.random.key_data(key)).astype(np.uint32).ravel()
 
 
-def data_fn(process: Source, *, bos: bool = False):
-    """A function (key, n, length) -> tokens [n, length] int32 sampling the source (with ``bos``: the start
-    token, id V, then length - 1 sampled tokens). HMMs: the stationary process (`hmm_processes.sample`)."""
+@dataclass(frozen=True, eq=False)
+class SourceData:
+    """The training data of a source: a pure, JAX-traceable function (key, n, length) -> tokens [n, length] int32
+    (with ``bos``: the start token, id V, then length - 1 sampled tokens).
+
+    HMMs and GHMMs: the stationary process (`hmm_processes.sample`). Random Markov chains: per sequence a
+    transition matrix from the Dirichlet prior (`jax.random.dirichlet`, one row at a time), a uniform first
+    token, then the chain (`jax.random.categorical` in a `lax.scan`); the same law as
+    `hmm_processes.sample_chains` (the NumPy sampler of the validation and probe blocks), other draws.
+    Two of them compare equal when they sample the same source the same way, so the trainer's jitted draw
+    (cached per data function) compiles once per source, not once per run."""
+
+    process: Source
+    bos: bool = False
+
+    def _identity(self) -> tuple:
+        p = self.process
+        if is_chain_family(p):
+            return ("RandomMarkovChains", self.bos, p.n_states, float(p.concentration))
+        arrays = [p.T] + ([p.normalizer] if isinstance(p, GeneralizedHMM) else [])
+        return (type(p).__name__, self.bos, tuple((np.asarray(a).shape, np.asarray(a, np.float64).tobytes())
+                                                  for a in arrays))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SourceData) and self._identity() == other._identity()
+
+    def __hash__(self) -> int:
+        return hash(self._identity())
+
+    def __call__(self, key, n: int, length: int):
+        import jax.numpy as jnp
+
+        body_length = length - 1 if self.bos else length
+        if is_chain_family(self.process):
+            body = _chain_tokens(self.process, key, n, body_length)
+        else:
+            from hmm_processes import sample
+
+            body = sample(self.process, key, n, body_length, with_beliefs=False, with_next_token_probs=False).tokens
+        if not self.bos:
+            return body
+        return jnp.concatenate([jnp.full((n, 1), self.process.vocab_size, body.dtype), body], axis=1)
+
+
+def _chain_tokens(process: RandomMarkovChains, key, n: int, length: int):
+    """[n, length] int32 tokens of random Markov chains, traceable (see `SourceData`)."""
+    import jax
     import jax.numpy as jnp
 
-    if is_chain_family(process):
-        def chain_fn(key, n: int, length: int):
-            body = sample_chains(process, _seed_of(key), n, length - 1 if bos else length).tokens
-            if bos:
-                body = np.concatenate([np.full((n, 1), process.vocab_size, np.int32), body], axis=1)
-            return jnp.asarray(body, jnp.int32)
+    k = process.n_states
+    k_rows, k_first, k_steps = jax.random.split(key, 3)
+    rows = jax.random.dirichlet(k_rows, jnp.full((k,), process.concentration, jnp.float32), shape=(n, k))  # [n, k, k]
+    log_rows = jnp.log(rows)  # a row entry that underflowed to 0 is never drawn
+    first = jax.random.randint(k_first, (n,), 0, k, dtype=jnp.int32)
+    seq = jnp.arange(n)
 
-        return chain_fn
-    from hmm_processes import sample
+    def step(token, step_key):
+        nxt = jax.random.categorical(step_key, log_rows[seq, token]).astype(jnp.int32)  # [n]
+        return nxt, nxt
 
-    def hmm_fn(key, n: int, length: int):
-        if not bos:
-            return sample(process, key, n, length, with_beliefs=False, with_next_token_probs=False).tokens
-        body = sample(process, key, n, length - 1, with_beliefs=False, with_next_token_probs=False).tokens
-        return jnp.concatenate([jnp.full((n, 1), process.vocab_size, body.dtype), body], axis=1)
+    if length == 1:
+        return first[:, None]
+    _, rest = jax.lax.scan(step, first, jax.random.split(k_steps, length - 1))  # [length - 1, n]
+    return jnp.concatenate([first[:, None], rest.T], axis=1)
 
-    return hmm_fn
+
+def data_fn(process: Source, *, bos: bool = False) -> SourceData:
+    """The training data of ``process`` (`SourceData`): (key, n, length) -> tokens [n, length] int32."""
+    return SourceData(process, bos)
 
 
 def chain_block(process: RandomMarkovChains, key, n: int, context_length: int, bos: bool = False

@@ -9,7 +9,10 @@ A sweep file is an ordinary experiment config (every section `compmech run` read
   `DEFAULT_METRICS`; a study's headline is under ``studies.<name>``, e.g. ``studies.factored.components.0.95``).
 
 Each point is checked like any config and runs into ``<out>/<point>/`` (a finished run of the same config is
-reused, an interrupted one resumes); then ``<out>`` gets ``sweep.json``, ``sweep.md``, ``sweep.csv``, the figure
+reused, an interrupted one resumes). Points that differ only in seed train together, S models in one vmapped
+jitted step on the devices of ``[training] devices`` (`predictive_models.train_seeds`), each into its own run
+directory, as they would alone up to float32 rounding; their probes, figures and reports then run point by
+point. Then ``<out>`` gets ``sweep.json``, ``sweep.md``, ``sweep.csv``, the figure
 ``sweep.png`` (each metric against the first grid key, mean and spread over the other keys) and ``sweep.html``
 (the table, the figure and a link to every run's report).
 """
@@ -123,10 +126,32 @@ def metric(summary: dict, dotted: str) -> Any:
 
 
 def run_sweep(sweep: Sweep, out_root: str | Path, *, progress: bool = True, quick: bool = False) -> list[dict]:
-    """Run every point (reusing finished runs) and write the table, figure and page; return the rows."""
-    from compmech.runs.experiment import finished_summary, run_experiment
+    """Run every point (reusing finished runs) and write the table, figure and page; return the rows.
 
+    Unfinished points that differ only in seed are trained together first (`compmech.runs.experiment.
+    train_together`: one vmapped, jitted step for the whole group, one progress bar); then each point's
+    pipeline (probe, figures, summary, report) runs on its own, its training found finished.
+    """
+    from compmech.runs.distributed import is_lead_process
+    from compmech.runs.experiment import finished_summary, run_experiment, seedless, train_together
+
+    progress = progress and is_lead_process()  # under jax.distributed, process 0 shows progress
     out_root = Path(out_root)
+    summaries: dict[str, dict] = {}
+    for point in sweep.points:
+        summary = finished_summary(point.cfg, out_root / point.name)
+        if summary is not None:
+            summaries[point.name] = summary
+    groups: dict[str, list[SweepPoint]] = {}
+    for point in sweep.points:
+        if point.name not in summaries:
+            groups.setdefault(seedless(point.cfg), []).append(point)
+    for group in groups.values():
+        if len(group) > 1:
+            if progress:
+                print(f"== sweep {sweep.name}: training {len(group)} points that differ only in seed together: "
+                      f"{', '.join(p.name for p in group)}", file=sys.stderr, flush=True)
+            train_together([p.cfg for p in group], [out_root / p.name for p in group], progress=progress)
     rows = []
     for i, point in enumerate(sweep.points):
         run_dir = out_root / point.name
@@ -134,7 +159,7 @@ def run_sweep(sweep: Sweep, out_root: str | Path, *, progress: bool = True, quic
         if progress:
             print(f"== sweep {sweep.name}: point {i + 1}/{len(sweep.points)} ({where}) -> {run_dir}", file=sys.stderr,
                   flush=True)
-        summary = finished_summary(point.cfg, run_dir)
+        summary = summaries.get(point.name)
         if summary is not None and progress:
             print("   finished already: its results are reused", file=sys.stderr, flush=True)
         if summary is None:
@@ -143,7 +168,8 @@ def run_sweep(sweep: Sweep, out_root: str | Path, *, progress: bool = True, quic
         rows.append({"point": point.name, **{k: v for k, v in point.values},
                      **{m: metric(summary, m) for m in sweep.metrics}, "wall_seconds": summary.get("wall_seconds"),
                      "run_dir": point.name})
-    write_table(sweep, rows, out_root, quick=quick)
+    if is_lead_process():  # under jax.distributed the other processes only train
+        write_table(sweep, rows, out_root, quick=quick)
     return rows
 
 
@@ -221,6 +247,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     sweep = load_sweep(args.sweep, quick=args.quick)
     out = args.out or Path("runs") / (sweep.name + ("-quick" if args.quick else ""))
     rows = run_sweep(sweep, out, progress=not args.no_progress, quick=args.quick)
+    from compmech.runs.distributed import is_lead_process
+
+    if not is_lead_process():  # a helper process of a jax.distributed run: process 0 reports
+        return 0
     print(markdown_table(sweep, rows))
     print(f"written to {out / 'sweep.html'}")
     return 0

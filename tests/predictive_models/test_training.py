@@ -60,10 +60,9 @@ def same_params(a, b) -> bool:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("run")
-    tc = config(save_at_tokens=(0, 10_000))
-    return train(MODEL, tc, markov_data, EVAL, run_dir, progress=False), tc, run_dir
+def trained(markov_run):
+    """(result, train config, run directory) of seed 3's run (conftest.py's session fixture; read-only)."""
+    return markov_run
 
 
 # ---------------------------------------------------------------------------- data and exact eval
@@ -196,18 +195,27 @@ def test_same_seed_same_params_other_seed_differs(trained):
     assert not same_params(other.params_state, result.params_state)
 
 
-def test_interrupted_then_resumed_equals_uninterrupted(trained, tmp_path):
+def test_interrupted_then_resumed_equals_uninterrupted(trained, tmp_path, monkeypatch):
+    import predictive_models.training as training
+
     result, tc, run_dir = trained
-    calls = []
+    real_draw, calls = training.group_draw, []
 
-    def interrupted_data(key, n, length):
-        calls.append(1)
-        if len(calls) == 7:  # Ctrl-C while drawing the data for call 6, i.e. after step 120
-            raise KeyboardInterrupt
-        return markov_data(key, n, length)
+    def interrupted_draw(*args, **kwargs):  # the jitted draw of every fused call's data, counted
+        draw = real_draw(*args, **kwargs)
 
+        def counted(*call_args):
+            calls.append(1)
+            if len(calls) == 7:  # Ctrl-C while drawing the data for call 6, i.e. after step 120
+                raise KeyboardInterrupt
+            return draw(*call_args)
+
+        return counted
+
+    monkeypatch.setattr(training, "group_draw", interrupted_draw)
     with pytest.raises(KeyboardInterrupt):
-        train(MODEL, tc, interrupted_data, EVAL, tmp_path, progress=False)
+        train(MODEL, tc, markov_data, EVAL, tmp_path, progress=False)
+    monkeypatch.undo()
     assert load_checkpoint(tmp_path / "checkpoints" / "latest.msgpack")["step"] == 120
     assert not (tmp_path / "checkpoints" / "final.msgpack").exists()
     resumed = train(MODEL, tc, markov_data, EVAL, tmp_path, progress=False)

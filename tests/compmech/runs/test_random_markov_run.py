@@ -123,3 +123,17 @@ def test_a_random_markov_run_trains_and_probes_the_posterior_mean(markov_run):
     assert load_config(markov_run / "config.toml").process.n_states == 3
     page = (markov_run / "report.html").read_text()
     assert "random_markov (n_states = 3" in page and "probe target: posterior mean of the transition matrix" in page
+
+
+def test_the_traceable_training_sampler_draws_the_random_chain_law():
+    """P(x0 = x1 = x2) = sum_a (1/k) E[A_aa^2] = alpha (alpha + 1) / (k alpha (k alpha + 1)) = 1/6 for k = 3,
+    alpha = 1 (1/9 if the tokens were independent); the first token is uniform; jit gives the same draw."""
+    source = RandomMarkovChains(n_states=3, concentration=1.0)
+    fn = data_fn(source)
+    assert fn == data_fn(RandomMarkovChains(n_states=3, concentration=1.0)) and fn != data_fn(source, bos=True)
+    tokens = np.asarray(jax.jit(fn, static_argnums=(1, 2))(jax.random.key(3), 40_000, 5))
+    np.testing.assert_array_equal(tokens, np.asarray(fn(jax.random.key(3), 40_000, 5)))
+    assert tokens.dtype == np.int32 and tokens.shape == (40_000, 5) and tokens.min() >= 0 and tokens.max() <= 2
+    triple = np.mean((tokens[:, 0] == tokens[:, 1]) & (tokens[:, 1] == tokens[:, 2]))
+    assert abs(triple - 1 / 6) < 4 * np.sqrt(1 / 6 * 5 / 6 / 40_000)
+    np.testing.assert_allclose(np.bincount(tokens[:, 0], minlength=3) / 40_000, 1 / 3, atol=0.01)

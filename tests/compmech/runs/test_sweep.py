@@ -95,3 +95,25 @@ def test_compmech_run_on_a_sweep_file_says_to_use_compmech_sweep(tmp_path, capsy
     (tmp_path / "s.toml").write_text(SWEEP)
     assert main(["run", str(tmp_path / "s.toml")]) == 2
     assert "run it with compmech sweep" in capsys.readouterr().err
+
+
+def test_points_that_differ_only_in_seed_train_together_as_each_would_alone(tmp_path, capsys):
+    import numpy as np
+
+    from compmech.runs.experiment import evaluation_set, make_data_fn, plan_run
+    from predictive_models import train
+
+    (tmp_path / "s.toml").write_text(BASE + "[sweep]\ngrid = { seed = [0, 1] }\nquick = { \"training.steps\" = 100 }\n")
+    out = tmp_path / "out"
+    assert main(["sweep", str(tmp_path / "s.toml"), "--quick", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "training 2 points that differ only in seed together" in err and "train together: 2 runs (seeds 0, 1)" in err
+    assert err.count("train: compiling") == 1  # one group, one training (the points' pipelines find it done)
+    point = load_sweep(tmp_path / "s.toml", quick=True).points[1]
+    records = [json.loads(line) for line in (out / point.name / "metrics.jsonl").read_text().splitlines()]
+    plan = plan_run(point.cfg, tmp_path / "alone")
+    alone = train(plan.model_cfg, plan.train_cfg, make_data_fn(plan.process), evaluation_set(plan, progress=False)[0],
+                  progress=False)
+    assert [r["step"] for r in records] == [r["step"] for r in alone.history] == [0, 50, 100]
+    np.testing.assert_allclose([r["loss"] for r in records], [r["loss"] for r in alone.history], rtol=1e-6)
+    assert (out / point.name / "complete.json").is_file()
