@@ -234,6 +234,11 @@ def _sample_words(T: np.ndarray, prior: np.ndarray, tau: np.ndarray, n: int, len
     return words
 
 
+def has_icl_theory(process: object) -> bool:
+    """Whether `icl_theory` covers ``process`` (a non-ergodic source of a known family)."""
+    return is_mixture(process)
+
+
 def icl_theory(process: HMM | GeneralizedHMM, max_seen: int, **options) -> ICLTheory:
     """The in-context learning theory of a non-ergodic source, for seen = 0..``max_seen`` tokens.
 
