@@ -82,3 +82,17 @@ def test_bad_icl_configs_are_config_errors(tmp_path):
     one = config_from_dict({**raw, "process": {"name": "mess3"}})
     with pytest.raises(ConfigError, match="needs a non-ergodic source"):
         plan_run(one, tmp_path / "x")
+
+
+def test_the_reproduce_table_reads_the_runs_icl_json(mixture_run):
+    from compmech.runs.icl_reproduce import format_markdown, row
+    from compmech.runs.reproduce import EXTRA_STUDIES
+
+    assert "icl" in EXTRA_STUDIES
+    r = row("tiny", mixture_run)
+    d = json.loads((mixture_run / "icl.json").read_text())
+    assert r["fits"] == d["fits"] and r["best_layer"] == "block_1" and r["gap_min_seen"] == 4
+    text = format_markdown([r], quick=True)
+    b = d["fits"]["theory"]["power_law"]["rate"]
+    assert f"| theory | {b:.3g} ± " in text and "## tiny" in text
+    assert f"max (model - optimal) / optimal = {100 * r['max_relative_gap']:.2f}%" in text
