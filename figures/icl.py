@@ -36,6 +36,8 @@ def plot_icl_loss(
     fixed_source: np.ndarray | None = None,  # [T] the best never-inferring predictor at the model's positions
     fixed_label: str = "never inferring",
     *,
+    model_excess: np.ndarray | None = None,  # [T] the model's excess over known_source (default: model_loss - it)
+    model_excess_se: np.ndarray | None = None,  # [T] (default: model_se)
     theory_fit: Any = None,  # compmech.icl.ExcessFits of the theory's excess
     model_fit: Any = None,  # ... of the model's
     title: str | None = None,
@@ -79,10 +81,10 @@ def plot_icl_loss(
     ex = opt - known
     keep = (n >= 1) & (ex > 0)
     bx.plot(n[keep], ex[keep], color="black", lw=2.0, marker=".", label="optimal - told")
-    known_at = np.interp(ms, n, known)
-    mex = ml - known_at
+    mex = ml - np.interp(ms, n, known) if model_excess is None else as_array("model_excess", model_excess, 1)
+    mex_se = mse if model_excess_se is None else as_array("model_excess_se", model_excess_se, 1)
     mk = (ms >= 1) & (mex > 0)
-    bx.errorbar(ms[mk], mex[mk], yerr=2 * mse[mk], fmt="o", ms=3, color="tab:blue", lw=0.8, label="model - told")
+    bx.errorbar(ms[mk], mex[mk], yerr=2 * mex_se[mk], fmt="o", ms=3, color="tab:blue", lw=0.8, label="model - told")
     for fits, color, who in ((theory_fit, "black", "theory"), (model_fit, "tab:blue", "model")):
         if fits is not None:
             _fit_line(bx, fits.power_law, n, color, who, "--")

@@ -95,4 +95,4 @@ def test_the_reproduce_table_reads_the_runs_icl_json(mixture_run):
     text = format_markdown([r], quick=True)
     b = d["fits"]["theory"]["power_law"]["rate"]
     assert f"| theory | {b:.3g} ± " in text and "## tiny" in text
-    assert f"max (model - optimal) / optimal = {100 * r['max_relative_gap']:.2f}%" in text
+    assert f"max (model - optimal) / optimal = {100 * r['max_relative_gap']:.3f}%" in text
