@@ -105,16 +105,20 @@ def plot_icl_training(
     tokens: Sequence[int | None],  # [C] tokens trained on (None: the end)
     optimal: np.ndarray,  # [T]
     *,
+    gaps: np.ndarray | None = None,  # [C, T] the model's paired gap to the optimum (nats); None: losses - optimal
     title: str | None = None,
 ) -> Figure:
-    """Heat map of the model's loss over the optimum (minus 1, log colour scale) by position and training point,
-    and the same as one curve per point (light to dark)."""
+    """Heat map of the model's relative gap to the optimum (log colour scale) by position and training point,
+    and its loss as one curve per point (light to dark)."""
     s = as_array("seen", seen, 1)
     L = as_array("losses", losses, 2)
     opt = as_array("optimal", optimal, 1)
     if L.shape[1] != s.size or opt.shape != s.shape or len(tokens) != L.shape[0]:
         raise FigureInputError(f"losses must be [C, T] with T = {s.size} and one token count per row")
-    rel = np.maximum(L / opt[None, :] - 1.0, 1e-4)
+    G = L - opt[None, :] if gaps is None else as_array("gaps", gaps, 2)
+    if G.shape != L.shape:
+        raise FigureInputError(f"gaps must have the shape of losses {L.shape}; got {G.shape}")
+    rel = np.maximum(G / opt[None, :], 1e-4)
     names = ["end" if t is None else ("init" if t == 0 else sci(t)) for t in tokens]
     fig = new_figure(11.0, 4.4 if title else 4.0)
     ax, bx = fig.subplots(1, 2)
@@ -124,7 +128,7 @@ def plot_icl_training(
     ax.set_yticks(np.arange(L.shape[0]), names, fontsize=7)
     ax.set_xlabel("tokens seen")
     ax.set_ylabel("tokens trained on")
-    fig.colorbar(im, ax=ax, label="loss / optimal - 1")
+    fig.colorbar(im, ax=ax, label="(model - optimal) / optimal")
     cmap = mpl.colormaps["viridis"]
     for i, row in enumerate(L):
         last = i == L.shape[0] - 1
