@@ -61,5 +61,5 @@ def test_runner_is_its_own_folder():
     """Orchestration lives in compmech/runs/; the top of compmech holds the theory only."""
     top = {p.stem for p in (ROOT / "compmech").glob("*.py")}
     assert top <= {"__init__", "mixed_states", "msp", "measures", "fractal", "information", "streaming",
-                   "icl_records", "icl_markov"}, \
+                   "icl_records", "icl", "icl_markov", "cbu"}, \
         f"modules at the top of compmech that are not theory: {sorted(top - {'__init__'})}"

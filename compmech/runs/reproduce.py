@@ -27,6 +27,9 @@ EXTRA_STUDIES: dict[str, str] = {
                      "(experiments/architectures.toml; compmech.runs.architectures): architectures.md/.json/.png",
     "factored": "the factored-geometry study: experiments/factored.toml and the coupled sweep "
                 "experiments/factored_coupled.toml (compmech.runs.factored_reproduce): factored.md/.json and figures",
+    "icl": "the in-context learning study: experiments/icl_mess3.toml, a mixture of three Mess3 settings "
+           "(compmech.runs.icl_reproduce): icl.md/.json (fitted exponents and rates, targets, posterior probes) "
+           "and figures",
 }
 
 
@@ -37,6 +40,10 @@ def run_study(name: str, where: Path, *, quick: bool, progress: bool) -> str:
 
         study = architectures.load_study(architectures.STUDY_FILE, quick=quick)
         return architectures.format_markdown(architectures.run_study(study, where, progress=progress), study)
+    if name == "icl":
+        from compmech.runs import icl_reproduce
+
+        return icl_reproduce.format_markdown(icl_reproduce.run_icl(where, quick=quick, progress=progress), quick)
     from compmech.runs import factored_reproduce
 
     return factored_reproduce.format_markdown(factored_reproduce.run_factored(where, quick=quick, progress=progress),
@@ -136,7 +143,7 @@ def reproduce(out_root: Path, *, quick: bool = False, only: list[str] | None = N
 def add_reproduce_command(subparsers: Any) -> None:
     """Add ``reproduce [--quick] [--only NAME ...] [--out DIR]`` to the CLI."""
     p = subparsers.add_parser("reproduce", help="run the paper's experiments (Mess3, RRXOR, Z1R) and compare; "
-                              "--only architectures | factored: the studies beyond the paper",
+                              "--only architectures | factored | icl: the studies beyond the paper",
                               description=__doc__)
     p.add_argument("--quick", action="store_true",
                    help=f"train for {QUICK_FRACTION:g} of each config's steps (minutes, not the full budget)")

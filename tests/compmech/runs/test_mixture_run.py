@@ -1,24 +1,15 @@
 """End to end: `compmech run` on a tiny mixture config (Mess3 at two settings, one per sequence)."""
 
 import json
-from pathlib import Path
 
 import numpy as np
-import pytest
 
 import hmm_processes as hp
 from compmech.information import optimal_loss_by_position
 from compmech.runs.cli import main
 from compmech.runs.run_dir import load_run
 
-TINY = str(Path(__file__).parents[2] / "data" / "tiny_mixture.toml")
-
-
-@pytest.fixture(scope="module")
-def mixture_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "tiny_mixture"
-    assert main(["run", TINY, "--out", str(out), "--no-progress"]) == 0
-    return out
+# the run itself: the session fixture `mixture_run` (tests/compmech/runs/conftest.py)
 
 
 def _library_mixture():
