@@ -24,7 +24,7 @@ from types import ModuleType
 from typing import Any
 
 #: Every study a config can name, with the module that implements it.
-STUDIES: dict[str, str] = {"factored": "compmech.runs.studies.factored"}
+STUDIES: dict[str, str] = {"factored": "compmech.runs.studies.factored", "cbu": "compmech.runs.studies.cbu"}
 
 
 def study_module(name: str) -> ModuleType:
