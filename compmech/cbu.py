@@ -208,3 +208,46 @@ def constrained_factor_beliefs(factors: Sequence, tokens: np.ndarray) -> np.ndar
     """Each factor's constrained belief from a product's tokens, concatenated: [N, T, sum S_k]."""
     parts = factor_tokens(tokens, [process_vectors(f)[0].shape[0] for f in factors])
     return np.concatenate([constrained_beliefs(f, t) for f, t in zip(factors, parts)], axis=-1)
+
+
+@dataclass(frozen=True)
+class ReadoutDecay:
+    """How the exact belief depends on past tokens, in the best linear readout of the token history.
+
+    The least-squares fit (weighted by word probability) of the belief after a length-L word on the one-hot
+    tokens at each distance d from its end: block ``B_d`` [V, S] of the coefficients, each centred over tokens.
+    ``coefficient[d]`` is ``<B_d, B_0> / |B_0|`` (signed: an alternating eigenvalue alternates it), ``rate`` the
+    signed geometric rate of ``coefficient`` over ``1 <= d <= L - 2`` (the last distance, the word's first token,
+    read from the prior, is left out). This is the decay an attention layer followed by a linear map would use to
+    approximate the belief best; it equals the first-order ``lambda`` when the updates are small and falls below it
+    when tokens are informative (newer evidence overrides older: the normalisation the first order drops)."""
+
+    rate: float
+    coefficient: np.ndarray  # [L] by distance d = 0..L-1
+
+    def to_dict(self) -> dict:
+        return {"rate": self.rate, "coefficient": [float(c) for c in self.coefficient]}
+
+
+def readout_decay(process, length: int = 8) -> ReadoutDecay:
+    """`ReadoutDecay` of a process over every allowed word of ``length`` (>= 4) tokens (exact enumeration)."""
+    from compmech.mixed_states import mixed_states
+
+    if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 4:
+        raise ValueError(f"length must be an integer >= 4 (distances 1..length-2 are fitted); got {length!r}")
+    level = mixed_states(process, int(length)).level(int(length))
+    words, w, Y = level.words, level.probs / level.probs.sum(), level.beliefs  # [N, L], [N], [N, S]
+    N, L = words.shape
+    V = process_vectors(process)[0].shape[0]
+    X = np.zeros((N, L * V))
+    X[np.arange(N)[:, None], np.arange(L) * V + words] = 1.0  # one-hot token at each position
+    Xc, Yc = X - w @ X, Y - w @ Y
+    sw = np.sqrt(w)[:, None]
+    B = np.linalg.lstsq(Xc * sw, Yc * sw, rcond=None)[0].reshape(L, V, -1)[::-1]  # [distance, V, S]
+    B = B - B.mean(axis=1, keepdims=True)
+    ref = B[0].ravel() / np.linalg.norm(B[0])
+    coef = np.array([float(b.ravel() @ ref) for b in B])  # [L]
+    d = np.arange(1, L - 1)
+    slope = np.polyfit(d, np.log(np.maximum(np.abs(coef[d]), 1e-300)), 1)[0]
+    sign = float(np.sign(np.median(np.sign(coef[d[1:]] * coef[d[:-1]])))) or 1.0
+    return ReadoutDecay(rate=sign * float(np.exp(slope)), coefficient=coef)

@@ -27,6 +27,8 @@ EXTRA_STUDIES: dict[str, str] = {
                      "(experiments/architectures.toml; compmech.runs.architectures): architectures.md/.json/.png",
     "factored": "the factored-geometry study: experiments/factored.toml and the coupled sweep "
                 "experiments/factored_coupled.toml (compmech.runs.factored_reproduce): factored.md/.json and figures",
+    "cbu": "constrained belief updates (Piotrowski et al. 2025): the sweep experiments/cbu_mess3.toml and three "
+           "products experiments/cbu_product.toml (compmech.runs.cbu_reproduce): cbu.md/.json and figures",
 }
 
 
@@ -37,6 +39,10 @@ def run_study(name: str, where: Path, *, quick: bool, progress: bool) -> str:
 
         study = architectures.load_study(architectures.STUDY_FILE, quick=quick)
         return architectures.format_markdown(architectures.run_study(study, where, progress=progress), study)
+    if name == "cbu":
+        from compmech.runs import cbu_reproduce
+
+        return cbu_reproduce.format_markdown(cbu_reproduce.run_cbu(where, quick=quick, progress=progress), quick)
     from compmech.runs import factored_reproduce
 
     return factored_reproduce.format_markdown(factored_reproduce.run_factored(where, quick=quick, progress=progress),
@@ -136,7 +142,7 @@ def reproduce(out_root: Path, *, quick: bool = False, only: list[str] | None = N
 def add_reproduce_command(subparsers: Any) -> None:
     """Add ``reproduce [--quick] [--only NAME ...] [--out DIR]`` to the CLI."""
     p = subparsers.add_parser("reproduce", help="run the paper's experiments (Mess3, RRXOR, Z1R) and compare; "
-                              "--only architectures | factored: the studies beyond the paper",
+                              "--only architectures | factored | cbu: the studies beyond the paper",
                               description=__doc__)
     p.add_argument("--quick", action="store_true",
                    help=f"train for {QUICK_FRACTION:g} of each config's steps (minutes, not the full budget)")

@@ -94,3 +94,14 @@ def test_factor_tokens_and_constrained_factor_beliefs_split_a_products_tokens():
 def test_constrained_beliefs_reject_tokens_outside_the_vocabulary():
     with pytest.raises(ValueError, match="vocabulary"):
         constrained_beliefs(mess3(), np.array([[0, 3]]))
+
+
+def test_the_readout_rate_tends_to_lambda_for_weak_tokens_and_falls_below_it_for_informative_ones():
+    from compmech.cbu import readout_decay
+
+    weak = readout_decay(mess3(0.1, 0.36), 6)
+    strong = readout_decay(mess3(0.1, 0.85), 6)
+    assert weak.rate == pytest.approx(0.7, abs=0.01)
+    assert strong.rate < 0.45  # newer evidence overrides older: the belief forgets faster than lambda^d
+    assert readout_decay(mess3(0.4, 0.36), 6).rate == pytest.approx(-0.2, abs=0.01)  # alternating
+    assert strong.coefficient[0] > strong.coefficient[1] > strong.coefficient[2] > 0

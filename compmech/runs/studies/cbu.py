@@ -52,6 +52,7 @@ class Settings:
     max_rate: float = 0.95  # ... and a fitted rate below this
     min_share: float = 0.01  # an eigenvalue calls for a head when it carries at least this share of the updates
     n_repeats: int = 3  # held-out splits of each probe
+    readout_length: int = 8  # word length of the exact least-squares readout rate (`compmech.cbu.readout_decay`)
 
     def __post_init__(self) -> None:
         if self.weighting not in WEIGHTINGS:
@@ -62,6 +63,8 @@ class Settings:
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
                 raise ValueError(f"{key} must be a number in (0, 1]; got {v!r}")
+        if isinstance(self.readout_length, bool) or not isinstance(self.readout_length, int) or self.readout_length < 4:
+            raise ValueError(f"readout_length must be an integer >= 4; got {self.readout_length!r}")
         if isinstance(self.n_repeats, bool) or not isinstance(self.n_repeats, int) or self.n_repeats < 1:
             raise ValueError(f"n_repeats must be a positive integer; got {self.n_repeats!r}")
 
@@ -138,7 +141,7 @@ def _cos(a: np.ndarray, b: np.ndarray) -> float | None:
 
 def run(inputs: StudyInputs, settings: Settings) -> StudyOutput:
     """The study (see the module docstring); writes cbu.json and figures/cbu.png."""
-    from compmech.cbu import predicted_heads, spectrum
+    from compmech.cbu import predicted_heads, readout_decay, spectrum
     from compmech.runs.run_figures import save_figures
     from figures import process_title
     from figures.cbu import plot_cbu_panel
@@ -152,6 +155,11 @@ def run(inputs: StudyInputs, settings: Settings) -> StudyOutput:
     spectra = [spectrum(f) for f in factors]
     predicted = predicted_heads(spectra, min_share=settings.min_share)
     joint = spectrum(inputs.process) if len(factors) > 1 else spectra[0]
+    readouts = [readout_decay(f, settings.readout_length) for f in factors]
+    # the readout rate of a predicted head: its factors' (mean |rate|), when each of them excites one eigenvalue only
+    n_eig = [len({p.eigenvalue for p in predicted if k in p.factors}) for k in range(len(factors))]
+    readout_of = [None if any(n_eig[k] > 1 for k in p.factors) else
+                  float(np.mean([abs(readouts[k].rate) for k in p.factors])) for p in predicted]
     mid = "blocks.0.hook_resid_post" if mc.attn_only else "blocks.0.hook_resid_mid"
     final = probe_layer_name(mc)
     patterns = [f"blocks.{l}.attn.hook_pattern" for l in range(mc.n_layers)]
@@ -166,6 +174,7 @@ def run(inputs: StudyInputs, settings: Settings) -> StudyOutput:
             layers.append(fits)
         matched = match_heads(predicted, layers[0], settings.r2_min, settings.max_rate)
         rate_of = {h: p for p, h in zip(predicted, matched) if h is not None}
+        readout_at = {h: r for r, h in zip(readout_of, matched) if h is not None}
 
         beliefs = ctx.beliefs if len(factors) == 1 else np.concatenate(factor_beliefs(ctx.beliefs, factors), axis=-1)
         constrained = _constrained(factors, ctx.tokens, ctx.bos)  # [N, T, sum S_k]
@@ -193,6 +202,9 @@ def run(inputs: StudyInputs, settings: Settings) -> StudyOutput:
         vocab = ov.shape[1] - int(ctx.bos)
         u = _update_directions(factors, vocab)  # [V, sum S_k]
         ov_cos = [[_cos(ov[h, x], u[x]) for x in range(vocab)] for h in range(ov.shape[0])]
+        edges = np.cumsum([0, *(sp.stationary.shape[0] for sp in spectra)])
+        ov_share = [[float(np.sum(ov[h, :vocab, a:b] ** 2) / max(np.sum(ov[h, :vocab] ** 2), 1e-300))
+                     for a, b in zip(edges[:-1], edges[1:])] for h in range(ov.shape[0])]
 
     heads_out = []
     for l, fits in enumerate(layers):
@@ -201,11 +213,13 @@ def run(inputs: StudyInputs, settings: Settings) -> StudyOutput:
             entry = {"layer": l, "head": h, "predicted_lambda": None if p is None else p.rate,
                      "predicted_eigenvalue": None if p is None else p.eigenvalue,
                      "predicted_parity": None if p is None else p.parity,
+                     "readout_lambda": readout_at.get(h) if l == 0 else None,
                      "clean_decay": f.clean(settings.r2_min, settings.max_rate), **f.to_dict()}
             if l == 0:
                 cos = [c for c in ov_cos[h] if c is not None]
                 entry["ov_update_cosine"] = ov_cos[h]
                 entry["ov_update_cosine_mean"] = float(np.mean(cos)) if cos else None
+                entry["ov_factor_share"] = ov_share[h]
             heads_out.append(entry)
     observed = sum(f.clean(settings.r2_min, settings.max_rate) for f in layers[0])
     main = matched[0] if predicted else None
@@ -218,11 +232,13 @@ def run(inputs: StudyInputs, settings: Settings) -> StudyOutput:
         "settings": {"min_distance": settings.min_distance, "r2_min": settings.r2_min, "max_rate": settings.max_rate,
                      "min_share": settings.min_share},
         "spectrum": joint.to_dict(), "factor_spectra": [s.to_dict() for s in spectra] if len(factors) > 1 else None,
-        "predicted_heads": [p.to_dict() for p in predicted], "matched_heads": matched,
+        "predicted_heads": [{**p.to_dict(), "readout_rate": r} for p, r in zip(predicted, readout_of)],
+        "matched_heads": matched,
+        "readout_decay": [r.to_dict() for r in readouts], "readout_length": settings.readout_length,
         "predicted_head_count": len(predicted), "observed_head_count": int(observed),
         "n_heads": int(mc.n_heads),
         "main_head": main, "main_predicted_lambda": predicted[0].rate if predicted else None,
-        "main_fitted_lambda": main_rate,
+        "main_fitted_lambda": main_rate, "main_readout_lambda": readout_of[0] if predicted else None,
         "heads": heads_out,
         "mean_attention": [st.mean.tolist() for st in stats],
         "attention_spread": [st.std.tolist() for st in stats],
@@ -249,14 +265,15 @@ def run(inputs: StudyInputs, settings: Settings) -> StudyOutput:
     def n(v: Any) -> str:
         return "–" if v is None else f"{v:.3g}"
 
-    head_rows = [[str(e["layer"]), str(e["head"]), n(e["predicted_lambda"]), n(e["fitted_lambda"]), n(e["r2"]),
+    head_rows = [[str(e["layer"]), str(e["head"]), n(e["predicted_lambda"]), n(e["readout_lambda"]),
+                  n(e["fitted_lambda"]), n(e["r2"]),
                   n(e["parity_rate"]), n(e["parity_r2"]), "yes" if e["clean_decay"] else "no",
                   n(e.get("ov_update_cosine_mean"))] for e in heads_out]
     probe_rows_t = [[f"{layer} -> {target}", n(r["r2_heldout_contexts"]), n(r["mse_heldout_contexts"]),
                      n(r["mse_shuffled"])] for layer, d in probes_out.items() for target, r in d.items()]
     tables = (
         ("Constrained belief update: attention heads",
-         ["layer", "head", "predicted λ", "fitted λ", "R²", "parity rate", "parity R²", "clean decay",
+         ["layer", "head", "predicted λ", "readout rate", "fitted λ", "R²", "parity rate", "parity R²", "clean decay",
           "OV·u cosine"], head_rows,
          f"Predicted heads: {len(predicted)}; heads with a clean exponential decay in block 0: {observed} "
          f"(R² >= {settings.r2_min:g}, rate < {settings.max_rate:g}). Fits on within-query log-ratios of the mean "
@@ -273,6 +290,7 @@ def run(inputs: StudyInputs, settings: Settings) -> StudyOutput:
     mid_c = probes_out[mid]["constrained"]
     headline = {"predicted_head_count": len(predicted), "observed_head_count": int(observed),
                 "main_predicted_lambda": record["main_predicted_lambda"], "main_fitted_lambda": main_rate,
+                "main_readout_lambda": record["main_readout_lambda"],
                 "main_r2": None if main_fit is None else main_fit.r2,
                 "intermediate_r2_constrained": mid_c["r2_heldout_contexts"],
                 "intermediate_r2_beliefs": probes_out[mid]["beliefs"]["r2_heldout_contexts"],
