@@ -26,6 +26,7 @@ def plot_cbu_panel(
     attention: np.ndarray,  # [H, D] mean attention of the last query against distance d = 0..D-1
     spread: np.ndarray,  # [H, D] its standard deviation over contexts
     predicted_rates: Sequence[float | None],  # one per head: the rate matched to it (None: no prediction)
+    readout_rates: Sequence[float | None] | None,  # one per head: the exact readout rate (None: none)
     ov: np.ndarray,  # [V, 3] the main head's OV vectors projected into the belief simplex (displacements)
     updates: np.ndarray,  # [V, 3] the predicted update directions u_x
     constrained: np.ndarray,  # [R, 3] the predicted intermediate geometry (constrained beliefs)
@@ -37,7 +38,8 @@ def plot_cbu_panel(
     title: str | None = None,
 ) -> Figure:
     """Four panels: (a) each head's attention of the last query against distance (log scale, band = spread) with
-    the predicted ``rate^d`` drawn through the head's value at ``min_distance``; (b) the main head's OV vectors and
+    the predicted ``rate^d`` (dashed: first order; dotted: the exact readout rate) drawn through the head's value at
+    ``min_distance``; (b) the main head's OV vectors and
     the predicted updates u_x as arrows from the simplex centre (each set scaled to its longest arrow: directions);
     (c) the constrained beliefs; (d) the intermediate stream's probe onto them, coloured by the true belief."""
     A = as_array("attention", attention, 2)
@@ -55,11 +57,12 @@ def plot_cbu_panel(
     for h in range(A.shape[0]):
         line = axes[0].semilogy(d, np.maximum(A[h], 1e-8), "o-", ms=3, label=f"head {h}")[0]
         axes[0].fill_between(d, np.maximum(A[h] - S[h], 1e-8), A[h] + S[h], color=line.get_color(), alpha=0.15)
-        rate = predicted_rates[h]
-        if rate is not None and min_distance < A.shape[1] and A[h, min_distance] > 0:
-            pred = A[h, min_distance] * float(rate) ** (d - min_distance)
-            axes[0].semilogy(d, np.maximum(pred, 1e-8), "--", color=line.get_color(), lw=1,
-                             label=f"predicted {float(rate):.2f}^d")
+        for rates, style, what in ((predicted_rates, "--", "first order"), (readout_rates, ":", "readout")):
+            rate = None if rates is None else rates[h]
+            if rate is not None and min_distance < A.shape[1] and A[h, min_distance] > 0:
+                pred = A[h, min_distance] * float(rate) ** (d - min_distance)
+                axes[0].semilogy(d, np.maximum(pred, 1e-8), style, color=line.get_color(), lw=1,
+                                 label=f"{what} {float(rate):.2f}^d")
     axes[0].set_xlabel("distance d from the last query")
     axes[0].set_ylabel("mean attention")
     axes[0].legend(fontsize=7)

@@ -14,13 +14,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from compmech.runs.config import REPO_ROOT, load_config
+from compmech.runs.config import REPO_ROOT, config_from_dict, load_config, set_dotted
 from compmech.runs.files import write_bytes_atomic, write_json_atomic, write_text_atomic
 
 MESS3 = REPO_ROOT / "experiments" / "cbu_mess3.toml"
 PRODUCT = REPO_ROOT / "experiments" / "cbu_product.toml"
-#: ``--quick``: this fraction of cbu_product.toml's steps (the Mess3 sweep has its own [sweep] quick budget).
-QUICK_FRACTION = 0.2
+#: ``--quick``: this fraction of cbu_product.toml's steps, one probe split, coarser figures (the Mess3 sweep has its
+#: own [sweep] quick budget).
+QUICK_FRACTION = 0.15
+QUICK = {"probe.n_repeats": 1, "studies.cbu.n_repeats": 1, "figures.dpi": 60}
+#: Beside the sweep: Mess3 at x = 0.1 with less informative tokens (alpha 0.6), where the exact readout rate is
+#: nearer the first-order lambda (0.61 against 0.7; 0.35 at alpha 0.85).
+MESS3_EXTRA: tuple[tuple[str, dict[str, Any]], ...] = (("alpha_06", {"process.params.x": 0.1, "process.params.alpha": 0.6}),)
 #: The product runs: (label, the two factors' lambda); x = (1 - lambda) / 3, alpha as in cbu_product.toml.
 PRODUCT_PAIRS: tuple[tuple[str, tuple[float, float]], ...] = (
     ("product_07_07", (0.7, 0.7)), ("product_07_03", (0.7, 0.3)), ("product_07_m03", (0.7, -0.3)))
@@ -100,6 +105,18 @@ def run_cbu(out_root: Path, *, quick: bool = False, progress: bool = True) -> li
     sweep_dir = out_root / "cbu_mess3"
     run_sweep(sweep, sweep_dir, progress=progress, quick=quick)
     rows = [(f"mess3 x = {dict(p.values)['process.params.x']:g}", sweep_dir / p.name, p.name) for p in sweep.points]
+    for stem, over in MESS3_EXTRA:
+        raw = sweep.points[0].cfg.to_dict()
+        for key, value in over.items():
+            set_dotted(raw, key, value)
+        raw["name"] = f"cbu_mess3-{stem}"
+        cfg = config_from_dict(raw, source=str(MESS3))
+        run_dir = out_root / f"cbu_mess3_{stem}"
+        if finished_summary(cfg, run_dir) is None:
+            run_experiment(cfg, run_dir, progress=progress,
+                           command=f"compmech reproduce{' --quick' if quick else ''} --only cbu")
+        p = cfg.process.params
+        rows.append((f"mess3 x = {p['x']:g}, alpha = {p['alpha']:g}", run_dir, f"mess3_{stem}"))
     base = load_config(PRODUCT)
     alpha = base.process.components[0].params.get("alpha", 0.85)
     for label, lams in PRODUCT_PAIRS:
@@ -107,6 +124,7 @@ def run_cbu(out_root: Path, *, quick: bool = False, progress: bool = True) -> li
                                        for lam in lams]}
         if quick:
             over["training.steps"] = max(int(base.training["steps"] * QUICK_FRACTION), base.training["steps_per_call"])
+            over.update(QUICK)
         cfg = load_config(PRODUCT, over)
         run_dir = out_root / label
         if progress:

@@ -258,7 +258,7 @@ def run(inputs: StudyInputs, settings: Settings) -> StudyOutput:
     if constrained.shape[-1] >= 3 and spectra[0].updates.shape[1] == 3:
         draws["cbu"] = lambda: plot_cbu_panel(
             dist, spread, [None if rate_of.get(h) is None else rate_of[h].rate for h in range(dist.shape[0])],
-            ov[shown][:vocab, X3], u[:, X3], mid_rows.Y[:, X3], mid_pred, mid_rows.Y[:, k:k + 3],
+            [readout_at.get(h) for h in range(dist.shape[0])], ov[shown][:vocab, X3], u[:, X3], mid_rows.Y[:, X3], mid_pred, mid_rows.Y[:, k:k + 3],
             min_distance=settings.min_distance, main_head=shown, title=title)
     figs = save_figures(cfg, run_dir, draws)
 
@@ -283,7 +283,7 @@ def run(inputs: StudyInputs, settings: Settings) -> StudyOutput:
                        "beliefs; context-disjoint held-out splits."),
     )
     captions = {"cbu": "(a) Mean attention of the last query against distance for each block-0 head, with its spread "
-                       "over contexts and the predicted rate^d (dashed); (b) the main head's OV vectors projected into "
+                       "over contexts and the predicted rate^d (dashed: first-order lambda; dotted: the exact readout rate); (b) the main head's OV vectors projected into "
                        "the belief simplex by the probe (solid) and the predicted update directions u_x (dotted); "
                        "(c) the constrained beliefs; (d) the post-attention stream probed onto them, coloured by the "
                        "true belief (a product: its first factor)."}
