@@ -79,7 +79,7 @@ def check(cfg: Any, process: Any, model_cfg: Any) -> None:
     if cfg.process.kind in ("mixture", "coupled"):
         raise ValueError(f"the cbu study needs one process or kind = \"product\"; kind = \"{cfg.process.kind}\" has "
                          "no constrained-update prediction here")
-    if model_cfg.context_length < 3 + int(cfg.training.get("bos", False)):
+    if model_cfg.context_length < 3 + int(cfg.data.bos):
         raise ValueError("the cbu study fits attention against distance: it needs [model] context_length >= 3")
 
 
