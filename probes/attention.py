@@ -165,3 +165,21 @@ def geometric_pattern(rates, T: int, *, parity: tuple[str, ...] | None = None, n
             w = w * np.exp(noise * rng.standard_normal(d.size))
             out[h, t, : t + 1] = w / w.sum()
     return out
+
+
+#: Fitted rates closer than this (to a neighbour, in sorted order) are one group in `rate_groups`.
+RATE_GROUP_TOL = 0.1
+
+
+def rate_groups(rates, tol: float = RATE_GROUP_TOL) -> list[list[float]]:
+    """Fitted decay rates grouped: sorted, a new group wherever the gap to the previous rate exceeds ``tol``.
+
+    How many distinct decay profiles a layer's heads carry (several heads of one rate are one group)."""
+    r = sorted(float(v) for v in rates)
+    groups: list[list[float]] = []
+    for v in r:
+        if groups and v - groups[-1][-1] <= tol:
+            groups[-1].append(v)
+        else:
+            groups.append([v])
+    return groups

@@ -33,6 +33,8 @@ PRODUCT_PAIRS: tuple[tuple[str, tuple[float, float]], ...] = (
 
 def row(label: str, run_dir: Path) -> dict[str, Any]:
     """One table row from a finished run's cbu.json and summary.json."""
+    from probes.attention import rate_groups
+
     d = json.loads((run_dir / "cbu.json").read_text())
     summary = json.loads((run_dir / "summary.json").read_text())
     heads = [h for h in d["heads"] if h["layer"] == 0]
@@ -44,6 +46,7 @@ def row(label: str, run_dir: Path) -> dict[str, Any]:
         "predicted_lambdas": [p["eigenvalue"] for p in d["predicted_heads"]],
         "predicted_head_count": d["predicted_head_count"], "observed_head_count": d["observed_head_count"],
         "n_heads": d["n_heads"], "main_predicted_lambda": d["main_predicted_lambda"],
+        "observed_rate_groups": len(rate_groups([h["fitted_lambda"] for h in heads if h["clean_decay"]])),
         "main_fitted_lambda": d["main_fitted_lambda"], "main_readout_lambda": d.get("main_readout_lambda"),
         "heads": [{"head": h["head"], "predicted_lambda": h["predicted_lambda"], "readout_lambda": h.get("readout_lambda"),
                    "fitted_lambda": h["fitted_lambda"], "ov_factor_share": h.get("ov_factor_share"),
@@ -66,13 +69,14 @@ def format_markdown(rows: list[dict[str, Any]], quick: bool) -> str:
 
     lines = [f"# Constrained belief updates ({'quick' if quick else 'full'} budget)", "",
              "| run | relative loss | predicted λ | main head: predicted λ / readout rate / fitted λ | heads predicted / "
-             "clean (of) | OV·u cosine | mid → constrained R² | mid → belief R² | final → belief R² |",
+             "clean (of) / rate groups | OV·u cosine | mid → constrained R² | mid → belief R² | final → belief R² |",
              "|---|---:|---|---|---|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['run']} | {r['relative_loss']:.4f} | {', '.join(n(v, '.2f') for v in r['predicted_lambdas'])} | "
                      f"{n(r['main_predicted_lambda'])} / {n(r['main_readout_lambda'])} / {n(r['main_fitted_lambda'])} | "
                      f"{r['predicted_head_count']} / "
-                     f"{r['observed_head_count']} ({r['n_heads']}) | {n(r['main_ov_update_cosine'])} | "
+                     f"{r['observed_head_count']} ({r['n_heads']}) / {r['observed_rate_groups']} | "
+                     f"{n(r['main_ov_update_cosine'])} | "
                      f"{n(r['intermediate_r2_constrained'])} | {n(r['intermediate_r2_beliefs'])} | "
                      f"{n(r['final_r2_beliefs'])} |")
     lines += ["", "| run | head | predicted λ | readout rate | fitted λ | R² | parity rate | odd offset | parity R² | "
@@ -89,7 +93,8 @@ def format_markdown(rows: list[dict[str, Any]], quick: bool) -> str:
               "belief's best linear readout from the token history (compmech.cbu.readout_decay), the rate the first "
               "order tends to only for weakly informative tokens. Fitted λ: exp(slope) of log mean attention (block 0) against query-key distance, fitted on "
               "within-query log-ratios (distances >= 1); clean: a fit with R² >= 0.9 and rate < 0.95 (the parity fit "
-              "adds an odd-distance offset, for alternating eigenvalues). OV·u: cosine between the main head's OV "
+              "adds an odd-distance offset, for alternating eigenvalues); rate groups: the clean heads' fitted rates "
+              "grouped where they differ by more than 0.1 (the distinct decay profiles). OV·u: cosine between the main head's OV "
               "vectors, projected into the belief simplex by the probe, and the predicted update directions. R²: "
               "context-disjoint held-out, from block 0's stream after attention (mid) and after the block (final)."]
     return "\n".join(lines) + "\n"

@@ -55,3 +55,10 @@ def test_bad_patterns_are_rejected_with_the_argument_named():
         mean_pattern(np.ones((2, 3, 4)))
     with pytest.raises(ProbeInputError, match="min_distance"):
         fit_decay(geometric_pattern([0.5], 4), min_distance=-1)
+
+
+def test_rate_groups_split_where_the_gap_exceeds_the_tolerance():
+    from probes.attention import rate_groups
+
+    assert rate_groups([0.35, 0.42, 0.3, 0.7]) == [[0.3, 0.35, 0.42], [0.7]]
+    assert rate_groups([]) == [] and len(rate_groups([0.1, 0.5, 0.9])) == 3

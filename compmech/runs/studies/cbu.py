@@ -148,7 +148,7 @@ def run(inputs: StudyInputs, settings: Settings) -> StudyOutput:
     from hmm_processes import factor_beliefs
     from predictive_models import compute_activations, ov_vectors, probe_layer_name
     from probes import CONTEXT_TEST_FRACTION, LinearProbe, evaluate_probe, probe_rows
-    from probes.attention import by_distance, fit_decay, mean_pattern
+    from probes.attention import RATE_GROUP_TOL, by_distance, fit_decay, mean_pattern, rate_groups
 
     cfg, ctx, run_dir, mc = inputs.cfg, inputs.ctx, inputs.run_dir, inputs.model_cfg
     factors = theory_factors(cfg, inputs.process)
@@ -222,6 +222,7 @@ def run(inputs: StudyInputs, settings: Settings) -> StudyOutput:
                 entry["ov_factor_share"] = ov_share[h]
             heads_out.append(entry)
     observed = sum(f.clean(settings.r2_min, settings.max_rate) for f in layers[0])
+    groups = rate_groups([f.fitted_lambda for f in layers[0] if f.clean(settings.r2_min, settings.max_rate)])
     main = matched[0] if predicted else None
     main_fit = layers[0][main] if main is not None else None
     main_rate = None
@@ -236,6 +237,7 @@ def run(inputs: StudyInputs, settings: Settings) -> StudyOutput:
         "matched_heads": matched,
         "readout_decay": [r.to_dict() for r in readouts], "readout_length": settings.readout_length,
         "predicted_head_count": len(predicted), "observed_head_count": int(observed),
+        "observed_rate_groups": groups, "rate_group_tol": RATE_GROUP_TOL,
         "n_heads": int(mc.n_heads),
         "main_head": main, "main_predicted_lambda": predicted[0].rate if predicted else None,
         "main_fitted_lambda": main_rate, "main_readout_lambda": readout_of[0] if predicted else None,
@@ -276,7 +278,8 @@ def run(inputs: StudyInputs, settings: Settings) -> StudyOutput:
          ["layer", "head", "predicted λ", "readout rate", "fitted λ", "R²", "parity rate", "parity R²", "clean decay",
           "OV·u cosine"], head_rows,
          f"Predicted heads: {len(predicted)}; heads with a clean exponential decay in block 0: {observed} "
-         f"(R² >= {settings.r2_min:g}, rate < {settings.max_rate:g}). Fits on within-query log-ratios of the mean "
+         f"(R² >= {settings.r2_min:g}, rate < {settings.max_rate:g}), in {len(groups)} group(s) of rates (gaps > "
+         f"{RATE_GROUP_TOL:g}). Fits on within-query log-ratios of the mean "
          f"attention, distances >= {settings.min_distance}."),
         ("Constrained belief update: probes", ["probe", "R² held out (contexts)", "MSE held out", "MSE shuffled"],
          probe_rows_t, "Linear probes onto the constrained beliefs (the predicted intermediate geometry) and the "
@@ -289,6 +292,7 @@ def run(inputs: StudyInputs, settings: Settings) -> StudyOutput:
                        "true belief (a product: its first factor)."}
     mid_c = probes_out[mid]["constrained"]
     headline = {"predicted_head_count": len(predicted), "observed_head_count": int(observed),
+                "observed_rate_groups": len(groups),
                 "main_predicted_lambda": record["main_predicted_lambda"], "main_fitted_lambda": main_rate,
                 "main_readout_lambda": record["main_readout_lambda"],
                 "main_r2": None if main_fit is None else main_fit.r2,

@@ -62,6 +62,7 @@ def test_cbu_json_has_the_issues_keys_and_the_predictions(cbu_run):
     assert d["predicted_head_count"] == 2 and d["n_heads"] == 3
     assert [p["rate"] for p in d["predicted_heads"]] == pytest.approx([0.7, 0.3])
     assert 0 <= d["observed_head_count"] <= 3
+    assert sum(len(g) for g in d["observed_rate_groups"]) == d["observed_head_count"]
     assert [(h["layer"], h["head"]) for h in d["heads"]] == [(0, 0), (0, 1), (0, 2)]
     for h in d["heads"]:
         assert {"predicted_lambda", "fitted_lambda", "r2", "parity_rate", "parity_r2", "clean_decay",
@@ -96,7 +97,8 @@ def test_the_reproduce_table_reads_each_runs_cbu_json(cbu_run):
     r = row("tiny", cbu_run)
     assert r["predicted_head_count"] == 2 and len(r["heads"]) == 3
     text = format_markdown([r], quick=True)
-    assert "| tiny | " in text and f"| 2 / {r['observed_head_count']} (3) |" in text
+    assert "| tiny | " in text
+    assert f"| 2 / {r['observed_head_count']} (3) / {r['observed_rate_groups']} |" in text
 
 
 def test_matching_takes_the_closest_clean_head_and_skips_unclean_ones():
