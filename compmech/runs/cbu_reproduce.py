@@ -109,7 +109,8 @@ def run_cbu(out_root: Path, *, quick: bool = False, progress: bool = True) -> li
     sweep = load_sweep(MESS3, quick=quick)
     sweep_dir = out_root / "cbu_mess3"
     run_sweep(sweep, sweep_dir, progress=progress, quick=quick)
-    rows = [(f"mess3 x = {dict(p.values)['process.params.x']:g}", sweep_dir / p.name, p.name) for p in sweep.points]
+    rows = [(f"mess3 x = {dict(p.values)['process.params.x']:g}", sweep_dir / p.name, p.name.removeprefix("cbu_"))
+            for p in sweep.points]
     for stem, over in MESS3_EXTRA:
         raw = sweep.points[0].cfg.to_dict()
         for key, value in over.items():
