@@ -8,11 +8,15 @@ from its factors. From the trained transformer, over the run's contexts:
 - every block's attention pattern averaged over the contexts (weights as ``weighting``; with its spread), and each
   head's exponential fit against distance on within-query log-ratios (`probes.attention.fit_decay`: the fitted
   lambda, R², the parity fit for alternating eigenvalues);
+- beside each predicted rate, the exact readout rate (`compmech.cbu.readout_decay`: the decay of the belief's best
+  linear readout from the token history, over every word of ``readout_length`` tokens of each factor), which the
+  first-order lambda equals only for weakly informative tokens;
 - the predicted heads matched to block 0's heads (each prediction, largest rate first, to the unmatched head with
   a clean decay whose fitted rate is closest; heads left over get no prediction: ``predicted_lambda`` null);
   a head **carries a clean exponential decay** when a fit (plain or parity) has R² >= ``r2_min`` and a rate below
   ``max_rate`` (a flat pattern decays at rate 1 and is no decay head); the observed head count is the number of
-  block-0 heads that do, beside the predicted count;
+  block-0 heads that do, beside the predicted count, and their fitted rates in groups (`probes.attention.rate_groups`:
+  how many distinct decay profiles the heads carry);
 - the OV vectors of block 0 (`predictive_models.ov_vectors`) projected into the belief simplex with the probe fitted
   from block 0's post-attention stream to the beliefs (its coefficients: a displacement maps to ``ov @ coef``), and
   their cosine with the predicted update directions u_x;
