@@ -16,7 +16,7 @@ _LAZY = {
     "initial_params": "training", "sampled_eval": "training", "learning_rate_schedule": "training",
     "make_optimizer": "training",
     "train": "training", "train_seeds": "training",
-    "Transformer": "transformer", "TransformerConfig": "transformer",
+    "Transformer": "transformer", "TransformerConfig": "transformer", "ov_vectors": "transformer",
     "RecurrentConfig": "recurrent", "RecurrentModel": "recurrent",
     # one set of functions for every model family (they dispatch on the config's type)
     "KINDS": "models", "ModelConfig": "models", "activations": "models", "activation_names": "models",

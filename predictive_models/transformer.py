@@ -525,6 +525,27 @@ def to_model(config: TransformerConfig, params: Any) -> Transformer:
     return nnx.merge(graphdef(config), pure_params(params))
 
 
+def ov_vectors(config: TransformerConfig, params: Any, layer: int = 0) -> np.ndarray:
+    """Each head's OV vector of each token at block ``layer``: ``W_E[x] @ W_V^h @ W_O^h`` -> float32 [H, V, d_model].
+
+    What head h writes into the residual stream per unit of attention on a key holding token x, from the token's
+    embedding alone: no position embedding, no value bias (b_V^h @ W_O^h is the same for every key, so attention
+    weights summing to 1 add it once), no output bias. Exact for block 0 without LayerNorm (the value is then a
+    linear function of the embedding); with ``layer_norm`` on, ln1 rescales the embedding first, and the vector is
+    the direction before that rescaling.
+    """
+    if not 0 <= layer < config.n_layers:
+        raise ValueError(f"layer must be in 0..{config.n_layers - 1} (the model's blocks); got {layer!r}")
+    p = pure_params(params)
+    H, Dh = config.n_heads, config.d_head
+    E = np.asarray(p["embed"]["embedding"], np.float64)  # [V, d_model]
+    attn = p["blocks"][layer]["attn"]
+    W = np.asarray(attn["qkv"]["kernel"], np.float64).reshape(config.d_model, 3, H, Dh)
+    W_V = W[:, 2]  # [d_model, H, Dh]
+    W_O = np.asarray(attn["out"]["kernel"], np.float64).reshape(H, Dh, config.d_model)  # [H, Dh, d_model]
+    return np.einsum("vm,mhk,hkn->hvn", E, W_V, W_O).astype(np.float32)
+
+
 def logits_fn(config: TransformerConfig) -> Callable[[dict, jax.Array], jax.Array]:
     """The pure function (params dict, tokens [B, T]) -> logits [B, T, V] a training loss
     differentiates (``jax.value_and_grad`` of a function of it; not jitted here, so it fuses into

@@ -30,6 +30,8 @@ EXTRA_STUDIES: dict[str, str] = {
     "icl": "the in-context learning study: experiments/icl_mess3.toml, a mixture of three Mess3 settings "
            "(compmech.runs.icl_reproduce): icl.md/.json (fitted exponents and rates, targets, posterior probes) "
            "and figures",
+    "cbu": "constrained belief updates (Piotrowski et al. 2025): the sweep experiments/cbu_mess3.toml and three "
+           "products experiments/cbu_product.toml (compmech.runs.cbu_reproduce): cbu.md/.json and figures",
 }
 
 
@@ -44,6 +46,10 @@ def run_study(name: str, where: Path, *, quick: bool, progress: bool) -> str:
         from compmech.runs import icl_reproduce
 
         return icl_reproduce.format_markdown(icl_reproduce.run_icl(where, quick=quick, progress=progress), quick)
+    if name == "cbu":
+        from compmech.runs import cbu_reproduce
+
+        return cbu_reproduce.format_markdown(cbu_reproduce.run_cbu(where, quick=quick, progress=progress), quick)
     from compmech.runs import factored_reproduce
 
     return factored_reproduce.format_markdown(factored_reproduce.run_factored(where, quick=quick, progress=progress),
@@ -143,7 +149,7 @@ def reproduce(out_root: Path, *, quick: bool = False, only: list[str] | None = N
 def add_reproduce_command(subparsers: Any) -> None:
     """Add ``reproduce [--quick] [--only NAME ...] [--out DIR]`` to the CLI."""
     p = subparsers.add_parser("reproduce", help="run the paper's experiments (Mess3, RRXOR, Z1R) and compare; "
-                              "--only architectures | factored | icl: the studies beyond the paper",
+                              "--only architectures | factored | icl | cbu: the studies beyond the paper",
                               description=__doc__)
     p.add_argument("--quick", action="store_true",
                    help=f"train for {QUICK_FRACTION:g} of each config's steps (minutes, not the full budget)")

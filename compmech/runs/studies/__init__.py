@@ -24,7 +24,8 @@ from types import ModuleType
 from typing import Any
 
 #: Every study a config can name, with the module that implements it.
-STUDIES: dict[str, str] = {"factored": "compmech.runs.studies.factored", "icl": "compmech.runs.studies.icl"}
+STUDIES: dict[str, str] = {"factored": "compmech.runs.studies.factored", "icl": "compmech.runs.studies.icl",
+                          "cbu": "compmech.runs.studies.cbu"}
 
 
 def study_module(name: str) -> ModuleType:
