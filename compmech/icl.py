@@ -37,7 +37,8 @@ import numpy as np
 from compmech.icl_records import ICLCurve
 from compmech.information import next_token_distribution
 from compmech.mixed_states import belief_trajectories, mixed_states, word_counts
-from hmm_processes import GeneralizedHMM, HMM, ProcessError, component_posterior, process_vectors
+from hmm_processes import (GeneralizedHMM, HMM, ProcessError, RandomMarkovChains, component_posterior,
+                           process_vectors)
 
 #: "auto" enumerates every word when at most this many words of length ``max_seen`` are allowed.
 MAX_EXACT_WORDS = 200_000
@@ -234,21 +235,58 @@ def _sample_words(T: np.ndarray, prior: np.ndarray, tau: np.ndarray, n: int, len
     return words
 
 
+UNIGRAM_TEXT = (
+    "the in-context unigram predictor: (alpha + n_j) / (k alpha + t), token counts of the context, blind to their "
+    "order (Bayes for i.i.d. tokens); the strategy models pass through, on a training-loss plateau, before the "
+    "bigram (induction-head) solution (Edelman et al. 2024)")
+
+
+def markov_icl_theory(source: RandomMarkovChains, max_seen: int, *, method: str = "auto",
+                      n_samples: int = N_SAMPLES, seed: int = 0, max_exact_words: int = MAX_EXACT_WORDS
+                      ) -> ICLTheory:
+    """The ICL theory of random Markov chains for seen = 0..``max_seen`` tokens (`compmech.icl_markov`): the
+    Dirichlet-count optimum and the told-the-matrix loss (exact by enumeration while the contexts are at most
+    ``max_exact_words``, else Monte Carlo over ``n_samples`` chains), and the in-context unigram predictor as the
+    one predictor that does not use the order of the tokens."""
+    from compmech.icl_markov import markov_icl_curve, markov_icl_curve_exact, markov_unigram_loss
+
+    P = int(max_seen) + 1
+    if int(max_seen) < 0:
+        raise ProcessError(f"max_seen must be >= 0; got {max_seen}")
+    if method not in ("auto", "exact", "monte_carlo"):
+        raise ProcessError(f"method must be \"auto\", \"exact\" or \"monte_carlo\"; got {method!r}")
+    k = source.n_states
+    contexts = sum(float(k) ** p for p in range(1, P))
+    if method == "auto":
+        method = "exact" if contexts <= max_exact_words else "monte_carlo"
+    if method == "exact":
+        curve = markov_icl_curve_exact(source, P, max_words=max_exact_words)
+    else:
+        curve = markov_icl_curve(source, P, n_samples=n_samples, seed=seed)
+    unigram, unigram_se = markov_unigram_loss(source, P, n_samples=n_samples, seed=seed + 1)
+    return ICLTheory(curve=curve, fixed_source=unigram[None], fixed_source_se=unigram_se[None],
+                     fixed_source_labels=("in-context unigram",), definition=UNIGRAM_TEXT)
+
+
 def has_icl_theory(process: object) -> bool:
     """Whether `icl_theory` covers ``process`` (a non-ergodic source of a known family)."""
-    return is_mixture(process)
+    return is_mixture(process) or isinstance(process, RandomMarkovChains)
 
 
 def icl_theory(process: HMM | GeneralizedHMM, max_seen: int, **options) -> ICLTheory:
     """The in-context learning theory of a non-ergodic source, for seen = 0..``max_seen`` tokens.
 
-    The one dispatch over source families: a mixture of HMMs/GHMMs (`mixture_icl_theory`; ``options``:
-    method, n_samples, seed, max_exact_words). Raises `ProcessError` for a process that is no such source.
+    The one dispatch over source families: a mixture of HMMs/GHMMs (`mixture_icl_theory`) or random Markov
+    chains (`markov_icl_theory`); ``options``: method, n_samples, seed, max_exact_words. Raises `ProcessError`
+    for a process that is no such source.
     """
     if is_mixture(process):
         return mixture_icl_theory(process, max_seen, **options)
+    if isinstance(process, RandomMarkovChains):
+        return markov_icl_theory(process, max_seen, **options)
     raise ProcessError(f"{getattr(process, 'name', process)!r} is not a non-ergodic source with an in-context "
-                       "learning theory; use [process] kind = \"mixture\" (a mixture of HMMs/GHMMs)")
+                       "learning theory; use [process] kind = \"mixture\" (a mixture of HMMs/GHMMs) or "
+                       "kind = \"random_markov\"")
 
 
 def source_posterior(process: HMM | GeneralizedHMM, tokens: np.ndarray | None = None,
@@ -265,7 +303,16 @@ def source_posterior(process: HMM | GeneralizedHMM, tokens: np.ndarray | None = 
                 raise ProcessError("source_posterior needs tokens or beliefs")
             beliefs, _ = belief_trajectories(process, np.asarray(tokens))
         return component_posterior(process, beliefs)
-    raise ProcessError(f"{getattr(process, 'name', process)!r} has no source posterior; use a mixture")
+    if isinstance(process, RandomMarkovChains):  # the posterior's mean transition matrix, [N, T, k*k]
+        if beliefs is not None:  # the runner's beliefs of a chain source are that very mean
+            return np.asarray(beliefs, np.float64)
+        if tokens is None:
+            raise ProcessError("source_posterior needs tokens or beliefs")
+        from compmech.icl_markov import markov_source_posterior
+
+        return markov_source_posterior(process, np.asarray(tokens))
+    raise ProcessError(f"{getattr(process, 'name', process)!r} has no source posterior; use a mixture or random "
+                       "Markov chains")
 
 
 # ---------------------------------------------------------------------------- fits of the excess

@@ -73,7 +73,7 @@ def check(cfg: Any, process: Any, model_cfg: Any) -> None:
 
     if not has_icl_theory(process):
         raise ValueError("the icl study needs a non-ergodic source: [process] kind = \"mixture\" with one "
-                         "[[process.components]] table per component")
+                         "[[process.components]] table per component, or kind = \"random_markov\"")
     if model_cfg.context_length < 3:
         raise ValueError(f"the icl study needs [model] context_length >= 3; got {model_cfg.context_length}")
 

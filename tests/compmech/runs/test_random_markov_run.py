@@ -125,6 +125,25 @@ def test_a_random_markov_run_trains_and_probes_the_posterior_mean(markov_run):
     assert "random_markov (n_states = 3" in page and "probe target: posterior mean of the transition matrix" in page
 
 
+def test_the_icl_study_runs_on_the_chain_source(markov_run):
+    """[studies.icl] on random chains: the Dirichlet optimum (exact here) against the told-the-matrix loss and
+    the in-context unigram predictor; the posterior probe targets the posterior mean (9 numbers)."""
+    d = json.loads((markov_run / "icl.json").read_text())
+    assert d["seen"] == list(range(1, 9)) and d["theory"]["method"] == "exact"  # 9,840 contexts: enumerated
+    opt = np.array(d["optimal_loss_by_position"])
+    told = np.array(d["component_optimal_loss_by_position"])
+    unigram = np.array(d["fixed_source_loss_by_position"])
+    assert told.shape == (1, 8) and unigram.shape == (1, 8)
+    assert opt[0] == pytest.approx(math.log(3))  # one token seen: no transition observed yet
+    assert np.all(told[0] < opt) and np.all(np.diff(opt) < 0)
+    assert np.all(unigram[0, 2:] > opt[2:])  # the order of the tokens helps once transitions repeat
+    records = [json.loads(line) for line in (markov_run / "metrics.jsonl").read_text().splitlines()]
+    floor = np.asarray(records[-1]["optimal_loss_by_position"])  # the run's own Monte-Carlo floor
+    np.testing.assert_allclose(opt, floor, atol=0.03)
+    layer = d["posterior_probe"]["block_1"]
+    assert layer["pooled"]["r2_heldout_contexts"] > layer["pooled"]["r2_shuffled"]
+
+
 def test_the_traceable_training_sampler_draws_the_random_chain_law():
     """P(x0 = x1 = x2) = sum_a (1/k) E[A_aa^2] = alpha (alpha + 1) / (k alpha (k alpha + 1)) = 1/6 for k = 3,
     alpha = 1 (1/9 if the tokens were independent); the first token is uniform; jit gives the same draw."""
