@@ -1,7 +1,8 @@
 """`compmech reproduce --only icl`: the in-context learning study end to end, with its tables and figures.
 
-Runs ``experiments/icl_mess3.toml`` (three Mess3 settings, one per sequence, context 32, with ``[studies.icl]``;
-a finished run is reused), then writes into the output directory ``icl.md`` and ``icl.json``: the fitted
+Runs ``experiments/icl_mess3.toml`` (three Mess3 settings, one per sequence, context 32) and
+``experiments/icl_markov.toml`` (random Markov chains, k = 3, context 64), each with ``[studies.icl]`` (a finished
+run is reused), then writes into the output directory ``icl.md`` and ``icl.json``: the fitted
 exponents and rates of the excess loss for the theory and the model, the issue's targets (the model within 2%
 of the optimum at every position with >= 4 tokens seen; below the best never-inferring predictor early; the
 source posterior decodable, held-out R² >= 0.9 at positions with >= 8 tokens seen), the posterior probes by
@@ -19,6 +20,13 @@ from compmech.runs.config import REPO_ROOT, load_config
 from compmech.runs.files import write_bytes_atomic, write_json_atomic, write_text_atomic
 
 ICL_MESS3 = REPO_ROOT / "experiments" / "icl_mess3.toml"
+ICL_MARKOV = REPO_ROOT / "experiments" / "icl_markov.toml"
+#: The study's runs: run directory name -> (config, label in the tables).
+RUNS: dict[str, tuple[Path, str]] = {
+    "icl_mess3": (ICL_MESS3, "three Mess3 settings, one per sequence (experiments/icl_mess3.toml)"),
+    "icl_markov": (ICL_MARKOV, "random Markov chains, k = 3, a Dirichlet(1) prior on each row "
+                               "(experiments/icl_markov.toml)"),
+}
 #: ``--quick``: this fraction of the config's steps, and smaller probe and evaluation samples.
 QUICK_FRACTION = 0.1
 QUICK_OVERRIDES = {"data.probe_sequences": 2000, "studies.icl.probe_sequences": 1000,
@@ -91,7 +99,7 @@ def format_markdown(rows: list[dict[str, Any]], quick: bool) -> str:
                   f"| model within 2% of the optimum at every position with >= {r['gap_min_seen']} tokens seen "
                   f"| max (model - optimal) / optimal = {100 * r['max_relative_gap']:.3f}% | "
                   f"{'yes' if r['within_2_percent'] else 'no'} |",
-                  f"| model below the best never-inferring predictor ({r['best_fixed_source']}) at "
+                  f"| model below the best baseline predictor ({r['best_fixed_source']}) at "
                   f"{', '.join(map(str, r['early_seen']))} tokens seen | model "
                   f"{', '.join(f'{x:.4f}' for x in r['model_loss_early'])} vs "
                   f"{', '.join(f'{x:.4f}' for x in r['best_fixed_source_loss_early'])} nats | "
@@ -107,7 +115,7 @@ def format_markdown(rows: list[dict[str, Any]], quick: bool) -> str:
             lines.append(f"| {name} | {_v(p['r2_heldout_contexts'], '.3f')} | {_v(p['min_r2_heldout_contexts'], '.3f')} "
                          f"| {_v(p['r2_shuffled'], '.3f')} | {_v(p['untrained_r2_heldout_contexts'], '.3f')} | "
                          f"{_v(p['belief_r2_heldout_contexts'], '.3f')} |")
-        lines += ["", "| tokens seen | optimal | told the source | never inferring (best) | model | model over optimal |",
+        lines += ["", "| tokens seen | optimal | told the source | baseline (best) | model | model over optimal |",
                   "|---:|---:|---:|---:|---:|---:|"]
         for i, s in enumerate(r["seen"]):
             if s in (0, 1, 2, 3, 4, 8, 16, 32, 64) or i == len(r["seen"]) - 1:
@@ -131,21 +139,23 @@ def run_icl(out_root: Path, *, quick: bool = False, progress: bool = True) -> li
     from compmech.runs.experiment import finished_summary, run_experiment
 
     out_root = Path(out_root)
-    cfg = load_config(ICL_MESS3)
-    if quick:
-        cfg = load_config(ICL_MESS3, {"training.steps": max(int(cfg.training["steps"] * QUICK_FRACTION),
-                                                            cfg.training["steps_per_call"]), **QUICK_OVERRIDES})
-    run_dir = out_root / "icl_mess3"
-    if progress:
-        print(f"== icl: {ICL_MESS3} ({cfg.training['steps']} steps) -> {run_dir}", file=sys.stderr, flush=True)
-    if finished_summary(cfg, run_dir) is None:
-        run_experiment(cfg, run_dir, progress=progress,
-                       command=f"compmech reproduce{' --quick' if quick else ''} --only icl")
-    rows = [row("three Mess3 settings, one per sequence (experiments/icl_mess3.toml)", run_dir)]
+    rows = []
+    for name, (path, label) in RUNS.items():
+        cfg = load_config(path)
+        if quick:
+            cfg = load_config(path, {"training.steps": max(int(cfg.training["steps"] * QUICK_FRACTION),
+                                                           cfg.training["steps_per_call"]), **QUICK_OVERRIDES})
+        run_dir = out_root / name
+        if progress:
+            print(f"== icl: {path} ({cfg.training['steps']} steps) -> {run_dir}", file=sys.stderr, flush=True)
+        if finished_summary(cfg, run_dir) is None:
+            run_experiment(cfg, run_dir, progress=progress,
+                           command=f"compmech reproduce{' --quick' if quick else ''} --only icl")
+        rows.append(row(label, run_dir))
+        for fig in FIGURES:
+            src = run_dir / "figures" / f"{fig}.png"
+            if src.is_file():
+                write_bytes_atomic(out_root / f"{name}_{fig}.png", src.read_bytes())
     write_json_atomic(out_root / "icl.json", {"quick": quick, "rows": rows})
     write_text_atomic(out_root / "icl.md", format_markdown(rows, quick))
-    for name in FIGURES:
-        src = run_dir / "figures" / f"{name}.png"
-        if src.is_file():
-            write_bytes_atomic(out_root / f"{name}.png", src.read_bytes())
     return rows
