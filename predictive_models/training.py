@@ -36,7 +36,8 @@ from predictive_models.recurrent import RecurrentConfig
 from predictive_models.transformer import TransformerConfig
 
 DataFn = Callable[[jax.Array, int, int], jax.Array]
-"""(key, n_sequences, length) -> tokens [n_sequences, length] int32. Must be a pure function of the key."""
+"""(key, n_sequences, length) -> tokens [n_sequences, length] int32. Must be a pure function of the key; a JAX one
+(traceable under jit) is drawn on the devices, each its own shard, a NumPy one on the host."""
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("cosine", "constant")
@@ -413,18 +414,30 @@ def group_draw(data_fn: DataFn, k: int, B: int, length: int, mesh: TrainingMesh,
                    out_shardings=mesh.batches)
 
 
-def _check_data_fn(data_fn: DataFn, key: jax.Array, n: int, length: int) -> None:
-    """``data_fn(key, n, length)`` must be traceable and give integer tokens [n, length] (checked abstractly)."""
+def _traceable(data_fn: DataFn, key: jax.Array, n: int, length: int) -> bool:
+    """Whether ``data_fn(key, n, length)`` traces under jit (then it is drawn on the devices by `group_draw`); a
+    NumPy function is not, and is drawn on the host by `_host_draw`. Wrong shapes or dtypes are errors."""
     try:
         out = jax.eval_shape(lambda kk: data_fn(kk, n, length), key)
-    except Exception as exc:  # noqa: BLE001 - any failure to trace is the data function's
-        raise ValueError(f"data_fn(key, {n}, {length}) must be a JAX-traceable pure function of the key "
-                         f"(it is jitted and vmapped over seeds); tracing it failed: {type(exc).__name__}: {exc}") \
-            from None
+    except Exception:  # noqa: BLE001 - a function that does not trace is drawn on the host instead
+        return False
     shape, dtype = tuple(getattr(out, "shape", ())), getattr(out, "dtype", None)
     if shape != (n, length) or dtype is None or not np.issubdtype(dtype, np.integer):
         raise ValueError(f"data_fn(key, {n}, {length}) must return integer tokens of shape ({n}, {length}); "
                          f"got {dtype} {shape}.")
+    return True
+
+
+def _host_draw(data_fn: DataFn, data_keys: list[jax.Array], k: int, B: int, length: int, mesh: TrainingMesh,
+               n: int, vocab_size: int):
+    """`group_draw` for a data function that does not trace (NumPy, say): each seed's call drawn on the host
+    with `_draw` (the same tokens), then laid out on the mesh."""
+    def draw(_key_data: Any, call: Any) -> jax.Array:
+        tokens = [np.asarray(_draw(data_fn, jax.random.fold_in(dk, int(call)), k, B, length, vocab_size,
+                                   check=True))[:n] for dk in data_keys]  # S x [n, B, length]
+        return put(np.stack(tokens), mesh.batches)
+
+    return draw
 
 
 # ---------------------------------------------------------------------------- the loop
@@ -703,12 +716,12 @@ def train_seeds(model_config: ModelConfig, train_configs: list[TrainConfig], dat
                 evaluate(member, s)  # step 0, or the evaluation an interruption cut short
         save_named()  # step 0's, or one an interruption cut short
         call, first = step // k, True  # data for call c comes from fold_in(data_key, c) only
-        if step < tc0.steps:
-            _check_data_fn(data_fn, keys[0][1], k * B, T + 1)
+        traceable = step < tc0.steps and _traceable(data_fn, keys[0][1], k * B, T + 1)
         while step < tc0.steps:
             n = min(k, tc0.steps - step)
             if n not in draws:
-                draws[n] = group_draw(data_fn, k, B, T + 1, mesh, n)
+                draws[n] = (group_draw(data_fn, k, B, T + 1, mesh, n) if traceable else
+                            _host_draw(data_fn, [dk for _, dk in keys], k, B, T + 1, mesh, n, mc.vocab_size))
             batches = draws[n](data_keys, np.int32(call))  # [S, n, B, T+1]
             if first:
                 _check_tokens(batches, mc.vocab_size, mesh)
@@ -793,7 +806,7 @@ def _check_tokens(batches: jax.Array, vocab_size: int, mesh: TrainingMesh) -> No
 
 def _draw(data_fn: DataFn, key: jax.Array, k: int, B: int, length: int, vocab_size: int, check: bool) -> jax.Array:
     """Data for one fused call of one model on the default device: ``data_fn(key, k * B, length)`` as
-    [k, B, length] int32 (the benchmarks' lone step; `train` draws with `group_draw`)."""
+    [k, B, length] int32 (the benchmarks' lone step, and `_host_draw`'s; `train` draws with `group_draw`)."""
     tokens = data_fn(key, k * B, length)
     if check:
         shape, dtype = tuple(np.shape(tokens)), np.asarray(tokens[:1]).dtype
