@@ -102,7 +102,7 @@ def format_markdown(rows: list[dict[str, Any]], quick: bool) -> str:
 
 def run_cbu(out_root: Path, *, quick: bool = False, progress: bool = True) -> list[dict[str, Any]]:
     """Run the Mess3 sweep and the three products (reusing finished runs), write cbu.md / cbu.json, copy figures."""
-    from compmech.runs.experiment import finished_summary, run_experiment
+    from compmech.runs.experiment import run_or_reuse
     from compmech.runs.sweep import load_sweep, run_sweep
 
     out_root = Path(out_root)
@@ -118,9 +118,8 @@ def run_cbu(out_root: Path, *, quick: bool = False, progress: bool = True) -> li
         raw["name"] = f"cbu_mess3-{stem}"
         cfg = config_from_dict(raw, source=str(MESS3))
         run_dir = out_root / f"cbu_mess3_{stem}"
-        if finished_summary(cfg, run_dir) is None:
-            run_experiment(cfg, run_dir, progress=progress,
-                           command=f"compmech reproduce{' --quick' if quick else ''} --only cbu")
+        run_or_reuse(cfg, run_dir, progress=progress,
+                     command=f"compmech reproduce{' --quick' if quick else ''} --only cbu")
         p = cfg.process.params
         rows.append((f"mess3 x = {p['x']:g}, alpha = {p['alpha']:g}", run_dir, f"mess3_{stem}"))
     base = load_config(PRODUCT)
@@ -136,9 +135,8 @@ def run_cbu(out_root: Path, *, quick: bool = False, progress: bool = True) -> li
         if progress:
             print(f"== cbu {label}: lambda = {lams} ({cfg.training['steps']} steps) -> {run_dir}", file=sys.stderr,
                   flush=True)
-        if finished_summary(cfg, run_dir) is None:
-            run_experiment(cfg, run_dir, progress=progress,
-                           command=f"compmech reproduce{' --quick' if quick else ''} --only cbu")
+        run_or_reuse(cfg, run_dir, progress=progress,
+                     command=f"compmech reproduce{' --quick' if quick else ''} --only cbu")
         rows.append((f"mess3 x mess3, λ = ({lams[0]:g}, {lams[1]:g})", run_dir, label))
     table = [row(label, d) for label, d, _ in rows]
     write_json_atomic(out_root / "cbu.json", {"quick": quick, "rows": table})

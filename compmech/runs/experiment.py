@@ -187,6 +187,16 @@ def finished_summary(cfg: ExperimentConfig, out_dir: str | Path | None = None) -
     return _read_json_or_none(plan.run_dir / "summary.json")
 
 
+def run_or_reuse(cfg: ExperimentConfig, out_dir: str | Path, *, progress: bool = True,
+                 command: str | None = None) -> dict[str, Any]:
+    """The summary of ``cfg``'s run in ``out_dir``: the finished one when it is there (`finished_summary`), else
+    the run's, made now (`run_experiment`, resuming whatever an interrupted run left)."""
+    summary = finished_summary(cfg, out_dir)
+    if summary is None:
+        summary = run_experiment(cfg, out_dir, progress=progress, command=command)
+    return summary
+
+
 def _run_identity(config: dict[str, Any]) -> dict[str, Any]:
     """A parsed config.toml without the keys that do not change a run's numbers beyond float32 reduction order
     ([training] devices): a run trained on N devices resumes, and counts as finished, on M."""

@@ -72,7 +72,7 @@ def format_markdown(rows: list[dict[str, Any]], quick: bool) -> str:
 
 def run_factored(out_root: Path, *, quick: bool = False, progress: bool = True) -> list[dict[str, Any]]:
     """Run both parts (reusing finished runs), write factored.md / factored.json and copy the figures."""
-    from compmech.runs.experiment import finished_summary, run_experiment
+    from compmech.runs.experiment import run_or_reuse
     from compmech.runs.sweep import load_sweep, run_sweep
 
     out_root = Path(out_root)
@@ -83,9 +83,8 @@ def run_factored(out_root: Path, *, quick: bool = False, progress: bool = True) 
     run_dir = out_root / "factored"
     if progress:
         print(f"== factored: {FACTORED} ({cfg.training['steps']} steps) -> {run_dir}", file=sys.stderr, flush=True)
-    if finished_summary(cfg, run_dir) is None:
-        run_experiment(cfg, run_dir, progress=progress,
-                       command=f"compmech reproduce{' --quick' if quick else ''} --only factored")
+    run_or_reuse(cfg, run_dir, progress=progress,
+                 command=f"compmech reproduce{' --quick' if quick else ''} --only factored")
     rows = [row("three independent factors (experiments/factored.toml)", run_dir)]
     sweep = load_sweep(COUPLED, quick=quick)
     sweep_dir = out_root / "factored_coupled"

@@ -136,7 +136,7 @@ def format_markdown(rows: list[dict[str, Any]], quick: bool) -> str:
 
 def run_icl(out_root: Path, *, quick: bool = False, progress: bool = True) -> list[dict[str, Any]]:
     """Run the config (reusing a finished run), write icl.md / icl.json and copy the figures."""
-    from compmech.runs.experiment import finished_summary, run_experiment
+    from compmech.runs.experiment import run_or_reuse
 
     out_root = Path(out_root)
     rows = []
@@ -148,9 +148,8 @@ def run_icl(out_root: Path, *, quick: bool = False, progress: bool = True) -> li
         run_dir = out_root / name
         if progress:
             print(f"== icl: {path} ({cfg.training['steps']} steps) -> {run_dir}", file=sys.stderr, flush=True)
-        if finished_summary(cfg, run_dir) is None:
-            run_experiment(cfg, run_dir, progress=progress,
-                           command=f"compmech reproduce{' --quick' if quick else ''} --only icl")
+        run_or_reuse(cfg, run_dir, progress=progress,
+                     command=f"compmech reproduce{' --quick' if quick else ''} --only icl")
         rows.append(row(label, run_dir))
         for fig in FIGURES:
             src = run_dir / "figures" / f"{fig}.png"
