@@ -12,8 +12,9 @@ evaluation; compile time excluded and printed apart) of:
   host devices (the batch split over them). Forced host devices share the same CPU cores, so this shows the cost
   of the sharded step, not a speed-up; on GPUs each device brings its own compute.
 
-The machine's load average is printed first: on a shared machine, compare the ratios of one run. The last line
-is ``vmapped/sequential: <ratio>x``.
+It also prints the matmul work per token and the GFLOP/s each reaches beside a large matrix product's on the same
+cores: the head-room any batching of these small models has. The machine's load average is printed first: on a
+shared machine, compare the ratios of one run. The last line is ``vmapped/sequential: <ratio>x``.
 """
 
 from __future__ import annotations
@@ -90,6 +91,29 @@ def throughput(mc, tc: TrainConfig, data_fn, n_seeds: int, groups: int, seconds:
     return calls * groups * n_seeds * k * B * T / wall, compile_s
 
 
+def train_flops_per_token(mc) -> float:
+    """Matrix-multiply FLOPs per training token of the transformer ``mc``: 3x the forward pass's (the backward
+    pass computes two products per forward one), which is 2 per weight of every dense layer plus the attention
+    scores and mixing (4 H Dh per key, ~(T+1)/2 keys per query on average). Elementwise work is left out, so
+    this is a lower bound on the work done."""
+    dense = mc.n_layers * (mc.d_model * 3 * mc.n_heads * mc.d_head + mc.n_heads * mc.d_head * mc.d_model
+                           + 2 * mc.d_model * mc.d_mlp) + mc.d_model * mc.vocab_size
+    attention = mc.n_layers * 4 * mc.n_heads * mc.d_head * (mc.context_length + 1) / 2
+    return 3 * (2 * dense + attention)
+
+
+def gemm_gflops(n: int = 1024, reps: int = 20) -> float:
+    """GFLOP/s of one jitted float32 n x n matrix product on this machine: what large, cache-friendly work
+    reaches on the same cores (the ceiling any batching of small models can approach)."""
+    a = jax.numpy.ones((n, n), jax.numpy.float32)
+    f = jax.jit(lambda x: x @ x)
+    f(a).block_until_ready()
+    t = time.perf_counter()
+    for _ in range(reps):
+        f(a).block_until_ready()
+    return 2 * n ** 3 * reps / (time.perf_counter() - t) / 1e9
+
+
 def devices_main(seconds: float, batch_size: int) -> None:
     """(subprocess) one model on 1 and on 2 forced host devices."""
     hmm, mc, training = mess3_model()
@@ -126,6 +150,10 @@ def main(argv: list[str] | None = None) -> None:
     vm, vm_compile = throughput(mc, tc, data, S, 1, args.seconds)
     print(f"vmapped    ({S} models, one call):      {vm / 1e3:8.1f} k tokens/s in all (compile {vm_compile:.1f} s)",
           flush=True)
+    flops, peak = train_flops_per_token(mc), gemm_gflops()
+    print(f"work: {flops / 1e3:.0f} k matmul FLOPs per training token; sequential {seq * flops / 1e9:.1f} GFLOP/s, "
+          f"vmapped {vm * flops / 1e9:.1f} GFLOP/s, a 1024^3 float32 matrix product {peak:.1f} GFLOP/s: at most "
+          f"{peak * 1e9 / (seq * flops):.1f}x over sequential is left for any batching of these models", flush=True)
     if not args.no_devices:
         print("one model on forced host devices (subprocess, XLA_FLAGS=--xla_force_host_platform_device_count=2):",
               flush=True)

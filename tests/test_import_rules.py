@@ -63,3 +63,13 @@ def test_runner_is_its_own_folder():
     assert top <= {"__init__", "mixed_states", "msp", "measures", "fractal", "information", "streaming",
                    "icl_records", "icl", "icl_markov", "cbu"}, \
         f"modules at the top of compmech that are not theory: {sorted(top - {'__init__'})}"
+
+
+def test_pytorch_is_a_benchmark_only_dependency():
+    """PyTorch (the `[bench]` extra) is imported by benchmarks/bench_torch.py only, never by the project."""
+    folders = [d for d in ROOT.iterdir() if d.is_dir() and not d.name.startswith(".")
+               and d.name not in ("benchmarks", "runs")]  # not virtual environments, not run outputs
+    files = [p for d in folders for p in d.rglob("*.py")] + list(ROOT.glob("*.py"))
+    assert any(p.parent.name == "predictive_models" for p in files)
+    for path in files:
+        assert "torch" not in imported_packages(path), f"{path.relative_to(ROOT)} imports torch"

@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from compmech.runs.config import REPO_ROOT, config_from_dict, load_config, set_dotted
-from compmech.runs.files import write_bytes_atomic, write_json_atomic, write_text_atomic
+from compmech.runs.config import REPO_ROOT, config_from_dict, load_config, quick_steps, set_dotted
+from compmech.runs.files import copy_atomic, write_json_atomic, write_text_atomic
 
 MESS3 = REPO_ROOT / "experiments" / "cbu_mess3.toml"
 PRODUCT = REPO_ROOT / "experiments" / "cbu_product.toml"
@@ -128,7 +128,7 @@ def run_cbu(out_root: Path, *, quick: bool = False, progress: bool = True) -> li
         over = {"process.components": [{"name": "mess3", "params": {"x": (1.0 - lam) / 3.0, "alpha": alpha}}
                                        for lam in lams]}
         if quick:
-            over["training.steps"] = max(int(base.training["steps"] * QUICK_FRACTION), base.training["steps_per_call"])
+            over["training.steps"] = quick_steps(base.training, QUICK_FRACTION)
             over.update(QUICK)
         cfg = load_config(PRODUCT, over)
         run_dir = out_root / label
@@ -144,5 +144,5 @@ def run_cbu(out_root: Path, *, quick: bool = False, progress: bool = True) -> li
     for _, d, stem in rows:
         src = d / "figures" / "cbu.png"
         if src.is_file():
-            write_bytes_atomic(out_root / f"cbu_{stem}.png", src.read_bytes())
+            copy_atomic(src, out_root / f"cbu_{stem}.png")
     return table

@@ -582,3 +582,8 @@ def _section(cls: type, table: Any, section: str, source: str) -> Any:
         return cls(**values)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: [{section}] {exc}") from None
+
+
+def quick_steps(training: dict[str, Any], fraction: float) -> int:
+    """The steps of a quick budget: ``fraction`` of ``[training] steps``, at least one fused call."""
+    return max(int(training["steps"] * fraction), int(training["steps_per_call"]))

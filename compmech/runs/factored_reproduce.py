@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from compmech.runs.config import REPO_ROOT, load_config
-from compmech.runs.files import write_bytes_atomic, write_json_atomic, write_text_atomic
+from compmech.runs.config import REPO_ROOT, load_config, quick_steps
+from compmech.runs.files import copy_atomic, write_json_atomic, write_text_atomic
 
 FACTORED = REPO_ROOT / "experiments" / "factored.toml"
 COUPLED = REPO_ROOT / "experiments" / "factored_coupled.toml"
@@ -78,8 +78,7 @@ def run_factored(out_root: Path, *, quick: bool = False, progress: bool = True) 
     out_root = Path(out_root)
     cfg = load_config(FACTORED)
     if quick:
-        cfg = load_config(FACTORED, {"training.steps": max(int(cfg.training["steps"] * QUICK_FRACTION),
-                                                           cfg.training["steps_per_call"])})
+        cfg = load_config(FACTORED, {"training.steps": quick_steps(cfg.training, QUICK_FRACTION)})
     run_dir = out_root / "factored"
     if progress:
         print(f"== factored: {FACTORED} ({cfg.training['steps']} steps) -> {run_dir}", file=sys.stderr, flush=True)
@@ -96,5 +95,5 @@ def run_factored(out_root: Path, *, quick: bool = False, progress: bool = True) 
     for src, name in ((run_dir / "figures" / "factored_variance.png", "factored_variance.png"),
                       (sweep_dir / "sweep.png", "factored_coupled.png")):
         if src.is_file():
-            write_bytes_atomic(out_root / name, src.read_bytes())
+            copy_atomic(src, out_root / name)
     return rows

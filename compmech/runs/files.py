@@ -19,6 +19,11 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     return write_atomic(path, lambda handle: handle.write(data))
 
 
+def copy_atomic(src: str | Path, dst: str | Path) -> Path:
+    """Copy the file ``src`` to ``dst`` atomically (e.g. a run's figure into a reproduce folder)."""
+    return write_bytes_atomic(dst, Path(src).read_bytes())
+
+
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` through a temp file and a rename."""
     return write_bytes_atomic(path, text.encode("utf-8"))

@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from compmech.runs.config import REPO_ROOT, load_config
-from compmech.runs.files import write_bytes_atomic, write_json_atomic, write_text_atomic
+from compmech.runs.config import REPO_ROOT, load_config, quick_steps
+from compmech.runs.files import copy_atomic, write_json_atomic, write_text_atomic
 
 ICL_MESS3 = REPO_ROOT / "experiments" / "icl_mess3.toml"
 ICL_MARKOV = REPO_ROOT / "experiments" / "icl_markov.toml"
@@ -143,8 +143,7 @@ def run_icl(out_root: Path, *, quick: bool = False, progress: bool = True) -> li
     for name, (path, label) in RUNS.items():
         cfg = load_config(path)
         if quick:
-            cfg = load_config(path, {"training.steps": max(int(cfg.training["steps"] * QUICK_FRACTION),
-                                                           cfg.training["steps_per_call"]), **QUICK_OVERRIDES})
+            cfg = load_config(path, {"training.steps": quick_steps(cfg.training, QUICK_FRACTION), **QUICK_OVERRIDES})
         run_dir = out_root / name
         if progress:
             print(f"== icl: {path} ({cfg.training['steps']} steps) -> {run_dir}", file=sys.stderr, flush=True)
@@ -154,7 +153,7 @@ def run_icl(out_root: Path, *, quick: bool = False, progress: bool = True) -> li
         for fig in FIGURES:
             src = run_dir / "figures" / f"{fig}.png"
             if src.is_file():
-                write_bytes_atomic(out_root / f"{name}_{fig}.png", src.read_bytes())
+                copy_atomic(src, out_root / f"{name}_{fig}.png")
     write_json_atomic(out_root / "icl.json", {"quick": quick, "rows": rows})
     write_text_atomic(out_root / "icl.md", format_markdown(rows, quick))
     return rows

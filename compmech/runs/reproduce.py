@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from compmech.runs.config import REPO_ROOT, ConfigError, load_config
+from compmech.runs.config import REPO_ROOT, ConfigError, load_config, quick_steps
 from compmech.runs.files import write_json_atomic, write_text_atomic
 from compmech.runs.paper import PAPER_RESULTS
 
@@ -122,8 +122,7 @@ def reproduce(out_root: Path, *, quick: bool = False, only: list[str] | None = N
     for name in names:
         cfg = load_config(experiments[name])
         if quick:
-            steps = max(cfg.training["steps"] * QUICK_FRACTION, cfg.training["steps_per_call"])
-            cfg = load_config(experiments[name], {"training.steps": int(steps)})
+            cfg = load_config(experiments[name], {"training.steps": quick_steps(cfg.training, QUICK_FRACTION)})
         if progress:
             print(f"== {name}: {experiments[name]} ({cfg.training['steps']} steps)", file=sys.stderr, flush=True)
         run_dir = out_root / name
