@@ -21,7 +21,8 @@ class ProbeOutcome:
     """The probe phase: every layer's evaluation, the rows, the predictions, and the controls.
 
     ``results`` are `probes.ProbeResult` by layer (input to output, "concat" last); ``data`` the rows
-    (`probes.ProbeData`: targets ``Y [R, S]``, context ids, positions; the same for every layer);
+    (`probes.ProbeRows`, or a `probes.ProbeData` in the sampled regime: targets ``Y [R, S]``, weights, groups,
+    context ids, positions; the same for every layer; no activations are kept);
     ``predictions[layer]`` the in-sample predictions ``[R, S]``; ``shuffled`` the shuffled-control
     predictions ``[R, S]`` of the figure layer. ``untrained`` holds the probe of every probed layer
     ("concat" aside) in the same model at initialisation (the same seed, before any step, the same rows and
@@ -31,7 +32,7 @@ class ProbeOutcome:
 
     results: dict[str, Any]  # layer -> probes.ProbeResult
     probe_layer: str
-    data: Any  # probes.ProbeData
+    data: Any  # probes.ProbeRows (exact regime) or probes.ProbeData (sampled): Y, weights, groups, positions, ids
     predictions: dict[str, np.ndarray]  # layer -> [R, S]
     shuffled: np.ndarray  # [R, S]
     untrained: dict[str, Any] | None  # layer -> probes.ProbeResult at initialisation, or None
