@@ -58,7 +58,7 @@ def context_activations(acts, tokens: np.ndarray, context_ids: np.ndarray) -> di
         raise RuntimeError("prefix activations and probe rows count different prefixes; a bug, please report it")
     to_row = np.empty(acts.n_prefixes, np.int64)  # probe context id -> the model's prefix row
     to_row[probe_ids] = acts.ids
-    if not np.array_equal(to_row[probe_ids], acts.ids):
+    if not np.array_equal(to_row[probe_ids], acts.ids) or np.unique(to_row).size != acts.n_prefixes:
         raise RuntimeError("prefix activations and probe rows disagree on which strings share a prefix; a bug")
     wanted = to_row[np.unique(context_ids)]  # [U]
     if np.array_equal(wanted, np.arange(acts.n_prefixes)):
