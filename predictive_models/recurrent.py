@@ -375,7 +375,6 @@ def _run_prefix(config: RecurrentConfig, fn, params: dict, depth: int, levels: l
     is causal: its output at t depends on tokens[:, :t+1] only). Only one level's states are kept.
     ``cache`` ({name: [N, T, width]}) or ``prefix_cache`` ({name: [U, width]}, one row per distinct prefix in
     `predictive_models.prefixes` order) is filled in place; only one of them holds names."""
-    wanted = {**cache, **(prefix_cache or {})}  # the names computed, with a store of the right width
     offset = 0  # the first prefix_cache row of this level
     H = config.d_hidden
     h_prev = c_prev = np.zeros((depth, 1, H), np.float32)  # [depth, u_{t-1}, H]: states of each prefix
@@ -397,15 +396,15 @@ def _run_prefix(config: RecurrentConfig, fn, params: dict, depth: int, levels: l
             h_new[:, start:stop], c_new[:, start:stop] = h[:, : stop - start], c[:, : stop - start]
             if res is not None:
                 res[start:stop] = o[: stop - start]
-            for n in wanted:
-                acts.setdefault(n, np.empty((u, wanted[n].shape[-1]), np.float32))[start:stop] = a[n][: stop - start]
+            for n in cache:
+                acts.setdefault(n, np.empty((u, cache[n].shape[2]), np.float32))[start:stop] = a[n][: stop - start]
+            for n in prefix_cache or {}:  # straight into the store: no level buffer
+                prefix_cache[n][offset + start : offset + stop] = a[n][: stop - start]
         h_prev, c_prev = h_new, c_new
         if out is not None:
             out[:, t] = res[inverse]
         for n in cache:
             cache[n][:, t] = np.take(acts[n], inverse, axis=0)
-        for n in prefix_cache or {}:
-            prefix_cache[n][offset : offset + u] = acts[n]
         offset += u
         on_step(1)
 

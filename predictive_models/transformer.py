@@ -640,8 +640,7 @@ def _run_prefix(config: TransformerConfig, params: dict, tokens: np.ndarray, bat
         ancestors = np.concatenate([ancestors[parent], parent[:, None]], axis=1) if t else np.zeros((len(last), 0), np.int64)
         u = len(last)
         lg = np.empty((u, c.vocab_size), np.float32) if out is not None else None
-        keep = res_out is not None or res_prefix is not None
-        rs = np.empty((u, len(res_names), c.d_model), np.float32) if keep else None
+        rs = np.empty((u, len(res_names), c.d_model), np.float32) if res_out is not None else None
         k_new = np.empty((u, n_blocks, c.n_heads, c.d_head), np.float32)
         v_new = np.empty_like(k_new)
         for start in range(0, u, big):
@@ -660,13 +659,13 @@ def _run_prefix(config: TransformerConfig, params: dict, tokens: np.ndarray, bat
                 lg[start:stop] = o[: stop - start]
             if rs is not None:
                 rs[start:stop] = r[: stop - start]
+            if res_prefix is not None:  # straight into the store: no [u, n_names, d_model] level buffer
+                res_prefix[:, offset + start : offset + stop] = r[: stop - start].transpose(1, 0, 2)
         keys.append(k_new)
         values.append(v_new)
         if res_out is not None:
             for i in range(rs.shape[1]):
                 res_out[:, i, t] = np.take(rs[:, i], inverse, axis=0)
-        if res_prefix is not None:
-            res_prefix[:, offset : offset + u] = rs.transpose(1, 0, 2)
         offset += u
         if out is not None:
             out[:, t] = lg[inverse]

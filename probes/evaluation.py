@@ -78,11 +78,27 @@ class ProbeResult:
 
 @dataclass(frozen=True, eq=False)
 class ProbeEvaluation:
-    """One evaluated probe: its errors and the in-sample and shuffled-control predictions, row by row."""
+    """One evaluated probe: its errors and the in-sample and shuffled-control predictions, row by row.
+
+    Rows that share a context share a prediction, so the predictions are kept one per context
+    (``by_context``, ``shuffled_by_context``) and spread over the rows on access (``predictions``,
+    ``shuffled``: a fresh [R, k] array each time): ~7x less memory for the paper's all-strings rows.
+    """
 
     result: ProbeResult
-    predictions: np.ndarray  # [R, k] float64 ([R] for a 1-D Y): the in-sample probe's predictions
-    shuffled: np.ndarray  # [R, k] float64 ([R] for a 1-D Y): the shuffled-control probe's predictions
+    by_context: np.ndarray  # [U, k] float64 ([U] for a 1-D Y): the in-sample probe's prediction per context
+    shuffled_by_context: np.ndarray  # [U, k] float64 ([U] for a 1-D Y): the shuffled-control probe's
+    row_context: np.ndarray | None = None  # [R] the context (index into by_context) of each row; None: U = R
+
+    @property
+    def predictions(self) -> np.ndarray:
+        """[R, k] float64 ([R] for a 1-D Y): the in-sample probe's predictions, row by row."""
+        return self.by_context if self.row_context is None else self.by_context[self.row_context]
+
+    @property
+    def shuffled(self) -> np.ndarray:
+        """[R, k] float64 ([R] for a 1-D Y): the shuffled-control probe's predictions, row by row."""
+        return self.shuffled_by_context if self.row_context is None else self.shuffled_by_context[self.row_context]
 
 
 @dataclass(frozen=True, eq=False)
@@ -308,10 +324,10 @@ def _evaluate_fits(Xc: np.ndarray, design: _Design, on_fit: Callable[[], None] |
         n_features=int(n_features),
         n_contexts=int(n_contexts),
     )
-    pred, shuffled = pred[design.inverse], shuffled[design.inverse]  # [R, k]: row by row
     if design.y_1d:
         pred, shuffled = pred[:, 0], shuffled[:, 0]
-    return ProbeEvaluation(result, pred, shuffled)
+    # [U, k] per context (a copy: not views of pred_both's [U, 2k]); rows map to them by design.inverse
+    return ProbeEvaluation(result, np.ascontiguousarray(pred), np.ascontiguousarray(shuffled), design.inverse)
 
 
 def _context_rows(name: str, X: np.ndarray, design: _Design) -> np.ndarray:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from compmech.runs.progress import PhaseTimes, phase
-from compmech.runs.records import ProbeOutcome
+from compmech.runs.records import ProbeOutcome, RowPredictions
 
 if TYPE_CHECKING:  # the ContextSet type only; importing the runner here would be circular
     from compmech.runs.experiment import ContextSet
@@ -122,5 +122,5 @@ def probe_model(cfg, model_cfg, params_state, ctx: "ContextSet", figure_layer: s
     }
     return ProbeOutcome(results={name: ev.result for name, ev in evaluations.items()}, probe_layer=layer,
                         data=data,
-                        predictions={name: ev.predictions for name, ev in evaluations.items()},
+                        predictions=RowPredictions(evaluations),
                         shuffled=evaluations[figure_layer].shuffled, untrained=untrained, info=info)

@@ -7,6 +7,7 @@ file's content.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,23 @@ import numpy as np
 
 #: The probe numbers recorded at each point of the training evolution.
 PROBE_FIELDS = ("mse", "r2", "mse_heldout_contexts", "mse_heldout", "mse_shuffled")
+
+
+class RowPredictions(Mapping):
+    """layer -> in-sample predictions [R, S] row by row, kept one per context (`probes.ProbeEvaluation`) and
+    spread over the rows when a layer is read: the dict of [R, S] arrays without holding all of them."""
+
+    def __init__(self, evaluations: Mapping[str, Any]):  # layer -> probes.ProbeEvaluation
+        self._evaluations = dict(evaluations)
+
+    def __getitem__(self, layer: str) -> np.ndarray:
+        return self._evaluations[layer].predictions
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._evaluations)
+
+    def __len__(self) -> int:
+        return len(self._evaluations)
 
 
 @dataclass(frozen=True, eq=False)
@@ -33,7 +51,7 @@ class ProbeOutcome:
     results: dict[str, Any]  # layer -> probes.ProbeResult
     probe_layer: str
     data: Any  # probes.ProbeRows (exact regime) or probes.ProbeData (sampled): Y, weights, groups, positions, ids
-    predictions: dict[str, np.ndarray]  # layer -> [R, S]
+    predictions: Mapping[str, np.ndarray]  # layer -> [R, S] (a dict, or a `RowPredictions`)
     shuffled: np.ndarray  # [R, S]
     untrained: dict[str, Any] | None  # layer -> probes.ProbeResult at initialisation, or None
     info: dict[str, Any]
