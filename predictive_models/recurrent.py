@@ -471,8 +471,10 @@ def prefix_activations(config: RecurrentConfig, params_state: Any, tokens: np.nd
                        names: Sequence[str] | None = None, on_step: Callable[[int], None] | None = None
                        ) -> PrefixActivations:
     """The activations named (None: `layer_names`) of each distinct prefix of ``tokens`` [N, T] once
-    (`predictive_models.prefixes.PrefixActivations`: [U, width] per name, float32), from its parent's states as
-    ``method="prefix"`` does: the same numbers as `compute_activations`, never the [N, T, width] arrays."""
+    (`predictive_models.prefixes.PrefixActivations`: [U, width] per name, float32), computed as
+    `compute_activations` with ``method="auto"`` does (from each parent's states when the prefixes are at most
+    half the positions, else whole sequences, ``batch_size`` at a time): the same numbers, never the
+    [N, T, width] arrays."""
     names = _check_names(config, names)
     tokens = _check_tokens(config, tokens, batch_size)
     N, T = tokens.shape
@@ -481,8 +483,21 @@ def prefix_activations(config: RecurrentConfig, params_state: Any, tokens: np.nd
     store = {n: np.empty((int(offsets[-1]), activation_shape(config, n, 1, 1)[-1]), np.float32) for n in names}
     if N and T and names:
         p = jax.tree.map(jnp.asarray, pure_params(params_state))
-        _run_prefix(config, _jitted_step(config, names, None), p, _depth(config, names, False), levels,
-                    int(batch_size), None, {}, on_step or (lambda n: None), prefix_cache=store)
+        step = on_step or (lambda n: None)
+        if offsets[-1] <= 0.5 * N * T:  # run_batched's "auto" rule
+            _run_prefix(config, _jitted_step(config, names, None), p, _depth(config, names, False), levels,
+                        int(batch_size), None, {}, step, prefix_cache=store)
+        else:  # little sharing: whole sequences (one padded shape, as run_batched), each prefix's row kept
+            rows = min(int(batch_size), N)
+            block = {n: np.empty(activation_shape(config, n, rows, T), np.float32) for n in names}  # [rows, T, w]
+            for start in range(0, N, rows):
+                stop = min(start + rows, N)
+                _run_full(_jitted_forward(config, names, None), p, _pad_rows(tokens[start:stop], rows), rows, None,
+                          block)
+                where = ids[start:stop].reshape(-1)  # a prefix shared by rows gets the same bits from each
+                for n in names:
+                    store[n][where] = block[n][: stop - start].reshape(-1, store[n].shape[1])
+            step(T)
     return PrefixActivations(rows=store, ids=ids, offsets=offsets)
 
 

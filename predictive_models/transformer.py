@@ -764,8 +764,9 @@ def prefix_activations(config: TransformerConfig, params_state: Any, tokens: np.
                        names: Sequence[str] | None = None, on_step: Callable[[int], None] | None = None
                        ) -> PrefixActivations:
     """The residual-stream activations named (None: `layer_names`) of each distinct prefix of ``tokens`` [N, T]
-    once (`predictive_models.prefixes.PrefixActivations`: [U, d_model] per name, float32), computed with the
-    KV cache as ``method="prefix"`` does: the same numbers as `compute_activations`, never the [N, T, d_model]
+    once (`predictive_models.prefixes.PrefixActivations`: [U, d_model] per name, float32), computed as
+    `compute_activations` with ``method="auto"`` does (the KV cache when the prefixes are at most half the
+    positions, else whole sequences, ``batch_size`` at a time): the same numbers, never the [N, T, d_model]
     arrays. Attention patterns (one [H, T, T] per string, not per prefix) are refused with a ValueError."""
     asked = tuple(layer_names(config) if names is None else ((names,) if isinstance(names, str) else names))
     canonical = _canonical(config, asked)
@@ -780,8 +781,21 @@ def prefix_activations(config: TransformerConfig, params_state: Any, tokens: np.
     store = np.empty((len(res_names), int(offsets[-1]), config.d_model), np.float32)  # [n_names, U, d_model]
     if N and T and res_names:
         params = jax.tree.map(jnp.asarray, pure_params(params_state))
-        _run_prefix(config, params, tokens, int(batch_size), res_names, None, levels, None, None,
-                    on_step or (lambda n: None), res_prefix=store)
+        step = on_step or (lambda n: None)
+        if offsets[-1] <= 0.5 * N * T:  # run_batched's "auto" rule
+            _run_prefix(config, params, tokens, int(batch_size), res_names, None, levels, None, None, step,
+                        res_prefix=store)
+        else:  # little sharing: whole sequences (one padded shape, as run_batched), each prefix's row kept
+            rows = min(int(batch_size), N)
+            block = np.empty((rows, len(res_names), T, config.d_model), np.float32)  # [rows, n_names, T, d]
+            for start in range(0, N, rows):
+                stop = min(start + rows, N)
+                _run_full(config, params, _pad_rows(tokens[start:stop], rows), rows, res_names, (), None, None,
+                          block, [])
+                where = ids[start:stop].reshape(-1)  # a prefix shared by rows gets the same bits from each
+                for i in range(len(res_names)):
+                    store[i][where] = block[: stop - start, i].reshape(-1, config.d_model)
+            step(T)
     arrays = {n: store[i] for i, n in enumerate(res_names)}
     return PrefixActivations(rows={a: arrays[c] for a, c in zip(asked, canonical)}, ids=ids, offsets=offsets)
 

@@ -56,3 +56,17 @@ def test_attention_patterns_are_refused():
     config = make_config("transformer", V, **MODELS["transformer"])
     with pytest.raises(ValueError, match="attention patterns"):
         prefix_activations(config, random_params(config), ALL, names=["blocks.0.attn.hook_pattern"])
+
+
+@pytest.mark.parametrize("kind", sorted(MODELS))
+def test_strings_sharing_few_prefixes_take_the_full_forward_like_auto(kind):
+    """40 random strings: ~120 distinct prefixes of 200 positions, so (as compute_activations' "auto") whole
+    sequences are run, 16 at a time, and each prefix's row is kept."""
+    config = make_config(kind, V, **MODELS[kind])
+    params = random_params(config, 1)
+    tokens = np.random.default_rng(1).integers(0, V, (40, T)).astype(np.int32)
+    acts = prefix_activations(config, params, tokens, batch_size=16)
+    assert acts.n_prefixes > 0.5 * tokens.size and acts.n_prefixes == len(brute_force_rows(tokens))
+    full = compute_activations(config, params, tokens, method="auto", batch_size=16)
+    for name, a in acts.rows.items():
+        np.testing.assert_array_equal(acts.per_string(name), full[name])
