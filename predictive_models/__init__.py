@@ -24,6 +24,7 @@ _LAZY = {
     "config_from_dict": "models", "config_to_dict": "models", "iter_activations": "models",
     "kind_of": "models", "layer_names": "models", "make_config": "models", "n_params": "models",
     "probe_layer_name": "models", "to_model": "models", "init_params": "models", "logits_fn": "models",
+    "prefix_activations": "models", "PrefixActivations": "prefixes",
 }
 
 __all__ = sorted(_LAZY)

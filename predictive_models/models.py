@@ -20,6 +20,7 @@ import numpy as np
 from flax import nnx
 
 from predictive_models import recurrent, transformer
+from predictive_models.prefixes import PrefixActivations
 from predictive_models.recurrent import RecurrentConfig
 from predictive_models.transformer import TransformerConfig
 
@@ -135,6 +136,17 @@ def compute_activations(config: ModelConfig, params_state: Any, tokens: np.ndarr
     (an attention pattern [N, H, T, T]), batched, each distinct prefix once where that saves work."""
     return family(config).compute_activations(config, params_state, tokens, batch_size=batch_size,
                                               method=method, names=names, on_step=on_step)
+
+
+def prefix_activations(config: ModelConfig, params_state: Any, tokens: np.ndarray, *, batch_size: int = 4096,
+                       names: Sequence[str] | None = None, on_step: Callable[[int], None] | None = None
+                       ) -> PrefixActivations:
+    """The activations named (None: `layer_names`; one vector per position, no attention patterns) of each
+    distinct prefix of tokens [N, T] once: `predictive_models.prefixes.PrefixActivations`, {name: float32
+    [U, width]} and each (string, position)'s row. The same numbers as `compute_activations` in a fraction of
+    its memory when strings share prefixes (3^10 strings: 88,572 rows instead of 590,490)."""
+    return family(config).prefix_activations(config, params_state, tokens, batch_size=batch_size, names=names,
+                                             on_step=on_step)
 
 
 def iter_activations(config: ModelConfig, params_state: Any, tokens: np.ndarray, *, chunk_sequences: int = 1024,

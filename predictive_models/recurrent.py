@@ -42,6 +42,7 @@ from flax import nnx
 
 from predictive_models import nnx_params
 
+from predictive_models.prefixes import PrefixActivations, prefix_index
 from predictive_models.transformer import _prefix_tree  # distinct prefixes level by level (model-agnostic)
 
 DTYPE = jnp.float32
@@ -368,9 +369,13 @@ def _run_full(fn, params: dict, tokens: np.ndarray, batch_size: int, out: np.nda
 
 
 def _run_prefix(config: RecurrentConfig, fn, params: dict, depth: int, levels: list, batch_size: int,
-                out: np.ndarray | None, cache: dict[str, np.ndarray], on_step: Callable[[int], None]) -> None:
+                out: np.ndarray | None, cache: dict[str, np.ndarray], on_step: Callable[[int], None],
+                prefix_cache: dict[str, np.ndarray] | None = None) -> None:
     """Each distinct prefix once, position by position, from its parent prefix's states (the model
-    is causal: its output at t depends on tokens[:, :t+1] only). Only one level's states are kept."""
+    is causal: its output at t depends on tokens[:, :t+1] only). Only one level's states are kept.
+    ``cache`` ({name: [N, T, width]}) or ``prefix_cache`` ({name: [U, width]}, one row per distinct prefix in
+    `predictive_models.prefixes` order) is filled in place; only one of them holds names."""
+    offset = 0  # the first prefix_cache row of this level
     H = config.d_hidden
     h_prev = c_prev = np.zeros((depth, 1, H), np.float32)  # [depth, u_{t-1}, H]: states of each prefix
     big = min(batch_size, max(len(level[1]) for level in levels))
@@ -393,11 +398,14 @@ def _run_prefix(config: RecurrentConfig, fn, params: dict, depth: int, levels: l
                 res[start:stop] = o[: stop - start]
             for n in cache:
                 acts.setdefault(n, np.empty((u, cache[n].shape[2]), np.float32))[start:stop] = a[n][: stop - start]
+            for n in prefix_cache or {}:  # straight into the store: no level buffer
+                prefix_cache[n][offset + start : offset + stop] = a[n][: stop - start]
         h_prev, c_prev = h_new, c_new
         if out is not None:
             out[:, t] = res[inverse]
         for n in cache:
             cache[n][:, t] = np.take(acts[n], inverse, axis=0)
+        offset += u
         on_step(1)
 
 
@@ -457,6 +465,40 @@ def run_batched(config: RecurrentConfig, params: Any, tokens: np.ndarray, names:
         _run_full(_jitted_forward(config, names, what), p, tokens, int(batch_size), out, cache)
         step(T)
     return out, cache
+
+
+def prefix_activations(config: RecurrentConfig, params_state: Any, tokens: np.ndarray, *, batch_size: int = 4096,
+                       names: Sequence[str] | None = None, on_step: Callable[[int], None] | None = None
+                       ) -> PrefixActivations:
+    """The activations named (None: `layer_names`) of each distinct prefix of ``tokens`` [N, T] once
+    (`predictive_models.prefixes.PrefixActivations`: [U, width] per name, float32), computed as
+    `compute_activations` with ``method="auto"`` does (from each parent's states when the prefixes are at most
+    half the positions, else whole sequences, ``batch_size`` at a time): the same numbers, never the
+    [N, T, width] arrays."""
+    names = _check_names(config, names)
+    tokens = _check_tokens(config, tokens, batch_size)
+    N, T = tokens.shape
+    levels = _prefix_tree(tokens, config.vocab_size)
+    ids, offsets = prefix_index(levels, N)
+    store = {n: np.empty((int(offsets[-1]), activation_shape(config, n, 1, 1)[-1]), np.float32) for n in names}
+    if N and T and names:
+        p = jax.tree.map(jnp.asarray, pure_params(params_state))
+        step = on_step or (lambda n: None)
+        if offsets[-1] <= 0.5 * N * T:  # run_batched's "auto" rule
+            _run_prefix(config, _jitted_step(config, names, None), p, _depth(config, names, False), levels,
+                        int(batch_size), None, {}, step, prefix_cache=store)
+        else:  # little sharing: whole sequences (one padded shape, as run_batched), each prefix's row kept
+            rows = min(int(batch_size), N)
+            block = {n: np.empty(activation_shape(config, n, rows, T), np.float32) for n in names}  # [rows, T, w]
+            for start in range(0, N, rows):
+                stop = min(start + rows, N)
+                _run_full(_jitted_forward(config, names, None), p, _pad_rows(tokens[start:stop], rows), rows, None,
+                          block)
+                where = ids[start:stop].reshape(-1)  # a prefix shared by rows gets the same bits from each
+                for n in names:
+                    store[n][where] = block[n][: stop - start].reshape(-1, store[n].shape[1])
+            step(T)
+    return PrefixActivations(rows=store, ids=ids, offsets=offsets)
 
 
 def activations(config: RecurrentConfig, params: Any, tokens: np.ndarray, names: Sequence[str] | None = None, *,

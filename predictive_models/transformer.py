@@ -34,6 +34,7 @@ import numpy as np
 from flax import nnx
 
 from predictive_models import nnx_params
+from predictive_models.prefixes import PrefixActivations, prefix_index
 
 DTYPE = jnp.float32
 POSITIONAL = ("learned", "none")
@@ -618,9 +619,12 @@ def _prefix_tree(tokens: np.ndarray, vocab_size: int) -> list[tuple[np.ndarray, 
 
 def _run_prefix(config: TransformerConfig, params: dict, tokens: np.ndarray, batch_size: int,
                 res_names: tuple[str, ...], what: str | None, levels: list,
-                out: np.ndarray | None, res_out: np.ndarray | None, on_step: Callable[[int], None]) -> None:
+                out: np.ndarray | None, res_out: np.ndarray | None, on_step: Callable[[int], None],
+                res_prefix: np.ndarray | None = None) -> None:
     """Each distinct prefix once, position by position. ``out`` [N, T, V] (logits) and ``res_out``
-    [N, len(res_names), T, d_model] (a view of the name-major store) are filled in place."""
+    [N, len(res_names), T, d_model] (a view of the name-major store) are filled in place; so is
+    ``res_prefix`` [len(res_names), U, d_model], one row per distinct prefix (`predictive_models.prefixes`
+    order: level t's prefixes at rows offsets[t]:offsets[t + 1])."""
     c = config
     T = tokens.shape[1]
     n_blocks = _blocks_run(_stage(c, res_names, what is not None))
@@ -631,6 +635,7 @@ def _run_prefix(config: TransformerConfig, params: dict, tokens: np.ndarray, bat
     # two padded shapes (two compilations): one for small levels, one for full batches
     big = min(batch_size, max(len(level[1]) for level in levels))
     small = min(256, big)
+    offset = 0  # the first res_prefix row of this level
     for t, (parent, last, inverse) in enumerate(levels):
         ancestors = np.concatenate([ancestors[parent], parent[:, None]], axis=1) if t else np.zeros((len(last), 0), np.int64)
         u = len(last)
@@ -654,11 +659,14 @@ def _run_prefix(config: TransformerConfig, params: dict, tokens: np.ndarray, bat
                 lg[start:stop] = o[: stop - start]
             if rs is not None:
                 rs[start:stop] = r[: stop - start]
+            if res_prefix is not None:  # straight into the store: no [u, n_names, d_model] level buffer
+                res_prefix[:, offset + start : offset + stop] = r[: stop - start].transpose(1, 0, 2)
         keys.append(k_new)
         values.append(v_new)
         if res_out is not None:
             for i in range(rs.shape[1]):
                 res_out[:, i, t] = np.take(rs[:, i], inverse, axis=0)
+        offset += u
         if out is not None:
             out[:, t] = lg[inverse]
         on_step(1)
@@ -750,6 +758,46 @@ def run_batched(config: TransformerConfig, params: Any, tokens: np.ndarray, name
         _run_full(config, params, tokens, int(batch_size), res_names, pat_names, what, out, res_out, pat_out)
         step(T)
     return out, result
+
+
+def prefix_activations(config: TransformerConfig, params_state: Any, tokens: np.ndarray, *, batch_size: int = 4096,
+                       names: Sequence[str] | None = None, on_step: Callable[[int], None] | None = None
+                       ) -> PrefixActivations:
+    """The residual-stream activations named (None: `layer_names`) of each distinct prefix of ``tokens`` [N, T]
+    once (`predictive_models.prefixes.PrefixActivations`: [U, d_model] per name, float32), computed as
+    `compute_activations` with ``method="auto"`` does (the KV cache when the prefixes are at most half the
+    positions, else whole sequences, ``batch_size`` at a time): the same numbers, never the [N, T, d_model]
+    arrays. Attention patterns (one [H, T, T] per string, not per prefix) are refused with a ValueError."""
+    asked = tuple(layer_names(config) if names is None else ((names,) if isinstance(names, str) else names))
+    canonical = _canonical(config, asked)
+    if any(is_pattern(n) for n in canonical):
+        raise ValueError("prefix_activations: attention patterns are per string, not per prefix; ask "
+                         "compute_activations for them")
+    res_names = tuple(dict.fromkeys(canonical))
+    tokens = _check_tokens(config, tokens, batch_size)
+    N, T = tokens.shape
+    levels = _prefix_tree(tokens, config.vocab_size)
+    ids, offsets = prefix_index(levels, N)
+    store = np.empty((len(res_names), int(offsets[-1]), config.d_model), np.float32)  # [n_names, U, d_model]
+    if N and T and res_names:
+        params = jax.tree.map(jnp.asarray, pure_params(params_state))
+        step = on_step or (lambda n: None)
+        if offsets[-1] <= 0.5 * N * T:  # run_batched's "auto" rule
+            _run_prefix(config, params, tokens, int(batch_size), res_names, None, levels, None, None, step,
+                        res_prefix=store)
+        else:  # little sharing: whole sequences (one padded shape, as run_batched), each prefix's row kept
+            rows = min(int(batch_size), N)
+            block = np.empty((rows, len(res_names), T, config.d_model), np.float32)  # [rows, n_names, T, d]
+            for start in range(0, N, rows):
+                stop = min(start + rows, N)
+                _run_full(config, params, _pad_rows(tokens[start:stop], rows), rows, res_names, (), None, None,
+                          block, [])
+                where = ids[start:stop].reshape(-1)  # a prefix shared by rows gets the same bits from each
+                for i in range(len(res_names)):
+                    store[i][where] = block[: stop - start, i].reshape(-1, config.d_model)
+            step(T)
+    arrays = {n: store[i] for i, n in enumerate(res_names)}
+    return PrefixActivations(rows={a: arrays[c] for a, c in zip(asked, canonical)}, ids=ids, offsets=offsets)
 
 
 def activations(config: TransformerConfig, params: Any, tokens: np.ndarray, names: Sequence[str] | None = None, *,

@@ -10,10 +10,11 @@ from probes.evaluation import (CONTEXT_TEST_FRACTION, ProbeEvaluation, ProbeResu
                                probe_fits, probe_layers)
 from probes.linear import LinearProbe, default_rcond
 from probes.metrics import mse, r2
-from probes.rows import ProbeData, distinct_prefix_ids, probe_rows
+from probes.rows import ProbeData, ProbeRows, distinct_prefix_ids, probe_rows, probe_targets
 
 __all__ = [
     "CONTEXT_TEST_FRACTION", "ChunkedProbe", "LinearProbe", "N_FOLDS", "ProbeData", "ProbeEvaluation", "ProbeInputError", "ProbeResult",
+    "ProbeRows", "probe_targets",
     "concat_features", "default_rcond", "distinct_prefix_ids", "evaluate_probe", "hash_folds", "mse", "probe_fits",
     "prefix_hashes", "probe_layers", "probe_rows", "r2",
 ]

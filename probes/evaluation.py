@@ -78,11 +78,27 @@ class ProbeResult:
 
 @dataclass(frozen=True, eq=False)
 class ProbeEvaluation:
-    """One evaluated probe: its errors and the in-sample and shuffled-control predictions, row by row."""
+    """One evaluated probe: its errors and the in-sample and shuffled-control predictions, row by row.
+
+    Rows that share a context share a prediction, so the predictions are kept one per context
+    (``by_context``, ``shuffled_by_context``) and spread over the rows on access (``predictions``,
+    ``shuffled``: a fresh [R, k] array each time): ~7x less memory for the paper's all-strings rows.
+    """
 
     result: ProbeResult
-    predictions: np.ndarray  # [R, k] float64 ([R] for a 1-D Y): the in-sample probe's predictions
-    shuffled: np.ndarray  # [R, k] float64 ([R] for a 1-D Y): the shuffled-control probe's predictions
+    by_context: np.ndarray  # [U, k] float64 ([U] for a 1-D Y): the in-sample probe's prediction per context
+    shuffled_by_context: np.ndarray  # [U, k] float64 ([U] for a 1-D Y): the shuffled-control probe's
+    row_context: np.ndarray | None = None  # [R] the context (index into by_context) of each row; None: U = R
+
+    @property
+    def predictions(self) -> np.ndarray:
+        """[R, k] float64 ([R] for a 1-D Y): the in-sample probe's predictions, row by row."""
+        return self.by_context if self.row_context is None else self.by_context[self.row_context]
+
+    @property
+    def shuffled(self) -> np.ndarray:
+        """[R, k] float64 ([R] for a 1-D Y): the shuffled-control probe's predictions, row by row."""
+        return self.shuffled_by_context if self.row_context is None else self.shuffled_by_context[self.row_context]
 
 
 @dataclass(frozen=True, eq=False)
@@ -308,10 +324,10 @@ def _evaluate_fits(Xc: np.ndarray, design: _Design, on_fit: Callable[[], None] |
         n_features=int(n_features),
         n_contexts=int(n_contexts),
     )
-    pred, shuffled = pred[design.inverse], shuffled[design.inverse]  # [R, k]: row by row
     if design.y_1d:
         pred, shuffled = pred[:, 0], shuffled[:, 0]
-    return ProbeEvaluation(result, pred, shuffled)
+    # [U, k] per context (a copy: not views of pred_both's [U, 2k]); rows map to them by design.inverse
+    return ProbeEvaluation(result, np.ascontiguousarray(pred), np.ascontiguousarray(shuffled), design.inverse)
 
 
 def _context_rows(name: str, X: np.ndarray, design: _Design) -> np.ndarray:
@@ -379,6 +395,29 @@ def probe_fits(n_repeats: int, n_probes: int, include_concat: bool = True) -> in
     return (n_probes + bool(include_concat)) * (1 + 2 * int(n_repeats))
 
 
+class _Columns:
+    """All layers side by side [U, sum d] in float32, built a chunk of rows at a time.
+
+    Reads like the array `concat_features` returns (``shape``, ``dtype``, ``X[a:b]`` and ``X[rows]`` give
+    the same float32 rows) for the fits in `probes.linear`, which only ever take a chunk of rows at once:
+    the concatenated-layer probe then costs one chunk, never a copy of every layer.
+    """
+
+    def __init__(self, blocks: list[np.ndarray]):  # each [U, d_i], the same U
+        self.blocks = blocks
+        self.shape = (blocks[0].shape[0], sum(b.shape[1] for b in blocks))
+        self.dtype = np.dtype(np.float32)
+
+    def __getitem__(self, rows) -> np.ndarray:  # rows: a slice or an integer index array
+        picked = [b[rows] for b in self.blocks]
+        out = np.empty((picked[0].shape[0], self.shape[1]), np.float32)  # [chunk, sum d]
+        col = 0
+        for p in picked:
+            out[:, col : col + p.shape[1]] = p
+            col += p.shape[1]
+        return out
+
+
 def concat_features(activations: Mapping[str, np.ndarray]) -> np.ndarray:
     """All layers side by side [R, sum d] in float32, written straight into one new array."""
     arrays = [as_float_array(f"activations[{name!r}]", a, 2) for name, a in activations.items()]
@@ -409,12 +448,16 @@ def probe_layers(
     context_test_fraction: float = CONTEXT_TEST_FRACTION,
     seed: int = 0,
     on_fit: Callable[[], None] | None = None,
+    per_context: bool = False,
 ) -> dict[str, ProbeEvaluation]:
     """`evaluate_probe` per named layer, plus "concat" (all layers side by side) if asked.
 
     Every layer uses the same splits and shuffle (drawn once from `seed`); the arguments are those
-    of `evaluate_probe`. The concatenation is built from the layers' context rows only (never an
-    [R, sum d] copy). Returns evaluations by name, in the order of `activations`, "concat" last;
+    of `evaluate_probe`. With ``per_context=True`` each layer is given as one row per distinct context,
+    ``activations[name]`` [U, d] with row u the u-th smallest id of ``contexts`` (required), instead of one
+    row per row of Y: the same fits without the [R, d] arrays (`probes.rows.probe_targets` gives the rows).
+    The concatenation is read from the layers' context rows a chunk at a time (never an [R, sum d] or
+    [U, sum d] copy). Returns evaluations by name, in the order of `activations`, "concat" last;
     with ``only_concat=True`` just "concat" (the layers are not fitted one by one).
     """
     if only_concat and not include_concat:
@@ -423,20 +466,35 @@ def probe_layers(
         raise ProbeInputError("activations is empty; pass at least one named layer")
     if include_concat and CONCAT in activations:
         raise ProbeInputError(f"activations has a layer named {CONCAT!r}; rename it or pass include_concat=False")
+    if per_context and contexts is None:
+        raise ProbeInputError("per_context=True needs contexts (the context id of each row of Y)")
     n_rows = np.shape(Y)[0] if np.ndim(Y) else 0
-    for name, acts in activations.items():  # fail before the first fit, not after some
-        shape = np.shape(acts)
-        if len(shape) != 2 or shape[0] != n_rows:
-            raise ProbeInputError(
-                f"activations[{name!r}] has shape {shape}; each layer must be [R, d] with R = {n_rows} rows like Y"
-            )
+    if not per_context:
+        for name, acts in activations.items():  # fail before the first fit, not after some
+            shape = np.shape(acts)
+            if len(shape) != 2 or shape[0] != n_rows:
+                raise ProbeInputError(f"activations[{name!r}] has shape {shape}; each layer must be [R, d] with "
+                                      f"R = {n_rows} rows like Y")
     if n_rows == 0:
         raise ProbeInputError("Y has no rows")
     design = _design(Y, n_rows, groups, contexts, positions, sample_weight, train_fraction, n_repeats,
                      context_test_fraction, seed)
-    rows = {name: _context_rows(f"activations[{name!r}]", as_float_array(f"activations[{name!r}]", a, 2), design)
-            for name, a in activations.items()}
+    if per_context:
+        n_contexts = design.first.size
+        for name, acts in activations.items():
+            shape = np.shape(acts)
+            if len(shape) != 2 or shape[0] != n_contexts:
+                raise ProbeInputError(f"activations[{name!r}] has shape {shape}; with per_context=True each layer "
+                                      f"must be [U, d] with U = {n_contexts}, one row per distinct context id")
+    rows = {}
+    for name, a in activations.items():
+        a = as_float_array(f"activations[{name!r}]", a, 2)
+        if per_context:
+            require_finite(f"activations[{name!r}]", a)
+            rows[name] = a
+        else:
+            rows[name] = _context_rows(f"activations[{name!r}]", a, design)
     out = {} if only_concat else {name: _evaluate(Xc, design, on_fit) for name, Xc in rows.items()}
     if include_concat:
-        out[CONCAT] = _evaluate(concat_features(rows), design, on_fit)
+        out[CONCAT] = _evaluate(_Columns(list(rows.values())), design, on_fit)
     return out

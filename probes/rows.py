@@ -36,6 +36,25 @@ WEIGHTINGS = ("uniform", "probability")
 
 
 @dataclass(frozen=True, eq=False)
+class ProbeRows:
+    """The rows of a probe without their activations (`probe_targets`): what every layer's fit shares.
+
+    The activations to go with them are one row per distinct context, in increasing ``context_ids`` order
+    (`probes.probe_layers` with ``per_context=True``), so no [R, d] array is ever needed.
+    """
+
+    Y: np.ndarray  # [R, k] float64 targets
+    weights: np.ndarray | None  # [R] summing to 1, or None for uniform
+    groups: np.ndarray  # [R] int: string the row came from (first string containing it)
+    positions: np.ndarray  # [R] int: t, the prefix is tokens[group, : t + 1]
+    context_ids: np.ndarray  # [R] int: distinct_prefix_ids of the row's prefix
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.Y.shape[0])
+
+
+@dataclass(frozen=True, eq=False)
 class ProbeData:
     """Rows ready for a probe; every array has one entry (or row) per probe row."""
 
@@ -81,38 +100,23 @@ def distinct_prefix_ids(tokens) -> np.ndarray:
     return ids
 
 
-def probe_rows(
-    activations,  # [N, T, d]
-    targets,  # [N, T, k]
-    tokens,  # [N, T] int
-    string_probs=None,  # [N] or None
-    *,
-    rows: str = "all_strings",
-    weighting: str = "uniform",
-) -> ProbeData:
-    """Flatten per-string arrays into probe rows; see the module docstring for the options."""
+def _checked_targets(targets, tokens, string_probs, rows: str, weighting: str
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(targets [N, T, k] float, tokens [N, T] int64, string probabilities [N] float64 or None), checked."""
     if rows not in ROW_SETS:
         raise ProbeInputError(f"rows must be one of {ROW_SETS}, got {rows!r}")
     if weighting not in WEIGHTINGS:
         raise ProbeInputError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
-    acts = as_float_array("activations", activations, 3)
     targ = as_float_array("targets", targets, 3)
     tok = _as_tokens(tokens)
-    n, t_len, d = acts.shape
+    n, t_len = tok.shape
     if targ.shape[:2] != (n, t_len):
         raise ProbeInputError(
-            f"targets has shape {targ.shape} but activations has {acts.shape}; "
-            "the first two axes [N, T] must match"
-        )
-    if tok.shape != (n, t_len):
-        raise ProbeInputError(
-            f"tokens has shape {tok.shape} but activations has {acts.shape}; must be [N, T] = {(n, t_len)}"
+            f"targets has shape {targ.shape} but tokens has {tok.shape}; the first two axes [N, T] must match"
         )
     if n * t_len == 0:
-        raise ProbeInputError("activations has no strings or no positions")
-    require_finite("activations", acts)
+        raise ProbeInputError("tokens has no strings or no positions")
     require_finite("targets", targ)
-
     probs = None
     if weighting == "probability":
         if string_probs is None:
@@ -123,23 +127,23 @@ def probe_rows(
             raise ProbeInputError(f"string_probs must have shape ({n},), got {probs.shape}")
         if not np.all(np.isfinite(probs)) or np.any(probs < 0) or not probs.sum() > 0:
             raise ProbeInputError("string_probs must be finite, non-negative and not all zero")
+    return targ, tok, probs
 
+
+def _select_rows(targ: np.ndarray, tok: np.ndarray, probs: np.ndarray | None, rows: str, weighting: str
+                 ) -> tuple[ProbeRows, np.ndarray | None]:
+    """The rows (see the module docstring) and their flat (string * T + position) indices into [N, T] arrays
+    (None for ``"all_strings"``: every entry, in order)."""
+    n, t_len = tok.shape
     ids = distinct_prefix_ids(tok).reshape(-1)  # [N * T]
-    X_all = acts.reshape(n * t_len, d)  # a view for contiguous input
     Y_all = targ.reshape(n * t_len, targ.shape[2])
     row_weight = None
     if weighting == "probability":
         row_weight = np.repeat(probs, t_len) / (t_len * probs.sum())  # [N * T], sums to 1
 
     if rows == "all_strings":
-        return ProbeData(
-            X=X_all,
-            Y=Y_all,
-            weights=row_weight,
-            groups=np.repeat(np.arange(n), t_len),
-            positions=np.tile(np.arange(t_len), n),
-            context_ids=ids,
-        )
+        return ProbeRows(Y=Y_all, weights=row_weight, groups=np.repeat(np.arange(n), t_len),
+                         positions=np.tile(np.arange(t_len), n), context_ids=ids), None
 
     _, first = np.unique(ids, return_index=True)
     order = np.sort(first)  # first occurrence of each prefix, in row-major (string, position) order
@@ -147,11 +151,43 @@ def probe_rows(
     if row_weight is not None:
         prefix_prob = np.bincount(ids, weights=row_weight)  # P(u) / (T Σ P), per context id
         weights = prefix_prob[ids[order]]
-    return ProbeData(
-        X=X_all[order],
-        Y=Y_all[order],
-        weights=weights,
-        groups=order // t_len,
-        positions=order % t_len,
-        context_ids=ids[order],
-    )
+    return ProbeRows(Y=Y_all[order], weights=weights, groups=order // t_len, positions=order % t_len,
+                     context_ids=ids[order]), order
+
+
+def probe_targets(
+    targets,  # [N, T, k]
+    tokens,  # [N, T] int
+    string_probs=None,  # [N] or None
+    *,
+    rows: str = "all_strings",
+    weighting: str = "uniform",
+) -> ProbeRows:
+    """The rows `probe_rows` would make, without activations: for fits from one activation row per distinct
+    context (`probes.probe_layers` with ``per_context=True``), which never needs the [R, d] arrays."""
+    targ, tok, probs = _checked_targets(targets, tokens, string_probs, rows, weighting)
+    return _select_rows(targ, tok, probs, rows, weighting)[0]
+
+
+def probe_rows(
+    activations,  # [N, T, d]
+    targets,  # [N, T, k]
+    tokens,  # [N, T] int
+    string_probs=None,  # [N] or None
+    *,
+    rows: str = "all_strings",
+    weighting: str = "uniform",
+) -> ProbeData:
+    """Flatten per-string arrays into probe rows; see the module docstring for the options."""
+    targ, tok, probs = _checked_targets(targets, tokens, string_probs, rows, weighting)
+    acts = as_float_array("activations", activations, 3)
+    n, t_len = tok.shape
+    if acts.shape[:2] != (n, t_len):
+        raise ProbeInputError(
+            f"activations has shape {acts.shape} but tokens has {tok.shape}; the first two axes [N, T] must match"
+        )
+    require_finite("activations", acts)
+    picked, order = _select_rows(targ, tok, probs, rows, weighting)
+    X_all = acts.reshape(n * t_len, acts.shape[2])  # a view for contiguous input
+    return ProbeData(X=X_all if order is None else X_all[order], Y=picked.Y, weights=picked.weights,
+                     groups=picked.groups, positions=picked.positions, context_ids=picked.context_ids)

@@ -81,31 +81,30 @@ def training_evolution(run_dir: Path, model_cfg, ctx, eval_set, layer: str, prob
     same protocol as probe.json: context-aggregated rows, both held-out splits, shuffled control) and
     the distinct contexts' true and probed beliefs for the figure.
     """
-    from compmech.runs.probing import probed_layers
-    from predictive_models import compute_activations, evaluate_model, load_checkpoint
-    from probes import CONTEXT_TEST_FRACTION, probe_fits, probe_layers, probe_rows
+    from compmech.runs.probing import context_activations, probed_layers
+    from predictive_models import evaluate_model, load_checkpoint, prefix_activations
+    from probes import CONTEXT_TEST_FRACTION, probe_fits, probe_layers, probe_targets
 
     records = []
     paths = sorted((run_dir / "checkpoints").glob("tokens_*.msgpack"), key=checkpoint_tokens)
     T = model_cfg.context_length
     per_checkpoint = T + probe_fits(probe_settings.n_repeats, 1, include_concat=False) + 1
+    data = probe_targets(ctx.beliefs, ctx.tokens, ctx.probs, rows=probe_settings.rows,
+                         weighting=probe_settings.weighting) if paths else None  # the same rows at every checkpoint
     with phase("training evolution", total=per_checkpoint * len(paths), enabled=progress, times=times) as tick:
         for path in paths:
             ckpt = load_checkpoint(path)
             params, step = ckpt["params"], int(ckpt["step"])
-            acts = compute_activations(model_cfg, params, ctx.tokens, on_step=tick,  # name -> [N, T, d]
-                                       names=probed_layers(probe_settings, model_cfg) if layer == "concat" else [layer])
-            rows = {name: probe_rows(a, ctx.beliefs, ctx.tokens, ctx.probs, rows=probe_settings.rows,
-                                     weighting=probe_settings.weighting) for name, a in acts.items()}
+            acts = prefix_activations(model_cfg, params, ctx.tokens, on_step=tick,  # name -> [U, d]
+                                      names=probed_layers(probe_settings, model_cfg) if layer == "concat" else [layer])
+            fit = context_activations(acts, ctx.tokens, data.context_ids)
             del acts
-            data = next(iter(rows.values()))
-            fit = {name: r.X for name, r in rows.items()} if layer == "concat" else {layer: rows[layer].X}
             evaluation = probe_layers(
                 fit, data.Y, data.groups, contexts=data.context_ids, positions=data.positions,
                 sample_weight=data.weights, include_concat=layer == "concat", only_concat=layer == "concat",
-                train_fraction=probe_settings.train_fraction, n_repeats=probe_settings.n_repeats,
+                per_context=True, train_fraction=probe_settings.train_fraction, n_repeats=probe_settings.n_repeats,
                 context_test_fraction=CONTEXT_TEST_FRACTION, seed=seed, on_fit=tick)[layer]
-            del rows, fit
+            del fit
             ev = evaluate_model(model_cfg, params, eval_set)
             tick()
             first = distinct_rows(data.context_ids)

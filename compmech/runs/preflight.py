@@ -39,7 +39,8 @@ class MemoryEstimate:
     model: int  # parameters + gradients + Adam's two moments, float32
     training_batch: int  # one fused call's data and one step's activations kept for the backward pass
     context_set: int  # every string with its beliefs and next-token distributions, float64
-    probe: int  # activations of every layer for every string (float32), and their concatenation
+    probe: int  # activations of every layer, one row per distinct prefix (float32), and the probe rows' targets,
+    # ids and weights (the concatenated-layer probe is read a chunk at a time: `probes.probe_layers`)
     runtime: int = RUNTIME_BYTES
 
     @property
@@ -67,12 +68,18 @@ def estimate_memory(model: dict, training: dict, num_states: int, vocab_size: in
     L = int(model["context_length"])
     V, S, B, k = int(vocab_size), int(num_states), int(training["batch_size"]), int(training["steps_per_call"])
     n_strings = V ** (L - 1) if bos else V**L
+    V0 = V  # the process's tokens
     V += 1 if bos else 0  # the model's vocabulary
     n_params, _, width, per_token = model_sizes(model, V)
     model_bytes = 4 * 4 * n_params  # params, grads, Adam m and v
     batch_bytes = 4 * B * L * per_token + 4 * k * B * (L + 1) * (S + 2)  # + the sampled block and its states
     context_bytes = n_strings * L * (8 * (S + V) + 4) + n_strings * 8 * (S + 2)  # + probabilities and levels
-    probe_bytes = 4 * n_strings * L * width * (2 if include_concat else 1)
+    # each distinct prefix once (`predictive_models.prefix_activations`): Σ_{t=1..depth} V^t of them, + 1 for the
+    # start token alone
+    depth = L - 1 if bos else L
+    n_prefixes = (depth if V0 == 1 else (V0 ** (depth + 1) - V0) // (V0 - 1)) + (1 if bos else 0)
+    # per row: float64 targets and their shuffle (16 S), four int64 ids, a weight and the split temporaries (64)
+    probe_bytes = 4 * n_prefixes * width + n_strings * L * (16 * S + 64)
     if regime is not None and regime.sampled:
         from compmech.runs.sampled import sampled_memory_parts
 

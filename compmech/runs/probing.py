@@ -1,16 +1,20 @@
 """Probe a trained model's residual stream for the beliefs: activations, rows, every layer's probe.
 
 The runner's probing phase. Like `compmech.runs.experiment`, it ties the packages together and hands
-plain arrays on: `predictive_models` computes the activations (each distinct prefix once), `probes`
-fits and scores the probes on context-aggregated rows (see `probes.evaluation`).
+plain arrays on: `predictive_models` computes the activations of each distinct prefix once
+(`predictive_models.prefix_activations`), `probes` fits and scores the probes on context-aggregated rows
+(see `probes.evaluation`) from those [U, d] arrays. The [N, T, d] arrays of every (string, position) are never
+built: for all 3^10 Mess3 strings that is 88,572 activation rows per layer instead of 590,490, the same fits.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from compmech.runs.progress import PhaseTimes, phase
-from compmech.runs.records import ProbeOutcome
+from compmech.runs.records import ProbeOutcome, RowPredictions
 
 if TYPE_CHECKING:  # the ContextSet type only; importing the runner here would be circular
     from compmech.runs.experiment import ContextSet
@@ -42,6 +46,26 @@ def probed_layers(settings, model_cfg) -> list[str]:
     return names if layer in names else [*names, layer]
 
 
+def context_activations(acts, tokens: np.ndarray, context_ids: np.ndarray) -> dict[str, np.ndarray]:
+    """The activations of `predictive_models.PrefixActivations` ``acts`` of ``tokens`` [N, T] in the order
+    `probes.probe_layers` takes with ``per_context=True``: {name: [U, d]}, row u = the u-th smallest of the
+    probe rows' ``context_ids`` (`probes.distinct_prefix_ids`). Both packages number prefixes by length, then
+    lexicographically, so this is ``acts.rows`` itself (no copy); the map is checked, not assumed."""
+    from probes import distinct_prefix_ids
+
+    probe_ids = distinct_prefix_ids(tokens)  # [N, T]
+    if probe_ids.shape != acts.ids.shape or int(probe_ids.max()) + 1 != acts.n_prefixes:
+        raise RuntimeError("prefix activations and probe rows count different prefixes; a bug, please report it")
+    to_row = np.empty(acts.n_prefixes, np.int64)  # probe context id -> the model's prefix row
+    to_row[probe_ids] = acts.ids
+    if not np.array_equal(to_row[probe_ids], acts.ids) or np.unique(to_row).size != acts.n_prefixes:
+        raise RuntimeError("prefix activations and probe rows disagree on which strings share a prefix; a bug")
+    wanted = to_row[np.unique(context_ids)]  # [U]
+    if np.array_equal(wanted, np.arange(acts.n_prefixes)):
+        return dict(acts.rows)
+    return {name: a[wanted] for name, a in acts.rows.items()}
+
+
 def probe_model(cfg, model_cfg, params_state, ctx: "ContextSet", figure_layer: str, *, progress: bool = False,
                 times: PhaseTimes | None = None, untrained_params: Any = None) -> ProbeOutcome:
     """Probe every layer of `probed_layers` (and all of them concatenated) for the beliefs.
@@ -52,36 +76,36 @@ def probe_model(cfg, model_cfg, params_state, ctx: "ContextSet", figure_layer: s
     same rows, splits and seed: the untrained-model control. The shuffled predictions are those
     of the control `evaluate_probe` fitted, not a refit.
     """
-    from predictive_models import compute_activations, probe_layer_name
-    from probes import CONTEXT_TEST_FRACTION, probe_fits, probe_layers, probe_rows
+    from predictive_models import prefix_activations, probe_layer_name
+    from probes import CONTEXT_TEST_FRACTION, probe_fits, probe_layers, probe_targets
 
     settings = cfg.probe
     T = ctx.tokens.shape[1]
     layer = probe_layer_name(model_cfg)
     names = probed_layers(settings, model_cfg)
+    # the rows (targets, weights, ids) every layer shares; their activations come one row per context
+    data = probe_targets(ctx.beliefs, ctx.tokens, ctx.probs, rows=settings.rows, weighting=settings.weighting)
     untrained = None
     for params, control in ((params_state, False), (untrained_params, True)):
         if params is None:
             continue
         which = " (untrained model)" if control else ""
         with phase("activations" + which, total=T, enabled=progress, unit="position", times=times) as tick:
-            acts = compute_activations(model_cfg, params, ctx.tokens, on_step=tick, names=names)  # [N, T, width]
-        rows = {name: probe_rows(a, ctx.beliefs, ctx.tokens, ctx.probs, rows=settings.rows,
-                                 weighting=settings.weighting) for name, a in acts.items()}
+            acts = prefix_activations(model_cfg, params, ctx.tokens, on_step=tick, names=names)  # [U, width]
+        by_context = context_activations(acts, ctx.tokens, data.context_ids)  # name -> [U, width]
         del acts
-        head = next(iter(rows.values()))
         concat = settings.include_concat and not control
         with phase("probe fits" + which, total=probe_fits(settings.n_repeats, len(names), concat), enabled=progress,
                    unit="fit", times=times) as tick:
-            found = probe_layers({name: r.X for name, r in rows.items()}, head.Y, head.groups, include_concat=concat,
-                                 contexts=head.context_ids, positions=head.positions, sample_weight=head.weights,
+            found = probe_layers(by_context, data.Y, data.groups, include_concat=concat, per_context=True,
+                                 contexts=data.context_ids, positions=data.positions, sample_weight=data.weights,
                                  train_fraction=settings.train_fraction, n_repeats=settings.n_repeats,
                                  context_test_fraction=CONTEXT_TEST_FRACTION, seed=cfg.seed, on_fit=tick)
+        del by_context
         if control:
             untrained = {name: ev.result for name, ev in found.items()}
         else:
-            evaluations, data = found, rows[layer]  # the probe layer's rows (X, Y, ids) for the figures
-        del rows
+            evaluations = found
     info = {
         "rows": settings.rows,
         "weighting": settings.weighting,
@@ -98,5 +122,5 @@ def probe_model(cfg, model_cfg, params_state, ctx: "ContextSet", figure_layer: s
     }
     return ProbeOutcome(results={name: ev.result for name, ev in evaluations.items()}, probe_layer=layer,
                         data=data,
-                        predictions={name: ev.predictions for name, ev in evaluations.items()},
+                        predictions=RowPredictions(evaluations),
                         shuffled=evaluations[figure_layer].shuffled, untrained=untrained, info=info)

@@ -7,6 +7,7 @@ file's content.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,12 +17,30 @@ import numpy as np
 PROBE_FIELDS = ("mse", "r2", "mse_heldout_contexts", "mse_heldout", "mse_shuffled")
 
 
+class RowPredictions(Mapping):
+    """layer -> in-sample predictions [R, S] row by row, kept one per context (`probes.ProbeEvaluation`) and
+    spread over the rows when a layer is read: the dict of [R, S] arrays without holding all of them."""
+
+    def __init__(self, evaluations: Mapping[str, Any]):  # layer -> probes.ProbeEvaluation
+        self._evaluations = dict(evaluations)
+
+    def __getitem__(self, layer: str) -> np.ndarray:
+        return self._evaluations[layer].predictions
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._evaluations)
+
+    def __len__(self) -> int:
+        return len(self._evaluations)
+
+
 @dataclass(frozen=True, eq=False)
 class ProbeOutcome:
     """The probe phase: every layer's evaluation, the rows, the predictions, and the controls.
 
     ``results`` are `probes.ProbeResult` by layer (input to output, "concat" last); ``data`` the rows
-    (`probes.ProbeData`: targets ``Y [R, S]``, context ids, positions; the same for every layer);
+    (`probes.ProbeRows`, or a `probes.ProbeData` in the sampled regime: targets ``Y [R, S]``, weights, groups,
+    context ids, positions; the same for every layer; no activations are kept);
     ``predictions[layer]`` the in-sample predictions ``[R, S]``; ``shuffled`` the shuffled-control
     predictions ``[R, S]`` of the figure layer. ``untrained`` holds the probe of every probed layer
     ("concat" aside) in the same model at initialisation (the same seed, before any step, the same rows and
@@ -31,8 +50,8 @@ class ProbeOutcome:
 
     results: dict[str, Any]  # layer -> probes.ProbeResult
     probe_layer: str
-    data: Any  # probes.ProbeData
-    predictions: dict[str, np.ndarray]  # layer -> [R, S]
+    data: Any  # probes.ProbeRows (exact regime) or probes.ProbeData (sampled): Y, weights, groups, positions, ids
+    predictions: Mapping[str, np.ndarray]  # layer -> [R, S] (a dict, or a `RowPredictions`)
     shuffled: np.ndarray  # [R, S]
     untrained: dict[str, Any] | None  # layer -> probes.ProbeResult at initialisation, or None
     info: dict[str, Any]

@@ -53,12 +53,15 @@ def test_memory_estimate_of_the_paper_run_and_the_refusal_message():
     cfg = load_config(Path(__file__).parents[3] / "experiments" / "mess3.toml")
     est = estimate_memory(cfg.model, cfg.training, num_states=3, vocab_size=3)
     assert est.n_strings == 3**10
-    # 3^10 strings x 10 positions x 64 dims x 6 layers x float32, twice (layers + concat): 1.8 GB
-    assert est.probe == 2 * 4 * 3**10 * 10 * 64 * 6
-    assert 1.5 * 2**30 < est.peak < 4 * 2**30  # measured 2-2.5 GB resident for this run (JAX-ON-CPU.md)
+    # the 88,572 distinct prefixes x 64 dims x 6 layers x float32 (136 MB; the concatenation is read a chunk at a
+    # time), and 590,490 rows of float64 targets (and their shuffle), ids and weights (57 MB)
+    assert est.probe == 4 * sum(3**t for t in range(1, 11)) * 64 * 6 + 3**10 * 10 * (16 * 3 + 64)
+    assert 0.5 * 2**30 < est.peak < 1.5 * 2**30  # measured 0.95 GB resident for this run (0.9 GiB)
     check_memory(est, "mess3.toml", available=16 * 2**30)
-    with pytest.raises(ValueError, match=r"would need ~2.* GiB.*has 1 GiB available"):
-        check_memory(est, "mess3.toml", available=2**30)
+    with pytest.raises(ValueError, match=r"would need ~0.7.* GiB.*has 0.5 GiB available"):
+        check_memory(est, "mess3.toml", available=2**29)
+    bos = estimate_memory(cfg.model, cfg.training, num_states=3, vocab_size=3, bos=True)  # 3^9 strings after it
+    assert bos.probe == 4 * (1 + sum(3**t for t in range(1, 10))) * 64 * 6 + 3**9 * 10 * (16 * 3 + 64)
 
 
 def test_param_count_in_the_estimate_is_the_model_s():

@@ -1,0 +1,47 @@
+"""Activations of each distinct prefix once: the memory-lean form of a model's activations on many strings.
+
+A causal model's activation at position t depends on ``tokens[n, : t + 1]`` only, so a set of strings that
+share prefixes (every length-T string of a process: 3^10 Mess3 strings have 88,572 distinct prefixes among
+their 590,490 positions) needs one activation row per distinct prefix. `PrefixActivations` holds those rows
+and, for every (string, position), the row of its prefix; ``rows[name][ids]`` is the [N, T, width] array
+`compute_activations` gives, without ever building it.
+
+Row order: by prefix length, then lexicographically by token ids (the order of `np.unique` level by level),
+so the rows of length-(t + 1) prefixes are ``offsets[t]:offsets[t + 1]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class PrefixActivations:
+    """One activation row per distinct prefix of a set of strings, and each (string, position)'s row."""
+
+    rows: dict[str, np.ndarray]  # name -> [U, width] float32, row u = the u-th distinct prefix (module order)
+    ids: np.ndarray  # [N, T] int64: ids[n, t] = the row of tokens[n, : t + 1]
+    offsets: np.ndarray  # [T + 1] int64: the rows of length-(t + 1) prefixes are offsets[t]:offsets[t + 1]
+
+    @property
+    def n_prefixes(self) -> int:
+        return int(self.offsets[-1])
+
+    def per_string(self, name: str) -> np.ndarray:
+        """The [N, T, width] array of ``name`` (what `compute_activations` returns): a full-size copy, for tests
+        and small sets only."""
+        return self.rows[name][self.ids]
+
+
+def prefix_index(levels: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n_strings: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(ids [N, T], offsets [T + 1]) from a prefix tree (`predictive_models.transformer._prefix_tree`: per
+    level t the parent ids, last tokens and the inverse map of the strings to that level's prefixes)."""
+    sizes = np.array([len(last) for _, last, _ in levels], np.int64)  # [T] distinct prefixes per length
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    ids = np.empty((n_strings, len(levels)), np.int64)
+    for t, (_, _, inverse) in enumerate(levels):
+        ids[:, t] = inverse + offsets[t]
+    return ids, offsets
