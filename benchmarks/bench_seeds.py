@@ -1,6 +1,6 @@
 """Benchmark: S seeds of the paper's Mess3 model trained in one vmapped step vs one after another; 1 vs 2 devices.
 
-    python benchmarks/bench_seeds.py [--seeds 8] [--seconds 10] [--batch-size 64] [--no-devices]
+    python benchmarks/bench_seeds.py [--seeds 8] [--seconds 10] [--batch-size 64] [--micro-batch M] [--no-devices]
 
 Steady-state training throughput (fresh Mess3 sequences drawn every fused call, optimizer steps, no
 evaluation; compile time excluded and printed apart) of:
@@ -20,6 +20,7 @@ shared machine, compare the ratios of one run. The last line is ``vmapped/sequen
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import subprocess
 import sys
@@ -130,6 +131,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", type=int, default=8)
     p.add_argument("--seconds", type=float, default=10.0, help="timed seconds per measurement (after compiling)")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--micro-batch", type=int, default=None,
+                   help="the vmapped group's [training] micro_batch (e.g. batch / seeds: the S models then work on "
+                        "as many sequences at a time as one model does); default: the whole batch")
     p.add_argument("--no-devices", action="store_true", help="skip the 1 vs 2 forced host devices measurement")
     p.add_argument("--devices-subprocess", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -147,8 +151,9 @@ def main(argv: list[str] | None = None) -> None:
     seq, seq_compile = throughput(mc, tc, data, 1, S, args.seconds)
     print(f"sequential ({S} models, one call each): {seq / 1e3:8.1f} k tokens/s in all (compile {seq_compile:.1f} s)",
           flush=True)
-    vm, vm_compile = throughput(mc, tc, data, S, 1, args.seconds)
-    print(f"vmapped    ({S} models, one call):      {vm / 1e3:8.1f} k tokens/s in all (compile {vm_compile:.1f} s)",
+    vm, vm_compile = throughput(mc, dataclasses.replace(tc, micro_batch=args.micro_batch), data, S, 1, args.seconds)
+    micro = f", micro-batches of {args.micro_batch}" if args.micro_batch else ""
+    print(f"vmapped    ({S} models, one call{micro}): {vm / 1e3:8.1f} k tokens/s in all (compile {vm_compile:.1f} s)",
           flush=True)
     flops, peak = train_flops_per_token(mc), gemm_gflops()
     print(f"work: {flops / 1e3:.0f} k matmul FLOPs per training token; sequential {seq * flops / 1e9:.1f} GFLOP/s, "

@@ -8,7 +8,8 @@ MLP 256, context 10, learned positions, untied unembedding, GPT-2 initialisation
 (global-norm clipping at 1, Adam, linear warm-up then cosine decay, lr 3e-3) on the same Mess3 token blocks:
 
 - compmech: `predictive_models.training`'s jitted step, ``steps_per_call`` optimizer steps fused in one
-  ``lax.scan`` (exactly what `compmech run` calls; the blocks are drawn beforehand instead of on the device);
+  ``lax.scan`` (exactly what `compmech run` calls, with its default ``micro_batch = "auto"``: batch 512 in
+  micro-batches of 128 on a CPU; the blocks are drawn beforehand instead of on the device);
 - PyTorch: eager, ``torch.optim.Adam(fused=True)``, ``clip_grad_norm_``, ``LambdaLR``; ``--threads`` threads and
   ``OMP_WAIT_POLICY=PASSIVE`` (so its idle OpenMP threads do not spin while compmech runs); attention written
   with einsums like compmech's (``--torch-attention sdpa``: ``F.scaled_dot_product_attention``, causal).
@@ -52,16 +53,17 @@ from hmm_processes import get_process, sample  # noqa: E402
 from predictive_models import TrainConfig, make_config  # noqa: E402
 from predictive_models.models import init_params  # noqa: E402
 from predictive_models.parallel import put, training_mesh  # noqa: E402
-from predictive_models.training import _keys, _optimizer_and_chunk, _optimizer_settings, learning_rate_schedule  # noqa: E402
+from predictive_models.training import (_keys, _optimizer_and_chunk, _optimizer_settings,  # noqa: E402
+                                         learning_rate_schedule, resolve_micro_batch)
 
 
-def mess3_setup(batch_size: int):
+def mess3_setup(batch_size: int, micro_batch: int | str = "auto"):
     """The process, model config and TrainConfig of experiments/mess3.toml at ``batch_size`` on one device."""
     cfg = tomllib.loads((ROOT / "experiments" / "mess3.toml").read_text())
     hmm = get_process("mess3", **cfg["process"]["params"])
     mc = make_config("transformer", hmm.vocab_size, **cfg["model"])
     training = {k: v for k, v in cfg["training"].items() if k not in ("save_at_tokens",)}
-    return hmm, mc, TrainConfig(**{**training, "batch_size": batch_size, "devices": 1})
+    return hmm, mc, TrainConfig(**{**training, "batch_size": batch_size, "devices": 1, "micro_batch": micro_batch})
 
 
 # ---------------------------------------------------------------------------- the PyTorch model
@@ -164,6 +166,7 @@ class CompmechTrainer:
         self.params = put(jax.tree.map(lambda x: np.asarray(x)[None], params), self.mesh.stacked)
         self.opt_state = put(jax.tree.map(lambda x: np.asarray(x)[None], tx.init(params)), self.mesh.stacked)
         self.k = tc.steps_per_call
+        self.micro_batch = resolve_micro_batch(tc.micro_batch, tc.batch_size, self.mesh)  # None: whole batch
         self._n_params = sum(int(np.size(x)) for x in jax.tree.leaves(params))
 
     def n_params(self) -> int:
@@ -184,9 +187,9 @@ def timed(trainer, blocks: np.ndarray) -> tuple[float, float, float]:
     return time.perf_counter() - w, time.process_time() - c, loss
 
 
-def compare(batch_size: int, rounds: int, seconds: float, attention: str) -> float:
+def compare(batch_size: int, rounds: int, seconds: float, attention: str, micro_batch: int | str = "auto") -> float:
     """Alternated rounds at one batch size; prints the medians and returns compmech/pytorch tokens/s."""
-    hmm, mc, tc = mess3_setup(batch_size)
+    hmm, mc, tc = mess3_setup(batch_size, micro_batch)
     k, B, T = tc.steps_per_call, batch_size, mc.context_length
     cm, pt = CompmechTrainer(mc, tc), TorchTrainer(mc, tc, attention)
     assert cm.n_params() == pt.n_params(), (cm.n_params(), pt.n_params())
@@ -204,7 +207,8 @@ def compare(batch_size: int, rounds: int, seconds: float, attention: str) -> flo
     pt.train(warm[:5])
     wall, _, _ = timed(cm, draw(k))  # steps per round from compmech's speed
     steps = k * max(1, round(seconds / wall))
-    print(f"batch {B}: {pt.n_params():,} parameters each; compmech compiled in {compile_s:.1f} s; "
+    micro = f"micro-batches of {cm.micro_batch}" if cm.micro_batch else "the whole batch at once"
+    print(f"batch {B}: {pt.n_params():,} parameters each; compmech ({micro}) compiled in {compile_s:.1f} s; "
           f"{rounds} rounds of {steps} steps ({steps * B * T:,} tokens) per side", flush=True)
     rates: dict[str, list[float]] = {"compmech": [], "pytorch": []}
     cpu: dict[str, list[float]] = {"compmech": [], "pytorch": []}
@@ -236,13 +240,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=2, help="PyTorch's intra-op threads (torch.set_num_threads)")
     p.add_argument("--torch-attention", choices=("einsum", "sdpa"), default="einsum",
                    help="PyTorch attention: einsums like compmech's, or F.scaled_dot_product_attention")
+    p.add_argument("--micro-batch", default="auto",
+                   help="compmech's [training] micro_batch: \"auto\" (its default) or a divisor of each batch size "
+                        "(the batch size itself: the whole batch in one pass)")
     args = p.parse_args(argv)
+    micro = args.micro_batch if args.micro_batch == "auto" else int(args.micro_batch)
     torch.set_num_threads(args.threads)
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; jax {jax.__version__} on "
           f"{jax.devices()[0].device_kind} ({jax.devices()[0].platform}); torch {torch.__version__} with "
           f"{torch.get_num_threads()} threads, attention {args.torch_attention}; Python {sys.version.split()[0]}",
           flush=True)
-    ratios = {B: compare(B, args.rounds, args.seconds, args.torch_attention) for B in args.batch_sizes}
+    ratios = {B: compare(B, args.rounds, args.seconds, args.torch_attention, micro) for B in args.batch_sizes}
     print("compmech/pytorch tokens/s: " + ", ".join(f"batch {B} {r:.2f}x" for B, r in ratios.items()))
 
 

@@ -67,8 +67,10 @@ class TrainConfig:
     # micro-batch gradients summed in a lax.scan (`micro_batch_grads`): the same step up to float32 summation
     # order, with m-fold fewer activations alive at once, so a large batch's backward pass stays in cache (on
     # 2 CPU cores batch 512 trains ~1.2x faster in micro-batches of 128). A divisor of batch_size (and a
-    # multiple of the devices the batch is split over); None: the whole batch in one pass.
-    micro_batch: int | None = None
+    # multiple of the devices the batch is split over; batch_size itself: the whole batch in one pass), or
+    # "auto" (`resolve_micro_batch`): on a CPU at most CPU_MICRO_ROWS sequences at a time over all the models
+    # trained together, on a GPU or TPU the whole batch. Batches of up to 128 sequences are never cut.
+    micro_batch: int | str = "auto"
     eval_every: int = 1000  # steps between exact evaluations (plus step 0 and the last step)
     checkpoint_every: int = 2000  # steps between resumable checkpoints (plus the last step)
     save_at_tokens: tuple[int, ...] = ()  # extra named checkpoints: tokens_{N}.msgpack
@@ -110,10 +112,10 @@ class TrainConfig:
             fail("weight_decay", "Adam has no weight decay here; use optimizer='adamw' or weight_decay=0")
         if self.grad_clip is not None and (not is_num(self.grad_clip) or not (0 < self.grad_clip < math.inf)):
             fail("grad_clip", "pass a positive number, or None for no clipping")
-        if self.micro_batch is not None and (not is_int(self.micro_batch) or self.micro_batch < 1
-                                             or self.batch_size % self.micro_batch):
-            fail("micro_batch", f"pass a positive divisor of batch_size ({self.batch_size}), or None for the "
-                                "whole batch in one pass")
+        if self.micro_batch != "auto" and (not is_int(self.micro_batch) or self.micro_batch < 1
+                                           or self.batch_size % self.micro_batch):
+            fail("micro_batch", f"pass \"auto\" or a positive divisor of batch_size ({self.batch_size}; "
+                                "batch_size itself for the whole batch in one pass)")
         for name in ("eval_every", "checkpoint_every"):
             if getattr(self, name) % self.steps_per_call:
                 fail(name, f"pass a multiple of steps_per_call ({self.steps_per_call}); events happen "
@@ -126,7 +128,7 @@ class TrainConfig:
             object.__setattr__(self, name, float(getattr(self, name)))
         if self.grad_clip is not None:
             object.__setattr__(self, "grad_clip", float(self.grad_clip))
-        if self.micro_batch is not None:
+        if self.micro_batch != "auto":
             object.__setattr__(self, "micro_batch", int(self.micro_batch))
         check_devices(self.devices)
         if not isinstance(self.devices, str):
@@ -410,6 +412,31 @@ def make_train_chunk(config: ModelConfig, tx: optax.GradientTransformation):
     return train_chunk(logits_fn(config), tx)
 
 
+CPU_MICRO_ROWS = 128
+"""On a CPU, "auto" micro-batches keep at most this many sequences in one forward and backward pass (summed over
+the models trained together): measured on 2 cores, batch 512 in micro-batches of 128 trained ~1.2x faster than
+in one pass (64: about the same as 128; `benchmarks/bench_torch.py`)."""
+
+
+def resolve_micro_batch(micro_batch: int | str, batch_size: int, mesh: TrainingMesh) -> int | None:
+    """The micro-batch the step uses (None: the whole batch) for ``TrainConfig.micro_batch`` on ``mesh``.
+
+    "auto": on GPUs and TPUs the whole batch (they have the memory and the parallelism); on a CPU, when the
+    S models of the group see more than CPU_MICRO_ROWS sequences per step in all, the largest divisor of
+    ``batch_size`` that is a multiple of the data shards with CPU_MICRO_ROWS / 4 <= S x micro <= CPU_MICRO_ROWS
+    (none, e.g. a prime batch size: the whole batch). An integer is used as given (batch_size: the whole
+    batch)."""
+    if micro_batch != "auto":
+        return None if int(micro_batch) >= batch_size else int(micro_batch)
+    platform = mesh.mesh.devices.flat[0].platform
+    S, D = mesh.n_seeds, mesh.data_shards
+    if platform != "cpu" or S * batch_size <= CPU_MICRO_ROWS:
+        return None
+    fits = [m for m in range(D, batch_size, D)
+            if batch_size % m == 0 and CPU_MICRO_ROWS // 4 <= S * m <= CPU_MICRO_ROWS]
+    return max(fits) if fits else None
+
+
 def group_chunk(config: ModelConfig, tx: optax.GradientTransformation, mesh: TrainingMesh,
                 micro_batch: int | None = None):
     """`_chunk_fn` vmapped over S models and jitted on ``mesh``: (params [S, ...], opt_state [S, ...], batches
@@ -447,7 +474,7 @@ def _optimizer_and_chunk(config: ModelConfig, settings: TrainConfig, mesh: Train
     """One optimizer and compiled group step per (model, optimizer settings, mesh): no recompiling when `train`
     is called again in the same process (a resume, a test, a sweep over seeds)."""
     tx = make_optimizer(settings)
-    return tx, group_chunk(config, tx, mesh, settings.micro_batch)
+    return tx, group_chunk(config, tx, mesh, resolve_micro_batch(settings.micro_batch, settings.batch_size, mesh))
 
 
 @functools.lru_cache(maxsize=16)

@@ -113,7 +113,7 @@ def test_eval_set_validation():
     ("warmup_steps", -5), ("schedule", "linear"), ("final_lr_fraction", 1.5), ("weight_decay", -1.0),
     ("grad_clip", 0.0), ("steps_per_call", 0), ("eval_every", 30), ("checkpoint_every", 10),
     ("save_at_tokens", (5, -1)), ("seed", -1), ("steps", 10.0), ("micro_batch", 5), ("micro_batch", 0),
-    ("micro_batch", 8.0),
+    ("micro_batch", 8.0), ("micro_batch", "big"), ("micro_batch", None),
 ])
 def test_bad_train_config_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
@@ -151,6 +151,31 @@ def test_micro_batch_gradient_is_the_whole_batch_gradient(micro, shards):
     for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(parts)):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=2e-5, atol=1e-7)
     assert micro_batch_grads(jax.value_and_grad(loss), None) is not None
+
+
+def test_auto_micro_batch_adapts_to_the_device_and_the_group():
+    """"auto": on a CPU at most CPU_MICRO_ROWS sequences per pass over the group's models, on a GPU the whole
+    batch; an integer as given."""
+    from types import SimpleNamespace
+
+    from predictive_models.parallel import training_mesh
+    from predictive_models.training import CPU_MICRO_ROWS, resolve_micro_batch
+
+    assert CPU_MICRO_ROWS == 128
+    cpu = training_mesh(1, 64, 1)
+    assert resolve_micro_batch("auto", 512, cpu) == 128
+    assert resolve_micro_batch("auto", 200, cpu) == 100  # the largest divisor that fits
+    assert resolve_micro_batch("auto", 128, cpu) is None  # small batches are never cut
+    assert resolve_micro_batch("auto", 64, training_mesh(1, 64, 4)) == 32  # 4 models x 32 sequences
+    assert resolve_micro_batch("auto", 64, training_mesh(1, 64, 8)) == 16
+    assert resolve_micro_batch("auto", 131, cpu) is None  # a prime: no divisor fits, the whole batch
+    assert resolve_micro_batch(64, 512, cpu) == 64 and resolve_micro_batch(512, 512, cpu) is None
+    two = SimpleNamespace(mesh=SimpleNamespace(devices=np.array([SimpleNamespace(platform="cpu")] * 2)),
+                          n_seeds=1, data_shards=2)
+    assert resolve_micro_batch("auto", 510, two) == 102  # a multiple of the 2 data shards
+    gpu = SimpleNamespace(mesh=SimpleNamespace(devices=np.array([SimpleNamespace(platform="gpu")])),
+                          n_seeds=1, data_shards=1)
+    assert resolve_micro_batch("auto", 4096, gpu) is None
 
 
 def test_training_in_micro_batches_follows_the_whole_batch_run():
