@@ -1,17 +1,39 @@
 # Two commands a new user needs: `make run` (default experiment) and `make test`.
-# Each creates .venv with Python >= 3.11 and installs the project on first use.
-PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+# Each creates $(VENV) with the newest Python >= 3.11 that runs on this machine and installs the project
+# on first use.
+#
+# PYTHON: the interpreter. Default: the first of $(PYTHON_CANDIDATES) that actually runs (a shim that
+#   fails, as pyenv's do for versions it does not have selected, does not count) and is >= 3.11.
+#   `make PYTHON=/path/to/python3.12 test` overrides.
+# VENV: the virtual environment's directory (default .venv); `make test PYTHON=python3.13 VENV=.venv-py313`
+#   keeps a second interpreter's environment beside the first.
+# The venv is rebuilt when it was made with another Python version than $(PYTHON)'s (its stamp names
+# the version), and reinstalled when pyproject.toml changes.
+PYTHON_CANDIDATES := python3.13 python3.12 python3.11 python3
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(shell for c in $(PYTHON_CANDIDATES); do \
+	$$c -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && { command -v $$c; break; }; \
+	done)
+endif
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# e.g. cpython-3.13.0; empty when $(PYTHON) does not run
+PY_TAG_CODE := import sys; print(sys.implementation.name + "-" + ".".join(map(str, sys.version_info[:3])))
+PY_TAG := $(if $(PYTHON),$(shell $(PYTHON) -c '$(PY_TAG_CODE)' 2>/dev/null))
+STAMP := $(VENV)/.installed-$(PY_TAG)
 
-.PHONY: run test bench setup clean-venv
+.PHONY: run test bench setup clean-venv which-python
 
 $(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "compmech needs Python >= 3.11; run: make PYTHON=/path/to/python3.11 ...")'
+	@if [ -z "$(PYTHON)" ]; then echo "compmech needs Python >= 3.11 and none of $(PYTHON_CANDIDATES) runs here; install one, or run: make PYTHON=/path/to/python3.11 ..." >&2; exit 1; fi
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "compmech needs Python >= 3.11 ($(PYTHON) is " + sys.version.split()[0] + "); run: make PYTHON=/path/to/python3.11 ...")'
+	@if [ -e $(BIN)/python ] && [ "$$($(BIN)/python -c '$(PY_TAG_CODE)' 2>/dev/null)" != "$(PY_TAG)" ]; then \
+		echo "$(VENV) was made with another Python than $(PYTHON) ($(PY_TAG)): rebuilding it"; rm -rf $(VENV); fi
+	@echo "setting up $(VENV) with $(PYTHON) ($(PY_TAG))"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]"
+	rm -f $(VENV)/.installed $(VENV)/.installed-*
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -24,6 +46,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+# The interpreter make picked and its version tag (used by .ci/run); builds nothing.
+which-python:
+	@echo "$(PYTHON) $(PY_TAG)"
 
 clean-venv:
 	rm -rf $(VENV)
