@@ -20,7 +20,6 @@ shared machine, compare the ratios of one run. The last line is ``vmapped/sequen
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import subprocess
 import sys
@@ -38,7 +37,8 @@ from hmm_processes import get_process, sample  # noqa: E402
 from predictive_models import TrainConfig, make_config  # noqa: E402
 from predictive_models.models import init_params  # noqa: E402
 from predictive_models.parallel import put, training_mesh  # noqa: E402
-from predictive_models.training import _keys, _optimizer_and_chunk, _optimizer_settings, group_draw  # noqa: E402
+from predictive_models.training import (_keys, _optimizer_and_chunk, _optimizer_settings,  # noqa: E402
+                                         group_draw, resolve_micro_batch)
 
 
 def mess3_model():
@@ -131,9 +131,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", type=int, default=8)
     p.add_argument("--seconds", type=float, default=10.0, help="timed seconds per measurement (after compiling)")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--micro-batch", type=int, default=None,
-                   help="the vmapped group's [training] micro_batch (e.g. batch / seeds: the S models then work on "
-                        "as many sequences at a time as one model does); default: the whole batch")
+    p.add_argument("--micro-batch", default="auto",
+                   help="[training] micro_batch of both: \"auto\" (the default: batches of up to 128 whole) or a "
+                        "divisor of the batch (the batch itself: whole)")
     p.add_argument("--no-devices", action="store_true", help="skip the 1 vs 2 forced host devices measurement")
     p.add_argument("--devices-subprocess", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> None:
         devices_main(args.seconds, args.batch_size)
         return
     hmm, mc, training = mess3_model()
-    tc = TrainConfig(**{**training, "batch_size": args.batch_size, "devices": 1})
+    micro_batch = args.micro_batch if args.micro_batch == "auto" else int(args.micro_batch)
+    tc = TrainConfig(**{**training, "batch_size": args.batch_size, "devices": 1, "micro_batch": micro_batch})
     S = args.seeds
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; jax {jax.__version__} "
           f"on {jax.devices()[0].platform}")
@@ -151,8 +152,9 @@ def main(argv: list[str] | None = None) -> None:
     seq, seq_compile = throughput(mc, tc, data, 1, S, args.seconds)
     print(f"sequential ({S} models, one call each): {seq / 1e3:8.1f} k tokens/s in all (compile {seq_compile:.1f} s)",
           flush=True)
-    vm, vm_compile = throughput(mc, dataclasses.replace(tc, micro_batch=args.micro_batch), data, S, 1, args.seconds)
-    micro = f", micro-batches of {args.micro_batch}" if args.micro_batch else ""
+    vm, vm_compile = throughput(mc, tc, data, S, 1, args.seconds)
+    used = resolve_micro_batch(tc.micro_batch, tc.batch_size, training_mesh(1, tc.batch_size, S))
+    micro = f", micro-batches of {used}" if used else ""
     print(f"vmapped    ({S} models, one call{micro}): {vm / 1e3:8.1f} k tokens/s in all (compile {vm_compile:.1f} s)",
           flush=True)
     flops, peak = train_flops_per_token(mc), gemm_gflops()

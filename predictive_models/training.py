@@ -68,8 +68,8 @@ class TrainConfig:
     # order, with m-fold fewer activations alive at once, so a large batch's backward pass stays in cache (on
     # 2 CPU cores batch 512 trains ~1.2x faster in micro-batches of 128). A divisor of batch_size (and a
     # multiple of the devices the batch is split over; batch_size itself: the whole batch in one pass), or
-    # "auto" (`resolve_micro_batch`): on a CPU at most CPU_MICRO_ROWS sequences at a time over all the models
-    # trained together, on a GPU or TPU the whole batch. Batches of up to 128 sequences are never cut.
+    # "auto" (`resolve_micro_batch`): on a CPU at most CPU_MICRO_ROWS = 128 sequences at a time, on a GPU or
+    # TPU the whole batch. Batches of up to 128 sequences are never cut.
     micro_batch: int | str = "auto"
     eval_every: int = 1000  # steps between exact evaluations (plus step 0 and the last step)
     checkpoint_every: int = 2000  # steps between resumable checkpoints (plus the last step)
@@ -413,27 +413,26 @@ def make_train_chunk(config: ModelConfig, tx: optax.GradientTransformation):
 
 
 CPU_MICRO_ROWS = 128
-"""On a CPU, "auto" micro-batches keep at most this many sequences in one forward and backward pass (summed over
-the models trained together): measured on 2 cores, batch 512 in micro-batches of 128 trained ~1.2x faster than
-in one pass (64: about the same as 128; `benchmarks/bench_torch.py`)."""
+"""On a CPU, "auto" micro-batches keep at most this many sequences of a model in one forward and backward pass.
+Measured alone on 2 cores (`benchmarks/bench_torch.py --batch-sizes 512 [--micro-batch 512]`): the paper's Mess3
+model at batch 512 trained at 60-65k tokens/s in micro-batches of 128 against 48k in one pass. Not applied across
+the models of a seed group: 8 seeds vmapped at batch 64 ran at 50k tokens/s whole and 41k in micro-batches of
+16 (`benchmarks/bench_seeds.py [--micro-batch 16]`)."""
 
 
 def resolve_micro_batch(micro_batch: int | str, batch_size: int, mesh: TrainingMesh) -> int | None:
     """The micro-batch the step uses (None: the whole batch) for ``TrainConfig.micro_batch`` on ``mesh``.
 
-    "auto": on GPUs and TPUs the whole batch (they have the memory and the parallelism); on a CPU, when the
-    S models of the group see more than CPU_MICRO_ROWS sequences per step in all, the largest divisor of
-    ``batch_size`` that is a multiple of the data shards with CPU_MICRO_ROWS / 4 <= S x micro <= CPU_MICRO_ROWS
-    (none, e.g. a prime batch size: the whole batch). An integer is used as given (batch_size: the whole
-    batch)."""
+    "auto": on GPUs and TPUs the whole batch (they have the memory and the parallelism); on a CPU, for a batch of
+    more than CPU_MICRO_ROWS sequences, the largest divisor of ``batch_size`` that is a multiple of the data
+    shards in [CPU_MICRO_ROWS / 4, CPU_MICRO_ROWS] (none, e.g. a prime batch size: the whole batch). An integer
+    is used as given (batch_size: the whole batch)."""
     if micro_batch != "auto":
         return None if int(micro_batch) >= batch_size else int(micro_batch)
-    platform = mesh.mesh.devices.flat[0].platform
-    S, D = mesh.n_seeds, mesh.data_shards
-    if platform != "cpu" or S * batch_size <= CPU_MICRO_ROWS:
+    if mesh.mesh.devices.flat[0].platform != "cpu" or batch_size <= CPU_MICRO_ROWS:
         return None
-    fits = [m for m in range(D, batch_size, D)
-            if batch_size % m == 0 and CPU_MICRO_ROWS // 4 <= S * m <= CPU_MICRO_ROWS]
+    D = mesh.data_shards
+    fits = [m for m in range(D, batch_size, D) if batch_size % m == 0 and CPU_MICRO_ROWS // 4 <= m <= CPU_MICRO_ROWS]
     return max(fits) if fits else None
 
 

