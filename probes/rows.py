@@ -55,19 +55,11 @@ class ProbeRows:
 
 
 @dataclass(frozen=True, eq=False)
-class ProbeData:
-    """Rows ready for a probe; every array has one entry (or row) per probe row."""
+class ProbeData(ProbeRows):
+    """Rows ready for a probe: `ProbeRows` with each row's activations; every array has one entry (or row) per
+    probe row."""
 
     X: np.ndarray  # [R, d] activations (dtype kept, float32 stays float32)
-    Y: np.ndarray  # [R, k] targets
-    weights: np.ndarray | None  # [R] summing to 1, or None for uniform
-    groups: np.ndarray  # [R] int: string the row came from (first string containing it)
-    positions: np.ndarray  # [R] int: t, the prefix is tokens[group, : t + 1]
-    context_ids: np.ndarray  # [R] int: distinct_prefix_ids of the row's prefix
-
-    @property
-    def n_rows(self) -> int:
-        return int(self.X.shape[0])
 
 
 def _as_tokens(tokens) -> np.ndarray:
