@@ -35,6 +35,16 @@ class PrefixActivations:
         return self.rows[name][self.ids]
 
 
+PREFIX_CALL_ROWS = 1024  # prefixes per jitted step call at most: small levels padded to it cost little
+
+
+def call_rows(batch_size: int, levels: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> int:
+    """The one padded row count of every prefix-step call (one shape, so one compilation per output set):
+    ``min(batch_size, PREFIX_CALL_ROWS, the largest level)``. Measured on Mess3's 88,572 prefixes: one shape of
+    1024 rows compiles 1.2-1.4 s faster than two (256 and 4096) and evaluates within 0.1 s of them."""
+    return max(1, min(int(batch_size), PREFIX_CALL_ROWS, max(len(last) for _, last, _ in levels)))
+
+
 def prefix_index(levels: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n_strings: int
                  ) -> tuple[np.ndarray, np.ndarray]:
     """(ids [N, T], offsets [T + 1]) from a prefix tree (`predictive_models.transformer._prefix_tree`: per

@@ -42,7 +42,7 @@ from flax import nnx
 
 from predictive_models import nnx_params
 
-from predictive_models.prefixes import PrefixActivations, prefix_index
+from predictive_models.prefixes import PrefixActivations, call_rows, prefix_index
 from predictive_models.transformer import _prefix_tree  # distinct prefixes level by level (model-agnostic)
 
 DTYPE = jnp.float32
@@ -378,17 +378,15 @@ def _run_prefix(config: RecurrentConfig, fn, params: dict, depth: int, levels: l
     offset = 0  # the first prefix_cache row of this level
     H = config.d_hidden
     h_prev = c_prev = np.zeros((depth, 1, H), np.float32)  # [depth, u_{t-1}, H]: states of each prefix
-    big = min(batch_size, max(len(level[1]) for level in levels))
-    small = min(256, big)  # two padded shapes (two compilations): small levels and full batches
+    rows = call_rows(batch_size, levels)  # every call padded to one shape: one compilation
     for t, (parent, last, inverse) in enumerate(levels):
         u = len(last)
         if t == 0:
             parent = np.zeros(u, np.int64)
         h_new, c_new = np.empty((depth, u, H), np.float32), np.empty((depth, u, H), np.float32)
         res, acts = (np.empty((u, config.vocab_size), np.float32) if out is not None else None), {}
-        for start in range(0, u, big):
-            stop = min(start + big, u)
-            rows = small if stop - start <= small else big
+        for start in range(0, u, rows):
+            stop = min(start + rows, u)
             idx = parent[start:stop]
             o, a, h, c = jax.device_get(fn(params, _pad_rows(last[start:stop].astype(np.int32), rows),
                                            _pad_rows(h_prev[:, idx].swapaxes(0, 1), rows).swapaxes(0, 1),
@@ -441,7 +439,8 @@ def run_batched(config: RecurrentConfig, params: Any, tokens: np.ndarray, names:
     ``method="full"`` runs whole sequences, ``batch_size`` rows per jitted call; ``"prefix"``
     computes each distinct prefix once, position by position, from its parent's states (several
     times less work when rows share prefixes, e.g. every string of a length: 88,572 steps instead
-    of 590,490 for 3^10); ``"auto"`` picks prefix when it at least halves the work. Both give the
+    of 590,490 for 3^10; at most min(``batch_size``, 1024) prefixes per call, `prefixes.call_rows`);
+    ``"auto"`` picks prefix when it at least halves the work. Both give the
     same numbers (to float32 rounding). ``on_step(n)`` is told when n more of the T positions are done.
     """
     if what not in ("logits", "log_probs", None):

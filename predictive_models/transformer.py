@@ -34,7 +34,7 @@ import numpy as np
 from flax import nnx
 
 from predictive_models import nnx_params
-from predictive_models.prefixes import PrefixActivations, prefix_index
+from predictive_models.prefixes import PrefixActivations, call_rows, prefix_index
 
 DTYPE = jnp.float32
 POSITIONAL = ("learned", "none")
@@ -632,9 +632,7 @@ def _run_prefix(config: TransformerConfig, params: dict, tokens: np.ndarray, bat
     keys: list[np.ndarray] = []  # per level s: [u_s, n, H, Dh] keys of each distinct prefix's last position
     values: list[np.ndarray] = []
     ancestors = np.zeros((1, 0), np.int64)  # [u_{t-1}, t-1]: ids of a prefix's own prefixes at levels < t-1
-    # two padded shapes (two compilations): one for small levels, one for full batches
-    big = min(batch_size, max(len(level[1]) for level in levels))
-    small = min(256, big)
+    rows = call_rows(batch_size, levels)  # every call padded to one shape: one compilation
     offset = 0  # the first res_prefix row of this level
     for t, (parent, last, inverse) in enumerate(levels):
         ancestors = np.concatenate([ancestors[parent], parent[:, None]], axis=1) if t else np.zeros((len(last), 0), np.int64)
@@ -643,9 +641,8 @@ def _run_prefix(config: TransformerConfig, params: dict, tokens: np.ndarray, bat
         rs = np.empty((u, len(res_names), c.d_model), np.float32) if res_out is not None else None
         k_new = np.empty((u, n_blocks, c.n_heads, c.d_head), np.float32)
         v_new = np.empty_like(k_new)
-        for start in range(0, u, big):
-            stop = min(start + big, u)
-            rows = small if stop - start <= small else big
+        for start in range(0, u, rows):
+            stop = min(start + rows, u)
             k_past = np.zeros((rows, n_blocks, T, c.n_heads, c.d_head), np.float32)
             v_past = np.zeros_like(k_past)
             for s in range(t):
@@ -719,8 +716,8 @@ def run_batched(config: TransformerConfig, params: Any, tokens: np.ndarray, name
 
     ``method="full"`` runs whole sequences, ``batch_size`` rows per jitted call; ``"prefix"``
     computes each distinct prefix once with a KV cache (several times less work when rows share
-    prefixes, e.g. every string of a length); ``"auto"`` picks prefix when it at least halves the
-    work. Both give the same numbers (to float32 rounding). Attention patterns always come from a
+    prefixes, e.g. every string of a length; at most min(``batch_size``, 1024) prefixes per call,
+    `prefixes.call_rows`); ``"auto"`` picks prefix when it at least halves the work. Both give the same numbers (to float32 rounding). Attention patterns always come from a
     full forward (with ``"prefix"``, one extra full pass that outputs the patterns only), and are
     only materialised when asked. The residual-stream arrays are C-contiguous slices of one
     [n_names, N, T, d_model] block (a name and its alias share one array). ``on_step(n)`` (for a

@@ -70,3 +70,38 @@ def test_strings_sharing_few_prefixes_take_the_full_forward_like_auto(kind):
     full = compute_activations(config, params, tokens, method="auto", batch_size=16)
     for name, a in acts.rows.items():
         np.testing.assert_array_equal(acts.per_string(name), full[name])
+
+
+@pytest.mark.parametrize("kind", sorted(MODELS))
+def test_prefix_steps_run_in_one_padded_shape(kind, monkeypatch):
+    """Every prefix-step call of a run has one shape, so each output set compiles once: levels of 3 to 729
+    prefixes at batch 512 (two shapes, 256 and 512 rows, before `prefixes.call_rows`)."""
+    import predictive_models.recurrent as recurrent
+    import predictive_models.transformer as transformer
+    from predictive_models import compute_log_probs
+    from predictive_models.prefixes import PREFIX_CALL_ROWS, call_rows
+
+    module = transformer if kind == "transformer" else recurrent
+    real, shapes = module._jitted_step, []
+
+    def recording(*args):
+        fn = real(*args)
+
+        def call(params, tokens_t, *rest):
+            shapes.append(tokens_t.shape)
+            return fn(params, tokens_t, *rest)
+        return call
+
+    monkeypatch.setattr(module, "_jitted_step", recording)
+    config = make_config(kind, V, **(MODELS[kind] | {"context_length": 6}))
+    tokens = np.array(list(itertools.product(range(V), repeat=6)), np.int32)  # levels of 3, 9, ..., 729
+    params = random_params(config)
+    lp = compute_log_probs(config, params, tokens, batch_size=512, method="prefix")
+    assert set(shapes) == {(512,)} and len(shapes) == 1 + 1 + 1 + 1 + 1 + 2  # 729 rows: two calls
+    full = compute_log_probs(config, params, tokens, batch_size=512, method="full")
+    np.testing.assert_allclose(lp, full, atol=2e-5)
+    shapes.clear()
+    prefix_activations(config, params, tokens, batch_size=4096)
+    assert set(shapes) == {(729,)}  # capped at the largest level
+    assert call_rows(10**6, [(None, np.zeros(5000), None)]) == PREFIX_CALL_ROWS
+    assert call_rows(1, [(None, np.zeros(3), None)]) == 1
