@@ -148,3 +148,21 @@ def test_ghmm_prior_must_be_normalised_by_tau():
     other = np.array([1.0, 0.3, -0.2])  # a Bloch vector inside the disc
     ms = mixed_states(g, 2, prior=other)
     np.testing.assert_allclose(ms.level(0).beliefs[0], other)
+
+
+def test_tom_quantum_next_token_distances_are_belief_distances_scaled():
+    """p(x | (1, r1, r2)) = (c + o r2, c - o r2, c + o r1, c - o r1), so ||p - p'|| = sqrt(2) o ||r - r'||
+    exactly: any scale-free geometry score (the distance R^2 of `compmech run`) is the same against the
+    beliefs and against the next-token laws for this process (0.707 for both in its run)."""
+    g = hp.tom_quantum()
+    ms = mixed_states(g, 4)
+    b = ms.prefix_beliefs(4).reshape(-1, 3)  # [N * 4, 3] quasi-probability vectors (1, r1, r2)
+    p = ms.prefix_next_token_probs(4).reshape(-1, 4)  # [N * 4, 4]
+    np.testing.assert_allclose(b[:, 0], 1.0, atol=1e-12)
+    rng = np.random.default_rng(0)
+    i, j = rng.integers(0, len(b), (2, 500))
+    d_belief = np.linalg.norm(b[i, 1:] - b[j, 1:], axis=1)
+    d_next = np.linalg.norm(p[i] - p[j], axis=1)
+    o = 2 * 1.0 * 4.3 / (4 * (1.0 + 4.3**2))
+    assert np.ptp(d_belief) > 0.1
+    np.testing.assert_allclose(d_next, np.sqrt(2) * o * d_belief, atol=1e-12)
