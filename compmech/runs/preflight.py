@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 
 #: Bytes JAX, XLA and the Python process take before any array of ours (measured ~0.2-0.5 GB).
 RUNTIME_BYTES = 500 * 2**20
+#: [d, d] float64 arrays a probe fit of d features holds at once (the Gram matrix, its centred and symmetrised
+#: copies, eigh's eigenvectors and LAPACK workspace): 7.3-8.3 measured in RSS for d = 1,500-3,000
+#: (`probes.probe_layers` on 1,092 contexts). It dominates when d is in the tens of thousands.
+FIT_GRAM_COPIES = 8
 #: Run only if the estimate is at most this fraction of the available memory (the estimate is rough).
 MEMORY_HEADROOM = 0.9
 
@@ -41,17 +45,18 @@ class MemoryEstimate:
     context_set: int  # every string with its beliefs and next-token distributions, float64
     probe: int  # activations of every layer, one row per distinct prefix (float32), and the probe rows' targets,
     # ids and weights (the concatenated-layer probe is read a chunk at a time: `probes.probe_layers`)
+    probe_fit: int = 0  # the widest probe's fit: FIT_GRAM_COPIES [d, d] float64 arrays, d its features
     runtime: int = RUNTIME_BYTES
 
     @property
     def peak(self) -> int:
-        return self.runtime + self.context_set + self.model + max(self.training_batch, self.probe)
+        return self.runtime + self.context_set + self.model + max(self.training_batch, self.probe + self.probe_fit)
 
     def describe(self) -> str:
         gib = lambda b: f"{b / 2**30:.3g} GiB"  # noqa: E731
         return (f"~{gib(self.peak)} (model + Adam {gib(self.model)}, training batch {gib(self.training_batch)}, "
                 f"{self.n_strings:.3g} context strings {gib(self.context_set)}, probe activations "
-                f"{gib(self.probe)}, runtime {gib(self.runtime)})")
+                f"{gib(self.probe)}, probe fit {gib(self.probe_fit)}, runtime {gib(self.runtime)})")
 
 
 def estimate_memory(model: dict, training: dict, num_states: int, vocab_size: int, include_concat: bool = True,
@@ -70,7 +75,7 @@ def estimate_memory(model: dict, training: dict, num_states: int, vocab_size: in
     n_strings = V ** (L - 1) if bos else V**L
     V0 = V  # the process's tokens
     V += 1 if bos else 0  # the model's vocabulary
-    n_params, _, width, per_token = model_sizes(model, V)
+    n_params, n_probed, width, per_token = model_sizes(model, V)
     model_bytes = 4 * 4 * n_params  # params, grads, Adam m and v
     batch_bytes = 4 * B * L * per_token + 4 * k * B * (L + 1) * (S + 2)  # + the sampled block and its states
     context_bytes = n_strings * L * (8 * (S + V) + 4) + n_strings * 8 * (S + 2)  # + probabilities and levels
@@ -85,8 +90,14 @@ def estimate_memory(model: dict, training: dict, num_states: int, vocab_size: in
 
         context_bytes, probe_bytes = sampled_memory_parts(model, num_states, vocab_size, regime, include_concat,
                                                           bos)
+    widest = width if include_concat else width // max(1, n_probed)  # the concatenation, else one layer
     return MemoryEstimate(n_strings=n_strings, model=model_bytes, training_batch=batch_bytes,
-                          context_set=context_bytes, probe=probe_bytes)
+                          context_set=context_bytes, probe=probe_bytes, probe_fit=probe_fit_bytes(widest))
+
+
+def probe_fit_bytes(n_features: int) -> int:
+    """Peak bytes of one OLS probe fit on ``n_features`` features (the rows' own arrays aside)."""
+    return FIT_GRAM_COPIES * 8 * int(n_features) ** 2
 
 
 class ModelSizes(NamedTuple):
@@ -166,7 +177,10 @@ def check_memory(estimate: MemoryEstimate, source: str, available: int | None = 
             f"{source}: this run would need {estimate.describe()}, but this machine has "
             f"{available / 2**30:.3g} GiB available; make it smaller ([model] context_length, d_model, "
             "n_layers, [training] batch_size, steps_per_call, or [probe] include_concat = false)"
-            + ("; the exact regime enumerates every one of the V^L strings of the context length (or use "
+            + ("; the widest probe's fit (the concatenation of every probed layer, unless include_concat = false) "
+               "holds about 8 [d, d] float64 arrays for its d features"
+               if estimate.probe_fit > estimate.peak / 2 else
+               "; the exact regime enumerates every one of the V^L strings of the context length (or use "
                "[data] regime = \"sampled\")"
                if estimate.context_set + estimate.probe > estimate.training_batch + estimate.model else ""))
 

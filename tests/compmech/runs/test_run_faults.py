@@ -64,6 +64,37 @@ def test_memory_estimate_of_the_paper_run_and_the_refusal_message():
     assert bos.probe == 4 * (1 + sum(3**t for t in range(1, 10))) * 64 * 6 + 3**9 * 10 * (16 * 3 + 64)
 
 
+def test_a_wide_probe_is_refused_for_its_fit_and_the_fit_estimate_bounds_a_real_fit(tmp_path, capsys):
+    """The probe fit holds several [d, d] float64 arrays: a tiny run with d_model 50,000 (4 probed layers, 200,000
+    concatenated features) was estimated at 1.5 GiB and killed at 24 GB in its first fit before this term."""
+    import tracemalloc
+
+    import numpy as np
+
+    from compmech.runs.preflight import FIT_GRAM_COPIES, probe_fit_bytes
+    from probes import probe_layers
+
+    cfg = load_config(tiny_with(tmp_path, "", ("d_model = 16", "d_model = 50_000")))
+    est = estimate_memory(cfg.model, cfg.training, num_states=3, vocab_size=3)
+    assert est.probe_fit == FIT_GRAM_COPIES * 8 * (4 * 50_000) ** 2 and est.peak > est.probe_fit
+    assert estimate_memory(cfg.model, cfg.training, 3, 3, include_concat=False).probe_fit == probe_fit_bytes(50_000)
+    err = refused(["run", str(tiny_with(tmp_path, "", ("d_model = 16", "d_model = 50_000"))), "--out",
+                   str(tmp_path / "run")], capsys)
+    assert "probe fit 2.38e+03 GiB" in err and "8 [d, d] float64 arrays" in err and "V^L" not in err, err
+    # the bound holds for a real fit, and is not far above it (tracemalloc sees numpy's arrays, not LAPACK's)
+    rng = np.random.default_rng(0)
+    d, U = 600, 400
+    acts = {"a": rng.standard_normal((U, d)).astype(np.float32)}
+    tracemalloc.start()
+    try:
+        probe_layers(acts, rng.random((U, 3)), rng.integers(0, 100, U), include_concat=False, per_context=True,
+                     contexts=np.arange(U), positions=rng.integers(0, 6, U), n_repeats=2)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert 0.3 * probe_fit_bytes(d) < peak < probe_fit_bytes(d), (peak, probe_fit_bytes(d))
+
+
 def test_param_count_in_the_estimate_is_the_model_s():
     import jax
 
