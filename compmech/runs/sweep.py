@@ -174,8 +174,9 @@ def run_sweep(sweep: Sweep, out_root: str | Path, *, progress: bool = True, quic
 
 
 def _cell(value: Any) -> str:
+    """Four significant digits; six near 1 (a relative loss of 1.0008 is not "1.001", nor 1.00004 "1")."""
     if isinstance(value, float):
-        return "–" if math.isnan(value) else f"{value:.4g}"
+        return "–" if math.isnan(value) else f"{value:.6g}" if 0.99 < abs(value) < 1.01 else f"{value:.4g}"
     if value is None:
         return "–"
     return str(value)

@@ -117,3 +117,11 @@ def test_points_that_differ_only_in_seed_train_together_as_each_would_alone(tmp_
     assert [r["step"] for r in records] == [r["step"] for r in alone.history] == [0, 50, 100]
     np.testing.assert_allclose([r["loss"] for r in records], [r["loss"] for r in alone.history], rtol=1e-6)
     assert (out / point.name / "complete.json").is_file()
+
+
+def test_table_cells_keep_the_digits_that_matter_near_one():
+    from compmech.runs.sweep import _cell
+
+    assert _cell(1.00081234) == "1.00081" and _cell(1.00004) == "1.00004"  # ".4g" said 1.001 and 1
+    assert _cell(0.0006866123) == "0.0006866" and _cell(0.11114) == "0.1111" and _cell(float("nan")) == "–"
+    assert _cell(None) == "–" and _cell(3) == "3"
