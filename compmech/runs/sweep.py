@@ -218,10 +218,14 @@ def sweep_page(sweep: Sweep, rows: list[dict], png: bytes, budget: str) -> str:
     from figures.report import _CSS
 
     cols = [*sweep.keys, *sweep.metrics]
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["run", *cols])
+    def breakable(name: str) -> str:  # a dotted metric path may wrap after its dots and underscores
+        return html.escape(name).replace(".", ".<wbr>").replace("_", "_<wbr>")
+
+    head = "<th>run</th>" + "".join(f"<th class=num>{breakable(c)}</th>" for c in cols)
     body = "".join("<tr><td><a href=\"" + html.escape(f"{r['run_dir']}/report.html") + "\">"
                    + html.escape(r["point"]) + "</a></td>"
-                   + "".join(f"<td>{html.escape(_cell(r.get(c)))}</td>" for c in cols) + "</tr>" for r in rows)
+                   + "".join(f"<td class=num>{html.escape(_cell(r.get(c)))}</td>" for c in cols) + "</tr>"
+                   for r in rows)
     img = base64.b64encode(png).decode()
     return (f"<!DOCTYPE html>\n<html lang=en>\n<head>\n<meta charset=utf-8>\n"
             f"<meta name=viewport content=\"width=device-width, initial-scale=1\">\n"
@@ -229,7 +233,7 @@ def sweep_page(sweep: Sweep, rows: list[dict], png: bytes, budget: str) -> str:
             f"<h1>Sweep {html.escape(sweep.name)}</h1>\n<p class=note>{html.escape(budget)}; from "
             f"<code>{html.escape(sweep.source)}</code>; {len(rows)} runs.</p>\n"
             f"<figure><img src=\"data:image/png;base64,{img}\" alt=\"each metric against {html.escape(sweep.keys[0])}\" "
-            f"style=\"max-width:100%\"></figure>\n<div class=table-wrap><table><thead><tr>{head}</tr></thead>"
+            f"style=\"max-width:100%\"></figure>\n<div class=scroll><table><thead><tr>{head}</tr></thead>"
             f"<tbody>{body}</tbody></table></div>\n</main>\n</body>\n</html>\n")
 
 
