@@ -51,6 +51,8 @@ def plot_sweep(x: Sequence, series: Mapping[str, Sequence], *, x_label: str, tit
             ax.set_xticks(range(len(levels)), levels, rotation=30, ha="right", fontsize=7)
         if np.any(ok) and np.all(y[ok] > 0) and np.nanmax(y) / np.nanmin(y[ok]) > 50:
             ax.set_yscale("log")
+        else:  # whole values on the ticks (1.0006), not an offset in the corner ("+1" over 0.0006)
+            ax.ticklabel_format(axis="y", useOffset=False)
         ax.set_title(name, fontsize=8)
         ax.set_xlabel(x_label, fontsize=8)
         ax.tick_params(labelsize=7)
