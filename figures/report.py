@@ -159,6 +159,10 @@ def _header(title: str, summary: Mapping, config: Mapping, probe: Mapping, prove
     wall = _duration(summary.get("wall_seconds"))
     if summary.get("train_wall_seconds") is not None:
         wall += f" in all, {_duration(summary['train_wall_seconds'])} training"
+        before = summary.get("train_elapsed_seconds")
+        if isinstance(before, (int, float)) and before > summary["train_wall_seconds"] + 1:
+            wall += (f" (the training itself took {_duration(before)}, over earlier calls or beside other seeds "
+                     "trained in the same step)")
     if probe.get("regime") == "sampled":
         folds = (probe.get("regime_sizes") or {}).get("n_folds", "?")
         probe_text = (f"linear probe (least squares with intercept) on {_int(probe.get('n_rows'))} rows from "

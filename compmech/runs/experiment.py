@@ -336,7 +336,10 @@ def _run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None, *, progre
         "memory_estimate_bytes": plan.memory.peak,
         "phase_seconds": dict(times.seconds),
         "wall_seconds": time.time() - start,
-        "train_wall_seconds": result.wall_seconds,
+        "train_wall_seconds": result.wall_seconds,  # this call's training (0 when it was all done before)
+        # the training's own clock over every call that trained this run (resumes included; for seeds that a
+        # sweep trained together, their shared step's time)
+        "train_elapsed_seconds": float(result.final.get("elapsed_s", result.wall_seconds)),
         # XLA programs compiled (or loaded from the persistent cache: compmech.runs.compiles) up to here
         "compiles": compiles.stats.to_json(),
     }

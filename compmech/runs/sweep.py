@@ -167,7 +167,7 @@ def run_sweep(sweep: Sweep, out_root: str | Path, *, progress: bool = True, quic
                                      command=f"compmech sweep {sweep.source}{' --quick' if quick else ''}")
         rows.append({"point": point.name, **{k: v for k, v in point.values},
                      **{m: metric(summary, m) for m in sweep.metrics}, "wall_seconds": summary.get("wall_seconds"),
-                     "run_dir": point.name})
+                     "train_elapsed_seconds": summary.get("train_elapsed_seconds"), "run_dir": point.name})
     if is_lead_process():  # under jax.distributed the other processes only train
         write_table(sweep, rows, out_root, quick=quick)
     return rows
@@ -202,7 +202,8 @@ def write_table(sweep: Sweep, rows: list[dict], out_root: Path, *, quick: bool =
     write_text_atomic(out_root / "sweep.md", f"# Sweep {sweep.name} ({budget})\n\nFrom `{sweep.source}`; each row "
                       f"is the run directory `<point>` beside this file.\n\n" + markdown_table(sweep, rows))
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["point", *sweep.keys, *sweep.metrics, "wall_seconds", "run_dir"])
+    writer = csv.DictWriter(buf, fieldnames=["point", *sweep.keys, *sweep.metrics, "wall_seconds", "train_elapsed_seconds",
+                                             "run_dir"])
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(out_root / "sweep.csv", buf.getvalue())

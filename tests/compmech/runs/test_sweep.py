@@ -117,6 +117,10 @@ def test_points_that_differ_only_in_seed_train_together_as_each_would_alone(tmp_
     assert [r["step"] for r in records] == [r["step"] for r in alone.history] == [0, 50, 100]
     np.testing.assert_allclose([r["loss"] for r in records], [r["loss"] for r in alone.history], rtol=1e-6)
     assert (out / point.name / "complete.json").is_file()
+    # the point's pipeline found its training done; its summary and report still say how long the group took
+    summary = json.loads((out / point.name / "summary.json").read_text())
+    assert summary["train_elapsed_seconds"] == records[-1]["elapsed_s"] > summary["train_wall_seconds"] + 1
+    assert "the training itself took" in (out / point.name / "report.html").read_text()
 
 
 def test_table_cells_keep_the_digits_that_matter_near_one():
