@@ -21,7 +21,7 @@ import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from figures.io import write_atomic
 from figures._common import FigureInputError, process_title
@@ -226,40 +226,57 @@ def _headline(summary: Mapping, probe: Mapping) -> str:
     return f"<p class=headline>Belief probe ({_e(layer or '?')}): {_e('; '.join(parts))}{_e(tail)}.</p>\n"
 
 
-def _results_table(summary: Mapping, probe: Mapping) -> tuple[str, str]:
+class ResultRow(NamedTuple):
+    """One quantity of a run beside the paper's value (`result_rows`)."""
+
+    label: str
+    ours: float | None  # the number (None: not measured, withheld, or a pair shown as text)
+    ours_text: str  # as shown: with its ± standard deviation where it has one
+    paper: float | None  # the paper's value, None where it gives none
+    digits: int
+
+
+def result_rows(summary: Mapping, probe: Mapping | None = None) -> tuple[list[ResultRow], list[str]]:
+    """The run's headline quantities beside the paper's (the report's first table and `compmech run`'s printout:
+    the rows are built once, here), and the notes that explain them. ``probe``: probe.json's content, read when
+    the summary lacks the probe of its probe layer."""
+    probe = probe or {}
     paper = summary.get("paper") if isinstance(summary.get("paper"), Mapping) else {}
     layer, res = _probe_result(summary, probe)
     notes = []
     rel_text = fmt_number(summary.get("relative_loss"), 6)
     if _is_number(summary.get("relative_loss_stderr")):  # sampled regime: a validation sample's estimate
         rel_text += f" ± {fmt_number(summary['relative_loss_stderr'], 2)}"
-    rows = [("relative loss (CE / optimal CE)", summary.get("relative_loss"), rel_text,
-             paper.get("relative_loss"), 6),
-            ("final loss / optimal loss (nats)", None,
-             f"{fmt_number(summary.get('final_loss'), 5)} / {fmt_number(summary.get('optimal_loss'), 5)}", None, 3)]
+    rows = [ResultRow("relative loss (CE / optimal CE)", summary.get("relative_loss"), rel_text,
+                      paper.get("relative_loss"), 6),
+            ResultRow("final loss / optimal loss (nats)", None,
+                      f"{fmt_number(summary.get('final_loss'), 5)} / {fmt_number(summary.get('optimal_loss'), 5)}",
+                      None, 3)]
     if "mse_heldout_contexts" in res:
         cell = _pm(res, "mse_heldout_contexts")
         if res.get("mse_heldout_contexts") is None and res.get("heldout_contexts_note"):
             notes.append(f"Held-out contexts withheld: {res['heldout_contexts_note']}.")
-        rows.append((f"held-out probe MSE, unseen contexts ({layer})", res.get("mse_heldout_contexts"), cell, None, 3))
+        rows.append(ResultRow(f"held-out probe MSE, unseen contexts ({layer})", res.get("mse_heldout_contexts"), cell,
+                              None, 3))
         if "r2_heldout_contexts" in res:
-            rows.append(("held-out R², unseen contexts", res.get("r2_heldout_contexts"),
-                         fmt_number(res.get("r2_heldout_contexts"), 4), None, 4))
+            rows.append(ResultRow("held-out R², unseen contexts", res.get("r2_heldout_contexts"),
+                                  fmt_number(res.get("r2_heldout_contexts"), 4), None, 4))
     rows += [
-        (f"probe MSE, in-sample ({layer})", res.get("mse"), fmt_number(res.get("mse")), paper.get("probe_mse"), 3),
-        ("probe R², in-sample", res.get("r2"), fmt_number(res.get("r2"), 4), paper.get("probe_r2"), 4),
-        ("held-out probe MSE (sampled sequences, K-fold)" if probe.get("regime") == "sampled"
-         else "held-out probe MSE (paper's protocol: string split)", res.get("mse_heldout"), _pm(res, "mse_heldout"),
-         paper.get("probe_mse_heldout"), 3),
-        ("shuffled-target control MSE", res.get("mse_shuffled"), fmt_number(res.get("mse_shuffled")),
-         paper.get("probe_mse_shuffled"), 3),
+        ResultRow(f"probe MSE, in-sample ({layer})", res.get("mse"), fmt_number(res.get("mse")), paper.get("probe_mse"),
+                  3),
+        ResultRow("probe R², in-sample", res.get("r2"), fmt_number(res.get("r2"), 4), paper.get("probe_r2"), 4),
+        ResultRow("held-out probe MSE (sampled sequences, K-fold)" if probe.get("regime") == "sampled"
+                  or summary.get("regime") == "sampled" else "held-out probe MSE (paper's protocol: string split)",
+                  res.get("mse_heldout"), _pm(res, "mse_heldout"), paper.get("probe_mse_heldout"), 3),
+        ResultRow("shuffled-target control MSE", res.get("mse_shuffled"), fmt_number(res.get("mse_shuffled")),
+                  paper.get("probe_mse_shuffled"), 3),
     ]
     if res.get("mse_heldout") is None and res.get("heldout_note"):
         notes.append(f"Held-out strings withheld: {res['heldout_note']}.")
     untrained = summary.get("probe_untrained") if isinstance(summary.get("probe_untrained"), Mapping) else None
     if untrained:
-        rows.append((f"untrained model: held-out MSE, unseen contexts ({untrained.get('layer', layer)})",
-                     untrained.get("mse_heldout_contexts"), _pm(untrained, "mse_heldout_contexts"), None, 3))
+        rows.append(ResultRow(f"untrained model: held-out MSE, unseen contexts ({untrained.get('layer', layer)})",
+                              untrained.get("mse_heldout_contexts"), _pm(untrained, "mse_heldout_contexts"), None, 3))
         notes.append("The untrained-model control fits the same probe, with the same rows and splits, to the same "
                      "model at initialisation: what random features of the context carry before any training.")
     geo = summary.get("geometry") if isinstance(summary.get("geometry"), Mapping) else {}
@@ -269,9 +286,16 @@ def _results_table(summary: Mapping, probe: Mapping) -> tuple[str, str]:
         if key in geo or key in paper:
             where = f" ({geo['layer']})" if "layer" in geo else ""
             mark = " †" if same and key == "distance_r2_next_token" else ""
-            rows.append((f"{label}{where}{mark}", geo.get(key), fmt_number(geo.get(key), 3), paper.get(key), 3))
+            rows.append(ResultRow(f"{label}{where}{mark}", geo.get(key), fmt_number(geo.get(key), 3), paper.get(key),
+                                  3))
     if same:
         notes.append("† " + SAME_GEOMETRY_NOTE)
+    return rows, notes
+
+
+def _results_table(summary: Mapping, probe: Mapping) -> tuple[str, str]:
+    paper = summary.get("paper") if isinstance(summary.get("paper"), Mapping) else {}
+    rows, notes = result_rows(summary, probe)
     has_paper = any(k not in ("probe_mse_over_training",) for k in paper)
     body = []
     for label, ours, ours_text, theirs, digits in rows:

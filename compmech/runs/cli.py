@@ -101,39 +101,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def format_summary(summary: dict) -> str:
-    """A short plain-text table of a run's results beside the paper's numbers."""
-    paper = summary.get("paper", {})
-    probe = summary["probe"]
-    rows = [
-        ("relative loss (CE / optimum)", summary["relative_loss"], paper.get("relative_loss")),
-        (f"probe MSE ({summary['probe_layer']})", probe["mse"], paper.get("probe_mse")),
-        ("probe R^2", probe["r2"], None),
-        ("held-out MSE, unseen contexts", probe.get("mse_heldout_contexts"), None),
-        ("held-out MSE, paper's string split", probe.get("mse_heldout"), paper.get("probe_mse_heldout")),
-        ("shuffled-control MSE", probe["mse_shuffled"], paper.get("probe_mse_shuffled")),
-    ]
-    untrained = summary.get("probe_untrained")
-    if untrained:
-        rows.append(("untrained model, held-out unseen contexts", untrained.get("mse_heldout_contexts"), None))
-    by_layer = summary.get("probe_mse_by_layer", {})
-    if "concat" in by_layer:
-        rows.append(("probe MSE (all layers, concat)", by_layer["concat"],
-                     paper.get("layer_mse", {}).get("concat")))
-    geo = summary.get("geometry")
-    if geo:
-        rows.append((f"distance R^2 vs beliefs ({geo['layer']})", geo["distance_r2_beliefs"],
-                     paper.get("distance_r2_beliefs")))
-        rows.append((f"distance R^2 vs next-token ({geo['layer']})", geo["distance_r2_next_token"],
-                     paper.get("distance_r2_next_token")))
+    """A short plain-text table of a run's results beside the paper's numbers (the report's first table's rows,
+    `figures.report.result_rows`, with the concatenated-layer probe and the time by phase)."""
+    from figures.report import ResultRow, fmt_number, paper_number, result_rows
+
+    rows, notes = result_rows(summary)
+    concat = summary.get("probe_mse_by_layer", {}).get("concat")
+    if concat is not None:
+        rows.append(ResultRow("probe MSE, in-sample (all layers, concat)", concat, fmt_number(concat),
+                                  (summary.get("paper", {}).get("layer_mse") or {}).get("concat"), 3))
     lines = [f"run {summary['name']}: {summary['steps']} steps, {summary['tokens']:.3g} tokens, "
-             f"{summary['wall_seconds']:.0f} s", f"{'':40s} {'ours':>10s} {'paper':>10s}"]
-    for label, ours, theirs in rows:
-        shown = f"{ours:10.5f}" if ours is not None else f"{'n/a':>10}"  # null: withheld (see probe.json's note)
-        lines.append(f"{label:40s} {shown} {theirs if theirs is not None else '':>10}")
-    for label, note in (("unseen contexts", probe.get("heldout_contexts_note")),
-                        ("paper's split", probe.get("heldout_note"))):
-        if note:
-            lines.append(f"held-out MSE ({label}) withheld: {note}")
+             f"{summary['wall_seconds']:.0f} s", f"{'':52s} {'ours':>21s} {'paper':>8s}"]
+    for row in rows:
+        theirs = paper_number(row.paper) if row.paper is not None else ""
+        lines.append(f"{row.label:52s} {row.ours_text:>21s} {theirs:>8s}")
+    lines += [n for n in notes if "withheld" in n or n.startswith("†")]
     phases = summary.get("phase_seconds")
     if phases:
         lines.append("time by phase: " + ", ".join(f"{k} {v:.1f} s" for k, v in phases.items()))

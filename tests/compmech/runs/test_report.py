@@ -221,3 +221,22 @@ def test_report_subcommand_through_the_main_cli(run_dir, capsys, monkeypatch):
     assert cli.main(["report", str(run_dir)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("compmech: error: ") and "no summary.json" in err and err.count("\n") == 1
+
+
+def test_the_printout_after_a_run_shows_the_report_s_rows_with_their_errors():
+    from compmech.runs.cli import format_summary
+    from figures.report import result_rows
+
+    summary = {**SUMMARY, "probe": {**LAYER, "mse_heldout_contexts": 0.0071, "mse_heldout_contexts_std": 0.0004},
+               "probe_mse_by_layer": {"block_2": 0.0062, "concat": 0.0031},
+               "phase_seconds": {"train": 13.9, "probe": 2.0}}
+    text = format_summary(summary)
+    rows, _ = result_rows(summary)
+    for row in rows:  # the same rows as the report's first table, in its order and formatting
+        line = next(line for line in text.splitlines() if line.startswith(row.label))
+        assert row.ours_text in line
+    assert "0.00710 ± 0.00040" in text and "0.00640 ± 8e-5" in text  # held-out errors carry their spread
+    assert text.index("relative loss") < text.index("held-out probe MSE, unseen contexts") < text.index("shuffled")
+    concat = next(line for line in text.splitlines() if "concat" in line)
+    assert "0.00310" in concat and text.rstrip().endswith("probe 2.0 s")
+    assert "1.0002" in text.splitlines()[2]  # the paper's relative loss beside ours
