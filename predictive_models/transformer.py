@@ -717,9 +717,10 @@ def run_batched(config: TransformerConfig, params: Any, tokens: np.ndarray, name
     ``method="full"`` runs whole sequences, ``batch_size`` rows per jitted call; ``"prefix"``
     computes each distinct prefix once with a KV cache (several times less work when rows share
     prefixes, e.g. every string of a length; at most min(``batch_size``, 1024) prefixes per call,
-    `prefixes.call_rows`); ``"auto"`` picks prefix when it at least halves the work. Both give the same numbers (to float32 rounding). Attention patterns always come from a
-    full forward (with ``"prefix"``, one extra full pass that outputs the patterns only), and are
-    only materialised when asked. The residual-stream arrays are C-contiguous slices of one
+    `prefixes.call_rows`); ``"auto"`` picks prefix when it at least halves the work. Both give the
+    same numbers (to float32 rounding). Attention patterns always come from a full forward (with
+    ``"prefix"``, one extra full pass that outputs the patterns only), and are only materialised when
+    asked. The residual-stream arrays are C-contiguous slices of one
     [n_names, N, T, d_model] block (a name and its alias share one array). ``on_step(n)`` (for a
     progress bar) is told each time n more of the T positions are done.
     """

@@ -109,7 +109,7 @@ def format_summary(summary: dict) -> str:
     concat = summary.get("probe_mse_by_layer", {}).get("concat")
     if concat is not None:
         rows.append(ResultRow("probe MSE, in-sample (all layers, concat)", concat, fmt_number(concat),
-                                  (summary.get("paper", {}).get("layer_mse") or {}).get("concat"), 3))
+                              (summary.get("paper", {}).get("layer_mse") or {}).get("concat"), 3))
     lines = [f"run {summary['name']}: {summary['steps']} steps, {summary['tokens']:.3g} tokens, "
              f"{summary['wall_seconds']:.0f} s", f"{'':52s} {'ours':>21s} {'paper':>8s}"]
     for row in rows:

@@ -202,8 +202,8 @@ def write_table(sweep: Sweep, rows: list[dict], out_root: Path, *, quick: bool =
     write_text_atomic(out_root / "sweep.md", f"# Sweep {sweep.name} ({budget})\n\nFrom `{sweep.source}`; each row "
                       f"is the run directory `<point>` beside this file.\n\n" + markdown_table(sweep, rows))
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["point", *sweep.keys, *sweep.metrics, "wall_seconds", "train_elapsed_seconds",
-                                             "run_dir"])
+    writer = csv.DictWriter(buf, fieldnames=["point", *sweep.keys, *sweep.metrics, "wall_seconds",
+                                             "train_elapsed_seconds", "run_dir"])
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(out_root / "sweep.csv", buf.getvalue())
