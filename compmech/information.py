@@ -1,30 +1,19 @@
-"""Information measures computed from exact word enumeration (bits unless a name says nats)."""
+"""Information measures computed from exact word enumeration (bits unless a name says nats).
+
+`entropy_bits` and `next_token_distribution` live in `compmech.entropy` (every theory module uses them) and are
+re-exported here.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from compmech.entropy import entropy_bits, next_token_distribution
 from compmech.mixed_states import MixedStates, mixed_states
 from hmm_processes import HMM, GeneralizedHMM
 
-
-def entropy_bits(p: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Shannon entropy ``-sum p log2 p`` along ``axis`` (0 log 0 = 0)."""
-    p = np.asarray(p, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(p > 0, -p * np.log2(p), 0.0)
-    return terms.sum(axis=axis)
-
-
-def next_token_distribution(beliefs: np.ndarray, emission: np.ndarray) -> np.ndarray:
-    """``P(x | eta) = eta @ E`` for belief rows [..., S] -> [..., V], clipped at 0 and renormalised.
-
-    The clip and renormalisation only matter for quasi-beliefs of generalized HMMs (rounding can
-    push a zero probability slightly negative); for HMM beliefs they change nothing.
-    """
-    # einsum, not @: NumPy's matmul is several times slower for these thin [n, S] x [S, V] products
-    q = np.clip(np.einsum("...i,ij->...j", np.asarray(beliefs, dtype=np.float64), emission), 0.0, None)
-    return q / q.sum(axis=-1, keepdims=True)
+__all__ = ["block_entropies", "entropy_bits", "myopic_entropies", "next_token_distribution",
+           "optimal_loss_by_position"]
 
 
 def block_entropies(ms: MixedStates) -> np.ndarray:

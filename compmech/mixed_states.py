@@ -15,6 +15,7 @@ from functools import cached_property
 
 import numpy as np
 
+from compmech.entropy import next_token_distribution
 from hmm_processes import HMM, GeneralizedHMM, ProcessError, process_vectors
 from hmm_processes.beliefs import (GHMM_MIN_PROB, check_start_vector, extend_beliefs, min_probability,
                                     update_beliefs)
@@ -194,8 +195,6 @@ class MixedStates:
 
     def prefix_next_token_probs(self, length: int) -> np.ndarray:
         """``out[n, t] = P(next token | words[n, :t+1])``, shape [N, length, V] (a GHMM's rounding below 0 clipped)."""
-        from compmech.information import next_token_distribution
-
         return next_token_distribution(self.prefix_beliefs(length), self.process.emission_matrix)
 
 

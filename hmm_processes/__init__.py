@@ -9,7 +9,7 @@ from hmm_processes.beliefs import GHMM_MIN_PROB, extend_beliefs, min_probability
 from hmm_processes.compose import (component_posterior, coupled_product, factor_beliefs, mixture, product,
                                    shift_coupled)
 from hmm_processes.errors import ProcessError
-from hmm_processes.generalized import GeneralizedHMM, is_generalized, process_vectors, sample_words
+from hmm_processes.generalized import GeneralizedHMM, is_generalized, process_vectors
 from hmm_processes.hmm import HMM, stationary_distribution, validate_transition_tensor
 from hmm_processes.named import (coin, days_of_week, even, fanizza, golden_mean, leaky_rrxor, matching_parens,
                                  mess3, nond, post_quantum, rrxor, sns, tom_quantum, z1r)
@@ -29,7 +29,8 @@ del _factory
 
 # The sampler imports JAX (a second or more); it is loaded on first use, so that the theory and the
 # CLI's quick commands (`compmech processes`, `compmech info`) start without it (PEP 562).
-_LAZY = {"Samples": "hmm_processes.sampling", "sample": "hmm_processes.sampling"}
+_LAZY = {"Samples": "hmm_processes.sampling", "sample": "hmm_processes.sampling",
+         "sample_words": "hmm_processes.sampling"}
 
 
 def __getattr__(name: str):

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from hmm_processes.errors import ProcessError
+from hmm_processes.generalized import GeneralizedHMM
 from hmm_processes.hmm import LOOSE_SUM_ATOL
 
 #: Next-token probabilities of a GHMM at or below this count as zero: cancelling quasi-probabilities
@@ -43,8 +44,6 @@ def check_start_vector(value: Any, tau: np.ndarray, what: str, name: str) -> np.
 
 def min_probability(process: Any) -> float:
     """The probability at or below which a next token counts as impossible: `GHMM_MIN_PROB` for a GHMM, 0 for an HMM."""
-    from hmm_processes.generalized import GeneralizedHMM
-
     return GHMM_MIN_PROB if isinstance(process, GeneralizedHMM) else 0.0
 
 

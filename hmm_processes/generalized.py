@@ -186,27 +186,6 @@ def process_vectors(process: HMM | GeneralizedHMM) -> tuple[np.ndarray, np.ndarr
     raise ProcessError(f"expected an HMM or GeneralizedHMM; got {type(process).__name__}")
 
 
-def sample_words(process: HMM | GeneralizedHMM, key: Any, batch: int, length: int) -> np.ndarray:
-    """Sample ``batch`` words of ``length`` tokens from the exact word distribution; returns int32 [batch, length].
-
-    The tokens of `hmm_processes.sample` (for a GHMM drawn from ``P(x_t | x_<t) = eta T[x] tau``),
-    without beliefs. ``key`` is a `jax.random` key or an integer seed.
-    """
-    batch, length = int(batch), int(length)
-    if batch < 1 or length < 1:
-        raise ProcessError(f"sample_words: batch and length must be >= 1; got batch={batch}, length={length}")
-    import jax
-
-    from hmm_processes.sampling import sample
-
-    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-        key = jax.random.key(int(key))
-    elif not isinstance(key, jax.Array):
-        raise ProcessError(f"sample_words: key must be a jax.random key or an int seed; got {key!r}")
-    s = sample(process, key, batch, length, with_beliefs=False, with_next_token_probs=False)
-    return np.asarray(s.tokens, dtype=np.int32)
-
-
 def _as_tensor(T: Any, what: str) -> np.ndarray:
     try:
         arr = np.array(T, dtype=np.float64)

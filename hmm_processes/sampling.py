@@ -15,7 +15,7 @@ vectors are quasi-probabilities), so its tokens are drawn from the exact next-to
 from __future__ import annotations
 
 from functools import partial
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -171,3 +171,20 @@ def _sample(cdf: jax.Array, T: jax.Array, E: jax.Array, prior: jax.Array, key: j
         next_token_probs=jnp.swapaxes(out["p"], 0, 1) if with_next else None,
         prior=prior,
     )
+
+
+def sample_words(process: HMM | GeneralizedHMM, key: Any, batch: int, length: int) -> np.ndarray:
+    """Sample ``batch`` words of ``length`` tokens from the exact word distribution; returns int32 [batch, length].
+
+    The tokens of `hmm_processes.sample` (for a GHMM drawn from ``P(x_t | x_<t) = eta T[x] tau``),
+    without beliefs. ``key`` is a `jax.random` key or an integer seed.
+    """
+    batch, length = int(batch), int(length)
+    if batch < 1 or length < 1:
+        raise ProcessError(f"sample_words: batch and length must be >= 1; got batch={batch}, length={length}")
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        key = jax.random.key(int(key))
+    elif not isinstance(key, jax.Array):
+        raise ProcessError(f"sample_words: key must be a jax.random key or an int seed; got {key!r}")
+    s = sample(process, key, batch, length, with_beliefs=False, with_next_token_probs=False)
+    return np.asarray(s.tokens, dtype=np.int32)
