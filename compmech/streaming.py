@@ -20,6 +20,7 @@ from typing import Iterator
 import numpy as np
 
 from compmech.information import entropy_bits, next_token_distribution
+from compmech.mixed_states import check_depth
 from hmm_processes import HMM, GeneralizedHMM, ProcessError, process_vectors
 from hmm_processes.beliefs import extend_beliefs, min_probability
 
@@ -69,8 +70,6 @@ def stream_entropies(process: HMM | GeneralizedHMM, depth: int, *, max_states: i
     Memory is bounded by ``max_states * vocab_size * num_states`` floats (children are made in
     chunks of `CHUNK_ENTRIES` entries), whatever the depth. Works for HMMs and GHMMs.
     """
-    from compmech.mixed_states import check_depth
-
     depth = check_depth(depth, "stream_entropies")
     T, _, tau = process_vectors(process)
     E = (T @ tau).T  # [S, V]
@@ -123,8 +122,6 @@ def exact_myopic_entropies(process: HMM | GeneralizedHMM, depth: int, *, max_wor
     beliefs updated within it (the result's ``depth`` may then be below ``depth``). ``settled`` > 0
     also stops the level-by-level phase once three successive h(L) differ by at most that much.
     """
-    from compmech.mixed_states import check_depth
-
     depth = check_depth(depth, "exact_myopic_entropies")
     T, pi, tau = process_vectors(process)
     V, S, _ = T.shape

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from figures._common import FigureInputError, as_array, new_figure
+from figures.belief_frame import is_probability_set
 from figures.simplex import _TRIANGLE, corner_names, draw_simplex, simplex_coords
 
 _PROB_LABELS_UP_TO = 40  # more states than this: no probability on each arrow (too dense to read)
@@ -209,8 +210,6 @@ def belief_layout(beliefs, *, simplex: bool | None = None) -> tuple[np.ndarray, 
     b = as_array("beliefs", beliefs, 2)
     n, S = b.shape
     if simplex is None:
-        from figures.belief_frame import is_probability_set
-
         simplex = is_probability_set(b)
     if S == 3 and simplex is not False:
         return simplex_coords(b), np.clip(b, 0, 1), "2-simplex"

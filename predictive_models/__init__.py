@@ -22,7 +22,7 @@ _LAZY = {
     "KINDS": "models", "ModelConfig": "models", "activations": "models", "activation_names": "models",
     "compute_activations": "models", "compute_log_probs": "models", "compute_logits": "models",
     "config_from_dict": "models", "config_to_dict": "models", "iter_activations": "models",
-    "kind_of": "models", "layer_names": "models", "make_config": "models", "n_params": "models",
+    "activation_width": "models", "kind_of": "models", "layer_names": "models", "make_config": "models", "n_params": "models",
     "probe_layer_name": "models", "to_model": "models", "init_params": "models", "logits_fn": "models",
     "prefix_activations": "models", "PrefixActivations": "prefixes",
 }

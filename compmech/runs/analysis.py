@@ -9,23 +9,32 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+import predictive_models  # a lazy package (PEP 562): JAX is imported when a checkpoint is first run
+from compmech.runs.contexts import ContextSet
+from compmech.runs.probing import context_activations, probed_layers
 from compmech.runs.progress import PhaseTimes, phase
-from compmech.runs.records import PROBE_FIELDS, EvolutionPoint, GeometryResult, ProbeOutcome, probe_fields  # noqa: F401
-from compmech.runs.sources import Source, is_chain_family, next_token_laws
+from compmech.runs.records import EvolutionPoint, GeometryResult, ProbeOutcome, probe_fields
+from compmech.runs.settings import ProbeSettings
+from compmech.runs.sources import Source
+from probes import (CONTEXT_TEST_FRACTION, distance_geometry, probe_fits, probe_layers, probe_targets,
+                    state_labels)
 
 #: Above this many distinct beliefs the mixed states are not drawn one colour each.
 MAX_STATES_FOR_PCA = 64
+
+
 def distinct_rows(context_ids: np.ndarray) -> np.ndarray:
     """Indices of the first row of each distinct context (the prefix the row ends with)."""
     _, first = np.unique(context_ids, return_index=True)
     return first
 
 
-def geometry_analysis(hmm: Source, probe: ProbeOutcome, layer: str, seed: int, *, tokens: np.ndarray | None = None
-                      ) -> GeometryResult:
+def geometry_analysis(source: Source, probe: ProbeOutcome, layer: str, seed: int, *,
+                      tokens: np.ndarray | None = None) -> GeometryResult:
     """How the probed beliefs of ``layer`` relate to the true beliefs and to next-token distributions.
 
     Over distinct contexts: R^2 of pairwise distances between probed beliefs against distances
@@ -35,20 +44,17 @@ def geometry_analysis(hmm: Source, probe: ProbeOutcome, layer: str, seed: int, *
     scales every belief distance by one factor (``next_token_distance_scale``), which makes the two
     R² equal by construction (Mess3); ``next_token_geometry_note`` says so in words. ``tokens`` [N, T]: the
     strings the probe rows came from (``probe.data.groups`` index them), for sources whose next-token law
-    needs the context's last token (`compmech.runs.sources.next_token_laws`).
+    needs the context's last token (`Source.next_token_laws`).
     """
-    from probes import distance_geometry, distance_scale, state_labels
-
     data = probe.data
     first = distinct_rows(data.context_ids)
     beliefs = data.Y[first]  # [n, S]
     probed = probe.predictions[layer][first]  # [n, S]
     last = None if tokens is None else np.asarray(tokens)[data.groups[first], data.positions[first]]  # [n]
-    next_token = next_token_laws(hmm, beliefs, last)  # [n, V]
+    next_token = source.next_token_laws(beliefs, last)  # [n, V]
     geo = distance_geometry(probed, beliefs, next_token, seed=seed)
     labels, centres = state_labels(beliefs)
-    # the next-token law of a chain's posterior mean is one of its rows, not a linear map of the whole belief
-    scale = None if is_chain_family(hmm) else distance_scale(hmm.emission_matrix)
+    scale = source.distance_scale()  # None where next-token laws are no linear map of the whole belief
     if scale is None:
         note = ("the emission matrix does not scale belief distances uniformly, so the two R² can differ: "
                 "a gap shows the probe carries belief geometry beyond the next-token distribution")
@@ -72,19 +78,15 @@ def checkpoint_tokens(path: Path) -> int:
     return int(match.group(1))
 
 
-def training_evolution(run_dir: Path, model_cfg, ctx, eval_set, layer: str, probe_settings,
-                       seed: int, *, progress: bool = False, times: PhaseTimes | None = None
-                       ) -> list[EvolutionPoint]:
+def training_evolution(run_dir: Path, model_cfg: predictive_models.ModelConfig, ctx: ContextSet, eval_set: Any,
+                       layer: str, probe_settings: ProbeSettings, seed: int, *, progress: bool = False,
+                       times: PhaseTimes | None = None) -> list[EvolutionPoint]:
     """Refit the probe of ``layer`` at every ``tokens_<N>`` checkpoint of the run, oldest first.
 
     Each point: tokens (actually seen), step, relative_loss (exact, or on the sampled regime's validation sample), the probe's `PROBE_FIELDS` (the
     same protocol as probe.json: context-aggregated rows, both held-out splits, shuffled control) and
     the distinct contexts' true and probed beliefs for the figure.
     """
-    from compmech.runs.probing import context_activations, probed_layers
-    from predictive_models import evaluate_model, load_checkpoint, prefix_activations
-    from probes import CONTEXT_TEST_FRACTION, probe_fits, probe_layers, probe_targets
-
     records = []
     paths = sorted((run_dir / "checkpoints").glob("tokens_*.msgpack"), key=checkpoint_tokens)
     T = model_cfg.context_length
@@ -93,9 +95,9 @@ def training_evolution(run_dir: Path, model_cfg, ctx, eval_set, layer: str, prob
                          weighting=probe_settings.weighting) if paths else None  # the same rows at every checkpoint
     with phase("training evolution", total=per_checkpoint * len(paths), enabled=progress, times=times) as tick:
         for path in paths:
-            ckpt = load_checkpoint(path)
+            ckpt = predictive_models.load_checkpoint(path)
             params, step = ckpt["params"], int(ckpt["step"])
-            acts = prefix_activations(model_cfg, params, ctx.tokens, on_step=tick,  # name -> [U, d]
+            acts = predictive_models.prefix_activations(model_cfg, params, ctx.tokens, on_step=tick,  # name -> [U, d]
                                       names=probed_layers(probe_settings, model_cfg) if layer == "concat" else [layer])
             fit = context_activations(acts, ctx.tokens, data.context_ids)
             del acts
@@ -105,7 +107,7 @@ def training_evolution(run_dir: Path, model_cfg, ctx, eval_set, layer: str, prob
                 per_context=True, train_fraction=probe_settings.train_fraction, n_repeats=probe_settings.n_repeats,
                 context_test_fraction=CONTEXT_TEST_FRACTION, seed=seed, on_fit=tick)[layer]
             del fit
-            ev = evaluate_model(model_cfg, params, eval_set)
+            ev = predictive_models.evaluate_model(model_cfg, params, eval_set)
             tick()
             first = distinct_rows(data.context_ids)
             records.append(EvolutionPoint(

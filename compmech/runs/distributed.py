@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 
-from compmech.runs.config import ConfigError
+from compmech.runs.errors import ConfigError
 
 ENV_ADDRESS, ENV_PROCESSES, ENV_ID = "JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"
 

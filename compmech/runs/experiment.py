@@ -18,66 +18,28 @@ from typing import Any
 
 import numpy as np
 
+import predictive_models  # a lazy package (PEP 562): JAX is imported when training starts
+from compmech import studies
+from compmech.runs import sampled
 from compmech.runs.analysis import geometry_analysis, training_evolution
+from compmech.runs.compiles import CompileCount, CompileStats
 from compmech.runs.config import ConfigError, ExperimentConfig, read_toml
+from compmech.runs.contexts import ContextSet
 from compmech.runs.distributed import is_lead_process
+from compmech.runs.errors import RunDirError
 from compmech.runs.files import (is_complete, mark_complete, mark_unfinished, remove_stale_temp_files, write_bytes_atomic,
-                            write_json_atomic, write_text_atomic)
-from compmech.information import next_token_distribution, optimal_loss_by_position
-from compmech.mixed_states import mixed_states
+                                 write_json_atomic, write_text_atomic)
 from compmech.runs.paper import paper_results
-from compmech.runs.preflight import MemoryEstimate, RunDirError, check_memory, check_output_dir, estimate_memory
+from compmech.runs.preflight import MemoryEstimate, check_memory, check_output_dir, estimate_memory
 from compmech.runs.probing import probe_model, probed_layers
-from compmech.runs.processes import PROCESS_JSON, SPEC_COPY, SpecCopy, build_process, localize_process, process_record
+from compmech.runs.processes import PROCESS_JSON, SPEC_COPY, SpecCopy, build_process, localize_process
 from compmech.runs.progress import PhaseTimes, phase
 from compmech.runs.records import EvolutionPoint, probe_fields
+from compmech.runs.regime import RegimeChoice, choose_regime
+from compmech.runs.report import build_report
 from compmech.runs.run_figures import analysis_figures, make_figures
-from compmech.runs.sampled import RegimeChoice, choose_regime
-from compmech.runs.studies import StudyInputs, check_studies, run_studies
-from compmech.runs.sources import Source, source_traits
-from compmech.runs.sources import data_fn as source_data_fn
-from hmm_processes import HMM, GeneralizedHMM
-
-
-@dataclass(frozen=True)
-class ContextSet:
-    """Every allowed string of the model's context length, with its exact theory.
-
-    With a start token (``bos``) every string begins with it (token id V) and is followed by every
-    allowed word of length T - 1; ``beliefs[:, 0]`` is then the prior and ``next_token_probs[:, 0]``
-    the law of the first token. ``next_token_probs`` covers the model's vocabulary (the start token,
-    never emitted, gets probability 0).
-    """
-
-    tokens: np.ndarray  # [N, T] int32
-    probs: np.ndarray  # [N] float64
-    beliefs: np.ndarray  # [N, T, S] float64, belief after tokens[:, :t+1] (the start token: the prior)
-    next_token_probs: np.ndarray  # [N, T, V (+1 with bos)] float64
-    optimal_loss: np.ndarray  # [T] nats, Bayes-optimal cross-entropy by position
-    bos: bool = False
-
-
-def context_set(hmm: HMM | GeneralizedHMM, context_length: int, *, bos: bool = False) -> ContextSet:
-    """All allowed length-``context_length`` strings with probabilities, beliefs and optimal loss."""
-    depth = context_length - 1 if bos else context_length
-    ms = mixed_states(hmm, depth)
-    beliefs = ms.prefix_beliefs(depth)  # [N, depth, S]
-    words = ms.level(depth).words.astype(np.int32)  # [N, depth]
-    if bos:
-        N = words.shape[0]
-        words = np.concatenate([np.full((N, 1), hmm.vocab_size, np.int32), words], axis=1)
-        beliefs = np.concatenate([np.broadcast_to(ms.prior, (N, 1, ms.prior.shape[0])), beliefs], axis=1)
-    next_token = next_token_distribution(beliefs, hmm.emission_matrix)  # [N, T, V] (a GHMM's rounding clipped)
-    if bos:
-        next_token = np.concatenate([next_token, np.zeros(next_token.shape[:2] + (1,))], axis=2)
-    return ContextSet(tokens=words, probs=ms.level(depth).probs, beliefs=beliefs, next_token_probs=next_token,
-                      optimal_loss=optimal_loss_by_position(hmm, context_length, start_token=bos, ms=ms), bos=bos)
-
-
-def make_data_fn(hmm: Source, *, bos: bool = False):
-    """A pure, JAX-traceable function (key, n, length) -> tokens [n, length] int32 sampling the source (with
-    ``bos``: the start token, id V, then length - 1 sampled tokens); `compmech.runs.sources.data_fn`."""
-    return source_data_fn(hmm, bos=bos)
+from compmech.runs.sources import Source, SourceData, source_of
+from compmech.runs.summary import SUMMARY_JSON, ModelSize, ProcessName, RunSummary, read_summary
 
 
 @dataclass(frozen=True)
@@ -86,14 +48,14 @@ class RunPlan:
     the model and training configs, the analysis layer and the memory estimate."""
 
     cfg: ExperimentConfig  # as written to the run directory (spec -> its copy, module_path resolved)
-    process: Source  # an HMM, a GeneralizedHMM or a continuous family (`compmech.runs.sources`)
-    model_cfg: Any  # predictive_models.ModelConfig (a TransformerConfig or a RecurrentConfig)
-    train_cfg: Any  # predictive_models.TrainConfig
+    source: Source  # the built process, as the runner asks it (`compmech.runs.sources`)
+    model_cfg: predictive_models.ModelConfig  # a TransformerConfig, a RecurrentConfig, ...
+    train_cfg: predictive_models.TrainConfig
     layer: str  # the analysis (figure) layer
     memory: MemoryEstimate
     run_dir: Path
     spec_copies: tuple[SpecCopy, ...] = ()  # the spec files copied into the run directory (components' too)
-    regime: RegimeChoice | None = None  # exact or sampled (`compmech.runs.sampled.choose_regime`)
+    regime: RegimeChoice | None = None  # exact or sampled (`compmech.runs.regime.choose_regime`)
 
 
 def plan_run(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, available: int | None = None) -> RunPlan:
@@ -102,24 +64,24 @@ def plan_run(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, availa
     the output directory can be written. Raises `ConfigError`/`ProcessError`; creates nothing."""
     run_dir = Path(out_dir) if out_dir is not None else Path("runs") / cfg.name
     base_dir = cfg.base_dir
-    process = build_process(cfg.process, base_dir=base_dir)
+    source = source_of(build_process(cfg.process, base_dir=base_dir))
     try:
-        model_cfg = cfg.model_config(model_vocab_size(cfg, process))
+        model_cfg = cfg.model_config(model_vocab_size(cfg, source))
         train_cfg = cfg.train_config()
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{cfg.source}: {exc}") from None
     layer = analysis_layer(cfg, model_cfg)
     try:
-        check_studies(cfg, process, model_cfg)
+        studies.check_studies(cfg, source, model_cfg)
     except ValueError as exc:
         raise ConfigError(f"{cfg.source}: {exc}") from None
-    regime = choose_regime(cfg, process, model_cfg.context_length)
-    memory = estimate_memory(cfg.model, cfg.training, source_traits(process).belief_size, process.vocab_size,
+    regime = choose_regime(cfg, source, model_cfg.context_length)
+    memory = estimate_memory(cfg.model, cfg.training, source.traits.belief_size, source.vocab_size,
                              include_concat=cfg.probe.include_concat, bos=cfg.data.bos, regime=regime)
     check_memory(memory, cfg.source, available)
     check_output_dir(run_dir)
     settings, spec_copies = localize_process(cfg.process, base_dir)
-    return RunPlan(cfg=dataclasses.replace(cfg, process=settings), process=process, model_cfg=model_cfg,
+    return RunPlan(cfg=dataclasses.replace(cfg, process=settings), source=source, model_cfg=model_cfg,
                    train_cfg=train_cfg, layer=layer, memory=memory, run_dir=run_dir, spec_copies=spec_copies,
                    regime=regime)
 
@@ -134,9 +96,8 @@ def prepare_run_dir(plan: RunPlan) -> None:
     run_dir, cfg = plan.run_dir, plan.cfg
     config_path = run_dir / "config.toml"
     # process.json holds an HMM's matrices; a continuous family has none (its parameters are in config.toml)
-    record = None if not source_traits(plan.process).exact_regime else process_record(
-        plan.process, SPEC_COPY if cfg.process.spec is not None else None, composition=cfg.process.kind,
-        spec_files=tuple(c.copy for c in plan.spec_copies)).to_json()
+    record = plan.source.matrices_record(SPEC_COPY if cfg.process.spec is not None else None, cfg.process.kind,
+                                         tuple(c.copy for c in plan.spec_copies))
     if config_path.exists():
         try:
             old = read_toml(config_path, "the run's config")
@@ -173,8 +134,9 @@ def prepare_run_dir(plan: RunPlan) -> None:
         raise
 
 
-def finished_summary(cfg: ExperimentConfig, out_dir: str | Path | None = None) -> dict[str, Any] | None:
-    """The summary of a finished run (its completion mark written) of this very config in ``out_dir``, else None."""
+def finished_summary(cfg: ExperimentConfig, out_dir: str | Path | None = None) -> RunSummary | None:
+    """The summary of a finished run (its completion mark written) of this very config in ``out_dir``, else None
+    (also when its summary.json cannot be read: the run is then done again)."""
     plan = plan_run(cfg, out_dir)
     if not is_complete(plan.run_dir):
         return None
@@ -184,11 +146,14 @@ def finished_summary(cfg: ExperimentConfig, out_dir: str | Path | None = None) -
         return None
     if _run_identity(old) != _run_identity(tomllib.loads(plan.cfg.to_toml())):
         return None
-    return _read_json_or_none(plan.run_dir / "summary.json")
+    try:
+        return read_summary(plan.run_dir)
+    except RunDirError:
+        return None
 
 
 def run_or_reuse(cfg: ExperimentConfig, out_dir: str | Path, *, progress: bool = True,
-                 command: str | None = None) -> dict[str, Any]:
+                 command: str | None = None) -> RunSummary:
     """The summary of ``cfg``'s run in ``out_dir``: the finished one when it is there (`finished_summary`), else
     the run's, made now (`run_experiment`, resuming whatever an interrupted run left)."""
     summary = finished_summary(cfg, out_dir)
@@ -225,150 +190,144 @@ def _first_difference(old: dict, new: dict, prefix: str = "") -> str:
 
 
 def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, progress: bool = True,
-                   command: str | None = None) -> dict[str, Any]:
+                   command: str | None = None) -> RunSummary | None:
     """Train, probe and plot as ``cfg`` says; write the run directory; return the summary. Under `jax.distributed`
-    every process trains; process 0 alone writes the run directory (the others return {} after training).
+    every process trains; process 0 alone writes the run directory (the others return None after training).
 
     Everything is checked (`plan_run`) before the directory is created. The run is finished when
     ``complete.json`` exists: it is written last, after summary.json and report.html.
     """
-    from compmech.runs.compiles import CompileCount
-
     with CompileCount() as compiles:
         return _run_experiment(cfg, out_dir, progress=progress, command=command, compiles=compiles)
 
 
 def _run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None, *, progress: bool, command: str | None,
-                    compiles) -> dict[str, Any]:
-    from predictive_models import train
-
+                    compiles: CompileCount) -> RunSummary | None:
     start = time.time()
     plan = plan_run(cfg, out_dir)
-    hmm, model_cfg, layer, run_dir = plan.process, plan.model_cfg, plan.layer, plan.run_dir
     lead = is_lead_process()  # under jax.distributed, process 0 writes; the others only train with it
     progress = progress and lead
     if lead:
         prepare_run_dir(plan)
-    regime = plan.regime
     if progress:
-        print(f"compmech run {cfg.name}: {hmm.name} -> {run_dir} ({plan.memory.n_strings:,} context strings at most: "
-              f"{regime.name} regime; estimated peak memory {plan.memory.peak / 2**30:.2g} GiB)", file=sys.stderr,
-              flush=True)
+        print(f"compmech run {cfg.name}: {plan.source.name} -> {plan.run_dir} ({plan.memory.n_strings:,} context "
+              f"strings at most: {plan.regime.name} regime; estimated peak memory {plan.memory.peak / 2**30:.2g} GiB)",
+              file=sys.stderr, flush=True)
     times = PhaseTimes()
-
     eval_set, ctx, floor = evaluation_set(plan, progress=progress, times=times)
     with phase("train", enabled=False, times=times):  # train draws its own bar
-        result = train(model_cfg, plan.train_cfg, make_data_fn(hmm, bos=cfg.data.bos), eval_set, run_dir,
-                       progress=progress)
+        result = predictive_models.train(plan.model_cfg, plan.train_cfg, SourceData(plan.source, cfg.data.bos),
+                                         eval_set, plan.run_dir, progress=progress)
     if not lead:
-        return {}  # the lead process probes, plots and writes the summary
-
-    # the probe and evolution steps draw their own bars (activations, fits); these phases only time them
-    from predictive_models import initial_params, kind_of, n_params
-
-    traits = source_traits(hmm)
-    regime_json = {**regime.to_json(), **(floor.to_json() if floor is not None else
-                                          {"optimal_loss_exact_depth": None, "optimal_loss_method": "exact"})}
-    untrained = initial_params(model_cfg, plan.train_cfg)  # the untrained-model control's parameters
-    with phase("probe", enabled=False, times=times):
-        if regime.sampled:  # ctx: the kept probe sequences, for the figures and the training evolution
-            from compmech.runs import sampled
-
-            probe, ctx = sampled.probe_model_sampled(cfg, model_cfg, result.params_state, hmm, regime, layer,
-                                                     eval_set.optimal_loss, progress=progress,
-                                                     untrained_params=untrained)
-        else:
-            probe = probe_model(cfg, model_cfg, result.params_state, ctx, layer, progress=progress,
-                                untrained_params=untrained)
-        probe = dataclasses.replace(probe, info={**probe.info, "regime": regime.name, "regime_sizes": regime_json})
-        write_json_atomic(run_dir / "probe.json", probe.to_json())
-
+        return None  # the lead process probes, plots and writes the summary
+    untrained = predictive_models.initial_params(plan.model_cfg, plan.train_cfg)  # the untrained-model control
+    probe, ctx = _probe_phase(plan, result, ctx, eval_set, floor, untrained, progress=progress, times=times)
     with phase("geometry", enabled=progress, times=times):
-        geometry = geometry_analysis(hmm, probe, layer, cfg.seed, tokens=ctx.tokens)
-    with phase("evolution", enabled=False, times=times):
-        evolution = training_evolution(run_dir, model_cfg, ctx, eval_set, layer, cfg.probe, cfg.seed,
-                                       progress=progress)
-    last = result.history[-1]
-    evolution.append(EvolutionPoint(tokens=last["tokens"], step=last["step"], relative_loss=last["relative_loss"],
-                                    probe=probe_fields(probe.results[layer].to_dict()), beliefs=geometry.beliefs,
-                                    probed=geometry.probed))
-    write_json_atomic(run_dir / "analysis.json", {"layer": layer, "geometry": geometry.to_json(),
-                                                   "evolution": [e.to_json() for e in evolution]})
-
+        geometry = geometry_analysis(plan.source, probe, plan.layer, cfg.seed, tokens=ctx.tokens)
+    evolution = _evolution_phase(plan, result, ctx, eval_set, probe, geometry, progress=progress, times=times)
+    write_json_atomic(plan.run_dir / "analysis.json", {"layer": plan.layer, "geometry": geometry.to_json(),
+                                                        "evolution": [e.to_json() for e in evolution]})
     with phase("figures", enabled=progress, times=times):
-        figure_paths = make_figures(cfg, run_dir, hmm, ctx, result.history, probe, layer)
-        figure_paths += analysis_figures(cfg, run_dir, hmm, geometry, evolution, probe.probe_layer)
-    studies = run_studies(StudyInputs(cfg=cfg, process=hmm, model_cfg=model_cfg, params_state=result.params_state,
-                                      untrained_params=untrained, ctx=ctx, probe=probe, run_dir=run_dir,
-                                      regime=regime.name, progress=progress))
-    for study in studies:
-        figure_paths += list(study.figures)
-
-    final = result.history[-1]
-    summary = {
-        "name": cfg.name,
-        "process": {"name": hmm.name, "params": hmm.params},
-        "source": traits.to_json(),
-        "command": command or f"compmech run {cfg.source}",
-        "cwd": str(Path.cwd()),  # the command's paths are relative to this directory
-        "model": {"kind": kind_of(model_cfg), "n_params": n_params(model_cfg)},
-        "steps": final["step"],
-        "tokens": final["tokens"],
-        "final_loss": final["loss"],
-        "optimal_loss": final["optimal_loss"],
-        "relative_loss": final["relative_loss"],
-        "relative_loss_stderr": final.get("relative_loss_stderr"),  # sampled regime; None when exact
-        # a Monte-Carlo floor: the final loss over the validation sample's own Bayes loss (paired; >= 1)
-        "relative_loss_paired": None if floor is None or floor.sample_optimal is None else
-        float(np.mean(final["loss_by_position"]) / np.mean(floor.sample_optimal)),
-        "regime": regime.name,
-        "regime_sizes": regime_json,
-        "probe_layer": probe.probe_layer,
-        "probe": probe.final,
-        "probe_untrained": probe.untrained_json,
-        "probe_mse_by_layer": {name: res.mse for name, res in probe.results.items()},
-        "analysis_layer": layer,
-        "geometry": geometry.to_json(),
-        "evolution": [e.to_json() for e in evolution],
-        "paper": paper_results(hmm.name, kind_of(model_cfg)),
-        "figures": [str(p.relative_to(run_dir)) for p in figure_paths],
-        "studies": {study.name: study.to_json(run_dir) for study in studies},
-        "memory_estimate_bytes": plan.memory.peak,
-        "phase_seconds": dict(times.seconds),
-        "wall_seconds": time.time() - start,
-        "train_wall_seconds": result.wall_seconds,  # this call's training (0 when it was all done before)
-        # the training's own clock over every call that trained this run (resumes included; for seeds that a
-        # sweep trained together, their shared step's time)
-        "train_elapsed_seconds": float(result.final.get("elapsed_s", result.wall_seconds)),
-        # XLA programs compiled (or loaded from the persistent cache: compmech.runs.compiles) up to here
-        "compiles": compiles.stats.to_json(),
-    }
-    write_json_atomic(run_dir / "summary.json", summary)
-    from compmech.runs.report import build_report  # the page reads the finished run directory
-
+        figure_paths = make_figures(cfg, plan.run_dir, plan.source, ctx, result.history, probe, plan.layer)
+        figure_paths += analysis_figures(cfg, plan.run_dir, plan.source, geometry, evolution, probe.probe_layer)
+    outputs = studies.run_studies(studies.StudyInputs(
+        cfg=cfg, source=plan.source, model_cfg=plan.model_cfg, params_state=result.params_state,
+        untrained_params=untrained, ctx=ctx, probe=probe, run_dir=plan.run_dir, regime=plan.regime,
+        progress=progress))
+    for output in outputs:
+        figure_paths += list(output.figures)
+    summary = _summary(plan, result, floor, probe, geometry, evolution, figure_paths, outputs, command=command,
+                       times=times, compiles=compiles.stats, wall_seconds=time.time() - start)
+    write_json_atomic(plan.run_dir / SUMMARY_JSON, summary.to_json())
     with phase("report", enabled=progress, times=times):
-        build_report(run_dir)
-    mark_complete(run_dir, phase_seconds=dict(times.seconds), wall_seconds=time.time() - start)
+        build_report(plan.run_dir)  # the page reads the finished run directory
+    mark_complete(plan.run_dir, phase_seconds=dict(times.seconds), wall_seconds=time.time() - start)
     return summary
 
 
-def evaluation_set(plan: RunPlan, *, progress: bool = True, times: PhaseTimes | None = None):
+def _regime_json(plan: RunPlan, floor: sampled.OptimalLossRecord | None) -> dict[str, Any]:
+    """probe.json's and summary.json's ``regime_sizes``: the regime's sizes and how the optimal loss was obtained."""
+    return {**plan.regime.to_json(), **(floor.to_json() if floor is not None else
+                                        {"optimal_loss_exact_depth": None, "optimal_loss_method": "exact"})}
+
+
+def _probe_phase(plan: RunPlan, result: predictive_models.TrainResult, ctx: ContextSet | None, eval_set: Any,
+                 floor: sampled.OptimalLossRecord | None, untrained: Any, *, progress: bool, times: PhaseTimes
+                 ) -> tuple[Any, ContextSet]:
+    """Probe every layer of the trained model (and the untrained control) for the beliefs; write probe.json.
+
+    Returns the `compmech.runs.records.ProbeOutcome` and the contexts the figures and the evolution read: every
+    string (exact regime) or the kept probe sequences (sampled)."""
+    cfg, regime = plan.cfg, plan.regime
+    with phase("probe", enabled=False, times=times):  # the probe draws its own bars (activations, fits)
+        if regime.sampled:
+            probe, ctx = sampled.probe_model_sampled(cfg, plan.model_cfg, result.params_state, plan.source, regime,
+                                                     plan.layer, eval_set.optimal_loss, progress=progress,
+                                                     untrained_params=untrained)
+        else:
+            probe = probe_model(cfg, plan.model_cfg, result.params_state, ctx, plan.layer, progress=progress,
+                                untrained_params=untrained)
+        probe = dataclasses.replace(probe, info={**probe.info, "regime": regime.name,
+                                                 "regime_sizes": _regime_json(plan, floor)})
+        write_json_atomic(plan.run_dir / "probe.json", probe.to_json())
+    return probe, ctx
+
+
+def _evolution_phase(plan: RunPlan, result: predictive_models.TrainResult, ctx: ContextSet, eval_set: Any, probe: Any,
+                     geometry: Any, *, progress: bool, times: PhaseTimes) -> list[EvolutionPoint]:
+    """The analysis layer's probe refitted at every ``tokens_<N>`` checkpoint, then the final model's point."""
+    with phase("evolution", enabled=False, times=times):  # draws its own bar
+        evolution = training_evolution(plan.run_dir, plan.model_cfg, ctx, eval_set, plan.layer, plan.cfg.probe,
+                                       plan.cfg.seed, progress=progress)
+    last = result.history[-1]
+    evolution.append(EvolutionPoint(tokens=last["tokens"], step=last["step"], relative_loss=last["relative_loss"],
+                                    probe=probe_fields(probe.results[plan.layer].to_dict()), beliefs=geometry.beliefs,
+                                    probed=geometry.probed))
+    return evolution
+
+
+def _summary(plan: RunPlan, result: predictive_models.TrainResult, floor: sampled.OptimalLossRecord | None,
+             probe: Any, geometry: Any, evolution: list[EvolutionPoint], figure_paths: list[Path],
+             outputs: list[studies.StudyOutput], *, command: str | None, times: PhaseTimes, compiles: CompileStats,
+             wall_seconds: float) -> RunSummary:
+    """The run's `RunSummary` from its phases' records."""
+    cfg, run_dir, source, model_cfg = plan.cfg, plan.run_dir, plan.source, plan.model_cfg
+    final = result.history[-1]
+    kind = predictive_models.kind_of(model_cfg)
+    return RunSummary(
+        name=cfg.name, process=ProcessName(name=source.name, params=source.params), source=source.traits.to_json(),
+        command=command or f"compmech run {cfg.source}", cwd=str(Path.cwd()),
+        model=ModelSize(kind=kind, n_params=predictive_models.n_params(model_cfg)),
+        steps=final["step"], tokens=final["tokens"], final_loss=final["loss"], optimal_loss=final["optimal_loss"],
+        relative_loss=final["relative_loss"], relative_loss_stderr=final.get("relative_loss_stderr"),
+        relative_loss_paired=None if floor is None or floor.sample_optimal is None else
+        float(np.mean(final["loss_by_position"]) / np.mean(floor.sample_optimal)),
+        regime=plan.regime.name, regime_sizes=_regime_json(plan, floor), probe_layer=probe.probe_layer,
+        probe=probe.final, probe_untrained=probe.untrained_json,
+        probe_mse_by_layer={name: res.mse for name, res in probe.results.items()}, analysis_layer=plan.layer,
+        geometry=geometry.to_json(), evolution=[e.to_json() for e in evolution],
+        paper=paper_results(source.name, kind), figures=[str(p.relative_to(run_dir)) for p in figure_paths],
+        studies={output.name: output.to_json(run_dir) for output in outputs},
+        memory_estimate_bytes=plan.memory.peak, phase_seconds=dict(times.seconds), wall_seconds=wall_seconds,
+        train_wall_seconds=result.wall_seconds,
+        train_elapsed_seconds=float(result.final.get("elapsed_s", result.wall_seconds)),
+        compiles=compiles.to_json())
+
+
+def evaluation_set(plan: RunPlan, *, progress: bool = True, times: PhaseTimes | None = None
+                   ) -> tuple[Any, ContextSet | None, sampled.OptimalLossRecord | None]:
     """(eval set, context set or None, the sampled regime's `sampled.OptimalLossRecord` or None) of a planned run:
     every context string with its exact theory (exact regime), or the fixed held-out sample drawn from the seed
     (sampled)."""
-    from predictive_models import ExactEvalSet
-
-    cfg, hmm, model_cfg = plan.cfg, plan.process, plan.model_cfg
+    cfg, source, model_cfg = plan.cfg, plan.source, plan.model_cfg
     if plan.regime.sampled:  # a fixed held-out sample instead of every string (compmech.runs.sampled)
-        from compmech.runs import sampled
-
         with phase("validation sample", enabled=progress, times=times):
-            eval_set, floor = sampled.validation_set(cfg, hmm, model_cfg, plan.regime)
+            eval_set, floor = sampled.validation_set(cfg, source, model_cfg, plan.regime)
         return eval_set, None, floor
     with phase("context set", enabled=progress, times=times):
-        ctx = context_set(hmm, model_cfg.context_length, bos=cfg.data.bos)
-        eval_set = ExactEvalSet(tokens=ctx.tokens, weights=ctx.probs, next_token_probs=ctx.next_token_probs,
-                                optimal_loss=ctx.optimal_loss)
+        ctx = source.context_set(model_cfg.context_length, cfg.data.bos)
+        eval_set = predictive_models.ExactEvalSet(tokens=ctx.tokens, weights=ctx.probs,
+                                                  next_token_probs=ctx.next_token_probs, optimal_loss=ctx.optimal_loss)
     return eval_set, ctx, None
 
 
@@ -386,8 +345,6 @@ def train_together(cfgs: list[ExperimentConfig], out_dirs: list[str | Path], *, 
     step) and runs the probe, figures, summary and report as usual. Runs whose directories stand at different
     steps (an interrupted sweep) train in one group per step.
     """
-    from predictive_models import train_seeds
-
     progress = progress and is_lead_process()
     if len({seedless(cfg) for cfg in cfgs}) > 1:
         raise ValueError("train_together: the configs must differ only in seed (and name)")
@@ -411,33 +368,30 @@ def train_together(cfgs: list[ExperimentConfig], out_dirs: list[str | Path], *, 
             print(f"train together: {len(group)} runs (seeds {', '.join(str(p.cfg.seed) for p in group)}) "
                   f"{'from step ' + str(step) if step else 'from the start'}", file=sys.stderr, flush=True)
         first = group[0]
-        train_seeds(first.model_cfg, [p.train_cfg for p in group], make_data_fn(first.process, bos=first.cfg.data.bos),
-                    eval_sets, [p.run_dir for p in group], progress=progress)
+        predictive_models.train_seeds(first.model_cfg, [p.train_cfg for p in group],
+                                      SourceData(first.source, first.cfg.data.bos), eval_sets,
+                                      [p.run_dir for p in group], progress=progress)
 
 
 def _checkpoint_step(run_dir: Path) -> int:
     """The step of a run directory's latest checkpoint (0 when it has none)."""
-    from predictive_models import load_checkpoint
-
     path = run_dir / "checkpoints" / "latest.msgpack"
-    return int(load_checkpoint(path)["step"]) if path.exists() else 0
+    return int(predictive_models.load_checkpoint(path)["step"]) if path.exists() else 0
 
 
-def model_vocab_size(cfg: ExperimentConfig, process: HMM | GeneralizedHMM) -> int:
-    """The model's vocabulary: the process's tokens, plus the start token when [data] bos is set."""
-    return process.vocab_size + (1 if cfg.data.bos else 0)
+def model_vocab_size(cfg: ExperimentConfig, source: Source) -> int:
+    """The model's vocabulary: the source's tokens, plus the start token when [data] bos is set."""
+    return source.vocab_size + (1 if cfg.data.bos else 0)
 
 
-def analysis_layer(cfg: ExperimentConfig, model_cfg) -> str:
+def analysis_layer(cfg: ExperimentConfig, model_cfg: predictive_models.ModelConfig) -> str:
     """The layer the figures, the distance geometry and the training evolution use (one of the probed layers,
     or "concat"). Raises `ConfigError` when [probe] layers or figure_layer name no probed activation."""
-    from predictive_models import probe_layer_name
-
     try:
         probed = probed_layers(cfg.probe, model_cfg)
     except ValueError as exc:
         raise ConfigError(f"{cfg.source}: {exc}") from None
-    layer = cfg.probe.figure_layer or probe_layer_name(model_cfg)
+    layer = cfg.probe.figure_layer or predictive_models.probe_layer_name(model_cfg)
     allowed = probed + (["concat"] if cfg.probe.include_concat else [])
     if layer not in allowed:
         raise ConfigError(f"{cfg.source}: [probe] figure_layer = {layer!r} is not a probed layer; "

@@ -8,14 +8,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from figures.io import write_atomic
+
 #: Written last, after summary.json and report.html: a run directory is finished iff it holds this file.
 COMPLETE_MARK = "complete.json"
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temp file beside it and a rename (folders created)."""
-    from figures.io import write_atomic  # imported here: figures imports matplotlib
-
+    """Write ``data`` to ``path`` through a temp file beside it and a rename (folders created;
+    `figures.io.write_atomic`, the project's one atomic writer)."""
     return write_atomic(path, lambda handle: handle.write(data))
 
 

@@ -11,13 +11,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
-from typing import TYPE_CHECKING, NamedTuple
-
-from compmech.runs.config import ConfigError
-
-if TYPE_CHECKING:
-    from compmech.runs.sampled import RegimeChoice
+from compmech.runs.errors import ConfigError, RunDirError
+from compmech.runs.regime import RegimeChoice
 
 #: Bytes JAX, XLA and the Python process take before any array of ours (measured ~0.2-0.5 GB).
 RUNTIME_BYTES = 500 * 2**20
@@ -27,11 +24,6 @@ RUNTIME_BYTES = 500 * 2**20
 FIT_GRAM_COPIES = 8
 #: Run only if the estimate is at most this fraction of the available memory (the estimate is rough).
 MEMORY_HEADROOM = 0.9
-
-
-class RunDirError(ConfigError):
-    """A run directory cannot be used: the output path is a file, under a file or not writable, or a
-    directory to load is not a finished run or has a damaged file."""
 
 
 @dataclass(frozen=True)
@@ -60,13 +52,13 @@ class MemoryEstimate:
 
 
 def estimate_memory(model: dict, training: dict, num_states: int, vocab_size: int, include_concat: bool = True,
-                    bos: bool = False, regime: "RegimeChoice | None" = None) -> MemoryEstimate:
+                    bos: bool = False, regime: RegimeChoice | None = None) -> MemoryEstimate:
     """Estimate a run's peak memory from its [model] and [training] sections and the process's S and V
     (with a start token, ``bos``: the model has V + 1 tokens and the strings are V^(L - 1)).
 
-    ``regime`` (`compmech.runs.sampled.RegimeChoice`; None: exact): the sampled regime enumerates no
+    ``regime`` (`compmech.runs.regime.RegimeChoice`; None: exact): the sampled regime enumerates no
     strings; its context set is the validation sample and the kept figure sequences, its probe one
-    chunk's activations plus the accumulator (`compmech.runs.sampled.sampled_memory_parts`).
+    chunk's activations plus the accumulator (`sampled_memory_parts`).
 
     Exact Python integers throughout, so V^L of any size is an estimate, never an overflow.
     """
@@ -86,8 +78,6 @@ def estimate_memory(model: dict, training: dict, num_states: int, vocab_size: in
     # per row: float64 targets and their shuffle (16 S), four int64 ids, a weight and the split temporaries (64)
     probe_bytes = 4 * n_prefixes * width + n_strings * L * (16 * S + 64)
     if regime is not None and regime.sampled:
-        from compmech.runs.sampled import sampled_memory_parts
-
         context_bytes, probe_bytes = sampled_memory_parts(model, num_states, vocab_size, regime, include_concat,
                                                           bos)
     widest = width if include_concat else width // max(1, n_probed)  # the concatenation, else one layer
@@ -200,3 +190,26 @@ def check_output_dir(run_dir: Path) -> None:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise RunDirError(f"output {run_dir} cannot be written ({existing} is not writable); pass --out DIR "
                           "in a writable place")
+
+
+def sampled_memory_parts(model: dict, num_states: int, vocab_size: int, regime: RegimeChoice,
+                         include_concat: bool, bos: bool) -> tuple[int, int]:
+    """(context_set, probe) bytes of the sampled regime for `estimate_memory`.
+
+    context set: the validation sample (tokens, float64 next-token laws and beliefs) and the kept figure
+    sequences; probe: one chunk's activations of every layer (float32, + a float64 copy of a cell, + the
+    concatenation), the accumulator's K(K+1) cells of D x D sums, the kept sequences' activations, and
+    the distinct context ids (8 + K + 1 bytes each, at most the rows).
+    """
+    L, V, S = int(model["context_length"]), int(vocab_size) + (1 if bos else 0), int(num_states)
+    K = int(regime.n_folds)
+    sizes = model_sizes(model, V)
+    D, layers = sizes.width, sizes.n_probed  # every probed layer's summed width, their number
+    per_seq = L * (4 + 8 * (V + S))
+    context_bytes = (int(regime.validation_sequences) + int(regime.figure_sequences)) * per_seq
+    chunk = min(int(regime.chunk_rows), int(regime.probe_sequences) * L)
+    chunk_bytes = 4 * chunk * D * (3 if include_concat else 2) + 8 * chunk * (3 * S + 4)
+    accumulator = 2 * 8 * K * (K + 1) * (D * D + 2 * D * S + D)  # the trained model's and the untrained control's
+    kept = 4 * int(regime.figure_sequences) * L * D * 2 + 8 * int(regime.figure_sequences) * L * S * (layers + 2)
+    ids = (8 + K + 1) * int(regime.probe_sequences) * L
+    return context_bytes, chunk_bytes + accumulator + kept + ids

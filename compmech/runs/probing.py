@@ -9,15 +9,16 @@ built: for all 3^10 Mess3 strings that is 88,572 activation rows per layer inste
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+import predictive_models  # a lazy package (PEP 562): JAX is imported when a model is first run
+from compmech.runs.contexts import ContextSet
 from compmech.runs.progress import PhaseTimes, phase
 from compmech.runs.records import ProbeOutcome, RowPredictions
-
-if TYPE_CHECKING:  # the ContextSet type only; importing the runner here would be circular
-    from compmech.runs.experiment import ContextSet
+from compmech.runs.settings import ExperimentConfig, ProbeSettings
+from probes import CONTEXT_TEST_FRACTION, distinct_prefix_ids, probe_fits, probe_layers, probe_targets
 
 #: What the two held-out numbers of probe.json measure (written into probe.json beside the settings).
 HELDOUT_CONTEXTS_TEXT = (
@@ -29,30 +30,27 @@ HELDOUT_STRINGS_TEXT = (
     "with all positions pooled most test rows' contexts (every short prefix) are also fit rows")
 
 
-def probed_layers(settings, model_cfg) -> list[str]:
+def probed_layers(settings: ProbeSettings, model_cfg: predictive_models.ModelConfig) -> list[str]:
     """The activation names a run probes: [probe] layers (default `predictive_models.layer_names`), with the
     paper's probe layer added when missing. Raises ValueError naming the model's activations if one is
     unknown or is not one vector per position (an attention pattern)."""
-    from predictive_models import activation_names, layer_names, probe_layer_name
-
-    names = list(settings.layers) or layer_names(model_cfg)
-    allowed = activation_names(model_cfg)
-    known = set(allowed) | set(layer_names(model_cfg))  # the transformer's short aliases are its default names
+    names = list(settings.layers) or predictive_models.layer_names(model_cfg)
+    allowed = predictive_models.activation_names(model_cfg)
+    known = set(allowed) | set(predictive_models.layer_names(model_cfg))  # the transformer's short aliases are its default names
     bad = [n for n in names if n not in known or n.endswith("hook_pattern")]
     if bad:
         raise ValueError(f"[probe] layers: {bad[0]!r} is not a probe-able activation of this model (attention "
                          f"patterns are not vectors); use names from {', '.join(n for n in allowed if not n.endswith('hook_pattern'))}")
-    layer = probe_layer_name(model_cfg)
+    layer = predictive_models.probe_layer_name(model_cfg)
     return names if layer in names else [*names, layer]
 
 
-def context_activations(acts, tokens: np.ndarray, context_ids: np.ndarray) -> dict[str, np.ndarray]:
+def context_activations(acts: predictive_models.PrefixActivations, tokens: np.ndarray, context_ids: np.ndarray
+                        ) -> dict[str, np.ndarray]:
     """The activations of `predictive_models.PrefixActivations` ``acts`` of ``tokens`` [N, T] in the order
     `probes.probe_layers` takes with ``per_context=True``: {name: [U, d]}, row u = the u-th smallest of the
     probe rows' ``context_ids`` (`probes.distinct_prefix_ids`). Both packages number prefixes by length, then
     lexicographically, so this is ``acts.rows`` itself (no copy); the map is checked, not assumed."""
-    from probes import distinct_prefix_ids
-
     probe_ids = distinct_prefix_ids(tokens)  # [N, T]
     if probe_ids.shape != acts.ids.shape or int(probe_ids.max()) + 1 != acts.n_prefixes:
         raise RuntimeError("prefix activations and probe rows count different prefixes; a bug, please report it")
@@ -66,8 +64,9 @@ def context_activations(acts, tokens: np.ndarray, context_ids: np.ndarray) -> di
     return {name: a[wanted] for name, a in acts.rows.items()}
 
 
-def probe_model(cfg, model_cfg, params_state, ctx: "ContextSet", figure_layer: str, *, progress: bool = False,
-                times: PhaseTimes | None = None, untrained_params: Any = None) -> ProbeOutcome:
+def probe_model(cfg: ExperimentConfig, model_cfg: predictive_models.ModelConfig, params_state: Any, ctx: ContextSet,
+                figure_layer: str, *, progress: bool = False, times: PhaseTimes | None = None,
+                untrained_params: Any = None) -> ProbeOutcome:
     """Probe every layer of `probed_layers` (and all of them concatenated) for the beliefs.
 
     ``cfg`` is the `ExperimentConfig` (its ``probe`` settings and ``seed`` are used), ``model_cfg`` the
@@ -76,12 +75,9 @@ def probe_model(cfg, model_cfg, params_state, ctx: "ContextSet", figure_layer: s
     same rows, splits and seed: the untrained-model control. The shuffled predictions are those
     of the control `evaluate_probe` fitted, not a refit.
     """
-    from predictive_models import prefix_activations, probe_layer_name
-    from probes import CONTEXT_TEST_FRACTION, probe_fits, probe_layers, probe_targets
-
     settings = cfg.probe
     T = ctx.tokens.shape[1]
-    layer = probe_layer_name(model_cfg)
+    layer = predictive_models.probe_layer_name(model_cfg)
     names = probed_layers(settings, model_cfg)
     # the rows (targets, weights, ids) every layer shares; their activations come one row per context
     data = probe_targets(ctx.beliefs, ctx.tokens, ctx.probs, rows=settings.rows, weighting=settings.weighting)
@@ -91,7 +87,7 @@ def probe_model(cfg, model_cfg, params_state, ctx: "ContextSet", figure_layer: s
             continue
         which = " (untrained model)" if control else ""
         with phase("activations" + which, total=T, enabled=progress, unit="position", times=times) as tick:
-            acts = prefix_activations(model_cfg, params, ctx.tokens, on_step=tick, names=names)  # [U, width]
+            acts = predictive_models.prefix_activations(model_cfg, params, ctx.tokens, on_step=tick, names=names)  # [U, width]
         by_context = context_activations(acts, ctx.tokens, data.context_ids)  # name -> [U, width]
         del acts
         concat = settings.include_concat and not control

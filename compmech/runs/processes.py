@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from compmech.runs.config import FAMILY_KINDS
+from compmech.runs.settings import FAMILY_KINDS, ExperimentConfig
 from hmm_processes import (HMM, GeneralizedHMM, ProcessError, RandomMarkovChains, get_process, load_spec, mixture,
                            product, shift_coupled)
 
@@ -215,3 +215,10 @@ def build_process(settings, base_dir: str | Path | None = None, *, _where: str =
     if not np.all(np.isfinite(T)) or (T.size and not math.isfinite(float(np.abs(T).max()))):
         raise ProcessError(f"process {process.name!r} has non-finite transition probabilities; check its parameters")
     return process
+
+
+def component_processes(cfg: ExperimentConfig) -> list[HMM | GeneralizedHMM]:
+    """The component processes of the run's composition (a product's factors, a mixture's components), built from its
+    [process] components (`build_process`, errors naming the component)."""
+    return [build_process(c, cfg.base_dir, _where=f"[process] components[{i}]")
+            for i, c in enumerate(cfg.process.components)]

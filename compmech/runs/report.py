@@ -18,7 +18,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from compmech.runs.preflight import RunDirError
+from compmech.runs.errors import RunDirError
+from compmech.runs.summary import RunSummary
 from figures import sci
 from figures.report import (SAME_GEOMETRY_NOTE, Provenance, fmt_number, model_kind_label, paper_number, process_label,
                             render_report, same_distance_geometry, write_report)
@@ -72,6 +73,11 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         raise RunDirectoryError(f"{run_dir} has no summary.json ({what}); finish the run first: "
                                 f"compmech run CONFIG --out {run_dir} (the same command resumes it)")
     summary = read_run_json(run_dir / "summary.json", SUMMARY_KEYS)
+    try:  # the schema in one place (`RunSummary`); the page itself reads the file's fields defensively
+        RunSummary.from_json(summary)
+    except (TypeError, ValueError) as exc:
+        raise RunDirectoryError(f"{run_dir / 'summary.json'} is damaged: it {exc}; re-run the experiment to "
+                                "rewrite it") from None
     probe = read_run_json(run_dir / "probe.json", PROBE_KEYS)
     _check_probe(run_dir / "probe.json", probe)
     metrics = read_run_jsonl(run_dir / "metrics.jsonl")

@@ -10,63 +10,94 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from compmech.runs.config import REPO_ROOT, ConfigError, load_config, quick_steps
+from compmech import studies
+from compmech.runs.config import REPO_ROOT, ConfigError, ExperimentConfig, config_from_dict, load_config, quick_steps
+from compmech.runs.experiment import finished_summary, plan_run, run_experiment, run_or_reuse
 from compmech.runs.files import write_json_atomic, write_text_atomic
 from compmech.runs.paper import PAPER_RESULTS
+from compmech.runs.summary import RunSummary
+from compmech.runs.sweep import load_sweep, run_sweep
+from compmech.studies import SweepPointRun
 
+#: Where the shipped experiment configs live.
+CONFIG_DIR = REPO_ROOT / "experiments"
 #: The paper's experiments (Z1R is a bonus with no paper numbers), in the order they run.
-EXPERIMENTS: dict[str, Path] = {name: REPO_ROOT / "experiments" / f"{name}.toml"
-                                for name in ("mess3", "rrxor", "z1r")}
+EXPERIMENTS: dict[str, Path] = {name: CONFIG_DIR / f"{name}.toml" for name in ("mess3", "rrxor", "z1r")}
 
-#: Studies beyond the paper that ``--only`` also accepts (never run without it), with what each writes.
-EXTRA_STUDIES: dict[str, str] = {
-    "architectures": "transformer, LSTM, GRU and RNN on Mess3, RRXOR, tom_quantum and fanizza "
-                     "(experiments/architectures.toml; compmech.runs.architectures): architectures.md/.json/.png",
-    "factored": "the factored-geometry study: experiments/factored.toml and the coupled sweep "
-                "experiments/factored_coupled.toml (compmech.runs.factored_reproduce): factored.md/.json and figures",
-    "icl": "the in-context learning study: experiments/icl_mess3.toml, a mixture of three Mess3 settings "
-           "(compmech.runs.icl_reproduce): icl.md/.json (fitted exponents and rates, targets, posterior probes) "
-           "and figures",
-    "cbu": "constrained belief updates (Piotrowski et al. 2025): the sweep experiments/cbu_mess3.toml and three "
-           "products experiments/cbu_product.toml (compmech.runs.cbu_reproduce): cbu.md/.json and figures",
-}
 
+@dataclass
+class ReproduceRunner:
+    """The `compmech.studies.Runner` that ``compmech reproduce`` hands a study: runs through `run_experiment`
+    (finished runs reused, interrupted ones resumed), sweeps through `run_sweep`, each run recording the command
+    ``compmech reproduce [--quick] --only <study>``."""
+
+    study: str
+    quick: bool = False
+    progress: bool = True
+
+    @property
+    def command(self) -> str:
+        return f"compmech reproduce{' --quick' if self.quick else ''} --only {self.study}"
+
+    def config_path(self, name: str) -> Path:
+        return CONFIG_DIR / f"{name}.toml"
+
+    def load(self, path: Path, overrides: Mapping[str, Any] | None = None) -> ExperimentConfig:
+        return load_config(path, overrides)
+
+    def from_dict(self, raw: Mapping[str, Any], source: str) -> ExperimentConfig:
+        return config_from_dict(raw, source=source)
+
+    def check(self, cfg: ExperimentConfig, run_dir: Path) -> None:
+        plan_run(cfg, run_dir)
+
+    def finished(self, cfg: ExperimentConfig, run_dir: Path) -> RunSummary | None:
+        return finished_summary(cfg, run_dir)
+
+    def run(self, cfg: ExperimentConfig, run_dir: Path) -> RunSummary:
+        return run_or_reuse(cfg, run_dir, progress=self.progress, command=self.command)
+
+    def sweep(self, path: Path, out_dir: Path) -> list[SweepPointRun]:
+        sweep = load_sweep(path, quick=self.quick)
+        run_sweep(sweep, out_dir, progress=self.progress, quick=self.quick)
+        return [SweepPointRun(name=p.name, values=dict(p.values), cfg=p.cfg, run_dir=Path(out_dir) / p.name)
+                for p in sweep.points]
+
+    def say(self, text: str) -> None:
+        if self.progress:
+            print(text, file=sys.stderr, flush=True)
+
+
+def reproducible_studies() -> dict[str, studies.Study]:
+    """The studies ``--only`` accepts beside the paper's experiments (never run without it)."""
+    return {name: s for name, s in studies.all_studies().items() if s.reproduce is not None}
 
 def run_study(name: str, where: Path, *, quick: bool, progress: bool) -> str:
-    """Run study ``name`` (a key of `EXTRA_STUDIES`) into ``where``; returns its Markdown table."""
-    if name == "architectures":
-        from compmech.runs import architectures
+    """Run study ``name`` (a registered study with a reproduce entry) into ``where``; returns its Markdown table."""
+    study = studies.get_study(name)
+    if study.reproduce is None:
+        raise ConfigError(f"study {name!r} has no reproduce entry; the studies --only runs are "
+                          f"{', '.join(reproducible_studies())}")
+    return study.reproduce(Path(where), ReproduceRunner(name, quick=quick, progress=progress))
 
-        study = architectures.load_study(architectures.STUDY_FILE, quick=quick)
-        return architectures.format_markdown(architectures.run_study(study, where, progress=progress), study)
-    if name == "icl":
-        from compmech.runs import icl_reproduce
-
-        return icl_reproduce.format_markdown(icl_reproduce.run_icl(where, quick=quick, progress=progress), quick)
-    if name == "cbu":
-        from compmech.runs import cbu_reproduce
-
-        return cbu_reproduce.format_markdown(cbu_reproduce.run_cbu(where, quick=quick, progress=progress), quick)
-    from compmech.runs import factored_reproduce
-
-    return factored_reproduce.format_markdown(factored_reproduce.run_factored(where, quick=quick, progress=progress),
-                                              quick)
 
 #: ``--quick`` trains for this fraction of each config's steps (figures then show an earlier model).
 QUICK_FRACTION = 0.1
 
 
-def comparison_rows(name: str, summary: dict[str, Any], probe: dict[str, Any]) -> list[dict[str, Any]]:
+def comparison_rows(name: str, summary: RunSummary, probe: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per number the paper reports for this experiment (or our headline numbers if it has none)."""
     paper = PAPER_RESULTS.get(name, {})
     layers = probe["layers"]
     rows: list[tuple[str, float | None, float | None]] = []
     if "relative_loss" in paper or not paper:
-        rows.append(("relative loss (CE / optimum)", paper.get("relative_loss"), summary["relative_loss"]))
-    headline = summary["probe_layer"]  # the paper's choice: after the last block, before the final LayerNorm
+        rows.append(("relative loss (CE / optimum)", paper.get("relative_loss"), summary.relative_loss))
+    headline = summary.probe_layer  # the paper's choice: after the last block, before the final LayerNorm
     if "probe_mse" in paper or not paper:
         rows.append((f"held-out MSE on unseen contexts ({headline})", None,
                      layers[headline].get("mse_heldout_contexts")))
@@ -75,15 +106,15 @@ def comparison_rows(name: str, summary: dict[str, Any], probe: dict[str, Any]) -
                      layers[headline].get("mse_heldout")))
         rows.append((f"shuffled-control MSE ({headline})", paper.get("probe_mse_shuffled"),
                      layers[headline]["mse_shuffled"]))
-    if summary.get("analysis_layer") == headline:
-        seen = {int(e.get("tokens_requested", e["tokens"])): e["mse"] for e in summary.get("evolution", [])}
+    if summary.analysis_layer == headline:
+        seen = {int(e.get("tokens_requested", e["tokens"])): e["mse"] for e in summary.evolution}
         for tokens, mse in (paper.get("probe_mse_over_training") or {}).items():
             rows.append((f"probe MSE after {tokens:.2g} tokens", mse, seen.get(int(tokens))))
     for layer, mse in (paper.get("layer_mse") or {}).items():
         rows.append((f"probe MSE, {layer}", mse, layers.get(layer, {}).get("mse")))
         rows.append((f"held-out MSE on unseen contexts, {layer}", None,
                      layers.get(layer, {}).get("mse_heldout_contexts")))
-    geo = summary.get("geometry") or {}
+    geo = summary.geometry
     if "distance_r2_beliefs" in paper or (not paper and geo):
         rows.append(("distance R^2 vs beliefs", paper.get("distance_r2_beliefs"), geo.get("distance_r2_beliefs")))
         rows.append(("distance R^2 vs next-token", paper.get("distance_r2_next_token"),
@@ -109,14 +140,13 @@ def format_markdown(rows: list[dict[str, Any]], header: str) -> str:
 def reproduce(out_root: Path, *, quick: bool = False, only: list[str] | None = None, progress: bool = True,
               experiments: dict[str, Path] | None = None) -> list[dict[str, Any]]:
     """Run each experiment (reusing a finished run, resuming an interrupted one) and write the comparison table."""
-    from compmech.runs.experiment import finished_summary, run_experiment
-
     experiments = experiments or EXPERIMENTS
     names = only or list(experiments)
     unknown = [n for n in names if n not in experiments]
     if unknown:
         raise ConfigError(f"unknown experiment {unknown[0]!r}; choose from {', '.join(experiments)}"
-                          + (f" (or the study {', '.join(EXTRA_STUDIES)})" if experiments is EXPERIMENTS else ""))
+                          + (f" (or the study {', '.join(reproducible_studies())})" if experiments is EXPERIMENTS
+                             else ""))
     rows: list[dict[str, Any]] = []
     runs = {}
     for name in names:
@@ -134,8 +164,7 @@ def reproduce(out_root: Path, *, quick: bool = False, only: list[str] | None = N
                                      command=f"compmech reproduce{' --quick' if quick else ''} --only {name}")
         probe = json.loads((run_dir / "probe.json").read_text())
         rows += comparison_rows(name, summary, probe)
-        runs[name] = {"run_dir": str(run_dir), "wall_seconds": summary["wall_seconds"],
-                      "tokens": summary["tokens"]}
+        runs[name] = {"run_dir": str(run_dir), "wall_seconds": summary.wall_seconds, "tokens": summary.tokens}
     budget = f"quick budget ({QUICK_FRACTION:g} of each config's steps)" if quick else "full budget"
     header = (f"# Shai et al. (2024) reproduced: {', '.join(names)} ({budget})\n\n"
               + "\n".join(f"- {n}: {r['tokens']:.3g} tokens, {r['wall_seconds']:.0f} s, run directory `{r['run_dir']}`"
@@ -147,14 +176,14 @@ def reproduce(out_root: Path, *, quick: bool = False, only: list[str] | None = N
 
 def add_reproduce_command(subparsers: Any) -> None:
     """Add ``reproduce [--quick] [--only NAME ...] [--out DIR]`` to the CLI."""
+    extra = reproducible_studies()
     p = subparsers.add_parser("reproduce", help="run the paper's experiments (Mess3, RRXOR, Z1R) and compare; "
-                              "--only architectures | factored | icl | cbu: the studies beyond the paper",
-                              description=__doc__)
+                              f"--only {' | '.join(extra)}: the studies beyond the paper", description=__doc__)
     p.add_argument("--quick", action="store_true",
                    help=f"train for {QUICK_FRACTION:g} of each config's steps (minutes, not the full budget)")
     p.add_argument("--only", nargs="+", metavar="NAME",
                    help=f"run only these ({', '.join(EXPERIMENTS)}), or a study (not run by default): "
-                        + "; ".join(f"'{k}': {v}" for k, v in EXTRA_STUDIES.items())
+                        + "; ".join(f"'{k}': {v.summary}" for k, v in extra.items())
                         + ". A study alone writes into --out DIR (default: runs/reproduce[-quick]/<study>)")
     p.add_argument("--out", type=Path, default=None,
                    help="where the runs and the table go (default: runs/reproduce, or runs/reproduce-quick)")
@@ -164,14 +193,15 @@ def add_reproduce_command(subparsers: Any) -> None:
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / ("reproduce-quick" if args.quick else "reproduce")
-    studies = [n for n in args.only or [] if n in EXTRA_STUDIES]
-    paper = [n for n in args.only or [] if n not in EXTRA_STUDIES]
-    if not studies or paper:  # no --only: the paper's experiments, as always
+    extra = reproducible_studies()
+    chosen = [n for n in args.only or [] if n in extra]
+    paper = [n for n in args.only or [] if n not in extra]
+    if not chosen or paper:  # no --only: the paper's experiments, as always
         rows = reproduce(out, quick=args.quick, only=paper or None, progress=not args.no_progress)
         print(format_markdown(rows, f"# written to {out / 'reproduce.md'}"))
-    for name in studies:
+    for name in chosen:
         # --out DIR with one study alone: DIR itself; else a subfolder per study beside the paper's experiments
-        where = args.out if args.out is not None and not paper and len(studies) == 1 else out / name
+        where = args.out if args.out is not None and not paper and len(chosen) == 1 else out / name
         print(run_study(name, where, quick=args.quick, progress=not args.no_progress))
         print(f"written to {where / (name + '.md')} (and {name}.json, figures, one run directory per run)")
     return 0

@@ -15,11 +15,16 @@ from typing import Any
 
 import numpy as np
 
+import predictive_models  # a lazy package (PEP 562): JAX is imported when the model is first loaded
 from compmech.runs.config import ExperimentConfig, load_config
+from compmech.runs.contexts import ContextSet
+from compmech.runs.errors import RunDirError
 from compmech.runs.files import COMPLETE_MARK, is_complete
-from compmech.runs.preflight import RunDirError
 from compmech.runs.processes import build_process
-from hmm_processes import HMM, GeneralizedHMM
+from compmech.runs.regime import choose_regime
+from compmech.runs.report import read_run_json, read_run_jsonl  # one reader of run files, with the report
+from compmech.runs.sources import source_of
+from probes import CONTEXT_TEST_FRACTION, LinearProbe, evaluate_probe, probe_rows
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,8 +44,8 @@ class Run:
 
     path: Path
     config: ExperimentConfig  # the resolved config.toml
-    process: HMM | GeneralizedHMM  # rebuilt from the config (its spec copy, or name + params)
-    model_config: Any  # predictive_models.TransformerConfig
+    process: Any  # rebuilt from the config (its spec copy, or name + params): an HMM, a GHMM, random Markov chains
+    model_config: predictive_models.ModelConfig
     params: Any  # flax nnx.State of the final model
     history: list[dict[str, Any]]  # metrics.jsonl: one record per evaluation
     summary: dict[str, Any]  # summary.json
@@ -50,20 +55,14 @@ class Run:
     @property
     def layer_names(self) -> list[str]:
         """Residual-stream layers by name, input to output (embedding, block_1 .. block_L, final_ln)."""
-        from predictive_models import layer_names
-
-        return layer_names(self.model_config)
+        return predictive_models.layer_names(self.model_config)
 
     def model(self):
-        """The trained `predictive_models.Transformer` (an nnx module: ``model(tokens)`` -> logits)."""
-        from predictive_models.transformer import to_model
-
-        return to_model(self.model_config, self.params)
+        """The trained model (an nnx module of its family: ``model(tokens)`` -> logits)."""
+        return predictive_models.to_model(self.model_config, self.params)
 
     def activations(self, tokens: np.ndarray, layers: list[str] | str | None = None) -> dict[str, np.ndarray]:
         """Residual stream for ``tokens`` [N, T] (T <= context length): {layer: float32 [N, T, d_model]}."""
-        from predictive_models import compute_activations
-
         tokens = np.asarray(tokens)
         if tokens.ndim == 1:
             tokens = tokens[None]
@@ -77,24 +76,21 @@ class Run:
         unknown = [n for n in wanted if n not in self.layer_names]
         if unknown:
             raise RunDirError(f"no layer {unknown[0]!r}; the layers are {', '.join(self.layer_names)}")
-        acts = compute_activations(self.model_config, self.params, tokens.astype(np.int32))
+        acts = predictive_models.compute_activations(self.model_config, self.params, tokens.astype(np.int32))
         return {name: acts[name] for name in wanted}
 
     @property
-    def contexts(self):
-        """Every allowed string of the context length with its exact theory (`experiment.ContextSet`)."""
+    def contexts(self) -> ContextSet:
+        """Every allowed string of the context length with its exact theory (`compmech.runs.contexts.ContextSet`)."""
         if "contexts" not in self._cache:
-            from compmech.runs.experiment import context_set
-            from compmech.runs.sampled import choose_regime
-
-            regime = choose_regime(self.config, self.process, self.model_config.context_length)
+            source = source_of(self.process)
+            regime = choose_regime(self.config, source, self.model_config.context_length)
             if regime.sampled:
                 raise RunDirError(f"{self.path} ran in the sampled regime (at most {regime.strings_bound:.3g} "
                                   "context strings, above [data] max_exact_strings): its contexts are too many "
                                   "to enumerate; sample sequences with hmm_processes.sample instead")
 
-            self._cache["contexts"] = context_set(self.process, self.model_config.context_length,
-                                                  bos=self.config.data.bos)
+            self._cache["contexts"] = source.context_set(self.model_config.context_length, self.config.data.bos)
         return self._cache["contexts"]
 
     def fit_probe(self, layer: str | None = None, *, rows: str | None = None, weighting: str | None = None
@@ -104,17 +100,12 @@ class Run:
         ``rows`` and ``weighting`` default to the run's [probe] settings; the held-out split and the
         shuffled control use the run's seed, so the numbers equal probe.json's for that layer.
         """
-        from predictive_models import probe_layer_name
-        from probes import evaluate_probe, probe_rows
-
-        layer = layer or probe_layer_name(self.model_config)
+        layer = layer or predictive_models.probe_layer_name(self.model_config)
         settings = self.config.probe
         ctx = self.contexts
         acts = self.activations(ctx.tokens, layer)[layer]
         data = probe_rows(acts, ctx.beliefs, ctx.tokens, ctx.probs, rows=rows or settings.rows,
                           weighting=weighting or settings.weighting)
-        from probes import CONTEXT_TEST_FRACTION, LinearProbe
-
         evaluation = evaluate_probe(data.X, data.Y, data.groups, contexts=data.context_ids, positions=data.positions,
                                     sample_weight=data.weights, train_fraction=settings.train_fraction,
                                     n_repeats=settings.n_repeats, context_test_fraction=CONTEXT_TEST_FRACTION,
@@ -129,10 +120,6 @@ def load_run(path: str | Path) -> Run:
 
     Raises `RunDirError` naming the file when the directory is not a finished run or a file is damaged.
     """
-    from compmech.runs.report import read_run_json, read_run_jsonl  # one reader of run files, with the report
-    from predictive_models import load_model
-    from predictive_models.checkpoint import CheckpointError
-
     path = Path(path)
     if not path.is_dir():
         raise RunDirError(f"run directory {path} does not exist; pass the folder `compmech run` wrote "
@@ -144,11 +131,11 @@ def load_run(path: str | Path) -> Run:
     config = load_config(path / "config.toml")
     process = build_process(config.process, base_dir=path)
     try:
-        model_config, params = load_model(path / "checkpoints" / "final.msgpack")
+        model_config, params = predictive_models.load_model(path / "checkpoints" / "final.msgpack")
     except FileNotFoundError:
         raise RunDirError(f"{path / 'checkpoints' / 'final.msgpack'} is missing; rerun the run to write it") \
             from None
-    except CheckpointError as exc:
+    except predictive_models.CheckpointError as exc:
         raise RunDirError(str(exc)) from None
     return Run(path=path, config=config, process=process, model_config=model_config, params=params,
                history=read_run_jsonl(path / "metrics.jsonl"), summary=read_run_json(path / "summary.json"),

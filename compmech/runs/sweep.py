@@ -33,7 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from compmech.runs.config import ConfigError, ExperimentConfig, config_from_dict, read_toml, set_dotted
+from compmech.runs.distributed import is_lead_process
+from compmech.runs.experiment import finished_summary, run_experiment, seedless, train_together
 from compmech.runs.files import write_json_atomic, write_text_atomic
+from compmech.runs.summary import RunSummary
+from figures import save_figure
+from figures.report import _CSS
+from figures.sweep import plot_sweep
 
 #: What a sweep tabulates when its file names no metrics.
 DEFAULT_METRICS = ("relative_loss", "probe.mse_heldout_contexts", "probe.r2_heldout_contexts", "probe.mse_shuffled",
@@ -132,12 +138,9 @@ def run_sweep(sweep: Sweep, out_root: str | Path, *, progress: bool = True, quic
     train_together`: one vmapped, jitted step for the whole group, one progress bar); then each point's
     pipeline (probe, figures, summary, report) runs on its own, its training found finished.
     """
-    from compmech.runs.distributed import is_lead_process
-    from compmech.runs.experiment import finished_summary, run_experiment, seedless, train_together
-
     progress = progress and is_lead_process()  # under jax.distributed, process 0 shows progress
     out_root = Path(out_root)
-    summaries: dict[str, dict] = {}
+    summaries: dict[str, RunSummary] = {}
     for point in sweep.points:
         summary = finished_summary(point.cfg, out_root / point.name)
         if summary is not None:
@@ -165,9 +168,10 @@ def run_sweep(sweep: Sweep, out_root: str | Path, *, progress: bool = True, quic
         if summary is None:
             summary = run_experiment(point.cfg, run_dir, progress=progress,
                                      command=f"compmech sweep {sweep.source}{' --quick' if quick else ''}")
+        record = summary.to_json()
         rows.append({"point": point.name, **{k: v for k, v in point.values},
-                     **{m: metric(summary, m) for m in sweep.metrics}, "wall_seconds": summary.get("wall_seconds"),
-                     "train_elapsed_seconds": summary.get("train_elapsed_seconds"), "run_dir": point.name})
+                     **{m: metric(record, m) for m in sweep.metrics}, "wall_seconds": summary.wall_seconds,
+                     "train_elapsed_seconds": summary.train_elapsed_seconds, "run_dir": point.name})
     if is_lead_process():  # under jax.distributed the other processes only train
         write_table(sweep, rows, out_root, quick=quick)
     return rows
@@ -192,9 +196,6 @@ def markdown_table(sweep: Sweep, rows: list[dict]) -> str:
 
 def write_table(sweep: Sweep, rows: list[dict], out_root: Path, *, quick: bool = False) -> None:
     """sweep.json, sweep.md, sweep.csv, sweep.png and sweep.html in ``out_root``."""
-    from figures import save_figure
-    from figures.sweep import plot_sweep
-
     budget = "quick budget" if quick else "full budget"
     write_json_atomic(out_root / "sweep.json", {"name": sweep.name, "source": sweep.source, "quick": quick,
                                                 "keys": list(sweep.keys), "metrics": list(sweep.metrics),
@@ -216,8 +217,6 @@ def write_table(sweep: Sweep, rows: list[dict], out_root: Path, *, quick: bool =
 
 def sweep_page(sweep: Sweep, rows: list[dict], png: bytes, budget: str) -> str:
     """A small self-contained page: the figure, and the table with a link to each run's report."""
-    from figures.report import _CSS
-
     cols = [*sweep.keys, *sweep.metrics]
     def breakable(name: str) -> str:  # a dotted metric path may wrap after its dots and underscores
         return html.escape(name).replace(".", ".<wbr>").replace("_", "_<wbr>")
@@ -253,8 +252,6 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     sweep = load_sweep(args.sweep, quick=args.quick)
     out = args.out or Path("runs") / (sweep.name + ("-quick" if args.quick else ""))
     rows = run_sweep(sweep, out, progress=not args.no_progress, quick=args.quick)
-    from compmech.runs.distributed import is_lead_process
-
     if not is_lead_process():  # a helper process of a jax.distributed run: process 0 reports
         return 0
     print(markdown_table(sweep, rows))

@@ -18,8 +18,13 @@ from typing import Any
 
 import numpy as np
 
+import hmm_processes.registry as registry
 from compmech.measures import Measure, ProcessInfo, process_info
+from compmech.mixed_states import _iter_word_counts
 from compmech.msp import MAX_STATES, MSP, build_msp
+from compmech.runs.errors import ConfigError
+from compmech.runs.processes import build_process
+from compmech.runs.settings import process_settings
 from compmech.streaming import stream_entropies
 from hmm_processes import (RANDOM_MARKOV, GeneralizedHMM, HMM, ProcessError, RandomMarkovChains, get_process,
                            list_processes, load_spec)
@@ -104,9 +109,6 @@ def resolve_process(spec: str, params: dict[str, Any] | None = None) -> Process:
                                "edit the file instead")
         table = _process_table(Path(spec))
         if table is not None:
-            from compmech.runs.config import ConfigError, process_settings
-            from compmech.runs.processes import build_process
-
             try:
                 settings = process_settings(table)
             except ConfigError as exc:
@@ -159,8 +161,6 @@ def describe(obj: Any) -> str:
 
 
 def _factory(name: str):
-    import hmm_processes.registry as registry
-
     return registry._lookup(name)
 
 
@@ -172,7 +172,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.process == RANDOM_MARKOV:
         raise ProcessError(f"{RANDOM_MARKOV} is a family of Markov chains (one drawn per sequence), not one HMM: "
                            "info has no measures for it; its in-context learning curve is "
-                           "compmech.icl_markov.markov_icl_curve, and a config runs it with [process] kind = "
+                           "compmech.markov_chains.markov_icl_curve, and a config runs it with [process] kind = "
                            f"\"{RANDOM_MARKOV}\"")
     proc = resolve_process(args.process, parse_params(args.param))
     info = process_info(proc, seed=args.seed)
@@ -276,7 +276,6 @@ MAX_MSP_STATES = 1_000_000
 def check_belief_depth(proc: Process, depth: int) -> None:
     """`ProcessError` when the beliefs of all words up to ``depth`` would be more than `MAX_BELIEF_POINTS`
     points (at most `BELIEFS_PER_LEVEL` per length), with the largest depth that fits."""
-    from compmech.mixed_states import _iter_word_counts
 
     total = 0.0
     for L, n in enumerate(_iter_word_counts(proc)):
@@ -307,14 +306,14 @@ def _msp_summary(msp: MSP, edges: bool = True) -> str:
 
 def simplex_coordinates(beliefs: np.ndarray) -> np.ndarray:
     """2-simplex coordinates of 3-state beliefs [N, 3] -> [N, 2] (figures.simplex_coords)."""
-    from figures import simplex_coords
+    from figures import simplex_coords  # lazy: matplotlib loads only when a plot is asked (info stays quick)
 
     return simplex_coords(beliefs)
 
 
 def plot_beliefs(proc: Process, beliefs: np.ndarray, *, title: str = ""):
     """Scatter of beliefs [N, S] (figures.msp_graph.plot_beliefs): simplex corners named by the process's states."""
-    from figures.msp_graph import plot_beliefs as draw
+    from figures.msp_graph import plot_beliefs as draw  # lazy: matplotlib loads only when a plot is asked
 
     # a generalized HMM's "beliefs" are quasi-probabilities: never drawn as points of a simplex
     return draw(beliefs, state_names=proc.state_names, simplex=None if isinstance(proc, HMM) else False,
@@ -323,6 +322,7 @@ def plot_beliefs(proc: Process, beliefs: np.ndarray, *, title: str = ""):
 
 def plot_msp_graph(msp: MSP):
     """The finite MSP as a graph (figures.msp_graph.plot_msp_graph), named by the process's states and tokens."""
+    # lazy: matplotlib loads only when a plot is asked
     from figures import process_title
     from figures.msp_graph import plot_msp_graph as draw
 
@@ -346,7 +346,7 @@ def _check_plot_path(path: str) -> tuple[Path, str]:
 
 def _save(fig, path: str) -> None:
     """Write a figure atomically (temporary file in the same folder, then rename)."""
-    from figures.io import save_figure
+    from figures.io import save_figure  # lazy: matplotlib loads only when a plot is asked
 
     try:
         target, _ = _check_plot_path(path)

@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from compmech.runs.analysis import PROBE_FIELDS, geometry_analysis, probe_fields
+from compmech.runs.analysis import geometry_analysis
+from compmech.runs.sources import source_of
+from compmech.runs.records import PROBE_FIELDS, probe_fields
 from compmech.runs.records import ProbeOutcome
 from compmech.mixed_states import mixed_states
 from hmm_processes.named import mess3, rrxor
@@ -23,7 +25,7 @@ def probe_of(hmm, length: int, noise: float = 0.02):
 
 def test_mess3_next_token_geometry_is_belief_geometry_up_to_scale():
     hmm = mess3()
-    geo = geometry_analysis(hmm, probe_of(hmm, 5), "block_1", seed=0)
+    geo = geometry_analysis(source_of(hmm), probe_of(hmm, 5), "block_1", seed=0)
     assert geo.next_token_distances_proportional_to_beliefs is True
     # E = M A with M = T.sum(0) (diagonal 1 - 2x, off-diagonal x) and A circulant (alpha, beta): on the
     # simplex's tangent space they scale by 1 - 3x and alpha - beta = (3 alpha - 1) / 2
@@ -35,7 +37,7 @@ def test_mess3_next_token_geometry_is_belief_geometry_up_to_scale():
 
 def test_rrxor_next_token_geometry_differs():
     hmm = rrxor()
-    geo = geometry_analysis(hmm, probe_of(hmm, 6), "block_1", seed=0)
+    geo = geometry_analysis(source_of(hmm), probe_of(hmm, 6), "block_1", seed=0)
     assert geo.next_token_distances_proportional_to_beliefs is False
     assert geo.next_token_distance_scale is None
     assert geo.distance_r2_next_token < geo.distance_r2_beliefs - 0.1

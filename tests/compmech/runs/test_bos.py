@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from compmech.runs.config import ConfigError, config_from_dict, load_config
-from compmech.runs.experiment import context_set, make_data_fn, run_experiment
+from compmech.runs.experiment import run_experiment
+from compmech.runs.sources import context_set, data_fn
 from hmm_processes.named import mess3, rrxor
 
 TINY_BOS = Path(__file__).parents[2] / "data" / "tiny_bos.toml"
@@ -37,10 +38,10 @@ def test_context_set_with_a_start_token(process):
 
 
 def test_data_with_a_start_token():
-    tokens = np.asarray(make_data_fn(mess3(), bos=True)(jax.random.key(0), 64, 7))
+    tokens = np.asarray(data_fn(mess3(), bos=True)(jax.random.key(0), 64, 7))
     assert tokens.shape == (64, 7)
     assert np.all(tokens[:, 0] == 3) and tokens[:, 1:].min() >= 0 and tokens[:, 1:].max() <= 2
-    plain = np.asarray(make_data_fn(mess3())(jax.random.key(0), 64, 7))
+    plain = np.asarray(data_fn(mess3())(jax.random.key(0), 64, 7))
     assert plain.max() <= 2
 
 

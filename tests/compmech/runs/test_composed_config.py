@@ -112,11 +112,11 @@ def test_spec_files_inside_components_are_copied_into_the_run_directory(tmp_path
     record = json.loads((run / "process.json").read_text())
     assert record["composition"] == "mixture" and record["spec_files"] == [copy] and record["spec_file"] is None
     assert record["params"]["weights"] == [0.4, 0.6]
-    np.testing.assert_array_equal(np.array(record["T"]), plan.process.T)
+    np.testing.assert_array_equal(np.array(record["T"]), plan.source.process.T)
     # Without the original spec, from another directory, the run's own config rebuilds the same process.
     (tmp_path / "gm.toml").unlink()
     monkeypatch.chdir(ROOT)
-    np.testing.assert_array_equal(build_process(saved.process, base_dir=run).T, plan.process.T)
+    np.testing.assert_array_equal(build_process(saved.process, base_dir=run).T, plan.source.process.T)
     prepare_run_dir(plan_run(saved, run))  # resuming its own directory: the same run
 
 

@@ -16,7 +16,7 @@ SCRIPT = f"""
 import dataclasses
 import json
 from compmech.runs.config import load_config
-from compmech.runs.experiment import context_set
+from compmech.runs.sources import context_set
 from compmech.runs.probing import probe_model
 from compmech.runs.processes import build_process
 from predictive_models.transformer import init_params
@@ -91,7 +91,7 @@ def test_probe_model_equals_the_probe_of_the_per_string_activations(monkeypatch)
 
     import predictive_models
     from compmech.runs.config import load_config
-    from compmech.runs.experiment import context_set
+    from compmech.runs.sources import context_set
     from compmech.runs.probing import probe_model
     from compmech.runs.processes import build_process
     from predictive_models import compute_activations

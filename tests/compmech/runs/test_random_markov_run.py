@@ -8,13 +8,13 @@ import jax
 import numpy as np
 import pytest
 
-from compmech.icl_markov import markov_icl_curve_exact
+from compmech.markov_chains import markov_icl_curve_exact
 from compmech.runs.cli import main
 from compmech.runs.config import ConfigError, config_from_dict, load_config
 from compmech.runs.experiment import plan_run
 from compmech.runs.processes import build_process
-from compmech.runs.sampled import sample_block, validation_set
-from compmech.runs.sources import data_fn, source_traits
+from compmech.runs.sampled import validation_set
+from compmech.runs.sources import data_fn, source_of, source_traits
 from hmm_processes import RandomMarkovChains, bayes_predictive, posterior_mean
 
 TINY_MARKOV = Path(__file__).parents[2] / "data" / "tiny_markov.toml"
@@ -52,7 +52,7 @@ def test_the_table_builds_the_family_and_refuses_the_exact_regime():
 @pytest.mark.parametrize("bos", [False, True])
 def test_blocks_carry_the_posterior_mean_and_the_dirichlet_predictive(bos):
     source = RandomMarkovChains(3, 0.5)
-    block = sample_block(source, jax.random.key(0), 50, 7, bos)
+    block = source_of(source).sample_block(jax.random.key(0), 50, 7, bos)
     assert block.tokens.shape == (50, 7) and block.beliefs.shape == (50, 7, 9)
     assert block.next_token_probs.shape == (50, 7, 4 if bos else 3)
     body = block.tokens[:, 1:] if bos else block.tokens
@@ -64,7 +64,7 @@ def test_blocks_carry_the_posterior_mean_and_the_dirichlet_predictive(bos):
         np.testing.assert_allclose(block.beliefs[:, 0], 1 / 3)
         np.testing.assert_allclose(block.next_token_probs[:, :, 3], 0.0)
         np.testing.assert_allclose(block.next_token_probs[:, 0, :3], 1 / 3)
-    again = sample_block(source, jax.random.key(0), 50, 7, bos)
+    again = source_of(source).sample_block(jax.random.key(0), 50, 7, bos)
     np.testing.assert_array_equal(again.tokens, block.tokens)
     fn = data_fn(source, bos=bos)
     np.testing.assert_array_equal(np.asarray(fn(jax.random.key(1), 20, 7)), np.asarray(fn(jax.random.key(1), 20, 7)))
@@ -74,7 +74,7 @@ def test_the_validation_floor_is_the_dirichlet_optimum():
     cfg = load_config(TINY_MARKOV, {"process.concentration": 1.0, "process.n_states": 2})
     source = build_process(cfg.process)
     plan = plan_run(cfg, "/tmp/compmech-never-written")
-    eval_set, floor = validation_set(cfg, source, plan.model_cfg, plan.regime)
+    eval_set, floor = validation_set(cfg, source_of(source), plan.model_cfg, plan.regime)
     optimal_se = floor.stderr
     assert floor.method == "monte_carlo" and floor.exact_depth is None
     assert optimal_se.shape == (8,) and np.all(optimal_se[1:] > 0)

@@ -93,7 +93,7 @@ def test_a_process_registered_in_a_python_module_can_be_named(tmp_path, monkeypa
         process=f'name = "biased_coin"\nmodule = "mylab.processes.{name}"\nparams = {{ p = 0.25 }}'))
     monkeypatch.chdir(ROOT)  # not the module's directory: it is found next to the config
     plan = plan_run(load_config(cfg_path), tmp_path / "run")
-    assert plan.process.name == "biased_coin" and plan.process.params == {"p": 0.25}
+    assert plan.source.name == "biased_coin" and plan.source.params == {"p": 0.25}
     assert plan.cfg.process.module_path == str(tmp_path.resolve())
     prepare_run_dir(plan)
     # From any directory, in a fresh interpreter, the run's own config finds and builds the process.

@@ -9,10 +9,20 @@ import pytest
 
 from compmech.runs.cli import main
 from compmech.runs.config import ConfigError, config_from_dict, load_config
-from compmech.runs.experiment import context_set, plan_run
+from compmech.runs.experiment import plan_run
 from compmech.runs.probing import probe_model
-from compmech.runs.sampled import (RegimeChoice, choose_regime, optimal_loss_by_position, probe_model_sampled,
-                                   sample_block, validation_set)
+from compmech.runs.regime import RegimeChoice, choose_regime
+from compmech.runs.sampled import probe_model_sampled, validation_set
+from compmech.runs.sources import context_set, source_of
+
+
+def sample_block(process, key, n, context_length, bos=False):
+    return source_of(process).sample_block(key, n, context_length, bos)
+
+
+def optimal_loss_by_position(process, context_length, bos=False):
+    floor = source_of(process).optimal_loss(context_length, bos)
+    return floor.values, floor.exact_depth
 from hmm_processes import get_process, product
 
 DATA = Path(__file__).parents[2] / "data"
@@ -23,11 +33,11 @@ TINY_EXACT = DATA / "tiny_mess3.toml"
 def test_auto_picks_exact_below_the_cap_and_sampled_above():
     mess3 = get_process("mess3")
     cfg = load_config(TINY_EXACT)  # context 6: 729 strings
-    assert choose_regime(cfg, mess3, 6).name == "exact"
+    assert choose_regime(cfg, source_of(mess3), 6).name == "exact"
     capped = load_config(TINY_EXACT, {"data.max_exact_strings": 700})
-    choice = choose_regime(capped, mess3, 6)
+    choice = choose_regime(capped, source_of(mess3), 6)
     assert choice.sampled and choice.strings_bound == 729 and choice.probe_sequences == 20_000
-    assert choose_regime(load_config(TINY_EXACT, {"data.regime": "sampled"}), mess3, 6).sampled
+    assert choose_regime(load_config(TINY_EXACT, {"data.regime": "sampled"}), source_of(mess3), 6).sampled
     assert not choose_regime(load_config(TINY_EXACT, {"data.regime": "exact", "data.max_exact_strings": 1}),
                              mess3, 6).sampled
 
@@ -113,8 +123,8 @@ def test_sampled_probe_numbers_agree_with_the_exact_regime_within_sampling_error
     w = np.repeat(ctx.probs, 6) / ctx.probs.sum() / 6
     Y = ctx.beliefs.reshape(-1, 3)
     weighted_variance = float(w @ np.square(Y - w @ Y).mean(axis=1))
-    eval_set, _ = validation_set(cfg, mess3, plan.model_cfg, plan.regime)
-    sampled, kept = probe_model_sampled(cfg, plan.model_cfg, params, mess3, plan.regime, "block_2",
+    eval_set, _ = validation_set(cfg, source_of(mess3), plan.model_cfg, plan.regime)
+    sampled, kept = probe_model_sampled(cfg, plan.model_cfg, params, source_of(mess3), plan.regime, "block_2",
                                         eval_set.optimal_loss)
     assert set(sampled.to_json()) == set(exact.to_json())
     assert set(sampled.results) == set(exact.results)

@@ -100,7 +100,8 @@ def test_compmech_run_on_a_sweep_file_says_to_use_compmech_sweep(tmp_path, capsy
 def test_points_that_differ_only_in_seed_train_together_as_each_would_alone(tmp_path, capsys):
     import numpy as np
 
-    from compmech.runs.experiment import evaluation_set, make_data_fn, plan_run
+    from compmech.runs.experiment import evaluation_set, plan_run
+    from compmech.runs.sources import SourceData
     from predictive_models import train
 
     (tmp_path / "s.toml").write_text(BASE + "[sweep]\ngrid = { seed = [0, 1] }\nquick = { \"training.steps\" = 100 }\n")
@@ -112,7 +113,7 @@ def test_points_that_differ_only_in_seed_train_together_as_each_would_alone(tmp_
     point = load_sweep(tmp_path / "s.toml", quick=True).points[1]
     records = [json.loads(line) for line in (out / point.name / "metrics.jsonl").read_text().splitlines()]
     plan = plan_run(point.cfg, tmp_path / "alone")
-    alone = train(plan.model_cfg, plan.train_cfg, make_data_fn(plan.process), evaluation_set(plan, progress=False)[0],
+    alone = train(plan.model_cfg, plan.train_cfg, SourceData(plan.source), evaluation_set(plan, progress=False)[0],
                   progress=False)
     assert [r["step"] for r in records] == [r["step"] for r in alone.history] == [0, 50, 100]
     np.testing.assert_allclose([r["loss"] for r in records], [r["loss"] for r in alone.history], rtol=1e-6)

@@ -1,0 +1,403 @@
+"""The typed records of an experiment config: what `compmech.runs.config.load_config` returns.
+
+`ExperimentConfig` and its sections (`ProcessSettings`, `DataSettings`, `ProbeSettings`, `FigureSettings`), each
+checked when built (one `ConfigError`/ValueError line naming the key and the fix). Reading a TOML file into them
+is `compmech.runs.config`; the records live here, apart from the reader, so that every phase of a run (and every
+study) can name their types without importing the reader (which consults the study registry).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+import predictive_models  # a lazy package (PEP 562): JAX is imported only when a model config is built
+from compmech.runs.errors import ConfigError
+from compmech.runs.toml_io import dumps
+
+if TYPE_CHECKING:
+    from predictive_models import ModelConfig, TrainConfig
+
+
+#: Largest figure resolution accepted: print quality is 300-600 dpi; a 12 x 4 inch figure at 1200 dpi
+#: is already ~280 MB of pixels, and 100000 dpi would need terabytes.
+MAX_DPI = 1200
+
+
+#: The kinds of composed process a [process] table can describe (see `ProcessSettings`).
+PROCESS_KINDS = ("mixture", "product", "coupled")
+#: Continuous families of sources a [process] table can name by ``kind`` (no HMM; `hmm_processes.RandomMarkovChains`).
+FAMILY_KINDS = ("random_markov",)
+#: The keys of a ``kind = "random_markov"`` table besides ``kind``.
+RANDOM_MARKOV_KEYS = ("n_states", "concentration")
+#: Tolerance on "mixture weights sum to 1" (the library's, `hmm_processes.hmm.STOCHASTIC_ATOL`).
+WEIGHTS_ATOL = 1e-9
+
+
+@dataclass(frozen=True)
+class ProcessSettings:
+    """Which process generates the data: a registered ``name`` with ``params``, a ``spec`` file, or a
+    composition (``kind``) of such processes.
+
+    One process: ``name`` (+ ``params``) or ``spec``. ``module`` (optional, with ``name``): a Python
+    module imported before ``name`` is looked up, so that a process it registers with
+    `hmm_processes.register_process` can be named, e.g. ``module = "my_package.my_processes"``. It
+    is searched in ``module_path`` (a directory, relative to the config file), then next to the
+    config file, then in the working directory, then on the usual import path. A run directory's
+    resolved config.toml writes ``module_path`` out as the absolute directory the module was found
+    in, so it reruns from any directory.
+
+    A composition: ``kind = "mixture"`` (one component per sequence, drawn with probability
+    ``weights[k]``; the components must share one vocabulary; weights default to uniform) or
+    ``kind = "product"`` (every component emits a token at each step; the token is the tuple), or
+    ``kind = "coupled"`` (a product of two HMM components whose second one's hidden state is moved on by the
+    first's hidden state with probability ``coupling`` = epsilon in [0, 1] after each step,
+    `hmm_processes.shift_coupled`; 0 is the independent product), with
+    ``components``: a list of `ProcessSettings`, each one process or itself a composition. In TOML
+    each component is a ``[[process.components]]`` table (a nested one a
+    ``[[process.components.components]]``); the resolved config writes them as inline tables.
+
+    A continuous family: ``kind = "random_markov"`` with ``n_states`` = k >= 2 (the tokens, which are the
+    chain's states) and ``concentration`` = alpha > 0 (default 1): every sequence draws its k x k transition
+    matrix, row by row, from a symmetric Dirichlet(alpha) prior (`hmm_processes.RandomMarkovChains`). It is
+    not an HMM: only the sampled regime runs, and the probe target is the posterior mean of the matrix.
+    """
+
+    name: str | None = None
+    spec: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    module: str | None = None
+    module_path: str | None = None
+    kind: str | None = None  # None: one process | "mixture" | "product"
+    weights: tuple[float, ...] | None = None  # [K] mixture weights, summing to 1 (uniform if not given)
+    components: tuple["ProcessSettings", ...] = ()  # [K] the composed processes, in order
+    coupling: float | None = None  # kind = "coupled": epsilon in [0, 1], the strength of the hidden dependence
+    n_states: int | None = None  # kind = "random_markov": k >= 2, the chain's states (= tokens)
+    concentration: float | None = None  # kind = "random_markov": alpha > 0 of the Dirichlet prior (default 1.0)
+
+    def __post_init__(self) -> None:
+        if self.kind in FAMILY_KINDS:
+            self._check_family()
+            return
+        if self.n_states is not None or self.concentration is not None:
+            key = "n_states" if self.n_states is not None else "concentration"
+            raise ValueError(f"{key} is for kind = \"random_markov\" (random Markov chains): add that kind or "
+                             f"remove {key}")
+        if self.kind is not None:
+            self._check_composition()
+            return
+        if self.components or self.weights is not None:
+            key = "components" if self.components else "weights"
+            raise ValueError(f"{key} describe a composition: add kind = \"mixture\" or kind = \"product\"")
+        if (self.name is None) == (self.spec is None):
+            raise ValueError("give exactly one of name = \"<registered process>\" or spec = \"<file.toml>\" "
+                             "(or kind = \"mixture\" | \"product\" with [[process.components]])")
+        if self.module is not None:
+            if self.spec is not None:
+                raise ValueError("module is for a process registered in Python (with name = ...), not with spec")
+            if not self.module or not all(part.isidentifier() for part in self.module.split(".")):
+                raise ValueError(f"module must be a dotted Python module name like \"my_package.my_processes\"; "
+                                 f"got {self.module!r}")
+        if self.module_path is not None and self.module is None:
+            raise ValueError("module_path is the directory of a module; give module = \"...\" with it")
+
+    def _check_family(self) -> None:
+        beside = [k for k in ("name", "spec", "module", "module_path", "weights", "coupling")
+                  if getattr(self, k) is not None]
+        if self.params:
+            beside.insert(0, "params")
+        if self.components:
+            beside.insert(0, "components")
+        if beside:
+            raise ValueError(f"{beside[0]} cannot stand beside kind = \"{self.kind}\"; its keys are "
+                             f"{', '.join(RANDOM_MARKOV_KEYS)}")
+        k = self.n_states
+        if k is None:
+            raise ValueError(f"kind = \"{self.kind}\" needs n_states = <number of states = tokens, >= 2>, "
+                             "e.g. n_states = 3")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 2:
+            raise ValueError(f"n_states must be an integer >= 2 (the chain's states, which are the tokens); got {k!r}")
+        a = 1.0 if self.concentration is None else self.concentration
+        if isinstance(a, bool) or not isinstance(a, (int, float)) or not math.isfinite(a) or a <= 0:
+            raise ValueError(f"concentration must be a finite number > 0 (the Dirichlet prior's alpha; 1 = uniform "
+                             f"rows); got {a!r}")
+        object.__setattr__(self, "concentration", float(a))
+
+    def _check_composition(self) -> None:
+        if self.kind not in PROCESS_KINDS:
+            raise ValueError(f"kind must be \"mixture\" or \"product\" (or \"coupled\", \"random_markov\"; or left "
+                             f"out for one process); got {self.kind!r}")
+        family = [i for i, c in enumerate(self.components) if isinstance(c, ProcessSettings) and c.kind in FAMILY_KINDS]
+        if family:
+            raise ValueError(f"components[{family[0]}]: kind = \"{self.components[family[0]].kind}\" cannot be a "
+                             f"component of a {self.kind} (it is not an HMM); run it as the [process] itself")
+        beside = [k for k in ("name", "spec", "module", "module_path") if getattr(self, k) is not None]
+        if self.params:
+            beside.insert(0, "params")
+        if beside:
+            raise ValueError(f"{beside[0]} cannot stand beside kind = \"{self.kind}\": it belongs to a component; "
+                             "move it into a [[process.components]] table")
+        if (self.coupling is not None) != (self.kind == "coupled"):
+            raise ValueError("kind = \"coupled\" needs coupling = <epsilon in [0, 1]>" if self.coupling is None else
+                             f"coupling is for kind = \"coupled\", not kind = \"{self.kind}\": remove it")
+        if self.kind == "coupled":
+            c = self.coupling
+            if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0.0 <= c <= 1.0:
+                raise ValueError(f"coupling must be a number in [0, 1] (0: independent factors); got {c!r}")
+            object.__setattr__(self, "coupling", float(c))
+            if len(self.components) != 2:
+                raise ValueError(f"kind = \"coupled\" takes exactly two [[process.components]] (the driving factor "
+                                 f"first); got {len(self.components)}")
+        if not self.components:
+            raise ValueError(f"kind = \"{self.kind}\" needs components: add one [[process.components]] table "
+                             "per component (name = ... with params, spec = ..., or a nested kind)")
+        if not all(isinstance(c, ProcessSettings) for c in self.components):
+            raise ValueError("components must be ProcessSettings (in TOML: [[process.components]] tables)")
+        K = len(self.components)
+        if self.kind in ("product", "coupled"):
+            if self.weights is not None:
+                raise ValueError(f"weights are for kind = \"mixture\"; a {self.kind} product has none: remove weights")
+            return
+        if self.weights is None:
+            object.__setattr__(self, "weights", tuple(1.0 / K for _ in range(K)))
+            return
+        w = tuple(self.weights)
+        if len(w) != K:
+            raise ValueError(f"weights has {len(w)} entries but there are {K} components; give one weight per "
+                             "[[process.components]] table, in order")
+        bad = [i for i, x in enumerate(w) if isinstance(x, bool) or not isinstance(x, (int, float))
+               or not math.isfinite(x) or x < 0]
+        if bad:
+            raise ValueError(f"weights[{bad[0]}] = {w[bad[0]]!r}; weights must be finite numbers >= 0")
+        if abs(sum(w) - 1.0) > WEIGHTS_ATOL:
+            raise ValueError(f"weights sum to {sum(w):.12g}, not 1; rescale them (or leave weights out for "
+                             "uniform weights)")
+        object.__setattr__(self, "weights", tuple(float(x) for x in w))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The table as written to a resolved config.toml (components as inline tables; unset keys left out)."""
+        if self.kind in FAMILY_KINDS:
+            return {"kind": self.kind, "n_states": self.n_states, "concentration": self.concentration}
+        if self.kind is not None:
+            out: dict[str, Any] = {"kind": self.kind}
+            if self.weights is not None:
+                out["weights"] = list(self.weights)
+            if self.coupling is not None:
+                out["coupling"] = self.coupling
+            out["components"] = [c.to_dict() for c in self.components]
+            return out
+        return {k: v for k, v in (("name", self.name), ("spec", self.spec), ("params", dict(self.params)),
+                                  ("module", self.module), ("module_path", self.module_path))
+                if v not in (None, {})}
+
+
+_PROCESS_KEYS = ("name", "spec", "params", "module", "module_path", "kind", "weights", "components", "coupling",
+                 *RANDOM_MARKOV_KEYS)
+
+
+def process_settings(table: Any, where: str = "[process]") -> ProcessSettings:
+    """A [process] table (or one of its ``components``) as `ProcessSettings`, components parsed recursively.
+
+    Raises `ConfigError` whose message starts with ``where`` (e.g. ``[process] components[1]``,
+    counting from 0) and names the key and the fix.
+    """
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{where} must be a table of key = value pairs")
+    for key, value in table.items():
+        if key not in _PROCESS_KEYS:
+            raise ConfigError(f"unknown key {where} {key!r}; allowed: {', '.join(_PROCESS_KEYS)}")
+        if key == "params":
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{where} params must be a table, e.g. params = {{ x = 0.05 }}")
+        elif key == "weights":
+            if not isinstance(value, list):
+                raise ConfigError(f"{where} weights must be a list of numbers, e.g. weights = [0.5, 0.5]")
+        elif key == "coupling":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{where} coupling must be a number in [0, 1], e.g. coupling = 0.1")
+        elif key == "n_states":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{where} n_states must be an integer >= 2, e.g. n_states = 3; got {value!r}")
+        elif key == "concentration":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{where} concentration must be a number > 0, e.g. concentration = 1.0; "
+                                  f"got {value!r}")
+        elif key == "components":
+            if not isinstance(value, list) or not all(isinstance(c, Mapping) for c in value):
+                raise ConfigError(f"{where} components must be [[process.components]] tables (or a list of "
+                                  "inline tables), one per component")
+        elif not isinstance(value, str):
+            raise ConfigError(f"{where} {key} must be a string; got {value!r}")
+    components = tuple(process_settings(c, f"{where} components[{i}]")
+                       for i, c in enumerate(table.get("components", ())))
+    values = {k: v for k, v in table.items() if k != "components"}
+    if "weights" in values:
+        values["weights"] = tuple(values["weights"])
+    if "params" in values:
+        values["params"] = dict(values["params"])
+    try:
+        return ProcessSettings(**values, components=components)
+    except ValueError as exc:
+        raise ConfigError(f"{where} {exc}") from None
+
+
+#: The run regimes a config can ask for ([data] regime).
+REGIMES = ("auto", "exact", "sampled")
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """How sequences reach the model.
+
+    ``bos``: begin every sequence with a start token (id V, one past the process's tokens). The model
+    then also predicts the first token (its optimum at position 0 is H[X1], the prior's next-token
+    entropy), its vocabulary is V + 1, and the start token's position has the prior as its belief
+    (the probe target there). Without it (the paper's setup) the model reads x1..xT and predicts x2..xT+1.
+
+    The other keys choose between the exact and the sampled regime and size the sampled one (each
+    documented at its field); `compmech.runs.sampled.choose_regime` applies them.
+    """
+
+    bos: bool = False
+    # Which regime runs. "exact" enumerates every allowed string of the context length (theory, validation
+    # and probe rows over all of them); "sampled" draws sequences instead (validation on a fixed held-out
+    # sample with its standard error, probe rows from sampled sequences accumulated in chunks); "auto"
+    # picks "exact" when the bound on the allowed strings (`compmech.mixed_states.word_counts`, at most
+    # V^L) is at most max_exact_strings, else "sampled".
+    regime: str = "auto"
+    # The largest number of context strings the exact regime enumerates under "auto". The default keeps
+    # the exact regime's activations of every string (strings x positions x d_model x layers, float32)
+    # to ~1-3 GB for the paper's model: Mess3 at context 10 is 59,049 strings; at 12, 531,441 would not be.
+    max_exact_strings: int = 200_000
+    validation_sequences: int = 2000  # sampled regime: held-out sequences of the validation loss (its SE ~ 1/sqrt)
+    probe_sequences: int = 20_000  # sampled regime: sampled sequences whose every position is a probe row
+    chunk_rows: int = 65_536  # sampled regime: probe rows (sequences x positions) per chunk; bounds the memory
+
+    def __post_init__(self) -> None:
+        if self.regime not in REGIMES:
+            raise ValueError(f"regime must be one of {', '.join(repr(r) for r in REGIMES)}; got {self.regime!r}")
+        for name, low in (("max_exact_strings", 1), ("validation_sequences", 2), ("probe_sequences", 2),
+                          ("chunk_rows", 1)):
+            if getattr(self, name) < low:
+                raise ValueError(f"{name} must be an integer >= {low}; got {getattr(self, name)!r}")
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """The linear probe: rows, weighting and controls (defaults are the paper's)."""
+
+    rows: str = "all_strings"  # "all_strings" (paper) | "distinct_contexts"
+    weighting: str = "uniform"  # "uniform" (paper) | "probability"
+    train_fraction: float = 0.2  # held-out check: fit on this fraction of strings, test on the rest
+    n_repeats: int = 5  # random held-out splits averaged
+    include_concat: bool = True  # also probe all layers concatenated
+    # The activations probed, by name (`predictive_models.activation_names`: e.g. "block_2",
+    # "blocks.1.hook_resid_mid", "layers.0.hidden", "layers.0.cell"); empty = the default set, every residual-stream
+    # read-out of a transformer (embedding, block_1..block_L, final_ln) or every hidden state of a recurrent model.
+    # The paper's probe layer (`predictive_models.probe_layer_name`) is always probed (added if not listed).
+    layers: tuple[str, ...] = ()
+    # The layer drawn in the figures, used for the distance geometry and refitted over training:
+    # "" = the paper's probe layer (after the last block, before the final LayerNorm); "concat" = all layers.
+    figure_layer: str = ""
+
+    def __post_init__(self) -> None:
+        if self.rows not in ("all_strings", "distinct_contexts"):
+            raise ValueError(f"rows must be \"all_strings\" or \"distinct_contexts\"; got {self.rows!r}")
+        if self.weighting not in ("uniform", "probability"):
+            raise ValueError(f"weighting must be \"uniform\" or \"probability\"; got {self.weighting!r}")
+        if not 0.0 < self.train_fraction < 1.0:
+            raise ValueError(f"train_fraction must be in (0, 1); got {self.train_fraction!r}")
+        if self.n_repeats < 1:
+            raise ValueError(f"n_repeats must be >= 1; got {self.n_repeats!r}")
+        if not all(isinstance(n, str) and n and n != "concat" for n in self.layers) or \
+                len(set(self.layers)) != len(self.layers):
+            raise ValueError(f"layers must be a list of distinct activation names (\"concat\" is include_concat's); "
+                             f"got {list(self.layers)!r}")
+
+
+@dataclass(frozen=True)
+class FigureSettings:
+    """Figure output: file formats and resolution."""
+
+    formats: tuple[str, ...] = ("png",)
+    dpi: int = 150
+
+    def __post_init__(self) -> None:
+        bad = [f for f in self.formats if f not in ("png", "svg", "pdf")]
+        if bad or not self.formats:
+            raise ValueError(f"formats must be a non-empty list of \"png\", \"svg\", \"pdf\"; got {list(self.formats)!r}")
+        if not 30 <= self.dpi <= MAX_DPI:
+            raise ValueError(f"dpi must be between 30 and {MAX_DPI} (150 is the default, 300 print quality); "
+                             f"got {self.dpi!r}")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything one run needs; `to_toml` writes it back out with every default resolved."""
+
+    name: str
+    seed: int
+    process: ProcessSettings
+    # [model]: ``kind`` ("transformer" | "rnn" | "gru" | "lstm") and that family's config fields (TransformerConfig or
+    # RecurrentConfig) except vocab_size, which is taken from the process (+ 1 with a start token)
+    model: dict[str, Any]
+    training: dict[str, Any]  # TrainConfig fields except seed (taken from the top level)
+    probe: ProbeSettings
+    figures: FigureSettings
+    source: str = ""
+    data: DataSettings = field(default_factory=DataSettings)
+    # [studies.<name>] tables: the analyses run after the probe (`compmech.studies`), name -> that study's Settings
+    studies: dict[str, Any] = field(default_factory=dict)
+
+    def model_config(self, vocab_size: int) -> ModelConfig:
+        """The model's config (a `TransformerConfig` or a `RecurrentConfig`, by [model] kind)."""
+        fields = dict(self.model)
+        return predictive_models.make_config(fields.pop("kind", "transformer"), vocab_size, **fields)
+
+    def train_config(self) -> TrainConfig:
+        """The training config (`predictive_models.TrainConfig`), the top-level seed included."""
+        return predictive_models.TrainConfig(seed=self.seed, **self.training)
+
+    @property
+    def base_dir(self) -> Path | None:
+        """The directory of the config file (relative paths in it start there); None if not from a file."""
+        return Path(self.source).parent if self.source and self.source != "<config>" else None
+
+    def to_dict(self) -> dict[str, Any]:
+        proc = self.process.to_dict()
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "process": proc,
+            "model": dict(self.model),
+            "training": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.training.items()},
+            "data": dataclasses.asdict(self.data),
+            "probe": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self.probe).items()},
+            "figures": {"formats": list(self.figures.formats), "dpi": self.figures.dpi},
+            **({"studies": {name: {k: (list(v) if isinstance(v, tuple) else v)
+                                   for k, v in dataclasses.asdict(st).items()} for name, st in self.studies.items()}}
+               if self.studies else {}),
+        }
+
+    def to_toml(self) -> str:
+        return dumps(self.to_dict())
+
+
+def set_dotted(raw: dict, dotted: str, value: Any) -> None:
+    """Set ``raw["a"]["b"]["c"] = value`` for ``dotted = "a.b.c"``, creating the tables on the way."""
+    *tables, key = dotted.split(".")
+    node = raw
+    for t in tables:
+        nxt = node.setdefault(t, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"{dotted}: {t} is not a table")
+        node = nxt
+    node[key] = value
+
+
+def quick_steps(training: dict[str, Any], fraction: float) -> int:
+    """The steps of a quick budget: ``fraction`` of ``[training] steps``, at least one fused call."""
+    return max(int(training["steps"] * fraction), int(training["steps_per_call"]))

@@ -1,0 +1,18 @@
+"""`compmech reproduce --only architectures`: the study file experiments/architectures.toml, every (process,
+architecture) pair run and probed, then its table and grid figure (`compmech.studies.architectures.comparison`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from compmech.studies.architectures.comparison import format_markdown, load_study, run_study
+from compmech.studies.base import Runner
+
+#: The shipped study file's name (experiments/<name>.toml).
+STUDY_CONFIG = "architectures"
+
+
+def reproduce(out: Path, runner: Runner) -> str:
+    """Run the shipped study file into ``out`` (its ``quick`` budgets under ``--quick``); return the Markdown."""
+    study = load_study(runner.config_path(STUDY_CONFIG), runner.from_dict, quick=runner.quick)
+    return format_markdown(run_study(study, out, runner), study)

@@ -1,0 +1,240 @@
+"""The factored-geometry study (Shai et al. 2026, "Transformers learn factored representations"): when the process
+is a product of factors, does the network hold the joint belief or each factor's belief in its own subspace?
+
+For the analysed activations (``layers``; default the paper's probe layer) over the distinct contexts:
+
+- the explained-variance spectrum and the components for 80/90/95/99% of the variance, the participation ratio
+  and the effective rank, beside the two predictions: the joint belief's dimension ``prod(d_k) - 1`` and the
+  factored one ``sum(d_k - 1)``, with ``d_k`` the dimension of factor k's belief vectors (their linear rank over
+  the contexts: the number of states for a generic HMM factor);
+- a linear probe onto each factor's belief (its marginal, `hmm_processes.factor_beliefs`) and onto the joint
+  belief, with the context-disjoint held-out error, the shuffled control and the untrained model;
+- the principal angles between the factors' belief subspaces (`probes.dimension.belief_subspace`, each fitted
+  with the other factors' beliefs as covariates): near 90 degrees for a factored representation;
+- the same dimension measures and angles at every ``tokens_<N>`` checkpoint of the run.
+
+Writes ``factored.json`` and ``figures/factored_variance.png`` (+ one belief panel per factor).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import predictive_models  # a lazy package (PEP 562): JAX is imported when a model is first run
+from compmech.runs.files import write_json_atomic
+from compmech.runs.processes import component_processes
+from compmech.runs.progress import phase
+from compmech.runs.settings import ExperimentConfig
+from compmech.runs.sources import Source
+from compmech.studies.base import StudyInputs, StudyOutput
+
+WEIGHTINGS = ("probability", "uniform")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """[studies.factored] options."""
+
+    # activations analysed (names as in [probe] layers); empty = the paper's probe layer
+    layers: tuple[str, ...] = ()
+    # how the distinct contexts are weighted in the variance and the fits: "probability" (as the model meets
+    # them; in the sampled regime, by how often they were sampled) or "uniform" (every distinct context once)
+    weighting: str = "probability"
+    thresholds: tuple[float, ...] = (0.8, 0.9, 0.95, 0.99)  # variance shares whose component counts are reported
+    n_repeats: int = 3  # held-out splits of each per-factor probe
+
+    def __post_init__(self) -> None:
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be \"probability\" or \"uniform\"; got {self.weighting!r}")
+        if not self.thresholds or any(isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 < q <= 1
+                                      for q in self.thresholds):
+            raise ValueError(f"thresholds must be variance shares in (0, 1], e.g. [0.9, 0.95]; got "
+                             f"{list(self.thresholds)!r}")
+        if isinstance(self.n_repeats, bool) or not isinstance(self.n_repeats, int) or self.n_repeats < 1:
+            raise ValueError(f"n_repeats must be a positive integer; got {self.n_repeats!r}")
+        if not all(isinstance(n, str) and n for n in self.layers):
+            raise ValueError(f"layers must be activation names; got {list(self.layers)!r}")
+
+
+def check(cfg: ExperimentConfig, source: Source, model_cfg: predictive_models.ModelConfig) -> None:
+    """The process must be a product (kind "product" or "coupled") of at least two factors."""
+    if cfg.process.kind not in ("product", "coupled"):
+        raise ValueError("the factored study needs a product process: [process] kind = \"product\" (or \"coupled\") "
+                         "with one [[process.components]] table per factor")
+
+
+def belief_rank(beliefs: np.ndarray) -> int:
+    """The linear rank of a set of belief vectors [n, S] (relative tolerance 1e-9): a factor's d_k."""
+    s = np.linalg.svd(np.asarray(beliefs, np.float64), compute_uv=False)
+    return int(np.sum(s > s[0] * 1e-9)) if s.size and s[0] > 0 else 0
+
+
+def predicted_dimensions(ranks: list[int]) -> tuple[int, int]:
+    """(joint, factored) dimensions from the factors' d_k: prod(d_k) - 1 and sum(d_k - 1)."""
+    return int(np.prod(ranks)) - 1, int(sum(r - 1 for r in ranks))
+
+
+def _angles(X: np.ndarray, Ys: list[np.ndarray], w: np.ndarray | None) -> dict[str, list[float]]:
+    """Principal angles (degrees) between each pair of factors' belief subspaces in X."""
+    from probes.dimension import belief_subspace, principal_angles
+
+    bases = []
+    for k, Y in enumerate(Ys):
+        others = np.concatenate([o for j, o in enumerate(Ys) if j != k], axis=1) if len(Ys) > 1 else None
+        bases.append(belief_subspace(X, Y, sample_weight=w, others=others))
+    return {f"{i}-{j}": [float(a) for a in principal_angles(bases[i], bases[j])]
+            for i, j in itertools.combinations(range(len(Ys)), 2)}
+
+
+def _rows(inputs: StudyInputs, params: Any, names: list[str], targets: np.ndarray, weighting: str):
+    """Distinct-context rows of the activations ``names`` (each [R, d]) and the targets [R, k], with ids."""
+    from predictive_models import compute_activations
+    from probes import probe_rows
+
+    ctx = inputs.ctx
+    acts = compute_activations(inputs.model_cfg, params, ctx.tokens, names=names)  # name -> [N, T, d]
+    rows = {name: probe_rows(a, targets, ctx.tokens, ctx.probs, rows="distinct_contexts", weighting=weighting)
+            for name, a in acts.items()}
+    return {name: r.X for name, r in rows.items()}, next(iter(rows.values()))
+
+
+def _measures(X: np.ndarray, Ys: list[np.ndarray], w: np.ndarray | None, thresholds) -> dict[str, Any]:
+    from probes.dimension import variance_spectrum
+
+    spec = variance_spectrum(X, sample_weight=w, thresholds=thresholds)
+    return {**spec.to_dict(), "principal_angles": _angles(X, Ys, w)}
+
+
+def run(inputs: StudyInputs, settings: Settings) -> StudyOutput:
+    """The study (see the module docstring); writes factored.json and its figures."""
+    from compmech.runs.analysis import checkpoint_tokens
+    from compmech.runs.run_figures import belief_frame_of, save_figures
+    from figures import plot_belief_panels, process_title
+    from compmech.studies.factored.plots import plot_explained_variance
+    from hmm_processes import factor_beliefs
+    from predictive_models import load_checkpoint, probe_layer_name
+    from probes import CONTEXT_TEST_FRACTION, evaluate_probe
+
+    cfg, ctx, run_dir = inputs.cfg, inputs.ctx, inputs.run_dir
+    names = list(settings.layers) or [probe_layer_name(inputs.model_cfg)]
+    factors = component_processes(cfg)
+    joint = ctx.beliefs  # [N, T, S]
+    parts = factor_beliefs(joint, factors)  # K x [N, T, S_k]
+    sizes = [joint.shape[-1], *(p.shape[-1] for p in parts)]
+    targets = np.concatenate([joint, *parts], axis=-1)  # [N, T, S + sum S_k]
+    edges = np.cumsum([0, *sizes])
+    w_for = (lambda data: data.weights) if settings.weighting == "probability" else (lambda data: None)
+
+    with phase("factored study", total=None, enabled=inputs.progress):
+        X, data = _rows(inputs, inputs.params_state, names, targets, settings.weighting)
+        X0, _ = _rows(inputs, inputs.untrained_params, names, targets, settings.weighting)
+        w = w_for(data)
+        Yj, *Ys = (data.Y[:, a:b] for a, b in zip(edges[:-1], edges[1:]))
+        ranks = [belief_rank(Y) for Y in Ys]
+        dim_joint, dim_factored = predicted_dimensions(ranks)
+        fit = dict(contexts=data.context_ids, positions=data.positions, sample_weight=w, n_repeats=settings.n_repeats,
+                   context_test_fraction=CONTEXT_TEST_FRACTION, seed=cfg.seed)
+
+        def probe(Xl: np.ndarray, Y: np.ndarray) -> dict[str, Any]:
+            return evaluate_probe(Xl, Y, data.groups, **fit).result.to_dict()
+
+        layers_out, predictions = {}, {}
+        for name in names:
+            per_factor = []
+            for k, (f, Y) in enumerate(zip(factors, Ys)):
+                ev = evaluate_probe(X[name], Y, data.groups, **fit)
+                predictions[(name, k)] = ev.predictions
+                per_factor.append({"factor": k, "process": f.name, "n_states": int(f.num_states),
+                                   "belief_rank": ranks[k], **ev.result.to_dict(),
+                                   "untrained": probe(X0[name], Y)})
+            layers_out[name] = {**_measures(X[name], Ys, w, settings.thresholds),
+                                "untrained": _measures(X0[name], Ys, w, settings.thresholds),
+                                "joint_probe": probe(X[name], Yj), "factors": per_factor}
+        truth = _measures(Yj, Ys, w, settings.thresholds)  # the true joint beliefs' own spectrum
+
+    layer = names[0]
+    evolution = []
+    paths = sorted((run_dir / "checkpoints").glob("tokens_*.msgpack"), key=checkpoint_tokens)
+    with phase("factored study over training", total=len(paths), enabled=inputs.progress) as tick:
+        for path in paths:
+            ckpt = load_checkpoint(path)
+            Xc, _ = _rows(inputs, ckpt["params"], [layer], targets, settings.weighting)
+            m = _measures(Xc[layer], Ys, w, settings.thresholds)
+            evolution.append({"tokens_requested": checkpoint_tokens(path), "step": int(ckpt["step"]),
+                              "tokens": int(ckpt["step"]) * int(ckpt["train_config"]["batch_size"])
+                              * int(inputs.model_cfg.context_length), **m})
+            tick()
+
+    final = layers_out[layer]
+    record = {
+        "layer": layer, "weighting": settings.weighting, "regime": inputs.regime.name,
+        "n_contexts": int(data.n_rows), "factors": [{"process": f.name, "n_states": int(f.num_states),
+                                                      "belief_rank": r} for f, r in zip(factors, ranks)],
+        "dim_joint": dim_joint, "dim_factored": dim_factored,
+        "components": final["components"], "participation_ratio": final["participation_ratio"],
+        "effective_rank": final["effective_rank"], "principal_angles": final["principal_angles"],
+        "layers": layers_out, "true_joint_beliefs": truth, "over_training": evolution,
+    }
+    write_json_atomic(run_dir / "factored.json", record)
+
+    curves = [np.asarray(e["cumulative"]) for e in evolution] + [np.asarray(final["cumulative"])]
+    labels = [f"{e['tokens']:.2g} tokens" for e in evolution] + ["final"]
+    title = f"{process_title(inputs.process.name, inputs.process.params)}: explained variance of {layer}"
+    draws = {"factored_variance": lambda: plot_explained_variance(
+        curves, labels, dim_factored=dim_factored, dim_joint=dim_joint,
+        untrained=np.asarray(final["untrained"]["cumulative"]), truth=np.asarray(truth["cumulative"]), title=title)}
+    for k, (f, Y) in enumerate(zip(factors, Ys)):
+        res = final["factors"][k]
+        draws[f"factor_{k}_beliefs"] = lambda f=f, Y=Y, k=k, res=res: plot_belief_panels(
+            Y, predictions[(layer, k)], frame=belief_frame_of(f, Y), state_names=f.state_names,
+            titles=["true belief of this factor", f"probed from {layer}"],
+            suptitle=f"factor {k}: {process_title(f.name, f.params)}: held-out MSE {res['mse_heldout_contexts']:.3g} "
+                     f"(shuffled {res['mse_shuffled']:.3g})")
+    figs = save_figures(cfg, run_dir, draws)
+
+    rows = [[f"factor {r['factor']}: {r['process']}", _n(r["r2_heldout_contexts"]), _n(r["mse_heldout_contexts"]),
+             _n(r["mse_shuffled"]), _n(r["untrained"]["mse_heldout_contexts"])] for r in final["factors"]]
+    rows.append(["joint belief", _n(final["joint_probe"]["r2_heldout_contexts"]),
+                 _n(final["joint_probe"]["mse_heldout_contexts"]), _n(final["joint_probe"]["mse_shuffled"]), "–"])
+    comp = final["components"]
+    angle_text = "; ".join(f"factors {pair}: {min(a):.1f}°–{max(a):.1f}°" for pair, a in final["principal_angles"].items())
+    tables = (
+        (f"Factored geometry: dimension of {layer}", ["measure", "value"],
+         [["joint-belief dimension, prod(d_k) - 1", str(dim_joint)],
+          ["factored dimension, sum(d_k - 1)", str(dim_factored)],
+          *[[f"components for {q} of the variance", str(k)] for q, k in comp.items()],
+          ["participation ratio", _n(final["participation_ratio"])],
+          ["effective rank", _n(final["effective_rank"])],
+          ["the true joint beliefs: components for 0.95", str(truth["components"].get("0.95", "–"))]],
+         f"Over the {data.n_rows:,} distinct contexts ({settings.weighting} weights); d_k = "
+         f"{ranks} (each factor's belief rank). Principal angles between the factors' belief subspaces: "
+         f"{angle_text}."),
+        ("Factored geometry: per-factor probes", ["target", "R² held out (contexts)", "MSE held out",
+                                                  "MSE shuffled", "MSE held out, untrained"], rows,
+         f"Linear probes from {layer} onto each factor's belief (its marginal) and onto the joint belief; "
+         "context-disjoint held-out splits as in probe.json."),
+    )
+    captions = {
+        "factored_variance": "Cumulative explained variance of the activations over the distinct contexts at each "
+                             "checkpoint (light to dark) and at the end, against the number of principal components; "
+                             "the dashed lines mark the factored dimension sum(d_k - 1) and the joint dimension "
+                             "prod(d_k) - 1; grey: the untrained model; dotted: the true joint beliefs.",
+        **{f"factor_{k}_beliefs": f"Factor {k}'s belief (its marginal of the joint belief) and its linear probe "
+                                  f"from {layer}." for k in range(len(factors))},
+    }
+    headline = {"dim_joint": dim_joint, "dim_factored": dim_factored, "components": comp,
+                "true_joint_components": truth["components"],
+                "participation_ratio": final["participation_ratio"],
+                "min_principal_angle": min((min(a) for a in final["principal_angles"].values()), default=None),
+                "factor_r2_heldout_contexts": [r["r2_heldout_contexts"] for r in final["factors"]],
+                "min_factor_r2_heldout_contexts": min(r["r2_heldout_contexts"] for r in final["factors"])}
+    return StudyOutput(name="factored", json_file="factored.json", figures=tuple(figs), captions=captions,
+                       tables=tables, headline=headline)
+
+
+def _n(value: Any) -> str:
+    return "–" if value is None else f"{value:.4g}"

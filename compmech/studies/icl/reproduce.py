@@ -1,0 +1,155 @@
+"""`compmech reproduce --only icl`: the in-context learning study end to end, with its tables and figures.
+
+Runs ``experiments/icl_mess3.toml`` (three Mess3 settings, one per sequence, context 32) and
+``experiments/icl_markov.toml`` (random Markov chains, k = 3, context 64), each with ``[studies.icl]`` (a finished
+run is reused), then writes into the output directory ``icl.md`` and ``icl.json``: the fitted
+exponents and rates of the excess loss for the theory and the model, the issue's targets (the model within 2%
+of the optimum at every position with >= 4 tokens seen; below the best never-inferring predictor early; the
+source posterior decodable, held-out R² >= 0.9 at positions with >= 8 tokens seen), the posterior probes by
+layer and the losses at a few positions; and copies the study's figures beside them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from compmech.runs.files import copy_atomic, write_json_atomic, write_text_atomic
+from compmech.runs.settings import quick_steps
+from compmech.runs.summary import read_summary
+from compmech.studies.base import Runner
+
+#: The study's runs: run directory name = shipped config name -> label in the tables.
+RUNS: dict[str, str] = {
+    "icl_mess3": "three Mess3 settings, one per sequence (experiments/icl_mess3.toml)",
+    "icl_markov": "random Markov chains, k = 3, a Dirichlet(1) prior on each row (experiments/icl_markov.toml)",
+}
+#: ``--quick``: this fraction of the config's steps, and smaller probe and evaluation samples.
+QUICK_FRACTION = 0.1
+QUICK_OVERRIDES = {"data.probe_sequences": 2000, "studies.icl.probe_sequences": 1000,
+                   "studies.icl.eval_sequences": 2000, "studies.icl.n_repeats": 1}
+FIGURES = ("icl_loss", "icl_training", "icl_probe")
+
+
+def row(label: str, run_dir: Path) -> dict[str, Any]:
+    """The numbers of one finished run, from its icl.json and summary.json."""
+    d = json.loads((run_dir / "icl.json").read_text())
+    summary = read_summary(run_dir)
+    t = d["targets"]
+    best = d["best_layer"]
+    key8 = next(k for k in t if k.startswith("posterior_min_r2_heldout_contexts_seen_ge_"))
+    gap_key = next(k for k in t if k.startswith("max_relative_gap_seen_ge_"))
+    return {
+        "run": label, "run_dir": str(run_dir), "tokens": summary.tokens, "wall_seconds": summary.wall_seconds,
+        "theory_method": d["theory"]["method"], "theory_samples": d["theory"]["n_samples"],
+        "fits": d["fits"], "seen": d["seen"],
+        "optimal": d["optimal_loss_by_position"], "optimal_se": d["optimal_loss_by_position_se"],
+        "known_source": d["known_source_loss_by_position"],
+        "best_fixed_source": d["best_fixed_source"],
+        "best_fixed_source_loss": d["fixed_source_loss_by_position"][d["fixed_source_labels"].index(d["best_fixed_source"])],
+        "model": d["model_loss_by_position"], "model_se": d["model_loss_by_position_se"],
+        "relative_gap": d["model_relative_gap_by_position"], "relative_gap_se": d["model_relative_gap_by_position_se"],
+        "max_relative_gap": t[gap_key], "gap_min_seen": int(gap_key.rsplit("_", 1)[-1]),
+        "within_2_percent": t["within_2_percent"],
+        "model_below_best_fixed_source_early": t["model_below_best_fixed_source_early"],
+        "early_seen": t["early_seen"], "model_loss_early": t["model_loss_early"],
+        "best_fixed_source_loss_early": t["best_fixed_source_loss_early"],
+        "best_layer": best, "posterior_min_r2_seen_ge": int(key8.rsplit("_", 1)[-1]),
+        "posterior_min_r2_heldout_contexts": t[key8],
+        "posterior": {name: {"r2_heldout_contexts": p["r2_heldout_contexts"],
+                             "min_r2_heldout_contexts": p[key8.replace("posterior_", "")],
+                             "r2_shuffled": p["pooled"]["r2_shuffled"],
+                             "untrained_r2_heldout_contexts": p["untrained"]["r2_heldout_contexts"],
+                             "belief_r2_heldout_contexts": d["belief_probe"][name]["r2_heldout_contexts"]}
+                      for name, p in d["posterior_probe"].items()},
+        "transition": d["transition"],
+        "induction_max": (None if not d.get("induction") else
+                          max(max(v["all"]["score"]) for v in d["induction"].values())),
+        "induction_baseline": (None if not d.get("induction") else
+                               next(iter(d["induction"].values()))["all"]["baseline"]),
+    }
+
+
+def _v(x: Any, fmt: str = ".4g") -> str:
+    return "–" if x is None else format(x, fmt)
+
+
+def _fit(f: dict | None) -> str:
+    return "–" if f is None else f"{f['rate']:.3g} ± {f['rate_se']:.2g} (rmse ln {f['rmse_log']:.3g})"
+
+
+def format_markdown(rows: list[dict[str, Any]], quick: bool) -> str:
+    """The tables: the fits, the targets, the probes by layer and the losses at a few positions."""
+    lines = [f"# In-context learning ({'quick' if quick else 'full'} budget)", ""]
+    for r in rows:
+        lines += [f"## {r['run']}", "",
+                  f"{r['tokens']:.3g} tokens trained; theory: {r['theory_method']}"
+                  + (f" ({r['theory_samples']:,} sampled words)" if r["theory_samples"] else "")
+                  + (f"; {r['wall_seconds']:.0f} s" if r.get("wall_seconds") else "") + ".", "",
+                  "| excess loss of | power law a n^-b: b | exponential a exp(-n/tau): tau (tokens) | better |",
+                  "|---|---|---|---|"]
+        for who in ("theory", "model"):
+            f = r["fits"][who]
+            lines.append(f"| {who} | {_fit(f['power_law'])} | {_fit(f['exponential'])} | {f['better'] or '–'} |")
+        lines += ["", f"Excess = loss minus the told-the-source loss; {r['fits']['theory']['note']}.", "",
+                  "| target | measured | met |", "|---|---|---|",
+                  f"| model within 2% of the optimum at every position with >= {r['gap_min_seen']} tokens seen "
+                  f"| max (model - optimal) / optimal = {100 * r['max_relative_gap']:.3f}% | "
+                  f"{'yes' if r['within_2_percent'] else 'no'} |",
+                  f"| model below the best baseline predictor ({r['best_fixed_source']}) at "
+                  f"{', '.join(map(str, r['early_seen']))} tokens seen | model "
+                  f"{', '.join(f'{x:.4f}' for x in r['model_loss_early'])} vs "
+                  f"{', '.join(f'{x:.4f}' for x in r['best_fixed_source_loss_early'])} nats | "
+                  f"{'yes' if r['model_below_best_fixed_source_early'] else 'no'} |",
+                  f"| source posterior decodable: held-out R² >= 0.9 at every position with >= "
+                  f"{r['posterior_min_r2_seen_ge']} tokens seen, best layer ({r['best_layer']}) | min R² "
+                  f"{_v(r['posterior_min_r2_heldout_contexts'], '.3f')}, shuffled "
+                  f"{_v(r['posterior'][r['best_layer']]['r2_shuffled'], '.3f')} | "
+                  f"{'yes' if (r['posterior_min_r2_heldout_contexts'] or 0) >= 0.9 else 'no'} |",
+                  "", "| layer | posterior R² held out (pooled) | min over positions | shuffled | untrained | "
+                  "belief R² held out |", "|---|---:|---:|---:|---:|---:|"]
+        for name, p in r["posterior"].items():
+            lines.append(f"| {name} | {_v(p['r2_heldout_contexts'], '.3f')} | {_v(p['min_r2_heldout_contexts'], '.3f')} "
+                         f"| {_v(p['r2_shuffled'], '.3f')} | {_v(p['untrained_r2_heldout_contexts'], '.3f')} | "
+                         f"{_v(p['belief_r2_heldout_contexts'], '.3f')} |")
+        lines += ["", "| tokens seen | optimal | told the source | baseline (best) | model | model over optimal |",
+                  "|---:|---:|---:|---:|---:|---:|"]
+        for i, s in enumerate(r["seen"]):
+            if s in (0, 1, 2, 3, 4, 8, 16, 32, 64) or i == len(r["seen"]) - 1:
+                lines.append(f"| {s} | {r['optimal'][i]:.4f} ± {r['optimal_se'][i]:.4f} | {r['known_source'][i]:.4f} | "
+                             f"{r['best_fixed_source_loss'][i]:.4f} | {r['model'][i]:.4f} ± {r['model_se'][i]:.4f} | "
+                             f"{100 * r['relative_gap'][i]:.3f} ± {100 * r['relative_gap_se'][i]:.3f}% |")
+        tr = r["transition"]
+        if tr is not None:
+            lines += ["", f"Over training: the model's in-context gain / the optimum's at "
+                      + ", ".join(f"{t:.3g}: {f:.2f}" for t, f in zip(tr["tokens"], tr["icl_fraction"]))
+                      + f" tokens -> {tr['kind']} ({tr['rule']})."]
+        if r["induction_max"] is not None:
+            lines += [f"Largest induction score of a head (every earlier occurrence): {r['induction_max']:.3f} "
+                      f"(uniform attention: {r['induction_baseline']:.3f})."]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def reproduce(out_root: Path, runner: Runner) -> str:
+    """Run both configs (reusing finished runs), write icl.md / icl.json, copy the figures; return the Markdown."""
+    out_root = Path(out_root)
+    rows = []
+    for name, label in RUNS.items():
+        path = runner.config_path(name)
+        cfg = runner.load(path)
+        if runner.quick:
+            cfg = runner.load(path, {"training.steps": quick_steps(cfg.training, QUICK_FRACTION), **QUICK_OVERRIDES})
+        run_dir = out_root / name
+        runner.say(f"== icl: {path} ({cfg.training['steps']} steps) -> {run_dir}")
+        runner.run(cfg, run_dir)
+        rows.append(row(label, run_dir))
+        for fig in FIGURES:
+            src = run_dir / "figures" / f"{fig}.png"
+            if src.is_file():
+                copy_atomic(src, out_root / f"{name}_{fig}.png")
+    markdown = format_markdown(rows, runner.quick)
+    write_json_atomic(out_root / "icl.json", {"quick": runner.quick, "rows": rows})
+    write_text_atomic(out_root / "icl.md", markdown)
+    return markdown

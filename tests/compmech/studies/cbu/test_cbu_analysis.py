@@ -1,0 +1,126 @@
+"""The constrained-belief-update study: [studies.cbu] on a tiny product run writes cbu.json, its figure, report
+tables and summary headline; bad configs are config errors; the reproduce table reads the run."""
+
+import json
+
+import pytest
+
+from compmech.runs.cli import main
+from compmech.runs.config import ConfigError, config_from_dict, load_config
+from compmech.runs.experiment import plan_run
+from compmech.studies.cbu.analysis import match_heads
+from compmech.studies.cbu.theory import HeadPrediction
+from probes.attention import DecayFit
+
+# lambda = (0.7, 0.3): two predicted heads; context 3 over 9 tokens = 729 strings
+CONFIG = """
+name = "tiny_cbu"
+seed = 1
+[process]
+kind = "product"
+[[process.components]]
+name = "mess3"
+params = { x = 0.1, alpha = 0.85 }
+[[process.components]]
+name = "mess3"
+params = { x = 0.23333333333333334, alpha = 0.85 }
+[model]
+context_length = 4
+n_layers = 1
+d_model = 16
+n_heads = 3
+d_head = 4
+d_mlp = 32
+layer_norm = false
+[training]
+steps = 100
+batch_size = 32
+learning_rate = 1e-2
+warmup_steps = 10
+steps_per_call = 50
+eval_every = 100
+checkpoint_every = 100
+[probe]
+n_repeats = 1
+[figures]
+dpi = 40
+[studies.cbu]
+n_repeats = 1
+"""
+
+
+@pytest.fixture(scope="module")
+def cbu_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    (root / "c.toml").write_text(CONFIG)
+    assert main(["run", str(root / "c.toml"), "--out", str(root / "run"), "--no-progress"]) == 0
+    return root / "run"
+
+
+def test_cbu_json_has_the_issues_keys_and_the_predictions(cbu_run):
+    d = json.loads((cbu_run / "cbu.json").read_text())
+    assert d["predicted_head_count"] == 2 and d["n_heads"] == 3
+    assert [p["rate"] for p in d["predicted_heads"]] == pytest.approx([0.7, 0.3])
+    assert 0 <= d["observed_head_count"] <= 3
+    assert sum(len(g) for g in d["observed_rate_groups"]) == d["observed_head_count"]
+    assert [(h["layer"], h["head"]) for h in d["heads"]] == [(0, 0), (0, 1), (0, 2)]
+    for h in d["heads"]:
+        assert {"predicted_lambda", "fitted_lambda", "r2", "parity_rate", "parity_r2", "clean_decay",
+                "ov_update_cosine"} <= set(h)
+        assert h["fitted_lambda"] > 0 and h["r2"] <= 1 + 1e-9
+        assert len(h["ov_update_cosine"]) == 9 and all(-1 - 1e-9 <= c <= 1 + 1e-9 for c in h["ov_update_cosine"])
+    # every matched head carries one of the predictions; the rest none
+    matched = [h for h in d["heads"] if h["predicted_lambda"] is not None]
+    assert len(matched) == sum(m is not None for m in d["matched_heads"]) <= 2
+    # the joint spectrum holds the products of the factors' eigenvalues; each factor its own
+    vals = sorted(round(c["eigenvalue"], 6) for c in d["spectrum"]["components"])
+    assert vals == pytest.approx([0.21, 0.3, 0.7, 1.0])
+    for layer in ("blocks.0.hook_resid_mid", "block_1"):
+        for target in ("constrained", "beliefs"):
+            r = d["probes"][layer][target]
+            assert r["mse_heldout_contexts"] is not None and r["mse_shuffled"] > 0
+    # even this tiny model's stream holds the factors' beliefs far better than the shuffled control
+    assert d["probes"]["block_1"]["beliefs"]["mse_heldout_contexts"] < 0.5 * d["probes"]["block_1"]["beliefs"]["mse_shuffled"]
+    mean = d["mean_attention"][0]  # [H, T, T], rows sum to 1
+    assert all(abs(sum(row) - 1) < 1e-4 for head in mean for row in head)
+    summary = json.loads((cbu_run / "summary.json").read_text())
+    head = summary["studies"]["cbu"]
+    assert head["json"] == "cbu.json" and head["predicted_head_count"] == 2
+    assert "figures/cbu.png" in summary["figures"] and (cbu_run / "figures" / "cbu.png").stat().st_size > 0
+    html = (cbu_run / "report.html").read_text()
+    assert "Constrained belief update: attention heads" in html
+
+
+def test_the_reproduce_table_reads_each_runs_cbu_json(cbu_run):
+    from compmech.studies.cbu.reproduce import format_markdown, row
+
+    r = row("tiny", cbu_run)
+    assert r["predicted_head_count"] == 2 and len(r["heads"]) == 3
+    text = format_markdown([r], quick=True)
+    assert "| tiny | " in text
+    assert f"| 2 / {r['observed_head_count']} (3) / {r['observed_rate_groups']} |" in text
+
+
+def test_matching_takes_the_closest_clean_head_and_skips_unclean_ones():
+    def fit(rate, r2):
+        return DecayFit(rate, r2, rate, 0.0, r2, 10, 4)
+
+    preds = [HeadPrediction(0.7, 0.7, "all", 0.5, (0,)), HeadPrediction(0.3, 0.3, "all", 0.5, (1,))]
+    fits = [fit(0.32, 0.99), fit(0.69, 0.5), fit(0.6, 0.99), fit(0.99, 0.99)]
+    assert match_heads(preds, fits, 0.9, 0.95) == [2, 0]  # head 1 is not clean, head 3 does not decay
+    assert match_heads(preds, fits[:1], 0.9, 0.95) == [0, None]
+
+
+def test_bad_cbu_configs_are_config_errors(tmp_path):
+    (tmp_path / "c.toml").write_text(CONFIG)
+    raw = load_config(tmp_path / "c.toml").to_dict()
+    with pytest.raises(ConfigError, match=r"\[studies.cbu\] unknown key 'rate'"):
+        config_from_dict({**raw, "studies": {"cbu": {"rate": 0.5}}})
+    with pytest.raises(ConfigError, match="r2_min must be a number in"):
+        config_from_dict({**raw, "studies": {"cbu": {"r2_min": 2}}})
+    lstm = config_from_dict({**raw, "model": {"kind": "lstm", "context_length": 4}})
+    with pytest.raises(ConfigError, match="needs \\[model\\] kind = \"transformer\""):
+        plan_run(lstm, tmp_path / "x")
+    mix = config_from_dict({**raw, "process": {"kind": "mixture", "components": [{"name": "mess3"}, {"name": "mess3"}]}})
+    with pytest.raises(ConfigError, match="one process or kind = \"product\""):
+        plan_run(mix, tmp_path / "y")
