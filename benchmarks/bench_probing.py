@@ -3,7 +3,7 @@ training-evolution refit per checkpoint (activations, rows, probe of one layer),
 of the config (the time does not depend on training). Also prints the headline layer's probe numbers
 and the process's peak resident memory.
 
-Run: python benchmarks/bench_probing.py [--config experiments/mess3.toml] [--checkpoints 3]
+Run: python benchmarks/bench_probing.py [--config compmech/experiments/mess3.toml] [--checkpoints 3]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from probes import CONTEXT_TEST_FRACTION, probe_layers, probe_targets
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--config", default="experiments/mess3.toml")
+    ap.add_argument("--config", default="compmech/experiments/mess3.toml")
     ap.add_argument("--checkpoints", type=int, default=3, help="evolution refits to time")
     args = ap.parse_args()
     cfg = load_config(args.config)

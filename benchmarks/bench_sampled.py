@@ -5,7 +5,7 @@ shuffled control) on an untrained model of the config (the time does not depend 
 Prints rows probed per second and the peak memory (the process's maximum resident set, and the Python
 allocations' peak during the phase from tracemalloc).
 
-Run: python benchmarks/bench_sampled.py [--config experiments/mess3_long.toml] [--sequences 5000]
+Run: python benchmarks/bench_sampled.py [--config compmech/experiments/mess3_long.toml] [--sequences 5000]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from predictive_models.transformer import init_params
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--config", default="experiments/mess3_long.toml")
+    ap.add_argument("--config", default="compmech/experiments/mess3_long.toml")
     ap.add_argument("--sequences", type=int, default=None, help="probe sequences (default: the config's)")
     args = ap.parse_args()
     overrides = {"data.regime": "sampled"}

@@ -9,10 +9,16 @@ never imports JAX unless a command needs it.
 """
 
 import importlib
+import importlib.metadata
 
 # Imported now, not lazily: the function `mixed_states` shares its name with its module, and only an
 # eager import keeps the package attribute bound to the function (NumPy only, no JAX: cheap).
 from compmech.mixed_states import MixedStates, WordLevel, belief_trajectories, mixed_states
+
+try:
+    __version__ = importlib.metadata.version("compmech")  # the installed distribution's (pyproject.toml's) version
+except importlib.metadata.PackageNotFoundError:  # imported from a checkout that was never installed
+    __version__ = "unknown (not installed)"
 
 _LAZY = {
     "compmech.fractal": ("DimensionEstimate", "LyapunovSpectrum", "box_counting_dimension", "chaos_game",
@@ -28,7 +34,7 @@ _LAZY = {
 }
 _MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
 
-__all__ = sorted([*_MODULE_OF, "MixedStates", "WordLevel", "belief_trajectories", "mixed_states"])
+__all__ = sorted([*_MODULE_OF, "MixedStates", "WordLevel", "__version__", "belief_trajectories", "mixed_states"])
 
 
 def __getattr__(name: str):

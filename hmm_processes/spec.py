@@ -1,6 +1,6 @@
 """Processes from TOML spec files: tokens, states and one labelled transition matrix per token.
 
-A spec file (see ``examples/processes/golden_mean.toml``)::
+A spec file (see ``compmech/experiments/processes/golden_mean.toml``)::
 
     name = "my_golden_mean"          # optional; default: the file name without .toml
     kind = "hmm"                     # optional: "hmm" (default) or "ghmm" (entries may be negative)

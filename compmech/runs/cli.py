@@ -8,6 +8,7 @@ import importlib
 import os
 import sys
 
+import compmech
 from compmech.runs.compiles import enable_persistent_cache
 from compmech.runs.distributed import initialize_from_environment
 
@@ -24,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
               "run one config over a grid of values of its keys (one run per point) and tabulate the results"),
     "report": ("compmech.runs.report", "add_report_command",
                "write a run's results as one self-contained HTML page (RUN/report.html)"),
+    "configs": ("compmech.runs.shipped", "add_configs_command",
+                "list the experiment configs and process specs that ship with compmech"),
     "processes": ("compmech.runs.theory_commands", "add_theory_commands",
                   "list every named process with its parameters and defaults"),
     "info": ("compmech.runs.theory_commands", "add_theory_commands",
@@ -37,6 +40,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The CLI's parser: every command in full (``command=None``), or only ``command``'s module
     imported and the other commands listed by name and help (what `main` uses, to start fast)."""
     parser = argparse.ArgumentParser(prog="compmech", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"compmech {compmech.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module, adder, _) in COMMANDS.items():
         if (command is None or name == command) and name not in sub.choices:

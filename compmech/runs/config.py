@@ -13,20 +13,20 @@ from typing import Any, Mapping
 
 import predictive_models  # a lazy package (PEP 562): JAX is imported only when a model config is built
 from compmech import studies
+from compmech.runs import shipped
 from compmech.runs.errors import ConfigError
 from compmech.runs.settings import (FAMILY_KINDS, MAX_DPI, PROCESS_KINDS, RANDOM_MARKOV_KEYS, REGIMES, WEIGHTS_ATOL,
                                     DataSettings, ExperimentConfig, FigureSettings, ProbeSettings, ProcessSettings,
                                     process_settings, quick_steps, set_dotted)
 from compmech.runs.toml_io import read_toml
 
-__all__ = ["DEFAULT_CONFIG", "FAMILY_KINDS", "MAX_DPI", "PROCESS_KINDS", "RANDOM_MARKOV_KEYS", "REGIMES", "REPO_ROOT",
+__all__ = ["DEFAULT_CONFIG", "FAMILY_KINDS", "MAX_DPI", "PROCESS_KINDS", "RANDOM_MARKOV_KEYS", "REGIMES",
            "WEIGHTS_ATOL", "ConfigError", "DataSettings", "ExperimentConfig", "FigureSettings", "ProbeSettings",
            "ProcessSettings", "config_from_dict", "load_config", "process_settings", "quick_steps", "read_toml",
            "set_dotted"]
 
-#: Where `compmech run` looks for its default experiment.
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CONFIG = REPO_ROOT / "experiments" / "mess3.toml"
+#: The config `compmech run` runs when given none (`compmech.runs.shipped`: the shipped configs).
+DEFAULT_CONFIG = shipped.config_path(shipped.DEFAULT_NAME)
 
 
 _TOP_KEYS = {"name", "seed", "process", "data", "model", "training", "probe", "figures", "studies"}

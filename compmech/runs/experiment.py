@@ -26,6 +26,7 @@ from compmech.runs.compiles import CompileCount, CompileStats
 from compmech.runs.config import ConfigError, ExperimentConfig, read_toml
 from compmech.runs.contexts import ContextSet
 from compmech.runs.distributed import is_lead_process
+from compmech.runs.environment import run_environment
 from compmech.runs.errors import RunDirError
 from compmech.runs.files import (is_complete, mark_complete, mark_unfinished, remove_stale_temp_files, write_bytes_atomic,
                                  write_json_atomic, write_text_atomic)
@@ -311,7 +312,7 @@ def _summary(plan: RunPlan, result: predictive_models.TrainResult, floor: sample
         memory_estimate_bytes=plan.memory.peak, phase_seconds=dict(times.seconds), wall_seconds=wall_seconds,
         train_wall_seconds=result.wall_seconds,
         train_elapsed_seconds=float(result.final.get("elapsed_s", result.wall_seconds)),
-        compiles=compiles.to_json())
+        compiles=compiles.to_json(), environment=run_environment())
 
 
 def evaluation_set(plan: RunPlan, *, progress: bool = True, times: PhaseTimes | None = None

@@ -16,18 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from compmech import studies
-from compmech.runs.config import REPO_ROOT, ConfigError, ExperimentConfig, config_from_dict, load_config, quick_steps
-from compmech.runs.experiment import finished_summary, plan_run, run_experiment, run_or_reuse
+from compmech.runs import shipped
+from compmech.runs.config import ConfigError, ExperimentConfig, config_from_dict, load_config, quick_steps
+from compmech.runs import experiment  # as a module: tests swap experiment.run_experiment for a stub
 from compmech.runs.files import write_json_atomic, write_text_atomic
 from compmech.runs.paper import PAPER_RESULTS
 from compmech.runs.summary import RunSummary
 from compmech.runs.sweep import load_sweep, run_sweep
 from compmech.studies import SweepPointRun
 
-#: Where the shipped experiment configs live.
-CONFIG_DIR = REPO_ROOT / "experiments"
 #: The paper's experiments (Z1R is a bonus with no paper numbers), in the order they run.
-EXPERIMENTS: dict[str, Path] = {name: CONFIG_DIR / f"{name}.toml" for name in ("mess3", "rrxor", "z1r")}
+EXPERIMENTS: dict[str, Path] = {name: shipped.config_path(name) for name in ("mess3", "rrxor", "z1r")}
 
 
 @dataclass
@@ -45,7 +44,7 @@ class ReproduceRunner:
         return f"compmech reproduce{' --quick' if self.quick else ''} --only {self.study}"
 
     def config_path(self, name: str) -> Path:
-        return CONFIG_DIR / f"{name}.toml"
+        return shipped.config_path(name)
 
     def load(self, path: Path, overrides: Mapping[str, Any] | None = None) -> ExperimentConfig:
         return load_config(path, overrides)
@@ -54,13 +53,13 @@ class ReproduceRunner:
         return config_from_dict(raw, source=source)
 
     def check(self, cfg: ExperimentConfig, run_dir: Path) -> None:
-        plan_run(cfg, run_dir)
+        experiment.plan_run(cfg, run_dir)
 
     def finished(self, cfg: ExperimentConfig, run_dir: Path) -> RunSummary | None:
-        return finished_summary(cfg, run_dir)
+        return experiment.finished_summary(cfg, run_dir)
 
     def run(self, cfg: ExperimentConfig, run_dir: Path) -> RunSummary:
-        return run_or_reuse(cfg, run_dir, progress=self.progress, command=self.command)
+        return experiment.run_or_reuse(cfg, run_dir, progress=self.progress, command=self.command)
 
     def sweep(self, path: Path, out_dir: Path) -> list[SweepPointRun]:
         sweep = load_sweep(path, quick=self.quick)
@@ -156,11 +155,11 @@ def reproduce(out_root: Path, *, quick: bool = False, only: list[str] | None = N
         if progress:
             print(f"== {name}: {experiments[name]} ({cfg.training['steps']} steps)", file=sys.stderr, flush=True)
         run_dir = out_root / name
-        summary = finished_summary(cfg, run_dir)  # a finished run (completion mark) of this config is reused
+        summary = experiment.finished_summary(cfg, run_dir)  # a finished run (completion mark) of this config is reused
         if summary is not None and progress:
             print(f"   {run_dir} is finished already: its results are reused", file=sys.stderr, flush=True)
         if summary is None:
-            summary = run_experiment(cfg, run_dir, progress=progress,
+            summary = experiment.run_experiment(cfg, run_dir, progress=progress,
                                      command=f"compmech reproduce{' --quick' if quick else ''} --only {name}")
         probe = json.loads((run_dir / "probe.json").read_text())
         rows += comparison_rows(name, summary, probe)

@@ -78,6 +78,8 @@ class RunSummary:
     # trained together, their shared step's time)
     train_elapsed_seconds: float | None = None
     compiles: dict[str, Any] = field(default_factory=dict)  # XLA programs compiled or loaded (compmech.runs.compiles)
+    # where it ran: compmech and library versions, the CPU, XLA flags, devices (compmech.runs.environment)
+    environment: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """summary.json's content, in field order."""
@@ -112,7 +114,7 @@ _JSON_ORDER = ("name", "process", "source", "command", "cwd", "model", "steps", 
                "relative_loss", "relative_loss_stderr", "relative_loss_paired", "regime", "regime_sizes", "probe_layer",
                "probe", "probe_untrained", "probe_mse_by_layer", "analysis_layer", "geometry", "evolution", "paper",
                "figures", "studies", "memory_estimate_bytes", "phase_seconds", "wall_seconds", "train_wall_seconds",
-               "train_elapsed_seconds", "compiles")
+               "train_elapsed_seconds", "compiles", "environment")
 
 
 def read_summary(run_dir: str | Path) -> RunSummary:

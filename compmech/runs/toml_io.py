@@ -14,7 +14,8 @@ from compmech.runs.errors import ConfigError
 
 def read_toml(path: Path, what: str = "config") -> dict[str, Any]:
     """Parse a TOML file; every way it can fail is one `ConfigError` naming the file and the fix."""
-    hint = "pass the path of a TOML experiment config, e.g. experiments/mess3.toml"
+    hint = ("pass the path of a TOML experiment config, or the name of a shipped one (compmech configs lists them), "
+            "e.g. compmech run mess3")
     try:
         text = path.read_bytes().decode("utf-8")
         return tomllib.loads(text)

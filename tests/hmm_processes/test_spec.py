@@ -10,7 +10,7 @@ import pytest
 import hmm_processes as hp
 from hmm_processes import GeneralizedHMM, ProcessError, load_spec
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "processes"
+EXAMPLES = Path(__file__).resolve().parents[2] / "compmech" / "experiments" / "processes"
 
 GOOD = '''
 name = "gm"

@@ -42,7 +42,7 @@ def test_help_lists_every_command(capsys):
 
 
 def test_override_runs_get_their_own_directory(tmp_path, monkeypatch):
-    import compmech.runs.experiment as experiment
+    import compmech.runs.run_command as run_command
 
     seen = {}
 
@@ -50,13 +50,38 @@ def test_override_runs_get_their_own_directory(tmp_path, monkeypatch):
         seen["out"], seen["steps"], seen["seed"] = out, cfg.training["steps"], cfg.seed
         raise ValueError("stop here")
 
-    monkeypatch.setattr(experiment, "run_experiment", fake_run)
-    assert cli.main(["run", str(ROOT / "experiments" / "mess3.toml"), "--steps", "5000"]) == 2
+    monkeypatch.setattr(run_command, "run_experiment", fake_run)
+    assert cli.main(["run", str(ROOT / "compmech" / "experiments" / "mess3.toml"), "--steps", "5000"]) == 2
     assert seen == {"out": Path("runs/mess3-steps5000"), "steps": 5000, "seed": 0}
     assert cli.main(["run", "--steps", "5000", "--seed", "4"]) == 2
     assert seen["out"] == Path("runs/mess3-steps5000-seed4")
     assert cli.main(["run"]) == 2 and seen["out"] == Path("runs/mess3")
     assert cli.main(["run", "--seed", "4", "--out", str(tmp_path)]) == 2 and seen["out"] == tmp_path
+    # a shipped config by name, and --set overrides (the directory's name records them)
+    assert cli.main(["run", "mess3", "--set", "model.d_model=32", "--set", "training.schedule=constant"]) == 2
+    assert seen["out"] == Path("runs/mess3-d_model32-scheduleconstant")
+    assert cli.main(["run", "mess9"]) == 2  # no such shipped config, and no such file
+
+
+def test_bad_overrides_are_one_line_errors(capsys):
+    assert cli.main(["run", "mess3", "--set", "model.d_model"]) == 2
+    assert "--set 'model.d_model': write KEY=VALUE" in capsys.readouterr().err
+    assert cli.main(["run", "mess3", "--set", "model.d_modle=3"]) == 2
+    assert "unknown key [model] 'd_modle'" in capsys.readouterr().err
+    assert cli.main(["run", "mess9"]) == 2
+    assert "no shipped config named 'mess9'" in capsys.readouterr().err
+
+
+def test_version_and_the_shipped_configs(capsys):
+    import compmech
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"compmech {compmech.__version__}"
+    assert cli.main(["configs"]) == 0
+    out = capsys.readouterr().out
+    for name in ("mess3", "rrxor", "icl_mess3", "sweep_mess3_seeds", "architectures", "golden_mean"):
+        assert f"  {name} " in out
 
 
 def test_the_full_parser_has_every_command_s_arguments():

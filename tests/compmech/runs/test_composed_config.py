@@ -16,7 +16,7 @@ from compmech.runs.processes import build_process
 from hmm_processes import ProcessError
 
 ROOT = Path(__file__).parents[3]
-GOLDEN = ROOT / "examples" / "processes" / "golden_mean.toml"
+GOLDEN = ROOT / "compmech" / "experiments" / "processes" / "golden_mean.toml"
 
 MIXTURE = '''
 [process]

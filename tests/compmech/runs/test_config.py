@@ -62,7 +62,7 @@ def test_a_config_can_name_a_spec_file_relative_to_itself(tmp_path):
     from compmech.runs.processes import build_process
     from hmm_processes import ProcessError, golden_mean
 
-    spec_src = Path(__file__).parents[3] / "examples" / "processes" / "golden_mean.toml"
+    spec_src = Path(__file__).parents[3] / "compmech" / "experiments" / "processes" / "golden_mean.toml"
     (tmp_path / "procs").mkdir()
     (tmp_path / "procs" / "gm.toml").write_text(spec_src.read_text())
     cfg_path = tmp_path / "exp.toml"

@@ -50,7 +50,7 @@ def test_absurd_sizes_are_refused_with_the_estimate(tmp_path, capsys, replace, n
 
 
 def test_memory_estimate_of_the_paper_run_and_the_refusal_message():
-    cfg = load_config(Path(__file__).parents[3] / "experiments" / "mess3.toml")
+    cfg = load_config(Path(__file__).parents[3] / "compmech" / "experiments" / "mess3.toml")
     est = estimate_memory(cfg.model, cfg.training, num_states=3, vocab_size=3)
     assert est.n_strings == 3**10
     # the 88,572 distinct prefixes x 64 dims x 6 layers x float32 (136 MB; the concatenation is read a chunk at a

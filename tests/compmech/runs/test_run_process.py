@@ -43,7 +43,7 @@ def test_a_spec_run_is_self_contained_and_its_config_reruns_from_anywhere(tmp_pa
 
     (tmp_path / "procs").mkdir()
     spec = tmp_path / "procs" / "gm.toml"
-    spec.write_text((ROOT / "examples" / "processes" / "golden_mean.toml").read_text())
+    spec.write_text((ROOT / "compmech" / "experiments" / "processes" / "golden_mean.toml").read_text())
     cfg_path = tmp_path / "exp.toml"
     cfg_path.write_text('name = "gm"\n' + SMALL.format(process='spec = "procs/gm.toml"'))
     first = tmp_path / "first"

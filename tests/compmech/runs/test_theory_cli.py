@@ -11,7 +11,7 @@ import pytest
 import hmm_processes as hp
 from compmech.runs.theory_commands import add_theory_commands, parse_params, resolve_process, simplex_coordinates
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "processes" / "golden_mean.toml"
+EXAMPLE = Path(__file__).resolve().parents[3] / "compmech" / "experiments" / "processes" / "golden_mean.toml"
 
 
 def run(argv: list[str]) -> int:
