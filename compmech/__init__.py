@@ -31,6 +31,7 @@ _LAZY = {
     "compmech.msp": ("MSP", "InfiniteMSPError", "build_msp", "finite_msp"),
     "compmech.streaming": ("StreamResult", "iter_levels", "stream_entropies"),
     "compmech.runs.run_dir": ("ProbeFit", "Run", "RunDirError", "load_run"),
+    "compmech.runs.api": ("run", "sweep", "reproduce"),
 }
 _MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
 

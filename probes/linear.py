@@ -214,6 +214,13 @@ class LinearProbe:
         self.fit_intercept = fit_intercept
         self.rcond = rcond
 
+    def __repr__(self) -> str:
+        head = f"LinearProbe(fit_intercept={self.fit_intercept}, rcond={self.rcond})"
+        if not hasattr(self, "coef_"):
+            return head + " (not fitted)"
+        d, k = self.coef_.shape
+        return head + f": fitted, {d} features -> {k} targets, rank {self.rank_}"
+
     def fit(self, X, Y, sample_weight=None) -> "LinearProbe":
         """Fit on X [n, d] (float32 kept as is) and Y [n, k]; `sample_weight` [n] acts as row counts."""
         X = as_float_array("X", X, 2)

@@ -1,10 +1,13 @@
 """A finished run directory in a notebook: `load_run(path)` -> `Run` (config, process, trained model,
-history), with activations by layer name for any tokens and a belief probe in one call each.
+history, summary), with activations by any documented name for any tokens, any saved checkpoint, and a belief
+probe in one call each.
 
     run = compmech.load_run("runs/mess3")
-    acts = run.activations(run.contexts.tokens)           # {layer: float32 [N, T, d_model]}
-    fit = run.fit_probe("block_4")                        # OLS onto the exact beliefs, as in probe.json
-    fit.result.mse, fit.predictions                       # [R, S]
+    run                                                    # a one-screen summary (an HTML table in a notebook)
+    acts = run.activations(run.contexts.tokens, ["blocks.3.hook_resid_post"])   # {name: float32 [N, T, d]}
+    early = run.at(tokens=64_000)                          # the same run at a saved checkpoint
+    fit = run.fit_probe("block_4")                         # OLS onto the exact beliefs, as in probe.json
+    fit.result.mse, fit.predictions                        # [R, S]
 """
 
 from __future__ import annotations
@@ -12,6 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import dataclasses
+import html
+import re
 
 import numpy as np
 
@@ -24,6 +31,7 @@ from compmech.runs.processes import build_process
 from compmech.runs.regime import choose_regime
 from compmech.runs.report import read_run_json, read_run_jsonl  # one reader of run files, with the report
 from compmech.runs.sources import source_of
+from compmech.runs.summary import RunSummary, read_summary
 from probes import CONTEXT_TEST_FRACTION, LinearProbe, evaluate_probe, probe_rows
 
 
@@ -38,31 +46,92 @@ class ProbeFit:
     result: Any  # probes.ProbeResult: mse, r2, mse_heldout, mse_shuffled, ...
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Run:
-    """A finished run, loaded: what `compmech run` wrote, ready for analysis."""
+    """A finished run, loaded: what `compmech run` wrote, ready for analysis.
+
+    ``params`` are the final model's, or a checkpoint's after `at`; ``summary`` and ``probe_results`` always
+    describe the finished run.
+    """
 
     path: Path
     config: ExperimentConfig  # the resolved config.toml
     process: Any  # rebuilt from the config (its spec copy, or name + params): an HMM, a GHMM, random Markov chains
     model_config: predictive_models.ModelConfig
-    params: Any  # flax nnx.State of the final model
+    params: Any  # the model's parameters (final, or the checkpoint `at` loaded)
     history: list[dict[str, Any]]  # metrics.jsonl: one record per evaluation
-    summary: dict[str, Any]  # summary.json
+    summary: RunSummary  # summary.json
     probe_results: dict[str, Any]  # probe.json
-    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    checkpoint: str = "final"  # which parameters these are: "final" or a checkpoint's file name
+    _cache: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        s = self.summary
+        probe = s.probe or {}
+        held = probe.get("mse_heldout_contexts")
+        lines = [f"Run {s.name!r} at {self.path}" + ("" if self.checkpoint == "final" else f" [{self.checkpoint}]"),
+                 f"  process      {s.process.name} {s.process.params or ''}".rstrip(),
+                 f"  model        {s.model.kind if s.model else '?'}, {s.model.n_params if s.model else '?':,} "
+                 f"parameters, context {self.model_config.context_length}",
+                 f"  trained      {s.steps:,} steps, {s.tokens:,} tokens ({s.regime} regime)",
+                 f"  rel. loss    {s.relative_loss:.6g}" if s.relative_loss is not None else "  rel. loss    -",
+                 f"  probe        {s.probe_layer}: MSE {probe.get('mse', float('nan')):.3g}, held out (unseen "
+                 f"contexts) {'-' if held is None else f'{held:.3g}'}, shuffled {probe.get('mse_shuffled', float('nan')):.3g}",
+                 f"  checkpoints  {', '.join(str(k) for k in self.checkpoints)}",
+                 "  (run.activations, run.at, run.fit_probe, run.contexts; the report: report.html)"]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        rows = "".join(f"<tr><th style='text-align:left'>{html.escape(k.strip())}</th>"
+                       f"<td style='text-align:left'>{html.escape(v.strip())}</td></tr>"
+                       for k, v in (line.strip().split(None, 1) if line.startswith("  ") and len(line.split()) > 1
+                                    else ("", line) for line in repr(self).splitlines()[1:-1])
+                       if k)
+        report = self.path / "report.html"
+        return (f"<div><b>{html.escape(repr(self).splitlines()[0])}</b><table>{rows}</table>"
+                + (f"<a href='{html.escape(str(report))}'>report.html</a>" if report.is_file() else "") + "</div>")
 
     @property
     def layer_names(self) -> list[str]:
         """Residual-stream layers by name, input to output (embedding, block_1 .. block_L, final_ln)."""
         return predictive_models.layer_names(self.model_config)
 
+    @property
+    def activation_names(self) -> list[str]:
+        """Every activation the model exposes by name (`predictive_models.activation_names`: the residual stream,
+        hook names such as "blocks.3.hook_resid_post" and "blocks.0.attn.hook_pattern", recurrent states...)."""
+        return list(dict.fromkeys([*self.layer_names, *predictive_models.activation_names(self.model_config)]))
+
+    @property
+    def checkpoints(self) -> dict[int | str, Path]:
+        """The saved checkpoints, by the token count they were asked for (``tokens_<N>.msgpack``), then "final"."""
+        folder = self.path / "checkpoints"
+        found: dict[int | str, Path] = {}
+        for path in sorted(folder.glob("tokens_*.msgpack"),
+                           key=lambda p: int(re.fullmatch(r"tokens_(\d+)\.msgpack", p.name).group(1))):
+            found[int(path.stem.split("_", 1)[1])] = path
+        if (folder / "final.msgpack").is_file():
+            found["final"] = folder / "final.msgpack"
+        return found
+
+    def at(self, tokens: int | str = "final") -> Run:
+        """This run with the parameters of the checkpoint saved at ``tokens`` (a key of `checkpoints`: the token
+        count `[training] save_at_tokens` asked for, or "final"). Raises `RunDirError` listing the saved ones."""
+        found = self.checkpoints
+        if tokens not in found:
+            raise RunDirError(f"no checkpoint at {tokens!r} tokens in {self.path / 'checkpoints'}; the saved ones are "
+                              f"{', '.join(map(str, found))} ([training] save_at_tokens asks for more)")
+        model_config, params = _load_model(found[tokens])
+        return dataclasses.replace(self, model_config=model_config, params=params, checkpoint=found[tokens].name,
+                                   _cache={k: v for k, v in self._cache.items() if k == "contexts"})
+
     def model(self):
         """The trained model (an nnx module of its family: ``model(tokens)`` -> logits)."""
         return predictive_models.to_model(self.model_config, self.params)
 
     def activations(self, tokens: np.ndarray, layers: list[str] | str | None = None) -> dict[str, np.ndarray]:
-        """Residual stream for ``tokens`` [N, T] (T <= context length): {layer: float32 [N, T, d_model]}."""
+        """Activations for ``tokens`` [N, T] (T <= context length), by any name of `activation_names` (default: the
+        residual stream, `layer_names`): {name: float32 [N, T, d]} (an attention pattern: [N, H, T, T])."""
         tokens = np.asarray(tokens)
         if tokens.ndim == 1:
             tokens = tokens[None]
@@ -73,11 +142,11 @@ class Run:
             raise RunDirError(f"tokens must have at most {L} positions with values in [0, {V}); "
                               f"got shape {tokens.shape}, values in [{tokens.min()}, {tokens.max()}]")
         wanted = [layers] if isinstance(layers, str) else list(layers or self.layer_names)
-        unknown = [n for n in wanted if n not in self.layer_names]
+        unknown = [n for n in wanted if n not in self.activation_names]
         if unknown:
-            raise RunDirError(f"no layer {unknown[0]!r}; the layers are {', '.join(self.layer_names)}")
-        acts = predictive_models.compute_activations(self.model_config, self.params, tokens.astype(np.int32))
-        return {name: acts[name] for name in wanted}
+            raise RunDirError(f"no activation {unknown[0]!r}; the names are {', '.join(self.activation_names)}")
+        return predictive_models.compute_activations(self.model_config, self.params, tokens.astype(np.int32),
+                                                     names=wanted)
 
     @property
     def contexts(self) -> ContextSet:
@@ -124,19 +193,27 @@ def load_run(path: str | Path) -> Run:
     if not path.is_dir():
         raise RunDirError(f"run directory {path} does not exist; pass the folder `compmech run` wrote "
                           "(runs/<name>, or its --out DIR)")
+    if not (path / "config.toml").is_file():
+        inside = sorted(p.name for p in path.iterdir() if (p / "config.toml").is_file())
+        raise RunDirError(f"{path} is not a compmech run directory (it has no config.toml); pass a run's own folder"
+                          + (f", e.g. {path / inside[0]} (runs here: {', '.join(inside[:8])}"
+                             f"{', ...' if len(inside) > 8 else ''})" if inside else ", e.g. runs/mess3"))
     if not is_complete(path):
-        what = "an unfinished run" if (path / "config.toml").is_file() else "not a compmech run directory"
-        raise RunDirError(f"{path} has no {COMPLETE_MARK} ({what}); finish it with "
+        raise RunDirError(f"{path} has no {COMPLETE_MARK} (an unfinished run); finish it with "
                           f"compmech run {path / 'config.toml'} --out {path} (the same command resumes it)")
     config = load_config(path / "config.toml")
     process = build_process(config.process, base_dir=path)
+    model_config, params = _load_model(path / "checkpoints" / "final.msgpack")
+    return Run(path=path, config=config, process=process, model_config=model_config, params=params,
+               history=read_run_jsonl(path / "metrics.jsonl"), summary=read_summary(path),
+               probe_results=read_run_json(path / "probe.json"))
+
+
+def _load_model(path: Path) -> tuple[predictive_models.ModelConfig, Any]:
+    """A checkpoint's model config and parameters; `RunDirError` naming the file when missing or damaged."""
     try:
-        model_config, params = predictive_models.load_model(path / "checkpoints" / "final.msgpack")
+        return predictive_models.load_model(path)
     except FileNotFoundError:
-        raise RunDirError(f"{path / 'checkpoints' / 'final.msgpack'} is missing; rerun the run to write it") \
-            from None
+        raise RunDirError(f"{path} is missing; rerun the run to write it") from None
     except predictive_models.CheckpointError as exc:
         raise RunDirError(str(exc)) from None
-    return Run(path=path, config=config, process=process, model_config=model_config, params=params,
-               history=read_run_jsonl(path / "metrics.jsonl"), summary=read_run_json(path / "summary.json"),
-               probe_results=read_run_json(path / "probe.json"))

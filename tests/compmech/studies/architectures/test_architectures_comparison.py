@@ -9,13 +9,14 @@ import pytest
 
 from compmech.runs.config import ConfigError, config_from_dict
 from compmech.runs.processes import build_process
-from compmech.runs.reproduce import CONFIG_DIR, ReproduceRunner
+from compmech.runs import shipped
+from compmech.runs.reproduce import ReproduceRunner
 from compmech.runs.summary import ModelSize, ProcessName, RunSummary
 from compmech.studies.architectures import comparison
 from compmech.studies.architectures.comparison import ArchitectureRow, architecture_rows, run_study
 from predictive_models import n_params
 
-STUDY_FILE = CONFIG_DIR / "architectures.toml"
+STUDY_FILE = shipped.config_path("architectures")
 QUIET = ReproduceRunner("architectures", progress=False)
 
 
@@ -138,15 +139,15 @@ def test_the_cli_hook_runs_the_study_into_out(tiny_study, tmp_path, monkeypatch,
     import shutil
 
     import compmech.runs.experiment as experiment
-    import compmech.runs.reproduce as reproduce
     from compmech.runs.cli import main
 
     study, out, rows = tiny_study
     shutil.copytree(out, tmp_path / "out")
     (tmp_path / "out" / "architectures.json").unlink()
-    shipped = tmp_path / "configs"
-    write_study(shipped.mkdir() or shipped, Path(study.source).read_text(), name="architectures.toml")
-    monkeypatch.setattr(reproduce, "CONFIG_DIR", shipped)
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    write_study(configs, Path(study.source).read_text(), name="architectures.toml")
+    monkeypatch.setattr(shipped, "config_dir", lambda: configs)
     monkeypatch.setattr(experiment, "run_experiment", lambda *a, **k: pytest.fail("a finished run was rerun"))
     assert main(["reproduce", "--only", "architectures", "--out", str(tmp_path / "out"), "--no-progress"]) == 0
     assert json.loads((tmp_path / "out" / "architectures.json").read_text()) == [
