@@ -40,7 +40,7 @@ class Run:
     path: Path
     config: ExperimentConfig  # the resolved config.toml
     process: HMM | GeneralizedHMM  # rebuilt from the config (its spec copy, or name + params)
-    model_config: Any  # predictive_models.TransformerConfig
+    model_config: Any  # predictive_models.ModelConfig (the config of any registered model family)
     params: Any  # flax nnx.State of the final model
     history: list[dict[str, Any]]  # metrics.jsonl: one record per evaluation
     summary: dict[str, Any]  # summary.json
@@ -55,8 +55,8 @@ class Run:
         return layer_names(self.model_config)
 
     def model(self):
-        """The trained `predictive_models.Transformer` (an nnx module: ``model(tokens)`` -> logits)."""
-        from predictive_models.transformer import to_model
+        """The trained model, of its config's family (an nnx module: ``model(tokens)`` -> logits)."""
+        from predictive_models import to_model
 
         return to_model(self.model_config, self.params)
 
