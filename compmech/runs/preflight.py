@@ -18,7 +18,7 @@ from compmech.runs.config import ConfigError
 
 if TYPE_CHECKING:
     from compmech.runs.sampled import RegimeChoice
-    from predictive_models import ModelSizes
+    from predictive_models.model_family import ModelSizes
 
 #: Bytes JAX, XLA and the Python process take before any array of ours (measured ~0.2-0.5 GB).
 RUNTIME_BYTES = 500 * 2**20
