@@ -25,7 +25,11 @@ _LAZY = {
     "activation_width": "models", "kind_of": "models", "layer_names": "models", "make_config": "models", "n_params": "models",
     "probe_layer_name": "models", "to_model": "models", "init_params": "models", "logits_fn": "models",
     "prefix_activations": "models", "PrefixActivations": "prefixes",
+    # the model-family protocol and its registry (a new family: predictive_models.model_family's docstring)
+    "ModelFamily": "model_family", "ModelSizes": "model_family", "register_family": "models",
+    "unregister_family": "models", "config_class": "models", "family": "models", "kinds": "models",
 }
+_LIVE = {"KINDS"}  # read from the registry at each access, never cached here: a family registered later counts
 
 __all__ = sorted(_LAZY)
 
@@ -33,7 +37,8 @@ __all__ = sorted(_LAZY)
 def __getattr__(name: str):
     if name in _LAZY:
         value = getattr(importlib.import_module(f"predictive_models.{_LAZY[name]}"), name)
-        globals()[name] = value
+        if name not in _LIVE:
+            globals()[name] = value
         return value
     raise AttributeError(f"module 'predictive_models' has no attribute {name!r}")
 

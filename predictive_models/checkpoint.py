@@ -18,7 +18,8 @@ import jax
 import numpy as np
 from flax import nnx, serialization
 
-from predictive_models.models import ModelConfig, abstract_params, config_from_dict, config_to_dict, to_state
+from predictive_models.models import (ModelConfig, abstract_params, config_from_dict, config_to_dict, is_model_config,
+                                      to_state)
 from predictive_models.nnx_params import pure_params
 
 FORMAT = "compmech.predictive_models.checkpoint/1"
@@ -61,7 +62,7 @@ def save_checkpoint(path: str | Path, *, params: Any, opt_state: Any, step: int,
     ``params``: an ``nnx.State``, a model or a pure dict; ``opt_state``: any optax state (or None);
     ``train_config``: a dataclass with ``to_dict`` or a plain dict; ``extra``: more plain values.
     """
-    mc = config_to_dict(model_config) if hasattr(model_config, "to_dict") else dict(model_config)
+    mc = config_to_dict(model_config) if is_model_config(model_config) else dict(model_config)
     tc = train_config.to_dict() if hasattr(train_config, "to_dict") else dict(train_config or {})
     payload = {
         "format": FORMAT,

@@ -1,7 +1,8 @@
 """Parameter plumbing shared by every model family: one NNX module class <-> a pure dict of arrays.
 
-Each family (transformer, recurrent) keeps its own thin `graphdef` / `init_params` / `to_state` /
-`to_model` with its config type; the work is done here once, keyed by the module class and config.
+`predictive_models.model_family.ModelFamily`'s `graphdef` / `abstract_params` / `n_params` / `init_params` /
+`to_state` / `to_model` / `logits_fn` call these with the family's module class: the work is done here once,
+keyed by the module class and config.
 """
 
 from __future__ import annotations

@@ -45,10 +45,22 @@ def call_rows(batch_size: int, levels: list[tuple[np.ndarray, np.ndarray, np.nda
     return max(1, min(int(batch_size), PREFIX_CALL_ROWS, max(len(last) for _, last, _ in levels)))
 
 
+def prefix_tree(tokens: np.ndarray, vocab_size: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Distinct prefixes level by level: for each t, (parent id, last token, inverse) where the
+    distinct prefixes of length t+1 are numbered 0..u_t-1 and ``inverse[n]`` is that of row n."""
+    ids = np.zeros(tokens.shape[0], np.int64)
+    levels = []
+    for t in range(tokens.shape[1]):
+        _, first, inverse = np.unique(ids * vocab_size + tokens[:, t], return_index=True, return_inverse=True)
+        levels.append((ids[first], tokens[first, t], inverse.reshape(-1)))
+        ids = inverse.reshape(-1)
+    return levels
+
+
 def prefix_index(levels: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n_strings: int
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """(ids [N, T], offsets [T + 1]) from a prefix tree (`predictive_models.transformer._prefix_tree`: per
-    level t the parent ids, last tokens and the inverse map of the strings to that level's prefixes)."""
+    """(ids [N, T], offsets [T + 1]) from a prefix tree (`prefix_tree`: per level t the parent ids, last
+    tokens and the inverse map of the strings to that level's prefixes)."""
     sizes = np.array([len(last) for _, last, _ in levels], np.int64)  # [T] distinct prefixes per length
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     ids = np.empty((n_strings, len(levels)), np.int64)

@@ -25,6 +25,10 @@ et al. 2015), so the cell remembers by default.
 Activations by name (the one list is `activation_names`): see its docstring. ``params`` arguments
 below accept a `RecurrentModel`, its ``nnx.State`` or the pure nested dict of arrays from
 ``nnx.to_pure_dict`` (what `init_params` returns), as the transformer's functions do.
+
+The family (`RecurrentFamily`, registered by `predictive_models.models`) is the `ModelFamily` of these
+models: the parameter plumbing and the whole-sequence inference are the protocol's own; this module adds
+the names, the modules, the memory sizes and the position-by-position prefix steps.
 """
 
 from __future__ import annotations
@@ -41,9 +45,8 @@ import numpy as np
 from flax import nnx
 
 from predictive_models import nnx_params
-
-from predictive_models.prefixes import PrefixActivations, call_rows, prefix_index
-from predictive_models.transformer import _prefix_tree  # distinct prefixes level by level (model-agnostic)
+from predictive_models.model_family import ModelFamily, ModelSizes, jitted_forward, pad_rows
+from predictive_models.prefixes import call_rows
 
 DTYPE = jnp.float32
 KINDS = ("rnn", "gru", "lstm")
@@ -126,15 +129,8 @@ def probe_layer_name(config: RecurrentConfig) -> str:
 
 
 def _check_names(config: RecurrentConfig, names: Sequence[str] | None) -> tuple[str, ...]:
-    allowed = activation_names(config)
-    wanted = tuple(layer_names(config) if names is None else names)
-    if isinstance(names, str):
-        wanted = (names,)
-    unknown = [n for n in wanted if n not in allowed]
-    if unknown or len(set(wanted)) != len(wanted):
-        raise ValueError(f"names must be distinct activation names of this {config.kind} model, from "
-                         f"{allowed}; got {list(wanted)}.")
-    return wanted
+    """``names`` (None: `layer_names`) validated as distinct activation names (`ModelFamily.check_names`)."""
+    return FAMILY.check_names(config, names)
 
 
 def _depth(config: RecurrentConfig, names: Sequence[str], logits: bool) -> int:
@@ -266,85 +262,10 @@ class RecurrentModel(nnx.Module):
         return out, {n: cache[n] for n in names}, (jnp.stack(hs) if hs else h), (jnp.stack(cs) if cs else c)
 
 
-# ---------------------------------------------------------------------------- params plumbing
-# The same functions, with the same signatures, as predictive_models.transformer offers.
-
-
-def graphdef(config: RecurrentConfig) -> nnx.GraphDef:
-    """The model's graph definition (structure without values), built without allocating params."""
-    return nnx_params.abstract_split(RecurrentModel, config)[0]
-
-
-def abstract_params(config: RecurrentConfig) -> dict:
-    """The parameters' pure-dict structure with ``jax.ShapeDtypeStruct`` leaves (nothing allocated)."""
-    return nnx.to_pure_dict(nnx_params.abstract_split(RecurrentModel, config)[1])
-
-
-def n_params(config: RecurrentConfig) -> int:
-    """Number of scalar parameters of a model of ``config``."""
-    return nnx_params.n_params(RecurrentModel, config)
-
-
-def init_params(config: RecurrentConfig, seed: int | jax.Array = 0) -> dict:
-    """Fresh parameters as a plain nested dict of float32 arrays (``nnx.to_pure_dict`` form).
-
-    ``seed``: an int or a ``jax.random.key``. Jitted (eager NNX initialisation is slow on CPU).
-    """
-    return nnx_params.init_params(RecurrentModel, config, seed)
-
-
-pure_params = nnx_params.pure_params
-
-
-def to_state(config: RecurrentConfig, params: Any) -> nnx.State:
-    """Parameters in any accepted form -> the ``nnx.State`` of a `RecurrentModel` of ``config``."""
-    return nnx.split(nnx.merge(graphdef(config), pure_params(params)))[1]
-
-
-def to_model(config: RecurrentConfig, params: Any) -> RecurrentModel:
-    """Parameters in any accepted form -> a `RecurrentModel` holding them."""
-    return nnx.merge(graphdef(config), pure_params(params))
-
-
-def logits_fn(config: RecurrentConfig) -> Callable[[dict, jax.Array], jax.Array]:
-    """The pure function (params dict, tokens [B, T]) -> logits [B, T, V] a training loss
-    differentiates (``jax.value_and_grad`` of a function of it; not jitted here, so it fuses into
-    the caller's jit). Equals ``nnx.merge(graphdef(config), params)(tokens)``."""
-    return nnx_params.logits_fn(RecurrentModel, config)
-
-
 # ---------------------------------------------------------------------------- batched inference
-
-
-@functools.lru_cache(maxsize=None)
-def _jitted_forward(config: RecurrentConfig, names: tuple[str, ...], what: str | None):
-    """jit of (params, tokens [B, T]) -> (logits / log-probs [B, T, V] or None, {name: [B, T, d]})."""
-    gdef = graphdef(config)
-
-    def run(params: dict, tokens: jax.Array):
-        logits, cache = nnx.merge(gdef, params).forward(tokens, names, logits=what is not None)
-        if what == "log_probs":
-            logits = jax.nn.log_softmax(logits, axis=-1)
-        return logits, cache
-
-    return jax.jit(run)
-
-
-def _check_tokens(config: RecurrentConfig, tokens: np.ndarray, batch_size: int) -> np.ndarray:
-    tokens = np.asarray(tokens)
-    if tokens.ndim != 2:
-        raise ValueError(f"tokens must be a 2-D integer array [N, T]; got shape {tokens.shape}.")
-    if not np.issubdtype(tokens.dtype, np.integer):
-        raise ValueError(f"tokens must be integers; got dtype {tokens.dtype}.")
-    if tokens.shape[1] > config.context_length:
-        raise ValueError(f"tokens have length {tokens.shape[1]} > context_length {config.context_length}; "
-                         f"pass at most context_length tokens per sequence.")
-    if tokens.size and (tokens.min() < 0 or tokens.max() >= config.vocab_size):
-        raise ValueError(f"tokens must lie in [0, {config.vocab_size}); got values in "
-                         f"[{tokens.min()}, {tokens.max()}].")
-    if isinstance(batch_size, bool) or int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
-    return tokens.astype(np.int32)
+#
+# Whole sequences go through `RecurrentModel.forward` (`ModelFamily.run_batched`); a set of strings that
+# share prefixes goes position by position from each parent prefix's states (`RecurrentFamily.prefix_steps`).
 
 
 def activation_shape(config: RecurrentConfig, name: str, batch: int, length: int) -> tuple[int, ...]:
@@ -353,19 +274,9 @@ def activation_shape(config: RecurrentConfig, name: str, batch: int, length: int
     return (batch, length, config.d_embed if name == "embed" else config.d_hidden)
 
 
-def _run_full(fn, params: dict, tokens: np.ndarray, batch_size: int, out: np.ndarray | None,
-              cache: dict[str, np.ndarray]) -> None:
-    """Whole sequences, ``batch_size`` rows per jitted call (the last padded: two shapes at most)."""
-    N, T = tokens.shape
-    rows = min(batch_size, N)
-    for start in range(0, N, rows):
-        stop = min(start + rows, N)
-        chunk = _pad_rows(tokens[start:stop], rows)
-        res, acts = jax.device_get(fn(params, chunk))
-        if out is not None:
-            out[start:stop] = res[: stop - start]
-        for n in cache:
-            cache[n][start:stop] = acts[n][: stop - start]
+def _jitted_forward(config: RecurrentConfig, names: tuple[str, ...], what: str | None):
+    """jit of (params, tokens [B, T]) -> (logits / log-probs [B, T, V] or None, {name: [B, T, d]})."""
+    return jitted_forward(RecurrentModel, config, names, what)
 
 
 def _run_prefix(config: RecurrentConfig, fn, params: dict, depth: int, levels: list, batch_size: int,
@@ -388,9 +299,9 @@ def _run_prefix(config: RecurrentConfig, fn, params: dict, depth: int, levels: l
         for start in range(0, u, rows):
             stop = min(start + rows, u)
             idx = parent[start:stop]
-            o, a, h, c = jax.device_get(fn(params, _pad_rows(last[start:stop].astype(np.int32), rows),
-                                           _pad_rows(h_prev[:, idx].swapaxes(0, 1), rows).swapaxes(0, 1),
-                                           _pad_rows(c_prev[:, idx].swapaxes(0, 1), rows).swapaxes(0, 1)))
+            o, a, h, c = jax.device_get(fn(params, pad_rows(last[start:stop].astype(np.int32), rows),
+                                           pad_rows(h_prev[:, idx].swapaxes(0, 1), rows).swapaxes(0, 1),
+                                           pad_rows(c_prev[:, idx].swapaxes(0, 1), rows).swapaxes(0, 1)))
             h_new[:, start:stop], c_new[:, start:stop] = h[:, : stop - start], c[:, : stop - start]
             if res is not None:
                 res[start:stop] = o[: stop - start]
@@ -405,12 +316,6 @@ def _run_prefix(config: RecurrentConfig, fn, params: dict, depth: int, levels: l
             cache[n][:, t] = np.take(acts[n], inverse, axis=0)
         offset += u
         on_step(1)
-
-
-def _pad_rows(a: np.ndarray, rows: int) -> np.ndarray:
-    if a.shape[0] == rows:
-        return a
-    return np.concatenate([a, np.zeros((rows - a.shape[0], *a.shape[1:]), a.dtype)])
 
 
 @functools.lru_cache(maxsize=None)
@@ -428,102 +333,47 @@ def _jitted_step(config: RecurrentConfig, names: tuple[str, ...], what: str | No
     return jax.jit(run)
 
 
-def run_batched(config: RecurrentConfig, params: Any, tokens: np.ndarray, names: Sequence[str] | None = (),
-                what: str | None = "logits", *, batch_size: int = 4096, method: str = "auto",
-                on_step: Callable[[int], None] | None = None) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
-    """The forward pass over many rows: tokens [N, T] -> (float32 [N, T, V] logits
-    (``what="logits"``), log-probabilities (``"log_probs"``) or None (``None``: the readout is not
-    run), and {name: float32 [N, T, width]} for exactly the ``names`` asked, in that order (None:
-    `layer_names`)).
-
-    ``method="full"`` runs whole sequences, ``batch_size`` rows per jitted call; ``"prefix"``
-    computes each distinct prefix once, position by position, from its parent's states (several
-    times less work when rows share prefixes, e.g. every string of a length: 88,572 steps instead
-    of 590,490 for 3^10; at most min(``batch_size``, 1024) prefixes per call, `prefixes.call_rows`);
-    ``"auto"`` picks prefix when it at least halves the work. Both give the
-    same numbers (to float32 rounding). ``on_step(n)`` is told when n more of the T positions are done.
-    """
-    if what not in ("logits", "log_probs", None):
-        raise ValueError(f"what must be 'logits', 'log_probs' or None; got {what!r}.")
-    if method not in ("auto", "prefix", "full"):
-        raise ValueError(f"method must be 'auto', 'prefix' or 'full'; got {method!r}.")
-    names = _check_names(config, names)
-    tokens = _check_tokens(config, tokens, batch_size)
-    N, T = tokens.shape
-    out = np.empty((N, T, config.vocab_size), np.float32) if what else None
-    cache = {n: np.empty(activation_shape(config, n, N, T), np.float32) for n in names}
-    step = on_step or (lambda n: None)
-    if N == 0 or T == 0:
-        return out, cache
-    p = jax.tree.map(jnp.asarray, pure_params(params))
-    levels = _prefix_tree(tokens, config.vocab_size) if method != "full" else None
-    if method == "prefix" or (method == "auto" and sum(len(lv[1]) for lv in levels) <= 0.5 * N * T):
-        _run_prefix(config, _jitted_step(config, names, what), p, _depth(config, names, what is not None),
-                    levels, int(batch_size), out, cache, step)
-    else:
-        _run_full(_jitted_forward(config, names, what), p, tokens, int(batch_size), out, cache)
-        step(T)
-    return out, cache
+# ---------------------------------------------------------------------------- the family
 
 
-def prefix_activations(config: RecurrentConfig, params_state: Any, tokens: np.ndarray, *, batch_size: int = 4096,
-                       names: Sequence[str] | None = None, on_step: Callable[[int], None] | None = None
-                       ) -> PrefixActivations:
-    """The activations named (None: `layer_names`) of each distinct prefix of ``tokens`` [N, T] once
-    (`predictive_models.prefixes.PrefixActivations`: [U, width] per name, float32), computed as
-    `compute_activations` with ``method="auto"`` does (from each parent's states when the prefixes are at most
-    half the positions, else whole sequences, ``batch_size`` at a time): the same numbers, never the
-    [N, T, width] arrays."""
-    names = _check_names(config, names)
-    tokens = _check_tokens(config, tokens, batch_size)
-    N, T = tokens.shape
-    levels = _prefix_tree(tokens, config.vocab_size)
-    ids, offsets = prefix_index(levels, N)
-    store = {n: np.empty((int(offsets[-1]), activation_shape(config, n, 1, 1)[-1]), np.float32) for n in names}
-    if N and T and names:
-        p = jax.tree.map(jnp.asarray, pure_params(params_state))
-        step = on_step or (lambda n: None)
-        if offsets[-1] <= 0.5 * N * T:  # run_batched's "auto" rule
-            _run_prefix(config, _jitted_step(config, names, None), p, _depth(config, names, False), levels,
-                        int(batch_size), None, {}, step, prefix_cache=store)
-        else:  # little sharing: whole sequences (one padded shape, as run_batched), each prefix's row kept
-            rows = min(int(batch_size), N)
-            block = {n: np.empty(activation_shape(config, n, rows, T), np.float32) for n in names}  # [rows, T, w]
-            for start in range(0, N, rows):
-                stop = min(start + rows, N)
-                _run_full(_jitted_forward(config, names, None), p, _pad_rows(tokens[start:stop], rows), rows, None,
-                          block)
-                where = ids[start:stop].reshape(-1)  # a prefix shared by rows gets the same bits from each
-                for n in names:
-                    store[n][where] = block[n][: stop - start].reshape(-1, store[n].shape[1])
-            step(T)
-    return PrefixActivations(rows=store, ids=ids, offsets=offsets)
+class RecurrentFamily(ModelFamily):
+    """The RNN / GRU / LSTM models as a `ModelFamily` (kinds "rnn", "gru", "lstm": `RecurrentConfig.kind`)."""
+
+    config_class = RecurrentConfig
+    module_class = RecurrentModel
+    kinds = KINDS
+    activation_names = staticmethod(activation_names)
+    layer_names = staticmethod(layer_names)
+    probe_layer_name = staticmethod(probe_layer_name)
+    activation_shape = staticmethod(activation_shape)
+
+    def prefix_steps(self, config: RecurrentConfig, params: dict, names: tuple[str, ...], what: str | None,
+                     levels: list, batch_size: int, out: np.ndarray | None, cache: dict[str, np.ndarray],
+                     on_step: Callable[[int], None], prefix_cache: dict[str, np.ndarray] | None = None) -> None:
+        """Each distinct prefix once, from its parent prefix's states (`RecurrentModel.step`, `_run_prefix`)."""
+        _run_prefix(config, _jitted_step(config, names, what), params, _depth(config, names, what is not None),
+                    levels, batch_size, out, cache, on_step, prefix_cache)
+
+    def memory_sizes(self, config: RecurrentConfig) -> ModelSizes:
+        """Arithmetic only (the preflight refuses absurd sizes before anything is built). Parameters: the
+        embedding, each layer's input kernel and bias and recurrent kernel (the GRU's recurrent bias too), the
+        readout. Kept per token for the backward pass: the embedding, each layer's gate pre-activations
+        (3 g h) and states (2 h), the logits and their softmax (3 V)."""
+        V, n_layers, kind = config.vocab_size, config.n_layers, config.kind
+        g, h, e = GATES[kind], config.d_hidden, config.d_embed
+        n_params = V * e + g * h * (e + h + 1) + (n_layers - 1) * g * h * (2 * h + 1) + n_layers * g * h * (kind == "gru") \
+            + h * V + V
+        per_token = e + n_layers * (3 * g * h + 2 * h) + 3 * V
+        return ModelSizes(n_params, n_layers, h * n_layers, per_token)
 
 
-def activations(config: RecurrentConfig, params: Any, tokens: np.ndarray, names: Sequence[str] | None = None, *,
-                batch_size: int = 4096, method: str = "auto",
-                on_step: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
-    """Exactly the activations named (see `activation_names`; None: `layer_names`, every layer's
-    hidden state): tokens [N, T] -> {name: float32 [N, T, width]} in the order asked. Batched over
-    rows (``method`` as in `run_batched`); only the layers needed are run and the readout never is."""
-    return run_batched(config, params, tokens, names, None, batch_size=batch_size, method=method,
-                       on_step=on_step)[1]
+FAMILY = RecurrentFamily()
 
-
-def compute_activations(config: RecurrentConfig, params_state: Any, tokens: np.ndarray, *,
-                        batch_size: int = 4096, method: str = "auto", names: Sequence[str] | None = None,
-                        on_step: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
-    """`activations` with the transformer's `compute_activations` signature."""
-    return activations(config, params_state, tokens, names, batch_size=batch_size, method=method, on_step=on_step)
-
-
-def compute_logits(config: RecurrentConfig, params_state: Any, tokens: np.ndarray, *,
-                   batch_size: int = 4096, method: str = "auto") -> np.ndarray:
-    """Logits of every sequence: tokens [N, T] -> float32 [N, T, vocab_size]. Jitted, batched."""
-    return run_batched(config, params_state, tokens, (), "logits", batch_size=batch_size, method=method)[0]
-
-
-def compute_log_probs(config: RecurrentConfig, params_state: Any, tokens: np.ndarray, *,
-                      batch_size: int = 4096, method: str = "auto") -> np.ndarray:
-    """Next-token log-probabilities (log-softmax of the logits): float32 [N, T, vocab_size]."""
-    return run_batched(config, params_state, tokens, (), "log_probs", batch_size=batch_size, method=method)[0]
+# The family's functions as this module's (their signatures as before); the parameter plumbing is `ModelFamily`'s.
+graphdef, abstract_params, n_params, init_params = FAMILY.graphdef, FAMILY.abstract_params, FAMILY.n_params, \
+    FAMILY.init_params
+to_state, to_model, logits_fn = FAMILY.to_state, FAMILY.to_model, FAMILY.logits_fn
+run_batched, prefix_activations, activations = FAMILY.run_batched, FAMILY.prefix_activations, FAMILY.activations
+compute_activations, compute_logits, compute_log_probs = FAMILY.compute_activations, FAMILY.compute_logits, \
+    FAMILY.compute_log_probs
+pure_params = nnx_params.pure_params

@@ -31,9 +31,7 @@ from flax import nnx, serialization
 from predictive_models.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint, save_checkpoint
 from predictive_models.parallel import TrainingMesh, check_devices, put, to_host, training_mesh
 from predictive_models.models import (ModelConfig, compute_log_probs, config_from_dict, config_to_dict, graphdef,
-                                      init_params, logits_fn, to_state)
-from predictive_models.recurrent import RecurrentConfig
-from predictive_models.transformer import TransformerConfig
+                                      init_params, is_model_config, logits_fn, to_state)
 
 DataFn = Callable[[jax.Array, int, int], jax.Array]
 """(key, n_sequences, length) -> tokens [n_sequences, length] int32. Must be a pure function of the key; a JAX one
@@ -588,9 +586,9 @@ def train(model_config: ModelConfig, train_config: TrainConfig, data_fn: DataFn,
           eval_set: ExactEvalSet | SampledEvalSet,
           run_dir: str | Path | None = None, *, progress: bool = True,
           stop_after_steps: int | None = None) -> TrainResult:
-    """Train a model of any family (a `TransformerConfig` or a `RecurrentConfig`) on fresh sequences from
-    ``data_fn``, evaluating on ``eval_set``. Every family trains through the same loop, checkpoints and resumes
-    the same way: this is `train_seeds` with one seed.
+    """Train a model of any registered family (a `TransformerConfig`, a `RecurrentConfig`, ...) on fresh
+    sequences from ``data_fn``, evaluating on ``eval_set``. Every family trains through the same loop,
+    checkpoints and resumes the same way: this is `train_seeds` with one seed.
 
     ``eval_set``: an `ExactEvalSet` (exact expected loss) or a `SampledEvalSet` (a fixed held-out
     sample: the same metrics.jsonl keys plus the standard errors, see `sampled_eval`).
@@ -627,10 +625,9 @@ class _Member:
 
 
 def _check_group(mc: ModelConfig, tcs: list[TrainConfig], eval_sets: list[Any], run_dirs: list[Path | None]) -> None:
-    if not isinstance(mc, (TransformerConfig, RecurrentConfig)) or not tcs or \
-            not all(isinstance(tc, TrainConfig) for tc in tcs):
-        raise TypeError("train_seeds(model_config: TransformerConfig | RecurrentConfig, train_configs: "
-                        "[TrainConfig, ...], ...)")
+    if not is_model_config(mc) or not tcs or not all(isinstance(tc, TrainConfig) for tc in tcs):
+        raise TypeError("train_seeds(model_config: a registered family's config (TransformerConfig, RecurrentConfig, "
+                        "...), train_configs: [TrainConfig, ...], ...)")
     for tc in tcs[1:]:
         problem = _config_mismatch(dataclasses.replace(tcs[0], seed=0).to_dict(),
                                    dataclasses.replace(tc, seed=0).to_dict(), "train_config")

@@ -18,6 +18,10 @@ exactly the names asked and compute only what they need.
 ``params_state`` arguments below accept the ``nnx.State`` from ``nnx.split(model)`` (what
 `predictive_models.train` and `predictive_models.load_model` return), the model itself, or the
 plain nested dict of arrays from ``nnx.to_pure_dict(state)``.
+
+The family (`TransformerFamily`, registered by `predictive_models.models`) is the `ModelFamily` of these
+models: the parameter plumbing is the protocol's own; this module adds the names, the modules, the memory
+sizes and its own batched inference (aliases, attention patterns, a KV cache over shared prefixes).
 """
 
 from __future__ import annotations
@@ -33,8 +37,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from predictive_models import nnx_params
-from predictive_models.prefixes import PrefixActivations, call_rows, prefix_index
+from predictive_models.model_family import ModelFamily, ModelSizes, check_tokens, check_what_and_method, pad_rows
+from predictive_models.nnx_params import pure_params
+from predictive_models.prefixes import PrefixActivations, call_rows, prefix_index, prefix_tree
 
 DTYPE = jnp.float32
 POSITIONAL = ("learned", "none")
@@ -487,43 +492,9 @@ def decode_step(model: Transformer, tokens_t: jax.Array, t: jax.Array, k_past: j
     return model.step(tokens_t, t, k_past, v_past, layer_names(model.config), logits=True)
 
 
-# ---------------------------------------------------------------------------- params plumbing
-
-
-def graphdef(config: TransformerConfig) -> nnx.GraphDef:
-    """The model's graph definition (structure without values), built without allocating params."""
-    return nnx_params.abstract_split(Transformer, config)[0]
-
-
-def abstract_params(config: TransformerConfig) -> dict:
-    """The parameters' pure-dict structure with ``jax.ShapeDtypeStruct`` leaves (nothing allocated)."""
-    return nnx.to_pure_dict(nnx_params.abstract_split(Transformer, config)[1])
-
-
-def n_params(config: TransformerConfig) -> int:
-    """Number of scalar parameters of a model of ``config``."""
-    return nnx_params.n_params(Transformer, config)
-
-
-def init_params(config: TransformerConfig, seed: int | jax.Array = 0) -> dict:
-    """Fresh parameters as a plain nested dict of float32 arrays (``nnx.to_pure_dict`` form).
-
-    ``seed``: an int or a ``jax.random.key``. Jitted (eager NNX initialisation is slow on CPU).
-    """
-    return nnx_params.init_params(Transformer, config, seed)
-
-
-pure_params = nnx_params.pure_params
-
-
-def to_state(config: TransformerConfig, params: Any) -> nnx.State:
-    """Parameters in any accepted form -> the ``nnx.State`` of a `Transformer` of ``config``."""
-    return nnx.split(nnx.merge(graphdef(config), pure_params(params)))[1]
-
-
-def to_model(config: TransformerConfig, params: Any) -> Transformer:
-    """Parameters in any accepted form -> a `Transformer` holding them."""
-    return nnx.merge(graphdef(config), pure_params(params))
+# ---------------------------------------------------------------------------- parameters
+# graphdef, abstract_params, n_params, init_params, to_state, to_model and logits_fn are `ModelFamily`'s,
+# bound to `FAMILY` at the end of this module.
 
 
 def ov_vectors(config: TransformerConfig, params: Any, layer: int = 0) -> np.ndarray:
@@ -545,13 +516,6 @@ def ov_vectors(config: TransformerConfig, params: Any, layer: int = 0) -> np.nda
     W_V = W[:, 2]  # [d_model, H, Dh]
     W_O = np.asarray(attn["out"]["kernel"], np.float64).reshape(H, Dh, config.d_model)  # [H, Dh, d_model]
     return np.einsum("vm,mhk,hkn->hvn", E, W_V, W_O).astype(np.float32)
-
-
-def logits_fn(config: TransformerConfig) -> Callable[[dict, jax.Array], jax.Array]:
-    """The pure function (params dict, tokens [B, T]) -> logits [B, T, V] a training loss
-    differentiates (``jax.value_and_grad`` of a function of it; not jitted here, so it fuses into
-    the caller's jit). Equals ``nnx.merge(graphdef(config), params)(tokens)``."""
-    return nnx_params.logits_fn(Transformer, config)
 
 
 # ---------------------------------------------------------------------------- batched inference
@@ -599,24 +563,6 @@ def _jitted_step(config: TransformerConfig, res: tuple[str, ...], what: str | No
     return jax.jit(run)
 
 
-def _pad_rows(a: np.ndarray, rows: int) -> np.ndarray:
-    if a.shape[0] == rows:
-        return a
-    return np.concatenate([a, np.zeros((rows - a.shape[0], *a.shape[1:]), a.dtype)])
-
-
-def _prefix_tree(tokens: np.ndarray, vocab_size: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Distinct prefixes level by level: for each t, (parent id, last token, inverse) where the
-    distinct prefixes of length t+1 are numbered 0..u_t-1 and ``inverse[n]`` is that of row n."""
-    ids = np.zeros(tokens.shape[0], np.int64)
-    levels = []
-    for t in range(tokens.shape[1]):
-        _, first, inverse = np.unique(ids * vocab_size + tokens[:, t], return_index=True, return_inverse=True)
-        levels.append((ids[first], tokens[first, t], inverse.reshape(-1)))
-        ids = inverse.reshape(-1)
-    return levels
-
-
 def _run_prefix(config: TransformerConfig, params: dict, tokens: np.ndarray, batch_size: int,
                 res_names: tuple[str, ...], what: str | None, levels: list,
                 out: np.ndarray | None, res_out: np.ndarray | None, on_step: Callable[[int], None],
@@ -649,7 +595,7 @@ def _run_prefix(config: TransformerConfig, params: dict, tokens: np.ndarray, bat
                 idx = ancestors[start:stop, s]
                 k_past[: stop - start, :, s] = keys[s][idx]
                 v_past[: stop - start, :, s] = values[s][idx]
-            o, r, k, v = jax.device_get(fn(params, _pad_rows(last[start:stop].astype(np.int32), rows),
+            o, r, k, v = jax.device_get(fn(params, pad_rows(last[start:stop].astype(np.int32), rows),
                                            np.int32(t), k_past, v_past))
             k_new[start:stop], v_new[start:stop] = k[: stop - start], v[: stop - start]
             if lg is not None:
@@ -678,31 +624,13 @@ def _run_full(config: TransformerConfig, params: dict, tokens: np.ndarray, batch
     rows = min(batch_size, N)
     for start in range(0, N, rows):
         stop = min(start + rows, N)
-        o, r, ps = jax.device_get(fn(params, _pad_rows(tokens[start:stop], rows)))
+        o, r, ps = jax.device_get(fn(params, pad_rows(tokens[start:stop], rows)))
         if out is not None:
             out[start:stop] = o[: stop - start]
         if res_out is not None:
             res_out[start:stop] = r[: stop - start]
         for store, p in zip(pat_out, ps):
             store[start:stop] = p[: stop - start]
-
-
-def _check_tokens(config: TransformerConfig, tokens: np.ndarray, batch_size: int) -> np.ndarray:
-    tokens = np.asarray(tokens)
-    if tokens.ndim != 2:
-        raise ValueError(f"tokens must be a 2-D integer array [N, T]; got shape {tokens.shape}.")
-    if not np.issubdtype(tokens.dtype, np.integer):
-        raise ValueError(f"tokens must be integers; got dtype {tokens.dtype}.")
-    N, T = tokens.shape
-    if T > config.context_length:
-        raise ValueError(f"tokens have length {T} > context_length {config.context_length}; "
-                         f"pass at most context_length tokens per sequence.")
-    if N and T and (tokens.min() < 0 or tokens.max() >= config.vocab_size):
-        raise ValueError(f"tokens must lie in [0, {config.vocab_size}); got values in "
-                         f"[{tokens.min()}, {tokens.max()}].")
-    if isinstance(batch_size, bool) or int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
-    return tokens.astype(np.int32)
 
 
 def run_batched(config: TransformerConfig, params: Any, tokens: np.ndarray, names: Sequence[str] | None = (),
@@ -724,16 +652,13 @@ def run_batched(config: TransformerConfig, params: Any, tokens: np.ndarray, name
     [n_names, N, T, d_model] block (a name and its alias share one array). ``on_step(n)`` (for a
     progress bar) is told each time n more of the T positions are done.
     """
-    if what not in ("logits", "log_probs", None):
-        raise ValueError(f"what must be 'logits', 'log_probs' or None; got {what!r}.")
-    if method not in ("auto", "prefix", "full"):
-        raise ValueError(f"method must be 'auto', 'prefix' or 'full'; got {method!r}.")
+    check_what_and_method(what, method)
     asked = tuple(layer_names(config) if names is None else ((names,) if isinstance(names, str) else names))
     canonical = _canonical(config, asked)
     distinct = tuple(dict.fromkeys(canonical))
     res_names = tuple(n for n in distinct if not is_pattern(n))
     pat_names = tuple(n for n in distinct if is_pattern(n))
-    tokens = _check_tokens(config, tokens, batch_size)
+    tokens = check_tokens(config, tokens, batch_size)
     N, T = tokens.shape
     out = np.empty((N, T, config.vocab_size), np.float32) if what else None
     # name-major, so each name's [N, T, d_model] block is contiguous; res_out is its row-major view
@@ -746,7 +671,7 @@ def run_batched(config: TransformerConfig, params: Any, tokens: np.ndarray, name
         return out, result
     params = jax.tree.map(jnp.asarray, pure_params(params))
     step = on_step or (lambda n: None)
-    levels = _prefix_tree(tokens, config.vocab_size) if method != "full" else None
+    levels = prefix_tree(tokens, config.vocab_size) if method != "full" else None
     prefix = method == "prefix" or (method == "auto" and sum(len(lv[1]) for lv in levels) <= 0.5 * N * T)
     if prefix and (what is not None or res_names):
         _run_prefix(config, params, tokens, int(batch_size), res_names, what, levels, out, res_out, step)
@@ -772,9 +697,9 @@ def prefix_activations(config: TransformerConfig, params_state: Any, tokens: np.
         raise ValueError("prefix_activations: attention patterns are per string, not per prefix; ask "
                          "compute_activations for them")
     res_names = tuple(dict.fromkeys(canonical))
-    tokens = _check_tokens(config, tokens, batch_size)
+    tokens = check_tokens(config, tokens, batch_size)
     N, T = tokens.shape
-    levels = _prefix_tree(tokens, config.vocab_size)
+    levels = prefix_tree(tokens, config.vocab_size)
     ids, offsets = prefix_index(levels, N)
     store = np.empty((len(res_names), int(offsets[-1]), config.d_model), np.float32)  # [n_names, U, d_model]
     if N and T and res_names:
@@ -788,7 +713,7 @@ def prefix_activations(config: TransformerConfig, params_state: Any, tokens: np.
             block = np.empty((rows, len(res_names), T, config.d_model), np.float32)  # [rows, n_names, T, d]
             for start in range(0, N, rows):
                 stop = min(start + rows, N)
-                _run_full(config, params, _pad_rows(tokens[start:stop], rows), rows, res_names, (), None, None,
+                _run_full(config, params, pad_rows(tokens[start:stop], rows), rows, res_names, (), None, None,
                           block, [])
                 where = ids[start:stop].reshape(-1)  # a prefix shared by rows gets the same bits from each
                 for i in range(len(res_names)):
@@ -798,39 +723,55 @@ def prefix_activations(config: TransformerConfig, params_state: Any, tokens: np.
     return PrefixActivations(rows={a: arrays[c] for a, c in zip(asked, canonical)}, ids=ids, offsets=offsets)
 
 
-def activations(config: TransformerConfig, params: Any, tokens: np.ndarray, names: Sequence[str] | None = None, *,
-                batch_size: int = 4096, method: str = "auto",
-                on_step: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
-    """Exactly the activations named (canonical names or aliases, see `activation_names`; None:
-    `layer_names`): tokens [N, T] -> {name: float32 array (`activation_shape`)} in the order asked.
-    Batched over rows (``method`` as in `run_batched`); no block above the highest name asked is
-    run, the unembedding never is, and attention patterns are only materialised when asked."""
-    return run_batched(config, params, tokens, names, None, batch_size=batch_size, method=method,
-                       on_step=on_step)[1]
+# ---------------------------------------------------------------------------- the family
 
 
-def compute_activations(config: TransformerConfig, params_state: Any, tokens: np.ndarray, *,
-                        batch_size: int = 4096, method: str = "auto", names: Sequence[str] | None = None,
-                        on_step: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
-    """Activations of every sequence: tokens [N, T] -> {name: float32 [N, T, d_model] (patterns
-    [N, H, T, T])}; `activations` with ``names`` as a keyword (default: every `layer_names` entry).
-
-    Jitted and batched. ``method="prefix"`` computes each distinct prefix once with a KV cache
-    (several times faster when rows share prefixes, e.g. every string of a length); ``"full"``
-    runs the whole sequence; ``"auto"`` picks prefix when it at least halves the work. Keys are
-    in the order asked; each residual array is C-contiguous (a slice of one [n_names, N, T, d]
-    block). ``on_step(n)`` (for a progress bar) is told each time n more of the T positions are done.
-    """
-    return activations(config, params_state, tokens, names, batch_size=batch_size, method=method, on_step=on_step)
+def _check_names(config: TransformerConfig, names: Sequence[str] | str | None) -> tuple[str, ...]:
+    """``names`` (None: `layer_names`; canonical names or aliases) validated, as asked (`ModelFamily.check_names`)."""
+    asked = tuple(layer_names(config) if names is None else ((names,) if isinstance(names, str) else names))
+    _canonical(config, asked)
+    return asked
 
 
-def compute_logits(config: TransformerConfig, params_state: Any, tokens: np.ndarray, *,
-                   batch_size: int = 4096, method: str = "auto") -> np.ndarray:
-    """Logits of every sequence: tokens [N, T] -> float32 [N, T, vocab_size]. Jitted, batched."""
-    return run_batched(config, params_state, tokens, (), "logits", batch_size=batch_size, method=method)[0]
+class TransformerFamily(ModelFamily):
+    """The transformer and its variants as a `ModelFamily` (kind "transformer"). Its inference is its own
+    (`run_batched`: aliases, one stacked residual store, attention patterns, a KV cache for prefixes)."""
+
+    config_class = TransformerConfig
+    module_class = Transformer
+    kinds = ("transformer",)
+    activation_names = staticmethod(activation_names)
+    layer_names = staticmethod(layer_names)
+    probe_layer_name = staticmethod(probe_layer_name)
+    check_names = staticmethod(_check_names)
+    activation_shape = staticmethod(activation_shape)
+    run_batched = staticmethod(run_batched)
+    prefix_activations = staticmethod(prefix_activations)
+
+    def memory_sizes(self, config: TransformerConfig) -> ModelSizes:
+        """Arithmetic only (the preflight refuses absurd sizes before anything is built). Kept per token for
+        the backward pass: each block's LayerNorm inputs, q/k/v, attention weights, MLP hidden units and the
+        residual stream, then the logits and their softmax. Probed by default: the embedding, each block and
+        the final LayerNorm (`layer_names`)."""
+        c = config
+        V, L, n_layers = c.vocab_size, c.context_length, c.n_layers
+        d, H, dh = c.d_model, c.n_heads, c.d_head
+        d_mlp = 0 if c.attn_only else c.d_mlp
+        ln = 2 * d if c.layer_norm else 0
+        per_block = ln * (1 if c.attn_only else 2) + d * 3 * H * dh + 3 * H * dh + H * dh * d + d + d * d_mlp + d_mlp + d_mlp * d + (d if d_mlp else 0)
+        pos = L * d if c.positional == "learned" else 0
+        n_params = V * d + pos + n_layers * per_block + ln + d * V + V
+        n_probed = n_layers + (2 if ln else 1)  # embedding, each block, final LayerNorm
+        per_token = n_layers * (4 * d + 3 * H * dh + 2 * H * L + 2 * d_mlp) + 3 * V
+        return ModelSizes(n_params, n_probed, d * n_probed, per_token)
 
 
-def compute_log_probs(config: TransformerConfig, params_state: Any, tokens: np.ndarray, *,
-                      batch_size: int = 4096, method: str = "auto") -> np.ndarray:
-    """Next-token log-probabilities (log-softmax of the logits): float32 [N, T, vocab_size]."""
-    return run_batched(config, params_state, tokens, (), "log_probs", batch_size=batch_size, method=method)[0]
+FAMILY = TransformerFamily()
+
+# The family's functions as this module's (their signatures as before); the parameter plumbing and the
+# wrappers over `run_batched` are `ModelFamily`'s.
+graphdef, abstract_params, n_params, init_params = FAMILY.graphdef, FAMILY.abstract_params, FAMILY.n_params, \
+    FAMILY.init_params
+to_state, to_model, logits_fn = FAMILY.to_state, FAMILY.to_model, FAMILY.logits_fn
+activations, compute_activations = FAMILY.activations, FAMILY.compute_activations
+compute_logits, compute_log_probs = FAMILY.compute_logits, FAMILY.compute_log_probs

@@ -96,14 +96,13 @@ def _studies(table: Any, source: str) -> dict[str, Any]:
 
 def _model_fields(table: Any, source: str) -> dict[str, Any]:
     """[model]: its ``kind`` (default "transformer") and the fields of that family's config, defaults filled in."""
-    from predictive_models import KINDS
-    from predictive_models.models import config_class
+    from predictive_models.models import config_class, kinds  # the family registry, read now: plugins count
 
     if not isinstance(table, Mapping):
         raise ConfigError(f"{source}: [model] must be a table of key = value pairs")
     kind = table.get("kind", "transformer")
-    if kind not in KINDS:
-        raise ConfigError(f"{source}: [model] kind must be one of {', '.join(repr(k) for k in KINDS)}; got {kind!r}")
+    if kind not in kinds():
+        raise ConfigError(f"{source}: [model] kind must be one of {', '.join(repr(k) for k in kinds())}; got {kind!r}")
     rest = {k: v for k, v in table.items() if k != "kind"}
     return {"kind": kind, **_fields_of(config_class(kind), rest, "model", source, exclude={"vocab_size", "kind"})}
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+import predictive_models  # a lazy package (PEP 562): JAX is imported when a model config is first built
 from compmech.runs.errors import ConfigError, RunDirError
 from compmech.runs.regime import RegimeChoice
 
@@ -90,45 +91,13 @@ def probe_fit_bytes(n_features: int) -> int:
     return FIT_GRAM_COPIES * 8 * int(n_features) ** 2
 
 
-class ModelSizes(NamedTuple):
-    """What the memory estimate needs of a model."""
-
-    n_params: int
-    n_probed: int  # default probed layers
-    width: int  # their summed width
-    per_token: int  # float32 values kept per token for the backward pass
-
-
-def model_sizes(model: dict, vocab_size: int) -> ModelSizes:
-    """The `ModelSizes` of a [model] section (any kind) with the model's vocabulary ``vocab_size``;
-    arithmetic only.
-
-    Transformer: each block keeps its LayerNorm inputs, q/k/v, attention weights, MLP hidden units and the
-    residual stream; a recurrent layer keeps its gate pre-activations and states; both keep the logits and
-    their softmax.
-    """
-    V, L, n_layers = int(vocab_size), int(model["context_length"]), int(model["n_layers"])
-    kind = model.get("kind", "transformer")
-    if kind == "transformer":
-        d, H, dh = int(model["d_model"]), int(model["n_heads"]), int(model["d_head"])
-        d_mlp = 0 if model.get("attn_only") else int(model["d_mlp"])
-        ln = 2 * d if model.get("layer_norm", True) else 0
-        per_block = ln * (1 if model.get("attn_only") else 2) + d * 3 * H * dh + 3 * H * dh + H * dh * d + d + d * d_mlp + d_mlp + d_mlp * d + (d if d_mlp else 0)
-        pos = L * d if model.get("positional", "learned") == "learned" else 0
-        n_params = V * d + pos + n_layers * per_block + ln + d * V + V
-        n_probed = n_layers + (2 if ln else 1)  # embedding, each block, final LayerNorm
-        width = d * n_probed
-        per_token = n_layers * (4 * d + 3 * H * dh + 2 * H * L + 2 * d_mlp) + 3 * V
-    else:
-        from predictive_models.recurrent import GATES
-
-        g, h = GATES[kind], int(model["d_hidden"])
-        e = int(model.get("d_embed") or h)
-        n_params = V * e + g * h * (e + h + 1) + (n_layers - 1) * g * h * (2 * h + 1) + n_layers * g * h * (kind == "gru") \
-            + h * V + V
-        n_probed, width = n_layers, h * n_layers
-        per_token = e + n_layers * (3 * g * h + 2 * h) + 3 * V
-    return ModelSizes(n_params, n_probed, width, per_token)
+def model_sizes(model: dict, vocab_size: int) -> predictive_models.ModelSizes:
+    """The `predictive_models.ModelSizes` (parameters, probed layers and their width, values kept per token) of a
+    [model] section of any kind with the model's vocabulary ``vocab_size``, as the model's family reckons them
+    (`ModelFamily.memory_sizes`: arithmetic for the built-in families, nothing allocated)."""
+    config = predictive_models.make_config(model.get("kind", "transformer"), int(vocab_size),
+                                           **{k: v for k, v in model.items() if k != "kind"})
+    return predictive_models.family(config).memory_sizes(config)
 
 
 def available_memory() -> int:

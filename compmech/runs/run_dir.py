@@ -57,7 +57,7 @@ class Run:
     path: Path
     config: ExperimentConfig  # the resolved config.toml
     process: Any  # rebuilt from the config (its spec copy, or name + params): an HMM, a GHMM, random Markov chains
-    model_config: predictive_models.ModelConfig
+    model_config: predictive_models.ModelConfig  # the config of any registered model family
     params: Any  # the model's parameters (final, or the checkpoint `at` loaded)
     history: list[dict[str, Any]]  # metrics.jsonl: one record per evaluation
     summary: RunSummary  # summary.json
@@ -126,7 +126,7 @@ class Run:
                                    _cache={k: v for k, v in self._cache.items() if k == "contexts"})
 
     def model(self):
-        """The trained model (an nnx module of its family: ``model(tokens)`` -> logits)."""
+        """The trained model, of its config's family (an nnx module: ``model(tokens)`` -> logits)."""
         return predictive_models.to_model(self.model_config, self.params)
 
     def activations(self, tokens: np.ndarray, layers: list[str] | str | None = None) -> dict[str, np.ndarray]:

@@ -324,7 +324,7 @@ def plot_msp_graph(msp: MSP):
     """The finite MSP as a graph (figures.msp_graph.plot_msp_graph), named by the process's states and tokens."""
     # lazy: matplotlib loads only when a plot is asked
     from figures import process_title
-    from figures.msp_graph import plot_msp_graph as draw
+    from figures.msp_graph import plot_msp_graph as draw  # lazy: as above
 
     proc = msp.process
     return draw(msp.beliefs, msp.next_state, msp.token_probs, msp.depth, msp.recurrent,
