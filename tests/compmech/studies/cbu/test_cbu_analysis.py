@@ -125,6 +125,9 @@ def test_the_reproduce_table_reads_each_runs_cbu_json(cbu_run):
     text = format_markdown([r], quick=True)
     assert "| tiny | " in text
     assert f"| 2 / {r['observed_head_count']} (3) / {r['observed_rate_groups']} |" in text
+    assert len(r["null"]) == 2 and set(r["verdicts"]) == {"constrained_belief", "decay_first_order", "decay_readout",
+                                                           "head_count"}
+    assert "| tiny | blocks.0.hook_resid_mid | " in text and "| tiny | block_1 | " in text  # every R² beside its null
 
 
 def test_bad_cbu_configs_are_config_errors(tmp_path):
