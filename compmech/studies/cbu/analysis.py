@@ -260,9 +260,10 @@ def r2_verdict(model_r2, null_r2, hypothesis: str = "the stream holds the constr
 
 
 def decay_verdict(assignment: HeadAssignment, rates: list[float | None], fitted: list[float | None],
-                  rate_tol: float, hypothesis: str) -> Verdict:
+                  rate_tol: float, hypothesis: str, fitted_se: list[float | None] | None = None) -> Verdict:
     """Supported when every predicted head has a head with a clean decay (the assignment's) whose fitted rate lies
-    within ``rate_tol`` of the predicted ``rates[p]``; not supported otherwise, or when nothing is predicted."""
+    within ``rate_tol`` of the predicted ``rates[p]``; not supported otherwise, or when nothing is predicted.
+    ``fitted_se``: the fitted rates' standard errors, recorded beside them."""
     gaps = [None if h is None or r is None or f is None else abs(f - r)
             for h, r, f in zip(assignment.heads, rates, fitted)]
     held = [g is not None and g <= rate_tol for g in gaps]
@@ -270,7 +271,8 @@ def decay_verdict(assignment: HeadAssignment, rates: list[float | None], fitted:
     rule = (f"supported when every predicted head is assigned a head with a clean decay whose fitted rate is within "
             f"{rate_tol:g} of the predicted rate (fixed before the fit), else not supported")
     return Verdict(hypothesis, SUPPORTED if ok else NOT_SUPPORTED, rule,
-                   {"predicted": [None if r is None else float(r) for r in rates], "fitted": fitted, "gaps": gaps,
+                   {"predicted": [None if r is None else float(r) for r in rates], "fitted": fitted,
+                    "fitted_se": list(fitted_se) if fitted_se is not None else [None] * len(fitted), "gaps": gaps,
                     "held": held, "n_held": int(sum(held)), "n_predicted": len(held), "rate_tol": rate_tol,
                     "note": None if held else "no head predicted"})
 
@@ -495,18 +497,25 @@ def project_ov(mc: Any, params_state: Any, probes_: GeometryProbes, prediction: 
     return OVProjection(ov=ov, updates=u, vocab=vocab, cosine=ov_cos, factor_share=ov_share)
 
 
-def _assigned_rates(prediction: Prediction, attention: AttentionFits) -> list[float | None]:
-    """Per predicted head: its assigned block-0 head's fitted rate (the parity fit's when alternating)."""
+def _assigned_rates(prediction: Prediction, attention: AttentionFits, *, se: bool = False) -> list[float | None]:
+    """Per predicted head: its assigned block-0 head's fitted rate (the parity fit's when alternating), or with
+    ``se`` that rate's standard error."""
     out: list[float | None] = []
     for p, h in zip(prediction.heads, attention.matched):
         f = None if h is None else attention.fits[0][h]
-        out.append(None if f is None else (f.fitted_lambda if p.parity == "all" else f.parity_rate))
+        if f is None:
+            out.append(None)
+        elif se:
+            out.append(f.rate_se if p.parity == "all" else f.parity_rate_se)
+        else:
+            out.append(f.fitted_lambda if p.parity == "all" else f.parity_rate)
     return out
 
 
 def judge(prediction: Prediction, attention: AttentionFits, probes_: GeometryProbes, settings: Settings) -> Verdicts:
     """The run's verdicts, each of which the data could make "not supported"."""
     fitted = _assigned_rates(prediction, attention)
+    fitted_se = _assigned_rates(prediction, attention, se=True)
     observed = sum(f.clean(settings.r2_min, settings.max_rate) for f in attention.fits[0])
     n_pred = len(prediction.heads)
     count = Verdict("block 0 has as many heads with a clean decay as the process predicts",
@@ -521,9 +530,10 @@ def judge(prediction: Prediction, attention: AttentionFits, probes_: GeometryPro
                                     "beliefs_r2": _mean(null.beliefs_r2),
                                     "beliefs_r2_higher": null.beliefs_r2_higher}),
         decay_first_order=decay_verdict(attention.assignment, [p.rate for p in prediction.heads], fitted,
-                                        settings.rate_tol, "block 0's heads decay at the first-order rates |lambda|"),
+                                        settings.rate_tol, "block 0's heads decay at the first-order rates |lambda|",
+                                        fitted_se),
         decay_readout=decay_verdict(attention.assignment, list(prediction.readout_of), fitted, settings.rate_tol,
-                                    "block 0's heads decay at the exact readout rates"),
+                                    "block 0's heads decay at the exact readout rates", fitted_se),
         head_count=count)
 
 

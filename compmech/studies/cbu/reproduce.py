@@ -49,7 +49,8 @@ def row(label: str, run_dir: Path) -> dict[str, Any]:
         "observed_rate_groups": len(rate_groups([h["fitted_lambda"] for h in heads if h["clean_decay"]])),
         "main_fitted_lambda": d["main_fitted_lambda"], "main_readout_lambda": d.get("main_readout_lambda"),
         "heads": [{"layer": h["layer"], "head": h["head"], "predicted_lambda": h["predicted_lambda"], "readout_lambda": h.get("readout_lambda"),
-                   "fitted_lambda": h["fitted_lambda"], "ov_factor_share": h.get("ov_factor_share"),
+                   "fitted_lambda": h["fitted_lambda"], "rate_se": h.get("rate_se"),
+                   "parity_rate_se": h.get("parity_rate_se"), "ov_factor_share": h.get("ov_factor_share"),
                    "r2": h["r2"], "parity_rate": h["parity_rate"], "parity_offset": h["parity_offset"],
                    "parity_r2": h["parity_r2"], "clean_decay": h["clean_decay"],
                    "nearest_gap": h.get("nearest_gap"),
@@ -78,6 +79,9 @@ def format_markdown(rows: list[dict[str, Any]], quick: bool) -> str:
     """The tables: one line per run (the verdicts), one per probed layer (every R² beside its null), one per head."""
     def n(v: Any, f: str = ".3f") -> str:
         return "–" if v is None else format(v, f)
+
+    def pm(se: Any) -> str:
+        return "" if se is None else f" ± {se:.3f}"
 
     def held(r: dict[str, Any], key: str) -> str:
         h = r.get("decay_held", {}).get(key)
@@ -118,14 +122,15 @@ def format_markdown(rows: list[dict[str, Any]], quick: bool) -> str:
             share = ", ".join(f"{v:.2f}" for v in h.get("ov_factor_share") or [])
             lines.append(f"| {r['run']} | {h.get('layer', 0)} | {h['head']} | {n(h['predicted_lambda'])} | "
                          f"{n(h.get('readout_lambda'))} | "
-                         f"{n(h['fitted_lambda'])} | {n(h['r2'])} | {n(h['parity_rate'])} | "
+                         f"{n(h['fitted_lambda'])}{pm(h.get('rate_se'))} | {n(h['r2'])} | "
+                         f"{n(h['parity_rate'])}{pm(h.get('parity_rate_se'))} | "
                          f"{n(h['parity_offset'], '.2f')} | {n(h['parity_r2'])} | {'yes' if h['clean_decay'] else 'no'} | "
                          f"{n(h.get('nearest_gap'))} | {n(h.get('ov_update_cosine_mean'))} | {share} |")
     lines += ["", "Predicted λ: the first-order eigenvalue (compmech.studies.cbu.theory), fixed from the process alone "
               "before any fit; readout rate: the decay of the exact belief's best linear readout from the token history "
               "(compmech.studies.cbu.theory.readout_decay), the rate the first order tends to only for weakly informative "
-              "tokens. Fitted λ: exp(slope) of log mean attention (block 0) against query-key distance, fitted on "
-              "within-query log-ratios (distances >= 1); clean: a fit with R² >= 0.9 and rate < 0.95 (the parity fit "
+              "tokens. Fitted λ: exp(slope) of log mean attention against query-key distance, fitted on "
+              "within-query log-ratios (distances >= 1), ± its regression standard error; clean: a fit with R² >= 0.9 and rate < 0.95 (the parity fit "
               "adds an odd-distance offset, for alternating eigenvalues); rate groups: the clean heads' fitted rates "
               "grouped where they differ by more than 0.1. Assignment: block 0's heads given to the predictions by least "
               "total |fitted - predicted λ| (Hungarian; 1 per prediction left without a clean head), the greedy "

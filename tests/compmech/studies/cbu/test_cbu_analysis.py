@@ -111,7 +111,8 @@ def test_cbu_json_carries_the_null_the_assignment_and_the_verdicts(cbu_run):
     assert v["constrained_belief"]["verdict"] == null["layers"]["blocks.0.hook_resid_mid"]["verdict"]
     assert v["head_count"]["verdict"] == ("supported" if d["observed_head_count"] == 2 else "not supported")
     for h in d["heads"]:
-        assert "nearest_gap" in h and "nearest_predicted_lambda" in h
+        assert "nearest_gap" in h and "nearest_predicted_lambda" in h and "rate_se" in h
+    assert len(v["decay_first_order"]["fitted_se"]) == 2
     head = json.loads((cbu_run / "summary.json").read_text())["studies"]["cbu"]
     assert head["verdict_constrained_belief"] == v["constrained_belief"]["verdict"]
     assert head["intermediate_r2_null"] == pytest.approx(np.mean(null["layers"]["blocks.0.hook_resid_mid"]["null_r2"]))
