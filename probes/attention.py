@@ -7,7 +7,10 @@ same geometric sequence, each scaled to sum to 1. We regress ``log a`` on d with
 (a within-query, fixed-effects least squares: both sides centred per query), i.e. on the log-ratios
 ``log(a_ts / a_ts')`` of keys of the same query, which the normaliser cancels from. ``lambda_fit = exp(slope)``
 and R² is the within-query share of the variance of ``log a`` the line explains (1: every row an exact geometric
-sequence). A fit on the raw rows would read the normaliser's change with t as part of the decay.
+sequence). A fit on the raw rows would read the normaliser's change with t as part of the decay. The rate's standard
+error is the regression's (residual variance over ``n - queries - slopes`` degrees of freedom, through
+``se(lambda) = lambda se(slope)``): it takes the residuals as independent noise, which holds for noise on each weight
+and not for a systematic departure from a geometric row (then the R² says more).
 
 A negative eigenvalue asks for weights ``lambda^d`` that alternate in sign, which softmax weights (positive) cannot
 be: a head can carry ``|lambda|^d`` on keys of one parity of d only. The parity fit adds an offset for odd
@@ -49,6 +52,8 @@ class DecayFit:
     parity_r2: float | None
     n_points: int  # (query, key) pairs used
     n_queries: int  # queries with at least two keys used
+    rate_se: float | None = None  # standard error of fitted_lambda (see the module docstring; None: no dof left)
+    parity_rate_se: float | None = None  # standard error of parity_rate
 
     def clean(self, r2_min: float, max_rate: float) -> bool:
         """Whether the head carries a clean exponential decay: a fit (plain or parity) with R² >= ``r2_min`` whose
@@ -88,9 +93,11 @@ def by_distance(pattern) -> np.ndarray:
     return out
 
 
-def _within_fit(y: np.ndarray, Xs: list[np.ndarray], q: np.ndarray) -> tuple[np.ndarray, float] | None:
+def _within_fit(y: np.ndarray, Xs: list[np.ndarray], q: np.ndarray
+                ) -> tuple[np.ndarray, float, np.ndarray | None] | None:
     """Least squares of y on the columns Xs with one intercept per group q (all centred per group):
-    (coefficients, within-group R²), or None when the centred design is degenerate."""
+    (coefficients, within-group R², their standard errors or None when no degree of freedom is left), or None when
+    the centred design is degenerate."""
     def centre(v: np.ndarray) -> np.ndarray:
         sums = np.bincount(q, weights=v)
         counts = np.bincount(q)
@@ -103,7 +110,9 @@ def _within_fit(y: np.ndarray, Xs: list[np.ndarray], q: np.ndarray) -> tuple[np.
     coef, *_ = np.linalg.lstsq(X, yc, rcond=None)
     sst = float(yc @ yc)
     resid = yc - X @ coef
-    return coef, (1.0 - float(resid @ resid) / sst) if sst > 0 else 1.0
+    dof = y.size - (int(q.max()) + 1) - X.shape[1]  # one intercept per group, one slope per column
+    se = None if dof <= 0 else np.sqrt(float(resid @ resid) / dof * np.diag(np.linalg.inv(X.T @ X)))
+    return coef, (1.0 - float(resid @ resid) / sst) if sst > 0 else 1.0, se
 
 
 def fit_decay(pattern, *, min_distance: int = 1, max_distance: int | None = None,
@@ -144,7 +153,9 @@ def fit_decay(pattern, *, min_distance: int = 1, max_distance: int | None = None
             parity_rate=None if parity is None else float(np.exp(parity[0][0])),
             parity_offset=None if parity is None else float(parity[0][1]),
             parity_r2=None if parity is None else float(parity[1]),
-            n_points=int(d.size), n_queries=len(qs)))
+            n_points=int(d.size), n_queries=len(qs),
+            rate_se=None if plain is None or plain[2] is None else float(np.exp(plain[0][0]) * plain[2][0]),
+            parity_rate_se=None if parity is None or parity[2] is None else float(np.exp(parity[0][0]) * parity[2][0])))
     return fits
 
 

@@ -15,6 +15,22 @@ def test_fit_recovers_a_planted_rate_from_a_noisy_softmax_pattern(rate):
     assert abs(fit.parity_offset) < 0.05
 
 
+def test_the_rates_standard_error_covers_the_planted_rate_as_often_as_it_says():
+    """Independent log-normal noise on each weight: the fixed-effects regression's assumptions hold, so the planted
+    rate lies within 2 standard errors (of the log slope) in ~95.4% of draws; 200 draws give a binomial sd of 1.5%,
+    so [0.90, 0.99] is a 3.5-sd band."""
+    hits = []
+    for seed in range(200):
+        (fit,) = fit_decay(geometric_pattern([0.6], 8, noise=0.05, seed=seed))
+        z = (np.log(fit.fitted_lambda) - np.log(0.6)) / (fit.rate_se / fit.fitted_lambda)
+        hits.append(abs(z) < 2)
+    assert 0.90 <= np.mean(hits) <= 0.99
+    (exact,) = fit_decay(geometric_pattern([0.6], 8))
+    assert exact.rate_se < 1e-9 and exact.parity_rate_se < 1e-9
+    (few,) = fit_decay(geometric_pattern([0.6], 3))  # one query with two keys: no degree of freedom left
+    assert few.rate_se is None and few.fitted_lambda == pytest.approx(0.6)
+
+
 def test_fit_is_not_fooled_by_the_softmax_normaliser():
     """Raw rows a_t,d = rate^d / Z_t: a pooled regression without per-query intercepts is biased, ours is exact."""
     P = geometric_pattern([0.9], 8)

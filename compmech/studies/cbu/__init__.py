@@ -8,6 +8,7 @@ from compmech.studies.cbu.reproduce import reproduce
 
 STUDY = register_study(Study(
     name="cbu",
-    summary="constrained belief updates (Piotrowski et al. 2025): the sweep experiments/cbu_mess3.toml and three "
-            "products experiments/cbu_product.toml: cbu.md/.json and figures",
+    summary="constrained belief updates (Piotrowski et al. 2025): the sweeps experiments/cbu_mess3.toml and "
+            "experiments/cbu_authors.toml and three products experiments/cbu_product.toml, every R² beside its "
+            "null and a verdict per run: cbu.md/.json and figures",
     settings=Settings, check=check, run=run, reproduce=reproduce))

@@ -250,3 +250,38 @@ def readout_decay(process, length: int = 8) -> ReadoutDecay:
     slope = np.polyfit(d, np.log(np.maximum(np.abs(coef[d]), 1e-300)), 1)[0]
     sign = float(np.sign(np.median(np.sign(coef[d[1:]] * coef[d[:-1]])))) or 1.0
     return ReadoutDecay(rate=sign * float(np.exp(slope)), coefficient=coef)
+
+
+@dataclass(frozen=True)
+class ProcessPrediction:
+    """Everything the process alone predicts about the first attention layer, fixed before a model is read."""
+
+    spectra: tuple[Spectrum, ...]  # one per factor (a single process: one)
+    joint: Spectrum  # the process's own spectrum (a product's: the products of its factors' eigenvalues)
+    heads: tuple[HeadPrediction, ...]  # the heads the constrained update calls for, largest rate first
+    readouts: tuple[ReadoutDecay, ...]  # the exact readout decay of each factor
+    # per predicted head: the readout rate of its factors (mean |rate|), None when one of them excites several
+    # eigenvalues (its readout then mixes their decays)
+    readout_of: tuple[float | None, ...]
+
+    @property
+    def rates(self) -> tuple[float, ...]:
+        """The predicted decay rate of each predicted head (first order: |lambda|)."""
+        return tuple(p.rate for p in self.heads)
+
+
+def process_prediction(process, factors: Sequence | None = None, *, min_share: float = MIN_SHARE,
+                       readout_length: int = 8) -> ProcessPrediction:
+    """The predicted heads and their decay rates from the process alone (``factors``: a product's factors; None:
+    the process itself): the first-order rate |lambda| of each (`predicted_heads`) and, beside it, the exact readout
+    rate of its factors (`readout_decay`). Nothing here reads a model."""
+    factors = [process] if factors is None else list(factors)
+    spectra = [spectrum(f) for f in factors]
+    heads = predicted_heads(spectra, min_share=min_share)
+    joint = spectrum(process) if len(factors) > 1 else spectra[0]
+    readouts = [readout_decay(f, readout_length) for f in factors]
+    n_eig = [len({p.eigenvalue for p in heads if k in p.factors}) for k in range(len(factors))]
+    readout_of = [None if any(n_eig[k] > 1 for k in p.factors) else
+                  float(np.mean([abs(readouts[k].rate) for k in p.factors])) for p in heads]
+    return ProcessPrediction(spectra=tuple(spectra), joint=joint, heads=tuple(heads), readouts=tuple(readouts),
+                             readout_of=tuple(readout_of))

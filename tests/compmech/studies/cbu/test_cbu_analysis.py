@@ -3,14 +3,12 @@ tables and summary headline; bad configs are config errors; the reproduce table 
 
 import json
 
+import numpy as np
 import pytest
 
 from compmech.runs.cli import main
 from compmech.runs.config import ConfigError, config_from_dict, load_config
 from compmech.runs.experiment import plan_run
-from compmech.studies.cbu.analysis import match_heads
-from compmech.studies.cbu.theory import HeadPrediction
-from probes.attention import DecayFit
 
 # lambda = (0.7, 0.3): two predicted heads; context 3 over 9 tokens = 729 strings
 CONFIG = """
@@ -89,6 +87,35 @@ def test_cbu_json_has_the_issues_keys_and_the_predictions(cbu_run):
     assert "figures/cbu.png" in summary["figures"] and (cbu_run / "figures" / "cbu.png").stat().st_size > 0
     html = (cbu_run / "report.html").read_text()
     assert "Constrained belief update: attention heads" in html
+    assert "Constrained belief update: verdicts" in html
+
+
+def test_cbu_json_carries_the_null_the_assignment_and_the_verdicts(cbu_run):
+    d = json.loads((cbu_run / "cbu.json").read_text())
+    null = d["null_model"]
+    assert null["n_splits"] == 5 and set(null["layers"]) == {"blocks.0.hook_resid_mid", "block_1"}
+    for c in null["layers"].values():
+        assert len(c["model_r2"]) == len(c["null_r2"]) == len(c["beliefs_r2"]) == 5
+        assert all(r <= 1 + 1e-9 for r in c["model_r2"] + c["null_r2"] + c["beliefs_r2"])
+        assert c["verdict"] in ("supported", "not supported")
+        assert c["verdict"] == ("supported" if c["margin"] > c["spread"] else "not supported")
+    # the null is the same on every layer (the same rows, the same splits)
+    assert null["layers"]["blocks.0.hook_resid_mid"]["null_r2"] == null["layers"]["block_1"]["null_r2"]
+    a = d["assignment"]
+    assert a["method"] == "hungarian" and len(a["heads"]) == 2 and d["matched_heads"] == a["heads"]
+    assert len(a["cost_matrix"]) == 2 and len(a["cost_matrix"][0]) == 3
+    assert a["cost"] <= d["greedy_assignment"]["cost"] + 1e-12
+    v = d["verdicts"]
+    assert set(v) == {"constrained_belief", "decay_first_order", "decay_readout", "head_count"}
+    assert all(x["verdict"] in ("supported", "not supported") for x in v.values())
+    assert v["constrained_belief"]["verdict"] == null["layers"]["blocks.0.hook_resid_mid"]["verdict"]
+    assert v["head_count"]["verdict"] == ("supported" if d["observed_head_count"] == 2 else "not supported")
+    for h in d["heads"]:
+        assert "nearest_gap" in h and "nearest_predicted_lambda" in h and "rate_se" in h
+    assert len(v["decay_first_order"]["fitted_se"]) == 2
+    head = json.loads((cbu_run / "summary.json").read_text())["studies"]["cbu"]
+    assert head["verdict_constrained_belief"] == v["constrained_belief"]["verdict"]
+    assert head["intermediate_r2_null"] == pytest.approx(np.mean(null["layers"]["blocks.0.hook_resid_mid"]["null_r2"]))
 
 
 def test_the_reproduce_table_reads_each_runs_cbu_json(cbu_run):
@@ -99,16 +126,9 @@ def test_the_reproduce_table_reads_each_runs_cbu_json(cbu_run):
     text = format_markdown([r], quick=True)
     assert "| tiny | " in text
     assert f"| 2 / {r['observed_head_count']} (3) / {r['observed_rate_groups']} |" in text
-
-
-def test_matching_takes_the_closest_clean_head_and_skips_unclean_ones():
-    def fit(rate, r2):
-        return DecayFit(rate, r2, rate, 0.0, r2, 10, 4)
-
-    preds = [HeadPrediction(0.7, 0.7, "all", 0.5, (0,)), HeadPrediction(0.3, 0.3, "all", 0.5, (1,))]
-    fits = [fit(0.32, 0.99), fit(0.69, 0.5), fit(0.6, 0.99), fit(0.99, 0.99)]
-    assert match_heads(preds, fits, 0.9, 0.95) == [2, 0]  # head 1 is not clean, head 3 does not decay
-    assert match_heads(preds, fits[:1], 0.9, 0.95) == [0, None]
+    assert len(r["null"]) == 2 and set(r["verdicts"]) == {"constrained_belief", "decay_first_order", "decay_readout",
+                                                           "head_count"}
+    assert "| tiny | blocks.0.hook_resid_mid | " in text and "| tiny | block_1 | " in text  # every R² beside its null
 
 
 def test_bad_cbu_configs_are_config_errors(tmp_path):
@@ -118,6 +138,8 @@ def test_bad_cbu_configs_are_config_errors(tmp_path):
         config_from_dict({**raw, "studies": {"cbu": {"rate": 0.5}}})
     with pytest.raises(ConfigError, match="r2_min must be a number in"):
         config_from_dict({**raw, "studies": {"cbu": {"r2_min": 2}}})
+    with pytest.raises(ConfigError, match="null_splits must be an integer >= 2"):
+        config_from_dict({**raw, "studies": {"cbu": {"null_splits": 1}}})
     lstm = config_from_dict({**raw, "model": {"kind": "lstm", "context_length": 4}})
     with pytest.raises(ConfigError, match="needs \\[model\\] kind = \"transformer\""):
         plan_run(lstm, tmp_path / "x")
