@@ -1204,8 +1204,8 @@ def _single_info(process: Process, *, max_states: int, n_steps: int, seed: int, 
                      for x, e in zip(spec.exponents, spec.stderr))  # -inf: a direction collapsed by some token
         out["lyapunov_dimension"] = Measure(spec.dimension, spec.dimension_stderr, "chaos game", "stderr")
         notes.append(f"lyapunov: {spec.n_chains} chains of {spec.n_steps // spec.n_chains} steps, each after a "
-                     f"burn-in of {spec.burn_in} steps" + (f" (twice the {spec.aligned_after} a pilot chain's tangent "
-                                                           "frame took at most to align, or more)"
+                     f"burn-in of {spec.burn_in} steps" + (f" (at least twice the {spec.aligned_after} steps the slowest "
+                                                           "pilot chain's tangent frame took to align)"
                                                            if spec.aligned_after else ""))
         for c in spec.clusters:
             notes.append(f"lyapunov: exponents {', '.join(str(i + 1) for i in c)} are not told apart by the chains "
