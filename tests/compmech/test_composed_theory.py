@@ -215,3 +215,17 @@ def test_product_of_two_mess3_sums_its_factors():
     ky = info.lyapunov_dimension
     assert ky.method == "upper bound" and ky.value == pytest.approx(2.146, abs=5e-3)
     assert ky.value - ky.error > dim.value + dim.error
+
+
+def test_markov_order_of_a_mixture_from_its_shared_words():
+    """Golden mean (R = 1) and the cycle 0011 (R = 2): their longest common word is 1001, so after 5 tokens the
+    window names the component and its state: R = 5, as the mixture's own finite MSP says; two coins share every
+    word (R infinite)."""
+    from compmech.measures import _longest_shared_word
+
+    T = np.zeros((2, 4, 4))
+    T[0, 0, 1] = T[0, 1, 2] = T[1, 2, 3] = T[1, 3, 0] = 1.0
+    cycle = hp.HMM(T, name="0011")
+    assert _longest_shared_word(hp.golden_mean(), cycle) == 4
+    assert process_info(hp.mixture([hp.golden_mean(), cycle], [0.5, 0.5])).markov_order.value == 5
+    assert _longest_shared_word(hp.coin(0.2), hp.coin(0.8)) is None
