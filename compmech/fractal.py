@@ -32,12 +32,40 @@ from hmm_processes import HMM, GeneralizedHMM, ProcessError, process_vectors
 
 #: A tangent growth below this fraction of the Jacobian's norm is rounding of an exact 0 (a collapsed direction).
 COLLAPSE_RTOL = 1e-12
+#: A frame is aligned when it agrees with a frame started elsewhere, along the same tokens, to 2^-ALIGN_BITS (1e-3)
+#: in every subspace spanned by its leading directions (up to a resolved gap): the log growth it still loses then is
+#: about the angle squared (1e-6 bits in all), far below any standard error here. A belief has forgotten its start
+#: after ALIGN_BITS / |lambda_1| steps.
+ALIGN_BITS = 10.0
+#: Shortest and longest burn-in (steps). The shortest is the belief burn-in used before the frame was burnt in too.
+MIN_BURN_IN = 200
+MAX_BURN_IN = 5000
+#: The pilot: chains, and steps (each carries two frames; the exponents come from its second half).
+PILOT_CHAINS = 16
+PILOT_STEPS = 1000
+#: The burn-in is this multiple of the longest alignment time among the pilot's chains (which sample its tail).
+ALIGN_SAFETY = 2
+#: Two successive exponents are told apart when their difference, chain by chain, has a mean above this many of
+#: its own standard deviations (each chain orders them). Equal exponents never pass: the frame's Gram-Schmidt
+#: order puts the larger finite-time growth first, so their per-chain difference is a folded normal, whose
+#: mean is 1.3 of its standard deviations.
+RESOLVED_SPREADS = 3.0
+#: `lyapunov_spectrum` with ``n_chains=None``: chains at least as long as their burn-in, 16 to 512 of them.
+MIN_CHAINS = 16
+MAX_CHAINS = 512
 
 
 @dataclass(frozen=True)
 class LyapunovSpectrum:
     """Lyapunov exponents of the belief IFS (bits per token, descending) with standard errors over
-    independent chains, the entropy rate used, and the Lyapunov dimension with its standard error."""
+    independent chains, the entropy rate used, and the Lyapunov dimension with its standard error.
+
+    ``burn_in`` is the number of steps every chain ran (belief and tangent frame) before its averages
+    began, and ``aligned_after`` the longest time (steps) a pilot chain's frame took to align (see
+    `_aligning_burn_in`); None when the caller gave the burn-in, or the pilot never saw alignment.
+    ``clusters`` are runs of successive exponents (indices) that the chains do not tell apart (see
+    `RESOLVED_SPREADS`): each member is reported as the cluster's mean, whose error is its standard error
+    plus half the spread of the members' own estimates."""
 
     exponents: np.ndarray  # [S - 1]
     stderr: np.ndarray  # [S - 1]
@@ -47,6 +75,9 @@ class LyapunovSpectrum:
     dimension_stderr: float  # jackknife over chains
     n_steps: int
     n_chains: int
+    burn_in: int = 0
+    aligned_after: int | None = None
+    clusters: tuple[tuple[int, ...], ...] = ()
 
 
 def lyapunov_dimension(exponents: np.ndarray, entropy_rate: float) -> float:
@@ -67,60 +98,59 @@ def lyapunov_dimension(exponents: np.ndarray, entropy_rate: float) -> float:
     return float(lam.size)
 
 
-def lyapunov_spectrum(process: HMM | GeneralizedHMM, *, n_steps: int = 1_000_000, n_chains: int = 512,
-                      burn_in: int = 200, seed: int = 0, entropy_rate: float | None = None) -> LyapunovSpectrum:
-    """Lyapunov spectrum of the belief maps along ``n_chains`` independent chaos-game trajectories.
+def lyapunov_spectrum(process: HMM | GeneralizedHMM, *, n_steps: int = 1_000_000, n_chains: int | None = None,
+                      burn_in: int | None = None, seed: int = 0, entropy_rate: float | None = None
+                      ) -> LyapunovSpectrum:
+    """Lyapunov spectrum of the belief maps along independent chaos-game trajectories.
 
-    Each chain starts at the stationary prior, runs ``burn_in`` steps, then ``n_steps / n_chains``
-    steps carrying an orthonormal frame of the (S-1)-dimensional tangent space. At each step the
-    log growth of the frame (QR) is averaged over every possible next token, weighted by its
-    probability, before one token is drawn to move on (a Rao-Blackwellised estimator: same mean
-    as the sampled log growth, several times smaller variance). The exponent estimate is the mean
-    over chains; its standard error is their standard deviation / sqrt(n_chains). The dimension
-    uses ``entropy_rate`` when given (an accurate h_mu, e.g. the limit of the exact h(L)), else
-    the mean next-token entropy along the same chains; its standard error is a jackknife over chains.
+    Each chain starts at the stationary prior and runs ``burn_in`` steps carrying an orthonormal frame
+    of the (S-1)-dimensional tangent space (QR at every step, along the drawn tokens), so that both the
+    belief and the frame have settled before anything is averaged: a frame that starts unaligned loses
+    log growth in its leading directions until it aligns, a bias of order 1 / (steps per chain) that no
+    number of chains removes. By default the burn-in is measured (`_aligning_burn_in`): twice the longest
+    time a pilot chain's frame took to agree with a frame started elsewhere, and at least the time a belief
+    takes to forget its start (within `MIN_BURN_IN` .. `MAX_BURN_IN`). Then ``n_steps / n_chains`` steps
+    follow, where the log growth of the frame (QR) is averaged over every possible next token, weighted by
+    its probability, before one token is drawn to move on (a Rao-Blackwellised estimator: same mean as the
+    sampled log growth, several times smaller variance). The exponent estimate is the mean over chains;
+    its standard error is their standard deviation / sqrt(n_chains), honest because the chains are
+    independent and each starts aligned.
+    ``n_chains=None`` makes each chain at least as long as its burn-in (between `MIN_CHAINS` and
+    `MAX_CHAINS` chains). Where exponents are equal, the Gram-Schmidt frame splits them by finite-time
+    fluctuations (the first above, the second below their common value, by about their per-chain spread,
+    whatever the number of chains), while their sum stays unbiased: successive exponents that the chains
+    do not order (`RESOLVED_SPREADS`) form a cluster, each reported as the cluster's mean with its error
+    widened by half the members' spread (which covers a true gap too: the split is at least the gap).
+    The dimension uses ``entropy_rate`` when given (an accurate h_mu, e.g. the limit of the exact h(L)),
+    else the mean next-token entropy along the same chains; its standard error is a jackknife over chains.
     """
     T, pi, tau = process_vectors(process)
-    V, S, _ = T.shape
+    if (n_chains is not None and int(n_chains) < 2) or (burn_in is not None and burn_in < 0):
+        raise ProcessError(f"lyapunov_spectrum: need n_chains >= 2 and burn_in >= 0; got {n_chains}, {burn_in}")
+    rng = np.random.default_rng(seed)
+    aligned = None
+    if burn_in is None:
+        burn_in, aligned = _aligning_burn_in(T, pi, tau, rng)
+    if n_chains is None:
+        n_chains = int(np.clip(int(n_steps) // max(burn_in, 1), MIN_CHAINS, MAX_CHAINS))
     n_chains = int(n_chains)
     steps = max(1, int(n_steps) // n_chains)
-    if n_chains < 2 or burn_in < 0:
-        raise ProcessError(f"lyapunov_spectrum: need n_chains >= 2 and burn_in >= 0; got {n_chains}, {burn_in}")
-    d = S - 1
-    B = null_space(tau[None, :]).T  # [d, S], orthonormal rows spanning {v : v tau = 0}
-    Q = np.broadcast_to(np.eye(d), (n_chains, d, d)).copy()
-    logs = np.zeros((n_chains, d))
-    ent = np.zeros(n_chains)
-    BTB = np.einsum("ds,xst,et->xde", B, T, B)  # [V, d, d]: B T[x] B^T
-    BAt = np.einsum("ds,xs->xd", B, T @ tau)  # [V, d]: B (T[x] tau)
-    rows = np.arange(n_chains)
-    steps_iter = belief_chaos_game(T, pi, tau, n_chains, burn_in + steps, np.random.default_rng(seed))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for t, (eta, p, x, U, Z) in enumerate(steps_iter):
-            if t < burn_in:
-                continue
-            ent += entropy_bits(p)
-            if d:
-                z = np.where(Z > 0, Z, 1.0)  # [C, V]; impossible tokens get weight 0 below
-                fB = np.einsum("cxs,ds->cxd", U, B) / z[:, :, None]  # [C, V, d]: next belief, projected
-                # d f = (dv A / z)(I - tau f) for A = T[x]: in the basis B, K = (B A B^T - (B A tau)(f B^T)) / z
-                K = (BTB[None] - BAt[None, :, :, None] * fB[:, :, None, :]) / z[:, :, None, None]  # [C, V, d, d]
-                Y = np.einsum("cxed,cef->cxdf", K, Q)  # column form K^T Q, [C, V, d, d]
-                Qn, r = _gram_schmidt(Y)  # r: [C, V, d], the positive diagonal of R
-                # growth lost to cancellation (a map that collapses directions, e.g. a rank-one reset) is 0
-                scale = ((np.linalg.norm(BTB, axis=(1, 2))[None] + np.linalg.norm(BAt, axis=1)[None]
-                          * np.linalg.norm(fB, axis=2)) / z)[:, :, None]  # [C, V, 1]: size of K's two terms
-                r = np.where(r <= COLLAPSE_RTOL * scale, 0.0, r)
-                g = np.where(p[:, :, None] > 0, p[:, :, None] * np.log2(r), 0.0)  # -inf: a collapsed direction
-                logs += g.sum(axis=1)
-                Q = Qn[rows, x]
+    logs, ent = _tangent_chains(T, pi, tau, n_chains, burn_in, steps, rng)
     per_chain = logs / steps  # [C, d]
     h_chain = ent / steps
     lam = per_chain.mean(axis=0)
     order = np.argsort(-lam)
     lam, per_chain = lam[order], per_chain[:, order]
+    clusters = _clusters(per_chain)
     with np.errstate(invalid="ignore"):
         se = per_chain.std(axis=0, ddof=1) / np.sqrt(n_chains)
+        for c in clusters:
+            idx = list(c)
+            mean_c = per_chain[:, idx].mean(axis=1)  # [C]: the cluster's mean, chain by chain
+            spread = (lam[idx].max() - lam[idx].min()) / 2
+            per_chain[:, idx] = mean_c[:, None]
+            lam[idx] = mean_c.mean()
+            se[idx] = mean_c.std(ddof=1) / np.sqrt(n_chains) + spread
     if entropy_rate is None:
         h, h_se = float(h_chain.mean()), float(h_chain.std(ddof=1) / np.sqrt(n_chains))
     else:
@@ -136,7 +166,151 @@ def lyapunov_spectrum(process: HMM | GeneralizedHMM, *, n_steps: int = 1_000_000
     dim_se = float(np.sqrt((n_chains - 1) / n_chains * np.sum((jack - jack.mean()) ** 2))) if np.all(
         np.isfinite(jack)) else float("nan")
     return LyapunovSpectrum(exponents=lam, stderr=se, entropy_rate=h, entropy_rate_stderr=h_se,
-                            dimension=dim, dimension_stderr=dim_se, n_steps=steps * n_chains, n_chains=n_chains)
+                            dimension=dim, dimension_stderr=dim_se, n_steps=steps * n_chains, n_chains=n_chains,
+                            burn_in=int(burn_in), aligned_after=aligned, clusters=clusters)
+
+
+def _clusters(per_chain: np.ndarray) -> tuple[tuple[int, ...], ...]:
+    """Runs of successive exponents (columns of ``per_chain`` [C, d], in descending order of their means) whose
+    per-chain differences have a mean below `RESOLVED_SPREADS` of their standard deviations."""
+    d = per_chain.shape[1]
+    out: list[tuple[int, ...]] = []
+    run = [0]
+    for k in range(d - 1):
+        with np.errstate(invalid="ignore"):  # -inf - -inf: a pair of collapsed directions, never tied
+            diff = per_chain[:, k] - per_chain[:, k + 1]
+            tied = bool(np.all(np.isfinite(diff)) and diff.mean() <= RESOLVED_SPREADS * diff.std(ddof=1))
+        if tied:
+            run.append(k + 1)
+        else:
+            if len(run) > 1:
+                out.append(tuple(run))
+            run = [k + 1]
+    if d and len(run) > 1:
+        out.append(tuple(run))
+    return tuple(out)
+
+
+def _aligning_burn_in(T: np.ndarray, pi: np.ndarray, tau: np.ndarray, rng: np.random.Generator
+                      ) -> tuple[int, int | None]:
+    """(burn-in steps, the pilot's longest alignment time or None), by a coupling test on a pilot.
+
+    `PILOT_CHAINS` chaos games run `PILOT_STEPS` steps, each carrying two tangent frames along the same tokens:
+    the identity (what the real chains start from) and a random one. A chain's frame has aligned once, for every
+    k at a gap the pilot resolves (`RESOLVED_SPREADS`, from the exponents of its second half), the span of its
+    first k directions agrees with the other frame's to 2^-ALIGN_BITS from then on. (The rate is not simply the
+    gap lambda_k - lambda_(k+1): in a product, for one, a direction across the factors waits for each factor's
+    own frame, and the times vary from chain to chain.) Pairs of exponents the pilot does not resolve are left
+    unaligned: each of them is biased by less than their gap, and they are reported as a cluster. The burn-in
+    is `ALIGN_SAFETY` times the slowest pilot chain's alignment time, and at least ``ALIGN_BITS / |lambda_1|``
+    (a belief forgets its start at the rate |lambda_1|), within `MIN_BURN_IN` .. `MAX_BURN_IN`; `MAX_BURN_IN`
+    when some pilot chain never aligned."""
+    d = T.shape[1] - 1
+    if d == 0:
+        return MIN_BURN_IN, None
+    C, n = PILOT_CHAINS, PILOT_STEPS
+    B = null_space(tau[None, :]).T  # [d, S]
+    BTB = np.einsum("ds,xst,et->xde", B, T, B)  # [V, d, d]
+    BAt = np.einsum("ds,xs->xd", B, T @ tau)  # [V, d]
+    scale_BTB, scale_BAt = np.linalg.norm(BTB, axis=(1, 2)), np.linalg.norm(BAt, axis=1)
+    Qa = np.broadcast_to(np.eye(d), (C, d, d)).copy()
+    Qb = _gram_schmidt(rng.standard_normal((C, d, d)))[0]
+    rows = np.arange(C)
+    logs = np.zeros((C, d))
+    apart = np.zeros((n, C, max(d - 1, 1)))  # [t, C, k]: distance of the frames' first k + 1 directions' spans
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for t, (eta, p, x, U, Z) in enumerate(belief_chaos_game(T, pi, tau, C, n, rng)):
+            z = Z[rows, x]
+            fB = (U[rows, x] @ B.T) / z[:, None]  # [C, d]
+            K = (BTB[x] - BAt[x][:, :, None] * fB[:, None, :]) / z[:, None, None]  # [C, d, d]
+            Qa, r = _gram_schmidt(np.einsum("ced,cef->cdf", K, Qa))
+            Qb = _gram_schmidt(np.einsum("ced,cef->cdf", K, Qb))[0]
+            if t >= n // 2:
+                scale = ((scale_BTB[x] + scale_BAt[x] * np.linalg.norm(fB, axis=1)) / z)[:, None]
+                logs += np.log2(np.where(r <= COLLAPSE_RTOL * scale, 0.0, r))
+            # |Ub - Ua Ua^T Ub|_F^2 = (k + 1) - |Ua^T Ub|_F^2 for the first k + 1 columns (Ua, Ub orthonormal)
+            inner = np.einsum("cdi,cdj->cij", Qa, Qb) ** 2  # [C, d, d]
+            lead = np.diagonal(inner.cumsum(axis=1).cumsum(axis=2), axis1=1, axis2=2)[:, : d - 1]  # [C, d - 1]
+            apart[t, :, : d - 1] = np.sqrt(np.clip(np.arange(1, d) - lead, 0.0, None))
+        lam = logs / (n - n // 2)  # [C, d], slot order
+        lam1 = float(lam[:, 0].mean())
+        resolved = []
+        for k in range(d - 1):
+            diff = lam[:, k] - lam[:, k + 1]
+            if np.all(np.isfinite(diff)) and diff.mean() > RESOLVED_SPREADS * diff.std(ddof=1):
+                resolved.append(k)
+    belief = ALIGN_BITS / -lam1 if np.isfinite(lam1) and lam1 < 0 else 0.0
+    if not resolved:
+        return int(np.clip(np.ceil(belief), MIN_BURN_IN, MAX_BURN_IN)), None
+    bad = np.max(apart[:, :, resolved], axis=2) > 2.0 ** -ALIGN_BITS  # [t, C]
+    if bad[-1].any():
+        return MAX_BURN_IN, None
+    last_bad = np.where(bad.any(axis=0), n - 1 - np.argmax(bad[::-1], axis=0), -1)  # [C]
+    aligned = int(last_bad.max()) + 1
+    return int(np.clip(np.ceil(max(ALIGN_SAFETY * aligned, belief)), MIN_BURN_IN, MAX_BURN_IN)), aligned
+
+
+def _tangent_chains(T: np.ndarray, pi: np.ndarray, tau: np.ndarray, n_chains: int, burn_in: int, steps: int,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Chaos games carrying an orthonormal tangent frame: (sum of log2 growth per frame direction [C, d], sum of
+    next-token entropies [C]) over the ``steps`` steps after ``burn_in``.
+
+    During the burn-in the frame follows the drawn tokens only (one QR per chain and step); a direction that a
+    token collapsed is replaced by a fresh one at its end, so the averages start from a full, settled frame.
+    After it, the log growth is averaged over every next token, weighted by its probability."""
+    V, S, _ = T.shape
+    d = S - 1
+    B = null_space(tau[None, :]).T  # [d, S], orthonormal rows spanning {v : v tau = 0}
+    Q = np.broadcast_to(np.eye(d), (n_chains, d, d)).copy()
+    logs = np.zeros((n_chains, d))
+    ent = np.zeros(n_chains)
+    BTB = np.einsum("ds,xst,et->xde", B, T, B)  # [V, d, d]: B T[x] B^T
+    BAt = np.einsum("ds,xs->xd", B, T @ tau)  # [V, d]: B (T[x] tau)
+    norm_BTB, norm_BAt = np.linalg.norm(BTB, axis=(1, 2)), np.linalg.norm(BAt, axis=1)  # [V], [V]
+    rows = np.arange(n_chains)
+    steps_iter = belief_chaos_game(T, pi, tau, n_chains, burn_in + steps, rng)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for t, (eta, p, x, U, Z) in enumerate(steps_iter):
+            if t >= burn_in:
+                ent += entropy_bits(p)
+            if not d:
+                continue
+            if t == burn_in:
+                Q = _complete_frame(Q, rng)
+            if t < burn_in:  # the drawn token only: K [C, d, d] for each chain's own x
+                z = Z[rows, x]  # [C], > 0 for a drawn token
+                fB = (U[rows, x] @ B.T) / z[:, None]  # [C, d]
+                K = (BTB[x] - BAt[x][:, :, None] * fB[:, None, :]) / z[:, None, None]
+                Q = _gram_schmidt(np.einsum("ced,cef->cdf", K, Q))[0]
+                continue
+            z = np.where(Z > 0, Z, 1.0)  # [C, V]; impossible tokens get weight 0 below
+            fB = np.einsum("cxs,ds->cxd", U, B) / z[:, :, None]  # [C, V, d]: next belief, projected
+            # d f = (dv A / z)(I - tau f) for A = T[x]: in the basis B, K = (B A B^T - (B A tau)(f B^T)) / z
+            K = (BTB[None] - BAt[None, :, :, None] * fB[:, :, None, :]) / z[:, :, None, None]  # [C, V, d, d]
+            Y = np.einsum("cxed,cef->cxdf", K, Q)  # column form K^T Q, [C, V, d, d]
+            Qn, r = _gram_schmidt(Y)  # r: [C, V, d], the positive diagonal of R
+            # growth lost to cancellation (a map that collapses directions, e.g. a rank-one reset) is 0
+            scale = ((norm_BTB[None] + norm_BAt[None] * np.linalg.norm(fB, axis=2)) / z)[:, :, None]  # [C, V, 1]
+            r = np.where(r <= COLLAPSE_RTOL * scale, 0.0, r)
+            g = np.where(p[:, :, None] > 0, p[:, :, None] * np.log2(r), 0.0)  # -inf: a collapsed direction
+            logs += g.sum(axis=1)
+            Q = Qn[rows, x]
+    return logs, ent
+
+
+def _complete_frame(Q: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Frames [C, d, d] with every direction of length < 1/2 (collapsed exactly to 0 by a token) replaced by a
+    random one orthogonal to the directions kept (which stay as they were, in their slots)."""
+    bad = np.linalg.norm(Q, axis=1) < 0.5  # [C, d] columns
+    if not bad.any():
+        return Q
+    Q = Q.copy()
+    for c in np.flatnonzero(bad.any(axis=1)):
+        order = np.concatenate([np.flatnonzero(~bad[c]), np.flatnonzero(bad[c])])  # kept directions first
+        F = Q[c][:, order]
+        F[:, bad[c][order]] = rng.standard_normal((Q.shape[1], int(bad[c].sum())))
+        Q[c][:, order] = _gram_schmidt(F)[0]
+    return Q
 
 
 def _gram_schmidt(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -3,7 +3,11 @@
 Exact values come from a finite mixed-state presentation (MSP) or a finite epsilon-machine;
 `InfiniteMSPError` is raised when a measure needs one and there is none. For processes with an
 infinite MSP, `blackwell_entropy_rate` estimates h_mu along chaos-game trajectories and
-`process_info` collects every measure that can be had, saying which are estimates.
+`process_info` collects every measure that can be had, saying which are estimates. It first reads
+the process's structure from its presentation: a non-ergodic process is split into its ergodic
+components (`ergodic_components`, identical ones merged by `same_process`), a product into its
+independent factors (`product_factors`), and the measures of the whole are the exact combinations
+of the parts'.
 
 Notation: X_1 X_2 ... the tokens of the stationary process; S_L the causal state after L tokens;
 H(L) = H[X_1..X_L]; h(L) = H(L) - H(L-1); h_mu = lim h(L).
@@ -452,6 +456,7 @@ METHODS = {
     "countable MSP limit": "entropy of the distinct beliefs at depth L, converged in L and in the merging "
                            "tolerance (error: the largest change seen)",
     "lower bound": "a lower bound (no error)",
+    "upper bound": "an upper bound (error: the standard error of its chaos-game estimate)",
     "partial sum": "sum to the depth reached, h(L) not converged (no error known)",
     "infinite": "the quantity is infinite",
     "not computed": "not available for this process (see notes)",
@@ -493,7 +498,13 @@ NOT_COMPUTED = Measure(None, None, "not computed")
 class ProcessInfo:
     """Every measure of one process, each a `Measure` (value, error, method); ``notes`` say why where
     something is an estimate, a bound or missing. ``depth`` is how deep the exact h(L) went (None
-    when a finite presentation gave everything exactly)."""
+    when a finite presentation gave everything exactly, or the values combine those of parts).
+
+    ``structure`` is "single" (one ergodic process), "mixture" (non-ergodic: ``components`` holds each
+    ergodic component's weight, states and measures, and the measures above are their exact
+    combinations) or "product" (independent factors: ``factors`` holds each one's measures, and the
+    measures above are their sums). ``information_dimension`` is given for a product only: the sum of
+    its factors' dimensions (its ``lyapunov_dimension`` is then an upper bound)."""
 
     name: str
     params: dict[str, Any]
@@ -509,9 +520,13 @@ class ProcessInfo:
     n_mixed_states: Measure
     n_causal_states: Measure
     lyapunov_dimension: Measure
+    information_dimension: Measure
     lyapunov_exponents: tuple[Measure, ...] = ()
     depth: int | None = None
     notes: list[str] = field(default_factory=list)
+    structure: str = "single"  # "single", "mixture" or "product"
+    components: tuple["ComponentInfo", ...] = ()
+    factors: tuple["ProcessInfo", ...] = ()
 
     def measures(self) -> dict[str, Measure]:
         """The scalar measures by name, in display order."""
@@ -524,11 +539,31 @@ class ProcessInfo:
         out["lyapunov_exponents"] = [m.to_dict() for m in self.lyapunov_exponents]
         out["depth"] = self.depth
         out["notes"] = list(self.notes)
+        out["structure"] = self.structure
+        out["components"] = [c.to_dict() for c in self.components]
+        out["factors"] = [f.to_dict() for f in self.factors]
         return out
 
 
+@dataclass(frozen=True)
+class ComponentInfo:
+    """One ergodic component of a non-ergodic process in `ProcessInfo.components`: its weight, the states it
+    lives on (indices into the process's states; ``merged`` lists further classes of states that generate the
+    same process, merged into this one with their weights added) and its own measures."""
+
+    weight: float
+    states: tuple[int, ...]
+    merged: tuple[tuple[int, ...], ...]
+    info: ProcessInfo
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"weight", "states", "merged", "info"}``, JSON-ready."""
+        return {"weight": self.weight, "states": list(self.states), "merged": [list(m) for m in self.merged],
+                "info": self.info.to_dict()}
+
+
 MEASURE_NAMES = ("h_mu", "C_mu", "E", "T", "S", "chi", "markov_order", "cryptic_order", "n_mixed_states",
-                 "n_causal_states", "lyapunov_dimension")
+                 "n_causal_states", "lyapunov_dimension", "information_dimension")
 
 
 def _json_ready(v: Any) -> Any:
@@ -547,18 +582,495 @@ def _json_ready(v: Any) -> Any:
 WORD_BUDGET = 8_000_000
 
 
+# --- non-ergodic processes and products ------------------------------------------------------------
+
+#: `same_process`: two processes agree when every word vector of Tzeng's span gives |P_a(w) - P_b(w)| below this
+#: (relative to the vector's size); a word vector extends the span when its part outside it is above this.
+EQUIVALENCE_TOL = 1e-9
+#: A class of states with less stationary mass than this (rounding of 0) is no component.
+WEIGHT_ATOL = 1e-14
+#: A presentation is a Kronecker product when the rank-one reconstruction matches within this (relative).
+KRONECKER_RTOL = 1e-10
+
+
+class DecompositionError(ProcessError):
+    """A generalized HMM whose ergodic components cannot be read from its presentation."""
+
+
+@dataclass(frozen=True)
+class ErgodicComponent:
+    """An ergodic component of a process: its weight, the states it lives on (indices into the process's
+    states), further classes of states merged into it (they generate the same process), and the process
+    restricted to its states, started from its own stationary distribution."""
+
+    weight: float
+    states: tuple[int, ...]
+    merged: tuple[tuple[int, ...], ...]
+    process: Process
+
+
+def ergodic_components(process: Process) -> list[ErgodicComponent]:
+    """The ergodic components of ``process``, with their weights; components that generate the same process merged.
+
+    HMM: the closed communicating classes of the state chain ``M = T.sum(0)``. A closed class with its
+    (unique) stationary distribution is an irreducible stationary chain, so the tokens it emits form an
+    ergodic process; the prior is stationary, so it puts no mass on transient states, and each class's
+    weight is the prior's mass on it (classes the prior misses are no components). A generalized HMM's
+    states carry quasi-probabilities and M may have negative entries, so the classes of M's sign pattern
+    mean nothing (`tom_quantum`'s M is diagonal). What is kept there is exact: blocks of states that no
+    matrix T[x] connects (a `mixture` of GHMMs is block-diagonal), each with weight ``pi_B tau_B``, and
+    each must have eigenvalue 1 of its ``M_B`` only once: then the Cesaro mean of ``M_B^n`` is
+    ``tau_B pi_B``, so the frequency of every word along a sequence converges to its probability (an
+    ergodic process). A block with eigenvalue 1 repeated may be one ergodic process in a non-minimal
+    presentation or a mixture of several, which the presentation alone does not tell: `DecompositionError`.
+    Components that generate the same process (`same_process`) are merged into the first, their weights
+    added: an observer can never tell them apart, so they are one component.
+    """
+    T, pi, tau = process_vectors(process)
+    V, S, _ = T.shape
+    if isinstance(process, GeneralizedHMM):
+        from scipy.sparse.csgraph import connected_components
+
+        _, label = connected_components(np.abs(T).sum(axis=0) > 0, directed=False)
+        classes = [np.flatnonzero(label == b) for b in range(label.max() + 1)]
+    else:
+        from hmm_processes.hmm import closed_classes
+
+        classes = closed_classes(T.sum(axis=0))
+    found: list[tuple[float, np.ndarray]] = []
+    for c in classes:
+        w = float(pi[c] @ tau[c])
+        if w < -WEIGHT_ATOL:
+            raise DecompositionError(f"{process.name}: states {c.tolist()} carry a negative weight {w:.3g}; "
+                                     "not a valid process")
+        if w > WEIGHT_ATOL:
+            found.append((w, c))
+    total = sum(w for w, _ in found)
+    parts = []
+    for w, c in found:
+        Tc = T[:, c][:, :, c]
+        if isinstance(process, GeneralizedHMM):
+            ones = int(np.sum(np.abs(np.linalg.eigvals(Tc.sum(axis=0)) - 1.0) < 1e-8))
+            if ones != 1:
+                raise DecompositionError(
+                    f"{process.name}: eigenvalue 1 of T.sum(0) on states {c.tolist()} occurs {ones} times, so whether "
+                    "they present one ergodic process or a mixture of several cannot be read from this generalized "
+                    "HMM; give its ergodic components as a mixture (hmm_processes.mixture) or a minimal presentation")
+            if len(found) == 1:
+                return [ErgodicComponent(1.0, tuple(int(i) for i in c), (), process)]
+            name, params = _part_label(process, "components", len(parts), c)
+            proc: Process = GeneralizedHMM(Tc, name=name, params=params, token_names=process.token_names,
+                                           normalizer=tau[c], prior=pi[c] / w)
+        else:
+            if len(found) == 1:
+                return [ErgodicComponent(1.0, tuple(int(i) for i in c), (), process)]
+            name, params = _part_label(process, "components", len(parts), c)
+            proc = HMM(Tc, name=name, params=params, token_names=process.token_names)
+        parts.append(ErgodicComponent(w / total, tuple(int(i) for i in c), (), proc))
+    merged: list[ErgodicComponent] = []
+    for part in parts:
+        for k, kept in enumerate(merged):
+            if same_process(kept.process, part.process):
+                merged[k] = ErgodicComponent(kept.weight + part.weight, kept.states, kept.merged + (part.states,),
+                                             kept.process)
+                break
+        else:
+            merged.append(part)
+    return merged
+
+
+def same_process(a: Process, b: Process, *, tol: float = EQUIVALENCE_TOL) -> bool:
+    """Whether two processes (from their stationary starts) give every word the same probability.
+
+    Tzeng's algorithm for weighted automata (SIAM J. Comput. 21, 216, 1992): the vectors
+    ``v_w = (pi_a T_a^(w), pi_b T_b^(w))`` span a space of dimension at most ``n_a + n_b``, found breadth
+    first (a word extends the span only if its prefix did, so no word longer than ``n_a + n_b - 1`` is
+    needed); ``P_a(w) - P_b(w) = v_w . (tau_a, -tau_b)`` is linear in ``v_w``, so it vanishes for every
+    word iff it does on that span. Decided to ``tol`` (relative), the only inexact step.
+    """
+    Ta, pa, ta = process_vectors(a)
+    Tb, pb, tb = process_vectors(b)
+    if Ta.shape[0] != Tb.shape[0]:
+        return False
+    na = pa.size
+    delta = np.concatenate([ta, -tb])  # v_w . delta = P_a(w) - P_b(w)
+    scale = float(np.linalg.norm(np.concatenate([ta, tb])))
+    basis = np.zeros((0, na + pb.size))
+    queue = [np.concatenate([pa, pb])]
+    while queue:
+        v = queue.pop(0)
+        nv = float(np.linalg.norm(v))
+        if nv == 0.0:
+            continue
+        if abs(float(v @ delta)) > tol * nv * scale:
+            return False
+        r = v - basis.T @ (basis @ v)
+        r = r - basis.T @ (basis @ r)  # twice: orthogonal to rounding
+        nr = float(np.linalg.norm(r))
+        if nr <= tol * nv:
+            continue
+        basis = np.vstack([basis, r / nr])
+        u = v / nv  # the same word's vector, rescaled (the test above is scale-free)
+        queue.extend(np.concatenate([u[:na] @ Ta[x], u[na:] @ Tb[x]]) for x in range(Ta.shape[0]))
+    return True
+
+
+def product_factors(process: Process) -> list[Process] | None:
+    """The independent factors of ``process`` when its presentation is a Kronecker product, else None.
+
+    Tokens and states are read row-major, as `hmm_processes.product` builds them: for a split
+    ``V = V1 V2``, ``S = S1 S2``, the process is a product when ``T[(x1, x2)] = A[x1] (x) B[x2]``,
+    ``pi = pi1 (x) pi2`` and ``tau = tau1 (x) tau2`` (each a rank-one matrix once reshaped, found by
+    SVD). Then ``P(w) = pi1 A^(w1) tau1 * pi2 B^(w2) tau2``: the tokens of the two parts are independent
+    processes. Each factor is split again; the factors come first-to-last, scaled so that
+    ``A.sum(0) tau1 = tau1`` and ``pi1 tau1 = 1``. A factor whose matrices are non-negative with a constant
+    tau is an `HMM`, else a `GeneralizedHMM`.
+    """
+    T, pi, tau = process_vectors(process)
+    split = _kronecker_factors(T, pi, tau)
+    if len(split) < 2:
+        return None
+    out = []
+    for k, (A, p, t) in enumerate(split):
+        name, params = _part_label(process, "components", k, None, count=len(split))
+        if t.max() - t.min() <= 1e-12 * abs(t).max() and A.min() >= -1e-13 * abs(A).max() and p.min() >= -1e-13:
+            out.append(HMM(np.clip(A, 0.0, None), name=name, params=params, prior=np.clip(p * t[0], 0.0, None)))
+        else:
+            out.append(GeneralizedHMM(A, name=name, params=params, normalizer=t, prior=p))
+    return out
+
+
+def _kronecker_factors(T: np.ndarray, pi: np.ndarray, tau: np.ndarray) -> list[tuple[np.ndarray, ...]]:
+    """``[(T_k, pi_k, tau_k), ...]``: the finest row-major Kronecker split of a presentation (itself alone if none)."""
+    V, S, _ = T.shape
+    for V1 in range(2, V // 2 + 1):
+        if V % V1:
+            continue
+        V2 = V // V1
+        for S1 in range(1, S + 1):
+            if S % S1:
+                continue
+            S2 = S // S1
+            X = T.reshape(V1, V2, S1, S2, S1, S2).transpose(0, 2, 4, 1, 3, 5).reshape(V1 * S1 * S1, V2 * S2 * S2)
+            ab, pp, tt = _rank_one(X), _rank_one(pi.reshape(S1, S2)), _rank_one(tau.reshape(S1, S2))
+            if ab is None or pp is None or tt is None:
+                continue
+            A, B = ab[0].reshape(V1, S1, S1), ab[1].reshape(V2, S2, S2)
+            (p1, p2), (t1, t2) = pp, tt
+            if t1.sum() < 0:
+                t1, t2 = -t1, -t2
+            c = float(t1 @ (A.sum(axis=0) @ t1)) / float(t1 @ t1)  # A.sum(0) t1 = c t1
+            n1, n2 = float(p1 @ t1), float(p2 @ t2)
+            if c == 0.0 or n1 == 0.0 or n2 == 0.0:
+                continue
+            A, B, p1, p2 = A / c, B * c, p1 / n1, p2 / n2
+            rebuilt = np.einsum("aij,bkl->abikjl", A, B).reshape(V, S, S)
+            if (np.abs(rebuilt - T).max() > KRONECKER_RTOL * np.abs(T).max()
+                    or np.abs(np.kron(p1, p2) - pi).max() > KRONECKER_RTOL * np.abs(pi).max()
+                    or np.abs(A.sum(axis=0) @ t1 - t1).max() > KRONECKER_RTOL * np.abs(t1).max()):
+                continue
+            return _kronecker_factors(A, p1, t1) + _kronecker_factors(B, p2, t2)
+    return [(T, pi, tau)]
+
+
+def _rank_one(X: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(u, v)`` with ``X = outer(u, v)`` (to `KRONECKER_RTOL`), or None when X has rank above one."""
+    U, s, Vt = np.linalg.svd(X, full_matrices=False)
+    if s[0] == 0.0 or (s.size > 1 and s[1] > KRONECKER_RTOL * s[0]):
+        return None
+    return U[:, 0] * s[0], Vt[0]
+
+
+def _part_label(process: Process, key: str, k: int, states: np.ndarray | None, *, count: int | None = None
+                ) -> tuple[str, dict[str, Any]]:
+    """Name and params of part ``k`` from the params a composition recorded (``params[key]``: one dict with a
+    "name" per part), if they match; else a name that says which part of which process it is. A mixture's
+    part is matched by its states (``component_states`` gives each recorded component's block)."""
+    recorded = process.params.get(key) if isinstance(process.params, dict) else None
+    if isinstance(recorded, list) and all(isinstance(r, dict) and "name" in r for r in recorded):
+        j: int | None = None
+        if states is not None:
+            sizes = process.params.get("component_states")
+            if isinstance(sizes, list) and sum(sizes) == process.num_states:
+                edges = np.cumsum([0, *sizes])
+                j = int(np.searchsorted(edges, int(states[0]), side="right")) - 1
+                if not (edges[j] <= states.min() and states.max() < edges[j + 1]):
+                    j = None
+        elif count == len(recorded):
+            j = k
+        if j is not None:
+            r = recorded[j]
+            return str(r["name"]), {a: b for a, b in r.items() if a != "name"}
+    where = f"states {int(states.min())}-{int(states.max())}" if states is not None else f"factor {k + 1}"
+    return f"{process.name}[{where}]", {}
+
+
+#: Methods of combined values, from the most to the least accurate: a combination takes its least accurate part's.
+_COMBINED_METHODS = ("exact", "h(L) limit", "countable MSP limit", "Blackwell", "chaos game")
+
+
+def _combine(parts: list[Measure], coefs: list[float] | np.ndarray, const: float = 0.0) -> Measure:
+    """``const + sum_k coefs[k] parts[k]`` of non-negative quantities with coefficients > 0: infinite if a part
+    is; not computed if one is missing; a "partial sum" / "lower bound" if a part is one; else the least
+    accurate part's method, with the bounds added and the standard errors added in quadrature (reported as a
+    standard error when there is one, the bounds on top)."""
+    if any(m.method == "infinite" for m in parts):
+        return INFINITE
+    if any(m.value is None for m in parts):
+        return NOT_COMPUTED
+    value = const + sum(float(c) * float(m.value) for c, m in zip(coefs, parts))
+    methods = [m.method for m in parts]
+    for weak in ("partial sum", "lower bound"):
+        if weak in methods:
+            return Measure(value, None, weak)
+    if any(m not in _COMBINED_METHODS for m in methods):
+        return NOT_COMPUTED
+    bound = sum(float(c) * (m.error or 0.0) for c, m in zip(coefs, parts) if m.error_kind != "stderr")
+    se = math.sqrt(sum((float(c) * (m.error or 0.0)) ** 2 for c, m in zip(coefs, parts) if m.error_kind == "stderr"))
+    stderr = any(m.error_kind == "stderr" for m in parts)
+    method = max(methods, key=_COMBINED_METHODS.index)
+    if method == "exact":
+        return _exact(value, bound)
+    return Measure(value, bound + se, method, "stderr" if stderr else "bound")
+
+
+def _integer(parts: list[Measure], how: str) -> Measure:
+    """The max or product (``how``) of exact integer measures; infinite if a part is; else not computed."""
+    if any(m.method == "infinite" for m in parts):
+        return INFINITE
+    if all(m.method == "exact" and isinstance(m.value, int) for m in parts):
+        vals = [int(m.value) for m in parts]
+        return _exact(max(vals) if how == "max" else math.prod(vals))
+    return NOT_COMPUTED
+
+
+def _mixture_info(process: Process, comps: list[ErgodicComponent], kw: dict[str, Any]) -> ProcessInfo:
+    """`ProcessInfo` of a non-ergodic process from its ergodic components (see `process_info`)."""
+    subs = [process_info(c.process, **kw) for c in comps]
+    w = np.array([c.weight for c in comps])
+    Hw = float(entropy_bits(w))
+    out: dict[str, Any] = {k: NOT_COMPUTED for k in MEASURE_NAMES}
+    shown = ", ".join(f"{c.weight:.6g} on states {_states_text(c.states)}" for c in comps)
+    notes = [f"non-ergodic: {len(comps)} ergodic component{'s' if len(comps) > 1 else ''} (closed classes of the "
+             f"state chain T.sum(0)), weights from the prior: {shown}"]
+    for c in comps:
+        for m in c.merged:
+            notes.append(f"states {_states_text(m)} generate the same process as states {_states_text(c.states)} "
+                         "(equal word probabilities, decided on words up to the two sizes together): one component, "
+                         "weights added")
+    out["h_mu"] = _combine([s.h_mu for s in subs], w)
+    out["E"] = _combine([s.E for s in subs], w, Hw)
+    out["C_mu"] = _combine([s.C_mu for s in subs], w, Hw)
+    out["chi"] = _difference(out["C_mu"], out["E"])
+    out["n_causal_states"] = _combine_counts([s.n_causal_states for s in subs])
+    notes.append("h_mu = sum_k w_k h_k; E = H(w) + sum_k w_k E_k; C_mu = H(w) + sum_k w_k C_k: distinct ergodic "
+                 "components are told apart almost surely by the infinite past and by the infinite future, so the "
+                 "component K is a function of either, E = I[past; future] = H(K) + I[past; future | K], and the "
+                 "causal states are the pairs (K, causal state of K)")
+    max_states = kw.get("max_states", MAX_STATES)
+    msp = build_msp(process, max_states=max_states)
+    try:
+        epsilon_machine(msp)
+        finite = True
+    except InfiniteMSPError:
+        finite = False
+    if finite:
+        whole = _single_info(process, **kw)
+        for key in ("T", "S", "markov_order", "cryptic_order", "n_mixed_states", "n_causal_states"):
+            out[key] = getattr(whole, key)
+        notes.append("T, S, orders, MSP size: exact, from the mixture's own finite presentation")
+    else:
+        out["n_mixed_states"] = INFINITE
+        R = _mixture_markov_order(comps, subs)
+        out["markov_order"] = R
+        notes.append(f"MSP looks infinite ({msp.reason}); T = sum_k w_k T_k + sum_L H[K | X_1..X_L] and S, whose "
+                     "second parts (how fast the component is learnt) are not summed, and the cryptic order are "
+                     "not computed")
+        if R.method == "infinite":
+            notes.append("markov_order: infinite (a component never synchronises, or two components share "
+                         "arbitrarily long words, so no finite window tells which one emits)")
+    notes.append("lyapunov: per component (the belief set is the union of the components' sets; a chaos game over "
+                 "the whole only measures how fast the posterior over components concentrates)")
+    components = tuple(ComponentInfo(c.weight, c.states, c.merged, s) for c, s in zip(comps, subs))
+    return ProcessInfo(name=process.name, params=dict(process.params), kind=_kind(process), notes=notes,
+                       structure="mixture", components=components, **out)
+
+
+def _combine_counts(parts: list[Measure]) -> Measure:
+    """The number of causal states of a mixture: the sum of its components'."""
+    if any(m.method == "infinite" for m in parts):
+        return INFINITE
+    if all(m.method == "exact" and isinstance(m.value, int) for m in parts):
+        return _exact(sum(int(m.value) for m in parts))
+    return NOT_COMPUTED
+
+
+def _mixture_markov_order(comps: list[ErgodicComponent], subs: list[ProcessInfo]) -> Measure:
+    """Markov order of a mixture of distinct components: infinite if a component's is, or if two components
+    share words of every length (HMMs: a cycle in the product of their support graphs); else the larger of the
+    components' orders and one more than the longest shared word (from then on the last R tokens name the
+    component and its causal state). Not computed for generalized HMMs (their support is not their words')."""
+    orders = [s.markov_order for s in subs]
+    if any(m.method == "infinite" for m in orders):
+        return INFINITE
+    if not all(isinstance(c.process, HMM) for c in comps) or not all(m.method == "exact" for m in orders):
+        return NOT_COMPUTED
+    longest = 0
+    for i in range(len(comps)):
+        for j in range(i + 1, len(comps)):
+            L = _longest_shared_word(comps[i].process, comps[j].process)
+            if L is None:
+                return INFINITE
+            longest = max(longest, L)
+    return _exact(max(max(int(m.value) for m in orders), longest + 1))
+
+
+def _longest_shared_word(a: HMM, b: HMM) -> int | None:
+    """Length of the longest word both stationary HMMs can emit (None: unbounded), on the pair graph of their
+    supports; every state of an irreducible class has positive stationary mass, so every pair is a start."""
+    A, B = a.T > 0, b.T > 0  # [V, Sa, Sa], [V, Sb, Sb]
+    na, nb = A.shape[1], B.shape[1]
+    step = np.einsum("xij,xkl->ikjl", A, B).reshape(na * nb, na * nb) > 0  # pair -> pair on a common token
+    # longest path in the pair graph; a cycle means words of every length
+    from scipy.sparse.csgraph import connected_components
+
+    n_comp, label = connected_components(step, directed=True, connection="strong")
+    if np.any(np.bincount(label) > 1) or np.any(np.diag(step)):
+        return None
+    depth = np.zeros(na * nb, np.int64)  # longest path (edges) starting at each pair; DAG: relax n times
+    for _ in range(na * nb):
+        nxt = np.where(step.any(axis=1), (step * (depth[None, :] + 1)).max(axis=1), 0)
+        if np.array_equal(nxt, depth):
+            break
+        depth = nxt
+    return int(depth.max())
+
+
+def _product_info(process: Process, factors: list[Process], kw: dict[str, Any]) -> ProcessInfo:
+    """`ProcessInfo` of an independent product from its factors (see `process_info`)."""
+    from compmech.fractal import lyapunov_dimension
+
+    subs = [process_info(f, **kw) for f in factors]
+    ones = np.ones(len(subs))
+    out: dict[str, Any] = {k: NOT_COMPUTED for k in MEASURE_NAMES}
+    for key in ("h_mu", "E", "T", "S", "C_mu"):
+        out[key] = _combine([getattr(s, key) for s in subs], ones)
+    out["chi"] = _difference(out["C_mu"], out["E"])
+    out["markov_order"] = _integer([s.markov_order for s in subs], "max")
+    out["cryptic_order"] = _integer([s.cryptic_order for s in subs], "max")
+    out["n_causal_states"] = _integer([s.n_causal_states for s in subs], "product")
+    notes = [f"product of {len(subs)} independent factors (the presentation is a Kronecker product, "
+             "T[(x1, x2)] = T1[x1] (x) T2[x2]): h_mu, E, T, S, C_mu are the sums of the factors' (below), the "
+             "Markov and cryptic orders their maxima, the causal states their pairs"]
+    if all(s.n_mixed_states.method == "exact" for s in subs):
+        msp = build_msp(process, max_states=kw.get("max_states", MAX_STATES))
+        out["n_mixed_states"] = _exact(msp.num_states) if msp.finite else INFINITE
+    elif any(s.n_mixed_states.method == "infinite" for s in subs):
+        out["n_mixed_states"] = INFINITE
+    # dimensions: a factor with finitely many causal states has an atomic belief measure (dimension 0)
+    dims = []
+    for s in subs:
+        if s.lyapunov_dimension.value is not None:
+            dims.append(s.lyapunov_dimension)
+        elif s.n_causal_states.method == "exact" or s.n_mixed_states.method == "exact":
+            dims.append(_exact(0.0))
+        else:
+            dims.append(NOT_COMPUTED)
+    with_exponents = [s for s in subs if s.lyapunov_exponents]
+    if with_exponents:
+        out["information_dimension"] = _combine(dims, ones)
+        lyap = tuple(sorted((m for s in with_exponents for m in s.lyapunov_exponents),
+                            key=lambda m: -math.inf if m.value is None else -float(m.value)))
+        notes.append("lyapunov: the exponents are the union of the factors' (the joint belief is the product of the "
+                     "factors' beliefs; the joint maps' exponents across that product set are sums of one exponent "
+                     "from each of two or more factors); the information dimension is the sum of the factors' "
+                     "dimensions (the belief measure is the product of the factors'), and the Lyapunov (Kaplan-Yorke) "
+                     "dimension of the joint spectrum is an upper bound of it")
+        if len(with_exponents) == len(subs) and out["h_mu"].value is not None:
+            out["lyapunov_dimension"] = _joint_kaplan_yorke(subs, out["h_mu"], lyapunov_dimension)
+        else:
+            notes.append("lyapunov: a factor has a finite belief set and no exponents computed, so the joint "
+                         "Kaplan-Yorke dimension is not computed")
+    else:
+        lyap = ()
+        if all(d.method == "exact" for d in dims):
+            notes.append("lyapunov: not computed (every factor has a finite set of causal states)")
+    return ProcessInfo(name=process.name, params=dict(process.params), kind=_kind(process), notes=notes,
+                       lyapunov_exponents=lyap, structure="product", factors=tuple(subs), **out)
+
+
+def _joint_kaplan_yorke(subs: list[ProcessInfo], h: Measure, ky) -> Measure:
+    """Kaplan-Yorke dimension of a product's joint belief maps, whose spectrum is the factors' exponents and every
+    sum of one exponent from each of two or more factors, with ``h`` the product's entropy rate: an "upper bound",
+    its error the factors' standard errors (and h's) carried through linearly, all of one sign."""
+    import itertools
+
+    base = [np.array([-math.inf if m.value is None else float(m.value) for m in s.lyapunov_exponents]) for s in subs]
+    errs = [np.array([0.0 if m.error is None else float(m.error) for m in s.lyapunov_exponents]) for s in subs]
+
+    def joint(lams: list[np.ndarray], rate: float) -> float:
+        spectrum = [x for lam in lams for x in lam]
+        for r in range(2, len(lams) + 1):
+            for group in itertools.combinations(lams, r):
+                spectrum.extend(sum(t) for t in itertools.product(*group))
+        return ky(np.array(spectrum), max(rate, 0.0))
+
+    value = joint(base, float(h.value))
+    err = abs(joint(base, float(h.value) + (h.error or 0.0)) - value)
+    for k, lam in enumerate(base):
+        for i in range(lam.size):
+            if errs[k][i] > 0 and np.isfinite(lam[i]):
+                moved = [b.copy() for b in base]
+                moved[k][i] += errs[k][i]
+                err += abs(joint(moved, float(h.value)) - value)
+    return Measure(value, err, "upper bound", "stderr")
+
+
+def _states_text(states: tuple[int, ...]) -> str:
+    s = list(states)
+    return f"{s[0]}-{s[-1]}" if s == list(range(s[0], s[-1] + 1)) and len(s) > 1 else ", ".join(map(str, s))
+
+
+def _kind(process: Process) -> str:
+    return "ghmm" if isinstance(process, GeneralizedHMM) else "hmm"
+
+
 def process_info(process: Process, *, max_states: int = MAX_STATES, n_steps: int = 1_000_000, seed: int = 0,
                  max_depth: int = 400, word_budget: float = WORD_BUDGET, lyapunov_steps: int = 1_000_000,
-                 sync_depth: int = 1000, merge_resolution: float = 1e-12) -> ProcessInfo:
+                 sync_depth: int = 1000, merge_resolution: float = 1e-12, decompose: bool = True) -> ProcessInfo:
     """All measures of ``process``, each with its error and method: exact where a finite MSP /
     epsilon-machine allows, else the most accurate estimate available.
+
+    With ``decompose`` (the default) the process is first read for structure, from its presentation alone:
+
+    - a product of independent processes (`product_factors`: a Kronecker-product presentation): each
+      factor's measures (``factors``); h_mu, E, T, S and C_mu are their sums (the past and future of
+      independent parts are independent, and the causal states are the tuples of the factors'), the Markov
+      and cryptic orders their maxima, the causal states' count their product; the Lyapunov exponents the
+      union of the factors' (the spectrum along the product of the factors' belief sets), the
+      ``information_dimension`` the sum of the factors' dimensions (the belief measure is the product
+      measure), and ``lyapunov_dimension`` the Kaplan-Yorke dimension of the joint maps' whole spectrum
+      (the factors' exponents and their sums), an upper bound of it.
+    - a non-ergodic process (`ergodic_components`: several closed classes of states carry weight): each
+      ergodic component's measures and weight (``components``), identical components merged; h_mu =
+      sum_k w_k h_k, E = H(w) + sum_k w_k E_k and C_mu = H(w) + sum_k w_k C_k (distinct ergodic components
+      are told apart almost surely by the infinite past and by the infinite future: K is a function of
+      either, so I[past; future] = H(K) + I[past; future | K], and the causal states are the pairs (K,
+      causal state of K)); chi = sum_k w_k chi_k. T, S and the orders come from the mixture's own
+      presentation where it is finite, else are not computed (T and S also need how fast K is learnt),
+      except an infinite Markov order, which is shown. No dimension or Lyapunov exponent is pooled: they
+      are per component (the belief set is the union of the components' sets).
+
+    Each part, and any other process (or every process with ``decompose=False``), gets:
 
     - finite MSP: everything exact; the Lyapunov quantities are "not computed" (a finite belief set).
     - otherwise h(1), h(2), ... are enumerated exactly (`exact_myopic_entropies`, at most
       ``max_depth`` levels and ``word_budget`` belief updates; equal beliefs merged). Where they
       converge, h_mu is their limit with a convergence bound, and E and T the sums with their tails
       (`entropy_limit`); where they do not, h_mu is the Blackwell estimate (``n_steps`` chaos-game
-      steps, standard error) and E, T are partial sums.
+      steps, standard error), never above the exact h(D) at the depth reached (an upper bound of h_mu:
+      an estimate above it is sampling noise, and is reported as h(D) with its standard error), and E,
+      T are partial sums.
     - a finite epsilon-machine with an infinite MSP (a unifilar presentation that never synchronises
       on some words): h_mu, C_mu and the cryptic order exact; E, T, S from sums to ``sync_depth`` levels.
     - C_mu of a countable MSP: where the process gives exact state labels (`reset_labels`: tokens
@@ -568,12 +1080,28 @@ def process_info(process: Process, *, max_states: int = MAX_STATES, n_steps: int
       made 100x finer; else a lower bound (distinct beliefs merged at the coarser grid). Infinite
       when the Lyapunov dimension is positive.
     - Lyapunov exponents and dimension: `compmech.fractal.lyapunov_spectrum` with ``lyapunov_steps``
-      steps and the h_mu above, each with its standard error.
+      steps and the h_mu above, each with its standard error over independent chains, every chain burnt
+      in until its belief and tangent frame have settled (so the estimates carry no start-up bias).
 
     ``word_budget`` and ``lyapunov_steps`` are sized for Mess3 (V = S = 3: depth 14 and three stable
     decimals in seconds); for a larger process they are scaled down by 9 / (V S) and 12 / (V (S-1)^2),
     the ratio of the work per step, so ``info`` stays within seconds to a minute.
     """
+    kw = dict(max_states=max_states, n_steps=n_steps, seed=seed, max_depth=max_depth, word_budget=word_budget,
+              lyapunov_steps=lyapunov_steps, sync_depth=sync_depth, merge_resolution=merge_resolution)
+    if decompose:
+        factors = product_factors(process)
+        if factors is not None:
+            return _product_info(process, factors, kw)
+        comps = ergodic_components(process)
+        if len(comps) > 1 or comps[0].merged:
+            return _mixture_info(process, comps, kw)
+    return _single_info(process, **kw)
+
+
+def _single_info(process: Process, *, max_states: int, n_steps: int, seed: int, max_depth: int, word_budget: float,
+                 lyapunov_steps: int, sync_depth: int, merge_resolution: float) -> ProcessInfo:
+    """`process_info` of one process taken whole (see there)."""
     from compmech.fractal import lyapunov_spectrum
     from compmech.streaming import exact_myopic_entropies
 
@@ -637,11 +1165,20 @@ def process_info(process: Process, *, max_states: int = MAX_STATES, n_steps: int
                          + (f" convergence, ratio {lim.ratio:.4f}" if lim.ratio is not None else ""))
         else:
             bw = blackwell_entropy_rate(process, n_steps=n_steps, seed=seed)
-            part = entropy_limit(ex.myopic_entropies, h_mu=bw.value)
-            out.update(h_mu=Measure(bw.value, bw.stderr, "Blackwell", "stderr"),
+            # h(D) is exact and h(L) decreases to h_mu, so h_mu <= h(D) for certain; the chaos-game average is
+            # unbiased but noisy and can land above it. Then h(D) is the better value: the interval
+            # h(D) +- k stderr holds every value of bw.value +- k stderr that is possible at all.
+            upper = float(ex.myopic_entropies[-1])
+            value = min(bw.value, upper)
+            part = entropy_limit(ex.myopic_entropies, h_mu=value)
+            out.update(h_mu=Measure(value, bw.stderr, "Blackwell", "stderr"),
                        E=Measure(max(part.E, 0.0), None, "partial sum"), T=Measure(max(part.T, 0.0), None, "partial sum"))
-            notes.append(f"h(L) not converged by depth {lim.depth} (h({lim.depth}) = {ex.myopic_entropies[-1]:.10f} "
+            notes.append(f"h(L) not converged by depth {lim.depth} (h({lim.depth}) = {upper:.10f} "
                          f"is an upper bound on h_mu); h_mu from {bw.n_steps} chaos-game steps; E, T partial sums")
+            if bw.value > upper:
+                notes.append(f"h_mu: the chaos-game average {bw.value:.6f} +- {bw.stderr:.1e} lies above the exact "
+                             f"upper bound h({lim.depth}) ({(bw.value - upper) / bw.stderr:.1f} standard errors, "
+                             "sampling noise); reported as that bound, with the same standard error")
         labelled = reset_labels(process)
         C = None
         by_labels = labelled is not None and labelled.missing < 1e-9
@@ -666,6 +1203,13 @@ def process_info(process: Process, *, max_states: int = MAX_STATES, n_steps: int
         lyap = tuple(Measure(float(x), float(e), "chaos game", "stderr") if np.isfinite(x) else INFINITE
                      for x, e in zip(spec.exponents, spec.stderr))  # -inf: a direction collapsed by some token
         out["lyapunov_dimension"] = Measure(spec.dimension, spec.dimension_stderr, "chaos game", "stderr")
+        notes.append(f"lyapunov: {spec.n_chains} chains of {spec.n_steps // spec.n_chains} steps, each after a "
+                     f"burn-in of {spec.burn_in} steps" + (f" (at least twice the {spec.aligned_after} steps the slowest "
+                                                           "pilot chain's tangent frame took to align)"
+                                                           if spec.aligned_after else ""))
+        for c in spec.clusters:
+            notes.append(f"lyapunov: exponents {', '.join(str(i + 1) for i in c)} are not told apart by the chains "
+                         "(equal or nearly so): each is their mean, the error widened by half their spread")
         if C is None:
             if spec.dimension > 0:
                 out["C_mu"] = INFINITE

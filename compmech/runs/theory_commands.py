@@ -195,7 +195,10 @@ _LABELS = {
     "n_mixed_states": ("mixed states (MSP size)", ""),
     "n_causal_states": ("causal states", ""),
     "lyapunov_dimension": ("Lyapunov dimension", ""),
+    "information_dimension": ("information dimension", ""),
 }
+#: Shown only when computed (a product's).
+_OPTIONAL = {"information_dimension"}
 
 
 def _measure_text(m: Measure, unit: str) -> str:
@@ -213,20 +216,46 @@ def _measure_text(m: Measure, unit: str) -> str:
     return text if m.method == "exact" else f"{text}  [{m.method}{', standard error' if m.error_kind == 'stderr' else ''}]"
 
 
-def format_info(info: ProcessInfo) -> str:
-    """A plain-text table of `ProcessInfo`: each measure with its error and method."""
+def format_info(info: ProcessInfo, indent: str = "") -> str:
+    """A plain-text table of `ProcessInfo`: each measure with its error and method; a mixture's components and a
+    product's factors follow, each with its own table, indented."""
     params = ", ".join(f"{k}={v!r}" for k, v in info.params.items())
-    lines = [f"{info.name}({params})  [{info.kind.upper()}]"]
+    kind = info.kind.upper()
+    if info.structure == "mixture":
+        n = len(info.components)
+        kind += f", non-ergodic: {n} ergodic component{'s' if n > 1 else ''}"
+    elif info.structure == "product":
+        kind += f", product of {len(info.factors)} independent factors"
+    lines = [f"{indent}{info.name}({params})  [{kind}]"]
     for key, (label, unit) in _LABELS.items():
-        lines.append(f"  {label:<32} {_measure_text(getattr(info, key), unit)}")
+        m = getattr(info, key)
+        if key in _OPTIONAL and m.value is None:
+            continue
+        if key == "lyapunov_dimension" and m.method == "upper bound":
+            label = "Kaplan-Yorke dimension"
+        lines.append(f"{indent}  {label:<32} {_measure_text(m, unit)}")
     for i, m in enumerate(info.lyapunov_exponents):
         text = "-infinite (a token collapses this direction)" if m.method == "infinite" else _measure_text(
             m, "bits/token")
-        lines.append(f"  {f'Lyapunov exponent {i + 1}':<32} {text}")
-    lines.append("  (\"within e\": a convergence bound; \"+- e\": a standard error; exact values to rounding)")
+        lines.append(f"{indent}  {f'Lyapunov exponent {i + 1}':<32} {text}")
+    if not indent:
+        lines.append("  (\"within e\": a convergence bound; \"+- e\": a standard error; exact values to rounding)")
     for note in info.notes:
-        lines.append(f"  note: {note}")
+        lines.append(f"{indent}  note: {note}")
+    for k, c in enumerate(info.components):
+        merged = "".join(f" + {_states(m)}" for m in c.merged)
+        lines.append(f"{indent}  component {k + 1} of {len(info.components)}: weight {c.weight:.6g}, states "
+                     f"{_states(c.states)}{merged}")
+        lines.append(format_info(c.info, indent + "    "))
+    for k, f in enumerate(info.factors):
+        lines.append(f"{indent}  factor {k + 1} of {len(info.factors)}:")
+        lines.append(format_info(f, indent + "    "))
     return "\n".join(lines)
+
+
+def _states(states: tuple[int, ...]) -> str:
+    s = list(states)
+    return f"{s[0]}-{s[-1]}" if len(s) > 1 and s == list(range(s[0], s[-1] + 1)) else ",".join(map(str, s))
 
 
 # --- msp -------------------------------------------------------------------------------------------------

@@ -292,3 +292,18 @@ def test_measures_stay_in_range_and_bad_processes_are_refused():
         for key in ("C_mu", "E", "T", "S"):
             m = getattr(info, key)
             assert m.value is None or m.value >= 0, key
+
+
+def test_a_chaos_game_entropy_rate_never_lies_above_the_exact_upper_bound_beside_it():
+    """Taken whole (no factoring), a product of two Mess3 has h(L) unconverged at depth 7 and h_mu from the
+    chaos game. h(7) is exact and h(L) decreases to h_mu, so h_mu <= h(7); the chaos-game average (seed 0:
+    2.71606 +- 2.0e-4) lands 1.5 standard errors above it by sampling noise. process_info reports h(7) then,
+    with the same standard error, and says so; the truth (the factors' sum) stays within 4 of those errors."""
+    prod = hp.product([hp.mess3(), hp.mess3(0.15, 0.6)])
+    info = process_info(prod, decompose=False, lyapunov_steps=100_000)
+    assert info.h_mu.method == "Blackwell" and info.depth == 7
+    h7 = float(myopic_entropies(mixed_states(prod, 6))[-1])  # exact h(7) by enumeration, here
+    assert info.h_mu.value <= h7 + 1e-12
+    assert any("above the exact upper bound" in n for n in info.notes)
+    truth = 1.1447172664 + 1.5709336191  # the factors' h_mu (limits of their exact h(L), test_theory_cli)
+    assert abs(info.h_mu.value - truth) <= 4 * info.h_mu.error

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,59 @@ def test_info_and_msp_of_an_experiment_configs_composed_process(tmp_path, capsys
     bad.write_text('[process]\nkind = "mixture"\nweights = [0.5, 0.6]\ncomponents = [{ name = "coin" }, { name = "coin" }]\n')
     with pytest.raises(ValueError, match=r"bad.toml: \[process\] weights sum to 1.1"):
         resolve_process(str(bad))
+
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_info_of_the_mixture_config_reports_components_and_exact_combinations(capsys):
+    """experiments/mixture.toml: Mess3 (0.05, 0.85) and (0.15, 0.6), weights 1/2. E = H(w) + sum w_k E_k = 1 +
+    (0.5708703421 + 0.0181159) / 2 with each E_k the limit of that component's exact h(L) (test_composed_theory
+    checks them against brute-force partial sums); no pooled Lyapunov dimension (the old output printed 1.77 and
+    an E of 1.0009 with no error)."""
+    assert run(["info", str(ROOT / "experiments" / "mixture.toml"), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["structure"] == "mixture" and [c["weight"] for c in d["components"]] == pytest.approx([0.5, 0.5])
+    assert d["E"]["value"] == pytest.approx(1 + (0.5708703421 + 0.0181159) / 2, abs=1e-6)
+    assert d["E"]["method"] == "h(L) limit" and d["E"]["error"] < 1e-8
+    assert d["h_mu"]["value"] == pytest.approx((1.1447172664 + 1.5709336191) / 2, abs=1e-8)
+    assert d["lyapunov_dimension"]["value"] is None and d["lyapunov_exponents"] == []
+    dims = [c["info"]["lyapunov_dimension"]["value"] for c in d["components"]]
+    assert dims == pytest.approx([0.5196, 1.3500], abs=1e-3)
+
+
+def test_info_table_of_a_mixture_lists_its_components(tmp_path, capsys):
+    cfg = tmp_path / "mixture.toml"
+    cfg.write_text('[process]\nkind = "mixture"\nweights = [0.25, 0.75]\n'
+                   'components = [{ name = "golden_mean" }, { name = "even" }]\n')
+    assert run(["info", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "[HMM, non-ergodic: 2 ergodic components]" in out
+    assert "component 2 of 2: weight 0.75, states 2-3" in out and "    even(p=0.5)  [HMM]" in out
+    assert "Lyapunov dimension               not computed" in out
+
+
+def test_info_of_a_product_of_two_zoo_processes(tmp_path, capsys):
+    """Mess3 (0.05, 0.85) x Mess3 (0.15, 0.6): h_mu is the factors' sum (their exact-h(L) limits), inside its own
+    printed bound; the exponents equal each factor's own, from independent chaos games, within the reported
+    errors; Kaplan-Yorke is labelled an upper bound above the information dimension 0.52 + 1.35."""
+    from compmech.fractal import lyapunov_spectrum
+
+    cfg = tmp_path / "product.toml"
+    cfg.write_text('[process]\nkind = "product"\n[[process.components]]\nname = "mess3"\n'
+                   'params = { x = 0.05, alpha = 0.85 }\n[[process.components]]\nname = "mess3"\n'
+                   'params = { x = 0.15, alpha = 0.6 }\n')
+    assert run(["info", str(cfg), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["structure"] == "product" and len(d["factors"]) == 2
+    h = 1.1447172664 + 1.5709336191
+    assert abs(d["h_mu"]["value"] - h) <= d["h_mu"]["error"] + 2e-10 and d["h_mu"]["error"] < 1e-9
+    own = [lyapunov_spectrum(hp.mess3(*s), n_steps=300_000, seed=5) for s in ((0.05, 0.85), (0.15, 0.6))]
+    want = sorted([(x, e) for s in own for x, e in zip(s.exponents, s.stderr)], reverse=True)
+    got = d["lyapunov_exponents"]
+    assert len(got) == 4
+    for g, (x, e) in zip(got, want):
+        assert abs(g["value"] - x) <= 4 * math.hypot(g["error"], e)
+    assert d["lyapunov_dimension"]["method"] == "upper bound"
+    assert d["information_dimension"]["value"] == pytest.approx(0.5196 + 1.3500, abs=2e-3)
+    assert d["lyapunov_dimension"]["value"] > d["information_dimension"]["value"] + 0.2  # 2.146 vs 1.870
