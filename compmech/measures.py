@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from compmech.fractal import belief_chaos_game
+from compmech.fractal import belief_chaos_game, lyapunov_dimension, lyapunov_spectrum
 from compmech.information import entropy_bits
+from compmech.mixed_states import check_depth
 from compmech.msp import MAX_STATES, MSP, InfiniteMSPError, _refine, build_msp
-from compmech.streaming import iter_levels, next_token_entropies
+from compmech.streaming import exact_myopic_entropies, iter_levels, next_token_entropies, stream_entropies
 from hmm_processes import HMM, GeneralizedHMM, ProcessError, process_vectors
+from hmm_processes.hmm import closed_classes
 
 Process = HMM | GeneralizedHMM
 #: Propagation over a finite MSP stops when the probability of not yet being synchronised is below this.
@@ -332,17 +334,11 @@ def block_entropy(process: Process, length: int, *, max_states: int = 100_000) -
     merged, so memory stays bounded; exact unless more than ``max_states`` distinct beliefs
     occur at some depth, see `compmech.streaming`). Works for GHMMs too.
     """
-    from compmech.streaming import stream_entropies
-
     return float(stream_entropies(process, length, max_states=max_states).block_entropies[-1])
 
 
 def myopic_entropy(process: Process, length: int, *, max_states: int = 100_000) -> float:
     """Myopic entropy rate ``h(L) = H(L) - H(L-1) = H[X_L | X_1..X_{L-1}]`` (bits), L >= 1."""
-    from compmech.streaming import stream_entropies
-
-    from compmech.mixed_states import check_depth
-
     if check_depth(length, "myopic_entropy") < 1:
         raise ProcessError(f"myopic_entropy: length must be >= 1; got {length}")
     return float(stream_entropies(process, length - 1, max_states=max_states).myopic_entropies[-1])
@@ -634,8 +630,6 @@ def ergodic_components(process: Process) -> list[ErgodicComponent]:
         _, label = connected_components(np.abs(T).sum(axis=0) > 0, directed=False)
         classes = [np.flatnonzero(label == b) for b in range(label.max() + 1)]
     else:
-        from hmm_processes.hmm import closed_classes
-
         classes = closed_classes(T.sum(axis=0))
     found: list[tuple[float, np.ndarray]] = []
     for c in classes:
@@ -948,8 +942,6 @@ def _longest_shared_word(a: HMM, b: HMM) -> int | None:
 
 def _product_info(process: Process, factors: list[Process], kw: dict[str, Any]) -> ProcessInfo:
     """`ProcessInfo` of an independent product from its factors (see `process_info`)."""
-    from compmech.fractal import lyapunov_dimension
-
     subs = [process_info(f, **kw) for f in factors]
     ones = np.ones(len(subs))
     out: dict[str, Any] = {k: NOT_COMPUTED for k in MEASURE_NAMES}
@@ -1102,9 +1094,6 @@ def process_info(process: Process, *, max_states: int = MAX_STATES, n_steps: int
 def _single_info(process: Process, *, max_states: int, n_steps: int, seed: int, max_depth: int, word_budget: float,
                  lyapunov_steps: int, sync_depth: int, merge_resolution: float) -> ProcessInfo:
     """`process_info` of one process taken whole (see there)."""
-    from compmech.fractal import lyapunov_spectrum
-    from compmech.streaming import exact_myopic_entropies
-
     kind = "ghmm" if isinstance(process, GeneralizedHMM) else "hmm"
     notes: list[str] = []
     V, S = process.vocab_size, process.num_states

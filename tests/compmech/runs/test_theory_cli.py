@@ -161,11 +161,11 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_info_of_the_mixture_config_reports_components_and_exact_combinations(capsys):
-    """experiments/mixture.toml: Mess3 (0.05, 0.85) and (0.15, 0.6), weights 1/2. E = H(w) + sum w_k E_k = 1 +
+    """compmech/experiments/mixture.toml: Mess3 (0.05, 0.85) and (0.15, 0.6), weights 1/2. E = H(w) + sum w_k E_k = 1 +
     (0.5708703421 + 0.0181159) / 2 with each E_k the limit of that component's exact h(L) (test_composed_theory
     checks them against brute-force partial sums); no pooled Lyapunov dimension (the old output printed 1.77 and
     an E of 1.0009 with no error)."""
-    assert run(["info", str(ROOT / "experiments" / "mixture.toml"), "--json"]) == 0
+    assert run(["info", str(ROOT / "compmech" / "experiments" / "mixture.toml"), "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["structure"] == "mixture" and [c["weight"] for c in d["components"]] == pytest.approx([0.5, 0.5])
     assert d["E"]["value"] == pytest.approx(1 + (0.5708703421 + 0.0181159) / 2, abs=1e-6)
