@@ -74,7 +74,7 @@ def test_transition_calls_a_jump_abrupt_and_a_ramp_gradual():
 def test_bad_icl_configs_are_config_errors(tmp_path):
     from pathlib import Path
 
-    raw = load_config(Path(__file__).parents[2] / "data" / "tiny_mixture.toml").to_dict()
+    raw = load_config(Path(__file__).parents[3] / "data" / "tiny_mixture.toml").to_dict()
     with pytest.raises(ConfigError, match=r"\[studies.icl\] theory_method must be one of"):
         config_from_dict({**raw, "studies": {"icl": {"theory_method": "guess"}}})
     with pytest.raises(ConfigError, match=r"\[studies.icl\] eval_sequences must be an integer"):
@@ -86,9 +86,9 @@ def test_bad_icl_configs_are_config_errors(tmp_path):
 
 def test_the_reproduce_table_reads_the_runs_icl_json(mixture_run):
     from compmech.studies.icl.reproduce import format_markdown, row
-    from compmech.runs.reproduce import EXTRA_STUDIES
+    from compmech.runs.reproduce import reproducible_studies
 
-    assert "icl" in EXTRA_STUDIES
+    assert "icl" in reproducible_studies()
     r = row("tiny", mixture_run)
     d = json.loads((mixture_run / "icl.json").read_text())
     assert r["fits"] == d["fits"] and r["best_layer"] == "block_1" and r["gap_min_seen"] == 4
