@@ -43,8 +43,8 @@ from compmech.runs.settings import ExperimentConfig
 from compmech.runs.sources import Source
 from compmech.studies.base import StudyInputs, StudyOutput
 from compmech.studies.icl.plots import plot_icl_loss, plot_icl_probe, plot_icl_training
-from compmech.studies.icl.theory import (ExcessFits, ICLTheory, fit_excess, has_icl_theory, icl_theory,
-                                         source_posterior)
+from compmech.studies.icl.theory import (MAX_EXACT_WORDS, DecayComparison, ExcessFits, ICLTheory, compare_decay,
+                                         enumerated_words, fit_excess, has_icl_theory, icl_theory, source_posterior)
 from figures import process_title
 from probes import CONTEXT_TEST_FRACTION, evaluate_probe, probe_rows
 from probes.induction import induction_scores
@@ -67,9 +67,13 @@ class Settings:
     """[studies.icl] options."""
 
     layers: tuple[str, ...] = ()  # activations probed (names as in [probe] layers); empty = the residual stream
-    theory_method: str = "auto"  # "auto" (exact while the words are few), "exact" or "monte_carlo"
+    theory_method: str = "auto"  # "auto" (exact where the words can be enumerated, Monte Carlo beyond), "exact"
+    #                              or "monte_carlo" (every position)
+    theory_exact_words: int = MAX_EXACT_WORDS  # "auto": the theory is exact at lengths with at most this many words
     theory_samples: int = 20_000  # Monte-Carlo words of the theory (stratified over the components)
     eval_sequences: int = 2_000  # sampled regime: fresh sequences for the model's loss by position
+    eval_exact_words: int = 20_000  # sampled regime: the model's loss is exact (every context with its
+    #                                 probability) at the positions whose contexts number at most this
     probe_sequences: int = 2_000  # sampled regime: fresh sequences for the probes (every position a row)
     n_repeats: int = 2  # held-out splits of each probe
     fit_min_seen: int = 1  # the excess fits use positions with at least this many tokens seen
@@ -78,7 +82,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.theory_method not in THEORY_METHODS:
             raise ValueError(f"theory_method must be one of {', '.join(THEORY_METHODS)}; got {self.theory_method!r}")
-        for name in ("theory_samples", "eval_sequences", "probe_sequences", "n_repeats", "induction_sequences"):
+        for name in ("theory_samples", "eval_sequences", "probe_sequences", "n_repeats", "induction_sequences",
+                     "theory_exact_words", "eval_exact_words"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < (2 if name != "n_repeats" else 1):
                 raise ValueError(f"{name} must be an integer >= {2 if name != 'n_repeats' else 1}; got {v!r}")
@@ -108,6 +113,9 @@ class ModelLoss:
     loss_se: np.ndarray  # [T] standard error (zeros for the exact set)
     gap: np.ndarray  # [T] nats, weighted mean of KL(p || q) = loss - entropy of the exact law, on the same rows
     gap_se: np.ndarray  # [T]
+    norm_bound: np.ndarray  # [T] max over the rows of |ln sum_x q(x)|: the model's float32 laws sum to 1 within
+    #                         this, so its loss lies at most this below the entropy of the exact law (KL >= -ln Z)
+    exact: np.ndarray  # [T] bool: measured on every context with its probability (no sampling error)
 
 
 @dataclass(frozen=True, eq=False)
@@ -134,7 +142,64 @@ def model_loss(model_cfg: Any, params: Any, rows: EvalRows) -> ModelLoss:
         loss_se, gap_se = ce.std(axis=0, ddof=1) / np.sqrt(n), (ce - h).std(axis=0, ddof=1) / np.sqrt(n)
     else:
         loss_se = gap_se = np.zeros_like(loss)
-    return ModelLoss(loss=loss, loss_se=loss_se, gap=gap, gap_se=gap_se)
+    log_z = np.logaddexp.reduce(log_q, axis=2)  # [N, T] ln sum_x q(x) of the float32 laws, in float64
+    return ModelLoss(loss=loss, loss_se=loss_se, gap=gap, gap_se=gap_se, norm_bound=np.abs(log_z).max(axis=0),
+                     exact=np.full(loss.shape, not rows.sampled))
+
+
+@dataclass(frozen=True, eq=False)
+class EvalSet:
+    """What the model's loss is measured on: every context of the first ``n_exact`` positions with its probability
+    (exact), and, in the sampled regime, fresh sequences for the positions beyond."""
+
+    exact: EvalRows | None  # tokens [N, n_exact]: every allowed string of the first positions (None: none)
+    sampled: EvalRows | None  # tokens [n, T]: fresh sequences (None when every position is exact)
+    n_exact: int  # model positions 0..n_exact-1 are measured exactly
+
+    @property
+    def n_strings(self) -> int:
+        return 0 if self.exact is None else int(self.exact.tokens.shape[0])
+
+    @property
+    def n_sequences(self) -> int:
+        return 0 if self.sampled is None else int(self.sampled.tokens.shape[0])
+
+
+def evaluate(model_cfg: Any, params: Any, rows: EvalSet) -> ModelLoss:
+    """The model's loss by position on ``rows``: exact at the first ``n_exact`` positions, on the sample beyond."""
+    exact = None if rows.exact is None else model_loss(model_cfg, params, rows.exact)
+    if rows.sampled is None:
+        return exact
+    sampled = model_loss(model_cfg, params, rows.sampled)
+    if exact is None:
+        return sampled
+    n = rows.n_exact
+
+    def join(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.concatenate([a[:n], b[n:]])
+
+    return ModelLoss(loss=join(exact.loss, sampled.loss), loss_se=join(exact.loss_se, sampled.loss_se),
+                     gap=join(exact.gap, sampled.gap), gap_se=join(exact.gap_se, sampled.gap_se),
+                     norm_bound=join(exact.norm_bound, sampled.norm_bound), exact=join(exact.exact, sampled.exact))
+
+
+def exact_rows(process: Any, context_length: int, bos: bool, max_words: int, strings_bound: Any) -> EvalRows | None:
+    """Every allowed context of the longest prefix of the model's positions whose strings number at most
+    ``max_words`` (``strings_bound(length)``: the source's bound), with its probability and exact next-token laws,
+    aligned with the model's positions (with ``bos`` the start token first); None when not even one token fits."""
+    L, top = 0, context_length - 1 if bos else context_length
+    while L < top and strings_bound(L + 1) <= max_words:
+        L += 1
+    if L == 0:
+        return None
+    ew = enumerated_words(process, L)
+    n = ew.words.shape[0]
+    if bos:
+        tokens = np.concatenate([np.full((n, 1), process.vocab_size), ew.words], axis=1)
+        laws = np.concatenate([ew.laws, np.zeros(ew.laws.shape[:2] + (1,))], axis=2)  # [N, L + 1, V + 1]
+    else:
+        tokens, laws = ew.words, ew.laws[:, 1:]  # position t predicts after t + 1 tokens
+    return EvalRows(tokens.astype(np.int32), laws, ew.probs / ew.probs.sum(), False)
 
 
 def _sample_rows(cfg: ExperimentConfig, source: Source, model_cfg: predictive_models.ModelConfig, n: int, stream: int
@@ -192,6 +257,59 @@ def probe_by_position(X: np.ndarray, Y: np.ndarray, data: Any, seen: np.ndarray,
 def _min_from(by_pos: list[dict], key: str, min_seen: int) -> float | None:
     vals = [r[key] for r in by_pos if r["seen"] >= min_seen]
     return None if not vals or any(v is None for v in vals) else float(min(vals))
+
+
+# ---------------------------------------------------------------------------- the model against the optimum
+
+
+@dataclass(frozen=True)
+class OptimumCheck:
+    """Whether the model's loss lies below the Bayes optimum by more than its tolerance, position by position.
+
+    No predictor's expected loss can be below the optimum, so a model loss below it is either noise (a sampled
+    evaluation, a Monte-Carlo optimum: the tolerance is their standard errors in quadrature) or an error in the
+    comparison (its rows, the optimum's definition, the positions' alignment). Where both are exact the tolerance
+    is the bound on the model's float32 normalisation (`ModelLoss.norm_bound`). The check proper is at the
+    positions where the optimum is exact (``violations``); beyond them it is recorded as well, where a one-standard-
+    error rule flags about 16% of the positions by chance when the model is on the optimum.
+    """
+
+    seen: tuple[int, ...]
+    difference: tuple[float, ...]  # model loss - optimum (nats)
+    tolerance: tuple[float, ...]  # sqrt(model se^2 + optimum se^2) + the model's normalisation bound
+    optimum_exact: tuple[bool, ...]
+    model_exact: tuple[bool, ...]
+    below: tuple[bool, ...]  # difference < -tolerance
+
+    @property
+    def violations(self) -> list[int]:
+        """Tokens seen at the positions where the model lies below the exact optimum by more than its tolerance."""
+        return [s for s, b, e in zip(self.seen, self.below, self.optimum_exact) if b and e]
+
+    @property
+    def passed(self) -> bool:
+        return not self.violations
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rule": "model loss - optimum < -(sqrt(model se^2 + optimum se^2) + the model's normalisation "
+                        "bound): below the optimum by more than its error",
+                "passed": self.passed, "violations_seen": self.violations,
+                "below_at_monte_carlo_optimum_seen": [s for s, b, e in zip(self.seen, self.below, self.optimum_exact)
+                                                      if b and not e],
+                "by_position": [{"seen": s, "difference": d, "tolerance": t, "optimum_exact": oe, "model_exact": me,
+                                 "below": b} for s, d, t, oe, me, b in zip(self.seen, self.difference, self.tolerance,
+                                                                           self.optimum_exact, self.model_exact,
+                                                                           self.below)]}
+
+
+def below_optimum_check(seen: np.ndarray, model: ModelLoss, optimal: np.ndarray, optimal_se: np.ndarray,
+                        optimal_exact: np.ndarray) -> OptimumCheck:
+    """`OptimumCheck` of ``model``'s loss [T] against the optimum [T] (its standard error and exactness [T])."""
+    diff = model.loss - optimal
+    tol = np.sqrt(model.loss_se ** 2 + optimal_se ** 2) + model.norm_bound
+    return OptimumCheck(seen=tuple(int(x) for x in seen), difference=tuple(float(x) for x in diff),
+                        tolerance=tuple(float(x) for x in tol), optimum_exact=tuple(bool(x) for x in optimal_exact),
+                        model_exact=tuple(bool(x) for x in model.exact), below=tuple(bool(x) for x in diff < -tol))
 
 
 # ---------------------------------------------------------------------------- over training
@@ -269,8 +387,20 @@ class TheoryAtSeen:
     known: np.ndarray  # [T] the told-the-source loss (prior-weighted components)
     fixed: np.ndarray  # [J, T] the never-inferring predictors
     fixed_se: np.ndarray  # [J, T]
+    known_se: np.ndarray  # [T]
+    exact: np.ndarray  # [T] bool: the theory is exact here (Monte Carlo elsewhere)
     fit: ExcessFits  # of the theory's excess over every position of its curve
     gain: float  # the optimum's in-context gain (`icl_gain`), nats
+
+    @property
+    def excess(self) -> np.ndarray:
+        """[T] the theory's excess (optimal - told the source) at the model's positions."""
+        return self.optimal - self.known
+
+    @property
+    def excess_se(self) -> np.ndarray:
+        """[T] its standard error (the two in quadrature; zeros where exact)."""
+        return np.sqrt(self.optimal_se ** 2 + self.known_se ** 2)
 
     @property
     def curve(self) -> ICLCurve:
@@ -299,19 +429,22 @@ class CheckpointLoss:
 class ModelLosses:
     """The model's loss by position on the evaluation rows: at the end and at every saved point before it."""
 
-    rows: EvalRows
+    rows: EvalSet
     final: ModelLoss
     points: tuple[CheckpointLoss, ...]  # initialisation first, then each checkpoint in order
 
 
 @dataclass(frozen=True, eq=False)
 class ModelAgainstTheory:
-    """The model's loss set against the theory: its excess over the told-the-source loss with its fits, and its
-    paired gap to the optimum relative to it."""
+    """The model's loss set against the theory: its measured excess over the told-the-source loss with its fits and
+    their rates against the theory's, whether it lies below the optimum anywhere, and its paired gap to the
+    optimum relative to it."""
 
-    excess: np.ndarray  # [T] nats
-    excess_se: np.ndarray  # [T]
-    fit: ExcessFits
+    excess: np.ndarray  # [T] nats: the model's loss minus the told-the-source loss
+    excess_se: np.ndarray  # [T] the two standard errors in quadrature
+    fit: ExcessFits  # of the model's measured excess
+    decay: DecayComparison  # the model's and the theory's excess fitted at the same positions, rates compared
+    check: OptimumCheck
     relative_gap: np.ndarray  # [T] (model - optimal) / optimal, paired on the same rows
     relative_gap_se: np.ndarray  # [T]
     max_relative_gap: float | None  # over positions with at least TARGET_MIN_SEEN tokens seen
@@ -391,35 +524,45 @@ def theory_phase(inputs: StudyInputs, settings: Settings, frame: Frame) -> Theor
     seen = frame.seen
     with phase("icl theory", total=None, enabled=inputs.progress):
         theory = icl_theory(inputs.process, int(seen[-1]), method=settings.theory_method,
-                            n_samples=settings.theory_samples, seed=inputs.cfg.seed)
+                            n_samples=settings.theory_samples, seed=inputs.cfg.seed,
+                            max_exact_words=settings.theory_exact_words)
     curve = theory.curve
     fit = fit_excess(curve.seen, curve.excess, curve.optimal_se if curve.method != "exact" else None,
                      min_seen=settings.fit_min_seen)
     optimal = curve.optimal[seen]
+    component_se = curve.component_se[:, seen]
     return TheoryAtSeen(theory=theory, optimal=optimal, optimal_se=curve.optimal_se[seen],
-                        component=curve.component[:, seen], component_se=curve.component_se[:, seen],
+                        component=curve.component[:, seen], component_se=component_se,
                         known=curve.known_source[seen], fixed=theory.fixed_source[:, seen],
-                        fixed_se=theory.fixed_source_se[:, seen], fit=fit, gain=icl_gain(optimal, seen))
+                        fixed_se=theory.fixed_source_se[:, seen],
+                        known_se=np.sqrt(np.square(curve.weights) @ np.square(component_se)),
+                        exact=curve.exact[seen], fit=fit, gain=icl_gain(optimal, seen))
 
 
-def eval_rows(inputs: StudyInputs, settings: Settings, frame: Frame) -> EvalRows:
-    """The rows the model's loss is measured on: every string (exact regime) or fresh sequences (own key stream)."""
-    if frame.sampled:
-        block = _sample_rows(inputs.cfg, inputs.source, inputs.model_cfg, settings.eval_sequences, EVAL_STREAM)
-        n = block.tokens.shape[0]
-        return EvalRows(block.tokens, block.next_token_probs, np.full(n, 1.0 / n), True)
-    ctx = inputs.ctx
-    return EvalRows(ctx.tokens, ctx.next_token_probs, ctx.probs / ctx.probs.sum(), False)
+def eval_rows(inputs: StudyInputs, settings: Settings, frame: Frame) -> EvalSet:
+    """The rows the model's loss is measured on: every string (exact regime); in the sampled regime every context
+    of the first positions, as far as they number at most ``eval_exact_words``, and fresh sequences (own key
+    stream) for the positions beyond."""
+    if not frame.sampled:
+        ctx = inputs.ctx
+        return EvalSet(EvalRows(ctx.tokens, ctx.next_token_probs, ctx.probs / ctx.probs.sum(), False), None, frame.T)
+    exact = exact_rows(inputs.process, frame.T, frame.bos, settings.eval_exact_words, inputs.source.strings_bound)
+    n_exact = 0 if exact is None else int(exact.tokens.shape[1])
+    if n_exact == frame.T:
+        return EvalSet(exact, None, n_exact)
+    block = _sample_rows(inputs.cfg, inputs.source, inputs.model_cfg, settings.eval_sequences, EVAL_STREAM)
+    n = block.tokens.shape[0]
+    return EvalSet(exact, EvalRows(block.tokens, block.next_token_probs, np.full(n, 1.0 / n), True), n_exact)
 
 
-def model_losses_phase(inputs: StudyInputs, rows: EvalRows, frame: Frame) -> ModelLosses:
+def model_losses_phase(inputs: StudyInputs, rows: EvalSet, frame: Frame) -> ModelLosses:
     """The model's loss by position at the end, at initialisation and at every ``tokens_<N>`` checkpoint."""
     model_cfg, T = inputs.model_cfg, frame.T
     paths = sorted((inputs.run_dir / "checkpoints").glob("tokens_*.msgpack"), key=checkpoint_tokens)
     with phase("icl model loss", total=len(paths) + 2, enabled=inputs.progress) as tick:
-        final = model_loss(model_cfg, inputs.params_state, rows)
+        final = evaluate(model_cfg, inputs.params_state, rows)
         tick()
-        points = [CheckpointLoss(0, 0, model_loss(model_cfg, inputs.untrained_params, rows), inputs.untrained_params)]
+        points = [CheckpointLoss(0, 0, evaluate(model_cfg, inputs.untrained_params, rows), inputs.untrained_params)]
         tick()
         for path in paths:
             ckpt = predictive_models.load_checkpoint(path)
@@ -428,27 +571,30 @@ def model_losses_phase(inputs: StudyInputs, rows: EvalRows, frame: Frame) -> Mod
                 tick()
                 continue
             points.append(CheckpointLoss(step * int(ckpt["train_config"]["batch_size"]) * T, step,
-                                         model_loss(model_cfg, ckpt["params"], rows), ckpt["params"]))
+                                         evaluate(model_cfg, ckpt["params"], rows), ckpt["params"]))
             tick()
     return ModelLosses(rows=rows, final=final, points=tuple(points))
 
 
 def against_theory(th: TheoryAtSeen, losses: ModelLosses, settings: Settings, frame: Frame) -> ModelAgainstTheory:
-    """The model's excess over the told-the-source loss with its fits, and its relative gap to the optimum."""
-    seen, final, curve = frame.seen, losses.final, th.curve
-    # the model's excess over the told-the-source loss, as the theory's excess plus the model's paired KL gap
-    # (E[model loss] = optimum + E[KL]): far less noisy than its loss on the sample minus the told loss
-    known_se = np.sqrt(np.square(curve.weights) @ np.square(th.component_se))
-    excess = curve.excess[seen] + final.gap
-    excess_se = np.sqrt(th.optimal_se ** 2 + known_se ** 2 + final.gap_se ** 2)
-    fit = fit_excess(seen, excess, excess_se if (frame.sampled or curve.method != "exact") else None,
-                     min_seen=settings.fit_min_seen)
+    """The model's measured excess over the told-the-source loss, its fits and their rates against the theory's
+    (fitted at the same positions), the check against the optimum, and the relative gap to the optimum."""
+    seen, final = frame.seen, losses.final
+    # the model's own curve: its loss minus the told-the-source loss, with the evaluation's and the theory's errors
+    excess = final.loss - th.known
+    excess_se = np.sqrt(final.loss_se ** 2 + th.known_se ** 2)
+    has_se = bool(np.any(excess_se > 0))
+    fit = fit_excess(seen, excess, excess_se if has_se else None, min_seen=settings.fit_min_seen)
+    theory_se = th.excess_se if np.any(th.excess_se > 0) else None
+    decay = compare_decay(seen, excess, excess_se if has_se else None, th.excess, theory_se,
+                          min_seen=settings.fit_min_seen)
     rel_gap = final.gap / th.optimal  # [T] the model's excess over the optimum, relative, paired on the same rows
     rel_gap_se = final.gap_se / th.optimal
     target_mask = seen >= TARGET_MIN_SEEN
     max_rel_gap = float(rel_gap[target_mask].max()) if target_mask.any() else None
-    return ModelAgainstTheory(excess=excess, excess_se=excess_se, fit=fit, relative_gap=rel_gap,
-                              relative_gap_se=rel_gap_se, max_relative_gap=max_rel_gap,
+    return ModelAgainstTheory(excess=excess, excess_se=excess_se, fit=fit, decay=decay,
+                              check=below_optimum_check(seen, final, th.optimal, th.optimal_se, th.exact),
+                              relative_gap=rel_gap, relative_gap_se=rel_gap_se, max_relative_gap=max_rel_gap,
                               early=(seen >= 1) & (seen <= 3))
 
 
@@ -556,6 +702,7 @@ def icl_record(inputs: StudyInputs, frame: Frame, th: TheoryAtSeen, losses: Mode
         "seen": [int(s) for s in frame.seen],
         "optimal_loss_by_position": _floats(th.optimal),
         "optimal_loss_by_position_se": _floats(th.optimal_se),
+        "optimal_loss_by_position_exact": [bool(x) for x in th.exact],
         "component_optimal_loss_by_position": [_floats(row) for row in th.component],
         "component_optimal_loss_by_position_se": [_floats(row) for row in th.component_se],
         "known_source_loss_by_position": _floats(th.known),
@@ -567,22 +714,31 @@ def icl_record(inputs: StudyInputs, frame: Frame, th: TheoryAtSeen, losses: Mode
         "model_loss_by_position_se": _floats(final.loss_se),
         "model_gap_by_position": _floats(final.gap),
         "model_gap_by_position_se": _floats(final.gap_se),
+        "model_loss_by_position_exact": [bool(x) for x in final.exact],
+        "model_normalisation_bound_by_position": _floats(final.norm_bound),
         "model_excess_by_position": _floats(vs.excess),
         "model_excess_by_position_se": _floats(vs.excess_se),
         "model_relative_gap_by_position": _floats(vs.relative_gap),
         "model_relative_gap_by_position_se": _floats(vs.relative_gap_se),
-        "model_eval": {"sequences": int(rows.tokens.shape[0]), "sampled": rows.sampled,
+        "model_eval": {"exact_positions": int(rows.n_exact), "exact_strings": rows.n_strings,
+                       "sequences": rows.n_sequences, "sampled": rows.sampled is not None,
+                       "rows": "every context of the first exact_positions positions with its probability (no "
+                               "sampling error), fresh sampled sequences beyond",
                        "gap": "mean KL(exact next-token law || model's) on the same rows: model loss minus the "
                               "optimum measured on those rows (a paired estimate)",
-                       "excess": "the model's loss minus the told-the-source loss, estimated as the theory's excess "
-                                 "(optimal - told) plus the model's gap"},
-        "theory": {"method": curve.method, "n_samples": int(curve.n_samples), "seen": [int(s) for s in curve.seen],
+                       "excess": "the model's measured loss minus the told-the-source loss (the theory's), their "
+                                 "standard errors in quadrature"},
+        "theory": {"method": curve.method, "n_samples": int(curve.n_samples),
+                   "last_exact_seen": curve.exact_through, "exact": [bool(x) for x in curve.exact],
+                   "seen": [int(s) for s in curve.seen],
                    "optimal": curve.optimal.tolist(), "optimal_se": curve.optimal_se.tolist(),
                    "component": curve.component.tolist(), "component_se": curve.component_se.tolist(),
                    "known_source": curve.known_source.tolist(), "excess": curve.excess.tolist(),
                    "weights": curve.weights.tolist(), "labels": list(curve.labels)},
-        "fits": {"theory": th.fit.to_json(), "model": vs.fit.to_json(),
-                 "excess": "loss minus the told-the-source loss (prior-weighted components' optima)"},
+        "fits": {"theory": th.fit.to_json(), "model": vs.fit.to_json(), "comparison": vs.decay.to_json(),
+                 "excess": "loss minus the told-the-source loss (prior-weighted components' optima); the model's: "
+                           "its measured loss by position"},
+        "below_optimum": vs.check.to_json(),
         "targets": {
             f"max_relative_gap_seen_ge_{TARGET_MIN_SEEN}": _num(vs.max_relative_gap),
             "within_2_percent": None if vs.max_relative_gap is None else bool(vs.max_relative_gap <= 0.02),
@@ -592,6 +748,10 @@ def icl_record(inputs: StudyInputs, frame: Frame, th: TheoryAtSeen, losses: Mode
             "model_below_best_fixed_source_early": bool(np.all(final.loss[early] + 2 * final.loss_se[early]
                                                                < th.fixed[best_fixed][early])),
             f"posterior_{MIN_R2_KEY}": probes.best[MIN_R2_KEY],
+            "no_model_loss_below_exact_optimum": vs.check.passed,
+            "decay_rate_agrees": {form: None if d is None else d.agree
+                                  for form, d in (("power_law", vs.decay.power_law),
+                                                  ("exponential", vs.decay.exponential))},
         },
         "best_layer": probes.best_layer,
         "posterior_probe": probes.posterior, "belief_probe": probes.belief,
@@ -611,7 +771,7 @@ def figures_phase(inputs: StudyInputs, frame: Frame, th: TheoryAtSeen, losses: M
             curve.seen, curve.optimal, curve.optimal_se, curve.component, curve.labels, curve.known_source,
             seen, final.loss, final.loss_se, th.fixed[th.best_fixed], th.best_fixed_label,
             model_excess=vs.excess, model_excess_se=vs.excess_se, theory_fit=th.fit, model_fit=vs.fit,
-            title=title),
+            last_exact_seen=curve.last_exact_seen, title=title),
         "icl_training": lambda: plot_icl_training(
             seen, np.array([list(p.loss) for p in training.points] + [final.loss.tolist()]),
             [*train_tokens, None], th.optimal,
@@ -626,9 +786,10 @@ def figures_phase(inputs: StudyInputs, frame: Frame, th: TheoryAtSeen, losses: M
 CAPTIONS = {
     "icl_loss": "Left: loss by tokens seen: the Bayes-optimal predictor (black), each component's own optimum "
                 "(told the source, thin), their prior-weighted mean, the best never-inferring predictor (dashed) "
-                "and the model (dots, ± 2 s.e.). Right: the excess over the told-the-source loss on a log scale "
-                "(the model's: the theory's excess plus its paired KL gap to the optimum), with the power-law and "
-                "exponential fits.",
+                "and the model (dots, ± 2 s.e.; exact where its contexts were enumerated). Right: the excess over the "
+                "told-the-source loss on a log scale (the model's: its measured loss minus the told-the-source "
+                "loss), with the power-law and exponential fits. A dotted vertical line: the last position whose "
+                "theory is exact (Monte Carlo beyond).",
     "icl_training": "The model's gap to the optimum over the optimum (its paired KL divergence from the exact "
                     "next-token law) by position (columns) at initialisation, each checkpoint and the end (rows); "
                     "right: its loss by position at each of them.",
@@ -643,10 +804,13 @@ def report_tables(frame: Frame, th: TheoryAtSeen, losses: ModelLosses, vs: Model
     seen, final, curve, rows = frame.seen, losses.final, th.curve, losses.rows
     opt, opt_se, known, best_fixed = th.optimal, th.optimal_se, th.known, th.best_fixed
     rel_gap, rel_gap_se = vs.relative_gap, vs.relative_gap_se
-    show = [t for t in range(frame.T) if seen[t] in (0, 1, 2, 4, 8, 16, 32, 64) or t == frame.T - 1]
-    loss_rows = [[str(int(seen[t])), _f(opt[t], opt_se[t]), _f(known[t]),
+    show = [t for t in range(frame.T) if seen[t] in (0, 1, 2, 4, 8, 16, 32, 64) or t == frame.T - 1
+            or vs.check.below[t]]
+    loss_rows = [[str(int(seen[t])), _f(opt[t], opt_se[t]) + ("" if th.exact[t] else " (MC)"), _f(known[t]),
                   _f(th.fixed[best_fixed][t], th.fixed_se[best_fixed][t]),
-                  _f(final.loss[t], final.loss_se[t]), f"{100 * rel_gap[t]:.3f} ± {100 * rel_gap_se[t]:.3f}"]
+                  _f(final.loss[t], final.loss_se[t]) + (" (exact)" if final.exact[t] else ""),
+                  f"{100 * rel_gap[t]:.3f} ± {100 * rel_gap_se[t]:.3f}",
+                  f"{vs.check.difference[t]:+.5f} ({'below' if vs.check.below[t] else 'ok'})"]
                  for t in show]
     fit_rows = []
     for who, fits in (("theory", th.fit), ("model", vs.fit)):
@@ -655,6 +819,11 @@ def report_tables(frame: Frame, th: TheoryAtSeen, losses: ModelLosses, vs: Model
                          "–" if pl is None else f"{pl.rmse_log:.3g}",
                          "–" if ex is None else f"{ex.rate:.3g} ± {ex.rate_se:.2g}",
                          "–" if ex is None else f"{ex.rmse_log:.3g}", fits.better or "–"])
+    decay_rows = [[form.replace("_", " "), f"{d.theory_rate:.3g} ± {d.theory_rate_se:.2g}",
+                   f"{d.model_rate:.3g} ± {d.model_rate_se:.2g}", f"{d.difference:+.3g} ± {d.difference_se:.2g}",
+                   {True: "yes", False: "no", None: "undetermined"}[d.agree]]
+                  for form, d in (("power_law", vs.decay.power_law), ("exponential", vs.decay.exponential))
+                  if d is not None]
     probe_table = [[n, _g(probes.posterior[n]["r2_heldout_contexts"]), _g(probes.posterior[n][MIN_R2_KEY]),
                     _g(probes.posterior[n]["pooled"]["r2_shuffled"]),
                     _g(probes.posterior[n]["untrained"]["r2_heldout_contexts"]),
@@ -662,15 +831,24 @@ def report_tables(frame: Frame, th: TheoryAtSeen, losses: ModelLosses, vs: Model
     tables = [
         ("In-context learning: loss by position (nats)",
          ["tokens seen", "optimal", "told the source", f"never inferring (best: {th.best_fixed_label})",
-          "model", "model over optimal, %"], loss_rows,
-         f"Theory: {curve.method}" + (f" ({curve.n_samples:,} sampled words)" if curve.n_samples else "")
-         + f"; the model on {rows.tokens.shape[0]:,} {'sampled sequences' if rows.sampled else 'strings (exact)'}; "
-         "model over optimal: mean KL divergence of its next-token law from the exact one on the same rows, over "
-         "the optimum. Never inferring: " + th.theory.definition + "."),
+          "model", "model over optimal, %", "model - optimal (below it by more than its error?)"], loss_rows,
+         f"Theory: {curve.method}" + (f", exact through {curve.exact_through} tokens seen"
+                                      if curve.method == "hybrid" else "")
+         + (f" ({curve.n_samples:,} sampled words)" if curve.n_samples else "")
+         + f"; the model exact at the first {rows.n_exact} positions ({rows.n_strings:,} strings)"
+         + (f", on {rows.n_sequences:,} sampled sequences beyond" if rows.n_sequences else "")
+         + "; model over optimal: mean KL divergence of its next-token law from the exact one on the same rows, over "
+         "the optimum; below: model - optimal < -(the errors in quadrature + the model's float32 normalisation "
+         f"bound); violations at the exact optimum: {', '.join(map(str, vs.check.violations)) or 'none'}. "
+         "Never inferring: " + th.theory.definition + "."),
         ("In-context learning: fits of the excess loss", ["curve", "power law b", "rmse ln", "exponential tau (tokens)",
                                                           "rmse ln", "better"], fit_rows,
-         "Excess = loss minus the told-the-source loss (the model's: the theory's excess plus its paired KL gap); "
-         "e = a n^-b or a exp(-n / tau); " + th.fit.note + "."),
+         "Excess = loss minus the told-the-source loss (the model's: its measured loss); e = a n^-b or "
+         "a exp(-n / tau); theory: " + th.fit.note + "; model: " + vs.fit.note + "."),
+        ("In-context learning: decay of the excess, model against theory", ["form", "theory", "model",
+                                                                             "model - theory", "agree"], decay_rows,
+         f"Both curves fitted at the same positions ({_span(vs.decay.seen)} tokens seen); "
+         + vs.decay.rule + "."),
         ("In-context learning: source-posterior probes", ["layer", "R² held out (contexts), pooled",
                                                           f"min R² held out, seen >= {POSTERIOR_MIN_SEEN}",
                                                           "R² shuffled", "R² held out, untrained",
@@ -699,6 +877,9 @@ def headline(th: TheoryAtSeen, vs: ModelAgainstTheory, probes: Probes, training:
         "model_better_fit": vs.fit.better,
         "model_power_law_b": None if vs.fit.power_law is None else vs.fit.power_law.rate,
         "model_exponential_tau": None if vs.fit.exponential is None else vs.fit.exponential.rate,
+        "theory_last_exact_seen": th.curve.exact_through,
+        "no_model_loss_below_exact_optimum": vs.check.passed,
+        "decay_rate_agrees": record["targets"]["decay_rate_agrees"],
         f"max_relative_gap_seen_ge_{TARGET_MIN_SEEN}": _num(vs.max_relative_gap),
         "model_below_best_fixed_source_early": record["targets"]["model_below_best_fixed_source_early"],
         "best_layer": probes.best_layer,
@@ -727,6 +908,10 @@ def run(inputs: StudyInputs, settings: Settings) -> StudyOutput:
 
 def _f(v: float, se: float | None = None) -> str:
     return f"{v:.4f}" + (f" ± {se:.4f}" if se else "")
+
+
+def _span(seen: tuple[int, ...]) -> str:
+    return "none" if not seen else f"{len(seen)} positions, {seen[0]}-{seen[-1]}"
 
 
 def _g(v: Any) -> str:
