@@ -280,6 +280,9 @@ class OptimumCheck:
     optimum_exact: tuple[bool, ...]
     model_exact: tuple[bool, ...]
     below: tuple[bool, ...]  # difference < -tolerance
+    rows_offset: tuple[float, ...]  # the evaluation rows' own optimum (model loss - its paired gap) - the optimum:
+    #                                 how much easier (< 0) than average the rows' contexts are; a model loss below
+    #                                 the optimum by about this much is the rows' sampling, not the model
 
     @property
     def violations(self) -> list[int]:
@@ -297,9 +300,10 @@ class OptimumCheck:
                 "below_at_monte_carlo_optimum_seen": [s for s, b, e in zip(self.seen, self.below, self.optimum_exact)
                                                       if b and not e],
                 "by_position": [{"seen": s, "difference": d, "tolerance": t, "optimum_exact": oe, "model_exact": me,
-                                 "below": b} for s, d, t, oe, me, b in zip(self.seen, self.difference, self.tolerance,
-                                                                           self.optimum_exact, self.model_exact,
-                                                                           self.below)]}
+                                 "below": b, "rows_offset": r}
+                                for s, d, t, oe, me, b, r in zip(self.seen, self.difference, self.tolerance,
+                                                                 self.optimum_exact, self.model_exact, self.below,
+                                                                 self.rows_offset)]}
 
 
 def below_optimum_check(seen: np.ndarray, model: ModelLoss, optimal: np.ndarray, optimal_se: np.ndarray,
@@ -309,7 +313,8 @@ def below_optimum_check(seen: np.ndarray, model: ModelLoss, optimal: np.ndarray,
     tol = np.sqrt(model.loss_se ** 2 + optimal_se ** 2) + model.norm_bound
     return OptimumCheck(seen=tuple(int(x) for x in seen), difference=tuple(float(x) for x in diff),
                         tolerance=tuple(float(x) for x in tol), optimum_exact=tuple(bool(x) for x in optimal_exact),
-                        model_exact=tuple(bool(x) for x in model.exact), below=tuple(bool(x) for x in diff < -tol))
+                        model_exact=tuple(bool(x) for x in model.exact), below=tuple(bool(x) for x in diff < -tol),
+                        rows_offset=tuple(float(x) for x in model.loss - model.gap - optimal))
 
 
 # ---------------------------------------------------------------------------- over training

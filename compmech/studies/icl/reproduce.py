@@ -52,6 +52,7 @@ def row(label: str, run_dir: Path) -> dict[str, Any]:
         "best_fixed_source": d["best_fixed_source"],
         "best_fixed_source_loss": d["fixed_source_loss_by_position"][d["fixed_source_labels"].index(d["best_fixed_source"])],
         "model": d["model_loss_by_position"], "model_se": d["model_loss_by_position_se"],
+        "model_gap": d["model_gap_by_position"],
         "relative_gap": d["model_relative_gap_by_position"], "relative_gap_se": d["model_relative_gap_by_position_se"],
         "max_relative_gap": t[gap_key], "gap_min_seen": int(gap_key.rsplit("_", 1)[-1]),
         "within_2_percent": t["within_2_percent"],
@@ -172,8 +173,9 @@ def format_markdown(rows: list[dict[str, Any]], quick: bool) -> str:
                         + f" | {100 * r['relative_gap'][i]:.3f} ± {100 * r['relative_gap_se'][i]:.3f}% |")
                 if by_pos:
                     b = by_pos[i]
+                    rows_offset = r["model"][i] - r["model_gap"][i] - r["optimal"][i]  # the rows' own optimum's
                     line += (f" {b['difference']:+.5f} ({b['tolerance']:.1e})"
-                             + (" **below**" if b["below"] else "") + " |")
+                             + (f" **below**; rows' own optimum {rows_offset:+.5f}" if b["below"] else "") + " |")
                 lines.append(line)
         tr = r["transition"]
         if tr is not None:

@@ -487,8 +487,9 @@ class RateDifference:
     model_rate_se: float
     difference: float  # model - theory
     difference_se: float
-    agree: bool | None  # |difference| <= AGREE_SE * difference_se; None: undetermined, the error too large to tell
-    #                     the theory's rate from twice it (AGREE_SE * difference_se >= |theory rate|)
+    agree: bool | None  # |difference| <= AGREE_SE * difference_se (False beyond); None: within the errors but
+    #                     undetermined, the errors too large to tell the theory's rate from twice it
+    #                     (AGREE_SE * difference_se >= |theory rate|)
 
     def to_json(self) -> dict:
         return {k: (float(v) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
@@ -529,13 +530,14 @@ def compare_decay(seen: np.ndarray, model_excess: np.ndarray, model_se: np.ndarr
             diffs[form] = None
             continue
         d, se = m.rate - t.rate, math.hypot(m.rate_se, t.rate_se)
-        informative = bool(AGREE_SE * se < abs(t.rate))
+        within = bool(abs(d) <= AGREE_SE * se)
+        agree = None if within and not AGREE_SE * se < abs(t.rate) else within
         diffs[form] = RateDifference(model=form, theory_rate=t.rate, theory_rate_se=t.rate_se, model_rate=m.rate,
                                      model_rate_se=m.rate_se, difference=float(d), difference_se=float(se),
-                                     agree=bool(abs(d) <= AGREE_SE * se) if informative else None)
+                                     agree=agree)
     rule = (f"agree when |model - theory| <= {AGREE_SE:g} standard errors (the fits' errors in quadrature), both "
-            f"fitted at the same positions; undetermined (null) when {AGREE_SE:g} standard errors reach the "
-            "theory's rate itself")
+            f"fitted at the same positions; differ beyond; undetermined (null) when they agree only because "
+            f"{AGREE_SE:g} standard errors reach the theory's rate itself")
     return DecayComparison(model_fit=model_fit, theory_fit=theory_fit,
                            seen=tuple(int(x) for x in np.asarray(seen)[both]), power_law=diffs["power_law"],
                            exponential=diffs["exponential"], rule=rule)

@@ -189,3 +189,5 @@ def test_the_below_optimum_check_flags_a_planted_violation():
     assert check.violations == [2] and not check.passed
     rec = check.to_json()
     assert rec["violations_seen"] == [2] and rec["below_at_monte_carlo_optimum_seen"] == [5]
+    # no gap on the rows: the rows' own optimum is the model's loss, so the offset says the model itself is below
+    assert rec["by_position"][1]["rows_offset"] == pytest.approx(-1e-5, abs=1e-15)

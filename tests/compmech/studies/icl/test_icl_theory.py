@@ -210,9 +210,14 @@ def test_a_planted_model_decay_is_recovered_within_its_error_and_told_apart_from
     assert compare_decay(n, same, se, theory).exponential.agree is True
 
 
-def test_a_comparison_whose_error_reaches_the_rate_is_undetermined():
+def test_a_comparison_whose_error_reaches_the_rate_is_undetermined_unless_it_differs_beyond_it():
     n = np.arange(1, 9)
-    rng = np.random.default_rng(0)
-    flat = 0.01 * np.exp(rng.normal(0, 0.3, n.size))  # no decay at all, very noisy
-    d = compare_decay(n, flat, None, 0.05 * np.exp(-n / 15.0)).exponential
-    assert d.agree is None
+    wiggle = np.array([1, -1, 1, -1, 1, -1, 1, -1])
+    steep = 0.05 * np.exp(-n / 1.5)  # the theory's rate: 1.5 tokens
+    noisy = 0.05 * np.exp(-n / 40.0) * np.exp(0.3 * wiggle)  # a slow, noisy model curve
+    d = compare_decay(n, noisy, None, steep).exponential
+    assert abs(d.difference) <= 2 * d.difference_se and 2 * d.difference_se >= d.theory_rate and d.agree is None
+    # a difference beyond its errors is a difference, however large the errors are against the rate
+    slow = 0.05 * np.exp(-n / 60.0) * np.exp(0.03 * wiggle)
+    d = compare_decay(n, slow, None, steep).exponential
+    assert abs(d.difference) > 2 * d.difference_se and 2 * d.difference_se >= d.theory_rate and d.agree is False
