@@ -191,3 +191,26 @@ def test_the_below_optimum_check_flags_a_planted_violation():
     assert rec["violations_seen"] == [2] and rec["below_at_monte_carlo_optimum_seen"] == [5]
     # no gap on the rows: the rows' own optimum is the model's loss, so the offset says the model itself is below
     assert rec["by_position"][1]["rows_offset"] == pytest.approx(-1e-5, abs=1e-15)
+
+
+@pytest.mark.parametrize("bos", [False, True])
+def test_the_exact_rows_are_the_runners_context_set_position_by_position(bos):
+    """The model's exact evaluation rows: the same strings and next-token laws as the runner's own context set
+    (every allowed string with its theory), aligned with the model's positions with and without a start token."""
+    import hmm_processes as hp
+    from compmech.runs.sources import source_of
+    from compmech.studies.icl.analysis import exact_rows
+
+    mix = hp.mixture([hp.mess3(0.05, 0.85), hp.mess3(0.15, 0.6)], [0.5, 0.5])
+    source = source_of(mix)
+    rows = exact_rows(mix, 5, bos, 10_000, source.strings_bound)
+    ctx = source.context_set(5, bos)
+    assert rows.tokens.shape == ctx.tokens.shape and not rows.sampled
+    order = np.lexsort(rows.tokens.T[::-1])
+    other = np.lexsort(ctx.tokens.T[::-1])
+    np.testing.assert_array_equal(rows.tokens[order], ctx.tokens[other])
+    np.testing.assert_allclose(rows.next_token_probs[order], ctx.next_token_probs[other], atol=1e-12)
+    np.testing.assert_allclose(rows.weights[order], ctx.probs[other] / ctx.probs.sum(), rtol=1e-12)
+    # a budget below the full length: the longest prefix of positions whose strings fit (3^3 = 27 <= 30 < 81)
+    short = exact_rows(mix, 5, bos, 30, source.strings_bound)
+    assert short.tokens.shape[1] == (4 if bos else 3)
