@@ -169,6 +169,37 @@ def markov_icl_curve_exact(source: RandomMarkovChains, n_positions: int, *, max_
                     component_se=zeros[None], weights=np.ones(1), labels=(TOLD_LABEL,), method="exact")
 
 
+def markov_unigram_loss_exact(source: RandomMarkovChains, n_positions: int, *, max_words: int = EXACT_MAX_WORDS
+                              ) -> np.ndarray:
+    """The in-context unigram predictor's expected loss (nats) [P] at positions 0..n_positions-1, exactly: every
+    context w with its marginal probability, sum_w P(w) (-sum_j P(j | w) log u_j(w)) (`markov_unigram_loss`'s
+    Monte-Carlo estimate is its sampled version). Raises `ProcessError` when the contexts exceed ``max_words``."""
+    P = _check_positions(n_positions)
+    k = source.n_states
+    total = sum(k ** p for p in range(1, P))
+    if total > max_words:
+        raise ProcessError(f"markov_unigram_loss_exact: {total:,} contexts exceed max_words = {max_words:,}; use "
+                           "fewer positions or markov_unigram_loss (Monte Carlo)")
+    loss = np.full(P, np.log(k))
+    for p in range(1, P):
+        words = all_words(k, p)  # [k^p, p]
+        prob = np.exp(log_marginal_probability(source, words))  # [k^p]
+        law = bayes_predictive(source, words)[:, -1]  # [k^p, k] the exact next-token law
+        loss[p] = prob @ -(law * np.log(unigram_predictive(source, words)[:, -1])).sum(-1)
+    return loss
+
+
+def exact_positions(source: RandomMarkovChains, n_positions: int, max_words: int = EXACT_MAX_WORDS) -> int:
+    """How many of the positions 0..n_positions-1 can be enumerated within ``max_words`` contexts in all (position p
+    has k^p): the exact functions above accept n_positions up to this number (at least 1: position 0 needs none)."""
+    P = _check_positions(n_positions)
+    k, total, n = source.n_states, 0, 1
+    while n < P and total + k ** n <= max_words:
+        total += k ** n
+        n += 1
+    return n
+
+
 def markov_source_posterior(source: RandomMarkovChains, tokens) -> np.ndarray:
     """[N, L, k*k] float64: the probe target, E[A | tokens[:, : t + 1]] flattened row-major.
 

@@ -78,3 +78,17 @@ def test_the_unigram_strategy_loses_more_than_the_optimum_and_counts_tokens():
     assert np.all(uni3[3:] > curve.optimal[3:])
     # after one token the next is uniform, the unigram law (2/4, 1/4, 1/4): cross-entropy by hand, exactly
     assert uni3[1] == pytest.approx(-(math.log(1 / 2) + 2 * math.log(1 / 4)) / 3) and se3[1] < 1e-6
+
+
+def test_the_exact_unigram_loss_agrees_with_its_monte_carlo_estimate_and_the_exact_positions_count():
+    from compmech.markov_chains import exact_positions, markov_unigram_loss_exact
+
+    source = RandomMarkovChains(3, 1.0)
+    exact = markov_unigram_loss_exact(source, 6)
+    mc, se = markov_unigram_loss(source, 6, n_samples=20_000, seed=2)
+    assert exact[0] == pytest.approx(math.log(3)) and np.all(np.abs(mc - exact) <= 4 * se + 1e-12)
+    assert np.all(exact[1:] > markov_icl_curve_exact(source, 6).optimal[1:])  # blind to the order: worse than Bayes
+    assert exact_positions(source, 64, 100) == 4 and exact_positions(source, 3, 100) == 3  # 3 + 9 + 27 <= 100
+    assert exact_positions(source, 64, 200_000) == 11
+    with pytest.raises(ProcessError, match="max_words"):
+        markov_unigram_loss_exact(source, 6, max_words=10)

@@ -16,23 +16,38 @@ with position as the Bayes-optimal one does, and does its residual stream carry 
 - whether the in-context gain appears gradually or in a jump over training (`transition`), and for a
   transformer each head's induction score (`probes.induction`).
 
+`run` is its phases in order, each handing the next a typed record: `frame_of` (`Frame`: the positions),
+`theory_phase` (`TheoryAtSeen`), `eval_rows` and `model_losses_phase` (`ModelLosses`), `against_theory`
+(`ModelAgainstTheory`: the excess, its fits, the gap), `probes_phase` (`Probes`), `over_training_phase`
+(`OverTraining`), then `icl_record` (icl.json), `figures_phase`, `report_tables` and `headline`.
+
 Writes ``icl.json`` and ``figures/icl_loss.png``, ``icl_training.png``, ``icl_probe.png``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import predictive_models  # a lazy package (PEP 562): JAX is imported when a model is first run
+from compmech.loss_curves import ICLCurve
+from compmech.runs.analysis import checkpoint_tokens
+from compmech.runs.contexts import SampledBlock
 from compmech.runs.files import write_json_atomic
 from compmech.runs.progress import phase
+from compmech.runs.run_figures import save_figures
 from compmech.runs.settings import ExperimentConfig
-from compmech.runs.contexts import SampledBlock
 from compmech.runs.sources import Source
 from compmech.studies.base import StudyInputs, StudyOutput
+from compmech.studies.icl.plots import plot_icl_loss, plot_icl_probe, plot_icl_training
+from compmech.studies.icl.theory import (MAX_EXACT_WORDS, DecayComparison, ExcessFits, ICLTheory, compare_decay,
+                                         enumerated_words, fit_excess, has_icl_theory, icl_theory, source_posterior)
+from figures import process_title
+from probes import CONTEXT_TEST_FRACTION, evaluate_probe, probe_rows
+from probes.induction import induction_scores
 
 THEORY_METHODS = ("auto", "exact", "monte_carlo")
 #: Key streams of the study's own samples, folded into the config's seed (the run uses others).
@@ -43,6 +58,8 @@ TARGET_MIN_SEEN = 4
 POSTERIOR_MIN_SEEN = 8
 #: A transition is called abrupt when one interval between checkpoints carries at least this share of the rise.
 ABRUPT_SHARE = 0.6
+#: The key of the smallest held-out R² over the positions with at least `POSTERIOR_MIN_SEEN` tokens seen.
+MIN_R2_KEY = f"min_r2_heldout_contexts_seen_ge_{POSTERIOR_MIN_SEEN}"
 
 
 @dataclass(frozen=True)
@@ -50,9 +67,13 @@ class Settings:
     """[studies.icl] options."""
 
     layers: tuple[str, ...] = ()  # activations probed (names as in [probe] layers); empty = the residual stream
-    theory_method: str = "auto"  # "auto" (exact while the words are few), "exact" or "monte_carlo"
+    theory_method: str = "auto"  # "auto" (exact where the words can be enumerated, Monte Carlo beyond), "exact"
+    #                              or "monte_carlo" (every position)
+    theory_exact_words: int = MAX_EXACT_WORDS  # "auto": the theory is exact at lengths with at most this many words
     theory_samples: int = 20_000  # Monte-Carlo words of the theory (stratified over the components)
     eval_sequences: int = 2_000  # sampled regime: fresh sequences for the model's loss by position
+    eval_exact_words: int = 20_000  # sampled regime: the model's loss is exact (every context with its
+    #                                 probability) at the positions whose contexts number at most this
     probe_sequences: int = 2_000  # sampled regime: fresh sequences for the probes (every position a row)
     n_repeats: int = 2  # held-out splits of each probe
     fit_min_seen: int = 1  # the excess fits use positions with at least this many tokens seen
@@ -61,7 +82,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.theory_method not in THEORY_METHODS:
             raise ValueError(f"theory_method must be one of {', '.join(THEORY_METHODS)}; got {self.theory_method!r}")
-        for name in ("theory_samples", "eval_sequences", "probe_sequences", "n_repeats", "induction_sequences"):
+        for name in ("theory_samples", "eval_sequences", "probe_sequences", "n_repeats", "induction_sequences",
+                     "theory_exact_words", "eval_exact_words"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < (2 if name != "n_repeats" else 1):
                 raise ValueError(f"{name} must be an integer >= {2 if name != 'n_repeats' else 1}; got {v!r}")
@@ -73,8 +95,6 @@ class Settings:
 
 def check(cfg: ExperimentConfig, source: Source, model_cfg: predictive_models.ModelConfig) -> None:
     """The process must be a non-ergodic source with an in-context learning theory (`compmech.studies.icl.theory`)."""
-    from compmech.studies.icl.theory import has_icl_theory
-
     if not has_icl_theory(source.process):
         raise ValueError("the icl study needs a non-ergodic source: [process] kind = \"mixture\" with one "
                          "[[process.components]] table per component, or kind = \"random_markov\"")
@@ -93,6 +113,9 @@ class ModelLoss:
     loss_se: np.ndarray  # [T] standard error (zeros for the exact set)
     gap: np.ndarray  # [T] nats, weighted mean of KL(p || q) = loss - entropy of the exact law, on the same rows
     gap_se: np.ndarray  # [T]
+    norm_bound: np.ndarray  # [T] max over the rows of |ln sum_x q(x)|: the model's float32 laws sum to 1 within
+    #                         this, so its loss lies at most this below the entropy of the exact law (KL >= -ln Z)
+    exact: np.ndarray  # [T] bool: measured on every context with its probability (no sampling error)
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,9 +130,7 @@ class EvalRows:
 
 def model_loss(model_cfg: Any, params: Any, rows: EvalRows) -> ModelLoss:
     """The model's loss and its KL gap by position on ``rows`` (standard errors for a sample)."""
-    from predictive_models import compute_log_probs
-
-    log_q = compute_log_probs(model_cfg, params, rows.tokens, method="full").astype(np.float64)  # [N, T, V]
+    log_q = predictive_models.compute_log_probs(model_cfg, params, rows.tokens, method="full").astype(np.float64)  # [N, T, V]
     p = rows.next_token_probs
     ce = -np.einsum("ntx,ntx->nt", p, log_q)  # [N, T]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -121,13 +142,70 @@ def model_loss(model_cfg: Any, params: Any, rows: EvalRows) -> ModelLoss:
         loss_se, gap_se = ce.std(axis=0, ddof=1) / np.sqrt(n), (ce - h).std(axis=0, ddof=1) / np.sqrt(n)
     else:
         loss_se = gap_se = np.zeros_like(loss)
-    return ModelLoss(loss=loss, loss_se=loss_se, gap=gap, gap_se=gap_se)
+    log_z = np.logaddexp.reduce(log_q, axis=2)  # [N, T] ln sum_x q(x) of the float32 laws, in float64
+    return ModelLoss(loss=loss, loss_se=loss_se, gap=gap, gap_se=gap_se, norm_bound=np.abs(log_z).max(axis=0),
+                     exact=np.full(loss.shape, not rows.sampled))
+
+
+@dataclass(frozen=True, eq=False)
+class EvalSet:
+    """What the model's loss is measured on: every context of the first ``n_exact`` positions with its probability
+    (exact), and, in the sampled regime, fresh sequences for the positions beyond."""
+
+    exact: EvalRows | None  # tokens [N, n_exact]: every allowed string of the first positions (None: none)
+    sampled: EvalRows | None  # tokens [n, T]: fresh sequences (None when every position is exact)
+    n_exact: int  # model positions 0..n_exact-1 are measured exactly
+
+    @property
+    def n_strings(self) -> int:
+        return 0 if self.exact is None else int(self.exact.tokens.shape[0])
+
+    @property
+    def n_sequences(self) -> int:
+        return 0 if self.sampled is None else int(self.sampled.tokens.shape[0])
+
+
+def evaluate(model_cfg: Any, params: Any, rows: EvalSet) -> ModelLoss:
+    """The model's loss by position on ``rows``: exact at the first ``n_exact`` positions, on the sample beyond."""
+    exact = None if rows.exact is None else model_loss(model_cfg, params, rows.exact)
+    if rows.sampled is None:
+        return exact
+    sampled = model_loss(model_cfg, params, rows.sampled)
+    if exact is None:
+        return sampled
+    n = rows.n_exact
+
+    def join(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.concatenate([a[:n], b[n:]])
+
+    return ModelLoss(loss=join(exact.loss, sampled.loss), loss_se=join(exact.loss_se, sampled.loss_se),
+                     gap=join(exact.gap, sampled.gap), gap_se=join(exact.gap_se, sampled.gap_se),
+                     norm_bound=join(exact.norm_bound, sampled.norm_bound), exact=join(exact.exact, sampled.exact))
+
+
+def exact_rows(process: Any, context_length: int, bos: bool, max_words: int, strings_bound: Any) -> EvalRows | None:
+    """Every allowed context of the longest prefix of the model's positions whose strings number at most
+    ``max_words`` (``strings_bound(length)``: the source's bound), with its probability and exact next-token laws,
+    aligned with the model's positions (with ``bos`` the start token first); None when not even one token fits."""
+    L, top = 0, context_length - 1 if bos else context_length
+    while L < top and strings_bound(L + 1) <= max_words:
+        L += 1
+    if L == 0:
+        return None
+    ew = enumerated_words(process, L)
+    n = ew.words.shape[0]
+    if bos:
+        tokens = np.concatenate([np.full((n, 1), process.vocab_size), ew.words], axis=1)
+        laws = np.concatenate([ew.laws, np.zeros(ew.laws.shape[:2] + (1,))], axis=2)  # [N, L + 1, V + 1]
+    else:
+        tokens, laws = ew.words, ew.laws[:, 1:]  # position t predicts after t + 1 tokens
+    return EvalRows(tokens.astype(np.int32), laws, ew.probs / ew.probs.sum(), False)
 
 
 def _sample_rows(cfg: ExperimentConfig, source: Source, model_cfg: predictive_models.ModelConfig, n: int, stream: int
                  ) -> SampledBlock:
     """``n`` fresh sequences of the model's length (own key stream) with beliefs and exact next-token laws."""
-    import jax
+    import jax  # JAX only when the study samples (the module loads without it)
 
     key = jax.random.fold_in(jax.random.key(cfg.seed), stream)
     return source.sample_block(key, n, model_cfg.context_length, cfg.data.bos)
@@ -144,8 +222,6 @@ def _probe(X: np.ndarray, Y: np.ndarray, data: Any, mask: np.ndarray | None, n_r
            ) -> dict[str, Any]:
     """One probe on the rows of ``mask`` (None: all, stratified by position): the ProbeResult's fields (with the
     context-disjoint held-out R²) and ``r2_shuffled``, the same held-out R² of a probe onto shuffled targets."""
-    from probes import CONTEXT_TEST_FRACTION, evaluate_probe
-
     m = slice(None) if mask is None else mask
     w = data.weights[m]
     n_ctx = int(np.unique(data.context_ids[m]).size)
@@ -181,6 +257,64 @@ def probe_by_position(X: np.ndarray, Y: np.ndarray, data: Any, seen: np.ndarray,
 def _min_from(by_pos: list[dict], key: str, min_seen: int) -> float | None:
     vals = [r[key] for r in by_pos if r["seen"] >= min_seen]
     return None if not vals or any(v is None for v in vals) else float(min(vals))
+
+
+# ---------------------------------------------------------------------------- the model against the optimum
+
+
+@dataclass(frozen=True)
+class OptimumCheck:
+    """Whether the model's loss lies below the Bayes optimum by more than its tolerance, position by position.
+
+    No predictor's expected loss can be below the optimum, so a model loss below it is either noise (a sampled
+    evaluation, a Monte-Carlo optimum: the tolerance is their standard errors in quadrature) or an error in the
+    comparison (its rows, the optimum's definition, the positions' alignment). Where both are exact the tolerance
+    is the bound on the model's float32 normalisation (`ModelLoss.norm_bound`). The check proper is at the
+    positions where the optimum is exact (``violations``); beyond them it is recorded as well, where a one-standard-
+    error rule flags about 16% of the positions by chance when the model is on the optimum.
+    """
+
+    seen: tuple[int, ...]
+    difference: tuple[float, ...]  # model loss - optimum (nats)
+    tolerance: tuple[float, ...]  # sqrt(model se^2 + optimum se^2) + the model's normalisation bound
+    optimum_exact: tuple[bool, ...]
+    model_exact: tuple[bool, ...]
+    below: tuple[bool, ...]  # difference < -tolerance
+    rows_offset: tuple[float, ...]  # the evaluation rows' own optimum (model loss - its paired gap) - the optimum:
+    #                                 how much easier (< 0) than average the rows' contexts are; a model loss below
+    #                                 the optimum by about this much is the rows' sampling, not the model
+
+    @property
+    def violations(self) -> list[int]:
+        """Tokens seen at the positions where the model lies below the exact optimum by more than its tolerance."""
+        return [s for s, b, e in zip(self.seen, self.below, self.optimum_exact) if b and e]
+
+    @property
+    def passed(self) -> bool:
+        return not self.violations
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rule": "model loss - optimum < -(sqrt(model se^2 + optimum se^2) + the model's normalisation "
+                        "bound): below the optimum by more than its error",
+                "passed": self.passed, "violations_seen": self.violations,
+                "below_at_monte_carlo_optimum_seen": [s for s, b, e in zip(self.seen, self.below, self.optimum_exact)
+                                                      if b and not e],
+                "by_position": [{"seen": s, "difference": d, "tolerance": t, "optimum_exact": oe, "model_exact": me,
+                                 "below": b, "rows_offset": r}
+                                for s, d, t, oe, me, b, r in zip(self.seen, self.difference, self.tolerance,
+                                                                 self.optimum_exact, self.model_exact, self.below,
+                                                                 self.rows_offset)]}
+
+
+def below_optimum_check(seen: np.ndarray, model: ModelLoss, optimal: np.ndarray, optimal_se: np.ndarray,
+                        optimal_exact: np.ndarray) -> OptimumCheck:
+    """`OptimumCheck` of ``model``'s loss [T] against the optimum [T] (its standard error and exactness [T])."""
+    diff = model.loss - optimal
+    tol = np.sqrt(model.loss_se ** 2 + optimal_se ** 2) + model.norm_bound
+    return OptimumCheck(seen=tuple(int(x) for x in seen), difference=tuple(float(x) for x in diff),
+                        tolerance=tuple(float(x) for x in tol), optimum_exact=tuple(bool(x) for x in optimal_exact),
+                        model_exact=tuple(bool(x) for x in model.exact), below=tuple(bool(x) for x in diff < -tol),
+                        rows_offset=tuple(float(x) for x in model.loss - model.gap - optimal))
 
 
 # ---------------------------------------------------------------------------- over training
@@ -219,11 +353,8 @@ def transition(tokens: list[int], fraction: list[float]) -> dict[str, Any]:
 
 def induction_by_layer(model_cfg: Any, params: Any, tokens: np.ndarray, bos_id: int | None) -> dict[str, Any]:
     """Each attention layer's per-head induction scores (both modes) on ``tokens`` (a transformer only)."""
-    from predictive_models import compute_activations
-    from probes.induction import induction_scores
-
     names = [f"blocks.{l}.attn.hook_pattern" for l in range(int(model_cfg.n_layers))]
-    acts = compute_activations(model_cfg, params, tokens, names=names, method="full")  # [N, H, T, T] each
+    acts = predictive_models.compute_activations(model_cfg, params, tokens, names=names, method="full")  # [N, H, T, T] each
     return {name: {mode: induction_scores(acts[name], tokens, mode=mode, ignore=bos_id).to_json()
                    for mode in ("last", "all")} for name in names}
 
@@ -232,285 +363,560 @@ def _max_induction(ind: dict[str, Any], mode: str = "all") -> float:
     return max(max(v[mode]["score"]) for v in ind.values())
 
 
-# ---------------------------------------------------------------------------- the study
+# ---------------------------------------------------------------------------- the phases' records
 
 
-def run(inputs: StudyInputs, settings: Settings) -> StudyOutput:
-    """The study (see the module docstring); writes icl.json and its figures."""
-    from compmech.studies.icl.theory import fit_excess, icl_theory, source_posterior
-    from compmech.runs.analysis import checkpoint_tokens
-    from compmech.runs.run_figures import save_figures
-    from figures import process_title
-    from compmech.studies.icl.plots import plot_icl_loss, plot_icl_probe, plot_icl_training
-    from predictive_models import compute_activations, kind_of, layer_names, load_checkpoint
-    from probes import probe_rows
+@dataclass(frozen=True, eq=False)
+class Frame:
+    """The model's positions and what the study probes: the frame every phase reads."""
 
-    cfg, ctx, run_dir, process, model_cfg = inputs.cfg, inputs.ctx, inputs.run_dir, inputs.process, inputs.model_cfg
-    bos = bool(cfg.data.bos)
-    T = int(model_cfg.context_length)
-    seen = np.arange(T) + (0 if bos else 1)  # tokens seen at each model position
-    sampled = inputs.regime.sampled
-    names = list(settings.layers) or layer_names(model_cfg)
+    seen: np.ndarray  # [T] tokens seen at each model position (t + 1, or t with a start token)
+    bos: bool
+    sampled: bool  # the sampled regime: the study draws its own evaluation and probe sequences
+    layers: tuple[str, ...]  # the activations probed
 
+    @property
+    def T(self) -> int:
+        return int(self.seen.shape[0])
+
+
+@dataclass(frozen=True, eq=False)
+class TheoryAtSeen:
+    """The theory (`ICLTheory`) read at the model's positions, the fits of its excess and its in-context gain."""
+
+    theory: ICLTheory
+    optimal: np.ndarray  # [T] nats
+    optimal_se: np.ndarray  # [T]
+    component: np.ndarray  # [K, T] each component's own optimum (told the source)
+    component_se: np.ndarray  # [K, T]
+    known: np.ndarray  # [T] the told-the-source loss (prior-weighted components)
+    fixed: np.ndarray  # [J, T] the never-inferring predictors
+    fixed_se: np.ndarray  # [J, T]
+    known_se: np.ndarray  # [T]
+    exact: np.ndarray  # [T] bool: the theory is exact here (Monte Carlo elsewhere)
+    fit: ExcessFits  # of the theory's excess over every position of its curve
+    gain: float  # the optimum's in-context gain (`icl_gain`), nats
+
+    @property
+    def excess(self) -> np.ndarray:
+        """[T] the theory's excess (optimal - told the source) at the model's positions."""
+        return self.optimal - self.known
+
+    @property
+    def excess_se(self) -> np.ndarray:
+        """[T] its standard error (the two in quadrature; zeros where exact)."""
+        return np.sqrt(self.optimal_se ** 2 + self.known_se ** 2)
+
+    @property
+    def curve(self) -> ICLCurve:
+        return self.theory.curve
+
+    @property
+    def best_fixed(self) -> int:
+        return self.theory.best_fixed_source
+
+    @property
+    def best_fixed_label(self) -> str:
+        return self.theory.fixed_source_labels[self.best_fixed]
+
+
+@dataclass(frozen=True, eq=False)
+class CheckpointLoss:
+    """The model's loss by position at one saved point of training."""
+
+    tokens: int  # tokens trained on (0: initialisation)
+    step: int
+    loss: ModelLoss
+    params: Any  # the parameters at that point
+
+
+@dataclass(frozen=True, eq=False)
+class ModelLosses:
+    """The model's loss by position on the evaluation rows: at the end and at every saved point before it."""
+
+    rows: EvalSet
+    final: ModelLoss
+    points: tuple[CheckpointLoss, ...]  # initialisation first, then each checkpoint in order
+
+
+@dataclass(frozen=True, eq=False)
+class ModelAgainstTheory:
+    """The model's loss set against the theory: its measured excess over the told-the-source loss with its fits and
+    their rates against the theory's, whether it lies below the optimum anywhere, and its paired gap to the
+    optimum relative to it."""
+
+    excess: np.ndarray  # [T] nats: the model's loss minus the told-the-source loss
+    excess_se: np.ndarray  # [T] the two standard errors in quadrature
+    fit: ExcessFits  # of the model's measured excess
+    decay: DecayComparison  # the model's and the theory's excess fitted at the same positions, rates compared
+    check: OptimumCheck
+    relative_gap: np.ndarray  # [T] (model - optimal) / optimal, paired on the same rows
+    relative_gap_se: np.ndarray  # [T]
+    max_relative_gap: float | None  # over positions with at least TARGET_MIN_SEEN tokens seen
+    early: np.ndarray  # [T] bool: positions with 1..3 tokens seen
+
+
+@dataclass(frozen=True, eq=False)
+class ProbeSamples:
+    """The sequences the probes read and their targets (the source posterior, then the belief)."""
+
+    tokens: np.ndarray  # [N, T] int32
+    probs: np.ndarray  # [N] row weights (probabilities in the exact regime, ones for a sample)
+    targets: np.ndarray  # [N, T, K + S]: P(source | context), then the belief
+    n_sources: int  # K: the first K target columns are the posterior
+
+
+@dataclass(frozen=True, eq=False)
+class Probes:
+    """The probes of every layer, pooled and by position (icl.json's records), and the layer that reads the
+    posterior best."""
+
+    samples: ProbeSamples
+    posterior: dict[str, dict[str, Any]]  # layer -> `probe_by_position`'s record with the untrained control
+    belief: dict[str, dict[str, Any]]
+    best_layer: str
+
+    @property
+    def best(self) -> dict[str, Any]:
+        return self.posterior[self.best_layer]
+
+
+@dataclass(frozen=True)
+class TrainingPoint:
+    """One point over training: the model's loss and gap by position, its in-context gain over the optimum's, the
+    best layer's posterior probe and (a transformer) its largest induction score."""
+
+    tokens: int | None  # tokens trained on (None until the final point is stamped)
+    step: int | None
+    loss: tuple[float, ...]  # [T]
+    gap: tuple[float, ...]  # [T]
+    icl_fraction: float | None
+    posterior_r2_heldout_contexts: float | None
+    induction_max_all: float | None = None  # None: not a transformer (the key is left out)
+
+    def to_json(self) -> dict[str, Any]:
+        d = {"tokens": self.tokens, "step": self.step, "model_loss_by_position": list(self.loss),
+             "model_gap_by_position": list(self.gap), "icl_fraction": self.icl_fraction,
+             "posterior_r2_heldout_contexts": self.posterior_r2_heldout_contexts}
+        if self.induction_max_all is not None:
+            d["induction_max_all"] = self.induction_max_all
+        return d
+
+
+@dataclass(frozen=True, eq=False)
+class OverTraining:
+    """The in-context gain, the posterior probe and induction over training, and whether the gain came gradually."""
+
+    points: tuple[TrainingPoint, ...]  # initialisation and each checkpoint
+    final: TrainingPoint  # the trained model
+    induction: dict[str, Any] | None  # the trained model's induction scores by layer (a transformer)
+    transition: dict[str, Any] | None  # `transition`'s record (None when the optimum gains nothing)
+
+
+# ---------------------------------------------------------------------------- the phases
+
+
+def frame_of(inputs: StudyInputs, settings: Settings) -> Frame:
+    """The model's positions (tokens seen at each), the regime and the layers to probe."""
+    bos = bool(inputs.cfg.data.bos)
+    T = int(inputs.model_cfg.context_length)
+    return Frame(seen=np.arange(T) + (0 if bos else 1), bos=bos, sampled=inputs.regime.sampled,
+                 layers=tuple(settings.layers) or tuple(predictive_models.layer_names(inputs.model_cfg)))
+
+
+def theory_phase(inputs: StudyInputs, settings: Settings, frame: Frame) -> TheoryAtSeen:
+    """The source's in-context theory to the model's last position, read at its positions, and its excess fits."""
+    seen = frame.seen
     with phase("icl theory", total=None, enabled=inputs.progress):
-        theory = icl_theory(process, int(seen[-1]), method=settings.theory_method, n_samples=settings.theory_samples,
-                            seed=cfg.seed)
+        theory = icl_theory(inputs.process, int(seen[-1]), method=settings.theory_method,
+                            n_samples=settings.theory_samples, seed=inputs.cfg.seed,
+                            max_exact_words=settings.theory_exact_words)
     curve = theory.curve
-    opt, opt_se = curve.optimal[seen], curve.optimal_se[seen]
-    comp, comp_se = curve.component[:, seen], curve.component_se[:, seen]
-    known = curve.known_source[seen]
-    fixed, fixed_se = theory.fixed_source[:, seen], theory.fixed_source_se[:, seen]
-    best_fixed = theory.best_fixed_source
-    theory_fit = fit_excess(curve.seen, curve.excess, curve.optimal_se if curve.method != "exact" else None,
-                            min_seen=settings.fit_min_seen)
+    fit = fit_excess(curve.seen, curve.excess, curve.optimal_se if curve.method != "exact" else None,
+                     min_seen=settings.fit_min_seen)
+    optimal = curve.optimal[seen]
+    component_se = curve.component_se[:, seen]
+    return TheoryAtSeen(theory=theory, optimal=optimal, optimal_se=curve.optimal_se[seen],
+                        component=curve.component[:, seen], component_se=component_se,
+                        known=curve.known_source[seen], fixed=theory.fixed_source[:, seen],
+                        fixed_se=theory.fixed_source_se[:, seen],
+                        known_se=np.sqrt(np.square(curve.weights) @ np.square(component_se)),
+                        exact=curve.exact[seen], fit=fit, gain=icl_gain(optimal, seen))
 
-    # ---- the model's loss by position, at the end, at initialisation and at every checkpoint
-    if sampled:
-        block = _sample_rows(cfg, inputs.source, model_cfg, settings.eval_sequences, EVAL_STREAM)
-        rows = EvalRows(block.tokens, block.next_token_probs, np.full(block.tokens.shape[0], 1.0 / block.tokens.shape[0]),
-                        True)
-    else:
-        rows = EvalRows(ctx.tokens, ctx.next_token_probs, ctx.probs / ctx.probs.sum(), False)
-    paths = sorted((run_dir / "checkpoints").glob("tokens_*.msgpack"), key=checkpoint_tokens)
-    theory_gain = icl_gain(opt, seen)
+
+def eval_rows(inputs: StudyInputs, settings: Settings, frame: Frame) -> EvalSet:
+    """The rows the model's loss is measured on: every string (exact regime); in the sampled regime every context
+    of the first positions, as far as they number at most ``eval_exact_words``, and fresh sequences (own key
+    stream) for the positions beyond."""
+    if not frame.sampled:
+        ctx = inputs.ctx
+        return EvalSet(EvalRows(ctx.tokens, ctx.next_token_probs, ctx.probs / ctx.probs.sum(), False), None, frame.T)
+    exact = exact_rows(inputs.process, frame.T, frame.bos, settings.eval_exact_words, inputs.source.strings_bound)
+    n_exact = 0 if exact is None else int(exact.tokens.shape[1])
+    if n_exact == frame.T:
+        return EvalSet(exact, None, n_exact)
+    block = _sample_rows(inputs.cfg, inputs.source, inputs.model_cfg, settings.eval_sequences, EVAL_STREAM)
+    n = block.tokens.shape[0]
+    return EvalSet(exact, EvalRows(block.tokens, block.next_token_probs, np.full(n, 1.0 / n), True), n_exact)
+
+
+def model_losses_phase(inputs: StudyInputs, rows: EvalSet, frame: Frame) -> ModelLosses:
+    """The model's loss by position at the end, at initialisation and at every ``tokens_<N>`` checkpoint."""
+    model_cfg, T = inputs.model_cfg, frame.T
+    paths = sorted((inputs.run_dir / "checkpoints").glob("tokens_*.msgpack"), key=checkpoint_tokens)
     with phase("icl model loss", total=len(paths) + 2, enabled=inputs.progress) as tick:
-        final = model_loss(model_cfg, inputs.params_state, rows)
+        final = evaluate(model_cfg, inputs.params_state, rows)
         tick()
-        points = [(0, 0, model_loss(model_cfg, inputs.untrained_params, rows), inputs.untrained_params)]
+        points = [CheckpointLoss(0, 0, evaluate(model_cfg, inputs.untrained_params, rows), inputs.untrained_params)]
         tick()
         for path in paths:
-            ckpt = load_checkpoint(path)
+            ckpt = predictive_models.load_checkpoint(path)
             step = int(ckpt["step"])
-            if step == points[-1][1]:  # two requested token counts saved at one step (a chunk boundary): once
+            if step == points[-1].step:  # two requested token counts saved at one step (a chunk boundary): once
                 tick()
                 continue
-            points.append((step * int(ckpt["train_config"]["batch_size"]) * T, step,
-                           model_loss(model_cfg, ckpt["params"], rows), ckpt["params"]))
+            points.append(CheckpointLoss(step * int(ckpt["train_config"]["batch_size"]) * T, step,
+                                         evaluate(model_cfg, ckpt["params"], rows), ckpt["params"]))
             tick()
-    # the model's excess over the told-the-source loss, as the theory's excess plus the model's paired KL gap
-    # (E[model loss] = optimum + E[KL]): far less noisy than its loss on the sample minus the told loss
-    known_se = np.sqrt(np.square(curve.weights) @ np.square(comp_se))
-    model_excess = curve.excess[seen] + final.gap
-    model_excess_se = np.sqrt(opt_se ** 2 + known_se ** 2 + final.gap_se ** 2)
-    model_fit = fit_excess(seen, model_excess, model_excess_se if (sampled or curve.method != "exact") else None,
-                           min_seen=settings.fit_min_seen)
-    rel_gap = final.gap / opt  # [T] the model's excess over the optimum, relative, paired on the same rows
-    rel_gap_se = final.gap_se / opt
+    return ModelLosses(rows=rows, final=final, points=tuple(points))
+
+
+def against_theory(th: TheoryAtSeen, losses: ModelLosses, settings: Settings, frame: Frame) -> ModelAgainstTheory:
+    """The model's measured excess over the told-the-source loss, its fits and their rates against the theory's
+    (fitted at the same positions), the check against the optimum, and the relative gap to the optimum."""
+    seen, final = frame.seen, losses.final
+    # the model's own curve: its loss minus the told-the-source loss, with the evaluation's and the theory's errors
+    excess = final.loss - th.known
+    excess_se = np.sqrt(final.loss_se ** 2 + th.known_se ** 2)
+    has_se = bool(np.any(excess_se > 0))
+    fit = fit_excess(seen, excess, excess_se if has_se else None, min_seen=settings.fit_min_seen)
+    theory_se = th.excess_se if np.any(th.excess_se > 0) else None
+    decay = compare_decay(seen, excess, excess_se if has_se else None, th.excess, theory_se,
+                          min_seen=settings.fit_min_seen)
+    rel_gap = final.gap / th.optimal  # [T] the model's excess over the optimum, relative, paired on the same rows
+    rel_gap_se = final.gap_se / th.optimal
     target_mask = seen >= TARGET_MIN_SEEN
     max_rel_gap = float(rel_gap[target_mask].max()) if target_mask.any() else None
-    early = (seen >= 1) & (seen <= 3)
+    return ModelAgainstTheory(excess=excess, excess_se=excess_se, fit=fit, decay=decay,
+                              check=below_optimum_check(seen, final, th.optimal, th.optimal_se, th.exact),
+                              relative_gap=rel_gap, relative_gap_se=rel_gap_se, max_relative_gap=max_rel_gap,
+                              early=(seen >= 1) & (seen <= 3))
 
-    # ---- probes of every layer onto the source posterior and the belief, pooled and by position
-    if sampled:
-        pblock = _sample_rows(cfg, inputs.source, model_cfg, settings.probe_sequences, PROBE_STREAM)
-        p_tokens, p_beliefs, p_probs = pblock.tokens, pblock.beliefs, np.full(pblock.tokens.shape[0], 1.0)
+
+def probe_samples(inputs: StudyInputs, settings: Settings, frame: Frame) -> ProbeSamples:
+    """The probes' sequences (every string, or a fresh sample of their own stream) and their targets."""
+    if frame.sampled:
+        block = _sample_rows(inputs.cfg, inputs.source, inputs.model_cfg, settings.probe_sequences, PROBE_STREAM)
+        tokens, beliefs, probs = block.tokens, block.beliefs, np.full(block.tokens.shape[0], 1.0)
     else:
-        p_tokens, p_beliefs, p_probs = ctx.tokens, ctx.beliefs, ctx.probs
-    posterior = source_posterior(process, beliefs=p_beliefs)  # [N, T, K]
-    K, S = posterior.shape[-1], p_beliefs.shape[-1]
-    targets = np.concatenate([posterior, p_beliefs], axis=-1)  # [N, T, K + S]
-    probe_out: dict[str, dict[str, Any]] = {"posterior": {}, "belief": {}}
-    untrained_out: dict[str, dict[str, Any]] = {}
+        tokens, beliefs, probs = inputs.ctx.tokens, inputs.ctx.beliefs, inputs.ctx.probs
+    posterior = source_posterior(inputs.process, beliefs=beliefs)  # [N, T, K]
+    targets = np.concatenate([posterior, beliefs], axis=-1)  # [N, T, K + S]
+    return ProbeSamples(tokens=tokens, probs=probs, targets=targets, n_sources=int(posterior.shape[-1]))
+
+
+def probes_phase(inputs: StudyInputs, settings: Settings, frame: Frame) -> Probes:
+    """Every layer's probes onto the source posterior and the belief (pooled and by position), the untrained
+    model's (pooled), and the layer whose posterior probe is best at the positions with enough tokens seen."""
+    samples = probe_samples(inputs, settings, frame)
+    K, seed, names = samples.n_sources, inputs.cfg.seed, list(frame.layers)
+    posterior: dict[str, dict[str, Any]] = {}
+    belief: dict[str, dict[str, Any]] = {}
+    untrained: dict[str, dict[str, dict[str, Any]]] = {}
     with phase("icl probes", total=2 * len(names), enabled=inputs.progress) as tick:
         for name in names:
             for params, control in ((inputs.params_state, False), (inputs.untrained_params, True)):
-                acts = compute_activations(model_cfg, params, p_tokens, names=[name])[name]  # [N, T, d]
-                data = probe_rows(acts, targets, p_tokens, p_probs, rows="distinct_contexts", weighting="probability")
+                acts = predictive_models.compute_activations(inputs.model_cfg, params, samples.tokens,
+                                                             names=[name])[name]  # [N, T, d]
+                data = probe_rows(acts, samples.targets, samples.tokens, samples.probs, rows="distinct_contexts",
+                                  weighting="probability")
                 del acts
                 Yp, Yb = data.Y[:, :K], data.Y[:, K:]
                 if control:
-                    untrained_out[name] = {"posterior": _probe(data.X, Yp, data, None, settings.n_repeats, cfg.seed),
-                                           "belief": _probe(data.X, Yb, data, None, settings.n_repeats, cfg.seed)}
+                    untrained[name] = {"posterior": _probe(data.X, Yp, data, None, settings.n_repeats, seed),
+                                       "belief": _probe(data.X, Yb, data, None, settings.n_repeats, seed)}
                 else:
-                    probe_out["posterior"][name] = probe_by_position(data.X, Yp, data, seen, settings.n_repeats, cfg.seed)
-                    probe_out["belief"][name] = probe_by_position(data.X, Yb, data, seen, settings.n_repeats, cfg.seed)
+                    posterior[name] = probe_by_position(data.X, Yp, data, frame.seen, settings.n_repeats, seed)
+                    belief[name] = probe_by_position(data.X, Yb, data, frame.seen, settings.n_repeats, seed)
                 tick()
-    for target in probe_out:
+    for target, records in (("posterior", posterior), ("belief", belief)):
         for name in names:
-            probe_out[target][name]["untrained"] = untrained_out[name][target]
-            probe_out[target][name][f"min_r2_heldout_contexts_seen_ge_{POSTERIOR_MIN_SEEN}"] = _min_from(
-                probe_out[target][name]["by_position"], "r2_heldout_contexts", POSTERIOR_MIN_SEEN)
+            records[name]["untrained"] = untrained[name][target]
+            records[name][MIN_R2_KEY] = _min_from(records[name]["by_position"], "r2_heldout_contexts",
+                                                  POSTERIOR_MIN_SEEN)
 
     def layer_score(name: str) -> float:
-        v = probe_out["posterior"][name][f"min_r2_heldout_contexts_seen_ge_{POSTERIOR_MIN_SEEN}"]
+        v = posterior[name][MIN_R2_KEY]
         if v is None:
-            v = probe_out["posterior"][name]["r2_heldout_contexts"]
+            v = posterior[name]["r2_heldout_contexts"]
         return -np.inf if v is None else v
 
-    best_layer = max(names, key=layer_score)
+    return Probes(samples=samples, posterior=posterior, belief=belief, best_layer=max(names, key=layer_score))
 
-    # ---- over training: the in-context gain, the best layer's posterior probe, induction
-    transformer = kind_of(model_cfg) == "transformer"
-    n_ind = min(settings.induction_sequences, p_tokens.shape[0])
-    bos_id = process.vocab_size if bos else None
-    evolution = []
-    with phase("icl over training", total=len(points), enabled=inputs.progress) as tick:
-        for tokens_seen, step, ml, params in [*points, (None, None, final, inputs.params_state)]:
-            acts = compute_activations(model_cfg, params, p_tokens, names=[best_layer])[best_layer]
-            data = probe_rows(acts, targets, p_tokens, p_probs, rows="distinct_contexts", weighting="probability")
+
+def over_training_phase(inputs: StudyInputs, settings: Settings, frame: Frame, th: TheoryAtSeen,
+                        losses: ModelLosses, probes: Probes) -> OverTraining:
+    """At initialisation, each checkpoint and the end: the in-context gain over the optimum's, the best layer's
+    posterior probe and the largest induction score; whether the gain came gradually or in a jump."""
+    model_cfg, cfg, seen = inputs.model_cfg, inputs.cfg, frame.seen
+    samples, best = probes.samples, probes.best_layer
+    K = samples.n_sources
+    transformer = predictive_models.kind_of(model_cfg) == "transformer"
+    n_ind = min(settings.induction_sequences, samples.tokens.shape[0])
+    bos_id = inputs.process.vocab_size if frame.bos else None
+    stamped = [(p.tokens, p.step, p.loss, p.params) for p in losses.points]
+    evolution: list[TrainingPoint] = []
+    with phase("icl over training", total=len(losses.points), enabled=inputs.progress) as tick:
+        for tokens_seen, step, ml, params in [*stamped, (None, None, losses.final, inputs.params_state)]:
+            acts = predictive_models.compute_activations(model_cfg, params, samples.tokens, names=[best])[best]
+            data = probe_rows(acts, samples.targets, samples.tokens, samples.probs, rows="distinct_contexts",
+                              weighting="probability")
             post = _probe(data.X, data.Y[:, :K], data, None, settings.n_repeats, cfg.seed)
-            point = {"tokens": tokens_seen, "step": step, "model_loss_by_position": [float(x) for x in ml.loss],
-                     "model_gap_by_position": [float(x) for x in ml.gap],
-                     "icl_fraction": icl_gain(ml.loss, seen) / theory_gain if theory_gain > 0 else None,
-                     "posterior_r2_heldout_contexts": post["r2_heldout_contexts"]}
-            if transformer:
-                point["induction_max_all"] = _max_induction(
-                    induction_by_layer(model_cfg, params, p_tokens[:n_ind], bos_id))
-            evolution.append(point)
+            evolution.append(TrainingPoint(
+                tokens=tokens_seen, step=step, loss=tuple(float(x) for x in ml.loss),
+                gap=tuple(float(x) for x in ml.gap),
+                icl_fraction=icl_gain(ml.loss, seen) / th.gain if th.gain > 0 else None,
+                posterior_r2_heldout_contexts=post["r2_heldout_contexts"],
+                induction_max_all=_max_induction(induction_by_layer(model_cfg, params, samples.tokens[:n_ind], bos_id))
+                if transformer else None))
             if tokens_seen is not None:
                 tick()
-    last = evolution.pop()  # the final model: reported at top level
-    last["tokens"] = int(cfg.training["steps"]) * int(cfg.training["batch_size"]) * T
-    last["step"] = int(cfg.training["steps"])
-    induction = induction_by_layer(model_cfg, inputs.params_state, p_tokens[:n_ind], bos_id) if transformer else None
-    trans = transition([e["tokens"] for e in evolution] + [last["tokens"]],
-                       [e["icl_fraction"] for e in evolution] + [last["icl_fraction"]]) if theory_gain > 0 else None
+    steps = int(cfg.training["steps"])
+    final = replace(evolution.pop(), tokens=steps * int(cfg.training["batch_size"]) * frame.T, step=steps)
+    induction = (induction_by_layer(model_cfg, inputs.params_state, samples.tokens[:n_ind], bos_id)
+                 if transformer else None)
+    trans = transition([e.tokens for e in evolution] + [final.tokens],
+                       [e.icl_fraction for e in evolution] + [final.icl_fraction]) if th.gain > 0 else None
+    return OverTraining(points=tuple(evolution), final=final, induction=induction, transition=trans)
 
-    post_best = probe_out["posterior"][best_layer]
-    record = {
-        "source": process.name, "regime": inputs.regime.name, "bos": bos, "seen": [int(s) for s in seen],
-        "optimal_loss_by_position": [float(x) for x in opt],
-        "optimal_loss_by_position_se": [float(x) for x in opt_se],
-        "component_optimal_loss_by_position": [[float(x) for x in row] for row in comp],
-        "component_optimal_loss_by_position_se": [[float(x) for x in row] for row in comp_se],
-        "known_source_loss_by_position": [float(x) for x in known],
-        "fixed_source_loss_by_position": [[float(x) for x in row] for row in fixed],
-        "fixed_source_loss_by_position_se": [[float(x) for x in row] for row in fixed_se],
-        "fixed_source_labels": list(theory.fixed_source_labels), "fixed_source_definition": theory.definition,
-        "best_fixed_source": theory.fixed_source_labels[best_fixed],
-        "model_loss_by_position": [float(x) for x in final.loss],
-        "model_loss_by_position_se": [float(x) for x in final.loss_se],
-        "model_gap_by_position": [float(x) for x in final.gap],
-        "model_gap_by_position_se": [float(x) for x in final.gap_se],
-        "model_excess_by_position": [float(x) for x in model_excess],
-        "model_excess_by_position_se": [float(x) for x in model_excess_se],
-        "model_relative_gap_by_position": [float(x) for x in rel_gap],
-        "model_relative_gap_by_position_se": [float(x) for x in rel_gap_se],
-        "model_eval": {"sequences": int(rows.tokens.shape[0]), "sampled": rows.sampled,
+
+# ---------------------------------------------------------------------------- the record, figures, the output
+
+
+def _floats(a: Any) -> list[float]:
+    return [float(x) for x in a]
+
+
+def icl_record(inputs: StudyInputs, frame: Frame, th: TheoryAtSeen, losses: ModelLosses, vs: ModelAgainstTheory,
+               probes: Probes, training: OverTraining) -> dict[str, Any]:
+    """icl.json's content."""
+    curve, final, rows, early = th.curve, losses.final, losses.rows, vs.early
+    best_fixed = th.best_fixed
+    return {
+        "source": inputs.process.name, "regime": inputs.regime.name, "bos": frame.bos,
+        "seen": [int(s) for s in frame.seen],
+        "optimal_loss_by_position": _floats(th.optimal),
+        "optimal_loss_by_position_se": _floats(th.optimal_se),
+        "optimal_loss_by_position_exact": [bool(x) for x in th.exact],
+        "component_optimal_loss_by_position": [_floats(row) for row in th.component],
+        "component_optimal_loss_by_position_se": [_floats(row) for row in th.component_se],
+        "known_source_loss_by_position": _floats(th.known),
+        "fixed_source_loss_by_position": [_floats(row) for row in th.fixed],
+        "fixed_source_loss_by_position_se": [_floats(row) for row in th.fixed_se],
+        "fixed_source_labels": list(th.theory.fixed_source_labels), "fixed_source_definition": th.theory.definition,
+        "best_fixed_source": th.best_fixed_label,
+        "model_loss_by_position": _floats(final.loss),
+        "model_loss_by_position_se": _floats(final.loss_se),
+        "model_gap_by_position": _floats(final.gap),
+        "model_gap_by_position_se": _floats(final.gap_se),
+        "model_loss_by_position_exact": [bool(x) for x in final.exact],
+        "model_normalisation_bound_by_position": _floats(final.norm_bound),
+        "model_excess_by_position": _floats(vs.excess),
+        "model_excess_by_position_se": _floats(vs.excess_se),
+        "model_relative_gap_by_position": _floats(vs.relative_gap),
+        "model_relative_gap_by_position_se": _floats(vs.relative_gap_se),
+        "model_eval": {"exact_positions": int(rows.n_exact), "exact_strings": rows.n_strings,
+                       "sequences": rows.n_sequences, "sampled": rows.sampled is not None,
+                       "rows": "every context of the first exact_positions positions with its probability (no "
+                               "sampling error), fresh sampled sequences beyond",
                        "gap": "mean KL(exact next-token law || model's) on the same rows: model loss minus the "
                               "optimum measured on those rows (a paired estimate)",
-                       "excess": "the model's loss minus the told-the-source loss, estimated as the theory's excess "
-                                 "(optimal - told) plus the model's gap"},
-        "theory": {"method": curve.method, "n_samples": int(curve.n_samples), "seen": [int(s) for s in curve.seen],
+                       "excess": "the model's measured loss minus the told-the-source loss (the theory's), their "
+                                 "standard errors in quadrature"},
+        "theory": {"method": curve.method, "n_samples": int(curve.n_samples),
+                   "last_exact_seen": curve.exact_through, "exact": [bool(x) for x in curve.exact],
+                   "seen": [int(s) for s in curve.seen],
                    "optimal": curve.optimal.tolist(), "optimal_se": curve.optimal_se.tolist(),
                    "component": curve.component.tolist(), "component_se": curve.component_se.tolist(),
                    "known_source": curve.known_source.tolist(), "excess": curve.excess.tolist(),
                    "weights": curve.weights.tolist(), "labels": list(curve.labels)},
-        "fits": {"theory": theory_fit.to_json(), "model": model_fit.to_json(),
-                 "excess": "loss minus the told-the-source loss (prior-weighted components' optima)"},
+        "fits": {"theory": th.fit.to_json(), "model": vs.fit.to_json(), "comparison": vs.decay.to_json(),
+                 "excess": "loss minus the told-the-source loss (prior-weighted components' optima); the model's: "
+                           "its measured loss by position"},
+        "below_optimum": vs.check.to_json(),
         "targets": {
-            f"max_relative_gap_seen_ge_{TARGET_MIN_SEEN}": _num(max_rel_gap),
-            "within_2_percent": None if max_rel_gap is None else bool(max_rel_gap <= 0.02),
-            "early_seen": [int(s) for s in seen[early]],
-            "model_loss_early": [float(x) for x in final.loss[early]],
-            "best_fixed_source_loss_early": [float(x) for x in fixed[best_fixed][early]],
+            f"max_relative_gap_seen_ge_{TARGET_MIN_SEEN}": _num(vs.max_relative_gap),
+            "within_2_percent": None if vs.max_relative_gap is None else bool(vs.max_relative_gap <= 0.02),
+            "early_seen": [int(s) for s in frame.seen[early]],
+            "model_loss_early": _floats(final.loss[early]),
+            "best_fixed_source_loss_early": _floats(th.fixed[best_fixed][early]),
             "model_below_best_fixed_source_early": bool(np.all(final.loss[early] + 2 * final.loss_se[early]
-                                                               < fixed[best_fixed][early])),
-            f"posterior_min_r2_heldout_contexts_seen_ge_{POSTERIOR_MIN_SEEN}":
-                post_best[f"min_r2_heldout_contexts_seen_ge_{POSTERIOR_MIN_SEEN}"],
+                                                               < th.fixed[best_fixed][early])),
+            f"posterior_{MIN_R2_KEY}": probes.best[MIN_R2_KEY],
+            "no_model_loss_below_exact_optimum": vs.check.passed,
+            "decay_rate_agrees": {form: None if d is None else d.agree
+                                  for form, d in (("power_law", vs.decay.power_law),
+                                                  ("exponential", vs.decay.exponential))},
         },
-        "best_layer": best_layer,
-        "posterior_probe": probe_out["posterior"], "belief_probe": probe_out["belief"],
-        "over_training": evolution, "final": last, "transition": trans, "induction": induction,
+        "best_layer": probes.best_layer,
+        "posterior_probe": probes.posterior, "belief_probe": probes.belief,
+        "over_training": [p.to_json() for p in training.points], "final": training.final.to_json(),
+        "transition": training.transition, "induction": training.induction,
     }
-    write_json_atomic(run_dir / "icl.json", record)
 
-    # ---- figures
+
+def figures_phase(inputs: StudyInputs, frame: Frame, th: TheoryAtSeen, losses: ModelLosses,
+                  vs: ModelAgainstTheory, probes: Probes, training: OverTraining) -> list[Path]:
+    """figures/icl_loss, icl_training and icl_probe (each configured format)."""
+    process, curve, final, seen = inputs.process, th.curve, losses.final, frame.seen
     title = process_title(process.name, process.params)
-    train_tokens = [e["tokens"] for e in evolution]
+    train_tokens = [p.tokens for p in training.points]
     draws = {
         "icl_loss": lambda: plot_icl_loss(
             curve.seen, curve.optimal, curve.optimal_se, curve.component, curve.labels, curve.known_source,
-            seen, final.loss, final.loss_se, fixed[best_fixed], theory.fixed_source_labels[best_fixed],
-            model_excess=model_excess, model_excess_se=model_excess_se, theory_fit=theory_fit, model_fit=model_fit,
-            title=title),
+            seen, final.loss, final.loss_se, th.fixed[th.best_fixed], th.best_fixed_label,
+            model_excess=vs.excess, model_excess_se=vs.excess_se, theory_fit=th.fit, model_fit=vs.fit,
+            last_exact_seen=curve.last_exact_seen, title=title),
         "icl_training": lambda: plot_icl_training(
-            seen, np.array([e["model_loss_by_position"] for e in evolution] + [final.loss.tolist()]),
-            [*train_tokens, None], opt,
-            gaps=np.array([e["model_gap_by_position"] for e in evolution] + [final.gap.tolist()]), title=title),
+            seen, np.array([list(p.loss) for p in training.points] + [final.loss.tolist()]),
+            [*train_tokens, None], th.optimal,
+            gaps=np.array([list(p.gap) for p in training.points] + [final.gap.tolist()]), title=title),
         "icl_probe": lambda: plot_icl_probe(
-            seen, {n: probe_out["posterior"][n]["by_position"] for n in names},
-            {n: probe_out["belief"][n]["by_position"] for n in names}, title=title),
+            seen, {n: probes.posterior[n]["by_position"] for n in frame.layers},
+            {n: probes.belief[n]["by_position"] for n in frame.layers}, title=title),
     }
-    figs = save_figures(cfg, run_dir, draws)
+    return save_figures(inputs.cfg, inputs.run_dir, draws)
 
-    # ---- report tables and headline
-    show = [t for t in range(T) if seen[t] in (0, 1, 2, 4, 8, 16, 32, 64) or t == T - 1]
-    loss_rows = [[str(int(seen[t])), _f(opt[t], opt_se[t]), _f(known[t]), _f(fixed[best_fixed][t], fixed_se[best_fixed][t]),
-                  _f(final.loss[t], final.loss_se[t]), f"{100 * rel_gap[t]:.3f} ± {100 * rel_gap_se[t]:.3f}"]
+
+CAPTIONS = {
+    "icl_loss": "Left: loss by tokens seen: the Bayes-optimal predictor (black), each component's own optimum "
+                "(told the source, thin), their prior-weighted mean, the best never-inferring predictor (dashed) "
+                "and the model (dots, ± 2 s.e.; exact where its contexts were enumerated). Right: the excess over the "
+                "told-the-source loss on a log scale (the model's: its measured loss minus the told-the-source "
+                "loss), with the power-law and exponential fits. A dotted vertical line: the last position whose "
+                "theory is exact (Monte Carlo beyond).",
+    "icl_training": "The model's gap to the optimum over the optimum (its paired KL divergence from the exact "
+                    "next-token law) by position (columns) at initialisation, each checkpoint and the end (rows); "
+                    "right: its loss by position at each of them.",
+    "icl_probe": "Context-disjoint held-out R² of linear probes at each position, per layer: onto the posterior "
+                 "over sources (left) and onto the belief over the mixture's states (right); grey: shuffled control.",
+}
+
+
+def report_tables(frame: Frame, th: TheoryAtSeen, losses: ModelLosses, vs: ModelAgainstTheory, probes: Probes,
+                  training: OverTraining) -> list[tuple[str, list[str], list[list[Any]], str]]:
+    """The report's tables: loss by position, the excess fits, the posterior probes, the induction scores."""
+    seen, final, curve, rows = frame.seen, losses.final, th.curve, losses.rows
+    opt, opt_se, known, best_fixed = th.optimal, th.optimal_se, th.known, th.best_fixed
+    rel_gap, rel_gap_se = vs.relative_gap, vs.relative_gap_se
+    show = [t for t in range(frame.T) if seen[t] in (0, 1, 2, 4, 8, 16, 32, 64) or t == frame.T - 1
+            or vs.check.below[t]]
+    loss_rows = [[str(int(seen[t])), _f(opt[t], opt_se[t]) + ("" if th.exact[t] else " (MC)"), _f(known[t]),
+                  _f(th.fixed[best_fixed][t], th.fixed_se[best_fixed][t]),
+                  _f(final.loss[t], final.loss_se[t]) + (" (exact)" if final.exact[t] else ""),
+                  f"{100 * rel_gap[t]:.3f} ± {100 * rel_gap_se[t]:.3f}",
+                  f"{vs.check.difference[t]:+.5f} ({'below' if vs.check.below[t] else 'ok'})"]
                  for t in show]
     fit_rows = []
-    for who, fits in (("theory", theory_fit), ("model", model_fit)):
+    for who, fits in (("theory", th.fit), ("model", vs.fit)):
         pl, ex = fits.power_law, fits.exponential
         fit_rows.append([who, "–" if pl is None else f"{pl.rate:.3g} ± {pl.rate_se:.2g}",
                          "–" if pl is None else f"{pl.rmse_log:.3g}",
                          "–" if ex is None else f"{ex.rate:.3g} ± {ex.rate_se:.2g}",
                          "–" if ex is None else f"{ex.rmse_log:.3g}", fits.better or "–"])
-    probe_rows_ = [[n, _g(probe_out["posterior"][n]["r2_heldout_contexts"]),
-                    _g(probe_out["posterior"][n][f"min_r2_heldout_contexts_seen_ge_{POSTERIOR_MIN_SEEN}"]),
-                    _g(probe_out["posterior"][n]["pooled"]["r2_shuffled"]),
-                    _g(probe_out["posterior"][n]["untrained"]["r2_heldout_contexts"]),
-                    _g(probe_out["belief"][n]["r2_heldout_contexts"])] for n in names]
+    decay_rows = [[form.replace("_", " "), f"{d.theory_rate:.3g} ± {d.theory_rate_se:.2g}",
+                   f"{d.model_rate:.3g} ± {d.model_rate_se:.2g}", f"{d.difference:+.3g} ± {d.difference_se:.2g}",
+                   {True: "yes", False: "no", None: "undetermined"}[d.agree]]
+                  for form, d in (("power_law", vs.decay.power_law), ("exponential", vs.decay.exponential))
+                  if d is not None]
+    probe_table = [[n, _g(probes.posterior[n]["r2_heldout_contexts"]), _g(probes.posterior[n][MIN_R2_KEY]),
+                    _g(probes.posterior[n]["pooled"]["r2_shuffled"]),
+                    _g(probes.posterior[n]["untrained"]["r2_heldout_contexts"]),
+                    _g(probes.belief[n]["r2_heldout_contexts"])] for n in frame.layers]
     tables = [
         ("In-context learning: loss by position (nats)",
-         ["tokens seen", "optimal", "told the source", f"never inferring (best: {theory.fixed_source_labels[best_fixed]})",
-          "model", "model over optimal, %"], loss_rows,
-         f"Theory: {curve.method}" + (f" ({curve.n_samples:,} sampled words)" if curve.n_samples else "")
-         + f"; the model on {rows.tokens.shape[0]:,} {'sampled sequences' if rows.sampled else 'strings (exact)'}; "
-         "model over optimal: mean KL divergence of its next-token law from the exact one on the same rows, over "
-         "the optimum. Never inferring: " + theory.definition + "."),
+         ["tokens seen", "optimal", "told the source", f"never inferring (best: {th.best_fixed_label})",
+          "model", "model over optimal, %", "model - optimal (below it by more than its error?)"], loss_rows,
+         f"Theory: {curve.method}" + (f", exact through {curve.exact_through} tokens seen"
+                                      if curve.method == "hybrid" else "")
+         + (f" ({curve.n_samples:,} sampled words)" if curve.n_samples else "")
+         + f"; the model exact at the first {rows.n_exact} positions ({rows.n_strings:,} strings)"
+         + (f", on {rows.n_sequences:,} sampled sequences beyond" if rows.n_sequences else "")
+         + "; model over optimal: mean KL divergence of its next-token law from the exact one on the same rows, over "
+         "the optimum; below: model - optimal < -(the errors in quadrature + the model's float32 normalisation "
+         f"bound); violations at the exact optimum: {', '.join(map(str, vs.check.violations)) or 'none'}. "
+         "Never inferring: " + th.theory.definition + "."),
         ("In-context learning: fits of the excess loss", ["curve", "power law b", "rmse ln", "exponential tau (tokens)",
                                                           "rmse ln", "better"], fit_rows,
-         "Excess = loss minus the told-the-source loss (the model's: the theory's excess plus its paired KL gap); "
-         "e = a n^-b or a exp(-n / tau); " + theory_fit.note + "."),
+         "Excess = loss minus the told-the-source loss (the model's: its measured loss); e = a n^-b or "
+         "a exp(-n / tau); theory: " + th.fit.note + "; model: " + vs.fit.note + "."),
+        ("In-context learning: decay of the excess, model against theory", ["form", "theory", "model",
+                                                                             "model - theory", "agree"], decay_rows,
+         f"Both curves fitted at the same positions ({_span(vs.decay.seen)} tokens seen); "
+         + vs.decay.rule + "."),
         ("In-context learning: source-posterior probes", ["layer", "R² held out (contexts), pooled",
                                                           f"min R² held out, seen >= {POSTERIOR_MIN_SEEN}",
                                                           "R² shuffled", "R² held out, untrained",
-                                                          "belief R² held out, pooled"], probe_rows_,
+                                                          "belief R² held out, pooled"], probe_table,
          "Linear probes onto P(source | context) (and onto the belief over the mixture's states), context-disjoint "
          "held-out splits; by position in icl.json and the figure."),
     ]
-    if induction is not None:
+    if training.induction is not None:
         tables.append(("In-context learning: induction scores", ["layer", "per head (last occurrence)",
                                                                   "per head (every occurrence)", "uniform baseline"],
                        [[n, ", ".join(f"{s:.3f}" for s in v["last"]["score"]),
                          ", ".join(f"{s:.3f}" for s in v["all"]["score"]), f"{v['all']['baseline']:.3f}"]
-                        for n, v in induction.items()],
+                        for n, v in training.induction.items()],
                        "Attention mass from a token to the position after an earlier occurrence of the same token."))
-    captions = {
-        "icl_loss": "Left: loss by tokens seen: the Bayes-optimal predictor (black), each component's own optimum "
-                    "(told the source, thin), their prior-weighted mean, the best never-inferring predictor (dashed) "
-                    "and the model (dots, ± 2 s.e.). Right: the excess over the told-the-source loss on a log scale "
-                    "(the model's: the theory's excess plus its paired KL gap to the optimum), with the power-law and "
-                    "exponential fits.",
-        "icl_training": "The model's gap to the optimum over the optimum (its paired KL divergence from the exact "
-                        "next-token law) by position (columns) at initialisation, each checkpoint and the end (rows); "
-                        "right: its loss by position at each of them.",
-        "icl_probe": "Context-disjoint held-out R² of linear probes at each position, per layer: onto the posterior "
-                     "over sources (left) and onto the belief over the mixture's states (right); grey: shuffled control.",
-    }
-    headline = {
-        "theory_method": curve.method, "theory_better_fit": theory_fit.better,
-        "theory_power_law_b": None if theory_fit.power_law is None else theory_fit.power_law.rate,
-        "theory_exponential_tau": None if theory_fit.exponential is None else theory_fit.exponential.rate,
-        "model_better_fit": model_fit.better,
-        "model_power_law_b": None if model_fit.power_law is None else model_fit.power_law.rate,
-        "model_exponential_tau": None if model_fit.exponential is None else model_fit.exponential.rate,
-        f"max_relative_gap_seen_ge_{TARGET_MIN_SEEN}": _num(max_rel_gap),
+    return tables
+
+
+def headline(th: TheoryAtSeen, vs: ModelAgainstTheory, probes: Probes, training: OverTraining,
+             record: dict[str, Any]) -> dict[str, Any]:
+    """The numbers summary.json records."""
+    post_best = probes.best
+    return {
+        "theory_method": th.curve.method, "theory_better_fit": th.fit.better,
+        "theory_power_law_b": None if th.fit.power_law is None else th.fit.power_law.rate,
+        "theory_exponential_tau": None if th.fit.exponential is None else th.fit.exponential.rate,
+        "model_better_fit": vs.fit.better,
+        "model_power_law_b": None if vs.fit.power_law is None else vs.fit.power_law.rate,
+        "model_exponential_tau": None if vs.fit.exponential is None else vs.fit.exponential.rate,
+        "theory_last_exact_seen": th.curve.exact_through,
+        "no_model_loss_below_exact_optimum": vs.check.passed,
+        "decay_rate_agrees": record["targets"]["decay_rate_agrees"],
+        f"max_relative_gap_seen_ge_{TARGET_MIN_SEEN}": _num(vs.max_relative_gap),
         "model_below_best_fixed_source_early": record["targets"]["model_below_best_fixed_source_early"],
-        "best_layer": best_layer,
+        "best_layer": probes.best_layer,
         "posterior_r2_heldout_contexts": post_best["r2_heldout_contexts"],
-        f"posterior_min_r2_heldout_contexts_seen_ge_{POSTERIOR_MIN_SEEN}":
-            post_best[f"min_r2_heldout_contexts_seen_ge_{POSTERIOR_MIN_SEEN}"],
+        f"posterior_{MIN_R2_KEY}": post_best[MIN_R2_KEY],
         "posterior_r2_shuffled": post_best["pooled"]["r2_shuffled"],
-        "transition": None if trans is None else trans["kind"],
+        "transition": None if training.transition is None else training.transition["kind"],
     }
-    return StudyOutput(name="icl", json_file="icl.json", figures=tuple(figs), captions=captions, tables=tuple(tables),
-                       headline=headline)
+
+
+def run(inputs: StudyInputs, settings: Settings) -> StudyOutput:
+    """The study (see the module docstring): its phases in order; writes icl.json and its figures."""
+    frame = frame_of(inputs, settings)
+    th = theory_phase(inputs, settings, frame)
+    losses = model_losses_phase(inputs, eval_rows(inputs, settings, frame), frame)
+    vs = against_theory(th, losses, settings, frame)
+    probes = probes_phase(inputs, settings, frame)
+    training = over_training_phase(inputs, settings, frame, th, losses, probes)
+    record = icl_record(inputs, frame, th, losses, vs, probes, training)
+    write_json_atomic(inputs.run_dir / "icl.json", record)
+    figs = figures_phase(inputs, frame, th, losses, vs, probes, training)
+    return StudyOutput(name="icl", json_file="icl.json", figures=tuple(figs), captions=dict(CAPTIONS),
+                       tables=tuple(report_tables(frame, th, losses, vs, probes, training)),
+                       headline=headline(th, vs, probes, training, record))
 
 
 def _f(v: float, se: float | None = None) -> str:
     return f"{v:.4f}" + (f" ± {se:.4f}" if se else "")
+
+
+def _span(seen: tuple[int, ...]) -> str:
+    return "none" if not seen else f"{len(seen)} positions, {seen[0]}-{seen[-1]}"
 
 
 def _g(v: Any) -> str:

@@ -40,6 +40,7 @@ def plot_icl_loss(
     model_excess_se: np.ndarray | None = None,  # [T] (default: model_se)
     theory_fit: Any = None,  # compmech.studies.icl.theory.ExcessFits of the theory's excess
     model_fit: Any = None,  # ... of the model's
+    last_exact_seen: int | None = None,  # a hybrid theory: its last exact position (a dotted line); None: none
     title: str | None = None,
 ) -> Figure:
     """Two panels: the losses by tokens seen, and the excess over the told-the-source loss (log scale) with fits."""
@@ -89,6 +90,10 @@ def plot_icl_loss(
         if fits is not None:
             _fit_line(bx, fits.power_law, n, color, who, "--")
             _fit_line(bx, fits.exponential, n, color, who, ":")
+    if last_exact_seen is not None:
+        for axis in (ax, bx):
+            axis.axvline(last_exact_seen + 0.5, color="0.5", lw=0.8, ls=":",
+                         label="exact theory | Monte Carlo" if axis is bx else None)
     bx.set_yscale("log")
     bx.set_xlabel("tokens seen")
     bx.set_ylabel("excess over the told-the-source loss (nats)")

@@ -43,12 +43,16 @@ def row(label: str, run_dir: Path) -> dict[str, Any]:
     return {
         "run": label, "run_dir": str(run_dir), "tokens": summary.tokens, "wall_seconds": summary.wall_seconds,
         "theory_method": d["theory"]["method"], "theory_samples": d["theory"]["n_samples"],
+        "theory_last_exact_seen": d["theory"].get("last_exact_seen"),
+        "optimal_exact": d.get("optimal_loss_by_position_exact"), "model_exact": d.get("model_loss_by_position_exact"),
+        "model_eval": d["model_eval"], "below_optimum": d.get("below_optimum"),
         "fits": d["fits"], "seen": d["seen"],
         "optimal": d["optimal_loss_by_position"], "optimal_se": d["optimal_loss_by_position_se"],
         "known_source": d["known_source_loss_by_position"],
         "best_fixed_source": d["best_fixed_source"],
         "best_fixed_source_loss": d["fixed_source_loss_by_position"][d["fixed_source_labels"].index(d["best_fixed_source"])],
         "model": d["model_loss_by_position"], "model_se": d["model_loss_by_position_se"],
+        "model_gap": d["model_gap_by_position"],
         "relative_gap": d["model_relative_gap_by_position"], "relative_gap_se": d["model_relative_gap_by_position_se"],
         "max_relative_gap": t[gap_key], "gap_min_seen": int(gap_key.rsplit("_", 1)[-1]),
         "within_2_percent": t["within_2_percent"],
@@ -79,6 +83,28 @@ def _fit(f: dict | None) -> str:
     return "–" if f is None else f"{f['rate']:.3g} ± {f['rate_se']:.2g} (rmse ln {f['rmse_log']:.3g})"
 
 
+def _agree(v: bool | None) -> str:
+    return {True: "yes", False: "no", None: "undetermined"}[v]
+
+
+def _decay_lines(r: dict[str, Any]) -> list[str]:
+    """The model's measured excess against the theory's, fitted at the same positions (an older icl.json: none)."""
+    c = r["fits"].get("comparison")
+    if c is None:
+        return []
+    seen = c["seen"]
+    lines = ["", f"Decay of the excess, the model's measured curve against the theory's, both fitted at the same "
+             f"{len(seen)} positions ({seen[0] if seen else '–'}-{seen[-1] if seen else '–'} tokens seen):", "",
+             "| form | theory | model | model - theory | agree |", "|---|---|---|---|---|"]
+    for form in ("power_law", "exponential"):
+        d = c[form]
+        if d is not None:
+            lines.append(f"| {form.replace('_', ' ')} | {d['theory_rate']:.3g} ± {d['theory_rate_se']:.2g} | "
+                         f"{d['model_rate']:.3g} ± {d['model_rate_se']:.2g} | "
+                         f"{d['difference']:+.3g} ± {d['difference_se']:.2g} | {_agree(d['agree'])} |")
+    return lines + ["", f"Rule: {c['rule']}."]
+
+
 def format_markdown(rows: list[dict[str, Any]], quick: bool) -> str:
     """The tables: the fits, the targets, the probes by layer and the losses at a few positions."""
     lines = [f"# In-context learning ({'quick' if quick else 'full'} budget)", ""]
@@ -92,7 +118,10 @@ def format_markdown(rows: list[dict[str, Any]], quick: bool) -> str:
         for who in ("theory", "model"):
             f = r["fits"][who]
             lines.append(f"| {who} | {_fit(f['power_law'])} | {_fit(f['exponential'])} | {f['better'] or '–'} |")
-        lines += ["", f"Excess = loss minus the told-the-source loss; {r['fits']['theory']['note']}.", "",
+        lines += ["", f"Excess = loss minus the told-the-source loss (the model's: its measured loss); theory: "
+                  f"{r['fits']['theory']['note']}; model: {r['fits']['model']['note']}."]
+        lines += _decay_lines(r)
+        lines += ["",
                   "| target | measured | met |", "|---|---|---|",
                   f"| model within 2% of the optimum at every position with >= {r['gap_min_seen']} tokens seen "
                   f"| max (model - optimal) / optimal = {100 * r['max_relative_gap']:.3f}% | "
@@ -113,13 +142,41 @@ def format_markdown(rows: list[dict[str, Any]], quick: bool) -> str:
             lines.append(f"| {name} | {_v(p['r2_heldout_contexts'], '.3f')} | {_v(p['min_r2_heldout_contexts'], '.3f')} "
                          f"| {_v(p['r2_shuffled'], '.3f')} | {_v(p['untrained_r2_heldout_contexts'], '.3f')} | "
                          f"{_v(p['belief_r2_heldout_contexts'], '.3f')} |")
-        lines += ["", "| tokens seen | optimal | told the source | baseline (best) | model | model over optimal |",
-                  "|---:|---:|---:|---:|---:|---:|"]
+        check = r["below_optimum"]
+        by_pos = None if check is None else check["by_position"]
+        if r["optimal_exact"] is not None:
+            ev = r["model_eval"]
+            last = r["theory_last_exact_seen"]
+            lines += ["", f"Theory exact through {last if last is not None else '–'} tokens seen"
+                      + (", Monte Carlo beyond" if r["theory_method"] == "hybrid" else "")
+                      + f"; the model's loss exact (every context, {ev['exact_strings']:,} strings) at its first "
+                      f"{ev['exact_positions']} positions" + (f", on {ev['sequences']:,} sampled sequences beyond"
+                                                              if ev["sequences"] else "") + "."]
+        if check is not None:
+            lines += [f"Model below the exact optimum by more than its error (model - optimal < -(errors in "
+                      f"quadrature + float32 normalisation bound)): "
+                      + (f"none ({'passed' if check['passed'] else 'failed'})" if check["passed"] else
+                         "at " + ", ".join(map(str, check["violations_seen"])) + " tokens seen (failed)")
+                      + "; below the Monte-Carlo optimum by more than the errors at "
+                      + (", ".join(map(str, check["below_at_monte_carlo_optimum_seen"])) or "no")
+                      + " tokens seen (a one-error rule flags about 16% of positions by chance)."]
+        lines += ["", "| tokens seen | optimal | told the source | baseline (best) | model | model over optimal |"
+                  + (" model - optimal (tolerance) |" if by_pos else ""),
+                  "|---:|---:|---:|---:|---:|---:|" + ("---:|" if by_pos else "")]
         for i, s in enumerate(r["seen"]):
-            if s in (0, 1, 2, 3, 4, 8, 16, 32, 64) or i == len(r["seen"]) - 1:
-                lines.append(f"| {s} | {r['optimal'][i]:.4f} ± {r['optimal_se'][i]:.4f} | {r['known_source'][i]:.4f} | "
-                             f"{r['best_fixed_source_loss'][i]:.4f} | {r['model'][i]:.4f} ± {r['model_se'][i]:.4f} | "
-                             f"{100 * r['relative_gap'][i]:.3f} ± {100 * r['relative_gap_se'][i]:.3f}% |")
+            if s in (0, 1, 2, 3, 4, 8, 16, 32, 64) or i == len(r["seen"]) - 1 or (by_pos and by_pos[i]["below"]):
+                exact_opt = r["optimal_exact"] is not None and r["optimal_exact"][i]
+                exact_model = r["model_exact"] is not None and r["model_exact"][i]
+                line = (f"| {s} | {r['optimal'][i]:.5f}" + (" (exact)" if exact_opt else f" ± {r['optimal_se'][i]:.5f}")
+                        + f" | {r['known_source'][i]:.4f} | {r['best_fixed_source_loss'][i]:.4f} | {r['model'][i]:.5f}"
+                        + (" (exact)" if exact_model else f" ± {r['model_se'][i]:.5f}")
+                        + f" | {100 * r['relative_gap'][i]:.3f} ± {100 * r['relative_gap_se'][i]:.3f}% |")
+                if by_pos:
+                    b = by_pos[i]
+                    rows_offset = r["model"][i] - r["model_gap"][i] - r["optimal"][i]  # the rows' own optimum's
+                    line += (f" {b['difference']:+.5f} ({b['tolerance']:.1e})"
+                             + (f" **below**; rows' own optimum {rows_offset:+.5f}" if b["below"] else "") + " |")
+                lines.append(line)
         tr = r["transition"]
         if tr is not None:
             lines += ["", f"Over training: the model's in-context gain / the optimum's at "

@@ -21,7 +21,10 @@ Each is an average over the words of length ``max_seen`` (the per-position terms
 its prefixes), either exactly over every allowed word with its probability (``method = "exact"``, while the
 words are few enough) or over sampled words (``"monte_carlo"``: `n_samples` words drawn in float64 from the
 exact next-token law, stratified by component, ``n_k ~ w_k n_samples``; standard error from the per-word
-spread of each stratum, ``se^2 = sum_k w_k^2 var_k / n_k``).
+spread of each stratum, ``se^2 = sum_k w_k^2 var_k / n_k``). ``method = "auto"`` is exact wherever the words
+can be enumerated: exact at every position when the words of length ``max_seen`` are few enough, else a hybrid
+(`compmech.loss_curves.hybrid_curve`): exact through the longest enumerable length, Monte Carlo beyond, the
+boundary recorded in the curve (``last_exact_seen``). The same holds for random Markov chains.
 
 `icl_theory` is the one dispatch point over source families (a mixture of HMMs/GHMMs here; another family
 is one more branch), as `source_posterior` is for the source-posterior probe targets.
@@ -36,14 +39,14 @@ import numpy as np
 
 from compmech.fractal import belief_chaos_game
 from compmech.information import next_token_distribution
-from compmech.loss_curves import ICLCurve
-from compmech.markov_chains import (markov_icl_curve, markov_icl_curve_exact, markov_source_posterior,
-                                    markov_unigram_loss)
+from compmech.loss_curves import ICLCurve, hybrid_curve
+from compmech.markov_chains import (all_words, exact_positions, markov_icl_curve, markov_icl_curve_exact,
+                                    markov_source_posterior, markov_unigram_loss, markov_unigram_loss_exact)
 from compmech.mixed_states import belief_trajectories, mixed_states, word_counts
-from hmm_processes import (GeneralizedHMM, HMM, ProcessError, RandomMarkovChains, component_posterior,
-                           process_vectors)
+from hmm_processes import (GeneralizedHMM, HMM, ProcessError, RandomMarkovChains, bayes_predictive,
+                           component_posterior, log_marginal_probability, process_vectors)
 
-#: "auto" enumerates every word when at most this many words of length ``max_seen`` are allowed.
+#: "auto" enumerates the words of a length when at most this many are allowed (the chains: contexts, all lengths).
 MAX_EXACT_WORDS = 200_000
 #: Default Monte-Carlo sample (words, over all components).
 N_SAMPLES = 20_000
@@ -171,8 +174,10 @@ def mixture_icl_theory(process: HMM | GeneralizedHMM, max_seen: int, *, method: 
     """The ICL curve of a mixture for seen = 0..``max_seen`` tokens (see the module docstring).
 
     ``method``: "exact" (every allowed word of length ``max_seen``; refused beyond ``max_exact_words`` words),
-    "monte_carlo" (``n_samples`` sampled words, float64 NumPy generator seeded with ``seed``), or "auto"
-    (exact when the words are at most ``max_exact_words``).
+    "monte_carlo" (``n_samples`` sampled words, float64 NumPy generator seeded with ``seed``, at every position),
+    or "auto": exact when the words of length ``max_seen`` are at most ``max_exact_words``, else exact through the
+    longest length whose words are (the curve's ``last_exact_seen``) and Monte Carlo beyond (a "hybrid" curve;
+    the never-inferring predictors the same way).
     """
     parts = mixture_parts(process)
     max_seen = int(max_seen)
@@ -180,12 +185,30 @@ def mixture_icl_theory(process: HMM | GeneralizedHMM, max_seen: int, *, method: 
         raise ProcessError(f"max_seen must be >= 0; got {max_seen}")
     if method not in ("auto", "exact", "monte_carlo"):
         raise ProcessError(f"method must be \"auto\", \"exact\" or \"monte_carlo\"; got {method!r}")
-    n_words = float(word_counts(process, max_seen)[-1])
-    if method == "auto":
-        method = "exact" if n_words <= max_exact_words else "monte_carlo"
+    counts = word_counts(process, max_seen)  # [max_seen + 1] bounds on the allowed words of each length
+    n_words = float(counts[-1])
     if method == "exact" and n_words > max_exact_words:
         raise ProcessError(f"exact ICL curve of {process.name} to {max_seen} tokens needs up to {n_words:.3g} words, "
                            f"more than max_exact_words = {max_exact_words}; use method = \"monte_carlo\"")
+    if method != "auto":
+        return _mixture_theory(process, parts, max_seen, method, n_samples, seed)
+    if n_words <= max_exact_words:
+        return _mixture_theory(process, parts, max_seen, "exact", n_samples, seed)
+    # exact through the longest length whose words can be enumerated (length 0 always: one word), Monte Carlo beyond
+    last_exact = int(np.flatnonzero(np.cumprod(counts <= max_exact_words))[-1])
+    exact = _mixture_theory(process, parts, last_exact, "exact", n_samples, seed)
+    sampled = _mixture_theory(process, parts, max_seen, "monte_carlo", n_samples, seed)
+    n = last_exact + 1
+    return ICLTheory(curve=hybrid_curve(exact.curve, sampled.curve),
+                     fixed_source=np.concatenate([exact.fixed_source, sampled.fixed_source[:, n:]], axis=1),
+                     fixed_source_se=np.concatenate([exact.fixed_source_se, sampled.fixed_source_se[:, n:]], axis=1),
+                     fixed_source_labels=sampled.fixed_source_labels, definition=sampled.definition)
+
+
+def _mixture_theory(process: HMM | GeneralizedHMM, parts: MixtureParts, max_seen: int, method: str, n_samples: int,
+                    seed: int) -> ICLTheory:
+    """`mixture_icl_theory` at every position by one method: "exact" (every allowed word of length ``max_seen``)
+    or "monte_carlo"."""
     K, P = parts.n_components, max_seen + 1
     mean = np.zeros((K, K + 1, P))  # stratum k, predictor, position
     var = np.zeros((K, K + 1, P))  # variance of the stratum's mean (0 when exact)
@@ -246,23 +269,27 @@ def markov_icl_theory(source: RandomMarkovChains, max_seen: int, *, method: str 
                       n_samples: int = N_SAMPLES, seed: int = 0, max_exact_words: int = MAX_EXACT_WORDS
                       ) -> ICLTheory:
     """The ICL theory of random Markov chains for seen = 0..``max_seen`` tokens (`compmech.markov_chains`): the
-    Dirichlet-count optimum and the told-the-matrix loss (exact by enumeration while the contexts are at most
-    ``max_exact_words``, else Monte Carlo over ``n_samples`` chains), and the in-context unigram predictor as the
-    one predictor that does not use the order of the tokens."""
+    Dirichlet-count optimum and the told-the-matrix loss, and the in-context unigram predictor as the one
+    predictor that does not use the order of the tokens. "exact": every context enumerated (refused beyond
+    ``max_exact_words`` contexts in all); "monte_carlo": ``n_samples`` chains at every position; "auto": exact at
+    the first positions whose contexts number at most ``max_exact_words`` in all, Monte Carlo beyond (a "hybrid"
+    curve, or an exact one when every position fits)."""
     P = int(max_seen) + 1
     if int(max_seen) < 0:
         raise ProcessError(f"max_seen must be >= 0; got {max_seen}")
     if method not in ("auto", "exact", "monte_carlo"):
         raise ProcessError(f"method must be \"auto\", \"exact\" or \"monte_carlo\"; got {method!r}")
-    k = source.n_states
-    contexts = sum(float(k) ** p for p in range(1, P))
-    if method == "auto":
-        method = "exact" if contexts <= max_exact_words else "monte_carlo"
-    if method == "exact":
+    n = P if method == "exact" else exact_positions(source, P, max_exact_words) if method == "auto" else 0
+    if n == P:  # every position enumerated (refused by the exact functions beyond max_exact_words)
         curve = markov_icl_curve_exact(source, P, max_words=max_exact_words)
+        unigram, unigram_se = markov_unigram_loss_exact(source, P, max_words=max_exact_words), np.zeros(P)
     else:
         curve = markov_icl_curve(source, P, n_samples=n_samples, seed=seed)
-    unigram, unigram_se = markov_unigram_loss(source, P, n_samples=n_samples, seed=seed + 1)
+        unigram, unigram_se = markov_unigram_loss(source, P, n_samples=n_samples, seed=seed + 1)
+        if n > 0:  # "auto": exact at the first n positions, Monte Carlo beyond
+            curve = hybrid_curve(markov_icl_curve_exact(source, n, max_words=max_exact_words), curve)
+            unigram = np.concatenate([markov_unigram_loss_exact(source, n, max_words=max_exact_words), unigram[n:]])
+            unigram_se = np.concatenate([np.zeros(n), unigram_se[n:]])
     return ICLTheory(curve=curve, fixed_source=unigram[None], fixed_source_se=unigram_se[None],
                      fixed_source_labels=("in-context unigram",), definition=UNIGRAM_TEXT)
 
@@ -286,6 +313,38 @@ def icl_theory(process: HMM | GeneralizedHMM, max_seen: int, **options) -> ICLTh
     raise ProcessError(f"{getattr(process, 'name', process)!r} is not a non-ergodic source with an in-context "
                        "learning theory; use [process] kind = \"mixture\" (a mixture of HMMs/GHMMs) or "
                        "kind = \"random_markov\"")
+
+
+@dataclass(frozen=True, eq=False)
+class EnumeratedWords:
+    """Every allowed word of one length with its probability and the exact next-token law after each prefix."""
+
+    words: np.ndarray  # [N, L] int64
+    probs: np.ndarray  # [N] P(word), summing to 1
+    laws: np.ndarray  # [N, L + 1, V] float64: row n is P(next | the word's first n tokens)
+
+
+def enumerated_words(process: HMM | GeneralizedHMM | RandomMarkovChains, length: int) -> EnumeratedWords:
+    """Every allowed word of ``length`` >= 1 tokens of a source `icl_theory` covers, with the exact next-token laws
+    along it (from the stationary prior: a mixture's ``w_k pi_k``; the chains' uniform first token and Dirichlet
+    predictive). What a model's loss is measured on exactly at the positions whose contexts can be enumerated."""
+    length = int(length)
+    if length < 1:
+        raise ProcessError(f"length must be >= 1; got {length}")
+    if isinstance(process, RandomMarkovChains):
+        words = all_words(process.n_states, length)  # [k^L, L]
+        probs = np.exp(log_marginal_probability(process, words))
+        first = np.broadcast_to(np.asarray(process.first_token_law, np.float64), (words.shape[0], 1, process.n_states))
+        laws = np.concatenate([first, bayes_predictive(process, words)], axis=1)  # [N, L + 1, k]
+        return EnumeratedWords(words=words, probs=probs, laws=laws)
+    if not has_icl_theory(process):
+        raise ProcessError(f"{getattr(process, 'name', process)!r} has no in-context learning theory; use a mixture "
+                           "or random Markov chains")
+    level = mixed_states(process, length).level(length)
+    words = level.words.astype(np.int64)  # [N, L]
+    _, pi, _ = process_vectors(process)
+    laws, _ = _predictives(process, words, np.asarray(pi, np.float64))  # [N, L + 1, V]
+    return EnumeratedWords(words=words, probs=np.asarray(level.probs, np.float64), laws=laws)
 
 
 def source_posterior(process: HMM | GeneralizedHMM, tokens: np.ndarray | None = None,
@@ -357,21 +416,34 @@ class ExcessFits:
                 "better": self.better, "note": self.note}
 
 
-def fit_excess(seen: np.ndarray, excess: np.ndarray, excess_se: np.ndarray | None = None, *, min_seen: int = 1,
-               min_excess: float = 1e-9) -> ExcessFits:
-    """Fit e(n) = a n^-b and e(n) = a exp(-n / tau) to an excess curve [P] by least squares on ln e.
-
-    Points fitted: seen >= ``min_seen`` (>= 1: a power law has no value at n = 0) where the excess is above
-    ``min_excess`` and, with ``excess_se``, above 2 standard errors (ln of a noise-level excess says nothing).
-    """
+def fit_points(seen: np.ndarray, excess: np.ndarray, excess_se: np.ndarray | None = None, *, min_seen: int = 1,
+               min_excess: float = 1e-9) -> np.ndarray:
+    """[P] bool: the points `fit_excess` uses: seen >= ``min_seen`` (>= 1), excess above ``min_excess`` and, with
+    ``excess_se``, above 2 standard errors."""
     n = np.asarray(seen, np.float64)
     e = np.asarray(excess, np.float64)
     keep = (n >= max(min_seen, 1)) & (e > min_excess)
     if excess_se is not None:
         keep &= e > 2.0 * np.asarray(excess_se, np.float64)
+    return keep
+
+
+def fit_excess(seen: np.ndarray, excess: np.ndarray, excess_se: np.ndarray | None = None, *, min_seen: int = 1,
+               min_excess: float = 1e-9, only: np.ndarray | None = None) -> ExcessFits:
+    """Fit e(n) = a n^-b and e(n) = a exp(-n / tau) to an excess curve [P] by least squares on ln e.
+
+    Points fitted (`fit_points`): seen >= ``min_seen`` (>= 1: a power law has no value at n = 0) where the excess
+    is above ``min_excess`` and, with ``excess_se``, above 2 standard errors (ln of a noise-level excess says
+    nothing); with ``only`` ([P] bool), among those the positions it marks.
+    """
+    n = np.asarray(seen, np.float64)
+    e = np.asarray(excess, np.float64)
+    keep = fit_points(seen, excess, excess_se, min_seen=min_seen, min_excess=min_excess)
+    if only is not None:
+        keep &= np.asarray(only, bool)
     note = (f"unweighted least squares on ln(excess) over seen >= {max(min_seen, 1)} where the excess is > "
             f"{min_excess:g}" + (" and > 2 standard errors" if excess_se is not None else "")
-            + f": {int(keep.sum())} points")
+            + (" at the positions given" if only is not None else "") + f": {int(keep.sum())} points")
     if keep.sum() < 3:
         return ExcessFits(None, None, None, note + " (fewer than 3: no fit)")
     x, y = n[keep], np.log(e[keep])
@@ -397,3 +469,75 @@ def fit_excess(seen: np.ndarray, excess: np.ndarray, excess_se: np.ndarray | Non
                                n_points=int(len(y)), seen_min=int(x.min()), seen_max=int(x.max()))
     better = min(fits, key=lambda m: fits[m].rmse_log)
     return ExcessFits(fits["power_law"], fits["exponential"], better, note)
+
+
+#: Two decay rates agree when their difference is at most this many of its standard errors.
+AGREE_SE = 2.0
+
+
+@dataclass(frozen=True)
+class RateDifference:
+    """One fitted form's rate (b of a power law, tau of an exponential) for the model and the theory, fitted at the
+    same positions, and their difference with its error (the two fits' errors in quadrature)."""
+
+    model: str  # "power_law" | "exponential"
+    theory_rate: float
+    theory_rate_se: float
+    model_rate: float
+    model_rate_se: float
+    difference: float  # model - theory
+    difference_se: float
+    agree: bool | None  # |difference| <= AGREE_SE * difference_se (False beyond); None: within the errors but
+    #                     undetermined, the errors too large to tell the theory's rate from twice it
+    #                     (AGREE_SE * difference_se >= |theory rate|)
+
+    def to_json(self) -> dict:
+        return {k: (float(v) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class DecayComparison:
+    """The model's measured excess and the theory's fitted at the same positions, and their rates compared."""
+
+    model_fit: ExcessFits
+    theory_fit: ExcessFits
+    seen: tuple[int, ...]  # the positions both fits use
+    power_law: RateDifference | None
+    exponential: RateDifference | None
+    rule: str
+
+    def to_json(self) -> dict:
+        return {"model": self.model_fit.to_json(), "theory": self.theory_fit.to_json(), "seen": list(self.seen),
+                "power_law": None if self.power_law is None else self.power_law.to_json(),
+                "exponential": None if self.exponential is None else self.exponential.to_json(), "rule": self.rule}
+
+
+def compare_decay(seen: np.ndarray, model_excess: np.ndarray, model_se: np.ndarray | None,
+                  theory_excess: np.ndarray, theory_se: np.ndarray | None = None, *, min_seen: int = 1
+                  ) -> DecayComparison:
+    """Fit the model's measured excess [P] and the theory's [P] at the same positions (those `fit_points` keeps for
+    both) and compare each form's rate: difference (model - theory) with the two errors in quadrature; they agree
+    when it is at most `AGREE_SE` of its errors. A comparison that can say no: the model's curve is its own
+    measured loss minus the told-the-source loss, never the theory's curve plus something."""
+    both = (fit_points(seen, model_excess, model_se, min_seen=min_seen)
+            & fit_points(seen, theory_excess, theory_se, min_seen=min_seen))
+    model_fit = fit_excess(seen, model_excess, model_se, min_seen=min_seen, only=both)
+    theory_fit = fit_excess(seen, theory_excess, theory_se, min_seen=min_seen, only=both)
+    diffs = {}
+    for form in ("power_law", "exponential"):
+        m, t = getattr(model_fit, form), getattr(theory_fit, form)
+        if m is None or t is None:
+            diffs[form] = None
+            continue
+        d, se = m.rate - t.rate, math.hypot(m.rate_se, t.rate_se)
+        within = bool(abs(d) <= AGREE_SE * se)
+        agree = None if within and not AGREE_SE * se < abs(t.rate) else within
+        diffs[form] = RateDifference(model=form, theory_rate=t.rate, theory_rate_se=t.rate_se, model_rate=m.rate,
+                                     model_rate_se=m.rate_se, difference=float(d), difference_se=float(se),
+                                     agree=agree)
+    rule = (f"agree when |model - theory| <= {AGREE_SE:g} standard errors (the fits' errors in quadrature), both "
+            f"fitted at the same positions; differ beyond; undetermined (null) when they agree only because "
+            f"{AGREE_SE:g} standard errors reach the theory's rate itself")
+    return DecayComparison(model_fit=model_fit, theory_fit=theory_fit,
+                           seen=tuple(int(x) for x in np.asarray(seen)[both]), power_law=diffs["power_law"],
+                           exponential=diffs["exponential"], rule=rule)

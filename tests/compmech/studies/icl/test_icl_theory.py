@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 
 import hmm_processes as hp
-from compmech.studies.icl.theory import fit_excess, icl_theory, mixture_parts, source_posterior
-from hmm_processes import ProcessError
+from compmech.markov_chains import markov_icl_curve, markov_icl_curve_exact, markov_unigram_loss_exact
+from compmech.mixed_states import word_counts
+from compmech.studies.icl.theory import (compare_decay, enumerated_words, fit_excess, icl_theory, mixture_parts,
+                                         source_posterior)
+from hmm_processes import ProcessError, RandomMarkovChains
 
 
 def _components():
@@ -129,3 +132,92 @@ def test_the_optimum_is_the_mixtures_myopic_entropy_as_the_runner_computes_it():
     curve = icl_theory(mix, 6).curve  # "auto": exact at 3^6 words
     assert curve.method == "exact"
     np.testing.assert_allclose(curve.optimal, optimal_loss_by_position(mix, 7, start_token=True), rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------- exact where enumerable (issue 23)
+
+
+def test_auto_is_exact_where_the_words_can_be_enumerated_and_monte_carlo_beyond_bit_for_bit():
+    """"auto" with more words than it may enumerate: the first positions are the exact curve itself (bit for bit),
+    the rest the Monte-Carlo curve itself, and the boundary is recorded."""
+    mix = hp.mixture(_components(), [0.5, 0.3, 0.2])  # binary tokens, forbidden words: counts below 2^L
+    counts = word_counts(mix, 8)
+    last = int(np.flatnonzero(counts <= 40)[-1])
+    assert 1 <= last < 8
+    hybrid = icl_theory(mix, 8, method="auto", max_exact_words=40, n_samples=3000, seed=2)
+    exact = icl_theory(mix, last, method="exact")
+    mc = icl_theory(mix, 8, method="monte_carlo", n_samples=3000, seed=2)
+    c, n = hybrid.curve, last + 1
+    assert c.method == "hybrid" and c.last_exact_seen == last and c.exact_through == last
+    assert c.exact.tolist() == [True] * n + [False] * (9 - n) and c.n_samples == mc.curve.n_samples
+    for h, e, m in ((c.optimal, exact.curve.optimal, mc.curve.optimal),
+                    (c.component, exact.curve.component, mc.curve.component),
+                    (hybrid.fixed_source, exact.fixed_source, mc.fixed_source)):
+        np.testing.assert_array_equal(h[..., :n], e)
+        np.testing.assert_array_equal(h[..., n:], m[..., n:])
+    np.testing.assert_array_equal(c.optimal_se[:n], 0.0)
+    assert np.all(c.optimal_se[n:] > 0) and np.all(hybrid.fixed_source_se[:, :n] == 0)
+    # a budget that covers every word: the exact curve; "monte_carlo" stays Monte Carlo everywhere
+    assert icl_theory(mix, last, method="auto", max_exact_words=40).curve.method == "exact"
+    assert mc.curve.method == "monte_carlo" and mc.curve.exact_through is None
+
+
+def test_the_chains_are_exact_at_the_enumerable_positions_and_monte_carlo_beyond_bit_for_bit():
+    source = RandomMarkovChains(3, 1.0)
+    hybrid = icl_theory(source, 7, max_exact_words=100, n_samples=2000, seed=3)  # 3 + 9 + 27 <= 100 < + 81
+    c = hybrid.curve
+    assert c.method == "hybrid" and c.last_exact_seen == 3
+    exact = markov_icl_curve_exact(source, 4)
+    mc = markov_icl_curve(source, 8, n_samples=2000, seed=3)
+    np.testing.assert_array_equal(c.optimal[:4], exact.optimal)
+    np.testing.assert_array_equal(c.component[:, :4], exact.component)
+    np.testing.assert_array_equal(c.optimal[4:], mc.optimal[4:])
+    np.testing.assert_array_equal(hybrid.fixed_source[0, :4], markov_unigram_loss_exact(source, 4))
+    assert np.all(hybrid.fixed_source_se[0, :4] == 0) and np.all(hybrid.fixed_source_se[0, 4:] > 0)
+
+
+@pytest.mark.parametrize("which", ["mixture", "chains"])
+def test_enumerated_words_carry_the_exact_laws_aligned_with_the_curve(which):
+    """The rows a model's loss is measured on exactly: sum_w P(w) H(law after n tokens) is the optimum at n."""
+    process = (hp.mixture([hp.mess3(0.05, 0.85), hp.mess3(0.15, 0.6)], [0.5, 0.5]) if which == "mixture"
+               else RandomMarkovChains(3, 1.0))
+    ew = enumerated_words(process, 4)
+    assert ew.words.shape[1] == 4 and ew.laws.shape[:2] == (ew.words.shape[0], 5)
+    assert ew.probs.sum() == pytest.approx(1.0, abs=1e-12)
+    np.testing.assert_allclose(ew.laws.sum(axis=2), 1.0, atol=1e-12)
+    curve = icl_theory(process, 4, method="exact").curve
+    h = -np.sum(np.where(ew.laws > 0, ew.laws * np.log(np.where(ew.laws > 0, ew.laws, 1.0)), 0.0), axis=2)
+    np.testing.assert_allclose(ew.probs @ h, curve.optimal, rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------- the model's decay against the theory's
+
+
+def test_a_planted_model_decay_is_recovered_within_its_error_and_told_apart_from_the_theorys():
+    rng = np.random.default_rng(4)
+    n = np.arange(1, 33)
+    theory = 0.05 * np.exp(-n / 15.0)
+    se = np.full(n.size, 2e-4)
+    slower = 0.05 * np.exp(-n / 9.0) + rng.normal(0, 2e-4, n.size)  # a model whose excess decays faster: tau 9
+    comp = compare_decay(n, slower, se, theory)
+    ex = comp.exponential
+    assert ex.model_rate == pytest.approx(9.0, abs=2 * ex.model_rate_se)
+    assert ex.theory_rate == pytest.approx(15.0, rel=1e-9)
+    assert ex.agree is False and abs(ex.difference) > 2 * ex.difference_se
+    assert comp.seen == tuple(int(x) for x in n[slower > 2 * se])  # the same positions for both fits
+    # the model on the theory's curve, with the same noise: the rates agree
+    same = theory * np.exp(rng.normal(0, 0.01, n.size))
+    assert compare_decay(n, same, se, theory).exponential.agree is True
+
+
+def test_a_comparison_whose_error_reaches_the_rate_is_undetermined_unless_it_differs_beyond_it():
+    n = np.arange(1, 9)
+    wiggle = np.array([1, -1, 1, -1, 1, -1, 1, -1])
+    steep = 0.05 * np.exp(-n / 1.5)  # the theory's rate: 1.5 tokens
+    noisy = 0.05 * np.exp(-n / 40.0) * np.exp(0.3 * wiggle)  # a slow, noisy model curve
+    d = compare_decay(n, noisy, None, steep).exponential
+    assert abs(d.difference) <= 2 * d.difference_se and 2 * d.difference_se >= d.theory_rate and d.agree is None
+    # a difference beyond its errors is a difference, however large the errors are against the rate
+    slow = 0.05 * np.exp(-n / 60.0) * np.exp(0.03 * wiggle)
+    d = compare_decay(n, slow, None, steep).exponential
+    assert abs(d.difference) > 2 * d.difference_se and 2 * d.difference_se >= d.theory_rate and d.agree is False
