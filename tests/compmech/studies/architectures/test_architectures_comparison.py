@@ -11,8 +11,9 @@ from compmech.runs.config import ConfigError, config_from_dict
 from compmech.runs.processes import build_process
 from compmech.runs.reproduce import CONFIG_DIR, ReproduceRunner
 from compmech.runs.summary import ModelSize, ProcessName, RunSummary
-from compmech.studies.architectures import comparison
-from compmech.studies.architectures.comparison import ArchitectureRow, architecture_rows, run_study
+from compmech.studies.architectures import study_file
+from compmech.studies.architectures.comparison import run_study
+from compmech.studies.architectures.table import ArchitectureRow, architecture_rows
 from predictive_models import n_params
 
 STUDY_FILE = CONFIG_DIR / "architectures.toml"
@@ -20,7 +21,7 @@ QUIET = ReproduceRunner("architectures", progress=False)
 
 
 def load_study(path, quick=False):
-    return comparison.load_study(path, config_from_dict, quick=quick)
+    return study_file.load_study(path, config_from_dict, quick=quick)
 
 TINY_STUDY = '''
 name = "tiny_architectures"
@@ -116,10 +117,10 @@ def test_a_tiny_study_writes_the_table_the_json_and_the_figure(tiny_study):
 def test_a_second_call_reuses_the_finished_runs(tiny_study, monkeypatch):
     study, out, rows = tiny_study
     import compmech.runs.experiment as experiment
-    import compmech.studies.architectures.comparison as architectures
+    import compmech.studies.architectures.figure as figure
 
     monkeypatch.setattr(experiment, "run_experiment", lambda *a, **k: pytest.fail("a finished run was rerun"))
-    monkeypatch.setattr(architectures, "figure_geometry", lambda *a, **k: pytest.fail("a cached figure was refitted"))
+    monkeypatch.setattr(figure, "figure_geometry", lambda *a, **k: pytest.fail("a cached figure was refitted"))
     again = run_study(study, out, QUIET)
     assert [r.to_json() for r in again] == [r.to_json() for r in rows]
 
@@ -188,7 +189,7 @@ def test_the_shipped_study_matches_parameter_counts_and_context_lengths():
 
 
 def test_rows_pick_the_layer_with_the_lowest_held_out_error():
-    from compmech.studies.architectures.comparison import StudyRun
+    from compmech.studies.architectures.study_file import StudyRun
 
     run = StudyRun(process="p", kind="gru", config=None)
     layer = {"mse": 0.1, "mse_shuffled": 1.0, "r2_heldout_contexts": 0.5}

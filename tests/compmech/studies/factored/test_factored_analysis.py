@@ -102,7 +102,7 @@ def test_bad_study_configs_are_config_errors(tmp_path):
     # a coupled product is a product for the study, and its coupling is written out
     coupled = config_from_dict({**raw, "process": {"kind": "coupled", "coupling": 0.2, "components": [
         {"name": "mess3"}, {"name": "mess3", "params": {"x": 0.15, "alpha": 0.6}}]}})
-    assert plan_run(coupled, tmp_path / "y").process.params["epsilon"] == 0.2
+    assert plan_run(coupled, tmp_path / "y").source.process.params["epsilon"] == 0.2
     assert "coupling = 0.2" in coupled.to_toml()
 
 
