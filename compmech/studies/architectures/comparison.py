@@ -7,12 +7,15 @@ states of classical, quantum and post-quantum processes linearly. A study file
 models and the training budgets; each (process, kind) pair becomes an ordinary `ExperimentConfig` and an ordinary
 run directory ``<out>/<process>-<kind>/``, run by the `compmech.studies.Runner` it is handed (a finished run of the
 same config is reused, an interrupted one resumed). `run_study` runs them in phases (check every run, run each
-pair, the table, the figure) and writes into ``<out>``:
+pair and score its probes, the table, the figure) and writes into ``<out>``:
 
 - ``architectures.json``: a list of rows, two per run (`compmech.studies.architectures.table.ArchitectureRow`): the
-  best single layer and "concat" (every probed layer side by side);
+  single layer picked on the validation half of the held-out contexts and "concat" (every probed layer side by
+  side), each reported on the test half;
 - ``architectures.md``: the same as a Markdown table, and per process which architectures found the
-  geometry (context-disjoint held-out MSE at most `table.FOUND_FRACTION` of the shuffled control);
+  geometry (test-half MSE at most `table.FOUND_FRACTION` of the shuffled control held out on the same contexts);
+- ``scores/<process>-<kind>.json``: each run's probes refitted with those held-out scores
+  (`compmech.studies.architectures.scores`), so a second call reads them back;
 - ``architectures.png``: the grid figure (`compmech.studies.architectures.figure`), rows = processes, columns = the
   exact beliefs and each architecture's probed beliefs of the run's figure layer;
 - ``geometry/<process>-<kind>.npz``: the figure's arrays of each run (true and probed beliefs of the
@@ -28,6 +31,7 @@ from compmech.runs.files import write_json_atomic, write_text_atomic
 from compmech.runs.progress import phase
 from compmech.runs.report import read_run_json
 from compmech.studies.architectures.figure import write_figure
+from compmech.studies.architectures.scores import cached_scores
 from compmech.studies.architectures.study_file import ArchitectureStudy, FinishedRun, StudyRun
 from compmech.studies.architectures.table import ArchitectureRow, architecture_rows, format_markdown, percent
 from compmech.studies.base import Runner
@@ -41,8 +45,9 @@ def check_runs(study: ArchitectureStudy, out: Path, runner: Runner) -> None:
 
 
 def finish_run(run: StudyRun, out: Path, runner: Runner, head: str) -> FinishedRun:
-    """The run of one pair: the finished one in ``<out>/<name>`` reused, else run now; with its probe.json and the
-    config its directory records. ``head`` starts its progress lines."""
+    """The run of one pair: the finished one in ``<out>/<name>`` reused, else run now; with its probe.json, the
+    config its directory records and its probes scored for the table (`scores.cached_scores`: refitted once, then
+    read from ``<out>/scores/<name>.json``). ``head`` starts its progress lines."""
     run_dir = out / run.name
     summary = runner.finished(run.config, run_dir)
     if summary is not None:
@@ -53,8 +58,10 @@ def finish_run(run: StudyRun, out: Path, runner: Runner, head: str) -> FinishedR
         t = time.time()
         summary = runner.run(run.config, run_dir)
         runner.say(f"{head}: done in {time.time() - t:.0f} s")
+    config = runner.load(run_dir / "config.toml")
+    scores = cached_scores(run_dir, out / "scores" / f"{run.name}.json", config)
     return FinishedRun(run=run, run_dir=run_dir, summary=summary, probe=read_run_json(run_dir / "probe.json"),
-                       config=runner.load(run_dir / "config.toml"))
+                       config=config, scores=scores)
 
 
 def run_study(study: ArchitectureStudy, out: str | Path, runner: Runner) -> list[ArchitectureRow]:
@@ -68,11 +75,11 @@ def run_study(study: ArchitectureStudy, out: str | Path, runner: Runner) -> list
         head = f"[{i}/{len(study.runs)}] {run.process} x {run.kind}"
         done = finish_run(run, out, runner, head)
         finished[run.name] = done
-        new = architecture_rows(run, done.summary, done.probe, done.run_dir)
+        new = architecture_rows(run, done.summary, done.probe, done.scores, done.run_dir)
         rows += new
         best = new[0]
         runner.say(f"{head}: {done.summary.model.n_params:,} params, relative loss {done.summary.relative_loss:.4f}, "
-                   f"best layer {best.layer} held out {percent(best.heldout_over_shuffled)} of shuffled")
+                   f"layer {best.layer} (picked on validation): test {percent(best.test_over_shuffled)} of shuffled")
     write_json_atomic(out / "architectures.json", [r.to_json() for r in rows])
     # the figure's arrays: each run's figure-layer probe refitted once (then cached in <out>/geometry)
     with phase("grid figure", total=len(finished), enabled=runner.progress, unit="run") as tick:

@@ -84,10 +84,10 @@ def process_row(process: str, runs: Sequence[StudyRun], finished: Mapping[str, F
         elif t.shape != true.shape or not np.allclose(t, true):
             raise ConfigError(f"{out / run.name}: its contexts differ from the other {process} runs'; "
                               "every run of one process must share its process and context length")
-        res = done.probe["layers"][layer]
+        scored = done.scores[layer]  # the test half over the shuffled control held out on it, as in the table
         cells.append(ProbedCell(kind=run.kind, n_params=int(done.summary.model.n_params), layer=layer,
-                                mse_heldout=res["mse_heldout_contexts"], mse_shuffled=res["mse_shuffled"],
-                                probed=probed))
+                                mse_heldout=_number(scored.mse_test_contexts),
+                                mse_shuffled=_number(scored.mse_shuffled_test_contexts), probed=probed))
     if true is None:
         return None
     source = source_of(build_process(runs[0].config.process, base_dir=runs[0].config.base_dir))
@@ -110,5 +110,10 @@ def write_figure(study: ArchitectureStudy, finished: Mapping[str, FinishedRun], 
     fig = plot_architecture_grid(
         grid, study.kinds,
         suptitle="Linear probes of the belief geometry, by architecture\n(each run's probe layer, or its "
-                 "[probe] figure_layer; held out = context-disjoint MSE, as a % of the shuffled control)")
+                 "[probe] figure_layer; held out = MSE on the test half of the held-out contexts, as a % of the "
+                 "shuffled control scored there)")
     return save_figure(fig, out / "architectures.png", dpi=110)
+
+
+def _number(value: float | None) -> float:
+    return float("nan") if value is None else float(value)

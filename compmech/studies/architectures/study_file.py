@@ -18,6 +18,7 @@ from compmech.runs.errors import ConfigError
 from compmech.runs.settings import ExperimentConfig
 from compmech.runs.summary import RunSummary
 from compmech.runs.toml_io import read_toml
+from compmech.studies.architectures.scores import LayerScores
 
 #: Builds an `ExperimentConfig` from a parsed config table and its source label (`Runner.from_dict`).
 BuildConfig = Callable[[Mapping[str, Any], str], ExperimentConfig]
@@ -174,11 +175,12 @@ def load_study(path: str | Path, build: BuildConfig, *, quick: bool = False) -> 
 
 @dataclass(frozen=True, eq=False)
 class FinishedRun:
-    """One pair of the study, run: its run directory, summary and probe.json, and its config as the directory
-    records it (every default resolved)."""
+    """One pair of the study, run: its run directory, summary and probe.json, its config as the directory records
+    it (every default resolved), and its probes scored as the table compares them."""
 
     run: StudyRun
     run_dir: Path
     summary: RunSummary
     probe: dict[str, Any]  # the run's probe.json
     config: ExperimentConfig  # read back from run_dir/config.toml
+    scores: Mapping[str, LayerScores]  # every probed layer and "concat" (`compmech.studies.architectures.scores`)

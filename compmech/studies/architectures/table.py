@@ -1,30 +1,38 @@
-"""The architecture study's table: two rows per run (the best single layer and "concat"), the Markdown table and,
-per process, which architectures found the geometry (`FOUND_FRACTION`)."""
+"""The architecture study's table: two rows per run (the single layer picked on the validation half of the held-out
+contexts, and "concat"), each reported on the test half over the shuffled control held out on the same contexts;
+the Markdown table and, per process, which architectures found the geometry (`FOUND_FRACTION`)."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from compmech.runs.summary import RunSummary
+from compmech.studies.architectures.scores import LayerScores
 from compmech.studies.architectures.study_file import ArchitectureStudy, StudyRun
+from probes.evaluation import CONCAT
 
-#: A probe "finds the geometry" when its context-disjoint held-out MSE is at most this fraction of the
-#: shuffled-target control's MSE (issue 9's criterion; the figure's titles use the same one).
+#: A probe "finds the geometry" when its MSE on the test half of the held-out contexts is at most this fraction of
+#: the shuffled-target control's MSE on the same contexts (issue 9's criterion, scored as issue 23 asks; the figure's
+#: titles use the same one).
 FOUND_FRACTION = 0.10
 
 
 @dataclass(frozen=True)
 class ArchitectureRow:
-    """One line of the table: one layer choice of one run.
+    """One line of the table: one layer choice of one run, scored as `compmech.studies.architectures.scores` does.
 
-    ``layer`` is the best single probed layer (lowest context-disjoint held-out MSE; the choice uses
-    that same number, so it is slightly optimistic) or ``"concat"`` (all probed layers side by side).
-    ``mse_untrained`` is the context-disjoint held-out MSE of the same layer of the model at
-    initialisation (None for concat, which the runner does not probe untrained).
+    ``layer`` is the single probed layer with the lowest MSE on the *validation* half of the held-out contexts
+    (`pick_layer`), or ``"concat"`` (all probed layers side by side). What the row reports is the other, *test*
+    half: the choice never saw it, so the number is not the minimum of several noisy ones. Every control is held
+    out on the same contexts as the number it is set against: the shuffled control fitted on the fit contexts and
+    scored on the test half (``mse_shuffled_test_contexts``) or on every held-out context
+    (``mse_shuffled_heldout_contexts``, against the untrained model's held-out MSE from probe.json, which has the
+    same splits).
     """
 
     process: str
@@ -32,14 +40,20 @@ class ArchitectureRow:
     n_params: int
     relative_loss: float  # final CE / optimal CE (1 = Bayes optimal)
     layer: str
-    choice: str  # "best single layer" | "concat"
-    mse_heldout_contexts: float | None
+    choice: str  # "single layer picked on validation" | "concat"
+    mse_validation_contexts: float | None  # what picked the layer (validation half)
+    mse_test_contexts: float | None  # what the row reports (test half)
+    r2_test_contexts: float | None
+    mse_shuffled_test_contexts: float | None  # the held-out shuffled control on the test half
+    test_over_shuffled: float | None  # mse_test_contexts / mse_shuffled_test_contexts
+    found: bool | None  # test_over_shuffled <= FOUND_FRACTION (None when there is no test MSE)
+    mse_heldout_contexts: float | None  # every held-out context (probe.json's number)
     r2_heldout_contexts: float | None
-    mse_shuffled: float
-    mse_untrained: float | None
+    mse_shuffled_heldout_contexts: float | None  # the held-out shuffled control on every held-out context
+    mse_untrained: float | None  # the same layer at initialisation, every held-out context (None for concat)
+    untrained_over_shuffled: float | None  # mse_untrained / mse_shuffled_heldout_contexts
+    mse_shuffled_in_sample: float  # probe.json's in-sample shuffled control (for reference; never a denominator)
     mse: float  # in-sample MSE
-    heldout_over_shuffled: float | None
-    found: bool | None  # heldout_over_shuffled <= FOUND_FRACTION (None when there is no held-out MSE)
     steps: int
     tokens: int
     wall_seconds: float
@@ -53,33 +67,42 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None or not b > 0 else a / b
 
 
-def architecture_rows(run: StudyRun, summary: RunSummary, probe: dict[str, Any], run_dir: Path
-                      ) -> list[ArchitectureRow]:
-    """The run's two rows: its best single layer (lowest context-disjoint held-out MSE) and concat."""
-    layers = probe["layers"]
-    single = [n for n in layers if n != "concat"]
+def pick_layer(scores: Mapping[str, LayerScores]) -> str:
+    """The single layer (never "concat") with the lowest validation-half MSE; layers without one come last, by their
+    in-sample MSE (never by a number on the contexts the row then reports)."""
+    single = [n for n in scores if n != CONCAT]
+    if not single:
+        raise ValueError("no single layer was probed; a run probes at least its probe layer")
 
-    def key(name: str) -> tuple[bool, float]:  # layers without a held-out MSE come last, by in-sample MSE
-        v = layers[name].get("mse_heldout_contexts")
-        return (v is None, layers[name]["mse"] if v is None else v)
+    def key(name: str) -> tuple[bool, float]:
+        v = scores[name].mse_validation_contexts
+        return (v is None, scores[name].mse if v is None else v)
 
-    best = min(single, key=key)
+    return min(single, key=key)
+
+
+def architecture_rows(run: StudyRun, summary: RunSummary, probe: dict[str, Any], scores: Mapping[str, LayerScores],
+                      run_dir: Path) -> list[ArchitectureRow]:
+    """The run's two rows: the single layer picked on the validation half (`pick_layer`) and concat, each reported on
+    the test half over the held-out shuffled control. ``probe``: the run's probe.json (its untrained control)."""
     untrained = probe.get("untrained_by_layer") or {}
     rows = []
-    for layer, choice in ((best, "best single layer"), ("concat", "concat")):
-        if layer not in layers:
+    for layer, choice in ((pick_layer(scores), "single layer picked on validation"), (CONCAT, "concat")):
+        if layer not in scores:
             continue
-        res = layers[layer]
-        held = res.get("mse_heldout_contexts")
-        ratio = _ratio(held, res["mse_shuffled"])
+        s = scores[layer]
+        ratio = _ratio(s.mse_test_contexts, s.mse_shuffled_test_contexts)
+        mse_untrained = (untrained.get(layer) or {}).get("mse_heldout_contexts")
         rows.append(ArchitectureRow(
             process=run.process, kind=run.kind, n_params=int(summary.model.n_params),
             relative_loss=float(summary.relative_loss), layer=layer, choice=choice,
-            mse_heldout_contexts=held, r2_heldout_contexts=res.get("r2_heldout_contexts"),
-            mse_shuffled=float(res["mse_shuffled"]),
-            mse_untrained=(untrained.get(layer) or {}).get("mse_heldout_contexts"),
-            mse=float(res["mse"]), heldout_over_shuffled=ratio,
-            found=None if ratio is None else bool(ratio <= FOUND_FRACTION),
+            mse_validation_contexts=s.mse_validation_contexts, mse_test_contexts=s.mse_test_contexts,
+            r2_test_contexts=s.r2_test_contexts, mse_shuffled_test_contexts=s.mse_shuffled_test_contexts,
+            test_over_shuffled=ratio, found=None if ratio is None else bool(ratio <= FOUND_FRACTION),
+            mse_heldout_contexts=s.mse_heldout_contexts, r2_heldout_contexts=s.r2_heldout_contexts,
+            mse_shuffled_heldout_contexts=s.mse_shuffled_heldout_contexts, mse_untrained=mse_untrained,
+            untrained_over_shuffled=_ratio(mse_untrained, s.mse_shuffled_heldout_contexts),
+            mse_shuffled_in_sample=float(s.mse_shuffled), mse=float(s.mse),
             steps=int(summary.steps), tokens=int(summary.tokens),
             wall_seconds=float(summary.wall_seconds), run_dir=str(run_dir)))
     return rows
@@ -101,21 +124,25 @@ def format_markdown(rows: list[ArchitectureRow], study: ArchitectureStudy, wall_
              f"times sum to {sum(r.wall_seconds for r in rows if r.choice != 'concat') / 60:.1f} min"
              + (f"; this call took {wall_seconds / 60:.1f} min (finished runs are reused)." if wall_seconds is not None
                 else "."), "",
-             "Held out = context-disjoint held-out probe MSE (no context in both fit and test); the best single "
-             "layer is chosen by that same number (slightly optimistic). Shuffled = the shuffled-target control; "
-             "untrained = the same layer of the model at initialisation, held out (not probed for concat). "
-             f"A layer finds the geometry when held out <= {FOUND_FRACTION:.0%} of shuffled.", "",
-             "| process | kind | params | relative loss | layer | held-out MSE | held-out R² | shuffled MSE "
-             "| untrained MSE | held out / shuffled | untrained / shuffled |",
-             "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+             "Every probe is context-disjoint: at each position a fifth of the distinct contexts is held out of the "
+             "fit, and the held-out contexts are halved at random into a validation half and a test half. The single "
+             "layer is picked by its validation MSE; test = its MSE on the test half, which the fit and the pick never "
+             "saw. Shuffled = the shuffled-target control fitted on the same fit contexts and scored on the same "
+             "test half. Untrained = the same layer of the model at initialisation (probe.json, every held-out "
+             "context; not probed for concat), over the shuffled control held out on those contexts. "
+             f"A layer finds the geometry when test <= {FOUND_FRACTION:.0%} of shuffled.", "",
+             "| process | kind | params | relative loss | layer | validation MSE | test MSE | test R² "
+             "| shuffled MSE (test) | untrained MSE | test / shuffled | untrained / shuffled |",
+             "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        layer = r.layer if r.choice == "concat" else f"{r.layer} (best)"
+        layer = r.layer if r.choice == "concat" else f"{r.layer} (picked)"
         lines.append(f"| {r.process} | {r.kind} | {r.n_params:,} | {r.relative_loss:.4f} | {layer} "
-                     f"| {_num(r.mse_heldout_contexts)} | {_num(r.r2_heldout_contexts, '.4f')} | {_num(r.mse_shuffled)} "
-                     f"| {_num(r.mse_untrained)} | {percent(r.heldout_over_shuffled)}{' ✓' if r.found else ''} "
-                     f"| {percent(_ratio(r.mse_untrained, r.mse_shuffled))} |")
-    lines += ["", "Found the geometry (best single layer, held out <= "
-              f"{FOUND_FRACTION:.0%} of shuffled; concat in brackets):", ""]
+                     f"| {_num(r.mse_validation_contexts)} | {_num(r.mse_test_contexts)} "
+                     f"| {_num(r.r2_test_contexts, '.4f')} | {_num(r.mse_shuffled_test_contexts)} "
+                     f"| {_num(r.mse_untrained)} | {percent(r.test_over_shuffled)}{' ✓' if r.found else ''} "
+                     f"| {percent(r.untrained_over_shuffled)} |")
+    lines += ["", "Found the geometry (the layer picked on validation, test <= "
+              f"{FOUND_FRACTION:.0%} of the held-out shuffled control; concat in brackets):", ""]
     for process in study.processes:
         best = {r.kind: r for r in rows if r.process == process and r.choice != "concat"}
         concat = {r.kind: r for r in rows if r.process == process and r.choice == "concat"}
@@ -126,9 +153,8 @@ def format_markdown(rows: list[ArchitectureRow], study: ArchitectureStudy, wall_
                 continue
             b, c = best[kind], concat.get(kind)
             word = "yes" if b.found else "NO"
-            parts.append(f"{kind} {word} ({percent(b.heldout_over_shuffled)}"
-                         + (f"; concat {percent(c.heldout_over_shuffled)}" if c is not None else "") + ")")
+            parts.append(f"{kind} {word} ({percent(b.test_over_shuffled)}"
+                         + (f"; concat {percent(c.test_over_shuffled)}" if c is not None else "") + ")")
         n_found = sum(1 for k in study.kinds if k in best and best[k].found)
         lines.append(f"- **{process}**: {', '.join(parts)} — {n_found} of {len(study.kinds)} find it.")
     return "\n".join(lines) + "\n"
-
