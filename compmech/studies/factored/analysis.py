@@ -7,6 +7,10 @@ For the analysed activations (``layers``; default the paper's probe layer) over 
   and the effective rank, beside the two predictions: the joint belief's dimension ``prod(d_k) - 1`` and the
   factored one ``sum(d_k - 1)``, with ``d_k`` the dimension of factor k's belief vectors (their linear rank over
   the contexts: the number of states for a generic HMM factor);
+- like with like: the same component counts, at every threshold, of the true factor beliefs side by side (what a
+  factored representation holds) and of the true joint beliefs (what a joint one holds), over the same rows and
+  weights, and where the activations' count falls between them (`count_comparison`): a rank is not a count of
+  components for a share of the variance, so the activations' counts are set against these, not against the ranks;
 - a linear probe onto each factor's belief (its marginal, `hmm_processes.factor_beliefs`) and onto the joint
   belief, with the context-disjoint held-out error, the shuffled control and the untrained model;
 - the principal angles between the factors' belief subspaces (`probes.dimension.belief_subspace`, each fitted
@@ -19,7 +23,7 @@ Writes ``factored.json`` and ``figures/factored_variance.png`` (+ one belief pan
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +117,25 @@ class ContextRows:
     dim_factored: int  # sum(d_k - 1)
 
 
+@dataclass(frozen=True)
+class ThresholdCounts:
+    """At one variance share: the components the activations need, beside those the true beliefs need over the same
+    rows and weights, and where the activations fall."""
+
+    threshold: str  # the variance share, as in the spectra's ``components`` keys (e.g. "0.95")
+    activations: int
+    factor_beliefs: int  # the true factor beliefs side by side: a factored representation's count
+    joint_beliefs: int  # the true joint beliefs: a joint representation's count
+    verdict: str  # one of VERDICTS
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+#: Where the activations' count falls: at most both true counts, between them, or above both.
+VERDICTS = ("at most both", "between", "exceeds both")
+
+
 @dataclass(frozen=True, eq=False)
 class LayerProbes:
     """Each analysed layer's measures and probes (its record in factored.json), and the per-factor predictions."""
@@ -204,9 +227,27 @@ def probe_every_layer(rows: ContextRows, targets: FactorTargets, settings: Setti
     return LayerProbes(by_layer=by_layer, predictions=predictions)
 
 
-def true_joint_measures(rows: ContextRows, settings: Settings) -> dict[str, Any]:
-    """The true joint beliefs' own spectrum over the same rows and weights."""
-    return _measures(rows.joint, rows.factors, rows.weights, settings.thresholds)
+def belief_spectra(joint: np.ndarray, factors: tuple[np.ndarray, ...] | list[np.ndarray], weights: np.ndarray | None,
+                   thresholds) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The true beliefs' own explained-variance spectra over the rows the activations use, with the same weights:
+    (the joint beliefs [R, S], with the factors' principal angles in them; the factor beliefs side by side
+    [R, sum S_k]). A factored representation needs the second's components, a joint one the first's."""
+    joint_spec = _measures(joint, factors, weights, thresholds)
+    side_by_side = np.concatenate(list(factors), axis=1)  # [R, sum S_k]
+    return joint_spec, variance_spectrum(side_by_side, sample_weight=weights, thresholds=thresholds).to_dict()
+
+
+def count_comparison(activations: dict[str, int], factor_beliefs: dict[str, int], joint_beliefs: dict[str, int]
+                     ) -> list[ThresholdCounts]:
+    """At every threshold (the keys of ``activations``, a spectrum's ``components``), the activations' count beside
+    the true factor beliefs' and the true joint beliefs', and where it falls (`VERDICTS`)."""
+    out = []
+    for q, n in activations.items():
+        f, j = int(factor_beliefs[q]), int(joint_beliefs[q])
+        verdict = VERDICTS[0] if n <= min(f, j) else VERDICTS[2] if n > max(f, j) else VERDICTS[1]
+        out.append(ThresholdCounts(threshold=q, activations=int(n), factor_beliefs=f, joint_beliefs=j,
+                                   verdict=verdict))
+    return out
 
 
 def over_training(inputs: StudyInputs, targets: FactorTargets, rows: ContextRows, settings: Settings
@@ -228,10 +269,12 @@ def over_training(inputs: StudyInputs, targets: FactorTargets, rows: ContextRows
 
 
 def factored_record(inputs: StudyInputs, targets: FactorTargets, rows: ContextRows, probes: LayerProbes,
-                    truth: dict[str, Any], evolution: list[dict[str, Any]], settings: Settings) -> dict[str, Any]:
-    """factored.json: the headline layer's measures first, then every layer, the truth and the evolution."""
+                    truth: dict[str, Any], truth_factors: dict[str, Any], evolution: list[dict[str, Any]],
+                    settings: Settings) -> dict[str, Any]:
+    """factored.json: the headline layer's measures first, then every layer, the truths and the evolution."""
     layer = targets.layers[0]
     final = probes.by_layer[layer]
+    counts = count_comparison(final["components"], truth_factors["components"], truth["components"])
     return {
         "layer": layer, "weighting": settings.weighting, "regime": inputs.regime.name,
         "n_contexts": int(rows.data.n_rows),
@@ -240,7 +283,10 @@ def factored_record(inputs: StudyInputs, targets: FactorTargets, rows: ContextRo
         "dim_joint": rows.dim_joint, "dim_factored": rows.dim_factored,
         "components": final["components"], "participation_ratio": final["participation_ratio"],
         "effective_rank": final["effective_rank"], "principal_angles": final["principal_angles"],
-        "layers": probes.by_layer, "true_joint_beliefs": truth, "over_training": evolution,
+        "layers": probes.by_layer, "true_joint_beliefs": truth, "true_factor_beliefs": truth_factors,
+        "components_like_with_like": [c.to_json() for c in counts],
+        "exceeds_both": [c.threshold for c in counts if c.verdict == VERDICTS[2]],
+        "over_training": evolution,
     }
 
 
@@ -254,7 +300,8 @@ def draw_figures(inputs: StudyInputs, targets: FactorTargets, rows: ContextRows,
     title = f"{process_title(inputs.process.name, inputs.process.params)}: explained variance of {layer}"
     draws = {"factored_variance": lambda: plot_explained_variance(
         curves, labels, dim_factored=rows.dim_factored, dim_joint=rows.dim_joint,
-        untrained=np.asarray(final["untrained"]["cumulative"]), truth=np.asarray(truth["cumulative"]), title=title)}
+        untrained=np.asarray(final["untrained"]["cumulative"]), truth=np.asarray(truth["cumulative"]),
+        factor_truth=np.asarray(record["true_factor_beliefs"]["cumulative"]), title=title)}
     for k, (f, Y) in enumerate(zip(targets.factors, rows.factors)):
         res = final["factors"][k]
         draws[f"factor_{k}_beliefs"] = lambda f=f, Y=Y, k=k, res=res: plot_belief_panels(
@@ -269,7 +316,8 @@ def report_sections(targets: FactorTargets, rows: ContextRows, record: dict[str,
                     ) -> tuple[tuple, dict[str, str], dict[str, Any]]:
     """The report's tables, the figures' captions and summary.json's headline numbers."""
     layer = record["layer"]
-    final, truth = record["layers"][layer], record["true_joint_beliefs"]
+    final, truth, truth_factors = record["layers"][layer], record["true_joint_beliefs"], record["true_factor_beliefs"]
+    counts = [ThresholdCounts(**c) for c in record["components_like_with_like"]]
     probe_rows_ = [[f"factor {r['factor']}: {r['process']}", _n(r["r2_heldout_contexts"]),
                     _n(r["mse_heldout_contexts"]), _n(r["mse_shuffled"]), _n(r["untrained"]["mse_heldout_contexts"])]
                    for r in final["factors"]]
@@ -282,13 +330,19 @@ def report_sections(targets: FactorTargets, rows: ContextRows, record: dict[str,
         (f"Factored geometry: dimension of {layer}", ["measure", "value"],
          [["joint-belief dimension, prod(d_k) - 1", str(rows.dim_joint)],
           ["factored dimension, sum(d_k - 1)", str(rows.dim_factored)],
-          *[[f"components for {q} of the variance", str(k)] for q, k in comp.items()],
           ["participation ratio", _n(final["participation_ratio"])],
-          ["effective rank", _n(final["effective_rank"])],
-          ["the true joint beliefs: components for 0.95", str(truth["components"].get("0.95", "–"))]],
+          ["effective rank", _n(final["effective_rank"])]],
          f"Over the {rows.data.n_rows:,} distinct contexts ({settings.weighting} weights); d_k = "
          f"{rows.ranks} (each factor's belief rank). Principal angles between the factors' belief subspaces: "
          f"{angle_text}."),
+        ("Factored geometry: components for each share of the variance, like with like",
+         ["share of the variance", f"activations ({layer})", "true factor beliefs, side by side",
+          "true joint beliefs", "the activations"],
+         [[c.threshold, str(c.activations), str(c.factor_beliefs), str(c.joint_beliefs), c.verdict] for c in counts],
+         "Principal components needed for that share of the variance, each over the same distinct contexts and "
+         "weights: a factored representation needs the factor beliefs' count, a joint one the joint beliefs' count "
+         "(the ranks sum(d_k - 1) and prod(d_k) - 1 are the counts at 100%). \"exceeds both\": the activations "
+         "need more components than either."),
         ("Factored geometry: per-factor probes", ["target", "R² held out (contexts)", "MSE held out",
                                                   "MSE shuffled", "MSE held out, untrained"], probe_rows_,
          f"Linear probes from {layer} onto each factor's belief (its marginal) and onto the joint belief; "
@@ -298,12 +352,14 @@ def report_sections(targets: FactorTargets, rows: ContextRows, record: dict[str,
         "factored_variance": "Cumulative explained variance of the activations over the distinct contexts at each "
                              "checkpoint (light to dark) and at the end, against the number of principal components; "
                              "the dashed lines mark the factored dimension sum(d_k - 1) and the joint dimension "
-                             "prod(d_k) - 1; grey: the untrained model; dotted: the true joint beliefs.",
+                             "prod(d_k) - 1; grey: the untrained model; dotted: the true joint beliefs (red) and the true factor "
+                             "beliefs side by side (blue), over the same contexts and weights.",
         **{f"factor_{k}_beliefs": f"Factor {k}'s belief (its marginal of the joint belief) and its linear probe "
                                   f"from {layer}." for k in range(len(targets.factors))},
     }
     headline = {"dim_joint": rows.dim_joint, "dim_factored": rows.dim_factored, "components": comp,
-                "true_joint_components": truth["components"],
+                "true_joint_components": truth["components"], "true_factor_components": truth_factors["components"],
+                "exceeds_both": record["exceeds_both"],
                 "participation_ratio": final["participation_ratio"],
                 "min_principal_angle": min((min(a) for a in final["principal_angles"].values()), default=None),
                 "factor_r2_heldout_contexts": [r["r2_heldout_contexts"] for r in final["factors"]],
@@ -317,9 +373,9 @@ def run(inputs: StudyInputs, settings: Settings) -> StudyOutput:
     with phase("factored study", total=None, enabled=inputs.progress):
         rows = context_rows(inputs, targets, settings)
         probes = probe_every_layer(rows, targets, settings, inputs.cfg.seed)
-        truth = true_joint_measures(rows, settings)
+        truth, truth_factors = belief_spectra(rows.joint, rows.factors, rows.weights, settings.thresholds)
     evolution = over_training(inputs, targets, rows, settings)
-    record = factored_record(inputs, targets, rows, probes, truth, evolution, settings)
+    record = factored_record(inputs, targets, rows, probes, truth, truth_factors, evolution, settings)
     write_json_atomic(inputs.run_dir / "factored.json", record)
     figs = draw_figures(inputs, targets, rows, probes, record)
     tables, captions, headline = report_sections(targets, rows, record, settings)
