@@ -381,8 +381,8 @@ def _evaluate_fits(Xc: np.ndarray, design: _Design, on_fit: Callable[[], None] |
                            heldout)
 
 
-def _heldout_split(Xc: np.ndarray, design: _Design, both: _Moments, x0: np.ndarray, rcond: float,
-                   test: np.ndarray, pred: np.ndarray, halves: tuple[np.ndarray, np.ndarray]) -> dict[str, float | None]:
+def _heldout_split(Xc: np.ndarray, design: _Design, both: _Moments, x0: np.ndarray, rcond: float, test: np.ndarray,
+                   pred: np.ndarray, halves: tuple[np.ndarray, np.ndarray]) -> dict[str, float | None]:
     """One context split's opt-in scores: the probe's predictions ``pred`` [u_test, k] of the held-out contexts
     ``test`` scored on each half, and the shuffled control refitted on the fit contexts and scored held out."""
     everything, shuffled_rows = design.all_rows, design.shuffled_rows
