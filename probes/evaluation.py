@@ -18,6 +18,13 @@ Every reported probe comes with three checks beside its in-sample error:
 - shuffled control: Y's rows permuted at random, independent of X, fitted and scored in-sample.
   A probe that finds no structure scores about the variance of Y (Mess3 beliefs: ~0.11).
 
+Opt-in (``heldout_scores=True``, `HeldoutScores`): the shuffled control held out as the probe is (fitted on the
+fit contexts' permuted targets, scored on the held-out contexts' permuted targets: an in-sample control is lower
+than a held-out one by what the fit memorises, so a held-out error is divided by a held-out control), and each
+context split's held-out contexts halved at random at every position into a *validation* half and a *test* half:
+choose among probes (layers) by the validation number and report the test number, which the choice never saw.
+These are drawn after every other split, so the numbers above do not change when they are asked for.
+
 Either held-out number is withheld (None, with a one-line note) when a fit split has fewer distinct
 contexts than the probe has parameters: minimum-norm least squares then interpolates its fit rows
 and its test error means nothing.
@@ -31,7 +38,7 @@ in a fixed chunk order. For 3^10 Mess3 strings that is 88,572 context rows inste
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
@@ -76,6 +83,30 @@ class ProbeResult:
         return {k: plain(k, v) for k, v in asdict(self).items()}
 
 
+@dataclass(frozen=True)
+class HeldoutScores:
+    """The opt-in held-out scores of one probe (``heldout_scores=True``; see the module docstring), each the mean
+    over the context splits' repeats, on the same fits and held-out contexts as ``mse_heldout_contexts``.
+
+    Every number is None when the context-disjoint split is withheld (``note`` says why); a validation number is
+    None when no position held out two or more contexts (``note`` says so).
+    """
+
+    mse_shuffled_heldout_contexts: float | None  # the shuffled control fitted on the fit contexts, scored held out
+    r2_shuffled_heldout_contexts: float | None  # its pooled R² on the held-out contexts' (permuted) targets
+    mse_validation_contexts: float | None  # the probe on the validation half of the held-out contexts
+    mse_test_contexts: float | None  # ... on the test half (disjoint from the fit and the validation contexts)
+    mse_test_contexts_std: float | None  # population std over repeats
+    r2_test_contexts: float | None  # pooled R² on the test half
+    mse_shuffled_validation_contexts: float | None  # the held-out shuffled control on the validation half
+    mse_shuffled_test_contexts: float | None  # ... on the test half
+    note: str | None  # why numbers are withheld, or None
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready dict (floats, strings and None)."""
+        return {k: v if v is None or isinstance(v, str) else float(v) for k, v in asdict(self).items()}
+
+
 @dataclass(frozen=True, eq=False)
 class ProbeEvaluation:
     """One evaluated probe: its errors and the in-sample and shuffled-control predictions, row by row.
@@ -89,6 +120,7 @@ class ProbeEvaluation:
     by_context: np.ndarray  # [U, k] float64 ([U] for a 1-D Y): the in-sample probe's prediction per context
     shuffled_by_context: np.ndarray  # [U, k] float64 ([U] for a 1-D Y): the shuffled-control probe's
     row_context: np.ndarray | None = None  # [R] the context (index into by_context) of each row; None: U = R
+    heldout: HeldoutScores | None = None  # the opt-in held-out scores (``heldout_scores=True``), else None
 
     @property
     def predictions(self) -> np.ndarray:
@@ -166,6 +198,8 @@ class _Design:
     string_splits: list[tuple[np.ndarray, _Rows, _Rows, np.ndarray]]
     context_splits: list[np.ndarray]  # held-out contexts (sorted) [u_test]; fit = the others
     y_1d: bool
+    # opt-in: each context split's held-out contexts halved, (validation [u_val], test [u_tst]), both sorted
+    halves: list[tuple[np.ndarray, np.ndarray]] | None = None
 
 
 def _context_test_sets(position: np.ndarray, test_fraction: float, rng: np.random.Generator) -> np.ndarray:
@@ -184,9 +218,20 @@ def _context_test_sets(position: np.ndarray, test_fraction: float, rng: np.rando
     return np.sort(np.concatenate(chosen))
 
 
+def _halves(test: np.ndarray, position: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out contexts ``test`` [u_test] halved at random at each position: floor(m / 2) of a position's m
+    held-out contexts to the validation half, the rest to the test half; (validation, test), each sorted."""
+    validation = [np.zeros(0, np.int64)]
+    for p in np.unique(position[test]):
+        members = test[position[test] == p]
+        validation.append(members[rng.permutation(members.size)[: members.size // 2]])
+    val = np.sort(np.concatenate(validation))
+    return val, np.setdiff1d(test, val, assume_unique=True)
+
+
 def _design(
     Y, n_rows: int, groups, contexts, positions, sample_weight, train_fraction: float, n_repeats: int,
-    context_test_fraction: float, seed: int,
+    context_test_fraction: float, seed: int, heldout_scores: bool = False,
 ) -> _Design:
     Y2, y_1d = _targets(Y, n_rows)
     groups = np.asarray(groups)
@@ -248,7 +293,9 @@ def _design(
                 f"cannot hold out contexts: no position has {int(np.ceil(1 / context_test_fraction))} or more "
                 "distinct contexts; pass more strings, a larger context_test_fraction, or positions=None")
         context_splits.append(test)
-    return _Design(first, inverse, all_rows, shuffled_rows, string_splits, context_splits, y_1d)
+    # drawn after every other split, so asking for them changes none of the numbers above
+    halves = [_halves(test, position, rng) for test in context_splits] if heldout_scores else None
+    return _Design(first, inverse, all_rows, shuffled_rows, string_splits, context_splits, y_1d, halves)
 
 
 def _underdetermined(n_fit_contexts: int, n_features: int) -> str | None:
@@ -295,9 +342,9 @@ def _evaluate_fits(Xc: np.ndarray, design: _Design, on_fit: Callable[[], None] |
         held.append(test.mse(_predict(Xc, cf, ic, test_contexts)))
         tick()
 
-    ctx_mse, ctx_r2, ctx_fit = [], [], []
+    ctx_mse, ctx_r2, ctx_fit, scored = [], [], [], []
     full = _Moments(both.x0, both.weight, both.s, both.M, both.P[:, :k], both.sy[:k], both.n_rows)
-    for test in design.context_splits:
+    for i, test in enumerate(design.context_splits):
         m = full - _moments(Xc, everything.c, everything.S, x0, test)  # fit = every context but the test ones
         ctx_fit.append(m.n_rows)
         cf, ic, _ = _solve(m.stats(), rcond)
@@ -305,6 +352,8 @@ def _evaluate_fits(Xc: np.ndarray, design: _Design, on_fit: Callable[[], None] |
         rows = everything.subset(test)
         ctx_mse.append(rows.mse(p))
         ctx_r2.append(rows.r2(p))
+        if design.halves is not None:
+            scored.append(_heldout_split(Xc, design, both, x0, rcond, test, p, design.halves[i]))
         tick()
 
     heldout_note = _underdetermined(min(held_fit), n_features)
@@ -324,10 +373,52 @@ def _evaluate_fits(Xc: np.ndarray, design: _Design, on_fit: Callable[[], None] |
         n_features=int(n_features),
         n_contexts=int(n_contexts),
     )
+    heldout = None if design.halves is None else _heldout_scores(scored, contexts_note)
     if design.y_1d:
         pred, shuffled = pred[:, 0], shuffled[:, 0]
     # [U, k] per context (a copy: not views of pred_both's [U, 2k]); rows map to them by design.inverse
-    return ProbeEvaluation(result, np.ascontiguousarray(pred), np.ascontiguousarray(shuffled), design.inverse)
+    return ProbeEvaluation(result, np.ascontiguousarray(pred), np.ascontiguousarray(shuffled), design.inverse,
+                           heldout)
+
+
+def _heldout_split(Xc: np.ndarray, design: _Design, both: _Moments, x0: np.ndarray, rcond: float, test: np.ndarray,
+                   pred: np.ndarray, halves: tuple[np.ndarray, np.ndarray]) -> dict[str, float | None]:
+    """One context split's opt-in scores: the probe's predictions ``pred`` [u_test, k] of the held-out contexts
+    ``test`` scored on each half, and the shuffled control refitted on the fit contexts and scored held out."""
+    everything, shuffled_rows = design.all_rows, design.shuffled_rows
+    k = everything.S.shape[1]
+    full = _Moments(both.x0, both.weight, both.s, both.M, both.P[:, k:], both.sy[k:], both.n_rows)  # Y[perm]
+    m = full - _moments(Xc, shuffled_rows.c, shuffled_rows.S, x0, test)
+    cf, ic, _ = _solve(m.stats(), rcond)
+    ps = _predict(Xc, cf, ic, test)  # [u_test, k] the shuffled control's predictions of the held-out contexts
+    val, tst = (np.searchsorted(test, h) for h in halves)  # positions of each half within test
+    out = {"mse_shuffled_heldout_contexts": shuffled_rows.subset(test).mse(ps),
+           "r2_shuffled_heldout_contexts": shuffled_rows.subset(test).r2(ps),
+           "mse_test_contexts": everything.subset(halves[1]).mse(pred[tst]),
+           "r2_test_contexts": everything.subset(halves[1]).r2(pred[tst]),
+           "mse_shuffled_test_contexts": shuffled_rows.subset(halves[1]).mse(ps[tst])}
+    if halves[0].size:
+        out["mse_validation_contexts"] = everything.subset(halves[0]).mse(pred[val])
+        out["mse_shuffled_validation_contexts"] = shuffled_rows.subset(halves[0]).mse(ps[val])
+    return out
+
+
+def _heldout_scores(scored: list[dict[str, float | None]], contexts_note: str | None) -> HeldoutScores:
+    """The repeats' opt-in scores averaged into one `HeldoutScores` (all None under ``contexts_note``)."""
+    keys = [f.name for f in fields(HeldoutScores) if f.name != "note"]
+    if contexts_note:
+        return HeldoutScores(**dict.fromkeys(keys), note=contexts_note)
+    note = None
+    if any("mse_validation_contexts" not in s for s in scored):
+        note = "no position held out two or more contexts: no validation half"
+    values = {}
+    for key in keys:
+        if key == "mse_test_contexts_std":
+            values[key] = float(np.std([s["mse_test_contexts"] for s in scored]))
+        else:
+            got = [s.get(key) for s in scored]
+            values[key] = None if any(v is None for v in got) else float(np.mean(got))
+    return HeldoutScores(**values, note=note)
 
 
 def _context_rows(name: str, X: np.ndarray, design: _Design) -> np.ndarray:
@@ -370,6 +461,7 @@ def evaluate_probe(
     context_test_fraction: float = CONTEXT_TEST_FRACTION,
     seed: int = 0,
     on_fit: Callable[[], None] | None = None,
+    heldout_scores: bool = False,
 ) -> ProbeEvaluation:
     """Fit an OLS probe (with intercept); report in-sample, held-out and shuffled-control errors.
 
@@ -380,13 +472,15 @@ def evaluate_probe(
     position's contexts held out in the context split; each split is drawn `n_repeats` times.
     Errors are weighted by `sample_weight` where given. `on_fit()` is called after each of the
     1 + 2 n_repeats fits (for a progress bar). All randomness comes from
-    ``np.random.default_rng(seed)``: the same inputs and seed give the same numbers.
+    ``np.random.default_rng(seed)``: the same inputs and seed give the same numbers. With ``heldout_scores``
+    the evaluation's ``heldout`` carries the held-out shuffled control and the validation / test halves
+    (`HeldoutScores`); every other number is unchanged.
     """
     X = as_float_array("X", X, 2)
     if X.shape[0] == 0:
         raise ProbeInputError("X has no rows")
     design = _design(Y, X.shape[0], groups, contexts, positions, sample_weight, train_fraction, n_repeats,
-                     context_test_fraction, seed)
+                     context_test_fraction, seed, heldout_scores)
     return _evaluate(_context_rows("X", X, design), design, on_fit)
 
 
@@ -449,10 +543,12 @@ def probe_layers(
     seed: int = 0,
     on_fit: Callable[[], None] | None = None,
     per_context: bool = False,
+    heldout_scores: bool = False,
 ) -> dict[str, ProbeEvaluation]:
     """`evaluate_probe` per named layer, plus "concat" (all layers side by side) if asked.
 
-    Every layer uses the same splits and shuffle (drawn once from `seed`); the arguments are those
+    Every layer uses the same splits and shuffle (drawn once from `seed`, the validation / test halves of
+    ``heldout_scores`` too, so layers chosen on one half are compared on the same contexts); the arguments are those
     of `evaluate_probe`. With ``per_context=True`` each layer is given as one row per distinct context,
     ``activations[name]`` [U, d] with row u the u-th smallest id of ``contexts`` (required), instead of one
     row per row of Y: the same fits without the [R, d] arrays (`probes.rows.probe_targets` gives the rows).
@@ -478,7 +574,7 @@ def probe_layers(
     if n_rows == 0:
         raise ProbeInputError("Y has no rows")
     design = _design(Y, n_rows, groups, contexts, positions, sample_weight, train_fraction, n_repeats,
-                     context_test_fraction, seed)
+                     context_test_fraction, seed, heldout_scores)
     if per_context:
         n_contexts = design.first.size
         for name, acts in activations.items():

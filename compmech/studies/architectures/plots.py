@@ -37,8 +37,8 @@ class ProbedCell:
     kind: str  # "transformer" | "lstm" | "gru" | "rnn" (any label)
     n_params: int  # the model's parameter count
     layer: str  # the activation the probe read (e.g. "block_4", "layers.1.hidden", "concat")
-    mse_heldout: float  # context-disjoint held-out probe MSE of that layer
-    mse_shuffled: float  # the shuffled-target control's MSE of that layer
+    mse_heldout: float  # held-out probe MSE of that layer (the study: the test half of its context-disjoint split)
+    mse_shuffled: float  # the shuffled-target control's MSE of that layer, held out on the same contexts
     probed: np.ndarray  # [n, S] probed beliefs of the row's contexts (same order as the row's true beliefs)
 
 

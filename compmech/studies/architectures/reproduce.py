@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compmech.studies.architectures.comparison import format_markdown, load_study, run_study
+from compmech.studies.architectures.comparison import run_study
+from compmech.studies.architectures.study_file import load_study
+from compmech.studies.architectures.table import format_markdown
 from compmech.studies.base import Runner
 
 #: The shipped study file's name (experiments/<name>.toml).

@@ -7,6 +7,10 @@ For the analysed activations (``layers``; default the paper's probe layer) over 
   and the effective rank, beside the two predictions: the joint belief's dimension ``prod(d_k) - 1`` and the
   factored one ``sum(d_k - 1)``, with ``d_k`` the dimension of factor k's belief vectors (their linear rank over
   the contexts: the number of states for a generic HMM factor);
+- like with like: the same component counts, at every threshold, of the true factor beliefs side by side (what a
+  factored representation holds) and of the true joint beliefs (what a joint one holds), over the same rows and
+  weights, and where the activations' count falls between them (`count_comparison`): a rank is not a count of
+  components for a share of the variance, so the activations' counts are set against these, not against the ranks;
 - a linear probe onto each factor's belief (its marginal, `hmm_processes.factor_beliefs`) and onto the joint
   belief, with the context-disjoint held-out error, the shuffled control and the untrained model;
 - the principal angles between the factors' belief subspaces (`probes.dimension.belief_subspace`, each fitted
@@ -19,18 +23,26 @@ Writes ``factored.json`` and ``figures/factored_variance.png`` (+ one belief pan
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import predictive_models  # a lazy package (PEP 562): JAX is imported when a model is first run
+from compmech.runs.analysis import checkpoint_tokens
 from compmech.runs.files import write_json_atomic
 from compmech.runs.processes import component_processes
 from compmech.runs.progress import phase
+from compmech.runs.run_figures import belief_frame_of, save_figures
 from compmech.runs.settings import ExperimentConfig
 from compmech.runs.sources import Source
 from compmech.studies.base import StudyInputs, StudyOutput
+from compmech.studies.factored.plots import plot_explained_variance
+from figures import plot_belief_panels, process_title
+from hmm_processes import factor_beliefs
+from probes import CONTEXT_TEST_FRACTION, ProbeData, evaluate_probe, probe_rows
+from probes.dimension import belief_subspace, principal_angles, variance_spectrum
 
 WEIGHTINGS = ("probability", "uniform")
 
@@ -78,10 +90,65 @@ def predicted_dimensions(ranks: list[int]) -> tuple[int, int]:
     return int(np.prod(ranks)) - 1, int(sum(r - 1 for r in ranks))
 
 
-def _angles(X: np.ndarray, Ys: list[np.ndarray], w: np.ndarray | None) -> dict[str, list[float]]:
-    """Principal angles (degrees) between each pair of factors' belief subspaces in X."""
-    from probes.dimension import belief_subspace, principal_angles
+# ------------------------------------------------------------------------------------------- the records
 
+@dataclass(frozen=True, eq=False)
+class FactorTargets:
+    """What the study probes for, on the run's contexts: the joint belief beside each factor's."""
+
+    layers: tuple[str, ...]  # the analysed activations; layers[0] is the headline layer
+    factors: tuple[Any, ...]  # each factor's process (an HMM or a generalized HMM), in [process] order
+    targets: np.ndarray  # [N, T, S + sum S_k] the joint belief, then each factor's belief (its marginal)
+    edges: np.ndarray  # [K + 2] column edges of the joint block and each factor's block in targets
+
+
+@dataclass(frozen=True, eq=False)
+class ContextRows:
+    """The distinct-context rows of the analysed activations (trained and untrained) and their targets."""
+
+    X: dict[str, np.ndarray]  # layer -> [R, d] the trained model's activations
+    X0: dict[str, np.ndarray]  # layer -> [R, d] the untrained model's
+    data: ProbeData  # the rows' targets, weights and ids (its X: the first layer's)
+    weights: np.ndarray | None  # [R] the rows' weights in the variance and the fits; None: uniform
+    joint: np.ndarray  # [R, S] the joint belief
+    factors: tuple[np.ndarray, ...]  # K x [R, S_k] each factor's belief
+    ranks: list[int]  # d_k: each factor's belief rank over the rows
+    dim_joint: int  # prod(d_k) - 1
+    dim_factored: int  # sum(d_k - 1)
+
+
+@dataclass(frozen=True)
+class ThresholdCounts:
+    """At one variance share: the components the activations need, beside those the true beliefs need over the same
+    rows and weights, and where the activations fall."""
+
+    threshold: str  # the variance share, as in the spectra's ``components`` keys (e.g. "0.95")
+    activations: int
+    factor_beliefs: int  # the true factor beliefs side by side: a factored representation's count
+    joint_beliefs: int  # the true joint beliefs: a joint representation's count
+    verdict: str  # one of VERDICTS
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+#: Where the activations' count falls: at most both true counts, between them, or above both.
+VERDICTS = ("at most both", "between", "exceeds both")
+
+
+@dataclass(frozen=True, eq=False)
+class LayerProbes:
+    """Each analysed layer's measures and probes (its record in factored.json), and the per-factor predictions."""
+
+    by_layer: dict[str, dict[str, Any]]  # layer -> the dimension measures, untrained ones, joint and factor probes
+    predictions: dict[tuple[str, int], np.ndarray]  # (layer, factor) -> [R, S_k] in-sample probe predictions
+
+
+# ------------------------------------------------------------------------------------------- the measures
+
+def _angles(X: np.ndarray, Ys: list[np.ndarray] | tuple[np.ndarray, ...], w: np.ndarray | None
+            ) -> dict[str, list[float]]:
+    """Principal angles (degrees) between each pair of factors' belief subspaces in X."""
     bases = []
     for k, Y in enumerate(Ys):
         others = np.concatenate([o for j, o in enumerate(Ys) if j != k], axis=1) if len(Ys) > 1 else None
@@ -90,131 +157,194 @@ def _angles(X: np.ndarray, Ys: list[np.ndarray], w: np.ndarray | None) -> dict[s
             for i, j in itertools.combinations(range(len(Ys)), 2)}
 
 
-def _rows(inputs: StudyInputs, params: Any, names: list[str], targets: np.ndarray, weighting: str):
-    """Distinct-context rows of the activations ``names`` (each [R, d]) and the targets [R, k], with ids."""
-    from predictive_models import compute_activations
-    from probes import probe_rows
+def _measures(X: np.ndarray, Ys: list[np.ndarray] | tuple[np.ndarray, ...], w: np.ndarray | None, thresholds
+              ) -> dict[str, Any]:
+    """The explained-variance spectrum of X [R, d] with its dimension measures, and the factors' principal angles."""
+    spec = variance_spectrum(X, sample_weight=w, thresholds=thresholds)
+    return {**spec.to_dict(), "principal_angles": _angles(X, Ys, w)}
 
+
+# ------------------------------------------------------------------------------------------- the phases
+
+def factor_targets(inputs: StudyInputs, settings: Settings) -> FactorTargets:
+    """The analysed layers and the probe targets: the joint belief of every context and each factor's marginal."""
+    layers = tuple(settings.layers) or (predictive_models.probe_layer_name(inputs.model_cfg),)
+    factors = tuple(component_processes(inputs.cfg))
+    joint = inputs.ctx.beliefs  # [N, T, S]
+    parts = factor_beliefs(joint, list(factors))  # K x [N, T, S_k]
+    sizes = [joint.shape[-1], *(p.shape[-1] for p in parts)]
+    targets = np.concatenate([joint, *parts], axis=-1)  # [N, T, S + sum S_k]
+    return FactorTargets(layers=layers, factors=factors, targets=targets, edges=np.cumsum([0, *sizes]))
+
+
+def _activation_rows(inputs: StudyInputs, params: Any, names: list[str], targets: np.ndarray, weighting: str
+                     ) -> tuple[dict[str, np.ndarray], ProbeData]:
+    """Distinct-context rows of the activations ``names`` (each [R, d]) and the targets [R, k], with ids."""
     ctx = inputs.ctx
-    acts = compute_activations(inputs.model_cfg, params, ctx.tokens, names=names)  # name -> [N, T, d]
+    acts = predictive_models.compute_activations(inputs.model_cfg, params, ctx.tokens, names=names)  # name -> [N, T, d]
     rows = {name: probe_rows(a, targets, ctx.tokens, ctx.probs, rows="distinct_contexts", weighting=weighting)
             for name, a in acts.items()}
     return {name: r.X for name, r in rows.items()}, next(iter(rows.values()))
 
 
-def _measures(X: np.ndarray, Ys: list[np.ndarray], w: np.ndarray | None, thresholds) -> dict[str, Any]:
-    from probes.dimension import variance_spectrum
+def context_rows(inputs: StudyInputs, targets: FactorTargets, settings: Settings) -> ContextRows:
+    """The trained and the untrained model's activations over the distinct contexts, the targets split into the
+    joint and the factors' beliefs, the factors' ranks d_k and the two predicted dimensions."""
+    names = list(targets.layers)
+    X, data = _activation_rows(inputs, inputs.params_state, names, targets.targets, settings.weighting)
+    X0, _ = _activation_rows(inputs, inputs.untrained_params, names, targets.targets, settings.weighting)
+    w = data.weights if settings.weighting == "probability" else None
+    edges = targets.edges
+    joint, *factors = (data.Y[:, a:b] for a, b in zip(edges[:-1], edges[1:]))
+    ranks = [belief_rank(Y) for Y in factors]
+    dim_joint, dim_factored = predicted_dimensions(ranks)
+    return ContextRows(X=X, X0=X0, data=data, weights=w, joint=joint, factors=tuple(factors), ranks=ranks,
+                       dim_joint=dim_joint, dim_factored=dim_factored)
 
-    spec = variance_spectrum(X, sample_weight=w, thresholds=thresholds)
-    return {**spec.to_dict(), "principal_angles": _angles(X, Ys, w)}
+
+def probe_every_layer(rows: ContextRows, targets: FactorTargets, settings: Settings, seed: int) -> LayerProbes:
+    """For each analysed layer: its dimension measures (trained and untrained), a probe onto each factor's belief
+    (and the untrained model's) and onto the joint belief, context-disjoint held out as in probe.json."""
+    data, w = rows.data, rows.weights
+    fit = dict(contexts=data.context_ids, positions=data.positions, sample_weight=w, n_repeats=settings.n_repeats,
+               context_test_fraction=CONTEXT_TEST_FRACTION, seed=seed)
+
+    def probe(Xl: np.ndarray, Y: np.ndarray) -> dict[str, Any]:
+        return evaluate_probe(Xl, Y, data.groups, **fit).result.to_dict()
+
+    by_layer, predictions = {}, {}
+    for name in targets.layers:
+        per_factor = []
+        for k, (f, Y) in enumerate(zip(targets.factors, rows.factors)):
+            ev = evaluate_probe(rows.X[name], Y, data.groups, **fit)
+            predictions[(name, k)] = ev.predictions
+            per_factor.append({"factor": k, "process": f.name, "n_states": int(f.num_states),
+                               "belief_rank": rows.ranks[k], **ev.result.to_dict(),
+                               "untrained": probe(rows.X0[name], Y)})
+        by_layer[name] = {**_measures(rows.X[name], rows.factors, w, settings.thresholds),
+                          "untrained": _measures(rows.X0[name], rows.factors, w, settings.thresholds),
+                          "joint_probe": probe(rows.X[name], rows.joint), "factors": per_factor}
+    return LayerProbes(by_layer=by_layer, predictions=predictions)
 
 
-def run(inputs: StudyInputs, settings: Settings) -> StudyOutput:
-    """The study (see the module docstring); writes factored.json and its figures."""
-    from compmech.runs.analysis import checkpoint_tokens
-    from compmech.runs.run_figures import belief_frame_of, save_figures
-    from figures import plot_belief_panels, process_title
-    from compmech.studies.factored.plots import plot_explained_variance
-    from hmm_processes import factor_beliefs
-    from predictive_models import load_checkpoint, probe_layer_name
-    from probes import CONTEXT_TEST_FRACTION, evaluate_probe
+def belief_spectra(joint: np.ndarray, factors: tuple[np.ndarray, ...] | list[np.ndarray], weights: np.ndarray | None,
+                   thresholds) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The true beliefs' own explained-variance spectra over the rows the activations use, with the same weights:
+    (the joint beliefs [R, S], with the factors' principal angles in them; the factor beliefs side by side
+    [R, sum S_k]). A factored representation needs the second's components, a joint one the first's."""
+    joint_spec = _measures(joint, factors, weights, thresholds)
+    side_by_side = np.concatenate(list(factors), axis=1)  # [R, sum S_k]
+    return joint_spec, variance_spectrum(side_by_side, sample_weight=weights, thresholds=thresholds).to_dict()
 
-    cfg, ctx, run_dir = inputs.cfg, inputs.ctx, inputs.run_dir
-    names = list(settings.layers) or [probe_layer_name(inputs.model_cfg)]
-    factors = component_processes(cfg)
-    joint = ctx.beliefs  # [N, T, S]
-    parts = factor_beliefs(joint, factors)  # K x [N, T, S_k]
-    sizes = [joint.shape[-1], *(p.shape[-1] for p in parts)]
-    targets = np.concatenate([joint, *parts], axis=-1)  # [N, T, S + sum S_k]
-    edges = np.cumsum([0, *sizes])
-    w_for = (lambda data: data.weights) if settings.weighting == "probability" else (lambda data: None)
 
-    with phase("factored study", total=None, enabled=inputs.progress):
-        X, data = _rows(inputs, inputs.params_state, names, targets, settings.weighting)
-        X0, _ = _rows(inputs, inputs.untrained_params, names, targets, settings.weighting)
-        w = w_for(data)
-        Yj, *Ys = (data.Y[:, a:b] for a, b in zip(edges[:-1], edges[1:]))
-        ranks = [belief_rank(Y) for Y in Ys]
-        dim_joint, dim_factored = predicted_dimensions(ranks)
-        fit = dict(contexts=data.context_ids, positions=data.positions, sample_weight=w, n_repeats=settings.n_repeats,
-                   context_test_fraction=CONTEXT_TEST_FRACTION, seed=cfg.seed)
+def count_comparison(activations: dict[str, int], factor_beliefs: dict[str, int], joint_beliefs: dict[str, int]
+                     ) -> list[ThresholdCounts]:
+    """At every threshold (the keys of ``activations``, a spectrum's ``components``), the activations' count beside
+    the true factor beliefs' and the true joint beliefs', and where it falls (`VERDICTS`)."""
+    out = []
+    for q, n in activations.items():
+        f, j = int(factor_beliefs[q]), int(joint_beliefs[q])
+        verdict = VERDICTS[0] if n <= min(f, j) else VERDICTS[2] if n > max(f, j) else VERDICTS[1]
+        out.append(ThresholdCounts(threshold=q, activations=int(n), factor_beliefs=f, joint_beliefs=j,
+                                   verdict=verdict))
+    return out
 
-        def probe(Xl: np.ndarray, Y: np.ndarray) -> dict[str, Any]:
-            return evaluate_probe(Xl, Y, data.groups, **fit).result.to_dict()
 
-        layers_out, predictions = {}, {}
-        for name in names:
-            per_factor = []
-            for k, (f, Y) in enumerate(zip(factors, Ys)):
-                ev = evaluate_probe(X[name], Y, data.groups, **fit)
-                predictions[(name, k)] = ev.predictions
-                per_factor.append({"factor": k, "process": f.name, "n_states": int(f.num_states),
-                                   "belief_rank": ranks[k], **ev.result.to_dict(),
-                                   "untrained": probe(X0[name], Y)})
-            layers_out[name] = {**_measures(X[name], Ys, w, settings.thresholds),
-                                "untrained": _measures(X0[name], Ys, w, settings.thresholds),
-                                "joint_probe": probe(X[name], Yj), "factors": per_factor}
-        truth = _measures(Yj, Ys, w, settings.thresholds)  # the true joint beliefs' own spectrum
-
-    layer = names[0]
+def over_training(inputs: StudyInputs, targets: FactorTargets, rows: ContextRows, settings: Settings
+                  ) -> list[dict[str, Any]]:
+    """The headline layer's dimension measures and angles at every ``tokens_<N>`` checkpoint of the run."""
+    layer = targets.layers[0]
     evolution = []
-    paths = sorted((run_dir / "checkpoints").glob("tokens_*.msgpack"), key=checkpoint_tokens)
+    paths = sorted((inputs.run_dir / "checkpoints").glob("tokens_*.msgpack"), key=checkpoint_tokens)
     with phase("factored study over training", total=len(paths), enabled=inputs.progress) as tick:
         for path in paths:
-            ckpt = load_checkpoint(path)
-            Xc, _ = _rows(inputs, ckpt["params"], [layer], targets, settings.weighting)
-            m = _measures(Xc[layer], Ys, w, settings.thresholds)
+            ckpt = predictive_models.load_checkpoint(path)
+            Xc, _ = _activation_rows(inputs, ckpt["params"], [layer], targets.targets, settings.weighting)
+            m = _measures(Xc[layer], rows.factors, rows.weights, settings.thresholds)
             evolution.append({"tokens_requested": checkpoint_tokens(path), "step": int(ckpt["step"]),
                               "tokens": int(ckpt["step"]) * int(ckpt["train_config"]["batch_size"])
                               * int(inputs.model_cfg.context_length), **m})
             tick()
+    return evolution
 
-    final = layers_out[layer]
-    record = {
+
+def factored_record(inputs: StudyInputs, targets: FactorTargets, rows: ContextRows, probes: LayerProbes,
+                    truth: dict[str, Any], truth_factors: dict[str, Any], evolution: list[dict[str, Any]],
+                    settings: Settings) -> dict[str, Any]:
+    """factored.json: the headline layer's measures first, then every layer, the truths and the evolution."""
+    layer = targets.layers[0]
+    final = probes.by_layer[layer]
+    counts = count_comparison(final["components"], truth_factors["components"], truth["components"])
+    return {
         "layer": layer, "weighting": settings.weighting, "regime": inputs.regime.name,
-        "n_contexts": int(data.n_rows), "factors": [{"process": f.name, "n_states": int(f.num_states),
-                                                      "belief_rank": r} for f, r in zip(factors, ranks)],
-        "dim_joint": dim_joint, "dim_factored": dim_factored,
+        "n_contexts": int(rows.data.n_rows),
+        "factors": [{"process": f.name, "n_states": int(f.num_states), "belief_rank": r}
+                    for f, r in zip(targets.factors, rows.ranks)],
+        "dim_joint": rows.dim_joint, "dim_factored": rows.dim_factored,
         "components": final["components"], "participation_ratio": final["participation_ratio"],
         "effective_rank": final["effective_rank"], "principal_angles": final["principal_angles"],
-        "layers": layers_out, "true_joint_beliefs": truth, "over_training": evolution,
+        "layers": probes.by_layer, "true_joint_beliefs": truth, "true_factor_beliefs": truth_factors,
+        "components_like_with_like": [c.to_json() for c in counts],
+        "exceeds_both": [c.threshold for c in counts if c.verdict == VERDICTS[2]],
+        "over_training": evolution,
     }
-    write_json_atomic(run_dir / "factored.json", record)
 
+
+def draw_figures(inputs: StudyInputs, targets: FactorTargets, rows: ContextRows, probes: LayerProbes,
+                 record: dict[str, Any]) -> list[Path]:
+    """figures/factored_variance.png (the spectra over training) and one belief panel per factor."""
+    layer = record["layer"]
+    final, truth, evolution = probes.by_layer[layer], record["true_joint_beliefs"], record["over_training"]
     curves = [np.asarray(e["cumulative"]) for e in evolution] + [np.asarray(final["cumulative"])]
     labels = [f"{e['tokens']:.2g} tokens" for e in evolution] + ["final"]
     title = f"{process_title(inputs.process.name, inputs.process.params)}: explained variance of {layer}"
     draws = {"factored_variance": lambda: plot_explained_variance(
-        curves, labels, dim_factored=dim_factored, dim_joint=dim_joint,
-        untrained=np.asarray(final["untrained"]["cumulative"]), truth=np.asarray(truth["cumulative"]), title=title)}
-    for k, (f, Y) in enumerate(zip(factors, Ys)):
+        curves, labels, dim_factored=rows.dim_factored, dim_joint=rows.dim_joint,
+        untrained=np.asarray(final["untrained"]["cumulative"]), truth=np.asarray(truth["cumulative"]),
+        factor_truth=np.asarray(record["true_factor_beliefs"]["cumulative"]), title=title)}
+    for k, (f, Y) in enumerate(zip(targets.factors, rows.factors)):
         res = final["factors"][k]
         draws[f"factor_{k}_beliefs"] = lambda f=f, Y=Y, k=k, res=res: plot_belief_panels(
-            Y, predictions[(layer, k)], frame=belief_frame_of(f, Y), state_names=f.state_names,
+            Y, probes.predictions[(layer, k)], frame=belief_frame_of(f, Y), state_names=f.state_names,
             titles=["true belief of this factor", f"probed from {layer}"],
             suptitle=f"factor {k}: {process_title(f.name, f.params)}: held-out MSE {res['mse_heldout_contexts']:.3g} "
                      f"(shuffled {res['mse_shuffled']:.3g})")
-    figs = save_figures(cfg, run_dir, draws)
+    return save_figures(inputs.cfg, inputs.run_dir, draws)
 
-    rows = [[f"factor {r['factor']}: {r['process']}", _n(r["r2_heldout_contexts"]), _n(r["mse_heldout_contexts"]),
-             _n(r["mse_shuffled"]), _n(r["untrained"]["mse_heldout_contexts"])] for r in final["factors"]]
-    rows.append(["joint belief", _n(final["joint_probe"]["r2_heldout_contexts"]),
-                 _n(final["joint_probe"]["mse_heldout_contexts"]), _n(final["joint_probe"]["mse_shuffled"]), "–"])
+
+def report_sections(targets: FactorTargets, rows: ContextRows, record: dict[str, Any], settings: Settings
+                    ) -> tuple[tuple, dict[str, str], dict[str, Any]]:
+    """The report's tables, the figures' captions and summary.json's headline numbers."""
+    layer = record["layer"]
+    final, truth, truth_factors = record["layers"][layer], record["true_joint_beliefs"], record["true_factor_beliefs"]
+    counts = [ThresholdCounts(**c) for c in record["components_like_with_like"]]
+    probe_rows_ = [[f"factor {r['factor']}: {r['process']}", _n(r["r2_heldout_contexts"]),
+                    _n(r["mse_heldout_contexts"]), _n(r["mse_shuffled"]), _n(r["untrained"]["mse_heldout_contexts"])]
+                   for r in final["factors"]]
+    probe_rows_.append(["joint belief", _n(final["joint_probe"]["r2_heldout_contexts"]),
+                        _n(final["joint_probe"]["mse_heldout_contexts"]), _n(final["joint_probe"]["mse_shuffled"]),
+                        "–"])
     comp = final["components"]
     angle_text = "; ".join(f"factors {pair}: {min(a):.1f}°–{max(a):.1f}°" for pair, a in final["principal_angles"].items())
     tables = (
         (f"Factored geometry: dimension of {layer}", ["measure", "value"],
-         [["joint-belief dimension, prod(d_k) - 1", str(dim_joint)],
-          ["factored dimension, sum(d_k - 1)", str(dim_factored)],
-          *[[f"components for {q} of the variance", str(k)] for q, k in comp.items()],
+         [["joint-belief dimension, prod(d_k) - 1", str(rows.dim_joint)],
+          ["factored dimension, sum(d_k - 1)", str(rows.dim_factored)],
           ["participation ratio", _n(final["participation_ratio"])],
-          ["effective rank", _n(final["effective_rank"])],
-          ["the true joint beliefs: components for 0.95", str(truth["components"].get("0.95", "–"))]],
-         f"Over the {data.n_rows:,} distinct contexts ({settings.weighting} weights); d_k = "
-         f"{ranks} (each factor's belief rank). Principal angles between the factors' belief subspaces: "
+          ["effective rank", _n(final["effective_rank"])]],
+         f"Over the {rows.data.n_rows:,} distinct contexts ({settings.weighting} weights); d_k = "
+         f"{rows.ranks} (each factor's belief rank). Principal angles between the factors' belief subspaces: "
          f"{angle_text}."),
+        ("Factored geometry: components for each share of the variance, like with like",
+         ["share of the variance", f"activations ({layer})", "true factor beliefs, side by side",
+          "true joint beliefs", "the activations"],
+         [[c.threshold, str(c.activations), str(c.factor_beliefs), str(c.joint_beliefs), c.verdict] for c in counts],
+         "Principal components needed for that share of the variance, each over the same distinct contexts and "
+         "weights: a factored representation needs the factor beliefs' count, a joint one the joint beliefs' count "
+         "(the ranks sum(d_k - 1) and prod(d_k) - 1 are the counts at 100%). \"exceeds both\": the activations "
+         "need more components than either."),
         ("Factored geometry: per-factor probes", ["target", "R² held out (contexts)", "MSE held out",
-                                                  "MSE shuffled", "MSE held out, untrained"], rows,
+                                                  "MSE shuffled", "MSE held out, untrained"], probe_rows_,
          f"Linear probes from {layer} onto each factor's belief (its marginal) and onto the joint belief; "
          "context-disjoint held-out splits as in probe.json."),
     )
@@ -222,16 +352,33 @@ def run(inputs: StudyInputs, settings: Settings) -> StudyOutput:
         "factored_variance": "Cumulative explained variance of the activations over the distinct contexts at each "
                              "checkpoint (light to dark) and at the end, against the number of principal components; "
                              "the dashed lines mark the factored dimension sum(d_k - 1) and the joint dimension "
-                             "prod(d_k) - 1; grey: the untrained model; dotted: the true joint beliefs.",
+                             "prod(d_k) - 1; grey: the untrained model; dotted: the true joint beliefs (red) and the true factor "
+                             "beliefs side by side (blue), over the same contexts and weights.",
         **{f"factor_{k}_beliefs": f"Factor {k}'s belief (its marginal of the joint belief) and its linear probe "
-                                  f"from {layer}." for k in range(len(factors))},
+                                  f"from {layer}." for k in range(len(targets.factors))},
     }
-    headline = {"dim_joint": dim_joint, "dim_factored": dim_factored, "components": comp,
-                "true_joint_components": truth["components"],
+    headline = {"dim_joint": rows.dim_joint, "dim_factored": rows.dim_factored, "components": comp,
+                "true_joint_components": truth["components"], "true_factor_components": truth_factors["components"],
+                "exceeds_both": record["exceeds_both"],
                 "participation_ratio": final["participation_ratio"],
                 "min_principal_angle": min((min(a) for a in final["principal_angles"].values()), default=None),
                 "factor_r2_heldout_contexts": [r["r2_heldout_contexts"] for r in final["factors"]],
                 "min_factor_r2_heldout_contexts": min(r["r2_heldout_contexts"] for r in final["factors"])}
+    return tables, captions, headline
+
+
+def run(inputs: StudyInputs, settings: Settings) -> StudyOutput:
+    """The study (see the module docstring); writes factored.json and its figures."""
+    targets = factor_targets(inputs, settings)
+    with phase("factored study", total=None, enabled=inputs.progress):
+        rows = context_rows(inputs, targets, settings)
+        probes = probe_every_layer(rows, targets, settings, inputs.cfg.seed)
+        truth, truth_factors = belief_spectra(rows.joint, rows.factors, rows.weights, settings.thresholds)
+    evolution = over_training(inputs, targets, rows, settings)
+    record = factored_record(inputs, targets, rows, probes, truth, truth_factors, evolution, settings)
+    write_json_atomic(inputs.run_dir / "factored.json", record)
+    figs = draw_figures(inputs, targets, rows, probes, record)
+    tables, captions, headline = report_sections(targets, rows, record, settings)
     return StudyOutput(name="factored", json_file="factored.json", figures=tuple(figs), captions=captions,
                        tables=tables, headline=headline)
 

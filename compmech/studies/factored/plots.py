@@ -19,16 +19,18 @@ def plot_explained_variance(
     dim_joint: int,  # prod(d_k) - 1
     untrained: np.ndarray | None = None,  # [D] the untrained model's curve
     truth: np.ndarray | None = None,  # [D] the true joint beliefs' curve
+    factor_truth: np.ndarray | None = None,  # [D] the true factor beliefs' curve (side by side)
     title: str | None = None,
     max_components: int | None = None,
 ) -> Figure:
     """Cumulative explained variance against the number of principal components, one curve per checkpoint
     (light to dark, the last bold), with the factored and joint dimensions marked (the two hypotheses: a
-    factored representation needs ``dim_factored`` components, a joint one ``dim_joint``) and 95% as a guide."""
+    factored representation needs ``dim_factored`` components, a joint one ``dim_joint``) and 95% as a guide; the
+    true joint and factor beliefs' own curves (``truth``, ``factor_truth``) show the counts each needs per share."""
     if not curves or len(curves) != len(labels):
         raise FigureInputError("curves and labels must be non-empty lists of the same length")
     arrays = [as_array(f"curves[{i}]", c, 1) for i, c in enumerate(curves)]
-    for extra, name in ((untrained, "untrained"), (truth, "truth")):
+    for extra, name in ((untrained, "untrained"), (truth, "truth"), (factor_truth, "factor_truth")):
         if extra is not None:
             as_array(name, extra, 1)
     if int(dim_factored) < 1 or int(dim_joint) < int(dim_factored):
@@ -49,6 +51,9 @@ def plot_explained_variance(
     if truth is not None:
         k = np.arange(1, min(len(truth), top) + 1)
         ax.plot(k, np.asarray(truth)[: len(k)], color="tab:red", lw=1.2, ls=":", label="true joint beliefs")
+    if factor_truth is not None:
+        k = np.arange(1, min(len(factor_truth), top) + 1)
+        ax.plot(k, np.asarray(factor_truth)[: len(k)], color="tab:blue", lw=1.2, ls=":", label="true factor beliefs")
     for dim, text, color in ((dim_factored, "factored", "tab:blue"), (dim_joint, "joint", "tab:red")):
         if dim <= top:
             ax.axvline(dim, color=color, ls="--", lw=1.0)

@@ -3,10 +3,10 @@
 Runs ``experiments/factored.toml`` (three independent factors) and the sweep ``experiments/factored_coupled.toml``
 (two factors with a hidden coupling epsilon), each an ordinary run with ``[studies.factored]`` (finished runs are
 reused), then writes into the output directory ``factored.md`` and ``factored.json``: for each final model the
-components needed for 80/90/95/99% of the variance beside the factored dimension sum(d_k - 1) and the joint one
-prod(d_k) - 1 (and the true joint beliefs' own count), the participation ratio, each factor's context-disjoint
-held-out probe R^2 (and the untrained model's), the joint-belief probe, and the principal angles between the
-factors' belief subspaces; and copies the figures beside them.
+components needed for 80/90/95/99% of the variance beside the same counts of the true factor beliefs side by side
+and of the true joint beliefs (like with like; the ranks sum(d_k - 1) and prod(d_k) - 1 beside), the participation
+ratio, each factor's context-disjoint held-out probe R^2 (and the untrained model's), the joint-belief probe, and
+the principal angles between the factors' belief subspaces; and copies the figures beside them.
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ def row(label: str, run_dir: Path) -> dict[str, Any]:
         "run": label, "run_dir": str(run_dir), "relative_loss": summary.relative_loss,
         "dim_factored": d["dim_factored"], "dim_joint": d["dim_joint"], "components": d["components"],
         "true_joint_components": d["true_joint_beliefs"]["components"],
+        # a factored.json written before the like-with-like counts existed has none: "–" in the table
+        "true_factor_components": (d.get("true_factor_beliefs") or {}).get("components"),
+        "exceeds_both": d.get("exceeds_both"),
         "participation_ratio": d["participation_ratio"],
         "factor_r2_heldout_contexts": [f["r2_heldout_contexts"] for f in layer["factors"]],
         "factor_r2_heldout_contexts_untrained": [f["untrained"]["r2_heldout_contexts"] for f in layer["factors"]],
@@ -50,20 +53,27 @@ def format_markdown(rows: list[dict[str, Any]], quick: bool) -> str:
     def r2s(values: list) -> str:
         return ", ".join("–" if v is None else f"{v:.3f}" for v in values)
 
+    def counts(c: dict | None) -> str:
+        return "–" if c is None else " / ".join(str(c.get(q, "–")) for q in ("0.8", "0.9", "0.95", "0.99"))
+
     lines = [f"# Factored belief geometry ({'quick' if quick else 'full'} budget)", "",
-             "| run | relative loss | components for 80 / 90 / 95 / 99% | factored dim | joint dim | true joint beliefs, "
-             "95% | participation ratio | factor R² held out (untrained) | joint R² held out | principal angles |",
-             "|---|---:|---|---:|---:|---:|---:|---|---:|---|"]
+             "| run | relative loss | components for 80 / 90 / 95 / 99%: activations | true factor beliefs "
+             "| true joint beliefs | activations exceed both at | factored dim | joint dim | participation ratio "
+             "| factor R² held out (untrained) | joint R² held out | principal angles |",
+             "|---|---:|---|---|---|---|---:|---:|---:|---|---:|---|"]
     for r in rows:
-        c = r["components"]
         angles = "; ".join(f"{pair}: {min(a):.1f}–{max(a):.1f}°" for pair, a in r["principal_angles"].items())
-        lines.append(f"| {r['run']} | {r['relative_loss']:.4f} | {c['0.8']} / {c['0.9']} / {c['0.95']} / {c['0.99']} | "
-                     f"{r['dim_factored']} | {r['dim_joint']} | {r['true_joint_components']['0.95']} | "
+        above = "–" if r["exceeds_both"] is None else ", ".join(f"{float(q):.0%}" for q in r["exceeds_both"]) or "none"
+        lines.append(f"| {r['run']} | {r['relative_loss']:.4f} | {counts(r['components'])} | "
+                     f"{counts(r['true_factor_components'])} | {counts(r['true_joint_components'])} | {above} | "
+                     f"{r['dim_factored']} | {r['dim_joint']} | "
                      f"{r['participation_ratio']:.2f} | {r2s(r['factor_r2_heldout_contexts'])} "
                      f"({r2s(r['factor_r2_heldout_contexts_untrained'])}) | {r['joint_r2_heldout_contexts']:.3f} | "
                      f"{angles} |")
-    lines += ["", "Components: principal components of the probe layer's activations over the distinct contexts "
-              "needed for that share of the variance; factored dim = sum(d_k - 1), joint dim = prod(d_k) - 1. R²: "
+    lines += ["", "Components: principal components needed for that share of the variance, each over the same "
+              "distinct contexts and weights: of the probe layer's activations, of the true factor beliefs side by "
+              "side (what a factored representation needs) and of the true joint beliefs (what a joint one needs); "
+              "the ranks factored dim = sum(d_k - 1) and joint dim = prod(d_k) - 1 are the counts at 100%. R²: "
               "context-disjoint held-out, per factor in order. Angles: principal angles between the factors' belief "
               "subspaces (90° = orthogonal)."]
     return "\n".join(lines) + "\n"

@@ -8,7 +8,9 @@ import pytest
 from compmech.runs.cli import main
 from compmech.runs.config import ConfigError, config_from_dict, load_config
 from compmech.runs.experiment import plan_run
-from compmech.studies.factored.analysis import belief_rank, predicted_dimensions
+from compmech.studies.factored.analysis import (VERDICTS, belief_rank, belief_spectra, count_comparison,
+                                                predicted_dimensions)
+from probes.dimension import THRESHOLDS
 
 CONFIG = """
 name = "tiny_factored"
@@ -69,6 +71,16 @@ def test_factored_json_has_the_documented_keys_and_sane_values(factored_run):
     assert [e["tokens_requested"] for e in d["over_training"]] == [4800]
     # the true joint beliefs of an independent product need the joint dimension, not the factored one
     assert d["true_joint_beliefs"]["components"]["0.99"] > d["dim_factored"]
+    # like with like: at every threshold the activations' count beside the true beliefs' counts, same rows and weights
+    factor_counts, joint_counts = d["true_factor_beliefs"]["components"], d["true_joint_beliefs"]["components"]
+    assert all(factor_counts[q] <= d["dim_factored"] and joint_counts[q] <= d["dim_joint"] for q in factor_counts)
+    assert factor_counts["0.99"] < joint_counts["0.99"]
+    assert [(c["threshold"], c["activations"], c["factor_beliefs"], c["joint_beliefs"]) for c in
+            d["components_like_with_like"]] == [(q, d["components"][q], factor_counts[q], joint_counts[q])
+                                                for q in ("0.8", "0.9", "0.95", "0.99")]
+    assert all(c["verdict"] in VERDICTS for c in d["components_like_with_like"])
+    assert d["exceeds_both"] == [c["threshold"] for c in d["components_like_with_like"]
+                                 if c["activations"] > max(c["factor_beliefs"], c["joint_beliefs"])]
     summary = json.loads((factored_run / "summary.json").read_text())
     head = summary["studies"]["factored"]
     assert head["json"] == "factored.json" and head["dim_joint"] == 8
@@ -77,6 +89,7 @@ def test_factored_json_has_the_documented_keys_and_sane_values(factored_run):
         assert (factored_run / "figures" / f"{name}.png").stat().st_size > 0
     html = (factored_run / "report.html").read_text()
     assert "Factored geometry: per-factor probes" in html and "Cumulative explained variance" in html
+    assert "like with like" in html and summary["studies"]["factored"]["true_factor_components"] == factor_counts
 
 
 def test_predicted_dimensions_and_belief_rank():
@@ -85,6 +98,43 @@ def test_predicted_dimensions_and_belief_rank():
     rng = np.random.default_rng(0)
     assert belief_rank(rng.dirichlet(np.ones(3), size=50)) == 3
     assert belief_rank(np.tile([0.2, 0.8, 0.0], (10, 1))) == 1
+
+
+def test_the_three_counts_on_a_planted_product():
+    """Two independent 3-state factors: their beliefs side by side span 4 dimensions, the joint beliefs (their
+    products) 8. Activations that hold the factors' beliefs in orthogonal directions (an isometry of the side-by-side
+    beliefs) need exactly the factor beliefs' counts; activations that hold the joint belief plus a little
+    isotropic noise need more than the joint beliefs' count at 99%: they exceed both."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    f1, f2 = rng.dirichlet([0.6, 0.6, 0.6], size=n), rng.dirichlet([1.0, 1.0, 1.0], size=n)  # [n, 3] each
+    joint = (f1[:, :, None] * f2[:, None, :]).reshape(n, 9)  # [n, 9] the product's belief
+    w = rng.uniform(0.5, 1.5, n)
+    w /= w.sum()
+    joint_spec, factor_spec = belief_spectra(joint, (f1, f2), w, THRESHOLDS)
+    assert factor_spec["components"]["0.99"] <= 4 < joint_spec["components"]["0.99"] <= 8
+    Q = np.linalg.qr(rng.standard_normal((32, 32)))[0]  # orthonormal
+    factored_acts = np.concatenate([f1, f2], axis=1) @ Q[:6]  # [n, 32]: an isometry of the side-by-side beliefs
+    scale = np.sqrt(joint_spec["explained"][0] * np.var(joint, axis=0).sum() * 0.02)  # each noise direction ~2%
+    noisy_joint = np.concatenate([joint, scale * rng.standard_normal((n, 6))], axis=1) @ Q[:15]  # [n, 32]
+    for acts, expected in ((factored_acts, factor_spec["components"]), (noisy_joint, None)):
+        spec, _ = belief_spectra(acts, (f1, f2), w, THRESHOLDS)
+        counts = count_comparison(spec["components"], factor_spec["components"], joint_spec["components"])
+        assert [c.threshold for c in counts] == ["0.8", "0.9", "0.95", "0.99"]
+        if expected is not None:
+            assert {c.threshold: c.activations for c in counts} == expected
+            assert all(c.verdict == "at most both" for c in counts)
+        else:
+            assert counts[-1].activations > joint_spec["components"]["0.99"] and counts[-1].verdict == "exceeds both"
+
+
+def test_count_comparison_on_the_issues_numbers():
+    """Issue 23's counts for experiments/factored.toml: activations 4/6/8/11, the factor beliefs 4/4/5/6, the joint
+    beliefs 13/18/22/26: above the factored counts from 90% on, never above both."""
+    qs = ("0.8", "0.9", "0.95", "0.99")
+    counts = count_comparison(dict(zip(qs, (4, 6, 8, 11))), dict(zip(qs, (4, 4, 5, 6))), dict(zip(qs, (13, 18, 22, 26))))
+    assert [c.verdict for c in counts] == ["at most both", "between", "between", "between"]
+    assert count_comparison({"0.9": 9}, {"0.9": 4}, {"0.9": 8})[0].verdict == "exceeds both"
 
 
 def test_bad_study_configs_are_config_errors(tmp_path):
@@ -102,7 +152,7 @@ def test_bad_study_configs_are_config_errors(tmp_path):
     # a coupled product is a product for the study, and its coupling is written out
     coupled = config_from_dict({**raw, "process": {"kind": "coupled", "coupling": 0.2, "components": [
         {"name": "mess3"}, {"name": "mess3", "params": {"x": 0.15, "alpha": 0.6}}]}})
-    assert plan_run(coupled, tmp_path / "y").process.params["epsilon"] == 0.2
+    assert plan_run(coupled, tmp_path / "y").source.process.params["epsilon"] == 0.2
     assert "coupling = 0.2" in coupled.to_toml()
 
 
@@ -114,5 +164,7 @@ def test_the_reproduce_table_reads_each_runs_factored_json(factored_run):
     assert r["components"] == d["components"] and (r["dim_factored"], r["dim_joint"]) == (4, 8)
     assert len(r["factor_r2_heldout_contexts"]) == 2 and len(r["over_training"]) == 1
     text = format_markdown([r], quick=True)
-    c = d["components"]
-    assert f"| tiny | {r['relative_loss']:.4f} | {c['0.8']} / {c['0.9']} / {c['0.95']} / {c['0.99']} | 4 | 8 |" in text
+    c, f, j = d["components"], d["true_factor_beliefs"]["components"], d["true_joint_beliefs"]["components"]
+    assert r["true_factor_components"] == f and r["exceeds_both"] == d["exceeds_both"]
+    three = " | ".join(f"{x['0.8']} / {x['0.9']} / {x['0.95']} / {x['0.99']}" for x in (c, f, j))
+    assert f"| tiny | {r['relative_loss']:.4f} | {three} | " in text and " | 4 | 8 | " in text
