@@ -63,7 +63,7 @@ def test_run_with_a_start_token(tmp_path):
     run = tmp_path / "run"
     record = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert record["optimal_loss_by_position"][0] == pytest.approx(np.log(3), rel=1e-12)  # H[X1] of Mess3
-    assert summary["relative_loss"] < 1.02
+    assert summary.relative_loss < 1.02
     probe = json.loads((run / "probe.json").read_text())
     assert probe["bos"] is True and probe["n_strings"] == 3**5
     assert probe["layers"]["block_2"]["mse"] < 0.2 * probe["layers"]["block_2"]["mse_shuffled"]

@@ -150,7 +150,7 @@ def test_load_run_gives_config_model_history_activations_and_the_same_probe(tiny
     probe = json.loads((tiny_run / "probe.json").read_text())["layers"]["block_2"]
     assert fit.result.to_dict()["mse"] == pytest.approx(probe["mse"], rel=1e-9)
     assert fit.result.to_dict()["mse_heldout"] == pytest.approx(probe["mse_heldout"], rel=1e-9)
-    with pytest.raises(compmech.RunDirError, match="no layer 'block_7'"):
+    with pytest.raises(compmech.RunDirError, match="no activation 'block_7'"):
         run.activations(np.zeros((1, 6), np.int64), "block_7")
     # An unfinished run (no completion mark) is named as such, with the command that finishes it.
     shutil.copytree(tiny_run, tmp_path / "cut")

@@ -224,13 +224,14 @@ def test_report_subcommand_through_the_main_cli(run_dir, capsys, monkeypatch):
 
 
 def test_the_printout_after_a_run_shows_the_report_s_rows_with_their_errors():
-    from compmech.runs.cli import format_summary
+    from compmech.runs.run_command import format_summary
+    from compmech.runs.summary import RunSummary
     from figures.report import result_rows
 
     summary = {**SUMMARY, "probe": {**LAYER, "mse_heldout_contexts": 0.0071, "mse_heldout_contexts_std": 0.0004},
                "probe_mse_by_layer": {"block_2": 0.0062, "concat": 0.0031},
                "phase_seconds": {"train": 13.9, "probe": 2.0}}
-    text = format_summary(summary)
+    text = format_summary(RunSummary.from_json(summary))
     rows, _ = result_rows(summary)
     for row in rows:  # the same rows as the report's first table, in its order and formatting
         line = next(line for line in text.splitlines() if line.startswith(row.label))

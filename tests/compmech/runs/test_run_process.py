@@ -98,7 +98,7 @@ def test_a_process_registered_in_a_python_module_can_be_named(tmp_path, monkeypa
     prepare_run_dir(plan)
     # From any directory, in a fresh interpreter, the run's own config finds and builds the process.
     code = ("from compmech.runs.config import load_config; from compmech.runs.experiment import plan_run; "
-            f"print(plan_run(load_config({str(tmp_path / 'run' / 'config.toml')!r}), 'x').process.params)")
+            f"print(plan_run(load_config({str(tmp_path / 'run' / 'config.toml')!r}), 'x').source.params)")
     out = subprocess.run([sys.executable, "-c", code], cwd="/", capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr

@@ -39,7 +39,7 @@ def test_auto_picks_exact_below_the_cap_and_sampled_above():
     assert choice.sampled and choice.strings_bound == 729 and choice.probe_sequences == 20_000
     assert choose_regime(load_config(TINY_EXACT, {"data.regime": "sampled"}), source_of(mess3), 6).sampled
     assert not choose_regime(load_config(TINY_EXACT, {"data.regime": "exact", "data.max_exact_strings": 1}),
-                             mess3, 6).sampled
+                             source_of(mess3), 6).sampled
 
 
 @pytest.mark.parametrize("key, value, message", [
