@@ -5,7 +5,7 @@
 Steady-state training throughput (fresh Mess3 sequences drawn every fused call, optimizer steps, no
 evaluation; compile time excluded and printed apart) of:
 
-- sequential: S models of `experiments/mess3.toml`'s model, each its own jitted call per ``steps_per_call`` steps
+- sequential: S models of `compmech/experiments/mess3.toml`'s model, each its own jitted call per ``steps_per_call`` steps
   (what S lone runs do);
 - vmapped: the S models stacked, one jitted call for all (`predictive_models.train_seeds`' step);
 - in a subprocess with ``XLA_FLAGS=--xla_force_host_platform_device_count=2``: one model on 1 and on 2 forced
@@ -42,7 +42,7 @@ from predictive_models.training import (_keys, _optimizer_and_chunk, _optimizer_
 
 
 def mess3_model():
-    """The model and the training settings of experiments/mess3.toml (the paper's Mess3 model)."""
+    """The model and the training settings of compmech/experiments/mess3.toml (the paper's Mess3 model)."""
     cfg = tomllib.loads((ROOT / "experiments" / "mess3.toml").read_text())
     params = cfg["process"]["params"]
     hmm = get_process("mess3", **params)

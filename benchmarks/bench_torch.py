@@ -3,7 +3,7 @@
     pip install -e ".[bench]"      # PyTorch, for this benchmark only (nothing else imports it)
     python benchmarks/bench_torch.py [--batch-sizes 64 512] [--rounds 7] [--seconds 3] [--threads 2]
 
-Both sides train the model of `experiments/mess3.toml` (4 pre-LayerNorm blocks, d_model 64, one head of 8, ReLU
+Both sides train the model of `compmech/experiments/mess3.toml` (4 pre-LayerNorm blocks, d_model 64, one head of 8, ReLU
 MLP 256, context 10, learned positions, untied unembedding, GPT-2 initialisation) with the same optimizer
 (global-norm clipping at 1, Adam, linear warm-up then cosine decay, lr 3e-3) on the same Mess3 token blocks:
 
@@ -58,7 +58,7 @@ from predictive_models.training import (_keys, _optimizer_and_chunk, _optimizer_
 
 
 def mess3_setup(batch_size: int, micro_batch: int | str = "auto"):
-    """The process, model config and TrainConfig of experiments/mess3.toml at ``batch_size`` on one device."""
+    """The process, model config and TrainConfig of compmech/experiments/mess3.toml at ``batch_size`` on one device."""
     cfg = tomllib.loads((ROOT / "experiments" / "mess3.toml").read_text())
     hmm = get_process("mess3", **cfg["process"]["params"])
     mc = make_config("transformer", hmm.vocab_size, **cfg["model"])

@@ -91,7 +91,7 @@ class Runner(Protocol):
     progress: bool
 
     def config_path(self, name: str) -> Path:
-        """The shipped experiment config ``name`` (e.g. "icl_mess3"): experiments/<name>.toml."""
+        """The shipped experiment config ``name`` (e.g. "icl_mess3"): compmech/experiments/<name>.toml."""
         ...
 
     def load(self, path: Path, overrides: Mapping[str, Any] | None = None) -> ExperimentConfig:

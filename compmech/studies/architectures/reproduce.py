@@ -1,4 +1,4 @@
-"""`compmech reproduce --only architectures`: the study file experiments/architectures.toml, every (process,
+"""`compmech reproduce --only architectures`: the study file compmech/experiments/architectures.toml, every (process,
 architecture) pair run and probed, then its table and grid figure (`compmech.studies.architectures.comparison`)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from compmech.studies.architectures.study_file import load_study
 from compmech.studies.architectures.table import format_markdown
 from compmech.studies.base import Runner
 
-#: The shipped study file's name (experiments/<name>.toml).
+#: The shipped study file's name (compmech/experiments/<name>.toml).
 STUDY_CONFIG = "architectures"
 
 

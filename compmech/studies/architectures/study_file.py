@@ -1,4 +1,4 @@
-"""The architecture study's file (``experiments/architectures.toml``; its format is documented at its top): read,
+"""The architecture study's file (``compmech/experiments/architectures.toml``; its format is documented at its top): read,
 checked, and turned into one ordinary `ExperimentConfig` per (process, kind) pair.
 
 Every pair's config is built by the config reader handed in (``build``: `compmech.runs.config.config_from_dict`, or

@@ -1,8 +1,8 @@
 """`compmech reproduce --only cbu`: the constrained-belief-update study end to end, with its table and figures.
 
-Runs the sweep ``experiments/cbu_mess3.toml`` (a one-layer transformer on Mess3 at three x: lambda = 1 - 3x), the
-sweep ``experiments/cbu_authors.toml`` (the authors' notebook settings: Mess3 with x in {0.15, 0.5} and alpha in
-{0.2, 0.6}, context 9, two blocks) and ``experiments/cbu_product.toml`` with three pairs of Mess3 factors
+Runs the sweep ``compmech/experiments/cbu_mess3.toml`` (a one-layer transformer on Mess3 at three x: lambda = 1 - 3x), the
+sweep ``compmech/experiments/cbu_authors.toml`` (the authors' notebook settings: Mess3 with x in {0.15, 0.5} and alpha in
+{0.2, 0.6}, context 9, two blocks) and ``compmech/experiments/cbu_product.toml`` with three pairs of Mess3 factors
 (lambda = (0.7, 0.7), (0.7, 0.3), (0.7, -0.3): one, two and three predicted heads), each an ordinary run with
 ``[studies.cbu]`` (finished runs are reused), then writes into the output directory ``cbu.md`` and ``cbu.json`` (one
 row per run: predicted and fitted decay rates, the assignment of heads and its cost, head counts, every R² beside

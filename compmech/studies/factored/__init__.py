@@ -8,6 +8,6 @@ from compmech.studies.factored.reproduce import reproduce
 
 STUDY = register_study(Study(
     name="factored",
-    summary="the factored-geometry study: experiments/factored.toml and the coupled sweep "
-            "experiments/factored_coupled.toml: factored.md/.json and figures",
+    summary="the factored-geometry study: compmech/experiments/factored.toml and the coupled sweep "
+            "compmech/experiments/factored_coupled.toml: factored.md/.json and figures",
     settings=Settings, check=check, run=run, reproduce=reproduce))

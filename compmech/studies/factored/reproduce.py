@@ -1,6 +1,6 @@
 """`compmech reproduce --only factored`: the factored-geometry study end to end, with its table and figures.
 
-Runs ``experiments/factored.toml`` (three independent factors) and the sweep ``experiments/factored_coupled.toml``
+Runs ``compmech/experiments/factored.toml`` (three independent factors) and the sweep ``compmech/experiments/factored_coupled.toml``
 (two factors with a hidden coupling epsilon), each an ordinary run with ``[studies.factored]`` (finished runs are
 reused), then writes into the output directory ``factored.md`` and ``factored.json``: for each final model the
 components needed for 80/90/95/99% of the variance beside the same counts of the true factor beliefs side by side
@@ -90,7 +90,7 @@ def reproduce(out_root: Path, runner: Runner) -> str:
     run_dir = out_root / "factored"
     runner.say(f"== factored: {path} ({cfg.training['steps']} steps) -> {run_dir}")
     runner.run(cfg, run_dir)
-    rows = [row("three independent factors (experiments/factored.toml)", run_dir)]
+    rows = [row("three independent factors (compmech/experiments/factored.toml)", run_dir)]
     sweep_dir = out_root / "factored_coupled"
     points = runner.sweep(runner.config_path("factored_coupled"), sweep_dir)
     rows += [row(f"two coupled factors, epsilon = {p.values['process.coupling']:g}", p.run_dir) for p in points]
