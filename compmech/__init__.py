@@ -31,6 +31,8 @@ _LAZY = {
     "compmech.msp": ("MSP", "InfiniteMSPError", "build_msp", "finite_msp"),
     "compmech.streaming": ("StreamResult", "iter_levels", "stream_entropies"),
     "compmech.runs.run_dir": ("ProbeFit", "Run", "RunDirError", "load_run"),
+    "compmech.runs.analyze": ("Alignment", "Analysis", "AnalysisInputError", "analyze"),
+    "compmech.interop.models": ("analyze_model",),
 }
 _MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
 

@@ -335,26 +335,31 @@ def context_rows(name: str, acts: np.ndarray, ids: np.ndarray, tolerance: float 
 # ---------------------------------------------------------------------------- losses from logits
 
 
-def loss_record(logits: Any, seqs: SequenceSet, alignment: Alignment, source: Source) -> dict[str, Any]:
-    """metrics.jsonl's one record from the model's logits [N, T, V_model]: the cross-entropy (nats) of the model's
-    next-token law against the exact one at each position, averaged over the strings (weighted by probability for
-    the whole evaluation set, uniformly over given sequences) beside the same average of the exact laws' entropy."""
-    ctx = seqs.ctx
+def logits_log_probs(logits: Any, shape: tuple[int, int], ids: np.ndarray) -> np.ndarray:
+    """[N, T, V] the model's log-probabilities of the process's tokens (model ids ``ids`` [V]) from its logits
+    [N, T, V_model] (log-softmax over its whole vocabulary); `AnalysisInputError` naming what is wrong."""
     lg = np.asarray(logits, np.float64)
-    if lg.ndim != 3 or lg.shape[:2] != ctx.tokens.shape:
-        raise AnalysisInputError(f"logits: expected [N, T, vocabulary] = [{ctx.tokens.shape[0]}, "
-                                 f"{ctx.tokens.shape[1]}, V] like the activations; got shape {lg.shape}")
+    if lg.ndim != 3 or lg.shape[:2] != shape:
+        raise AnalysisInputError(f"logits: expected [N, T, vocabulary] = [{shape[0]}, {shape[1]}, V] like the "
+                                 f"activations; got shape {lg.shape}")
     if not np.isfinite(lg).all():
         n, t, _ = _first_bad(~np.isfinite(lg))
         raise AnalysisInputError(f"logits hold NaN or infinite values (first at sequence {n}, position {t})")
-    ids = alignment.model_ids(source.vocab_size)
     if ids.max() >= lg.shape[2]:
         raise AnalysisInputError(f"logits have {lg.shape[2]} entries per position; the process's tokens are the "
                                  f"model's ids {ids.tolist()}: pass vocab_map (--vocab-map) or the full logits")
-    log_q = lg - lg.max(axis=2, keepdims=True)
-    log_q = log_q - np.log(np.exp(log_q).sum(axis=2, keepdims=True))  # log-softmax over the model's vocabulary
-    p = ctx.next_token_probs[:, :, : source.vocab_size]  # [N, T, V] (the start token is never next)
-    ce = -(p * log_q[:, :, ids]).sum(axis=2)  # [N, T]
+    z = lg - lg.max(axis=2, keepdims=True)
+    return (z - np.log(np.exp(z).sum(axis=2, keepdims=True)))[:, :, ids]
+
+
+def loss_record(log_q: np.ndarray, seqs: SequenceSet, vocab_size: int) -> dict[str, Any]:
+    """metrics.jsonl's one record from the model's log-probabilities of the process's tokens ``log_q`` [N, T, V]:
+    the cross-entropy (nats) of its next-token law against the exact one at each position, averaged over the
+    strings (weighted by probability for the whole evaluation set, uniformly over given sequences), beside the
+    same average of the exact laws' entropy (the optimum, `SequenceSet.ctx.optimal_loss`)."""
+    ctx = seqs.ctx
+    p = ctx.next_token_probs[:, :, :vocab_size]  # [N, T, V] (the start token is never next)
+    ce = -(p * log_q).sum(axis=2)  # [N, T]
     weights = ctx.probs if seqs.every_string else np.full(len(ce), 1.0 / len(ce))
     by_position = weights @ ce  # [T]
     loss, optimal = float(by_position.mean()), float(ctx.optimal_loss.mean())
@@ -371,8 +376,7 @@ def analyze(tokens: Any, activations: Mapping[str, Any] | str | Path, process: A
             probe: ProbeSettings | Mapping[str, Any] | None = None, figures: FigureSettings | None = None,
             seed: int = 0, params: Mapping[str, Any] | None = None, module: str | None = None,
             model: str = "", progress: bool = False, command: str | None = None,
-            prefix_tolerance: float = PREFIX_SPREAD_TOLERANCE, _sequences: SequenceSet | None = None,
-            _extra: Mapping[str, Any] | None = None) -> Analysis:
+            prefix_tolerance: float = PREFIX_SPREAD_TOLERANCE) -> Analysis:
     """Analyse a model's activations of given sequences for the beliefs of ``process``; write an analysis directory.
 
     Parameters
@@ -419,25 +423,50 @@ def analyze(tokens: Any, activations: Mapping[str, Any] | str | Path, process: A
                           else tuple(vocab_map))
     model_tokens = check_tokens(tokens)
     acts = check_activations(activations, model_tokens.shape)
-    probe_settings = probe if isinstance(probe, ProbeSettings) else ProbeSettings(**dict(probe or {}))
     names = list(acts)
+    if probe_layer is not None and probe_layer not in names:  # checked before any work
+        raise AnalysisInputError(f"probe_layer {probe_layer!r} is not among the activations ({', '.join(names)})")
+    with phase("exact theory", enabled=progress, times=times):
+        seqs = sequence_set(source, process_tokens(model_tokens, source, alignment), alignment.bos)
+    ids = distinct_prefix_ids(seqs.ctx.tokens)  # [N, T]
+    by_context, spreads = {}, {}
+    for n in names:
+        by_context[n], spreads[n] = context_rows(n, acts[n], ids, prefix_tolerance)
+    log_q = None if logits is None else logits_log_probs(logits, model_tokens.shape,
+                                                         alignment.model_ids(source.vocab_size))
+    return analyze_context_rows(seqs, (by_context, spreads), source, settings, base_dir, alignment, log_q=log_q,
+                                out=out, name=name, probe_layer=probe_layer, probe=probe, figures=figures, seed=seed,
+                                model=model, progress=progress, command=command, prefix_tolerance=prefix_tolerance,
+                                activations_file=source_path, times=times, start=start)
+
+
+def analyze_context_rows(seqs: SequenceSet, context: tuple[dict[str, np.ndarray], dict[str, float]], source: Source,
+                         settings: ProcessSettings | None, base_dir: Path | None, alignment: Alignment, *,
+                         log_q: np.ndarray | None = None, out: str | Path | None = None, name: str | None = None,
+                         probe_layer: str | None = None, probe: ProbeSettings | Mapping[str, Any] | None = None,
+                         figures: FigureSettings | None = None, seed: int = 0, model: str = "",
+                         progress: bool = False, command: str | None = None,
+                         prefix_tolerance: float = PREFIX_SPREAD_TOLERANCE, activations_file: Path | None = None,
+                         extra: Mapping[str, Any] | None = None, times: PhaseTimes | None = None,
+                         start: float | None = None) -> Analysis:
+    """The analysis from one activation row per distinct prefix: ``context`` = ({name: [U, d]} in
+    `probes.distinct_prefix_ids` order of ``seqs.ctx.tokens``, {name: the prefixes' relative spread}); ``log_q``
+    [N, T, V] the model's log-probabilities of the process's tokens, if known. Writes the analysis directory."""
+    start = time.time() if start is None else start
+    times = times or PhaseTimes()
+    by_context, spreads = context
+    names = list(by_context)
     layer = probe_layer or names[-1]
     if layer not in names:
         raise AnalysisInputError(f"probe_layer {layer!r} is not among the activations ({', '.join(names)})")
-    name = name or (source_path.stem if source_path else f"analysis_{source.name}")
+    probe_settings = probe_settings_of(probe)
+    name = name or (activations_file.stem if activations_file else f"analysis_{source.name}")
     run_dir = Path(out) if out is not None else Path("analyses") / name
     _check_out(run_dir)
-
-    with phase("exact theory", enabled=progress, times=times):
-        seqs = _sequences or sequence_set(source, process_tokens(model_tokens, source, alignment), alignment.bos)
     ctx = seqs.ctx
     with phase("probe", enabled=False, times=times):
         data = probe_targets(ctx.beliefs, ctx.tokens, ctx.probs, rows=probe_settings.rows,
                              weighting=probe_settings.weighting)
-        ids = distinct_prefix_ids(ctx.tokens)  # [N, T]
-        by_context, spreads = {}, {}
-        for n in names:
-            by_context[n], spreads[n] = context_rows(n, acts[n], ids, prefix_tolerance)
         try:
             found = fit_probes(probe_settings, seed, data, by_context, include_concat=probe_settings.include_concat
                                and len(names) > 1, progress=progress, times=times)
@@ -449,20 +478,20 @@ def analyze(tokens: Any, activations: Mapping[str, Any] | str | Path, process: A
             "analysis": {"rows_from": "every allowed string of its length, once (the exact evaluation set)"
                          if seqs.every_string else "the sequences given, each once as given",
                          "alignment": alignment.to_json(), "prefix_spread": spreads,
-                         "prefix_tolerance": prefix_tolerance, **dict(_extra or {})}}
+                         "prefix_tolerance": prefix_tolerance, **dict(extra or {})}}
     outcome = dataclasses.replace(outcome, info=info)
 
     with phase("geometry", enabled=progress, times=times):
         geometry = geometry_analysis(source, outcome, layer, seed, tokens=ctx.tokens)
-    history = [loss_record(logits, seqs, alignment, source)] if logits is not None else []
+    history = [loss_record(log_q, seqs, source.vocab_size)] if log_q is not None else []
 
     cfg = ExperimentConfig(name=name, seed=seed, process=settings or ProcessSettings(name=source.name),
                            model={"kind": "external"}, training={}, probe=probe_settings,
-                           figures=figures or FigureSettings(), source=str(source_path or "<arrays>"))
+                           figures=figures or FigureSettings(), source=str(activations_file or "<arrays>"))
     run_dir.mkdir(parents=True, exist_ok=True)
     mark_unfinished(run_dir)
-    spec_note = _write_inputs(run_dir, cfg, source, settings, base_dir, alignment, layer, names, model, source_path,
-                              ctx, _extra)
+    _write_inputs(run_dir, cfg, source, settings, base_dir, alignment, layer, names, model, activations_file, ctx,
+                  extra)
     write_json_atomic(run_dir / "probe.json", outcome.to_json())
     write_json_atomic(run_dir / "analysis.json", {"layer": layer, "geometry": geometry.to_json(), "evolution": []})
     write_text_atomic(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
@@ -483,9 +512,17 @@ def analyze(tokens: Any, activations: Mapping[str, Any] | str | Path, process: A
     with phase("report", enabled=progress, times=times):
         build_report(run_dir)
     mark_complete(run_dir, phase_seconds=dict(times.seconds), wall_seconds=time.time() - start)
-    if spec_note and progress:
-        print(spec_note, file=sys.stderr)
     return Analysis(path=run_dir, summary=summary, probe=outcome, geometry=geometry, sequences=seqs)
+
+
+def probe_settings_of(probe: ProbeSettings | Mapping[str, Any] | None) -> ProbeSettings:
+    """[probe] settings from `ProbeSettings` or a mapping of its keys; `AnalysisInputError` naming a bad key."""
+    if isinstance(probe, ProbeSettings):
+        return probe
+    try:
+        return ProbeSettings(**dict(probe or {}))
+    except (TypeError, ValueError) as exc:
+        raise AnalysisInputError(f"probe: {exc}") from None
 
 
 def _check_out(run_dir: Path) -> None:
@@ -505,7 +542,7 @@ def _check_out(run_dir: Path) -> None:
 
 def _write_inputs(run_dir: Path, cfg: ExperimentConfig, source: Source, settings: ProcessSettings | None,
                   base_dir: Path | None, alignment: Alignment, layer: str, names: list[str], model: str,
-                  source_path: Path | None, ctx: ContextSet, extra: Mapping[str, Any] | None) -> str | None:
+                  source_path: Path | None, ctx: ContextSet, extra: Mapping[str, Any] | None) -> None:
     """config.toml (the analysis's settings, the process's table with its spec copied in) and process.json."""
     process_table: dict[str, Any] = {"name": source.name}
     copies = ()
@@ -528,7 +565,6 @@ def _write_inputs(run_dir: Path, cfg: ExperimentConfig, source: Source, settings
                                     settings.kind if settings is not None else None, tuple(c.copy for c in copies))
     if record is not None:
         write_json_atomic(run_dir / PROCESS_JSON, record)
-    return None
 
 
 def _command_text() -> str:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 import predictive_models  # a lazy package (PEP 562): JAX is imported when the model is first loaded
+from compmech.interop.transformer_lens import to_hooked_transformer  # torch and TransformerLens load on first call
 from compmech.runs.config import ExperimentConfig, load_config
 from compmech.runs.contexts import ContextSet
 from compmech.runs.errors import RunDirError
@@ -78,6 +79,11 @@ class Run:
             raise RunDirError(f"no layer {unknown[0]!r}; the layers are {', '.join(self.layer_names)}")
         acts = predictive_models.compute_activations(self.model_config, self.params, tokens.astype(np.int32))
         return {name: acts[name] for name in wanted}
+
+    def to_transformer_lens(self, device: str = "cpu") -> Any:
+        """The trained transformer as a TransformerLens ``HookedTransformer`` with the same logits and hooks
+        (`compmech.interop.transformer_lens`; needs the ``[interop]`` extra)."""
+        return to_hooked_transformer(self.model_config, self.params, device=device)
 
     @property
     def contexts(self) -> ContextSet:
