@@ -24,14 +24,19 @@ the writing weights or the unembedding (TransformerLens's ``from_pretrained`` pr
 
 from __future__ import annotations
 
+import argparse
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import predictive_models  # a lazy package (PEP 562): JAX is imported when a model config is first used
+from compmech.runs.array_files import read_safetensors, safetensors_bytes
 from compmech.runs.errors import ConfigError
+from compmech.runs.files import write_bytes_atomic, write_text_atomic
 
-#: The activations compared between compmech and TransformerLens (both use these names).
+#: compmech's LayerNorm epsilon (`predictive_models.transformer`), set in TransformerLens's config.
 LAYER_NORM_EPS = 1e-5
 
 
@@ -161,3 +166,68 @@ def float32_bound(model_cfg: Any, magnitude: float) -> float:
     gamma = n * u / (1 - n * u)
     m = 4 * c.n_layers + 4
     return 2 * m * gamma * max(1.0, float(magnitude))
+
+
+#: The files `export_run` writes into its folder.
+CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
+
+
+def export_files(model_cfg: Any, params: Any, folder: Path) -> tuple[Path, Path]:
+    """Write the ``HookedTransformerConfig`` keywords (config.json) and the state dict (model.safetensors, by
+    TransformerLens's parameter names) of compmech's transformer into ``folder``; NumPy only, no torch needed.
+    `load_hooked_transformer` (or TransformerLens directly) reads them back."""
+    cfg = tl_config_dict(model_cfg)
+    weights = tl_weights(model_cfg, params)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = write_text_atomic(folder / CONFIG_FILE, json.dumps(cfg, indent=2) + "\n")
+    model = write_bytes_atomic(folder / WEIGHTS_FILE, safetensors_bytes(weights, {"format": "pt",
+                                                                                "producer": "compmech export-tl"}))
+    return config, model
+
+
+def load_hooked_transformer(folder: str | Path, *, device: str = "cpu") -> Any:
+    """The ``HookedTransformer`` of an `export_files` folder (config.json + model.safetensors)."""
+    torch = require("torch")
+    HookedTransformer = hooked_transformer_class()
+    from transformer_lens import HookedTransformerConfig  # the extra is installed: hooked_transformer_class checked
+
+    folder = Path(folder)
+    cfg = HookedTransformerConfig(**json.loads((folder / CONFIG_FILE).read_text()), device=device,
+                                  dtype=torch.float32)
+    model = HookedTransformer(cfg)
+    state = model.state_dict()
+    for name, value in read_safetensors(folder / WEIGHTS_FILE).items():
+        state[name] = torch.from_numpy(value)
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+# --- the CLI subcommand -----------------------------------------------------------------------------
+
+
+def add_export_tl_command(subparsers: Any) -> None:
+    """``export-tl RUN [--out DIR]``: a run's transformer for TransformerLens; ``func`` = `cmd_export_tl`."""
+    p = subparsers.add_parser(
+        "export-tl", help="export a run's trained transformer for TransformerLens (HookedTransformer config and "
+                          "state dict)",
+        description="Write a finished run's trained transformer as a TransformerLens HookedTransformer: "
+                    f"{CONFIG_FILE} (the HookedTransformerConfig keywords) and {WEIGHTS_FILE} (the state dict, by "
+                    "TransformerLens's names). Load it with compmech.interop.transformer_lens."
+                    "load_hooked_transformer(DIR), or HookedTransformer(HookedTransformerConfig(**config)) and "
+                    "load_state_dict. Its logits and hooks equal the run's within float32 rounding; recurrent "
+                    "models have no TransformerLens form.")
+    p.add_argument("run", metavar="RUN", type=Path, help="a run directory written by `compmech run`")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR", help="where to write (default: RUN/transformer_lens)")
+    p.add_argument("--checkpoint", default="final", help="which checkpoint (default: final)")
+    p.set_defaults(func=cmd_export_tl)
+
+
+def cmd_export_tl(args: argparse.Namespace) -> int:
+    path = args.run / "checkpoints" / f"{args.checkpoint}.msgpack"
+    if not path.is_file():
+        raise ExportError(f"{path} does not exist; pass a finished run directory (and --checkpoint NAME of one of "
+                          "its checkpoints/NAME.msgpack)")
+    model_cfg, params = predictive_models.load_model(path)
+    config, weights = export_files(model_cfg, params, args.out or args.run / "transformer_lens")
+    print(f"{config}\n{weights}")
+    return 0

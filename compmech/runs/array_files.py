@@ -98,3 +98,27 @@ def read_safetensors(path: str | Path) -> dict[str, np.ndarray]:
             a = (a.astype(np.uint32) << 16).view(np.float32)
         out[name] = np.array(a)  # a copy that owns its memory (not a view of the file's bytes)
     return out
+
+
+#: NumPy dtypes -> safetensors dtype codes (for `safetensors_bytes`).
+_CODES = {np.dtype(v): k for k, v in SAFETENSORS_DTYPES.items()}
+
+
+def safetensors_bytes(arrays: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> bytes:
+    """``arrays`` in the safetensors layout (`read_safetensors` reads it back; so do ``safetensors.numpy.load_file``
+    and ``safetensors.torch.load_file``): tensors in name order, each C-contiguous little-endian."""
+    header: dict[str, object] = {"__metadata__": dict(metadata)} if metadata else {}
+    parts, offset = [], 0
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        a = a.astype(a.dtype.newbyteorder("<"), copy=False)
+        code = _CODES.get(np.dtype(a.dtype.str.replace(">", "<")))
+        if code is None:
+            raise ArrayFileError(f"array {name!r} has dtype {a.dtype}, which safetensors cannot hold")
+        data = a.tobytes()
+        header[name] = {"dtype": code, "shape": list(a.shape), "data_offsets": [offset, offset + len(data)]}
+        parts.append(data)
+        offset += len(data)
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)  # the data start 8-byte aligned
+    return struct.pack("<Q", len(text)) + text + b"".join(parts)
