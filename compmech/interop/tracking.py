@@ -90,9 +90,17 @@ def track_run(settings: TrackingSettings, run_dir: Path, summary: Any) -> str | 
         return None
 
 
+#: For a tracking server: MLflow's HTTP retries and timeout (its defaults, 7 retries with backoff and 120 s, would
+#: hold a finished run for minutes when the server is down); set the variables yourself to override.
+HTTP_SETTINGS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+
+
 def _client(uri: str) -> Any:
     if uri.startswith("file:") or "://" not in uri:
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 refuses its file store without it
+    else:
+        for key, value in HTTP_SETTINGS.items():
+            os.environ.setdefault(key, value)
     from mlflow.tracking import MlflowClient  # optional ([tracking] extra): imported only when a run is tracked
 
     return MlflowClient(tracking_uri=uri)
