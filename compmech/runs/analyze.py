@@ -364,7 +364,10 @@ def loss_record(log_q: np.ndarray, seqs: SequenceSet, vocab_size: int) -> dict[s
     by_position = weights @ ce  # [T]
     loss, optimal = float(by_position.mean()), float(ctx.optimal_loss.mean())
     return {"step": 0, "tokens": 0, "loss": loss, "optimal_loss": optimal, "relative_loss": loss / optimal,
-            "loss_by_position": [float(x) for x in by_position]}
+            "loss_by_position": [float(x) for x in by_position],
+            "optimal_loss_by_position": [float(x) for x in ctx.optimal_loss],
+            "relative_loss_by_position": [float(a / b) if b > 0 else None for a, b in zip(by_position,
+                                                                                          ctx.optimal_loss)]}
 
 
 # ---------------------------------------------------------------------------- the analysis

@@ -227,3 +227,16 @@ def test_cli_contexts_then_a_foreign_script_then_probe(tmp_path, capsys):
 
 def test_analyze_is_in_the_lazy_namespace():
     assert compmech.analyze is analyze and callable(compmech.analyze_model)
+
+
+def test_random_markov_chains_are_analysed_from_their_posterior_means(tmp_path):
+    """A source with no hidden states (random Markov chains: the target is the posterior mean of the transition
+    matrix, from the transition counts) analysed from given sequences; a [process] table names it."""
+    from hmm_processes import RandomMarkovChains, posterior_mean
+
+    tokens = np.random.default_rng(0).integers(0, 3, size=(300, 8))
+    target = posterior_mean(RandomMarkovChains(3, 1.0), tokens).astype(np.float32)  # [N, T, 9]
+    result = analyze(tokens, {"posterior": target}, {"kind": "random_markov", "n_states": 3}, out=tmp_path / "r")
+    res = result.probe_json["layers"]["posterior"]
+    assert result.probe_json["regime"] == "sequences" and res["mse"] < 1e-10 < res["mse_shuffled"]
+    assert (result.path / "figures" / "belief_fractal.png").is_file()
