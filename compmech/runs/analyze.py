@@ -218,7 +218,6 @@ def process_tokens(tokens: np.ndarray, source: Source, alignment: Alignment) -> 
             n = int(np.flatnonzero(wrong)[0])
             raise AnalysisInputError(f"tokens[{n}, 0] = {tokens[n, 0]}, not the start token {alignment.start_token}: "
                                      "with start_token every sequence must begin with it")
-    lookup = {int(m): x for x, m in enumerate(ids)}
     flat = body.reshape(-1)
     known = np.isin(flat, ids)
     if not known.all():
@@ -228,8 +227,9 @@ def process_tokens(tokens: np.ndarray, source: Source, alignment: Alignment) -> 
             else f"0..{V - 1}"
         raise AnalysisInputError(f"tokens[{n}, {t}] = {tokens[n, t]} is not a token of the process {source.name} "
                                  f"({V} tokens: {where}); map your model's ids with vocab_map (--vocab-map)")
-    mapped = np.vectorize(lookup.__getitem__, otypes=[np.int64])(flat).reshape(body.shape) if alignment.vocab_map \
-        is not None else body
+    lookup = np.zeros(int(ids.max()) + 1, np.int64)  # model id -> process token (every id present is checked)
+    lookup[ids] = np.arange(V)
+    mapped = lookup[body]
     if not alignment.bos:
         return mapped.astype(np.int32)
     start = np.full((len(tokens), 1), V, np.int64)

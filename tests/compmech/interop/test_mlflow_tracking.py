@@ -90,3 +90,21 @@ def test_an_unreachable_tracker_is_one_warning_and_does_not_hold_the_run(tmp_pat
     assert time.time() - start < 60
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "MLflow tracking failed" in err[0]
+
+
+def test_a_finished_run_exports_itself_to_transformer_lens(tracked):
+    """run.to_transformer_lens() on the run this module trained: the same logits within the float32 bound."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("transformer_lens")
+    import numpy as np
+
+    import predictive_models
+    from compmech.interop.transformer_lens import float32_bound
+
+    run = compmech.load_run(tracked)
+    hooked = run.to_transformer_lens()
+    tokens = run.contexts.tokens
+    ours = predictive_models.compute_logits(run.model_config, run.params, tokens, method="full")
+    with torch.no_grad():
+        theirs = hooked(torch.as_tensor(tokens)).numpy()
+    assert np.abs(theirs - ours).max() <= float32_bound(run.model_config, np.abs(ours).max())
