@@ -66,6 +66,8 @@ READS = ("after", "before")
 #: model's accumulated rounding far inside while a misalignment (off by one position) or a non-causal model is
 #: far outside.
 PREFIX_SPREAD_TOLERANCE = 1e-3
+#: Distinct sequences whose probabilities sum to 1 within this are taken for every allowed string of their length.
+EVERY_STRING_ATOL = 1e-9
 #: Names an activation array cannot have (the probe's concatenation of every layer; reserved arrays of a file).
 RESERVED_NAMES = ("concat", "tokens", "logits")
 #: The marker of an analysis directory's config.toml (a run's has none).
@@ -256,8 +258,10 @@ def sequence_set(source: Source, tokens: np.ndarray, bos: bool) -> SequenceSet:
                                  "pass sequences the process can emit")
     L = tokens.shape[1] - (1 if bos else 0)
     probs = np.exp(logp)  # [N]
+    # every allowed string once: distinct strings whose probabilities sum to 1 (a missing one would leave its
+    # probability out of the sum; up to EVERY_STRING_ATOL in all)
     every = False
-    if source.traits.exact_regime and L > 0 and len(tokens) == source.strings_bound(L) and abs(probs.sum() - 1) < 1e-6:
+    if source.traits.exact_regime and L > 0 and abs(probs.sum() - 1) <= EVERY_STRING_ATOL:
         every = np.unique(tokens, axis=0).shape[0] == len(tokens)
     if not every:  # relative weights only (a long sequence's probability underflows)
         probs = np.exp(logp - logp.max())

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import compmech
-from compmech.runs.analyze import AnalysisInputError, analyze
+from compmech.runs.analyze import AnalysisInputError, analyze, resolve_process
 from compmech.runs.array_files import read_arrays, read_safetensors, safetensors_bytes
 from compmech.runs.cli import main
 from compmech.runs.config import load_config
@@ -240,3 +240,23 @@ def test_random_markov_chains_are_analysed_from_their_posterior_means(tmp_path):
     res = result.probe_json["layers"]["posterior"]
     assert result.probe_json["regime"] == "sequences" and res["mse"] < 1e-10 < res["mse_shuffled"]
     assert (result.path / "figures" / "belief_fractal.png").is_file()
+
+
+def test_a_spec_file_and_a_mixture_table_name_the_process(tmp_path):
+    """--process SPEC.toml (copied into the analysis directory, as a run copies it) and a TOML file with a [process]
+    table (here a mixture of two Mess3 settings: the belief carries the posterior over the components)."""
+    spec = ROOT / "compmech" / "experiments" / "processes" / "golden_mean.toml"
+    ctx = resolve_process(spec)[0].context_set(5, False)
+    acts = {"beliefs": ctx.beliefs.astype(np.float32)}
+    result = analyze(ctx.tokens, acts, spec, out=tmp_path / "spec")
+    assert (result.path / "process_spec.toml").read_text() == spec.read_text()
+    assert result.probe_json["layers"]["beliefs"]["mse"] < 1e-12 and result.sequences.every_string
+    table = tmp_path / "mixture.toml"
+    table.write_text('[process]\nkind = "mixture"\nweights = [0.5, 0.5]\n'
+                     '[[process.components]]\nname = "mess3"\nparams = { x = 0.05, alpha = 0.85 }\n'
+                     '[[process.components]]\nname = "mess3"\nparams = { x = 0.15, alpha = 0.6 }\n')
+    source = resolve_process(table)[0]
+    ctx = source.context_set(4, False)
+    result = analyze(ctx.tokens, {"beliefs": ctx.beliefs.astype(np.float32)}, table, out=tmp_path / "mix")
+    assert result.probe_json["layers"]["beliefs"]["mse"] < 1e-12 and result.summary.source["belief_size"] == 6
+    assert 'kind = "mixture"' in (result.path / "config.toml").read_text()
