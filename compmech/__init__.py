@@ -33,6 +33,8 @@ _LAZY = {
     "compmech.streaming": ("StreamResult", "iter_levels", "stream_entropies"),
     "compmech.runs.run_dir": ("ProbeFit", "Run", "RunDirError", "load_run"),
     "compmech.runs.api": ("run", "sweep", "reproduce"),
+    "compmech.runs.analyze": ("Alignment", "Analysis", "AnalysisInputError", "analyze"),
+    "compmech.interop.models": ("analyze_model",),
 }
 _MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
 

@@ -121,7 +121,8 @@ def plot_layer_mse(
     ax.set_yscale("log", nonpositive="clip")
     if positive:  # room below the smallest bar and above the largest for its label
         ax.set_ylim(min(positive) / 3.0, max(positive) * 4.0)
-    ax.set_xticks(x, names, rotation=30 if len(names) > 6 else 0)
+    long_names = max(len(n) for n in names) > 10  # another model's names (hidden_states.11, blocks.3.hook_...)
+    ax.set_xticks(x, names, rotation=30 if len(names) > 6 or long_names else 0, ha="right" if long_names else "center")
     ax.set_xlabel("layer")
     ax.set_ylabel("probe MSE (log scale)")
     ax.set_title(title or "Linear probe MSE by layer")

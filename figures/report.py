@@ -178,6 +178,10 @@ def _header(title: str, summary: Mapping, config: Mapping, probe: Mapping, prove
         probe_text += f"; probe target: {source['belief_label']}"  # a source whose 'belief' is no state belief
     if source.get("optimal_loss_method") == "monte_carlo":
         proc += " (optimal loss: Monte Carlo over the source's prior)"
+    analysis = config.get("analysis")
+    if isinstance(analysis, Mapping):  # activations of a model trained elsewhere, analysed (no training here)
+        model_text = str(analysis.get("model", "a model trained elsewhere"))
+        train_text = f"not trained here: its activations ({analysis.get('activations', '?')}) were analysed"
     facts = [("process", proc), ("model", model_text), ("training", train_text), ("wall time", wall),
              ("probe", probe_text), ("seed", config.get("seed"))]
     rows = "".join(f"<tr><th scope=row>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts if v is not None)
@@ -320,7 +324,8 @@ def _results_table(summary: Mapping, probe: Mapping) -> tuple[str, str]:
     else:
         head = "<tr><th>quantity</th><th class=num>this run</th></tr>"
         kind = (summary.get("model") or {}).get("kind", "transformer")
-        whose = ("this process" if kind == "transformer" else
+        whose = ("this process" if kind == "transformer" else "this model (trained elsewhere, analysed from its "
+                 "activations)" if kind == "external" else
                  f"this model (the paper trained transformers; this run trained "
                  f"{'an' if model_kind_label(kind)[0] in 'AEFHILMNORSX' else 'a'} {model_kind_label(kind)})")
         notes.insert(0, f"The paper reports no numbers for {whose}. The shuffled control fits the same probe to "

@@ -17,19 +17,19 @@ from compmech.runs import shipped
 from compmech.runs.errors import ConfigError
 from compmech.runs.settings import (FAMILY_KINDS, MAX_DPI, PROCESS_KINDS, RANDOM_MARKOV_KEYS, REGIMES, WEIGHTS_ATOL,
                                     DataSettings, ExperimentConfig, FigureSettings, ProbeSettings, ProcessSettings,
-                                    process_settings, quick_steps, set_dotted)
+                                    TrackingSettings, process_settings, quick_steps, set_dotted)
 from compmech.runs.toml_io import read_toml
 
 __all__ = ["DEFAULT_CONFIG", "FAMILY_KINDS", "MAX_DPI", "PROCESS_KINDS", "RANDOM_MARKOV_KEYS", "REGIMES",
            "WEIGHTS_ATOL", "ConfigError", "DataSettings", "ExperimentConfig", "FigureSettings", "ProbeSettings",
-           "ProcessSettings", "config_from_dict", "load_config", "process_settings", "quick_steps", "read_toml",
-           "set_dotted"]
+           "ProcessSettings", "TrackingSettings", "config_from_dict", "load_config", "process_settings", "quick_steps",
+           "read_toml", "set_dotted"]
 
 #: The config `compmech run` runs when given none (`compmech.runs.shipped`: the shipped configs).
 DEFAULT_CONFIG = shipped.config_path(shipped.DEFAULT_NAME)
 
 
-_TOP_KEYS = {"name", "seed", "process", "data", "model", "training", "probe", "figures", "studies"}
+_TOP_KEYS = {"name", "seed", "process", "data", "model", "training", "probe", "figures", "studies", "tracking"}
 
 
 def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> ExperimentConfig:
@@ -67,8 +67,9 @@ def config_from_dict(raw: Mapping[str, Any], source: str = "<config>") -> Experi
     probe = _section(ProbeSettings, raw.get("probe", {}), "probe", source)
     figures = _section(FigureSettings, raw.get("figures", {}), "figures", source)
     studies = _studies(raw.get("studies", {}), source)
+    tracking = _section(TrackingSettings, raw.get("tracking", {}), "tracking", source)
     cfg = ExperimentConfig(name=name, seed=seed, process=process, model=model, training=training,
-                           probe=probe, figures=figures, source=source, data=data, studies=studies)
+                           probe=probe, figures=figures, source=source, data=data, studies=studies, tracking=tracking)
     # Build the library configs once so that their own checks run now, not mid-experiment.
     try:
         cfg.model_config(vocab_size=2)

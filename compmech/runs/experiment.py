@@ -20,6 +20,7 @@ import numpy as np
 
 import predictive_models  # a lazy package (PEP 562): JAX is imported when training starts
 from compmech import studies
+from compmech.interop.tracking import track_run
 from compmech.runs import sampled
 from compmech.runs.analysis import geometry_analysis, training_evolution
 from compmech.runs.compiles import CompileCount, CompileStats
@@ -168,6 +169,7 @@ def _run_identity(config: dict[str, Any]) -> dict[str, Any]:
     ([training] devices): a run trained on N devices resumes, and counts as finished, on M."""
     config = {**config, "training": dict(config.get("training", {}))}
     config["training"].pop("devices", None)
+    config.pop("tracking", None)  # where the run is logged changes none of its numbers
     return config
 
 
@@ -242,6 +244,8 @@ def _run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None, *, progre
     write_json_atomic(plan.run_dir / SUMMARY_JSON, summary.to_json())
     with phase("report", enabled=progress, times=times):
         build_report(plan.run_dir)  # the page reads the finished run directory
+    if cfg.tracking.mlflow:  # never blocks or fails the run: an error is one warning line
+        track_run(cfg.tracking, plan.run_dir, summary)
     mark_complete(plan.run_dir, phase_seconds=dict(times.seconds), wall_seconds=time.time() - start)
     return summary
 

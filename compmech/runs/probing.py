@@ -18,7 +18,8 @@ from compmech.runs.contexts import ContextSet
 from compmech.runs.progress import PhaseTimes, phase
 from compmech.runs.records import ProbeOutcome, RowPredictions
 from compmech.runs.settings import ExperimentConfig, ProbeSettings
-from probes import CONTEXT_TEST_FRACTION, distinct_prefix_ids, probe_fits, probe_layers, probe_targets
+from probes import (CONTEXT_TEST_FRACTION, ProbeEvaluation, ProbeRows, distinct_prefix_ids, probe_fits, probe_layers,
+                    probe_targets)
 
 #: What the two held-out numbers of probe.json measure (written into probe.json beside the settings).
 HELDOUT_CONTEXTS_TEXT = (
@@ -90,18 +91,34 @@ def probe_model(cfg: ExperimentConfig, model_cfg: predictive_models.ModelConfig,
             acts = predictive_models.prefix_activations(model_cfg, params, ctx.tokens, on_step=tick, names=names)  # [U, width]
         by_context = context_activations(acts, ctx.tokens, data.context_ids)  # name -> [U, width]
         del acts
-        concat = settings.include_concat and not control
-        with phase("probe fits" + which, total=probe_fits(settings.n_repeats, len(names), concat), enabled=progress,
-                   unit="fit", times=times) as tick:
-            found = probe_layers(by_context, data.Y, data.groups, include_concat=concat, per_context=True,
-                                 contexts=data.context_ids, positions=data.positions, sample_weight=data.weights,
-                                 train_fraction=settings.train_fraction, n_repeats=settings.n_repeats,
-                                 context_test_fraction=CONTEXT_TEST_FRACTION, seed=cfg.seed, on_fit=tick)
+        found = fit_probes(settings, cfg.seed, data, by_context, include_concat=settings.include_concat and not control,
+                           progress=progress, times=times, label="probe fits" + which)
         del by_context
         if control:
             untrained = {name: ev.result for name, ev in found.items()}
         else:
             evaluations = found
+    return probe_outcome(settings, ctx, data, evaluations, layer, figure_layer, untrained)
+
+
+def fit_probes(settings: ProbeSettings, seed: int, data: ProbeRows, by_context: dict[str, np.ndarray], *,
+               include_concat: bool, progress: bool = False, times: PhaseTimes | None = None,
+               label: str = "probe fits") -> dict[str, ProbeEvaluation]:
+    """Every layer's probe (and "concat" when ``include_concat``) from one activation row per distinct context
+    (``by_context``: name -> [U, width], rows in increasing ``data.context_ids`` order), as the run fits it:
+    the [probe] settings' splits and repeats, the context-disjoint split, the shuffled control, ``seed``."""
+    with phase(label, total=probe_fits(settings.n_repeats, len(by_context), include_concat), enabled=progress,
+               unit="fit", times=times) as tick:
+        return probe_layers(by_context, data.Y, data.groups, include_concat=include_concat, per_context=True,
+                            contexts=data.context_ids, positions=data.positions, sample_weight=data.weights,
+                            train_fraction=settings.train_fraction, n_repeats=settings.n_repeats,
+                            context_test_fraction=CONTEXT_TEST_FRACTION, seed=seed, on_fit=tick)
+
+
+def probe_outcome(settings: ProbeSettings, ctx: ContextSet, data: ProbeRows, evaluations: dict[str, ProbeEvaluation],
+                  layer: str, figure_layer: str, untrained: dict[str, Any] | None) -> ProbeOutcome:
+    """The `ProbeOutcome` of fitted probes (`fit_probes`) over the strings of ``ctx``: probe.json's results and
+    settings (``layer``: the probe layer, ``figure_layer``: whose shuffled control the figures draw)."""
     info = {
         "rows": settings.rows,
         "weighting": settings.weighting,

@@ -105,10 +105,15 @@ PROCESS_KEYS = {"name": str, "T": list}
 def report_title(summary: dict, config_toml: str, run_dir: Path) -> str:
     """What was run, in one line: 'mess3 (x = 0.05, alpha = 0.85): 4-layer transformer, 400 steps, 2.6e5 tokens'."""
     try:
-        model = tomllib.loads(config_toml).get("model") or {}
+        config = tomllib.loads(config_toml)
     except tomllib.TOMLDecodeError:
-        model = {}
+        config = {}
+    model = config.get("model") or {}
     what = process_label(summary.get("process") or {})
+    analysis = config.get("analysis")
+    if isinstance(analysis, dict):  # an analysis directory (`compmech.runs.analyze`): a model trained elsewhere
+        return (f"{what}: activations of {analysis.get('model', 'a model trained elsewhere')} "
+                f"(analysis {summary.get('name') or run_dir.name})")
     parts = []
     if model.get("n_layers") is not None:
         parts.append(f"{model['n_layers']}-layer {model_kind_label(model.get('kind', 'transformer'))}")

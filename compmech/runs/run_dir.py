@@ -12,6 +12,7 @@ probe in one call each.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ import re
 import numpy as np
 
 import predictive_models  # a lazy package (PEP 562): JAX is imported when the model is first loaded
+from compmech.interop.tracking import run_dir_of  # mlflow loads only to open a run by its MLflow id
+from compmech.interop.transformer_lens import to_hooked_transformer  # torch and TransformerLens load on first call
 from compmech.runs.config import ExperimentConfig, load_config
 from compmech.runs.contexts import ContextSet
 from compmech.runs.errors import RunDirError
@@ -148,6 +151,11 @@ class Run:
         return predictive_models.compute_activations(self.model_config, self.params, tokens.astype(np.int32),
                                                      names=wanted)
 
+    def to_transformer_lens(self, device: str = "cpu") -> Any:
+        """The trained transformer as a TransformerLens ``HookedTransformer`` with the same logits and hooks
+        (`compmech.interop.transformer_lens`; needs the ``[interop]`` extra)."""
+        return to_hooked_transformer(self.model_config, self.params, device=device)
+
     @property
     def contexts(self) -> ContextSet:
         """Every allowed string of the context length with its exact theory (`compmech.runs.contexts.ContextSet`)."""
@@ -184,12 +192,21 @@ class Run:
         return ProbeFit(layer=layer, probe=probe, data=data, predictions=predictions, result=result)
 
 
-def load_run(path: str | Path) -> Run:
+#: An MLflow run id: 32 hexadecimal digits.
+_MLFLOW_RUN_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def load_run(path: str | Path, *, tracking_uri: str | None = None) -> Run:
     """Load a finished run directory (as written by `compmech run`): config, process, model, history.
+
+    ``path`` may also be the MLflow run id of a run logged with [tracking] mlflow = true (looked up in
+    ``tracking_uri``, default $MLFLOW_TRACKING_URI or the local mlruns/ stores: `compmech.interop.tracking.run_dir_of`).
 
     Raises `RunDirError` naming the file when the directory is not a finished run or a file is damaged.
     """
     path = Path(path)
+    if not path.is_dir() and _MLFLOW_RUN_ID.fullmatch(str(path)):  # an MLflow run id ([tracking] mlflow = true)
+        path = run_dir_of(str(path), tracking_uri)
     if not path.is_dir():
         raise RunDirError(f"run directory {path} does not exist; pass the folder `compmech run` wrote "
                           "(runs/<name>, or its --out DIR)")

@@ -53,7 +53,6 @@ def make_figures(cfg: ExperimentConfig, run_dir: Path, source: Source, ctx: Cont
     else:  # unlabelled paper numbers are for the paper's probe layer
         paper_mse = {probe_layer: paper["probe_mse"]} if "probe_mse" in paper else None
     paper_heldout = {probe_layer: paper["probe_mse_heldout"]} if "probe_mse_heldout" in paper else None
-    optimum = history[-1]["optimal_loss"]
     part = traits.figure_label
     true = traits.figure_view(data.Y[first])
     figs = {  # stem -> a function drawing the figure
@@ -64,18 +63,21 @@ def make_figures(cfg: ExperimentConfig, run_dir: Path, source: Source, ctx: Cont
             state_names=traits.figure_names,
             suptitle=f"{name}: belief geometry in the residual stream" + (f"\n({part})" if part else ""),
             frame=belief_frame_of(source, true)),
-        "loss_by_position": lambda: plot_loss_by_position(
+    }
+    if history:  # a model analysed from its activations alone (`compmech.runs.analyze`) has no losses
+        optimum = history[-1]["optimal_loss"]
+        figs["loss_by_position"] = lambda: plot_loss_by_position(
             np.asarray(history[-1]["loss_by_position"]), ctx.optimal_loss,
-            title=f"{name}\nloss by context position after {sci(history[-1]['tokens'])} tokens", start_token=ctx.bos),
-        "training_curve": lambda: plot_training_curve(
+            title=f"{name}\nloss by context position after {sci(history[-1]['tokens'])} tokens", start_token=ctx.bos)
+    if len(history) > 1:
+        figs["training_curve"] = lambda: plot_training_curve(
             np.array([h["tokens"] for h in history]), np.array([h["relative_loss"] for h in history]),
             train_relative=np.array([np.nan if h.get("train_loss") is None else h["train_loss"] / optimum
                                      for h in history]),
-            title=f"{name}: loss over training"),
-        "probe_layers": lambda: plot_layer_mse(
-            probe.to_json()["layers"], paper=paper_mse, paper_heldout=paper_heldout,
-            title=f"{name}: belief probe MSE by layer"),
-    }
+            title=f"{name}: loss over training")
+    figs["probe_layers"] = lambda: plot_layer_mse(
+        probe.to_json()["layers"], paper=paper_mse, paper_heldout=paper_heldout,
+        title=f"{name}: belief probe MSE by layer")
     return save_figures(cfg, run_dir, figs)
 
 

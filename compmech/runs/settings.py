@@ -335,6 +335,23 @@ class FigureSettings:
 
 
 @dataclass(frozen=True)
+class TrackingSettings:
+    """[tracking]: log the run to an experiment tracker besides its run directory (the source of truth).
+
+    ``mlflow = true`` logs the resolved config as parameters, every metrics.jsonl line as metrics by step, the probe
+    and study headlines, and the figures, report.html, probe.json and summary.json as artifacts
+    (`compmech.interop.tracking`; needs ``pip install 'compmech[tracking]'``). ``tracking_uri``: where ("" = a local
+    MLflow file store, mlruns/ beside the run directory; or any MLflow URI, e.g. "sqlite:///mlflow.db",
+    "http://host:5000"). ``experiment``: the MLflow experiment ("" = the config's name). Tracking never blocks
+    or fails a run: an error is one warning line.
+    """
+
+    mlflow: bool = False
+    tracking_uri: str = ""
+    experiment: str = ""
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """Everything one run needs; `to_toml` writes it back out with every default resolved."""
 
@@ -351,6 +368,7 @@ class ExperimentConfig:
     data: DataSettings = field(default_factory=DataSettings)
     # [studies.<name>] tables: the analyses run after the probe (`compmech.studies`), name -> that study's Settings
     studies: dict[str, Any] = field(default_factory=dict)
+    tracking: TrackingSettings = field(default_factory=TrackingSettings)  # [tracking]: MLflow, off by default
 
     def model_config(self, vocab_size: int) -> ModelConfig:
         """The model's config (a `TransformerConfig` or a `RecurrentConfig`, by [model] kind)."""
@@ -380,6 +398,8 @@ class ExperimentConfig:
             **({"studies": {name: {k: (list(v) if isinstance(v, tuple) else v)
                                    for k, v in dataclasses.asdict(st).items()} for name, st in self.studies.items()}}
                if self.studies else {}),
+            # written only when on: it changes no number, and runs written before it existed still resume
+            **({"tracking": dataclasses.asdict(self.tracking)} if self.tracking != TrackingSettings() else {}),
         }
 
     def to_toml(self) -> str:

@@ -17,7 +17,8 @@ import numpy as np
 from compmech.markov_chains import markov_icl_curve
 from compmech.runs.contexts import ContextSet, SampledBlock
 from compmech.runs.sources.base import OptimalLoss, SourceTraits
-from hmm_processes import RandomMarkovChains, bayes_predictive, posterior_mean, sample_chains
+from hmm_processes import (RandomMarkovChains, bayes_predictive, log_marginal_probability, posterior_mean,
+                           sample_chains)
 
 #: Chains of the Monte-Carlo optimal loss of a random-Markov-chain run (its standard error ~ 1/sqrt of this).
 CHAIN_OPTIMAL_SAMPLES = 50_000
@@ -115,6 +116,23 @@ class MarkovChainsSource:
             nxt = np.concatenate([np.broadcast_to(process.first_token_law, (n, 1, k)), nxt], axis=1)
             nxt = np.concatenate([nxt, np.zeros(nxt.shape[:2] + (1,))], axis=2)
         return SampledBlock(tokens.astype(np.int32), beliefs, nxt)
+
+    def sequence_theory(self, tokens: np.ndarray, bos: bool) -> tuple[SampledBlock, np.ndarray]:
+        """Given sequences [N, T] (with ``bos``: the start token, id k, first) -> (`SampledBlock` of their posterior
+        means and Dirichlet predictives, as `sample_block` gives them, and their log marginal probabilities [N])."""
+        process = self.process
+        tokens = np.asarray(tokens)
+        k, n = process.n_states, tokens.shape[0]
+        words = tokens[:, 1:] if bos else tokens
+        L = words.shape[1]
+        beliefs = posterior_mean(process, words) if L else np.zeros((n, 0, k * k))  # [N, L, k*k]
+        nxt = bayes_predictive(process, words) if L else np.zeros((n, 0, k))  # [N, L, k]
+        logp = log_marginal_probability(process, words) if L else np.zeros(n)
+        if bos:
+            beliefs = np.concatenate([np.full((n, 1, k * k), 1.0 / k), beliefs], axis=1)
+            nxt = np.concatenate([np.broadcast_to(process.first_token_law, (n, 1, k)), nxt], axis=1)
+            nxt = np.concatenate([nxt, np.zeros(nxt.shape[:2] + (1,))], axis=2)
+        return SampledBlock(tokens.astype(np.int32), beliefs, nxt), logp
 
     def optimal_loss(self, context_length: int, bos: bool, *, n_samples: int = CHAIN_OPTIMAL_SAMPLES,
                      seed: int = CHAIN_OPTIMAL_STREAM) -> OptimalLoss:

@@ -17,7 +17,7 @@ import numpy as np
 
 import hmm_processes  # the sampler is a lazy attribute (PEP 562): JAX loads on first use
 from compmech.information import next_token_distribution, optimal_loss_by_position
-from compmech.mixed_states import mixed_states, word_counts
+from compmech.mixed_states import belief_trajectories, mixed_states, word_counts
 from compmech.runs.contexts import ContextSet, SampledBlock
 from compmech.runs.processes import process_record
 from compmech.runs.sources.base import BeliefCoordinates, OptimalLoss, SourceTraits
@@ -126,6 +126,24 @@ class HMMSource:
         nxt = np.clip(nxt, 0.0, None)
         nxt = nxt / nxt.sum(axis=2, keepdims=True)
         return SampledBlock(tokens, beliefs, nxt)
+
+    def sequence_theory(self, tokens: np.ndarray, bos: bool) -> tuple[SampledBlock, np.ndarray]:
+        """The exact theory along given sequences: tokens [N, T] (with ``bos``: the start token, id V, first) ->
+        (`SampledBlock` of their beliefs and next-token laws, log-probabilities [N] of their process tokens, -inf
+        for a word the process cannot emit). `compmech.mixed_states.belief_trajectories`, float64."""
+        process = self.process
+        tokens = np.asarray(tokens)
+        words = tokens[:, 1:] if bos else tokens  # [N, L]
+        beliefs, logp = belief_trajectories(process, words)  # [N, L, S], [N]
+        if bos:
+            prior = process_vectors(process)[1]  # [S]
+            beliefs = np.concatenate([np.broadcast_to(prior, (len(tokens), 1, prior.size)), beliefs], axis=1)
+        with np.errstate(invalid="ignore"):
+            nxt = np.clip(beliefs @ process.emission_matrix, 0.0, None)  # [N, T, V] (a GHMM's rounding clipped)
+            nxt = nxt / nxt.sum(axis=2, keepdims=True)
+        if bos:
+            nxt = np.concatenate([nxt, np.zeros(nxt.shape[:2] + (1,))], axis=2)  # the start token is never next
+        return SampledBlock(tokens.astype(np.int32), beliefs, nxt), logp
 
     def optimal_loss(self, context_length: int, bos: bool) -> OptimalLoss:
         """The myopic entropies, enumerated with merging as deep as `OPTIMAL_LOSS_MAX_WORDS` allows.
