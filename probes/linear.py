@@ -199,15 +199,15 @@ def _predict(
 class LinearProbe:
     """Ordinary least squares Y ≈ X @ coef_ + intercept_, scikit-learn style.
 
+    Attributes after `fit`: ``coef_`` [d, k], ``intercept_`` [k] (zeros without intercept),
+    ``rank_`` (effective rank of the centred Gram matrix), ``n_features_in_``.
+    A 1-D Y is fitted as one column; `predict` then returns a 1-D array.
+
     Parameters
     ----------
     fit_intercept : fit an intercept (centre X and Y) — the paper's probe does.
     rcond : relative eigenvalue cutoff of the Gram matrix; None picks `default_rcond` from the
         number of features and X's dtype.
-
-    Attributes after `fit`: ``coef_`` [d, k], ``intercept_`` [k] (zeros without intercept),
-    ``rank_`` (effective rank of the centred Gram matrix), ``n_features_in_``.
-    A 1-D Y is fitted as one column; `predict` then returns a 1-D array.
     """
 
     def __init__(self, fit_intercept: bool = True, rcond: float | None = None):
