@@ -188,7 +188,7 @@ def config_tables() -> list[ConfigTable]:
     return tables
 
 
-def _cell(text: str) -> str:
+def table_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
@@ -208,8 +208,8 @@ def config_reference() -> str:
                 "", table.intro, "",
                 f"Source: `{table.cls.__module__}.{table.cls.__qualname__}`.", "",
                 "| key | type | default | meaning |", "|---|---|---|---|"]
-        out += [f"| `{k.name}` | `{_cell(k.type)}` | `{_cell(k.default)}` | {_cell(k.meaning) or '(see above)'} |"
-                for k in table.keys]
+        out += [f"| `{k.name}` | `{table_cell(k.type)}` | `{table_cell(k.default)}` | "
+                f"{table_cell(k.meaning) or '(see above)'} |" for k in table.keys]
         out.append("")
     out += ["## `[sweep]` {#sweep}", "",
             "A sweep file is an experiment config plus a `[sweep]` table (`compmech sweep FILE`); from "

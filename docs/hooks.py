@@ -5,11 +5,14 @@
 - ``how-to/studies/``: one page per registered study, its ``compmech/studies/<name>/README.md`` included as it is
   (the README stays the one place the study is described), and an index of the studies from the registry; the nav
   entry "Follow-up studies" lists them all, so a new study folder gets its page without touching mkdocs.yml;
-- ``analyse-elsewhere.md``: a placeholder until that page is written.
+- ``analyse-elsewhere.md``: a placeholder until that page is written;
+- in any page, ``<!-- fields: package.module.Class -->`` becomes the table of that dataclass's fields (type, default,
+  the comment beside each in the source), e.g. summary.json's `RunSummary` in the run-directory reference.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
 import sys
@@ -35,7 +38,8 @@ def _studies() -> dict:
 def on_config(config):
     """Fill the "Follow-up studies" nav section with the index and one page per registered study."""
     pages = [{"Overview": f"{STUDIES_DIR}/index.md"}] + [
-        {name: f"{STUDIES_DIR}/{name}.md"} for name in _studies()]
+        {name: f"{STUDIES_DIR}/{name}.md"} for name in _studies()] + [
+        {"Results as the README reported them": f"{STUDIES_DIR}/readme-results.md"}]
 
     def fill(items):
         for item in items or []:
@@ -103,6 +107,9 @@ def studies_index(studies: dict) -> str:
         "|---|---|---|---|",
         *rows,
         "",
+        "The results the project README reported for these studies before this site are kept, as they were, in "
+        "[Results as the README reported them](readme-results.md).",
+        "",
         "A new study is one folder with an `__init__.py` that calls `register_study` "
         "([the design](../../explanation/design.md)); this list and the pages are made from the registry when the "
         "site is built.",
@@ -118,8 +125,10 @@ same probes, controls and figures out). Until then, [run from Python](how-to/pyt
 
 
 def on_files(files: Files, config) -> Files:
+    cli = gen_reference.cli_reference().split("\n", 4)  # title, blank, intro, blank, the help
+    overview = (Path(__file__).parent / "reference" / "_cli_overview.md").read_text(encoding="utf-8")
     generated = {"reference/config.md": gen_reference.config_reference(),
-                 "reference/cli.md": gen_reference.cli_reference()}
+                 "reference/cli.md": "\n".join(cli[:4]) + "\n" + overview + "\n" + cli[4]}
     studies = _studies()
     generated[f"{STUDIES_DIR}/index.md"] = studies_index(studies)
     for name, study in studies.items():
@@ -132,3 +141,19 @@ def on_files(files: Files, config) -> Files:
             files.remove(old)
         files.append(File.generated(config, path, content=content))
     return files
+
+
+FIELDS_MARK = re.compile(r"<!-- fields: ([\w.]+) -->")
+
+
+def fields_table(dotted: str) -> str:
+    """The field table of the dataclass ``dotted`` (module path + class name), from `gen_reference.config_keys`."""
+    module, _, name = dotted.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    rows = [f"| `{k.name}` | `{gen_reference.table_cell(k.type)}` | `{gen_reference.table_cell(k.default)}` | "
+            f"{gen_reference.table_cell(k.meaning) or '–'} |" for k in gen_reference.config_keys(cls)]
+    return "\n".join(["| field | type | default | meaning |", "|---|---|---|---|", *rows])
+
+
+def on_page_markdown(markdown: str, page, config, files) -> str:
+    return FIELDS_MARK.sub(lambda m: fields_table(m.group(1)), markdown)
