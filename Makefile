@@ -64,11 +64,13 @@ docs-serve: $(DOCS_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 # The example notebooks: examples/NN_*.py (jupytext percent scripts, the source) -> examples/NN_*.ipynb, executed
-# in place by nbmake (their outputs written back). Each runs on a tiny budget; ARGS passes options to pytest.
+# in place by nbmake (their outputs written back), each from examples/ with its runs in examples/runs/ (removed
+# first, so that every run trains afresh). Each runs on a budget of a minute or two; ARGS passes options to pytest.
 NOTEBOOKS := $(wildcard examples/[0-9]*.py)
 notebooks: $(DOCS_STAMP)
+	rm -rf examples/runs
 	$(BIN)/jupytext --quiet --to ipynb $(NOTEBOOKS)
-	MPLBACKEND=Agg $(BIN)/python -m pytest -q -p no:cacheprovider --nbmake --nbmake-timeout=600 --overwrite \
+	$(BIN)/python -m pytest -q -p no:cacheprovider --nbmake --nbmake-timeout=600 --overwrite --durations=0 \
 		$(NOTEBOOKS:.py=.ipynb) $(ARGS)
 
 # The interpreter make picked and its version tag (used by .ci/run); builds nothing.
