@@ -188,8 +188,18 @@ def config_tables() -> list[ConfigTable]:
     return tables
 
 
-def table_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def table_cell(text: str, *, code: bool = False) -> str:
+    """Text for one cell of a markdown table: on one line; in prose, ``|`` escaped (a column break otherwise) and
+    ``<``, ``>``, ``&`` as entities (``runs/<name>`` is not an HTML tag), code spans left as they are. ``code``:
+    the cell is one code span (Python-Markdown's tables keep a ``|`` inside backticks)."""
+    text = text.replace("\n", " ")
+    if code:
+        return text
+    parts = text.split("`")  # even indices: prose; odd: inside a code span
+    for i in range(0, len(parts), 2):
+        parts[i] = (parts[i].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+                    .replace("|", "\\|"))
+    return "`".join(parts)
 
 
 def config_reference() -> str:
@@ -208,7 +218,7 @@ def config_reference() -> str:
                 "", table.intro, "",
                 f"Source: `{table.cls.__module__}.{table.cls.__qualname__}`.", "",
                 "| key | type | default | meaning |", "|---|---|---|---|"]
-        out += [f"| `{k.name}` | `{table_cell(k.type)}` | `{table_cell(k.default)}` | "
+        out += [f"| `{k.name}` | `{table_cell(k.type, code=True)}` | `{table_cell(k.default, code=True)}` | "
                 f"{table_cell(k.meaning) or '(see above)'} |" for k in table.keys]
         out.append("")
     out += ["## `[sweep]` {#sweep}", "",

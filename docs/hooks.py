@@ -150,7 +150,8 @@ def fields_table(dotted: str) -> str:
     """The field table of the dataclass ``dotted`` (module path + class name), from `gen_reference.config_keys`."""
     module, _, name = dotted.rpartition(".")
     cls = getattr(importlib.import_module(module), name)
-    rows = [f"| `{k.name}` | `{gen_reference.table_cell(k.type)}` | `{gen_reference.table_cell(k.default)}` | "
+    rows = [f"| `{k.name}` | `{gen_reference.table_cell(k.type, code=True)}` | "
+            f"`{gen_reference.table_cell(k.default, code=True)}` | "
             f"{gen_reference.table_cell(k.meaning) or '–'} |" for k in gen_reference.config_keys(cls)]
     return "\n".join(["| field | type | default | meaning |", "|---|---|---|---|", *rows])
 

@@ -136,7 +136,8 @@ def test_the_cli_reference_holds_every_commands_help(gen):
 
 
 # The modules whose docstrings carry examples the API pages show; each must run as a doctest.
-DOCTEST_MODULES = ("compmech.studies", "compmech.runs.sources", "compmech.runs.api")
+DOCTEST_MODULES = ("compmech.studies", "compmech.runs.sources", "compmech.runs.api", "hmm_processes.registry",
+                   "compmech.mixed_states", "compmech.information", "probes.linear")
 
 
 @pytest.mark.parametrize("name", DOCTEST_MODULES)

@@ -71,7 +71,7 @@ class ProcessSettings:
     params: dict[str, Any] = field(default_factory=dict)  # the named process's keyword parameters
     module: str | None = None  # with name: a Python module imported first (it registers the process)
     module_path: str | None = None  # the directory module is searched in first (relative to the config)
-    kind: str | None = None  # None: one process | "mixture" | "product"
+    kind: str | None = None  # None: one process | "mixture" | "product" | "coupled" | "random_markov"
     weights: tuple[float, ...] | None = None  # [K] mixture weights, summing to 1 (uniform if not given)
     components: tuple["ProcessSettings", ...] = ()  # [K] the composed processes, in order
     coupling: float | None = None  # kind = "coupled": epsilon in [0, 1], the strength of the hidden dependence
