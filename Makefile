@@ -22,7 +22,7 @@ PY_TAG_CODE := import sys; print(sys.implementation.name + "-" + ".".join(map(st
 PY_TAG := $(if $(PYTHON),$(shell $(PYTHON) -c '$(PY_TAG_CODE)' 2>/dev/null))
 STAMP := $(VENV)/.installed-$(PY_TAG)
 
-.PHONY: run test bench setup clean-venv which-python
+.PHONY: run test bench setup clean-venv which-python docs docs-serve notebooks
 
 $(STAMP): pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then echo "compmech needs Python >= 3.11 and none of $(PYTHON_CANDIDATES) runs here; install one, or run: make PYTHON=/path/to/python3.11 ..." >&2; exit 1; fi
@@ -46,6 +46,32 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+# The documentation site and the example notebooks need the [docs] extra (MkDocs Material, mkdocstrings, jupytext,
+# nbmake), installed into $(VENV) on first use. The stamp is removed whenever $(STAMP) is remade.
+DOCS_STAMP := $(VENV)/.installed-docs-$(PY_TAG)
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[test,docs]"
+	touch $(DOCS_STAMP)
+
+# The site, into site/ (docs/ + mkdocs.yml; the config and CLI references are generated from the code). --strict:
+# a broken link, a missing page or an unresolved API reference fails the build.
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# The same site served at http://127.0.0.1:8000, rebuilt when a page changes.
+docs-serve: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
+# The example notebooks: examples/NN_*.py (jupytext percent scripts, the source) -> examples/NN_*.ipynb, executed
+# in place by nbmake (their outputs written back), each from examples/ with its runs in examples/runs/ (removed
+# first, so that every run trains afresh). Each runs on a budget of a minute or two; ARGS passes options to pytest.
+NOTEBOOKS := $(wildcard examples/[0-9]*.py)
+notebooks: $(DOCS_STAMP)
+	rm -rf examples/runs
+	$(BIN)/jupytext --quiet --to ipynb $(NOTEBOOKS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider --nbmake --nbmake-timeout=600 --overwrite --durations=0 \
+		$(NOTEBOOKS:.py=.ipynb) $(ARGS)
 
 # The interpreter make picked and its version tag (used by .ci/run); builds nothing.
 which-python:

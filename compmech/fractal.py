@@ -350,7 +350,7 @@ def belief_chaos_game(T: np.ndarray, pi: np.ndarray, tau: np.ndarray, n_chains: 
 
     Runs ``n_chains`` chains from ``pi`` for ``n_steps`` steps and yields, at each step, the beliefs
     eta [C, S], their next-token distributions p [C, V], the drawn tokens x [C], and the
-    unnormalised updates for every token, U[c, x] = eta_c T[x] [C, V, S] with Z = U tau [C, V]
+    unnormalised updates for every token, ``U[c, x] = eta_c T[x]`` [C, V, S] with ``Z = U tau`` [C, V]
     (the next beliefs are U[c, x_c] / Z[c, x_c]). The one place the chaos game is written; its
     samples follow the Blackwell measure.
     """

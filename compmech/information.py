@@ -39,6 +39,14 @@ def optimal_loss_by_position(hmm: HMM | GeneralizedHMM, context_length: int, *, 
     tokens, so its floor is h(t + 2). With a start token position t has seen t tokens: h(t + 1).
     ``hmm``: an HMM or a GHMM. ``ms``: an enumeration of ``hmm`` from its stationary distribution that the caller already has
     (deep enough), to reuse instead of enumerating again.
+
+    Examples
+    --------
+    >>> from hmm_processes import get_process
+    >>> from compmech import optimal_loss_by_position
+    >>> floor = optimal_loss_by_position(get_process("mess3", x=0.05, alpha=0.85), 10)  # [10] nats
+    >>> round(float(floor.mean()), 4)  # the paper's Mess3 model: the floor of its relative loss
+    0.8025
     """
     depth = context_length if not start_token else context_length - 1
     if ms is None or ms.depth < depth:

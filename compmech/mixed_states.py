@@ -207,6 +207,16 @@ def mixed_states(process: HMM | GeneralizedHMM, depth: int, prior: np.ndarray | 
     with ``prior @ tau = 1`` for a GHMM. Cost grows as the number of allowed words (V^depth for Mess3:
     3^14 words in a few seconds, ~0.6 GB); an enumeration estimated to need more than ``max_bytes`` is
     refused before anything is allocated (`check_enumerable`).
+
+    Examples
+    --------
+    >>> from hmm_processes import get_process
+    >>> from compmech import mixed_states
+    >>> level = mixed_states(get_process("mess3", x=0.05, alpha=0.85), 2).level(2)
+    >>> level.words.shape, round(float(level.probs.sum()), 12)  # the 3^2 words of length 2; probabilities add to 1
+    ((9, 2), 1.0)
+    >>> level.beliefs[0].round(4)  # the belief after "00": almost surely in state 0
+    array([0.9747, 0.0127, 0.0127])
     """
     if not isinstance(process, (HMM, GeneralizedHMM)):
         raise ProcessError(f"mixed_states: expected an HMM or GeneralizedHMM; got {type(process).__name__}")

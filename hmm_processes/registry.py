@@ -40,6 +40,15 @@ def get_process(name: str, **params: Any) -> HMM:
 
     Unknown names and unknown parameters raise `ProcessError` listing what is allowed; so does a bool,
     a string or None given for a parameter whose default is a number (``True`` is not 1.0).
+
+    Examples
+    --------
+    >>> from hmm_processes import get_process
+    >>> mess3 = get_process("mess3", x=0.05, alpha=0.85)
+    >>> mess3.T.shape  # [V, S, S]: T[x, i, j] = P(emit x, go to j | in i)
+    (3, 3, 3)
+    >>> mess3.T.sum(0).sum(1)  # summed over tokens, every row adds to 1
+    array([1., 1., 1.])
     """
     factory = _lookup(name)
     allowed = process_parameters(name)

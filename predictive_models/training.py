@@ -51,15 +51,15 @@ class TrainConfig:
     (2.5-3 min wall, evaluations included). Batch 512 trains at about half the tokens/s.
     """
 
-    steps: int = 20000
-    batch_size: int = 64
+    steps: int = 20000  # optimizer steps
+    batch_size: int = 64  # sequences per step (fresh samples each step)
     optimizer: str = "adam"  # "adam" | "adamw" | "sgd"
-    learning_rate: float = 3e-3
-    warmup_steps: int = 500
+    learning_rate: float = 3e-3  # the peak learning rate, reached after the warm-up
+    warmup_steps: int = 500  # steps of linear warm-up from 0
     schedule: str = "cosine"  # "cosine" (decay to final_lr_fraction * lr) | "constant"
-    final_lr_fraction: float = 0.0
-    weight_decay: float = 0.0
-    grad_clip: float | None = 1.0
+    final_lr_fraction: float = 0.0  # the cosine schedule ends at this fraction of learning_rate
+    weight_decay: float = 0.0  # weight decay: decoupled with "adamw", added to the gradient with "sgd"; not with "adam"
+    grad_clip: float | None = 1.0  # clip the gradient's global norm to this (None: no clipping)
     steps_per_call: int = 50  # optimizer steps fused in one jitted lax.scan
     # Sequences per gradient micro-batch: each step's gradient is the mean of batch_size / micro_batch
     # micro-batch gradients summed in a lax.scan (`micro_batch_grads`): the same step up to float32 summation
@@ -72,7 +72,7 @@ class TrainConfig:
     eval_every: int = 1000  # steps between exact evaluations (plus step 0 and the last step)
     checkpoint_every: int = 2000  # steps between resumable checkpoints (plus the last step)
     save_at_tokens: tuple[int, ...] = ()  # extra named checkpoints: tokens_{N}.msgpack
-    seed: int = 0
+    seed: int = 0  # data and initialisation streams are split from it
     # Where the step runs: "all" visible devices (every process's under jax.distributed; in one process the
     # most of them the batch divides over) or N (the first N). The batch is split over the devices on a
     # mesh axis "data" (`predictive_models.parallel`); the global batch, and so the run, is the same on any

@@ -137,6 +137,9 @@ def _sst(sums: tuple) -> float:
 class ChunkedProbe:
     """OLS probes (with intercept) of several layers at once, from rows added chunk by chunk.
 
+    `add` the chunks, then `results()` (one `probes.ProbeResult` per layer, "concat" last) and
+    `evaluations(X_kept)` for the predictions on rows kept aside (e.g. for the belief figures).
+
     Parameters
     ----------
     layer_dims : layer name -> number of features, in order; every `add` passes these layers.
@@ -144,9 +147,6 @@ class ChunkedProbe:
     n_folds : K, folds of each held-out split (by sequence hash, by context hash); at least 2.
     include_concat : also probe "concat" (all layers side by side); per-layer sums are its blocks.
     seed : seeds the fold hashes and the shuffled control's within-chunk permutations.
-
-    `add` the chunks, then `results()` (one `probes.ProbeResult` per layer, "concat" last) and
-    `evaluations(X_kept)` for the predictions on rows kept aside (e.g. for the belief figures).
     """
 
     def __init__(self, layer_dims: Mapping[str, int], n_targets: int, *, n_folds: int = N_FOLDS,

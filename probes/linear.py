@@ -199,15 +199,26 @@ def _predict(
 class LinearProbe:
     """Ordinary least squares Y ≈ X @ coef_ + intercept_, scikit-learn style.
 
+    Attributes after `fit`: ``coef_`` [d, k], ``intercept_`` [k] (zeros without intercept),
+    ``rank_`` (effective rank of the centred Gram matrix), ``n_features_in_``.
+    A 1-D Y is fitted as one column; `predict` then returns a 1-D array.
+
     Parameters
     ----------
     fit_intercept : fit an intercept (centre X and Y) — the paper's probe does.
     rcond : relative eigenvalue cutoff of the Gram matrix; None picks `default_rcond` from the
         number of features and X's dtype.
 
-    Attributes after `fit`: ``coef_`` [d, k], ``intercept_`` [k] (zeros without intercept),
-    ``rank_`` (effective rank of the centred Gram matrix), ``n_features_in_``.
-    A 1-D Y is fitted as one column; `predict` then returns a 1-D array.
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from probes import LinearProbe
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 5))  # [rows, features]
+    >>> Y = X @ rng.normal(size=(5, 3)) + 0.5  # [rows, targets]: linear in X, with an offset
+    >>> probe = LinearProbe().fit(X, Y)
+    >>> probe.coef_.shape, bool(np.allclose(probe.predict(X), Y)), probe.intercept_.round(6)
+    ((5, 3), True, array([0.5, 0.5, 0.5]))
     """
 
     def __init__(self, fit_intercept: bool = True, rcond: float | None = None):

@@ -66,12 +66,12 @@ class ProcessSettings:
     not an HMM: only the sampled regime runs, and the probe target is the posterior mean of the matrix.
     """
 
-    name: str | None = None
-    spec: str | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    module: str | None = None
-    module_path: str | None = None
-    kind: str | None = None  # None: one process | "mixture" | "product"
+    name: str | None = None  # a registered process (`compmech processes` lists them), e.g. "mess3"
+    spec: str | None = None  # or a TOML spec file (relative to the config), copied into the run directory
+    params: dict[str, Any] = field(default_factory=dict)  # the named process's keyword parameters
+    module: str | None = None  # with name: a Python module imported first (it registers the process)
+    module_path: str | None = None  # the directory module is searched in first (relative to the config)
+    kind: str | None = None  # None: one process | "mixture" | "product" | "coupled" | "random_markov"
     weights: tuple[float, ...] | None = None  # [K] mixture weights, summing to 1 (uniform if not given)
     components: tuple["ProcessSettings", ...] = ()  # [K] the composed processes, in order
     coupling: float | None = None  # kind = "coupled": epsilon in [0, 1], the strength of the hidden dependence
@@ -322,8 +322,8 @@ class ProbeSettings:
 class FigureSettings:
     """Figure output: file formats and resolution."""
 
-    formats: tuple[str, ...] = ("png",)
-    dpi: int = 150
+    formats: tuple[str, ...] = ("png",)  # files written per figure: "png", "svg", "pdf"
+    dpi: int = 150  # resolution of the PNGs (30 to MAX_DPI; 300 is print quality)
 
     def __post_init__(self) -> None:
         bad = [f for f in self.formats if f not in ("png", "svg", "pdf")]
@@ -355,8 +355,8 @@ class TrackingSettings:
 class ExperimentConfig:
     """Everything one run needs; `to_toml` writes it back out with every default resolved."""
 
-    name: str
-    seed: int
+    name: str  # the run's name, its directory runs/<name> (default: the config file's name without .toml)
+    seed: int  # every random stream (data, initialisation, probe splits) is split from it (default 0)
     process: ProcessSettings
     # [model]: ``kind`` ("transformer" | "rnn" | "gru" | "lstm") and that family's config fields (TransformerConfig or
     # RecurrentConfig) except vocab_size, which is taken from the process (+ 1 with a start token)
