@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from compmech.runs import shipped
+from compmech.runs.compiles import enable_persistent_cache
 from compmech.runs.config import ExperimentConfig, load_config
 from compmech.runs.experiment import run_experiment
 from compmech.runs.reproduce import reproduce as reproduce_paper
@@ -45,6 +46,7 @@ def run(config: str | Path | ExperimentConfig = shipped.DEFAULT_NAME, overrides:
     >>> run = compmech.run("mess3", overrides={"training.steps": 300}, progress=False)  # doctest: +SKIP
     >>> run.summary.relative_loss  # doctest: +SKIP
     """
+    enable_persistent_cache()  # as the CLI does: a repeated run loads its XLA programs from disk
     overrides = dict(overrides or {})
     if isinstance(config, ExperimentConfig):
         if overrides:
@@ -66,7 +68,8 @@ def sweep(path: str | Path, *, quick: bool = False, out: str | Path | None = Non
           ) -> list[dict[str, Any]]:
     """Run a sweep file (``compmech sweep``): one run per grid point, then its table; returns the table's rows
     (point, grid values, metrics, run directory)."""
-    loaded = load_sweep(Path(path), quick=quick)
+    enable_persistent_cache()
+    loaded = load_sweep(shipped.resolve(str(path)), quick=quick)
     out = out if out is not None else Path("runs") / (loaded.name + ("-quick" if quick else ""))
     return run_sweep(loaded, Path(out), progress=progress, quick=quick)
 
@@ -75,6 +78,7 @@ def reproduce(only: str | list[str] | None = None, *, quick: bool = False, out: 
               progress: bool = True) -> str:
     """``compmech reproduce``: the paper's experiments (or ``only`` some of them, or a study by name, e.g. "icl");
     returns the Markdown table it wrote."""
+    enable_persistent_cache()
     names = [only] if isinstance(only, str) else list(only or [])
     root = Path(out) if out is not None else Path("runs") / ("reproduce-quick" if quick else "reproduce")
     studies = [n for n in names if n in reproducible_studies()]
