@@ -33,6 +33,7 @@ _LAZY = {
     "compmech.streaming": ("StreamResult", "iter_levels", "stream_entropies"),
     "compmech.runs.run_dir": ("ProbeFit", "Run", "RunDirError", "load_run"),
     "compmech.runs.api": ("run", "sweep", "reproduce"),
+    "compmech.runs.plot": ("plot",),  # the module itself (compmech.plot.simplex(run)); it names itself `plot`
 }
 _MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
 
