@@ -35,6 +35,7 @@ _LAZY = {
     "compmech.runs.api": ("run", "sweep", "reproduce"),
     "compmech.runs.analyze": ("Alignment", "Analysis", "AnalysisInputError", "analyze"),
     "compmech.interop.models": ("analyze_model",),
+    "compmech.runs.plot": ("plot",),  # the module itself (compmech.plot.simplex(run)); it names itself `plot`
 }
 _MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
 

@@ -1,9 +1,15 @@
-"""Shared pieces of the figure modules: input checks and a display-free Figure factory."""
+"""Shared pieces of the figure modules: input checks, a display-free Figure factory, and the conventions every
+figure shares: layer names a reader knows (`layer_label`), token counts on axes and in titles (`format_count`,
+`token_axis`), and colour-blind-safe colours for categories (`category_palette`)."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
 
 
 class FigureInputError(ValueError):
@@ -89,3 +95,151 @@ def _component_title(component: dict) -> str:
 
 def _number(v) -> str:
     return f"{v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+
+
+# --- layer names -------------------------------------------------------------------------------------------
+
+#: (pattern, label) for the activation names compmech uses: the residual-stream aliases of probe.json
+#: (embedding, block_L, final_ln, concat), the TransformerLens hook names, recurrent states. Blocks and
+#: recurrent layers are counted from 1 in labels, as in "block_4" (hook names count from 0).
+_LAYER_LABELS: tuple[tuple[str, Callable[[re.Match], str]], ...] = (
+    (r"embedding|embed|blocks\.0\.hook_resid_pre", lambda m: "embedding"),
+    (r"hook_embed", lambda m: "token embedding"),
+    (r"hook_pos_embed", lambda m: "position embedding"),
+    (r"block_(\d+)", lambda m: f"after block {m[1]}"),
+    (r"blocks\.(\d+)\.hook_resid_post", lambda m: f"after block {int(m[1]) + 1}"),
+    (r"blocks\.(\d+)\.hook_resid_pre", lambda m: f"after block {m[1]}"),
+    (r"blocks\.(\d+)\.hook_resid_mid", lambda m: f"block {int(m[1]) + 1}, after attention"),
+    (r"blocks\.(\d+)\.hook_attn_out", lambda m: f"attention output of block {int(m[1]) + 1}"),
+    (r"blocks\.(\d+)\.hook_mlp_out", lambda m: f"MLP output of block {int(m[1]) + 1}"),
+    (r"blocks\.(\d+)\.attn\.hook_pattern", lambda m: f"attention pattern of block {int(m[1]) + 1}"),
+    (r"final_ln|ln_final\.hook_normalized", lambda m: "after the final LayerNorm"),
+    (r"concat", lambda m: "all layers"),
+    (r"layers\.(\d+)\.hidden", lambda m: f"hidden state of layer {int(m[1]) + 1}"),
+    (r"layers\.(\d+)\.cell", lambda m: f"cell state of layer {int(m[1]) + 1}"),
+)
+
+
+def layer_label(name: str) -> str:
+    """A layer (activation) name as a reader knows it: "block_4" and "blocks.3.hook_resid_post" -> "after block 4",
+    "final_ln" -> "after the final LayerNorm", "embedding" -> "embedding", "concat" -> "all layers",
+    "layers.0.hidden" -> "hidden state of layer 1"; any other name as it is. Every figure showing a layer uses it."""
+    for pattern, label in _LAYER_LABELS:
+        match = re.fullmatch(pattern, str(name))
+        if match:
+            return label(match)
+    return str(name)
+
+
+# --- token counts --------------------------------------------------------------------------------------------
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079")
+
+
+def format_count(value: float) -> str:
+    """A count (tokens seen) as every figure writes it, on axes and in titles: '0', '500', '10⁴', '6.4×10⁴'.
+
+    Below 1000 the number itself; from 1000 on, two significant digits times a power of ten (Unicode
+    superscripts, so the same text works in matplotlib, HTML and Plotly)."""
+    value = float(value)
+    if value == 0 or not np.isfinite(value):
+        return f"{value:g}"
+    if abs(value) < 1000:
+        return f"{value:.3g}"
+    mantissa, exponent = f"{value:.1e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    power = "10" + str(int(exponent)).translate(_SUPERSCRIPT)
+    if mantissa in ("1", "-1"):
+        return power if mantissa == "1" else "\u2212" + power
+    return f"{mantissa}\u00d7{power}"
+
+
+#: Multiples of each power of ten tried for ticks, densest first; `count_ticks` takes the densest that gives at
+#: most `MAX_COUNT_TICKS` ticks in the range.
+_TICK_MULTIPLES = ((1, 2, 3, 4, 5, 6, 8), (1, 2, 3, 5), (1, 2, 5), (1, 3), (1,))
+MAX_COUNT_TICKS = 6
+
+
+def count_ticks(lo: float, hi: float) -> list[float]:
+    """Tick positions for counts between ``lo`` > 0 and ``hi`` on a log axis: the densest of 1-2-3-4-5-6-8, 1-2-3-5,
+    1-2-5, 1-3 or 1 times the powers of ten that puts at most `MAX_COUNT_TICKS` ticks in the range (every other
+    power of ten, or fewer, over many decades), so a short run has several labelled ticks and a long one is not
+    crowded. Fewer than two in the range: the two ends, to two digits."""
+    if not (lo > 0 and hi >= lo):
+        raise FigureInputError(f"count_ticks needs 0 < lo <= hi, got lo={lo!r}, hi={hi!r}")
+    first, last = int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi)))
+
+    def inside(multiples, step=1) -> list[float]:
+        ticks = [float(m) * 10.0 ** k for k in range(first, last + 1, step) for m in multiples]
+        return [t for t in ticks if lo * (1 - 1e-9) <= t <= hi * (1 + 1e-9)]
+
+    for multiples in _TICK_MULTIPLES:
+        found = inside(multiples)
+        if len(found) <= MAX_COUNT_TICKS:
+            break
+    step = 1
+    while len(found) > MAX_COUNT_TICKS:
+        step += 1
+        found = inside((1,), step)
+    if len(found) < 2:
+        found = sorted({float(f"{lo:.2g}"), float(f"{hi:.2g}")})
+    return found
+
+
+def token_axis(ax, values, *, axis: str = "x", zero: bool = False) -> None:
+    """A log axis of token counts drawn the same way in every figure: ticks from `count_ticks` over the
+    positive ``values``, labelled by `format_count` ("6.4×10⁴"), no unlabelled minor ticks crowding them.
+    ``zero``: the axis is symlog (linear up to the first positive count, as `plot_training_curve` draws the
+    evaluation before training at its left end) and 0 is a tick too."""
+    v = np.asarray(values, dtype=np.float64)
+    positive = v[np.isfinite(v) & (v > 0)]
+    if positive.size == 0:
+        raise FigureInputError("token_axis needs at least one positive token count")
+    lo, hi = float(positive.min()), float(positive.max())
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    if zero:
+        (ax.set_xscale if axis == "x" else ax.set_yscale)("symlog", linthresh=lo, linscale=0.4)
+    else:
+        (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    ticks = ([0.0] if zero else []) + count_ticks(lo, hi)
+    target.set_major_locator(FixedLocator(ticks))
+    target.set_major_formatter(FuncFormatter(lambda x, _: format_count(x)))
+    target.set_minor_locator(NullLocator())
+    target.set_minor_formatter(NullFormatter())
+    pad = (hi / lo) ** 0.04 if hi > lo else 1.25  # a little room beyond the last point
+    if zero:
+        (ax.set_xlim if axis == "x" else ax.set_ylim)(0.0, hi * pad)
+    else:
+        (ax.set_xlim if axis == "x" else ax.set_ylim)(lo / pad, hi * pad)
+
+
+# --- colours for categories ------------------------------------------------------------------------------------
+
+#: Okabe & Ito (2008): eight colours told apart with every common colour-vision deficiency; black last.
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+#: Paul Tol's "muted" scheme, colour-blind safe, for 9 or 10 categories (pale grey last).
+TOL_MUTED = ("#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255", "#AA4499",
+             "#DDDDDD")
+
+
+def _rgb(hex_colour: str) -> tuple[float, float, float]:
+    h = hex_colour.lstrip("#")
+    return tuple(int(h[i:i + 2], 16) / 255.0 for i in (0, 2, 4))
+
+
+def category_palette(n: int) -> np.ndarray:
+    """[n, 3] RGB colours for n categories (layers, heads, tokens, mixed states): colour-blind safe up to 10
+    (Okabe–Ito up to 8, Tol's muted scheme for 9–10). No palette of more hues stays colour-blind safe; above 10
+    matplotlib's tab20, then tab20 + tab20b + tab20c cycled (60 colours), where labels or markers must carry it."""
+    from matplotlib import colormaps
+
+    if n < 0:
+        raise FigureInputError(f"category_palette needs n >= 0, got {n}")
+    if n <= len(OKABE_ITO):
+        return np.array([_rgb(c) for c in OKABE_ITO[:n]]).reshape(n, 3)
+    if n <= len(TOL_MUTED):
+        return np.array([_rgb(c) for c in TOL_MUTED[:n]])
+    if n <= 20:
+        return colormaps["tab20"](np.arange(n))[:, :3]
+    base = np.concatenate([colormaps[name](np.arange(20))[:, :3] for name in ("tab20", "tab20b", "tab20c")])
+    return base[np.arange(n) % len(base)]

@@ -11,14 +11,13 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from figures._common import FigureInputError, as_array, new_figure, same_shape, set_suptitle
+from figures._common import OKABE_ITO, FigureInputError, as_array, new_figure, same_shape, set_suptitle, token_axis
 from figures.belief_frame import BeliefFrame, belief_frame
 from figures.simplex import (
     SIMPLEX_FRAME,
-    _default_alpha,
-    _default_point_size,
     _label_colors,
     corner_names,
+    draw_points,
     draw_simplex,
     frame_limits,
     outside_frame,
@@ -69,6 +68,7 @@ def plot_belief_evolution(
     coloured by `labels` (one colour per distinct label; then every snapshot must have n rows) or
     else by the true belief's scores in the frame.
     All panels share their limits; each snapshot's title adds its MSE (mean over rows and states).
+    More than `figures.simplex.DENSITY_ABOVE` points per panel are drawn as a 2-D histogram (`draw_points`).
     """
     snaps = _snapshots(snapshots)
     ref = snaps[-1][1]
@@ -106,12 +106,9 @@ def plot_belief_evolution(
     # height: the panel's own (equal-aspect) height plus room for two title lines, and the suptitle
     fig = new_figure(width * n_panels, float(np.clip(width * aspect, 1.0, 4.5)) + (0.85 if simplex else 1.25))
     for i, (ax, (caption, true, points)) in enumerate(zip(fig.subplots(1, n_panels, squeeze=False)[0], panels)):
-        n = true.shape[0]
         colors = label_colors if labels is not None else colour_of(true)
-        order = np.random.default_rng(0).permutation(n)
-        xy = project(points)[order]
-        ax.scatter(xy[:, 0], xy[:, 1], s=_default_point_size(n), c=colors[order], linewidths=0,
-                   alpha=_default_alpha(n), rasterized=True, zorder=2)
+        xy = project(points)
+        draw_points(ax, xy, colors, (lo[0], hi[0]), (lo[1], hi[1]), categorical=labels is not None)
         style_belief_panel(ax, (lo[0], hi[0]), (lo[1], hi[1]), frame, ylabel=i == 0)
         if frame.outline is not None:
             ax.plot(frame.outline[:, 0], frame.outline[:, 1], color="0.35", lw=0.7, zorder=3)
@@ -163,11 +160,11 @@ def plot_probe_over_training(
     fig = new_figure(10.0, 4.2)
     left, right = fig.subplots(1, 2, sharex=True)
 
-    left.plot(tok, err, color="C0", marker=marker, ms=4, label="this run")
+    left.plot(tok, err, color=OKABE_ITO[0], marker=marker, ms=4, label="this run", zorder=3)
     if paper_tokens is not None:
         left.plot(p_tok, p_mse, ls="", marker="s", ms=7, mfc="none", mec="k", mew=1.4,
                   label="paper (Shai et al. 2024)")
-    left.set_xscale("log")
+    token_axis(left, np.concatenate([tok, p_tok]) if paper_tokens is not None else tok)
     left.set_yscale("log")
     left.set_xlabel("tokens seen")
     left.set_ylabel("probe MSE (beliefs)")
@@ -179,8 +176,7 @@ def plot_probe_over_training(
     excess = rel - 1.0
     ok = excess > 0
     label = "this run" if ok.all() else f"this run ({(~ok).sum()} points at or below the optimum not shown)"
-    right.plot(tok[ok], excess[ok], color="C1", marker=marker, ms=4, label=label)
-    right.set_xscale("log")
+    right.plot(tok[ok], excess[ok], color=OKABE_ITO[1], marker=marker, ms=4, label=label)
     if ok.any():
         right.set_yscale("log")
     right.set_xlabel("tokens seen")

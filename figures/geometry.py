@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from figures._common import FigureInputError, as_array, new_figure, same_shape, set_suptitle
+from figures._common import OKABE_ITO, FigureInputError, as_array, category_palette, new_figure, same_shape, set_suptitle
 
 _HEXBIN_ABOVE = 5000  # more pairs than this: a 2-D histogram instead of single points
 _PAPER_KEYS = ("beliefs", "next_token")
@@ -98,7 +97,7 @@ def plot_distance_scatter(
             hb = ax.hexbin(x, y, gridsize=70, bins="log", mincnt=1, cmap="viridis", linewidths=0, rasterized=True)
             fig.colorbar(hb, ax=ax, label="pairs per bin (log scale)", pad=0.01)
         else:
-            ax.scatter(x, y, s=6, alpha=float(np.clip(np.sqrt(500 / x.size), 0.15, 0.8)), color="C0",
+            ax.scatter(x, y, s=6, alpha=float(np.clip(np.sqrt(500 / x.size), 0.15, 0.8)), color=OKABE_ITO[0],
                        linewidths=0, rasterized=True, label="pair of contexts")
         xs = np.array([0.0, float(x.max())])
         if key == "beliefs":
@@ -107,7 +106,7 @@ def plot_distance_scatter(
         if fit is not None:
             a, b = fit
             sign = "−" if a < 0 else "+"
-            ax.plot(xs, a + b * xs, color="C3", lw=2, label=f"least squares: y = {b:.3f} x {sign} {abs(a):.3g}")
+            ax.plot(xs, a + b * xs, color=OKABE_ITO[3], lw=2, label=f"least squares: y = {b:.3f} x {sign} {abs(a):.3g}")
         ax.set_xlim(0.0, float(x.max()) * 1.03 or 1.0)
         ax.set_ylim(0.0, float(y.max()) * 1.05 or 1.0)
         ax.set_xlabel("distance between probed beliefs")
@@ -125,13 +124,9 @@ def plot_distance_scatter(
 
 
 def state_palette(n: int) -> np.ndarray:
-    """[n, 3] qualitative colours: tab10 up to 10 states, tab20 up to 20, else tab20 + tab20b + tab20c (cycled)."""
-    if n <= 10:
-        return colormaps["tab10"](np.arange(n))[:, :3]
-    if n <= 20:
-        return colormaps["tab20"](np.arange(n))[:, :3]
-    base = np.concatenate([colormaps[name](np.arange(20))[:, :3] for name in ("tab20", "tab20b", "tab20c")])
-    return base[np.arange(n) % len(base)]
+    """[n, 3] qualitative colours, one per state (`figures._common.category_palette`: colour-blind safe up to
+    10 states, then tab20, then tab20 + tab20b + tab20c cycled)."""
+    return category_palette(n)
 
 
 def _state_ids(labels, n: int) -> tuple[np.ndarray, np.ndarray]:

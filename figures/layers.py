@@ -1,4 +1,4 @@
-"""Probe error by layer: in-sample and held-out MSE side by side (log scale), the shuffled control apart.
+"""Probe error by layer: in-sample and held-out MSE side by side (log scale), the shuffled control a reference line.
 
 Held-out errors come in two protocols (probe.json): ``mse_heldout_contexts`` — fit on some
 distinct contexts, scored on the others, so no test row's context was seen in the fit — and
@@ -8,19 +8,23 @@ most test contexts (every short prefix) into the fit too. Either may be null wit
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from figures._common import FigureInputError, new_figure
+from figures._common import OKABE_ITO, FigureInputError, layer_label, new_figure
 
-# (key in each result record, key of its standard deviation, legend label, colour)
+# (key in each result record, key of its standard deviation, legend label, colour: Okabe-Ito, colour-blind safe)
 _BARS = (
-    ("mse", None, "in-sample", "C0"),
-    ("mse_heldout_contexts", "mse_heldout_contexts_std", "held-out contexts (never seen in the fit)", "C1"),
-    ("mse_heldout", "mse_heldout_std", "held-out strings (paper's protocol)", "#f2c58f"),
+    ("mse", None, "in-sample", OKABE_ITO[0]),
+    ("mse_heldout_contexts", "mse_heldout_contexts_std", "held-out contexts (never seen in the fit)", OKABE_ITO[1]),
+    ("mse_heldout", "mse_heldout_std", "held-out strings (paper's protocol)", OKABE_ITO[5]),
 )
+#: The shuffled-target control is drawn as one reference line when its values over the layers differ by less
+#: than this fraction of their mean (it is about the variance of the beliefs, the same for every layer).
+SHUFFLED_ONE_LINE = 0.05
 
 
 def _record(name: str, value) -> Mapping[str, float]:
@@ -62,9 +66,11 @@ def plot_layer_mse(
     A metric missing from every layer is left out; one missing (null) for a layer is marked "–"
     at the bar's place. Standard deviations over repeats, where present, are error bars; each
     held-out bar carries its value. The y axis is logarithmic. The paper's values (`paper`,
-    `paper_heldout`) are black markers on the matching bars. The shuffled-target control, about
-    the variance of the beliefs and orders of magnitude above a good probe, has its own narrow
-    panel on the right, so it does not squash the bars.
+    `paper_heldout`) are black markers on the matching bars. Layers are named as a reader knows
+    them (`figures.layer_label`: "after block 4"). The shuffled-target control, about the variance
+    of the beliefs and so about the same for every layer, is a dashed reference line across the
+    panel labelled with its value (its range when the layers differ by more than `SHUFFLED_ONE_LINE`
+    of the mean: then one short dash per layer), so no panel is spent on one constant.
     """
     if not results:
         raise FigureInputError("results is empty; pass {layer name: probe result dict}")
@@ -79,11 +85,8 @@ def plot_layer_mse(
     shuffled = np.array([_number(records[n].get("mse_shuffled")) for n in names])
     has_shuffled = bool(np.isfinite(shuffled).any())
 
-    fig = new_figure(max(6.0, 1.0 * len(names) + 3.4), 4.6)
-    if has_shuffled:
-        ax, side = fig.subplots(1, 2, width_ratios=[max(4.0, 0.9 * len(names)), 1.25])
-    else:
-        ax, side = fig.subplots(), None
+    fig = new_figure(max(6.0, 1.05 * len(names) + 2.4), 4.6)
+    ax = fig.subplots()
     bar_x: dict[str, np.ndarray] = {}
     for j, (key, std_key, label, color) in enumerate(shown):
         vals = np.array([_number(records[n].get(key)) for n in names])
@@ -118,26 +121,33 @@ def plot_layer_mse(
                 ax.scatter(px, py, marker="D", s=22, facecolors="white", edgecolors="k", linewidths=1.2, zorder=3,
                            label=label)
 
+    if has_shuffled:
+        finite = shuffled[np.isfinite(shuffled)]
+        positive += [float(v) for v in finite if v > 0]
+        lo, hi = float(finite.min()), float(finite.max())
+        style = dict(color="0.3", ls="--", lw=1.1, zorder=1)
+        if hi - lo <= SHUFFLED_ONE_LINE * float(finite.mean()):
+            ax.axhline(float(finite.mean()), **style, label="shuffled-target control (every layer)")
+            text = f"shuffled control {float(finite.mean()):.2g}"
+        else:
+            for xi, v in zip(x, shuffled):
+                if np.isfinite(v):
+                    ax.plot([xi - 0.45, xi + 0.45], [v, v], **style)
+            ax.plot([], [], **style, label="shuffled-target control (each layer)")
+            text = f"shuffled control {lo:.2g}\u2013{hi:.2g}"
+        ax.annotate(text, (1.0, hi), xycoords=("axes fraction", "data"), xytext=(-3, 3),
+                    textcoords="offset points", ha="right", va="bottom", fontsize=7.5, color="0.3")
+
     ax.set_yscale("log", nonpositive="clip")
     if positive:  # room below the smallest bar and above the largest for its label
         ax.set_ylim(min(positive) / 3.0, max(positive) * 4.0)
-    long_names = max(len(n) for n in names) > 10  # another model's names (hidden_states.11, blocks.3.hook_...)
-    ax.set_xticks(x, names, rotation=30 if len(names) > 6 or long_names else 0, ha="right" if long_names else "center")
-    ax.set_xlabel("layer")
+    labels = [layer_label(n) for n in names]
+    ax.set_xticks(x, [textwrap.fill(lab, 16) for lab in labels],
+                  rotation=30 if len(names) > 8 else 0, fontsize=8.5)
+    ax.set_xlabel("probed activation")
     ax.set_ylabel("probe MSE (log scale)")
     ax.set_title(title or "Linear probe MSE by layer")
     ax.grid(axis="y", alpha=0.3, which="both")
 
-    if side is not None:
-        side.plot(shuffled, x, ls="", marker="x", color="0.35", ms=6, mew=1.5)
-        side.set_yticks(x, names, fontsize=7)
-        side.set_ylim(len(names) - 0.5, -0.5)
-        finite = shuffled[np.isfinite(shuffled)]
-        lo, hi = float(finite.min()), float(finite.max())
-        pad = max(0.15 * (hi - lo), 0.05 * hi, 1e-12)
-        side.set_xlim(max(0.0, lo - pad), hi + pad)
-        side.set_title("shuffled-target\ncontrol MSE", fontsize=8)
-        side.tick_params(axis="x", labelsize=7, rotation=45)
-        side.grid(alpha=0.3)
     fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=8, frameon=False)
     return fig

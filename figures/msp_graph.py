@@ -15,11 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from figures._common import FigureInputError, as_array, new_figure
+from figures._common import FigureInputError, as_array, category_palette, new_figure
 from figures.belief_frame import is_probability_set
 from figures.simplex import _TRIANGLE, corner_names, draw_simplex, simplex_coords
 
@@ -144,7 +143,7 @@ def plot_msp_graph(
     height = float(np.clip(width * (span[1] + 1.2) / (span[0] + 1.2), 3.5, 12.0)) + 0.8 if not in_simplex else 6.2
     fig = new_figure(width, height)
     ax = fig.subplots()
-    palette = colormaps["tab10"]
+    palette = category_palette(V)  # one colour per token: colour-blind safe up to 10 tokens
     scale = 1.0 if in_simplex else max(float(span.max()), 1.0)
     rad = 0.15
     loops = np.zeros(n, int)
@@ -155,7 +154,7 @@ def plot_msp_graph(
             if j < 0:
                 continue
             p = float(probs[i, x])
-            color = palette(x % 10)
+            color = tuple(palette[x])
             if i == j:  # a self-loop: written beside the node
                 ax.annotate(f"\u21ba {tok[x]} {p:.2g}", xy[i], xytext=(0, 9 + 8 * loops[i]),
                             textcoords="offset points", ha="center", fontsize=6.5, color=color, zorder=6)
@@ -188,7 +187,7 @@ def plot_msp_graph(
         ax.set_ylim(xy[:, 1].min() - pad, xy[:, 1].max() + pad)
     ax.set_aspect("equal")
     ax.axis("off")
-    handles = [Line2D([], [], color=palette(x % 10), lw=1.5, label=f"token {tok[x]}") for x in range(V)]
+    handles = [Line2D([], [], color=tuple(palette[x]), lw=1.5, label=f"token {tok[x]}") for x in range(V)]
     handles += [Line2D([], [], ls="", marker="o", ms=9, mfc=(1.0, 0.93, 0.75), mec="k", label="recurrent state"),
                 Line2D([], [], ls="", marker="o", ms=7, mfc="0.93", mec="0.55", label="transient state")]
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6), fontsize=7.5, frameon=False)

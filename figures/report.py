@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from figures.io import write_atomic
-from figures._common import FigureInputError, process_title
+from figures._common import FigureInputError, layer_label, process_title
 
 MIME_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
 MISSING = "\u2013"  # en dash: a value the run does not have
@@ -66,7 +66,7 @@ def same_distance_geometry(geometry: Mapping[str, Any]) -> bool:
 def render_report(*, title: str, config_toml: str, summary: Mapping[str, Any], metrics: Sequence[Mapping],
                   probe: Mapping[str, Any], figures: Sequence[tuple[str, bytes, str]],
                   extra_tables: Iterable[Table] = (), process: Mapping[str, Any] | None = None,
-                  provenance: Provenance | None = None) -> str:
+                  provenance: Provenance | None = None, interactive: Sequence[tuple[str, str]] = ()) -> str:
     """One self-contained HTML page describing a run.
 
     ``summary``, ``metrics`` (one record per evaluation) and ``probe`` are the run directory's
@@ -74,9 +74,15 @@ def render_report(*, title: str, config_toml: str, summary: Mapping[str, Any], m
     ``figures`` a list of ``(caption, file bytes, suffix)`` with suffix ``png`` or ``svg``;
     ``extra_tables`` a list of ``(title, column headers, rows[, note])`` shown after the results;
     ``process`` the run's process.json (its transition matrices are shown), ``provenance`` the
-    version, commit and date for the header. Every piece of text is HTML-escaped.
+    version, commit and date for the header; ``interactive`` a list of ``(caption, relative link)`` to interactive
+    pages beside the report (Plotly figures, `figures.interactive`), linked above the figures and not embedded, so
+    the page stays self-contained without them. Every piece of text is HTML-escaped.
     """
     images = [_figure_html(i, caption, data, suffix) for i, (caption, data, suffix) in enumerate(figures)]
+    links = "".join(f"<li><a href=\"{_e(href)}\">{_e(caption)}</a></li>" for caption, href in interactive)
+    if links:
+        images.insert(0, f"<p class=note>Interactive (rotate, zoom, hover a point for its context; opens offline):"
+                         f"</p><ul class=interactive>{links}</ul>")
     try:
         config = tomllib.loads(config_toml)
     except tomllib.TOMLDecodeError:
@@ -367,12 +373,15 @@ def _layer_table(summary: Mapping, probe: Mapping) -> tuple[str, str] | None:
         if paper_layers:
             cells.append(paper_number(paper_layers.get(name)))
         is_chosen = name == chosen
-        label = _e(name) + (" <span class=tag>probe layer</span>" if is_chosen else "")
+        words = layer_label(name)  # "after block 4", beside the name probe.json and run.fit_probe use
+        label = (_e(name) + (f"<br><span class=note style=\"white-space:nowrap\">{_e(words)}</span>"
+                             if words != name else "")
+                 + (" <span class=tag>probe layer</span>" if is_chosen else ""))
         body.append(f"<tr{' class=chosen' if is_chosen else ''}><th scope=row>{label}</th>"
                     + "".join(f"<td class=num>{_e(c)}</td>" for c in cells) + "</tr>")
     head = "".join(f"<th{'' if i == 0 else ' class=num'}>{_e(h)}</th>" for i, h in enumerate(headers))
     note = ("block_k is the residual stream after block k; embedding: before the first block; final_ln: after "
-            "the final LayerNorm; concat: all layers side by side. "
+            "the final LayerNorm; concat: all layers side by side (the figures name them so). "
             + ("Held-out, unseen contexts: the probe is fit on some distinct contexts and scored on the others, "
                "so no test row's context was in the fit. " if contexts else "")
             + ("Sampled regime: rows are sampled sequences, each fold's rows scored by the probe fitted on the "

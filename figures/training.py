@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
 
-from figures._common import FigureInputError, as_array, new_figure, same_shape, sci, wrap_title
+from figures._common import OKABE_ITO, FigureInputError, as_array, new_figure, same_shape, token_axis, wrap_title
+
+
+BLUE = OKABE_ITO[0]
 
 
 def plot_loss_by_position(loss_by_position, optimal_by_position, *, title: str | None = None,
@@ -33,8 +35,11 @@ def plot_loss_by_position(loss_by_position, optimal_by_position, *, title: str |
 
     fig = new_figure(7.5, 5.4)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[1, 2.2])
-    top.plot(pos, opt, "s-", color="k", ms=4, mfc="none", label="optimum (Bayes: entropy of the next token)")
-    top.plot(pos, loss, "o", color="C0", ms=3, label="model")
+    # the optimum a thin line with open squares, the model filled dots drawn above it: where they coincide
+    # (near convergence) the model's dot sits inside the optimum's square, both visible
+    top.plot(pos, opt, "s-", color="k", lw=1, ms=6.5, mfc="none", mew=0.9, zorder=2,
+             label="optimum (Bayes: entropy of the next token)")
+    top.plot(pos, loss, "o", color=BLUE, ms=3.2, zorder=3, label="model")
     top.set_ylabel("CE (nats)")
     top.set_title(wrap_title(fig, title or "Loss by context position", 10), fontsize=10)
     top.legend(fontsize=8, loc="upper right")
@@ -42,7 +47,7 @@ def plot_loss_by_position(loss_by_position, optimal_by_position, *, title: str |
 
     excess = 1e3 * (loss - opt)  # [T] millinats
     bottom.axhline(0.0, color="k", ls="--", lw=1, label="optimum")
-    bottom.plot(pos, excess, "o-", color="C0", label="model − optimum")
+    bottom.plot(pos, excess, "o-", color=BLUE, label="model − optimum", zorder=3)
     bottom.set_ylabel("excess loss (millinats)")
     bottom.set_xlabel("context position (tokens seen; 0 = only the start token)" if start_token
                       else "context position (tokens seen)")
@@ -50,13 +55,6 @@ def plot_loss_by_position(loss_by_position, optimal_by_position, *, title: str |
     bottom.grid(alpha=0.3)
     bottom.legend(fontsize=8, loc="best")
     return fig
-
-
-def _symlog_tokens(ax, first_positive: float) -> None:
-    """x axis: linear from 0 to the first positive token count, logarithmic above (0 = before training)."""
-    ax.set_xscale("symlog", linthresh=first_positive, linscale=0.4)
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: "0" if v == 0 else sci(v)))
-    ax.set_xlim(left=0.0)
 
 
 def plot_training_curve(
@@ -97,15 +95,15 @@ def plot_training_curve(
         dropped = int((np.isfinite(train) & (train <= 1.0)).sum())
         label = "training batches" + (f" ({dropped} at or below the optimum not shown)" if dropped else "")
         if ok.any():
-            ax.plot(tok[ok], train[ok] - 1.0, color="C0", alpha=0.35, lw=1, label=label,
+            ax.plot(tok[ok], train[ok] - 1.0, color=BLUE, alpha=0.35, lw=1, label=label,
                     marker="." if ok.sum() < 30 else None)
     excess = rel - 1.0
     ok = excess > 0
     marker = "o" if tok.size <= 60 else None
     below = int((~ok).sum())
-    ax.plot(tok[ok], excess[ok], color="C0", marker=marker, ms=3, lw=1.6,
+    ax.plot(tok[ok], excess[ok], color=BLUE, marker=marker, ms=3, lw=1.6,
             label="exact validation loss" + (f" ({below} at or below the optimum not shown)" if below else ""))
-    _symlog_tokens(ax, float(tok[tok > 0].min()))
+    token_axis(ax, tok, zero=True)
     ax.set_yscale("log")
     ax.set_xlabel("tokens seen")
     ax.set_ylabel("relative loss − 1   (CE / optimal CE − 1)")

@@ -13,6 +13,7 @@ import argparse
 import datetime
 import importlib.metadata
 import json
+import os
 import subprocess
 import tomllib
 from pathlib import Path
@@ -20,7 +21,8 @@ from typing import Any
 
 from compmech.runs.errors import RunDirError
 from compmech.runs.summary import RunSummary
-from figures import sci
+from figures import layer_label, sci
+from figures.simplex import DENSITY_ABOVE
 from figures.report import (SAME_GEOMETRY_NOTE, Provenance, fmt_number, model_kind_label, paper_number, process_label,
                             render_report, same_distance_geometry, write_report)
 
@@ -32,17 +34,22 @@ CAPTIONS = {
     "belief_fractal": "Belief-state geometry. Left: the exact beliefs of every distinct context, in the "
                       "belief set's own frame: the probability simplex for an HMM's beliefs (corners: the hidden "
                       "states; colour = belief), otherwise the axes named on the panel (the principal axes of "
-                      "the belief set, or the Bloch disk of a qubit's states). Middle: the linear "
-                      "probe's prediction from the residual stream of the probe layer, coloured by the true "
-                      "belief. Right, small: the same probe fit to shuffled beliefs (the control: no geometry).",
-    "loss_by_position": "Validation cross-entropy by context position after training beside the optimum (the "
-                        "entropy of the next token given the context), and the excess loss, model − optimum.",
+                      "the belief set, or the Bloch disk of a qubit's states). Right: the linear "
+                      "probe's prediction from the residual stream of the layer named above it, coloured by the true "
+                      "belief; the × and the dark dots: the same probe fit to shuffled beliefs (the control, which "
+                      f"collapses to about the mean belief). Above {DENSITY_ABOVE:,} contexts each panel is a 2-D histogram: a "
+                      "bin's colour is the mean colour of its contexts, its opacity grows with their number (log "
+                      "scale), so the dense parts of the probed geometry stay visible.",
+    "loss_by_position": "Validation cross-entropy by context position after training (dots) beside the optimum "
+                        "(open squares: the entropy of the next token given the context), and the excess loss, "
+                        "model − optimum.",
     "training_curve": "Relative loss − 1 (CE / optimal CE − 1, log scale; 0 would be optimal) over training, "
                       "from the evaluation before the first step: exact validation loss, and the training "
                       "batches' loss as a light line.",
     "probe_layers": "Belief probe MSE by layer: in-sample, held-out on contexts the fit never saw, and held out "
-                    "by the paper's string split; the paper's values in black where it gives them; the "
-                    "shuffled-target control in its own panel.",
+                    "by the paper's string split; the paper's values in black where it gives them; the dashed "
+                    "line: the shuffled-target control (about the variance of the beliefs, the error of a probe "
+                    "that has learnt nothing).",
     "distance_geometry": "Pairwise distances between probed beliefs (distinct contexts) against distances "
                          "between the true beliefs (left) and between the optimal next-token distributions "
                          "(right). The residual stream keeps the belief geometry, not just the next-token one.",
@@ -51,6 +58,11 @@ CAPTIONS = {
     "belief_evolution": "The probed belief geometry at checkpoints over training (coloured by the true belief), "
                         "and the true beliefs (last panel).",
     "probe_over_training": "Probe MSE and relative loss at each checkpoint (paper values where given).",
+}
+#: Captions of the interactive pages `compmech run` writes with plotly installed (figures/interactive_*.html).
+INTERACTIVE_CAPTIONS = {
+    "interactive_belief_simplex": "The belief simplex: true beliefs and the probe's predictions; hover a point "
+                                  "for its context string, the context's probability and its belief.",
 }
 
 
@@ -87,12 +99,13 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         process = read_run_json(run_dir / "process.json", PROCESS_KEYS)
         _check_process(run_dir / "process.json", process)
 
+    target = Path(out) if out is not None else run_dir / REPORT_NAME
     html = render_report(
         title=report_title(summary, config_toml, run_dir),
         config_toml=config_toml, summary=summary, metrics=metrics, probe=probe,
         figures=_figures(run_dir, summary), extra_tables=_extra_tables(summary), process=process,
-        provenance=provenance())
-    return write_report(Path(out) if out is not None else run_dir / REPORT_NAME, html)
+        provenance=provenance(), interactive=_interactive(run_dir, target))
+    return write_report(target, html)
 
 
 #: The keys each file must have, and the JSON type of each (as a Python type or tuple of types).
@@ -183,6 +196,16 @@ def _figures(run_dir: Path, summary: dict) -> list[tuple[str, bytes, str]]:
             for stem, path in by_stem.items()]
 
 
+def _interactive(run_dir: Path, report: Path) -> list[tuple[str, str]]:
+    """(caption, link relative to the report) of each interactive page in figures/ (``interactive_*.html``, written
+    when plotly is installed), so the report links them wherever it is written (``--out``)."""
+    folder = run_dir / "figures"
+    pages = sorted(folder.glob("interactive_*.html")) if folder.is_dir() else []
+    return [(INTERACTIVE_CAPTIONS.get(page.stem, page.stem.replace("_", " ")),
+             Path(os.path.relpath(page.resolve(), report.resolve().parent)).as_posix())
+            for page in pages if page.is_file() and _inside(run_dir, page)]
+
+
 def _extra_tables(summary: dict) -> list[tuple]:
     """The distance geometry and the probe over training, beside the paper's numbers where it has them."""
     paper = summary.get("paper") if isinstance(summary.get("paper"), dict) else {}
@@ -197,7 +220,7 @@ def _extra_tables(summary: dict) -> list[tuple]:
                  fmt_number(geo.get("distance_r2_next_token"), 3), paper_number(paper.get("distance_r2_next_token"))]]
         headers = ["against", "R\u00b2 (ours)"] + (["R\u00b2 (paper)"] if "distance_r2_beliefs" in paper else [])
         rows = [r[:len(headers)] for r in rows]
-        tables.append((f"Distance geometry of the probed beliefs ({geo.get('layer', '?')})", headers, rows,
+        tables.append((f"Distance geometry of the probed beliefs ({layer_label(geo.get('layer', '?'))})", headers, rows,
                        f"R\u00b2 of pairwise distances between probed beliefs against the distances named, over "
                        f"{_count(geo.get('n_contexts'))} distinct contexts ({_count(geo.get('n_belief_states'))} "
                        f"distinct beliefs, {_count(geo.get('n_pairs'))} pairs)."
@@ -220,7 +243,7 @@ def _extra_tables(summary: dict) -> list[tuple]:
         headers = ["tokens", "relative loss"] + (["held-out MSE, unseen contexts"] if contexts else []) + [
             "probe MSE (in-sample)", "held-out MSE (string split)", "shuffled MSE"] + (["paper MSE"] if over else [])
         layer = summary.get("analysis_layer", summary.get("probe_layer", "?"))
-        tables.append((f"Probe ({layer}) over training: refitted at checkpoints", headers, rows))
+        tables.append((f"Probe ({layer_label(layer)}) over training: refitted at checkpoints", headers, rows))
     return tables
 
 

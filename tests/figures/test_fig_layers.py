@@ -1,4 +1,4 @@
-"""Per-layer probe MSE bars, the paper's markers and the shuffled control in its own panel."""
+"""Per-layer probe MSE bars, the paper's markers, layer names a reader knows and the shuffled control as a line."""
 
 import numpy as np
 import pytest
@@ -29,21 +29,36 @@ def legend_texts(fig):
     return [t.get_text() for t in fig.legends[0].get_texts()]
 
 
-def test_bars_per_layer_and_the_shuffled_control_apart():
+def test_bars_per_layer_and_the_shuffled_control_as_a_reference_line():
     fig = plot_layer_mse(RESULTS, title="RRXOR")
     assert isinstance(fig, Figure)
-    bars, side = fig.axes
+    (bars,) = fig.axes  # no panel spent on the control
     assert bars.get_title() == "RRXOR" and bars.get_yscale() == "log"
-    assert [t.get_text() for t in bars.get_xticklabels()] == ["embed", "block1", "concat"]
+    assert [t.get_text() for t in bars.get_xticklabels()] == ["embedding", "block1", "all layers"]  # "embed": a recurrent model's
     assert len(bars.patches) == 6  # in-sample and held-out, per layer: the control is not a bar
-    # the control's own panel: one marker per layer, at its value, on a linear axis that starts near it
-    np.testing.assert_allclose(side.lines[0].get_xdata(), [0.11, 0.11, 0.105])
-    assert side.get_xscale() == "linear" and side.get_xlim()[0] > 0.05
-    # the bars' axis is not stretched up to the control: its top is a few times the largest bar
-    assert bars.get_ylim()[1] < 0.11 * 4
+    # the control (0.11, 0.11, 0.105: within 5 % of its mean) is one dashed line at its mean, labelled with it
+    (line,) = [ln for ln in bars.lines if ln.get_linestyle() == "--"]
+    np.testing.assert_allclose(line.get_ydata(), [np.mean([0.11, 0.11, 0.105])] * 2)
+    assert "shuffled-target control (every layer)" in legend_texts(fig)
+    assert any(t.get_text() == "shuffled control 0.11" for t in bars.texts)
+    assert bars.get_ylim()[1] > 0.11  # the line is inside the panel
     assert "held-out strings (paper's protocol)" in legend_texts(fig)
     # every bar carries its value
     assert {t.get_text() for t in bars.texts} >= {"0.07", "0.071", "0.004", "0.005"}
+
+
+def test_a_shuffled_control_that_differs_by_layer_gets_a_dash_per_layer():
+    results = {"a": {"mse": 0.01, "mse_shuffled": 0.1}, "b": {"mse": 0.02, "mse_shuffled": 0.2}}
+    bars = plot_layer_mse(results).axes[0]
+    dashes = [ln for ln in bars.lines if ln.get_linestyle() == "--" and len(ln.get_xdata())]
+    assert sorted(float(ln.get_ydata()[0]) for ln in dashes) == [0.1, 0.2]
+    assert any(t.get_text() == "shuffled control 0.1\u20130.2" for t in bars.texts)
+
+
+def test_layers_are_named_as_a_reader_knows_them():
+    results = {n: {"mse": 0.01} for n in ("embedding", "block_1", "block_4", "final_ln", "concat")}
+    ticks = [t.get_text() for t in plot_layer_mse(results).axes[0].get_xticklabels()]
+    assert ticks == ["embedding", "after block 1", "after block 4", "after the final\nLayerNorm", "all layers"]
 
 
 def test_context_held_out_bars_come_first_and_withheld_ones_are_marked():

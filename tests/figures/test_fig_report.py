@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 import pytest
 from matplotlib.figure import Figure
 
-from figures import FigureInputError
+from figures import FigureInputError, layer_label
 from figures.report import MAX_STATES_SHOWN, Provenance, fmt_number, paper_number, render_report, write_report
 
 CONFIG = """name = "tiny"
@@ -201,7 +201,7 @@ def test_the_context_disjoint_held_out_error_leads():
     # by layer: the contexts columns come first; a withheld number is "–" with its reason under the table
     header = elements.row("layer")
     assert header.index("held-out MSE, unseen contexts") < header.index("MSE in-sample")
-    assert elements.row("concat")[2:4] == ["–", "–"]
+    assert elements.row("concatall layers")[2:4] == ["–", "–"]
     assert "concat, unseen contexts: underdetermined: 52 fit rows &lt; 129 parameters" in page
 
 
@@ -230,7 +230,9 @@ def test_equal_distance_r2_are_explained(geometry, same):
 def test_every_layer_with_controls_and_the_probe_layer_highlighted():
     elements = Elements(render())
     for name, res in LAYERS.items():
-        cells = elements.row(name + (" probe layer" if name == "block_2" else ""))
+        # the name probe.json uses, and under it in words ("after block 2"; the parser joins a cell's text pieces)
+        words = layer_label(name)
+        cells = elements.row(name + (words if words != name else "") + (" probe layer" if name == "block_2" else ""))
         assert cells[2] == fmt_number(res["mse"]) and cells[5] == fmt_number(res["mse_shuffled"])
         assert cells[4].startswith(fmt_number(res["mse_heldout"]) + " ± ")
     chosen = [cells for attrs, cells in elements.rows if attrs.get("class") == "chosen"]
@@ -241,8 +243,8 @@ def test_paper_layer_column_when_the_paper_gives_one():
     page = render(summary={**SUMMARY, "paper": {"layer_mse": {"embedding": 0.07, "concat": 0.004}}})
     elements = Elements(page)
     assert elements.row("embedding")[-1] == "0.07"
-    assert elements.row("block_1")[-1] == "–"
-    assert elements.row("concat")[-1] == "0.004"
+    assert elements.row("block_1after block 1")[-1] == "–"
+    assert elements.row("concatall layers")[-1] == "0.004"
 
 
 def test_loss_by_position_against_the_optimum():

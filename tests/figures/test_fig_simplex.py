@@ -5,6 +5,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from figures import belief_colors, plot_belief_panels, simplex_coords
+from figures.simplex import DENSITY_ABOVE, density_image
 
 
 def beliefs(n=500, s=3, seed=0):
@@ -26,25 +27,59 @@ def titles(fig):
     return [ax.get_title() for ax in fig.axes]
 
 
-def test_three_panels():
+def test_two_panels_and_the_shuffled_control_drawn_in_the_probed_one():
     b = beliefs()
-    fig = plot_belief_panels(b, b + 0.01, b.mean(0) + 0 * b, suptitle="Mess3")
+    shuffled = b.mean(0) + 0.001 * beliefs(seed=1)
+    fig = plot_belief_panels(b, b + 0.01, shuffled, suptitle="Mess3")
     assert isinstance(fig, Figure)
-    assert len(fig.axes) == 3
-    assert titles(fig) == ["True beliefs", "Probe predictions", "Shuffled-target control"]
+    assert len(fig.axes) == 2  # no third, tiny panel: the control is drawn where the predictions are
+    assert titles(fig) == ["True beliefs", "Probe predictions"]
     assert fig._suptitle.get_text() == "Mess3"
+    widths = [ax.get_position().width for ax in fig.axes]
+    assert abs(widths[0] - widths[1]) < 1e-6  # a balanced layout: two panels of one size
     for ax in fig.axes:
         assert ax.get_xticks().size == 0 and ax.get_aspect() == 1.0
-        assert len(ax.collections) == 1 and ax.collections[0].get_rasterized()
-        assert len(ax.lines) == 1  # the triangle
+        assert ax.collections[0].get_rasterized()
+        assert len(ax.lines) >= 1  # the triangle
         assert ax.lines[0].get_zorder() > ax.collections[0].get_zorder()  # the outline above the points
     # predicted points are coloured by the TRUE beliefs, in the same order as the true panel
     np.testing.assert_array_equal(
         fig.axes[0].collections[0].get_facecolors()[:, :3], fig.axes[1].collections[0].get_facecolors()[:, :3]
     )
-    # the shuffled control (one blob) gets a panel less than half as wide as the others
-    widths = [ax.get_position().width for ax in fig.axes]
-    assert widths[2] < 0.5 * widths[1]
+    # the control: its predictions as dark dots and a marker at their mean, named in the legend with its spread
+    probed = fig.axes[1]
+    assert len(probed.collections) == 2 and len(fig.axes[0].collections) == 1
+    (marker,) = [ln for ln in probed.lines if ln.get_marker() == "X"]
+    np.testing.assert_allclose(np.ravel(marker.get_xydata()), simplex_coords(shuffled).mean(0))
+    (legend,) = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend.startswith("Shuffled-target control: its predictions (dark dots) all lie within")
+
+
+def test_large_point_sets_are_drawn_as_a_density_image():
+    b = beliefs(n=DENSITY_ABOVE + 1)
+    fig = plot_belief_panels(b, b)
+    for ax in fig.axes:
+        assert len(ax.images) == 1 and not ax.collections  # a 2-D histogram, not 20k overlapping dots
+    small = plot_belief_panels(beliefs(n=2000), beliefs(n=2000))
+    assert not small.axes[0].images and len(small.axes[0].collections) == 1
+    forced = plot_belief_panels(beliefs(n=2000), beliefs(n=2000), density=True)
+    assert len(forced.axes[0].images) == 1
+
+
+def test_density_image_counts_colours_and_opacity():
+    # 3 points in one bin and 1 in another: the crowded bin is more opaque; its colour the mean of its points
+    xy = np.array([[0.05, 0.05], [0.06, 0.06], [0.07, 0.05], [0.95, 0.95]])
+    colours = np.array([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0], [0.2, 0.4, 0.6]])
+    img = density_image(xy, colours, (0, 1), (0, 1), bins=4)  # [4, 4, 4]
+    assert img.shape == (4, 4, 4)
+    crowded, lone = img[0, 0], img[3, 3]
+    np.testing.assert_allclose(crowded[:3], [1 / 3, 1 / 3, 1 / 3])
+    np.testing.assert_allclose(lone[:3], [0.2, 0.4, 0.6])
+    assert crowded[3] > lone[3] >= 0.2 and img[1, 1, 3] == 0.0  # empty bins transparent
+    # categorical colours: the most frequent colour of a bin, not a muddy mean
+    cat = density_image(xy[:3], np.array([[1.0, 0, 0], [1.0, 0, 0], [0, 0, 1.0]]), (0, 1), (0, 1), bins=4,
+                        categorical=True)
+    np.testing.assert_allclose(cat[0, 0, :3], [1, 0, 0])
 
 
 def test_corners_are_named_by_the_process_states():
@@ -86,9 +121,10 @@ def test_two_panels_custom_titles():
 def test_other_state_counts_use_pca(s):
     b = beliefs(s=s)
     fig = plot_belief_panels(b, b, b)
-    assert len(fig.axes) == 3
+    assert len(fig.axes) == 2
     assert fig.axes[0].get_xlabel() == "principal axis 1 of the belief set"
-    assert all(len(ax.lines) == 0 for ax in fig.axes)  # no triangle
+    assert len(fig.axes[0].lines) == 0  # no triangle (the probed panel has the control's marker only)
+    assert [ln.get_marker() for ln in fig.axes[1].lines] == ["X"]
     labelled = plot_belief_panels(b, b, labels=np.arange(len(b)) % 7)
     colours = labelled.axes[0].collections[0].get_facecolors()
     assert len(np.unique(colours, axis=0)) == 7
