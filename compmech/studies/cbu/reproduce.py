@@ -24,7 +24,7 @@ from probes.attention import rate_groups
 #: ``--quick``: this fraction of cbu_product.toml's steps, one probe split, coarser figures (the Mess3 sweep has its
 #: own [sweep] quick budget).
 QUICK_FRACTION = 0.15
-QUICK = {"probe.n_repeats": 1, "studies.cbu.n_repeats": 1, "figures.dpi": 60}
+QUICK = {"probe.n_repeats": 1, "studies.cbu.n_repeats": 1}
 #: Beside the sweep: Mess3 at x = 0.1 with less informative tokens (alpha 0.6), where the exact readout rate is
 #: nearer the first-order lambda (0.61 against 0.7; 0.35 at alpha 0.85).
 MESS3_EXTRA: tuple[tuple[str, dict[str, Any]], ...] = (("alpha_06", {"process.params.x": 0.1, "process.params.alpha": 0.6}),)

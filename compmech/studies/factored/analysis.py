@@ -39,7 +39,7 @@ from compmech.runs.settings import ExperimentConfig
 from compmech.runs.sources import Source
 from compmech.studies.base import StudyInputs, StudyOutput
 from compmech.studies.factored.plots import plot_explained_variance
-from figures import plot_belief_panels, process_title
+from figures import layer_label, plot_belief_panels, process_title
 from hmm_processes import factor_beliefs
 from probes import CONTEXT_TEST_FRACTION, ProbeData, evaluate_probe, probe_rows
 from probes.dimension import belief_subspace, principal_angles, variance_spectrum
@@ -297,7 +297,8 @@ def draw_figures(inputs: StudyInputs, targets: FactorTargets, rows: ContextRows,
     final, truth, evolution = probes.by_layer[layer], record["true_joint_beliefs"], record["over_training"]
     curves = [np.asarray(e["cumulative"]) for e in evolution] + [np.asarray(final["cumulative"])]
     labels = [f"{e['tokens']:.2g} tokens" for e in evolution] + ["final"]
-    title = f"{process_title(inputs.process.name, inputs.process.params)}: explained variance of {layer}"
+    title = (f"{process_title(inputs.process.name, inputs.process.params)}: explained variance of the activations "
+             f"{layer_label(layer)}")
     draws = {"factored_variance": lambda: plot_explained_variance(
         curves, labels, dim_factored=rows.dim_factored, dim_joint=rows.dim_joint,
         untrained=np.asarray(final["untrained"]["cumulative"]), truth=np.asarray(truth["cumulative"]),
@@ -306,7 +307,7 @@ def draw_figures(inputs: StudyInputs, targets: FactorTargets, rows: ContextRows,
         res = final["factors"][k]
         draws[f"factor_{k}_beliefs"] = lambda f=f, Y=Y, k=k, res=res: plot_belief_panels(
             Y, probes.predictions[(layer, k)], frame=belief_frame_of(f, Y), state_names=f.state_names,
-            titles=["true belief of this factor", f"probed from {layer}"],
+            titles=["true belief of this factor", f"probed, {layer_label(layer)}"],
             suptitle=f"factor {k}: {process_title(f.name, f.params)}: held-out MSE {res['mse_heldout_contexts']:.3g} "
                      f"(shuffled {res['mse_shuffled']:.3g})")
     return save_figures(inputs.cfg, inputs.run_dir, draws)

@@ -10,7 +10,7 @@ import matplotlib as mpl
 import numpy as np
 from matplotlib.figure import Figure
 
-from figures._common import FigureInputError, as_array, new_figure, sci, set_suptitle
+from figures._common import FigureInputError, as_array, format_count, new_figure, set_suptitle
 
 
 def _fit_line(ax, fit: Any, n: np.ndarray, color: str, label: str, ls: str) -> None:
@@ -124,7 +124,7 @@ def plot_icl_training(
     if G.shape != L.shape:
         raise FigureInputError(f"gaps must have the shape of losses {L.shape}; got {G.shape}")
     rel = np.maximum(G / opt[None, :], 1e-4)
-    names = ["end" if t is None else ("init" if t == 0 else sci(t)) for t in tokens]
+    names = ["end" if t is None else ("init" if t == 0 else format_count(t)) for t in tokens]
     fig = new_figure(11.0, 4.4 if title else 4.0)
     ax, bx = fig.subplots(1, 2)
     im = ax.imshow(rel, aspect="auto", origin="lower", cmap="magma_r", norm=mpl.colors.LogNorm(vmin=1e-4,
