@@ -44,13 +44,21 @@ class Run:
 
     path: Path
     config: ExperimentConfig  # the resolved config.toml
-    process: Any  # rebuilt from the config (its spec copy, or name + params): an HMM, a GHMM, random Markov chains
     model_config: predictive_models.ModelConfig
     params: Any  # flax nnx.State of the final model
     history: list[dict[str, Any]]  # metrics.jsonl: one record per evaluation
     summary: dict[str, Any]  # summary.json
     probe_results: dict[str, Any]  # probe.json
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def process(self) -> Any:
+        """The process, rebuilt from the config (its spec copy, or name + params) on first use: an HMM, a GHMM,
+        random Markov chains. A config whose [process] names a Python module runs that module's code here (and
+        only when the process is asked for: loading a run directory imports nothing of it)."""
+        if "process" not in self._cache:
+            self._cache["process"] = build_process(self.config.process, base_dir=self.path)
+        return self._cache["process"]
 
     @property
     def layer_names(self) -> list[str]:
@@ -129,7 +137,6 @@ def load_run(path: str | Path) -> Run:
         raise RunDirError(f"{path} has no {COMPLETE_MARK} ({what}); finish it with "
                           f"compmech run {path / 'config.toml'} --out {path} (the same command resumes it)")
     config = load_config(path / "config.toml")
-    process = build_process(config.process, base_dir=path)
     try:
         model_config, params = predictive_models.load_model(path / "checkpoints" / "final.msgpack")
     except FileNotFoundError:
@@ -137,6 +144,6 @@ def load_run(path: str | Path) -> Run:
             from None
     except predictive_models.CheckpointError as exc:
         raise RunDirError(str(exc)) from None
-    return Run(path=path, config=config, process=process, model_config=model_config, params=params,
+    return Run(path=path, config=config, model_config=model_config, params=params,
                history=read_run_jsonl(path / "metrics.jsonl"), summary=read_run_json(path / "summary.json"),
                probe_results=read_run_json(path / "probe.json"))
