@@ -46,6 +46,10 @@ ACTIVE_STATES = ("PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", 
 POLL_S = {"local": 0.5, "slurm": 15.0}
 
 
+class LauncherError(ValueError):
+    """The jobs cannot be submitted here: no SLURM on this machine, or the scheduler refused them."""
+
+
 @dataclass(frozen=True)
 class LauncherSettings:
     """A sweep file's ``[launcher]`` table: how its jobs are submitted (``--launcher slurm`` or ``local``).
@@ -176,14 +180,32 @@ def submit_jobs(specs: list[JobSpec], out: Path, cluster: str, settings: Launche
     for them and the ``attached`` jobs of an earlier launcher; return every record. ``finished(spec)``: whether a
     job's points are all finished (a job's outcome is read from its run directories, not from submitit's files)."""
     submitit = import_submitit()
-    executor = submitit.AutoExecutor(folder=out / "launcher" / "%j", cluster=cluster)
+    params = settings.executor_parameters(cluster, name)
+    if cluster == "slurm":  # checked before submitit looks for SLURM, so that a typo is said anywhere
+        valid = set(submitit.SlurmExecutor._valid_parameters()) | set(submitit.AutoExecutor._valid_parameters())
+        unknown = sorted(k[len("slurm_"):] for k in params if k.startswith("slurm_") and k[len("slurm_"):] not in valid)
+        if unknown:
+            raise ConfigError(f"[launcher] slurm = {{ {unknown[0]} = ... }}: submitit has no SLURM parameter "
+                              f"{unknown[0]!r}; its parameters are {', '.join(sorted(valid))}")
     try:
-        executor.update_parameters(**settings.executor_parameters(cluster, name))
+        executor = submitit.AutoExecutor(folder=out / "launcher" / "%j", cluster=cluster)
+        executor.update_parameters(**params)
     except (NameError, ValueError, TypeError, AssertionError) as exc:
         raise ConfigError(f"[launcher]: submitit refuses these {cluster} parameters: {' '.join(str(exc).split())}") \
             from None
+    except (RuntimeError, OSError) as exc:  # no SLURM here (no srun, sbatch), or its folder cannot be made
+        raise LauncherError(f"--launcher {cluster}: {' '.join(str(exc).split())}"
+                            + ("; run it on a SLURM login node, or use --launcher local" if cluster == "slurm" else "")
+                            ) from None
     records = {str(r.spec.group): r for r in attached}
     stored = read_records(out)
+
+    def submit(fn: Any) -> Any:
+        try:
+            return executor.submit(fn)
+        except Exception as exc:  # noqa: BLE001 -- sbatch refused (a partition, an account): its own words, one line
+            raise LauncherError(f"--launcher {cluster}: the submission failed: {' '.join(str(exc).split())[:500]}; "
+                                f"the jobs submitted so far are in {out / LAUNCHER_JSON}") from None
 
     def record(spec: JobSpec, job: Any) -> JobRecord:
         rec = JobRecord(spec, str(job.job_id), str(job.paths.stdout), str(job.paths.stderr), job)
@@ -197,8 +219,12 @@ def submit_jobs(specs: list[JobSpec], out: Path, cluster: str, settings: Launche
     functions = [submitit.helpers.CommandFunction(list(spec.command), verbose=True, cwd=cwd) for spec in specs]
     limit = settings.max_parallel or (1 if cluster == "local" else len(specs)) or 1
     if cluster == "slurm":  # one job array; SLURM itself runs at most max_parallel at once
-        with executor.batch():
-            jobs = [executor.submit(fn) for fn in functions]
+        try:
+            with executor.batch():
+                jobs = [executor.submit(fn) for fn in functions]
+        except Exception as exc:  # noqa: BLE001 -- sbatch refused the array: its own words, one line
+            raise LauncherError(f"--launcher slurm: the submission failed: {' '.join(str(exc).split())[:500]}") \
+                from None
         for spec, job in zip(specs, jobs):
             record(spec, job)
         queue: list[tuple[JobSpec, Any]] = []
@@ -206,11 +232,11 @@ def submit_jobs(specs: list[JobSpec], out: Path, cluster: str, settings: Launche
         queue = list(zip(specs, functions))
         while queue and len(queue) > len(specs) - limit:
             spec, fn = queue.pop(0)
-            record(spec, executor.submit(fn))
+            record(spec, submit(fn))
     if not wait:
         if queue:  # a local launcher that does not wait cannot start the rest later: start them all now
             for spec, fn in queue:
-                record(spec, executor.submit(fn))
+                record(spec, submit(fn))
         return list(records.values())
     poll = POLL_S[cluster]
     last = ""
@@ -218,7 +244,7 @@ def submit_jobs(specs: list[JobSpec], out: Path, cluster: str, settings: Launche
         running = [r for r in records.values() if r.job is not None and not r.job.done()]
         while queue and len(running) < limit:
             spec, fn = queue.pop(0)
-            running.append(record(spec, executor.submit(fn)))
+            running.append(record(spec, submit(fn)))
         status = f"jobs: {len(records) - len(running)} done, {len(running)} running, {len(queue)} waiting"
         if status != last:
             say(status)

@@ -527,3 +527,12 @@ def test_loading_a_run_directory_imports_its_plugin_module_only_when_the_process
     assert main(["report", str(out)]) == 0 and module not in sys.modules
     with pytest.raises(ValueError, match="this code ran"):
         run.process
+
+
+def test_report_on_a_sweep_directory_says_what_it_is(tmp_path, capsys):
+    """It suggested finishing "the run"."""
+    (tmp_path / "sw" / "s-x=0.1").mkdir(parents=True)
+    (tmp_path / "sw" / "s-x=0.1" / "config.toml").write_text('name = "s-x=0.1"\n')
+    (tmp_path / "sw" / "sweep.json").write_text("{}")
+    err = refused(["report", str(tmp_path / "sw")], capsys)
+    assert "is a sweep directory" in err and "compmech report " + str(tmp_path / "sw" / "s-x=0.1") in err

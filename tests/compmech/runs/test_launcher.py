@@ -140,3 +140,17 @@ def test_launcher_flags_are_checked(tmp_path, capsys):
     path = sweep_file(tmp_path)
     assert main(["sweep", str(path), "--shard", "0/2", "--collect"]) == 2
     assert "cannot be combined" in capsys.readouterr().err
+
+
+def test_slurm_where_there_is_none_and_an_unknown_slurm_option_are_one_line(tmp_path, capsys):
+    import shutil
+
+    if shutil.which("srun"):
+        pytest.skip("this machine has SLURM: the test would submit")
+    path = sweep_file(tmp_path, "{ seed = [0] }")
+    assert main(["sweep", str(path), "--out", str(tmp_path / "a"), "--launcher", "slurm", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("compmech: error: --launcher slurm: ") and "use --launcher local" in err and "\n" not in err
+    path.write_text(path.read_text().replace("timeout_min = 30", "timeout_min = 30\nslurm = { exlude = \"n1\" }"))
+    assert main(["sweep", str(path), "--out", str(tmp_path / "b"), "--launcher", "slurm", "--no-progress"]) == 2
+    assert "submitit has no SLURM parameter 'exlude'" in capsys.readouterr().err
