@@ -218,7 +218,7 @@ def submit_jobs(specs: list[JobSpec], out: Path, cluster: str, settings: Launche
     cwd = os.getcwd()
     functions = [submitit.helpers.CommandFunction(list(spec.command), verbose=True, cwd=cwd) for spec in specs]
     limit = settings.max_parallel or (1 if cluster == "local" else len(specs)) or 1
-    if cluster == "slurm":  # one job array; SLURM itself runs at most max_parallel at once
+    if cluster == "slurm" and functions:  # one job array; SLURM itself runs at most max_parallel at once
         try:
             with executor.batch():
                 jobs = [executor.submit(fn) for fn in functions]
@@ -228,6 +228,8 @@ def submit_jobs(specs: list[JobSpec], out: Path, cluster: str, settings: Launche
         for spec, job in zip(specs, jobs):
             record(spec, job)
         queue: list[tuple[JobSpec, Any]] = []
+    elif cluster == "slurm":
+        queue = []
     else:
         queue = list(zip(specs, functions))
         while queue and len(queue) > len(specs) - limit:

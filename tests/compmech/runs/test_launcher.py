@@ -154,3 +154,42 @@ def test_slurm_where_there_is_none_and_an_unknown_slurm_option_are_one_line(tmp_
     path.write_text(path.read_text().replace("timeout_min = 30", "timeout_min = 30\nslurm = { exlude = \"n1\" }"))
     assert main(["sweep", str(path), "--out", str(tmp_path / "b"), "--launcher", "slurm", "--no-progress"]) == 2
     assert "submitit has no SLURM parameter 'exlude'" in capsys.readouterr().err
+
+
+@pytest.fixture
+def fake_slurm(tmp_path, monkeypatch):
+    """sbatch, srun, sacct and scancel on PATH, played by tests/compmech/runs/fake_slurm.py on this machine."""
+    bin_dir = tmp_path / "slurm_bin"
+    bin_dir.mkdir()
+    for name in ("sbatch", "srun", "sacct", "scancel"):
+        (bin_dir / name).write_text(f"#!/bin/sh\nexec {sys.executable} {Path(__file__).parent / 'fake_slurm.py'} "
+                                    f"{name} \"$@\"\n")
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_SLURM_DIR", str(tmp_path / "slurm_state"))
+    return tmp_path / "slurm_state"
+
+
+def test_slurm_jobs_are_one_array_with_the_launcher_table_s_options_and_a_rerun_waits_for_them(
+        tmp_path, capsys, monkeypatch, fake_slurm):
+    import submitit
+
+    from compmech.runs import launcher
+
+    submitit.SlurmJob.watcher.clear()
+    monkeypatch.setitem(launcher.POLL_S, "slurm", 0.5)
+    path = sweep_file(tmp_path, '{ "process.params.x" = [0.05, 0.15] }')
+    path.write_text(path.read_text().replace("timeout_min = 30", 'timeout_min = 30\npartition = "debug"\n'
+                                             'max_parallel = 1\nsetup = ["export COMPMECH_TEST_SETUP=1"]'))
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out), "--launcher", "slurm", "--no-wait"]) == 0
+    script = (fake_slurm / "last_script.sh").read_text()
+    assert "#SBATCH --partition=debug" in script and "#SBATCH --array=0-1%1" in script
+    assert "#SBATCH --time=30" in script and "export COMPMECH_TEST_SETUP=1" in script
+    capsys.readouterr()
+    # run again while the array is queued or running: nothing is submitted twice; the launcher waits for it
+    assert main(["sweep", str(path), "--out", str(out), "--launcher", "slurm"]) == 0
+    err = capsys.readouterr().err
+    assert "submitted job" not in err and "not submitted again" in err
+    assert all(r["status"] == "finished" for r in numbers(out).values())
+    assert json.loads((out / "launcher.json").read_text())["jobs"]["1"]["job_id"].endswith("_1")
