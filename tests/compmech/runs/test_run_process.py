@@ -73,8 +73,9 @@ from hmm_processes import HMM, register_process
 
 
 def biased_coin(p: float = 0.3) -> HMM:
-    """One state, emits 1 with probability p."""
-    return HMM(T=np.array([[[1 - p]], [[p]]]), name="biased_coin", params={"p": p})
+    """Two hidden states, each emitting 1 with probability p (a run needs two states: one has nothing to probe)."""
+    return HMM(T=np.array([np.full((2, 2), (1 - p) / 2), np.full((2, 2), p / 2)]), name="biased_coin",
+               params={"p": p})
 
 
 register_process("biased_coin", biased_coin, overwrite=True)
@@ -98,7 +99,7 @@ def test_a_process_registered_in_a_python_module_can_be_named(tmp_path, monkeypa
     prepare_run_dir(plan)
     # From any directory, in a fresh interpreter, the run's own config finds and builds the process.
     code = ("from compmech.runs.config import load_config; from compmech.runs.experiment import plan_run; "
-            f"print(plan_run(load_config({str(tmp_path / 'run' / 'config.toml')!r}), 'x').process.params)")
+            f"print(plan_run(load_config({str(tmp_path / 'run' / 'config.toml')!r}), 'x').source.params)")
     out = subprocess.run([sys.executable, "-c", code], cwd="/", capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr
