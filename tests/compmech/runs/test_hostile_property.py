@@ -142,3 +142,34 @@ def test_malformed_sweep_tables_are_one_config_error(tmp_path_factory, table, la
         load_sweep(path, quick=True)
     except ConfigError as exc:
         assert one_line(exc), str(exc)
+
+
+@given(st.integers(min_value=0, max_value=2**32 - 1), st.floats(min_value=0.0, max_value=0.6),
+       st.integers(min_value=2, max_value=3), st.integers(min_value=2, max_value=4))
+def test_the_generalized_hmm_word_check_agrees_with_every_word_enumerated(seed, size, V, S):
+    """`GeneralizedHMM.check_words` (a search over distinct state vectors) against brute force: every word of up to
+    6 tokens, P(w) = pi T^(w) tau. A clearly negative word is always found; a refusal names a negative word."""
+    import itertools
+
+    import numpy as np
+
+    from hmm_processes import GeneralizedHMM
+
+    rng = np.random.default_rng(seed)
+    T = rng.random((V, S, S))
+    T /= T.sum(axis=(0, 2), keepdims=True)  # an HMM ...
+    noise = rng.standard_normal((V, S, S)) * size
+    noise -= noise.sum(axis=0, keepdims=True) / V  # ... moved off it with T.sum(0) unchanged (eigenvalue 1 kept)
+    try:
+        g = GeneralizedHMM(T + noise, check_depth=1)
+    except ProcessError:
+        return
+    pi, tau = np.array(g.prior), np.array(g.normalizer)
+    worst = min(float(pi @ np.linalg.multi_dot([np.eye(S)] + [g.T[x] for x in w]) @ tau)
+                for L in range(1, 7) for w in itertools.product(range(V), repeat=L))
+    try:
+        checked = g.check_words(6)
+    except ProcessError as exc:
+        assert worst < 0 and one_line(exc), (worst, str(exc))
+        return
+    assert checked >= 6 and worst > -1e-6, (worst, checked)
