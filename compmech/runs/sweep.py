@@ -60,6 +60,7 @@ from compmech.runs.summary import RunSummary
 from figures import save_figure
 from figures.report import _CSS
 from figures.sweep import plot_sweep
+from hmm_processes import ProcessError
 
 #: What a sweep tabulates when its file names no metrics.
 DEFAULT_METRICS = ("relative_loss", "probe.mse_heldout_contexts", "probe.r2_heldout_contexts", "probe.mse_shuffled",
@@ -299,7 +300,7 @@ def finished_points(sweep: Sweep, out_root: Path, *, progress: bool = False) -> 
     for i, point in enumerate(sweep.points):
         try:
             summary = finished_summary(point.cfg, out_root / point.name)
-        except ValueError as exc:
+        except (ConfigError, ProcessError) as exc:  # the point named (both take one message)
             where = ", ".join(f"{k} = {v!r}" for k, v in point.values)
             raise type(exc)(f"{exc} (sweep point {where})") from None
         if summary is not None:
