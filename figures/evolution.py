@@ -134,17 +134,18 @@ def plot_probe_over_training(
 ) -> Figure:
     """Two log-log panels against tokens seen: the probe's MSE (with the paper's points if given),
     and the excess loss CE / optimal CE - 1. Non-positive excess (evaluation noise below the
-    optimum) is left out of its log panel and counted in the panel's legend.
+    optimum), a probe MSE of 0 (an exact fit) and the untrained model's point at 0 tokens cannot
+    be drawn on a log axis: they are left out of their panel and counted in its legend.
     """
     tok = as_array("tokens", tokens, 1)
     err = as_array("probe_mse", probe_mse, 1)
     rel = as_array("relative_loss", relative_loss, 1)
     same_shape("probe_mse", err, "tokens", tok)
     same_shape("relative_loss", rel, "tokens", tok)
-    if np.any(tok <= 0):
-        raise FigureInputError("tokens must be positive (they are plotted on a log axis)")
-    if np.any(err <= 0):
-        raise FigureInputError("probe_mse must be positive (it is plotted on a log axis)")
+    if np.any(tok < 0):
+        raise FigureInputError("tokens must be >= 0 (tokens seen)")
+    if np.any(err < 0):
+        raise FigureInputError("probe_mse must be >= 0 (a mean squared error)")
     if (paper_tokens is None) != (paper_mse is None):
         raise FigureInputError("paper_tokens and paper_mse go together: pass both or neither")
     if paper_tokens is not None:
@@ -160,12 +161,17 @@ def plot_probe_over_training(
     fig = new_figure(10.0, 4.2)
     left, right = fig.subplots(1, 2, sharex=True)
 
-    left.plot(tok, err, color=OKABE_ITO[0], marker=marker, ms=4, label="this run", zorder=3)
+    drawn = (tok > 0) & (err > 0)  # log axes: 0 tokens (the untrained model) and an exact fit are not drawn
+    left.plot(tok[drawn], err[drawn], color=OKABE_ITO[0], marker=marker, ms=4,
+              label="this run" if drawn.all() else f"this run ({(~drawn).sum()} points at 0 tokens or 0 MSE not shown)")
     if paper_tokens is not None:
         left.plot(p_tok, p_mse, ls="", marker="s", ms=7, mfc="none", mec="k", mew=1.4,
                   label="paper (Shai et al. 2024)")
-    token_axis(left, np.concatenate([tok, p_tok]) if paper_tokens is not None else tok)
-    left.set_yscale("log")
+    shown = np.concatenate([tok[tok > 0], p_tok]) if paper_tokens is not None else tok[tok > 0]
+    if shown.size:
+        token_axis(left, shown)  # log, ticks "6.4×10⁴" as in every figure (shared with the right panel)
+    if drawn.any() or paper_tokens is not None:
+        left.set_yscale("log")
     left.set_xlabel("tokens seen")
     left.set_ylabel("probe MSE (beliefs)")
     left.set_title("Probe error over training")
@@ -174,8 +180,8 @@ def plot_probe_over_training(
     left.grid(alpha=0.1, which="minor")
 
     excess = rel - 1.0
-    ok = excess > 0
-    label = "this run" if ok.all() else f"this run ({(~ok).sum()} points at or below the optimum not shown)"
+    ok = (excess > 0) & (tok > 0)
+    label = "this run" if ok.all() else f"this run ({(~ok).sum()} points at or below the optimum, or at 0 tokens, not shown)"
     right.plot(tok[ok], excess[ok], color=OKABE_ITO[1], marker=marker, ms=4, label=label)
     if ok.any():
         right.set_yscale("log")

@@ -16,6 +16,7 @@ asking a GHMM for a `stationary_distribution` raises `ProcessError` (use `statio
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,13 @@ GHMM_ATOL = 1e-9
 NEGATIVITY_ATOL = 1e-12
 #: Largest number of words enumerated (over all checked lengths) when validating.
 CHECK_WORD_BUDGET = 1 << 18
+#: `GeneralizedHMM.check_words`: the most distinct state vectors kept at one word length.
+CHECK_VECTOR_BUDGET = 1 << 14
+#: `GeneralizedHMM.check_words` with ``depth=None`` checks at most this many tokens (the depth `compmech info`
+#: enumerates its myopic entropies to).
+CHECK_MAX_DEPTH = 400
+#: `GeneralizedHMM.check_words`: a conditional probability P(x | w) below minus this is negative.
+CONDITIONAL_ATOL = 1e-9
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,6 +106,60 @@ class GeneralizedHMM:
     def checked_depth(self) -> int:
         """Word length up to which every word probability was checked to be >= 0."""
         return int(self._checked_depth)  # type: ignore[attr-defined]
+
+    def check_words(self, depth: int | None = None, *, budget: int = CHECK_VECTOR_BUDGET) -> float:
+        """Check that every word of up to ``depth`` tokens (None: `CHECK_MAX_DEPTH`) has probability >= 0; return the
+        length up to which every word was checked: ``depth``, or ``math.inf`` when the check is complete for every
+        length, or less than ``depth`` when a word length holds more than ``budget`` distinct state vectors.
+
+        Words with the same state vector ``pi T^(w)`` (up to a positive factor) have the same continuations, so the
+        search keeps each distinct vector once (the mixed-state presentation's search): a finite set of them closes
+        and the check is complete. A vector of a zero-probability word is kept too (scaled to its largest entry):
+        its continuations must all be 0, since they sum to 0 and none may be negative. Raises `ProcessError` naming
+        a word whose probability is negative, and the length at which it was found.
+        """
+        T, pi, tau = self.T, np.array(self.prior), np.array(self.normalizer)
+        V = self.vocab_size
+        limit = CHECK_MAX_DEPTH if depth is None else int(depth)
+        fronts = pi[None, :]  # [N, S] distinct state vectors of the current length, each with vec @ tau = 1 or 0
+        null = np.zeros(1, dtype=bool)  # [N] the vector of a zero-probability word
+        seen: set[bytes] = set()
+        parents: list[tuple[np.ndarray, np.ndarray]] = []  # per length: each vector's parent index and last token
+        L = 0
+        while L < limit:
+            L += 1
+            ext = np.einsum("ni,xij->nxj", fronts, T)  # [N, V, S]
+            p = ext @ tau  # [N, V]: P(x | w) (or its multiple for a zero-probability w)
+            bad = (p < -CONDITIONAL_ATOL) | (null[:, None] & (np.abs(p) > CONDITIONAL_ATOL))
+            if bad.any():
+                n, x = np.argwhere(bad & (p < 0))[0] if (bad & (p < 0)).any() else np.argwhere(bad)[0]
+                word = _word(parents, int(n)) + (int(x),)
+                text = str(word) if L <= 16 else f"({', '.join(map(str, word[:8]))}, ..., {', '.join(map(str, word[-4:]))})"
+                raise ProcessError(
+                    f"{self.name}: the word {text} of {L} tokens gets a negative probability (P(last token | the "
+                    f"others) = {p[n, x]:.3g}), so these matrices do not define a stochastic process (a GHMM needs "
+                    "pi T^(w) tau >= 0 for every word)")
+            vec = ext.reshape(-1, ext.shape[2])  # [N V, S]
+            prob = p.reshape(-1)
+            scale = np.where(prob > CONDITIONAL_ATOL, prob, np.abs(vec).max(axis=1))
+            keep = scale > GHMM_ATOL * 1e-3  # a zero vector has no continuations to check
+            vec, is_null = vec[keep] / scale[keep, None], ~(prob[keep] > CONDITIONAL_ATOL)
+            origin = np.flatnonzero(keep)
+            keys = np.concatenate([np.round(vec, 10) + 0.0, is_null[:, None]], axis=1)  # + 0.0: -0.0 and 0.0 alike
+            _, first = np.unique(keys, axis=0, return_index=True)
+            first.sort()
+            if first.size > 4 * budget:
+                return L
+            fresh = [keys[i].tobytes() for i in first]
+            new = [i for i, key in zip(first, fresh) if key not in seen]
+            if not new:
+                return math.inf  # every vector of this length was seen before: every length is checked
+            if len(new) > budget:
+                return L
+            seen.update(keys[i].tobytes() for i in new)
+            parents.append((origin[new] // V, origin[new] % V))
+            fronts, null = vec[new], is_null[new]
+        return L
 
     # --- linear algebra --------------------------------------------------------------------------
     @property
@@ -170,6 +232,15 @@ class GeneralizedHMM:
     def __repr__(self) -> str:
         p = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"GeneralizedHMM({self.name}({p}), tokens={self.vocab_size}, states={self.num_states})"
+
+
+def _word(parents: list[tuple[np.ndarray, np.ndarray]], n: int) -> tuple[int, ...]:
+    """The word that leads to state vector ``n`` of the last length in `GeneralizedHMM.check_words`' search."""
+    word: list[int] = []
+    for parent, token in reversed(parents):
+        word.append(int(token[n]))
+        n = int(parent[n])
+    return tuple(reversed(word))
 
 
 def is_generalized(process: Any) -> bool:

@@ -6,6 +6,7 @@ import inspect
 from typing import Any, Callable
 
 from hmm_processes.errors import ProcessError
+from hmm_processes.generalized import GeneralizedHMM
 from hmm_processes.hmm import HMM
 
 #: A function of keyword parameters returning an `HMM` or a `GeneralizedHMM`.
@@ -30,6 +31,12 @@ def process_parameters(name: str) -> dict[str, Any]:
     return {p.name: p.default for p in inspect.signature(factory).parameters.values()}
 
 
+def factory_name(name: str) -> str:
+    """``module.function`` of the factory registered under ``name`` (for messages)."""
+    factory = _lookup(name)
+    return f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', repr(factory))}"
+
+
 def list_processes() -> dict[str, dict[str, Any]]:
     """Every registered process name with its parameters and defaults, sorted by name."""
     return {name: process_parameters(name) for name in sorted(_REGISTRY)}
@@ -39,7 +46,8 @@ def get_process(name: str, **params: Any) -> HMM:
     """Build the named process, e.g. ``get_process("mess3", x=0.05, alpha=0.85)``.
 
     Unknown names and unknown parameters raise `ProcessError` listing what is allowed; so does a bool,
-    a string or None given for a parameter whose default is a number (``True`` is not 1.0).
+    a string or None given for a parameter whose default is a number (``True`` is not 1.0), and a factory that
+    returns anything but an `HMM` or a `GeneralizedHMM` (naming the factory and what it returned).
 
     Examples
     --------
@@ -66,7 +74,13 @@ def get_process(name: str, **params: Any) -> HMM:
                 f"process {name!r}: parameter {key} must be a number (default {default!r}); got {value!r} "
                 f"({type(value).__name__})" + ("; write it without quotes" if isinstance(value, str) else "")
             )
-    return factory(**params)
+    process = factory(**params)
+    if not isinstance(process, (HMM, GeneralizedHMM)):
+        where = factory_name(name)
+        got = "None" if process is None else f"a {type(process).__name__}"
+        raise ProcessError(f"process {name!r}: its factory {where} returned {got}; a process factory must return "
+                           "an hmm_processes.HMM or GeneralizedHMM")
+    return process
 
 
 def _lookup(name: str) -> ProcessFactory:

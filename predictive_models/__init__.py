@@ -14,7 +14,7 @@ _LAZY = {
     "DataFn": "training", "ExactEvalSet": "training", "TrainConfig": "training", "TrainResult": "training",
     "SampledEvalSet": "training", "evaluate_model": "training", "exact_eval": "training",
     "initial_params": "training", "sampled_eval": "training", "learning_rate_schedule": "training",
-    "make_optimizer": "training",
+    "make_optimizer": "training", "TrainingDiverged": "training",
     "train": "training", "train_seeds": "training",
     "Transformer": "transformer", "TransformerConfig": "transformer", "ov_vectors": "transformer",
     "RecurrentConfig": "recurrent", "RecurrentModel": "recurrent",

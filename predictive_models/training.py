@@ -210,15 +210,39 @@ class ExactEvalSet:
 
 def loss_record(loss: np.ndarray, optimal: np.ndarray) -> dict[str, Any]:
     """The metrics.jsonl fields of a loss by position [T] (nats) against the optimal loss [T]: means,
-    per-position lists, and relative loss = loss / optimal (1 is Bayes-optimal). Plain floats."""
+    per-position lists, and relative loss = loss / optimal (1 is Bayes-optimal). Plain floats; a relative loss
+    whose optimum is 0 (a position where the next token is determined) is None: undefined, never Infinity."""
+    def ratio(a: float, b: float) -> float | None:
+        return float(a / b) if b > 0 else None
+
     return {
         "loss": float(loss.mean()),
         "loss_by_position": [float(x) for x in loss],
         "optimal_loss": float(optimal.mean()),
         "optimal_loss_by_position": [float(x) for x in optimal],
-        "relative_loss": float(loss.mean() / optimal.mean()),
-        "relative_loss_by_position": [float(x) for x in loss / optimal],
+        "relative_loss": ratio(loss.mean(), optimal.mean()),
+        "relative_loss_by_position": [ratio(a, b) for a, b in zip(loss, optimal)],
     }
+
+
+def json_line(record: dict[str, Any]) -> str:
+    """One metrics.jsonl line: strict JSON, a NaN or infinite number written as null (NaN and Infinity are not
+    JSON)."""
+    def finite(v: Any) -> Any:
+        if isinstance(v, float):
+            return v if math.isfinite(v) else None
+        if isinstance(v, dict):
+            return {k: finite(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [finite(x) for x in v]
+        return v
+
+    return json.dumps(finite(record), allow_nan=False) + "\n"
+
+
+class TrainingDiverged(ValueError):
+    """The loss or the parameters turned non-finite (NaN or infinite): training stopped at once, the last good
+    checkpoint kept."""
 
 
 def exact_eval(config: ModelConfig, params_state: Any, eval_set: ExactEvalSet) -> dict[str, Any]:
@@ -714,8 +738,7 @@ def train_seeds(model_config: ModelConfig, train_configs: list[TrainConfig], dat
         if member.metrics_path is not None:  # keep only records up to the resume step (none when fresh)
             member.history = _read_metrics(member.metrics_path, step if member.resumed_from is not None else -1)
             if writer:
-                atomic_write_bytes(member.metrics_path,
-                                   "".join(json.dumps(r) + "\n" for r in member.history).encode())
+                atomic_write_bytes(member.metrics_path, "".join(json_line(r) for r in member.history).encode())
     params = put(_stack(params_list), mesh.stacked)  # [S, ...] on the mesh
     opt_state = put(_stack(opt_list), mesh.stacked)
     data_keys = put(np.stack([np.asarray(jax.random.key_data(dk)) for _, dk in keys]), mesh.replicated)  # [S, 2]
@@ -751,7 +774,7 @@ def train_seeds(model_config: ModelConfig, train_configs: list[TrainConfig], dat
                   "learning_rate": float(schedule(step)), "elapsed_s": elapsed(member)}
         if member.metrics_path is not None and writer:
             with open(member.metrics_path, "a") as f:
-                f.write(json.dumps(record) + "\n")
+                f.write(json_line(record))
         member.history.append(record)
         member.loss_sum, member.loss_count = 0.0, 0
         return record
@@ -804,6 +827,9 @@ def train_seeds(model_config: ModelConfig, train_configs: list[TrainConfig], dat
                 _check_tokens(batches, mc.vocab_size, mesh)
             new_params, new_opt_state, losses = chunk(params, opt_state, batches)
             losses = np.asarray(losses.addressable_data(0), np.float64)  # [S, n], replicated
+            finite = np.asarray(_finite_check(mesh)(new_params).addressable_data(0))  # [S]
+            if not (np.all(np.isfinite(losses)) and np.all(finite)):
+                _diverged(members, losses, finite, step, tc0)  # raises; the last good checkpoint is kept
             # one statement, so Ctrl-C never separates the new parameters from their step count and loss sums
             params, opt_state, step, call, last_train, was_first = (
                 new_params, new_opt_state, step + n, call + 1, losses.mean(axis=1), first)
@@ -843,6 +869,32 @@ def train_seeds(model_config: ModelConfig, train_configs: list[TrainConfig], dat
                         final=m.history[-1] if m.history else {}, wall_seconds=wall,
                         resumed_from_step=m.resumed_from, train_config=m.tc, run_dir=m.run_dir,
                         stopped_early=stopped_early) for s, m in enumerate(members)]
+
+
+@functools.lru_cache(maxsize=16)
+def _finite_check(mesh: TrainingMesh):
+    """A jitted (params [S, ...]) -> [S] bool: whether every parameter of each model is finite."""
+    def fn(params):
+        leaves = [jnp.all(jnp.isfinite(x.reshape(x.shape[0], -1)), axis=1) for x in jax.tree.leaves(params)]
+        return functools.reduce(jnp.logical_and, leaves)
+
+    return jax.jit(fn, in_shardings=(mesh.stacked,), out_shardings=mesh.replicated)
+
+
+def _diverged(members: list[_Member], losses: np.ndarray, finite: np.ndarray, step: int, tc: TrainConfig) -> None:
+    """Raise `TrainingDiverged` for the fused call after ``step`` whose losses [S, n] or parameters (``finite`` [S])
+    turned non-finite: at the first such step, naming the seed and the last good checkpoint (nothing after
+    ``step`` is written)."""
+    bad = ~np.isfinite(losses)  # [S, n]
+    firsts = [step + int(np.argmax(row)) + 1 if row.any() else step + losses.shape[1] for row in bad]
+    s = min((i for i in range(len(members)) if bad[i].any() or not finite[i]), key=lambda i: firsts[i])
+    member = members[s]
+    seed = f" (seed {member.tc.seed})" if len(members) > 1 else ""
+    kept = ""
+    if member.ckpt_dir is not None and (member.ckpt_dir / "latest.msgpack").exists():
+        kept = f"; the last good checkpoint is {member.ckpt_dir / 'latest.msgpack'}"
+    raise TrainingDiverged(f"training diverged at step {firsts[s]}{seed}: the loss or the parameters are no longer "
+                           f"finite; lower the learning rate (now {tc.learning_rate:g}){kept}")
 
 
 def _resume(member: _Member, mc: ModelConfig, tx: optax.GradientTransformation, params: Any, opt_state: Any

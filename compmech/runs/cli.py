@@ -90,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("run", "sweep", "reproduce"):  # one process per host: join them (from the environment)
             initialize_from_environment()
         return int(args.func(args) or 0)
+    except SystemExit as exc:  # sys.exit() in code the command ran (a plugin's module or factory): the command did
+        # not finish, so it never exits 0
+        print(f"compmech: error: the command stopped before it finished: code it ran called sys.exit({exc.code!r})",
+              file=sys.stderr)
+        return exc.code if isinstance(exc.code, int) and exc.code not in (0, 2) else 1
     except ValueError as exc:  # ConfigError, ProcessError and the libraries' own input checks
         print(f"compmech: error: {_one_line(exc)}", file=sys.stderr)
         return 2

@@ -23,7 +23,7 @@ from compmech.runs.toml_io import read_toml
 __all__ = ["DEFAULT_CONFIG", "FAMILY_KINDS", "MAX_DPI", "PROCESS_KINDS", "RANDOM_MARKOV_KEYS", "REGIMES",
            "WEIGHTS_ATOL", "ConfigError", "DataSettings", "ExperimentConfig", "FigureSettings", "ProbeSettings",
            "ProcessSettings", "TrackingSettings", "config_from_dict", "load_config", "process_settings", "quick_steps",
-           "read_toml", "set_dotted"]
+           "read_toml", "set_dotted", "table_settings"]
 
 #: The config `compmech run` runs when given none (`compmech.runs.shipped`: the shipped configs).
 DEFAULT_CONFIG = shipped.config_path(shipped.DEFAULT_NAME)
@@ -173,6 +173,12 @@ def _fields_of(cls: type, table: Any, section: str, source: str, exclude: set[st
         else:
             raise ConfigError(f"{source}: [{section}] {f.name} is required")
     return resolved
+
+
+def table_settings(cls: type, table: Any, section: str, source: str) -> Any:
+    """A TOML table checked against the dataclass ``cls`` (unknown keys, types, then ``cls``'s own checks), as every
+    section of a config is: one `ConfigError` naming the file, the table and the key."""
+    return _section(cls, table, section, source)
 
 
 def _section(cls: type, table: Any, section: str, source: str) -> Any:

@@ -11,15 +11,65 @@
 Every process then runs the same command on the same config; the device mesh spans every process's devices
 (`predictive_models.parallel`). Process 0 alone writes the run directory (which must be on a file system every
 host sees, for a resume) and shows progress; the others train with it and exit when training ends.
+
+The variables are checked before `jax.distributed` sees them (a malformed address crashed it). Start-up waits at
+most ``COMPMECH_DISTRIBUTED_TIMEOUT`` seconds (default `DEFAULT_TIMEOUT_S`) for every process to join; then the
+process stops with one line saying which process did not join (process 0: the others; another process: whether
+anything listens at the coordinator's address), and exit status 1.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import sys
+import threading
 
 from compmech.runs.errors import ConfigError
 
 ENV_ADDRESS, ENV_PROCESSES, ENV_ID = "JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"
+#: Seconds to wait for every process to join (a peer that never comes must not hang the job).
+ENV_TIMEOUT = "COMPMECH_DISTRIBUTED_TIMEOUT"
+DEFAULT_TIMEOUT_S = 300
+#: jax.distributed's own deadline is this much later than ours, so that ours (with its message) comes first: JAX's
+#: aborts the process with a C++ stack trace.
+_JAX_GRACE_S = 60
+
+
+def check_address(text: str) -> tuple[str, int]:
+    """``host:port`` (an IPv6 host in brackets) -> (host, port); `ConfigError` naming the variable otherwise."""
+    host, sep, port = text.strip().rpartition(":")
+    ok = bool(sep) and bool(host) and port.isdigit() and 0 < int(port) < 65536 and not any(c.isspace() for c in host)
+    if ok and ":" in host:  # IPv6: [::1]:1234
+        ok = host.startswith("[") and host.endswith("]")
+    if not ok:
+        raise ConfigError(f"environment variable {ENV_ADDRESS}={text!r} must be host:port of process 0 (e.g. "
+                          "node0:12345, or [::1]:12345); fix it or unset it to run as one process")
+    return host.strip("[]"), int(port)
+
+
+def _timeout() -> int:
+    text = os.environ.get(ENV_TIMEOUT, "")
+    if not text:
+        return DEFAULT_TIMEOUT_S
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"environment variable {ENV_TIMEOUT}={text!r} must be a whole number of seconds >= 1")
+    return int(text)
+
+
+def _not_joined(address: str, n: int, pid: int, timeout: int) -> str:
+    """The line said when the processes did not all join within ``timeout`` seconds."""
+    if pid == 0:
+        who = (f"process 1 did not join" if n == 2 else f"not every one of processes 1..{n - 1} joined")
+        return (f"process 0 of {n}: {who} within {timeout} s (the coordinator listens at {address}); start each "
+                f"with the same {ENV_ADDRESS} and {ENV_PROCESSES}={n} and its own {ENV_ID}, or raise {ENV_TIMEOUT}")
+    host, port = check_address(address)
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            listening = f"process 0 listens at {address}, but not every process joined"
+    except OSError:
+        listening = f"nothing listens at {address}: process 0 (the coordinator) did not start, or the address is wrong"
+    return f"process {pid} of {n} could not join within {timeout} s: {listening}; or raise {ENV_TIMEOUT}"
 
 
 def _int_env(name: str, low: int) -> int:
@@ -51,10 +101,46 @@ def initialize_from_environment() -> bool:
         pid = _int_env(ENV_ID, 0)
         if pid >= n:
             raise ConfigError(f"{ENV_ID}={pid} must be below {ENV_PROCESSES}={n} (processes count from 0)")
-        jax.distributed.initialize(os.environ[ENV_ADDRESS], num_processes=n, process_id=pid)
+        address = os.environ[ENV_ADDRESS].strip()
+        check_address(address)
+        timeout = _timeout()
+        with _watchdog(_not_joined, address, n, pid, timeout):
+            jax.distributed.initialize(address, num_processes=n, process_id=pid,
+                                       initialization_timeout=timeout + _JAX_GRACE_S)
     else:
-        jax.distributed.initialize()  # JAX's SLURM detection: coordinator, process count and id from SLURM_*
+        timeout = _timeout()
+        where = f"SLURM job {os.environ.get('SLURM_JOB_ID')}"
+        with _watchdog(lambda *_: f"the {slurm_tasks} tasks of {where} did not all join within {timeout} s; "
+                                  f"check srun's tasks, or raise {ENV_TIMEOUT}", "", 0, 0, timeout):
+            # JAX's SLURM detection: coordinator, process count and id from SLURM_*
+            jax.distributed.initialize(initialization_timeout=timeout + _JAX_GRACE_S)
     return True
+
+
+class _watchdog:
+    """Within the block, a timer that says ``message(*args)`` and ends the process (exit status 1) when the block
+    has not finished after ``args[-1]`` seconds: jax.distributed's start-up cannot be interrupted from Python."""
+
+    def __init__(self, message, address: str, n: int, pid: int, timeout: int) -> None:
+        self.args = (address, n, pid, timeout)
+        self.message = message
+        self.timer = threading.Timer(timeout, self._fire)
+        self.timer.daemon = True
+
+    def _fire(self) -> None:
+        try:
+            text = self.message(*self.args)
+        except Exception as exc:  # noqa: BLE001 -- the line must come out whatever went wrong in composing it
+            text = f"the processes did not all join within {self.args[-1]} s ({exc})"
+        print(f"compmech: error: {text}", file=sys.stderr, flush=True)
+        os._exit(1)
+
+    def __enter__(self) -> "_watchdog":
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.timer.cancel()
 
 
 def is_lead_process() -> bool:

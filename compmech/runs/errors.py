@@ -10,3 +10,7 @@ class ConfigError(ValueError):
 class RunDirError(ConfigError):
     """A run directory is missing, unfinished, damaged, or not what `compmech run` writes; or an output path
     cannot be a run directory."""
+
+
+class SweepIncomplete(ValueError):
+    """Some points of a sweep failed or did not finish (the table marks them; the same command retries them)."""

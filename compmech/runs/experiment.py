@@ -6,8 +6,11 @@ below hands plain arrays to the next.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import json
+import math
 import shutil
 import sys
 import time
@@ -29,12 +32,13 @@ from compmech.runs.contexts import ContextSet
 from compmech.runs.distributed import is_lead_process
 from compmech.runs.environment import run_environment
 from compmech.runs.errors import RunDirError
-from compmech.runs.files import (is_complete, mark_complete, mark_unfinished, remove_stale_temp_files, write_bytes_atomic,
-                                 write_json_atomic, write_text_atomic)
+from compmech.runs.files import (LOCK_NAME, directory_lock, is_complete, mark_complete, mark_unfinished,
+                                 remove_stale_temp_files, write_bytes_atomic, write_json_atomic, write_text_atomic)
 from compmech.runs.paper import paper_results
-from compmech.runs.preflight import MemoryEstimate, check_memory, check_output_dir, estimate_memory
+from compmech.runs.preflight import MemoryEstimate, check_learnable, check_memory, check_output_dir, estimate_memory
 from compmech.runs.probing import probe_model, probed_layers
-from compmech.runs.processes import PROCESS_JSON, SPEC_COPY, SpecCopy, build_process, localize_process
+from compmech.runs.processes import (PROCESS_JSON, SPEC_COPY, SpecCopy, build_process, localize_process,
+                                     plugin_sources)
 from compmech.runs.progress import PhaseTimes, phase
 from compmech.runs.records import EvolutionPoint, probe_fields
 from compmech.runs.regime import RegimeChoice, choose_regime
@@ -42,6 +46,7 @@ from compmech.runs.report import build_report
 from compmech.runs.run_figures import analysis_figures, make_figures
 from compmech.runs.sources import Source, SourceData, source_of
 from compmech.runs.summary import SUMMARY_JSON, ModelSize, ProcessName, RunSummary, read_summary
+from hmm_processes import ProcessError
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,14 @@ class RunPlan:
     run_dir: Path
     spec_copies: tuple[SpecCopy, ...] = ()  # the spec files copied into the run directory (components' too)
     regime: RegimeChoice | None = None  # exact or sampled (`compmech.runs.regime.choose_regime`)
+    # The word length up to which the process's word probabilities were checked >= 0 (`Source.check_words`): inf
+    # for an HMM, fewer than `words_used` where a generalized HMM's check could not be completed.
+    checked_depth: float = math.inf
+
+    @property
+    def words_used(self) -> int:
+        """The longest word the run draws or predicts: the context's tokens and the next one."""
+        return self.model_cfg.context_length + (0 if self.cfg.data.bos else 1)
 
 
 def plan_run(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, available: int | None = None) -> RunPlan:
@@ -73,6 +86,13 @@ def plan_run(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, availa
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{cfg.source}: {exc}") from None
     layer = analysis_layer(cfg, model_cfg)
+    words = model_cfg.context_length + (0 if cfg.data.bos else 1)
+    check = getattr(source, "check_words", None)  # optional in the Source protocol
+    try:
+        checked_depth = check(words) if check is not None else math.inf
+    except ProcessError as exc:
+        raise ProcessError(f"{cfg.source}: {exc} (this run uses words of up to {words} tokens)") from None
+    check_learnable(cfg, source, model_cfg.context_length)
     try:
         studies.check_studies(cfg, source, model_cfg)
     except ValueError as exc:
@@ -85,41 +105,98 @@ def plan_run(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, availa
     settings, spec_copies = localize_process(cfg.process, base_dir)
     return RunPlan(cfg=dataclasses.replace(cfg, process=settings), source=source, model_cfg=model_cfg,
                    train_cfg=train_cfg, layer=layer, memory=memory, run_dir=run_dir, spec_copies=spec_copies,
-                   regime=regime)
+                   regime=regime, checked_depth=checked_depth)
 
 
-def prepare_run_dir(plan: RunPlan) -> None:
-    """Create the run directory, or check that an existing one belongs to this very run (then it resumes).
+#: A run directory's identity (`run_identity`): what its run was made from, by hash, checked when it is run again.
+IDENTITY_JSON = "identity.json"
+
+
+def run_identity(plan: RunPlan) -> dict[str, Any]:
+    """What a run directory's run is made from, as SHA-256 hashes: the config (every key that changes the run's
+    numbers, `_run_identity`), the process's matrices (process.json's record), each spec file copied in, and the
+    source of each Python module the [process] table imports. Written to identity.json; a rerun into the same
+    directory must match it, or is refused with what differs (`check_run_identity`)."""
+    cfg = plan.cfg
+    record = _process_record(plan)
+    return {
+        "config": _sha256(json.dumps(_run_identity(tomllib.loads(cfg.to_toml())), sort_keys=True).encode()),
+        "process": None if record is None else _sha256(json.dumps(record, sort_keys=True).encode()),
+        "specs": {spec.copy: _sha256(spec.source.read_bytes()) for spec in plan.spec_copies},
+        "plugins": {module: _sha256(path.read_bytes()) for module, path in plugin_sources(cfg.process).items()},
+    }
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _process_record(plan: RunPlan) -> dict[str, Any] | None:
+    """process.json's content for this run (None for a source without matrices)."""
+    cfg = plan.cfg
+    return plan.source.matrices_record(SPEC_COPY if cfg.process.spec is not None else None, cfg.process.kind,
+                                       tuple(c.copy for c in plan.spec_copies))
+
+
+def check_run_identity(plan: RunPlan) -> None:
+    """Refuse (`ConfigError`, one line saying what differs) when ``plan.run_dir`` holds a run of something else:
+    another config, a process.json that is not this process's (edited, or the process changed), a spec file or a
+    plugin module whose source changed since the run was made (identity.json). A directory without config.toml
+    passes (a new run)."""
+    run_dir, cfg = plan.run_dir, plan.cfg
+    config_path = run_dir / "config.toml"
+    if not config_path.exists():
+        return
+    fix = "pass --out DIR for a new run directory, or delete the old one"
+    try:
+        old = read_toml(config_path, "the run's config")
+    except ConfigError as exc:
+        raise ConfigError(f"run directory {run_dir} is damaged: {exc}; delete {run_dir} to start again, "
+                          "or pass --out DIR for a new run directory") from None
+    new = tomllib.loads(cfg.to_toml())
+    if _run_identity(old) != _run_identity(new):
+        raise ConfigError(f"run directory {run_dir} holds a run with a different config "
+                          f"({_first_difference(old, new)}); {fix}")
+    record = _process_record(plan)
+    old_record = _read_json_or_none(run_dir / PROCESS_JSON)
+    if (run_dir / PROCESS_JSON).exists() and record is not None and old_record != record:
+        what = _first_difference(old_record, record) if isinstance(old_record, dict) else "not a JSON object"
+        raise ConfigError(f"run directory {run_dir}: its {PROCESS_JSON} is not the process this config builds "
+                          f"({what}): the file was edited, or the process (a spec file, a plugin module) changed "
+                          f"since the run was made; {fix}")
+    identity = _read_json_or_none(run_dir / IDENTITY_JSON)
+    if not isinstance(identity, dict):
+        return  # written before identity.json existed: the config and the matrices are what can be compared
+    now = run_identity(plan)
+    for copy, digest in (identity.get("specs") or {}).items():
+        if now["specs"].get(copy, digest) != digest:
+            source = next(s.source for s in plan.spec_copies if s.copy == copy)
+            raise ConfigError(f"run directory {run_dir} was made from another version of the spec file {source} "
+                              f"(its SHA-256 differs from the one in {IDENTITY_JSON}); {fix}")
+    for module, digest in (identity.get("plugins") or {}).items():
+        if now["plugins"].get(module, digest) != digest:
+            raise ConfigError(f"run directory {run_dir} was made with another version of the module {module!r} "
+                              f"({plugin_sources(cfg.process)[module]}: its SHA-256 differs from the one in "
+                              f"{IDENTITY_JSON}); {fix}")
+
+
+def prepare_run_dir(plan: RunPlan, *, created: bool | None = None) -> None:
+    """Create the run directory, or check that an existing one belongs to this very run (then it resumes):
+    `check_run_identity`.
 
     The completion mark and the summary are removed first, so an interrupted re-run is never
     mistaken for a complete one, and temp files a killed run left behind are deleted. A new
-    directory whose first files cannot be written is removed again.
+    directory whose first files cannot be written is removed again (``created``: whether the caller created
+    it, e.g. when taking its lock; default: whether it exists now).
     """
     run_dir, cfg = plan.run_dir, plan.cfg
     config_path = run_dir / "config.toml"
-    # process.json holds an HMM's matrices; a continuous family has none (its parameters are in config.toml)
-    record = plan.source.matrices_record(SPEC_COPY if cfg.process.spec is not None else None, cfg.process.kind,
-                                         tuple(c.copy for c in plan.spec_copies))
-    if config_path.exists():
-        try:
-            old = read_toml(config_path, "the run's config")
-        except ConfigError as exc:
-            raise ConfigError(f"run directory {run_dir} is damaged: {exc}; delete {run_dir} to start again, "
-                              "or pass --out DIR for a new run directory") from None
-        new = tomllib.loads(cfg.to_toml())
-        if _run_identity(old) != _run_identity(new):
-            diff = _first_difference(old, new)
-            raise ConfigError(
-                f"run directory {run_dir} holds a run with a different config ({diff}); "
-                "pass --out DIR for a new run directory, or delete the old one"
-            )
-        old_record = _read_json_or_none(run_dir / PROCESS_JSON)
-        if old_record is not None and (record is None or old_record.get("T") != record["T"]):
-            raise ConfigError(f"run directory {run_dir} holds a run of a different process (its {PROCESS_JSON} "
-                              "has other matrices); pass --out DIR for a new run directory, or delete the old one")
-    elif run_dir.exists() and any(run_dir.iterdir()):
+    record = _process_record(plan)
+    check_run_identity(plan)
+    if not config_path.exists() and run_dir.exists() and any(p.name != LOCK_NAME for p in run_dir.iterdir()):
         raise RunDirError(f"{run_dir} exists and is not a compmech run directory; pass --out DIR")
-    created = not run_dir.exists()
+    if created is None:
+        created = not run_dir.exists()
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         mark_unfinished(run_dir)
@@ -129,6 +206,7 @@ def prepare_run_dir(plan: RunPlan) -> None:
                 write_bytes_atomic(run_dir / spec.copy, spec.source.read_bytes())
         if record is not None:
             write_json_atomic(run_dir / PROCESS_JSON, record)
+        write_json_atomic(run_dir / IDENTITY_JSON, run_identity(plan))
         write_text_atomic(config_path, cfg.to_toml())
     except BaseException:
         if created:
@@ -138,15 +216,11 @@ def prepare_run_dir(plan: RunPlan) -> None:
 
 def finished_summary(cfg: ExperimentConfig, out_dir: str | Path | None = None) -> RunSummary | None:
     """The summary of a finished run (its completion mark written) of this very config in ``out_dir``, else None
-    (also when its summary.json cannot be read: the run is then done again)."""
+    (also when its summary.json cannot be read: the run is then done again). A directory that holds a run of
+    something else is refused (`check_run_identity`)."""
     plan = plan_run(cfg, out_dir)
+    check_run_identity(plan)
     if not is_complete(plan.run_dir):
-        return None
-    try:
-        old = read_toml(plan.run_dir / "config.toml", "the run's config")
-    except ConfigError:
-        return None
-    if _run_identity(old) != _run_identity(tomllib.loads(plan.cfg.to_toml())):
         return None
     try:
         return read_summary(plan.run_dir)
@@ -180,16 +254,28 @@ def _read_json_or_none(path: Path) -> Any:
         return None
 
 
-def _first_difference(old: dict, new: dict, prefix: str = "") -> str:
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            d = _first_difference(a, b, f"{prefix}{key}.")
+def _first_difference(old: Any, new: Any, prefix: str = "") -> str:
+    """``key.path: <old> there, <new> here`` for the first place two parsed files differ (tables and lists)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            d = _first_difference(old.get(key), new.get(key), f"{prefix}{key}.")
             if d:
                 return d
-        elif a != b:
-            return f"{prefix}{key}: {a!r} there, {b!r} here"
+        return ""
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        for i, (a, b) in enumerate(zip(old, new)):
+            d = _first_difference(a, b, f"{prefix.rstrip('.')}[{i}].")
+            if d:
+                return d
+        return ""
+    if old != new:
+        return f"{prefix.rstrip('.')}: {_short(old)} there, {_short(new)} here"
     return ""
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, progress: bool = True,
@@ -198,7 +284,8 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, 
     every process trains; process 0 alone writes the run directory (the others return None after training).
 
     Everything is checked (`plan_run`) before the directory is created. The run is finished when
-    ``complete.json`` exists: it is written last, after summary.json and report.html.
+    ``complete.json`` exists: it is written last, after summary.json and report.html. The run directory is locked
+    for the whole run (`compmech.runs.files.directory_lock`): a second process writing into it is refused at once.
     """
     with CompileCount() as compiles:
         return _run_experiment(cfg, out_dir, progress=progress, command=command, compiles=compiles)
@@ -209,13 +296,24 @@ def _run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None, *, progre
     start = time.time()
     plan = plan_run(cfg, out_dir)
     lead = is_lead_process()  # under jax.distributed, process 0 writes; the others only train with it
+    with directory_lock(plan.run_dir) if lead else contextlib.nullcontext(False) as created:
+        return _locked_run(plan, cfg, start=start, lead=lead, created=created, progress=progress, command=command,
+                           compiles=compiles)
+
+
+def _locked_run(plan: RunPlan, cfg: ExperimentConfig, *, start: float, lead: bool, created: bool, progress: bool,
+                command: str | None, compiles: CompileCount) -> RunSummary | None:
     progress = progress and lead
     if lead:
-        prepare_run_dir(plan)
+        prepare_run_dir(plan, created=created)
     if progress:
         print(f"compmech run {cfg.name}: {plan.source.name} -> {plan.run_dir} ({plan.memory.n_strings:,} context "
               f"strings at most: {plan.regime.name} regime; estimated peak memory {plan.memory.peak / 2**30:.2g} GiB)",
               file=sys.stderr, flush=True)
+    if lead and plan.checked_depth < plan.words_used:
+        print(f"compmech: note: {plan.source.name}'s word probabilities were checked >= 0 for every word of up to "
+              f"{plan.checked_depth:.0f} tokens only, of the {plan.words_used} this run uses (its state vectors grow "
+              "past the check's budget); summary.json records it", file=sys.stderr, flush=True)
     times = PhaseTimes()
     eval_set, ctx, floor = evaluation_set(plan, progress=progress, times=times)
     with phase("train", enabled=False, times=times):  # train draws its own bar
@@ -307,7 +405,9 @@ def _summary(plan: RunPlan, result: predictive_models.TrainResult, floor: sample
         relative_loss=final["relative_loss"], relative_loss_stderr=final.get("relative_loss_stderr"),
         relative_loss_paired=None if floor is None or floor.sample_optimal is None else
         float(np.mean(final["loss_by_position"]) / np.mean(floor.sample_optimal)),
-        regime=plan.regime.name, regime_sizes=_regime_json(plan, floor), probe_layer=probe.probe_layer,
+        regime=plan.regime.name, regime_sizes=_regime_json(plan, floor),
+        process_checked_depth=None if plan.checked_depth >= plan.words_used else int(plan.checked_depth),
+        probe_layer=probe.probe_layer,
         probe=probe.final, probe_untrained=probe.untrained_json,
         probe_mse_by_layer={name: res.mse for name, res in probe.results.items()}, analysis_layer=plan.layer,
         geometry=geometry.to_json(), evolution=[e.to_json() for e in evolution],
@@ -354,9 +454,15 @@ def train_together(cfgs: list[ExperimentConfig], out_dirs: list[str | Path], *, 
     if len({seedless(cfg) for cfg in cfgs}) > 1:
         raise ValueError("train_together: the configs must differ only in seed (and name)")
     plans = [plan_run(cfg, d) for cfg, d in zip(cfgs, out_dirs)]
-    for plan in plans:
+    with contextlib.ExitStack() as locks:
         if is_lead_process():
-            prepare_run_dir(plan)
+            for plan in plans:
+                prepare_run_dir(plan, created=locks.enter_context(directory_lock(plan.run_dir)))
+        _train_group(plans, progress=progress)
+
+
+def _train_group(plans: list[RunPlan], *, progress: bool) -> None:
+    """`train_together`'s training, its run directories prepared (and locked)."""
     by_step: dict[int, list[RunPlan]] = {}
     for plan in plans:
         by_step.setdefault(_checkpoint_step(plan.run_dir), []).append(plan)

@@ -8,14 +8,21 @@ until the kernel kills it.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 import predictive_models  # a lazy package (PEP 562): JAX is imported when a model config is first built
+import numpy as np
+
 from compmech.runs.errors import ConfigError, RunDirError
+from compmech.runs.machine import MEMORY_HEADROOM, available_memory
 from compmech.runs.regime import RegimeChoice
+from compmech.runs.settings import ExperimentConfig
+from compmech.runs.sources import Source
+from probes import CONTEXT_TEST_FRACTION
 
 #: Bytes JAX, XLA and the Python process take before any array of ours (measured ~0.2-0.5 GB).
 RUNTIME_BYTES = 500 * 2**20
@@ -23,8 +30,6 @@ RUNTIME_BYTES = 500 * 2**20
 #: copies, eigh's eigenvectors and LAPACK workspace): 7.3-8.3 measured in RSS for d = 1,500-3,000
 #: (`probes.probe_layers` on 1,092 contexts). It dominates when d is in the tens of thousands.
 FIT_GRAM_COPIES = 8
-#: Run only if the estimate is at most this fraction of the available memory (the estimate is rough).
-MEMORY_HEADROOM = 0.9
 
 
 @dataclass(frozen=True)
@@ -100,34 +105,6 @@ def model_sizes(model: dict, vocab_size: int) -> predictive_models.ModelSizes:
     return predictive_models.family(config).memory_sizes(config)
 
 
-def available_memory() -> int:
-    """Bytes this process can still allocate: MemAvailable, capped by a cgroup limit if there is one."""
-    available = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                available = int(line.split()[1]) * 1024
-                break
-    except OSError:
-        pass
-    if available is None:
-        try:
-            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):
-            available = 2**63
-    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
-                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
-        try:
-            limit = Path(limit_file).read_text().strip()
-            if limit.isdigit():
-                available = min(available, int(limit) - int(Path(usage_file).read_text().strip()))
-            break
-        except (OSError, ValueError):
-            continue
-    return available
-
-
 def check_memory(estimate: MemoryEstimate, source: str, available: int | None = None) -> None:
     """Refuse a run whose estimated peak exceeds the machine's available memory (with both in the message)."""
     available = available_memory() if available is None else available
@@ -182,3 +159,44 @@ def sampled_memory_parts(model: dict, num_states: int, vocab_size: int, regime: 
     kept = 4 * int(regime.figure_sequences) * L * D * 2 + 8 * int(regime.figure_sequences) * L * S * (layers + 2)
     ids = (8 + K + 1) * int(regime.probe_sequences) * L
     return context_bytes, chunk_bytes + accumulator + kept + ids
+
+
+#: `check_learnable` computes the optimal loss up front (to refuse a deterministic process) when the allowed strings
+#: of the context length are at most this many: a deterministic process has as few as it has tokens, and the
+#: enumeration of this many is a fraction of a second.
+DETERMINISTIC_CHECK_STRINGS = 10_000
+
+
+def check_learnable(cfg: ExperimentConfig, source: Source, context_length: int) -> None:
+    """Refuse, before anything is written or trained, a run whose numbers would be undefined: a process with one
+    token or one hidden state, too few distinct contexts for the probe's held-out-context split, or an optimal
+    loss of 0 at every position (relative loss = loss / optimum undefined). Raises `ConfigError` with the reason.
+
+    Each check is cheap: the source's token and state counts, and its bound on the allowed strings
+    (`Source.strings_bound`); the optimal loss only when those strings are few (`DETERMINISTIC_CHECK_STRINGS`).
+    """
+    name, bos = source.name, cfg.data.bos
+    where = f"{cfg.source}: process {name!r}"
+    if source.vocab_size < 2:
+        raise ConfigError(f"{where} has one token: every sequence is the same, its optimal loss is 0 and the "
+                          "relative loss (loss / optimum) undefined, so there is nothing to learn; use a process "
+                          "with at least 2 tokens")
+    if source.traits.belief_size < 2:
+        raise ConfigError(f"{where} has one hidden state: its belief is always (1), so there is no belief geometry "
+                          f"to probe; compmech run needs a process with at least 2 states (compmech info {name} "
+                          "and compmech msp take it)")
+    depth = context_length - 1 if bos else context_length  # the longest context's tokens of the process
+    need = math.ceil(1 / CONTEXT_TEST_FRACTION)
+    contexts = source.strings_bound(depth)
+    if contexts < need:
+        raise ConfigError(f"{where} has at most {contexts:.0f} distinct contexts of {depth} token(s) (context_length "
+                          f"= {context_length}{', after the start token' if bos else ''}); the probe holds out "
+                          f"{CONTEXT_TEST_FRACTION:.0%} of the contexts of a position and needs at least {need} at "
+                          "some position: use a longer [model] context_length")
+    if source.traits.exact_regime and source.strings_bound(depth + (0 if bos else 1)) <= DETERMINISTIC_CHECK_STRINGS:
+        optimal = source.optimal_loss(context_length, bos).values  # [T] nats
+        if not np.any(optimal > 1e-12):
+            raise ConfigError(f"{where} is deterministic at this context length: the optimal loss is 0 at every "
+                              "position, so the relative loss (loss / optimum) is undefined and there is nothing "
+                              "to learn" + ("" if bos else "; with [data] bos = true the model also predicts the "
+                                            "first token, which is not determined"))

@@ -18,9 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from compmech.runs.machine import MEMORY_HEADROOM, available_memory
 from compmech.runs.settings import FAMILY_KINDS, ExperimentConfig
 from hmm_processes import (HMM, GeneralizedHMM, ProcessError, RandomMarkovChains, get_process, load_spec, mixture,
                            product, shift_coupled)
+from hmm_processes.registry import factory_name
 
 #: The spec file's name inside a run directory; the resolved config.toml points at it.
 SPEC_COPY = "process_spec.toml"
@@ -149,10 +151,46 @@ def import_process_module(module: str, module_path: str | None, base_dir: str | 
         where = ", ".join(str(d) for d in search)
         raise ProcessError(f"[process] module {module!r} cannot be imported ({exc}); put it in {where} or on "
                            "PYTHONPATH, or set [process] module_path to its directory") from None
+    except SystemExit as exc:  # sys.exit() in the module: never a silent exit (with status 0) of the command
+        raise ProcessError(f"[process] module {module!r} called sys.exit({exc.code!r}) while importing; a process "
+                           "module must only define and register processes") from None
     except Exception as exc:  # the user's module itself failed while importing: say so in one line
         raise ProcessError(f"[process] module {module!r} failed while importing: {type(exc).__name__}: {exc}") \
             from None
     return found_in
+
+
+def plugin_sources(settings) -> dict[str, Path]:
+    """The source file of every Python module a [process] table (its components too) imports, by module name:
+    part of a run directory's identity (`compmech.runs.experiment.run_identity`). Modules not imported (yet), or
+    without a file, are left out."""
+    found: dict[str, Path] = {}
+    if settings.module is not None:
+        file = getattr(sys.modules.get(settings.module), "__file__", None)
+        if file:
+            found[settings.module] = Path(file)
+    for c in settings.components:
+        found.update(plugin_sources(c))
+    return found
+
+
+def check_process_size(n_bytes: float, what: str, fix: str, available: int | None = None) -> None:
+    """Refuse (`ProcessError`) to build a process whose arrays would take ``n_bytes`` when that is more than the
+    machine has: checked before anything big is allocated, unlike the run's memory estimate (which needs the
+    built process)."""
+    available = available_memory() if available is None else available
+    if n_bytes > MEMORY_HEADROOM * available:
+        raise ProcessError(f"{what} would take {n_bytes / 2**30:.3g} GiB to build, but this machine has "
+                           f"{available / 2**30:.3g} GiB available; {fix}")
+
+
+#: Bytes a dense composed process holds per entry of its T [V, S, S]: float64, 2.1 copies at the peak of the
+#: product's construction (its outer product and the reshaped copy; measured with tracemalloc on five Mess3), and the
+#: copies a run then makes (the sampler's float32 one, the emission matrices): 4 copies in all.
+COMPOSED_BYTES_PER_ENTRY = 4 * 8
+#: Bytes per entry of a random-Markov-chain source's k x k probe target, built before the run's memory estimate
+#: (its entries' names and the float64 posterior mean).
+MARKOV_BYTES_PER_ENTRY = 64
 
 
 def build_process(settings, base_dir: str | Path | None = None, *, _where: str = "[process]"
@@ -170,6 +208,11 @@ def build_process(settings, base_dir: str | Path | None = None, *, _where: str =
     ``kind = "random_markov"`` builds the continuous family `hmm_processes.RandomMarkovChains` (no HMM).
     """
     if settings.kind in FAMILY_KINDS:
+        k = settings.n_states
+        check_process_size(MARKOV_BYTES_PER_ENTRY * float(k) ** 2,
+                           f"{_where} kind = \"{settings.kind}\" with n_states = {k} (its probe target, the "
+                           f"posterior mean of the k x k matrix, has {float(k) ** 2:.3g} entries)",
+                           "use fewer states")
         return RandomMarkovChains(settings.n_states, settings.concentration)
     if settings.kind is not None:
         parts = []
@@ -187,6 +230,12 @@ def build_process(settings, base_dir: str | Path | None = None, *, _where: str =
             raise ProcessError(f"{_where} components[{k}] ({parts[k].name}) has {vocab[k]} tokens but components[0] "
                                f"({parts[0].name}) has {vocab[0]}; a mixture's components must share one vocabulary "
                                "(use kind = \"product\" to combine different alphabets)")
+        V = vocab[0] if settings.kind == "mixture" else math.prod(vocab)
+        S = (sum if settings.kind == "mixture" else math.prod)(p.num_states for p in parts)
+        check_process_size(COMPOSED_BYTES_PER_ENTRY * float(V) * float(S) ** 2,
+                           f"{_where} kind = \"{settings.kind}\" of {len(parts)} components ({V} tokens, {S} "
+                           f"states: T [V, S, S] holds {float(V) * S * S:.3g} numbers)",
+                           "use fewer or smaller components")
         try:
             if settings.kind == "mixture":
                 return mixture(parts, settings.weights)
@@ -200,9 +249,16 @@ def build_process(settings, base_dir: str | Path | None = None, *, _where: str =
             import_process_module(settings.module, settings.module_path, base_dir)
         try:
             process = get_process(settings.name, **settings.params)
+        except ProcessError:
+            raise
         except (TypeError, OverflowError, ZeroDivisionError, FloatingPointError) as exc:
             raise ProcessError(f"process {settings.name!r} cannot be built from params {settings.params!r}: "
                                f"{exc}; check the {_where} params") from None
+        except (Exception, SystemExit) as exc:  # the factory itself failed: one line naming it, never a traceback
+            what = f"called sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else \
+                f"raised {type(exc).__name__}: {exc}"
+            raise ProcessError(f"process {settings.name!r}: its factory {factory_name(settings.name)} {what} when "
+                               f"built from params {settings.params!r}") from None
     else:
         if settings.params:
             raise ProcessError(f"{_where} params cannot be combined with spec; put parameters in the spec file")

@@ -10,6 +10,7 @@ to the CLI.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import importlib.metadata
 import json
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from compmech.runs.errors import RunDirError
+from compmech.runs.files import directory_lock
 from compmech.runs.summary import RunSummary
 from figures import layer_label, sci
 from figures.simplex import DENSITY_ABOVE
@@ -81,6 +83,12 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         raise RunDirectoryError(f"run directory {run_dir} does not exist; pass the folder `compmech run` wrote "
                                 "(runs/<name>, or its --out DIR)")
     if not (run_dir / "summary.json").is_file():
+        points = sorted(p.name for p in run_dir.iterdir() if (p / "config.toml").is_file())
+        if not (run_dir / "config.toml").is_file() and ((run_dir / "sweep.json").is_file() or points):
+            example = f", e.g. compmech report {run_dir / points[0]}" if points else ""
+            raise RunDirectoryError(f"{run_dir} is a sweep directory (one run directory per point): its page is "
+                                    f"{run_dir / 'sweep.html'}, which compmech sweep FILE --collect --out {run_dir} "
+                                    f"rewrites; compmech report takes one point's run directory{example}")
         what = "an unfinished run" if (run_dir / "config.toml").is_file() else "not a compmech run directory"
         raise RunDirectoryError(f"{run_dir} has no summary.json ({what}); finish the run first: "
                                 f"compmech run CONFIG --out {run_dir} (the same command resumes it)")
@@ -356,7 +364,10 @@ def add_report_command(subparsers: Any) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """Build the report and print where it is."""
-    path = build_report(args.run, args.out)
+    """Build the report and print where it is (holding the run directory's lock: not while a run writes there)."""
+    run_dir = Path(args.run)
+    own = run_dir.is_dir() and (run_dir / "config.toml").is_file()
+    with directory_lock(run_dir) if own else contextlib.nullcontext():
+        path = build_report(run_dir, args.out)
     print(path)
     return 0

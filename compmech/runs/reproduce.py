@@ -22,7 +22,8 @@ from compmech.runs import experiment  # as a module: tests swap experiment.run_e
 from compmech.runs.files import write_json_atomic, write_text_atomic
 from compmech.runs.paper import PAPER_RESULTS
 from compmech.runs.summary import RunSummary
-from compmech.runs.sweep import load_sweep, run_sweep
+from compmech.runs.errors import SweepIncomplete
+from compmech.runs.sweep import incomplete_message, load_sweep, run_sweep
 from compmech.studies import SweepPointRun
 
 #: The paper's experiments (Z1R is a bonus with no paper numbers), in the order they run.
@@ -62,8 +63,11 @@ class ReproduceRunner:
         return experiment.run_or_reuse(cfg, run_dir, progress=self.progress, command=self.command)
 
     def sweep(self, path: Path, out_dir: Path) -> list[SweepPointRun]:
-        sweep = load_sweep(path, quick=self.quick)
-        run_sweep(sweep, out_dir, progress=self.progress, quick=self.quick)
+        sweep = load_sweep(path, quick=self.quick, progress=self.progress)
+        rows = run_sweep(sweep, out_dir, progress=self.progress, quick=self.quick)
+        message = incomplete_message(sweep, rows, Path(out_dir))
+        if message is not None:
+            raise SweepIncomplete(message)
         return [SweepPointRun(name=p.name, values=dict(p.values), cfg=p.cfg, run_dir=Path(out_dir) / p.name)
                 for p in sweep.points]
 

@@ -59,7 +59,6 @@ class Run:
 
     path: Path
     config: ExperimentConfig  # the resolved config.toml
-    process: Any  # rebuilt from the config (its spec copy, or name + params): an HMM, a GHMM, random Markov chains
     model_config: predictive_models.ModelConfig  # the config of any registered model family
     params: Any  # the model's parameters (final, or the checkpoint `at` loaded)
     history: list[dict[str, Any]]  # metrics.jsonl: one record per evaluation
@@ -93,6 +92,15 @@ class Run:
         report = self.path / "report.html"
         return (f"<div><b>{html.escape(repr(self).splitlines()[0])}</b><table>{rows}</table>"
                 + (f"<a href='{html.escape(str(report))}'>report.html</a>" if report.is_file() else "") + "</div>")
+
+    @property
+    def process(self) -> Any:
+        """The process, rebuilt from the config (its spec copy, or name + params) on first use: an HMM, a GHMM,
+        random Markov chains. A config whose [process] names a Python module runs that module's code here (and
+        only when the process is asked for: loading a run directory imports nothing of it)."""
+        if "process" not in self._cache:
+            self._cache["process"] = build_process(self.config.process, base_dir=self.path)
+        return self._cache["process"]
 
     @property
     def layer_names(self) -> list[str]:
@@ -219,9 +227,8 @@ def load_run(path: str | Path, *, tracking_uri: str | None = None) -> Run:
         raise RunDirError(f"{path} has no {COMPLETE_MARK} (an unfinished run); finish it with "
                           f"compmech run {path / 'config.toml'} --out {path} (the same command resumes it)")
     config = load_config(path / "config.toml")
-    process = build_process(config.process, base_dir=path)
     model_config, params = _load_model(path / "checkpoints" / "final.msgpack")
-    return Run(path=path, config=config, process=process, model_config=model_config, params=params,
+    return Run(path=path, config=config, model_config=model_config, params=params,
                history=read_run_jsonl(path / "metrics.jsonl"), summary=read_summary(path),
                probe_results=read_run_json(path / "probe.json"))
 

@@ -60,6 +60,9 @@ class RunSummary:
     relative_loss_paired: float | None = None
     regime: str = "exact"  # "exact" | "sampled"
     regime_sizes: dict[str, Any] = field(default_factory=dict)  # compmech.runs.regime.RegimeChoice.to_json and the floor's
+    # a generalized HMM whose words could be checked (probabilities >= 0) only up to this length, fewer than the run
+    # uses (`compmech.runs.sources.Source.check_words`); None: every word the run uses was checked (or an HMM)
+    process_checked_depth: int | None = None
     probe_layer: str | None = None
     probe: dict[str, Any] = field(default_factory=dict)  # the probe layer's result
     probe_untrained: dict[str, Any] | None = None  # the untrained-model control of the probe layer
@@ -111,8 +114,9 @@ class RunSummary:
 
 #: summary.json's key order (the order `compmech run` has always written them).
 _JSON_ORDER = ("name", "process", "source", "command", "cwd", "model", "steps", "tokens", "final_loss", "optimal_loss",
-               "relative_loss", "relative_loss_stderr", "relative_loss_paired", "regime", "regime_sizes", "probe_layer",
-               "probe", "probe_untrained", "probe_mse_by_layer", "analysis_layer", "geometry", "evolution", "paper",
+               "relative_loss", "relative_loss_stderr", "relative_loss_paired", "regime", "regime_sizes",
+               "process_checked_depth", "probe_layer", "probe", "probe_untrained", "probe_mse_by_layer", "analysis_layer",
+               "geometry", "evolution", "paper",
                "figures", "studies", "memory_estimate_bytes", "phase_seconds", "wall_seconds", "train_wall_seconds",
                "train_elapsed_seconds", "compiles", "environment")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import math
 import os
 import textwrap
 import tomllib
@@ -175,12 +176,33 @@ def cmd_info(args: argparse.Namespace) -> int:
                            "compmech.markov_chains.markov_icl_curve, and a config runs it with [process] kind = "
                            f"\"{RANDOM_MARKOV}\"")
     proc = resolve_process(args.process, parse_params(args.param))
+    checked = check_valid(proc, None)  # before any measure: an invalid process gets none
     info = process_info(proc, seed=args.seed)
     if args.json:
-        print(json.dumps(info.to_dict(), allow_nan=False))
+        print(json.dumps({**info.to_dict(), "checked_depth": None if math.isinf(checked) else int(checked)},
+                         allow_nan=False))
     else:
         print(format_info(info))
+        if not math.isinf(checked):
+            print(f"  note: {checked_note(checked)}")
     return 0
+
+
+def check_valid(proc: Any, depth: int | None) -> float:
+    """Refuse what is not one HMM or generalized HMM (random Markov chains, a family: `ProcessError`), and a
+    generalized HMM with a word of negative probability up to ``depth`` tokens (None: as deep as the check goes,
+    `hmm_processes.GeneralizedHMM.check_words`); return the length up to which every word was checked (inf: all)."""
+    if not isinstance(proc, (HMM, GeneralizedHMM)):
+        raise ProcessError(f"{getattr(proc, 'name', type(proc).__name__)} is a family of processes ({type(proc).__name__}"
+                           "), not one HMM: the theory commands have no measures for it; a config runs it with "
+                           "compmech run")
+    return proc.check_words(depth) if isinstance(proc, GeneralizedHMM) else math.inf
+
+
+def checked_note(checked: float) -> str:
+    """What `check_valid`'s depth means when the check could not be completed."""
+    return (f"word probabilities checked >= 0 for every word of up to {checked:.0f} tokens, not every length (the "
+            "generalized HMM's state vectors keep growing); the measures take it as valid beyond")
 
 
 _LABELS = {
@@ -270,6 +292,9 @@ def cmd_msp(args: argparse.Namespace) -> int:
     if args.plot:
         _check_plot_path(args.plot)
     proc = resolve_process(args.process, parse_params(args.param))
+    checked = check_valid(proc, args.depth)
+    if not math.isinf(checked) and (args.depth is None or checked < args.depth):
+        print(f"note: {checked_note(checked)}")
     if args.depth is not None:
         check_belief_depth(proc, args.depth)
     msp = build_msp(proc, max_states=args.max_states)

@@ -50,8 +50,14 @@ def _value(v: Any) -> str:
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_value(x) for x in v) + "]"
     if isinstance(v, Mapping):
-        return "{ " + ", ".join(f"{k} = {_value(x)}" for k, x in v.items()) + " }"
+        return "{ " + ", ".join(f"{_key(k)} = {_value(x)}" for k, x in v.items()) + " }"
     raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def _key(k: Any) -> str:
+    """A key as TOML writes it: bare when it can be (letters, digits, _ and -), else quoted."""
+    k = str(k)
+    return k if k and all(c.isascii() and (c.isalnum() or c in "_-") for c in k) else json.dumps(k)
 
 
 def dumps(doc: Mapping[str, Any]) -> str:
@@ -67,9 +73,9 @@ def dumps(doc: Mapping[str, Any]) -> str:
         if isinstance(v, Mapping):
             tables.append((k, v))
         else:
-            lines.append(f"{k} = {_value(v)}")
+            lines.append(f"{_key(k)} = {_value(v)}")
     for name, table in tables:
         lines.append("")
-        lines.append(f"[{name}]")
-        lines.extend(f"{k} = {_value(v)}" for k, v in table.items() if v is not None)
+        lines.append(f"[{_key(name)}]")
+        lines.extend(f"{_key(k)} = {_value(v)}" for k, v in table.items() if v is not None)
     return "\n".join(lines) + "\n"

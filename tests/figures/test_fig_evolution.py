@@ -84,7 +84,7 @@ def test_probe_over_training(tmp_path):
         (lambda: plot_belief_evolution(snapshots(), labels=np.arange(3)), "labels"),
         (lambda: plot_probe_over_training([1, 2], [0.1, 0.2], [1.1]), "relative_loss"),
         (lambda: plot_probe_over_training([1, 2], [0.1, np.nan], [1.1, 1.0]), "probe_mse"),
-        (lambda: plot_probe_over_training([0, 2], [0.1, 0.2], [1.1, 1.0]), "tokens"),
+        (lambda: plot_probe_over_training([-1, 2], [0.1, 0.2], [1.1, 1.0]), "tokens"),
         (lambda: plot_probe_over_training([1, 2], [0.1, 0.2], [1.1, 1.0], paper_tokens=[1]), "paper_mse"),
         (lambda: plot_probe_over_training([1, 2], [0.1, 0.2], [1.1, 1.0], paper_tokens=[1, 2], paper_mse=[1]),
          "paper_mse"),
@@ -93,3 +93,13 @@ def test_probe_over_training(tmp_path):
 def test_bad_input(call, name):
     with pytest.raises(FigureInputError, match=name):
         call()
+
+
+def test_the_untrained_point_and_an_exact_fit_are_left_off_the_log_axes_and_counted():
+    """save_at_tokens = [0] (the untrained model) and a probe MSE of exactly 0 (two beliefs, an exact fit) used to
+    fail the whole run after training ("must be positive"); they are now counted in the legend instead."""
+    fig = plot_probe_over_training([0, 1000, 2000], [0.1, 0.0, 0.01], [1.5, 1.2, 1.1])
+    left, right = fig.axes[:2]
+    assert list(left.lines[0].get_xdata()) == [2000]
+    assert "2 points at 0 tokens or 0 MSE not shown" in left.get_legend().get_texts()[0].get_text()
+    assert list(right.lines[0].get_xdata()) == [1000, 2000]

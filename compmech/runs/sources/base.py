@@ -105,6 +105,10 @@ class Source(Protocol):
         """An upper bound on the allowed words of ``length`` (inf when huge): the regime's choice."""
         ...
 
+    # Optional: ``check_words(length) -> float``, the word length up to which the source is known to define
+    # probabilities >= 0 (inf: every length), raising ProcessError otherwise; `HMMSource` checks a generalized
+    # HMM's words with it. A source without it is taken as valid (the runner asks with getattr).
+
     def context_set(self, context_length: int, bos: bool) -> ContextSet:
         """Every allowed string of the context length with its exact theory (sources with ``exact_regime``)."""
         ...

@@ -80,6 +80,18 @@ class HMMSource:
         return hmm_processes.sample(self.process, key, n, length, with_beliefs=False,
                                     with_next_token_probs=False).tokens
 
+    def check_words(self, length: int) -> float:
+        """The word length up to which every word's probability is known to be >= 0: every length (inf) for an HMM;
+        for a generalized HMM, ``length`` (or every length) once checked (`GeneralizedHMM.check_words`), fewer when
+        its state vectors grow past the check's budget. Raises `ProcessError` naming a word of negative probability.
+        A product of named processes is checked factor by factor (its word probabilities are products of theirs)."""
+        if not isinstance(self.process, GeneralizedHMM):
+            return math.inf
+        factors = _product_factors(self.process)
+        if factors is not None:
+            return min(HMMSource(f).check_words(length) for f in factors)
+        return self.process.check_words(length)
+
     def strings_bound(self, length: int) -> float:
         """The number of allowed words of ``length`` (`compmech.mixed_states.word_counts`), else V^L."""
         try:

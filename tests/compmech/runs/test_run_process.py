@@ -73,8 +73,9 @@ from hmm_processes import HMM, register_process
 
 
 def biased_coin(p: float = 0.3) -> HMM:
-    """One state, emits 1 with probability p."""
-    return HMM(T=np.array([[[1 - p]], [[p]]]), name="biased_coin", params={"p": p})
+    """Two hidden states, each emitting 1 with probability p (a run needs two states: one has nothing to probe)."""
+    return HMM(T=np.array([np.full((2, 2), (1 - p) / 2), np.full((2, 2), p / 2)]), name="biased_coin",
+               params={"p": p})
 
 
 register_process("biased_coin", biased_coin, overwrite=True)

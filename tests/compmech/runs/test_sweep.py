@@ -130,3 +130,101 @@ def test_table_cells_keep_the_digits_that_matter_near_one():
     assert _cell(1.00081234) == "1.00081" and _cell(1.00004) == "1.00004"  # ".4g" said 1.001 and 1
     assert _cell(0.0006866123) == "0.0006866" and _cell(0.11114) == "0.1111" and _cell(float("nan")) == "–"
     assert _cell(None) == "–" and _cell(3) == "3"
+
+
+# ---- issue 29: sweeps that can finish, and never tabulate a value they did not run
+
+def _load(tmp_path, sweep_table: str, **kw):
+    (tmp_path / "s.toml").write_text(BASE + sweep_table)
+    return load_sweep(tmp_path / "s.toml", **kw)
+
+
+def test_a_quick_override_never_replaces_a_grid_value(tmp_path):
+    """It did: the table said x = 0.05 and 0.15 while both runs used quick's 0.1."""
+    for quick in ('"process.params.x" = 0.1', '"process.params" = { x = 0.1 }'):
+        with pytest.raises(ConfigError, match="quick sets .* which the grid sweeps .*process.params.x"):
+            _load(tmp_path, f'[sweep]\ngrid = {{ "process.params.x" = [0.05, 0.15] }}\nquick = {{ {quick} }}\n',
+                  quick=True)
+
+
+@pytest.mark.parametrize("grid, key, value", [('"process.params.x" = [0.05, 0.05]', "process.params.x", "0.05"),
+                                              ("seed = [3, 3]", "seed", "3"), ("seed = [1, 1.0]", "seed", "1.0")])
+def test_a_repeated_grid_value_is_named_before_any_work(tmp_path, grid, key, value):
+    with pytest.raises(ConfigError, match=f'grid "{key}" lists {value} twice'):
+        _load(tmp_path, f"[sweep]\ngrid = {{ {grid} }}\n")
+
+
+def test_point_names_are_unique_and_readable(tmp_path):
+    sweep = _load(tmp_path, '[sweep]\ngrid = { "process.params.x" = [0.1, 0.1000001] }\n')
+    assert [p.name for p in sweep.points] == ["tiny_sweep-x=0.1", "tiny_sweep-x=0.1000001"]
+    from compmech.runs.sweep import point_names
+
+    names = point_names("s", ("process.spec",), [("a b.toml",), ("a_b.toml",), ("c.toml",)])
+    assert names == ["s-spec=a_b.toml-p1", "s-spec=a_b.toml-p2", "s-spec=c.toml"]
+    long = point_names("s", ("k",), [("v" * 400,), ("v" * 399 + "w",)])
+    assert len(set(long)) == 2 and all(len(n) <= 150 for n in long)
+
+
+def test_a_huge_grid_is_counted_and_refused_before_it_is_expanded(tmp_path):
+    import time
+
+    values = str(list(range(60)))
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match="12,960,000 points .* at most 10,000"):
+        _load(tmp_path, f"[sweep]\ngrid = {{ a = {values}, b = {values}, c = {values}, d = {values} }}\n")
+    assert time.perf_counter() - start < 5
+
+
+@pytest.mark.parametrize("metrics, match", [
+    (str([f"m{i}" for i in range(3000)]).replace("'", '"'), "3000 paths; at most 24"),
+    ('["prob.mse"]', "'prob' , which is not a summary.json field".replace(" ,", ",")),
+    ('["probe..mse"]', "not a dotted path"),
+    ('["relative_loss", "relative_loss"]', "lists 'relative_loss' twice"),
+])
+def test_metric_name_problems_are_said_before_any_run(tmp_path, metrics, match):
+    """3000 metric names used to fail after every run with a dpi message."""
+    with pytest.raises(ConfigError, match=match):
+        _load(tmp_path, f"[sweep]\ngrid = {{ seed = [0] }}\nmetrics = {metrics}\n")
+
+
+def test_a_metric_no_summary_holds_is_named_with_where_its_path_leaves_the_file():
+    from compmech.runs.sweep import _metric_hint
+
+    summary = {"probe": {"mse": 0.1, "r2": 0.9}, "relative_loss": 1.01}
+    assert _metric_hint(summary, "probe.msee") == "probe has the keys mse, r2"
+    assert _metric_hint(summary, "relative_loss.x") == "relative_loss is float, not a table"
+
+
+@pytest.mark.parametrize("table, match", [("[launcher]\npartiton = \"gpu\"\n", "unknown key \\[launcher\\] 'partiton'"),
+                                          ("[launcher]\ncpus_per_task = 0\n", "cpus_per_task must be a positive"),
+                                          ("[launcher]\nsetup = \"module load x\"\n", "setup must be a list")])
+def test_the_launcher_table_is_checked_like_any_config_table(tmp_path, table, match):
+    (tmp_path / "s.toml").write_text(BASE + table + "[sweep]\ngrid = { seed = [0] }\n")
+    with pytest.raises(ConfigError, match=match):
+        load_sweep(tmp_path / "s.toml")
+
+
+def test_shards_are_checked():
+    from compmech.runs.sweep import parse_shard
+
+    assert parse_shard("0/4") == (0, 4) and parse_shard("3/4") == (3, 4)
+    for bad in ("4/4", "-1/4", "1", "a/b", "0/0"):
+        with pytest.raises(ConfigError, match="write I/N"):
+            parse_shard(bad)
+
+
+def test_one_failing_point_does_not_stop_the_others(tmp_path, capsys):
+    """It aborted the sweep without naming the point and without a table of the points that finished."""
+    (tmp_path / "s.toml").write_text(BASE + '[sweep]\ngrid = { "training.learning_rate" = [1e9, 1e-2] }\n'
+                                     'quick = { "training.steps" = 100 }\n')
+    out = tmp_path / "out"
+    assert main(["sweep", str(tmp_path / "s.toml"), "--quick", "--out", str(out), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    bad, good = "tiny_sweep-learning_rate=1000000000.0", "tiny_sweep-learning_rate=0.01"
+    assert f"{bad} failed: training diverged at step" in err
+    assert "1 of 2 points did not finish: " + bad in err.splitlines()[-1]
+    rows = {r["point"]: r for r in json.loads((out / "sweep.json").read_text())["rows"]}
+    assert rows[good]["status"] == "finished" and rows[good]["relative_loss"] > 1
+    assert rows[bad]["status"].startswith("failed: training diverged") and rows[bad]["relative_loss"] is None
+    assert "failed: training diverged" in (out / "sweep.md").read_text()
+    assert (out / good / "complete.json").is_file()
