@@ -1,8 +1,42 @@
-"""Suite-wide setup: the tests never write the user's XLA compilation cache.
+"""Suite-wide setup, and the rule every numeric tolerance between float32 computations follows.
 
-`compmech run`/`reproduce`/`sweep` (called in-process by many tests) turn on JAX's persistent compilation
-cache (`compmech.runs.compiles`); for the test session it lives in a fresh temporary directory, shared with
-the subprocesses the tests start (``COMPMECH_XLA_CACHE``), and removed at the end.
+XLA cache. `compmech run`/`reproduce`/`sweep` (called in-process by many tests) turn on JAX's persistent
+compilation cache (`compmech.runs.compiles`); for the test session it lives in a fresh temporary directory,
+shared with the subprocesses the tests start (``COMPMECH_XLA_CACHE``), and removed at the end. Under
+pytest-xdist each worker process has its own.
+
+Tolerances between float32 computations
+---------------------------------------
+Two float32 computations of one quantity that differ in the order of their reductions (devices,
+micro-batches, vmapped seeds against one by one, the prefix (KV-cache) path against the full forward,
+chunks against the whole, jit against eager, XLA's fusion, vector width and thread count, which differ from
+machine to machine) agree only up to rounding, and how closely depends on the processor. A tolerance between
+them is therefore never a number seen on one machine. It is derived, where it is asserted, from one of:
+
+1. **A rounding bound.** A sum of n float32 terms, in any order, is within gamma_n * sum_i |x_i| of the exact
+   sum, gamma_n = n u / (1 - n u), u = 2**-24 (Higham, *Accuracy and Stability of Numerical Algorithms*,
+   2nd ed., eq. 3.5 and section 4.2; a dot product likewise with sum_i |x_i y_i|). Two such evaluations differ
+   by at most `tolerances.f32_sum_bound(n, scale)` = 2 gamma_n * scale, scale = sum_i |x_i|. A chain of reductions (a
+   network's forward pass) adds each stage's bound, carried through the later stages to first order:
+   `tests/predictive_models/f32_reference.py` computes that running bound beside a float64 NumPy forward, so
+   a float32 forward must lie within ``bound`` of the float64 one and two float32 forwards within
+   ``2 * bound`` of each other (`tolerances.assert_within`). Elementwise functions (exp, log, tanh, logistic, rsqrt),
+   which XLA evaluates by polynomial approximations, count F32_ELEMENTWISE_ULPS ulps each.
+2. **A measured spread**, when training amplifies rounding. Adam divides every update by the gradient's
+   running RMS, so a parameter whose gradient is near zero moves by up to a learning-rate step per step in a
+   direction rounding decides; after a few hundred steps no useful a-priori bound is left. Then the same
+   quantity is measured, in the same session on the same machine, under a perturbation of the same kind that
+   is known to be legitimate (one device with and without micro-batches: only the summation order differs),
+   and the difference under test must be within SPREAD_FACTOR times that spread; the test also asserts that
+   SPREAD_FACTOR times the spread stays far below what a real fault (another seed) produces.
+3. **A property that does not depend on rounding**: a statistic within a multiple of its own standard error;
+   bitwise equality where the arithmetic is identical (the same compiled program on the same inputs: a
+   resumed run, a rerun with the same seed, a 2-way sum in either order).
+
+Float64 computations that are exact up to rounding (the theory: beliefs, word probabilities, entropies)
+keep tight tolerances, 1e-9 to 1e-15: u = 1.1e-16 there, times at most ~1e6 terms. float32 results compared
+with exact float64 values follow 1 (the float32 side's own bound). A test that changes a tolerance cites this
+docstring ("tests/conftest.py, rule N").
 """
 
 from __future__ import annotations
