@@ -59,6 +59,18 @@ def same_params(a, b) -> bool:
     return len(la) == len(lb) and all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(la, lb))
 
 
+def max_param_diff(a, b) -> float:
+    """The largest absolute difference between two parameter trees, leaf by leaf."""
+    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
+    assert len(la) == len(lb)
+    return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) for x, y in zip(la, lb))
+
+
+def loss_array(result) -> np.ndarray:
+    """[evaluations] the exact losses of a training result's history."""
+    return np.array([r["loss"] for r in result.history])
+
+
 @pytest.fixture(scope="module")
 def trained(markov_run):
     """(result, train config, run directory) of seed 3's run (conftest.py's session fixture; read-only)."""
