@@ -18,7 +18,7 @@ them is therefore never a number seen on one machine. It is derived, where it is
    2nd ed., eq. 3.5 and section 4.2; a dot product likewise with sum_i |x_i y_i|). Two such evaluations differ
    by at most `tolerances.f32_sum_bound(n, scale)` = 2 gamma_n * scale, scale = sum_i |x_i|. A chain of reductions (a
    network's forward pass) adds each stage's bound, carried through the later stages to first order:
-   `tests/predictive_models/f32_reference.py` computes that running bound beside a float64 NumPy forward, so
+   `tests/f32_reference.py` computes that running bound beside a float64 NumPy forward, so
    a float32 forward must lie within ``bound`` of the float64 one and two float32 forwards within
    ``2 * bound`` of each other (`tolerances.assert_within`). Elementwise functions (exp, log, tanh, logistic, rsqrt),
    which XLA evaluates by polynomial approximations, count F32_ELEMENTWISE_ULPS ulps each.

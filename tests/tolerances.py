@@ -49,3 +49,15 @@ def assert_within(actual, desired, bound, what: str = "") -> None:
         raise AssertionError(f"{what or 'values'}: |actual - desired| exceeds its bound at {tuple(map(int, i))}: "
                              f"{diff[i]:.3g} > {b[i]:.3g} (actual {a[i]!r}, desired {d[i]!r}; "
                              f"{int(np.sum(diff > b))} of {diff.size} elements over)")
+
+
+def f32_softmax_sum_bound(n: int) -> float:
+    """How far from 1 a float32 softmax row over n entries can sum (its terms added exactly).
+
+    A perturbation of the scores moves the row along the simplex, so only the softmax's own rounding counts: the
+    exp of s_j - max (F32_ELEMENTWISE_ULPS ulps, and u |s_j - max| from the subtraction), the sum of n terms and the
+    division: entry j is off by p_j (e_j + sum_k p_k e_k + gamma_n + u), e_j = ELEM + u |s_j - max|. Summed over
+    j that is 2 sum_j p_j e_j + gamma_n + u, and sum_j p_j |s_j - max| = sum_j p_j log(Z / p_j) <= 2 log n
+    (Z <= n), so the bound needs no scores: 2 (ELEM + 2 u log n) + gamma_n + u."""
+    elem = F32_ELEMENTWISE_ULPS * F32_U
+    return 2 * (elem + 2 * F32_U * float(np.log(n))) + float(gamma32(n)) + F32_U
