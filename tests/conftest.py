@@ -3,7 +3,18 @@
 XLA cache. `compmech run`/`reproduce`/`sweep` (called in-process by many tests) turn on JAX's persistent
 compilation cache (`compmech.runs.compiles`); for the test session it lives in a fresh temporary directory,
 shared with the subprocesses the tests start (``COMPMECH_XLA_CACHE``), and removed at the end. Under
-pytest-xdist each worker process has its own.
+pytest-xdist each worker process has its own (JAX writes cache entries without a lock when the cache has no size
+limit, so two processes must not share one).
+
+Parallel runs. `make test` runs the suite on pytest-xdist workers with ``--dist loadfile``: each test file runs
+on one worker, so that its module-scoped fixtures (tiny trained runs) are made once, and the files that share an
+expensive session fixture (ONE_WORKER below) run on one worker together, so that it too is made once
+(`pytest_xdist_make_scheduler`). Other session fixtures are made once per worker that needs them. Tests write
+only under ``tmp_path``. (``--dist loadgroup`` would group by marks, but pytest-xdist 3.8 loses the groups under
+pytest 9.2's node ids: pytest-dev/pytest-xdist#1386.)
+
+Slow cases. Long end-to-end cases carry ``@pytest.mark.slow``: `make test` skips them, `make test-all` (and CI)
+runs them.
 
 Tolerances between float32 computations
 ---------------------------------------
@@ -45,6 +56,8 @@ import os
 import shutil
 import tempfile
 
+import pytest
+
 _CACHE: str | None = None
 
 
@@ -57,3 +70,27 @@ def pytest_configure(config) -> None:
 def pytest_unconfigure(config) -> None:
     if _CACHE is not None:
         shutil.rmtree(_CACHE, ignore_errors=True)
+
+
+ONE_WORKER = {
+    "tests/compmech/runs/test_icl_study.py": "mixture_run",
+    "tests/compmech/runs/test_mixture_run.py": "mixture_run",
+}
+"""Test files that share one xdist worker, by the session fixture they share: `mixture_run` (tests/compmech/runs/
+conftest.py) trains and analyses for ~1 min, more than its two files' own tests. `markov_run` (~15 s) is cheaper
+made on two workers than test_training and test_parallel (minutes each) queued on one."""
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist's: unknown (and not called) without it
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile`` with the files of ONE_WORKER as one unit (one scheduling unit per other file)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FilesSharingFixtures(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = super()._split_scope(nodeid)
+            return ONE_WORKER.get(path, path)
+
+    return FilesSharingFixtures(config, log)

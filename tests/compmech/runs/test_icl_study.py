@@ -34,7 +34,7 @@ def test_icl_json_has_the_issues_keys_and_the_exact_theory(mixture_run):
     assert comp.shape == (2, T)
     opt, known = np.array(d["optimal_loss_by_position"]), np.array(d["known_source_loss_by_position"])
     assert np.all(known < opt) and np.all(np.diff(opt) < 0)  # not knowing the source costs, less and less
-    assert np.all(np.array(d["model_gap_by_position"]) > -1e-6)  # a KL divergence
+    assert np.all(np.array(d["model_gap_by_position"]) >= -bound)  # a KL divergence, up to the log-probs' rounding
     fixed = np.array(d["fixed_source_loss_by_position"])
     assert fixed.shape == (2, T) and np.all(fixed > opt)  # never inferring the source is worse than Bayes
     for who in ("theory", "model"):
