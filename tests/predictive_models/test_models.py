@@ -59,6 +59,7 @@ def test_dispatch_reaches_each_family():
 
 
 @pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])
+@pytest.mark.slow
 def test_each_recurrent_kind_trains_checkpoints_and_resumes_exactly(kind, tmp_path):
     mc = tiny(kind)
     tc = TrainConfig(steps=120, batch_size=32, learning_rate=1e-2, warmup_steps=20, steps_per_call=20,

@@ -51,6 +51,7 @@ def lone_seed0(markov_run):
     return train(MODEL, config(seed=0), markov_data, EVAL, progress=False)
 
 
+@pytest.mark.slow
 def test_four_vmapped_seeds_equal_four_separate_runs_and_their_run_dirs_resume_alone(markov_run, lone_seed0,
                                                                                      reorder_spread, tmp_path):
     param_tol, loss_rtol = reorder_spread.param_tolerance(SPREAD_FACTOR), reorder_spread.loss_rtol(SPREAD_FACTOR)
@@ -150,6 +151,7 @@ def _save(out: Path, name: str, result) -> None:
              **{f"p{i}": np.asarray(x) for i, x in enumerate(jax.tree.leaves(result.params_state))})
 
 
+@pytest.mark.slow
 def test_two_devices_train_as_one_and_their_checkpoint_resumes_on_one(worker_runs, markov_run, lone_seed0,
                                                                       reorder_spread):
     out = worker_runs
@@ -172,6 +174,7 @@ def test_two_devices_train_as_one_and_their_checkpoint_resumes_on_one(worker_run
     assert _diff(out, "alone_0", "one") > 10 * param_tol  # another seed: far beyond the tolerance
 
 
+@pytest.mark.slow
 def test_two_jax_distributed_processes_equal_one_process(worker_runs):
     out = worker_runs
     # the same mesh (two devices, one per process) and the same global batch: the same numbers, bitwise (rule 3:

@@ -247,6 +247,7 @@ def test_parameter_counts():
 
 
 @pytest.mark.parametrize("kind", ["gru", "lstm"])
+@pytest.mark.slow
 def test_training_on_mess3_approaches_the_optimal_loss(kind):
     """A tiny model, Adam in a jitted lax.scan over steps: the exact loss over every context falls
     far below log 3 (uniform guessing) and to within 1% of the Bayes-optimal loss."""

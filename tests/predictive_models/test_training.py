@@ -226,6 +226,7 @@ def test_auto_micro_batch_adapts_to_the_device_and_the_group():
     assert resolve_micro_batch("auto", 4096, gpu) is None
 
 
+@pytest.mark.slow
 def test_training_in_micro_batches_follows_the_whole_batch_run():
     """micro_batch changes the summation order only, so a micro-batched run differs from the whole-batch run no
     more than the same run on batches whose rows are reversed (tests/conftest.py, rule 2: within SPREAD_FACTOR

@@ -296,6 +296,7 @@ def trained_config() -> TransformerConfig:
     return tiny(attn_only=True, positional="none", context_length=6, d_model=16)
 
 
+@pytest.mark.slow
 def test_a_variant_trains_on_mess3():
     """A few hundred Adam steps of `train_chunk` on Mess3 samples for an attention-only model without
     positions: the exact loss over every context falls from uniform guessing to near the Bayes-optimal loss."""

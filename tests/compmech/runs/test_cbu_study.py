@@ -58,6 +58,7 @@ def cbu_run(tmp_path_factory):
     return root / "run"
 
 
+@pytest.mark.slow
 def test_cbu_json_has_the_issues_keys_and_the_predictions(cbu_run):
     d = json.loads((cbu_run / "cbu.json").read_text())
     assert d["predicted_head_count"] == 2 and d["n_heads"] == 3
@@ -93,6 +94,7 @@ def test_cbu_json_has_the_issues_keys_and_the_predictions(cbu_run):
     assert "Constrained belief update: attention heads" in html
 
 
+@pytest.mark.slow
 def test_the_reproduce_table_reads_each_runs_cbu_json(cbu_run):
     from compmech.runs.cbu_reproduce import format_markdown, row
 

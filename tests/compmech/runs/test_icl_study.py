@@ -14,6 +14,7 @@ from compmech.runs.studies.icl import transition
 # the run: the session fixture `mixture_run` (tests/compmech/runs/conftest.py), tests/data/tiny_mixture.toml
 
 
+@pytest.mark.slow
 def test_icl_json_has_the_issues_keys_and_the_exact_theory(mixture_run):
     d = json.loads((mixture_run / "icl.json").read_text())
     T = 5
@@ -42,6 +43,7 @@ def test_icl_json_has_the_issues_keys_and_the_exact_theory(mixture_run):
     assert d["fits"]["theory"]["better"] in ("power_law", "exponential")
 
 
+@pytest.mark.slow
 def test_posterior_and_belief_probes_by_layer_and_position(mixture_run):
     d = json.loads((mixture_run / "icl.json").read_text())
     for target in ("posterior_probe", "belief_probe"):
@@ -57,6 +59,7 @@ def test_posterior_and_belief_probes_by_layer_and_position(mixture_run):
     assert d["best_layer"] == "block_1"
 
 
+@pytest.mark.slow
 def test_over_training_transition_induction_summary_and_report(mixture_run):
     d = json.loads((mixture_run / "icl.json").read_text())
     assert [e["tokens"] for e in d["over_training"]] == [0, 50 * 32 * 5]  # initialisation, the one checkpoint
@@ -94,6 +97,7 @@ def test_bad_icl_configs_are_config_errors(tmp_path):
         plan_run(one, tmp_path / "x")
 
 
+@pytest.mark.slow
 def test_the_reproduce_table_reads_the_runs_icl_json(mixture_run):
     from compmech.runs.icl_reproduce import format_markdown, row
     from compmech.runs.reproduce import EXTRA_STUDIES

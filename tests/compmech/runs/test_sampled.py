@@ -114,6 +114,7 @@ def test_sampled_blocks_of_a_generalized_hmm_are_its_exact_quasi_beliefs(name):
     assert_within(block.next_token_probs, ctx.next_token_probs[rows], e_p, "next-token laws")
 
 
+@pytest.mark.slow
 def test_sampled_probe_numbers_agree_with_the_exact_regime_within_sampling_error():
     """Mess3 at context 6 is small enough for both: the sampled regime's rows are drawn from the process, so it
     estimates the exact regime's probability-weighted probe on every string."""
@@ -160,6 +161,7 @@ def sampled_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_a_sampled_run_writes_the_exact_regimes_files_and_keys(sampled_run):
     for name in ["config.toml", "metrics.jsonl", "probe.json", "summary.json", "checkpoints/final.msgpack",
                  "figures/belief_fractal.png", "figures/loss_by_position.png", "figures/training_curve.png",

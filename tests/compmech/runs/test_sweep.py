@@ -72,6 +72,7 @@ def test_metric_paths_may_hold_keys_with_dots():
     assert metric(summary, "probe.nothing") is None and metric(summary, "probe.mse.deeper") is None
 
 
+@pytest.mark.slow
 def test_a_sweep_runs_every_point_writes_its_table_and_reuses_finished_points(tmp_path, capsys):
     (tmp_path / "s.toml").write_text(SWEEP)
     out = tmp_path / "out"
@@ -99,6 +100,7 @@ def test_compmech_run_on_a_sweep_file_says_to_use_compmech_sweep(tmp_path, capsy
     assert "run it with compmech sweep" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_points_that_differ_only_in_seed_train_together_as_each_would_alone(tmp_path, capsys):
     import numpy as np
 
