@@ -26,20 +26,22 @@ them is therefore never a number seen on one machine. It is derived, where it is
 
 1. **A rounding bound.** A sum of n float32 terms, in any order, is within gamma_n * sum_i |x_i| of the exact
    sum, gamma_n = n u / (1 - n u), u = 2**-24 (Higham, *Accuracy and Stability of Numerical Algorithms*,
-   2nd ed., eq. 3.5 and section 4.2; a dot product likewise with sum_i |x_i y_i|). Two such evaluations differ
-   by at most `tolerances.f32_sum_bound(n, scale)` = 2 gamma_n * scale, scale = sum_i |x_i|. A chain of reductions (a
-   network's forward pass) adds each stage's bound, carried through the later stages to first order:
-   `tests/f32_reference.py` computes that running bound beside a float64 NumPy forward, so
-   a float32 forward must lie within ``bound`` of the float64 one and two float32 forwards within
-   ``2 * bound`` of each other (`tolerances.assert_within`). Elementwise functions (exp, log, tanh, logistic, rsqrt),
-   which XLA evaluates by polynomial approximations, count F32_ELEMENTWISE_ULPS ulps each.
+   2nd ed., eq. 3.5 and section 4.2; a dot product likewise with sum_i |x_i y_i|). Two such evaluations
+   differ by at most `tolerances.f32_sum_bound(n, scale)` = 2 gamma_n * scale, scale = sum_i |x_i|. A chain
+   of reductions adds each stage's bound, carried through the later stages to first order: beside a float64
+   NumPy version of the computation, `tests/f32_reference.py` does so for the transformer and recurrent
+   forwards and `tests/f32_sampler.py` for the sampler's belief recursion. A float32 result must then lie
+   within ``bound`` of the float64 one, and two float32 results within ``2 * bound`` of each other
+   (`tolerances.assert_within`). Elementwise functions (exp, log, tanh, logistic, rsqrt), which XLA evaluates
+   by polynomial approximations, count F32_ELEMENTWISE_ULPS ulps each. These are worst-case bounds: 10 to
+   10^4 times the differences seen, and still far below what a wrong formula, position or weight produces.
 2. **A measured spread**, when training amplifies rounding. Adam divides every update by the gradient's
    running RMS, so a parameter whose gradient is near zero moves by up to a learning-rate step per step in a
    direction rounding decides; after a few hundred steps no useful a-priori bound is left. Then the same
    quantity is measured, in the same session on the same machine, under a perturbation of the same kind that
-   is known to be legitimate (one device with and without micro-batches: only the summation order differs),
-   and the difference under test must be within SPREAD_FACTOR times that spread; the test also asserts that
-   SPREAD_FACTOR times the spread stays far below what a real fault (another seed) produces.
+   is known to be legitimate (micro-batches on or off, the batch's rows permuted: only the order of the sums
+   changes), and the difference under test must be within SPREAD_FACTOR times that spread; the test also
+   asserts that SPREAD_FACTOR times the spread stays far below what a real fault (another seed) produces.
 3. **A property that does not depend on rounding**: a statistic within a multiple of its own standard error;
    bitwise equality where the arithmetic is identical (the same compiled program on the same inputs: a
    resumed run, a rerun with the same seed, a 2-way sum in either order).
