@@ -1,4 +1,4 @@
-# Two commands a new user needs: `make run` (default experiment) and `make test`.
+# Two commands a new user needs: `make run` (default experiment) and `make test` (`make test-all`: with the slow cases).
 # Each creates $(VENV) with the newest Python >= 3.11 that runs on this machine and installs the project
 # on first use.
 #
@@ -22,7 +22,12 @@ PY_TAG_CODE := import sys; print(sys.implementation.name + "-" + ".".join(map(st
 PY_TAG := $(if $(PYTHON),$(shell $(PYTHON) -c '$(PY_TAG_CODE)' 2>/dev/null))
 STAMP := $(VENV)/.installed-$(PY_TAG)
 
-.PHONY: run test bench setup clean-venv which-python docs docs-serve notebooks
+# TEST_WORKERS: pytest-xdist workers for `make test` / `make test-all` (default: one per core, at most 4; each
+#   worker is a JAX process of up to ~2.5 GB); `make test TEST_WORKERS=0` runs in one process.
+TEST_WORKERS := auto --maxprocesses 4
+PYTEST := MPLBACKEND=Agg $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
+.PHONY: run test test-all test-slow bench setup clean-venv which-python docs docs-serve notebooks
 
 $(STAMP): pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then echo "compmech needs Python >= 3.11 and none of $(PYTHON_CANDIDATES) runs here; install one, or run: make PYTHON=/path/to/python3.11 ..." >&2; exit 1; fi
@@ -41,8 +46,16 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(BIN)/compmech run $(ARGS)
 
+# `make test`: the suite without the long end-to-end cases (marked slow); `make test-all`: every test.
 test: $(STAMP)
-	MPLBACKEND=Agg $(BIN)/python -m pytest -q $(ARGS)
+	$(PYTEST) -m "not slow" $(ARGS)
+
+test-all: $(STAMP)
+	$(PYTEST) $(ARGS)
+
+# The long end-to-end cases alone (CI runs them after `make test`).
+test-slow: $(STAMP)
+	$(PYTEST) -m slow $(ARGS)
 
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

@@ -3,9 +3,20 @@
 import jax
 import numpy as np
 import pytest
+from f32_sampler import sampler_beliefs
+from tolerances import F32_U, assert_within, gamma32
 
 import hmm_processes as hp
 from compmech import belief_trajectories
+from hmm_processes.sampling import GHMM_SAMPLING_MIN_PROB
+
+# Tolerances: the float32 sampler's beliefs and laws against exact float64 ones within f32_sampler's rounding
+# bounds (tests/conftest.py, rule 1).
+
+
+def hmm_bounds(h, tokens):
+    """(beliefs, laws, their bounds) of the float32 HMM sampler on ``tokens``."""
+    return sampler_beliefs(h.T, np.ones(h.T.shape[1]), h.stationary_distribution, tokens, generalized=False)
 
 
 def test_shapes_and_dtypes():
@@ -14,7 +25,9 @@ def test_shapes_and_dtypes():
     assert s.tokens.shape == (7, 5) and s.tokens.dtype == np.int32
     assert s.states.shape == (7, 5) and s.initial_states.shape == (7,)
     assert s.beliefs.shape == (7, 5, 3) and s.next_token_probs.shape == (7, 5, 3)
-    np.testing.assert_allclose(np.asarray(s.beliefs).sum(-1), 1.0, atol=1e-5)
+    _, _, e_b, _ = hmm_bounds(h, np.asarray(s.tokens))
+    # each belief within its bound, and their float32 sum of 3 within gamma_3 of the sum
+    assert_within(np.asarray(s.beliefs).sum(-1), 1.0, e_b.sum(-1) + gamma32(3), "belief sums")
 
 
 def test_beliefs_match_exact_float64_beliefs():
@@ -22,8 +35,9 @@ def test_beliefs_match_exact_float64_beliefs():
     s = hp.sample(h, jax.random.key(1), 256, 12)
     exact, logp = belief_trajectories(h, np.asarray(s.tokens))
     assert np.all(np.isfinite(logp))
-    np.testing.assert_allclose(np.asarray(s.beliefs), exact, atol=2e-5)
-    np.testing.assert_allclose(np.asarray(s.next_token_probs), exact @ h.emission_matrix, atol=2e-5)
+    _, _, e_b, e_p = hmm_bounds(h, np.asarray(s.tokens))
+    assert_within(np.asarray(s.beliefs), exact, e_b, "beliefs")
+    assert_within(np.asarray(s.next_token_probs), exact @ h.emission_matrix, e_p, "next-token laws")
 
 
 def test_hidden_state_path_is_consistent_with_T():
@@ -47,8 +61,9 @@ def test_alignment_two_step_hand_computed():
     s = hp.sample(h, jax.random.key(3), 2000, 2)
     tok = np.asarray(s.tokens)
     hit = np.flatnonzero((tok[:, 0] == 0) & (tok[:, 1] == 1))[0]
-    np.testing.assert_allclose(np.asarray(s.beliefs)[hit], [[1, 0], [0, 1]], atol=1e-6)
-    np.testing.assert_allclose(np.asarray(s.next_token_probs)[hit, 1], [1, 0], atol=1e-6)
+    _, _, e_b, e_p = hmm_bounds(h, tok[hit:hit + 1])
+    assert_within(np.asarray(s.beliefs)[hit], [[1, 0], [0, 1]], e_b[0], "beliefs after 0, 1")
+    assert_within(np.asarray(s.next_token_probs)[hit, 1], [1, 0], e_p[0, 1], "law after 0, 1")
 
 
 def test_first_token_frequencies_match_stationary_emission():
@@ -90,9 +105,15 @@ def test_ghmm_sampler_beliefs_match_exact_beliefs(name):
     s = hp.sample(g, jax.random.key(12), 512, 10)
     exact, logp = belief_trajectories(g, np.asarray(s.tokens))
     assert np.all(np.isfinite(logp)), "the sampler drew a word of probability zero"
-    np.testing.assert_allclose(np.asarray(s.beliefs), exact, atol=5e-4)
-    np.testing.assert_allclose(np.asarray(s.beliefs) @ g.normalizer, 1.0, atol=1e-5)
+    _, _, e_b, e_p = sampler_beliefs(g.T, g.normalizer, g.stationary_vector, np.asarray(s.tokens), generalized=True,
+                                     min_prob=GHMM_SAMPLING_MIN_PROB)
+    b = np.asarray(s.beliefs)
+    assert_within(b, exact, e_b, "quasi-beliefs")
+    tau = g.normalizer
+    # eta @ tau = 1 up to the beliefs' bounds (the product is float64 here; gamma_S of float32 covers its rounding)
+    assert_within(b @ tau, 1.0, e_b @ np.abs(tau) + gamma32(g.T.shape[1]) * (np.abs(b) @ np.abs(tau)), "eta @ tau")
     nxt = np.asarray(s.next_token_probs)
-    assert nxt.min() >= 0 and np.allclose(nxt.sum(-1), 1.0, atol=1e-5)
-    np.testing.assert_allclose(nxt, exact @ g.emission_matrix, atol=5e-4)
-    np.testing.assert_allclose(np.asarray(s.prior), g.stationary_vector, atol=1e-7)
+    assert nxt.min() >= 0
+    assert_within(nxt.sum(-1), 1.0, e_p.sum(-1) + gamma32(g.vocab_size), "law sums")
+    assert_within(nxt, exact @ g.emission_matrix, e_p, "next-token laws")
+    assert_within(np.asarray(s.prior), g.stationary_vector, F32_U * np.abs(g.stationary_vector), "prior")

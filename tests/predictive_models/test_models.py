@@ -7,6 +7,8 @@ import json
 import jax
 import numpy as np
 import pytest
+from f32_reference import forward as reference_forward
+from tolerances import assert_within
 
 from predictive_models import (KINDS, RecurrentConfig, TrainConfig, TransformerConfig, activations, compute_log_probs,
                                config_from_dict, config_to_dict, exact_eval, kind_of, load_model, make_config,
@@ -45,7 +47,8 @@ def test_dispatch_reaches_each_family():
         assert n_params(cfg) == sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
         log_q = compute_log_probs(cfg, params, tokens)
         direct = jax.nn.log_softmax(jax.jit(logits_fn(cfg))(params, tokens), axis=-1)
-        np.testing.assert_allclose(log_q, direct, atol=2e-5)
+        bound = reference_forward(cfg, params, tokens).bound["log_probs"]
+        assert_within(log_q, direct, 2 * bound, kind)  # two float32 paths: tests/conftest.py, rule 1
         model = to_model(cfg, params)
         acts = activations(model, tokens)
         assert list(acts) == (["embedding", "block_1", "final_ln"] if kind == "transformer"
@@ -56,6 +59,7 @@ def test_dispatch_reaches_each_family():
 
 
 @pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])
+@pytest.mark.slow
 def test_each_recurrent_kind_trains_checkpoints_and_resumes_exactly(kind, tmp_path):
     mc = tiny(kind)
     tc = TrainConfig(steps=120, batch_size=32, learning_rate=1e-2, warmup_steps=20, steps_per_call=20,

@@ -6,11 +6,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from f32_reference import transformer as reference_forward
 from flax import nnx
+from tolerances import assert_within
 
 from predictive_models import (Transformer, TransformerConfig, compute_activations, compute_log_probs,
                                compute_logits, layer_names, probe_layer_name)
-from predictive_models.transformer import init_params, to_model
+from predictive_models.transformer import aliases, init_params, to_model
 
 TINY = TransformerConfig(vocab_size=3, context_length=6, n_layers=2, d_model=16, n_heads=2, d_head=4, d_mlp=32)
 
@@ -18,6 +20,13 @@ TINY = TransformerConfig(vocab_size=3, context_length=6, n_layers=2, d_model=16,
 @pytest.fixture(scope="module")
 def model():
     return to_model(TINY, init_params(TINY, seed=0))
+
+
+@pytest.fixture(scope="module")
+def bound():
+    """The float32 bound of every value of the model on all_strings(3, 6) (tests/conftest.py, rule 1): two float32
+    paths (eager and jitted, prefix and full) that differ only in reduction order lie within 2 x bound."""
+    return reference_forward(TINY, init_params(TINY, seed=0), all_strings(3, 6)).bound
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +64,7 @@ def test_config_dict_round_trip():
         TransformerConfig.from_dict({**TINY.to_dict(), "d_modle": 3})
 
 
-def test_residual_stream_names_shapes_and_dtypes(model, forward):
+def test_residual_stream_names_shapes_and_dtypes(model, forward, bound):
     tokens = jnp.asarray(all_strings(3, 6)[:7])
     logits, stream = forward(tokens)
     assert logits.shape == (7, 6, 3) and logits.dtype == jnp.float32
@@ -63,7 +72,7 @@ def test_residual_stream_names_shapes_and_dtypes(model, forward):
     assert list(model.residual_stream(tokens[:1, :2])[1]) == layer_names(TINY)  # eager: in order
     for name, x in stream.items():
         assert x.shape == (7, 6, 16) and x.dtype == jnp.float32, name
-    np.testing.assert_allclose(model(tokens[:2]), logits[:2], atol=1e-5)  # eager __call__ = jitted stream
+    assert_within(model(tokens[:2]), logits[:2], 2 * bound["logits"][:2], "eager logits")  # = the jitted stream
     # shorter contexts are fine; longer are refused
     assert forward(tokens[:, :4])[0].shape == (7, 4, 3)
     with pytest.raises(ValueError, match="context_length"):
@@ -91,7 +100,7 @@ def test_causal(forward):
         assert not np.allclose(logits2[:, t], logits[:, t])
 
 
-def test_batched_inference_matches_model(model, forward):
+def test_batched_inference_matches_model(model, forward, bound):
     state = nnx.split(model)[1]
     tokens = all_strings(3, 6)  # 729 strings that share prefixes: the prefix (KV cache) path
     logits, stream = forward(jnp.asarray(tokens))
@@ -104,18 +113,19 @@ def test_batched_inference_matches_model(model, forward):
         for name, x in some.items():
             np.testing.assert_array_equal(x, acts[name])
         assert list(acts) == layer_names(TINY)
+        canonical = aliases(TINY)
         for name, x in acts.items():
             assert x.shape == (729, 6, 16) and x.dtype == np.float32 and x.flags["C_CONTIGUOUS"]
-            np.testing.assert_allclose(x, stream[name], atol=2e-5, rtol=1e-5)
+            assert_within(x, stream[name], 2 * bound[canonical[name]], f"{name} ({method})")
         out = compute_logits(TINY, state, tokens, batch_size=256, method=method)
         assert out.shape == (729, 6, 3) and out.dtype == np.float32
-        np.testing.assert_allclose(out, logits, atol=2e-5, rtol=1e-5)
+        assert_within(out, logits, 2 * bound["logits"], f"logits ({method})")
     lp = compute_log_probs(TINY, model, tokens, batch_size=256)  # the model itself is accepted too
-    np.testing.assert_allclose(lp, jax.nn.log_softmax(logits), atol=2e-5)
+    assert_within(lp, jax.nn.log_softmax(logits), 2 * bound["log_probs"], "log_probs")
     # a pure dict of parameters is accepted; rows with little sharing take the full path
     few = all_strings(3, 6)[::3]
-    np.testing.assert_allclose(compute_logits(TINY, nnx.to_pure_dict(state), few, batch_size=256),
-                               logits[::3], atol=2e-5, rtol=1e-5)
+    assert_within(compute_logits(TINY, nnx.to_pure_dict(state), few, batch_size=256), logits[::3],
+                  2 * bound["logits"][::3], "logits of a pure dict")
     assert compute_activations(TINY, state, np.zeros((0, 6), np.int32))["final_ln"].shape == (0, 6, 16)
 
 

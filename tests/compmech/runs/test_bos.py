@@ -57,6 +57,7 @@ def test_data_settings_in_the_config():
         config_from_dict({"process": {"name": "mess3"}, "data": {"start": True}})
 
 
+@pytest.mark.slow
 def test_run_with_a_start_token(tmp_path):
     cfg = load_config(TINY_BOS, {"training.steps": 200, "training.save_at_tokens": []})
     summary = run_experiment(cfg, tmp_path / "run", progress=False)

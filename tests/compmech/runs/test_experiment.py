@@ -63,6 +63,7 @@ def test_metrics_and_summary(tiny_run):
     assert summary["wall_seconds"] > 0
 
 
+@pytest.mark.slow
 def test_same_config_and_seed_reproduce_the_numbers(tiny_run, tmp_path):
     again = tmp_path / "again"
     assert main(["run", TINY, "--out", str(again), "--no-progress"]) == 0

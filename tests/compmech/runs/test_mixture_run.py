@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 import hmm_processes as hp
 from compmech.information import optimal_loss_by_position
@@ -10,6 +11,7 @@ from compmech.runs.cli import main
 from compmech.runs.run_dir import load_run
 
 # the run itself: the session fixture `mixture_run` (tests/compmech/runs/conftest.py)
+pytestmark = pytest.mark.slow  # every test reads that end-to-end run: `make test-all`
 
 
 def _library_mixture():

@@ -26,6 +26,7 @@ def lstm_run(tmp_path_factory):
     return root / "lstm"
 
 
+@pytest.mark.slow
 def test_an_lstm_run_probes_the_named_states(lstm_run):
     probe = json.loads((lstm_run / "probe.json").read_text())
     assert probe["probe_layer"] == "layers.0.hidden"

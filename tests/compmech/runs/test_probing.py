@@ -41,10 +41,12 @@ def runs():
             probe_json(OMP_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2", XLA_FLAGS="")]
 
 
+@pytest.mark.slow
 def test_same_probe_json_under_any_blas_and_xla_thread_count(runs):
     assert runs[0] == runs[1]
 
 
+@pytest.mark.slow
 def test_probe_json_fields(runs):
     probe = json.loads(runs[0])
     assert probe["heldout_contexts"]["stratified_by"] == "position"

@@ -99,6 +99,7 @@ def markov_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_a_random_markov_run_trains_and_probes_the_posterior_mean(markov_run):
     for name in ["config.toml", "metrics.jsonl", "probe.json", "summary.json", "checkpoints/final.msgpack",
                  "figures/belief_fractal.png", "figures/loss_by_position.png", "figures/distance_geometry.png",
@@ -125,6 +126,7 @@ def test_a_random_markov_run_trains_and_probes_the_posterior_mean(markov_run):
     assert "random_markov (n_states = 3" in page and "probe target: posterior mean of the transition matrix" in page
 
 
+@pytest.mark.slow
 def test_the_icl_study_runs_on_the_chain_source(markov_run):
     """[studies.icl] on random chains: the Dirichlet optimum (exact here) against the told-the-matrix loss and
     the in-context unigram predictor; the posterior probe targets the posterior mean (9 numbers)."""

@@ -12,6 +12,7 @@ from compmech.runs.summary import ProcessName, RunSummary
 TINY = Path(__file__).parents[2] / "data" / "tiny_mess3.toml"
 
 
+@pytest.mark.slow
 def test_reproduce_writes_the_comparison_table_and_reuses_finished_runs(tmp_path, monkeypatch):
     rows = reproduce(tmp_path, experiments={"mess3": TINY}, progress=False)
     table = (tmp_path / "reproduce.md").read_text()

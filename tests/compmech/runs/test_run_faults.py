@@ -179,6 +179,7 @@ def test_damaged_run_config_is_named_not_called_different(tmp_path, capsys):
     assert "damaged" in err and "config.toml" in err and "different config" not in err
 
 
+@pytest.mark.slow
 def test_killed_before_the_report_is_not_finished_and_a_rerun_completes_it(tmp_path, capsys, monkeypatch):
     """A full disk while writing report.html: summary.json exists but the run is not finished (no
     complete.json); the rerun deletes the stale temp file, finishes, and writes the mark last."""

@@ -20,6 +20,7 @@ def ghmm_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_ghmm_run_directory_is_complete(ghmm_run):
     for name in ["config.toml", "metrics.jsonl", "probe.json", "summary.json", "analysis.json", "report.html",
                  "process.json", "complete.json", "figures/belief_fractal.png", "figures/belief_evolution.png",
@@ -28,6 +29,7 @@ def test_ghmm_run_directory_is_complete(ghmm_run):
     assert json.loads((ghmm_run / "process.json").read_text())["kind"] == "GeneralizedHMM"
 
 
+@pytest.mark.slow
 def test_ghmm_probe_targets_are_quasi_beliefs(ghmm_run):
     run = load_run(ghmm_run)
     tau = run.process.normalizer

@@ -38,6 +38,7 @@ train_fraction = 0.5
 """
 
 
+@pytest.mark.slow
 def test_a_spec_run_is_self_contained_and_its_config_reruns_from_anywhere(tmp_path, monkeypatch):
     from hmm_processes import golden_mean
 

@@ -1,8 +1,10 @@
 """`compmech sweep`: a grid over config keys, one run per point, the table, figure and page; finished points reused."""
 
+import dataclasses
 import json
 
 import pytest
+from tolerances import SPREAD_FACTOR, assert_within
 
 from compmech.runs.cli import main
 from compmech.runs.config import ConfigError
@@ -70,6 +72,7 @@ def test_metric_paths_may_hold_keys_with_dots():
     assert metric(summary, "probe.nothing") is None and metric(summary, "probe.mse.deeper") is None
 
 
+@pytest.mark.slow
 def test_a_sweep_runs_every_point_writes_its_table_and_reuses_finished_points(tmp_path, capsys):
     (tmp_path / "s.toml").write_text(SWEEP)
     out = tmp_path / "out"
@@ -97,6 +100,7 @@ def test_compmech_run_on_a_sweep_file_says_to_use_compmech_sweep(tmp_path, capsy
     assert "run it with compmech sweep" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_points_that_differ_only_in_seed_train_together_as_each_would_alone(tmp_path, capsys):
     import numpy as np
 
@@ -113,10 +117,23 @@ def test_points_that_differ_only_in_seed_train_together_as_each_would_alone(tmp_
     point = load_sweep(tmp_path / "s.toml", quick=True).points[1]
     records = [json.loads(line) for line in (out / point.name / "metrics.jsonl").read_text().splitlines()]
     plan = plan_run(point.cfg, tmp_path / "alone")
-    alone = train(plan.model_cfg, plan.train_cfg, SourceData(plan.source), evaluation_set(plan, progress=False)[0],
-                  progress=False)
+    data, eval_set = SourceData(plan.source), evaluation_set(plan, progress=False)[0]
+    alone = train(plan.model_cfg, plan.train_cfg, data, eval_set, progress=False)
     assert [r["step"] for r in records] == [r["step"] for r in alone.history] == [0, 50, 100]
-    np.testing.assert_allclose([r["loss"] for r in records], [r["loss"] for r in alone.history], rtol=1e-6)
+    # Vmapped seeds sum in another order than a lone run, and Adam amplifies that rounding: the losses must agree
+    # within SPREAD_FACTOR times the spread of the lone run trained again in micro-batches of 16 (only the order
+    # of the sums changes; tests/conftest.py, rule 2), by position at every evaluation.
+    reordered = train(plan.model_cfg, dataclasses.replace(plan.train_cfg, micro_batch=16), data, eval_set,
+                      progress=False)
+
+    def by_position(history):  # [evaluations, T]
+        return np.array([r["loss_by_position"] for r in history])
+
+    spread = np.max(np.abs(by_position(reordered.history) - by_position(alone.history)))
+    assert_within(by_position(records), by_position(alone.history), SPREAD_FACTOR * spread, "group losses")
+    other = [json.loads(line) for line in (out / load_sweep(tmp_path / "s.toml", quick=True).points[0].name
+                                            / "metrics.jsonl").read_text().splitlines()]
+    assert np.max(np.abs(by_position(other) - by_position(alone.history))) > 10 * SPREAD_FACTOR * spread  # seed 0
     assert (out / point.name / "complete.json").is_file()
     # the point's pipeline found its training done; its summary and report still say how long the group took
     summary = json.loads((out / point.name / "summary.json").read_text())

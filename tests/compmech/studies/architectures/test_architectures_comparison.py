@@ -80,6 +80,7 @@ def tiny_study(tmp_path_factory):
     return study, out, rows
 
 
+@pytest.mark.slow
 def test_a_tiny_study_writes_the_table_the_json_and_the_figure(tiny_study):
     study, out, rows = tiny_study
     assert [r.name for r in study.runs] == ["mess3-transformer", "mess3-gru"]
@@ -127,6 +128,7 @@ def test_a_tiny_study_writes_the_table_the_json_and_the_figure(tiny_study):
     assert np.mean((probed - true) ** 2) < 0.5 * summary["probe"]["mse_shuffled"]
 
 
+@pytest.mark.slow
 def test_a_second_call_reuses_the_finished_runs(tiny_study, monkeypatch):
     study, out, rows = tiny_study
     import compmech.runs.experiment as experiment
@@ -150,6 +152,7 @@ def test_quick_applies_each_processs_quick_budget(tmp_path):
                                           "d_embed": None}
 
 
+@pytest.mark.slow
 def test_the_cli_hook_runs_the_study_into_out(tiny_study, tmp_path, monkeypatch, capsys):
     import shutil
 

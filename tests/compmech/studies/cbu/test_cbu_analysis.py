@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from tolerances import f32_softmax_sum_bound
 
 from compmech.runs.cli import main
 from compmech.runs.config import ConfigError, config_from_dict, load_config
@@ -55,6 +56,7 @@ def cbu_run(tmp_path_factory):
     return root / "run"
 
 
+@pytest.mark.slow
 def test_cbu_json_has_the_issues_keys_and_the_predictions(cbu_run):
     d = json.loads((cbu_run / "cbu.json").read_text())
     assert d["predicted_head_count"] == 2 and d["n_heads"] == 3
@@ -79,8 +81,9 @@ def test_cbu_json_has_the_issues_keys_and_the_predictions(cbu_run):
             assert r["mse_heldout_contexts"] is not None and r["mse_shuffled"] > 0
     # even this tiny model's stream holds the factors' beliefs far better than the shuffled control
     assert d["probes"]["block_1"]["beliefs"]["mse_heldout_contexts"] < 0.5 * d["probes"]["block_1"]["beliefs"]["mse_shuffled"]
-    mean = d["mean_attention"][0]  # [H, T, T], rows sum to 1
-    assert all(abs(sum(row) - 1) < 1e-4 for head in mean for row in head)
+    mean = d["mean_attention"][0]  # [H, T, T], float64 means of float32 softmax rows: each sums to 1 within
+    tol = f32_softmax_sum_bound(len(mean[0]))  # the softmax's own rounding (tests/conftest.py, rule 1)
+    assert all(abs(sum(row) - 1) <= tol for head in mean for row in head)
     summary = json.loads((cbu_run / "summary.json").read_text())
     head = summary["studies"]["cbu"]
     assert head["json"] == "cbu.json" and head["predicted_head_count"] == 2
@@ -118,6 +121,7 @@ def test_cbu_json_carries_the_null_the_assignment_and_the_verdicts(cbu_run):
     assert head["intermediate_r2_null"] == pytest.approx(np.mean(null["layers"]["blocks.0.hook_resid_mid"]["null_r2"]))
 
 
+@pytest.mark.slow
 def test_the_reproduce_table_reads_each_runs_cbu_json(cbu_run):
     from compmech.studies.cbu.reproduce import format_markdown, row
 

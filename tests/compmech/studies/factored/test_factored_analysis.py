@@ -53,6 +53,7 @@ def factored_run(tmp_path_factory):
     return root / "run"
 
 
+@pytest.mark.slow
 def test_factored_json_has_the_documented_keys_and_sane_values(factored_run):
     d = json.loads((factored_run / "factored.json").read_text())
     assert {"dim_joint", "dim_factored", "components", "participation_ratio", "principal_angles", "layers",
@@ -156,6 +157,7 @@ def test_bad_study_configs_are_config_errors(tmp_path):
     assert "coupling = 0.2" in coupled.to_toml()
 
 
+@pytest.mark.slow
 def test_the_reproduce_table_reads_each_runs_factored_json(factored_run):
     from compmech.studies.factored.reproduce import format_markdown, row
 

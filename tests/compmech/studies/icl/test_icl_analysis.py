@@ -5,6 +5,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from f32_reference import forward
+from tolerances import assert_within
 
 from compmech.runs.config import ConfigError, config_from_dict, load_config
 from compmech.runs.experiment import plan_run
@@ -13,6 +15,7 @@ from compmech.studies.icl.analysis import transition
 # the run: the session fixture `mixture_run` (tests/compmech/runs/conftest.py), tests/data/tiny_mixture.toml
 
 
+@pytest.mark.slow
 def test_icl_json_has_the_issues_keys_and_the_exact_theory(mixture_run):
     d = json.loads((mixture_run / "icl.json").read_text())
     T = 5
@@ -20,12 +23,20 @@ def test_icl_json_has_the_issues_keys_and_the_exact_theory(mixture_run):
     last = [json.loads(line) for line in (mixture_run / "metrics.jsonl").read_text().splitlines()][-1]
     # the exact theory is the run's own optimum, position by position
     np.testing.assert_allclose(d["optimal_loss_by_position"], last["optimal_loss_by_position"], rtol=1e-9)
-    np.testing.assert_allclose(d["model_loss_by_position"], last["loss_by_position"], rtol=1e-5)
+    # the model's loss, from log-probabilities of the full forward here and of the training's evaluation there: two
+    # float32 paths, within twice the rule-1 bound (tests/conftest.py) of sum_n w_n sum_x p e_logq at each position
+    import compmech
+
+    run = compmech.load_run(mixture_run)
+    ctx = run.contexts
+    bound = np.einsum("n,ntx,ntx->t", ctx.probs, ctx.next_token_probs,
+                      forward(run.model_config, run.params, ctx.tokens).bound["log_probs"])
+    assert_within(d["model_loss_by_position"], last["loss_by_position"], 2 * bound, "model loss by position")
     comp = np.array(d["component_optimal_loss_by_position"])
     assert comp.shape == (2, T)
     opt, known = np.array(d["optimal_loss_by_position"]), np.array(d["known_source_loss_by_position"])
     assert np.all(known < opt) and np.all(np.diff(opt) < 0)  # not knowing the source costs, less and less
-    assert np.all(np.array(d["model_gap_by_position"]) > -1e-6)  # a KL divergence
+    assert np.all(np.array(d["model_gap_by_position"]) >= -bound)  # a KL divergence, up to the log-probs' rounding
     fixed = np.array(d["fixed_source_loss_by_position"])
     assert fixed.shape == (2, T) and np.all(fixed > opt)  # never inferring the source is worse than Bayes
     for who in ("theory", "model"):
@@ -33,6 +44,7 @@ def test_icl_json_has_the_issues_keys_and_the_exact_theory(mixture_run):
     assert d["fits"]["theory"]["better"] in ("power_law", "exponential")
 
 
+@pytest.mark.slow
 def test_posterior_and_belief_probes_by_layer_and_position(mixture_run):
     d = json.loads((mixture_run / "icl.json").read_text())
     for target in ("posterior_probe", "belief_probe"):
@@ -48,6 +60,7 @@ def test_posterior_and_belief_probes_by_layer_and_position(mixture_run):
     assert d["best_layer"] == "block_1"
 
 
+@pytest.mark.slow
 def test_over_training_transition_induction_summary_and_report(mixture_run):
     d = json.loads((mixture_run / "icl.json").read_text())
     assert [e["tokens"] for e in d["over_training"]] == [0, 50 * 32 * 5]  # initialisation, the one checkpoint
@@ -85,6 +98,7 @@ def test_bad_icl_configs_are_config_errors(tmp_path):
         plan_run(one, tmp_path / "x")
 
 
+@pytest.mark.slow
 def test_the_reproduce_table_reads_the_runs_icl_json(mixture_run):
     from compmech.studies.icl.reproduce import format_markdown, row
     from compmech.runs.reproduce import reproducible_studies
@@ -102,6 +116,7 @@ def test_the_reproduce_table_reads_the_runs_icl_json(mixture_run):
 # ---------------------------------------------------------------------------- comparisons that could fail (issue 23)
 
 
+@pytest.mark.slow
 def test_a_sampled_run_records_where_exact_theory_and_exact_evaluation_end(markov_hybrid_run):
     d = json.loads((markov_hybrid_run / "icl.json").read_text())
     assert d["regime"] == "sampled" and d["seen"] == list(range(1, 9))
