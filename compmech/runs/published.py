@@ -445,10 +445,10 @@ def check_record(entry: PublishedEntry, record: Mapping[str, Any], level: float 
 
 
 def _num(v: float | None) -> str:
-    """Four significant digits; six near 1 (a relative loss of 1.0002 is not "1")."""
+    """Four significant digits; seven near 1 (relative losses 1.000186 and 1.000193 differ)."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
-    return f"{v:.6g}" if 0.99 < abs(v) < 1.01 else f"{v:.4g}"
+    return f"{v:.7g}" if 0.99 < abs(v) < 1.01 else f"{v:.4g}"
 
 
 def _pm(spread: Spread) -> str:
