@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "reproduce": ("compmech.runs.reproduce", "add_reproduce_command",
                   "run the paper's experiments (Mess3, RRXOR, Z1R) and compare; --only STUDY: a study beyond the "
                   "paper (compmech reproduce --help lists them)"),
+    "check": ("compmech.runs.check_command", "add_check_command",
+              "compare a finished run's numbers with the published spread over seeds (exit 1 when one lies outside)"),
     "sweep": ("compmech.runs.sweep", "add_sweep_command",
               "run one config over a grid of values of its keys (one run per point) and tabulate the results"),
     "report": ("compmech.runs.report", "add_report_command",

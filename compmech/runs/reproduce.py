@@ -19,6 +19,7 @@ from compmech import studies
 from compmech.runs import shipped
 from compmech.runs.config import ConfigError, ExperimentConfig, config_from_dict, load_config, quick_steps
 from compmech.runs import experiment  # as a module: tests swap experiment.run_experiment for a stub
+from compmech.runs import seed_runs
 from compmech.runs.files import write_json_atomic, write_text_atomic
 from compmech.runs.paper import PAPER_RESULTS
 from compmech.runs.summary import RunSummary
@@ -191,10 +192,13 @@ def add_reproduce_command(subparsers: Any) -> None:
     p.add_argument("--out", type=Path, default=None,
                    help="where the runs and the table go (default: runs/reproduce, or runs/reproduce-quick)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars or stage messages")
+    seed_runs.add_seed_arguments(p)  # --seeds N, --publish FILE, --check, --published FILE
     p.set_defaults(func=_cmd_reproduce)
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
+    if seed_runs.wants_seeds(args):  # spreads over seeds, the published numbers, the check against them
+        return seed_runs.reproduce_command(args, default_names=list(EXPERIMENTS), fraction=QUICK_FRACTION)
     out = args.out or Path("runs") / ("reproduce-quick" if args.quick else "reproduce")
     extra = reproducible_studies()
     chosen = [n for n in args.only or [] if n in extra]
