@@ -36,20 +36,32 @@ def main() -> None:
 
     t = time.perf_counter()
     probe = probe_model(cfg, mc, init_params(mc, 0), ctx, layer)
-    print(f"probe_model (activations, every layer + concat, both held-out splits, control): "
-          f"{time.perf_counter() - t:.1f} s")
+    print(
+        f"probe_model (activations, every layer + concat, both held-out splits, control): "
+        f"{time.perf_counter() - t:.1f} s"
+    )
     t = time.perf_counter()
     geometry_analysis(hmm, probe, layer, cfg.seed)
     print(f"distance geometry: {time.perf_counter() - t:.1f} s")
     t = time.perf_counter()
     data = probe_targets(ctx.beliefs, ctx.tokens, ctx.probs)
     for seed in range(1, args.checkpoints + 1):  # what training_evolution does per checkpoint, minus exact_eval
-        acts = prefix_activations(mc, init_params(mc, seed), ctx.tokens,
-                                  names=probed_layers(cfg.probe, mc) if layer == "concat" else [layer])
-        probe_layers(context_activations(acts, ctx.tokens, data.context_ids), data.Y, data.groups,
-                     contexts=data.context_ids, positions=data.positions, include_concat=layer == "concat",
-                     only_concat=layer == "concat", per_context=True, n_repeats=cfg.probe.n_repeats,
-                     context_test_fraction=CONTEXT_TEST_FRACTION, seed=cfg.seed)
+        acts = prefix_activations(
+            mc, init_params(mc, seed), ctx.tokens, names=probed_layers(cfg.probe, mc) if layer == "concat" else [layer]
+        )
+        probe_layers(
+            context_activations(acts, ctx.tokens, data.context_ids),
+            data.Y,
+            data.groups,
+            contexts=data.context_ids,
+            positions=data.positions,
+            include_concat=layer == "concat",
+            only_concat=layer == "concat",
+            per_context=True,
+            n_repeats=cfg.probe.n_repeats,
+            context_test_fraction=CONTEXT_TEST_FRACTION,
+            seed=cfg.seed,
+        )
     print(f"evolution refits, {args.checkpoints} checkpoints: {time.perf_counter() - t:.1f} s")
     print(f"{layer} (untrained):", json.dumps(probe.results[layer].to_dict()))
     print(f"peak resident memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")

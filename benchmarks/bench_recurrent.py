@@ -31,10 +31,12 @@ from predictive_models import recurrent, transformer  # noqa: E402
 from predictive_models.training import TrainConfig, make_optimizer, train_chunk  # noqa: E402
 
 
-def matched_config(kind: str, n_layers: int, target: int, vocab_size: int, context_length: int
-                   ) -> recurrent.RecurrentConfig:
+def matched_config(
+    kind: str, n_layers: int, target: int, vocab_size: int, context_length: int
+) -> recurrent.RecurrentConfig:
     """The config of ``kind`` whose parameter count is closest to ``target`` (bisection on d_hidden:
     the count grows with it)."""
+
     def config(d: int) -> recurrent.RecurrentConfig:
         return recurrent.RecurrentConfig(kind, vocab_size, context_length, n_layers, d)
 
@@ -75,12 +77,15 @@ def main(argv: list[str] | None = None) -> None:
     hmm = get_process("mess3", x=0.05, alpha=0.85)
     T, B, k = 10, args.batch_size, args.steps_per_call
     tc = TrainConfig(steps=100 * k, batch_size=B, steps_per_call=k, eval_every=k, checkpoint_every=k)
-    pool = sample(hmm, jax.random.key(0), 4 * k * B, T + 1, with_beliefs=False,
-                  with_next_token_probs=False).tokens.reshape(4, k, B, T + 1)
+    pool = sample(
+        hmm, jax.random.key(0), 4 * k * B, T + 1, with_beliefs=False, with_next_token_probs=False
+    ).tokens.reshape(4, k, B, T + 1)
     tconf = transformer.TransformerConfig(vocab_size=hmm.vocab_size, context_length=T)
     target = int(sum(leaf.size for leaf in jax.tree.leaves(transformer.init_params(tconf, 0))))
-    print(f"paper's Mess3 transformer (4 layers, d_model 64, d_mlp 256): {target:,} parameters; "
-          f"batch {B} x context {T}, {k} steps per jitted call, {jax.devices()[0].platform}")
+    print(
+        f"paper's Mess3 transformer (4 layers, d_model 64, d_mlp 256): {target:,} parameters; "
+        f"batch {B} x context {T}, {k} steps per jitted call, {jax.devices()[0].platform}"
+    )
     print(f"{'model':<12} {'layers':>6} {'d_hidden':>8} {'params':>9} {'steps/s':>8} {'k tokens/s':>10} {'compile':>8}")
     configs = []
     for kind in args.kinds.split(","):
@@ -93,8 +98,11 @@ def main(argv: list[str] | None = None) -> None:
             forward, params = recurrent.logits_fn(rc), recurrent.init_params(rc, 0)
             layers, width, count = rc.n_layers, rc.d_hidden, recurrent.n_params(rc)
         rate, compile_s = steps_per_second(forward, params, tc, pool, args.seconds)
-        print(f"{kind:<12} {layers:>6} {width:>8} {count:>9,} {rate:>8.1f} {rate * B * T / 1e3:>10.1f} "
-              f"{compile_s:>7.1f}s", flush=True)
+        print(
+            f"{kind:<12} {layers:>6} {width:>8} {count:>9,} {rate:>8.1f} {rate * B * T / 1e3:>10.1f} "
+            f"{compile_s:>7.1f}s",
+            flush=True,
+        )
         if kind != "transformer":
             configs.append(rc)
     words = np.array(np.meshgrid(*[np.arange(hmm.vocab_size)] * T, indexing="ij")).reshape(T, -1).T.astype(np.int32)
@@ -105,9 +113,11 @@ def main(argv: list[str] | None = None) -> None:
             t = time.perf_counter()
             acts = recurrent.activations(rc, params, words)
             times.append(time.perf_counter() - t)
-        print(f"{rc.kind}: hidden states of all {words.shape[0]:,} length-{T} contexts x {len(acts)} layers "
-              f"({sum(a.nbytes for a in acts.values()) / 2**20:.0f} MiB): {times[1]:.2f} s "
-              f"({times[0]:.2f} s with compile)")
+        print(
+            f"{rc.kind}: hidden states of all {words.shape[0]:,} length-{T} contexts x {len(acts)} layers "
+            f"({sum(a.nbytes for a in acts.values()) / 2**20:.0f} MiB): {times[1]:.2f} s "
+            f"({times[0]:.2f} s with compile)"
+        )
 
 
 if __name__ == "__main__":

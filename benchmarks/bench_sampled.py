@@ -47,13 +47,19 @@ def main() -> None:
     tracemalloc.stop()
     rows = probe.results[probe.probe_layer].n_rows
     res = probe.results[probe.probe_layer]
-    print(f"{cfg.name}: {regime.probe_sequences:,} sequences x {mc.context_length} = {rows:,} rows, "
-          f"{len(probe.results)} probes (every layer + concat), chunks of {regime.chunk_rows:,} rows")
+    print(
+        f"{cfg.name}: {regime.probe_sequences:,} sequences x {mc.context_length} = {rows:,} rows, "
+        f"{len(probe.results)} probes (every layer + concat), chunks of {regime.chunk_rows:,} rows"
+    )
     print(f"probe phase: {seconds:.1f} s, {rows / seconds:,.0f} rows probed per second")
-    print(f"peak memory: Python allocations {peak / 2**20:.0f} MiB during the phase; process max RSS "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
-    print(f"untrained {probe.probe_layer}: mse {res.mse:.4g}, held-out contexts {res.mse_heldout_contexts:.4g}, "
-          f"shuffled {res.mse_shuffled:.4g}")
+    print(
+        f"peak memory: Python allocations {peak / 2**20:.0f} MiB during the phase; process max RSS "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB"
+    )
+    print(
+        f"untrained {probe.probe_layer}: mse {res.mse:.4g}, held-out contexts {res.mse_heldout_contexts:.4g}, "
+        f"shuffled {res.mse_shuffled:.4g}"
+    )
 
 
 if __name__ == "__main__":

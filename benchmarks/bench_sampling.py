@@ -35,9 +35,11 @@ def main() -> None:
     args = ap.parse_args()
     for name in ("mess3", "golden_mean"):
         hmm = get_process(name)
-        for label, flags in [("tokens only", dict(with_beliefs=False, with_next_token_probs=False)),
-                             ("tokens + beliefs", dict(with_beliefs=True, with_next_token_probs=False)),
-                             ("tokens + beliefs + next-token probs", dict())]:
+        for label, flags in [
+            ("tokens only", dict(with_beliefs=False, with_next_token_probs=False)),
+            ("tokens + beliefs", dict(with_beliefs=True, with_next_token_probs=False)),
+            ("tokens + beliefs + next-token probs", dict()),
+        ]:
             tps, comp = throughput(hmm, args.batch, args.length, args.repeats, **flags)
             print(f"{name:12s} {label:36s} {tps / 1e6:7.1f} M tokens/s  (compile {comp:.2f} s)")
 

@@ -37,8 +37,13 @@ from hmm_processes import get_process, sample  # noqa: E402
 from predictive_models import TrainConfig, make_config  # noqa: E402
 from predictive_models.models import init_params  # noqa: E402
 from predictive_models.parallel import put, training_mesh  # noqa: E402
-from predictive_models.training import (_keys, _optimizer_and_chunk, _optimizer_settings,  # noqa: E402
-                                         group_draw, resolve_micro_batch)
+from predictive_models.training import (
+    _keys,
+    _optimizer_and_chunk,
+    _optimizer_settings,  # noqa: E402
+    group_draw,
+    resolve_micro_batch,
+)
 
 
 def mess3_model():
@@ -97,8 +102,11 @@ def train_flops_per_token(mc) -> float:
     pass computes two products per forward one), which is 2 per weight of every dense layer plus the attention
     scores and mixing (4 H Dh per key, ~(T+1)/2 keys per query on average). Elementwise work is left out, so
     this is a lower bound on the work done."""
-    dense = mc.n_layers * (mc.d_model * 3 * mc.n_heads * mc.d_head + mc.n_heads * mc.d_head * mc.d_model
-                           + 2 * mc.d_model * mc.d_mlp) + mc.d_model * mc.vocab_size
+    dense = (
+        mc.n_layers
+        * (mc.d_model * 3 * mc.n_heads * mc.d_head + mc.n_heads * mc.d_head * mc.d_model + 2 * mc.d_model * mc.d_mlp)
+        + mc.d_model * mc.vocab_size
+    )
     attention = mc.n_layers * 4 * mc.n_heads * mc.d_head * (mc.context_length + 1) / 2
     return 3 * (2 * dense + attention)
 
@@ -112,7 +120,7 @@ def gemm_gflops(n: int = 1024, reps: int = 20) -> float:
     t = time.perf_counter()
     for _ in range(reps):
         f(a).block_until_ready()
-    return 2 * n ** 3 * reps / (time.perf_counter() - t) / 1e9
+    return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
 
 
 def devices_main(seconds: float, batch_size: int) -> None:
@@ -122,8 +130,9 @@ def devices_main(seconds: float, batch_size: int) -> None:
     for n in (1, 2):
         tc = TrainConfig(**{**training, "batch_size": batch_size, "devices": n})
         rate, compile_s = throughput(mc, tc, data, 1, 1, seconds)
-        print(f"  {n} device{'s' if n > 1 else ' '}: {rate / 1e3:8.1f} k tokens/s (compile {compile_s:.1f} s)",
-              flush=True)
+        print(
+            f"  {n} device{'s' if n > 1 else ' '}: {rate / 1e3:8.1f} k tokens/s (compile {compile_s:.1f} s)", flush=True
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -131,9 +140,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", type=int, default=8)
     p.add_argument("--seconds", type=float, default=10.0, help="timed seconds per measurement (after compiling)")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--micro-batch", default="auto",
-                   help="[training] micro_batch of both: \"auto\" (the default: batches of up to 128 whole) or a "
-                        "divisor of the batch (the batch itself: whole)")
+    p.add_argument(
+        "--micro-batch",
+        default="auto",
+        help='[training] micro_batch of both: "auto" (the default: batches of up to 128 whole) or a '
+        "divisor of the batch (the batch itself: whole)",
+    )
     p.add_argument("--no-devices", action="store_true", help="skip the 1 vs 2 forced host devices measurement")
     p.add_argument("--devices-subprocess", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -144,29 +156,53 @@ def main(argv: list[str] | None = None) -> None:
     micro_batch = args.micro_batch if args.micro_batch == "auto" else int(args.micro_batch)
     tc = TrainConfig(**{**training, "batch_size": args.batch_size, "devices": 1, "micro_batch": micro_batch})
     S = args.seeds
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; jax {jax.__version__} "
-          f"on {jax.devices()[0].platform}")
-    print(f"the paper's Mess3 model ({mc.n_layers} layers, d_model {mc.d_model}, context {mc.context_length}), "
-          f"batch {tc.batch_size}, {tc.steps_per_call} steps per jitted call, {S} seeds")
+    print(
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; jax {jax.__version__} "
+        f"on {jax.devices()[0].platform}"
+    )
+    print(
+        f"the paper's Mess3 model ({mc.n_layers} layers, d_model {mc.d_model}, context {mc.context_length}), "
+        f"batch {tc.batch_size}, {tc.steps_per_call} steps per jitted call, {S} seeds"
+    )
     data = Mess3Data(hmm)
     seq, seq_compile = throughput(mc, tc, data, 1, S, args.seconds)
-    print(f"sequential ({S} models, one call each): {seq / 1e3:8.1f} k tokens/s in all (compile {seq_compile:.1f} s)",
-          flush=True)
+    print(
+        f"sequential ({S} models, one call each): {seq / 1e3:8.1f} k tokens/s in all (compile {seq_compile:.1f} s)",
+        flush=True,
+    )
     vm, vm_compile = throughput(mc, tc, data, S, 1, args.seconds)
     used = resolve_micro_batch(tc.micro_batch, tc.batch_size, training_mesh(1, tc.batch_size, S))
     micro = f", micro-batches of {used}" if used else ""
-    print(f"vmapped    ({S} models, one call{micro}): {vm / 1e3:8.1f} k tokens/s in all (compile {vm_compile:.1f} s)",
-          flush=True)
+    print(
+        f"vmapped    ({S} models, one call{micro}): {vm / 1e3:8.1f} k tokens/s in all (compile {vm_compile:.1f} s)",
+        flush=True,
+    )
     flops, peak = train_flops_per_token(mc), gemm_gflops()
-    print(f"work: {flops / 1e3:.0f} k matmul FLOPs per training token; sequential {seq * flops / 1e9:.1f} GFLOP/s, "
-          f"vmapped {vm * flops / 1e9:.1f} GFLOP/s, a 1024^3 float32 matrix product {peak:.1f} GFLOP/s: at most "
-          f"{peak * 1e9 / (seq * flops):.1f}x over sequential is left for any batching of these models", flush=True)
+    print(
+        f"work: {flops / 1e3:.0f} k matmul FLOPs per training token; sequential {seq * flops / 1e9:.1f} GFLOP/s, "
+        f"vmapped {vm * flops / 1e9:.1f} GFLOP/s, a 1024^3 float32 matrix product {peak:.1f} GFLOP/s: at most "
+        f"{peak * 1e9 / (seq * flops):.1f}x over sequential is left for any batching of these models",
+        flush=True,
+    )
     if not args.no_devices:
-        print("one model on forced host devices (subprocess, XLA_FLAGS=--xla_force_host_platform_device_count=2):",
-              flush=True)
+        print(
+            "one model on forced host devices (subprocess, XLA_FLAGS=--xla_force_host_platform_device_count=2):",
+            flush=True,
+        )
         env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
-        subprocess.run([sys.executable, __file__, "--devices-subprocess", "--seconds", str(args.seconds),
-                        "--batch-size", str(args.batch_size)], env=env, check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--devices-subprocess",
+                "--seconds",
+                str(args.seconds),
+                "--batch-size",
+                str(args.batch_size),
+            ],
+            env=env,
+            check=True,
+        )
     print(f"vmapped/sequential: {vm / seq:.2f}x")
 
 

@@ -41,10 +41,12 @@ try:
     import torch
     import torch.nn.functional as F
 except ImportError:  # pragma: no cover - the message is the point
-    sys.exit("bench_torch.py needs PyTorch, an optional benchmark-only dependency: install it with\n"
-             "    pip install -e \".[bench]\"\n"
-             "(on a CPU-only machine the CPU build is smaller: pip install torch --index-url "
-             "https://download.pytorch.org/whl/cpu)")
+    sys.exit(
+        "bench_torch.py needs PyTorch, an optional benchmark-only dependency: install it with\n"
+        '    pip install -e ".[bench]"\n'
+        "(on a CPU-only machine the CPU build is smaller: pip install torch --index-url "
+        "https://download.pytorch.org/whl/cpu)"
+    )
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
@@ -53,8 +55,13 @@ from hmm_processes import get_process, sample  # noqa: E402
 from predictive_models import TrainConfig, make_config  # noqa: E402
 from predictive_models.models import init_params  # noqa: E402
 from predictive_models.parallel import put, training_mesh  # noqa: E402
-from predictive_models.training import (_keys, _optimizer_and_chunk, _optimizer_settings,  # noqa: E402
-                                         learning_rate_schedule, resolve_micro_batch)
+from predictive_models.training import (
+    _keys,
+    _optimizer_and_chunk,
+    _optimizer_settings,  # noqa: E402
+    learning_rate_schedule,
+    resolve_micro_batch,
+)
 
 
 def mess3_setup(batch_size: int, micro_batch: int | str = "auto"):
@@ -81,8 +88,12 @@ class TorchBlock(torch.nn.Module):
         self.ln2 = torch.nn.LayerNorm(d_model, eps=1e-5)
         self.up = torch.nn.Linear(d_model, d_mlp)
         self.down = torch.nn.Linear(d_mlp, d_model)
-        for lin, std in ((self.qkv, 0.02), (self.out, 0.02 / math.sqrt(2 * n_layers)), (self.up, 0.02),
-                         (self.down, 0.02 / math.sqrt(2 * n_layers))):
+        for lin, std in (
+            (self.qkv, 0.02),
+            (self.out, 0.02 / math.sqrt(2 * n_layers)),
+            (self.up, 0.02),
+            (self.down, 0.02 / math.sqrt(2 * n_layers)),
+        ):
             torch.nn.init.normal_(lin.weight, std=std)
             torch.nn.init.zeros_(lin.bias)
 
@@ -90,8 +101,9 @@ class TorchBlock(torch.nn.Module):
         B, T, _ = x.shape
         q, k, v = self.qkv(self.ln1(x)).view(B, T, 3, self.h, self.dh).unbind(2)  # each [B, T, H, Dh]
         if self.attention == "sdpa":
-            z = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                               is_causal=True).transpose(1, 2)
+            z = F.scaled_dot_product_attention(
+                q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True
+            ).transpose(1, 2)
         else:
             scores = torch.einsum("bthd,bshd->bhts", q, k) / math.sqrt(self.dh)
             scores = scores.masked_fill(~causal, torch.finfo(scores.dtype).min)
@@ -108,8 +120,9 @@ class TorchTransformer(torch.nn.Module):
         self.embed = torch.nn.Embedding(mc.vocab_size, mc.d_model)
         self.pos = torch.nn.Parameter(torch.randn(mc.context_length, mc.d_model) * 0.02)
         torch.nn.init.normal_(self.embed.weight, std=0.02)
-        self.blocks = torch.nn.ModuleList(TorchBlock(mc.d_model, mc.n_heads, mc.d_head, mc.d_mlp, mc.n_layers,
-                                                     attention) for _ in range(mc.n_layers))
+        self.blocks = torch.nn.ModuleList(
+            TorchBlock(mc.d_model, mc.n_heads, mc.d_head, mc.d_mlp, mc.n_layers, attention) for _ in range(mc.n_layers)
+        )
         self.ln_final = torch.nn.LayerNorm(mc.d_model, eps=1e-5)
         self.unembed = torch.nn.Linear(mc.d_model, mc.vocab_size)
         torch.nn.init.normal_(self.unembed.weight, std=0.02)
@@ -133,8 +146,7 @@ class TorchTrainer:
         self.model = TorchTransformer(mc, attention)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=tc.learning_rate, fused=True)
         schedule = learning_rate_schedule(tc)  # the same optax schedule, as a multiplier of lr
-        self.sched = torch.optim.lr_scheduler.LambdaLR(
-            self.opt, lambda step: float(schedule(step)) / tc.learning_rate)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda step: float(schedule(step)) / tc.learning_rate)
         self.grad_clip = tc.grad_clip
 
     def n_params(self) -> int:
@@ -174,7 +186,7 @@ class CompmechTrainer:
 
     def train(self, blocks: np.ndarray) -> float:
         """``blocks`` [n, B, T+1] with n a multiple of steps_per_call: n / steps_per_call fused calls."""
-        calls = [put(blocks[i:i + self.k][None], self.mesh.batches) for i in range(0, len(blocks), self.k)]
+        calls = [put(blocks[i : i + self.k][None], self.mesh.batches) for i in range(0, len(blocks), self.k)]
         for batches in calls:
             self.params, self.opt_state, losses = self.chunk(self.params, self.opt_state, batches)
         return float(np.asarray(losses)[0, -1])
@@ -197,8 +209,9 @@ def compare(batch_size: int, rounds: int, seconds: float, attention: str, micro_
 
     def draw(n_steps: int) -> np.ndarray:  # [n_steps, B, T+1] Mess3 tokens
         key = jax.random.key(int(rng.integers(2**31)))
-        return np.asarray(sample(hmm, key, n_steps * B, T + 1, with_beliefs=False,
-                                 with_next_token_probs=False).tokens, dtype=np.int32).reshape(n_steps, B, T + 1)
+        return np.asarray(
+            sample(hmm, key, n_steps * B, T + 1, with_beliefs=False, with_next_token_probs=False).tokens, dtype=np.int32
+        ).reshape(n_steps, B, T + 1)
 
     t = time.perf_counter()
     warm = draw(k)
@@ -208,8 +221,11 @@ def compare(batch_size: int, rounds: int, seconds: float, attention: str, micro_
     wall, _, _ = timed(cm, draw(k))  # steps per round from compmech's speed
     steps = k * max(1, round(seconds / wall))
     micro = f"micro-batches of {cm.micro_batch}" if cm.micro_batch else "the whole batch at once"
-    print(f"batch {B}: {pt.n_params():,} parameters each; compmech ({micro}) compiled in {compile_s:.1f} s; "
-          f"{rounds} rounds of {steps} steps ({steps * B * T:,} tokens) per side", flush=True)
+    print(
+        f"batch {B}: {pt.n_params():,} parameters each; compmech ({micro}) compiled in {compile_s:.1f} s; "
+        f"{rounds} rounds of {steps} steps ({steps * B * T:,} tokens) per side",
+        flush=True,
+    )
     rates: dict[str, list[float]] = {"compmech": [], "pytorch": []}
     cpu: dict[str, list[float]] = {"compmech": [], "pytorch": []}
     loss: dict[str, float] = {}
@@ -223,9 +239,11 @@ def compare(batch_size: int, rounds: int, seconds: float, attention: str, micro_
     med = {n: statistics.median(v) for n, v in rates.items()}
     for name in ("compmech", "pytorch"):
         spread = f"{min(rates[name]) / 1e3:.1f}-{max(rates[name]) / 1e3:.1f}"
-        print(f"  {name:9s} {med[name] / 1e3:8.1f} k tokens/s (rounds {spread}), "
-              f"{statistics.median(cpu[name]) * 1e3:6.2f} ms CPU per step, last training loss {loss[name]:.4f}",
-              flush=True)
+        print(
+            f"  {name:9s} {med[name] / 1e3:8.1f} k tokens/s (rounds {spread}), "
+            f"{statistics.median(cpu[name]) * 1e3:6.2f} ms CPU per step, last training loss {loss[name]:.4f}",
+            flush=True,
+        )
     ratio = med["compmech"] / med["pytorch"]
     cpu_ratio = statistics.median(cpu["compmech"]) / statistics.median(cpu["pytorch"])
     print(f"  compmech/pytorch: tokens/s {ratio:.2f}x, CPU per step {cpu_ratio:.2f}x", flush=True)
@@ -238,18 +256,27 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rounds", type=int, default=7, help="alternated rounds per batch size (medians over them)")
     p.add_argument("--seconds", type=float, default=3.0, help="about this long per side per round")
     p.add_argument("--threads", type=int, default=2, help="PyTorch's intra-op threads (torch.set_num_threads)")
-    p.add_argument("--torch-attention", choices=("einsum", "sdpa"), default="einsum",
-                   help="PyTorch attention: einsums like compmech's, or F.scaled_dot_product_attention")
-    p.add_argument("--micro-batch", default="auto",
-                   help="compmech's [training] micro_batch: \"auto\" (its default) or a divisor of each batch size "
-                        "(the batch size itself: the whole batch in one pass)")
+    p.add_argument(
+        "--torch-attention",
+        choices=("einsum", "sdpa"),
+        default="einsum",
+        help="PyTorch attention: einsums like compmech's, or F.scaled_dot_product_attention",
+    )
+    p.add_argument(
+        "--micro-batch",
+        default="auto",
+        help='compmech\'s [training] micro_batch: "auto" (its default) or a divisor of each batch size '
+        "(the batch size itself: the whole batch in one pass)",
+    )
     args = p.parse_args(argv)
     micro = args.micro_batch if args.micro_batch == "auto" else int(args.micro_batch)
     torch.set_num_threads(args.threads)
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; jax {jax.__version__} on "
-          f"{jax.devices()[0].device_kind} ({jax.devices()[0].platform}); torch {torch.__version__} with "
-          f"{torch.get_num_threads()} threads, attention {args.torch_attention}; Python {sys.version.split()[0]}",
-          flush=True)
+    print(
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; jax {jax.__version__} on "
+        f"{jax.devices()[0].device_kind} ({jax.devices()[0].platform}); torch {torch.__version__} with "
+        f"{torch.get_num_threads()} threads, attention {args.torch_attention}; Python {sys.version.split()[0]}",
+        flush=True,
+    )
     ratios = {B: compare(B, args.rounds, args.seconds, args.torch_attention, micro) for B in args.batch_sizes}
     print("compmech/pytorch tokens/s: " + ", ".join(f"batch {B} {r:.2f}x" for B, r in ratios.items()))
 

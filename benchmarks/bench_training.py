@@ -29,9 +29,12 @@ def mess3_setup(context_length: int = 10, x: float = 0.05, alpha: float = 0.85):
     hmm = get_process("mess3", x=x, alpha=alpha)
     ms = mixed_states(hmm, context_length)
     lvl = ms.level(context_length)
-    eval_set = ExactEvalSet(tokens=lvl.words.astype(np.int32), weights=lvl.probs,
-                            next_token_probs=ms.prefix_next_token_probs(context_length),
-                            optimal_loss=optimal_loss_by_position(hmm, context_length))
+    eval_set = ExactEvalSet(
+        tokens=lvl.words.astype(np.int32),
+        weights=lvl.probs,
+        next_token_probs=ms.prefix_next_token_probs(context_length),
+        optimal_loss=optimal_loss_by_position(hmm, context_length),
+    )
 
     def data_fn(key: jax.Array, n: int, length: int) -> jax.Array:
         return sample(hmm, key, n, length, with_beliefs=False, with_next_token_probs=False).tokens
@@ -42,9 +45,13 @@ def mess3_setup(context_length: int = 10, x: float = 0.05, alpha: float = 0.85):
 def main(argv: list[str] | None = None) -> None:
     defaults = TrainConfig()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seconds", type=float, default=None,
-                   help="train for about this many seconds: --steps is set from the measured throughput, "
-                        "so the whole warm-up + cosine schedule fits")
+    p.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        help="train for about this many seconds: --steps is set from the measured throughput, "
+        "so the whole warm-up + cosine schedule fits",
+    )
     p.add_argument("--steps", type=int, default=defaults.steps)
     p.add_argument("--batch-size", type=int, default=defaults.batch_size)
     p.add_argument("--lr", type=float, default=defaults.learning_rate)
@@ -63,29 +70,45 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     hmm, eval_set, data_fn = mess3_setup()
     mc = TransformerConfig(vocab_size=hmm.vocab_size)
-    print(f"exact eval set: {eval_set.tokens.shape[0]} contexts, optimal loss "
-          f"{eval_set.optimal_loss.mean():.4f} nats ({time.perf_counter() - t0:.2f} s to build)")
+    print(
+        f"exact eval set: {eval_set.tokens.shape[0]} contexts, optimal loss "
+        f"{eval_set.optimal_loss.mean():.4f} nats ({time.perf_counter() - t0:.2f} s to build)"
+    )
 
     steps = args.steps
     k = args.steps_per_call
     probe = TrainConfig(batch_size=args.batch_size, steps_per_call=k, seed=args.seed)
     t = time.perf_counter()
     rate = _steps_per_second(mc, probe, data_fn)
-    print(f"throughput: {rate:.1f} steps/s = {rate * args.batch_size * mc.context_length / 1e3:.1f} k tokens/s "
-          f"(batch {args.batch_size}, {k} steps per jitted call, sampling included, no evaluation; "
-          f"{time.perf_counter() - t:.1f} s with compile)")
+    print(
+        f"throughput: {rate:.1f} steps/s = {rate * args.batch_size * mc.context_length / 1e3:.1f} k tokens/s "
+        f"(batch {args.batch_size}, {k} steps per jitted call, sampling included, no evaluation; "
+        f"{time.perf_counter() - t:.1f} s with compile)"
+    )
     if args.seconds is not None:  # fit the whole schedule into the time (evaluations not counted)
         steps = max(k, int(args.seconds * rate) // k * k)
     _time_activations(mc, data_fn, eval_set)
     if args.no_train:
         return
     eval_every = max(k, args.eval_every // k * k)
-    tc = TrainConfig(steps=steps, batch_size=args.batch_size, optimizer=args.optimizer, learning_rate=args.lr,
-                     warmup_steps=min(args.warmup, steps), schedule=args.schedule,
-                     final_lr_fraction=args.final_lr_fraction, grad_clip=args.grad_clip or None, steps_per_call=k,
-                     eval_every=eval_every, checkpoint_every=eval_every, seed=args.seed)
-    print(f"config: {tc}\n(relative loss is evaluated every {eval_every} steps: times below are at that "
-          f"granularity and include compilation)")
+    tc = TrainConfig(
+        steps=steps,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        learning_rate=args.lr,
+        warmup_steps=min(args.warmup, steps),
+        schedule=args.schedule,
+        final_lr_fraction=args.final_lr_fraction,
+        grad_clip=args.grad_clip or None,
+        steps_per_call=k,
+        eval_every=eval_every,
+        checkpoint_every=eval_every,
+        seed=args.seed,
+    )
+    print(
+        f"config: {tc}\n(relative loss is evaluated every {eval_every} steps: times below are at that "
+        f"granularity and include compilation)"
+    )
     t = time.perf_counter()
     result = train(mc, tc, data_fn, eval_set, progress=args.progress)
     wall = time.perf_counter() - t
@@ -97,11 +120,16 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{rec['step']:>7} {rec['tokens']:>9} {rec['elapsed_s']:>7.1f}s {tl:>7} {rec['relative_loss']:>9.5f}")
     for target in (1.01, 1.0015, 1.001):
         hit = next((r for r in hist if r["relative_loss"] <= target), None)
-        print(f"relative loss <= {target}: " + (f"at step {hit['step']}, {hit['elapsed_s']:.1f} s" if hit else "not reached"))
-    print(f"final: relative loss {result.final['relative_loss']:.5f} "
-          f"(by position {np.round(result.final['relative_loss_by_position'], 4).tolist()}), "
-          f"{tc.steps} steps in {wall:.1f} s wall = {tc.steps * tokens_per_step / wall / 1e3:.1f} k tokens/s "
-          f"including compile and {len(hist)} evaluations")
+        print(
+            f"relative loss <= {target}: "
+            + (f"at step {hit['step']}, {hit['elapsed_s']:.1f} s" if hit else "not reached")
+        )
+    print(
+        f"final: relative loss {result.final['relative_loss']:.5f} "
+        f"(by position {np.round(result.final['relative_loss_by_position'], 4).tolist()}), "
+        f"{tc.steps} steps in {wall:.1f} s wall = {tc.steps * tokens_per_step / wall / 1e3:.1f} k tokens/s "
+        f"including compile and {len(hist)} evaluations"
+    )
 
 
 def _time_activations(mc: TransformerConfig, data_fn, eval_set: ExactEvalSet) -> None:
@@ -114,8 +142,10 @@ def _time_activations(mc: TransformerConfig, data_fn, eval_set: ExactEvalSet) ->
         t = time.perf_counter()
         acts = compute_activations(mc, params, eval_set.tokens)
         dt = time.perf_counter() - t
-        print(f"activations of all {eval_set.tokens.shape[0]} contexts x {len(acts)} layers "
-              f"({sum(a.nbytes for a in acts.values()) / 2**20:.0f} MiB): {dt:.2f} s ({attempt})")
+        print(
+            f"activations of all {eval_set.tokens.shape[0]} contexts x {len(acts)} layers "
+            f"({sum(a.nbytes for a in acts.values()) / 2**20:.0f} MiB): {dt:.2f} s ({attempt})"
+        )
         del acts
     t = time.perf_counter()
     exact_eval(mc, params, eval_set)

@@ -34,8 +34,8 @@ def measure(batch_sizes: list[int], seconds: float) -> list[float]:
     """Tokens/s of the training step at each batch size, in this process (with its XLA_FLAGS)."""
     import jax
     import jax.numpy as jnp
-
     from bench_training import mess3_setup
+
     from predictive_models import TrainConfig, TransformerConfig
     from predictive_models.models import logits_fn
     from predictive_models.training import CPU_MICRO_ROWS, _chunk_fn, _draw, make_optimizer
@@ -73,21 +73,38 @@ def main(argv: list[str] | None = None) -> None:
         return
     import jax
 
-    print(f"jax {jax.__version__} on {jax.devices()[0].platform}; load average {os.getloadavg()[0]:.1f} on "
-          f"{os.cpu_count()} cores; tokens/s at batch {' and '.join(map(str, args.batch_sizes))}")
+    print(
+        f"jax {jax.__version__} on {jax.devices()[0].platform}; load average {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} cores; tokens/s at batch {' and '.join(map(str, args.batch_sizes))}"
+    )
     order = [*FLAG_SETS, "default"]
     for r in range(args.rounds):
         for name in order:
             env = {**os.environ, "XLA_FLAGS": FLAG_SETS[name]}
-            out = subprocess.run([sys.executable, __file__, "--child", "--seconds", str(args.seconds),
-                                  "--batch-sizes", *map(str, args.batch_sizes)], env=env, capture_output=True,
-                                 text=True)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    "--seconds",
+                    str(args.seconds),
+                    "--batch-sizes",
+                    *map(str, args.batch_sizes),
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             if out.returncode:
                 print(f"round {r + 1} {name:22s} failed: {out.stderr.strip().splitlines()[-1:]}")
                 continue
             rates = [float(x) for x in out.stdout.split()]
-            print(f"round {r + 1} {name:22s} " + "  ".join(f"{x / 1e3:6.1f}k" for x in rates)
-                  + (f"   ({FLAG_SETS[name]})" if FLAG_SETS[name] else ""), flush=True)
+            print(
+                f"round {r + 1} {name:22s} "
+                + "  ".join(f"{x / 1e3:6.1f}k" for x in rates)
+                + (f"   ({FLAG_SETS[name]})" if FLAG_SETS[name] else ""),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ where lambda_1 >= lambda_2 >= ... and k is the largest index with h_mu + lambda_
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 from scipy.linalg import null_space
@@ -28,7 +28,6 @@ from scipy.spatial import cKDTree
 
 from compmech.information import entropy_bits, next_token_distribution
 from hmm_processes import HMM, GeneralizedHMM, ProcessError, process_vectors
-
 
 #: A tangent growth below this fraction of the Jacobian's norm is rounding of an exact 0 (a collapsed direction).
 COLLAPSE_RTOL = 1e-12
@@ -98,9 +97,15 @@ def lyapunov_dimension(exponents: np.ndarray, entropy_rate: float) -> float:
     return float(lam.size)
 
 
-def lyapunov_spectrum(process: HMM | GeneralizedHMM, *, n_steps: int = 1_000_000, n_chains: int | None = None,
-                      burn_in: int | None = None, seed: int = 0, entropy_rate: float | None = None
-                      ) -> LyapunovSpectrum:
+def lyapunov_spectrum(
+    process: HMM | GeneralizedHMM,
+    *,
+    n_steps: int = 1_000_000,
+    n_chains: int | None = None,
+    burn_in: int | None = None,
+    seed: int = 0,
+    entropy_rate: float | None = None,
+) -> LyapunovSpectrum:
     """Lyapunov spectrum of the belief maps along independent chaos-game trajectories.
 
     Each chain starts at the stationary prior and runs ``burn_in`` steps carrying an orthonormal frame
@@ -163,11 +168,24 @@ def lyapunov_spectrum(process: HMM | GeneralizedHMM, *, n_steps: int = 1_000_000
         lam_c = np.delete(per_chain, c, axis=0).mean(axis=0)  # (-inf stays -inf; no inf - inf)
         h_c = h if entropy_rate is not None else (tot_h - h_chain[c]) / (n_chains - 1)
         jack[c] = lyapunov_dimension(lam_c, max(h_c, 0.0))
-    dim_se = float(np.sqrt((n_chains - 1) / n_chains * np.sum((jack - jack.mean()) ** 2))) if np.all(
-        np.isfinite(jack)) else float("nan")
-    return LyapunovSpectrum(exponents=lam, stderr=se, entropy_rate=h, entropy_rate_stderr=h_se,
-                            dimension=dim, dimension_stderr=dim_se, n_steps=steps * n_chains, n_chains=n_chains,
-                            burn_in=int(burn_in), aligned_after=aligned, clusters=clusters)
+    dim_se = (
+        float(np.sqrt((n_chains - 1) / n_chains * np.sum((jack - jack.mean()) ** 2)))
+        if np.all(np.isfinite(jack))
+        else float("nan")
+    )
+    return LyapunovSpectrum(
+        exponents=lam,
+        stderr=se,
+        entropy_rate=h,
+        entropy_rate_stderr=h_se,
+        dimension=dim,
+        dimension_stderr=dim_se,
+        n_steps=steps * n_chains,
+        n_chains=n_chains,
+        burn_in=int(burn_in),
+        aligned_after=aligned,
+        clusters=clusters,
+    )
 
 
 def _clusters(per_chain: np.ndarray) -> tuple[tuple[int, ...], ...]:
@@ -191,8 +209,9 @@ def _clusters(per_chain: np.ndarray) -> tuple[tuple[int, ...], ...]:
     return tuple(out)
 
 
-def _aligning_burn_in(T: np.ndarray, pi: np.ndarray, tau: np.ndarray, rng: np.random.Generator
-                      ) -> tuple[int, int | None]:
+def _aligning_burn_in(
+    T: np.ndarray, pi: np.ndarray, tau: np.ndarray, rng: np.random.Generator
+) -> tuple[int, int | None]:
     """(burn-in steps, the pilot's longest alignment time or None), by a coupling test on a pilot.
 
     `PILOT_CHAINS` chaos games run `PILOT_STEPS` steps, each carrying two tangent frames along the same tokens:
@@ -242,7 +261,7 @@ def _aligning_burn_in(T: np.ndarray, pi: np.ndarray, tau: np.ndarray, rng: np.ra
     belief = ALIGN_BITS / -lam1 if np.isfinite(lam1) and lam1 < 0 else 0.0
     if not resolved:
         return int(np.clip(np.ceil(belief), MIN_BURN_IN, MAX_BURN_IN)), None
-    bad = np.max(apart[:, :, resolved], axis=2) > 2.0 ** -ALIGN_BITS  # [t, C]
+    bad = np.max(apart[:, :, resolved], axis=2) > 2.0**-ALIGN_BITS  # [t, C]
     if bad[-1].any():
         return MAX_BURN_IN, None
     last_bad = np.where(bad.any(axis=0), n - 1 - np.argmax(bad[::-1], axis=0), -1)  # [C]
@@ -250,8 +269,9 @@ def _aligning_burn_in(T: np.ndarray, pi: np.ndarray, tau: np.ndarray, rng: np.ra
     return int(np.clip(np.ceil(max(ALIGN_SAFETY * aligned, belief)), MIN_BURN_IN, MAX_BURN_IN)), aligned
 
 
-def _tangent_chains(T: np.ndarray, pi: np.ndarray, tau: np.ndarray, n_chains: int, burn_in: int, steps: int,
-                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _tangent_chains(
+    T: np.ndarray, pi: np.ndarray, tau: np.ndarray, n_chains: int, burn_in: int, steps: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Chaos games carrying an orthonormal tangent frame: (sum of log2 growth per frame direction [C, d], sum of
     next-token entropies [C]) over the ``steps`` steps after ``burn_in``.
 
@@ -329,8 +349,9 @@ def _gram_schmidt(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return Q, r
 
 
-def chaos_game(process: HMM | GeneralizedHMM, n_points: int, *, burn_in: int = 200, n_chains: int = 64,
-               seed: int = 0) -> np.ndarray:
+def chaos_game(
+    process: HMM | GeneralizedHMM, n_points: int, *, burn_in: int = 200, n_chains: int = 64, seed: int = 0
+) -> np.ndarray:
     """Beliefs along chaos-game trajectories (samples of the Blackwell measure), shape [n_points, S]."""
     T, pi, tau = process_vectors(process)
     n_chains = max(1, min(int(n_chains), int(n_points)))
@@ -344,8 +365,9 @@ def chaos_game(process: HMM | GeneralizedHMM, n_points: int, *, burn_in: int = 2
     return out.reshape(-1, pi.shape[0])[: int(n_points)]
 
 
-def belief_chaos_game(T: np.ndarray, pi: np.ndarray, tau: np.ndarray, n_chains: int, n_steps: int,
-                      rng: np.random.Generator) -> Iterator[tuple[np.ndarray, ...]]:
+def belief_chaos_game(
+    T: np.ndarray, pi: np.ndarray, tau: np.ndarray, n_chains: int, n_steps: int, rng: np.random.Generator
+) -> Iterator[tuple[np.ndarray, ...]]:
     """The belief dynamics ``eta -> eta T[x] / (eta T[x] tau)``, x drawn with probability ``eta T[x] tau``.
 
     Runs ``n_chains`` chains from ``pi`` for ``n_steps`` steps and yields, at each step, the beliefs
@@ -390,8 +412,15 @@ class DimensionEstimate:
     stderr: float  # standard error of the fitted slope (regression error only)
 
 
-def correlation_dimension(points: np.ndarray, *, n_radii: int = 16, r_min: float | None = None,
-                          r_max: float | None = None, max_points: int = 4000, seed: int = 0) -> DimensionEstimate:
+def correlation_dimension(
+    points: np.ndarray,
+    *,
+    n_radii: int = 16,
+    r_min: float | None = None,
+    r_max: float | None = None,
+    max_points: int = 4000,
+    seed: int = 0,
+) -> DimensionEstimate:
     """Grassberger-Procaccia correlation dimension: slope of log C(r) vs log r.
 
     ``C(r)`` is the fraction of point pairs closer than r (Euclidean). By default r ranges
@@ -419,8 +448,9 @@ def correlation_dimension(points: np.ndarray, *, n_radii: int = 16, r_min: float
     return _fit(radii[keep], pairs[keep], sign=1.0)
 
 
-def box_counting_dimension(points: np.ndarray, *, n_scales: int = 12, min_boxes: int = 4,
-                           max_fraction: float = 0.2) -> DimensionEstimate:
+def box_counting_dimension(
+    points: np.ndarray, *, n_scales: int = 12, min_boxes: int = 4, max_fraction: float = 0.2
+) -> DimensionEstimate:
     """Box-counting dimension: slope of log N(eps) vs log(1/eps), N = number of occupied boxes of side eps.
 
     Box sides are ``size / 2^k`` (size = the cloud's largest extent). Only scales where the

@@ -12,8 +12,7 @@ from compmech.entropy import entropy_bits, next_token_distribution
 from compmech.mixed_states import MixedStates, mixed_states
 from hmm_processes import HMM, GeneralizedHMM
 
-__all__ = ["block_entropies", "entropy_bits", "myopic_entropies", "next_token_distribution",
-           "optimal_loss_by_position"]
+__all__ = ["block_entropies", "entropy_bits", "myopic_entropies", "next_token_distribution", "optimal_loss_by_position"]
 
 
 def block_entropies(ms: MixedStates) -> np.ndarray:
@@ -31,8 +30,9 @@ def myopic_entropies(ms: MixedStates) -> np.ndarray:
     return np.array([lvl.probs @ entropy_bits(next_token_distribution(lvl.beliefs, E)) for lvl in ms.levels])
 
 
-def optimal_loss_by_position(hmm: HMM | GeneralizedHMM, context_length: int, *, start_token: bool = False,
-                             ms: MixedStates | None = None) -> np.ndarray:
+def optimal_loss_by_position(
+    hmm: HMM | GeneralizedHMM, context_length: int, *, start_token: bool = False, ms: MixedStates | None = None
+) -> np.ndarray:
     """The optimal (Bayes) cross-entropy, in nats, at each of a model's ``context_length`` positions.
 
     Without a start token the model reads x_1..x_n and at position t (0-based) has seen t + 1

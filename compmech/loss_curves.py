@@ -57,8 +57,10 @@ class ICLCurve:
             raise ValueError("last_exact_seen is given for a hybrid curve, and only for one")
         if self.method == "hybrid":
             if not int(self.seen[0]) <= self.last_exact_seen < int(self.seen[-1]):
-                raise ValueError(f"last_exact_seen must lie in [{int(self.seen[0])}, {int(self.seen[-1])}); "
-                                 f"got {self.last_exact_seen}")
+                raise ValueError(
+                    f"last_exact_seen must lie in [{int(self.seen[0])}, {int(self.seen[-1])}); "
+                    f"got {self.last_exact_seen}"
+                )
             exact = self.exact
             if np.any(self.optimal_se[exact] != 0) or np.any(self.component_se[:, exact] != 0):
                 raise ValueError("a hybrid curve's standard errors must be zero at its exact positions")
@@ -94,8 +96,9 @@ def hybrid_curve(exact: ICLCurve, sampled: ICLCurve) -> ICLCurve:
     components; when it covers them all it is returned as it is.
     """
     if exact.method != "exact" or sampled.method != "monte_carlo":
-        raise ValueError(f"hybrid_curve joins an exact curve and a Monte-Carlo one; got {exact.method!r} and "
-                         f"{sampled.method!r}")
+        raise ValueError(
+            f"hybrid_curve joins an exact curve and a Monte-Carlo one; got {exact.method!r} and {sampled.method!r}"
+        )
     n, P = len(exact.seen), len(sampled.seen)
     if n > P or not np.array_equal(exact.seen, sampled.seen[:n]):
         raise ValueError("the exact curve's positions must be the first positions of the Monte-Carlo one")
@@ -103,10 +106,15 @@ def hybrid_curve(exact: ICLCurve, sampled: ICLCurve) -> ICLCurve:
         raise ValueError("the exact and the Monte-Carlo curves must have the same components")
     if n == P:
         return exact
-    return ICLCurve(seen=sampled.seen.copy(),
-                    optimal=np.concatenate([exact.optimal, sampled.optimal[n:]]),
-                    optimal_se=np.concatenate([exact.optimal_se, sampled.optimal_se[n:]]),
-                    component=np.concatenate([exact.component, sampled.component[:, n:]], axis=1),
-                    component_se=np.concatenate([exact.component_se, sampled.component_se[:, n:]], axis=1),
-                    weights=sampled.weights.copy(), labels=sampled.labels, method="hybrid",
-                    n_samples=sampled.n_samples, last_exact_seen=int(exact.seen[-1]))
+    return ICLCurve(
+        seen=sampled.seen.copy(),
+        optimal=np.concatenate([exact.optimal, sampled.optimal[n:]]),
+        optimal_se=np.concatenate([exact.optimal_se, sampled.optimal_se[n:]]),
+        component=np.concatenate([exact.component, sampled.component[:, n:]], axis=1),
+        component_se=np.concatenate([exact.component_se, sampled.component_se[:, n:]], axis=1),
+        weights=sampled.weights.copy(),
+        labels=sampled.labels,
+        method="hybrid",
+        n_samples=sampled.n_samples,
+        last_exact_seen=int(exact.seen[-1]),
+    )

@@ -22,8 +22,14 @@ import numpy as np
 from scipy.special import digamma, entr
 
 from compmech.loss_curves import ICLCurve
-from hmm_processes import (ProcessError, RandomMarkovChains, bayes_predictive, log_marginal_probability, posterior_mean,
-                           sample_chains)
+from hmm_processes import (
+    ProcessError,
+    RandomMarkovChains,
+    bayes_predictive,
+    log_marginal_probability,
+    posterior_mean,
+    sample_chains,
+)
 from hmm_processes.random_markov import transition_counts
 
 #: Label of the single "component" of the family: the predictor told the sequence's transition matrix.
@@ -45,8 +51,9 @@ def _entropy(p: np.ndarray) -> np.ndarray:
     return entr(p).sum(axis=-1)
 
 
-def markov_icl_curve(source: RandomMarkovChains, n_positions: int, *, n_samples: int = 20_000,
-                     seed: int = 0) -> ICLCurve:
+def markov_icl_curve(
+    source: RandomMarkovChains, n_positions: int, *, n_samples: int = 20_000, seed: int = 0
+) -> ICLCurve:
     """Monte-Carlo ICL curve of ``source`` at positions 0..n_positions-1 (nats), with standard errors.
 
     ``n_samples`` chains (each its own matrix and one sequence), sampled from ``seed``; the same seed gives
@@ -72,22 +79,30 @@ def markov_icl_curve(source: RandomMarkovChains, n_positions: int, *, n_samples:
             rows = np.take_along_axis(s.matrices, tokens[:, :, None], axis=1)  # [n, P-1, k] = A[x_{p-1}]
             told[:, 1:] = _entropy(rows)
         opt_sum += opt.sum(0)
-        opt_sq += (opt ** 2).sum(0)
+        opt_sq += (opt**2).sum(0)
         told_sum += told.sum(0)
-        told_sq += (told ** 2).sum(0)
+        told_sq += (told**2).sum(0)
         done += n
 
     def mean_se(total: np.ndarray, sq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mean = total / n_samples
-        var = np.maximum(sq / n_samples - mean ** 2, 0.0) * n_samples / (n_samples - 1)
+        var = np.maximum(sq / n_samples - mean**2, 0.0) * n_samples / (n_samples - 1)
         return mean, np.sqrt(var / n_samples)
 
     optimal, optimal_se = mean_se(opt_sum, opt_sq)
     told, told_se = mean_se(told_sum, told_sq)
     optimal_se[0] = told_se[0] = 0.0  # log k exactly
-    return ICLCurve(seen=np.arange(P), optimal=optimal, optimal_se=optimal_se, component=told[None],
-                    component_se=told_se[None], weights=np.ones(1), labels=(TOLD_LABEL,), method="monte_carlo",
-                    n_samples=n_samples)
+    return ICLCurve(
+        seen=np.arange(P),
+        optimal=optimal,
+        optimal_se=optimal_se,
+        component=told[None],
+        component_se=told_se[None],
+        weights=np.ones(1),
+        labels=(TOLD_LABEL,),
+        method="monte_carlo",
+        n_samples=n_samples,
+    )
 
 
 def unigram_predictive(source: RandomMarkovChains, tokens) -> np.ndarray:
@@ -104,8 +119,9 @@ def unigram_predictive(source: RandomMarkovChains, tokens) -> np.ndarray:
     return (a + counts) / (k * a + np.arange(1, t.shape[1] + 1)[None, :, None])
 
 
-def markov_unigram_loss(source: RandomMarkovChains, n_positions: int, *, n_samples: int = 20_000, seed: int = 0
-                        ) -> tuple[np.ndarray, np.ndarray]:
+def markov_unigram_loss(
+    source: RandomMarkovChains, n_positions: int, *, n_samples: int = 20_000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Expected loss (nats) [P] of the in-context unigram predictor at positions 0..P-1, and its standard error [P].
 
     Monte Carlo over chains, Rao-Blackwellised: per sampled context, the cross-entropy of the unigram law
@@ -125,10 +141,10 @@ def markov_unigram_loss(source: RandomMarkovChains, n_positions: int, *, n_sampl
         if P > 1:
             loss[:, 1:] = -(bayes_predictive(source, tokens) * np.log(unigram_predictive(source, tokens))).sum(-1)
         total += loss.sum(0)
-        sq += (loss ** 2).sum(0)
+        sq += (loss**2).sum(0)
         done += n
     mean = total / n_samples
-    se = np.sqrt(np.maximum(sq / n_samples - mean ** 2, 0.0) / (n_samples - 1))
+    se = np.sqrt(np.maximum(sq / n_samples - mean**2, 0.0) / (n_samples - 1))
     se[0] = 0.0
     return mean, se
 
@@ -139,8 +155,9 @@ def all_words(k: int, length: int) -> np.ndarray:
     return grids.astype(np.int64)
 
 
-def markov_icl_curve_exact(source: RandomMarkovChains, n_positions: int, *, max_words: int = EXACT_MAX_WORDS
-                           ) -> ICLCurve:
+def markov_icl_curve_exact(
+    source: RandomMarkovChains, n_positions: int, *, max_words: int = EXACT_MAX_WORDS
+) -> ICLCurve:
     """The exact ICL curve at positions 0..n_positions-1 by enumerating every context (k^p of them at position p).
 
     optimal[p] = sum_w P(w) H(P(. | w)) over the words w of length p (P(w) from
@@ -150,10 +167,12 @@ def markov_icl_curve_exact(source: RandomMarkovChains, n_positions: int, *, max_
     """
     P = _check_positions(n_positions)
     k, a = source.n_states, source.concentration
-    total = sum(k ** p for p in range(1, P))
+    total = sum(k**p for p in range(1, P))
     if total > max_words:
-        raise ProcessError(f"markov_icl_curve_exact: {total:,} contexts exceed max_words = {max_words:,}; use fewer "
-                           "positions or markov_icl_curve (Monte Carlo)")
+        raise ProcessError(
+            f"markov_icl_curve_exact: {total:,} contexts exceed max_words = {max_words:,}; use fewer "
+            "positions or markov_icl_curve (Monte Carlo)"
+        )
     optimal, told = np.full(P, np.log(k)), np.full(P, np.log(k))
     for p in range(1, P):
         words = all_words(k, p)  # [k^p, p]
@@ -165,21 +184,32 @@ def markov_icl_curve_exact(source: RandomMarkovChains, n_positions: int, *, max_
         expected_entropy = digamma(a0 + 1) - (row / a0[:, None] * digamma(row + 1)).sum(axis=1)
         told[p] = prob @ expected_entropy
     zeros = np.zeros(P)
-    return ICLCurve(seen=np.arange(P), optimal=optimal, optimal_se=zeros, component=told[None],
-                    component_se=zeros[None], weights=np.ones(1), labels=(TOLD_LABEL,), method="exact")
+    return ICLCurve(
+        seen=np.arange(P),
+        optimal=optimal,
+        optimal_se=zeros,
+        component=told[None],
+        component_se=zeros[None],
+        weights=np.ones(1),
+        labels=(TOLD_LABEL,),
+        method="exact",
+    )
 
 
-def markov_unigram_loss_exact(source: RandomMarkovChains, n_positions: int, *, max_words: int = EXACT_MAX_WORDS
-                              ) -> np.ndarray:
+def markov_unigram_loss_exact(
+    source: RandomMarkovChains, n_positions: int, *, max_words: int = EXACT_MAX_WORDS
+) -> np.ndarray:
     """The in-context unigram predictor's expected loss (nats) [P] at positions 0..n_positions-1, exactly: every
     context w with its marginal probability, sum_w P(w) (-sum_j P(j | w) log u_j(w)) (`markov_unigram_loss`'s
     Monte-Carlo estimate is its sampled version). Raises `ProcessError` when the contexts exceed ``max_words``."""
     P = _check_positions(n_positions)
     k = source.n_states
-    total = sum(k ** p for p in range(1, P))
+    total = sum(k**p for p in range(1, P))
     if total > max_words:
-        raise ProcessError(f"markov_unigram_loss_exact: {total:,} contexts exceed max_words = {max_words:,}; use "
-                           "fewer positions or markov_unigram_loss (Monte Carlo)")
+        raise ProcessError(
+            f"markov_unigram_loss_exact: {total:,} contexts exceed max_words = {max_words:,}; use "
+            "fewer positions or markov_unigram_loss (Monte Carlo)"
+        )
     loss = np.full(P, np.log(k))
     for p in range(1, P):
         words = all_words(k, p)  # [k^p, p]
@@ -194,8 +224,8 @@ def exact_positions(source: RandomMarkovChains, n_positions: int, max_words: int
     has k^p): the exact functions above accept n_positions up to this number (at least 1: position 0 needs none)."""
     P = _check_positions(n_positions)
     k, total, n = source.n_states, 0, 1
-    while n < P and total + k ** n <= max_words:
-        total += k ** n
+    while n < P and total + k**n <= max_words:
+        total += k**n
         n += 1
     return n
 

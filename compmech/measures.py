@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from compmech.fractal import belief_chaos_game, lyapunov_dimension, lyapunov_spectrum
 from compmech.information import entropy_bits
 from compmech.mixed_states import check_depth
 from compmech.msp import MAX_STATES, MSP, InfiniteMSPError, _refine, build_msp
-from compmech.streaming import exact_myopic_entropies, iter_levels, next_token_entropies, stream_entropies
+from compmech.streaming import exact_myopic_entropies, iter_levels, stream_entropies
 from hmm_processes import HMM, GeneralizedHMM, ProcessError, process_vectors
 from hmm_processes.hmm import closed_classes
 
@@ -81,8 +82,9 @@ def _minimal_unifilar(hmm: HMM) -> HMM:
             if nxt[i, x] >= 0:
                 M[x, c, labels[nxt[i, x]]] += probs[i, x]
     w = np.bincount(labels, weights=pi[keep], minlength=C)
-    return HMM(M, name=f"epsilon_machine({hmm.name})", params=dict(hmm.params), token_names=hmm.token_names,
-               prior=w / w.sum())
+    return HMM(
+        M, name=f"epsilon_machine({hmm.name})", params=dict(hmm.params), token_names=hmm.token_names, prior=w / w.sum()
+    )
 
 
 # --- rates and complexities ------------------------------------------------------------------------
@@ -113,8 +115,9 @@ class BlackwellEstimate:
     n_chains: int
 
 
-def blackwell_entropy_rate(process: Process, *, n_steps: int = 400_000, n_chains: int = 64, burn_in: int = 500,
-                           seed: int = 0) -> BlackwellEstimate:
+def blackwell_entropy_rate(
+    process: Process, *, n_steps: int = 400_000, n_chains: int = 64, burn_in: int = 500, seed: int = 0
+) -> BlackwellEstimate:
     """Estimate ``h_mu = E[H[X | eta]]`` under the invariant (Blackwell) measure of the belief dynamics.
 
     Runs ``n_chains`` independent chaos games (eta -> eta T[x] / (eta T[x] tau), x drawn with
@@ -135,8 +138,12 @@ def blackwell_entropy_rate(process: Process, *, n_steps: int = 400_000, n_chains
             if t >= burn_in:
                 acc += entropy_bits(p)
     means = acc / steps
-    return BlackwellEstimate(value=float(means.mean()), stderr=float(means.std(ddof=1) / math.sqrt(n_chains)),
-                             n_steps=steps * n_chains, n_chains=n_chains)
+    return BlackwellEstimate(
+        value=float(means.mean()),
+        stderr=float(means.std(ddof=1) / math.sqrt(n_chains)),
+        n_steps=steps * n_chains,
+        n_chains=n_chains,
+    )
 
 
 # --- entropy convergence ---------------------------------------------------------------------------
@@ -193,8 +200,9 @@ def synchronization_information(process: Process | MSP, *, max_states: int = MAX
     eps = epsilon_machine(process, max_states=max_states)
     emsp = build_msp(eps, max_states=max_states)
     if not emsp.finite:
-        raise InfiniteMSPError(f"{eps.name}: observers never synchronise on some words ({emsp.reason}); "
-                               "S is not computed exactly")
+        raise InfiniteMSPError(
+            f"{eps.name}: observers never synchronise on some words ({emsp.reason}); S is not computed exactly"
+        )
     return float(np.sum(_propagate(emsp, entropy_bits(emsp.beliefs))))
 
 
@@ -287,6 +295,7 @@ def cryptic_order(process: Process | MSP, *, max_states: int = MAX_STATES) -> in
         return best
 
     import sys
+
     old = sys.getrecursionlimit()
     sys.setrecursionlimit(max(old, 10 * len(pairs) + 100))
     try:
@@ -402,8 +411,16 @@ def entropy_limit(h: np.ndarray, h_mu: float | None = None) -> EntropyLimit:
         E, T = sums(limit)
         # what is left after three steps below SETTLED is at most 20 SETTLED for any ratio up to MAX_RATIO
         left = 20 * SETTLED
-        return EntropyLimit(limit, 0.0 if h_mu is not None else left, E, rounding + D * left, T,
-                            D * rounding + D * D * left, D, "settled")
+        return EntropyLimit(
+            limit,
+            0.0 if h_mu is not None else left,
+            E,
+            rounding + D * left,
+            T,
+            D * rounding + D * D * left,
+            D,
+            "settled",
+        )
     if D >= 8:
         if h_mu is None:
             seq = d  # decrements
@@ -434,8 +451,9 @@ def entropy_limit(h: np.ndarray, h_mu: float | None = None) -> EntropyLimit:
                 ends = [at(max(lo - pad, 0.0)), at(min(hi + pad, 0.99))]
                 dev = [max(abs(e[k] - mid[k]) for e in ends) for k in range(3)]
                 h_bound = 0.0 if h_mu is not None else dev[0] + SETTLED
-                return EntropyLimit(mid[0], h_bound, mid[1], dev[1] + rounding, mid[2], dev[2] + D * rounding, D,
-                                    "geometric", rho)
+                return EntropyLimit(
+                    mid[0], h_bound, mid[1], dev[1] + rounding, mid[2], dev[2] + D * rounding, D, "geometric", rho
+                )
     limit = float(h[-1]) if h_mu is None else float(h_mu)
     E, T = sums(limit)
     return EntropyLimit(limit, None, E, None, T, None, D, "not converged")
@@ -450,7 +468,7 @@ METHODS = {
     "Blackwell": "average next-token entropy along chaos-game trajectories (error: standard error)",
     "chaos game": "average along chaos-game trajectories (error: standard error)",
     "countable MSP limit": "entropy of the distinct beliefs at depth L, converged in L and in the merging "
-                           "tolerance (error: the largest change seen)",
+    "tolerance (error: the largest change seen)",
     "lower bound": "a lower bound (no error)",
     "upper bound": "an upper bound (error: the standard error of its chaos-game estimate)",
     "partial sum": "sum to the depth reached, h(L) not converged (no error known)",
@@ -478,8 +496,12 @@ class Measure:
 
     def to_dict(self) -> dict[str, Any]:
         """``{"value", "error", "error_kind", "method"}`` with non-finite numbers as None."""
-        return {"value": _json_ready(self.value), "error": _json_ready(self.error), "error_kind": self.error_kind,
-                "method": self.method}
+        return {
+            "value": _json_ready(self.value),
+            "error": _json_ready(self.error),
+            "error_kind": self.error_kind,
+            "method": self.method,
+        }
 
 
 def _exact(v: float | int | None, rounding: float = 0.0) -> Measure:
@@ -521,8 +543,8 @@ class ProcessInfo:
     depth: int | None = None
     notes: list[str] = field(default_factory=list)
     structure: str = "single"  # "single", "mixture" or "product"
-    components: tuple["ComponentInfo", ...] = ()
-    factors: tuple["ProcessInfo", ...] = ()
+    components: tuple[ComponentInfo, ...] = ()
+    factors: tuple[ProcessInfo, ...] = ()
 
     def measures(self) -> dict[str, Measure]:
         """The scalar measures by name, in display order."""
@@ -554,12 +576,28 @@ class ComponentInfo:
 
     def to_dict(self) -> dict[str, Any]:
         """``{"weight", "states", "merged", "info"}``, JSON-ready."""
-        return {"weight": self.weight, "states": list(self.states), "merged": [list(m) for m in self.merged],
-                "info": self.info.to_dict()}
+        return {
+            "weight": self.weight,
+            "states": list(self.states),
+            "merged": [list(m) for m in self.merged],
+            "info": self.info.to_dict(),
+        }
 
 
-MEASURE_NAMES = ("h_mu", "C_mu", "E", "T", "S", "chi", "markov_order", "cryptic_order", "n_mixed_states",
-                 "n_causal_states", "lyapunov_dimension", "information_dimension")
+MEASURE_NAMES = (
+    "h_mu",
+    "C_mu",
+    "E",
+    "T",
+    "S",
+    "chi",
+    "markov_order",
+    "cryptic_order",
+    "n_mixed_states",
+    "n_causal_states",
+    "lyapunov_dimension",
+    "information_dimension",
+)
 
 
 def _json_ready(v: Any) -> Any:
@@ -635,8 +673,9 @@ def ergodic_components(process: Process) -> list[ErgodicComponent]:
     for c in classes:
         w = float(pi[c] @ tau[c])
         if w < -WEIGHT_ATOL:
-            raise DecompositionError(f"{process.name}: states {c.tolist()} carry a negative weight {w:.3g}; "
-                                     "not a valid process")
+            raise DecompositionError(
+                f"{process.name}: states {c.tolist()} carry a negative weight {w:.3g}; not a valid process"
+            )
         if w > WEIGHT_ATOL:
             found.append((w, c))
     total = sum(w for w, _ in found)
@@ -649,12 +688,14 @@ def ergodic_components(process: Process) -> list[ErgodicComponent]:
                 raise DecompositionError(
                     f"{process.name}: eigenvalue 1 of T.sum(0) on states {c.tolist()} occurs {ones} times, so whether "
                     "they present one ergodic process or a mixture of several cannot be read from this generalized "
-                    "HMM; give its ergodic components as a mixture (hmm_processes.mixture) or a minimal presentation")
+                    "HMM; give its ergodic components as a mixture (hmm_processes.mixture) or a minimal presentation"
+                )
             if len(found) == 1:
                 return [ErgodicComponent(1.0, tuple(int(i) for i in c), (), process)]
             name, params = _part_label(process, "components", len(parts), c)
-            proc: Process = GeneralizedHMM(Tc, name=name, params=params, token_names=process.token_names,
-                                           normalizer=tau[c], prior=pi[c] / w)
+            proc: Process = GeneralizedHMM(
+                Tc, name=name, params=params, token_names=process.token_names, normalizer=tau[c], prior=pi[c] / w
+            )
         else:
             if len(found) == 1:
                 return [ErgodicComponent(1.0, tuple(int(i) for i in c), (), process)]
@@ -665,8 +706,9 @@ def ergodic_components(process: Process) -> list[ErgodicComponent]:
     for part in parts:
         for k, kept in enumerate(merged):
             if same_process(kept.process, part.process):
-                merged[k] = ErgodicComponent(kept.weight + part.weight, kept.states, kept.merged + (part.states,),
-                                             kept.process)
+                merged[k] = ErgodicComponent(
+                    kept.weight + part.weight, kept.states, kept.merged + (part.states,), kept.process
+                )
                 break
         else:
             merged.append(part)
@@ -759,9 +801,11 @@ def _kronecker_factors(T: np.ndarray, pi: np.ndarray, tau: np.ndarray) -> list[t
                 continue
             A, B, p1, p2 = A / c, B * c, p1 / n1, p2 / n2
             rebuilt = np.einsum("aij,bkl->abikjl", A, B).reshape(V, S, S)
-            if (np.abs(rebuilt - T).max() > KRONECKER_RTOL * np.abs(T).max()
-                    or np.abs(np.kron(p1, p2) - pi).max() > KRONECKER_RTOL * np.abs(pi).max()
-                    or np.abs(A.sum(axis=0) @ t1 - t1).max() > KRONECKER_RTOL * np.abs(t1).max()):
+            if (
+                np.abs(rebuilt - T).max() > KRONECKER_RTOL * np.abs(T).max()
+                or np.abs(np.kron(p1, p2) - pi).max() > KRONECKER_RTOL * np.abs(pi).max()
+                or np.abs(A.sum(axis=0) @ t1 - t1).max() > KRONECKER_RTOL * np.abs(t1).max()
+            ):
                 continue
             return _kronecker_factors(A, p1, t1) + _kronecker_factors(B, p2, t2)
     return [(T, pi, tau)]
@@ -775,8 +819,9 @@ def _rank_one(X: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     return U[:, 0] * s[0], Vt[0]
 
 
-def _part_label(process: Process, key: str, k: int, states: np.ndarray | None, *, count: int | None = None
-                ) -> tuple[str, dict[str, Any]]:
+def _part_label(
+    process: Process, key: str, k: int, states: np.ndarray | None, *, count: int | None = None
+) -> tuple[str, dict[str, Any]]:
     """Name and params of part ``k`` from the params a composition recorded (``params[key]``: one dict with a
     "name" per part), if they match; else a name that says which part of which process it is. A mixture's
     part is matched by its states (``component_states`` gives each recorded component's block)."""
@@ -845,22 +890,28 @@ def _mixture_info(process: Process, comps: list[ErgodicComponent], kw: dict[str,
     Hw = float(entropy_bits(w))
     out: dict[str, Any] = {k: NOT_COMPUTED for k in MEASURE_NAMES}
     shown = ", ".join(f"{c.weight:.6g} on states {_states_text(c.states)}" for c in comps)
-    notes = [f"non-ergodic: {len(comps)} ergodic component{'s' if len(comps) > 1 else ''} (closed classes of the "
-             f"state chain T.sum(0)), weights from the prior: {shown}"]
+    notes = [
+        f"non-ergodic: {len(comps)} ergodic component{'s' if len(comps) > 1 else ''} (closed classes of the "
+        f"state chain T.sum(0)), weights from the prior: {shown}"
+    ]
     for c in comps:
         for m in c.merged:
-            notes.append(f"states {_states_text(m)} generate the same process as states {_states_text(c.states)} "
-                         "(equal word probabilities, decided on words up to the two sizes together): one component, "
-                         "weights added")
+            notes.append(
+                f"states {_states_text(m)} generate the same process as states {_states_text(c.states)} "
+                "(equal word probabilities, decided on words up to the two sizes together): one component, "
+                "weights added"
+            )
     out["h_mu"] = _combine([s.h_mu for s in subs], w)
     out["E"] = _combine([s.E for s in subs], w, Hw)
     out["C_mu"] = _combine([s.C_mu for s in subs], w, Hw)
     out["chi"] = _difference(out["C_mu"], out["E"])
     out["n_causal_states"] = _combine_counts([s.n_causal_states for s in subs])
-    notes.append("h_mu = sum_k w_k h_k; E = H(w) + sum_k w_k E_k; C_mu = H(w) + sum_k w_k C_k: distinct ergodic "
-                 "components are told apart almost surely by the infinite past and by the infinite future, so the "
-                 "component K is a function of either, E = I[past; future] = H(K) + I[past; future | K], and the "
-                 "causal states are the pairs (K, causal state of K)")
+    notes.append(
+        "h_mu = sum_k w_k h_k; E = H(w) + sum_k w_k E_k; C_mu = H(w) + sum_k w_k C_k: distinct ergodic "
+        "components are told apart almost surely by the infinite past and by the infinite future, so the "
+        "component K is a function of either, E = I[past; future] = H(K) + I[past; future | K], and the "
+        "causal states are the pairs (K, causal state of K)"
+    )
     max_states = kw.get("max_states", MAX_STATES)
     msp = build_msp(process, max_states=max_states)
     try:
@@ -877,17 +928,30 @@ def _mixture_info(process: Process, comps: list[ErgodicComponent], kw: dict[str,
         out["n_mixed_states"] = INFINITE
         R = _mixture_markov_order(comps, subs)
         out["markov_order"] = R
-        notes.append(f"MSP looks infinite ({msp.reason}); T = sum_k w_k T_k + sum_L H[K | X_1..X_L] and S, whose "
-                     "second parts (how fast the component is learnt) are not summed, and the cryptic order are "
-                     "not computed")
+        notes.append(
+            f"MSP looks infinite ({msp.reason}); T = sum_k w_k T_k + sum_L H[K | X_1..X_L] and S, whose "
+            "second parts (how fast the component is learnt) are not summed, and the cryptic order are "
+            "not computed"
+        )
         if R.method == "infinite":
-            notes.append("markov_order: infinite (a component never synchronises, or two components share "
-                         "arbitrarily long words, so no finite window tells which one emits)")
-    notes.append("lyapunov: per component (the belief set is the union of the components' sets; a chaos game over "
-                 "the whole only measures how fast the posterior over components concentrates)")
+            notes.append(
+                "markov_order: infinite (a component never synchronises, or two components share "
+                "arbitrarily long words, so no finite window tells which one emits)"
+            )
+    notes.append(
+        "lyapunov: per component (the belief set is the union of the components' sets; a chaos game over "
+        "the whole only measures how fast the posterior over components concentrates)"
+    )
     components = tuple(ComponentInfo(c.weight, c.states, c.merged, s) for c, s in zip(comps, subs))
-    return ProcessInfo(name=process.name, params=dict(process.params), kind=_kind(process), notes=notes,
-                       structure="mixture", components=components, **out)
+    return ProcessInfo(
+        name=process.name,
+        params=dict(process.params),
+        kind=_kind(process),
+        notes=notes,
+        structure="mixture",
+        components=components,
+        **out,
+    )
 
 
 def _combine_counts(parts: list[Measure]) -> Measure:
@@ -951,9 +1015,11 @@ def _product_info(process: Process, factors: list[Process], kw: dict[str, Any]) 
     out["markov_order"] = _integer([s.markov_order for s in subs], "max")
     out["cryptic_order"] = _integer([s.cryptic_order for s in subs], "max")
     out["n_causal_states"] = _integer([s.n_causal_states for s in subs], "product")
-    notes = [f"product of {len(subs)} independent factors (the presentation is a Kronecker product, "
-             "T[(x1, x2)] = T1[x1] (x) T2[x2]): h_mu, E, T, S, C_mu are the sums of the factors' (below), the "
-             "Markov and cryptic orders their maxima, the causal states their pairs"]
+    notes = [
+        f"product of {len(subs)} independent factors (the presentation is a Kronecker product, "
+        "T[(x1, x2)] = T1[x1] (x) T2[x2]): h_mu, E, T, S, C_mu are the sums of the factors' (below), the "
+        "Markov and cryptic orders their maxima, the causal states their pairs"
+    ]
     if all(s.n_mixed_states.method == "exact" for s in subs):
         msp = build_msp(process, max_states=kw.get("max_states", MAX_STATES))
         out["n_mixed_states"] = _exact(msp.num_states) if msp.finite else INFINITE
@@ -971,24 +1037,40 @@ def _product_info(process: Process, factors: list[Process], kw: dict[str, Any]) 
     with_exponents = [s for s in subs if s.lyapunov_exponents]
     if with_exponents:
         out["information_dimension"] = _combine(dims, ones)
-        lyap = tuple(sorted((m for s in with_exponents for m in s.lyapunov_exponents),
-                            key=lambda m: -math.inf if m.value is None else -float(m.value)))
-        notes.append("lyapunov: the exponents are the union of the factors' (the joint belief is the product of the "
-                     "factors' beliefs; the joint maps' exponents across that product set are sums of one exponent "
-                     "from each of two or more factors); the information dimension is the sum of the factors' "
-                     "dimensions (the belief measure is the product of the factors'), and the Lyapunov (Kaplan-Yorke) "
-                     "dimension of the joint spectrum is an upper bound of it")
+        lyap = tuple(
+            sorted(
+                (m for s in with_exponents for m in s.lyapunov_exponents),
+                key=lambda m: -math.inf if m.value is None else -float(m.value),
+            )
+        )
+        notes.append(
+            "lyapunov: the exponents are the union of the factors' (the joint belief is the product of the "
+            "factors' beliefs; the joint maps' exponents across that product set are sums of one exponent "
+            "from each of two or more factors); the information dimension is the sum of the factors' "
+            "dimensions (the belief measure is the product of the factors'), and the Lyapunov (Kaplan-Yorke) "
+            "dimension of the joint spectrum is an upper bound of it"
+        )
         if len(with_exponents) == len(subs) and out["h_mu"].value is not None:
             out["lyapunov_dimension"] = _joint_kaplan_yorke(subs, out["h_mu"], lyapunov_dimension)
         else:
-            notes.append("lyapunov: a factor has a finite belief set and no exponents computed, so the joint "
-                         "Kaplan-Yorke dimension is not computed")
+            notes.append(
+                "lyapunov: a factor has a finite belief set and no exponents computed, so the joint "
+                "Kaplan-Yorke dimension is not computed"
+            )
     else:
         lyap = ()
         if all(d.method == "exact" for d in dims):
             notes.append("lyapunov: not computed (every factor has a finite set of causal states)")
-    return ProcessInfo(name=process.name, params=dict(process.params), kind=_kind(process), notes=notes,
-                       lyapunov_exponents=lyap, structure="product", factors=tuple(subs), **out)
+    return ProcessInfo(
+        name=process.name,
+        params=dict(process.params),
+        kind=_kind(process),
+        notes=notes,
+        lyapunov_exponents=lyap,
+        structure="product",
+        factors=tuple(subs),
+        **out,
+    )
 
 
 def _joint_kaplan_yorke(subs: list[ProcessInfo], h: Measure, ky) -> Measure:
@@ -1027,9 +1109,19 @@ def _kind(process: Process) -> str:
     return "ghmm" if isinstance(process, GeneralizedHMM) else "hmm"
 
 
-def process_info(process: Process, *, max_states: int = MAX_STATES, n_steps: int = 1_000_000, seed: int = 0,
-                 max_depth: int = 400, word_budget: float = WORD_BUDGET, lyapunov_steps: int = 1_000_000,
-                 sync_depth: int = 1000, merge_resolution: float = 1e-12, decompose: bool = True) -> ProcessInfo:
+def process_info(
+    process: Process,
+    *,
+    max_states: int = MAX_STATES,
+    n_steps: int = 1_000_000,
+    seed: int = 0,
+    max_depth: int = 400,
+    word_budget: float = WORD_BUDGET,
+    lyapunov_steps: int = 1_000_000,
+    sync_depth: int = 1000,
+    merge_resolution: float = 1e-12,
+    decompose: bool = True,
+) -> ProcessInfo:
     """All measures of ``process``, each with its error and method: exact where a finite MSP /
     epsilon-machine allows, else the most accurate estimate available.
 
@@ -1079,8 +1171,16 @@ def process_info(process: Process, *, max_states: int = MAX_STATES, n_steps: int
     decimals in seconds); for a larger process they are scaled down by 9 / (V S) and 12 / (V (S-1)^2),
     the ratio of the work per step, so ``info`` stays within seconds to a minute.
     """
-    kw = dict(max_states=max_states, n_steps=n_steps, seed=seed, max_depth=max_depth, word_budget=word_budget,
-              lyapunov_steps=lyapunov_steps, sync_depth=sync_depth, merge_resolution=merge_resolution)
+    kw = dict(
+        max_states=max_states,
+        n_steps=n_steps,
+        seed=seed,
+        max_depth=max_depth,
+        word_budget=word_budget,
+        lyapunov_steps=lyapunov_steps,
+        sync_depth=sync_depth,
+        merge_resolution=merge_resolution,
+    )
     if decompose:
         factors = product_factors(process)
         if factors is not None:
@@ -1091,8 +1191,18 @@ def process_info(process: Process, *, max_states: int = MAX_STATES, n_steps: int
     return _single_info(process, **kw)
 
 
-def _single_info(process: Process, *, max_states: int, n_steps: int, seed: int, max_depth: int, word_budget: float,
-                 lyapunov_steps: int, sync_depth: int, merge_resolution: float) -> ProcessInfo:
+def _single_info(
+    process: Process,
+    *,
+    max_states: int,
+    n_steps: int,
+    seed: int,
+    max_depth: int,
+    word_budget: float,
+    lyapunov_steps: int,
+    sync_depth: int,
+    merge_resolution: float,
+) -> ProcessInfo:
     """`process_info` of one process taken whole (see there)."""
     kind = "ghmm" if isinstance(process, GeneralizedHMM) else "hmm"
     notes: list[str] = []
@@ -1115,16 +1225,24 @@ def _single_info(process: Process, *, max_states: int, n_steps: int, seed: int, 
         E = float(np.sum(h - h_exact))
         T = float(np.sum(np.arange(1, h.size + 1) * (h - h_exact)))
         rnd = h.size * ROUND_TERM
-        out.update(h_mu=_exact(h_exact, 1e-15), E=_exact(E, rnd), T=_exact(T, h.size * rnd),
-                   n_mixed_states=_exact(msp.num_states))
+        out.update(
+            h_mu=_exact(h_exact, 1e-15),
+            E=_exact(E, rnd),
+            T=_exact(T, h.size * rnd),
+            n_mixed_states=_exact(msp.num_states),
+        )
     if eps is not None:
         h_exact = float(eps.stationary_distribution @ entropy_bits(eps.emission_matrix))
         C = float(entropy_bits(eps.stationary_distribution))
         k = cryptic_order(eps)
         R = markov_order(eps, max_states=max_states)
-        out.update(h_mu=_exact(h_exact, 1e-15), C_mu=_exact(C, 1e-15), n_causal_states=_exact(eps.num_states),
-                   cryptic_order=_exact(k) if k is not None else INFINITE,
-                   markov_order=_exact(R) if R is not None else INFINITE)
+        out.update(
+            h_mu=_exact(h_exact, 1e-15),
+            C_mu=_exact(C, 1e-15),
+            n_causal_states=_exact(eps.num_states),
+            cryptic_order=_exact(k) if k is not None else INFINITE,
+            markov_order=_exact(R) if R is not None else INFINITE,
+        )
         if R is None:
             notes.append("markov_order: infinite (some words never synchronise)")
         if not msp.finite:
@@ -1138,8 +1256,12 @@ def _single_info(process: Process, *, max_states: int, n_steps: int, seed: int, 
             out["S"] = _exact(synchronization_information(eps, max_states=max_states), 1e-12)
         except InfiniteMSPError:
             S = _stream_sync(eps, sync_depth, 100_000)
-            out["S"] = Measure(S.value, S.error, "h(L) limit" if S.error is not None else "partial sum",
-                               "bound" if S.error is not None else None)
+            out["S"] = Measure(
+                S.value,
+                S.error,
+                "h(L) limit" if S.error is not None else "partial sum",
+                "bound" if S.error is not None else None,
+            )
     else:
         out["markov_order"] = INFINITE  # a finite Markov order would make the epsilon-machine finite
         out["n_mixed_states"] = INFINITE
@@ -1148,10 +1270,15 @@ def _single_info(process: Process, *, max_states: int, n_steps: int, seed: int, 
         lim = entropy_limit(ex.myopic_entropies)
         depth_used = lim.depth
         if lim.method != "not converged":
-            out.update(h_mu=Measure(lim.h_mu, lim.h_mu_bound, "h(L) limit", "bound"),
-                       E=_limit_measure(lim.E, lim.E_bound), T=_limit_measure(lim.T, lim.T_bound))
-            notes.append(f"h_mu, E, T: exact h(L) to depth {lim.depth} ({ex.n_words} beliefs), {lim.method}"
-                         + (f" convergence, ratio {lim.ratio:.4f}" if lim.ratio is not None else ""))
+            out.update(
+                h_mu=Measure(lim.h_mu, lim.h_mu_bound, "h(L) limit", "bound"),
+                E=_limit_measure(lim.E, lim.E_bound),
+                T=_limit_measure(lim.T, lim.T_bound),
+            )
+            notes.append(
+                f"h_mu, E, T: exact h(L) to depth {lim.depth} ({ex.n_words} beliefs), {lim.method}"
+                + (f" convergence, ratio {lim.ratio:.4f}" if lim.ratio is not None else "")
+            )
         else:
             bw = blackwell_entropy_rate(process, n_steps=n_steps, seed=seed)
             # h(D) is exact and h(L) decreases to h_mu, so h_mu <= h(D) for certain; the chaos-game average is
@@ -1160,14 +1287,21 @@ def _single_info(process: Process, *, max_states: int, n_steps: int, seed: int, 
             upper = float(ex.myopic_entropies[-1])
             value = min(bw.value, upper)
             part = entropy_limit(ex.myopic_entropies, h_mu=value)
-            out.update(h_mu=Measure(value, bw.stderr, "Blackwell", "stderr"),
-                       E=Measure(max(part.E, 0.0), None, "partial sum"), T=Measure(max(part.T, 0.0), None, "partial sum"))
-            notes.append(f"h(L) not converged by depth {lim.depth} (h({lim.depth}) = {upper:.10f} "
-                         f"is an upper bound on h_mu); h_mu from {bw.n_steps} chaos-game steps; E, T partial sums")
+            out.update(
+                h_mu=Measure(value, bw.stderr, "Blackwell", "stderr"),
+                E=Measure(max(part.E, 0.0), None, "partial sum"),
+                T=Measure(max(part.T, 0.0), None, "partial sum"),
+            )
+            notes.append(
+                f"h(L) not converged by depth {lim.depth} (h({lim.depth}) = {upper:.10f} "
+                f"is an upper bound on h_mu); h_mu from {bw.n_steps} chaos-game steps; E, T partial sums"
+            )
             if bw.value > upper:
-                notes.append(f"h_mu: the chaos-game average {bw.value:.6f} +- {bw.stderr:.1e} lies above the exact "
-                             f"upper bound h({lim.depth}) ({(bw.value - upper) / bw.stderr:.1f} standard errors, "
-                             "sampling noise); reported as that bound, with the same standard error")
+                notes.append(
+                    f"h_mu: the chaos-game average {bw.value:.6f} +- {bw.stderr:.1e} lies above the exact "
+                    f"upper bound h({lim.depth}) ({(bw.value - upper) / bw.stderr:.1f} standard errors, "
+                    "sampling noise); reported as that bound, with the same standard error"
+                )
         labelled = reset_labels(process)
         C = None
         by_labels = labelled is not None and labelled.missing < 1e-9
@@ -1177,28 +1311,45 @@ def _single_info(process: Process, *, max_states: int, n_steps: int, seed: int, 
             err = labelled.missing * (64.0 - math.log2(max(labelled.missing, 1e-300))) + 1e-12
             C = Measure(float(entropy_bits(labelled.probs)), err, "countable MSP limit", "bound")
             out["C_mu"] = C
-            notes.append(f"C_mu: entropy of the {n_lab} exact causal-state labels (last reset token "
-                         f"{list(labelled.reset_tokens)}, then counts of the commuting tokens "
-                         f"{list(labelled.other_tokens)}); no belief merging, assuming distinct labels are "
-                         "distinct states")
+            notes.append(
+                f"C_mu: entropy of the {n_lab} exact causal-state labels (last reset token "
+                f"{list(labelled.reset_tokens)}, then counts of the commuting tokens "
+                f"{list(labelled.other_tokens)}); no belief merging, assuming distinct labels are "
+                "distinct states"
+            )
         else:
             C = _countable_complexity(process, sync_depth, merge_resolution)
         if C is not None and not by_labels:
             out["C_mu"] = C
-            notes.append("C_mu: entropy of the distribution of distinct beliefs" + (
-                f", converged in depth and unchanged with a 100x finer merging grid" if C.method != "lower bound"
-                else f" at depth {sync_depth}: depends on the merging grid ({merge_resolution:g}), so a lower bound"))
+            notes.append(
+                "C_mu: entropy of the distribution of distinct beliefs"
+                + (
+                    ", converged in depth and unchanged with a 100x finer merging grid"
+                    if C.method != "lower bound"
+                    else f" at depth {sync_depth}: depends on the merging grid ({merge_resolution:g}), so a lower bound"
+                )
+            )
         spec = lyapunov_spectrum(process, n_steps=lyapunov_steps, seed=seed, entropy_rate=out["h_mu"].value)
-        lyap = tuple(Measure(float(x), float(e), "chaos game", "stderr") if np.isfinite(x) else INFINITE
-                     for x, e in zip(spec.exponents, spec.stderr))  # -inf: a direction collapsed by some token
+        lyap = tuple(
+            Measure(float(x), float(e), "chaos game", "stderr") if np.isfinite(x) else INFINITE
+            for x, e in zip(spec.exponents, spec.stderr)
+        )  # -inf: a direction collapsed by some token
         out["lyapunov_dimension"] = Measure(spec.dimension, spec.dimension_stderr, "chaos game", "stderr")
-        notes.append(f"lyapunov: {spec.n_chains} chains of {spec.n_steps // spec.n_chains} steps, each after a "
-                     f"burn-in of {spec.burn_in} steps" + (f" (at least twice the {spec.aligned_after} steps the slowest "
-                                                           "pilot chain's tangent frame took to align)"
-                                                           if spec.aligned_after else ""))
+        notes.append(
+            f"lyapunov: {spec.n_chains} chains of {spec.n_steps // spec.n_chains} steps, each after a "
+            f"burn-in of {spec.burn_in} steps"
+            + (
+                f" (at least twice the {spec.aligned_after} steps the slowest "
+                "pilot chain's tangent frame took to align)"
+                if spec.aligned_after
+                else ""
+            )
+        )
         for c in spec.clusters:
-            notes.append(f"lyapunov: exponents {', '.join(str(i + 1) for i in c)} are not told apart by the chains "
-                         "(equal or nearly so): each is their mean, the error widened by half their spread")
+            notes.append(
+                f"lyapunov: exponents {', '.join(str(i + 1) for i in c)} are not told apart by the chains "
+                "(equal or nearly so): each is their mean, the error widened by half their spread"
+            )
         if C is None:
             if spec.dimension > 0:
                 out["C_mu"] = INFINITE
@@ -1206,14 +1357,24 @@ def _single_info(process: Process, *, max_states: int, n_steps: int, seed: int, 
             else:
                 notes.append("C_mu: not computed (the distinct beliefs outgrow the enumeration)")
     if msp.finite or eps is not None:
-        notes.append("lyapunov: not computed (finite set of causal states)" if msp.finite else
-                     "lyapunov: not computed (a finite epsilon-machine)")
+        notes.append(
+            "lyapunov: not computed (finite set of causal states)"
+            if msp.finite
+            else "lyapunov: not computed (a finite epsilon-machine)"
+        )
     out["chi"] = _difference(out["C_mu"], out["E"])
     if out["chi"].value is not None and abs(out["chi"].value) < 1e-12:
         out["chi"] = Measure(0.0, out["chi"].error, out["chi"].method, out["chi"].error_kind)
     out = {k: _in_range(k, m, V, notes) for k, m in out.items()}
-    return ProcessInfo(name=process.name, params=dict(process.params), kind=kind, lyapunov_exponents=lyap,
-                       depth=depth_used, notes=notes, **out)
+    return ProcessInfo(
+        name=process.name,
+        params=dict(process.params),
+        kind=kind,
+        lyapunov_exponents=lyap,
+        depth=depth_used,
+        notes=notes,
+        **out,
+    )
 
 
 def _limit_measure(value: float, bound: float | None) -> Measure:
@@ -1289,7 +1450,9 @@ def reset_labels(process: Process, *, max_labels: int = 1_000_000, tail: float =
         return None
     for a in others:
         for b in others:
-            if a < b and np.abs(T[a] @ T[b] - T[b] @ T[a]).max() > 1e-12 * max(1.0, np.abs(T[a]).max() * np.abs(T[b]).max()):
+            if a < b and np.abs(T[a] @ T[b] - T[b] @ T[a]).max() > 1e-12 * max(
+                1.0, np.abs(T[a]).max() * np.abs(T[b]).max()
+            ):
                 return None
     labels: list[tuple[int, tuple[int, ...]]] = []
     probs: list[float] = []
@@ -1312,7 +1475,7 @@ def reset_labels(process: Process, *, max_labels: int = 1_000_000, tail: float =
             nxt: dict[tuple[int, ...], np.ndarray] = {}
             for c, v in level.items():
                 for i, o in enumerate(others):
-                    c2 = c[:i] + (c[i] + 1,) + c[i + 1:]
+                    c2 = c[:i] + (c[i] + 1,) + c[i + 1 :]
                     if c2 not in nxt:
                         nxt[c2] = v @ T[o]
             level, k = nxt, k + 1
@@ -1351,8 +1514,9 @@ def _countable_complexity(process: Process, depth: int, resolution: float) -> Me
     return Measure(min(a[0], b[0]), None, "lower bound")
 
 
-def _complexity_at(process: Process, depth: int, resolution: float, max_states: int = 200_000
-                   ) -> tuple[float, float] | None:
+def _complexity_at(
+    process: Process, depth: int, resolution: float, max_states: int = 200_000
+) -> tuple[float, float] | None:
     """(entropy of the distinct-belief distribution once converged, its last change), or None."""
     C: list[float] = []
     for L, b, p, res in iter_levels(process, max_states=max_states, resolution=resolution):

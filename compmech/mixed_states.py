@@ -17,10 +17,8 @@ import numpy as np
 
 from compmech.entropy import next_token_distribution
 from hmm_processes import HMM, GeneralizedHMM, ProcessError, process_vectors
-from hmm_processes.beliefs import (GHMM_MIN_PROB, check_start_vector, extend_beliefs, min_probability,
-                                    update_beliefs)
+from hmm_processes.beliefs import check_start_vector, extend_beliefs, min_probability, update_beliefs
 from hmm_processes.hmm import LOOSE_SUM_ATOL, check_probability_vector
-
 
 #: Default memory budget of one enumeration (bytes); `check_enumerable` refuses larger ones.
 MAX_ENUMERATION_BYTES = 4 << 30
@@ -31,8 +29,9 @@ MAX_DEPTH = 100_000
 def check_depth(depth: object, what: str) -> int:
     """``depth`` as an int >= 0, or `ProcessError` naming ``what`` (floats and bools are refused, not truncated)."""
     if isinstance(depth, (bool, np.bool_)) or not isinstance(depth, (int, np.integer)):
-        raise ProcessError(f"{what}: depth must be a whole number >= 0 (an int); got {depth!r} "
-                           f"({type(depth).__name__})")
+        raise ProcessError(
+            f"{what}: depth must be a whole number >= 0 (an int); got {depth!r} ({type(depth).__name__})"
+        )
     if depth < 0:
         raise ProcessError(f"{what}: depth must be >= 0; got {depth}")
     return int(depth)
@@ -41,8 +40,9 @@ def check_depth(depth: object, what: str) -> int:
 def _check_reachable(depth: object, what: str) -> int:
     depth = check_depth(depth, what)
     if depth > MAX_DEPTH:
-        raise ProcessError(f"{what}: depth {depth} is out of reach for exact enumeration (at most {MAX_DEPTH}); "
-                           "use a smaller depth")
+        raise ProcessError(
+            f"{what}: depth {depth} is out of reach for exact enumeration (at most {MAX_DEPTH}); use a smaller depth"
+        )
     return depth
 
 
@@ -138,7 +138,7 @@ class WordLevel:
     probs: np.ndarray  # [N] float64, P(w); sums to 1 (for a GHMM: up to the dropped words of P <= GHMM_MIN_PROB)
     beliefs: np.ndarray  # [N, S] float64, eta_w (the belief after reading all of w); eta_w @ tau = 1
     parent: np.ndarray  # [N] int64, index of w[:-1] in the previous level (-1 at length 0)
-    previous: "WordLevel | None" = field(default=None, repr=False)
+    previous: WordLevel | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return int(self.probs.shape[0])
@@ -198,8 +198,13 @@ class MixedStates:
         return next_token_distribution(self.prefix_beliefs(length), self.process.emission_matrix)
 
 
-def mixed_states(process: HMM | GeneralizedHMM, depth: int, prior: np.ndarray | None = None, *,
-                 max_bytes: int = MAX_ENUMERATION_BYTES) -> MixedStates:
+def mixed_states(
+    process: HMM | GeneralizedHMM,
+    depth: int,
+    prior: np.ndarray | None = None,
+    *,
+    max_bytes: int = MAX_ENUMERATION_BYTES,
+) -> MixedStates:
     """Enumerate every allowed word of length 0..``depth`` with its probability and belief.
 
     ``process``: an HMM or a GHMM. ``prior`` defaults to the stationary distribution (for a GHMM, its
@@ -226,14 +231,14 @@ def mixed_states(process: HMM | GeneralizedHMM, depth: int, prior: np.ndarray | 
     pi = check_prior(process, prior, "mixed_states")
     min_prob = min_probability(process)
     tok_dtype = np.uint8 if process.vocab_size <= 256 else np.int32
-    level0 = WordLevel(0, np.zeros(1, tok_dtype), np.ones(1), pi[None, :].copy(),
-                       np.full(1, -1, np.int64))
+    level0 = WordLevel(0, np.zeros(1, tok_dtype), np.ones(1), pi[None, :].copy(), np.full(1, -1, np.int64))
     levels = [level0]
     for _ in range(depth):
         prev = levels[-1]
         parent, token, beliefs, p_next = extend_beliefs(prev.beliefs, T, tau, min_prob)
-        levels.append(WordLevel(prev.length + 1, token.astype(tok_dtype), prev.probs[parent] * p_next, beliefs,
-                                parent, prev))
+        levels.append(
+            WordLevel(prev.length + 1, token.astype(tok_dtype), prev.probs[parent] * p_next, beliefs, parent, prev)
+        )
     return MixedStates(process=process, prior=pi, levels=tuple(levels))
 
 
@@ -251,8 +256,9 @@ def check_prior(process: HMM | GeneralizedHMM, prior: np.ndarray | None, what: s
     return check_start_vector(prior, tau, what, "prior")
 
 
-def belief_trajectories(process: HMM | GeneralizedHMM, words: np.ndarray, prior: np.ndarray | None = None
-                        ) -> tuple[np.ndarray, np.ndarray]:
+def belief_trajectories(
+    process: HMM | GeneralizedHMM, words: np.ndarray, prior: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact beliefs along given words, and each word's log-probability (natural log).
 
     ``words`` [N, L] -> (beliefs [N, L, S] with ``beliefs[n, t]`` after ``words[n, :t+1]``,

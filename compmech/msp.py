@@ -191,10 +191,15 @@ class MSP:
                 if j >= 0:
                     T[x, c, labels[j]] += self.token_probs[i, x]
         T /= T.sum(axis=(0, 2), keepdims=True)
-        return HMM(T, name=f"epsilon_machine({self.process.name})", params=dict(self.process.params),
-                   token_names=self.process.token_names, prior=weights / weights.sum())
+        return HMM(
+            T,
+            name=f"epsilon_machine({self.process.name})",
+            params=dict(self.process.params),
+            token_names=self.process.token_names,
+            prior=weights / weights.sum(),
+        )
 
-    def require_finite(self) -> "MSP":
+    def require_finite(self) -> MSP:
         """Return self, or raise `InfiniteMSPError` if the MSP looks infinite."""
         self._require_finite("this quantity")
         return self
@@ -210,8 +215,14 @@ class MSP:
         return f"MSP({self.process.name}, states={self.num_states}, {kind})"
 
 
-def build_msp(process: HMM | GeneralizedHMM, *, max_states: int = MAX_STATES, tol: float = MERGE_TOL,
-              exact_tol: float = EXACT_TOL, prior: np.ndarray | None = None) -> MSP:
+def build_msp(
+    process: HMM | GeneralizedHMM,
+    *,
+    max_states: int = MAX_STATES,
+    tol: float = MERGE_TOL,
+    exact_tol: float = EXACT_TOL,
+    prior: np.ndarray | None = None,
+) -> MSP:
     """Breadth-first construction of the MSP from the stationary prior (or ``prior``).
 
     Beliefs within ``tol`` (max-abs) are one state. Stops with ``finite=False`` when the state count
@@ -220,7 +231,9 @@ def build_msp(process: HMM | GeneralizedHMM, *, max_states: int = MAX_STATES, to
     (rounding of cancelling quasi-probabilities); for HMMs only exact zeros do.
     """
     if max_states < 1 or not (0 < exact_tol <= tol):
-        raise ProcessError(f"build_msp: need max_states >= 1 and 0 < exact_tol <= tol; got {max_states}, {exact_tol}, {tol}")
+        raise ProcessError(
+            f"build_msp: need max_states >= 1 and 0 < exact_tol <= tol; got {max_states}, {exact_tol}, {tol}"
+        )
     T, pi, tau = process_vectors(process)
     if prior is not None:
         pi = np.asarray(prior, dtype=np.float64)
@@ -276,8 +289,13 @@ def build_msp(process: HMM | GeneralizedHMM, *, max_states: int = MAX_STATES, to
         nxt_rows.append(nxt)
         prob_rows.append(P / P.sum(axis=1, keepdims=True))
         if max_merge > exact_tol:
-            finite, reason = False, (f"distinct beliefs accumulate: two differ by {max_merge:.2g}, more than rounding "
-                                     f"({exact_tol:g}) but within the merge tolerance ({tol:g})")
+            finite, reason = (
+                False,
+                (
+                    f"distinct beliefs accumulate: two differ by {max_merge:.2g}, more than rounding "
+                    f"({exact_tol:g}) but within the merge tolerance ({tol:g})"
+                ),
+            )
             break
         if n > max_states:
             finite, reason = False, f"more than {max_states} states after {level} levels"
@@ -296,8 +314,17 @@ def build_msp(process: HMM | GeneralizedHMM, *, max_states: int = MAX_STATES, to
         Bu = beliefs[N_expanded:]
         Pu = np.einsum("fi,xij,j->fx", Bu, T, tau)
         token_probs[N_expanded:] = np.where(Pu > min_prob, Pu, 0.0) / np.maximum(Pu.sum(axis=1, keepdims=True), 1e-300)
-    return MSP(process=process, beliefs=beliefs, next_state=next_state, token_probs=token_probs,
-               depth=np.array(depths, np.int64), finite=finite, reason=reason, tol=tol, max_merge_distance=max_merge)
+    return MSP(
+        process=process,
+        beliefs=beliefs,
+        next_state=next_state,
+        token_probs=token_probs,
+        depth=np.array(depths, np.int64),
+        finite=finite,
+        reason=reason,
+        tol=tol,
+        max_merge_distance=max_merge,
+    )
 
 
 def _nearest(cand: np.ndarray, known: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:

@@ -14,8 +14,8 @@ result records the grid used (``resolution``) and whether any merge was lossy (`
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 
@@ -62,9 +62,15 @@ class StreamResult:
         return int(self.block_entropies.shape[0] - 1)
 
 
-def stream_entropies(process: HMM | GeneralizedHMM, depth: int, *, max_states: int = MAX_STATES,
-                     resolution: float = EXACT_RESOLUTION, keep_levels: bool = False,
-                     prior: np.ndarray | None = None) -> StreamResult:
+def stream_entropies(
+    process: HMM | GeneralizedHMM,
+    depth: int,
+    *,
+    max_states: int = MAX_STATES,
+    resolution: float = EXACT_RESOLUTION,
+    keep_levels: bool = False,
+    prior: np.ndarray | None = None,
+) -> StreamResult:
     """H(L) and h(L) for L up to ``depth`` (h to depth + 1) keeping at most ``max_states`` beliefs per level.
 
     Memory is bounded by ``max_states * vocab_size * num_states`` floats (children are made in
@@ -84,9 +90,17 @@ def stream_entropies(process: HMM | GeneralizedHMM, depth: int, *, max_states: i
             levels.append((b, p))
         if L == depth:
             break
-    return StreamResult(process=process, block_entropies=np.array(H), myopic_entropies=np.array(h),
-                        n_states=np.array(n_states, np.int64), resolution=np.array(grid),
-                        exact=bool(grid[-1] <= resolution), beliefs=b, probs=p, levels=levels)
+    return StreamResult(
+        process=process,
+        block_entropies=np.array(H),
+        myopic_entropies=np.array(h),
+        n_states=np.array(n_states, np.int64),
+        resolution=np.array(grid),
+        exact=bool(grid[-1] <= resolution),
+        beliefs=b,
+        probs=p,
+        levels=levels,
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,8 +121,14 @@ class ExactEntropies:
         return int(self.myopic_entropies.shape[0] - 1)
 
 
-def exact_myopic_entropies(process: HMM | GeneralizedHMM, depth: int, *, max_words: float = np.inf,
-                           settled: float = 0.0, resolution: float = EXACT_RESOLUTION) -> ExactEntropies:
+def exact_myopic_entropies(
+    process: HMM | GeneralizedHMM,
+    depth: int,
+    *,
+    max_words: float = np.inf,
+    settled: float = 0.0,
+    resolution: float = EXACT_RESOLUTION,
+) -> ExactEntropies:
     """``h(L + 1) = sum_{|w| = L} P(w) H[X | eta_w]`` for L = 0..``depth``, exactly, in bounded memory.
 
     Level by level while the beliefs are few (at most `MERGE_SEARCH_LIMIT`), merging beliefs that
@@ -147,7 +167,7 @@ def exact_myopic_entropies(process: HMM | GeneralizedHMM, depth: int, *, max_wor
             return
         cb, cp = children(b, p)
         for lo in range(0, cb.shape[0], block):
-            descend(cb[lo:lo + block], cp[lo:lo + block], L + 1)
+            descend(cb[lo : lo + block], cp[lo : lo + block], L + 1)
 
     b, p = pi[None, :].copy(), np.ones(1)
     L = 0
@@ -170,23 +190,32 @@ def exact_myopic_entropies(process: HMM | GeneralizedHMM, depth: int, *, max_wor
                 depth = stop
                 if depth > L:
                     for lo in range(0, cb.shape[0], block):
-                        descend(cb[lo:lo + block], cp[lo:lo + block], L + 1)
+                        descend(cb[lo : lo + block], cp[lo : lo + block], L + 1)
                 break
             cb, cp = mb, mp
         else:
             cb, cp = _merge(cb, cp, resolution)
         if words[0] + cb.shape[0] > max_words or (
-                settled > 0 and L >= 3 and np.all(np.abs(np.diff(h[L - 3:L + 1])) <= settled)):
+            settled > 0 and L >= 3 and np.all(np.abs(np.diff(h[L - 3 : L + 1])) <= settled)
+        ):
             depth = L
             break
         b, p, L = cb, cp, L + 1
-    return ExactEntropies(process=process, myopic_entropies=h[:depth + 1].copy(),
-                          n_beliefs=counts[:depth + 1].copy(), n_words=int(words[0]))
+    return ExactEntropies(
+        process=process,
+        myopic_entropies=h[: depth + 1].copy(),
+        n_beliefs=counts[: depth + 1].copy(),
+        n_words=int(words[0]),
+    )
 
 
-def iter_levels(process: HMM | GeneralizedHMM, *, max_states: int = MAX_STATES,
-                resolution: float = EXACT_RESOLUTION, prior: np.ndarray | None = None
-                ) -> Iterator[tuple[int, np.ndarray, np.ndarray, float]]:
+def iter_levels(
+    process: HMM | GeneralizedHMM,
+    *,
+    max_states: int = MAX_STATES,
+    resolution: float = EXACT_RESOLUTION,
+    prior: np.ndarray | None = None,
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, float]]:
     """Yield ``(L, beliefs [N, S], probs [N], grid)`` for L = 0, 1, 2, ... without end (the caller stops).
 
     ``probs`` sum to 1: the probability of the words of length L whose belief merged into each
@@ -221,15 +250,16 @@ def _next_entropy(b: np.ndarray, E: np.ndarray) -> np.ndarray:
     return entropy_bits(next_token_distribution(b, E))
 
 
-def _children(b: np.ndarray, p: np.ndarray, T: np.ndarray, tau: np.ndarray, min_prob: float,
-              res: float) -> tuple[np.ndarray, np.ndarray]:
+def _children(
+    b: np.ndarray, p: np.ndarray, T: np.ndarray, tau: np.ndarray, min_prob: float, res: float
+) -> tuple[np.ndarray, np.ndarray]:
     """All one-token extensions, made in chunks and merged on the grid ``res`` chunk by chunk."""
     V, S, _ = T.shape
     chunk = max(1, CHUNK_ENTRIES // (V * S))
     parts_b, parts_p = [], []
     for lo in range(0, b.shape[0], chunk):
-        parent, _, cb, pn = extend_beliefs(b[lo:lo + chunk], T, tau, min_prob)
-        cp = p[lo:lo + chunk][parent] * pn
+        parent, _, cb, pn = extend_beliefs(b[lo : lo + chunk], T, tau, min_prob)
+        cp = p[lo : lo + chunk][parent] * pn
         cb, cp = _merge(cb, cp, res)
         parts_b.append(cb)
         parts_p.append(cp)

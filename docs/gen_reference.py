@@ -68,8 +68,11 @@ def _field_comments(cls: type) -> dict[str, str]:
             while line > previous_end and line in comments and lines[line - 1].lstrip().startswith("#"):
                 above.insert(0, comments[line])
                 line -= 1
-            beside = [comments[n] for n in range(stmt.lineno, stmt.end_lineno + 1) if n in comments
-                      and not lines[n - 1].lstrip().startswith("#")]
+            beside = [
+                comments[n]
+                for n in range(stmt.lineno, stmt.end_lineno + 1)
+                if n in comments and not lines[n - 1].lstrip().startswith("#")
+            ]
             out[stmt.target.id] = " ".join(above + beside).strip()
         previous_end = stmt.end_lineno
     return out
@@ -78,21 +81,26 @@ def _field_comments(cls: type) -> dict[str, str]:
 def _field_types(cls: type) -> dict[str, str]:
     """Field name -> its annotation as written in the source."""
     tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    return {stmt.target.id: ast.unparse(stmt.annotation) for stmt in tree.body[0].body
-            if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)}
+    return {
+        stmt.target.id: ast.unparse(stmt.annotation)
+        for stmt in tree.body[0].body
+        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)
+    }
 
 
 def _docstring_meanings(cls: type, names: list[str]) -> dict[str, str]:
     """Field name -> its sentence in the class docstring, for docstrings written as ``name: meaning.`` entries
     (``a x b: ...`` naming two fields) or ````name````: meaning."""
     doc = " ".join((inspect.getdoc(cls) or "").split())
-    pattern = re.compile(r"(?:(?<=^)|(?<=[\s.]))((?:``)?(?:%s)(?:``)?(?: x (?:%s))*):\s" % (
-        "|".join(map(re.escape, names)), "|".join(map(re.escape, names))))
+    pattern = re.compile(
+        r"(?:(?<=^)|(?<=[\s.]))((?:``)?(?:%s)(?:``)?(?: x (?:%s))*):\s"
+        % ("|".join(map(re.escape, names)), "|".join(map(re.escape, names)))
+    )
     marks = list(pattern.finditer(doc))
     out: dict[str, str] = {}
     for i, m in enumerate(marks):
         end = marks[i + 1].start() if i + 1 < len(marks) else len(doc)
-        text = doc[m.end():end].strip()
+        text = doc[m.end() : end].strip()
         text = re.split(r"(?<=\.)\s+(?=[A-Z])", text)[0]  # up to the end of its last sentence
         for name in re.findall(r"\w+", m.group(1)):
             if name in names and name not in out:
@@ -131,8 +139,14 @@ def config_keys(cls: type, exclude: tuple[str, ...] = ()) -> tuple[ConfigKey, ..
             default = _toml(f.default_factory())  # type: ignore[misc]
         else:
             default = "(required)"
-        keys.append(ConfigKey(name=f.name, type=types.get(f.name, str(f.type)), default=default,
-                              meaning=comments.get(f.name) or from_doc.get(f.name, "")))
+        keys.append(
+            ConfigKey(
+                name=f.name,
+                type=types.get(f.name, str(f.type)),
+                default=default,
+                meaning=comments.get(f.name) or from_doc.get(f.name, ""),
+            )
+        )
     return tuple(keys)
 
 
@@ -153,38 +167,68 @@ def config_tables() -> list[ConfigTable]:
     def intro(cls: type) -> str:
         return inspect.getdoc(cls) or ""
 
-    top = tuple(dataclasses.replace(k, default=TOP_LEVEL_DEFAULTS.get(k.name, k.default))
-                for k in config_keys(settings.ExperimentConfig, exclude=(
-                    "process", "model", "training", "probe", "figures", "source", "data", "studies")))
-    tables = [ConfigTable("top level", settings.ExperimentConfig, top,
-                          "Keys at the top of the file, before any table."),
-              ConfigTable("[process]", settings.ProcessSettings, config_keys(settings.ProcessSettings),
-                          intro(settings.ProcessSettings)),
-              ConfigTable("[data]", settings.DataSettings, config_keys(settings.DataSettings),
-                          intro(settings.DataSettings))]
+    top = tuple(
+        dataclasses.replace(k, default=TOP_LEVEL_DEFAULTS.get(k.name, k.default))
+        for k in config_keys(
+            settings.ExperimentConfig,
+            exclude=("process", "model", "training", "probe", "figures", "source", "data", "studies"),
+        )
+    )
+    tables = [
+        ConfigTable("top level", settings.ExperimentConfig, top, "Keys at the top of the file, before any table."),
+        ConfigTable(
+            "[process]",
+            settings.ProcessSettings,
+            config_keys(settings.ProcessSettings),
+            intro(settings.ProcessSettings),
+        ),
+        ConfigTable("[data]", settings.DataSettings, config_keys(settings.DataSettings), intro(settings.DataSettings)),
+    ]
     families: dict[type, list[str]] = {}
     for kind in predictive_models.kinds():
         families.setdefault(predictive_models.config_class(kind), []).append(kind)
     for cls, kinds in families.items():
         names = " | ".join(f'"{k}"' for k in kinds)
-        tables.append(ConfigTable(f"[model] kind = {names}", cls, config_keys(cls, exclude=("vocab_size", "kind")),
-                                  f"`kind` (default `\"transformer\"`) picks the model family; these keys size a "
-                                  f"{' / '.join(kinds)} model (`{cls.__module__}.{cls.__name__}`; `vocab_size` is "
-                                  f"taken from the process, plus one with a start token).\n\n" + intro(cls)))
-    tables.append(ConfigTable("[training]", predictive_models.TrainConfig,
-                              config_keys(predictive_models.TrainConfig, exclude=("seed",)),
-                              "`predictive_models.TrainConfig` (its `seed` is the config's top-level `seed`).\n\n"
-                              + intro(predictive_models.TrainConfig)))
-    tables.append(ConfigTable("[probe]", settings.ProbeSettings, config_keys(settings.ProbeSettings),
-                              intro(settings.ProbeSettings)))
-    tables.append(ConfigTable("[figures]", settings.FigureSettings, config_keys(settings.FigureSettings),
-                              intro(settings.FigureSettings)))
+        tables.append(
+            ConfigTable(
+                f"[model] kind = {names}",
+                cls,
+                config_keys(cls, exclude=("vocab_size", "kind")),
+                f'`kind` (default `"transformer"`) picks the model family; these keys size a '
+                f"{' / '.join(kinds)} model (`{cls.__module__}.{cls.__name__}`; `vocab_size` is "
+                f"taken from the process, plus one with a start token).\n\n" + intro(cls),
+            )
+        )
+    tables.append(
+        ConfigTable(
+            "[training]",
+            predictive_models.TrainConfig,
+            config_keys(predictive_models.TrainConfig, exclude=("seed",)),
+            "`predictive_models.TrainConfig` (its `seed` is the config's top-level `seed`).\n\n"
+            + intro(predictive_models.TrainConfig),
+        )
+    )
+    tables.append(
+        ConfigTable(
+            "[probe]", settings.ProbeSettings, config_keys(settings.ProbeSettings), intro(settings.ProbeSettings)
+        )
+    )
+    tables.append(
+        ConfigTable(
+            "[figures]", settings.FigureSettings, config_keys(settings.FigureSettings), intro(settings.FigureSettings)
+        )
+    )
     for name, study in studies.all_studies().items():
         if study.settings is None:
             continue
-        tables.append(ConfigTable(f"[studies.{name}]", study.settings, config_keys(study.settings),
-                                  f"{study.summary}\n\n`{study.settings.__module__}.Settings`. "
-                                  + intro(study.settings)))
+        tables.append(
+            ConfigTable(
+                f"[studies.{name}]",
+                study.settings,
+                config_keys(study.settings),
+                f"{study.summary}\n\n`{study.settings.__module__}.Settings`. " + intro(study.settings),
+            )
+        )
     return tables
 
 
@@ -197,35 +241,53 @@ def table_cell(text: str, *, code: bool = False) -> str:
         return text
     parts = text.split("`")  # even indices: prose; odd: inside a code span
     for i in range(0, len(parts), 2):
-        parts[i] = (parts[i].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-                    .replace("|", "\\|"))
+        parts[i] = parts[i].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
     return "`".join(parts)
 
 
 def config_reference() -> str:
     """The config reference page (markdown)."""
-    out = ["# Config keys",
-           "",
-           "Every key an experiment config can hold, with its default and its meaning. This page is generated "
-           "from the config dataclasses when the site is built (`docs/gen_reference.py`): the meanings are the "
-           "comments beside each field in the source, so the page and the code cannot disagree. A run writes every "
-           "key, defaults resolved, into its `config.toml`; `compmech run CONFIG --set section.key=value` (or "
-           "`compmech.run(..., overrides={...})`) changes any of them.",
-           ""]
+    out = [
+        "# Config keys",
+        "",
+        "Every key an experiment config can hold, with its default and its meaning. This page is generated "
+        "from the config dataclasses when the site is built (`docs/gen_reference.py`): the meanings are the "
+        "comments beside each field in the source, so the page and the code cannot disagree. A run writes every "
+        "key, defaults resolved, into its `config.toml`; `compmech run CONFIG --set section.key=value` (or "
+        "`compmech.run(..., overrides={...})`) changes any of them.",
+        "",
+    ]
     for table in config_tables():
         anchor = re.sub(r"[^a-z0-9]+", "-", table.title.lower()).strip("-") or "top-level"
-        out += [f"## `{table.title}` {{#{anchor}}}" if table.title != "top level" else "## Top level {#top-level}",
-                "", table.intro, "",
-                f"Source: `{table.cls.__module__}.{table.cls.__qualname__}`.", "",
-                "| key | type | default | meaning |", "|---|---|---|---|"]
-        out += [f"| `{k.name}` | `{table_cell(k.type, code=True)}` | `{table_cell(k.default, code=True)}` | "
-                f"{table_cell(k.meaning) or '(see above)'} |" for k in table.keys]
+        out += [
+            f"## `{table.title}` {{#{anchor}}}" if table.title != "top level" else "## Top level {#top-level}",
+            "",
+            table.intro,
+            "",
+            f"Source: `{table.cls.__module__}.{table.cls.__qualname__}`.",
+            "",
+            "| key | type | default | meaning |",
+            "|---|---|---|---|",
+        ]
+        out += [
+            f"| `{k.name}` | `{table_cell(k.type, code=True)}` | `{table_cell(k.default, code=True)}` | "
+            f"{table_cell(k.meaning) or '(see above)'} |"
+            for k in table.keys
+        ]
         out.append("")
-    out += ["## `[sweep]` {#sweep}", "",
-            "A sweep file is an experiment config plus a `[sweep]` table (`compmech sweep FILE`); from "
-            "`compmech.runs.sweep`'s docstring:", "",
-            "::: compmech.runs.sweep", "    options:", "      show_root_heading: false", "      members: false",
-            "      show_root_toc_entry: false", ""]
+    out += [
+        "## `[sweep]` {#sweep}",
+        "",
+        "A sweep file is an experiment config plus a `[sweep]` table (`compmech sweep FILE`); from "
+        "`compmech.runs.sweep`'s docstring:",
+        "",
+        "::: compmech.runs.sweep",
+        "    options:",
+        "      show_root_heading: false",
+        "      members: false",
+        "      show_root_toc_entry: false",
+        "",
+    ]
     return "\n".join(out)
 
 
@@ -241,12 +303,17 @@ def cli_reference(width: int = 100) -> str:
 
         parser = build_parser()
         sub = next(a for a in parser._actions if isinstance(a, type(parser._subparsers._group_actions[0])))
-        out = ["# Command line",
-               "",
-               "The help of `compmech` and of each of its commands, generated from the parser "
-               "(`compmech.runs.cli.build_parser()`) when the site is built: what `compmech COMMAND --help` prints.",
-               "",
-               "```text", parser.format_help().rstrip(), "```", ""]
+        out = [
+            "# Command line",
+            "",
+            "The help of `compmech` and of each of its commands, generated from the parser "
+            "(`compmech.runs.cli.build_parser()`) when the site is built: what `compmech COMMAND --help` prints.",
+            "",
+            "```text",
+            parser.format_help().rstrip(),
+            "```",
+            "",
+        ]
         for name in COMMANDS:
             out += [f"## compmech {name}", "", "```text", sub.choices[name].format_help().rstrip(), "```", ""]
         return "\n".join(out)

@@ -37,9 +37,11 @@ def _studies() -> dict:
 
 def on_config(config):
     """Fill the "Follow-up studies" nav section with the index and one page per registered study."""
-    pages = [{"Overview": f"{STUDIES_DIR}/index.md"}] + [
-        {name: f"{STUDIES_DIR}/{name}.md"} for name in _studies()] + [
-        {"Results as the README reported them": f"{STUDIES_DIR}/readme-results.md"}]
+    pages = (
+        [{"Overview": f"{STUDIES_DIR}/index.md"}]
+        + [{name: f"{STUDIES_DIR}/{name}.md"} for name in _studies()]
+        + [{"Results as the README reported them": f"{STUDIES_DIR}/readme-results.md"}]
+    )
 
     def fill(items):
         for item in items or []:
@@ -75,45 +77,55 @@ def study_page(name: str, study) -> str:
     if readme.is_file():
         text = readme.read_text(encoding="utf-8")
         text = re.sub(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)", lambda m: _repo_link(m, readme.parent), text)
-        note = (f'!!! note "Where this page comes from"\n    This page is `compmech/studies/{name}/README.md`, '
-                f"included as it is when the site is built. Reproduce its results with `{reproduce}` "
-                f"(`--quick` for a small budget).\n\n")
+        note = (
+            f'!!! note "Where this page comes from"\n    This page is `compmech/studies/{name}/README.md`, '
+            f"included as it is when the site is built. Reproduce its results with `{reproduce}` "
+            f"(`--quick` for a small budget).\n\n"
+        )
         lines = text.splitlines()
         if lines and lines[0].startswith("# "):  # the note goes under the README's own title
             return "\n".join([lines[0], "", note, *lines[1:]]) + "\n"
         return f"# The `{name}` study\n\n{note}{text}"
     log.info("compmech/studies/%s/README.md does not exist yet: its page says what the registry knows", name)
-    return (f"# The `{name}` study\n\n{study.summary}\n\n"
-            f"```bash\n{reproduce}            # the full budget\n{reproduce} --quick    # a small one\n```\n\n"
-            f"This study's `README.md` (in `compmech/studies/{name}/`) is not written yet; when it is, this page "
-            "includes it.\n")
+    return (
+        f"# The `{name}` study\n\n{study.summary}\n\n"
+        f"```bash\n{reproduce}            # the full budget\n{reproduce} --quick    # a small one\n```\n\n"
+        f"This study's `README.md` (in `compmech/studies/{name}/`) is not written yet; when it is, this page "
+        "includes it.\n"
+    )
 
 
 def studies_index(studies: dict) -> str:
     rows = []
     for name, study in studies.items():
-        table = f"`[studies.{name}]` ([keys](../../reference/config.md#studies-{name}))" if study.settings \
+        table = (
+            f"`[studies.{name}]` ([keys](../../reference/config.md#studies-{name}))"
+            if study.settings
             else "compares runs (no config table)"
+        )
         rows.append(f"| [{name}]({name}.md) | {study.summary} | {table} | `compmech reproduce --only {name}` |")
-    return "\n".join([
-        "# Follow-up studies",
-        "",
-        "Each study beyond the 2024 paper lives in one folder, `compmech/studies/<name>/`, and is found through one "
-        "registry (`compmech.studies`). A study either analyses one run, through a `[studies.<name>]` table in its "
-        "config, or compares several runs; each has a reproduce entry that runs its configs and writes its tables "
-        "and figures (`--quick`: a budget of minutes). Each page below is that folder's README.",
-        "",
-        "| study | what it asks | in a config | reproduce |",
-        "|---|---|---|---|",
-        *rows,
-        "",
-        "The results the project README reported for these studies before this site are kept, as they were, in "
-        "[Results as the README reported them](readme-results.md).",
-        "",
-        "A new study is one folder with an `__init__.py` that calls `register_study` "
-        "([the design](../../explanation/design.md)); this list and the pages are made from the registry when the "
-        "site is built.",
-        ""])
+    return "\n".join(
+        [
+            "# Follow-up studies",
+            "",
+            "Each study beyond the 2024 paper lives in one folder, `compmech/studies/<name>/`, and is found through one "
+            "registry (`compmech.studies`). A study either analyses one run, through a `[studies.<name>]` table in its "
+            "config, or compares several runs; each has a reproduce entry that runs its configs and writes its tables "
+            "and figures (`--quick`: a budget of minutes). Each page below is that folder's README.",
+            "",
+            "| study | what it asks | in a config | reproduce |",
+            "|---|---|---|---|",
+            *rows,
+            "",
+            "The results the project README reported for these studies before this site are kept, as they were, in "
+            "[Results as the README reported them](readme-results.md).",
+            "",
+            "A new study is one folder with an `__init__.py` that calls `register_study` "
+            "([the design](../../explanation/design.md)); this list and the pages are made from the registry when the "
+            "site is built.",
+            "",
+        ]
+    )
 
 
 PLACEHOLDER_ELSEWHERE = """# Analysing a model trained elsewhere
@@ -127,8 +139,10 @@ same probes, controls and figures out). Until then, [run from Python](how-to/pyt
 def on_files(files: Files, config) -> Files:
     cli = gen_reference.cli_reference().split("\n", 4)  # title, blank, intro, blank, the help
     overview = (Path(__file__).parent / "reference" / "_cli_overview.md").read_text(encoding="utf-8")
-    generated = {"reference/config.md": gen_reference.config_reference(),
-                 "reference/cli.md": "\n".join(cli[:4]) + "\n" + overview + "\n" + cli[4]}
+    generated = {
+        "reference/config.md": gen_reference.config_reference(),
+        "reference/cli.md": "\n".join(cli[:4]) + "\n" + overview + "\n" + cli[4],
+    }
     studies = _studies()
     generated[f"{STUDIES_DIR}/index.md"] = studies_index(studies)
     for name, study in studies.items():
@@ -150,9 +164,12 @@ def fields_table(dotted: str) -> str:
     """The field table of the dataclass ``dotted`` (module path + class name), from `gen_reference.config_keys`."""
     module, _, name = dotted.rpartition(".")
     cls = getattr(importlib.import_module(module), name)
-    rows = [f"| `{k.name}` | `{gen_reference.table_cell(k.type, code=True)}` | "
-            f"`{gen_reference.table_cell(k.default, code=True)}` | "
-            f"{gen_reference.table_cell(k.meaning) or '–'} |" for k in gen_reference.config_keys(cls)]
+    rows = [
+        f"| `{k.name}` | `{gen_reference.table_cell(k.type, code=True)}` | "
+        f"`{gen_reference.table_cell(k.default, code=True)}` | "
+        f"{gen_reference.table_cell(k.meaning) or '–'} |"
+        for k in gen_reference.config_keys(cls)
+    ]
     return "\n".join(["| field | type | default | meaning |", "|---|---|---|---|", *rows])
 
 

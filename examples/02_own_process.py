@@ -109,7 +109,7 @@ beliefs = ms.level(8).beliefs  # [3^8, 3]
 xy = figures.simplex_coords(beliefs)  # [n, 2]: x = b1 + b2/2, y = (sqrt 3 / 2) b2
 fig, ax = plt.subplots(figsize=(4, 3.6))
 ax.scatter(xy[:, 0], xy[:, 1], c=figures.belief_colors(beliefs), s=3)
-ax.set(aspect="equal", xticks=[], yticks=[], title="noisy_clock: beliefs after 8 tokens");
+ax.set(aspect="equal", xticks=[], yticks=[], title="noisy_clock: beliefs after 8 tokens")
 
 # %% [markdown]
 # ## Train on it

@@ -114,7 +114,7 @@ for name, rate, style in (("first order", headline["main_predicted_lambda"], "k-
                           ("exact readout", headline["main_readout_lambda"], "k:")):
     ax.semilogy(d, rate ** (d - 1), style, label=f"{name}: {rate:.2f}^d")
 ax.set(xlabel="distance d from query to key", ylabel="mean attention (relative)")
-ax.legend(fontsize=8);
+ax.legend(fontsize=8)
 
 # %% [markdown]
 # The study's own figure and record:

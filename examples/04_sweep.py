@@ -96,7 +96,7 @@ means = [np.mean(by_x[x]) for x in xs]
 sds = [np.std(by_x[x], ddof=1) for x in xs]
 fig, ax = plt.subplots(figsize=(4.5, 3))
 ax.errorbar(xs, means, yerr=sds, fmt="o-", capsize=4)
-ax.set(xlabel="Mess3 x", ylabel="held-out probe MSE / shuffled", title="mean ± sd over 2 seeds");
+ax.set(xlabel="Mess3 x", ylabel="held-out probe MSE / shuffled", title="mean ± sd over 2 seeds")
 
 # %%
 first = compmech.load_run(RUNS / "sweep_small" / rows[0]["run_dir"])

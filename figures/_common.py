@@ -170,7 +170,7 @@ def count_ticks(lo: float, hi: float) -> list[float]:
     first, last = int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi)))
 
     def inside(multiples, step=1) -> list[float]:
-        ticks = [float(m) * 10.0 ** k for k in range(first, last + 1, step) for m in multiples]
+        ticks = [float(m) * 10.0**k for k in range(first, last + 1, step) for m in multiples]
         return [t for t in ticks if lo * (1 - 1e-9) <= t <= hi * (1 + 1e-9)]
 
     for multiples in _TICK_MULTIPLES:
@@ -218,13 +218,23 @@ def token_axis(ax, values, *, axis: str = "x", zero: bool = False) -> None:
 #: Okabe & Ito (2008): eight colours told apart with every common colour-vision deficiency; black last.
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 #: Paul Tol's "muted" scheme, colour-blind safe, for 9 or 10 categories (pale grey last).
-TOL_MUTED = ("#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255", "#AA4499",
-             "#DDDDDD")
+TOL_MUTED = (
+    "#332288",
+    "#88CCEE",
+    "#44AA99",
+    "#117733",
+    "#999933",
+    "#DDCC77",
+    "#CC6677",
+    "#882255",
+    "#AA4499",
+    "#DDDDDD",
+)
 
 
 def _rgb(hex_colour: str) -> tuple[float, float, float]:
     h = hex_colour.lstrip("#")
-    return tuple(int(h[i:i + 2], 16) / 255.0 for i in (0, 2, 4))
+    return tuple(int(h[i : i + 2], 16) / 255.0 for i in (0, 2, 4))
 
 
 def category_palette(n: int) -> np.ndarray:

@@ -51,7 +51,9 @@ class BeliefFrame:
         """[n, S] -> [n, m] coordinates along every axis of the frame."""
         b = as_array("beliefs", beliefs, 2)
         if b.shape[1] != self.mean.shape[0]:
-            raise FigureInputError(f"beliefs have {b.shape[1]} columns but the frame was fitted on {self.mean.shape[0]}")
+            raise FigureInputError(
+                f"beliefs have {b.shape[1]} columns but the frame was fitted on {self.mean.shape[0]}"
+            )
         return (b - self.mean) @ self.axes
 
     def apply(self, beliefs) -> np.ndarray:
@@ -80,8 +82,13 @@ def is_probability_set(beliefs) -> bool:
     return bool(np.all(b >= -PROBABILITY_ATOL) and np.all(np.abs(b.sum(axis=1) - 1.0) <= PROBABILITY_ATOL))
 
 
-def belief_frame(true_beliefs, *, coordinates: Sequence[int] | None = None,
-                 coordinate_names: Sequence[str] | None = None, outline=None) -> BeliefFrame:
+def belief_frame(
+    true_beliefs,
+    *,
+    coordinates: Sequence[int] | None = None,
+    coordinate_names: Sequence[str] | None = None,
+    outline=None,
+) -> BeliefFrame:
     """Choose and fit the frame of a belief set on its TRUE beliefs [n, S] (see the module docstring).
 
     ``coordinates``: two (or three) indices of the belief vector to draw as they are, named by
@@ -101,8 +108,7 @@ def belief_frame(true_beliefs, *, coordinates: Sequence[int] | None = None,
             raise FigureInputError("coordinate_names must name at least the two drawn coordinates")
         axes = np.eye(S)[:, idx]
         line = None if outline is None else as_array("outline", outline, 2)
-        return BeliefFrame("coordinates", np.zeros(S), axes, (str(coordinate_names[0]), str(coordinate_names[1])),
-                           line)
+        return BeliefFrame("coordinates", np.zeros(S), axes, (str(coordinate_names[0]), str(coordinate_names[1])), line)
     if S == 3 and is_probability_set(true):
         # x = b1 + b2 / 2, y = (√3/2) b2, written as a linear map
         axes = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, SQRT3_2]])
@@ -112,5 +118,6 @@ def belief_frame(true_beliefs, *, coordinates: Sequence[int] | None = None,
     axes = vt[:3].T  # [S, m]
     signs = np.sign(axes[np.argmax(np.abs(axes), axis=0), np.arange(axes.shape[1])])
     axes = axes * np.where(signs == 0, 1.0, signs)
-    return BeliefFrame("principal", mean, axes,
-                       ("principal axis 1 of the belief set", "principal axis 2 of the belief set"))
+    return BeliefFrame(
+        "principal", mean, axes, ("principal axis 1 of the belief set", "principal axis 2 of the belief set")
+    )

@@ -78,8 +78,7 @@ def plot_belief_evolution(
         for i, (_, true, _) in enumerate(snaps):
             if labels.shape != (true.shape[0],):
                 raise FigureInputError(
-                    f"labels must have shape ({true.shape[0]},) (one per row of snapshots[{i}]), "
-                    f"got {labels.shape}"
+                    f"labels must have shape ({true.shape[0]},) (one per row of snapshots[{i}]), got {labels.shape}"
                 )
 
     if frame is None:
@@ -116,8 +115,16 @@ def plot_belief_evolution(
             draw_simplex(ax, names if i == n_panels - 1 else None, fontsize=7)
             beyond = int(outside_frame(xy).sum())
             if beyond:
-                ax.text(0.99, 0.99, f"{beyond:,} beyond\nthe frame", transform=ax.transAxes, ha="right",
-                        va="top", fontsize=6.5, color="0.3")
+                ax.text(
+                    0.99,
+                    0.99,
+                    f"{beyond:,} beyond\nthe frame",
+                    transform=ax.transAxes,
+                    ha="right",
+                    va="top",
+                    fontsize=6.5,
+                    color="0.3",
+                )
         ax.set_title(caption, fontsize=9)
     set_suptitle(fig, title or "Probe predictions over training, coloured by the true belief", 11)
     return fig
@@ -162,11 +169,16 @@ def plot_probe_over_training(
     left, right = fig.subplots(1, 2, sharex=True)
 
     drawn = (tok > 0) & (err > 0)  # log axes: 0 tokens (the untrained model) and an exact fit are not drawn
-    left.plot(tok[drawn], err[drawn], color=OKABE_ITO[0], marker=marker, ms=4,
-              label="this run" if drawn.all() else f"this run ({(~drawn).sum()} points at 0 tokens or 0 MSE not shown)")
+    left.plot(
+        tok[drawn],
+        err[drawn],
+        color=OKABE_ITO[0],
+        marker=marker,
+        ms=4,
+        label="this run" if drawn.all() else f"this run ({(~drawn).sum()} points at 0 tokens or 0 MSE not shown)",
+    )
     if paper_tokens is not None:
-        left.plot(p_tok, p_mse, ls="", marker="s", ms=7, mfc="none", mec="k", mew=1.4,
-                  label="paper (Shai et al. 2024)")
+        left.plot(p_tok, p_mse, ls="", marker="s", ms=7, mfc="none", mec="k", mew=1.4, label="paper (Shai et al. 2024)")
     shown = np.concatenate([tok[tok > 0], p_tok]) if paper_tokens is not None else tok[tok > 0]
     if shown.size:
         token_axis(left, shown)  # log, ticks "6.4×10⁴" as in every figure (shared with the right panel)
@@ -181,7 +193,11 @@ def plot_probe_over_training(
 
     excess = rel - 1.0
     ok = (excess > 0) & (tok > 0)
-    label = "this run" if ok.all() else f"this run ({(~ok).sum()} points at or below the optimum, or at 0 tokens, not shown)"
+    label = (
+        "this run"
+        if ok.all()
+        else f"this run ({(~ok).sum()} points at or below the optimum, or at 0 tokens, not shown)"
+    )
     right.plot(tok[ok], excess[ok], color=OKABE_ITO[1], marker=marker, ms=4, label=label)
     if ok.any():
         right.set_yscale("log")

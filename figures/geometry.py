@@ -13,14 +13,24 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from figures._common import OKABE_ITO, FigureInputError, as_array, category_palette, new_figure, same_shape, set_suptitle
+from figures._common import (
+    OKABE_ITO,
+    FigureInputError,
+    as_array,
+    category_palette,
+    new_figure,
+    same_shape,
+    set_suptitle,
+)
 
 _HEXBIN_ABOVE = 5000  # more pairs than this: a 2-D histogram instead of single points
 _PAPER_KEYS = ("beliefs", "next_token")
 #: Why the two R² can be one number (written under the figure and beside the number in the report).
-SAME_GEOMETRY_NOTE = ("The two R² are equal, not a copy: for this process the next-token distribution is an "
-                      "affine image of the belief that scales every distance by one factor (e.g. Mess3, whose "
-                      "emission matrix is circulant), so next-token geometry and belief geometry coincide.")
+SAME_GEOMETRY_NOTE = (
+    "The two R² are equal, not a copy: for this process the next-token distribution is an "
+    "affine image of the belief that scales every distance by one factor (e.g. Mess3, whose "
+    "emission matrix is circulant), so next-token geometry and belief geometry coincide."
+)
 
 
 def _r2_value(name: str, value) -> float:
@@ -87,8 +97,12 @@ def plot_distance_scatter(
 
     panels = (
         (ys["d_beliefs"], "distance between true beliefs", "Probed vs true beliefs", "beliefs"),
-        (ys["d_next"], "distance between optimal next-token distributions", "Probed vs next-token distributions",
-         "next_token"),
+        (
+            ys["d_next"],
+            "distance between optimal next-token distributions",
+            "Probed vs next-token distributions",
+            "next_token",
+        ),
     )
     hexbin = x.size > _HEXBIN_ABOVE
     fig = new_figure(11.5 if hexbin else 10.0, 4.6)
@@ -97,8 +111,16 @@ def plot_distance_scatter(
             hb = ax.hexbin(x, y, gridsize=70, bins="log", mincnt=1, cmap="viridis", linewidths=0, rasterized=True)
             fig.colorbar(hb, ax=ax, label="pairs per bin (log scale)", pad=0.01)
         else:
-            ax.scatter(x, y, s=6, alpha=float(np.clip(np.sqrt(500 / x.size), 0.15, 0.8)), color=OKABE_ITO[0],
-                       linewidths=0, rasterized=True, label="pair of contexts")
+            ax.scatter(
+                x,
+                y,
+                s=6,
+                alpha=float(np.clip(np.sqrt(500 / x.size), 0.15, 0.8)),
+                color=OKABE_ITO[0],
+                linewidths=0,
+                rasterized=True,
+                label="pair of contexts",
+            )
         xs = np.array([0.0, float(x.max())])
         if key == "beliefs":
             ax.plot(xs, xs, ls=":", color="0.45", lw=1.2, label="y = x")
@@ -205,15 +227,23 @@ def plot_state_pca(
     fig = new_figure(11.0, float(np.clip(4.6 * aspect, 2.5, 7.0)) + 1.4)
     left, right = fig.subplots(1, 2)
     left.scatter(true_xy[:, 0], true_xy[:, 1], s=small, c=colors[index], alpha=0.5, linewidths=0, rasterized=True)
-    left.scatter(state_xy[:, 0], state_xy[:, 1], s=big, c=colors, marker="o", edgecolors="k", linewidths=0.8,
-                 zorder=3)
+    left.scatter(state_xy[:, 0], state_xy[:, 1], s=big, c=colors, marker="o", edgecolors="k", linewidths=0.8, zorder=3)
     left.set_title(f"True mixed states ({k})")
-    right.scatter(pred_xy[order, 0], pred_xy[order, 1], s=small, c=colors[index[order]],
-                  alpha=float(np.clip(np.sqrt(2e3 / n), 0.15, 0.6)), linewidths=0, rasterized=True)
-    right.scatter(centre_xy[:, 0], centre_xy[:, 1], s=big, c=colors, marker="D", edgecolors="k", linewidths=0.8,
-                  zorder=3)
-    right.scatter(state_xy[:, 0], state_xy[:, 1], s=big * 0.6, facecolors="none", edgecolors="0.25",
-                  linewidths=0.7, zorder=2)
+    right.scatter(
+        pred_xy[order, 0],
+        pred_xy[order, 1],
+        s=small,
+        c=colors[index[order]],
+        alpha=float(np.clip(np.sqrt(2e3 / n), 0.15, 0.6)),
+        linewidths=0,
+        rasterized=True,
+    )
+    right.scatter(
+        centre_xy[:, 0], centre_xy[:, 1], s=big, c=colors, marker="D", edgecolors="k", linewidths=0.8, zorder=3
+    )
+    right.scatter(
+        state_xy[:, 0], state_xy[:, 1], s=big * 0.6, facecolors="none", edgecolors="0.25", linewidths=0.7, zorder=2
+    )
     right.set_title("Probe predictions, same projection")
     handles = [
         Line2D([], [], ls="", marker="o", ms=9, mfc="0.7", mec="k", label="true state"),

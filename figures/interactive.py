@@ -30,8 +30,9 @@ MAX_POINTS = 20_000
 #: The install hint every refusal carries.
 INSTALL_HINT = "pip install 'compmech[plot]' (or pip install plotly)"
 #: A regular tetrahedron with unit edges: the corners of the 3-simplex of four-state beliefs, [4, 3].
-TETRAHEDRON = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.5, np.sqrt(3.0) / 2.0, 0.0],
-                        [0.5, np.sqrt(3.0) / 6.0, np.sqrt(2.0 / 3.0)]])
+TETRAHEDRON = np.array(
+    [[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.5, np.sqrt(3.0) / 2.0, 0.0], [0.5, np.sqrt(3.0) / 6.0, np.sqrt(2.0 / 3.0)]]
+)
 
 
 class PlotlyMissing(ImportError):
@@ -133,9 +134,9 @@ def belief_simplex(
     data = np.full((n, 1 + 2 * S), np.nan, dtype=np.float32)
     if probs is not None:
         data[:, 0] = probs
-    data[:, 1:1 + S] = true
+    data[:, 1 : 1 + S] = true
     if pred is not None:
-        data[:, 1 + S:] = pred
+        data[:, 1 + S :] = pred
     text = contexts if contexts is not None else [f"row {i}" for i in range(n)]
     head = "context <b>%{text}</b>" + ("<br>P(context) = %{customdata[0]:.3g}" if probs is not None else "")
     true_hover = head + "<br>" + _belief_template("belief", S, 1, names)
@@ -143,13 +144,25 @@ def belief_simplex(
 
     sets = [("true beliefs", true, true_hover)] + ([(predicted_name, pred, pred_hover)] if pred is not None else [])
     kind = "scene" if tetra else "xy"
-    fig = make_subplots(rows=1, cols=len(sets), specs=[[{"type": kind}] * len(sets)],
-                        subplot_titles=[label for label, _, _ in sets], horizontal_spacing=0.04)
+    fig = make_subplots(
+        rows=1,
+        cols=len(sets),
+        specs=[[{"type": kind}] * len(sets)],
+        subplot_titles=[label for label, _, _ in sets],
+        horizontal_spacing=0.04,
+    )
     for col, (label, beliefs, hover) in enumerate(sets, start=1):
         pts = project(beliefs[keep]).astype(np.float32)
         marker = dict(color=_rgb_strings(colors[keep]), size=3 if tetra else 4, opacity=0.85 if tetra else 0.8)
-        common = dict(mode="markers", name=label, marker=marker, customdata=data[keep], showlegend=False,
-                      text=[text[i] for i in keep], hovertemplate=hover + f"<extra>{label}</extra>")
+        common = dict(
+            mode="markers",
+            name=label,
+            marker=marker,
+            customdata=data[keep],
+            showlegend=False,
+            text=[text[i] for i in keep],
+            hovertemplate=hover + f"<extra>{label}</extra>",
+        )
         if tetra:
             fig.add_trace(go.Scatter3d(x=pts[:, 0], y=pts[:, 1], z=pts[:, 2], **common), row=1, col=col)
             _tetrahedron(go, fig, names, col)
@@ -160,34 +173,82 @@ def belief_simplex(
     shown = f"{keep.size:,} of {n:,} contexts (a random subset)" if keep.size < n else f"{n:,} contexts"
     note = f"{shown}; colour = the true belief; hover a point for its context"
     heading = f"{title}<br><sup>{note}</sup>" if title else note
-    fig.update_layout(title=dict(text=heading, x=0.5), template="simple_white", hoverlabel=dict(font_family="monospace"),
-                      margin=dict(l=40, r=20, t=90, b=40), height=560, width=None if pred is None else 1100)
+    fig.update_layout(
+        title=dict(text=heading, x=0.5),
+        template="simple_white",
+        hoverlabel=dict(font_family="monospace"),
+        margin=dict(l=40, r=20, t=90, b=40),
+        height=560,
+        width=None if pred is None else 1100,
+    )
     return fig
 
 
-def _plane(go, fig, frame: BeliefFrame, names: list[str], col: int, true_xy: np.ndarray,
-           pred_xy: np.ndarray | None) -> None:
+def _plane(
+    go, fig, frame: BeliefFrame, names: list[str], col: int, true_xy: np.ndarray, pred_xy: np.ndarray | None
+) -> None:
     """Panel ``col``: equal axes matched with the first panel's (zoom one, both follow); the triangle and its named
     corners (simplex), or the frame's outline and axis names."""
     match = {} if col == 1 else dict(matches="x")
     if frame.simplex:
         corners = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, np.sqrt(3.0) / 2.0], [0.0, 0.0]])
-        fig.add_trace(go.Scatter(x=corners[:, 0], y=corners[:, 1], mode="lines", line=dict(color="#333", width=1.2),
-                                 hoverinfo="skip", showlegend=False), row=1, col=col)
+        fig.add_trace(
+            go.Scatter(
+                x=corners[:, 0],
+                y=corners[:, 1],
+                mode="lines",
+                line=dict(color="#333", width=1.2),
+                hoverinfo="skip",
+                showlegend=False,
+            ),
+            row=1,
+            col=col,
+        )
         for (x, y), name in zip(corners[:3], names):
-            fig.add_annotation(x=x, y=y, text=name, showarrow=False, yshift=-12 if y == 0 else 12,
-                               xshift=-10 if x == 0 else 10 if x == 1 else 0, row=1, col=col)
+            fig.add_annotation(
+                x=x,
+                y=y,
+                text=name,
+                showarrow=False,
+                yshift=-12 if y == 0 else 12,
+                xshift=-10 if x == 0 else 10 if x == 1 else 0,
+                row=1,
+                col=col,
+            )
         fig.update_xaxes(visible=False, range=[-0.16, 1.16], row=1, col=col, **match)
-        fig.update_yaxes(visible=False, range=[-0.13, np.sqrt(3.0) / 2.0 + 0.1], scaleanchor=f"x{'' if col == 1 else col}",
-                         scaleratio=1, row=1, col=col, **({} if col == 1 else dict(matches="y")))
+        fig.update_yaxes(
+            visible=False,
+            range=[-0.13, np.sqrt(3.0) / 2.0 + 0.1],
+            scaleanchor=f"x{'' if col == 1 else col}",
+            scaleratio=1,
+            row=1,
+            col=col,
+            **({} if col == 1 else dict(matches="y")),
+        )
         return
     if frame.outline is not None:
-        fig.add_trace(go.Scatter(x=frame.outline[:, 0], y=frame.outline[:, 1], mode="lines",
-                                 line=dict(color="#555", width=1), hoverinfo="skip", showlegend=False), row=1, col=col)
+        fig.add_trace(
+            go.Scatter(
+                x=frame.outline[:, 0],
+                y=frame.outline[:, 1],
+                mode="lines",
+                line=dict(color="#555", width=1),
+                hoverinfo="skip",
+                showlegend=False,
+            ),
+            row=1,
+            col=col,
+        )
     fig.update_xaxes(title_text=frame.axis_labels[0], zeroline=False, row=1, col=col, **match)
-    fig.update_yaxes(title_text=frame.axis_labels[1] if col == 1 else None, zeroline=False,
-                     scaleanchor=f"x{'' if col == 1 else col}", scaleratio=1, row=1, col=col,
-                     **({} if col == 1 else dict(matches="y")))
+    fig.update_yaxes(
+        title_text=frame.axis_labels[1] if col == 1 else None,
+        zeroline=False,
+        scaleanchor=f"x{'' if col == 1 else col}",
+        scaleratio=1,
+        row=1,
+        col=col,
+        **({} if col == 1 else dict(matches="y")),
+    )
 
 
 def _tetrahedron(go, fig, names: list[str], col: int) -> None:
@@ -199,14 +260,37 @@ def _tetrahedron(go, fig, names: list[str], col: int) -> None:
         for k in (i, j):
             xs.append(TETRAHEDRON[k, 0]), ys.append(TETRAHEDRON[k, 1]), zs.append(TETRAHEDRON[k, 2])
         xs.append(None), ys.append(None), zs.append(None)
-    fig.add_trace(go.Scatter3d(x=xs, y=ys, z=zs, mode="lines", line=dict(color="#333", width=3), hoverinfo="skip",
-                               showlegend=False), row=1, col=col)
-    fig.add_trace(go.Scatter3d(x=TETRAHEDRON[:, 0], y=TETRAHEDRON[:, 1], z=TETRAHEDRON[:, 2], mode="text",
-                               text=names, textposition="top center", hoverinfo="skip", showlegend=False),
-                  row=1, col=col)
+    fig.add_trace(
+        go.Scatter3d(
+            x=xs, y=ys, z=zs, mode="lines", line=dict(color="#333", width=3), hoverinfo="skip", showlegend=False
+        ),
+        row=1,
+        col=col,
+    )
+    fig.add_trace(
+        go.Scatter3d(
+            x=TETRAHEDRON[:, 0],
+            y=TETRAHEDRON[:, 1],
+            z=TETRAHEDRON[:, 2],
+            mode="text",
+            text=names,
+            textposition="top center",
+            hoverinfo="skip",
+            showlegend=False,
+        ),
+        row=1,
+        col=col,
+    )
     hidden = dict(visible=False, showbackground=False)
-    fig.update_scenes(xaxis=hidden, yaxis=hidden, zaxis=hidden, aspectmode="data",
-                      camera=dict(eye=dict(x=0.9, y=-1.7, z=0.9)), row=1, col=col)
+    fig.update_scenes(
+        xaxis=hidden,
+        yaxis=hidden,
+        zaxis=hidden,
+        aspectmode="data",
+        camera=dict(eye=dict(x=0.9, y=-1.7, z=0.9)),
+        row=1,
+        col=col,
+    )
 
 
 def save_interactive(fig: Any, path) -> Path:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 from matplotlib.figure import Figure
 
@@ -47,7 +48,8 @@ def check_pixel_budget(fig: Figure, dpi: float) -> None:
         raise FigureInputError(
             f"dpi {dpi:g} would make a {width_in * dpi:,.0f} x {height_in * dpi:,.0f}-pixel image "
             f"({pixels / 1e6:,.0f} megapixels, limit {MAX_PIXELS / 1e6:,.0f}); use a dpi of 72-300 "
-            f"([figures] dpi in the config)")
+            f"([figures] dpi in the config)"
+        )
 
 
 def write_atomic(path, write: Callable[[BinaryIO], None]) -> Path:

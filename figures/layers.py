@@ -32,7 +32,9 @@ def _record(name: str, value) -> Mapping[str, float]:
     if hasattr(value, "to_dict"):
         value = value.to_dict()
     if not isinstance(value, Mapping):
-        raise FigureInputError(f"results[{name!r}] must be a mapping of metric name -> float, got {type(value).__name__}")
+        raise FigureInputError(
+            f"results[{name!r}] must be a mapping of metric name -> float, got {type(value).__name__}"
+        )
     return value
 
 
@@ -96,20 +98,52 @@ def plot_layer_mse(
         positive += [v for v in vals if np.isfinite(v) and v > 0]
         xs = x + (j - (len(shown) - 1) / 2) * width
         bar_x[key] = xs
-        ax.bar(xs, np.nan_to_num(vals), width, yerr=err, color=color, label=label, capsize=2,
-               error_kw=dict(lw=0.8), edgecolor="white", linewidth=0.5)
-        marks = _paper_points("paper" if key == "mse" else "paper_heldout",
-                              paper if key == "mse" else paper_heldout if key == "mse_heldout" else None, names)
+        ax.bar(
+            xs,
+            np.nan_to_num(vals),
+            width,
+            yerr=err,
+            color=color,
+            label=label,
+            capsize=2,
+            error_kw=dict(lw=0.8),
+            edgecolor="white",
+            linewidth=0.5,
+        )
+        marks = _paper_points(
+            "paper" if key == "mse" else "paper_heldout",
+            paper if key == "mse" else paper_heldout if key == "mse_heldout" else None,
+            names,
+        )
         for name, xi, v in zip(names, xs, vals):
             if np.isfinite(v) and v > 0:  # the value above the bar, and above the paper's marker on it
-                ax.annotate(f"{v:.2g}", (xi, max(v, marks.get(name, 0.0))), xytext=(0, 3), textcoords="offset points", ha="center",
-                            va="bottom", fontsize=6.5, rotation=90 if len(shown) > 2 else 0)
+                ax.annotate(
+                    f"{v:.2g}",
+                    (xi, max(v, marks.get(name, 0.0))),
+                    xytext=(0, 3),
+                    textcoords="offset points",
+                    ha="center",
+                    va="bottom",
+                    fontsize=6.5,
+                    rotation=90 if len(shown) > 2 else 0,
+                )
             else:  # withheld (e.g. underdetermined): say so where the bar would be
-                ax.annotate("–", (xi, 0), xytext=(0, 3), textcoords="offset points", xycoords=("data", "axes fraction"),
-                            ha="center", va="bottom", fontsize=9, color="0.3")
+                ax.annotate(
+                    "–",
+                    (xi, 0),
+                    xytext=(0, 3),
+                    textcoords="offset points",
+                    xycoords=("data", "axes fraction"),
+                    ha="center",
+                    va="bottom",
+                    fontsize=9,
+                    color="0.3",
+                )
 
-    for mapping, key, label in ((paper, "mse", "paper (in-sample)"),
-                                (paper_heldout, "mse_heldout", "paper (held-out strings)")):
+    for mapping, key, label in (
+        (paper, "mse", "paper (in-sample)"),
+        (paper_heldout, "mse_heldout", "paper (held-out strings)"),
+    ):
         points = _paper_points("paper" if key == "mse" else "paper_heldout", mapping, names)
         if points and key in bar_x:
             px = [bar_x[key][names.index(n)] for n in points]
@@ -118,8 +152,9 @@ def plot_layer_mse(
             if key == "mse":
                 ax.scatter(px, py, marker="_", s=260, linewidths=2.4, color="k", zorder=3, label=label)
             else:
-                ax.scatter(px, py, marker="D", s=22, facecolors="white", edgecolors="k", linewidths=1.2, zorder=3,
-                           label=label)
+                ax.scatter(
+                    px, py, marker="D", s=22, facecolors="white", edgecolors="k", linewidths=1.2, zorder=3, label=label
+                )
 
     if has_shuffled:
         finite = shuffled[np.isfinite(shuffled)]
@@ -135,15 +170,23 @@ def plot_layer_mse(
                     ax.plot([xi - 0.45, xi + 0.45], [v, v], **style)
             ax.plot([], [], **style, label="shuffled-target control (each layer)")
             text = f"shuffled control {lo:.2g}\u2013{hi:.2g}"
-        ax.annotate(text, (1.0, hi), xycoords=("axes fraction", "data"), xytext=(-3, 3),
-                    textcoords="offset points", ha="right", va="bottom", fontsize=7.5, color="0.3")
+        ax.annotate(
+            text,
+            (1.0, hi),
+            xycoords=("axes fraction", "data"),
+            xytext=(-3, 3),
+            textcoords="offset points",
+            ha="right",
+            va="bottom",
+            fontsize=7.5,
+            color="0.3",
+        )
 
     ax.set_yscale("log", nonpositive="clip")
     if positive:  # room below the smallest bar and above the largest for its label
         ax.set_ylim(min(positive) / 3.0, max(positive) * 4.0)
     labels = [layer_label(n) for n in names]
-    ax.set_xticks(x, [textwrap.fill(lab, 16) for lab in labels],
-                  rotation=30 if len(names) > 8 else 0, fontsize=8.5)
+    ax.set_xticks(x, [textwrap.fill(lab, 16) for lab in labels], rotation=30 if len(names) > 8 else 0, fontsize=8.5)
     ax.set_xlabel("probed activation")
     ax.set_ylabel("probe MSE (log scale)")
     ax.set_title(title or "Linear probe MSE by layer")

@@ -31,7 +31,9 @@ def _check_graph(beliefs, next_state, token_probs, depth, recurrent):
     nxt = np.asarray(next_state)
     probs = as_array("token_probs", token_probs, 2)
     if nxt.ndim != 2 or nxt.shape[0] != n or not np.issubdtype(nxt.dtype, np.integer):
-        raise FigureInputError(f"next_state must be an integer array [n_states={n}, vocab], got {nxt.dtype} {nxt.shape}")
+        raise FigureInputError(
+            f"next_state must be an integer array [n_states={n}, vocab], got {nxt.dtype} {nxt.shape}"
+        )
     if probs.shape != nxt.shape:
         raise FigureInputError(f"token_probs has shape {probs.shape} but next_state has {nxt.shape}; they must match")
     if np.any(nxt >= n) or np.any(nxt < -1):
@@ -58,8 +60,9 @@ def recurrent_cycle_order(members: np.ndarray, next_state: np.ndarray, token_pro
     return order
 
 
-def layered_layout(beliefs: np.ndarray, next_state: np.ndarray, token_probs: np.ndarray, depth: np.ndarray,
-                   recurrent: np.ndarray) -> np.ndarray:
+def layered_layout(
+    beliefs: np.ndarray, next_state: np.ndarray, token_probs: np.ndarray, depth: np.ndarray, recurrent: np.ndarray
+) -> np.ndarray:
     """Node positions [n, 2]: transient states in rows by depth, recurrent states on a circle below."""
     centred = beliefs - beliefs.mean(axis=0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
@@ -136,8 +139,7 @@ def plot_msp_graph(
         layout = "nodes at their beliefs in the 2-simplex"
     else:
         xy = layered_layout(b, nxt, probs, dep, rec)
-        layout = "rows: depth from the prior (top); recurrent states below" + (
-            ", on a circle" if rec.sum() > 2 else "")
+        layout = "rows: depth from the prior (top); recurrent states below" + (", on a circle" if rec.sum() > 2 else "")
     span = np.ptp(xy, axis=0)
     width = float(np.clip(1.0 * span[0] + 2.5, 6.0, 14.0)) if not in_simplex else 6.5
     height = float(np.clip(width * (span[1] + 1.2) / (span[0] + 1.2), 3.5, 12.0)) + 0.8 if not in_simplex else 6.2
@@ -156,27 +158,79 @@ def plot_msp_graph(
             p = float(probs[i, x])
             color = tuple(palette[x])
             if i == j:  # a self-loop: written beside the node
-                ax.annotate(f"\u21ba {tok[x]} {p:.2g}", xy[i], xytext=(0, 9 + 8 * loops[i]),
-                            textcoords="offset points", ha="center", fontsize=6.5, color=color, zorder=6)
+                ax.annotate(
+                    f"\u21ba {tok[x]} {p:.2g}",
+                    xy[i],
+                    xytext=(0, 9 + 8 * loops[i]),
+                    textcoords="offset points",
+                    ha="center",
+                    fontsize=6.5,
+                    color=color,
+                    zorder=6,
+                )
                 loops[i] += 1
                 continue
-            ax.annotate("", xy=xy[j], xytext=xy[i], zorder=2,
-                        arrowprops=dict(arrowstyle="-|>", color=color, lw=0.8, alpha=0.8, shrinkA=8, shrinkB=8,
-                                        mutation_scale=8, connectionstyle=f"arc3,rad={rad}"))
+            ax.annotate(
+                "",
+                xy=xy[j],
+                xytext=xy[i],
+                zorder=2,
+                arrowprops=dict(
+                    arrowstyle="-|>",
+                    color=color,
+                    lw=0.8,
+                    alpha=0.8,
+                    shrinkA=8,
+                    shrinkB=8,
+                    mutation_scale=8,
+                    connectionstyle=f"arc3,rad={rad}",
+                ),
+            )
             if label_probs:
                 dx, dy = xy[j] - xy[i]
                 on_arc = 0.5 * (xy[i] + xy[j]) + 0.5 * rad * np.array([dy, -dx])
-                ax.text(on_arc[0], on_arc[1], f"{p:.2g}", fontsize=6, color=color, ha="center", va="center",
-                        zorder=5, bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.8))
+                ax.text(
+                    on_arc[0],
+                    on_arc[1],
+                    f"{p:.2g}",
+                    fontsize=6,
+                    color=color,
+                    ha="center",
+                    va="center",
+                    zorder=5,
+                    bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.8),
+                )
     node_size = np.where(rec, 170, 95)
-    ax.scatter(xy[:, 0], xy[:, 1], s=node_size, c=np.where(rec[:, None], [[1.0, 0.93, 0.75]], [[0.93, 0.93, 0.93]]),
-               edgecolors=np.where(rec, "k", "0.55"), linewidths=np.where(rec, 1.1, 0.7), zorder=3)
+    ax.scatter(
+        xy[:, 0],
+        xy[:, 1],
+        s=node_size,
+        c=np.where(rec[:, None], [[1.0, 0.93, 0.75]], [[0.93, 0.93, 0.93]]),
+        edgecolors=np.where(rec, "k", "0.55"),
+        linewidths=np.where(rec, 1.1, 0.7),
+        zorder=3,
+    )
     for i in range(n):
-        ax.text(xy[i, 0], xy[i, 1], str(i), fontsize=6.5 if n < 100 else 5, ha="center", va="center", zorder=4,
-                fontweight="bold" if rec[i] else "normal")
+        ax.text(
+            xy[i, 0],
+            xy[i, 1],
+            str(i),
+            fontsize=6.5 if n < 100 else 5,
+            ha="center",
+            va="center",
+            zorder=4,
+            fontweight="bold" if rec[i] else "normal",
+        )
         if rec[i] and not in_simplex and np.max(b[i]) > 1 - 1e-9:  # (in the simplex the corner says it)
-            ax.annotate(f"= {hidden[int(np.argmax(b[i]))]}", xy[i], xytext=(9, -9), textcoords="offset points",
-                        fontsize=6.5, color="0.25", zorder=4)
+            ax.annotate(
+                f"= {hidden[int(np.argmax(b[i]))]}",
+                xy[i],
+                xytext=(9, -9),
+                textcoords="offset points",
+                fontsize=6.5,
+                color="0.25",
+                zorder=4,
+            )
     if in_simplex:
         draw_simplex(ax, hidden, zorder=1, color="0.6", lw=0.8)
         ax.set_xlim(-0.15, 1.15)
@@ -188,8 +242,10 @@ def plot_msp_graph(
     ax.set_aspect("equal")
     ax.axis("off")
     handles = [Line2D([], [], color=tuple(palette[x]), lw=1.5, label=f"token {tok[x]}") for x in range(V)]
-    handles += [Line2D([], [], ls="", marker="o", ms=9, mfc=(1.0, 0.93, 0.75), mec="k", label="recurrent state"),
-                Line2D([], [], ls="", marker="o", ms=7, mfc="0.93", mec="0.55", label="transient state")]
+    handles += [
+        Line2D([], [], ls="", marker="o", ms=9, mfc=(1.0, 0.93, 0.75), mec="k", label="recurrent state"),
+        Line2D([], [], ls="", marker="o", ms=7, mfc="0.93", mec="0.55", label="transient state"),
+    ]
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6), fontsize=7.5, frameon=False)
     head = title or "Mixed-state presentation"
     arrows = "arrow labels: P(token | state)" if label_probs else "too many states to label each arrow"
@@ -229,8 +285,9 @@ def belief_layout(beliefs, *, simplex: bool | None = None) -> tuple[np.ndarray, 
     return z[:, :2], col, "PCA"
 
 
-def plot_beliefs(beliefs, *, state_names: Sequence[str] | None = None, simplex: bool | None = None,
-                 title: str | None = None) -> Figure:
+def plot_beliefs(
+    beliefs, *, state_names: Sequence[str] | None = None, simplex: bool | None = None, title: str | None = None
+) -> Figure:
     """Scatter of beliefs [n, S]: the 2-simplex with named corners and RGB = belief for 3 states, else see `belief_layout`."""
     b = as_array("beliefs", beliefs, 2)
     xy, col, proj = belief_layout(b, simplex=simplex)

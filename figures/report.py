@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from figures.io import write_atomic
 from figures._common import FigureInputError, layer_label, process_title
+from figures.io import write_atomic
 
 MIME_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
 MISSING = "\u2013"  # en dash: a value the run does not have
@@ -34,12 +34,23 @@ MAX_STATES_SHOWN = 20
 FIGURE_WIDTH_PX = 860
 
 # Paper keys shown in the results table (the rest are listed as "not measured by this run").
-_PAPER_KEYS_USED = {"relative_loss", "probe_mse", "probe_r2", "probe_mse_heldout", "probe_mse_shuffled",
-                    "layer_mse", "probe_mse_over_training", "distance_r2_beliefs", "distance_r2_next_token"}
+_PAPER_KEYS_USED = {
+    "relative_loss",
+    "probe_mse",
+    "probe_r2",
+    "probe_mse_heldout",
+    "probe_mse_shuffled",
+    "layer_mse",
+    "probe_mse_over_training",
+    "distance_r2_beliefs",
+    "distance_r2_next_token",
+}
 SAME_R2 = 1e-9  # two distance R² closer than this are one number (see `same_distance_geometry`)
-SAME_GEOMETRY_NOTE = ("The two distance R² are equal, not a copy: for this process the next-token distribution "
-                      "is an affine image of the belief that scales every distance by one factor (e.g. Mess3, "
-                      "whose emission matrix is circulant), so next-token and belief geometry coincide.")
+SAME_GEOMETRY_NOTE = (
+    "The two distance R² are equal, not a copy: for this process the next-token distribution "
+    "is an affine image of the belief that scales every distance by one factor (e.g. Mess3, "
+    "whose emission matrix is circulant), so next-token and belief geometry coincide."
+)
 
 
 @dataclass(frozen=True)
@@ -63,10 +74,19 @@ def same_distance_geometry(geometry: Mapping[str, Any]) -> bool:
     return _is_number(a) and _is_number(b) and abs(a - b) <= SAME_R2
 
 
-def render_report(*, title: str, config_toml: str, summary: Mapping[str, Any], metrics: Sequence[Mapping],
-                  probe: Mapping[str, Any], figures: Sequence[tuple[str, bytes, str]],
-                  extra_tables: Iterable[Table] = (), process: Mapping[str, Any] | None = None,
-                  provenance: Provenance | None = None, interactive: Sequence[tuple[str, str]] = ()) -> str:
+def render_report(
+    *,
+    title: str,
+    config_toml: str,
+    summary: Mapping[str, Any],
+    metrics: Sequence[Mapping],
+    probe: Mapping[str, Any],
+    figures: Sequence[tuple[str, bytes, str]],
+    extra_tables: Iterable[Table] = (),
+    process: Mapping[str, Any] | None = None,
+    provenance: Provenance | None = None,
+    interactive: Sequence[tuple[str, str]] = (),
+) -> str:
     """One self-contained HTML page describing a run.
 
     ``summary``, ``metrics`` (one record per evaluation) and ``probe`` are the run directory's
@@ -79,10 +99,13 @@ def render_report(*, title: str, config_toml: str, summary: Mapping[str, Any], m
     the page stays self-contained without them. Every piece of text is HTML-escaped.
     """
     images = [_figure_html(i, caption, data, suffix) for i, (caption, data, suffix) in enumerate(figures)]
-    links = "".join(f"<li><a href=\"{_e(href)}\">{_e(caption)}</a></li>" for caption, href in interactive)
+    links = "".join(f'<li><a href="{_e(href)}">{_e(caption)}</a></li>' for caption, href in interactive)
     if links:
-        images.insert(0, f"<p class=note>Interactive (rotate, zoom, hover a point for its context; opens offline):"
-                         f"</p><ul class=interactive>{links}</ul>")
+        images.insert(
+            0,
+            f"<p class=note>Interactive (rotate, zoom, hover a point for its context; opens offline):"
+            f"</p><ul class=interactive>{links}</ul>",
+        )
     try:
         config = tomllib.loads(config_toml)
     except tomllib.TOMLDecodeError:
@@ -99,14 +122,20 @@ def render_report(*, title: str, config_toml: str, summary: Mapping[str, Any], m
     ]
     sections = [s for s in sections if s]
     ids = [_slug(t, i) for i, (t, _) in enumerate(sections)]
-    toc = "".join(f"<li><a href=\"#{i}\">{_e(t)}</a></li>" for i, (t, _) in zip(ids, sections))
-    body = "\n".join([_header(title, summary, config, probe, provenance),
-                      f"<nav class=toc aria-label=Contents><p class=label>Contents</p><ol>{toc}</ol></nav>",
-                      *(_section(i, t, content) for i, (t, content) in zip(ids, sections))])
-    return (f"<!DOCTYPE html>\n<html lang=en>\n<head>\n<meta charset=utf-8>\n"
-            f"<meta name=viewport content=\"width=device-width, initial-scale=1\">\n"
-            f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n<main>\n{body}\n"
-            f"</main>\n</body>\n</html>\n")
+    toc = "".join(f'<li><a href="#{i}">{_e(t)}</a></li>' for i, (t, _) in zip(ids, sections))
+    body = "\n".join(
+        [
+            _header(title, summary, config, probe, provenance),
+            f"<nav class=toc aria-label=Contents><p class=label>Contents</p><ol>{toc}</ol></nav>",
+            *(_section(i, t, content) for i, (t, content) in zip(ids, sections)),
+        ]
+    )
+    return (
+        f"<!DOCTYPE html>\n<html lang=en>\n<head>\n<meta charset=utf-8>\n"
+        f'<meta name=viewport content="width=device-width, initial-scale=1">\n'
+        f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n<main>\n{body}\n"
+        f"</main>\n</body>\n</html>\n"
+    )
 
 
 def write_report(path: str | os.PathLike, html_text: str) -> Path:
@@ -139,46 +168,64 @@ def model_description(model: Mapping, n_params: int | None = None) -> str:
     count = f", {n_params:,} parameters" if n_params else ""
     if kind != "transformer":
         embed = f", embedding {model['d_embed']}" if model.get("d_embed") not in (None, model.get("d_hidden")) else ""
-        return (f"{model.get('n_layers', '?')}-layer {model_kind_label(kind)}, hidden "
-                f"{model.get('d_hidden', '?')}{embed}, {ctx}{count}")
+        return (
+            f"{model.get('n_layers', '?')}-layer {model_kind_label(kind)}, hidden "
+            f"{model.get('d_hidden', '?')}{embed}, {ctx}{count}"
+        )
     heads = model.get("n_heads", "?")
-    variant = [text for key, text, on in (("attn_only", "attention-only", True), ("layer_norm", "no LayerNorm", False))
-               if model.get(key, not on) == on]
+    variant = [
+        text
+        for key, text, on in (("attn_only", "attention-only", True), ("layer_norm", "no LayerNorm", False))
+        if model.get(key, not on) == on
+    ]
     if model.get("positional", "learned") == "none":
         variant.append("no position embedding")
     mlp = "" if model.get("attn_only") else f", MLP {model.get('d_mlp', '?')}"
-    return (f"{model.get('n_layers', '?')}-layer {' '.join(['transformer'] if not variant else [*variant, 'transformer'])}"
-            f", d_model {model.get('d_model', '?')}, {heads} head{'' if heads == 1 else 's'} of {model.get('d_head', '?')}"
-            f"{mlp}, {ctx}{count}")
+    return (
+        f"{model.get('n_layers', '?')}-layer {' '.join(['transformer'] if not variant else [*variant, 'transformer'])}"
+        f", d_model {model.get('d_model', '?')}, {heads} head{'' if heads == 1 else 's'} of {model.get('d_head', '?')}"
+        f"{mlp}, {ctx}{count}"
+    )
 
 
 def _header(title: str, summary: Mapping, config: Mapping, probe: Mapping, provenance: Provenance | None) -> str:
     proc = process_label(summary.get("process") or {})
     model = config.get("model") or {}
-    model_text = model_description(model, (summary.get("model") or {}).get("n_params")) if model else \
-        "see the resolved config below"
+    model_text = (
+        model_description(model, (summary.get("model") or {}).get("n_params"))
+        if model
+        else "see the resolved config below"
+    )
     training = config.get("training") or {}
     train_text = f"{_int(summary.get('steps'))} steps, {_int(summary.get('tokens'))} tokens"
     if training.get("batch_size") is not None:
-        train_text += f" (batch {training['batch_size']}, {training.get('optimizer', '')} " \
-                      f"lr {training.get('learning_rate', '?')})"
+        train_text += (
+            f" (batch {training['batch_size']}, {training.get('optimizer', '')} "
+            f"lr {training.get('learning_rate', '?')})"
+        )
     wall = _duration(summary.get("wall_seconds"))
     if summary.get("train_wall_seconds") is not None:
         wall += f" in all, {_duration(summary['train_wall_seconds'])} training"
         before = summary.get("train_elapsed_seconds")
         if isinstance(before, (int, float)) and before > summary["train_wall_seconds"] + 1:
-            wall += (f" (the training itself took {_duration(before)}, over earlier calls or beside other seeds "
-                     "trained in the same step)")
+            wall += (
+                f" (the training itself took {_duration(before)}, over earlier calls or beside other seeds "
+                "trained in the same step)"
+            )
     if probe.get("regime") == "sampled":
         folds = (probe.get("regime_sizes") or {}).get("n_folds", "?")
-        probe_text = (f"linear probe (least squares with intercept) on {_int(probe.get('n_rows'))} rows from "
-                      f"{_int(probe.get('n_strings'))} sampled sequences (sampled regime: normal equations "
-                      f"accumulated in chunks); held out: {folds}-fold by sequence and by context")
+        probe_text = (
+            f"linear probe (least squares with intercept) on {_int(probe.get('n_rows'))} rows from "
+            f"{_int(probe.get('n_strings'))} sampled sequences (sampled regime: normal equations "
+            f"accumulated in chunks); held out: {folds}-fold by sequence and by context"
+        )
     else:
-        probe_text = (f"linear probe (least squares with intercept) on {_int(probe.get('n_rows'))} rows "
-                      f"from {_int(probe.get('n_strings'))} strings; rows: {probe.get('rows', '?')}, "
-                      f"weighting: {probe.get('weighting', '?')}; held out: "
-                      f"{_pct(probe.get('train_fraction'))} train / rest test, {probe.get('n_repeats', '?')} repeats")
+        probe_text = (
+            f"linear probe (least squares with intercept) on {_int(probe.get('n_rows'))} rows "
+            f"from {_int(probe.get('n_strings'))} strings; rows: {probe.get('rows', '?')}, "
+            f"weighting: {probe.get('weighting', '?')}; held out: "
+            f"{_pct(probe.get('train_fraction'))} train / rest test, {probe.get('n_repeats', '?')} repeats"
+        )
     source = summary.get("source") if isinstance(summary.get("source"), Mapping) else {}
     if source.get("kind") not in (None, "HMM", "GeneralizedHMM") and source.get("belief_label"):
         probe_text += f"; probe target: {source['belief_label']}"  # a source whose 'belief' is no state belief
@@ -188,20 +235,30 @@ def _header(title: str, summary: Mapping, config: Mapping, probe: Mapping, prove
     if isinstance(analysis, Mapping):  # activations of a model trained elsewhere, analysed (no training here)
         model_text = str(analysis.get("model", "a model trained elsewhere"))
         train_text = f"not trained here: its activations ({analysis.get('activations', '?')}) were analysed"
-    facts = [("process", proc), ("model", model_text), ("training", train_text), ("wall time", wall),
-             ("probe", probe_text), ("seed", config.get("seed"))]
+    facts = [
+        ("process", proc),
+        ("model", model_text),
+        ("training", train_text),
+        ("wall time", wall),
+        ("probe", probe_text),
+        ("seed", config.get("seed")),
+    ]
     rows = "".join(f"<tr><th scope=row>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts if v is not None)
     command = summary.get("command") or ""
     made = ""
     if provenance is not None:
-        parts = [f"compmech {provenance.version}" if provenance.version else None,
-                 f"commit {provenance.commit}" if provenance.commit else "not a git checkout",
-                 f"report written {provenance.date}" if provenance.date else None]
+        parts = [
+            f"compmech {provenance.version}" if provenance.version else None,
+            f"commit {provenance.commit}" if provenance.commit else "not a git checkout",
+            f"report written {provenance.date}" if provenance.date else None,
+        ]
         made = f"<p class=provenance>{_e(' · '.join(p for p in parts if p))}</p>\n"
-    return (f"<header>\n<h1>{_e(title)}</h1>\n{made}{_headline(summary, probe)}"
-            f"<div class=scroll><table class=facts>{rows}</table></div>\n"
-            f"<p class=label>Reproduce with</p>\n<pre class=command><code>{_e(command)}</code></pre>\n"
-            f"</header>")
+    return (
+        f"<header>\n<h1>{_e(title)}</h1>\n{made}{_headline(summary, probe)}"
+        f"<div class=scroll><table class=facts>{rows}</table></div>\n"
+        f"<p class=label>Reproduce with</p>\n<pre class=command><code>{_e(command)}</code></pre>\n"
+        f"</header>"
+    )
 
 
 def _probe_result(summary: Mapping, probe: Mapping) -> tuple[str | None, Mapping]:
@@ -224,7 +281,9 @@ def _headline(summary: Mapping, probe: Mapping) -> str:
                 text += f" (R² {fmt_number(res['r2_heldout_contexts'], 4)})"
             parts.append(text)
         else:
-            parts.append(f"held-out MSE on unseen contexts {MISSING} ({res.get('heldout_contexts_note') or 'withheld'})")
+            parts.append(
+                f"held-out MSE on unseen contexts {MISSING} ({res.get('heldout_contexts_note') or 'withheld'})"
+            )
     parts.append(f"in-sample MSE {fmt_number(res.get('mse'))}")
     if res.get("mse_shuffled") is not None:
         parts.append(f"shuffled-target control {fmt_number(res['mse_shuffled'])}")
@@ -257,47 +316,86 @@ def result_rows(summary: Mapping, probe: Mapping | None = None) -> tuple[list[Re
     rel_text = fmt_number(summary.get("relative_loss"), 6)
     if _is_number(summary.get("relative_loss_stderr")):  # sampled regime: a validation sample's estimate
         rel_text += f" ± {fmt_number(summary['relative_loss_stderr'], 2)}"
-    rows = [ResultRow("relative loss (CE / optimal CE)", summary.get("relative_loss"), rel_text,
-                      paper.get("relative_loss"), 6),
-            ResultRow("final loss / optimal loss (nats)", None,
-                      f"{fmt_number(summary.get('final_loss'), 5)} / {fmt_number(summary.get('optimal_loss'), 5)}",
-                      None, 3)]
+    rows = [
+        ResultRow(
+            "relative loss (CE / optimal CE)", summary.get("relative_loss"), rel_text, paper.get("relative_loss"), 6
+        ),
+        ResultRow(
+            "final loss / optimal loss (nats)",
+            None,
+            f"{fmt_number(summary.get('final_loss'), 5)} / {fmt_number(summary.get('optimal_loss'), 5)}",
+            None,
+            3,
+        ),
+    ]
     if "mse_heldout_contexts" in res:
         cell = _pm(res, "mse_heldout_contexts")
         if res.get("mse_heldout_contexts") is None and res.get("heldout_contexts_note"):
             notes.append(f"Held-out contexts withheld: {res['heldout_contexts_note']}.")
-        rows.append(ResultRow(f"held-out probe MSE, unseen contexts ({layer})", res.get("mse_heldout_contexts"), cell,
-                              None, 3))
+        rows.append(
+            ResultRow(f"held-out probe MSE, unseen contexts ({layer})", res.get("mse_heldout_contexts"), cell, None, 3)
+        )
         if "r2_heldout_contexts" in res:
-            rows.append(ResultRow("held-out R², unseen contexts", res.get("r2_heldout_contexts"),
-                                  fmt_number(res.get("r2_heldout_contexts"), 4), None, 4))
+            rows.append(
+                ResultRow(
+                    "held-out R², unseen contexts",
+                    res.get("r2_heldout_contexts"),
+                    fmt_number(res.get("r2_heldout_contexts"), 4),
+                    None,
+                    4,
+                )
+            )
     rows += [
-        ResultRow(f"probe MSE, in-sample ({layer})", res.get("mse"), fmt_number(res.get("mse")), paper.get("probe_mse"),
-                  3),
+        ResultRow(
+            f"probe MSE, in-sample ({layer})", res.get("mse"), fmt_number(res.get("mse")), paper.get("probe_mse"), 3
+        ),
         ResultRow("probe R², in-sample", res.get("r2"), fmt_number(res.get("r2"), 4), paper.get("probe_r2"), 4),
-        ResultRow("held-out probe MSE (sampled sequences, K-fold)" if probe.get("regime") == "sampled"
-                  or summary.get("regime") == "sampled" else "held-out probe MSE (paper's protocol: string split)",
-                  res.get("mse_heldout"), _pm(res, "mse_heldout"), paper.get("probe_mse_heldout"), 3),
-        ResultRow("shuffled-target control MSE", res.get("mse_shuffled"), fmt_number(res.get("mse_shuffled")),
-                  paper.get("probe_mse_shuffled"), 3),
+        ResultRow(
+            "held-out probe MSE (sampled sequences, K-fold)"
+            if probe.get("regime") == "sampled" or summary.get("regime") == "sampled"
+            else "held-out probe MSE (paper's protocol: string split)",
+            res.get("mse_heldout"),
+            _pm(res, "mse_heldout"),
+            paper.get("probe_mse_heldout"),
+            3,
+        ),
+        ResultRow(
+            "shuffled-target control MSE",
+            res.get("mse_shuffled"),
+            fmt_number(res.get("mse_shuffled")),
+            paper.get("probe_mse_shuffled"),
+            3,
+        ),
     ]
     if res.get("mse_heldout") is None and res.get("heldout_note"):
         notes.append(f"Held-out strings withheld: {res['heldout_note']}.")
     untrained = summary.get("probe_untrained") if isinstance(summary.get("probe_untrained"), Mapping) else None
     if untrained:
-        rows.append(ResultRow(f"untrained model: held-out MSE, unseen contexts ({untrained.get('layer', layer)})",
-                              untrained.get("mse_heldout_contexts"), _pm(untrained, "mse_heldout_contexts"), None, 3))
-        notes.append("The untrained-model control fits the same probe, with the same rows and splits, to the same "
-                     "model at initialisation: what random features of the context carry before any training.")
+        rows.append(
+            ResultRow(
+                f"untrained model: held-out MSE, unseen contexts ({untrained.get('layer', layer)})",
+                untrained.get("mse_heldout_contexts"),
+                _pm(untrained, "mse_heldout_contexts"),
+                None,
+                3,
+            )
+        )
+        notes.append(
+            "The untrained-model control fits the same probe, with the same rows and splits, to the same "
+            "model at initialisation: what random features of the context carry before any training."
+        )
     geo = summary.get("geometry") if isinstance(summary.get("geometry"), Mapping) else {}
     same = bool(geo) and same_distance_geometry(geo)
-    for key, label in (("distance_r2_beliefs", "distance R² vs true beliefs"),
-                       ("distance_r2_next_token", "distance R² vs next-token")):
+    for key, label in (
+        ("distance_r2_beliefs", "distance R² vs true beliefs"),
+        ("distance_r2_next_token", "distance R² vs next-token"),
+    ):
         if key in geo or key in paper:
             where = f" ({geo['layer']})" if "layer" in geo else ""
             mark = " †" if same and key == "distance_r2_next_token" else ""
-            rows.append(ResultRow(f"{label}{where}{mark}", geo.get(key), fmt_number(geo.get(key), 3), paper.get(key),
-                                  3))
+            rows.append(
+                ResultRow(f"{label}{where}{mark}", geo.get(key), fmt_number(geo.get(key), 3), paper.get(key), 3)
+            )
     if same:
         notes.append("† " + SAME_GEOMETRY_NOTE)
     return rows, notes
@@ -312,33 +410,49 @@ def _results_table(summary: Mapping, probe: Mapping) -> tuple[str, str]:
         cells = [ours_text]
         if has_paper:
             cells += [paper_number(theirs), _ratio(ours, theirs)]
-        body.append(f"<tr><th scope=row>{_e(label)}</th>" + "".join(f"<td class=num>{_e(c)}</td>" for c in cells)
-                    + "</tr>")
+        body.append(
+            f"<tr><th scope=row>{_e(label)}</th>" + "".join(f"<td class=num>{_e(c)}</td>" for c in cells) + "</tr>"
+        )
     if has_paper:
         for key, value in paper.items():  # the paper's other numbers, so none is silently dropped
             if key in _PAPER_KEYS_USED or isinstance(value, (dict, list)):
                 continue
-            body.append(f"<tr class=other><th scope=row>{_e(key.replace('_', ' '))} (not measured here)</th>"
-                        f"<td class=num>{MISSING}</td><td class=num>{_e(paper_number(value))}</td>"
-                        f"<td class=num>{MISSING}</td></tr>")
-        head = ("<tr><th>quantity</th><th class=num>ours</th><th class=num>paper</th>"
-                "<th class=num>ours / paper</th></tr>")
-        notes.insert(0, "Paper: Shai et al. 2024, same process. Ratio = ours / paper. The shuffled control fits the "
-                        "same probe to beliefs permuted across rows: its MSE is what a probe that found no belief "
-                        "geometry scores.")
+            body.append(
+                f"<tr class=other><th scope=row>{_e(key.replace('_', ' '))} (not measured here)</th>"
+                f"<td class=num>{MISSING}</td><td class=num>{_e(paper_number(value))}</td>"
+                f"<td class=num>{MISSING}</td></tr>"
+            )
+        head = (
+            "<tr><th>quantity</th><th class=num>ours</th><th class=num>paper</th><th class=num>ours / paper</th></tr>"
+        )
+        notes.insert(
+            0,
+            "Paper: Shai et al. 2024, same process. Ratio = ours / paper. The shuffled control fits the "
+            "same probe to beliefs permuted across rows: its MSE is what a probe that found no belief "
+            "geometry scores.",
+        )
         title = "Results vs the paper"
     else:
         head = "<tr><th>quantity</th><th class=num>this run</th></tr>"
         kind = (summary.get("model") or {}).get("kind", "transformer")
-        whose = ("this process" if kind == "transformer" else "this model (trained elsewhere, analysed from its "
-                 "activations)" if kind == "external" else
-                 f"this model (the paper trained transformers; this run trained "
-                 f"{'an' if model_kind_label(kind)[0] in 'AEFHILMNORSX' else 'a'} {model_kind_label(kind)})")
-        notes.insert(0, f"The paper reports no numbers for {whose}. The shuffled control fits the same probe to "
-                        "beliefs permuted across rows: its MSE is what a probe that found no belief geometry scores.")
+        whose = (
+            "this process"
+            if kind == "transformer"
+            else "this model (trained elsewhere, analysed from its activations)"
+            if kind == "external"
+            else f"this model (the paper trained transformers; this run trained "
+            f"{'an' if model_kind_label(kind)[0] in 'AEFHILMNORSX' else 'a'} {model_kind_label(kind)})"
+        )
+        notes.insert(
+            0,
+            f"The paper reports no numbers for {whose}. The shuffled control fits the same probe to "
+            "beliefs permuted across rows: its MSE is what a probe that found no belief geometry scores.",
+        )
         title = "Results"
-    return title, (f"<div class=scroll><table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table></div>\n"
-                   + "".join(f"<p class=note>{_e(n)}</p>" for n in notes))
+    return title, (
+        f"<div class=scroll><table><thead>{head}</thead><tbody>{''.join(body)}</tbody></table></div>\n"
+        + "".join(f"<p class=note>{_e(n)}</p>" for n in notes)
+    )
 
 
 def _layer_table(summary: Mapping, probe: Mapping) -> tuple[str, str] | None:
@@ -353,8 +467,13 @@ def _layer_table(summary: Mapping, probe: Mapping) -> tuple[str, str] | None:
     if contexts:
         headers += ["held-out MSE, unseen contexts", "held-out R²"]
     sampled = probe.get("regime") == "sampled"
-    headers += ["MSE in-sample", "R² in-sample", "held-out MSE (by sequence)" if sampled else "held-out MSE (string split)",
-                "shuffled MSE", "shuffled / MSE"]
+    headers += [
+        "MSE in-sample",
+        "R² in-sample",
+        "held-out MSE (by sequence)" if sampled else "held-out MSE (string split)",
+        "shuffled MSE",
+        "shuffled / MSE",
+    ]
     if paper_layers:
         headers.append("paper MSE")
     body, notes = [], []
@@ -366,34 +485,55 @@ def _layer_table(summary: Mapping, probe: Mapping) -> tuple[str, str] | None:
             cells += [_pm(res, "mse_heldout_contexts"), fmt_number(res.get("r2_heldout_contexts"), 4)]
             if res.get("mse_heldout_contexts") is None and res.get("heldout_contexts_note"):
                 notes.append(f"{name}, unseen contexts: {res['heldout_contexts_note']}")
-        cells += [fmt_number(mse), fmt_number(res.get("r2"), 4), _pm(res, "mse_heldout"), fmt_number(shuffled),
-                  _ratio(shuffled, mse)]
+        cells += [
+            fmt_number(mse),
+            fmt_number(res.get("r2"), 4),
+            _pm(res, "mse_heldout"),
+            fmt_number(shuffled),
+            _ratio(shuffled, mse),
+        ]
         if res.get("mse_heldout") is None and res.get("heldout_note"):
             notes.append(f"{name}, string split: {res['heldout_note']}")
         if paper_layers:
             cells.append(paper_number(paper_layers.get(name)))
         is_chosen = name == chosen
         words = layer_label(name)  # "after block 4", beside the name probe.json and run.fit_probe use
-        label = (_e(name) + (f"<br><span class=note style=\"white-space:nowrap\">{_e(words)}</span>"
-                             if words != name else "")
-                 + (" <span class=tag>probe layer</span>" if is_chosen else ""))
-        body.append(f"<tr{' class=chosen' if is_chosen else ''}><th scope=row>{label}</th>"
-                    + "".join(f"<td class=num>{_e(c)}</td>" for c in cells) + "</tr>")
+        label = (
+            _e(name)
+            + (f'<br><span class=note style="white-space:nowrap">{_e(words)}</span>' if words != name else "")
+            + (" <span class=tag>probe layer</span>" if is_chosen else "")
+        )
+        body.append(
+            f"<tr{' class=chosen' if is_chosen else ''}><th scope=row>{label}</th>"
+            + "".join(f"<td class=num>{_e(c)}</td>" for c in cells)
+            + "</tr>"
+        )
     head = "".join(f"<th{'' if i == 0 else ' class=num'}>{_e(h)}</th>" for i, h in enumerate(headers))
-    note = ("block_k is the residual stream after block k; embedding: before the first block; final_ln: after "
-            "the final LayerNorm; concat: all layers side by side (the figures name them so). "
-            + ("Held-out, unseen contexts: the probe is fit on some distinct contexts and scored on the others, "
-               "so no test row's context was in the fit. " if contexts else "")
-            + ("Sampled regime: rows are sampled sequences, each fold's rows scored by the probe fitted on the "
-               "other folds (by a hash of the sequence, or of the context); mean ± std over folds. " if sampled else
-               "Held-out, string split (the paper's protocol): fit on a random part of the strings, scored on the "
-               "rest, all positions pooled, so most test contexts (every short prefix) were also fit rows; mean ± "
-               "std over repeats. ")
-            + "The shuffled control fits beliefs permuted across rows. The highlighted row is "
-            "the layer compared with the paper. " + MISSING + ": not available.")
+    note = (
+        "block_k is the residual stream after block k; embedding: before the first block; final_ln: after "
+        "the final LayerNorm; concat: all layers side by side (the figures name them so). "
+        + (
+            "Held-out, unseen contexts: the probe is fit on some distinct contexts and scored on the others, "
+            "so no test row's context was in the fit. "
+            if contexts
+            else ""
+        )
+        + (
+            "Sampled regime: rows are sampled sequences, each fold's rows scored by the probe fitted on the "
+            "other folds (by a hash of the sequence, or of the context); mean ± std over folds. "
+            if sampled
+            else "Held-out, string split (the paper's protocol): fit on a random part of the strings, scored on the "
+            "rest, all positions pooled, so most test contexts (every short prefix) were also fit rows; mean ± "
+            "std over repeats. "
+        )
+        + "The shuffled control fits beliefs permuted across rows. The highlighted row is "
+        "the layer compared with the paper. " + MISSING + ": not available."
+    )
     notes_html = "".join(f"<p class=note>{_e(n)}</p>" for n in [note, *(f"Withheld — {n}." for n in notes)])
-    return "Probe by layer", (f"<div class=scroll><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}"
-                              f"</tbody></table></div>\n{notes_html}")
+    return "Probe by layer", (
+        f"<div class=scroll><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}"
+        f"</tbody></table></div>\n{notes_html}"
+    )
 
 
 def _position_table(metrics: Sequence[Mapping]) -> tuple[str, str] | None:
@@ -414,40 +554,64 @@ def _position_table(metrics: Sequence[Mapping]) -> tuple[str, str] | None:
         f"<tr><td class=num>{t + 1}</td><td class=num>{_e(fmt_number(lo, 5))}</td>"
         f"<td class=num>{_e(fmt_number(o, 5))}</td><td class=num>{_e(fmt_number(x, 3))}</td>"
         f"<td class=num>{_e(fmt_number(r, 6))}</td></tr>"
-        for t, (lo, o, x, r) in enumerate(zip(loss, optimum, excess, relative)))
-    note = (f"After {_int(last.get('tokens'))} tokens (step {_int(last.get('step'))}). Position t predicts "
-            "token t+1 from the first t tokens; the optimum is the entropy of the next token given them. "
-            "Excess = loss − optimum in millinats (1e-3 nats).")
+        for t, (lo, o, x, r) in enumerate(zip(loss, optimum, excess, relative))
+    )
+    note = (
+        f"After {_int(last.get('tokens'))} tokens (step {_int(last.get('step'))}). Position t predicts "
+        "token t+1 from the first t tokens; the optimum is the entropy of the next token given them. "
+        "Excess = loss − optimum in millinats (1e-3 nats)."
+    )
     return "Loss by context position", (
         "<div class=scroll><table class=compact><thead><tr><th class=num>position</th><th class=num>loss (nats)</th>"
         "<th class=num>optimum (nats)</th><th class=num>excess (millinats)</th><th class=num>loss / optimum</th>"
-        f"</tr></thead><tbody>{body}</tbody></table></div>\n<p class=note>{_e(note)}</p>")
+        f"</tr></thead><tbody>{body}</tbody></table></div>\n<p class=note>{_e(note)}</p>"
+    )
 
 
 def _history_section(metrics: Sequence[Mapping]) -> tuple[str, str] | None:
     if not metrics:
         return None
-    cols = [("step", "step", 0), ("tokens", "tokens", 0), ("loss", "loss (nats)", 5),
-            ("relative_loss", "relative loss", 6), ("train_loss", "train loss", 5),
-            ("learning_rate", "learning rate", 3), ("elapsed_s", "elapsed (s)", 3)]
+    cols = [
+        ("step", "step", 0),
+        ("tokens", "tokens", 0),
+        ("loss", "loss (nats)", 5),
+        ("relative_loss", "relative loss", 6),
+        ("train_loss", "train loss", 5),
+        ("learning_rate", "learning rate", 3),
+        ("elapsed_s", "elapsed (s)", 3),
+    ]
     cols = [c for c in cols if any(m.get(c[0]) is not None for m in metrics)]
     head = "".join(f"<th class=num>{_e(label)}</th>" for _, label, _ in cols)
-    body = "".join("<tr>" + "".join(f"<td class=num>{_e(fmt_number(m.get(key), d) if d else _int(m.get(key)))}</td>"
-                                    for key, _, d in cols) + "</tr>" for m in metrics)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td class=num>{_e(fmt_number(m.get(key), d) if d else _int(m.get(key)))}</td>" for key, _, d in cols
+        )
+        + "</tr>"
+        for m in metrics
+    )
     return "Training history", (
         f"<details><summary>{len(metrics)} evaluations (exact loss over all contexts)</summary>"
         f"<div class=scroll><table class=compact><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
-        "</details>")
+        "</details>"
+    )
 
 
-def _table_section(title: str, headers: Sequence[str], rows: Sequence[Sequence], note: str | None = None
-                   ) -> tuple[str, str]:
+def _table_section(
+    title: str, headers: Sequence[str], rows: Sequence[Sequence], note: str | None = None
+) -> tuple[str, str]:
     head = "".join(f"<th{' class=num' if i else ''}>{_e(h)}</th>" for i, h in enumerate(headers))
-    body = "".join("<tr>" + "".join(f"<td{' class=num' if i else ''}>{_e(fmt_number(v, 4))}</td>"
-                                    for i, v in enumerate(row)) + "</tr>" for row in rows)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td{' class=num' if i else ''}>{_e(fmt_number(v, 4))}</td>" for i, v in enumerate(row))
+        + "</tr>"
+        for row in rows
+    )
     notes = f"\n<p class=note>{_e(note)}</p>" if note else ""
-    return title, (f"<div class=scroll><table class=compact><thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
-                   f"</table></div>{notes}")
+    return title, (
+        f"<div class=scroll><table class=compact><thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
+        f"</table></div>{notes}"
+    )
 
 
 def _process_section(process: Mapping[str, Any] | None) -> tuple[str, str] | None:
@@ -465,21 +629,31 @@ def _process_section(process: Mapping[str, Any] | None) -> tuple[str, str] | Non
         facts += f"; defined in {process['spec_file']} (copied into the run directory)"
     parts = [f"<p>{_e(facts)}.</p>"]
     if S > MAX_STATES_SHOWN:
-        parts.append(f"<p class=note>{S} states: too large to show here (the limit is {MAX_STATES_SHOWN}); the "
-                     "full tensor is in process.json.</p>")
+        parts.append(
+            f"<p class=note>{S} states: too large to show here (the limit is {MAX_STATES_SHOWN}); the "
+            "full tensor is in process.json.</p>"
+        )
     else:
         for x, matrix in enumerate(T):
             head = "<th>from \\ to</th>" + "".join(f"<th class=num>{_e(s)}</th>" for s in states)
-            body = "".join(f"<tr><th scope=row>{_e(states[i])}</th>"
-                           + "".join(f"<td class=num>{_e(_matrix_entry(v))}</td>" for v in row) + "</tr>"
-                           for i, row in enumerate(matrix))
-            parts.append(f"<div class=matrix><p class=label>token {_e(tokens[x])}: T[{_e(tokens[x])}]</p>"
-                         f"<div class=scroll><table class=compact><thead><tr>{head}</tr></thead><tbody>{body}"
-                         "</tbody></table></div></div>")
-        what = ("probability of emitting the token and moving to the column's state, from the row's state; "
-                "the matrices summed over tokens are row-stochastic" if kind == "HMM" else
-                "a generalized HMM: entries may be negative (quasi-probabilities); the word probabilities they "
-                "give are non-negative")
+            body = "".join(
+                f"<tr><th scope=row>{_e(states[i])}</th>"
+                + "".join(f"<td class=num>{_e(_matrix_entry(v))}</td>" for v in row)
+                + "</tr>"
+                for i, row in enumerate(matrix)
+            )
+            parts.append(
+                f"<div class=matrix><p class=label>token {_e(tokens[x])}: T[{_e(tokens[x])}]</p>"
+                f"<div class=scroll><table class=compact><thead><tr>{head}</tr></thead><tbody>{body}"
+                "</tbody></table></div></div>"
+            )
+        what = (
+            "probability of emitting the token and moving to the column's state, from the row's state; "
+            "the matrices summed over tokens are row-stochastic"
+            if kind == "HMM"
+            else "a generalized HMM: entries may be negative (quasi-probabilities); the word probabilities they "
+            "give are non-negative"
+        )
         parts.append(f"<p class=note>{_e('Entry (i, j) of T[x]: ' + what + '. Blank: 0.')}</p>")
     return "Process: transition matrices", "<div class=matrices>" + "".join(parts) + "</div>"
 
@@ -496,8 +670,9 @@ def _figure_html(index: int, caption: str, data: bytes, suffix: str) -> str:
     if mime is None:
         raise FigureInputError(f"figure {caption!r}: suffix must be one of {sorted(MIME_TYPES)}, got {suffix!r}")
     if not isinstance(data, (bytes, bytearray)) or not data:
-        raise FigureInputError(f"figure {caption!r}: expected the file's bytes, got {type(data).__name__}"
-                               f"{' (empty)' if not data else ''}")
+        raise FigureInputError(
+            f"figure {caption!r}: expected the file's bytes, got {type(data).__name__}{' (empty)' if not data else ''}"
+        )
     if kind == "png" and not bytes(data).startswith(b"\x89PNG\r\n\x1a\n"):
         raise FigureInputError(f"figure {caption!r}: the bytes are not a PNG file")
     if kind == "svg" and b"<svg" not in bytes(data[:4096]):
@@ -505,8 +680,10 @@ def _figure_html(index: int, caption: str, data: bytes, suffix: str) -> str:
     uri = f"data:{mime};base64,{base64.b64encode(bytes(data)).decode('ascii')}"
     size = _png_css_size(bytes(data)) if kind == "png" else None
     dims = f" width={size[0]} height={size[1]}" if size else ""
-    return (f"<figure id=fig-{index + 1}><img src=\"{uri}\"{dims} alt=\"{_e(caption)}\">"
-            f"<figcaption><b>Figure {index + 1}.</b> {_e(caption)}</figcaption></figure>")
+    return (
+        f'<figure id=fig-{index + 1}><img src="{uri}"{dims} alt="{_e(caption)}">'
+        f"<figcaption><b>Figure {index + 1}.</b> {_e(caption)}</figcaption></figure>"
+    )
 
 
 def _png_css_size(data: bytes) -> tuple[int, int] | None:
@@ -520,9 +697,9 @@ def _png_css_size(data: bytes) -> tuple[int, int] | None:
     width, height = struct.unpack(">II", data[16:24])
     dpi, pos = 96.0, 8
     while pos + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
         if kind == b"pHYs" and length == 9 and pos + 17 <= len(data):
-            ppu_x, _, unit = struct.unpack(">IIB", data[pos + 8:pos + 17])
+            ppu_x, _, unit = struct.unpack(">IIB", data[pos + 8 : pos + 17])
             if unit == 1 and ppu_x > 0:  # pixels per metre
                 dpi = ppu_x * 0.0254
             break

@@ -27,7 +27,6 @@ from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
-
 from matplotlib.lines import Line2D
 
 from figures._common import FigureInputError, as_array, category_palette, new_figure, same_shape, set_suptitle
@@ -109,8 +108,18 @@ def density_image(xy, colors, xlim, ylim, *, bins: int | None = None, categorica
     return np.concatenate([np.clip(rgb, 0.0, 1.0), alpha[:, None]], axis=1).reshape(by, bx, 4)
 
 
-def draw_points(ax, xy, colors, xlim, ylim, *, density: bool | None = None, size: float | None = None,
-                categorical: bool = False, zorder: float = 2):
+def draw_points(
+    ax,
+    xy,
+    colors,
+    xlim,
+    ylim,
+    *,
+    density: bool | None = None,
+    size: float | None = None,
+    categorical: bool = False,
+    zorder: float = 2,
+):
     """Points [n, 2] coloured [n, 3] in a belief panel: a 2-D histogram (`density_image`) when ``density`` (default:
     more than `DENSITY_ABOVE` points), else dots of area ``size`` (default by count) in one fixed random order,
     so that no colour systematically covers another. Rasterized either way. Returns the artist."""
@@ -119,12 +128,27 @@ def draw_points(ax, xy, colors, xlim, ylim, *, density: bool | None = None, size
     n = xy.shape[0]
     if density if density is not None else n > DENSITY_ABOVE:
         image = density_image(xy, colors, xlim, ylim, categorical=categorical)
-        return ax.imshow(image, extent=(xlim[0], xlim[1], ylim[0], ylim[1]), origin="lower",
-                         interpolation="nearest", rasterized=True, zorder=zorder, aspect="auto")
+        return ax.imshow(
+            image,
+            extent=(xlim[0], xlim[1], ylim[0], ylim[1]),
+            origin="lower",
+            interpolation="nearest",
+            rasterized=True,
+            zorder=zorder,
+            aspect="auto",
+        )
     order = np.random.default_rng(0).permutation(n)
-    return ax.scatter(xy[order, 0], xy[order, 1], s=_default_point_size(n) if size is None else float(size),
-                      c=colors[order], marker="o", linewidths=0, alpha=_default_alpha(n), rasterized=True,
-                      zorder=zorder)
+    return ax.scatter(
+        xy[order, 0],
+        xy[order, 1],
+        s=_default_point_size(n) if size is None else float(size),
+        c=colors[order],
+        marker="o",
+        linewidths=0,
+        alpha=_default_alpha(n),
+        rasterized=True,
+        zorder=zorder,
+    )
 
 
 #: The fixed view of the 2-simplex in every belief panel: the triangle and a margin for corner labels
@@ -142,17 +166,34 @@ def corner_names(n_states: int, state_names: Sequence[str] | None) -> list[str]:
     return names
 
 
-def draw_simplex(ax, state_names: Sequence[str] | None = None, *, fontsize: float = 8, lw: float = 0.9,
-                 zorder: float = 4, color: str = "0.2") -> None:
+def draw_simplex(
+    ax,
+    state_names: Sequence[str] | None = None,
+    *,
+    fontsize: float = 8,
+    lw: float = 0.9,
+    zorder: float = 4,
+    color: str = "0.2",
+) -> None:
     """The triangle outline, by default above the points (a dense fractal never hides it), and its corner names."""
     ax.plot(_TRIANGLE[:, 0], _TRIANGLE[:, 1], color=color, lw=lw, zorder=zorder)
     if state_names is None:
         return
-    for (x, y), name, (dx, dy), ha in zip(_TRIANGLE[:3], state_names, ((-3, -6), (3, -6), (0, 6)),
-                                          ("right", "left", "center")):
-        ax.annotate(name, (x, y), xytext=(dx, dy), textcoords="offset points", ha=ha,
-                    va="top" if dy < 0 else "bottom", fontsize=fontsize, color="0.1", zorder=5,
-                    bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.75))
+    for (x, y), name, (dx, dy), ha in zip(
+        _TRIANGLE[:3], state_names, ((-3, -6), (3, -6), (0, 6)), ("right", "left", "center")
+    ):
+        ax.annotate(
+            name,
+            (x, y),
+            xytext=(dx, dy),
+            textcoords="offset points",
+            ha=ha,
+            va="top" if dy < 0 else "bottom",
+            fontsize=fontsize,
+            color="0.1",
+            zorder=5,
+            bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.75),
+        )
 
 
 def outside_frame(xy: np.ndarray, frame=SIMPLEX_FRAME) -> np.ndarray:
@@ -199,8 +240,10 @@ def plot_belief_panels(
         titles = _DEFAULT_TITLES[:n_titles]
     titles = list(titles)
     if len(titles) != n_titles:
-        raise FigureInputError(f"titles must have {n_titles} entries (the true and the probed panel"
-                               f"{', the shuffled control' if shuf is not None else ''}), got {len(titles)}")
+        raise FigureInputError(
+            f"titles must have {n_titles} entries (the true and the probed panel"
+            f"{', the shuffled control' if shuf is not None else ''}), got {len(titles)}"
+        )
     n, n_states = true.shape
     if n_states < 2:
         raise FigureInputError(f"true_beliefs must have at least 2 columns (states), got {n_states}")
@@ -226,8 +269,10 @@ def plot_belief_panels(
     # panel height from the data's aspect ratio, so wide projections leave no empty bands
     aspect = (ylim[1] - ylim[0]) / (xlim[1] - xlim[0])
     panel_w = 4.0
-    fig = new_figure(2 * panel_w + 0.3, float(np.clip(panel_w * aspect, 1.8, 5.0)) + (0.75 if suptitle else 0.45)
-                     + (0.35 if shuf is not None else 0.0))
+    fig = new_figure(
+        2 * panel_w + 0.3,
+        float(np.clip(panel_w * aspect, 1.8, 5.0)) + (0.75 if suptitle else 0.45) + (0.35 if shuf is not None else 0.0),
+    )
     axs = fig.subplots(1, 2, squeeze=False)[0]
     for i, (ax, beliefs, title) in enumerate(zip(axs, (true, pred), titles)):
         xy = project(beliefs)
@@ -239,8 +284,16 @@ def plot_belief_panels(
             draw_simplex(ax, names)
             beyond = int(outside_frame(xy).sum())
             if beyond:
-                ax.text(0.99, 0.99, f"{beyond:,} of {n:,} points\nbeyond the frame", transform=ax.transAxes,
-                        ha="right", va="top", fontsize=7, color="0.3")
+                ax.text(
+                    0.99,
+                    0.99,
+                    f"{beyond:,} of {n:,} points\nbeyond the frame",
+                    transform=ax.transAxes,
+                    ha="right",
+                    va="top",
+                    fontsize=7,
+                    color="0.3",
+                )
         ax.set_title(title, fontsize=10)
     if shuf is not None:
         xy = project(shuf)
@@ -251,15 +304,21 @@ def plot_belief_panels(
         ax.plot(*centre, ls="", marker="X", ms=9, mfc="0.1", mec="white", mew=1.2, zorder=6)
         handle = Line2D([], [], ls="", marker="X", ms=9, mfc="0.1", mec="white", mew=1.2)
         unit = " (the triangle's side is 1)" if simplex else ""
-        fig.legend([handle], [f"{titles[2]}: its predictions (dark dots) all lie within {spread:.2g} of \u00d7{unit}"],
-                   loc="outside lower center", fontsize=8.5, frameon=False)
+        fig.legend(
+            [handle],
+            [f"{titles[2]}: its predictions (dark dots) all lie within {spread:.2g} of \u00d7{unit}"],
+            loc="outside lower center",
+            fontsize=8.5,
+            frameon=False,
+        )
     if suptitle:
         set_suptitle(fig, suptitle, 11)
     return fig
 
 
-def frame_limits(true_xy: np.ndarray, others: Sequence[np.ndarray], frame: BeliefFrame
-                 ) -> tuple[tuple[float, float], tuple[float, float]]:
+def frame_limits(
+    true_xy: np.ndarray, others: Sequence[np.ndarray], frame: BeliefFrame
+) -> tuple[tuple[float, float], tuple[float, float]]:
     """Axis limits of a non-simplex panel: the true points [n, 2] (and the outline), widened toward the
     bulk (1-99%) of the other point sets by at most a quarter of the true span each way."""
     ref = true_xy if frame.outline is None else np.concatenate([true_xy, frame.outline])

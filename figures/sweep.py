@@ -103,8 +103,15 @@ def _stats(pos: np.ndarray, y: np.ndarray, centres: list[float]) -> tuple[np.nda
     return np.array(mean), np.array(sd), np.array(count)
 
 
-def plot_sweep(x: Sequence, series: Mapping[str, Sequence], *, x_label: str, title: str | None = None,
-               ncols: int = 3, groups: Sequence | None = None) -> Figure:
+def plot_sweep(
+    x: Sequence,
+    series: Mapping[str, Sequence],
+    *,
+    x_label: str,
+    title: str | None = None,
+    ncols: int = 3,
+    groups: Sequence | None = None,
+) -> Figure:
     """Each metric in ``series`` (name -> one value per point, None where missing) against ``x`` (one per point).
 
     Points with the same x (and the same ``groups`` entry, when given: the other swept keys that are not repeats,
@@ -153,14 +160,29 @@ def plot_sweep(x: Sequence, series: Mapping[str, Sequence], *, x_label: str, tit
             band = has & np.isfinite(sd)
             if band.any():
                 repeats = True
-                ax.fill_between(np.array(centres)[band], (mean - sd)[band], (mean + sd)[band], color=colour,
-                                alpha=0.18, linewidth=0, zorder=2)
+                ax.fill_between(
+                    np.array(centres)[band],
+                    (mean - sd)[band],
+                    (mean + sd)[band],
+                    color=colour,
+                    alpha=0.18,
+                    linewidth=0,
+                    zorder=2,
+                )
                 drawn += [(mean - sd)[band], (mean + sd)[band]]
                 sds += [float(s) for s in sd[band]]
         missing = int((~ok).sum())
         if missing:
-            ax.text(0.98, 0.97, f"{missing} of {n} runs without it", transform=ax.transAxes, ha="right", va="top",
-                    fontsize=6.5, color="0.35")
+            ax.text(
+                0.98,
+                0.97,
+                f"{missing} of {n} runs without it",
+                transform=ax.transAxes,
+                ha="right",
+                va="top",
+                fontsize=6.5,
+                color="0.35",
+            )
         if numeric and log_x:
             ax.set_xscale("log")
         values_drawn = np.concatenate(drawn) if ok.any() else np.zeros(0)
@@ -192,8 +214,10 @@ def plot_sweep(x: Sequence, series: Mapping[str, Sequence], *, x_label: str, tit
             ax.tick_params(axis="x", rotation=30)
     for ax in axs[k:]:
         ax.set_visible(False)
-    handles = [Line2D([], [], ls="", marker="o", ms=4, mfc="0.4", mec="none", alpha=0.6, label="one run"),
-               Line2D([], [], color="0.2", lw=1.4, marker="o", ms=3.5, label="mean over repeats (seeds)")]
+    handles = [
+        Line2D([], [], ls="", marker="o", ms=4, mfc="0.4", mec="none", alpha=0.6, label="one run"),
+        Line2D([], [], color="0.2", lw=1.4, marker="o", ms=3.5, label="mean over repeats (seeds)"),
+    ]
     if repeats:
         handles.append(Patch(color="0.2", alpha=0.18, label="± 1 sd over repeats"))
     if groups is not None:

@@ -12,12 +12,12 @@ from matplotlib.figure import Figure
 
 from figures._common import OKABE_ITO, FigureInputError, as_array, new_figure, same_shape, token_axis, wrap_title
 
-
 BLUE = OKABE_ITO[0]
 
 
-def plot_loss_by_position(loss_by_position, optimal_by_position, *, title: str | None = None,
-                          start_token: bool = False) -> Figure:
+def plot_loss_by_position(
+    loss_by_position, optimal_by_position, *, title: str | None = None, start_token: bool = False
+) -> Figure:
     """Two stacked panels over context positions 1..T (tokens seen before the predicted one; 0..T-1
     with a ``start_token``, whose position has seen none and predicts the first token).
 
@@ -37,8 +37,18 @@ def plot_loss_by_position(loss_by_position, optimal_by_position, *, title: str |
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[1, 2.2])
     # the optimum a thin line with open squares, the model filled dots drawn above it: where they coincide
     # (near convergence) the model's dot sits inside the optimum's square, both visible
-    top.plot(pos, opt, "s-", color="k", lw=1, ms=6.5, mfc="none", mew=0.9, zorder=2,
-             label="optimum (Bayes: entropy of the next token)")
+    top.plot(
+        pos,
+        opt,
+        "s-",
+        color="k",
+        lw=1,
+        ms=6.5,
+        mfc="none",
+        mew=0.9,
+        zorder=2,
+        label="optimum (Bayes: entropy of the next token)",
+    )
     top.plot(pos, loss, "o", color=BLUE, ms=3.2, zorder=3, label="model")
     top.set_ylabel("CE (nats)")
     top.set_title(wrap_title(fig, title or "Loss by context position", 10), fontsize=10)
@@ -49,8 +59,9 @@ def plot_loss_by_position(loss_by_position, optimal_by_position, *, title: str |
     bottom.axhline(0.0, color="k", ls="--", lw=1, label="optimum")
     bottom.plot(pos, excess, "o-", color=BLUE, label="model − optimum", zorder=3)
     bottom.set_ylabel("excess loss (millinats)")
-    bottom.set_xlabel("context position (tokens seen; 0 = only the start token)" if start_token
-                      else "context position (tokens seen)")
+    bottom.set_xlabel(
+        "context position (tokens seen; 0 = only the start token)" if start_token else "context position (tokens seen)"
+    )
     bottom.set_xticks(pos if pos.size <= 20 else np.linspace(pos[0], pos[-1], 11).round())
     bottom.grid(alpha=0.3)
     bottom.legend(fontsize=8, loc="best")
@@ -95,21 +106,41 @@ def plot_training_curve(
         dropped = int((np.isfinite(train) & (train <= 1.0)).sum())
         label = "training batches" + (f" ({dropped} at or below the optimum not shown)" if dropped else "")
         if ok.any():
-            ax.plot(tok[ok], train[ok] - 1.0, color=BLUE, alpha=0.35, lw=1, label=label,
-                    marker="." if ok.sum() < 30 else None)
+            ax.plot(
+                tok[ok],
+                train[ok] - 1.0,
+                color=BLUE,
+                alpha=0.35,
+                lw=1,
+                label=label,
+                marker="." if ok.sum() < 30 else None,
+            )
     excess = rel - 1.0
     ok = excess > 0
     marker = "o" if tok.size <= 60 else None
     below = int((~ok).sum())
-    ax.plot(tok[ok], excess[ok], color=BLUE, marker=marker, ms=3, lw=1.6,
-            label="exact validation loss" + (f" ({below} at or below the optimum not shown)" if below else ""))
+    ax.plot(
+        tok[ok],
+        excess[ok],
+        color=BLUE,
+        marker=marker,
+        ms=3,
+        lw=1.6,
+        label="exact validation loss" + (f" ({below} at or below the optimum not shown)" if below else ""),
+    )
     token_axis(ax, tok, zero=True)
     ax.set_yscale("log")
     ax.set_xlabel("tokens seen")
     ax.set_ylabel("relative loss − 1   (CE / optimal CE − 1)")
     ax.set_title(wrap_title(fig, title or "Loss over training", 12))
-    ax.annotate(f"final relative loss {rel[-1]:.5f}", xy=(0.98, 0.97), xycoords="axes fraction",
-                ha="right", va="top", fontsize=9)
+    ax.annotate(
+        f"final relative loss {rel[-1]:.5f}",
+        xy=(0.98, 0.97),
+        xycoords="axes fraction",
+        ha="right",
+        va="top",
+        fontsize=9,
+    )
     ax.legend(loc="lower left", fontsize=8)
     ax.grid(alpha=0.3, which="major")
     ax.grid(alpha=0.1, which="minor", axis="y")

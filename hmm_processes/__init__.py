@@ -6,22 +6,57 @@ random Markov chains (`RandomMarkovChains`, one Dirichlet-drawn transition matri
 """
 
 from hmm_processes.beliefs import GHMM_MIN_PROB, extend_beliefs, min_probability, update_beliefs
-from hmm_processes.compose import (component_posterior, coupled_product, factor_beliefs, mixture, product,
-                                   shift_coupled)
+from hmm_processes.compose import component_posterior, coupled_product, factor_beliefs, mixture, product, shift_coupled
 from hmm_processes.errors import ProcessError
 from hmm_processes.generalized import GeneralizedHMM, is_generalized, process_vectors
 from hmm_processes.hmm import HMM, stationary_distribution, validate_transition_tensor
-from hmm_processes.named import (coin, days_of_week, even, fanizza, golden_mean, leaky_rrxor, matching_parens,
-                                 mess3, nond, post_quantum, rrxor, sns, tom_quantum, z1r)
-from hmm_processes.random_markov import (RANDOM_MARKOV, ChainSamples, RandomMarkovChains, bayes_predictive,
-                                          log_marginal_probability, posterior_mean, sample_chains,
-                                          transition_counts, true_predictive)
+from hmm_processes.named import (
+    coin,
+    days_of_week,
+    even,
+    fanizza,
+    golden_mean,
+    leaky_rrxor,
+    matching_parens,
+    mess3,
+    nond,
+    post_quantum,
+    rrxor,
+    sns,
+    tom_quantum,
+    z1r,
+)
+from hmm_processes.random_markov import (
+    RANDOM_MARKOV,
+    ChainSamples,
+    RandomMarkovChains,
+    bayes_predictive,
+    log_marginal_probability,
+    posterior_mean,
+    sample_chains,
+    transition_counts,
+    true_predictive,
+)
 from hmm_processes.registry import get_process, list_processes, process_parameters, register_process
 from hmm_processes.spec import load_spec, parse_spec
 
 #: Every named process, registered under its function name.
-ZOO = (mess3, golden_mean, even, rrxor, z1r, coin, sns, nond, days_of_week, leaky_rrxor, matching_parens,
-       fanizza, tom_quantum, post_quantum)
+ZOO = (
+    mess3,
+    golden_mean,
+    even,
+    rrxor,
+    z1r,
+    coin,
+    sns,
+    nond,
+    days_of_week,
+    leaky_rrxor,
+    matching_parens,
+    fanizza,
+    tom_quantum,
+    post_quantum,
+)
 
 for _factory in ZOO:
     register_process(_factory.__name__, _factory)
@@ -29,8 +64,11 @@ del _factory
 
 # The sampler imports JAX (a second or more); it is loaded on first use, so that the theory and the
 # CLI's quick commands (`compmech processes`, `compmech info`) start without it (PEP 562).
-_LAZY = {"Samples": "hmm_processes.sampling", "sample": "hmm_processes.sampling",
-         "sample_words": "hmm_processes.sampling"}
+_LAZY = {
+    "Samples": "hmm_processes.sampling",
+    "sample": "hmm_processes.sampling",
+    "sample_words": "hmm_processes.sampling",
+}
 
 
 def __getattr__(name: str):
@@ -48,11 +86,54 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "GHMM_MIN_PROB", "HMM", "RANDOM_MARKOV", "ChainSamples", "RandomMarkovChains", "bayes_predictive",
-    "log_marginal_probability", "posterior_mean", "sample_chains", "transition_counts", "true_predictive", "GeneralizedHMM", "ProcessError", "Samples", "ZOO", "coin", "component_posterior", "coupled_product",
-    "days_of_week", "even", "extend_beliefs", "factor_beliefs", "fanizza", "min_probability", "update_beliefs",
-    "get_process", "golden_mean", "is_generalized", "leaky_rrxor", "list_processes", "load_spec",
-    "matching_parens", "mess3", "mixture", "nond", "parse_spec", "post_quantum", "process_parameters",
-    "process_vectors", "product", "register_process", "rrxor", "sample", "sample_words", "sns",
-    "shift_coupled", "stationary_distribution", "tom_quantum", "validate_transition_tensor", "z1r",
+    "GHMM_MIN_PROB",
+    "HMM",
+    "RANDOM_MARKOV",
+    "ChainSamples",
+    "RandomMarkovChains",
+    "bayes_predictive",
+    "log_marginal_probability",
+    "posterior_mean",
+    "sample_chains",
+    "transition_counts",
+    "true_predictive",
+    "GeneralizedHMM",
+    "ProcessError",
+    "Samples",
+    "ZOO",
+    "coin",
+    "component_posterior",
+    "coupled_product",
+    "days_of_week",
+    "even",
+    "extend_beliefs",
+    "factor_beliefs",
+    "fanizza",
+    "min_probability",
+    "update_beliefs",
+    "get_process",
+    "golden_mean",
+    "is_generalized",
+    "leaky_rrxor",
+    "list_processes",
+    "load_spec",
+    "matching_parens",
+    "mess3",
+    "mixture",
+    "nond",
+    "parse_spec",
+    "post_quantum",
+    "process_parameters",
+    "process_vectors",
+    "product",
+    "register_process",
+    "rrxor",
+    "sample",
+    "sample_words",
+    "sns",
+    "shift_coupled",
+    "stationary_distribution",
+    "tom_quantum",
+    "validate_transition_tensor",
+    "z1r",
 ]

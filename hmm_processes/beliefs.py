@@ -37,8 +37,10 @@ def check_start_vector(value: Any, tau: np.ndarray, what: str, name: str) -> np.
         raise ProcessError(f"{what}: {name} must be a finite vector of shape [{tau.shape[0]}]; got shape {v.shape}")
     norm = float(v @ tau)
     if abs(norm - 1.0) > LOOSE_SUM_ATOL:
-        raise ProcessError(f"{what}: a GHMM's {name} vector needs {name} @ tau = 1 (tau = the process's "
-                           f"normalizer); got {norm:.6g}: divide it by {name} @ tau")
+        raise ProcessError(
+            f"{what}: a GHMM's {name} vector needs {name} @ tau = 1 (tau = the process's "
+            f"normalizer); got {norm:.6g}: divide it by {name} @ tau"
+        )
     return v / norm
 
 
@@ -67,8 +69,9 @@ def update_beliefs(beliefs: np.ndarray, T_x: np.ndarray, tau: np.ndarray) -> tup
     return eta, p
 
 
-def extend_beliefs(beliefs: np.ndarray, T: np.ndarray, tau: np.ndarray, min_prob: float = 0.0
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def extend_beliefs(
+    beliefs: np.ndarray, T: np.ndarray, tau: np.ndarray, min_prob: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Every one-token extension of every belief that has probability > ``min_prob``.
 
     ``beliefs`` [N, S] -> (parent [K] int64, token [K] int64, child beliefs [K, S], ``P(token | parent)`` [K]),

@@ -6,7 +6,7 @@ All work on `HMM` and `GeneralizedHMM`; the result is a GHMM if any component is
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -17,8 +17,9 @@ from hmm_processes.hmm import HMM, check_probability_vector
 Process = HMM | GeneralizedHMM
 
 
-def mixture(processes: Sequence[Process], weights: Sequence[float] | None = None, *,
-            name: str | None = None) -> Process:
+def mixture(
+    processes: Sequence[Process], weights: Sequence[float] | None = None, *, name: str | None = None
+) -> Process:
     """Non-ergodic mixture: each sequence comes from component k, chosen once with probability ``weights[k]``.
 
     As an HMM: block-diagonal ``T[x] = diag(T_1[x], ..., T_K[x])`` (states of component 1 first)
@@ -50,18 +51,24 @@ def mixture(processes: Sequence[Process], weights: Sequence[float] | None = None
     off = 0
     for p, wk, n in zip(procs, w, sizes):
         Tk, pik, tauk = process_vectors(p)
-        T[:, off:off + n, off:off + n] = Tk
-        pi[off:off + n] = wk * pik
-        tau[off:off + n] = tauk
+        T[:, off : off + n, off : off + n] = Tk
+        pi[off : off + n] = wk * pik
+        tau[off : off + n] = tauk
         off += n
     label = name or "mixture(" + ", ".join(p.name for p in procs) + ")"
     params = {"components": [_describe(p) for p in procs], "weights": w.tolist(), "component_states": sizes}
     state_names = tuple(f"{k}:{s}" for k, p in enumerate(procs) for s in _state_names(p))
     if any(isinstance(p, GeneralizedHMM) for p in procs):
-        return GeneralizedHMM(T, name=label, params=params, state_names=state_names,
-                              token_names=procs[0].token_names, normalizer=tau, prior=pi)
-    return HMM(T, name=label, params=params, state_names=state_names, token_names=procs[0].token_names,
-               prior=pi)
+        return GeneralizedHMM(
+            T,
+            name=label,
+            params=params,
+            state_names=state_names,
+            token_names=procs[0].token_names,
+            normalizer=tau,
+            prior=pi,
+        )
+    return HMM(T, name=label, params=params, state_names=state_names, token_names=procs[0].token_names, prior=pi)
 
 
 def component_posterior(process: Process, beliefs: np.ndarray) -> np.ndarray:
@@ -75,13 +82,17 @@ def component_posterior(process: Process, beliefs: np.ndarray) -> np.ndarray:
     """
     sizes = process.params.get("component_states") if isinstance(process.params, dict) else None
     if sizes is None:
-        raise ProcessError(f"component_posterior: {process.name!r} is not a mixture (its params have no "
-                           "component_states); build it with hmm_processes.mixture")
+        raise ProcessError(
+            f"component_posterior: {process.name!r} is not a mixture (its params have no "
+            "component_states); build it with hmm_processes.mixture"
+        )
     b = np.asarray(beliefs, dtype=np.float64)  # [..., S]
     S = process.num_states
     if b.ndim < 1 or b.shape[-1] != S or sum(sizes) != S:
-        raise ProcessError(f"component_posterior: beliefs must have shape [..., {S}] (one entry per state of "
-                           f"{process.name!r}); got shape {b.shape}")
+        raise ProcessError(
+            f"component_posterior: beliefs must have shape [..., {S}] (one entry per state of "
+            f"{process.name!r}); got shape {b.shape}"
+        )
     _, _, tau = process_vectors(process)  # [S]
     edges = np.cumsum([0, *sizes])
     return np.stack([(b[..., a:z] * tau[a:z]).sum(axis=-1) for a, z in zip(edges[:-1], edges[1:])], axis=-1)
@@ -108,8 +119,7 @@ def product(processes: Sequence[Process], *, name: str | None = None) -> Process
     tok = _product_names([_token_names(p) for p in procs])
     st = _product_names([_state_names(p) for p in procs])
     if any(isinstance(p, GeneralizedHMM) for p in procs):
-        return GeneralizedHMM(T, name=label, params=params, state_names=st, token_names=tok,
-                              normalizer=tau, prior=pi)
+        return GeneralizedHMM(T, name=label, params=params, state_names=st, token_names=tok, normalizer=tau, prior=pi)
     # The product of periodic chains can have several recurrent classes, so the product of the
     # components' stationary distributions is stored explicitly.
     return HMM(T, name=label, params=params, state_names=st, token_names=tok, prior=pi)
@@ -129,8 +139,10 @@ def factor_beliefs(beliefs: np.ndarray, factors: Sequence[Process]) -> list[np.n
     sizes = [p.num_states for p in procs]
     b = np.asarray(beliefs, dtype=np.float64)
     if b.ndim < 1 or b.shape[-1] != int(np.prod(sizes)):
-        raise ProcessError(f"factor_beliefs: beliefs must have shape [..., {int(np.prod(sizes))}] (the product of "
-                           f"the factors' state counts {sizes}); got shape {b.shape}")
+        raise ProcessError(
+            f"factor_beliefs: beliefs must have shape [..., {int(np.prod(sizes))}] (the product of "
+            f"the factors' state counts {sizes}); got shape {b.shape}"
+        )
     taus = [process_vectors(p)[2] for p in procs]
     joint = b.reshape(*b.shape[:-1], *sizes)  # [..., S_1, ..., S_K]
     lead = b.ndim - 1
@@ -144,8 +156,9 @@ def factor_beliefs(beliefs: np.ndarray, factors: Sequence[Process]) -> list[np.n
     return out
 
 
-def coupled_product(first: HMM, second_by_state: Sequence[Process], *, name: str | None = None,
-                    params: dict | None = None) -> Process:
+def coupled_product(
+    first: HMM, second_by_state: Sequence[Process], *, name: str | None = None, params: dict | None = None
+) -> Process:
     """A product whose second factor's dynamics depend on the first factor's hidden state: a hidden dependence.
 
     ``second_by_state[i]`` is the second factor's process (the same tokens, states and normalizer for every
@@ -157,16 +170,22 @@ def coupled_product(first: HMM, second_by_state: Sequence[Process], *, name: str
     an HMM (a GHMM's quasi-states have no such meaning); the prior is the joint chain's stationary vector.
     """
     if not isinstance(first, HMM):
-        raise ProcessError(f"coupled_product: the first factor must be an HMM (got {type(first).__name__}); its "
-                           "hidden state drives the second factor")
+        raise ProcessError(
+            f"coupled_product: the first factor must be an HMM (got {type(first).__name__}); its "
+            "hidden state drives the second factor"
+        )
     seconds = _check_processes(second_by_state, "coupled_product")
     if len(seconds) != first.num_states:
-        raise ProcessError(f"coupled_product: second_by_state needs one process per state of the first factor "
-                           f"({first.num_states}); got {len(seconds)}")
+        raise ProcessError(
+            f"coupled_product: second_by_state needs one process per state of the first factor "
+            f"({first.num_states}); got {len(seconds)}"
+        )
     T2s, _, tau2 = zip(*(process_vectors(p) for p in seconds))
     if len({t.shape for t in T2s}) != 1 or any(not np.allclose(t, tau2[0]) for t in tau2):
-        raise ProcessError("coupled_product: every process of second_by_state must have the same tokens, states "
-                           "and normalizer (one factor whose parameters depend on the first factor's state)")
+        raise ProcessError(
+            "coupled_product: every process of second_by_state must have the same tokens, states "
+            "and normalizer (one factor whose parameters depend on the first factor's state)"
+        )
     T1 = first.T
     V1, S1, _ = T1.shape
     V2, S2, _ = T2s[0].shape
@@ -180,8 +199,9 @@ def coupled_product(first: HMM, second_by_state: Sequence[Process], *, name: str
         tau = np.kron(np.ones(S1), tau2[0])
         values, vectors = np.linalg.eig(T.sum(0).T)  # the stationary vector: pi M = pi, pi tau = 1
         pi = np.real(vectors[:, np.argmin(np.abs(values - 1.0))])
-        return GeneralizedHMM(T, name=label, params=info, state_names=st, token_names=tok,
-                              normalizer=tau, prior=pi / (pi @ tau))
+        return GeneralizedHMM(
+            T, name=label, params=info, state_names=st, token_names=tok, normalizer=tau, prior=pi / (pi @ tau)
+        )
     return HMM(T, name=label, params=info, state_names=st, token_names=tok)
 
 
@@ -202,12 +222,19 @@ def shift_coupled(first: HMM, second: HMM, epsilon: float, *, name: str | None =
         raise ProcessError(f"shift_coupled: epsilon must be in [0, 1]; got {epsilon!r}")
     S2 = second.num_states
     shift = np.roll(np.eye(S2), 1, axis=1)  # P[s, s + 1] = 1
-    seconds = [HMM(np.einsum("bij,jk->bik", second.T, (1.0 - e) * np.eye(S2) + e * np.linalg.matrix_power(shift, i)),
-                   name=second.name, params=second.params, state_names=second.state_names,
-                   token_names=second.token_names)
-               for i in range(first.num_states)]
-    return coupled_product(first, seconds, name=name or f"shift_coupled({first.name}, {second.name}, {e:g})",
-                           params={"epsilon": e})
+    seconds = [
+        HMM(
+            np.einsum("bij,jk->bik", second.T, (1.0 - e) * np.eye(S2) + e * np.linalg.matrix_power(shift, i)),
+            name=second.name,
+            params=second.params,
+            state_names=second.state_names,
+            token_names=second.token_names,
+        )
+        for i in range(first.num_states)
+    ]
+    return coupled_product(
+        first, seconds, name=name or f"shift_coupled({first.name}, {second.name}, {e:g})", params={"epsilon": e}
+    )
 
 
 def _check_processes(processes: Sequence[Process], what: str) -> list[Process]:

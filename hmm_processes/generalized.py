@@ -134,11 +134,16 @@ class GeneralizedHMM:
             if bad.any():
                 n, x = np.argwhere(bad & (p < 0))[0] if (bad & (p < 0)).any() else np.argwhere(bad)[0]
                 word = _word(parents, int(n)) + (int(x),)
-                text = str(word) if L <= 16 else f"({', '.join(map(str, word[:8]))}, ..., {', '.join(map(str, word[-4:]))})"
+                text = (
+                    str(word)
+                    if L <= 16
+                    else f"({', '.join(map(str, word[:8]))}, ..., {', '.join(map(str, word[-4:]))})"
+                )
                 raise ProcessError(
                     f"{self.name}: the word {text} of {L} tokens gets a negative probability (P(last token | the "
                     f"others) = {p[n, x]:.3g}), so these matrices do not define a stochastic process (a GHMM needs "
-                    "pi T^(w) tau >= 0 for every word)")
+                    "pi T^(w) tau >= 0 for every word)"
+                )
             vec = ext.reshape(-1, ext.shape[2])  # [N V, S]
             prob = p.reshape(-1)
             scale = np.where(prob > CONDITIONAL_ATOL, prob, np.abs(vec).max(axis=1))
@@ -212,11 +217,17 @@ class GeneralizedHMM:
 
     # --- conversions -------------------------------------------------------------------------------
     @classmethod
-    def from_hmm(cls, hmm: HMM) -> "GeneralizedHMM":
+    def from_hmm(cls, hmm: HMM) -> GeneralizedHMM:
         """The same process as a GHMM (tau = 1, pi = the HMM's stationary distribution)."""
-        return cls(np.array(hmm.T), name=hmm.name, params=dict(hmm.params), state_names=hmm.state_names,
-                   token_names=hmm.token_names, normalizer=np.ones(hmm.num_states),
-                   prior=hmm.stationary_distribution)
+        return cls(
+            np.array(hmm.T),
+            name=hmm.name,
+            params=dict(hmm.params),
+            state_names=hmm.state_names,
+            token_names=hmm.token_names,
+            normalizer=np.ones(hmm.num_states),
+            prior=hmm.stationary_distribution,
+        )
 
     def to_hmm(self) -> HMM:
         """This GHMM as an `HMM`, if its matrices are non-negative and tau is constant; else `ProcessError`."""
@@ -226,8 +237,14 @@ class GeneralizedHMM:
                 f"{self.name}: this GHMM is not an HMM as given (it has negative entries or a non-constant tau)"
             )
         scale = tau[0]
-        return HMM(np.array(self.T), name=self.name, params=dict(self.params), state_names=self.state_names,
-                   token_names=self.token_names, prior=np.clip(self.prior * scale, 0, None))
+        return HMM(
+            np.array(self.T),
+            name=self.name,
+            params=dict(self.params),
+            state_names=self.state_names,
+            token_names=self.token_names,
+            prior=np.clip(self.prior * scale, 0, None),
+        )
 
     def __repr__(self) -> str:
         p = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
@@ -348,6 +365,8 @@ def all_words(vocab_size: int, length: int) -> np.ndarray:
     if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 0:
         raise ProcessError(f"all_words: length must be a whole number >= 0; got {length!r}")
     if length * np.log2(max(int(vocab_size), 1)) > np.log2(MAX_LISTED_WORDS):
-        raise ProcessError(f"all_words: {vocab_size}^{length} words are more than the {MAX_LISTED_WORDS} that can be "
-                           "listed; use a shorter length")
+        raise ProcessError(
+            f"all_words: {vocab_size}^{length} words are more than the {MAX_LISTED_WORDS} that can be "
+            "listed; use a shorter length"
+        )
     return np.array(list(itertools.product(range(vocab_size), repeat=length)), dtype=np.int64).reshape(-1, length)

@@ -97,9 +97,7 @@ def validate_transition_tensor(T: Any, what: str = "process") -> np.ndarray:
     except (TypeError, ValueError) as exc:
         raise ProcessError(f"{what}: T must be a numeric array of shape [V, S, S] ({exc})") from None
     if arr.ndim != 3:
-        raise ProcessError(
-            f"{what}: T must have shape [V, S, S] (tokens, states, states); got shape {arr.shape}"
-        )
+        raise ProcessError(f"{what}: T must have shape [V, S, S] (tokens, states, states); got shape {arr.shape}")
     V, S, S2 = arr.shape
     if S != S2:
         raise ProcessError(f"{what}: T[x] must be square [S, S]; got shape {arr.shape}")
@@ -110,9 +108,7 @@ def validate_transition_tensor(T: Any, what: str = "process") -> np.ndarray:
         raise ProcessError(f"{what}: T[{x}, {i}, {j}] is {arr[x, i, j]}; all entries must be finite")
     if np.any(arr < 0):
         x, i, j = np.argwhere(arr < 0)[0]
-        raise ProcessError(
-            f"{what}: T[{x}, {i}, {j}] = {arr[x, i, j]:g} is negative; probabilities must be >= 0"
-        )
+        raise ProcessError(f"{what}: T[{x}, {i}, {j}] = {arr[x, i, j]:g} is negative; probabilities must be >= 0")
     rows = arr.sum(axis=(0, 2))  # [S]
     bad = np.flatnonzero(np.abs(rows - 1.0) > STOCHASTIC_ATOL)
     if bad.size:
@@ -125,8 +121,9 @@ def validate_transition_tensor(T: Any, what: str = "process") -> np.ndarray:
     return arr
 
 
-def check_probability_vector(value: Any, size: int, what: str, *, unit: str = "state",
-                             atol: float = STOCHASTIC_ATOL) -> np.ndarray:
+def check_probability_vector(
+    value: Any, size: int, what: str, *, unit: str = "state", atol: float = STOCHASTIC_ATOL
+) -> np.ndarray:
     """``value`` as a float64 probability vector of length ``size`` (finite, >= 0, summing to 1 within ``atol``).
 
     Raises `ProcessError` naming ``what`` (e.g. "mixture: weights"), the offending entry, and what
@@ -187,8 +184,9 @@ def check_unique_stationary(M: np.ndarray, what: str) -> None:
         return  # too large to check cheaply; such chains come from compositions that pass a prior
     classes = closed_classes(M)
     if len(classes) > 1:
-        shown = "; ".join("{" + ", ".join(str(int(i)) for i in c[:6]) + (", ..." if c.size > 6 else "") + "}"
-                          for c in classes[:4])
+        shown = "; ".join(
+            "{" + ", ".join(str(int(i)) for i in c[:6]) + (", ..." if c.size > 6 else "") + "}" for c in classes[:4]
+        )
         raise ProcessError(
             f"{what}: the state chain has {len(classes)} closed classes of states ({shown}), so its stationary "
             "distribution is not unique (a non-ergodic process); add a prior (a stationary distribution over "

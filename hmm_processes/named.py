@@ -8,7 +8,6 @@ from hmm_processes.errors import ProcessError
 from hmm_processes.generalized import GeneralizedHMM
 from hmm_processes.hmm import HMM
 
-
 #: Largest number of states a named process family may be asked for (bounds memory: T has V S^2 entries).
 MAX_NAMED_STATES = 2048
 
@@ -17,8 +16,10 @@ def check_number(name: str, value: object, process: str) -> float:
     """``value`` as a finite float; `ProcessError` naming the parameter for bools, strings and other non-numbers
     (``True`` is not 1.0 and ``"0.05"`` is not 0.05 here: a config or --param that says so is a mistake)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ProcessError(f"{process}: parameter {name} must be a number; got {value!r} ({type(value).__name__})"
-                           + ("; write it without quotes" if isinstance(value, str) else ""))
+        raise ProcessError(
+            f"{process}: parameter {name} must be a number; got {value!r} ({type(value).__name__})"
+            + ("; write it without quotes" if isinstance(value, str) else "")
+        )
     try:
         v = float(value)
     except OverflowError:
@@ -28,12 +29,15 @@ def check_number(name: str, value: object, process: str) -> float:
     return v
 
 
-def check_probability(name: str, value: float, process: str, *, open_low: bool = False,
-                      open_high: bool = False) -> float:
+def check_probability(
+    name: str, value: float, process: str, *, open_low: bool = False, open_high: bool = False
+) -> float:
     """Return ``value`` as float if it is a probability in [0, 1] (optionally open at either end)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ProcessError(f"{process}: parameter {name} must be a number in [0, 1]; got {value!r} "
-                           f"({type(value).__name__})" + ("; write it without quotes" if isinstance(value, str) else ""))
+        raise ProcessError(
+            f"{process}: parameter {name} must be a number in [0, 1]; got {value!r} "
+            f"({type(value).__name__})" + ("; write it without quotes" if isinstance(value, str) else "")
+        )
     try:
         v = float(value)
     except OverflowError:
@@ -66,8 +70,9 @@ def mess3(x: float = 0.05, alpha: float = 0.85) -> HMM:
     move = np.full((3, 3), x)  # [state i, state j]
     np.fill_diagonal(move, y)
     T = emit[:, None, :] * move[None, :, :]  # [V, S, S]
-    return HMM(T, name="mess3", params={"x": x, "alpha": alpha},
-               state_names=("A", "B", "C"), token_names=("0", "1", "2"))
+    return HMM(
+        T, name="mess3", params={"x": x, "alpha": alpha}, state_names=("A", "B", "C"), token_names=("0", "1", "2")
+    )
 
 
 def golden_mean(p: float = 0.5) -> HMM:
@@ -204,8 +209,13 @@ def days_of_week() -> HMM:
         T[wknd, d, 5:7] = 1.0 / 2.0
         T[wkdy, d, 0:5] = 1.0 / 5.0
     T /= T.sum(axis=(0, 2), keepdims=True)
-    return HMM(T, name="days_of_week", params={}, state_names=_DAYS,
-               token_names=_DAYS + ("tomorrow", "yesterday", "weekend", "weekday"))
+    return HMM(
+        T,
+        name="days_of_week",
+        params={},
+        state_names=_DAYS,
+        token_names=_DAYS + ("tomorrow", "yesterday", "weekend", "weekday"),
+    )
 
 
 def leaky_rrxor(p1: float = 0.5, p2: float = 0.5, epsilon: float = 0.05) -> HMM:
@@ -218,8 +228,12 @@ def leaky_rrxor(p1: float = 0.5, p2: float = 0.5, epsilon: float = 0.05) -> HMM:
     epsilon = check_probability("epsilon", epsilon, "leaky_rrxor")
     base = rrxor(p1, p2)
     T = (1.0 - epsilon) * base.T + epsilon / 10.0
-    return HMM(T, name="leaky_rrxor", params={"p1": base.params["p1"], "p2": base.params["p2"], "epsilon": epsilon},
-               state_names=base.state_names)
+    return HMM(
+        T,
+        name="leaky_rrxor",
+        params={"p1": base.params["p1"], "p2": base.params["p2"], "epsilon": epsilon},
+        state_names=base.state_names,
+    )
 
 
 def matching_parens(p: float = 0.5, q: float = 0.5, max_depth: int = 4) -> HMM:
@@ -237,10 +251,14 @@ def matching_parens(p: float = 0.5, q: float = 0.5, max_depth: int = 4) -> HMM:
     """
     p = check_probability("p", p, "matching_parens", open_low=True)
     q = check_probability("q", q, "matching_parens")
-    if isinstance(max_depth, bool) or not isinstance(max_depth, (int, np.integer)) or not (
-            1 <= max_depth < MAX_NAMED_STATES):
-        raise ProcessError(f"matching_parens: parameter max_depth must be an integer in 1..{MAX_NAMED_STATES - 1}; "
-                           f"got {max_depth!r}")
+    if (
+        isinstance(max_depth, bool)
+        or not isinstance(max_depth, (int, np.integer))
+        or not (1 <= max_depth < MAX_NAMED_STATES)
+    ):
+        raise ProcessError(
+            f"matching_parens: parameter max_depth must be an integer in 1..{MAX_NAMED_STATES - 1}; got {max_depth!r}"
+        )
     n = int(max_depth)
     T = np.zeros((3, n + 1, n + 1))
     T[0, 0, 0], T[1, 0, 1] = 1.0 - p, p
@@ -248,8 +266,13 @@ def matching_parens(p: float = 0.5, q: float = 0.5, max_depth: int = 4) -> HMM:
         T[1, d, d + 1] = q
         T[2, d, d - 1] = 1.0 - q
     T[2, n, n - 1] = 1.0
-    return HMM(T, name="matching_parens", params={"p": p, "q": q, "max_depth": n},
-               state_names=tuple(str(d) for d in range(n + 1)), token_names=(".", "(", ")"))
+    return HMM(
+        T,
+        name="matching_parens",
+        params={"p": p, "q": q, "max_depth": n},
+        state_names=tuple(str(d) for d in range(n + 1)),
+        token_names=(".", "(", ")"),
+    )
 
 
 # --- generalized HMMs (quasi-probability presentations) -----------------------------------------
@@ -276,8 +299,9 @@ def fanizza(alpha: float = 2000.0, lamb: float = 0.49) -> GeneralizedHMM:
     w = np.array([1.0, 1.0 - lamb, 1.0 + lamb * (s - c), 1.0 - lamb * (s + c)])
     Ta = np.outer(w, pi0)
     Tb = lamb * np.array([[0, 0, 0, 0], [0, 1, 0, 0], [0, 0, c, -s], [0, 0, s, c]], dtype=np.float64)
-    return GeneralizedHMM(np.stack([Ta, Tb]), name="fanizza", params={"alpha": alpha, "lamb": lamb},
-                          token_names=("a", "b"))
+    return GeneralizedHMM(
+        np.stack([Ta, Tb]), name="fanizza", params={"alpha": alpha, "lamb": lamb}, token_names=("a", "b")
+    )
 
 
 def tom_quantum(alpha: float = 1.0, beta: float = 4.3) -> GeneralizedHMM:
@@ -300,12 +324,14 @@ def tom_quantum(alpha: float = 1.0, beta: float = 4.3) -> GeneralizedHMM:
     a, b = alpha / scale, beta / scale
     g = 1.0 / (4.0 * (a**2 + b**2))
     c, m, o = 0.25, (a**2 - b**2) * g, 2.0 * a * b * g
-    T = np.array([
-        [[c, 0, o], [0, m, 0], [o, 0, c]],
-        [[c, 0, -o], [0, m, 0], [-o, 0, c]],
-        [[c, o, 0], [o, c, 0], [0, 0, m]],
-        [[c, -o, 0], [-o, c, 0], [0, 0, m]],
-    ])
+    T = np.array(
+        [
+            [[c, 0, o], [0, m, 0], [o, 0, c]],
+            [[c, 0, -o], [0, m, 0], [-o, 0, c]],
+            [[c, o, 0], [o, c, 0], [0, 0, m]],
+            [[c, -o, 0], [-o, c, 0], [0, 0, m]],
+        ]
+    )
     return GeneralizedHMM(T, name="tom_quantum", params={"alpha": alpha, "beta": beta})
 
 
@@ -322,11 +348,14 @@ def post_quantum(log_alpha: float = 1.0, beta: float = 0.5) -> GeneralizedHMM:
 
     log_alpha, beta = check_number("log_alpha", log_alpha, "post_quantum"), check_number("beta", beta, "post_quantum")
     if not 0.0 < log_alpha < 700.0:
-        raise ProcessError(f"post_quantum: need 0 < log_alpha < 700 (alpha = exp(log_alpha) > 1 and finite); "
-                           f"got {log_alpha!r}")
+        raise ProcessError(
+            f"post_quantum: need 0 < log_alpha < 700 (alpha = exp(log_alpha) > 1 and finite); got {log_alpha!r}"
+        )
     alpha = float(np.exp(log_alpha))
     if not (np.isfinite(alpha) and alpha > 1.0 > beta > 0.0):
-        raise ProcessError(f"post_quantum: need alpha = exp(log_alpha) > 1 > beta > 0; got alpha={alpha!r}, beta={beta!r}")
+        raise ProcessError(
+            f"post_quantum: need alpha = exp(log_alpha) > 1 > beta > 0; got alpha={alpha!r}, beta={beta!r}"
+        )
     if abs(alpha + beta - 2.0) < 1e-12:
         raise ProcessError("post_quantum: need alpha + beta != 2")
     ratio = np.log(alpha) / np.log(beta)

@@ -50,10 +50,15 @@ class RandomMarkovChains:
         k, a = self.n_states, self.concentration
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
             raise ProcessError(f"random_markov: n_states must be an integer >= 2 (the number of tokens); got {k!r}")
-        if isinstance(a, bool) or not isinstance(a, (int, float, np.floating, np.integer)) \
-                or not math.isfinite(float(a)) or float(a) <= 0:
-            raise ProcessError(f"random_markov: concentration must be a finite number > 0 (1 = uniform rows); "
-                               f"got {a!r}")
+        if (
+            isinstance(a, bool)
+            or not isinstance(a, (int, float, np.floating, np.integer))
+            or not math.isfinite(float(a))
+            or float(a) <= 0
+        ):
+            raise ProcessError(
+                f"random_markov: concentration must be a finite number > 0 (1 = uniform rows); got {a!r}"
+            )
         object.__setattr__(self, "n_states", int(k))
         object.__setattr__(self, "concentration", float(a))
 
@@ -74,7 +79,7 @@ class RandomMarkovChains:
     @property
     def belief_size(self) -> int:
         """Entries of the posterior mean transition matrix, flattened row-major: k * k."""
-        return self.n_states ** 2
+        return self.n_states**2
 
     @property
     def belief_names(self) -> tuple[str, ...]:
@@ -101,11 +106,14 @@ class ChainSamples(NamedTuple):
 def _check_tokens(source: RandomMarkovChains, tokens) -> np.ndarray:
     t = np.asarray(tokens)
     if t.ndim != 2 or t.shape[1] < 1 or not np.issubdtype(t.dtype, np.integer):
-        raise ProcessError(f"random_markov: tokens must be an integer array [N, L] with L >= 1; got shape "
-                           f"{t.shape} of {t.dtype}")
+        raise ProcessError(
+            f"random_markov: tokens must be an integer array [N, L] with L >= 1; got shape {t.shape} of {t.dtype}"
+        )
     if t.size and (t.min() < 0 or t.max() >= source.n_states):
-        raise ProcessError(f"random_markov: tokens must lie in 0..{source.n_states - 1} (n_states = "
-                           f"{source.n_states}); got values in [{t.min()}, {t.max()}]")
+        raise ProcessError(
+            f"random_markov: tokens must lie in 0..{source.n_states - 1} (n_states = "
+            f"{source.n_states}); got values in [{t.min()}, {t.max()}]"
+        )
     return t.astype(np.int64)
 
 
@@ -150,8 +158,9 @@ def true_predictive(source: RandomMarkovChains, matrices, tokens) -> np.ndarray:
     A = np.asarray(matrices, np.float64)
     k = source.n_states
     if A.shape != (t.shape[0], k, k):
-        raise ProcessError(f"random_markov: matrices must have shape [N, k, k] = ({t.shape[0]}, {k}, {k}); "
-                           f"got {A.shape}")
+        raise ProcessError(
+            f"random_markov: matrices must have shape [N, k, k] = ({t.shape[0]}, {k}, {k}); got {A.shape}"
+        )
     return np.take_along_axis(A, t[:, :, None], axis=1)  # A[n, x_t, :]
 
 
@@ -172,8 +181,9 @@ def log_marginal_probability(source: RandomMarkovChains, tokens) -> np.ndarray:
 # ---------------------------------------------------------------------------- sampling
 
 
-def sample_chains(source: RandomMarkovChains, seed, n: int, length: int, *, with_matrices: bool = False
-                  ) -> ChainSamples:
+def sample_chains(
+    source: RandomMarkovChains, seed, n: int, length: int, *, with_matrices: bool = False
+) -> ChainSamples:
     """``n`` sequences of ``length`` tokens, each from its own matrix drawn from the prior (NumPy, float64).
 
     ``seed``: anything `numpy.random.default_rng` takes (an int, a sequence of ints such as a JAX key's

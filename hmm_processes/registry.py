@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from hmm_processes.errors import ProcessError
 from hmm_processes.generalized import GeneralizedHMM
@@ -78,8 +79,10 @@ def get_process(name: str, **params: Any) -> HMM:
     if not isinstance(process, (HMM, GeneralizedHMM)):
         where = factory_name(name)
         got = "None" if process is None else f"a {type(process).__name__}"
-        raise ProcessError(f"process {name!r}: its factory {where} returned {got}; a process factory must return "
-                           "an hmm_processes.HMM or GeneralizedHMM")
+        raise ProcessError(
+            f"process {name!r}: its factory {where} returned {got}; a process factory must return "
+            "an hmm_processes.HMM or GeneralizedHMM"
+        )
     return process
 
 

@@ -48,8 +48,16 @@ class Samples(NamedTuple):
         return self.states is not None
 
 
-def sample(process: HMM | GeneralizedHMM, key: jax.Array, batch: int, length: int, *, with_beliefs: bool = True,
-           with_next_token_probs: bool = True, initial: np.ndarray | None = None) -> Samples:
+def sample(
+    process: HMM | GeneralizedHMM,
+    key: jax.Array,
+    batch: int,
+    length: int,
+    *,
+    with_beliefs: bool = True,
+    with_next_token_probs: bool = True,
+    initial: np.ndarray | None = None,
+) -> Samples:
     """Sample ``batch`` sequences of ``length`` tokens from ``process`` in one jit-compiled scan.
 
     Starts from ``initial`` (default the stationary distribution, so sequences are stationary; for
@@ -63,19 +71,35 @@ def sample(process: HMM | GeneralizedHMM, key: jax.Array, batch: int, length: in
         raise ProcessError(f"sample: batch and length must be >= 1; got batch={batch}, length={length}")
     if isinstance(process, GeneralizedHMM):
         tau = process.normalizer
-        prior = (process.stationary_vector if initial is None
-                 else check_start_vector(initial, tau, "sample", "initial"))
-        return _sample_ghmm(jnp.asarray(process.T, jnp.float32), jnp.asarray(tau, jnp.float32),
-                            jnp.asarray(prior, jnp.float32), key, int(batch), int(length),
-                            bool(with_beliefs), bool(with_next_token_probs))
+        prior = process.stationary_vector if initial is None else check_start_vector(initial, tau, "sample", "initial")
+        return _sample_ghmm(
+            jnp.asarray(process.T, jnp.float32),
+            jnp.asarray(tau, jnp.float32),
+            jnp.asarray(prior, jnp.float32),
+            key,
+            int(batch),
+            int(length),
+            bool(with_beliefs),
+            bool(with_next_token_probs),
+        )
     if not isinstance(process, HMM):
         raise ProcessError(f"sample: expected an HMM or GeneralizedHMM; got {type(process).__name__}")
     hmm = process
-    prior = hmm.stationary_distribution if initial is None else check_probability_vector(
-        initial, hmm.num_states, "sample: initial", atol=LOOSE_SUM_ATOL)
+    prior = (
+        hmm.stationary_distribution
+        if initial is None
+        else check_probability_vector(initial, hmm.num_states, "sample: initial", atol=LOOSE_SUM_ATOL)
+    )
     tables = _sampling_tables(hmm.T)
-    return _sample(*tables, jnp.asarray(prior, jnp.float32), key, int(batch), int(length),
-                   bool(with_beliefs), bool(with_next_token_probs))
+    return _sample(
+        *tables,
+        jnp.asarray(prior, jnp.float32),
+        key,
+        int(batch),
+        int(length),
+        bool(with_beliefs),
+        bool(with_next_token_probs),
+    )
 
 
 def _next_token_law(b: jax.Array, E: jax.Array) -> jax.Array:
@@ -87,8 +111,16 @@ def _next_token_law(b: jax.Array, E: jax.Array) -> jax.Array:
 
 
 @partial(jax.jit, static_argnames=("batch", "length", "with_beliefs", "with_next"))
-def _sample_ghmm(T: jax.Array, tau: jax.Array, prior: jax.Array, key: jax.Array, batch: int, length: int,
-                 with_beliefs: bool, with_next: bool) -> Samples:
+def _sample_ghmm(
+    T: jax.Array,
+    tau: jax.Array,
+    prior: jax.Array,
+    key: jax.Array,
+    batch: int,
+    length: int,
+    with_beliefs: bool,
+    with_next: bool,
+) -> Samples:
     """Token by token from the exact next-token law; the belief update of `hmm_processes.beliefs` in float32."""
     V, S, _ = T.shape
     E = (T @ tau).T  # [S, V]
@@ -133,13 +165,21 @@ def _sampling_tables(T: np.ndarray) -> tuple[jax.Array, jax.Array, jax.Array]:
     # selects an outcome of probability zero.
     last = (V * S - 1) - np.argmax((joint > 0)[:, ::-1], axis=1)  # [S]
     cdf[np.arange(V * S)[None, :] >= last[:, None]] = np.inf
-    return (jnp.asarray(cdf, jnp.float32), jnp.asarray(T, jnp.float32),
-            jnp.asarray(T.sum(axis=2).T, jnp.float32))
+    return (jnp.asarray(cdf, jnp.float32), jnp.asarray(T, jnp.float32), jnp.asarray(T.sum(axis=2).T, jnp.float32))
 
 
 @partial(jax.jit, static_argnames=("batch", "length", "with_beliefs", "with_next"))
-def _sample(cdf: jax.Array, T: jax.Array, E: jax.Array, prior: jax.Array, key: jax.Array,
-            batch: int, length: int, with_beliefs: bool, with_next: bool) -> Samples:
+def _sample(
+    cdf: jax.Array,
+    T: jax.Array,
+    E: jax.Array,
+    prior: jax.Array,
+    key: jax.Array,
+    batch: int,
+    length: int,
+    with_beliefs: bool,
+    with_next: bool,
+) -> Samples:
     V, S, _ = T.shape
     k_init, k_steps = jax.random.split(key)
     s0 = jax.random.categorical(k_init, jnp.log(prior), shape=(batch,)).astype(jnp.int32)  # [B]

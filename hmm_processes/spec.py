@@ -70,7 +70,7 @@ def parse_spec(text: str, *, where: str = "<spec>", default_name: str = "spec") 
         raise fail(f"name must be a non-empty string; got {name!r} ({type(name).__name__})")
     kind = doc.get("kind", "hmm")
     if kind not in ("hmm", "ghmm"):
-        raise fail(f"kind must be \"hmm\" or \"ghmm\"; got {kind!r}")
+        raise fail(f'kind must be "hmm" or "ghmm"; got {kind!r}')
     tokens = _names(doc["tokens"], "tokens", fail)
     states = _names(doc["states"], "states", fail)
     params = doc.get("parameters", {})
@@ -109,10 +109,10 @@ def parse_spec(text: str, *, where: str = "<spec>", default_name: str = "spec") 
     label = {"name": name}
     try:
         if kind == "ghmm":
-            return GeneralizedHMM(T, **label, params=dict(params), state_names=tuple(states),
-                                  token_names=tuple(tokens), prior=prior)
-        return HMM(T, **label, params=dict(params), state_names=tuple(states), token_names=tuple(tokens),
-                   prior=prior)
+            return GeneralizedHMM(
+                T, **label, params=dict(params), state_names=tuple(states), token_names=tuple(tokens), prior=prior
+            )
+        return HMM(T, **label, params=dict(params), state_names=tuple(states), token_names=tuple(tokens), prior=prior)
     except ProcessError as exc:
         raise fail(str(exc)) from None
 
@@ -123,7 +123,7 @@ def _quote(s: str) -> str:
 
 def _names(value: Any, key: str, fail) -> list[str]:
     if not isinstance(value, list) or not value:
-        raise fail(f"{key} must be a non-empty list of names, e.g. {key} = [\"a\", \"b\"]; got {value!r}")
+        raise fail(f'{key} must be a non-empty list of names, e.g. {key} = ["a", "b"]; got {value!r}')
     for i, v in enumerate(value):
         if not isinstance(v, str) or not v:
             raise fail(f"{key}[{i}] is {v!r} ({type(v).__name__}); names must be non-empty strings (quote them)")

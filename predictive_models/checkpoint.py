@@ -18,8 +18,14 @@ import jax
 import numpy as np
 from flax import nnx, serialization
 
-from predictive_models.models import (ModelConfig, abstract_params, config_from_dict, config_to_dict, is_model_config,
-                                      to_state)
+from predictive_models.models import (
+    ModelConfig,
+    abstract_params,
+    config_from_dict,
+    config_to_dict,
+    is_model_config,
+    to_state,
+)
 from predictive_models.nnx_params import pure_params
 
 FORMAT = "compmech.predictive_models.checkpoint/1"
@@ -54,9 +60,16 @@ def _to_numpy(tree: Any) -> Any:
     return jax.tree.map(lambda x: np.asarray(x), tree)
 
 
-def save_checkpoint(path: str | Path, *, params: Any, opt_state: Any, step: int,
-                    model_config: ModelConfig | dict, train_config: Any,
-                    extra: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    path: str | Path,
+    *,
+    params: Any,
+    opt_state: Any,
+    step: int,
+    model_config: ModelConfig | dict,
+    train_config: Any,
+    extra: dict[str, Any] | None = None,
+) -> Path:
     """Save a resumable checkpoint to ``path`` (atomically). Returns the path.
 
     ``params``: an ``nnx.State``, a model or a pure dict; ``opt_state``: any optax state (or None);
@@ -89,13 +102,16 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    fix = (f"delete {path} (a run directory's latest.msgpack: the run then restarts from the beginning; "
-           "a tokens_<N>.msgpack: that snapshot is skipped)")
+    fix = (
+        f"delete {path} (a run directory's latest.msgpack: the run then restarts from the beginning; "
+        "a tokens_<N>.msgpack: that snapshot is skipped)"
+    )
     try:
         payload = serialization.msgpack_restore(path.read_bytes())
     except Exception as exc:  # msgpack raises several types for truncated or garbled bytes
-        raise CheckpointError(f"checkpoint {path} is damaged (cannot be decoded: {type(exc).__name__}); {fix}") \
-            from None
+        raise CheckpointError(
+            f"checkpoint {path} is damaged (cannot be decoded: {type(exc).__name__}); {fix}"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a predictive_models checkpoint (format {FORMAT!r}); {fix}")
     try:
@@ -112,8 +128,10 @@ def restore_params(config: ModelConfig, state_dict: dict) -> dict:
     params = serialization.from_state_dict(template, state_dict)
     for (where, want), got in zip(jax.tree_util.tree_flatten_with_path(template)[0], jax.tree.leaves(params)):
         if tuple(np.shape(got)) != tuple(want.shape):
-            raise ValueError(f"checkpoint parameter {jax.tree_util.keystr(where)} has shape {np.shape(got)}, "
-                             f"the model config needs {want.shape}.")
+            raise ValueError(
+                f"checkpoint parameter {jax.tree_util.keystr(where)} has shape {np.shape(got)}, "
+                f"the model config needs {want.shape}."
+            )
     return jax.tree.map(lambda x: np.asarray(x, np.float32), params)
 
 

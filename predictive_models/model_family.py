@@ -103,8 +103,10 @@ class ModelFamily(abc.ABC):
         wanted = (names,) if isinstance(names, str) else tuple(self.layer_names(config) if names is None else names)
         unknown = [n for n in wanted if n not in allowed]
         if unknown or len(set(wanted)) != len(wanted):
-            raise ValueError(f"names must be distinct activation names of this {self.kind_of(config)} model, from "
-                             f"{allowed}; got {list(wanted)}.")
+            raise ValueError(
+                f"names must be distinct activation names of this {self.kind_of(config)} model, from "
+                f"{allowed}; got {list(wanted)}."
+            )
         return wanted
 
     def activation_shape(self, config: Any, name: str, batch: int, length: int) -> tuple[int, ...]:
@@ -137,8 +139,9 @@ class ModelFamily(abc.ABC):
             return cls.from_dict(d)
         known = {f.name for f in dataclasses.fields(cls)}
         if set(d) - known:
-            raise ValueError(f"{cls.__name__}: unknown field(s) {sorted(set(d) - known)}; known fields are "
-                             f"{sorted(known)}.")
+            raise ValueError(
+                f"{cls.__name__}: unknown field(s) {sorted(set(d) - known)}; known fields are {sorted(known)}."
+            )
         return cls(**d)
 
     # ------------------------------------------------------------------------ the memory preflight
@@ -151,8 +154,7 @@ class ModelFamily(abc.ABC):
         L = config.context_length
         probed = self.layer_names(config)
         width = sum(self.activation_shape(config, n, 1, L)[-1] for n in probed)
-        per_token = sum(math.prod(self.activation_shape(config, n, 1, L)) // L
-                        for n in self.activation_names(config))
+        per_token = sum(math.prod(self.activation_shape(config, n, 1, L)) // L for n in self.activation_names(config))
         return ModelSizes(self.n_params(config), len(probed), width, per_token + 3 * config.vocab_size)
 
     # ------------------------------------------------------------------------ parameter plumbing (one place)
@@ -200,9 +202,18 @@ class ModelFamily(abc.ABC):
     #: position. None: the family has no one-position step, and every batch is run as whole sequences.
     prefix_steps: ClassVar[Callable[..., None] | None] = None
 
-    def run_batched(self, config: Any, params: Any, tokens: np.ndarray, names: Sequence[str] | None = (),
-                    what: str | None = "logits", *, batch_size: int = 4096, method: str = "auto",
-                    on_step: Callable[[int], None] | None = None) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+    def run_batched(
+        self,
+        config: Any,
+        params: Any,
+        tokens: np.ndarray,
+        names: Sequence[str] | None = (),
+        what: str | None = "logits",
+        *,
+        batch_size: int = 4096,
+        method: str = "auto",
+        on_step: Callable[[int], None] | None = None,
+    ) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
         """The forward pass over many rows: tokens [N, T] -> (float32 [N, T, V] logits (``what="logits"``),
         log-probabilities (``"log_probs"``) or None (``None``: the readout is not run), and {name: float32
         array (`activation_shape`)} for exactly the ``names`` asked, in that order (None: `layer_names`)).
@@ -231,9 +242,16 @@ class ModelFamily(abc.ABC):
             step(T)
         return out, cache
 
-    def prefix_activations(self, config: Any, params_state: Any, tokens: np.ndarray, *, batch_size: int = 4096,
-                           names: Sequence[str] | None = None, on_step: Callable[[int], None] | None = None
-                           ) -> PrefixActivations:
+    def prefix_activations(
+        self,
+        config: Any,
+        params_state: Any,
+        tokens: np.ndarray,
+        *,
+        batch_size: int = 4096,
+        names: Sequence[str] | None = None,
+        on_step: Callable[[int], None] | None = None,
+    ) -> PrefixActivations:
         """The activations named (None: `layer_names`) of each distinct prefix of ``tokens`` [N, T] once
         (`predictive_models.prefixes.PrefixActivations`: [U, width] per name, float32): the same numbers as
         `compute_activations`, never its [N, T, width] arrays.
@@ -248,8 +266,7 @@ class ModelFamily(abc.ABC):
         N, T = tokens.shape
         levels = prefix_tree(tokens, config.vocab_size)
         ids, offsets = prefix_index(levels, N)
-        store = {n: np.empty((int(offsets[-1]), self.activation_shape(config, n, 1, 1)[-1]), np.float32)
-                 for n in names}
+        store = {n: np.empty((int(offsets[-1]), self.activation_shape(config, n, 1, 1)[-1]), np.float32) for n in names}
         if N and T and names:
             p = jax.tree.map(jnp.asarray, pure_params(params_state))
             step = on_step or (lambda n: None)
@@ -269,33 +286,51 @@ class ModelFamily(abc.ABC):
                 step(T)
         return PrefixActivations(rows=store, ids=ids, offsets=offsets)
 
-    def activations(self, config: Any, params: Any, tokens: np.ndarray, names: Sequence[str] | None = None, *,
-                    batch_size: int = 4096, method: str = "auto",
-                    on_step: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+    def activations(
+        self,
+        config: Any,
+        params: Any,
+        tokens: np.ndarray,
+        names: Sequence[str] | None = None,
+        *,
+        batch_size: int = 4096,
+        method: str = "auto",
+        on_step: Callable[[int], None] | None = None,
+    ) -> dict[str, np.ndarray]:
         """Exactly the activations named (see `activation_names`; None: `layer_names`): tokens [N, T] ->
         {name: float32 array (`activation_shape`)} in the order asked. Batched over rows (``method`` as in
         `run_batched`); nothing above the highest name asked runs, and the readout never does."""
-        return self.run_batched(config, params, tokens, names, None, batch_size=batch_size, method=method,
-                                on_step=on_step)[1]
+        return self.run_batched(
+            config, params, tokens, names, None, batch_size=batch_size, method=method, on_step=on_step
+        )[1]
 
-    def compute_activations(self, config: Any, params_state: Any, tokens: np.ndarray, *, batch_size: int = 4096,
-                            method: str = "auto", names: Sequence[str] | None = None,
-                            on_step: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+    def compute_activations(
+        self,
+        config: Any,
+        params_state: Any,
+        tokens: np.ndarray,
+        *,
+        batch_size: int = 4096,
+        method: str = "auto",
+        names: Sequence[str] | None = None,
+        on_step: Callable[[int], None] | None = None,
+    ) -> dict[str, np.ndarray]:
         """`activations` with ``names`` as a keyword: tokens [N, T] -> {name: float32 [N, T, width]}."""
-        return self.activations(config, params_state, tokens, names, batch_size=batch_size, method=method,
-                                on_step=on_step)
+        return self.activations(
+            config, params_state, tokens, names, batch_size=batch_size, method=method, on_step=on_step
+        )
 
-    def compute_logits(self, config: Any, params_state: Any, tokens: np.ndarray, *, batch_size: int = 4096,
-                       method: str = "auto") -> np.ndarray:
+    def compute_logits(
+        self, config: Any, params_state: Any, tokens: np.ndarray, *, batch_size: int = 4096, method: str = "auto"
+    ) -> np.ndarray:
         """Logits of every sequence: tokens [N, T] -> float32 [N, T, vocab_size]. Jitted, batched."""
-        return self.run_batched(config, params_state, tokens, (), "logits", batch_size=batch_size,
-                                method=method)[0]
+        return self.run_batched(config, params_state, tokens, (), "logits", batch_size=batch_size, method=method)[0]
 
-    def compute_log_probs(self, config: Any, params_state: Any, tokens: np.ndarray, *, batch_size: int = 4096,
-                          method: str = "auto") -> np.ndarray:
+    def compute_log_probs(
+        self, config: Any, params_state: Any, tokens: np.ndarray, *, batch_size: int = 4096, method: str = "auto"
+    ) -> np.ndarray:
         """Next-token log-probabilities (log-softmax of the logits): float32 [N, T, vocab_size]."""
-        return self.run_batched(config, params_state, tokens, (), "log_probs", batch_size=batch_size,
-                                method=method)[0]
+        return self.run_batched(config, params_state, tokens, (), "log_probs", batch_size=batch_size, method=method)[0]
 
 
 # ---------------------------------------------------------------------------- helpers for families
@@ -305,7 +340,7 @@ def _has_field(cls: type, name: str) -> bool:
     return dataclasses.is_dataclass(cls) and any(f.name == name for f in dataclasses.fields(cls))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _traced_shape(module_cls: type, config: Any, name: str, length: int) -> tuple[int, ...]:
     """The shape of activation ``name`` of one sequence of ``length`` tokens, traced (nothing computed)."""
     gdef, state = nnx_params.abstract_split(module_cls, config)
@@ -330,11 +365,14 @@ def check_tokens(config: Any, tokens: np.ndarray, batch_size: int) -> np.ndarray
     if not np.issubdtype(tokens.dtype, np.integer):
         raise ValueError(f"tokens must be integers; got dtype {tokens.dtype}.")
     if tokens.shape[1] > config.context_length:
-        raise ValueError(f"tokens have length {tokens.shape[1]} > context_length {config.context_length}; "
-                         f"pass at most context_length tokens per sequence.")
+        raise ValueError(
+            f"tokens have length {tokens.shape[1]} > context_length {config.context_length}; "
+            f"pass at most context_length tokens per sequence."
+        )
     if tokens.size and (tokens.min() < 0 or tokens.max() >= config.vocab_size):
-        raise ValueError(f"tokens must lie in [0, {config.vocab_size}); got values in "
-                         f"[{tokens.min()}, {tokens.max()}].")
+        raise ValueError(
+            f"tokens must lie in [0, {config.vocab_size}); got values in [{tokens.min()}, {tokens.max()}]."
+        )
     if isinstance(batch_size, bool) or int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
     return tokens.astype(np.int32)
@@ -347,7 +385,7 @@ def pad_rows(a: np.ndarray, rows: int) -> np.ndarray:
     return np.concatenate([a, np.zeros((rows - a.shape[0], *a.shape[1:]), a.dtype)])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def jitted_forward(module_cls: type, config: Any, names: tuple[str, ...], what: str | None):
     """jit of (params, tokens [B, T]) -> (logits / log-probs [B, T, V] or None, {name: [B, T, width]}) through
     the module's ``forward``."""
@@ -362,8 +400,9 @@ def jitted_forward(module_cls: type, config: Any, names: tuple[str, ...], what: 
     return jax.jit(run)
 
 
-def run_full(fn, params: dict, tokens: np.ndarray, batch_size: int, out: np.ndarray | None,
-             cache: dict[str, np.ndarray]) -> None:
+def run_full(
+    fn, params: dict, tokens: np.ndarray, batch_size: int, out: np.ndarray | None, cache: dict[str, np.ndarray]
+) -> None:
     """Whole sequences through ``fn`` (`jitted_forward`), ``batch_size`` rows per call (the last padded: one
     shape), filling ``out`` [N, T, V] (or None) and ``cache`` {name: [N, ...]} in place."""
     N = tokens.shape[0]

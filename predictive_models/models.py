@@ -43,22 +43,30 @@ def register_family(family: ModelFamily) -> ModelFamily:
     already serves is refused (ValueError: `unregister_family` that one first).
     """
     if not isinstance(family, ModelFamily):
-        raise TypeError(f"register_family takes a ModelFamily instance; got {type(family).__name__}. Subclass "
-                        f"predictive_models.model_family.ModelFamily and pass an instance.")
+        raise TypeError(
+            f"register_family takes a ModelFamily instance; got {type(family).__name__}. Subclass "
+            f"predictive_models.model_family.ModelFamily and pass an instance."
+        )
     kinds = getattr(family, "kinds", None)
     if not isinstance(kinds, tuple) or not kinds or not all(isinstance(k, str) and k for k in kinds):
         raise ValueError(f"{type(family).__name__}.kinds must be a non-empty tuple of kind names; got {kinds!r}.")
     cls = getattr(family, "config_class", None)
-    if not isinstance(cls, type) or not all(hasattr(cls, "__dataclass_fields__") and f in cls.__dataclass_fields__
-                                            for f in ("vocab_size", "context_length")):
-        raise ValueError(f"{type(family).__name__}.config_class must be a dataclass with vocab_size and "
-                         f"context_length fields; got {cls!r}.")
+    if not isinstance(cls, type) or not all(
+        hasattr(cls, "__dataclass_fields__") and f in cls.__dataclass_fields__ for f in ("vocab_size", "context_length")
+    ):
+        raise ValueError(
+            f"{type(family).__name__}.config_class must be a dataclass with vocab_size and "
+            f"context_length fields; got {cls!r}."
+        )
     if not isinstance(getattr(family, "module_class", None), type):
         raise ValueError(f"{type(family).__name__}.module_class must be an nnx.Module class.")
     clash = [k for k in kinds if _BY_KIND.get(k, family) is not family]
     if clash or _BY_CONFIG.get(cls, family) is not family:
-        what, owner = (f"model kind {clash[0]!r}", _BY_KIND[clash[0]]) if clash else \
-            (f"config class {cls.__name__}", _BY_CONFIG[cls])
+        what, owner = (
+            (f"model kind {clash[0]!r}", _BY_KIND[clash[0]])
+            if clash
+            else (f"config class {cls.__name__}", _BY_CONFIG[cls])
+        )
         raise ValueError(f"{what} is already served by {owner!r}; unregister_family it first or pick another name.")
     for k in kinds:
         _BY_KIND[k] = family
@@ -97,8 +105,10 @@ def family(config: Any) -> ModelFamily:
     for cls in type(config).__mro__:
         if cls in _BY_CONFIG:
             return _BY_CONFIG[cls]
-    raise TypeError(f"model config must be the config of a registered model family ("
-                    f"{', '.join(c.__name__ for c in _BY_CONFIG)}); got {type(config).__name__}.")
+    raise TypeError(
+        f"model config must be the config of a registered model family ("
+        f"{', '.join(c.__name__ for c in _BY_CONFIG)}); got {type(config).__name__}."
+    )
 
 
 def is_model_config(config: Any) -> bool:
@@ -195,29 +205,51 @@ def activation_width(config: ModelConfig, name: str) -> int:
     return family(config).activation_width(config, name)
 
 
-def compute_activations(config: ModelConfig, params_state: Any, tokens: np.ndarray, *, batch_size: int = 4096,
-                        method: str = "auto", names: Sequence[str] | None = None,
-                        on_step: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+def compute_activations(
+    config: ModelConfig,
+    params_state: Any,
+    tokens: np.ndarray,
+    *,
+    batch_size: int = 4096,
+    method: str = "auto",
+    names: Sequence[str] | None = None,
+    on_step: Callable[[int], None] | None = None,
+) -> dict[str, np.ndarray]:
     """Exactly the activations named (None: `layer_names`): tokens [N, T] -> {name: float32 [N, T, width]}
     (an attention pattern [N, H, T, T]), batched, each distinct prefix once where that saves work."""
-    return family(config).compute_activations(config, params_state, tokens, batch_size=batch_size,
-                                              method=method, names=names, on_step=on_step)
+    return family(config).compute_activations(
+        config, params_state, tokens, batch_size=batch_size, method=method, names=names, on_step=on_step
+    )
 
 
-def prefix_activations(config: ModelConfig, params_state: Any, tokens: np.ndarray, *, batch_size: int = 4096,
-                       names: Sequence[str] | None = None, on_step: Callable[[int], None] | None = None
-                       ) -> PrefixActivations:
+def prefix_activations(
+    config: ModelConfig,
+    params_state: Any,
+    tokens: np.ndarray,
+    *,
+    batch_size: int = 4096,
+    names: Sequence[str] | None = None,
+    on_step: Callable[[int], None] | None = None,
+) -> PrefixActivations:
     """The activations named (None: `layer_names`; one vector per position, no attention patterns) of each
     distinct prefix of tokens [N, T] once: `predictive_models.prefixes.PrefixActivations`, {name: float32
     [U, width]} and each (string, position)'s row. The same numbers as `compute_activations` in a fraction of
     its memory when strings share prefixes (3^10 strings: 88,572 rows instead of 590,490)."""
-    return family(config).prefix_activations(config, params_state, tokens, batch_size=batch_size, names=names,
-                                             on_step=on_step)
+    return family(config).prefix_activations(
+        config, params_state, tokens, batch_size=batch_size, names=names, on_step=on_step
+    )
 
 
-def iter_activations(config: ModelConfig, params_state: Any, tokens: np.ndarray, *, chunk_sequences: int = 1024,
-                     names: Sequence[str] | None = None, batch_size: int = 4096, method: str = "full"
-                     ) -> Iterator[tuple[int, int, dict[str, np.ndarray]]]:
+def iter_activations(
+    config: ModelConfig,
+    params_state: Any,
+    tokens: np.ndarray,
+    *,
+    chunk_sequences: int = 1024,
+    names: Sequence[str] | None = None,
+    batch_size: int = 4096,
+    method: str = "full",
+) -> Iterator[tuple[int, int, dict[str, np.ndarray]]]:
     """`compute_activations` in blocks of sequences: yields (start, stop, {name: [stop - start, ...]})."""
     tokens = np.asarray(tokens)
     if int(chunk_sequences) != chunk_sequences or chunk_sequences < 1:
@@ -234,21 +266,29 @@ def iter_activations(config: ModelConfig, params_state: Any, tokens: np.ndarray,
         yield start, stop, {name: a[: stop - start] for name, a in acts.items()}
 
 
-def compute_logits(config: ModelConfig, params_state: Any, tokens: np.ndarray, *, batch_size: int = 4096,
-                   method: str = "auto") -> np.ndarray:
+def compute_logits(
+    config: ModelConfig, params_state: Any, tokens: np.ndarray, *, batch_size: int = 4096, method: str = "auto"
+) -> np.ndarray:
     """Logits of every sequence: tokens [N, T] -> float32 [N, T, vocab_size]."""
     return family(config).compute_logits(config, params_state, tokens, batch_size=batch_size, method=method)
 
 
-def compute_log_probs(config: ModelConfig, params_state: Any, tokens: np.ndarray, *, batch_size: int = 4096,
-                      method: str = "auto") -> np.ndarray:
+def compute_log_probs(
+    config: ModelConfig, params_state: Any, tokens: np.ndarray, *, batch_size: int = 4096, method: str = "auto"
+) -> np.ndarray:
     """Next-token log-probabilities: float32 [N, T, vocab_size]."""
     return family(config).compute_log_probs(config, params_state, tokens, batch_size=batch_size, method=method)
 
 
-def activations(model: nnx.Module, tokens: np.ndarray, names: Sequence[str] | None = None, *,
-                batch_size: int = 4096, method: str = "auto",
-                on_step: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+def activations(
+    model: nnx.Module,
+    tokens: np.ndarray,
+    names: Sequence[str] | None = None,
+    *,
+    batch_size: int = 4096,
+    method: str = "auto",
+    on_step: Callable[[int], None] | None = None,
+) -> dict[str, np.ndarray]:
     """``run_with_cache`` for any model: the activations named (see `activation_names`) of a model
     (a `Transformer`, a `RecurrentModel` or any registered family's, as `to_model` or `load_model` give it)
     on tokens [N, T].
@@ -258,8 +298,11 @@ def activations(model: nnx.Module, tokens: np.ndarray, names: Sequence[str] | No
     """
     config = getattr(model, "config", None)
     if not is_model_config(config):
-        raise TypeError(f"activations(model, ...) takes a Transformer or a RecurrentModel (or a model of any "
-                        f"registered family); got {type(model).__name__}. Build one with "
-                        f"predictive_models.models.to_model(config, params).")
-    return compute_activations(config, model, tokens, batch_size=batch_size, method=method, names=names,
-                               on_step=on_step)
+        raise TypeError(
+            f"activations(model, ...) takes a Transformer or a RecurrentModel (or a model of any "
+            f"registered family); got {type(model).__name__}. Build one with "
+            f"predictive_models.models.to_model(config, params)."
+        )
+    return compute_activations(
+        config, model, tokens, batch_size=batch_size, method=method, names=names, on_step=on_step
+    )

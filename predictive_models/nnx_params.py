@@ -16,7 +16,7 @@ import numpy as np
 from flax import nnx
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def abstract_split(module_cls: type, config: Any) -> tuple[nnx.GraphDef, nnx.State]:
     """The module's graph definition and abstract state (``jax.ShapeDtypeStruct`` leaves), nothing allocated."""
     return nnx.split(nnx.eval_shape(lambda: module_cls(config, rngs=nnx.Rngs(0))))
@@ -41,7 +41,7 @@ def init_params(module_cls: type, config: Any, seed: int | jax.Array = 0) -> dic
     return _jitted_init(module_cls, config)(key)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _jitted_init(module_cls: type, config: Any):
     return jax.jit(lambda key: nnx.to_pure_dict(nnx.split(module_cls(config, rngs=nnx.Rngs(params=key)))[1]))
 
@@ -54,5 +54,7 @@ def pure_params(params_state: Any) -> dict:
         return nnx.to_pure_dict(params_state)
     if isinstance(params_state, dict):
         return params_state
-    raise TypeError(f"params_state must be an nnx.State (from nnx.split), a model (nnx.Module) or a pure "
-                    f"dict of arrays; got {type(params_state).__name__}.")
+    raise TypeError(
+        f"params_state must be an nnx.State (from nnx.split), a model (nnx.Module) or a pure "
+        f"dict of arrays; got {type(params_state).__name__}."
+    )

@@ -29,8 +29,10 @@ def check_devices(devices: Any) -> None:
         return
     if isinstance(devices, (int, np.integer)) and not isinstance(devices, bool) and devices >= 1:
         return
-    raise ValueError(f"TrainConfig.devices = {devices!r} is invalid: pass \"all\" (every visible device) or a "
-                     "positive integer (that many devices).")
+    raise ValueError(
+        f'TrainConfig.devices = {devices!r} is invalid: pass "all" (every visible device) or a '
+        "positive integer (that many devices)."
+    )
 
 
 @dataclass(frozen=True)
@@ -102,21 +104,29 @@ def training_mesh(devices: int | str, batch_size: int, n_seeds: int = 1) -> Trai
         counts = [len(available)] if multi else range(len(available), 0, -1)
         n = next((c for c in counts if _split(c, n_seeds, batch_size) is not None), None)
         if n is None:
-            raise ValueError(f"training on all {len(available)} devices of {jax.process_count()} processes needs "
-                             f"batch_size ({batch_size}) x seeds ({n_seeds}) to split over them; pass a batch_size "
-                             f"divisible by {len(available)}.")
+            raise ValueError(
+                f"training on all {len(available)} devices of {jax.process_count()} processes needs "
+                f"batch_size ({batch_size}) x seeds ({n_seeds}) to split over them; pass a batch_size "
+                f"divisible by {len(available)}."
+            )
     else:
         n = int(devices)
         if n > len(available):
-            raise ValueError(f"TrainConfig.devices = {n} but only {len(available)} device(s) are visible "
-                             f"({available[0].platform}); pass devices = \"all\" or at most {len(available)}.")
+            raise ValueError(
+                f"TrainConfig.devices = {n} but only {len(available)} device(s) are visible "
+                f'({available[0].platform}); pass devices = "all" or at most {len(available)}.'
+            )
         if multi and n != len(available):
-            raise ValueError(f"TrainConfig.devices = {n} under jax.distributed with {len(available)} devices in "
-                             f"{jax.process_count()} processes: every process must take part; pass devices = \"all\".")
+            raise ValueError(
+                f"TrainConfig.devices = {n} under jax.distributed with {len(available)} devices in "
+                f'{jax.process_count()} processes: every process must take part; pass devices = "all".'
+            )
         if _split(n, n_seeds, batch_size) is None:
-            raise ValueError(f"TrainConfig.devices = {n} does not divide the work: the batch ({batch_size}) is "
-                             f"split over the devices a seed uses; pass a batch_size divisible by "
-                             f"{n // math.gcd(n, n_seeds)} or another device count.")
+            raise ValueError(
+                f"TrainConfig.devices = {n} does not divide the work: the batch ({batch_size}) is "
+                f"split over the devices a seed uses; pass a batch_size divisible by "
+                f"{n // math.gcd(n, n_seeds)} or another device count."
+            )
     seed_shards, data_shards = _split(n, n_seeds, batch_size)  # type: ignore[misc]
     grid = np.array(available[:n], dtype=object).reshape(seed_shards, data_shards)
     return TrainingMesh(mesh=Mesh(grid, (SEEDS_AXIS, DATA_AXIS)), n_seeds=n_seeds)
@@ -124,6 +134,7 @@ def training_mesh(devices: int | str, batch_size: int, n_seeds: int = 1) -> Trai
 
 def put(tree: Any, sharding: NamedSharding) -> Any:
     """Host arrays (the same values in every process) -> global arrays laid out by ``sharding``."""
+
     def one(x: Any) -> jax.Array:
         x = np.asarray(x)
         return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])

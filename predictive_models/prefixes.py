@@ -57,8 +57,9 @@ def prefix_tree(tokens: np.ndarray, vocab_size: int) -> list[tuple[np.ndarray, n
     return levels
 
 
-def prefix_index(levels: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n_strings: int
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def prefix_index(
+    levels: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n_strings: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(ids [N, T], offsets [T + 1]) from a prefix tree (`prefix_tree`: per level t the parent ids, last
     tokens and the inverse map of the strings to that level's prefixes)."""
     sizes = np.array([len(last) for _, last, _ in levels], np.int64)  # [T] distinct prefixes per length

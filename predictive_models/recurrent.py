@@ -81,23 +81,23 @@ class RecurrentConfig:
                 continue
             value = getattr(self, field.name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise ValueError(f"RecurrentConfig.{field.name} must be an int; got {value!r} "
-                                 f"({type(value).__name__}). Pass a positive integer.")
+                raise ValueError(
+                    f"RecurrentConfig.{field.name} must be an int; got {value!r} "
+                    f"({type(value).__name__}). Pass a positive integer."
+                )
             if value < 1:
-                raise ValueError(f"RecurrentConfig.{field.name} must be >= 1; got {value}. "
-                                 f"Pass a positive integer.")
+                raise ValueError(f"RecurrentConfig.{field.name} must be >= 1; got {value}. Pass a positive integer.")
             object.__setattr__(self, field.name, int(value))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RecurrentConfig":
+    def from_dict(cls, d: dict[str, Any]) -> RecurrentConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"RecurrentConfig: unknown field(s) {sorted(unknown)}; "
-                             f"known fields are {sorted(known)}.")
+            raise ValueError(f"RecurrentConfig: unknown field(s) {sorted(unknown)}; known fields are {sorted(known)}.")
         return cls(**d)
 
 
@@ -150,22 +150,40 @@ class RecurrentLayer(nnx.Module):
         k = GATES[kind]
         bias_init = nnx.initializers.zeros_init()
         if kind == "lstm":  # gate order i, f, g, o: forget-gate bias 1
+
             def bias_init(key, shape, dtype=DTYPE):
-                return jnp.zeros(shape, dtype).at[d_hidden:2 * d_hidden].set(1.0)
+                return jnp.zeros(shape, dtype).at[d_hidden : 2 * d_hidden].set(1.0)
+
         orthogonal = nnx.initializers.orthogonal()
 
         def recurrent_init(key, shape, dtype=DTYPE):  # one orthogonal [H, H] block per gate
-            return jnp.concatenate([orthogonal(kk, (d_hidden, d_hidden), dtype)
-                                    for kk in jax.random.split(key, k)], axis=1)
+            return jnp.concatenate(
+                [orthogonal(kk, (d_hidden, d_hidden), dtype) for kk in jax.random.split(key, k)], axis=1
+            )
 
-        self.input = nnx.Linear(d_in, k * d_hidden, kernel_init=nnx.initializers.lecun_normal(),
-                                bias_init=bias_init, dtype=DTYPE, param_dtype=DTYPE, rngs=rngs)
+        self.input = nnx.Linear(
+            d_in,
+            k * d_hidden,
+            kernel_init=nnx.initializers.lecun_normal(),
+            bias_init=bias_init,
+            dtype=DTYPE,
+            param_dtype=DTYPE,
+            rngs=rngs,
+        )
         # the GRU needs its own recurrent bias b_hn inside r * (...); the others would only duplicate b_x
-        self.recurrent = nnx.Linear(d_hidden, k * d_hidden, use_bias=kind == "gru", kernel_init=recurrent_init,
-                                    dtype=DTYPE, param_dtype=DTYPE, rngs=rngs)
+        self.recurrent = nnx.Linear(
+            d_hidden,
+            k * d_hidden,
+            use_bias=kind == "gru",
+            kernel_init=recurrent_init,
+            dtype=DTYPE,
+            param_dtype=DTYPE,
+            rngs=rngs,
+        )
 
-    def cell(self, carry: tuple[jax.Array, jax.Array], x_proj: jax.Array
-             ) -> tuple[tuple[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]:
+    def cell(
+        self, carry: tuple[jax.Array, jax.Array], x_proj: jax.Array
+    ) -> tuple[tuple[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]:
         """One time step. carry (h, c) each [B, H] (c unused but for the LSTM); x_proj = W_x x + b_x
         [B, k H]. Returns the new carry and (h', c') to stack over time."""
         h, c = carry
@@ -204,24 +222,37 @@ class RecurrentModel(nnx.Module):
         c = config
         self.config = c
         self.embed = nnx.Embed(c.vocab_size, c.d_embed, dtype=DTYPE, param_dtype=DTYPE, rngs=rngs)
-        self.layers = nnx.List([RecurrentLayer(c.kind, c.d_embed if l == 0 else c.d_hidden, c.d_hidden, rngs=rngs)
-                                for l in range(c.n_layers)])
-        self.readout = nnx.Linear(c.d_hidden, c.vocab_size, kernel_init=nnx.initializers.lecun_normal(),
-                                  dtype=DTYPE, param_dtype=DTYPE, rngs=rngs)
+        self.layers = nnx.List(
+            [
+                RecurrentLayer(c.kind, c.d_embed if l == 0 else c.d_hidden, c.d_hidden, rngs=rngs)
+                for l in range(c.n_layers)
+            ]
+        )
+        self.readout = nnx.Linear(
+            c.d_hidden,
+            c.vocab_size,
+            kernel_init=nnx.initializers.lecun_normal(),
+            dtype=DTYPE,
+            param_dtype=DTYPE,
+            rngs=rngs,
+        )
 
     def __call__(self, tokens: jax.Array) -> jax.Array:
         """tokens [B, T] int, T <= context_length -> logits [B, T, vocab_size]."""
         return self.forward(tokens, names=(), logits=True)[0]
 
-    def forward(self, tokens: jax.Array, names: Sequence[str] = (), logits: bool = True
-                ) -> tuple[jax.Array | None, dict[str, jax.Array]]:
+    def forward(
+        self, tokens: jax.Array, names: Sequence[str] = (), logits: bool = True
+    ) -> tuple[jax.Array | None, dict[str, jax.Array]]:
         """Logits (None when ``logits`` is False) and the activations named in ``names`` (see
         `activation_names`), each [B, T, width]. Only what is needed is computed: layers above the
         highest one asked for, and the readout when no logits are asked for, are never run."""
         T = tokens.shape[-1]
         if T > self.config.context_length:
-            raise ValueError(f"tokens have length {T} > context_length {self.config.context_length}; "
-                             f"pass at most context_length tokens per sequence.")
+            raise ValueError(
+                f"tokens have length {T} > context_length {self.config.context_length}; "
+                f"pass at most context_length tokens per sequence."
+            )
         names = _check_names(self.config, names)
         depth = _depth(self.config, names, logits)
         cache: dict[str, jax.Array] = {}
@@ -237,8 +268,9 @@ class RecurrentModel(nnx.Module):
         out = self.readout(x) if logits else None  # [B, T, V]
         return out, {n: cache[n] for n in names}
 
-    def step(self, tokens_t: jax.Array, h: jax.Array, c: jax.Array, names: Sequence[str] = (),
-             logits: bool = True) -> tuple[jax.Array | None, dict[str, jax.Array], jax.Array, jax.Array]:
+    def step(
+        self, tokens_t: jax.Array, h: jax.Array, c: jax.Array, names: Sequence[str] = (), logits: bool = True
+    ) -> tuple[jax.Array | None, dict[str, jax.Array], jax.Array, jax.Array]:
         """One position for every row, from the states after the previous position (zeros before
         the first): tokens_t [B] int, h and c [depth, B, H] for layers 0..depth-1 (depth as in
         `forward`: every layer when logits are asked, else up to the highest layer named).
@@ -279,9 +311,18 @@ def _jitted_forward(config: RecurrentConfig, names: tuple[str, ...], what: str |
     return jitted_forward(RecurrentModel, config, names, what)
 
 
-def _run_prefix(config: RecurrentConfig, fn, params: dict, depth: int, levels: list, batch_size: int,
-                out: np.ndarray | None, cache: dict[str, np.ndarray], on_step: Callable[[int], None],
-                prefix_cache: dict[str, np.ndarray] | None = None) -> None:
+def _run_prefix(
+    config: RecurrentConfig,
+    fn,
+    params: dict,
+    depth: int,
+    levels: list,
+    batch_size: int,
+    out: np.ndarray | None,
+    cache: dict[str, np.ndarray],
+    on_step: Callable[[int], None],
+    prefix_cache: dict[str, np.ndarray] | None = None,
+) -> None:
     """Each distinct prefix once, position by position, from its parent prefix's states (the model
     is causal: its output at t depends on tokens[:, :t+1] only). Only one level's states are kept.
     ``cache`` ({name: [N, T, width]}) or ``prefix_cache`` ({name: [U, width]}, one row per distinct prefix in
@@ -299,9 +340,14 @@ def _run_prefix(config: RecurrentConfig, fn, params: dict, depth: int, levels: l
         for start in range(0, u, rows):
             stop = min(start + rows, u)
             idx = parent[start:stop]
-            o, a, h, c = jax.device_get(fn(params, pad_rows(last[start:stop].astype(np.int32), rows),
-                                           pad_rows(h_prev[:, idx].swapaxes(0, 1), rows).swapaxes(0, 1),
-                                           pad_rows(c_prev[:, idx].swapaxes(0, 1), rows).swapaxes(0, 1)))
+            o, a, h, c = jax.device_get(
+                fn(
+                    params,
+                    pad_rows(last[start:stop].astype(np.int32), rows),
+                    pad_rows(h_prev[:, idx].swapaxes(0, 1), rows).swapaxes(0, 1),
+                    pad_rows(c_prev[:, idx].swapaxes(0, 1), rows).swapaxes(0, 1),
+                )
+            )
             h_new[:, start:stop], c_new[:, start:stop] = h[:, : stop - start], c[:, : stop - start]
             if res is not None:
                 res[start:stop] = o[: stop - start]
@@ -318,7 +364,7 @@ def _run_prefix(config: RecurrentConfig, fn, params: dict, depth: int, levels: l
         on_step(1)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _jitted_step(config: RecurrentConfig, names: tuple[str, ...], what: str | None):
     """jit of (params, tokens_t [B], h, c [depth, B, H]) -> (logits / log-probs [B, V] or None,
     {name: [B, d]}, new h, new c)."""
@@ -347,12 +393,32 @@ class RecurrentFamily(ModelFamily):
     probe_layer_name = staticmethod(probe_layer_name)
     activation_shape = staticmethod(activation_shape)
 
-    def prefix_steps(self, config: RecurrentConfig, params: dict, names: tuple[str, ...], what: str | None,
-                     levels: list, batch_size: int, out: np.ndarray | None, cache: dict[str, np.ndarray],
-                     on_step: Callable[[int], None], prefix_cache: dict[str, np.ndarray] | None = None) -> None:
+    def prefix_steps(
+        self,
+        config: RecurrentConfig,
+        params: dict,
+        names: tuple[str, ...],
+        what: str | None,
+        levels: list,
+        batch_size: int,
+        out: np.ndarray | None,
+        cache: dict[str, np.ndarray],
+        on_step: Callable[[int], None],
+        prefix_cache: dict[str, np.ndarray] | None = None,
+    ) -> None:
         """Each distinct prefix once, from its parent prefix's states (`RecurrentModel.step`, `_run_prefix`)."""
-        _run_prefix(config, _jitted_step(config, names, what), params, _depth(config, names, what is not None),
-                    levels, batch_size, out, cache, on_step, prefix_cache)
+        _run_prefix(
+            config,
+            _jitted_step(config, names, what),
+            params,
+            _depth(config, names, what is not None),
+            levels,
+            batch_size,
+            out,
+            cache,
+            on_step,
+            prefix_cache,
+        )
 
     def memory_sizes(self, config: RecurrentConfig) -> ModelSizes:
         """Arithmetic only (the preflight refuses absurd sizes before anything is built). Parameters: the
@@ -361,8 +427,14 @@ class RecurrentFamily(ModelFamily):
         (3 g h) and states (2 h), the logits and their softmax (3 V)."""
         V, n_layers, kind = config.vocab_size, config.n_layers, config.kind
         g, h, e = GATES[kind], config.d_hidden, config.d_embed
-        n_params = V * e + g * h * (e + h + 1) + (n_layers - 1) * g * h * (2 * h + 1) + n_layers * g * h * (kind == "gru") \
-            + h * V + V
+        n_params = (
+            V * e
+            + g * h * (e + h + 1)
+            + (n_layers - 1) * g * h * (2 * h + 1)
+            + n_layers * g * h * (kind == "gru")
+            + h * V
+            + V
+        )
         per_token = e + n_layers * (3 * g * h + 2 * h) + 3 * V
         return ModelSizes(n_params, n_layers, h * n_layers, per_token)
 
@@ -370,10 +442,17 @@ class RecurrentFamily(ModelFamily):
 FAMILY = RecurrentFamily()
 
 # The family's functions as this module's (their signatures as before); the parameter plumbing is `ModelFamily`'s.
-graphdef, abstract_params, n_params, init_params = FAMILY.graphdef, FAMILY.abstract_params, FAMILY.n_params, \
-    FAMILY.init_params
+graphdef, abstract_params, n_params, init_params = (
+    FAMILY.graphdef,
+    FAMILY.abstract_params,
+    FAMILY.n_params,
+    FAMILY.init_params,
+)
 to_state, to_model, logits_fn = FAMILY.to_state, FAMILY.to_model, FAMILY.logits_fn
 run_batched, prefix_activations, activations = FAMILY.run_batched, FAMILY.prefix_activations, FAMILY.activations
-compute_activations, compute_logits, compute_log_probs = FAMILY.compute_activations, FAMILY.compute_logits, \
-    FAMILY.compute_log_probs
+compute_activations, compute_logits, compute_log_probs = (
+    FAMILY.compute_activations,
+    FAMILY.compute_logits,
+    FAMILY.compute_log_probs,
+)
 pure_params = nnx_params.pure_params

@@ -18,9 +18,10 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -29,9 +30,18 @@ import optax
 from flax import nnx, serialization
 
 from predictive_models.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint, save_checkpoint
+from predictive_models.models import (
+    ModelConfig,
+    compute_log_probs,
+    config_from_dict,
+    config_to_dict,
+    graphdef,
+    init_params,
+    is_model_config,
+    logits_fn,
+    to_state,
+)
 from predictive_models.parallel import TrainingMesh, check_devices, put, to_host, training_mesh
-from predictive_models.models import (ModelConfig, compute_log_probs, config_from_dict, config_to_dict, graphdef,
-                                      init_params, is_model_config, logits_fn, to_state)
 
 DataFn = Callable[[jax.Array, int, int], jax.Array]
 """(key, n_sequences, length) -> tokens [n_sequences, length] int32. Must be a pure function of the key; a JAX one
@@ -110,14 +120,20 @@ class TrainConfig:
             fail("weight_decay", "Adam has no weight decay here; use optimizer='adamw' or weight_decay=0")
         if self.grad_clip is not None and (not is_num(self.grad_clip) or not (0 < self.grad_clip < math.inf)):
             fail("grad_clip", "pass a positive number, or None for no clipping")
-        if self.micro_batch != "auto" and (not is_int(self.micro_batch) or self.micro_batch < 1
-                                           or self.batch_size % self.micro_batch):
-            fail("micro_batch", f"pass \"auto\" or a positive divisor of batch_size ({self.batch_size}; "
-                                "batch_size itself for the whole batch in one pass)")
+        if self.micro_batch != "auto" and (
+            not is_int(self.micro_batch) or self.micro_batch < 1 or self.batch_size % self.micro_batch
+        ):
+            fail(
+                "micro_batch",
+                f'pass "auto" or a positive divisor of batch_size ({self.batch_size}; '
+                "batch_size itself for the whole batch in one pass)",
+            )
         for name in ("eval_every", "checkpoint_every"):
             if getattr(self, name) % self.steps_per_call:
-                fail(name, f"pass a multiple of steps_per_call ({self.steps_per_call}); events happen "
-                           f"between fused calls")
+                fail(
+                    name,
+                    f"pass a multiple of steps_per_call ({self.steps_per_call}); events happen between fused calls",
+                )
         tokens = self.save_at_tokens
         if isinstance(tokens, (int, np.integer)) or not all(is_int(n) and n >= 0 for n in tokens):
             fail("save_at_tokens", "pass a sequence of non-negative integers (token counts)")
@@ -138,7 +154,7 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -197,7 +213,8 @@ class ExactEvalSet:
                 raise ValueError(
                     "ExactEvalSet.optimal_loss disagrees with the entropy of next_token_probs under weights "
                     f"({np.round(optimal, 6).tolist()} vs {np.round(implied, 6).tolist()}): check that "
-                    "next_token_probs[:, t] is P(next | tokens[:, :t+1]) (no shift by one), or pass None.")
+                    "next_token_probs[:, t] is P(next | tokens[:, :t+1]) (no shift by one), or pass None."
+                )
         object.__setattr__(self, "tokens", tokens)
         object.__setattr__(self, "weights", weights)
         object.__setattr__(self, "next_token_probs", probs)
@@ -212,6 +229,7 @@ def loss_record(loss: np.ndarray, optimal: np.ndarray) -> dict[str, Any]:
     """The metrics.jsonl fields of a loss by position [T] (nats) against the optimal loss [T]: means,
     per-position lists, and relative loss = loss / optimal (1 is Bayes-optimal). Plain floats; a relative loss
     whose optimum is 0 (a position where the next token is determined) is None: undefined, never Infinity."""
+
     def ratio(a: float, b: float) -> float | None:
         return float(a / b) if b > 0 else None
 
@@ -228,6 +246,7 @@ def loss_record(loss: np.ndarray, optimal: np.ndarray) -> dict[str, Any]:
 def json_line(record: dict[str, Any]) -> str:
     """One metrics.jsonl line: strict JSON, a NaN or infinite number written as null (NaN and Infinity are not
     JSON)."""
+
     def finite(v: Any) -> Any:
         if isinstance(v, float):
             return v if math.isfinite(v) else None
@@ -282,8 +301,10 @@ class SampledEvalSet:
         if N < 2:
             raise ValueError(f"SampledEvalSet needs at least 2 sequences for a standard error; got {N}.")
         if optimal.shape != (T,) or not np.all(np.isfinite(optimal)) or np.any(optimal <= 0):
-            raise ValueError(f"SampledEvalSet.optimal_loss must be positive finite nats of shape [T] = ({T},); "
-                             f"got shape {optimal.shape}.")
+            raise ValueError(
+                f"SampledEvalSet.optimal_loss must be positive finite nats of shape [T] = ({T},); "
+                f"got shape {optimal.shape}."
+            )
         object.__setattr__(self, "tokens", tokens)
         object.__setattr__(self, "next_token_probs", probs)
         object.__setattr__(self, "optimal_loss", optimal)
@@ -293,8 +314,9 @@ class SampledEvalSet:
         return int(self.next_token_probs.shape[2])
 
 
-def sampled_eval(config: ModelConfig, params_state: Any, eval_set: SampledEvalSet,
-                 batch_size: int = 1024) -> dict[str, Any]:
+def sampled_eval(
+    config: ModelConfig, params_state: Any, eval_set: SampledEvalSet, batch_size: int = 1024
+) -> dict[str, Any]:
     """Next-token cross-entropy on a fixed sample (nats), by position, with standard errors.
 
     The keys of `exact_eval`, plus ``loss_stderr``, ``loss_by_position_stderr``, ``relative_loss_stderr``,
@@ -306,9 +328,10 @@ def sampled_eval(config: ModelConfig, params_state: Any, eval_set: SampledEvalSe
     N = eval_set.tokens.shape[0]
     ce = np.empty(eval_set.tokens.shape)  # [N, T] per-sequence cross-entropy against the exact law
     for a in range(0, N, batch_size):
-        log_q = compute_log_probs(config, params_state, eval_set.tokens[a:a + batch_size], method="full")
-        ce[a:a + batch_size] = -np.einsum("ntx,ntx->nt", eval_set.next_token_probs[a:a + batch_size],
-                                          log_q.astype(np.float64))
+        log_q = compute_log_probs(config, params_state, eval_set.tokens[a : a + batch_size], method="full")
+        ce[a : a + batch_size] = -np.einsum(
+            "ntx,ntx->nt", eval_set.next_token_probs[a : a + batch_size], log_q.astype(np.float64)
+        )
     loss = ce.mean(axis=0)  # [T]
     stderr = ce.std(axis=0, ddof=1) / np.sqrt(N)  # [T]
     per_seq = ce.mean(axis=1)  # [N]
@@ -324,8 +347,7 @@ def sampled_eval(config: ModelConfig, params_state: Any, eval_set: SampledEvalSe
     }
 
 
-def evaluate_model(config: ModelConfig, params_state: Any, eval_set: "ExactEvalSet | SampledEvalSet"
-             ) -> dict[str, Any]:
+def evaluate_model(config: ModelConfig, params_state: Any, eval_set: ExactEvalSet | SampledEvalSet) -> dict[str, Any]:
     """`exact_eval` or `sampled_eval`, whichever the eval set is for."""
     if isinstance(eval_set, SampledEvalSet):
         return sampled_eval(config, params_state, eval_set)
@@ -343,12 +365,17 @@ def learning_rate_schedule(tc: TrainConfig) -> optax.Schedule:
     lr = tc.learning_rate
     if tc.schedule == "cosine":
         return optax.warmup_cosine_decay_schedule(
-            init_value=0.0, peak_value=lr, warmup_steps=tc.warmup_steps,
-            decay_steps=max(tc.steps, tc.warmup_steps + 1), end_value=lr * tc.final_lr_fraction)
+            init_value=0.0,
+            peak_value=lr,
+            warmup_steps=tc.warmup_steps,
+            decay_steps=max(tc.steps, tc.warmup_steps + 1),
+            end_value=lr * tc.final_lr_fraction,
+        )
     if tc.warmup_steps == 0:
         return optax.constant_schedule(lr)
-    return optax.join_schedules([optax.linear_schedule(0.0, lr, tc.warmup_steps), optax.constant_schedule(lr)],
-                                [tc.warmup_steps])
+    return optax.join_schedules(
+        [optax.linear_schedule(0.0, lr, tc.warmup_steps), optax.constant_schedule(lr)], [tc.warmup_steps]
+    )
 
 
 def make_optimizer(tc: TrainConfig) -> optax.GradientTransformation:
@@ -366,14 +393,19 @@ def make_optimizer(tc: TrainConfig) -> optax.GradientTransformation:
     return optax.chain(*parts)
 
 
-def _chunk_fn(forward: Callable[[dict, jax.Array], jax.Array], tx: optax.GradientTransformation,
-              micro_batch: int | None = None, data_shards: int = 1):
+def _chunk_fn(
+    forward: Callable[[dict, jax.Array], jax.Array],
+    tx: optax.GradientTransformation,
+    micro_batch: int | None = None,
+    data_shards: int = 1,
+):
     """The pure function (params, opt_state, batches [k, B, T+1]) -> (params, opt_state, losses [k]): k optimizer
     steps in one ``lax.scan`` on the next-token cross-entropy of ``forward(params, tokens [B, T]) -> logits
     [B, T, V]`` (it reads x_1..x_T and predicts x_2..x_{T+1}). Not jitted: `train_chunk` and `group_chunk` jit it.
 
     ``micro_batch`` (a divisor of B, a multiple of ``data_shards``): each step's loss and gradient are the means
     over B / micro_batch micro-batches, summed in a ``lax.scan`` (`micro_batch_grads`); None: the whole batch."""
+
     def loss_fn(params: dict, batch: jax.Array) -> jax.Array:  # batch [B, T+1]
         logits = forward(params, batch[:, :-1])  # [B, T, V]
         return optax.softmax_cross_entropy_with_integer_labels(logits, batch[:, 1:]).mean()
@@ -393,8 +425,9 @@ def _chunk_fn(forward: Callable[[dict, jax.Array], jax.Array], tx: optax.Gradien
     return chunk
 
 
-def micro_batch_grads(value_and_grad: Callable[[dict, jax.Array], tuple[jax.Array, Any]], micro_batch: int | None,
-                      data_shards: int = 1) -> Callable[[dict, jax.Array], tuple[jax.Array, Any]]:
+def micro_batch_grads(
+    value_and_grad: Callable[[dict, jax.Array], tuple[jax.Array, Any]], micro_batch: int | None, data_shards: int = 1
+) -> Callable[[dict, jax.Array], tuple[jax.Array, Any]]:
     """``value_and_grad`` (params, batch [B, L]) -> (mean loss, its gradient) computed micro-batch by micro-batch.
 
     The batch is cut into m = B / micro_batch equal micro-batches and their losses and gradients are summed in a
@@ -458,36 +491,52 @@ def resolve_micro_batch(micro_batch: int | str, batch_size: int, mesh: TrainingM
     return max(fits) if fits else None
 
 
-def group_chunk(config: ModelConfig, tx: optax.GradientTransformation, mesh: TrainingMesh,
-                micro_batch: int | None = None):
+def group_chunk(
+    config: ModelConfig, tx: optax.GradientTransformation, mesh: TrainingMesh, micro_batch: int | None = None
+):
     """`_chunk_fn` vmapped over S models and jitted on ``mesh``: (params [S, ...], opt_state [S, ...], batches
     [S, k, B, T+1]) -> (params, opt_state, losses [S, k]). The seed axis is split over the mesh's ``seeds``
     axis, each batch over ``data``; the gradient's mean over the batch is then an all-reduce over ``data``.
     With S = 1 the step is the unbatched one, wrapped to take and give the same stacked arrays. ``micro_batch``:
     see `micro_batch_grads` (it must be a multiple of the mesh's data shards)."""
     if micro_batch is not None and micro_batch % mesh.data_shards:
-        raise ValueError(f"TrainConfig.micro_batch = {micro_batch} does not split over the {mesh.data_shards} "
-                         f"devices the batch is split over: pass a multiple of {mesh.data_shards}, or set "
-                         "[training] devices to a divisor of it.")
+        raise ValueError(
+            f"TrainConfig.micro_batch = {micro_batch} does not split over the {mesh.data_shards} "
+            f"devices the batch is split over: pass a multiple of {mesh.data_shards}, or set "
+            "[training] devices to a divisor of it."
+        )
     one = _chunk_fn(logits_fn(config), tx, micro_batch, mesh.data_shards)
     if mesh.n_seeds == 1:  # a lone run: the unbatched step (vmap over one model costs ~20% more compile time)
+
         def fn(params, opt_state, batches):
             squeeze = functools.partial(jax.tree.map, lambda x: x[0])
             out = one(squeeze(params), squeeze(opt_state), batches[0])
             return jax.tree.map(lambda x: x[None], out)
     else:
         fn = jax.vmap(one)
-    return jax.jit(fn, in_shardings=(mesh.stacked, mesh.stacked, mesh.batches),
-                   out_shardings=(mesh.stacked, mesh.stacked, mesh.replicated))
+    return jax.jit(
+        fn,
+        in_shardings=(mesh.stacked, mesh.stacked, mesh.batches),
+        out_shardings=(mesh.stacked, mesh.stacked, mesh.replicated),
+    )
 
 
 def _optimizer_settings(tc: TrainConfig) -> TrainConfig:
     """``tc`` with every field that does not affect the optimizer or the step set to its default (a cache key)."""
     base = TrainConfig()
-    return dataclasses.replace(base, steps=tc.steps, optimizer=tc.optimizer, learning_rate=tc.learning_rate,
-                               warmup_steps=tc.warmup_steps, schedule=tc.schedule,
-                               final_lr_fraction=tc.final_lr_fraction, weight_decay=tc.weight_decay,
-                               grad_clip=tc.grad_clip, batch_size=tc.batch_size, micro_batch=tc.micro_batch)
+    return dataclasses.replace(
+        base,
+        steps=tc.steps,
+        optimizer=tc.optimizer,
+        learning_rate=tc.learning_rate,
+        warmup_steps=tc.warmup_steps,
+        schedule=tc.schedule,
+        final_lr_fraction=tc.final_lr_fraction,
+        weight_decay=tc.weight_decay,
+        grad_clip=tc.grad_clip,
+        batch_size=tc.batch_size,
+        micro_batch=tc.micro_batch,
+    )
 
 
 @functools.lru_cache(maxsize=16)
@@ -508,12 +557,14 @@ def group_draw(data_fn: DataFn, k: int, B: int, length: int, mesh: TrainingMesh,
     however the array is split, so the global batch is the same on any number of devices by construction.
     Cached per (data_fn, shapes, mesh): a data function that compares equal (a process's sampler, say)
     compiles once per process."""
+
     def one(key_data: jax.Array, call: jax.Array) -> jax.Array:
         key = jax.random.fold_in(jax.random.wrap_key_data(key_data), call)
         return jnp.asarray(data_fn(key, k * B, length), jnp.int32).reshape(k, B, length)[:n]
 
-    return jax.jit(jax.vmap(one, in_axes=(0, None)), in_shardings=(mesh.replicated, mesh.replicated),
-                   out_shardings=mesh.batches)
+    return jax.jit(
+        jax.vmap(one, in_axes=(0, None)), in_shardings=(mesh.replicated, mesh.replicated), out_shardings=mesh.batches
+    )
 
 
 def _traceable(data_fn: DataFn, key: jax.Array, n: int, length: int) -> bool:
@@ -525,18 +576,30 @@ def _traceable(data_fn: DataFn, key: jax.Array, n: int, length: int) -> bool:
         return False
     shape, dtype = tuple(getattr(out, "shape", ())), getattr(out, "dtype", None)
     if shape != (n, length) or dtype is None or not np.issubdtype(dtype, np.integer):
-        raise ValueError(f"data_fn(key, {n}, {length}) must return integer tokens of shape ({n}, {length}); "
-                         f"got {dtype} {shape}.")
+        raise ValueError(
+            f"data_fn(key, {n}, {length}) must return integer tokens of shape ({n}, {length}); got {dtype} {shape}."
+        )
     return True
 
 
-def _host_draw(data_fn: DataFn, data_keys: list[jax.Array], k: int, B: int, length: int, mesh: TrainingMesh,
-               n: int, vocab_size: int):
+def _host_draw(
+    data_fn: DataFn,
+    data_keys: list[jax.Array],
+    k: int,
+    B: int,
+    length: int,
+    mesh: TrainingMesh,
+    n: int,
+    vocab_size: int,
+):
     """`group_draw` for a data function that does not trace (NumPy, say): each seed's call drawn on the host
     with `_draw` (the same tokens), then laid out on the mesh."""
+
     def draw(_key_data: Any, call: Any) -> jax.Array:
-        tokens = [np.asarray(_draw(data_fn, jax.random.fold_in(dk, int(call)), k, B, length, vocab_size,
-                                   check=True))[:n] for dk in data_keys]  # S x [n, B, length]
+        tokens = [
+            np.asarray(_draw(data_fn, jax.random.fold_in(dk, int(call)), k, B, length, vocab_size, check=True))[:n]
+            for dk in data_keys
+        ]  # S x [n, B, length]
         return put(np.stack(tokens), mesh.batches)
 
     return draw
@@ -565,8 +628,10 @@ class TrainResult:
 def _config_mismatch(saved: dict, current: dict, what: str) -> str | None:
     for key in sorted(set(saved) | set(current)):
         if saved.get(key, "<missing>") != current.get(key, "<missing>"):
-            return (f"{what}.{key} = {current.get(key, '<missing>')!r} here but "
-                    f"{saved.get(key, '<missing>')!r} in the checkpoint")
+            return (
+                f"{what}.{key} = {current.get(key, '<missing>')!r} here but "
+                f"{saved.get(key, '<missing>')!r} in the checkpoint"
+            )
     return None
 
 
@@ -576,8 +641,10 @@ def _read_metrics(path: Path, up_to_step: int) -> list[dict[str, Any]]:
         try:
             text = path.read_bytes().decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise ValueError(f"{path} is damaged (not UTF-8 text at byte {exc.start}); delete it and "
-                             "checkpoints/latest.msgpack to train this run from the beginning") from None
+            raise ValueError(
+                f"{path} is damaged (not UTF-8 text at byte {exc.start}); delete it and "
+                "checkpoints/latest.msgpack to train this run from the beginning"
+            ) from None
         for line in text.splitlines():
             try:
                 record = json.loads(line)
@@ -606,10 +673,16 @@ def initial_params(model_config: ModelConfig, train_config: TrainConfig) -> dict
     return init_params(model_config, _keys(train_config)[0])
 
 
-def train(model_config: ModelConfig, train_config: TrainConfig, data_fn: DataFn,
-          eval_set: ExactEvalSet | SampledEvalSet,
-          run_dir: str | Path | None = None, *, progress: bool = True,
-          stop_after_steps: int | None = None) -> TrainResult:
+def train(
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    data_fn: DataFn,
+    eval_set: ExactEvalSet | SampledEvalSet,
+    run_dir: str | Path | None = None,
+    *,
+    progress: bool = True,
+    stop_after_steps: int | None = None,
+) -> TrainResult:
     """Train a model of any registered family (a `TransformerConfig`, a `RecurrentConfig`, ...) on fresh
     sequences from ``data_fn``, evaluating on ``eval_set``. Every family trains through the same loop,
     checkpoints and resumes the same way: this is `train_seeds` with one seed.
@@ -622,8 +695,9 @@ def train(model_config: ModelConfig, train_config: TrainConfig, data_fn: DataFn,
     ``tokens_{N}.msgpack``; and resumes from ``latest.msgpack`` if it exists with the same configs.
     ``stop_after_steps`` (for tests): stop, checkpointing, after the first call that reaches it.
     """
-    return train_seeds(model_config, [train_config], data_fn, eval_set, [run_dir], progress=progress,
-                       stop_after_steps=stop_after_steps)[0]
+    return train_seeds(
+        model_config, [train_config], data_fn, eval_set, [run_dir], progress=progress, stop_after_steps=stop_after_steps
+    )[0]
 
 
 @dataclass
@@ -650,29 +724,40 @@ class _Member:
 
 def _check_group(mc: ModelConfig, tcs: list[TrainConfig], eval_sets: list[Any], run_dirs: list[Path | None]) -> None:
     if not is_model_config(mc) or not tcs or not all(isinstance(tc, TrainConfig) for tc in tcs):
-        raise TypeError("train_seeds(model_config: a registered family's config (TransformerConfig, RecurrentConfig, "
-                        "...), train_configs: [TrainConfig, ...], ...)")
+        raise TypeError(
+            "train_seeds(model_config: a registered family's config (TransformerConfig, RecurrentConfig, "
+            "...), train_configs: [TrainConfig, ...], ...)"
+        )
     for tc in tcs[1:]:
-        problem = _config_mismatch(dataclasses.replace(tcs[0], seed=0).to_dict(),
-                                   dataclasses.replace(tc, seed=0).to_dict(), "train_config")
+        problem = _config_mismatch(
+            dataclasses.replace(tcs[0], seed=0).to_dict(), dataclasses.replace(tc, seed=0).to_dict(), "train_config"
+        )
         if problem:
-            raise ValueError(f"train_seeds trains models that differ only in seed; {problem} (seed "
-                             f"{tc.seed}) vs seed {tcs[0].seed}: train them in separate groups.")
+            raise ValueError(
+                f"train_seeds trains models that differ only in seed; {problem} (seed "
+                f"{tc.seed}) vs seed {tcs[0].seed}: train them in separate groups."
+            )
     named = [d.resolve() for d in run_dirs if d is not None]
     if len(set(named)) != len(named):
         raise ValueError("train_seeds: every seed needs its own run directory; two are the same.")
     if len(eval_sets) != len(tcs):
-        raise ValueError(f"train_seeds: {len(tcs)} train configs but {len(eval_sets)} eval sets; pass one eval set "
-                         "(shared) or one per seed.")
+        raise ValueError(
+            f"train_seeds: {len(tcs)} train configs but {len(eval_sets)} eval sets; pass one eval set "
+            "(shared) or one per seed."
+        )
     for eval_set in eval_sets:
         if not isinstance(eval_set, (ExactEvalSet, SampledEvalSet)):
             raise TypeError(f"eval_set must be an ExactEvalSet or a SampledEvalSet; got {type(eval_set).__name__}.")
         if eval_set.vocab_size != mc.vocab_size:
-            raise ValueError(f"eval_set has vocabulary {eval_set.vocab_size} but model_config.vocab_size is "
-                             f"{mc.vocab_size}; build both from the same process.")
+            raise ValueError(
+                f"eval_set has vocabulary {eval_set.vocab_size} but model_config.vocab_size is "
+                f"{mc.vocab_size}; build both from the same process."
+            )
         if eval_set.tokens.shape[1] > mc.context_length:
-            raise ValueError(f"eval_set contexts have length {eval_set.tokens.shape[1]} > "
-                             f"model_config.context_length {mc.context_length}.")
+            raise ValueError(
+                f"eval_set contexts have length {eval_set.tokens.shape[1]} > "
+                f"model_config.context_length {mc.context_length}."
+            )
 
 
 def _stack(trees: list[Any]) -> Any:
@@ -685,10 +770,16 @@ def _member_tree(tree: Any, s: int) -> Any:
     return jax.tree.map(lambda x: x[s], tree)
 
 
-def train_seeds(model_config: ModelConfig, train_configs: list[TrainConfig], data_fn: DataFn,
-                eval_set: ExactEvalSet | SampledEvalSet | list[ExactEvalSet | SampledEvalSet],
-                run_dirs: list[str | Path | None] | None = None, *, progress: bool = True,
-                stop_after_steps: int | None = None) -> list[TrainResult]:
+def train_seeds(
+    model_config: ModelConfig,
+    train_configs: list[TrainConfig],
+    data_fn: DataFn,
+    eval_set: ExactEvalSet | SampledEvalSet | list[ExactEvalSet | SampledEvalSet],
+    run_dirs: list[str | Path | None] | None = None,
+    *,
+    progress: bool = True,
+    stop_after_steps: int | None = None,
+) -> list[TrainResult]:
     """Train S models that differ only in seed together: parameters and optimizer states stacked on a leading
     axis, the fused step vmapped over it, one jitted call per ``steps_per_call`` steps for all S, on the mesh
     of ``devices`` (`predictive_models.parallel.training_mesh`: seeds and batch split over the devices).
@@ -731,8 +822,10 @@ def train_seeds(model_config: ModelConfig, train_configs: list[TrainConfig], dat
         params_list.append(params)
         opt_list.append(opt_state)
     if len(set(steps)) != 1:
-        raise ValueError(f"train_seeds: the seeds' run directories are at different steps ({steps}); a group "
-                         "resumes together, so train these seeds separately (or as groups at the same step).")
+        raise ValueError(
+            f"train_seeds: the seeds' run directories are at different steps ({steps}); a group "
+            "resumes together, so train these seeds separately (or as groups at the same step)."
+        )
     step = steps[0]
     for member in members:
         if member.metrics_path is not None:  # keep only records up to the resume step (none when fresh)
@@ -758,20 +851,34 @@ def train_seeds(model_config: ModelConfig, train_configs: list[TrainConfig], dat
         for s, member in enumerate(members):
             if member.ckpt_dir is None or not writer or (which is not None and member not in which):
                 continue
-            save_checkpoint(member.ckpt_dir / name, params=_member_tree(p_host, s), opt_state=_member_tree(o_host, s),
-                            step=step, model_config=mc, train_config=member.tc,
-                            extra={"tokens": step * tokens_per_step, "train_loss_sum": member.loss_sum,
-                                   "train_loss_count": member.loss_count, "elapsed_s": elapsed(member)})
+            save_checkpoint(
+                member.ckpt_dir / name,
+                params=_member_tree(p_host, s),
+                opt_state=_member_tree(o_host, s),
+                step=step,
+                model_config=mc,
+                train_config=member.tc,
+                extra={
+                    "tokens": step * tokens_per_step,
+                    "train_loss_sum": member.loss_sum,
+                    "train_loss_count": member.loss_count,
+                    "elapsed_s": elapsed(member),
+                },
+            )
 
     def evaluate(member: _Member, s: int) -> dict[str, Any]:
         # The record is written before the running mean is reset: a Ctrl-C before the write leaves
         # the sum intact (the resumed run evaluates this step again and writes the same record), and
         # a resumed run whose metrics already hold this step restarts the sum from zero (below).
         p_host, _ = host_state()
-        record = {"step": step, "tokens": step * tokens_per_step,
-                  **evaluate_model(mc, _member_tree(p_host, s), eval_sets[s]),
-                  "train_loss": member.loss_sum / member.loss_count if member.loss_count else None,
-                  "learning_rate": float(schedule(step)), "elapsed_s": elapsed(member)}
+        record = {
+            "step": step,
+            "tokens": step * tokens_per_step,
+            **evaluate_model(mc, _member_tree(p_host, s), eval_sets[s]),
+            "train_loss": member.loss_sum / member.loss_count if member.loss_count else None,
+            "learning_rate": float(schedule(step)),
+            "elapsed_s": elapsed(member),
+        }
         if member.metrics_path is not None and writer:
             with open(member.metrics_path, "a") as f:
                 f.write(json_line(record))
@@ -786,8 +893,11 @@ def train_seeds(model_config: ModelConfig, train_configs: list[TrainConfig], dat
     for member in members:
         pending = [n for n in tc0.save_at_tokens if n > last_call_start * tokens_per_step or (step == 0 and n == 0)]
         if member.ckpt_dir is not None:
-            pending = [n for n in pending
-                       if n > step * tokens_per_step or not (member.ckpt_dir / f"tokens_{n}.msgpack").exists()]
+            pending = [
+                n
+                for n in pending
+                if n > step * tokens_per_step or not (member.ckpt_dir / f"tokens_{n}.msgpack").exists()
+            ]
         member.pending_tokens = pending
 
     def save_named() -> None:
@@ -808,11 +918,16 @@ def train_seeds(model_config: ModelConfig, train_configs: list[TrainConfig], dat
     try:
         if show and step < tc0.steps:
             what = "the model and the training step" if S == 1 else f"the training step of {S} seeds together"
-            print(f"train: compiling {what} on {mesh.describe()} (the first call takes a few seconds; "
-                  f"optimal loss {optimal:.4f} nats) ...", file=sys.stderr, flush=True)
+            print(
+                f"train: compiling {what} on {mesh.describe()} (the first call takes a few seconds; "
+                f"optimal loss {optimal:.4f} nats) ...",
+                file=sys.stderr,
+                flush=True,
+            )
         for s, member in enumerate(members):
-            if member.resumed_from is None or (is_eval_step and (not member.history
-                                                                 or member.history[-1]["step"] < step)):
+            if member.resumed_from is None or (
+                is_eval_step and (not member.history or member.history[-1]["step"] < step)
+            ):
                 evaluate(member, s)  # step 0, or the evaluation an interruption cut short
         save_named()  # step 0's, or one an interruption cut short
         call, first = step // k, True  # data for call c comes from fold_in(data_key, c) only
@@ -820,8 +935,11 @@ def train_seeds(model_config: ModelConfig, train_configs: list[TrainConfig], dat
         while step < tc0.steps:
             n = min(k, tc0.steps - step)
             if n not in draws:
-                draws[n] = (group_draw(data_fn, k, B, T + 1, mesh, n) if traceable else
-                            _host_draw(data_fn, [dk for _, dk in keys], k, B, T + 1, mesh, n, mc.vocab_size))
+                draws[n] = (
+                    group_draw(data_fn, k, B, T + 1, mesh, n)
+                    if traceable
+                    else _host_draw(data_fn, [dk for _, dk in keys], k, B, T + 1, mesh, n, mc.vocab_size)
+                )
             batches = draws[n](data_keys, np.int32(call))  # [S, n, B, T+1]
             if first:
                 _check_tokens(batches, mc.vocab_size, mesh)
@@ -832,7 +950,13 @@ def train_seeds(model_config: ModelConfig, train_configs: list[TrainConfig], dat
                 _diverged(members, losses, finite, step, tc0)  # raises; the last good checkpoint is kept
             # one statement, so Ctrl-C never separates the new parameters from their step count and loss sums
             params, opt_state, step, call, last_train, was_first = (
-                new_params, new_opt_state, step + n, call + 1, losses.mean(axis=1), first)
+                new_params,
+                new_opt_state,
+                step + n,
+                call + 1,
+                losses.mean(axis=1),
+                first,
+            )
             for s, member in enumerate(members):
                 member.loss_sum, member.loss_count = member.loss_sum + float(losses[s].sum()), member.loss_count + n
             first = False
@@ -846,8 +970,15 @@ def train_seeds(model_config: ModelConfig, train_configs: list[TrainConfig], dat
                 bar = _progress_bar(tc0.steps, step, show, S)
             else:
                 bar.update(n)
-            bar.set_postfix_str(_postfix(step, tokens_per_step, float(last_train.mean()), optimal,
-                                         [m.history[-1] for m in members if m.history]))
+            bar.set_postfix_str(
+                _postfix(
+                    step,
+                    tokens_per_step,
+                    float(last_train.mean()),
+                    optimal,
+                    [m.history[-1] for m in members if m.history],
+                )
+            )
             if stop_after_steps is not None and step >= stop_after_steps and step < tc0.steps:
                 save("latest.msgpack")
                 stopped_early = True
@@ -865,15 +996,26 @@ def train_seeds(model_config: ModelConfig, train_configs: list[TrainConfig], dat
         save("final.msgpack")
     p_host, _ = host_state()
     wall = time.perf_counter() - t_start
-    return [TrainResult(model_config=mc, params_state=to_state(mc, _member_tree(p_host, s)), history=m.history,
-                        final=m.history[-1] if m.history else {}, wall_seconds=wall,
-                        resumed_from_step=m.resumed_from, train_config=m.tc, run_dir=m.run_dir,
-                        stopped_early=stopped_early) for s, m in enumerate(members)]
+    return [
+        TrainResult(
+            model_config=mc,
+            params_state=to_state(mc, _member_tree(p_host, s)),
+            history=m.history,
+            final=m.history[-1] if m.history else {},
+            wall_seconds=wall,
+            resumed_from_step=m.resumed_from,
+            train_config=m.tc,
+            run_dir=m.run_dir,
+            stopped_early=stopped_early,
+        )
+        for s, m in enumerate(members)
+    ]
 
 
 @functools.lru_cache(maxsize=16)
 def _finite_check(mesh: TrainingMesh):
     """A jitted (params [S, ...]) -> [S] bool: whether every parameter of each model is finite."""
+
     def fn(params):
         leaves = [jnp.all(jnp.isfinite(x.reshape(x.shape[0], -1)), axis=1) for x in jax.tree.leaves(params)]
         return functools.reduce(jnp.logical_and, leaves)
@@ -893,12 +1035,15 @@ def _diverged(members: list[_Member], losses: np.ndarray, finite: np.ndarray, st
     kept = ""
     if member.ckpt_dir is not None and (member.ckpt_dir / "latest.msgpack").exists():
         kept = f"; the last good checkpoint is {member.ckpt_dir / 'latest.msgpack'}"
-    raise TrainingDiverged(f"training diverged at step {firsts[s]}{seed}: the loss or the parameters are no longer "
-                           f"finite; lower the learning rate (now {tc.learning_rate:g}){kept}")
+    raise TrainingDiverged(
+        f"training diverged at step {firsts[s]}{seed}: the loss or the parameters are no longer "
+        f"finite; lower the learning rate (now {tc.learning_rate:g}){kept}"
+    )
 
 
-def _resume(member: _Member, mc: ModelConfig, tx: optax.GradientTransformation, params: Any, opt_state: Any
-            ) -> tuple[Any, Any, int]:
+def _resume(
+    member: _Member, mc: ModelConfig, tx: optax.GradientTransformation, params: Any, opt_state: Any
+) -> tuple[Any, Any, int]:
     """Seed ``member``'s parameters, optimizer state and step from its ``latest.msgpack`` (configs checked);
     sets its running sums and resume step."""
     path = member.ckpt_dir / "latest.msgpack"  # type: ignore[operator]
@@ -907,12 +1052,14 @@ def _resume(member: _Member, mc: ModelConfig, tx: optax.GradientTransformation, 
     here = member.tc.to_dict()
     for key in ("devices", "micro_batch"):  # a run moves between device counts and micro-batch sizes
         saved_tc.pop(key, None), here.pop(key, None)
-    problem = (_config_mismatch(config_to_dict(config_from_dict(ckpt["model_config"])), config_to_dict(mc),
-                                "model_config")
-               or _config_mismatch(saved_tc, here, "train_config"))
+    problem = _config_mismatch(
+        config_to_dict(config_from_dict(ckpt["model_config"])), config_to_dict(mc), "model_config"
+    ) or _config_mismatch(saved_tc, here, "train_config")
     if problem:
-        raise ValueError(f"{member.run_dir} holds a run with different settings ({problem}); use a new run "
-                         f"directory (or delete this one) to train with these settings.")
+        raise ValueError(
+            f"{member.run_dir} holds a run with different settings ({problem}); use a new run "
+            f"directory (or delete this one) to train with these settings."
+        )
     try:
         params = jax.tree.map(np.asarray, ckpt["params"])
         opt_state = jax.tree.map(np.asarray, serialization.from_state_dict(opt_state, ckpt["opt_state"]))
@@ -922,8 +1069,10 @@ def _resume(member: _Member, mc: ModelConfig, tx: optax.GradientTransformation, 
         member.loss_count = int(ckpt.get("train_loss_count", 0))
         member.elapsed_before = float(ckpt.get("elapsed_s", 0.0))
     except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {path} is damaged ({type(exc).__name__}: {exc}); delete it to train "
-                              "this run from the beginning") from None
+        raise CheckpointError(
+            f"checkpoint {path} is damaged ({type(exc).__name__}: {exc}); delete it to train "
+            "this run from the beginning"
+        ) from None
     return params, opt_state, step
 
 
@@ -941,8 +1090,10 @@ def _draw(data_fn: DataFn, key: jax.Array, k: int, B: int, length: int, vocab_si
     if check:
         shape, dtype = tuple(np.shape(tokens)), np.asarray(tokens[:1]).dtype
         if shape != (k * B, length) or not np.issubdtype(dtype, np.integer):
-            raise ValueError(f"data_fn(key, {k * B}, {length}) must return integer tokens of shape "
-                             f"({k * B}, {length}); got {dtype} {shape}.")
+            raise ValueError(
+                f"data_fn(key, {k * B}, {length}) must return integer tokens of shape "
+                f"({k * B}, {length}); got {dtype} {shape}."
+            )
         lo, hi = int(jnp.min(tokens)), int(jnp.max(tokens))
         if lo < 0 or hi >= vocab_size:
             raise ValueError(f"data_fn returned tokens in [{lo}, {hi}]; the model's vocabulary is [0, {vocab_size}).")
@@ -952,8 +1103,15 @@ def _draw(data_fn: DataFn, key: jax.Array, k: int, B: int, length: int, vocab_si
 def _progress_bar(total: int, initial: int, enabled: bool, n_seeds: int = 1):
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, unit="step", file=sys.stderr, disable=not enabled,
-                dynamic_ncols=True, desc="train" if n_seeds == 1 else f"train {n_seeds} seeds")
+    return tqdm(
+        total=total,
+        initial=initial,
+        unit="step",
+        file=sys.stderr,
+        disable=not enabled,
+        dynamic_ncols=True,
+        desc="train" if n_seeds == 1 else f"train {n_seeds} seeds",
+    )
 
 
 class _NullBar:
@@ -969,8 +1127,7 @@ class _NullBar:
         pass
 
 
-def _postfix(step: int, tokens_per_step: int, train_loss: float | None, optimal: float,
-             records: list[dict]) -> str:
+def _postfix(step: int, tokens_per_step: int, train_loss: float | None, optimal: float, records: list[dict]) -> str:
     """tokens seen, training loss beside the optimal loss (nats; the mean over a group's seeds), last exact
     relative loss @ its step (a group's: the range over its seeds)."""
     parts = [f"tokens={_format_tokens(step * tokens_per_step)}"]

@@ -75,34 +75,40 @@ class TransformerConfig:
             value = getattr(self, field.name)
             if field.name in _BOOL_FIELDS:
                 if not isinstance(value, (bool, np.bool_)):
-                    raise ValueError(f"TransformerConfig.{field.name} must be a bool; got {value!r} "
-                                     f"({type(value).__name__}). Pass true or false.")
+                    raise ValueError(
+                        f"TransformerConfig.{field.name} must be a bool; got {value!r} "
+                        f"({type(value).__name__}). Pass true or false."
+                    )
                 object.__setattr__(self, field.name, bool(value))
                 continue
             if field.name == "positional":
                 if not isinstance(value, str) or value not in POSITIONAL:
-                    raise ValueError(f"TransformerConfig.positional must be one of {list(POSITIONAL)}; got "
-                                     f"{value!r}. Pass \"learned\" (learned absolute positions) or \"none\".")
+                    raise ValueError(
+                        f"TransformerConfig.positional must be one of {list(POSITIONAL)}; got "
+                        f'{value!r}. Pass "learned" (learned absolute positions) or "none".'
+                    )
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise ValueError(f"TransformerConfig.{field.name} must be an int; got {value!r} "
-                                 f"({type(value).__name__}). Pass a positive integer.")
+                raise ValueError(
+                    f"TransformerConfig.{field.name} must be an int; got {value!r} "
+                    f"({type(value).__name__}). Pass a positive integer."
+                )
             if value < 1:
-                raise ValueError(f"TransformerConfig.{field.name} must be >= 1; got {value}. "
-                                 f"Pass a positive integer.")
+                raise ValueError(f"TransformerConfig.{field.name} must be >= 1; got {value}. Pass a positive integer.")
             object.__setattr__(self, field.name, int(value))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TransformerConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TransformerConfig:
         """The config of a `to_dict` dict; a dict from before the variants existed gives the default variant."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"TransformerConfig: unknown field(s) {sorted(unknown)}; "
-                             f"known fields are {sorted(known)}.")
+            raise ValueError(
+                f"TransformerConfig: unknown field(s) {sorted(unknown)}; known fields are {sorted(known)}."
+            )
         return cls(**d)
 
 
@@ -184,9 +190,12 @@ def _canonical(config: TransformerConfig, names: Sequence[str]) -> tuple[str, ..
     names = (names,) if isinstance(names, str) else tuple(names)
     unknown = [n for n in names if n not in alias and n not in allowed]
     if unknown or len(set(names)) != len(names):
-        raise ValueError(f"names must be distinct layer names (activation names {allowed} or their aliases "
-                         f"{list(alias)}) of this transformer; got {list(names)}"
-                         + (f" ({unknown} unknown)" if unknown else " (repeated)") + ".")
+        raise ValueError(
+            f"names must be distinct layer names (activation names {allowed} or their aliases "
+            f"{list(alias)}) of this transformer; got {list(names)}"
+            + (f" ({unknown} unknown)" if unknown else " (repeated)")
+            + "."
+        )
     return tuple(alias.get(n, n) for n in names)
 
 
@@ -242,19 +251,26 @@ class Attention(nnx.Module):
         c = config
         self.n_heads, self.d_head = c.n_heads, c.d_head
         std = 0.02
-        self.qkv = nnx.Linear(c.d_model, 3 * c.n_heads * c.d_head, kernel_init=_normal(std),
-                              dtype=DTYPE, param_dtype=DTYPE, rngs=rngs)
-        self.out = nnx.Linear(c.n_heads * c.d_head, c.d_model,
-                              kernel_init=_normal(std / np.sqrt(2 * c.n_layers)),
-                              dtype=DTYPE, param_dtype=DTYPE, rngs=rngs)
+        self.qkv = nnx.Linear(
+            c.d_model, 3 * c.n_heads * c.d_head, kernel_init=_normal(std), dtype=DTYPE, param_dtype=DTYPE, rngs=rngs
+        )
+        self.out = nnx.Linear(
+            c.n_heads * c.d_head,
+            c.d_model,
+            kernel_init=_normal(std / np.sqrt(2 * c.n_layers)),
+            dtype=DTYPE,
+            param_dtype=DTYPE,
+            rngs=rngs,
+        )
 
     def heads(self, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         """Queries, keys and values: [..., d_model] -> three [..., n_heads, d_head]."""
         qkv = self.qkv(x).reshape(*x.shape[:-1], 3, self.n_heads, self.d_head)
         return qkv[..., 0, :, :], qkv[..., 1, :, :], qkv[..., 2, :, :]
 
-    def attend_with_pattern(self, q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array
-                            ) -> tuple[jax.Array, jax.Array]:
+    def attend_with_pattern(
+        self, q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:
         """q [B, Tq, H, Dh], k and v [B, Tk, H, Dh], mask [Tq, Tk] bool (True = may attend) ->
         the output [B, Tq, d_model] and the attention weights [B, H, Tq, Tk] (masked entries exactly 0)."""
         scores = jnp.einsum("bthd,bshd->bhts", q, k) / np.float32(np.sqrt(self.d_head))
@@ -278,10 +294,15 @@ class MLP(nnx.Module):
 
     def __init__(self, config: TransformerConfig, *, rngs: nnx.Rngs):
         c = config
-        self.up = nnx.Linear(c.d_model, c.d_mlp, kernel_init=_normal(0.02),
-                             dtype=DTYPE, param_dtype=DTYPE, rngs=rngs)
-        self.down = nnx.Linear(c.d_mlp, c.d_model, kernel_init=_normal(0.02 / np.sqrt(2 * c.n_layers)),
-                               dtype=DTYPE, param_dtype=DTYPE, rngs=rngs)
+        self.up = nnx.Linear(c.d_model, c.d_mlp, kernel_init=_normal(0.02), dtype=DTYPE, param_dtype=DTYPE, rngs=rngs)
+        self.down = nnx.Linear(
+            c.d_mlp,
+            c.d_model,
+            kernel_init=_normal(0.02 / np.sqrt(2 * c.n_layers)),
+            dtype=DTYPE,
+            param_dtype=DTYPE,
+            rngs=rngs,
+        )
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return self.down(jax.nn.relu(self.up(x)))
@@ -300,8 +321,15 @@ class Block(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         return self.forward(x)[0]
 
-    def _rest(self, x: jax.Array, attn_out: jax.Array, want: frozenset[str], prefix: str, mlp: bool,
-              cache: dict[str, jax.Array]) -> jax.Array:
+    def _rest(
+        self,
+        x: jax.Array,
+        attn_out: jax.Array,
+        want: frozenset[str],
+        prefix: str,
+        mlp: bool,
+        cache: dict[str, jax.Array],
+    ) -> jax.Array:
         """The block after attention: add attn_out to x ([..., d_model]), then the MLP (when there is
         one and ``mlp``), recording the hooks named ``prefix + hook`` that are in ``want``."""
         if prefix + "hook_attn_out" in want:
@@ -323,8 +351,9 @@ class Block(nnx.Module):
             cache[prefix + "hook_resid_post"] = x
         return x
 
-    def forward(self, x: jax.Array, want: frozenset[str] = frozenset(), prefix: str = "", mlp: bool = True
-                ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    def forward(
+        self, x: jax.Array, want: frozenset[str] = frozenset(), prefix: str = "", mlp: bool = True
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
         """x [B, T, d_model] -> the new stream [B, T, d_model] (after attention only when ``mlp`` is
         False) and the hooks ``prefix + hook`` in ``want`` (the pattern only if asked for)."""
         T = x.shape[1]
@@ -335,8 +364,9 @@ class Block(nnx.Module):
             cache[prefix + "attn.hook_pattern"] = pattern  # [B, H, T, T]
         return self._rest(x, a, want, prefix, mlp, cache), cache
 
-    def step(self, x: jax.Array, k_past: jax.Array, v_past: jax.Array, t: jax.Array
-             ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    def step(
+        self, x: jax.Array, k_past: jax.Array, v_past: jax.Array, t: jax.Array
+    ) -> tuple[jax.Array, jax.Array, jax.Array]:
         """One new position t given the keys/values of positions < t (a KV cache).
 
         x [B, d_model]; k_past, v_past [B, T_max, H, Dh] (entries at positions >= t are ignored).
@@ -345,9 +375,16 @@ class Block(nnx.Module):
         x, k, v, _ = self.step_hooks(x, k_past, v_past, t)
         return x, k, v
 
-    def step_hooks(self, x: jax.Array, k_past: jax.Array, v_past: jax.Array, t: jax.Array,
-                   want: frozenset[str] = frozenset(), prefix: str = "", mlp: bool = True
-                   ) -> tuple[jax.Array, jax.Array, jax.Array, dict[str, jax.Array]]:
+    def step_hooks(
+        self,
+        x: jax.Array,
+        k_past: jax.Array,
+        v_past: jax.Array,
+        t: jax.Array,
+        want: frozenset[str] = frozenset(),
+        prefix: str = "",
+        mlp: bool = True,
+    ) -> tuple[jax.Array, jax.Array, jax.Array, dict[str, jax.Array]]:
         """`step` that also records the hooks ``prefix + hook`` in ``want`` at this position (each
         [B, d_model]; no attention pattern) and runs the MLP only when ``mlp``."""
         q, k, v = self.attn.heads(_apply(self.ln1, x))
@@ -374,14 +411,19 @@ class Transformer(nnx.Module):
     def __init__(self, config: TransformerConfig, *, rngs: nnx.Rngs):
         c = config
         self.config = c
-        self.embed = nnx.Embed(c.vocab_size, c.d_model, embedding_init=_normal(0.02),
-                               dtype=DTYPE, param_dtype=DTYPE, rngs=rngs)
-        self.pos_embed = (nnx.Param(_normal(0.02)(rngs.params(), (c.context_length, c.d_model), DTYPE))
-                          if c.positional == "learned" else None)
+        self.embed = nnx.Embed(
+            c.vocab_size, c.d_model, embedding_init=_normal(0.02), dtype=DTYPE, param_dtype=DTYPE, rngs=rngs
+        )
+        self.pos_embed = (
+            nnx.Param(_normal(0.02)(rngs.params(), (c.context_length, c.d_model), DTYPE))
+            if c.positional == "learned"
+            else None
+        )
         self.blocks = nnx.List([Block(c, rngs=rngs) for _ in range(c.n_layers)])
         self.ln_final = _layer_norm(c, rngs)
-        self.unembed = nnx.Linear(c.d_model, c.vocab_size, kernel_init=_normal(0.02),
-                                  dtype=DTYPE, param_dtype=DTYPE, rngs=rngs)
+        self.unembed = nnx.Linear(
+            c.d_model, c.vocab_size, kernel_init=_normal(0.02), dtype=DTYPE, param_dtype=DTYPE, rngs=rngs
+        )
 
     def __call__(self, tokens: jax.Array) -> jax.Array:
         """tokens [B, T] int, T <= context_length -> logits [B, T, vocab_size]."""
@@ -391,8 +433,9 @@ class Transformer(nnx.Module):
         """Logits and the residual stream by layer name (see `layer_names`), each [B, T, d_model]."""
         return self.forward(tokens, layer_names(self.config), logits=True)
 
-    def forward(self, tokens: jax.Array, names: Sequence[str] = (), logits: bool = True
-                ) -> tuple[jax.Array | None, dict[str, jax.Array]]:
+    def forward(
+        self, tokens: jax.Array, names: Sequence[str] = (), logits: bool = True
+    ) -> tuple[jax.Array | None, dict[str, jax.Array]]:
         """Logits [B, T, V] (None when ``logits`` is False) and the activations named in ``names``
         (canonical names or aliases, see `activation_names`), keyed as asked, in that order. Only
         what is needed runs: no block (or MLP) above the highest activation asked, and no
@@ -400,8 +443,10 @@ class Transformer(nnx.Module):
         c = self.config
         T = tokens.shape[-1]
         if T > c.context_length:
-            raise ValueError(f"tokens have length {T} > context_length {c.context_length}; "
-                             f"pass at most context_length tokens per sequence.")
+            raise ValueError(
+                f"tokens have length {T} > context_length {c.context_length}; "
+                f"pass at most context_length tokens per sequence."
+            )
         canonical = _canonical(c, names)
         want = frozenset(canonical)
         stage = _stage(c, canonical, logits)
@@ -436,9 +481,15 @@ class Transformer(nnx.Module):
             cache["ln_final.hook_normalized"] = x
         return self.unembed(x) if logits else None
 
-    def step(self, tokens_t: jax.Array, t: jax.Array, k_past: jax.Array, v_past: jax.Array,
-             names: Sequence[str] = (), logits: bool = True
-             ) -> tuple[jax.Array | None, dict[str, jax.Array], jax.Array, jax.Array]:
+    def step(
+        self,
+        tokens_t: jax.Array,
+        t: jax.Array,
+        k_past: jax.Array,
+        v_past: jax.Array,
+        names: Sequence[str] = (),
+        logits: bool = True,
+    ) -> tuple[jax.Array | None, dict[str, jax.Array], jax.Array, jax.Array]:
         """The model at one position t from the KV cache of the earlier positions (see `decode_step`).
 
         tokens_t [B] int; k_past, v_past [B, n, T_max, H, Dh] for blocks 0..n-1 (positions >= t
@@ -450,8 +501,10 @@ class Transformer(nnx.Module):
         c = self.config
         canonical = _canonical(c, names)
         if any(is_pattern(n) for n in canonical):
-            raise ValueError("attention patterns come from the full forward only (Transformer.forward, or "
-                             "method='full'); the one-position KV-cache step does not produce them.")
+            raise ValueError(
+                "attention patterns come from the full forward only (Transformer.forward, or "
+                "method='full'); the one-position KV-cache step does not produce them."
+            )
         want = frozenset(canonical)
         stage = _stage(c, canonical, logits)
         n = _blocks_run(stage)
@@ -466,8 +519,9 @@ class Transformer(nnx.Module):
                 cache[f"blocks.{l}.hook_resid_pre"] = x
             if l >= n:
                 break
-            x, k, v, hooks = self.blocks[l].step_hooks(x, k_past[:, l], v_past[:, l], t, want, f"blocks.{l}.",
-                                                       mlp=stage > 2 * l + 1)
+            x, k, v, hooks = self.blocks[l].step_hooks(
+                x, k_past[:, l], v_past[:, l], t, want, f"blocks.{l}.", mlp=stage > 2 * l + 1
+            )
             cache.update(hooks)
             ks.append(k)
             vs.append(v)
@@ -479,8 +533,9 @@ class Transformer(nnx.Module):
         return out, {a: cache[k] for a, k in zip(names, canonical)}, k_new, v_new
 
 
-def decode_step(model: Transformer, tokens_t: jax.Array, t: jax.Array, k_past: jax.Array,
-                v_past: jax.Array) -> tuple[jax.Array, dict[str, jax.Array], jax.Array, jax.Array]:
+def decode_step(
+    model: Transformer, tokens_t: jax.Array, t: jax.Array, k_past: jax.Array, v_past: jax.Array
+) -> tuple[jax.Array, dict[str, jax.Array], jax.Array, jax.Array]:
     """The model at one position t, given the cached keys/values of the earlier positions.
 
     tokens_t [B] int; k_past, v_past [B, n_layers, T_max, H, Dh] (positions >= t ignored).
@@ -534,7 +589,7 @@ def _head(logits: jax.Array | None, what: str | None) -> jax.Array | None:
     return jax.nn.log_softmax(logits, axis=-1) if what == "log_probs" else logits
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _jitted_full(config: TransformerConfig, res: tuple[str, ...], pats: tuple[str, ...], what: str | None):
     """jit of (params, tokens [B, T]) -> (logits / log-probs [B, T, V] or None,
     residual names stacked [B, len(res), T, d_model] or None, tuple of patterns [B, H, T, T])."""
@@ -548,25 +603,33 @@ def _jitted_full(config: TransformerConfig, res: tuple[str, ...], pats: tuple[st
     return jax.jit(run)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _jitted_step(config: TransformerConfig, res: tuple[str, ...], what: str | None):
     """jit of (params, tokens_t [B], t, k_past, v_past [B, n, T, H, Dh]) -> (logits / log-probs
     [B, V] or None, residual names stacked [B, len(res), d_model] or None, keys, values [B, n, H, Dh])."""
     gdef = graphdef(config)
 
     def run(params: dict, tokens_t: jax.Array, t: jax.Array, k_past: jax.Array, v_past: jax.Array):
-        logits, cache, k, v = nnx.merge(gdef, params).step(tokens_t, t, k_past, v_past, res,
-                                                           logits=what is not None)
+        logits, cache, k, v = nnx.merge(gdef, params).step(tokens_t, t, k_past, v_past, res, logits=what is not None)
         stacked = jnp.stack([cache[n] for n in res], axis=1) if res else None
         return _head(logits, what), stacked, k, v
 
     return jax.jit(run)
 
 
-def _run_prefix(config: TransformerConfig, params: dict, tokens: np.ndarray, batch_size: int,
-                res_names: tuple[str, ...], what: str | None, levels: list,
-                out: np.ndarray | None, res_out: np.ndarray | None, on_step: Callable[[int], None],
-                res_prefix: np.ndarray | None = None) -> None:
+def _run_prefix(
+    config: TransformerConfig,
+    params: dict,
+    tokens: np.ndarray,
+    batch_size: int,
+    res_names: tuple[str, ...],
+    what: str | None,
+    levels: list,
+    out: np.ndarray | None,
+    res_out: np.ndarray | None,
+    on_step: Callable[[int], None],
+    res_prefix: np.ndarray | None = None,
+) -> None:
     """Each distinct prefix once, position by position. ``out`` [N, T, V] (logits) and ``res_out``
     [N, len(res_names), T, d_model] (a view of the name-major store) are filled in place; so is
     ``res_prefix`` [len(res_names), U, d_model], one row per distinct prefix (`predictive_models.prefixes`
@@ -581,7 +644,9 @@ def _run_prefix(config: TransformerConfig, params: dict, tokens: np.ndarray, bat
     rows = call_rows(batch_size, levels)  # every call padded to one shape: one compilation
     offset = 0  # the first res_prefix row of this level
     for t, (parent, last, inverse) in enumerate(levels):
-        ancestors = np.concatenate([ancestors[parent], parent[:, None]], axis=1) if t else np.zeros((len(last), 0), np.int64)
+        ancestors = (
+            np.concatenate([ancestors[parent], parent[:, None]], axis=1) if t else np.zeros((len(last), 0), np.int64)
+        )
         u = len(last)
         lg = np.empty((u, c.vocab_size), np.float32) if out is not None else None
         rs = np.empty((u, len(res_names), c.d_model), np.float32) if res_out is not None else None
@@ -595,8 +660,9 @@ def _run_prefix(config: TransformerConfig, params: dict, tokens: np.ndarray, bat
                 idx = ancestors[start:stop, s]
                 k_past[: stop - start, :, s] = keys[s][idx]
                 v_past[: stop - start, :, s] = values[s][idx]
-            o, r, k, v = jax.device_get(fn(params, pad_rows(last[start:stop].astype(np.int32), rows),
-                                           np.int32(t), k_past, v_past))
+            o, r, k, v = jax.device_get(
+                fn(params, pad_rows(last[start:stop].astype(np.int32), rows), np.int32(t), k_past, v_past)
+            )
             k_new[start:stop], v_new[start:stop] = k[: stop - start], v[: stop - start]
             if lg is not None:
                 lg[start:stop] = o[: stop - start]
@@ -615,9 +681,18 @@ def _run_prefix(config: TransformerConfig, params: dict, tokens: np.ndarray, bat
         on_step(1)
 
 
-def _run_full(config: TransformerConfig, params: dict, tokens: np.ndarray, batch_size: int,
-              res_names: tuple[str, ...], pat_names: tuple[str, ...], what: str | None,
-              out: np.ndarray | None, res_out: np.ndarray | None, pat_out: list[np.ndarray]) -> None:
+def _run_full(
+    config: TransformerConfig,
+    params: dict,
+    tokens: np.ndarray,
+    batch_size: int,
+    res_names: tuple[str, ...],
+    pat_names: tuple[str, ...],
+    what: str | None,
+    out: np.ndarray | None,
+    res_out: np.ndarray | None,
+    pat_out: list[np.ndarray],
+) -> None:
     """Whole sequences, ``batch_size`` rows per jitted call (the last padded: one shape)."""
     fn = _jitted_full(config, res_names, pat_names, what)
     N = tokens.shape[0]
@@ -633,9 +708,17 @@ def _run_full(config: TransformerConfig, params: dict, tokens: np.ndarray, batch
             store[start:stop] = p[: stop - start]
 
 
-def run_batched(config: TransformerConfig, params: Any, tokens: np.ndarray, names: Sequence[str] | None = (),
-                what: str | None = "logits", *, batch_size: int = 4096, method: str = "auto",
-                on_step: Callable[[int], None] | None = None) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+def run_batched(
+    config: TransformerConfig,
+    params: Any,
+    tokens: np.ndarray,
+    names: Sequence[str] | None = (),
+    what: str | None = "logits",
+    *,
+    batch_size: int = 4096,
+    method: str = "auto",
+    on_step: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
     """The forward pass over many rows: tokens [N, T] -> (float32 [N, T, V] logits
     (``what="logits"``), log-probabilities (``"log_probs"``) or None (``None``: the unembedding is
     not run), and {name: float32 array} for exactly the ``names`` asked (canonical or aliases, see
@@ -683,9 +766,15 @@ def run_batched(config: TransformerConfig, params: Any, tokens: np.ndarray, name
     return out, result
 
 
-def prefix_activations(config: TransformerConfig, params_state: Any, tokens: np.ndarray, *, batch_size: int = 4096,
-                       names: Sequence[str] | None = None, on_step: Callable[[int], None] | None = None
-                       ) -> PrefixActivations:
+def prefix_activations(
+    config: TransformerConfig,
+    params_state: Any,
+    tokens: np.ndarray,
+    *,
+    batch_size: int = 4096,
+    names: Sequence[str] | None = None,
+    on_step: Callable[[int], None] | None = None,
+) -> PrefixActivations:
     """The residual-stream activations named (None: `layer_names`) of each distinct prefix of ``tokens`` [N, T]
     once (`predictive_models.prefixes.PrefixActivations`: [U, d_model] per name, float32), computed as
     `compute_activations` with ``method="auto"`` does (the KV cache when the prefixes are at most half the
@@ -694,8 +783,9 @@ def prefix_activations(config: TransformerConfig, params_state: Any, tokens: np.
     asked = tuple(layer_names(config) if names is None else ((names,) if isinstance(names, str) else names))
     canonical = _canonical(config, asked)
     if any(is_pattern(n) for n in canonical):
-        raise ValueError("prefix_activations: attention patterns are per string, not per prefix; ask "
-                         "compute_activations for them")
+        raise ValueError(
+            "prefix_activations: attention patterns are per string, not per prefix; ask compute_activations for them"
+        )
     res_names = tuple(dict.fromkeys(canonical))
     tokens = check_tokens(config, tokens, batch_size)
     N, T = tokens.shape
@@ -706,15 +796,17 @@ def prefix_activations(config: TransformerConfig, params_state: Any, tokens: np.
         params = jax.tree.map(jnp.asarray, pure_params(params_state))
         step = on_step or (lambda n: None)
         if offsets[-1] <= 0.5 * N * T:  # run_batched's "auto" rule
-            _run_prefix(config, params, tokens, int(batch_size), res_names, None, levels, None, None, step,
-                        res_prefix=store)
+            _run_prefix(
+                config, params, tokens, int(batch_size), res_names, None, levels, None, None, step, res_prefix=store
+            )
         else:  # little sharing: whole sequences (one padded shape, as run_batched), each prefix's row kept
             rows = min(int(batch_size), N)
             block = np.empty((rows, len(res_names), T, config.d_model), np.float32)  # [rows, n_names, T, d]
             for start in range(0, N, rows):
                 stop = min(start + rows, N)
-                _run_full(config, params, pad_rows(tokens[start:stop], rows), rows, res_names, (), None, None,
-                          block, [])
+                _run_full(
+                    config, params, pad_rows(tokens[start:stop], rows), rows, res_names, (), None, None, block, []
+                )
                 where = ids[start:stop].reshape(-1)  # a prefix shared by rows gets the same bits from each
                 for i in range(len(res_names)):
                     store[i][where] = block[: stop - start, i].reshape(-1, config.d_model)
@@ -758,7 +850,17 @@ class TransformerFamily(ModelFamily):
         d, H, dh = c.d_model, c.n_heads, c.d_head
         d_mlp = 0 if c.attn_only else c.d_mlp
         ln = 2 * d if c.layer_norm else 0
-        per_block = ln * (1 if c.attn_only else 2) + d * 3 * H * dh + 3 * H * dh + H * dh * d + d + d * d_mlp + d_mlp + d_mlp * d + (d if d_mlp else 0)
+        per_block = (
+            ln * (1 if c.attn_only else 2)
+            + d * 3 * H * dh
+            + 3 * H * dh
+            + H * dh * d
+            + d
+            + d * d_mlp
+            + d_mlp
+            + d_mlp * d
+            + (d if d_mlp else 0)
+        )
         pos = L * d if c.positional == "learned" else 0
         n_params = V * d + pos + n_layers * per_block + ln + d * V + V
         n_probed = n_layers + (2 if ln else 1)  # embedding, each block, final LayerNorm
@@ -770,8 +872,12 @@ FAMILY = TransformerFamily()
 
 # The family's functions as this module's (their signatures as before); the parameter plumbing and the
 # wrappers over `run_batched` are `ModelFamily`'s.
-graphdef, abstract_params, n_params, init_params = FAMILY.graphdef, FAMILY.abstract_params, FAMILY.n_params, \
-    FAMILY.init_params
+graphdef, abstract_params, n_params, init_params = (
+    FAMILY.graphdef,
+    FAMILY.abstract_params,
+    FAMILY.n_params,
+    FAMILY.init_params,
+)
 to_state, to_model, logits_fn = FAMILY.to_state, FAMILY.to_model, FAMILY.logits_fn
 activations, compute_activations = FAMILY.activations, FAMILY.compute_activations
 compute_logits, compute_log_probs = FAMILY.compute_logits, FAMILY.compute_log_probs

@@ -50,6 +50,4 @@ def as_sample_weight(sample_weight, n_rows: int, name: str = "sample_weight") ->
 
 def check_rows(name: str, arr: np.ndarray, n_rows: int, other: str = "X") -> None:
     if arr.shape[0] != n_rows:
-        raise ProbeInputError(
-            f"{name} has {arr.shape[0]} rows but {other} has {n_rows}; they must match row for row"
-        )
+        raise ProbeInputError(f"{name} has {arr.shape[0]} rows but {other} has {n_rows}; they must match row for row")

@@ -63,7 +63,9 @@ class DecayFit:
         return bool(plain or parity)
 
     def to_dict(self) -> dict:
-        return {k: (None if v is None else (int(v) if k.startswith("n_") else float(v))) for k, v in asdict(self).items()}
+        return {
+            k: (None if v is None else (int(v) if k.startswith("n_") else float(v))) for k, v in asdict(self).items()
+        }
 
 
 def _patterns(patterns) -> np.ndarray:
@@ -80,7 +82,7 @@ def mean_pattern(patterns, sample_weight=None) -> PatternStats:
     w = np.full(P.shape[0], 1.0 / P.shape[0]) if w is None else w / w.sum()
     mean = np.einsum("n,nhts->hts", w, P, dtype=np.float64)
     second = np.einsum("n,nhts->hts", w, np.square(P, dtype=np.float64))
-    return PatternStats(mean=mean, std=np.sqrt(np.maximum(second - mean ** 2, 0.0)), n_contexts=int(P.shape[0]))
+    return PatternStats(mean=mean, std=np.sqrt(np.maximum(second - mean**2, 0.0)), n_contexts=int(P.shape[0]))
 
 
 def by_distance(pattern) -> np.ndarray:
@@ -93,11 +95,13 @@ def by_distance(pattern) -> np.ndarray:
     return out
 
 
-def _within_fit(y: np.ndarray, Xs: list[np.ndarray], q: np.ndarray
-                ) -> tuple[np.ndarray, float, np.ndarray | None] | None:
+def _within_fit(
+    y: np.ndarray, Xs: list[np.ndarray], q: np.ndarray
+) -> tuple[np.ndarray, float, np.ndarray | None] | None:
     """Least squares of y on the columns Xs with one intercept per group q (all centred per group):
     (coefficients, within-group R², their standard errors or None when no degree of freedom is left), or None when
     the centred design is degenerate."""
+
     def centre(v: np.ndarray) -> np.ndarray:
         sums = np.bincount(q, weights=v)
         counts = np.bincount(q)
@@ -115,8 +119,7 @@ def _within_fit(y: np.ndarray, Xs: list[np.ndarray], q: np.ndarray
     return coef, (1.0 - float(resid @ resid) / sst) if sst > 0 else 1.0, se
 
 
-def fit_decay(pattern, *, min_distance: int = 1, max_distance: int | None = None,
-              min_query: int = 0) -> list[DecayFit]:
+def fit_decay(pattern, *, min_distance: int = 1, max_distance: int | None = None, min_query: int = 0) -> list[DecayFit]:
     """Each head's exponential decay of attention with distance, fitted on within-query log-ratios.
 
     pattern [H, T, T]: a mean pattern (`mean_pattern`). Used: keys at distance ``min_distance <= d <= max_distance``
@@ -147,20 +150,27 @@ def fit_decay(pattern, *, min_distance: int = 1, max_distance: int | None = None
         _, qi = np.unique(q, return_inverse=True)
         plain = _within_fit(y, [d], qi)
         parity = _within_fit(y, [d, d % 2], qi)
-        fits.append(DecayFit(
-            fitted_lambda=None if plain is None else float(np.exp(plain[0][0])),
-            r2=None if plain is None else float(plain[1]),
-            parity_rate=None if parity is None else float(np.exp(parity[0][0])),
-            parity_offset=None if parity is None else float(parity[0][1]),
-            parity_r2=None if parity is None else float(parity[1]),
-            n_points=int(d.size), n_queries=len(qs),
-            rate_se=None if plain is None or plain[2] is None else float(np.exp(plain[0][0]) * plain[2][0]),
-            parity_rate_se=None if parity is None or parity[2] is None else float(np.exp(parity[0][0]) * parity[2][0])))
+        fits.append(
+            DecayFit(
+                fitted_lambda=None if plain is None else float(np.exp(plain[0][0])),
+                r2=None if plain is None else float(plain[1]),
+                parity_rate=None if parity is None else float(np.exp(parity[0][0])),
+                parity_offset=None if parity is None else float(parity[0][1]),
+                parity_r2=None if parity is None else float(parity[1]),
+                n_points=int(d.size),
+                n_queries=len(qs),
+                rate_se=None if plain is None or plain[2] is None else float(np.exp(plain[0][0]) * plain[2][0]),
+                parity_rate_se=None
+                if parity is None or parity[2] is None
+                else float(np.exp(parity[0][0]) * parity[2][0]),
+            )
+        )
     return fits
 
 
-def geometric_pattern(rates, T: int, *, parity: tuple[str, ...] | None = None, noise: float = 0.0,
-                      seed: int = 0) -> np.ndarray:
+def geometric_pattern(
+    rates, T: int, *, parity: tuple[str, ...] | None = None, noise: float = 0.0, seed: int = 0
+) -> np.ndarray:
     """A synthetic causal pattern [H, T, T]: head h's row t is ``rate_h^(t-s)`` over keys s <= t, normalised (with
     ``parity[h]`` "even"/"odd", keys of the other parity of t - s get 1e-6 of that), times ``exp(noise * N(0, 1))``
     before the normalisation. For tests and for the figures' predicted curves."""
@@ -170,7 +180,7 @@ def geometric_pattern(rates, T: int, *, parity: tuple[str, ...] | None = None, n
     for h, r in enumerate(rates):
         for t in range(T):
             d = np.arange(t, -1, -1)  # key s = 0..t at distance t - s
-            w = r ** d
+            w = r**d
             if parity is not None and parity[h] in ("even", "odd"):
                 w = np.where(d % 2 == (0 if parity[h] == "even" else 1), w, 1e-6 * w)
             w = w * np.exp(noise * rng.standard_normal(d.size))

@@ -34,7 +34,7 @@ a held-out number when its fit has fewer distinct contexts than parameters, as t
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,22 +100,36 @@ class _Sums:
     n_rows: int
 
     @classmethod
-    def zeros(cls, D: int, k: int) -> "_Sums":
+    def zeros(cls, D: int, k: int) -> _Sums:
         return cls(0.0, np.zeros(D), np.zeros((D, D)), np.zeros((D, 2 * k)), np.zeros(2 * k), np.zeros(2), 0)
 
-    def add(self, other: "_Sums") -> "_Sums":
-        return _Sums(self.weight + other.weight, self.s + other.s, self.M + other.M, self.P + other.P,
-                     self.sy + other.sy, self.Q + other.Q, self.n_rows + other.n_rows)
+    def add(self, other: _Sums) -> _Sums:
+        return _Sums(
+            self.weight + other.weight,
+            self.s + other.s,
+            self.M + other.M,
+            self.P + other.P,
+            self.sy + other.sy,
+            self.Q + other.Q,
+            self.n_rows + other.n_rows,
+        )
 
     def block(self, cols: slice, k: int, shuffled: bool = False) -> tuple:
         """(W, s, M, P, sy, Q) of one layer's columns, for the targets or the shuffled targets."""
         j = slice(k, 2 * k) if shuffled else slice(0, k)
-        return (self.weight, self.s[cols], self.M[cols, cols], self.P[cols, j], self.sy[j],
-                float(self.Q[1 if shuffled else 0]))
+        return (
+            self.weight,
+            self.s[cols],
+            self.M[cols, cols],
+            self.P[cols, j],
+            self.sy[j],
+            float(self.Q[1 if shuffled else 0]),
+        )
 
 
-def _fit(W: float, s: np.ndarray, M: np.ndarray, P: np.ndarray, sy: np.ndarray, rcond: float
-         ) -> tuple[np.ndarray, np.ndarray]:
+def _fit(
+    W: float, s: np.ndarray, M: np.ndarray, P: np.ndarray, sy: np.ndarray, rcond: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Least-squares coef [d, k] and intercept [k] in shifted coordinates, from a set's sums."""
     d = s.shape[0]
     coef, intercept, _ = _solve(_Moments(np.zeros(d), W, s, M, P, sy, 0).stats(), rcond)
@@ -125,8 +139,14 @@ def _fit(W: float, s: np.ndarray, M: np.ndarray, P: np.ndarray, sy: np.ndarray, 
 def _sse(sums: tuple, coef: np.ndarray, intercept: np.ndarray) -> float:
     """Exact SSE of a fit on a set, from the set's sums (formula in the module docstring)."""
     W, s, M, P, sy, Q = sums
-    return float(Q - 2 * np.sum(coef * P) - 2 * intercept @ sy + np.sum(coef * (M @ coef))
-                 + 2 * intercept @ (coef.T @ s) + W * intercept @ intercept)
+    return float(
+        Q
+        - 2 * np.sum(coef * P)
+        - 2 * intercept @ sy
+        + np.sum(coef * (M @ coef))
+        + 2 * intercept @ (coef.T @ s)
+        + W * intercept @ intercept
+    )
 
 
 def _sst(sums: tuple) -> float:
@@ -149,8 +169,15 @@ class ChunkedProbe:
     seed : seeds the fold hashes and the shuffled control's within-chunk permutations.
     """
 
-    def __init__(self, layer_dims: Mapping[str, int], n_targets: int, *, n_folds: int = N_FOLDS,
-                 include_concat: bool = True, seed: int = 0):
+    def __init__(
+        self,
+        layer_dims: Mapping[str, int],
+        n_targets: int,
+        *,
+        n_folds: int = N_FOLDS,
+        include_concat: bool = True,
+        seed: int = 0,
+    ):
         if not layer_dims:
             raise ProbeInputError("layer_dims is empty; pass at least one named layer")
         if include_concat and CONCAT in layer_dims:
@@ -160,7 +187,12 @@ class ChunkedProbe:
         if int(n_targets) != n_targets or n_targets < 1:
             raise ProbeInputError(f"n_targets must be a positive integer, got {n_targets}")
         self.layer_dims = {str(name): int(d) for name, d in layer_dims.items()}
-        self.n_targets, self.n_folds, self.include_concat, self.seed = int(n_targets), int(n_folds), include_concat, seed
+        self.n_targets, self.n_folds, self.include_concat, self.seed = (
+            int(n_targets),
+            int(n_folds),
+            include_concat,
+            seed,
+        )
         self._cols: dict[str, slice] = {}
         col = 0
         for name, d in self.layer_dims.items():
@@ -181,8 +213,9 @@ class ChunkedProbe:
 
     # ------------------------------------------------------------------ accumulation
 
-    def add(self, activations: Mapping[str, np.ndarray], Y, sequence_ids, context_ids, *,
-            weights=None, holdout=None) -> None:
+    def add(
+        self, activations: Mapping[str, np.ndarray], Y, sequence_ids, context_ids, *, weights=None, holdout=None
+    ) -> None:
         """Add one chunk: activations {name: [n, d]}, Y [n, k], sequence_ids [n], context_ids [n] (integers).
 
         ``weights`` [n] (None: uniform) act as row counts. ``holdout`` [n] bool (None: all True): False
@@ -196,7 +229,9 @@ class ChunkedProbe:
         Y = np.asarray(Y, np.float64)
         if not np.all(np.isfinite(Y)):
             raise ProbeInputError("Y contains NaN or infinite values; drop or fix those rows")
-        seq, ctx = (self._ids_arg(name, v, n) for name, v in (("sequence_ids", sequence_ids), ("context_ids", context_ids)))
+        seq, ctx = (
+            self._ids_arg(name, v, n) for name, v in (("sequence_ids", sequence_ids), ("context_ids", context_ids))
+        )
         w = as_sample_weight(weights, n)
         w = np.ones(n) if w is None else w
         hold = np.ones(n, bool) if holdout is None else np.asarray(holdout, bool)
@@ -221,9 +256,18 @@ class ChunkedProbe:
                 z = X[rows].astype(np.float64)  # [m, D]
                 z -= self._x0
                 wr, tr = w[rows], targets[rows]
-                sq = np.stack([np.sum(wr * np.square(tr[:, :k]).sum(axis=1)), np.sum(wr * np.square(tr[:, k:]).sum(axis=1))])
-                part = _Sums(float(wr.sum()), wr @ z, (z * wr[:, None]).T @ z, z.T @ (wr[:, None] * tr),
-                             wr @ tr, sq, int(rows.size))
+                sq = np.stack(
+                    [np.sum(wr * np.square(tr[:, :k]).sum(axis=1)), np.sum(wr * np.square(tr[:, k:]).sum(axis=1))]
+                )
+                part = _Sums(
+                    float(wr.sum()),
+                    wr @ z,
+                    (z * wr[:, None]).T @ z,
+                    z.T @ (wr[:, None] * tr),
+                    wr @ tr,
+                    sq,
+                    int(rows.size),
+                )
                 a, b = divmod(int(c), K + 1)
                 self._cells[a][b] = self._cells[a][b].add(part)
         if not np.all(np.isfinite(self._cells[0][0].M)):
@@ -233,23 +277,27 @@ class ChunkedProbe:
 
     def _features(self, activations: Mapping[str, np.ndarray]) -> np.ndarray:
         if set(activations) != set(self.layer_dims):
-            raise ProbeInputError(f"activations has layers {sorted(activations)}; this probe was made for "
-                                  f"{sorted(self.layer_dims)}: pass exactly those")
+            raise ProbeInputError(
+                f"activations has layers {sorted(activations)}; this probe was made for "
+                f"{sorted(self.layer_dims)}: pass exactly those"
+            )
         arrays = [as_float_array(f"activations[{name!r}]", activations[name], 2) for name in self.layer_dims]
         n = arrays[0].shape[0]
         for name, a in zip(self.layer_dims, arrays):
             check_rows(f"activations[{name!r}]", a, n, other="the first layer")
             if a.shape[1] != self.layer_dims[name]:
-                raise ProbeInputError(f"activations[{name!r}] has {a.shape[1]} features; layer_dims says "
-                                      f"{self.layer_dims[name]}")
+                raise ProbeInputError(
+                    f"activations[{name!r}] has {a.shape[1]} features; layer_dims says {self.layer_dims[name]}"
+                )
         return arrays[0] if len(arrays) == 1 else np.hstack(arrays)  # [n, D], one chunk only
 
     @staticmethod
     def _ids_arg(name: str, value, n: int) -> np.ndarray:
         ids = np.asarray(value)
         if ids.shape != (n,) or ids.dtype.kind not in "iu":
-            raise ProbeInputError(f"{name} must be an integer array of shape ({n},) (one id per row), "
-                                  f"got {ids.dtype} {ids.shape}")
+            raise ProbeInputError(
+                f"{name} must be an integer array of shape ({n},) (one id per row), got {ids.dtype} {ids.shape}"
+            )
         return ids.astype(np.uint64)
 
     def _track_contexts(self, ctx: np.ndarray, seq_fold: np.ndarray, hold: np.ndarray) -> None:
@@ -259,8 +307,9 @@ class ChunkedProbe:
         if self._pending_rows > max(2**14, self._ids.size):
             self._merge()
 
-    def _distinct(self, ids: np.ndarray, seq_fold: np.ndarray | None, hold: np.ndarray | None,
-                  flags: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def _distinct(
+        self, ids: np.ndarray, seq_fold: np.ndarray | None, hold: np.ndarray | None, flags: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Distinct ids (sorted) [u] and their flags [u, K + 1] (or-ed over the rows of each id)."""
         uniq, inverse = np.unique(ids, return_inverse=True)
         if flags is None:
@@ -318,8 +367,15 @@ class ChunkedProbe:
                 out[name] = self._result(cols, total, seq_test, ctx_test, seq_fit_contexts, ctx_fit_contexts)
         return out
 
-    def _result(self, cols: slice, total: _Sums, seq_test: list[_Sums], ctx_test: list[_Sums],
-                seq_fit_contexts: list[int], ctx_fit_contexts: list[int]) -> ProbeResult:
+    def _result(
+        self,
+        cols: slice,
+        total: _Sums,
+        seq_test: list[_Sums],
+        ctx_test: list[_Sums],
+        seq_fit_contexts: list[int],
+        ctx_fit_contexts: list[int],
+    ) -> ProbeResult:
         k = self.n_targets
         d = cols.stop - cols.start
         rcond = default_rcond(d, np.float32)
@@ -379,8 +435,9 @@ class ChunkedProbe:
         cols = self._cols[name]
         total = self._sum_cells(lambda a, b: True)
         with one_blas_thread():
-            coef, c = _fit(*total.block(cols, self.n_targets, shuffled)[:5], default_rcond(cols.stop - cols.start,
-                                                                                         np.float32))
+            coef, c = _fit(
+                *total.block(cols, self.n_targets, shuffled)[:5], default_rcond(cols.stop - cols.start, np.float32)
+            )
         return coef, c + self._y0 - self._x0[cols] @ coef
 
     def evaluations(self, activations: Mapping[str, np.ndarray]) -> dict[str, ProbeEvaluation]:
@@ -404,6 +461,11 @@ class ChunkedProbe:
     def state_nbytes(self) -> int:
         """Bytes held by the accumulator's arrays (the sums, and the distinct context ids with their flags)."""
         self._merge()
-        sums = 0 if self._cells is None else sum(
-            c.s.nbytes + c.M.nbytes + c.P.nbytes + c.sy.nbytes + c.Q.nbytes for row in self._cells for c in row)
+        sums = (
+            0
+            if self._cells is None
+            else sum(
+                c.s.nbytes + c.M.nbytes + c.P.nbytes + c.sy.nbytes + c.Q.nbytes for row in self._cells for c in row
+            )
+        )
         return int(sums + self._ids.nbytes + self._flags.nbytes)

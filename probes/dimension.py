@@ -9,8 +9,8 @@ target) is embedded in; and the principal angles between two such subspaces. Num
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import scipy.linalg
@@ -40,15 +40,18 @@ class VarianceSpectrum:
 
     def to_dict(self, keep: int = 64) -> dict:
         """Plain JSON values; the spectrum cut to its first ``keep`` components."""
-        return {"explained": [float(v) for v in self.explained[:keep]],
-                "cumulative": [float(v) for v in self.cumulative[:keep]],
-                "components": {f"{q:g}": int(k) for q, k in self.components.items()},
-                "participation_ratio": float(self.participation_ratio),
-                "effective_rank": float(self.effective_rank)}
+        return {
+            "explained": [float(v) for v in self.explained[:keep]],
+            "cumulative": [float(v) for v in self.cumulative[:keep]],
+            "components": {f"{q:g}": int(k) for q, k in self.components.items()},
+            "participation_ratio": float(self.participation_ratio),
+            "effective_rank": float(self.effective_rank),
+        }
 
 
-def variance_spectrum(X: np.ndarray, sample_weight: np.ndarray | None = None,
-                      thresholds: Sequence[float] = THRESHOLDS) -> VarianceSpectrum:
+def variance_spectrum(
+    X: np.ndarray, sample_weight: np.ndarray | None = None, thresholds: Sequence[float] = THRESHOLDS
+) -> VarianceSpectrum:
     """The explained-variance spectrum of rows ``X [N, D]``, uniformly weighted or by ``sample_weight [N]``
     (e.g. the contexts' probabilities), centred on the (weighted) mean. Computed in float64 from the
     singular values of the centred, weight-scaled rows, so float32 activations lose nothing."""
@@ -72,13 +75,23 @@ def variance_spectrum(X: np.ndarray, sample_weight: np.ndarray | None = None,
     cumulative = np.cumsum(explained)
     components = {q: int(np.searchsorted(cumulative, q - 1e-12) + 1) for q in qs}
     p = explained[explained > 0]
-    return VarianceSpectrum(variances=lam, explained=explained, cumulative=cumulative, components=components,
-                            participation_ratio=float(total**2 / np.sum(lam**2)),
-                            effective_rank=float(np.exp(-np.sum(p * np.log(p)))))
+    return VarianceSpectrum(
+        variances=lam,
+        explained=explained,
+        cumulative=cumulative,
+        components=components,
+        participation_ratio=float(total**2 / np.sum(lam**2)),
+        effective_rank=float(np.exp(-np.sum(p * np.log(p)))),
+    )
 
 
-def belief_subspace(X: np.ndarray, Y: np.ndarray, sample_weight: np.ndarray | None = None,
-                    rank: int | None = None, others: np.ndarray | None = None) -> np.ndarray:
+def belief_subspace(
+    X: np.ndarray,
+    Y: np.ndarray,
+    sample_weight: np.ndarray | None = None,
+    rank: int | None = None,
+    others: np.ndarray | None = None,
+) -> np.ndarray:
     """An orthonormal basis ``[D, r]`` of the directions along which the targets ``Y [N, S]`` are embedded in
     the activations ``X [N, D]``.
 

@@ -43,8 +43,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from probes._checks import ProbeInputError, as_float_array, as_sample_weight, check_rows, require_finite
-from probes.linear import (_moments, _Moments, _predict, _solve, _targets, _weighted_mean, default_rcond,
-                           one_blas_thread)
+from probes.linear import _Moments, _moments, _predict, _solve, _targets, _weighted_mean, default_rcond, one_blas_thread
 
 CONCAT = "concat"
 #: Default fraction of each position's distinct contexts held out in the context-disjoint split.
@@ -75,6 +74,7 @@ class ProbeResult:
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dict (floats, ints, strings and None)."""
+
         def plain(key, value):
             if value is None or isinstance(value, str):
                 return value
@@ -154,8 +154,9 @@ class _Rows:
     Q: float  # Σ v ||y||² over the set (for the total sum of squares)
 
     @classmethod
-    def of(cls, inverse: np.ndarray, n_contexts: int, v: np.ndarray, Y: np.ndarray) -> "_Rows":
+    def of(cls, inverse: np.ndarray, n_contexts: int, v: np.ndarray, Y: np.ndarray) -> _Rows:
         """Per-context sums (bincount, in row order) of the rows weighted by v [R]."""
+
         def total(values):
             return np.bincount(inverse, weights=values, minlength=n_contexts)
 
@@ -166,7 +167,7 @@ class _Rows:
         scatter = np.maximum(Q - c * np.square(y_mean).sum(axis=1), 0.0)  # rounding can dip below 0
         return cls(c, S, y_mean, scatter, float(np.sum(Q)))
 
-    def subset(self, index: np.ndarray) -> "_Rows":
+    def subset(self, index: np.ndarray) -> _Rows:
         y_mean, c = self.y_mean[index], self.c[index]
         Q = float(np.sum(self.scatter[index]) + np.sum(c * np.square(y_mean).sum(axis=1)))
         return _Rows(c, self.S[index], y_mean, self.scatter[index], Q)
@@ -230,8 +231,17 @@ def _halves(test: np.ndarray, position: np.ndarray, rng: np.random.Generator) ->
 
 
 def _design(
-    Y, n_rows: int, groups, contexts, positions, sample_weight, train_fraction: float, n_repeats: int,
-    context_test_fraction: float, seed: int, heldout_scores: bool = False,
+    Y,
+    n_rows: int,
+    groups,
+    contexts,
+    positions,
+    sample_weight,
+    train_fraction: float,
+    n_repeats: int,
+    context_test_fraction: float,
+    seed: int,
+    heldout_scores: bool = False,
 ) -> _Design:
     Y2, y_1d = _targets(Y, n_rows)
     groups = np.asarray(groups)
@@ -243,8 +253,7 @@ def _design(
     if not 0.0 < train_fraction < 1.0:
         raise ProbeInputError(f"train_fraction must be strictly between 0 and 1, got {train_fraction}")
     if not 0.0 < context_test_fraction < 1.0:
-        raise ProbeInputError(
-            f"context_test_fraction must be strictly between 0 and 1, got {context_test_fraction}")
+        raise ProbeInputError(f"context_test_fraction must be strictly between 0 and 1, got {context_test_fraction}")
     if int(n_repeats) != n_repeats or n_repeats < 1:
         raise ProbeInputError(f"n_repeats must be a positive integer, got {n_repeats}")
     _, group_index = np.unique(groups, return_inverse=True)
@@ -266,8 +275,10 @@ def _design(
         positions = _row_ids("positions", positions, n_rows, "one position per row")
         position = positions[first]
         if not np.array_equal(position[inverse], positions):
-            raise ProbeInputError("positions differ between rows of the same context; a context (prefix) "
-                                  "has one position: pass the positions that belong to the context ids")
+            raise ProbeInputError(
+                "positions differ between rows of the same context; a context (prefix) "
+                "has one position: pass the positions that belong to the context ids"
+            )
 
     rng = np.random.default_rng(seed)
     perm = rng.permutation(n_rows)  # the shuffled control (drawn first, as it always was)
@@ -291,7 +302,8 @@ def _design(
         if test.size == 0:
             raise ProbeInputError(
                 f"cannot hold out contexts: no position has {int(np.ceil(1 / context_test_fraction))} or more "
-                "distinct contexts; pass more strings, a larger context_test_fraction, or positions=None")
+                "distinct contexts; pass more strings, a larger context_test_fraction, or positions=None"
+            )
         context_splits.append(test)
     # drawn after every other split, so asking for them changes none of the numbers above
     halves = [_halves(test, position, rng) for test in context_splits] if heldout_scores else None
@@ -303,8 +315,10 @@ def _underdetermined(n_fit_contexts: int, n_features: int) -> str | None:
     n_params = n_features + 1
     if n_fit_contexts >= n_params:
         return None
-    return (f"underdetermined: {n_fit_contexts} distinct fit contexts < {n_params} parameters "
-            f"({n_features} features + intercept)")
+    return (
+        f"underdetermined: {n_fit_contexts} distinct fit contexts < {n_params} parameters "
+        f"({n_features} features + intercept)"
+    )
 
 
 def _evaluate(
@@ -377,12 +391,19 @@ def _evaluate_fits(Xc: np.ndarray, design: _Design, on_fit: Callable[[], None] |
     if design.y_1d:
         pred, shuffled = pred[:, 0], shuffled[:, 0]
     # [U, k] per context (a copy: not views of pred_both's [U, 2k]); rows map to them by design.inverse
-    return ProbeEvaluation(result, np.ascontiguousarray(pred), np.ascontiguousarray(shuffled), design.inverse,
-                           heldout)
+    return ProbeEvaluation(result, np.ascontiguousarray(pred), np.ascontiguousarray(shuffled), design.inverse, heldout)
 
 
-def _heldout_split(Xc: np.ndarray, design: _Design, both: _Moments, x0: np.ndarray, rcond: float, test: np.ndarray,
-                   pred: np.ndarray, halves: tuple[np.ndarray, np.ndarray]) -> dict[str, float | None]:
+def _heldout_split(
+    Xc: np.ndarray,
+    design: _Design,
+    both: _Moments,
+    x0: np.ndarray,
+    rcond: float,
+    test: np.ndarray,
+    pred: np.ndarray,
+    halves: tuple[np.ndarray, np.ndarray],
+) -> dict[str, float | None]:
     """One context split's opt-in scores: the probe's predictions ``pred`` [u_test, k] of the held-out contexts
     ``test`` scored on each half, and the shuffled control refitted on the fit contexts and scored held out."""
     everything, shuffled_rows = design.all_rows, design.shuffled_rows
@@ -392,11 +413,13 @@ def _heldout_split(Xc: np.ndarray, design: _Design, both: _Moments, x0: np.ndarr
     cf, ic, _ = _solve(m.stats(), rcond)
     ps = _predict(Xc, cf, ic, test)  # [u_test, k] the shuffled control's predictions of the held-out contexts
     val, tst = (np.searchsorted(test, h) for h in halves)  # positions of each half within test
-    out = {"mse_shuffled_heldout_contexts": shuffled_rows.subset(test).mse(ps),
-           "r2_shuffled_heldout_contexts": shuffled_rows.subset(test).r2(ps),
-           "mse_test_contexts": everything.subset(halves[1]).mse(pred[tst]),
-           "r2_test_contexts": everything.subset(halves[1]).r2(pred[tst]),
-           "mse_shuffled_test_contexts": shuffled_rows.subset(halves[1]).mse(ps[tst])}
+    out = {
+        "mse_shuffled_heldout_contexts": shuffled_rows.subset(test).mse(ps),
+        "r2_shuffled_heldout_contexts": shuffled_rows.subset(test).r2(ps),
+        "mse_test_contexts": everything.subset(halves[1]).mse(pred[tst]),
+        "r2_test_contexts": everything.subset(halves[1]).r2(pred[tst]),
+        "mse_shuffled_test_contexts": shuffled_rows.subset(halves[1]).mse(ps[tst]),
+    }
     if halves[0].size:
         out["mse_validation_contexts"] = everything.subset(halves[0]).mse(pred[val])
         out["mse_shuffled_validation_contexts"] = shuffled_rows.subset(halves[0]).mse(ps[val])
@@ -435,7 +458,8 @@ def _context_rows(name: str, X: np.ndarray, design: _Design) -> np.ndarray:
             raise ProbeInputError(
                 f"{name} differs between rows of the same context (row {row} and row "
                 f"{int(design.first[design.inverse[row]])}); a causal model gives one activation per prefix: "
-                "compute activations once per distinct prefix, or pass contexts=None to treat each row alone")
+                "compute activations once per distinct prefix, or pass contexts=None to treat each row alone"
+            )
     return Xc
 
 
@@ -479,8 +503,19 @@ def evaluate_probe(
     X = as_float_array("X", X, 2)
     if X.shape[0] == 0:
         raise ProbeInputError("X has no rows")
-    design = _design(Y, X.shape[0], groups, contexts, positions, sample_weight, train_fraction, n_repeats,
-                     context_test_fraction, seed, heldout_scores)
+    design = _design(
+        Y,
+        X.shape[0],
+        groups,
+        contexts,
+        positions,
+        sample_weight,
+        train_fraction,
+        n_repeats,
+        context_test_fraction,
+        seed,
+        heldout_scores,
+    )
     return _evaluate(_context_rows("X", X, design), design, on_fit)
 
 
@@ -569,19 +604,33 @@ def probe_layers(
         for name, acts in activations.items():  # fail before the first fit, not after some
             shape = np.shape(acts)
             if len(shape) != 2 or shape[0] != n_rows:
-                raise ProbeInputError(f"activations[{name!r}] has shape {shape}; each layer must be [R, d] with "
-                                      f"R = {n_rows} rows like Y")
+                raise ProbeInputError(
+                    f"activations[{name!r}] has shape {shape}; each layer must be [R, d] with R = {n_rows} rows like Y"
+                )
     if n_rows == 0:
         raise ProbeInputError("Y has no rows")
-    design = _design(Y, n_rows, groups, contexts, positions, sample_weight, train_fraction, n_repeats,
-                     context_test_fraction, seed, heldout_scores)
+    design = _design(
+        Y,
+        n_rows,
+        groups,
+        contexts,
+        positions,
+        sample_weight,
+        train_fraction,
+        n_repeats,
+        context_test_fraction,
+        seed,
+        heldout_scores,
+    )
     if per_context:
         n_contexts = design.first.size
         for name, acts in activations.items():
             shape = np.shape(acts)
             if len(shape) != 2 or shape[0] != n_contexts:
-                raise ProbeInputError(f"activations[{name!r}] has shape {shape}; with per_context=True each layer "
-                                      f"must be [U, d] with U = {n_contexts}, one row per distinct context id")
+                raise ProbeInputError(
+                    f"activations[{name!r}] has shape {shape}; with per_context=True each layer "
+                    f"must be [U, d] with U = {n_contexts}, one row per distinct context id"
+                )
     rows = {}
     for name, a in activations.items():
         a = as_float_array(f"activations[{name!r}]", a, 2)

@@ -80,8 +80,7 @@ def _fit_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
 
 def _r2_record(d_probed: np.ndarray, d_reference: np.ndarray, n_points: int) -> dict:
     slope, intercept, r2 = _fit_line(d_probed, d_reference)
-    return {"r2": r2, "slope": slope, "intercept": intercept,
-            "n_points": int(n_points), "n_pairs": int(d_probed.size)}
+    return {"r2": r2, "slope": slope, "intercept": intercept, "n_points": int(n_points), "n_pairs": int(d_probed.size)}
 
 
 def _check_inputs(probed, **references) -> tuple[np.ndarray, dict[str, np.ndarray]]:

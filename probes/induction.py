@@ -33,8 +33,12 @@ class InductionScores:
     mode: str
 
     def to_json(self) -> dict:
-        return {"score": [float(s) for s in self.score], "baseline": float(self.baseline[0]) if self.baseline.size
-                else None, "n_queries": int(self.n_queries), "mode": self.mode}
+        return {
+            "score": [float(s) for s in self.score],
+            "baseline": float(self.baseline[0]) if self.baseline.size else None,
+            "n_queries": int(self.n_queries),
+            "mode": self.mode,
+        }
 
 
 def induction_targets(tokens: np.ndarray, mode: str = "last", ignore: int | None = None) -> np.ndarray:
@@ -65,16 +69,18 @@ def induction_targets(tokens: np.ndarray, mode: str = "last", ignore: int | None
     return targets
 
 
-def induction_scores(patterns: np.ndarray, tokens: np.ndarray, *, mode: str = "last",
-                     ignore: int | None = None) -> InductionScores:
+def induction_scores(
+    patterns: np.ndarray, tokens: np.ndarray, *, mode: str = "last", ignore: int | None = None
+) -> InductionScores:
     """Per-head induction scores from attention patterns [N, H, T, T] (query, key; rows sum to 1) and tokens [N, T]."""
     A = np.asarray(patterns, np.float64)
     if A.ndim != 4 or A.shape[2] != A.shape[3]:
         raise ProbeInputError(f"patterns must have shape [N, H, T, T]; got {A.shape}")
     targets = induction_targets(tokens, mode, ignore)
     if targets.shape[:2] != (A.shape[0], A.shape[2]):
-        raise ProbeInputError(f"tokens {np.shape(tokens)} do not match patterns {A.shape}: need [N, T] = "
-                              f"[{A.shape[0]}, {A.shape[2]}]")
+        raise ProbeInputError(
+            f"tokens {np.shape(tokens)} do not match patterns {A.shape}: need [N, T] = [{A.shape[0]}, {A.shape[2]}]"
+        )
     has = targets.any(axis=2)  # [N, T]
     n_q = int(has.sum())
     H = A.shape[1]

@@ -105,9 +105,16 @@ class _Moments:
     sy: np.ndarray  # [k]
     n_rows: int  # rows with positive weight (distinct contexts, when rows are contexts)
 
-    def __sub__(self, other: "_Moments") -> "_Moments":
-        return _Moments(self.x0, self.weight - other.weight, self.s - other.s, self.M - other.M,
-                        self.P - other.P, self.sy - other.sy, self.n_rows - other.n_rows)
+    def __sub__(self, other: _Moments) -> _Moments:
+        return _Moments(
+            self.x0,
+            self.weight - other.weight,
+            self.s - other.s,
+            self.M - other.M,
+            self.P - other.P,
+            self.sy - other.sy,
+            self.n_rows - other.n_rows,
+        )
 
     def stats(self) -> _Stats:
         """The centred statistics: x̄ = x0 + s/W, G = M - s sᵀ/W, C = P - s ȳᵀ, ȳ = Sy/W."""
@@ -184,9 +191,7 @@ def _solve(stats: _Stats, rcond: float) -> tuple[np.ndarray, np.ndarray, int]:
     return coef, intercept, int(keep.sum())
 
 
-def _predict(
-    X: np.ndarray, coef: np.ndarray, intercept: np.ndarray, rows: np.ndarray | None = None
-) -> np.ndarray:
+def _predict(X: np.ndarray, coef: np.ndarray, intercept: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     """X @ coef + intercept in float64, chunk by chunk (no float64 copy of X)."""
     n = X.shape[0] if rows is None else rows.shape[0]
     out = np.empty((n, coef.shape[1]))
@@ -232,7 +237,7 @@ class LinearProbe:
         d, k = self.coef_.shape
         return head + f": fitted, {d} features -> {k} targets, rank {self.rank_}"
 
-    def fit(self, X, Y, sample_weight=None) -> "LinearProbe":
+    def fit(self, X, Y, sample_weight=None) -> LinearProbe:
         """Fit on X [n, d] (float32 kept as is) and Y [n, k]; `sample_weight` [n] acts as row counts."""
         X = as_float_array("X", X, 2)
         Y2, self._y_1d = _targets(Y, X.shape[0])
@@ -252,9 +257,7 @@ class LinearProbe:
             raise ProbeInputError("this LinearProbe is not fitted yet; call fit(X, Y) first")
         X = as_float_array("X", X, 2)
         if X.shape[1] != self.n_features_in_:
-            raise ProbeInputError(
-                f"X has {X.shape[1]} features but the probe was fitted on {self.n_features_in_}"
-            )
+            raise ProbeInputError(f"X has {X.shape[1]} features but the probe was fitted on {self.n_features_in_}")
         with one_blas_thread():
             out = _predict(X, self.coef_, self.intercept_)
         if not np.all(np.isfinite(out)):

@@ -92,8 +92,9 @@ def distinct_prefix_ids(tokens) -> np.ndarray:
     return ids
 
 
-def _checked_targets(targets, tokens, string_probs, rows: str, weighting: str
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def _checked_targets(
+    targets, tokens, string_probs, rows: str, weighting: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(targets [N, T, k] float, tokens [N, T] int64, string probabilities [N] float64 or None), checked."""
     if rows not in ROW_SETS:
         raise ProbeInputError(f"rows must be one of {ROW_SETS}, got {rows!r}")
@@ -122,8 +123,9 @@ def _checked_targets(targets, tokens, string_probs, rows: str, weighting: str
     return targ, tok, probs
 
 
-def _select_rows(targ: np.ndarray, tok: np.ndarray, probs: np.ndarray | None, rows: str, weighting: str
-                 ) -> tuple[ProbeRows, np.ndarray | None]:
+def _select_rows(
+    targ: np.ndarray, tok: np.ndarray, probs: np.ndarray | None, rows: str, weighting: str
+) -> tuple[ProbeRows, np.ndarray | None]:
     """The rows (see the module docstring) and their flat (string * T + position) indices into [N, T] arrays
     (None for ``"all_strings"``: every entry, in order)."""
     n, t_len = tok.shape
@@ -134,8 +136,13 @@ def _select_rows(targ: np.ndarray, tok: np.ndarray, probs: np.ndarray | None, ro
         row_weight = np.repeat(probs, t_len) / (t_len * probs.sum())  # [N * T], sums to 1
 
     if rows == "all_strings":
-        return ProbeRows(Y=Y_all, weights=row_weight, groups=np.repeat(np.arange(n), t_len),
-                         positions=np.tile(np.arange(t_len), n), context_ids=ids), None
+        return ProbeRows(
+            Y=Y_all,
+            weights=row_weight,
+            groups=np.repeat(np.arange(n), t_len),
+            positions=np.tile(np.arange(t_len), n),
+            context_ids=ids,
+        ), None
 
     _, first = np.unique(ids, return_index=True)
     order = np.sort(first)  # first occurrence of each prefix, in row-major (string, position) order
@@ -143,8 +150,9 @@ def _select_rows(targ: np.ndarray, tok: np.ndarray, probs: np.ndarray | None, ro
     if row_weight is not None:
         prefix_prob = np.bincount(ids, weights=row_weight)  # P(u) / (T Σ P), per context id
         weights = prefix_prob[ids[order]]
-    return ProbeRows(Y=Y_all[order], weights=weights, groups=order // t_len, positions=order % t_len,
-                     context_ids=ids[order]), order
+    return ProbeRows(
+        Y=Y_all[order], weights=weights, groups=order // t_len, positions=order % t_len, context_ids=ids[order]
+    ), order
 
 
 def probe_targets(
@@ -181,5 +189,11 @@ def probe_rows(
     require_finite("activations", acts)
     picked, order = _select_rows(targ, tok, probs, rows, weighting)
     X_all = acts.reshape(n * t_len, acts.shape[2])  # a view for contiguous input
-    return ProbeData(X=X_all if order is None else X_all[order], Y=picked.Y, weights=picked.weights,
-                     groups=picked.groups, positions=picked.positions, context_ids=picked.context_ids)
+    return ProbeData(
+        X=X_all if order is None else X_all[order],
+        Y=picked.Y,
+        weights=picked.weights,
+        groups=picked.groups,
+        positions=picked.positions,
+        context_ids=picked.context_ids,
+    )

@@ -76,7 +76,7 @@ def _layer_norm(q: dict, x: np.ndarray, e: np.ndarray, eps: float = 1e-5) -> tup
     s, b = q["scale"], q["bias"]
     mu = x.mean(-1, keepdims=True)
     c = x - mu
-    var = (c ** 2).mean(-1, keepdims=True)
+    var = (c**2).mean(-1, keepdims=True)
     sigma = np.sqrt(var + eps)
     xn = c / sigma
     y = xn * s + b
@@ -85,7 +85,9 @@ def _layer_norm(q: dict, x: np.ndarray, e: np.ndarray, eps: float = 1e-5) -> tup
     # its own rounding: mean (d terms), centring, variance (d squares, and the fast form's mu^2), rsqrt, scale, bias
     e_mu = gamma32(d + 1) * np.abs(x).mean(-1, keepdims=True)
     e_c = e_mu + U * np.abs(c)
-    e_var = gamma32(d + 3) * ((x ** 2).mean(-1, keepdims=True) + mu ** 2) + 2 * e_mu * (np.abs(mu) + np.abs(c).mean(-1, keepdims=True))
+    e_var = gamma32(d + 3) * ((x**2).mean(-1, keepdims=True) + mu**2) + 2 * e_mu * (
+        np.abs(mu) + np.abs(c).mean(-1, keepdims=True)
+    )
     rel_sigma = 0.5 * (e_var / (var + eps) + U) + ELEM
     e_xn = e_c / sigma + np.abs(xn) * (rel_sigma + 2 * U)
     own = np.abs(s) * e_xn + U * np.abs(xn * s) + U * np.abs(y)
@@ -143,14 +145,20 @@ def transformer(c, params: dict, tokens: np.ndarray) -> Reference:
         (qq, k, v), (eq, ek, ev) = np.moveaxis(qkv, 2, 0), np.moveaxis(e_qkv, 2, 0)
         root = math.sqrt(c.d_head)
         scores = np.einsum("nthd,nshd->nhts", qq, k) / root
-        e_scores = (np.einsum("nthd,nshd->nhts", eq, np.abs(k)) + np.einsum("nthd,nshd->nhts", np.abs(qq), ek)
-                    + gamma32(c.d_head + 1) * np.einsum("nthd,nshd->nhts", np.abs(qq), np.abs(k))) / root
+        e_scores = (
+            np.einsum("nthd,nshd->nhts", eq, np.abs(k))
+            + np.einsum("nthd,nshd->nhts", np.abs(qq), ek)
+            + gamma32(c.d_head + 1) * np.einsum("nthd,nshd->nhts", np.abs(qq), np.abs(k))
+        ) / root
         pattern, e_pattern = _softmax(scores, e_scores, causal)
         acts[b + "attn.hook_pattern"], bounds[b + "attn.hook_pattern"] = pattern, e_pattern
         z = np.einsum("nhts,nshd->nthd", pattern, v).reshape(N, T, -1)
         n_keys = causal.sum(-1)[None, :, None, None]  # [1, T, 1, 1]: position t averages t + 1 values
-        e_z = (np.einsum("nhts,nshd->nthd", e_pattern, np.abs(v)) + np.einsum("nhts,nshd->nthd", pattern, ev)
-               + gamma32(n_keys) * np.einsum("nhts,nshd->nthd", pattern, np.abs(v))).reshape(N, T, -1)
+        e_z = (
+            np.einsum("nhts,nshd->nthd", e_pattern, np.abs(v))
+            + np.einsum("nhts,nshd->nthd", pattern, ev)
+            + gamma32(n_keys) * np.einsum("nhts,nshd->nthd", pattern, np.abs(v))
+        ).reshape(N, T, -1)
         a, ea = _lin(q["attn"]["out"], z, e_z)
         acts[b + "hook_attn_out"], bounds[b + "hook_attn_out"] = a, ea
         x, e = _plus_product(x, e, a, ea, z.shape[-1])
@@ -177,7 +185,7 @@ def _sigmoid(x, e):
 
 def _tanh(x, e):
     t = np.tanh(x)
-    return t, (1 - t ** 2) * e + ELEM * np.abs(t)
+    return t, (1 - t**2) * e + ELEM * np.abs(t)
 
 
 def recurrent(c, params: dict, tokens: np.ndarray) -> Reference:
@@ -187,8 +195,9 @@ def recurrent(c, params: dict, tokens: np.ndarray) -> Reference:
     tokens = np.asarray(tokens)
     N, T = tokens.shape
     H = c.d_hidden
-    names = ["embed"] + [f"layers.{l}.{k}" for l in range(c.n_layers)
-                         for k in (("hidden", "cell") if c.kind == "lstm" else ("hidden",))]
+    names = ["embed"] + [
+        f"layers.{l}.{k}" for l in range(c.n_layers) for k in (("hidden", "cell") if c.kind == "lstm" else ("hidden",))
+    ]
     acts = {n: np.zeros((N, T, c.d_embed if n == "embed" else H)) for n in names}
     bounds = {n: np.zeros_like(a) for n, a in acts.items()}
     logits, e_logits = np.zeros((N, T, c.vocab_size)), np.zeros((N, T, c.vocab_size))
@@ -208,17 +217,19 @@ def recurrent(c, params: dict, tokens: np.ndarray) -> Reference:
                 h[l], eh[l] = _tanh(*_plus_product(gx, egx, gh, egh, H))
             elif c.kind == "gru":
                 r, er = _sigmoid(*_plus_product(gx[:, :H], egx[:, :H], gh[:, :H], egh[:, :H], H))
-                z, ez = _sigmoid(*_plus_product(gx[:, H:2 * H], egx[:, H:2 * H], gh[:, H:2 * H], egh[:, H:2 * H], H))
-                rn, ern = _mul(r, er, gh[:, 2 * H:], egh[:, 2 * H:])
-                n, en = _tanh(*_add(gx[:, 2 * H:], egx[:, 2 * H:], rn, ern))
+                z, ez = _sigmoid(
+                    *_plus_product(gx[:, H : 2 * H], egx[:, H : 2 * H], gh[:, H : 2 * H], egh[:, H : 2 * H], H)
+                )
+                rn, ern = _mul(r, er, gh[:, 2 * H :], egh[:, 2 * H :])
+                n, en = _tanh(*_add(gx[:, 2 * H :], egx[:, 2 * H :], rn, ern))
                 one_minus_z, e1z = 1 - z, ez + U * np.abs(1 - z)
                 h[l], eh[l] = _add(*_mul(one_minus_z, e1z, n, en), *_mul(z, ez, h[l], eh[l]))
             else:
                 g, eg = _plus_product(gx, egx, gh, egh, H)
                 i, ei = _sigmoid(g[:, :H], eg[:, :H])
-                f, ef = _sigmoid(g[:, H:2 * H], eg[:, H:2 * H])
-                gg, egg = _tanh(g[:, 2 * H:3 * H], eg[:, 2 * H:3 * H])
-                o, eo = _sigmoid(g[:, 3 * H:], eg[:, 3 * H:])
+                f, ef = _sigmoid(g[:, H : 2 * H], eg[:, H : 2 * H])
+                gg, egg = _tanh(g[:, 2 * H : 3 * H], eg[:, 2 * H : 3 * H])
+                o, eo = _sigmoid(g[:, 3 * H :], eg[:, 3 * H :])
                 cell[l], ec[l] = _add(*_mul(f, ef, cell[l], ec[l]), *_mul(i, ei, gg, egg))
                 h[l], eh[l] = _mul(o, eo, *_tanh(cell[l], ec[l]))
                 acts[f"layers.{l}.cell"][:, t], bounds[f"layers.{l}.cell"][:, t] = cell[l], ec[l]

@@ -22,8 +22,9 @@ from tolerances import F32_U as U
 from tolerances import gamma32
 
 
-def sampler_beliefs(T: np.ndarray, tau: np.ndarray, prior: np.ndarray, tokens: np.ndarray, generalized: bool,
-                    min_prob: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def sampler_beliefs(
+    T: np.ndarray, tau: np.ndarray, prior: np.ndarray, tokens: np.ndarray, generalized: bool, min_prob: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(beliefs [N, L, S], next-token laws [N, L, V], their bounds, same shapes) of the sampler on ``tokens``.
 
     T [V, S, S], tau [S] (ones for an HMM), prior [S]: the process in float64. ``generalized``: the GHMM sampler
@@ -49,12 +50,15 @@ def sampler_beliefs(T: np.ndarray, tau: np.ndarray, prior: np.ndarray, tokens: n
         carry = [M @ J for M in carry] + [eye]
         e_v = gamma32(S + 1) * np.einsum("ni,nij->nj", np.abs(b), np.abs(Tx))
         e_n = e_v @ np.abs(tau) + gamma32(S + 1) * (np.abs(v) @ np.abs(tau))
-        local.append(e_v / np.abs(n)[:, None] + np.abs(v) * (e_n / n ** 2)[:, None] + U * np.abs(b_new))
+        local.append(e_v / np.abs(n)[:, None] + np.abs(v) * (e_n / n**2)[:, None] + U * np.abs(b_new))
         b = b_new
         e_b = sum(np.einsum("ni,nij->nj", r, np.abs(M)) for r, M in zip(local, carry))
         p = b @ E
-        e_p = (sum(np.einsum("ni,nij->nj", r, np.abs(M @ E)) for r, M in zip(local, carry))
-               + np.abs(b) @ e_E + gamma32(S) * (np.abs(b) @ np.abs(E)))
+        e_p = (
+            sum(np.einsum("ni,nij->nj", r, np.abs(M @ E)) for r, M in zip(local, carry))
+            + np.abs(b) @ e_E
+            + gamma32(S) * (np.abs(b) @ np.abs(E))
+        )
         if generalized:
             p = np.maximum(p, 0.0)
             total = p.sum(1, keepdims=True)

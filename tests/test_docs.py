@@ -77,9 +77,13 @@ def test_every_field_of_every_config_class_is_documented_with_a_default_and_a_me
 
     page = gen.config_reference()
     documented = _documented(page)
-    classes = {"[process]": settings.ProcessSettings, "[data]": settings.DataSettings,
-               "[probe]": settings.ProbeSettings, "[figures]": settings.FigureSettings,
-               "[training]": predictive_models.TrainConfig}
+    classes = {
+        "[process]": settings.ProcessSettings,
+        "[data]": settings.DataSettings,
+        "[probe]": settings.ProbeSettings,
+        "[figures]": settings.FigureSettings,
+        "[training]": predictive_models.TrainConfig,
+    }
     classes.update({f"[studies.{n}]": s.settings for n, s in all_studies().items() if s.settings is not None})
     for kind in predictive_models.kinds():
         cls = predictive_models.config_class(kind)
@@ -136,8 +140,15 @@ def test_the_cli_reference_holds_every_commands_help(gen):
 
 
 # The modules whose docstrings carry examples the API pages show; each must run as a doctest.
-DOCTEST_MODULES = ("compmech.studies", "compmech.runs.sources", "compmech.runs.api", "hmm_processes.registry",
-                   "compmech.mixed_states", "compmech.information", "probes.linear")
+DOCTEST_MODULES = (
+    "compmech.studies",
+    "compmech.runs.sources",
+    "compmech.runs.api",
+    "hmm_processes.registry",
+    "compmech.mixed_states",
+    "compmech.information",
+    "probes.linear",
+)
 
 
 @pytest.mark.parametrize("name", DOCTEST_MODULES)

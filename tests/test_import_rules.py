@@ -22,8 +22,18 @@ ALLOWED = {
 }
 ARRAY_ONLY = {"probes", "figures"}  # plain NumPy: no jax or flax either
 #: The theory modules at the top of compmech (everything else lives in compmech/runs/ or compmech/studies/).
-THEORY = {"__init__", "entropy", "mixed_states", "msp", "measures", "fractal", "information", "streaming",
-          "loss_curves", "markov_chains"}
+THEORY = {
+    "__init__",
+    "entropy",
+    "mixed_states",
+    "msp",
+    "measures",
+    "fractal",
+    "information",
+    "streaming",
+    "loss_curves",
+    "markov_chains",
+}
 #: At most this many imports of our own modules inside functions (150 before the house was reshaped; half of it).
 MAX_IMPORTS_IN_FUNCTIONS = 75
 
@@ -61,8 +71,11 @@ def imported_modules(path: Path) -> set[str]:
 
 def test_theory_never_imports_the_runner_or_a_study():
     for path in sorted((ROOT / "compmech").glob("*.py")):
-        above = {m for m in imported_modules(path) if m.startswith(("compmech.runs", "compmech.studies"))
-                 or m in ("compmech.runs", "compmech.studies")}
+        above = {
+            m
+            for m in imported_modules(path)
+            if m.startswith(("compmech.runs", "compmech.studies")) or m in ("compmech.runs", "compmech.studies")
+        }
         if path.stem == "__init__":  # the package's lazy map names compmech.runs.run_dir as a string only
             assert not above, f"compmech/__init__.py imports {sorted(above)}"
             continue
@@ -89,8 +102,10 @@ def test_a_studys_theory_imports_processes_and_theory_only():
             if top not in OURS:
                 continue
             ok = top == "hmm_processes" or (module.startswith("compmech.") and module.split(".")[1] in THEORY)
-            assert ok, f"{theory.relative_to(ROOT)} imports {module}: a study's theory uses hmm_processes and the " \
-                       "theory modules of compmech only"
+            assert ok, (
+                f"{theory.relative_to(ROOT)} imports {module}: a study's theory uses hmm_processes and the "
+                "theory modules of compmech only"
+            )
 
 
 def test_studies_never_import_one_another_or_the_pipeline():
@@ -100,9 +115,13 @@ def test_studies_never_import_one_another_or_the_pipeline():
             for module in imported_modules(path):
                 if module.startswith("compmech.studies.") and module.split(".")[2] not in (folder.name, "base"):
                     pytest.fail(f"{path.relative_to(ROOT)} imports another study's module {module}")
-                assert module not in ("compmech.runs.experiment", "compmech.runs.config", "compmech.runs.sweep",
-                                      "compmech.runs.reproduce", "compmech.runs.run_dir"), \
-                    f"{path.relative_to(ROOT)} imports {module}: a study reaches runs through compmech.studies.Runner"
+                assert module not in (
+                    "compmech.runs.experiment",
+                    "compmech.runs.config",
+                    "compmech.runs.sweep",
+                    "compmech.runs.reproduce",
+                    "compmech.runs.run_dir",
+                ), f"{path.relative_to(ROOT)} imports {module}: a study reaches runs through compmech.studies.Runner"
 
 
 # ---------------------------------------------------------------------------------------------- the import graph
@@ -131,8 +150,7 @@ def import_edges(path: Path, modules: set[str]) -> Iterator[tuple[str, int, bool
             for alias in node.names:
                 if alias.name.split(".")[0] in OURS:
                     yield alias.name, node.lineno, id(node) in inside
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 \
-                and node.module.split(".")[0] in OURS:
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.split(".")[0] in OURS:
             subs = [f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in modules]
             for target in subs or [node.module]:
                 yield target, node.lineno, id(node) in inside
@@ -158,7 +176,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state:
                 found = visit(nxt)
                 if found:
@@ -197,23 +215,26 @@ def test_imports_inside_functions_are_few_and_each_says_why():
     for path, line, target in found:
         lines = path.read_text().splitlines()
         here, above = lines[line - 1], lines[line - 2].strip() if line >= 2 else ""
-        assert "#" in here or above.startswith("#"), \
+        assert "#" in here or above.startswith("#"), (
             f"{path.relative_to(ROOT)}:{line} imports {target} inside a function without a one-line reason"
+        )
 
 
 def test_pytorch_is_a_benchmark_only_dependency():
     """PyTorch (the `[bench]` extra) is imported by benchmarks/bench_torch.py only, never by the project; the
     bridges to PyTorch models (compmech/interop/, the `[interop]` extra) import it inside the functions that take
     such a model, never at the top of a module."""
-    folders = [d for d in ROOT.iterdir() if d.is_dir() and not d.name.startswith(".")
-               and d.name not in ("benchmarks", "runs")]  # not virtual environments, not run outputs
+    folders = [
+        d for d in ROOT.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name not in ("benchmarks", "runs")
+    ]  # not virtual environments, not run outputs
     files = [p for d in folders for p in d.rglob("*.py")] + list(ROOT.glob("*.py"))
     assert any(p.parent.name == "predictive_models" for p in files)
     for path in files:
         if path.is_relative_to(ROOT / "compmech" / "interop"):
             top = ast.parse(path.read_text()).body
-            names = {a.name.split(".")[0] for n in top if isinstance(n, ast.Import) for a in n.names} | \
-                {n.module.split(".")[0] for n in top if isinstance(n, ast.ImportFrom) and n.module}
+            names = {a.name.split(".")[0] for n in top if isinstance(n, ast.Import) for a in n.names} | {
+                n.module.split(".")[0] for n in top if isinstance(n, ast.ImportFrom) and n.module
+            }
             assert "torch" not in names, f"{path.relative_to(ROOT)} imports torch at its top"
             continue
         assert "torch" not in imported_packages(path), f"{path.relative_to(ROOT)} imports torch"

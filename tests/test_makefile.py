@@ -41,8 +41,9 @@ def _fake(bin_dir: Path, name: str, kind: str, tmp: Path) -> Path:
 
 def _make(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {"PATH": str(tmp / "bin"), "HOME": str(tmp)}  # no real interpreter on PATH; no PYTHON in the environment
-    return subprocess.run([MAKE, "--no-print-directory", "-C", str(ROOT), *args], env=env, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [MAKE, "--no-print-directory", "-C", str(ROOT), *args], env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-F32_U = 2.0 ** -24
+F32_U = 2.0**-24
 """Unit roundoff of float32 (half of np.finfo(np.float32).eps): one rounding moves a value by at most u |x|."""
 
 F32_ELEMENTWISE_ULPS = 8
@@ -46,9 +46,11 @@ def assert_within(actual, desired, bound, what: str = "") -> None:
     if a.size and not np.all(diff <= b):
         ratio = np.where(b > 0, diff / np.where(b > 0, b, 1.0), np.where(diff > 0, np.inf, 0.0))
         i = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
-        raise AssertionError(f"{what or 'values'}: |actual - desired| exceeds its bound at {tuple(map(int, i))}: "
-                             f"{diff[i]:.3g} > {b[i]:.3g} (actual {a[i]!r}, desired {d[i]!r}; "
-                             f"{int(np.sum(diff > b))} of {diff.size} elements over)")
+        raise AssertionError(
+            f"{what or 'values'}: |actual - desired| exceeds its bound at {tuple(map(int, i))}: "
+            f"{diff[i]:.3g} > {b[i]:.3g} (actual {a[i]!r}, desired {d[i]!r}; "
+            f"{int(np.sum(diff > b))} of {diff.size} elements over)"
+        )
 
 
 def f32_softmax_sum_bound(n: int) -> float:

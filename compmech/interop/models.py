@@ -25,8 +25,17 @@ from typing import Any
 
 import numpy as np
 
-from compmech.runs.analyze import (PREFIX_SPREAD_TOLERANCE, Alignment, Analysis, AnalysisInputError, SequenceSet,
-                                   analyze_context_rows, logits_log_probs, resolve_process, sequence_set)
+from compmech.runs.analyze import (
+    PREFIX_SPREAD_TOLERANCE,
+    Alignment,
+    Analysis,
+    AnalysisInputError,
+    SequenceSet,
+    analyze_context_rows,
+    logits_log_probs,
+    resolve_process,
+    sequence_set,
+)
 from compmech.runs.progress import phase
 from compmech.runs.sources import Source
 from probes import distinct_prefix_ids
@@ -57,8 +66,10 @@ def model_runner(model: Any, names: Sequence[str] | None = None) -> ModelRunner:
         return _huggingface_runner(model, names)
     if callable(model):
         return _callable_runner(model, names)
-    raise AnalysisInputError(f"model: a {type(model).__name__} is not a HookedTransformer, a Hugging Face causal LM "
-                             "or a callable tokens -> {name: activations}")
+    raise AnalysisInputError(
+        f"model: a {type(model).__name__} is not a HookedTransformer, a Hugging Face causal LM "
+        "or a callable tokens -> {name: activations}"
+    )
 
 
 def _torch_tokens(model: Any, tokens: np.ndarray) -> Any:
@@ -83,16 +94,23 @@ def _transformer_lens_runner(model: Any, names: Sequence[str] | None) -> ModelRu
     known = set(model.hook_dict)
     unknown = [n for n in wanted if n not in known]
     if unknown:
-        raise AnalysisInputError(f"names: {unknown[0]!r} is not a hook of this HookedTransformer; its hooks include "
-                                 f"{', '.join(n for n in model.hook_dict if 'resid' in n)}")
+        raise AnalysisInputError(
+            f"names: {unknown[0]!r} is not a hook of this HookedTransformer; its hooks include "
+            f"{', '.join(n for n in model.hook_dict if 'resid' in n)}"
+        )
 
     def run(tokens: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
         with torch.no_grad():
             logits, cache = model.run_with_cache(_torch_tokens(model, tokens), names_filter=lambda n: n in wanted)
         return {n: _numpy(cache[n]) for n in wanted}, _numpy(logits)
 
-    return ModelRunner("transformer_lens", run, tuple(wanted), int(model.cfg.n_ctx),
-                       f"a TransformerLens HookedTransformer ({L} layers, d_model {model.cfg.d_model})")
+    return ModelRunner(
+        "transformer_lens",
+        run,
+        tuple(wanted),
+        int(model.cfg.n_ctx),
+        f"a TransformerLens HookedTransformer ({L} layers, d_model {model.cfg.d_model})",
+    )
 
 
 def _huggingface_runner(model: Any, names: Sequence[str] | None) -> ModelRunner:
@@ -104,8 +122,10 @@ def _huggingface_runner(model: Any, names: Sequence[str] | None) -> ModelRunner:
     wanted = list(names) if names else allowed
     unknown = [n for n in wanted if n not in allowed]
     if unknown:
-        raise AnalysisInputError(f"names: {unknown[0]!r} is not a hidden state of this model; its names are "
-                                 f"hidden_states.0 (the embeddings) .. hidden_states.{L} (the last block's output)")
+        raise AnalysisInputError(
+            f"names: {unknown[0]!r} is not a hidden state of this model; its names are "
+            f"hidden_states.0 (the embeddings) .. hidden_states.{L} (the last block's output)"
+        )
     index = [int(n.split(".")[1]) for n in wanted]
 
     def run(tokens: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -116,31 +136,45 @@ def _huggingface_runner(model: Any, names: Sequence[str] | None) -> ModelRunner:
 
     n_ctx = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
     kind = getattr(config, "model_type", type(model).__name__)
-    return ModelRunner("huggingface", run, tuple(wanted), int(n_ctx) if n_ctx else None,
-                       f"a Hugging Face {kind} model ({L} layers, through its hidden states)")
+    return ModelRunner(
+        "huggingface",
+        run,
+        tuple(wanted),
+        int(n_ctx) if n_ctx else None,
+        f"a Hugging Face {kind} model ({L} layers, through its hidden states)",
+    )
 
 
 def _callable_runner(model: Callable, names: Sequence[str] | None) -> ModelRunner:
     def run(tokens: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
         out = model(tokens)
         if not isinstance(out, Mapping):
-            raise AnalysisInputError(f"model: the callable returned a {type(out).__name__}; it must return "
-                                     "{name: activations [B, T, d]}")
+            raise AnalysisInputError(
+                f"model: the callable returned a {type(out).__name__}; it must return {{name: activations [B, T, d]}}"
+            )
         logits = out.get("logits")
         acts = {n: a for n, a in out.items() if n != "logits"}
         if names:
             unknown = [n for n in names if n not in acts]
             if unknown:
-                raise AnalysisInputError(f"names: {unknown[0]!r} is not among the callable's outputs "
-                                         f"({', '.join(acts)})")
+                raise AnalysisInputError(
+                    f"names: {unknown[0]!r} is not among the callable's outputs ({', '.join(acts)})"
+                )
             acts = {n: acts[n] for n in names}
         return {n: _numpy(a) for n, a in acts.items()}, None if logits is None else _numpy(logits)
 
     return ModelRunner("callable", run, tuple(names or ()), None, f"a callable ({getattr(model, '__name__', '?')})")
 
 
-def evaluation_set(source: Source, context_length: int, bos: bool, *, max_strings: int = MAX_STRINGS,
-                   n_sequences: int = N_SEQUENCES, seed: int = 0) -> SequenceSet:
+def evaluation_set(
+    source: Source,
+    context_length: int,
+    bos: bool,
+    *,
+    max_strings: int = MAX_STRINGS,
+    n_sequences: int = N_SEQUENCES,
+    seed: int = 0,
+) -> SequenceSet:
     """Every allowed string of ``context_length`` model positions with its exact theory when they are at most
     ``max_strings`` (and the source has an exact theory), else ``n_sequences`` sampled ones (with ``seed``)."""
     L = context_length - 1 if bos else context_length
@@ -154,12 +188,24 @@ def evaluation_set(source: Source, context_length: int, bos: bool, *, max_string
     return sequence_set(source, block.tokens, bos)
 
 
-def analyze_model(model: Any, process: Any, names: Sequence[str] | Mapping[str, str] | None = None, *,
-                  context_length: int | None = None, start_token: int | None = None,
-                  vocab_map: Sequence[int] | None = None, batch_size: int = 512, max_strings: int = MAX_STRINGS,
-                  n_sequences: int = N_SEQUENCES, seed: int = 0, params: Mapping[str, Any] | None = None,
-                  module: str | None = None, prefix_tolerance: float = PREFIX_SPREAD_TOLERANCE,
-                  progress: bool = False, **analyze_options: Any) -> Analysis:
+def analyze_model(
+    model: Any,
+    process: Any,
+    names: Sequence[str] | Mapping[str, str] | None = None,
+    *,
+    context_length: int | None = None,
+    start_token: int | None = None,
+    vocab_map: Sequence[int] | None = None,
+    batch_size: int = 512,
+    max_strings: int = MAX_STRINGS,
+    n_sequences: int = N_SEQUENCES,
+    seed: int = 0,
+    params: Mapping[str, Any] | None = None,
+    module: str | None = None,
+    prefix_tolerance: float = PREFIX_SPREAD_TOLERANCE,
+    progress: bool = False,
+    **analyze_options: Any,
+) -> Analysis:
     """Run ``model`` on the evaluation set of ``process`` and analyse its activations (`compmech.analyze`'s outputs).
 
     ``names``: the activations (a list of the model's names, or {label: model name} to label them in probe.json
@@ -177,8 +223,10 @@ def analyze_model(model: Any, process: Any, names: Sequence[str] | Mapping[str, 
     alignment = Alignment(start_token=start_token, vocab_map=None if vocab_map is None else tuple(vocab_map))
     T = context_length or runner.context_length
     if T is None or (runner.kind == "huggingface" and context_length is None):
-        raise AnalysisInputError("context_length: say how many positions the model reads (the start token "
-                                 "included); this model's maximum is no analysis length")
+        raise AnalysisInputError(
+            "context_length: say how many positions the model reads (the start token "
+            "included); this model's maximum is no analysis length"
+        )
     if runner.context_length is not None and T > runner.context_length:
         raise AnalysisInputError(f"context_length {T} exceeds the model's {runner.context_length} positions")
     with phase("evaluation set", enabled=progress):
@@ -199,12 +247,27 @@ def analyze_model(model: Any, process: Any, names: Sequence[str] | Mapping[str, 
             if logits is not None:
                 log_q.append(logits_log_probs(logits, (stop - start, T), ids))
             tick(stop - start)
-    extra = {"model_kind": runner.kind, "evaluation_set": "every allowed string" if seqs.every_string else
-             f"{N} sequences sampled from the process (seed {seed})"}
-    return analyze_context_rows(seqs, rows.result(), source, settings, base_dir, alignment,
-                                log_q=np.concatenate(log_q) if log_q and sum(len(q) for q in log_q) == N else None,
-                                model=runner.description, prefix_tolerance=prefix_tolerance, seed=seed,
-                                progress=progress, extra=extra, **analyze_options)
+    extra = {
+        "model_kind": runner.kind,
+        "evaluation_set": "every allowed string"
+        if seqs.every_string
+        else f"{N} sequences sampled from the process (seed {seed})",
+    }
+    return analyze_context_rows(
+        seqs,
+        rows.result(),
+        source,
+        settings,
+        base_dir,
+        alignment,
+        log_q=np.concatenate(log_q) if log_q and sum(len(q) for q in log_q) == N else None,
+        model=runner.description,
+        prefix_tolerance=prefix_tolerance,
+        seed=seed,
+        progress=progress,
+        extra=extra,
+        **analyze_options,
+    )
 
 
 class PrefixRows:
@@ -230,8 +293,9 @@ class PrefixRows:
         for name, a in acts.items():
             a = np.asarray(a, np.float32)
             if a.ndim != 3 or a.shape[:2] != (B, T):
-                raise AnalysisInputError(f"activations[{name!r}]: the model returned shape {a.shape}; expected "
-                                         f"[B, T, d] = [{B}, {T}, d]")
+                raise AnalysisInputError(
+                    f"activations[{name!r}]: the model returned shape {a.shape}; expected [B, T, d] = [{B}, {T}, d]"
+                )
             if not np.isfinite(a).all():
                 raise AnalysisInputError(f"activations[{name!r}] hold NaN or infinite values; expected finite numbers")
             flat = a.reshape(B * T, -1)
@@ -251,6 +315,6 @@ class PrefixRows:
                 raise AnalysisInputError(
                     f"activations[{name!r}] differ between strings that share a prefix by {spreads[name]:.3g} of "
                     f"their scale (above {self.tolerance:g}): the model is not causal at this layer, or it reads a "
-                    "start token it was not given (start_token)")
+                    "start token it was not given (start_token)"
+                )
         return self.rows, spreads
-

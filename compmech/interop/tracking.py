@@ -85,8 +85,11 @@ def track_run(settings: TrackingSettings, run_dir: Path, summary: Any) -> str | 
     try:
         return _track(settings, Path(run_dir), summary)
     except Exception as exc:  # noqa: BLE001 -- tracking must never fail a run, whatever the library raises
-        print(f"compmech: warning: MLflow tracking failed ({type(exc).__name__}: {' '.join(str(exc).split())[:300]}); "
-              "the run directory is complete", file=sys.stderr)
+        print(
+            f"compmech: warning: MLflow tracking failed ({type(exc).__name__}: {' '.join(str(exc).split())[:300]}); "
+            "the run directory is complete",
+            file=sys.stderr,
+        )
         return None
 
 
@@ -114,8 +117,11 @@ def _track(settings: TrackingSettings, run_dir: Path, summary: Any) -> str:
     name = settings.experiment or summary.name
     experiment = client.get_experiment_by_name(name)
     experiment_id = experiment.experiment_id if experiment is not None else client.create_experiment(name)
-    run = client.create_run(experiment_id, run_name=summary.name,
-                            tags={RUN_DIR_TAG: str(run_dir.resolve()), "compmech.process": summary.process.name})
+    run = client.create_run(
+        experiment_id,
+        run_name=summary.name,
+        tags={RUN_DIR_TAG: str(run_dir.resolve()), "compmech.process": summary.process.name},
+    )
     run_id = run.info.run_id
     try:
         import tomllib
@@ -130,8 +136,11 @@ def _track(settings: TrackingSettings, run_dir: Path, summary: Any) -> str:
                 continue
             record = json.loads(line)
             step = int(record.get("step", 0))
-            metrics += [Metric(key, float(record[key]), 0, step) for key in METRIC_FIELDS
-                        if _number(record.get(key)) is not None]
+            metrics += [
+                Metric(key, float(record[key]), 0, step)
+                for key in METRIC_FIELDS
+                if _number(record.get(key)) is not None
+            ]
         metrics += [Metric(key, value, 0, int(summary.steps)) for key, value in headline_metrics(summary).items()]
         for i in range(0, len(metrics), 1000):  # MLflow takes at most 1000 metrics a batch
             client.log_batch(run_id, metrics=metrics[i : i + 1000])
@@ -144,8 +153,10 @@ def _track(settings: TrackingSettings, run_dir: Path, summary: Any) -> str:
     except BaseException:
         client.set_terminated(run_id, "FAILED")
         raise
-    write_json_atomic(run_dir / MLFLOW_JSON, {"run_id": run_id, "tracking_uri": uri, "experiment": name,
-                                              "experiment_id": experiment_id})
+    write_json_atomic(
+        run_dir / MLFLOW_JSON,
+        {"run_id": run_id, "tracking_uri": uri, "experiment": name, "experiment_id": experiment_id},
+    )
     return run_id
 
 
@@ -154,16 +165,24 @@ def run_dir_of(run_id: str, tracking_uri: str | None = None) -> Path:
 
     ``tracking_uri``: where to look (default: $MLFLOW_TRACKING_URI, else the local stores ``runs/mlruns`` and
     ``mlruns`` of the working directory). Raises `RunDirError` naming what is missing."""
-    uris = [tracking_uri] if tracking_uri else [u for u in (os.environ.get("MLFLOW_TRACKING_URI"),) if u] + [
-        (Path.cwd() / d).as_uri() for d in ("runs/mlruns", "mlruns") if (Path.cwd() / d).is_dir()]
+    uris = (
+        [tracking_uri]
+        if tracking_uri
+        else [u for u in (os.environ.get("MLFLOW_TRACKING_URI"),) if u]
+        + [(Path.cwd() / d).as_uri() for d in ("runs/mlruns", "mlruns") if (Path.cwd() / d).is_dir()]
+    )
     if not uris:
-        raise RunDirError(f"{run_id!r} is not a run directory, and no MLflow store was found to look it up in; pass "
-                          "tracking_uri= (the [tracking] tracking_uri, or file:<runs>/mlruns)")
+        raise RunDirError(
+            f"{run_id!r} is not a run directory, and no MLflow store was found to look it up in; pass "
+            "tracking_uri= (the [tracking] tracking_uri, or file:<runs>/mlruns)"
+        )
     try:
         import mlflow.exceptions  # optional ([tracking] extra): only to open a run by its MLflow id
     except ImportError:
-        raise RunDirError(f"{run_id!r} is not a run directory; to open an MLflow run id install the extra: "
-                          "pip install 'compmech[tracking]'") from None
+        raise RunDirError(
+            f"{run_id!r} is not a run directory; to open an MLflow run id install the extra: "
+            "pip install 'compmech[tracking]'"
+        ) from None
     for uri in uris:
         try:
             run = _client(uri).get_run(run_id)
@@ -172,5 +191,7 @@ def run_dir_of(run_id: str, tracking_uri: str | None = None) -> Path:
         path = run.data.tags.get(RUN_DIR_TAG)
         if path:
             return Path(path)
-    raise RunDirError(f"{run_id!r} is neither a run directory nor an MLflow run logged by compmech in "
-                      f"{', '.join(uris)}; pass tracking_uri= where it was logged")
+    raise RunDirError(
+        f"{run_id!r} is neither a run directory nor an MLflow run logged by compmech in "
+        f"{', '.join(uris)}; pass tracking_uri= where it was logged"
+    )

@@ -51,8 +51,9 @@ def require(module: str, extra: str = "interop") -> Any:
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise ExportError(f"{module} is not installed; install the optional extra: pip install 'compmech[{extra}]'") \
-            from None
+        raise ExportError(
+            f"{module} is not installed; install the optional extra: pip install 'compmech[{extra}]'"
+        ) from None
 
 
 def hooked_transformer_class() -> Any:
@@ -61,29 +62,45 @@ def hooked_transformer_class() -> Any:
     try:
         return tl.HookedTransformer
     except (AttributeError, ImportError):
-        raise ExportError(f"transformer_lens {getattr(tl, '__version__', '?')} has no HookedTransformer (removed in "
-                          "TransformerLens 4); install transformer-lens>=2,<4 (pip install 'compmech[interop]')") \
-            from None
+        raise ExportError(
+            f"transformer_lens {getattr(tl, '__version__', '?')} has no HookedTransformer (removed in "
+            "TransformerLens 4); install transformer-lens>=2,<4 (pip install 'compmech[interop]')"
+        ) from None
 
 
 def check_exportable(model_cfg: Any) -> None:
     """`ExportError` naming the reason when ``model_cfg`` has no TransformerLens form."""
     kind = predictive_models.kind_of(model_cfg)
     if kind != "transformer":
-        raise ExportError(f"a {kind} model has no TransformerLens form (HookedTransformer is a transformer); only "
-                          "[model] kind = \"transformer\" runs can be exported")
+        raise ExportError(
+            f"a {kind} model has no TransformerLens form (HookedTransformer is a transformer); only "
+            '[model] kind = "transformer" runs can be exported'
+        )
 
 
 def tl_config_dict(model_cfg: Any) -> dict[str, Any]:
     """The keyword arguments of ``HookedTransformerConfig`` for compmech's transformer config ``model_cfg``."""
     check_exportable(model_cfg)
     c = model_cfg
-    return dict(n_layers=c.n_layers, d_model=c.d_model, n_ctx=c.context_length, d_head=c.d_head, n_heads=c.n_heads,
-                d_mlp=None if c.attn_only else c.d_mlp, d_vocab=c.vocab_size, d_vocab_out=c.vocab_size,
-                act_fn=None if c.attn_only else "relu", attn_only=c.attn_only,
-                normalization_type="LN" if c.layer_norm else None, positional_embedding_type="standard",
-                eps=LAYER_NORM_EPS, default_prepend_bos=False, original_architecture="compmech",
-                model_name="compmech-transformer", tokenizer_name=None)
+    return dict(
+        n_layers=c.n_layers,
+        d_model=c.d_model,
+        n_ctx=c.context_length,
+        d_head=c.d_head,
+        n_heads=c.n_heads,
+        d_mlp=None if c.attn_only else c.d_mlp,
+        d_vocab=c.vocab_size,
+        d_vocab_out=c.vocab_size,
+        act_fn=None if c.attn_only else "relu",
+        attn_only=c.attn_only,
+        normalization_type="LN" if c.layer_norm else None,
+        positional_embedding_type="standard",
+        eps=LAYER_NORM_EPS,
+        default_prepend_bos=False,
+        original_architecture="compmech",
+        model_name="compmech-transformer",
+        tokenizer_name=None,
+    )
 
 
 def tl_weights(model_cfg: Any, params: Any) -> dict[str, np.ndarray]:
@@ -99,10 +116,14 @@ def tl_weights(model_cfg: Any, params: Any) -> dict[str, np.ndarray]:
     def a(x: Any) -> np.ndarray:
         return np.asarray(x, np.float32)
 
-    out = {"embed.W_E": a(p["embed"]["embedding"]),
-           "pos_embed.W_pos": a(p["pos_embed"]) if c.positional == "learned" else
-           np.zeros((c.context_length, d), np.float32),
-           "unembed.W_U": a(p["unembed"]["kernel"]), "unembed.b_U": a(p["unembed"]["bias"])}
+    out = {
+        "embed.W_E": a(p["embed"]["embedding"]),
+        "pos_embed.W_pos": a(p["pos_embed"])
+        if c.positional == "learned"
+        else np.zeros((c.context_length, d), np.float32),
+        "unembed.W_U": a(p["unembed"]["kernel"]),
+        "unembed.b_U": a(p["unembed"]["bias"]),
+    }
     for l in range(c.n_layers):
         b, q = f"blocks.{l}.", p["blocks"][l]
         kernel = a(q["attn"]["qkv"]["kernel"]).reshape(d, 3, H, Dh)  # [d, (q|k|v), H, Dh]
@@ -140,12 +161,16 @@ def to_hooked_transformer(model_cfg: Any, params: Any, *, device: str = "cpu") -
     params_names = {name for name, _ in model.named_parameters()}
     missing, extra = params_names - set(weights), set(weights) - set(state)
     if missing or extra:
-        raise RuntimeError(f"TransformerLens parameter map incomplete: missing {sorted(missing)}, unknown "
-                           f"{sorted(extra)}; a bug, please report it with your transformer_lens version")
+        raise RuntimeError(
+            f"TransformerLens parameter map incomplete: missing {sorted(missing)}, unknown "
+            f"{sorted(extra)}; a bug, please report it with your transformer_lens version"
+        )
     for name, value in weights.items():
         if tuple(state[name].shape) != value.shape:
-            raise RuntimeError(f"TransformerLens {name} has shape {tuple(state[name].shape)}, compmech's "
-                               f"{value.shape}; a bug, please report it")
+            raise RuntimeError(
+                f"TransformerLens {name} has shape {tuple(state[name].shape)}, compmech's "
+                f"{value.shape}; a bug, please report it"
+            )
         state[name] = torch.from_numpy(value.copy())
     model.load_state_dict(state, strict=True)
     model.eval()
@@ -161,7 +186,7 @@ def float32_bound(model_cfg: Any, magnitude: float) -> float:
     float32 terms is off by at most gamma_n = n u / (1 - n u) (u = 2^-24) times the sum of their magnitudes, and
     to first order the stages' errors add. So |a - b| <= 2 m gamma_n max(1, magnitude): both sides err."""
     c = model_cfg
-    u = 2.0 ** -24
+    u = 2.0**-24
     n = max(c.d_model, 0 if c.attn_only else c.d_mlp, c.n_heads * c.d_head, c.context_length, c.vocab_size)
     gamma = n * u / (1 - n * u)
     m = 4 * c.n_layers + 4
@@ -180,8 +205,9 @@ def export_files(model_cfg: Any, params: Any, folder: Path) -> tuple[Path, Path]
     weights = tl_weights(model_cfg, params)
     folder.mkdir(parents=True, exist_ok=True)
     config = write_text_atomic(folder / CONFIG_FILE, json.dumps(cfg, indent=2) + "\n")
-    model = write_bytes_atomic(folder / WEIGHTS_FILE, safetensors_bytes(weights, {"format": "pt",
-                                                                                "producer": "compmech export-tl"}))
+    model = write_bytes_atomic(
+        folder / WEIGHTS_FILE, safetensors_bytes(weights, {"format": "pt", "producer": "compmech export-tl"})
+    )
     return config, model
 
 
@@ -192,8 +218,7 @@ def load_hooked_transformer(folder: str | Path, *, device: str = "cpu") -> Any:
     from transformer_lens import HookedTransformerConfig  # the extra is installed: hooked_transformer_class checked
 
     folder = Path(folder)
-    cfg = HookedTransformerConfig(**json.loads((folder / CONFIG_FILE).read_text()), device=device,
-                                  dtype=torch.float32)
+    cfg = HookedTransformerConfig(**json.loads((folder / CONFIG_FILE).read_text()), device=device, dtype=torch.float32)
     model = HookedTransformer(cfg)
     state = model.state_dict()
     for name, value in read_safetensors(folder / WEIGHTS_FILE).items():
@@ -208,16 +233,19 @@ def load_hooked_transformer(folder: str | Path, *, device: str = "cpu") -> Any:
 def add_export_tl_command(subparsers: Any) -> None:
     """``export-tl RUN [--out DIR]``: a run's transformer for TransformerLens; ``func`` = `cmd_export_tl`."""
     p = subparsers.add_parser(
-        "export-tl", help="export a run's trained transformer for TransformerLens (HookedTransformer config and "
-                          "state dict)",
+        "export-tl",
+        help="export a run's trained transformer for TransformerLens (HookedTransformer config and state dict)",
         description="Write a finished run's trained transformer as a TransformerLens HookedTransformer: "
-                    f"{CONFIG_FILE} (the HookedTransformerConfig keywords) and {WEIGHTS_FILE} (the state dict, by "
-                    "TransformerLens's names). Load it with compmech.interop.transformer_lens."
-                    "load_hooked_transformer(DIR), or HookedTransformer(HookedTransformerConfig(**config)) and "
-                    "load_state_dict. Its logits and hooks equal the run's within float32 rounding; recurrent "
-                    "models have no TransformerLens form.")
+        f"{CONFIG_FILE} (the HookedTransformerConfig keywords) and {WEIGHTS_FILE} (the state dict, by "
+        "TransformerLens's names). Load it with compmech.interop.transformer_lens."
+        "load_hooked_transformer(DIR), or HookedTransformer(HookedTransformerConfig(**config)) and "
+        "load_state_dict. Its logits and hooks equal the run's within float32 rounding; recurrent "
+        "models have no TransformerLens form.",
+    )
     p.add_argument("run", metavar="RUN", type=Path, help="a run directory written by `compmech run`")
-    p.add_argument("--out", type=Path, default=None, metavar="DIR", help="where to write (default: RUN/transformer_lens)")
+    p.add_argument(
+        "--out", type=Path, default=None, metavar="DIR", help="where to write (default: RUN/transformer_lens)"
+    )
     p.add_argument("--checkpoint", default="final", help="which checkpoint (default: final)")
     p.set_defaults(func=cmd_export_tl)
 
@@ -225,8 +253,10 @@ def add_export_tl_command(subparsers: Any) -> None:
 def cmd_export_tl(args: argparse.Namespace) -> int:
     path = args.run / "checkpoints" / f"{args.checkpoint}.msgpack"
     if not path.is_file():
-        raise ExportError(f"{path} does not exist; pass a finished run directory (and --checkpoint NAME of one of "
-                          "its checkpoints/NAME.msgpack)")
+        raise ExportError(
+            f"{path} does not exist; pass a finished run directory (and --checkpoint NAME of one of "
+            "its checkpoints/NAME.msgpack)"
+        )
     model_cfg, params = predictive_models.load_model(path)
     config, weights = export_files(model_cfg, params, args.out or args.run / "transformer_lens")
     print(f"{config}\n{weights}")

@@ -34,7 +34,7 @@ import shlex
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,24 +88,39 @@ class Alignment:
 
     def __post_init__(self) -> None:
         if self.reads not in READS:
-            raise AnalysisInputError(f"reads must be \"after\" (activations[:, t] have read tokens[:, :t+1]) or "
-                                     f"\"before\" (they have read tokens[:, :t]); got {self.reads!r}")
+            raise AnalysisInputError(
+                f'reads must be "after" (activations[:, t] have read tokens[:, :t+1]) or '
+                f'"before" (they have read tokens[:, :t]); got {self.reads!r}'
+            )
         if self.start_token is not None and self.reads == "before":
-            raise AnalysisInputError("start_token and reads = \"before\" describe the same layout two ways: with a "
-                                     "start token in tokens[:, 0] pass start_token only; without it, reads only")
-        if self.start_token is not None and (isinstance(self.start_token, bool) or
-                                             not isinstance(self.start_token, (int, np.integer))
-                                             or self.start_token < 0):
+            raise AnalysisInputError(
+                'start_token and reads = "before" describe the same layout two ways: with a '
+                "start token in tokens[:, 0] pass start_token only; without it, reads only"
+            )
+        if self.start_token is not None and (
+            isinstance(self.start_token, bool)
+            or not isinstance(self.start_token, (int, np.integer))
+            or self.start_token < 0
+        ):
             raise AnalysisInputError(f"start_token must be a token id (an integer >= 0); got {self.start_token!r}")
         if self.vocab_map is not None:
             ids = np.asarray(self.vocab_map)
-            if ids.ndim != 1 or ids.size == 0 or ids.dtype.kind not in "iu" or ids.min() < 0 or \
-                    np.unique(ids).size != ids.size:
-                raise AnalysisInputError(f"vocab_map must list distinct model token ids (integers >= 0), one per "
-                                         f"process token; got {list(self.vocab_map)!r}")
+            if (
+                ids.ndim != 1
+                or ids.size == 0
+                or ids.dtype.kind not in "iu"
+                or ids.min() < 0
+                or np.unique(ids).size != ids.size
+            ):
+                raise AnalysisInputError(
+                    f"vocab_map must list distinct model token ids (integers >= 0), one per "
+                    f"process token; got {list(self.vocab_map)!r}"
+                )
             if self.start_token is not None and self.start_token in set(ids.tolist()):
-                raise AnalysisInputError(f"start_token {self.start_token} is also vocab_map's id of process token "
-                                         f"{ids.tolist().index(self.start_token)}; a start token is never emitted")
+                raise AnalysisInputError(
+                    f"start_token {self.start_token} is also vocab_map's id of process token "
+                    f"{ids.tolist().index(self.start_token)}; a start token is never emitted"
+                )
             object.__setattr__(self, "vocab_map", tuple(int(i) for i in ids))
         if self.start_token is not None:
             object.__setattr__(self, "start_token", int(self.start_token))
@@ -120,13 +135,18 @@ class Alignment:
         if self.vocab_map is None:
             return np.arange(vocab_size)
         if len(self.vocab_map) != vocab_size:
-            raise AnalysisInputError(f"vocab_map has {len(self.vocab_map)} ids; the process has {vocab_size} "
-                                     "tokens: give one model id per process token, in order")
+            raise AnalysisInputError(
+                f"vocab_map has {len(self.vocab_map)} ids; the process has {vocab_size} "
+                "tokens: give one model id per process token, in order"
+            )
         return np.asarray(self.vocab_map)
 
     def to_json(self) -> dict[str, Any]:
-        return {"start_token": self.start_token, "reads": self.reads,
-                "vocab_map": None if self.vocab_map is None else list(self.vocab_map)}
+        return {
+            "start_token": self.start_token,
+            "reads": self.reads,
+            "vocab_map": None if self.vocab_map is None else list(self.vocab_map),
+        }
 
 
 @dataclass(frozen=True, eq=False)
@@ -157,8 +177,13 @@ class Analysis:
 # ---------------------------------------------------------------------------- the process
 
 
-def resolve_process(process: Any, *, params: Mapping[str, Any] | None = None, module: str | None = None,
-                    base_dir: str | Path | None = None) -> tuple[Source, ProcessSettings | None, Path | None]:
+def resolve_process(
+    process: Any,
+    *,
+    params: Mapping[str, Any] | None = None,
+    module: str | None = None,
+    base_dir: str | Path | None = None,
+) -> tuple[Source, ProcessSettings | None, Path | None]:
     """(its `Source`, the [process] settings or None, the directory relative paths start from) of ``process``:
 
     - a registered name (``"mess3"``, with ``params``; after importing ``module`` when given);
@@ -201,8 +226,9 @@ def check_tokens(tokens: Any, what: str = "tokens") -> np.ndarray:
     """``tokens`` as an int64 [N, T] array, or `AnalysisInputError` naming ``what``."""
     t = np.asarray(tokens)
     if t.ndim != 2 or t.dtype.kind not in "iu":
-        raise AnalysisInputError(f"{what}: expected an integer array [N, T] (N sequences of T token ids); got "
-                                 f"{t.dtype} of shape {t.shape}")
+        raise AnalysisInputError(
+            f"{what}: expected an integer array [N, T] (N sequences of T token ids); got {t.dtype} of shape {t.shape}"
+        )
     if t.shape[0] < 2 or t.shape[1] < 1:
         raise AnalysisInputError(f"{what}: expected at least 2 sequences of at least 1 token; got shape {t.shape}")
     return t.astype(np.int64)
@@ -218,17 +244,24 @@ def process_tokens(tokens: np.ndarray, source: Source, alignment: Alignment) -> 
         wrong = tokens[:, 0] != alignment.start_token
         if wrong.any():
             n = int(np.flatnonzero(wrong)[0])
-            raise AnalysisInputError(f"tokens[{n}, 0] = {tokens[n, 0]}, not the start token {alignment.start_token}: "
-                                     "with start_token every sequence must begin with it")
+            raise AnalysisInputError(
+                f"tokens[{n}, 0] = {tokens[n, 0]}, not the start token {alignment.start_token}: "
+                "with start_token every sequence must begin with it"
+            )
     flat = body.reshape(-1)
     known = np.isin(flat, ids)
     if not known.all():
         n, t = np.unravel_index(int(np.flatnonzero(~known)[0]), body.shape)
         t += alignment.start_token is not None
-        where = "the model's ids of the process tokens " + str(ids.tolist()) if alignment.vocab_map is not None \
+        where = (
+            "the model's ids of the process tokens " + str(ids.tolist())
+            if alignment.vocab_map is not None
             else f"0..{V - 1}"
-        raise AnalysisInputError(f"tokens[{n}, {t}] = {tokens[n, t]} is not a token of the process {source.name} "
-                                 f"({V} tokens: {where}); map your model's ids with vocab_map (--vocab-map)")
+        )
+        raise AnalysisInputError(
+            f"tokens[{n}, {t}] = {tokens[n, t]} is not a token of the process {source.name} "
+            f"({V} tokens: {where}); map your model's ids with vocab_map (--vocab-map)"
+        )
     lookup = np.zeros(int(ids.max()) + 1, np.int64)  # model id -> process token (every id present is checked)
     lookup[ids] = np.arange(V)
     mapped = lookup[body]
@@ -245,17 +278,24 @@ def sequence_set(source: Source, tokens: np.ndarray, bos: bool) -> SequenceSet:
     of them is a word the process cannot emit."""
     theory = getattr(source, "sequence_theory", None)
     if theory is None:
-        raise AnalysisInputError(f"the source of {source.name} ({type(source).__name__}) cannot give the beliefs of "
-                                 "given sequences: implement sequence_theory(tokens, bos) on it")
+        raise AnalysisInputError(
+            f"the source of {source.name} ({type(source).__name__}) cannot give the beliefs of "
+            "given sequences: implement sequence_theory(tokens, bos) on it"
+        )
     block, logp = theory(tokens, bos)
     dead = ~np.isfinite(logp) | ~np.isfinite(block.beliefs).all(axis=(1, 2))
     if dead.any():
         n = int(np.flatnonzero(dead)[0])
-        t = int(np.flatnonzero(~np.isfinite(block.beliefs[n]).all(axis=1))[0]) if not \
-            np.isfinite(block.beliefs[n]).all() else tokens.shape[1] - 1
-        raise AnalysisInputError(f"tokens[{n}] cannot come from the process {source.name}: its probability is 0 by "
-                                 f"position {t} (compmech's positions{', after the start token' if bos else ''}); "
-                                 "pass sequences the process can emit")
+        t = (
+            int(np.flatnonzero(~np.isfinite(block.beliefs[n]).all(axis=1))[0])
+            if not np.isfinite(block.beliefs[n]).all()
+            else tokens.shape[1] - 1
+        )
+        raise AnalysisInputError(
+            f"tokens[{n}] cannot come from the process {source.name}: its probability is 0 by "
+            f"position {t} (compmech's positions{', after the start token' if bos else ''}); "
+            "pass sequences the process can emit"
+        )
     L = tokens.shape[1] - (1 if bos else 0)
     probs = np.exp(logp)  # [N]
     # every allowed string once: distinct strings whose probabilities sum to 1 (a missing one would leave its
@@ -267,8 +307,14 @@ def sequence_set(source: Source, tokens: np.ndarray, bos: bool) -> SequenceSet:
         probs = np.exp(logp - logp.max())
         probs = probs / probs.sum()
     optimal = _mean_entropy(block.next_token_probs, probs if every else None)
-    ctx = ContextSet(tokens=tokens.astype(np.int32), probs=probs, beliefs=block.beliefs,
-                     next_token_probs=block.next_token_probs, optimal_loss=optimal, bos=bos)
+    ctx = ContextSet(
+        tokens=tokens.astype(np.int32),
+        probs=probs,
+        beliefs=block.beliefs,
+        next_token_probs=block.next_token_probs,
+        optimal_loss=optimal,
+        bos=bos,
+    )
     return SequenceSet(ctx=ctx, every_string=bool(every), log_probs=logp)
 
 
@@ -289,26 +335,33 @@ def check_activations(activations: Mapping[str, Any], shape: tuple[int, int]) ->
     out = {}
     for name, a in activations.items():
         if not isinstance(name, str) or not name or name in RESERVED_NAMES:
-            raise AnalysisInputError(f"activations: {name!r} cannot name a layer (names are non-empty strings other "
-                                     f"than {', '.join(RESERVED_NAMES)})")
+            raise AnalysisInputError(
+                f"activations: {name!r} cannot name a layer (names are non-empty strings other "
+                f"than {', '.join(RESERVED_NAMES)})"
+            )
         a = np.asarray(a)
         if a.ndim != 3 or a.shape[:2] != shape or a.dtype.kind not in "fiu":
-            raise AnalysisInputError(f"activations[{name!r}]: expected a float array [N, T, d] = [{shape[0]}, "
-                                     f"{shape[1]}, d] like tokens; got {a.dtype} of shape {a.shape}")
+            raise AnalysisInputError(
+                f"activations[{name!r}]: expected a float array [N, T, d] = [{shape[0]}, "
+                f"{shape[1]}, d] like tokens; got {a.dtype} of shape {a.shape}"
+            )
         if a.shape[2] < 1:
             raise AnalysisInputError(f"activations[{name!r}] has width 0; expected [N, T, d] with d >= 1")
         a = a.astype(np.float32, copy=False)
         bad = ~np.isfinite(a)
         if bad.any():
             n, t, _ = _first_bad(bad)
-            raise AnalysisInputError(f"activations[{name!r}] holds NaN or infinite values (first at sequence {n}, "
-                                     f"position {t}); expected finite numbers")
+            raise AnalysisInputError(
+                f"activations[{name!r}] holds NaN or infinite values (first at sequence {n}, "
+                f"position {t}); expected finite numbers"
+            )
         out[name] = a
     return out
 
 
-def context_rows(name: str, acts: np.ndarray, ids: np.ndarray, tolerance: float = PREFIX_SPREAD_TOLERANCE
-                 ) -> tuple[np.ndarray, float]:
+def context_rows(
+    name: str, acts: np.ndarray, ids: np.ndarray, tolerance: float = PREFIX_SPREAD_TOLERANCE
+) -> tuple[np.ndarray, float]:
     """One activation row per distinct prefix [U, d] (row u = prefix id u, `probes.distinct_prefix_ids` ``ids``
     [N, T]), and the largest spread between two strings' activations at a shared prefix relative to the largest
     magnitude. A spread above ``tolerance`` raises `AnalysisInputError`: the model is not causal, or the alignment
@@ -331,8 +384,9 @@ def context_rows(name: str, acts: np.ndarray, ids: np.ndarray, tolerance: float 
             raise AnalysisInputError(
                 f"activations[{name!r}] differ between sequences {m} and {n} at position {t}, where they share a "
                 f"prefix (by {spread:.3g} of the activations' scale, above {tolerance:g}): a causal model gives a "
-                "prefix one activation; check the alignment (start_token / reads \"before\") and that the model is "
-                "causal")
+                'prefix one activation; check the alignment (start_token / reads "before") and that the model is '
+                "causal"
+            )
     return rows, spread
 
 
@@ -344,14 +398,18 @@ def logits_log_probs(logits: Any, shape: tuple[int, int], ids: np.ndarray) -> np
     [N, T, V_model] (log-softmax over its whole vocabulary); `AnalysisInputError` naming what is wrong."""
     lg = np.asarray(logits, np.float64)
     if lg.ndim != 3 or lg.shape[:2] != shape:
-        raise AnalysisInputError(f"logits: expected [N, T, vocabulary] = [{shape[0]}, {shape[1]}, V] like the "
-                                 f"activations; got shape {lg.shape}")
+        raise AnalysisInputError(
+            f"logits: expected [N, T, vocabulary] = [{shape[0]}, {shape[1]}, V] like the "
+            f"activations; got shape {lg.shape}"
+        )
     if not np.isfinite(lg).all():
         n, t, _ = _first_bad(~np.isfinite(lg))
         raise AnalysisInputError(f"logits hold NaN or infinite values (first at sequence {n}, position {t})")
     if ids.max() >= lg.shape[2]:
-        raise AnalysisInputError(f"logits have {lg.shape[2]} entries per position; the process's tokens are the "
-                                 f"model's ids {ids.tolist()}: pass vocab_map (--vocab-map) or the full logits")
+        raise AnalysisInputError(
+            f"logits have {lg.shape[2]} entries per position; the process's tokens are the "
+            f"model's ids {ids.tolist()}: pass vocab_map (--vocab-map) or the full logits"
+        )
     z = lg - lg.max(axis=2, keepdims=True)
     return (z - np.log(np.exp(z).sum(axis=2, keepdims=True)))[:, :, ids]
 
@@ -367,23 +425,43 @@ def loss_record(log_q: np.ndarray, seqs: SequenceSet, vocab_size: int) -> dict[s
     weights = ctx.probs if seqs.every_string else np.full(len(ce), 1.0 / len(ce))
     by_position = weights @ ce  # [T]
     loss, optimal = float(by_position.mean()), float(ctx.optimal_loss.mean())
-    return {"step": 0, "tokens": 0, "loss": loss, "optimal_loss": optimal, "relative_loss": loss / optimal,
-            "loss_by_position": [float(x) for x in by_position],
-            "optimal_loss_by_position": [float(x) for x in ctx.optimal_loss],
-            "relative_loss_by_position": [float(a / b) if b > 0 else None for a, b in zip(by_position,
-                                                                                          ctx.optimal_loss)]}
+    return {
+        "step": 0,
+        "tokens": 0,
+        "loss": loss,
+        "optimal_loss": optimal,
+        "relative_loss": loss / optimal,
+        "loss_by_position": [float(x) for x in by_position],
+        "optimal_loss_by_position": [float(x) for x in ctx.optimal_loss],
+        "relative_loss_by_position": [float(a / b) if b > 0 else None for a, b in zip(by_position, ctx.optimal_loss)],
+    }
 
 
 # ---------------------------------------------------------------------------- the analysis
 
 
-def analyze(tokens: Any, activations: Mapping[str, Any] | str | Path, process: Any, *, out: str | Path | None = None,
-            name: str | None = None, start_token: int | None = None, reads: str = "after",
-            vocab_map: Sequence[int] | None = None, probe_layer: str | None = None, logits: Any = None,
-            probe: ProbeSettings | Mapping[str, Any] | None = None, figures: FigureSettings | None = None,
-            seed: int = 0, params: Mapping[str, Any] | None = None, module: str | None = None,
-            model: str = "", progress: bool = False, command: str | None = None,
-            prefix_tolerance: float = PREFIX_SPREAD_TOLERANCE) -> Analysis:
+def analyze(
+    tokens: Any,
+    activations: Mapping[str, Any] | str | Path,
+    process: Any,
+    *,
+    out: str | Path | None = None,
+    name: str | None = None,
+    start_token: int | None = None,
+    reads: str = "after",
+    vocab_map: Sequence[int] | None = None,
+    probe_layer: str | None = None,
+    logits: Any = None,
+    probe: ProbeSettings | Mapping[str, Any] | None = None,
+    figures: FigureSettings | None = None,
+    seed: int = 0,
+    params: Mapping[str, Any] | None = None,
+    module: str | None = None,
+    model: str = "",
+    progress: bool = False,
+    command: str | None = None,
+    prefix_tolerance: float = PREFIX_SPREAD_TOLERANCE,
+) -> Analysis:
     """Analyse a model's activations of given sequences for the beliefs of ``process``; write an analysis directory.
 
     Parameters
@@ -412,8 +490,10 @@ def analyze(tokens: Any, activations: Mapping[str, Any] | str | Path, process: A
         arrays = read_arrays(source_path)
         if tokens is None:
             if "tokens" not in arrays:
-                raise AnalysisInputError(f"{source_path} holds no array named 'tokens'; save the token ids [N, T] "
-                                         "as 'tokens' beside the activations, or pass tokens")
+                raise AnalysisInputError(
+                    f"{source_path} holds no array named 'tokens'; save the token ids [N, T] "
+                    "as 'tokens' beside the activations, or pass tokens"
+                )
             tokens = arrays["tokens"]
         if logits is None and "logits" in arrays:
             logits = arrays["logits"]
@@ -426,8 +506,9 @@ def analyze(tokens: Any, activations: Mapping[str, Any] | str | Path, process: A
             raise AnalysisInputError(f"{tokens} holds no array named 'tokens'")
         tokens = found["tokens"]
     source, settings, base_dir = resolve_process(process, params=params, module=module)
-    alignment = Alignment(start_token=start_token, reads=reads, vocab_map=None if vocab_map is None
-                          else tuple(vocab_map))
+    alignment = Alignment(
+        start_token=start_token, reads=reads, vocab_map=None if vocab_map is None else tuple(vocab_map)
+    )
     model_tokens = check_tokens(tokens)
     acts = check_activations(activations, model_tokens.shape)
     names = list(acts)
@@ -439,23 +520,57 @@ def analyze(tokens: Any, activations: Mapping[str, Any] | str | Path, process: A
     by_context, spreads = {}, {}
     for n in names:
         by_context[n], spreads[n] = context_rows(n, acts[n], ids, prefix_tolerance)
-    log_q = None if logits is None else logits_log_probs(logits, model_tokens.shape,
-                                                         alignment.model_ids(source.vocab_size))
-    return analyze_context_rows(seqs, (by_context, spreads), source, settings, base_dir, alignment, log_q=log_q,
-                                out=out, name=name, probe_layer=probe_layer, probe=probe, figures=figures, seed=seed,
-                                model=model, progress=progress, command=command, prefix_tolerance=prefix_tolerance,
-                                activations_file=source_path, times=times, start=start)
+    log_q = (
+        None if logits is None else logits_log_probs(logits, model_tokens.shape, alignment.model_ids(source.vocab_size))
+    )
+    return analyze_context_rows(
+        seqs,
+        (by_context, spreads),
+        source,
+        settings,
+        base_dir,
+        alignment,
+        log_q=log_q,
+        out=out,
+        name=name,
+        probe_layer=probe_layer,
+        probe=probe,
+        figures=figures,
+        seed=seed,
+        model=model,
+        progress=progress,
+        command=command,
+        prefix_tolerance=prefix_tolerance,
+        activations_file=source_path,
+        times=times,
+        start=start,
+    )
 
 
-def analyze_context_rows(seqs: SequenceSet, context: tuple[dict[str, np.ndarray], dict[str, float]], source: Source,
-                         settings: ProcessSettings | None, base_dir: Path | None, alignment: Alignment, *,
-                         log_q: np.ndarray | None = None, out: str | Path | None = None, name: str | None = None,
-                         probe_layer: str | None = None, probe: ProbeSettings | Mapping[str, Any] | None = None,
-                         figures: FigureSettings | None = None, seed: int = 0, model: str = "",
-                         progress: bool = False, command: str | None = None,
-                         prefix_tolerance: float = PREFIX_SPREAD_TOLERANCE, activations_file: Path | None = None,
-                         extra: Mapping[str, Any] | None = None, times: PhaseTimes | None = None,
-                         start: float | None = None) -> Analysis:
+def analyze_context_rows(
+    seqs: SequenceSet,
+    context: tuple[dict[str, np.ndarray], dict[str, float]],
+    source: Source,
+    settings: ProcessSettings | None,
+    base_dir: Path | None,
+    alignment: Alignment,
+    *,
+    log_q: np.ndarray | None = None,
+    out: str | Path | None = None,
+    name: str | None = None,
+    probe_layer: str | None = None,
+    probe: ProbeSettings | Mapping[str, Any] | None = None,
+    figures: FigureSettings | None = None,
+    seed: int = 0,
+    model: str = "",
+    progress: bool = False,
+    command: str | None = None,
+    prefix_tolerance: float = PREFIX_SPREAD_TOLERANCE,
+    activations_file: Path | None = None,
+    extra: Mapping[str, Any] | None = None,
+    times: PhaseTimes | None = None,
+    start: float | None = None,
+) -> Analysis:
     """The analysis from one activation row per distinct prefix: ``context`` = ({name: [U, d]} in
     `probes.distinct_prefix_ids` order of ``seqs.ctx.tokens``, {name: the prefixes' relative spread}); ``log_q``
     [N, T, V] the model's log-probabilities of the process's tokens, if known. Writes the analysis directory."""
@@ -472,33 +587,58 @@ def analyze_context_rows(seqs: SequenceSet, context: tuple[dict[str, np.ndarray]
     _check_out(run_dir)
     ctx = seqs.ctx
     with phase("probe", enabled=False, times=times):
-        data = probe_targets(ctx.beliefs, ctx.tokens, ctx.probs, rows=probe_settings.rows,
-                             weighting=probe_settings.weighting)
+        data = probe_targets(
+            ctx.beliefs, ctx.tokens, ctx.probs, rows=probe_settings.rows, weighting=probe_settings.weighting
+        )
         try:
-            found = fit_probes(probe_settings, seed, data, by_context, include_concat=probe_settings.include_concat
-                               and len(names) > 1, progress=progress, times=times)
+            found = fit_probes(
+                probe_settings,
+                seed,
+                data,
+                by_context,
+                include_concat=probe_settings.include_concat and len(names) > 1,
+                progress=progress,
+                times=times,
+            )
         except ValueError as exc:  # probes' own input checks (too few strings to hold any out, ...)
             raise AnalysisInputError(f"probe: {exc}") from None
         outcome = probe_outcome(probe_settings, ctx, data, found, layer, layer, None)
     regime = "exact" if seqs.every_string else "sequences"
-    info = {**outcome.info, "regime": regime, "regime_sizes": {"name": regime, "n_strings": int(len(ctx.tokens))},
-            "analysis": {"rows_from": "every allowed string of its length, once (the exact evaluation set)"
-                         if seqs.every_string else "the sequences given, each once as given",
-                         "alignment": alignment.to_json(), "prefix_spread": spreads,
-                         "prefix_tolerance": prefix_tolerance, **dict(extra or {})}}
+    info = {
+        **outcome.info,
+        "regime": regime,
+        "regime_sizes": {"name": regime, "n_strings": int(len(ctx.tokens))},
+        "analysis": {
+            "rows_from": "every allowed string of its length, once (the exact evaluation set)"
+            if seqs.every_string
+            else "the sequences given, each once as given",
+            "alignment": alignment.to_json(),
+            "prefix_spread": spreads,
+            "prefix_tolerance": prefix_tolerance,
+            **dict(extra or {}),
+        },
+    }
     outcome = dataclasses.replace(outcome, info=info)
 
     with phase("geometry", enabled=progress, times=times):
         geometry = geometry_analysis(source, outcome, layer, seed, tokens=ctx.tokens)
     history = [loss_record(log_q, seqs, source.vocab_size)] if log_q is not None else []
 
-    cfg = ExperimentConfig(name=name, seed=seed, process=settings or ProcessSettings(name=source.name),
-                           model={"kind": "external"}, training={}, probe=probe_settings,
-                           figures=figures or FigureSettings(), source=str(activations_file or "<arrays>"))
+    cfg = ExperimentConfig(
+        name=name,
+        seed=seed,
+        process=settings or ProcessSettings(name=source.name),
+        model={"kind": "external"},
+        training={},
+        probe=probe_settings,
+        figures=figures or FigureSettings(),
+        source=str(activations_file or "<arrays>"),
+    )
     run_dir.mkdir(parents=True, exist_ok=True)
     mark_unfinished(run_dir)
-    _write_inputs(run_dir, cfg, source, settings, base_dir, alignment, layer, names, model, activations_file, ctx,
-                  extra)
+    _write_inputs(
+        run_dir, cfg, source, settings, base_dir, alignment, layer, names, model, activations_file, ctx, extra
+    )
     write_json_atomic(run_dir / "probe.json", outcome.to_json())
     write_json_atomic(run_dir / "analysis.json", {"layer": layer, "geometry": geometry.to_json(), "evolution": []})
     write_text_atomic(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
@@ -507,14 +647,29 @@ def analyze_context_rows(seqs: SequenceSet, context: tuple[dict[str, np.ndarray]
         paths += analysis_figures(cfg, run_dir, source, geometry, [], layer)
     last = history[-1] if history else {}
     summary = RunSummary(
-        name=name, process=ProcessName(name=source.name, params=dict(source.params)), steps=0, tokens=0,
-        source=source.traits.to_json(), command=command or _command_text(), cwd=str(Path.cwd()),
+        name=name,
+        process=ProcessName(name=source.name, params=dict(source.params)),
+        steps=0,
+        tokens=0,
+        source=source.traits.to_json(),
+        command=command or _command_text(),
+        cwd=str(Path.cwd()),
         model=ModelSize(kind="external", n_params=0),
-        final_loss=last.get("loss"), optimal_loss=last.get("optimal_loss"), relative_loss=last.get("relative_loss"),
-        regime=regime, regime_sizes=info["regime_sizes"], probe_layer=layer, probe=outcome.final,
-        probe_mse_by_layer={n: r.mse for n, r in outcome.results.items()}, analysis_layer=layer,
-        geometry=geometry.to_json(), figures=[str(p.relative_to(run_dir)) for p in paths],
-        phase_seconds=dict(times.seconds), wall_seconds=time.time() - start, environment=run_environment())
+        final_loss=last.get("loss"),
+        optimal_loss=last.get("optimal_loss"),
+        relative_loss=last.get("relative_loss"),
+        regime=regime,
+        regime_sizes=info["regime_sizes"],
+        probe_layer=layer,
+        probe=outcome.final,
+        probe_mse_by_layer={n: r.mse for n, r in outcome.results.items()},
+        analysis_layer=layer,
+        geometry=geometry.to_json(),
+        figures=[str(p.relative_to(run_dir)) for p in paths],
+        phase_seconds=dict(times.seconds),
+        wall_seconds=time.time() - start,
+        environment=run_environment(),
+    )
     write_json_atomic(run_dir / SUMMARY_JSON, summary.to_json())
     with phase("report", enabled=progress, times=times):
         build_report(run_dir)
@@ -543,13 +698,26 @@ def _check_out(run_dir: Path) -> None:
                 return
         except ConfigError:
             pass
-    raise AnalysisInputError(f"{run_dir} exists and is not an analysis directory (a run's, or other files); "
-                             "pass another out directory (--out DIR)")
+    raise AnalysisInputError(
+        f"{run_dir} exists and is not an analysis directory (a run's, or other files); "
+        "pass another out directory (--out DIR)"
+    )
 
 
-def _write_inputs(run_dir: Path, cfg: ExperimentConfig, source: Source, settings: ProcessSettings | None,
-                  base_dir: Path | None, alignment: Alignment, layer: str, names: list[str], model: str,
-                  source_path: Path | None, ctx: ContextSet, extra: Mapping[str, Any] | None) -> None:
+def _write_inputs(
+    run_dir: Path,
+    cfg: ExperimentConfig,
+    source: Source,
+    settings: ProcessSettings | None,
+    base_dir: Path | None,
+    alignment: Alignment,
+    layer: str,
+    names: list[str],
+    model: str,
+    source_path: Path | None,
+    ctx: ContextSet,
+    extra: Mapping[str, Any] | None,
+) -> None:
     """config.toml (the analysis's settings, the process's table with its spec copied in) and process.json."""
     process_table: dict[str, Any] = {"name": source.name}
     copies = ()
@@ -558,18 +726,33 @@ def _write_inputs(run_dir: Path, cfg: ExperimentConfig, source: Source, settings
         for spec in copies:
             copy_atomic(spec.source, run_dir / spec.copy)
         process_table = local.to_dict()
-    analysis = {"model": model or "a model trained elsewhere", "activations": str(source_path) if source_path else
-                "arrays in memory", "layers": names, "probe_layer": layer, "n_strings": int(len(ctx.tokens)),
-                "context_length": int(ctx.tokens.shape[1]), "bos": bool(ctx.bos), "reads": alignment.reads,
-                "start_token": alignment.start_token,
-                "vocab_map": None if alignment.vocab_map is None else list(alignment.vocab_map),
-                **{k: v for k, v in dict(extra or {}).items() if isinstance(v, (str, int, float, bool, list))}}
-    doc = {"name": cfg.name, "seed": cfg.seed, "process": process_table, ANALYSIS_TABLE: analysis,
-           "probe": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg.probe).items()},
-           "figures": {"formats": list(cfg.figures.formats), "dpi": cfg.figures.dpi}}
+    analysis = {
+        "model": model or "a model trained elsewhere",
+        "activations": str(source_path) if source_path else "arrays in memory",
+        "layers": names,
+        "probe_layer": layer,
+        "n_strings": int(len(ctx.tokens)),
+        "context_length": int(ctx.tokens.shape[1]),
+        "bos": bool(ctx.bos),
+        "reads": alignment.reads,
+        "start_token": alignment.start_token,
+        "vocab_map": None if alignment.vocab_map is None else list(alignment.vocab_map),
+        **{k: v for k, v in dict(extra or {}).items() if isinstance(v, (str, int, float, bool, list))},
+    }
+    doc = {
+        "name": cfg.name,
+        "seed": cfg.seed,
+        "process": process_table,
+        ANALYSIS_TABLE: analysis,
+        "probe": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg.probe).items()},
+        "figures": {"formats": list(cfg.figures.formats), "dpi": cfg.figures.dpi},
+    }
     write_text_atomic(run_dir / "config.toml", dumps(doc))
-    record = source.matrices_record(SPEC_COPY if settings is not None and settings.spec is not None else None,
-                                    settings.kind if settings is not None else None, tuple(c.copy for c in copies))
+    record = source.matrices_record(
+        SPEC_COPY if settings is not None and settings.spec is not None else None,
+        settings.kind if settings is not None else None,
+        tuple(c.copy for c in copies),
+    )
     if record is not None:
         write_json_atomic(run_dir / PROCESS_JSON, record)
 

@@ -17,15 +17,20 @@ from compmech.runs import shipped
 from compmech.runs.compiles import enable_persistent_cache
 from compmech.runs.config import ExperimentConfig, load_config
 from compmech.runs.experiment import run_experiment
-from compmech.runs.reproduce import reproduce as reproduce_paper
 from compmech.runs.reproduce import format_markdown, reproducible_studies, run_study
+from compmech.runs.reproduce import reproduce as reproduce_paper
 from compmech.runs.run_command import default_run_dir
 from compmech.runs.run_dir import Run, load_run
 from compmech.runs.sweep import load_sweep, run_sweep
 
 
-def run(config: str | Path | ExperimentConfig = shipped.DEFAULT_NAME, overrides: Mapping[str, Any] | None = None,
-        out: str | Path | None = None, *, progress: bool = True) -> Run:
+def run(
+    config: str | Path | ExperimentConfig = shipped.DEFAULT_NAME,
+    overrides: Mapping[str, Any] | None = None,
+    out: str | Path | None = None,
+    *,
+    progress: bool = True,
+) -> Run:
     """Run one experiment (or reuse its finished run) and load it, as ``compmech run`` does.
 
     Parameters
@@ -50,8 +55,10 @@ def run(config: str | Path | ExperimentConfig = shipped.DEFAULT_NAME, overrides:
     overrides = dict(overrides or {})
     if isinstance(config, ExperimentConfig):
         if overrides:
-            raise ValueError("overrides apply to a config file or a shipped config's name; change the "
-                             "ExperimentConfig with dataclasses.replace instead")
+            raise ValueError(
+                "overrides apply to a config file or a shipped config's name; change the "
+                "ExperimentConfig with dataclasses.replace instead"
+            )
         cfg = config
     else:
         cfg = load_config(shipped.resolve(str(config)), overrides)
@@ -64,8 +71,9 @@ def run(config: str | Path | ExperimentConfig = shipped.DEFAULT_NAME, overrides:
     return load_run(out)
 
 
-def sweep(path: str | Path, *, quick: bool = False, out: str | Path | None = None, progress: bool = True
-          ) -> list[dict[str, Any]]:
+def sweep(
+    path: str | Path, *, quick: bool = False, out: str | Path | None = None, progress: bool = True
+) -> list[dict[str, Any]]:
     """Run a sweep file (``compmech sweep``): one run per grid point, then its table; returns the table's rows
     (point, grid values, metrics, run directory)."""
     enable_persistent_cache()
@@ -74,8 +82,9 @@ def sweep(path: str | Path, *, quick: bool = False, out: str | Path | None = Non
     return run_sweep(loaded, Path(out), progress=progress, quick=quick)
 
 
-def reproduce(only: str | list[str] | None = None, *, quick: bool = False, out: str | Path | None = None,
-              progress: bool = True) -> str:
+def reproduce(
+    only: str | list[str] | None = None, *, quick: bool = False, out: str | Path | None = None, progress: bool = True
+) -> str:
     """``compmech reproduce``: the paper's experiments (or ``only`` some of them, or a study by name, e.g. "icl");
     returns the Markdown table it wrote."""
     enable_persistent_cache()

@@ -18,8 +18,20 @@ import numpy as np
 from compmech.runs.errors import ConfigError
 
 #: safetensors dtype codes -> NumPy dtypes (little-endian); "BF16" is handled apart.
-SAFETENSORS_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2",
-                      "I8": "i1", "U8": "u1", "U16": "<u2", "U32": "<u4", "U64": "<u8", "BOOL": "?"}
+SAFETENSORS_DTYPES = {
+    "F64": "<f8",
+    "F32": "<f4",
+    "F16": "<f2",
+    "I64": "<i8",
+    "I32": "<i4",
+    "I16": "<i2",
+    "I8": "i1",
+    "U8": "u1",
+    "U16": "<u2",
+    "U32": "<u4",
+    "U64": "<u8",
+    "BOOL": "?",
+}
 #: The largest safetensors header read (the format's own limit is 100 MB).
 MAX_HEADER_BYTES = 100_000_000
 
@@ -38,8 +50,10 @@ def read_arrays(path: str | Path) -> dict[str, np.ndarray]:
         return _read_npz(path)
     if suffix == ".safetensors":
         return read_safetensors(path)
-    raise ArrayFileError(f"{path}: unknown array file type {suffix!r}; save the arrays with numpy.savez "
-                         "(.npz) or safetensors (.safetensors)")
+    raise ArrayFileError(
+        f"{path}: unknown array file type {suffix!r}; save the arrays with numpy.savez "
+        "(.npz) or safetensors (.safetensors)"
+    )
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
@@ -49,8 +63,7 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     except ValueError as exc:  # an object array needs pickle, which is never used
         raise ArrayFileError(f"{path}: {exc}; save plain numeric arrays (no object arrays)") from None
     except (OSError, EOFError) as exc:
-        raise ArrayFileError(f"{path} is not a readable .npz file ({exc}); write it again with numpy.savez") \
-            from None
+        raise ArrayFileError(f"{path} is not a readable .npz file ({exc}); write it again with numpy.savez") from None
 
 
 def read_safetensors(path: str | Path) -> dict[str, np.ndarray]:
@@ -59,8 +72,10 @@ def read_safetensors(path: str | Path) -> dict[str, np.ndarray]:
     raw = path.read_bytes()
 
     def damaged(why: str) -> ArrayFileError:
-        return ArrayFileError(f"{path} is not a valid safetensors file ({why}); write it again with "
-                              "safetensors.numpy.save_file or safetensors.torch.save_file")
+        return ArrayFileError(
+            f"{path} is not a valid safetensors file ({why}); write it again with "
+            "safetensors.numpy.save_file or safetensors.torch.save_file"
+        )
 
     if len(raw) < 8:
         raise damaged("shorter than its 8-byte header length")
@@ -73,7 +88,7 @@ def read_safetensors(path: str | Path) -> dict[str, np.ndarray]:
         raise damaged(f"its header is not JSON: {exc}") from None
     if not isinstance(header, dict):
         raise damaged("its header is not a JSON object")
-    data = memoryview(raw)[8 + n:]
+    data = memoryview(raw)[8 + n :]
     out = {}
     for name, entry in header.items():
         if name == "__metadata__":
@@ -88,8 +103,9 @@ def read_safetensors(path: str | Path) -> dict[str, np.ndarray]:
             dtype = np.dtype(SAFETENSORS_DTYPES[code])
             width = dtype.itemsize
         else:
-            raise ArrayFileError(f"{path}: tensor {name!r} has dtype {code}, which NumPy cannot hold; save it as "
-                                 "float32")
+            raise ArrayFileError(
+                f"{path}: tensor {name!r} has dtype {code}, which NumPy cannot hold; save it as float32"
+            )
         count = int(np.prod(shape, dtype=np.int64))
         if not 0 <= start <= stop <= len(data) or stop - start != count * width:
             raise damaged(f"tensor {name!r}: data_offsets {start}..{stop} do not hold {count} x {width} bytes")

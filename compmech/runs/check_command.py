@@ -16,8 +16,18 @@ from typing import Any
 
 from compmech.runs.errors import ConfigError, RunDirError
 from compmech.runs.files import write_text_atomic
-from compmech.runs.published import (PublishedEntry, Verdict, check_record, format_verdicts, load_published,
-                                     published_path, published_tables, run_record, splice_tables, verdict_summary)
+from compmech.runs.published import (
+    PublishedEntry,
+    Verdict,
+    check_record,
+    format_verdicts,
+    load_published,
+    published_path,
+    published_tables,
+    run_record,
+    splice_tables,
+    verdict_summary,
+)
 
 
 def read_run_config(run_dir: Path) -> dict[str, Any]:
@@ -45,25 +55,45 @@ def check_run_dirs(run_dirs: list[Path], published_file: Path | None = None) -> 
         verdicts += check_record(entry, record, published.level)
         entries.setdefault(entry.experiment, entry)
         environments.setdefault(entry.experiment, record.get("environment") or {})
-        heads.append(f"- {run_dir}: {entry.experiment} at the {entry.budget} budget (seed {record.get('seed', '?')}); "
-                     f"published over {len(entry.seeds)} seeds by `{entry.rerun or entry.command}` on "
-                     f"{entry.environment.get('cpu', '?')}")
-    text = ("\n".join(heads) + "\n\n" + format_verdicts(verdicts, published.level) + "\n"
-            + verdict_summary(verdicts, entries, environments, published.level))
+        heads.append(
+            f"- {run_dir}: {entry.experiment} at the {entry.budget} budget (seed {record.get('seed', '?')}); "
+            f"published over {len(entry.seeds)} seeds by `{entry.rerun or entry.command}` on "
+            f"{entry.environment.get('cpu', '?')}"
+        )
+    text = (
+        "\n".join(heads)
+        + "\n\n"
+        + format_verdicts(verdicts, published.level)
+        + "\n"
+        + verdict_summary(verdicts, entries, environments, published.level)
+    )
     return text, not any(v.inside is False for v in verdicts)
 
 
 def add_check_command(subparsers: Any) -> None:
     """Add ``check RUN_DIR [RUN_DIR ...] [--published FILE]`` and ``check --tables [--update PAGE]``."""
-    p = subparsers.add_parser("check", help="compare a finished run's numbers with the published spread over seeds",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "check",
+        help="compare a finished run's numbers with the published spread over seeds",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("run_dirs", type=Path, nargs="*", metavar="RUN_DIR", help="a finished run directory")
-    p.add_argument("--published", type=Path, metavar="FILE", default=None,
-                   help=f"the published-numbers file (default: the one shipped, {published_path()})")
+    p.add_argument(
+        "--published",
+        type=Path,
+        metavar="FILE",
+        default=None,
+        help=f"the published-numbers file (default: the one shipped, {published_path()})",
+    )
     p.add_argument("--tables", action="store_true", help="print the published numbers as Markdown tables")
-    p.add_argument("--update", type=Path, metavar="PAGE", default=None,
-                   help="with --tables: write them into the Markdown page PAGE between its markers "
-                        "(docs/reproducibility.md)")
+    p.add_argument(
+        "--update",
+        type=Path,
+        metavar="PAGE",
+        default=None,
+        help="with --tables: write them into the Markdown page PAGE between its markers (docs/reproducibility.md)",
+    )
     p.set_defaults(func=_cmd_check)
 
 
@@ -77,8 +107,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
             print(f"written the published tables into {args.update}")
         return 0
     if not args.run_dirs:
-        raise ConfigError("name a finished run directory (compmech check RUN_DIR), or print the published numbers "
-                          "(compmech check --tables)")
+        raise ConfigError(
+            "name a finished run directory (compmech check RUN_DIR), or print the published numbers "
+            "(compmech check --tables)"
+        )
     text, ok = check_run_dirs(list(args.run_dirs), args.published)
     print(text)
     return 0 if ok else 1

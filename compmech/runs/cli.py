@@ -16,31 +16,67 @@ from compmech.runs.distributed import initialize_from_environment
 #: command being run is imported, so `compmech --help` and the theory commands never import JAX
 #: (or matplotlib) for nothing.
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "run": ("compmech.runs.run_command", "add_run_command",
-            "run an experiment end to end (default: the paper's Mess3 experiment)"),
-    "reproduce": ("compmech.runs.reproduce", "add_reproduce_command",
-                  "run the paper's experiments (Mess3, RRXOR, Z1R) and compare; --only STUDY: a study beyond the "
-                  "paper (compmech reproduce --help lists them)"),
-    "check": ("compmech.runs.check_command", "add_check_command",
-              "compare a finished run's numbers with the published spread over seeds (exit 1 when one lies outside)"),
-    "sweep": ("compmech.runs.sweep", "add_sweep_command",
-              "run one config over a grid of values of its keys (one run per point) and tabulate the results"),
-    "report": ("compmech.runs.report", "add_report_command",
-               "write a run's results as one self-contained HTML page (RUN/report.html)"),
-    "configs": ("compmech.runs.shipped", "add_configs_command",
-                "list the experiment configs and process specs that ship with compmech"),
-    "probe": ("compmech.runs.analyze_commands", "add_probe_command",
-              "analyse the activations of a model trained elsewhere (.npz or .safetensors) for a process's beliefs"),
-    "contexts": ("compmech.runs.analyze_commands", "add_contexts_command",
-                 "write a process's exact evaluation set (strings, probabilities, beliefs, next-token laws) as .npz"),
-    "export-tl": ("compmech.interop.transformer_lens", "add_export_tl_command",
-                  "export a run's trained transformer for TransformerLens (HookedTransformer config + state dict)"),
-    "processes": ("compmech.runs.theory_commands", "add_theory_commands",
-                  "list every named process with its parameters and defaults"),
-    "info": ("compmech.runs.theory_commands", "add_theory_commands",
-             "information measures of a process (h_mu, C_mu, E, T, S, chi, orders, dimension)"),
-    "msp": ("compmech.runs.theory_commands", "add_theory_commands",
-            "the mixed-state presentation: summary, and a plot of beliefs or of the MSP graph"),
+    "run": (
+        "compmech.runs.run_command",
+        "add_run_command",
+        "run an experiment end to end (default: the paper's Mess3 experiment)",
+    ),
+    "reproduce": (
+        "compmech.runs.reproduce",
+        "add_reproduce_command",
+        "run the paper's experiments (Mess3, RRXOR, Z1R) and compare; --only STUDY: a study beyond the "
+        "paper (compmech reproduce --help lists them)",
+    ),
+    "check": (
+        "compmech.runs.check_command",
+        "add_check_command",
+        "compare a finished run's numbers with the published spread over seeds (exit 1 when one lies outside)",
+    ),
+    "sweep": (
+        "compmech.runs.sweep",
+        "add_sweep_command",
+        "run one config over a grid of values of its keys (one run per point) and tabulate the results",
+    ),
+    "report": (
+        "compmech.runs.report",
+        "add_report_command",
+        "write a run's results as one self-contained HTML page (RUN/report.html)",
+    ),
+    "configs": (
+        "compmech.runs.shipped",
+        "add_configs_command",
+        "list the experiment configs and process specs that ship with compmech",
+    ),
+    "probe": (
+        "compmech.runs.analyze_commands",
+        "add_probe_command",
+        "analyse the activations of a model trained elsewhere (.npz or .safetensors) for a process's beliefs",
+    ),
+    "contexts": (
+        "compmech.runs.analyze_commands",
+        "add_contexts_command",
+        "write a process's exact evaluation set (strings, probabilities, beliefs, next-token laws) as .npz",
+    ),
+    "export-tl": (
+        "compmech.interop.transformer_lens",
+        "add_export_tl_command",
+        "export a run's trained transformer for TransformerLens (HookedTransformer config + state dict)",
+    ),
+    "processes": (
+        "compmech.runs.theory_commands",
+        "add_theory_commands",
+        "list every named process with its parameters and defaults",
+    ),
+    "info": (
+        "compmech.runs.theory_commands",
+        "add_theory_commands",
+        "information measures of a process (h_mu, C_mu, E, T, S, chi, orders, dimension)",
+    ),
+    "msp": (
+        "compmech.runs.theory_commands",
+        "add_theory_commands",
+        "the mixed-state presentation: summary, and a plot of beliefs or of the MSP graph",
+    ),
 }
 
 
@@ -71,8 +107,10 @@ def os_error_message(exc: OSError) -> str:
     """One line for a failed file operation: which file, what went wrong, what to do."""
     where = f" {exc.filename}" if exc.filename else ""
     if exc.errno == errno.ENOSPC:
-        return (f"the disk is full (writing{where or ' the run directory'}); free some space, or pass "
-                "--out on another disk, and run the same command again (a run resumes)")
+        return (
+            f"the disk is full (writing{where or ' the run directory'}); free some space, or pass "
+            "--out on another disk, and run the same command again (a run resumes)"
+        )
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"cannot write{where}: {exc.strerror}; pass --out DIR in a writable place"
     return f"file operation failed on{where or ' a file'}: {exc.strerror or exc}"
@@ -94,15 +132,20 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except SystemExit as exc:  # sys.exit() in code the command ran (a plugin's module or factory): the command did
         # not finish, so it never exits 0
-        print(f"compmech: error: the command stopped before it finished: code it ran called sys.exit({exc.code!r})",
-              file=sys.stderr)
+        print(
+            f"compmech: error: the command stopped before it finished: code it ran called sys.exit({exc.code!r})",
+            file=sys.stderr,
+        )
         return exc.code if isinstance(exc.code, int) and exc.code not in (0, 2) else 1
     except ValueError as exc:  # ConfigError, ProcessError and the libraries' own input checks
         print(f"compmech: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except MemoryError:
-        print("compmech: error: out of memory; make the run smaller ([model] context_length, d_model, "
-              "[training] batch_size)", file=sys.stderr)
+        print(
+            "compmech: error: out of memory; make the run smaller ([model] context_length, d_model, "
+            "[training] batch_size)",
+            file=sys.stderr,
+        )
         return 2
     except BrokenPipeError:  # the reader of stdout went away (e.g. `compmech msp ... | head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

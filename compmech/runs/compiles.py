@@ -107,8 +107,12 @@ class CompileStats:
         return self.requests - self.cache_hits
 
     def to_json(self) -> dict[str, float | int]:
-        return {"compiled": self.compiled, "cache_hits": self.cache_hits, "requests": self.requests,
-                "seconds": round(self.seconds, 3)}
+        return {
+            "compiled": self.compiled,
+            "cache_hits": self.cache_hits,
+            "requests": self.requests,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 class CompileCount:
@@ -129,5 +133,6 @@ class CompileCount:
     def stats(self) -> CompileStats:
         with _LOCK:
             end = self._end or (_TOTALS.requests, _TOTALS.cache_hits, _TOTALS.seconds)
-        return CompileStats(requests=end[0] - self._start[0], cache_hits=end[1] - self._start[1],
-                            seconds=end[2] - self._start[2])
+        return CompileStats(
+            requests=end[0] - self._start[0], cache_hits=end[1] - self._start[1], seconds=end[2] - self._start[2]
+        )

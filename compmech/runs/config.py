@@ -8,22 +8,56 @@ reader's module, for callers that want one import.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import predictive_models  # a lazy package (PEP 562): JAX is imported only when a model config is built
 from compmech import studies
 from compmech.runs import shipped
 from compmech.runs.errors import ConfigError
-from compmech.runs.settings import (FAMILY_KINDS, MAX_DPI, PROCESS_KINDS, RANDOM_MARKOV_KEYS, REGIMES, WEIGHTS_ATOL,
-                                    DataSettings, ExperimentConfig, FigureSettings, ProbeSettings, ProcessSettings,
-                                    TrackingSettings, process_settings, quick_steps, set_dotted)
+from compmech.runs.settings import (
+    FAMILY_KINDS,
+    MAX_DPI,
+    PROCESS_KINDS,
+    RANDOM_MARKOV_KEYS,
+    REGIMES,
+    WEIGHTS_ATOL,
+    DataSettings,
+    ExperimentConfig,
+    FigureSettings,
+    ProbeSettings,
+    ProcessSettings,
+    TrackingSettings,
+    process_settings,
+    quick_steps,
+    set_dotted,
+)
 from compmech.runs.toml_io import read_toml
 
-__all__ = ["DEFAULT_CONFIG", "FAMILY_KINDS", "MAX_DPI", "PROCESS_KINDS", "RANDOM_MARKOV_KEYS", "REGIMES",
-           "WEIGHTS_ATOL", "ConfigError", "DataSettings", "ExperimentConfig", "FigureSettings", "ProbeSettings",
-           "ProcessSettings", "TrackingSettings", "config_from_dict", "load_config", "process_settings", "quick_steps",
-           "read_toml", "set_dotted", "table_settings"]
+__all__ = [
+    "DEFAULT_CONFIG",
+    "FAMILY_KINDS",
+    "MAX_DPI",
+    "PROCESS_KINDS",
+    "RANDOM_MARKOV_KEYS",
+    "REGIMES",
+    "WEIGHTS_ATOL",
+    "ConfigError",
+    "DataSettings",
+    "ExperimentConfig",
+    "FigureSettings",
+    "ProbeSettings",
+    "ProcessSettings",
+    "TrackingSettings",
+    "config_from_dict",
+    "load_config",
+    "process_settings",
+    "quick_steps",
+    "read_toml",
+    "set_dotted",
+    "table_settings",
+]
 
 #: The config `compmech run` runs when given none (`compmech.runs.shipped`: the shipped configs).
 DEFAULT_CONFIG = shipped.config_path(shipped.DEFAULT_NAME)
@@ -55,7 +89,7 @@ def config_from_dict(raw: Mapping[str, Any], source: str = "<config>") -> Experi
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
         raise ConfigError(f"{source}: seed must be an integer in [0, 2**32); got {seed!r}")
     if "process" not in raw:
-        raise ConfigError(f"{source}: missing [process] table; add e.g. [process] name = \"mess3\"")
+        raise ConfigError(f'{source}: missing [process] table; add e.g. [process] name = "mess3"')
 
     try:
         process = process_settings(raw["process"])
@@ -68,8 +102,19 @@ def config_from_dict(raw: Mapping[str, Any], source: str = "<config>") -> Experi
     figures = _section(FigureSettings, raw.get("figures", {}), "figures", source)
     studies = _studies(raw.get("studies", {}), source)
     tracking = _section(TrackingSettings, raw.get("tracking", {}), "tracking", source)
-    cfg = ExperimentConfig(name=name, seed=seed, process=process, model=model, training=training,
-                           probe=probe, figures=figures, source=source, data=data, studies=studies, tracking=tracking)
+    cfg = ExperimentConfig(
+        name=name,
+        seed=seed,
+        process=process,
+        model=model,
+        training=training,
+        probe=probe,
+        figures=figures,
+        source=source,
+        data=data,
+        studies=studies,
+        tracking=tracking,
+    )
     # Build the library configs once so that their own checks run now, not mid-experiment.
     try:
         cfg.model_config(vocab_size=2)
@@ -117,8 +162,11 @@ def _check_types(cls: type, table: Any, section: str, source: str, exclude: set[
         if key not in fields:
             raise ConfigError(f"{source}: unknown key [{section}] {key!r}; allowed: {', '.join(fields)}")
         f = fields[key]
-        default = f.default if f.default is not dataclasses.MISSING else (
-            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)  # type: ignore[misc]
+        default = (
+            f.default
+            if f.default is not dataclasses.MISSING
+            else (f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        )  # type: ignore[misc]
         if not _type_ok(default, value, str(f.type)):
             want = "a number" if isinstance(default, float) else type(default).__name__
             if "int | str" in str(f.type):
@@ -131,8 +179,11 @@ def _check_types(cls: type, table: Any, section: str, source: str, exclude: set[
     out = {}
     for key, value in table.items():
         default = fields[key].default
-        out[key] = tuple(value) if isinstance(default, tuple) else (
-            float(value) if isinstance(default, float) and not isinstance(value, bool) else value)
+        out[key] = (
+            tuple(value)
+            if isinstance(default, tuple)
+            else (float(value) if isinstance(default, float) and not isinstance(value, bool) else value)
+        )
     return out
 
 

@@ -42,5 +42,11 @@ class SampledBlock:
     def as_context_set(self, optimal_loss: np.ndarray, bos: bool) -> ContextSet:
         """These sequences as the `ContextSet` the figures and the training evolution read (uniform weights)."""
         n = self.tokens.shape[0]
-        return ContextSet(tokens=self.tokens, probs=np.full(n, 1.0 / n), beliefs=self.beliefs,
-                          next_token_probs=self.next_token_probs, optimal_loss=optimal_loss, bos=bos)
+        return ContextSet(
+            tokens=self.tokens,
+            probs=np.full(n, 1.0 / n),
+            beliefs=self.beliefs,
+            next_token_probs=self.next_token_probs,
+            optimal_loss=optimal_loss,
+            bos=bos,
+        )

@@ -43,8 +43,10 @@ def check_address(text: str) -> tuple[str, int]:
     if ok and ":" in host:  # IPv6: [::1]:1234
         ok = host.startswith("[") and host.endswith("]")
     if not ok:
-        raise ConfigError(f"environment variable {ENV_ADDRESS}={text!r} must be host:port of process 0 (e.g. "
-                          "node0:12345, or [::1]:12345); fix it or unset it to run as one process")
+        raise ConfigError(
+            f"environment variable {ENV_ADDRESS}={text!r} must be host:port of process 0 (e.g. "
+            "node0:12345, or [::1]:12345); fix it or unset it to run as one process"
+        )
     return host.strip("[]"), int(port)
 
 
@@ -60,9 +62,11 @@ def _timeout() -> int:
 def _not_joined(address: str, n: int, pid: int, timeout: int) -> str:
     """The line said when the processes did not all join within ``timeout`` seconds."""
     if pid == 0:
-        who = (f"process 1 did not join" if n == 2 else f"not every one of processes 1..{n - 1} joined")
-        return (f"process 0 of {n}: {who} within {timeout} s (the coordinator listens at {address}); start each "
-                f"with the same {ENV_ADDRESS} and {ENV_PROCESSES}={n} and its own {ENV_ID}, or raise {ENV_TIMEOUT}")
+        who = "process 1 did not join" if n == 2 else f"not every one of processes 1..{n - 1} joined"
+        return (
+            f"process 0 of {n}: {who} within {timeout} s (the coordinator listens at {address}); start each "
+            f"with the same {ENV_ADDRESS} and {ENV_PROCESSES}={n} and its own {ENV_ID}, or raise {ENV_TIMEOUT}"
+        )
     host, port = check_address(address)
     try:
         with socket.create_connection((host, port), timeout=2):
@@ -79,8 +83,10 @@ def _int_env(name: str, low: int) -> int:
     except ValueError:
         value = low - 1
     if value < low:
-        raise ConfigError(f"environment variable {name}={text!r} must be an integer >= {low}; fix it or unset "
-                          f"{ENV_ADDRESS}, {ENV_PROCESSES} and {ENV_ID} to run as one process")
+        raise ConfigError(
+            f"environment variable {name}={text!r} must be an integer >= {low}; fix it or unset "
+            f"{ENV_ADDRESS}, {ENV_PROCESSES} and {ENV_ID} to run as one process"
+        )
     return value
 
 
@@ -95,8 +101,9 @@ def initialize_from_environment() -> bool:
     if given:
         if len(given) != 3:
             missing = sorted({ENV_ADDRESS, ENV_PROCESSES, ENV_ID} - set(given))
-            raise ConfigError(f"a multi-process run needs {ENV_ADDRESS}, {ENV_PROCESSES} and {ENV_ID}; "
-                              f"{', '.join(missing)} not set")
+            raise ConfigError(
+                f"a multi-process run needs {ENV_ADDRESS}, {ENV_PROCESSES} and {ENV_ID}; {', '.join(missing)} not set"
+            )
         n = _int_env(ENV_PROCESSES, 1)
         pid = _int_env(ENV_ID, 0)
         if pid >= n:
@@ -105,13 +112,22 @@ def initialize_from_environment() -> bool:
         check_address(address)
         timeout = _timeout()
         with _watchdog(_not_joined, address, n, pid, timeout):
-            jax.distributed.initialize(address, num_processes=n, process_id=pid,
-                                       initialization_timeout=timeout + _JAX_GRACE_S)
+            jax.distributed.initialize(
+                address, num_processes=n, process_id=pid, initialization_timeout=timeout + _JAX_GRACE_S
+            )
     else:
         timeout = _timeout()
         where = f"SLURM job {os.environ.get('SLURM_JOB_ID')}"
-        with _watchdog(lambda *_: f"the {slurm_tasks} tasks of {where} did not all join within {timeout} s; "
-                                  f"check srun's tasks, or raise {ENV_TIMEOUT}", "", 0, 0, timeout):
+        with _watchdog(
+            lambda *_: (
+                f"the {slurm_tasks} tasks of {where} did not all join within {timeout} s; "
+                f"check srun's tasks, or raise {ENV_TIMEOUT}"
+            ),
+            "",
+            0,
+            0,
+            timeout,
+        ):
             # JAX's SLURM detection: coordinator, process count and id from SLURM_*
             jax.distributed.initialize(initialization_timeout=timeout + _JAX_GRACE_S)
     return True
@@ -135,7 +151,7 @@ class _watchdog:
         print(f"compmech: error: {text}", file=sys.stderr, flush=True)
         os._exit(1)
 
-    def __enter__(self) -> "_watchdog":
+    def __enter__(self) -> _watchdog:
         self.timer.start()
         return self
 

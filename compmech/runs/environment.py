@@ -61,7 +61,15 @@ def run_environment() -> dict[str, Any]:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
-    return {"compmech": compmech.__version__, "python": sys.version.split()[0], "platform": platform.platform(),
-            "cpu": cpu_model(), "cpu_features": cpu_features(), "cpu_count": os.cpu_count(), "libraries": versions,
-            "xla_flags": os.environ.get("XLA_FLAGS", ""), "jax_backend": jax.default_backend(),
-            "devices": [str(d) for d in jax.devices()]}
+    return {
+        "compmech": compmech.__version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cpu_features": cpu_features(),
+        "cpu_count": os.cpu_count(),
+        "libraries": versions,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "jax_backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+    }

@@ -32,13 +32,21 @@ from compmech.runs.contexts import ContextSet
 from compmech.runs.distributed import is_lead_process
 from compmech.runs.environment import run_environment
 from compmech.runs.errors import RunDirError
-from compmech.runs.files import (LOCK_NAME, directory_lock, is_complete, mark_complete, mark_unfinished,
-                                 remove_stale_temp_files, write_bytes_atomic, write_json_atomic, write_text_atomic)
+from compmech.runs.files import (
+    LOCK_NAME,
+    directory_lock,
+    is_complete,
+    mark_complete,
+    mark_unfinished,
+    remove_stale_temp_files,
+    write_bytes_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
 from compmech.runs.paper import paper_results
 from compmech.runs.preflight import MemoryEstimate, check_learnable, check_memory, check_output_dir, estimate_memory
 from compmech.runs.probing import probe_model, probed_layers
-from compmech.runs.processes import (PROCESS_JSON, SPEC_COPY, SpecCopy, build_process, localize_process,
-                                     plugin_sources)
+from compmech.runs.processes import PROCESS_JSON, SPEC_COPY, SpecCopy, build_process, localize_process, plugin_sources
 from compmech.runs.progress import PhaseTimes, phase
 from compmech.runs.records import EvolutionPoint, probe_fields
 from compmech.runs.regime import RegimeChoice, choose_regime
@@ -98,14 +106,30 @@ def plan_run(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, availa
     except ValueError as exc:
         raise ConfigError(f"{cfg.source}: {exc}") from None
     regime = choose_regime(cfg, source, model_cfg.context_length)
-    memory = estimate_memory(cfg.model, cfg.training, source.traits.belief_size, source.vocab_size,
-                             include_concat=cfg.probe.include_concat, bos=cfg.data.bos, regime=regime)
+    memory = estimate_memory(
+        cfg.model,
+        cfg.training,
+        source.traits.belief_size,
+        source.vocab_size,
+        include_concat=cfg.probe.include_concat,
+        bos=cfg.data.bos,
+        regime=regime,
+    )
     check_memory(memory, cfg.source, available)
     check_output_dir(run_dir)
     settings, spec_copies = localize_process(cfg.process, base_dir)
-    return RunPlan(cfg=dataclasses.replace(cfg, process=settings), source=source, model_cfg=model_cfg,
-                   train_cfg=train_cfg, layer=layer, memory=memory, run_dir=run_dir, spec_copies=spec_copies,
-                   regime=regime, checked_depth=checked_depth)
+    return RunPlan(
+        cfg=dataclasses.replace(cfg, process=settings),
+        source=source,
+        model_cfg=model_cfg,
+        train_cfg=train_cfg,
+        layer=layer,
+        memory=memory,
+        run_dir=run_dir,
+        spec_copies=spec_copies,
+        regime=regime,
+        checked_depth=checked_depth,
+    )
 
 
 #: A run directory's identity (`run_identity`): what its run was made from, by hash, checked when it is run again.
@@ -134,8 +158,9 @@ def _sha256(data: bytes) -> str:
 def _process_record(plan: RunPlan) -> dict[str, Any] | None:
     """process.json's content for this run (None for a source without matrices)."""
     cfg = plan.cfg
-    return plan.source.matrices_record(SPEC_COPY if cfg.process.spec is not None else None, cfg.process.kind,
-                                       tuple(c.copy for c in plan.spec_copies))
+    return plan.source.matrices_record(
+        SPEC_COPY if cfg.process.spec is not None else None, cfg.process.kind, tuple(c.copy for c in plan.spec_copies)
+    )
 
 
 def check_run_identity(plan: RunPlan) -> None:
@@ -151,19 +176,24 @@ def check_run_identity(plan: RunPlan) -> None:
     try:
         old = read_toml(config_path, "the run's config")
     except ConfigError as exc:
-        raise ConfigError(f"run directory {run_dir} is damaged: {exc}; delete {run_dir} to start again, "
-                          "or pass --out DIR for a new run directory") from None
+        raise ConfigError(
+            f"run directory {run_dir} is damaged: {exc}; delete {run_dir} to start again, "
+            "or pass --out DIR for a new run directory"
+        ) from None
     new = tomllib.loads(cfg.to_toml())
     if _run_identity(old) != _run_identity(new):
-        raise ConfigError(f"run directory {run_dir} holds a run with a different config "
-                          f"({_first_difference(old, new)}); {fix}")
+        raise ConfigError(
+            f"run directory {run_dir} holds a run with a different config ({_first_difference(old, new)}); {fix}"
+        )
     record = _process_record(plan)
     old_record = _read_json_or_none(run_dir / PROCESS_JSON)
     if (run_dir / PROCESS_JSON).exists() and record is not None and old_record != record:
         what = _first_difference(old_record, record) if isinstance(old_record, dict) else "not a JSON object"
-        raise ConfigError(f"run directory {run_dir}: its {PROCESS_JSON} is not the process this config builds "
-                          f"({what}): the file was edited, or the process (a spec file, a plugin module) changed "
-                          f"since the run was made; {fix}")
+        raise ConfigError(
+            f"run directory {run_dir}: its {PROCESS_JSON} is not the process this config builds "
+            f"({what}): the file was edited, or the process (a spec file, a plugin module) changed "
+            f"since the run was made; {fix}"
+        )
     identity = _read_json_or_none(run_dir / IDENTITY_JSON)
     if not isinstance(identity, dict):
         return  # written before identity.json existed: the config and the matrices are what can be compared
@@ -171,13 +201,17 @@ def check_run_identity(plan: RunPlan) -> None:
     for copy, digest in (identity.get("specs") or {}).items():
         if now["specs"].get(copy, digest) != digest:
             source = next(s.source for s in plan.spec_copies if s.copy == copy)
-            raise ConfigError(f"run directory {run_dir} was made from another version of the spec file {source} "
-                              f"(its SHA-256 differs from the one in {IDENTITY_JSON}); {fix}")
+            raise ConfigError(
+                f"run directory {run_dir} was made from another version of the spec file {source} "
+                f"(its SHA-256 differs from the one in {IDENTITY_JSON}); {fix}"
+            )
     for module, digest in (identity.get("plugins") or {}).items():
         if now["plugins"].get(module, digest) != digest:
-            raise ConfigError(f"run directory {run_dir} was made with another version of the module {module!r} "
-                              f"({plugin_sources(cfg.process)[module]}: its SHA-256 differs from the one in "
-                              f"{IDENTITY_JSON}); {fix}")
+            raise ConfigError(
+                f"run directory {run_dir} was made with another version of the module {module!r} "
+                f"({plugin_sources(cfg.process)[module]}: its SHA-256 differs from the one in "
+                f"{IDENTITY_JSON}); {fix}"
+            )
 
 
 def prepare_run_dir(plan: RunPlan, *, created: bool | None = None) -> None:
@@ -228,8 +262,9 @@ def finished_summary(cfg: ExperimentConfig, out_dir: str | Path | None = None) -
         return None
 
 
-def run_or_reuse(cfg: ExperimentConfig, out_dir: str | Path, *, progress: bool = True,
-                 command: str | None = None) -> RunSummary:
+def run_or_reuse(
+    cfg: ExperimentConfig, out_dir: str | Path, *, progress: bool = True, command: str | None = None
+) -> RunSummary:
     """The summary of ``cfg``'s run in ``out_dir``: the finished one when it is there (`finished_summary`), else
     the run's, made now (`run_experiment`, resuming whatever an interrupted run left)."""
     summary = finished_summary(cfg, out_dir)
@@ -278,8 +313,9 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, progress: bool = True,
-                   command: str | None = None) -> RunSummary | None:
+def run_experiment(
+    cfg: ExperimentConfig, out_dir: str | Path | None = None, *, progress: bool = True, command: str | None = None
+) -> RunSummary | None:
     """Train, probe and plot as ``cfg`` says; write the run directory; return the summary. Under `jax.distributed`
     every process trains; process 0 alone writes the run directory (the others return None after training).
 
@@ -291,34 +327,58 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, *, 
         return _run_experiment(cfg, out_dir, progress=progress, command=command, compiles=compiles)
 
 
-def _run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None, *, progress: bool, command: str | None,
-                    compiles: CompileCount) -> RunSummary | None:
+def _run_experiment(
+    cfg: ExperimentConfig, out_dir: str | Path | None, *, progress: bool, command: str | None, compiles: CompileCount
+) -> RunSummary | None:
     start = time.time()
     plan = plan_run(cfg, out_dir)
     lead = is_lead_process()  # under jax.distributed, process 0 writes; the others only train with it
     with directory_lock(plan.run_dir) if lead else contextlib.nullcontext(False) as created:
-        return _locked_run(plan, cfg, start=start, lead=lead, created=created, progress=progress, command=command,
-                           compiles=compiles)
+        return _locked_run(
+            plan, cfg, start=start, lead=lead, created=created, progress=progress, command=command, compiles=compiles
+        )
 
 
-def _locked_run(plan: RunPlan, cfg: ExperimentConfig, *, start: float, lead: bool, created: bool, progress: bool,
-                command: str | None, compiles: CompileCount) -> RunSummary | None:
+def _locked_run(
+    plan: RunPlan,
+    cfg: ExperimentConfig,
+    *,
+    start: float,
+    lead: bool,
+    created: bool,
+    progress: bool,
+    command: str | None,
+    compiles: CompileCount,
+) -> RunSummary | None:
     progress = progress and lead
     if lead:
         prepare_run_dir(plan, created=created)
     if progress:
-        print(f"compmech run {cfg.name}: {plan.source.name} -> {plan.run_dir} ({plan.memory.n_strings:,} context "
-              f"strings at most: {plan.regime.name} regime; estimated peak memory {plan.memory.peak / 2**30:.2g} GiB)",
-              file=sys.stderr, flush=True)
+        print(
+            f"compmech run {cfg.name}: {plan.source.name} -> {plan.run_dir} ({plan.memory.n_strings:,} context "
+            f"strings at most: {plan.regime.name} regime; estimated peak memory {plan.memory.peak / 2**30:.2g} GiB)",
+            file=sys.stderr,
+            flush=True,
+        )
     if lead and plan.checked_depth < plan.words_used:
-        print(f"compmech: note: {plan.source.name}'s word probabilities were checked >= 0 for every word of up to "
-              f"{plan.checked_depth:.0f} tokens only, of the {plan.words_used} this run uses (its state vectors grow "
-              "past the check's budget); summary.json records it", file=sys.stderr, flush=True)
+        print(
+            f"compmech: note: {plan.source.name}'s word probabilities were checked >= 0 for every word of up to "
+            f"{plan.checked_depth:.0f} tokens only, of the {plan.words_used} this run uses (its state vectors grow "
+            "past the check's budget); summary.json records it",
+            file=sys.stderr,
+            flush=True,
+        )
     times = PhaseTimes()
     eval_set, ctx, floor = evaluation_set(plan, progress=progress, times=times)
     with phase("train", enabled=False, times=times):  # train draws its own bar
-        result = predictive_models.train(plan.model_cfg, plan.train_cfg, SourceData(plan.source, cfg.data.bos),
-                                         eval_set, plan.run_dir, progress=progress)
+        result = predictive_models.train(
+            plan.model_cfg,
+            plan.train_cfg,
+            SourceData(plan.source, cfg.data.bos),
+            eval_set,
+            plan.run_dir,
+            progress=progress,
+        )
     if not lead:
         return None  # the lead process probes, plots and writes the summary
     untrained = predictive_models.initial_params(plan.model_cfg, plan.train_cfg)  # the untrained-model control
@@ -326,19 +386,43 @@ def _locked_run(plan: RunPlan, cfg: ExperimentConfig, *, start: float, lead: boo
     with phase("geometry", enabled=progress, times=times):
         geometry = geometry_analysis(plan.source, probe, plan.layer, cfg.seed, tokens=ctx.tokens)
     evolution = _evolution_phase(plan, result, ctx, eval_set, probe, geometry, progress=progress, times=times)
-    write_json_atomic(plan.run_dir / "analysis.json", {"layer": plan.layer, "geometry": geometry.to_json(),
-                                                        "evolution": [e.to_json() for e in evolution]})
+    write_json_atomic(
+        plan.run_dir / "analysis.json",
+        {"layer": plan.layer, "geometry": geometry.to_json(), "evolution": [e.to_json() for e in evolution]},
+    )
     with phase("figures", enabled=progress, times=times):
         figure_paths = make_figures(cfg, plan.run_dir, plan.source, ctx, result.history, probe, plan.layer)
         figure_paths += analysis_figures(cfg, plan.run_dir, plan.source, geometry, evolution, probe.probe_layer)
-    outputs = studies.run_studies(studies.StudyInputs(
-        cfg=cfg, source=plan.source, model_cfg=plan.model_cfg, params_state=result.params_state,
-        untrained_params=untrained, ctx=ctx, probe=probe, run_dir=plan.run_dir, regime=plan.regime,
-        progress=progress))
+    outputs = studies.run_studies(
+        studies.StudyInputs(
+            cfg=cfg,
+            source=plan.source,
+            model_cfg=plan.model_cfg,
+            params_state=result.params_state,
+            untrained_params=untrained,
+            ctx=ctx,
+            probe=probe,
+            run_dir=plan.run_dir,
+            regime=plan.regime,
+            progress=progress,
+        )
+    )
     for output in outputs:
         figure_paths += list(output.figures)
-    summary = _summary(plan, result, floor, probe, geometry, evolution, figure_paths, outputs, command=command,
-                       times=times, compiles=compiles.stats, wall_seconds=time.time() - start)
+    summary = _summary(
+        plan,
+        result,
+        floor,
+        probe,
+        geometry,
+        evolution,
+        figure_paths,
+        outputs,
+        command=command,
+        times=times,
+        compiles=compiles.stats,
+        wall_seconds=time.time() - start,
+    )
     write_json_atomic(plan.run_dir / SUMMARY_JSON, summary.to_json())
     with phase("report", enabled=progress, times=times):
         build_report(plan.run_dir)  # the page reads the finished run directory
@@ -350,13 +434,25 @@ def _locked_run(plan: RunPlan, cfg: ExperimentConfig, *, start: float, lead: boo
 
 def _regime_json(plan: RunPlan, floor: sampled.OptimalLossRecord | None) -> dict[str, Any]:
     """probe.json's and summary.json's ``regime_sizes``: the regime's sizes and how the optimal loss was obtained."""
-    return {**plan.regime.to_json(), **(floor.to_json() if floor is not None else
-                                        {"optimal_loss_exact_depth": None, "optimal_loss_method": "exact"})}
+    return {
+        **plan.regime.to_json(),
+        **(
+            floor.to_json() if floor is not None else {"optimal_loss_exact_depth": None, "optimal_loss_method": "exact"}
+        ),
+    }
 
 
-def _probe_phase(plan: RunPlan, result: predictive_models.TrainResult, ctx: ContextSet | None, eval_set: Any,
-                 floor: sampled.OptimalLossRecord | None, untrained: Any, *, progress: bool, times: PhaseTimes
-                 ) -> tuple[Any, ContextSet]:
+def _probe_phase(
+    plan: RunPlan,
+    result: predictive_models.TrainResult,
+    ctx: ContextSet | None,
+    eval_set: Any,
+    floor: sampled.OptimalLossRecord | None,
+    untrained: Any,
+    *,
+    progress: bool,
+    times: PhaseTimes,
+) -> tuple[Any, ContextSet]:
     """Probe every layer of the trained model (and the untrained control) for the beliefs; write probe.json.
 
     Returns the `compmech.runs.records.ProbeOutcome` and the contexts the figures and the evolution read: every
@@ -364,63 +460,119 @@ def _probe_phase(plan: RunPlan, result: predictive_models.TrainResult, ctx: Cont
     cfg, regime = plan.cfg, plan.regime
     with phase("probe", enabled=False, times=times):  # the probe draws its own bars (activations, fits)
         if regime.sampled:
-            probe, ctx = sampled.probe_model_sampled(cfg, plan.model_cfg, result.params_state, plan.source, regime,
-                                                     plan.layer, eval_set.optimal_loss, progress=progress,
-                                                     untrained_params=untrained)
+            probe, ctx = sampled.probe_model_sampled(
+                cfg,
+                plan.model_cfg,
+                result.params_state,
+                plan.source,
+                regime,
+                plan.layer,
+                eval_set.optimal_loss,
+                progress=progress,
+                untrained_params=untrained,
+            )
         else:
-            probe = probe_model(cfg, plan.model_cfg, result.params_state, ctx, plan.layer, progress=progress,
-                                untrained_params=untrained)
-        probe = dataclasses.replace(probe, info={**probe.info, "regime": regime.name,
-                                                 "regime_sizes": _regime_json(plan, floor)})
+            probe = probe_model(
+                cfg, plan.model_cfg, result.params_state, ctx, plan.layer, progress=progress, untrained_params=untrained
+            )
+        probe = dataclasses.replace(
+            probe, info={**probe.info, "regime": regime.name, "regime_sizes": _regime_json(plan, floor)}
+        )
         write_json_atomic(plan.run_dir / "probe.json", probe.to_json())
     return probe, ctx
 
 
-def _evolution_phase(plan: RunPlan, result: predictive_models.TrainResult, ctx: ContextSet, eval_set: Any, probe: Any,
-                     geometry: Any, *, progress: bool, times: PhaseTimes) -> list[EvolutionPoint]:
+def _evolution_phase(
+    plan: RunPlan,
+    result: predictive_models.TrainResult,
+    ctx: ContextSet,
+    eval_set: Any,
+    probe: Any,
+    geometry: Any,
+    *,
+    progress: bool,
+    times: PhaseTimes,
+) -> list[EvolutionPoint]:
     """The analysis layer's probe refitted at every ``tokens_<N>`` checkpoint, then the final model's point."""
     with phase("evolution", enabled=False, times=times):  # draws its own bar
-        evolution = training_evolution(plan.run_dir, plan.model_cfg, ctx, eval_set, plan.layer, plan.cfg.probe,
-                                       plan.cfg.seed, progress=progress)
+        evolution = training_evolution(
+            plan.run_dir, plan.model_cfg, ctx, eval_set, plan.layer, plan.cfg.probe, plan.cfg.seed, progress=progress
+        )
     last = result.history[-1]
-    evolution.append(EvolutionPoint(tokens=last["tokens"], step=last["step"], relative_loss=last["relative_loss"],
-                                    probe=probe_fields(probe.results[plan.layer].to_dict()), beliefs=geometry.beliefs,
-                                    probed=geometry.probed))
+    evolution.append(
+        EvolutionPoint(
+            tokens=last["tokens"],
+            step=last["step"],
+            relative_loss=last["relative_loss"],
+            probe=probe_fields(probe.results[plan.layer].to_dict()),
+            beliefs=geometry.beliefs,
+            probed=geometry.probed,
+        )
+    )
     return evolution
 
 
-def _summary(plan: RunPlan, result: predictive_models.TrainResult, floor: sampled.OptimalLossRecord | None,
-             probe: Any, geometry: Any, evolution: list[EvolutionPoint], figure_paths: list[Path],
-             outputs: list[studies.StudyOutput], *, command: str | None, times: PhaseTimes, compiles: CompileStats,
-             wall_seconds: float) -> RunSummary:
+def _summary(
+    plan: RunPlan,
+    result: predictive_models.TrainResult,
+    floor: sampled.OptimalLossRecord | None,
+    probe: Any,
+    geometry: Any,
+    evolution: list[EvolutionPoint],
+    figure_paths: list[Path],
+    outputs: list[studies.StudyOutput],
+    *,
+    command: str | None,
+    times: PhaseTimes,
+    compiles: CompileStats,
+    wall_seconds: float,
+) -> RunSummary:
     """The run's `RunSummary` from its phases' records."""
     cfg, run_dir, source, model_cfg = plan.cfg, plan.run_dir, plan.source, plan.model_cfg
     final = result.history[-1]
     kind = predictive_models.kind_of(model_cfg)
     return RunSummary(
-        name=cfg.name, process=ProcessName(name=source.name, params=source.params), source=source.traits.to_json(),
-        command=command or f"compmech run {cfg.source}", cwd=str(Path.cwd()),
+        name=cfg.name,
+        process=ProcessName(name=source.name, params=source.params),
+        source=source.traits.to_json(),
+        command=command or f"compmech run {cfg.source}",
+        cwd=str(Path.cwd()),
         model=ModelSize(kind=kind, n_params=predictive_models.n_params(model_cfg)),
-        steps=final["step"], tokens=final["tokens"], final_loss=final["loss"], optimal_loss=final["optimal_loss"],
-        relative_loss=final["relative_loss"], relative_loss_stderr=final.get("relative_loss_stderr"),
-        relative_loss_paired=None if floor is None or floor.sample_optimal is None else
-        float(np.mean(final["loss_by_position"]) / np.mean(floor.sample_optimal)),
-        regime=plan.regime.name, regime_sizes=_regime_json(plan, floor),
+        steps=final["step"],
+        tokens=final["tokens"],
+        final_loss=final["loss"],
+        optimal_loss=final["optimal_loss"],
+        relative_loss=final["relative_loss"],
+        relative_loss_stderr=final.get("relative_loss_stderr"),
+        relative_loss_paired=None
+        if floor is None or floor.sample_optimal is None
+        else float(np.mean(final["loss_by_position"]) / np.mean(floor.sample_optimal)),
+        regime=plan.regime.name,
+        regime_sizes=_regime_json(plan, floor),
         process_checked_depth=None if plan.checked_depth >= plan.words_used else int(plan.checked_depth),
         probe_layer=probe.probe_layer,
-        probe=probe.final, probe_untrained=probe.untrained_json,
-        probe_mse_by_layer={name: res.mse for name, res in probe.results.items()}, analysis_layer=plan.layer,
-        geometry=geometry.to_json(), evolution=[e.to_json() for e in evolution],
-        paper=paper_results(source.name, kind), figures=[str(p.relative_to(run_dir)) for p in figure_paths],
+        probe=probe.final,
+        probe_untrained=probe.untrained_json,
+        probe_mse_by_layer={name: res.mse for name, res in probe.results.items()},
+        analysis_layer=plan.layer,
+        geometry=geometry.to_json(),
+        evolution=[e.to_json() for e in evolution],
+        paper=paper_results(source.name, kind),
+        figures=[str(p.relative_to(run_dir)) for p in figure_paths],
         studies={output.name: output.to_json(run_dir) for output in outputs},
-        memory_estimate_bytes=plan.memory.peak, phase_seconds=dict(times.seconds), wall_seconds=wall_seconds,
+        memory_estimate_bytes=plan.memory.peak,
+        phase_seconds=dict(times.seconds),
+        wall_seconds=wall_seconds,
         train_wall_seconds=result.wall_seconds,
         train_elapsed_seconds=float(result.final.get("elapsed_s", result.wall_seconds)),
-        compiles=compiles.to_json(), environment=run_environment())
+        compiles=compiles.to_json(),
+        environment=run_environment(),
+    )
 
 
-def evaluation_set(plan: RunPlan, *, progress: bool = True, times: PhaseTimes | None = None
-                   ) -> tuple[Any, ContextSet | None, sampled.OptimalLossRecord | None]:
+def evaluation_set(
+    plan: RunPlan, *, progress: bool = True, times: PhaseTimes | None = None
+) -> tuple[Any, ContextSet | None, sampled.OptimalLossRecord | None]:
     """(eval set, context set or None, the sampled regime's `sampled.OptimalLossRecord` or None) of a planned run:
     every context string with its exact theory (exact regime), or the fixed held-out sample drawn from the seed
     (sampled)."""
@@ -431,8 +583,9 @@ def evaluation_set(plan: RunPlan, *, progress: bool = True, times: PhaseTimes | 
         return eval_set, None, floor
     with phase("context set", enabled=progress, times=times):
         ctx = source.context_set(model_cfg.context_length, cfg.data.bos)
-        eval_set = predictive_models.ExactEvalSet(tokens=ctx.tokens, weights=ctx.probs,
-                                                  next_token_probs=ctx.next_token_probs, optimal_loss=ctx.optimal_loss)
+        eval_set = predictive_models.ExactEvalSet(
+            tokens=ctx.tokens, weights=ctx.probs, next_token_probs=ctx.next_token_probs, optimal_loss=ctx.optimal_loss
+        )
     return eval_set, ctx, None
 
 
@@ -476,12 +629,21 @@ def _train_group(plans: list[RunPlan], *, progress: bool) -> None:
             else:
                 eval_sets.append(evaluation_set(plan, progress=progress)[0])
         if progress:
-            print(f"train together: {len(group)} runs (seeds {', '.join(str(p.cfg.seed) for p in group)}) "
-                  f"{'from step ' + str(step) if step else 'from the start'}", file=sys.stderr, flush=True)
+            print(
+                f"train together: {len(group)} runs (seeds {', '.join(str(p.cfg.seed) for p in group)}) "
+                f"{'from step ' + str(step) if step else 'from the start'}",
+                file=sys.stderr,
+                flush=True,
+            )
         first = group[0]
-        predictive_models.train_seeds(first.model_cfg, [p.train_cfg for p in group],
-                                      SourceData(first.source, first.cfg.data.bos), eval_sets,
-                                      [p.run_dir for p in group], progress=progress)
+        predictive_models.train_seeds(
+            first.model_cfg,
+            [p.train_cfg for p in group],
+            SourceData(first.source, first.cfg.data.bos),
+            eval_sets,
+            [p.run_dir for p in group],
+            progress=progress,
+        )
 
 
 def _checkpoint_step(run_dir: Path) -> int:
@@ -505,6 +667,8 @@ def analysis_layer(cfg: ExperimentConfig, model_cfg: predictive_models.ModelConf
     layer = cfg.probe.figure_layer or predictive_models.probe_layer_name(model_cfg)
     allowed = probed + (["concat"] if cfg.probe.include_concat else [])
     if layer not in allowed:
-        raise ConfigError(f"{cfg.source}: [probe] figure_layer = {layer!r} is not a probed layer; "
-                          f"use one of {', '.join(allowed)} (or \"\" for the paper's)")
+        raise ConfigError(
+            f"{cfg.source}: [probe] figure_layer = {layer!r} is not a probed layer; "
+            f'use one of {", ".join(allowed)} (or "" for the paper\'s)'
+        )
     return layer

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from compmech.runs.errors import RunDirError
 import figures.io  # the project's one atomic writer, looked up when called (a test can stand in a failing one)
+from compmech.runs.errors import RunDirError
 
 #: Written last, after summary.json and report.html: a run directory is finished iff it holds this file.
 COMPLETE_MARK = "complete.json"
@@ -62,9 +62,10 @@ def is_complete(run_dir: str | Path) -> bool:
 
 def mark_complete(run_dir: str | Path, **fields: Any) -> Path:
     """Write the completion mark (with ``fields``, e.g. phase_seconds): the last file of a run."""
-    return write_json_atomic(Path(run_dir) / COMPLETE_MARK,
-                             {"complete": True, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                              **fields})
+    return write_json_atomic(
+        Path(run_dir) / COMPLETE_MARK,
+        {"complete": True, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **fields},
+    )
 
 
 def mark_unfinished(run_dir: str | Path) -> None:
@@ -117,8 +118,10 @@ def directory_lock(directory: str | Path, what: str = "run directory") -> Iterat
     except BlockingIOError:
         holder = _read_holder(fd)
         os.close(fd)
-        raise DirectoryInUse(f"{what} {directory} is in use by another compmech process{holder}; wait for it to "
-                             "finish (or stop it), or pass --out DIR for another directory") from None
+        raise DirectoryInUse(
+            f"{what} {directory} is in use by another compmech process{holder}; wait for it to "
+            "finish (or stop it), or pass --out DIR for another directory"
+        ) from None
     except BaseException:
         os.close(fd)
         raise

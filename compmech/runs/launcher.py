@@ -28,9 +28,10 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from compmech.runs.errors import ConfigError
 from compmech.runs.files import write_json_atomic
@@ -40,8 +41,17 @@ LAUNCHERS = ("slurm", "local")
 #: Which job runs which seed group, beside the sweep's table.
 LAUNCHER_JSON = "launcher.json"
 #: SLURM states of a job that is still to run or running: a rerun does not submit its group again.
-ACTIVE_STATES = ("PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING", "SUSPENDED",
-                 "REQUEUE_HOLD", "REQUEUE_FED")
+ACTIVE_STATES = (
+    "PENDING",
+    "RUNNING",
+    "REQUEUED",
+    "CONFIGURING",
+    "COMPLETING",
+    "RESIZING",
+    "SUSPENDED",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+)
 #: Seconds between looks at the jobs while waiting (SLURM's are cached by submitit, which asks sacct sparingly).
 POLL_S = {"local": 0.5, "slurm": 15.0}
 
@@ -85,9 +95,9 @@ class LauncherSettings:
         if self.mem_gb is not None and not self.mem_gb > 0:
             raise ValueError(f"mem_gb must be a number > 0; got {self.mem_gb!r}")
         if not all(isinstance(line, str) for line in self.setup):
-            raise ValueError("setup must be a list of shell lines (strings), e.g. setup = [\"module load cuda\"]")
+            raise ValueError('setup must be a list of shell lines (strings), e.g. setup = ["module load cuda"]')
         if not isinstance(self.slurm, dict):
-            raise ValueError("slurm must be a table of submitit SLURM parameters, e.g. slurm = { exclude = \"n1\" }")
+            raise ValueError('slurm must be a table of submitit SLURM parameters, e.g. slurm = { exclude = "n1" }')
 
     def executor_parameters(self, cluster: str, name: str) -> dict[str, Any]:
         """The submitit `AutoExecutor.update_parameters` keywords for ``cluster``."""
@@ -129,17 +139,29 @@ class JobRecord:
     job: Any = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"job_id": self.job_id, "points": list(self.spec.points), "command": list(self.spec.command),
-                "stdout": self.stdout, "stderr": self.stderr}
+        return {
+            "job_id": self.job_id,
+            "points": list(self.spec.points),
+            "command": list(self.spec.command),
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+        }
 
 
 def add_launcher_arguments(p: Any) -> None:
     """``--launcher slurm|local`` and ``--no-wait`` on the sweep command."""
-    p.add_argument("--launcher", choices=LAUNCHERS, default=None,
-                   help="run each seed group as a job: slurm (through submitit; options from the file's [launcher] "
-                        "table), or local processes; rerun to resubmit only unfinished points")
-    p.add_argument("--no-wait", action="store_true",
-                   help="with --launcher: submit the jobs and return (collect later with --collect)")
+    p.add_argument(
+        "--launcher",
+        choices=LAUNCHERS,
+        default=None,
+        help="run each seed group as a job: slurm (through submitit; options from the file's [launcher] "
+        "table), or local processes; rerun to resubmit only unfinished points",
+    )
+    p.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="with --launcher: submit the jobs and return (collect later with --collect)",
+    )
 
 
 def import_submitit() -> Any:
@@ -147,8 +169,9 @@ def import_submitit() -> Any:
     try:
         import submitit  # an optional dependency: loaded only when a launcher is asked for
     except ImportError:
-        raise ConfigError("--launcher needs submitit: pip install 'compmech[cluster]' (or pip install "
-                          "'submitit>=1.5')") from None
+        raise ConfigError(
+            "--launcher needs submitit: pip install 'compmech[cluster]' (or pip install 'submitit>=1.5')"
+        ) from None
     return submitit
 
 
@@ -173,9 +196,18 @@ def active_slurm_job(submitit: Any, out: Path, record: Any) -> Any:
         return None
 
 
-def submit_jobs(specs: list[JobSpec], out: Path, cluster: str, settings: LauncherSettings, *, name: str,
-                attached: list[JobRecord], wait: bool, say: Callable[[str], None],
-                finished: Callable[[JobSpec], bool]) -> list[JobRecord]:
+def submit_jobs(
+    specs: list[JobSpec],
+    out: Path,
+    cluster: str,
+    settings: LauncherSettings,
+    *,
+    name: str,
+    attached: list[JobRecord],
+    wait: bool,
+    say: Callable[[str], None],
+    finished: Callable[[JobSpec], bool],
+) -> list[JobRecord]:
     """Submit ``specs`` (at most ``max_parallel`` running at once), record them in launcher.json, and (``wait``) wait
     for them and the ``attached`` jobs of an earlier launcher; return every record. ``finished(spec)``: whether a
     job's points are all finished (a job's outcome is read from its run directories, not from submitit's files)."""
@@ -183,20 +215,26 @@ def submit_jobs(specs: list[JobSpec], out: Path, cluster: str, settings: Launche
     params = settings.executor_parameters(cluster, name)
     if cluster == "slurm":  # checked before submitit looks for SLURM, so that a typo is said anywhere
         valid = set(submitit.SlurmExecutor._valid_parameters()) | set(submitit.AutoExecutor._valid_parameters())
-        unknown = sorted(k[len("slurm_"):] for k in params if k.startswith("slurm_") and k[len("slurm_"):] not in valid)
+        unknown = sorted(
+            k[len("slurm_") :] for k in params if k.startswith("slurm_") and k[len("slurm_") :] not in valid
+        )
         if unknown:
-            raise ConfigError(f"[launcher] slurm = {{ {unknown[0]} = ... }}: submitit has no SLURM parameter "
-                              f"{unknown[0]!r}; its parameters are {', '.join(sorted(valid))}")
+            raise ConfigError(
+                f"[launcher] slurm = {{ {unknown[0]} = ... }}: submitit has no SLURM parameter "
+                f"{unknown[0]!r}; its parameters are {', '.join(sorted(valid))}"
+            )
     try:
         executor = submitit.AutoExecutor(folder=out / "launcher" / "%j", cluster=cluster)
         executor.update_parameters(**params)
     except (NameError, ValueError, TypeError, AssertionError) as exc:
-        raise ConfigError(f"[launcher]: submitit refuses these {cluster} parameters: {' '.join(str(exc).split())}") \
-            from None
+        raise ConfigError(
+            f"[launcher]: submitit refuses these {cluster} parameters: {' '.join(str(exc).split())}"
+        ) from None
     except (RuntimeError, OSError) as exc:  # no SLURM here (no srun, sbatch), or its folder cannot be made
-        raise LauncherError(f"--launcher {cluster}: {' '.join(str(exc).split())}"
-                            + ("; run it on a SLURM login node, or use --launcher local" if cluster == "slurm" else "")
-                            ) from None
+        raise LauncherError(
+            f"--launcher {cluster}: {' '.join(str(exc).split())}"
+            + ("; run it on a SLURM login node, or use --launcher local" if cluster == "slurm" else "")
+        ) from None
     records = {str(r.spec.group): r for r in attached}
     stored = read_records(out)
 
@@ -204,8 +242,10 @@ def submit_jobs(specs: list[JobSpec], out: Path, cluster: str, settings: Launche
         try:
             return executor.submit(fn)
         except Exception as exc:  # noqa: BLE001 -- sbatch refused (a partition, an account): its own words, one line
-            raise LauncherError(f"--launcher {cluster}: the submission failed: {' '.join(str(exc).split())[:500]}; "
-                                f"the jobs submitted so far are in {out / LAUNCHER_JSON}") from None
+            raise LauncherError(
+                f"--launcher {cluster}: the submission failed: {' '.join(str(exc).split())[:500]}; "
+                f"the jobs submitted so far are in {out / LAUNCHER_JSON}"
+            ) from None
 
     def record(spec: JobSpec, job: Any) -> JobRecord:
         rec = JobRecord(spec, str(job.job_id), str(job.paths.stdout), str(job.paths.stderr), job)
@@ -223,8 +263,9 @@ def submit_jobs(specs: list[JobSpec], out: Path, cluster: str, settings: Launche
             with executor.batch():
                 jobs = [executor.submit(fn) for fn in functions]
         except Exception as exc:  # noqa: BLE001 -- sbatch refused the array: its own words, one line
-            raise LauncherError(f"--launcher slurm: the submission failed: {' '.join(str(exc).split())[:500]}") \
-                from None
+            raise LauncherError(
+                f"--launcher slurm: the submission failed: {' '.join(str(exc).split())[:500]}"
+            ) from None
         for spec, job in zip(specs, jobs):
             record(spec, job)
         queue: list[tuple[JobSpec, Any]] = []
@@ -256,16 +297,28 @@ def submit_jobs(specs: list[JobSpec], out: Path, cluster: str, settings: Launche
         time.sleep(poll)
     failed = [r for r in records.values() if not finished(r.spec)]
     for r in failed:
-        say(f"job {r.job_id} (seed group {r.spec.group}: {', '.join(r.spec.points)}) did not finish its points; "
-            f"its log: {r.stderr} (and {r.stdout})")
+        say(
+            f"job {r.job_id} (seed group {r.spec.group}: {', '.join(r.spec.points)}) did not finish its points; "
+            f"its log: {r.stderr} (and {r.stdout})"
+        )
     return list(records.values())
 
 
 def job_command(sweep_file: Path, out: Path, group: int, n_groups: int, quick: bool) -> tuple[str, ...]:
     """The command line a job runs: `compmech sweep` on one seed group (a shard of the sweep)."""
-    return (sys.executable, "-m", "compmech.runs.cli", "sweep", str(sweep_file.resolve()),
-            *(("--quick",) if quick else ()), "--out", str(out.resolve()), "--shard", f"{group}/{n_groups}",
-            "--no-progress")
+    return (
+        sys.executable,
+        "-m",
+        "compmech.runs.cli",
+        "sweep",
+        str(sweep_file.resolve()),
+        *(("--quick",) if quick else ()),
+        "--out",
+        str(out.resolve()),
+        "--shard",
+        f"{group}/{n_groups}",
+        "--no-progress",
+    )
 
 
 def settings_fields() -> tuple[str, ...]:

@@ -15,8 +15,15 @@ PAPER_RESULTS: dict[str, dict] = {
     },
     "rrxor": {
         # MSE by layer; block_k is the residual stream after block k
-        "layer_mse": {"embedding": 0.070, "block_1": 0.042, "block_2": 0.032, "block_3": 0.026,
-                      "block_4": 0.024, "final_ln": 0.029, "concat": 0.004},
+        "layer_mse": {
+            "embedding": 0.070,
+            "block_1": 0.042,
+            "block_2": 0.032,
+            "block_3": 0.026,
+            "block_4": 0.024,
+            "final_ln": 0.029,
+            "concat": 0.004,
+        },
         "distance_r2_beliefs": 0.95,
         "distance_r2_next_token": 0.31,
     },

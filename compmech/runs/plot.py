@@ -46,8 +46,16 @@ def simplex(run: Run, layer: str | None = None, *, max_points: int = MAX_POINTS,
     """
     layer = layer or predictive_models.probe_layer_name(run.model_config)
     fit = run.fit_probe(layer)
-    return interactive_simplex(source_of(run.process), run.contexts, fit.data, fit.predictions, layer, exact=True,
-                               max_points=max_points, title=title)
+    return interactive_simplex(
+        source_of(run.process),
+        run.contexts,
+        fit.data,
+        fit.predictions,
+        layer,
+        exact=True,
+        max_points=max_points,
+        title=title,
+    )
 
 
 #: This module under the name compmech's lazy map exports (``compmech.plot`` -> ``compmech.runs.plot``).

@@ -12,11 +12,10 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
-import predictive_models  # a lazy package (PEP 562): JAX is imported when a model config is first built
 import numpy as np
 
+import predictive_models  # a lazy package (PEP 562): JAX is imported when a model config is first built
 from compmech.runs.errors import ConfigError, RunDirError
 from compmech.runs.machine import MEMORY_HEADROOM, available_memory
 from compmech.runs.regime import RegimeChoice
@@ -52,13 +51,22 @@ class MemoryEstimate:
 
     def describe(self) -> str:
         gib = lambda b: f"{b / 2**30:.3g} GiB"  # noqa: E731
-        return (f"~{gib(self.peak)} (model + Adam {gib(self.model)}, training batch {gib(self.training_batch)}, "
-                f"{self.n_strings:.3g} context strings {gib(self.context_set)}, probe activations "
-                f"{gib(self.probe)}, probe fit {gib(self.probe_fit)}, runtime {gib(self.runtime)})")
+        return (
+            f"~{gib(self.peak)} (model + Adam {gib(self.model)}, training batch {gib(self.training_batch)}, "
+            f"{self.n_strings:.3g} context strings {gib(self.context_set)}, probe activations "
+            f"{gib(self.probe)}, probe fit {gib(self.probe_fit)}, runtime {gib(self.runtime)})"
+        )
 
 
-def estimate_memory(model: dict, training: dict, num_states: int, vocab_size: int, include_concat: bool = True,
-                    bos: bool = False, regime: RegimeChoice | None = None) -> MemoryEstimate:
+def estimate_memory(
+    model: dict,
+    training: dict,
+    num_states: int,
+    vocab_size: int,
+    include_concat: bool = True,
+    bos: bool = False,
+    regime: RegimeChoice | None = None,
+) -> MemoryEstimate:
     """Estimate a run's peak memory from its [model] and [training] sections and the process's S and V
     (with a start token, ``bos``: the model has V + 1 tokens and the strings are V^(L - 1)).
 
@@ -84,11 +92,16 @@ def estimate_memory(model: dict, training: dict, num_states: int, vocab_size: in
     # per row: float64 targets and their shuffle (16 S), four int64 ids, a weight and the split temporaries (64)
     probe_bytes = 4 * n_prefixes * width + n_strings * L * (16 * S + 64)
     if regime is not None and regime.sampled:
-        context_bytes, probe_bytes = sampled_memory_parts(model, num_states, vocab_size, regime, include_concat,
-                                                          bos)
+        context_bytes, probe_bytes = sampled_memory_parts(model, num_states, vocab_size, regime, include_concat, bos)
     widest = width if include_concat else width // max(1, n_probed)  # the concatenation, else one layer
-    return MemoryEstimate(n_strings=n_strings, model=model_bytes, training_batch=batch_bytes,
-                          context_set=context_bytes, probe=probe_bytes, probe_fit=probe_fit_bytes(widest))
+    return MemoryEstimate(
+        n_strings=n_strings,
+        model=model_bytes,
+        training_batch=batch_bytes,
+        context_set=context_bytes,
+        probe=probe_bytes,
+        probe_fit=probe_fit_bytes(widest),
+    )
 
 
 def probe_fit_bytes(n_features: int) -> int:
@@ -100,8 +113,9 @@ def model_sizes(model: dict, vocab_size: int) -> predictive_models.ModelSizes:
     """The `predictive_models.ModelSizes` (parameters, probed layers and their width, values kept per token) of a
     [model] section of any kind with the model's vocabulary ``vocab_size``, as the model's family reckons them
     (`ModelFamily.memory_sizes`: arithmetic for the built-in families, nothing allocated)."""
-    config = predictive_models.make_config(model.get("kind", "transformer"), int(vocab_size),
-                                           **{k: v for k, v in model.items() if k != "kind"})
+    config = predictive_models.make_config(
+        model.get("kind", "transformer"), int(vocab_size), **{k: v for k, v in model.items() if k != "kind"}
+    )
     return predictive_models.family(config).memory_sizes(config)
 
 
@@ -113,12 +127,16 @@ def check_memory(estimate: MemoryEstimate, source: str, available: int | None = 
             f"{source}: this run would need {estimate.describe()}, but this machine has "
             f"{available / 2**30:.3g} GiB available; make it smaller ([model] context_length, d_model, "
             "n_layers, [training] batch_size, steps_per_call, or [probe] include_concat = false)"
-            + ("; the widest probe's fit (the concatenation of every probed layer, unless include_concat = false) "
-               "holds about 8 [d, d] float64 arrays for its d features"
-               if estimate.probe_fit > estimate.peak / 2 else
-               "; the exact regime enumerates every one of the V^L strings of the context length (or use "
-               "[data] regime = \"sampled\")"
-               if estimate.context_set + estimate.probe > estimate.training_batch + estimate.model else ""))
+            + (
+                "; the widest probe's fit (the concatenation of every probed layer, unless include_concat = false) "
+                "holds about 8 [d, d] float64 arrays for its d features"
+                if estimate.probe_fit > estimate.peak / 2
+                else "; the exact regime enumerates every one of the V^L strings of the context length (or use "
+                '[data] regime = "sampled")'
+                if estimate.context_set + estimate.probe > estimate.training_batch + estimate.model
+                else ""
+            )
+        )
 
 
 def check_output_dir(run_dir: Path) -> None:
@@ -134,12 +152,14 @@ def check_output_dir(run_dir: Path) -> None:
     if existing.exists() and not existing.is_dir():
         raise RunDirError(f"output {run_dir} would lie under {existing}, which is a file; pass --out DIR elsewhere")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise RunDirError(f"output {run_dir} cannot be written ({existing} is not writable); pass --out DIR "
-                          "in a writable place")
+        raise RunDirError(
+            f"output {run_dir} cannot be written ({existing} is not writable); pass --out DIR in a writable place"
+        )
 
 
-def sampled_memory_parts(model: dict, num_states: int, vocab_size: int, regime: RegimeChoice,
-                         include_concat: bool, bos: bool) -> tuple[int, int]:
+def sampled_memory_parts(
+    model: dict, num_states: int, vocab_size: int, regime: RegimeChoice, include_concat: bool, bos: bool
+) -> tuple[int, int]:
     """(context_set, probe) bytes of the sampled regime for `estimate_memory`.
 
     context set: the validation sample (tokens, float64 next-token laws and beliefs) and the kept figure
@@ -178,25 +198,37 @@ def check_learnable(cfg: ExperimentConfig, source: Source, context_length: int) 
     name, bos = source.name, cfg.data.bos
     where = f"{cfg.source}: process {name!r}"
     if source.vocab_size < 2:
-        raise ConfigError(f"{where} has one token: every sequence is the same, its optimal loss is 0 and the "
-                          "relative loss (loss / optimum) undefined, so there is nothing to learn; use a process "
-                          "with at least 2 tokens")
+        raise ConfigError(
+            f"{where} has one token: every sequence is the same, its optimal loss is 0 and the "
+            "relative loss (loss / optimum) undefined, so there is nothing to learn; use a process "
+            "with at least 2 tokens"
+        )
     if source.traits.belief_size < 2:
-        raise ConfigError(f"{where} has one hidden state: its belief is always (1), so there is no belief geometry "
-                          f"to probe; compmech run needs a process with at least 2 states (compmech info {name} "
-                          "and compmech msp take it)")
+        raise ConfigError(
+            f"{where} has one hidden state: its belief is always (1), so there is no belief geometry "
+            f"to probe; compmech run needs a process with at least 2 states (compmech info {name} "
+            "and compmech msp take it)"
+        )
     depth = context_length - 1 if bos else context_length  # the longest context's tokens of the process
     need = math.ceil(1 / CONTEXT_TEST_FRACTION)
     contexts = source.strings_bound(depth)
     if contexts < need:
-        raise ConfigError(f"{where} has at most {contexts:.0f} distinct contexts of {depth} token(s) (context_length "
-                          f"= {context_length}{', after the start token' if bos else ''}); the probe holds out "
-                          f"{CONTEXT_TEST_FRACTION:.0%} of the contexts of a position and needs at least {need} at "
-                          "some position: use a longer [model] context_length")
+        raise ConfigError(
+            f"{where} has at most {contexts:.0f} distinct contexts of {depth} token(s) (context_length "
+            f"= {context_length}{', after the start token' if bos else ''}); the probe holds out "
+            f"{CONTEXT_TEST_FRACTION:.0%} of the contexts of a position and needs at least {need} at "
+            "some position: use a longer [model] context_length"
+        )
     if source.traits.exact_regime and source.strings_bound(depth + (0 if bos else 1)) <= DETERMINISTIC_CHECK_STRINGS:
         optimal = source.optimal_loss(context_length, bos).values  # [T] nats
         if not np.any(optimal > 1e-12):
-            raise ConfigError(f"{where} is deterministic at this context length: the optimal loss is 0 at every "
-                              "position, so the relative loss (loss / optimum) is undefined and there is nothing "
-                              "to learn" + ("" if bos else "; with [data] bos = true the model also predicts the "
-                                            "first token, which is not determined"))
+            raise ConfigError(
+                f"{where} is deterministic at this context length: the optimal loss is 0 at every "
+                "position, so the relative loss (loss / optimum) is undefined and there is nothing "
+                "to learn"
+                + (
+                    ""
+                    if bos
+                    else "; with [data] bos = true the model also predicts the first token, which is not determined"
+                )
+            )

@@ -18,17 +18,26 @@ from compmech.runs.contexts import ContextSet
 from compmech.runs.progress import PhaseTimes, phase
 from compmech.runs.records import ProbeOutcome, RowPredictions
 from compmech.runs.settings import ExperimentConfig, ProbeSettings
-from probes import (CONTEXT_TEST_FRACTION, ProbeEvaluation, ProbeRows, distinct_prefix_ids, probe_fits, probe_layers,
-                    probe_targets)
+from probes import (
+    CONTEXT_TEST_FRACTION,
+    ProbeEvaluation,
+    ProbeRows,
+    distinct_prefix_ids,
+    probe_fits,
+    probe_layers,
+    probe_targets,
+)
 
 #: What the two held-out numbers of probe.json measure (written into probe.json beside the settings).
 HELDOUT_CONTEXTS_TEXT = (
     "context-disjoint: at each position, floor(test_fraction * n) of its n distinct contexts (prefixes) are held "
     "out (none where n < 1 / test_fraction); the probe is fitted on the rows of the other contexts and scored on "
-    "the rows of the held-out ones (rows weighted as in the in-sample fit), so no context is in both splits")
+    "the rows of the held-out ones (rows weighted as in the in-sample fit), so no context is in both splits"
+)
 HELDOUT_STRINGS_TEXT = (
     "the paper's protocol: strings split at random, fitted on train_fraction of them and scored on the rest; "
-    "with all positions pooled most test rows' contexts (every short prefix) are also fit rows")
+    "with all positions pooled most test rows' contexts (every short prefix) are also fit rows"
+)
 
 
 def probed_layers(settings: ProbeSettings, model_cfg: predictive_models.ModelConfig) -> list[str]:
@@ -37,17 +46,22 @@ def probed_layers(settings: ProbeSettings, model_cfg: predictive_models.ModelCon
     unknown or is not one vector per position (an attention pattern)."""
     names = list(settings.layers) or predictive_models.layer_names(model_cfg)
     allowed = predictive_models.activation_names(model_cfg)
-    known = set(allowed) | set(predictive_models.layer_names(model_cfg))  # the transformer's short aliases are its default names
+    known = set(allowed) | set(
+        predictive_models.layer_names(model_cfg)
+    )  # the transformer's short aliases are its default names
     bad = [n for n in names if n not in known or n.endswith("hook_pattern")]
     if bad:
-        raise ValueError(f"[probe] layers: {bad[0]!r} is not a probe-able activation of this model (attention "
-                         f"patterns are not vectors); use names from {', '.join(n for n in allowed if not n.endswith('hook_pattern'))}")
+        raise ValueError(
+            f"[probe] layers: {bad[0]!r} is not a probe-able activation of this model (attention "
+            f"patterns are not vectors); use names from {', '.join(n for n in allowed if not n.endswith('hook_pattern'))}"
+        )
     layer = predictive_models.probe_layer_name(model_cfg)
     return names if layer in names else [*names, layer]
 
 
-def context_activations(acts: predictive_models.PrefixActivations, tokens: np.ndarray, context_ids: np.ndarray
-                        ) -> dict[str, np.ndarray]:
+def context_activations(
+    acts: predictive_models.PrefixActivations, tokens: np.ndarray, context_ids: np.ndarray
+) -> dict[str, np.ndarray]:
     """The activations of `predictive_models.PrefixActivations` ``acts`` of ``tokens`` [N, T] in the order
     `probes.probe_layers` takes with ``per_context=True``: {name: [U, d]}, row u = the u-th smallest of the
     probe rows' ``context_ids`` (`probes.distinct_prefix_ids`). Both packages number prefixes by length, then
@@ -65,9 +79,17 @@ def context_activations(acts: predictive_models.PrefixActivations, tokens: np.nd
     return {name: a[wanted] for name, a in acts.rows.items()}
 
 
-def probe_model(cfg: ExperimentConfig, model_cfg: predictive_models.ModelConfig, params_state: Any, ctx: ContextSet,
-                figure_layer: str, *, progress: bool = False, times: PhaseTimes | None = None,
-                untrained_params: Any = None) -> ProbeOutcome:
+def probe_model(
+    cfg: ExperimentConfig,
+    model_cfg: predictive_models.ModelConfig,
+    params_state: Any,
+    ctx: ContextSet,
+    figure_layer: str,
+    *,
+    progress: bool = False,
+    times: PhaseTimes | None = None,
+    untrained_params: Any = None,
+) -> ProbeOutcome:
     """Probe every layer of `probed_layers` (and all of them concatenated) for the beliefs.
 
     ``cfg`` is the `ExperimentConfig` (its ``probe`` settings and ``seed`` are used), ``model_cfg`` the
@@ -88,11 +110,21 @@ def probe_model(cfg: ExperimentConfig, model_cfg: predictive_models.ModelConfig,
             continue
         which = " (untrained model)" if control else ""
         with phase("activations" + which, total=T, enabled=progress, unit="position", times=times) as tick:
-            acts = predictive_models.prefix_activations(model_cfg, params, ctx.tokens, on_step=tick, names=names)  # [U, width]
+            acts = predictive_models.prefix_activations(
+                model_cfg, params, ctx.tokens, on_step=tick, names=names
+            )  # [U, width]
         by_context = context_activations(acts, ctx.tokens, data.context_ids)  # name -> [U, width]
         del acts
-        found = fit_probes(settings, cfg.seed, data, by_context, include_concat=settings.include_concat and not control,
-                           progress=progress, times=times, label="probe fits" + which)
+        found = fit_probes(
+            settings,
+            cfg.seed,
+            data,
+            by_context,
+            include_concat=settings.include_concat and not control,
+            progress=progress,
+            times=times,
+            label="probe fits" + which,
+        )
         del by_context
         if control:
             untrained = {name: ev.result for name, ev in found.items()}
@@ -101,22 +133,53 @@ def probe_model(cfg: ExperimentConfig, model_cfg: predictive_models.ModelConfig,
     return probe_outcome(settings, ctx, data, evaluations, layer, figure_layer, untrained)
 
 
-def fit_probes(settings: ProbeSettings, seed: int, data: ProbeRows, by_context: dict[str, np.ndarray], *,
-               include_concat: bool, progress: bool = False, times: PhaseTimes | None = None,
-               label: str = "probe fits") -> dict[str, ProbeEvaluation]:
+def fit_probes(
+    settings: ProbeSettings,
+    seed: int,
+    data: ProbeRows,
+    by_context: dict[str, np.ndarray],
+    *,
+    include_concat: bool,
+    progress: bool = False,
+    times: PhaseTimes | None = None,
+    label: str = "probe fits",
+) -> dict[str, ProbeEvaluation]:
     """Every layer's probe (and "concat" when ``include_concat``) from one activation row per distinct context
     (``by_context``: name -> [U, width], rows in increasing ``data.context_ids`` order), as the run fits it:
     the [probe] settings' splits and repeats, the context-disjoint split, the shuffled control, ``seed``."""
-    with phase(label, total=probe_fits(settings.n_repeats, len(by_context), include_concat), enabled=progress,
-               unit="fit", times=times) as tick:
-        return probe_layers(by_context, data.Y, data.groups, include_concat=include_concat, per_context=True,
-                            contexts=data.context_ids, positions=data.positions, sample_weight=data.weights,
-                            train_fraction=settings.train_fraction, n_repeats=settings.n_repeats,
-                            context_test_fraction=CONTEXT_TEST_FRACTION, seed=seed, on_fit=tick)
+    with phase(
+        label,
+        total=probe_fits(settings.n_repeats, len(by_context), include_concat),
+        enabled=progress,
+        unit="fit",
+        times=times,
+    ) as tick:
+        return probe_layers(
+            by_context,
+            data.Y,
+            data.groups,
+            include_concat=include_concat,
+            per_context=True,
+            contexts=data.context_ids,
+            positions=data.positions,
+            sample_weight=data.weights,
+            train_fraction=settings.train_fraction,
+            n_repeats=settings.n_repeats,
+            context_test_fraction=CONTEXT_TEST_FRACTION,
+            seed=seed,
+            on_fit=tick,
+        )
 
 
-def probe_outcome(settings: ProbeSettings, ctx: ContextSet, data: ProbeRows, evaluations: dict[str, ProbeEvaluation],
-                  layer: str, figure_layer: str, untrained: dict[str, Any] | None) -> ProbeOutcome:
+def probe_outcome(
+    settings: ProbeSettings,
+    ctx: ContextSet,
+    data: ProbeRows,
+    evaluations: dict[str, ProbeEvaluation],
+    layer: str,
+    figure_layer: str,
+    untrained: dict[str, Any] | None,
+) -> ProbeOutcome:
     """The `ProbeOutcome` of fitted probes (`fit_probes`) over the strings of ``ctx``: probe.json's results and
     settings (``layer``: the probe layer, ``figure_layer``: whose shuffled control the figures draw)."""
     info = {
@@ -128,12 +191,24 @@ def probe_outcome(settings: ProbeSettings, ctx: ContextSet, data: ProbeRows, eva
         "n_contexts": int(evaluations[layer].result.n_contexts),
         "train_fraction": settings.train_fraction,
         "n_repeats": settings.n_repeats,
-        "heldout": {"protocol": HELDOUT_STRINGS_TEXT, "train_fraction": settings.train_fraction,
-                    "n_repeats": settings.n_repeats},
-        "heldout_contexts": {"protocol": HELDOUT_CONTEXTS_TEXT, "test_fraction": CONTEXT_TEST_FRACTION,
-                             "n_repeats": settings.n_repeats, "stratified_by": "position"},
+        "heldout": {
+            "protocol": HELDOUT_STRINGS_TEXT,
+            "train_fraction": settings.train_fraction,
+            "n_repeats": settings.n_repeats,
+        },
+        "heldout_contexts": {
+            "protocol": HELDOUT_CONTEXTS_TEXT,
+            "test_fraction": CONTEXT_TEST_FRACTION,
+            "n_repeats": settings.n_repeats,
+            "stratified_by": "position",
+        },
     }
-    return ProbeOutcome(results={name: ev.result for name, ev in evaluations.items()}, probe_layer=layer,
-                        data=data,
-                        predictions=RowPredictions(evaluations),
-                        shuffled=evaluations[figure_layer].shuffled, untrained=untrained, info=info)
+    return ProbeOutcome(
+        results={name: ev.result for name, ev in evaluations.items()},
+        probe_layer=layer,
+        data=data,
+        predictions=RowPredictions(evaluations),
+        shuffled=evaluations[figure_layer].shuffled,
+        untrained=untrained,
+        info=info,
+    )

@@ -20,8 +20,17 @@ import numpy as np
 
 from compmech.runs.machine import MEMORY_HEADROOM, available_memory
 from compmech.runs.settings import FAMILY_KINDS, ExperimentConfig
-from hmm_processes import (HMM, GeneralizedHMM, ProcessError, RandomMarkovChains, get_process, load_spec, mixture,
-                           product, shift_coupled)
+from hmm_processes import (
+    HMM,
+    GeneralizedHMM,
+    ProcessError,
+    RandomMarkovChains,
+    get_process,
+    load_spec,
+    mixture,
+    product,
+    shift_coupled,
+)
 from hmm_processes.registry import factory_name
 
 #: The spec file's name inside a run directory; the resolved config.toml points at it.
@@ -48,23 +57,40 @@ class ProcessRecord:
     spec_files: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "params": self.params, "token_names": self.token_names,
-                "state_names": self.state_names, "T": self.T, "kind": self.kind, "spec_file": self.spec_file,
-                "composition": self.composition, "spec_files": list(self.spec_files)}
+        return {
+            "name": self.name,
+            "params": self.params,
+            "token_names": self.token_names,
+            "state_names": self.state_names,
+            "T": self.T,
+            "kind": self.kind,
+            "spec_file": self.spec_file,
+            "composition": self.composition,
+            "spec_files": list(self.spec_files),
+        }
 
 
-def process_record(process: HMM | GeneralizedHMM, spec_file: str | None, *, composition: str | None = None,
-                   spec_files: tuple[str, ...] = ()) -> ProcessRecord:
+def process_record(
+    process: HMM | GeneralizedHMM,
+    spec_file: str | None,
+    *,
+    composition: str | None = None,
+    spec_files: tuple[str, ...] = (),
+) -> ProcessRecord:
     """The `ProcessRecord` of a built process (``spec_file``: the name of its copy in the run directory;
     ``composition``: the config's ``kind``; ``spec_files``: every spec copy, see `localize_process`)."""
     T = np.asarray(process.T, np.float64)  # [V, S, S]
     return ProcessRecord(
-        name=process.name, params={k: _plain(v) for k, v in process.params.items()},
+        name=process.name,
+        params={k: _plain(v) for k, v in process.params.items()},
         token_names=list(process.token_names) if process.token_names is not None else None,
         state_names=list(process.state_names) if process.state_names is not None else None,
-        T=T.tolist(), kind="GeneralizedHMM" if isinstance(process, GeneralizedHMM) else "HMM",
-        spec_file=spec_file, composition=composition,
-        spec_files=tuple(spec_files) if spec_files else ((spec_file,) if spec_file else ()))
+        T=T.tolist(),
+        kind="GeneralizedHMM" if isinstance(process, GeneralizedHMM) else "HMM",
+        spec_file=spec_file,
+        composition=composition,
+        spec_files=tuple(spec_files) if spec_files else ((spec_file,) if spec_file else ()),
+    )
 
 
 def _plain(value: Any) -> Any:
@@ -139,8 +165,11 @@ def import_process_module(module: str, module_path: str | None, base_dir: str | 
     top = module.split(".")[0]
     found_in = None
     for directory in search:
-        if (directory / f"{top}.py").is_file() or (directory / top / "__init__.py").is_file() \
-                or (directory / top).is_dir():
+        if (
+            (directory / f"{top}.py").is_file()
+            or (directory / top / "__init__.py").is_file()
+            or (directory / top).is_dir()
+        ):
             found_in = directory.resolve()
             break
     if found_in is not None and str(found_in) not in sys.path:
@@ -149,14 +178,17 @@ def import_process_module(module: str, module_path: str | None, base_dir: str | 
         importlib.import_module(module)
     except ImportError as exc:
         where = ", ".join(str(d) for d in search)
-        raise ProcessError(f"[process] module {module!r} cannot be imported ({exc}); put it in {where} or on "
-                           "PYTHONPATH, or set [process] module_path to its directory") from None
+        raise ProcessError(
+            f"[process] module {module!r} cannot be imported ({exc}); put it in {where} or on "
+            "PYTHONPATH, or set [process] module_path to its directory"
+        ) from None
     except SystemExit as exc:  # sys.exit() in the module: never a silent exit (with status 0) of the command
-        raise ProcessError(f"[process] module {module!r} called sys.exit({exc.code!r}) while importing; a process "
-                           "module must only define and register processes") from None
+        raise ProcessError(
+            f"[process] module {module!r} called sys.exit({exc.code!r}) while importing; a process "
+            "module must only define and register processes"
+        ) from None
     except Exception as exc:  # the user's module itself failed while importing: say so in one line
-        raise ProcessError(f"[process] module {module!r} failed while importing: {type(exc).__name__}: {exc}") \
-            from None
+        raise ProcessError(f"[process] module {module!r} failed while importing: {type(exc).__name__}: {exc}") from None
     return found_in
 
 
@@ -180,8 +212,10 @@ def check_process_size(n_bytes: float, what: str, fix: str, available: int | Non
     built process)."""
     available = available_memory() if available is None else available
     if n_bytes > MEMORY_HEADROOM * available:
-        raise ProcessError(f"{what} would take {n_bytes / 2**30:.3g} GiB to build, but this machine has "
-                           f"{available / 2**30:.3g} GiB available; {fix}")
+        raise ProcessError(
+            f"{what} would take {n_bytes / 2**30:.3g} GiB to build, but this machine has "
+            f"{available / 2**30:.3g} GiB available; {fix}"
+        )
 
 
 #: Bytes a dense composed process holds per entry of its T [V, S, S]: float64, 2.1 copies at the peak of the
@@ -193,8 +227,9 @@ COMPOSED_BYTES_PER_ENTRY = 4 * 8
 MARKOV_BYTES_PER_ENTRY = 64
 
 
-def build_process(settings, base_dir: str | Path | None = None, *, _where: str = "[process]"
-                  ) -> HMM | GeneralizedHMM | RandomMarkovChains:
+def build_process(
+    settings, base_dir: str | Path | None = None, *, _where: str = "[process]"
+) -> HMM | GeneralizedHMM | RandomMarkovChains:
     """The process for a config's [process] table: ``name`` + ``params`` from the registry (after
     importing ``module`` if given), a ``spec`` file, or a ``kind = "mixture"`` / ``"product"`` of
     its ``components`` (built the same way, recursively) via `hmm_processes.mixture` / `product`, or the
@@ -209,10 +244,12 @@ def build_process(settings, base_dir: str | Path | None = None, *, _where: str =
     """
     if settings.kind in FAMILY_KINDS:
         k = settings.n_states
-        check_process_size(MARKOV_BYTES_PER_ENTRY * float(k) ** 2,
-                           f"{_where} kind = \"{settings.kind}\" with n_states = {k} (its probe target, the "
-                           f"posterior mean of the k x k matrix, has {float(k) ** 2:.3g} entries)",
-                           "use fewer states")
+        check_process_size(
+            MARKOV_BYTES_PER_ENTRY * float(k) ** 2,
+            f'{_where} kind = "{settings.kind}" with n_states = {k} (its probe target, the '
+            f"posterior mean of the k x k matrix, has {float(k) ** 2:.3g} entries)",
+            "use fewer states",
+        )
         return RandomMarkovChains(settings.n_states, settings.concentration)
     if settings.kind is not None:
         parts = []
@@ -227,15 +264,19 @@ def build_process(settings, base_dir: str | Path | None = None, *, _where: str =
         vocab = [p.vocab_size for p in parts]
         if settings.kind == "mixture" and len(set(vocab)) > 1:
             k = next(i for i, v in enumerate(vocab) if v != vocab[0])
-            raise ProcessError(f"{_where} components[{k}] ({parts[k].name}) has {vocab[k]} tokens but components[0] "
-                               f"({parts[0].name}) has {vocab[0]}; a mixture's components must share one vocabulary "
-                               "(use kind = \"product\" to combine different alphabets)")
+            raise ProcessError(
+                f"{_where} components[{k}] ({parts[k].name}) has {vocab[k]} tokens but components[0] "
+                f"({parts[0].name}) has {vocab[0]}; a mixture's components must share one vocabulary "
+                '(use kind = "product" to combine different alphabets)'
+            )
         V = vocab[0] if settings.kind == "mixture" else math.prod(vocab)
         S = (sum if settings.kind == "mixture" else math.prod)(p.num_states for p in parts)
-        check_process_size(COMPOSED_BYTES_PER_ENTRY * float(V) * float(S) ** 2,
-                           f"{_where} kind = \"{settings.kind}\" of {len(parts)} components ({V} tokens, {S} "
-                           f"states: T [V, S, S] holds {float(V) * S * S:.3g} numbers)",
-                           "use fewer or smaller components")
+        check_process_size(
+            COMPOSED_BYTES_PER_ENTRY * float(V) * float(S) ** 2,
+            f'{_where} kind = "{settings.kind}" of {len(parts)} components ({V} tokens, {S} '
+            f"states: T [V, S, S] holds {float(V) * S * S:.3g} numbers)",
+            "use fewer or smaller components",
+        )
         try:
             if settings.kind == "mixture":
                 return mixture(parts, settings.weights)
@@ -252,13 +293,20 @@ def build_process(settings, base_dir: str | Path | None = None, *, _where: str =
         except ProcessError:
             raise
         except (TypeError, OverflowError, ZeroDivisionError, FloatingPointError) as exc:
-            raise ProcessError(f"process {settings.name!r} cannot be built from params {settings.params!r}: "
-                               f"{exc}; check the {_where} params") from None
+            raise ProcessError(
+                f"process {settings.name!r} cannot be built from params {settings.params!r}: "
+                f"{exc}; check the {_where} params"
+            ) from None
         except (Exception, SystemExit) as exc:  # the factory itself failed: one line naming it, never a traceback
-            what = f"called sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else \
-                f"raised {type(exc).__name__}: {exc}"
-            raise ProcessError(f"process {settings.name!r}: its factory {factory_name(settings.name)} {what} when "
-                               f"built from params {settings.params!r}") from None
+            what = (
+                f"called sys.exit({exc.code!r})"
+                if isinstance(exc, SystemExit)
+                else f"raised {type(exc).__name__}: {exc}"
+            )
+            raise ProcessError(
+                f"process {settings.name!r}: its factory {factory_name(settings.name)} {what} when "
+                f"built from params {settings.params!r}"
+            ) from None
     else:
         if settings.params:
             raise ProcessError(f"{_where} params cannot be combined with spec; put parameters in the spec file")
@@ -276,5 +324,7 @@ def build_process(settings, base_dir: str | Path | None = None, *, _where: str =
 def component_processes(cfg: ExperimentConfig) -> list[HMM | GeneralizedHMM]:
     """The component processes of the run's composition (a product's factors, a mixture's components), built from its
     [process] components (`build_process`, errors naming the component)."""
-    return [build_process(c, cfg.base_dir, _where=f"[process] components[{i}]")
-            for i, c in enumerate(cfg.process.components)]
+    return [
+        build_process(c, cfg.base_dir, _where=f"[process] components[{i}]")
+        for i, c in enumerate(cfg.process.components)
+    ]

@@ -26,8 +26,9 @@ class PhaseTimes:
 
 
 @contextmanager
-def phase(name: str, total: int | None = None, *, enabled: bool = True, unit: str = "it",
-          times: PhaseTimes | None = None) -> Iterator[Callable[[int], None]]:
+def phase(
+    name: str, total: int | None = None, *, enabled: bool = True, unit: str = "it", times: PhaseTimes | None = None
+) -> Iterator[Callable[[int], None]]:
     """Progress for one phase; yields ``tick(n=1)`` to advance it by ``n`` of ``total``.
 
     With a ``total``, a bar with an ETA. With ``total=None`` (a phase with no natural count), one
@@ -51,8 +52,16 @@ def phase(name: str, total: int | None = None, *, enabled: bool = True, unit: st
 
     from tqdm import tqdm
 
-    bar = tqdm(total=total, desc=name, unit=unit, file=sys.stderr, disable=not enabled, dynamic_ncols=True,
-               leave=True, mininterval=0.5)
+    bar = tqdm(
+        total=total,
+        desc=name,
+        unit=unit,
+        file=sys.stderr,
+        disable=not enabled,
+        dynamic_ncols=True,
+        leave=True,
+        mininterval=0.5,
+    )
 
     def tick(n: int = 1) -> None:
         bar.update(n)

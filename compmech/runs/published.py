@@ -98,8 +98,9 @@ def run_record(run_dir: str | Path) -> dict[str, Any]:
         seed = None
     record["seed"] = seed if isinstance(seed, int) else None
     record["layers"] = probe.get("layers", {})
-    record["evolution_at"] = {_tokens_key(e): e for e in record.get("evolution") or []
-                              if isinstance(e, dict) and "tokens" in e}
+    record["evolution_at"] = {
+        _tokens_key(e): e for e in record.get("evolution") or [] if isinstance(e, dict) and "tokens" in e
+    }
     return record
 
 
@@ -143,25 +144,39 @@ def quantities_for(record: Mapping[str, Any]) -> list[Quantity]:
         Quantity("probe.mse_heldout_contexts", f"held-out MSE on unseen contexts ({layer})"),
         Quantity("probe.mse_heldout", f"held-out MSE, the paper's string split ({layer})"),
         Quantity("probe.mse_shuffled", f"shuffled-control MSE ({layer})"),
-        Quantity("probe.mse_heldout_contexts", f"held-out MSE on unseen contexts / shuffled control ({layer})",
-                 over="probe.mse_shuffled", below=CONTROL_CRITERION),
+        Quantity(
+            "probe.mse_heldout_contexts",
+            f"held-out MSE on unseen contexts / shuffled control ({layer})",
+            over="probe.mse_shuffled",
+            below=CONTROL_CRITERION,
+        ),
         Quantity("geometry.distance_r2_beliefs", f"distance R² of probed vs true beliefs ({analysis})"),
     ]
     if not (record.get("geometry") or {}).get("next_token_distances_proportional_to_beliefs"):
         # (where next-token distances are belief distances up to scale, the two R² are one number)
-        out.append(Quantity("geometry.distance_r2_next_token",
-                            f"distance R² of probed beliefs vs next-token laws ({analysis})"))
+        out.append(
+            Quantity(
+                "geometry.distance_r2_next_token", f"distance R² of probed beliefs vs next-token laws ({analysis})"
+            )
+        )
     for name in record.get("layers") or {}:
         if name == layer:
             continue  # the headline layer's are above
         out.append(Quantity(f"layers.{name}.mse", f"probe MSE, in sample, {name}"))
         out.append(Quantity(f"layers.{name}.mse_heldout_contexts", f"held-out MSE on unseen contexts, {name}"))
-    final = {_tokens_key(e) for e in record.get("evolution") or [] if isinstance(e, Mapping) and "tokens" in e
-             and e.get("step") == record.get("steps")}
+    final = {
+        _tokens_key(e)
+        for e in record.get("evolution") or []
+        if isinstance(e, Mapping) and "tokens" in e and e.get("step") == record.get("steps")
+    }
     for tokens in sorted(set(record.get("evolution_at") or {}) - final, key=int):  # the final model's are above
         out.append(Quantity(f"evolution_at.{tokens}.mse", f"probe MSE after {int(tokens):.2g} tokens ({analysis})"))
-        out.append(Quantity(f"evolution_at.{tokens}.mse_heldout_contexts",
-                            f"held-out MSE after {int(tokens):.2g} tokens ({analysis})"))
+        out.append(
+            Quantity(
+                f"evolution_at.{tokens}.mse_heldout_contexts",
+                f"held-out MSE after {int(tokens):.2g} tokens ({analysis})",
+            )
+        )
     return [dataclasses.replace(q, paper=paper_number(record, q)) for q in out if value_of(record, q) is not None]
 
 
@@ -172,9 +187,14 @@ def paper_number(record: Mapping[str, Any], quantity: Quantity) -> float | None:
     path = quantity.path
     if quantity.over is not None or not paper:
         return None
-    names = {"relative_loss": "relative_loss", "probe.mse": "probe_mse", "probe.mse_heldout": "probe_mse_heldout",
-             "probe.mse_shuffled": "probe_mse_shuffled", "geometry.distance_r2_beliefs": "distance_r2_beliefs",
-             "geometry.distance_r2_next_token": "distance_r2_next_token"}
+    names = {
+        "relative_loss": "relative_loss",
+        "probe.mse": "probe_mse",
+        "probe.mse_heldout": "probe_mse_heldout",
+        "probe.mse_shuffled": "probe_mse_shuffled",
+        "geometry.distance_r2_beliefs": "distance_r2_beliefs",
+        "geometry.distance_r2_next_token": "distance_r2_next_token",
+    }
     by_layer = paper.get("layer_mse") or {}
     found: Any = paper.get(names[path]) if path in names else None
     if path == "probe.mse" and found is None:
@@ -182,7 +202,9 @@ def paper_number(record: Mapping[str, Any], quantity: Quantity) -> float | None:
     elif path.startswith("layers.") and path.endswith(".mse"):
         found = by_layer.get(path.split(".")[1])
     elif path.startswith("evolution_at.") and path.endswith(".mse"):
-        found = {str(int(k)): v for k, v in (paper.get("probe_mse_over_training") or {}).items()}.get(path.split(".")[1])
+        found = {str(int(k)): v for k, v in (paper.get("probe_mse_over_training") or {}).items()}.get(
+            path.split(".")[1]
+        )
     return float(found) if isinstance(found, (int, float)) and not isinstance(found, bool) else None
 
 
@@ -254,18 +276,33 @@ class PublishedNumber:
 
     def to_json(self) -> dict[str, Any]:
         s = self.spread
-        out = {"key": self.quantity.key, "label": self.quantity.label, "path": self.quantity.path,
-               "over": self.quantity.over, "below": self.quantity.below, "paper": self.quantity.paper,
-               "values": list(s.values),
-               "mean": s.mean, "sd": s.sd, "min": s.min, "max": s.max, "n": s.n}
+        out = {
+            "key": self.quantity.key,
+            "label": self.quantity.label,
+            "path": self.quantity.path,
+            "over": self.quantity.over,
+            "below": self.quantity.below,
+            "paper": self.quantity.paper,
+            "values": list(s.values),
+            "mean": s.mean,
+            "sd": s.sd,
+            "min": s.min,
+            "max": s.max,
+            "n": s.n,
+        }
         if self.quantity.below is not None:
             out["seeds_below"] = s.meeting(self.quantity.below)
         return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PublishedNumber:
-        q = Quantity(path=str(data["path"]), label=str(data["label"]), over=data.get("over"), below=data.get("below"),
-                     paper=data.get("paper"))
+        q = Quantity(
+            path=str(data["path"]),
+            label=str(data["label"]),
+            over=data.get("over"),
+            below=data.get("below"),
+            paper=data.get("paper"),
+        )
         return cls(q, Spread(tuple(float(v) for v in data["values"])))
 
 
@@ -323,20 +360,39 @@ class PublishedEntry:
         return next((n for n in self.numbers if n.quantity.key == key), None)
 
     def to_json(self) -> dict[str, Any]:
-        return {"experiment": self.experiment, "budget": self.budget, "steps": self.steps, "seeds": list(self.seeds),
-                "command": self.command, "rerun": self.rerun, "made": self.made, "wall_seconds": self.wall_seconds,
-                "train_elapsed_seconds": self.train_elapsed_seconds, "environment": self.environment,
-                "config": self.config, "paper": self.paper, "numbers": [n.to_json() for n in self.numbers]}
+        return {
+            "experiment": self.experiment,
+            "budget": self.budget,
+            "steps": self.steps,
+            "seeds": list(self.seeds),
+            "command": self.command,
+            "rerun": self.rerun,
+            "made": self.made,
+            "wall_seconds": self.wall_seconds,
+            "train_elapsed_seconds": self.train_elapsed_seconds,
+            "environment": self.environment,
+            "config": self.config,
+            "paper": self.paper,
+            "numbers": [n.to_json() for n in self.numbers],
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PublishedEntry:
-        return cls(experiment=str(data["experiment"]), budget=str(data["budget"]), steps=int(data["steps"]),
-                   seeds=tuple(int(s) for s in data["seeds"]), command=str(data["command"]),
-                   rerun=str(data.get("rerun", "")), config=dict(data["config"]),
-                   environment=dict(data.get("environment") or {}), made=str(data.get("made", "")),
-                   numbers=tuple(PublishedNumber.from_json(n) for n in data["numbers"]),
-                   wall_seconds=data.get("wall_seconds"), train_elapsed_seconds=data.get("train_elapsed_seconds"),
-                   paper=dict(data.get("paper") or {}))
+        return cls(
+            experiment=str(data["experiment"]),
+            budget=str(data["budget"]),
+            steps=int(data["steps"]),
+            seeds=tuple(int(s) for s in data["seeds"]),
+            command=str(data["command"]),
+            rerun=str(data.get("rerun", "")),
+            config=dict(data["config"]),
+            environment=dict(data.get("environment") or {}),
+            made=str(data.get("made", "")),
+            numbers=tuple(PublishedNumber.from_json(n) for n in data["numbers"]),
+            wall_seconds=data.get("wall_seconds"),
+            train_elapsed_seconds=data.get("train_elapsed_seconds"),
+            paper=dict(data.get("paper") or {}),
+        )
 
 
 @dataclass(frozen=True)
@@ -368,26 +424,37 @@ class Published:
             if entry.config == mine:
                 return entry
         if not self.entries:
-            raise PublishedError("the published-numbers file holds no entries; make them with compmech reproduce "
-                                 "--seeds 3 --publish FILE")
+            raise PublishedError(
+                "the published-numbers file holds no entries; make them with compmech reproduce "
+                "--seeds 3 --publish FILE"
+            )
         name = (config.get("process") or {}).get("name")
-        near = sorted(self.entries, key=lambda e: (e.config.get("process") != mine.get("process"),
-                                                   e.experiment != name, e.budget != "full"))[0]
-        raise PublishedError(f"this run's config matches no published one; the nearest, {near.experiment} at the "
-                             f"{near.budget} budget, differs at {first_difference(mine, near.config)} (published: "
-                             f"{', '.join(f'{e.experiment} ({e.budget})' for e in self.entries)}; run one with "
-                             f"compmech reproduce [--quick] --only NAME, or compmech run NAME)")
+        near = sorted(
+            self.entries,
+            key=lambda e: (e.config.get("process") != mine.get("process"), e.experiment != name, e.budget != "full"),
+        )[0]
+        raise PublishedError(
+            f"this run's config matches no published one; the nearest, {near.experiment} at the "
+            f"{near.budget} budget, differs at {first_difference(mine, near.config)} (published: "
+            f"{', '.join(f'{e.experiment} ({e.budget})' for e in self.entries)}; run one with "
+            f"compmech reproduce [--quick] --only NAME, or compmech run NAME)"
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {"schema": SCHEMA,
-                "about": "Written by compmech reproduce --seeds N --publish FILE, never by hand: each experiment's "
-                         "numbers over its seeds (trained together), with the command and the machine that made "
-                         "them. compmech reproduce --check and compmech check RUN_DIR compare a run with them.",
-                "tolerance": {"level": self.level, "relative_floor": RELATIVE_FLOOR,
-                              "rule": "accepted: mean ± k sd, k = t_{n-1,(1+level)/2} sqrt(1 + 1/n) (the prediction "
-                                      "interval for one more seed; it contains [min, max]); half-width at least "
-                                      "relative_floor |mean|"},
-                "entries": [e.to_json() for e in self.entries]}
+        return {
+            "schema": SCHEMA,
+            "about": "Written by compmech reproduce --seeds N --publish FILE, never by hand: each experiment's "
+            "numbers over its seeds (trained together), with the command and the machine that made "
+            "them. compmech reproduce --check and compmech check RUN_DIR compare a run with them.",
+            "tolerance": {
+                "level": self.level,
+                "relative_floor": RELATIVE_FLOOR,
+                "rule": "accepted: mean ± k sd, k = t_{n-1,(1+level)/2} sqrt(1 + 1/n) (the prediction "
+                "interval for one more seed; it contains [min, max]); half-width at least "
+                "relative_floor |mean|",
+            },
+            "entries": [e.to_json() for e in self.entries],
+        }
 
     @classmethod
     def from_json(cls, data: Any) -> Published:
@@ -408,13 +475,15 @@ def load_published(path: str | Path | None = None) -> Published:
     except FileNotFoundError:
         return Published()
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise PublishedError(f"{path} cannot be read ({exc}); regenerate it with compmech reproduce --seeds 3 "
-                             "--publish FILE") from None
+        raise PublishedError(
+            f"{path} cannot be read ({exc}); regenerate it with compmech reproduce --seeds 3 --publish FILE"
+        ) from None
     try:
         return Published.from_json(data)
     except (KeyError, TypeError, ValueError) as exc:
-        raise PublishedError(f"{path} is damaged: {exc}; regenerate it with compmech reproduce --seeds 3 "
-                             "--publish FILE") from None
+        raise PublishedError(
+            f"{path} is damaged: {exc}; regenerate it with compmech reproduce --seeds 3 --publish FILE"
+        ) from None
 
 
 # ------------------------------------------------------------------------------------------------- the check
@@ -440,8 +509,10 @@ class Verdict:
 def check_record(entry: PublishedEntry, record: Mapping[str, Any], level: float = LEVEL) -> list[Verdict]:
     """Every published number of ``entry`` against the same number of a run (its `run_record`)."""
     seed = record.get("seed") if isinstance(record.get("seed"), int) else None
-    return [Verdict(entry.experiment, n, n.spread.accepted(level), value_of(record, n.quantity), seed)
-            for n in entry.numbers]
+    return [
+        Verdict(entry.experiment, n, n.spread.accepted(level), value_of(record, n.quantity), seed)
+        for n in entry.numbers
+    ]
 
 
 def _num(v: float | None) -> str:
@@ -458,14 +529,19 @@ def _pm(spread: Spread) -> str:
 def format_verdicts(verdicts: Sequence[Verdict], level: float = LEVEL) -> str:
     """The check as a Markdown table: per number the published mean ± sd (min–max, n), the accepted interval, the
     user's value and whether it lies inside."""
-    lines = [f"| experiment | seed | quantity | published mean ± sd | published min–max (n) | accepted ({level:.0%}) "
-             "| yours | |", "|---|---:|---|---:|---:|---:|---:|---|"]
+    lines = [
+        f"| experiment | seed | quantity | published mean ± sd | published min–max (n) | accepted ({level:.0%}) "
+        "| yours | |",
+        "|---|---:|---|---:|---:|---:|---:|---|",
+    ]
     for v in verdicts:
         s = v.number.spread
         mark = {True: "ok", False: "**OUTSIDE**", None: "missing"}[v.inside]
-        lines.append(f"| {v.experiment} | {'' if v.seed is None else v.seed} | {v.number.quantity.label} | {_pm(s)} | "
-                     f"{_num(s.min)}–{_num(s.max)} ({s.n}) | [{_num(v.accepted[0])}, {_num(v.accepted[1])}] | "
-                     f"{_num(v.value)} | {mark} |")
+        lines.append(
+            f"| {v.experiment} | {'' if v.seed is None else v.seed} | {v.number.quantity.label} | {_pm(s)} | "
+            f"{_num(s.min)}–{_num(s.max)} ({s.n}) | [{_num(v.accepted[0])}, {_num(v.accepted[1])}] | "
+            f"{_num(v.value)} | {mark} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -485,8 +561,12 @@ def environment_differences(published: Mapping[str, Any], mine: Mapping[str, Any
     return out
 
 
-def verdict_summary(verdicts: Sequence[Verdict], entries: Mapping[str, PublishedEntry],
-                    environments: Mapping[str, Mapping[str, Any]], level: float = LEVEL) -> str:
+def verdict_summary(
+    verdicts: Sequence[Verdict],
+    entries: Mapping[str, PublishedEntry],
+    environments: Mapping[str, Mapping[str, Any]],
+    level: float = LEVEL,
+) -> str:
     """The check's last lines: how many numbers lie inside; when some do not, which and what to try (the versions
     and CPU that made the table, more seeds)."""
     inside = [v for v in verdicts if v.inside]
@@ -494,15 +574,23 @@ def verdict_summary(verdicts: Sequence[Verdict], entries: Mapping[str, Published
     missing = [v for v in verdicts if v.inside is None]
     ns = sorted({v.number.spread.n for v in verdicts})
     ks = ", ".join(f"k = {acceptance_k(n, level):.3g} for n = {n}" for n in ns if n >= 2)
-    lines = [f"{len(inside)} of {len(verdicts)} numbers lie within the published spread widened to the {level:.0%} "
-             f"prediction interval for one more seed (mean ± k sd, {ks})"
-             + (f"; {len(missing)} the run does not have" if missing else "") + "."]
+    lines = [
+        f"{len(inside)} of {len(verdicts)} numbers lie within the published spread widened to the {level:.0%} "
+        f"prediction interval for one more seed (mean ± k sd, {ks})"
+        + (f"; {len(missing)} the run does not have" if missing else "")
+        + "."
+    ]
     if not outside:
         return "\n".join(lines) + "\n"
-    lines.append(f"OUTSIDE: {len(outside)} number(s): "
-                 + "; ".join(f"{v.experiment}{'' if v.seed is None else f' seed {v.seed}'} {v.number.quantity.label} "
-                             f"= {_num(v.value)}, accepted [{_num(v.accepted[0])}, {_num(v.accepted[1])}]"
-                             for v in outside) + ".")
+    lines.append(
+        f"OUTSIDE: {len(outside)} number(s): "
+        + "; ".join(
+            f"{v.experiment}{'' if v.seed is None else f' seed {v.seed}'} {v.number.quantity.label} "
+            f"= {_num(v.value)}, accepted [{_num(v.accepted[0])}, {_num(v.accepted[1])}]"
+            for v in outside
+        )
+        + "."
+    )
     lines.append("What to try:")
     for name in sorted({v.experiment for v in outside}):
         entry = entries[name]
@@ -510,19 +598,28 @@ def verdict_summary(verdicts: Sequence[Verdict], entries: Mapping[str, Published
         diffs = environment_differences(entry.environment, mine)
         libs, my_libs = entry.environment.get("libraries") or {}, mine.get("libraries") or {}
         pins = " ".join(f"{k}=={v}" for k, v in sorted(libs.items()) if v and my_libs.get(k) != v)
-        lines.append(f"- {name}: the table was made by `{entry.rerun or entry.command}` on {entry.made[:10]} "
-                     f"({len(entry.seeds)} seeds, {entry.budget} budget). "
-                     + ("Your machine differs: " + "; ".join(diffs) + "."
-                        + (f" Install the versions that made the table (pip install {pins}) and check again." if pins
-                           else "") + " Another CPU alone can move a number by about a seed's spread." if diffs else
-                        "Your machine and versions are those that made the table: a number outside is more than "
-                        "float32 rounding. Is the install complete (compmech --version), the run unmodified?"))
+        lines.append(
+            f"- {name}: the table was made by `{entry.rerun or entry.command}` on {entry.made[:10]} "
+            f"({len(entry.seeds)} seeds, {entry.budget} budget). "
+            + (
+                "Your machine differs: "
+                + "; ".join(diffs)
+                + "."
+                + (f" Install the versions that made the table (pip install {pins}) and check again." if pins else "")
+                + " Another CPU alone can move a number by about a seed's spread."
+                if diffs
+                else "Your machine and versions are those that made the table: a number outside is more than "
+                "float32 rounding. Is the install complete (compmech --version), the run unmodified?"
+            )
+        )
     quick = " --quick" if entries[outside[0].experiment].budget == "quick" else ""
     names = " ".join(sorted({v.experiment for v in outside}))
-    lines.append(f"- More seeds: `compmech reproduce --check --seeds 5{quick} --only {names}` trains five seeds "
-                 "together and checks each: if most lie inside, yours was a tail draw (with 3 published seeds the sd "
-                 "itself is uncertain by about half); if most lie outside, the result moved on your machine: report "
-                 "it with your summary.json's environment.")
+    lines.append(
+        f"- More seeds: `compmech reproduce --check --seeds 5{quick} --only {names}` trains five seeds "
+        "together and checks each: if most lie inside, yours was a tail draw (with 3 published seeds the sd "
+        "itself is uncertain by about half); if most lie outside, the result moved on your machine: report "
+        "it with your summary.json's environment."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -534,26 +631,43 @@ def spread_table(entry: PublishedEntry) -> str:
     ± sd, min–max, each seed's value, and for a number with a criterion how many seeds meet it."""
     env = entry.environment
     libs = env.get("libraries") or {}
-    budget = (f"quick budget ({entry.steps} steps, labelled as such: not the config's full budget)"
-              if entry.budget == "quick" else f"full budget ({entry.steps} steps)")
-    head = (f"**{entry.experiment}**, {budget}, seeds {', '.join(map(str, entry.seeds))} trained together. "
-            f"Made by `{entry.command}` on {entry.made[:10]}: {env.get('cpu', '?')}"
-            + (f" ({env['cpu_features']})" if env.get("cpu_features") else "") + f", Python {env.get('python', '?')}, "
-            f"jax {libs.get('jax', '?')}, flax {libs.get('flax', '?')}"
-            + (f", XLA_FLAGS={env['xla_flags']!r}" if env.get("xla_flags") else "") + ".")
+    budget = (
+        f"quick budget ({entry.steps} steps, labelled as such: not the config's full budget)"
+        if entry.budget == "quick"
+        else f"full budget ({entry.steps} steps)"
+    )
+    head = (
+        f"**{entry.experiment}**, {budget}, seeds {', '.join(map(str, entry.seeds))} trained together. "
+        f"Made by `{entry.command}` on {entry.made[:10]}: {env.get('cpu', '?')}"
+        + (f" ({env['cpu_features']})" if env.get("cpu_features") else "")
+        + f", Python {env.get('python', '?')}, "
+        f"jax {libs.get('jax', '?')}, flax {libs.get('flax', '?')}"
+        + (f", XLA_FLAGS={env['xla_flags']!r}" if env.get("xla_flags") else "")
+        + "."
+    )
     header = ["| quantity | mean ± sd | min–max | seeds | paper | criterion |", "|---|---:|---:|---:|---:|---|"]
 
     def row(n: PublishedNumber) -> str:
         s, q = n.spread, n.quantity
         crit = "" if q.below is None else f"< {q.below:g}: met by {s.meeting(q.below)} of {s.n} seeds"
-        return (f"| {q.label} | {_pm(s)} | {_num(s.min)}–{_num(s.max)} | {' / '.join(_num(v) for v in s.values)} "
-                f"| {_num(q.paper)} | {crit} |")
+        return (
+            f"| {q.label} | {_pm(s)} | {_num(s.min)}–{_num(s.max)} | {' / '.join(_num(v) for v in s.values)} "
+            f"| {_num(q.paper)} | {crit} |"
+        )
 
     detail = [n for n in entry.numbers if n.quantity.path.startswith(("layers.", "evolution_at."))]
     lines = [head, "", *header, *(row(n) for n in entry.numbers if n not in detail)]
     if detail:
-        lines += ["", f"<details><summary>{entry.experiment} ({entry.budget}): every layer, and the probe over "
-                      "training</summary>", "", *header, *(row(n) for n in detail), "", "</details>"]
+        lines += [
+            "",
+            f"<details><summary>{entry.experiment} ({entry.budget}): every layer, and the probe over "
+            "training</summary>",
+            "",
+            *header,
+            *(row(n) for n in detail),
+            "",
+            "</details>",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -75,8 +75,9 @@ class ProbeOutcome:
             "layers": {name: res.to_dict() for name, res in self.results.items()},
             "probe_layer": self.probe_layer,
             "untrained": self.untrained_json,
-            "untrained_by_layer": None if self.untrained is None else {
-                name: res.to_dict() for name, res in self.untrained.items()},
+            "untrained_by_layer": None
+            if self.untrained is None
+            else {name: res.to_dict() for name, res in self.untrained.items()},
             **self.info,
         }
 
@@ -105,8 +106,11 @@ class GeometryResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "layer": self.layer, "n_contexts": self.n_contexts, "n_belief_states": self.n_belief_states,
-            "distance_r2_beliefs": self.distance_r2_beliefs, "distance_r2_next_token": self.distance_r2_next_token,
+            "layer": self.layer,
+            "n_contexts": self.n_contexts,
+            "n_belief_states": self.n_belief_states,
+            "distance_r2_beliefs": self.distance_r2_beliefs,
+            "distance_r2_next_token": self.distance_r2_next_token,
             "n_pairs": self.n_pairs,
             "next_token_distances_proportional_to_beliefs": self.next_token_distances_proportional_to_beliefs,
             "next_token_distance_scale": self.next_token_distance_scale,

@@ -36,11 +36,17 @@ class RegimeChoice:
 
     def to_json(self) -> dict[str, Any]:
         bound = self.strings_bound
-        return {"name": self.name, "requested": self.requested,
-                "strings_bound": None if not math.isfinite(bound) else (int(bound) if bound < 2**53 else float(bound)),
-                "max_exact_strings": self.max_exact_strings, "validation_sequences": self.validation_sequences,
-                "probe_sequences": self.probe_sequences, "chunk_rows": self.chunk_rows, "n_folds": self.n_folds,
-                "figure_sequences": self.figure_sequences}
+        return {
+            "name": self.name,
+            "requested": self.requested,
+            "strings_bound": None if not math.isfinite(bound) else (int(bound) if bound < 2**53 else float(bound)),
+            "max_exact_strings": self.max_exact_strings,
+            "validation_sequences": self.validation_sequences,
+            "probe_sequences": self.probe_sequences,
+            "chunk_rows": self.chunk_rows,
+            "n_folds": self.n_folds,
+            "figure_sequences": self.figure_sequences,
+        }
 
 
 def choose_regime(cfg: ExperimentConfig, source: Source, context_length: int) -> RegimeChoice:
@@ -55,13 +61,22 @@ def choose_regime(cfg: ExperimentConfig, source: Source, context_length: int) ->
     name = data.regime if data.regime != "auto" else ("exact" if bound <= data.max_exact_strings else "sampled")
     if not source.traits.exact_regime:
         if data.regime == "exact":
-            raise ConfigError(f"{cfg.source}: [data] regime = \"exact\" enumerates every context with the mixed-state "
-                              f"theory of an HMM; {source.name} is no HMM (its Bayes predictor is closed-form): "
-                              "use regime = \"sampled\" or \"auto\"")
+            raise ConfigError(
+                f'{cfg.source}: [data] regime = "exact" enumerates every context with the mixed-state '
+                f"theory of an HMM; {source.name} is no HMM (its Bayes predictor is closed-form): "
+                'use regime = "sampled" or "auto"'
+            )
         name = "sampled"
     if name == "exact":
         return RegimeChoice("exact", bound, data.max_exact_strings, data.regime)
-    return RegimeChoice("sampled", bound, data.max_exact_strings, data.regime,
-                        validation_sequences=data.validation_sequences, probe_sequences=data.probe_sequences,
-                        chunk_rows=data.chunk_rows, n_folds=N_FOLDS,
-                        figure_sequences=min(FIGURE_SEQUENCES, data.probe_sequences))
+    return RegimeChoice(
+        "sampled",
+        bound,
+        data.max_exact_strings,
+        data.regime,
+        validation_sequences=data.validation_sequences,
+        probe_sequences=data.probe_sequences,
+        chunk_rows=data.chunk_rows,
+        n_folds=N_FOLDS,
+        figure_sequences=min(FIGURE_SEQUENCES, data.probe_sequences),
+    )

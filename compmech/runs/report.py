@@ -24,9 +24,18 @@ from compmech.runs.errors import RunDirError
 from compmech.runs.files import directory_lock
 from compmech.runs.summary import RunSummary
 from figures import layer_label, sci
+from figures.report import (
+    SAME_GEOMETRY_NOTE,
+    Provenance,
+    fmt_number,
+    model_kind_label,
+    paper_number,
+    process_label,
+    render_report,
+    same_distance_geometry,
+    write_report,
+)
 from figures.simplex import DENSITY_ABOVE
-from figures.report import (SAME_GEOMETRY_NOTE, Provenance, fmt_number, model_kind_label, paper_number, process_label,
-                            render_report, same_distance_geometry, write_report)
 
 REPORT_NAME = "report.html"
 EMBEDDABLE = (".png", ".svg")  # formats a browser shows in <img>; PDFs are left out
@@ -34,37 +43,37 @@ EMBEDDABLE = (".png", ".svg")  # formats a browser shows in <img>; PDFs are left
 # Captions of the figures `compmech run` draws, by file stem; others get their stem as caption.
 CAPTIONS = {
     "belief_fractal": "Belief-state geometry. Left: the exact beliefs of every distinct context, in the "
-                      "belief set's own frame: the probability simplex for an HMM's beliefs (corners: the hidden "
-                      "states; colour = belief), otherwise the axes named on the panel (the principal axes of "
-                      "the belief set, or the Bloch disk of a qubit's states). Right: the linear "
-                      "probe's prediction from the residual stream of the layer named above it, coloured by the true "
-                      "belief; the × and the dark dots: the same probe fit to shuffled beliefs (the control, which "
-                      f"collapses to about the mean belief). Above {DENSITY_ABOVE:,} contexts each panel is a 2-D histogram: a "
-                      "bin's colour is the mean colour of its contexts, its opacity grows with their number (log "
-                      "scale), so the dense parts of the probed geometry stay visible.",
+    "belief set's own frame: the probability simplex for an HMM's beliefs (corners: the hidden "
+    "states; colour = belief), otherwise the axes named on the panel (the principal axes of "
+    "the belief set, or the Bloch disk of a qubit's states). Right: the linear "
+    "probe's prediction from the residual stream of the layer named above it, coloured by the true "
+    "belief; the × and the dark dots: the same probe fit to shuffled beliefs (the control, which "
+    f"collapses to about the mean belief). Above {DENSITY_ABOVE:,} contexts each panel is a 2-D histogram: a "
+    "bin's colour is the mean colour of its contexts, its opacity grows with their number (log "
+    "scale), so the dense parts of the probed geometry stay visible.",
     "loss_by_position": "Validation cross-entropy by context position after training (dots) beside the optimum "
-                        "(open squares: the entropy of the next token given the context), and the excess loss, "
-                        "model − optimum.",
+    "(open squares: the entropy of the next token given the context), and the excess loss, "
+    "model − optimum.",
     "training_curve": "Relative loss − 1 (CE / optimal CE − 1, log scale; 0 would be optimal) over training, "
-                      "from the evaluation before the first step: exact validation loss, and the training "
-                      "batches' loss as a light line.",
+    "from the evaluation before the first step: exact validation loss, and the training "
+    "batches' loss as a light line.",
     "probe_layers": "Belief probe MSE by layer: in-sample, held-out on contexts the fit never saw, and held out "
-                    "by the paper's string split; the paper's values in black where it gives them; the dashed "
-                    "line: the shuffled-target control (about the variance of the beliefs, the error of a probe "
-                    "that has learnt nothing).",
+    "by the paper's string split; the paper's values in black where it gives them; the dashed "
+    "line: the shuffled-target control (about the variance of the beliefs, the error of a probe "
+    "that has learnt nothing).",
     "distance_geometry": "Pairwise distances between probed beliefs (distinct contexts) against distances "
-                         "between the true beliefs (left) and between the optimal next-token distributions "
-                         "(right). The residual stream keeps the belief geometry, not just the next-token one.",
+    "between the true beliefs (left) and between the optimal next-token distributions "
+    "(right). The residual stream keeps the belief geometry, not just the next-token one.",
     "mixed_state_pca": "The mixed states (distinct beliefs) projected on their first two principal components, "
-                       "and the probe's predictions projected the same way, one colour per state.",
+    "and the probe's predictions projected the same way, one colour per state.",
     "belief_evolution": "The probed belief geometry at checkpoints over training (coloured by the true belief), "
-                        "and the true beliefs (last panel).",
+    "and the true beliefs (last panel).",
     "probe_over_training": "Probe MSE and relative loss at each checkpoint (paper values where given).",
 }
 #: Captions of the interactive pages `compmech run` writes with plotly installed (figures/interactive_*.html).
 INTERACTIVE_CAPTIONS = {
     "interactive_belief_simplex": "The belief simplex: true beliefs and the probe's predictions; hover a point "
-                                  "for its context string, the context's probability and its belief.",
+    "for its context string, the context's probability and its belief.",
 }
 
 
@@ -80,24 +89,31 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise RunDirectoryError(f"run directory {run_dir} does not exist; pass the folder `compmech run` wrote "
-                                "(runs/<name>, or its --out DIR)")
+        raise RunDirectoryError(
+            f"run directory {run_dir} does not exist; pass the folder `compmech run` wrote "
+            "(runs/<name>, or its --out DIR)"
+        )
     if not (run_dir / "summary.json").is_file():
         points = sorted(p.name for p in run_dir.iterdir() if (p / "config.toml").is_file())
         if not (run_dir / "config.toml").is_file() and ((run_dir / "sweep.json").is_file() or points):
             example = f", e.g. compmech report {run_dir / points[0]}" if points else ""
-            raise RunDirectoryError(f"{run_dir} is a sweep directory (one run directory per point): its page is "
-                                    f"{run_dir / 'sweep.html'}, which compmech sweep FILE --collect --out {run_dir} "
-                                    f"rewrites; compmech report takes one point's run directory{example}")
+            raise RunDirectoryError(
+                f"{run_dir} is a sweep directory (one run directory per point): its page is "
+                f"{run_dir / 'sweep.html'}, which compmech sweep FILE --collect --out {run_dir} "
+                f"rewrites; compmech report takes one point's run directory{example}"
+            )
         what = "an unfinished run" if (run_dir / "config.toml").is_file() else "not a compmech run directory"
-        raise RunDirectoryError(f"{run_dir} has no summary.json ({what}); finish the run first: "
-                                f"compmech run CONFIG --out {run_dir} (the same command resumes it)")
+        raise RunDirectoryError(
+            f"{run_dir} has no summary.json ({what}); finish the run first: "
+            f"compmech run CONFIG --out {run_dir} (the same command resumes it)"
+        )
     summary = read_run_json(run_dir / "summary.json", SUMMARY_KEYS)
     try:  # the schema in one place (`RunSummary`); the page itself reads the file's fields defensively
         RunSummary.from_json(summary)
     except (TypeError, ValueError) as exc:
-        raise RunDirectoryError(f"{run_dir / 'summary.json'} is damaged: it {exc}; re-run the experiment to "
-                                "rewrite it") from None
+        raise RunDirectoryError(
+            f"{run_dir / 'summary.json'} is damaged: it {exc}; re-run the experiment to rewrite it"
+        ) from None
     probe = read_run_json(run_dir / "probe.json", PROBE_KEYS)
     _check_probe(run_dir / "probe.json", probe)
     metrics = read_run_jsonl(run_dir / "metrics.jsonl")
@@ -110,9 +126,16 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     target = Path(out) if out is not None else run_dir / REPORT_NAME
     html = render_report(
         title=report_title(summary, config_toml, run_dir),
-        config_toml=config_toml, summary=summary, metrics=metrics, probe=probe,
-        figures=_figures(run_dir, summary), extra_tables=_extra_tables(summary), process=process,
-        provenance=provenance(), interactive=_interactive(run_dir, target))
+        config_toml=config_toml,
+        summary=summary,
+        metrics=metrics,
+        probe=probe,
+        figures=_figures(run_dir, summary),
+        extra_tables=_extra_tables(summary),
+        process=process,
+        provenance=provenance(),
+        interactive=_interactive(run_dir, target),
+    )
     return write_report(target, html)
 
 
@@ -133,8 +156,10 @@ def report_title(summary: dict, config_toml: str, run_dir: Path) -> str:
     what = process_label(summary.get("process") or {})
     analysis = config.get("analysis")
     if isinstance(analysis, dict):  # an analysis directory (`compmech.runs.analyze`): a model trained elsewhere
-        return (f"{what}: activations of {analysis.get('model', 'a model trained elsewhere')} "
-                f"(analysis {summary.get('name') or run_dir.name})")
+        return (
+            f"{what}: activations of {analysis.get('model', 'a model trained elsewhere')} "
+            f"(analysis {summary.get('name') or run_dir.name})"
+        )
     parts = []
     if model.get("n_layers") is not None:
         parts.append(f"{model['n_layers']}-layer {model_kind_label(model.get('kind', 'transformer'))}")
@@ -154,17 +179,27 @@ def provenance() -> Provenance:
     commit = None
     root = Path(__file__).resolve().parents[2]
     try:
-        done = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
-                              text=True, timeout=5, check=False)
+        done = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
         if done.returncode == 0 and done.stdout.strip():
             commit = done.stdout.strip()
-            dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                                   capture_output=True, text=True, timeout=5, check=False)
+            dirty = subprocess.run(
+                ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=False,
+            )
             if dirty.returncode == 0 and dirty.stdout.strip():
                 commit += " (with uncommitted changes)"
     except (OSError, subprocess.SubprocessError):
         commit = None
-    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return Provenance(version=version, commit=commit, date=date)
 
 
@@ -185,8 +220,10 @@ def _figures(run_dir: Path, summary: dict) -> list[tuple[str, bytes, str]]:
     """
     listed = summary.get("figures", [])
     if not isinstance(listed, list) or not all(isinstance(p, str) for p in listed):
-        raise RunDirectoryError(f"{run_dir / 'summary.json'}: \"figures\" must be a list of paths (strings) "
-                                "inside the run directory; re-run the experiment to rewrite it")
+        raise RunDirectoryError(
+            f'{run_dir / "summary.json"}: "figures" must be a list of paths (strings) '
+            "inside the run directory; re-run the experiment to rewrite it"
+        )
     found = sorted((run_dir / "figures").glob("*")) if (run_dir / "figures").is_dir() else []
     by_stem: dict[str, Path] = {}
     for path in [*(run_dir / p for p in listed), *found]:
@@ -200,8 +237,10 @@ def _figures(run_dir: Path, summary: dict) -> list[tuple[str, bytes, str]]:
     for study in (summary.get("studies") or {}).values():  # each study captions its own figures
         if isinstance(study, dict) and isinstance(study.get("captions"), dict):
             captions.update({str(k): str(v) for k, v in study["captions"].items()})
-    return [(captions.get(stem, stem.replace("_", " ")), path.read_bytes(), path.suffix.lower())
-            for stem, path in by_stem.items()]
+    return [
+        (captions.get(stem, stem.replace("_", " ")), path.read_bytes(), path.suffix.lower())
+        for stem, path in by_stem.items()
+    ]
 
 
 def _interactive(run_dir: Path, report: Path) -> list[tuple[str, str]]:
@@ -209,30 +248,54 @@ def _interactive(run_dir: Path, report: Path) -> list[tuple[str, str]]:
     when plotly is installed), so the report links them wherever it is written (``--out``)."""
     folder = run_dir / "figures"
     pages = sorted(folder.glob("interactive_*.html")) if folder.is_dir() else []
-    return [(INTERACTIVE_CAPTIONS.get(page.stem, page.stem.replace("_", " ")),
-             Path(os.path.relpath(page.resolve(), report.resolve().parent)).as_posix())
-            for page in pages if page.is_file() and _inside(run_dir, page)]
+    return [
+        (
+            INTERACTIVE_CAPTIONS.get(page.stem, page.stem.replace("_", " ")),
+            Path(os.path.relpath(page.resolve(), report.resolve().parent)).as_posix(),
+        )
+        for page in pages
+        if page.is_file() and _inside(run_dir, page)
+    ]
 
 
 def _extra_tables(summary: dict) -> list[tuple]:
     """The distance geometry and the probe over training, beside the paper's numbers where it has them."""
     paper = summary.get("paper") if isinstance(summary.get("paper"), dict) else {}
-    tables = [tuple(t) for study in (summary.get("studies") or {}).values() if isinstance(study, dict)
-              for t in study.get("tables", []) if isinstance(t, list) and len(t) == 4]
+    tables = [
+        tuple(t)
+        for study in (summary.get("studies") or {}).values()
+        if isinstance(study, dict)
+        for t in study.get("tables", [])
+        if isinstance(t, list) and len(t) == 4
+    ]
     geo = summary.get("geometry")
     if isinstance(geo, dict) and geo:
         same = same_distance_geometry(geo)
-        rows = [["distances between true beliefs", fmt_number(geo.get("distance_r2_beliefs"), 3),
-                 paper_number(paper.get("distance_r2_beliefs"))],
-                ["distances between next-token distributions" + (" †" if same else ""),
-                 fmt_number(geo.get("distance_r2_next_token"), 3), paper_number(paper.get("distance_r2_next_token"))]]
+        rows = [
+            [
+                "distances between true beliefs",
+                fmt_number(geo.get("distance_r2_beliefs"), 3),
+                paper_number(paper.get("distance_r2_beliefs")),
+            ],
+            [
+                "distances between next-token distributions" + (" †" if same else ""),
+                fmt_number(geo.get("distance_r2_next_token"), 3),
+                paper_number(paper.get("distance_r2_next_token")),
+            ],
+        ]
         headers = ["against", "R\u00b2 (ours)"] + (["R\u00b2 (paper)"] if "distance_r2_beliefs" in paper else [])
-        rows = [r[:len(headers)] for r in rows]
-        tables.append((f"Distance geometry of the probed beliefs ({layer_label(geo.get('layer', '?'))})", headers, rows,
-                       f"R\u00b2 of pairwise distances between probed beliefs against the distances named, over "
-                       f"{_count(geo.get('n_contexts'))} distinct contexts ({_count(geo.get('n_belief_states'))} "
-                       f"distinct beliefs, {_count(geo.get('n_pairs'))} pairs)."
-                       + (" † " + SAME_GEOMETRY_NOTE if same else "")))
+        rows = [r[: len(headers)] for r in rows]
+        tables.append(
+            (
+                f"Distance geometry of the probed beliefs ({layer_label(geo.get('layer', '?'))})",
+                headers,
+                rows,
+                f"R\u00b2 of pairwise distances between probed beliefs against the distances named, over "
+                f"{_count(geo.get('n_contexts'))} distinct contexts ({_count(geo.get('n_belief_states'))} "
+                f"distinct beliefs, {_count(geo.get('n_pairs'))} pairs)."
+                + (" † " + SAME_GEOMETRY_NOTE if same else ""),
+            )
+        )
     over = {int(float(t)): v for t, v in (paper.get("probe_mse_over_training") or {}).items()}
     evolution = summary.get("evolution") or []
     same_layer = summary.get("analysis_layer") == summary.get("probe_layer")
@@ -248,8 +311,12 @@ def _extra_tables(summary: dict) -> list[tuple]:
             if over:
                 row.append(paper_number(over.get(int(asked)) if same_layer and asked is not None else None))
             rows.append(row)
-        headers = ["tokens", "relative loss"] + (["held-out MSE, unseen contexts"] if contexts else []) + [
-            "probe MSE (in-sample)", "held-out MSE (string split)", "shuffled MSE"] + (["paper MSE"] if over else [])
+        headers = (
+            ["tokens", "relative loss"]
+            + (["held-out MSE, unseen contexts"] if contexts else [])
+            + ["probe MSE (in-sample)", "held-out MSE (string split)", "shuffled MSE"]
+            + (["paper MSE"] if over else [])
+        )
         layer = summary.get("analysis_layer", summary.get("probe_layer", "?"))
         tables.append((f"Probe ({layer_label(layer)}) over training: refitted at checkpoints", headers, rows))
     return tables
@@ -263,33 +330,45 @@ def _read_text(path: Path) -> str:
     try:
         return path.read_bytes().decode("utf-8")
     except FileNotFoundError:
-        raise RunDirectoryError(f"{path} is missing: the run directory is incomplete; "
-                                f"re-run compmech run CONFIG --out {path.parent}") from None
+        raise RunDirectoryError(
+            f"{path} is missing: the run directory is incomplete; re-run compmech run CONFIG --out {path.parent}"
+        ) from None
     except UnicodeDecodeError as err:
-        raise RunDirectoryError(f"{path} is not UTF-8 text (byte {err.start}: {err.reason}); the file is damaged, "
-                                "re-run the experiment to rewrite it") from None
+        raise RunDirectoryError(
+            f"{path} is not UTF-8 text (byte {err.start}: {err.reason}); the file is damaged, "
+            "re-run the experiment to rewrite it"
+        ) from None
     except OSError as err:
         raise RunDirectoryError(f"{path} cannot be read ({err.strerror or err})") from None
 
 
 def _json_type(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null",
-            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+    return {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        bool: "true/false",
+        type(None): "null",
+        int: "a number",
+        float: "a number",
+    }.get(type(value), type(value).__name__)
 
 
 def _check_keys(path: Path, record: Any, keys: dict, where: str = "") -> None:
     """``record`` must be a JSON object with every key in ``keys`` of the type given."""
     if not isinstance(record, dict):
-        raise RunDirectoryError(f"{path}{where} must hold a JSON object, got {_json_type(record)}; "
-                                "re-run the experiment to rewrite it")
+        raise RunDirectoryError(
+            f"{path}{where} must hold a JSON object, got {_json_type(record)}; re-run the experiment to rewrite it"
+        )
     for key, kind in keys.items():
         if key not in record:
-            raise RunDirectoryError(f"{path}{where} has no \"{key}\" key; re-run the experiment to rewrite it")
+            raise RunDirectoryError(f'{path}{where} has no "{key}" key; re-run the experiment to rewrite it')
         value = record[key]
         if isinstance(value, bool) or not isinstance(value, kind):
             want = _json_type(kind[0]() if isinstance(kind, tuple) else kind())
-            raise RunDirectoryError(f"{path}{where}: \"{key}\" must be {want}, got {_json_type(value)}; "
-                                    "re-run the experiment to rewrite it")
+            raise RunDirectoryError(
+                f'{path}{where}: "{key}" must be {want}, got {_json_type(value)}; re-run the experiment to rewrite it'
+            )
 
 
 def read_run_json(path: Path, keys: dict | None = None) -> dict:
@@ -305,13 +384,20 @@ def read_run_json(path: Path, keys: dict | None = None) -> dict:
 def _check_probe(path: Path, probe: dict) -> None:
     for name, res in probe["layers"].items():
         if not isinstance(res, dict):
-            raise RunDirectoryError(f"{path}: layers[\"{name}\"] must be an object of probe metrics, got "
-                                    f"{_json_type(res)}; re-run the experiment to rewrite it")
+            raise RunDirectoryError(
+                f'{path}: layers["{name}"] must be an object of probe metrics, got '
+                f"{_json_type(res)}; re-run the experiment to rewrite it"
+            )
         for key, value in res.items():
-            if key.startswith(("mse", "r2")) and value is not None and (
-                    isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise RunDirectoryError(f"{path}: layers[\"{name}\"][\"{key}\"] must be a number or null, got "
-                                        f"{_json_type(value)}; re-run the experiment to rewrite it")
+            if (
+                key.startswith(("mse", "r2"))
+                and value is not None
+                and (isinstance(value, bool) or not isinstance(value, (int, float)))
+            ):
+                raise RunDirectoryError(
+                    f'{path}: layers["{name}"]["{key}"] must be a number or null, got '
+                    f"{_json_type(value)}; re-run the experiment to rewrite it"
+                )
 
 
 def _check_process(path: Path, process: dict) -> None:
@@ -319,16 +405,31 @@ def _check_process(path: Path, process: dict) -> None:
     T = process["T"]
     ok = bool(T) and all(isinstance(m, list) for m in T)
     S = len(T[0]) if ok else 0
-    ok = ok and S > 0 and all(len(m) == S and all(isinstance(r, list) and len(r) == S and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in r) for r in m) for m in T)
+    ok = (
+        ok
+        and S > 0
+        and all(
+            len(m) == S
+            and all(
+                isinstance(r, list)
+                and len(r) == S
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in r)
+                for r in m
+            )
+            for m in T
+        )
+    )
     if not ok:
-        raise RunDirectoryError(f"{path}: \"T\" must be a V x S x S nested list of numbers (T[x][i][j] = "
-                                "P(emit x, go to j | in i)); re-run the experiment to rewrite it")
+        raise RunDirectoryError(
+            f'{path}: "T" must be a V x S x S nested list of numbers (T[x][i][j] = '
+            "P(emit x, go to j | in i)); re-run the experiment to rewrite it"
+        )
     for key, n in (("state_names", S), ("token_names", len(T))):
         names = process.get(key)
         if names is not None and (not isinstance(names, list) or len(names) != n):
-            raise RunDirectoryError(f"{path}: \"{key}\" must be null or a list of {n} names; "
-                                    "re-run the experiment to rewrite it")
+            raise RunDirectoryError(
+                f'{path}: "{key}" must be null or a list of {n} names; re-run the experiment to rewrite it'
+            )
 
 
 def read_run_jsonl(path: Path) -> list[dict]:
@@ -340,8 +441,9 @@ def read_run_jsonl(path: Path) -> list[dict]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as err:
-            raise RunDirectoryError(f"{path} line {number} is not valid JSON ({err}); "
-                                    "re-run the experiment to rewrite it") from None
+            raise RunDirectoryError(
+                f"{path} line {number} is not valid JSON ({err}); re-run the experiment to rewrite it"
+            ) from None
         _check_keys(path, record, METRIC_KEYS, f" line {number}")
         records.append(record)
     return records
@@ -353,13 +455,16 @@ def read_run_jsonl(path: Path) -> list[dict]:
 def add_report_command(subparsers: Any) -> None:
     """Add ``report RUN [--out FILE]`` to ``subparsers`` (from ``add_subparsers``); ``func`` = `cmd_report`."""
     p = subparsers.add_parser(
-        "report", help="write a run's results as one self-contained HTML page (RUN/report.html)",
+        "report",
+        help="write a run's results as one self-contained HTML page (RUN/report.html)",
         description="Write a finished run's results — what was run and how to reproduce it, the numbers "
-                    "beside the paper's, the probe by layer, the loss by position, every figure and the "
-                    "resolved config — as one self-contained HTML page (images embedded, no scripts).")
+        "beside the paper's, the probe by layer, the loss by position, every figure and the "
+        "resolved config — as one self-contained HTML page (images embedded, no scripts).",
+    )
     p.add_argument("run", metavar="RUN", type=Path, help="a run directory written by `compmech run`")
-    p.add_argument("--out", type=Path, default=None, metavar="FILE",
-                   help=f"where to write the page (default: RUN/{REPORT_NAME})")
+    p.add_argument(
+        "--out", type=Path, default=None, metavar="FILE", help=f"where to write the page (default: RUN/{REPORT_NAME})"
+    )
     p.set_defaults(func=cmd_report)
 
 

@@ -16,14 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from compmech import studies
-from compmech.runs import shipped
+from compmech.runs import (
+    experiment,  # as a module: tests swap experiment.run_experiment for a stub
+    seed_runs,
+    shipped,
+)
 from compmech.runs.config import ConfigError, ExperimentConfig, config_from_dict, load_config, quick_steps
-from compmech.runs import experiment  # as a module: tests swap experiment.run_experiment for a stub
-from compmech.runs import seed_runs
+from compmech.runs.errors import SweepIncomplete
 from compmech.runs.files import write_json_atomic, write_text_atomic
 from compmech.runs.paper import PAPER_RESULTS
 from compmech.runs.summary import RunSummary
-from compmech.runs.errors import SweepIncomplete
 from compmech.runs.sweep import incomplete_message, load_sweep, run_sweep
 from compmech.studies import SweepPointRun
 
@@ -69,8 +71,10 @@ class ReproduceRunner:
         message = incomplete_message(sweep, rows, Path(out_dir))
         if message is not None:
             raise SweepIncomplete(message)
-        return [SweepPointRun(name=p.name, values=dict(p.values), cfg=p.cfg, run_dir=Path(out_dir) / p.name)
-                for p in sweep.points]
+        return [
+            SweepPointRun(name=p.name, values=dict(p.values), cfg=p.cfg, run_dir=Path(out_dir) / p.name)
+            for p in sweep.points
+        ]
 
     def say(self, text: str) -> None:
         if self.progress:
@@ -81,12 +85,14 @@ def reproducible_studies() -> dict[str, studies.Study]:
     """The studies ``--only`` accepts beside the paper's experiments (never run without it)."""
     return {name: s for name, s in studies.all_studies().items() if s.reproduce is not None}
 
+
 def run_study(name: str, where: Path, *, quick: bool, progress: bool) -> str:
     """Run study ``name`` (a registered study with a reproduce entry) into ``where``; returns its Markdown table."""
     study = studies.get_study(name)
     if study.reproduce is None:
-        raise ConfigError(f"study {name!r} has no reproduce entry; the studies --only runs are "
-                          f"{', '.join(reproducible_studies())}")
+        raise ConfigError(
+            f"study {name!r} has no reproduce entry; the studies --only runs are {', '.join(reproducible_studies())}"
+        )
     return study.reproduce(Path(where), ReproduceRunner(name, quick=quick, progress=progress))
 
 
@@ -103,32 +109,44 @@ def comparison_rows(name: str, summary: RunSummary, probe: dict[str, Any]) -> li
         rows.append(("relative loss (CE / optimum)", paper.get("relative_loss"), summary.relative_loss))
     headline = summary.probe_layer  # the paper's choice: after the last block, before the final LayerNorm
     if "probe_mse" in paper or not paper:
-        rows.append((f"held-out MSE on unseen contexts ({headline})", None,
-                     layers[headline].get("mse_heldout_contexts")))
+        rows.append(
+            (f"held-out MSE on unseen contexts ({headline})", None, layers[headline].get("mse_heldout_contexts"))
+        )
         rows.append((f"probe MSE ({headline})", paper.get("probe_mse"), layers[headline]["mse"]))
-        rows.append((f"held-out probe MSE, paper's string split ({headline})", paper.get("probe_mse_heldout"),
-                     layers[headline].get("mse_heldout")))
-        rows.append((f"shuffled-control MSE ({headline})", paper.get("probe_mse_shuffled"),
-                     layers[headline]["mse_shuffled"]))
+        rows.append(
+            (
+                f"held-out probe MSE, paper's string split ({headline})",
+                paper.get("probe_mse_heldout"),
+                layers[headline].get("mse_heldout"),
+            )
+        )
+        rows.append(
+            (f"shuffled-control MSE ({headline})", paper.get("probe_mse_shuffled"), layers[headline]["mse_shuffled"])
+        )
     if summary.analysis_layer == headline:
         seen = {int(e.get("tokens_requested", e["tokens"])): e["mse"] for e in summary.evolution}
         for tokens, mse in (paper.get("probe_mse_over_training") or {}).items():
             rows.append((f"probe MSE after {tokens:.2g} tokens", mse, seen.get(int(tokens))))
     for layer, mse in (paper.get("layer_mse") or {}).items():
         rows.append((f"probe MSE, {layer}", mse, layers.get(layer, {}).get("mse")))
-        rows.append((f"held-out MSE on unseen contexts, {layer}", None,
-                     layers.get(layer, {}).get("mse_heldout_contexts")))
+        rows.append(
+            (f"held-out MSE on unseen contexts, {layer}", None, layers.get(layer, {}).get("mse_heldout_contexts"))
+        )
     geo = summary.geometry
     if "distance_r2_beliefs" in paper or (not paper and geo):
         rows.append(("distance R^2 vs beliefs", paper.get("distance_r2_beliefs"), geo.get("distance_r2_beliefs")))
-        rows.append(("distance R^2 vs next-token", paper.get("distance_r2_next_token"),
-                     geo.get("distance_r2_next_token")))
-    return [{"experiment": name, "quantity": q, "paper": p, "ours": o,
-             "ratio": (o / p if p and o is not None else None)} for q, p, o in rows]
+        rows.append(
+            ("distance R^2 vs next-token", paper.get("distance_r2_next_token"), geo.get("distance_r2_next_token"))
+        )
+    return [
+        {"experiment": name, "quantity": q, "paper": p, "ours": o, "ratio": (o / p if p and o is not None else None)}
+        for q, p, o in rows
+    ]
 
 
 def format_markdown(rows: list[dict[str, Any]], header: str) -> str:
     """The rows as a Markdown table."""
+
     def num(v: float | None) -> str:
         if v is None or (isinstance(v, float) and math.isnan(v)):
             return "–"
@@ -141,16 +159,23 @@ def format_markdown(rows: list[dict[str, Any]], header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def reproduce(out_root: Path, *, quick: bool = False, only: list[str] | None = None, progress: bool = True,
-              experiments: dict[str, Path] | None = None) -> list[dict[str, Any]]:
+def reproduce(
+    out_root: Path,
+    *,
+    quick: bool = False,
+    only: list[str] | None = None,
+    progress: bool = True,
+    experiments: dict[str, Path] | None = None,
+) -> list[dict[str, Any]]:
     """Run each experiment (reusing a finished run, resuming an interrupted one) and write the comparison table."""
     experiments = experiments or EXPERIMENTS
     names = only or list(experiments)
     unknown = [n for n in names if n not in experiments]
     if unknown:
-        raise ConfigError(f"unknown experiment {unknown[0]!r}; choose from {', '.join(experiments)}"
-                          + (f" (or the study {', '.join(reproducible_studies())})" if experiments is EXPERIMENTS
-                             else ""))
+        raise ConfigError(
+            f"unknown experiment {unknown[0]!r}; choose from {', '.join(experiments)}"
+            + (f" (or the study {', '.join(reproducible_studies())})" if experiments is EXPERIMENTS else "")
+        )
     rows: list[dict[str, Any]] = []
     runs = {}
     for name in names:
@@ -164,15 +189,20 @@ def reproduce(out_root: Path, *, quick: bool = False, only: list[str] | None = N
         if summary is not None and progress:
             print(f"   {run_dir} is finished already: its results are reused", file=sys.stderr, flush=True)
         if summary is None:
-            summary = experiment.run_experiment(cfg, run_dir, progress=progress,
-                                     command=f"compmech reproduce{' --quick' if quick else ''} --only {name}")
+            summary = experiment.run_experiment(
+                cfg,
+                run_dir,
+                progress=progress,
+                command=f"compmech reproduce{' --quick' if quick else ''} --only {name}",
+            )
         probe = json.loads((run_dir / "probe.json").read_text())
         rows += comparison_rows(name, summary, probe)
         runs[name] = {"run_dir": str(run_dir), "wall_seconds": summary.wall_seconds, "tokens": summary.tokens}
     budget = f"quick budget ({QUICK_FRACTION:g} of each config's steps)" if quick else "full budget"
-    header = (f"# Shai et al. (2024) reproduced: {', '.join(names)} ({budget})\n\n"
-              + "\n".join(f"- {n}: {r['tokens']:.3g} tokens, {r['wall_seconds']:.0f} s, run directory `{r['run_dir']}`"
-                          for n, r in runs.items()))
+    header = f"# Shai et al. (2024) reproduced: {', '.join(names)} ({budget})\n\n" + "\n".join(
+        f"- {n}: {r['tokens']:.3g} tokens, {r['wall_seconds']:.0f} s, run directory `{r['run_dir']}`"
+        for n, r in runs.items()
+    )
     write_text_atomic(out_root / "reproduce.md", format_markdown(rows, header))
     write_json_atomic(out_root / "reproduce.json", {"quick": quick, "runs": runs, "rows": rows})
     return rows
@@ -181,16 +211,31 @@ def reproduce(out_root: Path, *, quick: bool = False, only: list[str] | None = N
 def add_reproduce_command(subparsers: Any) -> None:
     """Add ``reproduce [--quick] [--only NAME ...] [--out DIR]`` to the CLI."""
     extra = reproducible_studies()
-    p = subparsers.add_parser("reproduce", help="run the paper's experiments (Mess3, RRXOR, Z1R) and compare; "
-                              f"--only {' | '.join(extra)}: the studies beyond the paper", description=__doc__)
-    p.add_argument("--quick", action="store_true",
-                   help=f"train for {QUICK_FRACTION:g} of each config's steps (minutes, not the full budget)")
-    p.add_argument("--only", nargs="+", metavar="NAME",
-                   help=f"run only these ({', '.join(EXPERIMENTS)}), or a study (not run by default): "
-                        + "; ".join(f"'{k}': {v.summary}" for k, v in extra.items())
-                        + ". A study alone writes into --out DIR (default: runs/reproduce[-quick]/<study>)")
-    p.add_argument("--out", type=Path, default=None,
-                   help="where the runs and the table go (default: runs/reproduce, or runs/reproduce-quick)")
+    p = subparsers.add_parser(
+        "reproduce",
+        help="run the paper's experiments (Mess3, RRXOR, Z1R) and compare; "
+        f"--only {' | '.join(extra)}: the studies beyond the paper",
+        description=__doc__,
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"train for {QUICK_FRACTION:g} of each config's steps (minutes, not the full budget)",
+    )
+    p.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help=f"run only these ({', '.join(EXPERIMENTS)}), or a study (not run by default): "
+        + "; ".join(f"'{k}': {v.summary}" for k, v in extra.items())
+        + ". A study alone writes into --out DIR (default: runs/reproduce[-quick]/<study>)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where the runs and the table go (default: runs/reproduce, or runs/reproduce-quick)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars or stage messages")
     seed_runs.add_seed_arguments(p)  # --seeds N, --publish FILE, --check, --published FILE
     p.set_defaults(func=_cmd_reproduce)

@@ -18,25 +18,39 @@ from figures.report import ResultRow, fmt_number, paper_number, result_rows
 RUN_HELP = "run an experiment end to end (default: the paper's Mess3 experiment)"
 
 #: The line printed under the results table.
-HOW_TO_READ = ("'ours' is this run, 'paper' Shai et al. (2024) where it reports the number; relative loss 1 "
-               "is the Bayes optimum; a probe MSE far below the shuffled-control MSE means the residual "
-               "stream holds the belief geometry.")
+HOW_TO_READ = (
+    "'ours' is this run, 'paper' Shai et al. (2024) where it reports the number; relative loss 1 "
+    "is the Bayes optimum; a probe MSE far below the shuffled-control MSE means the residual "
+    "stream holds the belief geometry."
+)
 
 
 def add_run_command(sub) -> None:
     """Add ``run [CONFIG] [--set KEY=VALUE ...] [--steps N] [--seed S] [--out DIR] [--no-progress]``."""
     run = sub.add_parser("run", help=RUN_HELP)
-    run.add_argument("config", nargs="?", default=None,
-                     help=f"an experiment TOML file, or the name of a shipped one (compmech configs lists them; "
-                          f"default: {shipped.DEFAULT_NAME})")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="override one config key, by its dotted name and a TOML value, e.g. --set model.d_model=128 "
-                          "--set 'process.params={x = 0.1}' (repeatable)")
+    run.add_argument(
+        "config",
+        nargs="?",
+        default=None,
+        help=f"an experiment TOML file, or the name of a shipped one (compmech configs lists them; "
+        f"default: {shipped.DEFAULT_NAME})",
+    )
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config key, by its dotted name and a TOML value, e.g. --set model.d_model=128 "
+        "--set 'process.params={x = 0.1}' (repeatable)",
+    )
     run.add_argument("--steps", type=int, help="override [training] steps (the same as --set training.steps=N)")
     run.add_argument("--seed", type=int, help="override the seed (the same as --set seed=S)")
-    run.add_argument("--out", type=Path,
-                     help="run directory (default: runs/<name>, suffixed by the overrides, e.g. "
-                          "runs/mess3-steps5000-d_model128)")
+    run.add_argument(
+        "--out",
+        type=Path,
+        help="run directory (default: runs/<name>, suffixed by the overrides, e.g. runs/mess3-steps5000-d_model128)",
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bar or stage messages")
     run.set_defaults(func=_cmd_run)
 
@@ -57,8 +71,9 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def default_run_dir(name: str, steps: int | None = None, seed: int | None = None,
-                    overrides: dict[str, Any] | None = None) -> Path:
+def default_run_dir(
+    name: str, steps: int | None = None, seed: int | None = None, overrides: dict[str, Any] | None = None
+) -> Path:
     """``runs/<name>``, suffixed by the command-line overrides (``-steps5000``, ``-seed4``, ``-d_model128``: the last
     part of each key and its value).
 
@@ -100,10 +115,19 @@ def format_summary(summary: RunSummary) -> str:
     rows, notes = result_rows(summary.to_json())
     concat = summary.probe_mse_by_layer.get("concat")
     if concat is not None:
-        rows.append(ResultRow("probe MSE, in-sample (all layers, concat)", concat, fmt_number(concat),
-                              (summary.paper.get("layer_mse") or {}).get("concat"), 3))
-    lines = [f"run {summary.name}: {summary.steps} steps, {summary.tokens:.3g} tokens, "
-             f"{summary.wall_seconds:.0f} s", f"{'':52s} {'ours':>21s} {'paper':>8s}"]
+        rows.append(
+            ResultRow(
+                "probe MSE, in-sample (all layers, concat)",
+                concat,
+                fmt_number(concat),
+                (summary.paper.get("layer_mse") or {}).get("concat"),
+                3,
+            )
+        )
+    lines = [
+        f"run {summary.name}: {summary.steps} steps, {summary.tokens:.3g} tokens, {summary.wall_seconds:.0f} s",
+        f"{'':52s} {'ours':>21s} {'paper':>8s}",
+    ]
     for row in rows:
         theirs = paper_number(row.paper) if row.paper is not None else ""
         lines.append(f"{row.label:52s} {row.ours_text:>21s} {theirs:>8s}")

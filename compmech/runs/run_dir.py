@@ -12,14 +12,12 @@ probe in one call each.
 
 from __future__ import annotations
 
+import dataclasses
+import html
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import dataclasses
-import html
-import re
 
 import numpy as np
 
@@ -71,27 +69,36 @@ class Run:
         s = self.summary
         probe = s.probe or {}
         held = probe.get("mse_heldout_contexts")
-        lines = [f"Run {s.name!r} at {self.path}" + ("" if self.checkpoint == "final" else f" [{self.checkpoint}]"),
-                 f"  process      {s.process.name} {s.process.params or ''}".rstrip(),
-                 f"  model        {s.model.kind if s.model else '?'}, {s.model.n_params if s.model else '?':,} "
-                 f"parameters, context {self.model_config.context_length}",
-                 f"  trained      {s.steps:,} steps, {s.tokens:,} tokens ({s.regime} regime)",
-                 f"  rel. loss    {s.relative_loss:.6g}" if s.relative_loss is not None else "  rel. loss    -",
-                 f"  probe        {s.probe_layer}: MSE {probe.get('mse', float('nan')):.3g}, held out (unseen "
-                 f"contexts) {'-' if held is None else f'{held:.3g}'}, shuffled {probe.get('mse_shuffled', float('nan')):.3g}",
-                 f"  checkpoints  {', '.join(str(k) for k in self.checkpoints)}",
-                 "  (run.activations, run.at, run.fit_probe, run.contexts; the report: report.html)"]
+        lines = [
+            f"Run {s.name!r} at {self.path}" + ("" if self.checkpoint == "final" else f" [{self.checkpoint}]"),
+            f"  process      {s.process.name} {s.process.params or ''}".rstrip(),
+            f"  model        {s.model.kind if s.model else '?'}, {s.model.n_params if s.model else '?':,} "
+            f"parameters, context {self.model_config.context_length}",
+            f"  trained      {s.steps:,} steps, {s.tokens:,} tokens ({s.regime} regime)",
+            f"  rel. loss    {s.relative_loss:.6g}" if s.relative_loss is not None else "  rel. loss    -",
+            f"  probe        {s.probe_layer}: MSE {probe.get('mse', float('nan')):.3g}, held out (unseen "
+            f"contexts) {'-' if held is None else f'{held:.3g}'}, shuffled {probe.get('mse_shuffled', float('nan')):.3g}",
+            f"  checkpoints  {', '.join(str(k) for k in self.checkpoints)}",
+            "  (run.activations, run.at, run.fit_probe, run.contexts; the report: report.html)",
+        ]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        rows = "".join(f"<tr><th style='text-align:left'>{html.escape(k.strip())}</th>"
-                       f"<td style='text-align:left'>{html.escape(v.strip())}</td></tr>"
-                       for k, v in (line.strip().split(None, 1) if line.startswith("  ") and len(line.split()) > 1
-                                    else ("", line) for line in repr(self).splitlines()[1:-1])
-                       if k)
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k.strip())}</th>"
+            f"<td style='text-align:left'>{html.escape(v.strip())}</td></tr>"
+            for k, v in (
+                line.strip().split(None, 1) if line.startswith("  ") and len(line.split()) > 1 else ("", line)
+                for line in repr(self).splitlines()[1:-1]
+            )
+            if k
+        )
         report = self.path / "report.html"
-        return (f"<div><b>{html.escape(repr(self).splitlines()[0])}</b><table>{rows}</table>"
-                + (f"<a href='{html.escape(str(report))}'>report.html</a>" if report.is_file() else "") + "</div>")
+        return (
+            f"<div><b>{html.escape(repr(self).splitlines()[0])}</b><table>{rows}</table>"
+            + (f"<a href='{html.escape(str(report))}'>report.html</a>" if report.is_file() else "")
+            + "</div>"
+        )
 
     @property
     def process(self) -> Any:
@@ -118,8 +125,9 @@ class Run:
         """The saved checkpoints, by the token count they were asked for (``tokens_<N>.msgpack``), then "final"."""
         folder = self.path / "checkpoints"
         found: dict[int | str, Path] = {}
-        for path in sorted(folder.glob("tokens_*.msgpack"),
-                           key=lambda p: int(re.fullmatch(r"tokens_(\d+)\.msgpack", p.name).group(1))):
+        for path in sorted(
+            folder.glob("tokens_*.msgpack"), key=lambda p: int(re.fullmatch(r"tokens_(\d+)\.msgpack", p.name).group(1))
+        ):
             found[int(path.stem.split("_", 1)[1])] = path
         if (folder / "final.msgpack").is_file():
             found["final"] = folder / "final.msgpack"
@@ -130,11 +138,18 @@ class Run:
         count `[training] save_at_tokens` asked for, or "final"). Raises `RunDirError` listing the saved ones."""
         found = self.checkpoints
         if tokens not in found:
-            raise RunDirError(f"no checkpoint at {tokens!r} tokens in {self.path / 'checkpoints'}; the saved ones are "
-                              f"{', '.join(map(str, found))} ([training] save_at_tokens asks for more)")
+            raise RunDirError(
+                f"no checkpoint at {tokens!r} tokens in {self.path / 'checkpoints'}; the saved ones are "
+                f"{', '.join(map(str, found))} ([training] save_at_tokens asks for more)"
+            )
         model_config, params = _load_model(found[tokens])
-        return dataclasses.replace(self, model_config=model_config, params=params, checkpoint=found[tokens].name,
-                                   _cache={k: v for k, v in self._cache.items() if k == "contexts"})
+        return dataclasses.replace(
+            self,
+            model_config=model_config,
+            params=params,
+            checkpoint=found[tokens].name,
+            _cache={k: v for k, v in self._cache.items() if k == "contexts"},
+        )
 
     def model(self):
         """The trained model, of its config's family (an nnx module: ``model(tokens)`` -> logits)."""
@@ -150,14 +165,17 @@ class Run:
             raise RunDirError(f"tokens must be an integer array [N, T]; got {tokens.dtype} {tokens.shape}")
         V, L = self.model_config.vocab_size, self.model_config.context_length
         if tokens.shape[1] > L or tokens.size and (tokens.min() < 0 or tokens.max() >= V):
-            raise RunDirError(f"tokens must have at most {L} positions with values in [0, {V}); "
-                              f"got shape {tokens.shape}, values in [{tokens.min()}, {tokens.max()}]")
+            raise RunDirError(
+                f"tokens must have at most {L} positions with values in [0, {V}); "
+                f"got shape {tokens.shape}, values in [{tokens.min()}, {tokens.max()}]"
+            )
         wanted = [layers] if isinstance(layers, str) else list(layers or self.layer_names)
         unknown = [n for n in wanted if n not in self.activation_names]
         if unknown:
             raise RunDirError(f"no activation {unknown[0]!r}; the names are {', '.join(self.activation_names)}")
-        return predictive_models.compute_activations(self.model_config, self.params, tokens.astype(np.int32),
-                                                     names=wanted)
+        return predictive_models.compute_activations(
+            self.model_config, self.params, tokens.astype(np.int32), names=wanted
+        )
 
     def to_transformer_lens(self, device: str = "cpu") -> Any:
         """The trained transformer as a TransformerLens ``HookedTransformer`` with the same logits and hooks
@@ -171,15 +189,16 @@ class Run:
             source = source_of(self.process)
             regime = choose_regime(self.config, source, self.model_config.context_length)
             if regime.sampled:
-                raise RunDirError(f"{self.path} ran in the sampled regime (at most {regime.strings_bound:.3g} "
-                                  "context strings, above [data] max_exact_strings): its contexts are too many "
-                                  "to enumerate; sample sequences with hmm_processes.sample instead")
+                raise RunDirError(
+                    f"{self.path} ran in the sampled regime (at most {regime.strings_bound:.3g} "
+                    "context strings, above [data] max_exact_strings): its contexts are too many "
+                    "to enumerate; sample sequences with hmm_processes.sample instead"
+                )
 
             self._cache["contexts"] = source.context_set(self.model_config.context_length, self.config.data.bos)
         return self._cache["contexts"]
 
-    def fit_probe(self, layer: str | None = None, *, rows: str | None = None, weighting: str | None = None
-                  ) -> ProbeFit:
+    def fit_probe(self, layer: str | None = None, *, rows: str | None = None, weighting: str | None = None) -> ProbeFit:
         """Fit the belief probe of ``layer`` (default: the paper's layer) on every context, as the run did.
 
         ``rows`` and ``weighting`` default to the run's [probe] settings; the held-out split and the
@@ -189,12 +208,26 @@ class Run:
         settings = self.config.probe
         ctx = self.contexts
         acts = self.activations(ctx.tokens, layer)[layer]
-        data = probe_rows(acts, ctx.beliefs, ctx.tokens, ctx.probs, rows=rows or settings.rows,
-                          weighting=weighting or settings.weighting)
-        evaluation = evaluate_probe(data.X, data.Y, data.groups, contexts=data.context_ids, positions=data.positions,
-                                    sample_weight=data.weights, train_fraction=settings.train_fraction,
-                                    n_repeats=settings.n_repeats, context_test_fraction=CONTEXT_TEST_FRACTION,
-                                    seed=self.config.seed)
+        data = probe_rows(
+            acts,
+            ctx.beliefs,
+            ctx.tokens,
+            ctx.probs,
+            rows=rows or settings.rows,
+            weighting=weighting or settings.weighting,
+        )
+        evaluation = evaluate_probe(
+            data.X,
+            data.Y,
+            data.groups,
+            contexts=data.context_ids,
+            positions=data.positions,
+            sample_weight=data.weights,
+            train_fraction=settings.train_fraction,
+            n_repeats=settings.n_repeats,
+            context_test_fraction=CONTEXT_TEST_FRACTION,
+            seed=self.config.seed,
+        )
         result, predictions = evaluation.result, evaluation.predictions
         probe = LinearProbe().fit(data.X, data.Y, sample_weight=data.weights)
         return ProbeFit(layer=layer, probe=probe, data=data, predictions=predictions, result=result)
@@ -216,21 +249,35 @@ def load_run(path: str | Path, *, tracking_uri: str | None = None) -> Run:
     if not path.is_dir() and _MLFLOW_RUN_ID.fullmatch(str(path)):  # an MLflow run id ([tracking] mlflow = true)
         path = run_dir_of(str(path), tracking_uri)
     if not path.is_dir():
-        raise RunDirError(f"run directory {path} does not exist; pass the folder `compmech run` wrote "
-                          "(runs/<name>, or its --out DIR)")
+        raise RunDirError(
+            f"run directory {path} does not exist; pass the folder `compmech run` wrote (runs/<name>, or its --out DIR)"
+        )
     if not (path / "config.toml").is_file():
         inside = sorted(p.name for p in path.iterdir() if (p / "config.toml").is_file())
-        raise RunDirError(f"{path} is not a compmech run directory (it has no config.toml); pass a run's own folder"
-                          + (f", e.g. {path / inside[0]} (runs here: {', '.join(inside[:8])}"
-                             f"{', ...' if len(inside) > 8 else ''})" if inside else ", e.g. runs/mess3"))
+        raise RunDirError(
+            f"{path} is not a compmech run directory (it has no config.toml); pass a run's own folder"
+            + (
+                f", e.g. {path / inside[0]} (runs here: {', '.join(inside[:8])}{', ...' if len(inside) > 8 else ''})"
+                if inside
+                else ", e.g. runs/mess3"
+            )
+        )
     if not is_complete(path):
-        raise RunDirError(f"{path} has no {COMPLETE_MARK} (an unfinished run); finish it with "
-                          f"compmech run {path / 'config.toml'} --out {path} (the same command resumes it)")
+        raise RunDirError(
+            f"{path} has no {COMPLETE_MARK} (an unfinished run); finish it with "
+            f"compmech run {path / 'config.toml'} --out {path} (the same command resumes it)"
+        )
     config = load_config(path / "config.toml")
     model_config, params = _load_model(path / "checkpoints" / "final.msgpack")
-    return Run(path=path, config=config, model_config=model_config, params=params,
-               history=read_run_jsonl(path / "metrics.jsonl"), summary=read_summary(path),
-               probe_results=read_run_json(path / "probe.json"))
+    return Run(
+        path=path,
+        config=config,
+        model_config=model_config,
+        params=params,
+        history=read_run_jsonl(path / "metrics.jsonl"),
+        summary=read_summary(path),
+        probe_results=read_run_json(path / "probe.json"),
+    )
 
 
 def _load_model(path: Path) -> tuple[predictive_models.ModelConfig, Any]:

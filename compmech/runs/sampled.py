@@ -58,8 +58,9 @@ class OptimalLossRecord:
         return out
 
 
-def validation_set(cfg: ExperimentConfig, source: Source, model_cfg: predictive_models.ModelConfig, regime: RegimeChoice
-                   ) -> tuple[predictive_models.SampledEvalSet, OptimalLossRecord]:
+def validation_set(
+    cfg: ExperimentConfig, source: Source, model_cfg: predictive_models.ModelConfig, regime: RegimeChoice
+) -> tuple[predictive_models.SampledEvalSet, OptimalLossRecord]:
     """The fixed held-out validation sample (its own key stream) as a `predictive_models.SampledEvalSet`,
     and the `OptimalLossRecord` of its optimal loss (`Source.optimal_loss`).
 
@@ -76,19 +77,22 @@ def validation_set(cfg: ExperimentConfig, source: Source, model_cfg: predictive_
         record = OptimalLossRecord("monte_carlo", None, floor.stderr, own)
     else:
         record = OptimalLossRecord(floor.method, floor.exact_depth, np.zeros_like(floor.values))
-    return predictive_models.SampledEvalSet(tokens=block.tokens, next_token_probs=block.next_token_probs,
-                                            optimal_loss=floor.values), record
+    return predictive_models.SampledEvalSet(
+        tokens=block.tokens, next_token_probs=block.next_token_probs, optimal_loss=floor.values
+    ), record
 
 
 # ---------------------------------------------------------------------------- probing
 
 HELDOUT_SEQUENCES_TEXT = (
     "sampled regime, K-fold by sequence: each sampled sequence falls in one of n_folds folds by a hash of its "
-    "index; the probe is fitted on the other folds' rows and scored on the fold's rows (mean and std over folds)")
+    "index; the probe is fitted on the other folds' rows and scored on the fold's rows (mean and std over folds)"
+)
 HELDOUT_CONTEXTS_SAMPLED_TEXT = (
     "sampled regime, K-fold by distinct context: each row's prefix is hashed into one of n_folds folds, so no "
     "context has rows on both sides; rows at positions with fewer than n_folds allowed contexts are always fitted, "
-    "never scored; fitted on the other folds' rows, scored on the fold's rows (mean and std over folds)")
+    "never scored; fitted on the other folds' rows, scored on the fold's rows (mean and std over folds)"
+)
 
 
 def holdable_positions(source: Source, context_length: int, bos: bool, n_folds: int) -> np.ndarray:
@@ -97,10 +101,19 @@ def holdable_positions(source: Source, context_length: int, bos: bool, n_folds: 
     return counts >= n_folds
 
 
-def probe_model_sampled(cfg: ExperimentConfig, model_cfg: predictive_models.ModelConfig, params_state: Any, source: Source,
-                        regime: RegimeChoice, figure_layer: str, optimal_loss: np.ndarray, *, progress: bool = False,
-                        times: PhaseTimes | None = None, untrained_params: Any = None
-                        ) -> tuple[ProbeOutcome, ContextSet]:
+def probe_model_sampled(
+    cfg: ExperimentConfig,
+    model_cfg: predictive_models.ModelConfig,
+    params_state: Any,
+    source: Source,
+    regime: RegimeChoice,
+    figure_layer: str,
+    optimal_loss: np.ndarray,
+    *,
+    progress: bool = False,
+    times: PhaseTimes | None = None,
+    untrained_params: Any = None,
+) -> tuple[ProbeOutcome, ContextSet]:
     """Probe every layer (and "concat") on sampled sequences, chunk by chunk; returns (ProbeOutcome, ContextSet).
 
     The ContextSet holds the kept figure sequences (`SampledBlock.as_context_set`); the outcome's ``data``,
@@ -113,10 +126,12 @@ def probe_model_sampled(cfg: ExperimentConfig, model_cfg: predictive_models.Mode
     n_seq = int(regime.probe_sequences)
     per_chunk = max(1, min(n_seq, int(regime.chunk_rows) // T))
     n_chunks = -(-n_seq // per_chunk)
-    probe = ChunkedProbe(width, S, n_folds=regime.n_folds,
-                         include_concat=cfg.probe.include_concat, seed=cfg.seed)
-    control = None if untrained_params is None else ChunkedProbe(width, S, n_folds=regime.n_folds,
-                                                                  include_concat=False, seed=cfg.seed)
+    probe = ChunkedProbe(width, S, n_folds=regime.n_folds, include_concat=cfg.probe.include_concat, seed=cfg.seed)
+    control = (
+        None
+        if untrained_params is None
+        else ChunkedProbe(width, S, n_folds=regime.n_folds, include_concat=False, seed=cfg.seed)
+    )
     hold = holdable_positions(source, T, cfg.data.bos, regime.n_folds)  # [T]
     n_keep = int(regime.figure_sequences)
     kept_blocks: list[SampledBlock] = []
@@ -132,8 +147,9 @@ def probe_model_sampled(cfg: ExperimentConfig, model_cfg: predictive_models.Mode
             ctx = prefix_hashes(tokens).reshape(-1)
             holdout = np.tile(hold, n)
             # the whole (padded) chunk as one block: every chunk has one shape, so the model compiles once
-            for _, _, acts in predictive_models.iter_activations(model_cfg, params_state, block.tokens, chunk_sequences=per_chunk,
-                                               names=names):
+            for _, _, acts in predictive_models.iter_activations(
+                model_cfg, params_state, block.tokens, chunk_sequences=per_chunk, names=names
+            ):
                 acts = {name: a[:n] for name, a in acts.items()}  # [n, T, d]
                 probe.add({name: a.reshape(n * T, -1) for name, a in acts.items()}, Y, seq, ctx, holdout=holdout)
                 start = c * per_chunk
@@ -144,13 +160,16 @@ def probe_model_sampled(cfg: ExperimentConfig, model_cfg: predictive_models.Mode
                         kept_acts[name].append(a[:m])
                 del acts
             if control is not None:
-                for _, _, acts in predictive_models.iter_activations(model_cfg, untrained_params, block.tokens,
-                                                   chunk_sequences=per_chunk, names=names):
-                    control.add({name: a[:n].reshape(n * T, -1) for name, a in acts.items()}, Y, seq, ctx,
-                                holdout=holdout)
+                for _, _, acts in predictive_models.iter_activations(
+                    model_cfg, untrained_params, block.tokens, chunk_sequences=per_chunk, names=names
+                ):
+                    control.add(
+                        {name: a[:n].reshape(n * T, -1) for name, a in acts.items()}, Y, seq, ctx, holdout=holdout
+                    )
             tick()
-    kept = SampledBlock(*(np.concatenate([getattr(b, f) for b in kept_blocks])
-                          for f in ("tokens", "beliefs", "next_token_probs")))
+    kept = SampledBlock(
+        *(np.concatenate([getattr(b, f) for b in kept_blocks]) for f in ("tokens", "beliefs", "next_token_probs"))
+    )
     acts = {name: np.concatenate(parts) for name, parts in kept_acts.items()}  # [n_keep, T, d]
     del kept_acts
     rows = probe_rows(acts[layer], kept.beliefs, kept.tokens)  # the kept rows (all positions), ids and positions
@@ -164,13 +183,25 @@ def probe_model_sampled(cfg: ExperimentConfig, model_cfg: predictive_models.Mode
         "n_contexts": int(evaluations[layer].result.n_contexts),
         "train_fraction": None,
         "n_repeats": regime.n_folds,
-        "heldout": {"protocol": HELDOUT_SEQUENCES_TEXT, "train_fraction": (regime.n_folds - 1) / regime.n_folds,
-                    "n_repeats": regime.n_folds},
-        "heldout_contexts": {"protocol": HELDOUT_CONTEXTS_SAMPLED_TEXT, "test_fraction": 1 / regime.n_folds,
-                             "n_repeats": regime.n_folds, "stratified_by": None},
+        "heldout": {
+            "protocol": HELDOUT_SEQUENCES_TEXT,
+            "train_fraction": (regime.n_folds - 1) / regime.n_folds,
+            "n_repeats": regime.n_folds,
+        },
+        "heldout_contexts": {
+            "protocol": HELDOUT_CONTEXTS_SAMPLED_TEXT,
+            "test_fraction": 1 / regime.n_folds,
+            "n_repeats": regime.n_folds,
+            "stratified_by": None,
+        },
     }
-    outcome = ProbeOutcome(results={name: ev.result for name, ev in evaluations.items()}, probe_layer=layer,
-                           data=rows, predictions={name: ev.predictions for name, ev in evaluations.items()},
-                           shuffled=evaluations[figure_layer].shuffled,
-                           untrained=None if control is None else control.results(), info=info)
+    outcome = ProbeOutcome(
+        results={name: ev.result for name, ev in evaluations.items()},
+        probe_layer=layer,
+        data=rows,
+        predictions={name: ev.predictions for name, ev in evaluations.items()},
+        shuffled=evaluations[figure_layer].shuffled,
+        untrained=None if control is None else control.results(),
+        info=info,
+    )
     return outcome, kept.as_context_set(optimal_loss, cfg.data.bos)

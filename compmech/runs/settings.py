@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import predictive_models  # a lazy package (PEP 562): JAX is imported only when a model config is built
 from compmech.runs.errors import ConfigError
@@ -73,7 +74,7 @@ class ProcessSettings:
     module_path: str | None = None  # the directory module is searched in first (relative to the config)
     kind: str | None = None  # None: one process | "mixture" | "product" | "coupled" | "random_markov"
     weights: tuple[float, ...] | None = None  # [K] mixture weights, summing to 1 (uniform if not given)
-    components: tuple["ProcessSettings", ...] = ()  # [K] the composed processes, in order
+    components: tuple[ProcessSettings, ...] = ()  # [K] the composed processes, in order
     coupling: float | None = None  # kind = "coupled": epsilon in [0, 1], the strength of the hidden dependence
     n_states: int | None = None  # kind = "random_markov": k >= 2, the chain's states (= tokens)
     concentration: float | None = None  # kind = "random_markov": alpha > 0 of the Dirichlet prior (default 1.0)
@@ -84,97 +85,124 @@ class ProcessSettings:
             return
         if self.n_states is not None or self.concentration is not None:
             key = "n_states" if self.n_states is not None else "concentration"
-            raise ValueError(f"{key} is for kind = \"random_markov\" (random Markov chains): add that kind or "
-                             f"remove {key}")
+            raise ValueError(
+                f'{key} is for kind = "random_markov" (random Markov chains): add that kind or remove {key}'
+            )
         if self.kind is not None:
             self._check_composition()
             return
         if self.components or self.weights is not None:
             key = "components" if self.components else "weights"
-            raise ValueError(f"{key} describe a composition: add kind = \"mixture\" or kind = \"product\"")
+            raise ValueError(f'{key} describe a composition: add kind = "mixture" or kind = "product"')
         if (self.name is None) == (self.spec is None):
-            raise ValueError("give exactly one of name = \"<registered process>\" or spec = \"<file.toml>\" "
-                             "(or kind = \"mixture\" | \"product\" with [[process.components]])")
+            raise ValueError(
+                'give exactly one of name = "<registered process>" or spec = "<file.toml>" '
+                '(or kind = "mixture" | "product" with [[process.components]])'
+            )
         if self.module is not None:
             if self.spec is not None:
                 raise ValueError("module is for a process registered in Python (with name = ...), not with spec")
             if not self.module or not all(part.isidentifier() for part in self.module.split(".")):
-                raise ValueError(f"module must be a dotted Python module name like \"my_package.my_processes\"; "
-                                 f"got {self.module!r}")
+                raise ValueError(
+                    f'module must be a dotted Python module name like "my_package.my_processes"; got {self.module!r}'
+                )
         if self.module_path is not None and self.module is None:
-            raise ValueError("module_path is the directory of a module; give module = \"...\" with it")
+            raise ValueError('module_path is the directory of a module; give module = "..." with it')
 
     def _check_family(self) -> None:
-        beside = [k for k in ("name", "spec", "module", "module_path", "weights", "coupling")
-                  if getattr(self, k) is not None]
+        beside = [
+            k for k in ("name", "spec", "module", "module_path", "weights", "coupling") if getattr(self, k) is not None
+        ]
         if self.params:
             beside.insert(0, "params")
         if self.components:
             beside.insert(0, "components")
         if beside:
-            raise ValueError(f"{beside[0]} cannot stand beside kind = \"{self.kind}\"; its keys are "
-                             f"{', '.join(RANDOM_MARKOV_KEYS)}")
+            raise ValueError(
+                f'{beside[0]} cannot stand beside kind = "{self.kind}"; its keys are {", ".join(RANDOM_MARKOV_KEYS)}'
+            )
         k = self.n_states
         if k is None:
-            raise ValueError(f"kind = \"{self.kind}\" needs n_states = <number of states = tokens, >= 2>, "
-                             "e.g. n_states = 3")
+            raise ValueError(
+                f'kind = "{self.kind}" needs n_states = <number of states = tokens, >= 2>, e.g. n_states = 3'
+            )
         if isinstance(k, bool) or not isinstance(k, int) or k < 2:
             raise ValueError(f"n_states must be an integer >= 2 (the chain's states, which are the tokens); got {k!r}")
         a = 1.0 if self.concentration is None else self.concentration
         if isinstance(a, bool) or not isinstance(a, (int, float)) or not math.isfinite(a) or a <= 0:
-            raise ValueError(f"concentration must be a finite number > 0 (the Dirichlet prior's alpha; 1 = uniform "
-                             f"rows); got {a!r}")
+            raise ValueError(
+                f"concentration must be a finite number > 0 (the Dirichlet prior's alpha; 1 = uniform rows); got {a!r}"
+            )
         object.__setattr__(self, "concentration", float(a))
 
     def _check_composition(self) -> None:
         if self.kind not in PROCESS_KINDS:
-            raise ValueError(f"kind must be \"mixture\" or \"product\" (or \"coupled\", \"random_markov\"; or left "
-                             f"out for one process); got {self.kind!r}")
+            raise ValueError(
+                f'kind must be "mixture" or "product" (or "coupled", "random_markov"; or left '
+                f"out for one process); got {self.kind!r}"
+            )
         family = [i for i, c in enumerate(self.components) if isinstance(c, ProcessSettings) and c.kind in FAMILY_KINDS]
         if family:
-            raise ValueError(f"components[{family[0]}]: kind = \"{self.components[family[0]].kind}\" cannot be a "
-                             f"component of a {self.kind} (it is not an HMM); run it as the [process] itself")
+            raise ValueError(
+                f'components[{family[0]}]: kind = "{self.components[family[0]].kind}" cannot be a '
+                f"component of a {self.kind} (it is not an HMM); run it as the [process] itself"
+            )
         beside = [k for k in ("name", "spec", "module", "module_path") if getattr(self, k) is not None]
         if self.params:
             beside.insert(0, "params")
         if beside:
-            raise ValueError(f"{beside[0]} cannot stand beside kind = \"{self.kind}\": it belongs to a component; "
-                             "move it into a [[process.components]] table")
+            raise ValueError(
+                f'{beside[0]} cannot stand beside kind = "{self.kind}": it belongs to a component; '
+                "move it into a [[process.components]] table"
+            )
         if (self.coupling is not None) != (self.kind == "coupled"):
-            raise ValueError("kind = \"coupled\" needs coupling = <epsilon in [0, 1]>" if self.coupling is None else
-                             f"coupling is for kind = \"coupled\", not kind = \"{self.kind}\": remove it")
+            raise ValueError(
+                'kind = "coupled" needs coupling = <epsilon in [0, 1]>'
+                if self.coupling is None
+                else f'coupling is for kind = "coupled", not kind = "{self.kind}": remove it'
+            )
         if self.kind == "coupled":
             c = self.coupling
             if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0.0 <= c <= 1.0:
                 raise ValueError(f"coupling must be a number in [0, 1] (0: independent factors); got {c!r}")
             object.__setattr__(self, "coupling", float(c))
             if len(self.components) != 2:
-                raise ValueError(f"kind = \"coupled\" takes exactly two [[process.components]] (the driving factor "
-                                 f"first); got {len(self.components)}")
+                raise ValueError(
+                    f'kind = "coupled" takes exactly two [[process.components]] (the driving factor '
+                    f"first); got {len(self.components)}"
+                )
         if not self.components:
-            raise ValueError(f"kind = \"{self.kind}\" needs components: add one [[process.components]] table "
-                             "per component (name = ... with params, spec = ..., or a nested kind)")
+            raise ValueError(
+                f'kind = "{self.kind}" needs components: add one [[process.components]] table '
+                "per component (name = ... with params, spec = ..., or a nested kind)"
+            )
         if not all(isinstance(c, ProcessSettings) for c in self.components):
             raise ValueError("components must be ProcessSettings (in TOML: [[process.components]] tables)")
         K = len(self.components)
         if self.kind in ("product", "coupled"):
             if self.weights is not None:
-                raise ValueError(f"weights are for kind = \"mixture\"; a {self.kind} product has none: remove weights")
+                raise ValueError(f'weights are for kind = "mixture"; a {self.kind} product has none: remove weights')
             return
         if self.weights is None:
             object.__setattr__(self, "weights", tuple(1.0 / K for _ in range(K)))
             return
         w = tuple(self.weights)
         if len(w) != K:
-            raise ValueError(f"weights has {len(w)} entries but there are {K} components; give one weight per "
-                             "[[process.components]] table, in order")
-        bad = [i for i, x in enumerate(w) if isinstance(x, bool) or not isinstance(x, (int, float))
-               or not math.isfinite(x) or x < 0]
+            raise ValueError(
+                f"weights has {len(w)} entries but there are {K} components; give one weight per "
+                "[[process.components]] table, in order"
+            )
+        bad = [
+            i
+            for i, x in enumerate(w)
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x < 0
+        ]
         if bad:
             raise ValueError(f"weights[{bad[0]}] = {w[bad[0]]!r}; weights must be finite numbers >= 0")
         if abs(sum(w) - 1.0) > WEIGHTS_ATOL:
-            raise ValueError(f"weights sum to {sum(w):.12g}, not 1; rescale them (or leave weights out for "
-                             "uniform weights)")
+            raise ValueError(
+                f"weights sum to {sum(w):.12g}, not 1; rescale them (or leave weights out for uniform weights)"
+            )
         object.__setattr__(self, "weights", tuple(float(x) for x in w))
 
     def to_dict(self) -> dict[str, Any]:
@@ -189,13 +217,31 @@ class ProcessSettings:
                 out["coupling"] = self.coupling
             out["components"] = [c.to_dict() for c in self.components]
             return out
-        return {k: v for k, v in (("name", self.name), ("spec", self.spec), ("params", dict(self.params)),
-                                  ("module", self.module), ("module_path", self.module_path))
-                if v not in (None, {})}
+        return {
+            k: v
+            for k, v in (
+                ("name", self.name),
+                ("spec", self.spec),
+                ("params", dict(self.params)),
+                ("module", self.module),
+                ("module_path", self.module_path),
+            )
+            if v not in (None, {})
+        }
 
 
-_PROCESS_KEYS = ("name", "spec", "params", "module", "module_path", "kind", "weights", "components", "coupling",
-                 *RANDOM_MARKOV_KEYS)
+_PROCESS_KEYS = (
+    "name",
+    "spec",
+    "params",
+    "module",
+    "module_path",
+    "kind",
+    "weights",
+    "components",
+    "coupling",
+    *RANDOM_MARKOV_KEYS,
+)
 
 
 def process_settings(table: Any, where: str = "[process]") -> ProcessSettings:
@@ -223,16 +269,20 @@ def process_settings(table: Any, where: str = "[process]") -> ProcessSettings:
                 raise ConfigError(f"{where} n_states must be an integer >= 2, e.g. n_states = 3; got {value!r}")
         elif key == "concentration":
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"{where} concentration must be a number > 0, e.g. concentration = 1.0; "
-                                  f"got {value!r}")
+                raise ConfigError(
+                    f"{where} concentration must be a number > 0, e.g. concentration = 1.0; got {value!r}"
+                )
         elif key == "components":
             if not isinstance(value, list) or not all(isinstance(c, Mapping) for c in value):
-                raise ConfigError(f"{where} components must be [[process.components]] tables (or a list of "
-                                  "inline tables), one per component")
+                raise ConfigError(
+                    f"{where} components must be [[process.components]] tables (or a list of "
+                    "inline tables), one per component"
+                )
         elif not isinstance(value, str):
             raise ConfigError(f"{where} {key} must be a string; got {value!r}")
-    components = tuple(process_settings(c, f"{where} components[{i}]")
-                       for i, c in enumerate(table.get("components", ())))
+    components = tuple(
+        process_settings(c, f"{where} components[{i}]") for i, c in enumerate(table.get("components", ()))
+    )
     values = {k: v for k, v in table.items() if k != "components"}
     if "weights" in values:
         values["weights"] = tuple(values["weights"])
@@ -279,8 +329,12 @@ class DataSettings:
     def __post_init__(self) -> None:
         if self.regime not in REGIMES:
             raise ValueError(f"regime must be one of {', '.join(repr(r) for r in REGIMES)}; got {self.regime!r}")
-        for name, low in (("max_exact_strings", 1), ("validation_sequences", 2), ("probe_sequences", 2),
-                          ("chunk_rows", 1)):
+        for name, low in (
+            ("max_exact_strings", 1),
+            ("validation_sequences", 2),
+            ("probe_sequences", 2),
+            ("chunk_rows", 1),
+        ):
             if getattr(self, name) < low:
                 raise ValueError(f"{name} must be an integer >= {low}; got {getattr(self, name)!r}")
 
@@ -305,17 +359,20 @@ class ProbeSettings:
 
     def __post_init__(self) -> None:
         if self.rows not in ("all_strings", "distinct_contexts"):
-            raise ValueError(f"rows must be \"all_strings\" or \"distinct_contexts\"; got {self.rows!r}")
+            raise ValueError(f'rows must be "all_strings" or "distinct_contexts"; got {self.rows!r}')
         if self.weighting not in ("uniform", "probability"):
-            raise ValueError(f"weighting must be \"uniform\" or \"probability\"; got {self.weighting!r}")
+            raise ValueError(f'weighting must be "uniform" or "probability"; got {self.weighting!r}')
         if not 0.0 < self.train_fraction < 1.0:
             raise ValueError(f"train_fraction must be in (0, 1); got {self.train_fraction!r}")
         if self.n_repeats < 1:
             raise ValueError(f"n_repeats must be >= 1; got {self.n_repeats!r}")
-        if not all(isinstance(n, str) and n and n != "concat" for n in self.layers) or \
-                len(set(self.layers)) != len(self.layers):
-            raise ValueError(f"layers must be a list of distinct activation names (\"concat\" is include_concat's); "
-                             f"got {list(self.layers)!r}")
+        if not all(isinstance(n, str) and n and n != "concat" for n in self.layers) or len(set(self.layers)) != len(
+            self.layers
+        ):
+            raise ValueError(
+                f'layers must be a list of distinct activation names ("concat" is include_concat\'s); '
+                f"got {list(self.layers)!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -328,10 +385,11 @@ class FigureSettings:
     def __post_init__(self) -> None:
         bad = [f for f in self.formats if f not in ("png", "svg", "pdf")]
         if bad or not self.formats:
-            raise ValueError(f"formats must be a non-empty list of \"png\", \"svg\", \"pdf\"; got {list(self.formats)!r}")
+            raise ValueError(f'formats must be a non-empty list of "png", "svg", "pdf"; got {list(self.formats)!r}')
         if not 30 <= self.dpi <= MAX_DPI:
-            raise ValueError(f"dpi must be between 30 and {MAX_DPI} (150 is the default, 300 print quality); "
-                             f"got {self.dpi!r}")
+            raise ValueError(
+                f"dpi must be between 30 and {MAX_DPI} (150 is the default, 300 print quality); got {self.dpi!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -395,9 +453,16 @@ class ExperimentConfig:
             "data": dataclasses.asdict(self.data),
             "probe": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self.probe).items()},
             "figures": {"formats": list(self.figures.formats), "dpi": self.figures.dpi},
-            **({"studies": {name: {k: (list(v) if isinstance(v, tuple) else v)
-                                   for k, v in dataclasses.asdict(st).items()} for name, st in self.studies.items()}}
-               if self.studies else {}),
+            **(
+                {
+                    "studies": {
+                        name: {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(st).items()}
+                        for name, st in self.studies.items()
+                    }
+                }
+                if self.studies
+                else {}
+            ),
             # written only when on: it changes no number, and runs written before it existed still resume
             **({"tracking": dataclasses.asdict(self.tracking)} if self.tracking != TrackingSettings() else {}),
         }

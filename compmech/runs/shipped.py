@@ -63,8 +63,10 @@ def config_path(name: str) -> Path:
     path = config_dir() / f"{name}.toml"
     if not path.is_file():
         names = ", ".join(s.name for s in shipped() if s.kind != "process spec")
-        raise ConfigError(f"no shipped config named {name!r}; the shipped ones are {names} (compmech configs lists "
-                          "them), or pass the path of your own TOML file")
+        raise ConfigError(
+            f"no shipped config named {name!r}; the shipped ones are {names} (compmech configs lists "
+            "them), or pass the path of your own TOML file"
+        )
     return path
 
 
@@ -81,9 +83,11 @@ def resolve(arg: str | Path | None) -> Path:
 
 def add_configs_command(subparsers) -> None:
     """Add ``configs``: list the shipped experiment configs, sweeps, study files and example process specs."""
-    p = subparsers.add_parser("configs", help="list the experiment configs and process specs that ship with compmech",
-                              description="The shipped TOML files: run one by name (compmech run mess3), or copy its "
-                                          "path and edit your own.")
+    p = subparsers.add_parser(
+        "configs",
+        help="list the experiment configs and process specs that ship with compmech",
+        description="The shipped TOML files: run one by name (compmech run mess3), or copy its path and edit your own.",
+    )
     p.set_defaults(func=_cmd_configs)
 
 
@@ -94,9 +98,15 @@ def _cmd_configs(args) -> int:
         group = [s for s in rows if s.kind == kind]
         if not group:
             continue
-        print({"experiment": "experiments (compmech run NAME)", "sweep": "sweeps (compmech sweep PATH)",
-               "study": "study files (compmech reproduce --only NAME)",
-               "process spec": "example process specs ([process] spec = PATH)"}[kind] + ":")
+        print(
+            {
+                "experiment": "experiments (compmech run NAME)",
+                "sweep": "sweeps (compmech sweep PATH)",
+                "study": "study files (compmech reproduce --only NAME)",
+                "process spec": "example process specs ([process] spec = PATH)",
+            }[kind]
+            + ":"
+        )
         for s in group:
             print(f"  {s.name:<{width}}  {s.about}")
             print(f"  {'':<{width}}  {s.path}")

@@ -59,7 +59,9 @@ class RunSummary:
     # a Monte-Carlo floor: the final loss over the validation sample's own Bayes loss (paired; >= 1)
     relative_loss_paired: float | None = None
     regime: str = "exact"  # "exact" | "sampled"
-    regime_sizes: dict[str, Any] = field(default_factory=dict)  # compmech.runs.regime.RegimeChoice.to_json and the floor's
+    regime_sizes: dict[str, Any] = field(
+        default_factory=dict
+    )  # compmech.runs.regime.RegimeChoice.to_json and the floor's
     # a generalized HMM whose words could be checked (probabilities >= 0) only up to this length, fewer than the run
     # uses (`compmech.runs.sources.Source.check_words`); None: every word the run uses was checked (or an HMM)
     process_checked_depth: int | None = None
@@ -107,18 +109,50 @@ class RunSummary:
         process = values["process"]
         values["process"] = ProcessName(name=str(process.get("name", "?")), params=dict(process.get("params") or {}))
         model = values.get("model")
-        values["model"] = None if not isinstance(model, dict) else ModelSize(kind=str(model.get("kind", "transformer")),
-                                                                             n_params=int(model.get("n_params", 0)))
+        values["model"] = (
+            None
+            if not isinstance(model, dict)
+            else ModelSize(kind=str(model.get("kind", "transformer")), n_params=int(model.get("n_params", 0)))
+        )
         return cls(**values)
 
 
 #: summary.json's key order (the order `compmech run` has always written them).
-_JSON_ORDER = ("name", "process", "source", "command", "cwd", "model", "steps", "tokens", "final_loss", "optimal_loss",
-               "relative_loss", "relative_loss_stderr", "relative_loss_paired", "regime", "regime_sizes",
-               "process_checked_depth", "probe_layer", "probe", "probe_untrained", "probe_mse_by_layer", "analysis_layer",
-               "geometry", "evolution", "paper",
-               "figures", "studies", "memory_estimate_bytes", "phase_seconds", "wall_seconds", "train_wall_seconds",
-               "train_elapsed_seconds", "compiles", "environment")
+_JSON_ORDER = (
+    "name",
+    "process",
+    "source",
+    "command",
+    "cwd",
+    "model",
+    "steps",
+    "tokens",
+    "final_loss",
+    "optimal_loss",
+    "relative_loss",
+    "relative_loss_stderr",
+    "relative_loss_paired",
+    "regime",
+    "regime_sizes",
+    "process_checked_depth",
+    "probe_layer",
+    "probe",
+    "probe_untrained",
+    "probe_mse_by_layer",
+    "analysis_layer",
+    "geometry",
+    "evolution",
+    "paper",
+    "figures",
+    "studies",
+    "memory_estimate_bytes",
+    "phase_seconds",
+    "wall_seconds",
+    "train_wall_seconds",
+    "train_elapsed_seconds",
+    "compiles",
+    "environment",
+)
 
 
 def read_summary(run_dir: str | Path) -> RunSummary:
@@ -127,8 +161,10 @@ def read_summary(run_dir: str | Path) -> RunSummary:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise RunDirError(f"{path} is missing (an unfinished run?); finish the run first: compmech run CONFIG "
-                          f"--out {Path(run_dir)} (the same command resumes it)") from None
+        raise RunDirError(
+            f"{path} is missing (an unfinished run?); finish the run first: compmech run CONFIG "
+            f"--out {Path(run_dir)} (the same command resumes it)"
+        ) from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise RunDirError(f"{path} cannot be read ({exc}); rerun the run to rewrite it") from None
     try:

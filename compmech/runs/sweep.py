@@ -53,9 +53,25 @@ from typing import Any
 from compmech.runs.config import ConfigError, ExperimentConfig, config_from_dict, read_toml, set_dotted, table_settings
 from compmech.runs.distributed import is_lead_process
 from compmech.runs.experiment import finished_summary, run_experiment, seedless, train_together
-from compmech.runs.files import DirectoryInUse, directory_lock, is_complete, is_locked, write_json_atomic, write_text_atomic
-from compmech.runs.launcher import (JobRecord, JobSpec, LauncherSettings, active_slurm_job, add_launcher_arguments,
-                                   import_submitit, job_command, read_records, submit_jobs)
+from compmech.runs.files import (
+    DirectoryInUse,
+    directory_lock,
+    is_complete,
+    is_locked,
+    write_json_atomic,
+    write_text_atomic,
+)
+from compmech.runs.launcher import (
+    JobRecord,
+    JobSpec,
+    LauncherSettings,
+    active_slurm_job,
+    add_launcher_arguments,
+    import_submitit,
+    job_command,
+    read_records,
+    submit_jobs,
+)
 from compmech.runs.summary import RunSummary
 from figures import save_figure
 from figures.report import _CSS
@@ -63,8 +79,13 @@ from figures.sweep import plot_sweep
 from hmm_processes import ProcessError
 
 #: What a sweep tabulates when its file names no metrics.
-DEFAULT_METRICS = ("relative_loss", "probe.mse_heldout_contexts", "probe.r2_heldout_contexts", "probe.mse_shuffled",
-                   "probe_untrained.mse_heldout_contexts")
+DEFAULT_METRICS = (
+    "relative_loss",
+    "probe.mse_heldout_contexts",
+    "probe.r2_heldout_contexts",
+    "probe.mse_shuffled",
+    "probe_untrained.mse_heldout_contexts",
+)
 #: The most points a sweep may have: its grid is counted before it is expanded, and a larger one is refused (split it
 #: into several sweeps). Each point is a run directory and a row; checking 10,000 configs takes about a minute.
 MAX_SWEEP_POINTS = 10_000
@@ -116,8 +137,12 @@ def point_names(base: str, keys: tuple[str, ...], combos: list[tuple]) -> list[s
     for n in names:
         seen[n] = seen.get(n, 0) + 1
     names = [n + f"-p{i + 1}" if seen[n] > 1 else n for i, n in enumerate(names)]
-    return [n if len(n) <= MAX_NAME_LENGTH else n[:MAX_NAME_LENGTH - 13] + "-" + hashlib.sha256(n.encode()).hexdigest()[:12]
-            for n in names]
+    return [
+        n
+        if len(n) <= MAX_NAME_LENGTH
+        else n[: MAX_NAME_LENGTH - 13] + "-" + hashlib.sha256(n.encode()).hexdigest()[:12]
+        for n in names
+    ]
 
 
 def _canonical(value: Any) -> Any:
@@ -141,21 +166,26 @@ def _overlaps(a: str, b: str) -> bool:
 def _check_metrics(path: Path, metrics: Any) -> tuple[str, ...]:
     """[sweep] metrics: a list of distinct dotted summary.json paths whose first part is a summary.json field."""
     fields = [f.name for f in dataclasses.fields(RunSummary)]
-    example = "e.g. metrics = [\"relative_loss\", \"probe.mse_heldout_contexts\"]"
+    example = 'e.g. metrics = ["relative_loss", "probe.mse_heldout_contexts"]'
     if not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) for m in metrics):
         raise ConfigError(f"{path}: [sweep] metrics must be a non-empty list of summary.json paths, {example}")
     if len(metrics) > MAX_METRICS:
-        raise ConfigError(f"{path}: [sweep] metrics lists {len(metrics)} paths; at most {MAX_METRICS} (each is a "
-                          "panel of sweep.png): keep the ones you compare, and read the rest from each point's "
-                          "summary.json")
+        raise ConfigError(
+            f"{path}: [sweep] metrics lists {len(metrics)} paths; at most {MAX_METRICS} (each is a "
+            "panel of sweep.png): keep the ones you compare, and read the rest from each point's "
+            "summary.json"
+        )
     for m in metrics:
         parts = m.split(".")
         if not m or any(not p for p in parts) or m != m.strip():
-            raise ConfigError(f"{path}: [sweep] metrics: {m!r} is not a dotted path (names joined by single dots), "
-                              f"{example}")
+            raise ConfigError(
+                f"{path}: [sweep] metrics: {m!r} is not a dotted path (names joined by single dots), {example}"
+            )
         if parts[0] not in fields:
-            raise ConfigError(f"{path}: [sweep] metrics: {m!r} starts with {parts[0]!r}, which is not a summary.json "
-                              f"field; the fields are {', '.join(fields)}")
+            raise ConfigError(
+                f"{path}: [sweep] metrics: {m!r} starts with {parts[0]!r}, which is not a summary.json "
+                f"field; the fields are {', '.join(fields)}"
+            )
     repeated = [m for i, m in enumerate(metrics) if m in metrics[:i]]
     if repeated:
         raise ConfigError(f"{path}: [sweep] metrics lists {repeated[0]!r} twice; list each once")
@@ -170,15 +200,19 @@ def load_sweep(path: str | Path, *, quick: bool = False, progress: bool = False)
     table = raw.pop("sweep", None)
     launcher = table_settings(LauncherSettings, raw.pop("launcher", {}), "launcher", str(path))
     if not isinstance(table, dict):
-        raise ConfigError(f"{path}: a sweep file needs a [sweep] table with grid = {{ \"<section.key>\" = [values] }} "
-                          "(to run one config, use compmech run)")
+        raise ConfigError(
+            f'{path}: a sweep file needs a [sweep] table with grid = {{ "<section.key>" = [values] }} '
+            "(to run one config, use compmech run)"
+        )
     unknown = sorted(set(table) - {"grid", "quick", "metrics"})
     if unknown:
         raise ConfigError(f"{path}: unknown key [sweep] {unknown[0]!r}; allowed: grid, quick, metrics")
     grid = table.get("grid")
     if not isinstance(grid, dict) or not grid or not all(isinstance(v, list) and v for v in grid.values()):
-        raise ConfigError(f"{path}: [sweep] grid must map config keys to non-empty lists, e.g. "
-                          "grid = { \"process.coupling\" = [0.0, 0.5] }")
+        raise ConfigError(
+            f"{path}: [sweep] grid must map config keys to non-empty lists, e.g. "
+            'grid = { "process.coupling" = [0.0, 0.5] }'
+        )
     if "name" in grid:
         raise ConfigError(f"{path}: [sweep] grid cannot sweep name (each point's name is made from its values)")
     keys = tuple(grid)
@@ -187,22 +221,30 @@ def load_sweep(path: str | Path, *, quick: bool = False, progress: bool = False)
         for i, value in enumerate(grid[key]):
             canon = _canonical(value)
             if canon in seen:
-                raise ConfigError(f"{path}: [sweep] grid \"{key}\" lists {value!r} twice (entries {seen[canon] + 1} "
-                                  f"and {i + 1}); list each value once")
+                raise ConfigError(
+                    f'{path}: [sweep] grid "{key}" lists {value!r} twice (entries {seen[canon] + 1} '
+                    f"and {i + 1}); list each value once"
+                )
             seen[canon] = i
     n_points = math.prod(len(grid[k]) for k in keys)
     if n_points > MAX_SWEEP_POINTS:
         sizes = " x ".join(f"{len(grid[k])} {k}" for k in keys)
-        raise ConfigError(f"{path}: [sweep] grid has {n_points:,} points ({sizes}); a sweep may have at most "
-                          f"{MAX_SWEEP_POINTS:,}: split it into several sweep files, or sweep fewer values")
+        raise ConfigError(
+            f"{path}: [sweep] grid has {n_points:,} points ({sizes}); a sweep may have at most "
+            f"{MAX_SWEEP_POINTS:,}: split it into several sweep files, or sweep fewer values"
+        )
     quick_values = table.get("quick", {})
     if not isinstance(quick_values, dict):
-        raise ConfigError(f"{path}: [sweep] quick must be a table of config keys, e.g. quick = {{ \"training.steps\" = 500 }}")
+        raise ConfigError(
+            f'{path}: [sweep] quick must be a table of config keys, e.g. quick = {{ "training.steps" = 500 }}'
+        )
     for q in quick_values:
         clash = next((k for k in keys if _overlaps(q, k)), None)
         if clash is not None:
-            raise ConfigError(f"{path}: [sweep] quick sets \"{q}\", which the grid sweeps (\"{clash}\"); a quick "
-                              "override would replace the grid's values: remove it from quick (or from the grid)")
+            raise ConfigError(
+                f'{path}: [sweep] quick sets "{q}", which the grid sweeps ("{clash}"); a quick '
+                "override would replace the grid's values: remove it from quick (or from the grid)"
+            )
     metrics = _check_metrics(path, table.get("metrics", list(DEFAULT_METRICS)))
     base_name = raw.get("name", path.stem)
     combos = list(itertools.product(*(grid[k] for k in keys)))
@@ -226,8 +268,9 @@ def load_sweep(path: str | Path, *, quick: bool = False, progress: bool = False)
         if progress and time.monotonic() - shown > PROGRESS_EVERY_S:
             shown = time.monotonic()
             print(f"== sweep {base_name}: read {i + 1:,} of {n_points:,} point configs", file=sys.stderr, flush=True)
-    return Sweep(name=str(base_name), keys=keys, points=tuple(points), metrics=metrics, source=str(path),
-                 launcher=launcher)
+    return Sweep(
+        name=str(base_name), keys=keys, points=tuple(points), metrics=metrics, source=str(path), launcher=launcher
+    )
 
 
 def metric(summary: dict, dotted: str) -> Any:
@@ -287,8 +330,10 @@ def parse_shard(text: str) -> tuple[int, int]:
     except ValueError:
         i, n = -1, 0
     if not 0 <= i < n:
-        raise ConfigError(f"--shard {text!r}: write I/N with 0 <= I < N, e.g. --shard 0/4 (the first of 4 shares of "
-                          "the seed groups; --shard $SLURM_ARRAY_TASK_ID/4 in an array --array=0-3)")
+        raise ConfigError(
+            f"--shard {text!r}: write I/N with 0 <= I < N, e.g. --shard 0/4 (the first of 4 shares of "
+            "the seed groups; --shard $SLURM_ARRAY_TASK_ID/4 in an array --array=0-3)"
+        )
     return i, n
 
 
@@ -307,8 +352,9 @@ def finished_points(sweep: Sweep, out_root: Path, *, progress: bool = False) -> 
             summaries[point.name] = summary
         if progress and time.monotonic() - shown > PROGRESS_EVERY_S:
             shown = time.monotonic()
-            print(f"== sweep {sweep.name}: checked {i + 1:,} of {len(sweep.points):,} points", file=sys.stderr,
-                  flush=True)
+            print(
+                f"== sweep {sweep.name}: checked {i + 1:,} of {len(sweep.points):,} points", file=sys.stderr, flush=True
+            )
     return summaries
 
 
@@ -318,8 +364,14 @@ def _failure(exc: BaseException) -> str:
     return text if isinstance(exc, ValueError) else f"{type(exc).__name__}: {text}"
 
 
-def run_sweep(sweep: Sweep, out_root: str | Path, *, progress: bool = True, quick: bool = False,
-              shard: tuple[int, int] | None = None) -> list[dict]:
+def run_sweep(
+    sweep: Sweep,
+    out_root: str | Path,
+    *,
+    progress: bool = True,
+    quick: bool = False,
+    shard: tuple[int, int] | None = None,
+) -> list[dict]:
     """Run every point (reusing finished runs; ``shard`` = (I, N): the I-th of N shares of the seed groups only)
     and write the table, figure and page; return the rows (one per point, its ``status``: "finished", "failed:
     <why>" or "unfinished").
@@ -336,14 +388,18 @@ def run_sweep(sweep: Sweep, out_root: str | Path, *, progress: bool = True, quic
     with lock:
         summaries = finished_points(sweep, out_root, progress=progress)
         groups = seed_groups(sweep)
-        chosen = groups if shard is None else groups[shard[0]::shard[1]]
+        chosen = groups if shard is None else groups[shard[0] :: shard[1]]
         failures: dict[str, str] = {}
         for group in chosen:
             todo = [p for p in group if p.name not in summaries]
             if len(todo) > 1:
                 if progress:
-                    print(f"== sweep {sweep.name}: training {len(todo)} points that differ only in seed together: "
-                          f"{', '.join(p.name for p in todo)}", file=sys.stderr, flush=True)
+                    print(
+                        f"== sweep {sweep.name}: training {len(todo)} points that differ only in seed together: "
+                        f"{', '.join(p.name for p in todo)}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 try:
                     train_together([p.cfg for p in todo], [out_root / p.name for p in todo], progress=progress)
                 except Exception as exc:  # noqa: BLE001 -- one group's failure is marked; the others go on
@@ -355,8 +411,11 @@ def run_sweep(sweep: Sweep, out_root: str | Path, *, progress: bool = True, quic
             run_dir = out_root / point.name
             if progress:
                 where = ", ".join(f"{k} = {v!r}" for k, v in point.values)
-                print(f"== sweep {sweep.name}: point {i + 1}/{len(mine)} ({where}) -> {run_dir}", file=sys.stderr,
-                      flush=True)
+                print(
+                    f"== sweep {sweep.name}: point {i + 1}/{len(mine)} ({where}) -> {run_dir}",
+                    file=sys.stderr,
+                    flush=True,
+                )
             if point.name in summaries:
                 if progress:
                     print("   finished already: its results are reused", file=sys.stderr, flush=True)
@@ -383,8 +442,11 @@ def run_sweep(sweep: Sweep, out_root: str | Path, *, progress: bool = True, quic
 
 
 def _say_failed(sweep: Sweep, names: list[str], why: str) -> None:
-    print(f"compmech: sweep {sweep.name}: {', '.join(names)} failed: {why}; the other points go on",
-          file=sys.stderr, flush=True)
+    print(
+        f"compmech: sweep {sweep.name}: {', '.join(names)} failed: {why}; the other points go on",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _write_table_if_free(sweep: Sweep, rows: list[dict], out_root: Path, *, quick: bool, progress: bool) -> None:
@@ -395,8 +457,12 @@ def _write_table_if_free(sweep: Sweep, rows: list[dict], out_root: Path, *, quic
             write_table(sweep, rows, out_root, quick=quick)
     except DirectoryInUse:
         if progress:
-            print(f"== sweep {sweep.name}: every point is finished; {out_root} is held by another process, which "
-                  "writes the table", file=sys.stderr, flush=True)
+            print(
+                f"== sweep {sweep.name}: every point is finished; {out_root} is held by another process, which "
+                "writes the table",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def table_rows(sweep: Sweep, summaries: dict[str, RunSummary], failures: dict[str, str]) -> list[dict]:
@@ -405,13 +471,22 @@ def table_rows(sweep: Sweep, summaries: dict[str, RunSummary], failures: dict[st
     for point in sweep.points:
         summary = summaries.get(point.name)
         record = summary.to_json() if summary is not None else {}
-        status = "finished" if summary is not None else (
-            f"failed: {failures[point.name]}" if point.name in failures else "unfinished")
-        rows.append({"point": point.name, **{k: v for k, v in point.values},
-                     **{m: metric(record, m) for m in sweep.metrics},
-                     "wall_seconds": None if summary is None else summary.wall_seconds,
-                     "train_elapsed_seconds": None if summary is None else summary.train_elapsed_seconds,
-                     "run_dir": point.name, "status": status})
+        status = (
+            "finished"
+            if summary is not None
+            else (f"failed: {failures[point.name]}" if point.name in failures else "unfinished")
+        )
+        rows.append(
+            {
+                "point": point.name,
+                **{k: v for k, v in point.values},
+                **{m: metric(record, m) for m in sweep.metrics},
+                "wall_seconds": None if summary is None else summary.wall_seconds,
+                "train_elapsed_seconds": None if summary is None else summary.train_elapsed_seconds,
+                "run_dir": point.name,
+                "status": status,
+            }
+        )
     return rows
 
 
@@ -420,8 +495,11 @@ def metric_warnings(sweep: Sweep, summaries: dict[str, RunSummary]) -> list[str]
     if not summaries:
         return []
     records = [s.to_json() for s in summaries.values()]
-    return [f"metric {m!r} is in no point's summary.json ({_metric_hint(records[0], m)}); fix [sweep] metrics"
-            for m in sweep.metrics if all(metric(r, m) is None for r in records)]
+    return [
+        f"metric {m!r} is in no point's summary.json ({_metric_hint(records[0], m)}); fix [sweep] metrics"
+        for m in sweep.metrics
+        if all(metric(r, m) is None for r in records)
+    ]
 
 
 def _warn_metrics(sweep: Sweep, summaries: dict[str, RunSummary]) -> None:
@@ -454,14 +532,27 @@ def markdown_table(sweep: Sweep, rows: list[dict]) -> str:
 def write_table(sweep: Sweep, rows: list[dict], out_root: Path, *, quick: bool = False) -> None:
     """sweep.json, sweep.md, sweep.csv, sweep.png and sweep.html in ``out_root``."""
     budget = "quick budget" if quick else "full budget"
-    write_json_atomic(out_root / "sweep.json", {"name": sweep.name, "source": sweep.source, "quick": quick,
-                                                "keys": list(sweep.keys), "metrics": list(sweep.metrics),
-                                                "rows": rows})
-    write_text_atomic(out_root / "sweep.md", f"# Sweep {sweep.name} ({budget})\n\nFrom `{sweep.source}`; each row "
-                      f"is the run directory `<point>` beside this file.\n\n" + markdown_table(sweep, rows))
+    write_json_atomic(
+        out_root / "sweep.json",
+        {
+            "name": sweep.name,
+            "source": sweep.source,
+            "quick": quick,
+            "keys": list(sweep.keys),
+            "metrics": list(sweep.metrics),
+            "rows": rows,
+        },
+    )
+    write_text_atomic(
+        out_root / "sweep.md",
+        f"# Sweep {sweep.name} ({budget})\n\nFrom `{sweep.source}`; each row "
+        f"is the run directory `<point>` beside this file.\n\n" + markdown_table(sweep, rows),
+    )
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["point", *sweep.keys, *sweep.metrics, "wall_seconds",
-                                             "train_elapsed_seconds", "run_dir", "status"])
+    writer = csv.DictWriter(
+        buf,
+        fieldnames=["point", *sweep.keys, *sweep.metrics, "wall_seconds", "train_elapsed_seconds", "run_dir", "status"],
+    )
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(out_root / "sweep.csv", buf.getvalue())
@@ -475,26 +566,35 @@ def write_table(sweep: Sweep, rows: list[dict], out_root: Path, *, quick: bool =
 def sweep_page(sweep: Sweep, rows: list[dict], png: bytes, budget: str) -> str:
     """A small self-contained page: the figure, and the table with a link to each run's report."""
     cols = _columns(sweep, rows)
+
     def breakable(name: str) -> str:  # a dotted metric path may wrap after its dots and underscores
         return html.escape(name).replace(".", ".<wbr>").replace("_", "_<wbr>")
 
     head = "<th>run</th>" + "".join(f"<th class=num>{breakable(c)}</th>" for c in cols)
-    body = "".join("<tr><td><a href=\"" + html.escape(f"{r['run_dir']}/report.html") + "\">"
-                   + html.escape(r["point"]) + "</a></td>"
-                   + "".join(f"<td class=num>{html.escape(_cell(r.get(c)))}</td>" for c in cols) + "</tr>"
-                   for r in rows)
+    body = "".join(
+        '<tr><td><a href="'
+        + html.escape(f"{r['run_dir']}/report.html")
+        + '">'
+        + html.escape(r["point"])
+        + "</a></td>"
+        + "".join(f"<td class=num>{html.escape(_cell(r.get(c)))}</td>" for c in cols)
+        + "</tr>"
+        for r in rows
+    )
     img = base64.b64encode(png).decode()
     done = sum(r.get("status") == "finished" for r in rows)
-    return (f"<!DOCTYPE html>\n<html lang=en>\n<head>\n<meta charset=utf-8>\n"
-            f"<meta name=viewport content=\"width=device-width, initial-scale=1\">\n"
-            f"<title>sweep {html.escape(sweep.name)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n<main>\n"
-            f"<h1>Sweep {html.escape(sweep.name)}</h1>\n<p class=note>{html.escape(budget)}; from "
-            f"<code>{html.escape(sweep.source)}</code>; {len(rows)} runs"
-            + (f", {len(rows) - done} of them not finished (see the status column)" if done < len(rows) else "")
-            + ".</p>\n"
-            f"<figure><img src=\"data:image/png;base64,{img}\" alt=\"each metric against {html.escape(sweep.keys[0])}\" "
-            f"style=\"max-width:100%\"></figure>\n<div class=scroll><table><thead><tr>{head}</tr></thead>"
-            f"<tbody>{body}</tbody></table></div>\n</main>\n</body>\n</html>\n")
+    return (
+        f"<!DOCTYPE html>\n<html lang=en>\n<head>\n<meta charset=utf-8>\n"
+        f'<meta name=viewport content="width=device-width, initial-scale=1">\n'
+        f"<title>sweep {html.escape(sweep.name)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n<main>\n"
+        f"<h1>Sweep {html.escape(sweep.name)}</h1>\n<p class=note>{html.escape(budget)}; from "
+        f"<code>{html.escape(sweep.source)}</code>; {len(rows)} runs"
+        + (f", {len(rows) - done} of them not finished (see the status column)" if done < len(rows) else "")
+        + ".</p>\n"
+        f'<figure><img src="data:image/png;base64,{img}" alt="each metric against {html.escape(sweep.keys[0])}" '
+        f'style="max-width:100%"></figure>\n<div class=scroll><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>\n</main>\n</body>\n</html>\n"
+    )
 
 
 def collect_sweep(sweep: Sweep, out_root: str | Path, *, quick: bool = False, progress: bool = True) -> list[dict]:
@@ -508,8 +608,16 @@ def collect_sweep(sweep: Sweep, out_root: str | Path, *, quick: bool = False, pr
     return rows
 
 
-def launch_sweep(sweep: Sweep, sweep_file: Path, out_root: str | Path, *, cluster: str, quick: bool = False,
-                 progress: bool = True, wait: bool = True) -> list[dict] | None:
+def launch_sweep(
+    sweep: Sweep,
+    sweep_file: Path,
+    out_root: str | Path,
+    *,
+    cluster: str,
+    quick: bool = False,
+    progress: bool = True,
+    wait: bool = True,
+) -> list[dict] | None:
     """Run the sweep's unfinished seed groups as jobs (`compmech.runs.launcher`): one job per group, each running
     ``compmech sweep FILE --shard I/N`` (N: the sweep's groups), then (``wait``) the table of every point, the ones
     whose jobs failed marked with the job's log file. Returns the rows, or None when it did not wait."""
@@ -543,18 +651,34 @@ def launch_sweep(sweep: Sweep, sweep_file: Path, out_root: str | Path, *, cluste
         if not specs and not attached:
             say("every point is finished (or run elsewhere): no job to submit")
         else:
-            say(f"{len(specs)} job(s) to submit ({cluster}), one per seed group with unfinished points, of "
-                f"{len(groups)} groups")
-        records = submit_jobs(specs, out_root, cluster, sweep.launcher, name=f"compmech-{sweep.name}",
-                              attached=attached, wait=wait, say=say,
-                              finished=lambda spec: all(is_complete(out_root / n) for n in spec.points))
+            say(
+                f"{len(specs)} job(s) to submit ({cluster}), one per seed group with unfinished points, of "
+                f"{len(groups)} groups"
+            )
+        records = submit_jobs(
+            specs,
+            out_root,
+            cluster,
+            sweep.launcher,
+            name=f"compmech-{sweep.name}",
+            attached=attached,
+            wait=wait,
+            say=say,
+            finished=lambda spec: all(is_complete(out_root / n) for n in spec.points),
+        )
         if not wait:
-            print(f"submitted {len(records)} job(s); when they are done: compmech sweep {sweep.source}"
-                  f"{' --quick' if quick else ''} --collect --out {out_root}")
+            print(
+                f"submitted {len(records)} job(s); when they are done: compmech sweep {sweep.source}"
+                f"{' --quick' if quick else ''} --collect --out {out_root}"
+            )
             return None
         summaries = finished_points(sweep, out_root, progress=False)
-        failures = {name: f"job {r.job_id} did not finish it; log {r.stderr}"
-                    for r in records for name in r.spec.points if name not in summaries}
+        failures = {
+            name: f"job {r.job_id} did not finish it; log {r.stderr}"
+            for r in records
+            for name in r.spec.points
+            if name not in summaries
+        }
         rows = table_rows(sweep, summaries, failures)
         _warn_metrics(sweep, summaries)
         write_table(sweep, rows, out_root, quick=quick)
@@ -567,42 +691,74 @@ def incomplete_message(sweep: Sweep, rows: list[dict], out: Path) -> str | None:
     if not bad:
         return None
     first = bad[0]
-    more = f" (and {len(bad) - 1} more: {', '.join(r['point'] for r in bad[1:4])}{', ...' if len(bad) > 4 else ''})" \
-        if len(bad) > 1 else ""
-    return (f"sweep {sweep.name}: {len(bad)} of {len(rows)} points did not finish: {first['point']} "
-            f"{first['status']}{more}; the table in {out / 'sweep.md'} marks them; run the same command again to "
-            "retry them (finished points are reused)")
+    more = (
+        f" (and {len(bad) - 1} more: {', '.join(r['point'] for r in bad[1:4])}{', ...' if len(bad) > 4 else ''})"
+        if len(bad) > 1
+        else ""
+    )
+    return (
+        f"sweep {sweep.name}: {len(bad)} of {len(rows)} points did not finish: {first['point']} "
+        f"{first['status']}{more}; the table in {out / 'sweep.md'} marks them; run the same command again to "
+        "retry them (finished points are reused)"
+    )
 
 
 def add_sweep_command(subparsers: Any) -> None:
     """Add ``sweep SWEEP.toml [--quick] [--out DIR] [--shard I/N | --launcher slurm|local | --collect]``."""
-    p = subparsers.add_parser("sweep", help="run one config over a grid of values (one run per point) and tabulate",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "sweep",
+        help="run one config over a grid of values (one run per point) and tabulate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("sweep", type=Path, help="a sweep file: an experiment config plus a [sweep] table")
     p.add_argument("--quick", action="store_true", help="apply the file's [sweep] quick overrides (a smaller budget)")
     p.add_argument("--out", type=Path, default=None, help="where the runs and the table go (default: runs/<name>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars or stage messages")
-    p.add_argument("--shard", default=None, metavar="I/N",
-                   help="run only the I-th of N shares of the seed groups (0 <= I < N), e.g. in a job array")
-    p.add_argument("--collect", action="store_true",
-                   help="write the table, figure and page from the points finished so far (no training)")
+    p.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="run only the I-th of N shares of the seed groups (0 <= I < N), e.g. in a job array",
+    )
+    p.add_argument(
+        "--collect",
+        action="store_true",
+        help="write the table, figure and page from the points finished so far (no training)",
+    )
     add_launcher_arguments(p)
     p.set_defaults(func=_cmd_sweep)
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    chosen = [flag for flag, on in (("--shard", args.shard is not None), ("--collect", args.collect),
-                                    ("--launcher", args.launcher is not None)) if on]
+    chosen = [
+        flag
+        for flag, on in (
+            ("--shard", args.shard is not None),
+            ("--collect", args.collect),
+            ("--launcher", args.launcher is not None),
+        )
+        if on
+    ]
     if len(chosen) > 1:
-        raise ConfigError(f"{' and '.join(chosen)} cannot be combined: --shard runs one share here, --launcher "
-                          "submits every share as a job, --collect only writes the table")
+        raise ConfigError(
+            f"{' and '.join(chosen)} cannot be combined: --shard runs one share here, --launcher "
+            "submits every share as a job, --collect only writes the table"
+        )
     shard = parse_shard(args.shard) if args.shard is not None else None
     progress = not args.no_progress
     sweep = load_sweep(args.sweep, quick=args.quick, progress=progress)
     out = args.out or Path("runs") / (sweep.name + ("-quick" if args.quick else ""))
     if args.launcher is not None:
-        rows = launch_sweep(sweep, Path(args.sweep), out, cluster=args.launcher, quick=args.quick, progress=progress,
-                            wait=not args.no_wait)
+        rows = launch_sweep(
+            sweep,
+            Path(args.sweep),
+            out,
+            cluster=args.launcher,
+            quick=args.quick,
+            progress=progress,
+            wait=not args.no_wait,
+        )
         if rows is None:  # submitted, not waited for
             return 0
     elif args.collect:
@@ -612,13 +768,18 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if not is_lead_process():  # a helper process of a jax.distributed run: process 0 reports
         return 0
     if shard is not None:
-        mine = {p.name for g in seed_groups(sweep)[shard[0]::shard[1]] for p in g}
+        mine = {p.name for g in seed_groups(sweep)[shard[0] :: shard[1]] for p in g}
         rows_mine = [r for r in rows if r["point"] in mine]
         failed = [r for r in rows_mine if r["status"] != "finished"]
-        print(f"shard {shard[0]}/{shard[1]}: {len(rows_mine) - len(failed)} of {len(rows_mine)} points finished"
-              + ("" if all(r["status"] == "finished" for r in rows) else
-                 f"; the table is written when every point is (by the last shard, or compmech sweep {args.sweep} "
-                 f"--collect --out {out})"))
+        print(
+            f"shard {shard[0]}/{shard[1]}: {len(rows_mine) - len(failed)} of {len(rows_mine)} points finished"
+            + (
+                ""
+                if all(r["status"] == "finished" for r in rows)
+                else f"; the table is written when every point is (by the last shard, or compmech sweep {args.sweep} "
+                f"--collect --out {out})"
+            )
+        )
         if failed:
             print(f"compmech: error: {incomplete_message(sweep, rows_mine, out)}", file=sys.stderr)
             return 1

@@ -27,47 +27,80 @@ from compmech.runs.errors import ConfigError
 from compmech.runs.processes import build_process
 from compmech.runs.settings import process_settings
 from compmech.streaming import stream_entropies
-from hmm_processes import (RANDOM_MARKOV, GeneralizedHMM, HMM, ProcessError, RandomMarkovChains, get_process,
-                           list_processes, load_spec)
+from hmm_processes import (
+    HMM,
+    RANDOM_MARKOV,
+    GeneralizedHMM,
+    ProcessError,
+    RandomMarkovChains,
+    get_process,
+    list_processes,
+    load_spec,
+)
 
 Process = HMM | GeneralizedHMM
 
 
 def add_theory_commands(subparsers: Any) -> None:
     """Add the ``processes``, ``info`` and ``msp`` subcommands to ``subparsers`` (from ``add_subparsers``)."""
-    p = subparsers.add_parser("processes", help="list every named process with its parameters and defaults",
-                              description="List every named process with its parameters and defaults.")
+    p = subparsers.add_parser(
+        "processes",
+        help="list every named process with its parameters and defaults",
+        description="List every named process with its parameters and defaults.",
+    )
     p.set_defaults(func=cmd_processes)
 
     p = subparsers.add_parser(
-        "info", help="information measures of a process (h_mu, C_mu, E, T, S, chi, orders, dimension)",
+        "info",
+        help="information measures of a process (h_mu, C_mu, E, T, S, chi, orders, dimension)",
         description="Information measures of a named process or a TOML spec file, in bits. Exact where the "
-                    "mixed-state presentation is finite, else estimates (marked).")
+        "mixed-state presentation is finite, else estimates (marked).",
+    )
     _process_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--seed", type=int, default=0, help="seed for the chaos-game estimates (default 0)")
     p.set_defaults(func=cmd_info)
 
     p = subparsers.add_parser(
-        "msp", help="the mixed-state presentation: summary, and a plot of beliefs or of the MSP graph",
+        "msp",
+        help="the mixed-state presentation: summary, and a plot of beliefs or of the MSP graph",
         description="Build the mixed-state presentation. Without --depth a finite MSP is shown as a graph; "
-                    "with --depth (or for an infinite MSP) the beliefs of all words up to that length are "
-                    "shown: in the 2-simplex (x = b1 + b2/2, y = sqrt(3)/2 b2, colour RGB = belief) for 3 "
-                    "states, else by PCA.")
+        "with --depth (or for an infinite MSP) the beliefs of all words up to that length are "
+        "shown: in the 2-simplex (x = b1 + b2/2, y = sqrt(3)/2 b2, colour RGB = belief) for 3 "
+        "states, else by PCA.",
+    )
     _process_arguments(p)
-    p.add_argument("--depth", type=int, default=None, metavar="L",
-                   help="show beliefs of all words of length <= L (default: the graph if finite, else L = 10)")
+    p.add_argument(
+        "--depth",
+        type=int,
+        default=None,
+        metavar="L",
+        help="show beliefs of all words of length <= L (default: the graph if finite, else L = 10)",
+    )
     p.add_argument("--plot", default=None, metavar="FILE", help="write a figure (.png, .svg or .pdf)")
-    p.add_argument("--max-states", type=int, default=MAX_STATES,
-                   help=f"state cap before the MSP is declared infinite (default {MAX_STATES})")
+    p.add_argument(
+        "--max-states",
+        type=int,
+        default=MAX_STATES,
+        help=f"state cap before the MSP is declared infinite (default {MAX_STATES})",
+    )
     p.set_defaults(func=cmd_msp)
 
 
 def _process_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("process", metavar="NAME|SPEC", help="a named process (see `processes`), a .toml spec file, "
-                   "or an experiment config (its [process], also a mixture or product)")
-    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="a process parameter, e.g. --param x=0.15 (repeatable)")
+    p.add_argument(
+        "process",
+        metavar="NAME|SPEC",
+        help="a named process (see `processes`), a .toml spec file, "
+        "or an experiment config (its [process], also a mixture or product)",
+    )
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a process parameter, e.g. --param x=0.15 (repeatable)",
+    )
 
 
 # --- resolving a process ---------------------------------------------------------------------------
@@ -106,8 +139,9 @@ def resolve_process(spec: str, params: dict[str, Any] | None = None) -> Process:
     params = params or {}
     if spec.endswith(".toml") or os.sep in spec or Path(spec).is_file():
         if params:
-            raise ProcessError(f"--param applies to named processes, not to the spec file or config {spec!r}; "
-                               "edit the file instead")
+            raise ProcessError(
+                f"--param applies to named processes, not to the spec file or config {spec!r}; edit the file instead"
+            )
         table = _process_table(Path(spec))
         if table is not None:
             try:
@@ -140,12 +174,17 @@ def cmd_processes(args: argparse.Namespace) -> int:
         proc = get_process(name)
         sig = ", ".join(f"{k}={v!r}" for k, v in params.items() if v is not inspect.Parameter.empty)
         kind = "GHMM" if isinstance(proc, GeneralizedHMM) else "HMM"
-        rows.append((f"{name}({sig})", f"{kind}, {proc.num_states} states, {proc.vocab_size} tokens",
-                     describe(_factory(name))))
+        rows.append(
+            (f"{name}({sig})", f"{kind}, {proc.num_states} states, {proc.vocab_size} tokens", describe(_factory(name)))
+        )
     # the continuous family a config names by kind (not in the registry: it is no HMM)
-    rows.append(("random_markov(n_states, concentration=1.0)",
-                 'Markov-chain family, no HMM, n_states tokens; a config names it with kind = "random_markov"',
-                 describe(RandomMarkovChains)))
+    rows.append(
+        (
+            "random_markov(n_states, concentration=1.0)",
+            'Markov-chain family, no HMM, n_states tokens; a config names it with kind = "random_markov"',
+            describe(RandomMarkovChains),
+        )
+    )
     for head, size, doc in rows:
         print(f"{head}  [{size}]")
         for line in textwrap.wrap(doc, width=96, initial_indent="    ", subsequent_indent="    "):
@@ -171,16 +210,21 @@ def _factory(name: str):
 def cmd_info(args: argparse.Namespace) -> int:
     """Print the information measures of one process (table, or one JSON object with --json)."""
     if args.process == RANDOM_MARKOV:
-        raise ProcessError(f"{RANDOM_MARKOV} is a family of Markov chains (one drawn per sequence), not one HMM: "
-                           "info has no measures for it; its in-context learning curve is "
-                           "compmech.markov_chains.markov_icl_curve, and a config runs it with [process] kind = "
-                           f"\"{RANDOM_MARKOV}\"")
+        raise ProcessError(
+            f"{RANDOM_MARKOV} is a family of Markov chains (one drawn per sequence), not one HMM: "
+            "info has no measures for it; its in-context learning curve is "
+            "compmech.markov_chains.markov_icl_curve, and a config runs it with [process] kind = "
+            f'"{RANDOM_MARKOV}"'
+        )
     proc = resolve_process(args.process, parse_params(args.param))
     checked = check_valid(proc, None)  # before any measure: an invalid process gets none
     info = process_info(proc, seed=args.seed)
     if args.json:
-        print(json.dumps({**info.to_dict(), "checked_depth": None if math.isinf(checked) else int(checked)},
-                         allow_nan=False))
+        print(
+            json.dumps(
+                {**info.to_dict(), "checked_depth": None if math.isinf(checked) else int(checked)}, allow_nan=False
+            )
+        )
     else:
         print(format_info(info))
         if not math.isinf(checked):
@@ -193,16 +237,20 @@ def check_valid(proc: Any, depth: int | None) -> float:
     generalized HMM with a word of negative probability up to ``depth`` tokens (None: as deep as the check goes,
     `hmm_processes.GeneralizedHMM.check_words`); return the length up to which every word was checked (inf: all)."""
     if not isinstance(proc, (HMM, GeneralizedHMM)):
-        raise ProcessError(f"{getattr(proc, 'name', type(proc).__name__)} is a family of processes ({type(proc).__name__}"
-                           "), not one HMM: the theory commands have no measures for it; a config runs it with "
-                           "compmech run")
+        raise ProcessError(
+            f"{getattr(proc, 'name', type(proc).__name__)} is a family of processes ({type(proc).__name__}"
+            "), not one HMM: the theory commands have no measures for it; a config runs it with "
+            "compmech run"
+        )
     return proc.check_words(depth) if isinstance(proc, GeneralizedHMM) else math.inf
 
 
 def checked_note(checked: float) -> str:
     """What `check_valid`'s depth means when the check could not be completed."""
-    return (f"word probabilities checked >= 0 for every word of up to {checked:.0f} tokens, not every length (the "
-            "generalized HMM's state vectors keep growing); the measures take it as valid beyond")
+    return (
+        f"word probabilities checked >= 0 for every word of up to {checked:.0f} tokens, not every length (the "
+        "generalized HMM's state vectors keep growing); the measures take it as valid beyond"
+    )
 
 
 _LABELS = {
@@ -235,7 +283,9 @@ def _measure_text(m: Measure, unit: str) -> str:
     else:
         text = str(m.value)
     text = f"{text} {unit}".rstrip()
-    return text if m.method == "exact" else f"{text}  [{m.method}{', standard error' if m.error_kind == 'stderr' else ''}]"
+    return (
+        text if m.method == "exact" else f"{text}  [{m.method}{', standard error' if m.error_kind == 'stderr' else ''}]"
+    )
 
 
 def format_info(info: ProcessInfo, indent: str = "") -> str:
@@ -257,17 +307,20 @@ def format_info(info: ProcessInfo, indent: str = "") -> str:
             label = "Kaplan-Yorke dimension"
         lines.append(f"{indent}  {label:<32} {_measure_text(m, unit)}")
     for i, m in enumerate(info.lyapunov_exponents):
-        text = "-infinite (a token collapses this direction)" if m.method == "infinite" else _measure_text(
-            m, "bits/token")
+        text = (
+            "-infinite (a token collapses this direction)" if m.method == "infinite" else _measure_text(m, "bits/token")
+        )
         lines.append(f"{indent}  {f'Lyapunov exponent {i + 1}':<32} {text}")
     if not indent:
-        lines.append("  (\"within e\": a convergence bound; \"+- e\": a standard error; exact values to rounding)")
+        lines.append('  ("within e": a convergence bound; "+- e": a standard error; exact values to rounding)')
     for note in info.notes:
         lines.append(f"{indent}  note: {note}")
     for k, c in enumerate(info.components):
         merged = "".join(f" + {_states(m)}" for m in c.merged)
-        lines.append(f"{indent}  component {k + 1} of {len(info.components)}: weight {c.weight:.6g}, states "
-                     f"{_states(c.states)}{merged}")
+        lines.append(
+            f"{indent}  component {k + 1} of {len(info.components)}: weight {c.weight:.6g}, states "
+            f"{_states(c.states)}{merged}"
+        )
         lines.append(format_info(c.info, indent + "    "))
     for k, f in enumerate(info.factors):
         lines.append(f"{indent}  factor {k + 1} of {len(info.factors)}:")
@@ -311,8 +364,10 @@ def cmd_msp(args: argparse.Namespace) -> int:
             print(f"{proc.name}: MSP looks infinite ({msp.reason})")
         res = stream_entropies(proc, depth, keep_levels=True, max_states=BELIEFS_PER_LEVEL)
         B = np.concatenate([b for b, _ in res.levels])
-        print(f"beliefs per length 0..{depth}: {res.n_states.tolist()}"
-              + ("" if res.exact else " (beliefs merged on a coarse grid at some lengths)"))
+        print(
+            f"beliefs per length 0..{depth}: {res.n_states.tolist()}"
+            + ("" if res.exact else " (beliefs merged on a coarse grid at some lengths)")
+        )
         if args.plot:
             _save(plot_beliefs(proc, B, title=f"{proc.name}: beliefs of all words up to length {depth}"), args.plot)
     if args.plot:
@@ -338,7 +393,8 @@ def check_belief_depth(proc: Process, depth: int) -> None:
             if L <= depth:
                 raise ProcessError(
                     f"--depth {depth}: the beliefs of {proc.name} up to that length would be about {total:.3g} points "
-                    f"or more (at most {MAX_BELIEF_POINTS} are drawn); use --depth {max(L - 1, 0)} or less")
+                    f"or more (at most {MAX_BELIEF_POINTS} are drawn); use --depth {max(L - 1, 0)} or less"
+                )
             return
         if L >= depth:
             return
@@ -370,8 +426,9 @@ def plot_beliefs(proc: Process, beliefs: np.ndarray, *, title: str = ""):
     from figures.msp_graph import plot_beliefs as draw  # lazy: matplotlib loads only when a plot is asked
 
     # a generalized HMM's "beliefs" are quasi-probabilities: never drawn as points of a simplex
-    return draw(beliefs, state_names=proc.state_names, simplex=None if isinstance(proc, HMM) else False,
-                title=title or None)
+    return draw(
+        beliefs, state_names=proc.state_names, simplex=None if isinstance(proc, HMM) else False, title=title or None
+    )
 
 
 def plot_msp_graph(msp: MSP):
@@ -381,10 +438,17 @@ def plot_msp_graph(msp: MSP):
     from figures.msp_graph import plot_msp_graph as draw  # lazy: as above
 
     proc = msp.process
-    return draw(msp.beliefs, msp.next_state, msp.token_probs, msp.depth, msp.recurrent,
-                token_names=proc.token_names, state_names=proc.state_names,
-                simplex=proc.num_states == 3 and isinstance(proc, HMM),
-                title=f"{process_title(proc.name, proc.params)}: mixed-state presentation")
+    return draw(
+        msp.beliefs,
+        msp.next_state,
+        msp.token_probs,
+        msp.depth,
+        msp.recurrent,
+        token_names=proc.token_names,
+        state_names=proc.state_names,
+        simplex=proc.num_states == 3 and isinstance(proc, HMM),
+        title=f"{process_title(proc.name, proc.params)}: mixed-state presentation",
+    )
 
 
 def _check_plot_path(path: str) -> tuple[Path, str]:

@@ -6,16 +6,19 @@ from __future__ import annotations
 import json
 import math
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from compmech.runs.errors import ConfigError
 
 
 def read_toml(path: Path, what: str = "config") -> dict[str, Any]:
     """Parse a TOML file; every way it can fail is one `ConfigError` naming the file and the fix."""
-    hint = ("pass the path of a TOML experiment config, or the name of a shipped one (compmech configs lists them), "
-            "e.g. compmech run mess3")
+    hint = (
+        "pass the path of a TOML experiment config, or the name of a shipped one (compmech configs lists them), "
+        "e.g. compmech run mess3"
+    )
     try:
         text = path.read_bytes().decode("utf-8")
         return tomllib.loads(text)
@@ -26,8 +29,9 @@ def read_toml(path: Path, what: str = "config") -> dict[str, Any]:
     except PermissionError:
         raise ConfigError(f"{what} {path} cannot be read (permission denied); fix its permissions") from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{what} {path} is not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x}); "
-                          "save it as UTF-8") from None
+        raise ConfigError(
+            f"{what} {path} is not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x}); save it as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{what} {path} is not valid TOML: {exc}; fix the file") from None
     except OSError as exc:

@@ -14,11 +14,21 @@ import importlib
 import pkgutil
 from typing import Any
 
-from compmech.studies.base import (REGISTRY, Runner, Study, StudyInputs, StudyOutput, SweepPointRun,
-                                   register_study)
+from compmech.studies.base import REGISTRY, Runner, Study, StudyInputs, StudyOutput, SweepPointRun, register_study
 
-__all__ = ["Runner", "Study", "StudyInputs", "StudyOutput", "SweepPointRun", "all_studies", "check_studies",
-           "get_study", "register_study", "run_studies", "study_settings"]
+__all__ = [
+    "Runner",
+    "Study",
+    "StudyInputs",
+    "StudyOutput",
+    "SweepPointRun",
+    "all_studies",
+    "check_studies",
+    "get_study",
+    "register_study",
+    "run_studies",
+    "study_settings",
+]
 
 _discovered = False
 
@@ -60,8 +70,10 @@ def study_settings(name: str, table: Any) -> Any:
     """The ``Settings`` of study ``name`` from its config table (TypeError/ValueError on a bad key or value)."""
     study = get_study(name)
     if study.settings is None:
-        raise ValueError(f"study {name!r} compares runs (compmech reproduce --only {name}); it has no "
-                         "[studies.<name>] table: remove it")
+        raise ValueError(
+            f"study {name!r} compares runs (compmech reproduce --only {name}); it has no "
+            "[studies.<name>] table: remove it"
+        )
     cls = study.settings
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(table) - known)

@@ -67,8 +67,13 @@ class StudyOutput:
     headline: dict[str, Any] = field(default_factory=dict)  # plain JSON numbers for summary.json
 
     def to_json(self, run_dir: Path) -> dict[str, Any]:
-        return {"json": self.json_file, "figures": [str(p.relative_to(run_dir)) for p in self.figures],
-                "captions": dict(self.captions), "tables": [list(t) for t in self.tables], **self.headline}
+        return {
+            "json": self.json_file,
+            "figures": [str(p.relative_to(run_dir)) for p in self.figures],
+            "captions": dict(self.captions),
+            "tables": [list(t) for t in self.tables],
+            **self.headline,
+        }
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,15 @@ import pytest
 
 import hmm_processes as hp
 from compmech.information import entropy_bits, myopic_entropies, optimal_loss_by_position
-from compmech.measures import (DecompositionError, ergodic_components, excess_entropy, process_info,
-                               product_factors, same_process, statistical_complexity)
+from compmech.measures import (
+    DecompositionError,
+    ergodic_components,
+    excess_entropy,
+    process_info,
+    product_factors,
+    same_process,
+    statistical_complexity,
+)
 from compmech.mixed_states import mixed_states
 
 
@@ -53,8 +60,10 @@ def test_mixture_theory_starts_from_the_prior_over_components():
     # Word probabilities are the weighted components' (every Mess3 word has positive probability,
     # so all three enumerations list the 27 words in the same lexicographic order).
     words = ms.level(3).words
-    expected = (0.3 * mixed_states(hp.mess3(0.05, 0.85), 3).level(3).probs
-                + 0.7 * mixed_states(hp.mess3(0.15, 0.6), 3).level(3).probs)
+    expected = (
+        0.3 * mixed_states(hp.mess3(0.05, 0.85), 3).level(3).probs
+        + 0.7 * mixed_states(hp.mess3(0.15, 0.6), 3).level(3).probs
+    )
     assert words.shape == (27, 3)
     np.testing.assert_allclose(ms.level(3).probs, expected, atol=1e-15)
 
@@ -172,8 +181,7 @@ def test_components_are_read_from_the_presentation_not_from_how_it_was_built():
     Tg, pi, tau = hp.process_vectors(gm)
     Sm = np.eye(6) + 0.3 * np.random.default_rng(0).standard_normal((6, 6))
     Si = np.linalg.inv(Sm)
-    dense = hp.GeneralizedHMM(np.einsum("ij,xjk,kl->xil", Si, Tg, Sm), name="dense", normalizer=Si @ tau,
-                              prior=pi @ Sm)
+    dense = hp.GeneralizedHMM(np.einsum("ij,xjk,kl->xil", Si, Tg, Sm), name="dense", normalizer=Si @ tau, prior=pi @ Sm)
     assert same_process(dense, gm)
     with pytest.raises(DecompositionError, match="eigenvalue 1"):
         process_info(dense)

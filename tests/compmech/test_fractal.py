@@ -8,8 +8,13 @@ import numpy as np
 import pytest
 
 import hmm_processes as hp
-from compmech.fractal import (box_counting_dimension, chaos_game, correlation_dimension, lyapunov_dimension,
-                              lyapunov_spectrum)
+from compmech.fractal import (
+    box_counting_dimension,
+    chaos_game,
+    correlation_dimension,
+    lyapunov_dimension,
+    lyapunov_spectrum,
+)
 
 
 def cantor_process() -> hp.HMM:
@@ -97,7 +102,9 @@ def test_dimension_input_errors():
         box_counting_dimension(np.zeros((100, 2)))
 
 
-@pytest.mark.parametrize("params, h_mu, dim", [((0.05, 0.85), 1.1447172664, 0.5196), ((0.15, 0.6), 1.5709336191, 1.3500)])
+@pytest.mark.parametrize(
+    "params, h_mu, dim", [((0.05, 0.85), 1.1447172664, 0.5196), ((0.15, 0.6), 1.5709336191, 1.3500)]
+)
 def test_mess3_lyapunov_dimension_has_three_stable_decimals(params, h_mu, dim):
     """With the exact h_mu and the default steps, two seeds agree to the third decimal, within 4 stderr."""
     a = lyapunov_spectrum(hp.mess3(*params), seed=0, entropy_rate=h_mu)
@@ -120,8 +127,11 @@ def _product_spectrum(factors, n_steps=200_000, seed=7):
     return np.array(values)[order], np.array(errors)[order]
 
 
-@pytest.mark.parametrize("factors", [(hp.mess3(), hp.mess3(0.15, 0.6)), (hp.mess3(0.15, 0.6), hp.tom_quantum(1.0, 3.0))],
-                         ids=["mess3 x mess3", "mess3 x tom_quantum"])
+@pytest.mark.parametrize(
+    "factors",
+    [(hp.mess3(), hp.mess3(0.15, 0.6)), (hp.mess3(0.15, 0.6), hp.tom_quantum(1.0, 3.0))],
+    ids=["mess3 x mess3", "mess3 x tom_quantum"],
+)
 def test_product_exponents_are_the_factors_within_their_errors(factors):
     """At the step budget process_info gives a 9-state product (1e6 * 12 / (V (S-1)^2)), each chain now burns in its
     tangent frame: before, 512 unaligned chains of 40 steps gave -1.166 +- 0.0024 against the factors' -1.128."""

@@ -27,8 +27,7 @@ def test_even_myopic_entropy_closed_form():
     """
     h = myopic_entropies(mixed_states(hp.even(0.5), 13))
     H34 = entropy_bits(np.array([0.75, 0.25]))
-    expected = [2 / 3 + 2.0 ** -(n // 2) * ((H23 - 2 / 3) if n % 2 == 0 else (2 / 3) * (H34 - 0.5))
-                for n in range(14)]
+    expected = [2 / 3 + 2.0 ** -(n // 2) * ((H23 - 2 / 3) if n % 2 == 0 else (2 / 3) * (H34 - 0.5)) for n in range(14)]
     np.testing.assert_allclose(h, expected, atol=1e-12)
     assert h[0] == pytest.approx(H23, abs=1e-12)
     assert np.all(np.diff(h) < 0) and h[-1] - 2 / 3 < 0.01
@@ -57,8 +56,9 @@ def test_optimal_loss_reuses_a_deeper_enumeration_exactly():
     h = hp.mess3()
     ms = mixed_states(h, 12)
     np.testing.assert_array_equal(optimal_loss_by_position(h, 10, ms=ms), optimal_loss_by_position(h, 10))
-    np.testing.assert_array_equal(optimal_loss_by_position(h, 10, start_token=True, ms=ms),
-                                  optimal_loss_by_position(h, 10, start_token=True))
+    np.testing.assert_array_equal(
+        optimal_loss_by_position(h, 10, start_token=True, ms=ms), optimal_loss_by_position(h, 10, start_token=True)
+    )
     shallow = mixed_states(h, 4)  # too shallow: enumerated afresh
     assert optimal_loss_by_position(h, 10, ms=shallow).shape == (10,)
 

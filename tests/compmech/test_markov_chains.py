@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 from scipy.special import digamma
 
-from compmech.markov_chains import (TOLD_LABEL, all_words, markov_icl_curve, markov_icl_curve_exact,
-                                 markov_source_posterior, markov_unigram_loss, unigram_predictive)
+from compmech.markov_chains import (
+    TOLD_LABEL,
+    all_words,
+    markov_icl_curve,
+    markov_icl_curve_exact,
+    markov_source_posterior,
+    markov_unigram_loss,
+    unigram_predictive,
+)
 from hmm_processes import ProcessError, RandomMarkovChains, log_marginal_probability, posterior_mean
 
 
@@ -34,7 +41,9 @@ def test_the_exact_curve_has_its_known_values():
     # position 0: the uniform first token; position 1: the predictive after one token is still uniform
     assert curve.optimal[0] == pytest.approx(math.log(2)) and curve.optimal[1] == pytest.approx(math.log(2))
     # told the matrix at position 1: the expected entropy of a Beta(1, 1) row, psi(3) - psi(2) = 1/2
-    assert curve.known_source[1] == pytest.approx(digamma(3) - digamma(2)) and curve.known_source[1] == pytest.approx(0.5)
+    assert curve.known_source[1] == pytest.approx(digamma(3) - digamma(2)) and curve.known_source[1] == pytest.approx(
+        0.5
+    )
     # not knowing the chain costs something, less and less as it is learned
     assert np.all(curve.excess[1:] > 0) and np.all(np.diff(curve.optimal[1:]) < 0)
     # the marginal probabilities of all words of a length sum to 1
@@ -67,8 +76,10 @@ def test_the_probe_target_is_the_posterior_mean():
 
 def test_the_unigram_strategy_loses_more_than_the_optimum_and_counts_tokens():
     source = RandomMarkovChains(3)
-    np.testing.assert_allclose(unigram_predictive(source, np.array([[0, 0, 2]]))[0],
-                               [[2 / 4, 1 / 4, 1 / 4], [3 / 5, 1 / 5, 1 / 5], [3 / 6, 1 / 6, 2 / 6]])
+    np.testing.assert_allclose(
+        unigram_predictive(source, np.array([[0, 0, 2]]))[0],
+        [[2 / 4, 1 / 4, 1 / 4], [3 / 5, 1 / 5, 1 / 5], [3 / 6, 1 / 6, 2 / 6]],
+    )
     exact = markov_icl_curve_exact(RandomMarkovChains(2), 10).optimal
     uni, se = markov_unigram_loss(RandomMarkovChains(2), 10, n_samples=4000, seed=0)
     assert uni[0] == pytest.approx(math.log(2)) and se[0] == 0

@@ -12,11 +12,23 @@ import pytest
 import hmm_processes as hp
 from compmech import block_entropies, mixed_states, myopic_entropies
 from compmech.information import entropy_bits
-from compmech.measures import (blackwell_entropy_rate, block_entropy, cryptic_order, crypticity, entropy_rate,
-                               epsilon_machine, excess_entropy, markov_order, myopic_entropy,
-                               myopic_entropy_sequence, process_info, statistical_complexity,
-                               synchronization_information, transient_information)
-from compmech.measures import entropy_limit
+from compmech.measures import (
+    blackwell_entropy_rate,
+    block_entropy,
+    cryptic_order,
+    crypticity,
+    entropy_limit,
+    entropy_rate,
+    epsilon_machine,
+    excess_entropy,
+    markov_order,
+    myopic_entropy,
+    myopic_entropy_sequence,
+    process_info,
+    statistical_complexity,
+    synchronization_information,
+    transient_information,
+)
 from compmech.msp import InfiniteMSPError, build_msp
 
 LOG3 = math.log2(3)
@@ -99,8 +111,12 @@ def test_transient_and_synchronization_information():
     # T = S + sum_{L < k} (H[S_0 | X_0..X_L, S_L] - chi): S = T when k = 0, S = T + chi when k = 1
     for proc in (hp.even(), hp.rrxor(), hp.z1r(), hp.golden_mean(), hp.tom_quantum(1.0, 1.0)):
         name = proc.name
-        k, T, S, chi = (cryptic_order(proc), transient_information(proc), synchronization_information(proc),
-                        crypticity(proc))
+        k, T, S, chi = (
+            cryptic_order(proc),
+            transient_information(proc),
+            synchronization_information(proc),
+            crypticity(proc),
+        )
         assert k in (0, 1)
         assert S == pytest.approx(T + (chi if k == 1 else 0.0), abs=1e-9), name
     assert transient_information(hp.even()) == pytest.approx(math.log2(9), abs=1e-9)
@@ -120,8 +136,7 @@ def test_independent_product_adds_measures():
     p = hp.product([a, b])
     assert entropy_rate(p) == pytest.approx(entropy_rate(a) + entropy_rate(b), abs=1e-9)
     assert excess_entropy(p) == pytest.approx(excess_entropy(a) + excess_entropy(b), abs=1e-9)
-    assert statistical_complexity(p) == pytest.approx(statistical_complexity(a) + statistical_complexity(b),
-                                                      abs=1e-9)
+    assert statistical_complexity(p) == pytest.approx(statistical_complexity(a) + statistical_complexity(b), abs=1e-9)
 
 
 def test_exact_measures_refuse_infinite_msps():
@@ -194,8 +209,18 @@ def test_process_info_for_an_infinite_msp():
     assert 0 < info.lyapunov_dimension.value < 1 and info.lyapunov_dimension.error_kind == "stderr"
     assert len(info.lyapunov_exponents) == 2
     d = info.to_dict()
-    for key in ("h_mu", "C_mu", "E", "T", "S", "chi", "markov_order", "cryptic_order", "n_mixed_states",
-                "lyapunov_dimension"):
+    for key in (
+        "h_mu",
+        "C_mu",
+        "E",
+        "T",
+        "S",
+        "chi",
+        "markov_order",
+        "cryptic_order",
+        "n_mixed_states",
+        "lyapunov_dimension",
+    ):
         assert set(d[key]) == {"value", "error", "error_kind", "method"}
     json.loads(json.dumps(d, allow_nan=False))
 

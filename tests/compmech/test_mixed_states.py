@@ -90,8 +90,12 @@ def test_enumeration_memory_is_estimated_and_refused_before_allocating():
     assert check_enumerable(hp.mess3(), 6, max_bytes=100_000) <= 100_000 < enumeration_bytes(hp.mess3(), 7)
 
 
-GHMMS = {"tom_quantum": hp.tom_quantum, "post_quantum": hp.post_quantum, "fanizza": hp.fanizza,
-         "tom_quantum_degenerate": lambda: hp.tom_quantum(1.0, 1.0)}
+GHMMS = {
+    "tom_quantum": hp.tom_quantum,
+    "post_quantum": hp.post_quantum,
+    "fanizza": hp.fanizza,
+    "tom_quantum_degenerate": lambda: hp.tom_quantum(1.0, 1.0),
+}
 
 
 @pytest.mark.parametrize("name", GHMMS)

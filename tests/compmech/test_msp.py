@@ -10,10 +10,18 @@ from compmech.information import entropy_bits
 from compmech.msp import MSP, InfiniteMSPError, build_msp, finite_msp
 
 
-@pytest.mark.parametrize("name, n_states, n_recurrent", [
-    ("rrxor", 36, 5), ("golden_mean", 3, 2), ("even", 4, 2), ("z1r", 7, 3), ("coin", 1, 1),
-    ("tom_quantum", 5, 4), ("days_of_week", 28, 21),
-])
+@pytest.mark.parametrize(
+    "name, n_states, n_recurrent",
+    [
+        ("rrxor", 36, 5),
+        ("golden_mean", 3, 2),
+        ("even", 4, 2),
+        ("z1r", 7, 3),
+        ("coin", 1, 1),
+        ("tom_quantum", 5, 4),
+        ("days_of_week", 28, 21),
+    ],
+)
 def test_finite_msp_sizes(name, n_states, n_recurrent):
     params = {"alpha": 1.0, "beta": 1.0} if name == "tom_quantum" else {}  # the degenerate, finite case
     msp = build_msp(hp.get_process(name, **params))
@@ -93,8 +101,7 @@ def test_non_ergodic_mixture_has_one_closed_component_per_part():
     assert pi[gm_part].sum() == pytest.approx(0.3)
 
 
-@pytest.mark.parametrize("name", ["mess3", "leaky_rrxor", "sns", "nond", "matching_parens", "fanizza",
-                                  "post_quantum"])
+@pytest.mark.parametrize("name", ["mess3", "leaky_rrxor", "sns", "nond", "matching_parens", "fanizza", "post_quantum"])
 def test_infinite_msps_are_reported(name):
     msp = build_msp(hp.get_process(name), max_states=2000)
     assert not msp.finite

@@ -13,8 +13,9 @@ from compmech.msp import build_msp
 from compmech.streaming import iter_levels, stream_entropies
 
 
-@pytest.mark.parametrize("name, depth", [("mess3", 9), ("rrxor", 12), ("even", 12), ("days_of_week", 4),
-                                         ("leaky_rrxor", 10)])
+@pytest.mark.parametrize(
+    "name, depth", [("mess3", 9), ("rrxor", 12), ("even", 12), ("days_of_week", 4), ("leaky_rrxor", 10)]
+)
 def test_exact_when_under_the_cap(name, depth):
     proc = hp.get_process(name)
     ms = mixed_states(proc, depth)
@@ -72,8 +73,9 @@ def test_iter_levels_and_errors():
         stream_entropies(hp.even(), 3, max_states=0)
 
 
-@pytest.mark.parametrize("name, depth", [("mess3", 11), ("rrxor", 14), ("sns", 14), ("post_quantum", 9),
-                                         ("leaky_rrxor", 12)])
+@pytest.mark.parametrize(
+    "name, depth", [("mess3", 11), ("rrxor", 14), ("sns", 14), ("post_quantum", 9), ("leaky_rrxor", 12)]
+)
 def test_exact_myopic_entropies_match_brute_force(name, depth, monkeypatch):
     """The merged-then-depth-first enumeration gives every h(L) of brute-force enumeration, to rounding."""
     import compmech.streaming as streaming
@@ -101,5 +103,4 @@ def test_exact_myopic_entropies_respect_the_word_budget():
 
     res = exact_myopic_entropies(hp.mess3(), 30, max_words=3**9)
     assert res.depth < 30 and res.n_words <= 3**9
-    np.testing.assert_allclose(res.myopic_entropies, myopic_entropies(mixed_states(hp.mess3(), res.depth)),
-                               atol=1e-12)
+    np.testing.assert_allclose(res.myopic_entropies, myopic_entropies(mixed_states(hp.mess3(), res.depth)), atol=1e-12)

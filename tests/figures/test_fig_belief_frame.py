@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from figures import UNIT_CIRCLE, FigureInputError, belief_frame, plot_belief_evolution, plot_belief_panels, simplex_coords
+from figures import (
+    UNIT_CIRCLE,
+    FigureInputError,
+    belief_frame,
+    plot_belief_evolution,
+    plot_belief_panels,
+    simplex_coords,
+)
 
 
 def bloch_beliefs(n=400, seed=0):
@@ -28,8 +35,9 @@ def test_quasi_beliefs_get_their_principal_axes_fitted_on_the_true_set():
     # the constant entry carries no variance: the two drawn axes span the Bloch plane
     assert np.allclose(f.axes[0, :2], 0.0, atol=1e-12)
     xy = f.apply(b)
-    np.testing.assert_allclose(np.linalg.norm(xy, axis=1), np.linalg.norm(b[:, 1:] - b[:, 1:].mean(0), axis=1),
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        np.linalg.norm(xy, axis=1), np.linalg.norm(b[:, 1:] - b[:, 1:].mean(0), axis=1), atol=1e-12
+    )
     # the same map for other arrays (probed, shuffled): applied, not refitted
     shifted = b + np.array([0.0, 0.5, 0.0])
     np.testing.assert_allclose(np.linalg.norm(f.apply(shifted) - xy, axis=1), 0.5, atol=1e-12)

@@ -7,23 +7,44 @@ from figures import category_palette, format_count, layer_label, plot_probe_over
 from figures._common import MAX_COUNT_TICKS, OKABE_ITO, count_ticks
 
 
-@pytest.mark.parametrize("name, label", [
-    ("embedding", "embedding"), ("blocks.0.hook_resid_pre", "embedding"), ("embed", "embedding"),
-    ("block_1", "after block 1"), ("block_4", "after block 4"), ("blocks.3.hook_resid_post", "after block 4"),
-    ("blocks.2.hook_resid_pre", "after block 2"),  # what enters block 3 left block 2
-    ("blocks.0.hook_resid_mid", "block 1, after attention"), ("blocks.1.attn.hook_pattern", "attention pattern of block 2"),
-    ("final_ln", "after the final LayerNorm"), ("ln_final.hook_normalized", "after the final LayerNorm"),
-    ("concat", "all layers"), ("layers.0.hidden", "hidden state of layer 1"), ("layers.2.cell", "cell state of layer 3"),
-    ("my_custom_layer", "my_custom_layer"),  # any other name as it is
-])
+@pytest.mark.parametrize(
+    "name, label",
+    [
+        ("embedding", "embedding"),
+        ("blocks.0.hook_resid_pre", "embedding"),
+        ("embed", "embedding"),
+        ("block_1", "after block 1"),
+        ("block_4", "after block 4"),
+        ("blocks.3.hook_resid_post", "after block 4"),
+        ("blocks.2.hook_resid_pre", "after block 2"),  # what enters block 3 left block 2
+        ("blocks.0.hook_resid_mid", "block 1, after attention"),
+        ("blocks.1.attn.hook_pattern", "attention pattern of block 2"),
+        ("final_ln", "after the final LayerNorm"),
+        ("ln_final.hook_normalized", "after the final LayerNorm"),
+        ("concat", "all layers"),
+        ("layers.0.hidden", "hidden state of layer 1"),
+        ("layers.2.cell", "cell state of layer 3"),
+        ("my_custom_layer", "my_custom_layer"),  # any other name as it is
+    ],
+)
 def test_layer_names_a_reader_knows(name, label):
     assert layer_label(name) == label
 
 
-@pytest.mark.parametrize("value, text", [
-    (0, "0"), (12, "12"), (500, "500"), (1000, "10\u00b3"), (9600, "9.6\u00d710\u00b3"), (64_000, "6.4\u00d710\u2074"),
-    (1e5, "10\u2075"), (256_000, "2.6\u00d710\u2075"), (6.4e8, "6.4\u00d710\u2078"),
-])
+@pytest.mark.parametrize(
+    "value, text",
+    [
+        (0, "0"),
+        (12, "12"),
+        (500, "500"),
+        (1000, "10\u00b3"),
+        (9600, "9.6\u00d710\u00b3"),
+        (64_000, "6.4\u00d710\u2074"),
+        (1e5, "10\u2075"),
+        (256_000, "2.6\u00d710\u2075"),
+        (6.4e8, "6.4\u00d710\u2078"),
+    ],
+)
 def test_one_format_for_token_counts(value, text):
     assert format_count(value) == text
 
@@ -34,7 +55,11 @@ def test_count_ticks_are_never_crowded_and_never_fewer_than_two():
         assert len(ticks) <= MAX_COUNT_TICKS
         assert all(lo * 0.99 <= t <= hi * 1.01 for t in ticks) or len(ticks) <= 2
     assert [format_count(t) for t in count_ticks(19_200, 57_600)] == [
-        "2\u00d710\u2074", "3\u00d710\u2074", "4\u00d710\u2074", "5\u00d710\u2074"]  # a short run: several ticks
+        "2\u00d710\u2074",
+        "3\u00d710\u2074",
+        "4\u00d710\u2074",
+        "5\u00d710\u2074",
+    ]  # a short run: several ticks
     assert len(count_ticks(1e2, 1e12)) >= 2  # eleven decades: every other one or fewer
 
 

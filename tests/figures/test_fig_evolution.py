@@ -10,8 +10,7 @@ from figures import FigureInputError, plot_belief_evolution, plot_probe_over_tra
 def snapshots(n=400, s=3, noise=(0.1, 0.03, 0.005), seed=0):
     rng = np.random.default_rng(seed)
     true = rng.dirichlet(np.ones(s), size=n)
-    return [(f"{10 ** (i + 4):.0e} tokens", true, true + rng.normal(0, sd, true.shape))
-            for i, sd in enumerate(noise)]
+    return [(f"{10 ** (i + 4):.0e} tokens", true, true + rng.normal(0, sd, true.shape)) for i, sd in enumerate(noise)]
 
 
 def test_simplex_evolution(tmp_path):
@@ -59,8 +58,9 @@ def test_probe_over_training(tmp_path):
     mse = 0.05 * (tokens / 1e4) ** -0.5
     rel = 1 + 0.3 * (tokens / 1e4) ** -0.5
     rel[-1] = 0.9999  # evaluation noise below the optimum: left out of the log panel
-    fig = plot_probe_over_training(tokens, mse, rel, paper_tokens=[6.4e4, 6.4e5, 3.2e6],
-                                   paper_mse=[0.0118, 0.0084, 0.0025], title="Mess3")
+    fig = plot_probe_over_training(
+        tokens, mse, rel, paper_tokens=[6.4e4, 6.4e5, 3.2e6], paper_mse=[0.0118, 0.0084, 0.0025], title="Mess3"
+    )
     assert len(fig.axes) == 2
     left, right = fig.axes
     assert left.get_title() and right.get_title()
@@ -77,8 +77,7 @@ def test_probe_over_training(tmp_path):
     [
         (lambda: plot_belief_evolution([]), "snapshots"),
         (lambda: plot_belief_evolution([("a", np.ones((4, 3)))]), r"snapshots\[0\]"),
-        (lambda: plot_belief_evolution([("a", np.ones((4, 3)) / 3, np.ones((5, 3)))]),
-         r"snapshots\[0\] predicted"),
+        (lambda: plot_belief_evolution([("a", np.ones((4, 3)) / 3, np.ones((5, 3)))]), r"snapshots\[0\] predicted"),
         (lambda: plot_belief_evolution(snapshots()[:1] + snapshots(s=4)[:1]), r"snapshots\[1\]"),
         (lambda: plot_belief_evolution([("a", np.full((4, 3), np.nan), np.ones((4, 3)))]), "true_beliefs"),
         (lambda: plot_belief_evolution(snapshots(), labels=np.arange(3)), "labels"),
@@ -86,8 +85,10 @@ def test_probe_over_training(tmp_path):
         (lambda: plot_probe_over_training([1, 2], [0.1, np.nan], [1.1, 1.0]), "probe_mse"),
         (lambda: plot_probe_over_training([-1, 2], [0.1, 0.2], [1.1, 1.0]), "tokens"),
         (lambda: plot_probe_over_training([1, 2], [0.1, 0.2], [1.1, 1.0], paper_tokens=[1]), "paper_mse"),
-        (lambda: plot_probe_over_training([1, 2], [0.1, 0.2], [1.1, 1.0], paper_tokens=[1, 2], paper_mse=[1]),
-         "paper_mse"),
+        (
+            lambda: plot_probe_over_training([1, 2], [0.1, 0.2], [1.1, 1.0], paper_tokens=[1, 2], paper_mse=[1]),
+            "paper_mse",
+        ),
     ],
 )
 def test_bad_input(call, name):

@@ -28,8 +28,9 @@ def plot_titles(fig):
 
 def test_distance_scatter_points(tmp_path):
     d, db, dn = distances()
-    fig = plot_distance_scatter(d, db, dn, r2_beliefs=0.951, r2_next=0.312,
-                                paper={"beliefs": 0.95, "next_token": 0.31}, title="RRXOR")
+    fig = plot_distance_scatter(
+        d, db, dn, r2_beliefs=0.951, r2_next=0.312, paper={"beliefs": 0.95, "next_token": 0.31}, title="RRXOR"
+    )
     assert isinstance(fig, Figure)
     assert len(fig.axes) == 2
     titles = plot_titles(fig)
@@ -95,8 +96,10 @@ def test_state_palette_distinct_for_36_states():
     "call, name",
     [
         (lambda: plot_distance_scatter(*distances()[:2], distances()[2][:-1], r2_beliefs=1, r2_next=1), "d_next"),
-        (lambda: plot_distance_scatter(np.full(5, np.nan), np.ones(5), np.ones(5), r2_beliefs=1, r2_next=1),
-         "d_probed"),
+        (
+            lambda: plot_distance_scatter(np.full(5, np.nan), np.ones(5), np.ones(5), r2_beliefs=1, r2_next=1),
+            "d_probed",
+        ),
         (lambda: plot_distance_scatter(-np.ones(5), np.ones(5), np.ones(5), r2_beliefs=1, r2_next=1), "d_probed"),
         (lambda: plot_distance_scatter(*distances(), r2_beliefs="high", r2_next=1), "r2_beliefs"),
         (lambda: plot_distance_scatter(*distances(), r2_beliefs=1, r2_next=1, paper={"belief": 0.9}), "paper"),

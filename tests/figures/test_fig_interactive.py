@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 
 from figures import UNIT_CIRCLE, belief_frame
-from figures.interactive import (INSTALL_HINT, PlotlyMissing, TETRAHEDRON, belief_simplex, plotly_available,
-                                 save_interactive)
+from figures.interactive import (
+    INSTALL_HINT,
+    TETRAHEDRON,
+    PlotlyMissing,
+    belief_simplex,
+    plotly_available,
+    save_interactive,
+)
 
 
 def beliefs(n=300, s=3, seed=0):
@@ -36,8 +42,14 @@ needs_plotly = pytest.mark.skipif(not plotly_available(), reason="plotly (the [p
 def test_hover_shows_the_context_its_probability_and_belief():
     b = beliefs(4)
     contexts = ["A", "AB", "ABC", "C"]
-    fig = belief_simplex(b, b + 0.01, contexts=contexts, probabilities=[0.5, 0.25, 0.125, 0.125],
-                         state_names=["s0", "s1", "s2"], title="mess3")
+    fig = belief_simplex(
+        b,
+        b + 0.01,
+        contexts=contexts,
+        probabilities=[0.5, 0.25, 0.125, 0.125],
+        state_names=["s0", "s1", "s2"],
+        title="mess3",
+    )
     import plotly.graph_objects as go
 
     assert isinstance(fig, go.Figure)
@@ -77,8 +89,9 @@ def test_many_points_are_a_fixed_subset_said_in_the_title():
     fig = belief_simplex(b, max_points=100, contexts=[str(i) for i in range(500)])
     (true,) = [t for t in fig.data if t.mode == "markers"]
     assert len(true.x) == 100 and "100 of 500 contexts" in fig.layout.title.text
-    again = [t for t in belief_simplex(b, max_points=100, contexts=[str(i) for i in range(500)]).data
-             if t.mode == "markers"][0]
+    again = [
+        t for t in belief_simplex(b, max_points=100, contexts=[str(i) for i in range(500)]).data if t.mode == "markers"
+    ][0]
     assert list(again.text) == list(true.text)  # the same subset every time
 
 
@@ -86,7 +99,7 @@ def test_many_points_are_a_fixed_subset_said_in_the_title():
 def test_the_page_is_self_contained(tmp_path):
     page = save_interactive(belief_simplex(beliefs(20), contexts=[f"ctx{i}" for i in range(20)]), tmp_path / "i.html")
     text = page.read_text()
-    assert "ctx7" in text and "<script src=\"http" not in text  # plotly.js embedded: opens offline
+    assert "ctx7" in text and '<script src="http' not in text  # plotly.js embedded: opens offline
     with pytest.raises(ValueError, match=".html"):
         save_interactive(belief_simplex(beliefs(5)), tmp_path / "i.png")
 

@@ -15,8 +15,11 @@ RESULTS = {
 CONTEXTS = {
     "embed": {**RESULTS["embed"], "mse_heldout_contexts": 0.075, "mse_heldout_contexts_std": 0.002},
     "block1": {**RESULTS["block1"], "mse_heldout_contexts": 0.05, "mse_heldout_contexts_std": 0.001},
-    "concat": {**RESULTS["concat"], "mse_heldout_contexts": None,
-               "heldout_contexts_note": "underdetermined: 52 fit rows < 129 parameters"},
+    "concat": {
+        **RESULTS["concat"],
+        "mse_heldout_contexts": None,
+        "heldout_contexts_note": "underdetermined: 52 fit rows < 129 parameters",
+    },
 }
 
 
@@ -34,7 +37,11 @@ def test_bars_per_layer_and_the_shuffled_control_as_a_reference_line():
     assert isinstance(fig, Figure)
     (bars,) = fig.axes  # no panel spent on the control
     assert bars.get_title() == "RRXOR" and bars.get_yscale() == "log"
-    assert [t.get_text() for t in bars.get_xticklabels()] == ["embedding", "block1", "all layers"]  # "embed": a recurrent model's
+    assert [t.get_text() for t in bars.get_xticklabels()] == [
+        "embedding",
+        "block1",
+        "all layers",
+    ]  # "embed": a recurrent model's
     assert len(bars.patches) == 6  # in-sample and held-out, per layer: the control is not a bar
     # the control (0.11, 0.11, 0.105: within 5 % of its mean) is one dashed line at its mean, labelled with it
     (line,) = [ln for ln in bars.lines if ln.get_linestyle() == "--"]
@@ -66,15 +73,18 @@ def test_context_held_out_bars_come_first_and_withheld_ones_are_marked():
     bars = fig.axes[0]
     assert len(bars.patches) == 9
     labels = legend_texts(fig)
-    assert labels.index("held-out contexts (never seen in the fit)") < labels.index("held-out strings (paper's protocol)")
+    assert labels.index("held-out contexts (never seen in the fit)") < labels.index(
+        "held-out strings (paper's protocol)"
+    )
     heights = [p.get_height() for p in bars.patches]
     assert heights[3:6] == [0.075, 0.05, 0.0]  # the contexts bars; concat's withheld (no bar) ...
     assert "–" in [t.get_text() for t in bars.texts]  # ... and marked where it would be
 
 
 def test_paper_markers_and_records():
-    fig = plot_layer_mse(RESULTS, paper={"embed": 0.070, "concat": 0.004, "not_here": 1.0},
-                         paper_heldout={"concat": 0.0045})
+    fig = plot_layer_mse(
+        RESULTS, paper={"embed": 0.070, "concat": 0.004, "not_here": 1.0}, paper_heldout={"concat": 0.0045}
+    )
     bars = fig.axes[0]
     in_sample, held = bars.collections[-2:]
     assert len(in_sample.get_offsets()) == 2 and len(held.get_offsets()) == 1

@@ -56,8 +56,9 @@ def test_recurrent_states_sit_on_a_circle_in_walk_order():
 
 def test_barycentre_ordering_removes_a_crossing():
     # prior 0 -> 1 (left) and 2 (right); 1 -> 4, 2 -> 3: the PCA order would cross these two edges
-    beliefs = np.array([[0.5, 0.5, 0, 0], [1, 0, 0, 0], [0, 1, 0, 0], [0, 0.1, 0.9, 0], [0.1, 0, 0, 0.9],
-                        [0, 0, 1, 0]], dtype=float)
+    beliefs = np.array(
+        [[0.5, 0.5, 0, 0], [1, 0, 0, 0], [0, 1, 0, 0], [0, 0.1, 0.9, 0], [0.1, 0, 0, 0.9], [0, 0, 1, 0]], dtype=float
+    )
     nxt = np.array([[1, 2], [4, -1], [3, -1], [5, -1], [5, -1], [5, -1]])
     probs = np.array([[0.5, 0.5], [1, 0], [1, 0], [1, 0], [1, 0], [1, 0]], dtype=float)
     xy = layered_layout(beliefs, nxt, probs, np.array([0, 1, 1, 2, 2, 3]), np.array([0, 0, 0, 0, 0, 1], bool))
@@ -74,11 +75,14 @@ def test_three_states_in_the_simplex_with_named_corners():
     assert fig.axes[0].get_aspect() == 1.0
 
 
-@pytest.mark.parametrize("change, name", [
-    (dict(token_probs=np.array([[0.5, 0.5], [1.0, 0.0]])), "token_probs"),
-    (dict(next_state=np.array([[1, 5], [1, 2], [1, -1]])), "next_state"),
-    (dict(depth=np.array([0, 1])), "depth"),
-])
+@pytest.mark.parametrize(
+    "change, name",
+    [
+        (dict(token_probs=np.array([[0.5, 0.5], [1.0, 0.0]])), "token_probs"),
+        (dict(next_state=np.array([[1, 5], [1, 2], [1, -1]])), "next_state"),
+        (dict(depth=np.array([0, 1])), "depth"),
+    ],
+)
 def test_bad_graphs_are_named(change, name):
     with pytest.raises(ValueError, match=name):
         plot_msp_graph(**{**GOLDEN, **change})

@@ -29,37 +29,111 @@ d_mlp = 32
 """
 
 LAYERS = {
-    "embedding": {"mse": 0.0285, "r2": 0.7458, "mse_heldout": 0.029, "mse_heldout_std": 8e-5,
-                  "mse_shuffled": 0.112, "n_rows": 81, "n_features": 16},
-    "block_1": {"mse": 0.0069, "r2": 0.9387, "mse_heldout": 0.0071, "mse_heldout_std": 6e-5,
-                "mse_shuffled": 0.112, "n_rows": 81, "n_features": 16},
-    "block_2": {"mse": 0.0062, "r2": 0.9445, "mse_heldout": 0.0064, "mse_heldout_std": 8e-5,
-                "mse_shuffled": 0.1118, "n_rows": 81, "n_features": 16},
-    "final_ln": {"mse": 0.0056, "r2": 0.9503, "mse_heldout": 0.0057, "mse_heldout_std": 4e-5,
-                 "mse_shuffled": 0.1118, "n_rows": 81, "n_features": 16},
-    "concat": {"mse": 0.0026, "r2": 0.9773, "mse_heldout": 0.0029, "mse_heldout_std": 6e-5,
-               "mse_shuffled": 0.1105, "n_rows": 81, "n_features": 64},
+    "embedding": {
+        "mse": 0.0285,
+        "r2": 0.7458,
+        "mse_heldout": 0.029,
+        "mse_heldout_std": 8e-5,
+        "mse_shuffled": 0.112,
+        "n_rows": 81,
+        "n_features": 16,
+    },
+    "block_1": {
+        "mse": 0.0069,
+        "r2": 0.9387,
+        "mse_heldout": 0.0071,
+        "mse_heldout_std": 6e-5,
+        "mse_shuffled": 0.112,
+        "n_rows": 81,
+        "n_features": 16,
+    },
+    "block_2": {
+        "mse": 0.0062,
+        "r2": 0.9445,
+        "mse_heldout": 0.0064,
+        "mse_heldout_std": 8e-5,
+        "mse_shuffled": 0.1118,
+        "n_rows": 81,
+        "n_features": 16,
+    },
+    "final_ln": {
+        "mse": 0.0056,
+        "r2": 0.9503,
+        "mse_heldout": 0.0057,
+        "mse_heldout_std": 4e-5,
+        "mse_shuffled": 0.1118,
+        "n_rows": 81,
+        "n_features": 16,
+    },
+    "concat": {
+        "mse": 0.0026,
+        "r2": 0.9773,
+        "mse_heldout": 0.0029,
+        "mse_heldout_std": 6e-5,
+        "mse_shuffled": 0.1105,
+        "n_rows": 81,
+        "n_features": 64,
+    },
 }
-PROBE = {"layers": LAYERS, "probe_layer": "block_2", "rows": "all_strings", "weighting": "uniform",
-         "n_strings": 27, "n_rows": 81, "train_fraction": 0.2, "n_repeats": 2}
+PROBE = {
+    "layers": LAYERS,
+    "probe_layer": "block_2",
+    "rows": "all_strings",
+    "weighting": "uniform",
+    "n_strings": 27,
+    "n_rows": 81,
+    "train_fraction": 0.2,
+    "n_repeats": 2,
+}
 METRICS = [
-    {"step": 0, "tokens": 0, "loss": 1.0998, "optimal_loss": 0.8085, "relative_loss": 1.36,
-     "loss_by_position": [1.0988, 1.1012, 1.0985], "optimal_loss_by_position": [0.8577, 0.8134, 0.7981],
-     "relative_loss_by_position": [1.281, 1.3539, 1.3763], "train_loss": None, "learning_rate": 0.0,
-     "elapsed_s": 6.5},
-    {"step": 300, "tokens": 57600, "loss": 0.8166, "optimal_loss": 0.8085, "relative_loss": 1.00997,
-     "loss_by_position": [0.8656, 0.8212, 0.8028], "optimal_loss_by_position": [0.8577, 0.8134, 0.7981],
-     "relative_loss_by_position": [1.0092, 1.0097, 1.0058], "train_loss": 0.83, "learning_rate": 1e-4,
-     "elapsed_s": 14.1},
+    {
+        "step": 0,
+        "tokens": 0,
+        "loss": 1.0998,
+        "optimal_loss": 0.8085,
+        "relative_loss": 1.36,
+        "loss_by_position": [1.0988, 1.1012, 1.0985],
+        "optimal_loss_by_position": [0.8577, 0.8134, 0.7981],
+        "relative_loss_by_position": [1.281, 1.3539, 1.3763],
+        "train_loss": None,
+        "learning_rate": 0.0,
+        "elapsed_s": 6.5,
+    },
+    {
+        "step": 300,
+        "tokens": 57600,
+        "loss": 0.8166,
+        "optimal_loss": 0.8085,
+        "relative_loss": 1.00997,
+        "loss_by_position": [0.8656, 0.8212, 0.8028],
+        "optimal_loss_by_position": [0.8577, 0.8134, 0.7981],
+        "relative_loss_by_position": [1.0092, 1.0097, 1.0058],
+        "train_loss": 0.83,
+        "learning_rate": 1e-4,
+        "elapsed_s": 14.1,
+    },
 ]
 SUMMARY = {
-    "name": "tiny", "process": {"name": "mess3", "params": {"x": 0.05, "alpha": 0.85}},
-    "command": "compmech run tests/data/tiny_mess3.toml --out /tmp/run", "steps": 300, "tokens": 57600,
-    "final_loss": 0.8166, "optimal_loss": 0.8085, "relative_loss": 1.00997, "probe_layer": "block_2",
+    "name": "tiny",
+    "process": {"name": "mess3", "params": {"x": 0.05, "alpha": 0.85}},
+    "command": "compmech run tests/data/tiny_mess3.toml --out /tmp/run",
+    "steps": 300,
+    "tokens": 57600,
+    "final_loss": 0.8166,
+    "optimal_loss": 0.8085,
+    "relative_loss": 1.00997,
+    "probe_layer": "block_2",
     "probe": LAYERS["block_2"],
-    "paper": {"relative_loss": 1.0002, "probe_mse": 0.00039, "probe_mse_heldout": 0.0004,
-              "probe_mse_shuffled": 0.11, "distance_r2_beliefs": 0.95},
-    "figures": [], "wall_seconds": 18.0, "train_wall_seconds": 13.9,
+    "paper": {
+        "relative_loss": 1.0002,
+        "probe_mse": 0.00039,
+        "probe_mse_heldout": 0.0004,
+        "probe_mse_shuffled": 0.11,
+        "distance_r2_beliefs": 0.95,
+    },
+    "figures": [],
+    "wall_seconds": 18.0,
+    "train_wall_seconds": 13.9,
 }
 
 
@@ -75,8 +149,14 @@ SVG = b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="40
 
 
 def render(**overrides):
-    kwargs = dict(title="tiny: mess3", config_toml=CONFIG, summary=SUMMARY, metrics=METRICS, probe=PROBE,
-                  figures=[("a PNG figure", png_bytes(), ".png"), ("an SVG figure", SVG, "svg")])
+    kwargs = dict(
+        title="tiny: mess3",
+        config_toml=CONFIG,
+        summary=SUMMARY,
+        metrics=METRICS,
+        probe=PROBE,
+        figures=[("a PNG figure", png_bytes(), ".png"), ("an SVG figure", SVG, "svg")],
+    )
     kwargs.update(overrides)
     return render_report(**kwargs)
 
@@ -137,9 +217,14 @@ def test_png_is_shown_at_the_size_it_was_drawn():
 
 def test_header_says_what_was_run_and_how_to_reproduce_it():
     page = render(provenance=Provenance(version="0.1.0", commit="ca1d51f600b2", date="2026-12-01 11:05 UTC"))
-    for text in ["mess3 (x = 0.05, alpha = 0.85)", "2-layer transformer, d_model 16", "300 steps, 57,600 tokens",
-                 "18.0 s in all, 13.9 s training", "compmech run tests/data/tiny_mess3.toml --out /tmp/run",
-                 "compmech 0.1.0 · commit ca1d51f600b2 · report written 2026-12-01 11:05 UTC"]:
+    for text in [
+        "mess3 (x = 0.05, alpha = 0.85)",
+        "2-layer transformer, d_model 16",
+        "300 steps, 57,600 tokens",
+        "18.0 s in all, 13.9 s training",
+        "compmech run tests/data/tiny_mess3.toml --out /tmp/run",
+        "compmech 0.1.0 · commit ca1d51f600b2 · report written 2026-12-01 11:05 UTC",
+    ]:
         assert text in page, text
     assert "not a git checkout" in render(provenance=Provenance(version="0.1.0", commit=None, date="d"))
 
@@ -163,8 +248,7 @@ def test_results_beside_the_paper_with_ratios():
     assert rows.row("relative loss (CE / optimal CE)")[1:] == ["1.00997", "1.0002", "1.0098×"]
     assert rows.row("probe MSE, in-sample (block_2)")[1:] == ["0.00620", "0.00039", "15.9×"]
     assert rows.row("probe R², in-sample")[1:] == ["0.9445", "–", "–"]
-    assert rows.row("held-out probe MSE (paper's protocol: string split)")[1:] == ["0.00640 ± 8e-5", "0.0004",
-                                                                                    "16.0×"]
+    assert rows.row("held-out probe MSE (paper's protocol: string split)")[1:] == ["0.00640 ± 8e-5", "0.0004", "16.0×"]
     assert rows.row("shuffled-target control MSE")[1:] == ["0.112", "0.11", "1.0164×"]
     assert rows.row("distance R² vs true beliefs")[1:] == ["–", "0.95", "–"]  # paper number, no run value
 
@@ -176,10 +260,18 @@ def test_no_paper_numbers_no_paper_columns():
     assert Elements(page).row("probe MSE, in-sample (block_2)")[1:] == ["0.00620"]
 
 
-CONTEXT_FIELDS = {"mse_heldout_contexts": 0.0071, "mse_heldout_contexts_std": 0.0004, "r2_heldout_contexts": 0.9321,
-                  "heldout_contexts_note": None}
-WITHHELD = {"mse_heldout_contexts": None, "mse_heldout_contexts_std": None, "r2_heldout_contexts": None,
-            "heldout_contexts_note": "underdetermined: 52 fit rows < 129 parameters"}
+CONTEXT_FIELDS = {
+    "mse_heldout_contexts": 0.0071,
+    "mse_heldout_contexts_std": 0.0004,
+    "r2_heldout_contexts": 0.9321,
+    "heldout_contexts_note": None,
+}
+WITHHELD = {
+    "mse_heldout_contexts": None,
+    "mse_heldout_contexts_std": None,
+    "r2_heldout_contexts": None,
+    "heldout_contexts_note": "underdetermined: 52 fit rows < 129 parameters",
+}
 
 
 def test_the_context_disjoint_held_out_error_leads():
@@ -189,14 +281,17 @@ def test_the_context_disjoint_held_out_error_leads():
     page = render(summary=summary, probe={**PROBE, "layers": layers})
     elements = Elements(page)
     # the headline, before any table, names the unseen-contexts error first
-    headline = page[page.index("<p class=headline>"):page.index("<table")]
+    headline = page[page.index("<p class=headline>") : page.index("<table")]
     assert "held-out MSE 0.00710 ± 0.00040 on contexts never seen in the fit (R² 0.9321)" in headline
     assert headline.index("held-out MSE") < headline.index("in-sample MSE")
     # the results table lists it before the in-sample and the paper's string-split numbers
     labels = [cells[0].strip() for _, cells in elements.rows]
     first = labels.index("held-out probe MSE, unseen contexts (block_2)")
-    assert first < labels.index("probe MSE, in-sample (block_2)") < labels.index(
-        "held-out probe MSE (paper's protocol: string split)")
+    assert (
+        first
+        < labels.index("probe MSE, in-sample (block_2)")
+        < labels.index("held-out probe MSE (paper's protocol: string split)")
+    )
     assert elements.row("held-out probe MSE, unseen contexts (block_2)")[1] == "0.00710 ± 0.00040"
     # by layer: the contexts columns come first; a withheld number is "–" with its reason under the table
     header = elements.row("layer")
@@ -208,19 +303,34 @@ def test_the_context_disjoint_held_out_error_leads():
 def test_a_withheld_headline_number_says_why():
     summary = {**SUMMARY, "probe": {**LAYERS["block_2"], **WITHHELD}}
     page = render(summary=summary)
-    headline = page[page.index("<p class=headline>"):page.index("<table")]
+    headline = page[page.index("<p class=headline>") : page.index("<table")]
     assert "unseen contexts – (underdetermined: 52 fit rows &lt; 129 parameters)" in headline
     assert "Held-out contexts withheld: underdetermined" in page
 
 
-@pytest.mark.parametrize("geometry, same", [
-    ({"distance_r2_beliefs": 0.923114, "distance_r2_next_token": 0.923114}, True),  # before the probes' flag
-    ({"distance_r2_beliefs": 0.9, "distance_r2_next_token": 0.9, "next_token_distances_proportional_to_beliefs": False},
-     False),  # the flag wins over the coincidence
-    ({"distance_r2_beliefs": 0.76, "distance_r2_next_token": 0.27}, False),
-    ({"distance_r2_beliefs": 0.76, "distance_r2_next_token": 0.27, "next_token_distances_proportional_to_beliefs": True},
-     True),
-])
+@pytest.mark.parametrize(
+    "geometry, same",
+    [
+        ({"distance_r2_beliefs": 0.923114, "distance_r2_next_token": 0.923114}, True),  # before the probes' flag
+        (
+            {
+                "distance_r2_beliefs": 0.9,
+                "distance_r2_next_token": 0.9,
+                "next_token_distances_proportional_to_beliefs": False,
+            },
+            False,
+        ),  # the flag wins over the coincidence
+        ({"distance_r2_beliefs": 0.76, "distance_r2_next_token": 0.27}, False),
+        (
+            {
+                "distance_r2_beliefs": 0.76,
+                "distance_r2_next_token": 0.27,
+                "next_token_distances_proportional_to_beliefs": True,
+            },
+            True,
+        ),
+    ],
+)
 def test_equal_distance_r2_are_explained(geometry, same):
     page = render(summary={**SUMMARY, "geometry": {"layer": "block_2", **geometry}})
     assert ("not a copy" in page) == same
@@ -256,8 +366,15 @@ def test_loss_by_position_against_the_optimum():
     assert Elements(render(metrics=[last])).row("1")[2] == fmt_number(0.8656 / 1.0092, 5) == "0.85771"
 
 
-PROCESS = {"name": "golden_mean", "params": {"p": 0.5}, "token_names": ["zero", "one"], "state_names": ["A", "B"],
-           "T": [[[0.5, 0.0], [1.0, 0.0]], [[0.0, 0.5], [0.0, 0.0]]], "kind": "HMM", "spec_file": None}
+PROCESS = {
+    "name": "golden_mean",
+    "params": {"p": 0.5},
+    "token_names": ["zero", "one"],
+    "state_names": ["A", "B"],
+    "T": [[[0.5, 0.0], [1.0, 0.0]], [[0.0, 0.5], [0.0, 0.0]]],
+    "kind": "HMM",
+    "spec_file": None,
+}
 
 
 def test_the_transition_matrices_are_shown_labelled():
@@ -265,8 +382,12 @@ def test_the_transition_matrices_are_shown_labelled():
     assert "golden_mean (p = 0.5): HMM, 2 hidden states, 2 tokens." in page
     assert "token zero: T[zero]" in page and "token one: T[one]" in page
     rows = [cells for _, cells in Elements(page).rows if cells and cells[0].strip() in ("A", "B")]
-    assert [[c.strip() for c in r] for r in rows] == [["A", "0.5000", ""], ["B", "1.000", ""],
-                                                      ["A", "", "0.5000"], ["B", "", ""]]
+    assert [[c.strip() for c in r] for r in rows] == [
+        ["A", "0.5000", ""],
+        ["B", "1.000", ""],
+        ["A", "", "0.5000"],
+        ["B", "", ""],
+    ]
 
 
 def test_matrices_too_large_to_show_are_named():
@@ -278,8 +399,18 @@ def test_matrices_too_large_to_show_are_named():
 
 
 def test_one_number_format():
-    assert [fmt_number(v) for v in (0.000390, 0.0062, 0.112, 3.0, 12345.678, 8e-5, 1.234e7, 0, None, 57600)] == \
-        ["0.000390", "0.00620", "0.112", "3.00", "12,346", "8e-5", "1.23e7", "0", "–", "57,600"]
+    assert [fmt_number(v) for v in (0.000390, 0.0062, 0.112, 3.0, 12345.678, 8e-5, 1.234e7, 0, None, 57600)] == [
+        "0.000390",
+        "0.00620",
+        "0.112",
+        "3.00",
+        "12,346",
+        "8e-5",
+        "1.23e7",
+        "0",
+        "–",
+        "57,600",
+    ]
     assert fmt_number(1.009824863, 6) == "1.00982" and fmt_number(0.99996, 3) == "1.00"
     assert [paper_number(v) for v in (0.00039, 1.0002, 0.11, None)] == ["0.00039", "1.0002", "0.11", "–"]
 
@@ -294,11 +425,13 @@ def test_extra_tables_and_config():
 
 def test_all_text_is_escaped():
     evil = "<script>alert(1)</script>"
-    page = render(title=evil, config_toml=f'name = "{evil}"\n</pre>',
-                  summary={**SUMMARY, "command": f"compmech run '{evil}'",
-                           "process": {"name": evil, "params": {"p": evil}}},
-                  figures=[(evil + '" onerror="x', png_bytes(), "png")],
-                  extra_tables=[(evil, [evil], [[evil]])])
+    page = render(
+        title=evil,
+        config_toml=f'name = "{evil}"\n</pre>',
+        summary={**SUMMARY, "command": f"compmech run '{evil}'", "process": {"name": evil, "params": {"p": evil}}},
+        figures=[(evil + '" onerror="x', png_bytes(), "png")],
+        extra_tables=[(evil, [evil], [[evil]])],
+    )
     assert "<script" not in page and "</pre>\n</pre>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     (img,) = [a for t, a in Elements(page).tags if t == "img"]
@@ -306,8 +439,7 @@ def test_all_text_is_escaped():
 
 
 def test_sparse_inputs_still_render():
-    page = render_report(title="t", config_toml="not = [valid toml", summary={}, metrics=[], probe={},
-                         figures=[])
+    page = render_report(title="t", config_toml="not = [valid toml", summary={}, metrics=[], probe={}, figures=[])
     assert "No figures in this run." in page and "not = [valid toml" in page
 
 

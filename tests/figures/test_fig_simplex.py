@@ -77,8 +77,9 @@ def test_density_image_counts_colours_and_opacity():
     np.testing.assert_allclose(lone[:3], [0.2, 0.4, 0.6])
     assert crowded[3] > lone[3] >= 0.2 and img[1, 1, 3] == 0.0  # empty bins transparent
     # categorical colours: the most frequent colour of a bin, not a muddy mean
-    cat = density_image(xy[:3], np.array([[1.0, 0, 0], [1.0, 0, 0], [0, 0, 1.0]]), (0, 1), (0, 1), bins=4,
-                        categorical=True)
+    cat = density_image(
+        xy[:3], np.array([[1.0, 0, 0], [1.0, 0, 0], [0, 0, 1.0]]), (0, 1), (0, 1), bins=4, categorical=True
+    )
     np.testing.assert_allclose(cat[0, 0, :3], [1, 0, 0])
 
 
@@ -102,7 +103,7 @@ def test_a_fixed_frame_keeps_stray_predictions_in_view_and_counts_the_rest():
     fig_far = plot_belief_panels(b, far)
     frames = {(ax.get_xlim(), ax.get_ylim()) for fig in (fig_near, fig_far) for ax in fig.axes}
     assert len(frames) == 1  # one fixed frame, whatever the predictions do
-    (xlim, ylim), = frames
+    ((xlim, ylim),) = frames
     xy = simplex_coords(near)
     assert xlim[0] < xy[:, 0].min() and xy[:, 0].max() < xlim[1] and ylim[0] < xy[:, 1].min()
     assert not [t for t in fig_near.axes[1].texts if "beyond" in t.get_text()]

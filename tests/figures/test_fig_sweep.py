@@ -74,8 +74,9 @@ def test_labels_in_words_with_a_fallback():
 
 
 def test_groups_are_separate_lines_not_pooled_as_seeds():
-    fig = plot_sweep([0.15, 0.15, 0.5, 0.5], {"m": [1.0, 2.0, 1.5, 2.5]}, x_label="x",
-                     groups=["alpha = 0.2", "alpha = 0.6"] * 2)
+    fig = plot_sweep(
+        [0.15, 0.15, 0.5, 0.5], {"m": [1.0, 2.0, 1.5, 2.5]}, x_label="x", groups=["alpha = 0.2", "alpha = 0.6"] * 2
+    )
     lines = fig.axes[0].get_lines()
     assert [list(line.get_ydata()) for line in lines] == [[1.0, 1.5], [2.0, 2.5]]
     assert {"alpha = 0.2", "alpha = 0.6"} <= {t.get_text() for t in fig.legends[0].get_texts()}

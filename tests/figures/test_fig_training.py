@@ -48,8 +48,15 @@ def test_training_curve_leaves_out_points_at_or_below_the_optimum():
 
 
 def test_short_scientific_counts():
-    assert [sci(v) for v in (64_000, 640_000, 3.2e6, 1000, 12, 0, 57_600)] == \
-        ["6.4e4", "6.4e5", "3.2e6", "1e3", "12", "0", "5.8e4"]
+    assert [sci(v) for v in (64_000, 640_000, 3.2e6, 1000, 12, 0, 57_600)] == [
+        "6.4e4",
+        "6.4e5",
+        "3.2e6",
+        "1e3",
+        "12",
+        "0",
+        "5.8e4",
+    ]
 
 
 def test_bad_input():

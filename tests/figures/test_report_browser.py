@@ -34,9 +34,20 @@ from figures.report import render_report, write_report
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 # As probed on this project's machines: root needs --no-sandbox; without the background-networking
 # flags Chromium keeps dialling out and the closed network refuses it.
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio", "--window-size=1200,900")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--mute-audio",
+    "--window-size=1200,900",
+)
 TIMEOUT_S = 30.0
 
 # Runs in a small Python between pytest and Chromium: puts our two pipe ends on fds 3 and 4
@@ -82,9 +93,13 @@ class Chromium:
         self._res_read, res_write = os.pipe()
         self._log = tempfile.TemporaryFile()
         args = [self.binary, *FLAGS, f"--user-data-dir={self._profile}", "--remote-debugging-pipe", "about:blank"]
-        self.proc = subprocess.Popen([sys.executable, "-c", _TRAMPOLINE, str(cmd_read), str(res_write), *args],
-                                     pass_fds=(cmd_read, res_write), stdin=subprocess.DEVNULL,
-                                     stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _TRAMPOLINE, str(cmd_read), str(res_write), *args],
+            pass_fds=(cmd_read, res_write),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
         os.close(cmd_read)
         os.close(res_write)
         return self
@@ -119,8 +134,9 @@ class Chromium:
         message, _, self._buffer = self._buffer.partition(b"\0")
         return json.loads(message)
 
-    def call(self, method: str, params: dict | None = None, session: str | None = None,
-             timeout: float = TIMEOUT_S) -> dict:
+    def call(
+        self, method: str, params: dict | None = None, session: str | None = None, timeout: float = TIMEOUT_S
+    ) -> dict:
         self._next_id += 1
         message = {"id": self._next_id, "method": method, "params": params or {}}
         if session:
@@ -154,29 +170,39 @@ class Chromium:
         session = self.call("Target.attachToTarget", {"targetId": page, "flatten": True})["sessionId"]
         for domain in ("Page", "Runtime", "Log", "Network"):  # before navigating: catch everything
             self.call(f"{domain}.enable", session=session)
-        self.call("Emulation.setDeviceMetricsOverride",
-                  {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False}, session=session)
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+            session=session,
+        )
         self._events.clear()
         nav = self.call("Page.navigate", {"url": path.resolve().as_uri()}, session=session)
         assert "errorText" not in nav, nav
         self.wait_for("Page.loadEventFired")
-        images = self._evaluate(session, """Array.from(document.images).map(img => ({
+        images = self._evaluate(
+            session,
+            """Array.from(document.images).map(img => ({
             src: img.getAttribute('src').slice(0, 30), complete: img.complete,
-            naturalWidth: img.naturalWidth, naturalHeight: img.naturalHeight}))""")
+            naturalWidth: img.naturalWidth, naturalHeight: img.naturalHeight}))""",
+        )
         height = self._evaluate(session, "document.documentElement.scrollHeight")
-        layout = self._evaluate(session, """({
+        layout = self._evaluate(
+            session,
+            """({
             page: document.documentElement.scrollWidth, viewport: window.innerWidth,
             images: Array.from(document.images).map(img => {
                 const r = img.getBoundingClientRect(); return {left: r.left, right: r.right, width: r.width}; }),
             scrollers: Array.from(document.querySelectorAll('.scroll')).map(d => ({
-                client: d.clientWidth, scroll: d.scrollWidth, right: d.getBoundingClientRect().right}))})""")
+                client: d.clientWidth, scroll: d.scrollWidth, right: d.getBoundingClientRect().right}))})""",
+        )
         self.call("Runtime.evaluate", {"expression": "0"}, session=session)  # flush events already sent
         errors, requests = [], []
         for event in self._events:
             method, params = event.get("method"), event.get("params", {})
             if method == "Runtime.consoleAPICalled" and params["type"] in ("error", "assert"):
-                errors.append("console.error: " + " ".join(str(a.get("value", a.get("description")))
-                                                           for a in params["args"]))
+                errors.append(
+                    "console.error: " + " ".join(str(a.get("value", a.get("description"))) for a in params["args"])
+                )
             elif method == "Runtime.exceptionThrown":
                 details = params["exceptionDetails"]
                 errors.append("exception: " + details.get("exception", {}).get("description", details["text"]))
@@ -190,8 +216,9 @@ class Chromium:
         if screenshot:
             shot = self._screenshot(session, height)
         self.call("Target.detachFromTarget", {"sessionId": session})
-        return PageReport(images=images, errors=errors, requests=requests, height=height, layout=layout,
-                          screenshot=shot)
+        return PageReport(
+            images=images, errors=errors, requests=requests, height=height, layout=layout, screenshot=shot
+        )
 
     def _evaluate(self, session: str, expression: str):
         result = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=session)
@@ -202,9 +229,15 @@ class Chromium:
         import base64
 
         width = self._evaluate(session, "document.documentElement.scrollWidth")
-        shot = self.call("Page.captureScreenshot", {
-            "format": "png", "captureBeyondViewport": True,
-            "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}}, session=session)
+        shot = self.call(
+            "Page.captureScreenshot",
+            {
+                "format": "png",
+                "captureBeyondViewport": True,
+                "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
+            },
+            session=session,
+        )
         return base64.b64decode(shot["data"])
 
 
@@ -212,8 +245,10 @@ class Chromium:
 def browser():
     binary = find_chromium()
     if binary is None:
-        message = (f"no Chromium found (looked for {', '.join(CANDIDATES)} on PATH, or $CHROMIUM); "
-                   "install it: apt-get install -y chromium")
+        message = (
+            f"no Chromium found (looked for {', '.join(CANDIDATES)} on PATH, or $CHROMIUM); "
+            "install it: apt-get install -y chromium"
+        )
         if os.environ.get("CI", "").lower() not in ("", "0", "false"):
             pytest.fail(f"CI is set but {message}", pytrace=False)
         pytest.skip(message)
@@ -236,12 +271,28 @@ def _svg(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-LAYERS = {name: {"mse": mse, "r2": 1 - mse / 0.11, "mse_heldout": mse * 1.05, "mse_heldout_std": mse / 50,
-                 "mse_heldout_contexts": mse * 1.3, "mse_heldout_contexts_std": mse / 40,
-                 "r2_heldout_contexts": 1 - 1.3 * mse / 0.11, "heldout_contexts_note": None,
-                 "mse_shuffled": 0.11, "n_rows": 4374, "n_features": 64 if name == "concat" else 16}
-          for name, mse in [("embedding", 0.028), ("block_1", 0.0069), ("block_2", 0.0062),
-                            ("final_ln", 0.0056), ("concat", 0.0026)]}
+LAYERS = {
+    name: {
+        "mse": mse,
+        "r2": 1 - mse / 0.11,
+        "mse_heldout": mse * 1.05,
+        "mse_heldout_std": mse / 50,
+        "mse_heldout_contexts": mse * 1.3,
+        "mse_heldout_contexts_std": mse / 40,
+        "r2_heldout_contexts": 1 - 1.3 * mse / 0.11,
+        "heldout_contexts_note": None,
+        "mse_shuffled": 0.11,
+        "n_rows": 4374,
+        "n_features": 64 if name == "concat" else 16,
+    }
+    for name, mse in [
+        ("embedding", 0.028),
+        ("block_1", 0.0069),
+        ("block_2", 0.0062),
+        ("final_ln", 0.0056),
+        ("concat", 0.0026),
+    ]
+}
 
 
 def report_page(tmp_path: Path) -> tuple[Path, int]:
@@ -255,30 +306,81 @@ def report_page(tmp_path: Path) -> tuple[Path, int]:
         ("probe MSE by layer", _png(plot_layer_mse(LAYERS, title="probe MSE by layer")), ".png"),
         ("a scatter, as SVG", _svg(scatter), ".svg"),
     ]
-    metrics = [{"step": s, "tokens": s * 192, "loss": float(loss.mean()), "optimal_loss": float(optimum.mean()),
-                "relative_loss": float(loss.mean() / optimum.mean()), "loss_by_position": loss.tolist(),
-                "optimal_loss_by_position": optimum.tolist(),
-                "relative_loss_by_position": (loss / optimum).tolist()} for s in (0, 100, 200, 300)]
-    summary = {"name": "tiny_mess3", "process": {"name": "mess3", "params": {"x": 0.05, "alpha": 0.85}},
-               "command": "compmech run tests/data/tiny_mess3.toml --out /tmp/run", "steps": 300,
-               "tokens": 57600, "final_loss": 0.8166, "optimal_loss": 0.8085, "relative_loss": 1.00997,
-               "probe_layer": "block_2", "probe": LAYERS["block_2"],
-               "paper": {"relative_loss": 1.0002, "probe_mse": 0.00039, "probe_mse_heldout": 0.0004,
-                         "probe_mse_shuffled": 0.11},
-               "wall_seconds": 18.0, "train_wall_seconds": 13.9}
-    probe = {"layers": LAYERS, "probe_layer": "block_2", "rows": "all_strings", "weighting": "uniform",
-             "n_strings": 729, "n_rows": 4374, "train_fraction": 0.2, "n_repeats": 2}
-    config = ('name = "tiny_mess3"\nseed = 3\n\n[process]\nname = "mess3"\nparams = { x = 0.05, alpha = 0.85 }\n\n'
-              "[model]\ncontext_length = 6\nn_layers = 2\nd_model = 16\nn_heads = 2\nd_head = 4\nd_mlp = 32\n")
+    metrics = [
+        {
+            "step": s,
+            "tokens": s * 192,
+            "loss": float(loss.mean()),
+            "optimal_loss": float(optimum.mean()),
+            "relative_loss": float(loss.mean() / optimum.mean()),
+            "loss_by_position": loss.tolist(),
+            "optimal_loss_by_position": optimum.tolist(),
+            "relative_loss_by_position": (loss / optimum).tolist(),
+        }
+        for s in (0, 100, 200, 300)
+    ]
+    summary = {
+        "name": "tiny_mess3",
+        "process": {"name": "mess3", "params": {"x": 0.05, "alpha": 0.85}},
+        "command": "compmech run tests/data/tiny_mess3.toml --out /tmp/run",
+        "steps": 300,
+        "tokens": 57600,
+        "final_loss": 0.8166,
+        "optimal_loss": 0.8085,
+        "relative_loss": 1.00997,
+        "probe_layer": "block_2",
+        "probe": LAYERS["block_2"],
+        "paper": {
+            "relative_loss": 1.0002,
+            "probe_mse": 0.00039,
+            "probe_mse_heldout": 0.0004,
+            "probe_mse_shuffled": 0.11,
+        },
+        "wall_seconds": 18.0,
+        "train_wall_seconds": 13.9,
+    }
+    probe = {
+        "layers": LAYERS,
+        "probe_layer": "block_2",
+        "rows": "all_strings",
+        "weighting": "uniform",
+        "n_strings": 729,
+        "n_rows": 4374,
+        "train_fraction": 0.2,
+        "n_repeats": 2,
+    }
+    config = (
+        'name = "tiny_mess3"\nseed = 3\n\n[process]\nname = "mess3"\nparams = { x = 0.05, alpha = 0.85 }\n\n'
+        "[model]\ncontext_length = 6\nn_layers = 2\nd_model = 16\nn_heads = 2\nd_head = 4\nd_mlp = 32\n"
+    )
     # a 12-state process: its transition matrices are wider than a 900-px window
     rng = np.random.default_rng(0)
     T = rng.dirichlet(np.ones(24), size=12).reshape(12, 2, 12).transpose(1, 0, 2)  # [V, S, S], rows sum to 1
-    process = {"name": "wide", "params": {}, "token_names": None, "state_names": [f"state_{i}" for i in range(12)],
-               "T": T.tolist(), "kind": "HMM", "spec_file": None}
-    page = render_report(title="compmech run tiny_mess3: mess3", config_toml=config, summary=summary,
-                         metrics=metrics, probe=probe, figures=figures, process=process,
-                         extra_tables=[("Probe MSE over training", ["tokens", "paper MSE", "this run's MSE"],
-                                        [[57600, None, 0.0062], [64000, 0.0118, None]])])
+    process = {
+        "name": "wide",
+        "params": {},
+        "token_names": None,
+        "state_names": [f"state_{i}" for i in range(12)],
+        "T": T.tolist(),
+        "kind": "HMM",
+        "spec_file": None,
+    }
+    page = render_report(
+        title="compmech run tiny_mess3: mess3",
+        config_toml=config,
+        summary=summary,
+        metrics=metrics,
+        probe=probe,
+        figures=figures,
+        process=process,
+        extra_tables=[
+            (
+                "Probe MSE over training",
+                ["tokens", "paper MSE", "this run's MSE"],
+                [[57600, None, 0.0062], [64000, 0.0118, None]],
+            )
+        ],
+    )
     return write_report(tmp_path / "report.html", page), len(figures)
 
 
@@ -303,9 +405,11 @@ def test_report_renders_every_image_without_errors(browser, tmp_path):
 def test_the_harness_sees_broken_images_and_console_errors(browser, tmp_path):
     """The checks above would catch a broken page: a corrupt image, a failed load, a script error."""
     bad = tmp_path / "bad.html"
-    bad.write_text('<!DOCTYPE html><html><body><img src="data:image/png;base64,iVBORw0KGgoAAAAN">'
-                   '<img src="http://127.0.0.1:9/x.png">'
-                   '<script>console.error("boom"); undefinedFunction();</script></body></html>')
+    bad.write_text(
+        '<!DOCTYPE html><html><body><img src="data:image/png;base64,iVBORw0KGgoAAAAN">'
+        '<img src="http://127.0.0.1:9/x.png">'
+        '<script>console.error("boom"); undefinedFunction();</script></body></html>'
+    )
     page = browser.open(bad)
     assert [img["naturalWidth"] for img in page.images] == [0, 0]
     assert any("boom" in e for e in page.errors)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import jax
 import numpy as np
 import pytest
+from word_stats import chi_square_pvalue, word_probabilities
 
 import hmm_processes as hp
-from word_stats import chi_square_pvalue, word_probabilities
-from hmm_processes import GeneralizedHMM, HMM, ProcessError
+from hmm_processes import HMM, GeneralizedHMM, ProcessError
 from hmm_processes.generalized import all_words
-
 
 
 def test_mixture_is_block_diagonal_with_weighted_prior():
@@ -20,11 +19,13 @@ def test_mixture_is_block_diagonal_with_weighted_prior():
     np.testing.assert_allclose(m.T[:, :2, :2], gm.T)
     np.testing.assert_allclose(m.T[:, 2:, 2:], ev.T)
     assert np.all(m.T[:, :2, 2:] == 0) and np.all(m.T[:, 2:, :2] == 0)
-    np.testing.assert_allclose(m.stationary_distribution,
-                               np.concatenate([0.3 * gm.stationary_distribution, 0.7 * ev.stationary_distribution]))
+    np.testing.assert_allclose(
+        m.stationary_distribution, np.concatenate([0.3 * gm.stationary_distribution, 0.7 * ev.stationary_distribution])
+    )
     for L in range(1, 6):
-        np.testing.assert_allclose(word_probabilities(m, L),
-                                   0.3 * word_probabilities(gm, L) + 0.7 * word_probabilities(ev, L), atol=1e-14)
+        np.testing.assert_allclose(
+            word_probabilities(m, L), 0.3 * word_probabilities(gm, L) + 0.7 * word_probabilities(ev, L), atol=1e-14
+        )
 
 
 def test_mixture_default_weights_and_errors():
@@ -45,7 +46,7 @@ def test_mixture_default_weights_and_errors():
 def test_mixture_samples_one_component_per_sequence():
     m = hp.mixture([hp.coin(0.0), hp.coin(1.0)], [0.25, 0.75])
     tok = np.asarray(hp.sample(m, jax.random.PRNGKey(0), 4000, 20).tokens)
-    assert np.all((tok.min(axis=1) == tok.max(axis=1)))  # all 0s or all 1s
+    assert np.all(tok.min(axis=1) == tok.max(axis=1))  # all 0s or all 1s
     assert tok[:, 0].mean() == pytest.approx(0.75, abs=0.03)
     mix = hp.mixture([hp.golden_mean(), hp.even(0.3), hp.z1r()], [0.2, 0.5, 0.3])
     words = np.asarray(hp.sample(mix, jax.random.PRNGKey(5), 40_000, 4, with_beliefs=False).tokens)
@@ -56,8 +57,11 @@ def test_mixture_with_a_ghmm_is_a_ghmm():
     m = hp.mixture([hp.tom_quantum(), hp.tom_quantum(1.0, 0.5)], [0.5, 0.5])
     assert isinstance(m, GeneralizedHMM)
     w = all_words(4, 3)
-    np.testing.assert_allclose(m.word_probabilities(w), 0.5 * hp.tom_quantum().word_probabilities(w)
-                               + 0.5 * hp.tom_quantum(1.0, 0.5).word_probabilities(w), atol=1e-14)
+    np.testing.assert_allclose(
+        m.word_probabilities(w),
+        0.5 * hp.tom_quantum().word_probabilities(w) + 0.5 * hp.tom_quantum(1.0, 0.5).word_probabilities(w),
+        atol=1e-14,
+    )
 
 
 def test_product_tokens_are_row_major_tuples():
@@ -136,11 +140,14 @@ def _belief(process, word):
     return v / (v @ tau)
 
 
-@pytest.mark.parametrize("components, weights", [
-    ([hp.mess3(0.05, 0.85), hp.mess3(0.15, 0.6)], [0.5, 0.5]),
-    ([hp.golden_mean(), hp.even(0.3), hp.coin(0.7)], [0.2, 0.5, 0.3]),
-    ([hp.tom_quantum(), hp.tom_quantum(1.0, 0.5)], [0.4, 0.6]),  # GHMM blocks: weighted by tau
-])
+@pytest.mark.parametrize(
+    "components, weights",
+    [
+        ([hp.mess3(0.05, 0.85), hp.mess3(0.15, 0.6)], [0.5, 0.5]),
+        ([hp.golden_mean(), hp.even(0.3), hp.coin(0.7)], [0.2, 0.5, 0.3]),
+        ([hp.tom_quantum(), hp.tom_quantum(1.0, 0.5)], [0.4, 0.6]),  # GHMM blocks: weighted by tau
+    ],
+)
 def test_component_posterior_is_bayes_rule(components, weights):
     mix = hp.mixture(components, weights)
     assert mix.params["component_states"] == [p.num_states for p in components]
@@ -157,9 +164,10 @@ def test_component_posterior_is_bayes_rule(components, weights):
             np.testing.assert_allclose(post, joint, atol=1e-12)
     assert checked >= 15
     # at the empty context the posterior is the weights; a batch of beliefs keeps its leading shape
-    batch = np.stack([_belief(mix, []), _belief(mix, []) ])[None]  # [1, 2, S]
-    np.testing.assert_allclose(hp.component_posterior(mix, batch), np.broadcast_to(weights, (1, 2, len(weights))),
-                               atol=1e-12)
+    batch = np.stack([_belief(mix, []), _belief(mix, [])])[None]  # [1, 2, S]
+    np.testing.assert_allclose(
+        hp.component_posterior(mix, batch), np.broadcast_to(weights, (1, 2, len(weights))), atol=1e-12
+    )
 
 
 def test_component_posterior_needs_a_mixture_and_matching_beliefs():
@@ -206,8 +214,9 @@ def test_shift_coupling_at_zero_is_the_independent_product():
     np.testing.assert_allclose(word_probabilities(zero, 4), word_probabilities(hp.product([a, b]), 4), atol=1e-15)
     # a GHMM second factor (coupled_product with one process for every state): the same
     q = hp.tom_quantum(alpha=1.0, beta=2.25)
-    np.testing.assert_allclose(word_probabilities(hp.coupled_product(a, [q, q, q]), 3),
-                               word_probabilities(hp.product([a, q]), 3), atol=1e-12)
+    np.testing.assert_allclose(
+        word_probabilities(hp.coupled_product(a, [q, q, q]), 3), word_probabilities(hp.product([a, q]), 3), atol=1e-12
+    )
 
 
 def test_shift_coupling_makes_the_factors_dependent():

@@ -42,8 +42,12 @@ def test_invalid_ghmms_are_rejected_with_the_reason():
     with pytest.raises(ProcessError, match="finite"):
         GeneralizedHMM(np.array([[[np.nan]], [[1.0]]]))
     # a negative word probability that only shows up in longer words: (0, 1, 0, 1)
-    T = np.array([[[0.3525054767234662, 0.1978044260926491], [0.1847930238876141, -0.13652049608653133]],
-                  [[-0.04433427982923632, 0.4940243770131211], [0.5829394606997271, 0.3687880114991901]]])
+    T = np.array(
+        [
+            [[0.3525054767234662, 0.1978044260926491], [0.1847930238876141, -0.13652049608653133]],
+            [[-0.04433427982923632, 0.4940243770131211], [0.5829394606997271, 0.3687880114991901]],
+        ]
+    )
     shallow = GeneralizedHMM(T, check_depth=3)
     assert shallow.checked_depth == 3
     with pytest.raises(ProcessError, match=r"word \(0, 1, 0, 1\) gets probability"):

@@ -61,8 +61,13 @@ def test_registry_get_process_and_errors():
 
 @pytest.mark.parametrize(
     "value, message",
-    [([0.5, 0.5, 0.1], "sum to 1"), ([1.0], r"one entry per state \(3\)"), ([np.nan, 0.5, 0.5], r"start\[0\]"),
-     ([1.2, -0.2, 0.0], r"start\[1\] = .*>= 0"), ("abc", "numeric")],
+    [
+        ([0.5, 0.5, 0.1], "sum to 1"),
+        ([1.0], r"one entry per state \(3\)"),
+        ([np.nan, 0.5, 0.5], r"start\[0\]"),
+        ([1.2, -0.2, 0.0], r"start\[1\] = .*>= 0"),
+        ("abc", "numeric"),
+    ],
 )
 def test_probability_vector_check_names_the_problem(value, message):
     from hmm_processes.hmm import check_probability_vector

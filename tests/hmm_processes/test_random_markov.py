@@ -7,13 +7,22 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from hmm_processes import (ProcessError, RandomMarkovChains, bayes_predictive, log_marginal_probability,
-                           posterior_mean, sample_chains, transition_counts, true_predictive)
+from hmm_processes import (
+    ProcessError,
+    RandomMarkovChains,
+    bayes_predictive,
+    log_marginal_probability,
+    posterior_mean,
+    sample_chains,
+    transition_counts,
+    true_predictive,
+)
 
 
 def _integrated(word, alpha):
     """For k = 2, by numerical integration over the two Beta(alpha, alpha) rows (p = A[0, 1], q = A[1, 0]):
     the marginal probability of ``word`` and P(next = 1 | word)."""
+
     def likelihood(p, q, extra=None):
         A = np.array([[1 - p, p], [q, 1 - q]])
         path = list(word) + ([extra] if extra is not None else [])
@@ -83,14 +92,17 @@ def test_sampling_is_reproducible_and_follows_the_drawn_matrices():
     np.testing.assert_allclose(a.matrices.mean(axis=0), 1 / 3, atol=0.02)
 
 
-@pytest.mark.parametrize("args, message", [
-    ((1,), "n_states must be an integer >= 2"),
-    ((2.5,), "n_states must be an integer >= 2"),
-    ((True,), "n_states must be an integer >= 2"),
-    ((3, 0.0), "concentration must be a finite number > 0"),
-    ((3, float("nan")), "concentration must be a finite number > 0"),
-    ((3, "1"), "concentration must be a finite number > 0"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((1,), "n_states must be an integer >= 2"),
+        ((2.5,), "n_states must be an integer >= 2"),
+        ((True,), "n_states must be an integer >= 2"),
+        ((3, 0.0), "concentration must be a finite number > 0"),
+        ((3, float("nan")), "concentration must be a finite number > 0"),
+        ((3, "1"), "concentration must be a finite number > 0"),
+    ],
+)
 def test_bad_parameters_raise_a_process_error(args, message):
     with pytest.raises(ProcessError, match=message):
         RandomMarkovChains(*args)

@@ -61,7 +61,7 @@ def test_alignment_two_step_hand_computed():
     s = hp.sample(h, jax.random.key(3), 2000, 2)
     tok = np.asarray(s.tokens)
     hit = np.flatnonzero((tok[:, 0] == 0) & (tok[:, 1] == 1))[0]
-    _, _, e_b, e_p = hmm_bounds(h, tok[hit:hit + 1])
+    _, _, e_b, e_p = hmm_bounds(h, tok[hit : hit + 1])
     assert_within(np.asarray(s.beliefs)[hit], [[1, 0], [0, 1]], e_b[0], "beliefs after 0, 1")
     assert_within(np.asarray(s.next_token_probs)[hit, 1], [1, 0], e_p[0, 1], "law after 0, 1")
 
@@ -83,8 +83,12 @@ def test_same_key_same_samples_and_bad_arguments():
         hp.sample(h, jax.random.key(0), 0, 10)
 
 
-GHMMS = {"tom_quantum": hp.tom_quantum, "post_quantum": hp.post_quantum, "fanizza": hp.fanizza,
-         "tom_quantum_degenerate": lambda: hp.tom_quantum(1.0, 1.0)}
+GHMMS = {
+    "tom_quantum": hp.tom_quantum,
+    "post_quantum": hp.post_quantum,
+    "fanizza": hp.fanizza,
+    "tom_quantum_degenerate": lambda: hp.tom_quantum(1.0, 1.0),
+}
 
 
 @pytest.mark.parametrize("name", GHMMS)
@@ -105,8 +109,9 @@ def test_ghmm_sampler_beliefs_match_exact_beliefs(name):
     s = hp.sample(g, jax.random.key(12), 512, 10)
     exact, logp = belief_trajectories(g, np.asarray(s.tokens))
     assert np.all(np.isfinite(logp)), "the sampler drew a word of probability zero"
-    _, _, e_b, e_p = sampler_beliefs(g.T, g.normalizer, g.stationary_vector, np.asarray(s.tokens), generalized=True,
-                                     min_prob=GHMM_SAMPLING_MIN_PROB)
+    _, _, e_b, e_p = sampler_beliefs(
+        g.T, g.normalizer, g.stationary_vector, np.asarray(s.tokens), generalized=True, min_prob=GHMM_SAMPLING_MIN_PROB
+    )
     b = np.asarray(s.beliefs)
     assert_within(b, exact, e_b, "quasi-beliefs")
     tau = g.normalizer

@@ -12,7 +12,7 @@ from hmm_processes import GeneralizedHMM, ProcessError, load_spec
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "compmech" / "experiments" / "processes"
 
-GOOD = '''
+GOOD = """
 name = "gm"
 tokens = ["0", "1"]
 states = ["A", "B"]
@@ -23,7 +23,7 @@ p = 0.5
 [transitions]
 "0" = [[0.5, 0.0], [1.0, 0.0]]
 "1" = [[0.0, 0.5], [0.0, 0.0]]
-'''
+"""
 
 
 def write(tmp_path: Path, text: str, name: str = "spec.toml") -> Path:
@@ -49,39 +49,57 @@ def test_good_spec_and_default_name(tmp_path):
 
 
 def test_ghmm_spec(tmp_path):
-    text = '''
+    text = """
 kind = "ghmm"
 tokens = ["a", "b"]
 states = ["s"]
 [transitions]
 a = [[0.25]]
 b = [[0.75]]
-'''
+"""
     assert isinstance(load_spec(write(tmp_path, text)), GeneralizedHMM)
 
 
 BAD = {
     # kind of problem: (replacement of GOOD text, substrings the message must contain)
-    "wrong shape (rows)": (('"0" = [[0.5, 0.0], [1.0, 0.0]]', '"0" = [[0.5, 0.0]]'),
-                           ['transitions."0"', "1 rows", "2 states"]),
-    "wrong shape (row length)": (('"0" = [[0.5, 0.0], [1.0, 0.0]]', '"0" = [[0.5, 0.0], [1.0, 0.0, 0.0]]'),
-                                 ['transitions."0"[1]', "3 entries"]),
-    "negative entry": (('"1" = [[0.0, 0.5], [0.0, 0.0]]', '"1" = [[-0.5, 1.0], [0.0, 0.0]]'),
-                       ['transitions."1"[0][0]', "negative"]),
-    "row does not sum to 1": (('"1" = [[0.0, 0.5], [0.0, 0.0]]', '"1" = [[0.0, 0.4], [0.0, 0.0]]'),
-                              ["row 0", "'A'", "0.9", "not 1"]),
-    "unknown token": (('"1" = [[0.0, 0.5], [0.0, 0.0]]', '"1" = [[0.0, 0.5], [0.0, 0.0]]\n"2" = [[0.0, 0.0], [0.0, 0.0]]'),
-                      ["unknown token '2'"]),
-    "NaN": (('"0" = [[0.5, 0.0], [1.0, 0.0]]', '"0" = [[0.5, 0.0], [nan, 0.0]]'),
-            ['transitions."0"[1][0]', "nan", "finite"]),
-    "infinite": (('"0" = [[0.5, 0.0], [1.0, 0.0]]', '"0" = [[0.5, 0.0], [inf, 0.0]]'),
-                 ['transitions."0"[1][0]', "finite"]),
+    "wrong shape (rows)": (
+        ('"0" = [[0.5, 0.0], [1.0, 0.0]]', '"0" = [[0.5, 0.0]]'),
+        ['transitions."0"', "1 rows", "2 states"],
+    ),
+    "wrong shape (row length)": (
+        ('"0" = [[0.5, 0.0], [1.0, 0.0]]', '"0" = [[0.5, 0.0], [1.0, 0.0, 0.0]]'),
+        ['transitions."0"[1]', "3 entries"],
+    ),
+    "negative entry": (
+        ('"1" = [[0.0, 0.5], [0.0, 0.0]]', '"1" = [[-0.5, 1.0], [0.0, 0.0]]'),
+        ['transitions."1"[0][0]', "negative"],
+    ),
+    "row does not sum to 1": (
+        ('"1" = [[0.0, 0.5], [0.0, 0.0]]', '"1" = [[0.0, 0.4], [0.0, 0.0]]'),
+        ["row 0", "'A'", "0.9", "not 1"],
+    ),
+    "unknown token": (
+        ('"1" = [[0.0, 0.5], [0.0, 0.0]]', '"1" = [[0.0, 0.5], [0.0, 0.0]]\n"2" = [[0.0, 0.0], [0.0, 0.0]]'),
+        ["unknown token '2'"],
+    ),
+    "NaN": (
+        ('"0" = [[0.5, 0.0], [1.0, 0.0]]', '"0" = [[0.5, 0.0], [nan, 0.0]]'),
+        ['transitions."0"[1][0]', "nan", "finite"],
+    ),
+    "infinite": (
+        ('"0" = [[0.5, 0.0], [1.0, 0.0]]', '"0" = [[0.5, 0.0], [inf, 0.0]]'),
+        ['transitions."0"[1][0]', "finite"],
+    ),
     "missing field": (('states = ["A", "B"]\n', ""), ["missing required key 'states'"]),
     "missing token matrix": (('"1" = [[0.0, 0.5], [0.0, 0.0]]', ""), ['transitions."1" is missing']),
-    "wrong type (entry)": (('"0" = [[0.5, 0.0], [1.0, 0.0]]', '"0" = [[0.5, 0.0], ["1", 0.0]]'),
-                           ['transitions."0"[1][0]', "(str)", "numbers"]),
-    "wrong type (bool entry)": (('"0" = [[0.5, 0.0], [1.0, 0.0]]', '"0" = [[0.5, 0.0], [true, 0.0]]'),
-                                ['transitions."0"[1][0]', "(bool)"]),
+    "wrong type (entry)": (
+        ('"0" = [[0.5, 0.0], [1.0, 0.0]]', '"0" = [[0.5, 0.0], ["1", 0.0]]'),
+        ['transitions."0"[1][0]', "(str)", "numbers"],
+    ),
+    "wrong type (bool entry)": (
+        ('"0" = [[0.5, 0.0], [1.0, 0.0]]', '"0" = [[0.5, 0.0], [true, 0.0]]'),
+        ['transitions."0"[1][0]', "(bool)"],
+    ),
     "wrong type (tokens)": (('tokens = ["0", "1"]', 'tokens = "01"'), ["tokens must be a non-empty list"]),
     "wrong type (token name)": (('tokens = ["0", "1"]', 'tokens = ["0", 1]'), ["tokens[1]", "(int)", "quote"]),
     "wrong type (matrix)": (('"0" = [[0.5, 0.0], [1.0, 0.0]]', '"0" = 0.5'), ['transitions."0"', "matrix"]),
@@ -111,14 +129,14 @@ def test_malformed_specs_raise_process_error_pointing_at_the_entry(tmp_path, kin
 def test_missing_file_and_ghmm_validation(tmp_path):
     with pytest.raises(ProcessError, match="cannot read"):
         load_spec(tmp_path / "nope.toml")
-    text = '''
+    text = """
 kind = "ghmm"
 tokens = ["a", "b"]
 states = ["s"]
 [transitions]
 a = [[-0.5]]
 b = [[1.5]]
-'''
+"""
     with pytest.raises(ProcessError, match="probability") as err:
         load_spec(write(tmp_path, text))
     assert str(err.value).startswith(str(tmp_path))

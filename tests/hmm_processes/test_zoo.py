@@ -8,19 +8,31 @@ import math
 import jax
 import numpy as np
 import pytest
+from word_stats import chi_square_pvalue, word_probabilities
 
 import hmm_processes as hp
-from word_stats import chi_square_pvalue, word_probabilities
-from hmm_processes import GeneralizedHMM, HMM, ProcessError
+from hmm_processes import HMM, GeneralizedHMM, ProcessError
 
 ZOO_NAMES = sorted(hp.list_processes())
 
 
-
-
 def test_every_named_process_is_registered_and_documented():
-    expected = {"mess3", "golden_mean", "even", "rrxor", "z1r", "coin", "sns", "nond", "days_of_week",
-                "leaky_rrxor", "matching_parens", "fanizza", "tom_quantum", "post_quantum"}
+    expected = {
+        "mess3",
+        "golden_mean",
+        "even",
+        "rrxor",
+        "z1r",
+        "coin",
+        "sns",
+        "nond",
+        "days_of_week",
+        "leaky_rrxor",
+        "matching_parens",
+        "fanizza",
+        "tom_quantum",
+        "post_quantum",
+    }
     assert expected <= set(ZOO_NAMES)
     for name in ZOO_NAMES:
         proc = hp.get_process(name)
@@ -80,7 +92,7 @@ def test_matching_parens_is_a_bounded_dyck_language():
     for w in words[:200]:
         dots = np.flatnonzero(w == 0)
         for a, b in zip(dots[:-1], dots[1:]):
-            seg = w[a + 1:b]
+            seg = w[a + 1 : b]
             assert (seg == 1).sum() == (seg == 2).sum()
 
 
@@ -126,14 +138,17 @@ def test_tom_quantum_default_has_an_infinite_bloch_msp():
     assert build_msp(hp.tom_quantum(1.0, 1.0)).num_states == 5  # the degenerate case
 
 
-@pytest.mark.parametrize("name, params, match", [
-    ("mess3", {"x": True}, "parameter x must be a number"),
-    ("mess3", {"x": "0.05"}, "without quotes"),
-    ("tom_quantum", {"beta": None}, "parameter beta must be a number"),
-    ("post_quantum", {"log_alpha": 1e6}, "log_alpha"),
-    ("fanizza", {"alpha": float("inf")}, "alpha must be finite"),
-    ("matching_parens", {"max_depth": 10**9}, "max_depth"),
-])
+@pytest.mark.parametrize(
+    "name, params, match",
+    [
+        ("mess3", {"x": True}, "parameter x must be a number"),
+        ("mess3", {"x": "0.05"}, "without quotes"),
+        ("tom_quantum", {"beta": None}, "parameter beta must be a number"),
+        ("post_quantum", {"log_alpha": 1e6}, "log_alpha"),
+        ("fanizza", {"alpha": float("inf")}, "alpha must be finite"),
+        ("matching_parens", {"max_depth": 10**9}, "max_depth"),
+    ],
+)
 def test_get_process_refuses_non_numbers_and_overflow(name, params, match):
     with pytest.raises(ProcessError, match=match) as err:
         hp.get_process(name, **params)
@@ -141,22 +156,37 @@ def test_get_process_refuses_non_numbers_and_overflow(name, params, match):
 
 
 def test_named_factories_refuse_bools_and_strings_directly():
-    for call in (lambda: hp.mess3(x=True), lambda: hp.golden_mean("0.5"), lambda: hp.tom_quantum(alpha="1"),
-                 lambda: hp.fanizza(lamb=False)):
+    for call in (
+        lambda: hp.mess3(x=True),
+        lambda: hp.golden_mean("0.5"),
+        lambda: hp.tom_quantum(alpha="1"),
+        lambda: hp.fanizza(lamb=False),
+    ):
         with pytest.raises(ProcessError, match="must be a number"):
             call()
 
 
-@pytest.mark.parametrize("call", [
-    lambda: hp.rrxor(p1=1.5), lambda: hp.z1r(p=-0.1), lambda: hp.coin(p="x"), lambda: hp.sns(p=0.0),
-    lambda: hp.leaky_rrxor(epsilon=2.0), lambda: hp.matching_parens(max_depth=0),
-    lambda: hp.matching_parens(max_depth=2.5), lambda: hp.matching_parens(p=0.0),
-    lambda: hp.fanizza(lamb=1.0), lambda: hp.tom_quantum(alpha=0.0, beta=0.0),
-    lambda: hp.post_quantum(beta=1.5), lambda: hp.post_quantum(log_alpha=-1.0),
-    lambda: hp.post_quantum(log_alpha=float(np.log(1.5)), beta=0.5),  # alpha + beta == 2
-    lambda: hp.post_quantum(log_alpha=float(-2 * np.log(0.5)), beta=0.5),  # ln a / ln b = -2 rational
-    lambda: hp.get_process("rrxor", p3=0.1), lambda: hp.get_process("no_such_process"),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: hp.rrxor(p1=1.5),
+        lambda: hp.z1r(p=-0.1),
+        lambda: hp.coin(p="x"),
+        lambda: hp.sns(p=0.0),
+        lambda: hp.leaky_rrxor(epsilon=2.0),
+        lambda: hp.matching_parens(max_depth=0),
+        lambda: hp.matching_parens(max_depth=2.5),
+        lambda: hp.matching_parens(p=0.0),
+        lambda: hp.fanizza(lamb=1.0),
+        lambda: hp.tom_quantum(alpha=0.0, beta=0.0),
+        lambda: hp.post_quantum(beta=1.5),
+        lambda: hp.post_quantum(log_alpha=-1.0),
+        lambda: hp.post_quantum(log_alpha=float(np.log(1.5)), beta=0.5),  # alpha + beta == 2
+        lambda: hp.post_quantum(log_alpha=float(-2 * np.log(0.5)), beta=0.5),  # ln a / ln b = -2 rational
+        lambda: hp.get_process("rrxor", p3=0.1),
+        lambda: hp.get_process("no_such_process"),
+    ],
+)
 def test_bad_parameters_raise_process_error(call):
     with pytest.raises(ProcessError):
         call()

@@ -42,5 +42,7 @@ class ReorderSpread:
 def reorder_spread(markov_run) -> ReorderSpread:
     whole = markov_run[0]
     runs = [train(MODEL, config(micro_batch=m), markov_data, EVAL, progress=False) for m in (16, 8)]
-    return ReorderSpread(params=max(max_param_diff(r.params_state, whole.params_state) for r in runs),
-                         losses=max(float(np.max(np.abs(loss_array(r) / loss_array(whole) - 1))) for r in runs))
+    return ReorderSpread(
+        params=max(max_param_diff(r.params_state, whole.params_state) for r in runs),
+        losses=max(float(np.max(np.abs(loss_array(r) / loss_array(whole) - 1))) for r in runs),
+    )

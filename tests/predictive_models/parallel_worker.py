@@ -42,7 +42,8 @@ def devices_mode(out: Path) -> None:
     tc = config(devices=2)
     key = _keys(tc)[1]
     tokens = group_draw(markov_data, tc.steps_per_call, 32, 7, mesh, tc.steps_per_call)(
-        put(np.asarray(jax.random.key_data(key))[None], mesh.replicated), np.int32(1))
+        put(np.asarray(jax.random.key_data(key))[None], mesh.replicated), np.int32(1)
+    )
     info["batch_shards"] = sorted({tuple(s.data.shape) for s in tokens.addressable_shards})
     lone = np.asarray(markov_data(jax.random.fold_in(key, 1), tc.steps_per_call * 32, 7))
     np.savez(out / "tokens.npz", sharded=np.asarray(tokens)[0].reshape(-1, 7), lone=lone)
@@ -50,8 +51,9 @@ def devices_mode(out: Path) -> None:
     save(out, "two", train(MODEL, tc, markov_data, EVAL, out / "two", progress=False))
     cut = train(MODEL, tc, markov_data, EVAL, out / "moved", progress=False, stop_after_steps=STOP)
     info["cut_step"] = cut.final["step"]
-    group = train_seeds(MODEL, [config(seed=3, devices=2), config(seed=0, devices=2)], markov_data, EVAL,
-                        progress=False)
+    group = train_seeds(
+        MODEL, [config(seed=3, devices=2), config(seed=0, devices=2)], markov_data, EVAL, progress=False
+    )
     info["seeds_mesh"] = training_mesh(2, 32, 2).describe()
     save(out, "seeds_3", group[0])
     save(out, "seeds_0", group[1])

@@ -8,9 +8,21 @@ import pytest
 from window_mlp import KIND, WindowMLP, WindowMLPConfig, registered
 
 import predictive_models
-from predictive_models import (ModelFamily, activations, compute_activations, compute_log_probs, config_from_dict,
-                               config_to_dict, init_params, kind_of, make_config, n_params, prefix_activations,
-                               register_family, to_model)
+from predictive_models import (
+    ModelFamily,
+    activations,
+    compute_activations,
+    compute_log_probs,
+    config_from_dict,
+    config_to_dict,
+    init_params,
+    kind_of,
+    make_config,
+    n_params,
+    prefix_activations,
+    register_family,
+    to_model,
+)
 from predictive_models.models import config_class, family, family_for_kind, kinds
 
 U = 2.0**-24  # float32 unit roundoff
@@ -32,8 +44,7 @@ def test_a_family_registered_later_is_found_by_every_lookup():
         config = make_config(KIND, 3, context_length=6, window=2)
         assert family(config) is fam and kind_of(config) == KIND
         saved = config_to_dict(config)
-        assert saved == {"kind": KIND, "vocab_size": 3, "context_length": 6, "window": 2, "d_embed": 8,
-                         "d_hidden": 32}
+        assert saved == {"kind": KIND, "vocab_size": 3, "context_length": 6, "window": 2, "d_embed": 8, "d_hidden": 32}
         assert config_from_dict(saved) == config
         assert isinstance(to_model(config, init_params(config, 0)), WindowMLP)
         register_family(fam)  # the same family again: nothing happens

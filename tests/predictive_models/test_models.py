@@ -8,14 +8,27 @@ import jax
 import numpy as np
 import pytest
 from f32_reference import forward as reference_forward
+from test_training import EVAL, T, markov_data, same_params
 from tolerances import assert_within
 
-from predictive_models import (KINDS, RecurrentConfig, TrainConfig, TransformerConfig, activations, compute_log_probs,
-                               config_from_dict, config_to_dict, exact_eval, kind_of, load_model, make_config,
-                               n_params, to_model, train)
+from predictive_models import (
+    KINDS,
+    RecurrentConfig,
+    TrainConfig,
+    TransformerConfig,
+    activations,
+    compute_log_probs,
+    config_from_dict,
+    config_to_dict,
+    exact_eval,
+    kind_of,
+    load_model,
+    make_config,
+    n_params,
+    to_model,
+    train,
+)
 from predictive_models.models import activation_width, init_params, logits_fn
-
-from test_training import EVAL, T, markov_data, same_params
 
 
 def tiny(kind: str):
@@ -51,8 +64,9 @@ def test_dispatch_reaches_each_family():
         assert_within(log_q, direct, 2 * bound, kind)  # two float32 paths: tests/conftest.py, rule 1
         model = to_model(cfg, params)
         acts = activations(model, tokens)
-        assert list(acts) == (["embedding", "block_1", "final_ln"] if kind == "transformer"
-                              else ["layers.0.hidden", "layers.1.hidden"])
+        assert list(acts) == (
+            ["embedding", "block_1", "final_ln"] if kind == "transformer" else ["layers.0.hidden", "layers.1.hidden"]
+        )
         assert all(a.shape == (2, T, activation_width(cfg, name)) for name, a in acts.items())
     with pytest.raises(TypeError, match="Transformer or a RecurrentModel"):
         activations(object(), tokens)
@@ -62,8 +76,16 @@ def test_dispatch_reaches_each_family():
 @pytest.mark.slow
 def test_each_recurrent_kind_trains_checkpoints_and_resumes_exactly(kind, tmp_path):
     mc = tiny(kind)
-    tc = TrainConfig(steps=120, batch_size=32, learning_rate=1e-2, warmup_steps=20, steps_per_call=20,
-                     eval_every=60, checkpoint_every=60, seed=5)
+    tc = TrainConfig(
+        steps=120,
+        batch_size=32,
+        learning_rate=1e-2,
+        warmup_steps=20,
+        steps_per_call=20,
+        eval_every=60,
+        checkpoint_every=60,
+        seed=5,
+    )
     full = train(mc, tc, markov_data, EVAL, tmp_path / "full", progress=False)
     rel = [r["relative_loss"] for r in full.history]
     assert rel[-1] < 1.02 < rel[0]  # learns the chain

@@ -52,8 +52,9 @@ def lone_seed0(markov_run):
 
 
 @pytest.mark.slow
-def test_four_vmapped_seeds_equal_four_separate_runs_and_their_run_dirs_resume_alone(markov_run, lone_seed0,
-                                                                                     reorder_spread, tmp_path):
+def test_four_vmapped_seeds_equal_four_separate_runs_and_their_run_dirs_resume_alone(
+    markov_run, lone_seed0, reorder_spread, tmp_path
+):
     param_tol, loss_rtol = reorder_spread.param_tolerance(SPREAD_FACTOR), reorder_spread.loss_rtol(SPREAD_FACTOR)
     seeds = (3, 0, 1, 2)
     tcs = [config(seed=s) for s in seeds]
@@ -83,12 +84,12 @@ def test_a_group_must_differ_only_in_seed_and_share_its_step(tmp_path):
     with pytest.raises(ValueError, match="differ only in seed.*learning_rate"):
         train_seeds(MODEL, [config(seed=0), config(seed=1, learning_rate=1e-3)], markov_data, EVAL, progress=False)
     with pytest.raises(ValueError, match="own run directory"):
-        train_seeds(MODEL, [config(seed=0), config(seed=1)], markov_data, EVAL, [tmp_path, tmp_path],
-                    progress=False)
+        train_seeds(MODEL, [config(seed=0), config(seed=1)], markov_data, EVAL, [tmp_path, tmp_path], progress=False)
     train(MODEL, config(seed=0), markov_data, EVAL, tmp_path / "a", progress=False, stop_after_steps=100)
     with pytest.raises(ValueError, match="different steps"):
-        train_seeds(MODEL, [config(seed=0), config(seed=1)], markov_data, EVAL, [tmp_path / "a", tmp_path / "b"],
-                    progress=False)
+        train_seeds(
+            MODEL, [config(seed=0), config(seed=1)], markov_data, EVAL, [tmp_path / "a", tmp_path / "b"], progress=False
+        )
 
 
 def test_device_settings_are_checked():
@@ -121,8 +122,13 @@ def worker_runs(tmp_path_factory):
 
     def start(n_devices: int, *args: str) -> subprocess.Popen:
         env = {**base, "XLA_FLAGS": " ".join([*flags, f"--xla_force_host_platform_device_count={n_devices}"])}
-        return subprocess.Popen([sys.executable, str(WORKER), str(out), *args], env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
+        return subprocess.Popen(
+            [sys.executable, str(WORKER), str(out), *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
 
     port = str(_free_port())
     procs = [start(2, "devices"), start(1, "distributed", port, "0"), start(1, "distributed", port, "1")]
@@ -147,13 +153,17 @@ def _losses(out: Path, name: str) -> np.ndarray:
 
 
 def _save(out: Path, name: str, result) -> None:
-    np.savez(out / f"{name}.npz", losses=losses(result),
-             **{f"p{i}": np.asarray(x) for i, x in enumerate(jax.tree.leaves(result.params_state))})
+    np.savez(
+        out / f"{name}.npz",
+        losses=losses(result),
+        **{f"p{i}": np.asarray(x) for i, x in enumerate(jax.tree.leaves(result.params_state))},
+    )
 
 
 @pytest.mark.slow
-def test_two_devices_train_as_one_and_their_checkpoint_resumes_on_one(worker_runs, markov_run, lone_seed0,
-                                                                      reorder_spread):
+def test_two_devices_train_as_one_and_their_checkpoint_resumes_on_one(
+    worker_runs, markov_run, lone_seed0, reorder_spread
+):
     out = worker_runs
     param_tol, loss_rtol = reorder_spread.param_tolerance(SPREAD_FACTOR), reorder_spread.loss_rtol(SPREAD_FACTOR)
     _save(out, "one", markov_run[0])  # seed 3 on one device

@@ -92,6 +92,7 @@ def test_prefix_steps_run_in_one_padded_shape(kind, monkeypatch):
         def call(params, tokens_t, *rest):
             shapes.append(tokens_t.shape)
             return fn(params, tokens_t, *rest)
+
         return call
 
     monkeypatch.setattr(module, "_jitted_step", recording)

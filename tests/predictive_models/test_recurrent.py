@@ -14,16 +14,30 @@ from tolerances import assert_within
 
 from compmech import mixed_states, optimal_loss_by_position
 from hmm_processes import get_process, sample
-from predictive_models.recurrent import (KINDS, RecurrentConfig, activation_names, activations,
-                                         compute_activations, compute_log_probs, compute_logits, init_params,
-                                         layer_names, logits_fn, n_params, probe_layer_name, run_batched, to_model,
-                                         to_state, _jitted_forward)
+from predictive_models.recurrent import (
+    KINDS,
+    RecurrentConfig,
+    _jitted_forward,
+    activation_names,
+    activations,
+    compute_log_probs,
+    compute_logits,
+    init_params,
+    layer_names,
+    logits_fn,
+    n_params,
+    probe_layer_name,
+    run_batched,
+    to_model,
+    to_state,
+)
 from predictive_models.training import train_chunk
 
 
 def tiny(kind: str, **kw) -> RecurrentConfig:
-    return RecurrentConfig(**{"kind": kind, "vocab_size": 5, "context_length": 7, "n_layers": 2, "d_hidden": 6,
-                              "d_embed": 4, **kw})
+    return RecurrentConfig(
+        **{"kind": kind, "vocab_size": 5, "context_length": 7, "n_layers": 2, "d_hidden": 6, "d_embed": 4, **kw}
+    )
 
 
 def tokens(n: int = 9, T: int = 7, V: int = 5, seed: int = 0) -> np.ndarray:
@@ -42,10 +56,17 @@ def test_defaults_and_round_trip():
         RecurrentConfig.from_dict({**tiny("rnn").to_dict(), "d_hiden": 3})
 
 
-@pytest.mark.parametrize("field, value", [
-    ("vocab_size", 0), ("context_length", -1), ("n_layers", 0), ("d_hidden", 2.5), ("d_embed", "4"),
-    ("n_layers", True),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("vocab_size", 0),
+        ("context_length", -1),
+        ("n_layers", 0),
+        ("d_hidden", 2.5),
+        ("d_embed", "4"),
+        ("n_layers", True),
+    ],
+)
 def test_bad_config_names_the_field(field, value):
     kwargs = dict(kind="lstm", vocab_size=3)
     kwargs[field] = value
@@ -124,7 +145,7 @@ def test_lstm_forget_gate_starts_open():
     c = tiny("lstm")
     bias = np.asarray(init_params(c, 0)["layers"][0]["input"]["bias"])
     H = c.d_hidden
-    assert np.all(bias[H:2 * H] == 1.0) and np.all(bias[:H] == 0.0) and np.all(bias[2 * H:] == 0.0)
+    assert np.all(bias[H : 2 * H] == 1.0) and np.all(bias[:H] == 0.0) and np.all(bias[2 * H :] == 0.0)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -179,7 +200,7 @@ def all_primitives(jaxpr) -> list:
     for eqn in jaxpr.eqns:
         eqns.append(eqn)
         for value in eqn.params.values():
-            for sub in (value if isinstance(value, (tuple, list)) else (value,)):
+            for sub in value if isinstance(value, (tuple, list)) else (value,):
                 inner = getattr(sub, "jaxpr", sub)
                 if hasattr(inner, "eqns"):
                     eqns += all_primitives(inner)
@@ -197,12 +218,16 @@ def test_a_subset_computes_and_returns_only_what_was_asked(kind):
     p = init_params(c, 0)
     got = activations(c, p, tokens(), ["layers.0.hidden"])
     assert list(got) == ["layers.0.hidden"]
-    np.testing.assert_array_equal(got["layers.0.hidden"],
-                                  activations(c, p, tokens(), activation_names(c))["layers.0.hidden"])
+    np.testing.assert_array_equal(
+        got["layers.0.hidden"], activations(c, p, tokens(), activation_names(c))["layers.0.hidden"]
+    )
 
     def readouts(eqns):  # matmuls onto the vocabulary: [.., d_hidden] @ [d_hidden, V]
-        return [e for e in eqns if e.primitive.name == "dot_general"
-                and tuple(e.invars[1].aval.shape) == (c.d_hidden, c.vocab_size)]
+        return [
+            e
+            for e in eqns
+            if e.primitive.name == "dot_general" and tuple(e.invars[1].aval.shape) == (c.d_hidden, c.vocab_size)
+        ]
 
     def scans(eqns):
         return [e for e in eqns if e.primitive.name == "scan"]
@@ -227,7 +252,9 @@ def test_same_seed_same_params(kind):
     a, b, other = init_params(c, 7), init_params(c, 7), init_params(c, 8)
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
-    assert any(not np.array_equal(np.asarray(x), np.asarray(z)) for x, z in zip(jax.tree.leaves(a), jax.tree.leaves(other)))
+    assert any(
+        not np.array_equal(np.asarray(x), np.asarray(z)) for x, z in zip(jax.tree.leaves(a), jax.tree.leaves(other))
+    )
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(a))
     assert n_params(c) == sum(leaf.size for leaf in jax.tree.leaves(a))
     state = to_state(c, a)  # the nnx.State form is accepted too and gives the same numbers
@@ -263,8 +290,9 @@ def test_training_on_mess3_approaches_the_optimal_loss(kind):
         params, _, losses = chunk(params, tx.init(params), batches)
         return params, losses
 
-    batches = sample(hmm, jax.random.key(0), steps * B, T + 1, with_beliefs=False,
-                     with_next_token_probs=False).tokens.reshape(steps, B, T + 1)
+    batches = sample(
+        hmm, jax.random.key(0), steps * B, T + 1, with_beliefs=False, with_next_token_probs=False
+    ).tokens.reshape(steps, B, T + 1)
     params, losses = train(jax.tree.map(jnp.asarray, init_params(c, 0)), batches)
     losses = np.asarray(losses)
     assert np.all(np.isfinite(losses))
@@ -275,8 +303,9 @@ def test_training_on_mess3_approaches_the_optimal_loss(kind):
     p_next = ms.prefix_next_token_probs(T)  # [3^T, T, 3]
     loss = -np.einsum("n,ntx,ntx->t", level.probs, p_next, log_q.astype(np.float64))
     optimal = optimal_loss_by_position(hmm, T)
-    initial = -np.einsum("n,ntx,ntx->t", level.probs, p_next,
-                         compute_log_probs(c, init_params(c, 0), level.words).astype(np.float64))
+    initial = -np.einsum(
+        "n,ntx,ntx->t", level.probs, p_next, compute_log_probs(c, init_params(c, 0), level.words).astype(np.float64)
+    )
     assert initial.mean() > 0.95 * math.log(3)  # it starts near uniform guessing ...
     assert loss.mean() < optimal.mean() + 0.05 * (math.log(3) - optimal.mean())  # ... and ends near the optimum
     assert loss.mean() / optimal.mean() < 1.01  # measured: 1.003 (GRU), 1.002 (LSTM)

@@ -8,8 +8,17 @@ import pytest
 from f32_reference import transformer as reference_forward
 from tolerances import assert_within
 
-from predictive_models import (ExactEvalSet, SampledEvalSet, TrainConfig, TransformerConfig, compute_activations,
-                               exact_eval, iter_activations, sampled_eval, train)
+from predictive_models import (
+    ExactEvalSet,
+    SampledEvalSet,
+    TrainConfig,
+    TransformerConfig,
+    compute_activations,
+    exact_eval,
+    iter_activations,
+    sampled_eval,
+    train,
+)
 from predictive_models.transformer import init_params
 
 # A 2-token Markov chain, P[i, j] = P(next = j | last = i), started from its stationary law.
@@ -44,8 +53,13 @@ def exact_set():
 def test_sampled_loss_agrees_with_the_exact_loss_within_its_standard_error(seed):
     params = init_params(MODEL, seed)
     exact, sampled = exact_eval(MODEL, params, exact_set()), sampled_eval(MODEL, params, sampled_set(seed=seed + 7))
-    assert set(sampled) == set(exact) | {"loss_stderr", "loss_by_position_stderr", "relative_loss_stderr",
-                                         "relative_loss_by_position_stderr", "n_sequences"}
+    assert set(sampled) == set(exact) | {
+        "loss_stderr",
+        "loss_by_position_stderr",
+        "relative_loss_stderr",
+        "relative_loss_by_position_stderr",
+        "n_sequences",
+    }
     assert sampled["n_sequences"] == 4000 and sampled["optimal_loss_by_position"] == exact["optimal_loss_by_position"]
     for t in range(T):
         se = sampled["loss_by_position_stderr"][t]
@@ -65,11 +79,20 @@ def test_standard_error_shrinks_as_one_over_root_n():
 def test_train_accepts_a_sampled_eval_set_and_writes_the_standard_errors(tmp_path):
     def data(key, n, length):  # the chain, from a seed drawn from the key (a pure function of it)
         import jax
+
         return sample_chain(n, length, int(jax.random.randint(key, (), 0, 2**31 - 1)))
 
     # test_training's settings: the compiled step is shared when both files run in one process
-    tc = TrainConfig(steps=200, batch_size=32, learning_rate=1e-2, warmup_steps=20, steps_per_call=20,
-                     eval_every=100, checkpoint_every=100, seed=3)
+    tc = TrainConfig(
+        steps=200,
+        batch_size=32,
+        learning_rate=1e-2,
+        warmup_steps=20,
+        steps_per_call=20,
+        eval_every=100,
+        checkpoint_every=100,
+        seed=3,
+    )
     result = train(MODEL, tc, data, sampled_set(n=2000), tmp_path, progress=False)
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [0, 100, 200]
@@ -97,7 +120,8 @@ def test_activations_in_blocks_equal_the_whole_and_compute_only_the_names_asked(
     assert [(a, b) for a, b, _ in blocks] == [(0, 25), (25, 50), (50, 75), (75, 100), (100, 103)]
     assert all(list(acts) == ["block_2"] and acts["block_2"].shape == (b - a, 5, 16) for a, b, acts in blocks)
     bound = reference_forward(config, params, tokens).bound["blocks.1.hook_resid_post"]  # block_2
-    assert_within(np.concatenate([acts["block_2"] for _, _, acts in blocks]), whole["block_2"], 2 * bound,
-                  "block_2")  # two float32 paths (chunks of 25 rows, the whole): tests/conftest.py, rule 1
+    assert_within(
+        np.concatenate([acts["block_2"] for _, _, acts in blocks]), whole["block_2"], 2 * bound, "block_2"
+    )  # two float32 paths (chunks of 25 rows, the whole): tests/conftest.py, rule 1
     with pytest.raises(ValueError, match="chunk_sequences"):
         next(iter_activations(config, params, tokens, chunk_sequences=0))

@@ -13,8 +13,16 @@ import pytest
 from f32_reference import transformer as reference_forward
 from tolerances import SPREAD_FACTOR, assert_within, f32_sum_bound
 
-from predictive_models import (ExactEvalSet, TrainConfig, TransformerConfig, exact_eval, load_checkpoint,
-                               load_model, save_checkpoint, train)
+from predictive_models import (
+    ExactEvalSet,
+    TrainConfig,
+    TransformerConfig,
+    exact_eval,
+    load_checkpoint,
+    load_model,
+    save_checkpoint,
+    train,
+)
 from predictive_models.transformer import init_params
 
 # A 2-token Markov chain: P[i, j] = P(next = j | last = i), stationary pi.
@@ -43,8 +51,9 @@ def markov_eval_set(length: int = T) -> ExactEvalSet:
     tokens = np.array(list(itertools.product(range(2), repeat=length)), np.int32)
     weights = PI[tokens[:, 0]] * np.prod(P[tokens[:, :-1], tokens[:, 1:]], axis=1)
     entropy = -(P * np.log(P)).sum(1)
-    return ExactEvalSet(tokens=tokens, weights=weights, next_token_probs=P[tokens],
-                        optimal_loss=np.full(length, PI @ entropy))
+    return ExactEvalSet(
+        tokens=tokens, weights=weights, next_token_probs=P[tokens], optimal_loss=np.full(length, PI @ entropy)
+    )
 
 
 EVAL = markov_eval_set()
@@ -61,8 +70,16 @@ def reversed_batches(batch_size: int):
 
 
 def config(**overrides) -> TrainConfig:
-    base = dict(steps=200, batch_size=32, learning_rate=1e-2, warmup_steps=20, steps_per_call=20, eval_every=100,
-                checkpoint_every=100, seed=3)
+    base = dict(
+        steps=200,
+        batch_size=32,
+        learning_rate=1e-2,
+        warmup_steps=20,
+        steps_per_call=20,
+        eval_every=100,
+        checkpoint_every=100,
+        seed=3,
+    )
     return TrainConfig(**{**base, **overrides})
 
 
@@ -113,8 +130,14 @@ def test_exact_eval_of_a_perfect_predictor_is_optimal():
 
 def test_exact_eval_record_and_untrained_model():
     record = exact_eval(MODEL, init_params(MODEL, 0), EVAL)
-    assert set(record) == {"loss", "loss_by_position", "optimal_loss", "optimal_loss_by_position",
-                           "relative_loss", "relative_loss_by_position"}
+    assert set(record) == {
+        "loss",
+        "loss_by_position",
+        "optimal_loss",
+        "optimal_loss_by_position",
+        "relative_loss",
+        "relative_loss_by_position",
+    }
     assert isinstance(record["loss"], float) and len(record["loss_by_position"]) == T
     assert record["relative_loss"] > 1.0
     assert abs(record["loss"] - np.log(2)) < 0.05  # an untrained model predicts about uniformly
@@ -132,13 +155,31 @@ def test_eval_set_validation():
 # ---------------------------------------------------------------------------- configs
 
 
-@pytest.mark.parametrize("field, value", [
-    ("steps", 0), ("batch_size", -1), ("optimizer", "adagrad"), ("learning_rate", 0.0),
-    ("warmup_steps", -5), ("schedule", "linear"), ("final_lr_fraction", 1.5), ("weight_decay", -1.0),
-    ("grad_clip", 0.0), ("steps_per_call", 0), ("eval_every", 30), ("checkpoint_every", 10),
-    ("save_at_tokens", (5, -1)), ("seed", -1), ("steps", 10.0), ("micro_batch", 5), ("micro_batch", 0),
-    ("micro_batch", 8.0), ("micro_batch", "big"), ("micro_batch", None),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("steps", 0),
+        ("batch_size", -1),
+        ("optimizer", "adagrad"),
+        ("learning_rate", 0.0),
+        ("warmup_steps", -5),
+        ("schedule", "linear"),
+        ("final_lr_fraction", 1.5),
+        ("weight_decay", -1.0),
+        ("grad_clip", 0.0),
+        ("steps_per_call", 0),
+        ("eval_every", 30),
+        ("checkpoint_every", 10),
+        ("save_at_tokens", (5, -1)),
+        ("seed", -1),
+        ("steps", 10.0),
+        ("micro_batch", 5),
+        ("micro_batch", 0),
+        ("micro_batch", 8.0),
+        ("micro_batch", "big"),
+        ("micro_batch", None),
+    ],
+)
 def test_bad_train_config_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         config(**{field: value})
@@ -160,8 +201,9 @@ def test_train_config_round_trip_and_weight_decay_rule():
 def batch_gradient():
     """(loss_fn, params, batch [32, T + 1], (loss, grads) of the whole batch, the same of three row permutations of
     it, the loss's rule-1 bound) for the micro-batch gradient test."""
-    from predictive_models.models import logits_fn
     import optax
+
+    from predictive_models.models import logits_fn
 
     forward = logits_fn(MODEL)
 
@@ -202,7 +244,7 @@ def test_micro_batch_gradient_is_the_whole_batch_gradient(batch_gradient, micro,
 
 
 def test_auto_micro_batch_adapts_to_the_device_and_the_group():
-    """"auto": on a CPU at most CPU_MICRO_ROWS sequences of a model per pass, on a GPU the whole batch; an
+    """ "auto": on a CPU at most CPU_MICRO_ROWS sequences of a model per pass, on a GPU the whole batch; an
     integer as given."""
     from types import SimpleNamespace
 
@@ -218,11 +260,13 @@ def test_auto_micro_batch_adapts_to_the_device_and_the_group():
     assert resolve_micro_batch("auto", 256, training_mesh(1, 256, 4)) == 128  # each of its models is
     assert resolve_micro_batch("auto", 131, cpu) is None  # a prime: no divisor fits, the whole batch
     assert resolve_micro_batch(64, 512, cpu) == 64 and resolve_micro_batch(512, 512, cpu) is None
-    two = SimpleNamespace(mesh=SimpleNamespace(devices=np.array([SimpleNamespace(platform="cpu")] * 2)),
-                          n_seeds=1, data_shards=2)
+    two = SimpleNamespace(
+        mesh=SimpleNamespace(devices=np.array([SimpleNamespace(platform="cpu")] * 2)), n_seeds=1, data_shards=2
+    )
     assert resolve_micro_batch("auto", 510, two) == 102  # a multiple of the 2 data shards
-    gpu = SimpleNamespace(mesh=SimpleNamespace(devices=np.array([SimpleNamespace(platform="gpu")])),
-                          n_seeds=1, data_shards=1)
+    gpu = SimpleNamespace(
+        mesh=SimpleNamespace(devices=np.array([SimpleNamespace(platform="gpu")])), n_seeds=1, data_shards=1
+    )
     assert resolve_micro_batch("auto", 4096, gpu) is None
 
 
@@ -272,8 +316,18 @@ def test_metrics_jsonl(trained):
     result, tc, run_dir = trained
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [0, 100, 200]
-    for key in ("step", "tokens", "loss", "optimal_loss", "relative_loss", "loss_by_position",
-                "relative_loss_by_position", "train_loss", "learning_rate", "elapsed_s"):
+    for key in (
+        "step",
+        "tokens",
+        "loss",
+        "optimal_loss",
+        "relative_loss",
+        "loss_by_position",
+        "relative_loss_by_position",
+        "train_loss",
+        "learning_rate",
+        "elapsed_s",
+    ):
         assert all(key in r for r in lines), key
     assert lines[1]["tokens"] == 100 * tc.batch_size * T
     assert lines[0]["train_loss"] is None and lines[1]["train_loss"] > 0
@@ -298,19 +352,30 @@ def test_checkpoint_files(trained):
 
 def test_checkpoint_round_trip(tmp_path):
     params = init_params(MODEL, 1)
-    path = save_checkpoint(tmp_path / "a" / "c.msgpack", params=params, opt_state=None, step=7,
-                           model_config=MODEL, train_config=config(), extra={"note": "x"})
+    path = save_checkpoint(
+        tmp_path / "a" / "c.msgpack",
+        params=params,
+        opt_state=None,
+        step=7,
+        model_config=MODEL,
+        train_config=config(),
+        extra={"note": "x"},
+    )
     ckpt = load_checkpoint(path)
     assert ckpt["step"] == 7 and ckpt["note"] == "x" and TrainConfig.from_dict(ckpt["train_config"]) == config()
     assert same_params(ckpt["params"], params)
     with pytest.raises(ValueError, match="shape"):
         from predictive_models.checkpoint import restore_params
-        restore_params(TransformerConfig(vocab_size=3, context_length=T, n_layers=1, d_model=16, n_heads=2,
-                                         d_head=4, d_mlp=32), ckpt_raw(path)["params"])
+
+        restore_params(
+            TransformerConfig(vocab_size=3, context_length=T, n_layers=1, d_model=16, n_heads=2, d_head=4, d_mlp=32),
+            ckpt_raw(path)["params"],
+        )
 
 
 def ckpt_raw(path):
     from flax import serialization
+
     return serialization.msgpack_restore(path.read_bytes())
 
 
@@ -374,8 +439,14 @@ def test_resume_with_other_settings_is_refused(trained, tmp_path):
     result, tc, run_dir = trained
     shutil.copytree(run_dir, tmp_path / "run")
     with pytest.raises(ValueError, match="learning_rate.*new run directory"):
-        train(MODEL, config(save_at_tokens=(0, 10_000), learning_rate=1e-3), markov_data, EVAL, tmp_path / "run",
-              progress=False)
+        train(
+            MODEL,
+            config(save_at_tokens=(0, 10_000), learning_rate=1e-3),
+            markov_data,
+            EVAL,
+            tmp_path / "run",
+            progress=False,
+        )
     bigger = TransformerConfig(**{**MODEL.to_dict(), "d_mlp": 64})
     with pytest.raises(ValueError, match="d_mlp"):
         train(bigger, tc, markov_data, EVAL, tmp_path / "run", progress=False)
@@ -383,12 +454,21 @@ def test_resume_with_other_settings_is_refused(trained, tmp_path):
 
 def test_bad_data_fn_is_reported():
     with pytest.raises(ValueError, match="data_fn"):
-        train(MODEL, config(steps=20, eval_every=20, checkpoint_every=20),
-              lambda key, n, length: jnp.zeros((n, length - 1), jnp.int32), EVAL, progress=False)
+        train(
+            MODEL,
+            config(steps=20, eval_every=20, checkpoint_every=20),
+            lambda key, n, length: jnp.zeros((n, length - 1), jnp.int32),
+            EVAL,
+            progress=False,
+        )
     with pytest.raises(ValueError, match="vocabulary"):
-        train(MODEL, config(steps=20, eval_every=20, checkpoint_every=20),
-              lambda key, n, length: jnp.full((n, length), 2, jnp.int32), EVAL, progress=False)
-
+        train(
+            MODEL,
+            config(steps=20, eval_every=20, checkpoint_every=20),
+            lambda key, n, length: jnp.full((n, length), 2, jnp.int32),
+            EVAL,
+            progress=False,
+        )
 
 
 def _without_elapsed(records):
@@ -435,8 +515,9 @@ def test_interrupt_during_an_evaluation_resumes_to_identical_metrics(trained, tm
     if cut == "before_write":
         monkeypatch.setattr(training, "exact_eval", interrupted_eval)
     else:
-        monkeypatch.setattr(training, "open", lambda *a, **k: _InterruptAfterClose(builtins.open(*a, **k)),
-                            raising=False)
+        monkeypatch.setattr(
+            training, "open", lambda *a, **k: _InterruptAfterClose(builtins.open(*a, **k)), raising=False
+        )
     with pytest.raises(KeyboardInterrupt):
         train(MODEL, tc, markov_data, EVAL, tmp_path, progress=False)
     monkeypatch.undo()

@@ -10,8 +10,15 @@ from f32_reference import transformer as reference_forward
 from flax import nnx
 from tolerances import assert_within
 
-from predictive_models import (Transformer, TransformerConfig, compute_activations, compute_log_probs,
-                               compute_logits, layer_names, probe_layer_name)
+from predictive_models import (
+    Transformer,
+    TransformerConfig,
+    compute_activations,
+    compute_log_probs,
+    compute_logits,
+    layer_names,
+    probe_layer_name,
+)
 from predictive_models.transformer import aliases, init_params, to_model
 
 TINY = TransformerConfig(vocab_size=3, context_length=6, n_layers=2, d_model=16, n_heads=2, d_head=4, d_mlp=32)
@@ -47,10 +54,18 @@ def test_paper_defaults():
     assert probe_layer_name(c) == "block_4"
 
 
-@pytest.mark.parametrize("field, value", [
-    ("vocab_size", 0), ("context_length", -1), ("n_layers", 0), ("d_model", 2.5), ("n_heads", "1"),
-    ("d_head", True), ("d_mlp", 0),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("vocab_size", 0),
+        ("context_length", -1),
+        ("n_layers", 0),
+        ("d_model", 2.5),
+        ("n_heads", "1"),
+        ("d_head", True),
+        ("d_mlp", 0),
+    ],
+)
 def test_bad_config_names_the_field(field, value):
     kwargs = dict(vocab_size=3)
     kwargs[field] = value
@@ -124,8 +139,12 @@ def test_batched_inference_matches_model(model, forward, bound):
     assert_within(lp, jax.nn.log_softmax(logits), 2 * bound["log_probs"], "log_probs")
     # a pure dict of parameters is accepted; rows with little sharing take the full path
     few = all_strings(3, 6)[::3]
-    assert_within(compute_logits(TINY, nnx.to_pure_dict(state), few, batch_size=256), logits[::3],
-                  2 * bound["logits"][::3], "logits of a pure dict")
+    assert_within(
+        compute_logits(TINY, nnx.to_pure_dict(state), few, batch_size=256),
+        logits[::3],
+        2 * bound["logits"][::3],
+        "logits of a pure dict",
+    )
     assert compute_activations(TINY, state, np.zeros((0, 6), np.int32))["final_ln"].shape == (0, 6, 16)
 
 

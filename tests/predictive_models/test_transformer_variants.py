@@ -18,11 +18,26 @@ from compmech import mixed_states, optimal_loss_by_position
 from hmm_processes import get_process, sample
 from predictive_models import transformer as tf
 from predictive_models.training import train_chunk
-from predictive_models.transformer import (TransformerConfig, activation_names, activations, aliases,
-                                           compute_activations, compute_log_probs, compute_logits, decode_step,
-                                           init_params, layer_names, logits_fn, n_params, run_batched, to_model)
+from predictive_models.transformer import (
+    TransformerConfig,
+    activation_names,
+    activations,
+    aliases,
+    compute_activations,
+    compute_log_probs,
+    compute_logits,
+    decode_step,
+    init_params,
+    layer_names,
+    logits_fn,
+    n_params,
+    run_batched,
+    to_model,
+)
 
-VARIANTS = list(itertools.product([False, True], [True, False], ["learned", "none"]))  # attn_only, layer_norm, positional
+VARIANTS = list(
+    itertools.product([False, True], [True, False], ["learned", "none"])
+)  # attn_only, layer_norm, positional
 
 
 def tiny(attn_only=False, layer_norm=True, positional="learned", **kw):
@@ -56,17 +71,35 @@ def variant_id(v):
 
 def test_documented_names_spelled_out():
     """The list `activation_names` documents, written out for the default and the bare variant."""
-    per_block = ["hook_resid_pre", "attn.hook_pattern", "hook_attn_out", "hook_resid_mid", "hook_mlp_out",
-                 "hook_resid_post"]
-    assert activation_names(tiny()) == ["hook_embed", "hook_pos_embed",
-                                        *[f"blocks.{l}.{h}" for l in range(2) for h in per_block],
-                                        "ln_final.hook_normalized"]
+    per_block = [
+        "hook_resid_pre",
+        "attn.hook_pattern",
+        "hook_attn_out",
+        "hook_resid_mid",
+        "hook_mlp_out",
+        "hook_resid_post",
+    ]
+    assert activation_names(tiny()) == [
+        "hook_embed",
+        "hook_pos_embed",
+        *[f"blocks.{l}.{h}" for l in range(2) for h in per_block],
+        "ln_final.hook_normalized",
+    ]
     bare = tiny(attn_only=True, layer_norm=False, positional="none")
-    assert activation_names(bare) == ["hook_embed", *[f"blocks.{l}.{h}" for l in range(2) for h in
-                                                      ("hook_resid_pre", "attn.hook_pattern", "hook_attn_out",
-                                                       "hook_resid_post")]]
-    assert aliases(tiny()) == {"embedding": "blocks.0.hook_resid_pre", "block_1": "blocks.0.hook_resid_post",
-                               "block_2": "blocks.1.hook_resid_post", "final_ln": "ln_final.hook_normalized"}
+    assert activation_names(bare) == [
+        "hook_embed",
+        *[
+            f"blocks.{l}.{h}"
+            for l in range(2)
+            for h in ("hook_resid_pre", "attn.hook_pattern", "hook_attn_out", "hook_resid_post")
+        ],
+    ]
+    assert aliases(tiny()) == {
+        "embedding": "blocks.0.hook_resid_pre",
+        "block_1": "blocks.0.hook_resid_post",
+        "block_2": "blocks.1.hook_resid_post",
+        "final_ln": "ln_final.hook_normalized",
+    }
     assert layer_names(tiny()) == ["embedding", "block_1", "block_2", "final_ln"]
     assert layer_names(bare) == ["embedding", "block_1", "block_2"]  # no final LayerNorm to read
     assert tf.probe_layer_name(bare) == "block_2"
@@ -98,8 +131,9 @@ def test_every_variant_matches_reference_and_paths_agree(variant):
     # prefix path: every non-pattern name, the same numbers
     steps = []
     residual = [n for n in asked if not n.endswith("attn.hook_pattern")]
-    p_logits, prefix = run_batched(c, params, tokens, residual, "logits", method="prefix", batch_size=64,
-                                   on_step=steps.append)
+    p_logits, prefix = run_batched(
+        c, params, tokens, residual, "logits", method="prefix", batch_size=64, on_step=steps.append
+    )
     assert steps == [1] * 4 and list(prefix) == residual
     bound = {n: ref.bound[aliases(c).get(n, n)] for n in residual} | {"logits": ref.bound["logits"]}
     assert_within(p_logits, logits, 2 * bound["logits"], "prefix logits")  # two float32 paths: 2 x the bound
@@ -141,10 +175,18 @@ def test_attention_patterns_are_causal_distributions(n_heads):
         assert_within(pattern[..., 0, 0], 1.0, ref.bound[name][..., 0, 0], name)  # position 0 sees only itself
     # asked beside a residual name on the prefix path, a pattern comes from one full pass: the same
     mixed = activations(c, params, tokens, ["blocks.1.attn.hook_pattern", "block_2"], method="prefix")
-    assert_within(mixed["blocks.1.attn.hook_pattern"], acts["blocks.1.attn.hook_pattern"],
-                  2 * ref.bound["blocks.1.attn.hook_pattern"], "pattern")
-    assert_within(mixed["block_2"], activations(c, params, tokens, ["block_2"], method="full")["block_2"],
-                  2 * ref.bound["blocks.1.hook_resid_post"], "block_2")
+    assert_within(
+        mixed["blocks.1.attn.hook_pattern"],
+        acts["blocks.1.attn.hook_pattern"],
+        2 * ref.bound["blocks.1.attn.hook_pattern"],
+        "pattern",
+    )
+    assert_within(
+        mixed["block_2"],
+        activations(c, params, tokens, ["block_2"], method="full")["block_2"],
+        2 * ref.bound["blocks.1.hook_resid_post"],
+        "block_2",
+    )
     assert acts["blocks.1.attn.hook_pattern"].max(axis=-1).mean() > 0.6  # the scaled layer is peaked ...
     assert not np.allclose(acts["blocks.1.attn.hook_pattern"][:, :, 4], 0.2, atol=0.05)  # ... not uniform
 
@@ -158,8 +200,11 @@ def test_subsets_and_bad_names():
     for method in ("full", "prefix", "auto"):
         some = activations(c, params, tokens, ["final_ln", "blocks.0.hook_attn_out", "embedding"], method=method)
         assert list(some) == ["final_ln", "blocks.0.hook_attn_out", "embedding"]
-        for name, canonical in (("final_ln", "ln_final.hook_normalized"), ("blocks.0.hook_attn_out",) * 2,
-                                ("embedding", "blocks.0.hook_resid_pre")):
+        for name, canonical in (
+            ("final_ln", "ln_final.hook_normalized"),
+            ("blocks.0.hook_attn_out",) * 2,
+            ("embedding", "blocks.0.hook_resid_pre"),
+        ):
             assert_within(some[name], every[canonical], 2 * bound[canonical], f"{name} ({method})")
     assert list(compute_activations(c, params, tokens)) == layer_names(c)  # the default set: aliases
     assert activations(c, params, tokens, []) == {}
@@ -170,8 +215,7 @@ def test_subsets_and_bad_names():
     with pytest.raises(ValueError, match="final_ln"):  # no final LayerNorm to read
         activations(tiny(layer_norm=False), random_params(tiny(layer_norm=False), 0), tokens, ["final_ln"])
     with pytest.raises(ValueError, match="mlp_out"):
-        activations(tiny(attn_only=True), random_params(tiny(attn_only=True), 0), tokens,
-                    ["blocks.0.hook_mlp_out"])
+        activations(tiny(attn_only=True), random_params(tiny(attn_only=True), 0), tokens, ["blocks.0.hook_mlp_out"])
     model = to_model(c, params)
     k = jnp.zeros((2, 1, 4, c.n_heads, c.d_head))
     with pytest.raises(ValueError, match="full forward"):
@@ -187,7 +231,7 @@ def _count(jaxpr, primitive: str) -> int:
     for eqn in jaxpr.eqns:
         n += eqn.primitive.name == primitive
         for value in eqn.params.values():
-            for sub in (value if isinstance(value, (tuple, list)) else (value,)):
+            for sub in value if isinstance(value, (tuple, list)) else (value,):
                 if isinstance(sub, jax.extend.core.ClosedJaxpr):
                     n += _count(sub.jaxpr, primitive)
                 elif isinstance(sub, jax.extend.core.Jaxpr):
@@ -228,8 +272,9 @@ def test_a_subset_computes_nothing_else(attn_only):
     k = jnp.zeros((7, 1, 4, c.n_heads, c.d_head))
     jaxpr = jax.make_jaxpr(step)(params, tokens[:, 0], jnp.int32(0), k, k)
     assert _count(jaxpr.jaxpr, "dot_general") == per_block
-    assert activations(c, params, np.zeros((3, 4), np.int32), ["blocks.0.hook_resid_post"],
-                       method="prefix")["blocks.0.hook_resid_post"].shape == (3, 4, 8)
+    assert activations(c, params, np.zeros((3, 4), np.int32), ["blocks.0.hook_resid_post"], method="prefix")[
+        "blocks.0.hook_resid_post"
+    ].shape == (3, 4, 8)
 
 
 # ---------------------------------------------------------------------------- parameters and config
@@ -237,8 +282,9 @@ def test_a_subset_computes_nothing_else(attn_only):
 
 def test_variant_parameters():
     def keys(tree, prefix=""):
-        return {prefix + str(k) for k in tree} | {x for k, v in tree.items() if isinstance(v, dict)
-                                                  for x in keys(v, prefix + str(k) + "/")}
+        return {prefix + str(k) for k in tree} | {
+            x for k, v in tree.items() if isinstance(v, dict) for x in keys(v, prefix + str(k) + "/")
+        }
 
     assert {"pos_embed", "ln_final", "blocks/0/mlp", "blocks/1/ln2"} <= keys(tf.abstract_params(tiny()))
     attn_only = keys(tf.abstract_params(tiny(attn_only=True)))
@@ -261,10 +307,17 @@ def test_variant_parameters():
     assert n_params(bare) == V * d + L * (d * 3 * H * dh + 3 * H * dh + H * dh * d + d) + d * V + V
 
 
-@pytest.mark.parametrize("field, value, fix", [
-    ("attn_only", 1, "bool"), ("attn_only", "false", "bool"), ("layer_norm", None, "bool"),
-    ("positional", "rotary", "learned"), ("positional", None, "none"), ("n_heads", True, "int"),
-])
+@pytest.mark.parametrize(
+    "field, value, fix",
+    [
+        ("attn_only", 1, "bool"),
+        ("attn_only", "false", "bool"),
+        ("layer_norm", None, "bool"),
+        ("positional", "rotary", "learned"),
+        ("positional", None, "none"),
+        ("n_heads", True, "int"),
+    ],
+)
 def test_bad_variant_names_the_field_and_fix(field, value, fix):
     with pytest.raises(ValueError, match=field) as err:
         TransformerConfig(vocab_size=3, **{field: value})
@@ -275,8 +328,15 @@ def test_variant_dicts_round_trip_and_old_dicts_give_the_default():
     c = tiny(attn_only=True, layer_norm=False, positional="none")
     assert TransformerConfig.from_dict(c.to_dict()) == c
     assert c.to_dict()["positional"] == "none" and c.to_dict()["attn_only"] is True
-    old = {"vocab_size": 3, "context_length": 10, "n_layers": 4, "d_model": 64, "n_heads": 1, "d_head": 8,
-           "d_mlp": 256}  # a checkpoint's model_config from before the variants
+    old = {
+        "vocab_size": 3,
+        "context_length": 10,
+        "n_layers": 4,
+        "d_model": 64,
+        "n_heads": 1,
+        "d_head": 8,
+        "d_mlp": 256,
+    }  # a checkpoint's model_config from before the variants
     assert TransformerConfig.from_dict(old) == TransformerConfig(vocab_size=3)
     assert TransformerConfig(vocab_size=3, attn_only=np.bool_(True)).attn_only is True
 
@@ -288,8 +348,12 @@ def test_logits_fn_equals_compute_logits():
     c = tiny(attn_only=True, positional="none")
     params = random_params(c, 4)
     tokens = all_strings(3, 4)
-    assert_within(jax.jit(logits_fn(c))(params, jnp.asarray(tokens)), compute_logits(c, params, tokens),
-                  2 * reference_forward(c, params, tokens).bound["logits"], "logits")  # conftest, rule 1
+    assert_within(
+        jax.jit(logits_fn(c))(params, jnp.asarray(tokens)),
+        compute_logits(c, params, tokens),
+        2 * reference_forward(c, params, tokens).bound["logits"],
+        "logits",
+    )  # conftest, rule 1
 
 
 def trained_config() -> TransformerConfig:
@@ -305,8 +369,9 @@ def test_a_variant_trains_on_mess3():
     c = trained_config()
     tx = optax.adam(1e-2)
     chunk = train_chunk(logits_fn(c), tx)
-    batches = sample(hmm, jax.random.key(0), steps * B, T + 1, with_beliefs=False,
-                     with_next_token_probs=False).tokens.reshape(steps, B, T + 1)
+    batches = sample(
+        hmm, jax.random.key(0), steps * B, T + 1, with_beliefs=False, with_next_token_probs=False
+    ).tokens.reshape(steps, B, T + 1)
     p0 = jax.tree.map(jnp.asarray, init_params(c, 0))
     params, _, losses = chunk(p0, tx.init(p0), batches)
     assert np.all(np.isfinite(np.asarray(losses)))

@@ -65,8 +65,9 @@ class WindowMLP(nnx.Module):
         """tokens [B, T] int -> logits [B, T, vocab_size]."""
         return self.forward(tokens, (), logits=True)[0]
 
-    def forward(self, tokens: jax.Array, names: Sequence[str] = (), logits: bool = True
-                ) -> tuple[jax.Array | None, dict[str, jax.Array]]:
+    def forward(
+        self, tokens: jax.Array, names: Sequence[str] = (), logits: bool = True
+    ) -> tuple[jax.Array | None, dict[str, jax.Array]]:
         """Logits (None when ``logits`` is False) and the activations ``names`` ("embed", "hidden")."""
         c = self.config
         B, T = tokens.shape

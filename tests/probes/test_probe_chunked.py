@@ -19,8 +19,13 @@ def regression(n=10_000, d=8, k=3, seed=0):
 
 def add_in_chunks(probe, layers, Y, seq, ctx, size, **kw):
     for a in range(0, Y.shape[0], size):
-        probe.add({name: X[a:a + size] for name, X in layers.items()}, Y[a:a + size], seq[a:a + size],
-                  ctx[a:a + size], **{key: v[a:a + size] for key, v in kw.items()})
+        probe.add(
+            {name: X[a : a + size] for name, X in layers.items()},
+            Y[a : a + size],
+            seq[a : a + size],
+            ctx[a : a + size],
+            **{key: v[a : a + size] for key, v in kw.items()},
+        )
 
 
 def test_in_sample_fit_equals_the_exact_probe_with_chunks_far_below_the_rows():
@@ -110,10 +115,12 @@ def test_a_sequence_and_a_context_each_land_in_one_fold():
 
 def test_same_rows_same_seed_same_numbers_and_another_seed_other_folds():
     X, Y, seq = regression(n=2000)
+
     def run(seed):
         probe = ChunkedProbe({"x": 8}, 3, seed=seed, include_concat=False)
         add_in_chunks(probe, {"x": X}, Y, seq, np.arange(len(X)), 300)
         return probe.results()["x"]
+
     assert run(0) == run(0)
     assert run(1).mse_heldout != run(0).mse_heldout and run(1).mse == pytest.approx(run(0).mse, rel=1e-12)
 

@@ -23,8 +23,9 @@ print(hashlib.sha256(ev.predictions.tobytes() + ev.shuffled.tobytes() + repr(ev.
 
 def run_with_threads(n: int) -> str:
     env = {**os.environ, "OMP_NUM_THREADS": str(n), "OPENBLAS_NUM_THREADS": str(n)}
-    out = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True,
-                         check=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=300
+    )
     return out.stdout.strip()
 
 

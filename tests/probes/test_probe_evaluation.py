@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from probes import LinearProbe, ProbeResult, evaluate_probe, probe_layers
+from probes import ProbeResult, evaluate_probe, probe_layers
 from probes import evaluation as evaluation_mod
 
 
@@ -79,9 +79,21 @@ def test_weights_and_to_dict():
     result = evaluate_probe(X, Y, groups, sample_weight=w, n_repeats=1).result
     assert result.mse_heldout_std == 0.0 and result.mse_heldout_contexts_std == 0.0
     d = result.to_dict()
-    assert set(d) == {"mse", "r2", "mse_heldout", "mse_heldout_std", "heldout_note", "mse_heldout_contexts",
-                      "mse_heldout_contexts_std", "r2_heldout_contexts", "heldout_contexts_note", "mse_shuffled",
-                      "n_rows", "n_features", "n_contexts"}
+    assert set(d) == {
+        "mse",
+        "r2",
+        "mse_heldout",
+        "mse_heldout_std",
+        "heldout_note",
+        "mse_heldout_contexts",
+        "mse_heldout_contexts_std",
+        "r2_heldout_contexts",
+        "heldout_contexts_note",
+        "mse_shuffled",
+        "n_rows",
+        "n_features",
+        "n_contexts",
+    }
     assert isinstance(d["n_rows"], int) and isinstance(d["mse"], float)
     assert json.loads(json.dumps(d)) == d
     assert ProbeResult(**d) == result

@@ -81,14 +81,16 @@ def test_distance_geometry_shares_pairs():
 
 
 def test_state_labels_hand_example():
-    b = np.array([
-        [0.5, 0.5],
-        [1.0, 0.0],
-        [0.5, 0.5 + 1e-13],  # same state up to float error
-        [1.0, -0.0],  # -0.0 equals 0.0
-        [0.0, 1.0],
-        [1.0, 0.0],
-    ])
+    b = np.array(
+        [
+            [0.5, 0.5],
+            [1.0, 0.0],
+            [0.5, 0.5 + 1e-13],  # same state up to float error
+            [1.0, -0.0],  # -0.0 equals 0.0
+            [0.0, 1.0],
+            [1.0, 0.0],
+        ]
+    )
     labels, centres = state_labels(b)
     np.testing.assert_array_equal(labels, [0, 1, 0, 1, 2, 1])
     assert labels.dtype == np.int64

@@ -21,8 +21,9 @@ def prefix_data(d: int, signal: bool, seed: int = 0, weighting: str = "uniform")
     rng = np.random.default_rng(seed)
     feats = rng.standard_normal((N_CONTEXTS, d)).astype(np.float32)  # [U, d]
     if signal:
-        targets = feats[:, :3].astype(np.float64) @ rng.standard_normal((3, 3)) \
-            + 0.05 * rng.standard_normal((N_CONTEXTS, 3))
+        targets = feats[:, :3].astype(np.float64) @ rng.standard_normal((3, 3)) + 0.05 * rng.standard_normal(
+            (N_CONTEXTS, 3)
+        )
     else:
         targets = rng.dirichlet(np.ones(3), size=N_CONTEXTS)  # [U, 3]
     probs = rng.uniform(0.5, 1.5, len(TOKENS))
@@ -31,8 +32,15 @@ def prefix_data(d: int, signal: bool, seed: int = 0, weighting: str = "uniform")
 
 
 def evaluate(data, **kw):
-    return evaluate_probe(data.X, data.Y, data.groups, contexts=data.context_ids, positions=data.positions,
-                          sample_weight=data.weights, **kw)
+    return evaluate_probe(
+        data.X,
+        data.Y,
+        data.groups,
+        contexts=data.context_ids,
+        positions=data.positions,
+        sample_weight=data.weights,
+        **kw,
+    )
 
 
 def test_generalising_probe_passes_the_heldout_contexts_check():
@@ -57,8 +65,9 @@ def test_memorising_probe_fails_the_heldout_contexts_check():
 
 def test_papers_string_split_tests_mostly_seen_contexts_and_the_context_split_none():
     data = prefix_data(d=4, signal=True)
-    design = evaluation_mod._design(data.Y, data.n_rows, data.groups, data.context_ids, data.positions, None,
-                                    0.2, 2, 0.2, 0)
+    design = evaluation_mod._design(
+        data.Y, data.n_rows, data.groups, data.context_ids, data.positions, None, 0.2, 2, 0.2, 0
+    )
     for _, fit, test_rows, test_contexts in design.string_splits:
         seen = fit.c[test_contexts] > 0  # the test rows' context also has fit rows
         assert np.sum(test_rows.c[seen]) / np.sum(test_rows.c) > 0.6  # ~73% here: every short prefix is shared
@@ -69,8 +78,13 @@ def test_more_features_than_contexts_withholds_the_heldout_numbers():
     data = prefix_data(d=1200, signal=False)  # more parameters than there are distinct contexts
     res = evaluate(data, n_repeats=1).result
     assert 0 <= res.mse < 1e-6  # interpolated (an error is a sum of squares: never below 0)
-    for value in (res.mse_heldout_contexts, res.mse_heldout_contexts_std, res.r2_heldout_contexts,
-                  res.mse_heldout, res.mse_heldout_std):
+    for value in (
+        res.mse_heldout_contexts,
+        res.mse_heldout_contexts_std,
+        res.r2_heldout_contexts,
+        res.mse_heldout,
+        res.mse_heldout_std,
+    ):
         assert value is None
     assert res.heldout_contexts_note.startswith("underdetermined: ")
     assert "< 1201 parameters (1200 features + intercept)" in res.heldout_contexts_note
@@ -101,8 +115,9 @@ def test_shuffled_predictions_are_the_controls_fit():
 
 def test_context_splits_are_disjoint_and_stratified_by_position():
     data = prefix_data(d=4, signal=True)
-    design = evaluation_mod._design(data.Y, data.n_rows, data.groups, data.context_ids, data.positions, None,
-                                    0.2, 3, 0.2, 0)
+    design = evaluation_mod._design(
+        data.Y, data.n_rows, data.groups, data.context_ids, data.positions, None, 0.2, 3, 0.2, 0
+    )
     context_position = data.positions[design.first]  # [U]
     seen = []
     for test in design.context_splits:
@@ -132,5 +147,6 @@ def test_rows_of_one_context_must_agree():
         evaluate(data, context_test_fraction=0.0)
     with pytest.raises(ProbeInputError, match="no position has 5 or more distinct contexts"):
         few = data.positions < 1  # only the 3 one-token contexts
-        evaluate_probe(data.X[few], data.Y[few], data.groups[few], contexts=data.context_ids[few],
-                       positions=data.positions[few])
+        evaluate_probe(
+            data.X[few], data.Y[few], data.groups[few], contexts=data.context_ids[few], positions=data.positions[few]
+        )

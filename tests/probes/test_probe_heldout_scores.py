@@ -23,8 +23,17 @@ def prefix_data(d: int, seed: int = 0):
 
 
 def evaluate(data, **kw):
-    return evaluate_probe(data.X, data.Y, data.groups, contexts=data.context_ids, positions=data.positions,
-                          sample_weight=data.weights, n_repeats=3, seed=7, **kw)
+    return evaluate_probe(
+        data.X,
+        data.Y,
+        data.groups,
+        contexts=data.context_ids,
+        positions=data.positions,
+        sample_weight=data.weights,
+        n_repeats=3,
+        seed=7,
+        **kw,
+    )
 
 
 def test_asking_for_them_changes_no_other_number():
@@ -47,8 +56,16 @@ def test_the_heldout_shuffled_control_is_the_probe_of_the_permuted_targets_held_
     data = prefix_data(d=8)
     got = evaluate(data, heldout_scores=True).heldout
     perm = np.random.default_rng(7).permutation(data.n_rows)
-    ref = evaluate_probe(data.X, data.Y[perm], data.groups, contexts=data.context_ids, positions=data.positions,
-                         sample_weight=data.weights, n_repeats=3, seed=7).result
+    ref = evaluate_probe(
+        data.X,
+        data.Y[perm],
+        data.groups,
+        contexts=data.context_ids,
+        positions=data.positions,
+        sample_weight=data.weights,
+        n_repeats=3,
+        seed=7,
+    ).result
     # the same float64 sums, one BLAS product wider: they agree to rounding (relative ~ U * eps ~ 1e-13)
     assert got.mse_shuffled_heldout_contexts == pytest.approx(ref.mse_heldout_contexts, rel=1e-9)
     assert got.r2_shuffled_heldout_contexts == pytest.approx(ref.r2_heldout_contexts, rel=1e-9, abs=1e-12)
@@ -88,9 +105,11 @@ def test_the_halves_split_the_heldout_contexts_at_every_position():
     assert h.note is None
     # float64 means of the same squared errors grouped two ways: equal to rounding
     assert (n_val * h.mse_validation_contexts + n_test * h.mse_test_contexts) / (n_val + n_test) == pytest.approx(
-        ev.result.mse_heldout_contexts, rel=1e-12)
-    assert (n_val * h.mse_shuffled_validation_contexts + n_test * h.mse_shuffled_test_contexts) / (n_val + n_test) \
-        == pytest.approx(h.mse_shuffled_heldout_contexts, rel=1e-12)
+        ev.result.mse_heldout_contexts, rel=1e-12
+    )
+    assert (n_val * h.mse_shuffled_validation_contexts + n_test * h.mse_shuffled_test_contexts) / (
+        n_val + n_test
+    ) == pytest.approx(h.mse_shuffled_heldout_contexts, rel=1e-12)
     assert h.mse_test_contexts_std >= 0 and 0 < h.r2_test_contexts < 1
 
 
@@ -99,8 +118,9 @@ def test_no_validation_half_where_no_position_holds_out_two_contexts():
     positions = np.repeat(np.arange(40), 6)  # floor(0.2 * 6) = 1 held-out context per position
     X = rng.standard_normal((positions.size, 2))
     Y = X + 0.1 * rng.standard_normal(X.shape)
-    h = evaluate_probe(X, Y, np.arange(positions.size), positions=positions, n_repeats=2, seed=0,
-                       heldout_scores=True).heldout
+    h = evaluate_probe(
+        X, Y, np.arange(positions.size), positions=positions, n_repeats=2, seed=0, heldout_scores=True
+    ).heldout
     assert h.mse_validation_contexts is None and h.mse_shuffled_validation_contexts is None
     assert h.mse_test_contexts is not None and "no validation half" in h.note
 

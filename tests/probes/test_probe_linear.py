@@ -171,7 +171,6 @@ def test_float32_fit_makes_no_float64_copy_of_X():
     assert peak < X.nbytes
 
 
-
 @settings(max_examples=25, deadline=None)
 @given(n=st.integers(3, 60), d=st.integers(1, 8), k=st.integers(1, 3), seed=st.integers(0, 2**16))
 def test_matches_lstsq_on_random_shapes(n, d, k, seed):

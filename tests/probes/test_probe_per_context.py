@@ -4,8 +4,15 @@ the numbers of the full [R, d] rows, and of a straightforward least-squares fit 
 import numpy as np
 import pytest
 
-from probes import (CONTEXT_TEST_FRACTION, LinearProbe, ProbeInputError, ProbeRows, distinct_prefix_ids,
-                    probe_layers, probe_rows, probe_targets)
+from probes import (
+    CONTEXT_TEST_FRACTION,
+    ProbeInputError,
+    ProbeRows,
+    distinct_prefix_ids,
+    probe_layers,
+    probe_rows,
+    probe_targets,
+)
 from probes import evaluation as evaluation_mod
 from probes import linear as linear_mod
 
@@ -27,18 +34,30 @@ def causal_data(seed: int = 0):
 
 
 def fit(data, activations, **kw):
-    return probe_layers(activations, data.Y, data.groups, contexts=data.context_ids, positions=data.positions,
-                        sample_weight=data.weights, **SETTINGS, **kw)
+    return probe_layers(
+        activations,
+        data.Y,
+        data.groups,
+        contexts=data.context_ids,
+        positions=data.positions,
+        sample_weight=data.weights,
+        **SETTINGS,
+        **kw,
+    )
 
 
 @pytest.mark.parametrize("rows", ["all_strings", "distinct_contexts"])
 @pytest.mark.parametrize("weighting", ["uniform", "probability"])
 def test_per_context_rows_give_the_full_rows_numbers_bit_for_bit(rows, weighting):
     feats, targets, probs = causal_data()
-    full = {name: probe_rows(f[IDS], targets, TOKENS, probs, rows=rows, weighting=weighting) for name, f in feats.items()}
+    full = {
+        name: probe_rows(f[IDS], targets, TOKENS, probs, rows=rows, weighting=weighting) for name, f in feats.items()
+    }
     lean = probe_targets(targets, TOKENS, probs, rows=rows, weighting=weighting)
     head = full["a"]
-    assert isinstance(lean, ProbeRows) and lean.n_rows == head.n_rows == (len(TOKENS) * T if rows == "all_strings" else U)
+    assert isinstance(lean, ProbeRows) and lean.n_rows == head.n_rows == (
+        len(TOKENS) * T if rows == "all_strings" else U
+    )
     for field in ("Y", "groups", "positions", "context_ids"):
         np.testing.assert_array_equal(getattr(lean, field), getattr(head, field))
     assert (lean.weights is None) == (weighting == "uniform")
@@ -60,12 +79,23 @@ def test_per_context_probe_matches_a_straightforward_fit_on_every_row():
     feats, targets, _ = causal_data(seed=1)
     data = probe_targets(targets, TOKENS)
     out = fit(data, feats, per_context=True)
-    design = evaluation_mod._design(data.Y, data.n_rows, data.groups, data.context_ids, data.positions, None,
-                                    SETTINGS["train_fraction"], SETTINGS["n_repeats"],
-                                    SETTINGS["context_test_fraction"], SETTINGS["seed"])
+    design = evaluation_mod._design(
+        data.Y,
+        data.n_rows,
+        data.groups,
+        data.context_ids,
+        data.positions,
+        None,
+        SETTINGS["train_fraction"],
+        SETTINGS["n_repeats"],
+        SETTINGS["context_test_fraction"],
+        SETTINGS["seed"],
+    )
     perm = np.random.default_rng(SETTINGS["seed"]).permutation(data.n_rows)  # the control's: the first draw
-    rows_of = {"b": feats["b"][data.context_ids],
-               "concat": np.hstack([feats[n][data.context_ids] for n in WIDTHS])}  # [R, d] built in full
+    rows_of = {
+        "b": feats["b"][data.context_ids],
+        "concat": np.hstack([feats[n][data.context_ids] for n in WIDTHS]),
+    }  # [R, d] built in full
 
     def lstsq(X, Y):
         A = np.hstack([X.astype(np.float64), np.ones((len(X), 1))])

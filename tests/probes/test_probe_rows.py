@@ -109,10 +109,7 @@ def test_bad_input_raises_value_error_naming_argument(kwargs, name):
     args = dict(activations=acts, targets=targets, tokens=TOKENS, string_probs=None)
     args.update(kwargs)
     with pytest.raises(ValueError, match=name):
-        probe_rows(
-            args.pop("activations"), args.pop("targets"), args.pop("tokens"), args.pop("string_probs"), **args
-        )
-
+        probe_rows(args.pop("activations"), args.pop("targets"), args.pop("tokens"), args.pop("string_probs"), **args)
 
 
 @settings(max_examples=40, deadline=None)

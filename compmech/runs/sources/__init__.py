@@ -18,8 +18,20 @@ from compmech.runs.sources.chains import MarkovChainsSource
 from compmech.runs.sources.hmm import HMMSource
 from hmm_processes import HMM, GeneralizedHMM, RandomMarkovChains
 
-__all__ = ["BeliefCoordinates", "HMMSource", "MarkovChainsSource", "OptimalLoss", "Source", "SourceData",
-           "SourceTraits", "context_set", "data_fn", "register_source", "source_of", "source_traits"]
+__all__ = [
+    "BeliefCoordinates",
+    "HMMSource",
+    "MarkovChainsSource",
+    "OptimalLoss",
+    "Source",
+    "SourceData",
+    "SourceTraits",
+    "context_set",
+    "data_fn",
+    "register_source",
+    "source_of",
+    "source_traits",
+]
 
 #: Process type -> the factory of its source (the process's class and its bases are looked up, nearest first).
 _SOURCES: dict[type, Callable[[Any], Source]] = {}
@@ -39,8 +51,10 @@ def source_of(process: Any) -> Source:
         factory = _SOURCES.get(cls)
         if factory is not None:
             return factory(process)
-    raise TypeError(f"no source is registered for {type(process).__name__}; register one with "
-                    "compmech.runs.sources.register_source(type, factory)")
+    raise TypeError(
+        f"no source is registered for {type(process).__name__}; register one with "
+        "compmech.runs.sources.register_source(type, factory)"
+    )
 
 
 def source_traits(process: Any) -> SourceTraits:

@@ -44,10 +44,15 @@ class SourceTraits:
     belief_coordinates: BeliefCoordinates | None = None  # named belief coordinates the figures draw, if any
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "belief_size": self.belief_size, "belief_label": self.belief_label,
-                "exact_regime": self.exact_regime, "figure_columns": None if self.figure_columns is None
-                else list(self.figure_columns), "figure_label": self.figure_label,
-                "optimal_loss_method": self.optimal_loss_method}
+        return {
+            "kind": self.kind,
+            "belief_size": self.belief_size,
+            "belief_label": self.belief_label,
+            "exact_regime": self.exact_regime,
+            "figure_columns": None if self.figure_columns is None else list(self.figure_columns),
+            "figure_label": self.figure_label,
+            "optimal_loss_method": self.optimal_loss_method,
+        }
 
     def figure_view(self, beliefs: np.ndarray) -> np.ndarray:
         """[n, S] -> [n, S'] the entries the belief figures draw (`figure_columns`; every entry when None)."""
@@ -130,8 +135,9 @@ class Source(Protocol):
         """The factor by which next-token laws scale every belief distance, or None when they do not."""
         ...
 
-    def matrices_record(self, spec_file: str | None, composition: str | None, spec_files: tuple[str, ...]
-                        ) -> dict[str, Any] | None:
+    def matrices_record(
+        self, spec_file: str | None, composition: str | None, spec_files: tuple[str, ...]
+    ) -> dict[str, Any] | None:
         """process.json's content (the labelled matrices, `compmech.runs.processes.ProcessRecord`), or None for a
         source without matrices."""
         ...

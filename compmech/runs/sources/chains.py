@@ -17,8 +17,7 @@ import numpy as np
 from compmech.markov_chains import markov_icl_curve
 from compmech.runs.contexts import ContextSet, SampledBlock
 from compmech.runs.sources.base import OptimalLoss, SourceTraits
-from hmm_processes import (RandomMarkovChains, bayes_predictive, log_marginal_probability, posterior_mean,
-                           sample_chains)
+from hmm_processes import RandomMarkovChains, bayes_predictive, log_marginal_probability, posterior_mean, sample_chains
 
 #: Chains of the Monte-Carlo optimal loss of a random-Markov-chain run (its standard error ~ 1/sqrt of this).
 CHAIN_OPTIMAL_SAMPLES = 50_000
@@ -43,11 +42,20 @@ class MarkovChainsSource:
 
     def __post_init__(self) -> None:
         p = self.process
-        object.__setattr__(self, "traits", SourceTraits(
-            kind=p.name, belief_size=p.belief_size, belief_names=p.belief_names,
-            belief_label="posterior mean of the transition matrix, E[A[i, j] | context], flattened row-major",
-            exact_regime=False, figure_columns=tuple(range(p.n_states)),
-            figure_label="row 0 of the posterior mean, E[A[0, .] | context]", optimal_loss_method="monte_carlo"))
+        object.__setattr__(
+            self,
+            "traits",
+            SourceTraits(
+                kind=p.name,
+                belief_size=p.belief_size,
+                belief_names=p.belief_names,
+                belief_label="posterior mean of the transition matrix, E[A[i, j] | context], flattened row-major",
+                exact_regime=False,
+                figure_columns=tuple(range(p.n_states)),
+                figure_label="row 0 of the posterior mean, E[A[0, .] | context]",
+                optimal_loss_method="monte_carlo",
+            ),
+        )
 
     @property
     def name(self) -> str:
@@ -73,8 +81,9 @@ class MarkovChainsSource:
 
         k = self.process.n_states
         k_rows, k_first, k_steps = jax.random.split(key, 3)
-        rows = jax.random.dirichlet(k_rows, jnp.full((k,), self.process.concentration, jnp.float32),
-                                    shape=(n, k))  # [n, k, k]
+        rows = jax.random.dirichlet(
+            k_rows, jnp.full((k,), self.process.concentration, jnp.float32), shape=(n, k)
+        )  # [n, k, k]
         log_rows = jnp.log(rows)  # a row entry that underflowed to 0 is never drawn
         first = jax.random.randint(k_first, (n,), 0, k, dtype=jnp.int32)
         seq = jnp.arange(n)
@@ -94,8 +103,10 @@ class MarkovChainsSource:
         return float(k) ** length if length * math.log10(k) < 300 else math.inf
 
     def context_set(self, context_length: int, bos: bool) -> ContextSet:
-        raise ValueError(f"{self.name} has no exact theory of every context (its Bayes predictor is closed-form): "
-                         "it runs in the sampled regime only")
+        raise ValueError(
+            f"{self.name} has no exact theory of every context (its Bayes predictor is closed-form): "
+            "it runs in the sampled regime only"
+        )
 
     def sample_block(self, key: Any, n: int, context_length: int, bos: bool) -> SampledBlock:
         """``n`` sequences at the model's positions: tokens [n, T], posterior means [n, T, k*k] (the beliefs) and
@@ -134,8 +145,14 @@ class MarkovChainsSource:
             nxt = np.concatenate([nxt, np.zeros(nxt.shape[:2] + (1,))], axis=2)
         return SampledBlock(tokens.astype(np.int32), beliefs, nxt), logp
 
-    def optimal_loss(self, context_length: int, bos: bool, *, n_samples: int = CHAIN_OPTIMAL_SAMPLES,
-                     seed: int = CHAIN_OPTIMAL_STREAM) -> OptimalLoss:
+    def optimal_loss(
+        self,
+        context_length: int,
+        bos: bool,
+        *,
+        n_samples: int = CHAIN_OPTIMAL_SAMPLES,
+        seed: int = CHAIN_OPTIMAL_STREAM,
+    ) -> OptimalLoss:
         """The Bayes-optimal loss [T] (nats) at each model position and its Monte-Carlo standard error [T]
         (`compmech.markov_chains.markov_icl_curve`, from a fixed seed).
 

@@ -32,8 +32,9 @@ OPTIMAL_LOSS_MAX_WORDS = 2_000_000
 #: Named generalized HMMs whose belief vector holds coordinates with a name. tom_quantum's belief is
 #: (1, Bloch coordinates) of a qubit confined to a disc of the Bloch ball.
 NAMED_BELIEF_COORDINATES = {
-    "tom_quantum": BeliefCoordinates((1, 2), ("Bloch coordinate 1 (belief entry 1)",
-                                              "Bloch coordinate 2 (belief entry 2)"), "unit_circle"),
+    "tom_quantum": BeliefCoordinates(
+        (1, 2), ("Bloch coordinate 1 (belief entry 1)", "Bloch coordinate 2 (belief entry 2)"), "unit_circle"
+    ),
 }
 
 
@@ -42,11 +43,14 @@ def _traits(process: HMM | GeneralizedHMM) -> SourceTraits:
     named = NAMED_BELIEF_COORDINATES.get(process.name) if generalized else None
     if named is not None and process.num_states <= max(named.entries):
         named = None
-    return SourceTraits(kind="GeneralizedHMM" if generalized else "HMM", belief_size=int(process.num_states),
-                        belief_names=process.state_names,
-                        belief_label=("quasi-probability state vector" if generalized
-                                      else "belief over the hidden states"), exact_regime=True,
-                        belief_coordinates=named)
+    return SourceTraits(
+        kind="GeneralizedHMM" if generalized else "HMM",
+        belief_size=int(process.num_states),
+        belief_names=process.state_names,
+        belief_label=("quasi-probability state vector" if generalized else "belief over the hidden states"),
+        exact_regime=True,
+        belief_coordinates=named,
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,8 +81,9 @@ class HMMSource:
         return (type(p).__name__, tuple((np.asarray(a).shape, np.asarray(a, np.float64).tobytes()) for a in arrays))
 
     def sample_tokens(self, key: Any, n: int, length: int) -> Any:
-        return hmm_processes.sample(self.process, key, n, length, with_beliefs=False,
-                                    with_next_token_probs=False).tokens
+        return hmm_processes.sample(
+            self.process, key, n, length, with_beliefs=False, with_next_token_probs=False
+        ).tokens
 
     def check_words(self, length: int) -> float:
         """The word length up to which every word's probability is known to be >= 0: every length (inf) for an HMM;
@@ -114,9 +119,14 @@ class HMMSource:
         next_token = next_token_distribution(beliefs, process.emission_matrix)  # [N, T, V] (a GHMM's rounding clipped)
         if bos:
             next_token = np.concatenate([next_token, np.zeros(next_token.shape[:2] + (1,))], axis=2)
-        return ContextSet(tokens=words, probs=ms.level(depth).probs, beliefs=beliefs, next_token_probs=next_token,
-                          optimal_loss=optimal_loss_by_position(process, context_length, start_token=bos, ms=ms),
-                          bos=bos)
+        return ContextSet(
+            tokens=words,
+            probs=ms.level(depth).probs,
+            beliefs=beliefs,
+            next_token_probs=next_token,
+            optimal_loss=optimal_loss_by_position(process, context_length, start_token=bos, ms=ms),
+            bos=bos,
+        )
 
     def sample_block(self, key: Any, n: int, context_length: int, bos: bool) -> SampledBlock:
         """``n`` stationary sequences from one key (`hmm_processes.sample`), beliefs renormalised in float64."""
@@ -173,8 +183,9 @@ class HMMSource:
     def distance_scale(self) -> float | None:
         return distance_scale(self.process.emission_matrix)
 
-    def matrices_record(self, spec_file: str | None, composition: str | None, spec_files: tuple[str, ...]
-                        ) -> dict[str, Any]:
+    def matrices_record(
+        self, spec_file: str | None, composition: str | None, spec_files: tuple[str, ...]
+    ) -> dict[str, Any]:
         """process.json: the labelled matrices (`compmech.runs.processes.ProcessRecord`)."""
         return process_record(self.process, spec_file, composition=composition, spec_files=spec_files).to_json()
 
@@ -208,5 +219,5 @@ def capped_myopic_entropies_nats(process: HMM | GeneralizedHMM, depth: int) -> t
     e = exact_myopic_entropies(process, depth, max_words=OPTIMAL_LOSS_MAX_WORDS)
     h = np.empty(depth + 1)
     h[: e.depth + 1] = e.myopic_entropies
-    h[e.depth + 1:] = e.myopic_entropies[-1]
+    h[e.depth + 1 :] = e.myopic_entropies[-1]
     return h * np.log(2.0), e.depth

@@ -5,8 +5,11 @@ runs, so it has no [studies.architectures] table: `compmech reproduce --only arc
 from compmech.studies.architectures.reproduce import reproduce
 from compmech.studies.base import Study, register_study
 
-STUDY = register_study(Study(
-    name="architectures",
-    summary="transformer, LSTM, GRU and RNN on Mess3, RRXOR, tom_quantum and fanizza (compmech/experiments/architectures.toml): "
-            "architectures.md/.json/.png",
-    reproduce=reproduce))
+STUDY = register_study(
+    Study(
+        name="architectures",
+        summary="transformer, LSTM, GRU and RNN on Mess3, RRXOR, tom_quantum and fanizza (compmech/experiments/architectures.toml): "
+        "architectures.md/.json/.png",
+        reproduce=reproduce,
+    )
+)

@@ -53,15 +53,23 @@ def finish_run(run: StudyRun, out: Path, runner: Runner, head: str) -> FinishedR
     if summary is not None:
         runner.say(f"{head}: {run_dir} is finished already: its results are reused")
     else:
-        runner.say(f"{head}: start ({run.config.training['steps']} steps, batch "
-                   f"{run.config.training.get('batch_size')}) -> {run_dir}")
+        runner.say(
+            f"{head}: start ({run.config.training['steps']} steps, batch "
+            f"{run.config.training.get('batch_size')}) -> {run_dir}"
+        )
         t = time.time()
         summary = runner.run(run.config, run_dir)
         runner.say(f"{head}: done in {time.time() - t:.0f} s")
     config = runner.load(run_dir / "config.toml")
     scores = cached_scores(run_dir, out / "scores" / f"{run.name}.json", config)
-    return FinishedRun(run=run, run_dir=run_dir, summary=summary, probe=read_run_json(run_dir / "probe.json"),
-                       config=config, scores=scores)
+    return FinishedRun(
+        run=run,
+        run_dir=run_dir,
+        summary=summary,
+        probe=read_run_json(run_dir / "probe.json"),
+        config=config,
+        scores=scores,
+    )
 
 
 def run_study(study: ArchitectureStudy, out: str | Path, runner: Runner) -> list[ArchitectureRow]:
@@ -78,12 +86,16 @@ def run_study(study: ArchitectureStudy, out: str | Path, runner: Runner) -> list
         new = architecture_rows(run, done.summary, done.probe, done.scores, done.run_dir)
         rows += new
         best = new[0]
-        runner.say(f"{head}: {done.summary.model.n_params:,} params, relative loss {done.summary.relative_loss:.4f}, "
-                   f"layer {best.layer} (picked on validation): test {percent(best.test_over_shuffled)} of shuffled")
+        runner.say(
+            f"{head}: {done.summary.model.n_params:,} params, relative loss {done.summary.relative_loss:.4f}, "
+            f"layer {best.layer} (picked on validation): test {percent(best.test_over_shuffled)} of shuffled"
+        )
     write_json_atomic(out / "architectures.json", [r.to_json() for r in rows])
     # the figure's arrays: each run's figure-layer probe refitted once (then cached in <out>/geometry)
     with phase("grid figure", total=len(finished), enabled=runner.progress, unit="run") as tick:
         write_figure(study, finished, out, on_run=tick)
-    write_text_atomic(out / "architectures.md", format_markdown(rows, study, time.time() - start)
-                      + "\n![belief geometry by architecture](architectures.png)\n")
+    write_text_atomic(
+        out / "architectures.md",
+        format_markdown(rows, study, time.time() - start) + "\n![belief geometry by architecture](architectures.png)\n",
+    )
     return rows

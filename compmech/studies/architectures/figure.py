@@ -25,6 +25,7 @@ from compmech.studies.architectures.study_file import ArchitectureStudy, Finishe
 from figures import process_title, save_figure
 from probes import LinearProbe, probe_rows
 
+
 def figure_geometry(run_dir: Path, layer: str, cfg: ExperimentConfig) -> tuple[np.ndarray, np.ndarray]:
     """(true beliefs [n, S], probed beliefs [n, S]) of the distinct contexts of a finished exact-regime
     run (``cfg``: its config.toml), for ``layer`` (a probed layer or "concat"): the OLS probe refitted on the run's
@@ -32,8 +33,10 @@ def figure_geometry(run_dir: Path, layer: str, cfg: ExperimentConfig) -> tuple[n
     source = source_of(build_process(cfg.process, base_dir=run_dir))
     model_config, params = predictive_models.load_model(run_dir / "checkpoints" / "final.msgpack")
     if choose_regime(cfg, source, model_config.context_length).sampled:
-        raise ConfigError(f"{run_dir} ran in the sampled regime: its contexts are too many to draw every one; the "
-                          "architecture study's figure needs exact-regime runs (a shorter context_length)")
+        raise ConfigError(
+            f"{run_dir} ran in the sampled regime: its contexts are too many to draw every one; the "
+            "architecture study's figure needs exact-regime runs (a shorter context_length)"
+        )
     ctx = source.context_set(model_config.context_length, cfg.data.bos)
     probed = read_run_json(run_dir / "probe.json")["layers"]
     names = [n for n in probed if n != "concat"] if layer == "concat" else [layer]
@@ -64,8 +67,13 @@ def cached_geometry(run_dir: Path, layer: str, cache: Path, cfg: ExperimentConfi
     return true, probed
 
 
-def process_row(process: str, runs: Sequence[StudyRun], finished: Mapping[str, FinishedRun], out: Path,
-                on_run: Callable[[int], None] | None = None) -> ProcessRow | None:
+def process_row(
+    process: str,
+    runs: Sequence[StudyRun],
+    finished: Mapping[str, FinishedRun],
+    out: Path,
+    on_run: Callable[[int], None] | None = None,
+) -> ProcessRow | None:
     """One row of the grid: the exact beliefs of ``process`` and one cell per run (None: no finished run); None
     when no run of it has finished. Every run of one process must share its contexts."""
     cells: list[ProbedCell | None] = []
@@ -82,22 +90,39 @@ def process_row(process: str, runs: Sequence[StudyRun], finished: Mapping[str, F
         if true is None:
             true = t
         elif t.shape != true.shape or not np.allclose(t, true):
-            raise ConfigError(f"{out / run.name}: its contexts differ from the other {process} runs'; "
-                              "every run of one process must share its process and context length")
+            raise ConfigError(
+                f"{out / run.name}: its contexts differ from the other {process} runs'; "
+                "every run of one process must share its process and context length"
+            )
         scored = done.scores[layer]  # the test half over the shuffled control held out on it, as in the table
-        cells.append(ProbedCell(kind=run.kind, n_params=int(done.summary.model.n_params), layer=layer,
-                                mse_heldout=_number(scored.mse_test_contexts),
-                                mse_shuffled=_number(scored.mse_shuffled_test_contexts), probed=probed))
+        cells.append(
+            ProbedCell(
+                kind=run.kind,
+                n_params=int(done.summary.model.n_params),
+                layer=layer,
+                mse_heldout=_number(scored.mse_test_contexts),
+                mse_shuffled=_number(scored.mse_shuffled_test_contexts),
+                probed=probed,
+            )
+        )
     if true is None:
         return None
     source = source_of(build_process(runs[0].config.process, base_dir=runs[0].config.base_dir))
     return ProcessRow(
         title=f"{process_title(source.name, source.params)}\ncontext {runs[0].config.model['context_length']}",
-        true_beliefs=true, cells=cells, frame=belief_frame_of(source, true), state_names=source.traits.belief_names)
+        true_beliefs=true,
+        cells=cells,
+        frame=belief_frame_of(source, true),
+        state_names=source.traits.belief_names,
+    )
 
 
-def write_figure(study: ArchitectureStudy, finished: Mapping[str, FinishedRun], out: Path,
-                 on_run: Callable[[int], None] | None = None) -> Path:
+def write_figure(
+    study: ArchitectureStudy,
+    finished: Mapping[str, FinishedRun],
+    out: Path,
+    on_run: Callable[[int], None] | None = None,
+) -> Path:
     """``<out>/architectures.png``: each run's figure layer (the run's analysis layer: its probe layer unless
     [probe] figure_layer says otherwise), probed beside the exact beliefs, in the process's belief frame.
     ``finished``: the finished runs by name. ``on_run(1)`` is called after each run's arrays are ready (a progress
@@ -108,10 +133,12 @@ def write_figure(study: ArchitectureStudy, finished: Mapping[str, FinishedRun], 
         if row is not None:
             grid.append(row)
     fig = plot_architecture_grid(
-        grid, study.kinds,
+        grid,
+        study.kinds,
         suptitle="Linear probes of the belief geometry, by architecture\n(each run's probe layer, or its "
-                 "[probe] figure_layer; held out = MSE on the test half of the held-out contexts, as a % of the "
-                 "shuffled control scored there)")
+        "[probe] figure_layer; held out = MSE on the test half of the held-out contexts, as a % of the "
+        "shuffled control scored there)",
+    )
     return save_figure(fig, out / "architectures.png", dpi=110)
 
 

@@ -57,12 +57,20 @@ def cell_title(cell: ProbedCell) -> str:
     """'gru, 142k params, layers.1.hidden' / 'held out 0.19% of shuffled' (two lines)."""
     ratio = cell.mse_heldout / cell.mse_shuffled if cell.mse_shuffled > 0 else float("nan")
     mark = "" if not np.isfinite(ratio) else (" ✓" if ratio <= FOUND_FRACTION else " ✗")
-    return (f"{cell.kind}, {cell.n_params / 1e3:.0f}k params\n{cell.layer}\n"
-            f"held out {cell.mse_heldout:.2g} = {100 * ratio:.2g}% of shuffled{mark}")
+    return (
+        f"{cell.kind}, {cell.n_params / 1e3:.0f}k params\n{cell.layer}\n"
+        f"held out {cell.mse_heldout:.2g} = {100 * ratio:.2g}% of shuffled{mark}"
+    )
 
 
-def plot_architecture_grid(rows: Sequence[ProcessRow], kinds: Sequence[str], *, suptitle: str | None = None,
-                           panel_size: float = 2.6, max_points: int = MAX_POINTS) -> Figure:
+def plot_architecture_grid(
+    rows: Sequence[ProcessRow],
+    kinds: Sequence[str],
+    *,
+    suptitle: str | None = None,
+    panel_size: float = 2.6,
+    max_points: int = MAX_POINTS,
+) -> Figure:
     """The grid: rows = processes, column 0 = exact beliefs, then one column per entry of ``kinds``.
 
     Each row's cells must be one per kind (None draws an empty "no run" panel). Every panel of a row
@@ -82,8 +90,10 @@ def plot_architecture_grid(rows: Sequence[ProcessRow], kinds: Sequence[str], *, 
     for r, row in enumerate(rows):
         true = as_array(f"rows[{r}].true_beliefs", row.true_beliefs, 2)
         if len(row.cells) != len(kinds):
-            raise FigureInputError(f"rows[{r}] ({row.title}) has {len(row.cells)} cells but there are "
-                                   f"{len(kinds)} kinds; pass one cell (or None) per kind")
+            raise FigureInputError(
+                f"rows[{r}] ({row.title}) has {len(row.cells)} cells but there are "
+                f"{len(kinds)} kinds; pass one cell (or None) per kind"
+            )
         probed = []
         for c, cell in enumerate(row.cells):
             if cell is None:
@@ -115,8 +125,9 @@ def plot_architecture_grid(rows: Sequence[ProcessRow], kinds: Sequence[str], *, 
             style_belief_panel(ax, xlim, ylim, frame, ylabel=False)
             ax.set_xlabel("")
             if xy is not None:
-                ax.scatter(xy[:, 0], xy[:, 1], s=size, c=colors, marker="o", linewidths=0,
-                           alpha=0.8, rasterized=True, zorder=2)
+                ax.scatter(
+                    xy[:, 0], xy[:, 1], s=size, c=colors, marker="o", linewidths=0, alpha=0.8, rasterized=True, zorder=2
+                )
             else:
                 ax.text(0.5, 0.5, "no run", transform=ax.transAxes, ha="center", va="center", color="0.4")
             if frame.outline is not None:

@@ -15,8 +15,8 @@ from typing import Any
 import predictive_models  # a lazy package (PEP 562): JAX is imported when a model is first run
 from compmech.runs.errors import ConfigError
 from compmech.runs.files import write_json_atomic
-from compmech.runs.processes import build_process
 from compmech.runs.probing import context_activations, probed_layers
+from compmech.runs.processes import build_process
 from compmech.runs.regime import choose_regime
 from compmech.runs.settings import ExperimentConfig
 from compmech.runs.sources import source_of
@@ -42,14 +42,20 @@ class LayerScores:
     note: str | None
 
     @classmethod
-    def of(cls, ev: ProbeEvaluation) -> "LayerScores":
+    def of(cls, ev: ProbeEvaluation) -> LayerScores:
         res, held = ev.result, ev.heldout
-        return cls(mse=res.mse, mse_shuffled=res.mse_shuffled, mse_heldout_contexts=res.mse_heldout_contexts,
-                   r2_heldout_contexts=res.r2_heldout_contexts,
-                   mse_shuffled_heldout_contexts=held.mse_shuffled_heldout_contexts,
-                   mse_validation_contexts=held.mse_validation_contexts, mse_test_contexts=held.mse_test_contexts,
-                   r2_test_contexts=held.r2_test_contexts, mse_shuffled_test_contexts=held.mse_shuffled_test_contexts,
-                   note=held.note)
+        return cls(
+            mse=res.mse,
+            mse_shuffled=res.mse_shuffled,
+            mse_heldout_contexts=res.mse_heldout_contexts,
+            r2_heldout_contexts=res.r2_heldout_contexts,
+            mse_shuffled_heldout_contexts=held.mse_shuffled_heldout_contexts,
+            mse_validation_contexts=held.mse_validation_contexts,
+            mse_test_contexts=held.mse_test_contexts,
+            r2_test_contexts=held.r2_test_contexts,
+            mse_shuffled_test_contexts=held.mse_shuffled_test_contexts,
+            note=held.note,
+        )
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,8 +68,10 @@ def score_run(run_dir: Path, cfg: ExperimentConfig) -> dict[str, LayerScores]:
     source = source_of(build_process(cfg.process, base_dir=run_dir))
     model_config, params = predictive_models.load_model(run_dir / "checkpoints" / "final.msgpack")
     if choose_regime(cfg, source, model_config.context_length).sampled:
-        raise ConfigError(f"{run_dir} ran in the sampled regime: its contexts are too many to probe every one; the "
-                          "architecture study needs exact-regime runs (a shorter context_length)")
+        raise ConfigError(
+            f"{run_dir} ran in the sampled regime: its contexts are too many to probe every one; the "
+            "architecture study needs exact-regime runs (a shorter context_length)"
+        )
     ctx = source.context_set(model_config.context_length, cfg.data.bos)
     settings = cfg.probe
     names = probed_layers(settings, model_config)
@@ -71,10 +79,21 @@ def score_run(run_dir: Path, cfg: ExperimentConfig) -> dict[str, LayerScores]:
     acts = predictive_models.prefix_activations(model_config, params, ctx.tokens, names=names)  # [U, width] each
     by_context = context_activations(acts, ctx.tokens, data.context_ids)  # name -> [U, width]
     del acts
-    found = probe_layers(by_context, data.Y, data.groups, include_concat=settings.include_concat, per_context=True,
-                         contexts=data.context_ids, positions=data.positions, sample_weight=data.weights,
-                         train_fraction=settings.train_fraction, n_repeats=settings.n_repeats,
-                         context_test_fraction=CONTEXT_TEST_FRACTION, seed=cfg.seed, heldout_scores=True)
+    found = probe_layers(
+        by_context,
+        data.Y,
+        data.groups,
+        include_concat=settings.include_concat,
+        per_context=True,
+        contexts=data.context_ids,
+        positions=data.positions,
+        sample_weight=data.weights,
+        train_fraction=settings.train_fraction,
+        n_repeats=settings.n_repeats,
+        context_test_fraction=CONTEXT_TEST_FRACTION,
+        seed=cfg.seed,
+        heldout_scores=True,
+    )
     return {name: LayerScores.of(ev) for name, ev in found.items()}
 
 

@@ -85,23 +85,33 @@ def _shared(raw: Mapping[str, Any], path: Path, src: str) -> _Shared:
         raise ConfigError(f"{src}: name must be a non-empty string without spaces or slashes; got {name!r}")
     seed = raw.get("seed", 0)
     kinds = raw.get("kinds")
-    if not isinstance(kinds, list) or not kinds or not all(isinstance(k, str) for k in kinds) \
-            or len(set(kinds)) != len(kinds):
-        raise ConfigError(f"{src}: kinds must be a non-empty list of distinct model kinds, e.g. "
-                          f"kinds = [\"transformer\", \"lstm\", \"gru\", \"rnn\"]; got {kinds!r}")
+    if (
+        not isinstance(kinds, list)
+        or not kinds
+        or not all(isinstance(k, str) for k in kinds)
+        or len(set(kinds)) != len(kinds)
+    ):
+        raise ConfigError(
+            f"{src}: kinds must be a non-empty list of distinct model kinds, e.g. "
+            f'kinds = ["transformer", "lstm", "gru", "rnn"]; got {kinds!r}'
+        )
     bad = [k for k in kinds if k not in KINDS]
     if bad:
         raise ConfigError(f"{src}: kinds: {bad[0]!r} is not a model kind; choose from {', '.join(KINDS)}")
     models = _table(raw.get("models"), f"{src}: models", "[models.gru] n_layers = 2, d_hidden = 108")
     for kind in kinds:
         if kind not in models:
-            raise ConfigError(f"{src}: no [models.{kind}] table; add one with that kind's [model] fields "
-                              f"(sizes; context_length comes from each process)")
+            raise ConfigError(
+                f"{src}: no [models.{kind}] table; add one with that kind's [model] fields "
+                f"(sizes; context_length comes from each process)"
+            )
         model = _table(models[kind], f"{src}: [models.{kind}]", "n_layers = 2")
         for key in ("kind", "context_length"):
             if key in model:
-                raise ConfigError(f"{src}: [models.{kind}] {key} is set by the study (the table's name / each "
-                                  f"process's context_length); remove it")
+                raise ConfigError(
+                    f"{src}: [models.{kind}] {key} is set by the study (the table's name / each "
+                    f"process's context_length); remove it"
+                )
     extra = sorted(set(models) - set(kinds))
     if extra:
         raise ConfigError(f"{src}: [models.{extra[0]}] names a kind not in kinds; add it to kinds or remove the table")
@@ -110,37 +120,49 @@ def _shared(raw: Mapping[str, Any], path: Path, src: str) -> _Shared:
     return _Shared(name=name, seed=seed, kinds=kinds, models=models, training=training, probe=probe)
 
 
-def _process_runs(pname: str, ptable: Any, shared: _Shared, src: str, build: BuildConfig, quick: bool
-                  ) -> list[StudyRun]:
+def _process_runs(
+    pname: str, ptable: Any, shared: _Shared, src: str, build: BuildConfig, quick: bool
+) -> list[StudyRun]:
     """One [processes.<pname>] table, checked, as one run per kind (its config built by ``build``)."""
     where = f"{src} [processes.{pname}]"
     if any(c in pname for c in "/\\ "):
         raise ConfigError(f"{where}: the process label must have no spaces or slashes (it names run directories)")
-    ptable = _table(ptable, where, "process = { name = \"mess3\" }, context_length = 10")
+    ptable = _table(ptable, where, 'process = { name = "mess3" }, context_length = 10')
     _unknown(ptable, _PROCESS_KEYS, where)
     for key in ("process", "context_length"):
         if key not in ptable:
-            raise ConfigError(f"{where}: missing {key}; add e.g. "
-                              + ("process = { name = \"mess3\", params = { x = 0.05 } }" if key == "process"
-                                 else "context_length = 10"))
+            raise ConfigError(
+                f"{where}: missing {key}; add e.g. "
+                + ('process = { name = "mess3", params = { x = 0.05 } }' if key == "process" else "context_length = 10")
+            )
     if "quick" not in ptable:
-        raise ConfigError(f"{where}: missing quick (the --quick training overrides); add e.g. "
-                          f"quick = {{ steps = 500 }}")
+        raise ConfigError(
+            f"{where}: missing quick (the --quick training overrides); add e.g. quick = {{ steps = 500 }}"
+        )
     kinds = shared.kinds
-    by_kind = _table(ptable.get("training_by_kind", {}), f"{where} training_by_kind",
-                     "training_by_kind = { rnn = { learning_rate = 1e-2 } }")
+    by_kind = _table(
+        ptable.get("training_by_kind", {}),
+        f"{where} training_by_kind",
+        "training_by_kind = { rnn = { learning_rate = 1e-2 } }",
+    )
     unknown_kinds = sorted(set(by_kind) - set(kinds))
     if unknown_kinds:
-        raise ConfigError(f"{where} training_by_kind: {unknown_kinds[0]!r} is not one of the study's kinds "
-                          f"({', '.join(kinds)}); remove it or add it to kinds")
+        raise ConfigError(
+            f"{where} training_by_kind: {unknown_kinds[0]!r} is not one of the study's kinds "
+            f"({', '.join(kinds)}); remove it or add it to kinds"
+        )
     runs = []
     for kind in kinds:
-        train = {**shared.training, **_table(ptable.get("training", {}), f"{where} training", "{ steps = 3000 }"),
-                 **_table(by_kind.get(kind, {}), f"{where} training_by_kind.{kind}", "{ learning_rate = 1e-2 }")}
+        train = {
+            **shared.training,
+            **_table(ptable.get("training", {}), f"{where} training", "{ steps = 3000 }"),
+            **_table(by_kind.get(kind, {}), f"{where} training_by_kind.{kind}", "{ learning_rate = 1e-2 }"),
+        }
         if quick:
             train.update(_table(ptable["quick"], f"{where} quick", "{ steps = 500 }"))
         config_raw = {
-            "name": f"{pname}-{kind}", "seed": shared.seed,
+            "name": f"{pname}-{kind}",
+            "seed": shared.seed,
             "process": ptable["process"],
             "model": {"kind": kind, "context_length": ptable["context_length"], **shared.models[kind]},
             "training": train,
@@ -163,14 +185,22 @@ def load_study(path: str | Path, build: BuildConfig, *, quick: bool = False) -> 
     raw = read_toml(path, "study")
     src = str(path)
     shared = _shared(raw, path, src)
-    processes = _table(raw.get("processes"), f"{src}: processes",
-                       "[processes.mess3] process = { name = \"mess3\" }, context_length = 10")
+    processes = _table(
+        raw.get("processes"), f"{src}: processes", '[processes.mess3] process = { name = "mess3" }, context_length = 10'
+    )
     if not processes:
         raise ConfigError(f"{src}: no [processes.<name>] table; add at least one")
-    runs = [run for pname, ptable in processes.items()
-            for run in _process_runs(pname, ptable, shared, src, build, quick)]
-    return ArchitectureStudy(name=shared.name, source=src, quick=quick, processes=tuple(processes),
-                             kinds=tuple(shared.kinds), runs=tuple(runs))
+    runs = [
+        run for pname, ptable in processes.items() for run in _process_runs(pname, ptable, shared, src, build, quick)
+    ]
+    return ArchitectureStudy(
+        name=shared.name,
+        source=src,
+        quick=quick,
+        processes=tuple(processes),
+        kinds=tuple(shared.kinds),
+        runs=tuple(runs),
+    )
 
 
 @dataclass(frozen=True, eq=False)

@@ -81,8 +81,9 @@ def pick_layer(scores: Mapping[str, LayerScores]) -> str:
     return min(single, key=key)
 
 
-def architecture_rows(run: StudyRun, summary: RunSummary, probe: dict[str, Any], scores: Mapping[str, LayerScores],
-                      run_dir: Path) -> list[ArchitectureRow]:
+def architecture_rows(
+    run: StudyRun, summary: RunSummary, probe: dict[str, Any], scores: Mapping[str, LayerScores], run_dir: Path
+) -> list[ArchitectureRow]:
     """The run's two rows: the single layer picked on the validation half (`pick_layer`) and concat, each reported on
     the test half over the held-out shuffled control. ``probe``: the run's probe.json (its untrained control)."""
     untrained = probe.get("untrained_by_layer") or {}
@@ -93,18 +94,33 @@ def architecture_rows(run: StudyRun, summary: RunSummary, probe: dict[str, Any],
         s = scores[layer]
         ratio = _ratio(s.mse_test_contexts, s.mse_shuffled_test_contexts)
         mse_untrained = (untrained.get(layer) or {}).get("mse_heldout_contexts")
-        rows.append(ArchitectureRow(
-            process=run.process, kind=run.kind, n_params=int(summary.model.n_params),
-            relative_loss=float(summary.relative_loss), layer=layer, choice=choice,
-            mse_validation_contexts=s.mse_validation_contexts, mse_test_contexts=s.mse_test_contexts,
-            r2_test_contexts=s.r2_test_contexts, mse_shuffled_test_contexts=s.mse_shuffled_test_contexts,
-            test_over_shuffled=ratio, found=None if ratio is None else bool(ratio <= FOUND_FRACTION),
-            mse_heldout_contexts=s.mse_heldout_contexts, r2_heldout_contexts=s.r2_heldout_contexts,
-            mse_shuffled_heldout_contexts=s.mse_shuffled_heldout_contexts, mse_untrained=mse_untrained,
-            untrained_over_shuffled=_ratio(mse_untrained, s.mse_shuffled_heldout_contexts),
-            mse_shuffled_in_sample=float(s.mse_shuffled), mse=float(s.mse),
-            steps=int(summary.steps), tokens=int(summary.tokens),
-            wall_seconds=float(summary.wall_seconds), run_dir=str(run_dir)))
+        rows.append(
+            ArchitectureRow(
+                process=run.process,
+                kind=run.kind,
+                n_params=int(summary.model.n_params),
+                relative_loss=float(summary.relative_loss),
+                layer=layer,
+                choice=choice,
+                mse_validation_contexts=s.mse_validation_contexts,
+                mse_test_contexts=s.mse_test_contexts,
+                r2_test_contexts=s.r2_test_contexts,
+                mse_shuffled_test_contexts=s.mse_shuffled_test_contexts,
+                test_over_shuffled=ratio,
+                found=None if ratio is None else bool(ratio <= FOUND_FRACTION),
+                mse_heldout_contexts=s.mse_heldout_contexts,
+                r2_heldout_contexts=s.r2_heldout_contexts,
+                mse_shuffled_heldout_contexts=s.mse_shuffled_heldout_contexts,
+                mse_untrained=mse_untrained,
+                untrained_over_shuffled=_ratio(mse_untrained, s.mse_shuffled_heldout_contexts),
+                mse_shuffled_in_sample=float(s.mse_shuffled),
+                mse=float(s.mse),
+                steps=int(summary.steps),
+                tokens=int(summary.tokens),
+                wall_seconds=float(summary.wall_seconds),
+                run_dir=str(run_dir),
+            )
+        )
     return rows
 
 
@@ -119,30 +135,44 @@ def percent(v: float | None) -> str:
 def format_markdown(rows: list[ArchitectureRow], study: ArchitectureStudy, wall_seconds: float | None = None) -> str:
     """The table and, per process, which architectures found the geometry."""
     budget = "quick budget" if study.quick else "full budget"
-    lines = [f"# Architecture independence of the belief geometry ({study.name}, {budget})", "",
-             f"Study file `{study.source}`; one run directory per process and architecture. The runs' own wall "
-             f"times sum to {sum(r.wall_seconds for r in rows if r.choice != 'concat') / 60:.1f} min"
-             + (f"; this call took {wall_seconds / 60:.1f} min (finished runs are reused)." if wall_seconds is not None
-                else "."), "",
-             "Every probe is context-disjoint: at each position a fifth of the distinct contexts is held out of the "
-             "fit, and the held-out contexts are halved at random into a validation half and a test half. The single "
-             "layer is picked by its validation MSE; test = its MSE on the test half, which the fit and the pick never "
-             "saw. Shuffled = the shuffled-target control fitted on the same fit contexts and scored on the same "
-             "test half. Untrained = the same layer of the model at initialisation (probe.json, every held-out "
-             "context; not probed for concat), over the shuffled control held out on those contexts. "
-             f"A layer finds the geometry when test <= {FOUND_FRACTION:.0%} of shuffled.", "",
-             "| process | kind | params | relative loss | layer | validation MSE | test MSE | test R² "
-             "| shuffled MSE (test) | untrained MSE | test / shuffled | untrained / shuffled |",
-             "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"# Architecture independence of the belief geometry ({study.name}, {budget})",
+        "",
+        f"Study file `{study.source}`; one run directory per process and architecture. The runs' own wall "
+        f"times sum to {sum(r.wall_seconds for r in rows if r.choice != 'concat') / 60:.1f} min"
+        + (
+            f"; this call took {wall_seconds / 60:.1f} min (finished runs are reused)."
+            if wall_seconds is not None
+            else "."
+        ),
+        "",
+        "Every probe is context-disjoint: at each position a fifth of the distinct contexts is held out of the "
+        "fit, and the held-out contexts are halved at random into a validation half and a test half. The single "
+        "layer is picked by its validation MSE; test = its MSE on the test half, which the fit and the pick never "
+        "saw. Shuffled = the shuffled-target control fitted on the same fit contexts and scored on the same "
+        "test half. Untrained = the same layer of the model at initialisation (probe.json, every held-out "
+        "context; not probed for concat), over the shuffled control held out on those contexts. "
+        f"A layer finds the geometry when test <= {FOUND_FRACTION:.0%} of shuffled.",
+        "",
+        "| process | kind | params | relative loss | layer | validation MSE | test MSE | test R² "
+        "| shuffled MSE (test) | untrained MSE | test / shuffled | untrained / shuffled |",
+        "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         layer = r.layer if r.choice == "concat" else f"{r.layer} (picked)"
-        lines.append(f"| {r.process} | {r.kind} | {r.n_params:,} | {r.relative_loss:.4f} | {layer} "
-                     f"| {_num(r.mse_validation_contexts)} | {_num(r.mse_test_contexts)} "
-                     f"| {_num(r.r2_test_contexts, '.4f')} | {_num(r.mse_shuffled_test_contexts)} "
-                     f"| {_num(r.mse_untrained)} | {percent(r.test_over_shuffled)}{' ✓' if r.found else ''} "
-                     f"| {percent(r.untrained_over_shuffled)} |")
-    lines += ["", "Found the geometry (the layer picked on validation, test <= "
-              f"{FOUND_FRACTION:.0%} of the held-out shuffled control; concat in brackets):", ""]
+        lines.append(
+            f"| {r.process} | {r.kind} | {r.n_params:,} | {r.relative_loss:.4f} | {layer} "
+            f"| {_num(r.mse_validation_contexts)} | {_num(r.mse_test_contexts)} "
+            f"| {_num(r.r2_test_contexts, '.4f')} | {_num(r.mse_shuffled_test_contexts)} "
+            f"| {_num(r.mse_untrained)} | {percent(r.test_over_shuffled)}{' ✓' if r.found else ''} "
+            f"| {percent(r.untrained_over_shuffled)} |"
+        )
+    lines += [
+        "",
+        "Found the geometry (the layer picked on validation, test <= "
+        f"{FOUND_FRACTION:.0%} of the held-out shuffled control; concat in brackets):",
+        "",
+    ]
     for process in study.processes:
         best = {r.kind: r for r in rows if r.process == process and r.choice != "concat"}
         concat = {r.kind: r for r in rows if r.process == process and r.choice == "concat"}
@@ -153,8 +183,11 @@ def format_markdown(rows: list[ArchitectureRow], study: ArchitectureStudy, wall_
                 continue
             b, c = best[kind], concat.get(kind)
             word = "yes" if b.found else "NO"
-            parts.append(f"{kind} {word} ({percent(b.test_over_shuffled)}"
-                         + (f"; concat {percent(c.test_over_shuffled)}" if c is not None else "") + ")")
+            parts.append(
+                f"{kind} {word} ({percent(b.test_over_shuffled)}"
+                + (f"; concat {percent(c.test_over_shuffled)}" if c is not None else "")
+                + ")"
+            )
         n_found = sum(1 for k in study.kinds if k in best and best[k].found)
         lines.append(f"- **{process}**: {', '.join(parts)} — {n_found} of {len(study.kinds)} find it.")
     return "\n".join(lines) + "\n"

@@ -58,8 +58,15 @@ from compmech.runs.settings import ExperimentConfig
 from compmech.runs.sources import Source
 from compmech.studies.base import StudyInputs, StudyOutput
 from compmech.studies.cbu.plots import plot_cbu_panel
-from compmech.studies.cbu.theory import (HeadPrediction, ReadoutDecay, Spectrum, constrained_factor_beliefs,
-                                         factor_tokens, process_prediction, update_vectors)
+from compmech.studies.cbu.theory import (
+    HeadPrediction,
+    ReadoutDecay,
+    Spectrum,
+    constrained_factor_beliefs,
+    factor_tokens,
+    process_prediction,
+    update_vectors,
+)
 from figures import process_title
 from hmm_processes import factor_beliefs
 from probes import CONTEXT_TEST_FRACTION, LinearProbe, ProbeData, ProbeRows, evaluate_probe, probe_rows
@@ -67,15 +74,26 @@ from probes.attention import RATE_GROUP_TOL, DecayFit, PatternStats, by_distance
 
 WEIGHTINGS = ("probability", "uniform")
 #: The probe numbers cbu.json keeps (context-disjoint held out and the shuffled control beside the in-sample fit).
-_PROBE_KEYS = ("mse", "r2", "mse_heldout_contexts", "mse_heldout_contexts_std", "r2_heldout_contexts",
-               "heldout_contexts_note", "mse_shuffled", "n_rows", "n_contexts")
+_PROBE_KEYS = (
+    "mse",
+    "r2",
+    "mse_heldout_contexts",
+    "mse_heldout_contexts_std",
+    "r2_heldout_contexts",
+    "heldout_contexts_note",
+    "mse_shuffled",
+    "n_rows",
+    "n_contexts",
+)
 #: The cost of leaving a predicted head without a clean head (larger than any gap between two rates in [0, 1)).
 UNMATCHED_COST = 1.0
 SUPPORTED, NOT_SUPPORTED = "supported", "not supported"
 #: What the null stream holds (`null_stream`).
 NULL_FEATURES = "exact belief + current token (one-hot) + position (one-hot), computed from the contexts"
-R2_RULE = ("supported when mean(model R²) - mean(null R²) > sqrt(sd(model R²)² + sd(null R²)²), both held out on the "
-           "same context-disjoint splits (sd over splits, ddof 1; at least 2 splits), else not supported")
+R2_RULE = (
+    "supported when mean(model R²) - mean(null R²) > sqrt(sd(model R²)² + sd(null R²)²), both held out on the "
+    "same context-disjoint splits (sd over splits, ddof 1; at least 2 splits), else not supported"
+)
 
 
 @dataclass(frozen=True)
@@ -90,13 +108,15 @@ class Settings:
     max_rate: float = 0.95  # ... and a fitted rate below this
     min_share: float = 0.01  # an eigenvalue calls for a head when it carries at least this share of the updates
     n_repeats: int = 3  # held-out splits of each probe
-    readout_length: int = 8  # word length of the exact least-squares readout rate (`compmech.studies.cbu.theory.readout_decay`)
+    readout_length: int = (
+        8  # word length of the exact least-squares readout rate (`compmech.studies.cbu.theory.readout_decay`)
+    )
     null_splits: int = 5  # context-disjoint splits on which each R² and its null are compared (>= 2: a spread)
     rate_tol: float = 0.1  # a predicted decay rate holds when its assigned head's fitted rate is within this
 
     def __post_init__(self) -> None:
         if self.weighting not in WEIGHTINGS:
-            raise ValueError(f"weighting must be \"probability\" or \"uniform\"; got {self.weighting!r}")
+            raise ValueError(f'weighting must be "probability" or "uniform"; got {self.weighting!r}')
         if isinstance(self.min_distance, bool) or not isinstance(self.min_distance, int) or self.min_distance < 0:
             raise ValueError(f"min_distance must be an integer >= 0; got {self.min_distance!r}")
         for key in ("r2_min", "max_rate", "min_share", "rate_tol"):
@@ -108,19 +128,21 @@ class Settings:
         if isinstance(self.n_repeats, bool) or not isinstance(self.n_repeats, int) or self.n_repeats < 1:
             raise ValueError(f"n_repeats must be a positive integer; got {self.n_repeats!r}")
         if isinstance(self.null_splits, bool) or not isinstance(self.null_splits, int) or self.null_splits < 2:
-            raise ValueError(f"null_splits must be an integer >= 2 (a spread over splits needs two); got "
-                             f"{self.null_splits!r}")
+            raise ValueError(
+                f"null_splits must be an integer >= 2 (a spread over splits needs two); got {self.null_splits!r}"
+            )
 
 
 def check(cfg: ExperimentConfig, source: Source, model_cfg: predictive_models.ModelConfig) -> None:
     """The model must be a transformer; the process one process or a product (not a mixture: no single M to use)."""
     kind = predictive_models.kind_of(model_cfg)
     if kind != "transformer":
-        raise ValueError(f"the cbu study reads attention patterns: it needs [model] kind = \"transformer\", not "
-                         f"{kind!r}")
+        raise ValueError(f'the cbu study reads attention patterns: it needs [model] kind = "transformer", not {kind!r}')
     if cfg.process.kind in ("mixture", "coupled"):
-        raise ValueError(f"the cbu study needs one process or kind = \"product\"; kind = \"{cfg.process.kind}\" has "
-                         "no constrained-update prediction here")
+        raise ValueError(
+            f'the cbu study needs one process or kind = "product"; kind = "{cfg.process.kind}" has '
+            "no constrained-update prediction here"
+        )
     if model_cfg.context_length < 3 + int(cfg.data.bos):
         raise ValueError("the cbu study fits attention against distance: it needs [model] context_length >= 3")
 
@@ -190,8 +212,13 @@ class HeadAssignment:
         return None if h is None else float(self.cost_matrix[p, h])
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "heads": list(self.heads), "gaps": [self.gap(p) for p in range(len(self.heads))],
-                "cost": self.cost, "cost_matrix": self.cost_matrix.tolist()}
+        return {
+            "method": self.method,
+            "heads": list(self.heads),
+            "gaps": [self.gap(p) for p in range(len(self.heads))],
+            "cost": self.cost,
+            "cost_matrix": self.cost_matrix.tolist(),
+        }
 
 
 def _assignment(cost: np.ndarray, pairs: dict[int, int], method: str) -> HeadAssignment:
@@ -241,15 +268,23 @@ class Verdict:
         return {"hypothesis": self.hypothesis, "verdict": self.verdict, "rule": self.rule, **self.numbers}
 
 
-def r2_verdict(model_r2, null_r2, hypothesis: str = "the stream holds the constrained belief beyond the null") -> Verdict:
+def r2_verdict(
+    model_r2, null_r2, hypothesis: str = "the stream holds the constrained belief beyond the null"
+) -> Verdict:
     """`R2_RULE` on the held-out R² of a model and of its null, split by split ([n] each, the same splits)."""
     m, z = np.asarray(model_r2, np.float64), np.asarray(null_r2, np.float64)
     if m.shape != z.shape or m.ndim != 1:
-        raise ValueError(f"model_r2 and null_r2 must be 1-D and of one length (one R² per split); got {m.shape}, "
-                         f"{z.shape}")
-    numbers: dict[str, Any] = {"model_r2": float(m.mean()) if m.size else None,
-                               "null_r2": float(z.mean()) if z.size else None, "margin": None, "spread": None,
-                               "n_splits": int(m.size), "note": None}
+        raise ValueError(
+            f"model_r2 and null_r2 must be 1-D and of one length (one R² per split); got {m.shape}, {z.shape}"
+        )
+    numbers: dict[str, Any] = {
+        "model_r2": float(m.mean()) if m.size else None,
+        "null_r2": float(z.mean()) if z.size else None,
+        "margin": None,
+        "spread": None,
+        "n_splits": int(m.size),
+        "note": None,
+    }
     if m.size < 2 or not (np.isfinite(m).all() and np.isfinite(z).all()):
         numbers["note"] = "fewer than two splits with a held-out R²: no spread, so no support"
         return Verdict(hypothesis, NOT_SUPPORTED, R2_RULE, numbers)
@@ -259,22 +294,42 @@ def r2_verdict(model_r2, null_r2, hypothesis: str = "the stream holds the constr
     return Verdict(hypothesis, SUPPORTED if margin > spread else NOT_SUPPORTED, R2_RULE, numbers)
 
 
-def decay_verdict(assignment: HeadAssignment, rates: list[float | None], fitted: list[float | None],
-                  rate_tol: float, hypothesis: str, fitted_se: list[float | None] | None = None) -> Verdict:
+def decay_verdict(
+    assignment: HeadAssignment,
+    rates: list[float | None],
+    fitted: list[float | None],
+    rate_tol: float,
+    hypothesis: str,
+    fitted_se: list[float | None] | None = None,
+) -> Verdict:
     """Supported when every predicted head has a head with a clean decay (the assignment's) whose fitted rate lies
     within ``rate_tol`` of the predicted ``rates[p]``; not supported otherwise, or when nothing is predicted.
     ``fitted_se``: the fitted rates' standard errors, recorded beside them."""
-    gaps = [None if h is None or r is None or f is None else abs(f - r)
-            for h, r, f in zip(assignment.heads, rates, fitted)]
+    gaps = [
+        None if h is None or r is None or f is None else abs(f - r) for h, r, f in zip(assignment.heads, rates, fitted)
+    ]
     held = [g is not None and g <= rate_tol for g in gaps]
     ok = bool(held) and all(held)
-    rule = (f"supported when every predicted head is assigned a head with a clean decay whose fitted rate is within "
-            f"{rate_tol:g} of the predicted rate (fixed before the fit), else not supported")
-    return Verdict(hypothesis, SUPPORTED if ok else NOT_SUPPORTED, rule,
-                   {"predicted": [None if r is None else float(r) for r in rates], "fitted": fitted,
-                    "fitted_se": list(fitted_se) if fitted_se is not None else [None] * len(fitted), "gaps": gaps,
-                    "held": held, "n_held": int(sum(held)), "n_predicted": len(held), "rate_tol": rate_tol,
-                    "note": None if held else "no head predicted"})
+    rule = (
+        f"supported when every predicted head is assigned a head with a clean decay whose fitted rate is within "
+        f"{rate_tol:g} of the predicted rate (fixed before the fit), else not supported"
+    )
+    return Verdict(
+        hypothesis,
+        SUPPORTED if ok else NOT_SUPPORTED,
+        rule,
+        {
+            "predicted": [None if r is None else float(r) for r in rates],
+            "fitted": fitted,
+            "fitted_se": list(fitted_se) if fitted_se is not None else [None] * len(fitted),
+            "gaps": gaps,
+            "held": held,
+            "n_held": int(sum(held)),
+            "n_predicted": len(held),
+            "rate_tol": rate_tol,
+            "note": None if held else "no head predicted",
+        },
+    )
 
 
 def null_stream(beliefs: np.ndarray, tokens: np.ndarray, n_token_ids: int) -> np.ndarray:
@@ -298,9 +353,17 @@ def heldout_r2_by_split(X: np.ndarray, Y: np.ndarray, rows: ProbeRows, n_splits:
     i drawn from ``seed + i``: the same splits for every X on the same rows). NaN where a split is withheld."""
     out = []
     for i in range(n_splits):
-        r = evaluate_probe(X, Y, rows.groups, contexts=rows.context_ids, positions=rows.positions,
-                           sample_weight=rows.weights, n_repeats=1, context_test_fraction=CONTEXT_TEST_FRACTION,
-                           seed=seed + i).result.r2_heldout_contexts
+        r = evaluate_probe(
+            X,
+            Y,
+            rows.groups,
+            contexts=rows.context_ids,
+            positions=rows.positions,
+            sample_weight=rows.weights,
+            n_repeats=1,
+            context_test_fraction=CONTEXT_TEST_FRACTION,
+            seed=seed + i,
+        ).result.r2_heldout_contexts
         out.append(np.nan if r is None else r)
     return np.array(out)
 
@@ -323,24 +386,48 @@ class NullComparison:
     def to_dict(self) -> dict[str, Any]:
         def sd(v):
             return float(np.std(v, ddof=1)) if len(v) > 1 else None
-        return {"layer": self.layer, "model_r2": list(self.model_r2), "null_r2": list(self.null_r2),
-                "beliefs_r2": list(self.beliefs_r2), "model_r2_mean": _mean(self.model_r2),
-                "model_r2_sd": sd(self.model_r2), "null_r2_mean": _mean(self.null_r2), "null_r2_sd": sd(self.null_r2),
-                "beliefs_r2_mean": _mean(self.beliefs_r2), "beliefs_r2_sd": sd(self.beliefs_r2),
-                "beliefs_r2_higher": self.beliefs_r2_higher, "verdict": self.verdict.verdict,
-                "margin": self.verdict.numbers["margin"], "spread": self.verdict.numbers["spread"]}
+
+        return {
+            "layer": self.layer,
+            "model_r2": list(self.model_r2),
+            "null_r2": list(self.null_r2),
+            "beliefs_r2": list(self.beliefs_r2),
+            "model_r2_mean": _mean(self.model_r2),
+            "model_r2_sd": sd(self.model_r2),
+            "null_r2_mean": _mean(self.null_r2),
+            "null_r2_sd": sd(self.null_r2),
+            "beliefs_r2_mean": _mean(self.beliefs_r2),
+            "beliefs_r2_sd": sd(self.beliefs_r2),
+            "beliefs_r2_higher": self.beliefs_r2_higher,
+            "verdict": self.verdict.verdict,
+            "margin": self.verdict.numbers["margin"],
+            "spread": self.verdict.numbers["spread"],
+        }
 
 
-def compare_to_null(X: np.ndarray, null_X: np.ndarray, rows: ProbeRows, k: int, n_splits: int, seed: int,
-                    layer: str = "stream", null_r2: np.ndarray | None = None) -> NullComparison:
+def compare_to_null(
+    X: np.ndarray,
+    null_X: np.ndarray,
+    rows: ProbeRows,
+    k: int,
+    n_splits: int,
+    seed: int,
+    layer: str = "stream",
+    null_r2: np.ndarray | None = None,
+) -> NullComparison:
     """A stream's held-out R² onto the constrained belief (``rows.Y[:, :k]``) and onto the belief (``rows.Y[:, k:]``)
     beside the null stream's onto the constrained belief (``null_r2``: already computed on these splits), judged by
     `r2_verdict`. ``X`` and ``null_X`` are row-aligned with ``rows``."""
     model = heldout_r2_by_split(X, rows.Y[:, :k], rows, n_splits, seed)
     beliefs = heldout_r2_by_split(X, rows.Y[:, k:], rows, n_splits, seed)
     null = heldout_r2_by_split(null_X, rows.Y[:, :k], rows, n_splits, seed) if null_r2 is None else null_r2
-    return NullComparison(layer=layer, model_r2=tuple(map(float, model)), null_r2=tuple(map(float, null)),
-                          beliefs_r2=tuple(map(float, beliefs)), verdict=r2_verdict(model, null))
+    return NullComparison(
+        layer=layer,
+        model_r2=tuple(map(float, model)),
+        null_r2=tuple(map(float, null)),
+        beliefs_r2=tuple(map(float, beliefs)),
+        verdict=r2_verdict(model, null),
+    )
 
 
 # ------------------------------------------------------------------------------------------------------- the phases
@@ -410,22 +497,36 @@ class Verdicts:
     head_count: Verdict  # observed clean heads in block 0 = predicted heads
 
     def to_dict(self) -> dict[str, Any]:
-        return {"constrained_belief": self.constrained_belief.to_dict(),
-                "decay_first_order": self.decay_first_order.to_dict(),
-                "decay_readout": self.decay_readout.to_dict(), "head_count": self.head_count.to_dict()}
+        return {
+            "constrained_belief": self.constrained_belief.to_dict(),
+            "decay_first_order": self.decay_first_order.to_dict(),
+            "decay_readout": self.decay_readout.to_dict(),
+            "head_count": self.head_count.to_dict(),
+        }
 
 
 def predict(cfg: ExperimentConfig, process: Any, settings: Settings) -> Prediction:
     """The prediction from the process alone (`compmech.studies.cbu.theory.process_prediction`)."""
     factors = theory_factors(cfg, process)
-    p = process_prediction(process, factors if len(factors) > 1 else None, min_share=settings.min_share,
-                           readout_length=settings.readout_length)
-    return Prediction(factors=tuple(factors), spectra=p.spectra, joint=p.joint, heads=p.heads, readouts=p.readouts,
-                      readout_of=p.readout_of)
+    p = process_prediction(
+        process,
+        factors if len(factors) > 1 else None,
+        min_share=settings.min_share,
+        readout_length=settings.readout_length,
+    )
+    return Prediction(
+        factors=tuple(factors),
+        spectra=p.spectra,
+        joint=p.joint,
+        heads=p.heads,
+        readouts=p.readouts,
+        readout_of=p.readout_of,
+    )
 
 
-def fit_attention(acts: dict[str, np.ndarray], patterns: list[str], ctx: ContextSet, prediction: Prediction,
-                  settings: Settings) -> AttentionFits:
+def fit_attention(
+    acts: dict[str, np.ndarray], patterns: list[str], ctx: ContextSet, prediction: Prediction, settings: Settings
+) -> AttentionFits:
     """Each block's mean attention and each head's decay fit; the predicted heads assigned to block 0's.
 
     Takes the patterns out of ``acts`` (they are the largest activations)."""
@@ -439,12 +540,25 @@ def fit_attention(acts: dict[str, np.ndarray], patterns: list[str], ctx: Context
     assignment = hungarian_assignment(cost)
     rate_of = {h: p for p, h in zip(prediction.heads, assignment.heads) if h is not None}
     readout_at = {h: r for r, h in zip(prediction.readout_of, assignment.heads) if h is not None}
-    return AttentionFits(stats=tuple(stats), fits=tuple(layers), assignment=assignment,
-                         greedy=greedy_assignment(cost), rate_of=rate_of, readout_at=readout_at)
+    return AttentionFits(
+        stats=tuple(stats),
+        fits=tuple(layers),
+        assignment=assignment,
+        greedy=greedy_assignment(cost),
+        rate_of=rate_of,
+        readout_at=readout_at,
+    )
 
 
-def probe_geometry(acts: dict[str, np.ndarray], mids: list[str], final: str, ctx: ContextSet, prediction: Prediction,
-                   settings: Settings, seed: int) -> GeometryProbes:
+def probe_geometry(
+    acts: dict[str, np.ndarray],
+    mids: list[str],
+    final: str,
+    ctx: ContextSet,
+    prediction: Prediction,
+    settings: Settings,
+    seed: int,
+) -> GeometryProbes:
     """Linear probes from each block's stream after attention (``mids``, block 0's first) and the final layer onto
     the constrained beliefs and onto the beliefs (context-disjoint held out, shuffled control); each layer's R² onto
     the constrained belief beside the null stream's (`compare_to_null`) on ``null_splits`` common splits."""
@@ -453,18 +567,26 @@ def probe_geometry(acts: dict[str, np.ndarray], mids: list[str], final: str, ctx
     constrained = _constrained(factors, ctx.tokens, ctx.bos)  # [N, T, sum S_k]
     targets = np.concatenate([constrained, beliefs], axis=-1)
     k = constrained.shape[-1]
-    fit_kw = dict(sample_weight=None, n_repeats=settings.n_repeats, context_test_fraction=CONTEXT_TEST_FRACTION,
-                  seed=seed)
+    fit_kw = dict(
+        sample_weight=None, n_repeats=settings.n_repeats, context_test_fraction=CONTEXT_TEST_FRACTION, seed=seed
+    )
     # the null: the exact (joint) belief, the token and the position; its rows are the probes' rows
-    null_X = probe_rows(null_stream(ctx.beliefs, ctx.tokens, ctx.next_token_probs.shape[-1]), targets, ctx.tokens,
-                        ctx.probs, rows="distinct_contexts", weighting=settings.weighting)
+    null_X = probe_rows(
+        null_stream(ctx.beliefs, ctx.tokens, ctx.next_token_probs.shape[-1]),
+        targets,
+        ctx.tokens,
+        ctx.probs,
+        rows="distinct_contexts",
+        weighting=settings.weighting,
+    )
     null_r2 = None
     layers = tuple(dict.fromkeys([*mids, final]))
     results, preds, null = {}, {}, {}
     mid_rows = None
     for name in layers:
-        rows = probe_rows(acts[name], targets, ctx.tokens, ctx.probs, rows="distinct_contexts",
-                          weighting=settings.weighting)
+        rows = probe_rows(
+            acts[name], targets, ctx.tokens, ctx.probs, rows="distinct_contexts", weighting=settings.weighting
+        )
         kw = {**fit_kw, "sample_weight": rows.weights, "contexts": rows.context_ids, "positions": rows.positions}
         out = {}
         for target, Y in (("constrained", rows.Y[:, :k]), ("beliefs", rows.Y[:, k:])):
@@ -473,13 +595,21 @@ def probe_geometry(acts: dict[str, np.ndarray], mids: list[str], final: str, ctx
             out[target] = {key: r[key] for key in _PROBE_KEYS}
             preds[(name, target)] = ev.predictions
         results[name] = out
-        null[name] = compare_to_null(rows.X, null_X.X, rows, k, settings.null_splits, seed, layer=name,
-                                     null_r2=null_r2)
+        null[name] = compare_to_null(rows.X, null_X.X, rows, k, settings.null_splits, seed, layer=name, null_r2=null_r2)
         null_r2 = np.array(null[name].null_r2)
         if name == mids[0]:
             mid_rows = rows
-    return GeometryProbes(mid=mids[0], final=final, layers=layers, targets=targets, k=k, results=results,
-                          predictions=preds, mid_rows=mid_rows, null=null)
+    return GeometryProbes(
+        mid=mids[0],
+        final=final,
+        layers=layers,
+        targets=targets,
+        k=k,
+        results=results,
+        predictions=preds,
+        mid_rows=mid_rows,
+        null=null,
+    )
 
 
 def project_ov(mc: Any, params_state: Any, probes_: GeometryProbes, prediction: Prediction, bos: bool) -> OVProjection:
@@ -492,8 +622,13 @@ def project_ov(mc: Any, params_state: Any, probes_: GeometryProbes, prediction: 
     u = _update_directions(list(prediction.factors), vocab)  # [V, sum S_k]
     ov_cos = [[_cos(ov[h, x], u[x]) for x in range(vocab)] for h in range(ov.shape[0])]
     edges = np.cumsum([0, *(sp.stationary.shape[0] for sp in prediction.spectra)])
-    ov_share = [[float(np.sum(ov[h, :vocab, a:b] ** 2) / max(np.sum(ov[h, :vocab] ** 2), 1e-300))
-                 for a, b in zip(edges[:-1], edges[1:])] for h in range(ov.shape[0])]
+    ov_share = [
+        [
+            float(np.sum(ov[h, :vocab, a:b] ** 2) / max(np.sum(ov[h, :vocab] ** 2), 1e-300))
+            for a, b in zip(edges[:-1], edges[1:])
+        ]
+        for h in range(ov.shape[0])
+    ]
     return OVProjection(ov=ov, updates=u, vocab=vocab, cosine=ov_cos, factor_share=ov_share)
 
 
@@ -518,27 +653,49 @@ def judge(prediction: Prediction, attention: AttentionFits, probes_: GeometryPro
     fitted_se = _assigned_rates(prediction, attention, se=True)
     observed = sum(f.clean(settings.r2_min, settings.max_rate) for f in attention.fits[0])
     n_pred = len(prediction.heads)
-    count = Verdict("block 0 has as many heads with a clean decay as the process predicts",
-                    SUPPORTED if observed == n_pred else NOT_SUPPORTED,
-                    "supported when the number of block-0 heads with a clean decay equals the predicted number",
-                    {"predicted": n_pred, "observed": int(observed)})
+    count = Verdict(
+        "block 0 has as many heads with a clean decay as the process predicts",
+        SUPPORTED if observed == n_pred else NOT_SUPPORTED,
+        "supported when the number of block-0 heads with a clean decay equals the predicted number",
+        {"predicted": n_pred, "observed": int(observed)},
+    )
     null = probes_.null[probes_.mid]
     return Verdicts(
-        constrained_belief=Verdict("block 0's post-attention stream holds the constrained belief beyond a stream of "
-                                   "the exact belief, the token and the position", null.verdict.verdict, R2_RULE,
-                                   {**null.verdict.numbers, "layer": probes_.mid,
-                                    "beliefs_r2": _mean(null.beliefs_r2),
-                                    "beliefs_r2_higher": null.beliefs_r2_higher}),
-        decay_first_order=decay_verdict(attention.assignment, [p.rate for p in prediction.heads], fitted,
-                                        settings.rate_tol, "block 0's heads decay at the first-order rates |lambda|",
-                                        fitted_se),
-        decay_readout=decay_verdict(attention.assignment, list(prediction.readout_of), fitted, settings.rate_tol,
-                                    "block 0's heads decay at the exact readout rates", fitted_se),
-        head_count=count)
+        constrained_belief=Verdict(
+            "block 0's post-attention stream holds the constrained belief beyond a stream of "
+            "the exact belief, the token and the position",
+            null.verdict.verdict,
+            R2_RULE,
+            {
+                **null.verdict.numbers,
+                "layer": probes_.mid,
+                "beliefs_r2": _mean(null.beliefs_r2),
+                "beliefs_r2_higher": null.beliefs_r2_higher,
+            },
+        ),
+        decay_first_order=decay_verdict(
+            attention.assignment,
+            [p.rate for p in prediction.heads],
+            fitted,
+            settings.rate_tol,
+            "block 0's heads decay at the first-order rates |lambda|",
+            fitted_se,
+        ),
+        decay_readout=decay_verdict(
+            attention.assignment,
+            list(prediction.readout_of),
+            fitted,
+            settings.rate_tol,
+            "block 0's heads decay at the exact readout rates",
+            fitted_se,
+        ),
+        head_count=count,
+    )
 
 
-def _head_entries(prediction: Prediction, attention: AttentionFits, ov: OVProjection,
-                  settings: Settings) -> list[dict[str, Any]]:
+def _head_entries(
+    prediction: Prediction, attention: AttentionFits, ov: OVProjection, settings: Settings
+) -> list[dict[str, Any]]:
     """One entry per head of every block: its prediction (block 0), its fit, the nearest predicted rate (every block)
     and its OV vectors (block 0)."""
     heads_out = []
@@ -547,13 +704,18 @@ def _head_entries(prediction: Prediction, attention: AttentionFits, ov: OVProjec
         for h, f in enumerate(fits):
             p = attention.rate_of.get(h) if l == 0 else None
             j = int(np.argmin(near[:, h])) if near.shape[0] and near[:, h].min() < UNMATCHED_COST else None
-            entry = {"layer": l, "head": h, "predicted_lambda": None if p is None else p.rate,
-                     "predicted_eigenvalue": None if p is None else p.eigenvalue,
-                     "predicted_parity": None if p is None else p.parity,
-                     "readout_lambda": attention.readout_at.get(h) if l == 0 else None,
-                     "clean_decay": f.clean(settings.r2_min, settings.max_rate), **f.to_dict(),
-                     "nearest_predicted_lambda": None if j is None else prediction.heads[j].rate,
-                     "nearest_gap": None if j is None else float(near[j, h])}
+            entry = {
+                "layer": l,
+                "head": h,
+                "predicted_lambda": None if p is None else p.rate,
+                "predicted_eigenvalue": None if p is None else p.eigenvalue,
+                "predicted_parity": None if p is None else p.parity,
+                "readout_lambda": attention.readout_at.get(h) if l == 0 else None,
+                "clean_decay": f.clean(settings.r2_min, settings.max_rate),
+                **f.to_dict(),
+                "nearest_predicted_lambda": None if j is None else prediction.heads[j].rate,
+                "nearest_gap": None if j is None else float(near[j, h]),
+            }
             if l == 0:
                 cos = [c for c in ov.cosine[h] if c is not None]
                 entry["ov_update_cosine"] = ov.cosine[h]
@@ -571,8 +733,15 @@ def _main_rate(prediction: Prediction, attention: AttentionFits) -> tuple[int | 
     return main, main_fit, main_rate
 
 
-def build_record(inputs: StudyInputs, settings: Settings, prediction: Prediction, attention: AttentionFits,
-                 ov: OVProjection, probes_: GeometryProbes, verdicts: Verdicts) -> dict[str, Any]:
+def build_record(
+    inputs: StudyInputs,
+    settings: Settings,
+    prediction: Prediction,
+    attention: AttentionFits,
+    ov: OVProjection,
+    probes_: GeometryProbes,
+    verdicts: Verdicts,
+) -> dict[str, Any]:
     """cbu.json's content."""
     predicted, spectra = prediction.heads, prediction.spectra
     heads_out = _head_entries(prediction, attention, ov, settings)
@@ -580,35 +749,64 @@ def build_record(inputs: StudyInputs, settings: Settings, prediction: Prediction
     groups = rate_groups([f.fitted_lambda for f in attention.fits[0] if f.clean(settings.r2_min, settings.max_rate)])
     main, _, main_rate = _main_rate(prediction, attention)
     return {
-        "weighting": settings.weighting, "regime": inputs.regime.name, "n_contexts": int(inputs.ctx.tokens.shape[0]),
-        "settings": {"min_distance": settings.min_distance, "r2_min": settings.r2_min, "max_rate": settings.max_rate,
-                     "min_share": settings.min_share, "null_splits": settings.null_splits,
-                     "rate_tol": settings.rate_tol},
+        "weighting": settings.weighting,
+        "regime": inputs.regime.name,
+        "n_contexts": int(inputs.ctx.tokens.shape[0]),
+        "settings": {
+            "min_distance": settings.min_distance,
+            "r2_min": settings.r2_min,
+            "max_rate": settings.max_rate,
+            "min_share": settings.min_share,
+            "null_splits": settings.null_splits,
+            "rate_tol": settings.rate_tol,
+        },
         "spectrum": prediction.joint.to_dict(),
         "factor_spectra": [s.to_dict() for s in spectra] if len(prediction.factors) > 1 else None,
         "predicted_heads": [{**p.to_dict(), "readout_rate": r} for p, r in zip(predicted, prediction.readout_of)],
         "matched_heads": list(attention.matched),
         "assignment": attention.assignment.to_dict(),
         "greedy_assignment": attention.greedy.to_dict(),
-        "readout_decay": [r.to_dict() for r in prediction.readouts], "readout_length": settings.readout_length,
-        "predicted_head_count": len(predicted), "observed_head_count": int(observed),
-        "observed_rate_groups": groups, "rate_group_tol": RATE_GROUP_TOL,
-        "n_heads": int(inputs.model_cfg.n_heads), "n_layers": len(attention.fits),
-        "main_head": main, "main_predicted_lambda": predicted[0].rate if predicted else None,
-        "main_fitted_lambda": main_rate, "main_readout_lambda": prediction.readout_of[0] if predicted else None,
+        "readout_decay": [r.to_dict() for r in prediction.readouts],
+        "readout_length": settings.readout_length,
+        "predicted_head_count": len(predicted),
+        "observed_head_count": int(observed),
+        "observed_rate_groups": groups,
+        "rate_group_tol": RATE_GROUP_TOL,
+        "n_heads": int(inputs.model_cfg.n_heads),
+        "n_layers": len(attention.fits),
+        "main_head": main,
+        "main_predicted_lambda": predicted[0].rate if predicted else None,
+        "main_fitted_lambda": main_rate,
+        "main_readout_lambda": prediction.readout_of[0] if predicted else None,
         "heads": heads_out,
         "mean_attention": [st.mean.tolist() for st in attention.stats],
         "attention_spread": [st.std.tolist() for st in attention.stats],
-        "probes": {"intermediate_layer": probes_.mid, "final_layer": probes_.final, "layers": list(probes_.layers),
-                   **probes_.results},
-        "null_model": {"features": NULL_FEATURES, "target": "the constrained belief", "n_splits": settings.null_splits,
-                       "rule": R2_RULE, "layers": {name: c.to_dict() for name, c in probes_.null.items()}},
+        "probes": {
+            "intermediate_layer": probes_.mid,
+            "final_layer": probes_.final,
+            "layers": list(probes_.layers),
+            **probes_.results,
+        },
+        "null_model": {
+            "features": NULL_FEATURES,
+            "target": "the constrained belief",
+            "n_splits": settings.null_splits,
+            "rule": R2_RULE,
+            "layers": {name: c.to_dict() for name, c in probes_.null.items()},
+        },
         "verdicts": verdicts.to_dict(),
     }
 
 
-def draw_figures(inputs: StudyInputs, settings: Settings, prediction: Prediction, attention: AttentionFits,
-                 ov: OVProjection, probes_: GeometryProbes, main: int | None) -> list[Path]:
+def draw_figures(
+    inputs: StudyInputs,
+    settings: Settings,
+    prediction: Prediction,
+    attention: AttentionFits,
+    ov: OVProjection,
+    probes_: GeometryProbes,
+    main: int | None,
+) -> list[Path]:
     """figures/cbu.png: factor 0's three coordinates for the simplex panels (a product's first factor)."""
     ctx, k = inputs.ctx, probes_.k
     T = ctx.tokens.shape[1]
@@ -623,81 +821,156 @@ def draw_figures(inputs: StudyInputs, settings: Settings, prediction: Prediction
     draws = {}
     if k >= 3 and prediction.spectra[0].updates.shape[1] == 3:
         draws["cbu"] = lambda: plot_cbu_panel(
-            dist, spread, [None if rate_of.get(h) is None else rate_of[h].rate for h in range(dist.shape[0])],
-            [readout_at.get(h) for h in range(dist.shape[0])], ov.ov[shown][:ov.vocab, X3], ov.updates[:, X3],
-            rows.Y[:, X3], mid_pred, rows.Y[:, k:k + 3],
-            min_distance=settings.min_distance, main_head=shown, title=title)
+            dist,
+            spread,
+            [None if rate_of.get(h) is None else rate_of[h].rate for h in range(dist.shape[0])],
+            [readout_at.get(h) for h in range(dist.shape[0])],
+            ov.ov[shown][: ov.vocab, X3],
+            ov.updates[:, X3],
+            rows.Y[:, X3],
+            mid_pred,
+            rows.Y[:, k : k + 3],
+            min_distance=settings.min_distance,
+            main_head=shown,
+            title=title,
+        )
     return save_figures(inputs.cfg, inputs.run_dir, draws)
 
 
-def study_output(record: dict[str, Any], figs: list[Path], settings: Settings, prediction: Prediction,
-                 attention: AttentionFits, probes_: GeometryProbes, verdicts: Verdicts) -> StudyOutput:
+def study_output(
+    record: dict[str, Any],
+    figs: list[Path],
+    settings: Settings,
+    prediction: Prediction,
+    attention: AttentionFits,
+    probes_: GeometryProbes,
+    verdicts: Verdicts,
+) -> StudyOutput:
     """The report's tables and captions and summary.json's headline numbers."""
+
     def n(v: Any) -> str:
         return "–" if v is None else f"{v:.3g}"
 
     heads_out = record["heads"]
     observed, groups = record["observed_head_count"], record["observed_rate_groups"]
     _, main_fit, main_rate = _main_rate(prediction, attention)
-    head_rows = [[str(e["layer"]), str(e["head"]), n(e["predicted_lambda"]), n(e["readout_lambda"]),
-                  n(e["fitted_lambda"]), n(e["r2"]),
-                  n(e["parity_rate"]), n(e["parity_r2"]), "yes" if e["clean_decay"] else "no",
-                  n(e["nearest_gap"]), n(e.get("ov_update_cosine_mean"))] for e in heads_out]
-    probe_rows_t = [[f"{layer} -> {target}", n(r["r2_heldout_contexts"]), n(r["mse_heldout_contexts"]),
-                     n(r["mse_shuffled"])] for layer, d in probes_.results.items() for target, r in d.items()]
-    null_rows = [[c.layer, n(_mean(c.model_r2)), n(_mean(c.null_r2)), n(_mean(c.beliefs_r2)),
-                  n(c.verdict.numbers["margin"]), n(c.verdict.numbers["spread"]), c.verdict.verdict]
-                 for c in probes_.null.values()]
+    head_rows = [
+        [
+            str(e["layer"]),
+            str(e["head"]),
+            n(e["predicted_lambda"]),
+            n(e["readout_lambda"]),
+            n(e["fitted_lambda"]),
+            n(e["r2"]),
+            n(e["parity_rate"]),
+            n(e["parity_r2"]),
+            "yes" if e["clean_decay"] else "no",
+            n(e["nearest_gap"]),
+            n(e.get("ov_update_cosine_mean")),
+        ]
+        for e in heads_out
+    ]
+    probe_rows_t = [
+        [f"{layer} -> {target}", n(r["r2_heldout_contexts"]), n(r["mse_heldout_contexts"]), n(r["mse_shuffled"])]
+        for layer, d in probes_.results.items()
+        for target, r in d.items()
+    ]
+    null_rows = [
+        [
+            c.layer,
+            n(_mean(c.model_r2)),
+            n(_mean(c.null_r2)),
+            n(_mean(c.beliefs_r2)),
+            n(c.verdict.numbers["margin"]),
+            n(c.verdict.numbers["spread"]),
+            c.verdict.verdict,
+        ]
+        for c in probes_.null.values()
+    ]
     a, g = attention.assignment, attention.greedy
-    verdict_rows = [[v.hypothesis, v.verdict, v.rule] for v in
-                    (verdicts.constrained_belief, verdicts.decay_first_order, verdicts.decay_readout,
-                     verdicts.head_count)]
+    verdict_rows = [
+        [v.hypothesis, v.verdict, v.rule]
+        for v in (verdicts.constrained_belief, verdicts.decay_first_order, verdicts.decay_readout, verdicts.head_count)
+    ]
     tables = (
-        ("Constrained belief update: attention heads",
-         ["layer", "head", "predicted λ", "readout rate", "fitted λ", "R²", "parity rate", "parity R²", "clean decay",
-          "gap to nearest predicted λ", "OV·u cosine"], head_rows,
-         f"Predicted heads: {len(prediction.heads)}; heads with a clean exponential decay in block 0: {observed} "
-         f"(R² >= {settings.r2_min:g}, rate < {settings.max_rate:g}), in {len(groups)} group(s) of rates (gaps > "
-         f"{RATE_GROUP_TOL:g}). Fits on within-query log-ratios of the mean "
-         f"attention, distances >= {settings.min_distance}. Block 0's heads assigned to the predictions by least "
-         f"total |rate gap| (Hungarian): {list(a.heads)}, cost {a.cost:.3g} (greedy: {list(g.heads)}, cost "
-         f"{g.cost:.3g}; {UNMATCHED_COST:g} per prediction without a clean head)."),
-        ("Constrained belief update: probes", ["probe", "R² held out (contexts)", "MSE held out", "MSE shuffled"],
-         probe_rows_t, "Linear probes onto the constrained beliefs (the predicted intermediate geometry) and the "
-                       "beliefs; context-disjoint held-out splits."),
-        ("Constrained belief update: against the null",
-         ["layer", "→ constrained R²", "null → constrained R²", "→ belief R²", "margin", "spread", "verdict"],
-         null_rows, f"Null: {NULL_FEATURES}. Means over {settings.null_splits} common context-disjoint splits. "
-                    f"Rule: {R2_RULE}."),
-        ("Constrained belief update: verdicts", ["hypothesis", "verdict", "rule"], verdict_rows,
-         "Each verdict could have come out \"not supported\" on these data."),
+        (
+            "Constrained belief update: attention heads",
+            [
+                "layer",
+                "head",
+                "predicted λ",
+                "readout rate",
+                "fitted λ",
+                "R²",
+                "parity rate",
+                "parity R²",
+                "clean decay",
+                "gap to nearest predicted λ",
+                "OV·u cosine",
+            ],
+            head_rows,
+            f"Predicted heads: {len(prediction.heads)}; heads with a clean exponential decay in block 0: {observed} "
+            f"(R² >= {settings.r2_min:g}, rate < {settings.max_rate:g}), in {len(groups)} group(s) of rates (gaps > "
+            f"{RATE_GROUP_TOL:g}). Fits on within-query log-ratios of the mean "
+            f"attention, distances >= {settings.min_distance}. Block 0's heads assigned to the predictions by least "
+            f"total |rate gap| (Hungarian): {list(a.heads)}, cost {a.cost:.3g} (greedy: {list(g.heads)}, cost "
+            f"{g.cost:.3g}; {UNMATCHED_COST:g} per prediction without a clean head).",
+        ),
+        (
+            "Constrained belief update: probes",
+            ["probe", "R² held out (contexts)", "MSE held out", "MSE shuffled"],
+            probe_rows_t,
+            "Linear probes onto the constrained beliefs (the predicted intermediate geometry) and the "
+            "beliefs; context-disjoint held-out splits.",
+        ),
+        (
+            "Constrained belief update: against the null",
+            ["layer", "→ constrained R²", "null → constrained R²", "→ belief R²", "margin", "spread", "verdict"],
+            null_rows,
+            f"Null: {NULL_FEATURES}. Means over {settings.null_splits} common context-disjoint splits. "
+            f"Rule: {R2_RULE}.",
+        ),
+        (
+            "Constrained belief update: verdicts",
+            ["hypothesis", "verdict", "rule"],
+            verdict_rows,
+            'Each verdict could have come out "not supported" on these data.',
+        ),
     )
-    captions = {"cbu": "(a) Mean attention of the last query against distance for each block-0 head, with its spread "
-                       "over contexts and the predicted rate^d (dashed: first-order lambda; dotted: the exact readout rate); (b) the main head's OV vectors projected into "
-                       "the belief simplex by the probe (solid) and the predicted update directions u_x (dotted); "
-                       "(c) the constrained beliefs; (d) the post-attention stream probed onto them, coloured by the "
-                       "true belief (a product: its first factor)."}
+    captions = {
+        "cbu": "(a) Mean attention of the last query against distance for each block-0 head, with its spread "
+        "over contexts and the predicted rate^d (dashed: first-order lambda; dotted: the exact readout rate); (b) the main head's OV vectors projected into "
+        "the belief simplex by the probe (solid) and the predicted update directions u_x (dotted); "
+        "(c) the constrained beliefs; (d) the post-attention stream probed onto them, coloured by the "
+        "true belief (a product: its first factor)."
+    }
     mid, final = probes_.mid, probes_.final
     mid_c = probes_.results[mid]["constrained"]
     null_mid = probes_.null[mid]
-    headline = {"predicted_head_count": len(prediction.heads), "observed_head_count": int(observed),
-                "observed_rate_groups": len(groups),
-                "main_predicted_lambda": record["main_predicted_lambda"], "main_fitted_lambda": main_rate,
-                "main_readout_lambda": record["main_readout_lambda"],
-                "main_r2": None if main_fit is None else main_fit.r2,
-                "intermediate_r2_constrained": mid_c["r2_heldout_contexts"],
-                "intermediate_r2_beliefs": probes_.results[mid]["beliefs"]["r2_heldout_contexts"],
-                "final_r2_beliefs": probes_.results[final]["beliefs"]["r2_heldout_contexts"],
-                "intermediate_r2_null": _mean(null_mid.null_r2),
-                "intermediate_null_margin": null_mid.verdict.numbers["margin"],
-                "intermediate_null_spread": null_mid.verdict.numbers["spread"],
-                "assignment_cost": a.cost, "greedy_cost": g.cost,
-                "verdict_constrained_belief": verdicts.constrained_belief.verdict,
-                "verdict_decay_first_order": verdicts.decay_first_order.verdict,
-                "verdict_decay_readout": verdicts.decay_readout.verdict,
-                "verdict_head_count": verdicts.head_count.verdict}
-    return StudyOutput(name="cbu", json_file="cbu.json", figures=tuple(figs), captions=captions, tables=tables,
-                       headline=headline)
+    headline = {
+        "predicted_head_count": len(prediction.heads),
+        "observed_head_count": int(observed),
+        "observed_rate_groups": len(groups),
+        "main_predicted_lambda": record["main_predicted_lambda"],
+        "main_fitted_lambda": main_rate,
+        "main_readout_lambda": record["main_readout_lambda"],
+        "main_r2": None if main_fit is None else main_fit.r2,
+        "intermediate_r2_constrained": mid_c["r2_heldout_contexts"],
+        "intermediate_r2_beliefs": probes_.results[mid]["beliefs"]["r2_heldout_contexts"],
+        "final_r2_beliefs": probes_.results[final]["beliefs"]["r2_heldout_contexts"],
+        "intermediate_r2_null": _mean(null_mid.null_r2),
+        "intermediate_null_margin": null_mid.verdict.numbers["margin"],
+        "intermediate_null_spread": null_mid.verdict.numbers["spread"],
+        "assignment_cost": a.cost,
+        "greedy_cost": g.cost,
+        "verdict_constrained_belief": verdicts.constrained_belief.verdict,
+        "verdict_decay_first_order": verdicts.decay_first_order.verdict,
+        "verdict_decay_readout": verdicts.decay_readout.verdict,
+        "verdict_head_count": verdicts.head_count.verdict,
+    }
+    return StudyOutput(
+        name="cbu", json_file="cbu.json", figures=tuple(figs), captions=captions, tables=tables, headline=headline
+    )
 
 
 def run(inputs: StudyInputs, settings: Settings) -> StudyOutput:
@@ -709,9 +982,9 @@ def run(inputs: StudyInputs, settings: Settings) -> StudyOutput:
     final = predictive_models.probe_layer_name(mc)
     patterns = [f"blocks.{l}.attn.hook_pattern" for l in range(mc.n_layers)]
     with phase("cbu study", total=None, enabled=inputs.progress):
-        acts = predictive_models.compute_activations(mc, inputs.params_state, ctx.tokens,
-                                                     names=list(dict.fromkeys([*patterns, *mids, final])),
-                                                     method="full")
+        acts = predictive_models.compute_activations(
+            mc, inputs.params_state, ctx.tokens, names=list(dict.fromkeys([*patterns, *mids, final])), method="full"
+        )
         attention = fit_attention(acts, patterns, ctx, prediction, settings)
         probes_ = probe_geometry(acts, mids, final, ctx, prediction, settings, cfg.seed)
         ov = project_ov(mc, inputs.params_state, probes_, prediction, ctx.bos)

@@ -75,8 +75,10 @@ def plot_cbu_panel(
     A = as_array("attention", attention, 2)
     S = as_array("spread", spread, 2, finite=False)
     if S.shape != A.shape or len(predicted_rates) != A.shape[0]:
-        raise FigureInputError(f"attention {A.shape}, spread {S.shape} and predicted_rates ({len(predicted_rates)}) "
-                               "must cover the same heads")
+        raise FigureInputError(
+            f"attention {A.shape}, spread {S.shape} and predicted_rates ({len(predicted_rates)}) "
+            "must cover the same heads"
+        )
     ov, up = as_array("ov", ov, 2), as_array("updates", updates, 2)
     C, P, B = as_array("constrained", constrained, 2), as_array("probed", probed, 2), as_array("beliefs", beliefs, 2)
     if not (ov.shape[1] == up.shape[1] == C.shape[1] == P.shape[1] == B.shape[1] == 3):
@@ -106,9 +108,11 @@ def plot_cbu_panel(
                 rates.append(f"{what} {float(rate):.2f}")
         label = f"head {h}" + (" (main)" if h == main_head else "") + (f": {', '.join(rates)}" if rates else "")
         handles.append(Line2D([], [], color=colour, lw=1.6, marker="o", ms=3, label=label))
-    handles += [Line2D([], [], color="0.25", lw=1.6, label="measured (band: ± sd)"),
-                Line2D([], [], color="0.25", lw=1.1, ls="--", label="first order, |rate|^d"),
-                Line2D([], [], color="0.25", lw=1.1, ls=":", label="readout, |rate|^d")]
+    handles += [
+        Line2D([], [], color="0.25", lw=1.6, label="measured (band: ± sd)"),
+        Line2D([], [], color="0.25", lw=1.1, ls="--", label="first order, |rate|^d"),
+        Line2D([], [], color="0.25", lw=1.1, ls=":", label="readout, |rate|^d"),
+    ]
     measured = np.concatenate([A[A > 0], (A + S)[np.isfinite(S) & (A + S > 0)]])
     if measured.size:
         lo, hi = max(float(measured.min()) / 4.0, 1e-8), float(measured.max()) * 2.5
@@ -135,20 +139,48 @@ def plot_cbu_panel(
         tips = centre + scale * flat
         for x, tip in enumerate(tips):
             colour = tuple(token_colours[x]) if solid else "0.15"
-            ax.annotate("", xy=tip, xytext=centre, zorder=3 if solid else 2,
-                        arrowprops=dict(arrowstyle="-|>", ls="-" if solid else (0, (1.5, 1.5)), color=colour,
-                                        lw=1.6 if solid else 1.1, mutation_scale=9, shrinkA=0, shrinkB=0))
+            ax.annotate(
+                "",
+                xy=tip,
+                xytext=centre,
+                zorder=3 if solid else 2,
+                arrowprops=dict(
+                    arrowstyle="-|>",
+                    ls="-" if solid else (0, (1.5, 1.5)),
+                    color=colour,
+                    lw=1.6 if solid else 1.1,
+                    mutation_scale=9,
+                    shrinkA=0,
+                    shrinkB=0,
+                ),
+            )
         for group in _grouped_tips(tips, centre):
             tip = tips[group[0]]
             direction = tip - centre
             offset = 9 * direction / max(np.linalg.norm(direction), 1e-12) / 0.36
-            ax.annotate(",".join(names[x] for x in group), tip, xytext=(offset[0], offset[1]),
-                        textcoords="offset points", ha="center", va="center", fontsize=6.5,
-                        color=tuple(token_colours[group[0]]) if solid else "0.35",
-                        fontweight="bold" if solid else "normal", zorder=4)
-    ax.legend(handles=[Line2D([], [], color="0.3", lw=1.6, label=f"OV vectors, head {main_head} (token colour)"),
-                       Line2D([], [], color="0.15", lw=1.1, ls=(0, (1.5, 1.5)), label="predicted u_x")],
-              fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, 0.02), ncols=1, frameon=False)
+            ax.annotate(
+                ",".join(names[x] for x in group),
+                tip,
+                xytext=(offset[0], offset[1]),
+                textcoords="offset points",
+                ha="center",
+                va="center",
+                fontsize=6.5,
+                color=tuple(token_colours[group[0]]) if solid else "0.35",
+                fontweight="bold" if solid else "normal",
+                zorder=4,
+            )
+    ax.legend(
+        handles=[
+            Line2D([], [], color="0.3", lw=1.6, label=f"OV vectors, head {main_head} (token colour)"),
+            Line2D([], [], color="0.15", lw=1.1, ls=(0, (1.5, 1.5)), label="predicted u_x"),
+        ],
+        fontsize=6.5,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.02),
+        ncols=1,
+        frameon=False,
+    )
     ax.set_title("(b) OV vectors in the belief simplex", fontsize=9)
 
     # (c), (d): one set of axes for the theory and the probe, from the theory's points and the probe's bulk
@@ -159,8 +191,10 @@ def plot_cbu_panel(
     span = float((hi - lo).max())
     lo, hi = lo - 0.04 * span, hi + 0.04 * span
     colours = _colours(B)
-    for ax, xy, name in ((axes[2], c_xy, "(c) constrained beliefs (theory)"),
-                         (axes[3], p_xy, "(d) intermediate stream, probed")):
+    for ax, xy, name in (
+        (axes[2], c_xy, "(c) constrained beliefs (theory)"),
+        (axes[3], p_xy, "(d) intermediate stream, probed"),
+    ):
         draw_points(ax, xy, colours, (lo[0], hi[0]), (lo[1], hi[1]), size=1.5)
         ax.plot(tri[:, 0], tri[:, 1], color="0.35", lw=0.8, zorder=3)
         ax.set_xlim(lo[0], hi[0])

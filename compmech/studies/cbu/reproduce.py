@@ -27,10 +27,15 @@ QUICK_FRACTION = 0.15
 QUICK = {"probe.n_repeats": 1, "studies.cbu.n_repeats": 1}
 #: Beside the sweep: Mess3 at x = 0.1 with less informative tokens (alpha 0.6), where the exact readout rate is
 #: nearer the first-order lambda (0.61 against 0.7; 0.35 at alpha 0.85).
-MESS3_EXTRA: tuple[tuple[str, dict[str, Any]], ...] = (("alpha_06", {"process.params.x": 0.1, "process.params.alpha": 0.6}),)
+MESS3_EXTRA: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("alpha_06", {"process.params.x": 0.1, "process.params.alpha": 0.6}),
+)
 #: The product runs: (label, the two factors' lambda); x = (1 - lambda) / 3, alpha as in cbu_product.toml.
 PRODUCT_PAIRS: tuple[tuple[str, tuple[float, float]], ...] = (
-    ("product_07_07", (0.7, 0.7)), ("product_07_03", (0.7, 0.3)), ("product_07_m03", (0.7, -0.3)))
+    ("product_07_07", (0.7, 0.7)),
+    ("product_07_03", (0.7, 0.3)),
+    ("product_07_m03", (0.7, -0.3)),
+)
 
 
 def row(label: str, run_dir: Path) -> dict[str, Any]:
@@ -42,30 +47,52 @@ def row(label: str, run_dir: Path) -> dict[str, Any]:
     fin = d["probes"][d["probes"]["final_layer"]]
     main = d["main_head"]
     return {
-        "run": label, "run_dir": str(run_dir), "relative_loss": summary.relative_loss,
+        "run": label,
+        "run_dir": str(run_dir),
+        "relative_loss": summary.relative_loss,
         "predicted_lambdas": [p["eigenvalue"] for p in d["predicted_heads"]],
-        "predicted_head_count": d["predicted_head_count"], "observed_head_count": d["observed_head_count"],
-        "n_heads": d["n_heads"], "main_predicted_lambda": d["main_predicted_lambda"],
+        "predicted_head_count": d["predicted_head_count"],
+        "observed_head_count": d["observed_head_count"],
+        "n_heads": d["n_heads"],
+        "main_predicted_lambda": d["main_predicted_lambda"],
         "observed_rate_groups": len(rate_groups([h["fitted_lambda"] for h in heads if h["clean_decay"]])),
-        "main_fitted_lambda": d["main_fitted_lambda"], "main_readout_lambda": d.get("main_readout_lambda"),
-        "heads": [{"layer": h["layer"], "head": h["head"], "predicted_lambda": h["predicted_lambda"], "readout_lambda": h.get("readout_lambda"),
-                   "fitted_lambda": h["fitted_lambda"], "rate_se": h.get("rate_se"),
-                   "parity_rate_se": h.get("parity_rate_se"), "ov_factor_share": h.get("ov_factor_share"),
-                   "r2": h["r2"], "parity_rate": h["parity_rate"], "parity_offset": h["parity_offset"],
-                   "parity_r2": h["parity_r2"], "clean_decay": h["clean_decay"],
-                   "nearest_gap": h.get("nearest_gap"),
-                   "ov_update_cosine_mean": h.get("ov_update_cosine_mean")} for h in d["heads"]],
+        "main_fitted_lambda": d["main_fitted_lambda"],
+        "main_readout_lambda": d.get("main_readout_lambda"),
+        "heads": [
+            {
+                "layer": h["layer"],
+                "head": h["head"],
+                "predicted_lambda": h["predicted_lambda"],
+                "readout_lambda": h.get("readout_lambda"),
+                "fitted_lambda": h["fitted_lambda"],
+                "rate_se": h.get("rate_se"),
+                "parity_rate_se": h.get("parity_rate_se"),
+                "ov_factor_share": h.get("ov_factor_share"),
+                "r2": h["r2"],
+                "parity_rate": h["parity_rate"],
+                "parity_offset": h["parity_offset"],
+                "parity_r2": h["parity_r2"],
+                "clean_decay": h["clean_decay"],
+                "nearest_gap": h.get("nearest_gap"),
+                "ov_update_cosine_mean": h.get("ov_update_cosine_mean"),
+            }
+            for h in d["heads"]
+        ],
         "main_ov_update_cosine": heads[main]["ov_update_cosine_mean"] if main is not None else None,
         "intermediate_r2_constrained": mid["constrained"]["r2_heldout_contexts"],
         "intermediate_r2_beliefs": mid["beliefs"]["r2_heldout_contexts"],
         "final_r2_constrained": fin["constrained"]["r2_heldout_contexts"],
         "final_r2_beliefs": fin["beliefs"]["r2_heldout_contexts"],
         "n_layers": d.get("n_layers", 1),
-        "assignment": d.get("assignment"), "greedy_cost": (d.get("greedy_assignment") or {}).get("cost"),
+        "assignment": d.get("assignment"),
+        "greedy_cost": (d.get("greedy_assignment") or {}).get("cost"),
         "null": [c for c in (d.get("null_model") or {}).get("layers", {}).values()],
         "verdicts": {k: v["verdict"] for k, v in (d.get("verdicts") or {}).items()},
-        "decay_held": {k: (d["verdicts"][k]["n_held"], d["verdicts"][k]["n_predicted"])
-                       for k in ("decay_first_order", "decay_readout") if k in (d.get("verdicts") or {})},
+        "decay_held": {
+            k: (d["verdicts"][k]["n_held"], d["verdicts"][k]["n_predicted"])
+            for k in ("decay_first_order", "decay_readout")
+            if k in (d.get("verdicts") or {})
+        },
         "wall_seconds": summary.wall_seconds,
     }
 
@@ -77,6 +104,7 @@ def _verdict_cell(r: dict[str, Any], key: str) -> str:
 
 def format_markdown(rows: list[dict[str, Any]], quick: bool) -> str:
     """The tables: one line per run (the verdicts), one per probed layer (every R² beside its null), one per head."""
+
     def n(v: Any, f: str = ".3f") -> str:
         return "–" if v is None else format(v, f)
 
@@ -87,12 +115,15 @@ def format_markdown(rows: list[dict[str, Any]], quick: bool) -> str:
         h = r.get("decay_held", {}).get(key)
         return "" if h is None else f" ({h[0]}/{h[1]})"
 
-    lines = [f"# Constrained belief updates ({'quick' if quick else 'full'} budget)", "",
-             "| run | relative loss | predicted λ | main head: predicted λ / readout rate / fitted λ | heads predicted / "
-             "clean (of) / rate groups | assignment cost (greedy) | decay at first-order λ | decay at readout rate | "
-             "OV·u cosine | mid → constrained R² | null R² | margin / spread | constrained belief | mid → belief R² | "
-             "final → belief R² |",
-             "|---|---:|---|---|---|---|---|---|---:|---:|---:|---|---|---:|---:|"]
+    lines = [
+        f"# Constrained belief updates ({'quick' if quick else 'full'} budget)",
+        "",
+        "| run | relative loss | predicted λ | main head: predicted λ / readout rate / fitted λ | heads predicted / "
+        "clean (of) / rate groups | assignment cost (greedy) | decay at first-order λ | decay at readout rate | "
+        "OV·u cosine | mid → constrained R² | null R² | margin / spread | constrained belief | mid → belief R² | "
+        "final → belief R² |",
+        "|---|---:|---|---|---|---|---|---|---:|---:|---:|---|---|---:|---:|",
+    ]
     for r in rows:
         mid = r["null"][0] if r.get("null") else {}
         a = r.get("assignment") or {}
@@ -106,42 +137,57 @@ def format_markdown(rows: list[dict[str, Any]], quick: bool) -> str:
             f"{n(r['main_ov_update_cosine'])} | {n(mid.get('model_r2_mean'))} | {n(mid.get('null_r2_mean'))} | "
             f"{n(mid.get('margin'))} / {n(mid.get('spread'))} | {_verdict_cell(r, 'constrained_belief')} | "
             f"{n(mid.get('beliefs_r2_mean'))}{' (higher)' if mid.get('beliefs_r2_higher') else ''} | "
-            f"{n(r['final_r2_beliefs'])} |")
-    lines += ["", "| run | layer | → constrained R² (sd) | null → constrained R² (sd) | → belief R² (sd) | margin | "
-              "spread | verdict |", "|---|---|---:|---:|---:|---:|---:|---|"]
+            f"{n(r['final_r2_beliefs'])} |"
+        )
+    lines += [
+        "",
+        "| run | layer | → constrained R² (sd) | null → constrained R² (sd) | → belief R² (sd) | margin | "
+        "spread | verdict |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
     for r in rows:
         for c in r.get("null", []):
-            lines.append(f"| {r['run']} | {c['layer']} | {n(c['model_r2_mean'])} ({n(c['model_r2_sd'])}) | "
-                         f"{n(c['null_r2_mean'])} ({n(c['null_r2_sd'])}) | {n(c['beliefs_r2_mean'])} "
-                         f"({n(c['beliefs_r2_sd'])}) | {n(c['margin'])} | {n(c['spread'])} | {c['verdict']} |")
-    lines += ["", "| run | block | head | predicted λ | readout rate | fitted λ | R² | parity rate | odd offset | "
-              "parity R² | clean | gap to nearest predicted λ | OV·u cosine | OV share per factor |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|"]
+            lines.append(
+                f"| {r['run']} | {c['layer']} | {n(c['model_r2_mean'])} ({n(c['model_r2_sd'])}) | "
+                f"{n(c['null_r2_mean'])} ({n(c['null_r2_sd'])}) | {n(c['beliefs_r2_mean'])} "
+                f"({n(c['beliefs_r2_sd'])}) | {n(c['margin'])} | {n(c['spread'])} | {c['verdict']} |"
+            )
+    lines += [
+        "",
+        "| run | block | head | predicted λ | readout rate | fitted λ | R² | parity rate | odd offset | "
+        "parity R² | clean | gap to nearest predicted λ | OV·u cosine | OV share per factor |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|",
+    ]
     for r in rows:
         for h in r["heads"]:
             share = ", ".join(f"{v:.2f}" for v in h.get("ov_factor_share") or [])
-            lines.append(f"| {r['run']} | {h.get('layer', 0)} | {h['head']} | {n(h['predicted_lambda'])} | "
-                         f"{n(h.get('readout_lambda'))} | "
-                         f"{n(h['fitted_lambda'])}{pm(h.get('rate_se'))} | {n(h['r2'])} | "
-                         f"{n(h['parity_rate'])}{pm(h.get('parity_rate_se'))} | "
-                         f"{n(h['parity_offset'], '.2f')} | {n(h['parity_r2'])} | {'yes' if h['clean_decay'] else 'no'} | "
-                         f"{n(h.get('nearest_gap'))} | {n(h.get('ov_update_cosine_mean'))} | {share} |")
-    lines += ["", "Predicted λ: the first-order eigenvalue (compmech.studies.cbu.theory), fixed from the process alone "
-              "before any fit; readout rate: the decay of the exact belief's best linear readout from the token history "
-              "(compmech.studies.cbu.theory.readout_decay), the rate the first order tends to only for weakly informative "
-              "tokens. Fitted λ: exp(slope) of log mean attention against query-key distance, fitted on "
-              "within-query log-ratios (distances >= 1), ± its regression standard error; clean: a fit with R² >= 0.9 and rate < 0.95 (the parity fit "
-              "adds an odd-distance offset, for alternating eigenvalues); rate groups: the clean heads' fitted rates "
-              "grouped where they differ by more than 0.1. Assignment: block 0's heads given to the predictions by least "
-              "total |fitted - predicted λ| (Hungarian; 1 per prediction left without a clean head), the greedy "
-              "matching's cost in brackets. Decay verdicts: supported when every predicted head's assigned head is "
-              "within 0.1 of the predicted rate ((held/predicted)). OV·u: cosine between the main head's OV vectors, "
-              "projected into the belief simplex by the probe, and the predicted update directions. R²: "
-              "context-disjoint held out, means over 5 common splits, from block 0's stream after attention (mid) and "
-              "after the last block (final). Null: a probe fitted the same way from a stream of the exact belief, the "
-              "current token and the position (one-hot), computed from the contexts. Constrained belief: supported "
-              "when mean(mid R²) - mean(null R²) > sqrt(sd² + sd²) over the splits; '(higher)': the same stream is held "
-              "out closer to the exact belief."]
+            lines.append(
+                f"| {r['run']} | {h.get('layer', 0)} | {h['head']} | {n(h['predicted_lambda'])} | "
+                f"{n(h.get('readout_lambda'))} | "
+                f"{n(h['fitted_lambda'])}{pm(h.get('rate_se'))} | {n(h['r2'])} | "
+                f"{n(h['parity_rate'])}{pm(h.get('parity_rate_se'))} | "
+                f"{n(h['parity_offset'], '.2f')} | {n(h['parity_r2'])} | {'yes' if h['clean_decay'] else 'no'} | "
+                f"{n(h.get('nearest_gap'))} | {n(h.get('ov_update_cosine_mean'))} | {share} |"
+            )
+    lines += [
+        "",
+        "Predicted λ: the first-order eigenvalue (compmech.studies.cbu.theory), fixed from the process alone "
+        "before any fit; readout rate: the decay of the exact belief's best linear readout from the token history "
+        "(compmech.studies.cbu.theory.readout_decay), the rate the first order tends to only for weakly informative "
+        "tokens. Fitted λ: exp(slope) of log mean attention against query-key distance, fitted on "
+        "within-query log-ratios (distances >= 1), ± its regression standard error; clean: a fit with R² >= 0.9 and rate < 0.95 (the parity fit "
+        "adds an odd-distance offset, for alternating eigenvalues); rate groups: the clean heads' fitted rates "
+        "grouped where they differ by more than 0.1. Assignment: block 0's heads given to the predictions by least "
+        "total |fitted - predicted λ| (Hungarian; 1 per prediction left without a clean head), the greedy "
+        "matching's cost in brackets. Decay verdicts: supported when every predicted head's assigned head is "
+        "within 0.1 of the predicted rate ((held/predicted)). OV·u: cosine between the main head's OV vectors, "
+        "projected into the belief simplex by the probe, and the predicted update directions. R²: "
+        "context-disjoint held out, means over 5 common splits, from block 0's stream after attention (mid) and "
+        "after the last block (final). Null: a probe fitted the same way from a stream of the exact belief, the "
+        "current token and the position (one-hot), computed from the contexts. Constrained belief: supported "
+        "when mean(mid R²) - mean(null R²) > sqrt(sd² + sd²) over the splits; '(higher)': the same stream is held "
+        "out closer to the exact belief.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -154,9 +200,15 @@ def reproduce(out_root: Path, runner: Runner) -> str:
     points = runner.sweep(mess3, sweep_dir)
     rows = [(f"mess3 x = {p.values['process.params.x']:g}", p.run_dir, p.name.removeprefix("cbu_")) for p in points]
     authors = runner.sweep(runner.config_path("cbu_authors"), out_root / "cbu_authors")
-    authors_rows = [(f"mess3 x = {p.values['process.params.x']:g}, alpha = {p.values['process.params.alpha']:g} "
-                     f"(authors', 2 blocks)", p.run_dir,
-                     p.name.removeprefix("cbu_").replace("=", "").replace(",", "_").replace(".", "")) for p in authors]
+    authors_rows = [
+        (
+            f"mess3 x = {p.values['process.params.x']:g}, alpha = {p.values['process.params.alpha']:g} "
+            f"(authors', 2 blocks)",
+            p.run_dir,
+            p.name.removeprefix("cbu_").replace("=", "").replace(",", "_").replace(".", ""),
+        )
+        for p in authors
+    ]
     for stem, over in MESS3_EXTRA:
         raw = points[0].cfg.to_dict()
         for key, value in over.items():
@@ -171,8 +223,11 @@ def reproduce(out_root: Path, runner: Runner) -> str:
     base = runner.load(product)
     alpha = base.process.components[0].params.get("alpha", 0.85)
     for label, lams in PRODUCT_PAIRS:
-        over = {"process.components": [{"name": "mess3", "params": {"x": (1.0 - lam) / 3.0, "alpha": alpha}}
-                                       for lam in lams]}
+        over = {
+            "process.components": [
+                {"name": "mess3", "params": {"x": (1.0 - lam) / 3.0, "alpha": alpha}} for lam in lams
+            ]
+        }
         if runner.quick:
             over["training.steps"] = quick_steps(base.training, QUICK_FRACTION)
             over.update(QUICK)

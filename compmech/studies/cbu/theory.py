@@ -68,8 +68,12 @@ class EigenComponent:
 
     def to_dict(self) -> dict:
         lam = self.eigenvalue
-        return {"eigenvalue": float(lam.real) if self.is_real else [float(lam.real), float(lam.imag)],
-                "modulus": float(abs(lam)), "multiplicity": self.multiplicity, "share": float(self.share)}
+        return {
+            "eigenvalue": float(lam.real) if self.is_real else [float(lam.real), float(lam.imag)],
+            "modulus": float(abs(lam)),
+            "multiplicity": self.multiplicity,
+            "share": float(self.share),
+        }
 
 
 @dataclass(frozen=True)
@@ -102,8 +106,13 @@ class HeadPrediction:
     factors: tuple[int, ...]  # the factors whose updates excite it (0 for a single process)
 
     def to_dict(self) -> dict:
-        return {"rate": self.rate, "eigenvalue": self.eigenvalue, "parity": self.parity, "share": self.share,
-                "factors": list(self.factors)}
+        return {
+            "rate": self.rate,
+            "eigenvalue": self.eigenvalue,
+            "parity": self.parity,
+            "share": self.share,
+            "factors": list(self.factors),
+        }
 
 
 def update_vectors(process) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -140,8 +149,13 @@ def spectrum(process, *, name: str | None = None) -> Spectrum:
         w = float(np.sum(p * np.sum(np.abs(part) ** 2, axis=1)))
         lam = complex(np.mean(vals[g]))
         comps.append(EigenComponent(eigenvalue=lam, multiplicity=len(g), share=w / total if total > 0 else 0.0))
-    return Spectrum(process=name or getattr(process, "name", "process"), components=tuple(comps),
-                    stationary=pi, updates=u, token_probs=p)
+    return Spectrum(
+        process=name or getattr(process, "name", "process"),
+        components=tuple(comps),
+        stationary=pi,
+        updates=u,
+        token_probs=p,
+    )
 
 
 def predicted_heads(spectra: Sequence[Spectrum], *, min_share: float = MIN_SHARE) -> list[HeadPrediction]:
@@ -168,8 +182,15 @@ def predicted_heads(spectra: Sequence[Spectrum], *, min_share: float = MIN_SHARE
         real = abs(lam.imag) <= EIGEN_TOL
         parities = ("all",) if real and lam.real > 0 else ("even", "odd")
         for parity in parities:
-            heads.append(HeadPrediction(rate=float(abs(lam)), eigenvalue=float(lam.real), parity=parity,
-                                        share=float(share), factors=tuple(fs)))
+            heads.append(
+                HeadPrediction(
+                    rate=float(abs(lam)),
+                    eigenvalue=float(lam.real),
+                    parity=parity,
+                    share=float(share),
+                    factors=tuple(fs),
+                )
+            )
     return heads
 
 
@@ -185,8 +206,10 @@ def constrained_beliefs(process, tokens: np.ndarray) -> np.ndarray:
     if tok.ndim != 2:
         raise ValueError(f"tokens must be [N, T] ints; got shape {tok.shape}")
     if tok.size and (tok.min() < 0 or tok.max() >= u.shape[0]):
-        raise ValueError(f"tokens must be in 0..{u.shape[0] - 1} (the process's vocabulary); got values "
-                         f"{int(tok.min())}..{int(tok.max())}")
+        raise ValueError(
+            f"tokens must be in 0..{u.shape[0] - 1} (the process's vocabulary); got values "
+            f"{int(tok.min())}..{int(tok.max())}"
+        )
     N, L = tok.shape
     out = np.empty((N, L, M.shape[0]))  # [N, T, S]
     c = np.zeros((N, M.shape[0]))
@@ -270,8 +293,9 @@ class ProcessPrediction:
         return tuple(p.rate for p in self.heads)
 
 
-def process_prediction(process, factors: Sequence | None = None, *, min_share: float = MIN_SHARE,
-                       readout_length: int = 8) -> ProcessPrediction:
+def process_prediction(
+    process, factors: Sequence | None = None, *, min_share: float = MIN_SHARE, readout_length: int = 8
+) -> ProcessPrediction:
     """The predicted heads and their decay rates from the process alone (``factors``: a product's factors; None:
     the process itself): the first-order rate |lambda| of each (`predicted_heads`) and, beside it, the exact readout
     rate of its factors (`readout_decay`). Nothing here reads a model."""
@@ -281,7 +305,10 @@ def process_prediction(process, factors: Sequence | None = None, *, min_share: f
     joint = spectrum(process) if len(factors) > 1 else spectra[0]
     readouts = [readout_decay(f, readout_length) for f in factors]
     n_eig = [len({p.eigenvalue for p in heads if k in p.factors}) for k in range(len(factors))]
-    readout_of = [None if any(n_eig[k] > 1 for k in p.factors) else
-                  float(np.mean([abs(readouts[k].rate) for k in p.factors])) for p in heads]
-    return ProcessPrediction(spectra=tuple(spectra), joint=joint, heads=tuple(heads), readouts=tuple(readouts),
-                             readout_of=tuple(readout_of))
+    readout_of = [
+        None if any(n_eig[k] > 1 for k in p.factors) else float(np.mean([abs(readouts[k].rate) for k in p.factors]))
+        for p in heads
+    ]
+    return ProcessPrediction(
+        spectra=tuple(spectra), joint=joint, heads=tuple(heads), readouts=tuple(readouts), readout_of=tuple(readout_of)
+    )

@@ -6,8 +6,14 @@ from compmech.studies.base import Study, register_study
 from compmech.studies.factored.analysis import Settings, check, run
 from compmech.studies.factored.reproduce import reproduce
 
-STUDY = register_study(Study(
-    name="factored",
-    summary="the factored-geometry study: compmech/experiments/factored.toml and the coupled sweep "
-            "compmech/experiments/factored_coupled.toml: factored.md/.json and figures",
-    settings=Settings, check=check, run=run, reproduce=reproduce))
+STUDY = register_study(
+    Study(
+        name="factored",
+        summary="the factored-geometry study: compmech/experiments/factored.toml and the coupled sweep "
+        "compmech/experiments/factored_coupled.toml: factored.md/.json and figures",
+        settings=Settings,
+        check=check,
+        run=run,
+        reproduce=reproduce,
+    )
+)

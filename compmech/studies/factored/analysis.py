@@ -61,11 +61,13 @@ class Settings:
 
     def __post_init__(self) -> None:
         if self.weighting not in WEIGHTINGS:
-            raise ValueError(f"weighting must be \"probability\" or \"uniform\"; got {self.weighting!r}")
-        if not self.thresholds or any(isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 < q <= 1
-                                      for q in self.thresholds):
-            raise ValueError(f"thresholds must be variance shares in (0, 1], e.g. [0.9, 0.95]; got "
-                             f"{list(self.thresholds)!r}")
+            raise ValueError(f'weighting must be "probability" or "uniform"; got {self.weighting!r}')
+        if not self.thresholds or any(
+            isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 < q <= 1 for q in self.thresholds
+        ):
+            raise ValueError(
+                f"thresholds must be variance shares in (0, 1], e.g. [0.9, 0.95]; got {list(self.thresholds)!r}"
+            )
         if isinstance(self.n_repeats, bool) or not isinstance(self.n_repeats, int) or self.n_repeats < 1:
             raise ValueError(f"n_repeats must be a positive integer; got {self.n_repeats!r}")
         if not all(isinstance(n, str) and n for n in self.layers):
@@ -75,8 +77,10 @@ class Settings:
 def check(cfg: ExperimentConfig, source: Source, model_cfg: predictive_models.ModelConfig) -> None:
     """The process must be a product (kind "product" or "coupled") of at least two factors."""
     if cfg.process.kind not in ("product", "coupled"):
-        raise ValueError("the factored study needs a product process: [process] kind = \"product\" (or \"coupled\") "
-                         "with one [[process.components]] table per factor")
+        raise ValueError(
+            'the factored study needs a product process: [process] kind = "product" (or "coupled") '
+            "with one [[process.components]] table per factor"
+        )
 
 
 def belief_rank(beliefs: np.ndarray) -> int:
@@ -91,6 +95,7 @@ def predicted_dimensions(ranks: list[int]) -> tuple[int, int]:
 
 
 # ------------------------------------------------------------------------------------------- the records
+
 
 @dataclass(frozen=True, eq=False)
 class FactorTargets:
@@ -146,25 +151,31 @@ class LayerProbes:
 
 # ------------------------------------------------------------------------------------------- the measures
 
-def _angles(X: np.ndarray, Ys: list[np.ndarray] | tuple[np.ndarray, ...], w: np.ndarray | None
-            ) -> dict[str, list[float]]:
+
+def _angles(
+    X: np.ndarray, Ys: list[np.ndarray] | tuple[np.ndarray, ...], w: np.ndarray | None
+) -> dict[str, list[float]]:
     """Principal angles (degrees) between each pair of factors' belief subspaces in X."""
     bases = []
     for k, Y in enumerate(Ys):
         others = np.concatenate([o for j, o in enumerate(Ys) if j != k], axis=1) if len(Ys) > 1 else None
         bases.append(belief_subspace(X, Y, sample_weight=w, others=others))
-    return {f"{i}-{j}": [float(a) for a in principal_angles(bases[i], bases[j])]
-            for i, j in itertools.combinations(range(len(Ys)), 2)}
+    return {
+        f"{i}-{j}": [float(a) for a in principal_angles(bases[i], bases[j])]
+        for i, j in itertools.combinations(range(len(Ys)), 2)
+    }
 
 
-def _measures(X: np.ndarray, Ys: list[np.ndarray] | tuple[np.ndarray, ...], w: np.ndarray | None, thresholds
-              ) -> dict[str, Any]:
+def _measures(
+    X: np.ndarray, Ys: list[np.ndarray] | tuple[np.ndarray, ...], w: np.ndarray | None, thresholds
+) -> dict[str, Any]:
     """The explained-variance spectrum of X [R, d] with its dimension measures, and the factors' principal angles."""
     spec = variance_spectrum(X, sample_weight=w, thresholds=thresholds)
     return {**spec.to_dict(), "principal_angles": _angles(X, Ys, w)}
 
 
 # ------------------------------------------------------------------------------------------- the phases
+
 
 def factor_targets(inputs: StudyInputs, settings: Settings) -> FactorTargets:
     """The analysed layers and the probe targets: the joint belief of every context and each factor's marginal."""
@@ -177,13 +188,16 @@ def factor_targets(inputs: StudyInputs, settings: Settings) -> FactorTargets:
     return FactorTargets(layers=layers, factors=factors, targets=targets, edges=np.cumsum([0, *sizes]))
 
 
-def _activation_rows(inputs: StudyInputs, params: Any, names: list[str], targets: np.ndarray, weighting: str
-                     ) -> tuple[dict[str, np.ndarray], ProbeData]:
+def _activation_rows(
+    inputs: StudyInputs, params: Any, names: list[str], targets: np.ndarray, weighting: str
+) -> tuple[dict[str, np.ndarray], ProbeData]:
     """Distinct-context rows of the activations ``names`` (each [R, d]) and the targets [R, k], with ids."""
     ctx = inputs.ctx
     acts = predictive_models.compute_activations(inputs.model_cfg, params, ctx.tokens, names=names)  # name -> [N, T, d]
-    rows = {name: probe_rows(a, targets, ctx.tokens, ctx.probs, rows="distinct_contexts", weighting=weighting)
-            for name, a in acts.items()}
+    rows = {
+        name: probe_rows(a, targets, ctx.tokens, ctx.probs, rows="distinct_contexts", weighting=weighting)
+        for name, a in acts.items()
+    }
     return {name: r.X for name, r in rows.items()}, next(iter(rows.values()))
 
 
@@ -198,16 +212,31 @@ def context_rows(inputs: StudyInputs, targets: FactorTargets, settings: Settings
     joint, *factors = (data.Y[:, a:b] for a, b in zip(edges[:-1], edges[1:]))
     ranks = [belief_rank(Y) for Y in factors]
     dim_joint, dim_factored = predicted_dimensions(ranks)
-    return ContextRows(X=X, X0=X0, data=data, weights=w, joint=joint, factors=tuple(factors), ranks=ranks,
-                       dim_joint=dim_joint, dim_factored=dim_factored)
+    return ContextRows(
+        X=X,
+        X0=X0,
+        data=data,
+        weights=w,
+        joint=joint,
+        factors=tuple(factors),
+        ranks=ranks,
+        dim_joint=dim_joint,
+        dim_factored=dim_factored,
+    )
 
 
 def probe_every_layer(rows: ContextRows, targets: FactorTargets, settings: Settings, seed: int) -> LayerProbes:
     """For each analysed layer: its dimension measures (trained and untrained), a probe onto each factor's belief
     (and the untrained model's) and onto the joint belief, context-disjoint held out as in probe.json."""
     data, w = rows.data, rows.weights
-    fit = dict(contexts=data.context_ids, positions=data.positions, sample_weight=w, n_repeats=settings.n_repeats,
-               context_test_fraction=CONTEXT_TEST_FRACTION, seed=seed)
+    fit = dict(
+        contexts=data.context_ids,
+        positions=data.positions,
+        sample_weight=w,
+        n_repeats=settings.n_repeats,
+        context_test_fraction=CONTEXT_TEST_FRACTION,
+        seed=seed,
+    )
 
     def probe(Xl: np.ndarray, Y: np.ndarray) -> dict[str, Any]:
         return evaluate_probe(Xl, Y, data.groups, **fit).result.to_dict()
@@ -218,17 +247,28 @@ def probe_every_layer(rows: ContextRows, targets: FactorTargets, settings: Setti
         for k, (f, Y) in enumerate(zip(targets.factors, rows.factors)):
             ev = evaluate_probe(rows.X[name], Y, data.groups, **fit)
             predictions[(name, k)] = ev.predictions
-            per_factor.append({"factor": k, "process": f.name, "n_states": int(f.num_states),
-                               "belief_rank": rows.ranks[k], **ev.result.to_dict(),
-                               "untrained": probe(rows.X0[name], Y)})
-        by_layer[name] = {**_measures(rows.X[name], rows.factors, w, settings.thresholds),
-                          "untrained": _measures(rows.X0[name], rows.factors, w, settings.thresholds),
-                          "joint_probe": probe(rows.X[name], rows.joint), "factors": per_factor}
+            per_factor.append(
+                {
+                    "factor": k,
+                    "process": f.name,
+                    "n_states": int(f.num_states),
+                    "belief_rank": rows.ranks[k],
+                    **ev.result.to_dict(),
+                    "untrained": probe(rows.X0[name], Y),
+                }
+            )
+        by_layer[name] = {
+            **_measures(rows.X[name], rows.factors, w, settings.thresholds),
+            "untrained": _measures(rows.X0[name], rows.factors, w, settings.thresholds),
+            "joint_probe": probe(rows.X[name], rows.joint),
+            "factors": per_factor,
+        }
     return LayerProbes(by_layer=by_layer, predictions=predictions)
 
 
-def belief_spectra(joint: np.ndarray, factors: tuple[np.ndarray, ...] | list[np.ndarray], weights: np.ndarray | None,
-                   thresholds) -> tuple[dict[str, Any], dict[str, Any]]:
+def belief_spectra(
+    joint: np.ndarray, factors: tuple[np.ndarray, ...] | list[np.ndarray], weights: np.ndarray | None, thresholds
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The true beliefs' own explained-variance spectra over the rows the activations use, with the same weights:
     (the joint beliefs [R, S], with the factors' principal angles in them; the factor beliefs side by side
     [R, sum S_k]). A factored representation needs the second's components, a joint one the first's."""
@@ -237,21 +277,22 @@ def belief_spectra(joint: np.ndarray, factors: tuple[np.ndarray, ...] | list[np.
     return joint_spec, variance_spectrum(side_by_side, sample_weight=weights, thresholds=thresholds).to_dict()
 
 
-def count_comparison(activations: dict[str, int], factor_beliefs: dict[str, int], joint_beliefs: dict[str, int]
-                     ) -> list[ThresholdCounts]:
+def count_comparison(
+    activations: dict[str, int], factor_beliefs: dict[str, int], joint_beliefs: dict[str, int]
+) -> list[ThresholdCounts]:
     """At every threshold (the keys of ``activations``, a spectrum's ``components``), the activations' count beside
     the true factor beliefs' and the true joint beliefs', and where it falls (`VERDICTS`)."""
     out = []
     for q, n in activations.items():
         f, j = int(factor_beliefs[q]), int(joint_beliefs[q])
         verdict = VERDICTS[0] if n <= min(f, j) else VERDICTS[2] if n > max(f, j) else VERDICTS[1]
-        out.append(ThresholdCounts(threshold=q, activations=int(n), factor_beliefs=f, joint_beliefs=j,
-                                   verdict=verdict))
+        out.append(ThresholdCounts(threshold=q, activations=int(n), factor_beliefs=f, joint_beliefs=j, verdict=verdict))
     return out
 
 
-def over_training(inputs: StudyInputs, targets: FactorTargets, rows: ContextRows, settings: Settings
-                  ) -> list[dict[str, Any]]:
+def over_training(
+    inputs: StudyInputs, targets: FactorTargets, rows: ContextRows, settings: Settings
+) -> list[dict[str, Any]]:
     """The headline layer's dimension measures and angles at every ``tokens_<N>`` checkpoint of the run."""
     layer = targets.layers[0]
     evolution = []
@@ -261,110 +302,187 @@ def over_training(inputs: StudyInputs, targets: FactorTargets, rows: ContextRows
             ckpt = predictive_models.load_checkpoint(path)
             Xc, _ = _activation_rows(inputs, ckpt["params"], [layer], targets.targets, settings.weighting)
             m = _measures(Xc[layer], rows.factors, rows.weights, settings.thresholds)
-            evolution.append({"tokens_requested": checkpoint_tokens(path), "step": int(ckpt["step"]),
-                              "tokens": int(ckpt["step"]) * int(ckpt["train_config"]["batch_size"])
-                              * int(inputs.model_cfg.context_length), **m})
+            evolution.append(
+                {
+                    "tokens_requested": checkpoint_tokens(path),
+                    "step": int(ckpt["step"]),
+                    "tokens": int(ckpt["step"])
+                    * int(ckpt["train_config"]["batch_size"])
+                    * int(inputs.model_cfg.context_length),
+                    **m,
+                }
+            )
             tick()
     return evolution
 
 
-def factored_record(inputs: StudyInputs, targets: FactorTargets, rows: ContextRows, probes: LayerProbes,
-                    truth: dict[str, Any], truth_factors: dict[str, Any], evolution: list[dict[str, Any]],
-                    settings: Settings) -> dict[str, Any]:
+def factored_record(
+    inputs: StudyInputs,
+    targets: FactorTargets,
+    rows: ContextRows,
+    probes: LayerProbes,
+    truth: dict[str, Any],
+    truth_factors: dict[str, Any],
+    evolution: list[dict[str, Any]],
+    settings: Settings,
+) -> dict[str, Any]:
     """factored.json: the headline layer's measures first, then every layer, the truths and the evolution."""
     layer = targets.layers[0]
     final = probes.by_layer[layer]
     counts = count_comparison(final["components"], truth_factors["components"], truth["components"])
     return {
-        "layer": layer, "weighting": settings.weighting, "regime": inputs.regime.name,
+        "layer": layer,
+        "weighting": settings.weighting,
+        "regime": inputs.regime.name,
         "n_contexts": int(rows.data.n_rows),
-        "factors": [{"process": f.name, "n_states": int(f.num_states), "belief_rank": r}
-                    for f, r in zip(targets.factors, rows.ranks)],
-        "dim_joint": rows.dim_joint, "dim_factored": rows.dim_factored,
-        "components": final["components"], "participation_ratio": final["participation_ratio"],
-        "effective_rank": final["effective_rank"], "principal_angles": final["principal_angles"],
-        "layers": probes.by_layer, "true_joint_beliefs": truth, "true_factor_beliefs": truth_factors,
+        "factors": [
+            {"process": f.name, "n_states": int(f.num_states), "belief_rank": r}
+            for f, r in zip(targets.factors, rows.ranks)
+        ],
+        "dim_joint": rows.dim_joint,
+        "dim_factored": rows.dim_factored,
+        "components": final["components"],
+        "participation_ratio": final["participation_ratio"],
+        "effective_rank": final["effective_rank"],
+        "principal_angles": final["principal_angles"],
+        "layers": probes.by_layer,
+        "true_joint_beliefs": truth,
+        "true_factor_beliefs": truth_factors,
         "components_like_with_like": [c.to_json() for c in counts],
         "exceeds_both": [c.threshold for c in counts if c.verdict == VERDICTS[2]],
         "over_training": evolution,
     }
 
 
-def draw_figures(inputs: StudyInputs, targets: FactorTargets, rows: ContextRows, probes: LayerProbes,
-                 record: dict[str, Any]) -> list[Path]:
+def draw_figures(
+    inputs: StudyInputs, targets: FactorTargets, rows: ContextRows, probes: LayerProbes, record: dict[str, Any]
+) -> list[Path]:
     """figures/factored_variance.png (the spectra over training) and one belief panel per factor."""
     layer = record["layer"]
     final, truth, evolution = probes.by_layer[layer], record["true_joint_beliefs"], record["over_training"]
     curves = [np.asarray(e["cumulative"]) for e in evolution] + [np.asarray(final["cumulative"])]
     labels = [f"{e['tokens']:.2g} tokens" for e in evolution] + ["final"]
-    title = (f"{process_title(inputs.process.name, inputs.process.params)}: explained variance of the activations "
-             f"{layer_label(layer)}")
-    draws = {"factored_variance": lambda: plot_explained_variance(
-        curves, labels, dim_factored=rows.dim_factored, dim_joint=rows.dim_joint,
-        untrained=np.asarray(final["untrained"]["cumulative"]), truth=np.asarray(truth["cumulative"]),
-        factor_truth=np.asarray(record["true_factor_beliefs"]["cumulative"]), title=title)}
+    title = (
+        f"{process_title(inputs.process.name, inputs.process.params)}: explained variance of the activations "
+        f"{layer_label(layer)}"
+    )
+    draws = {
+        "factored_variance": lambda: plot_explained_variance(
+            curves,
+            labels,
+            dim_factored=rows.dim_factored,
+            dim_joint=rows.dim_joint,
+            untrained=np.asarray(final["untrained"]["cumulative"]),
+            truth=np.asarray(truth["cumulative"]),
+            factor_truth=np.asarray(record["true_factor_beliefs"]["cumulative"]),
+            title=title,
+        )
+    }
     for k, (f, Y) in enumerate(zip(targets.factors, rows.factors)):
         res = final["factors"][k]
         draws[f"factor_{k}_beliefs"] = lambda f=f, Y=Y, k=k, res=res: plot_belief_panels(
-            Y, probes.predictions[(layer, k)], frame=belief_frame_of(f, Y), state_names=f.state_names,
+            Y,
+            probes.predictions[(layer, k)],
+            frame=belief_frame_of(f, Y),
+            state_names=f.state_names,
             titles=["true belief of this factor", f"probed, {layer_label(layer)}"],
             suptitle=f"factor {k}: {process_title(f.name, f.params)}: held-out MSE {res['mse_heldout_contexts']:.3g} "
-                     f"(shuffled {res['mse_shuffled']:.3g})")
+            f"(shuffled {res['mse_shuffled']:.3g})",
+        )
     return save_figures(inputs.cfg, inputs.run_dir, draws)
 
 
-def report_sections(targets: FactorTargets, rows: ContextRows, record: dict[str, Any], settings: Settings
-                    ) -> tuple[tuple, dict[str, str], dict[str, Any]]:
+def report_sections(
+    targets: FactorTargets, rows: ContextRows, record: dict[str, Any], settings: Settings
+) -> tuple[tuple, dict[str, str], dict[str, Any]]:
     """The report's tables, the figures' captions and summary.json's headline numbers."""
     layer = record["layer"]
     final, truth, truth_factors = record["layers"][layer], record["true_joint_beliefs"], record["true_factor_beliefs"]
     counts = [ThresholdCounts(**c) for c in record["components_like_with_like"]]
-    probe_rows_ = [[f"factor {r['factor']}: {r['process']}", _n(r["r2_heldout_contexts"]),
-                    _n(r["mse_heldout_contexts"]), _n(r["mse_shuffled"]), _n(r["untrained"]["mse_heldout_contexts"])]
-                   for r in final["factors"]]
-    probe_rows_.append(["joint belief", _n(final["joint_probe"]["r2_heldout_contexts"]),
-                        _n(final["joint_probe"]["mse_heldout_contexts"]), _n(final["joint_probe"]["mse_shuffled"]),
-                        "–"])
+    probe_rows_ = [
+        [
+            f"factor {r['factor']}: {r['process']}",
+            _n(r["r2_heldout_contexts"]),
+            _n(r["mse_heldout_contexts"]),
+            _n(r["mse_shuffled"]),
+            _n(r["untrained"]["mse_heldout_contexts"]),
+        ]
+        for r in final["factors"]
+    ]
+    probe_rows_.append(
+        [
+            "joint belief",
+            _n(final["joint_probe"]["r2_heldout_contexts"]),
+            _n(final["joint_probe"]["mse_heldout_contexts"]),
+            _n(final["joint_probe"]["mse_shuffled"]),
+            "–",
+        ]
+    )
     comp = final["components"]
-    angle_text = "; ".join(f"factors {pair}: {min(a):.1f}°–{max(a):.1f}°" for pair, a in final["principal_angles"].items())
+    angle_text = "; ".join(
+        f"factors {pair}: {min(a):.1f}°–{max(a):.1f}°" for pair, a in final["principal_angles"].items()
+    )
     tables = (
-        (f"Factored geometry: dimension of {layer}", ["measure", "value"],
-         [["joint-belief dimension, prod(d_k) - 1", str(rows.dim_joint)],
-          ["factored dimension, sum(d_k - 1)", str(rows.dim_factored)],
-          ["participation ratio", _n(final["participation_ratio"])],
-          ["effective rank", _n(final["effective_rank"])]],
-         f"Over the {rows.data.n_rows:,} distinct contexts ({settings.weighting} weights); d_k = "
-         f"{rows.ranks} (each factor's belief rank). Principal angles between the factors' belief subspaces: "
-         f"{angle_text}."),
-        ("Factored geometry: components for each share of the variance, like with like",
-         ["share of the variance", f"activations ({layer})", "true factor beliefs, side by side",
-          "true joint beliefs", "the activations"],
-         [[c.threshold, str(c.activations), str(c.factor_beliefs), str(c.joint_beliefs), c.verdict] for c in counts],
-         "Principal components needed for that share of the variance, each over the same distinct contexts and "
-         "weights: a factored representation needs the factor beliefs' count, a joint one the joint beliefs' count "
-         "(the ranks sum(d_k - 1) and prod(d_k) - 1 are the counts at 100%). \"exceeds both\": the activations "
-         "need more components than either."),
-        ("Factored geometry: per-factor probes", ["target", "R² held out (contexts)", "MSE held out",
-                                                  "MSE shuffled", "MSE held out, untrained"], probe_rows_,
-         f"Linear probes from {layer} onto each factor's belief (its marginal) and onto the joint belief; "
-         "context-disjoint held-out splits as in probe.json."),
+        (
+            f"Factored geometry: dimension of {layer}",
+            ["measure", "value"],
+            [
+                ["joint-belief dimension, prod(d_k) - 1", str(rows.dim_joint)],
+                ["factored dimension, sum(d_k - 1)", str(rows.dim_factored)],
+                ["participation ratio", _n(final["participation_ratio"])],
+                ["effective rank", _n(final["effective_rank"])],
+            ],
+            f"Over the {rows.data.n_rows:,} distinct contexts ({settings.weighting} weights); d_k = "
+            f"{rows.ranks} (each factor's belief rank). Principal angles between the factors' belief subspaces: "
+            f"{angle_text}.",
+        ),
+        (
+            "Factored geometry: components for each share of the variance, like with like",
+            [
+                "share of the variance",
+                f"activations ({layer})",
+                "true factor beliefs, side by side",
+                "true joint beliefs",
+                "the activations",
+            ],
+            [[c.threshold, str(c.activations), str(c.factor_beliefs), str(c.joint_beliefs), c.verdict] for c in counts],
+            "Principal components needed for that share of the variance, each over the same distinct contexts and "
+            "weights: a factored representation needs the factor beliefs' count, a joint one the joint beliefs' count "
+            '(the ranks sum(d_k - 1) and prod(d_k) - 1 are the counts at 100%). "exceeds both": the activations '
+            "need more components than either.",
+        ),
+        (
+            "Factored geometry: per-factor probes",
+            ["target", "R² held out (contexts)", "MSE held out", "MSE shuffled", "MSE held out, untrained"],
+            probe_rows_,
+            f"Linear probes from {layer} onto each factor's belief (its marginal) and onto the joint belief; "
+            "context-disjoint held-out splits as in probe.json.",
+        ),
     )
     captions = {
         "factored_variance": "Cumulative explained variance of the activations over the distinct contexts at each "
-                             "checkpoint (light to dark) and at the end, against the number of principal components; "
-                             "the dashed lines mark the factored dimension sum(d_k - 1) and the joint dimension "
-                             "prod(d_k) - 1; grey: the untrained model; dotted: the true joint beliefs (red) and the true factor "
-                             "beliefs side by side (blue), over the same contexts and weights.",
-        **{f"factor_{k}_beliefs": f"Factor {k}'s belief (its marginal of the joint belief) and its linear probe "
-                                  f"from {layer}." for k in range(len(targets.factors))},
+        "checkpoint (light to dark) and at the end, against the number of principal components; "
+        "the dashed lines mark the factored dimension sum(d_k - 1) and the joint dimension "
+        "prod(d_k) - 1; grey: the untrained model; dotted: the true joint beliefs (red) and the true factor "
+        "beliefs side by side (blue), over the same contexts and weights.",
+        **{
+            f"factor_{k}_beliefs": f"Factor {k}'s belief (its marginal of the joint belief) and its linear probe "
+            f"from {layer}."
+            for k in range(len(targets.factors))
+        },
     }
-    headline = {"dim_joint": rows.dim_joint, "dim_factored": rows.dim_factored, "components": comp,
-                "true_joint_components": truth["components"], "true_factor_components": truth_factors["components"],
-                "exceeds_both": record["exceeds_both"],
-                "participation_ratio": final["participation_ratio"],
-                "min_principal_angle": min((min(a) for a in final["principal_angles"].values()), default=None),
-                "factor_r2_heldout_contexts": [r["r2_heldout_contexts"] for r in final["factors"]],
-                "min_factor_r2_heldout_contexts": min(r["r2_heldout_contexts"] for r in final["factors"])}
+    headline = {
+        "dim_joint": rows.dim_joint,
+        "dim_factored": rows.dim_factored,
+        "components": comp,
+        "true_joint_components": truth["components"],
+        "true_factor_components": truth_factors["components"],
+        "exceeds_both": record["exceeds_both"],
+        "participation_ratio": final["participation_ratio"],
+        "min_principal_angle": min((min(a) for a in final["principal_angles"].values()), default=None),
+        "factor_r2_heldout_contexts": [r["r2_heldout_contexts"] for r in final["factors"]],
+        "min_factor_r2_heldout_contexts": min(r["r2_heldout_contexts"] for r in final["factors"]),
+    }
     return tables, captions, headline
 
 
@@ -380,8 +498,14 @@ def run(inputs: StudyInputs, settings: Settings) -> StudyOutput:
     write_json_atomic(inputs.run_dir / "factored.json", record)
     figs = draw_figures(inputs, targets, rows, probes, record)
     tables, captions, headline = report_sections(targets, rows, record, settings)
-    return StudyOutput(name="factored", json_file="factored.json", figures=tuple(figs), captions=captions,
-                       tables=tables, headline=headline)
+    return StudyOutput(
+        name="factored",
+        json_file="factored.json",
+        figures=tuple(figs),
+        captions=captions,
+        tables=tables,
+        headline=headline,
+    )
 
 
 def _n(value: Any) -> str:

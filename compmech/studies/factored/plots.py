@@ -43,8 +43,16 @@ def plot_explained_variance(
     for i, (c, label) in enumerate(zip(arrays, labels)):
         last = i == n - 1
         k = np.arange(1, min(len(c), top) + 1)
-        ax.plot(k, c[: len(k)], color=cmap(0.15 + 0.7 * i / max(n - 1, 1)) if not last else "black",
-                lw=2.2 if last else 1.1, marker="o" if last else None, ms=3, label=label, zorder=3 if last else 2)
+        ax.plot(
+            k,
+            c[: len(k)],
+            color=cmap(0.15 + 0.7 * i / max(n - 1, 1)) if not last else "black",
+            lw=2.2 if last else 1.1,
+            marker="o" if last else None,
+            ms=3,
+            label=label,
+            zorder=3 if last else 2,
+        )
     if untrained is not None:
         k = np.arange(1, min(len(untrained), top) + 1)
         ax.plot(k, np.asarray(untrained)[: len(k)], color="0.6", lw=1.4, label="untrained model")
@@ -57,11 +65,27 @@ def plot_explained_variance(
     for dim, text, color in ((dim_factored, "factored", "tab:blue"), (dim_joint, "joint", "tab:red")):
         if dim <= top:
             ax.axvline(dim, color=color, ls="--", lw=1.0)
-            ax.text(dim, 0.02, f" {text}: {dim}", color=color, fontsize=8, rotation=90, va="bottom", ha="right",
-                    transform=ax.get_xaxis_transform())
+            ax.text(
+                dim,
+                0.02,
+                f" {text}: {dim}",
+                color=color,
+                fontsize=8,
+                rotation=90,
+                va="bottom",
+                ha="right",
+                transform=ax.get_xaxis_transform(),
+            )
         else:
-            ax.text(0.99, 0.03, f"{text} dimension {dim} (off the axis)", color=color, fontsize=8, ha="right",
-                    transform=ax.transAxes)
+            ax.text(
+                0.99,
+                0.03,
+                f"{text} dimension {dim} (off the axis)",
+                color=color,
+                fontsize=8,
+                ha="right",
+                transform=ax.transAxes,
+            )
     ax.axhline(0.95, color="0.5", lw=0.7, ls=":")
     ax.set_xlim(0.5, top + 0.5)
     ax.set_ylim(0, 1.02)

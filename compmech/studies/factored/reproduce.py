@@ -30,8 +30,12 @@ def row(label: str, run_dir: Path) -> dict[str, Any]:
     summary = read_summary(run_dir)
     layer = d["layers"][d["layer"]]
     return {
-        "run": label, "run_dir": str(run_dir), "relative_loss": summary.relative_loss,
-        "dim_factored": d["dim_factored"], "dim_joint": d["dim_joint"], "components": d["components"],
+        "run": label,
+        "run_dir": str(run_dir),
+        "relative_loss": summary.relative_loss,
+        "dim_factored": d["dim_factored"],
+        "dim_joint": d["dim_joint"],
+        "components": d["components"],
         "true_joint_components": d["true_joint_beliefs"]["components"],
         # a factored.json written before the like-with-like counts existed has none: "–" in the table
         "true_factor_components": (d.get("true_factor_beliefs") or {}).get("components"),
@@ -41,41 +45,55 @@ def row(label: str, run_dir: Path) -> dict[str, Any]:
         "factor_r2_heldout_contexts_untrained": [f["untrained"]["r2_heldout_contexts"] for f in layer["factors"]],
         "joint_r2_heldout_contexts": layer["joint_probe"]["r2_heldout_contexts"],
         "principal_angles": d["principal_angles"],
-        "over_training": [{"tokens": e["tokens"], "components": e["components"],
-                           "min_principal_angle": min(min(a) for a in e["principal_angles"].values())}
-                          for e in d["over_training"]],
+        "over_training": [
+            {
+                "tokens": e["tokens"],
+                "components": e["components"],
+                "min_principal_angle": min(min(a) for a in e["principal_angles"].values()),
+            }
+            for e in d["over_training"]
+        ],
         "wall_seconds": summary.wall_seconds,
     }
 
 
 def format_markdown(rows: list[dict[str, Any]], quick: bool) -> str:
     """The table: one line per final model."""
+
     def r2s(values: list) -> str:
         return ", ".join("–" if v is None else f"{v:.3f}" for v in values)
 
     def counts(c: dict | None) -> str:
         return "–" if c is None else " / ".join(str(c.get(q, "–")) for q in ("0.8", "0.9", "0.95", "0.99"))
 
-    lines = [f"# Factored belief geometry ({'quick' if quick else 'full'} budget)", "",
-             "| run | relative loss | components for 80 / 90 / 95 / 99%: activations | true factor beliefs "
-             "| true joint beliefs | activations exceed both at | factored dim | joint dim | participation ratio "
-             "| factor R² held out (untrained) | joint R² held out | principal angles |",
-             "|---|---:|---|---|---|---|---:|---:|---:|---|---:|---|"]
+    lines = [
+        f"# Factored belief geometry ({'quick' if quick else 'full'} budget)",
+        "",
+        "| run | relative loss | components for 80 / 90 / 95 / 99%: activations | true factor beliefs "
+        "| true joint beliefs | activations exceed both at | factored dim | joint dim | participation ratio "
+        "| factor R² held out (untrained) | joint R² held out | principal angles |",
+        "|---|---:|---|---|---|---|---:|---:|---:|---|---:|---|",
+    ]
     for r in rows:
         angles = "; ".join(f"{pair}: {min(a):.1f}–{max(a):.1f}°" for pair, a in r["principal_angles"].items())
         above = "–" if r["exceeds_both"] is None else ", ".join(f"{float(q):.0%}" for q in r["exceeds_both"]) or "none"
-        lines.append(f"| {r['run']} | {r['relative_loss']:.4f} | {counts(r['components'])} | "
-                     f"{counts(r['true_factor_components'])} | {counts(r['true_joint_components'])} | {above} | "
-                     f"{r['dim_factored']} | {r['dim_joint']} | "
-                     f"{r['participation_ratio']:.2f} | {r2s(r['factor_r2_heldout_contexts'])} "
-                     f"({r2s(r['factor_r2_heldout_contexts_untrained'])}) | {r['joint_r2_heldout_contexts']:.3f} | "
-                     f"{angles} |")
-    lines += ["", "Components: principal components needed for that share of the variance, each over the same "
-              "distinct contexts and weights: of the probe layer's activations, of the true factor beliefs side by "
-              "side (what a factored representation needs) and of the true joint beliefs (what a joint one needs); "
-              "the ranks factored dim = sum(d_k - 1) and joint dim = prod(d_k) - 1 are the counts at 100%. R²: "
-              "context-disjoint held-out, per factor in order. Angles: principal angles between the factors' belief "
-              "subspaces (90° = orthogonal)."]
+        lines.append(
+            f"| {r['run']} | {r['relative_loss']:.4f} | {counts(r['components'])} | "
+            f"{counts(r['true_factor_components'])} | {counts(r['true_joint_components'])} | {above} | "
+            f"{r['dim_factored']} | {r['dim_joint']} | "
+            f"{r['participation_ratio']:.2f} | {r2s(r['factor_r2_heldout_contexts'])} "
+            f"({r2s(r['factor_r2_heldout_contexts_untrained'])}) | {r['joint_r2_heldout_contexts']:.3f} | "
+            f"{angles} |"
+        )
+    lines += [
+        "",
+        "Components: principal components needed for that share of the variance, each over the same "
+        "distinct contexts and weights: of the probe layer's activations, of the true factor beliefs side by "
+        "side (what a factored representation needs) and of the true joint beliefs (what a joint one needs); "
+        "the ranks factored dim = sum(d_k - 1) and joint dim = prod(d_k) - 1 are the counts at 100%. R²: "
+        "context-disjoint held-out, per factor in order. Angles: principal angles between the factors' belief "
+        "subspaces (90° = orthogonal).",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -97,8 +115,10 @@ def reproduce(out_root: Path, runner: Runner) -> str:
     markdown = format_markdown(rows, runner.quick)
     write_json_atomic(out_root / "factored.json", {"quick": runner.quick, "rows": rows})
     write_text_atomic(out_root / "factored.md", markdown)
-    for src, name in ((run_dir / "figures" / "factored_variance.png", "factored_variance.png"),
-                      (sweep_dir / "sweep.png", "factored_coupled.png")):
+    for src, name in (
+        (run_dir / "figures" / "factored_variance.png", "factored_variance.png"),
+        (sweep_dir / "sweep.png", "factored_coupled.png"),
+    ):
         if src.is_file():
             copy_atomic(src, out_root / name)
     return markdown

@@ -7,9 +7,15 @@ from compmech.studies.base import Study, register_study
 from compmech.studies.icl.analysis import Settings, check, run
 from compmech.studies.icl.reproduce import reproduce
 
-STUDY = register_study(Study(
-    name="icl",
-    summary="the in-context learning study: compmech/experiments/icl_mess3.toml (a mixture of three Mess3 settings) and "
-            "compmech/experiments/icl_markov.toml (random Markov chains): icl.md/.json (fitted exponents and rates, targets, "
-            "posterior probes) and figures",
-    settings=Settings, check=check, run=run, reproduce=reproduce))
+STUDY = register_study(
+    Study(
+        name="icl",
+        summary="the in-context learning study: compmech/experiments/icl_mess3.toml (a mixture of three Mess3 settings) and "
+        "compmech/experiments/icl_markov.toml (random Markov chains): icl.md/.json (fitted exponents and rates, targets, "
+        "posterior probes) and figures",
+        settings=Settings,
+        check=check,
+        run=run,
+        reproduce=reproduce,
+    )
+)

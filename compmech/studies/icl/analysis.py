@@ -43,8 +43,18 @@ from compmech.runs.settings import ExperimentConfig
 from compmech.runs.sources import Source
 from compmech.studies.base import StudyInputs, StudyOutput
 from compmech.studies.icl.plots import plot_icl_loss, plot_icl_probe, plot_icl_training
-from compmech.studies.icl.theory import (MAX_EXACT_WORDS, DecayComparison, ExcessFits, ICLTheory, compare_decay,
-                                         enumerated_words, fit_excess, has_icl_theory, icl_theory, source_posterior)
+from compmech.studies.icl.theory import (
+    MAX_EXACT_WORDS,
+    DecayComparison,
+    ExcessFits,
+    ICLTheory,
+    compare_decay,
+    enumerated_words,
+    fit_excess,
+    has_icl_theory,
+    icl_theory,
+    source_posterior,
+)
 from figures import process_title
 from probes import CONTEXT_TEST_FRACTION, evaluate_probe, probe_rows
 from probes.induction import induction_scores
@@ -82,8 +92,15 @@ class Settings:
     def __post_init__(self) -> None:
         if self.theory_method not in THEORY_METHODS:
             raise ValueError(f"theory_method must be one of {', '.join(THEORY_METHODS)}; got {self.theory_method!r}")
-        for name in ("theory_samples", "eval_sequences", "probe_sequences", "n_repeats", "induction_sequences",
-                     "theory_exact_words", "eval_exact_words"):
+        for name in (
+            "theory_samples",
+            "eval_sequences",
+            "probe_sequences",
+            "n_repeats",
+            "induction_sequences",
+            "theory_exact_words",
+            "eval_exact_words",
+        ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < (2 if name != "n_repeats" else 1):
                 raise ValueError(f"{name} must be an integer >= {2 if name != 'n_repeats' else 1}; got {v!r}")
@@ -96,8 +113,10 @@ class Settings:
 def check(cfg: ExperimentConfig, source: Source, model_cfg: predictive_models.ModelConfig) -> None:
     """The process must be a non-ergodic source with an in-context learning theory (`compmech.studies.icl.theory`)."""
     if not has_icl_theory(source.process):
-        raise ValueError("the icl study needs a non-ergodic source: [process] kind = \"mixture\" with one "
-                         "[[process.components]] table per component, or kind = \"random_markov\"")
+        raise ValueError(
+            'the icl study needs a non-ergodic source: [process] kind = "mixture" with one '
+            '[[process.components]] table per component, or kind = "random_markov"'
+        )
     if model_cfg.context_length < 3:
         raise ValueError(f"the icl study needs [model] context_length >= 3; got {model_cfg.context_length}")
 
@@ -130,7 +149,9 @@ class EvalRows:
 
 def model_loss(model_cfg: Any, params: Any, rows: EvalRows) -> ModelLoss:
     """The model's loss and its KL gap by position on ``rows`` (standard errors for a sample)."""
-    log_q = predictive_models.compute_log_probs(model_cfg, params, rows.tokens, method="full").astype(np.float64)  # [N, T, V]
+    log_q = predictive_models.compute_log_probs(model_cfg, params, rows.tokens, method="full").astype(
+        np.float64
+    )  # [N, T, V]
     p = rows.next_token_probs
     ce = -np.einsum("ntx,ntx->nt", p, log_q)  # [N, T]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -143,8 +164,14 @@ def model_loss(model_cfg: Any, params: Any, rows: EvalRows) -> ModelLoss:
     else:
         loss_se = gap_se = np.zeros_like(loss)
     log_z = np.logaddexp.reduce(log_q, axis=2)  # [N, T] ln sum_x q(x) of the float32 laws, in float64
-    return ModelLoss(loss=loss, loss_se=loss_se, gap=gap, gap_se=gap_se, norm_bound=np.abs(log_z).max(axis=0),
-                     exact=np.full(loss.shape, not rows.sampled))
+    return ModelLoss(
+        loss=loss,
+        loss_se=loss_se,
+        gap=gap,
+        gap_se=gap_se,
+        norm_bound=np.abs(log_z).max(axis=0),
+        exact=np.full(loss.shape, not rows.sampled),
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -178,9 +205,14 @@ def evaluate(model_cfg: Any, params: Any, rows: EvalSet) -> ModelLoss:
     def join(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.concatenate([a[:n], b[n:]])
 
-    return ModelLoss(loss=join(exact.loss, sampled.loss), loss_se=join(exact.loss_se, sampled.loss_se),
-                     gap=join(exact.gap, sampled.gap), gap_se=join(exact.gap_se, sampled.gap_se),
-                     norm_bound=join(exact.norm_bound, sampled.norm_bound), exact=join(exact.exact, sampled.exact))
+    return ModelLoss(
+        loss=join(exact.loss, sampled.loss),
+        loss_se=join(exact.loss_se, sampled.loss_se),
+        gap=join(exact.gap, sampled.gap),
+        gap_se=join(exact.gap_se, sampled.gap_se),
+        norm_bound=join(exact.norm_bound, sampled.norm_bound),
+        exact=join(exact.exact, sampled.exact),
+    )
 
 
 def exact_rows(process: Any, context_length: int, bos: bool, max_words: int, strings_bound: Any) -> EvalRows | None:
@@ -202,8 +234,9 @@ def exact_rows(process: Any, context_length: int, bos: bool, max_words: int, str
     return EvalRows(tokens.astype(np.int32), laws, ew.probs / ew.probs.sum(), False)
 
 
-def _sample_rows(cfg: ExperimentConfig, source: Source, model_cfg: predictive_models.ModelConfig, n: int, stream: int
-                 ) -> SampledBlock:
+def _sample_rows(
+    cfg: ExperimentConfig, source: Source, model_cfg: predictive_models.ModelConfig, n: int, stream: int
+) -> SampledBlock:
     """``n`` fresh sequences of the model's length (own key stream) with beliefs and exact next-token laws."""
     import jax  # JAX only when the study samples (the module loads without it)
 
@@ -218,8 +251,9 @@ def _num(v: Any) -> float | None:
     return None if v is None or not np.isfinite(v) else float(v)
 
 
-def _probe(X: np.ndarray, Y: np.ndarray, data: Any, mask: np.ndarray | None, n_repeats: int, seed: int
-           ) -> dict[str, Any]:
+def _probe(
+    X: np.ndarray, Y: np.ndarray, data: Any, mask: np.ndarray | None, n_repeats: int, seed: int
+) -> dict[str, Any]:
     """One probe on the rows of ``mask`` (None: all, stratified by position): the ProbeResult's fields (with the
     context-disjoint held-out R²) and ``r2_shuffled``, the same held-out R² of a probe onto shuffled targets."""
     m = slice(None) if mask is None else mask
@@ -227,10 +261,19 @@ def _probe(X: np.ndarray, Y: np.ndarray, data: Any, mask: np.ndarray | None, n_r
     n_ctx = int(np.unique(data.context_ids[m]).size)
     if mask is not None and n_ctx * CONTEXT_TEST_FRACTION < 1:  # e.g. the 3 one-token contexts of Mess3
         keys = ("mse", "r2", "mse_heldout_contexts", "r2_heldout_contexts", "mse_shuffled", "r2_shuffled")
-        return {**{k: None for k in keys}, "n_contexts": n_ctx,
-                "heldout_contexts_note": f"only {n_ctx} distinct contexts at this position: none held out"}
-    fit = dict(contexts=data.context_ids[m], positions=data.positions[m] if mask is None else None, sample_weight=w,
-               n_repeats=n_repeats, context_test_fraction=CONTEXT_TEST_FRACTION, seed=seed)
+        return {
+            **{k: None for k in keys},
+            "n_contexts": n_ctx,
+            "heldout_contexts_note": f"only {n_ctx} distinct contexts at this position: none held out",
+        }
+    fit = dict(
+        contexts=data.context_ids[m],
+        positions=data.positions[m] if mask is None else None,
+        sample_weight=w,
+        n_repeats=n_repeats,
+        context_test_fraction=CONTEXT_TEST_FRACTION,
+        seed=seed,
+    )
     res = evaluate_probe(X[m], Y[m], data.groups[m], **fit).result
     d = {k: (_num(v) if isinstance(v, float) else v) for k, v in res.to_dict().items()}
     # the shuffled control, held out as the probe is: the targets' rows permuted (each row keeps its activation
@@ -240,16 +283,32 @@ def _probe(X: np.ndarray, Y: np.ndarray, data: Any, mask: np.ndarray | None, n_r
     return d
 
 
-def probe_by_position(X: np.ndarray, Y: np.ndarray, data: Any, seen: np.ndarray, n_repeats: int, seed: int
-                      ) -> dict[str, Any]:
+def probe_by_position(
+    X: np.ndarray, Y: np.ndarray, data: Any, seen: np.ndarray, n_repeats: int, seed: int
+) -> dict[str, Any]:
     """A probe of X [R, d] onto Y [R, k] with all positions pooled, and one at each position alone."""
     by_pos = []
     for t in range(len(seen)):
         mask = data.positions == t
         r = _probe(X, Y, data, mask, n_repeats, seed)
-        by_pos.append({"seen": int(seen[t]), **{k: r[k] for k in (
-            "r2_heldout_contexts", "mse_heldout_contexts", "r2", "mse", "r2_shuffled", "mse_shuffled", "n_contexts",
-            "heldout_contexts_note")}})
+        by_pos.append(
+            {
+                "seen": int(seen[t]),
+                **{
+                    k: r[k]
+                    for k in (
+                        "r2_heldout_contexts",
+                        "mse_heldout_contexts",
+                        "r2",
+                        "mse",
+                        "r2_shuffled",
+                        "mse_shuffled",
+                        "n_contexts",
+                        "heldout_contexts_note",
+                    )
+                },
+            }
+        )
     pooled = _probe(X, Y, data, None, n_repeats, seed)
     return {"r2_heldout_contexts": pooled["r2_heldout_contexts"], "pooled": pooled, "by_position": by_pos}
 
@@ -294,27 +353,52 @@ class OptimumCheck:
         return not self.violations
 
     def to_json(self) -> dict[str, Any]:
-        return {"rule": "model loss - optimum < -(sqrt(model se^2 + optimum se^2) + the model's normalisation "
-                        "bound): below the optimum by more than its error",
-                "passed": self.passed, "violations_seen": self.violations,
-                "below_at_monte_carlo_optimum_seen": [s for s, b, e in zip(self.seen, self.below, self.optimum_exact)
-                                                      if b and not e],
-                "by_position": [{"seen": s, "difference": d, "tolerance": t, "optimum_exact": oe, "model_exact": me,
-                                 "below": b, "rows_offset": r}
-                                for s, d, t, oe, me, b, r in zip(self.seen, self.difference, self.tolerance,
-                                                                 self.optimum_exact, self.model_exact, self.below,
-                                                                 self.rows_offset)]}
+        return {
+            "rule": "model loss - optimum < -(sqrt(model se^2 + optimum se^2) + the model's normalisation "
+            "bound): below the optimum by more than its error",
+            "passed": self.passed,
+            "violations_seen": self.violations,
+            "below_at_monte_carlo_optimum_seen": [
+                s for s, b, e in zip(self.seen, self.below, self.optimum_exact) if b and not e
+            ],
+            "by_position": [
+                {
+                    "seen": s,
+                    "difference": d,
+                    "tolerance": t,
+                    "optimum_exact": oe,
+                    "model_exact": me,
+                    "below": b,
+                    "rows_offset": r,
+                }
+                for s, d, t, oe, me, b, r in zip(
+                    self.seen,
+                    self.difference,
+                    self.tolerance,
+                    self.optimum_exact,
+                    self.model_exact,
+                    self.below,
+                    self.rows_offset,
+                )
+            ],
+        }
 
 
-def below_optimum_check(seen: np.ndarray, model: ModelLoss, optimal: np.ndarray, optimal_se: np.ndarray,
-                        optimal_exact: np.ndarray) -> OptimumCheck:
+def below_optimum_check(
+    seen: np.ndarray, model: ModelLoss, optimal: np.ndarray, optimal_se: np.ndarray, optimal_exact: np.ndarray
+) -> OptimumCheck:
     """`OptimumCheck` of ``model``'s loss [T] against the optimum [T] (its standard error and exactness [T])."""
     diff = model.loss - optimal
-    tol = np.sqrt(model.loss_se ** 2 + optimal_se ** 2) + model.norm_bound
-    return OptimumCheck(seen=tuple(int(x) for x in seen), difference=tuple(float(x) for x in diff),
-                        tolerance=tuple(float(x) for x in tol), optimum_exact=tuple(bool(x) for x in optimal_exact),
-                        model_exact=tuple(bool(x) for x in model.exact), below=tuple(bool(x) for x in diff < -tol),
-                        rows_offset=tuple(float(x) for x in model.loss - model.gap - optimal))
+    tol = np.sqrt(model.loss_se**2 + optimal_se**2) + model.norm_bound
+    return OptimumCheck(
+        seen=tuple(int(x) for x in seen),
+        difference=tuple(float(x) for x in diff),
+        tolerance=tuple(float(x) for x in tol),
+        optimum_exact=tuple(bool(x) for x in optimal_exact),
+        model_exact=tuple(bool(x) for x in model.exact),
+        below=tuple(bool(x) for x in diff < -tol),
+        rows_offset=tuple(float(x) for x in model.loss - model.gap - optimal),
+    )
 
 
 # ---------------------------------------------------------------------------- over training
@@ -338,25 +422,37 @@ def transition(tokens: list[int], fraction: list[float]) -> dict[str, Any]:
     resolution: a jump between two checkpoints looks the same as a fast smooth rise there.
     """
     f = np.asarray(fraction, np.float64)
-    out: dict[str, Any] = {"tokens": [int(t) for t in tokens], "icl_fraction": [float(x) for x in f],
-                           "rule": f"abrupt if one interval carries >= {ABRUPT_SHARE:g} of the summed increases "
-                                   "(>= 3 intervals)"}
+    out: dict[str, Any] = {
+        "tokens": [int(t) for t in tokens],
+        "icl_fraction": [float(x) for x in f],
+        "rule": f"abrupt if one interval carries >= {ABRUPT_SHARE:g} of the summed increases (>= 3 intervals)",
+    }
     if f.size < 4 or not float(f.max() - f[0]) > 0.05:
         return {**out, "kind": "undetermined", "max_interval_share": None, "interval": None}
     steps = np.diff(f)
     rise = float(np.clip(steps, 0.0, None).sum())
     i = int(np.argmax(steps))
     share = float(steps[i] / rise)
-    return {**out, "kind": "abrupt" if share >= ABRUPT_SHARE else "gradual", "max_interval_share": share,
-            "interval": [int(tokens[i]), int(tokens[i + 1])]}
+    return {
+        **out,
+        "kind": "abrupt" if share >= ABRUPT_SHARE else "gradual",
+        "max_interval_share": share,
+        "interval": [int(tokens[i]), int(tokens[i + 1])],
+    }
 
 
 def induction_by_layer(model_cfg: Any, params: Any, tokens: np.ndarray, bos_id: int | None) -> dict[str, Any]:
     """Each attention layer's per-head induction scores (both modes) on ``tokens`` (a transformer only)."""
     names = [f"blocks.{l}.attn.hook_pattern" for l in range(int(model_cfg.n_layers))]
-    acts = predictive_models.compute_activations(model_cfg, params, tokens, names=names, method="full")  # [N, H, T, T] each
-    return {name: {mode: induction_scores(acts[name], tokens, mode=mode, ignore=bos_id).to_json()
-                   for mode in ("last", "all")} for name in names}
+    acts = predictive_models.compute_activations(
+        model_cfg, params, tokens, names=names, method="full"
+    )  # [N, H, T, T] each
+    return {
+        name: {
+            mode: induction_scores(acts[name], tokens, mode=mode, ignore=bos_id).to_json() for mode in ("last", "all")
+        }
+        for name in names
+    }
 
 
 def _max_induction(ind: dict[str, Any], mode: str = "all") -> float:
@@ -405,7 +501,7 @@ class TheoryAtSeen:
     @property
     def excess_se(self) -> np.ndarray:
         """[T] its standard error (the two in quadrature; zeros where exact)."""
-        return np.sqrt(self.optimal_se ** 2 + self.known_se ** 2)
+        return np.sqrt(self.optimal_se**2 + self.known_se**2)
 
     @property
     def curve(self) -> ICLCurve:
@@ -495,9 +591,14 @@ class TrainingPoint:
     induction_max_all: float | None = None  # None: not a transformer (the key is left out)
 
     def to_json(self) -> dict[str, Any]:
-        d = {"tokens": self.tokens, "step": self.step, "model_loss_by_position": list(self.loss),
-             "model_gap_by_position": list(self.gap), "icl_fraction": self.icl_fraction,
-             "posterior_r2_heldout_contexts": self.posterior_r2_heldout_contexts}
+        d = {
+            "tokens": self.tokens,
+            "step": self.step,
+            "model_loss_by_position": list(self.loss),
+            "model_gap_by_position": list(self.gap),
+            "icl_fraction": self.icl_fraction,
+            "posterior_r2_heldout_contexts": self.posterior_r2_heldout_contexts,
+        }
         if self.induction_max_all is not None:
             d["induction_max_all"] = self.induction_max_all
         return d
@@ -520,28 +621,46 @@ def frame_of(inputs: StudyInputs, settings: Settings) -> Frame:
     """The model's positions (tokens seen at each), the regime and the layers to probe."""
     bos = bool(inputs.cfg.data.bos)
     T = int(inputs.model_cfg.context_length)
-    return Frame(seen=np.arange(T) + (0 if bos else 1), bos=bos, sampled=inputs.regime.sampled,
-                 layers=tuple(settings.layers) or tuple(predictive_models.layer_names(inputs.model_cfg)))
+    return Frame(
+        seen=np.arange(T) + (0 if bos else 1),
+        bos=bos,
+        sampled=inputs.regime.sampled,
+        layers=tuple(settings.layers) or tuple(predictive_models.layer_names(inputs.model_cfg)),
+    )
 
 
 def theory_phase(inputs: StudyInputs, settings: Settings, frame: Frame) -> TheoryAtSeen:
     """The source's in-context theory to the model's last position, read at its positions, and its excess fits."""
     seen = frame.seen
     with phase("icl theory", total=None, enabled=inputs.progress):
-        theory = icl_theory(inputs.process, int(seen[-1]), method=settings.theory_method,
-                            n_samples=settings.theory_samples, seed=inputs.cfg.seed,
-                            max_exact_words=settings.theory_exact_words)
+        theory = icl_theory(
+            inputs.process,
+            int(seen[-1]),
+            method=settings.theory_method,
+            n_samples=settings.theory_samples,
+            seed=inputs.cfg.seed,
+            max_exact_words=settings.theory_exact_words,
+        )
     curve = theory.curve
-    fit = fit_excess(curve.seen, curve.excess, curve.optimal_se if curve.method != "exact" else None,
-                     min_seen=settings.fit_min_seen)
+    fit = fit_excess(
+        curve.seen, curve.excess, curve.optimal_se if curve.method != "exact" else None, min_seen=settings.fit_min_seen
+    )
     optimal = curve.optimal[seen]
     component_se = curve.component_se[:, seen]
-    return TheoryAtSeen(theory=theory, optimal=optimal, optimal_se=curve.optimal_se[seen],
-                        component=curve.component[:, seen], component_se=component_se,
-                        known=curve.known_source[seen], fixed=theory.fixed_source[:, seen],
-                        fixed_se=theory.fixed_source_se[:, seen],
-                        known_se=np.sqrt(np.square(curve.weights) @ np.square(component_se)),
-                        exact=curve.exact[seen], fit=fit, gain=icl_gain(optimal, seen))
+    return TheoryAtSeen(
+        theory=theory,
+        optimal=optimal,
+        optimal_se=curve.optimal_se[seen],
+        component=curve.component[:, seen],
+        component_se=component_se,
+        known=curve.known_source[seen],
+        fixed=theory.fixed_source[:, seen],
+        fixed_se=theory.fixed_source_se[:, seen],
+        known_se=np.sqrt(np.square(curve.weights) @ np.square(component_se)),
+        exact=curve.exact[seen],
+        fit=fit,
+        gain=icl_gain(optimal, seen),
+    )
 
 
 def eval_rows(inputs: StudyInputs, settings: Settings, frame: Frame) -> EvalSet:
@@ -575,8 +694,14 @@ def model_losses_phase(inputs: StudyInputs, rows: EvalSet, frame: Frame) -> Mode
             if step == points[-1].step:  # two requested token counts saved at one step (a chunk boundary): once
                 tick()
                 continue
-            points.append(CheckpointLoss(step * int(ckpt["train_config"]["batch_size"]) * T, step,
-                                         evaluate(model_cfg, ckpt["params"], rows), ckpt["params"]))
+            points.append(
+                CheckpointLoss(
+                    step * int(ckpt["train_config"]["batch_size"]) * T,
+                    step,
+                    evaluate(model_cfg, ckpt["params"], rows),
+                    ckpt["params"],
+                )
+            )
             tick()
     return ModelLosses(rows=rows, final=final, points=tuple(points))
 
@@ -587,20 +712,28 @@ def against_theory(th: TheoryAtSeen, losses: ModelLosses, settings: Settings, fr
     seen, final = frame.seen, losses.final
     # the model's own curve: its loss minus the told-the-source loss, with the evaluation's and the theory's errors
     excess = final.loss - th.known
-    excess_se = np.sqrt(final.loss_se ** 2 + th.known_se ** 2)
+    excess_se = np.sqrt(final.loss_se**2 + th.known_se**2)
     has_se = bool(np.any(excess_se > 0))
     fit = fit_excess(seen, excess, excess_se if has_se else None, min_seen=settings.fit_min_seen)
     theory_se = th.excess_se if np.any(th.excess_se > 0) else None
-    decay = compare_decay(seen, excess, excess_se if has_se else None, th.excess, theory_se,
-                          min_seen=settings.fit_min_seen)
+    decay = compare_decay(
+        seen, excess, excess_se if has_se else None, th.excess, theory_se, min_seen=settings.fit_min_seen
+    )
     rel_gap = final.gap / th.optimal  # [T] the model's excess over the optimum, relative, paired on the same rows
     rel_gap_se = final.gap_se / th.optimal
     target_mask = seen >= TARGET_MIN_SEEN
     max_rel_gap = float(rel_gap[target_mask].max()) if target_mask.any() else None
-    return ModelAgainstTheory(excess=excess, excess_se=excess_se, fit=fit, decay=decay,
-                              check=below_optimum_check(seen, final, th.optimal, th.optimal_se, th.exact),
-                              relative_gap=rel_gap, relative_gap_se=rel_gap_se, max_relative_gap=max_rel_gap,
-                              early=(seen >= 1) & (seen <= 3))
+    return ModelAgainstTheory(
+        excess=excess,
+        excess_se=excess_se,
+        fit=fit,
+        decay=decay,
+        check=below_optimum_check(seen, final, th.optimal, th.optimal_se, th.exact),
+        relative_gap=rel_gap,
+        relative_gap_se=rel_gap_se,
+        max_relative_gap=max_rel_gap,
+        early=(seen >= 1) & (seen <= 3),
+    )
 
 
 def probe_samples(inputs: StudyInputs, settings: Settings, frame: Frame) -> ProbeSamples:
@@ -626,15 +759,24 @@ def probes_phase(inputs: StudyInputs, settings: Settings, frame: Frame) -> Probe
     with phase("icl probes", total=2 * len(names), enabled=inputs.progress) as tick:
         for name in names:
             for params, control in ((inputs.params_state, False), (inputs.untrained_params, True)):
-                acts = predictive_models.compute_activations(inputs.model_cfg, params, samples.tokens,
-                                                             names=[name])[name]  # [N, T, d]
-                data = probe_rows(acts, samples.targets, samples.tokens, samples.probs, rows="distinct_contexts",
-                                  weighting="probability")
+                acts = predictive_models.compute_activations(inputs.model_cfg, params, samples.tokens, names=[name])[
+                    name
+                ]  # [N, T, d]
+                data = probe_rows(
+                    acts,
+                    samples.targets,
+                    samples.tokens,
+                    samples.probs,
+                    rows="distinct_contexts",
+                    weighting="probability",
+                )
                 del acts
                 Yp, Yb = data.Y[:, :K], data.Y[:, K:]
                 if control:
-                    untrained[name] = {"posterior": _probe(data.X, Yp, data, None, settings.n_repeats, seed),
-                                       "belief": _probe(data.X, Yb, data, None, settings.n_repeats, seed)}
+                    untrained[name] = {
+                        "posterior": _probe(data.X, Yp, data, None, settings.n_repeats, seed),
+                        "belief": _probe(data.X, Yb, data, None, settings.n_repeats, seed),
+                    }
                 else:
                     posterior[name] = probe_by_position(data.X, Yp, data, frame.seen, settings.n_repeats, seed)
                     belief[name] = probe_by_position(data.X, Yb, data, frame.seen, settings.n_repeats, seed)
@@ -642,8 +784,9 @@ def probes_phase(inputs: StudyInputs, settings: Settings, frame: Frame) -> Probe
     for target, records in (("posterior", posterior), ("belief", belief)):
         for name in names:
             records[name]["untrained"] = untrained[name][target]
-            records[name][MIN_R2_KEY] = _min_from(records[name]["by_position"], "r2_heldout_contexts",
-                                                  POSTERIOR_MIN_SEEN)
+            records[name][MIN_R2_KEY] = _min_from(
+                records[name]["by_position"], "r2_heldout_contexts", POSTERIOR_MIN_SEEN
+            )
 
     def layer_score(name: str) -> float:
         v = posterior[name][MIN_R2_KEY]
@@ -654,8 +797,9 @@ def probes_phase(inputs: StudyInputs, settings: Settings, frame: Frame) -> Probe
     return Probes(samples=samples, posterior=posterior, belief=belief, best_layer=max(names, key=layer_score))
 
 
-def over_training_phase(inputs: StudyInputs, settings: Settings, frame: Frame, th: TheoryAtSeen,
-                        losses: ModelLosses, probes: Probes) -> OverTraining:
+def over_training_phase(
+    inputs: StudyInputs, settings: Settings, frame: Frame, th: TheoryAtSeen, losses: ModelLosses, probes: Probes
+) -> OverTraining:
     """At initialisation, each checkpoint and the end: the in-context gain over the optimum's, the best layer's
     posterior probe and the largest induction score; whether the gain came gradually or in a jump."""
     model_cfg, cfg, seen = inputs.model_cfg, inputs.cfg, frame.seen
@@ -669,24 +813,39 @@ def over_training_phase(inputs: StudyInputs, settings: Settings, frame: Frame, t
     with phase("icl over training", total=len(losses.points), enabled=inputs.progress) as tick:
         for tokens_seen, step, ml, params in [*stamped, (None, None, losses.final, inputs.params_state)]:
             acts = predictive_models.compute_activations(model_cfg, params, samples.tokens, names=[best])[best]
-            data = probe_rows(acts, samples.targets, samples.tokens, samples.probs, rows="distinct_contexts",
-                              weighting="probability")
+            data = probe_rows(
+                acts, samples.targets, samples.tokens, samples.probs, rows="distinct_contexts", weighting="probability"
+            )
             post = _probe(data.X, data.Y[:, :K], data, None, settings.n_repeats, cfg.seed)
-            evolution.append(TrainingPoint(
-                tokens=tokens_seen, step=step, loss=tuple(float(x) for x in ml.loss),
-                gap=tuple(float(x) for x in ml.gap),
-                icl_fraction=icl_gain(ml.loss, seen) / th.gain if th.gain > 0 else None,
-                posterior_r2_heldout_contexts=post["r2_heldout_contexts"],
-                induction_max_all=_max_induction(induction_by_layer(model_cfg, params, samples.tokens[:n_ind], bos_id))
-                if transformer else None))
+            evolution.append(
+                TrainingPoint(
+                    tokens=tokens_seen,
+                    step=step,
+                    loss=tuple(float(x) for x in ml.loss),
+                    gap=tuple(float(x) for x in ml.gap),
+                    icl_fraction=icl_gain(ml.loss, seen) / th.gain if th.gain > 0 else None,
+                    posterior_r2_heldout_contexts=post["r2_heldout_contexts"],
+                    induction_max_all=_max_induction(
+                        induction_by_layer(model_cfg, params, samples.tokens[:n_ind], bos_id)
+                    )
+                    if transformer
+                    else None,
+                )
+            )
             if tokens_seen is not None:
                 tick()
     steps = int(cfg.training["steps"])
     final = replace(evolution.pop(), tokens=steps * int(cfg.training["batch_size"]) * frame.T, step=steps)
-    induction = (induction_by_layer(model_cfg, inputs.params_state, samples.tokens[:n_ind], bos_id)
-                 if transformer else None)
-    trans = transition([e.tokens for e in evolution] + [final.tokens],
-                       [e.icl_fraction for e in evolution] + [final.icl_fraction]) if th.gain > 0 else None
+    induction = (
+        induction_by_layer(model_cfg, inputs.params_state, samples.tokens[:n_ind], bos_id) if transformer else None
+    )
+    trans = (
+        transition(
+            [e.tokens for e in evolution] + [final.tokens], [e.icl_fraction for e in evolution] + [final.icl_fraction]
+        )
+        if th.gain > 0
+        else None
+    )
     return OverTraining(points=tuple(evolution), final=final, induction=induction, transition=trans)
 
 
@@ -697,13 +856,22 @@ def _floats(a: Any) -> list[float]:
     return [float(x) for x in a]
 
 
-def icl_record(inputs: StudyInputs, frame: Frame, th: TheoryAtSeen, losses: ModelLosses, vs: ModelAgainstTheory,
-               probes: Probes, training: OverTraining) -> dict[str, Any]:
+def icl_record(
+    inputs: StudyInputs,
+    frame: Frame,
+    th: TheoryAtSeen,
+    losses: ModelLosses,
+    vs: ModelAgainstTheory,
+    probes: Probes,
+    training: OverTraining,
+) -> dict[str, Any]:
     """icl.json's content."""
     curve, final, rows, early = th.curve, losses.final, losses.rows, vs.early
     best_fixed = th.best_fixed
     return {
-        "source": inputs.process.name, "regime": inputs.regime.name, "bos": frame.bos,
+        "source": inputs.process.name,
+        "regime": inputs.regime.name,
+        "bos": frame.bos,
         "seen": [int(s) for s in frame.seen],
         "optimal_loss_by_position": _floats(th.optimal),
         "optimal_loss_by_position_se": _floats(th.optimal_se),
@@ -713,7 +881,8 @@ def icl_record(inputs: StudyInputs, frame: Frame, th: TheoryAtSeen, losses: Mode
         "known_source_loss_by_position": _floats(th.known),
         "fixed_source_loss_by_position": [_floats(row) for row in th.fixed],
         "fixed_source_loss_by_position_se": [_floats(row) for row in th.fixed_se],
-        "fixed_source_labels": list(th.theory.fixed_source_labels), "fixed_source_definition": th.theory.definition,
+        "fixed_source_labels": list(th.theory.fixed_source_labels),
+        "fixed_source_definition": th.theory.definition,
         "best_fixed_source": th.best_fixed_label,
         "model_loss_by_position": _floats(final.loss),
         "model_loss_by_position_se": _floats(final.loss_se),
@@ -725,24 +894,40 @@ def icl_record(inputs: StudyInputs, frame: Frame, th: TheoryAtSeen, losses: Mode
         "model_excess_by_position_se": _floats(vs.excess_se),
         "model_relative_gap_by_position": _floats(vs.relative_gap),
         "model_relative_gap_by_position_se": _floats(vs.relative_gap_se),
-        "model_eval": {"exact_positions": int(rows.n_exact), "exact_strings": rows.n_strings,
-                       "sequences": rows.n_sequences, "sampled": rows.sampled is not None,
-                       "rows": "every context of the first exact_positions positions with its probability (no "
-                               "sampling error), fresh sampled sequences beyond",
-                       "gap": "mean KL(exact next-token law || model's) on the same rows: model loss minus the "
-                              "optimum measured on those rows (a paired estimate)",
-                       "excess": "the model's measured loss minus the told-the-source loss (the theory's), their "
-                                 "standard errors in quadrature"},
-        "theory": {"method": curve.method, "n_samples": int(curve.n_samples),
-                   "last_exact_seen": curve.exact_through, "exact": [bool(x) for x in curve.exact],
-                   "seen": [int(s) for s in curve.seen],
-                   "optimal": curve.optimal.tolist(), "optimal_se": curve.optimal_se.tolist(),
-                   "component": curve.component.tolist(), "component_se": curve.component_se.tolist(),
-                   "known_source": curve.known_source.tolist(), "excess": curve.excess.tolist(),
-                   "weights": curve.weights.tolist(), "labels": list(curve.labels)},
-        "fits": {"theory": th.fit.to_json(), "model": vs.fit.to_json(), "comparison": vs.decay.to_json(),
-                 "excess": "loss minus the told-the-source loss (prior-weighted components' optima); the model's: "
-                           "its measured loss by position"},
+        "model_eval": {
+            "exact_positions": int(rows.n_exact),
+            "exact_strings": rows.n_strings,
+            "sequences": rows.n_sequences,
+            "sampled": rows.sampled is not None,
+            "rows": "every context of the first exact_positions positions with its probability (no "
+            "sampling error), fresh sampled sequences beyond",
+            "gap": "mean KL(exact next-token law || model's) on the same rows: model loss minus the "
+            "optimum measured on those rows (a paired estimate)",
+            "excess": "the model's measured loss minus the told-the-source loss (the theory's), their "
+            "standard errors in quadrature",
+        },
+        "theory": {
+            "method": curve.method,
+            "n_samples": int(curve.n_samples),
+            "last_exact_seen": curve.exact_through,
+            "exact": [bool(x) for x in curve.exact],
+            "seen": [int(s) for s in curve.seen],
+            "optimal": curve.optimal.tolist(),
+            "optimal_se": curve.optimal_se.tolist(),
+            "component": curve.component.tolist(),
+            "component_se": curve.component_se.tolist(),
+            "known_source": curve.known_source.tolist(),
+            "excess": curve.excess.tolist(),
+            "weights": curve.weights.tolist(),
+            "labels": list(curve.labels),
+        },
+        "fits": {
+            "theory": th.fit.to_json(),
+            "model": vs.fit.to_json(),
+            "comparison": vs.decay.to_json(),
+            "excess": "loss minus the told-the-source loss (prior-weighted components' optima); the model's: "
+            "its measured loss by position",
+        },
         "below_optimum": vs.check.to_json(),
         "targets": {
             f"max_relative_gap_seen_ge_{TARGET_MIN_SEEN}": _num(vs.max_relative_gap),
@@ -750,133 +935,228 @@ def icl_record(inputs: StudyInputs, frame: Frame, th: TheoryAtSeen, losses: Mode
             "early_seen": [int(s) for s in frame.seen[early]],
             "model_loss_early": _floats(final.loss[early]),
             "best_fixed_source_loss_early": _floats(th.fixed[best_fixed][early]),
-            "model_below_best_fixed_source_early": bool(np.all(final.loss[early] + 2 * final.loss_se[early]
-                                                               < th.fixed[best_fixed][early])),
+            "model_below_best_fixed_source_early": bool(
+                np.all(final.loss[early] + 2 * final.loss_se[early] < th.fixed[best_fixed][early])
+            ),
             f"posterior_{MIN_R2_KEY}": probes.best[MIN_R2_KEY],
             "no_model_loss_below_exact_optimum": vs.check.passed,
-            "decay_rate_agrees": {form: None if d is None else d.agree
-                                  for form, d in (("power_law", vs.decay.power_law),
-                                                  ("exponential", vs.decay.exponential))},
+            "decay_rate_agrees": {
+                form: None if d is None else d.agree
+                for form, d in (("power_law", vs.decay.power_law), ("exponential", vs.decay.exponential))
+            },
         },
         "best_layer": probes.best_layer,
-        "posterior_probe": probes.posterior, "belief_probe": probes.belief,
-        "over_training": [p.to_json() for p in training.points], "final": training.final.to_json(),
-        "transition": training.transition, "induction": training.induction,
+        "posterior_probe": probes.posterior,
+        "belief_probe": probes.belief,
+        "over_training": [p.to_json() for p in training.points],
+        "final": training.final.to_json(),
+        "transition": training.transition,
+        "induction": training.induction,
     }
 
 
-def figures_phase(inputs: StudyInputs, frame: Frame, th: TheoryAtSeen, losses: ModelLosses,
-                  vs: ModelAgainstTheory, probes: Probes, training: OverTraining) -> list[Path]:
+def figures_phase(
+    inputs: StudyInputs,
+    frame: Frame,
+    th: TheoryAtSeen,
+    losses: ModelLosses,
+    vs: ModelAgainstTheory,
+    probes: Probes,
+    training: OverTraining,
+) -> list[Path]:
     """figures/icl_loss, icl_training and icl_probe (each configured format)."""
     process, curve, final, seen = inputs.process, th.curve, losses.final, frame.seen
     title = process_title(process.name, process.params)
     train_tokens = [p.tokens for p in training.points]
     draws = {
         "icl_loss": lambda: plot_icl_loss(
-            curve.seen, curve.optimal, curve.optimal_se, curve.component, curve.labels, curve.known_source,
-            seen, final.loss, final.loss_se, th.fixed[th.best_fixed], th.best_fixed_label,
-            model_excess=vs.excess, model_excess_se=vs.excess_se, theory_fit=th.fit, model_fit=vs.fit,
-            last_exact_seen=curve.last_exact_seen, title=title),
+            curve.seen,
+            curve.optimal,
+            curve.optimal_se,
+            curve.component,
+            curve.labels,
+            curve.known_source,
+            seen,
+            final.loss,
+            final.loss_se,
+            th.fixed[th.best_fixed],
+            th.best_fixed_label,
+            model_excess=vs.excess,
+            model_excess_se=vs.excess_se,
+            theory_fit=th.fit,
+            model_fit=vs.fit,
+            last_exact_seen=curve.last_exact_seen,
+            title=title,
+        ),
         "icl_training": lambda: plot_icl_training(
-            seen, np.array([list(p.loss) for p in training.points] + [final.loss.tolist()]),
-            [*train_tokens, None], th.optimal,
-            gaps=np.array([list(p.gap) for p in training.points] + [final.gap.tolist()]), title=title),
+            seen,
+            np.array([list(p.loss) for p in training.points] + [final.loss.tolist()]),
+            [*train_tokens, None],
+            th.optimal,
+            gaps=np.array([list(p.gap) for p in training.points] + [final.gap.tolist()]),
+            title=title,
+        ),
         "icl_probe": lambda: plot_icl_probe(
-            seen, {n: probes.posterior[n]["by_position"] for n in frame.layers},
-            {n: probes.belief[n]["by_position"] for n in frame.layers}, title=title),
+            seen,
+            {n: probes.posterior[n]["by_position"] for n in frame.layers},
+            {n: probes.belief[n]["by_position"] for n in frame.layers},
+            title=title,
+        ),
     }
     return save_figures(inputs.cfg, inputs.run_dir, draws)
 
 
 CAPTIONS = {
     "icl_loss": "Left: loss by tokens seen: the Bayes-optimal predictor (black), each component's own optimum "
-                "(told the source, thin), their prior-weighted mean, the best never-inferring predictor (dashed) "
-                "and the model (dots, ± 2 s.e.; exact where its contexts were enumerated). Right: the excess over the "
-                "told-the-source loss on a log scale (the model's: its measured loss minus the told-the-source "
-                "loss), with the power-law and exponential fits. A dotted vertical line: the last position whose "
-                "theory is exact (Monte Carlo beyond).",
+    "(told the source, thin), their prior-weighted mean, the best never-inferring predictor (dashed) "
+    "and the model (dots, ± 2 s.e.; exact where its contexts were enumerated). Right: the excess over the "
+    "told-the-source loss on a log scale (the model's: its measured loss minus the told-the-source "
+    "loss), with the power-law and exponential fits. A dotted vertical line: the last position whose "
+    "theory is exact (Monte Carlo beyond).",
     "icl_training": "The model's gap to the optimum over the optimum (its paired KL divergence from the exact "
-                    "next-token law) by position (columns) at initialisation, each checkpoint and the end (rows); "
-                    "right: its loss by position at each of them.",
+    "next-token law) by position (columns) at initialisation, each checkpoint and the end (rows); "
+    "right: its loss by position at each of them.",
     "icl_probe": "Context-disjoint held-out R² of linear probes at each position, per layer: onto the posterior "
-                 "over sources (left) and onto the belief over the mixture's states (right); grey: shuffled control.",
+    "over sources (left) and onto the belief over the mixture's states (right); grey: shuffled control.",
 }
 
 
-def report_tables(frame: Frame, th: TheoryAtSeen, losses: ModelLosses, vs: ModelAgainstTheory, probes: Probes,
-                  training: OverTraining) -> list[tuple[str, list[str], list[list[Any]], str]]:
+def report_tables(
+    frame: Frame, th: TheoryAtSeen, losses: ModelLosses, vs: ModelAgainstTheory, probes: Probes, training: OverTraining
+) -> list[tuple[str, list[str], list[list[Any]], str]]:
     """The report's tables: loss by position, the excess fits, the posterior probes, the induction scores."""
     seen, final, curve, rows = frame.seen, losses.final, th.curve, losses.rows
     opt, opt_se, known, best_fixed = th.optimal, th.optimal_se, th.known, th.best_fixed
     rel_gap, rel_gap_se = vs.relative_gap, vs.relative_gap_se
-    show = [t for t in range(frame.T) if seen[t] in (0, 1, 2, 4, 8, 16, 32, 64) or t == frame.T - 1
-            or vs.check.below[t]]
-    loss_rows = [[str(int(seen[t])), _f(opt[t], opt_se[t]) + ("" if th.exact[t] else " (MC)"), _f(known[t]),
-                  _f(th.fixed[best_fixed][t], th.fixed_se[best_fixed][t]),
-                  _f(final.loss[t], final.loss_se[t]) + (" (exact)" if final.exact[t] else ""),
-                  f"{100 * rel_gap[t]:.3f} ± {100 * rel_gap_se[t]:.3f}",
-                  f"{vs.check.difference[t]:+.5f} ({'below' if vs.check.below[t] else 'ok'})"]
-                 for t in show]
+    show = [
+        t for t in range(frame.T) if seen[t] in (0, 1, 2, 4, 8, 16, 32, 64) or t == frame.T - 1 or vs.check.below[t]
+    ]
+    loss_rows = [
+        [
+            str(int(seen[t])),
+            _f(opt[t], opt_se[t]) + ("" if th.exact[t] else " (MC)"),
+            _f(known[t]),
+            _f(th.fixed[best_fixed][t], th.fixed_se[best_fixed][t]),
+            _f(final.loss[t], final.loss_se[t]) + (" (exact)" if final.exact[t] else ""),
+            f"{100 * rel_gap[t]:.3f} ± {100 * rel_gap_se[t]:.3f}",
+            f"{vs.check.difference[t]:+.5f} ({'below' if vs.check.below[t] else 'ok'})",
+        ]
+        for t in show
+    ]
     fit_rows = []
     for who, fits in (("theory", th.fit), ("model", vs.fit)):
         pl, ex = fits.power_law, fits.exponential
-        fit_rows.append([who, "–" if pl is None else f"{pl.rate:.3g} ± {pl.rate_se:.2g}",
-                         "–" if pl is None else f"{pl.rmse_log:.3g}",
-                         "–" if ex is None else f"{ex.rate:.3g} ± {ex.rate_se:.2g}",
-                         "–" if ex is None else f"{ex.rmse_log:.3g}", fits.better or "–"])
-    decay_rows = [[form.replace("_", " "), f"{d.theory_rate:.3g} ± {d.theory_rate_se:.2g}",
-                   f"{d.model_rate:.3g} ± {d.model_rate_se:.2g}", f"{d.difference:+.3g} ± {d.difference_se:.2g}",
-                   {True: "yes", False: "no", None: "undetermined"}[d.agree]]
-                  for form, d in (("power_law", vs.decay.power_law), ("exponential", vs.decay.exponential))
-                  if d is not None]
-    probe_table = [[n, _g(probes.posterior[n]["r2_heldout_contexts"]), _g(probes.posterior[n][MIN_R2_KEY]),
-                    _g(probes.posterior[n]["pooled"]["r2_shuffled"]),
-                    _g(probes.posterior[n]["untrained"]["r2_heldout_contexts"]),
-                    _g(probes.belief[n]["r2_heldout_contexts"])] for n in frame.layers]
+        fit_rows.append(
+            [
+                who,
+                "–" if pl is None else f"{pl.rate:.3g} ± {pl.rate_se:.2g}",
+                "–" if pl is None else f"{pl.rmse_log:.3g}",
+                "–" if ex is None else f"{ex.rate:.3g} ± {ex.rate_se:.2g}",
+                "–" if ex is None else f"{ex.rmse_log:.3g}",
+                fits.better or "–",
+            ]
+        )
+    decay_rows = [
+        [
+            form.replace("_", " "),
+            f"{d.theory_rate:.3g} ± {d.theory_rate_se:.2g}",
+            f"{d.model_rate:.3g} ± {d.model_rate_se:.2g}",
+            f"{d.difference:+.3g} ± {d.difference_se:.2g}",
+            {True: "yes", False: "no", None: "undetermined"}[d.agree],
+        ]
+        for form, d in (("power_law", vs.decay.power_law), ("exponential", vs.decay.exponential))
+        if d is not None
+    ]
+    probe_table = [
+        [
+            n,
+            _g(probes.posterior[n]["r2_heldout_contexts"]),
+            _g(probes.posterior[n][MIN_R2_KEY]),
+            _g(probes.posterior[n]["pooled"]["r2_shuffled"]),
+            _g(probes.posterior[n]["untrained"]["r2_heldout_contexts"]),
+            _g(probes.belief[n]["r2_heldout_contexts"]),
+        ]
+        for n in frame.layers
+    ]
     tables = [
-        ("In-context learning: loss by position (nats)",
-         ["tokens seen", "optimal", "told the source", f"never inferring (best: {th.best_fixed_label})",
-          "model", "model over optimal, %", "model - optimal (below it by more than its error?)"], loss_rows,
-         f"Theory: {curve.method}" + (f", exact through {curve.exact_through} tokens seen"
-                                      if curve.method == "hybrid" else "")
-         + (f" ({curve.n_samples:,} sampled words)" if curve.n_samples else "")
-         + f"; the model exact at the first {rows.n_exact} positions ({rows.n_strings:,} strings)"
-         + (f", on {rows.n_sequences:,} sampled sequences beyond" if rows.n_sequences else "")
-         + "; model over optimal: mean KL divergence of its next-token law from the exact one on the same rows, over "
-         "the optimum; below: model - optimal < -(the errors in quadrature + the model's float32 normalisation "
-         f"bound); violations at the exact optimum: {', '.join(map(str, vs.check.violations)) or 'none'}. "
-         "Never inferring: " + th.theory.definition + "."),
-        ("In-context learning: fits of the excess loss", ["curve", "power law b", "rmse ln", "exponential tau (tokens)",
-                                                          "rmse ln", "better"], fit_rows,
-         "Excess = loss minus the told-the-source loss (the model's: its measured loss); e = a n^-b or "
-         "a exp(-n / tau); theory: " + th.fit.note + "; model: " + vs.fit.note + "."),
-        ("In-context learning: decay of the excess, model against theory", ["form", "theory", "model",
-                                                                             "model - theory", "agree"], decay_rows,
-         f"Both curves fitted at the same positions ({_span(vs.decay.seen)} tokens seen); "
-         + vs.decay.rule + "."),
-        ("In-context learning: source-posterior probes", ["layer", "R² held out (contexts), pooled",
-                                                          f"min R² held out, seen >= {POSTERIOR_MIN_SEEN}",
-                                                          "R² shuffled", "R² held out, untrained",
-                                                          "belief R² held out, pooled"], probe_table,
-         "Linear probes onto P(source | context) (and onto the belief over the mixture's states), context-disjoint "
-         "held-out splits; by position in icl.json and the figure."),
+        (
+            "In-context learning: loss by position (nats)",
+            [
+                "tokens seen",
+                "optimal",
+                "told the source",
+                f"never inferring (best: {th.best_fixed_label})",
+                "model",
+                "model over optimal, %",
+                "model - optimal (below it by more than its error?)",
+            ],
+            loss_rows,
+            f"Theory: {curve.method}"
+            + (f", exact through {curve.exact_through} tokens seen" if curve.method == "hybrid" else "")
+            + (f" ({curve.n_samples:,} sampled words)" if curve.n_samples else "")
+            + f"; the model exact at the first {rows.n_exact} positions ({rows.n_strings:,} strings)"
+            + (f", on {rows.n_sequences:,} sampled sequences beyond" if rows.n_sequences else "")
+            + "; model over optimal: mean KL divergence of its next-token law from the exact one on the same rows, over "
+            "the optimum; below: model - optimal < -(the errors in quadrature + the model's float32 normalisation "
+            f"bound); violations at the exact optimum: {', '.join(map(str, vs.check.violations)) or 'none'}. "
+            "Never inferring: " + th.theory.definition + ".",
+        ),
+        (
+            "In-context learning: fits of the excess loss",
+            ["curve", "power law b", "rmse ln", "exponential tau (tokens)", "rmse ln", "better"],
+            fit_rows,
+            "Excess = loss minus the told-the-source loss (the model's: its measured loss); e = a n^-b or "
+            "a exp(-n / tau); theory: " + th.fit.note + "; model: " + vs.fit.note + ".",
+        ),
+        (
+            "In-context learning: decay of the excess, model against theory",
+            ["form", "theory", "model", "model - theory", "agree"],
+            decay_rows,
+            f"Both curves fitted at the same positions ({_span(vs.decay.seen)} tokens seen); " + vs.decay.rule + ".",
+        ),
+        (
+            "In-context learning: source-posterior probes",
+            [
+                "layer",
+                "R² held out (contexts), pooled",
+                f"min R² held out, seen >= {POSTERIOR_MIN_SEEN}",
+                "R² shuffled",
+                "R² held out, untrained",
+                "belief R² held out, pooled",
+            ],
+            probe_table,
+            "Linear probes onto P(source | context) (and onto the belief over the mixture's states), context-disjoint "
+            "held-out splits; by position in icl.json and the figure.",
+        ),
     ]
     if training.induction is not None:
-        tables.append(("In-context learning: induction scores", ["layer", "per head (last occurrence)",
-                                                                  "per head (every occurrence)", "uniform baseline"],
-                       [[n, ", ".join(f"{s:.3f}" for s in v["last"]["score"]),
-                         ", ".join(f"{s:.3f}" for s in v["all"]["score"]), f"{v['all']['baseline']:.3f}"]
-                        for n, v in training.induction.items()],
-                       "Attention mass from a token to the position after an earlier occurrence of the same token."))
+        tables.append(
+            (
+                "In-context learning: induction scores",
+                ["layer", "per head (last occurrence)", "per head (every occurrence)", "uniform baseline"],
+                [
+                    [
+                        n,
+                        ", ".join(f"{s:.3f}" for s in v["last"]["score"]),
+                        ", ".join(f"{s:.3f}" for s in v["all"]["score"]),
+                        f"{v['all']['baseline']:.3f}",
+                    ]
+                    for n, v in training.induction.items()
+                ],
+                "Attention mass from a token to the position after an earlier occurrence of the same token.",
+            )
+        )
     return tables
 
 
-def headline(th: TheoryAtSeen, vs: ModelAgainstTheory, probes: Probes, training: OverTraining,
-             record: dict[str, Any]) -> dict[str, Any]:
+def headline(
+    th: TheoryAtSeen, vs: ModelAgainstTheory, probes: Probes, training: OverTraining, record: dict[str, Any]
+) -> dict[str, Any]:
     """The numbers summary.json records."""
     post_best = probes.best
     return {
-        "theory_method": th.curve.method, "theory_better_fit": th.fit.better,
+        "theory_method": th.curve.method,
+        "theory_better_fit": th.fit.better,
         "theory_power_law_b": None if th.fit.power_law is None else th.fit.power_law.rate,
         "theory_exponential_tau": None if th.fit.exponential is None else th.fit.exponential.rate,
         "model_better_fit": vs.fit.better,
@@ -906,9 +1186,14 @@ def run(inputs: StudyInputs, settings: Settings) -> StudyOutput:
     record = icl_record(inputs, frame, th, losses, vs, probes, training)
     write_json_atomic(inputs.run_dir / "icl.json", record)
     figs = figures_phase(inputs, frame, th, losses, vs, probes, training)
-    return StudyOutput(name="icl", json_file="icl.json", figures=tuple(figs), captions=dict(CAPTIONS),
-                       tables=tuple(report_tables(frame, th, losses, vs, probes, training)),
-                       headline=headline(th, vs, probes, training, record))
+    return StudyOutput(
+        name="icl",
+        json_file="icl.json",
+        figures=tuple(figs),
+        captions=dict(CAPTIONS),
+        tables=tuple(report_tables(frame, th, losses, vs, probes, training)),
+        headline=headline(th, vs, probes, training, record),
+    )
 
 
 def _f(v: float, se: float | None = None) -> str:

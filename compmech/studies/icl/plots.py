@@ -19,8 +19,14 @@ def _fit_line(ax, fit: Any, n: np.ndarray, color: str, label: str, ls: str) -> N
         return
     x = np.linspace(max(fit.seen_min, 1), fit.seen_max, 200)
     unit = "b" if fit.model == "power_law" else "tau"
-    ax.plot(x, fit.predict(x), color=color, ls=ls, lw=1.1,
-            label=f"{label}: {fit.model.replace('_', ' ')} {unit} = {fit.rate:.3g}")
+    ax.plot(
+        x,
+        fit.predict(x),
+        color=color,
+        ls=ls,
+        lw=1.1,
+        label=f"{label}: {fit.model.replace('_', ' ')} {unit} = {fit.rate:.3g}",
+    )
 
 
 def plot_icl_loss(
@@ -62,15 +68,16 @@ def plot_icl_loss(
         ax.plot(n, comp[k], color=colors[k % len(colors)], lw=0.9, alpha=0.8, label=f"told: {lab}")
     ax.plot(n, known, color="0.45", lw=1.2, ls=":", label="told the source (weighted)")
     if fixed_source is not None:
-        ax.plot(ms, as_array("fixed_source", fixed_source, 1), color="tab:red", lw=1.2, ls="--",
-                label=fixed_label)
+        ax.plot(ms, as_array("fixed_source", fixed_source, 1), color="tab:red", lw=1.2, ls="--", label=fixed_label)
     ax.plot(n, opt, color="black", lw=2.0, label="Bayes optimal (source inferred)")
     ax.fill_between(n, opt - 2 * np.asarray(optimal_se), opt + 2 * np.asarray(optimal_se), color="black", alpha=0.15)
     ax.errorbar(ms, ml, yerr=2 * mse, fmt="o", ms=3, color="tab:blue", lw=0.8, label="model")
     ctx = n >= 1 if np.any(n >= 1) else np.ones(n.size, bool)  # the first token (no context) can sit far above
     tops = [float(opt[ctx].max()), float(comp[:, ctx].max()), float(ml[ms >= 1].max() if np.any(ms >= 1) else ml.max())]
     if fixed_source is not None:
-        tops.append(float(np.max(np.asarray(fixed_source)[ms >= 1])) if np.any(ms >= 1) else float(np.max(fixed_source)))
+        tops.append(
+            float(np.max(np.asarray(fixed_source)[ms >= 1])) if np.any(ms >= 1) else float(np.max(fixed_source))
+        )
     lo = min(float(known.min()), float(ml.min()), float(comp.min()))
     hi = max(tops)
     ax.set_ylim(lo - 0.05 * (hi - lo + 1e-9), hi + 0.25 * (hi - lo + 1e-9))
@@ -92,8 +99,13 @@ def plot_icl_loss(
             _fit_line(bx, fits.exponential, n, color, who, ":")
     if last_exact_seen is not None:
         for axis in (ax, bx):
-            axis.axvline(last_exact_seen + 0.5, color="0.5", lw=0.8, ls=":",
-                         label="exact theory | Monte Carlo" if axis is bx else None)
+            axis.axvline(
+                last_exact_seen + 0.5,
+                color="0.5",
+                lw=0.8,
+                ls=":",
+                label="exact theory | Monte Carlo" if axis is bx else None,
+            )
     bx.set_yscale("log")
     bx.set_xlabel("tokens seen")
     bx.set_ylabel("excess over the told-the-source loss (nats)")
@@ -127,9 +139,14 @@ def plot_icl_training(
     names = ["end" if t is None else ("init" if t == 0 else format_count(t)) for t in tokens]
     fig = new_figure(11.0, 4.4 if title else 4.0)
     ax, bx = fig.subplots(1, 2)
-    im = ax.imshow(rel, aspect="auto", origin="lower", cmap="magma_r", norm=mpl.colors.LogNorm(vmin=1e-4,
-                                                                                              vmax=max(rel.max(), 1e-3)),
-                   extent=(s[0] - 0.5, s[-1] + 0.5, -0.5, L.shape[0] - 0.5))
+    im = ax.imshow(
+        rel,
+        aspect="auto",
+        origin="lower",
+        cmap="magma_r",
+        norm=mpl.colors.LogNorm(vmin=1e-4, vmax=max(rel.max(), 1e-3)),
+        extent=(s[0] - 0.5, s[-1] + 0.5, -0.5, L.shape[0] - 0.5),
+    )
     ax.set_yticks(np.arange(L.shape[0]), names, fontsize=7)
     ax.set_xlabel("tokens seen")
     ax.set_ylabel("tokens trained on")
@@ -137,8 +154,13 @@ def plot_icl_training(
     cmap = mpl.colormaps["viridis"]
     for i, row in enumerate(L):
         last = i == L.shape[0] - 1
-        bx.plot(s, row, color="tab:blue" if last else cmap(0.1 + 0.8 * i / max(L.shape[0] - 1, 1)),
-                lw=2.0 if last else 1.0, label=names[i])
+        bx.plot(
+            s,
+            row,
+            color="tab:blue" if last else cmap(0.1 + 0.8 * i / max(L.shape[0] - 1, 1)),
+            lw=2.0 if last else 1.0,
+            label=names[i],
+        )
     bx.plot(s, opt, color="black", lw=1.5, ls="--", label="optimal")
     bx.set_xlabel("tokens seen")
     bx.set_ylabel("loss (nats)")
@@ -161,7 +183,9 @@ def plot_icl_probe(
     s = as_array("seen", seen, 1)
     if not posterior:
         raise FigureInputError("posterior must hold at least one layer")
-    panels = [("posterior over sources", posterior)] + ([("belief over the mixture's states", belief)] if belief else [])
+    panels = [("posterior over sources", posterior)] + (
+        [("belief over the mixture's states", belief)] if belief else []
+    )
     fig = new_figure(5.6 * len(panels), 4.3 if title else 3.9)
     axes = np.atleast_1d(fig.subplots(1, len(panels)))
     cmap = mpl.colormaps["viridis"]

@@ -27,8 +27,12 @@ RUNS: dict[str, str] = {
 }
 #: ``--quick``: this fraction of the config's steps, and smaller probe and evaluation samples.
 QUICK_FRACTION = 0.1
-QUICK_OVERRIDES = {"data.probe_sequences": 2000, "studies.icl.probe_sequences": 1000,
-                   "studies.icl.eval_sequences": 2000, "studies.icl.n_repeats": 1}
+QUICK_OVERRIDES = {
+    "data.probe_sequences": 2000,
+    "studies.icl.probe_sequences": 1000,
+    "studies.icl.eval_sequences": 2000,
+    "studies.icl.n_repeats": 1,
+}
 FIGURES = ("icl_loss", "icl_training", "icl_probe")
 
 
@@ -41,37 +45,58 @@ def row(label: str, run_dir: Path) -> dict[str, Any]:
     key8 = next(k for k in t if k.startswith("posterior_min_r2_heldout_contexts_seen_ge_"))
     gap_key = next(k for k in t if k.startswith("max_relative_gap_seen_ge_"))
     return {
-        "run": label, "run_dir": str(run_dir), "tokens": summary.tokens, "wall_seconds": summary.wall_seconds,
-        "theory_method": d["theory"]["method"], "theory_samples": d["theory"]["n_samples"],
+        "run": label,
+        "run_dir": str(run_dir),
+        "tokens": summary.tokens,
+        "wall_seconds": summary.wall_seconds,
+        "theory_method": d["theory"]["method"],
+        "theory_samples": d["theory"]["n_samples"],
         "theory_last_exact_seen": d["theory"].get("last_exact_seen"),
-        "optimal_exact": d.get("optimal_loss_by_position_exact"), "model_exact": d.get("model_loss_by_position_exact"),
-        "model_eval": d["model_eval"], "below_optimum": d.get("below_optimum"),
-        "fits": d["fits"], "seen": d["seen"],
-        "optimal": d["optimal_loss_by_position"], "optimal_se": d["optimal_loss_by_position_se"],
+        "optimal_exact": d.get("optimal_loss_by_position_exact"),
+        "model_exact": d.get("model_loss_by_position_exact"),
+        "model_eval": d["model_eval"],
+        "below_optimum": d.get("below_optimum"),
+        "fits": d["fits"],
+        "seen": d["seen"],
+        "optimal": d["optimal_loss_by_position"],
+        "optimal_se": d["optimal_loss_by_position_se"],
         "known_source": d["known_source_loss_by_position"],
         "best_fixed_source": d["best_fixed_source"],
-        "best_fixed_source_loss": d["fixed_source_loss_by_position"][d["fixed_source_labels"].index(d["best_fixed_source"])],
-        "model": d["model_loss_by_position"], "model_se": d["model_loss_by_position_se"],
+        "best_fixed_source_loss": d["fixed_source_loss_by_position"][
+            d["fixed_source_labels"].index(d["best_fixed_source"])
+        ],
+        "model": d["model_loss_by_position"],
+        "model_se": d["model_loss_by_position_se"],
         "model_gap": d["model_gap_by_position"],
-        "relative_gap": d["model_relative_gap_by_position"], "relative_gap_se": d["model_relative_gap_by_position_se"],
-        "max_relative_gap": t[gap_key], "gap_min_seen": int(gap_key.rsplit("_", 1)[-1]),
+        "relative_gap": d["model_relative_gap_by_position"],
+        "relative_gap_se": d["model_relative_gap_by_position_se"],
+        "max_relative_gap": t[gap_key],
+        "gap_min_seen": int(gap_key.rsplit("_", 1)[-1]),
         "within_2_percent": t["within_2_percent"],
         "model_below_best_fixed_source_early": t["model_below_best_fixed_source_early"],
-        "early_seen": t["early_seen"], "model_loss_early": t["model_loss_early"],
+        "early_seen": t["early_seen"],
+        "model_loss_early": t["model_loss_early"],
         "best_fixed_source_loss_early": t["best_fixed_source_loss_early"],
-        "best_layer": best, "posterior_min_r2_seen_ge": int(key8.rsplit("_", 1)[-1]),
+        "best_layer": best,
+        "posterior_min_r2_seen_ge": int(key8.rsplit("_", 1)[-1]),
         "posterior_min_r2_heldout_contexts": t[key8],
-        "posterior": {name: {"r2_heldout_contexts": p["r2_heldout_contexts"],
-                             "min_r2_heldout_contexts": p[key8.replace("posterior_", "")],
-                             "r2_shuffled": p["pooled"]["r2_shuffled"],
-                             "untrained_r2_heldout_contexts": p["untrained"]["r2_heldout_contexts"],
-                             "belief_r2_heldout_contexts": d["belief_probe"][name]["r2_heldout_contexts"]}
-                      for name, p in d["posterior_probe"].items()},
+        "posterior": {
+            name: {
+                "r2_heldout_contexts": p["r2_heldout_contexts"],
+                "min_r2_heldout_contexts": p[key8.replace("posterior_", "")],
+                "r2_shuffled": p["pooled"]["r2_shuffled"],
+                "untrained_r2_heldout_contexts": p["untrained"]["r2_heldout_contexts"],
+                "belief_r2_heldout_contexts": d["belief_probe"][name]["r2_heldout_contexts"],
+            }
+            for name, p in d["posterior_probe"].items()
+        },
         "transition": d["transition"],
-        "induction_max": (None if not d.get("induction") else
-                          max(max(v["all"]["score"]) for v in d["induction"].values())),
-        "induction_baseline": (None if not d.get("induction") else
-                               next(iter(d["induction"].values()))["all"]["baseline"]),
+        "induction_max": (
+            None if not d.get("induction") else max(max(v["all"]["score"]) for v in d["induction"].values())
+        ),
+        "induction_baseline": (
+            None if not d.get("induction") else next(iter(d["induction"].values()))["all"]["baseline"]
+        ),
     }
 
 
@@ -93,15 +118,22 @@ def _decay_lines(r: dict[str, Any]) -> list[str]:
     if c is None:
         return []
     seen = c["seen"]
-    lines = ["", f"Decay of the excess, the model's measured curve against the theory's, both fitted at the same "
-             f"{len(seen)} positions ({seen[0] if seen else '–'}-{seen[-1] if seen else '–'} tokens seen):", "",
-             "| form | theory | model | model - theory | agree |", "|---|---|---|---|---|"]
+    lines = [
+        "",
+        f"Decay of the excess, the model's measured curve against the theory's, both fitted at the same "
+        f"{len(seen)} positions ({seen[0] if seen else '–'}-{seen[-1] if seen else '–'} tokens seen):",
+        "",
+        "| form | theory | model | model - theory | agree |",
+        "|---|---|---|---|---|",
+    ]
     for form in ("power_law", "exponential"):
         d = c[form]
         if d is not None:
-            lines.append(f"| {form.replace('_', ' ')} | {d['theory_rate']:.3g} ± {d['theory_rate_se']:.2g} | "
-                         f"{d['model_rate']:.3g} ± {d['model_rate_se']:.2g} | "
-                         f"{d['difference']:+.3g} ± {d['difference_se']:.2g} | {_agree(d['agree'])} |")
+            lines.append(
+                f"| {form.replace('_', ' ')} | {d['theory_rate']:.3g} ± {d['theory_rate_se']:.2g} | "
+                f"{d['model_rate']:.3g} ± {d['model_rate_se']:.2g} | "
+                f"{d['difference']:+.3g} ± {d['difference_se']:.2g} | {_agree(d['agree'])} |"
+            )
     return lines + ["", f"Rule: {c['rule']}."]
 
 
@@ -109,82 +141,120 @@ def format_markdown(rows: list[dict[str, Any]], quick: bool) -> str:
     """The tables: the fits, the targets, the probes by layer and the losses at a few positions."""
     lines = [f"# In-context learning ({'quick' if quick else 'full'} budget)", ""]
     for r in rows:
-        lines += [f"## {r['run']}", "",
-                  f"{r['tokens']:.3g} tokens trained; theory: {r['theory_method']}"
-                  + (f" ({r['theory_samples']:,} sampled words)" if r["theory_samples"] else "")
-                  + (f"; {r['wall_seconds']:.0f} s" if r.get("wall_seconds") else "") + ".", "",
-                  "| excess loss of | power law a n^-b: b | exponential a exp(-n/tau): tau (tokens) | better |",
-                  "|---|---|---|---|"]
+        lines += [
+            f"## {r['run']}",
+            "",
+            f"{r['tokens']:.3g} tokens trained; theory: {r['theory_method']}"
+            + (f" ({r['theory_samples']:,} sampled words)" if r["theory_samples"] else "")
+            + (f"; {r['wall_seconds']:.0f} s" if r.get("wall_seconds") else "")
+            + ".",
+            "",
+            "| excess loss of | power law a n^-b: b | exponential a exp(-n/tau): tau (tokens) | better |",
+            "|---|---|---|---|",
+        ]
         for who in ("theory", "model"):
             f = r["fits"][who]
             lines.append(f"| {who} | {_fit(f['power_law'])} | {_fit(f['exponential'])} | {f['better'] or '–'} |")
-        lines += ["", f"Excess = loss minus the told-the-source loss (the model's: its measured loss); theory: "
-                  f"{r['fits']['theory']['note']}; model: {r['fits']['model']['note']}."]
+        lines += [
+            "",
+            f"Excess = loss minus the told-the-source loss (the model's: its measured loss); theory: "
+            f"{r['fits']['theory']['note']}; model: {r['fits']['model']['note']}.",
+        ]
         lines += _decay_lines(r)
-        lines += ["",
-                  "| target | measured | met |", "|---|---|---|",
-                  f"| model within 2% of the optimum at every position with >= {r['gap_min_seen']} tokens seen "
-                  f"| max (model - optimal) / optimal = {100 * r['max_relative_gap']:.3f}% | "
-                  f"{'yes' if r['within_2_percent'] else 'no'} |",
-                  f"| model below the best baseline predictor ({r['best_fixed_source']}) at "
-                  f"{', '.join(map(str, r['early_seen']))} tokens seen | model "
-                  f"{', '.join(f'{x:.4f}' for x in r['model_loss_early'])} vs "
-                  f"{', '.join(f'{x:.4f}' for x in r['best_fixed_source_loss_early'])} nats | "
-                  f"{'yes' if r['model_below_best_fixed_source_early'] else 'no'} |",
-                  f"| source posterior decodable: held-out R² >= 0.9 at every position with >= "
-                  f"{r['posterior_min_r2_seen_ge']} tokens seen, best layer ({r['best_layer']}) | min R² "
-                  f"{_v(r['posterior_min_r2_heldout_contexts'], '.3f')}, shuffled "
-                  f"{_v(r['posterior'][r['best_layer']]['r2_shuffled'], '.3f')} | "
-                  f"{'yes' if (r['posterior_min_r2_heldout_contexts'] or 0) >= 0.9 else 'no'} |",
-                  "", "| layer | posterior R² held out (pooled) | min over positions | shuffled | untrained | "
-                  "belief R² held out |", "|---|---:|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            "| target | measured | met |",
+            "|---|---|---|",
+            f"| model within 2% of the optimum at every position with >= {r['gap_min_seen']} tokens seen "
+            f"| max (model - optimal) / optimal = {100 * r['max_relative_gap']:.3f}% | "
+            f"{'yes' if r['within_2_percent'] else 'no'} |",
+            f"| model below the best baseline predictor ({r['best_fixed_source']}) at "
+            f"{', '.join(map(str, r['early_seen']))} tokens seen | model "
+            f"{', '.join(f'{x:.4f}' for x in r['model_loss_early'])} vs "
+            f"{', '.join(f'{x:.4f}' for x in r['best_fixed_source_loss_early'])} nats | "
+            f"{'yes' if r['model_below_best_fixed_source_early'] else 'no'} |",
+            f"| source posterior decodable: held-out R² >= 0.9 at every position with >= "
+            f"{r['posterior_min_r2_seen_ge']} tokens seen, best layer ({r['best_layer']}) | min R² "
+            f"{_v(r['posterior_min_r2_heldout_contexts'], '.3f')}, shuffled "
+            f"{_v(r['posterior'][r['best_layer']]['r2_shuffled'], '.3f')} | "
+            f"{'yes' if (r['posterior_min_r2_heldout_contexts'] or 0) >= 0.9 else 'no'} |",
+            "",
+            "| layer | posterior R² held out (pooled) | min over positions | shuffled | untrained | "
+            "belief R² held out |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
         for name, p in r["posterior"].items():
-            lines.append(f"| {name} | {_v(p['r2_heldout_contexts'], '.3f')} | {_v(p['min_r2_heldout_contexts'], '.3f')} "
-                         f"| {_v(p['r2_shuffled'], '.3f')} | {_v(p['untrained_r2_heldout_contexts'], '.3f')} | "
-                         f"{_v(p['belief_r2_heldout_contexts'], '.3f')} |")
+            lines.append(
+                f"| {name} | {_v(p['r2_heldout_contexts'], '.3f')} | {_v(p['min_r2_heldout_contexts'], '.3f')} "
+                f"| {_v(p['r2_shuffled'], '.3f')} | {_v(p['untrained_r2_heldout_contexts'], '.3f')} | "
+                f"{_v(p['belief_r2_heldout_contexts'], '.3f')} |"
+            )
         check = r["below_optimum"]
         by_pos = None if check is None else check["by_position"]
         if r["optimal_exact"] is not None:
             ev = r["model_eval"]
             last = r["theory_last_exact_seen"]
-            lines += ["", f"Theory exact through {last if last is not None else '–'} tokens seen"
-                      + (", Monte Carlo beyond" if r["theory_method"] == "hybrid" else "")
-                      + f"; the model's loss exact (every context, {ev['exact_strings']:,} strings) at its first "
-                      f"{ev['exact_positions']} positions" + (f", on {ev['sequences']:,} sampled sequences beyond"
-                                                              if ev["sequences"] else "") + "."]
+            lines += [
+                "",
+                f"Theory exact through {last if last is not None else '–'} tokens seen"
+                + (", Monte Carlo beyond" if r["theory_method"] == "hybrid" else "")
+                + f"; the model's loss exact (every context, {ev['exact_strings']:,} strings) at its first "
+                f"{ev['exact_positions']} positions"
+                + (f", on {ev['sequences']:,} sampled sequences beyond" if ev["sequences"] else "")
+                + ".",
+            ]
         if check is not None:
-            lines += [f"Model below the exact optimum by more than its error (model - optimal < -(errors in "
-                      f"quadrature + float32 normalisation bound)): "
-                      + (f"none ({'passed' if check['passed'] else 'failed'})" if check["passed"] else
-                         "at " + ", ".join(map(str, check["violations_seen"])) + " tokens seen (failed)")
-                      + "; below the Monte-Carlo optimum by more than the errors at "
-                      + (", ".join(map(str, check["below_at_monte_carlo_optimum_seen"])) or "no")
-                      + " tokens seen (a one-error rule flags about 16% of positions by chance)."]
-        lines += ["", "| tokens seen | optimal | told the source | baseline (best) | model | model over optimal |"
-                  + (" model - optimal (tolerance) |" if by_pos else ""),
-                  "|---:|---:|---:|---:|---:|---:|" + ("---:|" if by_pos else "")]
+            lines += [
+                "Model below the exact optimum by more than its error (model - optimal < -(errors in "
+                "quadrature + float32 normalisation bound)): "
+                + (
+                    f"none ({'passed' if check['passed'] else 'failed'})"
+                    if check["passed"]
+                    else "at " + ", ".join(map(str, check["violations_seen"])) + " tokens seen (failed)"
+                )
+                + "; below the Monte-Carlo optimum by more than the errors at "
+                + (", ".join(map(str, check["below_at_monte_carlo_optimum_seen"])) or "no")
+                + " tokens seen (a one-error rule flags about 16% of positions by chance)."
+            ]
+        lines += [
+            "",
+            "| tokens seen | optimal | told the source | baseline (best) | model | model over optimal |"
+            + (" model - optimal (tolerance) |" if by_pos else ""),
+            "|---:|---:|---:|---:|---:|---:|" + ("---:|" if by_pos else ""),
+        ]
         for i, s in enumerate(r["seen"]):
             if s in (0, 1, 2, 3, 4, 8, 16, 32, 64) or i == len(r["seen"]) - 1 or (by_pos and by_pos[i]["below"]):
                 exact_opt = r["optimal_exact"] is not None and r["optimal_exact"][i]
                 exact_model = r["model_exact"] is not None and r["model_exact"][i]
-                line = (f"| {s} | {r['optimal'][i]:.5f}" + (" (exact)" if exact_opt else f" ± {r['optimal_se'][i]:.5f}")
-                        + f" | {r['known_source'][i]:.4f} | {r['best_fixed_source_loss'][i]:.4f} | {r['model'][i]:.5f}"
-                        + (" (exact)" if exact_model else f" ± {r['model_se'][i]:.5f}")
-                        + f" | {100 * r['relative_gap'][i]:.3f} ± {100 * r['relative_gap_se'][i]:.3f}% |")
+                line = (
+                    f"| {s} | {r['optimal'][i]:.5f}"
+                    + (" (exact)" if exact_opt else f" ± {r['optimal_se'][i]:.5f}")
+                    + f" | {r['known_source'][i]:.4f} | {r['best_fixed_source_loss'][i]:.4f} | {r['model'][i]:.5f}"
+                    + (" (exact)" if exact_model else f" ± {r['model_se'][i]:.5f}")
+                    + f" | {100 * r['relative_gap'][i]:.3f} ± {100 * r['relative_gap_se'][i]:.3f}% |"
+                )
                 if by_pos:
                     b = by_pos[i]
                     rows_offset = r["model"][i] - r["model_gap"][i] - r["optimal"][i]  # the rows' own optimum's
-                    line += (f" {b['difference']:+.5f} ({b['tolerance']:.1e})"
-                             + (f" **below**; rows' own optimum {rows_offset:+.5f}" if b["below"] else "") + " |")
+                    line += (
+                        f" {b['difference']:+.5f} ({b['tolerance']:.1e})"
+                        + (f" **below**; rows' own optimum {rows_offset:+.5f}" if b["below"] else "")
+                        + " |"
+                    )
                 lines.append(line)
         tr = r["transition"]
         if tr is not None:
-            lines += ["", f"Over training: the model's in-context gain / the optimum's at "
-                      + ", ".join(f"{t:.3g}: {f:.2f}" for t, f in zip(tr["tokens"], tr["icl_fraction"]))
-                      + f" tokens -> {tr['kind']} ({tr['rule']})."]
+            lines += [
+                "",
+                "Over training: the model's in-context gain / the optimum's at "
+                + ", ".join(f"{t:.3g}: {f:.2f}" for t, f in zip(tr["tokens"], tr["icl_fraction"]))
+                + f" tokens -> {tr['kind']} ({tr['rule']}).",
+            ]
         if r["induction_max"] is not None:
-            lines += [f"Largest induction score of a head (every earlier occurrence): {r['induction_max']:.3f} "
-                      f"(uniform attention: {r['induction_baseline']:.3f})."]
+            lines += [
+                f"Largest induction score of a head (every earlier occurrence): {r['induction_max']:.3f} "
+                f"(uniform attention: {r['induction_baseline']:.3f})."
+            ]
         lines.append("")
     return "\n".join(lines)
 

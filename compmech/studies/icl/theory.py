@@ -40,11 +40,26 @@ import numpy as np
 from compmech.fractal import belief_chaos_game
 from compmech.information import next_token_distribution
 from compmech.loss_curves import ICLCurve, hybrid_curve
-from compmech.markov_chains import (all_words, exact_positions, markov_icl_curve, markov_icl_curve_exact,
-                                    markov_source_posterior, markov_unigram_loss, markov_unigram_loss_exact)
+from compmech.markov_chains import (
+    all_words,
+    exact_positions,
+    markov_icl_curve,
+    markov_icl_curve_exact,
+    markov_source_posterior,
+    markov_unigram_loss,
+    markov_unigram_loss_exact,
+)
 from compmech.mixed_states import belief_trajectories, mixed_states, word_counts
-from hmm_processes import (GeneralizedHMM, HMM, ProcessError, RandomMarkovChains, bayes_predictive,
-                           component_posterior, log_marginal_probability, process_vectors)
+from hmm_processes import (
+    HMM,
+    GeneralizedHMM,
+    ProcessError,
+    RandomMarkovChains,
+    bayes_predictive,
+    component_posterior,
+    log_marginal_probability,
+    process_vectors,
+)
 
 #: "auto" enumerates the words of a length when at most this many are allowed (the chains: contexts, all lengths).
 MAX_EXACT_WORDS = 200_000
@@ -59,7 +74,8 @@ CHUNK_WORDS = 20_000
 FIXED_SOURCE_TEXT = (
     "the predictor that assumes one component and never infers the source: component j's own belief update from "
     "its stationary distribution, applied to every sequence of the mixture; its expected loss on the mixture is "
-    "sum_k w_k E_k[cross-entropy of P_k against P_j]")
+    "sum_k w_k E_k[cross-entropy of P_k against P_j]"
+)
 
 
 # ---------------------------------------------------------------------------- the mixture's parts
@@ -88,13 +104,17 @@ def is_mixture(process: object) -> bool:
 def mixture_parts(process: HMM | GeneralizedHMM) -> MixtureParts:
     """The components of an `hmm_processes.mixture`, read off its block structure (`ProcessError` otherwise)."""
     if not is_mixture(process):
-        raise ProcessError(f"{getattr(process, 'name', process)!r} is not a mixture of processes; build it with "
-                           "hmm_processes.mixture (in a config: [process] kind = \"mixture\")")
+        raise ProcessError(
+            f"{getattr(process, 'name', process)!r} is not a mixture of processes; build it with "
+            'hmm_processes.mixture (in a config: [process] kind = "mixture")'
+        )
     sizes = [int(s) for s in process.params["component_states"]]
     _, pi, tau = process_vectors(process)
     edges = np.cumsum([0, *sizes])
     if edges[-1] != process.num_states:
-        raise ProcessError(f"{process.name!r}: component_states {sizes} do not add up to its {process.num_states} states")
+        raise ProcessError(
+            f"{process.name!r}: component_states {sizes} do not add up to its {process.num_states} states"
+        )
     K = len(sizes)
     weights = np.array([pi[a:z] @ tau[a:z] for a, z in zip(edges[:-1], edges[1:])])  # [K]
     priors = np.zeros((K, process.num_states))
@@ -106,8 +126,11 @@ def mixture_parts(process: HMM | GeneralizedHMM) -> MixtureParts:
 
 
 def _label(component: dict, k: int) -> str:
-    rest = ", ".join(f"{key} = {v:g}" if isinstance(v, float) else f"{key} = {v}"
-                     for key, v in component.items() if key not in ("name", "components"))
+    rest = ", ".join(
+        f"{key} = {v:g}" if isinstance(v, float) else f"{key} = {v}"
+        for key, v in component.items()
+        if key not in ("name", "components")
+    )
     name = component.get("name", f"component {k}")
     return f"{name} ({rest})" if rest else str(name)
 
@@ -134,8 +157,9 @@ def _cross_entropy(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return terms.sum(axis=-1)
 
 
-def _stratum_terms(process: HMM | GeneralizedHMM, parts: MixtureParts, words: np.ndarray, k: int
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def _stratum_terms(
+    process: HMM | GeneralizedHMM, parts: MixtureParts, words: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """For words of component k: the per-word losses [N, K + 1, L + 1] (predictor 0: the mixture's; 1 + j:
     component j's fixed one) against component k's told law, and ln P_k(word) [N]."""
     _, pi, _ = process_vectors(process)
@@ -168,9 +192,15 @@ class ICLTheory:
         return int(np.argmin(self.fixed_source.mean(axis=1)))
 
 
-def mixture_icl_theory(process: HMM | GeneralizedHMM, max_seen: int, *, method: str = "auto",
-                       n_samples: int = N_SAMPLES, seed: int = 0, max_exact_words: int = MAX_EXACT_WORDS
-                       ) -> ICLTheory:
+def mixture_icl_theory(
+    process: HMM | GeneralizedHMM,
+    max_seen: int,
+    *,
+    method: str = "auto",
+    n_samples: int = N_SAMPLES,
+    seed: int = 0,
+    max_exact_words: int = MAX_EXACT_WORDS,
+) -> ICLTheory:
     """The ICL curve of a mixture for seen = 0..``max_seen`` tokens (see the module docstring).
 
     ``method``: "exact" (every allowed word of length ``max_seen``; refused beyond ``max_exact_words`` words),
@@ -184,12 +214,14 @@ def mixture_icl_theory(process: HMM | GeneralizedHMM, max_seen: int, *, method: 
     if max_seen < 0:
         raise ProcessError(f"max_seen must be >= 0; got {max_seen}")
     if method not in ("auto", "exact", "monte_carlo"):
-        raise ProcessError(f"method must be \"auto\", \"exact\" or \"monte_carlo\"; got {method!r}")
+        raise ProcessError(f'method must be "auto", "exact" or "monte_carlo"; got {method!r}')
     counts = word_counts(process, max_seen)  # [max_seen + 1] bounds on the allowed words of each length
     n_words = float(counts[-1])
     if method == "exact" and n_words > max_exact_words:
-        raise ProcessError(f"exact ICL curve of {process.name} to {max_seen} tokens needs up to {n_words:.3g} words, "
-                           f"more than max_exact_words = {max_exact_words}; use method = \"monte_carlo\"")
+        raise ProcessError(
+            f"exact ICL curve of {process.name} to {max_seen} tokens needs up to {n_words:.3g} words, "
+            f'more than max_exact_words = {max_exact_words}; use method = "monte_carlo"'
+        )
     if method != "auto":
         return _mixture_theory(process, parts, max_seen, method, n_samples, seed)
     if n_words <= max_exact_words:
@@ -199,14 +231,18 @@ def mixture_icl_theory(process: HMM | GeneralizedHMM, max_seen: int, *, method: 
     exact = _mixture_theory(process, parts, last_exact, "exact", n_samples, seed)
     sampled = _mixture_theory(process, parts, max_seen, "monte_carlo", n_samples, seed)
     n = last_exact + 1
-    return ICLTheory(curve=hybrid_curve(exact.curve, sampled.curve),
-                     fixed_source=np.concatenate([exact.fixed_source, sampled.fixed_source[:, n:]], axis=1),
-                     fixed_source_se=np.concatenate([exact.fixed_source_se, sampled.fixed_source_se[:, n:]], axis=1),
-                     fixed_source_labels=sampled.fixed_source_labels, definition=sampled.definition)
+    return ICLTheory(
+        curve=hybrid_curve(exact.curve, sampled.curve),
+        fixed_source=np.concatenate([exact.fixed_source, sampled.fixed_source[:, n:]], axis=1),
+        fixed_source_se=np.concatenate([exact.fixed_source_se, sampled.fixed_source_se[:, n:]], axis=1),
+        fixed_source_labels=sampled.fixed_source_labels,
+        definition=sampled.definition,
+    )
 
 
-def _mixture_theory(process: HMM | GeneralizedHMM, parts: MixtureParts, max_seen: int, method: str, n_samples: int,
-                    seed: int) -> ICLTheory:
+def _mixture_theory(
+    process: HMM | GeneralizedHMM, parts: MixtureParts, max_seen: int, method: str, n_samples: int, seed: int
+) -> ICLTheory:
     """`mixture_icl_theory` at every position by one method: "exact" (every allowed word of length ``max_seen``)
     or "monte_carlo"."""
     K, P = parts.n_components, max_seen + 1
@@ -216,7 +252,7 @@ def _mixture_theory(process: HMM | GeneralizedHMM, parts: MixtureParts, max_seen
         words = mixed_states(process, max_seen).level(max_seen).words.astype(np.int64)  # [N, L]
         for k in range(K):
             for a in range(0, max(words.shape[0], 1), CHUNK_WORDS):
-                terms, logp = _stratum_terms(process, parts, words[a:a + CHUNK_WORDS], k)
+                terms, logp = _stratum_terms(process, parts, words[a : a + CHUNK_WORDS], k)
                 w = np.exp(logp)  # P_k(word); 0 for words component k cannot emit
                 mean[k] += np.einsum("n,njp->jp", w, np.nan_to_num(terms, nan=0.0, posinf=0.0))
         n_used = 0
@@ -243,15 +279,29 @@ def _mixture_theory(process: HMM | GeneralizedHMM, parts: MixtureParts, max_seen
     component_se = np.sqrt(var[np.arange(K), 1 + np.arange(K)])
     fixed = np.einsum("k,kjp->jp", w, mean[:, 1:])  # [K, P]
     fixed_se = np.sqrt(np.einsum("k,kjp->jp", np.square(w), var[:, 1:]))
-    curve = ICLCurve(seen=np.arange(P), optimal=optimal, optimal_se=optimal_se, component=component,
-                     component_se=component_se, weights=w.copy(), labels=parts.labels, method=method,
-                     n_samples=n_used)
-    return ICLTheory(curve=curve, fixed_source=fixed, fixed_source_se=fixed_se,
-                     fixed_source_labels=tuple(f"assumes {lab}" for lab in parts.labels), definition=FIXED_SOURCE_TEXT)
+    curve = ICLCurve(
+        seen=np.arange(P),
+        optimal=optimal,
+        optimal_se=optimal_se,
+        component=component,
+        component_se=component_se,
+        weights=w.copy(),
+        labels=parts.labels,
+        method=method,
+        n_samples=n_used,
+    )
+    return ICLTheory(
+        curve=curve,
+        fixed_source=fixed,
+        fixed_source_se=fixed_se,
+        fixed_source_labels=tuple(f"assumes {lab}" for lab in parts.labels),
+        definition=FIXED_SOURCE_TEXT,
+    )
 
 
-def _sample_words(T: np.ndarray, prior: np.ndarray, tau: np.ndarray, n: int, length: int,
-                  rng: np.random.Generator) -> np.ndarray:
+def _sample_words(
+    T: np.ndarray, prior: np.ndarray, tau: np.ndarray, n: int, length: int, rng: np.random.Generator
+) -> np.ndarray:
     """``n`` words [n, length] (int64) drawn from the exact next-token law from ``prior`` (float64 chaos game)."""
     words = np.zeros((n, length), np.int64)
     for t, (_, _, x, _, _) in enumerate(belief_chaos_game(T, prior, tau, n, length, rng)):
@@ -262,12 +312,19 @@ def _sample_words(T: np.ndarray, prior: np.ndarray, tau: np.ndarray, n: int, len
 UNIGRAM_TEXT = (
     "the in-context unigram predictor: (alpha + n_j) / (k alpha + t), token counts of the context, blind to their "
     "order (Bayes for i.i.d. tokens); the strategy models pass through, on a training-loss plateau, before the "
-    "bigram (induction-head) solution (Edelman et al. 2024)")
+    "bigram (induction-head) solution (Edelman et al. 2024)"
+)
 
 
-def markov_icl_theory(source: RandomMarkovChains, max_seen: int, *, method: str = "auto",
-                      n_samples: int = N_SAMPLES, seed: int = 0, max_exact_words: int = MAX_EXACT_WORDS
-                      ) -> ICLTheory:
+def markov_icl_theory(
+    source: RandomMarkovChains,
+    max_seen: int,
+    *,
+    method: str = "auto",
+    n_samples: int = N_SAMPLES,
+    seed: int = 0,
+    max_exact_words: int = MAX_EXACT_WORDS,
+) -> ICLTheory:
     """The ICL theory of random Markov chains for seen = 0..``max_seen`` tokens (`compmech.markov_chains`): the
     Dirichlet-count optimum and the told-the-matrix loss, and the in-context unigram predictor as the one
     predictor that does not use the order of the tokens. "exact": every context enumerated (refused beyond
@@ -278,7 +335,7 @@ def markov_icl_theory(source: RandomMarkovChains, max_seen: int, *, method: str 
     if int(max_seen) < 0:
         raise ProcessError(f"max_seen must be >= 0; got {max_seen}")
     if method not in ("auto", "exact", "monte_carlo"):
-        raise ProcessError(f"method must be \"auto\", \"exact\" or \"monte_carlo\"; got {method!r}")
+        raise ProcessError(f'method must be "auto", "exact" or "monte_carlo"; got {method!r}')
     n = P if method == "exact" else exact_positions(source, P, max_exact_words) if method == "auto" else 0
     if n == P:  # every position enumerated (refused by the exact functions beyond max_exact_words)
         curve = markov_icl_curve_exact(source, P, max_words=max_exact_words)
@@ -290,8 +347,13 @@ def markov_icl_theory(source: RandomMarkovChains, max_seen: int, *, method: str 
             curve = hybrid_curve(markov_icl_curve_exact(source, n, max_words=max_exact_words), curve)
             unigram = np.concatenate([markov_unigram_loss_exact(source, n, max_words=max_exact_words), unigram[n:]])
             unigram_se = np.concatenate([np.zeros(n), unigram_se[n:]])
-    return ICLTheory(curve=curve, fixed_source=unigram[None], fixed_source_se=unigram_se[None],
-                     fixed_source_labels=("in-context unigram",), definition=UNIGRAM_TEXT)
+    return ICLTheory(
+        curve=curve,
+        fixed_source=unigram[None],
+        fixed_source_se=unigram_se[None],
+        fixed_source_labels=("in-context unigram",),
+        definition=UNIGRAM_TEXT,
+    )
 
 
 def has_icl_theory(process: object) -> bool:
@@ -310,9 +372,11 @@ def icl_theory(process: HMM | GeneralizedHMM, max_seen: int, **options) -> ICLTh
         return mixture_icl_theory(process, max_seen, **options)
     if isinstance(process, RandomMarkovChains):
         return markov_icl_theory(process, max_seen, **options)
-    raise ProcessError(f"{getattr(process, 'name', process)!r} is not a non-ergodic source with an in-context "
-                       "learning theory; use [process] kind = \"mixture\" (a mixture of HMMs/GHMMs) or "
-                       "kind = \"random_markov\"")
+    raise ProcessError(
+        f"{getattr(process, 'name', process)!r} is not a non-ergodic source with an in-context "
+        'learning theory; use [process] kind = "mixture" (a mixture of HMMs/GHMMs) or '
+        'kind = "random_markov"'
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -338,8 +402,10 @@ def enumerated_words(process: HMM | GeneralizedHMM | RandomMarkovChains, length:
         laws = np.concatenate([first, bayes_predictive(process, words)], axis=1)  # [N, L + 1, k]
         return EnumeratedWords(words=words, probs=probs, laws=laws)
     if not has_icl_theory(process):
-        raise ProcessError(f"{getattr(process, 'name', process)!r} has no in-context learning theory; use a mixture "
-                           "or random Markov chains")
+        raise ProcessError(
+            f"{getattr(process, 'name', process)!r} has no in-context learning theory; use a mixture "
+            "or random Markov chains"
+        )
     level = mixed_states(process, length).level(length)
     words = level.words.astype(np.int64)  # [N, L]
     _, pi, _ = process_vectors(process)
@@ -347,8 +413,9 @@ def enumerated_words(process: HMM | GeneralizedHMM | RandomMarkovChains, length:
     return EnumeratedWords(words=words, probs=np.asarray(level.probs, np.float64), laws=laws)
 
 
-def source_posterior(process: HMM | GeneralizedHMM, tokens: np.ndarray | None = None,
-                     beliefs: np.ndarray | None = None) -> np.ndarray:
+def source_posterior(
+    process: HMM | GeneralizedHMM, tokens: np.ndarray | None = None, beliefs: np.ndarray | None = None
+) -> np.ndarray:
     """P(source | context) along sequences, [N, T, K]: row t after ``tokens[:, :t+1]`` (the probe target).
 
     The one dispatch for the source-posterior targets. A mixture: the belief's mass on each component's block
@@ -367,8 +434,9 @@ def source_posterior(process: HMM | GeneralizedHMM, tokens: np.ndarray | None = 
         if tokens is None:
             raise ProcessError("source_posterior needs tokens or beliefs")
         return markov_source_posterior(process, np.asarray(tokens))
-    raise ProcessError(f"{getattr(process, 'name', process)!r} has no source posterior; use a mixture or random "
-                       "Markov chains")
+    raise ProcessError(
+        f"{getattr(process, 'name', process)!r} has no source posterior; use a mixture or random Markov chains"
+    )
 
 
 # ---------------------------------------------------------------------------- fits of the excess
@@ -395,7 +463,7 @@ class CurveFit:
 
     def predict(self, seen: np.ndarray) -> np.ndarray:
         n = np.asarray(seen, np.float64)
-        return self.a * (n ** -self.rate if self.model == "power_law" else np.exp(-n / self.rate))
+        return self.a * (n**-self.rate if self.model == "power_law" else np.exp(-n / self.rate))
 
     def to_json(self) -> dict:
         return {k: (float(v) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
@@ -411,13 +479,22 @@ class ExcessFits:
     note: str  # which points were fitted
 
     def to_json(self) -> dict:
-        return {"power_law": None if self.power_law is None else self.power_law.to_json(),
-                "exponential": None if self.exponential is None else self.exponential.to_json(),
-                "better": self.better, "note": self.note}
+        return {
+            "power_law": None if self.power_law is None else self.power_law.to_json(),
+            "exponential": None if self.exponential is None else self.exponential.to_json(),
+            "better": self.better,
+            "note": self.note,
+        }
 
 
-def fit_points(seen: np.ndarray, excess: np.ndarray, excess_se: np.ndarray | None = None, *, min_seen: int = 1,
-               min_excess: float = 1e-9) -> np.ndarray:
+def fit_points(
+    seen: np.ndarray,
+    excess: np.ndarray,
+    excess_se: np.ndarray | None = None,
+    *,
+    min_seen: int = 1,
+    min_excess: float = 1e-9,
+) -> np.ndarray:
     """[P] bool: the points `fit_excess` uses: seen >= ``min_seen`` (>= 1), excess above ``min_excess`` and, with
     ``excess_se``, above 2 standard errors."""
     n = np.asarray(seen, np.float64)
@@ -428,8 +505,15 @@ def fit_points(seen: np.ndarray, excess: np.ndarray, excess_se: np.ndarray | Non
     return keep
 
 
-def fit_excess(seen: np.ndarray, excess: np.ndarray, excess_se: np.ndarray | None = None, *, min_seen: int = 1,
-               min_excess: float = 1e-9, only: np.ndarray | None = None) -> ExcessFits:
+def fit_excess(
+    seen: np.ndarray,
+    excess: np.ndarray,
+    excess_se: np.ndarray | None = None,
+    *,
+    min_seen: int = 1,
+    min_excess: float = 1e-9,
+    only: np.ndarray | None = None,
+) -> ExcessFits:
     """Fit e(n) = a n^-b and e(n) = a exp(-n / tau) to an excess curve [P] by least squares on ln e.
 
     Points fitted (`fit_points`): seen >= ``min_seen`` (>= 1: a power law has no value at n = 0) where the excess
@@ -441,9 +525,13 @@ def fit_excess(seen: np.ndarray, excess: np.ndarray, excess_se: np.ndarray | Non
     keep = fit_points(seen, excess, excess_se, min_seen=min_seen, min_excess=min_excess)
     if only is not None:
         keep &= np.asarray(only, bool)
-    note = (f"unweighted least squares on ln(excess) over seen >= {max(min_seen, 1)} where the excess is > "
-            f"{min_excess:g}" + (" and > 2 standard errors" if excess_se is not None else "")
-            + (" at the positions given" if only is not None else "") + f": {int(keep.sum())} points")
+    note = (
+        f"unweighted least squares on ln(excess) over seen >= {max(min_seen, 1)} where the excess is > "
+        f"{min_excess:g}"
+        + (" and > 2 standard errors" if excess_se is not None else "")
+        + (" at the positions given" if only is not None else "")
+        + f": {int(keep.sum())} points"
+    )
     if keep.sum() < 3:
         return ExcessFits(None, None, None, note + " (fewer than 3: no fit)")
     x, y = n[keep], np.log(e[keep])
@@ -463,10 +551,19 @@ def fit_excess(seen: np.ndarray, excess: np.ndarray, excess_se: np.ndarray | Non
             rate, rate_se = -slope, float(se1)
         else:
             rate = -1.0 / slope if slope != 0 else float("inf")
-            rate_se = float(se1) / slope ** 2 if slope != 0 else float("inf")
-        fits[model] = CurveFit(model=model, a=a, a_se=a * float(se0), rate=float(rate), rate_se=float(rate_se),
-                               r2_log=float(r2), rmse_log=float(np.sqrt(np.mean(resid ** 2))),
-                               n_points=int(len(y)), seen_min=int(x.min()), seen_max=int(x.max()))
+            rate_se = float(se1) / slope**2 if slope != 0 else float("inf")
+        fits[model] = CurveFit(
+            model=model,
+            a=a,
+            a_se=a * float(se0),
+            rate=float(rate),
+            rate_se=float(rate_se),
+            r2_log=float(r2),
+            rmse_log=float(np.sqrt(np.mean(resid**2))),
+            n_points=int(len(y)),
+            seen_min=int(x.min()),
+            seen_max=int(x.max()),
+        )
     better = min(fits, key=lambda m: fits[m].rmse_log)
     return ExcessFits(fits["power_law"], fits["exponential"], better, note)
 
@@ -507,20 +604,32 @@ class DecayComparison:
     rule: str
 
     def to_json(self) -> dict:
-        return {"model": self.model_fit.to_json(), "theory": self.theory_fit.to_json(), "seen": list(self.seen),
-                "power_law": None if self.power_law is None else self.power_law.to_json(),
-                "exponential": None if self.exponential is None else self.exponential.to_json(), "rule": self.rule}
+        return {
+            "model": self.model_fit.to_json(),
+            "theory": self.theory_fit.to_json(),
+            "seen": list(self.seen),
+            "power_law": None if self.power_law is None else self.power_law.to_json(),
+            "exponential": None if self.exponential is None else self.exponential.to_json(),
+            "rule": self.rule,
+        }
 
 
-def compare_decay(seen: np.ndarray, model_excess: np.ndarray, model_se: np.ndarray | None,
-                  theory_excess: np.ndarray, theory_se: np.ndarray | None = None, *, min_seen: int = 1
-                  ) -> DecayComparison:
+def compare_decay(
+    seen: np.ndarray,
+    model_excess: np.ndarray,
+    model_se: np.ndarray | None,
+    theory_excess: np.ndarray,
+    theory_se: np.ndarray | None = None,
+    *,
+    min_seen: int = 1,
+) -> DecayComparison:
     """Fit the model's measured excess [P] and the theory's [P] at the same positions (those `fit_points` keeps for
     both) and compare each form's rate: difference (model - theory) with the two errors in quadrature; they agree
     when it is at most `AGREE_SE` of its errors. A comparison that can say no: the model's curve is its own
     measured loss minus the told-the-source loss, never the theory's curve plus something."""
-    both = (fit_points(seen, model_excess, model_se, min_seen=min_seen)
-            & fit_points(seen, theory_excess, theory_se, min_seen=min_seen))
+    both = fit_points(seen, model_excess, model_se, min_seen=min_seen) & fit_points(
+        seen, theory_excess, theory_se, min_seen=min_seen
+    )
     model_fit = fit_excess(seen, model_excess, model_se, min_seen=min_seen, only=both)
     theory_fit = fit_excess(seen, theory_excess, theory_se, min_seen=min_seen, only=both)
     diffs = {}
@@ -532,12 +641,26 @@ def compare_decay(seen: np.ndarray, model_excess: np.ndarray, model_se: np.ndarr
         d, se = m.rate - t.rate, math.hypot(m.rate_se, t.rate_se)
         within = bool(abs(d) <= AGREE_SE * se)
         agree = None if within and not AGREE_SE * se < abs(t.rate) else within
-        diffs[form] = RateDifference(model=form, theory_rate=t.rate, theory_rate_se=t.rate_se, model_rate=m.rate,
-                                     model_rate_se=m.rate_se, difference=float(d), difference_se=float(se),
-                                     agree=agree)
-    rule = (f"agree when |model - theory| <= {AGREE_SE:g} standard errors (the fits' errors in quadrature), both "
-            f"fitted at the same positions; differ beyond; undetermined (null) when they agree only because "
-            f"{AGREE_SE:g} standard errors reach the theory's rate itself")
-    return DecayComparison(model_fit=model_fit, theory_fit=theory_fit,
-                           seen=tuple(int(x) for x in np.asarray(seen)[both]), power_law=diffs["power_law"],
-                           exponential=diffs["exponential"], rule=rule)
+        diffs[form] = RateDifference(
+            model=form,
+            theory_rate=t.rate,
+            theory_rate_se=t.rate_se,
+            model_rate=m.rate,
+            model_rate_se=m.rate_se,
+            difference=float(d),
+            difference_se=float(se),
+            agree=agree,
+        )
+    rule = (
+        f"agree when |model - theory| <= {AGREE_SE:g} standard errors (the fits' errors in quadrature), both "
+        f"fitted at the same positions; differ beyond; undetermined (null) when they agree only because "
+        f"{AGREE_SE:g} standard errors reach the theory's rate itself"
+    )
+    return DecayComparison(
+        model_fit=model_fit,
+        theory_fit=theory_fit,
+        seen=tuple(int(x) for x in np.asarray(seen)[both]),
+        power_law=diffs["power_law"],
+        exponential=diffs["exponential"],
+        rule=rule,
+    )

@@ -2,7 +2,6 @@
 parameters, the relative loss by step and the report; compmech.load_run opens the run from its MLflow id."""
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -77,16 +76,18 @@ def test_an_unreachable_tracker_is_one_warning_and_does_not_hold_the_run(tmp_pat
     """A tracking server that does not answer (a closed local port): one warning line, within seconds."""
     import time
 
-    (tmp_path / "c.toml").write_text(CONFIG.replace('experiment = "compmech-tests"',
-                                                   'tracking_uri = "http://127.0.0.1:9"'))
+    (tmp_path / "c.toml").write_text(
+        CONFIG.replace('experiment = "compmech-tests"', 'tracking_uri = "http://127.0.0.1:9"')
+    )
     from compmech.interop.tracking import track_run
     from compmech.runs.config import load_config
-    from compmech.runs.summary import RunSummary, ProcessName
+    from compmech.runs.summary import ProcessName, RunSummary
 
     cfg = load_config(tmp_path / "c.toml")
     start = time.time()
-    assert track_run(cfg.tracking, tmp_path, RunSummary(name="x", process=ProcessName("mess3"), steps=0,
-                                                       tokens=0)) is None
+    assert (
+        track_run(cfg.tracking, tmp_path, RunSummary(name="x", process=ProcessName("mess3"), steps=0, tokens=0)) is None
+    )
     assert time.time() - start < 60
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "MLflow tracking failed" in err[0]

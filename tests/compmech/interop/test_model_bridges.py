@@ -42,8 +42,7 @@ def test_a_non_causal_callable_is_refused(tmp_path):
 
 def test_a_process_too_large_to_enumerate_is_sampled(tmp_path):
     pytest.importorskip("jax")
-    result = analyze_model(leaky, mess3(), context_length=12, max_strings=1000, n_sequences=300,
-                           out=tmp_path / "s")
+    result = analyze_model(leaky, mess3(), context_length=12, max_strings=1000, n_sequences=300, out=tmp_path / "s")
     assert result.probe_json["regime"] == "sequences" and result.probe_json["n_strings"] == 300
     assert "sampled" in result.probe_json["analysis"]["evaluation_set"]
 

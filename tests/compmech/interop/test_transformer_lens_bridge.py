@@ -15,8 +15,13 @@ if not hasattr(transformer_lens, "HookedTransformer"):  # TransformerLens 4 remo
 
 import predictive_models  # noqa: E402
 from compmech.interop.models import analyze_model  # noqa: E402
-from compmech.interop.transformer_lens import (ExportError, export_files, float32_bound,  # noqa: E402
-                                               load_hooked_transformer, to_hooked_transformer)
+from compmech.interop.transformer_lens import (
+    ExportError,
+    export_files,
+    float32_bound,  # noqa: E402
+    load_hooked_transformer,
+    to_hooked_transformer,
+)
 from compmech.runs.cli import main  # noqa: E402
 from compmech.runs.config import load_config  # noqa: E402
 from compmech.runs.probing import probe_model  # noqa: E402
@@ -25,8 +30,13 @@ from compmech.runs.sources import context_set  # noqa: E402
 from probes import LinearProbe, probe_rows  # noqa: E402
 
 TINY = Path(__file__).resolve().parents[2] / "data" / "tiny_mess3.toml"
-VARIANTS = [{}, {"attn_only": True}, {"layer_norm": False}, {"positional": "none"},
-            {"attn_only": True, "layer_norm": False, "positional": "none"}]
+VARIANTS = [
+    {},
+    {"attn_only": True},
+    {"layer_norm": False},
+    {"positional": "none"},
+    {"attn_only": True, "layer_norm": False, "positional": "none"},
+]
 
 
 def random_params(mc, seed):
@@ -35,8 +45,9 @@ def random_params(mc, seed):
     from predictive_models.models import abstract_params
 
     rng = np.random.default_rng(seed)
-    return jax.tree.map(lambda s: (rng.standard_normal(s.shape) / np.sqrt(s.shape[0])).astype(np.float32),
-                        abstract_params(mc))
+    return jax.tree.map(
+        lambda s: (rng.standard_normal(s.shape) / np.sqrt(s.shape[0])).astype(np.float32), abstract_params(mc)
+    )
 
 
 def compmech_equivalent(cache, name, hooked):
@@ -51,8 +62,9 @@ def compmech_equivalent(cache, name, hooked):
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: ",".join(f"{k}={v[k]}" for k in v) or "paper")
 def test_export_reproduces_logits_and_every_hook(variant):
-    mc = predictive_models.make_config("transformer", 3, context_length=6, n_layers=2, d_model=16, n_heads=2,
-                                       d_head=4, d_mlp=32, **variant)
+    mc = predictive_models.make_config(
+        "transformer", 3, context_length=6, n_layers=2, d_model=16, n_heads=2, d_head=4, d_mlp=32, **variant
+    )
     params = random_params(mc, 7)
     hooked = to_hooked_transformer(mc, params)
     tokens = np.random.default_rng(0).integers(0, 3, size=(64, 6))
@@ -69,8 +81,9 @@ def test_export_reproduces_logits_and_every_hook(variant):
 
 
 def test_export_files_round_trip_and_refusals(tmp_path):
-    mc = predictive_models.make_config("transformer", 3, context_length=4, n_layers=1, d_model=8, n_heads=1,
-                                       d_head=4, d_mlp=16)
+    mc = predictive_models.make_config(
+        "transformer", 3, context_length=4, n_layers=1, d_model=8, n_heads=1, d_head=4, d_mlp=16
+    )
     params = random_params(mc, 3)
     export_files(mc, params, tmp_path / "tl")
     loaded, direct = load_hooked_transformer(tmp_path / "tl"), to_hooked_transformer(mc, params)
@@ -118,10 +131,20 @@ def test_a_hooked_transformer_analysed_gives_the_native_probe_numbers(tmp_path):
     ctx = context_set(hmm, mc.context_length)
     native = probe_model(cfg, mc, params, ctx, "block_2").to_json()
     hooked = to_hooked_transformer(mc, params)
-    labels = {"embedding": "blocks.0.hook_resid_pre", "block_1": "blocks.0.hook_resid_post",
-              "block_2": "blocks.1.hook_resid_post"}
-    result = analyze_model(hooked, "mess3", names=labels, out=tmp_path / "tl", probe_layer="block_2",
-                           probe={"n_repeats": cfg.probe.n_repeats}, seed=cfg.seed)
+    labels = {
+        "embedding": "blocks.0.hook_resid_pre",
+        "block_1": "blocks.0.hook_resid_post",
+        "block_2": "blocks.1.hook_resid_post",
+    }
+    result = analyze_model(
+        hooked,
+        "mess3",
+        names=labels,
+        out=tmp_path / "tl",
+        probe_layer="block_2",
+        probe={"n_repeats": cfg.probe.n_repeats},
+        seed=cfg.seed,
+    )
     ours = result.probe_json
     assert ours["regime"] == "exact" and ours["n_rows"] == native["n_rows"]
     acts = predictive_models.compute_activations(mc, params, ctx.tokens, names=list(labels), method="full")
@@ -142,11 +165,13 @@ def test_export_tl_command(tmp_path, capsys):
     """compmech export-tl on a run directory's final checkpoint writes the config and the state dict; a folder
     without one is refused in one line (exit 2)."""
     run = tmp_path / "run"
-    mc = predictive_models.make_config("transformer", 3, context_length=6, n_layers=2, d_model=16, n_heads=2,
-                                       d_head=4, d_mlp=32)
+    mc = predictive_models.make_config(
+        "transformer", 3, context_length=6, n_layers=2, d_model=16, n_heads=2, d_head=4, d_mlp=32
+    )
     params = random_params(mc, 5)
-    predictive_models.save_checkpoint(run / "checkpoints" / "final.msgpack", params=params, opt_state=None, step=0,
-                                      model_config=mc, train_config={})
+    predictive_models.save_checkpoint(
+        run / "checkpoints" / "final.msgpack", params=params, opt_state=None, step=0, model_config=mc, train_config={}
+    )
     assert main(["export-tl", str(run)]) == 0
     printed = capsys.readouterr().out.split()
     assert [Path(p).name for p in printed] == ["config.json", "model.safetensors"]

@@ -14,7 +14,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 STATE = Path(os.environ.get("FAKE_SLURM_DIR", "/tmp/fake_slurm"))
@@ -47,9 +46,13 @@ def sbatch(args: list[str]) -> int:
         tasks = [(str(jid), None)]
     for task, _ in tasks:
         _set(task, "PENDING")
-    subprocess.Popen([sys.executable, __file__, "_run", str(jid), str(script), json.dumps([i for _, i in tasks])],
-                     start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                     stderr=subprocess.DEVNULL)
+    subprocess.Popen(
+        [sys.executable, __file__, "_run", str(jid), str(script), json.dumps([i for _, i in tasks])],
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     print(f"Submitted batch job {jid}")
     return 0
 
@@ -57,9 +60,16 @@ def sbatch(args: list[str]) -> int:
 def _run(jid: str, script: str, indices: str) -> int:
     for i in json.loads(indices):
         task = jid if i is None else f"{jid}_{i}"
-        env = {**os.environ, "SLURM_JOB_ID": str(int(jid) * 100 + (i or 0)), "SLURM_NTASKS": "1", "SLURM_PROCID": "0",
-               "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_JOB_NUM_NODES": "1",
-               "SLURM_JOB_NODELIST": "localhost"}
+        env = {
+            **os.environ,
+            "SLURM_JOB_ID": str(int(jid) * 100 + (i or 0)),
+            "SLURM_NTASKS": "1",
+            "SLURM_PROCID": "0",
+            "SLURM_LOCALID": "0",
+            "SLURM_NODEID": "0",
+            "SLURM_JOB_NUM_NODES": "1",
+            "SLURM_JOB_NODELIST": "localhost",
+        }
         if i is not None:
             env.update(SLURM_ARRAY_JOB_ID=jid, SLURM_ARRAY_TASK_ID=str(i))
         _set(task, "RUNNING")

@@ -3,11 +3,10 @@
 import numpy as np
 import pytest
 
-from compmech.runs.analysis import geometry_analysis
-from compmech.runs.sources import source_of
-from compmech.runs.records import PROBE_FIELDS, probe_fields
-from compmech.runs.records import ProbeOutcome
 from compmech.mixed_states import mixed_states
+from compmech.runs.analysis import geometry_analysis
+from compmech.runs.records import PROBE_FIELDS, ProbeOutcome, probe_fields
+from compmech.runs.sources import source_of
 from hmm_processes.named import mess3, rrxor
 from probes import probe_rows
 
@@ -19,8 +18,15 @@ def probe_of(hmm, length: int, noise: float = 0.02):
     beliefs = ms.prefix_beliefs(length)  # [N, T, S]
     data = probe_rows(np.zeros(beliefs.shape[:2] + (1,), np.float32), beliefs, tokens)
     pred = data.Y + noise * np.random.default_rng(0).standard_normal(data.Y.shape)
-    return ProbeOutcome(results={}, probe_layer="block_1", data=data, predictions={"block_1": pred},
-                        shuffled=pred, untrained=None, info={})
+    return ProbeOutcome(
+        results={},
+        probe_layer="block_1",
+        data=data,
+        predictions={"block_1": pred},
+        shuffled=pred,
+        untrained=None,
+        info={},
+    )
 
 
 def test_mess3_next_token_geometry_is_belief_geometry_up_to_scale():

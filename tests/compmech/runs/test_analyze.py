@@ -32,8 +32,9 @@ def _random_params(mc, seed: int):
     from predictive_models.models import abstract_params
 
     rng = np.random.default_rng(seed)
-    return jax.tree.map(lambda s: (rng.standard_normal(s.shape) / np.sqrt(s.shape[0])).astype(np.float32),
-                        abstract_params(mc))
+    return jax.tree.map(
+        lambda s: (rng.standard_normal(s.shape) / np.sqrt(s.shape[0])).astype(np.float32), abstract_params(mc)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +56,16 @@ def test_analyze_gives_the_runs_probe_numbers(native, tmp_path):
     """The same model's activations analysed from arrays give probe.json's numbers as the run's probe phase (the
     same rows, splits and seed: equal to float64 rounding, the fits' sums being taken in another order)."""
     cfg, mc, params, ctx, probe, acts = native
-    result = analyze(ctx.tokens, acts, "mess3", params={"x": 0.05, "alpha": 0.85}, out=tmp_path / "a",
-                     probe_layer="block_2", probe={"n_repeats": cfg.probe.n_repeats}, seed=cfg.seed)
+    result = analyze(
+        ctx.tokens,
+        acts,
+        "mess3",
+        params={"x": 0.05, "alpha": 0.85},
+        out=tmp_path / "a",
+        probe_layer="block_2",
+        probe={"n_repeats": cfg.probe.n_repeats},
+        seed=cfg.seed,
+    )
     ours, theirs = result.probe_json, probe.to_json()
     assert set(ours["layers"]) == set(theirs["layers"]) == {*NAMES, "concat"}
     for layer, res in theirs["layers"].items():
@@ -64,9 +73,18 @@ def test_analyze_gives_the_runs_probe_numbers(native, tmp_path):
             assert ours["layers"][layer][key] == pytest.approx(res[key], rel=1e-9, abs=1e-15), (layer, key)
     assert ours["n_rows"] == theirs["n_rows"] and ours["analysis"]["prefix_spread"]["block_2"] == 0.0
     assert ours["regime"] == "exact" and result.sequences.every_string
-    for name in ("probe.json", "analysis.json", "summary.json", "report.html", "config.toml", "process.json",
-                 "figures/belief_fractal.png", "figures/probe_layers.png", "figures/distance_geometry.png",
-                 "complete.json"):
+    for name in (
+        "probe.json",
+        "analysis.json",
+        "summary.json",
+        "report.html",
+        "config.toml",
+        "process.json",
+        "figures/belief_fractal.png",
+        "figures/probe_layers.png",
+        "figures/distance_geometry.png",
+        "complete.json",
+    ):
         assert (result.path / name).is_file(), name
     summary = read_summary(result.path)
     assert summary.probe_layer == "block_2" and summary.model.kind == "external"
@@ -99,10 +117,18 @@ def test_start_token_and_reads_before_are_one_layout(tmp_path):
 
 def test_vocab_map_reads_the_models_ids(native, tmp_path):
     cfg, mc, params, ctx, probe, acts = native
-    mapped = analyze(ctx.tokens + 10, {"block_2": acts["block_2"]}, "mess3", vocab_map=[10, 11, 12],
-                     out=tmp_path / "m", probe={"n_repeats": 2}, seed=cfg.seed)
-    plain = analyze(ctx.tokens, {"block_2": acts["block_2"]}, "mess3", out=tmp_path / "p", probe={"n_repeats": 2},
-                    seed=cfg.seed)
+    mapped = analyze(
+        ctx.tokens + 10,
+        {"block_2": acts["block_2"]},
+        "mess3",
+        vocab_map=[10, 11, 12],
+        out=tmp_path / "m",
+        probe={"n_repeats": 2},
+        seed=cfg.seed,
+    )
+    plain = analyze(
+        ctx.tokens, {"block_2": acts["block_2"]}, "mess3", out=tmp_path / "p", probe={"n_repeats": 2}, seed=cfg.seed
+    )
     assert mapped.probe_json["layers"] == plain.probe_json["layers"]
 
 
@@ -128,16 +154,19 @@ def test_sampled_sequences_and_logits(native, tmp_path):
     assert (result.path / "figures" / "loss_by_position.png").is_file()
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda t, a: (t[:, :-1], a), "activations['block_2']: expected a float array [N, T, d]"),
-    (lambda t, a: (np.where(t == 2, 5, t), a), "is not a token of the process mess3"),
-    (lambda t, a: (t, {"block_2": np.where(np.arange(16) == 3, np.nan, a["block_2"])}), "NaN or infinite"),
-    (lambda t, a: (t.astype(np.float32), a), "tokens: expected an integer array [N, T]"),
-    # misaligned by one (position t shows what the model had after token t + 1): strings that share tokens[:, :t+1]
-    # then disagree at t, as a non-causal model's would
-    (lambda t, a: (t, {"block_2": np.roll(a["block_2"], -1, axis=1)}), "share a prefix"),
-    (lambda t, a: (t, {"concat": a["block_2"]}), "cannot name a layer"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda t, a: (t[:, :-1], a), "activations['block_2']: expected a float array [N, T, d]"),
+        (lambda t, a: (np.where(t == 2, 5, t), a), "is not a token of the process mess3"),
+        (lambda t, a: (t, {"block_2": np.where(np.arange(16) == 3, np.nan, a["block_2"])}), "NaN or infinite"),
+        (lambda t, a: (t.astype(np.float32), a), "tokens: expected an integer array [N, T]"),
+        # misaligned by one (position t shows what the model had after token t + 1): strings that share tokens[:, :t+1]
+        # then disagree at t, as a non-causal model's would
+        (lambda t, a: (t, {"block_2": np.roll(a["block_2"], -1, axis=1)}), "share a prefix"),
+        (lambda t, a: (t, {"concat": a["block_2"]}), "cannot name a layer"),
+    ],
+)
 def test_bad_input_is_one_line_naming_the_array(native, tmp_path, change, message):
     tokens, acts = change(native[3].tokens, {"block_2": native[5]["block_2"]})
     with pytest.raises(AnalysisInputError) as err:
@@ -158,8 +187,10 @@ def test_forbidden_words_and_unknown_layers_are_refused(tmp_path):
 
 
 def test_safetensors_round_trip_and_bfloat16():
-    arrays = {"tokens": np.arange(6, dtype=np.int64).reshape(2, 3), "acts": np.linspace(-1, 1, 24, dtype=np.float32)
-              .reshape(2, 3, 4)}
+    arrays = {
+        "tokens": np.arange(6, dtype=np.int64).reshape(2, 3),
+        "acts": np.linspace(-1, 1, 24, dtype=np.float32).reshape(2, 3, 4),
+    }
     back = read_safetensors_bytes(safetensors_bytes(arrays))
     assert set(back) == set(arrays) and all(np.array_equal(back[k], arrays[k]) for k in arrays)
     # bfloat16: the upper half of a float32's bits; 1.5 and -2.0 are exact in it
@@ -207,11 +238,31 @@ def test_cli_contexts_then_a_foreign_script_then_probe(tmp_path, capsys):
     assert ctx["probs"].sum() == pytest.approx(1.0) and json.loads(str(ctx["info"]))["process"] == "mess3"
     script = tmp_path / "model_elsewhere.py"
     script.write_text(MODEL_ELSEWHERE)
-    subprocess.run([sys.executable, str(script), str(tmp_path / "ctx.npz"), str(tmp_path / "acts.npz")], check=True,
-                   cwd=tmp_path, timeout=120)
+    subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "ctx.npz"), str(tmp_path / "acts.npz")],
+        check=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     out = tmp_path / "analysis"
-    assert main(["probe", str(tmp_path / "acts.npz"), "--process", "mess3", "--param", "x=0.05", "--out", str(out),
-                 "--model", "two leaky integrators", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "probe",
+                str(tmp_path / "acts.npz"),
+                "--process",
+                "mess3",
+                "--param",
+                "x=0.05",
+                "--out",
+                str(out),
+                "--model",
+                "two leaky integrators",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.strip().endswith("report.html")
     probe = json.loads((out / "probe.json").read_text())
     res = probe["layers"]["leaky"]
@@ -252,9 +303,11 @@ def test_a_spec_file_and_a_mixture_table_name_the_process(tmp_path):
     assert (result.path / "process_spec.toml").read_text() == spec.read_text()
     assert result.probe_json["layers"]["beliefs"]["mse"] < 1e-12 and result.sequences.every_string
     table = tmp_path / "mixture.toml"
-    table.write_text('[process]\nkind = "mixture"\nweights = [0.5, 0.5]\n'
-                     '[[process.components]]\nname = "mess3"\nparams = { x = 0.05, alpha = 0.85 }\n'
-                     '[[process.components]]\nname = "mess3"\nparams = { x = 0.15, alpha = 0.6 }\n')
+    table.write_text(
+        '[process]\nkind = "mixture"\nweights = [0.5, 0.5]\n'
+        '[[process.components]]\nname = "mess3"\nparams = { x = 0.05, alpha = 0.85 }\n'
+        '[[process.components]]\nname = "mess3"\nparams = { x = 0.15, alpha = 0.6 }\n'
+    )
     source = resolve_process(table)[0]
     ctx = source.context_set(4, False)
     result = analyze(ctx.tokens, {"beliefs": ctx.beliefs.astype(np.float32)}, table, out=tmp_path / "mix")

@@ -21,7 +21,7 @@ def api_run(tmp_path_factory):
 def test_run_applies_the_overrides_and_loads_the_run(api_run):
     assert api_run.model_config.d_model == 12 and api_run.summary.steps == 150
     assert api_run.config.model["d_model"] == 12
-    assert 'd_model = 12' in (api_run.path / "config.toml").read_text()
+    assert "d_model = 12" in (api_run.path / "config.toml").read_text()
 
 
 def test_the_run_shows_a_one_screen_summary(api_run):

@@ -32,8 +32,14 @@ def test_context_set_with_a_start_token(process):
     # the optimum at position 0 is H[X1]; later positions are those of the run without the start token, shifted
     assert with_bos.optimal_loss[0] == pytest.approx(-np.sum(first * np.log(first)), rel=1e-12)
     np.testing.assert_allclose(with_bos.optimal_loss[1:], without.optimal_loss, rtol=1e-12)  # h(2)..h(L) both
-    entropies = -np.sum(np.where(with_bos.next_token_probs > 0, with_bos.next_token_probs
-                                 * np.log(np.where(with_bos.next_token_probs > 0, with_bos.next_token_probs, 1)), 0), -1)
+    entropies = -np.sum(
+        np.where(
+            with_bos.next_token_probs > 0,
+            with_bos.next_token_probs * np.log(np.where(with_bos.next_token_probs > 0, with_bos.next_token_probs, 1)),
+            0,
+        ),
+        -1,
+    )
     np.testing.assert_allclose(with_bos.optimal_loss, with_bos.probs @ entropies, rtol=1e-10)
 
 

@@ -13,9 +13,14 @@ ROOT = Path(__file__).parents[3]
 
 def modules_loaded_by(code: str) -> set[str]:
     """The top-level modules a fresh interpreter has imported after running ``code``."""
-    out = subprocess.run([sys.executable, "-c", code + "\nimport sys; print(' '.join(sorted(sys.modules)))"],
-                         cwd=ROOT, capture_output=True, text=True, check=True, env={"MPLBACKEND": "Agg",
-                                                                                    "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys; print(' '.join(sorted(sys.modules)))"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin"},
+    )
     return {name.split(".")[0] for name in out.stdout.split()}
 
 
@@ -25,10 +30,12 @@ def test_importing_the_cli_imports_no_jax():
 
 
 def test_help_and_theory_commands_import_no_jax():
-    loaded = modules_loaded_by("import contextlib, io\nfrom compmech.runs.cli import main\n"
-                               "with contextlib.redirect_stdout(io.StringIO()):\n"
-                               "    main(['processes']); main(['info', 'golden_mean'])\n"
-                               "    try:\n        main(['--help'])\n    except SystemExit:\n        pass")
+    loaded = modules_loaded_by(
+        "import contextlib, io\nfrom compmech.runs.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['processes']); main(['info', 'golden_mean'])\n"
+        "    try:\n        main(['--help'])\n    except SystemExit:\n        pass"
+    )
     assert "jax" not in loaded and "flax" not in loaded, "the theory commands need NumPy and SciPy only"
     assert "compmech" in loaded and "hmm_processes" in loaded
 

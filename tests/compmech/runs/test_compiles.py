@@ -49,9 +49,16 @@ def test_a_new_program_counts_as_compiled_and_a_seen_one_does_not():
 def test_a_second_process_loads_its_programs_from_the_persistent_cache(tmp_path):
     env = {**os.environ, "COMPMECH_XLA_CACHE": str(tmp_path / "xla"), "JAX_PLATFORMS": "cpu"}
     root = Path(__file__).resolve().parents[3]
-    runs = [json.loads(subprocess.run([sys.executable, "-c", _SCRIPT], env=env, cwd=root, check=True,
-                                      capture_output=True, text=True).stdout.strip().splitlines()[-1])
-            for _ in range(2)]
+    runs = [
+        json.loads(
+            subprocess.run(
+                [sys.executable, "-c", _SCRIPT], env=env, cwd=root, check=True, capture_output=True, text=True
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+        for _ in range(2)
+    ]
     assert runs[0]["compiled"] >= 1 and runs[0]["cache_hits"] == 0
     assert runs[1]["compiled"] == 0 and runs[1]["cache_hits"] == runs[0]["requests"]
     assert any((tmp_path / "xla").iterdir())

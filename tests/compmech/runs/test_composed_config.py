@@ -18,7 +18,7 @@ from hmm_processes import ProcessError
 ROOT = Path(__file__).parents[3]
 GOLDEN = ROOT / "compmech" / "experiments" / "processes" / "golden_mean.toml"
 
-MIXTURE = '''
+MIXTURE = """
 [process]
 kind = "mixture"
 weights = [0.25, 0.75]
@@ -28,10 +28,10 @@ params = { x = 0.05, alpha = 0.85 }
 [[process.components]]
 name = "mess3"
 params = { x = 0.15, alpha = 0.6 }
-'''
+"""
 
 # A mixture of products (the second component itself a product of a mixture and a coin).
-NESTED = '''
+NESTED = """
 [process]
 kind = "mixture"
 weights = [0.4, 0.6]
@@ -49,7 +49,7 @@ kind = "mixture"
 components = [{ name = "even" }, { name = "coin", params = { p = 0.9 } }]
 [[process.components.components]]
 spec = "gm.toml"
-'''
+"""
 
 
 def _cfg(text: str, tmp_path: Path):
@@ -76,8 +76,11 @@ def test_weights_default_to_uniform_and_are_written_out(tmp_path):
 
 
 def test_a_product_config_builds_the_library_product(tmp_path):
-    cfg = _cfg('[process]\nkind = "product"\n[[process.components]]\nname = "mess3"\n'
-               '[[process.components]]\nname = "coin"\nparams = { p = 0.3 }\n', tmp_path)
+    cfg = _cfg(
+        '[process]\nkind = "product"\n[[process.components]]\nname = "mess3"\n'
+        '[[process.components]]\nname = "coin"\nparams = { p = 0.3 }\n',
+        tmp_path,
+    )
     built = build_process(cfg.process)
     np.testing.assert_array_equal(built.T, hp.product([hp.mess3(), hp.coin(0.3)]).T)
     assert built.vocab_size == 6 and "weights" not in tomllib.loads(cfg.to_toml())["process"]
@@ -90,8 +93,10 @@ def test_nested_mixture_of_products_with_a_spec_builds_and_round_trips(tmp_path)
     assert inner.kind == "mixture" and inner.weights == (0.5, 0.5)
     built = build_process(cfg.process, base_dir=tmp_path)
     spec_gm = hp.load_spec(tmp_path / "gm.toml")
-    want = hp.mixture([hp.product([hp.golden_mean(), hp.coin(0.2)]),
-                       hp.product([hp.mixture([hp.even(), hp.coin(0.9)]), spec_gm])], [0.4, 0.6])
+    want = hp.mixture(
+        [hp.product([hp.golden_mean(), hp.coin(0.2)]), hp.product([hp.mixture([hp.even(), hp.coin(0.9)]), spec_gm])],
+        [0.4, 0.6],
+    )
     np.testing.assert_allclose(built.T, want.T, atol=0)
     np.testing.assert_allclose(built.prior, want.prior, atol=1e-15)
     # The resolved config is valid TOML that loads back to the same settings.
@@ -120,29 +125,48 @@ def test_spec_files_inside_components_are_copied_into_the_run_directory(tmp_path
     prepare_run_dir(plan_run(saved, run))  # resuming its own directory: the same run
 
 
-@pytest.mark.parametrize("process, match", [
-    ({"kind": "blend", "components": [{"name": "coin"}]},
-     r'\[process\] kind must be "mixture" or "product"'),
-    ({"kind": "mixture", "weights": [0.5, 0.6], "components": [{"name": "coin"}, {"name": "coin"}]},
-     r"\[process\] weights sum to 1.1, not 1"),
-    ({"kind": "mixture", "weights": [1.0], "components": [{"name": "coin"}, {"name": "coin"}]},
-     r"weights has 1 entries but there are 2 components"),
-    ({"kind": "mixture", "weights": [1.5, -0.5], "components": [{"name": "coin"}, {"name": "coin"}]},
-     r"weights\[1\] = -0.5; weights must be finite numbers >= 0"),
-    ({"kind": "mixture", "weights": "half", "components": [{"name": "coin"}]}, r"weights must be a list"),
-    ({"kind": "product", "weights": [0.5, 0.5], "components": [{"name": "coin"}, {"name": "coin"}]},
-     r"weights are for kind = \"mixture\""),
-    ({"kind": "mixture", "components": [{"name": "coin"}, {"params": {"p": 0.2}}]},
-     r"\[process\] components\[1\] give exactly one of name"),
-    ({"kind": "mixture", "params": {"x": 0.1}, "components": [{"name": "mess3"}]},
-     r"params cannot stand beside kind = \"mixture\".*\[\[process.components\]\]"),
-    ({"kind": "mixture", "name": "mess3", "components": [{"name": "mess3"}]}, r"name cannot stand beside kind"),
-    ({"kind": "mixture"}, r"needs components: add one \[\[process.components\]\]"),
-    ({"name": "mess3", "components": [{"name": "mess3"}]}, r'add kind = "mixture" or kind = "product"'),
-    ({"kind": "product", "components": [{"name": "coin"}, {"kind": "mixture", "components": [{"nmae": "coin"}]}]},
-     r"unknown key \[process\] components\[1\] components\[0\] 'nmae'"),
-    ({"kind": "product", "components": ["coin"]}, r"components must be \[\[process.components\]\] tables"),
-])
+@pytest.mark.parametrize(
+    "process, match",
+    [
+        ({"kind": "blend", "components": [{"name": "coin"}]}, r'\[process\] kind must be "mixture" or "product"'),
+        (
+            {"kind": "mixture", "weights": [0.5, 0.6], "components": [{"name": "coin"}, {"name": "coin"}]},
+            r"\[process\] weights sum to 1.1, not 1",
+        ),
+        (
+            {"kind": "mixture", "weights": [1.0], "components": [{"name": "coin"}, {"name": "coin"}]},
+            r"weights has 1 entries but there are 2 components",
+        ),
+        (
+            {"kind": "mixture", "weights": [1.5, -0.5], "components": [{"name": "coin"}, {"name": "coin"}]},
+            r"weights\[1\] = -0.5; weights must be finite numbers >= 0",
+        ),
+        ({"kind": "mixture", "weights": "half", "components": [{"name": "coin"}]}, r"weights must be a list"),
+        (
+            {"kind": "product", "weights": [0.5, 0.5], "components": [{"name": "coin"}, {"name": "coin"}]},
+            r"weights are for kind = \"mixture\"",
+        ),
+        (
+            {"kind": "mixture", "components": [{"name": "coin"}, {"params": {"p": 0.2}}]},
+            r"\[process\] components\[1\] give exactly one of name",
+        ),
+        (
+            {"kind": "mixture", "params": {"x": 0.1}, "components": [{"name": "mess3"}]},
+            r"params cannot stand beside kind = \"mixture\".*\[\[process.components\]\]",
+        ),
+        ({"kind": "mixture", "name": "mess3", "components": [{"name": "mess3"}]}, r"name cannot stand beside kind"),
+        ({"kind": "mixture"}, r"needs components: add one \[\[process.components\]\]"),
+        ({"name": "mess3", "components": [{"name": "mess3"}]}, r'add kind = "mixture" or kind = "product"'),
+        (
+            {
+                "kind": "product",
+                "components": [{"name": "coin"}, {"kind": "mixture", "components": [{"nmae": "coin"}]}],
+            },
+            r"unknown key \[process\] components\[1\] components\[0\] 'nmae'",
+        ),
+        ({"kind": "product", "components": ["coin"]}, r"components must be \[\[process.components\]\] tables"),
+    ],
+)
 def test_bad_composed_configs_are_one_config_error_naming_the_key(process, match):
     with pytest.raises(ConfigError, match=match):
         config_from_dict({"process": process}, source="exp.toml")
@@ -150,18 +174,35 @@ def test_bad_composed_configs_are_one_config_error_naming_the_key(process, match
 
 def test_a_mixture_of_different_vocabularies_or_bad_component_params_is_a_process_error(tmp_path):
     cfg = config_from_dict({"process": {"kind": "mixture", "components": [{"name": "coin"}, {"name": "mess3"}]}})
-    with pytest.raises(ProcessError, match=r"\[process\] components\[1\] \(mess3\) has 3 tokens but components\[0\] "
-                                           r"\(coin\) has 2.*share one vocabulary"):
+    with pytest.raises(
+        ProcessError,
+        match=r"\[process\] components\[1\] \(mess3\) has 3 tokens but components\[0\] "
+        r"\(coin\) has 2.*share one vocabulary",
+    ):
         build_process(cfg.process)
-    cfg = config_from_dict({"process": {"kind": "product", "components": [
-        {"name": "coin"}, {"kind": "mixture", "components": [{"name": "mess3", "params": {"y": 1.0}}]}]}})
-    with pytest.raises(ProcessError, match=r"^\[process\] components\[1\] components\[0\]: process 'mess3' has no "
-                                           r"parameter 'y'"):
+    cfg = config_from_dict(
+        {
+            "process": {
+                "kind": "product",
+                "components": [
+                    {"name": "coin"},
+                    {"kind": "mixture", "components": [{"name": "mess3", "params": {"y": 1.0}}]},
+                ],
+            }
+        }
+    )
+    with pytest.raises(
+        ProcessError,
+        match=r"^\[process\] components\[1\] components\[0\]: process 'mess3' has no "
+        r"parameter 'y'",
+    ):
         build_process(cfg.process)
 
 
 def test_process_settings_can_be_composed_in_python():
-    mix = ProcessSettings(kind="mixture", components=(ProcessSettings(name="coin", params={"p": 0.2}),
-                                                      ProcessSettings(name="coin", params={"p": 0.8})))
+    mix = ProcessSettings(
+        kind="mixture",
+        components=(ProcessSettings(name="coin", params={"p": 0.2}), ProcessSettings(name="coin", params={"p": 0.8})),
+    )
     assert mix.weights == (0.5, 0.5)
     np.testing.assert_allclose(build_process(mix).prior, [0.5, 0.5])

@@ -4,7 +4,6 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
-
 import pytest
 
 from compmech.runs.config import DEFAULT_CONFIG, ConfigError, config_from_dict, load_config

@@ -24,8 +24,11 @@ def test_devices_is_all_or_a_positive_integer():
     base = {"process": {"name": "mess3"}}
     assert config_from_dict(base).training["devices"] == "all"
     assert config_from_dict({**base, "training": {"devices": 2}}).train_config().devices == 2
-    for bad, message in ((True, "devices must be a string or an integer"), (0, "devices = 0 is invalid"),
-                         ("some", "devices = 'some' is invalid.*\"all\"")):
+    for bad, message in (
+        (True, "devices must be a string or an integer"),
+        (0, "devices = 0 is invalid"),
+        ("some", "devices = 'some' is invalid.*\"all\""),
+    ):
         with pytest.raises(ConfigError, match=message):
             config_from_dict({**base, "training": {"devices": bad}})
 
@@ -37,13 +40,20 @@ def test_one_process_when_the_environment_names_no_run(clean_env):
     assert initialize_from_environment() is False
 
 
-@pytest.mark.parametrize("env, message", [
-    ({"JAX_COORDINATOR_ADDRESS": "localhost:1"}, "JAX_NUM_PROCESSES, JAX_PROCESS_ID not set"),
-    ({"JAX_COORDINATOR_ADDRESS": "h:1", "JAX_NUM_PROCESSES": "two", "JAX_PROCESS_ID": "0"},
-     "JAX_NUM_PROCESSES='two' must be an integer >= 1"),
-    ({"JAX_COORDINATOR_ADDRESS": "h:1", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "2"},
-     "JAX_PROCESS_ID=2 must be below JAX_NUM_PROCESSES=2"),
-])
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"JAX_COORDINATOR_ADDRESS": "localhost:1"}, "JAX_NUM_PROCESSES, JAX_PROCESS_ID not set"),
+        (
+            {"JAX_COORDINATOR_ADDRESS": "h:1", "JAX_NUM_PROCESSES": "two", "JAX_PROCESS_ID": "0"},
+            "JAX_NUM_PROCESSES='two' must be an integer >= 1",
+        ),
+        (
+            {"JAX_COORDINATOR_ADDRESS": "h:1", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "2"},
+            "JAX_PROCESS_ID=2 must be below JAX_NUM_PROCESSES=2",
+        ),
+    ],
+)
 def test_a_half_described_run_is_one_config_error(clean_env, env, message):
     for name, value in env.items():
         clean_env.setenv(name, value)

@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-
 import pytest
 
 from compmech.runs.cli import main
@@ -20,12 +19,26 @@ def tiny_run(tmp_path_factory):
 
 
 def test_run_directory_is_complete(tiny_run):
-    for name in ["config.toml", "metrics.jsonl", "probe.json", "summary.json", "checkpoints/final.msgpack",
-                 "figures/belief_fractal.png", "figures/loss_by_position.png", "figures/training_curve.png",
-                 "figures/probe_layers.png", "figures/distance_geometry.png", "figures/belief_evolution.png",
-                 "figures/probe_over_training.png", "analysis.json", "report.html",
-                 "checkpoints/tokens_9600.msgpack", "checkpoints/tokens_28800.msgpack", "process.json",
-                 "complete.json"]:
+    for name in [
+        "config.toml",
+        "metrics.jsonl",
+        "probe.json",
+        "summary.json",
+        "checkpoints/final.msgpack",
+        "figures/belief_fractal.png",
+        "figures/loss_by_position.png",
+        "figures/training_curve.png",
+        "figures/probe_layers.png",
+        "figures/distance_geometry.png",
+        "figures/belief_evolution.png",
+        "figures/probe_over_training.png",
+        "analysis.json",
+        "report.html",
+        "checkpoints/tokens_9600.msgpack",
+        "checkpoints/tokens_28800.msgpack",
+        "process.json",
+        "complete.json",
+    ]:
         assert (tiny_run / name).is_file(), name
         assert (tiny_run / name).stat().st_size > 0, name
     assert not list(tiny_run.rglob("*.tmp")), "no temporary files left behind"
@@ -67,8 +80,9 @@ def test_metrics_and_summary(tiny_run):
 def test_same_config_and_seed_reproduce_the_numbers(tiny_run, tmp_path):
     again = tmp_path / "again"
     assert main(["run", TINY, "--out", str(again), "--no-progress"]) == 0
-    assert (again / "metrics.jsonl").read_text().splitlines()[-1].split('"elapsed_s"')[0] == \
-        (tiny_run / "metrics.jsonl").read_text().splitlines()[-1].split('"elapsed_s"')[0]
+    assert (again / "metrics.jsonl").read_text().splitlines()[-1].split('"elapsed_s"')[0] == (
+        tiny_run / "metrics.jsonl"
+    ).read_text().splitlines()[-1].split('"elapsed_s"')[0]
     a = json.loads((tiny_run / "probe.json").read_text())
     b = json.loads((again / "probe.json").read_text())
     assert a == b
@@ -78,8 +92,9 @@ def test_rerun_with_other_config_into_same_directory_is_refused(tiny_run, capsys
     assert main(["run", TINY, "--out", str(tiny_run), "--seed", "4", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert "different config" in err and "seed" in err and "\n" not in err
-    assert (tiny_run / "summary.json").exists() and (tiny_run / "complete.json").exists(), \
+    assert (tiny_run / "summary.json").exists() and (tiny_run / "complete.json").exists(), (
         "the finished run is left untouched"
+    )
 
 
 def test_bad_config_is_one_line_exit_2(tmp_path, capsys):
@@ -127,8 +142,17 @@ def test_process_json_holds_the_matrices(tiny_run):
     from hmm_processes import mess3
 
     record = json.loads((tiny_run / "process.json").read_text())
-    assert set(record) == {"name", "params", "token_names", "state_names", "T", "kind", "spec_file", "composition",
-                           "spec_files"}
+    assert set(record) == {
+        "name",
+        "params",
+        "token_names",
+        "state_names",
+        "T",
+        "kind",
+        "spec_file",
+        "composition",
+        "spec_files",
+    }
     assert record["name"] == "mess3" and record["params"] == {"x": 0.05, "alpha": 0.85}
     assert record["kind"] == "HMM" and record["spec_file"] is None
     assert record["composition"] is None and record["spec_files"] == []

@@ -7,10 +7,8 @@ or works. The sweep cases are in test_sweep.py, the property-based ones in test_
 """
 
 import json
-import math
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -70,8 +68,13 @@ def refused(argv: list[str], capsys, *, code: int = 2, within: float = 30) -> st
 
 def spec_text(name: str, tokens: list[str], states: list[str], T: np.ndarray, kind: str = "hmm") -> str:
     """A spec file for T [V, S, S]."""
-    lines = [f'name = "{name}"', f'kind = "{kind}"', "tokens = [" + ", ".join(f'"{t}"' for t in tokens) + "]",
-             "states = [" + ", ".join(f'"{s}"' for s in states) + "]", "[transitions]"]
+    lines = [
+        f'name = "{name}"',
+        f'kind = "{kind}"',
+        "tokens = [" + ", ".join(f'"{t}"' for t in tokens) + "]",
+        "states = [" + ", ".join(f'"{s}"' for s in states) + "]",
+        "[transitions]",
+    ]
     for x, t in enumerate(tokens):
         lines.append(f'"{t}" = [' + ", ".join("[" + ", ".join(repr(float(v)) for v in row) + "]" for row in T[x]) + "]")
     return "\n".join(lines) + "\n"
@@ -79,11 +82,12 @@ def spec_text(name: str, tokens: list[str], states: list[str], T: np.ndarray, ki
 
 def assert_strict_json(path: Path) -> None:
     """The file is JSON (or JSON lines) without NaN or Infinity (which json.loads would otherwise accept)."""
+
     def refuse(constant: str):
         raise AssertionError(f"{path} holds {constant}")
 
     text = path.read_text()
-    for line in (text.splitlines() if path.suffix == ".jsonl" else [text]):
+    for line in text.splitlines() if path.suffix == ".jsonl" else [text]:
         if line.strip():
             json.loads(line, parse_constant=refuse)
 
@@ -93,8 +97,7 @@ def finished(tmp_path_factory):
     """A finished tiny run (100 steps)."""
     root = tmp_path_factory.mktemp("finished")
     cfg = root / "exp.toml"
-    cfg.write_text(TINY.read_text().replace("steps = 300", "steps = 100").replace("save_at_tokens = [9600, 28800]",
-                                                                                  ""))
+    cfg.write_text(TINY.read_text().replace("steps = 300", "steps = 100").replace("save_at_tokens = [9600, 28800]", ""))
     out = root / "run"
     assert main(["run", str(cfg), "--out", str(out), "--no-progress"]) == 0
     return cfg, out
@@ -102,9 +105,11 @@ def finished(tmp_path_factory):
 
 # ---- one writer per directory --------------------------------------------------------------------------------
 
-HOLD = ("import fcntl, json, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
-        "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, json.dumps({'pid': os.getpid(), 'command': 'holder'}).encode());"
-        " print('held', flush=True); time.sleep(600)")
+HOLD = (
+    "import fcntl, json, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+    "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, json.dumps({'pid': os.getpid(), 'command': 'holder'}).encode());"
+    " print('held', flush=True); time.sleep(600)"
+)
 
 
 class Holder:
@@ -112,8 +117,9 @@ class Holder:
 
     def __init__(self, directory: Path):
         directory.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen([sys.executable, "-c", HOLD, str(directory / ".compmech.lock")],
-                                     stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", HOLD, str(directory / ".compmech.lock")], stdout=subprocess.PIPE, text=True
+        )
         assert self.proc.stdout.readline().strip() == "held"
 
     def kill(self) -> None:
@@ -155,8 +161,13 @@ def test_a_sweep_directory_and_a_report_another_process_holds_are_refused(tmp_pa
 
 
 def _start(argv: list[str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "compmech.runs.cli", *argv, "--no-progress"], env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "compmech.runs.cli", *argv, "--no-progress"],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_lock(directory: Path, pid: int, timeout: float = 300) -> None:
@@ -177,13 +188,20 @@ def _wait_for_lock(directory: Path, pid: int, timeout: float = 300) -> None:
 def test_two_processes_writing_one_directory_leave_one_writer_and_an_intact_run(tmp_path, command):
     """Both used to exit 0, and metrics.jsonl held interleaved, duplicated records (steps 0, 500, 1000, 500, ...)."""
     cfg = tmp_path / "exp.toml"
-    cfg.write_text(TINY.read_text().replace("steps = 300", "steps = 600")
-                   + ("\n[sweep]\ngrid = { seed = [5] }\n" if command == "sweep" else ""))
+    cfg.write_text(
+        TINY.read_text().replace("steps = 300", "steps = 600")
+        + ("\n[sweep]\ngrid = { seed = [5] }\n" if command == "sweep" else "")
+    )
     out = tmp_path / "out"
     first = _start([command, str(cfg), "--out", str(out)])
     _wait_for_lock(out, first.pid)
-    second = subprocess.run([sys.executable, "-m", "compmech.runs.cli", command, str(cfg), "--out", str(out),
-                             "--no-progress"], env=ENV, capture_output=True, text=True, timeout=300)
+    second = subprocess.run(
+        [sys.executable, "-m", "compmech.runs.cli", command, str(cfg), "--out", str(out), "--no-progress"],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert second.returncode == 2, second.stderr
     line = second.stderr.strip().splitlines()[-1]
     assert line.startswith("compmech: error:") and f"is in use by another compmech process (pid {first.pid}" in line
@@ -197,6 +215,7 @@ def test_two_processes_writing_one_directory_leave_one_writer_and_an_intact_run(
 
 # ---- silent wrong results ------------------------------------------------------------------------------------
 
+
 def late_negative_spec(N: int = 11) -> str:
     """A generalized HMM whose first word of negative probability is 0^11 (the constructor checks 8 tokens): a
     counter that, N - 1 zeros in a row later, emits 0 with weight -0.1."""
@@ -209,7 +228,8 @@ def late_negative_spec(N: int = 11) -> str:
 
 
 def test_a_generalized_hmm_invalid_beyond_the_constructor_s_check_is_refused_at_the_depth_the_command_uses(
-        tmp_path, capsys):
+    tmp_path, capsys
+):
     """It was accepted (checked to 8 tokens); info printed its measures, and a run at context 12 failed mid-way."""
     (tmp_path / "late.toml").write_text(late_negative_spec())
     cfg = tmp_path / "exp.toml"
@@ -242,18 +262,32 @@ def _module(tmp_path: Path, body: str) -> str:
     return name
 
 
-@pytest.mark.parametrize("body, needle", [
-    ("import sys\nsys.exit(0)\n", "called sys.exit(0) while importing"),
-    ("import numpy as np, sys\nfrom hmm_processes import HMM, register_process\n"
-     "def f(p: float = 0.3):\n    sys.exit(0)\nregister_process('{name}', f, overwrite=True)\n",
-     "called sys.exit(0) when built"),
-    ("from hmm_processes import register_process\ndef f(p: float = 0.3):\n    return [1, 2]\n"
-     "register_process('{name}', f, overwrite=True)\n", "returned a list; a process factory must return"),
-    ("from hmm_processes import register_process\ndef f(p: float = 0.3):\n    return None\n"
-     "register_process('{name}', f, overwrite=True)\n", "returned None; a process factory must return"),
-    ("from hmm_processes import register_process\ndef f(p: float = 0.3):\n    raise KeyError('boom')\n"
-     "register_process('{name}', f, overwrite=True)\n", "raised KeyError: 'boom'"),
-])
+@pytest.mark.parametrize(
+    "body, needle",
+    [
+        ("import sys\nsys.exit(0)\n", "called sys.exit(0) while importing"),
+        (
+            "import numpy as np, sys\nfrom hmm_processes import HMM, register_process\n"
+            "def f(p: float = 0.3):\n    sys.exit(0)\nregister_process('{name}', f, overwrite=True)\n",
+            "called sys.exit(0) when built",
+        ),
+        (
+            "from hmm_processes import register_process\ndef f(p: float = 0.3):\n    return [1, 2]\n"
+            "register_process('{name}', f, overwrite=True)\n",
+            "returned a list; a process factory must return",
+        ),
+        (
+            "from hmm_processes import register_process\ndef f(p: float = 0.3):\n    return None\n"
+            "register_process('{name}', f, overwrite=True)\n",
+            "returned None; a process factory must return",
+        ),
+        (
+            "from hmm_processes import register_process\ndef f(p: float = 0.3):\n    raise KeyError('boom')\n"
+            "register_process('{name}', f, overwrite=True)\n",
+            "raised KeyError: 'boom'",
+        ),
+    ],
+)
 def test_a_plugin_that_exits_or_returns_no_process_is_one_line_and_never_exit_0(tmp_path, capsys, body, needle):
     """sys.exit(0) on import made compmech exit 0 having done nothing; a factory returning a list or None, or
     raising, gave a traceback."""
@@ -308,9 +342,11 @@ def test_a_run_whose_spec_or_plugin_source_changed_is_refused(tmp_path, capsys):
     err = refused(["run", str(cfg), "--out", str(tmp_path / "a")], capsys)
     assert f"was made from another version of the spec file {tmp_path / 'gm.toml'}" in err
 
-    body = ("import numpy as np\nfrom hmm_processes import HMM, register_process\n"
-            "def f(p: float = 0.5):\n    return HMM(np.array([[[1 - p, 0.0], [1.0, 0.0]], [[0.0, p], [0.0, 0.0]]]))\n"
-            "register_process('changing_plugin', f, overwrite=True)\n")
+    body = (
+        "import numpy as np\nfrom hmm_processes import HMM, register_process\n"
+        "def f(p: float = 0.5):\n    return HMM(np.array([[[1 - p, 0.0], [1.0, 0.0]], [[0.0, p], [0.0, 0.0]]]))\n"
+        "register_process('changing_plugin', f, overwrite=True)\n"
+    )
     module = _module(tmp_path, body)
     cfg = tmp_path / "plugin.toml"
     cfg.write_text(small(f'module = "{module}"\nname = "changing_plugin"'))
@@ -322,6 +358,7 @@ def test_a_run_whose_spec_or_plugin_source_changed_is_refused(tmp_path, capsys):
 
 # ---- checks before the work ----------------------------------------------------------------------------------
 
+
 def _periodic(n: int) -> str:
     """A deterministic cycle through n states, state i emitting token i."""
     T = np.zeros((n, n, n))
@@ -330,16 +367,23 @@ def _periodic(n: int) -> str:
     return spec_text(f"cycle{n}", [str(i) for i in range(n)], [f"s{i}" for i in range(n)], T)
 
 
-@pytest.mark.parametrize("spec, process, L, needle", [
-    (None, 'name = "coin"', 4, "has one hidden state: its belief is always (1)"),
-    (spec_text("iid_coin", ["h", "t"], ["s"], np.full((2, 1, 1), 0.5)), None, 4, "has one hidden state"),
-    (spec_text("wide", [f"t{i}" for i in range(1000)], ["s"], np.full((1000, 1, 1), 1e-3)), None, 4,
-     "has one hidden state"),
-    (spec_text("one_token", ["a"], ["A", "B"], np.full((1, 2, 2), 0.5)), None, 4, "has one token"),
-    (_periodic(2), None, 6, "has at most 2 distinct contexts of 6 token(s)"),
-    (None, 'name = "mess3"', 1, "at most 3 distinct contexts of 1 token(s) (context_length = 1)"),
-    (_periodic(5), None, 6, "is deterministic at this context length: the optimal loss is 0 at every position"),
-])
+@pytest.mark.parametrize(
+    "spec, process, L, needle",
+    [
+        (None, 'name = "coin"', 4, "has one hidden state: its belief is always (1)"),
+        (spec_text("iid_coin", ["h", "t"], ["s"], np.full((2, 1, 1), 0.5)), None, 4, "has one hidden state"),
+        (
+            spec_text("wide", [f"t{i}" for i in range(1000)], ["s"], np.full((1000, 1, 1), 1e-3)),
+            None,
+            4,
+            "has one hidden state",
+        ),
+        (spec_text("one_token", ["a"], ["A", "B"], np.full((1, 2, 2), 0.5)), None, 4, "has one token"),
+        (_periodic(2), None, 6, "has at most 2 distinct contexts of 6 token(s)"),
+        (None, 'name = "mess3"', 1, "at most 3 distinct contexts of 1 token(s) (context_length = 1)"),
+        (_periodic(5), None, 6, "is deterministic at this context length: the optimal loss is 0 at every position"),
+    ],
+)
 def test_degenerate_processes_are_refused_before_training_with_the_reason(tmp_path, capsys, spec, process, L, needle):
     """Each trained fully, then died with an internal message ("matrix must have at least 2 rows", "cannot hold out
     contexts", "groups must contain at least 2 distinct ids") or wrote NaN / Infinity into metrics.jsonl."""
@@ -356,7 +400,7 @@ def test_degenerate_processes_are_refused_before_training_with_the_reason(tmp_pa
 def test_the_readme_plugin_example_runs_and_its_one_state_coin_is_still_a_process_for_info(tmp_path, capsys):
     """The README's own plugin example was a one-state biased coin that compmech run refused after training."""
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("### Your own process, in Python"):]
+    section = readme[readme.index("### Your own process, in Python") :]
     module = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     table = re.search(r"```toml\n(.*?)```", section, re.S).group(1)
     name = re.search(r'module = "(\w+)"', table).group(1)
@@ -376,11 +420,17 @@ def test_a_sampled_run_with_an_exact_probe_and_a_checkpoint_at_0_tokens_finishes
     V = 1000
     T = np.zeros((V, 2, 2))
     T[: V // 2, :, 0] = 1.0 / V  # the first half of the tokens sends the chain to state 0, the second to state 1
-    T[V // 2:, :, 1] = 1.0 / V
+    T[V // 2 :, :, 1] = 1.0 / V
     (tmp_path / "p.toml").write_text(spec_text("one_hot", [f"t{i}" for i in range(V)], ["A", "B"], T))
     cfg = tmp_path / "exp.toml"
-    cfg.write_text(small('spec = "p.toml"', L=4, training="save_at_tokens = [0]",
-                         extra="[data]\nvalidation_sequences = 200\nprobe_sequences = 400\nchunk_rows = 800\n"))
+    cfg.write_text(
+        small(
+            'spec = "p.toml"',
+            L=4,
+            training="save_at_tokens = [0]",
+            extra="[data]\nvalidation_sequences = 200\nprobe_sequences = 400\nchunk_rows = 800\n",
+        )
+    )
     out = tmp_path / "run"
     assert main(["run", str(cfg), "--out", str(out), "--no-progress"]) == 0
     summary = json.loads((out / "summary.json").read_text())
@@ -426,14 +476,26 @@ def test_divergence_keeps_the_last_good_checkpoint_and_writes_nothing_after_it(t
 
     monkeypatch.setattr(training, "_optimizer_and_chunk", poisoned)
     cfg = tmp_path / "exp.toml"
-    cfg.write_text(small('name = "mess3"', training="").replace("checkpoint_every = 20", "checkpoint_every = 40")
-                   .replace("steps = 40", "steps = 100"))
+    cfg.write_text(
+        small('name = "mess3"', training="")
+        .replace("checkpoint_every = 20", "checkpoint_every = 40")
+        .replace("steps = 40", "steps = 100")
+    )
     plan = plan_run(load_config(cfg), tmp_path / "run")
     prepare_run_dir(plan)
-    with pytest.raises(predictive_models.TrainingDiverged, match=r"training diverged at step 60: .*lower the learning "
-                       r"rate \(now 0.003\); the last good checkpoint is .*latest.msgpack"):
-        predictive_models.train(plan.model_cfg, plan.train_cfg, SourceData(plan.source),
-                                evaluation_set(plan, progress=False)[0], plan.run_dir, progress=False)
+    with pytest.raises(
+        predictive_models.TrainingDiverged,
+        match=r"training diverged at step 60: .*lower the learning "
+        r"rate \(now 0.003\); the last good checkpoint is .*latest.msgpack",
+    ):
+        predictive_models.train(
+            plan.model_cfg,
+            plan.train_cfg,
+            SourceData(plan.source),
+            evaluation_set(plan, progress=False)[0],
+            plan.run_dir,
+            progress=False,
+        )
     ckpt = predictive_models.load_checkpoint(plan.run_dir / "checkpoints" / "latest.msgpack")
     assert ckpt["step"] == 40 and all(np.all(np.isfinite(x)) for x in jax.tree.leaves(ckpt["params"]))
     steps = [json.loads(line)["step"] for line in (plan.run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -441,6 +503,7 @@ def test_divergence_keeps_the_last_good_checkpoint_and_writes_nothing_after_it(t
 
 
 # ---- tracebacks, hangs and memory ----------------------------------------------------------------------------
+
 
 def test_info_on_a_random_markov_config_is_one_line(tmp_path, capsys):
     """It was AttributeError ... num_states."""
@@ -463,10 +526,16 @@ def test_a_summary_that_is_json_but_not_an_object_is_one_line(finished, capsys):
         (run / "summary.json").write_text(original)
 
 
-@pytest.mark.parametrize("process, needle", [
-    ('kind = "product"\n' + '[[process.components]]\nname = "mess3"\n' * 6, "of 6 components (729 tokens, 729 states"),
-    ('kind = "random_markov"\nn_states = 1099511627776', "n_states = 1099511627776"),
-])
+@pytest.mark.parametrize(
+    "process, needle",
+    [
+        (
+            'kind = "product"\n' + '[[process.components]]\nname = "mess3"\n' * 6,
+            "of 6 components (729 tokens, 729 states",
+        ),
+        ('kind = "random_markov"\nn_states = 1099511627776', "n_states = 1099511627776"),
+    ],
+)
 def test_huge_processes_are_estimated_before_anything_big_is_built(tmp_path, capsys, monkeypatch, process, needle):
     """A product of six Mess3 built a dense 729^3 tensor, and n_states = 2**40 built k^2 names, past the 8 GB the
     audit's processes had (its build needs ~12 GB: 8 bytes x 729^3 and the temporaries of the outer products)."""
@@ -485,14 +554,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("pid, needle", [("0", "process 0 of 2: process 1 did not join within 5 s"),
-                                         ("1", "process 1 of 2 could not join within 5 s: nothing listens at")])
+@pytest.mark.parametrize(
+    "pid, needle",
+    [
+        ("0", "process 0 of 2: process 1 did not join within 5 s"),
+        ("1", "process 1 of 2 could not join within 5 s: nothing listens at"),
+    ],
+)
 def test_a_process_whose_peer_never_comes_stops_and_says_which_did_not_join(tmp_path, pid, needle):
     """It waited forever."""
-    env = {**ENV, "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{_free_port()}", "JAX_NUM_PROCESSES": "2",
-           "JAX_PROCESS_ID": pid, "COMPMECH_DISTRIBUTED_TIMEOUT": "5"}
-    done = subprocess.run([sys.executable, "-m", "compmech.runs.cli", "run", str(TINY), "--out", str(tmp_path / "r")],
-                          env=env, capture_output=True, text=True, timeout=120)
+    env = {
+        **ENV,
+        "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{_free_port()}",
+        "JAX_NUM_PROCESSES": "2",
+        "JAX_PROCESS_ID": pid,
+        "COMPMECH_DISTRIBUTED_TIMEOUT": "5",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "compmech.runs.cli", "run", str(TINY), "--out", str(tmp_path / "r")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1
     assert needle in done.stderr.strip().splitlines()[-1]
 
@@ -501,17 +585,25 @@ def test_a_process_whose_peer_never_comes_stops_and_says_which_did_not_join(tmp_
 def test_a_malformed_coordinator_address_is_named_before_jax_gets_it(tmp_path, address):
     """One of them crashed jax.distributed with a segfault (exit status 139)."""
     env = {**ENV, "JAX_COORDINATOR_ADDRESS": address, "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "0"}
-    done = subprocess.run([sys.executable, "-m", "compmech.runs.cli", "run", str(TINY), "--out", str(tmp_path / "r")],
-                          env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "compmech.runs.cli", "run", str(TINY), "--out", str(tmp_path / "r")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2 and "JAX_COORDINATOR_ADDRESS" in done.stderr and "host:port" in done.stderr
 
 
 # ---- trust boundary ------------------------------------------------------------------------------------------
 
+
 def test_loading_a_run_directory_imports_its_plugin_module_only_when_the_process_is_asked_for(tmp_path, capsys):
-    body = ("import numpy as np\nfrom hmm_processes import HMM, register_process\n"
-            "def f(p: float = 0.5):\n    return HMM(np.array([[[1 - p, 0.0], [1.0, 0.0]], [[0.0, p], [0.0, 0.0]]]))\n"
-            "register_process('lazy_plugin', f, overwrite=True)\n")
+    body = (
+        "import numpy as np\nfrom hmm_processes import HMM, register_process\n"
+        "def f(p: float = 0.5):\n    return HMM(np.array([[[1 - p, 0.0], [1.0, 0.0]], [[0.0, p], [0.0, 0.0]]]))\n"
+        "register_process('lazy_plugin', f, overwrite=True)\n"
+    )
     module = _module(tmp_path, body)
     cfg = tmp_path / "exp.toml"
     cfg.write_text(small(f'module = "{module}"\nname = "lazy_plugin"'))

@@ -28,24 +28,73 @@ ROOT = Path(__file__).parents[3]
 TINY = tomllib.loads((ROOT / "tests" / "data" / "tiny_mess3.toml").read_text())
 GOLDEN = (ROOT / "compmech" / "experiments" / "processes" / "golden_mean.toml").read_text()
 
-settings.register_profile("hostile", max_examples=120, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-settings.register_profile("hostile-long", max_examples=2000, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+settings.register_profile(
+    "hostile",
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.register_profile(
+    "hostile-long",
+    max_examples=2000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "hostile")
 if PROFILE.startswith("hostile"):
     settings.load_profile(PROFILE)
 
 # TOML values of every kind, NaN and the infinities included, nested a little
-scalars = st.one_of(st.none(), st.booleans(), st.integers(min_value=-2**70, max_value=2**70),
-                    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12))
-values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                       st.dictionaries(st.text(max_size=6), inner, max_size=3)),
-                      max_leaves=8)
-names = st.sampled_from(["name", "kind", "tokens", "states", "transitions", "prior", "parameters", "description",
-                         "x", "", "0", "1", "params", "seed", "steps", "context_length", "d_model", "spec", "module",
-                         "components", "weights", "regime", "grid", "quick", "metrics", "n_states", "batch_size",
-                         "learning_rate", "layers", "figure_layer", "dpi", "formats", "bos", "coupling"])
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+    max_leaves=8,
+)
+names = st.sampled_from(
+    [
+        "name",
+        "kind",
+        "tokens",
+        "states",
+        "transitions",
+        "prior",
+        "parameters",
+        "description",
+        "x",
+        "",
+        "0",
+        "1",
+        "params",
+        "seed",
+        "steps",
+        "context_length",
+        "d_model",
+        "spec",
+        "module",
+        "components",
+        "weights",
+        "regime",
+        "grid",
+        "quick",
+        "metrics",
+        "n_states",
+        "batch_size",
+        "learning_rate",
+        "layers",
+        "figure_layer",
+        "dpi",
+        "formats",
+        "bos",
+        "coupling",
+    ]
+)
 
 
 def one_line(exc: BaseException) -> bool:
@@ -118,14 +167,26 @@ def test_malformed_configs_are_one_config_error_and_accepted_ones_plan_or_refuse
         assert one_line(exc), str(exc)
 
 
-sweep_tables = st.fixed_dictionaries({}, optional={
-    "grid": st.one_of(values, st.dictionaries(st.sampled_from(["seed", "process.params.x", "model.d_model",
-                                                               "training.steps", "process", "x.y.z", "seed.x", ""]),
-                                              st.lists(scalars, max_size=4), max_size=3)),
-    "quick": st.one_of(values, st.dictionaries(st.sampled_from(["training.steps", "seed", "process.params"]), values,
-                                               max_size=2)),
-    "metrics": st.one_of(values, st.lists(st.text(max_size=20), max_size=4)),
-    "other": values})
+sweep_tables = st.fixed_dictionaries(
+    {},
+    optional={
+        "grid": st.one_of(
+            values,
+            st.dictionaries(
+                st.sampled_from(
+                    ["seed", "process.params.x", "model.d_model", "training.steps", "process", "x.y.z", "seed.x", ""]
+                ),
+                st.lists(scalars, max_size=4),
+                max_size=3,
+            ),
+        ),
+        "quick": st.one_of(
+            values, st.dictionaries(st.sampled_from(["training.steps", "seed", "process.params"]), values, max_size=2)
+        ),
+        "metrics": st.one_of(values, st.lists(st.text(max_size=20), max_size=4)),
+        "other": values,
+    },
+)
 
 
 @given(sweep_tables, st.one_of(st.none(), st.dictionaries(st.text(max_size=8), values, max_size=3)))
@@ -144,8 +205,12 @@ def test_malformed_sweep_tables_are_one_config_error(tmp_path_factory, table, la
         assert one_line(exc), str(exc)
 
 
-@given(st.integers(min_value=0, max_value=2**32 - 1), st.floats(min_value=0.0, max_value=0.6),
-       st.integers(min_value=2, max_value=3), st.integers(min_value=2, max_value=4))
+@given(
+    st.integers(min_value=0, max_value=2**32 - 1),
+    st.floats(min_value=0.0, max_value=0.6),
+    st.integers(min_value=2, max_value=3),
+    st.integers(min_value=2, max_value=4),
+)
 def test_the_generalized_hmm_word_check_agrees_with_every_word_enumerated(seed, size, V, S):
     """`GeneralizedHMM.check_words` (a search over distinct state vectors) against brute force: every word of up to
     6 tokens, P(w) = pi T^(w) tau. A clearly negative word is always found; a refusal names a negative word."""
@@ -165,8 +230,11 @@ def test_the_generalized_hmm_word_check_agrees_with_every_word_enumerated(seed, 
     except ProcessError:
         return
     pi, tau = np.array(g.prior), np.array(g.normalizer)
-    worst = min(float(pi @ np.linalg.multi_dot([np.eye(S)] + [g.T[x] for x in w]) @ tau)
-                for L in range(1, 7) for w in itertools.product(range(V), repeat=L))
+    worst = min(
+        float(pi @ np.linalg.multi_dot([np.eye(S)] + [g.T[x] for x in w]) @ tau)
+        for L in range(1, 7)
+        for w in itertools.product(range(V), repeat=L)
+    )
     try:
         checked = g.check_words(6)
     except ProcessError as exc:

@@ -62,8 +62,10 @@ def sweep_file(tmp_path: Path, grid: str = GRID) -> Path:
 def numbers(out: Path) -> dict[str, dict[str, str]]:
     """sweep.csv's metric cells by point (the times left out: they differ from run to run)."""
     with open(out / "sweep.csv") as f:
-        return {r["point"]: {k: v for k, v in r.items() if k not in ("wall_seconds", "train_elapsed_seconds")}
-                for r in csv.DictReader(f)}
+        return {
+            r["point"]: {k: v for k, v in r.items() if k not in ("wall_seconds", "train_elapsed_seconds")}
+            for r in csv.DictReader(f)
+        }
 
 
 def test_a_local_launcher_sweep_gives_the_numbers_of_the_in_process_sweep(tmp_path, capsys):
@@ -75,8 +77,13 @@ def test_a_local_launcher_sweep_gives_the_numbers_of_the_in_process_sweep(tmp_pa
     assert err.count("submitted job") == 2, "one job per seed group: x = 0.05 and x = 0.15, two seeds each"
     records = json.loads((tmp_path / "jobs" / "launcher.json").read_text())["jobs"]
     assert sorted(records) == ["0", "1"] and records["0"]["points"] == POINTS[:2]
-    assert records["1"]["command"][-5:] == ["--out", str((tmp_path / "jobs").resolve()), "--shard", "1/2",
-                                            "--no-progress"]
+    assert records["1"]["command"][-5:] == [
+        "--out",
+        str((tmp_path / "jobs").resolve()),
+        "--shard",
+        "1/2",
+        "--no-progress",
+    ]
     here, jobs = numbers(tmp_path / "here"), numbers(tmp_path / "jobs")
     assert sorted(jobs) == POINTS and all(r["status"] == "finished" for r in jobs.values())
     assert jobs == here, "the same training, in a job: the same numbers"
@@ -90,9 +97,13 @@ def test_a_local_launcher_sweep_gives_the_numbers_of_the_in_process_sweep(tmp_pa
 def test_a_killed_launcher_sweep_resumes_and_completes(tmp_path, capsys):
     path = sweep_file(tmp_path)
     out = tmp_path / "out"
-    launcher = subprocess.Popen([sys.executable, "-m", "compmech.runs.cli", "sweep", str(path), "--out", str(out),
-                                 "--launcher", "local"], env=ENV, start_new_session=True,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "compmech.runs.cli", "sweep", str(path), "--out", str(out), "--launcher", "local"],
+        env=ENV,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     end = time.monotonic() + 600
     while not any((out / p / "metrics.jsonl").is_file() for p in POINTS):  # the first job is training
         assert time.monotonic() < end and launcher.poll() is None
@@ -151,7 +162,7 @@ def test_slurm_where_there_is_none_and_an_unknown_slurm_option_are_one_line(tmp_
     assert main(["sweep", str(path), "--out", str(tmp_path / "a"), "--launcher", "slurm", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("compmech: error: --launcher slurm: ") and "use --launcher local" in err and "\n" not in err
-    path.write_text(path.read_text().replace("timeout_min = 30", "timeout_min = 30\nslurm = { exlude = \"n1\" }"))
+    path.write_text(path.read_text().replace("timeout_min = 30", 'timeout_min = 30\nslurm = { exlude = "n1" }'))
     assert main(["sweep", str(path), "--out", str(tmp_path / "b"), "--launcher", "slurm", "--no-progress"]) == 2
     assert "submitit has no SLURM parameter 'exlude'" in capsys.readouterr().err
 
@@ -162,8 +173,9 @@ def fake_slurm(tmp_path, monkeypatch):
     bin_dir = tmp_path / "slurm_bin"
     bin_dir.mkdir()
     for name in ("sbatch", "srun", "sacct", "scancel"):
-        (bin_dir / name).write_text(f"#!/bin/sh\nexec {sys.executable} {Path(__file__).parent / 'fake_slurm.py'} "
-                                    f"{name} \"$@\"\n")
+        (bin_dir / name).write_text(
+            f'#!/bin/sh\nexec {sys.executable} {Path(__file__).parent / "fake_slurm.py"} {name} "$@"\n'
+        )
         (bin_dir / name).chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_SLURM_DIR", str(tmp_path / "slurm_state"))
@@ -171,7 +183,8 @@ def fake_slurm(tmp_path, monkeypatch):
 
 
 def test_slurm_jobs_are_one_array_with_the_launcher_table_s_options_and_a_rerun_waits_for_them(
-        tmp_path, capsys, monkeypatch, fake_slurm):
+    tmp_path, capsys, monkeypatch, fake_slurm
+):
     import submitit
 
     from compmech.runs import launcher
@@ -179,8 +192,12 @@ def test_slurm_jobs_are_one_array_with_the_launcher_table_s_options_and_a_rerun_
     submitit.SlurmJob.watcher.clear()
     monkeypatch.setitem(launcher.POLL_S, "slurm", 0.5)
     path = sweep_file(tmp_path, '{ "process.params.x" = [0.05, 0.15] }')
-    path.write_text(path.read_text().replace("timeout_min = 30", 'timeout_min = 30\npartition = "debug"\n'
-                                             'max_parallel = 1\nsetup = ["export COMPMECH_TEST_SETUP=1"]'))
+    path.write_text(
+        path.read_text().replace(
+            "timeout_min = 30",
+            'timeout_min = 30\npartition = "debug"\nmax_parallel = 1\nsetup = ["export COMPMECH_TEST_SETUP=1"]',
+        )
+    )
     out = tmp_path / "out"
     assert main(["sweep", str(path), "--out", str(out), "--launcher", "slurm", "--no-wait"]) == 0
     script = (fake_slurm / "last_script.sh").read_text()

@@ -31,7 +31,9 @@ def test_the_run_records_the_composed_process(mixture_run):
     assert summary["process"]["name"] == "mixture(mess3, mess3)"
     assert summary["process"]["params"] == {
         "components": [{"name": "mess3", "x": 0.05, "alpha": 0.85}, {"name": "mess3", "x": 0.15, "alpha": 0.6}],
-        "weights": [0.5, 0.5], "component_states": [3, 3]}
+        "weights": [0.5, 0.5],
+        "component_states": [3, 3],
+    }
     record = json.loads((mixture_run / "process.json").read_text())
     assert record["composition"] == "mixture" and record["kind"] == "HMM"
     np.testing.assert_array_equal(np.array(record["T"]), _library_mixture().T)

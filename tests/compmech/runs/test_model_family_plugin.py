@@ -37,8 +37,14 @@ def test_an_unregistered_kind_is_refused_by_config_validation():
 
 def test_a_registered_family_trains_probes_and_reports(window_run):
     out, summary, model, tokens = window_run
-    for name in ("probe.json", "summary.json", "report.html", "complete.json", "config.toml",
-                 "checkpoints/final.msgpack"):
+    for name in (
+        "probe.json",
+        "summary.json",
+        "report.html",
+        "complete.json",
+        "config.toml",
+        "checkpoints/final.msgpack",
+    ):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     probe = json.loads((out / "probe.json").read_text())
     assert probe["probe_layer"] == "hidden" and set(probe["layers"]) == {"embed", "hidden", "concat"}
@@ -57,12 +63,48 @@ def test_a_registered_family_trains_probes_and_reports(window_run):
 # [model] sections and the model's vocabulary -> ModelSizes before the families answered
 # (compmech.runs.preflight.model_sizes's arithmetic at e774e3c, evaluated there)
 SIZES_AT_BASE = [
-    ({"kind": "transformer", "context_length": 10, "n_layers": 4, "d_model": 64, "n_heads": 1, "d_head": 8,
-      "d_mlp": 256}, 3, (143075, 6, 384, 3257)),
-    ({"kind": "transformer", "context_length": 6, "n_layers": 2, "d_model": 16, "n_heads": 2, "d_head": 4,
-      "d_mlp": 32, "attn_only": True}, 4, (1428, 4, 64, 236)),
-    ({"kind": "transformer", "context_length": 8, "n_layers": 3, "d_model": 24, "n_heads": 3, "d_head": 5,
-      "d_mlp": 40, "layer_norm": False, "positional": "none"}, 5, (10724, 4, 96, 822)),
+    (
+        {
+            "kind": "transformer",
+            "context_length": 10,
+            "n_layers": 4,
+            "d_model": 64,
+            "n_heads": 1,
+            "d_head": 8,
+            "d_mlp": 256,
+        },
+        3,
+        (143075, 6, 384, 3257),
+    ),
+    (
+        {
+            "kind": "transformer",
+            "context_length": 6,
+            "n_layers": 2,
+            "d_model": 16,
+            "n_heads": 2,
+            "d_head": 4,
+            "d_mlp": 32,
+            "attn_only": True,
+        },
+        4,
+        (1428, 4, 64, 236),
+    ),
+    (
+        {
+            "kind": "transformer",
+            "context_length": 8,
+            "n_layers": 3,
+            "d_model": 24,
+            "n_heads": 3,
+            "d_head": 5,
+            "d_mlp": 40,
+            "layer_norm": False,
+            "positional": "none",
+        },
+        5,
+        (10724, 4, 96, 822),
+    ),
     ({"kind": "rnn", "context_length": 10, "n_layers": 1, "d_hidden": 64}, 3, (8643, 1, 64, 393)),
     ({"kind": "gru", "context_length": 7, "n_layers": 3, "d_hidden": 24, "d_embed": 5}, 7, (9642, 3, 72, 818)),
     ({"kind": "lstm", "context_length": 12, "n_layers": 2, "d_hidden": 32}, 4, (16900, 2, 64, 940)),

@@ -19,8 +19,14 @@ LSTM = {"kind": "lstm", "context_length": 6, "n_layers": 1, "d_hidden": 16}
 def lstm_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     raw = load_config(TINY).to_dict()
-    cfg = config_from_dict({**raw, "name": "tiny_lstm", "model": LSTM,
-                            "probe": {**raw["probe"], "layers": ["layers.0.hidden", "layers.0.cell"]}})
+    cfg = config_from_dict(
+        {
+            **raw,
+            "name": "tiny_lstm",
+            "model": LSTM,
+            "probe": {**raw["probe"], "layers": ["layers.0.hidden", "layers.0.cell"]},
+        }
+    )
     (root / "lstm.toml").write_text(cfg.to_toml())
     assert main(["run", str(root / "lstm.toml"), "--out", str(root / "lstm"), "--no-progress"]) == 0
     return root / "lstm"
@@ -34,8 +40,10 @@ def test_an_lstm_run_probes_the_named_states(lstm_run):
     best = probe["layers"]["layers.0.hidden"]
     assert best["mse_heldout_contexts"] < 0.3 * best["mse_shuffled"]
     summary = json.loads((lstm_run / "summary.json").read_text())
-    assert summary["model"] == {"kind": "lstm", "n_params": n_params(make_config("lstm", 3, **{
-        k: v for k, v in LSTM.items() if k != "kind"}))}
+    assert summary["model"] == {
+        "kind": "lstm",
+        "n_params": n_params(make_config("lstm", 3, **{k: v for k, v in LSTM.items() if k != "kind"})),
+    }
     assert summary["relative_loss"] < 1.05
     assert 'kind = "lstm"' in (lstm_run / "config.toml").read_text()
     html = (lstm_run / "report.html").read_text()
@@ -60,14 +68,22 @@ def test_model_kind_and_probe_layers_are_checked(tmp_path):
         config_from_dict({**raw, "probe": {"layers": ["block_1", "block_1"]}})
 
 
-VARIANTS = [{}, {"attn_only": True}, {"layer_norm": False}, {"positional": "none"},
-            {"attn_only": True, "layer_norm": False, "positional": "none"}]
+VARIANTS = [
+    {},
+    {"attn_only": True},
+    {"layer_norm": False},
+    {"positional": "none"},
+    {"attn_only": True, "layer_norm": False, "positional": "none"},
+]
 
 
 @pytest.mark.parametrize("kind, variant", [(k, {}) for k in KINDS] + [("transformer", v) for v in VARIANTS[1:]])
 def test_the_memory_estimate_counts_each_kinds_parameters(kind, variant):
     fields = {"context_length": 8, "n_layers": 2, **variant}
-    fields.update({"d_model": 32, "n_heads": 2, "d_head": 8, "d_mlp": 64} if kind == "transformer" else
-                  {"d_hidden": 24, "d_embed": 5})
+    fields.update(
+        {"d_model": 32, "n_heads": 2, "d_head": 8, "d_mlp": 64}
+        if kind == "transformer"
+        else {"d_hidden": 24, "d_embed": 5}
+    )
     cfg = make_config(kind, 7, **fields)
     assert model_sizes({"kind": kind, **fields}, 7).n_params == n_params(cfg)

@@ -29,16 +29,25 @@ print(json.dumps(probe.to_json(), sort_keys=True))
 
 
 def probe_json(**env) -> str:
-    out = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env={**os.environ, **env},
-                         capture_output=True, text=True, check=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
     return out.stdout.strip().splitlines()[-1]
 
 
 @pytest.fixture(scope="module")
 def runs():
     single = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-    return [probe_json(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", XLA_FLAGS=single),
-            probe_json(OMP_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2", XLA_FLAGS="")]
+    return [
+        probe_json(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", XLA_FLAGS=single),
+        probe_json(OMP_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2", XLA_FLAGS=""),
+    ]
 
 
 @pytest.mark.slow
@@ -55,9 +64,20 @@ def test_probe_json_fields(runs):
     layers = probe["layers"]
     assert set(layers) == {"embedding", "block_1", "block_2", "block_3", "block_4", "final_ln", "concat"}
     for res in layers.values():
-        assert {"mse", "r2", "mse_heldout", "mse_heldout_std", "heldout_note", "mse_heldout_contexts",
-                "mse_heldout_contexts_std", "r2_heldout_contexts", "heldout_contexts_note", "mse_shuffled",
-                "n_rows", "n_features"} <= set(res)
+        assert {
+            "mse",
+            "r2",
+            "mse_heldout",
+            "mse_heldout_std",
+            "heldout_note",
+            "mse_heldout_contexts",
+            "mse_heldout_contexts_std",
+            "r2_heldout_contexts",
+            "heldout_contexts_note",
+            "mse_shuffled",
+            "n_rows",
+            "n_features",
+        } <= set(res)
     # 384 concatenated features: the paper's 20% string split keeps too few distinct contexts to fit them
     concat = layers["concat"]
     assert concat["n_features"] == 384
@@ -80,8 +100,9 @@ def _random_params(mc, seed: int):
     from predictive_models.models import abstract_params
 
     rng = np.random.default_rng(seed)
-    return jax.tree.map(lambda s: (rng.standard_normal(s.shape) / np.sqrt(s.shape[0])).astype(np.float32),
-                        abstract_params(mc))
+    return jax.tree.map(
+        lambda s: (rng.standard_normal(s.shape) / np.sqrt(s.shape[0])).astype(np.float32), abstract_params(mc)
+    )
 
 
 def test_probe_model_equals_the_probe_of_the_per_string_activations(monkeypatch):
@@ -93,9 +114,9 @@ def test_probe_model_equals_the_probe_of_the_per_string_activations(monkeypatch)
 
     import predictive_models
     from compmech.runs.config import load_config
-    from compmech.runs.sources import context_set
     from compmech.runs.probing import probe_model
     from compmech.runs.processes import build_process
+    from compmech.runs.sources import context_set
     from predictive_models import compute_activations
     from probes import concat_features, evaluate_probe, probe_rows
 
@@ -110,13 +131,25 @@ def test_probe_model_equals_the_probe_of_the_per_string_activations(monkeypatch)
 
     def straightforward(params, concat: bool):
         acts = compute_activations(mc, params, ctx.tokens, method="prefix", names=list(lean.results)[:-1])
-        rows = {name: probe_rows(a, ctx.beliefs, ctx.tokens, ctx.probs, weighting="probability")
-                for name, a in acts.items()}
+        rows = {
+            name: probe_rows(a, ctx.beliefs, ctx.tokens, ctx.probs, weighting="probability") for name, a in acts.items()
+        }
         if concat:
             rows["concat"] = dataclasses.replace(rows["block_2"], X=concat_features({n: r.X for n, r in rows.items()}))
-        evaluations = {name: evaluate_probe(r.X, r.Y, r.groups, contexts=r.context_ids, positions=r.positions,
-                                            sample_weight=r.weights, train_fraction=cfg.probe.train_fraction,
-                                            n_repeats=cfg.probe.n_repeats, seed=cfg.seed) for name, r in rows.items()}
+        evaluations = {
+            name: evaluate_probe(
+                r.X,
+                r.Y,
+                r.groups,
+                contexts=r.context_ids,
+                positions=r.positions,
+                sample_weight=r.weights,
+                train_fraction=cfg.probe.train_fraction,
+                n_repeats=cfg.probe.n_repeats,
+                seed=cfg.seed,
+            )
+            for name, r in rows.items()
+        }
         return evaluations, rows["block_2"]
 
     want, rows = straightforward(trained, True)
@@ -134,8 +167,9 @@ def test_probe_model_equals_the_probe_of_the_per_string_activations(monkeypatch)
 
 def test_context_activations_maps_the_models_prefix_rows_to_the_probes_context_ids():
     import numpy as np
-    from predictive_models import PrefixActivations
+
     from compmech.runs.probing import context_activations
+    from predictive_models import PrefixActivations
     from probes import distinct_prefix_ids
 
     tokens = np.array([[0, 1], [1, 0], [0, 0], [1, 1]])
@@ -146,7 +180,8 @@ def test_context_activations_maps_the_models_prefix_rows_to_the_probes_context_i
     relabel = np.array([1, 0, 5, 4, 3, 2])  # a model that numbers its prefix rows otherwise
     other = PrefixActivations(rows={"x": feats[np.argsort(relabel)]}, ids=relabel[ids], offsets=np.array([0, 2, 6]))
     np.testing.assert_array_equal(context_activations(other, tokens, ids.reshape(-1))["x"], feats)
-    broken = PrefixActivations(rows={"x": feats}, ids=np.array([[0, 2], [1, 4], [0, 2], [1, 5]]),
-                               offsets=np.array([0, 2, 6]))  # strings 0 and 2 differ but share a row
+    broken = PrefixActivations(
+        rows={"x": feats}, ids=np.array([[0, 2], [1, 4], [0, 2], [1, 5]]), offsets=np.array([0, 2, 6])
+    )  # strings 0 and 2 differ but share a row
     with pytest.raises(RuntimeError, match="disagree"):
         context_activations(broken, tokens, ids.reshape(-1))

@@ -13,16 +13,28 @@ import pytest
 from compmech.runs import experiment, seed_runs
 from compmech.runs.cli import main
 from compmech.runs.config import ConfigError, load_config
-from compmech.runs.published import (LEVEL, RELATIVE_FLOOR, Published, PublishedError, Spread, acceptance_k,
-                                     load_published, published_path, published_tables, run_record, splice_tables)
+from compmech.runs.published import (
+    LEVEL,
+    RELATIVE_FLOOR,
+    Published,
+    PublishedError,
+    Spread,
+    acceptance_k,
+    load_published,
+    published_path,
+    published_tables,
+    run_record,
+    splice_tables,
+)
 
 TINY = Path(__file__).parents[2] / "data" / "tiny_mess3.toml"
 ROOT = Path(__file__).parents[3]
 
 
 def _args(**kw) -> argparse.Namespace:
-    base = dict(quick=False, only=None, out=None, no_progress=True, seeds=None, publish=None, check=False,
-                published=None)
+    base = dict(
+        quick=False, only=None, out=None, no_progress=True, seeds=None, publish=None, check=False, published=None
+    )
     return argparse.Namespace(**{**base, **kw})
 
 
@@ -72,9 +84,16 @@ def test_the_accepted_interval_contains_the_published_range_and_has_a_floor():
 def published_seeds(tmp_path_factory):
     """The tiny config at seeds 0, 1, 2 trained together, published into a file of its own."""
     out = tmp_path_factory.mktemp("seeds")
-    entries = seed_runs.reproduce_seeds(["tiny"], out, n_seeds=3, quick=False, fraction=0.1, progress=False,
-                                        command="compmech reproduce --seeds 3 --only tiny --publish pub.json",
-                                        experiments={"tiny": TINY})
+    entries = seed_runs.reproduce_seeds(
+        ["tiny"],
+        out,
+        n_seeds=3,
+        quick=False,
+        fraction=0.1,
+        progress=False,
+        command="compmech reproduce --seeds 3 --only tiny --publish pub.json",
+        experiments={"tiny": TINY},
+    )
     seed_runs.publish(out / "pub.json", entries)
     return out
 
@@ -102,8 +121,9 @@ def test_seeds_train_together_and_the_file_holds_their_spreads(published_seeds):
     assert rel["min"] == min(rel["values"]) and rel["max"] == max(rel["values"]) and rel["n"] == 3
     ratio = numbers["probe.mse_heldout_contexts/probe.mse_shuffled"]
     assert ratio["below"] == 0.10 and ratio["seeds_below"] == sum(v < 0.10 for v in ratio["values"])
-    assert ratio["values"][1] == pytest.approx(records[1]["probe"]["mse_heldout_contexts"]
-                                               / records[1]["probe"]["mse_shuffled"])
+    assert ratio["values"][1] == pytest.approx(
+        records[1]["probe"]["mse_heldout_contexts"] / records[1]["probe"]["mse_shuffled"]
+    )
     assert len(set(rel["values"])) == 3  # the seeds differ
     table = (out / "seeds.md").read_text()
     assert "seeds 0, 1, 2 trained together" in table and "| relative loss (CE / optimum) |" in table
@@ -163,8 +183,11 @@ def test_a_number_outside_its_planted_spread_fails_with_what_to_try(published_se
 
 
 def test_a_run_of_another_config_is_refused_naming_the_key(published_seeds, tmp_path, capsys):
-    planted = _planted(published_seeds / "pub.json", tmp_path / "planted.json",
-                       lambda e: e["config"]["training"].__setitem__("steps", 301))
+    planted = _planted(
+        published_seeds / "pub.json",
+        tmp_path / "planted.json",
+        lambda e: e["config"]["training"].__setitem__("steps", 301),
+    )
     run = published_seeds / "seeds" / "tiny_mess3-seed=0"
     assert main(["check", str(run), "--published", str(planted)]) == 2
     err = capsys.readouterr().err
@@ -197,21 +220,26 @@ def lone_run(published_seeds):
 def test_reproduce_check_runs_seed_0_alone_and_passes(published_seeds, lone_run, capsys, monkeypatch):
     monkeypatch.setattr(experiment, "run_experiment", lambda *a, **k: pytest.fail("a finished run was rerun"))
     args = _args(check=True, out=published_seeds, published=published_seeds / "pub.json")
-    assert seed_runs.reproduce_command(args, default_names=["tiny"], fraction=0.1,
-                                       experiments={"tiny": TINY}) == 0
+    assert seed_runs.reproduce_command(args, default_names=["tiny"], fraction=0.1, experiments={"tiny": TINY}) == 0
     out = capsys.readouterr().out
     assert "| tiny | 3 | relative loss (CE / optimum) |" in out  # TINY's own seed, 3, run alone
     assert "**OUTSIDE**" not in out and (published_seeds / "check.md").is_file()
     # nothing published at the quick budget: said before anything runs
     with pytest.raises(PublishedError, match="no published numbers for tiny at the quick budget"):
-        seed_runs.reproduce_command(_args(check=True, quick=True, only=["tiny"], out=published_seeds,
-                                          published=published_seeds / "pub.json"), default_names=["tiny"],
-                                    fraction=0.1, experiments={"tiny": TINY})
+        seed_runs.reproduce_command(
+            _args(check=True, quick=True, only=["tiny"], out=published_seeds, published=published_seeds / "pub.json"),
+            default_names=["tiny"],
+            fraction=0.1,
+            experiments={"tiny": TINY},
+        )
 
 
 def test_reproduce_check_refuses_a_config_changed_since_publishing(published_seeds, tmp_path):
-    planted = _planted(published_seeds / "pub.json", tmp_path / "planted.json",
-                       lambda e: e["config"]["model"].__setitem__("d_model", 32))
+    planted = _planted(
+        published_seeds / "pub.json",
+        tmp_path / "planted.json",
+        lambda e: e["config"]["model"].__setitem__("d_model", 32),
+    )
     args = _args(check=True, out=tmp_path / "out", published=planted)
     with pytest.raises(PublishedError, match=r"changed since its numbers were published \(at model.d_model: 16 here"):
         seed_runs.reproduce_command(args, default_names=["tiny"], fraction=0.1, experiments={"tiny": TINY})
@@ -224,11 +252,20 @@ def test_the_same_config_and_seed_rerun_on_this_machine_give_bit_identical_numbe
     again = tmp_path / "again"
     experiment.run_experiment(load_config(TINY), again, progress=False)
     a, b = run_record(lone_run), run_record(again)
-    for key in ("final_loss", "relative_loss", "probe", "probe_untrained", "probe_mse_by_layer", "geometry",
-                "evolution", "layers"):
+    for key in (
+        "final_loss",
+        "relative_loss",
+        "probe",
+        "probe_untrained",
+        "probe_mse_by_layer",
+        "geometry",
+        "evolution",
+        "layers",
+    ):
         assert a[key] == b[key], key  # exact equality, not approx
-    losses = [[json.loads(line)["loss"] for line in (d / "metrics.jsonl").read_text().splitlines()]
-              for d in (lone_run, again)]
+    losses = [
+        [json.loads(line)["loss"] for line in (d / "metrics.jsonl").read_text().splitlines()] for d in (lone_run, again)
+    ]
     assert losses[0] == losses[1]
 
 
@@ -245,8 +282,9 @@ def test_the_shipped_file_is_package_data_and_consistent():
         assert "--seeds" in entry.command and "--publish" in entry.command, "written by the command, not by hand"
         assert entry.environment.get("cpu") and entry.environment.get("libraries")
         shipped_cfg = load_config(seed_runs.shipped.config_path(entry.experiment))
-        cfg = seed_runs.budget_config(seed_runs.shipped.config_path(entry.experiment), quick=entry.budget == "quick",
-                                      fraction=0.1)
+        cfg = seed_runs.budget_config(
+            seed_runs.shipped.config_path(entry.experiment), quick=entry.budget == "quick", fraction=0.1
+        )
         assert entry.steps == cfg.training["steps"] and shipped_cfg.name == entry.experiment
     raw = json.loads(path.read_text())
     for entry in raw["entries"]:
@@ -260,8 +298,9 @@ def test_the_shipped_file_is_package_data_and_consistent():
 def test_the_docs_tables_are_the_published_file():
     """docs/reproducibility.md shows the file's tables between its markers, as `published_tables` writes them."""
     text = (ROOT / "docs" / "reproducibility.md").read_text()
-    assert splice_tables(text, published_tables(load_published())) == text, \
+    assert splice_tables(text, published_tables(load_published())) == text, (
         "regenerate: compmech check --tables --update docs/reproducibility.md"
+    )
 
 
 def test_splicing_the_tables_into_a_page_replaces_only_what_lies_between_the_markers():
@@ -277,13 +316,25 @@ def test_the_numbers_of_a_run_name_their_layers_skip_repeats_and_carry_the_paper
     from compmech.runs.published import quantities_for
 
     probe = {"mse": 0.02, "mse_heldout_contexts": 0.03, "mse_heldout": 0.021, "mse_shuffled": 0.3}
-    record = {"relative_loss": 1.0002, "steps": 100, "probe_layer": "block_2", "analysis_layer": "block_2",
-              "probe": probe, "geometry": {"distance_r2_beliefs": 0.9, "distance_r2_next_token": 0.4},
-              "layers": {"embedding": {"mse": 0.07, "mse_heldout_contexts": 0.08}, "block_2": probe,
-                         "concat": {"mse": 0.004, "mse_heldout_contexts": None}},
-              "evolution": [{"tokens": 64_000, "step": 10, "mse": 0.05}, {"tokens": 640_000, "step": 100, "mse": 0.02}],
-              "paper": {"relative_loss": 1.0002, "layer_mse": {"block_2": 0.024, "concat": 0.004},
-                        "probe_mse_over_training": {"64000": 0.0118}}}
+    record = {
+        "relative_loss": 1.0002,
+        "steps": 100,
+        "probe_layer": "block_2",
+        "analysis_layer": "block_2",
+        "probe": probe,
+        "geometry": {"distance_r2_beliefs": 0.9, "distance_r2_next_token": 0.4},
+        "layers": {
+            "embedding": {"mse": 0.07, "mse_heldout_contexts": 0.08},
+            "block_2": probe,
+            "concat": {"mse": 0.004, "mse_heldout_contexts": None},
+        },
+        "evolution": [{"tokens": 64_000, "step": 10, "mse": 0.05}, {"tokens": 640_000, "step": 100, "mse": 0.02}],
+        "paper": {
+            "relative_loss": 1.0002,
+            "layer_mse": {"block_2": 0.024, "concat": 0.004},
+            "probe_mse_over_training": {"64000": 0.0118},
+        },
+    }
     record["evolution_at"] = {str(e["tokens"]): e for e in record["evolution"]}
     qs = {q.key: q for q in quantities_for(record)}
     assert "layers.block_2.mse" not in qs  # the headline layer's are the probe.* rows

@@ -20,17 +20,22 @@ from hmm_processes import RandomMarkovChains, bayes_predictive, posterior_mean
 TINY_MARKOV = Path(__file__).parents[2] / "data" / "tiny_markov.toml"
 
 
-@pytest.mark.parametrize("table, message", [
-    ({"kind": "random_markov"}, "needs n_states"),
-    ({"kind": "random_markov", "n_states": 1}, "n_states must be an integer >= 2"),
-    ({"kind": "random_markov", "n_states": 2.0}, "n_states must be an integer >= 2"),
-    ({"kind": "random_markov", "n_states": 3, "concentration": 0}, "concentration must be a finite number > 0"),
-    ({"kind": "random_markov", "n_states": 3, "concentration": "1"}, "concentration must be a number > 0"),
-    ({"kind": "random_markov", "n_states": 3, "params": {"x": 1}}, "params cannot stand beside kind"),
-    ({"name": "mess3", "n_states": 3}, "n_states is for kind = \"random_markov\""),
-    ({"kind": "mixture", "components": [{"name": "mess3"}, {"kind": "random_markov", "n_states": 3}]},
-     r"components\[1\]: kind = \"random_markov\" cannot be a component"),
-])
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ({"kind": "random_markov"}, "needs n_states"),
+        ({"kind": "random_markov", "n_states": 1}, "n_states must be an integer >= 2"),
+        ({"kind": "random_markov", "n_states": 2.0}, "n_states must be an integer >= 2"),
+        ({"kind": "random_markov", "n_states": 3, "concentration": 0}, "concentration must be a finite number > 0"),
+        ({"kind": "random_markov", "n_states": 3, "concentration": "1"}, "concentration must be a number > 0"),
+        ({"kind": "random_markov", "n_states": 3, "params": {"x": 1}}, "params cannot stand beside kind"),
+        ({"name": "mess3", "n_states": 3}, 'n_states is for kind = "random_markov"'),
+        (
+            {"kind": "mixture", "components": [{"name": "mess3"}, {"kind": "random_markov", "n_states": 3}]},
+            r"components\[1\]: kind = \"random_markov\" cannot be a component",
+        ),
+    ],
+)
 def test_bad_random_markov_tables_name_the_key(table, message):
     with pytest.raises(ConfigError, match=message):
         config_from_dict({"process": table})
@@ -101,9 +106,19 @@ def markov_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_a_random_markov_run_trains_and_probes_the_posterior_mean(markov_run):
-    for name in ["config.toml", "metrics.jsonl", "probe.json", "summary.json", "checkpoints/final.msgpack",
-                 "figures/belief_fractal.png", "figures/loss_by_position.png", "figures/distance_geometry.png",
-                 "analysis.json", "report.html", "complete.json"]:
+    for name in [
+        "config.toml",
+        "metrics.jsonl",
+        "probe.json",
+        "summary.json",
+        "checkpoints/final.msgpack",
+        "figures/belief_fractal.png",
+        "figures/loss_by_position.png",
+        "figures/distance_geometry.png",
+        "analysis.json",
+        "report.html",
+        "complete.json",
+    ]:
         assert (markov_run / name).is_file(), name
     assert not (markov_run / "process.json").exists()  # no HMM matrices to record
     summary = json.loads((markov_run / "summary.json").read_text())

@@ -12,31 +12,87 @@ from matplotlib.figure import Figure
 from compmech.runs.config import ConfigError
 from compmech.runs.report import CAPTIONS, RunDirectoryError, add_report_command, build_report, provenance
 
-LAYER = {"mse": 0.0062, "r2": 0.94, "mse_heldout": 0.0064, "mse_heldout_std": 8e-5, "mse_shuffled": 0.112,
-         "n_rows": 18, "n_features": 16}
-SUMMARY = {
-    "name": "tiny", "process": {"name": "mess3", "params": {"x": 0.05, "alpha": 0.85}},
-    "command": "compmech run tests/data/tiny_mess3.toml", "steps": 300, "tokens": 57600, "final_loss": 0.8166,
-    "optimal_loss": 0.8085, "relative_loss": 1.00997, "probe_layer": "block_2", "probe": LAYER,
-    "paper": {"relative_loss": 1.0002, "probe_mse": 0.00039,
-              "probe_mse_over_training": {"64000": 0.0118, "3200000": 0.0025},
-              "distance_r2_beliefs": 0.95, "distance_r2_next_token": 0.31},
-    "analysis_layer": "block_2",
-    "geometry": {"layer": "block_2", "n_contexts": 12, "n_belief_states": 12, "n_pairs": 66,
-                 "distance_r2_beliefs": 0.875, "distance_r2_next_token": 0.125},
-    "evolution": [{"tokens": 64000, "tokens_requested": 64000, "step": 100, "relative_loss": 1.02,
-                   "mse": 0.0111, "r2": 0.9, "mse_heldout": 0.0112, "mse_shuffled": 0.112},
-                  {"tokens": 3200000, "step": 300, "relative_loss": 1.00997, "mse": 0.0062, "r2": 0.94,
-                   "mse_heldout": 0.0064, "mse_shuffled": 0.112}],
-    "figures": ["figures/training_curve.png", "figures/belief_fractal.png", "figures/belief_fractal.svg"],
-    "wall_seconds": 18.0, "train_wall_seconds": 13.9,
+LAYER = {
+    "mse": 0.0062,
+    "r2": 0.94,
+    "mse_heldout": 0.0064,
+    "mse_heldout_std": 8e-5,
+    "mse_shuffled": 0.112,
+    "n_rows": 18,
+    "n_features": 16,
 }
-PROBE = {"layers": {"embedding": LAYER, "block_2": LAYER, "concat": LAYER}, "probe_layer": "block_2",
-         "rows": "all_strings", "weighting": "uniform", "n_strings": 9, "n_rows": 18, "train_fraction": 0.2,
-         "n_repeats": 2}
-METRIC = {"step": 300, "tokens": 57600, "loss": 0.8166, "optimal_loss": 0.8085, "relative_loss": 1.00997,
-          "loss_by_position": [0.86, 0.82], "optimal_loss_by_position": [0.85, 0.81],
-          "relative_loss_by_position": [1.01, 1.01]}
+SUMMARY = {
+    "name": "tiny",
+    "process": {"name": "mess3", "params": {"x": 0.05, "alpha": 0.85}},
+    "command": "compmech run tests/data/tiny_mess3.toml",
+    "steps": 300,
+    "tokens": 57600,
+    "final_loss": 0.8166,
+    "optimal_loss": 0.8085,
+    "relative_loss": 1.00997,
+    "probe_layer": "block_2",
+    "probe": LAYER,
+    "paper": {
+        "relative_loss": 1.0002,
+        "probe_mse": 0.00039,
+        "probe_mse_over_training": {"64000": 0.0118, "3200000": 0.0025},
+        "distance_r2_beliefs": 0.95,
+        "distance_r2_next_token": 0.31,
+    },
+    "analysis_layer": "block_2",
+    "geometry": {
+        "layer": "block_2",
+        "n_contexts": 12,
+        "n_belief_states": 12,
+        "n_pairs": 66,
+        "distance_r2_beliefs": 0.875,
+        "distance_r2_next_token": 0.125,
+    },
+    "evolution": [
+        {
+            "tokens": 64000,
+            "tokens_requested": 64000,
+            "step": 100,
+            "relative_loss": 1.02,
+            "mse": 0.0111,
+            "r2": 0.9,
+            "mse_heldout": 0.0112,
+            "mse_shuffled": 0.112,
+        },
+        {
+            "tokens": 3200000,
+            "step": 300,
+            "relative_loss": 1.00997,
+            "mse": 0.0062,
+            "r2": 0.94,
+            "mse_heldout": 0.0064,
+            "mse_shuffled": 0.112,
+        },
+    ],
+    "figures": ["figures/training_curve.png", "figures/belief_fractal.png", "figures/belief_fractal.svg"],
+    "wall_seconds": 18.0,
+    "train_wall_seconds": 13.9,
+}
+PROBE = {
+    "layers": {"embedding": LAYER, "block_2": LAYER, "concat": LAYER},
+    "probe_layer": "block_2",
+    "rows": "all_strings",
+    "weighting": "uniform",
+    "n_strings": 9,
+    "n_rows": 18,
+    "train_fraction": 0.2,
+    "n_repeats": 2,
+}
+METRIC = {
+    "step": 300,
+    "tokens": 57600,
+    "loss": 0.8166,
+    "optimal_loss": 0.8085,
+    "relative_loss": 1.00997,
+    "loss_by_position": [0.86, 0.82],
+    "optimal_loss_by_position": [0.85, 0.81],
+    "relative_loss_by_position": [1.01, 1.01],
+}
 
 
 def _png() -> bytes:
@@ -83,8 +139,12 @@ def test_report_from_a_run_directory(run_dir):
     assert len(srcs) == 4
     assert [s.split(";")[0] for s in srcs] == ["data:image/png"] * 3 + ["data:image/svg+xml"]
     assert base64.b64decode(srcs[3].split(",", 1)[1]) == SVG
-    order = [page.index(html.escape(CAPTIONS["training_curve"])), page.index(CAPTIONS["belief_fractal"][:40]),
-             page.index("extra panel"), page.index("only svg")]
+    order = [
+        page.index(html.escape(CAPTIONS["training_curve"])),
+        page.index(CAPTIONS["belief_fractal"][:40]),
+        page.index("extra panel"),
+        page.index("only svg"),
+    ]
     assert order == sorted(order)
     # The probe over training beside the paper's values, and the distance geometry.
     assert "over training" in page and "64,000" in page and "3,200,000" in page
@@ -121,30 +181,49 @@ def test_broken_files_are_named(run_dir):
         build_report(run_dir)
 
 
-@pytest.mark.parametrize("name, content, message", [
-    ("summary.json", b'{"name": "tiny", "process": \xff}', r"summary.json is not UTF-8 text \(byte 28"),
-    ("probe.json", b"\xfe\xff{}", r"probe.json is not UTF-8 text"),
-    ("config.toml", b'name = "\xe9"', r"config.toml is not UTF-8 text"),
-    ("summary.json", b'{"name": "tiny",', r"summary.json is not valid JSON"),
-    ("summary.json", b"[1, 2]", r"summary.json must hold a JSON object, got a list"),
-    ("probe.json", b'"layers"', r"probe.json must hold a JSON object, got a string"),
-    ("metrics.jsonl", b'{"step": 0, "tokens": 0}\n[0]\n', r"metrics.jsonl line 2 must hold a JSON object, got a list"),
-    ("summary.json", json.dumps({k: v for k, v in SUMMARY.items() if k != "process"}).encode(),
-     r"summary.json has no \"process\" key"),
-    ("probe.json", json.dumps({"probe_layer": "block_2"}).encode(), r"probe.json has no \"layers\" key"),
-    ("metrics.jsonl", b'{"step": 3}\n', r"metrics.jsonl line 1 has no \"tokens\" key"),
-    ("summary.json", json.dumps({**SUMMARY, "process": "mess3"}).encode(),
-     r"summary.json: \"process\" must be an object, got a string"),
-    ("summary.json", json.dumps({**SUMMARY, "steps": "300"}).encode(), r"\"steps\" must be a number, got a string"),
-    ("probe.json", json.dumps({**PROBE, "layers": []}).encode(), r"\"layers\" must be an object, got a list"),
-    ("probe.json", json.dumps({**PROBE, "layers": {"block_2": {**LAYER, "mse": "low"}}}).encode(),
-     r"layers\[\"block_2\"\]\[\"mse\"\] must be a number or null, got a string"),
-    ("summary.json", json.dumps({**SUMMARY, "figures": "figures/a.png"}).encode(), r"\"figures\" must be a list"),
-    ("process.json", b'{"name": "x", "T": [[[1.0]], [[0.5, 0.5]]]}', r"process.json: \"T\" must be a V x S x S"),
-    ("process.json", b'{"name": "x", "T": [[[1.0]]], "state_names": ["a", "b"]}',
-     r"\"state_names\" must be null or a list of 1 names"),
-    ("process.json", b'{"T": [[[1.0]]]}', r"process.json has no \"name\" key"),
-])
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("summary.json", b'{"name": "tiny", "process": \xff}', r"summary.json is not UTF-8 text \(byte 28"),
+        ("probe.json", b"\xfe\xff{}", r"probe.json is not UTF-8 text"),
+        ("config.toml", b'name = "\xe9"', r"config.toml is not UTF-8 text"),
+        ("summary.json", b'{"name": "tiny",', r"summary.json is not valid JSON"),
+        ("summary.json", b"[1, 2]", r"summary.json must hold a JSON object, got a list"),
+        ("probe.json", b'"layers"', r"probe.json must hold a JSON object, got a string"),
+        (
+            "metrics.jsonl",
+            b'{"step": 0, "tokens": 0}\n[0]\n',
+            r"metrics.jsonl line 2 must hold a JSON object, got a list",
+        ),
+        (
+            "summary.json",
+            json.dumps({k: v for k, v in SUMMARY.items() if k != "process"}).encode(),
+            r"summary.json has no \"process\" key",
+        ),
+        ("probe.json", json.dumps({"probe_layer": "block_2"}).encode(), r"probe.json has no \"layers\" key"),
+        ("metrics.jsonl", b'{"step": 3}\n', r"metrics.jsonl line 1 has no \"tokens\" key"),
+        (
+            "summary.json",
+            json.dumps({**SUMMARY, "process": "mess3"}).encode(),
+            r"summary.json: \"process\" must be an object, got a string",
+        ),
+        ("summary.json", json.dumps({**SUMMARY, "steps": "300"}).encode(), r"\"steps\" must be a number, got a string"),
+        ("probe.json", json.dumps({**PROBE, "layers": []}).encode(), r"\"layers\" must be an object, got a list"),
+        (
+            "probe.json",
+            json.dumps({**PROBE, "layers": {"block_2": {**LAYER, "mse": "low"}}}).encode(),
+            r"layers\[\"block_2\"\]\[\"mse\"\] must be a number or null, got a string",
+        ),
+        ("summary.json", json.dumps({**SUMMARY, "figures": "figures/a.png"}).encode(), r"\"figures\" must be a list"),
+        ("process.json", b'{"name": "x", "T": [[[1.0]], [[0.5, 0.5]]]}', r"process.json: \"T\" must be a V x S x S"),
+        (
+            "process.json",
+            b'{"name": "x", "T": [[[1.0]]], "state_names": ["a", "b"]}',
+            r"\"state_names\" must be null or a list of 1 names",
+        ),
+        ("process.json", b'{"T": [[[1.0]]]}', r"process.json has no \"name\" key"),
+    ],
+)
 def test_damaged_files_get_one_clear_error(run_dir, name, content, message):
     (run_dir / name).write_bytes(content)
     with pytest.raises(RunDirectoryError, match=message) as info:
@@ -177,10 +256,15 @@ def test_only_files_inside_the_run_directory_are_embedded(run_dir, tmp_path):
 
 
 def test_the_process_matrices_from_process_json(run_dir):
-    process = {"name": "mess3", "params": {"x": 0.05, "alpha": 0.85}, "token_names": None,
-               "state_names": ["A", "B", "C"], "T": [[[0.765, 0.00375, 0.00375], [0.0425, 0.0675, 0.00375],
-                                                      [0.0425, 0.00375, 0.0675]]] * 3, "kind": "HMM",
-               "spec_file": None}
+    process = {
+        "name": "mess3",
+        "params": {"x": 0.05, "alpha": 0.85},
+        "token_names": None,
+        "state_names": ["A", "B", "C"],
+        "T": [[[0.765, 0.00375, 0.00375], [0.0425, 0.0675, 0.00375], [0.0425, 0.00375, 0.0675]]] * 3,
+        "kind": "HMM",
+        "spec_file": None,
+    }
     (run_dir / "process.json").write_text(json.dumps(process))
     page = build_report(run_dir).read_text(encoding="utf-8")
     assert "Process: transition matrices" in page and "token 2: T[2]" in page and "0.7650" in page
@@ -228,9 +312,12 @@ def test_the_printout_after_a_run_shows_the_report_s_rows_with_their_errors():
     from compmech.runs.summary import RunSummary
     from figures.report import result_rows
 
-    summary = {**SUMMARY, "probe": {**LAYER, "mse_heldout_contexts": 0.0071, "mse_heldout_contexts_std": 0.0004},
-               "probe_mse_by_layer": {"block_2": 0.0062, "concat": 0.0031},
-               "phase_seconds": {"train": 13.9, "probe": 2.0}}
+    summary = {
+        **SUMMARY,
+        "probe": {**LAYER, "mse_heldout_contexts": 0.0071, "mse_heldout_contexts_std": 0.0004},
+        "probe_mse_by_layer": {"block_2": 0.0062, "concat": 0.0031},
+        "phase_seconds": {"train": 13.9, "probe": 2.0},
+    }
     text = format_summary(RunSummary.from_json(summary))
     rows, _ = result_rows(summary)
     for row in rows:  # the same rows as the report's first table, in its order and formatting

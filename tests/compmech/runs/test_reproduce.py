@@ -45,9 +45,16 @@ def test_reproduce_writes_the_comparison_table_and_reuses_finished_runs(tmp_path
 
 
 def test_rows_for_a_process_without_paper_numbers():
-    summary = RunSummary(name="z1r", process=ProcessName("z1r"), steps=1, tokens=1, relative_loss=1.01,
-                         probe_layer="block_4", analysis_layer="block_4",
-                         geometry={"distance_r2_beliefs": 0.9, "distance_r2_next_token": 0.5})
+    summary = RunSummary(
+        name="z1r",
+        process=ProcessName("z1r"),
+        steps=1,
+        tokens=1,
+        relative_loss=1.01,
+        probe_layer="block_4",
+        analysis_layer="block_4",
+        geometry={"distance_r2_beliefs": 0.9, "distance_r2_next_token": 0.5},
+    )
     probe = {"layers": {"block_4": {"mse": 0.01, "mse_heldout": 0.011, "mse_shuffled": 0.1}}}
     rows = comparison_rows("z1r", summary, probe)
     assert all(r["paper"] is None and r["ratio"] is None for r in rows)
@@ -58,14 +65,27 @@ def test_rows_for_a_process_without_paper_numbers():
 
 
 def test_rows_lead_with_the_held_out_error_on_unseen_contexts():
-    summary = RunSummary(name="mess3", process=ProcessName("mess3"), steps=1, tokens=1, relative_loss=1.0002,
-                         probe_layer="block_4", analysis_layer="block_4")
-    probe = {"layers": {"block_4": {"mse": 0.00046, "mse_heldout": 0.00046, "mse_heldout_contexts": 0.00061,
-                                    "mse_shuffled": 0.11}}}
+    summary = RunSummary(
+        name="mess3",
+        process=ProcessName("mess3"),
+        steps=1,
+        tokens=1,
+        relative_loss=1.0002,
+        probe_layer="block_4",
+        analysis_layer="block_4",
+    )
+    probe = {
+        "layers": {
+            "block_4": {"mse": 0.00046, "mse_heldout": 0.00046, "mse_heldout_contexts": 0.00061, "mse_shuffled": 0.11}
+        }
+    }
     quantities = [r["quantity"] for r in comparison_rows("mess3", summary, probe)]
     first = quantities.index("held-out MSE on unseen contexts (block_4)")
-    assert first < quantities.index("probe MSE (block_4)") < quantities.index(
-        "held-out probe MSE, paper's string split (block_4)")
+    assert (
+        first
+        < quantities.index("probe MSE (block_4)")
+        < quantities.index("held-out probe MSE, paper's string split (block_4)")
+    )
 
 
 def test_unknown_experiment_is_a_clear_error(tmp_path):

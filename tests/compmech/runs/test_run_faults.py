@@ -36,12 +36,15 @@ def refused(argv: list[str], capsys, *, code: int = 2) -> str:
     return err
 
 
-@pytest.mark.parametrize("replace, needle, extra", [
-    (("batch_size = 32", "batch_size = 1_000_000_000"), "would need", ""),
-    (("d_model = 16", "d_model = 30_000_000"), "would need", ""),  # far above any machine, not near its limit
-    # 3^40 strings: refused when the exact regime is asked for (under "auto" the run is sampled instead)
-    (("context_length = 6", "context_length = 40"), "context strings", '[data]\nregime = "exact"\n'),
-])
+@pytest.mark.parametrize(
+    "replace, needle, extra",
+    [
+        (("batch_size = 32", "batch_size = 1_000_000_000"), "would need", ""),
+        (("d_model = 16", "d_model = 30_000_000"), "would need", ""),  # far above any machine, not near its limit
+        # 3^40 strings: refused when the exact regime is asked for (under "auto" the run is sampled instead)
+        (("context_length = 6", "context_length = 40"), "context strings", '[data]\nregime = "exact"\n'),
+    ],
+)
 def test_absurd_sizes_are_refused_with_the_estimate(tmp_path, capsys, replace, needle, extra):
     out = tmp_path / "run"
     err = refused(["run", str(tiny_with(tmp_path, extra, replace)), "--out", str(out)], capsys)
@@ -78,8 +81,10 @@ def test_a_wide_probe_is_refused_for_its_fit_and_the_fit_estimate_bounds_a_real_
     est = estimate_memory(cfg.model, cfg.training, num_states=3, vocab_size=3)
     assert est.probe_fit == FIT_GRAM_COPIES * 8 * (4 * 50_000) ** 2 and est.peak > est.probe_fit
     assert estimate_memory(cfg.model, cfg.training, 3, 3, include_concat=False).probe_fit == probe_fit_bytes(50_000)
-    err = refused(["run", str(tiny_with(tmp_path, "", ("d_model = 16", "d_model = 50_000"))), "--out",
-                   str(tmp_path / "run")], capsys)
+    err = refused(
+        ["run", str(tiny_with(tmp_path, "", ("d_model = 16", "d_model = 50_000"))), "--out", str(tmp_path / "run")],
+        capsys,
+    )
     assert "probe fit 2.38e+03 GiB" in err and "8 [d, d] float64 arrays" in err and "V^L" not in err, err
     # the bound holds for a real fit, and is not far above it (tracemalloc sees numpy's arrays, not LAPACK's)
     rng = np.random.default_rng(0)
@@ -87,8 +92,16 @@ def test_a_wide_probe_is_refused_for_its_fit_and_the_fit_estimate_bounds_a_real_
     acts = {"a": rng.standard_normal((U, d)).astype(np.float32)}
     tracemalloc.start()
     try:
-        probe_layers(acts, rng.random((U, 3)), rng.integers(0, 100, U), include_concat=False, per_context=True,
-                     contexts=np.arange(U), positions=rng.integers(0, 6, U), n_repeats=2)
+        probe_layers(
+            acts,
+            rng.random((U, 3)),
+            rng.integers(0, 100, U),
+            include_concat=False,
+            per_context=True,
+            contexts=np.arange(U),
+            positions=rng.integers(0, 6, U),
+            n_repeats=2,
+        )
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -107,17 +120,20 @@ def test_param_count_in_the_estimate_is_the_model_s():
     assert est.model == 16 * n_params
 
 
-@pytest.mark.parametrize("extra, replace, needle", [
-    ("[figures]\ndpi = 100000\n", None, "dpi must be between 30 and 1200"),
-    ("", ("[probe]", "[probe]\nfigure_layer = \"block_9\""), "figure_layer = 'block_9' is not a probed layer"),
-    ("", ("[probe]", "[probe]\ntrain_fraction = \"0.2\""), "train_fraction must be a number"),
-    ("", ("[probe]", "[probe]\ninclude_concat = 1"), "include_concat must be bool"),
-    ("", ("n_repeats = 2", "n_repeats = 2.5"), "n_repeats must be int"),
-    ("", ('name = "mess3"', 'name = 3'), "name must be a string"),
-    ("", ('name = "mess3"', 'name = "mess3"\nmodule = 5'), "module must be a string"),
-    ("", ("x = 0.05", "x = 1e400"), "x must be in"),
-    ("", ("seed = 3", "seed = 99999999999999999999"), "seed must be an integer"),
-])
+@pytest.mark.parametrize(
+    "extra, replace, needle",
+    [
+        ("[figures]\ndpi = 100000\n", None, "dpi must be between 30 and 1200"),
+        ("", ("[probe]", '[probe]\nfigure_layer = "block_9"'), "figure_layer = 'block_9' is not a probed layer"),
+        ("", ("[probe]", '[probe]\ntrain_fraction = "0.2"'), "train_fraction must be a number"),
+        ("", ("[probe]", "[probe]\ninclude_concat = 1"), "include_concat must be bool"),
+        ("", ("n_repeats = 2", "n_repeats = 2.5"), "n_repeats must be int"),
+        ("", ('name = "mess3"', "name = 3"), "name must be a string"),
+        ("", ('name = "mess3"', 'name = "mess3"\nmodule = 5'), "module must be a string"),
+        ("", ("x = 0.05", "x = 1e400"), "x must be in"),
+        ("", ("seed = 3", "seed = 99999999999999999999"), "seed must be an integer"),
+    ],
+)
 def test_bad_values_are_refused_before_anything_is_created(tmp_path, capsys, extra, replace, needle):
     out = tmp_path / "run"
     err = refused(["run", str(tiny_with(tmp_path, extra, replace)), "--out", str(out)], capsys)
@@ -184,7 +200,6 @@ def test_killed_before_the_report_is_not_finished_and_a_rerun_completes_it(tmp_p
     """A full disk while writing report.html: summary.json exists but the run is not finished (no
     complete.json); the rerun deletes the stale temp file, finishes, and writes the mark last."""
     import figures.report
-
     from compmech.runs.files import is_complete
 
     out = tmp_path / "run"

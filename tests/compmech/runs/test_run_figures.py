@@ -17,8 +17,15 @@ from figures import process_title
 from figures.interactive import PlotlyMissing, plotly_available
 
 TINY = str(Path(__file__).parents[2] / "data" / "tiny_mess3.toml")
-STATIC = ["belief_fractal", "loss_by_position", "training_curve", "probe_layers", "distance_geometry",
-          "belief_evolution", "probe_over_training"]
+STATIC = [
+    "belief_fractal",
+    "loss_by_position",
+    "training_curve",
+    "probe_layers",
+    "distance_geometry",
+    "belief_evolution",
+    "probe_over_training",
+]
 needs_plotly = pytest.mark.skipif(not plotly_available(), reason="plotly (the [plot] extra) is not installed")
 
 
@@ -30,12 +37,21 @@ def test_titles_of_processes_with_and_without_parameters():
 
 def test_context_strings_and_their_probabilities():
     tokens = np.array([[0, 0], [0, 1], [1, 0]])
-    ctx = ContextSet(tokens=tokens, probs=np.array([0.5, 0.3, 0.2]), beliefs=np.zeros((3, 2, 2)),
-                     next_token_probs=np.zeros((3, 2, 2)), optimal_loss=np.zeros(2))
+    ctx = ContextSet(
+        tokens=tokens,
+        probs=np.array([0.5, 0.3, 0.2]),
+        beliefs=np.zeros((3, 2, 2)),
+        next_token_probs=np.zeros((3, 2, 2)),
+        optimal_loss=np.zeros(2),
+    )
     # rows: the prefix "0" (string 0, position 0), "01" (string 1, position 1), "1" (string 2, position 0)
     groups, positions = np.array([0, 1, 2]), np.array([0, 1, 0])
     assert context_strings(tokens, groups, positions, bos=False, token_names=["A", "B"]) == ["A", "AB", "B"]
-    assert context_strings(tokens, groups, positions, bos=False, token_names=["up", "down"]) == ["up", "up down", "down"]
+    assert context_strings(tokens, groups, positions, bos=False, token_names=["up", "down"]) == [
+        "up",
+        "up down",
+        "down",
+    ]
     assert context_strings(tokens, groups, positions, bos=True) == ["\u2205", "1", "\u2205"]  # the start token left out
     from probes import distinct_prefix_ids
 

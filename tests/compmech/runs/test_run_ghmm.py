@@ -22,9 +22,20 @@ def ghmm_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_ghmm_run_directory_is_complete(ghmm_run):
-    for name in ["config.toml", "metrics.jsonl", "probe.json", "summary.json", "analysis.json", "report.html",
-                 "process.json", "complete.json", "figures/belief_fractal.png", "figures/belief_evolution.png",
-                 "figures/loss_by_position.png", "figures/distance_geometry.png"]:
+    for name in [
+        "config.toml",
+        "metrics.jsonl",
+        "probe.json",
+        "summary.json",
+        "analysis.json",
+        "report.html",
+        "process.json",
+        "complete.json",
+        "figures/belief_fractal.png",
+        "figures/belief_evolution.png",
+        "figures/loss_by_position.png",
+        "figures/distance_geometry.png",
+    ]:
         assert (ghmm_run / name).is_file() and (ghmm_run / name).stat().st_size > 0, name
     assert json.loads((ghmm_run / "process.json").read_text())["kind"] == "GeneralizedHMM"
 

@@ -63,7 +63,9 @@ def test_a_spec_run_is_self_contained_and_its_config_reruns_from_anywhere(tmp_pa
     assert main(["run", str(first / "config.toml"), "--out", "../second", "--no-progress"]) == 0
     strip = lambda p: [line.split('"elapsed_s"')[0] for line in p.read_text().splitlines()]  # noqa: E731
     assert strip(tmp_path / "second" / "metrics.jsonl") == strip(first / "metrics.jsonl")
-    assert json.loads((tmp_path / "second" / "probe.json").read_text()) == json.loads((first / "probe.json").read_text())
+    assert json.loads((tmp_path / "second" / "probe.json").read_text()) == json.loads(
+        (first / "probe.json").read_text()
+    )
     # Resuming into its own directory, from its own config, is the same run (not "a different config").
     assert main(["run", str(first / "config.toml"), "--out", str(first), "--no-progress"]) == 0
 
@@ -91,18 +93,27 @@ def test_a_process_registered_in_a_python_module_can_be_named(tmp_path, monkeypa
     name = f"coins_{os.getpid()}"
     (package / "processes" / f"{name}.py").write_text(MODULE)
     cfg_path = tmp_path / "exp.toml"
-    cfg_path.write_text('name = "coin"\n' + SMALL.format(
-        process=f'name = "biased_coin"\nmodule = "mylab.processes.{name}"\nparams = {{ p = 0.25 }}'))
+    cfg_path.write_text(
+        'name = "coin"\n'
+        + SMALL.format(process=f'name = "biased_coin"\nmodule = "mylab.processes.{name}"\nparams = {{ p = 0.25 }}')
+    )
     monkeypatch.chdir(ROOT)  # not the module's directory: it is found next to the config
     plan = plan_run(load_config(cfg_path), tmp_path / "run")
     assert plan.source.name == "biased_coin" and plan.source.params == {"p": 0.25}
     assert plan.cfg.process.module_path == str(tmp_path.resolve())
     prepare_run_dir(plan)
     # From any directory, in a fresh interpreter, the run's own config finds and builds the process.
-    code = ("from compmech.runs.config import load_config; from compmech.runs.experiment import plan_run; "
-            f"print(plan_run(load_config({str(tmp_path / 'run' / 'config.toml')!r}), 'x').source.params)")
-    out = subprocess.run([sys.executable, "-c", code], cwd="/", capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    code = (
+        "from compmech.runs.config import load_config; from compmech.runs.experiment import plan_run; "
+        f"print(plan_run(load_config({str(tmp_path / 'run' / 'config.toml')!r}), 'x').source.params)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "{'p': 0.25}"
     missing = tmp_path / "missing.toml"

@@ -1,6 +1,5 @@
 """The sampled regime: regime choice, memory estimate, the same probe numbers as the exact regime, and a run end to end."""
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from compmech.runs.cli import main
 from compmech.runs.config import ConfigError, config_from_dict, load_config
 from compmech.runs.experiment import plan_run
 from compmech.runs.probing import probe_model
-from compmech.runs.regime import RegimeChoice, choose_regime
+from compmech.runs.regime import choose_regime
 from compmech.runs.sampled import probe_model_sampled, validation_set
 from compmech.runs.sources import context_set, source_of
 
@@ -25,6 +24,8 @@ def sample_block(process, key, n, context_length, bos=False):
 def optimal_loss_by_position(process, context_length, bos=False):
     floor = source_of(process).optimal_loss(context_length, bos)
     return floor.values, floor.exact_depth
+
+
 from hmm_processes import GeneralizedHMM, get_process, product
 
 DATA = Path(__file__).parents[2] / "data"
@@ -40,17 +41,21 @@ def test_auto_picks_exact_below_the_cap_and_sampled_above():
     choice = choose_regime(capped, source_of(mess3), 6)
     assert choice.sampled and choice.strings_bound == 729 and choice.probe_sequences == 20_000
     assert choose_regime(load_config(TINY_EXACT, {"data.regime": "sampled"}), source_of(mess3), 6).sampled
-    assert not choose_regime(load_config(TINY_EXACT, {"data.regime": "exact", "data.max_exact_strings": 1}),
-                             source_of(mess3), 6).sampled
+    assert not choose_regime(
+        load_config(TINY_EXACT, {"data.regime": "exact", "data.max_exact_strings": 1}), source_of(mess3), 6
+    ).sampled
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("regime", "approximate", "regime must be one of"),
-    ("max_exact_strings", 0, "max_exact_strings must be an integer >= 1"),
-    ("validation_sequences", 1, "validation_sequences must be an integer >= 2"),
-    ("probe_sequences", 1.5, "probe_sequences must be int"),
-    ("chunk_rows", 0, "chunk_rows must be an integer >= 1"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("regime", "approximate", "regime must be one of"),
+        ("max_exact_strings", 0, "max_exact_strings must be an integer >= 1"),
+        ("validation_sequences", 1, "validation_sequences must be an integer >= 2"),
+        ("probe_sequences", 1.5, "probe_sequences must be int"),
+        ("chunk_rows", 0, "chunk_rows must be an integer >= 1"),
+    ],
+)
 def test_bad_data_settings_name_the_key(key, value, message):
     raw = {"process": {"name": "mess3"}, "data": {key: value}}
     with pytest.raises(ConfigError, match=message):
@@ -63,8 +68,9 @@ def test_the_memory_estimate_follows_the_regime():
     assert sampled.regime.sampled and sampled.memory.n_strings == 3**64
     assert sampled.memory.peak < 3 * 2**30  # no V^L anywhere in it
     with pytest.raises(ConfigError, match="exact regime enumerates"):
-        plan_run(load_config(TINY_EXACT, {**long, "data.regime": "exact"}), "/tmp/compmech-never-written",
-                 available=2**40)
+        plan_run(
+            load_config(TINY_EXACT, {**long, "data.regime": "exact"}), "/tmp/compmech-never-written", available=2**40
+        )
 
 
 def test_a_products_optimal_loss_is_the_sum_of_its_factors():
@@ -87,8 +93,10 @@ def sampled_bounds(process, tokens):
     tau = process.normalizer if ghmm else np.ones(process.T.shape[1])
     prior = process.stationary_vector if ghmm else process.stationary_distribution
     b, p, e_b, e_p = sampler_beliefs(process.T, tau, prior, tokens, generalized=ghmm, min_prob=GHMM_SAMPLING_MIN_PROB)
-    return (e_b + np.abs(b) * (e_b @ np.abs(tau))[..., None] / np.abs(b @ tau)[..., None],
-            e_p + p * e_p.sum(-1, keepdims=True))
+    return (
+        e_b + np.abs(b) * (e_b @ np.abs(tau))[..., None] / np.abs(b @ tau)[..., None],
+        e_p + p * e_p.sum(-1, keepdims=True),
+    )
 
 
 def test_sampled_blocks_carry_beliefs_and_next_token_laws_aligned_with_the_positions():
@@ -130,8 +138,9 @@ def test_sampled_probe_numbers_agree_with_the_exact_regime_within_sampling_error
     estimates the exact regime's probability-weighted probe on every string."""
     from predictive_models.transformer import init_params
 
-    cfg = load_config(TINY_SAMPLED, {"probe.weighting": "probability", "data.probe_sequences": 20_000,
-                                     "data.chunk_rows": 12_000})
+    cfg = load_config(
+        TINY_SAMPLED, {"probe.weighting": "probability", "data.probe_sequences": 20_000, "data.chunk_rows": 12_000}
+    )
     mess3 = get_process("mess3", x=0.05, alpha=0.85)
     plan = plan_run(cfg, "/tmp/compmech-never-written")
     params = init_params(plan.model_cfg, 5)  # random features: a probe with a clearly non-zero error
@@ -144,8 +153,9 @@ def test_sampled_probe_numbers_agree_with_the_exact_regime_within_sampling_error
     Y = ctx.beliefs.reshape(-1, 3)
     weighted_variance = float(w @ np.square(Y - w @ Y).mean(axis=1))
     eval_set, _ = validation_set(cfg, source_of(mess3), plan.model_cfg, plan.regime)
-    sampled, kept = probe_model_sampled(cfg, plan.model_cfg, params, source_of(mess3), plan.regime, "block_2",
-                                        eval_set.optimal_loss)
+    sampled, kept = probe_model_sampled(
+        cfg, plan.model_cfg, params, source_of(mess3), plan.regime, "block_2", eval_set.optimal_loss
+    )
     assert set(sampled.to_json()) == set(exact.to_json())
     assert set(sampled.results) == set(exact.results)
     for name in exact.results:
@@ -173,10 +183,22 @@ def sampled_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_a_sampled_run_writes_the_exact_regimes_files_and_keys(sampled_run):
-    for name in ["config.toml", "metrics.jsonl", "probe.json", "summary.json", "checkpoints/final.msgpack",
-                 "figures/belief_fractal.png", "figures/loss_by_position.png", "figures/training_curve.png",
-                 "figures/probe_layers.png", "figures/distance_geometry.png", "analysis.json", "report.html",
-                 "process.json", "complete.json"]:
+    for name in [
+        "config.toml",
+        "metrics.jsonl",
+        "probe.json",
+        "summary.json",
+        "checkpoints/final.msgpack",
+        "figures/belief_fractal.png",
+        "figures/loss_by_position.png",
+        "figures/training_curve.png",
+        "figures/probe_layers.png",
+        "figures/distance_geometry.png",
+        "analysis.json",
+        "report.html",
+        "process.json",
+        "complete.json",
+    ]:
         assert (sampled_run / name).is_file(), name
     probe = json.loads((sampled_run / "probe.json").read_text())
     assert probe["regime"] == "sampled" and probe["regime_sizes"]["probe_sequences"] == 600

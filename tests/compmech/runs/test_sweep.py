@@ -35,11 +35,14 @@ n_repeats = 2
 include_concat = false
 """
 
-SWEEP = BASE + """
+SWEEP = (
+    BASE
+    + """
 [sweep]
 grid = { "process.params.x" = [0.05, 0.15], "seed" = [0] }
 quick = { "training.steps" = 100 }
 """
+)
 
 
 def test_the_grid_expands_to_checked_configs(tmp_path):
@@ -52,13 +55,16 @@ def test_the_grid_expands_to_checked_configs(tmp_path):
     assert {p.cfg.training["steps"] for p in load_sweep(tmp_path / "s.toml", quick=True).points} == {100}
 
 
-@pytest.mark.parametrize("text, match", [
-    (BASE, "needs a \\[sweep\\] table"),
-    (BASE + "[sweep]\ngrid = {}\n", "grid must map config keys to non-empty lists"),
-    (BASE + "[sweep]\ngrid = { seed = [0] }\nfoo = 1\n", "unknown key \\[sweep\\] 'foo'"),
-    (BASE + "[sweep]\ngrid = { \"training.steps\" = [0] }\n", "sweep point training.steps = 0"),
-    (BASE + "[sweep]\ngrid = { \"model.widht\" = [3] }\n", "unknown key \\[model\\] 'widht'"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        (BASE, "needs a \\[sweep\\] table"),
+        (BASE + "[sweep]\ngrid = {}\n", "grid must map config keys to non-empty lists"),
+        (BASE + "[sweep]\ngrid = { seed = [0] }\nfoo = 1\n", "unknown key \\[sweep\\] 'foo'"),
+        (BASE + '[sweep]\ngrid = { "training.steps" = [0] }\n', "sweep point training.steps = 0"),
+        (BASE + '[sweep]\ngrid = { "model.widht" = [3] }\n', "unknown key \\[model\\] 'widht'"),
+    ],
+)
 def test_bad_sweep_files_are_one_config_error(tmp_path, text, match):
     (tmp_path / "s.toml").write_text(text)
     with pytest.raises(ConfigError, match=match):
@@ -108,7 +114,7 @@ def test_points_that_differ_only_in_seed_train_together_as_each_would_alone(tmp_
     from compmech.runs.sources import SourceData
     from predictive_models import train
 
-    (tmp_path / "s.toml").write_text(BASE + "[sweep]\ngrid = { seed = [0, 1] }\nquick = { \"training.steps\" = 100 }\n")
+    (tmp_path / "s.toml").write_text(BASE + '[sweep]\ngrid = { seed = [0, 1] }\nquick = { "training.steps" = 100 }\n')
     out = tmp_path / "out"
     assert main(["sweep", str(tmp_path / "s.toml"), "--quick", "--out", str(out)]) == 0
     err = capsys.readouterr().err
@@ -123,16 +129,21 @@ def test_points_that_differ_only_in_seed_train_together_as_each_would_alone(tmp_
     # Vmapped seeds sum in another order than a lone run, and Adam amplifies that rounding: the losses must agree
     # within SPREAD_FACTOR times the spread of the lone run trained again in micro-batches of 16 (only the order
     # of the sums changes; tests/conftest.py, rule 2), by position at every evaluation.
-    reordered = train(plan.model_cfg, dataclasses.replace(plan.train_cfg, micro_batch=16), data, eval_set,
-                      progress=False)
+    reordered = train(
+        plan.model_cfg, dataclasses.replace(plan.train_cfg, micro_batch=16), data, eval_set, progress=False
+    )
 
     def by_position(history):  # [evaluations, T]
         return np.array([r["loss_by_position"] for r in history])
 
     spread = np.max(np.abs(by_position(reordered.history) - by_position(alone.history)))
     assert_within(by_position(records), by_position(alone.history), SPREAD_FACTOR * spread, "group losses")
-    other = [json.loads(line) for line in (out / load_sweep(tmp_path / "s.toml", quick=True).points[0].name
-                                            / "metrics.jsonl").read_text().splitlines()]
+    other = [
+        json.loads(line)
+        for line in (out / load_sweep(tmp_path / "s.toml", quick=True).points[0].name / "metrics.jsonl")
+        .read_text()
+        .splitlines()
+    ]
     assert np.max(np.abs(by_position(other) - by_position(alone.history))) > 10 * SPREAD_FACTOR * spread  # seed 0
     assert (out / point.name / "complete.json").is_file()
     # the point's pipeline found its training done; its summary and report still say how long the group took
@@ -151,6 +162,7 @@ def test_table_cells_keep_the_digits_that_matter_near_one():
 
 # ---- issue 29: sweeps that can finish, and never tabulate a value they did not run
 
+
 def _load(tmp_path, sweep_table: str, **kw):
     (tmp_path / "s.toml").write_text(BASE + sweep_table)
     return load_sweep(tmp_path / "s.toml", **kw)
@@ -160,12 +172,21 @@ def test_a_quick_override_never_replaces_a_grid_value(tmp_path):
     """It did: the table said x = 0.05 and 0.15 while both runs used quick's 0.1."""
     for quick in ('"process.params.x" = 0.1', '"process.params" = { x = 0.1 }'):
         with pytest.raises(ConfigError, match="quick sets .* which the grid sweeps .*process.params.x"):
-            _load(tmp_path, f'[sweep]\ngrid = {{ "process.params.x" = [0.05, 0.15] }}\nquick = {{ {quick} }}\n',
-                  quick=True)
+            _load(
+                tmp_path,
+                f'[sweep]\ngrid = {{ "process.params.x" = [0.05, 0.15] }}\nquick = {{ {quick} }}\n',
+                quick=True,
+            )
 
 
-@pytest.mark.parametrize("grid, key, value", [('"process.params.x" = [0.05, 0.05]', "process.params.x", "0.05"),
-                                              ("seed = [3, 3]", "seed", "3"), ("seed = [1, 1.0]", "seed", "1.0")])
+@pytest.mark.parametrize(
+    "grid, key, value",
+    [
+        ('"process.params.x" = [0.05, 0.05]', "process.params.x", "0.05"),
+        ("seed = [3, 3]", "seed", "3"),
+        ("seed = [1, 1.0]", "seed", "1.0"),
+    ],
+)
 def test_a_repeated_grid_value_is_named_before_any_work(tmp_path, grid, key, value):
     with pytest.raises(ConfigError, match=f'grid "{key}" lists {value} twice'):
         _load(tmp_path, f"[sweep]\ngrid = {{ {grid} }}\n")
@@ -192,12 +213,15 @@ def test_a_huge_grid_is_counted_and_refused_before_it_is_expanded(tmp_path):
     assert time.perf_counter() - start < 5
 
 
-@pytest.mark.parametrize("metrics, match", [
-    (str([f"m{i}" for i in range(3000)]).replace("'", '"'), "3000 paths; at most 24"),
-    ('["prob.mse"]', "'prob' , which is not a summary.json field".replace(" ,", ",")),
-    ('["probe..mse"]', "not a dotted path"),
-    ('["relative_loss", "relative_loss"]', "lists 'relative_loss' twice"),
-])
+@pytest.mark.parametrize(
+    "metrics, match",
+    [
+        (str([f"m{i}" for i in range(3000)]).replace("'", '"'), "3000 paths; at most 24"),
+        ('["prob.mse"]', "'prob' , which is not a summary.json field".replace(" ,", ",")),
+        ('["probe..mse"]', "not a dotted path"),
+        ('["relative_loss", "relative_loss"]', "lists 'relative_loss' twice"),
+    ],
+)
 def test_metric_name_problems_are_said_before_any_run(tmp_path, metrics, match):
     """3000 metric names used to fail after every run with a dpi message."""
     with pytest.raises(ConfigError, match=match):
@@ -212,9 +236,14 @@ def test_a_metric_no_summary_holds_is_named_with_where_its_path_leaves_the_file(
     assert _metric_hint(summary, "relative_loss.x") == "relative_loss is float, not a table"
 
 
-@pytest.mark.parametrize("table, match", [("[launcher]\npartiton = \"gpu\"\n", "unknown key \\[launcher\\] 'partiton'"),
-                                          ("[launcher]\ncpus_per_task = 0\n", "cpus_per_task must be a positive"),
-                                          ("[launcher]\nsetup = \"module load x\"\n", "setup must be a list")])
+@pytest.mark.parametrize(
+    "table, match",
+    [
+        ('[launcher]\npartiton = "gpu"\n', "unknown key \\[launcher\\] 'partiton'"),
+        ("[launcher]\ncpus_per_task = 0\n", "cpus_per_task must be a positive"),
+        ('[launcher]\nsetup = "module load x"\n', "setup must be a list"),
+    ],
+)
 def test_the_launcher_table_is_checked_like_any_config_table(tmp_path, table, match):
     (tmp_path / "s.toml").write_text(BASE + table + "[sweep]\ngrid = { seed = [0] }\n")
     with pytest.raises(ConfigError, match=match):
@@ -232,8 +261,9 @@ def test_shards_are_checked():
 
 def test_one_failing_point_does_not_stop_the_others(tmp_path, capsys):
     """It aborted the sweep without naming the point and without a table of the points that finished."""
-    (tmp_path / "s.toml").write_text(BASE + '[sweep]\ngrid = { "training.learning_rate" = [1e9, 1e-2] }\n'
-                                     'quick = { "training.steps" = 100 }\n')
+    (tmp_path / "s.toml").write_text(
+        BASE + '[sweep]\ngrid = { "training.learning_rate" = [1e9, 1e-2] }\nquick = { "training.steps" = 100 }\n'
+    )
     out = tmp_path / "out"
     assert main(["sweep", str(tmp_path / "s.toml"), "--quick", "--out", str(out), "--no-progress"]) == 1
     err = capsys.readouterr().err

@@ -41,8 +41,18 @@ def test_processes_lists_every_process_with_defaults(capsys):
 def test_info_json_has_every_key(capsys):
     assert run(["info", "rrxor", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
-    for key in ("h_mu", "C_mu", "E", "T", "S", "chi", "markov_order", "cryptic_order", "n_mixed_states",
-                "lyapunov_dimension"):
+    for key in (
+        "h_mu",
+        "C_mu",
+        "E",
+        "T",
+        "S",
+        "chi",
+        "markov_order",
+        "cryptic_order",
+        "n_mixed_states",
+        "lyapunov_dimension",
+    ):
         assert set(d[key]) == {"value", "error", "error_kind", "method"}
     assert d["n_mixed_states"]["value"] == 36 and d["lyapunov_dimension"]["method"] == "not computed"
     assert d["h_mu"]["value"] == pytest.approx(2 / 3, abs=1e-9) and d["h_mu"]["method"] == "exact"
@@ -81,21 +91,24 @@ def test_info_table_and_spec_file(capsys):
     assert "golden_mean_spec" in out and "0.2516" in out and "Markov order R" in out
 
 
-@pytest.mark.parametrize("argv, match", [
-    (["info", "no_such_process"], "unknown process"),
-    (["info", "mess3", "--param", "x"], "KEY=VALUE"),
-    (["info", "mess3", "--param", "y=1"], "no parameter 'y'"),
-    (["info", "mess3", "--param", "x=0.9"], "x must be"),
-    (["info", str(EXAMPLE), "--param", "p=0.3"], "spec file"),
-    (["info", "missing_file.toml"], "cannot read"),
-    (["msp", "even", "--depth", "-1"], "--depth"),
-    (["msp", "mess3", "--depth", "1000000000"], "use --depth 19 or less"),
-    (["msp", "mess3", "--max-states", "100000000000"], "--max-states"),
-    (["info", "mess3", "--param", "x=true"], "parameter x must be a number"),
-    (["info", "post_quantum", "--param", "log_alpha=1e6"], "log_alpha"),
-    (["info", "tom_quantum", "--param", "alpha=1e400"], "alpha must be finite"),
-    (["info", "matching_parens", "--param", "max_depth=100000000"], "max_depth"),
-])
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["info", "no_such_process"], "unknown process"),
+        (["info", "mess3", "--param", "x"], "KEY=VALUE"),
+        (["info", "mess3", "--param", "y=1"], "no parameter 'y'"),
+        (["info", "mess3", "--param", "x=0.9"], "x must be"),
+        (["info", str(EXAMPLE), "--param", "p=0.3"], "spec file"),
+        (["info", "missing_file.toml"], "cannot read"),
+        (["msp", "even", "--depth", "-1"], "--depth"),
+        (["msp", "mess3", "--depth", "1000000000"], "use --depth 19 or less"),
+        (["msp", "mess3", "--max-states", "100000000000"], "--max-states"),
+        (["info", "mess3", "--param", "x=true"], "parameter x must be a number"),
+        (["info", "post_quantum", "--param", "log_alpha=1e6"], "log_alpha"),
+        (["info", "tom_quantum", "--param", "alpha=1e400"], "alpha must be finite"),
+        (["info", "matching_parens", "--param", "max_depth=100000000"], "max_depth"),
+    ],
+)
 def test_errors_are_one_line_value_errors(argv, match):
     with pytest.raises(ValueError, match=match) as err:
         run(argv)
@@ -138,21 +151,27 @@ def test_info_and_msp_of_an_experiment_configs_composed_process(tmp_path, capsys
     import math
 
     product = tmp_path / "product.toml"
-    product.write_text('[process]\nkind = "product"\n[[process.components]]\nname = "golden_mean"\n'
-                       '[[process.components]]\nname = "coin"\nparams = { p = 0.2 }\n')
+    product.write_text(
+        '[process]\nkind = "product"\n[[process.components]]\nname = "golden_mean"\n'
+        '[[process.components]]\nname = "coin"\nparams = { p = 0.2 }\n'
+    )
     assert run(["info", str(product), "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     h_coin = -(0.2 * math.log2(0.2) + 0.8 * math.log2(0.8))
     assert d["h_mu"]["method"] == "exact" and d["h_mu"]["value"] == pytest.approx(2 / 3 + h_coin, abs=1e-9)
     mixture = tmp_path / "mixture.toml"
-    mixture.write_text('name = "m"\n[process]\nkind = "mixture"\nweights = [0.25, 0.75]\n'
-                       'components = [{ name = "coin", params = { p = 0.2 } }, { name = "coin", params = { p = 0.8 } }]\n')
+    mixture.write_text(
+        'name = "m"\n[process]\nkind = "mixture"\nweights = [0.25, 0.75]\n'
+        'components = [{ name = "coin", params = { p = 0.2 } }, { name = "coin", params = { p = 0.8 } }]\n'
+    )
     proc = resolve_process(str(mixture))
     assert proc.num_states == 2 and list(proc.prior) == [0.25, 0.75]
     assert run(["msp", str(mixture), "--depth", "3"]) == 0
     assert "[1, 2, 3, 4]" in capsys.readouterr().out  # k ones in n tokens: n + 1 posteriors at depth n
     bad = tmp_path / "bad.toml"
-    bad.write_text('[process]\nkind = "mixture"\nweights = [0.5, 0.6]\ncomponents = [{ name = "coin" }, { name = "coin" }]\n')
+    bad.write_text(
+        '[process]\nkind = "mixture"\nweights = [0.5, 0.6]\ncomponents = [{ name = "coin" }, { name = "coin" }]\n'
+    )
     with pytest.raises(ValueError, match=r"bad.toml: \[process\] weights sum to 1.1"):
         resolve_process(str(bad))
 
@@ -178,8 +197,10 @@ def test_info_of_the_mixture_config_reports_components_and_exact_combinations(ca
 
 def test_info_table_of_a_mixture_lists_its_components(tmp_path, capsys):
     cfg = tmp_path / "mixture.toml"
-    cfg.write_text('[process]\nkind = "mixture"\nweights = [0.25, 0.75]\n'
-                   'components = [{ name = "golden_mean" }, { name = "even" }]\n')
+    cfg.write_text(
+        '[process]\nkind = "mixture"\nweights = [0.25, 0.75]\n'
+        'components = [{ name = "golden_mean" }, { name = "even" }]\n'
+    )
     assert run(["info", str(cfg)]) == 0
     out = capsys.readouterr().out
     assert "[HMM, non-ergodic: 2 ergodic components]" in out
@@ -194,9 +215,11 @@ def test_info_of_a_product_of_two_zoo_processes(tmp_path, capsys):
     from compmech.fractal import lyapunov_spectrum
 
     cfg = tmp_path / "product.toml"
-    cfg.write_text('[process]\nkind = "product"\n[[process.components]]\nname = "mess3"\n'
-                   'params = { x = 0.05, alpha = 0.85 }\n[[process.components]]\nname = "mess3"\n'
-                   'params = { x = 0.15, alpha = 0.6 }\n')
+    cfg.write_text(
+        '[process]\nkind = "product"\n[[process.components]]\nname = "mess3"\n'
+        'params = { x = 0.05, alpha = 0.85 }\n[[process.components]]\nname = "mess3"\n'
+        "params = { x = 0.15, alpha = 0.6 }\n"
+    )
     assert run(["info", str(cfg), "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["structure"] == "product" and len(d["factors"]) == 2

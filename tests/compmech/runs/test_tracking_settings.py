@@ -46,5 +46,9 @@ def test_a_tracking_failure_is_one_warning_line(tmp_path, capsys, monkeypatch):
 
 
 def test_flatten_names_every_leaf():
-    assert dict(flatten({"model": {"d_model": 64, "kind": "transformer"}, "probe": {"layers": []}, "seed": 3})) == \
-        {"model.d_model": "64", "model.kind": "transformer", "probe.layers": "[]", "seed": "3"}
+    assert dict(flatten({"model": {"d_model": 64, "kind": "transformer"}, "probe": {"layers": []}, "seed": 3})) == {
+        "model.d_model": "64",
+        "model.kind": "transformer",
+        "probe.layers": "[]",
+        "seed": "3",
+    }

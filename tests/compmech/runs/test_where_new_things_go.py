@@ -34,12 +34,12 @@ def test_a_new_run_figure_is_saved_and_reaches_the_report(mixture_run, tmp_path,
     assert "How many probe rows each position has." in page
 
 
-ADDER = '''
+ADDER = """
 def add_hello_command(subparsers):
     p = subparsers.add_parser("hello", help="say hello")
     p.add_argument("--name", default="world")
     p.set_defaults(func=lambda args: print(f"hello, {args.name}") or 0)
-'''
+"""
 
 
 def test_a_new_command_is_one_entry_in_commands(tmp_path, monkeypatch, capsys):

@@ -45,10 +45,19 @@ def run(inputs: StudyInputs, settings: Settings) -> StudyOutput:
         spread = np.sum((data.Y[rows] - data.Y[rows].mean(axis=0)) ** 2)
         by_position.append(None if spread == 0 else float(1 - residual / spread))
     write_json_atomic(inputs.run_dir / "example.json", {"r2_by_position": by_position})
-    return StudyOutput(name="example", json_file="example.json",
-                       tables=(("Example: R² by position", ["position", "R²"],
-                                [[settings.min_position + i, r] for i, r in enumerate(by_position)], "in-sample"),),
-                       headline={"positions": len(by_position)})
+    return StudyOutput(
+        name="example",
+        json_file="example.json",
+        tables=(
+            (
+                "Example: R² by position",
+                ["position", "R²"],
+                [[settings.min_position + i, r] for i, r in enumerate(by_position)],
+                "in-sample",
+            ),
+        ),
+        headline={"positions": len(by_position)},
+    )
 
 
 def reproduce(out: Path, runner: Runner) -> str:
@@ -61,8 +70,11 @@ def reproduce(out: Path, runner: Runner) -> str:
 
 @pytest.fixture(scope="module")
 def example_study():
-    study = register_study(Study(name="example", summary="a test's tiny study", settings=Settings, check=check,
-                                 run=run, reproduce=reproduce))
+    study = register_study(
+        Study(
+            name="example", summary="a test's tiny study", settings=Settings, check=check, run=run, reproduce=reproduce
+        )
+    )
     yield study
     studies.base.REGISTRY.pop("example", None)
 
@@ -78,7 +90,7 @@ def test_a_registered_study_runs_inside_a_run_and_reaches_the_report(example_stu
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["studies"]["example"]["positions"] == T - 2
     assert "Example: R² by position" in (tmp_path / "run" / "report.html").read_text()
-    assert 'min_position = 2' in (tmp_path / "run" / "config.toml").read_text()  # resolved settings are recorded
+    assert "min_position = 2" in (tmp_path / "run" / "config.toml").read_text()  # resolved settings are recorded
 
 
 def test_its_settings_are_checked_when_the_config_is_read(example_study):

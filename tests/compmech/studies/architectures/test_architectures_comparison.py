@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from compmech.runs import shipped
 from compmech.runs.config import ConfigError, config_from_dict
 from compmech.runs.processes import build_process
-from compmech.runs import shipped
 from compmech.runs.reproduce import ReproduceRunner
 from compmech.runs.summary import ModelSize, ProcessName, RunSummary
 from compmech.studies.architectures import study_file
@@ -26,7 +26,8 @@ QUIET = ReproduceRunner("architectures", progress=False)
 def load_study(path, quick=False):
     return study_file.load_study(path, config_from_dict, quick=quick)
 
-TINY_STUDY = '''
+
+TINY_STUDY = """
 name = "tiny_architectures"
 seed = 1
 kinds = ["transformer", "gru"]
@@ -57,11 +58,24 @@ process = { name = "mess3", params = { x = 0.05, alpha = 0.85 } }
 context_length = 4
 training = { steps = 100 }
 quick = { steps = 50 }
-'''
+"""
 
-ROW_KEYS = {"process", "kind", "n_params", "relative_loss", "layer", "mse_validation_contexts", "mse_test_contexts",
-            "r2_test_contexts", "mse_shuffled_test_contexts", "mse_heldout_contexts", "r2_heldout_contexts",
-            "mse_shuffled_heldout_contexts", "mse_untrained", "mse_shuffled_in_sample"}
+ROW_KEYS = {
+    "process",
+    "kind",
+    "n_params",
+    "relative_loss",
+    "layer",
+    "mse_validation_contexts",
+    "mse_test_contexts",
+    "r2_test_contexts",
+    "mse_shuffled_test_contexts",
+    "mse_heldout_contexts",
+    "r2_heldout_contexts",
+    "mse_shuffled_heldout_contexts",
+    "mse_untrained",
+    "mse_shuffled_in_sample",
+}
 PICKED = "single layer picked on validation"
 
 
@@ -93,24 +107,35 @@ def test_a_tiny_study_writes_the_table_the_json_and_the_figure(tiny_study):
     for row in table:
         assert ROW_KEYS <= set(row)
     assert [(r["kind"], r["choice"]) for r in table] == [
-        ("transformer", PICKED), ("transformer", "concat"), ("gru", PICKED), ("gru", "concat")]
+        ("transformer", PICKED),
+        ("transformer", "concat"),
+        ("gru", PICKED),
+        ("gru", "concat"),
+    ]
     probe = json.loads((out / "mess3-transformer" / "probe.json").read_text())
     scores = json.loads((out / "scores" / "mess3-transformer.json").read_text())["layers"]
     assert set(scores) == set(probe["layers"])
     for name, s in scores.items():  # the refit is the runner's own fit: probe.json's numbers, bit for bit
         assert {k: s[k] for k in ("mse", "mse_shuffled", "mse_heldout_contexts", "r2_heldout_contexts")} == {
-            k: probe["layers"][name][k] for k in ("mse", "mse_shuffled", "mse_heldout_contexts", "r2_heldout_contexts")}
+            k: probe["layers"][name][k] for k in ("mse", "mse_shuffled", "mse_heldout_contexts", "r2_heldout_contexts")
+        }
     single = {n: v for n, v in scores.items() if n != "concat"}
     picked = min(single, key=lambda n: single[n]["mse_validation_contexts"])
     assert table[0]["layer"] == picked
     assert table[0]["mse_test_contexts"] == single[picked]["mse_test_contexts"]
-    assert table[0]["test_over_shuffled"] == single[picked]["mse_test_contexts"] / single[picked]["mse_shuffled_test_contexts"]
+    assert (
+        table[0]["test_over_shuffled"]
+        == single[picked]["mse_test_contexts"] / single[picked]["mse_shuffled_test_contexts"]
+    )
     assert table[0]["mse_untrained"] == probe["untrained_by_layer"][picked]["mse_heldout_contexts"]
-    assert table[0]["untrained_over_shuffled"] == (probe["untrained_by_layer"][picked]["mse_heldout_contexts"]
-                                                   / single[picked]["mse_shuffled_heldout_contexts"])
+    assert table[0]["untrained_over_shuffled"] == (
+        probe["untrained_by_layer"][picked]["mse_heldout_contexts"] / single[picked]["mse_shuffled_heldout_contexts"]
+    )
     assert table[1]["layer"] == "concat" and table[1]["mse_untrained"] is None
     summary = json.loads((out / "mess3-gru" / "summary.json").read_text())
-    assert table[2]["n_params"] == summary["model"]["n_params"] and table[2]["relative_loss"] == summary["relative_loss"]
+    assert (
+        table[2]["n_params"] == summary["model"]["n_params"] and table[2]["relative_loss"] == summary["relative_loss"]
+    )
     assert summary["command"] == "compmech reproduce --only architectures"
 
     md = (out / "architectures.md").read_text()
@@ -148,8 +173,13 @@ def test_quick_applies_each_processs_quick_budget(tmp_path):
     assert [r.config.training["steps"] for r in full.runs] == [100, 100]
     assert [r.config.training["steps"] for r in quick.runs] == [50, 50]
     assert quick.quick and not full.quick
-    assert quick.runs[1].config.model == {"kind": "gru", "context_length": 4, "n_layers": 1, "d_hidden": 16,
-                                          "d_embed": None}
+    assert quick.runs[1].config.model == {
+        "kind": "gru",
+        "context_length": 4,
+        "n_layers": 1,
+        "d_hidden": 16,
+        "d_embed": None,
+    }
 
 
 @pytest.mark.slow
@@ -169,12 +199,15 @@ def test_the_cli_hook_runs_the_study_into_out(tiny_study, tmp_path, monkeypatch,
     monkeypatch.setattr(experiment, "run_experiment", lambda *a, **k: pytest.fail("a finished run was rerun"))
     assert main(["reproduce", "--only", "architectures", "--out", str(tmp_path / "out"), "--no-progress"]) == 0
     assert json.loads((tmp_path / "out" / "architectures.json").read_text()) == [
-        {**r.to_json(), "run_dir": str(tmp_path / "out" / Path(r.run_dir).name)} for r in rows]
+        {**r.to_json(), "run_dir": str(tmp_path / "out" / Path(r.run_dir).name)} for r in rows
+    ]
     assert not (tmp_path / "out" / "reproduce.md").exists()  # the paper's experiments did not run
     printed = capsys.readouterr().out
     assert "| mess3 | gru |" in printed and "architectures.md" in printed
     # under --quick the same study is a different (shorter) set of runs: they would train anew
-    monkeypatch.setattr(experiment, "run_experiment", lambda cfg, *a, **k: pytest.fail(f"trains {cfg.training['steps']}"))
+    monkeypatch.setattr(
+        experiment, "run_experiment", lambda cfg, *a, **k: pytest.fail(f"trains {cfg.training['steps']}")
+    )
     with pytest.raises(BaseException, match="trains 50"):
         main(["reproduce", "--only", "architectures", "--quick", "--out", str(tmp_path / "out"), "--no-progress"])
 
@@ -190,7 +223,9 @@ def test_reproduce_help_names_the_study(capsys):
 def test_the_shipped_study_matches_parameter_counts_and_context_lengths():
     study = load_study(STUDY_FILE)
     assert study.kinds == ("transformer", "lstm", "gru", "rnn")
-    assert set(study.processes) >= {"mess3", "rrxor", "tom_quantum"} and {"fanizza", "post_quantum"} & set(study.processes)
+    assert set(study.processes) >= {"mess3", "rrxor", "tom_quantum"} and {"fanizza", "post_quantum"} & set(
+        study.processes
+    )
     for process in study.processes:
         runs = [r for r in study.runs if r.process == process]
         counts = {}
@@ -207,9 +242,18 @@ def test_the_shipped_study_matches_parameter_counts_and_context_lengths():
 
 
 def layer_scores(**kw) -> LayerScores:
-    base = dict(mse=0.01, mse_shuffled=0.3, mse_heldout_contexts=0.2, r2_heldout_contexts=0.5,
-                mse_shuffled_heldout_contexts=1.0, mse_validation_contexts=0.2, mse_test_contexts=0.2,
-                r2_test_contexts=0.5, mse_shuffled_test_contexts=1.0, note=None)
+    base = dict(
+        mse=0.01,
+        mse_shuffled=0.3,
+        mse_heldout_contexts=0.2,
+        r2_heldout_contexts=0.5,
+        mse_shuffled_heldout_contexts=1.0,
+        mse_validation_contexts=0.2,
+        mse_test_contexts=0.2,
+        r2_test_contexts=0.5,
+        mse_shuffled_test_contexts=1.0,
+        note=None,
+    )
     return LayerScores(**{**base, **kw})
 
 
@@ -221,15 +265,34 @@ def test_rows_pick_the_layer_on_validation_and_report_it_on_test_over_the_held_o
     from compmech.studies.architectures.study_file import StudyRun
 
     run = StudyRun(process="p", kind="gru", config=None)
-    scores = {"layers.0.hidden": layer_scores(mse_heldout_contexts=0.03, mse_validation_contexts=0.07,
-                                              mse_test_contexts=0.01),
-              "layers.1.hidden": layer_scores(mse=0.2, mse_heldout_contexts=0.06, mse_validation_contexts=0.06,
-                                              mse_test_contexts=0.05, mse_shuffled_heldout_contexts=0.9),
-              "concat": layer_scores(mse_test_contexts=0.2)}
-    probe = {"untrained_by_layer": {"layers.0.hidden": {"mse_heldout_contexts": 0.9},
-                                    "layers.1.hidden": {"mse_heldout_contexts": 0.81}}}
-    summary = RunSummary(name="p-gru", process=ProcessName("p"), model=ModelSize("gru", 10), relative_loss=1.01,
-                         steps=5, tokens=50, wall_seconds=1.0)
+    scores = {
+        "layers.0.hidden": layer_scores(
+            mse_heldout_contexts=0.03, mse_validation_contexts=0.07, mse_test_contexts=0.01
+        ),
+        "layers.1.hidden": layer_scores(
+            mse=0.2,
+            mse_heldout_contexts=0.06,
+            mse_validation_contexts=0.06,
+            mse_test_contexts=0.05,
+            mse_shuffled_heldout_contexts=0.9,
+        ),
+        "concat": layer_scores(mse_test_contexts=0.2),
+    }
+    probe = {
+        "untrained_by_layer": {
+            "layers.0.hidden": {"mse_heldout_contexts": 0.9},
+            "layers.1.hidden": {"mse_heldout_contexts": 0.81},
+        }
+    }
+    summary = RunSummary(
+        name="p-gru",
+        process=ProcessName("p"),
+        model=ModelSize("gru", 10),
+        relative_loss=1.01,
+        steps=5,
+        tokens=50,
+        wall_seconds=1.0,
+    )
     best, concat = architecture_rows(run, summary, probe, scores, Path("x"))
     assert isinstance(best, ArchitectureRow)
     assert (best.layer, best.mse_validation_contexts, best.mse_test_contexts) == ("layers.1.hidden", 0.06, 0.05)
@@ -238,8 +301,15 @@ def test_rows_pick_the_layer_on_validation_and_report_it_on_test_over_the_held_o
     assert best.mse_untrained == 0.81 and best.untrained_over_shuffled == pytest.approx(0.9)
     assert (concat.layer, concat.test_over_shuffled, concat.found, concat.mse_untrained) == ("concat", 0.2, False, None)
     # no validation number: the pick falls back to the in-sample MSE, never to a number on the test contexts
-    assert pick_layer({"a": layer_scores(mse=0.2, mse_validation_contexts=None, mse_heldout_contexts=0.01),
-                       "b": layer_scores(mse=0.1, mse_validation_contexts=None, mse_heldout_contexts=0.5)}) == "b"
+    assert (
+        pick_layer(
+            {
+                "a": layer_scores(mse=0.2, mse_validation_contexts=None, mse_heldout_contexts=0.01),
+                "b": layer_scores(mse=0.1, mse_validation_contexts=None, mse_heldout_contexts=0.5),
+            }
+        )
+        == "b"
+    )
 
 
 def test_picking_and_reporting_on_the_same_contexts_is_optimistic_and_the_split_removes_it():
@@ -258,8 +328,9 @@ def test_picking_and_reporting_on_the_same_contexts_is_optimistic_and_the_split_
         rng = np.random.default_rng(100 + r)
         y = rng.standard_normal(n)
         acts = {f"layer_{k}": (y + rng.standard_normal(n))[:, None] for k in range(K)}
-        evs = probe_layers(acts, y[:, None], np.arange(n), include_concat=False, n_repeats=1, seed=r,
-                           heldout_scores=True)
+        evs = probe_layers(
+            acts, y[:, None], np.arange(n), include_concat=False, n_repeats=1, seed=r, heldout_scores=True
+        )
         scores = {name: LayerScores.of(ev) for name, ev in evs.items()}
         same_split.append(min(s.mse_heldout_contexts for s in scores.values()))
         split.append(scores[pick_layer(scores)].mse_test_contexts)
@@ -267,26 +338,40 @@ def test_picking_and_reporting_on_the_same_contexts_is_optimistic_and_the_split_
     assert abs(np.mean(split) - E) < 4 * E * np.sqrt(2 / 2000) / np.sqrt(R) + E * 2 / 16_000
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda s: s.replace('kinds = ["transformer", "gru"]', 'kinds = ["transformer", "mamba"]'),
-     r"kinds: 'mamba' is not a model kind; choose from transformer, rnn, gru, lstm"),
-    (lambda s: s.replace('kinds = ["transformer", "gru"]', 'kinds = []'), "kinds must be a non-empty list"),
-    (lambda s: s.replace('kinds = ["transformer", "gru"]', 'kinds = ["transformer", "gru", "lstm"]'),
-     r"no \[models.lstm\] table"),
-    (lambda s: s.replace("[models.gru]\n", "[models.gru]\nkind = \"lstm\"\n"), r"\[models.gru\] kind is set by the study"),
-    (lambda s: s.replace("name = \"tiny_architectures\"", "nmae = \"x\""), r"unknown key 'nmae'; allowed: name, seed"),
-    (lambda s: s.replace("context_length = 4\n", ""), r"\[processes.mess3\]: missing context_length"),
-    (lambda s: s.replace("quick = { steps = 50 }\n", ""), r"\[processes.mess3\]: missing quick"),
-    (lambda s: s.replace("quick = {", "quik = {"), r"\[processes.mess3\]: unknown key 'quik'"),
-    (lambda s: s.replace("training = { steps = 100 }", "training = { steps = -1 }"),
-     r"\[processes.mess3, kind transformer\].*steps"),
-    (lambda s: s.replace("d_hidden = 16", "d_model = 16"), r"\[processes.mess3, kind gru\].*'d_model'.*d_hidden"),
-    (lambda s: s + "training_by_kind = { rnn = { learning_rate = 1e-2 } }\n",
-     r"training_by_kind: 'rnn' is not one of the study's kinds"),
-    (lambda s: s.split("[processes.mess3]")[0], r"processes must be a table"),
-    (lambda s: s + "[processes.bad]\n", r"\[processes.bad\]: missing process"),
-    (lambda s: s.replace("[models.gru]", "[models.gru\n"), r"study"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            lambda s: s.replace('kinds = ["transformer", "gru"]', 'kinds = ["transformer", "mamba"]'),
+            r"kinds: 'mamba' is not a model kind; choose from transformer, rnn, gru, lstm",
+        ),
+        (lambda s: s.replace('kinds = ["transformer", "gru"]', "kinds = []"), "kinds must be a non-empty list"),
+        (
+            lambda s: s.replace('kinds = ["transformer", "gru"]', 'kinds = ["transformer", "gru", "lstm"]'),
+            r"no \[models.lstm\] table",
+        ),
+        (
+            lambda s: s.replace("[models.gru]\n", '[models.gru]\nkind = "lstm"\n'),
+            r"\[models.gru\] kind is set by the study",
+        ),
+        (lambda s: s.replace('name = "tiny_architectures"', 'nmae = "x"'), r"unknown key 'nmae'; allowed: name, seed"),
+        (lambda s: s.replace("context_length = 4\n", ""), r"\[processes.mess3\]: missing context_length"),
+        (lambda s: s.replace("quick = { steps = 50 }\n", ""), r"\[processes.mess3\]: missing quick"),
+        (lambda s: s.replace("quick = {", "quik = {"), r"\[processes.mess3\]: unknown key 'quik'"),
+        (
+            lambda s: s.replace("training = { steps = 100 }", "training = { steps = -1 }"),
+            r"\[processes.mess3, kind transformer\].*steps",
+        ),
+        (lambda s: s.replace("d_hidden = 16", "d_model = 16"), r"\[processes.mess3, kind gru\].*'d_model'.*d_hidden"),
+        (
+            lambda s: s + "training_by_kind = { rnn = { learning_rate = 1e-2 } }\n",
+            r"training_by_kind: 'rnn' is not one of the study's kinds",
+        ),
+        (lambda s: s.split("[processes.mess3]")[0], r"processes must be a table"),
+        (lambda s: s + "[processes.bad]\n", r"\[processes.bad\]: missing process"),
+        (lambda s: s.replace("[models.gru]", "[models.gru\n"), r"study"),
+    ],
+)
 def test_a_bad_study_file_is_one_clear_error(tmp_path, edit, message):
     path = write_study(tmp_path, edit(TINY_STUDY))
     with pytest.raises(ConfigError, match=message):
@@ -297,8 +382,9 @@ def test_every_run_is_checked_before_the_first_trains(tmp_path):
     from compmech.runs.config import ConfigError as Error
     from hmm_processes import ProcessError
 
-    text = TINY_STUDY + ('[processes.later]\nprocess = { name = "mess4" }\ncontext_length = 4\n'
-                         'quick = { steps = 50 }\n')
+    text = TINY_STUDY + (
+        '[processes.later]\nprocess = { name = "mess4" }\ncontext_length = 4\nquick = { steps = 50 }\n'
+    )
     study = load_study(write_study(tmp_path, text))
     with pytest.raises((Error, ProcessError), match="mess4"):
         run_study(study, tmp_path / "out", QUIET)

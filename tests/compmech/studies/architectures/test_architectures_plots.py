@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from figures import FigureInputError, UNIT_CIRCLE, belief_frame, save_figure
 from compmech.studies.architectures.plots import ProbedCell, ProcessRow, cell_title, plot_architecture_grid
+from figures import UNIT_CIRCLE, FigureInputError, belief_frame, save_figure
 
 KINDS = ["transformer", "lstm", "gru"]
 
@@ -14,8 +14,9 @@ def simplex_beliefs(n, seed=0):
 
 
 def cell(kind, probed, held=0.001, shuffled=0.1):
-    return ProbedCell(kind=kind, n_params=143_075, layer="block_4", mse_heldout=held, mse_shuffled=shuffled,
-                      probed=probed)
+    return ProbedCell(
+        kind=kind, n_params=143_075, layer="block_4", mse_heldout=held, mse_shuffled=shuffled, probed=probed
+    )
 
 
 def test_the_grid_has_a_truth_column_and_one_column_per_kind(tmp_path):
@@ -24,10 +25,18 @@ def test_the_grid_has_a_truth_column_and_one_column_per_kind(tmp_path):
     bloch = np.random.default_rng(2).normal(size=(400, 2)) * 0.3
     ghmm = np.column_stack([np.ones(400), bloch])  # (1, Bloch coordinates)
     rows = [
-        ProcessRow("mess3\ncontext 10", true, [cell("transformer", noisy), cell("lstm", noisy, held=0.05), None],
-                   state_names=["A", "B", "C"]),
-        ProcessRow("tom_quantum", ghmm, [cell(k, ghmm) for k in KINDS],
-                   frame=belief_frame(ghmm, coordinates=(1, 2), coordinate_names=("x", "y"), outline=UNIT_CIRCLE)),
+        ProcessRow(
+            "mess3\ncontext 10",
+            true,
+            [cell("transformer", noisy), cell("lstm", noisy, held=0.05), None],
+            state_names=["A", "B", "C"],
+        ),
+        ProcessRow(
+            "tom_quantum",
+            ghmm,
+            [cell(k, ghmm) for k in KINDS],
+            frame=belief_frame(ghmm, coordinates=(1, 2), coordinate_names=("x", "y"), outline=UNIT_CIRCLE),
+        ),
     ]
     fig = plot_architecture_grid(rows, KINDS, suptitle="grid")
     axes = fig.axes

@@ -65,8 +65,15 @@ def test_cbu_json_has_the_issues_keys_and_the_predictions(cbu_run):
     assert sum(len(g) for g in d["observed_rate_groups"]) == d["observed_head_count"]
     assert [(h["layer"], h["head"]) for h in d["heads"]] == [(0, 0), (0, 1), (0, 2)]
     for h in d["heads"]:
-        assert {"predicted_lambda", "fitted_lambda", "r2", "parity_rate", "parity_r2", "clean_decay",
-                "ov_update_cosine"} <= set(h)
+        assert {
+            "predicted_lambda",
+            "fitted_lambda",
+            "r2",
+            "parity_rate",
+            "parity_r2",
+            "clean_decay",
+            "ov_update_cosine",
+        } <= set(h)
         assert h["fitted_lambda"] > 0 and h["r2"] <= 1 + 1e-9
         assert len(h["ov_update_cosine"]) == 9 and all(-1 - 1e-9 <= c <= 1 + 1e-9 for c in h["ov_update_cosine"])
     # every matched head carries one of the predictions; the rest none
@@ -80,7 +87,10 @@ def test_cbu_json_has_the_issues_keys_and_the_predictions(cbu_run):
             r = d["probes"][layer][target]
             assert r["mse_heldout_contexts"] is not None and r["mse_shuffled"] > 0
     # even this tiny model's stream holds the factors' beliefs far better than the shuffled control
-    assert d["probes"]["block_1"]["beliefs"]["mse_heldout_contexts"] < 0.5 * d["probes"]["block_1"]["beliefs"]["mse_shuffled"]
+    assert (
+        d["probes"]["block_1"]["beliefs"]["mse_heldout_contexts"]
+        < 0.5 * d["probes"]["block_1"]["beliefs"]["mse_shuffled"]
+    )
     mean = d["mean_attention"][0]  # [H, T, T], float64 means of float32 softmax rows: each sums to 1 within
     tol = f32_softmax_sum_bound(len(mean[0]))  # the softmax's own rounding (tests/conftest.py, rule 1)
     assert all(abs(sum(row) - 1) <= tol for head in mean for row in head)
@@ -130,8 +140,12 @@ def test_the_reproduce_table_reads_each_runs_cbu_json(cbu_run):
     text = format_markdown([r], quick=True)
     assert "| tiny | " in text
     assert f"| 2 / {r['observed_head_count']} (3) / {r['observed_rate_groups']} |" in text
-    assert len(r["null"]) == 2 and set(r["verdicts"]) == {"constrained_belief", "decay_first_order", "decay_readout",
-                                                           "head_count"}
+    assert len(r["null"]) == 2 and set(r["verdicts"]) == {
+        "constrained_belief",
+        "decay_first_order",
+        "decay_readout",
+        "head_count",
+    }
     assert "| tiny | blocks.0.hook_resid_mid | " in text and "| tiny | block_1 | " in text  # every R² beside its null
 
 
@@ -145,8 +159,10 @@ def test_bad_cbu_configs_are_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="null_splits must be an integer >= 2"):
         config_from_dict({**raw, "studies": {"cbu": {"null_splits": 1}}})
     lstm = config_from_dict({**raw, "model": {"kind": "lstm", "context_length": 4}})
-    with pytest.raises(ConfigError, match="needs \\[model\\] kind = \"transformer\""):
+    with pytest.raises(ConfigError, match='needs \\[model\\] kind = "transformer"'):
         plan_run(lstm, tmp_path / "x")
-    mix = config_from_dict({**raw, "process": {"kind": "mixture", "components": [{"name": "mess3"}, {"name": "mess3"}]}})
-    with pytest.raises(ConfigError, match="one process or kind = \"product\""):
+    mix = config_from_dict(
+        {**raw, "process": {"kind": "mixture", "components": [{"name": "mess3"}, {"name": "mess3"}]}}
+    )
+    with pytest.raises(ConfigError, match='one process or kind = "product"'):
         plan_run(mix, tmp_path / "y")

@@ -3,8 +3,14 @@
 import numpy as np
 import pytest
 
-from compmech.studies.cbu.theory import (constrained_beliefs, constrained_factor_beliefs, factor_tokens, predicted_heads, spectrum,
-                          update_vectors)
+from compmech.studies.cbu.theory import (
+    constrained_beliefs,
+    constrained_factor_beliefs,
+    factor_tokens,
+    predicted_heads,
+    spectrum,
+    update_vectors,
+)
 from hmm_processes import mess3, product, rrxor
 
 
@@ -19,8 +25,10 @@ def test_mess3_has_eigenvalue_one_minus_3x_twice_and_it_carries_every_update(x):
     if x < 1 / 3:  # one decaying head
         assert [(h.rate, h.parity) for h in heads] == [(pytest.approx(1 - 3 * x), "all")]
     else:  # an alternating eigenvalue: two heads (even and odd distances) of rate |lambda|
-        assert [(h.rate, h.parity) for h in heads] == [(pytest.approx(3 * x - 1), "even"),
-                                                        (pytest.approx(3 * x - 1), "odd")]
+        assert [(h.rate, h.parity) for h in heads] == [
+            (pytest.approx(3 * x - 1), "even"),
+            (pytest.approx(3 * x - 1), "odd"),
+        ]
 
 
 def test_mess3_update_vectors_are_the_emission_columns_minus_the_centre():
@@ -64,6 +72,7 @@ def test_constrained_belief_of_mess3_is_pi_plus_lambda_weighted_updates():
 
 def test_constrained_belief_is_the_first_order_belief():
     """Weakly informative tokens (alpha = 1/3 + eps): the constrained belief's error is second order in eps."""
+
     def exact(proc, tokens):
         b = proc.stationary_distribution
         for x in tokens:

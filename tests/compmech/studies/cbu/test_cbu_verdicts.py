@@ -6,9 +6,18 @@ import itertools
 import numpy as np
 import pytest
 
-from compmech.studies.cbu.analysis import (NOT_SUPPORTED, SUPPORTED, UNMATCHED_COST, compare_to_null, decay_verdict,
-                                           greedy_assignment, hungarian_assignment, null_stream, r2_verdict,
-                                           rate_costs)
+from compmech.studies.cbu.analysis import (
+    NOT_SUPPORTED,
+    SUPPORTED,
+    UNMATCHED_COST,
+    compare_to_null,
+    decay_verdict,
+    greedy_assignment,
+    hungarian_assignment,
+    null_stream,
+    r2_verdict,
+    rate_costs,
+)
 from compmech.studies.cbu.theory import HeadPrediction, constrained_beliefs, process_prediction
 from hmm_processes import mess3
 from probes import probe_rows
@@ -95,8 +104,9 @@ def test_the_null_r2_is_computed_and_exceeds_a_stream_that_lacks_the_history():
     proc, tokens, probs, beliefs = _mess3_contexts()
     constrained = constrained_beliefs(proc, tokens)  # [N, T, 3]
     targets = np.concatenate([constrained, beliefs], axis=-1)
-    rows = probe_rows(null_stream(beliefs, tokens, 3), targets, tokens, probs, rows="distinct_contexts",
-                      weighting="probability")
+    rows = probe_rows(
+        null_stream(beliefs, tokens, 3), targets, tokens, probs, rows="distinct_contexts", weighting="probability"
+    )
     assert rows.X.shape[1] == 3 + 3 + 5
 
     def stream(acts):

@@ -8,8 +8,13 @@ import pytest
 from compmech.runs.cli import main
 from compmech.runs.config import ConfigError, config_from_dict, load_config
 from compmech.runs.experiment import plan_run
-from compmech.studies.factored.analysis import (VERDICTS, belief_rank, belief_spectra, count_comparison,
-                                                predicted_dimensions)
+from compmech.studies.factored.analysis import (
+    VERDICTS,
+    belief_rank,
+    belief_spectra,
+    count_comparison,
+    predicted_dimensions,
+)
 from probes.dimension import THRESHOLDS
 
 CONFIG = """
@@ -56,8 +61,15 @@ def factored_run(tmp_path_factory):
 @pytest.mark.slow
 def test_factored_json_has_the_documented_keys_and_sane_values(factored_run):
     d = json.loads((factored_run / "factored.json").read_text())
-    assert {"dim_joint", "dim_factored", "components", "participation_ratio", "principal_angles", "layers",
-            "over_training"} <= set(d)
+    assert {
+        "dim_joint",
+        "dim_factored",
+        "components",
+        "participation_ratio",
+        "principal_angles",
+        "layers",
+        "over_training",
+    } <= set(d)
     assert (d["dim_joint"], d["dim_factored"]) == (8, 4)  # two 3-state factors: 3 * 3 - 1 and 2 + 2
     assert set(d["components"]) == {"0.8", "0.9", "0.95", "0.99"}
     assert 1 <= d["components"]["0.8"] <= d["components"]["0.99"] <= 24
@@ -76,12 +88,16 @@ def test_factored_json_has_the_documented_keys_and_sane_values(factored_run):
     factor_counts, joint_counts = d["true_factor_beliefs"]["components"], d["true_joint_beliefs"]["components"]
     assert all(factor_counts[q] <= d["dim_factored"] and joint_counts[q] <= d["dim_joint"] for q in factor_counts)
     assert factor_counts["0.99"] < joint_counts["0.99"]
-    assert [(c["threshold"], c["activations"], c["factor_beliefs"], c["joint_beliefs"]) for c in
-            d["components_like_with_like"]] == [(q, d["components"][q], factor_counts[q], joint_counts[q])
-                                                for q in ("0.8", "0.9", "0.95", "0.99")]
+    assert [
+        (c["threshold"], c["activations"], c["factor_beliefs"], c["joint_beliefs"])
+        for c in d["components_like_with_like"]
+    ] == [(q, d["components"][q], factor_counts[q], joint_counts[q]) for q in ("0.8", "0.9", "0.95", "0.99")]
     assert all(c["verdict"] in VERDICTS for c in d["components_like_with_like"])
-    assert d["exceeds_both"] == [c["threshold"] for c in d["components_like_with_like"]
-                                 if c["activations"] > max(c["factor_beliefs"], c["joint_beliefs"])]
+    assert d["exceeds_both"] == [
+        c["threshold"]
+        for c in d["components_like_with_like"]
+        if c["activations"] > max(c["factor_beliefs"], c["joint_beliefs"])
+    ]
     summary = json.loads((factored_run / "summary.json").read_text())
     head = summary["studies"]["factored"]
     assert head["json"] == "factored.json" and head["dim_joint"] == 8
@@ -133,7 +149,9 @@ def test_count_comparison_on_the_issues_numbers():
     """Issue 23's counts for experiments/factored.toml: activations 4/6/8/11, the factor beliefs 4/4/5/6, the joint
     beliefs 13/18/22/26: above the factored counts from 90% on, never above both."""
     qs = ("0.8", "0.9", "0.95", "0.99")
-    counts = count_comparison(dict(zip(qs, (4, 6, 8, 11))), dict(zip(qs, (4, 4, 5, 6))), dict(zip(qs, (13, 18, 22, 26))))
+    counts = count_comparison(
+        dict(zip(qs, (4, 6, 8, 11))), dict(zip(qs, (4, 4, 5, 6))), dict(zip(qs, (13, 18, 22, 26)))
+    )
     assert [c.verdict for c in counts] == ["at most both", "between", "between", "between"]
     assert count_comparison({"0.9": 9}, {"0.9": 4}, {"0.9": 8})[0].verdict == "exceeds both"
 
@@ -151,8 +169,16 @@ def test_bad_study_configs_are_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="needs a product process"):
         plan_run(one, tmp_path / "x")
     # a coupled product is a product for the study, and its coupling is written out
-    coupled = config_from_dict({**raw, "process": {"kind": "coupled", "coupling": 0.2, "components": [
-        {"name": "mess3"}, {"name": "mess3", "params": {"x": 0.15, "alpha": 0.6}}]}})
+    coupled = config_from_dict(
+        {
+            **raw,
+            "process": {
+                "kind": "coupled",
+                "coupling": 0.2,
+                "components": [{"name": "mess3"}, {"name": "mess3", "params": {"x": 0.15, "alpha": 0.6}}],
+            },
+        }
+    )
     assert plan_run(coupled, tmp_path / "y").source.process.params["epsilon"] == 0.2
     assert "coupling = 0.2" in coupled.to_toml()
 

@@ -29,8 +29,12 @@ def test_icl_json_has_the_issues_keys_and_the_exact_theory(mixture_run):
 
     run = compmech.load_run(mixture_run)
     ctx = run.contexts
-    bound = np.einsum("n,ntx,ntx->t", ctx.probs, ctx.next_token_probs,
-                      forward(run.model_config, run.params, ctx.tokens).bound["log_probs"])
+    bound = np.einsum(
+        "n,ntx,ntx->t",
+        ctx.probs,
+        ctx.next_token_probs,
+        forward(run.model_config, run.params, ctx.tokens).bound["log_probs"],
+    )
     assert_within(d["model_loss_by_position"], last["loss_by_position"], 2 * bound, "model loss by position")
     comp = np.array(d["component_optimal_loss_by_position"])
     assert comp.shape == (2, T)
@@ -51,7 +55,7 @@ def test_posterior_and_belief_probes_by_layer_and_position(mixture_run):
         layer = d[target]["block_1"]
         assert [r["seen"] for r in layer["by_position"]] == d["seen"]
         assert layer["by_position"][0]["r2_heldout_contexts"] is None  # 3 one-token contexts: none held out
-        assert layer["by_position"][-1]["n_contexts"] == 3 ** 5
+        assert layer["by_position"][-1]["n_contexts"] == 3**5
         pooled = layer["pooled"]
         assert pooled["r2_heldout_contexts"] == layer["r2_heldout_contexts"]
         # even this tiny model carries the posterior, far above the shuffled control (held out the same way)
@@ -100,8 +104,8 @@ def test_bad_icl_configs_are_config_errors(tmp_path):
 
 @pytest.mark.slow
 def test_the_reproduce_table_reads_the_runs_icl_json(mixture_run):
-    from compmech.studies.icl.reproduce import format_markdown, row
     from compmech.runs.reproduce import reproducible_studies
+    from compmech.studies.icl.reproduce import format_markdown, row
 
     assert "icl" in reproducible_studies()
     r = row("tiny", mixture_run)
@@ -137,8 +141,11 @@ def test_a_sampled_run_records_where_exact_theory_and_exact_evaluation_end(marko
         assert r["difference"] == pytest.approx(loss - opt, abs=1e-12)
     assert all(r["tolerance"] < 1e-5 for r in check["by_position"][:3])  # the float32 normalisation bound only
     # the model's excess is its measured loss minus the told-the-source loss
-    np.testing.assert_allclose(d["model_excess_by_position"],
-                               np.array(d["model_loss_by_position"]) - d["known_source_loss_by_position"], rtol=1e-12)
+    np.testing.assert_allclose(
+        d["model_excess_by_position"],
+        np.array(d["model_loss_by_position"]) - d["known_source_loss_by_position"],
+        rtol=1e-12,
+    )
     assert set(d["fits"]["comparison"]) == {"model", "theory", "seen", "power_law", "exponential", "rule"}
     text = (markov_hybrid_run / "summary.json").read_text()
     assert '"theory_last_exact_seen": 3' in text
@@ -159,9 +166,14 @@ def _model_loss(loss, loss_se=None, exact=None):
 
     loss = np.asarray(loss, np.float64)
     zeros = np.zeros_like(loss)
-    return ModelLoss(loss=loss, loss_se=zeros if loss_se is None else np.asarray(loss_se, np.float64), gap=zeros,
-                     gap_se=zeros, norm_bound=np.full(loss.shape, 1e-7),
-                     exact=np.ones(loss.shape, bool) if exact is None else np.asarray(exact))
+    return ModelLoss(
+        loss=loss,
+        loss_se=zeros if loss_se is None else np.asarray(loss_se, np.float64),
+        gap=zeros,
+        gap_se=zeros,
+        norm_bound=np.full(loss.shape, 1e-7),
+        exact=np.ones(loss.shape, bool) if exact is None else np.asarray(exact),
+    )
 
 
 def test_the_models_fit_is_of_its_own_measured_curve():
@@ -178,9 +190,12 @@ def test_the_models_fit_is_of_its_own_measured_curve():
     theory_tau = vs.decay.exponential.theory_rate
     assert abs(theory_tau - 3.0) > 1.0 and vs.decay.exponential.agree is False
     # the same model perturbed: its fit moves, the theory's does not
-    other = against_theory(th, ModelLosses(rows=EvalSet(None, None, 0),
-                                           final=_model_loss(th.known + 0.05 * np.exp(-n / 5.0)), points=()),
-                           Settings(), frame)
+    other = against_theory(
+        th,
+        ModelLosses(rows=EvalSet(None, None, 0), final=_model_loss(th.known + 0.05 * np.exp(-n / 5.0)), points=()),
+        Settings(),
+        frame,
+    )
     assert other.fit.exponential.rate == pytest.approx(5.0, rel=1e-6)
     assert other.decay.exponential.theory_rate == theory_tau
 

@@ -9,8 +9,14 @@ import pytest
 import hmm_processes as hp
 from compmech.markov_chains import markov_icl_curve, markov_icl_curve_exact, markov_unigram_loss_exact
 from compmech.mixed_states import word_counts
-from compmech.studies.icl.theory import (compare_decay, enumerated_words, fit_excess, icl_theory, mixture_parts,
-                                         source_posterior)
+from compmech.studies.icl.theory import (
+    compare_decay,
+    enumerated_words,
+    fit_excess,
+    icl_theory,
+    mixture_parts,
+    source_posterior,
+)
 from hmm_processes import ProcessError, RandomMarkovChains
 
 
@@ -50,8 +56,12 @@ def test_the_mixture_optimum_is_brute_force_bayes_over_every_string():
             if pw == 0:
                 continue
             post = w * pk / pw  # P(k | w), by hand
-            nxt_k = np.array([[_word_prob(c, word + (x,)) / pk[k] if pk[k] > 0 else np.nan for x in range(2)]
-                              for k, c in enumerate(comps)])  # [K, 2] each component's predictive
+            nxt_k = np.array(
+                [
+                    [_word_prob(c, word + (x,)) / pk[k] if pk[k] > 0 else np.nan for x in range(2)]
+                    for k, c in enumerate(comps)
+                ]
+            )  # [K, 2] each component's predictive
             nxt = np.nansum(post[:, None] * nxt_k, axis=0)  # the Bayesian predictive
             optimal += pw * _entropy(nxt)
             for k in range(3):
@@ -70,8 +80,9 @@ def test_the_mixture_optimum_is_brute_force_bayes_over_every_string():
 def test_the_source_posterior_is_bayes_rule_on_every_string():
     comps, w = _components(), np.array([0.5, 0.3, 0.2])
     mix = hp.mixture(comps, w)
-    words = np.array([wd for wd in itertools.product(range(2), repeat=4)
-                      if float(w @ [_word_prob(c, wd) for c in comps]) > 0])
+    words = np.array(
+        [wd for wd in itertools.product(range(2), repeat=4) if float(w @ [_word_prob(c, wd) for c in comps]) > 0]
+    )
     post = source_posterior(mix, words)  # [N, 4, K]
     for i, word in enumerate(words):
         for t in range(4):
@@ -87,9 +98,11 @@ def test_monte_carlo_agrees_with_exact_enumeration_within_its_standard_errors():
     mc = icl_theory(mix, 6, method="monte_carlo", n_samples=6000, seed=1)
     assert mc.curve.method == "monte_carlo" and mc.curve.n_samples >= 6000
     assert np.all(mc.curve.optimal_se[1:] > 0)
-    for a, b, se in ((exact.curve.optimal, mc.curve.optimal, mc.curve.optimal_se),
-                     (exact.curve.component, mc.curve.component, mc.curve.component_se),
-                     (exact.fixed_source, mc.fixed_source, mc.fixed_source_se)):
+    for a, b, se in (
+        (exact.curve.optimal, mc.curve.optimal, mc.curve.optimal_se),
+        (exact.curve.component, mc.curve.component, mc.curve.component_se),
+        (exact.fixed_source, mc.fixed_source, mc.fixed_source_se),
+    ):
         z = np.abs(a - b) / np.maximum(se, 1e-12)
         assert np.all(z[..., 1:] < 4.5), z  # seen = 0 is the same prior law for every word: se 0 and exact
     # the same seed, the same numbers
@@ -138,7 +151,7 @@ def test_the_optimum_is_the_mixtures_myopic_entropy_as_the_runner_computes_it():
 
 
 def test_auto_is_exact_where_the_words_can_be_enumerated_and_monte_carlo_beyond_bit_for_bit():
-    """"auto" with more words than it may enumerate: the first positions are the exact curve itself (bit for bit),
+    """ "auto" with more words than it may enumerate: the first positions are the exact curve itself (bit for bit),
     the rest the Monte-Carlo curve itself, and the boundary is recorded."""
     mix = hp.mixture(_components(), [0.5, 0.3, 0.2])  # binary tokens, forbidden words: counts below 2^L
     counts = word_counts(mix, 8)
@@ -150,9 +163,11 @@ def test_auto_is_exact_where_the_words_can_be_enumerated_and_monte_carlo_beyond_
     c, n = hybrid.curve, last + 1
     assert c.method == "hybrid" and c.last_exact_seen == last and c.exact_through == last
     assert c.exact.tolist() == [True] * n + [False] * (9 - n) and c.n_samples == mc.curve.n_samples
-    for h, e, m in ((c.optimal, exact.curve.optimal, mc.curve.optimal),
-                    (c.component, exact.curve.component, mc.curve.component),
-                    (hybrid.fixed_source, exact.fixed_source, mc.fixed_source)):
+    for h, e, m in (
+        (c.optimal, exact.curve.optimal, mc.curve.optimal),
+        (c.component, exact.curve.component, mc.curve.component),
+        (hybrid.fixed_source, exact.fixed_source, mc.fixed_source),
+    ):
         np.testing.assert_array_equal(h[..., :n], e)
         np.testing.assert_array_equal(h[..., n:], m[..., n:])
     np.testing.assert_array_equal(c.optimal_se[:n], 0.0)
@@ -179,8 +194,11 @@ def test_the_chains_are_exact_at_the_enumerable_positions_and_monte_carlo_beyond
 @pytest.mark.parametrize("which", ["mixture", "chains"])
 def test_enumerated_words_carry_the_exact_laws_aligned_with_the_curve(which):
     """The rows a model's loss is measured on exactly: sum_w P(w) H(law after n tokens) is the optimum at n."""
-    process = (hp.mixture([hp.mess3(0.05, 0.85), hp.mess3(0.15, 0.6)], [0.5, 0.5]) if which == "mixture"
-               else RandomMarkovChains(3, 1.0))
+    process = (
+        hp.mixture([hp.mess3(0.05, 0.85), hp.mess3(0.15, 0.6)], [0.5, 0.5])
+        if which == "mixture"
+        else RandomMarkovChains(3, 1.0)
+    )
     ew = enumerated_words(process, 4)
     assert ew.words.shape[1] == 4 and ew.laws.shape[:2] == (ew.words.shape[0], 5)
     assert ew.probs.sum() == pytest.approx(1.0, abs=1e-12)
