@@ -1,6 +1,6 @@
 """Benchmark the theory: time of `info` (all measures) for each zoo process and for the composed processes of
-compmech/experiments/mixture.toml and compmech/experiments/product.toml, and the peak memory of a depth-20 Mess3 enumeration with
-bounded-memory streaming.
+compmech/experiments/mixture.toml and compmech/experiments/product.toml, and the peak memory of a depth-20 Mess3
+enumeration with bounded-memory streaming.
 
 Run from the repository root:  python benchmarks/bench_info.py [--max-states 100000]
 """
@@ -39,8 +39,9 @@ def bench_info() -> None:
 
 
 def bench_composed() -> None:
-    """Time `process_info` for the processes of compmech/experiments/mixture.toml (two Mess3 settings, weights 1/2: split
-    into its ergodic components) and compmech/experiments/product.toml (Mess3 x Mess3 x tom_quantum: split into factors)."""
+    """Time `process_info` for the processes of compmech/experiments/mixture.toml (two Mess3 settings, weights 1/2:
+    split into its ergodic components) and compmech/experiments/product.toml (Mess3 x Mess3 x tom_quantum: split into
+    factors)."""
     procs = {
         "mixture.toml": hp.mixture([hp.mess3(0.05, 0.85), hp.mess3(0.15, 0.6)], [0.5, 0.5]),
         "product.toml": hp.product([hp.mess3(0.05, 0.85), hp.mess3(0.15, 0.6), hp.tom_quantum(1.0, 3.0)]),

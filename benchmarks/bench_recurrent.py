@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     for kind in args.kinds.split(","):
         if kind == "transformer":
             gdef = transformer.graphdef(tconf)
-            forward, params = (lambda q, x: nnx.merge(gdef, q)(x)), transformer.init_params(tconf, 0)
+            forward, params = (lambda q, x, gdef=gdef: nnx.merge(gdef, q)(x)), transformer.init_params(tconf, 0)
             layers, width, count = tconf.n_layers, tconf.d_model, target
         else:
             rc = matched_config(kind, args.layers, target, hmm.vocab_size, T)

@@ -5,8 +5,8 @@
 Steady-state training throughput (fresh Mess3 sequences drawn every fused call, optimizer steps, no
 evaluation; compile time excluded and printed apart) of:
 
-- sequential: S models of `compmech/experiments/mess3.toml`'s model, each its own jitted call per ``steps_per_call`` steps
-  (what S lone runs do);
+- sequential: S models of `compmech/experiments/mess3.toml`'s model, each its own jitted call per
+  ``steps_per_call`` steps (what S lone runs do);
 - vmapped: the S models stacked, one jitted call for all (`predictive_models.train_seeds`' step);
 - in a subprocess with ``XLA_FLAGS=--xla_force_host_platform_device_count=2``: one model on 1 and on 2 forced
   host devices (the batch split over them). Forced host devices share the same CPU cores, so this shows the cost
@@ -37,10 +37,10 @@ from hmm_processes import get_process, sample  # noqa: E402
 from predictive_models import TrainConfig, make_config  # noqa: E402
 from predictive_models.models import init_params  # noqa: E402
 from predictive_models.parallel import put, training_mesh  # noqa: E402
-from predictive_models.training import (
+from predictive_models.training import (  # noqa: E402
     _keys,
     _optimizer_and_chunk,
-    _optimizer_settings,  # noqa: E402
+    _optimizer_settings,
     group_draw,
     resolve_micro_batch,
 )

@@ -55,10 +55,10 @@ from hmm_processes import get_process, sample  # noqa: E402
 from predictive_models import TrainConfig, make_config  # noqa: E402
 from predictive_models.models import init_params  # noqa: E402
 from predictive_models.parallel import put, training_mesh  # noqa: E402
-from predictive_models.training import (
+from predictive_models.training import (  # noqa: E402
     _keys,
     _optimizer_and_chunk,
-    _optimizer_settings,  # noqa: E402
+    _optimizer_settings,
     learning_rate_schedule,
     resolve_micro_batch,
 )

@@ -2,11 +2,11 @@
 
     python benchmarks/bench_xla_flags.py [--rounds 2] [--seconds 5] [--batch-sizes 64 512]
 
-For each round, every flag set below (and the default, first and last) trains the model of `compmech/experiments/mess3.toml`
-for ``--seconds`` on pre-drawn token blocks, in its own process with ``XLA_FLAGS`` set (XLA reads its flags
-once, at start-up), and prints tokens/s at each batch size (batch 512 in micro-batches of 128, as `compmech
-run`'s ``micro_batch = "auto"`` trains it on a CPU). Compile time is excluded. Readings on a shared machine vary
-by 10-20%: compare a flag with the default readings of the same round.
+For each round, every flag set below (and the default, first and last) trains the model of
+`compmech/experiments/mess3.toml` for ``--seconds`` on pre-drawn token blocks, in its own process with ``XLA_FLAGS`` set
+(XLA reads its flags once, at start-up), and prints tokens/s at each batch size (batch 512 in micro-batches of 128, as
+`compmech run`'s ``micro_batch = "auto"`` trains it on a CPU). Compile time is excluded. Readings on a shared machine
+vary by 10-20%: compare a flag with the default readings of the same round.
 """
 
 from __future__ import annotations

@@ -13,7 +13,10 @@ import importlib.metadata
 
 # Imported now, not lazily: the function `mixed_states` shares its name with its module, and only an
 # eager import keeps the package attribute bound to the function (NumPy only, no JAX: cheap).
-from compmech.mixed_states import MixedStates, WordLevel, belief_trajectories, mixed_states
+from compmech.mixed_states import MixedStates as MixedStates
+from compmech.mixed_states import WordLevel as WordLevel
+from compmech.mixed_states import belief_trajectories as belief_trajectories
+from compmech.mixed_states import mixed_states as mixed_states
 
 try:
     __version__ = importlib.metadata.version("compmech")  # the installed distribution's (pyproject.toml's) version

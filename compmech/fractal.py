@@ -238,7 +238,7 @@ def _aligning_burn_in(
     logs = np.zeros((C, d))
     apart = np.zeros((n, C, max(d - 1, 1)))  # [t, C, k]: distance of the frames' first k + 1 directions' spans
     with np.errstate(divide="ignore", invalid="ignore"):
-        for t, (eta, p, x, U, Z) in enumerate(belief_chaos_game(T, pi, tau, C, n, rng)):
+        for t, (_eta, _p, x, U, Z) in enumerate(belief_chaos_game(T, pi, tau, C, n, rng)):
             z = Z[rows, x]
             fB = (U[rows, x] @ B.T) / z[:, None]  # [C, d]
             K = (BTB[x] - BAt[x][:, :, None] * fB[:, None, :]) / z[:, None, None]  # [C, d, d]
@@ -290,7 +290,7 @@ def _tangent_chains(
     rows = np.arange(n_chains)
     steps_iter = belief_chaos_game(T, pi, tau, n_chains, burn_in + steps, rng)
     with np.errstate(divide="ignore", invalid="ignore"):
-        for t, (eta, p, x, U, Z) in enumerate(steps_iter):
+        for t, (_eta, p, x, U, Z) in enumerate(steps_iter):
             if t >= burn_in:
                 ent += entropy_bits(p)
             if not d:

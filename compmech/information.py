@@ -37,8 +37,8 @@ def optimal_loss_by_position(
 
     Without a start token the model reads x_1..x_n and at position t (0-based) has seen t + 1
     tokens, so its floor is h(t + 2). With a start token position t has seen t tokens: h(t + 1).
-    ``hmm``: an HMM or a GHMM. ``ms``: an enumeration of ``hmm`` from its stationary distribution that the caller already has
-    (deep enough), to reuse instead of enumerating again.
+    ``hmm``: an HMM or a GHMM. ``ms``: an enumeration of ``hmm`` from its stationary distribution that the caller
+    already has (deep enough), to reuse instead of enumerating again.
 
     Examples
     --------

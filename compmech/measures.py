@@ -1519,7 +1519,7 @@ def _complexity_at(
 ) -> tuple[float, float] | None:
     """(entropy of the distinct-belief distribution once converged, its last change), or None."""
     C: list[float] = []
-    for L, b, p, res in iter_levels(process, max_states=max_states, resolution=resolution):
+    for L, _b, p, res in iter_levels(process, max_states=max_states, resolution=resolution):
         if res > resolution:
             return None
         C.append(float(entropy_bits(p)))

@@ -92,10 +92,8 @@ def _docstring_meanings(cls: type, names: list[str]) -> dict[str, str]:
     """Field name -> its sentence in the class docstring, for docstrings written as ``name: meaning.`` entries
     (``a x b: ...`` naming two fields) or ````name````: meaning."""
     doc = " ".join((inspect.getdoc(cls) or "").split())
-    pattern = re.compile(
-        r"(?:(?<=^)|(?<=[\s.]))((?:``)?(?:%s)(?:``)?(?: x (?:%s))*):\s"
-        % ("|".join(map(re.escape, names)), "|".join(map(re.escape, names)))
-    )
+    alternatives = "|".join(map(re.escape, names))
+    pattern = re.compile(rf"(?:(?<=^)|(?<=[\s.]))((?:``)?(?:{alternatives})(?:``)?(?: x (?:{alternatives}))*):\s")
     marks = list(pattern.finditer(doc))
     out: dict[str, str] = {}
     for i, m in enumerate(marks):

@@ -108,9 +108,10 @@ def studies_index(studies: dict) -> str:
         [
             "# Follow-up studies",
             "",
-            "Each study beyond the 2024 paper lives in one folder, `compmech/studies/<name>/`, and is found through one "
-            "registry (`compmech.studies`). A study either analyses one run, through a `[studies.<name>]` table in its "
-            "config, or compares several runs; each has a reproduce entry that runs its configs and writes its tables "
+            "Each study beyond the 2024 paper lives in one folder, `compmech/studies/<name>/`, and is found through "
+            "one registry (`compmech.studies`). A study either analyses one run, through a `[studies.<name>]` table in "
+            "its config, or compares several runs; each has a reproduce entry that runs its configs and writes its "
+            "tables "
             "and figures (`--quick`: a budget of minutes). Each page below is that folder's README.",
             "",
             "| study | what it asks | in a config | reproduce |",

@@ -148,8 +148,9 @@ figures.plot_belief_panels(early_fit.data.Y, early_fit.predictions)
 # ## Against the paper
 #
 # The paper reports a relative loss of about 1.0002, a probe MSE of 0.00039 after the last block and a shuffled
-# control of about 0.11, at context 10 after about 6.4e8 tokens. This small run is short of that; `compmech.run("mess3")`
-# (or `make run`) gets there, and `compmech reproduce` tabulates every number beside the paper's.
+# control of about 0.11, at context 10 after about 6.4e8 tokens. This small run is short of that;
+# `compmech.run("mess3")` (or `make run`) gets there, and `compmech reproduce` tabulates every number beside the
+# paper's.
 
 # %%
 s = run.summary

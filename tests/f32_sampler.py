@@ -5,7 +5,8 @@ e >= |float32 value - exact value| to first order in u = 2**-24, for any summati
 starts from the float32 prior and uses float32 copies of T (and tau, E): one rounding each, u |x|. Each token's
 update b' = v / n, v = b T[x], n = v @ tau (an HMM: tau = ones) rounds locally by at most
 
-    r = e_v / |n| + |v| e_n / n^2 + u |b'|,  e_v = gamma_{S+1} |b| @ |T[x]|,  e_n = e_v @ |tau| + gamma_{S+1} |v| @ |tau|
+    r = e_v / |n| + |v| e_n / n^2 + u |b'|,
+    e_v = gamma_{S+1} |b| @ |T[x]|,  e_n = e_v @ |tau| + gamma_{S+1} |v| @ |tau|
 
 (S terms per sum, T's own rounding the (S+1)th), and an error db made earlier moves on as db J with the update's
 Jacobian J = T[x] (I - tau b') / n. So the belief after token t is off by at most sum_k r_k |J_{k+1} ... J_t|, the

@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MAKE = shutil.which("make") or "make"  # make is part of the two-command promise: a machine without it fails here
-HERE = "%s-%d.%d.%d" % (sys.implementation.name, *sys.version_info[:3])
+HERE = f"{sys.implementation.name}-{'.'.join(map(str, sys.version_info[:3]))}"
 
 
 def _fake(bin_dir: Path, name: str, kind: str, tmp: Path) -> Path:

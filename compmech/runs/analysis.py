@@ -105,9 +105,9 @@ def training_evolution(
 ) -> list[EvolutionPoint]:
     """Refit the probe of ``layer`` at every ``tokens_<N>`` checkpoint of the run, oldest first.
 
-    Each point: tokens (actually seen), step, relative_loss (exact, or on the sampled regime's validation sample), the probe's `PROBE_FIELDS` (the
-    same protocol as probe.json: context-aggregated rows, both held-out splits, shuffled control) and
-    the distinct contexts' true and probed beliefs for the figure.
+    Each point: tokens (actually seen), step, relative_loss (exact, or on the sampled regime's validation sample), the
+    probe's `PROBE_FIELDS` (the same protocol as probe.json: context-aggregated rows, both held-out splits, shuffled
+    control) and the distinct contexts' true and probed beliefs for the figure.
     """
     records = []
     paths = sorted((run_dir / "checkpoints").glob("tokens_*.msgpack"), key=checkpoint_tokens)

@@ -53,7 +53,8 @@ def probed_layers(settings: ProbeSettings, model_cfg: predictive_models.ModelCon
     if bad:
         raise ValueError(
             f"[probe] layers: {bad[0]!r} is not a probe-able activation of this model (attention "
-            f"patterns are not vectors); use names from {', '.join(n for n in allowed if not n.endswith('hook_pattern'))}"
+            f"patterns are not vectors); use names from "
+            f"{', '.join(n for n in allowed if not n.endswith('hook_pattern'))}"
         )
     layer = predictive_models.probe_layer_name(model_cfg)
     return names if layer in names else [*names, layer]

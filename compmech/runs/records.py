@@ -44,8 +44,8 @@ class ProbeOutcome:
     ``predictions[layer]`` the in-sample predictions ``[R, S]``; ``shuffled`` the shuffled-control
     predictions ``[R, S]`` of the figure layer. ``untrained`` holds the probe of every probed layer
     ("concat" aside) in the same model at initialisation (the same seed, before any step, the same rows and
-    splits): the control that says how much of the belief geometry training put there. ``info`` holds the settings and sizes written beside the
-    results in probe.json (rows, weighting, held-out protocols, regime, ...).
+    splits): the control that says how much of the belief geometry training put there. ``info`` holds the settings and
+    sizes written beside the results in probe.json (rows, weighting, held-out protocols, regime, ...).
     """
 
     results: dict[str, Any]  # layer -> probes.ProbeResult

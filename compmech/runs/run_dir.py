@@ -77,7 +77,8 @@ class Run:
             f"  trained      {s.steps:,} steps, {s.tokens:,} tokens ({s.regime} regime)",
             f"  rel. loss    {s.relative_loss:.6g}" if s.relative_loss is not None else "  rel. loss    -",
             f"  probe        {s.probe_layer}: MSE {probe.get('mse', float('nan')):.3g}, held out (unseen "
-            f"contexts) {'-' if held is None else f'{held:.3g}'}, shuffled {probe.get('mse_shuffled', float('nan')):.3g}",
+            f"contexts) {'-' if held is None else f'{held:.3g}'}, "
+            f"shuffled {probe.get('mse_shuffled', float('nan')):.3g}",
             f"  checkpoints  {', '.join(str(k) for k in self.checkpoints)}",
             "  (run.activations, run.at, run.fit_probe, run.contexts; the report: report.html)",
         ]

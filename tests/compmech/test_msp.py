@@ -52,7 +52,7 @@ def test_recurrent_and_transient_parts():
     assert not msp.recurrent[0]  # the stationary prior is not a causal state of RRXOR
     rec = msp.recurrent
     # nothing leaves the recurrent set
-    for i, x, j, p in msp.transitions():
+    for i, _x, j, _p in msp.transitions():
         if rec[i]:
             assert rec[j]
     pi = msp.stationary_distribution()
@@ -108,7 +108,7 @@ def test_infinite_msps_are_reported(name):
     assert "states" in msp.reason or "accumulate" in msp.reason
     assert "looks infinite" in repr(msp)
     with pytest.raises(InfiniteMSPError, match="looks infinite"):
-        msp.recurrent
+        _ = msp.recurrent
     with pytest.raises(InfiniteMSPError):
         finite_msp(msp)
 

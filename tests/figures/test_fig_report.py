@@ -145,7 +145,10 @@ def png_bytes(width_in=4.0, height_in=2.0, dpi=100) -> bytes:
     return buf.getvalue()
 
 
-SVG = b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20"><rect width="40" height="20"/></svg>'
+SVG = (
+    b'<?xml version="1.0"?>\n'
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20"><rect width="40" height="20"/></svg>'
+)
 
 
 def render(**overrides):

@@ -57,7 +57,7 @@ def test_invalid_ghmms_are_rejected_with_the_reason():
 def test_hidden_states_of_a_ghmm_cannot_be_sampled():
     tq = hp.tom_quantum()
     with pytest.raises(ProcessError, match="quasi-probabilities"):
-        tq.stationary_distribution
+        _ = tq.stationary_distribution
     # the sampler draws its tokens and beliefs instead, and says there are no hidden states
     s = hp.sample(tq, jax.random.PRNGKey(0), 4, 5)
     assert not s.has_hidden_states and s.states is None and s.initial_states is None

@@ -1,4 +1,5 @@
-"""predictive_models.ov_vectors: each head's W_E[x] W_V^h W_O^h, by hand and against the model's own attention output."""
+"""predictive_models.ov_vectors: each head's W_E[x] W_V^h W_O^h, by hand and against the model's own attention
+output."""
 
 import numpy as np
 import pytest

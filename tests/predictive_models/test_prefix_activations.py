@@ -70,7 +70,7 @@ def test_strings_sharing_few_prefixes_take_the_full_forward_like_auto(kind):
     acts = prefix_activations(config, params, tokens, batch_size=16)
     assert acts.n_prefixes > 0.5 * tokens.size and acts.n_prefixes == len(brute_force_rows(tokens))
     full = compute_activations(config, params, tokens, method="auto", batch_size=16)
-    for name, a in acts.rows.items():
+    for name in acts.rows:
         np.testing.assert_array_equal(acts.per_string(name), full[name])
 
 

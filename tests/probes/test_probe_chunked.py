@@ -1,4 +1,5 @@
-"""ChunkedProbe: the chunk-accumulated probe agrees with the exact one, holds out by sequence and by context, and its memory stays bounded."""
+"""ChunkedProbe: the chunk-accumulated probe agrees with the exact one, holds out by sequence and by context, and its
+memory stays bounded."""
 
 import gc
 import tracemalloc

@@ -8,8 +8,8 @@ from compmech.studies.base import Study, register_study
 STUDY = register_study(
     Study(
         name="architectures",
-        summary="transformer, LSTM, GRU and RNN on Mess3, RRXOR, tom_quantum and fanizza (compmech/experiments/architectures.toml): "
-        "architectures.md/.json/.png",
+        summary="transformer, LSTM, GRU and RNN on Mess3, RRXOR, tom_quantum and fanizza "
+        "(compmech/experiments/architectures.toml): architectures.md/.json/.png",
         reproduce=reproduce,
     )
 )

@@ -3,8 +3,8 @@ vanilla RNN of similar parameter counts, each probed for the belief geometry.
 
 Riechers, Elliott & Shai (2025) report that transformers, RNNs, LSTMs and GRUs all represent the belief
 states of classical, quantum and post-quantum processes linearly. A study file
-(``compmech/experiments/architectures.toml``, read by `compmech.studies.architectures.study_file`) names the processes, the
-models and the training budgets; each (process, kind) pair becomes an ordinary `ExperimentConfig` and an ordinary
+(``compmech/experiments/architectures.toml``, read by `compmech.studies.architectures.study_file`) names the processes,
+the models and the training budgets; each (process, kind) pair becomes an ordinary `ExperimentConfig` and an ordinary
 run directory ``<out>/<process>-<kind>/``, run by the `compmech.studies.Runner` it is handed (a finished run of the
 same config is reused, an interrupted one resumed). `run_study` runs them in phases (check every run, run each
 pair and score its probes, the table, the figure) and writes into ``<out>``:

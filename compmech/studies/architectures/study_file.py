@@ -1,5 +1,5 @@
-"""The architecture study's file (``compmech/experiments/architectures.toml``; its format is documented at its top): read,
-checked, and turned into one ordinary `ExperimentConfig` per (process, kind) pair.
+"""The architecture study's file (``compmech/experiments/architectures.toml``; its format is documented at its top):
+read, checked, and turned into one ordinary `ExperimentConfig` per (process, kind) pair.
 
 Every pair's config is built by the config reader handed in (``build``: `compmech.runs.config.config_from_dict`, or
 a `Runner`'s ``from_dict``), so every check of an ordinary config applies to it. Bad input is one `ConfigError`
@@ -77,7 +77,8 @@ def _unknown(table: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> 
 
 
 def _shared(raw: Mapping[str, Any], path: Path, src: str) -> _Shared:
-    """The top level of the study file, checked: name, seed, kinds, one [models.<kind>] per kind, [training], [probe]."""
+    """The top level of the study file, checked: name, seed, kinds, one [models.<kind>] per kind, [training],
+    [probe]."""
     KINDS = predictive_models.KINDS
     _unknown(raw, _TOP_KEYS, src)
     name = raw.get("name", path.stem)

@@ -9,9 +9,9 @@ from compmech.studies.cbu.reproduce import reproduce
 STUDY = register_study(
     Study(
         name="cbu",
-        summary="constrained belief updates (Piotrowski et al. 2025): the sweeps compmech/experiments/cbu_mess3.toml and "
-        "compmech/experiments/cbu_authors.toml and three products compmech/experiments/cbu_product.toml, every R² beside its "
-        "null and a verdict per run: cbu.md/.json and figures",
+        summary="constrained belief updates (Piotrowski et al. 2025): the sweeps compmech/experiments/cbu_mess3.toml "
+        "and compmech/experiments/cbu_authors.toml and three products compmech/experiments/cbu_product.toml, every R² "
+        "beside its null and a verdict per run: cbu.md/.json and figures",
         settings=Settings,
         check=check,
         run=run,

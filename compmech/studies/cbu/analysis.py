@@ -1,16 +1,16 @@
 """The constrained-belief-update study (Piotrowski, Riechers, Filan & Shai, ICML 2025): does the first attention layer
 carry out the belief update the process predicts when it is constrained to be parallel over positions?
 
-From the process alone (`compmech.studies.cbu.theory`): the spectrum of ``M = T.sum(0)``, the heads it calls for (a decay rate
-each) and the constrained belief ``pi + sum_s u_{x_s} M^(t-s)`` (the predicted intermediate geometry); for a product,
-from its factors. From the trained transformer, over the run's contexts:
+From the process alone (`compmech.studies.cbu.theory`): the spectrum of ``M = T.sum(0)``, the heads it calls for (a
+decay rate each) and the constrained belief ``pi + sum_s u_{x_s} M^(t-s)`` (the predicted intermediate geometry); for a
+product, from its factors. From the trained transformer, over the run's contexts:
 
 - every block's attention pattern averaged over the contexts (weights as ``weighting``; with its spread), and each
   head's exponential fit against distance on within-query log-ratios (`probes.attention.fit_decay`: the fitted
   lambda, R², the parity fit for alternating eigenvalues);
-- beside each predicted rate, the exact readout rate (`compmech.studies.cbu.theory.readout_decay`: the decay of the belief's best
-  linear readout from the token history, over every word of ``readout_length`` tokens of each factor), which the
-  first-order lambda equals only for weakly informative tokens;
+- beside each predicted rate, the exact readout rate (`compmech.studies.cbu.theory.readout_decay`: the decay of the
+  belief's best linear readout from the token history, over every word of ``readout_length`` tokens of each factor),
+  which the first-order lambda equals only for weakly informative tokens;
 - the predictions fixed before any fit (`compmech.studies.cbu.theory.process_prediction`: from the process alone)
   and block 0's heads assigned to them as a minimum-cost assignment (Hungarian, `scipy.optimize.linear_sum_assignment`)
   on the cost ``|fitted rate - predicted rate|`` (the parity fit's rate for an alternating prediction;
@@ -939,7 +939,8 @@ def study_output(
     )
     captions = {
         "cbu": "(a) Mean attention of the last query against distance for each block-0 head, with its spread "
-        "over contexts and the predicted rate^d (dashed: first-order lambda; dotted: the exact readout rate); (b) the main head's OV vectors projected into "
+        "over contexts and the predicted rate^d (dashed: first-order lambda; dotted: the exact readout rate); "
+        "(b) the main head's OV vectors projected into "
         "the belief simplex by the probe (solid) and the predicted update directions u_x (dotted); "
         "(c) the constrained beliefs; (d) the post-attention stream probed onto them, coloured by the "
         "true belief (a product: its first factor)."

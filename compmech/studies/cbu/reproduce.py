@@ -1,9 +1,9 @@
 """`compmech reproduce --only cbu`: the constrained-belief-update study end to end, with its table and figures.
 
-Runs the sweep ``compmech/experiments/cbu_mess3.toml`` (a one-layer transformer on Mess3 at three x: lambda = 1 - 3x), the
-sweep ``compmech/experiments/cbu_authors.toml`` (the authors' notebook settings: Mess3 with x in {0.15, 0.5} and alpha in
-{0.2, 0.6}, context 9, two blocks) and ``compmech/experiments/cbu_product.toml`` with three pairs of Mess3 factors
-(lambda = (0.7, 0.7), (0.7, 0.3), (0.7, -0.3): one, two and three predicted heads), each an ordinary run with
+Runs the sweep ``compmech/experiments/cbu_mess3.toml`` (a one-layer transformer on Mess3 at three x: lambda = 1 - 3x),
+the sweep ``compmech/experiments/cbu_authors.toml`` (the authors' notebook settings: Mess3 with x in {0.15, 0.5} and
+alpha in {0.2, 0.6}, context 9, two blocks) and ``compmech/experiments/cbu_product.toml`` with three pairs of Mess3
+factors (lambda = (0.7, 0.7), (0.7, 0.3), (0.7, -0.3): one, two and three predicted heads), each an ordinary run with
 ``[studies.cbu]`` (finished runs are reused), then writes into the output directory ``cbu.md`` and ``cbu.json`` (one
 row per run: predicted and fitted decay rates, the assignment of heads and its cost, head counts, every R² beside
 its null, the verdicts) and copies each run's ``figures/cbu.png``.
@@ -130,7 +130,8 @@ def format_markdown(rows: list[dict[str, Any]], quick: bool) -> str:
         lines.append(
             f"| {r['run']} | {r['relative_loss']:.4f} | {', '.join(n(v, '.2f') for v in r['predicted_lambdas'])} | "
             f"{n(r['main_predicted_lambda'])} / {n(r['main_readout_lambda'])} / {n(r['main_fitted_lambda'])} | "
-            f"{r['predicted_head_count']} / {r['observed_head_count']} ({r['n_heads']}) / {r['observed_rate_groups']} | "
+            f"{r['predicted_head_count']} / {r['observed_head_count']} ({r['n_heads']}) / "
+            f"{r['observed_rate_groups']} | "
             f"{n(a.get('cost'), '.2f')} ({n(r.get('greedy_cost'), '.2f')}) | "
             f"{_verdict_cell(r, 'decay_first_order')}{held(r, 'decay_first_order')} | "
             f"{_verdict_cell(r, 'decay_readout')}{held(r, 'decay_readout')} | "
@@ -175,7 +176,8 @@ def format_markdown(rows: list[dict[str, Any]], quick: bool) -> str:
         "before any fit; readout rate: the decay of the exact belief's best linear readout from the token history "
         "(compmech.studies.cbu.theory.readout_decay), the rate the first order tends to only for weakly informative "
         "tokens. Fitted λ: exp(slope) of log mean attention against query-key distance, fitted on "
-        "within-query log-ratios (distances >= 1), ± its regression standard error; clean: a fit with R² >= 0.9 and rate < 0.95 (the parity fit "
+        "within-query log-ratios (distances >= 1), ± its regression standard error; clean: a fit with R² >= 0.9 and "
+        "rate < 0.95 (the parity fit "
         "adds an odd-distance offset, for alternating eigenvalues); rate groups: the clean heads' fitted rates "
         "grouped where they differ by more than 0.1. Assignment: block 0's heads given to the predictions by least "
         "total |fitted - predicted λ| (Hungarian; 1 per prediction left without a clean head), the greedy "

@@ -1,12 +1,13 @@
 """`compmech reproduce --only factored`: the factored-geometry study end to end, with its table and figures.
 
-Runs ``compmech/experiments/factored.toml`` (three independent factors) and the sweep ``compmech/experiments/factored_coupled.toml``
-(two factors with a hidden coupling epsilon), each an ordinary run with ``[studies.factored]`` (finished runs are
-reused), then writes into the output directory ``factored.md`` and ``factored.json``: for each final model the
-components needed for 80/90/95/99% of the variance beside the same counts of the true factor beliefs side by side
-and of the true joint beliefs (like with like; the ranks sum(d_k - 1) and prod(d_k) - 1 beside), the participation
-ratio, each factor's context-disjoint held-out probe R^2 (and the untrained model's), the joint-belief probe, and
-the principal angles between the factors' belief subspaces; and copies the figures beside them.
+Runs ``compmech/experiments/factored.toml`` (three independent factors) and the sweep
+``compmech/experiments/factored_coupled.toml`` (two factors with a hidden coupling epsilon), each an ordinary run with
+``[studies.factored]`` (finished runs are reused), then writes into the output directory ``factored.md`` and
+``factored.json``: for each final model the components needed for 80/90/95/99% of the variance beside the same counts of
+the true factor beliefs side by side and of the true joint beliefs (like with like; the ranks sum(d_k - 1) and
+prod(d_k) - 1 beside), the participation ratio, each factor's context-disjoint held-out probe R^2 (and the untrained
+model's), the joint-belief probe, and the principal angles between the factors' belief subspaces; and copies the figures
+beside them.
 """
 
 from __future__ import annotations

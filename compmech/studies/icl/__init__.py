@@ -10,9 +10,9 @@ from compmech.studies.icl.reproduce import reproduce
 STUDY = register_study(
     Study(
         name="icl",
-        summary="the in-context learning study: compmech/experiments/icl_mess3.toml (a mixture of three Mess3 settings) and "
-        "compmech/experiments/icl_markov.toml (random Markov chains): icl.md/.json (fitted exponents and rates, targets, "
-        "posterior probes) and figures",
+        summary="the in-context learning study: compmech/experiments/icl_mess3.toml (a mixture of three Mess3 "
+        "settings) and compmech/experiments/icl_markov.toml (random Markov chains): icl.md/.json (fitted exponents and "
+        "rates, targets, posterior probes) and figures",
         settings=Settings,
         check=check,
         run=run,

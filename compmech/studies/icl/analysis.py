@@ -2,8 +2,8 @@
 learning"): on a non-ergodic source (each sequence from one of several components), does the model's loss fall
 with position as the Bayes-optimal one does, and does its residual stream carry the posterior over sources?
 
-- theory (`compmech.studies.icl.theory.icl_theory`, the one dispatch over source families): the optimal loss at every number
-  of tokens seen, each component's own optimum (told the source), the never-inferring predictors (each
+- theory (`compmech.studies.icl.theory.icl_theory`, the one dispatch over source families): the optimal loss at every
+  number of tokens seen, each component's own optimum (told the source), the never-inferring predictors (each
   component's model applied to every sequence), the excess over the told-the-source loss and its power-law and
   exponential fits;
 - the model's loss by position (exact over every string in the exact regime; on ``eval_sequences`` fresh
@@ -1096,8 +1096,8 @@ def report_tables(
             + (f" ({curve.n_samples:,} sampled words)" if curve.n_samples else "")
             + f"; the model exact at the first {rows.n_exact} positions ({rows.n_strings:,} strings)"
             + (f", on {rows.n_sequences:,} sampled sequences beyond" if rows.n_sequences else "")
-            + "; model over optimal: mean KL divergence of its next-token law from the exact one on the same rows, over "
-            "the optimum; below: model - optimal < -(the errors in quadrature + the model's float32 normalisation "
+            + "; model over optimal: mean KL divergence of its next-token law from the exact one on the same rows, "
+            "over the optimum; below: model - optimal < -(the errors in quadrature + the model's float32 normalisation "
             f"bound); violations at the exact optimum: {', '.join(map(str, vs.check.violations)) or 'none'}. "
             "Never inferring: " + th.theory.definition + ".",
         ),

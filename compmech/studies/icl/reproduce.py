@@ -1,8 +1,8 @@
 """`compmech reproduce --only icl`: the in-context learning study end to end, with its tables and figures.
 
 Runs ``compmech/experiments/icl_mess3.toml`` (three Mess3 settings, one per sequence, context 32) and
-``compmech/experiments/icl_markov.toml`` (random Markov chains, k = 3, context 64), each with ``[studies.icl]`` (a finished
-run is reused), then writes into the output directory ``icl.md`` and ``icl.json``: the fitted
+``compmech/experiments/icl_markov.toml`` (random Markov chains, k = 3, context 64), each with ``[studies.icl]`` (a
+finished run is reused), then writes into the output directory ``icl.md`` and ``icl.json``: the fitted
 exponents and rates of the excess loss for the theory and the model, the issue's targets (the model within 2%
 of the optimum at every position with >= 4 tokens seen; below the best never-inferring predictor early; the
 source posterior decodable, held-out R² >= 0.9 at positions with >= 8 tokens seen), the posterior probes by
@@ -23,7 +23,8 @@ from compmech.studies.base import Runner
 #: The study's runs: run directory name = shipped config name -> label in the tables.
 RUNS: dict[str, str] = {
     "icl_mess3": "three Mess3 settings, one per sequence (compmech/experiments/icl_mess3.toml)",
-    "icl_markov": "random Markov chains, k = 3, a Dirichlet(1) prior on each row (compmech/experiments/icl_markov.toml)",
+    "icl_markov": "random Markov chains, k = 3, a Dirichlet(1) prior on each row "
+    "(compmech/experiments/icl_markov.toml)",
 }
 #: ``--quick``: this fraction of the config's steps, and smaller probe and evaluation samples.
 QUICK_FRACTION = 0.1

@@ -15,10 +15,10 @@ if not hasattr(transformer_lens, "HookedTransformer"):  # TransformerLens 4 remo
 
 import predictive_models  # noqa: E402
 from compmech.interop.models import analyze_model  # noqa: E402
-from compmech.interop.transformer_lens import (
+from compmech.interop.transformer_lens import (  # noqa: E402
     ExportError,
     export_files,
-    float32_bound,  # noqa: E402
+    float32_bound,
     load_hooked_transformer,
     to_hooked_transformer,
 )

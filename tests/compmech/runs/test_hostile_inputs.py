@@ -618,7 +618,7 @@ def test_loading_a_run_directory_imports_its_plugin_module_only_when_the_process
     capsys.readouterr()
     assert main(["report", str(out)]) == 0 and module not in sys.modules
     with pytest.raises(ValueError, match="this code ran"):
-        run.process
+        _ = run.process
 
 
 def test_report_on_a_sweep_directory_says_what_it_is(tmp_path, capsys):

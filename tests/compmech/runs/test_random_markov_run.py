@@ -1,4 +1,5 @@
-"""`compmech run` on random Markov chains: the [process] table, the sampled regime's Dirichlet theory, a run end to end."""
+"""`compmech run` on random Markov chains: the [process] table, the sampled regime's Dirichlet theory, a run end to
+end."""
 
 import json
 import math

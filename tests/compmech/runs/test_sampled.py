@@ -1,4 +1,5 @@
-"""The sampled regime: regime choice, memory estimate, the same probe numbers as the exact regime, and a run end to end."""
+"""The sampled regime: regime choice, memory estimate, the same probe numbers as the exact regime, and a run end to
+end."""
 
 import json
 from pathlib import Path
@@ -15,6 +16,7 @@ from compmech.runs.probing import probe_model
 from compmech.runs.regime import choose_regime
 from compmech.runs.sampled import probe_model_sampled, validation_set
 from compmech.runs.sources import context_set, source_of
+from hmm_processes import GeneralizedHMM, get_process, product
 
 
 def sample_block(process, key, n, context_length, bos=False):
@@ -25,8 +27,6 @@ def optimal_loss_by_position(process, context_length, bos=False):
     floor = source_of(process).optimal_loss(context_length, bos)
     return floor.values, floor.exact_depth
 
-
-from hmm_processes import GeneralizedHMM, get_process, product
 
 DATA = Path(__file__).parents[2] / "data"
 TINY_SAMPLED = DATA / "tiny_sampled.toml"

@@ -1,4 +1,5 @@
-"""compmech.studies.cbu.theory: the spectrum of M, the predicted heads and the constrained (first-order) belief, on hand-computed cases."""
+"""compmech.studies.cbu.theory: the spectrum of M, the predicted heads and the constrained (first-order) belief, on
+hand-computed cases."""
 
 import numpy as np
 import pytest

@@ -1,5 +1,5 @@
-"""compmech.studies.icl.theory: the mixture's in-context learning curve against brute-force Bayes, Monte Carlo against exact,
-the source posterior, and the fits of the excess curve."""
+"""compmech.studies.icl.theory: the mixture's in-context learning curve against brute-force Bayes, Monte Carlo against
+exact, the source posterior, and the fits of the excess curve."""
 
 import itertools
 
