@@ -27,7 +27,7 @@ STAMP := $(VENV)/.installed-$(PY_TAG)
 TEST_WORKERS := auto --maxprocesses 4
 PYTEST := MPLBACKEND=Agg $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
-.PHONY: run test test-all test-slow bench setup clean-venv which-python docs docs-serve notebooks
+.PHONY: run test test-all test-slow bench setup clean-venv which-python docs docs-serve notebooks lint
 
 $(STAMP): pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then echo "compmech needs Python >= 3.11 and none of $(PYTHON_CANDIDATES) runs here; install one, or run: make PYTHON=/path/to/python3.11 ..." >&2; exit 1; fi
@@ -66,6 +66,19 @@ DOCS_STAMP := $(VENV)/.installed-docs-$(PY_TAG)
 $(DOCS_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[test,docs]"
 	touch $(DOCS_STAMP)
+
+# `make lint`: ruff check, ruff format --check and pyright (the configuration: pyproject.toml's [tool.ruff] and
+# [tool.pyright]); the [lint] extra is installed into $(VENV) on first use. `.ci/run` runs it; so do the pre-commit
+# hooks (`$(BIN)/pre-commit install` once, after `make lint`).
+LINT_STAMP := $(VENV)/.installed-lint-$(PY_TAG)
+$(LINT_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[test,lint]"
+	touch $(LINT_STAMP)
+
+lint: $(LINT_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pyright --pythonpath $(BIN)/python
 
 # The site, into site/ (docs/ + mkdocs.yml; the config and CLI references are generated from the code). --strict:
 # a broken link, a missing page or an unresolved API reference fails the build.
