@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from compmech.runs import shipped
 from compmech.runs.config import ConfigError, ExperimentConfig, config_from_dict, read_toml, set_dotted, table_settings
 from compmech.runs.distributed import is_lead_process
 from compmech.runs.experiment import finished_summary, run_experiment, seedless, train_together
@@ -558,7 +559,12 @@ def write_table(sweep: Sweep, rows: list[dict], out_root: Path, *, quick: bool =
     write_text_atomic(out_root / "sweep.csv", buf.getvalue())
     x_key = sweep.keys[0]
     series = {m: [r.get(m) for r in rows] for m in sweep.metrics}
-    fig = plot_sweep([r[x_key] for r in rows], series, x_label=x_key, title=f"sweep {sweep.name} ({budget})")
+    # the other swept keys (not repeats over seed) split the points that share an x into separate lines
+    other = [k for k in sweep.keys[1:] if k != "seed"]
+    groups = [", ".join(f"{k} = {r[k]}" for k in other) for r in rows] if other else None
+    fig = plot_sweep(
+        [r[x_key] for r in rows], series, x_label=x_key, title=f"sweep {sweep.name} ({budget})", groups=groups
+    )
     png = save_figure(fig, out_root / "sweep.png")
     write_text_atomic(out_root / "sweep.html", sweep_page(sweep, rows, png.read_bytes(), budget))
 
@@ -711,7 +717,12 @@ def add_sweep_command(subparsers: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("sweep", type=Path, help="a sweep file: an experiment config plus a [sweep] table")
+    p.add_argument(
+        "sweep",
+        type=Path,
+        help="a sweep file (an experiment config plus a [sweep] table), or a shipped sweep's name "
+        "(sweep_mess3_seeds; `compmech configs` lists them)",
+    )
     p.add_argument("--quick", action="store_true", help="apply the file's [sweep] quick overrides (a smaller budget)")
     p.add_argument("--out", type=Path, default=None, help="where the runs and the table go (default: runs/<name>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars or stage messages")
@@ -747,6 +758,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         )
     shard = parse_shard(args.shard) if args.shard is not None else None
     progress = not args.no_progress
+    args.sweep = shipped.resolve(args.sweep)  # a file, or a shipped sweep's name
     sweep = load_sweep(args.sweep, quick=args.quick, progress=progress)
     out = args.out or Path("runs") / (sweep.name + ("-quick" if args.quick else ""))
     if args.launcher is not None:

@@ -275,3 +275,17 @@ def test_one_failing_point_does_not_stop_the_others(tmp_path, capsys):
     assert rows[bad]["status"].startswith("failed: training diverged") and rows[bad]["relative_loss"] is None
     assert "failed: training diverged" in (out / "sweep.md").read_text()
     assert (out / good / "complete.json").is_file()
+
+
+def test_a_shipped_sweep_is_found_by_its_name(tmp_path, monkeypatch, capsys):
+    """`compmech sweep sweep_mess3_seeds` runs the shipped sweep file (package data), as `compmech run mess3` does."""
+    import compmech.runs.sweep as sweep_module
+
+    seen = []
+    monkeypatch.setattr(sweep_module, "run_sweep", lambda sweep, out, **kw: seen.append((sweep, out)) or [])
+    assert main(["sweep", "sweep_mess3_seeds", "--quick", "--out", str(tmp_path / "s"), "--no-progress"]) == 0
+    ((sweep, out),) = seen
+    assert sweep.name == "sweep_mess3_seeds" and "seed" in sweep.keys and out == tmp_path / "s"
+    capsys.readouterr()
+    assert main(["sweep", "no_such_sweep", "--no-progress"]) != 0
+    assert "no shipped config named 'no_such_sweep'" in capsys.readouterr().err
