@@ -397,10 +397,11 @@ def test_degenerate_processes_are_refused_before_training_with_the_reason(tmp_pa
     assert not (tmp_path / "run").exists()
 
 
-def test_the_readme_plugin_example_runs_and_its_one_state_coin_is_still_a_process_for_info(tmp_path, capsys):
-    """The README's own plugin example was a one-state biased coin that compmech run refused after training."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("### Your own process, in Python") :]
+def test_the_docs_plugin_example_runs_and_a_one_state_coin_is_still_a_process_for_info(tmp_path, capsys):
+    """The plugin example (once the README's, now the tutorial's) was a one-state biased coin that compmech run
+    refused after training: the example as written runs, and the zoo's one-state coin still works with info."""
+    page = (ROOT / "docs" / "tutorial" / "own-process.md").read_text()
+    section = page[page.index("## In Python: a registered function") :]
     module = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     table = re.search(r"```toml\n(.*?)```", section, re.S).group(1)
     name = re.search(r'module = "(\w+)"', table).group(1)
@@ -614,7 +615,7 @@ def test_loading_a_run_directory_imports_its_plugin_module_only_when_the_process
     import compmech
 
     run = compmech.load_run(out)
-    assert run.history and run.summary["name"] and module not in sys.modules
+    assert run.history and run.summary.name and module not in sys.modules
     capsys.readouterr()
     assert main(["report", str(out)]) == 0 and module not in sys.modules
     with pytest.raises(ValueError, match="this code ran"):

@@ -174,10 +174,8 @@ def test_full_disk_at_the_start_leaves_nothing(tmp_path, capsys, monkeypatch):
     def full(path, write):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    import compmech.runs.files
-
+    # the run directory's writer (compmech.runs.files) looks figures.io.write_atomic up when it writes
     monkeypatch.setattr(figures.io, "write_atomic", full)
-    monkeypatch.setattr(compmech.runs.files, "write_atomic", full)  # the run directory's writer (figures.io's)
     err = refused(["run", str(TINY), "--out", str(tmp_path / "run")], capsys, code=1)
     assert "disk is full" in err and "run the same command again" in err
     assert not (tmp_path / "run").exists(), "the half-made run directory is removed"
