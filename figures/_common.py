@@ -234,7 +234,8 @@ TOL_MUTED = (
 
 def _rgb(hex_colour: str) -> tuple[float, float, float]:
     h = hex_colour.lstrip("#")
-    return tuple(int(h[i : i + 2], 16) / 255.0 for i in (0, 2, 4))
+    r, g, b = (int(h[i : i + 2], 16) / 255.0 for i in (0, 2, 4))
+    return r, g, b
 
 
 def category_palette(n: int) -> np.ndarray:

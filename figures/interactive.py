@@ -168,6 +168,7 @@ def belief_simplex(
             _tetrahedron(go, fig, names, col)
         else:
             fig.add_trace(go.Scattergl(x=pts[:, 0], y=pts[:, 1], **common), row=1, col=col)
+            assert frame is not None  # set above where the view is not a tetrahedron
             _plane(go, fig, frame, names, col, project(true), None if pred is None else project(pred))
 
     shown = f"{keep.size:,} of {n:,} contexts (a random subset)" if keep.size < n else f"{n:,} contexts"
@@ -258,8 +259,12 @@ def _tetrahedron(go, fig, names: list[str], col: int) -> None:
     xs, ys, zs = [], [], []
     for i, j in edges:
         for k in (i, j):
-            xs.append(TETRAHEDRON[k, 0]), ys.append(TETRAHEDRON[k, 1]), zs.append(TETRAHEDRON[k, 2])
-        xs.append(None), ys.append(None), zs.append(None)
+            xs.append(TETRAHEDRON[k, 0])
+            ys.append(TETRAHEDRON[k, 1])
+            zs.append(TETRAHEDRON[k, 2])
+        xs.append(None)
+        ys.append(None)
+        zs.append(None)
     fig.add_trace(
         go.Scatter3d(
             x=xs, y=ys, z=zs, mode="lines", line=dict(color="#333", width=3), hoverinfo="skip", showlegend=False

@@ -52,7 +52,7 @@ def check_pixel_budget(fig: Figure, dpi: float) -> None:
         )
 
 
-def write_atomic(path, write: Callable[[BinaryIO], None]) -> Path:
+def write_atomic(path, write: Callable[[BinaryIO], object]) -> Path:
     """Create ``path`` (and its folders) by calling ``write`` on a temp file beside it, then ``os.replace``.
 
     Readers see the old file or the complete new one, never a part; on error nothing is left behind.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -160,7 +161,7 @@ def plot_layer_mse(
         finite = shuffled[np.isfinite(shuffled)]
         positive += [float(v) for v in finite if v > 0]
         lo, hi = float(finite.min()), float(finite.max())
-        style = dict(color="0.3", ls="--", lw=1.1, zorder=1)
+        style: dict[str, Any] = dict(color="0.3", ls="--", lw=1.1, zorder=1)
         if hi - lo <= SHUFFLED_ONE_LINE * float(finite.mean()):
             ax.axhline(float(finite.mean()), **style, label="shuffled-target control (every layer)")
             text = f"shuffled control {float(finite.mean()):.2g}"

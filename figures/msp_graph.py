@@ -206,8 +206,9 @@ def plot_msp_graph(
         xy[:, 1],
         s=node_size,
         c=np.where(rec[:, None], [[1.0, 0.93, 0.75]], [[0.93, 0.93, 0.93]]),
-        edgecolors=np.where(rec, "k", "0.55"),
-        linewidths=np.where(rec, 1.1, 0.7),
+        # matplotlib's stubs take no arrays for these two; its docs and code accept array-like (one per point)
+        edgecolors=np.where(rec, "k", "0.55"),  # pyright: ignore[reportArgumentType]
+        linewidths=np.where(rec, 1.1, 0.7),  # pyright: ignore[reportArgumentType]
         zorder=3,
     )
     for i in range(n):

@@ -21,7 +21,7 @@ import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 from figures._common import FigureInputError, layer_label, process_title
 from figures.io import write_atomic
@@ -226,7 +226,7 @@ def _header(title: str, summary: Mapping, config: Mapping, probe: Mapping, prove
             f"weighting: {probe.get('weighting', '?')}; held out: "
             f"{_pct(probe.get('train_fraction'))} train / rest test, {probe.get('n_repeats', '?')} repeats"
         )
-    source = summary.get("source") if isinstance(summary.get("source"), Mapping) else {}
+    source = _mapping_at(summary, "source")
     if source.get("kind") not in (None, "HMM", "GeneralizedHMM") and source.get("belief_label"):
         probe_text += f"; probe target: {source['belief_label']}"  # a source whose 'belief' is no state belief
     if source.get("optimal_loss_method") == "monte_carlo":
@@ -263,7 +263,7 @@ def _header(title: str, summary: Mapping, config: Mapping, probe: Mapping, prove
 
 def _probe_result(summary: Mapping, probe: Mapping) -> tuple[str | None, Mapping]:
     layer = summary.get("probe_layer") or probe.get("probe_layer")
-    layers = probe.get("layers") if isinstance(probe.get("layers"), Mapping) else {}
+    layers = _mapping_at(probe, "layers")
     res = summary.get("probe") or layers.get(layer) or {}
     return layer, res if isinstance(res, Mapping) else {}
 
@@ -310,7 +310,7 @@ def result_rows(summary: Mapping, probe: Mapping | None = None) -> tuple[list[Re
     the rows are built once, here), and the notes that explain them. ``probe``: probe.json's content, read when
     the summary lacks the probe of its probe layer."""
     probe = probe or {}
-    paper = summary.get("paper") if isinstance(summary.get("paper"), Mapping) else {}
+    paper = _mapping_at(summary, "paper")
     layer, res = _probe_result(summary, probe)
     notes = []
     rel_text = fmt_number(summary.get("relative_loss"), 6)
@@ -384,7 +384,7 @@ def result_rows(summary: Mapping, probe: Mapping | None = None) -> tuple[list[Re
             "The untrained-model control fits the same probe, with the same rows and splits, to the same "
             "model at initialisation: what random features of the context carry before any training."
         )
-    geo = summary.get("geometry") if isinstance(summary.get("geometry"), Mapping) else {}
+    geo = _mapping_at(summary, "geometry")
     same = bool(geo) and same_distance_geometry(geo)
     for key, label in (
         ("distance_r2_beliefs", "distance R² vs true beliefs"),
@@ -402,7 +402,7 @@ def result_rows(summary: Mapping, probe: Mapping | None = None) -> tuple[list[Re
 
 
 def _results_table(summary: Mapping, probe: Mapping) -> tuple[str, str]:
-    paper = summary.get("paper") if isinstance(summary.get("paper"), Mapping) else {}
+    paper = _mapping_at(summary, "paper")
     rows, notes = result_rows(summary, probe)
     has_paper = any(k not in ("probe_mse_over_training",) for k in paper)
     body = []
@@ -456,11 +456,11 @@ def _results_table(summary: Mapping, probe: Mapping) -> tuple[str, str]:
 
 
 def _layer_table(summary: Mapping, probe: Mapping) -> tuple[str, str] | None:
-    layers = probe.get("layers") if isinstance(probe.get("layers"), Mapping) else {}
+    layers = _mapping_at(probe, "layers")
     if not layers:
         return None
     chosen = probe.get("probe_layer") or summary.get("probe_layer")
-    paper = summary.get("paper") if isinstance(summary.get("paper"), Mapping) else {}
+    paper = _mapping_at(summary, "paper")
     paper_layers = paper.get("layer_mse") or {}
     contexts = any("mse_heldout_contexts" in (r or {}) for r in layers.values())
     headers = ["layer", "features"]
@@ -725,8 +725,14 @@ def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _mapping_at(mapping: Mapping, key: str) -> Mapping:
+    """``mapping[key]`` where it is a mapping, else an empty one (a key that is missing, None or not a table)."""
+    value = mapping.get(key)
+    return value if isinstance(value, Mapping) else {}
 
 
 def fmt_number(value: Any, digits: int = 3) -> str:

@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from matplotlib.artist import Artist
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -92,7 +93,7 @@ def y_span(values: np.ndarray, sd: float | None) -> tuple[float, float]:
     return lo - 0.08 * span, hi + 0.08 * span
 
 
-def _stats(pos: np.ndarray, y: np.ndarray, centres: list[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _stats(pos: np.ndarray, y: np.ndarray, centres: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per centre: mean, sample sd (NaN below two values) and count of the finite values at it."""
     mean, sd, count = [], [], []
     for c in centres:
@@ -214,7 +215,7 @@ def plot_sweep(
             ax.tick_params(axis="x", rotation=30)
     for ax in axs[k:]:
         ax.set_visible(False)
-    handles = [
+    handles: list[Artist] = [
         Line2D([], [], ls="", marker="o", ms=4, mfc="0.4", mec="none", alpha=0.6, label="one run"),
         Line2D([], [], color="0.2", lw=1.4, marker="o", ms=3.5, label="mean over repeats (seeds)"),
     ]

@@ -5,6 +5,8 @@ Also generalized HMMs (`GeneralizedHMM`, quasi-probability presentations), compo
 random Markov chains (`RandomMarkovChains`, one Dirichlet-drawn transition matrix per sequence).
 """
 
+from typing import TYPE_CHECKING
+
 from hmm_processes.beliefs import GHMM_MIN_PROB, extend_beliefs, min_probability, update_beliefs
 from hmm_processes.compose import component_posterior, coupled_product, factor_beliefs, mixture, product, shift_coupled
 from hmm_processes.errors import ProcessError
@@ -69,6 +71,8 @@ _LAZY = {
     "sample": "hmm_processes.sampling",
     "sample_words": "hmm_processes.sampling",
 }
+if TYPE_CHECKING:  # the lazy names, for type checkers only (at run time `__getattr__` below loads them)
+    from hmm_processes.sampling import Samples, sample, sample_words
 
 
 def __getattr__(name: str):

@@ -232,9 +232,11 @@ def shift_coupled(first: HMM, second: HMM, epsilon: float, *, name: str | None =
         )
         for i in range(first.num_states)
     ]
-    return coupled_product(
+    coupled = coupled_product(
         first, seconds, name=name or f"shift_coupled({first.name}, {second.name}, {e:g})", params={"epsilon": e}
     )
+    assert isinstance(coupled, HMM)  # every factor is an HMM, so the product is one
+    return coupled
 
 
 def _check_processes(processes: Sequence[Process], what: str) -> list[Process]:

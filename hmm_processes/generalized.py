@@ -194,14 +194,18 @@ class GeneralizedHMM:
     @property
     def emission_matrix(self) -> np.ndarray:
         """``E[i, x] = sum_j T[x, i, j] tau_j``, shape [S, V]; ``P(x | eta) = eta @ E`` when ``eta @ tau = 1``."""
-        return (self.T @ self.normalizer).T
+        tau = self.normalizer
+        assert tau is not None  # set by __post_init__
+        return (self.T @ tau).T
 
     def next_token_probs(self, beliefs: np.ndarray) -> np.ndarray:
         """Next-token distribution for quasi-beliefs ``[..., S]``: ``eta T[x] tau / (eta tau)``, shape ``[..., V]``.
 
         (The ``/ (eta tau)`` lets unnormalised vectors ``pi T^(w)`` in; see `hmm_processes.beliefs`.)"""
         b = np.asarray(beliefs, dtype=np.float64)
-        return (b @ self.emission_matrix) / (b @ self.normalizer)[..., None]
+        tau = self.normalizer
+        assert tau is not None  # set by __post_init__
+        return (b @ self.emission_matrix) / (b @ tau)[..., None]
 
     def word_probabilities(self, words: np.ndarray) -> np.ndarray:
         """``P(w) = pi T^(w) tau`` for each row of ``words`` [N, L]; returns [N] float64."""
@@ -210,6 +214,7 @@ class GeneralizedHMM:
             raise ProcessError(f"{self.name}: words must have shape [N, L]; got {words.shape}")
         if words.size and (words.min() < 0 or words.max() >= self.vocab_size):
             raise ProcessError(f"{self.name}: tokens must be in 0..{self.vocab_size - 1}")
+        assert self.prior is not None  # set by __post_init__
         v = np.broadcast_to(self.prior, (words.shape[0], self.num_states)).copy()
         for t in range(words.shape[1]):
             v = np.einsum("ni,nij->nj", v, self.T[words[:, t]])
@@ -231,8 +236,9 @@ class GeneralizedHMM:
 
     def to_hmm(self) -> HMM:
         """This GHMM as an `HMM`, if its matrices are non-negative and tau is constant; else `ProcessError`."""
-        tau = self.normalizer
-        if np.any(self.T < 0) or np.any(self.prior < -GHMM_ATOL) or not np.allclose(tau, tau[0], atol=GHMM_ATOL):
+        tau, pi = self.normalizer, self.prior
+        assert tau is not None and pi is not None  # set by __post_init__
+        if np.any(self.T < 0) or np.any(pi < -GHMM_ATOL) or not np.allclose(tau, tau[0], atol=GHMM_ATOL):
             raise ProcessError(
                 f"{self.name}: this GHMM is not an HMM as given (it has negative entries or a non-constant tau)"
             )
@@ -243,7 +249,7 @@ class GeneralizedHMM:
             params=dict(self.params),
             state_names=self.state_names,
             token_names=self.token_names,
-            prior=np.clip(self.prior * scale, 0, None),
+            prior=np.clip(pi * scale, 0, None),
         )
 
     def __repr__(self) -> str:
@@ -300,7 +306,7 @@ def _right_vector(M: np.ndarray, given: Any, what: str) -> np.ndarray:
         close = np.flatnonzero(np.abs(w - 1.0) < 1e-7)
         if close.size != 1:
             raise ProcessError(f"{what}: eigenvalue 1 of T.sum(0) is repeated; pass normalizer (tau) and prior (pi)")
-        tau = vr[:, close[0]].real
+        tau = np.real(vr[:, close[0]])
         tau = tau / tau[np.argmax(np.abs(tau))]
     if np.max(np.abs(M @ tau - tau)) > GHMM_ATOL * max(1.0, np.max(np.abs(tau))) * 10:
         raise ProcessError(f"{what}: normalizer (tau) is not a right eigenvector of T.sum(0) for eigenvalue 1")
@@ -318,7 +324,7 @@ def _left_vector(M: np.ndarray, tau: np.ndarray, given: Any, what: str) -> np.nd
         close = np.flatnonzero(np.abs(w - 1.0) < 1e-7)
         if close.size != 1:
             raise ProcessError(f"{what}: eigenvalue 1 of T.sum(0) is repeated; pass prior (pi) explicitly")
-        pi = vl[:, close[0]].real
+        pi = np.real(vl[:, close[0]])
     norm = pi @ tau
     if abs(norm) < 1e-12:
         raise ProcessError(f"{what}: pi @ tau = 0, so no word probabilities can be normalised")

@@ -43,7 +43,7 @@ def list_processes() -> dict[str, dict[str, Any]]:
     return {name: process_parameters(name) for name in sorted(_REGISTRY)}
 
 
-def get_process(name: str, **params: Any) -> HMM:
+def get_process(name: str, **params: Any) -> HMM | GeneralizedHMM:
     """Build the named process, e.g. ``get_process("mess3", x=0.05, alpha=0.85)``.
 
     Unknown names and unknown parameters raise `ProcessError` listing what is allowed; so does a bool,

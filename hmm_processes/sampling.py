@@ -71,6 +71,7 @@ def sample(
         raise ProcessError(f"sample: batch and length must be >= 1; got batch={batch}, length={length}")
     if isinstance(process, GeneralizedHMM):
         tau = process.normalizer
+        assert tau is not None  # set by GeneralizedHMM.__post_init__
         prior = process.stationary_vector if initial is None else check_start_vector(initial, tau, "sample", "initial")
         return _sample_ghmm(
             jnp.asarray(process.T, jnp.float32),

@@ -106,7 +106,7 @@ def parse_spec(text: str, *, where: str = "<spec>", default_name: str = "spec") 
     prior = None
     if "prior" in doc:
         prior = _vector(doc["prior"], "prior", S, fail)
-    label = {"name": name}
+    label: dict[str, Any] = {"name": name}
     try:
         if kind == "ghmm":
             return GeneralizedHMM(

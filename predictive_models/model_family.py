@@ -236,6 +236,7 @@ class ModelFamily(abc.ABC):
         p = jax.tree.map(jnp.asarray, pure_params(params))
         levels = prefix_tree(tokens, config.vocab_size) if method != "full" and self.prefix_steps else None
         if levels is not None and (method == "prefix" or sum(len(lv[1]) for lv in levels) <= 0.5 * N * T):
+            assert self.prefix_steps is not None  # levels are only made for a family that has it
             self.prefix_steps(config, p, names, what, levels, int(batch_size), out, cache, step)
         else:
             run_full(jitted_forward(self.module_class, config, names, what), p, tokens, int(batch_size), out, cache)
@@ -324,13 +325,19 @@ class ModelFamily(abc.ABC):
         self, config: Any, params_state: Any, tokens: np.ndarray, *, batch_size: int = 4096, method: str = "auto"
     ) -> np.ndarray:
         """Logits of every sequence: tokens [N, T] -> float32 [N, T, vocab_size]. Jitted, batched."""
-        return self.run_batched(config, params_state, tokens, (), "logits", batch_size=batch_size, method=method)[0]
+        logits = self.run_batched(config, params_state, tokens, (), "logits", batch_size=batch_size, method=method)[0]
+        assert logits is not None  # asked for
+        return logits
 
     def compute_log_probs(
         self, config: Any, params_state: Any, tokens: np.ndarray, *, batch_size: int = 4096, method: str = "auto"
     ) -> np.ndarray:
         """Next-token log-probabilities (log-softmax of the logits): float32 [N, T, vocab_size]."""
-        return self.run_batched(config, params_state, tokens, (), "log_probs", batch_size=batch_size, method=method)[0]
+        log_probs = self.run_batched(
+            config, params_state, tokens, (), "log_probs", batch_size=batch_size, method=method
+        )[0]
+        assert log_probs is not None  # asked for
+        return log_probs
 
 
 # ---------------------------------------------------------------------------- helpers for families

@@ -15,7 +15,7 @@ transformer's (every checkpoint written before the recurrent families existed).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import jax
 import numpy as np
@@ -26,6 +26,9 @@ from predictive_models.model_family import ModelFamily
 from predictive_models.prefixes import PrefixActivations
 from predictive_models.recurrent import RecurrentConfig
 from predictive_models.transformer import TransformerConfig
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs  # typing.TypeIs is Python 3.13+
 
 #: The built-in families' configs (a registered family's config is accepted wherever these are).
 ModelConfig = Union[TransformerConfig, RecurrentConfig]
@@ -111,7 +114,7 @@ def family(config: Any) -> ModelFamily:
     )
 
 
-def is_model_config(config: Any) -> bool:
+def is_model_config(config: Any) -> TypeIs[ModelConfig]:
     """Whether ``config`` is the config of a registered family."""
     return any(c in _BY_CONFIG for c in type(config).__mro__)
 

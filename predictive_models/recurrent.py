@@ -220,6 +220,7 @@ class RecurrentModel(nnx.Module):
 
     def __init__(self, config: RecurrentConfig, *, rngs: nnx.Rngs):
         c = config
+        assert c.d_embed is not None  # set by RecurrentConfig.__post_init__
         self.config = c
         self.embed = nnx.Embed(c.vocab_size, c.d_embed, dtype=DTYPE, param_dtype=DTYPE, rngs=rngs)
         self.layers = nnx.List(
@@ -239,7 +240,9 @@ class RecurrentModel(nnx.Module):
 
     def __call__(self, tokens: jax.Array) -> jax.Array:
         """tokens [B, T] int, T <= context_length -> logits [B, T, vocab_size]."""
-        return self.forward(tokens, names=(), logits=True)[0]
+        logits = self.forward(tokens, names=(), logits=True)[0]
+        assert logits is not None  # asked for
+        return logits
 
     def forward(
         self, tokens: jax.Array, names: Sequence[str] = (), logits: bool = True
@@ -303,6 +306,7 @@ class RecurrentModel(nnx.Module):
 def activation_shape(config: RecurrentConfig, name: str, batch: int, length: int) -> tuple[int, ...]:
     """The shape of activation ``name`` for ``batch`` sequences of ``length`` tokens: [batch, length, width]."""
     _check_names(config, [name])
+    assert config.d_embed is not None  # set by RecurrentConfig.__post_init__
     return (batch, length, config.d_embed if name == "embed" else config.d_hidden)
 
 
@@ -353,10 +357,11 @@ def _run_prefix(
                 res[start:stop] = o[: stop - start]
             for n in cache:
                 acts.setdefault(n, np.empty((u, cache[n].shape[2]), np.float32))[start:stop] = a[n][: stop - start]
-            for n in prefix_cache or {}:  # straight into the store: no level buffer
-                prefix_cache[n][offset + start : offset + stop] = a[n][: stop - start]
+            for n, store in (prefix_cache or {}).items():  # straight into the store: no level buffer
+                store[offset + start : offset + stop] = a[n][: stop - start]
         h_prev, c_prev = h_new, c_new
         if out is not None:
+            assert res is not None  # made above whenever out is given
             out[:, t] = res[inverse]
         for n in cache:
             cache[n][:, t] = np.take(acts[n], inverse, axis=0)
@@ -388,10 +393,11 @@ class RecurrentFamily(ModelFamily):
     config_class = RecurrentConfig
     module_class = RecurrentModel
     kinds = KINDS
-    activation_names = staticmethod(activation_names)
-    layer_names = staticmethod(layer_names)
-    probe_layer_name = staticmethod(probe_layer_name)
-    activation_shape = staticmethod(activation_shape)
+    # annotated, so that these static methods are not checked against ModelFamily's instance methods' types
+    activation_names: staticmethod[[RecurrentConfig], list[str]] = staticmethod(activation_names)
+    layer_names: staticmethod[[RecurrentConfig], list[str]] = staticmethod(layer_names)
+    probe_layer_name: staticmethod[[RecurrentConfig], str] = staticmethod(probe_layer_name)
+    activation_shape: staticmethod[[RecurrentConfig, str, int, int], tuple[int, ...]] = staticmethod(activation_shape)
 
     def prefix_steps(
         self,
@@ -427,6 +433,7 @@ class RecurrentFamily(ModelFamily):
         (3 g h) and states (2 h), the logits and their softmax (3 V)."""
         V, n_layers, kind = config.vocab_size, config.n_layers, config.kind
         g, h, e = GATES[kind], config.d_hidden, config.d_embed
+        assert e is not None  # set by RecurrentConfig.__post_init__
         n_params = (
             V * e
             + g * h * (e + h + 1)

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import jax
 import jax.numpy as jnp
@@ -94,7 +94,7 @@ class TrainConfig:
         def fail(name: str, fix: str) -> None:
             raise ValueError(f"TrainConfig.{name} = {getattr(self, name)!r} is invalid: {fix}.")
 
-        def is_int(v: Any) -> bool:
+        def is_int(v: Any) -> TypeGuard[int | np.integer]:
             return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
         def is_num(v: Any) -> bool:
@@ -275,6 +275,7 @@ def exact_eval(config: ModelConfig, params_state: Any, eval_set: ExactEvalSet) -
         raise ValueError(f"eval_set has vocabulary {eval_set.vocab_size}, the model {config.vocab_size}.")
     log_q = compute_log_probs(config, params_state, eval_set.tokens)  # [N, T, V] float32
     loss = -np.einsum("n,ntx,ntx->t", eval_set.weights, eval_set.next_token_probs, log_q.astype(np.float64))
+    assert eval_set.optimal_loss is not None  # set by ExactEvalSet.__post_init__
     return loss_record(loss, eval_set.optimal_loss)
 
 
@@ -419,8 +420,8 @@ def _chunk_fn(
         return (optax.apply_updates(params, updates), opt_state), loss
 
     def chunk(params: dict, opt_state: Any, batches: jax.Array):
-        (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), batches)
-        return params, opt_state, losses
+        (new_params, opt_state), losses = jax.lax.scan(step, (params, opt_state), batches)
+        return new_params, opt_state, losses
 
     return chunk
 
@@ -793,11 +794,11 @@ def train_seeds(
     progress.
     """
     mc, tcs = model_config, list(train_configs)
-    run_dirs = [Path(d) if d is not None else None for d in (run_dirs or [None] * len(tcs))]
-    if len(run_dirs) != len(tcs):
-        raise ValueError(f"train_seeds: {len(tcs)} train configs but {len(run_dirs)} run directories.")
+    dirs = [Path(d) if d is not None else None for d in (run_dirs or [None] * len(tcs))]
+    if len(dirs) != len(tcs):
+        raise ValueError(f"train_seeds: {len(tcs)} train configs but {len(dirs)} run directories.")
     eval_sets = list(eval_set) if isinstance(eval_set, (list, tuple)) else [eval_set] * len(tcs)
-    _check_group(mc, tcs, eval_sets, run_dirs)
+    _check_group(mc, tcs, eval_sets, dirs)
     t_start = time.perf_counter()
     tc0, S = tcs[0], len(tcs)
     T, B, k = mc.context_length, tc0.batch_size, tc0.steps_per_call
@@ -809,7 +810,7 @@ def train_seeds(
     keys = [_keys(tc) for tc in tcs]
 
     # ---- start fresh or resume, seed by seed
-    members = [_Member(tc=tc, run_dir=d, history=[]) for tc, d in zip(tcs, run_dirs)]
+    members = [_Member(tc=tc, run_dir=d, history=[]) for tc, d in zip(tcs, dirs)]
     params_list, opt_list, steps = [], [], []
     for member, (init_key, _) in zip(members, keys):
         params = jax.tree.map(np.asarray, init_params(mc, init_key))  # = initial_params(mc, tc)
@@ -876,7 +877,7 @@ def train_seeds(
             "tokens": step * tokens_per_step,
             **evaluate_model(mc, _member_tree(p_host, s), eval_sets[s]),
             "train_loss": member.loss_sum / member.loss_count if member.loss_count else None,
-            "learning_rate": float(schedule(step)),
+            "learning_rate": float(np.asarray(schedule(step))),
             "elapsed_s": elapsed(member),
         }
         if member.metrics_path is not None and writer:
@@ -913,6 +914,7 @@ def train_seeds(
     # The bar starts after the first jitted call, so its rate and ETA leave out the compile time.
     bar = _NullBar()
     show = progress and writer
+    assert eval_sets[0].optimal_loss is not None  # set by ExactEvalSet.__post_init__ (SampledEvalSet: required)
     optimal = float(np.mean(eval_sets[0].optimal_loss))
     stopped_early = False
     try:
@@ -1051,7 +1053,8 @@ def _resume(
     saved_tc = TrainConfig.from_dict(ckpt["train_config"]).to_dict()
     here = member.tc.to_dict()
     for key in ("devices", "micro_batch"):  # a run moves between device counts and micro-batch sizes
-        saved_tc.pop(key, None), here.pop(key, None)
+        saved_tc.pop(key, None)
+        here.pop(key, None)
     problem = _config_mismatch(
         config_to_dict(config_from_dict(ckpt["model_config"])), config_to_dict(mc), "model_config"
     ) or _config_mismatch(saved_tc, here, "train_config")

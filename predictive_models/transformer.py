@@ -427,11 +427,15 @@ class Transformer(nnx.Module):
 
     def __call__(self, tokens: jax.Array) -> jax.Array:
         """tokens [B, T] int, T <= context_length -> logits [B, T, vocab_size]."""
-        return self.forward(tokens, (), logits=True)[0]
+        logits = self.forward(tokens, (), logits=True)[0]
+        assert logits is not None  # asked for
+        return logits
 
     def residual_stream(self, tokens: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
         """Logits and the residual stream by layer name (see `layer_names`), each [B, T, d_model]."""
-        return self.forward(tokens, layer_names(self.config), logits=True)
+        logits, cache = self.forward(tokens, layer_names(self.config), logits=True)
+        assert logits is not None  # asked for
+        return logits, cache
 
     def forward(
         self, tokens: jax.Array, names: Sequence[str] = (), logits: bool = True
@@ -544,7 +548,9 @@ def decode_step(
     (the model is causal), so a set of sequences that share prefixes is computed once per prefix.
     Every variant is handled. `Transformer.step` is the same with any activation names.
     """
-    return model.step(tokens_t, t, k_past, v_past, layer_names(model.config), logits=True)
+    logits, cache, k, v = model.step(tokens_t, t, k_past, v_past, layer_names(model.config), logits=True)
+    assert logits is not None  # asked for
+    return logits, cache, k, v
 
 
 # ---------------------------------------------------------------------------- parameters
@@ -586,7 +592,10 @@ def ov_vectors(config: TransformerConfig, params: Any, layer: int = 0) -> np.nda
 
 
 def _head(logits: jax.Array | None, what: str | None) -> jax.Array | None:
-    return jax.nn.log_softmax(logits, axis=-1) if what == "log_probs" else logits
+    if what == "log_probs":
+        assert logits is not None  # computed whenever `what` is not None
+        return jax.nn.log_softmax(logits, axis=-1)
+    return logits
 
 
 @functools.cache
@@ -673,10 +682,12 @@ def _run_prefix(
         keys.append(k_new)
         values.append(v_new)
         if res_out is not None:
+            assert rs is not None  # made above whenever res_out is given
             for i in range(rs.shape[1]):
                 res_out[:, i, t] = np.take(rs[:, i], inverse, axis=0)
         offset += u
         if out is not None:
+            assert lg is not None  # made above whenever out is given
             out[:, t] = lg[inverse]
         on_step(1)
 
@@ -746,17 +757,21 @@ def run_batched(
     out = np.empty((N, T, config.vocab_size), np.float32) if what else None
     # name-major, so each name's [N, T, d_model] block is contiguous; res_out is its row-major view
     res_store = np.empty((len(res_names), N, T, config.d_model), np.float32) if res_names else None
-    res_out = res_store.transpose(1, 0, 2, 3) if res_names else None  # [N, n_res, T, d_model]
+    res_out = None if res_store is None else res_store.transpose(1, 0, 2, 3)  # [N, n_res, T, d_model]
     pat_out = [np.empty((N, config.n_heads, T, T), np.float32) for _ in pat_names]
-    arrays = {n: res_store[i] for i, n in enumerate(res_names)} | dict(zip(pat_names, pat_out))
+    res_arrays = {} if res_store is None else {n: res_store[i] for i, n in enumerate(res_names)}
+    arrays = res_arrays | dict(zip(pat_names, pat_out))
     result = {a: arrays[c] for a, c in zip(asked, canonical)}
     if N == 0 or T == 0:
         return out, result
     params = jax.tree.map(jnp.asarray, pure_params(params))
     step = on_step or (lambda n: None)
     levels = prefix_tree(tokens, config.vocab_size) if method != "full" else None
-    prefix = method == "prefix" or (method == "auto" and sum(len(lv[1]) for lv in levels) <= 0.5 * N * T)
+    prefix = method == "prefix" or (
+        method == "auto" and levels is not None and sum(len(lv[1]) for lv in levels) <= 0.5 * N * T
+    )
     if prefix and (what is not None or res_names):
+        assert levels is not None  # made for every method but "full"
         _run_prefix(config, params, tokens, int(batch_size), res_names, what, levels, out, res_out, step)
         if pat_names:
             _run_full(config, params, tokens, int(batch_size), (), pat_names, None, None, None, pat_out)
@@ -832,13 +847,16 @@ class TransformerFamily(ModelFamily):
     config_class = TransformerConfig
     module_class = Transformer
     kinds = ("transformer",)
-    activation_names = staticmethod(activation_names)
-    layer_names = staticmethod(layer_names)
-    probe_layer_name = staticmethod(probe_layer_name)
-    check_names = staticmethod(_check_names)
-    activation_shape = staticmethod(activation_shape)
-    run_batched = staticmethod(run_batched)
-    prefix_activations = staticmethod(prefix_activations)
+    # annotated, so that these static methods are not checked against ModelFamily's instance methods' types
+    activation_names: staticmethod[[TransformerConfig], list[str]] = staticmethod(activation_names)
+    layer_names: staticmethod[[TransformerConfig], list[str]] = staticmethod(layer_names)
+    probe_layer_name: staticmethod[[TransformerConfig], str] = staticmethod(probe_layer_name)
+    check_names: staticmethod[[TransformerConfig, Sequence[str] | str | None], tuple[str, ...]] = staticmethod(
+        _check_names
+    )
+    activation_shape: staticmethod[[TransformerConfig, str, int, int], tuple[int, ...]] = staticmethod(activation_shape)
+    run_batched: staticmethod[..., tuple[np.ndarray | None, dict[str, np.ndarray]]] = staticmethod(run_batched)
+    prefix_activations: staticmethod[..., PrefixActivations] = staticmethod(prefix_activations)
 
     def memory_sizes(self, config: TransformerConfig) -> ModelSizes:
         """Arithmetic only (the preflight refuses absurd sizes before anything is built). Kept per token for

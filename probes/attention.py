@@ -58,8 +58,19 @@ class DecayFit:
     def clean(self, r2_min: float, max_rate: float) -> bool:
         """Whether the head carries a clean exponential decay: a fit (plain or parity) with R² >= ``r2_min`` whose
         rate is below ``max_rate`` (a head whose attention does not fall with distance is no decay head)."""
-        plain = self.r2 is not None and self.r2 >= r2_min and self.fitted_lambda < max_rate
-        parity = self.parity_r2 is not None and self.parity_r2 >= r2_min and self.parity_rate < max_rate
+        # r2 and its rate are None together (no fit), so the rate checks below never meet None
+        plain = (
+            self.r2 is not None
+            and self.r2 >= r2_min
+            and self.fitted_lambda is not None
+            and self.fitted_lambda < max_rate
+        )
+        parity = (
+            self.parity_r2 is not None
+            and self.parity_r2 >= r2_min
+            and self.parity_rate is not None
+            and self.parity_rate < max_rate
+        )
         return bool(plain or parity)
 
     def to_dict(self) -> dict:

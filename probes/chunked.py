@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -87,6 +88,10 @@ def prefix_hashes(tokens) -> np.ndarray:
     return out
 
 
+#: (W, s, M, P, sy, Q) of one layer's columns: `_Sums.block`'s result.
+_Block = tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]
+
+
 @dataclass
 class _Sums:
     """Weighted sums of one cell (rows of one sequence fold and one context fold), shifted coordinates."""
@@ -114,7 +119,7 @@ class _Sums:
             self.n_rows + other.n_rows,
         )
 
-    def block(self, cols: slice, k: int, shuffled: bool = False) -> tuple:
+    def block(self, cols: slice, k: int, shuffled: bool = False) -> _Block:
         """(W, s, M, P, sy, Q) of one layer's columns, for the targets or the shuffled targets."""
         j = slice(k, 2 * k) if shuffled else slice(0, k)
         return (
@@ -244,6 +249,7 @@ class ChunkedProbe:
             self._x0 = X.astype(np.float64).mean(axis=0)
             self._y0 = Y.mean(axis=0)
             self._cells = [[_Sums.zeros(D, k) for _ in range(K + 1)] for _ in range(K)]
+        assert self._x0 is not None and self._y0 is not None  # set with the cells, by the first chunk
         seq_fold = hash_folds(seq, K, self.seed)
         ctx_fold = np.where(hold, hash_folds(ctx, K, self.seed + 1), K)
         t = Y - self._y0  # [n, k]
@@ -336,6 +342,7 @@ class ChunkedProbe:
             raise ProbeInputError("no rows were added; call add(...) with at least one chunk first")
 
     def _sum_cells(self, keep) -> _Sums:
+        assert self._cells is not None  # callers check `_require_rows` first
         total = _Sums.zeros(self.n_features, self.n_targets)
         for a in range(self.n_folds):
             for b in range(self.n_folds + 1):
@@ -352,7 +359,7 @@ class ChunkedProbe:
         """One `ProbeResult` per layer ("concat" last if asked); held-out numbers as in the module docstring."""
         self._require_rows()
         self._merge()
-        K, k = self.n_folds, self.n_targets
+        K = self.n_folds
         total = self._sum_cells(lambda a, b: True)
         seq_test = [self._sum_cells(lambda a, b, f=f: a == f) for f in range(K)]
         ctx_test = [self._sum_cells(lambda a, b, f=f: b == f) for f in range(K)]
@@ -390,7 +397,7 @@ class ChunkedProbe:
             for test in tests:
                 if test.weight <= 0:
                     continue
-                fit = tuple(a - b for a, b in zip(every, test.block(cols, k)))
+                fit = cast(_Block, tuple(a - b for a, b in zip(every, test.block(cols, k))))
                 if not fit[0] > 0:
                     continue
                 cf, ic = _fit(*fit[:5], rcond)
@@ -438,6 +445,7 @@ class ChunkedProbe:
             coef, c = _fit(
                 *total.block(cols, self.n_targets, shuffled)[:5], default_rcond(cols.stop - cols.start, np.float32)
             )
+        assert self._x0 is not None and self._y0 is not None  # set with the cells (`_require_rows`)
         return coef, c + self._y0 - self._x0[cols] @ coef
 
     def evaluations(self, activations: Mapping[str, np.ndarray]) -> dict[str, ProbeEvaluation]:

@@ -43,7 +43,17 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from probes._checks import ProbeInputError, as_float_array, as_sample_weight, check_rows, require_finite
-from probes.linear import _Moments, _moments, _predict, _solve, _targets, _weighted_mean, default_rcond, one_blas_thread
+from probes.linear import (
+    Rows,
+    _Moments,
+    _moments,
+    _predict,
+    _solve,
+    _targets,
+    _weighted_mean,
+    default_rcond,
+    one_blas_thread,
+)
 
 CONCAT = "concat"
 #: Default fraction of each position's distinct contexts held out in the context-disjoint split.
@@ -322,7 +332,7 @@ def _underdetermined(n_fit_contexts: int, n_features: int) -> str | None:
 
 
 def _evaluate(
-    Xc: np.ndarray,  # [U, d] one row per context (float32 kept)
+    Xc: Rows,  # [U, d] one row per context (float32 kept)
     design: _Design,
     on_fit: Callable[[], None] | None,
 ) -> ProbeEvaluation:
@@ -334,7 +344,7 @@ def _evaluate(
         return _evaluate_fits(Xc, design, on_fit)
 
 
-def _evaluate_fits(Xc: np.ndarray, design: _Design, on_fit: Callable[[], None] | None) -> ProbeEvaluation:
+def _evaluate_fits(Xc: Rows, design: _Design, on_fit: Callable[[], None] | None) -> ProbeEvaluation:
     n_contexts, n_features = Xc.shape
     rcond = default_rcond(n_features, Xc.dtype)
     everything, shuffled_rows = design.all_rows, design.shuffled_rows
@@ -395,7 +405,7 @@ def _evaluate_fits(Xc: np.ndarray, design: _Design, on_fit: Callable[[], None] |
 
 
 def _heldout_split(
-    Xc: np.ndarray,
+    Xc: Rows,
     design: _Design,
     both: _Moments,
     x0: np.ndarray,
@@ -403,7 +413,7 @@ def _heldout_split(
     test: np.ndarray,
     pred: np.ndarray,
     halves: tuple[np.ndarray, np.ndarray],
-) -> dict[str, float | None]:
+) -> dict[str, float]:
     """One context split's opt-in scores: the probe's predictions ``pred`` [u_test, k] of the held-out contexts
     ``test`` scored on each half, and the shuffled control refitted on the fit contexts and scored held out."""
     everything, shuffled_rows = design.all_rows, design.shuffled_rows
@@ -426,7 +436,7 @@ def _heldout_split(
     return out
 
 
-def _heldout_scores(scored: list[dict[str, float | None]], contexts_note: str | None) -> HeldoutScores:
+def _heldout_scores(scored: list[dict[str, float]], contexts_note: str | None) -> HeldoutScores:
     """The repeats' opt-in scores averaged into one `HeldoutScores` (all None under ``contexts_note``)."""
     keys = [f.name for f in fields(HeldoutScores) if f.name != "note"]
     if contexts_note:
@@ -439,8 +449,8 @@ def _heldout_scores(scored: list[dict[str, float | None]], contexts_note: str | 
         if key == "mse_test_contexts_std":
             values[key] = float(np.std([s["mse_test_contexts"] for s in scored]))
         else:
-            got = [s.get(key) for s in scored]
-            values[key] = None if any(v is None for v in got) else float(np.mean(got))
+            got = [s[key] for s in scored if key in s]  # the validation keys are missing where a split had no half
+            values[key] = None if len(got) < len(scored) else float(np.mean(got))
     return HeldoutScores(**values, note=note)
 
 

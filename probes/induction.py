@@ -82,6 +82,7 @@ def induction_scores(
             f"tokens {np.shape(tokens)} do not match patterns {A.shape}: need [N, T] = [{A.shape[0]}, {A.shape[2]}]"
         )
     has = targets.any(axis=2)  # [N, T]
+    assert isinstance(has, np.ndarray)  # an array, not a scalar: targets is [N, T, T]
     n_q = int(has.sum())
     H = A.shape[1]
     if n_q == 0:

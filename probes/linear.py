@@ -20,6 +20,7 @@ distinct context this way. BLAS runs on one thread in the fits (`one_blas_thread
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -31,6 +32,20 @@ from probes._checks import (
     check_rows,
 )
 from probes.metrics import r2
+
+
+class Rows(Protocol):
+    """What the chunked fits read of X [n, d]: an ndarray, or anything that gives its ``shape``, ``dtype`` and a
+    chunk of rows (``X[a:b]``, ``X[rows]``) as an ndarray (`probes.evaluation`'s concatenated layers)."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def dtype(self) -> np.dtype: ...
+
+    def __getitem__(self, rows: Any, /) -> np.ndarray: ...
+
 
 # Rows per chunk: about 8 MB of float64 per chunk, at least 512 rows.
 _CHUNK_BYTES = 8 * 2**20
@@ -45,7 +60,7 @@ def _chunks(n: int, size: int):
         yield start, min(start + size, n)
 
 
-def _take(X: np.ndarray, rows: np.ndarray | None, start: int, stop: int) -> np.ndarray:
+def _take(X: Rows, rows: np.ndarray | None, start: int, stop: int) -> np.ndarray:
     """Rows start:stop of X, or of X[rows] (a chunk-sized gather, never the whole subset)."""
     return X[start:stop] if rows is None else X[rows[start:stop]]
 
@@ -128,7 +143,7 @@ class _Moments:
 
 
 def _moments(
-    X: np.ndarray,  # [n, d] float32 or float64
+    X: Rows,  # [n, d] float32 or float64
     c: np.ndarray,  # [n] float64 row weights (counts)
     S: np.ndarray,  # [n, k] float64 weighted target sums per row (c * y for single rows)
     x0: np.ndarray,  # [d] shift
@@ -153,7 +168,7 @@ def _moments(
     return _Moments(x0, float(cr.sum()), s, M, P, Sr.sum(axis=0), int(np.count_nonzero(cr)))
 
 
-def _weighted_mean(X: np.ndarray, c: np.ndarray) -> np.ndarray:
+def _weighted_mean(X: Rows, c: np.ndarray) -> np.ndarray:
     """Σ c_i x_i / Σ c_i [d] in float64, chunk by chunk."""
     total = np.zeros(X.shape[1])
     for a, b in _chunks(X.shape[0], _chunk_rows(X.shape[1])):
@@ -191,7 +206,7 @@ def _solve(stats: _Stats, rcond: float) -> tuple[np.ndarray, np.ndarray, int]:
     return coef, intercept, int(keep.sum())
 
 
-def _predict(X: np.ndarray, coef: np.ndarray, intercept: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+def _predict(X: Rows, coef: np.ndarray, intercept: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     """X @ coef + intercept in float64, chunk by chunk (no float64 copy of X)."""
     n = X.shape[0] if rows is None else rows.shape[0]
     out = np.empty((n, coef.shape[1]))

@@ -133,6 +133,7 @@ def _select_rows(
     Y_all = targ.reshape(n * t_len, targ.shape[2])
     row_weight = None
     if weighting == "probability":
+        assert probs is not None  # required for "probability" (`_checked_targets`)
         row_weight = np.repeat(probs, t_len) / (t_len * probs.sum())  # [N * T], sums to 1
 
     if rows == "all_strings":
