@@ -64,7 +64,8 @@ class BeliefFrame:
         return out
 
     def colors(self, true_beliefs) -> np.ndarray:
-        """[n, S] true beliefs -> [n, 3] RGB: the belief itself on the simplex, else the frame scores rescaled to [0, 1]."""
+        """[n, S] true beliefs -> [n, 3] RGB: the belief itself on the simplex, else the frame scores rescaled to
+        [0, 1]."""
         if self.simplex:
             return np.clip(as_array("true_beliefs", true_beliefs, 2), 0.0, 1.0)
         s = self.scores(true_beliefs)

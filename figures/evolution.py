@@ -72,7 +72,6 @@ def plot_belief_evolution(
     """
     snaps = _snapshots(snapshots)
     ref = snaps[-1][1]
-    n_states = ref.shape[1]
     if labels is not None:
         labels = np.asarray(labels)
         for i, (_, true, _) in enumerate(snaps):

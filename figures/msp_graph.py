@@ -289,7 +289,8 @@ def belief_layout(beliefs, *, simplex: bool | None = None) -> tuple[np.ndarray, 
 def plot_beliefs(
     beliefs, *, state_names: Sequence[str] | None = None, simplex: bool | None = None, title: str | None = None
 ) -> Figure:
-    """Scatter of beliefs [n, S]: the 2-simplex with named corners and RGB = belief for 3 states, else see `belief_layout`."""
+    """Scatter of beliefs [n, S]: the 2-simplex with named corners and RGB = belief for 3 states, else see
+    `belief_layout`."""
     b = as_array("beliefs", beliefs, 2)
     xy, col, proj = belief_layout(b, simplex=simplex)
     fig = new_figure(5.5, 5.2 if proj == "2-simplex" else 4.6)

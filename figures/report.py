@@ -406,7 +406,7 @@ def _results_table(summary: Mapping, probe: Mapping) -> tuple[str, str]:
     rows, notes = result_rows(summary, probe)
     has_paper = any(k not in ("probe_mse_over_training",) for k in paper)
     body = []
-    for label, ours, ours_text, theirs, digits in rows:
+    for label, ours, ours_text, theirs, _digits in rows:
         cells = [ours_text]
         if has_paper:
             cells += [paper_number(theirs), _ratio(ours, theirs)]
@@ -827,7 +827,8 @@ th, td { padding: 5px 12px; border-bottom: 1px solid var(--line); text-align: le
 thead th.num { text-align: right; }
 thead th { background: var(--band); border-bottom: 2px solid var(--line); font-weight: 600; }
 tbody th { font-weight: 500; }
-td.num { text-align: right; white-space: nowrap; font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace;
+td.num { text-align: right; white-space: nowrap; font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas,
+monospace;
          font-size: 0.92em; }
 table.facts th { color: var(--muted); font-weight: 500; padding-left: 0; width: 7em; }
 table.facts td, table.facts th { border-bottom: none; }

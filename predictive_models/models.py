@@ -15,7 +15,7 @@ transformer's (every checkpoint written before the recurrent families existed).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from typing_extensions import TypeIs  # typing.TypeIs is Python 3.13+
 
 #: The built-in families' configs (a registered family's config is accepted wherever these are).
-ModelConfig = Union[TransformerConfig, RecurrentConfig]
+ModelConfig = TransformerConfig | RecurrentConfig
 
 # ---------------------------------------------------------------------------- the registry
 
