@@ -631,6 +631,7 @@ def spread_table(entry: PublishedEntry) -> str:
     ± sd, min–max, each seed's value, and for a number with a criterion how many seeds meet it."""
     env = entry.environment
     libs = env.get("libraries") or {}
+    accelerators = [d for d in env.get("devices") or [] if not str(d).startswith("cpu")]  # e.g. cuda:0
     budget = (
         f"quick budget ({entry.steps} steps, labelled as such: not the config's full budget)"
         if entry.budget == "quick"
@@ -643,6 +644,7 @@ def spread_table(entry: PublishedEntry) -> str:
         + f", Python {env.get('python', '?')}, "
         f"jax {libs.get('jax', '?')}, flax {libs.get('flax', '?')}"
         + (f", XLA_FLAGS={env['xla_flags']!r}" if env.get("xla_flags") else "")
+        + (f", trained on {', '.join(accelerators)}" if accelerators else "")
         + "."
     )
     header = ["| quantity | mean ± sd | min–max | seeds | paper | criterion |", "|---|---:|---:|---:|---:|---|"]
