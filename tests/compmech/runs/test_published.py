@@ -209,20 +209,30 @@ def test_a_damaged_or_missing_file(tmp_path):
 # ------------------------------------------------------------- reproduce --check, and the same numbers twice
 
 
+def tiny_seed0(published_seeds):
+    """The tiny config at seed 0, one of the published seeds (the file's own seed, 3, is not)."""
+    path = published_seeds / "tiny_seed0.toml"
+    path.write_text(TINY.read_text().replace("\nseed = 3\n", "\nseed = 0\n", 1))
+    return path
+
+
 @pytest.fixture(scope="module")
 def lone_run(published_seeds):
     """Seed 0 alone, where `compmech reproduce --check` runs it (<out>/<name>)."""
-    cfg = load_config(TINY)
+    cfg = load_config(tiny_seed0(published_seeds))
     experiment.run_or_reuse(cfg, published_seeds / "tiny", progress=False)
     return published_seeds / "tiny"
 
 
 def test_reproduce_check_runs_seed_0_alone_and_passes(published_seeds, lone_run, capsys, monkeypatch):
+    """Seed 0 alone is seed 0 trained together up to float32 rounding, so it lies inside the published range on any
+    machine (a seed outside the published ones is a new draw: outside with probability ~1% per number)."""
     monkeypatch.setattr(experiment, "run_experiment", lambda *a, **k: pytest.fail("a finished run was rerun"))
     args = _args(check=True, out=published_seeds, published=published_seeds / "pub.json")
-    assert seed_runs.reproduce_command(args, default_names=["tiny"], fraction=0.1, experiments={"tiny": TINY}) == 0
+    seed0 = {"tiny": tiny_seed0(published_seeds)}
+    assert seed_runs.reproduce_command(args, default_names=["tiny"], fraction=0.1, experiments=seed0) == 0
     out = capsys.readouterr().out
-    assert "| tiny | 3 | relative loss (CE / optimum) |" in out  # TINY's own seed, 3, run alone
+    assert "| tiny | 0 | relative loss (CE / optimum) |" in out  # seed 0, run alone
     assert "**OUTSIDE**" not in out and (published_seeds / "check.md").is_file()
     # nothing published at the quick budget: said before anything runs
     with pytest.raises(PublishedError, match="no published numbers for tiny at the quick budget"):
@@ -250,7 +260,7 @@ def test_the_same_config_and_seed_rerun_on_this_machine_give_bit_identical_numbe
     """What docs/reproducibility.md calls bit-identical: the same CPU, library versions and XLA flags; a second
     run of the same config and seed, in another process state (a fresh directory, compiled programs reused)."""
     again = tmp_path / "again"
-    experiment.run_experiment(load_config(TINY), again, progress=False)
+    experiment.run_experiment(load_config(tiny_seed0(lone_run.parent)), again, progress=False)
     a, b = run_record(lone_run), run_record(again)
     for key in (
         "final_loss",
