@@ -68,6 +68,7 @@ def numbers(out: Path) -> dict[str, dict[str, str]]:
         }
 
 
+@pytest.mark.slow  # whole sweeps through submitit's local executor (a process per job); CI runs it
 def test_a_local_launcher_sweep_gives_the_numbers_of_the_in_process_sweep(tmp_path, capsys):
     path = sweep_file(tmp_path)
     assert main(["sweep", str(path), "--out", str(tmp_path / "here"), "--no-progress"]) == 0
@@ -94,6 +95,7 @@ def test_a_local_launcher_sweep_gives_the_numbers_of_the_in_process_sweep(tmp_pa
     assert (tmp_path / "jobs" / POINTS[0] / "summary.json").stat().st_mtime_ns == before
 
 
+@pytest.mark.slow  # whole sweeps through submitit's local executor (a process per job); CI runs it
 def test_a_killed_launcher_sweep_resumes_and_completes(tmp_path, capsys):
     path = sweep_file(tmp_path)
     out = tmp_path / "out"

@@ -60,6 +60,7 @@ def test_info_json_has_every_key(capsys):
     assert d["markov_order"]["method"] == "infinite" and d["cryptic_order"]["value"] == 0
 
 
+@pytest.mark.slow  # `compmech info` end to end with its chaos games: a minute or more; CI runs it
 def test_info_json_for_mess3_meets_the_issue(capsys):
     """`compmech info mess3 --json`: h_mu, E, T of Mess3 (0.05, 0.85) to 1e-5 with error fields. (Its speed
     target, under 30 s, is measured by benchmarks/bench_info.py, not here: a timed test fails on a loaded
@@ -76,6 +77,7 @@ def test_info_json_for_mess3_meets_the_issue(capsys):
     assert d["lyapunov_dimension"]["error"] < 2e-4 and d["lyapunov_dimension"]["error_kind"] == "stderr"
 
 
+@pytest.mark.slow  # `compmech info` end to end with its chaos games: a minute or more; CI runs it
 def test_info_json_for_an_infinite_msp_with_params(capsys):
     assert run(["info", "mess3", "--param", "x=0.15", "--param", "alpha=0.6", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
@@ -179,6 +181,7 @@ def test_info_and_msp_of_an_experiment_configs_composed_process(tmp_path, capsys
 ROOT = Path(__file__).resolve().parents[3]
 
 
+@pytest.mark.slow  # `compmech info` end to end with its chaos games: a minute or more; CI runs it
 def test_info_of_the_mixture_config_reports_components_and_exact_combinations(capsys):
     """compmech/experiments/mixture.toml: Mess3 (0.05, 0.85) and (0.15, 0.6), weights 1/2. E = H(w) + sum w_k E_k = 1 +
     (0.5708703421 + 0.0181159) / 2 with each E_k the limit of that component's exact h(L) (test_composed_theory
@@ -208,6 +211,7 @@ def test_info_table_of_a_mixture_lists_its_components(tmp_path, capsys):
     assert "Lyapunov dimension               not computed" in out
 
 
+@pytest.mark.slow  # `compmech info` end to end with its chaos games: a minute or more; CI runs it
 def test_info_of_a_product_of_two_zoo_processes(tmp_path, capsys):
     """Mess3 (0.05, 0.85) x Mess3 (0.15, 0.6): h_mu is the factors' sum (their exact-h(L) limits), inside its own
     printed bound; the exponents equal each factor's own, from independent chaos games, within the reported
