@@ -209,6 +209,7 @@ def test_a_damaged_or_missing_file(tmp_path):
 # ------------------------------------------------------------- reproduce --check, and the same numbers twice
 
 
+@pytest.fixture(scope="module")
 def tiny_seed0(published_seeds):
     """The tiny config at seed 0, one of the published seeds (the file's own seed, 3, is not)."""
     path = published_seeds / "tiny_seed0.toml"
@@ -217,14 +218,14 @@ def tiny_seed0(published_seeds):
 
 
 @pytest.fixture(scope="module")
-def lone_run(published_seeds):
+def lone_run(published_seeds, tiny_seed0):
     """Seed 0 alone, where `compmech reproduce --check` runs it (<out>/<name>)."""
-    cfg = load_config(tiny_seed0(published_seeds))
+    cfg = load_config(tiny_seed0)
     experiment.run_or_reuse(cfg, published_seeds / "tiny", progress=False)
     return published_seeds / "tiny"
 
 
-def test_reproduce_check_runs_seed_0_alone_and_passes(published_seeds, lone_run, capsys, monkeypatch):
+def test_reproduce_check_runs_seed_0_alone_and_passes(published_seeds, tiny_seed0, lone_run, capsys, monkeypatch):
     """`compmech reproduce --check` checks seed 0 run alone (<out>/<name>, reused here) against the published seeds and
     writes check.md; its exit status says whether a number lies outside. Seed 0 alone equals seed 0 trained together
     only up to float32 rounding, which training amplifies: under jax 0.12 one refitted checkpoint probe of this tiny
@@ -232,7 +233,7 @@ def test_reproduce_check_runs_seed_0_alone_and_passes(published_seeds, lone_run,
     seeds agree to the rounding, is required to pass on every machine."""
     monkeypatch.setattr(experiment, "run_experiment", lambda *a, **k: pytest.fail("a finished run was rerun"))
     args = _args(check=True, out=published_seeds, published=published_seeds / "pub.json")
-    seed0 = {"tiny": tiny_seed0(published_seeds)}
+    seed0 = {"tiny": tiny_seed0}
     status = seed_runs.reproduce_command(args, default_names=["tiny"], fraction=0.1, experiments=seed0)
     out = capsys.readouterr().out
     assert status == (1 if "**OUTSIDE**" in out else 0) and (published_seeds / "check.md").is_file()
@@ -260,11 +261,11 @@ def test_reproduce_check_refuses_a_config_changed_since_publishing(published_see
     assert not (tmp_path / "out").exists()  # refused before anything ran
 
 
-def test_the_same_config_and_seed_rerun_on_this_machine_give_bit_identical_numbers(lone_run, tmp_path):
+def test_the_same_config_and_seed_rerun_on_this_machine_give_bit_identical_numbers(tiny_seed0, lone_run, tmp_path):
     """What docs/reproducibility.md calls bit-identical: the same CPU, library versions and XLA flags; a second
     run of the same config and seed, in another process state (a fresh directory, compiled programs reused)."""
     again = tmp_path / "again"
-    experiment.run_experiment(load_config(tiny_seed0(lone_run.parent)), again, progress=False)
+    experiment.run_experiment(load_config(tiny_seed0), again, progress=False)
     a, b = run_record(lone_run), run_record(again)
     for key in (
         "final_loss",
