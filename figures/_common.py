@@ -94,7 +94,10 @@ def _component_title(component: dict) -> str:
 
 
 def _number(v) -> str:
-    return f"{v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+    """A parameter as a title shows it: integers whole, floats to 4 significant digits (1/3 -> 0.3333)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return str(v)
+    return str(v) if isinstance(v, int) else f"{v:.4g}"
 
 
 # --- layer names -------------------------------------------------------------------------------------------

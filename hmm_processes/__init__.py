@@ -39,7 +39,14 @@ from hmm_processes.random_markov import (
     transition_counts,
     true_predictive,
 )
-from hmm_processes.registry import get_process, list_processes, process_parameters, register_process
+from hmm_processes.registry import (
+    get_process,
+    list_processes,
+    process_parameters,
+    process_registry_scope,
+    register_process,
+    unregister_process,
+)
 from hmm_processes.spec import load_spec, parse_spec
 
 #: Every named process, registered under its function name.
@@ -128,6 +135,7 @@ __all__ = [
     "parse_spec",
     "post_quantum",
     "process_parameters",
+    "process_registry_scope",
     "process_vectors",
     "product",
     "register_process",
@@ -138,6 +146,7 @@ __all__ = [
     "shift_coupled",
     "stationary_distribution",
     "tom_quantum",
+    "unregister_process",
     "validate_transition_tensor",
     "z1r",
 ]

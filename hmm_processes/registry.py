@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from hmm_processes.errors import ProcessError
@@ -24,6 +25,44 @@ def register_process(name: str, factory: ProcessFactory, *, overwrite: bool = Fa
         raise ProcessError(f"a process named {name!r} is already registered; pass overwrite=True to replace it")
     _REGISTRY[name] = factory
     return factory
+
+
+def unregister_process(name: str) -> ProcessFactory:
+    """Remove the process registered under ``name`` and return its factory (unknown names raise `ProcessError`).
+
+    Examples
+    --------
+    >>> from hmm_processes import get_process, register_process, unregister_process
+    >>> _ = register_process("my_mess3", lambda: get_process("mess3"))
+    >>> unregister_process("my_mess3").__name__
+    '<lambda>'
+    """
+    factory = _lookup(name)
+    del _REGISTRY[name]
+    return factory
+
+
+@contextmanager
+def process_registry_scope() -> Iterator[None]:
+    """Leave the registry as it was on entry when the block exits: processes registered inside are removed, replaced
+    or removed ones restored (a test that registers a plugin cannot leak it into the next test).
+
+    Examples
+    --------
+    >>> from hmm_processes import get_process, list_processes, process_registry_scope, register_process
+    >>> with process_registry_scope():
+    ...     _ = register_process("scoped_mess3", lambda: get_process("mess3"))
+    ...     "scoped_mess3" in list_processes()
+    True
+    >>> "scoped_mess3" in list_processes()
+    False
+    """
+    saved = dict(_REGISTRY)
+    try:
+        yield
+    finally:
+        _REGISTRY.clear()
+        _REGISTRY.update(saved)
 
 
 def process_parameters(name: str) -> dict[str, Any]:

@@ -102,9 +102,7 @@ def pytest_xdist_make_scheduler(config, log):
 def _process_registry_restored():
     """Every test leaves the process registry as it found it: a test that registers a plugin (a factory that
     exits, returns None, ...) must not change what `compmech processes` lists in the next test on its worker."""
-    from hmm_processes import registry  # here, not at the top: the conftest imports nothing of ours eagerly
+    from hmm_processes import process_registry_scope  # here: the conftest imports nothing of ours eagerly
 
-    saved = dict(registry._REGISTRY)
-    yield
-    registry._REGISTRY.clear()
-    registry._REGISTRY.update(saved)
+    with process_registry_scope():
+        yield

@@ -59,6 +59,21 @@ def test_registry_get_process_and_errors():
     assert "alpha" in hp.list_processes()["mess3"]
 
 
+def test_unregister_and_the_registry_scope_restore_what_was_there():
+    mess3 = hp.registry._lookup("mess3")
+    with hp.process_registry_scope():
+        hp.register_process("scoped_one", lambda: hp.get_process("golden_mean"))
+        hp.register_process("mess3", lambda: hp.get_process("golden_mean"), overwrite=True)
+        assert hp.get_process("mess3").T.shape[1] == 2
+        hp.unregister_process("golden_mean")
+        assert "golden_mean" not in hp.list_processes()
+    assert "scoped_one" not in hp.list_processes()
+    assert "golden_mean" in hp.list_processes()
+    assert hp.registry._lookup("mess3") is mess3
+    with pytest.raises(ProcessError, match="unknown process 'scoped_one'"):
+        hp.unregister_process("scoped_one")
+
+
 @pytest.mark.parametrize(
     "value, message",
     [
