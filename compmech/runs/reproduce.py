@@ -7,6 +7,7 @@ row per paper number (experiment, quantity, paper, ours, ours / paper).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -20,6 +21,7 @@ from compmech.runs import (
     experiment,  # as a module: tests swap experiment.run_experiment for a stub
     seed_runs,
     shipped,
+    study_seeds,
 )
 from compmech.runs.config import ConfigError, ExperimentConfig, config_from_dict, load_config, quick_steps
 from compmech.runs.errors import SweepIncomplete
@@ -37,15 +39,26 @@ EXPERIMENTS: dict[str, Path] = {name: shipped.config_path(name) for name in ("me
 class ReproduceRunner:
     """The `compmech.studies.Runner` that ``compmech reproduce`` hands a study: runs through `run_experiment`
     (finished runs reused, interrupted ones resumed), sweeps through `run_sweep`, each run recording the command
-    ``compmech reproduce [--quick] --only <study>``."""
+    ``compmech reproduce [--quick] --only <study>``.
+
+    ``seed_offset`` (``--seeds N``, `compmech.runs.study_seeds`): every config checked, looked up or run, and every
+    sweep point, runs at its seed + ``seed_offset``; configs read with `load` or `from_dict` keep the seed written
+    in them (a config read back from a run directory is the one that ran)."""
 
     study: str
     quick: bool = False
     progress: bool = True
+    seed_offset: int = 0
+    n_seeds: int | None = None  # --seeds N, for the command each run records
 
     @property
     def command(self) -> str:
-        return f"compmech reproduce{' --quick' if self.quick else ''} --only {self.study}"
+        seeds = "" if self.n_seeds is None else f" --seeds {self.n_seeds}"
+        return f"compmech reproduce{' --quick' if self.quick else ''} --only {self.study}{seeds}"
+
+    def seeded(self, cfg: ExperimentConfig) -> ExperimentConfig:
+        """``cfg`` at this runner's seed offset (itself when the offset is 0)."""
+        return cfg if self.seed_offset == 0 else dataclasses.replace(cfg, seed=cfg.seed + self.seed_offset)
 
     def config_path(self, name: str) -> Path:
         return shipped.config_path(name)
@@ -57,16 +70,19 @@ class ReproduceRunner:
         return config_from_dict(raw, source=source)
 
     def check(self, cfg: ExperimentConfig, run_dir: Path) -> None:
-        experiment.plan_run(cfg, run_dir)
+        experiment.plan_run(self.seeded(cfg), run_dir)
 
     def finished(self, cfg: ExperimentConfig, run_dir: Path) -> RunSummary | None:
-        return experiment.finished_summary(cfg, run_dir)
+        return experiment.finished_summary(self.seeded(cfg), run_dir)
 
     def run(self, cfg: ExperimentConfig, run_dir: Path) -> RunSummary:
-        return experiment.run_or_reuse(cfg, run_dir, progress=self.progress, command=self.command)
+        return experiment.run_or_reuse(self.seeded(cfg), run_dir, progress=self.progress, command=self.command)
 
     def sweep(self, path: Path, out_dir: Path) -> list[SweepPointRun]:
         sweep = load_sweep(path, quick=self.quick, progress=self.progress)
+        if self.seed_offset:
+            points = tuple(dataclasses.replace(p, cfg=self.seeded(p.cfg)) for p in sweep.points)
+            sweep = dataclasses.replace(sweep, points=points)
         rows = run_sweep(sweep, out_dir, progress=self.progress, quick=self.quick)
         message = incomplete_message(sweep, rows, Path(out_dir))
         if message is not None:
@@ -94,6 +110,48 @@ def run_study(name: str, where: Path, *, quick: bool, progress: bool) -> str:
             f"study {name!r} has no reproduce entry; the studies --only runs are {', '.join(reproducible_studies())}"
         )
     return study.reproduce(Path(where), ReproduceRunner(name, quick=quick, progress=progress))
+
+
+def run_study_seeds(name: str, where: Path, *, n_seeds: int, quick: bool, progress: bool) -> str:
+    """Run study ``name`` once per seed offset 0..n_seeds-1 into ``<where>/seeds/seed=<i>/`` and write its tables over
+    the seeds, ``<where>/<name>-seeds.md`` and ``-seeds.json`` (`compmech.runs.study_seeds`); returns the Markdown."""
+    study = studies.get_study(name)
+    if study.reproduce is None:
+        raise ConfigError(
+            f"study {name!r} has no reproduce entry; the studies --only runs are {', '.join(reproducible_studies())}"
+        )
+    if n_seeds < 2:
+        raise ConfigError(f"--seeds {n_seeds}: a spread needs at least 2 seeds (the tables publish 3 or more)")
+    texts, copies = [], []
+    for offset in range(n_seeds):
+        here = study_seeds.seed_dir(Path(where), offset)
+        if progress:
+            print(f"== {name}: seed offset {offset} of {n_seeds} -> {here}", file=sys.stderr, flush=True)
+        runner = ReproduceRunner(name, quick=quick, progress=progress, seed_offset=offset, n_seeds=n_seeds)
+        texts.append(study.reproduce(here, runner))
+        copies.append(json.loads((here / f"{name}.json").read_text(encoding="utf-8")))
+    command = f"compmech reproduce{' --quick' if quick else ''} --only {name} --seeds {n_seeds}"
+    numbers = study_seeds.spreads_over_seeds(copies)
+    head = (
+        f"<!-- {n_seeds} seeds (each run's seed + 0..{n_seeds - 1}), {'quick' if quick else 'full'} budget: "
+        f"`{command}`; every number that differs between the seeds is mean ± sd over them; min–max and each "
+        f"seed's value in {name}-seeds.json -->"
+    )
+    text = study_seeds.markdown_over_seeds(texts, head)
+    where = Path(where)
+    write_text_atomic(where / f"{name}-seeds.md", text)
+    write_json_atomic(
+        where / f"{name}-seeds.json",
+        {
+            "study": name,
+            "n_seeds": n_seeds,
+            "quick": quick,
+            "command": command,
+            "copies": [str(study_seeds.seed_dir(where, i)) for i in range(n_seeds)],
+            "numbers": [n.to_json() for n in numbers],
+        },
+    )
+    return text
 
 
 #: ``--quick`` trains for this fraction of each config's steps (figures then show an earlier model).
@@ -242,6 +300,25 @@ def add_reproduce_command(subparsers: Any) -> None:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
+    extra = reproducible_studies()
+    asked = [n for n in args.only or [] if n in extra]
+    if asked and seed_runs.wants_seeds(args):  # a study's tables over seeds
+        if args.publish is not None or args.check or len(asked) != len(args.only):
+            raise ConfigError(
+                "with a study, --seeds N runs that study alone (--only STUDY --seeds N); --publish and --check "
+                "take the experiment configs (mess3, rrxor, ...)"
+            )
+        for name in asked:
+            where = (
+                args.out
+                if args.out is not None and len(asked) == 1
+                else (args.out or Path("runs") / ("reproduce-quick" if args.quick else "reproduce")) / name
+            )
+            print(run_study_seeds(name, where, n_seeds=args.seeds, quick=args.quick, progress=not args.no_progress))
+            print(
+                f"written to {where / (name + '-seeds.md')} (and {name}-seeds.json; each seed's copy in {where}/seeds/)"
+            )
+        return 0
     if seed_runs.wants_seeds(args):  # spreads over seeds, the published numbers, the check against them
         return seed_runs.reproduce_command(args, default_names=list(EXPERIMENTS), fraction=QUICK_FRACTION)
     out = args.out or Path("runs") / ("reproduce-quick" if args.quick else "reproduce")

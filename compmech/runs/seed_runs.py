@@ -301,7 +301,8 @@ def add_seed_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="run each experiment at seeds 0..N-1, trained together (one vmapped step), and tabulate "
         "mean ± sd and min–max per number (<out>/seeds.md); --only takes any shipped experiment "
-        "config (e.g. post_quantum)",
+        "config (e.g. post_quantum), or one study (its runs at each run's seed + 0..N-1, one after another; its "
+        "tables over the seeds in <out>/<study>-seeds.md)",
     )
     p.add_argument(
         "--publish",

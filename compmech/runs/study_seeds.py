@@ -1,0 +1,181 @@
+"""A study's tables over seeds: ``compmech reproduce --only STUDY --seeds N [--quick]``.
+
+The study's ``reproduce`` entry runs N times, once per seed offset i = 0..N-1, each into ``<out>/seeds/seed=<i>/``
+with every run's seed raised by i (the `compmech.studies.Runner` it is handed adds the offset to each config it
+checks and runs, sweeps' points included; a config read back from a run directory keeps the seed it ran with).
+Finished runs are reused, so a later ``--seeds M`` (M > N) trains only the new offsets. Then:
+
+- ``<out>/<study>-seeds.json``: every number of the study's ``<study>.json`` that all N copies hold at the same path
+  (bools and strings aside), as a spread over the seeds: its values in seed order, mean, sample sd, min and max
+  (`compmech.runs.published.Spread`, the formula once);
+- ``<out>/<study>-seeds.md``: the study's own Markdown (seed offset 0's ``<study>.md``) with every table cell's
+  number that differs between the seeds written ``mean ± sd`` over the N seeds (to the digits seed 0's table
+  printed); a number equal in every copy (a label, a count the seeds agree on) is left as it was; a cell whose
+  numbers do not line up between the copies (a different count of numbers) keeps seed 0's text and is marked
+  ``(seed 0)``. min–max and every value are in the JSON.
+
+Seeds here run one after another (each study's runs are its own configs, of different shapes), not vmapped
+together as ``--seeds`` does for one experiment config.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from compmech.runs.published import Spread
+
+#: The folder of ``<out>`` that holds one copy of the study per seed offset.
+SEEDS_DIR = "seeds"
+
+# A number inside a Markdown cell: not part of a word or a name (block_4, seed=3 keeps its digit: "=" counts as
+# a word join here), optionally signed, with decimals and an exponent; a trailing % is kept by the caller.
+_NUMBER = re.compile(r"(?<![\w.=/])[-−]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.])")
+
+
+def seed_dir(out: Path, offset: int) -> Path:
+    """Where seed offset ``offset``'s copy of the study is written."""
+    return Path(out) / SEEDS_DIR / f"seed={offset}"
+
+
+@dataclass(frozen=True)
+class SeedNumber:
+    """One number of the study's JSON over the seeds: its path (keys and list indices joined by ".")."""
+
+    path: str
+    spread: Spread
+
+    def to_json(self) -> dict[str, Any]:
+        s = self.spread
+        return {"path": self.path, "values": list(s.values), "mean": s.mean, "sd": s.sd, "min": s.min, "max": s.max}
+
+
+def numeric_leaves(data: Any, prefix: str = "") -> Iterator[tuple[str, float]]:
+    """Every finite int or float in a JSON value with its dotted path (bools, strings and nulls skipped).
+
+    Examples
+    --------
+    >>> list(numeric_leaves({"a": [1.5, {"b": 2}], "c": True, "d": None}))
+    [('a.0', 1.5), ('a.1.b', 2.0)]
+    """
+    if isinstance(data, bool) or data is None:
+        return
+    if isinstance(data, (int, float)):
+        if math.isfinite(data):
+            yield prefix, float(data)
+        return
+    if isinstance(data, Mapping):
+        for k, v in data.items():
+            yield from numeric_leaves(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(data, (list, tuple)):
+        for i, v in enumerate(data):
+            yield from numeric_leaves(v, f"{prefix}.{i}" if prefix else str(i))
+
+
+def spreads_over_seeds(copies: Sequence[Any]) -> list[SeedNumber]:
+    """The numbers every copy holds at the same path, as spreads (in the first copy's order).
+
+    Examples
+    --------
+    >>> [(n.path, n.spread.mean) for n in spreads_over_seeds([{"x": 1.0, "y": 3}, {"x": 2.0}])]
+    [('x', 1.5)]
+    """
+    if not copies:
+        raise ValueError("spreads over seeds need at least one copy of the study's results")
+    tables = [dict(numeric_leaves(c)) for c in copies]
+    first = list(numeric_leaves(copies[0]))
+    return [
+        SeedNumber(path, Spread(tuple(t[path] for t in tables))) for path, _ in first if all(path in t for t in tables)
+    ]
+
+
+def _decimals(token: str) -> tuple[str, int]:
+    """How seed 0's table printed a number: ("f", decimals) or ("e", mantissa decimals)."""
+    body = token.lstrip("-−")
+    if "e" in body.lower():
+        mantissa = re.split("[eE]", body)[0]
+        return "e", len(mantissa.split(".")[1]) if "." in mantissa else 0
+    return "f", len(body.split(".")[1]) if "." in body else 0
+
+
+def _mean_sd(token: str, values: Sequence[float]) -> str:
+    spread = Spread(tuple(values))
+    kind, d = _decimals(token)
+    if kind == "e":
+        return f"{spread.mean:.{d}e} ± {spread.sd:.1e}"
+    d = max(d, 1) if d == 0 and spread.sd < 1 else d  # integers that vary (a count) get one decimal
+    return f"{spread.mean:.{d}f} ± {spread.sd:.{d}f}"
+
+
+def _as_float(token: str) -> float:
+    return float(token.replace("−", "-"))
+
+
+def _cell_over_seeds(cells: Sequence[str]) -> str:
+    """Seed 0's cell with each number that differs between the copies written mean ± sd."""
+    tokens = [_NUMBER.findall(c) for c in cells]
+    if any(len(t) != len(tokens[0]) for t in tokens):
+        return cells[0].strip() + " (seed 0)"
+    columns = [[_as_float(t[i]) for t in tokens] for i in range(len(tokens[0]))]
+    counter = iter(range(len(columns)))
+
+    def replace(match: re.Match[str]) -> str:
+        i = next(counter)
+        values = columns[i]
+        if all(v == values[0] for v in values):
+            return match.group(0)
+        return _mean_sd(match.group(0), values)
+
+    return _NUMBER.sub(replace, cells[0])
+
+
+def _cells(line: str) -> list[str] | None:
+    s = line.strip()
+    if not (s.startswith("|") and s.endswith("|")) or len(s) < 2:
+        return None
+    return s[1:-1].split("|")
+
+
+def markdown_over_seeds(texts: Sequence[str], n_label: str) -> str:
+    """Seed 0's Markdown with every table body cell's varying numbers as mean ± sd over the copies (the module
+    docstring). Lines outside tables, header rows and separators are seed 0's; a table whose rows do not line up
+    between the copies keeps seed 0's rows with a note. ``n_label`` heads the page (what was run, how many seeds).
+
+    Examples
+    --------
+    >>> table = "| a | b |\\n|---|---|\\n| x1 | {} |"
+    >>> page = markdown_over_seeds([table.format("0.10"), table.format("0.30")], "2 seeds")
+    >>> page.splitlines()[-1]
+    '| x1 | 0.20 ± 0.14 |'
+    """
+    if not texts:
+        raise ValueError("a table over seeds needs at least one copy")
+    lines = [t.splitlines() for t in texts]
+    out = [n_label, ""]
+    aligned = all(len(ls) == len(lines[0]) for ls in lines)
+    in_body = False
+    for i, line in enumerate(lines[0]):
+        cells = _cells(line)
+        if cells is None:
+            in_body = False
+            out.append(line)
+            continue
+        if set("".join(cells).strip()) <= set("-: "):  # the separator: rows below it are the body
+            in_body = True
+            out.append(line)
+            continue
+        if not in_body:
+            out.append(line)
+            continue
+        others = [_cells(ls[i]) if aligned else None for ls in lines[1:]]
+        if any(o is None or len(o) != len(cells) for o in others):
+            out.append(line + " (seed 0: the other seeds' rows differ here)")
+            continue
+        rows = [cells] + [o for o in others if o is not None]
+        merged = [_cell_over_seeds([r[j] for r in rows]) for j in range(len(cells))]
+        out.append("|" + "|".join(m if m.startswith(" ") else f" {m} " for m in merged) + "|")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,97 @@
+"""``compmech reproduce --only STUDY --seeds N``: a study's tables over seeds (compmech/runs/study_seeds.py)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from compmech import studies
+from compmech.runs.cli import main
+from compmech.runs.config import config_from_dict
+from compmech.runs.files import write_json_atomic, write_text_atomic
+from compmech.runs.reproduce import ReproduceRunner
+from compmech.runs.study_seeds import markdown_over_seeds, spreads_over_seeds
+from compmech.studies import Runner, Study, register_study
+
+DATA = Path(__file__).parents[2] / "data"
+
+
+def test_a_cell_that_varies_becomes_mean_sd_and_one_that_agrees_stays():
+    table = "# t\n\n| run | layers | loss | note |\n|---|---:|---:|---|\n| block_4 (x = 0.05) | 4 | {} | {} |\n"
+    page = markdown_over_seeds([table.format("1.0010", "a 1"), table.format("1.0030", "a 2 3")], "<!-- 2 -->")
+    lines = page.splitlines()
+    assert lines[0] == "<!-- 2 -->" and "# t" in lines
+    row = lines[-1]
+    # the label's digits (block_4, x = 0.05) and the count all seeds agree on stay; the loss is mean ± sd at 4 places
+    assert row.startswith("| block_4 (x = 0.05) | 4 | 1.0020 ± 0.0014 |")
+    assert "a 1 (seed 0)" in row  # a cell whose numbers do not line up keeps seed 0's text, marked
+    assert "| run | layers | loss | note |" in lines  # the header is seed 0's
+
+
+def test_rows_that_differ_between_seeds_are_kept_from_seed_0_and_said():
+    one = "| a | b |\n|---|---|\n| x | 0.1 |\n"
+    two = "| a | b | c |\n|---|---|---|\n| x | 0.1 | 2 |\n"
+    page = markdown_over_seeds([one, two], "n")
+    assert "| x | 0.1 | (seed 0: the other seeds' rows differ here)" in page
+
+
+def test_spreads_keep_the_numbers_every_copy_holds():
+    numbers = spreads_over_seeds([{"a": [1.0, 2.0], "b": 3, "flag": True}, {"a": [3.0, 2.0], "c": 1.0}])
+    by_path = {n.path: n.spread for n in numbers}
+    assert set(by_path) == {"a.0", "a.1"}
+    assert by_path["a.0"].mean == 2.0 and by_path["a.0"].sd == pytest.approx(2**0.5, rel=1e-15)
+    assert by_path["a.1"].sd == 0.0
+    with pytest.raises(ValueError, match="at least one copy"):
+        spreads_over_seeds([])
+
+
+def test_the_runner_adds_the_offset_to_what_it_runs_not_to_what_it_reads():
+    cfg = config_from_dict({"process": {"name": "mess3"}, "seed": 5})
+    assert ReproduceRunner("x").seeded(cfg) is cfg
+    runner = ReproduceRunner("x", seed_offset=2, n_seeds=3)
+    assert runner.seeded(cfg).seed == 7 and cfg.seed == 5
+    assert runner.command == "compmech reproduce --only x --seeds 3"
+
+
+def _reproduce(out: Path, runner: Runner) -> str:
+    """A study's reproduce entry: one tiny run, a table and a JSON of its numbers."""
+    cfg = runner.load(DATA / "tiny_mess3.toml", {"training.steps": 100})
+    summary = runner.run(cfg, out / "tiny")
+    text = f"# seeded\n\n| quantity | value |\n|---|---:|\n| relative loss | {summary.relative_loss:.5f} |\n"
+    write_text_atomic(out / "seeded.md", text)
+    write_json_atomic(out / "seeded.json", {"relative_loss": summary.relative_loss, "label": "tiny"})
+    return text
+
+
+@pytest.fixture
+def seeded_study():
+    study = register_study(Study(name="seeded", summary="a test's tiny study over seeds", reproduce=_reproduce))
+    yield study
+    studies.base.REGISTRY.pop("seeded", None)
+
+
+def test_a_study_over_two_seeds_runs_each_seed_and_tabulates_the_spread(seeded_study, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["reproduce", "--only", "seeded", "--seeds", "2", "--out", str(out), "--no-progress"]) == 0
+    summaries = [json.loads((out / "seeds" / f"seed={i}" / "tiny" / "summary.json").read_text()) for i in (0, 1)]
+    configs = [(out / "seeds" / f"seed={i}" / "tiny" / "config.toml").read_text() for i in (0, 1)]
+    assert "seed = 3" in configs[0] and "seed = 4" in configs[1]  # tiny_mess3's seed 3, then 3 + 1
+    assert all(s["command"] == "compmech reproduce --only seeded --seeds 2" for s in summaries)
+    losses = [s["relative_loss"] for s in summaries]
+    assert losses[0] != losses[1]  # two seeds, two models
+    record = json.loads((out / "seeded-seeds.json").read_text())
+    (number,) = record["numbers"]
+    assert number["path"] == "relative_loss" and number["values"] == losses
+    assert record["command"] == "compmech reproduce --only seeded --seeds 2"
+    page = (out / "seeded-seeds.md").read_text()
+    assert "| relative loss | " in page and " ± " in page and "--seeds 2" in page.splitlines()[0]
+    assert "seeded-seeds.md" in capsys.readouterr().out
+
+
+def test_seeds_with_a_study_refuse_publish_and_check(seeded_study, tmp_path, capsys):
+    for extra in (["--check"], ["--publish", str(tmp_path / "p.json")]):
+        assert main(["reproduce", "--only", "seeded", "--seeds", "3", "--out", str(tmp_path), *extra]) == 2
+        assert "runs that study alone" in capsys.readouterr().err
+    assert main(["reproduce", "--only", "seeded", "--seeds", "1", "--out", str(tmp_path), "--no-progress"]) == 2
+    assert "at least 2 seeds" in capsys.readouterr().err
+    assert not (tmp_path / "seeds").exists()  # refused before any run
