@@ -33,6 +33,7 @@ THEORY = {
     "streaming",
     "loss_curves",
     "markov_chains",
+    "markov_order",
 }
 #: At most this many imports of our own modules inside functions (150 before the house was reshaped; half of it).
 MAX_IMPORTS_IN_FUNCTIONS = 75
