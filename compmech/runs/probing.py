@@ -20,11 +20,13 @@ from compmech.runs.records import ProbeOutcome, RowPredictions
 from compmech.runs.settings import ExperimentConfig, ProbeSettings
 from probes import (
     CONTEXT_TEST_FRACTION,
+    ProbeData,
     ProbeEvaluation,
     ProbeRows,
     distinct_prefix_ids,
     probe_fits,
     probe_layers,
+    probe_rows,
     probe_targets,
 )
 
@@ -78,6 +80,26 @@ def context_activations(
     if np.array_equal(wanted, np.arange(acts.n_prefixes)):
         return dict(acts.rows)
     return {name: a[wanted] for name, a in acts.rows.items()}
+
+
+def distinct_context_rows(
+    model_cfg: predictive_models.ModelConfig,
+    params: Any,
+    ctx: ContextSet,
+    names: list[str],
+    targets: np.ndarray,
+    weighting: str,
+) -> tuple[dict[str, np.ndarray], ProbeData]:
+    """One row per distinct context of ``ctx``: the activations ``names`` of the model ``params`` (each [R, d]) and
+    ``targets`` [N, T, k] (any per-position target: a study's own probe targets), with the rows' weights, string
+    groups, positions and context ids (`probes.probe_rows` with ``rows="distinct_contexts"``, ``weighting``
+    "uniform" or "probability"). A study's probes onto targets of its own use it."""
+    acts = predictive_models.compute_activations(model_cfg, params, ctx.tokens, names=names)  # name -> [N, T, d]
+    rows = {
+        name: probe_rows(a, targets, ctx.tokens, ctx.probs, rows="distinct_contexts", weighting=weighting)
+        for name, a in acts.items()
+    }
+    return {name: r.X for name, r in rows.items()}, next(iter(rows.values()))
 
 
 def probe_model(

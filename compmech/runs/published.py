@@ -266,6 +266,17 @@ class Spread:
         """How many seeds' values lie below ``below``."""
         return sum(v < below for v in self.values)
 
+    def to_json(self) -> dict[str, Any]:
+        """Every value (in seed order), mean, sd, min, max and n."""
+        return {
+            "values": list(self.values),
+            "mean": self.mean,
+            "sd": self.sd,
+            "min": self.min,
+            "max": self.max,
+            "n": self.n,
+        }
+
 
 @dataclass(frozen=True)
 class PublishedNumber:
@@ -283,12 +294,7 @@ class PublishedNumber:
             "over": self.quantity.over,
             "below": self.quantity.below,
             "paper": self.quantity.paper,
-            "values": list(s.values),
-            "mean": s.mean,
-            "sd": s.sd,
-            "min": s.min,
-            "max": s.max,
-            "n": s.n,
+            **s.to_json(),
         }
         if self.quantity.below is not None:
             out["seeds_below"] = s.meeting(self.quantity.below)

@@ -50,8 +50,7 @@ class SeedNumber:
     spread: Spread
 
     def to_json(self) -> dict[str, Any]:
-        s = self.spread
-        return {"path": self.path, "values": list(s.values), "mean": s.mean, "sd": s.sd, "min": s.min, "max": s.max}
+        return {"path": self.path, **self.spread.to_json()}
 
 
 def numeric_leaves(data: Any, prefix: str = "") -> Iterator[tuple[str, float]]:

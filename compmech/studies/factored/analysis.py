@@ -32,6 +32,7 @@ import numpy as np
 import predictive_models  # a lazy package (PEP 562): JAX is imported when a model is first run
 from compmech.runs.analysis import checkpoint_tokens
 from compmech.runs.files import write_json_atomic
+from compmech.runs.probing import distinct_context_rows
 from compmech.runs.processes import component_processes
 from compmech.runs.progress import phase
 from compmech.runs.run_figures import belief_frame_of, save_figures
@@ -41,7 +42,7 @@ from compmech.studies.base import StudyInputs, StudyOutput
 from compmech.studies.factored.plots import plot_explained_variance
 from figures import layer_label, plot_belief_panels, process_title
 from hmm_processes import factor_beliefs
-from probes import CONTEXT_TEST_FRACTION, ProbeData, evaluate_probe, probe_rows
+from probes import CONTEXT_TEST_FRACTION, ProbeData, evaluate_probe
 from probes.dimension import belief_subspace, principal_angles, variance_spectrum
 
 WEIGHTINGS = ("probability", "uniform")
@@ -188,25 +189,16 @@ def factor_targets(inputs: StudyInputs, settings: Settings) -> FactorTargets:
     return FactorTargets(layers=layers, factors=factors, targets=targets, edges=np.cumsum([0, *sizes]))
 
 
-def _activation_rows(
-    inputs: StudyInputs, params: Any, names: list[str], targets: np.ndarray, weighting: str
-) -> tuple[dict[str, np.ndarray], ProbeData]:
-    """Distinct-context rows of the activations ``names`` (each [R, d]) and the targets [R, k], with ids."""
-    ctx = inputs.ctx
-    acts = predictive_models.compute_activations(inputs.model_cfg, params, ctx.tokens, names=names)  # name -> [N, T, d]
-    rows = {
-        name: probe_rows(a, targets, ctx.tokens, ctx.probs, rows="distinct_contexts", weighting=weighting)
-        for name, a in acts.items()
-    }
-    return {name: r.X for name, r in rows.items()}, next(iter(rows.values()))
-
-
 def context_rows(inputs: StudyInputs, targets: FactorTargets, settings: Settings) -> ContextRows:
     """The trained and the untrained model's activations over the distinct contexts, the targets split into the
     joint and the factors' beliefs, the factors' ranks d_k and the two predicted dimensions."""
     names = list(targets.layers)
-    X, data = _activation_rows(inputs, inputs.params_state, names, targets.targets, settings.weighting)
-    X0, _ = _activation_rows(inputs, inputs.untrained_params, names, targets.targets, settings.weighting)
+    X, data = distinct_context_rows(
+        inputs.model_cfg, inputs.params_state, inputs.ctx, names, targets.targets, settings.weighting
+    )
+    X0, _ = distinct_context_rows(
+        inputs.model_cfg, inputs.untrained_params, inputs.ctx, names, targets.targets, settings.weighting
+    )
     w = data.weights if settings.weighting == "probability" else None
     edges = targets.edges
     joint, *factors = (data.Y[:, a:b] for a, b in zip(edges[:-1], edges[1:]))
@@ -300,7 +292,9 @@ def over_training(
     with phase("factored study over training", total=len(paths), enabled=inputs.progress) as tick:
         for path in paths:
             ckpt = predictive_models.load_checkpoint(path)
-            Xc, _ = _activation_rows(inputs, ckpt["params"], [layer], targets.targets, settings.weighting)
+            Xc, _ = distinct_context_rows(
+                inputs.model_cfg, ckpt["params"], inputs.ctx, [layer], targets.targets, settings.weighting
+            )
             m = _measures(Xc[layer], rows.factors, rows.weights, settings.thresholds)
             evolution.append(
                 {

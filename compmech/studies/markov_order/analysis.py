@@ -35,6 +35,7 @@ import predictive_models  # a lazy package (PEP 562): JAX is imported when a mod
 from compmech.markov_order import markov_approximation, order_k_beliefs
 from compmech.mixed_states import belief_trajectories
 from compmech.runs.files import write_json_atomic
+from compmech.runs.probing import distinct_context_rows
 from compmech.runs.progress import phase
 from compmech.runs.run_figures import save_figures
 from compmech.runs.settings import ExperimentConfig
@@ -45,7 +46,7 @@ from figures import layer_label, process_title
 from hmm_processes import HMM, GeneralizedHMM
 from hmm_processes.beliefs import emission_from
 from hmm_processes.generalized import process_vectors
-from probes import CONTEXT_TEST_FRACTION, ProbeData, evaluate_probe, probe_rows
+from probes import CONTEXT_TEST_FRACTION, evaluate_probe
 from probes.metrics import r2
 
 WEIGHTINGS = ("uniform", "probability")
@@ -239,19 +240,6 @@ def exact_losses(
     return out, where if ctx.bos else where.replace(" (the start token's included)", "")
 
 
-def _activation_rows(
-    inputs: StudyInputs, params: Any, names: list[str], targets: np.ndarray, weighting: str
-) -> tuple[dict[str, np.ndarray], ProbeData]:
-    """Distinct-context rows of the activations ``names`` (each [R, d]) and the targets [R, k], with ids."""
-    ctx = inputs.ctx
-    acts = predictive_models.compute_activations(inputs.model_cfg, params, ctx.tokens, names=names)  # [N, T, d]
-    rows = {
-        name: probe_rows(a, targets, ctx.tokens, ctx.probs, rows="distinct_contexts", weighting=weighting)
-        for name, a in acts.items()
-    }
-    return {name: r.X for name, r in rows.items()}, next(iter(rows.values()))
-
-
 def probe_layers(
     inputs: StudyInputs, settings: Settings, targets: dict[str, np.ndarray]
 ) -> tuple[list[LayerRecord], dict[str, float]]:
@@ -263,8 +251,12 @@ def probe_layers(
     edges = np.cumsum([0, *sizes])
     ids = np.stack([window_ids(inputs, k) for k in settings.orders], axis=-1).astype(np.float64)  # [N, T, K]
     stacked = np.concatenate([targets[t] for t in labels] + [ids], axis=-1)  # [N, T, sum sizes + K]
-    X, data = _activation_rows(inputs, inputs.params_state, layers, stacked, settings.weighting)
-    X0, _ = _activation_rows(inputs, inputs.untrained_params, layers, stacked, settings.weighting)
+    X, data = distinct_context_rows(
+        inputs.model_cfg, inputs.params_state, inputs.ctx, layers, stacked, settings.weighting
+    )
+    X0, _ = distinct_context_rows(
+        inputs.model_cfg, inputs.untrained_params, inputs.ctx, layers, stacked, settings.weighting
+    )
     w = data.weights if settings.weighting == "probability" else None
     Y = {t: data.Y[:, a:b] for t, a, b in zip(labels, edges[:-1], edges[1:])}
     row_ids = data.Y[:, edges[-1] :].astype(np.int64)  # [R, K]
