@@ -33,7 +33,7 @@ def plot_causal_layers(record: Any, *, title: str | None = None) -> Figure:
     pos = first.position
     methods = list(dict.fromkeys(s.method for s in record.layers[0].steering))
     kinds = list(dict.fromkeys(s.target for s in record.layers[0].steering))
-    fig = new_figure(5.0 * (len(methods) + 1), 4.6)
+    fig = new_figure(5.0 * (len(methods) + 1) + 2.0, 4.6)
     axes = fig.subplots(1, len(methods) + 1)
     colors = {"contexts": "#1f77b4", "vertices": "#9467bd"}
 
@@ -79,7 +79,7 @@ def plot_causal_layers(record: Any, *, title: str | None = None) -> Figure:
     ax2.set_xticks(x, layers, rotation=30)
     ax2.set_ylabel("cross-entropy (nats / token)")
     ax2.set_title(f"ablating a {ab0[0].dim}-dim subspace at every position", fontsize=10)
-    ax2.legend(fontsize=7, loc="best")
+    ax2.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     if title:
         set_suptitle(fig, f"{title}: causal interventions along the belief subspace")
     return fig
