@@ -42,15 +42,21 @@ def _coef(coef: np.ndarray) -> np.ndarray:
     return c
 
 
-def _simplex_coef(coef: np.ndarray, simplex: bool) -> np.ndarray:
-    """``coef`` with the all-ones target direction projected out (``simplex``), else as is: [d, S]."""
+def _simplex_coef(coef: np.ndarray, simplex: bool, normalizer: np.ndarray | None = None) -> np.ndarray:
+    """``coef`` with the normalizer's target direction (all ones unless given) projected out (``simplex``), else as
+    is: [d, S]."""
     c = _coef(coef)
     if not simplex:
         return c
-    return c - c.mean(axis=1, keepdims=True)  # coef @ (I - 1 1ᵀ / S)
+    tau = np.ones(c.shape[1]) if normalizer is None else np.asarray(normalizer, np.float64)
+    if tau.shape != (c.shape[1],) or not np.all(np.isfinite(tau)) or not np.any(tau):
+        raise ProbeInputError(f"normalizer must be a finite non-zero vector of {c.shape[1]} entries; got {tau!r}")
+    return c - np.outer(c @ tau, tau) / (tau @ tau)  # coef @ (I - τ τᵀ / τᵀτ)
 
 
-def probe_subspace(coef: np.ndarray, *, simplex: bool = True, rtol: float = RANK_RTOL) -> np.ndarray:
+def probe_subspace(
+    coef: np.ndarray, *, simplex: bool = True, normalizer: np.ndarray | None = None, rtol: float = RANK_RTOL
+) -> np.ndarray:
     """Orthonormal basis of the subspace a linear probe reads: [d, r], r its rank.
 
     Parameters
@@ -59,6 +65,8 @@ def probe_subspace(coef: np.ndarray, *, simplex: bool = True, rtol: float = RANK
     simplex : the targets lie on a simplex (rows summing to 1) and the probe has an intercept: the all-ones target
         direction is projected out first (exactly, instead of relying on a float32 fit's tiny singular value), so
         r <= S - 1.
+    normalizer : [S] the vector τ with ``η τ = 1`` for every target (None: all ones, beliefs of an HMM; a
+        generalized HMM's quasi-beliefs are normalised by its own τ): the direction projected out with ``simplex``.
     rtol : singular values below ``rtol`` times the largest count as zero.
 
     Returns
@@ -73,14 +81,20 @@ def probe_subspace(coef: np.ndarray, *, simplex: bool = True, rtol: float = RANK
     >>> B.shape, bool(np.allclose(B.T @ B, np.eye(2))), bool(np.allclose(B[2], 0))
     ((3, 2), True, True)
     """
-    c = _simplex_coef(coef, simplex)
+    c = _simplex_coef(coef, simplex, normalizer)
     U, s, _ = np.linalg.svd(c, full_matrices=False)
     r = int(np.sum(s > rtol * s[0])) if s.size and s[0] > 0 else 0
     return U[:, :r]
 
 
 def steering_delta(
-    coef: np.ndarray, current: np.ndarray, target: np.ndarray, *, simplex: bool = True, rtol: float = RANK_RTOL
+    coef: np.ndarray,
+    current: np.ndarray,
+    target: np.ndarray,
+    *,
+    simplex: bool = True,
+    normalizer: np.ndarray | None = None,
+    rtol: float = RANK_RTOL,
 ) -> np.ndarray:
     """The minimal-norm deltas that move the probe's reading from ``current`` to ``target``: [n, d].
 
@@ -94,7 +108,7 @@ def steering_delta(
     coef : [d, S] the probe's coefficients.
     current : [n, S] the probe's readings of the activations to move (``x @ coef + intercept``).
     target : [n, S] the readings wanted (e.g. other contexts' beliefs, or vertices of the simplex).
-    simplex, rtol : as in `probe_subspace`.
+    simplex, normalizer, rtol : as in `probe_subspace`.
 
     Returns
     -------
@@ -112,7 +126,7 @@ def steering_delta(
     >>> bool(np.allclose((x + delta) @ coef + intercept, target))
     True
     """
-    c = _simplex_coef(coef, simplex)
+    c = _simplex_coef(coef, simplex, normalizer)
     current, target = np.asarray(current, np.float64), np.asarray(target, np.float64)
     if current.shape != target.shape or current.ndim != 2 or current.shape[1] != c.shape[1]:
         raise ProbeInputError(

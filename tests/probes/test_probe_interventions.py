@@ -95,3 +95,22 @@ def test_bad_shapes_are_refused():
         complement_deltas(np.ones(2), np.eye(3), np.random.default_rng(0))
     with pytest.raises(ProbeInputError, match="x must be"):
         ablation_delta(np.ones((2, 3)), np.ones((4, 1)), np.zeros(3))
+
+
+def test_quasi_beliefs_with_their_own_normalizer_are_steered_exactly():
+    """A generalized HMM's quasi-beliefs satisfy eta tau = 1 for a tau other than ones: the probe's coefficients then
+    annihilate tau, and projecting tau out (not the ones) keeps the steering exact."""
+    rng = np.random.default_rng(4)
+    tau = np.array([1.0, 0.5, 2.0])
+    Y = rng.normal(size=(200, 3))
+    Y /= (Y @ tau)[:, None]  # every row has Y tau = 1
+    A, b = rng.normal(size=(3, 7)), rng.normal(size=7)
+    X = Y @ A + b
+    probe = LinearProbe().fit(X, Y)
+    assert probe_subspace(probe.coef_, normalizer=tau).shape == (7, 2)
+    target = rng.normal(size=(10, 3))
+    target /= (target @ tau)[:, None]
+    delta = steering_delta(probe.coef_, probe.predict(X[:10]), target, normalizer=tau)
+    assert np.allclose(probe.predict(X[:10] + delta), target, atol=1e-8)
+    with pytest.raises(ProbeInputError, match="normalizer must be"):
+        probe_subspace(probe.coef_, normalizer=np.zeros(3))

@@ -59,6 +59,7 @@ from compmech.studies.base import StudyInputs, StudyOutput
 from compmech.studies.causal.plots import plot_causal_layers, plot_steered_simplex
 from compmech.studies.causal.theory import BaselineLosses, baseline_losses, cross_entropy_nats, kl_nats, law_at
 from figures import process_title
+from hmm_processes import process_vectors
 from probes import LinearProbe, r2
 from probes.interventions import (
     ablation_delta,
@@ -310,6 +311,7 @@ class Fitted:
 
     coef: np.ndarray
     intercept: np.ndarray
+    normalizer: np.ndarray  # [S] tau: every belief has eta tau = 1 (ones for an HMM)
     W: np.ndarray
     bases: dict[str, np.ndarray]
     mean: np.ndarray
@@ -321,18 +323,19 @@ class Fitted:
     def delta(self, method: str, current: np.ndarray, target: np.ndarray) -> np.ndarray:
         """The steering deltas [n, d] of ``method`` from the readings ``current`` to ``target`` ([n, S] each)."""
         if method == "probe":
-            return steering_delta(self.coef, current, target)
+            return steering_delta(self.coef, current, target, normalizer=self.normalizer)
         return encoding_delta(self.W, current, target)
 
 
-def fit_probe(X: np.ndarray, beliefs: np.ndarray) -> Fitted:
+def fit_probe(X: np.ndarray, beliefs: np.ndarray, normalizer: np.ndarray | None = None) -> Fitted:
     """OLS with intercept from activations [n, d] to beliefs [n, S], the encoding map back, their subspaces and the
-    activations' mean."""
+    activations' mean. ``normalizer``: the process's τ ([S], ``η τ = 1``; None: ones, an HMM)."""
     probe = LinearProbe().fit(X, beliefs)
     X64 = np.asarray(X, np.float64)
     W = encoding_map(X64, beliefs)
-    bases = {"probe": probe_subspace(probe.coef_), "encoding": encoding_subspace(W)}
-    return Fitted(probe.coef_, probe.intercept_, W, bases, X64.mean(axis=0))
+    tau = np.ones(beliefs.shape[1]) if normalizer is None else np.asarray(normalizer, np.float64)
+    bases = {"probe": probe_subspace(probe.coef_, normalizer=tau), "encoding": encoding_subspace(W)}
+    return Fitted(probe.coef_, probe.intercept_, tau, W, bases, X64.mean(axis=0))
 
 
 def subspace_angles(A: np.ndarray, B: np.ndarray) -> tuple[float, ...]:
@@ -513,7 +516,7 @@ def run(inputs: StudyInputs, settings: Settings) -> StudyOutput:
         results, simplex = [], {}
         for layer in layers:
             Xf = acts_fit[layer].reshape(-1, acts_fit[layer].shape[-1])
-            fitted = fit_probe(Xf, fit.beliefs.reshape(-1, S))
+            fitted = fit_probe(Xf, fit.beliefs.reshape(-1, S), process_vectors(process)[2])
             Xe = acts_ev[layer]
             read = fitted.read(Xe.reshape(-1, Xe.shape[-1]).astype(np.float64))
             probe_r2 = float(r2(ev.beliefs.reshape(-1, S), read))
