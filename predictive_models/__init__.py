@@ -30,6 +30,10 @@ _LAZY = {
     "Transformer": "transformer",
     "TransformerConfig": "transformer",
     "ov_vectors": "transformer",
+    # residual-stream interventions (transformers): the logits with one read-out edited
+    "logits_with_delta": "interventions",
+    "logits_with_edit": "interventions",
+    "residual_layers": "interventions",
     "RecurrentConfig": "recurrent",
     "RecurrentModel": "recurrent",
     # one set of functions for every model family (they dispatch on the config's type)
