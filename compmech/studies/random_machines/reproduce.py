@@ -39,6 +39,7 @@ MEASURES = (
     ("h_mu", "h_μ (bits/token)"),
     ("lyapunov_dimension", "Lyapunov dimension"),
     ("n_beliefs_context", "distinct beliefs, contexts ≤ L"),
+    ("last_token_error", "beliefs unexplained by the last token"),
     ("n_states", "states"),
     ("n_tokens", "tokens"),
 )
@@ -172,17 +173,20 @@ def format_markdown(
         "shuffled-target control's MSE. C_μ, E, h_μ in bits: exact unless marked (± standard error, ≥ lower bound or "
         "partial sum, ∞ infinite); the Lyapunov dimension is a chaos-game estimate ± standard error, or exactly 0 "
         "where the belief measure sits on finitely many points (unifilar, or a finite mixed-state set). "
-        "MSP = the number of mixed states; beliefs ≤ L = distinct beliefs after the 0..L-token words.",
+        "MSP = the number of mixed states; beliefs ≤ L = distinct beliefs after the 0..L-token words; last-token "
+        "error = 1 − R² of the best belief predictor that sees only the last token (exact, on the probe's rows: "
+        "what the token embedding alone can give a linear probe).",
         "",
-        "| process | S | V | C_μ | E | h_μ | Lyapunov dim | MSP | beliefs ≤ L | relative loss | probe error "
-        "| untrained error | probe MSE | shuffled MSE |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| process | S | V | C_μ | E | h_μ | Lyapunov dim | MSP | beliefs ≤ L | last-token error | relative loss "
+        "| probe error | untrained error | probe MSE | shuffled MSE |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         m = r.measures
         lines.append(
             f"| {r.label} | {m.n_states} | {m.n_tokens} | {m.C_mu.text()} | {m.E.text()} | {m.h_mu.text()} "
             f"| {m.lyapunov_dimension.text(2)} | {m.n_mixed_states.text(0)} | {m.n_beliefs_context} "
+            f"| {m.last_token_error:.3f} "
             f"| {_num(r.relative_loss)} | {_num(r.probe_error, '.3f')} | {_num(r.untrained_error, '.3f')} "
             f"| {_num(r.mse_heldout, '.2e')} | {_num(r.mse_shuffled, '.2e')} |"
         )
@@ -236,7 +240,7 @@ def format_markdown(
 
 
 def write_figure(rows: list[MachineRow], corrs: list[RankCorrelation], out: Path, title: str) -> Path:
-    """``<out>/random_machines.png``: each outcome (rows) against the first five measures (columns)."""
+    """``<out>/random_machines.png``: each outcome (rows) against the first six measures (columns)."""
     by = {(c.y, c.x): c for c in corrs if c.subset == "all"}
     grid = []
     for y_key, y_label in OUTCOMES:
@@ -246,7 +250,7 @@ def write_figure(rows: list[MachineRow], corrs: list[RankCorrelation], out: Path
             y = y - 1.0
             y_label = "relative loss − 1"
         row = []
-        for x_key, x_label in MEASURES[:5]:
+        for x_key, x_label in MEASURES[:6]:
             c = by[(y_key, x_key)]
             row.append(
                 ScatterPanel(

@@ -74,6 +74,7 @@ class MachineMeasures:
     lyapunov_dimension: MeasureValue
     n_mixed_states: MeasureValue  # of the whole mixed-state presentation (math.inf when infinite)
     n_beliefs_context: int  # distinct beliefs after the 0..context_length-token words the model is probed on
+    last_token_error: float  # 1 - R² of the beliefs predicted from the last token alone (`last_token_error`)
     n_states: int
     n_tokens: int
     unifilar: bool
@@ -106,6 +107,25 @@ def distinct_beliefs(hmm: HMM, depth: int) -> int:
     return int(np.unique(np.round(beliefs, BELIEF_DECIMALS), axis=0).shape[0])
 
 
+def last_token_error(hmm: HMM, context_length: int) -> float:
+    """How much of the beliefs the last token leaves unexplained: ``1 - R²`` of the best predictor of the belief that
+    sees only the last token (its mean over the rows with that last token), over the rows the probe fits (every
+    allowed string of ``context_length`` tokens once, every position pooled, uniform weights; probes' "all_strings",
+    "uniform"). Exact (enumeration). 0: the last token fixes the belief (a Markov-order-1 geometry, linear in the
+    embedding); near 1: the belief needs the longer past. A linear probe of the token embedding alone reaches it."""
+    ms = mixed_states(hmm, context_length)
+    beliefs = ms.prefix_beliefs(context_length).reshape(-1, hmm.num_states)  # [N L, S]
+    last = ms.level(context_length).words.reshape(-1).astype(np.int64)  # [N L] the token each belief came after
+    total = ((beliefs - beliefs.mean(axis=0)) ** 2).sum()
+    if total <= 0:
+        return 0.0
+    resid = 0.0
+    for x in np.unique(last):
+        b = beliefs[last == x]
+        resid += ((b - b.mean(axis=0)) ** 2).sum()
+    return float(resid / total)
+
+
 def machine_measures(
     hmm: HMM, context_length: int, *, unifilar: bool, seed: int = 0, **budgets: Any
 ) -> MachineMeasures:
@@ -129,6 +149,7 @@ def machine_measures(
         lyapunov_dimension=D,
         n_mixed_states=n_ms,
         n_beliefs_context=distinct_beliefs(hmm, context_length),
+        last_token_error=last_token_error(hmm, context_length),
         n_states=hmm.num_states,
         n_tokens=hmm.vocab_size,
         unifilar=unifilar,

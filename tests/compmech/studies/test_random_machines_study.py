@@ -18,7 +18,7 @@ from compmech.runs.config import ConfigError, config_from_dict
 from compmech.runs.reproduce import EXPERIMENTS  # noqa: F401  (its shipped paths are read before config_dir is patched)
 from compmech.studies.random_machines import study_file
 from compmech.studies.random_machines.stats import holm, rank_correlation
-from compmech.studies.random_machines.theory import distinct_beliefs, machine_measures
+from compmech.studies.random_machines.theory import distinct_beliefs, last_token_error, machine_measures
 from hmm_processes import get_process
 
 TINY_STUDY = """
@@ -116,6 +116,26 @@ def test_measures_of_a_random_epsilon_machine_are_its_exact_ones():
             else:
                 beliefs.add(tuple(np.round(b, 9)))
     assert distinct_beliefs(hmm, 4) == m.n_beliefs_context == len(beliefs)
+
+
+def test_last_token_error_is_zero_for_an_order_one_geometry_and_matches_brute_force():
+    """Golden mean: the last token fixes the state (after 1 the state that must emit 0), so the error is 0; Mess3 needs
+    the longer past. For a random machine the pooled 1 - R² is recomputed by a plain loop over strings and positions."""
+    assert last_token_error(get_process("golden_mean"), 5) == pytest.approx(0.0, abs=1e-12)
+    assert 0.05 < last_token_error(get_process("mess3"), 5) < 1.0
+    hmm = get_process("random_epsilon_machine", n_states=3, n_tokens=2, seed=4, unifilar=False)
+    rows, toks = [], []
+    for w in itertools.product(range(2), repeat=4):
+        b = hmm.stationary_distribution
+        for x in w:
+            b = b @ hmm.T[x]
+            b = b / b.sum()  # every word is allowed for this sample (checked below)
+            rows.append(b)
+            toks.append(x)
+    rows, toks = np.array(rows), np.array(toks)
+    assert (hmm.T.sum(axis=(1, 2)) > 0).all() and np.isfinite(rows).all()
+    resid = sum(((rows[toks == x] - rows[toks == x].mean(0)) ** 2).sum() for x in (0, 1))
+    assert last_token_error(hmm, 4) == pytest.approx(resid / ((rows - rows.mean(0)) ** 2).sum(), rel=1e-9)
 
 
 def test_spearman_matches_scipy_and_the_exact_permutation_p_is_the_enumerated_one():
