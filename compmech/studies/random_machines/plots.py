@@ -52,7 +52,6 @@ def plot_scatter_grid(
     axs[0][0].legend(loc="best", fontsize=6, frameon=False)
     if suptitle:
         set_suptitle(fig, suptitle, 10)
-    fig.tight_layout()
     return fig
 
 
