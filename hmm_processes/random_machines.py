@@ -311,7 +311,9 @@ def random_epsilon_machine(
     """A random process for benchmarks, reproducible from ``seed``: with ``unifilar`` an ε-machine from
     `random_unifilar` (``p`` = p_token), else a non-unifilar HMM from `random_nonunifilar` (``p`` = p_edge), drawn
     from ``numpy.random.default_rng(seed)``; ``alpha`` the Dirichlet concentration. See the module docstring for
-    the distribution. Registered as ``random_epsilon_machine``, so a config names it::
+    the distribution.
+
+    Registered as ``random_epsilon_machine``, so a config names it::
 
         [process]
         name = "random_epsilon_machine"
