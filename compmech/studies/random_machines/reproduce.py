@@ -165,7 +165,7 @@ def format_markdown(
         "",
         f"Made by `{command}` from `{study.source}`" + (f" in {seconds / 60:.1f} min." if seconds else "."),
         f"Context length {study.context_length}; the same small transformer for every process"
-        f"  ({rows[0].n_params:,} parameters at {rows[0].params['n_tokens']} tokens), "
+        f" ({rows[0].n_params:,} parameters at {rows[0].params['n_tokens']} tokens), "
         f"{cfg.training['steps']} steps of batch {cfg.training.get('batch_size')}; measure budgets {study.measures}.",
         "",
         "Probe error = 1 − R² of the run's probe layer on the held-out contexts (0: perfect; 1: no better than the "
