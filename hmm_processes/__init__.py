@@ -28,6 +28,7 @@ from hmm_processes.named import (
     tom_quantum,
     z1r,
 )
+from hmm_processes.random_machines import random_epsilon_machine, random_nonunifilar, random_unifilar
 from hmm_processes.random_markov import (
     RANDOM_MARKOV,
     ChainSamples,
@@ -70,6 +71,7 @@ ZOO = (
 for _factory in ZOO:
     register_process(_factory.__name__, _factory)
 del _factory
+register_process("random_epsilon_machine", random_epsilon_machine)  # a seeded family, not one process of the zoo
 
 # The sampler imports JAX (a second or more); it is loaded on first use, so that the theory and the
 # CLI's quick commands (`compmech processes`, `compmech info`) start without it (PEP 562).
@@ -138,6 +140,9 @@ __all__ = [
     "process_registry_scope",
     "process_vectors",
     "product",
+    "random_epsilon_machine",
+    "random_nonunifilar",
+    "random_unifilar",
     "register_process",
     "rrxor",
     "sample",

@@ -323,8 +323,9 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         return seed_runs.reproduce_command(args, default_names=list(EXPERIMENTS), fraction=QUICK_FRACTION)
     out = args.out or Path("runs") / ("reproduce-quick" if args.quick else "reproduce")
     extra = reproducible_studies()
-    chosen = [n for n in args.only or [] if n in extra]
-    paper = [n for n in args.only or [] if n not in extra]
+    only = [n.replace("-", "_") if n.replace("-", "_") in extra else n for n in args.only or []]  # random-machines
+    chosen = [n for n in only if n in extra]
+    paper = [n for n in only if n not in extra]
     if not chosen or paper:  # no --only: the paper's experiments, as always
         rows = reproduce(out, quick=args.quick, only=paper or None, progress=not args.no_progress)
         print(format_markdown(rows, f"# written to {out / 'reproduce.md'}"))

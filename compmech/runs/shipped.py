@@ -46,7 +46,7 @@ def _describe(path: Path, kind: str) -> Shipped:
     text = path.read_text(encoding="utf-8")
     if kind == "experiment" and "\n[sweep]" in text:
         kind = "sweep"
-    elif kind == "experiment" and "\n[processes." in text:
+    elif kind == "experiment" and ("\n[processes." in text or "\nn_processes = " in text):  # a study file
         kind = "study"
     return Shipped(path.stem, path, kind, first)
 
