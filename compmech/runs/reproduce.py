@@ -301,6 +301,8 @@ def add_reproduce_command(subparsers: Any) -> None:
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     extra = reproducible_studies()
+    # a study's name with "-" for "_" is accepted too (random-machines)
+    args.only = [n.replace("-", "_") if n.replace("-", "_") in extra else n for n in args.only or []] or None
     asked = [n for n in args.only or [] if n in extra]
     if asked and seed_runs.wants_seeds(args):  # a study's tables over seeds
         if args.publish is not None or args.check or len(asked) != len(args.only):
@@ -322,8 +324,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     if seed_runs.wants_seeds(args):  # spreads over seeds, the published numbers, the check against them
         return seed_runs.reproduce_command(args, default_names=list(EXPERIMENTS), fraction=QUICK_FRACTION)
     out = args.out or Path("runs") / ("reproduce-quick" if args.quick else "reproduce")
-    extra = reproducible_studies()
-    only = [n.replace("-", "_") if n.replace("-", "_") in extra else n for n in args.only or []]  # random-machines
+    only = list(args.only or [])
     chosen = [n for n in only if n in extra]
     paper = [n for n in only if n not in extra]
     if not chosen or paper:  # no --only: the paper's experiments, as always
