@@ -49,13 +49,15 @@ class NullDistribution:
     """What a measure gives on the same two point clouds with their rows paired at random.
 
     ``values[k]`` is the measure with the rows of Y permuted by the k-th permutation drawn from
-    ``np.random.default_rng(seed)``; ``mean`` and ``q95`` (the 95% quantile, linear interpolation) summarise them.
-    With few permutations the quantile is coarse: of 20, it lies between the largest two values.
+    ``np.random.default_rng(seed)``; ``mean`` and ``q95`` (the 95% quantile, linear interpolation) summarise them,
+    and ``q05`` (the 5% quantile) is the side a distance is read against (small = alike). With few permutations
+    the quantiles are coarse: of 20, the 95% one lies between the largest two values.
     """
 
     values: np.ndarray  # [n_permutations] float64
     mean: float
     q95: float
+    q05: float
     seed: int
 
     @property
@@ -68,8 +70,8 @@ class Similarity:
     """Every measure of `compare_representations` between two representations of the same N rows.
 
     ``nulls`` holds one `NullDistribution` per measure name (empty without permutations). For CKA a value well
-    above its null's ``q95`` says the rows are paired alike; for the Procrustes distance, well below its null's 5%
-    side (read ``values`` directly).
+    above its null's ``q95`` says the rows are paired alike; for the Procrustes distance, well below its null's
+    ``q05``.
     """
 
     cka: float  # linear CKA, [0, 1]
@@ -94,7 +96,7 @@ class Similarity:
             "width_y": self.width_y,
             "padded": self.padded,
             "nulls": {
-                k: {"mean": n.mean, "q95": n.q95, "n_permutations": n.n_permutations, "seed": n.seed}
+                k: {"mean": n.mean, "q95": n.q95, "q05": n.q05, "n_permutations": n.n_permutations, "seed": n.seed}
                 for k, n in self.nulls.items()
             },
         }
@@ -152,24 +154,11 @@ def _centred(name: str, A: np.ndarray, w: np.ndarray | None) -> np.ndarray:
 # -- the measures on centred matrices (the formulas, once) ------------------------------------------------------
 
 
-def _cka_centred(Xc: np.ndarray, Yc: np.ndarray, norm_x: float, norm_y: float) -> float:
-    """||Yc^T Xc||_F^2 / (||Xc^T Xc||_F ||Yc^T Yc||_F); ``norm_x = ||Xc^T Xc||_F``, ``norm_y`` likewise."""
-    cross = Yc.T @ Xc  # [D_y, D_x]
-    return float(np.clip(np.sum(cross * cross) / (norm_x * norm_y), 0.0, 1.0))
-
-
-def _gram_norm(Ac: np.ndarray) -> float:
-    """||A^T A||_F, from the smaller of the two Gram matrices (the same value)."""
-    g = Ac.T @ Ac if Ac.shape[1] <= Ac.shape[0] else Ac @ Ac.T
-    return float(np.sqrt(np.sum(g * g)))
-
-
 @dataclass(frozen=True)
 class _HsicSide:
-    """One matrix's share of the unbiased HSIC in feature space: its centred rows, its Gram diagonal ``||a_i||^2``,
-    ``K~ 1`` (row sums of the Gram matrix without its diagonal) and ``1^T K~ 1``."""
+    """One matrix's share of the unbiased HSIC in feature space: its Gram diagonal ``||a_i||^2``, ``K~ 1`` (row sums
+    of the Gram matrix without its diagonal) and ``1^T K~ 1``."""
 
-    A: np.ndarray  # [N, D] centred
     diag: np.ndarray  # [N]
     row_sums: np.ndarray  # [N]
     total: float
@@ -178,51 +167,76 @@ class _HsicSide:
     def of(cls, A: np.ndarray) -> _HsicSide:
         diag = np.einsum("nd,nd->n", A, A)
         row_sums = A @ A.sum(axis=0) - diag  # K 1 - diag(K) = K~ 1
-        return cls(A=A, diag=diag, row_sums=row_sums, total=float(row_sums.sum()))
+        return cls(diag=diag, row_sums=row_sums, total=float(row_sums.sum()))
 
     def permuted(self, perm: np.ndarray) -> _HsicSide:
-        return _HsicSide(A=self.A[perm], diag=self.diag[perm], row_sums=self.row_sums[perm], total=self.total)
+        return _HsicSide(diag=self.diag[perm], row_sums=self.row_sums[perm], total=self.total)
 
 
 def _hsic_u(a: _HsicSide, b: _HsicSide, cross_sq: float) -> float:
     """Song et al. (2012) eq. 5 for linear kernels: ``cross_sq = tr(K L) = ||A^T B||_F^2``, so ``tr(K~ L~) =
     cross_sq - sum_i K_ii L_ii``; ``1^T K~ L~ 1 = (K~ 1) . (L~ 1)``."""
-    n = a.A.shape[0]
+    n = a.diag.shape[0]
     trace = cross_sq - float(a.diag @ b.diag)
-    return (trace + a.total * b.total / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * float(a.row_sums @ b.row_sums)) / (
-        n * (n - 3)
-    )
+    ones = a.total * b.total / ((n - 1) * (n - 2))
+    return (trace + ones - 2.0 / (n - 2) * float(a.row_sums @ b.row_sums)) / (n * (n - 3))
 
 
-def _debiased_centred(a: _HsicSide, b: _HsicSide, self_a: float, self_b: float) -> float:
-    cross = b.A.T @ a.A
-    denom = np.sqrt(self_a * self_b) if self_a > 0 and self_b > 0 else 0.0
-    if not denom > 0:
-        raise ProbeInputError(
-            "the unbiased HSIC of X or Y with itself is not positive (too few rows for their spread); "
-            "pass more rows or use the plain CKA"
+@dataclass(frozen=True)
+class _Side:
+    """One representation ready for every measure: centred rows, ``||A^T A||_F``, ``||A||_F`` and (unweighted)
+    its unbiased-HSIC terms, with its own unbiased HSIC."""
+
+    A: np.ndarray  # [N, D] float64, centred (and scaled by sqrt(w) when weighted)
+    gram_norm: float
+    fro: float
+    hsic: _HsicSide | None
+    self_hsic: float | None
+
+    @classmethod
+    def of(cls, A: np.ndarray, debias: bool) -> _Side:
+        g = A.T @ A if A.shape[1] <= A.shape[0] else A @ A.T  # the smaller Gram matrix: the same ||.||_F
+        gram_sq = float(np.sum(g * g))
+        hsic = _HsicSide.of(A) if debias else None
+        return cls(
+            A=A,
+            gram_norm=float(np.sqrt(gram_sq)),
+            fro=float(np.linalg.norm(A)),
+            hsic=hsic,
+            self_hsic=None if hsic is None else _hsic_u(hsic, hsic, gram_sq),
         )
-    return float(_hsic_u(a, b, float(np.sum(cross * cross))) / denom)
+
+    def permuted(self, perm: np.ndarray) -> _Side:
+        """The rows permuted: centring commutes with it (unweighted), and every norm is unchanged."""
+        hsic = None if self.hsic is None else self.hsic.permuted(perm)
+        return _Side(A=self.A[perm], gram_norm=self.gram_norm, fro=self.fro, hsic=hsic, self_hsic=self.self_hsic)
 
 
-def _self_hsic(a: _HsicSide) -> float:
-    g = a.A.T @ a.A
-    return _hsic_u(a, a, float(np.sum(g * g)))
+def _measures(a: _Side, b: _Side) -> dict[str, float]:
+    """Every measure of `MEASURES` (the debiased CKA only when both sides carry its terms) from one cross product
+    ``C = A^T B`` [D_x, D_y]: CKA = ||C||_F^2 / (||A^T A||_F ||B^T B||_F); the nuclear norm of the unit-norm pair is
+    ||C||_* / (||A||_F ||B||_F); d = sqrt(2 - 2 ||.||_*), angle = arccos ||.||_*."""
+    cross = a.A.T @ b.A  # [D_x, D_y]
+    cross_sq = float(np.sum(cross * cross))
+    out = {"cka": float(np.clip(cross_sq / (a.gram_norm * b.gram_norm), 0.0, 1.0))}
+    if a.hsic is not None and b.hsic is not None and a.self_hsic is not None and b.self_hsic is not None:
+        if not (a.self_hsic > 0 and b.self_hsic > 0):
+            raise ProbeInputError(
+                "the unbiased HSIC of X or Y with itself is not positive (too few rows for their spread); "
+                "pass more rows or use the plain CKA"
+            )
+        out["cka_debiased"] = float(_hsic_u(a.hsic, b.hsic, cross_sq) / np.sqrt(a.self_hsic * b.self_hsic))
+    nuc = float(np.clip(np.linalg.svd(cross, compute_uv=False).sum() / (a.fro * b.fro), 0.0, 1.0))
+    out["procrustes"] = float(np.sqrt(max(0.0, 2.0 - 2.0 * nuc)))
+    out["procrustes_angle"] = float(np.arccos(nuc))
+    return out
 
 
-def _unit(Ac: np.ndarray) -> np.ndarray:
-    return Ac / np.linalg.norm(Ac)
-
-
-def _nuclear(Xu: np.ndarray, Yu: np.ndarray) -> float:
-    """||Xu^T Yu||_*, in [0, 1] for unit-norm Xu, Yu (clipped against rounding)."""
-    s = np.linalg.svd(Xu.T @ Yu, compute_uv=False)  # [min(D_x, D_y)]
-    return float(np.clip(s.sum(), 0.0, 1.0))
-
-
-def _procrustes_of(nuc: float) -> tuple[float, float]:
-    """(sqrt(2 - 2 nuc), arccos nuc)."""
-    return float(np.sqrt(max(0.0, 2.0 - 2.0 * nuc))), float(np.arccos(nuc))
+def _sides(X, Y, measure: str, sample_weight, debias: bool) -> tuple[_Side, _Side, np.ndarray, np.ndarray | None]:
+    """The checked pair as two `_Side`s, with the checked Y and the normalised weights (for re-centring)."""
+    X, Y, w = _pair(X, Y, measure, sample_weight)
+    debias = debias and w is None
+    return _Side.of(_centred("X", X, w), debias), _Side.of(_centred("Y", Y, w), debias), Y, w
 
 
 # -- the public measures ----------------------------------------------------------------------------------------
@@ -244,9 +258,8 @@ def linear_cka(X, Y, sample_weight=None) -> float:
     >>> linear_cka(X, rng.normal(size=(200, 8))) < 0.1  # unrelated rows: about sqrt(5 * 8) / 200
     True
     """
-    X, Y, w = _pair(X, Y, "cka", sample_weight)
-    Xc, Yc = _centred("X", X, w), _centred("Y", Y, w)
-    return _cka_centred(Xc, Yc, _gram_norm(Xc), _gram_norm(Yc))
+    a, b, _, _ = _sides(X, Y, "cka", sample_weight, debias=False)
+    return _measures(a, b)["cka"]
 
 
 def debiased_cka(X, Y) -> float:
@@ -261,9 +274,8 @@ def debiased_cka(X, Y) -> float:
     >>> round(linear_cka(X, Y), 2), abs(debiased_cka(X, Y)) < 0.05
     (0.3, True)
     """
-    X, Y, _ = _pair(X, Y, "cka_debiased")
-    a, b = _HsicSide.of(_centred("X", X, None)), _HsicSide.of(_centred("Y", Y, None))
-    return _debiased_centred(a, b, _self_hsic(a), _self_hsic(b))
+    a, b, _, _ = _sides(X, Y, "cka_debiased", None, debias=True)
+    return _measures(a, b)["cka_debiased"]
 
 
 def procrustes_distance(X, Y, sample_weight=None, *, angular: bool = False) -> float:
@@ -285,10 +297,8 @@ def procrustes_distance(X, Y, sample_weight=None, *, angular: bool = False) -> f
     >>> 1.2 < procrustes_distance(X, rng.normal(size=(100, 4))) < 1.42  # unrelated: near sqrt 2
     True
     """
-    X, Y, w = _pair(X, Y, "procrustes", sample_weight)
-    nuc = _nuclear(_unit(_centred("X", X, w)), _unit(_centred("Y", Y, w)))
-    d, angle = _procrustes_of(nuc)
-    return angle if angular else d
+    a, b, _, _ = _sides(X, Y, "procrustes", sample_weight, debias=False)
+    return _measures(a, b)["procrustes_angle" if angular else "procrustes"]
 
 
 def compare_representations(X, Y, sample_weight=None, *, n_permutations: int = 0, seed: int = 0) -> Similarity:
@@ -303,26 +313,21 @@ def compare_representations(X, Y, sample_weight=None, *, n_permutations: int = 0
     >>> s.cka > s.nulls["cka"].q95, s.padded
     (True, True)
     """
-    X, Y, w = _pair(X, Y, "cka" if sample_weight is not None else "cka_debiased", sample_weight)
-    Xc, Yc = _centred("X", X, w), _centred("Y", Y, w)
-    cka = _cka_centred(Xc, Yc, _gram_norm(Xc), _gram_norm(Yc))
-    debiased = None
-    if w is None:
-        a, b = _HsicSide.of(Xc), _HsicSide.of(Yc)
-        debiased = _debiased_centred(a, b, _self_hsic(a), _self_hsic(b))
-    d, angle = _procrustes_of(_nuclear(_unit(Xc), _unit(Yc)))
+    measure = "cka" if sample_weight is not None else "cka_debiased"
+    a, b, Y, w = _sides(X, Y, measure, sample_weight, debias=True)
+    m = _measures(a, b)
     nulls = {}
     if n_permutations:
-        nulls = permutation_null(X, Y, sample_weight, n_permutations=n_permutations, seed=seed)
+        nulls = _null(a, b, Y, w, n_permutations, seed)
     return Similarity(
-        cka=cka,
-        cka_debiased=debiased,
-        procrustes=d,
-        procrustes_angle=angle,
-        n_rows=int(X.shape[0]),
-        width_x=int(X.shape[1]),
-        width_y=int(Y.shape[1]),
-        padded=X.shape[1] != Y.shape[1],
+        cka=m["cka"],
+        cka_debiased=m.get("cka_debiased"),
+        procrustes=m["procrustes"],
+        procrustes_angle=m["procrustes_angle"],
+        n_rows=int(a.A.shape[0]),
+        width_x=int(a.A.shape[1]),
+        width_y=int(b.A.shape[1]),
+        padded=a.A.shape[1] != b.A.shape[1],
         nulls=nulls,
     )
 
@@ -346,36 +351,32 @@ def permutation_null(
     >>> null["cka"].mean < 0.03, abs(null["cka_debiased"].mean) < 0.01
     (True, True)
     """
+    measure = "cka" if sample_weight is not None else "cka_debiased"
+    a, b, Y, w = _sides(X, Y, measure, sample_weight, debias=True)
+    return _null(a, b, Y, w, n_permutations, seed)
+
+
+def _null(
+    a: _Side, b: _Side, Y: np.ndarray, w: np.ndarray | None, n_permutations: int, seed: int
+) -> dict[str, NullDistribution]:
+    """`permutation_null` on prepared sides (``Y``: the raw rows, re-centred per draw when weighted)."""
     if int(n_permutations) != n_permutations or n_permutations < 1:
         raise ProbeInputError(f"n_permutations must be a positive integer; got {n_permutations!r}")
-    X, Y, w = _pair(X, Y, "cka" if sample_weight is not None else "cka_debiased", sample_weight)
     rng = np.random.default_rng(seed)
-    n = X.shape[0]
-    Xc = _centred("X", X, w)
-    Xu = _unit(Xc)
-    norm_x = _gram_norm(Xc)
-    Yc = _centred("Y", Y, w)  # unweighted: permuting Yc's rows is centring the permuted Y
-    norm_y, Yu = _gram_norm(Yc), _unit(Yc)
-    if w is None:
-        a, b = _HsicSide.of(Xc), _HsicSide.of(Yc)
-        self_a, self_b = _self_hsic(a), _self_hsic(b)
+    n = a.A.shape[0]
     out: dict[str, list[float]] = {m: [] for m in MEASURES}
     for _ in range(int(n_permutations)):
         perm = rng.permutation(n)
-        if w is None:
-            Yp, Yup = Yc[perm], Yu[perm]
-            out["cka_debiased"].append(_debiased_centred(a, b.permuted(perm), self_a, self_b))
-            out["cka"].append(_cka_centred(Xc, Yp, norm_x, norm_y))
-        else:
-            Yp = _centred("Y", Y[perm], w)
-            Yup = _unit(Yp)
-            out["cka"].append(_cka_centred(Xc, Yp, norm_x, _gram_norm(Yp)))
-        d, angle = _procrustes_of(_nuclear(Xu, Yup))
-        out["procrustes"].append(d)
-        out["procrustes_angle"].append(angle)
+        bp = b.permuted(perm) if w is None else _Side.of(_centred("Y", Y[perm], w), False)
+        for name, value in _measures(a, bp).items():
+            out[name].append(value)
     return {
         m: NullDistribution(
-            values=np.asarray(v), mean=float(np.mean(v)), q95=float(np.quantile(v, 0.95)), seed=int(seed)
+            values=np.asarray(v),
+            mean=float(np.mean(v)),
+            q95=float(np.quantile(v, 0.95)),
+            q05=float(np.quantile(v, 0.05)),
+            seed=int(seed),
         )
         for m, v in out.items()
         if v
