@@ -175,7 +175,7 @@ def plot_similarity_heatmaps(
                 raise FigureInputError(f"panels[{p}].{name} has shape {m.shape}; it must be ({k}, {k}), one per name")
         checked.append((trained, untrained))
     n = len(panels)
-    fig = new_figure(panel_size * n + 1.2, 2 * panel_size + 1.2 + (0.8 if suptitle else 0.2))
+    fig = new_figure(panel_size * n + 1.2, 2 * panel_size + 0.7 + (0.8 if suptitle else 0.2))
     axs = fig.subplots(2, n, squeeze=False)
     image = None
     for c, (panel, mats) in enumerate(zip(panels, checked)):

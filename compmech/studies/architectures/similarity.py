@@ -44,9 +44,11 @@ from probes import compare_representations, distinct_prefix_ids
 
 #: Permutations in each comparison's null (its 95% quantile then lies between the largest two draws).
 N_PERMUTATIONS = 20
-#: At most this many distinct contexts per process (a seeded subset): keeps 24 comparisons x 21 permutations of a
-#: Mess3 context set (88,572 prefixes at context 10) to seconds.
-MAX_ROWS = 20_000
+#: At most this many distinct contexts per process (a seeded subset shared by every model of it): 24 comparisons x
+#: 21 cross products of Mess3's 88,572 prefixes at context 10 would take minutes. Measured on the quick runs: the
+#: transformer-RNN CKA on 5,000 rows is 0.68414, on 20,000 rows 0.68411 (Procrustes d 0.80390 and 0.80383), and the
+#: null's 95% quantile, ~sqrt(D_a D_b) / N, stays below 0.03 even for the widest pair (64 x 188).
+MAX_ROWS = 5_000
 #: The label of the true beliefs in the rows and the heat map.
 BELIEFS = "beliefs"
 
