@@ -52,3 +52,27 @@ from probes.geometry import (
 )
 
 __all__ += ["distance_geometry", "distance_r2", "distance_scale", "pairwise_distances", "state_labels"]
+
+from probes.similarity import (  # noqa: E402
+    NullDistribution,
+    Similarity,
+    SimilarityMatrix,
+    compare_representations,
+    debiased_cka,
+    linear_cka,
+    permutation_null,
+    procrustes_distance,
+    similarity_matrix,
+)
+
+__all__ += [
+    "NullDistribution",
+    "Similarity",
+    "SimilarityMatrix",
+    "compare_representations",
+    "debiased_cka",
+    "linear_cka",
+    "permutation_null",
+    "procrustes_distance",
+    "similarity_matrix",
+]

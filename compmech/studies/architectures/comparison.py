@@ -20,6 +20,10 @@ pair and score its probes, the table, the figure) and writes into ``<out>``:
   exact beliefs and each architecture's probed beliefs of the run's figure layer;
 - ``geometry/<process>-<kind>.npz``: the figure's arrays of each run (true and probed beliefs of the
   distinct contexts), so a second call redraws without refitting.
+- ``architectures_similarity.json`` / ``.png`` and a section of ``architectures.md``: linear CKA and the Procrustes
+  distance between the architectures' picked layers per process, beside the untrained pairs, the true beliefs,
+  each model's initialisation and the permutation null (`compmech.studies.architectures.similarity`; each process's
+  rows kept in ``similarity/<process>.json``).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from compmech.runs.progress import phase
 from compmech.runs.report import read_run_json
 from compmech.studies.architectures.figure import write_figure
 from compmech.studies.architectures.scores import cached_scores
+from compmech.studies.architectures.similarity import write_similarity
 from compmech.studies.architectures.study_file import ArchitectureStudy, FinishedRun, StudyRun
 from compmech.studies.architectures.table import ArchitectureRow, architecture_rows, format_markdown, percent
 from compmech.studies.base import Runner
@@ -94,8 +99,13 @@ def run_study(study: ArchitectureStudy, out: str | Path, runner: Runner) -> list
     # the figure's arrays: each run's figure-layer probe refitted once (then cached in <out>/geometry)
     with phase("grid figure", total=len(finished), enabled=runner.progress, unit="run") as tick:
         write_figure(study, finished, out, on_run=tick)
+    # do the architectures share one geometry? CKA and Procrustes between their picked layers, beside controls
+    with phase("similarity", total=len(finished), enabled=runner.progress, unit="run") as tick:
+        _, similarity_md = write_similarity(study, finished, out, on_run=tick)
     write_text_atomic(
         out / "architectures.md",
-        format_markdown(rows, study, time.time() - start) + "\n![belief geometry by architecture](architectures.png)\n",
+        format_markdown(rows, study, time.time() - start)
+        + "\n![belief geometry by architecture](architectures.png)\n\n"
+        + similarity_md,
     )
     return rows

@@ -145,3 +145,56 @@ def plot_architecture_grid(
     if suptitle:
         set_suptitle(fig, suptitle, 11)
     return fig
+
+
+@dataclass(frozen=True, eq=False)
+class SimilarityPanel:
+    """One process's CKA matrices between the architectures (and the true beliefs), trained and untrained."""
+
+    title: str  # the process's label
+    names: tuple[str, ...]  # K labels: the architectures, then "beliefs"
+    trained: np.ndarray  # [K, K] CKA between the trained models (and each vs the beliefs); NaN: no comparison
+    untrained: np.ndarray  # [K, K] the same for the models at initialisation
+    null_q95: float  # the largest 95% quantile of the pairs' permutation nulls
+
+
+def plot_similarity_heatmaps(
+    panels: Sequence[SimilarityPanel], *, suptitle: str | None = None, panel_size: float = 2.9
+) -> Figure:
+    """Columns = processes; top row: CKA between the trained architectures and the beliefs, bottom row: the same
+    at initialisation, on one colour scale [0, 1], each cell annotated with its value."""
+    if not panels:
+        raise FigureInputError("panels is empty: pass one SimilarityPanel per process")
+    checked = []
+    for p, panel in enumerate(panels):
+        k = len(panel.names)
+        trained = as_array(f"panels[{p}].trained", panel.trained, 2, finite=False)
+        untrained = as_array(f"panels[{p}].untrained", panel.untrained, 2, finite=False)
+        for name, m in (("trained", trained), ("untrained", untrained)):
+            if m.shape != (k, k):
+                raise FigureInputError(f"panels[{p}].{name} has shape {m.shape}; it must be ({k}, {k}), one per name")
+        checked.append((trained, untrained))
+    n = len(panels)
+    fig = new_figure(panel_size * n + 1.2, 2 * panel_size + 0.7 + (0.8 if suptitle else 0.2))
+    axs = fig.subplots(2, n, squeeze=False)
+    image = None
+    for c, (panel, mats) in enumerate(zip(panels, checked)):
+        for r, (m, label) in enumerate(zip(mats, ("trained", "untrained"))):
+            ax = axs[r][c]
+            image = ax.imshow(np.ma.masked_invalid(m), vmin=0.0, vmax=1.0, cmap="viridis")
+            ticks = range(len(panel.names))
+            ax.set_xticks(
+                ticks, panel.names if r == 1 else [""] * len(panel.names), rotation=45, ha="right", fontsize=7
+            )
+            ax.set_yticks(ticks, panel.names if c == 0 else [""] * len(panel.names), fontsize=7)
+            for i in ticks:
+                for j in ticks:
+                    v = m[i, j]
+                    text = "–" if not np.isfinite(v) else f"{v:.2f}"
+                    ax.text(j, i, text, ha="center", va="center", fontsize=7, color="black" if v > 0.6 else "white")
+            ax.set_title(f"{panel.title}, {label}\nnull 95% ≤ {panel.null_q95:.2g}", fontsize=8)
+    if image is not None:
+        fig.colorbar(image, ax=axs, shrink=0.6, label="linear CKA")
+    if suptitle:
+        set_suptitle(fig, suptitle, 10)
+    return fig

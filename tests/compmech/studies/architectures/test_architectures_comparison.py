@@ -154,15 +154,62 @@ def test_a_tiny_study_writes_the_table_the_json_and_the_figure(tiny_study):
 
 
 @pytest.mark.slow
+def test_a_tiny_study_compares_the_geometry_of_its_architectures(tiny_study):
+    """The similarity section: one pair (transformer, gru) and its controls, each row recomputed here from the runs'
+    own activations (the picked layer, trained and at initialisation, on every distinct context)."""
+    from compmech.studies.architectures import similarity
+    from probes import compare_representations
+
+    study, out, rows = tiny_study
+    table = json.loads((out / "architectures_similarity.json").read_text())
+    assert [(r["comparison"], r["a"], r["b"]) for r in table] == [
+        (similarity.ARCHITECTURES, "transformer", "gru"),
+        (similarity.UNTRAINED, "transformer", "gru"),
+        *[
+            (c, k, b)
+            for k in ("transformer", "gru")
+            for c, b in (
+                (similarity.VS_BELIEFS, similarity.BELIEFS),
+                (similarity.UNTRAINED_VS_BELIEFS, similarity.BELIEFS),
+                (similarity.VS_INITIALISATION, k),
+            )
+        ],
+    ]
+    picked = {r.kind: r.layer for r in rows if r.choice == PICKED}
+    reps = {
+        run.kind: similarity.run_representations(out / run.name, run.config, picked[run.kind], 10_000, seed=1)
+        for run in study.runs
+    }
+    t, g = reps["transformer"], reps["gru"]
+    assert t.beliefs.shape[0] == table[0]["n_rows"] == 3 + 9 + 27 + 81  # every distinct prefix of mess3, context 4
+    s = compare_representations(t.trained, g.trained, n_permutations=similarity.N_PERMUTATIONS, seed=1)
+    assert table[0]["cka"] == pytest.approx(s.cka, abs=1e-12)
+    assert table[0]["procrustes"] == pytest.approx(s.procrustes, abs=1e-9)
+    assert table[0]["cka_null_q95"] == pytest.approx(s.nulls["cka"].q95, abs=1e-12)
+    assert table[0]["layer_a"] == picked["transformer"] and table[0]["layer_b"] == picked["gru"]
+    u = compare_representations(t.untrained, g.untrained)
+    assert table[1]["cka"] == pytest.approx(u.cka, abs=1e-12)
+    assert not np.array_equal(t.trained, t.untrained)  # the initialisation is a different model
+    md = (out / "architectures.md").read_text()
+    assert "## Do the architectures land on the same geometry?" in md and "- **mess3**: trained pairs CKA" in md
+    png = (out / "architectures_similarity.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
 def test_a_second_call_reuses_the_finished_runs(tiny_study, monkeypatch):
     study, out, rows = tiny_study
     import compmech.runs.experiment as experiment
     import compmech.studies.architectures.figure as figure
     import compmech.studies.architectures.scores as scores
+    import compmech.studies.architectures.similarity as similarity
 
     monkeypatch.setattr(experiment, "run_experiment", lambda *a, **k: pytest.fail("a finished run was rerun"))
     monkeypatch.setattr(figure, "figure_geometry", lambda *a, **k: pytest.fail("a cached figure was refitted"))
     monkeypatch.setattr(scores, "score_run", lambda *a, **k: pytest.fail("cached scores were refitted"))
+    monkeypatch.setattr(
+        similarity, "run_representations", lambda *a, **k: pytest.fail("cached similarity rows were recomputed")
+    )
     again = run_study(study, out, QUIET)
     assert [r.to_json() for r in again] == [r.to_json() for r in rows]
 
