@@ -15,7 +15,7 @@ pair and score its probes, the table, the figure) and writes into ``<out>``:
 - ``architectures.md``: the same as a Markdown table, and per process which architectures found the
   geometry (test-half MSE at most `table.FOUND_FRACTION` of the shuffled control held out on the same contexts);
 - ``scores/<process>-<kind>.json``: each run's probes refitted with those held-out scores
-  (`compmech.studies.architectures.scores`), so a second call reads them back;
+  (`compmech.runs.heldout_scores`), so a second call reads them back;
 - ``architectures.png``: the grid figure (`compmech.studies.architectures.figure`), rows = processes, columns = the
   exact beliefs and each architecture's probed beliefs of the run's figure layer;
 - ``geometry/<process>-<kind>.npz``: the figure's arrays of each run (true and probed beliefs of the
@@ -32,10 +32,10 @@ import time
 from pathlib import Path
 
 from compmech.runs.files import write_json_atomic, write_text_atomic
+from compmech.runs.heldout_scores import cached_scores
 from compmech.runs.progress import phase
 from compmech.runs.report import read_run_json
 from compmech.studies.architectures.figure import write_figure
-from compmech.studies.architectures.scores import cached_scores
 from compmech.studies.architectures.similarity import write_similarity
 from compmech.studies.architectures.study_file import ArchitectureStudy, FinishedRun, StudyRun
 from compmech.studies.architectures.table import ArchitectureRow, architecture_rows, format_markdown, percent
@@ -51,7 +51,7 @@ def check_runs(study: ArchitectureStudy, out: Path, runner: Runner) -> None:
 
 def finish_run(run: StudyRun, out: Path, runner: Runner, head: str) -> FinishedRun:
     """The run of one pair: the finished one in ``<out>/<name>`` reused, else run now; with its probe.json, the
-    config its directory records and its probes scored for the table (`scores.cached_scores`: refitted once, then
+    config its directory records and its probes scored for the table (`cached_scores`: refitted once, then
     read from ``<out>/scores/<name>.json``). ``head`` starts its progress lines."""
     run_dir = out / run.name
     summary = runner.finished(run.config, run_dir)

@@ -15,10 +15,10 @@ from typing import Any
 
 import predictive_models  # a lazy package (PEP 562): only its list of model kinds is read here
 from compmech.runs.errors import ConfigError
+from compmech.runs.heldout_scores import LayerScores
 from compmech.runs.settings import ExperimentConfig
 from compmech.runs.summary import RunSummary
 from compmech.runs.toml_io import read_toml
-from compmech.studies.architectures.scores import LayerScores
 
 #: Builds an `ExperimentConfig` from a parsed config table and its source label (`Runner.from_dict`).
 BuildConfig = Callable[[Mapping[str, Any], str], ExperimentConfig]
@@ -214,4 +214,4 @@ class FinishedRun:
     summary: RunSummary
     probe: dict[str, Any]  # the run's probe.json
     config: ExperimentConfig  # read back from run_dir/config.toml
-    scores: Mapping[str, LayerScores]  # every probed layer and "concat" (`compmech.studies.architectures.scores`)
+    scores: Mapping[str, LayerScores]  # every probed layer and "concat" (`compmech.runs.heldout_scores`)

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from compmech.runs.heldout_scores import LayerScores
 from compmech.runs.summary import RunSummary
-from compmech.studies.architectures.scores import LayerScores
 from compmech.studies.architectures.study_file import ArchitectureStudy, StudyRun
 from probes.evaluation import CONCAT
 
@@ -24,7 +24,7 @@ FOUND_FRACTION = 0.10
 
 @dataclass(frozen=True)
 class ArchitectureRow:
-    """One line of the table: one layer choice of one run, scored as `compmech.studies.architectures.scores` does.
+    """One line of the table: one layer choice of one run, scored as `compmech.runs.heldout_scores` does.
 
     ``layer`` is the single probed layer with the lowest MSE on the *validation* half of the held-out contexts
     (`pick_layer`), or ``"concat"`` (all probed layers side by side). What the row reports is the other, *test*

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from compmech.runs.files import write_json_atomic, write_text_atomic
+from compmech.runs.heldout_scores import cached_scores
 from compmech.runs.summary import RunSummary
 from compmech.studies.base import Runner
 from compmech.studies.random_machines.plots import ScatterPanel, plot_scatter_grid, stats_title
@@ -61,6 +62,8 @@ class MachineRow:
     mse_heldout: float | None  # probe MSE on the held-out contexts
     r2_heldout: float | None
     mse_shuffled: float | None  # the shuffled-target control (in-sample fit)
+    # the shuffled control fitted on the fit contexts and scored on the held-out ones (`compmech.runs.heldout_scores`)
+    mse_shuffled_heldout: float | None
     untrained_mse_heldout: float | None  # the untrained model's probe, same layer and contexts
     untrained_r2_heldout: float | None
 
@@ -107,7 +110,9 @@ def cached_measures(hmm: HMM, run: MachineRun, study: RandomMachineStudy, cache:
     return m
 
 
-def machine_row(run: MachineRun, summary: RunSummary, measures: MachineMeasures, run_dir: Path) -> MachineRow:
+def machine_row(
+    run: MachineRun, summary: RunSummary, measures: MachineMeasures, run_dir: Path, shuffled_heldout: float | None
+) -> MachineRow:
     probe = summary.probe or {}
     untrained = summary.probe_untrained or {}
     return MachineRow(
@@ -121,6 +126,7 @@ def machine_row(run: MachineRun, summary: RunSummary, measures: MachineMeasures,
         mse_heldout=probe.get("mse_heldout_contexts"),
         r2_heldout=probe.get("r2_heldout_contexts"),
         mse_shuffled=probe.get("mse_shuffled"),
+        mse_shuffled_heldout=shuffled_heldout,
         untrained_mse_heldout=untrained.get("mse_heldout_contexts"),
         untrained_r2_heldout=untrained.get("r2_heldout_contexts"),
     )
@@ -170,7 +176,8 @@ def format_markdown(
         "",
         "Probe error = 1 − R² of the run's probe layer on the held-out contexts (0: perfect; 1: no better than the "
         "mean belief); the untrained model's probe on the same layer and contexts beside it; shuffled = the "
-        "shuffled-target control's MSE. C_μ, E, h_μ in bits: exact unless marked (± standard error, ≥ lower bound or "
+        "shuffled-target control's MSE, fitted on the fit contexts and scored on the held-out ones (beside the probe's "
+        "held-out MSE). C_μ, E, h_μ in bits: exact unless marked (± standard error, ≥ lower bound or "
         "partial sum, ∞ infinite); the Lyapunov dimension is a chaos-game estimate ± standard error, or exactly 0 "
         "where the belief measure sits on finitely many points (unifilar, or a finite mixed-state set). "
         "MSP = the number of mixed states; beliefs ≤ L = distinct beliefs after the 0..L-token words; last-token "
@@ -178,7 +185,7 @@ def format_markdown(
         "what the token embedding alone can give a linear probe).",
         "",
         "| process | S | V | C_μ | E | h_μ | Lyapunov dim | MSP | beliefs ≤ L | last-token error | relative loss "
-        "| probe error | untrained error | probe MSE | shuffled MSE |",
+        "| probe error | untrained error | probe MSE held out | shuffled MSE held out |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -188,7 +195,7 @@ def format_markdown(
             f"| {m.lyapunov_dimension.text(2)} | {m.n_mixed_states.text(0)} | {m.n_beliefs_context} "
             f"| {m.last_token_error:.3f} "
             f"| {_num(r.relative_loss)} | {_num(r.probe_error, '.3f')} | {_num(r.untrained_error, '.3f')} "
-            f"| {_num(r.mse_heldout, '.2e')} | {_num(r.mse_shuffled, '.2e')} |"
+            f"| {_num(r.mse_heldout, '.2e')} | {_num(r.mse_shuffled_heldout, '.2e')} |"
         )
     lines += [
         "",
@@ -288,7 +295,11 @@ def run_machines(study: RandomMachineStudy, out: Path, runner: Runner) -> list[M
         hmm = get_process("random_epsilon_machine", **run.params)
         assert isinstance(hmm, HMM)
         measures = cached_measures(hmm, run, study, out / "measures" / f"{run.label}.json")
-        row = machine_row(run, summary, measures, run_dir)
+        scores = cached_scores(run_dir, out / "scores" / f"{run.label}.json", runner.load(run_dir / "config.toml"))
+        layer = scores.get(summary.probe_layer or "")
+        row = machine_row(
+            run, summary, measures, run_dir, None if layer is None else layer.mse_shuffled_heldout_contexts
+        )
         runner.say(
             f"{head}: measures in {time.time() - t:.0f} s; C_mu {measures.C_mu.text()}, E {measures.E.text()}, "
             f"h_mu {measures.h_mu.text()}; relative loss {_num(row.relative_loss)}, probe error "

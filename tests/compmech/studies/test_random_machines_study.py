@@ -170,6 +170,9 @@ def test_a_tiny_study_runs_end_to_end_through_the_cli_and_reuses_its_runs(tmp_pa
     for row in data["rows"]:
         assert row["relative_loss"] >= 1.0 - 1e-6  # the Bayes optimum bounds every model's loss
         assert 0.0 <= row["probe_error"] and row["mse_shuffled"] > 0
+        # the held-out shuffled control beside the probe, from the run's rescored probes
+        scored = json.loads((out / "scores" / f"{row['label']}.json").read_text())["layers"][row["probe_layer"]]
+        assert row["mse_shuffled_heldout"] == scored["mse_shuffled_heldout_contexts"] > 0
         assert row["untrained_error"] is not None
     assert {(c["y"], c["x"]) for c in data["correlations"]} >= {("probe_error", "C_mu"), ("relative_loss", "h_mu")}
     text = (out / "random_machines.md").read_text()

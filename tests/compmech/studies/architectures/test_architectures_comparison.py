@@ -9,12 +9,12 @@ import pytest
 
 from compmech.runs import shipped
 from compmech.runs.config import ConfigError, config_from_dict
+from compmech.runs.heldout_scores import LayerScores
 from compmech.runs.processes import build_process
 from compmech.runs.reproduce import ReproduceRunner
 from compmech.runs.summary import ModelSize, ProcessName, RunSummary
 from compmech.studies.architectures import study_file
 from compmech.studies.architectures.comparison import run_study
-from compmech.studies.architectures.scores import LayerScores
 from compmech.studies.architectures.table import FOUND_FRACTION, ArchitectureRow, architecture_rows, pick_layer
 from predictive_models import n_params
 from probes import probe_layers
@@ -200,8 +200,8 @@ def test_a_tiny_study_compares_the_geometry_of_its_architectures(tiny_study):
 def test_a_second_call_reuses_the_finished_runs(tiny_study, monkeypatch):
     study, out, rows = tiny_study
     import compmech.runs.experiment as experiment
+    import compmech.runs.heldout_scores as scores
     import compmech.studies.architectures.figure as figure
-    import compmech.studies.architectures.scores as scores
     import compmech.studies.architectures.similarity as similarity
 
     monkeypatch.setattr(experiment, "run_experiment", lambda *a, **k: pytest.fail("a finished run was rerun"))

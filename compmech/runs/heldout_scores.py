@@ -1,9 +1,11 @@
-"""Each run's probes scored as the table compares them: every probed layer (and "concat") refitted from the run's
-final checkpoint with its own rows, splits and seed (the same fits as its probe.json), with the opt-in held-out
-scores of `probes.evaluation` (`HeldoutScores`): the shuffled control fitted on the fit contexts and scored on the
-held-out ones, and the held-out contexts halved into a validation half (the table picks the layer on it) and a test
-half (the table reports it). Kept in ``<out>/scores/<process>-<kind>.json`` with the run's config, so a second call
-reads them back instead of refitting."""
+"""A finished run's probes scored with held-out controls (the architectures and random_machines studies use it).
+
+Every probed layer (and "concat") is refitted from the run's final checkpoint with its own rows, splits and seed (the
+same fits as its probe.json), with the opt-in held-out scores of `probes.evaluation` (`HeldoutScores`): the shuffled
+control fitted on the fit contexts and scored on the held-out ones, and the held-out contexts halved into a
+validation half (a table picks the layer on it) and a test half (a table reports it). `cached_scores` keeps them in a
+JSON file with the run's config (the studies: ``<out>/scores/<run>.json``), so a second call reads them back instead
+of refitting."""
 
 from __future__ import annotations
 
