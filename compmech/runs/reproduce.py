@@ -134,8 +134,8 @@ def run_study_seeds(name: str, where: Path, *, n_seeds: int, quick: bool, progre
     numbers = study_seeds.spreads_over_seeds(copies)
     head = (
         f"<!-- {n_seeds} seeds (each run's seed + 0..{n_seeds - 1}), {'quick' if quick else 'full'} budget: "
-        f"`{command}`; every number that differs between the seeds is mean ± sd over them; min–max and each "
-        f"seed's value in {name}-seeds.json -->"
+        f"`{command}`; every number that differs between the seeds is mean ± sd over them (in a cell with its own "
+        f"± errors: mean (sd s), the errors seed 0's); min–max and each seed's value in {name}-seeds.json -->"
     )
     text = study_seeds.markdown_over_seeds(texts, head)
     where = Path(where)

@@ -10,7 +10,8 @@ Finished runs are reused, so a later ``--seeds M`` (M > N) trains only the new o
   (`compmech.runs.published.Spread`, the formula once);
 - ``<out>/<study>-seeds.md``: the study's own Markdown (seed offset 0's ``<study>.md``) with every table cell's
   number that differs between the seeds written ``mean ± sd`` over the N seeds (to the digits seed 0's table
-  printed); a number equal in every copy (a label, a count the seeds agree on) is left as it was; a cell whose
+  printed); a number equal in every copy (a label, a count the seeds agree on) is left as it was; in a cell that
+  carries its own errors ("x ± e"), each estimate is written ``mean (sd s)`` and the errors are seed 0's; a cell whose
   numbers do not line up between the copies (a different count of numbers) keeps seed 0's text and is marked
   ``(seed 0)``. min–max and every value are in the JSON.
 
@@ -101,13 +102,17 @@ def _decimals(token: str) -> tuple[str, int]:
     return "f", len(body.split(".")[1]) if "." in body else 0
 
 
-def _mean_sd(token: str, values: Sequence[float]) -> str:
+def _mean_sd(token: str, values: Sequence[float], own_errors: bool = False) -> str:
+    """``mean ± sd`` over the seeds, to the digits of seed 0's ``token``; ``mean (sd s)`` in a cell that carries its own
+    ± errors (so the seeds' spread is not read as one of them)."""
     spread = Spread(tuple(values))
     kind, d = _decimals(token)
     if kind == "e":
-        return f"{spread.mean:.{d}e} ± {spread.sd:.1e}"
-    d = max(d, 1) if d == 0 and spread.sd < 1 else d  # integers that vary (a count) get one decimal
-    return f"{spread.mean:.{d}f} ± {spread.sd:.{d}f}"
+        mean, sd = f"{spread.mean:.{d}e}", f"{spread.sd:.1e}"
+    else:
+        d = max(d, 1) if d == 0 and spread.sd < 1 else d  # integers that vary (a count) get one decimal
+        mean, sd = f"{spread.mean:.{d}f}", f"{spread.sd:.{d}f}"
+    return f"{mean} (sd {sd})" if own_errors else f"{mean} ± {sd}"
 
 
 def _as_float(token: str) -> float:
@@ -115,19 +120,23 @@ def _as_float(token: str) -> float:
 
 
 def _cell_over_seeds(cells: Sequence[str]) -> str:
-    """Seed 0's cell with each number that differs between the copies written mean ± sd."""
+    """Seed 0's cell with each number that differs between the copies written mean ± sd; in a cell that carries its
+    own errors ("x ± e"), each estimate reads "mean (sd s)" and the errors after a ± are seed 0's."""
     tokens = [_NUMBER.findall(c) for c in cells]
     if any(len(t) != len(tokens[0]) for t in tokens):
         return cells[0].strip() + " (seed 0)"
     columns = [[_as_float(t[i]) for t in tokens] for i in range(len(tokens[0]))]
     counter = iter(range(len(columns)))
+    own_errors = "±" in cells[0]
 
     def replace(match: re.Match[str]) -> str:
         i = next(counter)
         values = columns[i]
         if all(v == values[0] for v in values):
             return match.group(0)
-        return _mean_sd(match.group(0), values)
+        if own_errors and cells[0][: match.start()].rstrip().endswith("±"):
+            return match.group(0)  # an error of seed 0's estimate
+        return _mean_sd(match.group(0), values, own_errors)
 
     return _NUMBER.sub(replace, cells[0])
 

@@ -28,6 +28,12 @@ def test_a_cell_that_varies_becomes_mean_sd_and_one_that_agrees_stays():
     assert "| run | layers | loss | note |" in lines  # the header is seed 0's
 
 
+def test_a_cell_with_its_own_errors_shows_the_seeds_spread_apart_from_them():
+    table = "| a | b |\n|---|---|\n| x | {} |\n"
+    page = markdown_over_seeds([table.format("0.60 ± 0.02"), table.format("0.80 ± 0.03")], "n")
+    assert page.splitlines()[-1] == "| x | 0.70 (sd 0.14) ± 0.02 |"  # the fit's error is seed 0's
+
+
 def test_rows_that_differ_between_seeds_are_kept_from_seed_0_and_said():
     one = "| a | b |\n|---|---|\n| x | 0.1 |\n"
     two = "| a | b | c |\n|---|---|---|\n| x | 0.1 | 2 |\n"
