@@ -12,8 +12,9 @@ Finished runs are reused, so a later ``--seeds M`` (M > N) trains only the new o
   number that differs between the seeds written ``mean ± sd`` over the N seeds (to the digits seed 0's table
   printed); a number equal in every copy (a label, a count the seeds agree on) is left as it was; in a cell that
   carries its own errors ("x ± e"), each estimate is written ``mean (sd s)`` and the errors are seed 0's; a cell whose
-  numbers do not line up between the copies (a different count of numbers) keeps seed 0's text and is marked
-  ``(seed 0)``. min–max and every value are in the JSON.
+  words differ between the copies (a verdict "yes" for one seed and "no" for another, a different count of numbers)
+  keeps seed 0's text, marked ``(seed 0; seeds: ...)`` with every seed's cell. min–max and every value are in the
+  JSON.
 
 Seeds here run one after another (each study's runs are its own configs, of different shapes), not vmapped
 together as ``--seeds`` does for one experiment config.
@@ -122,9 +123,12 @@ def _as_float(token: str) -> float:
 def _cell_over_seeds(cells: Sequence[str]) -> str:
     """Seed 0's cell with each number that differs between the copies written mean ± sd; in a cell that carries its
     own errors ("x ± e"), each estimate reads "mean (sd s)" and the errors after a ± are seed 0's."""
+    words = [_NUMBER.sub("#", c).strip() for c in cells]  # the cell's text without its numbers
+    if any(w != words[0] for w in words):  # a verdict, a label or a count of numbers that differs between seeds
+        each = [c.strip() for c in cells]
+        said = ", ".join(each) if all(len(c) <= 24 for c in each) else "they differ"
+        return f" {each[0]} (seed 0; seeds: {said}) "
     tokens = [_NUMBER.findall(c) for c in cells]
-    if any(len(t) != len(tokens[0]) for t in tokens):
-        return cells[0].strip() + " (seed 0)"
     columns = [[_as_float(t[i]) for t in tokens] for i in range(len(tokens[0]))]
     counter = iter(range(len(columns)))
     own_errors = "±" in cells[0]

@@ -24,8 +24,14 @@ def test_a_cell_that_varies_becomes_mean_sd_and_one_that_agrees_stays():
     row = lines[-1]
     # the label's digits (block_4, x = 0.05) and the count all seeds agree on stay; the loss is mean ± sd at 4 places
     assert row.startswith("| block_4 (x = 0.05) | 4 | 1.0020 ± 0.0014 |")
-    assert "a 1 (seed 0)" in row  # a cell whose numbers do not line up keeps seed 0's text, marked
+    assert "a 1 (seed 0; seeds: a 1, a 2 3)" in row  # a cell whose numbers do not line up keeps seed 0's, marked
     assert "| run | layers | loss | note |" in lines  # the header is seed 0's
+
+
+def test_a_verdict_that_differs_between_seeds_is_shown_for_each():
+    table = "| target | met |\n|---|---|\n| within 2% | {} |\n"
+    page = markdown_over_seeds([table.format(v) for v in ("no", "yes", "no")], "n")
+    assert page.splitlines()[-1] == "| within 2% | no (seed 0; seeds: no, yes, no) |"
 
 
 def test_a_cell_with_its_own_errors_shows_the_seeds_spread_apart_from_them():
