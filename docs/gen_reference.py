@@ -230,6 +230,11 @@ def config_tables() -> list[ConfigTable]:
     return tables
 
 
+def anchor_of(title: str) -> str:
+    """The config reference's anchor of a table title: "[studies.markov_order]" -> "studies-markov-order"."""
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "top-level"
+
+
 def table_cell(text: str, *, code: bool = False) -> str:
     """Text for one cell of a markdown table: on one line; in prose, ``|`` escaped (a column break otherwise) and
     ``<``, ``>``, ``&`` as entities (``runs/<name>`` is not an HTML tag), code spans left as they are. ``code``:
@@ -256,7 +261,7 @@ def config_reference() -> str:
         "",
     ]
     for table in config_tables():
-        anchor = re.sub(r"[^a-z0-9]+", "-", table.title.lower()).strip("-") or "top-level"
+        anchor = anchor_of(table.title)
         out += [
             f"## `{table.title}` {{#{anchor}}}" if table.title != "top level" else "## Top level {#top-level}",
             "",

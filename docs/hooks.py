@@ -99,7 +99,7 @@ def studies_index(studies: dict) -> str:
     rows = []
     for name, study in studies.items():
         table = (
-            f"`[studies.{name}]` ([keys](../../reference/config.md#studies-{name}))"
+            f"`[studies.{name}]` ([keys](../../reference/config.md#{gen_reference.anchor_of(f'[studies.{name}]')}))"
             if study.settings
             else "compares runs (no config table)"
         )
