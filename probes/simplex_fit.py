@@ -49,6 +49,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.optimize
+import scipy.spatial
 
 from probes._checks import ProbeInputError, as_float_array, require_finite
 from probes.evaluation import CONTEXT_TEST_FRACTION, evaluate_probe
@@ -101,14 +102,18 @@ class SimplexFit:
 
 
 def pca(X: np.ndarray) -> Pca:
-    """Principal components of rows X [N, d] (float64 SVD of the centred rows; uniform weights)."""
+    """Principal components of rows X [N, d] (float64 eigendecomposition of the covariance; uniform weights)."""
     X = as_float_array("X", X, 2)
     require_finite("X", X)
     if X.shape[0] < 2:
         raise ProbeInputError(f"X needs at least 2 rows for a PCA; got {X.shape[0]}")
     mean = X.mean(axis=0, dtype=np.float64)
-    _, s, vt = np.linalg.svd(X.astype(np.float64) - mean, full_matrices=False)
-    lam = s**2 / X.shape[0]
+    Xc = X.astype(np.float64) - mean
+    # the covariance's eigenvectors (d x d, float64): the same directions as the SVD of the centred rows, ~10x faster
+    # for N >> d; eigenvalues below zero by rounding are set to zero
+    lam, vec = np.linalg.eigh(Xc.T @ Xc / X.shape[0])
+    order = np.argsort(lam)[::-1][: min(X.shape)]
+    lam, vt = np.maximum(lam[order], 0.0), vec[:, order].T
     total = lam.sum()
     if not total > 0:
         raise ProbeInputError("X has zero variance (every row the same); no simplex to find")
@@ -167,6 +172,24 @@ def _enclosing_start(Y: np.ndarray) -> np.ndarray:
     u = 1.0 / (k + 1)
     s = max(1.0, (u - float(np.min(A))) / u * 1.001)
     return c + s * (V - c)
+
+
+#: The MVES is fitted on the points' convex hull (scipy's Qhull) up to this dimension; above it, on every point.
+HULL_MAX_DIMENSION = 6
+
+
+def hull_points(Y: np.ndarray) -> np.ndarray:
+    """The rows of Y [N, k] on its convex hull (a simplex encloses the points iff it encloses these), by Qhull for
+    k <= HULL_MAX_DIMENSION; every row above that or when Qhull fails (degenerate points)."""
+    k = Y.shape[1]
+    if k == 1:
+        return Y[[int(np.argmin(Y[:, 0])), int(np.argmax(Y[:, 0]))]]
+    if k > HULL_MAX_DIMENSION or len(Y) <= k + 1:
+        return Y
+    try:
+        return Y[scipy.spatial.ConvexHull(Y).vertices]
+    except scipy.spatial.QhullError:
+        return Y
 
 
 def _mves(Y: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -276,7 +299,8 @@ def fit_simplex(
     fit_rows = np.sort(rng.choice(len(Y), max_points, replace=False)) if len(Y) > max_points else np.arange(len(Y))
     Yf = Y[fit_rows] / scale
     if method == "mves":
-        V, converged = _mves(Yf, _enclosing_start(Yf))
+        H = hull_points(Yf)
+        V, converged = _mves(H, _enclosing_start(H))
     else:
         V, converged = _archetypes(Yf, k + 1, rng)
     V = V * scale
