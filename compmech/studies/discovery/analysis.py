@@ -417,6 +417,7 @@ def draw_figures(inputs: StudyInputs, rows: Rows, record: DiscoveryRecord, fits:
             threshold=record.variance_threshold,
             k=trained.k,
             belief_dimension=fit_rec.belief_dimension,
+            told_vertices=fits[TOLD].vertices,
             title=f"{title}: simplex found without the beliefs (R² held out {_n(fit_rec.r2_heldout_contexts)})",
         )
     }
@@ -499,7 +500,8 @@ def report_sections(record: DiscoveryRecord) -> tuple[tuple, dict[str, str], dic
     captions = {
         "discovery_simplex": "Left: the activations' first two principal components (coloured by the true belief, "
         "which the fit never saw), the simplex fitted without the beliefs (black; its vertices projected on these "
-        "two components) and the image of the true probability simplex (dashed red, the least-squares affine map "
+        "two components), the simplex fitted with k set to the beliefs' dimension (dash-dotted blue: that k comes from "
+        "the answer key) and the image of the true probability simplex (dashed red, the least-squares affine map "
         "from the beliefs). Right: the cumulative explained variance of the trained and untrained activations, "
         "the threshold and the chosen k beside the beliefs' dimension.",
         "discovery_clusters": "Held-out R² of each factor's beliefs from the activations projected on each cluster "

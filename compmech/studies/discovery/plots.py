@@ -37,13 +37,15 @@ def plot_discovery(
     threshold: float,
     k: int,
     belief_dimension: int,
+    told_vertices: np.ndarray | None = None,  # [k' + 1, k'] the fit told the beliefs' dimension, same PCA
     title: str | None = None,
     max_points: int = 6000,
 ) -> Figure:
     """Two panels: the first two principal components of the activations, coloured by the true belief, with the
     fitted simplex (all edges among its vertices, projected) and the image of the true probability simplex (the
     least-squares affine map from the beliefs to the coordinates, applied to the corners); and the cumulative
-    explained variance with the threshold, the chosen k and the beliefs' dimension."""
+    explained variance with the threshold, the chosen k and the beliefs' dimension. ``told_vertices``: the simplex
+    fitted with k set to the beliefs' dimension (which uses the answer key), drawn dash-dotted."""
     P = as_array("coords", coords, 2)
     B = as_array("beliefs", beliefs, 2)
     V = as_array("vertices", vertices, 2)
@@ -59,6 +61,18 @@ def plot_discovery(
     for i, j in itertools.combinations(range(len(V2)), 2):
         ax.plot(*V2[[i, j]].T, color="black", lw=1.2, label="fitted simplex" if (i, j) == (0, 1) else None)
     ax.scatter(*V2.T, color="black", s=22, zorder=4)
+    if told_vertices is not None:
+        T = as_array("told_vertices", told_vertices, 2)
+        T2 = np.zeros((len(T), 2))
+        T2[:, : min(2, T.shape[1])] = T[:, :2]
+        for i, j in itertools.combinations(range(len(T2)), 2):
+            ax.plot(
+                *T2[[i, j]].T,
+                color="tab:blue",
+                lw=1.0,
+                ls="-.",
+                label=f"fitted, told the dimension ({len(T)} vertices)" if (i, j) == (0, 1) else None,
+            )
     image, *_ = np.linalg.lstsq(B, P[:, :2], rcond=None)  # [S, 2] the corners' images
     for i, j in itertools.combinations(range(len(image)), 2):
         ax.plot(
