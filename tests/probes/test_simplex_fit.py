@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from probes import ProbeInputError
-from probes.simplex_fit import barycentric, choose_dimension, compare_with_beliefs, fit_simplex, match_vertices
+from probes.simplex_fit import (
+    HULL_MAX_DIMENSION,
+    barycentric,
+    choose_dimension,
+    compare_with_beliefs,
+    fit_simplex,
+    match_vertices,
+)
 
 K, D, N, SIGMA, EPS = 3, 20, 2000, 1e-3, 1e-3
 
@@ -81,3 +88,21 @@ def test_the_comparison_scores_the_planted_beliefs_and_its_shuffled_control():
     assert cmp.direct_r2 is not None and cmp.direct_r2 > 0.99  # no fitted map: the vertices are the states
     assert cmp.vertex_error is not None and cmp.vertex_error < 0.05
     assert cmp.r2_shuffled_heldout_contexts is not None and cmp.r2_shuffled_heldout_contexts < 0.05
+
+
+def test_above_the_hull_dimension_the_active_set_mves_encloses_every_point_and_finds_the_vertices():
+    """k = 8 > HULL_MAX_DIMENSION: the MVES is fitted on extreme points plus the points left outside, and must still
+    enclose every point and put each vertex within the same kind of noise bound (here loosely: 1% of the diameter,
+    ~100 sigma, against ~0.5% seen)."""
+    rng = np.random.default_rng(3)
+    k = 8
+    assert k > HULL_MAX_DIMENSION
+    A = rng.dirichlet(np.full(k + 1, 0.7), size=N)
+    A[: k + 1] = np.eye(k + 1)
+    V = rng.standard_normal((k + 1, D))
+    X = A @ V + rng.normal(0.0, SIGMA, (N, D))
+    fit = fit_simplex(X, dimension=k)
+    assert fit.outside_fraction == 0.0
+    true = fit.pca.project(V, k)
+    diameter = max(np.linalg.norm(a - b) for a in true for b in true)
+    assert match_vertices(fit.vertices, true)[1] < 0.01 * diameter
