@@ -63,6 +63,8 @@ VARIANCE_THRESHOLD = 0.95
 OUTSIDE_TOLERANCE = 1e-3
 #: The hinge weights of the MVES rounds (each a warm-started L-BFGS solve).
 MVES_PENALTIES = (1e1, 1e2, 1e3, 1e4, 1e5, 1e6)
+#: L-BFGS iterations per round (a round that stops here reports ``converged = False``).
+MVES_MAX_ITERATIONS = 500
 
 
 @dataclass(frozen=True, eq=False)
@@ -211,12 +213,13 @@ def _mves_active_set(Y: np.ndarray, rng: np.random.Generator, rounds: int = 6) -
         if outside.size == 0:
             break
         idx = np.union1d(idx, outside)
-        V, converged = _mves(Y[idx], _enclosing_start(Y[idx]))
+        V, converged = _mves(Y[idx], V, MVES_PENALTIES[-2:])  # warm: only the stiff rounds again
     return V, converged
 
 
-def _mves(Y: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, bool]:
-    """The minimum-volume enclosing simplex of Y [N, k] (see the module docstring), from vertices ``start``."""
+def _mves(Y: np.ndarray, start: np.ndarray, penalties: tuple[float, ...] = MVES_PENALTIES) -> tuple[np.ndarray, bool]:
+    """The minimum-volume enclosing simplex of Y [N, k] (see the module docstring), from vertices ``start``, one
+    warm-started L-BFGS solve (at most MVES_MAX_ITERATIONS) per hinge weight in ``penalties``."""
     N, k = Y.shape
     # parameters: B [k, k], b [k] with (a_1..a_k) = B y + b, a_0 = 1 - sum; from the start's barycentric map
     M = np.linalg.inv(np.vstack([start.T, np.ones(k + 1)]))  # [k + 1, k + 1]: rows map [y, 1] -> a
@@ -236,9 +239,14 @@ def _mves(Y: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, bool]:
         gB = G.T @ Y - np.linalg.inv(B).T
         return float(f), np.concatenate([gB.ravel(), G.sum(axis=0)])
 
-    for lam in MVES_PENALTIES:
+    for lam in penalties:
         res = scipy.optimize.minimize(
-            objective, theta, args=(lam,), jac=True, method="L-BFGS-B", options={"maxiter": 2000, "gtol": 1e-9}
+            objective,
+            theta,
+            args=(lam,),
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": MVES_MAX_ITERATIONS, "gtol": 1e-9},
         )
         theta, converged = res.x, bool(res.success)
     B, b = theta[: k * k].reshape(k, k), theta[k * k :]
