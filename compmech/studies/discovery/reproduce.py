@@ -53,6 +53,7 @@ def row(label: str, run_dir: Path) -> dict[str, Any]:
     fits = {f["label"]: f for f in d["fits"]}
     t, told, u = fits["trained"], fits["trained, told the dimension"], fits["untrained"]
     sae = d["sae"]
+    probe = json.loads((run_dir / "probe.json").read_text())["layers"].get(d["layer"], {})
     return {
         "run": label,
         "run_dir": str(run_dir),
@@ -70,6 +71,8 @@ def row(label: str, run_dir: Path) -> dict[str, Any]:
         "r2_untrained": u["r2_heldout_contexts"],
         "untrained_k": u["k"],
         "direct_r2": t["direct_r2"],
+        # the run's own supervised probe of the same layer (every dimension, its rows and weights): the ceiling
+        "probe_r2_heldout_contexts": probe.get("r2_heldout_contexts"),
         "vertex_error": t["vertex_error"],
         "told_r2_heldout_contexts": told["r2_heldout_contexts"],
         "told_direct_r2": told["direct_r2"],
@@ -98,9 +101,9 @@ def format_markdown(rows: list[dict[str, Any]], quick: bool) -> str:
         f"# Finding the belief simplex without the answer key ({'quick' if quick else 'full'} budget)",
         "",
         "| run | relative loss | vertices found / states (k; beliefs' dim) | variance kept | R² held out "
-        "| R² shuffled, held out | R² untrained (its k) | R² direct | vertex error | told the dim: R² direct, "
-        "vertex error |",
-        "|---|---:|---|---:|---|---:|---|---:|---:|---|",
+        "| R² shuffled, held out | R² untrained (its k) | supervised probe R² | R² direct | vertex error "
+        "| told the dim: R² direct, vertex error |",
+        "|---|---:|---|---:|---|---:|---|---:|---:|---:|---|",
     ]
     for r in rows:
         std = "" if r["r2_heldout_contexts_std"] is None else f" ± {r['r2_heldout_contexts_std']:.3f}"
@@ -108,7 +111,8 @@ def format_markdown(rows: list[dict[str, Any]], quick: bool) -> str:
             f"| {r['run']} | {r['relative_loss']:.4f} | {r['n_vertices']} / {r['n_states']} ({r['k']}; "
             f"{r['belief_dimension']}) | {r['kept_variance']:.3f} | {_n(r['r2_heldout_contexts'])}{std} | "
             f"{_n(r['r2_shuffled_heldout_contexts'])} | {_n(r['r2_untrained'])} ({r['untrained_k']}) | "
-            f"{_n(r['direct_r2'])} | {_n(r['vertex_error'])} | {_n(r['told_direct_r2'])}, "
+            f"{_n(r.get('probe_r2_heldout_contexts'))} | {_n(r['direct_r2'])} | {_n(r['vertex_error'])} | "
+            f"{_n(r['told_direct_r2'])}, "
             f"{_n(r['told_vertex_error'])} |"
         )
     lines += [
@@ -132,7 +136,9 @@ def format_markdown(rows: list[dict[str, Any]], quick: bool) -> str:
         "vertices. R² held out: the best affine map from the fitted simplex's barycentric coordinates to the true "
         "beliefs, fitted and scored on disjoint contexts (± std over splits); it equals a linear probe on the k PCA "
         "coordinates. R² shuffled: the same map fitted to permuted beliefs, held out. R² untrained: the whole pipeline "
-        "on the untrained model (its own k). R² direct: barycentric coordinates against the beliefs under the best "
+        "on the untrained model (its own k). Supervised probe R²: the run's own linear probe of the same layer from "
+        "every dimension (probe.json, its rows and weights), held out by context: what a readout given the beliefs "
+        "reaches. R² direct: barycentric coordinates against the beliefs under the best "
         "vertex permutation, no map (only when vertices = states). Vertex error: the largest distance from a fitted "
         "vertex to its matched corner of the true simplex's image, over that image's diameter. 'told the dim': the "
         "fit with k set to the beliefs' dimension (uses the answer key). Factor 'best': the factor whose beliefs the "
