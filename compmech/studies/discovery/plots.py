@@ -27,6 +27,15 @@ def belief_rgb(beliefs: np.ndarray) -> np.ndarray:
     return np.clip((P - lo) / np.where(hi > lo, hi - lo, 1.0), 0.0, 1.0) * 0.85 + 0.05
 
 
+#: Simplices with more vertices are drawn as their vertices only (their edges' projection is a tangle).
+MAX_DRAWN_EDGES_VERTICES = 6
+
+
+def _edges(n: int) -> list[tuple[int, int]]:
+    """Every pair of n vertices when n <= MAX_DRAWN_EDGES_VERTICES, else none."""
+    return list(itertools.combinations(range(n), 2)) if n <= MAX_DRAWN_EDGES_VERTICES else []
+
+
 def plot_discovery(
     coords: np.ndarray,  # [n, >=2] the activations' PCA coordinates (at least the first two)
     beliefs: np.ndarray,  # [n, S] the true beliefs (colours and the true simplex's image only)
@@ -58,30 +67,22 @@ def plot_discovery(
     ax.scatter(P[show, 0], P[show, 1], c=belief_rgb(B)[show], s=4, alpha=0.6, lw=0, rasterized=True)
     V2 = np.zeros((len(V), 2))
     V2[:, : min(2, V.shape[1])] = V[:, :2]
-    for i, j in itertools.combinations(range(len(V2)), 2):
-        ax.plot(*V2[[i, j]].T, color="black", lw=1.2, label="fitted simplex" if (i, j) == (0, 1) else None)
-    ax.scatter(*V2.T, color="black", s=22, zorder=4)
+    for i, j in _edges(len(V2)):
+        ax.plot(*V2[[i, j]].T, color="black", lw=1.2)
+    ax.scatter(*V2.T, color="black", s=22, zorder=4, label="fitted simplex's vertices")
     if told_vertices is not None:
         T = as_array("told_vertices", told_vertices, 2)
         T2 = np.zeros((len(T), 2))
         T2[:, : min(2, T.shape[1])] = T[:, :2]
-        for i, j in itertools.combinations(range(len(T2)), 2):
-            ax.plot(
-                *T2[[i, j]].T,
-                color="tab:blue",
-                lw=1.0,
-                ls="-.",
-                label=f"fitted, told the dimension ({len(T)} vertices)" if (i, j) == (0, 1) else None,
-            )
-    image, *_ = np.linalg.lstsq(B, P[:, :2], rcond=None)  # [S, 2] the corners' images
-    for i, j in itertools.combinations(range(len(image)), 2):
-        ax.plot(
-            *image[[i, j]].T,
-            color="tab:red",
-            lw=1.0,
-            ls="--",
-            label="true simplex's image" if (i, j) == (0, 1) else None,
+        for i, j in _edges(len(T2)):
+            ax.plot(*T2[[i, j]].T, color="tab:blue", lw=1.0, ls="-.")
+        ax.scatter(
+            *T2.T, color="tab:blue", marker="s", s=14, zorder=4, label=f"fitted, told the dimension ({len(T)} vertices)"
         )
+    image, *_ = np.linalg.lstsq(B, P[:, :2], rcond=None)  # [S, 2] the corners' images
+    for i, j in _edges(len(image)):
+        ax.plot(*image[[i, j]].T, color="tab:red", lw=1.0, ls="--")
+    ax.scatter(*image.T, color="tab:red", marker="x", s=22, zorder=4, label="true simplex's image (corners)")
     ax.set_xlabel("principal component 1")
     ax.set_ylabel("principal component 2")
     ax.set_aspect("equal", adjustable="datalim")
@@ -100,7 +101,7 @@ def plot_discovery(
     ax2.axvline(belief_dimension, color="tab:red", ls="--", lw=0.9)
     ax2.text(
         belief_dimension,
-        0.03,
+        0.45,
         f" beliefs: {belief_dimension}",
         rotation=90,
         fontsize=8,
