@@ -66,6 +66,10 @@ _LAZY = {
     "config_class": "models",
     "family": "models",
     "kinds": "models",
+    # a sparse autoencoder on a matrix of activations
+    "SaeConfig": "sae",
+    "SaeResult": "sae",
+    "train_sae": "sae",
 }
 _LIVE = {"KINDS"}  # read from the registry at each access, never cached here: a family registered later counts
 
