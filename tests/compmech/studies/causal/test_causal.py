@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from compmech.mixed_states import mixed_states
-from compmech.runs.cli import main
 from compmech.runs.config import ConfigError, config_from_dict, load_config
 from compmech.runs.experiment import plan_run
 from compmech.studies.causal.analysis import closed_fraction, fit_probe, subspace_angles
@@ -130,11 +129,8 @@ n_random = 2
 
 
 @pytest.fixture(scope="module")
-def causal_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    (root / "c.toml").write_text(CONFIG)
-    assert main(["run", str(root / "c.toml"), "--out", str(root / "run"), "--no-progress"]) == 0
-    return root / "run"
+def causal_run(study_run):
+    return study_run(CONFIG)
 
 
 @pytest.mark.slow

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from tolerances import f32_softmax_sum_bound
 
-from compmech.runs.cli import main
 from compmech.runs.config import ConfigError, config_from_dict, load_config
 from compmech.runs.experiment import plan_run
 
@@ -49,11 +48,8 @@ n_repeats = 1
 
 
 @pytest.fixture(scope="module")
-def cbu_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    (root / "c.toml").write_text(CONFIG)
-    assert main(["run", str(root / "c.toml"), "--out", str(root / "run"), "--no-progress"]) == 0
-    return root / "run"
+def cbu_run(study_run):
+    return study_run(CONFIG)
 
 
 @pytest.mark.slow

@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pytest
 
-from compmech.runs.cli import main
 from compmech.runs.config import ConfigError, config_from_dict
 from compmech.runs.summary import read_summary
 from compmech.studies.discovery.analysis import Settings
@@ -72,16 +71,9 @@ method = "archetypes"
 """
 
 
-def run_config(tmp_path_factory, text: str, name: str):
-    root = tmp_path_factory.mktemp(name)
-    (root / "c.toml").write_text(text)
-    assert main(["run", str(root / "c.toml"), "--out", str(root / "run"), "--no-progress"]) == 0
-    return root / "run"
-
-
 @pytest.fixture(scope="module")
-def mess3_run(tmp_path_factory):
-    return run_config(tmp_path_factory, MESS3, "mess3")
+def mess3_run(study_run):
+    return study_run(MESS3, "mess3")
 
 
 def finite_in(v, lo, hi):
@@ -118,8 +110,8 @@ def test_discovery_json_figures_report_and_headline(mess3_run):
 
 
 @pytest.mark.slow
-def test_a_product_run_scores_every_cluster_against_every_factor(tmp_path_factory):
-    run_dir = run_config(tmp_path_factory, PRODUCT, "product")
+def test_a_product_run_scores_every_cluster_against_every_factor(study_run):
+    run_dir = study_run(PRODUCT, "product")
     d = json.loads((run_dir / "discovery.json").read_text())
     assert d["n_states"] == 9 and d["method"] == "archetypes"
     sae = d["sae"]

@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 
-from compmech.runs.cli import main
 from compmech.runs.config import ConfigError, config_from_dict, load_config
 from compmech.runs.experiment import plan_run
 from compmech.studies.factored.analysis import (
@@ -51,11 +50,8 @@ n_repeats = 2
 
 
 @pytest.fixture(scope="module")
-def factored_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    (root / "f.toml").write_text(CONFIG)
-    assert main(["run", str(root / "f.toml"), "--out", str(root / "run"), "--no-progress"]) == 0
-    return root / "run"
+def factored_run(study_run):
+    return study_run(CONFIG)
 
 
 @pytest.mark.slow
