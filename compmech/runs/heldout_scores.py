@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import predictive_models  # a lazy package (PEP 562): JAX is imported when a model is first run
+from compmech.runs.contexts import ContextSet
 from compmech.runs.errors import ConfigError
 from compmech.runs.files import write_json_atomic
 from compmech.runs.probing import context_activations, probed_layers
@@ -63,18 +64,27 @@ class LayerScores:
         return asdict(self)
 
 
-def score_run(run_dir: Path, cfg: ExperimentConfig) -> dict[str, LayerScores]:
-    """Every probed layer of the finished exact-regime run in ``run_dir`` (``cfg``: its config.toml), refitted as the
-    runner's probing phase fits it (`compmech.runs.probing.probe_model`: the same rows, layers, splits and seed) with
-    the held-out scores added; by layer name, "concat" last."""
+def finished_exact_run(
+    run_dir: Path, cfg: ExperimentConfig, purpose: str
+) -> tuple[predictive_models.ModelConfig, Any, ContextSet]:
+    """A finished run's final model (its config and parameters) and every context of its context length with the
+    exact theory (``cfg``: the run's config.toml). A run in the sampled regime raises `ConfigError` (``purpose``: what
+    the caller does with every context, for the message)."""
     source = source_of(build_process(cfg.process, base_dir=run_dir))
     model_config, params = predictive_models.load_model(run_dir / "checkpoints" / "final.msgpack")
     if choose_regime(cfg, source, model_config.context_length).sampled:
         raise ConfigError(
-            f"{run_dir} ran in the sampled regime: its contexts are too many to probe every one; the "
-            "architecture study needs exact-regime runs (a shorter context_length)"
+            f"{run_dir} ran in the sampled regime: its contexts are too many to {purpose}; this study needs "
+            "exact-regime runs (a shorter context_length)"
         )
-    ctx = source.context_set(model_config.context_length, cfg.data.bos)
+    return model_config, params, source.context_set(model_config.context_length, cfg.data.bos)
+
+
+def score_run(run_dir: Path, cfg: ExperimentConfig) -> dict[str, LayerScores]:
+    """Every probed layer of the finished exact-regime run in ``run_dir`` (``cfg``: its config.toml), refitted as the
+    runner's probing phase fits it (`compmech.runs.probing.probe_model`: the same rows, layers, splits and seed) with
+    the held-out scores added; by layer name, "concat" last."""
+    model_config, params, ctx = finished_exact_run(run_dir, cfg, "probe every one")
     settings = cfg.probe
     names = probed_layers(settings, model_config)
     data = probe_targets(ctx.beliefs, ctx.tokens, ctx.probs, rows=settings.rows, weighting=settings.weighting)

@@ -31,11 +31,9 @@ import numpy as np
 import predictive_models  # a lazy package (PEP 562): JAX is imported when a model is first run
 from compmech.runs.errors import ConfigError
 from compmech.runs.files import write_json_atomic
+from compmech.runs.heldout_scores import finished_exact_run
 from compmech.runs.probing import context_activations
-from compmech.runs.processes import build_process
-from compmech.runs.regime import choose_regime
 from compmech.runs.settings import ExperimentConfig
-from compmech.runs.sources import source_of
 from compmech.studies.architectures.plots import SimilarityPanel, plot_similarity_heatmaps
 from compmech.studies.architectures.study_file import ArchitectureStudy, FinishedRun
 from compmech.studies.architectures.table import pick_layer
@@ -105,14 +103,7 @@ def run_representations(run_dir: Path, cfg: ExperimentConfig, layer: str, max_ro
     and of its initialisation (`predictive_models.initial_params` with the run's seed: the untrained control the
     run itself probed) on every distinct context once, ordered as `probes.distinct_prefix_ids` numbers them
     (length, then lexicographic), cut to a seeded subset of ``max_rows`` when there are more."""
-    source = source_of(build_process(cfg.process, base_dir=run_dir))
-    model_config, params = predictive_models.load_model(run_dir / "checkpoints" / "final.msgpack")
-    if choose_regime(cfg, source, model_config.context_length).sampled:
-        raise ConfigError(
-            f"{run_dir} ran in the sampled regime: its contexts are too many to compare every one; the "
-            "architecture study's similarity table needs exact-regime runs (a shorter context_length)"
-        )
-    ctx = source.context_set(model_config.context_length, cfg.data.bos)
+    model_config, params, ctx = finished_exact_run(run_dir, cfg, "compare every one")
     ids = distinct_prefix_ids(ctx.tokens).ravel()  # [N * T]
     _, first = np.unique(ids, return_index=True)  # [U]: the first row of each distinct context, in id order
     beliefs = ctx.beliefs.reshape(-1, ctx.beliefs.shape[-1])[first]  # [U, S]
