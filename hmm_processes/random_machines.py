@@ -189,20 +189,32 @@ def future_space_classes(T: np.ndarray, tol: float = 1e-10) -> np.ndarray:
 # --------------------------------------------------------------------------- samplers
 
 
+def _nonempty_rows(rng: np.random.Generator, shape: tuple[int, int], p: float) -> np.ndarray:
+    """A boolean mask [S, n], each entry present with probability ``p``, each row conditioned on at least one entry
+    (an empty row is redrawn: the product law conditioned on non-empty)."""
+    present = rng.random(shape) < p
+    empty = ~present.any(axis=1)
+    while empty.any():
+        present[empty] = rng.random((int(empty.sum()), shape[1])) < p
+        empty = ~present.any(axis=1)
+    return present
+
+
+def _dirichlet_rows(rng: np.random.Generator, present: np.ndarray, alpha: float) -> np.ndarray:
+    """Weights [S, n]: each row's present entries Dirichlet(alpha) (one entry: 1), the others 0."""
+    weights = np.zeros(present.shape)
+    for i in range(present.shape[0]):
+        idx = np.flatnonzero(present[i])
+        weights[i, idx] = rng.dirichlet(np.full(idx.size, alpha)) if idx.size > 1 else 1.0
+    return weights
+
+
 def _draw_unifilar(n_states: int, n_tokens: int, rng: np.random.Generator, p_token: float, alpha: float):
     S, V = n_states, n_tokens
-    present = rng.random((S, V)) < p_token  # [S, V]
-    empty = ~present.any(axis=1)
-    while empty.any():  # each empty state's token set redrawn: the product law conditioned on non-empty
-        present[empty] = rng.random((int(empty.sum()), V)) < p_token
-        empty = ~present.any(axis=1)
+    present = _nonempty_rows(rng, (S, V), p_token)  # [S, V]
     succ = rng.integers(0, S, size=(S, V))  # [S, V]
     next_state = np.where(present, succ, -1)
-    probs = np.zeros((S, V))
-    for i in range(S):
-        idx = np.flatnonzero(present[i])
-        probs[i, idx] = rng.dirichlet(np.full(idx.size, alpha)) if idx.size > 1 else 1.0
-    return next_state, probs
+    return next_state, _dirichlet_rows(rng, present, alpha)
 
 
 def unifilar_tensor(next_state: np.ndarray, probs: np.ndarray) -> np.ndarray:
@@ -276,15 +288,8 @@ def random_nonunifilar(
     p_edge = _check_open_unit("p_edge", p_edge, what)
     alpha = _check_alpha(alpha, what)
     for _ in range(max_tries):
-        present = rng.random((S, V * S)) < p_edge  # [S, V S]: (token, next) pairs, token-major
-        empty = ~present.any(axis=1)
-        while empty.any():
-            present[empty] = rng.random((int(empty.sum()), V * S)) < p_edge
-            empty = ~present.any(axis=1)
-        W = np.zeros((S, V * S))
-        for i in range(S):
-            idx = np.flatnonzero(present[i])
-            W[i, idx] = rng.dirichlet(np.full(idx.size, alpha)) if idx.size > 1 else 1.0
+        present = _nonempty_rows(rng, (S, V * S), p_edge)  # [S, V S]: (token, next) pairs, token-major
+        W = _dirichlet_rows(rng, present, alpha)
         T = W.reshape(S, V, S).transpose(1, 0, 2).copy()  # [V, S, S]
         A = T.sum(axis=0) > 0
         if not is_strongly_connected(A) or period(A) != 1:
