@@ -15,9 +15,15 @@ For the analysed activations (``layers``; default the paper's probe layer) over 
   belief, with the context-disjoint held-out error, the shuffled control and the untrained model;
 - the principal angles between the factors' belief subspaces (`probes.dimension.belief_subspace`, each fitted
   with the other factors' beliefs as covariates): near 90 degrees for a factored representation;
-- the same dimension measures and angles at every ``tokens_<N>`` checkpoint of the run.
+- the authors' subspace overlap between each pair of factors' probe read-out subspaces (simplexity
+  ``analysis/linear_regression.py``, ``_compute_subspace_orthogonality``: the mean squared cosine of the principal
+  angles; `probes.dimension.subspace_overlap` on `probes.dimension.probe_subspace`), beside its null: random subspaces
+  of the factors' belief dimensions in the activations' width (`probes.dimension.random_overlap_null`);
+- the same dimension measures, angles and overlaps at every ``tokens_<N>`` checkpoint of the run: the effective
+  dimension over training against the factored and the joint predictions (``figures/factored_over_training.png``).
 
-Writes ``factored.json`` and ``figures/factored_variance.png`` (+ one belief panel per factor).
+Writes ``factored.json`` and ``figures/factored_variance.png``, ``figures/factored_over_training.png`` (+ one belief
+panel per factor).
 """
 
 from __future__ import annotations
