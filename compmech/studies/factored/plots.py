@@ -136,14 +136,16 @@ def plot_dimension_over_training(
         f, j = truth_counts
         ax.axhline(f, color="tab:blue", ls=":", lw=1.0, label=f"true factor beliefs, {float(share):.0%}: {f}")
         ax.axhline(j, color="tab:red", ls=":", lw=1.0, label=f"true joint beliefs, {float(share):.0%}: {j}")
+    t0 = float(t[0]) / 4  # the untrained model, left of the first checkpoint
     if untrained is not None:
-        ax.scatter([t[0]], [untrained[0]], marker="x", color="0.5", zorder=4, label=f"untrained: {untrained[0]:g}")
+        ax.scatter([t0], [untrained[0]], marker="x", color="0.4", zorder=4, label=f"untrained model: {untrained[0]:g}")
     ax.set_xscale("log")
     ax.set_xlabel("tokens seen")
     ax.set_ylabel("dimensions")
-    ax.set_ylim(0, max(dim_joint, float(np.max(c)), float(np.max(pr))) * 1.08 + 0.5)
+    top = max(dim_joint, float(np.max(c)), float(np.max(pr)), untrained[0] if untrained is not None else 0.0)
+    ax.set_ylim(0, top * 1.35 + 0.5)  # room for the legend above the curves
     ax.grid(alpha=0.25)
-    ax.legend(fontsize=7, loc="upper left", framealpha=0.9)
+    ax.legend(fontsize=7, loc="upper right", framealpha=0.9)
     ax.set_title("effective dimension of the activations", fontsize=10)
     cmap = mpl.colormaps["tab10"]
     for n, (pair, values) in enumerate(sorted((overlaps or {}).items())):
@@ -155,16 +157,19 @@ def plot_dimension_over_training(
             bx.axhspan(0, q95, color=color, alpha=0.08)
             bx.axhline(mean, color=color, ls=":", lw=1.0)
         if untrained is not None and pair in untrained[1]:
-            bx.scatter([t[0]], [untrained[1][pair]], marker="x", color=color, zorder=4)
+            bx.scatter([t0], [untrained[1][pair]], marker="x", color=color, zorder=4)
+    if nulls:
+        bx.fill_between([], [], color="0.5", alpha=0.15, label="random subspaces: to the 95th percentile")
+        bx.plot([], [], color="0.5", ls=":", label="random subspaces: mean")
+    if untrained is not None:
+        bx.scatter([], [], marker="x", color="0.4", label="untrained model")
     bx.set_xscale("log")
     bx.set_ylim(0, 1.02)
     bx.set_xlabel("tokens seen")
     bx.set_ylabel("subspace overlap (0 orthogonal, 1 nested)")
     bx.grid(alpha=0.25)
     bx.legend(fontsize=7, loc="upper right", framealpha=0.9)
-    bx.set_title(
-        "factor subspaces' overlap; dotted: random-subspace mean, band: to its 95th pct; x: untrained", fontsize=8
-    )
+    bx.set_title("overlap of the factors' probe subspaces (the authors' score)", fontsize=10)
     if title:
         set_suptitle(fig, title, 11)
     return fig
