@@ -33,7 +33,8 @@ dependence of `hmm_processes.shift_coupled` (strength epsilon) is compmech's own
 
 The joint process starts from its own stationary distribution (a stationary process: what compmech's theory and
 sampler assume); simplexity starts each factor from its own stationary vector, a product, which for a coupled
-structure is not stationary. ``params`` records ``components`` (each factor's variants), ``structure``,
+structure is not stationary. ``params`` records ``components`` (each factor's variant 0), ``variants`` (each
+factor's variants), ``structure``,
 ``control_maps`` and ``emission_variants``.
 """
 
@@ -128,7 +129,8 @@ def factored_process(
     tau = reduce(np.kron, taus)
     label = name or f"factored_{structure}(" + ", ".join(f[0].name for f in facs) + ")"
     params = {
-        "components": [{"variants": [_describe(p) for p in f]} for f in facs],
+        "components": [_describe(f[0]) for f in facs],  # each factor's variant 0
+        "variants": [[_describe(p) for p in f] for f in facs],
         "structure": structure,
         "control_maps": [list(m) for m in maps],
         "emission_variants": list(emit),

@@ -394,7 +394,7 @@ def draw_figures(
     curves = [np.asarray(e["cumulative"]) for e in evolution] + [np.asarray(final["cumulative"])]
     labels = [f"{e['tokens']:.2g} tokens" for e in evolution] + ["final"]
     title = (
-        f"{process_title(inputs.process.name, inputs.process.params)}: explained variance of the activations "
+        f"{_title(inputs.process)}: explained variance of the activations "
         f"{layer_label(layer)}"
     )
     draws = {
@@ -424,7 +424,7 @@ def draw_figures(
         overlaps={p: np.array([e["subspace_overlap"][p] for e in points]) for p in pairs},
         nulls={p: (record["overlap_null"][p]["mean"], record["overlap_null"][p]["q95"]) for p in pairs},
         untrained=(float(final["untrained"]["components"][share]), dict(final["untrained"]["subspace_overlap"])),
-        title=f"{process_title(inputs.process.name, inputs.process.params)}: {layer_label(layer)} over training",
+        title=f"{_title(inputs.process)}: {layer_label(layer)} over training",
     )
     for k, (f, Y) in enumerate(zip(targets.factors, rows.factors)):
         res = final["factors"][k]
@@ -571,6 +571,14 @@ def run(inputs: StudyInputs, settings: Settings) -> StudyOutput:
         tables=tables,
         headline=headline,
     )
+
+
+def _title(process: Any) -> str:
+    """A figure's title for the process: a factored process with a dependency structure by its name (its factors and
+    structure; "product" would misread it), any other by `figures.process_title`."""
+    if isinstance(process.params, dict) and "structure" in process.params:
+        return str(process.name)  # e.g. "factored_chain(mess3, sns, sns)"
+    return process_title(process.name, process.params)
 
 
 def _final_tokens(inputs: StudyInputs) -> int:

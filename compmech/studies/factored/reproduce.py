@@ -132,8 +132,8 @@ COUPLED_CONFIGS = (
     ("transition-coupled: Mess3 x SNS x SNS", "factored_tcoupled3"),
     ("chain with a GHMM: tom_quantum -> SNS -> SNS", "factored_ghmm_chain3"),
 )
-#: ``--quick``: these steps of each coupled config (of 4000), with the checkpoints that fall inside them.
-COUPLED_QUICK = {"training.steps": 600, "training.save_at_tokens": [2_000, 8_000, 32_000, 128_000]}
+#: ``--quick``: these steps of each coupled config (of 4000; 256,000 tokens), with the checkpoints inside them.
+COUPLED_QUICK = {"training.steps": 1000, "training.save_at_tokens": [2_560, 7_680, 25_600, 76_800]}
 
 
 def coupled_row(label: str, run_dir: Path) -> dict[str, Any]:
