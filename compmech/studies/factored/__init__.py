@@ -24,9 +24,9 @@ STUDY = register_study(
 COUPLED = register_study(
     Study(
         name="coupled_factors",
-        summary="coupled factors: compmech/experiments/factored_chain3, factored_symmetric3, factored_tcoupled3 and "
-        "factored_ghmm_chain3.toml: the effective dimension over training and the subspace overlaps, "
-        "coupled_factors.md/.json and figures",
+        summary="coupled factors: compmech/experiments/factored_chain3, factored_symmetric3, factored_tcoupled3, "
+        "factored_ghmm_chain3.toml and the control factored_independent3.toml: the effective dimension over "
+        "training and the subspace overlaps, coupled_factors.md/.json and figures",
         reproduce=reproduce_coupled,
     )
 )

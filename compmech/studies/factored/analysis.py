@@ -393,10 +393,7 @@ def draw_figures(
     final, truth, evolution = probes.by_layer[layer], record["true_joint_beliefs"], record["over_training"]
     curves = [np.asarray(e["cumulative"]) for e in evolution] + [np.asarray(final["cumulative"])]
     labels = [f"{e['tokens']:.2g} tokens" for e in evolution] + ["final"]
-    title = (
-        f"{_title(inputs.process)}: explained variance of the activations "
-        f"{layer_label(layer)}"
-    )
+    title = f"{_title(inputs.process)}: explained variance of the activations {layer_label(layer)}"
     draws = {
         "factored_variance": lambda: plot_explained_variance(
             curves,

@@ -127,6 +127,7 @@ def reproduce(out_root: Path, runner: Runner) -> str:
 
 #: `compmech reproduce --only coupled_factors`: the factored processes with the authors' dependency structures.
 COUPLED_CONFIGS = (
+    ("independent (the control): Mess3 x SNS x SNS", "factored_independent3"),
     ("chain: Mess3 -> SNS -> SNS", "factored_chain3"),
     ("symmetric: Mess3 x SNS x SNS", "factored_symmetric3"),
     ("transition-coupled: Mess3 x SNS x SNS", "factored_tcoupled3"),
