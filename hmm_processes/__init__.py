@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from hmm_processes.beliefs import GHMM_MIN_PROB, extend_beliefs, min_probability, update_beliefs
 from hmm_processes.compose import component_posterior, coupled_product, factor_beliefs, mixture, product, shift_coupled
 from hmm_processes.errors import ProcessError
+from hmm_processes.factored import STRUCTURES, factored_process
 from hmm_processes.generalized import GeneralizedHMM, is_generalized, process_vectors
 from hmm_processes.hmm import HMM, stationary_distribution, validate_transition_tensor
 from hmm_processes.named import (
@@ -112,6 +113,7 @@ __all__ = [
     "true_predictive",
     "GeneralizedHMM",
     "ProcessError",
+    "STRUCTURES",
     "Samples",
     "ZOO",
     "coin",
@@ -121,6 +123,7 @@ __all__ = [
     "even",
     "extend_beliefs",
     "factor_beliefs",
+    "factored_process",
     "fanizza",
     "min_probability",
     "update_beliefs",

@@ -136,3 +136,98 @@ def principal_angles(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     if A.shape[0] != B.shape[0]:
         raise ProbeInputError(f"A and B must live in the same space (rows); got {A.shape[0]} and {B.shape[0]}")
     return np.sort(np.degrees(scipy.linalg.subspace_angles(A.astype(np.float64), B.astype(np.float64))))
+
+
+def probe_subspace(X: np.ndarray, Y: np.ndarray, sample_weight: np.ndarray | None = None) -> np.ndarray:
+    """An orthonormal basis ``[D, r]`` of the span of the linear probe's coefficients from the activations
+    ``X [N, D]`` onto the targets ``Y [N, S]``: the read-out directions, the subspace the authors' overlap measure
+    compares (simplexity ``analysis/linear_regression.py``, commit c633bca2: ``linear_regression(activations,
+    beliefs)``'s coefficients without the intercept).
+
+    The probe is weighted least squares with an intercept (X and Y centred with the weights). Beliefs sum to a
+    constant, so the coefficients ``W [D, S]`` satisfy ``W 1 = 0`` and have rank at most S - 1; the authors take a
+    QR basis of all S columns, which then holds one direction fixed by round-off alone. Here ``r`` is the numerical
+    rank of ``W`` (singular values above 1e-8 of the largest), the same span without that direction.
+    """
+    X = as_float_array("X", X, 2)
+    Y = as_float_array("Y", Y, 2)
+    require_finite("X", X)
+    require_finite("Y", Y)
+    if X.shape[0] != Y.shape[0]:
+        raise ProbeInputError(f"X and Y must have the same rows; got {X.shape[0]} and {Y.shape[0]}")
+    w = as_sample_weight(sample_weight, X.shape[0])
+    w = np.full(X.shape[0], 1.0 / X.shape[0]) if w is None else w / w.sum()
+    sw = np.sqrt(w)[:, None]
+    Xc = (X.astype(np.float64) - w @ X) * sw
+    Yc = (Y.astype(np.float64) - w @ Y) * sw
+    W, *_ = np.linalg.lstsq(Xc, Yc, rcond=None)  # [D, S]: Y ~ X W + c
+    U, s, _ = np.linalg.svd(W, full_matrices=False)
+    r = int(np.sum(s > s[0] * 1e-8)) if s.size and s[0] > 0 else 0
+    if r < 1:
+        raise ProbeInputError(
+            "the probe's coefficients are all zero (Y has no variance a linear probe reads); pass targets that vary"
+        )
+    return U[:, :r]
+
+
+def subspace_overlap(A: np.ndarray, B: np.ndarray) -> float:
+    """The authors' subspace overlap score of the column spaces of ``A [D, p]`` and ``B [D, q]`` (simplexity
+    ``analysis/linear_regression.py`` ``_compute_subspace_orthogonality``, commit c633bca2): with orthonormal bases
+    ``Q_A``, ``Q_B`` and ``sigma`` the singular values of ``Q_A^T Q_B`` (the cosines of the principal angles),
+    ``sum(sigma^2) / min(p, q)``: 1 when the smaller subspace lies inside the other, 0 when they are orthogonal;
+    for random subspaces its mean is ``max(p, q) / D`` (`random_overlap_mean`)."""
+    A = as_float_array("A", A, 2)
+    B = as_float_array("B", B, 2)
+    if A.shape[0] != B.shape[0]:
+        raise ProbeInputError(f"A and B must live in the same space (rows); got {A.shape[0]} and {B.shape[0]}")
+    qa = scipy.linalg.orth(A.astype(np.float64))
+    qb = scipy.linalg.orth(B.astype(np.float64))
+    if qa.shape[1] == 0 or qb.shape[1] == 0:
+        raise ProbeInputError(
+            "subspace_overlap: a subspace is empty (all-zero columns); pass bases that span something"
+        )
+    sigma = np.clip(np.linalg.svd(qa.T @ qb, compute_uv=False), 0.0, 1.0)
+    return float(np.sum(sigma**2) / min(qa.shape[1], qb.shape[1]))
+
+
+def random_overlap_mean(D: int, p: int, q: int) -> float:
+    """The exact mean of `subspace_overlap` between uniformly random subspaces of dimensions p and q in R^D:
+    ``E tr(P_A P_B) = p q / D``, divided by ``min(p, q)``: ``max(p, q) / D``."""
+    if not 1 <= p <= D or not 1 <= q <= D:
+        raise ProbeInputError(f"need 1 <= p, q <= D; got p = {p}, q = {q}, D = {D}")
+    return max(p, q) / D
+
+
+@dataclass(frozen=True)
+class OverlapNull:
+    """`subspace_overlap` between random subspaces of the given dimensions: the null a measured overlap sits beside."""
+
+    dim: int  # D, the ambient dimension
+    p: int
+    q: int
+    mean: float  # the exact mean, max(p, q) / D
+    sd: float  # the Monte Carlo standard deviation over n_draws pairs
+    q95: float  # the Monte Carlo 95th percentile
+    n_draws: int
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("dim", "p", "q", "mean", "sd", "q95", "n_draws")}
+
+
+def random_overlap_null(D: int, p: int, q: int, n_draws: int = 500, seed: int = 0) -> OverlapNull:
+    """The null of `subspace_overlap`: ``n_draws`` pairs of uniformly random subspaces (Gaussian bases) of dimensions
+    ``p`` and ``q`` in R^D; the exact mean beside the draws' sd and 95th percentile."""
+    mean = random_overlap_mean(D, p, q)
+    rng = np.random.default_rng(seed)
+    draws = np.array(
+        [subspace_overlap(rng.standard_normal((D, p)), rng.standard_normal((D, q))) for _ in range(int(n_draws))]
+    )
+    return OverlapNull(
+        dim=int(D),
+        p=int(p),
+        q=int(q),
+        mean=mean,
+        sd=float(draws.std(ddof=1)),
+        q95=float(np.quantile(draws, 0.95)),
+        n_draws=int(n_draws),
+    )

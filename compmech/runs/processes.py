@@ -25,6 +25,7 @@ from hmm_processes import (
     GeneralizedHMM,
     ProcessError,
     RandomMarkovChains,
+    factored_process,
     get_process,
     load_spec,
     mixture,
@@ -233,7 +234,9 @@ def build_process(
     """The process for a config's [process] table: ``name`` + ``params`` from the registry (after
     importing ``module`` if given), a ``spec`` file, or a ``kind = "mixture"`` / ``"product"`` of
     its ``components`` (built the same way, recursively) via `hmm_processes.mixture` / `product`, or the
-    ``kind = "coupled"`` product of two (`hmm_processes.shift_coupled` with ``coupling``).
+    ``kind = "coupled"`` product of two (`hmm_processes.shift_coupled` with ``coupling``), or the ``kind = "factored"``
+    product of N factors with a dependency ``structure`` (`hmm_processes.factored_process`; each factor's variant 0
+    is built as above, its further ``variants`` by `factor_variants`).
 
     A relative spec path is looked up next to the config file first (``base_dir``), then in the
     working directory. Parameters of the wrong type or out of range, and components that cannot be
@@ -242,6 +245,10 @@ def build_process(
 
     ``kind = "random_markov"`` builds the continuous family `hmm_processes.RandomMarkovChains` (no HMM).
     """
+    if settings.variants and _where == "[process]":
+        raise ProcessError(
+            '[process] variants are for the factors of kind = "factored": move them into a [[process.components]] table'
+        )
     if settings.kind in FAMILY_KINDS:
         k = settings.n_states
         check_process_size(
@@ -282,6 +289,17 @@ def build_process(
                 return mixture(parts, settings.weights)
             if settings.kind == "coupled":
                 return shift_coupled(parts[0], parts[1], settings.coupling)
+            if settings.kind == "factored":
+                factors = [
+                    [part, *factor_variants(c, base_dir, f"{_where} components[{i}]")]
+                    for i, (part, c) in enumerate(zip(parts, settings.components))
+                ]
+                return factored_process(
+                    factors,
+                    settings.structure,
+                    control_maps=settings.control_maps,
+                    emission_variants=settings.emission_variants,
+                )
             return product(parts)
         except ProcessError as exc:
             raise ProcessError(f"{_where}: {exc}") from None
@@ -319,6 +337,21 @@ def build_process(
     if not np.all(np.isfinite(T)) or (T.size and not math.isfinite(float(np.abs(T).max()))):
         raise ProcessError(f"process {process.name!r} has non-finite transition probabilities; check its parameters")
     return process
+
+
+def factor_variants(settings, base_dir: str | Path | None, where: str) -> list[HMM | GeneralizedHMM]:
+    """A factor's variants 1, 2, ... of a ``kind = "factored"`` process: its named process with each table of
+    ``variants`` overriding its ``params`` (variant 0, ``params`` itself, is built by `build_process`)."""
+    out = []
+    for j, override in enumerate(settings.variants):
+        params = {**settings.params, **override}
+        try:
+            out.append(get_process(settings.name, **params))
+        except (ProcessError, TypeError, ValueError) as exc:
+            raise ProcessError(
+                f"{where} variants[{j}]: {settings.name!r} cannot be built from {params!r}: {exc}"
+            ) from None
+    return out
 
 
 def component_processes(cfg: ExperimentConfig) -> list[HMM | GeneralizedHMM]:

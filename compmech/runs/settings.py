@@ -29,7 +29,9 @@ MAX_DPI = 1200
 
 
 #: The kinds of composed process a [process] table can describe (see `ProcessSettings`).
-PROCESS_KINDS = ("mixture", "product", "coupled")
+PROCESS_KINDS = ("mixture", "product", "coupled", "factored")
+#: The dependency structures of ``kind = "factored"`` (`hmm_processes.STRUCTURES`; the authors' simplexity names).
+FACTORED_STRUCTURES = ("independent", "chain", "symmetric", "transition_coupled")
 #: Continuous families of sources a [process] table can name by ``kind`` (no HMM; `hmm_processes.RandomMarkovChains`).
 FAMILY_KINDS = ("random_markov",)
 #: The keys of a ``kind = "random_markov"`` table besides ``kind``.
@@ -56,7 +58,11 @@ class ProcessSettings:
     ``kind = "product"`` (every component emits a token at each step; the token is the tuple), or
     ``kind = "coupled"`` (a product of two HMM components whose second one's hidden state is moved on by the
     first's hidden state with probability ``coupling`` = epsilon in [0, 1] after each step,
-    `hmm_processes.shift_coupled`; 0 is the independent product), with
+    `hmm_processes.shift_coupled`; 0 is the independent product), or ``kind = "factored"`` (N factors with a
+    dependency ``structure``: "independent", "chain", "symmetric" or "transition_coupled", with ``control_maps``
+    and, for "transition_coupled", ``emission_variants``, as the authors' simplexity library defines them;
+    `hmm_processes.factored_process`; a factor's further parameter variants are its ``variants``, each a table of
+    params overriding its ``params``: variant 0 is ``params`` itself), with
     ``components``: a list of `ProcessSettings`, each one process or itself a composition. In TOML
     each component is a ``[[process.components]]`` table (a nested one a
     ``[[process.components.components]]``); the resolved config writes them as inline tables.
@@ -76,6 +82,10 @@ class ProcessSettings:
     weights: tuple[float, ...] | None = None  # [K] mixture weights, summing to 1 (uniform if not given)
     components: tuple[ProcessSettings, ...] = ()  # [K] the composed processes, in order
     coupling: float | None = None  # kind = "coupled": epsilon in [0, 1], the strength of the hidden dependence
+    structure: str | None = None  # kind = "factored": "independent" | "chain" | "symmetric" | "transition_coupled"
+    control_maps: tuple[tuple[int, ...], ...] | None = None  # kind = "factored": [N] each factor's variant map
+    emission_variants: tuple[int, ...] | None = None  # kind = "factored", "transition_coupled": [N] emission variants
+    variants: tuple[dict[str, Any], ...] = ()  # a factor of kind = "factored": variants 1, 2, ... (params overrides)
     n_states: int | None = None  # kind = "random_markov": k >= 2, the chain's states (= tokens)
     concentration: float | None = None  # kind = "random_markov": alpha > 0 of the Dirichlet prior (default 1.0)
 
@@ -91,6 +101,9 @@ class ProcessSettings:
         if self.kind is not None:
             self._check_composition()
             return
+        factored_keys = [k for k in ("structure", "control_maps", "emission_variants") if getattr(self, k) is not None]
+        if factored_keys:
+            raise ValueError(f'{factored_keys[0]} is for kind = "factored": add that kind or remove {factored_keys[0]}')
         if self.components or self.weights is not None:
             key = "components" if self.components else "weights"
             raise ValueError(f'{key} describe a composition: add kind = "mixture" or kind = "product"')
@@ -155,6 +168,24 @@ class ProcessSettings:
                 f'{beside[0]} cannot stand beside kind = "{self.kind}": it belongs to a component; '
                 "move it into a [[process.components]] table"
             )
+        if self.variants:
+            raise ValueError(
+                f'variants cannot stand beside kind = "{self.kind}": they belong to a factor of kind = "factored"'
+            )
+        if self.kind == "factored":
+            self._check_factored()
+        else:
+            factored_keys = [
+                k for k in ("structure", "control_maps", "emission_variants") if getattr(self, k) is not None
+            ]
+            if factored_keys:
+                raise ValueError(f'{factored_keys[0]} is for kind = "factored", not kind = "{self.kind}": remove it')
+            with_variants = [i for i, c in enumerate(self.components) if isinstance(c, ProcessSettings) and c.variants]
+            if with_variants:
+                raise ValueError(
+                    f"components[{with_variants[0]}] has variants: they are for the factors of "
+                    f'kind = "factored", not kind = "{self.kind}"'
+                )
         if (self.coupling is not None) != (self.kind == "coupled"):
             raise ValueError(
                 'kind = "coupled" needs coupling = <epsilon in [0, 1]>'
@@ -179,7 +210,7 @@ class ProcessSettings:
         if not all(isinstance(c, ProcessSettings) for c in self.components):
             raise ValueError("components must be ProcessSettings (in TOML: [[process.components]] tables)")
         K = len(self.components)
-        if self.kind in ("product", "coupled"):
+        if self.kind in ("product", "coupled", "factored"):
             if self.weights is not None:
                 raise ValueError(f'weights are for kind = "mixture"; a {self.kind} product has none: remove weights')
             return
@@ -205,6 +236,35 @@ class ProcessSettings:
             )
         object.__setattr__(self, "weights", tuple(float(x) for x in w))
 
+    def _check_factored(self) -> None:
+        """kind = "factored": a known structure; control maps and emission variants as integer lists (their lengths and
+        ranges are checked against the factors' vocabularies when the process is built)."""
+        if self.structure not in FACTORED_STRUCTURES:
+            raise ValueError(
+                f"structure must be one of {', '.join(FACTORED_STRUCTURES)} (the dependency between the factors); "
+                f"got {self.structure!r}"
+            )
+
+        def ints(value: Any, what: str) -> tuple[int, ...]:
+            if not isinstance(value, (list, tuple)) or any(
+                isinstance(x, bool) or not isinstance(x, int) for x in value
+            ):
+                raise ValueError(f"{what} must be a list of integers (variant indices), e.g. [0, 1, 1]; got {value!r}")
+            return tuple(value)
+
+        if self.control_maps is not None:
+            if not isinstance(self.control_maps, (list, tuple)):
+                raise ValueError(f"control_maps must be a list of lists, one per factor; got {self.control_maps!r}")
+            maps = tuple(ints(m, f"control_maps[{i}]") for i, m in enumerate(self.control_maps))
+            object.__setattr__(self, "control_maps", maps)
+        if self.emission_variants is not None:
+            object.__setattr__(self, "emission_variants", ints(self.emission_variants, "emission_variants"))
+        for i, c in enumerate(self.components):
+            if isinstance(c, ProcessSettings) and c.variants and c.name is None:
+                raise ValueError(
+                    f"components[{i}] has variants but no name: variants override the params of a named process"
+                )
+
     def to_dict(self) -> dict[str, Any]:
         """The table as written to a resolved config.toml (components as inline tables; unset keys left out)."""
         if self.kind in FAMILY_KINDS:
@@ -215,6 +275,12 @@ class ProcessSettings:
                 out["weights"] = list(self.weights)
             if self.coupling is not None:
                 out["coupling"] = self.coupling
+            if self.structure is not None:
+                out["structure"] = self.structure
+            if self.control_maps is not None:
+                out["control_maps"] = [list(m) for m in self.control_maps]
+            if self.emission_variants is not None:
+                out["emission_variants"] = list(self.emission_variants)
             out["components"] = [c.to_dict() for c in self.components]
             return out
         return {
@@ -225,8 +291,9 @@ class ProcessSettings:
                 ("params", dict(self.params)),
                 ("module", self.module),
                 ("module_path", self.module_path),
+                ("variants", [dict(v) for v in self.variants]),
             )
-            if v not in (None, {})
+            if v not in (None, {}, [])
         }
 
 
@@ -240,6 +307,10 @@ _PROCESS_KEYS = (
     "weights",
     "components",
     "coupling",
+    "structure",
+    "control_maps",
+    "emission_variants",
+    "variants",
     *RANDOM_MARKOV_KEYS,
 )
 
@@ -264,6 +335,15 @@ def process_settings(table: Any, where: str = "[process]") -> ProcessSettings:
         elif key == "coupling":
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"{where} coupling must be a number in [0, 1], e.g. coupling = 0.1")
+        elif key in ("control_maps", "emission_variants"):
+            if not isinstance(value, list):
+                example = "[[], [0, 1, 1]]" if key == "control_maps" else "[0, 1]"
+                raise ConfigError(f"{where} {key} must be a list, e.g. {key} = {example}")
+        elif key == "variants":
+            if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+                raise ConfigError(
+                    f"{where} variants must be a list of params tables, e.g. variants = [{{ x = 0.15, alpha = 0.6 }}]"
+                )
         elif key == "n_states":
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(f"{where} n_states must be an integer >= 2, e.g. n_states = 3; got {value!r}")
@@ -288,6 +368,8 @@ def process_settings(table: Any, where: str = "[process]") -> ProcessSettings:
         values["weights"] = tuple(values["weights"])
     if "params" in values:
         values["params"] = dict(values["params"])
+    if "variants" in values:
+        values["variants"] = tuple(dict(v) for v in values["variants"])
     try:
         return ProcessSettings(**values, components=components)
     except ValueError as exc:

@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 
 from probes import ProbeInputError
-from probes.dimension import belief_subspace, principal_angles, variance_spectrum
+from probes.dimension import (
+    belief_subspace,
+    principal_angles,
+    probe_subspace,
+    random_overlap_mean,
+    random_overlap_null,
+    subspace_overlap,
+    variance_spectrum,
+)
 
 
 def planted(rng, n: int, D: int, variances: list[float]) -> np.ndarray:
@@ -82,3 +90,45 @@ def test_belief_subspace_finds_where_each_factor_was_embedded():
     Xs = Y1[:, :2] @ Q[:, :2].T + Y2[:, :2] @ shared.T + 0.01 * rng.normal(size=(N, D))
     angles = principal_angles(belief_subspace(Xs, Y1, others=Y2), belief_subspace(Xs, Y2, others=Y1))
     assert angles[0] < 1.0 and angles[1] > 89.0
+
+
+def test_subspace_overlap_on_planted_subspaces():
+    """The authors' overlap (simplexity analysis/linear_regression.py, c633bca2): sum of squared cosines of the
+    principal angles over min(p, q)."""
+    rng = np.random.default_rng(0)
+    Q, _ = np.linalg.qr(rng.standard_normal((20, 6)))
+    A, B = Q[:, :2], Q[:, 2:5]
+    assert subspace_overlap(A, A @ rng.standard_normal((2, 2))) == pytest.approx(1.0, abs=1e-12)  # identical spans
+    assert principal_angles(A, A * 3.0).max() == pytest.approx(0.0, abs=1e-5)
+    assert subspace_overlap(A, B) == pytest.approx(0.0, abs=1e-12)  # orthogonal
+    assert subspace_overlap(A, np.concatenate([A, B], axis=1)) == pytest.approx(1.0, abs=1e-12)  # A inside
+    half = np.concatenate([A[:, :1], B[:, :1]], axis=1)  # shares one of its two directions with A
+    assert subspace_overlap(A, half) == pytest.approx(0.5, abs=1e-12)
+
+
+def test_random_subspaces_overlap_at_the_nulls_mean():
+    D, p, q = 16, 2, 3
+    null = random_overlap_null(D, p, q, n_draws=2000, seed=1)
+    assert null.mean == random_overlap_mean(D, p, q) == pytest.approx(3 / 16)
+    # the Monte Carlo mean of the draws agrees with the exact mean within 4 standard errors
+    rng = np.random.default_rng(2)
+    draws = [subspace_overlap(rng.standard_normal((D, p)), rng.standard_normal((D, q))) for _ in range(2000)]
+    assert abs(np.mean(draws) - null.mean) < 4 * null.sd / np.sqrt(2000)
+    assert 0 < null.sd < null.mean < null.q95 < 1
+    with pytest.raises(ProbeInputError, match="need 1 <= p, q <= D"):
+        random_overlap_mean(4, 5, 1)
+
+
+def test_probe_subspace_recovers_the_planted_read_out_directions():
+    """Two factors' beliefs written into orthogonal directions of a 12-dim activation space (plus small noise): each
+    probe's read-out span has rank S - 1 and the two overlap near 0; the same factor twice overlaps at 1."""
+    rng = np.random.default_rng(3)
+    N = 400
+    Y1 = rng.dirichlet(np.ones(3), size=N)  # [N, 3]
+    Y2 = rng.dirichlet(np.ones(2), size=N)  # [N, 2]
+    Q, _ = np.linalg.qr(rng.standard_normal((12, 5)))
+    X = Y1 @ Q[:, :3].T + Y2 @ Q[:, 3:5].T + 1e-2 * rng.standard_normal((N, 12))
+    B1, B2 = probe_subspace(X, Y1), probe_subspace(X, Y2)
+    assert (B1.shape, B2.shape) == ((12, 2), (12, 1))
+    assert subspace_overlap(B1, B2) < 0.1 * random_overlap_mean(12, 2, 1)  # the null mean is 2 / 12
+    assert subspace_overlap(B1, probe_subspace(X, Y1[:, ::-1])) == pytest.approx(1.0, abs=1e-9)

@@ -15,9 +15,15 @@ For the analysed activations (``layers``; default the paper's probe layer) over 
   belief, with the context-disjoint held-out error, the shuffled control and the untrained model;
 - the principal angles between the factors' belief subspaces (`probes.dimension.belief_subspace`, each fitted
   with the other factors' beliefs as covariates): near 90 degrees for a factored representation;
-- the same dimension measures and angles at every ``tokens_<N>`` checkpoint of the run.
+- the authors' subspace overlap between each pair of factors' probe read-out subspaces (simplexity
+  ``analysis/linear_regression.py``, ``_compute_subspace_orthogonality``: the mean squared cosine of the principal
+  angles; `probes.dimension.subspace_overlap` on `probes.dimension.probe_subspace`), beside its null: random subspaces
+  of the factors' belief dimensions in the activations' width (`probes.dimension.random_overlap_null`);
+- the same dimension measures, angles and overlaps at every ``tokens_<N>`` checkpoint of the run: the effective
+  dimension over training against the factored and the joint predictions (``figures/factored_over_training.png``).
 
-Writes ``factored.json`` and ``figures/factored_variance.png`` (+ one belief panel per factor).
+Writes ``factored.json`` and ``figures/factored_variance.png``, ``figures/factored_over_training.png`` (+ one belief
+panel per factor).
 """
 
 from __future__ import annotations
@@ -39,11 +45,18 @@ from compmech.runs.run_figures import belief_frame_of, save_figures
 from compmech.runs.settings import ExperimentConfig
 from compmech.runs.sources import Source
 from compmech.studies.base import StudyInputs, StudyOutput
-from compmech.studies.factored.plots import plot_explained_variance
+from compmech.studies.factored.plots import plot_dimension_over_training, plot_explained_variance
 from figures import layer_label, plot_belief_panels, process_title
 from hmm_processes import factor_beliefs
 from probes import CONTEXT_TEST_FRACTION, ProbeData, evaluate_probe
-from probes.dimension import belief_subspace, principal_angles, variance_spectrum
+from probes.dimension import (
+    belief_subspace,
+    principal_angles,
+    probe_subspace,
+    random_overlap_null,
+    subspace_overlap,
+    variance_spectrum,
+)
 
 WEIGHTINGS = ("probability", "uniform")
 
@@ -76,10 +89,10 @@ class Settings:
 
 
 def check(cfg: ExperimentConfig, source: Source, model_cfg: predictive_models.ModelConfig) -> None:
-    """The process must be a product (kind "product" or "coupled") of at least two factors."""
-    if cfg.process.kind not in ("product", "coupled"):
+    """The process must be a product (kind "product", "coupled" or "factored") of at least two factors."""
+    if cfg.process.kind not in ("product", "coupled", "factored"):
         raise ValueError(
-            'the factored study needs a product process: [process] kind = "product" (or "coupled") '
+            'the factored study needs a product process: [process] kind = "product" (or "coupled", "factored") '
             "with one [[process.components]] table per factor"
         )
 
@@ -167,12 +180,29 @@ def _angles(
     }
 
 
+def _overlaps(X: np.ndarray, Ys: list[np.ndarray] | tuple[np.ndarray, ...], w: np.ndarray | None) -> dict[str, float]:
+    """The authors' subspace overlap (`probes.dimension.subspace_overlap`) between each pair of factors' probe
+    read-out subspaces in X (`probes.dimension.probe_subspace`): 0 orthogonal, 1 nested."""
+    bases = [probe_subspace(X, Y, sample_weight=w) for Y in Ys]
+    return {f"{i}-{j}": subspace_overlap(bases[i], bases[j]) for i, j in itertools.combinations(range(len(Ys)), 2)}
+
+
 def _measures(
     X: np.ndarray, Ys: list[np.ndarray] | tuple[np.ndarray, ...], w: np.ndarray | None, thresholds
 ) -> dict[str, Any]:
-    """The explained-variance spectrum of X [R, d] with its dimension measures, and the factors' principal angles."""
+    """The explained-variance spectrum of X [R, d] with its dimension measures, and the factors' principal angles
+    and subspace overlaps."""
     spec = variance_spectrum(X, sample_weight=w, thresholds=thresholds)
-    return {**spec.to_dict(), "principal_angles": _angles(X, Ys, w)}
+    return {**spec.to_dict(), "principal_angles": _angles(X, Ys, w), "subspace_overlap": _overlaps(X, Ys, w)}
+
+
+def overlap_nulls(width: int, ranks: list[int], seed: int) -> dict[str, dict[str, Any]]:
+    """Per pair of factors, the overlap of random subspaces of the factors' belief dimensions (d_k - 1) in the
+    activations' width: the null beside the measured overlap (`probes.dimension.random_overlap_null`)."""
+    return {
+        f"{i}-{j}": random_overlap_null(width, max(ranks[i] - 1, 1), max(ranks[j] - 1, 1), seed=seed).to_dict()
+        for i, j in itertools.combinations(range(len(ranks)), 2)
+    }
 
 
 # ------------------------------------------------------------------------------------------- the phases
@@ -335,10 +365,17 @@ def factored_record(
         ],
         "dim_joint": rows.dim_joint,
         "dim_factored": rows.dim_factored,
+        # the true joint beliefs' own affine dimension over the rows (prod(d_k) - 1 for independent factors; a
+        # coupled process's joint beliefs may span fewer)
+        "joint_belief_dim": belief_rank(rows.joint) - 1,
         "components": final["components"],
         "participation_ratio": final["participation_ratio"],
         "effective_rank": final["effective_rank"],
         "principal_angles": final["principal_angles"],
+        "subspace_overlap": final["subspace_overlap"],
+        "subspace_overlap_untrained": final["untrained"]["subspace_overlap"],
+        "overlap_null": overlap_nulls(int(rows.X[layer].shape[1]), rows.ranks, inputs.cfg.seed),
+        "final_tokens": _final_tokens(inputs),
         "layers": probes.by_layer,
         "true_joint_beliefs": truth,
         "true_factor_beliefs": truth_factors,
@@ -356,10 +393,7 @@ def draw_figures(
     final, truth, evolution = probes.by_layer[layer], record["true_joint_beliefs"], record["over_training"]
     curves = [np.asarray(e["cumulative"]) for e in evolution] + [np.asarray(final["cumulative"])]
     labels = [f"{e['tokens']:.2g} tokens" for e in evolution] + ["final"]
-    title = (
-        f"{process_title(inputs.process.name, inputs.process.params)}: explained variance of the activations "
-        f"{layer_label(layer)}"
-    )
+    title = f"{_title(inputs.process)}: explained variance of the activations {layer_label(layer)}"
     draws = {
         "factored_variance": lambda: plot_explained_variance(
             curves,
@@ -372,6 +406,23 @@ def draw_figures(
             title=title,
         )
     }
+    share = "0.95" if "0.95" in final["components"] else next(iter(final["components"]))
+    points = [*evolution, {**final, "tokens": record["final_tokens"]}]
+    pairs = list(final["subspace_overlap"])
+    draws["factored_over_training"] = lambda: plot_dimension_over_training(
+        [max(float(e["tokens"]), 1.0) for e in points],
+        np.array([e["components"][share] for e in points], dtype=float),
+        np.array([e["participation_ratio"] for e in points], dtype=float),
+        share=share,
+        dim_factored=rows.dim_factored,
+        dim_joint=rows.dim_joint,
+        joint_belief_dim=record["joint_belief_dim"],
+        truth_counts=(int(record["true_factor_beliefs"]["components"][share]), int(truth["components"][share])),
+        overlaps={p: np.array([e["subspace_overlap"][p] for e in points]) for p in pairs},
+        nulls={p: (record["overlap_null"][p]["mean"], record["overlap_null"][p]["q95"]) for p in pairs},
+        untrained=(float(final["untrained"]["components"][share]), dict(final["untrained"]["subspace_overlap"])),
+        title=f"{_title(inputs.process)}: {layer_label(layer)} over training",
+    )
     for k, (f, Y) in enumerate(zip(targets.factors, rows.factors)):
         res = final["factors"][k]
         draws[f"factor_{k}_beliefs"] = lambda f=f, Y=Y, k=k, res=res: plot_belief_panels(
@@ -413,6 +464,7 @@ def report_sections(
         ]
     )
     comp = final["components"]
+    nulls = record["overlap_null"]
     angle_text = "; ".join(
         f"factors {pair}: {min(a):.1f}°–{max(a):.1f}°" for pair, a in final["principal_angles"].items()
     )
@@ -425,6 +477,14 @@ def report_sections(
                 ["factored dimension, sum(d_k - 1)", str(rows.dim_factored)],
                 ["participation ratio", _n(final["participation_ratio"])],
                 ["effective rank", _n(final["effective_rank"])],
+                ["true joint beliefs' affine dimension", str(record["joint_belief_dim"])],
+                *(
+                    [
+                        f"subspace overlap, factors {pair} (random subspaces: mean, 95th pct)",
+                        f"{v:.3f} ({nulls[pair]['mean']:.3f}, {nulls[pair]['q95']:.3f})",
+                    ]
+                    for pair, v in final["subspace_overlap"].items()
+                ),
             ],
             f"Over the {rows.data.n_rows:,} distinct contexts ({settings.weighting} weights); d_k = "
             f"{rows.ranks} (each factor's belief rank). Principal angles between the factors' belief subspaces: "
@@ -459,6 +519,12 @@ def report_sections(
         "the dashed lines mark the factored dimension sum(d_k - 1) and the joint dimension "
         "prod(d_k) - 1; grey: the untrained model; dotted: the true joint beliefs (red) and the true factor "
         "beliefs side by side (blue), over the same contexts and weights.",
+        "factored_over_training": "Left: the activations' effective dimension at each checkpoint and at the end "
+        "(components for 95% of the variance; participation ratio) against the factored prediction sum(d_k - 1) and "
+        "the joint one prod(d_k) - 1, and the true factor and joint beliefs' own counts for 95% (dotted). Right: the "
+        "authors' subspace overlap (mean squared cosine of the principal angles) between each pair of factors' probe "
+        "read-out subspaces, beside random subspaces of the same dimensions (dotted: mean; band: up to the 95th "
+        "percentile); x: the untrained model.",
         **{
             f"factor_{k}_beliefs": f"Factor {k}'s belief (its marginal of the joint belief) and its linear probe "
             f"from {layer}."
@@ -474,6 +540,8 @@ def report_sections(
         "exceeds_both": record["exceeds_both"],
         "participation_ratio": final["participation_ratio"],
         "min_principal_angle": min((min(a) for a in final["principal_angles"].values()), default=None),
+        "max_subspace_overlap": max(final["subspace_overlap"].values(), default=None),
+        "joint_belief_dim": record["joint_belief_dim"],
         "factor_r2_heldout_contexts": [r["r2_heldout_contexts"] for r in final["factors"]],
         "min_factor_r2_heldout_contexts": min(r["r2_heldout_contexts"] for r in final["factors"]),
     }
@@ -500,6 +568,20 @@ def run(inputs: StudyInputs, settings: Settings) -> StudyOutput:
         tables=tables,
         headline=headline,
     )
+
+
+def _title(process: Any) -> str:
+    """A figure's title for the process: a factored process with a dependency structure by its name (its factors and
+    structure; "product" would misread it), any other by `figures.process_title`."""
+    if isinstance(process.params, dict) and "structure" in process.params:
+        return str(process.name)  # e.g. "factored_chain(mess3, sns, sns)"
+    return process_title(process.name, process.params)
+
+
+def _final_tokens(inputs: StudyInputs) -> int:
+    """Tokens the final model was trained on (steps x batch x context, as the checkpoints' tokens)."""
+    tc = inputs.cfg.train_config()
+    return int(tc.steps) * int(tc.batch_size) * int(inputs.model_cfg.context_length)
 
 
 def _n(value: Any) -> str:

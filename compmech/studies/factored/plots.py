@@ -96,3 +96,80 @@ def plot_explained_variance(
     if title:
         set_suptitle(fig, title, 11)
     return fig
+
+
+def plot_dimension_over_training(
+    tokens: Sequence[float],  # [C] tokens seen at each checkpoint (the final model last)
+    components: np.ndarray,  # [C] components the activations need for `share` of the variance
+    participation: np.ndarray,  # [C] the participation ratio of the activations' spectrum
+    *,
+    share: str,  # the variance share of ``components``, e.g. "0.95"
+    dim_factored: int,  # sum(d_k - 1)
+    dim_joint: int,  # prod(d_k) - 1
+    joint_belief_dim: int | None = None,  # the true joint beliefs' own affine dimension, if it differs
+    truth_counts: tuple[int, int] | None = None,  # (true factor beliefs', true joint beliefs') counts for `share`
+    overlaps: dict[str, np.ndarray] | None = None,  # pair "i-j" -> [C] the authors' subspace overlap
+    nulls: dict[str, tuple[float, float]] | None = None,  # pair -> (mean, 95th percentile) of random subspaces
+    untrained: tuple[float, dict[str, float]] | None = None,  # (untrained count for `share`, pair -> its overlap)
+    title: str | None = None,
+) -> Figure:
+    """Left: the activations' effective dimension over training (components for a share of the variance, and the
+    participation ratio) against the factored prediction sum(d_k - 1) and the joint one prod(d_k) - 1 (and the true
+    beliefs' own counts for the same share, like with like). Right: each pair of factors' subspace overlap over
+    training beside its null, random subspaces of the same dimensions (mean and 95th percentile)."""
+    t = as_array("tokens", tokens, 1)
+    c = as_array("components", components, 1)
+    pr = as_array("participation", participation, 1)
+    if not (len(t) == len(c) == len(pr)) or len(t) < 1:
+        raise FigureInputError(
+            f"tokens, components and participation need one entry per checkpoint; got {len(t)}, {len(c)}, {len(pr)}"
+        )
+    fig = new_figure(11.0, 4.4 if title else 4.0)
+    ax, bx = fig.subplots(1, 2)
+    ax.plot(t, c, "o-", color="black", lw=1.8, ms=4, label=f"activations: components for {float(share):.0%}")
+    ax.plot(t, pr, "s--", color="0.35", lw=1.2, ms=3, label="activations: participation ratio")
+    ax.axhline(dim_factored, color="tab:blue", ls="--", lw=1.1, label=f"factored: sum(d_k - 1) = {dim_factored}")
+    ax.axhline(dim_joint, color="tab:red", ls="--", lw=1.1, label=f"joint: prod(d_k) - 1 = {dim_joint}")
+    if joint_belief_dim is not None and joint_belief_dim != dim_joint:
+        ax.axhline(joint_belief_dim, color="tab:red", ls="-.", lw=1.0, label=f"joint beliefs' rank: {joint_belief_dim}")
+    if truth_counts is not None:
+        f, j = truth_counts
+        ax.axhline(f, color="tab:blue", ls=":", lw=1.0, label=f"true factor beliefs, {float(share):.0%}: {f}")
+        ax.axhline(j, color="tab:red", ls=":", lw=1.0, label=f"true joint beliefs, {float(share):.0%}: {j}")
+    t0 = float(t[0]) / 4  # the untrained model, left of the first checkpoint
+    if untrained is not None:
+        ax.scatter([t0], [untrained[0]], marker="x", color="0.4", zorder=4, label=f"untrained model: {untrained[0]:g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("tokens seen")
+    ax.set_ylabel("dimensions")
+    top = max(dim_joint, float(np.max(c)), float(np.max(pr)), untrained[0] if untrained is not None else 0.0)
+    ax.set_ylim(0, top * 1.35 + 0.5)  # room for the legend above the curves
+    ax.grid(alpha=0.25)
+    ax.legend(fontsize=7, loc="upper right", framealpha=0.9)
+    ax.set_title("effective dimension of the activations", fontsize=10)
+    cmap = mpl.colormaps["tab10"]
+    for n, (pair, values) in enumerate(sorted((overlaps or {}).items())):
+        color = cmap(n % 10)
+        v = as_array(f"overlaps[{pair}]", values, 1)
+        bx.plot(t[: len(v)], v, "o-", color=color, lw=1.5, ms=4, label=f"factors {pair}")
+        if nulls and pair in nulls:
+            mean, q95 = nulls[pair]
+            bx.axhspan(0, q95, color=color, alpha=0.08)
+            bx.axhline(mean, color=color, ls=":", lw=1.0)
+        if untrained is not None and pair in untrained[1]:
+            bx.scatter([t0], [untrained[1][pair]], marker="x", color=color, zorder=4)
+    if nulls:
+        bx.fill_between([], [], color="0.5", alpha=0.15, label="random subspaces: to the 95th percentile")
+        bx.plot([], [], color="0.5", ls=":", label="random subspaces: mean")
+    if untrained is not None:
+        bx.scatter([], [], marker="x", color="0.4", label="untrained model")
+    bx.set_xscale("log")
+    bx.set_ylim(0, 1.02)
+    bx.set_xlabel("tokens seen")
+    bx.set_ylabel("subspace overlap (0 orthogonal, 1 nested)")
+    bx.grid(alpha=0.25)
+    bx.legend(fontsize=7, loc="upper right", framealpha=0.9)
+    bx.set_title("overlap of the factors' probe subspaces (the authors' score)", fontsize=10)
+    if title:
+        set_suptitle(fig, title, 11)
+    return fig

@@ -206,3 +206,93 @@ def test_process_settings_can_be_composed_in_python():
     )
     assert mix.weights == (0.5, 0.5)
     np.testing.assert_allclose(build_process(mix).prior, [0.5, 0.5])
+
+
+CHAIN = """
+[process]
+kind = "factored"
+structure = "chain"
+control_maps = [[], [0, 1, 1], [1, 0]]
+[[process.components]]
+name = "mess3"
+[[process.components]]
+name = "sns"
+params = { p = 0.5, q = 0.5 }
+variants = [{ p = 0.1, q = 0.9 }]
+[[process.components]]
+name = "sns"
+params = { p = 0.3, q = 0.7 }
+variants = [{ q = 0.2 }]
+"""
+
+
+def test_a_factored_config_builds_the_library_factored_process_and_round_trips(tmp_path):
+    cfg = _cfg(CHAIN, tmp_path)
+    built = build_process(cfg.process)
+    sns = hp.get_process
+    want = hp.factored_process(
+        [
+            [hp.mess3()],
+            [sns("sns", p=0.5, q=0.5), sns("sns", p=0.1, q=0.9)],
+            [sns("sns", p=0.3, q=0.7), sns("sns", p=0.3, q=0.2)],
+        ],
+        "chain",
+        control_maps=[[], [0, 1, 1], [1, 0]],
+    )
+    np.testing.assert_array_equal(built.T, want.T)
+    assert (built.vocab_size, built.num_states) == (12, 12) and built.params["structure"] == "chain"
+    again = config_from_dict(tomllib.loads(cfg.to_toml()), source=str(tmp_path / "again.toml"))
+    assert again.process == cfg.process
+
+
+@pytest.mark.parametrize(
+    "edit, error, match",
+    [
+        (('structure = "chain"', 'structure = "tree"'), ConfigError, r"structure must be one of independent, chain"),
+        (
+            ("control_maps = [[], [0, 1, 1], [1, 0]]", "control_maps = [[], [0, 1], [1, 0]]"),
+            ProcessError,
+            r"^\[process\]: factored_process: control_maps\[1\] has 2 entries; structure 'chain' needs 3",
+        ),
+        (
+            ("control_maps = [[], [0, 1, 1], [1, 0]]", "control_maps = [[], [0, 1, 2], [1, 0]]"),
+            ProcessError,
+            r"control_maps\[1\] holds 2; entries are variant indices of factor 1, integers in \[0, 2\)",
+        ),
+        (
+            ("control_maps = [[], [0, 1, 1], [1, 0]]", 'control_maps = [[], ["a"], [1, 0]]'),
+            ConfigError,
+            r"control_maps\[1\] must be a list of integers",
+        ),
+        (
+            ('kind = "factored"', 'kind = "product"'),
+            ConfigError,
+            r'structure is for kind = "factored", not kind = "product"',
+        ),
+        (
+            ("variants = [{ q = 0.2 }]", "variants = [{ r = 0.2 }]"),
+            ProcessError,
+            r"\[process\] components\[2\] variants\[0\]: 'sns' cannot be built",
+        ),
+    ],
+)
+def test_bad_factored_configs_are_one_line_naming_the_key(tmp_path, edit, error, match):
+    text = CHAIN.replace(*edit)
+    assert text != CHAIN
+    with pytest.raises(error, match=match) as info:
+        build_process(_cfg(text, tmp_path).process)
+    assert "\n" not in str(info.value)
+
+
+def test_variants_belong_to_the_factors_of_a_factored_process():
+    with pytest.raises(ConfigError, match=r"components\[0\] has variants: they are for the factors of kind"):
+        config_from_dict(
+            {
+                "process": {
+                    "kind": "product",
+                    "components": [{"name": "sns", "variants": [{"p": 0.1}]}, {"name": "coin"}],
+                }
+            }
+        )
+    with pytest.raises(ProcessError, match=r"\[process\] variants are for the factors of kind = \"factored\""):
+        build_process(config_from_dict({"process": {"name": "sns", "variants": [{"p": 0.1}]}}).process)

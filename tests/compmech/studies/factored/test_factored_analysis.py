@@ -192,3 +192,89 @@ def test_the_reproduce_table_reads_each_runs_factored_json(factored_run):
     assert r["true_factor_components"] == f and r["exceeds_both"] == d["exceeds_both"]
     three = " | ".join(f"{x['0.8']} / {x['0.9']} / {x['0.95']} / {x['0.99']}" for x in (c, f, j))
     assert f"| tiny | {r['relative_loss']:.4f} | {three} | " in text and " | 4 | 8 | " in text
+
+
+CHAIN_CONFIG = (
+    CONFIG.replace('name = "tiny_factored"', 'name = "tiny_chain3"')
+    .replace(
+        """[process]
+kind = "product"
+[[process.components]]
+name = "mess3"
+[[process.components]]
+name = "mess3"
+params = { x = 0.15, alpha = 0.6 }
+""",
+        """[process]
+kind = "factored"
+structure = "chain"
+control_maps = [[], [0, 1, 1], [1, 0]]
+[[process.components]]
+name = "mess3"
+[[process.components]]
+name = "sns"
+params = { p = 0.5, q = 0.5 }
+variants = [{ p = 0.1, q = 0.9 }]
+[[process.components]]
+name = "sns"
+params = { p = 0.3, q = 0.7 }
+variants = [{ p = 0.8, q = 0.2 }]
+""",
+    )
+    .replace("save_at_tokens = [4800]", "save_at_tokens = [960, 4800]")
+)
+
+
+@pytest.fixture(scope="module")
+def chain_run(study_run):
+    return study_run(CHAIN_CONFIG)
+
+
+@pytest.mark.slow
+def test_a_factored_chain_run_has_the_overlaps_their_null_and_the_over_training_figure(chain_run):
+    d = json.loads((chain_run / "factored.json").read_text())
+    assert [f["process"] for f in d["factors"]] == ["mess3", "sns", "sns"]
+    ranks = [f["belief_rank"] for f in d["factors"]]
+    assert (d["dim_factored"], d["dim_joint"]) == (sum(r - 1 for r in ranks), int(np.prod(ranks)) - 1)
+    assert 1 <= d["joint_belief_dim"] <= d["dim_joint"]
+    assert set(d["subspace_overlap"]) == set(d["overlap_null"]) == {"0-1", "0-2", "1-2"}
+    for pair, v in d["subspace_overlap"].items():
+        null = d["overlap_null"][pair]
+        assert 0.0 <= v <= 1.0 and 0.0 <= d["subspace_overlap_untrained"][pair] <= 1.0
+        assert null["dim"] == 24 and 0 < null["mean"] < null["q95"] < 1
+    assert [e["tokens_requested"] for e in d["over_training"]] == [960, 4800]
+    assert all(set(e["subspace_overlap"]) == {"0-1", "0-2", "1-2"} for e in d["over_training"])
+    assert d["final_tokens"] == 300 * 32 * 3
+    assert (chain_run / "figures" / "factored_over_training.png").stat().st_size > 0
+    head = json.loads((chain_run / "summary.json").read_text())["studies"]["factored"]
+    assert head["max_subspace_overlap"] == max(d["subspace_overlap"].values())
+
+    from compmech.studies.factored.reproduce import coupled_row, format_coupled_markdown
+
+    r = coupled_row("tiny chain", chain_run)
+    assert [e["tokens"] for e in r["over_training"]][-1] == d["final_tokens"] and len(r["over_training"]) == 3
+    text = format_coupled_markdown([r], quick=True)
+    assert f"| tiny chain | {r['relative_loss']:.4f} | {ranks} | {d['dim_factored']} | {d['dim_joint']} |" in text
+    assert all(f"| tiny chain | {pair} | {d['subspace_overlap'][pair]:.3f} (" in text for pair in ("0-1", "0-2", "1-2"))
+
+
+def test_the_over_training_figure_draws_from_arrays():
+    from compmech.studies.factored.plots import plot_dimension_over_training
+
+    fig = plot_dimension_over_training(
+        [1e3, 1e4, 1e5],
+        np.array([2, 5, 7]),
+        np.array([1.5, 3.0, 4.2]),
+        share="0.95",
+        dim_factored=4,
+        dim_joint=11,
+        joint_belief_dim=9,
+        truth_counts=(4, 8),
+        overlaps={"0-1": np.array([0.3, 0.2, 0.1])},
+        nulls={"0-1": (0.05, 0.12)},
+        untrained=(12.0, {"0-1": 0.04}),
+        title="planted",
+    )
+    left, right = fig.axes
+    assert [round(line.get_ydata()[0], 3) for line in left.lines[2:4]] == [4, 11]
+    assert list(right.lines[0].get_ydata()) == [0.3, 0.2, 0.1]
