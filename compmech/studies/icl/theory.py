@@ -413,6 +413,17 @@ def enumerated_words(process: HMM | GeneralizedHMM | RandomMarkovChains, length:
     return EnumeratedWords(words=words, probs=np.asarray(level.probs, np.float64), laws=laws)
 
 
+def component_emissions(process: object) -> np.ndarray | None:
+    """[K, V] bool: which tokens each component of a mixture can emit (a nonzero entry of its block of ``T[x]``);
+    None for a source that is not a mixture (random Markov chains: every chain emits every token)."""
+    if not is_mixture(process):
+        return None
+    parts = mixture_parts(process)  # type: ignore[arg-type]
+    T, _, _ = process_vectors(process)  # type: ignore[arg-type]
+    e = parts.edges
+    return np.stack([np.any(T[:, a:z, a:z] != 0, axis=(1, 2)) for a, z in zip(e[:-1], e[1:])])
+
+
 def source_posterior(
     process: HMM | GeneralizedHMM, tokens: np.ndarray | None = None, beliefs: np.ndarray | None = None
 ) -> np.ndarray:
