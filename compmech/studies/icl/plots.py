@@ -67,17 +67,23 @@ def plot_icl_loss(
     for k, lab in enumerate(labels):
         ax.plot(n, comp[k], color=colors[k % len(colors)], lw=0.9, alpha=0.8, label=f"told: {lab}")
     ax.plot(n, known, color="0.45", lw=1.2, ls=":", label="told the source (weighted)")
+    fixed_top = None
     if fixed_source is not None:
-        ax.plot(ms, as_array("fixed_source", fixed_source, 1), color="tab:red", lw=1.2, ls="--", label=fixed_label)
+        fs = as_array("fixed_source", fixed_source, 1)
+        fixed_top = float(np.max(fs[ms >= 1])) if np.any(ms >= 1) else float(np.max(fs))
+    ctx = n >= 1 if np.any(n >= 1) else np.ones(n.size, bool)  # the first token (no context) can sit far above
+    tops = [float(opt[ctx].max()), float(comp[:, ctx].max()), float(ml[ms >= 1].max() if np.any(ms >= 1) else ml.max())]
+    # a never-inferring predictor that meets tokens its component never emits (vocabulary-mapped components) pays
+    # the probability floor there: its curve sits far above the rest and is left above the axis
+    off_axis = fixed_top is not None and fixed_top > 2.0 * max(tops)
+    if fixed_source is not None:
+        label = fixed_label + (f" (up to {fixed_top:.3g}, above the axis)" if off_axis else "")
+        ax.plot(ms, as_array("fixed_source", fixed_source, 1), color="tab:red", lw=1.2, ls="--", label=label)
     ax.plot(n, opt, color="black", lw=2.0, label="Bayes optimal (source inferred)")
     ax.fill_between(n, opt - 2 * np.asarray(optimal_se), opt + 2 * np.asarray(optimal_se), color="black", alpha=0.15)
     ax.errorbar(ms, ml, yerr=2 * mse, fmt="o", ms=3, color="tab:blue", lw=0.8, label="model")
-    ctx = n >= 1 if np.any(n >= 1) else np.ones(n.size, bool)  # the first token (no context) can sit far above
-    tops = [float(opt[ctx].max()), float(comp[:, ctx].max()), float(ml[ms >= 1].max() if np.any(ms >= 1) else ml.max())]
-    if fixed_source is not None:
-        tops.append(
-            float(np.max(np.asarray(fixed_source)[ms >= 1])) if np.any(ms >= 1) else float(np.max(fixed_source))
-        )
+    if fixed_top is not None and not off_axis:
+        tops.append(fixed_top)
     lo = min(float(known.min()), float(ml.min()), float(comp.min()))
     hi = max(tops)
     ax.set_ylim(lo - 0.05 * (hi - lo + 1e-9), hi + 0.25 * (hi - lo + 1e-9))

@@ -122,6 +122,9 @@ def mixture_parts(process: HMM | GeneralizedHMM) -> MixtureParts:
         priors[k, a:z] = pi[a:z] / weights[k]
     comps = process.params.get("components") or [{} for _ in sizes]
     labels = tuple(_label(c, k) for k, c in enumerate(comps))
+    maps = process.params.get("vocab_maps")
+    if maps is not None:  # components that differ only in their tokens: the map tells them apart
+        labels = tuple(f"{lab} via {list(m)}" for lab, m in zip(labels, maps))
     return MixtureParts(weights=weights, edges=edges, priors=priors, labels=labels)
 
 
