@@ -152,7 +152,7 @@ class StepChange:
     rate_se: float | None
     plateau_step: float | None  # where the fall rate was slowest before it (the plateau)
     plateau_rate: float | None
-    drop: float | None  # the loss just before the interval minus just after it (window means)
+    drop: float | None  # the loss just before the interval minus just after it (window medians)
     noise: float  # estimated standard deviation of one loss point
     window: int  # points averaged on each side of a boundary
 
@@ -169,9 +169,11 @@ class StepChange:
 
 
 STEP_RULE = (
-    "fall rate g at each boundary = (mean of the w loss points before - mean of the w after) / the distance of their "
+    "fall rate g at each boundary = (median of the w loss points before - median of the w after) / the distance of "
+    "their mean steps (medians: one noisy point moves neither); "
     "mean steps; a step change is a boundary whose g is at least "
-    f"{STEP_MIN_RATIO:g} x the slowest earlier g (the plateau, at least w points before) and above it by "
+    f"{STEP_MIN_RATIO:g} x the slowest earlier g (the plateau, at least w points before; a negative one counted as 0) "
+    "and above it by "
     f">= {STEP_MIN_Z:g} standard errors, where that plateau itself followed a fall at least {STEP_MIN_RATIO:g} x "
     f"as fast and {STEP_MIN_Z:g} standard errors faster (the loss fell, slowed, fell again); the largest such rise; "
     "its timing uncertainty the interval where g stays above half way between the plateau's rate and the peak; "
@@ -183,9 +185,10 @@ def step_change(steps: np.ndarray, loss: np.ndarray, window: int = 3) -> StepCha
     """Find a step change in ``loss`` [P] over ``steps`` [P] (increasing); the rule is `STEP_RULE`.
 
     A curve that only slows down (a convex decay) has none: its fall rate never rises again. Nor has an initial
-    slow start followed by the first fall (no earlier fall precedes that plateau). ``window`` points are averaged on
+    slow start followed by the first fall (no earlier fall precedes that plateau). ``window`` points (their median) on
     each side of a boundary, so noise of standard deviation sigma gives the rate a standard error of
-    sigma sqrt(2 / window) / (distance of the windows' mean steps).
+    sqrt(pi / 2) sigma sqrt(2 / window) / (distance of the windows' mean steps) (a median's error is at most
+    sqrt(pi / 2) times a mean's).
     """
     s = np.asarray(steps, dtype=np.float64)
     L = np.asarray(loss, dtype=np.float64)
@@ -209,16 +212,18 @@ def step_change(steps: np.ndarray, loss: np.ndarray, window: int = 3) -> StepCha
     if P < 4 * w + 1:
         return none(f"too few points ({P}) for windows of {w}: need at least {4 * w + 1}")
     bounds = np.arange(w, P - w + 1)  # boundary i sits between points i - 1 and i
-    left = np.array([L[i - w : i].mean() for i in bounds])
-    right = np.array([L[i : i + w].mean() for i in bounds])
+    left = np.array([np.median(L[i - w : i]) for i in bounds])
+    right = np.array([np.median(L[i : i + w]) for i in bounds])
     ds = np.array([s[i : i + w].mean() - s[i - w : i].mean() for i in bounds])
     g = (left - right) / ds  # [B] fall rate, loss per step
-    g_se = max(noise, 1e-300) * np.sqrt(2.0 / w) / ds  # [B]
+    g_se = max(noise, 1e-300) * np.sqrt(np.pi / 2.0) * np.sqrt(2.0 / w) / ds  # [B]
     at = (s[bounds - 1] + s[bounds]) / 2.0  # [B] the boundary's step
     B = bounds.size
 
     def z(a: int, b: int) -> float:
-        return float((g[a] - g[b]) / np.hypot(g_se[a], g_se[b]))
+        """Standard errors by which boundary a falls faster than boundary b (b's rate counted as 0 if negative: a
+        loss that rose there, e.g. one noisy spike, must not make the next fall look like a step)."""
+        return float((g[a] - max(g[b], 0.0)) / np.hypot(g_se[a], g_se[b]))
 
     # a plateau j: an earlier boundary k (windows disjoint: k <= j - w) fell >= ratio x as fast, significantly
     plateau_ok = np.zeros(B, dtype=bool)
@@ -233,7 +238,7 @@ def step_change(steps: np.ndarray, loss: np.ndarray, window: int = 3) -> StepCha
         if not js:
             continue
         j = min(js, key=lambda m: g[m])
-        rise = g[i] - g[j]
+        rise = g[i] - max(g[j], 0.0)
         if g[i] >= STEP_MIN_RATIO * max(g[j], 0.0) and g[i] > 0 and z(i, j) >= STEP_MIN_Z and rise > best_rise:
             best, best_rise, best_j = i, rise, j
     if best is None or best_j is None:
@@ -248,7 +253,7 @@ def step_change(steps: np.ndarray, loss: np.ndarray, window: int = 3) -> StepCha
     hi = best
     while hi + 1 < B and g[hi + 1] >= half:
         hi += 1
-    drop = float(L[max(bounds[lo] - w, 0) : bounds[lo]].mean() - L[bounds[hi] : bounds[hi] + w].mean())
+    drop = float(np.median(L[max(bounds[lo] - w, 0) : bounds[lo]]) - np.median(L[bounds[hi] : bounds[hi] + w]))
     return StepChange(
         found=True,
         reason=f"the fall rate rose from {g[best_j]:.3g} (plateau) to {g[best]:.3g} per step, "

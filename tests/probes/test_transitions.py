@@ -81,6 +81,10 @@ def test_a_smooth_decay_and_a_slow_start_have_no_step_change():
     # a slow start then one fall (no earlier fall before the plateau): not a step change by this rule
     slow_start = 1.8 - 0.8 / (1.0 + np.exp(-(steps - 100.0) / 15.0)) + rng.normal(0, 1e-3, steps.size)
     assert not step_change(steps, slow_start).found
+    # one noisy point (50 noise sigmas) on the plateau: the fall back from it is not a step change
+    spiky = _curve(steps, rng)
+    spiky[50] += 0.05
+    assert not step_change(steps, spiky).found
     # pure noise
     assert not step_change(steps, 1.0 + rng.normal(0, 1e-2, steps.size)).found
     assert not step_change(steps[:8], np.ones(8)).found  # too few points

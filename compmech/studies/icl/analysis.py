@@ -109,7 +109,7 @@ class Settings:
     fit_min_seen: int = 1  # the excess fits use positions with at least this many tokens seen
     induction_sequences: int = 256  # sequences whose attention patterns give the induction scores
     identifying_max_count: int = 8  # the loss on identifying tokens is grouped by 0, 1, ..., this (and more) seen
-    step_window: int = 3  # held-out loss points averaged on each side of a boundary by the step-change detector
+    step_window: int = 3  # held-out loss points (their median) on each side of a boundary for the step-change detector
 
     def __post_init__(self) -> None:
         if self.theory_method not in THEORY_METHODS:
