@@ -69,3 +69,18 @@ def test_the_reproduce_page_reads_the_runs_icl_json(mr_name_run):
     assert "# In-context learning of a name (quick budget)" in md
     assert "| Bayes optimum | 0." in md and "| model, step 60 |" in md
     assert "step change in the held-out loss" in md and "Rule:" in md
+
+
+@pytest.mark.parametrize("key, value", [("identifying_max_count", 0), ("step_window", 0), ("step_window", True)])
+def test_bad_new_settings_are_one_clear_error(key, value):
+    from compmech.studies.icl.analysis import Settings
+
+    with pytest.raises(ValueError, match=f"{key} must be an integer >= 1"):
+        Settings(**{key: value})
+
+
+def test_held_out_loss_is_read_once_per_step(tmp_path):
+    lines = [{"step": 0, "loss": 2.0}, {"step": 10, "loss": 1.5}, {"step": 10, "loss": 1.4}, {"step": 20, "loss": None}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    steps, loss = read_held_out_loss(tmp_path)
+    assert steps.tolist() == [0.0, 10.0] and loss.tolist() == [2.0, 1.4]  # a resumed run's repeat: the last record
