@@ -170,8 +170,7 @@ class StepChange:
 
 STEP_RULE = (
     "fall rate g at each boundary = (median of the w loss points before - median of the w after) / the distance of "
-    "their mean steps (medians: one noisy point moves neither); "
-    "mean steps; a step change is a boundary whose g is at least "
+    "their mean steps (medians: one noisy point moves neither); a step change is a boundary whose g is at least "
     f"{STEP_MIN_RATIO:g} x the slowest earlier g (the plateau, at least w points before; a negative one counted as 0) "
     "and above it by "
     f">= {STEP_MIN_Z:g} standard errors, where that plateau itself followed a fall at least {STEP_MIN_RATIO:g} x "

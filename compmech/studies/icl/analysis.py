@@ -911,6 +911,13 @@ class IdentifyingLosses:
         w = r.n[ok] / r.n[ok].sum()
         return float(w @ r.loss[ok]), float(np.sqrt(np.square(w) @ np.square(np.nan_to_num(r.loss_se[ok]))))
 
+    def gain(self, r: LossByCount) -> tuple[float, float]:
+        """The in-context gain on the identifying tokens: the loss with none seen minus the loss with at least one
+        seen (`after_first`), and its standard error (the two in quadrature). It grows only when the model uses the
+        earlier identifying token (copies the name), not when it learns which tokens can come next at all."""
+        after, after_se = self.after_first(r)
+        return float(r.loss[0] - after), float(np.hypot(r.loss_se[0], after_se))
+
     def to_json(self) -> dict[str, Any]:
         return {
             "definition": "mean loss (nats) of the predictions whose target is an identifying token (one only some "
@@ -976,7 +983,7 @@ def identifying_phase(
 @dataclass(frozen=True, eq=False)
 class StepTiming:
     """The step change in the held-out loss over training, set beside the half rise of the induction score and the
-    half fall of the identifying-token loss over the checkpoints (all in optimizer steps)."""
+    half rise of the in-context gain on the identifying tokens over the checkpoints (all in optimizer steps)."""
 
     steps: np.ndarray  # [P] the evaluations' steps (metrics.jsonl)
     loss: np.ndarray  # [P] the held-out loss there
@@ -984,8 +991,10 @@ class StepTiming:
     checkpoint_steps: tuple[int, ...]  # initialisation, each checkpoint, the end
     induction: tuple[float, ...] | None  # the largest induction score of a head at each (a transformer)
     induction_rise: HalfRise | None
-    identifying_after_first: tuple[float, ...] | None  # the model's identifying-token loss with >= 1 seen, at each
-    identifying_fall: HalfRise | None  # its half fall (the half rise of its negative)
+    identifying_gain: tuple[float, ...] | None  # the model's in-context gain on the identifying tokens at each
+    identifying_gain_se: tuple[float, ...] | None
+    optimal_gain: float | None  # the Bayes optimum's
+    identifying_rise: HalfRise | None  # the gain's half rise
 
     @property
     def coincide(self) -> bool | None:
@@ -999,9 +1008,7 @@ class StepTiming:
 
     def to_json(self) -> dict[str, Any]:
         rise = None if self.induction_rise is None else self.induction_rise.to_json()
-        fall = None if self.identifying_fall is None else self.identifying_fall.to_json()
-        if fall is not None and fall["found"]:
-            fall = {**fall, "start": -fall["start"], "peak": -fall["peak"]}  # back to losses: start, lowest
+        gain_rise = None if self.identifying_rise is None else self.identifying_rise.to_json()
         return {
             "metric": "the held-out loss at every evaluation (metrics.jsonl 'loss'), in optimizer steps",
             "steps": [int(x) for x in self.steps],
@@ -1010,10 +1017,12 @@ class StepTiming:
             "checkpoint_steps": list(self.checkpoint_steps),
             "induction_max_all": None if self.induction is None else list(self.induction),
             "induction_half_rise": rise,
-            "identifying_loss_after_first": None
-            if self.identifying_after_first is None
-            else list(self.identifying_after_first),
-            "identifying_half_fall": fall,
+            "identifying_gain": None if self.identifying_gain is None else list(self.identifying_gain),
+            "identifying_gain_se": None if self.identifying_gain_se is None else list(self.identifying_gain_se),
+            "identifying_gain_definition": "the loss on an identifying token with none seen before minus the loss "
+            "with at least one seen (nats): what reading the earlier identifying token is worth",
+            "optimal_identifying_gain": self.optimal_gain,
+            "identifying_gain_half_rise": gain_rise,
             "coincide": self.coincide,
             "coincide_rule": "the step change's half-maximum interval overlaps the two checkpoints between which the "
             "induction score first gets half way from its initial value to its largest",
@@ -1039,7 +1048,7 @@ def step_timing_phase(
     inputs: StudyInputs, settings: Settings, training: OverTraining, ident: IdentifyingLosses | None
 ) -> StepTiming:
     """The step change in the held-out loss (`probes.transitions.step_change`) and the half rise of the induction
-    score and half fall of the identifying-token loss over the checkpoints."""
+    score and of the in-context gain on the identifying tokens over the checkpoints."""
     steps, loss = read_held_out_loss(inputs.run_dir)
     change = step_change(steps, loss, window=settings.step_window)
     pts = [*training.points, training.final]
@@ -1047,12 +1056,14 @@ def step_timing_phase(
     x = np.array(ck, dtype=np.float64)
     ind = None if pts[0].induction_max_all is None else tuple(float(p.induction_max_all or 0.0) for p in pts)
     rise = None if ind is None or len(ind) < 2 else half_rise(x, np.array(ind), min_rise=0.05)
-    after, fall = None, None
+    gain, gain_se, opt_gain, gain_rise = None, None, None, None
     if ident is not None:
-        after = tuple(ident.after_first(p.model)[0] for p in ident.points)
-        a = np.array(after)
-        if len(a) >= 2 and np.all(np.isfinite(a)) and np.array([p.step for p in ident.points]).tolist() == list(ck):
-            fall = half_rise(x, -a, min_rise=0.05)
+        pairs = [ident.gain(p.model) for p in ident.points]
+        gain, gain_se = tuple(g for g, _ in pairs), tuple(e for _, e in pairs)
+        opt_gain = ident.gain(ident.optimal)[0]
+        a = np.array(gain)
+        if len(a) >= 2 and np.all(np.isfinite(a)) and [p.step for p in ident.points] == list(ck):
+            gain_rise = half_rise(x, a, min_rise=0.05)
     return StepTiming(
         steps=steps,
         loss=loss,
@@ -1060,8 +1071,10 @@ def step_timing_phase(
         checkpoint_steps=ck,
         induction=ind,
         induction_rise=rise,
-        identifying_after_first=after,
-        identifying_fall=fall,
+        identifying_gain=gain,
+        identifying_gain_se=gain_se,
+        optimal_gain=opt_gain,
+        identifying_rise=gain_rise,
     )
 
 
@@ -1425,7 +1438,7 @@ def identifying_table(ident: IdentifyingLosses) -> tuple[str, list[str], list[li
 
 
 def step_timing_table(timing: StepTiming) -> tuple[str, list[str], list[list[Any]], str]:
-    """The step change and the half rise of the induction score / half fall of the identifying-token loss."""
+    """The step change and the half rise of the induction score and of the in-context gain on identifying tokens."""
     c = timing.change
 
     def span(lo: float | None, hi: float | None) -> str:
@@ -1442,7 +1455,7 @@ def step_timing_table(timing: StepTiming) -> tuple[str, list[str], list[list[Any
     ]
     for what, r, note in (
         ("induction score, half rise", timing.induction_rise, "largest head, every occurrence"),
-        ("identifying-token loss (>= 1 seen), half fall", timing.identifying_fall, "model"),
+        ("in-context gain on the identifying tokens, half rise", timing.identifying_rise, "model"),
     ):
         if r is not None:
             rows.append(

@@ -333,7 +333,7 @@ def mr_name_markdown(r: dict[str, Any], d: dict[str, Any], quick: bool) -> str:
     if t is not None:
         c = t["step_change"]
         rise = t["induction_half_rise"]
-        fall = t["identifying_half_fall"]
+        fall = t.get("identifying_gain_half_rise")
         lines += [
             "### The step change in the loss and the induction heads (optimizer steps)",
             "",
@@ -345,7 +345,7 @@ def mr_name_markdown(r: dict[str, Any], d: dict[str, Any], quick: bool) -> str:
             + ("–" if c["step_lo"] is None else f"{c['step_lo']:,.0f}-{c['step_hi']:,.0f}")
             + " |",
         ]
-        for what, h in (("induction score, half rise", rise), ("name loss (>= 1 seen), half fall", fall)):
+        for what, h in (("induction score, half rise", rise), ("in-context gain on the name, half rise", fall)):
             if h is not None:
                 lines.append(
                     f"| {what} | {'yes' if h['found'] else 'no'} | "
