@@ -1253,6 +1253,7 @@ def figures_phase(
                 [(p.step, p.model) for p in ident.points],
                 ", ".join(ident.token_names),
             ),
+            gain_rise=timing.identifying_rise,
             title=title,
         )
     return save_figures(inputs.cfg, inputs.run_dir, draws)
@@ -1272,7 +1273,8 @@ CAPTIONS = {
     "over sources (left) and onto the belief over the mixture's states (right); grey: shuffled control.",
     "icl_transition": "Left: the held-out loss over training (every evaluation), the step change where one was found "
     "(red line: where the fall is fastest after a plateau; band: its half-maximum interval; none otherwise), and "
-    "(right axis, squares) the largest induction score of a head at each checkpoint with its half rise (dotted). "
+    "(right axis, squares) the largest induction score of a head at each checkpoint with its half rise (dotted) and "
+    "the half rise of the in-context gain on the identifying tokens (dashed, purple). "
     "Right, for a mixture with identifying tokens: the loss on those tokens by how many of them the context held "
     "(log scale; ± 2 s.e. clustered by sequence), the model at each checkpoint (light to dark) and the Bayes optimum "
     "on the same sequences (black dashed).",

@@ -226,6 +226,7 @@ def plot_icl_transition(
     *,
     identifying: tuple[Any, Sequence[tuple[int, Any]], str] | None = None,  # (optimal LossByCount, [(step, model
     #                                                                         LossByCount)], the tokens' names)
+    gain_rise: Any = None,  # `probes.transitions.HalfRise` of the in-context gain on the identifying tokens
     title: str | None = None,
 ) -> Figure:
     """The held-out loss over training with its step change and the induction score beside it; and (a mixture with
@@ -263,6 +264,10 @@ def plot_icl_transition(
         if induction_rise is not None and induction_rise.found:
             bx.axvline(
                 induction_rise.at, color="tab:green", ls=":", lw=1.2, label=f"its half rise at {induction_rise.at:,.0f}"
+            )
+        if gain_rise is not None and gain_rise.found:
+            bx.axvline(
+                gain_rise.at, color="tab:purple", ls="--", lw=1.2, label=f"name gain's half rise at {gain_rise.at:,.0f}"
             )
         bx.set_ylabel("induction score (every occurrence)", color="tab:green")
         bx.set_ylim(0, max(1.0, float(np.nanmax(ind)) * 1.05))
