@@ -962,7 +962,8 @@ def identifying_phase(
     M = settings.identifying_max_count
     optimal = loss_by_count(tokens, opt_loss, ident, M, mask=mask)
     stamped = [(p.tokens, p.step, p.params) for p in losses.points]
-    stamped.append((int(training.final.tokens or 0), int(training.final.step or 0), inputs.params_state))
+    if stamped[-1][1] != int(training.final.step or 0):  # a checkpoint saved at the last step is the final model
+        stamped.append((int(training.final.tokens or 0), int(training.final.step or 0), inputs.params_state))
     points = []
     with phase("icl identifying tokens", total=len(stamped), enabled=inputs.progress) as tick:
         for n_tokens, step, params in stamped:
@@ -1051,7 +1052,9 @@ def step_timing_phase(
     score and of the in-context gain on the identifying tokens over the checkpoints."""
     steps, loss = read_held_out_loss(inputs.run_dir)
     change = step_change(steps, loss, window=settings.step_window)
-    pts = [*training.points, training.final]
+    pts = list(training.points)
+    if pts[-1].step != training.final.step:  # a checkpoint saved at the last step is the final model: once
+        pts.append(training.final)
     ck = tuple(int(p.step or 0) for p in pts)
     x = np.array(ck, dtype=np.float64)
     ind = None if pts[0].induction_max_all is None else tuple(float(p.induction_max_all or 0.0) for p in pts)
