@@ -18,7 +18,11 @@ Process = HMM | GeneralizedHMM
 
 
 def mixture(
-    processes: Sequence[Process], weights: Sequence[float] | None = None, *, name: str | None = None
+    processes: Sequence[Process],
+    weights: Sequence[float] | None = None,
+    *,
+    name: str | None = None,
+    vocab_maps: Sequence[Sequence[int]] | None = None,
 ) -> Process:
     """Non-ergodic mixture: each sequence comes from component k, chosen once with probability ``weights[k]``.
 
@@ -26,20 +30,29 @@ def mixture(
     and prior ``concat(weights[k] * pi_k)``. That prior is a stationary distribution of the block
     chain but not the only one, so it is stored explicitly (`HMM.prior`): sampling and the exact
     theory (mixed states, optimal loss by position) start from it, so a belief carries the
-    posterior over components (`component_posterior`). All components must have the same number of
-    tokens; ``weights`` default to uniform.
+    posterior over components (`component_posterior`). Without ``vocab_maps`` all components must have the
+    same number of tokens; ``weights`` default to uniform.
 
-    ``params`` records ``components`` (each component's name and parameters), ``weights`` and
+    ``vocab_maps`` (one per component): component ``k`` emits its token ``a`` as the shared token
+    ``vocab_maps[k][a]``, so ``T[vocab_maps[k][a]]`` holds ``T_k[a]`` in block ``k``; the shared vocabulary
+    has ``max over the maps + 1`` tokens (a token no component emits is allowed, with probability 0). This is
+    simplexity's ``build_nonergodic_transition_matrices`` (simplexity/generative_processes/builder.py at commit
+    657aff777cd7d7a6edfadd1f846bbf62028caeec), except that a map with a repeated token is refused here (there
+    the later token's matrix silently overwrites the earlier one's). A token that only some components emit
+    identifies them: seeing it sets the posterior of the others to 0.
+
+    ``params`` records ``components`` (each component's name and parameters), ``weights``,
     ``component_states`` (the number of states of each component, i.e. the sizes of the diagonal
-    blocks, in order), which `component_posterior` reads.
+    blocks, in order), which `component_posterior` reads, and ``vocab_maps`` when given.
     """
     procs = _check_processes(processes, "mixture")
-    V = procs[0].vocab_size
+    maps = None if vocab_maps is None else _check_vocab_maps(vocab_maps, procs)
+    V = procs[0].vocab_size if maps is None else 1 + max(max(m) for m in maps)
     for k, p in enumerate(procs):
-        if p.vocab_size != V:
+        if maps is None and p.vocab_size != V:
             raise ProcessError(
                 f"mixture: component {k} ({p.name}) has {p.vocab_size} tokens but component 0 has {V}; "
-                "mixed processes must share one token alphabet"
+                "mixed processes must share one token alphabet (or give vocab_maps, one per component)"
             )
     K = len(procs)
     w = np.full(K, 1.0 / K) if weights is None else _check_weights(weights, K)
@@ -49,26 +62,30 @@ def mixture(
     pi = np.zeros(S)
     tau = np.zeros(S)
     off = 0
-    for p, wk, n in zip(procs, w, sizes):
+    for k, (p, wk, n) in enumerate(zip(procs, w, sizes)):
         Tk, pik, tauk = process_vectors(p)
-        T[:, off : off + n, off : off + n] = Tk
+        to = np.arange(V) if maps is None else np.asarray(maps[k])  # [V_k] component token -> shared token
+        T[to, off : off + n, off : off + n] = Tk
         pi[off : off + n] = wk * pik
         tau[off : off + n] = tauk
         off += n
     label = name or "mixture(" + ", ".join(p.name for p in procs) + ")"
     params = {"components": [_describe(p) for p in procs], "weights": w.tolist(), "component_states": sizes}
+    if maps is not None:
+        params["vocab_maps"] = [list(m) for m in maps]
     state_names = tuple(f"{k}:{s}" for k, p in enumerate(procs) for s in _state_names(p))
+    tokens = procs[0].token_names if maps is None else _mapped_token_names(procs, maps, V)
     if any(isinstance(p, GeneralizedHMM) for p in procs):
         return GeneralizedHMM(
             T,
             name=label,
             params=params,
             state_names=state_names,
-            token_names=procs[0].token_names,
+            token_names=tokens,
             normalizer=tau,
             prior=pi,
         )
-    return HMM(T, name=label, params=params, state_names=state_names, token_names=procs[0].token_names, prior=pi)
+    return HMM(T, name=label, params=params, state_names=state_names, token_names=tokens, prior=pi)
 
 
 def component_posterior(process: Process, beliefs: np.ndarray) -> np.ndarray:
@@ -247,6 +264,53 @@ def _check_processes(processes: Sequence[Process], what: str) -> list[Process]:
         if not isinstance(p, (HMM, GeneralizedHMM)):
             raise ProcessError(f"{what}: component {k} is a {type(p).__name__}, not an HMM or GeneralizedHMM")
     return procs
+
+
+def _check_vocab_maps(vocab_maps: Sequence[Sequence[int]], procs: list[Process]) -> list[tuple[int, ...]]:
+    """Each map as a tuple of distinct integers >= 0, one per token of its component; `ProcessError` otherwise."""
+    maps = list(vocab_maps)
+    if len(maps) != len(procs):
+        raise ProcessError(
+            f"mixture: vocab_maps has {len(maps)} maps but there are {len(procs)} components; give one per component"
+        )
+    out = []
+    for k, (m, p) in enumerate(zip(maps, procs)):
+        if isinstance(m, (str, bytes)) or not hasattr(m, "__len__"):
+            raise ProcessError(f"mixture: vocab_maps[{k}] must be a list of token ids; got {m!r}")
+        ids = list(m)
+        if len(ids) != p.vocab_size:
+            raise ProcessError(
+                f"mixture: vocab_maps[{k}] has {len(ids)} entries but component {k} ({p.name}) has {p.vocab_size} "
+                "tokens; give one shared token id per token of the component, in order"
+            )
+        bad = [x for x in ids if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)) or x < 0]
+        if bad:
+            raise ProcessError(f"mixture: vocab_maps[{k}] holds {bad[0]!r}; token ids must be integers >= 0")
+        dup = sorted({int(x) for x in ids if ids.count(x) > 1})
+        if dup:
+            raise ProcessError(
+                f"mixture: vocab_maps[{k}] sends two of component {k}'s tokens to shared token {dup[0]}; a map must "
+                "send distinct tokens to distinct ids"
+            )
+        out.append(tuple(int(x) for x in ids))
+    return out
+
+
+def _mapped_token_names(procs: list[Process], maps: list[tuple[int, ...]], V: int) -> tuple[str, ...]:
+    """The shared tokens' names: the components' names for it, joined with "|" where they differ (e.g. "name|name"
+    becomes "name" but "A|B" stays), each suffixed with the components that emit it when not all do ("name[0]"),
+    and "unused<i>" for an id no component emits."""
+    names: list[str] = []
+    for x in range(V):
+        who = [(k, _token_names(p)[m.index(x)]) for k, (p, m) in enumerate(zip(procs, maps)) if x in m]
+        if not who:
+            names.append(f"unused{x}")
+            continue
+        label = "|".join(dict.fromkeys(n for _, n in who))
+        if len(who) < len(procs):
+            label += "[" + ",".join(str(k) for k, _ in who) + "]"
+        names.append(label)
+    return tuple(names)
 
 
 def _check_weights(weights: Sequence[float], K: int) -> np.ndarray:

@@ -275,6 +275,36 @@ def matching_parens(p: float = 0.5, q: float = 0.5, max_depth: int = 4) -> HMM:
     )
 
 
+def mr_name(p: float = 0.4, q: float = 0.25) -> HMM:
+    """The "Mr. Dursley / Mr. Wonka" process of Riechers, Bigelow, Alt & Shai 2025 ("Next-token pretraining implies
+    in-context learning"), as the ``simplexity`` library defines it (``mr_name`` in
+    simplexity/generative_processes/transition_matrices.py at commit 657aff777cd7d7a6edfadd1f846bbf62028caeec).
+
+    Tokens = states = ("Mr.", "Something", "Blah", "name"), and the token emitted on an edge names the state it goes
+    to. From Mr.: emit "name" and go to name (probability 1). From name: emit "Something" or "Blah" (1/2 each) and
+    go there. From Something: "Mr." (q) -> Mr., "Something" (1 - p - q) -> Something, "Blah" (p) -> Blah; from Blah
+    likewise with Something and Blah swapped: "Mr." (q), "Something" (p), "Blah" (1 - p - q). Needs p, q >= 0 and
+    p + q <= 1; the stationary distribution over (Mr., Something, Blah, name) is (2q, 1, 1, 2q) / (2 + 4q), i.e.
+    (1, 2, 2, 1) / 6 at the authors' q = 1/4 (their test). Unifilar; alone it is a Markov chain on its tokens.
+    Mixed with a copy whose "name" is another token (`hmm_processes.mixture` with ``vocab_maps``, as the authors'
+    dursley_wonka config does) the first name identifies the component, and a predictor that copies it predicts
+    every later name: an induction head.
+    """
+    p = check_probability("p", p, "mr_name")
+    q = check_probability("q", q, "mr_name")
+    if p + q > 1.0 + 1e-12:
+        raise ProcessError(f"mr_name: need p + q <= 1 (the exits of Something and Blah); got p + q = {p + q!r}")
+    mr, something, blah, name = 0, 1, 2, 3
+    T = np.zeros((4, 4, 4))  # [V, S, S]: T[x, i, j], emit x on the way i -> j
+    T[name, mr, name] = 1.0
+    T[something, name, something] = T[blah, name, blah] = 0.5
+    stay = max(0.0, 1.0 - p - q)
+    T[mr, something, mr], T[something, something, something], T[blah, something, blah] = q, stay, p
+    T[mr, blah, mr], T[something, blah, something], T[blah, blah, blah] = q, p, stay
+    names = ("Mr.", "Something", "Blah", "name")
+    return HMM(T, name="mr_name", params={"p": p, "q": q}, state_names=names, token_names=names)
+
+
 # --- generalized HMMs (quasi-probability presentations) -----------------------------------------
 
 

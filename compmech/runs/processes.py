@@ -269,14 +269,18 @@ def build_process(
                     raise
                 raise ProcessError(f"{where}: {exc}") from None
         vocab = [p.vocab_size for p in parts]
-        if settings.kind == "mixture" and len(set(vocab)) > 1:
+        maps = getattr(settings, "vocab_maps", None)
+        if settings.kind == "mixture" and maps is None and len(set(vocab)) > 1:
             k = next(i for i, v in enumerate(vocab) if v != vocab[0])
             raise ProcessError(
                 f"{_where} components[{k}] ({parts[k].name}) has {vocab[k]} tokens but components[0] "
                 f"({parts[0].name}) has {vocab[0]}; a mixture's components must share one vocabulary "
-                '(use kind = "product" to combine different alphabets)'
+                '(use kind = "product" to combine different alphabets, or give vocab_maps)'
             )
-        V = vocab[0] if settings.kind == "mixture" else math.prod(vocab)
+        if maps is not None:
+            V = 1 + max((max(m) for m in maps if m), default=0)
+        else:
+            V = vocab[0] if settings.kind == "mixture" else math.prod(vocab)
         S = (sum if settings.kind == "mixture" else math.prod)(p.num_states for p in parts)
         check_process_size(
             COMPOSED_BYTES_PER_ENTRY * float(V) * float(S) ** 2,
@@ -286,7 +290,7 @@ def build_process(
         )
         try:
             if settings.kind == "mixture":
-                return mixture(parts, settings.weights)
+                return mixture(parts, settings.weights, vocab_maps=maps)
             if settings.kind == "coupled":
                 return shift_coupled(parts[0], parts[1], settings.coupling)
             if settings.kind == "factored":

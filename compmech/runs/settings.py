@@ -54,7 +54,9 @@ class ProcessSettings:
     in, so it reruns from any directory.
 
     A composition: ``kind = "mixture"`` (one component per sequence, drawn with probability
-    ``weights[k]``; the components must share one vocabulary; weights default to uniform) or
+    ``weights[k]``; the components share one vocabulary, or each emits through its own map into a shared one,
+    ``vocab_maps = [[0, 1, 2, 3], [0, 1, 2, 4]]``: component k's token a is the shared token vocab_maps[k][a],
+    as the authors' simplexity library builds its non-ergodic processes; weights default to uniform) or
     ``kind = "product"`` (every component emits a token at each step; the token is the tuple), or
     ``kind = "coupled"`` (a product of two HMM components whose second one's hidden state is moved on by the
     first's hidden state with probability ``coupling`` = epsilon in [0, 1] after each step,
@@ -86,6 +88,7 @@ class ProcessSettings:
     control_maps: tuple[tuple[int, ...], ...] | None = None  # kind = "factored": [N] each factor's variant map
     emission_variants: tuple[int, ...] | None = None  # kind = "factored", "transition_coupled": [N] emission variants
     variants: tuple[dict[str, Any], ...] = ()  # a factor of kind = "factored": variants 1, 2, ... (params overrides)
+    vocab_maps: tuple[tuple[int, ...], ...] | None = None  # kind = "mixture": [K] per component, its token -> shared id
     n_states: int | None = None  # kind = "random_markov": k >= 2, the chain's states (= tokens)
     concentration: float | None = None  # kind = "random_markov": alpha > 0 of the Dirichlet prior (default 1.0)
 
@@ -104,8 +107,8 @@ class ProcessSettings:
         factored_keys = [k for k in ("structure", "control_maps", "emission_variants") if getattr(self, k) is not None]
         if factored_keys:
             raise ValueError(f'{factored_keys[0]} is for kind = "factored": add that kind or remove {factored_keys[0]}')
-        if self.components or self.weights is not None:
-            key = "components" if self.components else "weights"
+        if self.components or self.weights is not None or self.vocab_maps is not None:
+            key = "components" if self.components else "weights" if self.weights is not None else "vocab_maps"
             raise ValueError(f'{key} describe a composition: add kind = "mixture" or kind = "product"')
         if (self.name is None) == (self.spec is None):
             raise ValueError(
@@ -124,7 +127,9 @@ class ProcessSettings:
 
     def _check_family(self) -> None:
         beside = [
-            k for k in ("name", "spec", "module", "module_path", "weights", "coupling") if getattr(self, k) is not None
+            k
+            for k in ("name", "spec", "module", "module_path", "weights", "coupling", "vocab_maps")
+            if getattr(self, k) is not None
         ]
         if self.params:
             beside.insert(0, "params")
@@ -210,6 +215,8 @@ class ProcessSettings:
         if not all(isinstance(c, ProcessSettings) for c in self.components):
             raise ValueError("components must be ProcessSettings (in TOML: [[process.components]] tables)")
         K = len(self.components)
+        if self.vocab_maps is not None:
+            self._check_vocab_maps(K)
         if self.kind in ("product", "coupled", "factored"):
             if self.weights is not None:
                 raise ValueError(f'weights are for kind = "mixture"; a {self.kind} product has none: remove weights')
@@ -265,6 +272,28 @@ class ProcessSettings:
                     f"components[{i}] has variants but no name: variants override the params of a named process"
                 )
 
+    def _check_vocab_maps(self, K: int) -> None:
+        """One list of token ids (integers >= 0, distinct) per component, for a mixture only (the lengths are checked
+        against the components' vocabularies when the process is built)."""
+        if self.kind != "mixture":
+            raise ValueError(f'vocab_maps are for kind = "mixture", not kind = "{self.kind}": remove vocab_maps')
+        maps = self.vocab_maps
+        assert maps is not None
+        if len(maps) != K:
+            raise ValueError(
+                f"vocab_maps has {len(maps)} maps but there are {K} components; give one list of shared token ids "
+                "per [[process.components]] table, in order"
+            )
+        for k, m in enumerate(maps):
+            bad = [x for x in m if isinstance(x, bool) or not isinstance(x, int) or x < 0]
+            if bad:
+                raise ValueError(f"vocab_maps[{k}] holds {bad[0]!r}; token ids must be integers >= 0")
+            if len(set(m)) != len(m):
+                dup = next(x for x in m if list(m).count(x) > 1)
+                raise ValueError(
+                    f"vocab_maps[{k}] sends two tokens to shared id {dup}; each component's tokens need distinct ids"
+                )
+
     def to_dict(self) -> dict[str, Any]:
         """The table as written to a resolved config.toml (components as inline tables; unset keys left out)."""
         if self.kind in FAMILY_KINDS:
@@ -281,6 +310,8 @@ class ProcessSettings:
                 out["control_maps"] = [list(m) for m in self.control_maps]
             if self.emission_variants is not None:
                 out["emission_variants"] = list(self.emission_variants)
+            if self.vocab_maps is not None:
+                out["vocab_maps"] = [list(m) for m in self.vocab_maps]
             out["components"] = [c.to_dict() for c in self.components]
             return out
         return {
@@ -311,6 +342,7 @@ _PROCESS_KEYS = (
     "control_maps",
     "emission_variants",
     "variants",
+    "vocab_maps",
     *RANDOM_MARKOV_KEYS,
 )
 
@@ -332,6 +364,12 @@ def process_settings(table: Any, where: str = "[process]") -> ProcessSettings:
         elif key == "weights":
             if not isinstance(value, list):
                 raise ConfigError(f"{where} weights must be a list of numbers, e.g. weights = [0.5, 0.5]")
+        elif key == "vocab_maps":
+            if not isinstance(value, list) or not all(isinstance(m, list) for m in value):
+                raise ConfigError(
+                    f"{where} vocab_maps must be a list of lists of token ids, one per component, e.g. "
+                    "vocab_maps = [[0, 1, 2, 3], [0, 1, 2, 4]]"
+                )
         elif key == "coupling":
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"{where} coupling must be a number in [0, 1], e.g. coupling = 0.1")
@@ -366,6 +404,8 @@ def process_settings(table: Any, where: str = "[process]") -> ProcessSettings:
     values = {k: v for k, v in table.items() if k != "components"}
     if "weights" in values:
         values["weights"] = tuple(values["weights"])
+    if "vocab_maps" in values:
+        values["vocab_maps"] = tuple(tuple(m) for m in values["vocab_maps"])
     if "params" in values:
         values["params"] = dict(values["params"])
     if "variants" in values:

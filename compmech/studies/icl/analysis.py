@@ -14,18 +14,27 @@ with position as the Bayes-optimal one does, and does its residual stream carry 
   belief over the mixture's states: all positions pooled and at each position alone, with the context-disjoint
   held-out R² and the shuffled control (`probes.evaluate_probe`), and the untrained model;
 - whether the in-context gain appears gradually or in a jump over training (`transition`), and for a
-  transformer each head's induction score (`probes.induction`).
+  transformer each head's induction score (`probes.induction`);
+- for a mixture whose components emit different tokens (``vocab_maps``), the authors' measure of the induction
+  transition generalised: the loss on the identifying tokens (those only some components emit; the name of
+  ``mr_name``) by how many of them the context held, the model's at initialisation, each checkpoint and the end,
+  beside the Bayes optimum's on the same sampled sequences (`identifying_phase`, `probes.transitions`);
+- the step change in the held-out loss over training (metrics.jsonl; `probes.transitions.step_change`: a plateau
+  followed by a faster fall, or "none"), its timing set beside the half rise of the induction score and the half
+  fall of the identifying-token loss over the checkpoints (`step_timing_phase`).
 
 `run` is its phases in order, each handing the next a typed record: `frame_of` (`Frame`: the positions),
 `theory_phase` (`TheoryAtSeen`), `eval_rows` and `model_losses_phase` (`ModelLosses`), `against_theory`
 (`ModelAgainstTheory`: the excess, its fits, the gap), `probes_phase` (`Probes`), `over_training_phase`
-(`OverTraining`), then `icl_record` (icl.json), `figures_phase`, `report_tables` and `headline`.
+(`OverTraining`), `identifying_phase` (`IdentifyingLosses`, or None), `step_timing_phase` (`StepTiming`), then
+`icl_record` (icl.json), `figures_phase`, `report_tables` and `headline`.
 
-Writes ``icl.json`` and ``figures/icl_loss.png``, ``icl_training.png``, ``icl_probe.png``.
+Writes ``icl.json`` and ``figures/icl_loss.png``, ``icl_training.png``, ``icl_probe.png``, ``icl_transition.png``.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -42,13 +51,14 @@ from compmech.runs.run_figures import save_figures
 from compmech.runs.settings import ExperimentConfig
 from compmech.runs.sources import Source
 from compmech.studies.base import StudyInputs, StudyOutput
-from compmech.studies.icl.plots import plot_icl_loss, plot_icl_probe, plot_icl_training
+from compmech.studies.icl.plots import plot_icl_loss, plot_icl_probe, plot_icl_training, plot_icl_transition
 from compmech.studies.icl.theory import (
     MAX_EXACT_WORDS,
     DecayComparison,
     ExcessFits,
     ICLTheory,
     compare_decay,
+    component_emissions,
     enumerated_words,
     fit_excess,
     has_icl_theory,
@@ -58,10 +68,20 @@ from compmech.studies.icl.theory import (
 from figures import process_title
 from probes import CONTEXT_TEST_FRACTION, evaluate_probe, probe_rows
 from probes.induction import induction_scores
+from probes.transitions import (
+    STEP_RULE,
+    HalfRise,
+    LossByCount,
+    StepChange,
+    half_rise,
+    identifying_tokens,
+    loss_by_count,
+    step_change,
+)
 
 THEORY_METHODS = ("auto", "exact", "monte_carlo")
 #: Key streams of the study's own samples, folded into the config's seed (the run uses others).
-EVAL_STREAM, PROBE_STREAM = 2**31 - 11, 2**31 - 12
+EVAL_STREAM, PROBE_STREAM, IDENTIFYING_STREAM = 2**31 - 11, 2**31 - 12, 2**31 - 13
 #: Positions whose seen count is at least this are held to the 2% target (the issue's "every position >= 4").
 TARGET_MIN_SEEN = 4
 #: The posterior-probe target is read at positions with at least this many tokens seen.
@@ -88,6 +108,8 @@ class Settings:
     n_repeats: int = 2  # held-out splits of each probe
     fit_min_seen: int = 1  # the excess fits use positions with at least this many tokens seen
     induction_sequences: int = 256  # sequences whose attention patterns give the induction scores
+    identifying_max_count: int = 8  # the loss on identifying tokens is grouped by 0, 1, ..., this (and more) seen
+    step_window: int = 3  # held-out loss points (their median) on each side of a boundary for the step-change detector
 
     def __post_init__(self) -> None:
         if self.theory_method not in THEORY_METHODS:
@@ -106,6 +128,10 @@ class Settings:
                 raise ValueError(f"{name} must be an integer >= {2 if name != 'n_repeats' else 1}; got {v!r}")
         if isinstance(self.fit_min_seen, bool) or not isinstance(self.fit_min_seen, int) or self.fit_min_seen < 1:
             raise ValueError(f"fit_min_seen must be an integer >= 1; got {self.fit_min_seen!r}")
+        for name, low in (("identifying_max_count", 1), ("step_window", 1)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ValueError(f"{name} must be an integer >= {low}; got {v!r}")
         if not all(isinstance(n, str) and n for n in self.layers):
             raise ValueError(f"layers must be activation names; got {list(self.layers)!r}")
 
@@ -849,6 +875,212 @@ def over_training_phase(
     return OverTraining(points=tuple(evolution), final=final, induction=induction, transition=trans)
 
 
+# ---------------------------------------------------------------------------- identifying tokens and the step change
+
+
+@dataclass(frozen=True, eq=False)
+class IdentifyingPoint:
+    """The model's loss on the identifying tokens by count, at one point of training."""
+
+    tokens: int  # tokens trained on (0: initialisation)
+    step: int
+    model: LossByCount
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tokens": self.tokens, "step": self.step, **self.model.to_json()}
+
+
+@dataclass(frozen=True, eq=False)
+class IdentifyingLosses:
+    """The loss on the identifying tokens (those only some components emit) by how many of them came before, on one
+    set of sampled sequences: the Bayes optimum's and the model's at every point of training (the authors' measure of
+    the induction transition: the loss on the name by how many times the name was seen)."""
+
+    token_ids: tuple[int, ...]  # the identifying tokens
+    token_names: tuple[str, ...]
+    optimal: LossByCount  # -ln P(token | context) of the exact law, on the same predictions
+    points: tuple[IdentifyingPoint, ...]  # initialisation, each checkpoint, the end (its tokens and step stamped)
+    n_sequences: int
+
+    def after_first(self, r: LossByCount) -> tuple[float, float]:
+        """The mean loss (and its standard error, bins combined as independent) of the predictions with at least one
+        identifying token seen: the in-context part of the measure."""
+        ok = (r.count >= 1) & (r.n > 0)
+        if not ok.any():
+            return float("nan"), float("nan")
+        w = r.n[ok] / r.n[ok].sum()
+        return float(w @ r.loss[ok]), float(np.sqrt(np.square(w) @ np.square(np.nan_to_num(r.loss_se[ok]))))
+
+    def gain(self, r: LossByCount) -> tuple[float, float]:
+        """The in-context gain on the identifying tokens: the loss with none seen minus the loss with at least one
+        seen (`after_first`), and its standard error (the two in quadrature). It grows only when the model uses the
+        earlier identifying token (copies the name), not when it learns which tokens can come next at all."""
+        after, after_se = self.after_first(r)
+        return float(r.loss[0] - after), float(np.hypot(r.loss_se[0], after_se))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "definition": "mean loss (nats) of the predictions whose target is an identifying token (one only some "
+            "components emit), grouped by how many identifying tokens came before it in the sequence (the last "
+            "count pools every larger one); standard errors clustered by sequence; the optimum is -ln P(token | "
+            "context) of the exact law on the same predictions",
+            "token_ids": list(self.token_ids),
+            "token_names": list(self.token_names),
+            "n_sequences": self.n_sequences,
+            "optimal": self.optimal.to_json(),
+            "over_training": [p.to_json() for p in self.points],
+        }
+
+
+def identifying_phase(
+    inputs: StudyInputs, settings: Settings, frame: Frame, losses: ModelLosses, training: OverTraining
+) -> IdentifyingLosses | None:
+    """The loss on the identifying tokens by count (`probes.transitions.loss_by_count`) for the Bayes optimum and the
+    model at every point of training, on ``eval_sequences`` fresh sequences of their own key stream; None when the
+    source has no identifying token (every component emits every token, or not a mixture)."""
+    emits = component_emissions(inputs.process)
+    if emits is None:
+        return None
+    ident = identifying_tokens(emits)  # [V]
+    if not ident.any():
+        return None
+    block = _sample_rows(inputs.cfg, inputs.source, inputs.model_cfg, settings.eval_sequences, IDENTIFYING_STREAM)
+    tokens = np.asarray(block.tokens)  # [N, T] (the start token first with bos)
+    N, T = tokens.shape
+    rows, cols = np.arange(N)[:, None], np.arange(T - 1)[None, :]
+    nxt = tokens[:, 1:]  # [N, T - 1] the token position t predicts
+    mask = np.zeros((N, T), dtype=bool)
+    mask[:, 1:] = True  # the first token has no prediction (it is the start token, or unpredicted without one)
+
+    def realised(log_q: np.ndarray) -> np.ndarray:  # [N, T, V'] -> [N, T]: the loss of each token from its prefix
+        out = np.zeros((N, T))
+        out[:, 1:] = -log_q[rows, cols, nxt]
+        return out
+
+    with np.errstate(divide="ignore"):
+        opt_loss = realised(np.log(np.asarray(block.next_token_probs, np.float64)))
+    M = settings.identifying_max_count
+    optimal = loss_by_count(tokens, opt_loss, ident, M, mask=mask)
+    stamped = [(p.tokens, p.step, p.params) for p in losses.points]
+    if stamped[-1][1] != int(training.final.step or 0):  # a checkpoint saved at the last step is the final model
+        stamped.append((int(training.final.tokens or 0), int(training.final.step or 0), inputs.params_state))
+    points = []
+    with phase("icl identifying tokens", total=len(stamped), enabled=inputs.progress) as tick:
+        for n_tokens, step, params in stamped:
+            log_q = predictive_models.compute_log_probs(inputs.model_cfg, params, tokens, method="full")
+            points.append(
+                IdentifyingPoint(
+                    n_tokens, step, loss_by_count(tokens, realised(np.asarray(log_q, np.float64)), ident, M, mask=mask)
+                )
+            )
+            tick()
+    names = inputs.process.token_names or tuple(str(x) for x in range(inputs.process.vocab_size))
+    ids = tuple(int(x) for x in np.flatnonzero(ident))
+    return IdentifyingLosses(
+        token_ids=ids, token_names=tuple(names[x] for x in ids), optimal=optimal, points=tuple(points), n_sequences=N
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class StepTiming:
+    """The step change in the held-out loss over training, set beside the half rise of the induction score and the
+    half rise of the in-context gain on the identifying tokens over the checkpoints (all in optimizer steps)."""
+
+    steps: np.ndarray  # [P] the evaluations' steps (metrics.jsonl)
+    loss: np.ndarray  # [P] the held-out loss there
+    change: StepChange
+    checkpoint_steps: tuple[int, ...]  # initialisation, each checkpoint, the end
+    induction: tuple[float, ...] | None  # the largest induction score of a head at each (a transformer)
+    induction_rise: HalfRise | None
+    identifying_gain: tuple[float, ...] | None  # the model's in-context gain on the identifying tokens at each
+    identifying_gain_se: tuple[float, ...] | None
+    optimal_gain: float | None  # the Bayes optimum's
+    identifying_rise: HalfRise | None  # the gain's half rise
+
+    @property
+    def coincide(self) -> bool | None:
+        """Whether the step's half-maximum interval overlaps the checkpoint interval holding the induction score's
+        half rise (None when either is missing)."""
+        c, r = self.change, self.induction_rise
+        if not c.found or r is None or not r.found:
+            return None
+        assert c.step_lo is not None and c.step_hi is not None and r.lo is not None and r.hi is not None
+        return bool(c.step_lo <= r.hi and r.lo <= c.step_hi)
+
+    def to_json(self) -> dict[str, Any]:
+        rise = None if self.induction_rise is None else self.induction_rise.to_json()
+        gain_rise = None if self.identifying_rise is None else self.identifying_rise.to_json()
+        return {
+            "metric": "the held-out loss at every evaluation (metrics.jsonl 'loss'), in optimizer steps",
+            "steps": [int(x) for x in self.steps],
+            "loss": _floats(self.loss),
+            "step_change": self.change.to_json(),
+            "checkpoint_steps": list(self.checkpoint_steps),
+            "induction_max_all": None if self.induction is None else list(self.induction),
+            "induction_half_rise": rise,
+            "identifying_gain": None if self.identifying_gain is None else list(self.identifying_gain),
+            "identifying_gain_se": None if self.identifying_gain_se is None else list(self.identifying_gain_se),
+            "identifying_gain_definition": "the loss on an identifying token with none seen before minus the loss "
+            "with at least one seen (nats): what reading the earlier identifying token is worth",
+            "optimal_identifying_gain": self.optimal_gain,
+            "identifying_gain_half_rise": gain_rise,
+            "coincide": self.coincide,
+            "coincide_rule": "the step change's half-maximum interval overlaps the two checkpoints between which the "
+            "induction score first gets half way from its initial value to its largest",
+        }
+
+
+def read_held_out_loss(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The held-out loss over training from the run's metrics.jsonl: steps [P] and loss [P] (a step recorded twice,
+    by a resumed run, once: the last record)."""
+    by_step: dict[int, float] = {}
+    path = run_dir / "metrics.jsonl"
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                rec = json.loads(line)
+                if rec.get("loss") is not None:
+                    by_step[int(rec["step"])] = float(rec["loss"])
+    steps = np.array(sorted(by_step), dtype=np.float64)
+    return steps, np.array([by_step[int(x)] for x in steps])
+
+
+def step_timing_phase(
+    inputs: StudyInputs, settings: Settings, training: OverTraining, ident: IdentifyingLosses | None
+) -> StepTiming:
+    """The step change in the held-out loss (`probes.transitions.step_change`) and the half rise of the induction
+    score and of the in-context gain on the identifying tokens over the checkpoints."""
+    steps, loss = read_held_out_loss(inputs.run_dir)
+    change = step_change(steps, loss, window=settings.step_window)
+    pts = list(training.points)
+    if pts[-1].step != training.final.step:  # a checkpoint saved at the last step is the final model: once
+        pts.append(training.final)
+    ck = tuple(int(p.step or 0) for p in pts)
+    x = np.array(ck, dtype=np.float64)
+    ind = None if pts[0].induction_max_all is None else tuple(float(p.induction_max_all or 0.0) for p in pts)
+    rise = None if ind is None or len(ind) < 2 else half_rise(x, np.array(ind), min_rise=0.05)
+    gain, gain_se, opt_gain, gain_rise = None, None, None, None
+    if ident is not None:
+        pairs = [ident.gain(p.model) for p in ident.points]
+        gain, gain_se = tuple(g for g, _ in pairs), tuple(e for _, e in pairs)
+        opt_gain = ident.gain(ident.optimal)[0]
+        a = np.array(gain)
+        if len(a) >= 2 and np.all(np.isfinite(a)) and [p.step for p in ident.points] == list(ck):
+            gain_rise = half_rise(x, a, min_rise=0.05)
+    return StepTiming(
+        steps=steps,
+        loss=loss,
+        change=change,
+        checkpoint_steps=ck,
+        induction=ind,
+        induction_rise=rise,
+        identifying_gain=gain,
+        identifying_gain_se=gain_se,
+        optimal_gain=opt_gain,
+        identifying_rise=gain_rise,
+    )
+
+
 # ---------------------------------------------------------------------------- the record, figures, the output
 
 
@@ -864,6 +1096,8 @@ def icl_record(
     vs: ModelAgainstTheory,
     probes: Probes,
     training: OverTraining,
+    ident: IdentifyingLosses | None = None,
+    timing: StepTiming | None = None,
 ) -> dict[str, Any]:
     """icl.json's content."""
     curve, final, rows, early = th.curve, losses.final, losses.rows, vs.early
@@ -952,6 +1186,8 @@ def icl_record(
         "final": training.final.to_json(),
         "transition": training.transition,
         "induction": training.induction,
+        "identifying_tokens": None if ident is None else ident.to_json(),
+        "step_timing": None if timing is None else timing.to_json(),
     }
 
 
@@ -963,8 +1199,10 @@ def figures_phase(
     vs: ModelAgainstTheory,
     probes: Probes,
     training: OverTraining,
+    ident: IdentifyingLosses | None = None,
+    timing: StepTiming | None = None,
 ) -> list[Path]:
-    """figures/icl_loss, icl_training and icl_probe (each configured format)."""
+    """figures/icl_loss, icl_training, icl_probe and icl_transition (each configured format)."""
     process, curve, final, seen = inputs.process, th.curve, losses.final, frame.seen
     title = process_title(process.name, process.params)
     train_tokens = [p.tokens for p in training.points]
@@ -1003,6 +1241,24 @@ def figures_phase(
             title=title,
         ),
     }
+    if timing is not None:
+        draws["icl_transition"] = lambda: plot_icl_transition(
+            timing.steps,
+            timing.loss,
+            timing.change,
+            np.array(timing.checkpoint_steps),
+            None if timing.induction is None else np.array(timing.induction),
+            timing.induction_rise,
+            identifying=None
+            if ident is None
+            else (
+                ident.optimal,
+                [(p.step, p.model) for p in ident.points],
+                ", ".join(ident.token_names),
+            ),
+            gain_rise=timing.identifying_rise,
+            title=title,
+        )
     return save_figures(inputs.cfg, inputs.run_dir, draws)
 
 
@@ -1018,11 +1274,25 @@ CAPTIONS = {
     "right: its loss by position at each of them.",
     "icl_probe": "Context-disjoint held-out R² of linear probes at each position, per layer: onto the posterior "
     "over sources (left) and onto the belief over the mixture's states (right); grey: shuffled control.",
+    "icl_transition": "Left: the held-out loss over training (every evaluation), the step change where one was found "
+    "(red line: where the fall is fastest after a plateau; band: its half-maximum interval; none otherwise), and "
+    "(right axis, squares) the largest induction score of a head at each checkpoint with its half rise (dotted) and "
+    "the half rise of the in-context gain on the identifying tokens (dashed, purple). "
+    "Right, for a mixture with identifying tokens: the loss on those tokens by how many of them the context held "
+    "(log scale; ± 2 s.e. clustered by sequence), the model at each checkpoint (light to dark) and the Bayes optimum "
+    "on the same sequences (black dashed).",
 }
 
 
 def report_tables(
-    frame: Frame, th: TheoryAtSeen, losses: ModelLosses, vs: ModelAgainstTheory, probes: Probes, training: OverTraining
+    frame: Frame,
+    th: TheoryAtSeen,
+    losses: ModelLosses,
+    vs: ModelAgainstTheory,
+    probes: Probes,
+    training: OverTraining,
+    ident: IdentifyingLosses | None = None,
+    timing: StepTiming | None = None,
 ) -> list[tuple[str, list[str], list[list[Any]], str]]:
     """The report's tables: loss by position, the excess fits, the posterior probes, the induction scores."""
     seen, final, curve, rows = frame.seen, losses.final, th.curve, losses.rows
@@ -1146,11 +1416,72 @@ def report_tables(
                 "Attention mass from a token to the position after an earlier occurrence of the same token.",
             )
         )
+    if ident is not None:
+        tables.append(identifying_table(ident))
+    if timing is not None:
+        tables.append(step_timing_table(timing))
     return tables
 
 
+def identifying_table(ident: IdentifyingLosses) -> tuple[str, list[str], list[list[Any]], str]:
+    """The loss on the identifying tokens by count: the optimum, then the model at each point of training."""
+    opt = ident.optimal
+    counts = [f"{c}{'+' if opt.top_open and c == opt.count[-1] else ''}" for c in opt.count]
+
+    def cells(r: LossByCount) -> list[str]:
+        return ["–" if not np.isfinite(v) else _f(v, e if np.isfinite(e) else None) for v, e in zip(r.loss, r.loss_se)]
+
+    rows = [["Bayes optimum", *cells(opt)]] + [[f"model, step {p.step:,}", *cells(p.model)] for p in ident.points]
+    rows.append(["predictions", *[f"{n:,}" for n in opt.n]])
+    return (
+        "In-context learning: loss on the identifying tokens by how many were seen before (nats)",
+        ["", *[f"{c} seen" for c in counts]],
+        rows,
+        f"Identifying tokens: {', '.join(ident.token_names)} (emitted by only some components); "
+        f"{ident.n_sequences:,} fresh sequences; ± a standard error clustered by sequence.",
+    )
+
+
+def step_timing_table(timing: StepTiming) -> tuple[str, list[str], list[list[Any]], str]:
+    """The step change and the half rise of the induction score and of the in-context gain on identifying tokens."""
+    c = timing.change
+
+    def span(lo: float | None, hi: float | None) -> str:
+        return "–" if lo is None or hi is None else f"{lo:,.0f}-{hi:,.0f}"
+
+    rows = [
+        [
+            "step change in the held-out loss",
+            "yes" if c.found else "no",
+            "–" if c.step is None else f"{c.step:,.0f} ± {c.uncertainty:,.0f}",
+            span(c.step_lo, c.step_hi),
+            "–" if c.drop is None else f"drop {c.drop:.4f} nats",
+        ]
+    ]
+    for what, r, note in (
+        ("induction score, half rise", timing.induction_rise, "largest head, every occurrence"),
+        ("in-context gain on the identifying tokens, half rise", timing.identifying_rise, "model"),
+    ):
+        if r is not None:
+            rows.append(
+                [what, "yes" if r.found else "no", "–" if r.at is None else f"{r.at:,.0f}", span(r.lo, r.hi), note]
+            )
+    return (
+        "In-context learning: the step change in the loss and the induction heads' timing (optimizer steps)",
+        ["what", "found", "at", "interval", "note"],
+        rows,
+        f"{c.reason}. Rule: {STEP_RULE}. Coincide (the step's interval overlaps the induction half rise's "
+        f"checkpoints): {({True: 'yes', False: 'no', None: 'undetermined'})[timing.coincide]}.",
+    )
+
+
 def headline(
-    th: TheoryAtSeen, vs: ModelAgainstTheory, probes: Probes, training: OverTraining, record: dict[str, Any]
+    th: TheoryAtSeen,
+    vs: ModelAgainstTheory,
+    probes: Probes,
+    training: OverTraining,
+    record: dict[str, Any],
+    timing: StepTiming | None = None,
 ) -> dict[str, Any]:
     """The numbers summary.json records."""
     post_best = probes.best
@@ -1172,6 +1503,13 @@ def headline(
         f"posterior_{MIN_R2_KEY}": post_best[MIN_R2_KEY],
         "posterior_r2_shuffled": post_best["pooled"]["r2_shuffled"],
         "transition": None if training.transition is None else training.transition["kind"],
+        "step_change_found": None if timing is None else timing.change.found,
+        "step_change_step": None if timing is None else timing.change.step,
+        "step_change_uncertainty": None if timing is None else timing.change.uncertainty,
+        "induction_half_rise_step": None
+        if timing is None or timing.induction_rise is None
+        else timing.induction_rise.at,
+        "step_change_coincides_with_induction": None if timing is None else timing.coincide,
     }
 
 
@@ -1183,16 +1521,18 @@ def run(inputs: StudyInputs, settings: Settings) -> StudyOutput:
     vs = against_theory(th, losses, settings, frame)
     probes = probes_phase(inputs, settings, frame)
     training = over_training_phase(inputs, settings, frame, th, losses, probes)
-    record = icl_record(inputs, frame, th, losses, vs, probes, training)
+    ident = identifying_phase(inputs, settings, frame, losses, training)
+    timing = step_timing_phase(inputs, settings, training, ident)
+    record = icl_record(inputs, frame, th, losses, vs, probes, training, ident, timing)
     write_json_atomic(inputs.run_dir / "icl.json", record)
-    figs = figures_phase(inputs, frame, th, losses, vs, probes, training)
+    figs = figures_phase(inputs, frame, th, losses, vs, probes, training, ident, timing)
     return StudyOutput(
         name="icl",
         json_file="icl.json",
         figures=tuple(figs),
         captions=dict(CAPTIONS),
-        tables=tuple(report_tables(frame, th, losses, vs, probes, training)),
-        headline=headline(th, vs, probes, training, record),
+        tables=tuple(report_tables(frame, th, losses, vs, probes, training, ident, timing)),
+        headline=headline(th, vs, probes, training, record, timing),
     )
 
 

@@ -67,17 +67,23 @@ def plot_icl_loss(
     for k, lab in enumerate(labels):
         ax.plot(n, comp[k], color=colors[k % len(colors)], lw=0.9, alpha=0.8, label=f"told: {lab}")
     ax.plot(n, known, color="0.45", lw=1.2, ls=":", label="told the source (weighted)")
+    fixed_top = None
     if fixed_source is not None:
-        ax.plot(ms, as_array("fixed_source", fixed_source, 1), color="tab:red", lw=1.2, ls="--", label=fixed_label)
+        fs = as_array("fixed_source", fixed_source, 1)
+        fixed_top = float(np.max(fs[ms >= 1])) if np.any(ms >= 1) else float(np.max(fs))
+    ctx = n >= 1 if np.any(n >= 1) else np.ones(n.size, bool)  # the first token (no context) can sit far above
+    tops = [float(opt[ctx].max()), float(comp[:, ctx].max()), float(ml[ms >= 1].max() if np.any(ms >= 1) else ml.max())]
+    # a never-inferring predictor that meets tokens its component never emits (vocabulary-mapped components) pays
+    # the probability floor there: its curve sits far above the rest and is left above the axis
+    off_axis = fixed_top is not None and fixed_top > 2.0 * max(tops)
+    if fixed_source is not None:
+        label = fixed_label + (f" (up to {fixed_top:.3g}, above the axis)" if off_axis else "")
+        ax.plot(ms, as_array("fixed_source", fixed_source, 1), color="tab:red", lw=1.2, ls="--", label=label)
     ax.plot(n, opt, color="black", lw=2.0, label="Bayes optimal (source inferred)")
     ax.fill_between(n, opt - 2 * np.asarray(optimal_se), opt + 2 * np.asarray(optimal_se), color="black", alpha=0.15)
     ax.errorbar(ms, ml, yerr=2 * mse, fmt="o", ms=3, color="tab:blue", lw=0.8, label="model")
-    ctx = n >= 1 if np.any(n >= 1) else np.ones(n.size, bool)  # the first token (no context) can sit far above
-    tops = [float(opt[ctx].max()), float(comp[:, ctx].max()), float(ml[ms >= 1].max() if np.any(ms >= 1) else ml.max())]
-    if fixed_source is not None:
-        tops.append(
-            float(np.max(np.asarray(fixed_source)[ms >= 1])) if np.any(ms >= 1) else float(np.max(fixed_source))
-        )
+    if fixed_top is not None and not off_axis:
+        tops.append(fixed_top)
     lo = min(float(known.min()), float(ml.min()), float(comp.min()))
     hi = max(tops)
     ax.set_ylim(lo - 0.05 * (hi - lo + 1e-9), hi + 0.25 * (hi - lo + 1e-9))
@@ -207,4 +213,100 @@ def plot_icl_probe(
         ax.legend(fontsize=7, loc="lower right")
     if title:
         set_suptitle(fig, f"Probes by position: {title}", 11)
+    return fig
+
+
+def plot_icl_transition(
+    steps: np.ndarray,  # [P] optimizer steps of the evaluations
+    loss: np.ndarray,  # [P] held-out loss there
+    change: Any,  # `probes.transitions.StepChange`
+    checkpoint_steps: np.ndarray,  # [C] initialisation, each checkpoint, the end
+    induction: np.ndarray | None,  # [C] the largest induction score at each (None: not a transformer)
+    induction_rise: Any = None,  # `probes.transitions.HalfRise` of it
+    *,
+    identifying: tuple[Any, Sequence[tuple[int, Any]], str] | None = None,  # (optimal LossByCount, [(step, model
+    #                                                                         LossByCount)], the tokens' names)
+    gain_rise: Any = None,  # `probes.transitions.HalfRise` of the in-context gain on the identifying tokens
+    title: str | None = None,
+) -> Figure:
+    """The held-out loss over training with its step change and the induction score beside it; and (a mixture with
+    identifying tokens) the loss on those tokens by how many were seen, at each checkpoint, against the optimum."""
+    s = as_array("steps", steps, 1)
+    L = as_array("loss", loss, 1)
+    if s.shape != L.shape:
+        raise FigureInputError(f"steps and loss must have one length; got {s.shape} and {L.shape}")
+    n_panels = 2 if identifying is not None else 1
+    fig = new_figure(5.8 * n_panels, 4.4 if title else 4.0)
+    axes = np.atleast_1d(fig.subplots(1, n_panels))
+    ax = axes[0]
+    ax.plot(s, L, color="tab:blue", lw=1.2, marker=".", ms=3, label="held-out loss")
+    if change.found:
+        ax.axvspan(change.step_lo, change.step_hi, color="tab:red", alpha=0.15, lw=0)
+        ax.axvline(
+            change.step, color="tab:red", lw=1.2, label=f"step change at {change.step:,.0f} ± {change.uncertainty:,.0f}"
+        )
+    else:
+        ax.plot([], [], color="none", label="no step change found")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("held-out loss (nats)")
+    ax.grid(alpha=0.25)
+    if s.size:
+        late = L[s >= s[0] + 0.05 * (s[-1] - s[0])]  # zoom on the late curve: the initial fall dwarfs the step
+        lo, hi = float(np.min(L)), float(np.max(late)) if late.size else float(np.max(L))
+        pad = 0.08 * max(hi - lo, 1e-6)
+        ax.set_ylim(lo - pad, hi + 3 * pad)
+    handles, labels = ax.get_legend_handles_labels()
+    if induction is not None:
+        bx = ax.twinx()
+        cs = as_array("checkpoint_steps", checkpoint_steps, 1)
+        ind = as_array("induction", induction, 1)
+        bx.plot(cs, ind, color="tab:green", marker="s", ms=4, lw=1.0, label="largest induction score")
+        if induction_rise is not None and induction_rise.found:
+            bx.axvline(
+                induction_rise.at, color="tab:green", ls=":", lw=1.2, label=f"its half rise at {induction_rise.at:,.0f}"
+            )
+        if gain_rise is not None and gain_rise.found:
+            bx.axvline(
+                gain_rise.at, color="tab:purple", ls="--", lw=1.2, label=f"name gain's half rise at {gain_rise.at:,.0f}"
+            )
+        bx.set_ylabel("induction score (every occurrence)", color="tab:green")
+        bx.set_ylim(0, max(1.0, float(np.nanmax(ind)) * 1.05))
+        h2, l2 = bx.get_legend_handles_labels()
+        handles, labels = handles + h2, labels + l2
+    ax.legend(handles, labels, fontsize=7, loc="upper right")
+    ax.set_title("loss over training and the induction heads", fontsize=10)
+    if identifying is not None:
+        optimal, points, names = identifying
+        cx = axes[1]
+        cmap = mpl.colormaps["viridis"]
+        for i, (step, r) in enumerate(points):
+            last = i == len(points) - 1
+            c = r.count.astype(float)
+            color = "tab:blue" if last else cmap(0.1 + 0.8 * i / max(len(points) - 1, 1))
+            cx.errorbar(
+                c,
+                r.loss,
+                yerr=2 * np.nan_to_num(r.loss_se),
+                color=color,
+                lw=2.0 if last else 1.0,
+                marker="o",
+                ms=3,
+                capsize=2,
+                label=f"step {format_count(step)}",
+            )
+        cx.plot(optimal.count, optimal.loss, color="black", ls="--", lw=1.5, marker="x", label="Bayes optimum")
+        # log scale as the authors plot it, linear below 1e-3 so that the optimum's exact zeros (every name after the
+        # first is certain) stay on the axis
+        cx.set_yscale("symlog", linthresh=1e-3)
+        cx.set_ylim(bottom=0.0)
+        top = optimal.count[-1]
+        ticks = [str(int(c)) + ("+" if optimal.top_open and c == top else "") for c in optimal.count]
+        cx.set_xticks(optimal.count, ticks)
+        cx.set_xlabel(f"identifying tokens seen before ({names})")
+        cx.set_ylabel("loss on the identifying token (nats)")
+        cx.grid(alpha=0.25, which="both")
+        cx.legend(fontsize=6, ncol=2, loc="best")
+        cx.set_title("loss on the identifying tokens, by how many were seen", fontsize=10)
+    if title:
+        set_suptitle(fig, f"The induction transition: {title}", 11)
     return fig

@@ -281,3 +281,119 @@ def reproduce(out_root: Path, runner: Runner) -> str:
     write_json_atomic(out_root / "icl.json", {"quick": runner.quick, "rows": rows})
     write_text_atomic(out_root / "icl.md", markdown)
     return markdown
+
+
+# ---------------------------------------------------------------------------- compmech reproduce --only icl-mr-name
+
+#: The induction-head setting of the paper (the authors' dursley_wonka config): run directory = config name.
+MR_NAME_RUN = "icl_mr_name"
+#: ``--quick``: this fraction of the authors' 1000 steps (batch 512 kept), smaller evaluation and probe samples.
+MR_NAME_QUICK_FRACTION = 0.3
+MR_NAME_QUICK_OVERRIDES = {
+    "data.probe_sequences": 500,
+    "studies.icl.probe_sequences": 300,
+    "studies.icl.eval_sequences": 1000,
+    "studies.icl.theory_samples": 5000,
+}
+MR_NAME_FIGURES = (*FIGURES, "icl_transition")
+
+
+def mr_name_markdown(r: dict[str, Any], d: dict[str, Any], quick: bool) -> str:
+    """The icl tables of the run (`format_markdown`), then the loss on the name tokens by count over training and the
+    step change beside the induction score's rise."""
+    lines = [format_markdown([r], quick).replace("# In-context learning", "# In-context learning of a name", 1)]
+    ident, t = d.get("identifying_tokens"), d.get("step_timing")
+    if ident is not None:
+        opt = ident["optimal"]
+        heads = [f"{c}{'+' if opt['top_open'] and c == opt['count'][-1] else ''}" for c in opt["count"]]
+        lines += [
+            f"### Loss on the name tokens ({', '.join(ident['token_names'])}) by how many names were seen before",
+            "",
+            "| | " + " | ".join(f"{h} seen" for h in heads) + " |",
+            "|---|" + "---:|" * len(heads),
+        ]
+
+        def cells(rec: dict[str, Any]) -> str:
+            return " | ".join(
+                "–" if v is None else f"{v:.4f}" + ("" if e is None else f" ± {e:.4f}")
+                for v, e in zip(rec["loss"], rec["loss_se"])
+            )
+
+        lines.append(f"| Bayes optimum | {cells(opt)} |")
+        for p in ident["over_training"]:
+            lines.append(f"| model, step {p['step']:,} | {cells(p)} |")
+        lines += [
+            "| predictions | " + " | ".join(f"{n:,}" for n in opt["n"]) + " |",
+            "",
+            f"{ident['n_sequences']:,} fresh sequences; ± a standard error clustered by sequence. "
+            + ident["definition"]
+            + ".",
+            "",
+        ]
+    if t is not None:
+        c = t["step_change"]
+        rise = t["induction_half_rise"]
+        fall = t.get("identifying_gain_half_rise")
+        lines += [
+            "### The step change in the loss and the induction heads (optimizer steps)",
+            "",
+            "| what | found | at | interval |",
+            "|---|---|---:|---|",
+            f"| step change in the held-out loss | {'yes' if c['found'] else 'no'} | "
+            + ("–" if c["step"] is None else f"{c['step']:,.0f} ± {c['uncertainty']:,.0f}")
+            + " | "
+            + ("–" if c["step_lo"] is None else f"{c['step_lo']:,.0f}-{c['step_hi']:,.0f}")
+            + " |",
+        ]
+        for what, h in (("induction score, half rise", rise), ("in-context gain on the name, half rise", fall)):
+            if h is not None:
+                lines.append(
+                    f"| {what} | {'yes' if h['found'] else 'no'} | "
+                    + ("–" if h["at"] is None else f"{h['at']:,.0f}")
+                    + " | "
+                    + ("–" if h["lo"] is None else f"between checkpoints {h['lo']:,.0f} and {h['hi']:,.0f}")
+                    + " |"
+                )
+        coincide = {True: "yes", False: "no", None: "undetermined"}[t["coincide"]]
+        lines += [
+            "",
+            f"{c['reason']}" + (f"; drop {c['drop']:.4f} nats" if c["drop"] is not None else "") + ". "
+            f"Step change and induction rise coincide ({t['coincide_rule']}): {coincide}.",
+            "",
+            f"Rule: {c['rule']}.",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def reproduce_mr_name(out_root: Path, runner: Runner) -> str:
+    """Run compmech/experiments/icl_mr_name.toml (reusing a finished run), write icl_mr_name.md / .json, copy the
+    figures; return the Markdown."""
+    out_root = Path(out_root)
+    path = runner.config_path(MR_NAME_RUN)
+    cfg = runner.load(path)
+    if runner.quick:
+        cfg = runner.load(
+            path, {"training.steps": quick_steps(cfg.training, MR_NAME_QUICK_FRACTION), **MR_NAME_QUICK_OVERRIDES}
+        )
+    run_dir = out_root / MR_NAME_RUN
+    runner.say(f"== icl-mr-name: {path} ({cfg.training['steps']} steps) -> {run_dir}")
+    runner.run(cfg, run_dir)
+    r = row("two mr_name processes whose names differ (compmech/experiments/icl_mr_name.toml)", run_dir)
+    d = json.loads((run_dir / "icl.json").read_text())
+    for fig in MR_NAME_FIGURES:
+        src = run_dir / "figures" / f"{fig}.png"
+        if src.is_file():
+            copy_atomic(src, out_root / f"{MR_NAME_RUN}_{fig}.png")
+    markdown = mr_name_markdown(r, d, runner.quick)
+    write_json_atomic(
+        out_root / "icl_mr_name.json",
+        {
+            "quick": runner.quick,
+            "row": r,
+            "identifying_tokens": d.get("identifying_tokens"),
+            "step_timing": d.get("step_timing"),
+        },
+    )
+    write_text_atomic(out_root / "icl_mr_name.md", markdown)
+    return markdown

@@ -122,6 +122,9 @@ def mixture_parts(process: HMM | GeneralizedHMM) -> MixtureParts:
         priors[k, a:z] = pi[a:z] / weights[k]
     comps = process.params.get("components") or [{} for _ in sizes]
     labels = tuple(_label(c, k) for k, c in enumerate(comps))
+    maps = process.params.get("vocab_maps")
+    if maps is not None:  # components that differ only in their tokens: the map tells them apart
+        labels = tuple(f"{lab} via {list(m)}" for lab, m in zip(labels, maps))
     return MixtureParts(weights=weights, edges=edges, priors=priors, labels=labels)
 
 
@@ -411,6 +414,17 @@ def enumerated_words(process: HMM | GeneralizedHMM | RandomMarkovChains, length:
     _, pi, _ = process_vectors(process)
     laws, _ = _predictives(process, words, np.asarray(pi, np.float64))  # [N, L + 1, V]
     return EnumeratedWords(words=words, probs=np.asarray(level.probs, np.float64), laws=laws)
+
+
+def component_emissions(process: object) -> np.ndarray | None:
+    """[K, V] bool: which tokens each component of a mixture can emit (a nonzero entry of its block of ``T[x]``);
+    None for a source that is not a mixture (random Markov chains: every chain emits every token)."""
+    if not is_mixture(process):
+        return None
+    parts = mixture_parts(process)  # type: ignore[arg-type]
+    T, _, _ = process_vectors(process)  # type: ignore[arg-type]
+    e = parts.edges
+    return np.stack([np.any(T[:, a:z, a:z] != 0, axis=(1, 2)) for a, z in zip(e[:-1], e[1:])])
 
 
 def source_posterior(

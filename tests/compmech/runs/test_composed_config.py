@@ -296,3 +296,49 @@ def test_variants_belong_to_the_factors_of_a_factored_process():
         )
     with pytest.raises(ProcessError, match=r"\[process\] variants are for the factors of kind = \"factored\""):
         build_process(config_from_dict({"process": {"name": "sns", "variants": [{"p": 0.1}]}}).process)
+
+
+DURSLEY_WONKA = """
+[process]
+kind = "mixture"
+weights = [0.5, 0.5]
+vocab_maps = [[0, 1, 2, 3], [0, 1, 2, 4]]
+[[process.components]]
+name = "mr_name"
+params = { p = 0.4, q = 0.25 }
+[[process.components]]
+name = "mr_name"
+params = { p = 0.4, q = 0.25 }
+"""
+
+
+def test_a_vocab_mapped_mixture_config_builds_the_library_mixture_and_round_trips(tmp_path):
+    cfg = _cfg(DURSLEY_WONKA, tmp_path)
+    assert cfg.process.vocab_maps == ((0, 1, 2, 3), (0, 1, 2, 4))
+    built = build_process(cfg.process)
+    want = hp.mixture([hp.mr_name(), hp.mr_name()], [0.5, 0.5], vocab_maps=[[0, 1, 2, 3], [0, 1, 2, 4]])
+    np.testing.assert_array_equal(built.T, want.T)
+    assert built.vocab_size == 5 and built.params["vocab_maps"] == [[0, 1, 2, 3], [0, 1, 2, 4]]
+    assert tomllib.loads(cfg.to_toml())["process"]["vocab_maps"] == [[0, 1, 2, 3], [0, 1, 2, 4]]
+
+
+@pytest.mark.parametrize(
+    "process, match",
+    [
+        ({"kind": "mixture", "vocab_maps": [0, 1], "components": [{"name": "coin"}]}, "list of lists of token ids"),
+        ({"kind": "mixture", "vocab_maps": [[0, 1]], "components": [{"name": "coin"}] * 2}, "1 maps but there are 2"),
+        ({"kind": "mixture", "vocab_maps": [[0, 0]], "components": [{"name": "coin"}]}, "two tokens to shared id 0"),
+        ({"kind": "mixture", "vocab_maps": [[0, -1]], "components": [{"name": "coin"}]}, r"vocab_maps\[0\] holds -1"),
+        ({"kind": "product", "vocab_maps": [[0, 1]], "components": [{"name": "coin"}]}, 'for kind = "mixture"'),
+        ({"name": "coin", "vocab_maps": [[0, 1]]}, 'add kind = "mixture"'),
+    ],
+)
+def test_bad_vocab_maps_are_one_config_error(process, match):
+    with pytest.raises(ConfigError, match=match):
+        config_from_dict({"process": process}, source="exp.toml")
+
+
+def test_a_map_of_the_wrong_length_is_a_process_error_naming_the_component(tmp_path):
+    cfg = _cfg(DURSLEY_WONKA.replace("[0, 1, 2, 4]]", "[0, 1, 4]]"), tmp_path)
+    with pytest.raises(ProcessError, match=r"^\[process\]: mixture: vocab_maps\[1\] has 3 entries"):
+        build_process(cfg.process)
