@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from compmech.runs.heldout_scores import LayerScores
-from compmech.runs.markov_order_record import NORM_SHUFFLED, UNNORMALIZED, MarkovOrderRecord
+from compmech.runs.markov_order_record import NORM_SHUFFLED, TRUE_BELIEFS, UNNORMALIZED, MarkovOrderRecord
 from compmech.runs.summary import RunSummary
 
 
@@ -42,7 +42,10 @@ class SweepRow:
     mse_shuffled_heldout: float | None  # the shuffled control fitted on the fit contexts, scored held out
     mse_untrained: float | None  # the same layer at initialisation, held out (summary.json's probe_untrained)
     r2_untrained: float | None
-    # the order-k controls (markov_order.json): ceilings (in sample), margins of the held-out R² over them
+    # the order-k controls (markov_order.json): its probe onto the true beliefs (every distinct context once, held
+    # out; the R² the margins use), trained and untrained, the ceilings (in sample) and the margins over them
+    r2_distinct: float | None
+    r2_distinct_untrained: float | None
     ceilings: dict[str, float]
     margins: dict[str, float | None]
     untrained_margins: dict[str, float | None]
@@ -114,6 +117,8 @@ def sweep_row(
         mse_shuffled_heldout=s.mse_shuffled_heldout_contexts,
         mse_untrained=untrained.get("mse_heldout_contexts"),
         r2_untrained=untrained.get("r2_heldout_contexts"),
+        r2_distinct=r2_of(TRUE_BELIEFS, True),
+        r2_distinct_untrained=r2_of(TRUE_BELIEFS, False),
         ceilings=dict(record.ceilings),
         margins=dict(layer.margins),
         untrained_margins=dict(layer.untrained_margins),
@@ -167,12 +172,13 @@ def format_markdown(
         "relative loss); the probe onto the true beliefs, held out on unseen contexts (R², MSE) beside the "
         "shuffled-target control held out on the same contexts and the untrained model; the margin of the "
         "held-out R² over each order-k ceiling (the R² of the best any function of the last k tokens gives; "
-        "> 0: the model holds more than the last k tokens could); and the norm-shuffled control (held-out R² "
+        "> 0: the model holds more than the last k tokens could; that R² is the markov_order study's probe, every "
+        "distinct context once, shown first, untrained in brackets); and the norm-shuffled control (held-out R² "
         "onto the unnormalised beliefs, then onto the same vectors with their norms shuffled; untrained in "
         "brackets).",
         "",
         "| process | kind | loss / floor − 1 | relative loss | R² held out | MSE held out | shuffled MSE | "
-        "untrained MSE (R²) | margin k = " + ", ".join(ks) + " | beats k = " + ", ".join(ks) + " | unnormalised R² "
+        "untrained MSE (R²) | R²: margin k = " + ", ".join(ks) + " | beats k = " + ", ".join(ks) + " | unnormalised R² "
         "| norm-shuffled R² |",
         "|---|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|",
     ]
@@ -182,7 +188,8 @@ def format_markdown(
         lines.append(
             f"| {r.process} | {r.kind} | {r.excess:.2%} | {r.relative_loss:.4f} | {_n(r.r2_heldout)} | "
             f"{_n(r.mse_heldout, '.3g')} | {_n(r.mse_shuffled_heldout, '.3g')} | {_n(r.mse_untrained, '.3g')} "
-            f"({_n(r.r2_untrained)}) | {margins} | {beats} | {_n(r.r2_unnormalized)} "
+            f"({_n(r.r2_untrained)}) | {_n(r.r2_distinct)} ({_n(r.r2_distinct_untrained)}): {margins} | {beats} | "
+            f"{_n(r.r2_unnormalized)} "
             f"({_n(r.r2_unnormalized_untrained)}) | {_n(r.r2_norm_shuffled)} ({_n(r.r2_norm_shuffled_untrained)}) |"
         )
     return "\n".join(lines) + "\n"

@@ -142,12 +142,13 @@ def test_the_table_is_built_from_the_runs_records_and_says_which_ceilings_are_be
     md = format_markdown(rows, quick=True, orders=(1, 2, 3))
     assert "--quick --only quantum-sweep" in md
     assert "| tom_quantum-beta2.25 | transformer | 2.00% |" in md
-    assert "| yes, yes, no |" in md  # 0.8 beats 0.3 and 0.6, not 0.85
+    assert "| 0.800 (0.400): +0.500, +0.200, -0.050 | yes, yes, no |" in md  # 0.8 beats 0.3 and 0.6, not 0.85
     assert "| yes, yes, yes |" in md  # the GRU's 0.95 beats all three
     assert md.count("| tom_quantum-beta2.25 | 1.00000 |") == 1  # the floors: one line per process
     arrays = figure_arrays(rows, ["transformer", "gru"], (1, 2, 3))
     assert arrays["processes"] == ["β = 2.25", "fanizza"]
     assert np.isnan(arrays["r2"][1, 1]) and arrays["r2"][0, 1] == 0.95  # fanizza has no GRU run
+    assert arrays["r2_untrained"][0, 0] == 0.4  # the markov_order probe's (the margins' R²), not probe.json's 0.3
     np.testing.assert_allclose(arrays["ceilings"][0], [0.3, 0.6, 0.85])
     # a run whose held-out scores miss the study's layer is refused by name
     with pytest.raises(ValueError, match="no layer 'block_4'"):
@@ -210,6 +211,7 @@ def test_a_tiny_sweep_runs_end_to_end_and_reuses_its_runs(tmp_path):
         assert all(
             r[k] is not None
             for k in ("r2_heldout", "mse_shuffled_heldout", "mse_untrained", "r2_unnormalized", "r2_norm_shuffled")
+            + ("r2_distinct",)
         )
         assert r["mse_heldout"] < r["mse_shuffled_heldout"]  # even 100 steps read more than a shuffled target
     assert md.count("| tom_quantum-beta") == 2 + 4
