@@ -50,7 +50,8 @@ def test_the_shipped_grid_is_the_authors_processes_at_context_8_with_the_archite
     assert by_name["fanizza-lstm"].probe.train_fraction == 0.8  # fanizza.toml's probe (only 2^8 strings)
     assert by_name["post_quantum-rnn"].process.params["log_alpha"] == 1.0
     quick = shipped_points(ReproduceRunner("quantum_sweep", quick=True, progress=False))
-    assert all(q.cfg.training["steps"] < p.cfg.training["steps"] for q, p in zip(quick, points))
+    assert len(quick) == 5 * 4 and {q.process.beta for q in quick} == {None, 2.25, 3.5, math.sqrt(51.0)}
+    assert all(q.cfg.training["steps"] < by_name[q.name].training["steps"] for q in quick)
 
 
 def fake_record(ceilings, model_loss, true_r2, unnorm=(0.9, 0.5), layer="block_4"):
