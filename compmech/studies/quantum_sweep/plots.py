@@ -55,11 +55,12 @@ def plot_quantum_sweep(
     x = np.arange(P)
     offsets = (np.arange(K) - (K - 1) / 2) * min(0.14, 0.7 / K)
 
+    half = 0.42  # each process's order-k value: a short segment across its column (processes are not a continuum)
     for i, k in enumerate(orders):
         style = _STYLES[i % len(_STYLES)]
-        top.plot(x, order_excess[:, i], color="black", linestyle=style, marker="_", ms=14, lw=1.0, label=f"order-{k}")
-        mid.plot(
-            x, ceilings[:, i], color="black", linestyle=style, marker="_", ms=14, lw=1.0, label=f"order-{k} ceiling"
+        top.hlines(order_excess[:, i], x - half, x + half, colors="black", linestyles=style, lw=1.1, label=f"order-{k}")
+        mid.hlines(
+            ceilings[:, i], x - half, x + half, colors="black", linestyles=style, lw=1.1, label=f"order-{k} ceiling"
         )
     for j, kind in enumerate(kinds):
         c = _COLORS[j % len(_COLORS)]
@@ -67,7 +68,8 @@ def plot_quantum_sweep(
         mid.scatter(x + offsets[j], r2[:, j], color=c, s=28, zorder=3, label=f"{kind}")
         mid.scatter(x + offsets[j], r2_untrained[:, j], facecolors="none", edgecolors=c, s=28, zorder=3)
         bottom.scatter(x + offsets[j], unnorm[:, j], color=c, s=28, zorder=3, label=f"{kind}: unnormalised")
-        bottom.scatter(x + offsets[j], shuffled[:, j], color=c, marker="x", s=30, zorder=3)
+        bottom.scatter(x + offsets[j], shuffled[:, j], color=c, marker="x", s=30, zorder=3, label=f"{kind}: shuffled")
+    mid.scatter([], [], facecolors="none", edgecolors="0.3", s=28, label="untrained (hollow)")
     positive = np.concatenate([excess[np.isfinite(excess) & (excess > 0)], order_excess[order_excess > 0]])
     if positive.size:
         top.set_yscale("log")
@@ -83,6 +85,8 @@ def plot_quantum_sweep(
         ax.set_ylim(max(-0.1, min(0.0, float(finite.min())) - 0.05), 1.05)
         ax.axhline(0.0, color="0.6", lw=0.6)
     for ax in (top, mid, bottom):
+        for edge in x[:-1] + 0.5:
+            ax.axvline(edge, color="0.85", lw=0.6)
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     bottom.set_xticks(x, list(processes), fontsize=8)
