@@ -75,6 +75,8 @@ def test_a_run_reports_losses_and_ceilings_that_theory_orders(config, orders, tm
         margin = layer["margins"][str(k)]
         assert margin == pytest.approx(true["r2_heldout_contexts"] - d["ceilings"][str(k)], abs=1e-12)
         assert d["verdicts"][str(k)] is (margin > 0)
+    by = {p["target"]: p for p in layer["probes"]}  # the norm-shuffled control sits beside the unnormalised beliefs
+    assert by["unnormalized beliefs"]["dim"] == by["norm-shuffled beliefs"]["dim"] == true["dim"]
     shuffled = [p["r2_shuffled_heldout_contexts"] for p in layer["probes"]]
     assert all(s is not None and s < 0.2 for s in shuffled)  # a shuffled target is not read out
     assert (tmp_path / "run" / "figures" / "markov_order.png").is_file()
