@@ -34,9 +34,10 @@ from compmech.studies.quantum_sweep.plots import plot_quantum_sweep
 from compmech.studies.quantum_sweep.table import SweepRow, format_markdown, sweep_row
 from figures.io import save_figure
 
-#: ``--quick``: the processes and architectures it keeps. The full grid is 7 x 4 runs of about 25 s each even at the
-#: quick budget (a run's compilation, exact evaluation, probes, controls and figures); to stay within 10 minutes on
-#: 2 cores the quick sweep drops beta = 2.55 and 4.3 (keeping 2.25, 3.5 and sqrt(51)): 5 x 4 runs.
+#: ``--quick``: the processes and architectures it keeps. The full grid is 7 x 4 runs of about 18 s each even at the
+#: quick budget (a run's compilation, exact evaluation, probes, controls and figures); to stay well within 10 minutes
+#: on 2 cores shared with other jobs the quick sweep drops beta = 2.55 and 4.3 (keeping 2.25, 3.5 and sqrt(51)):
+#: 5 x 4 runs (measured: 6 min 28 s at load 2.5-4).
 QUICK_PROCESSES = tuple(p.label for p in PROCESSES if p.beta not in (2.55, 4.3))
 QUICK_KINDS = KINDS
 
