@@ -16,6 +16,11 @@ Per order k in ``[studies.markov_order] orders`` and per analysed layer:
   stream that keeps the current token fits the order-1 targets almost perfectly whatever else it holds (the
   untrained model's R² onto them is near 1), so "fits the true beliefs better than the order-k beliefs" cannot be
   won at k = 1 by any model; the ceiling above is the comparison that can fail either way.
+- **The norm-shuffled control** (``norms``, as the authors' analysis code): probes onto the *unnormalised* beliefs
+  (`unnormalized_beliefs`: the previous belief times the last token's matrix, whose size is that token's probability
+  given the past) and onto the same vectors with their norms permuted across the probe's rows
+  (`probes.norm_shuffle.shuffle_belief_norms`: directions kept). Reported, not judged: see the README for what the
+  gap between the two can and cannot say.
 - **The exact losses**: the cross-entropy per token of the optimal predictor, the model and each order-k predictor
   (k = 0 included), summed exactly over the enumerated contexts (positions predicting a token inside the context).
 
@@ -25,7 +30,7 @@ exact regime (every context enumerated) and an HMM or generalized HMM source.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +40,15 @@ import predictive_models  # a lazy package (PEP 562): JAX is imported when a mod
 from compmech.markov_order import markov_approximation, order_k_beliefs
 from compmech.mixed_states import belief_trajectories
 from compmech.runs.files import write_json_atomic
+from compmech.runs.markov_order_record import (
+    NORM_SHUFFLED,
+    TRUE_BELIEFS,
+    UNNORMALIZED,
+    LayerRecord,
+    LossRow,
+    MarkovOrderRecord,
+    TargetProbe,
+)
 from compmech.runs.probing import distinct_context_rows
 from compmech.runs.progress import phase
 from compmech.runs.run_figures import save_figures
@@ -48,6 +62,7 @@ from hmm_processes.beliefs import emission_from
 from hmm_processes.generalized import process_vectors
 from probes import CONTEXT_TEST_FRACTION, evaluate_probe
 from probes.metrics import r2
+from probes.norm_shuffle import shuffle_belief_norms
 
 WEIGHTINGS = ("uniform", "probability")
 #: The largest order whose word states are probed (V^k of them).
@@ -61,6 +76,8 @@ class Settings:
     orders: tuple[int, ...] = (1, 2, 3)  # the Markov orders k of the controls (each >= 1)
     layers: tuple[str, ...] = ()  # activations analysed (names as in [probe] layers); empty = the probe layer
     words: bool = True  # also probe the approximation's own beliefs (one-hot k-words: the authors' targets)
+    # also probe the unnormalised beliefs and their norm-shuffled control (the authors' shuffle_belief_norms)
+    norms: bool = True
     # rows: every distinct context once ("uniform", as the paper's probe) or weighted by its probability
     weighting: str = "uniform"
     n_repeats: int = 3  # context-disjoint held-out splits of each probe
@@ -77,6 +94,8 @@ class Settings:
             raise ValueError(f"n_repeats must be a positive integer; got {self.n_repeats!r}")
         if not isinstance(self.words, bool):
             raise ValueError(f"words must be true or false; got {self.words!r}")
+        if not isinstance(self.norms, bool):
+            raise ValueError(f"norms must be true or false; got {self.norms!r}")
         if not all(isinstance(n, str) and n for n in self.layers):
             raise ValueError(f"layers must be activation names; got {list(self.layers)!r}")
 
@@ -96,56 +115,6 @@ def check(cfg: ExperimentConfig, source: Source, model_cfg: predictive_models.Mo
         )
 
 
-@dataclass(frozen=True)
-class TargetProbe:
-    """A probe of one layer onto one target (true beliefs or an order-k control), trained and untrained."""
-
-    target: str  # "true beliefs", "order-k states", "order-k words"
-    k: int | None  # the order (None: the true beliefs)
-    dim: int  # the target's size
-    r2: float  # in sample
-    r2_heldout_contexts: float | None  # mean over the context-disjoint splits
-    mse_heldout_contexts: float | None
-    r2_shuffled_heldout_contexts: float | None  # the held-out shuffled control
-    untrained_r2_heldout_contexts: float | None  # the same probe in the untrained model
-
-
-@dataclass(frozen=True)
-class LayerRecord:
-    layer: str
-    probes: list[TargetProbe]
-    # per order k: the true-belief probe's held-out R² minus the order-k ceiling (> 0: more than the last k tokens give)
-    margins: dict[str, float | None]
-    untrained_margins: dict[str, float | None]  # the same for the untrained model
-
-
-@dataclass(frozen=True)
-class LossRow:
-    predictor: str  # "optimal", "model", "order-k"
-    k: int | None
-    loss: float  # nats per token over the positions that predict a token inside the context
-    excess: float  # loss / optimal loss - 1
-
-
-@dataclass(frozen=True)
-class MarkovOrderRecord:
-    """markov_order.json."""
-
-    process: str
-    orders: list[int]
-    weighting: str
-    n_contexts: int
-    positions: str  # which positions the losses average over
-    losses: list[LossRow]
-    ceilings: dict[str, float]  # order k -> R² of the true beliefs from the best function of the last k tokens
-    layers: list[LayerRecord]
-    # order k -> the last layer's true-belief probe beats the order-k ceiling (held out vs in sample)
-    verdicts: dict[str, bool | None] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 def _real_tokens(inputs: StudyInputs) -> np.ndarray:
     """The process's tokens of every context [N, T'] (the start token dropped)."""
     tokens = np.asarray(inputs.ctx.tokens)
@@ -161,12 +130,21 @@ def _with_start(inputs: StudyInputs, beliefs: np.ndarray, prior: np.ndarray) -> 
 
 
 def control_targets(inputs: StudyInputs, settings: Settings) -> dict[str, np.ndarray]:
-    """Every probe target by label, aligned with the model's positions: the true beliefs [N, T, S], each order's
-    state beliefs [N, T, S] and (``words``) word beliefs [N, T, W_k]."""
+    """Every probe target by label, aligned with the model's positions: the true beliefs [N, T, S], (``norms``) the
+    unnormalised beliefs [N, T, S], each order's state beliefs [N, T, S] and (``words``) word beliefs [N, T, W_k]. The
+    norm-shuffled control is drawn later, over the probe's rows (`probe_layers`)."""
     process = inputs.process
     tokens = _real_tokens(inputs)
     prior = np.asarray(inputs.ctx.beliefs[0, 0]) if inputs.ctx.bos else None
-    targets = {"true beliefs": np.asarray(inputs.ctx.beliefs)}
+    targets = {TRUE_BELIEFS: np.asarray(inputs.ctx.beliefs)}
+    if settings.norms:
+        targets[UNNORMALIZED] = unnormalized_beliefs(
+            np.asarray(process_vectors(process)[0]),
+            _prior(process, prior),
+            np.asarray(inputs.ctx.beliefs),
+            tokens,
+            bos=inputs.ctx.bos,
+        )
     for k in settings.orders:
         states = order_k_beliefs(process, tokens, k, prior=prior)
         targets[f"order-{k} states"] = _with_start(inputs, states, _prior(process, prior))
@@ -176,6 +154,31 @@ def control_targets(inputs: StudyInputs, settings: Settings) -> dict[str, np.nda
                 words, _ = belief_trajectories(approx, tokens)
                 targets[f"order-{k} words"] = _with_start(inputs, words, approx.stationary_distribution)
     return targets
+
+
+def unnormalized_beliefs(
+    T: np.ndarray, prior: np.ndarray, beliefs: np.ndarray, tokens: np.ndarray, *, bos: bool
+) -> np.ndarray:
+    """The authors' unnormalised beliefs [N, T, S], aligned with the model's positions: at a position that reads
+    token x, the previous (normalised) belief times ``T[x]`` before it is divided by its sum, i.e. ``eta_{t-1} T^(x_t)``
+    (``eta_{-1}`` the prior); its direction is the belief ``beliefs[:, t]`` and its sum ``eta_{t-1} T^(x_t) tau`` the
+    probability of the last token given the ones before. With a start token, its position keeps the prior.
+
+    As ``GHMM.derive_mixed_state_tree`` builds ``unnorm_state_prob_vector`` (the numerator of
+    ``_compute_next_distribution``) in ``epsilon_transformers/process/GHMM.py`` of github.com/adamimos/
+    epsilon-transformers (commit c3e9e84ac867a22899094f09ee6685ea848d4f53): one step unnormalised, not the forward
+    vector of the whole word. ``T`` [V, S, S], ``prior`` [S], ``beliefs`` [N, T, S], ``tokens`` [N, T'] (the process's
+    tokens, the start token dropped; T' = T - 1 with one, T without)."""
+    beliefs = np.asarray(beliefs, np.float64)
+    tokens = np.asarray(tokens)
+    start = beliefs[:, :1] if bos else np.broadcast_to(prior, (beliefs.shape[0], 1, prior.shape[0]))
+    real = beliefs[:, 1:] if bos else beliefs  # [N, T', S] the beliefs after each real token
+    previous = np.concatenate([start, real[:, :-1]], axis=1)  # [N, T', S] the belief before each real token
+    out = np.empty_like(real)
+    for v in range(T.shape[0]):
+        at = tokens == v  # [N, T']
+        out[at] = previous[at] @ T[v]
+    return np.concatenate([beliefs[:, :1], out], axis=1) if bos else out
 
 
 def window_ids(inputs: StudyInputs, k: int) -> np.ndarray:
@@ -259,8 +262,11 @@ def probe_layers(
     )
     w = data.weights if settings.weighting == "probability" else None
     Y = {t: data.Y[:, a:b] for t, a, b in zip(labels, edges[:-1], edges[1:])}
+    if UNNORMALIZED in Y:  # the norms permuted over the probe's rows (each distinct context once), seeded by the run
+        Y[NORM_SHUFFLED] = shuffle_belief_norms(Y[UNNORMALIZED], inputs.cfg.seed)
+        labels.append(NORM_SHUFFLED)
     row_ids = data.Y[:, edges[-1] :].astype(np.int64)  # [R, K]
-    ceilings = {str(k): ceiling_r2(Y["true beliefs"], row_ids[:, i], w) for i, k in enumerate(settings.orders)}
+    ceilings = {str(k): ceiling_r2(Y[TRUE_BELIEFS], row_ids[:, i], w) for i, k in enumerate(settings.orders)}
     fit = dict(
         contexts=data.context_ids,
         positions=data.positions,
@@ -277,7 +283,7 @@ def probe_layers(
             ev = evaluate_probe(X[layer], Y[t], data.groups, **fit)
             ev0 = evaluate_probe(X0[layer], Y[t], data.groups, **fit)
             held = ev.heldout
-            k = None if t == "true beliefs" else int(t.split("-")[1].split()[0])
+            k = int(t.split("-")[1].split()[0]) if t.startswith("order-") else None
             found.append(
                 TargetProbe(
                     target=t,

@@ -10,7 +10,7 @@ import pytest
 
 from compmech.runs.cli import main
 from compmech.runs.config import ConfigError, config_from_dict
-from compmech.studies.markov_order.analysis import Settings, ceiling_r2
+from compmech.studies.markov_order.analysis import Settings, ceiling_r2, unnormalized_beliefs
 
 DATA = Path(__file__).parents[3] / "data"
 
@@ -75,9 +75,50 @@ def test_a_run_reports_losses_and_ceilings_that_theory_orders(config, orders, tm
         margin = layer["margins"][str(k)]
         assert margin == pytest.approx(true["r2_heldout_contexts"] - d["ceilings"][str(k)], abs=1e-12)
         assert d["verdicts"][str(k)] is (margin > 0)
+    by = {p["target"]: p for p in layer["probes"]}  # the norm-shuffled control sits beside the unnormalised beliefs
+    assert by["unnormalized beliefs"]["dim"] == by["norm-shuffled beliefs"]["dim"] == true["dim"]
     shuffled = [p["r2_shuffled_heldout_contexts"] for p in layer["probes"]]
     assert all(s is not None and s < 0.2 for s in shuffled)  # a shuffled target is not read out
     assert (tmp_path / "run" / "figures" / "markov_order.png").is_file()
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert set(summary["studies"]["markov_order"]["verdicts"]) == {str(k) for k in orders}
     assert "Order-k controls" in (tmp_path / "run" / "report.html").read_text()
+
+
+@pytest.mark.parametrize("name, params", [("mess3", {}), ("tom_quantum", {"alpha": 1.0, "beta": 2.25})])
+@pytest.mark.parametrize("bos", [False, True])
+def test_unnormalized_beliefs_point_along_the_belief_and_sum_to_the_last_tokens_probability(name, params, bos):
+    """The authors' unnormalised belief (epsilon_transformers GHMM.derive_mixed_state_tree's unnorm_state_prob_vector,
+    commit c3e9e84): its direction is the belief, its tau-sum P(x_t | x_<t) = P(x_0..x_t) / P(x_0..x_t-1), checked
+    against word probabilities pi T^(w) tau enumerated by brute force."""
+    from itertools import product
+
+    from compmech.mixed_states import belief_trajectories
+    from hmm_processes import get_process
+    from hmm_processes.generalized import process_vectors
+
+    process = get_process(name, **params)
+    T, pi, tau = process_vectors(process)
+    words = np.array(list(product(range(process.vocab_size), repeat=3)))  # [V^3, 3]
+
+    def p(word):  # brute force: pi T^(w) tau
+        v = pi
+        for x in word:
+            v = v @ T[x]
+        return float(v @ tau)
+
+    keep = np.array([p(w) > 1e-12 for w in words])
+    words = words[keep]
+    beliefs, _ = belief_trajectories(process, words)  # [N, 3, S]
+    if bos:  # the model's positions: the start token (the prior) first
+        beliefs = np.concatenate([np.broadcast_to(pi, (len(words), 1, pi.size)), beliefs], axis=1)
+    out = unnormalized_beliefs(T, pi, beliefs, words, bos=bos)
+    assert out.shape == beliefs.shape
+    real = out[:, 1:] if bos else out
+    if bos:
+        np.testing.assert_allclose(out[:, 0], np.broadcast_to(pi, out[:, 0].shape), atol=1e-15)
+    sums = real @ tau  # [N, 3]
+    expect = np.array([[p(w[: t + 1]) / p(w[:t]) for t in range(3)] for w in words])
+    # float64 products of <= 4 matrices of entries <= 1: rounding ~1e-15 relative; 1e-12 covers it
+    np.testing.assert_allclose(sums, expect, rtol=1e-12)
+    np.testing.assert_allclose(real / sums[..., None], beliefs[:, 1:] if bos else beliefs, atol=1e-12)
