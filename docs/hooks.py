@@ -70,15 +70,26 @@ def _repo_link(match: re.Match, readme_dir: Path) -> str:
     return f"{bang}[{text}](../../{inside_docs.as_posix()})"
 
 
+def _study_folder(name: str, study) -> str:
+    """The folder holding a study: its own name, or, for a second entry registered by another study's folder (e.g.
+    icl_mr_name by compmech/studies/icl/), the folder its reproduce function lives in."""
+    if (ROOT / "compmech" / "studies" / name).is_dir():
+        return name
+    module = getattr(getattr(study, "reproduce", None), "__module__", "") or ""
+    parts = module.split(".")
+    return parts[2] if len(parts) > 2 and parts[:2] == ["compmech", "studies"] else name
+
+
 def study_page(name: str, study) -> str:
     """The page of one study: its README.md, or, while it has none, what the registry says of it."""
-    readme = ROOT / "compmech" / "studies" / name / "README.md"
+    folder = _study_folder(name, study)
+    readme = ROOT / "compmech" / "studies" / folder / "README.md"
     reproduce = f"compmech reproduce --only {name}"
     if readme.is_file():
         text = readme.read_text(encoding="utf-8")
         text = re.sub(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)", lambda m: _repo_link(m, readme.parent), text)
         note = (
-            f'!!! note "Where this page comes from"\n    This page is `compmech/studies/{name}/README.md`, '
+            f'!!! note "Where this page comes from"\n    This page is `compmech/studies/{folder}/README.md`, '
             f"included as it is when the site is built. Reproduce its results with `{reproduce}` "
             f"(`--quick` for a small budget).\n\n"
         )

@@ -55,7 +55,7 @@ class ProcessSettings:
 
     A composition: ``kind = "mixture"`` (one component per sequence, drawn with probability
     ``weights[k]``; the components share one vocabulary, or each emits through its own map into a shared one,
-    ``vocab_maps = [[0, 1, 2, 3], [0, 1, 2, 4]]``: component k's token a is the shared token vocab_maps[k][a],
+    ``vocab_maps = [[0, 1, 2, 3], [0, 1, 2, 4]]``: component k's token a is the shared token ``vocab_maps[k][a]``,
     as the authors' simplexity library builds its non-ergodic processes; weights default to uniform) or
     ``kind = "product"`` (every component emits a token at each step; the token is the tuple), or
     ``kind = "coupled"`` (a product of two HMM components whose second one's hidden state is moved on by the
