@@ -85,6 +85,28 @@ def variance_spectrum(
     )
 
 
+def _weighted_centred(
+    X: np.ndarray, Y: np.ndarray, sample_weight: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``X [N, D]`` and ``Y [N, S]`` checked, centred with the normalised weights ``w [N]`` (uniform if None) and scaled
+    by ``sw = sqrt(w) [N, 1]``, so that least squares on them is the weighted fit with an intercept (float64)."""
+    X = as_float_array("X", X, 2)
+    Y = as_float_array("Y", Y, 2)
+    require_finite("X", X)
+    require_finite("Y", Y)
+    if X.shape[0] != Y.shape[0]:
+        raise ProbeInputError(f"X and Y must have the same rows; got {X.shape[0]} and {Y.shape[0]}")
+    w = as_sample_weight(sample_weight, X.shape[0])
+    w = np.full(X.shape[0], 1.0 / X.shape[0]) if w is None else w / w.sum()
+    sw = np.sqrt(w)[:, None]
+    return (X.astype(np.float64) - w @ X) * sw, (Y.astype(np.float64) - w @ Y) * sw, w, sw
+
+
+def _numerical_rank(s: np.ndarray) -> int:
+    """The singular values ``s`` (descending) above 1e-8 of the largest; 0 when there are none or all are zero."""
+    return int(np.sum(s > s[0] * 1e-8)) if s.size and s[0] > 0 else 0
+
+
 def belief_subspace(
     X: np.ndarray,
     Y: np.ndarray,
@@ -101,19 +123,9 @@ def belief_subspace(
     target's subspace. Beliefs sum to a constant, so their centred values span at most S - 1 dimensions:
     ``rank`` (default: the numerical rank of the centred targets) keeps that many leading singular directions.
     """
-    X = as_float_array("X", X, 2)
-    Y = as_float_array("Y", Y, 2)
-    require_finite("X", X)
-    require_finite("Y", Y)
-    if X.shape[0] != Y.shape[0]:
-        raise ProbeInputError(f"X and Y must have the same rows; got {X.shape[0]} and {Y.shape[0]}")
-    w = as_sample_weight(sample_weight, X.shape[0])
-    w = np.full(X.shape[0], 1.0 / X.shape[0]) if w is None else w / w.sum()
-    sw = np.sqrt(w)[:, None]
-    Xc = (X.astype(np.float64) - w @ X) * sw
-    Yc = (Y.astype(np.float64) - w @ Y) * sw
+    Xc, Yc, w, sw = _weighted_centred(X, Y, sample_weight)
     sy = np.linalg.svd(Yc, compute_uv=False)
-    r = int(np.sum(sy > sy[0] * 1e-8)) if rank is None and sy.size and sy[0] > 0 else int(rank or 0)
+    r = _numerical_rank(sy) if rank is None else int(rank)
     if r < 1:
         raise ProbeInputError("Y has no variance to locate in X; pass targets that vary")
     design = Yc
@@ -149,20 +161,10 @@ def probe_subspace(X: np.ndarray, Y: np.ndarray, sample_weight: np.ndarray | Non
     QR basis of all S columns, which then holds one direction fixed by round-off alone. Here ``r`` is the numerical
     rank of ``W`` (singular values above 1e-8 of the largest), the same span without that direction.
     """
-    X = as_float_array("X", X, 2)
-    Y = as_float_array("Y", Y, 2)
-    require_finite("X", X)
-    require_finite("Y", Y)
-    if X.shape[0] != Y.shape[0]:
-        raise ProbeInputError(f"X and Y must have the same rows; got {X.shape[0]} and {Y.shape[0]}")
-    w = as_sample_weight(sample_weight, X.shape[0])
-    w = np.full(X.shape[0], 1.0 / X.shape[0]) if w is None else w / w.sum()
-    sw = np.sqrt(w)[:, None]
-    Xc = (X.astype(np.float64) - w @ X) * sw
-    Yc = (Y.astype(np.float64) - w @ Y) * sw
+    Xc, Yc, _, _ = _weighted_centred(X, Y, sample_weight)
     W, *_ = np.linalg.lstsq(Xc, Yc, rcond=None)  # [D, S]: Y ~ X W + c
     U, s, _ = np.linalg.svd(W, full_matrices=False)
-    r = int(np.sum(s > s[0] * 1e-8)) if s.size and s[0] > 0 else 0
+    r = _numerical_rank(s)
     if r < 1:
         raise ProbeInputError(
             "the probe's coefficients are all zero (Y has no variance a linear probe reads); pass targets that vary"
