@@ -18,24 +18,33 @@ from typing import Any
 
 from compmech.runs.files import copy_atomic, write_json_atomic, write_text_atomic
 from compmech.runs.settings import quick_steps
-from compmech.runs.summary import read_summary
+from compmech.runs.summary import RunSummary, read_summary
 from compmech.studies.base import Runner
 
 #: ``--quick``: this fraction of factored.toml's steps (the sweep has its own [sweep] quick budget).
 QUICK_FRACTION = 0.1
 
 
-def row(label: str, run_dir: Path) -> dict[str, Any]:
-    """One table row from a finished run's factored.json and summary.json."""
+def _run_head(label: str, run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], RunSummary]:
+    """A finished run's factored.json, its probe layer's entry, the columns every table row starts with (run, run
+    directory, relative loss, the factored and joint dimension predictions) and its summary."""
     d = json.loads((run_dir / "factored.json").read_text())
     summary = read_summary(run_dir)
-    layer = d["layers"][d["layer"]]
-    return {
+    head = {
         "run": label,
         "run_dir": str(run_dir),
         "relative_loss": summary.relative_loss,
         "dim_factored": d["dim_factored"],
         "dim_joint": d["dim_joint"],
+    }
+    return d, d["layers"][d["layer"]], head, summary
+
+
+def row(label: str, run_dir: Path) -> dict[str, Any]:
+    """One table row from a finished run's factored.json and summary.json."""
+    d, layer, head, summary = _run_head(label, run_dir)
+    return {
+        **head,
         "components": d["components"],
         "true_joint_components": d["true_joint_beliefs"]["components"],
         # a factored.json written before the like-with-like counts existed has none: "–" in the table
@@ -140,15 +149,9 @@ COUPLED_QUICK = {"training.steps": 1000, "training.save_at_tokens": [2_560, 7_68
 def coupled_row(label: str, run_dir: Path) -> dict[str, Any]:
     """One row of the coupled-factors table: the dimensions over training against the predictions, and the overlaps
     beside their nulls."""
-    d = json.loads((run_dir / "factored.json").read_text())
-    summary = read_summary(run_dir)
-    layer = d["layers"][d["layer"]]
+    d, layer, head, summary = _run_head(label, run_dir)
     return {
-        "run": label,
-        "run_dir": str(run_dir),
-        "relative_loss": summary.relative_loss,
-        "dim_factored": d["dim_factored"],
-        "dim_joint": d["dim_joint"],
+        **head,
         "joint_belief_dim": d["joint_belief_dim"],
         "belief_ranks": [f["belief_rank"] for f in d["factors"]],
         "true_factor_components_95": d["true_factor_beliefs"]["components"]["0.95"],
