@@ -48,6 +48,9 @@ LEVEL = 0.99
 RELATIVE_FLOOR = 1e-5
 #: The budgets a published entry is made at: ``compmech reproduce --quick`` or the config's own steps.
 BUDGETS = ("quick", "full")
+#: The summary.json ``environment`` fields that must agree between the seeds of one published spread (one machine
+#: made them).
+SAME_MACHINE = ("cpu", "cpu_features", "libraries", "xla_flags", "python", "jax_backend")
 
 
 class PublishedError(ConfigError):

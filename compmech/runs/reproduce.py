@@ -12,6 +12,7 @@ import json
 import math
 import sys
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,9 +113,12 @@ def run_study(name: str, where: Path, *, quick: bool, progress: bool) -> str:
     return study.reproduce(Path(where), ReproduceRunner(name, quick=quick, progress=progress))
 
 
-def run_study_seeds(name: str, where: Path, *, n_seeds: int, quick: bool, progress: bool) -> str:
+def run_study_seeds(
+    name: str, where: Path, *, n_seeds: int, quick: bool, progress: bool, publish: Path | None = None
+) -> str:
     """Run study ``name`` once per seed offset 0..n_seeds-1 into ``<where>/seeds/seed=<i>/`` and write its tables over
-    the seeds, ``<where>/<name>-seeds.md`` and ``-seeds.json`` (`compmech.runs.study_seeds`); returns the Markdown."""
+    the seeds, ``<where>/<name>-seeds.md`` and ``-seeds.json`` (`compmech.runs.study_seeds`); with ``publish`` (3 seeds
+    or more) also the `~compmech.runs.study_seeds.PublishedStudy` there. Returns the Markdown."""
     study = studies.get_study(name)
     if study.reproduce is None:
         raise ConfigError(
@@ -122,6 +126,11 @@ def run_study_seeds(name: str, where: Path, *, n_seeds: int, quick: bool, progre
         )
     if n_seeds < 2:
         raise ConfigError(f"--seeds {n_seeds}: a spread needs at least 2 seeds (the tables publish 3 or more)")
+    if publish is not None and n_seeds < study_seeds.MIN_PUBLISHED_COPIES:
+        raise ConfigError(
+            f"--publish needs --seeds {study_seeds.MIN_PUBLISHED_COPIES} or more (a spread over {n_seeds} seeds says "
+            "too little)"
+        )
     texts, copies = [], []
     for offset in range(n_seeds):
         here = study_seeds.seed_dir(Path(where), offset)
@@ -130,7 +139,8 @@ def run_study_seeds(name: str, where: Path, *, n_seeds: int, quick: bool, progre
         runner = ReproduceRunner(name, quick=quick, progress=progress, seed_offset=offset, n_seeds=n_seeds)
         texts.append(study.reproduce(here, runner))
         copies.append(json.loads((here / f"{name}.json").read_text(encoding="utf-8")))
-    command = f"compmech reproduce{' --quick' if quick else ''} --only {name} --seeds {n_seeds}"
+    rerun = f"compmech reproduce{' --quick' if quick else ''} --only {name} --seeds {n_seeds}"
+    command = rerun if publish is None else f"{rerun} --publish {publish}"
     numbers = study_seeds.spreads_over_seeds(copies)
     head = (
         f"<!-- {n_seeds} seeds (each run's seed + 0..{n_seeds - 1}), {'quick' if quick else 'full'} budget: "
@@ -151,6 +161,21 @@ def run_study_seeds(name: str, where: Path, *, n_seeds: int, quick: bool, progre
             "numbers": [n.to_json() for n in numbers],
         },
     )
+    if publish is not None:
+        study_seeds.publish_study(
+            publish,
+            study_seeds.PublishedStudy(
+                study=name,
+                budget="quick" if quick else "full",
+                n_seeds=n_seeds,
+                command=command,
+                rerun=rerun,
+                made=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                environment=study_seeds.copies_environment([study_seeds.seed_dir(where, i) for i in range(n_seeds)]),
+                markdown=text,
+                numbers=tuple(numbers),
+            ),
+        )
     return text
 
 
@@ -305,18 +330,29 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     args.only = [n.replace("-", "_") if n.replace("-", "_") in extra else n for n in args.only or []] or None
     asked = [n for n in args.only or [] if n in extra]
     if asked and seed_runs.wants_seeds(args):  # a study's tables over seeds
-        if args.publish is not None or args.check or len(asked) != len(args.only):
+        if args.check or len(asked) != len(args.only) or (args.publish is not None and len(asked) != 1):
             raise ConfigError(
-                "with a study, --seeds N runs that study alone (--only STUDY --seeds N); --publish and --check "
-                "take the experiment configs (mess3, rrxor, ...)"
+                "with a study, --seeds N runs that study alone (--only STUDY --seeds N [--publish FILE]); --check "
+                "takes the experiment configs (mess3, rrxor, ...)"
             )
+        if args.seeds is None:
+            raise ConfigError(f"--publish with a study needs --seeds N (3 or more): --only {asked[0]} --seeds 3")
         for name in asked:
             where = (
                 args.out
                 if args.out is not None and len(asked) == 1
                 else (args.out or Path("runs") / ("reproduce-quick" if args.quick else "reproduce")) / name
             )
-            print(run_study_seeds(name, where, n_seeds=args.seeds, quick=args.quick, progress=not args.no_progress))
+            print(
+                run_study_seeds(
+                    name,
+                    where,
+                    n_seeds=args.seeds,
+                    quick=args.quick,
+                    progress=not args.no_progress,
+                    publish=args.publish,
+                )
+            )
             print(
                 f"written to {where / (name + '-seeds.md')} (and {name}-seeds.json; each seed's copy in {where}/seeds/)"
             )

@@ -34,6 +34,7 @@ from compmech.runs.config import ExperimentConfig, load_config, quick_steps
 from compmech.runs.errors import ConfigError
 from compmech.runs.files import COMPLETE_MARK, write_json_atomic, write_text_atomic
 from compmech.runs.published import (
+    SAME_MACHINE,
     Published,
     PublishedEntry,
     PublishedError,
@@ -106,10 +107,6 @@ def _finished_at(run_dir: Path) -> str:
         return ""
 
 
-#: The environment fields that must agree between the seeds of one published entry (one machine made them).
-_SAME_MACHINE = ("cpu", "cpu_features", "libraries", "xla_flags", "python", "jax_backend")
-
-
 def make_entry(
     experiment_name: str,
     cfgs: Sequence[ExperimentConfig],
@@ -125,7 +122,7 @@ def make_entry(
     records = [run_record(d) for d in dirs]
     envs = [r.get("environment") or {} for r in records]
     for cfg, env in zip(cfgs[1:], envs[1:]):
-        differing = [k for k in _SAME_MACHINE if env.get(k) != envs[0].get(k)]
+        differing = [k for k in SAME_MACHINE if env.get(k) != envs[0].get(k)]
         if differing:
             raise PublishedError(
                 f"{cfg.name} ran on another machine than {cfgs[0].name} ({', '.join(differing)} "
@@ -310,7 +307,8 @@ def add_seed_arguments(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         default=None,
         help="with --seeds (3 or more): merge the spreads into the published-numbers file FILE (the "
-        "package's is compmech/published/published_numbers.json)",
+        "package's is compmech/published/published_numbers.json); with one study, write its tables over the seeds "
+        "to FILE (the package's are compmech/published/studies/<study>-<budget>.json)",
     )
     p.add_argument(
         "--check",

@@ -18,10 +18,18 @@ Finished runs are reused, so a later ``--seeds M`` (M > N) trains only the new o
 
 Seeds here run one after another (each study's runs are its own configs, of different shapes), not vmapped
 together as ``--seeds`` does for one experiment config.
+
+With ``--publish FILE`` (3 seeds or more) the page and the spreads are also written to FILE as a `PublishedStudy`
+(the package's are ``compmech/published/studies/<study>-<budget>.json``, package data beside the experiments'
+``published_numbers.json``; written only this way). A study's README shows its tables over seeds between the markers
+``<!-- published seeds: STUDY BUDGET -->`` and ``<!-- published seeds: end -->``; every table row between them must
+be a row of the published page (`rows_not_published`; a test holds every README to its file).
 """
 
 from __future__ import annotations
 
+import importlib.resources
+import json
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -29,7 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from compmech.runs.published import Spread
+from compmech.runs.files import write_json_atomic
+from compmech.runs.published import BUDGETS, SAME_MACHINE, PublishedError, Spread
 
 #: The folder of ``<out>`` that holds one copy of the study per seed offset.
 SEEDS_DIR = "seeds"
@@ -53,6 +62,10 @@ class SeedNumber:
 
     def to_json(self) -> dict[str, Any]:
         return {"path": self.path, **self.spread.to_json()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SeedNumber:
+        return cls(str(data["path"]), Spread(tuple(float(v) for v in data["values"])))
 
 
 def numeric_leaves(data: Any, prefix: str = "") -> Iterator[tuple[str, float]]:
@@ -191,3 +204,166 @@ def markdown_over_seeds(texts: Sequence[str], n_label: str) -> str:
         merged = [_cell_over_seeds([r[j] for r in rows]) for j in range(len(cells))]
         out.append("|" + "|".join(m if m.startswith(" ") else f" {m} " for m in merged) + "|")
     return "\n".join(out) + "\n"
+
+
+# ----------------------------------------------------------------------------------- a study's published spreads
+
+#: The package folder (under compmech/published/) that holds the studies' published spreads.
+PUBLISHED_STUDIES = "studies"
+#: The schema of a published study file (bumped when a field changes meaning).
+STUDY_SCHEMA = 1
+#: The fewest seed copies a published study spread is made of.
+MIN_PUBLISHED_COPIES = 3
+# The README markers around a study's published tables over seeds: <!-- published seeds: STUDY BUDGET --> ... end.
+_MARK = re.compile(r"<!--\s*published seeds:\s*(\S+)(?:\s+(\S+))?\s*-->")
+
+
+@dataclass(frozen=True)
+class PublishedStudy:
+    """A study's tables over seeds, as shipped: the study, the budget (``quick`` or ``full``), how many seed copies,
+    the command that wrote it and the one that reruns it, when and where (summary.json's ``environment`` of this
+    machine), the page over the seeds (``markdown``: every varying number mean ± sd) and every number's spread."""
+
+    study: str
+    budget: str  # "quick" | "full"
+    n_seeds: int
+    command: str
+    rerun: str
+    made: str  # when (UTC, ISO 8601)
+    environment: dict[str, Any]
+    markdown: str
+    numbers: tuple[SeedNumber, ...]
+
+    def __post_init__(self) -> None:
+        if self.budget not in BUDGETS:
+            raise ValueError(f"budget must be one of {BUDGETS}; got {self.budget!r}")
+
+    def table_rows(self) -> set[str]:
+        """The body rows of the page's tables (stripped lines that start and end with "|")."""
+        return {line.strip() for line in self.markdown.splitlines() if _cells(line) is not None}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": STUDY_SCHEMA,
+            "study": self.study,
+            "budget": self.budget,
+            "n_seeds": self.n_seeds,
+            "command": self.command,
+            "rerun": self.rerun,
+            "made": self.made,
+            "environment": self.environment,
+            "markdown": self.markdown,
+            "numbers": [n.to_json() for n in self.numbers],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PublishedStudy:
+        if data.get("schema") != STUDY_SCHEMA:
+            raise ValueError(f"its schema is {data.get('schema')!r}; this compmech reads schema {STUDY_SCHEMA}")
+        return cls(
+            study=str(data["study"]),
+            budget=str(data["budget"]),
+            n_seeds=int(data["n_seeds"]),
+            command=str(data["command"]),
+            rerun=str(data["rerun"]),
+            made=str(data.get("made", "")),
+            environment=dict(data.get("environment") or {}),
+            markdown=str(data["markdown"]),
+            numbers=tuple(SeedNumber.from_json(n) for n in data["numbers"]),
+        )
+
+
+def published_studies_dir() -> Path:
+    """The folder of the studies' published spreads that ships with compmech (compmech/published/studies/)."""
+    return Path(str(importlib.resources.files("compmech") / "published" / PUBLISHED_STUDIES))
+
+
+def published_study_path(study: str, budget: str) -> Path:
+    """Where the package keeps ``study``'s published spread at ``budget``: ``<published>/studies/<study>-<budget>.json``."""
+    return published_studies_dir() / f"{study}-{budget}.json"
+
+
+def load_published_study(path: str | Path) -> PublishedStudy:
+    """The `PublishedStudy` in ``path``; a missing or damaged file raises `PublishedError` naming it and the command
+    that writes it."""
+    path = Path(path)
+    fix = "write it with compmech reproduce --only STUDY --seeds 3 [--quick] --publish FILE"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise PublishedError(f"{path} cannot be read ({exc}); {fix}") from None
+    try:
+        return PublishedStudy.from_json(data)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise PublishedError(f"{path} is damaged: {exc}; {fix}") from None
+
+
+def publish_study(path: str | Path, record: PublishedStudy) -> None:
+    """Write ``record`` to ``path`` atomically (the one way a published study file is written)."""
+    if record.n_seeds < MIN_PUBLISHED_COPIES:
+        raise PublishedError(
+            f"--publish needs --seeds {MIN_PUBLISHED_COPIES} or more (a spread over {record.n_seeds} seeds says too "
+            "little)"
+        )
+    write_json_atomic(Path(path), record.to_json())
+
+
+def marked_rows(page: str) -> dict[tuple[str, str], list[str]]:
+    """The table rows a README shows between ``<!-- published seeds: STUDY BUDGET -->`` and
+    ``<!-- published seeds: end -->``, by (study, budget).
+
+    Examples
+    --------
+    >>> page = "<!-- published seeds: icl quick -->\n| a | b |\n|---|---|\n| x | 1 |\n<!-- published seeds: end -->"
+    >>> marked_rows(page)
+    {('icl', 'quick'): ['| a | b |', '|---|---|', '| x | 1 |']}
+    """
+    found: dict[tuple[str, str], list[str]] = {}
+    open_key: tuple[str, str] | None = None
+    for number, line in enumerate(page.splitlines(), 1):
+        match = _MARK.search(line)
+        if match and match.group(1) == "end" and match.group(2) is None:
+            if open_key is None:
+                raise ValueError(f"line {number}: 'published seeds: end' without an opening marker")
+            open_key = None
+        elif match:
+            if open_key is not None or match.group(2) is None:
+                raise ValueError(f"line {number}: expected <!-- published seeds: STUDY BUDGET --> after an end marker")
+            open_key = (match.group(1), match.group(2))
+            found.setdefault(open_key, [])
+        elif open_key is not None and _cells(line) is not None:
+            found[open_key].append(line.strip())
+    if open_key is not None:
+        raise ValueError(f"the marker for {open_key[0]} {open_key[1]} is never closed (<!-- published seeds: end -->)")
+    return found
+
+
+def rows_not_published(rows: Sequence[str], record: PublishedStudy) -> list[str]:
+    """The rows of ``rows`` (a README's marked table rows) that are not rows of the published page, in order."""
+    published = record.table_rows()
+    return [r for r in rows if r.strip() not in published]
+
+
+def copies_environment(copies: Sequence[Path]) -> dict[str, Any]:
+    """The machine every run of the seed copies ran on (their summary.json ``environment``); raises `PublishedError`
+    when two runs ran on machines that differ in a `SAME_MACHINE` field (one published spread is one machine's)."""
+    envs: list[tuple[Path, dict[str, Any]]] = []
+    for copy in copies:
+        for summary in sorted(Path(copy).rglob("summary.json")):
+            try:
+                env = json.loads(summary.read_text(encoding="utf-8")).get("environment")
+            except (OSError, ValueError):
+                continue
+            if isinstance(env, dict):
+                envs.append((summary.parent, env))
+    if not envs:
+        return {}
+    first_dir, first = envs[0]
+    for where, env in envs[1:]:
+        differing = [k for k in SAME_MACHINE if env.get(k) != first.get(k)]
+        if differing:
+            raise PublishedError(
+                f"{where} ran on another machine than {first_dir} ({', '.join(differing)} differ): one published "
+                "spread is one machine's; delete the older copies and run again"
+            )
+    return first

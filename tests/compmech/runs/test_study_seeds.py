@@ -10,7 +10,18 @@ from compmech.runs.cli import main
 from compmech.runs.config import config_from_dict
 from compmech.runs.files import write_json_atomic, write_text_atomic
 from compmech.runs.reproduce import ReproduceRunner
-from compmech.runs.study_seeds import markdown_over_seeds, spreads_over_seeds
+from compmech.runs.published import PublishedError
+from compmech.runs.study_seeds import (
+    PublishedStudy,
+    copies_environment,
+    load_published_study,
+    markdown_over_seeds,
+    marked_rows,
+    published_studies_dir,
+    published_study_path,
+    rows_not_published,
+    spreads_over_seeds,
+)
 from compmech.studies import Runner, Study, register_study
 
 DATA = Path(__file__).parents[2] / "data"
@@ -100,10 +111,82 @@ def test_a_study_over_two_seeds_runs_each_seed_and_tabulates_the_spread(seeded_s
     assert "seeded-seeds.md" in capsys.readouterr().out
 
 
-def test_seeds_with_a_study_refuse_publish_and_check(seeded_study, tmp_path, capsys):
-    for extra in (["--check"], ["--publish", str(tmp_path / "p.json")]):
-        assert main(["reproduce", "--only", "seeded", "--seeds", "3", "--out", str(tmp_path), *extra]) == 2
-        assert "runs that study alone" in capsys.readouterr().err
+def test_seeds_with_a_study_refuse_check_and_a_publish_of_too_few_seeds(seeded_study, tmp_path, capsys):
+    assert main(["reproduce", "--only", "seeded", "--seeds", "3", "--out", str(tmp_path), "--check"]) == 2
+    assert "runs that study alone" in capsys.readouterr().err
     assert main(["reproduce", "--only", "seeded", "--seeds", "1", "--out", str(tmp_path), "--no-progress"]) == 2
     assert "at least 2 seeds" in capsys.readouterr().err
-    assert not (tmp_path / "seeds").exists()  # refused before any run
+    publish = ["--publish", str(tmp_path / "p.json")]
+    assert main(["reproduce", "--only", "seeded", "--seeds", "2", "--out", str(tmp_path), *publish]) == 2
+    assert "--publish needs --seeds 3 or more" in capsys.readouterr().err
+    assert main(["reproduce", "--only", "seeded", "--out", str(tmp_path), *publish]) == 2
+    assert "needs --seeds N" in capsys.readouterr().err
+    assert not (tmp_path / "seeds").exists() and not (tmp_path / "p.json").exists()  # refused before any run
+
+
+def test_a_published_study_holds_the_page_the_spreads_and_the_machine(seeded_study, tmp_path, capsys):
+    out, file = tmp_path / "out", tmp_path / "pub" / "seeded-quick.json"
+    file.parent.mkdir()
+    args = ["reproduce", "--only", "seeded", "--seeds", "3", "--quick", "--out", str(out), "--no-progress"]
+    assert main([*args, "--publish", str(file)]) == 0
+    record = load_published_study(file)
+    assert (record.study, record.budget, record.n_seeds) == ("seeded", "quick", 3)
+    assert record.rerun == "compmech reproduce --quick --only seeded --seeds 3"
+    assert record.command == f"{record.rerun} --publish {file}"
+    assert record.markdown == (out / "seeded-seeds.md").read_text()
+    summary = json.loads((out / "seeds" / "seed=0" / "tiny" / "summary.json").read_text())
+    assert record.environment == summary["environment"] and record.environment["cpu"]
+    (number,) = record.numbers
+    assert number.path == "relative_loss" and number.spread.n == 3
+    # the README check: the page's rows are published, a row with another number is not
+    (row,) = [r for r in record.table_rows() if r.startswith("| relative loss")]
+    assert rows_not_published([row], record) == []
+    assert rows_not_published([row.replace("±", "+-")], record) == [row.replace("±", "+-")]
+    # the record survives its own JSON; a damaged file says what to run
+    assert PublishedStudy.from_json(json.loads(file.read_text())) == record
+    file.write_text('{"schema": 1, "study": "seeded"}')
+    with pytest.raises(PublishedError, match="damaged.*--publish FILE"):
+        load_published_study(file)
+    with pytest.raises(PublishedError, match="cannot be read"):
+        load_published_study(tmp_path / "absent.json")
+
+
+def test_seed_copies_from_two_machines_are_not_published_as_one_spread(tmp_path):
+    for i, cpu in enumerate(("AMD EPYC", "Intel Xeon")):
+        run = tmp_path / f"seed={i}" / "run"
+        run.mkdir(parents=True)
+        (run / "summary.json").write_text(json.dumps({"environment": {"cpu": cpu, "python": "3.11.7"}}))
+    assert copies_environment([tmp_path / "seed=0"]) == {"cpu": "AMD EPYC", "python": "3.11.7"}
+    with pytest.raises(PublishedError, match="another machine.*cpu differ"):
+        copies_environment([tmp_path / "seed=0", tmp_path / "seed=1"])
+
+
+def test_marked_rows_are_read_between_the_markers_and_bad_markers_are_named():
+    page = (
+        "intro\n| not | marked |\n<!-- published seeds: icl quick -->\ntext\n| a | 1 |\n"
+        "<!-- published seeds: end -->\n<!-- published seeds: cbu full -->\n| b | 2 |\n<!-- published seeds: end -->\n"
+    )
+    assert marked_rows(page) == {("icl", "quick"): ["| a | 1 |"], ("cbu", "full"): ["| b | 2 |"]}
+    with pytest.raises(ValueError, match="never closed"):
+        marked_rows("<!-- published seeds: icl quick -->\n| a | 1 |\n")
+    with pytest.raises(ValueError, match="line 1: 'published seeds: end' without an opening"):
+        marked_rows("<!-- published seeds: end -->\n")
+    with pytest.raises(ValueError, match="line 2: expected"):
+        marked_rows("<!-- published seeds: icl quick -->\n<!-- published seeds: cbu quick -->\n")
+
+
+def test_every_study_readme_shows_its_published_spreads_as_published():
+    """What a README shows between its markers is the published page's rows, and each shipped file is shown."""
+    root = Path(studies.__file__).parent
+    shipped = {p.stem for p in published_studies_dir().glob("*.json")}
+    shown: set[str] = set()
+    for readme in sorted(root.glob("*/README.md")):
+        for (study, budget), rows in marked_rows(readme.read_text(encoding="utf-8")).items():
+            record = load_published_study(published_study_path(study, budget))
+            assert rows, f"{readme}: the markers for {study} {budget} hold no table"
+            assert rows_not_published(rows, record) == [], (
+                f"{readme}: rows not in {published_study_path(study, budget)}; copy them from its markdown "
+                f"(rerun: {record.rerun} --publish FILE)"
+            )
+            shown.add(f"{study}-{budget}")
+    assert shipped <= shown, f"published but shown in no study README: {sorted(shipped - shown)}"
