@@ -318,6 +318,68 @@ def test_the_docs_tables_are_the_published_file():
     )
 
 
+# The spreads the README and the docs cite in their prose and tables, each as the page writes it: (page, experiment,
+# budget, number key, text). The test rebuilds each text from the file at the digits the page shows, so a page that
+# quotes a number the file no longer holds fails. A text with "%" is the number x 100.
+CITED = [
+    ("README.md", "mess3", "full", "relative_loss", "1.000191 ± 0.000004"),
+    ("README.md", "mess3", "full", "probe.mse", "0.000477 ± 0.000011"),
+    ("README.md", "mess3", "full", "probe.mse_heldout_contexts", "0.000645 ± 0.000026"),
+    ("README.md", "rrxor", "full", "probe.mse", "0.0085 ± 0.0013"),
+    ("README.md", "rrxor", "full", "probe.mse_heldout_contexts", "0.020 ± 0.004"),
+    ("README.md", "rrxor", "full", "probe.mse_heldout_contexts/probe.mse_shuffled", "25% ± 5%"),
+    ("README.md", "rrxor", "full", "geometry.distance_r2_beliefs", "0.958 ± 0.005"),
+    ("README.md", "rrxor", "full", "geometry.distance_r2_next_token", "0.335 ± 0.002"),
+    ("docs/how-to/paper.md", "mess3", "full", "relative_loss", "1.000191 ± 0.000004"),
+    ("docs/how-to/paper.md", "mess3", "full", "probe.mse", "0.000477 ± 0.000011"),
+    ("docs/how-to/paper.md", "mess3", "full", "probe.mse_heldout_contexts", "0.000645 ± 0.000026"),
+    ("docs/how-to/paper.md", "rrxor", "full", "probe.mse", "0.0085 ± 0.0013"),
+    ("docs/how-to/paper.md", "rrxor", "full", "probe.mse_heldout_contexts", "0.020 ± 0.004"),
+    ("docs/how-to/paper.md", "rrxor", "full", "probe.mse_heldout_contexts/probe.mse_shuffled", "25% ± 5%"),
+    ("docs/how-to/paper.md", "rrxor", "full", "geometry.distance_r2_beliefs", "0.958 ± 0.005"),
+    ("docs/how-to/paper.md", "rrxor", "full", "geometry.distance_r2_next_token", "0.335 ± 0.002"),
+    ("docs/how-to/paper.md", "z1r", "full", "relative_loss", "1.000094 ± 0.000017"),
+    ("docs/how-to/paper.md", "z1r", "full", "probe.mse_shuffled", "0.133 ± 0.001"),
+    ("docs/how-to/processes.md", "tom_quantum", "full", "relative_loss", "1.00075 ± 0.00009"),
+    ("docs/how-to/processes.md", "tom_quantum", "full", "probe.mse_heldout_contexts", "0.0202 ± 0.0017"),
+    ("docs/how-to/processes.md", "tom_quantum", "full", "probe.mse_heldout_contexts/probe.mse_shuffled", "7.8% ± 0.6%"),
+    ("docs/how-to/processes.md", "post_quantum", "full", "relative_loss", "1.00052 ± 0.00011"),
+    ("docs/how-to/processes.md", "post_quantum", "full", "probe.mse_heldout_contexts", "0.0589 ± 0.0077"),
+    ("docs/how-to/processes.md", "post_quantum", "full", "probe.mse_heldout_contexts/probe.mse_shuffled", "9.8% ± 1.3%"),
+    ("docs/how-to/processes.md", "fanizza", "full", "relative_loss", "1.000027 ± 0.000006"),
+    ("docs/how-to/processes.md", "fanizza", "full", "probe.mse_heldout_contexts", "0.0011 ± 0.0008"),
+    ("docs/how-to/processes.md", "fanizza", "full", "probe.mse_heldout_contexts/probe.mse_shuffled", "3.7% ± 2.9%"),
+]
+
+
+def _as_cited(mean: float, sd: float, cited: str) -> str:
+    """mean ± sd written as ``cited`` writes its mean: the same decimals, "%" for x 100."""
+    percent = cited.endswith("%")
+    head = cited.split("±")[0].strip().rstrip("%")
+    d = len(head.split(".")[1]) if "." in head else 0
+    scale, unit = (100.0, "%") if percent else (1.0, "")
+    return f"{mean * scale:.{d}f}{unit} ± {sd * scale:.{d}f}{unit}"
+
+
+@pytest.mark.parametrize(("page", "experiment", "budget", "key", "text"), CITED)
+def test_a_spread_the_pages_cite_is_the_published_files(page, experiment, budget, key, text):
+    entry = load_published().entry(experiment, budget)
+    assert entry is not None, f"{page} cites {experiment} ({budget}), which the published file does not hold"
+    number = entry.number(key)
+    assert number is not None, f"{page} cites {key} of {experiment}, which its published entry does not hold"
+    assert _as_cited(number.spread.mean, number.spread.sd, text) == text, (
+        f"{page} cites {experiment}'s {key} as {text}; the published file says "
+        f"{_as_cited(number.spread.mean, number.spread.sd, text)}"
+    )
+    assert text in " ".join((ROOT / page).read_text(encoding="utf-8").split()), f"{page} no longer cites {text}"
+
+
+def test_a_cited_spread_is_written_at_the_pages_digits():
+    assert _as_cited(0.2547, 0.053, "25% ± 5%") == "25% ± 5%"
+    assert _as_cited(1.000190822, 3.79e-06, "1.000191 ± 0.000004") == "1.000191 ± 0.000004"
+    assert _as_cited(0.02048, 0.0043, "0.021 ± 0.004") != "0.021 ± 0.004"  # a number the file does not say
+
+
 def test_splicing_the_tables_into_a_page_replaces_only_what_lies_between_the_markers():
     page = "# T\n\ntext\n<!-- published tables: begin -->\nold\n<!-- published tables: end -->\nafter\n"
     new = splice_tables(page, "| a |\n")
