@@ -352,6 +352,12 @@ CITED = [
     ("docs/how-to/processes.md", "fanizza", "full", "relative_loss", "1.000027 ± 0.000006"),
     ("docs/how-to/processes.md", "fanizza", "full", "probe.mse_heldout_contexts", "0.0011 ± 0.0008"),
     ("docs/how-to/processes.md", "fanizza", "full", "probe.mse_heldout_contexts/probe.mse_shuffled", "3.7% ± 2.9%"),
+    ("docs/how-to/processes.md", "mixture", "full", "relative_loss", "1.00066 ± 0.00003"),
+    ("docs/how-to/processes.md", "mixture", "full", "probe.mse_heldout_contexts", "0.0015 ± 0.0003"),
+    ("docs/how-to/processes.md", "mixture", "full", "probe.mse_heldout_contexts/probe.mse_shuffled", "6.7% ± 1.4%"),
+    ("docs/how-to/processes.md", "product", "full", "relative_loss", "1.0088 ± 0.0021"),
+    ("docs/how-to/processes.md", "product", "full", "probe.mse_heldout_contexts", "0.0071 ± 0.0002"),
+    ("docs/how-to/processes.md", "product", "full", "probe.mse_heldout_contexts/probe.mse_shuffled", "34.7% ± 1.2%"),
 ]
 
 
