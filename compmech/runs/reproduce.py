@@ -12,8 +12,8 @@ import json
 import math
 import sys
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +170,7 @@ def run_study_seeds(
                 n_seeds=n_seeds,
                 command=command,
                 rerun=rerun,
-                made=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                made=datetime.now(UTC).isoformat(timespec="seconds"),
                 environment=study_seeds.copies_environment([study_seeds.seed_dir(where, i) for i in range(n_seeds)]),
                 markdown=text,
                 numbers=tuple(numbers),

@@ -279,7 +279,8 @@ def published_studies_dir() -> Path:
 
 
 def published_study_path(study: str, budget: str) -> Path:
-    """Where the package keeps ``study``'s published spread at ``budget``: ``<published>/studies/<study>-<budget>.json``."""
+    """Where the package keeps ``study``'s published spread at ``budget``:
+    ``<published>/studies/<study>-<budget>.json``."""
     return published_studies_dir() / f"{study}-{budget}.json"
 
 

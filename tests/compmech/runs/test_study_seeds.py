@@ -9,8 +9,8 @@ from compmech import studies
 from compmech.runs.cli import main
 from compmech.runs.config import config_from_dict
 from compmech.runs.files import write_json_atomic, write_text_atomic
-from compmech.runs.reproduce import ReproduceRunner
 from compmech.runs.published import PublishedError
+from compmech.runs.reproduce import ReproduceRunner
 from compmech.runs.study_seeds import (
     PublishedStudy,
     copies_environment,
