@@ -26,6 +26,8 @@ import gen_reference  # noqa: E402  (docs/ is not a package: the generator sits 
 ROOT = Path(__file__).resolve().parents[1]
 STUDIES_NAV = "Follow-up studies"
 STUDIES_DIR = "how-to/studies"
+# the studies' published spreads over seeds (compmech.runs.study_seeds.published_studies_dir in the checkout)
+PUBLISHED_STUDIES = ROOT / "compmech" / "published" / "studies"
 log = logging.getLogger("mkdocs.hooks.compmech")
 
 
@@ -114,7 +116,11 @@ def studies_index(studies: dict) -> str:
             if study.settings
             else "compares runs (no config table)"
         )
-        rows.append(f"| [{name}]({name}.md) | {study.summary} | {table} | `compmech reproduce --only {name}` |")
+        budgets = [b for b in ("quick", "full") if (PUBLISHED_STUDIES / f"{name}-{b}.json").is_file()]
+        spread = ", ".join(budgets) if budgets else "not yet"
+        rows.append(
+            f"| [{name}]({name}.md) | {study.summary} | {table} | `compmech reproduce --only {name}` | {spread} |"
+        )
     return "\n".join(
         [
             "# Follow-up studies",
@@ -125,9 +131,14 @@ def studies_index(studies: dict) -> str:
             "tables "
             "and figures (`--quick`: a budget of minutes). Each page below is that folder's README.",
             "",
-            "| study | what it asks | in a config | reproduce |",
-            "|---|---|---|---|",
+            "| study | what it asks | in a config | reproduce | over 3 seeds (published) |",
+            "|---|---|---|---|---|",
             *rows,
+            "",
+            "The last column names the budgets at which the study's tables over three seeds ship with the package "
+            "(`compmech/published/studies/`, made by `compmech reproduce --only STUDY --seeds 3 [--quick] --publish "
+            "FILE`); each study's page shows them with what the spread changes "
+            "([Reproducibility](../../reproducibility.md)).",
             "",
             "The results the project README reported for these studies before this site are kept, as they were, in "
             "[Results as the README reported them](readme-results.md).",
