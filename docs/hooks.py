@@ -118,9 +118,7 @@ def studies_index(studies: dict) -> str:
         )
         budgets = [b for b in ("quick", "full") if (PUBLISHED_STUDIES / f"{name}-{b}.json").is_file()]
         spread = ", ".join(budgets) if budgets else "not yet"
-        rows.append(
-            f"| [{name}]({name}.md) | {study.summary} | {table} | `compmech reproduce --only {name}` | {spread} |"
-        )
+        rows.append(f"| [{name}]({name}.md) | {study.summary} | {table} | `--only {name}` (3 seeds: {spread}) |")
     return "\n".join(
         [
             "# Follow-up studies",
@@ -131,13 +129,13 @@ def studies_index(studies: dict) -> str:
             "tables "
             "and figures (`--quick`: a budget of minutes). Each page below is that folder's README.",
             "",
-            "| study | what it asks | in a config | reproduce | over 3 seeds (published) |",
-            "|---|---|---|---|---|",
+            "| study | what it asks | in a config | `compmech reproduce` |",
+            "|---|---|---|---|",
             *rows,
             "",
-            "The last column names the budgets at which the study's tables over three seeds ship with the package "
-            "(`compmech/published/studies/`, made by `compmech reproduce --only STUDY --seeds 3 [--quick] --publish "
-            "FILE`); each study's page shows them with what the spread changes "
+            '"3 seeds" names the budgets at which the study\'s tables over three seeds ship with the '
+            "package (`compmech/published/studies/`, made by `compmech reproduce --only STUDY --seeds 3 [--quick] "
+            "--publish FILE`); each study's page shows them with what the spread changes "
             "([Reproducibility](../../reproducibility.md)).",
             "",
             "The results the project README reported for these studies before this site are kept, as they were, in "
