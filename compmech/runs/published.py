@@ -51,10 +51,27 @@ BUDGETS = ("quick", "full")
 #: The summary.json ``environment`` fields that must agree between the seeds of one published spread (one machine
 #: made them).
 SAME_MACHINE = ("cpu", "cpu_features", "libraries", "xla_flags", "python", "jax_backend")
+#: The fewest seeds a published spread (an experiment's or a study's) is made of (the issue's "at least 3").
+MIN_PUBLISHED_SEEDS = 3
 
 
 class PublishedError(ConfigError):
     """The published-numbers file is damaged, or holds no entry for what is asked."""
+
+
+def require_enough_seeds(n_seeds: int, what: str) -> None:
+    """Raise `PublishedError` unless a spread over ``n_seeds`` seeds of ``what`` (an experiment or a study) may be
+    published (`MIN_PUBLISHED_SEEDS` or more)."""
+    if n_seeds < MIN_PUBLISHED_SEEDS:
+        raise PublishedError(
+            f"--publish needs --seeds {MIN_PUBLISHED_SEEDS} or more (a spread over {n_seeds} seeds says too little); "
+            f"got {n_seeds} for {what}"
+        )
+
+
+def machine_differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """The `SAME_MACHINE` fields in which two summary.json ``environment`` records differ (none: one machine)."""
+    return [k for k in SAME_MACHINE if a.get(k) != b.get(k)]
 
 
 def published_path() -> Path:

@@ -28,6 +28,7 @@ from compmech.runs.config import ConfigError, ExperimentConfig, config_from_dict
 from compmech.runs.errors import SweepIncomplete
 from compmech.runs.files import write_json_atomic, write_text_atomic
 from compmech.runs.paper import PAPER_RESULTS
+from compmech.runs.published import require_enough_seeds
 from compmech.runs.summary import RunSummary
 from compmech.runs.sweep import incomplete_message, load_sweep, run_sweep
 from compmech.studies import SweepPointRun
@@ -126,11 +127,8 @@ def run_study_seeds(
         )
     if n_seeds < 2:
         raise ConfigError(f"--seeds {n_seeds}: a spread needs at least 2 seeds (the tables publish 3 or more)")
-    if publish is not None and n_seeds < study_seeds.MIN_PUBLISHED_COPIES:
-        raise ConfigError(
-            f"--publish needs --seeds {study_seeds.MIN_PUBLISHED_COPIES} or more (a spread over {n_seeds} seeds says "
-            "too little)"
-        )
+    if publish is not None:  # refused before any run
+        require_enough_seeds(n_seeds, name)
     texts, copies = [], []
     for offset in range(n_seeds):
         here = study_seeds.seed_dir(Path(where), offset)

@@ -34,7 +34,7 @@ from compmech.runs.config import ExperimentConfig, load_config, quick_steps
 from compmech.runs.errors import ConfigError
 from compmech.runs.files import COMPLETE_MARK, write_json_atomic, write_text_atomic
 from compmech.runs.published import (
-    SAME_MACHINE,
+    MIN_PUBLISHED_SEEDS,
     Published,
     PublishedEntry,
     PublishedError,
@@ -46,8 +46,10 @@ from compmech.runs.published import (
     first_difference,
     format_verdicts,
     load_published,
+    machine_differences,
     published_path,
     quantities_for,
+    require_enough_seeds,
     run_record,
     spread_table,
     value_of,
@@ -56,8 +58,6 @@ from compmech.runs.published import (
 
 #: The folder of ``<out>`` that holds the seeds' run directories.
 SEEDS_DIR = "seeds"
-#: The fewest seeds a published spread is made of (the issue's "at least 3").
-MIN_PUBLISHED_SEEDS = 3
 
 
 def budget_config(
@@ -122,7 +122,7 @@ def make_entry(
     records = [run_record(d) for d in dirs]
     envs = [r.get("environment") or {} for r in records]
     for cfg, env in zip(cfgs[1:], envs[1:]):
-        differing = [k for k in SAME_MACHINE if env.get(k) != envs[0].get(k)]
+        differing = machine_differences(env, envs[0])
         if differing:
             raise PublishedError(
                 f"{cfg.name} ran on another machine than {cfgs[0].name} ({', '.join(differing)} "
@@ -208,11 +208,7 @@ def publish(path: Path, entries: Sequence[PublishedEntry]) -> Published:
     """Merge ``entries`` into the published-numbers file ``path`` (an entry of the same experiment and budget
     replaced, the others kept) and write it atomically."""
     for e in entries:
-        if len(e.seeds) < MIN_PUBLISHED_SEEDS:
-            raise ConfigError(
-                f"--publish needs --seeds {MIN_PUBLISHED_SEEDS} or more (a spread over "
-                f"{len(e.seeds)} seeds says too little); got {len(e.seeds)} for {e.experiment}"
-            )
+        require_enough_seeds(len(e.seeds), e.experiment)
     merged = load_published(path).merged(entries)
     write_json_atomic(path, merged.to_json())
     return merged

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from compmech.runs.files import write_json_atomic
-from compmech.runs.published import BUDGETS, SAME_MACHINE, PublishedError, Spread
+from compmech.runs.published import BUDGETS, PublishedError, Spread, machine_differences, require_enough_seeds
 
 #: The folder of ``<out>`` that holds one copy of the study per seed offset.
 SEEDS_DIR = "seeds"
@@ -212,8 +212,6 @@ def markdown_over_seeds(texts: Sequence[str], n_label: str) -> str:
 PUBLISHED_STUDIES = "studies"
 #: The schema of a published study file (bumped when a field changes meaning).
 STUDY_SCHEMA = 1
-#: The fewest seed copies a published study spread is made of.
-MIN_PUBLISHED_COPIES = 3
 # The README markers around a study's published tables over seeds: <!-- published seeds: STUDY BUDGET --> ... end.
 _MARK = re.compile(r"<!--\s*published seeds:\s*(\S+)(?:\s+(\S+))?\s*-->")
 
@@ -301,11 +299,7 @@ def load_published_study(path: str | Path) -> PublishedStudy:
 
 def publish_study(path: str | Path, record: PublishedStudy) -> None:
     """Write ``record`` to ``path`` atomically (the one way a published study file is written)."""
-    if record.n_seeds < MIN_PUBLISHED_COPIES:
-        raise PublishedError(
-            f"--publish needs --seeds {MIN_PUBLISHED_COPIES} or more (a spread over {record.n_seeds} seeds says too "
-            "little)"
-        )
+    require_enough_seeds(record.n_seeds, record.study)
     write_json_atomic(Path(path), record.to_json())
 
 
@@ -347,7 +341,7 @@ def rows_not_published(rows: Sequence[str], record: PublishedStudy) -> list[str]
 
 def copies_environment(copies: Sequence[Path]) -> dict[str, Any]:
     """The machine every run of the seed copies ran on (their summary.json ``environment``); raises `PublishedError`
-    when two runs ran on machines that differ in a `SAME_MACHINE` field (one published spread is one machine's)."""
+    when two runs ran on machines that differ (`machine_differences`) (one published spread is one machine's)."""
     envs: list[tuple[Path, dict[str, Any]]] = []
     for copy in copies:
         for summary in sorted(Path(copy).rglob("summary.json")):
@@ -361,7 +355,7 @@ def copies_environment(copies: Sequence[Path]) -> dict[str, Any]:
         return {}
     first_dir, first = envs[0]
     for where, env in envs[1:]:
-        differing = [k for k in SAME_MACHINE if env.get(k) != first.get(k)]
+        differing = machine_differences(env, first)
         if differing:
             raise PublishedError(
                 f"{where} ran on another machine than {first_dir} ({', '.join(differing)} differ): one published "
