@@ -26,8 +26,6 @@ import gen_reference  # noqa: E402  (docs/ is not a package: the generator sits 
 ROOT = Path(__file__).resolve().parents[1]
 STUDIES_NAV = "Follow-up studies"
 STUDIES_DIR = "how-to/studies"
-# the studies' published spreads over seeds (compmech.runs.study_seeds.published_studies_dir in the checkout)
-PUBLISHED_STUDIES = ROOT / "compmech" / "published" / "studies"
 log = logging.getLogger("mkdocs.hooks.compmech")
 
 
@@ -109,6 +107,9 @@ def study_page(name: str, study) -> str:
 
 
 def studies_index(studies: dict) -> str:
+    from compmech.runs.published import BUDGETS
+    from compmech.runs.study_seeds import published_study_path
+
     rows = []
     for name, study in studies.items():
         table = (
@@ -116,7 +117,7 @@ def studies_index(studies: dict) -> str:
             if study.settings
             else "compares runs (no config table)"
         )
-        budgets = [b for b in ("quick", "full") if (PUBLISHED_STUDIES / f"{name}-{b}.json").is_file()]
+        budgets = [b for b in BUDGETS if published_study_path(name, b).is_file()]
         spread = ", ".join(budgets) if budgets else "not yet"
         rows.append(f"| [{name}]({name}.md) | {study.summary} | {table} | `--only {name}` (3 seeds: {spread}) |")
     return "\n".join(
