@@ -13,7 +13,10 @@ Finished runs are reused, so a later ``--seeds M`` (M > N) trains only the new o
   printed); a number equal in every copy (a label, a count the seeds agree on) is left as it was; in a cell that
   carries its own errors ("x ± e"), each estimate is written ``mean (sd s)`` and the errors are seed 0's; a cell whose
   words differ between the copies (a verdict "yes" for one seed and "no" for another, a different count of numbers)
-  keeps seed 0's text, marked ``(seed 0; seeds: ...)`` with every seed's cell. min–max and every value are in the
+  keeps seed 0's text, marked ``(seed 0; seeds: ...)`` with every seed's cell. A table is found in each copy by its
+  header, so lines a seed prints and another does not (a list of flagged positions) do not shift the rest; rows line up
+  in order when every copy's table has as many, otherwise by their first cell, and a row only some seeds have is
+  merged over those and says whose it is (``| 11 (seeds 0, 2 only) | ...``). min–max and every value are in the
   JSON.
 
 Seeds here run one after another (each study's runs are its own configs, of different shapes), not vmapped
@@ -44,8 +47,9 @@ from compmech.runs.published import BUDGETS, PublishedError, Spread, machine_dif
 SEEDS_DIR = "seeds"
 
 # A number inside a Markdown cell: not part of a word or a name (block_4, seed=3 keeps its digit: "=" counts as
-# a word join here), optionally signed, with decimals and an exponent; a trailing % is kept by the caller.
-_NUMBER = re.compile(r"(?<![\w.=/])[-−]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.])")
+# a word join here), optionally signed, with thousands separators ("16,978" is one number), decimals and an exponent;
+# a trailing % is kept by the caller.
+_NUMBER = re.compile(r"(?<![\w.=/])[-−]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.])")
 
 
 def seed_dir(out: Path, offset: int) -> Path:
@@ -125,12 +129,13 @@ def _mean_sd(token: str, values: Sequence[float], own_errors: bool = False) -> s
         mean, sd = f"{spread.mean:.{d}e}", f"{spread.sd:.1e}"
     else:
         d = max(d, 1) if d == 0 and spread.sd < 1 else d  # integers that vary (a count) get one decimal
-        mean, sd = f"{spread.mean:.{d}f}", f"{spread.sd:.{d}f}"
+        comma = "," if "," in token else ""  # thousands separators as seed 0's table wrote them
+        mean, sd = f"{spread.mean:{comma}.{d}f}", f"{spread.sd:{comma}.{d}f}"
     return f"{mean} (sd {sd})" if own_errors else f"{mean} ± {sd}"
 
 
 def _as_float(token: str) -> float:
-    return float(token.replace("−", "-"))
+    return float(token.replace("−", "-").replace(",", ""))
 
 
 def _cell_over_seeds(cells: Sequence[str]) -> str:
@@ -165,10 +170,103 @@ def _cells(line: str) -> list[str] | None:
     return s[1:-1].split("|")
 
 
+def _blocks(lines: Sequence[str]) -> list[str | list[str]]:
+    """A page as its lines outside tables (str) and its tables (each a list of consecutive table lines)."""
+    blocks: list[str | list[str]] = []
+    for line in lines:
+        if _cells(line) is None:
+            blocks.append(line)
+        elif blocks and isinstance(blocks[-1], list):
+            blocks[-1].append(line)
+        else:
+            blocks.append([line])
+    return blocks
+
+
+def _tables_by_header(blocks: Sequence[str | list[str]]) -> dict[tuple[str, int], list[str]]:
+    """A page's tables by (header line, how many tables with that header came before): the key that finds the same
+    table in another seed's page however many lines or tables come before it."""
+    found: dict[tuple[str, int], list[str]] = {}
+    for block in blocks:
+        if isinstance(block, list):
+            header = block[0].strip()
+            found[(header, sum(1 for h, _ in found if h == header))] = block
+    return found
+
+
+def _head_and_body(table: Sequence[str]) -> tuple[list[str], list[str]]:
+    """A table's lines down to its separator row (inclusive), and its body rows (none when it has no separator)."""
+    for i, line in enumerate(table):
+        cells = _cells(line)
+        if cells is not None and set("".join(cells).strip()) <= set("-: "):
+            return list(table[: i + 1]), list(table[i + 1 :])
+    return list(table), []
+
+
+def _row_keys(body: Sequence[str]) -> list[tuple[str, int]]:
+    """Each body row's key: its first cell, and how many rows before it had that first cell."""
+    keys: list[tuple[str, int]] = []
+    for line in body:
+        cells = _cells(line)
+        first = cells[0].strip() if cells else line.strip()
+        keys.append((first, sum(1 for k, _ in keys if k == first)))
+    return keys
+
+
+def _union_order(orders: Sequence[Sequence[tuple[str, int]]]) -> list[tuple[str, int]]:
+    """The keys of every order, each once: the first order's, and each key another order adds just before the next
+    key of that order already placed (at the end when none follows); keys that are all numbers in numeric order."""
+    merged = list(orders[0])
+    for order in orders[1:]:
+        for i, key in enumerate(order):
+            if key in merged:
+                continue
+            following = next((k for k in order[i + 1 :] if k in merged), None)
+            merged.insert(merged.index(following) if following is not None else len(merged), key)
+    if all(_NUMBER.fullmatch(first) for first, _ in merged):  # rows keyed by a number (a position): in its order
+        merged.sort(key=lambda k: (_as_float(k[0]), k[1]))
+    return merged
+
+
+def _merged_row(rows: Sequence[list[str]], seeds: Sequence[int], n_copies: int) -> str:
+    """One body row over the seeds that have it (``rows[i]`` is seed ``seeds[i]``'s cells); a row not every seed's
+    table has says whose it is in its first cell."""
+    if any(len(r) != len(rows[0]) for r in rows):  # a row that does not line up: the first seed's cells
+        rows, seeds = rows[:1], seeds[:1]
+    merged = [_cell_over_seeds([r[j] for r in rows]) for j in range(len(rows[0]))]
+    merged = [m if m.startswith(" ") else f" {m} " for m in merged]
+    if len(seeds) < n_copies:
+        whose = f"seed {seeds[0]}" if len(seeds) == 1 else "seeds " + ", ".join(str(i) for i in seeds)
+        merged[0] = f"{merged[0].rstrip()} ({whose} only) "
+    return "|" + "|".join(merged) + "|"
+
+
+def _table_over_seeds(tables: Sequence[list[str] | None]) -> list[str]:
+    """Seed 0's table (``tables[0]``) over the copies that have it (None: a copy without this table): rows that line
+    up (the same count) merge in order, otherwise by their first cell; a row some copies lack is merged over those that
+    have it and says so."""
+    head, body0 = _head_and_body(tables[0] or [])
+    bodies = [_head_and_body(t)[1] if t is not None else None for t in tables]
+    have = [i for i, b in enumerate(bodies) if b is not None]
+    if all(len(b) == len(body0) for b in bodies if b is not None):
+        keyed = [[(str(r), 0) for r in range(len(body0))] if b is not None else [] for b in bodies]
+    else:
+        keyed = [_row_keys(b) if b is not None else [] for b in bodies]
+    rows_by_key = [dict(zip(k, b or [], strict=True)) for k, b in zip(keyed, bodies, strict=True)]
+    out = list(head)
+    for key in _union_order([keyed[i] for i in have]):
+        seeds = [i for i in have if key in rows_by_key[i]]
+        cells = [_cells(rows_by_key[i][key]) for i in seeds]
+        out.append(_merged_row([c for c in cells if c is not None], seeds, len(tables)))
+    return out
+
+
 def markdown_over_seeds(texts: Sequence[str], n_label: str) -> str:
     """Seed 0's Markdown with every table body cell's varying numbers as mean ± sd over the copies (the module
-    docstring). Lines outside tables, header rows and separators are seed 0's; a table whose rows do not line up
-    between the copies keeps seed 0's rows with a note. ``n_label`` heads the page (what was run, how many seeds).
+    docstring). Lines outside tables, header rows and separators are seed 0's. A table is found in each copy by its
+    header (and how many tables with that header came before); its rows merge in order when every copy has as many,
+    otherwise by their first cell, and a row that only some copies have is merged over those, its first cell saying
+    whose it is ("(seeds 0, 2 only)"). ``n_label`` heads the page (what was run, how many seeds).
 
     Examples
     --------
@@ -176,33 +274,24 @@ def markdown_over_seeds(texts: Sequence[str], n_label: str) -> str:
     >>> page = markdown_over_seeds([table.format("0.10"), table.format("0.30")], "2 seeds")
     >>> page.splitlines()[-1]
     '| x1 | 0.20 ± 0.14 |'
+    >>> flagged = ["| t | loss |\\n|---|---|\\n| 3 | 0.5 |", "| t | loss |\\n|---|---|\\n| 3 | 0.7 |\\n| 9 | 0.2 |"]
+    >>> markdown_over_seeds(flagged, "2 seeds").splitlines()[-2:]
+    ['| 3 | 0.6 ± 0.1 |', '| 9 (seed 1 only) | 0.2 |']
     """
     if not texts:
         raise ValueError("a table over seeds needs at least one copy")
-    lines = [t.splitlines() for t in texts]
+    pages = [_blocks(t.splitlines()) for t in texts]
+    others = [_tables_by_header(p) for p in pages[1:]]
     out = [n_label, ""]
-    aligned = all(len(ls) == len(lines[0]) for ls in lines)
-    in_body = False
-    for i, line in enumerate(lines[0]):
-        cells = _cells(line)
-        if cells is None:
-            in_body = False
-            out.append(line)
+    seen: dict[str, int] = {}
+    for block in pages[0]:
+        if isinstance(block, str):
+            out.append(block)
             continue
-        if set("".join(cells).strip()) <= set("-: "):  # the separator: rows below it are the body
-            in_body = True
-            out.append(line)
-            continue
-        if not in_body:
-            out.append(line)
-            continue
-        others = [_cells(ls[i]) if aligned else None for ls in lines[1:]]
-        if any(o is None or len(o) != len(cells) for o in others):
-            out.append(line + " (seed 0: the other seeds' rows differ here)")
-            continue
-        rows = [cells] + [o for o in others if o is not None]
-        merged = [_cell_over_seeds([r[j] for r in rows]) for j in range(len(cells))]
-        out.append("|" + "|".join(m if m.startswith(" ") else f" {m} " for m in merged) + "|")
+        header = block[0].strip()
+        key = (header, seen.get(header, 0))
+        seen[header] = key[1] + 1
+        out.extend(_table_over_seeds([block, *(o.get(key) for o in others)]))
     return "\n".join(out) + "\n"
 
 
@@ -309,7 +398,7 @@ def marked_rows(page: str) -> dict[tuple[str, str], list[str]]:
 
     Examples
     --------
-    >>> page = "<!-- published seeds: icl quick -->\n| a | b |\n|---|---|\n| x | 1 |\n<!-- published seeds: end -->"
+    >>> page = "<!-- published seeds: icl quick -->\\n| a | b |\\n|---|---|\\n| x | 1 |\\n<!-- published seeds: end -->"
     >>> marked_rows(page)
     {('icl', 'quick'): ['| a | b |', '|---|---|', '| x | 1 |']}
     """
@@ -326,7 +415,7 @@ def marked_rows(page: str) -> dict[tuple[str, str], list[str]]:
                 raise ValueError(f"line {number}: expected <!-- published seeds: STUDY BUDGET --> after an end marker")
             open_key = (match.group(1), match.group(2))
             found.setdefault(open_key, [])
-        elif open_key is not None and _cells(line) is not None:
+        elif open_key is not None and line.strip().startswith("|"):  # a row, or a line that should have been one
             found[open_key].append(line.strip())
     if open_key is not None:
         raise ValueError(f"the marker for {open_key[0]} {open_key[1]} is never closed (<!-- published seeds: end -->)")

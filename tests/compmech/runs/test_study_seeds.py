@@ -51,11 +51,56 @@ def test_a_cell_with_its_own_errors_shows_the_seeds_spread_apart_from_them():
     assert page.splitlines()[-1] == "| x | 0.70 (sd 0.14) ± 0.02 |"  # the fit's error is seed 0's
 
 
-def test_rows_that_differ_between_seeds_are_kept_from_seed_0_and_said():
+def test_a_table_another_seed_lacks_is_seed_0s_and_says_so_in_every_row():
     one = "| a | b |\n|---|---|\n| x | 0.1 |\n"
-    two = "| a | b | c |\n|---|---|---|\n| x | 0.1 | 2 |\n"
+    two = "| a | b | c |\n|---|---|---|\n| x | 0.1 | 2 |\n"  # another header: not the same table
     page = markdown_over_seeds([one, two], "n")
-    assert "| x | 0.1 | (seed 0: the other seeds' rows differ here)" in page
+    assert page.splitlines()[-1] == "| x (seed 0 only) | 0.1 |"
+
+
+def test_a_table_is_found_by_its_header_however_many_lines_come_before_it():
+    table = "| layer | r2 |\n|---|---|\n| block_1 | {} |\n"
+    one = "text\n\n" + table.format("0.5")
+    two = "text\nanother line only this seed prints\n\n" + table.format("0.7")
+    page = markdown_over_seeds([one, two], "n")
+    assert page.splitlines()[-1] == "| block_1 | 0.6 ± 0.1 |"
+    assert "another line only this seed prints" not in page  # lines outside tables are seed 0's
+
+
+def test_rows_that_only_some_seeds_have_merge_by_their_first_cell_and_say_whose_they_are():
+    # a table that lists, say, the positions flagged below the optimum: each seed flags others
+    head = "| seen | loss |\n|---|---|\n"
+    seeds = [
+        head + "| 3 | 0.50 |\n| 11 | 0.80 |\n",
+        head + "| 3 | 0.70 |\n| 7 | 0.20 |\n| 11 | 0.90 |\n",
+        head + "| 3 | 0.60 |\n| 20 | 0.40 |\n",
+    ]
+    # the positions in their order, though no seed lists 7, 11 and 20 together
+    body = markdown_over_seeds(seeds, "n").splitlines()[4:]
+    assert body == [
+        "| 3 | 0.60 ± 0.10 |",
+        "| 7 (seed 1 only) | 0.20 |",
+        "| 11 (seeds 0, 1 only) | 0.85 ± 0.07 |",
+        "| 20 (seed 2 only) | 0.40 |",
+    ]
+    labels = ["| k | v |\n|---|---|\n| b | 1 |\n| d | 2 |\n", "| k | v |\n|---|---|\n| a | 3 |\n| d | 4 |\n| e | 5 |\n"]
+    assert [r.split("|")[1].strip() for r in markdown_over_seeds(labels, "n").splitlines()[4:]] == [
+        "b (seed 0 only)",
+        "a (seed 1 only)",
+        "d",
+        "e (seed 1 only)",
+    ]
+
+
+def test_a_row_whose_cells_do_not_line_up_is_seed_0s_and_says_so():
+    one = "| a | b |\n|---|---|\n| x | 0.1 |\n"
+    two = "| a | b |\n|---|---|\n| x | 0.1 | 2 |\n"
+    assert markdown_over_seeds([one, two], "n").splitlines()[-1] == "| x (seed 0 only) | 0.1 |"
+
+
+def test_a_marked_line_that_is_not_a_whole_table_row_is_still_checked():
+    page = "<!-- published seeds: icl quick -->\n| a | b |\n|---|---|\n| x | 1 | (note)\n<!-- published seeds: end -->"
+    assert marked_rows(page)[("icl", "quick")][-1] == "| x | 1 | (note)"
 
 
 def test_spreads_keep_the_numbers_every_copy_holds():
@@ -190,3 +235,9 @@ def test_every_study_readme_shows_its_published_spreads_as_published():
             )
             shown.add(f"{study}-{budget}")
     assert shipped <= shown, f"published but shown in no study README: {sorted(shipped - shown)}"
+
+
+def test_a_number_with_thousands_separators_is_one_number():
+    table = "| a | tokens |\n|---|---|\n| x | {} |\n"
+    page = markdown_over_seeds([table.format("16,978"), table.format("17,179"), table.format("17,061")], "n")
+    assert page.splitlines()[-1] == "| x | 17,073 ± 101 |"
