@@ -28,7 +28,7 @@ from compmech.runs.config import ConfigError, ExperimentConfig, config_from_dict
 from compmech.runs.errors import SweepIncomplete
 from compmech.runs.files import write_json_atomic, write_text_atomic
 from compmech.runs.paper import PAPER_RESULTS
-from compmech.runs.published import require_enough_seeds
+from compmech.runs.published import MIN_PUBLISHED_SEEDS, require_enough_seeds
 from compmech.runs.summary import RunSummary
 from compmech.runs.sweep import incomplete_message, load_sweep, run_sweep
 from compmech.studies import SweepPointRun
@@ -126,7 +126,9 @@ def run_study_seeds(
             f"study {name!r} has no reproduce entry; the studies --only runs are {', '.join(reproducible_studies())}"
         )
     if n_seeds < 2:
-        raise ConfigError(f"--seeds {n_seeds}: a spread needs at least 2 seeds (the tables publish 3 or more)")
+        raise ConfigError(
+            f"--seeds {n_seeds}: a spread needs at least 2 seeds (the tables publish {MIN_PUBLISHED_SEEDS} or more)"
+        )
     if publish is not None:  # refused before any run
         require_enough_seeds(n_seeds, name)
     texts, copies = [], []

@@ -183,15 +183,22 @@ def _blocks(lines: Sequence[str]) -> list[str | list[str]]:
     return blocks
 
 
+def _numbered(names: Sequence[str]) -> list[tuple[str, int]]:
+    """Each name with how many times it came before: the key that tells repeats apart (two tables with one header, two
+    rows with one first cell)."""
+    counts: dict[str, int] = {}
+    keys: list[tuple[str, int]] = []
+    for name in names:
+        keys.append((name, counts.get(name, 0)))
+        counts[name] = counts.get(name, 0) + 1
+    return keys
+
+
 def _tables_by_header(blocks: Sequence[str | list[str]]) -> dict[tuple[str, int], list[str]]:
     """A page's tables by (header line, how many tables with that header came before): the key that finds the same
     table in another seed's page however many lines or tables come before it."""
-    found: dict[tuple[str, int], list[str]] = {}
-    for block in blocks:
-        if isinstance(block, list):
-            header = block[0].strip()
-            found[(header, sum(1 for h, _ in found if h == header))] = block
-    return found
+    tables = [b for b in blocks if isinstance(b, list)]
+    return dict(zip(_numbered([t[0].strip() for t in tables]), tables, strict=True))
 
 
 def _head_and_body(table: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -205,12 +212,7 @@ def _head_and_body(table: Sequence[str]) -> tuple[list[str], list[str]]:
 
 def _row_keys(body: Sequence[str]) -> list[tuple[str, int]]:
     """Each body row's key: its first cell, and how many rows before it had that first cell."""
-    keys: list[tuple[str, int]] = []
-    for line in body:
-        cells = _cells(line)
-        first = cells[0].strip() if cells else line.strip()
-        keys.append((first, sum(1 for k, _ in keys if k == first)))
-    return keys
+    return _numbered([(cells[0] if (cells := _cells(line)) else line).strip() for line in body])
 
 
 def _union_order(orders: Sequence[Sequence[tuple[str, int]]]) -> list[tuple[str, int]]:
@@ -283,15 +285,13 @@ def markdown_over_seeds(texts: Sequence[str], n_label: str) -> str:
     pages = [_blocks(t.splitlines()) for t in texts]
     others = [_tables_by_header(p) for p in pages[1:]]
     out = [n_label, ""]
-    seen: dict[str, int] = {}
+    keys = iter(_tables_by_header(pages[0]))  # seed 0's tables' keys, in the page's order
     for block in pages[0]:
         if isinstance(block, str):
             out.append(block)
-            continue
-        header = block[0].strip()
-        key = (header, seen.get(header, 0))
-        seen[header] = key[1] + 1
-        out.extend(_table_over_seeds([block, *(o.get(key) for o in others)]))
+        else:
+            key = next(keys)
+            out.extend(_table_over_seeds([block, *(o.get(key) for o in others)]))
     return "\n".join(out) + "\n"
 
 
