@@ -120,15 +120,22 @@ def _decimals(token: str) -> tuple[str, int]:
     return "f", len(body.split(".")[1]) if "." in body else 0
 
 
+_MAX_DECIMALS = 12  # an sd below 1e-12 (float noise between seeds) prints as 0 at 12 decimals
+
+
 def _mean_sd(token: str, values: Sequence[float], own_errors: bool = False) -> str:
     """``mean ± sd`` over the seeds, to the digits of seed 0's ``token``; ``mean (sd s)`` in a cell that carries its own
-    ± errors (so the seeds' spread is not read as one of them)."""
+    ± errors (so the seeds' spread is not read as one of them). An sd that those digits would print as 0 (seeds that
+    differ below seed 0's last digit) is printed to its first significant digit instead, and the mean to as many
+    decimals: "0.90 ± 0.04", not "0.9 ± 0.0"."""
     spread = Spread(tuple(values))
     kind, d = _decimals(token)
     if kind == "e":
         mean, sd = f"{spread.mean:.{d}e}", f"{spread.sd:.1e}"
     else:
         d = max(d, 1) if d == 0 and spread.sd < 1 else d  # integers that vary (a count) get one decimal
+        if 0 < spread.sd < 0.5 * 10.0**-d:  # an sd that seed 0's digits would print as 0: to its first digit
+            d = min(-math.floor(math.log10(spread.sd)), _MAX_DECIMALS)
         comma = "," if "," in token else ""  # thousands separators as seed 0's table wrote them
         mean, sd = f"{spread.mean:{comma}.{d}f}", f"{spread.sd:{comma}.{d}f}"
     return f"{mean} (sd {sd})" if own_errors else f"{mean} ± {sd}"

@@ -51,6 +51,20 @@ def test_a_cell_with_its_own_errors_shows_the_seeds_spread_apart_from_them():
     assert page.splitlines()[-1] == "| x | 0.70 (sd 0.14) ± 0.02 |"  # the fit's error is seed 0's
 
 
+def test_an_sd_below_seed_0s_last_digit_is_printed_to_its_first_digit_not_as_zero():
+    table = "| a | b | c |\n|---|---|---|\n| x | {} | {} |\n"
+    # seed 0 printed 1 decimal, the others more (a study rounds each value to its own error): 0.90, 0.893, 0.897
+    # have sd 0.0035, which seed 0's one decimal would print as "0.9 (sd 0.0)"
+    page = markdown_over_seeds([table.format(v, "1") for v in ("0.9 ± 0.14", "0.893 ± 0.1", "0.897 ± 0.2")], "n")
+    assert page.splitlines()[-1] == "| x | 0.897 (sd 0.004) ± 0.14 | 1 |"
+    page = markdown_over_seeds([table.format(v, "1") for v in ("0.005", "0.0051")], "n")
+    assert page.splitlines()[-1] == "| x | 0.00505 ± 0.00007 | 1 |"  # was "0.005 ± 0.000"
+    page = markdown_over_seeds([table.format(v, "1") for v in ("0.60", "0.61")], "n")
+    assert page.splitlines()[-1] == "| x | 0.60 ± 0.01 | 1 |"  # an sd seed 0's digits can print keeps them
+    page = markdown_over_seeds([table.format(v, "1") for v in ("0.5", "0.5000000000001")], "n")
+    assert page.splitlines()[-1] == "| x | 0.500000000000 ± 0.000000000000 | 1 |"  # at most 12 decimals
+
+
 def test_a_table_another_seed_lacks_is_seed_0s_and_says_so_in_every_row():
     one = "| a | b |\n|---|---|\n| x | 0.1 |\n"
     two = "| a | b | c |\n|---|---|---|\n| x | 0.1 | 2 |\n"  # another header: not the same table
