@@ -10,7 +10,7 @@ Finished runs are reused, so a later ``--seeds M`` (M > N) trains only the new o
   (`compmech.runs.published.Spread`, the formula once);
 - ``<out>/<study>-seeds.md``: the study's own Markdown (seed offset 0's ``<study>.md``) with every table cell's
   number that differs between the seeds written ``mean ± sd`` over the N seeds (to the digits seed 0's table
-  printed); a number equal in every copy (a label, a count the seeds agree on) is left as it was; in a cell that
+  printed, or to the sd's first significant digit where those would print it as 0); a number equal in every copy (a label, a count the seeds agree on) is left as it was; in a cell that
   carries its own errors ("x ± e"), each estimate is written ``mean (sd s)`` and the errors are seed 0's; a cell whose
   words differ between the copies (a verdict "yes" for one seed and "no" for another, a different count of numbers)
   keeps seed 0's text, marked ``(seed 0; seeds: ...)`` with every seed's cell. A table is found in each copy by its
