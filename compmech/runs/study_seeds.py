@@ -8,16 +8,16 @@ Finished runs are reused, so a later ``--seeds M`` (M > N) trains only the new o
 - ``<out>/<study>-seeds.json``: every number of the study's ``<study>.json`` that all N copies hold at the same path
   (bools and strings aside), as a spread over the seeds: its values in seed order, mean, sample sd, min and max
   (`compmech.runs.published.Spread`, the formula once);
-- ``<out>/<study>-seeds.md``: the study's own Markdown (seed offset 0's ``<study>.md``) with every table cell's
-  number that differs between the seeds written ``mean ± sd`` over the N seeds (to the digits seed 0's table
-  printed, or to the sd's first significant digit where those would print it as 0); a number equal in every copy (a label, a count the seeds agree on) is left as it was; in a cell that
-  carries its own errors ("x ± e"), each estimate is written ``mean (sd s)`` and the errors are seed 0's; a cell whose
-  words differ between the copies (a verdict "yes" for one seed and "no" for another, a different count of numbers)
-  keeps seed 0's text, marked ``(seed 0; seeds: ...)`` with every seed's cell. A table is found in each copy by its
-  header, so lines a seed prints and another does not (a list of flagged positions) do not shift the rest; rows line up
-  in order when every copy's table has as many, otherwise by their first cell, and a row only some seeds have is
-  merged over those and says whose it is (``| 11 (seeds 0, 2 only) | ...``). min–max and every value are in the
-  JSON.
+- ``<out>/<study>-seeds.md``: the study's own Markdown (seed offset 0's ``<study>.md``) with every table cell's number
+  that differs between the seeds written ``mean ± sd`` over the N seeds (to the digits seed 0's table printed, or to the
+  sd's first significant digit where those would print it as 0); a number equal in every copy (a label, a count the
+  seeds agree on) is left as it was; in a cell that carries its own errors ("x ± e"), each estimate is written
+  ``mean (sd s)`` and the errors are seed 0's; a cell whose words differ between the copies (a verdict "yes" for one
+  seed and "no" for another, a different count of numbers) keeps seed 0's text, marked ``(seed 0; seeds: ...)`` with
+  every seed's cell. A table is found in each copy by its header, so lines a seed prints and another does not (a list
+  of flagged positions) do not shift the rest; rows line up in order when every copy's table has as many, otherwise by
+  their first cell, and a row only some seeds have is merged over those and says whose it is
+  (``| 11 (seeds 0, 2 only) | ...``). min–max and every value are in the JSON.
 
 Seeds here run one after another (each study's runs are its own configs, of different shapes), not vmapped
 together as ``--seeds`` does for one experiment config.
